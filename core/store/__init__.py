@@ -1,0 +1,5 @@
+"""The workspace: one SQLite file holding the behaviour log, its provenance and trained runs."""
+
+from core.store.workspace import EventArrays, Workspace, WorkspaceError, default_workspace_path
+
+__all__ = ["EventArrays", "Workspace", "WorkspaceError", "default_workspace_path"]

@@ -1,0 +1,112 @@
+"""Tables of a workspace (SQLAlchemy Core).
+
+Ids: every table has an integer primary key used inside the engine; users and items also
+keep the shop's own ``external_id`` (text) so nothing the shop knows is lost. Item
+``categories`` is a ``|``-joined list, first entry = primary category. ``attributes``
+columns hold JSON objects of whatever extra columns the source file had.
+
+``events.ts`` is a float: unix seconds, or a plain position when the source only gave an
+order (``meta.time_kind`` says which). Bump ``SCHEMA_VERSION`` and add a step in
+``workspace._MIGRATIONS`` whenever a table changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String, nullable=False, unique=True),
+    Column("attributes", Text, nullable=True),  # JSON object, e.g. {"age": 24, "gender": "M"}
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String, nullable=False, unique=True),
+    Column("title", Text, nullable=True),
+    Column("categories", Text, nullable=True),  # "Adventure|Comedy", primary first
+    Column("attributes", Text, nullable=True),  # JSON object
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String, nullable=False),  # "events" | "items" | "users"
+    Column("source_path", Text, nullable=False),
+    Column("source_sha256", String, nullable=False),
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("rows_accepted", Integer, nullable=False, default=0),
+    Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("duration_s", Float, nullable=False, default=0.0),
+    Column("created_at", Float, nullable=False),  # unix seconds
+    Column("options", Text, nullable=True),  # JSON: delimiter, encoding, column roles, policy
+)
+Index("ix_imports_sha", imports.c.source_sha256, imports.c.kind)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("import_id", Integer, ForeignKey("imports.id", ondelete="CASCADE"), nullable=False),
+    Column("line", Integer, nullable=False),  # 1-based line in the source file
+    Column("column", String, nullable=True),  # column name or number, when one is to blame
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=True),  # the offending line as read
+)
+Index("ix_rejected_import", rejected_rows.c.import_id, rejected_rows.c.line)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("event_type", String, nullable=False, default="interaction"),
+    Column("value", Float, nullable=True),  # rating, price, quantity...
+    Column("import_id", Integer, ForeignKey("imports.id"), nullable=True),
+)
+# One user's time-ordered sequence; the rowid breaks ties in file order.
+Index("ix_events_user_ts", events.c.user_id, events.c.ts)
+Index("ix_events_item", events.c.item_id)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("model", String, nullable=False),  # "sasrec", "gru", "pop", ...
+    Column("status", String, nullable=False),  # "running" | "done" | "cancelled" | "failed"
+    Column("config", Text, nullable=False),  # JSON of the config dataclass
+    Column("metrics", Text, nullable=True),  # JSON: validation/test metrics, segments
+    Column("device", String, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("content_hash", String, nullable=True),  # workspace content the run was trained on
+    Column("bundle_path", Text, nullable=True),
+)

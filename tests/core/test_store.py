@@ -1,0 +1,75 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from core.store import Workspace, WorkspaceError
+from core.store import schema
+
+
+def _seed(ws):
+    with ws.engine.begin() as conn:
+        conn.execute(schema.users.insert(), [{"id": 1, "external_id": "u1"}, {"id": 2, "external_id": "u2"}])
+        conn.execute(
+            schema.items.insert(),
+            [{"id": 1, "external_id": "a", "title": "A", "categories": "Toys|Kids"}, {"id": 2, "external_id": "b", "title": None, "categories": None}],
+        )
+        conn.execute(
+            schema.events.insert(),
+            [
+                {"id": 1, "user_id": 2, "item_id": 1, "ts": 5.0, "event_type": "view"},
+                {"id": 2, "user_id": 1, "item_id": 2, "ts": 9.0, "event_type": "view"},
+                {"id": 3, "user_id": 1, "item_id": 1, "ts": 3.0, "event_type": "purchase"},
+                {"id": 4, "user_id": 1, "item_id": 2, "ts": 3.0, "event_type": "view"},
+            ],
+        )
+
+
+def test_new_workspace_has_schema_version_wal_and_foreign_keys(tmp_path):
+    ws = Workspace.open(tmp_path / "w.sqlite")
+    assert ws.schema_version == schema.SCHEMA_VERSION
+    with ws.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    ws.close()
+
+
+def test_event_arrays_sorted_by_user_time_then_file_order(workspace):
+    _seed(workspace)
+    arrays = workspace.event_arrays()
+    assert arrays.user_id.tolist() == [1, 1, 1, 2]
+    assert arrays.event_id.tolist() == [3, 4, 2, 1]
+    assert np.all(np.diff(arrays.ts[:3]) >= 0)
+
+
+def test_user_sequence_joins_items_in_time_order(workspace):
+    _seed(workspace)
+    seq = workspace.user_sequence("u1")
+    assert seq["item"].tolist() == ["a", "b", "b"]
+    assert seq["categories"].iloc[0] == "Toys|Kids"
+    assert workspace.user_sequence("nobody").empty
+
+
+def test_content_hash_changes_with_data(workspace):
+    before = workspace.content_hash()
+    _seed(workspace)
+    assert workspace.content_hash() != before
+
+
+def test_foreign_file_is_refused(tmp_path):
+    bogus = tmp_path / "notes.sqlite"
+    bogus.write_text("hello, not a database")
+    with pytest.raises(WorkspaceError, match="not a NextPick workspace"):
+        Workspace.open(bogus)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "w.sqlite"
+    Workspace.open(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(WorkspaceError, match="newer NextPick"):
+        Workspace.open(path)
