@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from core.evaluation import metrics_from_ranks, target_ranks
+from core.evaluation import metrics_from_ranks, ranks_for, target_ranks
 
 
 def test_target_ranks_counts_strictly_higher_scores():
@@ -17,3 +17,23 @@ def test_metrics_from_ranks_known_values():
     assert math.isclose(m["hr@10"], 2 / 3)
     assert math.isclose(m["ndcg@10"], (1.0 + 1.0 / math.log2(3)) / 3)
     assert math.isclose(m["mrr@10"], (1.0 + 0.5) / 3)
+
+
+class _FixedScorer:
+    name = "fixed"
+
+    def __init__(self, row):
+        self.row = torch.tensor(row)
+
+    def score(self, histories, segments=None):
+        return self.row.repeat(len(histories), 1)
+
+
+def test_ranks_for_masks_history_but_never_the_target():
+    scorer = _FixedScorer([float("-inf"), 5.0, 4.0, 3.0, 2.0])
+    histories = [np.array([1, 2]), np.array([1, 4])]
+    ranks = ranks_for(scorer, histories, np.array([3, 4]), batch_size=1)
+    # user 0: items 1, 2 hidden, item 3 is best left; user 1: item 1 hidden, 4 kept though seen.
+    assert ranks.tolist() == [0, 2]
+    unmasked = ranks_for(scorer, histories, np.array([3, 4]), history_masked=False)
+    assert unmasked.tolist() == [2, 3]

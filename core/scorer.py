@@ -1,0 +1,39 @@
+"""The one interface every recommender in the engine offers, neural or baseline.
+
+Evaluation, candidate generation, bundles and the engine facade only ever see a ``Scorer``;
+that is what lets a popularity baseline and the Transformer be trained, compared, saved and
+served by the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores the whole catalogue for a batch of users given their histories.
+
+    Item indices follow ``core.data.SequenceData``: 0 is padding, 1..n_items are items.
+    """
+
+    name: str
+
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
+        """(batch, n_items + 1) float scores; column 0 is -inf. ``segments`` = profile segment per user."""
+        ...
+
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
+        """Predicted next-interest probabilities (n_interests,), or None when the scorer has no notion of them."""
+        ...
+
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(len(items), len(history)) non-negative weights: how much each history event drove each item."""
+        ...
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything needed to rebuild the scorer, as tensors, for a safetensors bundle."""
+        ...
