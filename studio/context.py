@@ -1,0 +1,68 @@
+"""What every page shares: the open engine, the job runner, and change signals.
+
+Pages follow the model (napari-style): they read ``context.engine`` and connect to the signals
+below; the engine never calls a widget. Whoever changes the workspace announces it here (the
+main window after opening a workspace, the Data page after an import, the Train page after a
+run ends or is deleted), and every page that shows that state refreshes itself.
+
+Signals
+    workspace_changed()        another workspace (or none) is open. Implies that data, runs and
+                               the active run changed too: those signals are NOT emitted as well,
+                               so pages refresh everything on this one.
+    data_changed()             events/items/users changed in the open workspace (an import).
+    runs_changed()             a run was added, finished, or deleted.
+    active_run_changed(object) the active run id (int), or None when there is none.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.workers import Job, JobRunner
+
+if TYPE_CHECKING:  # the engine module is heavy (torch); pages get it through the context
+    from core.engine import Engine
+
+
+class StudioContext(QObject):
+    """The shared state handed to every page as ``Page(context)``."""
+
+    workspace_changed = Signal()
+    data_changed = Signal()
+    runs_changed = Signal()
+    active_run_changed = Signal(object)
+
+    def __init__(self, jobs: Optional[JobRunner] = None, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.jobs = jobs or JobRunner(parent=self)
+        self._engine: Optional["Engine"] = None
+
+    @property
+    def engine(self) -> Optional["Engine"]:
+        """The open workspace's engine, or None while no workspace is open."""
+        return self._engine
+
+    def set_engine(self, engine: Optional["Engine"]) -> None:
+        """Switch to another workspace (closing the previous one) and tell every page."""
+        previous, self._engine = self._engine, engine
+        if previous is not None and previous is not engine:
+            previous.workspace.close()
+        self.workspace_changed.emit()
+
+    def run(self, fn: Callable[..., Any], *args: Any, progress: bool = True, cancel: bool = True, **kwargs: Any) -> Job:
+        """Start ``fn`` in the background; see ``studio.workers.JobRunner.start``."""
+        return self.jobs.start(fn, *args, progress=progress, cancel=cancel, **kwargs)
+
+    def announce_data_changed(self) -> None:
+        self.data_changed.emit()
+
+    def announce_runs_changed(self) -> None:
+        self.runs_changed.emit()
+
+    def set_active_run(self, run_id: Optional[int]) -> None:
+        """Make ``run_id`` the workspace's active model (stored by the engine) and tell every page."""
+        if self._engine is not None and run_id is not None:
+            self._engine.set_active_run(run_id)
+        self.active_run_changed.emit(run_id)

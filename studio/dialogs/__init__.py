@@ -1,0 +1,1 @@
+"""Dialogs of the studio: importing files and explaining errors."""

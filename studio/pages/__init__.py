@@ -1,0 +1,45 @@
+"""The pages of the main window and the one interface they share.
+
+A page is a ``StudioPage`` subclass constructed as ``Page(context)`` with a
+``studio.context.StudioContext``. The main window puts pages in its sidebar in the order Data,
+Train, Explore, Evaluate, using each class's ``title`` and ``tooltip``.
+
+What a page does
+    * Reads the engine from ``context.engine`` (may be None: show an empty state then) and never
+      keeps it past a ``workspace_changed`` signal.
+    * Connects to the context's signals and refreshes what it shows; it never calls another page.
+    * Announces what it changed: ``context.announce_data_changed()`` after an import,
+      ``context.announce_runs_changed()`` after a run ends or is deleted,
+      ``context.set_active_run(run_id)`` when the user picks the active model.
+    * Runs anything that touches many rows or a model through ``context.run(fn, *args, ...)``
+      (studio/workers.py) and shows failures with ``studio.dialogs.errors.show_error(self, exc)``.
+    * Fills itself with real content once the workspace has data, without clicks (Explore selects
+      the first user, Evaluate lists the runs): ``--screenshots`` and first launches rely on it.
+    * Sets a tooltip on every control it adds.
+
+``page_shown()`` is called by the main window each time the page becomes the visible one; pages
+that defer expensive refreshes until seen override it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtWidgets import QWidget
+
+from studio.context import StudioContext
+
+
+class StudioPage(QWidget):
+    """Base of every page: a titled widget that follows a ``StudioContext``."""
+
+    title: str = ""  # sidebar label, e.g. "Data"
+    tooltip: str = ""  # sidebar tooltip: what the page is for, in one line
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.setObjectName(f"{type(self).__name__}")
+
+    def page_shown(self) -> None:
+        """The page just became visible; the default needs nothing."""

@@ -1,0 +1,179 @@
+"""Run plain ``core`` functions on a thread pool and hear about them as queued Qt signals.
+
+The engine's long jobs know nothing about Qt: they take a ``progress`` callable and a
+``CancelToken`` (core/progress.py). A ``Job`` is the translation layer: it hands the job a
+callback that emits ``progress`` and a token that ``Job.cancel()`` sets, and turns the job's
+ending into exactly one of ``finished(result)``, ``failed(exception)`` or ``cancelled()``,
+followed by ``ended()``. The signals are emitted from the worker thread on an object that lives
+in the GUI thread, so Qt queues them: slots always run in the GUI thread and the window never
+waits on the job.
+
+Usage from a page::
+
+    job = context.jobs.start(engine.import_files, path, options=opts)
+    job.progress.connect(self._on_progress)     # core.progress.Progress
+    job.finished.connect(self._on_imported)     # the function's return value
+    job.failed.connect(lambda exc: show_error(self, exc, "Import failed"))
+    cancel_button.clicked.connect(job.cancel)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from core.progress import Cancelled, CancelToken, Progress
+
+# Reports closer together than this are coalesced (latest wins) so that a job reporting every
+# few microseconds cannot flood the event loop. Reports carrying metrics are never dropped:
+# they are the points of the training curves.
+PROGRESS_INTERVAL_S = 0.05
+
+
+class Job(QObject):
+    """One background call of a core function; lives in the GUI thread, runs in the pool."""
+
+    progress = Signal(object)  # core.progress.Progress
+    finished = Signal(object)  # the function's return value
+    failed = Signal(object)  # the exception the function raised
+    cancelled = Signal()  # the function raised core.progress.Cancelled
+    ended = Signal()  # after any of the three above: re-enable buttons here
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple = (),
+        kwargs: Optional[dict] = None,
+        *,
+        progress: bool = True,
+        cancel: bool = True,
+        parent: Optional[QObject] = None,
+    ) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.args = args
+        self.kwargs = dict(kwargs or {})
+        self.token = CancelToken()
+        self._pass_progress = progress
+        self._pass_cancel = cancel
+        self._last_emit = 0.0
+        self._done = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check; it ends with ``cancelled()``."""
+        self.token.cancel()
+
+    def wait(self, timeout_s: Optional[float] = None) -> bool:
+        """Block until the function returned (not until the queued signals were delivered)."""
+        return self._done.wait(timeout_s)
+
+    def run(self) -> None:
+        """Call the function in the current thread; the pool calls this."""
+        kwargs = dict(self.kwargs)
+        if self._pass_progress:
+            kwargs["progress"] = self._report
+        if self._pass_cancel:
+            kwargs["cancel"] = self.token
+        try:
+            result = self.fn(*self.args, **kwargs)
+        except Cancelled:
+            self.cancelled.emit()
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI
+            self.failed.emit(exc)
+        else:
+            self.finished.emit(result)
+        finally:
+            self._done.set()
+            self.ended.emit()
+
+    def _report(self, report: Progress) -> None:
+        now = time.perf_counter()
+        if report.metrics or now - self._last_emit >= PROGRESS_INTERVAL_S or _is_last(report):
+            self._last_emit = now
+            self.progress.emit(report)
+
+
+def _is_last(report: Progress) -> bool:
+    return report.total is not None and report.done >= report.total
+
+
+class _Runnable(QRunnable):
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        self.job.run()
+
+
+class JobRunner(QObject):
+    """Starts jobs on a thread pool and keeps them alive until they end."""
+
+    job_started = Signal(object)  # Job
+    job_ended = Signal(object)  # Job
+
+    def __init__(self, pool: Optional[QThreadPool] = None, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.pool = pool or QThreadPool.globalInstance()
+        self._jobs: list[Job] = []
+
+    def start(
+        self, fn: Callable[..., Any], *args: Any, progress: bool = True, cancel: bool = True, **kwargs: Any
+    ) -> Job:
+        """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` in the pool and return its Job.
+
+        Pass ``progress=False`` / ``cancel=False`` for functions that do not take them.
+        Connect to the Job's signals right away: they are queued, so none is missed.
+        """
+        job = Job(fn, args, kwargs, progress=progress, cancel=cancel)
+        self._jobs.append(job)
+        job.ended.connect(self._on_job_ended)
+        self.job_started.emit(job)
+        self.pool.start(_Runnable(job))
+        return job
+
+    def active(self) -> list[Job]:
+        return [job for job in self._jobs if job.running]
+
+    def cancel_all(self) -> None:
+        for job in self.active():
+            job.cancel()
+
+    def wait_all(self, timeout_s: Optional[float] = None) -> bool:
+        """Block until every running job returned; used when the window closes."""
+        deadline = None if timeout_s is None else time.perf_counter() + timeout_s
+        for job in list(self._jobs):
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            if not job.wait(left):
+                return False
+        return True
+
+    def _on_job_ended(self) -> None:
+        # The runner keeps a Python reference until here so a job nobody holds is not collected
+        # mid-run; afterwards whoever still holds the Job may keep reading it.
+        job = self.sender()
+        if job in self._jobs:
+            self._jobs.remove(job)
+        self.job_ended.emit(job)
+
+
+def run_in_thread(fn: Callable[..., Any], *args: Any, progress: bool = True, cancel: bool = True, **kwargs: Any) -> Job:
+    """Start ``fn`` on the global pool through a process-wide runner (see ``JobRunner.start``)."""
+    return _default_runner().start(fn, *args, progress=progress, cancel=cancel, **kwargs)
+
+
+_DEFAULT: list[JobRunner] = []
+
+
+def _default_runner() -> JobRunner:
+    if not _DEFAULT:
+        _DEFAULT.append(JobRunner())
+    return _DEFAULT[0]
