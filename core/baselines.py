@@ -1,0 +1,380 @@
+"""Non-neural recommenders behind the same ``Scorer`` interface as the sequence models.
+
+They are the yardsticks every trained model is compared with, the cold-start fallback
+(popularity within a profile segment) and a way to serve something useful seconds after
+an import. All of them fit from a ``TrainLog`` (the training prefixes of a split, never
+the held-out targets) in numpy, and rebuild from their ``state_tensors()`` alone.
+
+``interests()`` of a baseline is the category mix of what it would recommend (its top
+``INTEREST_TOP`` items, weighted by score): baselines have no interest head of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+INTEREST_TOP = 100
+
+
+@dataclass(frozen=True)
+class TrainLog:
+    """Training sequences in CSR form, plus the item facts every baseline and the ranker need.
+
+    offsets: (n_seq + 1,) into ``items`` / ``ts``; items use SequenceData indices (1..n_items).
+    segments: (n_seq,) profile segment of each sequence's user (0 = unknown).
+    item_category: (n_items + 1,) primary category index (0 = none).
+    """
+
+    offsets: np.ndarray
+    items: np.ndarray
+    ts: np.ndarray
+    segments: np.ndarray
+    n_items: int
+    item_category: np.ndarray
+    n_categories: int
+    n_segments: int
+
+    @property
+    def sequence_of_event(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
+
+    @classmethod
+    def from_split(cls, data, split) -> "TrainLog":
+        """The training prefixes of ``split`` (a ``core.data.Split`` over ``data``)."""
+        lengths = np.array([len(t) for t in split.train], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        positions = np.repeat(data.offsets[:-1] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return cls(offsets, data.items[positions], data.ts[positions], np.asarray(data.user_segment, np.int64),
+                   data.n_items, np.asarray(data.item_category, np.int64), data.n_categories,
+                   max(len(data.segment_names), int(np.max(data.user_segment, initial=0)) + 1))
+
+    @classmethod
+    def from_histories(cls, histories, n_items, item_category, n_categories, segments=None, ts=None, n_segments=1):
+        """Build from a list of item-index arrays (tests and small what-if data)."""
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        items = np.concatenate(histories).astype(np.int64) if len(histories) else np.zeros(0, np.int64)
+        ts = np.arange(len(items), dtype=np.float64) if ts is None else np.concatenate(ts).astype(np.float64)
+        segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments, np.int64)
+        return cls(offsets, items, ts, segments, int(n_items), np.asarray(item_category, np.int64),
+                   int(n_categories), max(int(n_segments), int(segments.max(initial=0)) + 1))
+
+
+class _BaselineScorer:
+    """Shared item facts and the interests/attribution defaults of every baseline."""
+
+    name = "baseline"
+
+    def __init__(self, item_category: torch.Tensor, n_categories: int) -> None:
+        self.item_category = item_category.long()
+        self.n_categories = int(n_categories)
+        self.n_items = len(item_category) - 1
+
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
+        """Category mix of the top items this scorer would recommend next."""
+        scores = self.score([np.asarray(history, dtype=np.int64)])[0].clone()
+        scores[0] = float("-inf")
+        top = torch.topk(scores, min(INTEREST_TOP, self.n_items))
+        weights = torch.clamp(top.values, min=0).double()
+        if float(weights.sum()) <= 0:
+            weights = torch.ones_like(weights)
+        mix = torch.zeros(self.n_categories, dtype=torch.float64)
+        mix.index_add_(0, self.item_category[top.indices], weights)
+        return (mix / mix.sum()).numpy()
+
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """No history event drives a popularity list: all weights are zero."""
+        return np.zeros((len(items), len(history)), dtype=np.float32)
+
+    def _base_state(self) -> dict[str, torch.Tensor]:
+        return {"item_category": self.item_category, "n_categories": torch.tensor(self.n_categories)}
+
+
+class PopularityScorer(_BaselineScorer):
+    """Most-taken items overall, or within the user's profile segment when one is known.
+
+    A segment's shares are shrunk towards the global shares by ``SHRINK`` pseudo-events, so a
+    small segment does not recommend the quirks of its three users.
+    """
+
+    name = "pop"
+    SHRINK = 20.0
+
+    def __init__(self, table: torch.Tensor, item_category: torch.Tensor, n_categories: int) -> None:
+        super().__init__(item_category, n_categories)
+        self.table = table.float()  # (n_segments, n_items + 1); row 0 = global shares, col 0 = -inf
+
+    @classmethod
+    def fit(cls, log: TrainLog, weights: Optional[np.ndarray] = None) -> "PopularityScorer":
+        weights = np.ones(len(log.items)) if weights is None else weights
+        width = log.n_items + 1
+        seg_of_event = log.segments[log.sequence_of_event]
+        counts = np.bincount(seg_of_event * width + log.items, weights=weights,
+                             minlength=log.n_segments * width).reshape(log.n_segments, width)
+        global_counts = counts.sum(axis=0)
+        global_share = global_counts / max(global_counts.sum(), 1e-12)
+        seg_totals = counts.sum(axis=1, keepdims=True)
+        table = (counts + cls.SHRINK * global_share) / (seg_totals + cls.SHRINK)
+        table[0] = global_share
+        table[:, 0] = -np.inf
+        return cls(torch.from_numpy(table), torch.from_numpy(log.item_category), log.n_categories)
+
+    @property
+    def global_share(self) -> torch.Tensor:
+        return self.table[0].clamp(min=0)
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        rows = torch.zeros(len(histories), dtype=torch.long)
+        if segments is not None:
+            rows = torch.as_tensor(np.asarray(segments), dtype=torch.long)
+            rows = torch.where(rows < len(self.table), rows, torch.zeros_like(rows))
+        return self.table[rows]
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"table": self.table, **self._base_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "PopularityScorer":
+        return cls(state["table"], state["item_category"], int(state["n_categories"]))
+
+
+class RecentPopularityScorer(PopularityScorer):
+    """Popularity where each event counts less the older it is (exponential decay by timestamp).
+
+    The half-life defaults to a tenth of the training log's time span: long enough to smooth
+    daily noise, short enough to follow what the shop sells now.
+    """
+
+    name = "recentpop"
+
+    @classmethod
+    def fit(cls, log: TrainLog, half_life: Optional[float] = None) -> "RecentPopularityScorer":
+        if len(log.ts) == 0:
+            return super().fit(log)
+        newest, span = float(log.ts.max()), float(log.ts.max() - log.ts.min())
+        half_life = half_life or max(span / 10.0, 1e-9)
+        weights = np.exp(-math.log(2.0) * (newest - log.ts) / half_life)
+        return super().fit(log, weights=weights)
+
+
+def gather_csr_rows(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in a CSR matrix's ``indices``/``data`` of every entry of ``rows``, in row order."""
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    if lengths.sum() == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + shift
+
+
+class _SparseRowScorer(_BaselineScorer):
+    """Scores = weighted sum of CSR rows picked by each user's history, plus a popularity floor.
+
+    Summation is one ``np.bincount`` over the whole batch, so a batch of users costs a few
+    vectorised passes regardless of catalogue size. The tiny popularity term orders the items
+    the history says nothing about, instead of leaving them tied.
+    """
+
+    FLOOR = 1e-6
+
+    def __init__(self, indptr, indices, values, popularity, item_category, n_categories) -> None:
+        super().__init__(torch.as_tensor(item_category), n_categories)
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.values = np.asarray(values, dtype=np.float32)
+        self.popularity = np.asarray(popularity, dtype=np.float32)  # (n_items + 1,) shares
+        self._keys = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr)) * (self.n_items + 1) + self.indices
+
+    def history_weights(self, history: np.ndarray) -> np.ndarray:
+        """Weight of each history position in the sum (same length as the history)."""
+        raise NotImplementedError
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        width = self.n_items + 1
+        owners, rows, weights = [], [], []
+        for b, history in enumerate(histories):
+            history = np.asarray(history, dtype=np.int64)
+            w = self.history_weights(history)
+            used = w > 0
+            owners.append(np.full(int(used.sum()), b))
+            rows.append(history[used])
+            weights.append(w[used])
+        owners, rows, weights = (np.concatenate(x) if x else np.zeros(0) for x in (owners, rows, weights))
+        positions = gather_csr_rows(self.indptr, rows.astype(np.int64))
+        lengths = self.indptr[rows.astype(np.int64) + 1] - self.indptr[rows.astype(np.int64)]
+        flat = np.bincount(np.repeat(owners.astype(np.int64), lengths) * width + self.indices[positions],
+                           weights=np.repeat(weights, lengths) * self.values[positions],
+                           minlength=len(histories) * width)
+        scores = torch.from_numpy(flat.reshape(len(histories), width).astype(np.float32))
+        scores += self.FLOOR * torch.from_numpy(self.popularity)
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Matrix entries at (rows[k], cols[k]); 0 where the matrix has none."""
+        if len(self._keys) == 0:
+            return np.zeros(len(rows), dtype=np.float32)
+        keys = rows.astype(np.int64) * (self.n_items + 1) + cols.astype(np.int64)
+        where = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return np.where(self._keys[where] == keys, self.values[where], 0.0).astype(np.float32)
+
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Each history event's contribution to each item's score (weight × matrix entry)."""
+        history, items = np.asarray(history, np.int64), np.asarray(items, np.int64)
+        rows = np.broadcast_to(history[None, :], (len(items), len(history)))
+        cols = np.broadcast_to(items[:, None], (len(items), len(history)))
+        values = self.pair_values(rows.ravel(), cols.ravel()).reshape(len(items), len(history))
+        return values * self.history_weights(history)[None, :].astype(np.float32)
+
+    def _sparse_state(self) -> dict[str, torch.Tensor]:
+        return {"indptr": torch.from_numpy(self.indptr), "indices": torch.from_numpy(self.indices),
+                "values": torch.from_numpy(self.values), "popularity": torch.from_numpy(self.popularity),
+                **self._base_state()}
+
+
+def _csr_from_pairs(a: np.ndarray, b: np.ndarray, weights: np.ndarray, width: int):
+    """Sum duplicate (a, b) pairs into a row-sorted CSR matrix of shape (width, width)."""
+    keys = a.astype(np.int64) * width + b.astype(np.int64)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    values = np.bincount(inverse, weights=weights, minlength=len(unique))
+    rows, cols = unique // width, unique % width
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=width))]).astype(np.int64)
+    return indptr, cols, values
+
+
+def _item_shares(log: TrainLog) -> np.ndarray:
+    counts = np.bincount(log.items, minlength=log.n_items + 1).astype(np.float64)
+    counts[0] = 0.0
+    return counts / max(counts.sum(), 1.0)
+
+
+def _pairs_within(log: TrainLog, distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """(earlier, later) item pairs ``distance`` steps apart inside the same sequence."""
+    seq = log.sequence_of_event
+    same = seq[:-distance] == seq[distance:] if len(seq) > distance else np.zeros(0, bool)
+    return log.items[:-distance][same], log.items[distance:][same]
+
+
+class ItemKNNScorer(_SparseRowScorer):
+    """Item-to-item collaborative filtering: items that co-occur near each other in sequences.
+
+    Co-occurrence counts within ``window`` steps (both directions) are cosine-normalised,
+    c_ab / sqrt(n_a n_b), and each item keeps its ``neighbours`` strongest partners. A user's
+    score sums the rows of their last ``max_history`` items, newer events weighted more
+    (``decay`` per step back).
+    """
+
+    name = "itemknn"
+
+    def __init__(self, indptr, indices, values, popularity, item_category, n_categories,
+                 max_history: int = 20, decay: float = 0.8) -> None:
+        super().__init__(indptr, indices, values, popularity, item_category, n_categories)
+        self.max_history, self.decay = int(max_history), float(decay)
+
+    @classmethod
+    def fit(cls, log: TrainLog, window: int = 5, neighbours: int = 100, max_history: int = 20,
+            decay: float = 0.8) -> "ItemKNNScorer":
+        width = log.n_items + 1
+        pairs = [_pairs_within(log, d) for d in range(1, window + 1)]
+        a = np.concatenate([p[0] for p in pairs] + [p[1] for p in pairs])
+        b = np.concatenate([p[1] for p in pairs] + [p[0] for p in pairs])
+        distinct = a != b
+        indptr, cols, counts = _csr_from_pairs(a[distinct], b[distinct], np.ones(int(distinct.sum())), width)
+        occurrences = np.bincount(log.items, minlength=width).astype(np.float64)
+        rows = np.repeat(np.arange(width), np.diff(indptr))
+        sims = counts / np.sqrt(np.maximum(occurrences[rows] * occurrences[cols], 1.0))
+        keep = _strongest_per_row(rows, sims, neighbours)
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=width))]).astype(np.int64)
+        return cls(indptr, cols, sims, _item_shares(log), log.item_category, log.n_categories, max_history, decay)
+
+    def history_weights(self, history: np.ndarray) -> np.ndarray:
+        steps_back = np.arange(len(history))[::-1]
+        return np.where(steps_back < self.max_history, self.decay ** steps_back, 0.0) * (history > 0)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**self._sparse_state(), "max_history": torch.tensor(self.max_history),
+                "decay": torch.tensor(self.decay, dtype=torch.float64)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "ItemKNNScorer":
+        return cls(state["indptr"].numpy(), state["indices"].numpy(), state["values"].numpy(),
+                   state["popularity"].numpy(), state["item_category"], int(state["n_categories"]),
+                   int(state["max_history"]), float(state["decay"]))
+
+
+def _strongest_per_row(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask keeping each row's ``k`` largest values (rows must be sorted)."""
+    order = np.lexsort((-values, rows))
+    first_of_row = np.searchsorted(rows[order], rows[order], side="left")
+    rank_in_row = np.arange(len(order)) - first_of_row
+    keep = np.zeros(len(rows), dtype=bool)
+    keep[order[rank_in_row < k]] = True
+    return keep
+
+
+class MarkovScorer(_SparseRowScorer):
+    """First-order transitions: what people took right after the user's last item.
+
+    P(b | a) is smoothed towards popularity with ``alpha`` pseudo-transitions:
+    (c_ab + alpha p(b)) / (c_a + alpha), so a rarely-seen last item backs off to popularity
+    and a user with no history gets popularity outright.
+    """
+
+    name = "markov"
+
+    def __init__(self, indptr, indices, values, popularity, item_category, n_categories,
+                 row_totals, alpha: float = 5.0) -> None:
+        super().__init__(indptr, indices, values, popularity, item_category, n_categories)
+        self.row_totals = np.asarray(row_totals, dtype=np.float32)
+        self.alpha = float(alpha)
+
+    @classmethod
+    def fit(cls, log: TrainLog, alpha: float = 5.0) -> "MarkovScorer":
+        width = log.n_items + 1
+        a, b = _pairs_within(log, 1)
+        indptr, cols, counts = _csr_from_pairs(a, b, np.ones(len(a)), width)
+        row_totals = np.bincount(np.repeat(np.arange(width), np.diff(indptr)), weights=counts, minlength=width)
+        return cls(indptr, cols, counts, _item_shares(log), log.item_category, log.n_categories, row_totals, alpha)
+
+    def history_weights(self, history: np.ndarray) -> np.ndarray:
+        weights = np.zeros(len(history))
+        if len(history):
+            weights[-1] = 1.0 / (self.row_totals[history[-1]] + self.alpha)
+        return weights
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        scores = super().score(histories, segments)
+        last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
+        backoff = self.alpha / (self.row_totals[last] + self.alpha)  # 1 for users with no history
+        pop = torch.from_numpy(self.popularity)
+        return scores + torch.from_numpy(backoff.astype(np.float32))[:, None] * pop - self.FLOOR * pop
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**self._sparse_state(), "row_totals": torch.from_numpy(self.row_totals),
+                "alpha": torch.tensor(self.alpha, dtype=torch.float64)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "MarkovScorer":
+        return cls(state["indptr"].numpy(), state["indices"].numpy(), state["values"].numpy(),
+                   state["popularity"].numpy(), state["item_category"], int(state["n_categories"]),
+                   state["row_totals"].numpy(), float(state["alpha"]))
+
+
+BASELINES = {cls.name: cls for cls in (PopularityScorer, RecentPopularityScorer, ItemKNNScorer, MarkovScorer)}
+
+
+def fit_baseline(name: str, data, split):
+    """Fit the baseline called ``name`` ("pop", "recentpop", "itemknn", "markov") on the split's training prefixes."""
+    return fit_baseline_on_log(name, TrainLog.from_split(data, split))
+
+
+def fit_baseline_on_log(name: str, log: TrainLog):
+    """Fit the baseline called ``name`` on an already-built training log."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
+    return BASELINES[name].fit(log)

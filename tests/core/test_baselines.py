@@ -1,0 +1,90 @@
+import numpy as np
+import torch
+
+from core.baselines import (
+    ItemKNNScorer,
+    MarkovScorer,
+    PopularityScorer,
+    RecentPopularityScorer,
+    TrainLog,
+    fit_baseline,
+)
+from core.evaluation import evaluate_scorer
+from engine_data import demo_sequences
+
+# 6 items; categories: 1, 2 -> cat 1; 3, 4 -> cat 2; 5, 6 -> cat 3.
+CATEGORY = np.array([0, 1, 1, 2, 2, 3, 3])
+
+
+def _log(histories, segments=None, ts=None):
+    return TrainLog.from_histories([np.array(h) for h in histories], 6, CATEGORY, 4, segments=segments,
+                                   ts=None if ts is None else [np.array(t, dtype=float) for t in ts])
+
+
+def test_popularity_orders_by_count_and_by_segment():
+    log = _log([[1, 2, 1], [1, 3], [5, 5, 5], [5, 6]], segments=[1, 1, 2, 2])
+    pop = PopularityScorer.fit(log)
+    global_row = pop.score([np.array([], dtype=np.int64)])[0]
+    assert torch.argmax(global_row[1:]).item() + 1 == 5  # 4 events of item 5, 3 of item 1
+    by_segment = pop.score([np.array([2]), np.array([2])], segments=np.array([1, 2]))
+    assert torch.argmax(by_segment[0, 1:]).item() + 1 == 1
+    assert torch.argmax(by_segment[1, 1:]).item() + 1 == 5
+    unknown_segment = pop.score([np.array([2])], segments=np.array([99]))
+    assert torch.equal(unknown_segment[0], global_row)
+
+
+def test_recent_popularity_prefers_what_sells_now():
+    # item 1 was popular long ago, item 4 recently
+    log = _log([[1, 1, 1, 4], [1, 4]], ts=[[0, 1, 2, 100], [3, 99]])
+    old, recent = PopularityScorer.fit(log), RecentPopularityScorer.fit(log)
+    assert old.score([np.array([])])[0, 1] > old.score([np.array([])])[0, 4]
+    assert recent.score([np.array([])])[0, 4] > recent.score([np.array([])])[0, 1]
+
+
+def test_itemknn_recommends_co_occurring_items_and_attributes_them():
+    log = _log([[1, 3], [1, 3], [1, 3, 5], [2, 6], [2, 6], [4, 5]])
+    knn = ItemKNNScorer.fit(log, window=1)
+    scores = knn.score([np.array([1]), np.array([2])])
+    assert torch.argmax(scores[0, 2:]).item() + 2 == 3  # item 1 excluded from the argmax: its own row is empty
+    assert torch.argmax(scores[1, 1:]).item() + 1 == 6
+    weights = knn.attributions(np.array([4, 2]), np.array([6, 5]))
+    assert weights.shape == (2, 2)
+    assert weights[0, 1] > 0 and weights[0, 0] == 0  # item 6 came from history item 2 only
+    assert weights[1, 0] > 0 and weights[1, 1] == 0  # item 5 from history item 4 only
+
+
+def test_markov_follows_last_item_and_backs_off_to_popularity():
+    log = _log([[1, 2], [1, 2], [1, 2], [3, 4], [5, 5, 5, 5]])
+    markov = MarkovScorer.fit(log, alpha=1.0)
+    after_1 = markov.score([np.array([3, 1])])[0]
+    assert torch.argmax(after_1[1:]).item() + 1 == 2
+    nothing_known = markov.score([np.array([6])])[0]  # item 6 was never followed by anything
+    assert torch.argmax(nothing_known[1:]).item() + 1 == 5
+    cold = markov.score([np.array([], dtype=np.int64)])[0]
+    assert torch.argmax(cold[1:]).item() + 1 == 5
+    weights = markov.attributions(np.array([3, 1]), np.array([2]))
+    assert weights[0, 0] == 0 and weights[0, 1] > 0
+
+
+def test_baseline_interests_are_the_category_mix_of_their_top_items():
+    log = _log([[1, 2, 1, 2], [1, 2], [5]])
+    mix = PopularityScorer.fit(log).interests(np.array([], dtype=np.int64))
+    assert mix.shape == (4,) and np.isclose(mix.sum(), 1.0)
+    assert np.argmax(mix) == 1
+
+
+def test_sequence_baselines_beat_popularity_on_demo_data():
+    data, split = demo_sequences()
+    ndcg = {name: evaluate_scorer(fit_baseline(name, data, split), data, split.valid).metrics["ndcg@10"]
+            for name in ("pop", "itemknn", "markov")}
+    assert ndcg["itemknn"] > ndcg["pop"] and ndcg["markov"] > ndcg["pop"]
+
+
+def test_baselines_fit_only_on_training_prefixes():
+    data, split = demo_sequences()
+    pop = fit_baseline("pop", data, split)
+    train_counts = np.bincount(np.concatenate(split.train), minlength=data.n_items + 1)
+    all_counts = np.bincount(data.items, minlength=data.n_items + 1)
+    global_row = pop.score([np.array([])])[0, 1:].numpy()
+    assert np.allclose(global_row, train_counts[1:] / train_counts.sum(), atol=1e-7)
+    assert not np.allclose(global_row, all_counts[1:] / all_counts.sum(), atol=1e-7)
