@@ -1,0 +1,102 @@
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from core.data import EvalSet
+from core.evaluation import _wilcoxon_p, evaluate_scorer, paired_significance, ranks_for
+from core.progress import CancelToken, Cancelled
+
+
+class _FixedScorer:
+    name = "fixed"
+
+    def __init__(self, row):
+        self.row = torch.tensor(row, dtype=torch.float32)
+
+    def score(self, histories, segments=None):
+        return self.row.repeat(len(histories), 1)
+
+
+# 6 items in categories 1,1,2,2,3,3
+DATA = SimpleNamespace(item_category=np.array([0, 1, 1, 2, 2, 3, 3]), user_segment=np.zeros(3, dtype=np.int64))
+
+
+def test_report_states_protocol_and_is_json_serialisable():
+    scorer = _FixedScorer([float("-inf"), 6, 5, 4, 3, 2, 1])
+    eval_set = EvalSet(np.array([0, 1, 2]), [np.array([1]), np.array([2, 3, 4]), np.arange(1, 7)[::-1][:5].copy()],
+                       np.array([2, 1, 6]))
+    report = evaluate_scorer(scorer, DATA, eval_set, ks=(1, 5))
+    assert report.protocol == "full-catalogue ranking, leave-one-out, history masked (the held-out item never)"
+    # user 0: item 1 masked -> target 2 ranks first; user 1: 2,3,4 masked -> 1 first; user 2: 2..6 masked but 6 is target.
+    assert report.ranks.tolist() == [0, 0, 1]
+    assert report.metrics["hr@1"] == pytest.approx(2 / 3)
+    json.dumps(report.to_dict())
+    assert report.segments["cold (0-2 events)"]["users"] == 1
+    assert report.segments["short (3-10 events)"]["users"] == 2
+
+
+def test_beyond_accuracy_numbers_describe_the_top_lists():
+    scorer = _FixedScorer([float("-inf"), 6, 5, 4, 3, 2, 1])
+    eval_set = EvalSet(np.array([0]), [np.array([], dtype=np.int64)], np.array([1]))
+    report = evaluate_scorer(scorer, DATA, eval_set)
+    # every user sees all 6 items (the catalogue is smaller than 10): full coverage,
+    # 3 categories of 2 items -> 6 same-category ordered pairs among 30.
+    assert report.beyond["coverage@10"] == pytest.approx(1.0)
+    assert report.beyond["diversity@10"] == pytest.approx(1 - 6 / 30)
+    assert report.beyond["novelty@10"] == pytest.approx(math.log2(6))  # no events: uniform smoothed shares
+
+
+def test_evaluation_honours_cancel():
+    token = CancelToken()
+    token.cancel()
+    scorer = _FixedScorer([float("-inf"), 1, 2])
+    with pytest.raises(Cancelled):
+        evaluate_scorer(scorer, SimpleNamespace(item_category=np.array([0, 1, 1]), user_segment=np.zeros(1, np.int64)),
+                        EvalSet(np.array([0]), [np.array([1])], np.array([2])), cancel=token)
+
+
+class _OutOfMemoryAbove:
+    """Raises torch's out-of-memory error for batches larger than ``limit``, like a small GPU."""
+
+    name = "oom"
+
+    def __init__(self, limit):
+        self.limit, self.sizes = limit, []
+
+    def score(self, histories, segments=None):
+        self.sizes.append(len(histories))
+        if len(histories) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return torch.tensor([[float("-inf"), 3.0, 2.0, 1.0]]).repeat(len(histories), 1)
+
+
+def test_out_of_memory_retries_in_smaller_chunks():
+    scorer = _OutOfMemoryAbove(limit=3)
+    histories = [np.array([1])] * 10
+    ranks = ranks_for(scorer, histories, np.full(10, 3), batch_size=8)
+    assert ranks.tolist() == [1] * 10
+    assert scorer.sizes[:3] == [8, 4, 2] and max(scorer.sizes[2:]) == 2
+
+
+def test_wilcoxon_matches_known_value():
+    # ten distinct positive differences: W+ = 55, z = 27/sqrt(96.25); scipy.stats.wilcoxon gives 0.005922
+    assert _wilcoxon_p(np.arange(1, 11, dtype=float)) == pytest.approx(0.005922, abs=2e-5)
+    assert _wilcoxon_p(np.zeros(5)) == 1.0
+
+
+def test_paired_significance_separates_a_real_difference_from_noise():
+    rng = np.random.default_rng(0)
+    ranks_b = rng.integers(0, 50, size=400)
+    better = np.maximum(ranks_b - rng.integers(0, 6, size=400), 0)
+    shuffled = rng.permutation(ranks_b)
+    strong = paired_significance(better, ranks_b, "ndcg@10")
+    assert strong["mean_a"] > strong["mean_b"] and strong["p_value"] < 0.01
+    noise = paired_significance(ranks_b, ranks_b, "hr@10")
+    assert noise["p_value"] == 1.0
+    assert paired_significance(shuffled, ranks_b, "ndcg@10")["p_value"] > 0.01
+    with pytest.raises(ValueError, match="different users"):
+        paired_significance(ranks_b[:3], ranks_b, "ndcg@10")
