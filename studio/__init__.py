@@ -3,3 +3,8 @@
 Everything here is presentation: pages read the engine through ``studio.context`` and run its
 long jobs through ``studio.workers``; no recommendation logic lives in this package.
 """
+
+from pathlib import Path
+
+RESOURCES_DIR = Path(__file__).resolve().parents[1] / "resources"
+"""Style sheet and icons; a checkout or editable install keeps them beside the package."""

@@ -63,6 +63,11 @@ class Job(QObject):
         self._done = threading.Event()
 
     @property
+    def can_cancel(self) -> bool:
+        """Whether the function was handed the token, i.e. ``cancel()`` can stop it."""
+        return self._pass_cancel
+
+    @property
     def running(self) -> bool:
         return not self._done.is_set()
 

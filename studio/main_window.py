@@ -1,0 +1,348 @@
+"""The main window: a sidebar of pages, the File menu, the status bar and dropped files.
+
+The window owns the choice of workspace: it opens one in a worker, hands the engine to the
+shared ``StudioContext`` and remembers it in the settings. Everything a page shows follows from
+the context's signals, so the window never refreshes a page itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QStackedWidget,
+    QToolButton,
+    QWidget,
+)
+
+from core.store import default_workspace_path
+from studio import RESOURCES_DIR
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.pages import StudioPage
+from studio.pages.data import DataPage
+from studio.settings import StudioSettings
+from studio.workers import Job
+
+PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage,)
+IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data")
+WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
+
+
+def demo_workspace_path() -> Path:
+    """The built-in demo shop lives beside the default workspace in the user's data folder."""
+    return default_workspace_path().with_name("demo.sqlite")
+
+
+def _open_engine(path: Path):
+    from core.engine import Engine  # torch loads here, in the worker, not before the window shows
+
+    return Engine.open(path)
+
+
+def _open_or_create_demo(path: Path, progress=None, cancel=None):
+    """The demo workspace at ``path``, generating and importing the demo shop the first time."""
+    from core.demo import create_demo_workspace
+    from core.engine import Engine
+    from core.store import Workspace
+
+    if path.exists():
+        workspace = Workspace.open(path)
+        if workspace.counts()["events"]:
+            return Engine(workspace)
+        workspace.close()
+    return Engine(create_demo_workspace(path, progress=progress, cancel=cancel))
+
+
+def _read_status(engine) -> tuple[dict[str, int], str]:
+    return engine.workspace.counts(), engine.device_name()
+
+
+class MainWindow(QMainWindow):
+    """Pages Data / Train / Explore / Evaluate over one ``StudioContext``."""
+
+    def __init__(
+        self,
+        context: StudioContext,
+        settings: StudioSettings,
+        page_classes: Sequence[type[StudioPage]] = PAGE_CLASSES,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.settings = settings
+        self.setWindowTitle("NextPick Studio")
+        self.setWindowIcon(QIcon(str(RESOURCES_DIR / "icons" / "app.svg")))
+        self.setAcceptDrops(True)
+        self.pages: list[StudioPage] = [cls(context) for cls in page_classes]
+        self._build_central()
+        self._build_menus()
+        self._build_status_bar()
+        context.workspace_changed.connect(self._on_workspace_changed)
+        context.data_changed.connect(self._refresh_status)
+        if settings.geometry is not None:
+            self.restoreGeometry(settings.geometry)
+        else:
+            self.resize(1280, 800)
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_central(self) -> None:
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(150)
+        self.sidebar.setIconSize(QSize(22, 22))
+        self.stack = QStackedWidget()
+        for number, page in enumerate(self.pages, start=1):
+            item = QListWidgetItem(self._page_icon(page), page.title)
+            item.setToolTip(f"{page.tooltip} (Ctrl+{number})")
+            self.sidebar.addItem(item)
+            self.stack.addWidget(page)
+        self.sidebar.currentRowChanged.connect(self._show_page)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.sidebar.setCurrentRow(0)
+
+    @staticmethod
+    def _page_icon(page: StudioPage) -> QIcon:
+        return QIcon(str(RESOURCES_DIR / "icons" / f"{page.title.lower()}.svg"))
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.new_action = self._action(file_menu, "&New workspace…", QKeySequence.StandardKey.New,
+                                       "Create an empty workspace file", self._ask_new_workspace)
+        self.open_action = self._action(file_menu, "&Open workspace…", QKeySequence.StandardKey.Open,
+                                        "Open a workspace file", self._ask_open_workspace)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.setToolTipsVisible(True)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(file_menu, "Open &demo shop", None, "Open the built-in demo data", self.open_demo)
+        file_menu.addSeparator()
+        self.import_action = self._action(file_menu, "&Import CSV…", QKeySequence("Ctrl+I"),
+                                          "Import a behaviour log (and item/user files) into this workspace",
+                                          self.open_import_dialog)
+        self.export_action = self._action(file_menu, "&Export recommendations…", QKeySequence("Ctrl+E"),
+                                          "Write recommendations for all or some users to a CSV file",
+                                          self.open_export_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, "Close NextPick Studio", self.close)
+        go_menu = self.menuBar().addMenu("&Go")
+        for number, page in enumerate(self.pages, start=1):
+            self._action(go_menu, page.title, QKeySequence(f"Ctrl+{number}"), page.tooltip,
+                         lambda _=False, row=number - 1: self.sidebar.setCurrentRow(row))
+        for menu in (file_menu, go_menu):
+            menu.setToolTipsVisible(True)
+        self._set_workspace_actions_enabled(False)
+
+    def _action(self, menu: QMenu, text: str, shortcut, tip: str, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.workspace_label = QLabel("No workspace open")
+        self.workspace_label.setToolTip("The workspace file in use")
+        self.size_label = QLabel("")
+        self.size_label.setToolTip("Users, items and events in the workspace")
+        self.device_label = QLabel("")
+        self.device_label.setToolTip("Where models train and score: the GPU's name, or CPU")
+        self.job_label = QLabel("")
+        self.job_progress = QProgressBar()
+        self.job_progress.setMaximumWidth(180)
+        self.job_progress.setToolTip("Progress of the running job")
+        self.job_cancel = QToolButton()
+        self.job_cancel.setText("Cancel")
+        self.job_cancel.setToolTip("Stop the running job; nothing in the workspace changes")
+        for widget in (self.workspace_label, self.size_label, self.device_label):
+            bar.addPermanentWidget(widget)
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            bar.addWidget(widget)
+            widget.hide()
+        self._tracked: list[Job] = []
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def _show_page(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+        self.pages[row].page_shown()
+
+    def page(self, title: str) -> StudioPage:
+        return next(page for page in self.pages if page.title == title)
+
+    def show_page(self, title: str) -> None:
+        self.sidebar.setCurrentRow(self.pages.index(self.page(title)))
+
+    # -- workspaces -----------------------------------------------------------------------
+
+    def open_workspace(self, path: Path | str) -> Job:
+        """Open ``path`` in the background; the current workspace stays until it succeeds."""
+        path = Path(path).expanduser().resolve()
+        job = self.context.run(_open_engine, path, progress=False, cancel=False)
+        job.finished.connect(lambda engine: self._use_engine(engine, path))
+        job.failed.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
+        self._track(job, f"Opening {path.name}…")
+        return job
+
+    def open_demo(self, path: Optional[Path] = None) -> Job:
+        """Open the demo shop, generating it in the background the first time."""
+        path = Path(path) if path else demo_workspace_path()
+        job = self.context.run(_open_or_create_demo, path)
+        job.finished.connect(lambda engine: self._use_engine(engine, path))
+        job.failed.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
+        self._track(job, "Preparing the demo shop…")
+        return job
+
+    def _use_engine(self, engine, path: Path) -> None:
+        self.settings.remember_workspace(engine.workspace.path)
+        self.context.set_engine(engine)
+
+    def _ask_new_workspace(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "New workspace", str(default_workspace_path().parent / "shop.sqlite"), WORKSPACE_FILTER,
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not name:
+            return
+        path = Path(name).with_suffix(".sqlite") if not Path(name).suffix else Path(name)
+        if path.exists():
+            QMessageBox.information(self, "New workspace", f"{path} already exists. Use File > Open workspace to open it, "
+                                    "or choose another name for a new workspace.")
+            return
+        self.open_workspace(path)
+
+    def _ask_open_workspace(self) -> None:
+        start = self.settings.last_workspace or default_workspace_path()
+        name, _ = QFileDialog.getOpenFileName(self, "Open workspace", str(start.parent), WORKSPACE_FILTER)
+        if name:
+            self.open_workspace(name)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_workspaces()
+        for path in recent:
+            action = self.recent_menu.addAction(path.name)
+            action.setToolTip(str(path))
+            action.triggered.connect(lambda _=False, p=path: self.open_workspace(p))
+        if not recent:
+            self.recent_menu.addAction("(no recent workspaces)").setEnabled(False)
+
+    # -- dialogs --------------------------------------------------------------------------
+
+    def open_import_dialog(self, events_path: Optional[Path] = None):
+        from studio.dialogs.import_dialog import ImportDialog
+
+        dialog = ImportDialog(self.context, self, events_path=events_path)
+        dialog.open()
+        return dialog
+
+    def open_export_dialog(self):
+        from studio.dialogs.export_dialog import ExportDialog
+
+        dialog = ExportDialog(self.context, self)
+        dialog.open()
+        return dialog
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.context.engine is not None and _dropped_table(event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = _dropped_table(event.mimeData().urls())
+        if path is not None:
+            event.acceptProposedAction()
+            self.open_import_dialog(path)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _on_workspace_changed(self) -> None:
+        engine = self.context.engine
+        self._set_workspace_actions_enabled(engine is not None)
+        self.workspace_label.setText(str(engine.workspace.path) if engine else "No workspace open")
+        self.setWindowTitle(f"{engine.workspace.path.name} — NextPick Studio" if engine else "NextPick Studio")
+        self._refresh_status()
+
+    def _set_workspace_actions_enabled(self, enabled: bool) -> None:
+        self.import_action.setEnabled(enabled)
+        self.export_action.setEnabled(enabled)
+
+    def _refresh_status(self) -> None:
+        engine = self.context.engine
+        if engine is None:
+            self.size_label.setText("")
+            self.device_label.setText("")
+            return
+        job = self.context.run(_read_status, engine, progress=False, cancel=False)
+        job.finished.connect(self._show_status)
+
+    def _show_status(self, status: tuple[dict[str, int], str]) -> None:
+        counts, device = status
+        self.size_label.setText(
+            f"{counts['users']:,} users · {counts['items']:,} items · {counts['events']:,} events"
+        )
+        self.device_label.setText(device)
+
+    def _track(self, job: Job, message: str) -> None:
+        """Show a window-level job (opening, demo, export) in the status bar until it ends."""
+        self.job_label.setText(message)
+        self.job_progress.setRange(0, 0)
+        self._tracked.append(job)
+        self.job_cancel.setEnabled(job.can_cancel)
+        self.job_cancel.clicked.connect(job.cancel)
+        job.progress.connect(self._show_job_progress)
+        job.ended.connect(lambda: self._untrack(job))
+        for widget in (self.job_label, self.job_progress, self.job_cancel):
+            widget.show()
+
+    def _show_job_progress(self, report) -> None:
+        if report.total:
+            self.job_progress.setRange(0, 1000)
+            self.job_progress.setValue(int(1000 * (report.fraction or 0.0)))
+        if report.message:
+            self.job_label.setText(report.message)
+
+    def _untrack(self, job: Job) -> None:
+        self.job_cancel.clicked.disconnect(job.cancel)
+        self._tracked.remove(job)
+        if not self._tracked:
+            for widget in (self.job_label, self.job_progress, self.job_cancel):
+                widget.hide()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.geometry = self.saveGeometry()
+        self.settings.sync()
+        self.context.jobs.cancel_all()
+        self.context.jobs.wait_all(timeout_s=10.0)
+        if self.context.engine is not None:
+            self.context.engine.workspace.close()
+        super().closeEvent(event)
+
+
+def _dropped_table(urls) -> Optional[Path]:
+    """The first dropped local file that looks like a table the importer reads."""
+    for url in urls:
+        path = Path(url.toLocalFile()) if url.isLocalFile() else None
+        if path is not None and path.suffix.lower() in IMPORTABLE_SUFFIXES and path.is_file():
+            return path
+    return None

@@ -1,0 +1,243 @@
+"""The Data page: what is in the workspace, how it looks, and where it came from.
+
+Overview numbers and four charts come from ``engine.overview()``; the import history lists
+every imported file with its accepted and rejected row counts, and opens or exports the
+rejected rows. Everything is read in a worker, so a workspace of millions of events never
+stalls the window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.pages import StudioPage
+from studio.widgets.charts import ChartWidget
+
+HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Imported at")
+
+
+def load_data_view(engine):
+    """Everything the page shows, read in one go off the GUI thread."""
+    return engine.overview(), engine.import_history()
+
+
+class FigureCard(QFrame):
+    """One big number with a caption."""
+
+    def __init__(self, caption: str, tooltip: str) -> None:
+        super().__init__()
+        self.setProperty("role", "card")
+        self.value = QLabel("–")
+        self.value.setProperty("role", "figure")
+        label = QLabel(caption)
+        label.setProperty("role", "figureCaption")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 10)
+        layout.addWidget(self.value)
+        layout.addWidget(label)
+        self.setToolTip(tooltip)
+
+
+class DataPage(StudioPage):
+    title = "Data"
+    tooltip = "What the workspace holds: overview, charts and import history"
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
+        super().__init__(context, parent)
+        self._history: list[dict] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.addLayout(self._build_header())
+        layout.addLayout(self._build_figures())
+        layout.addLayout(self._build_charts(), 3)
+        layout.addWidget(self._build_history(), 2)
+        context.workspace_changed.connect(self.refresh)
+        context.data_changed.connect(self.refresh)
+        self._show_empty()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_header(self) -> QHBoxLayout:
+        heading = QLabel("Data")
+        heading.setProperty("role", "heading")
+        self.hint = QLabel("")
+        self.hint.setProperty("role", "hint")
+        self.import_button = QPushButton("Import CSV…")
+        self.import_button.setProperty("role", "primary")
+        self.import_button.setToolTip("Import a behaviour log and optional item and user files (Ctrl+I)")
+        self.import_button.clicked.connect(self._open_import_dialog)
+        row = QHBoxLayout()
+        row.addWidget(heading)
+        row.addWidget(self.hint, 1)
+        row.addWidget(self.import_button)
+        return row
+
+    def _build_figures(self) -> QHBoxLayout:
+        self.users_card = FigureCard("users", "Distinct users in the behaviour log and user file")
+        self.items_card = FigureCard("items", "Distinct items in the behaviour log and item file")
+        self.events_card = FigureCard("events", "Behaviour events (views, purchases, ratings...)")
+        self.span_card = FigureCard("time range", "First and last event time")
+        row = QHBoxLayout()
+        for card in (self.users_card, self.items_card, self.events_card, self.span_card):
+            row.addWidget(card, 2 if card is self.span_card else 1)
+        return row
+
+    def _build_charts(self) -> QGridLayout:
+        self.events_chart = ChartWidget("Events over time", "", "events per day", date_axis=True)
+        self.lengths_chart = ChartWidget("Sequence length", "events per user", "users")
+        self.popularity_chart = ChartWidget("Item popularity (long tail)", "item rank", "events", log_y=True)
+        self.categories_chart = ChartWidget("Categories", "", "events")
+        grid = QGridLayout()
+        grid.addWidget(self.events_chart, 0, 0)
+        grid.addWidget(self.lengths_chart, 0, 1)
+        grid.addWidget(self.popularity_chart, 1, 0)
+        grid.addWidget(self.categories_chart, 1, 1)
+        return grid
+
+    def _build_history(self) -> QGroupBox:
+        box = QGroupBox("Import history")
+        self.history_model = QStandardItemModel(0, len(HISTORY_COLUMNS))
+        self.history_model.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
+        self.history_view = QTableView()
+        self.history_view.setModel(self.history_model)
+        self.history_view.setToolTip("Every file imported into this workspace")
+        self.history_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.history_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history_view.setAlternatingRowColors(True)
+        self.history_view.verticalHeader().hide()
+        self.history_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.history_view.selectionModel().selectionChanged.connect(self._update_history_buttons)
+        self.view_rejected_button = QPushButton("View rejected rows…")
+        self.view_rejected_button.setToolTip("List the rows of the selected import that were skipped, and why")
+        self.view_rejected_button.clicked.connect(self._view_rejected)
+        self.export_rejected_button = QPushButton("Export rejected…")
+        self.export_rejected_button.setToolTip("Save the skipped rows of the selected import to a CSV file")
+        self.export_rejected_button.clicked.connect(self._export_rejected)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.view_rejected_button)
+        buttons.addWidget(self.export_rejected_button)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(box)
+        layout.addWidget(self.history_view, 1)
+        layout.addLayout(buttons)
+        self._update_history_buttons()
+        return box
+
+    # -- refresh --------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        engine = self.context.engine
+        if engine is None:
+            self._show_empty()
+            return
+        self.hint.setText("Reading the workspace…")
+        job = self.context.run(load_data_view, engine, progress=False, cancel=False)
+        job.finished.connect(self._show_data)
+        job.failed.connect(lambda exc: show_error(self, exc, "Reading the workspace"))
+
+    def _show_empty(self) -> None:
+        self.hint.setText("No workspace open")
+        for card in (self.users_card, self.items_card, self.events_card, self.span_card):
+            card.value.setText("–")
+        for chart in (self.events_chart, self.lengths_chart, self.popularity_chart, self.categories_chart):
+            chart.clear_chart()
+        self._show_history([])
+
+    def _show_data(self, view) -> None:
+        stats, history = view
+        self.hint.setText(str(self.context.engine.workspace.path) if self.context.engine else "")
+        self.users_card.value.setText(f"{stats.users:,}")
+        self.items_card.value.setText(f"{stats.items:,}")
+        self.events_card.value.setText(f"{stats.events:,}")
+        self.span_card.value.setText(_time_range(stats))
+        self.events_chart.show_bars(stats.events_day_ts, stats.events_per_day, width=86_400 * 0.9)
+        self.lengths_chart.show_bars(stats.length_bins, stats.length_counts)
+        self.popularity_chart.show_line(range(1, len(stats.item_popularity) + 1), stats.item_popularity, fill=True)
+        self.categories_chart.show_labelled_bars(stats.category_names, stats.category_events)
+        self._show_history(history)
+
+    def _show_history(self, history: list[dict]) -> None:
+        self._history = list(history)
+        self.history_model.removeRows(0, self.history_model.rowCount())
+        for entry in self._history:
+            cells = (
+                Path(entry["source_path"]).name,
+                entry["kind"],
+                f"{entry['rows_read']:,}",
+                f"{entry['rows_accepted']:,}",
+                f"{entry['rows_rejected']:,}",
+                _format_time(entry["created_at"]),
+            )
+            row = [QStandardItem(text) for text in cells]
+            row[0].setToolTip(entry["source_path"])
+            for item in row[2:5]:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.history_model.appendRow(row)
+        self._update_history_buttons()
+
+    def _selected_import(self) -> Optional[dict]:
+        rows = self.history_view.selectionModel().selectedRows()
+        return self._history[rows[0].row()] if rows else None
+
+    def _update_history_buttons(self, *_) -> None:
+        entry = self._selected_import()
+        has_rejected = bool(entry and entry["rows_rejected"])
+        self.view_rejected_button.setEnabled(has_rejected)
+        self.export_rejected_button.setEnabled(has_rejected)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _open_import_dialog(self) -> None:
+        from studio.dialogs.import_dialog import ImportDialog
+
+        ImportDialog(self.context, self).open()
+
+    def _view_rejected(self) -> None:
+        from studio.dialogs.rejected_dialog import RejectedRowsDialog
+
+        entry = self._selected_import()
+        if entry is not None and self.context.engine is not None:
+            RejectedRowsDialog(self.context, entry["id"], Path(entry["source_path"]).name, self).open()
+
+    def _export_rejected(self) -> None:
+        from studio.dialogs.rejected_dialog import export_rejected_to
+
+        entry = self._selected_import()
+        if entry is not None:
+            export_rejected_to(self, self.context, entry["id"], Path(entry["source_path"]).stem)
+
+
+def _format_time(unix: float) -> str:
+    return datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
+
+
+def _time_range(stats) -> str:
+    if stats.first_ts is None:
+        return "–"
+    if stats.time_kind == "order":
+        return f"positions {stats.first_ts:,.0f} – {stats.last_ts:,.0f}"
+    first = datetime.fromtimestamp(stats.first_ts, tz=timezone.utc).strftime("%Y-%m-%d")
+    last = datetime.fromtimestamp(stats.last_ts, tz=timezone.utc).strftime("%Y-%m-%d")
+    return f"{first} – {last}"

@@ -1,0 +1,1 @@
+"""Reusable widgets: charts (pyqtgraph) and the per-user views of the Explore page."""
