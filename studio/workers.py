@@ -10,7 +10,7 @@ waits on the job.
 
 Usage from a page::
 
-    job = context.jobs.start(engine.import_files, path, options=opts)
+    job = context.run(engine.import_files, path, options=opts)   # starts on the next loop turn
     job.progress.connect(self._on_progress)     # core.progress.Progress
     job.finished.connect(self._on_imported)     # the function's return value
     job.failed.connect(lambda exc: show_error(self, exc, "Import failed"))
@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from core.progress import Cancelled, CancelToken, Progress
 
@@ -50,9 +50,9 @@ class Job(QObject):
         *,
         progress: bool = True,
         cancel: bool = True,
-        parent: Optional[QObject] = None,
+        pool: Optional[QThreadPool] = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__()
         self.fn = fn
         self.args = args
         self.kwargs = dict(kwargs or {})
@@ -60,6 +60,8 @@ class Job(QObject):
         self._pass_progress = progress
         self._pass_cancel = cancel
         self._last_emit = 0.0
+        self._pool = pool or QThreadPool.globalInstance()
+        self._started = False
         self._done = threading.Event()
 
     @property
@@ -75,8 +77,17 @@ class Job(QObject):
         """Ask the job to stop at its next check; it ends with ``cancelled()``."""
         self.token.cancel()
 
+    def start(self) -> None:
+        """Hand the job to the pool (once). ``JobRunner.start`` schedules this for the next
+        event-loop turn, so that the caller's connections exist before any signal is emitted:
+        a signal emitted before a slot is connected is never delivered to it."""
+        if not self._started:
+            self._started = True
+            self._pool.start(_Runnable(self))
+
     def wait(self, timeout_s: Optional[float] = None) -> bool:
         """Block until the function returned (not until the queued signals were delivered)."""
+        self.start()
         return self._done.wait(timeout_s)
 
     def run(self) -> None:
@@ -87,6 +98,7 @@ class Job(QObject):
         if self._pass_cancel:
             kwargs["cancel"] = self.token
         try:
+            self.token.raise_if_cancelled()  # cancelled before it ever started
             result = self.fn(*self.args, **kwargs)
         except Cancelled:
             self.cancelled.emit()
@@ -136,13 +148,14 @@ class JobRunner(QObject):
         """Run ``fn(*args, progress=..., cancel=..., **kwargs)`` in the pool and return its Job.
 
         Pass ``progress=False`` / ``cancel=False`` for functions that do not take them.
-        Connect to the Job's signals right away: they are queued, so none is missed.
+        The job starts on the next event-loop turn: connect to its signals before returning
+        to the event loop and none is missed.
         """
-        job = Job(fn, args, kwargs, progress=progress, cancel=cancel)
+        job = Job(fn, args, kwargs, progress=progress, cancel=cancel, pool=self.pool)
         self._jobs.append(job)
         job.ended.connect(self._on_job_ended)
         self.job_started.emit(job)
-        self.pool.start(_Runnable(job))
+        QTimer.singleShot(0, job.start)
         return job
 
     def active(self) -> list[Job]:
