@@ -279,7 +279,6 @@ def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, new_se
 def _timestamps(rng, config: DemoConfig, users: np.ndarray, new_session: np.ndarray, n_users: int) -> np.ndarray:
     """Unix seconds: minutes apart inside a session, days between sessions, all inside the period."""
     span = config.months * 30 * _DAY
-    start = rng.random(n_users) * span * 0.6
     session_gap = rng.lognormal(np.log(3 * _DAY), 0.7, n_users)
     gaps = np.where(new_session, rng.exponential(1.0, len(users)) * session_gap[users],
                     rng.exponential(90.0, len(users)))
@@ -288,10 +287,11 @@ def _timestamps(rng, config: DemoConfig, users: np.ndarray, new_session: np.ndar
     elapsed = np.cumsum(gaps)
     counts = np.diff(np.r_[first, len(users)])
     elapsed -= np.repeat(elapsed[first], counts)
-    last = np.repeat(elapsed[np.r_[first[1:], len(users)] - 1], counts) if len(users) else elapsed
-    room = span - start[users]
-    squeeze = np.minimum(1.0, room / np.maximum(last, 1.0))
-    return (config.start_unix + start[users] + elapsed * squeeze).astype(np.int64)
+    last = np.zeros(n_users)
+    last[users[first]] = elapsed[np.r_[first[1:], len(users)] - 1] if len(users) else 0.0
+    squeeze = np.minimum(1.0, span / np.maximum(last, 1.0))  # only histories longer than the period shrink
+    start = rng.random(n_users) * np.maximum(span - last, 0.0)
+    return (config.start_unix + start[users] + elapsed * squeeze[users]).astype(np.int64)
 
 
 def _events_table(chunk: dict[str, np.ndarray], user_names: pa.Array, item_names: pa.Array, cat: _Catalogue) -> pa.Table:
