@@ -1,0 +1,224 @@
+"""Overview numbers of a workspace: what the Data page charts and ``nextpick stats`` prints.
+
+Everything comes from SQL aggregates and numpy, never from a row-by-row Python loop, so
+a 5M-event workspace summarises in about a second. Fetching millions of rows through the
+sqlite3 module costs ~0.4 µs a row, and a ``GROUP BY`` on an unindexed expression makes
+SQLite sort every row; so per-user and per-item counts use the indexes, and the one full
+scan ships its (time bucket, event type) codes back as a single ``group_concat`` string
+that numpy parses in one go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+
+from core.store.workspace import Workspace
+
+_DAY = 86_400.0
+_ORDER_BUCKETS = 100  # buckets of the activity series when time is only an order
+_TYPE_SAMPLE_ROWS = 10_000  # rows whose event types are counted in the fast pass
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Summary and histogram of a count per user; histogram bin i covers [bin_edges[i], bin_edges[i+1])."""
+
+    min: float
+    median: float
+    mean: float
+    p90: float
+    max: float
+    bin_edges: list[int]
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    """One primary category: items listed under it and events on those items."""
+
+    name: str
+    items: int
+    events: int
+
+
+@dataclass(frozen=True)
+class ActivitySeries:
+    """Events per time bucket: a day for unix time, a block of positions for order-only time."""
+
+    bucket_start: list[float]  # ts at which each bucket starts
+    counts: list[int]
+    unit: str  # "day" or "steps"
+    width: float  # bucket width in ts units
+
+
+@dataclass(frozen=True)
+class WorkspaceStats:
+    """Everything the overview shows about a behaviour log."""
+
+    users: int
+    items: int
+    events: int
+    users_with_events: int
+    items_with_events: int
+    time_kind: str  # "unix" (ts = seconds) or "order" (ts = position in the user's history)
+    time_min: Optional[float]
+    time_max: Optional[float]
+    events_per_user: Distribution  # also the sequence-length histogram
+    event_types: dict[str, int]  # most frequent first
+    categories: list[CategoryCount]  # most events first
+    activity: ActivitySeries
+    item_popularity: np.ndarray  # events per item, descending, zero-event items included: the long tail
+    top_decile_share: float  # share of events on the 10% most popular items
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values (lists instead of arrays)."""
+        data = asdict(self)
+        data["item_popularity"] = self.item_popularity.tolist()
+        return data
+
+
+def workspace_stats(workspace: Workspace) -> WorkspaceStats:
+    """Compute the overview of ``workspace`` from aggregates over its events."""
+    counts = workspace.counts()
+    time_kind = workspace.get_meta("time_kind", "unix") or "unix"
+    with workspace.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        per_user = _fetch_ints(raw, "SELECT group_concat(n) FROM (SELECT COUNT(*) AS n FROM events GROUP BY user_id)")
+        item_ids, item_counts = _per_item(raw)
+        item_categories = raw.execute("SELECT id, categories FROM items").fetchall()
+        scan = _scan_time_and_types(raw, time_kind)
+    popularity = _popularity(item_counts, counts["items"])
+    return WorkspaceStats(
+        users=counts["users"],
+        items=counts["items"],
+        events=counts["events"],
+        users_with_events=len(per_user),
+        items_with_events=len(item_ids),
+        time_kind=time_kind,
+        time_min=scan.time_min,
+        time_max=scan.time_max,
+        events_per_user=_distribution(per_user),
+        event_types=scan.event_types,
+        categories=_categories(item_categories, dict(zip(item_ids.tolist(), item_counts.tolist()))),
+        activity=scan.activity,
+        item_popularity=popularity,
+        top_decile_share=_top_share(popularity, 0.1),
+    )
+
+
+def _fetch_ints(raw, sql: str, params=()) -> np.ndarray:
+    """One integer column as an array, shipped as one string: ~10x faster than iterating rows."""
+    text = raw.execute(sql, params).fetchone()[0]
+    return np.fromstring(text, sep=",", dtype=np.int64) if text else np.zeros(0, dtype=np.int64)
+
+
+def _per_item(raw) -> tuple[np.ndarray, np.ndarray]:
+    rows = raw.execute("SELECT item_id, COUNT(*) FROM events GROUP BY item_id").fetchall()
+    pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+@dataclass(frozen=True)
+class _Scan:
+    time_min: Optional[float]
+    time_max: Optional[float]
+    activity: ActivitySeries
+    event_types: dict[str, int]
+
+
+def _scan_time_and_types(raw, time_kind: str) -> _Scan:
+    """The one full scan: time range, and per event ``time unit * (n_types + 1) + type code``.
+
+    The time unit is the day for unix time and the position itself for an order. Types
+    seen in the first rows get codes; code 0 ("other") is counted by a filtered GROUP BY
+    only when it occurs, so odd logs stay exact without slowing the common case.
+    """
+    known = [row[0] for row in raw.execute(
+        f"SELECT DISTINCT event_type FROM (SELECT event_type FROM events LIMIT {_TYPE_SAMPLE_ROWS})")]
+    n_codes = len(known) + 1
+    whens = " ".join(f"WHEN ? THEN {code}" for code in range(1, n_codes))
+    case = f"CASE event_type {whens} ELSE 0 END" if known else "0"
+    unit = _DAY if time_kind == "unix" else 1.0
+    text, time_min, time_max = raw.execute(
+        f"SELECT group_concat(CAST(ts / ? AS INTEGER) * {n_codes} + {case}), MIN(ts), MAX(ts) FROM events",
+        (unit, *known)).fetchone()
+    if text is None:
+        return _Scan(None, None, ActivitySeries([], [], "day" if time_kind == "unix" else "steps", 0.0), {})
+    units, type_codes = np.divmod(np.fromstring(text, sep=",", dtype=np.int64), n_codes)
+    per_type = np.bincount(type_codes, minlength=n_codes)
+    event_types = {name: int(per_type[code]) for code, name in enumerate(known, start=1)}
+    if per_type[0]:
+        placeholders = ",".join("?" * len(known))
+        event_types.update(raw.execute(
+            f"SELECT event_type, COUNT(*) FROM events WHERE event_type NOT IN ({placeholders}) GROUP BY event_type",
+            known).fetchall())
+    activity = _activity(units, time_kind)
+    return _Scan(time_min, time_max, activity, dict(sorted(event_types.items(), key=lambda kv: -kv[1])))
+
+
+def _activity(units: np.ndarray, time_kind: str) -> ActivitySeries:
+    """Calendar days (UTC) for real time; about 100 equal blocks of positions for an order."""
+    first = int(units.min())
+    if time_kind == "unix":
+        counts = np.bincount(units - first)
+        return ActivitySeries((_DAY * (first + np.arange(len(counts)))).tolist(), counts.tolist(), "day", _DAY)
+    width = max(1, -(-(int(units.max()) - first + 1) // _ORDER_BUCKETS))
+    counts = np.bincount((units - first) // width)
+    return ActivitySeries((first + width * np.arange(len(counts), dtype=float)).tolist(), counts.tolist(),
+                          "steps", float(width))
+
+
+def _popularity(item_counts: np.ndarray, n_items: int) -> np.ndarray:
+    popularity = np.zeros(max(n_items, len(item_counts)), dtype=np.int64)
+    popularity[: len(item_counts)] = np.sort(item_counts)[::-1]
+    return popularity
+
+
+def _top_share(popularity: np.ndarray, fraction: float) -> float:
+    total = popularity.sum()
+    if not total:
+        return 0.0
+    head = max(1, int(round(len(popularity) * fraction)))
+    return float(popularity[:head].sum() / total)
+
+
+def _categories(item_categories: list[tuple], events_per_item: dict[int, int]) -> list[CategoryCount]:
+    """Counts per primary category (the first of ``A|B``); items without one fall under "(none)"."""
+    items: dict[str, int] = {}
+    events: dict[str, int] = {}
+    for item_id, text in item_categories:
+        name = (text or "").split("|")[0].strip() or "(none)"
+        items[name] = items.get(name, 0) + 1
+        events[name] = events.get(name, 0) + events_per_item.get(item_id, 0)
+    rows = [CategoryCount(name, items[name], events[name]) for name in items]
+    return sorted(rows, key=lambda row: (-row.events, -row.items, row.name))
+
+
+def _distribution(values: np.ndarray) -> Distribution:
+    if not len(values):
+        return Distribution(0, 0, 0, 0, 0, [], [])
+    edges = _one_two_five_edges(int(values.max()))
+    counts, _ = np.histogram(values, bins=edges)
+    return Distribution(
+        min=float(values.min()),
+        median=float(np.median(values)),
+        mean=float(values.mean()),
+        p90=float(np.percentile(values, 90)),
+        max=float(values.max()),
+        bin_edges=edges,
+        counts=counts.tolist(),
+    )
+
+
+def _one_two_five_edges(maximum: int) -> list[int]:
+    """Bin edges 1, 2, 3, 5, 10, 20, 50, ...: long-tailed lengths stay readable on one chart."""
+    edges, scale = [1, 2, 3, 5], 10
+    while edges[-1] <= maximum:
+        edges.extend(step * scale for step in (1, 2, 5))
+        scale *= 10
+    while len(edges) > 2 and edges[-2] > maximum:
+        edges.pop()
+    return edges
