@@ -1,0 +1,268 @@
+"""The Evaluate page: every run and baseline measured the same way, compared, and tested.
+
+Metrics come from each run's evaluation report (full-catalogue ranking on the held-out test
+items, see ``core.evaluation``); runs that finished without one are evaluated here in a worker.
+The significance check is the engine's paired test over users, turned into one plain sentence.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.pages import StudioPage
+from studio.widgets.charts import ChartWidget
+from studio.widgets.run_table import RunTable, metric_title, run_label, run_metrics
+
+KS = (5, 10, 20)
+BEYOND = ("coverage@10", "diversity@10", "novelty@10")
+SIGNIFICANCE_LEVEL = 0.05
+METRIC_TIPS = {
+    "hr": "HR@K: share of users whose held-out next item is in the top K",
+    "ndcg": "NDCG@K: like HR@K, but a hit counts more the higher it is ranked",
+    "mrr": "MRR@K: 1 / rank of the held-out item (0 beyond K), averaged",
+    "coverage": "Coverage: share of the catalogue that appears in anyone's top 10",
+    "diversity": "Diversity: share of item pairs in a top-10 list from different categories",
+    "novelty": "Novelty: how unexpected the recommended items are (higher = less popular items)",
+}
+
+
+def metric_columns(k: int) -> list[str]:
+    return [f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", *BEYOND]
+
+
+def evaluate_runs(engine, run_ids: list[int], progress=None, cancel=None) -> None:
+    """Evaluate each run that has no report yet, one after another; runs in a worker."""
+    for run_id in run_ids:
+        engine.evaluate(run_id, progress=progress, cancel=cancel)
+
+
+def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
+    """One sentence a shop analyst can act on, from ``engine.compare``'s means and p-value."""
+    metric = metric_title(result["metric"])
+    a, b, p = result["mean_a"], result["mean_b"], result["p_value"]
+    better, worse = (label_a, label_b) if a >= b else (label_b, label_a)
+    figures = f"{metric}: {label_a} {a:.4f} vs {label_b} {b:.4f} over {result['n_users']:,} users, p = {p:.3g}."
+    if p < SIGNIFICANCE_LEVEL:
+        return f"{better} is better than {worse}, and the difference is statistically significant. {figures}"
+    return (f"No significant difference: {better} scores higher here, but the gap could be chance "
+            f"(p ≥ {SIGNIFICANCE_LEVEL}). {figures}")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet will show, never run: a leading =, +, -, @ or tab makes it a formula."""
+    try:
+        float(text)
+        return text
+    except ValueError:
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
+
+
+class EvaluatePage(StudioPage):
+    title = "Evaluate"
+    tooltip = "Compare every run and baseline: accuracy, list quality, by history length, and significance"
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
+        super().__init__(context, parent)
+        self.job = None
+        self.k_box = QComboBox()
+        for k in KS:
+            self.k_box.addItem(f"K = {k}", k)
+        self.k_box.setCurrentIndex(KS.index(10))
+        self.k_box.setToolTip("Length of the recommendation list the accuracy metrics judge")
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("Save the table as a CSV file (opens in any spreadsheet)")
+        self.status = QLabel()
+        self.status.setProperty("role", "hint")
+        self.table = RunTable(metric_columns(10))
+        self.table.setToolTip("Every finished run, measured on the same held-out test items. " + " ".join(
+            METRIC_TIPS[name] + "." for name in ("hr", "ndcg", "mrr")))
+        header = QHBoxLayout()
+        title = QLabel("Evaluation")
+        title.setProperty("role", "heading")
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.status)
+        header.addWidget(self.k_box)
+        header.addWidget(self.export_button)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self._build_chart())
+        bottom.addWidget(self._build_segments())
+        bottom.addWidget(self._build_significance())
+        bottom.setSizes([420, 420, 340])
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(bottom)
+        splitter.setSizes([260, 420])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addLayout(header)
+        layout.addWidget(splitter, 1)
+        self.k_box.currentIndexChanged.connect(self._on_k_changed)
+        self.metric_box.currentIndexChanged.connect(self._redraw)
+        self.export_button.clicked.connect(self._on_export)
+        self.compare_button.clicked.connect(self.run_significance)
+        context.workspace_changed.connect(self.refresh)
+        context.runs_changed.connect(self.refresh)
+        context.active_run_changed.connect(lambda _run: self.refresh())
+        self.refresh()
+
+    def _build_chart(self) -> QWidget:
+        self.metric_box = QComboBox()
+        self.metric_box.setToolTip("The metric the bar chart and the breakdown compare")
+        self.chart = ChartWidget("Runs compared", "", "")
+        box = QGroupBox("Compare runs")
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.metric_box)
+        layout.addWidget(self.chart, 1)
+        return box
+
+    def _build_segments(self) -> QWidget:
+        self.segments = QTableWidget()
+        self.segments.setToolTip("The chosen metric per run for users with short and long histories: "
+                                 "sequence models should shine on long ones, popularity on cold ones")
+        self.segments.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.segments.verticalHeader().setDefaultSectionSize(22)
+        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        box = QGroupBox("By history length")
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.segments)
+        return box
+
+    def _build_significance(self) -> QWidget:
+        self.run_a, self.run_b = QComboBox(), QComboBox()
+        self.run_a.setToolTip("First run of the comparison")
+        self.run_b.setToolTip("Second run of the comparison")
+        self.compare_button = QPushButton("Is the difference real?")
+        self.compare_button.setToolTip("Paired test over the same users (Wilcoxon signed-rank) on the chosen metric")
+        self.verdict = QLabel("Pick two runs and press the button.")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box = QGroupBox("Significance")
+        layout = QVBoxLayout(box)
+        for label, widget in (("Run A", self.run_a), ("Run B", self.run_b)):
+            row = QHBoxLayout()
+            row.addWidget(QLabel(label))
+            row.addWidget(widget, 1)
+            layout.addLayout(row)
+        layout.addWidget(self.compare_button)
+        layout.addWidget(self.verdict)
+        layout.addStretch(1)
+        return box
+
+    # -- content --------------------------------------------------------------------------
+
+    @property
+    def engine(self):
+        return self.context.engine
+
+    def page_shown(self) -> None:
+        self._evaluate_missing()
+
+    def refresh(self) -> None:
+        runs = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
+        self.table.set_runs(runs, self.engine.active_run() if self.engine is not None else None)
+        for box in (self.run_a, self.run_b):
+            chosen = box.currentData()
+            box.clear()
+            for run in runs:
+                box.addItem(run_label(run), run.id)
+            if box.findData(chosen) >= 0:
+                box.setCurrentIndex(box.findData(chosen))
+        if self.run_b.currentIndex() == 0 and len(runs) > 1 and self.run_a.currentIndex() == 0:
+            self.run_b.setCurrentIndex(1)
+        self.compare_button.setEnabled(len(runs) > 1)
+        self.export_button.setEnabled(bool(runs))
+        self.status.setText("" if runs else "No trained model yet — go to Train and train a model or a baseline.")
+        self._fill_metric_box()
+        self._redraw()
+        if self.isVisible():
+            self._evaluate_missing()
+
+    def _fill_metric_box(self) -> None:
+        chosen = self.metric_box.currentText()
+        self.metric_box.blockSignals(True)
+        self.metric_box.clear()
+        for name in self.table.metric_columns:
+            self.metric_box.addItem(metric_title(name), name)
+            self.metric_box.setItemData(self.metric_box.count() - 1, METRIC_TIPS[name.split("@")[0]],
+                                        Qt.ItemDataRole.ToolTipRole)
+        index = self.metric_box.findText(chosen)
+        self.metric_box.setCurrentIndex(index if index >= 0 else 1)
+        self.metric_box.blockSignals(False)
+
+    def _on_k_changed(self) -> None:
+        self.table.set_metric_columns(metric_columns(self.k_box.currentData()))
+        self._fill_metric_box()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        metric = self.metric_box.currentData()
+        runs = [run for run in self.table.runs if metric in run_metrics(run)]
+        self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
+        self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs])
+        self._fill_segments(metric)
+
+    def _fill_segments(self, metric: Optional[str]) -> None:
+        runs = [run for run in self.table.runs if (run.metrics or {}).get("segments")]
+        names = list(runs[0].metrics["segments"]) if runs else []
+        self.segments.setRowCount(len(names))
+        self.segments.setColumnCount(len(runs) + 1)
+        self.segments.setHorizontalHeaderLabels(["Users", *[run_label(run) for run in runs]])
+        self.segments.setVerticalHeaderLabels(names)
+        for row, name in enumerate(names):
+            users = runs[0].metrics["segments"][name].get("users", 0)
+            self.segments.setItem(row, 0, QTableWidgetItem(f"{users:,}"))
+            for column, run in enumerate(runs, start=1):
+                value = run.metrics["segments"].get(name, {}).get(metric)
+                self.segments.setItem(row, column, QTableWidgetItem("—" if value is None else f"{value:.4f}"))
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _evaluate_missing(self) -> None:
+        missing = [run.id for run in self.table.runs if not run_metrics(run)]
+        if not missing or self.engine is None or (self.job is not None and self.job.running):
+            return
+        self.status.setText(f"Evaluating {len(missing)} run(s)…")
+        self.job = self.context.run(evaluate_runs, self.engine, missing)
+        self.job.progress.connect(lambda report: self.status.setText(report.message))
+        self.job.failed.connect(lambda exc: show_error(self, exc, "Evaluation"))
+        self.job.finished.connect(lambda _result: self.context.announce_runs_changed())
+
+    def run_significance(self) -> None:
+        a, b = self.run_a.currentData(), self.run_b.currentData()
+        metric = self.metric_box.currentData()
+        if a is None or b is None or a == b or metric not in {f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in KS}:
+            self.verdict.setText("Pick two different runs and an accuracy metric (HR, NDCG or MRR).")
+            return
+        label_a, label_b = self.run_a.currentText(), self.run_b.currentText()
+        self.verdict.setText("Testing…")
+        job = self.context.run(self.engine.compare, a, b, metric=metric, progress=False, cancel=False)
+        job.finished.connect(lambda result: self.verdict.setText(significance_verdict(result, label_a, label_b)))
+        job.failed.connect(lambda exc: (self.verdict.setText("The test could not run."),
+                                        show_error(self, exc, "Significance test")))
+
+    def _on_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export evaluation table", "evaluation.csv", "CSV files (*.csv)")
+        if path:
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path) -> None:
+        try:
+            write_csv(path, self.table.rows_as_text())
+        except OSError as exc:
+            show_error(self, exc, "Export")

@@ -1,0 +1,367 @@
+"""The Explore page: one user's behaviour, predicted interests and recommendations, side by side.
+
+Every change (user, model, K, diversity, exclude-seen, a what-if edit) becomes one
+``ExploreQuery``; ``answer_query`` asks the engine everything the panes need in one worker call,
+and only the answer to the latest query is painted. While one query runs, newer ones wait in a
+single slot (latest wins), so dragging the diversity slider never queues a backlog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.pages import StudioPage
+from studio.widgets import palette
+from studio.widgets.interest_bars import InterestBars
+from studio.widgets.item_details import ItemDetails, ItemFacts
+from studio.widgets.ranked_list import RankedList
+from studio.widgets.run_table import run_label
+from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame
+from studio.widgets.user_list import UserList
+from studio.widgets.what_if import WhatIfBar
+
+NO_MODEL_TEXT = "No trained model yet — go to Train and train one (a baseline takes seconds)."
+NEXT_ITEMS = 10
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    """Everything the panes depend on; equal queries give equal answers."""
+
+    user: str
+    run: Optional[int]
+    compare_run: Optional[int]
+    k: int
+    diversity: float
+    exclude_seen: bool
+    history: Optional[tuple[str, ...]]  # a what-if sequence, or None for the stored one
+    load_sequence: bool  # read the stored sequence too (the user changed)
+
+
+@dataclass
+class ExploreAnswer:
+    query: ExploreQuery
+    sequence: Optional[list[TimelineEvent]]
+    interests: list
+    recommendations: list
+    compared: list
+    held_out: Optional[str]
+
+
+def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
+    """Ask the engine for everything the panes show; runs in a worker."""
+    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
+    history = list(query.history) if query.history is not None else None
+
+    def recommend(run):
+        if run is None:
+            return []
+        return engine.recommend(run, query.user, k=query.k, diversity=query.diversity,
+                                exclude_seen=query.exclude_seen, history=history)
+
+    interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
+    return ExploreAnswer(query, sequence, interests, recommend(query.run), recommend(query.compare_run),
+                         engine.held_out_item(query.user))
+
+
+def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
+    """An item's facts and its most common successors; runs in a worker."""
+    followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories or ""), int(row.count))
+                 for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
+    return facts, followers
+
+
+class ExplorePage(StudioPage):
+    title = "Explore"
+    tooltip = "Browse users: their behaviour, predicted interests and ranked recommendations, with why"
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
+        super().__init__(context, parent)
+        self.user: Optional[str] = None
+        self.sequence: list[TimelineEvent] = []
+        self.added: list[TimelineEvent] = []
+        self.dropped = 0
+        self.latest: Optional[ExploreQuery] = None
+        self.answer: Optional[ExploreAnswer] = None
+        self._waiting: Optional[ExploreQuery] = None
+        self._running = False
+        self.users = UserList()
+        self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.users)
+        splitter.addWidget(self._build_panes())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([290, 1100])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addWidget(splitter)
+        self.users.user_selected.connect(self.show_user)
+        context.workspace_changed.connect(self.refresh)
+        context.data_changed.connect(self.refresh)
+        context.runs_changed.connect(self._fill_models)
+        context.active_run_changed.connect(lambda _run: self._fill_models())
+        self.refresh()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_panes(self) -> QWidget:
+        self.heading = QLabel("Open a workspace to explore its users.")
+        self.heading.setProperty("role", "heading")
+        self.timeline = SequenceTimeline()
+        self.what_if = WhatIfBar()
+        self.interest_bars = InterestBars()
+        self.ranked = RankedList()
+        self.compared = RankedList()
+        self.details = ItemDetails()
+        sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
+        interests_box = _group("Predicted next interests", self.interest_bars)
+        lists = QSplitter(Qt.Orientation.Horizontal)
+        lists.addWidget(self.ranked)
+        lists.addWidget(self.compared)
+        ranked_box = _group("Recommendations", self._build_controls(), lists)
+        details_box = _group("Item details", self.details)
+        panes = QSplitter(Qt.Orientation.Horizontal)
+        for box in (sequence_box, interests_box, ranked_box):
+            panes.addWidget(box)
+        panes.setSizes([400, 260, 560])
+        panes.setStretchFactor(2, 1)
+        vertical = QSplitter(Qt.Orientation.Vertical)
+        vertical.addWidget(panes)
+        vertical.addWidget(details_box)
+        vertical.setSizes([560, 200])
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.heading)
+        layout.addWidget(vertical, 1)
+        self.what_if.add_item.connect(self._on_add_item)
+        self.what_if.drop_last.connect(self._on_drop_last)
+        self.what_if.reset.connect(self._on_reset_what_if)
+        for source in (self.timeline, self.ranked, self.compared, self.details):
+            source.item_clicked.connect(self.show_item)
+        self.compared.hide()
+        return panel
+
+    def _build_controls(self) -> QWidget:
+        self.model_box = QComboBox()
+        self.model_box.setToolTip("Which trained run (model or baseline) recommends")
+        self.k_box = QSpinBox(minimum=1, maximum=100, value=10)
+        self.k_box.setToolTip("How many items to recommend")
+        self.diversity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
+        self.diversity.setToolTip("0 = pure relevance; higher values trade some relevance for items from "
+                                  "more varied categories (MMR re-ranking)")
+        self.diversity.setFixedWidth(90)
+        self.exclude_seen = QCheckBox("Exclude seen", checked=True)
+        self.exclude_seen.setToolTip("Leave out items the user already took")
+        self.compare_box = QCheckBox("Compare with")
+        self.compare_box.setToolTip("Show a second run's list beside the first for the same user; the user's "
+                                    "held-out next item is highlighted wherever it appears")
+        self.compare_model_box = QComboBox()
+        self.compare_model_box.setToolTip("The run to compare with")
+        self.compare_model_box.setEnabled(False)
+        row = QWidget()
+        layout = QVBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        first, second = QHBoxLayout(), QHBoxLayout()
+        for label, widget in (("Model", self.model_box), ("K", self.k_box), ("Diversity", self.diversity)):
+            first.addWidget(QLabel(label))
+            first.addWidget(widget)
+        first.addStretch(1)
+        second.addWidget(self.exclude_seen)
+        second.addWidget(self.compare_box)
+        second.addWidget(self.compare_model_box)
+        second.addStretch(1)
+        layout.addLayout(first)
+        layout.addLayout(second)
+        for signal in (self.model_box.currentIndexChanged, self.k_box.valueChanged, self.diversity.valueChanged,
+                       self.exclude_seen.toggled, self.compare_model_box.currentIndexChanged):
+            signal.connect(lambda *_: self.update_panes())
+        self.compare_box.toggled.connect(self._on_compare_toggled)
+        return row
+
+    # -- following the workspace ------------------------------------------------------------
+
+    @property
+    def engine(self):
+        return self.context.engine
+
+    def refresh(self) -> None:
+        self.user, self.answer, self.latest = None, None, None
+        self._reset_what_if()
+        self.details.clear()
+        engine = self.engine
+        self.what_if.set_search(engine.search_items if engine is not None else None)
+        if engine is not None:
+            palette.assign(engine.category_names())
+        self._fill_models()
+        self.users.set_engine(engine)
+        if engine is None:
+            self.heading.setText("Open a workspace (File ▸ Open) or import a CSV to explore its users.")
+            self._paint_empty("No workspace is open.")
+        elif not self.users.model.total:
+            self.heading.setText("This workspace has no users yet — import a CSV on the Data page.")
+            self._paint_empty("No users yet.")
+
+    def _fill_models(self) -> None:
+        runs = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
+        active = self.engine.active_run() if self.engine is not None else None
+        for box in (self.model_box, self.compare_model_box):
+            chosen = box.currentData()
+            box.blockSignals(True)
+            box.clear()
+            for run in runs:
+                box.addItem(run_label(run) + ("  ★" if run.id == active else ""), run.id)
+            wanted = chosen if box is self.compare_model_box or chosen is not None else active
+            index = box.findData(wanted if wanted is not None else active)
+            box.setCurrentIndex(index if index >= 0 else (0 if runs else -1))
+            box.blockSignals(False)
+        if self.compare_model_box.currentData() == self.model_box.currentData() and len(runs) > 1:
+            self.compare_model_box.setCurrentIndex(1 if self.model_box.currentIndex() == 0 else 0)
+        self.update_panes()
+
+    # -- the selected user -------------------------------------------------------------------
+
+    def show_user(self, user: str) -> None:
+        self.user = user
+        self._reset_what_if()
+        self.heading.setText(f"User {user}")
+        self.update_panes(load_sequence=True)
+
+    def current_query(self, load_sequence: bool = False) -> Optional[ExploreQuery]:
+        if self.engine is None or self.user is None:
+            return None
+        what_if = bool(self.added) or self.dropped > 0
+        history = tuple(event.item for event in self.effective_sequence()) if what_if else None
+        compare = self.compare_model_box.currentData() if self.compare_box.isChecked() else None
+        return ExploreQuery(self.user, self.model_box.currentData(), compare, self.k_box.value(),
+                            self.diversity.value() / 100.0, self.exclude_seen.isChecked(), history, load_sequence)
+
+    def update_panes(self, load_sequence: bool = False) -> None:
+        """Ask for the panes' content for the current controls; only the latest answer paints."""
+        query = self.current_query(load_sequence)
+        if query is None:
+            return
+        if self.latest is not None and self.latest.load_sequence and self._running:
+            query = replace(query, load_sequence=True)  # the pending sequence read must not be lost
+        self.latest = query
+        if self._running:
+            self._waiting = query
+            return
+        self._start(query)
+
+    def _start(self, query: ExploreQuery) -> None:
+        self._running = True
+        job = self.context.run(answer_query, self.engine, query, progress=False, cancel=False)
+        job.finished.connect(self._on_answer)
+        job.failed.connect(lambda exc: show_error(self, exc, "Recommending"))
+        job.ended.connect(self._on_query_ended)
+
+    def _on_query_ended(self) -> None:
+        self._running = False
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and self.engine is not None:
+            self._start(waiting)
+
+    def _on_answer(self, answer: ExploreAnswer) -> None:
+        if answer.sequence is not None and answer.query.user == self.user:
+            self.sequence = answer.sequence
+            self._paint_sequence()
+        if answer.query != self.latest:
+            return  # a newer question is on its way: painting this one would flicker
+        self.answer = answer
+        no_model = NO_MODEL_TEXT if answer.query.run is None else None
+        self.interest_bars.set_interests(answer.interests, no_model or "This model predicts no interests.")
+        self.ranked.set_recommendations(answer.recommendations, answer.held_out, no_model or "Nothing to recommend.")
+        self.ranked.title.setText(self.model_box.currentText())
+        self.ranked.title.setVisible(answer.query.compare_run is not None)
+        self.compared.set_recommendations(answer.compared, answer.held_out)
+        self.compared.title.setText(self.compare_model_box.currentText())
+        self.compared.title.setVisible(True)
+
+    def _paint_empty(self, text: str) -> None:
+        self.sequence = []
+        self.timeline.set_events([], text)
+        self.interest_bars.set_interests([], text)
+        self.ranked.set_recommendations([], None, text)
+        self.compared.set_recommendations([], None, text)
+
+    def _on_compare_toggled(self, on: bool) -> None:
+        self.compare_model_box.setEnabled(on)
+        self.compared.setVisible(on)
+        self.update_panes()
+
+    # -- what-if ----------------------------------------------------------------------------
+
+    def effective_sequence(self) -> list[TimelineEvent]:
+        kept = self.sequence[: max(len(self.sequence) - self.dropped, 0)]
+        return kept + self.added
+
+    def _paint_sequence(self) -> None:
+        self.timeline.time_kind = self.users.model.time_kind
+        self.timeline.set_events(self.effective_sequence())
+        changes = []
+        if self.dropped:
+            changes.append(f"{min(self.dropped, len(self.sequence))} latest dropped")
+        if self.added:
+            changes.append(f"{len(self.added)} added")
+        self.what_if.state.setText("What-if: " + ", ".join(changes) if changes else "")
+
+    def _on_add_item(self, row: Any) -> None:
+        self.added.append(TimelineEvent(str(row.item), row.title or str(row.item), row.categories or "", "what-if",
+                                        None, what_if=True))
+        self._what_if_changed()
+
+    def _on_drop_last(self, count: int) -> None:
+        if self.added:
+            del self.added[-count:]
+        else:
+            self.dropped = min(self.dropped + count, len(self.sequence))
+        self._what_if_changed()
+
+    def _on_reset_what_if(self) -> None:
+        self._reset_what_if()
+        self._what_if_changed()
+
+    def _reset_what_if(self) -> None:
+        self.added, self.dropped = [], 0
+
+    def _what_if_changed(self) -> None:
+        self._paint_sequence()
+        self.update_panes()
+
+    # -- item details -----------------------------------------------------------------------
+
+    def show_item(self, item: str) -> None:
+        if self.engine is None:
+            return
+        facts = self._facts_of(item)
+        job = self.context.run(item_view, self.engine, facts, progress=False, cancel=False)
+        job.finished.connect(lambda result: self.details.show_item(*result))
+        job.failed.connect(lambda exc: show_error(self, exc, "Reading the item"))
+
+    def _facts_of(self, item: str) -> ItemFacts:
+        """What the panes already know about ``item``; the details pane needs no extra query."""
+        known = [*self.effective_sequence(), *(self.answer.recommendations if self.answer else []),
+                 *(self.answer.compared if self.answer else []),
+                 *[ItemFacts(f.item, f.title, f.categories) for f, _ in self.details.followers]]
+        for entry in known:
+            if entry.item == item:
+                categories = entry.categories if isinstance(entry.categories, str) else "|".join(entry.categories)
+                return ItemFacts(item, entry.title, categories)
+        return ItemFacts(item, item, "")
+
+
+def _group(title: str, *widgets: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for index, widget in enumerate(widgets):
+        layout.addWidget(widget, 1 if index == len(widgets) - 1 else 0)
+    return box

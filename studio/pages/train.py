@@ -1,0 +1,332 @@
+"""The Train page: choose a model and its settings, watch it learn, and manage the runs.
+
+Training runs in a worker through ``engine.train``; its progress reports become the live
+curves (per-step loss, per-epoch loss and validation NDCG@10 / HR@10), the progress bar and
+the log. Stop sets the job's cancel token: the engine checks it before every step, keeps the
+last complete checkpoint and marks the run cancelled, and Resume continues that run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+    QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+)
+from PySide6.QtCore import Qt
+
+from core.baselines import BASELINES
+from core.progress import Progress
+from core.training import NEURAL_MODELS, TrainConfig
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.pages import StudioPage
+from studio.widgets.config_form import ConfigForm
+from studio.widgets.run_table import RunTable, format_duration, model_name, run_label
+from studio.widgets.training_charts import TrainingCharts
+from studio.workers import Job
+
+# Chosen with their own controls, so the generated form leaves them out.
+OWN_CONTROLS = ("model", "device")
+MODEL_TIPS = {
+    "sasrec": "Self-attention over the sequence: usually the most accurate, needs the most compute",
+    "gru": "Recurrent network: fast and strong on short sequences",
+    "lstm": "Recurrent network with a longer memory than the GRU",
+    "pop": "Most popular items (per profile segment): the yardstick every model must beat",
+    "recentpop": "Most popular items in the latest part of the log",
+    "itemknn": "Items often taken together with the user's items",
+    "markov": "Items most often taken right after the user's last item",
+}
+
+
+def load_defaults(engine, model: str) -> TrainConfig:
+    """Hyper-parameters sized to the workspace's data (reads the sequences: run it in a worker)."""
+    return TrainConfig.for_data(engine.sequence_data(), model=model)
+
+
+def gpu_name() -> Optional[str]:
+    """The first CUDA GPU's name, or None where torch sees none."""
+    import torch  # loaded by the engine already; kept out of module import for a light page
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+class TrainPage(StudioPage):
+    title = "Train"
+    tooltip = "Train a model or a baseline, watch it learn, and manage the runs"
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
+        super().__init__(context, parent)
+        self.job: Optional[Job] = None
+        self.started_at = 0.0
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_settings())
+        splitter.addWidget(self._build_monitor())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([340, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addWidget(splitter)
+        context.workspace_changed.connect(self.refresh)
+        context.data_changed.connect(self._load_defaults)
+        context.runs_changed.connect(self._refresh_runs)
+        context.active_run_changed.connect(lambda _run: self._refresh_runs())
+        self.refresh()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_settings(self) -> QWidget:
+        self.model_box = QComboBox()
+        for model in (*NEURAL_MODELS, *BASELINES):
+            self.model_box.addItem(model_name(model), model)
+            self.model_box.setItemData(self.model_box.count() - 1, MODEL_TIPS.get(model, ""), Qt.ItemDataRole.ToolTipRole)
+        self.model_box.setToolTip("What to train: a neural sequence model, or a baseline to compare it with")
+        self.device_box = QComboBox()
+        self.device_box.setToolTip("Where to train: Automatic uses the GPU when there is one")
+        self.form = ConfigForm(TrainConfig(), skip=OWN_CONTROLS)
+        self.form.setToolTip("Hover a setting to read what it does")
+        self.baseline_note = QLabel("Baselines have no settings: they are counted from the log in seconds.")
+        self.baseline_note.setProperty("role", "hint")
+        self.baseline_note.setWordWrap(True)
+        self.defaults_button = QPushButton("Defaults for this data")
+        self.defaults_button.setToolTip("Reset every setting to the default sized to this workspace's data")
+        self.train_button = QPushButton("Train")
+        self.train_button.setProperty("role", "primary")
+        self.train_button.setShortcut("Ctrl+T")
+        self.train_button.setToolTip("Start a new training run with these settings (Ctrl+T)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the run within a second; its last checkpoint is kept for Resume")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected stopped run from its last checkpoint")
+        top = QFormLayout()
+        top.addRow("Model", self.model_box)
+        top.addRow("Device", self.device_box)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        group = QGroupBox("Settings")
+        group_layout = QVBoxLayout(group)
+        group_layout.addWidget(self.baseline_note)
+        group_layout.addWidget(scroll, 1)
+        group_layout.addWidget(self.defaults_button)
+        buttons = QHBoxLayout()
+        for button in (self.train_button, self.stop_button, self.resume_button):
+            buttons.addWidget(button)
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(group, 1)
+        layout.addLayout(buttons)
+        self.model_box.currentIndexChanged.connect(self._on_model_changed)
+        self.defaults_button.clicked.connect(self._load_defaults)
+        self._on_model_changed()
+        self.train_button.clicked.connect(lambda: self.start_training())
+        self.stop_button.clicked.connect(self.stop_training)
+        self.resume_button.clicked.connect(self.resume_selected)
+        return panel
+
+    def _build_monitor(self) -> QWidget:
+        self.charts = TrainingCharts()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setToolTip("Progress of the current run over its epoch budget (early stopping may end it sooner)")
+        self.progress_text = QLabel("No run in progress.")
+        self.progress_text.setProperty("role", "hint")
+        self.log = QPlainTextEdit(readOnly=True)
+        self.log.setToolTip("What the training reported, newest at the bottom")
+        self.log.setMaximumBlockCount(2000)
+        self.run_table = RunTable()
+        self.run_table.setToolTip("Every run of this workspace; double-click one to make it the active model")
+        self.active_button = QPushButton("Use as active model")
+        self.active_button.setToolTip("Explore and exports use the active model")
+        self.delete_button = QPushButton("Delete run…")
+        self.delete_button.setToolTip("Delete the selected run and its saved model (asks first)")
+        history = QGroupBox("Run history")
+        history_layout = QVBoxLayout(history)
+        history_layout.addWidget(self.run_table)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.active_button)
+        row.addWidget(self.delete_button)
+        history_layout.addLayout(row)
+        live = QWidget()
+        live_layout = QVBoxLayout(live)
+        live_layout.setContentsMargins(0, 0, 0, 0)
+        live_layout.addWidget(self.charts, 1)
+        live_layout.addWidget(self.progress_bar)
+        live_layout.addWidget(self.progress_text)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(live)
+        splitter.addWidget(self.log)
+        splitter.addWidget(history)
+        splitter.setSizes([380, 110, 230])
+        self.active_button.clicked.connect(self._on_use_active)
+        self.delete_button.clicked.connect(self._on_delete)
+        self.run_table.run_activated.connect(self.context.set_active_run)
+        self.run_table.itemSelectionChanged.connect(self._update_buttons)
+        return splitter
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def engine(self):
+        return self.context.engine
+
+    def refresh(self) -> None:
+        """A workspace (or none) was opened: devices, defaults and runs follow it."""
+        self._fill_devices()
+        self._load_defaults()
+        self._refresh_runs()
+
+    def _fill_devices(self) -> None:
+        self.device_box.clear()
+        self.device_box.addItem("Automatic", "auto")
+        self.device_box.addItem("CPU", "cpu")
+        name = gpu_name()
+        self.device_box.addItem(f"GPU: {name}" if name else "GPU (none found)", "cuda")
+        gpu_item = self.device_box.model().item(2)
+        gpu_item.setEnabled(name is not None)
+        gpu_item.setToolTip(name or "PyTorch sees no CUDA GPU on this computer")
+
+    def _load_defaults(self) -> None:
+        if self.engine is None:
+            return
+        job = self.context.run(load_defaults, self.engine, self.model_box.currentData(), progress=False, cancel=False)
+        job.finished.connect(self.form.set_config)
+        job.failed.connect(lambda exc: show_error(self, exc, "Reading the data"))
+
+    def _refresh_runs(self) -> None:
+        if self.engine is None:
+            self.run_table.set_runs([])
+        else:
+            self.run_table.set_runs(self.engine.runs(), self.engine.active_run())
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has_engine = self.engine is not None
+        training = self.job is not None and self.job.running
+        selected = self.run_table.selected_run()
+        self.train_button.setEnabled(has_engine and not training)
+        self.stop_button.setEnabled(training)
+        self.resume_button.setEnabled(has_engine and not training and selected is not None
+                                      and selected.status == "cancelled" and selected.model in NEURAL_MODELS)
+        self.active_button.setEnabled(selected is not None and selected.status == "done")
+        self.delete_button.setEnabled(selected is not None and not training)
+        self.defaults_button.setEnabled(has_engine and not training)
+
+    def _on_model_changed(self) -> None:
+        neural = self.model_box.currentData() in NEURAL_MODELS
+        self.form.setEnabled(neural)
+        self.baseline_note.setVisible(not neural)
+
+    # -- training -------------------------------------------------------------------------
+
+    def current_config(self) -> TrainConfig:
+        return self.form.config(model=self.model_box.currentData(), device=self.device_box.currentData())
+
+    def start_training(self, config: Optional[TrainConfig] = None, resume_run: Optional[int] = None) -> Optional[Job]:
+        if self.engine is None:
+            return None
+        config = config or self.current_config()
+        self.charts.clear()
+        self.log.clear()
+        self.progress_bar.setRange(0, 0)
+        self.started_at = time.perf_counter()
+        verb = f"Resuming run #{resume_run}" if resume_run else "Training"
+        self._log(f"{verb}: {model_name(config.model)} on {self.device_box.currentText()}")
+        self.job = self.context.run(self.engine.train, config, resume_run=resume_run)
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_finished)
+        self.job.cancelled.connect(self._on_cancelled)
+        self.job.failed.connect(self._on_failed)
+        self.job.ended.connect(self._on_ended)
+        self._update_buttons()
+        return self.job
+
+    def stop_training(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            self.stop_button.setEnabled(False)
+            self._log("Stopping after the current step…")
+
+    def resume_selected(self) -> None:
+        run = self.run_table.selected_run()
+        if run is not None:
+            config = run.config if isinstance(run.config, TrainConfig) else TrainConfig.from_json(run.config)
+            self.start_training(config, resume_run=run.id)
+
+    def _on_progress(self, report: Progress) -> None:
+        if report.total:
+            self.progress_bar.setRange(0, report.total)
+            self.progress_bar.setValue(report.done)
+        self.progress_text.setText(progress_line(report, time.perf_counter() - self.started_at))
+        self.charts.add_report(report.metrics)
+        if "valid_ndcg10" in report.metrics or report.stage != "train":
+            self._log(report.message)
+
+    def _on_finished(self, run: Any) -> None:
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1)
+        self.progress_text.setText(f"Run #{run.id} finished in {format_duration(run.duration_s)}.")
+        self._log(f"Finished: {run_label(run)}, status {run.status}.")
+        if self.engine.active_run() is None:
+            self.context.set_active_run(run.id)
+
+    def _on_cancelled(self) -> None:
+        self.progress_text.setText("Stopped. The last checkpoint is kept: select the run and press Resume.")
+        self._log("Stopped by you; the run is marked cancelled.")
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.progress_text.setText("Training failed; nothing in the workspace was lost.")
+        self._log(f"Failed: {exc}")
+        show_error(self, exc, "Training")
+
+    def _on_ended(self) -> None:
+        self.context.announce_runs_changed()
+        self._update_buttons()
+
+    def _log(self, line: str) -> None:
+        if line:
+            self.log.appendPlainText(line)
+
+    # -- run history ----------------------------------------------------------------------
+
+    def _on_use_active(self) -> None:
+        run_id = self.run_table.selected_run_id()
+        if run_id is not None:
+            self.context.set_active_run(run_id)
+
+    def _on_delete(self) -> None:
+        run = self.run_table.selected_run()
+        if run is None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete run",
+                          f"Delete run {run_label(run)} and its saved model? This cannot be undone.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirmDelete")
+        box.finished.connect(lambda result: self._delete_confirmed(run.id, result))
+        box.open()
+
+    def _delete_confirmed(self, run_id: int, result: int) -> None:
+        if result != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            self.engine.delete_run(run_id)
+        except Exception as exc:  # noqa: BLE001 - shown to the person, never swallowed
+            show_error(self, exc, "Deleting the run")
+        self.context.announce_runs_changed()
+
+
+def progress_line(report: Progress, elapsed_s: float) -> str:
+    """'epoch 3 · 1,240 sequences/s · 2 min 05 s left · 41.0 s so far' from one report."""
+    parts = []
+    if "epoch" in report.metrics:
+        parts.append(f"epoch {report.metrics['epoch']}")
+    if report.metrics.get("seqs_per_s"):
+        parts.append(f"{report.metrics['seqs_per_s']:,.0f} sequences/s")
+    if report.eta_s is not None:
+        parts.append(f"at most {format_duration(report.eta_s)} left")
+    parts.append(f"{format_duration(elapsed_s)} so far")
+    return " · ".join(parts)

@@ -1,0 +1,111 @@
+"""A ranked recommendation list with the one-line reason for each item.
+
+The user's held-out test item (the one they really took next, hidden from training) is
+highlighted wherever it appears, so a person sees at a glance where a model hits and misses.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from studio.widgets.palette import category_colour, category_text, primary_category
+from studio.widgets.sequence_timeline import colour_icon
+
+HIT_BACKGROUND = QColor("#fde68a")
+HEADERS = ("#", "Item", "Category", "Score", "Why")
+
+
+class RankedList(QWidget):
+    """Shows ``engine.recommend(...)`` results; emits the external id of a clicked item."""
+
+    item_clicked = Signal(str)
+
+    def __init__(self, title: str = "", parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.recommendations: list = []
+        self.held_out: Optional[str] = None
+        self.title = QLabel(title)
+        self.title.setProperty("role", "hint")
+        self.title.setVisible(bool(title))
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.setToolTip("Recommended items, best first. Highlighted: the item this user really took next "
+                              "(held out from training). Click an item for its details.")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.empty = QLabel("Pick a user and a model to see recommendations.")
+        self.empty.setProperty("role", "hint")
+        self.empty.setWordWrap(True)
+        self.summary = QLabel()
+        self.summary.setProperty("role", "hint")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary)
+        self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.recommendations[row].item))
+        self.set_recommendations([])
+
+    def set_recommendations(self, recommendations: Sequence, held_out: Optional[str] = None,
+                            empty_text: Optional[str] = None) -> None:
+        self.recommendations = list(recommendations)
+        self.held_out = held_out
+        if empty_text:
+            self.empty.setText(empty_text)
+        self.empty.setVisible(not self.recommendations)
+        self.table.setVisible(bool(self.recommendations))
+        self.table.setRowCount(len(self.recommendations))
+        for row, rec in enumerate(self.recommendations):
+            self._fill_row(row, rec, rec.item == held_out)
+        self.table.resizeColumnToContents(1)
+        self.table.setColumnWidth(1, min(self.table.columnWidth(1), 220))
+        self.summary.setText(self._summary_text())
+
+    def highlighted_rows(self) -> list[int]:
+        return [row for row, rec in enumerate(self.recommendations) if rec.item == self.held_out]
+
+    def _fill_row(self, row: int, rec, hit: bool) -> None:
+        category = primary_category(rec.categories)
+        cells = (
+            QTableWidgetItem(str(rec.rank)),
+            QTableWidgetItem(rec.title or rec.item),
+            QTableWidgetItem(colour_icon(category_colour(category)), category),
+            QTableWidgetItem(f"{rec.score:.3f}"),
+            QTableWidgetItem(rec.reason),
+        )
+        cells[0].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        cells[3].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        tip = f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{rec.reason}"
+        if hit:
+            tip += "\n★ The item this user really took next (held out from training)"
+        bold = QFont()
+        bold.setBold(True)
+        for column, cell in enumerate(cells):
+            cell.setToolTip(tip)
+            if hit:
+                cell.setBackground(QBrush(HIT_BACKGROUND))
+                cell.setFont(bold)
+            self.table.setItem(row, column, cell)
+
+    def _summary_text(self) -> str:
+        if self.held_out is None or not self.recommendations:
+            return ""
+        rows = self.highlighted_rows()
+        if rows:
+            return f"★ Hit: the user's real next item is at rank {self.recommendations[rows[0]].rank}."
+        return "The user's real next item is not in this list."

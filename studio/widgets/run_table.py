@@ -1,0 +1,162 @@
+"""The run history: one row per training run (neural or baseline) with what it scored.
+
+Shared by the Train page (pick the active model, delete a run, resume a stopped one) and the
+Evaluate page (the comparison table), so a run reads the same wherever it is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+MODEL_NAMES = {
+    "sasrec": "Transformer (SASRec)",
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "pop": "Popularity",
+    "recentpop": "Recent popularity",
+    "itemknn": "Item-kNN",
+    "markov": "Markov",
+}
+STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "failed": "#b91c1c"}
+# Settings worth seeing in one line, in this order; the rest stay in the tooltip.
+SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
+
+
+def metric_title(metric: str) -> str:
+    """"ndcg@10" → "NDCG@10", "coverage@10" → "Coverage@10"."""
+    name, _, k = metric.partition("@")
+    name = name.upper() if name in ("hr", "ndcg", "mrr") else name.capitalize()
+    return f"{name}@{k}" if k else name
+
+
+def model_name(model: str) -> str:
+    return MODEL_NAMES.get(model, model)
+
+
+def run_label(run: Any) -> str:
+    """How a run is named in combo boxes: "#3 GRU"."""
+    return f"#{run.id} {model_name(run.model)}"
+
+
+def settings_summary(run: Any) -> str:
+    config = run.config if isinstance(run.config, dict) else vars(run.config)
+    if run.model in ("pop", "recentpop", "itemknn", "markov"):
+        return "no hyper-parameters"
+    return " · ".join(f"{name} {config[name]}" for name in SUMMARY_FIELDS if name in config)
+
+
+def settings_tooltip(run: Any) -> str:
+    config = run.config if isinstance(run.config, dict) else vars(run.config)
+    return "\n".join(f"{name} = {value}" for name, value in config.items())
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return ""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def run_metrics(run: Any) -> dict[str, float]:
+    """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
+    metrics = run.metrics or {}
+    flat: dict[str, float] = {}
+    for part in ("metrics", "beyond"):
+        flat.update(metrics.get(part, {}))
+    return flat
+
+
+class RunTable(QTableWidget):
+    """Runs as rows; ``metric_columns`` choose which metrics get a column."""
+
+    run_activated = Signal(int)  # double-clicked run id
+
+    def __init__(self, metric_columns: Sequence[str] = ("ndcg@10", "hr@10"), parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.metric_columns = list(metric_columns)
+        self.runs: list[Any] = []
+        self.active_run: Optional[int] = None
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setAlternatingRowColors(True)
+        self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.itemDoubleClicked.connect(lambda cell: self.run_activated.emit(self.runs[cell.row()].id))
+        self._set_headers()
+
+    def headers(self) -> list[str]:
+        return ["Run", "Model", "Status", "Settings", "Duration", "Device", *[metric_title(m) for m in self.metric_columns]]
+
+    def _set_headers(self) -> None:
+        headers = self.headers()
+        self.setColumnCount(len(headers))
+        self.setHorizontalHeaderLabels(headers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+
+    def set_metric_columns(self, metric_columns: Iterable[str]) -> None:
+        self.metric_columns = list(metric_columns)
+        self._set_headers()
+        self.set_runs(self.runs, self.active_run)
+
+    def set_runs(self, runs: Sequence[Any], active_run: Optional[int] = None) -> None:
+        selected = self.selected_run_id()
+        self.runs = list(runs)
+        self.active_run = active_run
+        self.setRowCount(len(self.runs))
+        for row, run in enumerate(self.runs):
+            for column, cell in enumerate(self._cells(run)):
+                self.setItem(row, column, cell)
+        if selected is not None:
+            self.select_run(selected)
+
+    def rows_as_text(self) -> list[list[str]]:
+        """The table as shown, header first: what "Export CSV" writes."""
+        body = [[self.item(r, c).text() for c in range(self.columnCount())] for r in range(self.rowCount())]
+        return [self.headers(), *body]
+
+    def selected_run_id(self) -> Optional[int]:
+        rows = self.selectionModel().selectedRows() if self.selectionModel() else []
+        return self.runs[rows[0].row()].id if rows else None
+
+    def selected_run(self) -> Optional[Any]:
+        run_id = self.selected_run_id()
+        return next((run for run in self.runs if run.id == run_id), None)
+
+    def select_run(self, run_id: int) -> None:
+        for row, run in enumerate(self.runs):
+            if run.id == run_id:
+                self.selectRow(row)
+
+    def _cells(self, run: Any) -> list[QTableWidgetItem]:
+        metrics = run_metrics(run)
+        active = run.id == self.active_run
+        cells = [
+            QTableWidgetItem(f"#{run.id}" + ("  ★ active" if active else "")),
+            QTableWidgetItem(model_name(run.model)),
+            QTableWidgetItem(run.status),
+            QTableWidgetItem(settings_summary(run)),
+            QTableWidgetItem(format_duration(run.duration_s)),
+            QTableWidgetItem(run.device or ""),
+            *[QTableWidgetItem(f"{metrics[m]:.4f}" if m in metrics else "—") for m in self.metric_columns],
+        ]
+        cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
+        cells[3].setToolTip(settings_tooltip(run))
+        for cell in cells[6:]:
+            cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if active:
+            bold = QFont()
+            bold.setBold(True)
+            for cell in cells:
+                cell.setFont(bold)
+        cells[0].setToolTip("The active model: Explore and exports use it" if active else "Run number")
+        return cells

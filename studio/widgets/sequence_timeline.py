@@ -1,0 +1,199 @@
+"""A user's behaviour sequence: a painted strip of coloured marks over a list of the events.
+
+The strip shows the shape of the whole sequence at a glance (which interests, in what order,
+where the purchases are); the list below reads one event at a time. Events are placed by
+position, not by clock time: gaps of weeks between sessions would squeeze a session's dozen
+events into one pixel. Events added in a what-if are drawn hollow and listed in italics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget,
+)
+
+from studio.widgets.palette import category_colour, category_text, primary_category
+from studio.widgets.user_list import format_time
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One row of the timeline; ``what_if`` marks events the person added, not the shop's log."""
+
+    item: str
+    title: str
+    categories: str
+    event_type: str
+    ts: Optional[float]
+    what_if: bool = False
+
+    @property
+    def category(self) -> str:
+        return primary_category(self.categories)
+
+
+def events_from_frame(frame) -> list[TimelineEvent]:
+    """Timeline events from a history frame with ts, event_type, item, title, categories columns."""
+    return [
+        TimelineEvent(str(row.item), str(row.title or row.item), row.categories or "", str(row.event_type), row.ts)
+        for row in frame.itertuples(index=False)
+    ]
+
+
+_MARK = 5.0  # half-size of a mark in pixels
+_EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
+
+
+class TimelineStrip(QWidget):
+    """The sequence as coloured marks, oldest left; click a mark to pick that event."""
+
+    event_clicked = Signal(int)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.events: Sequence[TimelineEvent] = ()
+        self.selected: Optional[int] = None
+        self.setMinimumHeight(46)
+        self.setMouseTracking(True)
+        self.setToolTip("The whole sequence, oldest left. Colour = category; bigger marks = cart/purchase; "
+                        "hollow marks = what-if events. Click a mark to select it.")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(300, 46)
+
+    def set_events(self, events: Sequence[TimelineEvent]) -> None:
+        self.events = events
+        self.selected = None
+        self.update()
+
+    def select(self, index: Optional[int]) -> None:
+        self.selected = index
+        self.update()
+
+    def _x(self, index: int) -> float:
+        margin = 2 * _MARK
+        span = max(self.width() - 2 * margin, 1.0)
+        return margin + (span * index / (len(self.events) - 1) if len(self.events) > 1 else span / 2)
+
+    def _index_at(self, x: float) -> Optional[int]:
+        if not self.events:
+            return None
+        return min(range(len(self.events)), key=lambda i: abs(self._x(i) - x))
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        mid = self.height() / 2
+        painter.setPen(QPen(QColor("#cbd5e1"), 1))
+        painter.drawLine(QPointF(_MARK, mid), QPointF(self.width() - _MARK, mid))
+        for index, event in enumerate(self.events):
+            self._paint_mark(painter, index, event, mid)
+        painter.end()
+
+    def _paint_mark(self, painter: QPainter, index: int, event: TimelineEvent, mid: float) -> None:
+        colour = category_colour(event.category)
+        size = _MARK * _EMPHASIS.get(event.event_type, 1.0)
+        centre = QPointF(self._x(index), mid)
+        painter.setPen(QPen(QColor("#0f172a") if index == self.selected else colour.darker(130), 2 if index == self.selected else 1))
+        painter.setBrush(QBrush(Qt.BrushStyle.NoBrush) if event.what_if else QBrush(colour))
+        if event.event_type == "purchase":
+            painter.drawPolygon(QPolygonF([centre + QPointF(0, -size), centre + QPointF(size, 0),
+                                           centre + QPointF(0, size), centre + QPointF(-size, 0)]))
+        elif event.event_type == "cart":
+            painter.drawRect(QRectF(centre.x() - size * 0.8, mid - size * 0.8, size * 1.6, size * 1.6))
+        else:
+            painter.drawEllipse(centre, size, size)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        index = self._index_at(event.position().x())
+        if index is not None:
+            item = self.events[index]
+            QToolTip.showText(event.globalPosition().toPoint(), f"{item.title}\n{item.category} · {item.event_type}", self)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        index = self._index_at(event.position().x())
+        if index is not None:
+            self.select(index)
+            self.event_clicked.emit(index)
+
+
+def colour_icon(colour: QColor, size: int = 10) -> QIcon:
+    """A small filled square, the category swatch used in tables."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(colour)
+    return QIcon(pixmap)
+
+
+class SequenceTimeline(QWidget):
+    """Strip plus event list; emits the external id of the item the person clicks."""
+
+    item_clicked = Signal(str)
+    HEADERS = ("Time", "Event", "Item", "Category")
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.events: list[TimelineEvent] = []
+        self.time_kind = "unix"
+        self.strip = TimelineStrip()
+        self.table = QTableWidget(0, len(self.HEADERS))
+        self.table.setHorizontalHeaderLabels(self.HEADERS)
+        self.table.setToolTip("The user's events, oldest first. Click one to see the item's details.")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(50)
+        self.empty = QLabel("Pick a user on the left to see what they did.")
+        self.empty.setProperty("role", "hint")
+        self.empty.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.strip)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        self.strip.event_clicked.connect(self._on_strip_clicked)
+        self.table.cellClicked.connect(self._on_row_clicked)
+        self.set_events([])
+
+    def set_events(self, events: Sequence[TimelineEvent], empty_text: str = "This user has no events yet.") -> None:
+        """Show ``events`` (oldest first) and scroll to the most recent one."""
+        self.events = list(events)
+        self.strip.set_events(self.events)
+        self.empty.setText(empty_text)
+        self.empty.setVisible(not self.events)
+        self.table.setVisible(bool(self.events))
+        self.table.setRowCount(len(self.events))
+        italic = QFont()
+        italic.setItalic(True)
+        for row, event in enumerate(self.events):
+            cells = (
+                QTableWidgetItem("what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True)),
+                QTableWidgetItem(event.event_type),
+                QTableWidgetItem(event.title),
+                QTableWidgetItem(colour_icon(category_colour(event.category)), event.category),
+            )
+            for column, cell in enumerate(cells):
+                cell.setToolTip(f"{event.title} ({event.item})\n{category_text(event.categories)}")
+                if event.what_if:
+                    cell.setFont(italic)
+                self.table.setItem(row, column, cell)
+        if self.events:
+            self.table.scrollToBottom()
+
+    def _on_strip_clicked(self, index: int) -> None:
+        self.table.selectRow(index)
+        self.table.scrollToItem(self.table.item(index, 0))
+        self.item_clicked.emit(self.events[index].item)
+
+    def _on_row_clicked(self, row: int, _column: int) -> None:
+        self.strip.select(row)
+        self.item_clicked.emit(self.events[row].item)

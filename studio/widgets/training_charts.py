@@ -1,0 +1,68 @@
+"""Live training curves: loss per step and per epoch, validation NDCG@10 and HR@10 per epoch."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+LOSS_COLOUR = "#2563eb"
+NDCG_COLOUR = "#059669"
+HR_COLOUR = "#d97706"
+
+
+def _plot(title: str, x_label: str, tooltip: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background="w")
+    plot.setTitle(title, size="10pt")
+    plot.setLabel("bottom", x_label)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMenuEnabled(False)
+    plot.addLegend(offset=(-10, 10))
+    plot.setToolTip(tooltip)
+    plot.setMinimumHeight(160)
+    return plot
+
+
+class TrainingCharts(QWidget):
+    """Two plots fed by the training job's progress metrics (see ``core.training``)."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = _plot("Training loss", "step", "Loss of each reported step (thin) and the mean per epoch (dots)")
+        self.valid_plot = _plot("Validation", "epoch", "Full-catalogue NDCG@10 and HR@10 on the validation users "
+                                "after each epoch: higher is better")
+        self.step_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#93c5fd", width=1), name="step loss")
+        self.epoch_curve = self.loss_plot.plot([], [], pen=pg.mkPen(LOSS_COLOUR, width=2), symbol="o",
+                                               symbolSize=6, symbolBrush=LOSS_COLOUR, name="epoch loss")
+        self.ndcg_curve = self.valid_plot.plot([], [], pen=pg.mkPen(NDCG_COLOUR, width=2), symbol="o",
+                                               symbolSize=6, symbolBrush=NDCG_COLOUR, name="NDCG@10")
+        self.hr_curve = self.valid_plot.plot([], [], pen=pg.mkPen(HR_COLOUR, width=2), symbol="s",
+                                             symbolSize=6, symbolBrush=HR_COLOUR, name="HR@10")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.valid_plot)
+        self.clear()
+
+    def clear(self) -> None:
+        self.steps: list[tuple[float, float]] = []
+        self.epochs: list[tuple[float, float, float, float]] = []  # (epoch, step, loss, ndcg, hr)
+        self._redraw()
+
+    def add_report(self, metrics: dict) -> None:
+        """One progress report's metrics: a step point, and an epoch point when validation ran."""
+        if "loss" not in metrics or "step" not in metrics:
+            return
+        if "valid_ndcg10" in metrics:
+            self.epochs.append((metrics["epoch"], metrics["step"], metrics["loss"],
+                                metrics["valid_ndcg10"], metrics["valid_hr10"]))
+        else:
+            self.steps.append((metrics["step"], metrics["loss"]))
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.step_curve.setData([s for s, _ in self.steps], [loss for _, loss in self.steps])
+        self.epoch_curve.setData([e[1] for e in self.epochs], [e[2] for e in self.epochs])
+        self.ndcg_curve.setData([e[0] for e in self.epochs], [e[3] for e in self.epochs])
+        self.hr_curve.setData([e[0] for e in self.epochs], [e[4] for e in self.epochs])

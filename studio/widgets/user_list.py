@@ -1,0 +1,201 @@
+"""The Explore page's user list: a lazily filled table that stays fast with a million users.
+
+The model never holds more rows than the view has scrolled to: it asks the engine for one page
+(``engine.users_page(offset, limit, search, order_by)``) each time Qt's view calls
+``fetchMore`` near the bottom, and for the number of matches (``engine.user_count(search)``)
+only to show it. Searching and sorting start again from the first page, so the database does
+the filtering and ordering, not Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+PAGE_SIZE = 200
+SEARCH_DELAY_MS = 150  # wait for a pause in typing before asking the engine
+
+# (header, row attribute, engine order key, tooltip)
+COLUMNS = (
+    ("User", "user", "user", "The shop's user id"),
+    ("Events", "events", "activity", "How many events the user has (sort to find the most active)"),
+    ("Last seen", "last_seen", "last_seen", "Time of the user's latest event"),
+)
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def format_time(ts: Optional[float], time_kind: str = "unix", short: bool = False) -> str:
+    """A timestamp as people read it (UTC); workspaces without real times show the event's position."""
+    if ts is None:
+        return ""
+    if time_kind == "order":
+        return f"#{int(ts)}"
+    moment = dt.datetime.fromtimestamp(float(ts), tz=dt.timezone.utc)
+    return moment.strftime("%d %b %H:%M" if short else "%Y-%m-%d %H:%M")
+
+
+class UserListModel(QAbstractTableModel):
+    """Users of the open workspace, fetched page by page from the engine."""
+
+    count_changed = Signal(int)  # users matching the current search
+
+    def __init__(self, engine: Any = None, parent=None) -> None:
+        super().__init__(parent)
+        self._engine = engine
+        self._rows: list[Any] = []
+        self._search = ""
+        self._order_by = "activity"
+        self._descending = True
+        self._exhausted = True
+        self.time_kind = "unix"
+        self.total = 0
+
+    # -- what the view sees ----------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMNS[section][3]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        value = getattr(row, COLUMNS[index.column()][1])
+        if role == Qt.ItemDataRole.DisplayRole:
+            if index.column() == 2:
+                return format_time(value, self.time_kind)
+            return f"{value:,}" if isinstance(value, int) else str(value)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return row.user
+        return None
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: N802
+        return not parent.isValid() and not self._exhausted
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: N802
+        if parent.isValid() or self._exhausted or self._engine is None:
+            return
+        page = list(self._engine.users_page(len(self._rows), PAGE_SIZE, self._search or None, self._order_key()))
+        self._exhausted = len(page) < PAGE_SIZE
+        if not page:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
+        self._rows.extend(page)
+        self.endInsertRows()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._order_by = COLUMNS[column][2]
+        self._descending = order == Qt.SortOrder.DescendingOrder
+        self.reload()
+
+    # -- what the page drives --------------------------------------------------------------
+
+    def set_engine(self, engine: Any) -> None:
+        self._engine = engine
+        self.time_kind = _time_kind(engine)
+        self.reload()
+
+    def set_search(self, text: str) -> None:
+        if text.strip() != self._search:
+            self._search = text.strip()
+            self.reload()
+
+    def user_at(self, row: int) -> Optional[str]:
+        return self._rows[row].user if 0 <= row < len(self._rows) else None
+
+    def reload(self) -> None:
+        """Start again from the first page of the current search and order."""
+        self.beginResetModel()
+        self._rows = []
+        self._exhausted = self._engine is None
+        self.endResetModel()
+        self.total = self._engine.user_count(self._search or None) if self._engine is not None else 0
+        self.fetchMore()
+        self.count_changed.emit(self.total)
+
+    def _order_key(self) -> str:
+        return ("-" if self._descending else "") + self._order_by
+
+
+def _time_kind(engine: Any) -> str:
+    if engine is None:
+        return "unix"
+    return engine.workspace.get_meta("time_kind", "unix") or "unix"
+
+
+class UserList(QWidget):
+    """Search box, user count and the lazily filled user table; emits the chosen user's id."""
+
+    user_selected = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.model = UserListModel(parent=self)
+        self.search = QLineEdit(placeholderText="Search user id…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Show only users whose id contains this text")
+        self.count = QLabel()
+        self.count.setProperty("role", "hint")
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setToolTip("Pick a user to see their behaviour, predicted interests and recommendations")
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setMinimumSectionSize(60)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.count)
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
+        self.search.textChanged.connect(lambda _text: self._search_timer.start())
+        self.model.count_changed.connect(self._on_count_changed)
+        self.model.modelReset.connect(self._select_first_after_reset)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+
+    def set_engine(self, engine: Any) -> None:
+        self.model.set_engine(engine)
+
+    def current_user(self) -> Optional[str]:
+        return self.model.user_at(self.table.currentIndex().row())
+
+    def _on_count_changed(self, total: int) -> None:
+        self.count.setText(f"{total:,} users" + (" match" if self.search.text().strip() else ""))
+
+    def _select_first_after_reset(self) -> None:
+        QTimer.singleShot(0, self._select_first)
+
+    def _select_first(self) -> None:
+        if self.model.rowCount() and not self.table.currentIndex().isValid():
+            self.table.setCurrentIndex(self.model.index(0, 0))
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        user = self.model.user_at(current.row())
+        if user is not None:
+            self.user_selected.emit(user)
