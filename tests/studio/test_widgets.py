@@ -1,0 +1,97 @@
+"""The Explore/Train/Evaluate widgets on their own: generated config form, palette, charts, helpers."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from core.progress import Progress
+from core.training import TrainConfig
+from studio.pages.evaluate import significance_verdict, spreadsheet_safe, write_csv
+from studio.pages.train import progress_line
+from studio.widgets import palette
+from studio.widgets.config_form import ConfigForm, choices_in, field_docs
+from studio.widgets.sequence_timeline import SequenceTimeline, events_from_frame
+from studio.widgets.training_charts import TrainingCharts
+from studio.widgets.run_table import format_duration, metric_title
+
+
+def test_every_train_config_field_gets_its_help_from_the_code():
+    docs = field_docs(TrainConfig)
+    assert set(docs) == {field.name for field in dataclasses.fields(TrainConfig)}
+    assert "AdamW" in docs["lr"]
+    assert choices_in(docs["loss"]) == ["softmax", "sampled"]
+
+
+def test_config_form_round_trips_a_config_and_shows_help_as_tooltips(qtbot):
+    config = dataclasses.replace(TrainConfig(), hidden=48, dropout=0.25, loss="sampled", bf16=False)
+    form = ConfigForm(config, skip=("model", "device"))
+    qtbot.addWidget(form)
+    assert "model" not in form.editors and "device" not in form.editors
+    assert form.editors["lr"].toolTip() == field_docs(TrainConfig)["lr"]
+    assert all(editor.toolTip() for editor in form.editors.values())
+    form.editors["layers"].setValue(3)
+    edited = form.config(model="gru", device="cpu")
+    assert edited == dataclasses.replace(config, layers=3, model="gru", device="cpu")
+
+
+def test_palette_gives_each_category_one_colour_everywhere():
+    palette.assign(["Puzzles", "Dolls", "(none)"])
+    assert palette.category_colour("Dolls") != palette.category_colour("Puzzles")
+    assert palette.category_colour("Dolls") == palette.category_colour("Dolls")
+    assert palette.category_colour("") == palette.category_colour("(none)")
+    assert palette.primary_category("Puzzles|Books") == "Puzzles"
+    assert palette.primary_category(["Books", "Puzzles"]) == "Books"
+    assert palette.category_text("Puzzles|Books") == "Puzzles, Books"
+
+
+def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
+    frame = pd.DataFrame({"ts": [1.7e9, 1.7e9 + 60], "event_type": ["view", "purchase"], "item": ["a", "b"],
+                          "title": ["Kite", "Doll"], "categories": ["Outdoor play", "Dolls|Pretend play"]})
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.set_events(events_from_frame(frame))
+    assert timeline.table.rowCount() == 2
+    assert timeline.table.item(1, 2).text() == "Doll"
+    assert timeline.table.item(1, 3).text() == "Dolls"
+    with qtbot.waitSignal(timeline.item_clicked) as clicked:
+        timeline.table.cellClicked.emit(1, 0)
+    assert clicked.args == ["b"]
+    timeline.set_events([], "No events.")
+    assert timeline.empty.text() == "No events." and not timeline.table.isVisibleTo(timeline)
+
+
+def test_training_charts_plot_steps_and_validated_epochs(qtbot):
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.add_report({"epoch": 1, "step": 5, "loss": 7.0})
+    charts.add_report({"epoch": 1, "step": 10, "loss": 6.5, "valid_ndcg10": 0.05, "valid_hr10": 0.1})
+    charts.add_report({"rows": 3})  # not a training report: ignored
+    assert charts.step_curve.getData()[1].tolist() == [7.0]
+    assert charts.ndcg_curve.getData()[1].tolist() == [0.05]
+    assert charts.hr_curve.getData()[0].tolist() == [1]
+
+
+def test_progress_line_and_durations_read_like_sentences():
+    report = Progress("train", 10, 100, 5.0, 18.0, "", {"epoch": 2, "seqs_per_s": 1234.4})
+    assert progress_line(report, 75) == "epoch 2 · 1,234 sequences/s · at most 18.0 s left · 1 min 15 s so far"
+    assert format_duration(7300) == "2 h 01 min"
+    assert metric_title("ndcg@10") == "NDCG@10" and metric_title("coverage@10") == "Coverage@10"
+
+
+def test_significance_verdict_says_whether_the_difference_is_real():
+    result = {"metric": "ndcg@10", "n_users": 500, "mean_a": 0.21, "mean_b": 0.12, "p_value": 0.001}
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("#1 GRU is better than #2 Popularity")
+    result.update(p_value=0.4, mean_a=0.11)
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("No significant difference: #2 Popularity")
+
+
+def test_csv_export_neutralises_formulas_but_keeps_numbers(tmp_path):
+    assert spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert spreadsheet_safe("-0.5") == "-0.5"
+    path = tmp_path / "t.csv"
+    write_csv(path, [["Run", "NDCG@10"], ["@SUM(A1)", "0.25"]])
+    assert list(csv.reader(open(path, encoding="utf-8"))) == [["Run", "NDCG@10"], ["'@SUM(A1)", "0.25"]]
