@@ -7,6 +7,7 @@ the held-out targets) in numpy, and rebuild from their ``state_tensors()`` alone
 
 ``interests()`` of a baseline is the category mix of what it would recommend (its top
 ``INTEREST_TOP`` items, weighted by score): baselines have no interest head of their own.
+Interest c - 1 is category c, as in ``core.predictor``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ class _BaselineScorer:
         self.n_items = len(item_category) - 1
 
     def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
-        """Category mix of the top items this scorer would recommend next."""
+        """Category mix of the top items this scorer would recommend next.
+
+        Indexed like the neural interest head: interest c - 1 = category c; None when none of
+        the top items has a category.
+        """
         scores = self.score([np.asarray(history, dtype=np.int64)])[0].clone()
         scores[0] = float("-inf")
         top = torch.topk(scores, min(INTEREST_TOP, self.n_items))
@@ -85,7 +90,8 @@ class _BaselineScorer:
             weights = torch.ones_like(weights)
         mix = torch.zeros(self.n_categories, dtype=torch.float64)
         mix.index_add_(0, self.item_category[top.indices], weights)
-        return (mix / mix.sum()).numpy()
+        mix = mix[1:]
+        return None if float(mix.sum()) <= 0 else (mix / mix.sum()).numpy()
 
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """No history event drives a popularity list: all weights are zero."""

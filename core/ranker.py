@@ -1,0 +1,332 @@
+"""Ranker: re-orders the generator's top-N candidates with a small learned model.
+
+The generator sees only the sequence; the ranker adds what it cannot: the user's profile
+segment × category affinity, the item's popularity and freshness, how well the item fits the
+predicted interest and the user's category mix. It is trained on held-out positions (the
+split's validation targets: the held-out item among the candidates is the positive, the
+others negatives) with a listwise softmax loss, starting from the generator's own order and
+keeping that order unless the learned one ranks better on users it did not train on. So a
+trained ranker never serves a list worse, on its own held-out users, than the generator's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.baselines import TrainLog
+from core.evaluation import masked_score_batches
+from core.progress import RateMeter, emit
+
+N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
+MAX_TRAIN_USERS = 1500  # held-out positions used to fit it (a sample when there are more)
+HOLDOUT_FRACTION = 0.25  # of those, users kept aside to decide whether the learned order is better
+EPOCHS = 80  # full-batch Adam steps
+CHECK_EVERY = 5  # steps between holdout checks
+FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
+            "segment_affinity", "history_length", "seen_before", "same_category_as_last")
+
+
+@dataclass
+class ItemFacts:
+    """Per-item and per-segment facts from the training log, as tensors for the bundle."""
+
+    popularity: torch.Tensor  # (n_items + 1,) log1p(count) / log1p(max count)
+    recency: torch.Tensor  # (n_items + 1,) 1 = last taken at the newest time, 0 = oldest / never
+    item_category: torch.Tensor  # (n_items + 1,) long
+    segment_affinity: torch.Tensor  # (n_segments, n_categories) log lift of P(category | segment)
+
+    @classmethod
+    def from_log(cls, log: TrainLog) -> "ItemFacts":
+        width = log.n_items + 1
+        counts = np.bincount(log.items, minlength=width).astype(np.float64)
+        popularity = np.log1p(counts) / max(np.log1p(counts.max(initial=0)), 1e-9)
+        last = np.full(width, -np.inf)
+        np.maximum.at(last, log.items, log.ts)
+        oldest, newest = (float(log.ts.min()), float(log.ts.max())) if len(log.ts) else (0.0, 1.0)
+        recency = np.where(np.isfinite(last), (last - oldest) / max(newest - oldest, 1e-9), 0.0)
+        seg_cat = np.bincount(log.segments[log.sequence_of_event] * log.n_categories + log.item_category[log.items],
+                              minlength=log.n_segments * log.n_categories).reshape(log.n_segments, log.n_categories)
+        p_cat = (seg_cat.sum(axis=0) + 1.0) / (seg_cat.sum() + log.n_categories)
+        p_cat_given_seg = (seg_cat + 1.0) / (seg_cat.sum(axis=1, keepdims=True) + log.n_categories)
+        affinity = np.clip(np.log(p_cat_given_seg / p_cat), -3.0, 3.0)
+        return cls(torch.tensor(popularity, dtype=torch.float32), torch.tensor(recency, dtype=torch.float32),
+                   torch.as_tensor(log.item_category, dtype=torch.long), torch.tensor(affinity, dtype=torch.float32))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"popularity": self.popularity, "recency": self.recency, "item_category": self.item_category,
+                "segment_affinity": self.segment_affinity}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "ItemFacts":
+        return cls(state["popularity"], state["recency"], state["item_category"].long(), state["segment_affinity"])
+
+
+def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, histories: list[np.ndarray],
+                       segments: np.ndarray, interests: np.ndarray, item_interest: np.ndarray) -> torch.Tensor:
+    """(B, N, len(FEATURES)) features of each (user, candidate); padding candidates (item 0) get zeros.
+
+    interests: (B, n_interests) predicted interest probabilities (rows of zeros when unknown).
+    item_interest: (n_items + 1,) interest index of each item, -1 for none.
+    """
+    items = torch.as_tensor(items, dtype=torch.long)
+    real = items > 0
+    scores = torch.where(real, torch.as_tensor(scores, dtype=torch.float32), torch.zeros(()))
+    n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = scores.sum(dim=1, keepdim=True) / n_real
+    std = (((scores - mean) ** 2) * real).sum(dim=1, keepdim=True).div(n_real).sqrt()
+    score_z = (scores - mean) / (std + 1e-6)
+    ranks = torch.log1p(torch.arange(items.shape[1], dtype=torch.float32)) / np.log1p(N_CANDIDATES)
+    category = facts.item_category[items]  # (B, N)
+    interest_of = torch.as_tensor(item_interest, dtype=torch.long)[items]
+    interests = torch.as_tensor(interests, dtype=torch.float32)
+    padded = torch.cat([interests, torch.zeros(len(interests), 1)], dim=1)  # last column = "no interest"
+    interest_match = padded.gather(1, torch.where(interest_of < 0, interests.shape[1], interest_of))
+    n_categories = facts.segment_affinity.shape[1]
+    mix = history_category_mix(histories, facts.item_category, n_categories)
+    lengths = torch.tensor([len(h) for h in histories], dtype=torch.float32)[:, None]
+    last_category = torch.tensor([int(facts.item_category[h[-1]]) if len(h) else -1 for h in histories])[:, None]
+    segment_rows = torch.as_tensor(np.asarray(segments), dtype=torch.long).clamp(0, len(facts.segment_affinity) - 1)
+    columns = [
+        score_z,
+        ranks.expand_as(score_z),
+        interest_match,
+        facts.popularity[items],
+        facts.recency[items],
+        mix.gather(1, category),
+        facts.segment_affinity[segment_rows[:, None], category],
+        (torch.log1p(lengths) / np.log1p(100.0)).expand_as(score_z),
+        _seen_before(items, histories),
+        ((category == last_category) & (category > 0)).float(),
+    ]
+    return torch.stack(columns, dim=2) * real[:, :, None]
+
+
+def history_category_mix(histories: list[np.ndarray], item_category: torch.Tensor, n_categories: int) -> torch.Tensor:
+    """(B, n_categories) share of each user's history in each category."""
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    events = np.concatenate([np.asarray(h, np.int64) for h in histories] + [np.zeros(0, np.int64)])
+    flat = np.bincount(rows * n_categories + item_category.numpy()[events], minlength=len(histories) * n_categories)
+    counts = torch.tensor(flat.reshape(len(histories), n_categories), dtype=torch.float32)
+    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def _seen_before(items: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
+    """(B, N) 1 where the candidate is already in that user's history."""
+    owner = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    events = np.concatenate([np.asarray(h, np.int64) for h in histories] + [np.zeros(0, np.int64)])
+    items = items.numpy()
+    width = int(max(items.max(initial=0), events.max(initial=0))) + 1
+    keys = np.arange(len(histories))[:, None] * width + items
+    return torch.tensor(np.isin(keys, owner * width + events), dtype=torch.float32)
+
+
+class RankerNet(nn.Module):
+    """Linear score over the features plus a small MLP correction.
+
+    Initialised to reproduce the generator's order exactly (weight 1 on its z-scored score,
+    0 elsewhere, MLP output 0), so training starts from "does no harm".
+    """
+
+    def __init__(self, n_features: int = len(FEATURES), hidden: int = 8) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_features, 1, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[0, FEATURES.index("score_z")] = 1.0
+            self.mlp[2].weight.zero_()
+            self.mlp[2].bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, N, F) -> relevance (B, N)."""
+        return (self.linear(features) + self.mlp(features)).squeeze(-1)
+
+
+class Ranker:
+    """The trained re-ranker: item facts + network, with a bundle-friendly state."""
+
+    def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None) -> None:
+        self.facts, self.net = facts, net.eval()
+        self.report = report or {}
+
+    @torch.no_grad()
+    def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
+        """(B, N) learned relevance of each candidate; -inf for padding candidates."""
+        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest)
+        relevance = self.net(features)
+        return torch.where(torch.as_tensor(items) > 0, relevance, torch.tensor(float("-inf")))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
+        return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "Ranker":
+        facts = ItemFacts.from_state({k[len("facts."):]: v for k, v in state.items() if k.startswith("facts.")})
+        net = RankerNet()
+        net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+        return cls(facts, net)
+
+
+def user_interests(scorer, histories: list[np.ndarray], n_interests: int) -> np.ndarray:
+    """(B, n_interests) predicted interests per user; zero rows where the scorer has none."""
+    out = np.zeros((len(histories), n_interests), dtype=np.float32)
+    for row, history in enumerate(histories):
+        probs = scorer.interests(np.asarray(history, dtype=np.int64))
+        if probs is not None and len(probs) == n_interests:
+            out[row] = probs
+    return out
+
+
+def train_ranker(scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
+                 n_interests: int, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
+                 progress=None, cancel=None) -> Ranker:
+    """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
+
+    Candidates are the scorer's raw top-N, seen items included, exactly as ``RankedScorer``
+    forms them; users whose held-out item falls outside them teach nothing about re-ordering
+    and are skipped.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.permutation(len(eval_set))[:max_users])
+    histories = [eval_set.histories[i] for i in chosen]
+    targets = np.asarray(eval_set.targets)[chosen]
+    user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
+    facts = ItemFacts.from_log(log)
+    items, scores = _candidates(scorer, histories, targets, user_segments, cancel)
+    interests = user_interests(scorer, histories, n_interests)
+    features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest)
+    labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
+    found = torch.as_tensor((items == targets[:, None]).any(axis=1))
+    features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
+    n_holdout = max(1, int(len(labels) * HOLDOUT_FRACTION))
+    net, report = _fit(features, labels, valid, n_holdout, seed, epochs, progress, cancel)
+    report.update(train_users=int(len(labels) - n_holdout), holdout_users=n_holdout,
+                  target_in_candidates=float(found.float().mean()) if len(found) else 0.0)
+    return Ranker(facts, net, report)
+
+
+def _candidates(scorer, histories, targets, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's raw top-N per user (nothing masked: "seen before" is one of the features)."""
+    items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
+    scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
+    batches = masked_score_batches(scorer, histories, targets, segments, history_masked=False, cancel=cancel)
+    for start, stop, batch in batches:
+        items[start:stop], scores[start:stop] = top_candidates(batch)
+    return items, scores
+
+
+def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N_CANDIDATES) items and scores, best first; slots beyond the finite scores hold item 0."""
+    n = min(N_CANDIDATES, scores.shape[1] - 1)
+    top = torch.topk(scores, n, dim=1)
+    real = torch.isfinite(top.values)
+    items = np.zeros((len(scores), N_CANDIDATES), dtype=np.int64)
+    values = np.zeros((len(scores), N_CANDIDATES), dtype=np.float32)
+    items[:, :n] = torch.where(real, top.indices, 0).numpy()
+    values[:, :n] = torch.where(real, top.values, 0.0).numpy()
+    return items, values
+
+
+def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progress, cancel) -> tuple[RankerNet, dict]:
+    torch.manual_seed(seed)
+    net = RankerNet()
+    train = slice(n_holdout, None)
+    holdout = slice(0, n_holdout)
+    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    generator_ndcg = best_ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.02, weight_decay=1e-4)
+    meter = RateMeter(epochs)
+    for epoch in range(1, epochs + 1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        net.train()
+        logits = net(features[train]).masked_fill(~valid[train], float("-inf"))
+        loss = nn.functional.cross_entropy(logits, labels[train])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if epoch % CHECK_EVERY == 0:
+            ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
+            if ndcg > best_ndcg:
+                best_ndcg, best_state = ndcg, {k: v.clone() for k, v in net.state_dict().items()}
+            emit(progress, meter.report("ranker", epoch, f"ranker epoch {epoch}", loss=float(loss.detach()), ndcg10=ndcg))
+    net.load_state_dict(best_state)
+    return net.eval(), {"holdout_ndcg10_generator": generator_ndcg, "holdout_ndcg10_ranker": best_ndcg}
+
+
+@torch.no_grad()
+def _list_ndcg(net: RankerNet, features, labels, valid) -> float:
+    """NDCG@10 of the held-out item within the re-ranked candidate lists."""
+    if len(labels) == 0:
+        return 0.0
+    logits = net.eval()(features).masked_fill(~valid, float("-inf"))
+    rank = (logits > logits.gather(1, labels[:, None])).sum(dim=1).float()
+    return float(torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), torch.zeros(())).mean())
+
+
+class RankedScorer:
+    """Generator + ranker as one ``Scorer``, so the whole pipeline is evaluated by full ranking.
+
+    The raw top-N candidates are placed above every other item in the ranker's order; the
+    rest keep the generator's scores. History masking is left to the evaluation protocol,
+    which applies it after this, as to any scorer.
+    """
+
+    def __init__(self, scorer, ranker: Ranker, item_interest: np.ndarray, n_interests: int) -> None:
+        self.scorer, self.ranker = scorer, ranker
+        self.item_interest, self.n_interests = np.asarray(item_interest), n_interests
+        self.name = f"{scorer.name}+ranker"
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        base = self.scorer.score(histories, segments).float().clone()
+        segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
+        items, scores = top_candidates(base)
+        interests = user_interests(self.scorer, histories, self.n_interests)
+        relevance = self.ranker.relevance(items, scores, histories, segments, interests, self.item_interest)
+        finite = torch.isfinite(relevance)
+        floor = torch.where(finite, relevance, torch.tensor(float("inf"))).min(dim=1, keepdim=True).values
+        ceiling = torch.where(torch.isfinite(base), base, torch.tensor(float("-inf"))).max(dim=1, keepdim=True).values
+        lifted = ceiling + 1.0 + (relevance - floor)
+        index = torch.as_tensor(items)
+        base.scatter_(1, index, torch.where(finite, lifted, base.gather(1, index)))
+        base[:, 0] = float("-inf")
+        return base
+
+    def interests(self, history):
+        return self.scorer.interests(history)
+
+    def attributions(self, history, items):
+        return self.scorer.attributions(history, items)
+
+    def state_tensors(self):
+        return self.scorer.state_tensors()
+
+
+def mmr_order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, k: int, diversity: float) -> np.ndarray:
+    """Positions of ``k`` candidates picked by maximal marginal relevance.
+
+    Each step takes the candidate maximising (1 - diversity) * relevance - diversity * (its
+    largest similarity to what is already picked); similarity = same primary category.
+    Relevance is min-max scaled to [0, 1] so the knob means the same for every model.
+    diversity = 0 keeps the relevance order; 1 spreads categories as far as possible.
+    """
+    usable = np.flatnonzero((items > 0) & np.isfinite(relevance))
+    rel = relevance[usable].astype(np.float64)
+    rel = (rel - rel.min()) / max(rel.max() - rel.min(), 1e-12) if len(rel) else rel
+    cats = np.asarray(item_category)[items[usable]]
+    max_sim = np.zeros(len(usable))
+    picked: list[int] = []
+    available = np.ones(len(usable), dtype=bool)
+    for _ in range(min(k, len(usable))):
+        gain = (1.0 - diversity) * rel - diversity * max_sim + 1e-9 * rel
+        best = int(np.argmax(np.where(available, gain, -np.inf)))
+        picked.append(best)
+        available[best] = False
+        max_sim = np.maximum(max_sim, ((cats == cats[best]) & (cats > 0)).astype(np.float64))
+    return usable[np.array(picked, dtype=np.int64)]
