@@ -72,6 +72,11 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
                          engine.held_out_item(query.user))
 
 
+def category_names(engine) -> list[str]:
+    """Every category of the workspace, so each gets its own colour before any pane paints."""
+    return [category.name for category in engine.overview().categories]
+
+
 def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
     """An item's facts and its most common successors; runs in a worker."""
     followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories or ""), int(row.count))
@@ -200,7 +205,8 @@ class ExplorePage(StudioPage):
         engine = self.engine
         self.what_if.set_search(engine.search_items if engine is not None else None)
         if engine is not None:
-            palette.assign(engine.category_names())
+            job = self.context.run(category_names, engine, progress=False, cancel=False)
+            job.finished.connect(self._on_category_names)
         self._fill_models()
         self.users.set_engine(engine)
         if engine is None:
@@ -211,20 +217,14 @@ class ExplorePage(StudioPage):
             self._paint_empty("No users yet.")
 
     def _fill_models(self) -> None:
-        runs = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
-        active = self.engine.active_run() if self.engine is not None else None
-        for box in (self.model_box, self.compare_model_box):
-            chosen = box.currentData()
-            box.blockSignals(True)
-            box.clear()
-            for run in runs:
-                box.addItem(run_label(run) + ("  ★" if run.id == active else ""), run.id)
-            wanted = chosen if box is self.compare_model_box or chosen is not None else active
-            index = box.findData(wanted if wanted is not None else active)
-            box.setCurrentIndex(index if index >= 0 else (0 if runs else -1))
-            box.blockSignals(False)
-        if self.compare_model_box.currentData() == self.model_box.currentData() and len(runs) > 1:
-            self.compare_model_box.setCurrentIndex(1 if self.model_box.currentIndex() == 0 else 0)
+        """Finished runs in both model boxes; keep what was chosen, else the active run."""
+        engine = self.engine
+        runs = [run for run in engine.runs() if run.status == "done"] if engine is not None else []
+        active = engine.active_run() if engine is not None else None
+        main = _fill_run_box(self.model_box, runs, active, [self.model_box.currentData(), active])
+        others = [run.id for run in runs if run.id != main]
+        _fill_run_box(self.compare_model_box, runs, active, [self.compare_model_box.currentData(), *others[:1]],
+                      avoid=main)
         self.update_panes()
 
     # -- the selected user -------------------------------------------------------------------
@@ -277,6 +277,9 @@ class ExplorePage(StudioPage):
         if answer.query != self.latest:
             return  # a newer question is on its way: painting this one would flicker
         self.answer = answer
+        self._paint_answer(answer)
+
+    def _paint_answer(self, answer: ExploreAnswer) -> None:
         no_model = NO_MODEL_TEXT if answer.query.run is None else None
         self.interest_bars.set_interests(answer.interests, no_model or "This model predicts no interests.")
         self.ranked.set_recommendations(answer.recommendations, answer.held_out, no_model or "Nothing to recommend.")
@@ -285,6 +288,12 @@ class ExplorePage(StudioPage):
         self.compared.set_recommendations(answer.compared, answer.held_out)
         self.compared.title.setText(self.compare_model_box.currentText())
         self.compared.title.setVisible(True)
+
+    def _on_category_names(self, names: list[str]) -> None:
+        palette.assign(names)
+        if self.answer is not None:
+            self._paint_answer(self.answer)
+        self._paint_sequence()
 
     def _paint_empty(self, text: str) -> None:
         self.sequence = []
@@ -357,6 +366,18 @@ class ExplorePage(StudioPage):
                 categories = entry.categories if isinstance(entry.categories, str) else "|".join(entry.categories)
                 return ItemFacts(item, entry.title, categories)
         return ItemFacts(item, item, "")
+
+
+def _fill_run_box(box: QComboBox, runs: list, active: Optional[int], wanted: list, avoid: Optional[int] = None) -> Optional[int]:
+    """Refill ``box`` with ``runs`` quietly and select the first of ``wanted`` still there."""
+    box.blockSignals(True)
+    box.clear()
+    for run in runs:
+        box.addItem(run_label(run) + ("  ★" if run.id == active else ""), run.id)
+    found = [box.findData(run_id) for run_id in wanted if run_id is not None and run_id != avoid]
+    box.setCurrentIndex(next((index for index in found if index >= 0), 0 if runs else -1))
+    box.blockSignals(False)
+    return box.currentData()
 
 
 def _group(title: str, *widgets: QWidget) -> QGroupBox:

@@ -118,8 +118,13 @@ class UserListModel(QAbstractTableModel):
             self._search = text.strip()
             self.reload()
 
+    def row_at(self, row: int) -> Optional[Any]:
+        """The engine's row for view row ``row`` (user, events, last_seen), or None."""
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
     def user_at(self, row: int) -> Optional[str]:
-        return self._rows[row].user if 0 <= row < len(self._rows) else None
+        found = self.row_at(row)
+        return found.user if found is not None else None
 
     def reload(self) -> None:
         """Start again from the first page of the current search and order."""

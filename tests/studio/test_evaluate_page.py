@@ -1,0 +1,49 @@
+"""The Evaluate page lists every run's metrics, charts them, tests significance and exports CSV."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from studio.pages.evaluate import EvaluatePage
+from tests.studio.trained_workspace import open_trained_copy
+
+
+@pytest.fixture
+def page(qtbot, context, tmp_path):
+    context.set_engine(open_trained_copy(tmp_path))
+    page = EvaluatePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    page.page_shown()
+    return page
+
+
+def test_table_lists_every_run_with_metrics(qtbot, page):
+    runs = [run for run in page.context.engine.runs() if run.status == "done"]
+    qtbot.waitUntil(lambda: page.table.rowCount() == len(runs) and "—" not in page.table.item(0, 6).text(),
+                    timeout=30_000)
+    headers = page.table.headers()
+    assert headers[6:] == ["HR@10", "NDCG@10", "MRR@10", "Coverage@10", "Diversity@10", "Novelty@10"]
+    assert page.segments.rowCount() >= 2 and page.segments.columnCount() == len(runs) + 1
+    page.k_box.setCurrentIndex(page.k_box.findData(20))
+    assert page.table.headers()[6] == "HR@20"
+
+
+def test_significance_check_gives_a_verdict(qtbot, page):
+    qtbot.waitUntil(lambda: page.run_a.count() >= 2, timeout=10_000)
+    page.run_b.setCurrentIndex(1)
+    page.compare_button.click()
+    qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=10_000)
+    assert "significant" in page.verdict.text()
+
+
+def test_export_writes_the_table_as_csv(qtbot, page, tmp_path):
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2, timeout=10_000)
+    path = tmp_path / "evaluation.csv"
+    page.export_csv(path)
+    rows = list(csv.reader(open(path, encoding="utf-8")))
+    assert rows[0] == page.table.headers()
+    assert len(rows) == page.table.rowCount() + 1
+    assert rows[1][1] == page.table.item(0, 1).text()

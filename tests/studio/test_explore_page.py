@@ -1,0 +1,116 @@
+"""Explore on a tiny trained workspace: sequence, interests, ranked list, what-if, compare, details."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.pages.explore import ExplorePage
+from tests.studio.trained_workspace import open_trained_copy
+
+
+@pytest.fixture
+def page(qtbot, context, tmp_path):
+    context.set_engine(open_trained_copy(tmp_path))
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    page.resize(1400, 800)
+    page.show()
+    qtbot.waitUntil(lambda: page.answer is not None and page.ranked.recommendations, timeout=10_000)
+    return page
+
+
+def wait_for_fresh_answer(qtbot, page):
+    qtbot.waitUntil(lambda: page.answer is not None and page.answer.query == page.latest, timeout=10_000)
+
+
+def runs_by_model(engine):
+    return {run.model: run.id for run in engine.runs() if run.status == "done"}
+
+
+def test_first_user_shows_sequence_interests_and_ranked_list(page):
+    engine = page.context.engine
+    user = page.users.model.user_at(0)
+    assert page.user == user
+    assert page.timeline.table.rowCount() == len(engine.user_history(user)) > 0
+    assert page.interest_bars.interests and 0 < sum(i.probability for i in page.interest_bars.interests) <= 1.0001
+    ranked = page.ranked.recommendations
+    assert [rec.rank for rec in ranked] == list(range(1, page.k_box.value() + 1))
+    assert page.ranked.table.item(0, 4).text() == ranked[0].reason != ""
+
+
+def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
+    page.users.table.selectRow(1)
+    page.k_box.setValue(5)
+    page.k_box.setValue(7)
+    wait_for_fresh_answer(qtbot, page)
+    assert page.answer.query.user == page.users.model.user_at(1)
+    assert page.ranked.table.rowCount() == 7
+
+
+def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot, page):
+    before = [rec.item for rec in page.ranked.recommendations]
+    runs_before = len(page.context.engine.runs())
+    seen = {event.item for event in page.sequence}
+    rows = page.context.engine.search_items("", 50)
+    added = next(row for row in rows if row.item not in seen and row.item not in before)
+    page.what_if.add_item.emit(added)
+    wait_for_fresh_answer(qtbot, page)
+    assert page.timeline.events[-1].item == added.item and page.timeline.events[-1].what_if
+    assert page.answer.query.history[-1] == added.item
+    after = [rec.item for rec in page.ranked.recommendations]
+    assert after != before and added.item not in after
+    page.what_if.drop_last.emit(1)
+    page.what_if.drop_last.emit(2)
+    wait_for_fresh_answer(qtbot, page)
+    assert len(page.timeline.events) == len(page.sequence) - 1
+    page.what_if.reset.emit()
+    wait_for_fresh_answer(qtbot, page)
+    assert page.answer.query.history is None
+    assert [rec.item for rec in page.ranked.recommendations] == before
+    assert len(page.context.engine.runs()) == runs_before
+
+
+def test_compare_mode_highlights_the_held_out_item(qtbot, page):
+    engine = page.context.engine
+    runs = runs_by_model(engine)
+    page.k_box.setValue(20)
+    user, run = find_hit(engine, runs, k=20)
+    page.users.search.setText(user)
+    qtbot.waitUntil(lambda: page.user == user, timeout=5000)
+    page.model_box.setCurrentIndex(page.model_box.findData(runs["sasrec"]))
+    page.compare_box.setChecked(True)
+    page.compare_model_box.setCurrentIndex(page.compare_model_box.findData(run))
+    wait_for_fresh_answer(qtbot, page)
+    assert page.compared.isVisible()
+    held_out = engine.held_out_item(user)
+    assert page.compared.highlighted_rows() == [i for i, rec in enumerate(page.compared.recommendations)
+                                                if rec.item == held_out] != []
+    row = page.compared.highlighted_rows()[0]
+    assert page.compared.table.item(row, 1).font().bold()
+    assert "rank" in page.compared.summary.text()
+
+
+def find_hit(engine, runs, k):
+    """A user whose held-out item one baseline ranks in its top ``k`` (the popularity list hits often)."""
+    for offset in range(0, engine.user_count(None), 100):
+        for row in engine.users_page(offset, 100, None, "-activity"):
+            held_out = engine.held_out_item(row.user)
+            for model in ("pop", "markov"):
+                if held_out and held_out in [r.item for r in engine.recommend(runs[model], row.user, k=k)]:
+                    return row.user, runs[model]
+    pytest.fail("no user's held-out item is in any baseline's top list")
+
+
+def test_clicking_an_item_shows_details_and_what_comes_next(qtbot, page):
+    event = page.timeline.events[0]
+    page.timeline.table.cellClicked.emit(0, 0)
+    qtbot.waitUntil(lambda: page.details.heading.text() == event.title, timeout=5000)
+    engine = page.context.engine
+    assert page.details.table.rowCount() == len(engine.next_items(event.item, n=10))
+
+
+def test_empty_states_say_what_to_do(qtbot, context):
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    assert "Open a workspace" in page.heading.text()
+    assert "No workspace" in page.ranked.empty.text()

@@ -1,0 +1,72 @@
+"""The Train page trains through the engine in a worker: live curves, Stop, run history."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from core.training import TrainConfig
+from studio.pages.train import TrainPage
+from tests.studio.trained_workspace import open_trained_copy, tiny_config
+
+
+@pytest.fixture
+def page(qtbot, context, tmp_path):
+    context.set_engine(open_trained_copy(tmp_path))
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    return page
+
+
+def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device"}
+    assert set(page.form.editors) == fields
+    qtbot.waitUntil(lambda: page.form.editors["hidden"].value() == 32, timeout=10_000)  # small data → narrow model
+    gpu = page.device_box.model().item(2)
+    import torch
+
+    assert gpu.isEnabled() == torch.cuda.is_available()
+
+
+def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, page):
+    runs_before = len(page.context.engine.runs())
+    config = tiny_config("gru", epochs=200, patience=200)
+    job = page.start_training(config)
+    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    assert page.charts.ndcg_curve.getData()[1][0] >= 0.0
+    assert page.progress_bar.maximum() > 0 and "sequences/s" in page.progress_text.text()
+    assert not page.train_button.isEnabled() and page.stop_button.isEnabled()
+    with qtbot.waitSignal(job.cancelled, timeout=1000):
+        page.stop_button.click()
+    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=2000)
+    runs = page.context.engine.runs()
+    assert len(runs) == runs_before + 1
+    stopped = max(runs, key=lambda run: run.id)
+    assert stopped.status == "cancelled"
+    assert page.run_table.rowCount() == len(runs)
+    page.run_table.select_run(stopped.id)
+    assert page.resume_button.isEnabled()
+
+
+def test_baseline_run_can_become_active_and_be_deleted(qtbot, page, monkeypatch):
+    engine = page.context.engine
+    page.model_box.setCurrentIndex(page.model_box.findData("recentpop"))
+    assert not page.form.isEnabled() and page.baseline_note.isVisibleTo(page)
+    job = page.start_training()
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: any(run.model == "recentpop" for run in page.run_table.runs), timeout=5000)
+    run = next(run for run in page.run_table.runs if run.model == "recentpop")
+    assert run.status == "done"
+    page.run_table.select_run(run.id)
+    page.active_button.click()
+    assert engine.active_run() == run.id
+    assert "active" in page.run_table.item(page.run_table.currentRow(), 0).text()
+    page.delete_button.click()
+    box = page.findChild(QMessageBox, "confirmDelete")
+    box.done(QMessageBox.StandardButton.Yes)
+    qtbot.waitUntil(lambda: all(r.id != run.id for r in page.run_table.runs), timeout=5000)
+    assert all(r.id != run.id for r in engine.runs())

@@ -1,0 +1,66 @@
+"""The Explore user list loads lazily, page by page, and searches and sorts in the engine."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.widgets.user_list import PAGE_SIZE, UserList, UserListModel
+from tests.studio.trained_workspace import TINY_SHOP, open_trained_copy
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_trained_copy(tmp_path)
+    yield engine
+    engine.workspace.close()
+
+
+def test_rows_arrive_one_page_at_a_time(qtbot, engine):
+    model = UserListModel(engine)
+    model.reload()
+    assert TINY_SHOP.n_users > 2 * PAGE_SIZE
+    assert model.rowCount() == PAGE_SIZE and model.total == TINY_SHOP.n_users
+    assert model.canFetchMore()
+    model.fetchMore()
+    assert model.rowCount() == 2 * PAGE_SIZE
+    model.fetchMore()
+    assert model.rowCount() == TINY_SHOP.n_users and not model.canFetchMore()
+    users = [model.user_at(row) for row in range(model.rowCount())]
+    assert len(set(users)) == len(users)
+
+
+def test_search_filters_by_user_id(qtbot, engine):
+    model = UserListModel(engine)
+    model.reload()
+    wanted = model.user_at(5)
+    model.set_search(wanted)
+    assert model.total == engine.user_count(wanted) >= 1
+    assert all(wanted in model.user_at(row) for row in range(model.rowCount()))
+    model.set_search("no user has this id")
+    assert model.rowCount() == 0 and model.total == 0
+
+
+def column_values(model, column):
+    attribute = ("events", "last_seen")[column - 1]
+    return [getattr(model.row_at(row), attribute) for row in range(model.rowCount())]
+
+
+def test_sorting_by_activity_and_last_seen(qtbot, engine):
+    model = UserListModel(engine)
+    model.reload()
+    for column in (1, 2):
+        model.sort(column, Qt.SortOrder.DescendingOrder)
+        assert column_values(model, column) == sorted(column_values(model, column), reverse=True)
+        model.sort(column, Qt.SortOrder.AscendingOrder)
+        assert column_values(model, column) == sorted(column_values(model, column))
+
+
+def test_widget_selects_the_first_user_and_emits_it(qtbot, engine):
+    widget = UserList()
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(widget.user_selected, timeout=2000) as selected:
+        widget.set_engine(engine)
+    assert selected.args == [widget.model.user_at(0)]
+    widget.search.setText(widget.model.user_at(3))
+    qtbot.waitUntil(lambda: widget.model.total < TINY_SHOP.n_users, timeout=2000)

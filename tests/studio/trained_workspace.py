@@ -1,0 +1,54 @@
+"""A tiny demo workspace with trained runs, built once per test session and copied per test.
+
+Explore, Train and Evaluate need real runs to show: two baselines (seconds) and one neural
+model trained for a single epoch. Building them once and handing each test a private copy of
+the folder keeps the studio tests inside their time budget while none can disturb another.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.demo import DemoConfig
+
+TINY_SHOP = DemoConfig(n_users=450, n_items=160, n_categories=6, mean_events_per_user=12.0, seed=11)
+_BUILT: list[Path] = []
+
+
+def tiny_config(model: str, **overrides):
+    """A training config that finishes in seconds on a CPU."""
+    from core.training import TrainConfig
+
+    values = dict(model=model, hidden=16, layers=1, heads=1, max_len=20, batch_size=128, epochs=1,
+                  patience=1, warmup_steps=5, device="cpu")
+    return TrainConfig(**{**values, **overrides})
+
+
+def _build() -> Path:
+    from core.demo import create_demo_workspace
+    from core.engine import Engine
+
+    folder = Path(tempfile.mkdtemp(prefix="nextpick-studio-tests-"))
+    atexit.register(shutil.rmtree, folder, True)
+    create_demo_workspace(folder / "shop.sqlite", TINY_SHOP).close()
+    engine = Engine.open(folder / "shop.sqlite")
+    try:
+        for model in ("sasrec", "pop", "markov"):
+            engine.train(tiny_config(model))
+    finally:
+        engine.workspace.close()
+    return folder
+
+
+def open_trained_copy(tmp_path: Path):
+    """An Engine over a private copy of the session's trained tiny workspace."""
+    from core.engine import Engine
+
+    if not _BUILT:
+        _BUILT.append(_build())
+    target = tmp_path / "trained"
+    shutil.copytree(_BUILT[0], target)
+    return Engine.open(target / "shop.sqlite")
