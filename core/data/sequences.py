@@ -1,0 +1,259 @@
+"""Per-user, time-ordered item sequences and the vocabularies every model shares.
+
+The store speaks in database ids and text; models speak in dense indices. This module is the
+one place that translates, so a trained model, its bundle, the evaluation and the explanations
+all agree on what "item 17" means. Building is the slowest read of a workspace, so
+``build_sequences`` caches its result with joblib, keyed on the workspace's content hash: any
+import changes the hash and therefore rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Optional
+
+import joblib
+import numpy as np
+import pandas as pd
+
+NO_CATEGORY = "(none)"
+UNKNOWN_SEGMENT = "(unknown)"
+# A profile segment must hold enough users for its popularity list to mean something.
+MAX_SEGMENTS = 64
+# An attribute with more distinct values than this (zip codes, free text) is not a segment key.
+MAX_ATTRIBUTE_VALUES = 30
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """Everything sequence models need from a workspace, as dense numpy arrays."""
+
+    item_store_id: np.ndarray
+    """(n_items + 1,) int64 store id per item index; index 0 is padding and holds -1."""
+    item_external: np.ndarray
+    """(n_items + 1,) the shop's item id (str) per item index; "" at index 0."""
+    item_title: np.ndarray
+    """(n_items + 1,) display title per item index ("" when the shop gave none)."""
+    item_category: np.ndarray
+    """(n_items + 1,) int64 primary category index per item; 0 = no category (and padding)."""
+    category_names: np.ndarray
+    """(n_categories,) category name per index; index 0 is "(none)"."""
+    user_store_id: np.ndarray
+    """(n_users,) int64 store id per user index."""
+    user_external: np.ndarray
+    """(n_users,) the shop's user id (str) per user index."""
+    offsets: np.ndarray
+    """(n_users + 1,) int64 CSR offsets: user u's events are items[offsets[u]:offsets[u+1]]."""
+    items: np.ndarray
+    """(n_events,) int64 item index per event, time-ordered within each user, repeats collapsed."""
+    ts: np.ndarray
+    """(n_events,) float64 timestamp per event (unix seconds or plain order, see meta.time_kind)."""
+    user_segment: np.ndarray
+    """(n_users,) int64 profile segment per user; 0 = unknown (no usable attributes)."""
+    segment_names: np.ndarray
+    """(n_segments,) readable segment names, e.g. "gender=F, occupation=writer"; index 0 unknown."""
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_store_id) - 1
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_store_id)
+
+    @property
+    def n_categories(self) -> int:
+        """Number of category indices including 0 = none."""
+        return len(self.category_names)
+
+    @property
+    def has_categories(self) -> bool:
+        return bool((self.item_category[1:] > 0).any())
+
+    def history(self, user_index: int) -> np.ndarray:
+        """The user's item indices in time order (a view; do not modify)."""
+        return self.items[self.offsets[user_index] : self.offsets[user_index + 1]]
+
+    def histories(self) -> list[np.ndarray]:
+        return np.split(self.items, self.offsets[1:-1])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @cached_property
+    def _item_lookup(self) -> dict[str, int]:
+        return {external: index for index, external in enumerate(self.item_external) if index}
+
+    @cached_property
+    def _user_lookup(self) -> dict[str, int]:
+        return {external: index for index, external in enumerate(self.user_external)}
+
+    def item_index_of(self, external_ids: Iterable[str]) -> np.ndarray:
+        """Item indices for the shop's item ids; 0 for ids this data has never seen."""
+        lookup = self._item_lookup
+        return np.array([lookup.get(str(e), 0) for e in external_ids], dtype=np.int64)
+
+    def user_index_of(self, external_id: str) -> Optional[int]:
+        """User index for the shop's user id, or None when unknown."""
+        return self._user_lookup.get(str(external_id))
+
+
+def sequences_from_arrays(
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    ts: np.ndarray,
+    items: Optional[pd.DataFrame] = None,
+    users: Optional[pd.DataFrame] = None,
+) -> SequenceData:
+    """Build sequences from raw events (store ids) plus optional item and user tables.
+
+    ``items`` has columns id, external_id and optionally title, categories ("A|B", primary
+    first); ``users`` has id, external_id and optionally attributes (JSON text or dict). Items
+    in the table with no events are kept (cold items); ids only seen in events get their id as
+    external id. Events are stably sorted by (user, ts), so equal timestamps keep input order.
+    """
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    ts = np.asarray(ts, dtype=np.float64)
+    order = np.lexsort((np.arange(len(ts)), ts, user_ids))
+    user_ids, item_ids, ts = user_ids[order], item_ids[order], ts[order]
+
+    items = _catalogue_frame(items, item_ids, ("title", "categories"))
+    users = _catalogue_frame(users, user_ids, ("attributes",))
+    item_index = np.searchsorted(items["id"].to_numpy(), item_ids) + 1
+    user_index = np.searchsorted(users["id"].to_numpy(), user_ids)
+
+    keep = _not_a_repeat(user_index, item_index)
+    user_index, item_index, ts = user_index[keep], item_index[keep], ts[keep]
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_index, minlength=len(users)), out=offsets[1:])
+
+    category_names, item_category = _primary_categories(items["categories"])
+    segment_names, user_segment = _profile_segments(users["attributes"])
+    return SequenceData(
+        item_store_id=np.concatenate([[-1], items["id"].to_numpy(np.int64)]),
+        item_external=np.concatenate([[""], items["external_id"].astype(str).to_numpy(object)]),
+        item_title=np.concatenate([[""], items["title"].fillna("").astype(str).to_numpy(object)]),
+        item_category=np.concatenate([[0], item_category]).astype(np.int64),
+        category_names=category_names,
+        user_store_id=users["id"].to_numpy(np.int64),
+        user_external=users["external_id"].astype(str).to_numpy(object),
+        offsets=offsets,
+        items=item_index.astype(np.int64),
+        ts=ts,
+        user_segment=user_segment,
+        segment_names=segment_names,
+    )
+
+
+def _catalogue_frame(frame: Optional[pd.DataFrame], seen_ids: np.ndarray, optional: tuple[str, ...]) -> pd.DataFrame:
+    """The given table sorted by id, extended by ids that only occur in events."""
+    if frame is None:
+        frame = pd.DataFrame({"id": np.zeros(0, dtype=np.int64)})
+    frame = frame.copy()
+    if "external_id" not in frame:
+        frame["external_id"] = frame["id"].astype(str)
+    for column in optional:
+        if column not in frame:
+            frame[column] = None
+    missing = np.setdiff1d(np.unique(seen_ids), frame["id"].to_numpy(np.int64))
+    if len(missing):
+        extra = pd.DataFrame({"id": missing, "external_id": missing.astype(str)})
+        frame = pd.concat([frame, extra], ignore_index=True)
+    frame["id"] = frame["id"].astype(np.int64)
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def _not_a_repeat(user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+    """False where an event repeats the user's previous item (view -> cart -> purchase is one step)."""
+    keep = np.ones(len(item_index), dtype=bool)
+    keep[1:] = (item_index[1:] != item_index[:-1]) | (user_index[1:] != user_index[:-1])
+    return keep
+
+
+def _primary_categories(categories: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Category vocabulary (index 0 = none) and each item's primary category index."""
+    primary = categories.fillna("").astype(str).str.split("|").str[0].str.strip()
+    names = sorted(set(primary) - {""})
+    lookup = {name: index + 1 for index, name in enumerate(names)}
+    index = primary.map(lambda name: lookup.get(name, 0)).to_numpy(np.int64)
+    return np.array([NO_CATEGORY, *names], dtype=object), index
+
+
+def _profile_segments(attributes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Segments from the first one or two categorical user attributes.
+
+    Two attributes are combined when that still gives at most MAX_SEGMENTS segments, else one
+    is used; numeric attributes (age, income) and near-unique ones (zip codes) are skipped.
+    """
+    parsed = [_attribute_dict(value) for value in attributes]
+    keys = _categorical_keys(parsed)
+    for used in (keys[:2], keys[:1]):
+        labels = [
+            ", ".join(f"{key}={record[key]}" for key in used) if used and all(k in record for k in used) else ""
+            for record in parsed
+        ]
+        names = sorted(set(labels) - {""})
+        if len(names) < MAX_SEGMENTS:
+            break
+    lookup = {name: index + 1 for index, name in enumerate(names)}
+    segment = np.array([lookup.get(label, 0) for label in labels], dtype=np.int64)
+    return np.array([UNKNOWN_SEGMENT, *names], dtype=object), segment
+
+
+def _attribute_dict(value) -> dict:
+    if isinstance(value, dict):
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _categorical_keys(records: list[dict]) -> list[str]:
+    """Attribute names, in first-seen order, whose values are few and not numbers."""
+    values: dict[str, set] = {}
+    for record in records:
+        for key, value in record.items():
+            values.setdefault(key, set()).add(value)
+    return [
+        key
+        for key, seen in values.items()
+        if 1 < len(seen) <= MAX_ATTRIBUTE_VALUES and not all(_is_number(v) for v in seen)
+    ]
+
+
+def _is_number(value) -> bool:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def cache_folder(workspace_path: Path) -> Path:
+    """Where a workspace's derived caches live: next to the file, never inside the project."""
+    return Path(workspace_path).with_name(Path(workspace_path).name + ".cache")
+
+
+def build_sequences(workspace) -> SequenceData:
+    """Sequences of a workspace, rebuilt only when its content hash changed."""
+    memory = joblib.Memory(cache_folder(workspace.path), verbose=0)
+    cached = memory.cache(_build_from_workspace, ignore=["workspace"])
+    return cached(workspace, workspace.content_hash())
+
+
+def _build_from_workspace(workspace, content_hash: str) -> SequenceData:
+    """Uncached build; ``content_hash`` is only the cache key."""
+    events = workspace.event_arrays()
+    return sequences_from_arrays(
+        events.user_id, events.item_id, events.ts, workspace.items_frame(), workspace.users_frame()
+    )
