@@ -1,0 +1,14 @@
+"""CSV import: sniff a behaviour log, map its columns to roles, and stream it into a workspace.
+
+``sniff`` shows what a file looks like; ``import_files`` writes events, items and users
+files in one transaction; ``export_rejected`` writes the rows an import skipped.
+"""
+
+from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow
+from core.importing.run import ImportOptions, export_rejected, import_files
+from core.importing.sniffing import SniffResult, sniff
+
+__all__ = [
+    "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "RejectedRow", "SniffResult",
+    "export_rejected", "import_files", "sniff",
+]

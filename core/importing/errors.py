@@ -1,0 +1,95 @@
+"""What an import tells its caller: the error for whole-file problems and the per-file report.
+
+Every problem names the file, the 1-based line (header = line 1) and the column, so a user
+can open the file in an editor and go straight to the cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+# A report keeps at most this many rejected rows in memory; the workspace keeps them all.
+REPORT_REJECTED_LIMIT = 1000
+
+
+class CsvImportError(Exception):
+    """A file that cannot be imported (or, in strict mode, its first bad row)."""
+
+    def __init__(self, path: Path | str, line: Optional[int], column: Optional[str], reason: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.column = column
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = str(self.path)
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column is not None:
+            where += f", column {self.column!r}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One skipped row: where it is, which column is to blame (if one is) and why."""
+
+    line: int
+    column: Optional[str]
+    reason: str
+    raw: str
+
+    def as_error(self, path: Path) -> CsvImportError:
+        return CsvImportError(path, self.line, self.column, self.reason)
+
+
+@dataclass
+class FileReport:
+    """The outcome of one file.
+
+    kind:          "events" | "items" | "users".
+    import_id:     the row in ``imports`` (for a duplicate: the earlier import of the same file).
+    duplicate:     True when this exact file (same sha256, same kind) was imported before;
+                   nothing was added.
+    rows_read:     data rows seen (header excluded, empty lines ignored).
+    rejected:      the first ``REPORT_REJECTED_LIMIT`` rejected rows; ``export_rejected``
+                   writes all of them.
+    roles:         role -> column actually used.
+    time_kind:     "unix" | "order" for an events file, else None.
+    """
+
+    kind: str
+    path: Path
+    sha256: str
+    import_id: Optional[int] = None
+    duplicate: bool = False
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    time_kind: Optional[str] = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class ImportReport:
+    """Everything one ``import_files`` call did, in the order the files were imported."""
+
+    files: list[FileReport] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def file(self, kind: str) -> FileReport:
+        """The report of the (first) file of this kind."""
+        return next(f for f in self.files if f.kind == kind)
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(f.rows_accepted for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)

@@ -1,0 +1,229 @@
+"""Turning parsed blocks into rows of the store, one kind of file per loader.
+
+Each loader checks a block, returns the rows it rejects (with the blamed column and the
+reason), and writes the rest with ``executemany`` on the import's one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.importing.blocks import Block
+from core.importing.errors import CsvImportError, RejectedRow
+from core.importing.ids import IdMap
+from core.importing.times import TimeColumn, to_numbers
+
+DEFAULT_EVENT = "interaction"
+_UPSERT = """
+INSERT INTO {table}(id, external_id{columns}) VALUES (?, ?{marks})
+ON CONFLICT(external_id) DO UPDATE SET {updates}
+attributes = CASE WHEN excluded.attributes IS NULL THEN {table}.attributes
+                  ELSE json_patch(coalesce({table}.attributes, '{{}}'), excluded.attributes) END
+"""
+
+
+@dataclass
+class Target:
+    """What every loader writes through: the transaction's connection and the id maps."""
+
+    raw: sqlite3.Connection
+    users: IdMap
+    items: IdMap
+    time_kind: Optional[str]  # the workspace's, once known
+    import_id: int = 0
+
+
+@dataclass
+class _Checks:
+    """Per-row verdicts for one block: the first failed check of a row is its reason."""
+
+    rows: int
+    bad: np.ndarray = field(init=False)
+    column: list = field(init=False)
+    reason: list = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bad = np.zeros(self.rows, dtype=bool)
+        self.column, self.reason = [None] * self.rows, [""] * self.rows
+
+    def fail(self, mask: np.ndarray, column: str, reason_of) -> None:
+        for row in np.flatnonzero(mask & ~self.bad):
+            self.column[row], self.reason[row] = column, reason_of(row)
+        self.bad |= mask
+
+    def rejected(self, block: Block) -> list[RejectedRow]:
+        rows = np.flatnonzero(self.bad)
+        return block.rejected(rows, [self.column[r] for r in rows], [self.reason[r] for r in rows])
+
+
+def _text(table: pa.Table, column: Optional[str]) -> Optional[pa.Array]:
+    if column is None:
+        return None
+    return pc.utf8_trim_whitespace(table.column(column).combine_chunks())
+
+
+def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa.Array:
+    ids = _text(table, column)
+    checks.fail(pc.fill_null(pc.equal(ids, ""), True).to_numpy(zero_copy_only=False), column, lambda _r: f"missing {what} id")
+    return ids
+
+
+class EventsLoader:
+    """user, item, time, event type, value -> events (creating unknown users and items)."""
+
+    def __init__(self, path, roles: dict[str, str]) -> None:
+        self.path = path
+        self.roles = roles
+        self.time = TimeColumn(roles.get("time"))
+
+    def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
+        table, checks = block.table, _Checks(block.table.num_rows)
+        users = _require_ids(checks, table, self.roles["user"], "user")
+        items = _require_ids(checks, table, self.roles["item"], "item")
+        raw_time = _text(table, self.roles.get("time"))
+        ts = self.time.parse(raw_time, table.num_rows)
+        self._check_time_kind(target)
+        if raw_time is not None:
+            cells = raw_time.to_pylist()
+            checks.fail(np.isnan(ts), self.roles["time"], lambda r: _time_reason(cells[r]))
+        values = self._values(table, checks)
+        rejected = checks.rejected(block)
+        if strict and rejected:
+            raise rejected[0].as_error(self.path)
+        keep = pa.array(~checks.bad)
+        user_ids, new_users = target.users.resolve(users.filter(keep))
+        item_ids, new_items = target.items.resolve(items.filter(keep))
+        target.raw.executemany("INSERT INTO users(id, external_id) VALUES (?, ?)", new_users)
+        target.raw.executemany("INSERT INTO items(id, external_id) VALUES (?, ?)", new_items)
+        rows = zip(
+            user_ids.tolist(), item_ids.tolist(), ts[~checks.bad].tolist(),
+            self._event_types(table, keep), _nullable(values, ~checks.bad), repeat(target.import_id),
+        )
+        target.raw.executemany(
+            "INSERT INTO events(user_id, item_id, ts, event_type, value, import_id) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        return len(user_ids), rejected
+
+    def _check_time_kind(self, target: Target) -> None:
+        if target.time_kind is None:
+            target.time_kind = self.time.kind
+            target.raw.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('time_kind', ?)", (self.time.kind,))
+        elif target.time_kind != self.time.kind:
+            raise CsvImportError(
+                self.path, None, self.roles.get("time"),
+                f"this file's times are a {self.time.kind} but the workspace holds {target.time_kind} times",
+            )
+
+    def _values(self, table: pa.Table, checks: _Checks) -> Optional[np.ndarray]:
+        column = self.roles.get("value")
+        if column is None:
+            return None
+        cells = _text(table, column)
+        values = to_numbers(cells)
+        given = pc.not_equal(cells, "").to_numpy(zero_copy_only=False)
+        texts = cells.to_pylist()
+        checks.fail(np.isnan(values) & given, column, lambda r: f"value {texts[r]!r} is not a number")
+        return values
+
+    def _event_types(self, table: pa.Table, keep: pa.Array):
+        types = _text(table, self.roles.get("event"))
+        if types is None:
+            return repeat(DEFAULT_EVENT)
+        encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
+        names = np.array(encoded.dictionary.to_pylist() + [DEFAULT_EVENT], dtype=object)
+        return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
+
+
+def _time_reason(cell: Optional[str]) -> str:
+    return "missing time" if not cell else f"unparseable time {cell!r}"
+
+
+def _nullable(values: Optional[np.ndarray], keep: np.ndarray):
+    if values is None:
+        return repeat(None)
+    kept = values[keep]
+    return np.where(np.isnan(kept), None, kept).tolist()
+
+
+class ProfileLoader:
+    """items or users: id, (title, categories for items) and every other column as attributes."""
+
+    def __init__(self, path, kind: str, roles: dict[str, str], attributes: list[str],
+                 flags: list[str], flag_names: list[str]) -> None:
+        self.path, self.kind, self.roles = path, kind, roles
+        self.id_role = "item" if kind == "items" else "user"
+        self.attributes, self.flags, self.flag_names = attributes, flags, flag_names
+        extra = ("title", "categories") if kind == "items" else ()
+        self.sql = _UPSERT.format(
+            table=kind,
+            columns="".join(f", {c}" for c in extra) + ", attributes",
+            marks=", ?" * (len(extra) + 1),
+            updates="".join(f"{c} = coalesce(excluded.{c}, {kind}.{c}), " for c in extra),
+        )
+
+    def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
+        table, checks = block.table, _Checks(block.table.num_rows)
+        ids = _require_ids(checks, table, self.roles[self.id_role], self.id_role)
+        rejected = checks.rejected(block)
+        if strict and rejected:
+            raise rejected[0].as_error(self.path)
+        keep = pa.array(~checks.bad)
+        table = table.filter(keep)
+        store_ids, _new = (target.items if self.kind == "items" else target.users).resolve(ids.filter(keep))
+        columns = [store_ids.tolist(), table.column(self.roles[self.id_role]).to_pylist()]
+        if self.kind == "items":
+            columns += [_optional_text(table, self.roles.get("title")), self._categories(table)]
+        columns.append(self._attributes(table))
+        target.raw.executemany(self.sql, zip(*columns))
+        return len(store_ids), rejected
+
+    def _categories(self, table: pa.Table) -> list[Optional[str]]:
+        if self.roles.get("categories"):
+            return [_category_list(c) for c in _text(table, self.roles["categories"]).to_pylist()]
+        if not self.flags:
+            return [None] * table.num_rows
+        on = np.column_stack([_flag_set(_text(table, f)) for f in self.flags])
+        names = self.flag_names
+        return ["|".join(names[j] for j in np.flatnonzero(row)) or None for row in on]
+
+    def _attributes(self, table: pa.Table) -> list[Optional[str]]:
+        if not self.attributes:
+            return [None] * table.num_rows
+        columns = [_typed_cells(_text(table, c)) for c in self.attributes]
+        objects = ({k: v for k, v in zip(self.attributes, cells) if v not in ("", None)} for cells in zip(*columns))
+        return [json.dumps(o, ensure_ascii=False) if o else None for o in objects]
+
+
+def _optional_text(table: pa.Table, column: Optional[str]) -> list[Optional[str]]:
+    if column is None:
+        return [None] * table.num_rows
+    return [c or None for c in _text(table, column).to_pylist()]
+
+
+def _category_list(cell: Optional[str]) -> Optional[str]:
+    parts = [p.strip() for p in (cell or "").split("|")]
+    return "|".join(p for p in parts if p) or None
+
+
+def _flag_set(cells: pa.Array) -> np.ndarray:
+    return pc.is_in(cells, value_set=pa.array(["1", "1.0", "true", "True", "yes"])).to_numpy(zero_copy_only=False)
+
+
+def _typed_cells(cells: pa.Array) -> list:
+    """A column of numbers is stored as numbers (ages, prices), anything else as text."""
+    numbers = to_numbers(cells)
+    texts = cells.to_pylist()
+    given = np.array([t != "" for t in texts])
+    leading_zero = any(len(t) > 1 and t[0] == "0" and t[1] != "." for t in texts)  # zip codes
+    if not given.any() or leading_zero or np.isnan(numbers[given]).any():
+        return texts
+    integral = np.all(numbers[given] == np.round(numbers[given])) and not any("." in t for t in texts)
+    return [(int(n) if integral else float(n)) if t != "" else None for n, t in zip(numbers, texts)]

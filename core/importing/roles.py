@@ -1,0 +1,155 @@
+"""Which column plays which role, guessed from common names or, without a header, from values.
+
+Roles per kind of file:
+  events: user, item (required), time, event, value
+  items:  item (required), title, categories, plus one-hot category flag columns
+  users:  user (required)
+Every column of an items or users file that has no role becomes a profile attribute.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+KIND_ROLES = {
+    "events": ("user", "item", "time", "event", "value"),
+    "items": ("item", "title", "categories"),
+    "users": ("user",),
+}
+REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("user",)}
+
+# Normalised column names (lower case, letters and digits only) that reveal a role.
+_ALIASES = {
+    "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid"),
+    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid"),
+    "time": ("timestamp", "time", "date", "step", "ts", "datetime", "eventtime", "created", "createdat"),
+    "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction"),
+    "value": ("rating", "value", "price", "amount", "score", "quantity"),
+    "title": ("title", "name", "itemname", "productname", "movietitle"),
+    "categories": ("categories", "category", "genres", "genre", "tags"),
+}
+# Time columns whose numbers are a position in the user's history, not a clock.
+ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "rank")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+# A unix time in seconds this small would be before 1973: such numbers are an order instead.
+UNIX_MIN = 1e8
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def known_alias(name: str) -> bool:
+    return any(normalise(name) in names for names in _ALIASES.values())
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def looks_like_time(values: Sequence[str]) -> bool:
+    """Every value is an ISO date/time or a unix time (seconds or finer)."""
+    present = [v.strip() for v in values if v.strip()]
+    return bool(present) and all(
+        _ISO_DATE.match(v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
+    )
+
+
+def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_header: bool) -> dict[str, str]:
+    """role -> column for every role we can recognise, whatever the kind of file."""
+    if has_header:
+        return _roles_from_names(columns)
+    return _roles_from_values(columns, preview)
+
+
+def _roles_from_names(columns: Sequence[str]) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for role, names in _ALIASES.items():
+        # Earlier aliases are stronger: "user_id" beats "user" when a file has both.
+        for alias in names:
+            match = next((c for c in columns if normalise(c) == alias and c not in roles.values()), None)
+            if match is not None:
+                roles[role] = match
+                break
+    return roles
+
+
+def _roles_from_values(columns: Sequence[str], preview: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Without a header: the first column is the user (or item), the second the item; a column
+    of clock times is the time, the first other numeric column the value, and the first
+    mostly-text column the title (items) or event type (events)."""
+    roles = {"user": columns[0]}
+    if len(columns) > 1:
+        roles["item"] = columns[1]
+    values = {c: [row[i] for row in preview if i < len(row)] for i, c in enumerate(columns)}
+    rest = list(columns[2:])
+    time = next((c for c in rest if looks_like_time(values[c])), None)
+    if time:
+        roles["time"] = time
+        rest.remove(time)
+    numeric = [c for c in rest if values[c] and all(is_number(v) for v in values[c] if v.strip())]
+    if numeric:
+        roles["value"] = numeric[0]
+    text = [c for c in columns[1:] if values[c] and sum(not is_number(v) for v in values[c]) > len(values[c]) / 2]
+    if text:
+        roles["title"] = text[0]
+        if text[0] in rest:
+            roles["event"] = text[0]
+    return roles
+
+
+def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns: Sequence[str],
+                   explicit: dict[str, str]) -> dict[str, str]:
+    """The roles one file uses: explicit ones (``role`` or ``kind.role`` keys) over guesses."""
+    roles = {r: c for r, c in guessed.items() if r in KIND_ROLES[kind]}
+    if not has_header and kind in ("items", "users"):
+        # A headerless profile file starts with its own id; nothing else is an event column.
+        roles = {"item" if kind == "items" else "user": columns[0]}
+        if kind == "items" and "title" in guessed and guessed["title"] != columns[0]:
+            roles["title"] = guessed["title"]
+    for key, column in explicit.items():
+        scope, _, role = key.rpartition(".")
+        if role in KIND_ROLES[kind] and scope in ("", kind):
+            roles = {r: c for r, c in roles.items() if c != column}
+            roles[role] = column
+    return roles
+
+
+def flag_columns(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> list[str]:
+    """The trailing run (two or more) of columns holding only 0/1: one-hot category flags."""
+    flags: list[str] = []
+    for i in range(len(columns) - 1, -1, -1):
+        cells = [row[i].strip() for row in preview if i < len(row)]
+        if columns[i] in taken or not cells or any(c not in ("0", "1") for c in cells):
+            break
+        flags.insert(0, columns[i])
+    return flags if len(flags) >= 2 else []
+
+
+def flag_names(items_path: Path, flags: list[str]) -> list[str]:
+    """Names for flag columns from a side file ``<stem>.genre`` of ``name|index`` lines
+    (the MovieLens convention), when it has exactly one name per flag; else the column names."""
+    side = items_path.with_suffix(".genre")
+    if not side.is_file():
+        return list(flags)
+    names: dict[int, str] = {}
+    for line in side.read_text(encoding="latin-1").splitlines():
+        name, sep, index = line.rpartition("|")
+        if sep and index.strip().isdigit():
+            names[int(index)] = name.strip()
+    if sorted(names) != list(range(len(flags))):
+        return list(flags)
+    return [names[i] for i in range(len(flags))]
+
+
+def missing_role_reason(kind: str, role: str, columns: Sequence[str]) -> str:
+    return (
+        f"no {role} column in this {kind} file (columns: {', '.join(columns)}); "
+        f"name it with --map {role}=COLUMN"
+    )

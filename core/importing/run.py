@@ -1,0 +1,208 @@
+"""``import_files``: every file of one call in one transaction, with progress and cancel.
+
+Order inside a call: items, users, then events, so profile files fill in titles and
+attributes before events refer to them (either order gives the same workspace). Any error
+or cancel rolls the whole call back: the workspace is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from core.importing import roles as roles_
+from core.importing.blocks import read_blocks
+from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
+from core.importing.ids import IdMap
+from core.importing.loaders import EventsLoader, ProfileLoader, Target
+from core.importing.sniffing import SniffResult, sniff
+from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.store import Workspace
+
+
+@dataclass
+class ImportOptions:
+    """How to read the files of one import; None everywhere means "detect it".
+
+    delimiter:      field separator for every file (",", "\\t", "|", ";"); None = sniff each file.
+    encoding:       text encoding for every file; None = UTF-8 (BOM or not), else latin-1.
+    has_header:     whether the first line names the columns; None = guess per file.
+    roles:          role -> column name, over the guesses. Roles: user, item, time, event,
+                    value (events); item, title, categories (items); user (users). Prefix a
+                    kind to aim at one file only: {"items.title": "name"}.
+    column_names:   kind -> names for the columns of a headerless file, e.g.
+                    {"users": ["user", "age", "gender", "occupation", "zip"]}; names that are
+                    not roles become attribute names.
+    category_flags: one-hot (0/1) category columns of the items file; None = the trailing
+                    run of 0/1 columns, [] = none. Names come from a ``<stem>.genre`` file of
+                    ``name|index`` lines next to the items file, else from the columns.
+    strict:         abort the whole import on the first bad row (default: skip bad rows and
+                    keep a report of them in the workspace).
+    chunk_rows:     rows parsed and written per block; bounds memory.
+    """
+
+    delimiter: Optional[str] = None
+    encoding: Optional[str] = None
+    has_header: Optional[bool] = None
+    roles: dict[str, str] = field(default_factory=dict)
+    column_names: dict[str, list[str]] = field(default_factory=dict)
+    category_flags: Optional[list[str]] = None
+    strict: bool = False
+    chunk_rows: int = 500_000
+
+
+@dataclass
+class _Plan:
+    kind: str
+    sniffed: SniffResult
+    roles: dict[str, str]
+    loader: EventsLoader | ProfileLoader
+
+
+def import_files(workspace: Workspace, events=None, items=None, users=None, options: Optional[ImportOptions] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> ImportReport:
+    """Import an events file and/or items and users files into ``workspace`` as one transaction."""
+    options = options or ImportOptions()
+    started = time.perf_counter()
+    plans = [_plan(kind, Path(p), options) for kind, p in (("items", items), ("users", users), ("events", events)) if p]
+    report = ImportReport()
+    with workspace.engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        if not raw.in_transaction:
+            raw.execute("BEGIN IMMEDIATE")
+        time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
+        target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), time_kind[0] if time_kind else None)
+        for plan in plans:
+            report.files.append(_import_file(target, plan, options, progress, cancel))
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _plan(kind: str, path: Path, options: ImportOptions) -> _Plan:
+    """Sniff a file and settle its roles before anything is written."""
+    sniffed = sniff(path, options.encoding, options.delimiter, options.has_header)
+    names = options.column_names.get(kind)
+    if names is not None and not sniffed.has_header:
+        if len(names) != len(sniffed.columns):
+            raise CsvImportError(path, None, None, f"{len(names)} column names given for {len(sniffed.columns)} columns")
+        sniffed.columns = list(names)
+        sniffed.roles = roles_.guess_roles(names, sniffed.preview, True)
+    roles = roles_.roles_for_kind(kind, sniffed.roles, sniffed.has_header or names is not None, sniffed.columns, options.roles)
+    for role, column in roles.items():
+        if column not in sniffed.columns:
+            raise CsvImportError(path, None, column, f"the {role} column {column!r} is not in the file ({', '.join(sniffed.columns)})")
+    for role in roles_.REQUIRED_ROLES[kind]:
+        if role not in roles:
+            raise CsvImportError(path, None, None, roles_.missing_role_reason(kind, role, sniffed.columns))
+    if kind == "events":
+        return _Plan(kind, sniffed, roles, EventsLoader(path, roles))
+    flags = _flags(kind, sniffed, roles, options)
+    attributes = [c for c in sniffed.columns if c not in roles.values() and c not in flags]
+    names = roles_.flag_names(path, flags) if flags else []
+    return _Plan(kind, sniffed, roles, ProfileLoader(path, kind, roles, attributes, flags, names))
+
+
+def _flags(kind: str, sniffed: SniffResult, roles: dict[str, str], options: ImportOptions) -> list[str]:
+    if kind != "items" or "categories" in roles:
+        return []
+    if options.category_flags is not None:
+        missing = [c for c in options.category_flags if c not in sniffed.columns]
+        if missing:
+            raise CsvImportError(sniffed.path, None, missing[0], "category flag column is not in the file")
+        return list(options.category_flags)
+    return roles_.flag_columns(sniffed.columns, sniffed.preview, set(roles.values()))
+
+
+def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
+    started = time.perf_counter()
+    sniffed = plan.sniffed
+    report = FileReport(plan.kind, sniffed.path, _sha256(sniffed.path), roles=dict(plan.roles))
+    earlier = target.raw.execute(
+        "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
+    ).fetchone()
+    if earlier:
+        report.import_id, report.duplicate = earlier[0], True
+        return report
+    report.import_id = target.import_id = _insert_import(target, plan, report, options)
+    meter = RateMeter()
+    block_bytes = max(1 << 16, int(options.chunk_rows * sniffed.bytes_per_row))
+    for block in read_blocks(sniffed, block_bytes):
+        accepted, rejected = plan.loader.load(target, block, options.strict)
+        _record_block(target, report, block.records, accepted, rejected)
+        _report_progress(progress, meter, report, block.end_offset, sniffed)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+    if report.rows_read == 0:
+        raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
+    if plan.kind == "events":
+        report.time_kind = plan.loader.time.kind
+    report.duration_s = time.perf_counter() - started
+    target.raw.execute(
+        "UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ?, duration_s = ? WHERE id = ?",
+        (report.rows_read, report.rows_accepted, report.rows_rejected, report.duration_s, report.import_id),
+    )
+    return report
+
+
+def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
+    sniffed = plan.sniffed
+    settings = {
+        "delimiter": sniffed.delimiter, "encoding": sniffed.encoding, "has_header": sniffed.has_header,
+        "columns": sniffed.columns, "roles": plan.roles, "strict": options.strict,
+    }
+    cursor = target.raw.execute(
+        "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
+        "duration_s, created_at, options) VALUES (?, ?, ?, 0, 0, 0, 0, ?, ?)",
+        (plan.kind, str(sniffed.path.resolve()), report.sha256, time.time(), json.dumps(settings)),
+    )
+    return cursor.lastrowid
+
+
+def _record_block(target: Target, report: FileReport, records: int, accepted: int, rejected: list[RejectedRow]) -> None:
+    report.rows_read += records
+    report.rows_accepted += accepted
+    report.rows_rejected += len(rejected)
+    report.rejected.extend(rejected[: max(0, REPORT_REJECTED_LIMIT - len(report.rejected))])
+    target.raw.executemany(
+        'INSERT INTO rejected_rows(import_id, line, "column", reason, raw) VALUES (?, ?, ?, ?, ?)',
+        [(report.import_id, r.line, r.column, r.reason, r.raw) for r in rejected],
+    )
+
+
+def _report_progress(progress, meter: RateMeter, report: FileReport, offset: int, sniffed: SniffResult) -> None:
+    """Rows done and rows/s; the ETA comes from the share of the file's bytes read so far."""
+    if progress is None:
+        return
+    fraction = offset / max(sniffed.size_bytes, 1)
+    meter.total = max(report.rows_read, round(report.rows_read / max(fraction, 1e-9)))
+    message = f"{sniffed.path.name}: {report.rows_read:,} rows, {report.rows_rejected:,} rejected"
+    emit(progress, meter.report(f"import {report.kind}", report.rows_read, message))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_rejected(workspace: Workspace, import_id: int, path: Path | str) -> int:
+    """Write the rejected rows of one import to a CSV file (line, column, reason, raw); returns the count."""
+    with workspace.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        if raw.execute("SELECT 1 FROM imports WHERE id = ?", (import_id,)).fetchone() is None:
+            raise ValueError(f"no import with id {import_id} in {workspace.path}")
+        rows = raw.execute(
+            'SELECT line, "column", reason, raw FROM rejected_rows WHERE import_id = ? ORDER BY line, id', (import_id,)
+        ).fetchall()
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "column", "reason", "raw"])
+        writer.writerows(rows)
+    return len(rows)

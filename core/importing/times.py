@@ -1,0 +1,78 @@
+"""Turning a time column into float seconds (or positions), one block at a time.
+
+A file's numbers are either a clock (unix seconds, milliseconds, microseconds) or a plain
+order such as a ``step`` column. That is decided once per file, from the column name and the
+first block, so every block of one file is read the same way; ISO-8601 text is always a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.importing.roles import ORDER_NAMES, UNIX_MIN, normalise
+
+UNIX, ORDER = "unix", "order"
+
+
+def to_numbers(strings: pa.Array) -> np.ndarray:
+    """Text to float64; empty or non-numeric text becomes NaN."""
+    trimmed = pc.utf8_trim_whitespace(strings)
+    try:
+        return pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        series = pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object)
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class TimeColumn:
+    """Reads one file's time column; without one, file order is the time."""
+
+    def __init__(self, column: Optional[str]) -> None:
+        self.column = column
+        self.kind: Optional[str] = None if column else ORDER
+        self._position = 0
+
+    def parse(self, strings: Optional[pa.Array], rows: int) -> np.ndarray:
+        """float64 times for ``rows`` rows; NaN where the text is missing or unparseable."""
+        if strings is None:
+            times = np.arange(self._position, self._position + rows, dtype=np.float64)
+            self._position += rows
+            return times
+        numbers = to_numbers(strings)
+        clock = self._parse_iso(strings, np.isnan(numbers))
+        if self.kind is None:
+            self.kind = self._decide_kind(numbers, clock)
+        if self.kind == UNIX:
+            numbers = _as_seconds(numbers)
+        return np.where(np.isnan(numbers), clock, numbers)
+
+    def _decide_kind(self, numbers: np.ndarray, clock: np.ndarray) -> str:
+        if np.any(~np.isnan(clock)):
+            return UNIX
+        if normalise(self.column or "") in ORDER_NAMES:
+            return ORDER
+        present = numbers[~np.isnan(numbers)]
+        return UNIX if len(present) and np.max(np.abs(present)) >= UNIX_MIN else ORDER
+
+    @staticmethod
+    def _parse_iso(strings: pa.Array, candidates: np.ndarray) -> np.ndarray:
+        """Unix seconds for ISO-8601 dates/times among the non-numeric cells, NaN elsewhere."""
+        out = np.full(len(strings), np.nan)
+        if not candidates.any():
+            return out
+        text = pd.Series(strings.to_numpy(zero_copy_only=False)[candidates], dtype=object).str.strip()
+        parsed = pd.to_datetime(text.where(text != ""), format="ISO8601", utc=True, errors="coerce")
+        seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        out[candidates] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+
+def _as_seconds(numbers: np.ndarray) -> np.ndarray:
+    """Unix times given in microseconds or milliseconds, told apart by magnitude."""
+    magnitude = np.abs(np.nan_to_num(numbers))
+    return np.where(magnitude >= 1e14, numbers / 1e6, np.where(magnitude >= 1e11, numbers / 1e3, numbers))
