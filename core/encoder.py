@@ -1,0 +1,171 @@
+"""Encoder: a user's item sequence -> one hidden state H_t per position.
+
+Each step's input is the item embedding plus the embedding of the item's category (X_c), so
+items the model has rarely seen still carry what their category says. Three interchangeable
+sequence models read those inputs: a GRU (GRU4Rec-style), an LSTM, and a causal
+self-attention Transformer (SASRec-style, pre-layer-norm). Sequences are left-padded with 0;
+padding never influences a real position, and no position ever sees a later one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+ENCODER_KINDS = ("sasrec", "gru", "lstm")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Shape of the encoder; saved in every bundle so the network can be rebuilt."""
+
+    kind: str  # "sasrec" (causal Transformer) | "gru" | "lstm"
+    n_items: int  # catalogue size; item indices run 1..n_items, 0 = padding
+    n_categories: int  # category indices including 0 = none
+    hidden: int = 64  # width of embeddings and hidden states
+    layers: int = 2  # Transformer blocks or stacked RNN layers
+    heads: int = 1  # attention heads (Transformer only)
+    dropout: float = 0.3  # on embeddings, attention weights and block outputs
+    max_len: int = 50  # longest history read; older events are dropped
+
+
+class ItemEmbeddings(nn.Module):
+    """Item + category embedding per item index; also the output table the generator scores against."""
+
+    def __init__(self, n_items: int, n_categories: int, hidden: int) -> None:
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+        self.category = nn.Embedding(max(n_categories, 1), hidden, padding_idx=0)
+        self.register_buffer("item_category", torch.zeros(n_items + 1, dtype=torch.long))
+        nn.init.normal_(self.item.weight, std=hidden**-0.5)
+        nn.init.normal_(self.category.weight, std=hidden**-0.5)
+        with torch.no_grad():
+            self.item.weight[0].zero_()
+            self.category.weight[0].zero_()
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        return self.item(items) + self.category(self.item_category[items])
+
+    def table(self) -> torch.Tensor:
+        """(n_items + 1, hidden) embedding of every item, row 0 = padding."""
+        return self.item.weight + self.category.weight[self.item_category]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} must be divisible by the number of heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False):
+        """x (B, L, d); allowed (B, 1, L, L) bool, True where query i may read key j."""
+        batch, length, hidden = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+            weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, heads, L, L)
+            y = weights @ v
+        else:
+            weights = None
+            drop = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(batch, length, hidden)
+        return self.out(y), weights
+
+
+class Block(nn.Module):
+    """Pre-layer-norm Transformer block: x + attn(LN(x)), then x + mlp(LN(x))."""
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden)
+        self.attention = CausalSelfAttention(hidden, heads, dropout)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False):
+        attended, weights = self.attention(self.norm1(x), allowed, need_weights)
+        x = x + self.drop(attended)
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        return x, weights
+
+
+class SequenceEncoder(nn.Module):
+    """items (B, L) left-padded item indices -> H (B, L, hidden); rows of padding positions are 0."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        if config.kind not in ENCODER_KINDS:
+            raise ValueError(f"unknown encoder {config.kind!r}; choose one of {', '.join(ENCODER_KINDS)}")
+        self.config = config
+        self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden)
+        self.input_drop = nn.Dropout(config.dropout)
+        if config.kind == "sasrec":
+            # Position embeddings count from the most recent event, so left padding never shifts them.
+            self.positions = nn.Embedding(config.max_len, config.hidden)
+            nn.init.normal_(self.positions.weight, std=config.hidden**-0.5)
+            self.blocks = nn.ModuleList(Block(config.hidden, config.heads, config.dropout) for _ in range(config.layers))
+            self.final_norm = nn.LayerNorm(config.hidden)
+        else:
+            rnn = nn.GRU if config.kind == "gru" else nn.LSTM
+            self.rnn = rnn(
+                config.hidden,
+                config.hidden,
+                num_layers=config.layers,
+                batch_first=True,
+                dropout=config.dropout if config.layers > 1 else 0.0,
+            )
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        return self.encode(items)[0]
+
+    def encode(self, items: torch.Tensor, need_attention: bool = False):
+        """(H (B, L, d), last-layer attention of the last position (B, L) or None)."""
+        items = items[:, -self.config.max_len :]
+        real = items > 0  # (B, L)
+        x = self.embeddings(items)
+        if self.config.kind == "sasrec":
+            hidden, attention = self._attend(x, real, need_attention)
+        else:
+            hidden, attention = self._recur(self.input_drop(x), real), None
+        return hidden * real.unsqueeze(-1), attention
+
+    def _attend(self, x: torch.Tensor, real: torch.Tensor, need_attention: bool):
+        length = x.shape[1]
+        distance = torch.arange(length - 1, -1, -1, device=x.device)  # 0 = most recent position
+        x = self.input_drop(x + self.positions(distance).unsqueeze(0))
+        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        # A query may read real keys at or before it; a padding query reads only itself (no empty rows).
+        allowed = causal & (real.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=x.device))
+        allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
+        weights = None
+        for number, block in enumerate(self.blocks):
+            last = need_attention and number == len(self.blocks) - 1
+            x, weights = block(x, allowed, need_weights=last)
+        attention = weights[:, :, -1, :].mean(dim=1) if weights is not None else None  # (B, L)
+        return self.final_norm(x), attention
+
+    def _recur(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Run the RNN over real steps only: left padding is moved right and packed away."""
+        batch, length, _ = x.shape
+        lengths = real.sum(dim=1)
+        pad = length - lengths
+        columns = torch.arange(length, device=x.device)
+        to_left = (columns.unsqueeze(0) + pad.unsqueeze(1)) % length  # (B, L)
+        left_aligned = x.gather(1, to_left.unsqueeze(-1).expand_as(x))
+        packed = pack_padded_sequence(left_aligned, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=length)
+        to_right = (columns.unsqueeze(0) - pad.unsqueeze(1)) % length
+        return out.gather(1, to_right.unsqueeze(-1).expand_as(out))

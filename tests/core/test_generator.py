@@ -1,0 +1,80 @@
+import numpy as np
+import torch
+
+from core.encoder import EncoderConfig
+from core.generator import generate_candidates
+from core.pipeline import NeuralScorer, SequenceModel
+
+
+class FixedScorer:
+    """Scores every user with the same list: item i scores i (highest item index first)."""
+
+    name = "fixed"
+
+    def __init__(self, n_items: int, reverse: bool = False) -> None:
+        scores = torch.arange(n_items + 1, dtype=torch.float32)
+        self.row = -scores if reverse else scores
+        self.row[0] = float("-inf")
+        self.calls = []
+
+    def score(self, histories, segments=None):
+        self.calls.append((len(histories), None if segments is None else list(segments)))
+        return self.row.repeat(len(histories), 1)
+
+
+def test_seen_items_are_really_excluded():
+    scorer = FixedScorer(10)
+    histories = [np.array([10, 9, 3]), np.array([1])]
+    candidates = generate_candidates(scorer, histories, n=5)
+    assert candidates.items.tolist() == [[8, 7, 6, 5, 4], [10, 9, 8, 7, 6]]
+    assert np.all(np.diff(candidates.scores, axis=1) <= 0)
+    kept = generate_candidates(scorer, histories, n=3, exclude_seen=False)
+    assert kept.items.tolist() == [[10, 9, 8], [10, 9, 8]]
+
+
+def test_short_catalogue_pads_with_item_zero_never_with_excluded_items():
+    candidates = generate_candidates(FixedScorer(4), [np.array([4, 3, 2])], n=10)
+    assert candidates.items.tolist() == [[1, 0, 0, 0]]
+    assert np.isneginf(candidates.scores[0, 1:]).all()
+
+
+def test_empty_history_goes_to_the_fallback_with_its_segment():
+    model_like = FixedScorer(6)
+    fallback = FixedScorer(6, reverse=True)
+    histories = [np.array([6]), np.array([], dtype=np.int64)]
+    candidates = generate_candidates(model_like, histories, n=3, segments=np.array([4, 2]), fallback=fallback)
+    assert candidates.items.tolist() == [[5, 4, 3], [1, 2, 3]]
+    assert fallback.calls == [(1, [2])]
+
+
+def test_neural_candidates_exclude_history():
+    torch.manual_seed(0)
+    model = SequenceModel(EncoderConfig("gru", n_items=20, n_categories=1, hidden=8), n_interests=2)
+    candidates = generate_candidates(NeuralScorer(model, "gru"), [np.arange(1, 16)], n=10)
+    assert sorted(candidates.items[0][:5].tolist()) == [16, 17, 18, 19, 20]
+    assert (candidates.items[0][5:] == 0).all()
+
+
+def test_cold_items_are_scored_by_category_and_interest_match():
+    """Two items nobody interacted with (zero own embedding) differ only through their categories."""
+    torch.manual_seed(0)
+    model = SequenceModel(EncoderConfig("sasrec", n_items=6, n_categories=3, hidden=8, dropout=0.0), n_interests=2)
+    category = torch.tensor([0, 1, 1, 2, 2, 1, 2])
+    model.encoder.embeddings.item_category.copy_(category)
+    model.predictor.item_interest.copy_(category - 1)
+    with torch.no_grad():
+        model.encoder.embeddings.item.weight[5:].zero_()  # items 5 (category 1) and 6 (category 2) are cold
+        model.encoder.embeddings.category.weight[2].zero_()
+        model.predictor.linear.weight.zero_()
+        model.predictor.linear.bias.copy_(torch.tensor([4.0, -4.0]))  # strongly predicts interest 0 = category 1
+    scores = NeuralScorer(model, "sasrec").score([np.array([1, 2])])[0]
+    with torch.no_grad():
+        hidden = model.encoder(torch.tensor([[1, 2]]))[0, -1]
+        category_part = float(hidden @ model.encoder.embeddings.category.weight[1])
+        probabilities = torch.softmax(torch.tensor([4.0, -4.0]), 0)
+        interest_gap = float(model.generator.interest_scale) * float(probabilities[0] - probabilities[1])
+    assert torch.isclose(scores[5] - scores[6], torch.tensor(category_part + interest_gap), atol=1e-5)
+    with torch.no_grad():
+        model.encoder.embeddings.category.weight[1].zero_()
+    scores = NeuralScorer(model, "sasrec").score([np.array([1, 2])])[0]
+    assert scores[5] > scores[6]  # with equal features, the predicted interest decides

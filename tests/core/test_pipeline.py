@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load, save
+
+from core.data import leave_one_out
+from core.pipeline import DataDims, NeuralScorer
+from core.scorer import Scorer
+from core.training import TrainConfig, data_dims, model_for_data, train_sequence_model
+
+from neural_data import rule_sequences
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = rule_sequences(n_users=200, n_items=25)
+    split = leave_one_out(data)
+    config = TrainConfig(model="sasrec", hidden=16, layers=1, dropout=0.1, max_len=10, batch_size=64, lr=5e-3,
+                         warmup_steps=5, epochs=4, device="cpu")
+    return data, split, config, train_sequence_model(data, split, config).scorer
+
+
+def test_neural_scorer_is_a_scorer(trained):
+    _, _, _, scorer = trained
+    assert isinstance(scorer, Scorer) and scorer.name == "sasrec"
+
+
+def test_forward_shapes_for_last_position_and_selected_positions():
+    data = rule_sequences(n_users=20, n_items=12)
+    config = TrainConfig(model="gru", hidden=8, max_len=6)
+    model = model_for_data(data, config)
+    items = torch.tensor([[0, 0, 1, 2], [3, 4, 5, 6]])
+    logits, interest_logits = model(items)
+    assert logits.shape == (2, 13) and interest_logits.shape == (2, 3)
+    logits, interest_logits = model(items, items > 0, torch.tensor([2, 5, 7]))
+    assert logits.shape == (6, 3) and interest_logits.shape == (6, 3)
+
+
+def test_scores_are_batched_consistently_with_padding_column_minus_inf(trained):
+    data, split, _, scorer = trained
+    histories = split.test.histories[:5] + [np.array([], dtype=np.int64)]
+    scores = scorer.score(histories)
+    assert scores.shape == (6, data.n_items + 1) and scores.dtype == torch.float32
+    assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()
+    one = scorer.score(histories[2:3])
+    assert torch.allclose(one[0, 1:], scores[2, 1:], atol=1e-5)
+
+
+def test_attributions_point_at_real_history_items(trained):
+    data, split, _, scorer = trained
+    history = split.test.histories[0]
+    items = np.array([split.test.targets[0], 1, 2])
+    weights = scorer.attributions(history, items)
+    assert weights.shape == (3, len(history)) and (weights >= 0).all()
+    sums = weights.sum(axis=1)
+    assert np.all(np.isclose(sums, 1.0) | np.isclose(sums, 0.0))
+    long_history = np.concatenate([history] * 5)
+    assert np.all(scorer.attributions(long_history, items)[:, : len(long_history) - scorer.max_len] == 0)
+
+
+def test_state_round_trips_through_safetensors(trained):
+    data, split, config, scorer = trained
+    blob = save(scorer.state_tensors())  # fails if any two tensors shared memory
+    rebuilt = NeuralScorer.from_state(config, load(blob), data_dims(data, config))
+    histories = split.test.histories[:8]
+    assert torch.allclose(rebuilt.score(histories)[:, 1:], scorer.score(histories)[:, 1:], atol=1e-6)
+    assert np.allclose(rebuilt.interests(histories[0]), scorer.interests(histories[0]))
+    with pytest.raises(RuntimeError):
+        NeuralScorer.from_state(config, load(blob), DataDims(data.n_items + 1, data.n_categories, 3))
