@@ -1,0 +1,108 @@
+"""Import speed against the sqlite3 command-line tool's own `.import` of the same file.
+
+    .venv/bin/python benchmarks/bench_import.py            # 5,000,000 rows
+    .venv/bin/python benchmarks/bench_import.py --rows 500000
+
+Both sides build the same indexes (one user's time order, item lookup). Goal: our import,
+which also maps ids, parses times, checks every row and records provenance, within 2x of
+the tool. Our import runs in a child process so its peak memory is measured alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+
+def write_events_csv(path: Path, rows: int, seed: int = 0) -> None:
+    """user,item,timestamp,event: long-tail items, heavy and light users, months of unix times."""
+    rng = np.random.default_rng(seed)
+    users = rng.zipf(1.3, rows) % max(rows // 50, 1) + 1
+    items = rng.zipf(1.2, rows) % max(rows // 100, 1) + 1
+    ts = 1_600_000_000 + np.sort(rng.integers(0, 180 * 86400, rows))
+    events = np.array(["view", "cart", "purchase"])[rng.choice(3, rows, p=[0.8, 0.15, 0.05])]
+    table = pa.table({"user": pa.array(users.astype(str)), "item": pa.array(items.astype(str)),
+                      "timestamp": ts, "event": events})
+    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+
+
+def time_sqlite_cli(csv_path: Path, db: Path) -> float:
+    script = (
+        "CREATE TABLE events(user TEXT, item TEXT, timestamp INTEGER, event TEXT);\n"
+        f".import --csv --skip 1 {csv_path} events\n"
+        "CREATE INDEX ix_user_ts ON events(user, timestamp);\n"
+        "CREATE INDEX ix_item ON events(item);\n"
+    )
+    started = time.perf_counter()
+    subprocess.run(["sqlite3", str(db)], input=script, text=True, check=True)
+    return time.perf_counter() - started
+
+
+def _our_import(csv_path: str, db: str, queue) -> None:
+    from core.importing import import_files
+    from core.store import Workspace
+
+    workspace = Workspace.open(db)
+    started = time.perf_counter()
+    report = import_files(workspace, events=csv_path)
+    queue.put((time.perf_counter() - started, report.rows_accepted, workspace.counts()))
+    workspace.close()
+
+
+def time_ours(csv_path: Path, db: Path) -> tuple[float, int, dict, int]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_our_import, args=(str(csv_path), str(db), queue))
+    child.start()
+    seconds, accepted, counts = queue.get()
+    child.join()
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, accepted, counts, peak_kib
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        model = names[0] if names else model
+    sqlite_cli = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split()[0]
+    return f"{os.cpu_count()} CPUs ({model}), sqlite3 CLI {sqlite_cli}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    args = parser.parse_args()
+    if shutil.which("sqlite3") is None:
+        raise SystemExit("needs the sqlite3 command-line tool (apt-get install -y sqlite3)")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        csv_path = folder / "events.csv"
+        write_events_csv(csv_path, args.rows)
+        ours_s, accepted, counts, peak_kib = time_ours(csv_path, folder / "ours.sqlite")
+        cli_s = time_sqlite_cli(csv_path, folder / "cli.sqlite")
+        size_mb = csv_path.stat().st_size / 1e6
+    assert accepted == args.rows, (accepted, args.rows)
+    print(f"machine: {machine()}")
+    print(f"file: {args.rows:,} rows, {size_mb:.0f} MB; workspace after import: {counts}")
+    print(f"sqlite3 .import + indexes: {cli_s:6.2f} s  {args.rows / cli_s / 1e6:5.2f} M rows/s")
+    print(f"nextpick import_files:     {ours_s:6.2f} s  {args.rows / ours_s / 1e6:5.2f} M rows/s")
+    print(f"ratio ours/sqlite3: {ours_s / cli_s:.2f}x (goal: within 2x)")
+    print(f"peak RSS of our import process: {peak_kib / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

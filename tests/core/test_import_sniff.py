@@ -1,0 +1,97 @@
+"""Sniffing and column roles: delimiters, headers, encodings, time formats, category flags."""
+
+import json
+
+import pytest
+
+from core.importing import CsvImportError, ImportOptions, import_files, sniff
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";"])
+def test_delimiter_header_and_roles(tmp_path, delimiter):
+    rows = [["customer_id", "sku", "date", "action", "price"], ["c1", "s1", "2024-01-02", "buy", "9.5"],
+            ["c2", "s2", "2024-01-03", "view", ""]]
+    path = _write(tmp_path, "e.csv", "\n".join(delimiter.join(r) for r in rows) + "\n")
+    result = sniff(path)
+    assert result.delimiter == delimiter and result.has_header and result.encoding == "utf-8"
+    assert result.roles == {"user": "customer_id", "item": "sku", "time": "date", "event": "action", "value": "price"}
+    assert result.preview == rows[1:]
+
+
+def test_headerless_file_gets_generated_names_and_value_based_roles(tmp_path):
+    path = _write(tmp_path, "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    result = sniff(path)
+    assert not result.has_header and result.columns == ["col1", "col2", "col3", "col4"]
+    assert result.roles == {"user": "col1", "item": "col2", "time": "col4", "value": "col3"}
+
+
+def test_utf8_bom_and_latin1_fallback(workspace, tmp_path):
+    bom = _write(tmp_path, "bom.csv", "\ufeffuserId,movieId,title\nu1,m1,Amélie\n".encode("utf-8"))
+    assert sniff(bom).columns == ["userId", "movieId", "title"] and sniff(bom).encoding == "utf-8"
+    latin = _write(tmp_path, "latin.csv", "item_id,title\nm1,Amélie\nm2,Café\n".encode("latin-1"))
+    assert sniff(latin).encoding == "latin-1"
+    import_files(workspace, items=latin)
+    assert workspace.items_frame()["title"].tolist() == ["Amélie", "Café"]
+
+
+def test_time_formats_unix_seconds_millis_iso_dates(workspace, tmp_path):
+    text = ("user,item,time\n" "a,x,1600000000\n" "a,y,1600000001000\n" "a,z,2020-09-13T12:26:42Z\n"
+            "a,w,2020-09-14\n" "a,v,2020-09-13 14:26:43+02:00\n")
+    import_files(workspace, events=_write(tmp_path, "t.csv", text))
+    assert workspace.get_meta("time_kind") == "unix"
+    ts = workspace.user_sequence("a").set_index("item")["ts"]
+    assert ts["x"] == 1600000000.0 and ts["y"] == 1600000001.0 and ts["z"] == 1600000002.0
+    assert ts["v"] == 1600000003.0 and ts["w"] == 1600041600.0
+
+
+def test_no_time_column_means_file_order(workspace, tmp_path):
+    import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
+    assert workspace.get_meta("time_kind") == "order"
+    assert workspace.user_sequence("a")["item"].tolist() == ["x", "y"]
+
+
+def test_explicit_roles_and_kind_scoped_roles(workspace, tmp_path):
+    events = _write(tmp_path, "e.csv", "who,what,when,kind\nu1,i1,5,view\nu1,i2,7,buy\n")
+    items = _write(tmp_path, "i.csv", "what,label,colour\ni1,Ball,red\n")
+    options = ImportOptions(roles={"user": "who", "item": "what", "time": "when", "event": "kind", "items.title": "label"})
+    report = import_files(workspace, events=events, items=items, options=options)
+    assert report.file("events").roles == {"user": "who", "item": "what", "time": "when", "event": "kind"}
+    seq = workspace.user_sequence("u1")
+    assert seq["event_type"].tolist() == ["view", "buy"] and seq["title"].fillna("").tolist() == ["Ball", ""]
+    item = workspace.items_frame().set_index("external_id").loc["i1"]
+    assert json.loads(item["attributes"]) == {"colour": "red"}
+
+
+def test_category_flags_named_by_side_file_and_attribute_upsert(workspace, tmp_path):
+    _write(tmp_path, "shop.genre", "Toys|0\nGames|1\nBooks|2\n\n")
+    items = _write(tmp_path, "shop.item", "7|Chess|1999|0|1|1\n8|Atlas|2001|0|0|1\n9|Blank|2001|0|0|0\n")
+    import_files(workspace, items=items)
+    frame = workspace.items_frame().set_index("external_id")
+    assert frame["categories"].fillna("").to_dict() == {"7": "Games|Books", "8": "Books", "9": ""}
+    assert json.loads(frame.loc["7", "attributes"]) == {"col3": 1999}
+    again = _write(tmp_path, "more.csv", "item_id,title,stock\n7,Chess deluxe,3\n")
+    import_files(workspace, items=again)
+    frame = workspace.items_frame().set_index("external_id")
+    assert frame.loc["7", "title"] == "Chess deluxe" and frame.loc["7", "categories"] == "Games|Books"
+    assert json.loads(frame.loc["7", "attributes"]) == {"col3": 1999, "stock": 3}
+
+
+def test_quoted_fields_with_newlines_keep_real_line_numbers(workspace, tmp_path):
+    text = 'item_id,title,genres\n1,"Two\nlines",A\n,"Also\ntwo",B\n3,"x, y",C|D\n'
+    report = import_files(workspace, items=_write(tmp_path, "q.csv", text))
+    items = report.file("items")
+    assert items.rows_accepted == 2 and [(r.line, r.column) for r in items.rejected] == [(4, "item_id")]
+    assert workspace.items_frame().set_index("external_id").loc["1", "title"] == "Two\nlines"
+
+
+def test_sniff_refuses_what_is_not_text(tmp_path):
+    with pytest.raises(CsvImportError, match="binary data"):
+        sniff(_write(tmp_path, "x.bin", b"\x00\x01\x02garbage\x00"))
+    with pytest.raises(CsvImportError, match="cannot read the file"):
+        sniff(tmp_path / "missing.csv")
