@@ -33,10 +33,13 @@ from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.pages.data import DataPage
+from studio.pages.evaluate import EvaluatePage
+from studio.pages.explore import ExplorePage
+from studio.pages.train import TrainPage
 from studio.settings import StudioSettings
 from studio.workers import Job
 
-PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage,)
+PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data")
 WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
 

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
@@ -29,17 +31,33 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sqlalchemy import select
+
+from core.store import schema
+from core.store.stats import WorkspaceStats
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
+from studio.widgets import palette
 from studio.widgets.charts import ChartWidget
 
 HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Imported at")
 
 
-def load_data_view(engine):
+TOP_CATEGORIES = 10  # the categories chart shows these many, the rest summed as OTHERS
+OTHERS = "others"
+
+
+def load_data_view(engine) -> tuple[WorkspaceStats, list[dict]]:
     """Everything the page shows, read in one go off the GUI thread."""
-    return engine.overview(), engine.import_history()
+    return engine.overview(), import_history(engine.workspace)
+
+
+def import_history(workspace) -> list[dict]:
+    """Rows of the ``imports`` table, newest first, as plain dicts."""
+    with workspace.engine.connect() as conn:
+        rows = conn.execute(select(schema.imports).order_by(schema.imports.c.id.desc())).mappings().all()
+    return [dict(row) for row in rows]
 
 
 class FigureCard(QFrame):
@@ -70,8 +88,8 @@ class DataPage(StudioPage):
         layout.setContentsMargins(18, 14, 18, 14)
         layout.addLayout(self._build_header())
         layout.addLayout(self._build_figures())
-        layout.addLayout(self._build_charts(), 3)
-        layout.addWidget(self._build_history(), 2)
+        layout.addLayout(self._build_charts(), 1)
+        layout.addWidget(self._build_history())
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self.refresh)
         self._show_empty()
@@ -83,6 +101,7 @@ class DataPage(StudioPage):
         heading.setProperty("role", "heading")
         self.hint = QLabel("")
         self.hint.setProperty("role", "hint")
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.import_button = QPushButton("Import CSV…")
         self.import_button.setProperty("role", "primary")
         self.import_button.setToolTip("Import a behaviour log and optional item and user files (Ctrl+I)")
@@ -98,16 +117,18 @@ class DataPage(StudioPage):
         self.items_card = FigureCard("items", "Distinct items in the behaviour log and item file")
         self.events_card = FigureCard("events", "Behaviour events (views, purchases, ratings...)")
         self.span_card = FigureCard("time range", "First and last event time")
+        self.types_card = FigureCard("event types", "Events per event type, most frequent first")
+        self.types_card.value.setProperty("role", "figureSmall")
         row = QHBoxLayout()
-        for card in (self.users_card, self.items_card, self.events_card, self.span_card):
-            row.addWidget(card, 2 if card is self.span_card else 1)
+        for card in (self.users_card, self.items_card, self.events_card, self.span_card, self.types_card):
+            row.addWidget(card, 2 if card in (self.span_card, self.types_card) else 1)
         return row
 
     def _build_charts(self) -> QGridLayout:
         self.events_chart = ChartWidget("Events over time", "", "events per day", date_axis=True)
         self.lengths_chart = ChartWidget("Sequence length", "events per user", "users")
         self.popularity_chart = ChartWidget("Item popularity (long tail)", "item rank", "events", log_y=True)
-        self.categories_chart = ChartWidget("Categories", "", "events")
+        self.categories_chart = ChartWidget("Events per category", "events", "")
         grid = QGridLayout()
         grid.addWidget(self.events_chart, 0, 0)
         grid.addWidget(self.lengths_chart, 0, 1)
@@ -127,6 +148,10 @@ class DataPage(StudioPage):
         self.history_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history_view.setAlternatingRowColors(True)
         self.history_view.verticalHeader().hide()
+        self.history_view.verticalHeader().setDefaultSectionSize(24)
+        self.history_view.setWordWrap(False)
+        self.history_view.setMinimumHeight(110)
+        box.setMaximumHeight(210)
         self.history_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.history_view.selectionModel().selectionChanged.connect(self._update_history_buttons)
         self.view_rejected_button = QPushButton("View rejected rows…")
@@ -159,24 +184,36 @@ class DataPage(StudioPage):
 
     def _show_empty(self) -> None:
         self.hint.setText("No workspace open")
-        for card in (self.users_card, self.items_card, self.events_card, self.span_card):
+        for card in (self.users_card, self.items_card, self.events_card, self.span_card, self.types_card):
             card.value.setText("–")
         for chart in (self.events_chart, self.lengths_chart, self.popularity_chart, self.categories_chart):
             chart.clear_chart()
         self._show_history([])
 
-    def _show_data(self, view) -> None:
+    def _show_data(self, view: tuple[WorkspaceStats, list[dict]]) -> None:
         stats, history = view
-        self.hint.setText(str(self.context.engine.workspace.path) if self.context.engine else "")
+        self.hint.setText(_shares_line(stats))
         self.users_card.value.setText(f"{stats.users:,}")
         self.items_card.value.setText(f"{stats.items:,}")
         self.events_card.value.setText(f"{stats.events:,}")
         self.span_card.value.setText(_time_range(stats))
-        self.events_chart.show_bars(stats.events_day_ts, stats.events_per_day, width=86_400 * 0.9)
-        self.lengths_chart.show_bars(stats.length_bins, stats.length_counts)
-        self.popularity_chart.show_line(range(1, len(stats.item_popularity) + 1), stats.item_popularity, fill=True)
-        self.categories_chart.show_labelled_bars(stats.category_names, stats.category_events)
+        self.types_card.value.setText(_event_types_line(stats.event_types))
+        self._show_charts(stats)
         self._show_history(history)
+
+    def _show_charts(self, stats: WorkspaceStats) -> None:
+        activity = stats.activity
+        self.events_chart.use_date_axis(activity.unit == "day")
+        self.events_chart.setLabel("left", f"events per {'day' if activity.unit == 'day' else 'block of positions'}")
+        self.events_chart.show_bars(activity.bucket_start, activity.counts, width=activity.width * 0.9)
+        lengths = stats.events_per_user
+        self.lengths_chart.show_labelled_bars(_bin_labels(lengths.bin_edges), lengths.counts)
+        popular = stats.item_popularity[stats.item_popularity > 0]  # a log axis cannot show zero
+        self.popularity_chart.show_line(np.arange(1, len(popular) + 1), popular, fill=False)
+        palette.assign(row.name for row in stats.categories)  # the same colours as the Explore page
+        names, events = _top_categories(stats)
+        colours = [palette.category_colour(name) if name != OTHERS else palette.NO_CATEGORY_COLOUR for name in names]
+        self.categories_chart.show_labelled_bars(names, events, colours=colours, horizontal=True)
 
     def _show_history(self, history: list[dict]) -> None:
         self._history = list(history)
@@ -195,6 +232,9 @@ class DataPage(StudioPage):
             for item in row[2:5]:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.history_model.appendRow(row)
+        for column in range(1, len(HISTORY_COLUMNS)):  # contents plus room for the header's padding
+            self.history_view.resizeColumnToContents(column)
+            self.history_view.setColumnWidth(column, self.history_view.columnWidth(column) + 16)
         self._update_history_buttons()
 
     def _selected_import(self) -> Optional[dict]:
@@ -233,11 +273,44 @@ def _format_time(unix: float) -> str:
     return datetime.fromtimestamp(unix).strftime("%Y-%m-%d %H:%M")
 
 
-def _time_range(stats) -> str:
-    if stats.first_ts is None:
+def _time_range(stats: WorkspaceStats) -> str:
+    if stats.time_min is None:
         return "–"
     if stats.time_kind == "order":
-        return f"positions {stats.first_ts:,.0f} – {stats.last_ts:,.0f}"
-    first = datetime.fromtimestamp(stats.first_ts, tz=timezone.utc).strftime("%Y-%m-%d")
-    last = datetime.fromtimestamp(stats.last_ts, tz=timezone.utc).strftime("%Y-%m-%d")
+        return f"positions {stats.time_min:,.0f} – {stats.time_max:,.0f}"
+    first = datetime.fromtimestamp(stats.time_min, tz=timezone.utc).strftime("%Y-%m-%d")
+    last = datetime.fromtimestamp(stats.time_max, tz=timezone.utc).strftime("%Y-%m-%d")
     return f"{first} – {last}"
+
+
+def _event_types_line(event_types: dict[str, int], shown: int = 3) -> str:
+    total = sum(event_types.values())
+    if not total:
+        return "–"
+    parts = [f"{name} {count / total:.0%}" for name, count in list(event_types.items())[:shown]]
+    return " · ".join(parts) + (" · …" if len(event_types) > shown else "")
+
+
+def _shares_line(stats: WorkspaceStats) -> str:
+    """One sentence on how concentrated the log is: what a popularity list would exploit."""
+    if not stats.events:
+        return "The workspace is empty: import a behaviour log to start."
+    lengths = stats.events_per_user
+    return (f"{stats.users_with_events:,} users with events, median {lengths.median:g} events each · "
+            f"top 10% of items get {stats.top_decile_share:.0%} of events")
+
+
+def _bin_labels(edges: list[int]) -> list[str]:
+    """"1", "2", "3-4", "5-9", ... for histogram edges 1, 2, 3, 5, 10."""
+    return [str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _top_categories(stats: WorkspaceStats) -> tuple[list[str], list[int]]:
+    shown = stats.categories[:TOP_CATEGORIES]
+    names = [row.name for row in shown]
+    events = [row.events for row in shown]
+    rest = sum(row.events for row in stats.categories[TOP_CATEGORIES:])
+    if rest:
+        names.append(OTHERS)
+        events.append(rest)
+    return names, events

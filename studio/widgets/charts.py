@@ -16,13 +16,6 @@ from PySide6.QtWidgets import QWidget
 pg.setConfigOptions(antialias=True, background="w", foreground="#334155")
 
 ACCENT = "#3b82f6"
-PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16",
-           "#f97316", "#6366f1", "#14b8a6", "#a855f7")
-
-
-def category_colour(index: int) -> str:
-    """A stable colour for a category index, shared by every chart and timeline."""
-    return PALETTE[index % len(PALETTE)]
 
 
 class ChartWidget(pg.PlotWidget):
@@ -47,8 +40,16 @@ class ChartWidget(pg.PlotWidget):
         self.setLogMode(x=False, y=log_y)
         self.setMenuEnabled(False)
         self.setMinimumHeight(180)
+        self.setDownsampling(auto=True, mode="peak")
         self._note = pg.TextItem("No data yet", color="#94a3b8", anchor=(0.5, 0.5))
         self.setToolTip(title)
+
+    def use_date_axis(self, dates: bool) -> None:
+        """Label the x axis with calendar dates (unix seconds) or with plain numbers."""
+        axis = pg.DateAxisItem(orientation="bottom") if dates else pg.AxisItem(orientation="bottom")
+        label = self.getPlotItem().getAxis("bottom").labelText
+        self.getPlotItem().setAxisItems({"bottom": axis})
+        self.setLabel("bottom", label)
 
     def clear_chart(self) -> None:
         """Drop everything drawn and show the "no data" note."""
@@ -59,12 +60,15 @@ class ChartWidget(pg.PlotWidget):
         for axis in ("left", "bottom"):
             self.getPlotItem().hideAxis(axis)
 
-    def _start_drawing(self, ticks=None) -> None:
+    def _start_drawing(self, bottom_ticks=None, left_ticks=None) -> None:
         self.clear()
         plot = self.getPlotItem()
         for axis in ("left", "bottom"):
             plot.showAxis(axis)
-        plot.getAxis("bottom").setTicks(ticks)
+        plot.getAxis("bottom").setTicks(bottom_ticks)
+        plot.getAxis("left").setTicks(left_ticks)
+        plot.invertY(left_ticks is not None)  # labelled rows read top to bottom
+        plot.enableAutoRange()
 
     def show_bars(self, x: Sequence[float], heights: Sequence[float], width: Optional[float] = None) -> None:
         """Vertical bars centred on ``x`` (the histogram look)."""
@@ -77,7 +81,6 @@ class ChartWidget(pg.PlotWidget):
         if width is None:
             width = float(np.min(np.diff(x))) * 0.9 if len(x) > 1 else 1.0
         self.addItem(pg.BarGraphItem(x=x, height=heights, width=width, brush=ACCENT, pen=None))
-        self.autoRange()
 
     def show_line(self, x: Sequence[float], y: Sequence[float], *, fill: bool = False) -> None:
         """One line (optionally filled down to zero)."""
@@ -89,22 +92,24 @@ class ChartWidget(pg.PlotWidget):
         self._start_drawing()
         brush = pg.mkBrush(59, 130, 246, 60) if fill else None
         self.plot(x, y, pen=pg.mkPen(ACCENT, width=2), fillLevel=0 if fill else None, brush=brush)
-        self.autoRange()
 
-    def show_labelled_bars(self, labels: Sequence[str], values: Sequence[float], *, colours: bool = True) -> None:
-        """One bar per label (categories, runs), labels as ticks on the x axis."""
+    def show_labelled_bars(self, labels: Sequence[str], values: Sequence[float], *,
+                           colours: Optional[Sequence] = None, horizontal: bool = False) -> None:
+        """One bar per label (categories, runs), in ``colours`` (one per bar) or the accent colour;
+        ``horizontal`` puts long labels on the y axis."""
         values = np.asarray(values, dtype=float)
         if not len(values):
             self.clear_chart()
             return
-        self._start_drawing([[(float(i), _short(label)) for i, label in enumerate(labels)]])
-        x = np.arange(len(values), dtype=float)
-        if colours:
-            bars = pg.BarGraphItem(x=x, height=values, width=0.7, brushes=[category_colour(i) for i in range(len(x))], pen=None)
+        positions = np.arange(len(values), dtype=float)
+        ticks = [[(float(i), _short(label, 22 if horizontal else 14)) for i, label in enumerate(labels)]]
+        self._start_drawing(None if horizontal else ticks, ticks if horizontal else None)
+        fill = {"brushes": list(colours)} if colours is not None else {"brush": ACCENT}
+        if horizontal:
+            bars = pg.BarGraphItem(x0=0, y=positions, height=0.7, width=values, pen=None, **fill)
         else:
-            bars = pg.BarGraphItem(x=x, height=values, width=0.7, brush=ACCENT, pen=None)
+            bars = pg.BarGraphItem(x=positions, height=values, width=0.7, pen=None, **fill)
         self.addItem(bars)
-        self.autoRange()
 
 
 def _short(label: str, limit: int = 14) -> str:

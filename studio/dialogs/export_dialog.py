@@ -1,0 +1,222 @@
+"""Export recommendations: a CSV of the top-K items for all users or a chosen few.
+
+The file is opened in spreadsheets, which run any cell starting with ``=``, ``+``, ``-`` or
+``@`` (or a tab / carriage return) as a formula: item titles and ids come from the shop's own
+files, so such cells are written with a leading apostrophe (OWASP's CSV-injection advice).
+The file is written under a temporary name and renamed at the end, so a cancelled or failed
+export leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+from typing import Optional, Sequence
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from studio.context import StudioContext
+from studio.dialogs.errors import show_error
+from studio.workers import Job
+
+HEADER = ("user", "rank", "item", "title", "categories", "score", "reason")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell a spreadsheet will show as text, never evaluate."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def all_users(engine) -> list[str]:
+    """Every user id of the workspace, in id order."""
+    return [row.user for row in engine.users_page(0, engine.user_count(), order_by="user")]
+
+
+def write_recommendations_csv(engine, run_id: int, users: Optional[Sequence[str]], path: Path, k: int = 10,
+                              exclude_seen: bool = True, progress: Optional[ProgressCallback] = None,
+                              cancel: Optional[CancelToken] = None) -> int:
+    """Write ``k`` recommendations per user (all users when ``users`` is None); returns the rows written."""
+    users = all_users(engine) if users is None else list(users)
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    meter = RateMeter(len(users))
+    rows = 0
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HEADER)
+            for done, user in enumerate(users, start=1):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                for rec in engine.recommend(run_id, user, k=k, exclude_seen=exclude_seen):
+                    writer.writerow([neutralise(str(user)), rec.rank, neutralise(rec.item), neutralise(rec.title or ""),
+                                     neutralise("|".join(rec.categories)), f"{rec.score:.6g}", neutralise(rec.reason)])
+                    rows += 1
+                if done % 50 == 0 or done == len(users):
+                    emit(progress, meter.report("export", done, f"{done:,} of {len(users):,} users"))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
+
+
+def parse_user_list(text: str) -> list[str]:
+    """User ids separated by commas, spaces or new lines."""
+    return [part for part in re.split(r"[\s,;]+", text) if part]
+
+
+class ExportDialog(QDialog):
+    """Choose run, users, K and file; the export runs in the background with Cancel."""
+
+    def __init__(self, context: StudioContext, parent: Optional[QWidget] = None,
+                 selected_users: Sequence[str] = ()) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.job: Optional[Job] = None
+        self.setWindowTitle("Export recommendations")
+        self.run_combo = QComboBox()
+        self.run_combo.setToolTip("The trained model whose recommendations are exported")
+        self.all_radio = QRadioButton("All users")
+        self.all_radio.setToolTip("One block of K rows for every user in the workspace")
+        self.some_radio = QRadioButton("These users:")
+        self.some_radio.setToolTip("Only the users listed on the right")
+        self.users_edit = QLineEdit(", ".join(selected_users))
+        self.users_edit.setPlaceholderText("user ids, separated by commas or spaces")
+        self.users_edit.setToolTip("User ids separated by commas, spaces or new lines")
+        self.users_edit.textEdited.connect(lambda _: self.some_radio.setChecked(True))
+        (self.some_radio if selected_users else self.all_radio).setChecked(True)
+        self._scope = QButtonGroup(self)
+        self._scope.addButton(self.all_radio)
+        self._scope.addButton(self.some_radio)
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(1, 500)
+        self.k_spin.setValue(10)
+        self.k_spin.setToolTip("Recommendations per user")
+        self.exclude_check = QCheckBox("Leave out items the user already interacted with")
+        self.exclude_check.setChecked(True)
+        self.exclude_check.setToolTip("Recommend only items new to each user")
+        self.path_edit = QLineEdit(str(Path.home() / "recommendations.csv"))
+        self.path_edit.setToolTip("The CSV file to write")
+        browse = QPushButton("Browse…")
+        browse.setToolTip("Choose where to save the CSV file")
+        browse.clicked.connect(self._browse)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setToolTip("Users done so far")
+        self.progress_bar.hide()
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.export_button = QPushButton("Export")
+        self.export_button.setProperty("role", "primary")
+        self.export_button.setToolTip("Write the CSV file")
+        self.export_button.clicked.connect(self.start_export)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the export (no file is left behind) or close the dialog")
+        self.cancel_button.clicked.connect(self.reject)
+        self._lay_out(browse)
+        self._fill_runs()
+
+    def _lay_out(self, browse: QPushButton) -> None:
+        users_row = QHBoxLayout()
+        users_row.addWidget(self.some_radio)
+        users_row.addWidget(self.users_edit, 1)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Model:", self.run_combo)
+        form.addRow("Users:", self.all_radio)
+        form.addRow("", users_row)
+        form.addRow("Items per user:", self.k_spin)
+        form.addRow("", self.exclude_check)
+        form.addRow("File:", path_row)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        layout.addLayout(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _fill_runs(self) -> None:
+        engine = self.context.engine
+        runs = [run for run in engine.runs() if run.status == "done"] if engine else []
+        active = engine.active_run() if engine else None
+        for run in reversed(runs):
+            ndcg = run.metric("ndcg@10")
+            label = f"#{run.id} {run.model}" + (f" (NDCG@10 {ndcg:.3f})" if ndcg is not None else "")
+            self.run_combo.addItem(label + ("  — active" if run.id == active else ""), run.id)
+        if active is not None and self.run_combo.findData(active) >= 0:
+            self.run_combo.setCurrentIndex(self.run_combo.findData(active))
+        if not runs:
+            self.status_label.setText("Train a model on the Train page first: there is nothing to export yet.")
+            self.export_button.setEnabled(False)
+
+    def _browse(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export recommendations", self.path_edit.text(), "CSV files (*.csv)")
+        if name:
+            self.path_edit.setText(name)
+
+    def start_export(self) -> Optional[Job]:
+        engine = self.context.engine
+        users = None if self.all_radio.isChecked() else parse_user_list(self.users_edit.text())
+        if engine is None or self.run_combo.currentData() is None or users == []:
+            self.status_label.setText("Name at least one user, or choose All users.")
+            return None
+        self.job = self.context.run(write_recommendations_csv, engine, self.run_combo.currentData(), users,
+                                    Path(self.path_edit.text()).expanduser(), k=self.k_spin.value(),
+                                    exclude_seen=self.exclude_check.isChecked())
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_written)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(lambda: self.status_label.setText("Export cancelled; no file was written."))
+        self.job.ended.connect(lambda: self.export_button.setEnabled(True))
+        self.export_button.setEnabled(False)
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.status_label.setText("Exporting…")
+        return self.job
+
+    def _on_progress(self, report) -> None:
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(int(1000 * (report.fraction or 0.0)))
+        self.status_label.setText(report.message)
+
+    def _on_written(self, rows: int) -> None:
+        self.progress_bar.setValue(1000)
+        self.status_label.setText(f"Wrote {rows:,} recommendations to {self.path_edit.text()}.")
+        self.cancel_button.setText("Close")
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.progress_bar.hide()
+        self.status_label.setText("The export failed; no file was written.")
+        show_error(self, exc, "Export")
+
+    def reject(self) -> None:
+        """Cancel stops a running export first; a second press closes the dialog."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+            return
+        super().reject()

@@ -1,0 +1,162 @@
+"""One file of an import as the dialog shows it: what was detected, its first rows, its roles.
+
+``sniff`` reads only the first 64 KiB of a file, so re-reading it whenever the user changes
+the encoding or delimiter is instant; the preview always shows what the import will read.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.importing import SniffResult
+from core.importing.roles import KIND_ROLES, REQUIRED_ROLES
+
+NO_COLUMN = "(none)"
+DELIMITER_NAMES = {",": "comma", "\t": "tab", "|": "pipe", ";": "semicolon"}
+ROLE_HELP = {
+    "user": "The column that identifies the customer",
+    "item": "The column that identifies the product",
+    "time": "When the event happened (unix time, a date, or a position in the user's history)",
+    "event": "What the user did: view, cart, purchase, rating...",
+    "value": "A number that came with the event: rating, price, quantity",
+    "title": "The product's display name",
+    "categories": "Categories of the product, several separated by |; the first is the main one",
+}
+KIND_HELP = {
+    "events": "The behaviour log: one row per view, purchase or rating",
+    "items": "Optional: product titles and categories",
+    "users": "Optional: customer attributes (age group, region...) used for cold-start users",
+}
+
+
+class PreviewModel(QAbstractTableModel):
+    """The sniffed first rows; header cells show each column's name and role."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: list[str] = []
+        self.rows: list[list[str]] = []
+        self.roles: dict[str, str] = {}
+
+    def show(self, sniffed: Optional[SniffResult], roles: dict[str, str]) -> None:
+        self.beginResetModel()
+        self.columns = list(sniffed.columns) if sniffed else []
+        self.rows = [list(row) for row in sniffed.preview] if sniffed else []
+        self.roles = dict(roles)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            row = self.rows[index.row()]
+            return row[index.column()] if index.column() < len(row) else ""
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Vertical:
+            return str(section + 1)
+        column = self.columns[section]
+        role_name = next((r for r, c in self.roles.items() if c == column), None)
+        return f"{column}\n[{role_name}]" if role_name else column
+
+
+class FileTab(QWidget):
+    """The preview and the column roles of one file (events, items or users)."""
+
+    roles_changed = Signal()
+
+    def __init__(self, kind: str, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.sniffed: Optional[SniffResult] = None
+        self.detected = QLabel("No file chosen.")
+        self.detected.setProperty("role", "hint")
+        self.detected.setWordWrap(True)
+        self.model = PreviewModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setToolTip(f"The first rows of the {kind} file, as they will be read")
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setMinimumSectionSize(70)
+        self.combos: dict[str, QComboBox] = {}
+        form = QFormLayout()
+        for role in KIND_ROLES[kind]:
+            combo = QComboBox()
+            required = role in REQUIRED_ROLES[kind]
+            combo.setToolTip(ROLE_HELP[role] + (" (required)" if required else ""))
+            combo.currentIndexChanged.connect(self._on_role_changed)
+            self.combos[role] = combo
+            form.addRow(f"{role.capitalize()}{' *' if required else ''}:", combo)
+        roles_box = QWidget()
+        roles_box.setLayout(form)
+        roles_box.setMaximumWidth(260)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 1)
+        body.addWidget(roles_box)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.detected)
+        layout.addLayout(body)
+        self.setToolTip(KIND_HELP[kind])
+
+    def show_file(self, sniffed: Optional[SniffResult]) -> None:
+        """Show a sniffed file (or none) with its guessed roles pre-selected."""
+        self.sniffed = sniffed
+        guessed = {r: c for r, c in (sniffed.roles if sniffed else {}).items() if r in self.combos}
+        for role, combo in self.combos.items():
+            combo.blockSignals(True)
+            combo.clear()
+            if sniffed is not None:
+                # ImportOptions can only name a column for a role, not take a guessed one away,
+                # so "(none)" is offered only where nothing was guessed.
+                if role not in guessed:
+                    combo.addItem(NO_COLUMN)
+                combo.addItems(sniffed.columns)
+                combo.setCurrentText(guessed.get(role, NO_COLUMN))
+            combo.setEnabled(sniffed is not None)
+            combo.blockSignals(False)
+        self.detected.setText(_describe(sniffed) if sniffed else "No file chosen.")
+        self.model.show(sniffed, self.roles())
+        self.table.resizeColumnsToContents()
+
+    def roles(self) -> dict[str, str]:
+        """role -> column as currently chosen."""
+        chosen = {role: combo.currentText() for role, combo in self.combos.items()}
+        return {role: column for role, column in chosen.items() if column and column != NO_COLUMN}
+
+    def missing_roles(self) -> list[str]:
+        if self.sniffed is None:
+            return []
+        return [role for role in REQUIRED_ROLES[self.kind] if role not in self.roles()]
+
+    def _on_role_changed(self) -> None:
+        self.model.show(self.sniffed, self.roles())
+        self.roles_changed.emit()
+
+
+def _describe(sniffed: SniffResult) -> str:
+    delimiter = DELIMITER_NAMES.get(sniffed.delimiter, repr(sniffed.delimiter))
+    header = "first row is a header" if sniffed.has_header else "no header row"
+    size = sniffed.size_bytes / 1e6
+    return (f"{sniffed.path.name}: {delimiter}-separated, {sniffed.encoding}, {header}, "
+            f"{len(sniffed.columns)} columns, {size:,.1f} MB (about {sniffed.size_bytes / sniffed.bytes_per_row:,.0f} rows). "
+            "Check the column roles on the right.")
