@@ -1,0 +1,155 @@
+"""``nextpick`` end to end: real files in, exit codes and printed numbers out."""
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.cli import ProgressBar, format_progress, main
+from core.demo import DemoConfig, write_demo_csv
+from core.progress import Progress
+
+TINY_DEMO = ["--users", "300", "--items", "120", "--seed", "3"]
+
+
+def run(capsys, *argv):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("cli") / "demo.sqlite"
+    assert main(["demo", "--db", str(db), *TINY_DEMO]) == 0
+    return db
+
+
+def test_demo_then_stats_json_reports_the_generated_shop(demo_db, tmp_path, capsys):
+    files = write_demo_csv(tmp_path, DemoConfig(n_users=300, n_items=120, seed=3))
+    events = pd.read_csv(files.events)
+    code, out, err = run(capsys, "stats", "--db", demo_db, "--json")
+    assert code == 0 and err == ""
+    stats = json.loads(out)
+    assert (stats["users"], stats["items"], stats["events"]) == (300, 120, len(events))
+    assert stats["users_with_events"] == events.user_id.nunique()
+    assert stats["event_types"] == events.event_type.value_counts().to_dict()
+    assert stats["events_per_user"]["max"] == events.groupby("user_id").size().max()
+    assert stats["time_kind"] == "unix" and stats["time_min"] == events.timestamp.min()
+
+
+def test_stats_text_names_the_numbers_a_person_looks_for(demo_db, capsys):
+    code, out, _ = run(capsys, "stats", "--db", demo_db, "--top", "3")
+    assert code == 0
+    assert "users      300 (" in out and "items      120 (" in out
+    assert re.search(r"events per user: min \d+, median \d+", out) and "long tail: the top 10% of items get" in out
+    assert "UTC" in out and out.count(" items\n") == 3  # three category lines
+
+
+def test_demo_refuses_to_mix_into_a_workspace_with_data(demo_db, capsys):
+    code, out, err = run(capsys, "demo", "--db", demo_db, *TINY_DEMO)
+    assert code == 1 and out == ""
+    assert "already holds" in err and str(demo_db) in err
+
+
+def test_import_of_generated_files_reports_every_row(tmp_path, capsys):
+    files = write_demo_csv(tmp_path / "csv", DemoConfig(n_users=200, n_items=80, seed=9))
+    db = tmp_path / "shop.sqlite"
+    code, out, err = run(capsys, "import", files.events, "--items", files.items, "--users", files.users,
+                         "--db", db, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    by_kind = {f["kind"]: f for f in report["files"]}
+    assert by_kind["events"]["rows_accepted"] == files.n_events and by_kind["events"]["rows_rejected"] == 0
+    assert by_kind["items"]["rows_accepted"] == 80 and by_kind["users"]["rows_accepted"] == 200
+    assert report["counts"] == {"users": 200, "items": 80, "events": files.n_events}
+    code, out, _ = run(capsys, "import", files.events, "--db", db)
+    assert code == 0 and "already imported" in out
+
+
+def test_rejected_rows_are_listed_and_exported(tmp_path, capsys):
+    source = tmp_path / "log.csv"
+    source.write_text("customer,sku,when\nc1,s1,2026-01-01T10:00:00\nc1,s2,yesterday\nc2,s1,2026-01-02\n")
+    rejected = tmp_path / "rejected.csv"
+    code, out, _ = run(capsys, "import", source, "--map", "user=customer", "--map", "item=sku",
+                       "--map", "time=when", "--db", tmp_path / "ws.sqlite", "--rejected-out", rejected)
+    assert code == 0
+    assert "3 rows read, 2 accepted, 1 rejected" in out and "line 3, column 'when'" in out
+    rows = pd.read_csv(rejected)
+    assert rows.line.tolist() == [3] and rows.column.tolist() == ["when"]
+
+
+def test_strict_import_of_a_bad_row_fails_naming_file_and_line(tmp_path, capsys):
+    source = tmp_path / "broken.csv"
+    source.write_text("user_id,item_id,timestamp\nu1,i1,1767225600\nu1,i2,soon\n")
+    db = tmp_path / "new.sqlite"
+    code, out, err = run(capsys, "import", source, "--db", db, "--strict")
+    assert code == 1 and out == ""
+    assert "broken.csv, line 3" in err and "Traceback" not in err
+    assert not db.exists()  # a failed first import leaves no empty workspace behind
+
+
+def test_binary_garbage_fails_with_a_message(tmp_path, capsys):
+    source = tmp_path / "garbage.csv"
+    source.write_bytes(b"\x00\x01\x02\xff\xfe garbage")
+    code, _, err = run(capsys, "import", source, "--db", tmp_path / "ws.sqlite")
+    assert code == 1 and "garbage.csv, line 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["stats", "--top", "many"], []])
+def test_bad_usage_exits_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage: nextpick" in capsys.readouterr().err
+
+
+def test_bad_map_and_missing_workspace_exit_1(tmp_path, capsys):
+    code, _, err = run(capsys, "import", tmp_path / "x.csv", "--map", "user", "--db", tmp_path / "ws.sqlite")
+    assert code == 1 and "--map expects role=column" in err
+    code, _, err = run(capsys, "stats", "--db", tmp_path / "absent.sqlite")
+    assert code == 1 and "no workspace at" in err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_draws_one_overwritten_line():
+    stream = FakeTerminal()
+    bar = ProgressBar(stream, min_interval_s=0.0)
+    bar(Progress("import events", done=500, total=1000, rate=2500.0, eta_s=0.2, message="a.csv"))
+    bar(Progress("import events", done=1000, total=1000, rate=2600.0, eta_s=0.0))
+    bar.close()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n")
+    assert "[############------------]  50%" in text and "500/1,000" in text and "2.5k/s" in text
+    assert "ETA 0:00" in text and "a.csv" in text
+
+
+def test_progress_line_without_a_known_total():
+    line = format_progress(Progress("import events", done=1_234_567, rate=1.5e6))
+    assert line == "import events  1,234,567  1.5M/s"
+
+
+def test_demo_on_a_terminal_shows_progress_on_stderr_only(tmp_path):
+    out, err = io.StringIO(), FakeTerminal()
+    assert main(["demo", "--db", str(tmp_path / "d.sqlite"), *TINY_DEMO, "--json"], stdout=out, stderr=err) == 0
+    assert json.loads(out.getvalue())["users"] == 300
+    assert "\r" in err.getvalue() and "demo" in err.getvalue()
+
+
+def test_the_installed_console_script_runs(demo_db):
+    script = Path(sys.executable).with_name("nextpick")
+    done = subprocess.run([str(script), "stats", "--db", str(demo_db), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["users"] == 300
+    failed = subprocess.run([str(script), "stats", "--db", str(demo_db.with_name("none.sqlite"))],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and failed.stdout == "" and "no workspace at" in failed.stderr
