@@ -22,7 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from core.importing import import_files
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.store import Workspace, WorkspaceError
 
 # name, product nouns, accessory nouns, related category (second label for some items)
 _CATEGORIES = (
@@ -364,15 +366,12 @@ def _write_files(config: DemoConfig, events_path: Path, items_path: Path, users_
 
 
 def create_demo_workspace(path: Path | str, config: DemoConfig = DemoConfig(),
-                          progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None):
+                          progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> Workspace:
     """Generate the demo shop and import it into a new workspace at ``path`` through the normal importer.
 
     Going through ``core.importing`` (not direct inserts) keeps the demo honest: what the
     studio shows is exactly what a user's own CSV export would produce.
     """
-    from core.importing import import_files
-    from core.store import Workspace, WorkspaceError
-
     workspace = Workspace.open(path)
     try:
         held = workspace.counts()["events"]

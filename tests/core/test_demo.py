@@ -130,3 +130,21 @@ def test_progress_reports_users_and_events(tmp_path):
 def test_impossible_configs_are_refused_with_a_reason(tmp_path, bad):
     with pytest.raises(ValueError, match="must"):
         write_demo_csv(tmp_path, DemoConfig(**bad))
+
+
+def test_demo_workspace_holds_the_generated_shop(tmp_path, demo):
+    import json
+
+    from core.demo import create_demo_workspace
+    from core.store import WorkspaceError
+
+    files = demo[0]
+    with create_demo_workspace(tmp_path / "demo.sqlite", SMALL) as workspace:
+        assert workspace.counts() == {"users": files.n_users, "items": files.n_items, "events": files.n_events}
+        assert workspace.get_meta("time_kind") == "unix"
+        profile = json.loads(workspace.users_frame().attributes.iloc[0])
+        assert set(profile) == {"age_group", "gender", "region"}
+        sequence = workspace.user_sequence("U000001")
+        assert len(sequence) and sequence.ts.is_monotonic_increasing and sequence.title.notna().all()
+    with pytest.raises(WorkspaceError, match="already holds"):
+        create_demo_workspace(tmp_path / "demo.sqlite", SMALL)
