@@ -44,6 +44,7 @@ class ExploreQuery:
     exclude_seen: bool
     history: Optional[tuple[str, ...]]  # a what-if sequence, or None for the stored one
     load_sequence: bool  # read the stored sequence too (the user changed)
+    before_held_out: bool = False  # answer as of before the user's held-out item (compare mode)
 
 
 @dataclass
@@ -57,9 +58,17 @@ class ExploreAnswer:
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
-    """Ask the engine for everything the panes show; runs in a worker."""
-    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
+    """Ask the engine for everything the panes show; runs in a worker.
+
+    In compare mode the lists are made from the sequence as it was before the user's held-out
+    item (the protocol of the test metrics), so a highlighted item is a real hit, not an echo.
+    """
+    frame = engine.user_history(query.user) if query.load_sequence or query.before_held_out else None
+    sequence = events_from_frame(frame) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None
+    held_out = engine.held_out_item(query.user)
+    if query.before_held_out and held_out is not None:
+        history = before_item(history if history is not None else [str(item) for item in frame["item"]], held_out)
 
     def recommend(run):
         if run is None:
@@ -68,8 +77,15 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
                                 exclude_seen=query.exclude_seen, history=history)
 
     interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
-    return ExploreAnswer(query, sequence, interests, recommend(query.run), recommend(query.compare_run),
-                         engine.held_out_item(query.user))
+    return ExploreAnswer(query, sequence, interests, recommend(query.run), recommend(query.compare_run), held_out)
+
+
+def before_item(items: list[str], item: str) -> list[str]:
+    """``items`` without their trailing events on ``item`` (a view, cart and purchase of it)."""
+    end = len(items)
+    while end and items[end - 1] == item:
+        end -= 1
+    return items[:end]
 
 
 def category_names(engine) -> list[str]:
@@ -131,7 +147,11 @@ class ExplorePage(StudioPage):
         lists = QSplitter(Qt.Orientation.Horizontal)
         lists.addWidget(self.ranked)
         lists.addWidget(self.compared)
-        ranked_box = _group("Recommendations", self._build_controls(), lists)
+        self.compare_note = QLabel()
+        self.compare_note.setProperty("role", "hint")
+        self.compare_note.setWordWrap(True)
+        self.compare_note.hide()
+        ranked_box = _group("Recommendations", self._build_controls(), self.compare_note, lists)
         details_box = _group("Item details", self.details)
         panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
@@ -167,8 +187,9 @@ class ExplorePage(StudioPage):
         self.exclude_seen = QCheckBox("Exclude seen", checked=True)
         self.exclude_seen.setToolTip("Leave out items the user already took")
         self.compare_box = QCheckBox("Compare with")
-        self.compare_box.setToolTip("Show a second run's list beside the first for the same user; the user's "
-                                    "held-out next item is highlighted wherever it appears")
+        self.compare_box.setToolTip("Show a second run's list beside the first for the same user. Both lists "
+                                    "are made as if the user's last item had not happened yet (it was held out "
+                                    "from training), and that item is highlighted wherever a model ranks it")
         self.compare_model_box = QComboBox()
         self.compare_model_box.setToolTip("The run to compare with")
         self.compare_model_box.setEnabled(False)
@@ -240,9 +261,11 @@ class ExplorePage(StudioPage):
             return None
         what_if = bool(self.added) or self.dropped > 0
         history = tuple(event.item for event in self.effective_sequence()) if what_if else None
-        compare = self.compare_model_box.currentData() if self.compare_box.isChecked() else None
+        comparing = self.compare_box.isChecked()
+        compare = self.compare_model_box.currentData() if comparing else None
         return ExploreQuery(self.user, self.model_box.currentData(), compare, self.k_box.value(),
-                            self.diversity.value() / 100.0, self.exclude_seen.isChecked(), history, load_sequence)
+                            self.diversity.value() / 100.0, self.exclude_seen.isChecked(), history, load_sequence,
+                            before_held_out=comparing)
 
     def update_panes(self, load_sequence: bool = False) -> None:
         """Ask for the panes' content for the current controls; only the latest answer paints."""
@@ -286,6 +309,7 @@ class ExplorePage(StudioPage):
         self.ranked.title.setText(self.model_box.currentText())
         self.ranked.title.setVisible(answer.query.compare_run is not None)
         self.compared.set_recommendations(answer.compared, answer.held_out)
+        self.compare_note.setText(self._compare_note_text(answer))
         self.compared.title.setText(self.compare_model_box.currentText())
         self.compared.title.setVisible(True)
 
@@ -294,6 +318,13 @@ class ExplorePage(StudioPage):
         if self.answer is not None:
             self._paint_answer(self.answer)
         self._paint_sequence()
+
+    def _compare_note_text(self, answer: ExploreAnswer) -> str:
+        if answer.held_out is None:
+            return "This user has too few events to have a held-out item; the lists use the whole sequence."
+        title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
+        return (f"Both lists are made as if the user had not yet taken their last item, “{title}” (held out "
+                "from training); it is highlighted where a model ranks it.")
 
     def _paint_empty(self, text: str) -> None:
         self.sequence = []
@@ -305,6 +336,7 @@ class ExplorePage(StudioPage):
     def _on_compare_toggled(self, on: bool) -> None:
         self.compare_model_box.setEnabled(on)
         self.compared.setVisible(on)
+        self.compare_note.setVisible(on)
         self.update_panes()
 
     # -- what-if ----------------------------------------------------------------------------

@@ -18,11 +18,14 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableView, QVBoxL
 PAGE_SIZE = 200
 SEARCH_DELAY_MS = 150  # wait for a pause in typing before asking the engine
 
-# (header, row attribute, engine order key, tooltip)
+# (header, row attribute, engine order key, the order's direction, tooltip). The engine keeps
+# each order precomputed in one direction: ids ascending, activity and last-seen newest first.
 COLUMNS = (
-    ("User", "user", "user", "The shop's user id"),
-    ("Events", "events", "activity", "How many events the user has (sort to find the most active)"),
-    ("Last seen", "last_seen", "last_seen", "Time of the user's latest event"),
+    ("User", "user", "user", Qt.SortOrder.AscendingOrder, "The shop's user id; click to sort by id"),
+    ("Events", "events", "activity", Qt.SortOrder.DescendingOrder,
+     "How many events the user has; click to list the most active first"),
+    ("Last seen", "last_seen", "last_seen", Qt.SortOrder.DescendingOrder,
+     "Time of the user's latest event; click to list the most recent first"),
 )
 
 Index = QModelIndex | QPersistentModelIndex
@@ -43,13 +46,13 @@ class UserListModel(QAbstractTableModel):
 
     count_changed = Signal(int)  # users matching the current search
 
-    def __init__(self, engine: Any = None, parent=None) -> None:
+    def __init__(self, engine: Any = None, parent=None, page_size: int = PAGE_SIZE) -> None:
         super().__init__(parent)
         self._engine = engine
+        self.page_size = page_size
         self._rows: list[Any] = []
         self._search = ""
         self._order_by = "activity"
-        self._descending = True
         self._exhausted = True
         self.time_kind = "unix"
         self.total = 0
@@ -68,7 +71,7 @@ class UserListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section][0]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMNS[section][3]
+            return COLUMNS[section][4]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -92,8 +95,8 @@ class UserListModel(QAbstractTableModel):
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: N802
         if parent.isValid() or self._exhausted or self._engine is None:
             return
-        page = list(self._engine.users_page(len(self._rows), PAGE_SIZE, self._search or None, self._order_key()))
-        self._exhausted = len(page) < PAGE_SIZE
+        page = self._engine.users_page(len(self._rows), self.page_size, self._search or None, self._order_by)
+        self._exhausted = len(page) < self.page_size
         if not page:
             return
         first = len(self._rows)
@@ -102,9 +105,10 @@ class UserListModel(QAbstractTableModel):
         self.endInsertRows()
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._order_by = COLUMNS[column][2]
-        self._descending = order == Qt.SortOrder.DescendingOrder
-        self.reload()
+        """Sort by ``column`` in the engine's direction for it (``order`` is not offered)."""
+        if COLUMNS[column][2] != self._order_by or not self._rows:
+            self._order_by = COLUMNS[column][2]
+            self.reload()
 
     # -- what the page drives --------------------------------------------------------------
 
@@ -136,9 +140,6 @@ class UserListModel(QAbstractTableModel):
         self.fetchMore()
         self.count_changed.emit(self.total)
 
-    def _order_key(self) -> str:
-        return ("-" if self._descending else "") + self._order_by
-
 
 def _time_kind(engine: Any) -> str:
     if engine is None:
@@ -165,7 +166,7 @@ class UserList(QWidget):
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        self.table.sortByColumn(1, COLUMNS[1][3])
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -181,6 +182,7 @@ class UserList(QWidget):
         self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
         self.search.textChanged.connect(lambda _text: self._search_timer.start())
         self.model.count_changed.connect(self._on_count_changed)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(self._show_engine_direction)
         self.model.modelReset.connect(self._select_first_after_reset)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
 
@@ -189,6 +191,10 @@ class UserList(QWidget):
 
     def current_user(self) -> Optional[str]:
         return self.model.user_at(self.table.currentIndex().row())
+
+    def _show_engine_direction(self, column: int, order: Qt.SortOrder) -> None:
+        if order != COLUMNS[column][3]:
+            self.table.horizontalHeader().setSortIndicator(column, COLUMNS[column][3])
 
     def _on_count_changed(self, total: int) -> None:
         self.count.setText(f"{total:,} users" + (" match" if self.search.text().strip() else ""))

@@ -1,7 +1,7 @@
 """A tiny demo workspace with trained runs, built once per test session and copied per test.
 
-Explore, Train and Evaluate need real runs to show: two baselines (seconds) and one neural
-model trained for a single epoch. Building them once and handing each test a private copy of
+Explore, Train and Evaluate need real runs to show: a popularity baseline and a Transformer
+trained for a single epoch. Building them once and handing each test a private copy of
 the folder keeps the studio tests inside their time budget while none can disturb another.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.demo import DemoConfig
 
-TINY_SHOP = DemoConfig(n_users=450, n_items=160, n_categories=6, mean_events_per_user=12.0, seed=11)
+TINY_SHOP = DemoConfig(n_users=260, n_items=120, n_categories=6, mean_events_per_user=12.0, seed=11)
 _BUILT: list[Path] = []
 
 
@@ -36,7 +36,7 @@ def _build() -> Path:
     create_demo_workspace(folder / "shop.sqlite", TINY_SHOP).close()
     engine = Engine.open(folder / "shop.sqlite")
     try:
-        for model in ("sasrec", "pop", "markov"):
+        for model in ("sasrec", "pop"):
             engine.train(tiny_config(model))
     finally:
         engine.workspace.close()
