@@ -177,8 +177,9 @@ class ProfileLoader:
             raise rejected[0].as_error(self.path)
         keep = pa.array(~checks.bad)
         table = table.filter(keep)
-        store_ids, _new = (target.items if self.kind == "items" else target.users).resolve(ids.filter(keep))
-        columns = [store_ids.tolist(), table.column(self.roles[self.id_role]).to_pylist()]
+        ids = ids.filter(keep)
+        store_ids, _new = (target.items if self.kind == "items" else target.users).resolve(ids)
+        columns = [store_ids.tolist(), ids.to_pylist()]
         if self.kind == "items":
             columns += [_optional_text(table, self.roles.get("title")), self._categories(table)]
         columns.append(self._attributes(table))

@@ -164,7 +164,7 @@ def _detect_delimiter(lines: list[str]) -> str:
     best, best_score = ",", (0.0, 0)
     sample = [line for line in lines[:200] if line.strip()]
     for candidate in DELIMITERS:
-        widths = [len(r) for r in csv.reader(io.StringIO("".join(sample)), delimiter=candidate)]
+        widths = [len(row) for _, _, row in _records(sample, candidate)]
         if not widths:
             continue
         width, hits = Counter(widths).most_common(1)[0]

@@ -44,6 +44,7 @@ class TimeColumn:
             self._position += rows
             return times
         numbers = to_numbers(strings)
+        numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
         clock = self._parse_iso(strings, np.isnan(numbers))
         if self.kind is None:
             self.kind = self._decide_kind(numbers, clock)

@@ -95,3 +95,12 @@ def test_sniff_refuses_what_is_not_text(tmp_path):
         sniff(_write(tmp_path, "x.bin", b"\x00\x01\x02garbage\x00"))
     with pytest.raises(CsvImportError, match="cannot read the file"):
         sniff(tmp_path / "missing.csv")
+
+
+def test_ids_are_trimmed_the_same_way_in_every_file(workspace, tmp_path):
+    import_files(workspace, events=_write(tmp_path, "e.csv", "user,item,step\nu1 , 7 ,0\n"))
+    import_files(workspace, items=_write(tmp_path, "i.csv", "item_id,title,price\n 7,Kite , 9.5\n8,Ball,\n"))
+    frame = workspace.items_frame().set_index("external_id")
+    assert frame["title"].to_dict() == {"7": "Kite", "8": "Ball"}
+    assert json.loads(frame.loc["7", "attributes"]) == {"price": 9.5}
+    assert workspace.user_sequence("u1")["title"].tolist() == ["Kite"]
