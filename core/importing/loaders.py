@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Optional
 
 import numpy as np
@@ -103,14 +102,24 @@ class EventsLoader:
         item_ids, new_items = target.items.resolve(items.filter(keep))
         target.raw.executemany("INSERT INTO users(id, external_id) VALUES (?, ?)", new_users)
         target.raw.executemany("INSERT INTO items(id, external_id) VALUES (?, ?)", new_items)
-        rows = zip(
-            user_ids.tolist(), item_ids.tolist(), ts[~checks.bad].tolist(),
-            self._event_types(table, keep), _nullable(values, ~checks.bad), repeat(target.import_id),
-        )
-        target.raw.executemany(
-            "INSERT INTO events(user_id, item_id, ts, event_type, value, import_id) VALUES (?, ?, ?, ?, ?, ?)", rows
-        )
+        columns = {"user_id": user_ids.tolist(), "item_id": item_ids.tolist(), "ts": ts[~checks.bad].tolist()}
+        if self.roles.get("event"):
+            columns["event_type"] = self._event_types(table, keep)
+        if values is not None:
+            columns["value"] = _nullable(values, ~checks.bad)
+        target.raw.executemany(self._insert_sql(columns, target.import_id), zip(*columns.values()))
         return len(user_ids), rejected
+
+    @staticmethod
+    def _insert_sql(columns: dict[str, list], import_id: int) -> str:
+        """Values the same for every row are literals in the statement: binding fewer
+        parameters per row is most of what makes executemany fast."""
+        constants = {"import_id": str(int(import_id))}
+        if "event_type" not in columns:
+            constants["event_type"] = f"'{DEFAULT_EVENT}'"
+        names = ", ".join([*columns, *constants])
+        marks = ", ".join(["?"] * len(columns) + list(constants.values()))
+        return f"INSERT INTO events({names}) VALUES ({marks})"
 
     def _check_time_kind(self, target: Target) -> None:
         if target.time_kind is None:
@@ -133,10 +142,8 @@ class EventsLoader:
         checks.fail(np.isnan(values) & given, column, lambda r: f"value {texts[r]!r} is not a number")
         return values
 
-    def _event_types(self, table: pa.Table, keep: pa.Array):
-        types = _text(table, self.roles.get("event"))
-        if types is None:
-            return repeat(DEFAULT_EVENT)
+    def _event_types(self, table: pa.Table, keep: pa.Array) -> list[str]:
+        types = _text(table, self.roles["event"])
         encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
         names = np.array(encoded.dictionary.to_pylist() + [DEFAULT_EVENT], dtype=object)
         return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
@@ -146,9 +153,7 @@ def _time_reason(cell: Optional[str]) -> str:
     return "missing time" if not cell else f"unparseable time {cell!r}"
 
 
-def _nullable(values: Optional[np.ndarray], keep: np.ndarray):
-    if values is None:
-        return repeat(None)
+def _nullable(values: np.ndarray, keep: np.ndarray) -> list[Optional[float]]:
     kept = values[keep]
     return np.where(np.isnan(kept), None, kept).tolist()
 
