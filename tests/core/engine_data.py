@@ -37,3 +37,37 @@ def demo_sequences(n_users: int = 800, n_items: int = 300, seed: int = 7):
     data = sequences_from_arrays(events["user_id"].map(user_ids).to_numpy(), events["item_id"].map(item_ids).to_numpy(),
                                  events["timestamp"].to_numpy(np.float64), items_frame, users_frame)
     return data, leave_one_out(data)
+
+
+def demo_workspace(path, n_users: int = 500, n_items: int = 200, seed: int = 7):
+    """A workspace holding a small demo shop, written with plain inserts.
+
+    The importer has its own tests; engine tests only need a realistic workspace, quickly.
+    """
+    from core.store import Workspace
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = write_demo_csv(folder, DemoConfig(n_users=n_users, n_items=n_items, n_categories=8, seed=seed,
+                                                  mean_events_per_user=15.0))
+        events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
+        items = pd.read_csv(files.items, dtype={"item_id": str})
+        users = pd.read_csv(files.users, dtype={"user_id": str})
+    workspace = Workspace.open(path)
+    user_ids = {external: i + 1 for i, external in enumerate(users["user_id"])}
+    item_ids = {external: i + 1 for i, external in enumerate(items["item_id"])}
+    attributes = [json.dumps(a) for a in users.drop(columns=["user_id"]).to_dict("records")]
+    with workspace.engine.begin() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.execute("INSERT INTO imports (id, kind, source_path, source_sha256, rows_read, rows_accepted, "
+                    "rows_rejected, duration_s, created_at) VALUES (1, 'events', 'demo', ?, ?, ?, 0, 0, 0)",
+                    (f"demo-{seed}-{n_users}-{n_items}", len(events), len(events)))
+        raw.executemany("INSERT INTO users (id, external_id, attributes) VALUES (?, ?, ?)",
+                        [(i + 1, u, a) for i, (u, a) in enumerate(zip(users["user_id"], attributes))])
+        raw.executemany("INSERT INTO items (id, external_id, title, categories) VALUES (?, ?, ?, ?)",
+                        [(i + 1, row.item_id, row.title, row.categories) for i, row in enumerate(items.itertuples())])
+        raw.executemany("INSERT INTO events (user_id, item_id, ts, event_type, value, import_id) VALUES (?, ?, ?, ?, ?, 1)",
+                        list(zip(events["user_id"].map(user_ids).tolist(), events["item_id"].map(item_ids).tolist(),
+                                 events["timestamp"].astype(float).tolist(), events["event_type"].tolist(),
+                                 [None if v != v else float(v) for v in events["value"]])))
+    workspace.set_meta("time_kind", "unix")
+    return workspace

@@ -1,0 +1,294 @@
+"""Saving and loading trained runs: one folder with ``weights.safetensors`` and ``bundle.json``.
+
+Nothing in the load path can run code: tensors come from safetensors (a JSON header plus raw
+buffers), everything else from JSON. A bundle names the catalogue it was trained on (item ids,
+category and segment names), so loading it against a workspace whose items changed is
+detected and either refused with a clear message or served through an explicit item mapping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+import core
+from core.baselines import BASELINES, PopularityScorer
+from core.ranker import ItemFacts, Ranker
+
+FORMAT = "nextpick-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "bundle.json"
+WEIGHTS = "weights.safetensors"
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used: missing, corrupt, foreign, too new, or for other items."""
+
+
+@dataclass
+class Bundle:
+    """A loaded run, ready to serve: scorer, cold-start fallback, ranker and vocabularies."""
+
+    path: Path
+    manifest: dict
+    scorer: object
+    fallback: PopularityScorer
+    ranker: Optional[Ranker]
+    item_interest: np.ndarray  # (n_items + 1,) interest index per item of the data served, -1 = none
+    interest_names: list[str]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # "eval.*" per-user ranks etc.
+    notes: list[str] = field(default_factory=list)  # what loading had to adapt, for the user
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def metrics(self) -> dict:
+        return self.manifest.get("metrics", {})
+
+
+def save_bundle(folder: Path, *, model: str, config: dict, data, scorer, fallback: PopularityScorer,
+                ranker: Optional[Ranker], item_interest: np.ndarray, interest_names: list[str], metrics: dict,
+                content_hash: str, dims: Optional[dict] = None, arrays: Optional[dict] = None) -> Path:
+    """Write the run to ``folder`` (created); the manifest is written last, so a crash leaves no valid bundle."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"scorer.{k}": v for k, v in scorer.state_tensors().items()}
+    tensors.update({f"fallback.{k}": v for k, v in fallback.state_tensors().items()})
+    if ranker is not None:
+        tensors.update({f"ranker.{k}": v for k, v in ranker.state_tensors().items()})
+    tensors["item_interest"] = torch.as_tensor(np.asarray(item_interest), dtype=torch.long)
+    tensors.update({f"eval.{k}": torch.as_tensor(np.asarray(v)) for k, v in (arrays or {}).items()})
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(folder / WEIGHTS))
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "code_version": core.__version__,
+        "created_at": time.time(),
+        "model": model,
+        "config": config,
+        "dims": dims,
+        "content_hash": content_hash,
+        "metrics": metrics,
+        "vocabulary": {
+            "items": [str(x) for x in data.item_external[1:]],
+            "categories": [str(x) for x in data.category_names],
+            "segments": [str(x) for x in data.segment_names],
+            "interests": list(interest_names),
+        },
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def read_manifest(folder: Path) -> dict:
+    """The bundle's JSON manifest, checked to be ours and not from a newer release."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BundleError(f"{folder} is not a NextPick model bundle (expected a folder holding {MANIFEST} and {WEIGHTS})")
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{folder} is not a NextPick model bundle: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{path} is not a text file (byte {exc.start}): not a NextPick bundle manifest") from None
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{path} is not a NextPick bundle manifest (no \"format\": \"{FORMAT}\")")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(f"{path} has bundle format {version!r}; this release reads up to {FORMAT_VERSION} — update NextPick")
+    for key in ("model", "config", "vocabulary"):
+        if key not in manifest:
+            raise BundleError(f"{path} lacks the \"{key}\" entry; the bundle is incomplete")
+    return manifest
+
+
+def load_bundle(path, data=None, on_mismatch: str = "refuse", device: str = "cpu") -> Bundle:
+    """Load a bundle; with ``data``, check it fits that data's catalogue.
+
+    on_mismatch: "refuse" raises ``BundleError`` when the items differ; "map" serves known items
+    with their trained scores and new items with the mean score of known items of their category.
+    """
+    if on_mismatch not in ("refuse", "map"):
+        raise ValueError("on_mismatch must be 'refuse' or 'map'")
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    tensors = _read_tensors(folder / WEIGHTS)
+    try:
+        bundle = _assemble(folder, manifest, tensors, device)
+    except BundleError:
+        raise
+    except Exception as exc:  # shapes or keys that do not fit the model described by the manifest
+        raise BundleError(f"{folder / WEIGHTS} does not match its manifest ({type(exc).__name__}: {exc})") from None
+    if data is not None:
+        bundle = _fit_to_data(bundle, data, on_mismatch)
+    return bundle
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise BundleError(f"{path.parent} is not a complete bundle: {WEIGHTS} is missing")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors reports corrupt headers and truncated buffers as errors
+        raise BundleError(f"{path} is not a readable safetensors file ({exc}); the bundle is corrupt") from None
+
+
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _assemble(folder: Path, manifest: dict, tensors: dict[str, torch.Tensor], device: str) -> Bundle:
+    model = manifest["model"]
+    scorer = restore_scorer(model, manifest["config"], manifest.get("dims"), _part(tensors, "scorer"), device)
+    ranker_state = _part(tensors, "ranker")
+    return Bundle(
+        path=folder,
+        manifest=manifest,
+        scorer=scorer,
+        fallback=PopularityScorer.from_state(_part(tensors, "fallback")),
+        ranker=Ranker.from_state(ranker_state) if ranker_state else None,
+        item_interest=tensors["item_interest"].numpy(),
+        interest_names=list(manifest["vocabulary"].get("interests", [])),
+        arrays={k: v.numpy() for k, v in _part(tensors, "eval").items()},
+    )
+
+
+def restore_scorer(model: str, config: dict, dims: Optional[dict], state: dict[str, torch.Tensor], device: str = "cpu"):
+    """Rebuild a baseline or neural scorer from its state tensors."""
+    if model in BASELINES:
+        return BASELINES[model].from_state(state)
+    from core.pipeline import DataDims, NeuralScorer
+    from core.training import TrainConfig
+
+    if not dims:
+        raise BundleError(f"the bundle of a {model!r} model lacks its network sizes (\"dims\")")
+    return NeuralScorer.from_state(TrainConfig.from_json(config), state, DataDims(**dims), device)
+
+
+# -- serving a bundle on data whose catalogue changed ----------------------------------------
+
+
+def _fit_to_data(bundle: Bundle, data, on_mismatch: str) -> Bundle:
+    vocab = bundle.manifest["vocabulary"]
+    trained_items = vocab["items"]
+    current = [str(x) for x in data.item_external[1:]]
+    same_items = current == trained_items
+    if same_items and _same_segments(vocab, data):
+        return bundle
+    old_index = {external: i + 1 for i, external in enumerate(trained_items)}
+    new_to_old = np.array([0] + [old_index.get(e, 0) for e in current], dtype=np.int64)
+    unknown = int((new_to_old[1:] == 0).sum())
+    gone = len(trained_items) - int((new_to_old[1:] > 0).sum())
+    if not same_items and on_mismatch == "refuse":
+        raise BundleError(
+            f"this model was trained on {len(trained_items):,} items; the workspace now has {len(current):,} "
+            f"({unknown:,} the model has never seen, {gone:,} it knows are gone). Retrain it, or load it with "
+            "item mapping (known items keep their scores, new items are scored from their category)."
+        )
+    return _mapped(bundle, data, new_to_old, unknown, gone)
+
+
+def _same_segments(vocab: dict, data) -> bool:
+    return list(vocab.get("segments", [])) == [str(x) for x in data.segment_names]
+
+
+def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: int) -> Bundle:
+    vocab = bundle.manifest["vocabulary"]
+    old_category = {name: i for i, name in enumerate(vocab["categories"])}
+    category_in_old = np.array([old_category.get(str(data.category_names[c]), 0) for c in data.item_category])
+    old_segment = {name: i for i, name in enumerate(vocab["segments"])}
+    segment_map = np.array([old_segment.get(str(name), 0) for name in data.segment_names], dtype=np.int64)
+    by_category = len(bundle.interest_names) == len(vocab["categories"]) - 1
+    item_interest = np.where(new_to_old > 0, bundle.item_interest[new_to_old],
+                             category_in_old - 1 if by_category else -1)
+    item_interest[0] = -1
+    ranker = None if bundle.ranker is None else _remapped_ranker(bundle.ranker, new_to_old, category_in_old)
+    notes = list(bundle.notes)
+    if unknown or gone:
+        notes.append(f"catalogue changed since training: {unknown:,} new items scored from their category, "
+                     f"{gone:,} removed items dropped")
+    if not _same_segments(vocab, data):
+        notes.append("profile segments changed since training: segments matched by name, unknown ones use global popularity")
+    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map),
+                   fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
+                   ranker=ranker, item_interest=item_interest, notes=notes)
+
+
+def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
+    """The ranker's item facts moved to the new item indices; new items start unpopular and stale."""
+    index = torch.as_tensor(new_to_old)
+    known = index > 0
+    facts = ItemFacts(
+        popularity=torch.where(known, ranker.facts.popularity[index], torch.zeros(())),
+        recency=torch.where(known, ranker.facts.recency[index], torch.zeros(())),
+        item_category=torch.as_tensor(category_in_old, dtype=torch.long),
+        segment_affinity=ranker.facts.segment_affinity,
+    )
+    return Ranker(facts, ranker.net, ranker.report)
+
+
+class MappedScorer:
+    """Serves a scorer trained on an older catalogue on the current item indices.
+
+    Known items keep their trained scores. An item the model never saw gets, per user, the
+    mean score of the known items of its category (its features are all the model can go by);
+    with no known item in its category, the user's lowest known score.
+    """
+
+    def __init__(self, inner, new_to_old: np.ndarray, item_category: np.ndarray, segment_map: np.ndarray) -> None:
+        self.inner, self.name = inner, inner.name
+        self.new_to_old = np.asarray(new_to_old, dtype=np.int64)
+        self.item_category = torch.as_tensor(np.asarray(item_category), dtype=torch.long)
+        self.segment_map = np.asarray(segment_map, dtype=np.int64)
+        self.n_categories = int(self.item_category.max()) + 1 if len(self.item_category) else 1
+
+    def _old_history(self, history) -> np.ndarray:
+        old = self.new_to_old[np.asarray(history, dtype=np.int64)]
+        return old[old > 0]
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        if segments is not None:
+            segments = self.segment_map[np.clip(np.asarray(segments), 0, len(self.segment_map) - 1)]
+        old_scores = self.inner.score([self._old_history(h) for h in histories], segments).float()
+        index = torch.as_tensor(self.new_to_old)
+        scores = old_scores[:, index]  # unknown items read column 0 (-inf) for now
+        known = index > 0
+        known[0] = False
+        categories = self.item_category
+        sums = torch.zeros(len(scores), self.n_categories).index_add_(1, categories[known], scores[:, known])
+        counts = torch.bincount(categories[known], minlength=self.n_categories).float()
+        floor = scores[:, known].min(dim=1, keepdim=True).values if bool(known.any()) else torch.zeros(len(scores), 1)
+        means = torch.where(counts > 0, sums / counts.clamp(min=1), floor)
+        unknown = ~known
+        unknown[0] = False
+        scores[:, unknown] = means[:, categories[unknown]]
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def interests(self, history):
+        return self.inner.interests(self._old_history(history))
+
+    def attributions(self, history, items) -> np.ndarray:
+        history, items = np.asarray(history, np.int64), np.asarray(items, np.int64)
+        weights = np.zeros((len(items), len(history)), dtype=np.float32)
+        old_history, old_items = self.new_to_old[history], self.new_to_old[items]
+        rows, cols = np.flatnonzero(old_items > 0), np.flatnonzero(old_history > 0)
+        if len(rows) and len(cols):
+            inner = self.inner.attributions(old_history[cols], old_items[rows])
+            weights[np.ix_(rows, cols)] = inner
+        return weights
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return self.inner.state_tensors()

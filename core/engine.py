@@ -1,0 +1,254 @@
+"""The one facade the CLI and the studio call: import, train, evaluate, recommend, explain.
+
+It owns no logic of its own: it opens the workspace, keeps the expensive things cached (the
+workspace's sequences per content hash, each run's loaded bundle per run id) behind one
+lock so studio worker threads can call it concurrently, and delegates to the modules that
+do the work.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from core import runs, serving
+from core.bundles import Bundle, load_bundle
+from core.data import build_sequences, leave_one_out
+from core.evaluation import evaluate_scorer, paired_significance
+from core.ranker import RankedScorer
+from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F401  (the API's return types)
+from core.store import Workspace
+
+ACTIVE_RUN_KEY = "active_run"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user: str
+    events: int
+    last_seen: Optional[float]
+
+
+class Engine:
+    """``Engine.open(path)`` or ``Engine(workspace)``; every method is safe to call from worker threads."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._lock = threading.RLock()
+        self._data_cache: tuple[str, object] | None = None
+        self._users_cache: tuple[str, "_UserDirectory"] | None = None
+        self._bundles: dict[int, Bundle] = {}
+
+    @classmethod
+    def open(cls, path) -> "Engine":
+        return cls(Workspace.open(path))
+
+    # -- data -------------------------------------------------------------------------------
+
+    def import_files(self, events=None, items=None, users=None, options=None, progress=None, cancel=None):
+        """Import CSV files (``core.importing``); caches of the old content are dropped."""
+        from core.importing import ImportOptions, import_files
+
+        report = import_files(self.workspace, events=events, items=items, users=users,
+                              options=options or ImportOptions(), progress=progress, cancel=cancel)
+        with self._lock:
+            self._data_cache, self._users_cache = None, None
+            self._bundles.clear()
+        return report
+
+    def overview(self):
+        from core.store.stats import workspace_stats
+
+        return workspace_stats(self.workspace)
+
+    def sequence_data(self):
+        """The workspace's ``SequenceData``, rebuilt only after an import."""
+        content = self.workspace.content_hash()
+        with self._lock:
+            if self._data_cache is None or self._data_cache[0] != content:
+                self._data_cache = (content, build_sequences(self.workspace))
+                self._bundles.clear()
+            return self._data_cache[1]
+
+    def device_name(self) -> str:
+        from core.training import device_name, resolve_device
+
+        return device_name(resolve_device("auto"))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def train(self, config, progress=None, cancel=None, resume_run: Optional[int] = None) -> runs.RunSummary:
+        """Train ``config`` (a ``core.training.TrainConfig``) on a leave-one-out split and record the run."""
+        data = self.sequence_data()
+        return runs.train_run(self.workspace, data, leave_one_out(data), config, progress, cancel, resume_run)
+
+    def runs(self) -> list[runs.RunSummary]:
+        return runs.list_runs(self.workspace)
+
+    def run(self, run_id: int) -> runs.RunSummary:
+        return runs.get_run(self.workspace, run_id)
+
+    def delete_run(self, run_id: int) -> None:
+        with self._lock:
+            self._bundles.pop(int(run_id), None)
+            runs.delete_run(self.workspace, run_id)
+            if self.active_run() == int(run_id):
+                self.workspace.set_meta(ACTIVE_RUN_KEY, "")
+
+    def set_active_run(self, run_id: Optional[int]) -> None:
+        if run_id is not None:
+            runs.get_run(self.workspace, run_id)
+        self.workspace.set_meta(ACTIVE_RUN_KEY, "" if run_id is None else str(int(run_id)))
+
+    def active_run(self) -> Optional[int]:
+        value = self.workspace.get_meta(ACTIVE_RUN_KEY, "")
+        return int(value) if value else None
+
+    def bundle(self, run_id: int) -> Bundle:
+        """The run's loaded bundle, fitted to the current data (cached; new items mapped, with a note)."""
+        data = self.sequence_data()
+        with self._lock:
+            if int(run_id) not in self._bundles:
+                run = runs.get_run(self.workspace, run_id)
+                if run.status != "done" or not run.bundle_path:
+                    raise ValueError(f"run #{run.id} has no trained model (status: {run.status})")
+                self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map")
+            return self._bundles[int(run_id)]
+
+    def evaluate(self, run_id: int, progress=None, cancel=None) -> dict:
+        """Re-evaluate the run's served pipeline on the current data's test targets; stores and returns the report."""
+        bundle, data = self.bundle(run_id), self.sequence_data()
+        split = leave_one_out(data)
+        served = bundle.scorer if bundle.ranker is None else RankedScorer(
+            bundle.scorer, bundle.ranker, bundle.item_interest, len(bundle.interest_names))
+        report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
+                                 split_name=split.protocol.split(" (")[0])
+        metrics = {**runs.get_run(self.workspace, run_id).metrics, **report.to_dict()}
+        runs.update_run(self.workspace, run_id, metrics=metrics)
+        with self._lock:
+            bundle.arrays.update(test_ranks=report.ranks, test_users=report.user_index)
+            bundle.manifest["evaluated_on"] = self.workspace.content_hash()
+        return report.to_dict()
+
+    def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10") -> dict:
+        """Paired test over the users both runs were tested on (means, difference, p-value)."""
+        ranks = []
+        for run_id in (run_a, run_b):
+            if self._ranks_are_current(run_id):
+                arrays = self.bundle(run_id).arrays
+            else:
+                self.evaluate(run_id)
+                arrays = self.bundle(run_id).arrays
+            ranks.append((arrays["test_users"], arrays["test_ranks"]))
+        (users_a, ranks_a), (users_b, ranks_b) = ranks
+        common, in_a, in_b = np.intersect1d(users_a, users_b, return_indices=True)
+        return paired_significance(ranks_a[in_a], ranks_b[in_b], metric)
+
+    def _ranks_are_current(self, run_id: int) -> bool:
+        bundle = self.bundle(run_id)
+        evaluated_on = bundle.manifest.get("evaluated_on", bundle.manifest.get("content_hash"))
+        return "test_ranks" in bundle.arrays and evaluated_on == self.workspace.content_hash()
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def recommend(self, run_id: int, user: Optional[str], k: int = 10, diversity: float = 0.0,
+                  exclude_seen: bool = True, history: Optional[list[str]] = None) -> list[Recommendation]:
+        """Top-``k`` explained items for ``user`` (or for the what-if ``history`` of item ids)."""
+        data = self.sequence_data()
+        items, segment = serving.resolve_history(data, user, history)
+        return serving.recommend(self.bundle(run_id), data, items, segment, k, diversity, exclude_seen)
+
+    def interests(self, run_id: int, user: Optional[str], history: Optional[list[str]] = None) -> list[Interest]:
+        data = self.sequence_data()
+        items, _ = serving.resolve_history(data, user, history)
+        return serving.predicted_interests(self.bundle(run_id), items)
+
+    def user_history(self, user: str):
+        """The user's events in time order: DataFrame with ts, event_type, value, item, title, categories."""
+        return self.workspace.user_sequence(user)
+
+    def held_out_item(self, user: str) -> Optional[str]:
+        """The user's test target under leave-one-out (their last item), for compare mode; None if not evaluated."""
+        data = self.sequence_data()
+        index = data.user_index_of(user)
+        if index is None or len(data.history(index)) < 3:
+            return None
+        return str(data.item_external[data.history(index)[-1]])
+
+    def next_items(self, item: str, n: int = 10) -> list[NextItem]:
+        return serving.next_items(self.sequence_data(), item, n)
+
+    def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
+        return serving.search_items(self.sequence_data(), text, limit)
+
+    def users_page(self, offset: int, limit: int, search: Optional[str] = None,
+                   order_by: str = "activity") -> list[UserRow]:
+        """One page of users: "activity" (most events first), "last_seen" (latest first) or "user" (id order)."""
+        return self._user_directory().page(offset, limit, search, order_by)
+
+    def user_count(self, search: Optional[str] = None) -> int:
+        return self._user_directory().count(search)
+
+    def _user_directory(self) -> "_UserDirectory":
+        content = self.workspace.content_hash()
+        with self._lock:
+            if self._users_cache is None or self._users_cache[0] != content:
+                self._users_cache = (content, _UserDirectory.read(self.workspace))
+            return self._users_cache[1]
+
+
+class _UserDirectory:
+    """Every user's id, event count and last-seen time in memory, with the sort orders precomputed.
+
+    One grouped scan of the events index builds it (a few seconds for 20M events, once per
+    import); after that a page is an array slice, and a search one vectorised substring test.
+    """
+
+    def __init__(self, users: np.ndarray, events: np.ndarray, last_seen: np.ndarray) -> None:
+        self.users, self.events, self.last_seen = users, events, last_seen
+        self.lowered = np.char.lower(users.astype(str))
+        self.orders = {
+            "activity": np.lexsort((np.arange(len(users)), -events)),
+            "last_seen": np.lexsort((np.arange(len(users)), -np.nan_to_num(last_seen, nan=-np.inf))),
+            "user": np.argsort(users.astype(str), kind="stable"),
+        }
+
+    @classmethod
+    def read(cls, workspace: Workspace) -> "_UserDirectory":
+        with workspace.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            users = raw.execute("SELECT id, external_id FROM users ORDER BY id").fetchall()
+            stats = raw.execute("SELECT user_id, COUNT(*), MAX(ts) FROM events GROUP BY user_id").fetchall()
+        ids = np.array([u[0] for u in users], dtype=np.int64)
+        externals = np.array([str(u[1]) for u in users], dtype=object)
+        events = np.zeros(len(ids), dtype=np.int64)
+        last_seen = np.full(len(ids), np.nan)
+        if stats:
+            where = np.searchsorted(ids, np.array([s[0] for s in stats], dtype=np.int64))
+            events[where] = [s[1] for s in stats]
+            last_seen[where] = [s[2] for s in stats]
+        return cls(externals, events, last_seen)
+
+    def _matches(self, search: Optional[str]) -> Optional[np.ndarray]:
+        if not search or not search.strip():
+            return None
+        return np.char.find(self.lowered, search.strip().lower()) >= 0
+
+    def page(self, offset: int, limit: int, search: Optional[str], order_by: str) -> list[UserRow]:
+        if order_by not in self.orders:
+            raise ValueError(f"order_by must be one of {', '.join(self.orders)}")
+        order = self.orders[order_by]
+        matches = self._matches(search)
+        if matches is not None:
+            order = order[matches[order]]
+        rows = order[offset: offset + limit]
+        return [UserRow(str(self.users[i]), int(self.events[i]),
+                        None if np.isnan(self.last_seen[i]) else float(self.last_seen[i])) for i in rows]
+
+    def count(self, search: Optional[str]) -> int:
+        matches = self._matches(search)
+        return len(self.users) if matches is None else int(matches.sum())

@@ -1,0 +1,168 @@
+"""Answering for one user: candidates → ranker → diversity → explained list, and the lookups around it.
+
+Everything here works on a loaded ``Bundle`` and the workspace's ``SequenceData`` and is
+read-only, so the engine can call it from any thread. A what-if history (item ids typed by a
+person) is served exactly like a stored one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from core.generator import generate_candidates
+from core.ranker import N_CANDIDATES, mmr_order, user_interests
+
+BECAUSE_ITEMS = 3  # history items listed in an explanation
+REASON_TITLES = 2  # of those, named in the one-line reason
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item with why.
+
+    because: (history item id, weight) pairs, strongest first, weights summing to 1: the
+    events that drove this item. interest: the predicted interest the item serves, or None.
+    """
+
+    rank: int
+    item: str
+    title: str
+    categories: list[str]
+    score: float
+    reason: str
+    because: list[tuple[str, float]]
+    interest: Optional[str]
+
+
+@dataclass(frozen=True)
+class Interest:
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    item: str
+    title: str
+    categories: str  # "A|B", primary first
+
+
+@dataclass(frozen=True)
+class NextItem:
+    item: str
+    title: str
+    categories: str
+    count: int  # how many times someone took it right after the asked item
+
+
+def resolve_history(data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
+    """(item indices, profile segment) for a stored user or a what-if history; unknown ids are skipped."""
+    index = data.user_index_of(user) if user is not None else None
+    segment = int(data.user_segment[index]) if index is not None else 0
+    if history is not None:
+        items = data.item_index_of([str(h) for h in history])
+        return items[items > 0], segment
+    if index is None:
+        return np.zeros(0, dtype=np.int64), segment
+    return np.asarray(data.history(index), dtype=np.int64), segment
+
+
+def predicted_interests(bundle, history: np.ndarray) -> list[Interest]:
+    """The user's next-interest distribution, most likely first; [] when the model has none."""
+    names = bundle.interest_names
+    probs = user_interests(bundle.scorer, [history], len(names))[0]
+    if not len(names) or probs.sum() <= 0:
+        return []
+    order = np.argsort(-probs, kind="stable")
+    return [Interest(names[i], float(probs[i])) for i in order]
+
+
+def recommend(bundle, data, history: np.ndarray, segment: int, k: int = 10, diversity: float = 0.0,
+              exclude_seen: bool = True) -> list[Recommendation]:
+    """Top-``k`` explained recommendations; an empty history gets the segment's popular items."""
+    if not 0.0 <= diversity <= 1.0:
+        raise ValueError("diversity must be between 0 (pure relevance) and 1 (maximal category spread)")
+    segments = np.array([segment])
+    candidates = generate_candidates(bundle.scorer, [history], N_CANDIDATES, exclude_seen, segments, bundle.fallback)
+    items, scores = candidates.items, candidates.scores
+    interests = user_interests(bundle.scorer, [history], len(bundle.interest_names))
+    if bundle.ranker is not None and len(history):
+        relevance = bundle.ranker.relevance(items, np.nan_to_num(scores, neginf=0.0), [history], segments,
+                                            interests, bundle.item_interest).numpy()
+    else:
+        relevance = np.where(items > 0, scores, -np.inf)
+    chosen = mmr_order(items[0], relevance[0], data.item_category, k, diversity)
+    chosen_items = items[0][chosen]
+    weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
+    return [
+        _explained(rank + 1, int(item), float(relevance[0][position]), history, segment, weights[rank], interests[0],
+                   bundle, data)
+        for rank, (position, item) in enumerate(zip(chosen, chosen_items))
+    ]
+
+
+def _explained(rank, item, score, history, segment, weights, interests, bundle, data) -> Recommendation:
+    because = _because(history, np.asarray(weights, dtype=np.float64), data)
+    interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
+    interest = bundle.interest_names[interest_index] if 0 <= interest_index < len(bundle.interest_names) else None
+    parts = []
+    if because:
+        titles = [_title(data, data.item_index_of([external])[0]) for external, _ in because[:REASON_TITLES]]
+        parts.append("after: " + ", ".join(titles))
+    else:
+        parts.append("popular with similar shoppers" if segment > 0 and not len(history) else "popular")
+    if interest is not None and len(interests) and interests.sum() > 0:
+        parts.append(f"interest: {interest}")
+    categories = [c for c in str(_categories_text(data, item)).split("|") if c]
+    return Recommendation(rank, str(data.item_external[item]), _title(data, item), categories, score,
+                          " · ".join(parts), because, interest)
+
+
+def _because(history: np.ndarray, weights: np.ndarray, data) -> list[tuple[str, float]]:
+    """Weights per distinct history item (repeats add up), strongest first, normalised to sum 1."""
+    if not len(history) or weights.sum() <= 0:
+        return []
+    totals = np.bincount(history, weights=weights, minlength=int(history.max()) + 1)
+    top = [i for i in np.argsort(-totals, kind="stable")[:BECAUSE_ITEMS] if totals[i] > 0]
+    norm = totals.sum()
+    return [(str(data.item_external[i]), float(totals[i] / norm)) for i in top]
+
+
+def _title(data, item: int) -> str:
+    return str(data.item_title[item]) or str(data.item_external[item])
+
+
+def _categories_text(data, item: int) -> str:
+    category = int(data.item_category[item])
+    return str(data.category_names[category]) if category > 0 else ""
+
+
+def next_items(data, item: str, n: int = 10) -> list[NextItem]:
+    """Items most often taken right after ``item`` (within one user's sequence)."""
+    index = int(data.item_index_of([item])[0])
+    if index == 0:
+        return []
+    positions = np.flatnonzero(data.items[:-1] == index)
+    user_end = data.offsets[1:][np.searchsorted(data.offsets[1:], positions, side="right")]
+    following = data.items[positions[positions + 1 < user_end] + 1]
+    counts = np.bincount(following, minlength=data.n_items + 1)
+    order = [i for i in np.argsort(-counts, kind="stable")[:n] if counts[i] > 0]
+    return [NextItem(str(data.item_external[i]), _title(data, i), _categories_text(data, i), int(counts[i]))
+            for i in order]
+
+
+def search_items(data, text: str, limit: int = 20) -> list[ItemInfo]:
+    """Items whose title or id contains ``text`` (case-insensitive); id prefix matches first."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    titles = np.char.lower(data.item_title[1:].astype(str))
+    ids = np.char.lower(data.item_external[1:].astype(str))
+    starts = np.char.startswith(ids, needle)
+    found = starts | (np.char.find(titles, needle) >= 0) | (np.char.find(ids, needle) >= 0)
+    order = np.flatnonzero(found)
+    order = order[np.argsort(~starts[order], kind="stable")][:limit] + 1
+    return [ItemInfo(str(data.item_external[i]), _title(data, i), _categories_text(data, i)) for i in order]
