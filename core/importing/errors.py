@@ -84,7 +84,10 @@ class ImportReport:
 
     def file(self, kind: str) -> FileReport:
         """The report of the (first) file of this kind."""
-        return next(f for f in self.files if f.kind == kind)
+        for report in self.files:
+            if report.kind == kind:
+                return report
+        raise KeyError(f"no {kind} file in this import")
 
     @property
     def rows_accepted(self) -> int:

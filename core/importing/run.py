@@ -29,7 +29,7 @@ from core.importing.sniffing import SniffResult, sniff
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
 
-_IMPORT_CACHE_KIB = 128 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
+_IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
 _REBUILD_MIN_ROWS = 100_000
 
 
@@ -61,7 +61,7 @@ class ImportOptions:
     column_names: dict[str, list[str]] = field(default_factory=dict)
     category_flags: Optional[list[str]] = None
     strict: bool = False
-    chunk_rows: int = 500_000
+    chunk_rows: int = 200_000
 
 
 @dataclass
@@ -92,14 +92,16 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
 @contextmanager
 def _bulk_connection(workspace: Workspace) -> Iterator[sqlite3.Connection]:
     """One write transaction (commit on success, rollback on any exception) on a connection
-    tuned for bulk writes. Foreign-key checks are off inside it (they cost more than the
+    tuned for bulk writes, with memory bounded by a fixed page cache. Foreign-key checks are off inside it (they cost more than the
     insert itself) because the import creates every user and item before events refer to
     them; the usual settings are restored before the connection goes back to the pool."""
     with workspace.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         cache_size = raw.execute("PRAGMA cache_size").fetchone()[0]
+        temp_store = raw.execute("PRAGMA temp_store").fetchone()[0]
         raw.execute("PRAGMA foreign_keys = OFF")
         raw.execute(f"PRAGMA cache_size = {-_IMPORT_CACHE_KIB}")
+        raw.execute("PRAGMA temp_store = FILE")  # index builds sort on disk, not in memory
         try:
             raw.execute("BEGIN IMMEDIATE")
             try:
@@ -110,6 +112,7 @@ def _bulk_connection(workspace: Workspace) -> Iterator[sqlite3.Connection]:
             raw.commit()
         finally:
             raw.execute(f"PRAGMA cache_size = {int(cache_size)}")
+            raw.execute(f"PRAGMA temp_store = {int(temp_store)}")
             raw.execute("PRAGMA foreign_keys = ON")
 
 
