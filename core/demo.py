@@ -45,6 +45,7 @@ _CATEGORIES = (
     ("Pretend play", ("Play Kitchen", "Tool Bench", "Doctor Kit", "Cash Register"), ("Food Set", "Accessory Pack"), "Dolls"),
     ("Books", ("Picture Book", "Story Book", "Activity Book", "Comic"), ("Sticker Pack", "Bookmark Set"), "Arts & crafts"),
 )
+CATEGORY_NAMES = tuple(c[0] for c in _CATEGORIES)
 _ADJECTIVES = ("Wooden", "Deluxe", "Mini", "Classic", "Magic", "Rainbow", "Pirate", "Space", "Jungle",
                "Ocean", "Dragon", "Castle", "Super", "Little", "Happy", "Galaxy")
 AGE_GROUPS = ("18-24", "25-34", "35-44", "45-54", "55+")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core.cli import ProgressBar, format_progress, main
-from core.demo import DemoConfig, write_demo_csv
+from core.demo import CATEGORY_NAMES, DemoConfig, write_demo_csv
 from core.progress import Progress
 
 TINY_DEMO = ["--users", "300", "--items", "120", "--seed", "3"]
@@ -153,3 +153,84 @@ def test_the_installed_console_script_runs(demo_db):
     failed = subprocess.run([str(script), "stats", "--db", str(demo_db.with_name("none.sqlite"))],
                             capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and failed.stdout == "" and "no workspace at" in failed.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_db(tmp_path_factory):
+    """The tiny demo shop with a popularity run (#1) and a one-epoch GRU run (#2)."""
+    db = tmp_path_factory.mktemp("train") / "shop.sqlite"
+    assert main(["demo", "--db", db, *TINY_DEMO]) == 0
+    assert main(["train", "--db", db, "--model", "pop"]) == 0
+    assert main(["train", "--db", db, "--model", "gru", "--epochs", "1", "--hidden", "16", "--max-len", "20",
+                 "--batch-size", "64", "--device", "cpu", "--json"]) == 0
+    return db
+
+
+def test_train_json_holds_run_id_and_validation_and_test_metrics(trained_db, capsys):
+    capsys.readouterr()
+    code, out, _ = run(capsys, "train", "--db", trained_db, "--model", "markov", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["run"] == 3 and result["model"] == "markov" and result["status"] == "done"
+    for split in ("valid", "test"):
+        assert set(result[split]) >= {"hr@10", "ndcg@10", "mrr@10"}
+        assert 0.0 <= result[split]["ndcg@10"] <= result[split]["hr@10"] <= 1.0
+    assert "leave-one-out" in result["protocol"]
+
+
+def test_train_flags_reach_the_config(trained_db, capsys):
+    code, out, _ = run(capsys, "runs", "--db", trained_db, "--json")
+    assert code == 0
+    gru = next(r for r in json.loads(out)["runs"] if r["model"] == "gru")
+    assert (gru["config"]["epochs"], gru["config"]["hidden"], gru["config"]["max_len"]) == (1, 16, 20)
+    assert gru["config"]["batch_size"] == 64 and gru["training"]
+
+
+def test_runs_lists_every_run_as_text(trained_db, capsys):
+    code, out, _ = run(capsys, "runs", "--db", trained_db)
+    assert code == 0 and re.search(r"^\s+1\s+pop\s+done", out, re.M) and re.search(r"^\s+2\s+gru\s+done", out, re.M)
+
+
+def test_recommend_json_lists_k_explained_unseen_items(trained_db, capsys):
+    code, out, _ = run(capsys, "recommend", "--db", trained_db, "--user", "U000002", "-k", "5",
+                       "--run", "2", "--json")
+    assert code == 0
+    result = json.loads(out)
+    recs = result["recommendations"]
+    assert result["run"] == 2 and [r["rank"] for r in recs] == [1, 2, 3, 4, 5]
+    assert all(r["item"].startswith("SKU") and r["title"] and r["reason"] for r in recs)
+    scores = [r["score"] for r in recs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recommend_text_with_explanations(trained_db, capsys):
+    code, out, _ = run(capsys, "recommend", "--db", trained_db, "--user", "U000002", "-k", "3", "--explain")
+    assert code == 0 and "(run #3)" in out  # the latest finished run by default
+    assert re.search(r"^\s+1\. SKU\d+", out, re.M)
+
+
+def test_interests_are_a_probability_distribution(trained_db, capsys):
+    code, out, _ = run(capsys, "interests", "--db", trained_db, "--user", "U000002", "--run", "2", "--json")
+    assert code == 0
+    interests = json.loads(out)["interests"]
+    assert {i["name"] for i in interests} <= set(CATEGORY_NAMES) and len(interests) >= 2
+    assert sum(i["probability"] for i in interests) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_evaluate_reproduces_the_test_metrics_of_training(trained_db, capsys):
+    _, out, _ = run(capsys, "runs", "--db", trained_db, "--json")
+    trained = next(r for r in json.loads(out)["runs"] if r["run"] == 1)["test"]
+    code, out, _ = run(capsys, "evaluate", "1", "--db", trained_db, "--json")
+    assert code == 0
+    assert json.loads(out)["metrics"] == pytest.approx(trained)
+
+
+def test_model_commands_fail_cleanly_on_unknown_user_and_run(trained_db, tmp_path, capsys):
+    code, _, err = run(capsys, "recommend", "--db", trained_db, "--user", "nobody")
+    assert code == 1 and "unknown user 'nobody'" in err
+    code, _, err = run(capsys, "interests", "--db", trained_db, "--user", "U000002", "--run", "99")
+    assert code == 1 and "no run #99" in err
+    code, _, err = run(capsys, "evaluate", "99", "--db", trained_db)
+    assert code == 1 and "no run #99" in err
+    code, _, err = run(capsys, "train", "--db", trained_db, "--model", "nonsense")
+    assert code == 2 and "invalid choice" in err

@@ -1,0 +1,71 @@
+"""``nextpick``: the command line over the engine. Parsing and printing only.
+
+Every command takes ``--db WORKSPACE`` and ``--json``. With ``--json`` stdout holds exactly
+one JSON object; progress bars and errors always go to stderr, so pipes stay clean.
+Exit codes: 0 done, 1 failed (message on stderr, no traceback for expected errors),
+2 bad usage, 130 interrupted.
+
+Data commands import only the store and the importer; model commands load the engine
+(and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, TextIO
+
+from core.cli import data_commands, model_commands
+from core.cli.common import CliError, Output, ProgressBar, format_progress
+from core.progress import Cancelled
+from core.store import WorkspaceError, default_workspace_path
+
+__all__ = ["CliError", "ProgressBar", "build_parser", "format_progress", "main"]
+
+
+def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
+    """The full parser; ``train``'s TrainConfig options are only built when ``argv`` asks for ``train``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, default=default_workspace_path(), metavar="WORKSPACE",
+                        help="workspace file (default: %(default)s)")
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser = argparse.ArgumentParser(prog="nextpick",
+                                     description="Sequence-aware recommendations from a shop's behaviour log.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_commands.add_commands(commands, common)
+    model_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
+    return parser
+
+
+def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    """Entry point of the ``nextpick`` console script; returns the exit code."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit as exit_:  # argparse: 0 for --help, 2 for bad usage
+        return int(exit_.code or 0)
+    args.db = args.db.expanduser()
+    out = Output(args.json, stdout, stderr)
+    try:
+        out.result(args.handler(args, out))
+        return 0
+    except KeyboardInterrupt:
+        out.done_progress()
+        stderr.write("nextpick: interrupted\n")
+        return 130
+    except _expected_errors() as error:
+        out.done_progress()
+        stderr.write(f"nextpick {args.command}: {error}\n")
+        return 1
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures a user can fix from the message alone; anything else is a bug and keeps its traceback."""
+    from core.importing import CsvImportError
+
+    errors = [CliError, CsvImportError, WorkspaceError, Cancelled, OSError, ValueError]
+    if "core.bundles" in sys.modules:  # only model commands load bundles (and torch)
+        errors.append(sys.modules["core.bundles"].BundleError)
+    return tuple(errors)

@@ -1,0 +1,184 @@
+"""Data commands: ``import`` a behaviour log, ``stats`` on what is in it, ``demo`` for a ready shop."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from core.cli.common import CliError, Output, require_workspace
+from core.store import Workspace
+
+
+def add_commands(commands, common) -> None:
+    p = commands.add_parser("import", parents=[common], help="import a behaviour log (CSV) into the workspace")
+    p.add_argument("events", type=Path, nargs="?", help="events file: user, item, time, [event type], [value]")
+    p.add_argument("--items", type=Path, help="item attributes file: item, title, categories (A|B)")
+    p.add_argument("--users", type=Path, help="user profiles file: user plus any attributes")
+    p.add_argument("--map", action="append", metavar="ROLE=COLUMN",
+                   help="use COLUMN for ROLE (user, item, time, event, value, title, categories; "
+                        "prefix items./users. for one file); repeatable")
+    p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
+    p.add_argument("--delimiter", help="field separator (, ; | tab); default: detected")
+    p.add_argument("--encoding", help="text encoding; default: UTF-8, else latin-1")
+    p.add_argument("--rejected-out", metavar="FILE", help="write the skipped rows (line, column, reason, raw) to FILE")
+    p.set_defaults(handler=cmd_import)
+
+    p = commands.add_parser("stats", parents=[common], help="what is in the workspace")
+    p.add_argument("--top", type=int, default=10, help="categories to list (default: %(default)s)")
+    p.set_defaults(handler=cmd_stats)
+
+    p = commands.add_parser("demo", parents=[common], help="write the built-in demo toy shop into a new workspace")
+    p.add_argument("--users", type=int, default=3000, help="users (~25 events each; default: %(default)s)")
+    p.add_argument("--items", type=int, default=1500, help="catalogue size (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="same seed, same shop (default: %(default)s)")
+    p.set_defaults(handler=cmd_demo)
+
+
+def cmd_import(args, out: Output) -> dict:
+    from core.importing import ImportOptions, export_rejected, import_files
+
+    if not (args.events or args.items or args.users):
+        raise CliError("nothing to import: give an events file and/or --items/--users")
+    options = ImportOptions(delimiter=_delimiter(args.delimiter), encoding=args.encoding,
+                            roles=_role_map(args.map), strict=args.strict)
+    with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
+        report = import_files(workspace, events=args.events, items=args.items, users=args.users,
+                              options=options, progress=out.progress(), cancel=None)
+        out.done_progress()
+        files = [_file_summary(f) for f in report.files]
+        if args.rejected_out:
+            for summary, path in _rejected_targets(files, Path(args.rejected_out)):
+                summary["rejected_written_to"] = str(path)
+                export_rejected(workspace, summary["import_id"], path)
+        counts = workspace.counts()
+    result = {"workspace": str(args.db), "files": files, "duration_s": round(report.duration_s, 3), "counts": counts}
+    out.lines(_import_lines(result))
+    return result
+
+
+@contextmanager
+def _new_file_removed_on_failure(path: Path):
+    """A failed first import leaves no empty workspace behind, as if the command never ran."""
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
+def _delimiter(text: Optional[str]) -> Optional[str]:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    return named.get(text, text) if text else None
+
+
+def _role_map(pairs: list[str]) -> dict[str, str]:
+    roles = {}
+    for pair in pairs or []:
+        role, sep, column = pair.partition("=")
+        if not sep or not role or not column:
+            raise CliError(f"--map expects role=column (e.g. user=customer_id), got {pair!r}")
+        roles[role.strip()] = column.strip()
+    return roles
+
+
+def _file_summary(report) -> dict:
+    return {
+        "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
+        "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
+        "roles": report.roles, "time_kind": report.time_kind, "duration_s": round(report.duration_s, 3),
+        "first_rejected": [{"line": r.line, "column": r.column, "reason": r.reason} for r in report.rejected[:5]],
+    }
+
+
+def _rejected_targets(files: list[dict], path: Path) -> list[tuple[dict, Path]]:
+    """The given path for one file with rejections; ``name.<kind>.csv`` beside it when several have some."""
+    with_rejections = [f for f in files if f["rows_rejected"] and not f["duplicate"]]
+    if len(with_rejections) == 1:
+        return [(with_rejections[0], path)]
+    return [(f, path.with_name(f"{path.stem}.{f['kind']}{path.suffix or '.csv'}")) for f in with_rejections]
+
+
+def _import_lines(result: dict) -> list[str]:
+    lines = []
+    for f in result["files"]:
+        if f["duplicate"]:
+            lines.append(f"{f['kind']:<7}{f['path']}: already imported (import #{f['import_id']}), nothing added")
+            continue
+        lines.append(f"{f['kind']:<7}{f['path']}: {f['rows_read']:,} rows read, {f['rows_accepted']:,} accepted, "
+                     f"{f['rows_rejected']:,} rejected ({f['duration_s']:.1f} s)")
+        lines.extend(f"         line {r['line']}" + (f", column {r['column']!r}" if r["column"] else "")
+                     + f": {r['reason']}" for r in f["first_rejected"])
+        if f.get("rejected_written_to"):
+            lines.append(f"         all rejected rows written to {f['rejected_written_to']}")
+    c = result["counts"]
+    lines.append(f"workspace {result['workspace']}: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events")
+    return lines
+
+
+def cmd_stats(args, out: Output) -> dict:
+    from core.store.stats import workspace_stats
+
+    require_workspace(args.db)
+    with Workspace.open(args.db) as workspace:
+        stats = workspace_stats(workspace)
+    result = {"workspace": str(args.db), **stats.to_dict()}
+    out.lines(_stats_lines(result, top=args.top))
+    return result
+
+
+def _stats_lines(s: dict, top: int) -> list[str]:
+    types = ", ".join(f"{name} {n:,}" for name, n in s["event_types"].items())
+    dist = s["events_per_user"]
+    lines = [
+        f"workspace  {s['workspace']}",
+        f"users      {s['users']:,} ({s['users_with_events']:,} with events)",
+        f"items      {s['items']:,} ({s['items_with_events']:,} with events)",
+        f"events     {s['events']:,}" + (f" ({types})" if types else ""),
+        f"time       {_time_range(s)}",
+    ]
+    if not s["events"]:
+        return lines
+    lines.append(f"events per user: min {dist['min']:g}, median {dist['median']:g}, mean {dist['mean']:.1f}, "
+                 f"p90 {dist['p90']:g}, max {dist['max']:g}")
+    biggest = max(dist["counts"]) or 1
+    bins = list(zip(dist["bin_edges"], dist["bin_edges"][1:], dist["counts"]))
+    first = next(i for i, (_, _, n) in enumerate(bins) if n)  # lengths below the minimum say nothing
+    for low, high, n in bins[first:]:
+        label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
+        lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
+    lines.append(f"top categories (events, items) of {len(s['categories'])}:")
+    lines.extend(f"  {c['name']:<24} {c['events']:>12,}  {c['items']:>8,} items" for c in s["categories"][:top])
+    lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
+    return lines
+
+
+def _time_range(s: dict) -> str:
+    if s["time_min"] is None:
+        return "no events"
+    if s["time_kind"] == "order":
+        return f"order only: positions {s['time_min']:g} to {s['time_max']:g}"
+    first, last = (datetime.fromtimestamp(t, timezone.utc) for t in (s["time_min"], s["time_max"]))
+    days = (s["time_max"] - s["time_min"]) / 86_400
+    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({days:.0f} days)"
+
+
+def cmd_demo(args, out: Output) -> dict:
+    from core.demo import DemoConfig, create_demo_workspace
+
+    config = DemoConfig(n_users=args.users, n_items=args.items, seed=args.seed)
+    try:
+        config.validate()
+    except ValueError as error:
+        raise CliError(f"demo: {error}") from None
+    with create_demo_workspace(args.db, config, progress=out.progress()) as workspace:
+        out.done_progress()
+        counts = workspace.counts()
+    result = {"workspace": str(args.db), "seed": args.seed, **counts}
+    out.lines([f"demo shop written to {args.db}: {counts['users']:,} users, {counts['items']:,} items, "
+               f"{counts['events']:,} events", f"next: nextpick stats --db {args.db}"])
+    return result

@@ -1,0 +1,218 @@
+"""Model commands: ``train`` a run, list ``runs``, ``evaluate`` one, ``recommend`` and ``interests`` for a user.
+
+They all go through ``core.engine.Engine``. The train options are read from the fields of
+``core.training.TrainConfig`` (names, types, and the comment beside each as help), so a
+new knob there is a new flag here with nothing copied by hand. Building them needs torch,
+so they are only built when the command line asks for ``train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import re
+import typing
+
+from core.cli.common import CliError, Output, require_workspace
+
+
+def add_commands(commands, common, with_train_options: bool) -> None:
+    p = commands.add_parser("train", parents=[common], help="train a model (or a baseline) and report its metrics",
+                            description="Options left out take the defaults that TrainConfig.for_data sizes to "
+                                        "the workspace (a small log gets a narrower model, max-len follows the "
+                                        "typical history length), as the studio's Train button does.")
+    if with_train_options:
+        _add_train_options(p)
+    p.add_argument("--resume", type=int, metavar="RUN", help="continue run RUN from its last checkpoint")
+    p.set_defaults(handler=cmd_train)
+
+    p = commands.add_parser("runs", parents=[common], help="list the trained runs")
+    p.set_defaults(handler=cmd_runs)
+
+    p = commands.add_parser("evaluate", parents=[common], help="re-evaluate a run on the current data")
+    p.add_argument("run_id", type=int, metavar="RUN")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = commands.add_parser("recommend", parents=[common], help="the next items for a user, with reasons")
+    _add_user_options(p)
+    p.add_argument("-k", type=int, default=10, help="list length (default: %(default)s)")
+    p.add_argument("--diversity", type=float, default=0.0, help="0 = pure relevance .. 1 = most category spread")
+    p.add_argument("--explain", action="store_true", help="show the history items behind each recommendation")
+    p.set_defaults(handler=cmd_recommend)
+
+    p = commands.add_parser("interests", parents=[common], help="the user's predicted next interests")
+    _add_user_options(p)
+    p.set_defaults(handler=cmd_interests)
+
+
+def _add_user_options(p) -> None:
+    p.add_argument("--user", required=True, help="the user's id as in the imported file")
+    p.add_argument("--run", type=int, metavar="RUN", help="run to ask (default: the active run, else the latest)")
+
+
+def _add_train_options(p) -> None:
+    from core.baselines import BASELINES
+    from core.training import NEURAL_MODELS, TrainConfig
+
+    helps = _field_comments(TrainConfig)
+    types = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{helps.get(field.name, '')} (base default: {field.default})".lstrip()
+        if field.name == "model":
+            p.add_argument(flag, choices=NEURAL_MODELS + tuple(BASELINES), default=field.default,
+                           help=f"what to train (default: {field.default})")
+        elif types[field.name] is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=types[field.name], default=None, metavar=field.name.upper(), help=help_text)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The ``# comment`` beside each field in the class source: the one place its meaning is written."""
+    pattern = re.compile(r"^\s+(\w+)\s*:[^=]+=[^#]+#\s*(.+)$")
+    return {m.group(1): m.group(2).replace("%", "%%")
+            for m in map(pattern.match, inspect.getsource(cls).splitlines()) if m}
+
+
+def _engine(args):
+    from core.engine import Engine
+
+    require_workspace(args.db)
+    return Engine.open(args.db)
+
+
+def cmd_train(args, out: Output) -> dict:
+    from core.training import TrainConfig, resolve_device
+
+    engine = _engine(args)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    if args.resume is not None:
+        base = TrainConfig.from_json(_run(engine, args.resume).config)
+        config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "model"})
+    else:
+        if not engine.workspace.counts()["events"]:
+            raise CliError(f"{args.db} holds no events; import a log first")
+        config = TrainConfig.for_data(engine.sequence_data(), **overrides)
+    try:
+        resolve_device(config.device)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+    summary = engine.train(config, progress=out.progress(), resume_run=args.resume)
+    out.done_progress()
+    result = _run_dict(summary)
+    out.lines(_run_lines(result))
+    return result
+
+
+def _run(engine, run_id: int):
+    known = {run.id: run for run in engine.runs()}
+    if run_id not in known:
+        raise CliError(f"no run #{run_id} in {engine.workspace.path.name}; `nextpick runs` lists them")
+    return known[run_id]
+
+
+def _run_dict(run) -> dict:
+    metrics = run.metrics or {}
+    return {
+        "run": run.id, "model": run.model, "status": run.status, "device": run.device,
+        "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
+        "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
+        "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
+    }
+
+
+def _run_lines(r: dict) -> list[str]:
+    took = "" if r["duration_s"] is None else f" in {r['duration_s']:.1f} s"
+    lines = [f"run #{r['run']} ({r['model']}): {r['status']}{took}" + (f" on {r['device']}" if r["device"] else "")]
+    training = r["training"]
+    if "best_epoch" in training:
+        lines.append(f"best validation epoch {training['best_epoch']} of {training.get('epochs', '?')}")
+    if r["protocol"]:
+        lines.append(f"protocol: {r['protocol']}")
+    names = list(r["test"] or r["valid"])
+    if names:
+        lines.append(f"{'':8}" + "".join(f"{name:>10}" for name in names))
+        for label in ("valid", "test"):
+            if r[label]:
+                lines.append(f"{label:8}" + "".join(f"{r[label].get(name, float('nan')):>10.4f}" for name in names))
+    if r["beyond"]:
+        lines.append(", ".join(f"{name} {value:.3f}" for name, value in r["beyond"].items()))
+    return lines
+
+
+def cmd_runs(args, out: Output) -> dict:
+    engine = _engine(args)
+    runs = [_run_dict(run) for run in engine.runs()]
+    active = engine.active_run()
+    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  device"]
+    for r in runs:
+        marker = "*" if r["run"] == active else " "
+        ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
+        lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or ''}")
+    out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
+    return {"workspace": str(args.db), "active_run": active, "runs": runs}
+
+
+def _cell(value, width: int) -> str:
+    return f"{value:>{width}.4f}" if value is not None else f"{'-':>{width}}"
+
+
+def cmd_evaluate(args, out: Output) -> dict:
+    engine = _engine(args)
+    _run(engine, args.run_id)
+    report = engine.evaluate(args.run_id, progress=out.progress())
+    out.done_progress()
+    result = {"run": args.run_id, **report}
+    lines = [f"run #{args.run_id}: {report.get('protocol', '')}"]
+    lines.extend(f"  {name:<14}{value:.4f}" for name, value in {**report.get("metrics", {}),
+                                                                 **report.get("beyond", {})}.items())
+    out.lines(lines)
+    return result
+
+
+def _serving_run(engine, args) -> int:
+    """The asked run, else the active one, else the latest finished run."""
+    if args.run is not None:
+        return _run(engine, args.run).id
+    active = engine.active_run()
+    if active is not None:
+        return active
+    done = [run.id for run in engine.runs() if run.status == "done"]
+    if not done:
+        raise CliError(f"no trained run in {args.db}; train one with `nextpick train`")
+    return max(done)
+
+
+def _known_user(engine, user: str) -> str:
+    if engine.workspace.user_id(user) is None:
+        raise CliError(f"unknown user {user!r} in {engine.workspace.path.name}")
+    return user
+
+
+def cmd_recommend(args, out: Output) -> dict:
+    engine = _engine(args)
+    run_id = _serving_run(engine, args)
+    recs = engine.recommend(run_id, _known_user(engine, args.user), k=args.k, diversity=args.diversity)
+    result = {"run": run_id, "user": args.user, "recommendations": [dataclasses.asdict(r) for r in recs]}
+    lines = [f"next items for user {args.user} (run #{run_id}):"]
+    for r in recs:
+        lines.append(f"{r.rank:>3}. {r.item:<12} {r.title[:40]:<40} {'|'.join(r.categories)[:24]:<24} {r.reason}")
+        if args.explain and r.because:
+            lines.append("       because of " + ", ".join(f"{item} ({weight:.0%})" for item, weight in r.because[:3]))
+    out.lines(lines if recs else [f"no recommendations for user {args.user}"])
+    return result
+
+
+def cmd_interests(args, out: Output) -> dict:
+    engine = _engine(args)
+    run_id = _serving_run(engine, args)
+    interests = engine.interests(run_id, _known_user(engine, args.user))
+    result = {"run": run_id, "user": args.user, "interests": [dataclasses.asdict(i) for i in interests]}
+    lines = [f"predicted next interests of user {args.user} (run #{run_id}):"]
+    lines.extend(f"  {i.name:<24} {'#' * round(30 * i.probability):<30} {i.probability:.1%}" for i in interests[:10])
+    out.lines(lines if interests else [f"run #{run_id} predicts no interests"])
+    return result
