@@ -91,8 +91,7 @@ class EventsLoader:
         ts = self.time.parse(raw_time, table.num_rows)
         self._check_time_kind(target)
         if raw_time is not None:
-            cells = raw_time.to_pylist()
-            checks.fail(np.isnan(ts), self.roles["time"], lambda r: _time_reason(cells[r]))
+            checks.fail(np.isnan(ts), self.roles["time"], lambda r: _time_reason(raw_time[r].as_py()))
         values = self._values(table, checks)
         rejected = checks.rejected(block)
         if strict and rejected:
@@ -112,8 +111,8 @@ class EventsLoader:
 
     @staticmethod
     def _insert_sql(columns: dict[str, list], import_id: int) -> str:
-        """Values the same for every row are literals in the statement: binding fewer
-        parameters per row is most of what makes executemany fast."""
+        """Values the same for every row are literals in the statement: every parameter
+        bound per row costs executemany time."""
         constants = {"import_id": str(int(import_id))}
         if "event_type" not in columns:
             constants["event_type"] = f"'{DEFAULT_EVENT}'"
@@ -138,14 +137,13 @@ class EventsLoader:
         cells = _text(table, column)
         values = to_numbers(cells)
         given = pc.not_equal(cells, "").to_numpy(zero_copy_only=False)
-        texts = cells.to_pylist()
-        checks.fail(np.isnan(values) & given, column, lambda r: f"value {texts[r]!r} is not a number")
+        checks.fail(np.isnan(values) & given, column, lambda r: f"value {cells[r].as_py()!r} is not a number")
         return values
 
     def _event_types(self, table: pa.Table, keep: pa.Array) -> list[str]:
         types = _text(table, self.roles["event"])
         encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
-        names = np.array(encoded.dictionary.to_pylist() + [DEFAULT_EVENT], dtype=object)
+        names = np.array(encoded.dictionary.to_pylist(), dtype=object)
         return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
 
 
