@@ -18,6 +18,7 @@ from core.importing import roles as roles_
 from core.importing.errors import CsvImportError
 
 SAMPLE_BYTES = 1 << 16
+ENCODING_PROBE_BYTES = 1 << 22  # UTF-8 or latin-1 is decided on this much of the file
 PREVIEW_ROWS = 20
 DELIMITERS = (",", "\t", "|", ";")
 _UNSUPPORTED_BOMS = {
@@ -141,10 +142,12 @@ def _detect_encoding(path: Path, raw: bytes, forced: Optional[str]) -> tuple[str
         raise CsvImportError(path, None, None, "binary data (control characters): not a CSV text file")
     if raw.startswith(codecs.BOM_UTF8):
         return "utf-8", len(codecs.BOM_UTF8)
+    with open(path, "rb") as handle:
+        probe = handle.read(ENCODING_PROBE_BYTES)
     try:
-        raw.decode("utf-8")
+        probe.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(raw) - 3:  # not just a character cut at the end of the sample
+        if exc.start < len(probe) - 3:  # not just a character cut at the end of the probe
             return "latin-1", 0
     return "utf-8", 0
 

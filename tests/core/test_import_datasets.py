@@ -4,11 +4,14 @@ import json
 
 import pandas as pd
 
-from core.importing import ImportOptions, import_files
+from core.importing import ImportOptions, import_files, sniff
 
 
 def test_ml100k_events_items_users(workspace, shared_data):
     folder = shared_data / "ml-100k"
+    item_file = sniff(folder / "u.item")
+    assert (item_file.encoding, item_file.delimiter, item_file.has_header) == ("latin-1", "|", False)
+    assert len(item_file.columns) == 24 and item_file.preview[0][1] == "Toy Story (1995)"
     report = import_files(workspace, events=folder / "u.data", items=folder / "u.item", users=folder / "u.user")
     assert workspace.counts() == {"users": 943, "items": 1682, "events": 100000}
     assert [(f.kind, f.rows_accepted, f.rows_rejected) for f in report.files] == [
