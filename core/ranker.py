@@ -25,6 +25,7 @@ from core.progress import RateMeter, emit
 N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
 MAX_TRAIN_USERS = 1500  # held-out positions used to fit it (a sample when there are more)
 HOLDOUT_FRACTION = 0.25  # of those, users kept aside to decide whether the learned order is better
+TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
 EPOCHS = 80  # full-batch Adam steps
 CHECK_EVERY = 5  # steps between holdout checks
 FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
@@ -234,23 +235,22 @@ def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progress, cancel) -> tuple[RankerNet, dict]:
+    """Full-batch listwise training on sampled lists; the holdout's full lists decide what is kept."""
     torch.manual_seed(seed)
     net = RankerNet()
-    train = slice(n_holdout, None)
     holdout = slice(0, n_holdout)
+    train_features, train_valid = _sampled_lists(features[n_holdout:], labels[n_holdout:], valid[n_holdout:])
+    train_labels = torch.zeros(len(train_features), dtype=torch.long)  # the target sits in column 0
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     generator_ndcg = best_ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.02, weight_decay=1e-4)
+    adam = _Adam(list(net.parameters()), lr=0.03)
     meter = RateMeter(epochs)
     for epoch in range(1, epochs + 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        net.train()
-        logits = net(features[train]).masked_fill(~valid[train], float("-inf"))
-        loss = nn.functional.cross_entropy(logits, labels[train])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        logits = net.train()(train_features).masked_fill(~train_valid, float("-inf"))
+        loss = nn.functional.cross_entropy(logits, train_labels)
+        adam.step(torch.autograd.grad(loss, adam.params))
         if epoch % CHECK_EVERY == 0:
             ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
             if ndcg > best_ndcg:
@@ -258,6 +258,42 @@ def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progre
             emit(progress, meter.report("ranker", epoch, f"ranker epoch {epoch}", loss=float(loss.detach()), ndcg10=ndcg))
     net.load_state_dict(best_state)
     return net.eval(), {"holdout_ndcg10_generator": generator_ndcg, "holdout_ndcg10_ranker": best_ndcg}
+
+
+def _sampled_lists(features, labels, valid, size: int = TRAIN_LIST) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each training list cut to its target (column 0) plus ``size - 1`` random other candidates.
+
+    Features were computed on the full lists, so ranks and z-scores mean what they mean when
+    serving; the softmax over a sample of negatives keeps training cheap.
+    """
+    noise = torch.rand(valid.shape)
+    noise[~valid] = 2.0  # padding last
+    noise.scatter_(1, labels[:, None], -1.0)  # target first
+    picked = torch.argsort(noise, dim=1)[:, :size]
+    gathered = features.gather(1, picked[:, :, None].expand(-1, -1, features.shape[2]))
+    return gathered, valid.gather(1, picked)
+
+
+class _Adam:
+    """Plain Adam for the ranker's few hundred weights.
+
+    ``torch.optim`` imports torch._dynamo on first use (5-7 s here); a baseline run that
+    otherwise takes a second should not pay that.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, grads) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p -= self.lr * (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + self.eps)
 
 
 @torch.no_grad()

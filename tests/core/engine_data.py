@@ -13,6 +13,8 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from core.data import leave_one_out, sequences_from_arrays
 from core.demo import DemoConfig, write_demo_csv
@@ -71,3 +73,13 @@ def demo_workspace(path, n_users: int = 500, n_items: int = 200, seed: int = 7):
                                  [None if v != v else float(v) for v in events["value"]])))
     workspace.set_meta("time_kind", "unix")
     return workspace
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch single-threaded for the test: the tiny tensors here lose more to thread hand-offs
+    on a shared 2-core machine than they gain (measured 5x slower with 2 threads under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,124 @@
+import json
+import pickle
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from core.baselines import PopularityScorer, TrainLog, fit_baseline
+from core.bundles import MANIFEST, WEIGHTS, BundleError, load_bundle, save_bundle
+from core.ranker import train_ranker
+from engine_data import demo_sequences
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """An item-kNN run with its ranker, saved once for every test here."""
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    scorer = fit_baseline("itemknn", data, split)
+    item_interest = data.item_category - 1
+    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
+                          max_users=300, epochs=10)
+    folder = tmp_path_factory.mktemp("bundle") / "run"
+    save_bundle(folder, model="itemknn", config={"model": "itemknn"}, data=data, scorer=scorer,
+                fallback=PopularityScorer.fit(log), ranker=ranker, item_interest=item_interest,
+                interest_names=[str(c) for c in data.category_names[1:]], metrics={"ndcg@10": 0.5},
+                content_hash="abc", arrays={"test_ranks": np.arange(5)})
+    return folder, data, split, scorer, ranker
+
+
+def _copy(folder, tmp_path):
+    target = tmp_path / "copy"
+    target.mkdir()
+    for name in (MANIFEST, WEIGHTS):
+        (target / name).write_bytes((folder / name).read_bytes())
+    return target
+
+
+def test_round_trip_gives_identical_scores(saved):
+    folder, data, split, scorer, ranker = saved
+    bundle = load_bundle(folder, data)
+    histories = split.test.histories[:20]
+    assert torch.equal(bundle.scorer.score(histories), scorer.score(histories))
+    assert bundle.model == "itemknn" and bundle.metrics == {"ndcg@10": 0.5}
+    assert bundle.manifest["vocabulary"]["items"][:3] == list(data.item_external[1:4])
+    assert bundle.arrays["test_ranks"].tolist() == [0, 1, 2, 3, 4]
+    for key, value in ranker.state_tensors().items():
+        assert torch.equal(bundle.ranker.state_tensors()[key], value)
+
+
+def test_truncated_weights_give_bundle_error(saved, tmp_path):
+    copy = _copy(saved[0], tmp_path)
+    weights = copy / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(BundleError, match="corrupt"):
+        load_bundle(copy)
+
+
+def test_corrupt_manifest_names_line_and_column(saved, tmp_path):
+    copy = _copy(saved[0], tmp_path)
+    (copy / MANIFEST).write_text('{"format": "nextpick-bundle",\n "model": oops}')
+    with pytest.raises(BundleError, match=r"line 2, column 11"):
+        load_bundle(copy)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_foreign_files_are_refused_and_never_executed(saved, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    copy = _copy(saved[0], tmp_path)
+    (copy / WEIGHTS).write_bytes(pickle.dumps(_Boom()))
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+    with zipfile.ZipFile(copy / WEIGHTS, "w") as archive:
+        archive.writestr("data.pkl", pickle.dumps(_Boom()))
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+    assert not (tmp_path / "PWNED").exists()
+    (copy / MANIFEST).write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(BundleError, match="not a NextPick bundle"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="not a NextPick model bundle"):
+        load_bundle(copy / WEIGHTS)
+
+
+def test_bundle_from_a_newer_release_is_refused(saved, tmp_path):
+    copy = _copy(saved[0], tmp_path)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(BundleError, match="update NextPick"):
+        load_bundle(copy)
+
+
+def _changed_catalogue(data):
+    """The same data with item 1 renamed (so unknown to the bundle): one new item, one gone."""
+    external = data.item_external.copy()
+    external[1] = "BRAND-NEW"
+    return replace(data, item_external=external)
+
+
+def test_changed_catalogue_is_refused_with_a_clear_message(saved):
+    folder, data, *_ = saved
+    with pytest.raises(BundleError, match=r"1 the model has never seen, 1 it knows are gone"):
+        load_bundle(folder, _changed_catalogue(data))
+
+
+def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_category(saved):
+    folder, data, split, scorer, _ = saved
+    changed = _changed_catalogue(data)
+    bundle = load_bundle(folder, changed, on_mismatch="map")
+    assert any("1 new items" in note for note in bundle.notes)
+    histories = [h[h != 1] for h in split.test.histories[:10]]
+    mapped, original = bundle.scorer.score(histories), scorer.score(histories)
+    assert torch.equal(mapped[:, 2:], original[:, 2:])  # every known item keeps its score
+    same_category = torch.as_tensor(np.flatnonzero(data.item_category == data.item_category[1]))
+    same_category = same_category[same_category != 1]
+    assert torch.allclose(mapped[:, 1], original[:, same_category].mean(dim=1))
+    assert bundle.ranker.facts.popularity[1] == 0  # the new item starts without popularity
+

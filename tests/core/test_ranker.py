@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from core.baselines import PopularityScorer, TrainLog, fit_baseline
+from core.data import EvalSet
+from core.evaluation import evaluate_scorer
+from core.ranker import FEATURES, ItemFacts, RankedScorer, Ranker, candidate_features, mmr_order, train_ranker
+from engine_data import demo_sequences, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_mmr_changes_the_list_as_the_knob_moves():
+    items = np.arange(1, 13)
+    relevance = np.linspace(1.0, 0.0, 12)
+    category = np.array([0] + [1] * 6 + [2] * 3 + [3] * 3)  # the 6 best items share category 1
+    lists = [items[mmr_order(items, relevance, category, 5, d)] for d in (0.0, 0.3, 1.0)]
+    assert lists[0].tolist() == [1, 2, 3, 4, 5]
+    assert lists[0].tolist() != lists[1].tolist() != lists[2].tolist()
+    categories_shown = [len(set(category[l])) for l in lists]
+    assert categories_shown[0] == 1 and categories_shown[2] == 3
+    assert categories_shown[0] <= categories_shown[1] <= categories_shown[2]
+
+
+def test_mmr_skips_padding_and_short_lists():
+    items = np.array([5, 3, 0, 0])
+    order = mmr_order(items, np.array([2.0, 1.0, -np.inf, -np.inf]), np.array([0, 1, 1, 2, 2, 1]), 10, 0.5)
+    assert items[order].tolist() == [5, 3]
+
+
+def test_features_are_computed_per_candidate():
+    log = TrainLog.from_histories([np.array([1, 2, 3]), np.array([1, 4])], 4, np.array([0, 1, 1, 2, 2]), 3,
+                                  segments=[1, 2], n_segments=3)
+    facts = ItemFacts.from_log(log)
+    items = np.array([[1, 3, 0]])
+    features = candidate_features(facts, items, np.array([[2.0, 1.0, 0.0]]), [np.array([2, 3])], np.array([1]),
+                                  np.array([[0.9, 0.1]]), np.array([-1, 0, 0, 1, 1]))
+    f = {name: features[0, :, i] for i, name in enumerate(FEATURES)}
+    assert features.shape == (1, 3, len(FEATURES))
+    assert f["interest_match"].tolist() == pytest.approx([0.9, 0.1, 0.0])
+    assert f["seen_before"].tolist() == [0.0, 1.0, 0.0]
+    assert f["history_category_share"].tolist() == pytest.approx([0.5, 0.5, 0.0])
+    assert f["popularity"][0] == pytest.approx(1.0)  # item 1 is the most taken
+    assert f["score_z"][0] > 0 > f["score_z"][1]
+    assert torch.all(features[0, 2] == 0)  # padding candidate
+
+
+class _Noisy:
+    """A weak generator: popularity plus noise, blind to the user's favourite category."""
+
+    name = "noisy"
+
+    def __init__(self, n_items, seed=0):
+        self.noise = torch.tensor(np.random.default_rng(seed).normal(size=n_items + 1), dtype=torch.float32)
+
+    def score(self, histories, segments=None):
+        out = self.noise.repeat(len(histories), 1)
+        out[:, 0] = float("-inf")
+        return out
+
+    def interests(self, history):
+        return None
+
+    def attributions(self, history, items):
+        return np.zeros((len(items), len(history)))
+
+    def state_tensors(self):
+        return {}
+
+
+def _synthetic(n_users, n_items=120, n_categories=6, seed=0):
+    """Each user sticks to one category: the history category share is the informative feature."""
+    category = np.concatenate([[0], np.random.default_rng(99).integers(1, n_categories + 1, n_items)])
+    rng = np.random.default_rng(seed)
+    by_category = [np.flatnonzero(category == c) for c in range(n_categories + 1)]
+    favourite = rng.integers(1, n_categories + 1, n_users)
+    histories = [rng.choice(by_category[f], size=6) for f in favourite]
+    targets = np.array([rng.choice(by_category[f]) for f in favourite])
+    return category, EvalSet(np.arange(n_users), histories, targets)
+
+
+def test_trained_ranker_beats_generator_order_where_a_feature_is_informative():
+    category, train_set = _synthetic(600, seed=1)
+    _, test_set = _synthetic(300, seed=2)
+    scorer = _Noisy(120)
+    log = TrainLog.from_histories(train_set.histories, 120, category, 7)
+    item_interest = category - 1
+    ranker = train_ranker(scorer, log, train_set, np.zeros(600, np.int64), item_interest, 6, epochs=60)
+    assert ranker.report["holdout_ndcg10_ranker"] > ranker.report["holdout_ndcg10_generator"]
+    data = type("Data", (), {"item_category": category, "user_segment": np.zeros(600, np.int64)})
+    plain = evaluate_scorer(scorer, data, test_set).metrics["ndcg@10"]
+    ranked = evaluate_scorer(RankedScorer(scorer, ranker, item_interest, 6), data, test_set).metrics["ndcg@10"]
+    assert ranked > plain + 0.05
+
+
+def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    scorer = fit_baseline("markov", data, split)
+    item_interest = data.item_category - 1
+    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
+                          max_users=500, epochs=40)
+    assert ranker.report["holdout_ndcg10_ranker"] >= ranker.report["holdout_ndcg10_generator"]
+    served = RankedScorer(scorer, ranker, item_interest, data.n_categories - 1)
+    assert (evaluate_scorer(served, data, split.test).metrics["ndcg@10"]
+            >= evaluate_scorer(scorer, data, split.test).metrics["ndcg@10"])
+    restored = Ranker.from_state(ranker.state_tensors())
+    histories = split.test.histories[:5]
+    segments = data.user_segment[split.test.user_index[:5]]
+    again = RankedScorer(scorer, restored, item_interest, data.n_categories - 1)
+    assert torch.equal(served.score(histories, segments), again.score(histories, segments))
