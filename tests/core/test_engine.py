@@ -1,0 +1,159 @@
+import json
+
+import numpy as np
+import pytest
+
+from core.engine import Engine, Interest, Recommendation
+from core.progress import CancelToken, Cancelled
+from core.runs import run_folder
+from core.training import TrainConfig
+from engine_data import demo_workspace, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """A small demo workspace with item-kNN and popularity runs."""
+    engine = Engine(demo_workspace(tmp_path_factory.mktemp("engine") / "ws.sqlite", 400, 150))
+    data = engine.sequence_data()
+    engine.train(TrainConfig.for_data(data, model="itemknn"))
+    engine.train(TrainConfig.for_data(data, model="pop"))
+    yield engine
+    engine.workspace.close()
+
+
+def _busy_user(engine):
+    return engine.users_page(0, 1, order_by="activity")[0].user
+
+
+def test_training_records_a_done_run_with_metrics_and_bundle(engine):
+    knn, pop = engine.runs()[:2]
+    assert (knn.model, knn.status, pop.model, pop.status) == ("itemknn", "done", "pop", "done")
+    assert knn.metrics["protocol"].startswith("full-catalogue ranking, leave-one-out, history masked")
+    assert set(knn.metrics["segments"]) == {"cold (0-2 events)", "short (3-10 events)", "long (>10 events)"}
+    assert knn.metrics["generator_test"]["ndcg@10"] > pop.metrics["generator_test"]["ndcg@10"] > 0
+    assert knn.metric("ndcg@10") >= knn.metrics["generator_test"]["ndcg@10"] or not knn.metrics["ranker"]["kept"]
+    assert "coverage@10" in knn.metrics["beyond"] and "ndcg@10" in knn.metrics["valid"]
+    assert knn.device == "CPU" and knn.duration_s > 0 and knn.content_hash == engine.workspace.content_hash()
+    assert (run_folder(engine.workspace, knn.id) / "bundle" / "bundle.json").is_file()
+    json.dumps(knn.metrics)
+
+
+def test_recommendations_are_explained_by_real_history_items(engine):
+    user = _busy_user(engine)
+    history = set(engine.user_history(user)["item"])
+    recs = engine.recommend(1, user, k=8)
+    assert [r.rank for r in recs] == list(range(1, 9))
+    assert all(isinstance(r, Recommendation) for r in recs)
+    assert not {r.item for r in recs} & history  # exclude_seen by default
+    assert all(r.because and {item for item, _ in r.because} <= history for r in recs)
+    assert all(abs(sum(w for _, w in r.because) - 1) < 1e-6 or sum(w for _, w in r.because) < 1 for r in recs)
+    first = recs[0]
+    titles = engine.search_items(first.because[0][0], 1)
+    assert first.reason.startswith("after: " + titles[0].title)
+    assert first.interest is not None and f"interest: {first.interest}" in first.reason
+    assert [r.score for r in recs] == sorted([r.score for r in recs], reverse=True)
+
+
+def test_diversity_knob_spreads_categories(engine):
+    user = _busy_user(engine)
+    plain = engine.recommend(1, user, k=10, diversity=0.0)
+    diverse = engine.recommend(1, user, k=10, diversity=1.0)
+    assert [r.item for r in plain] != [r.item for r in diverse]
+    assert len({r.categories[0] for r in diverse}) >= len({r.categories[0] for r in plain})
+    with pytest.raises(ValueError):
+        engine.recommend(1, user, diversity=1.5)
+
+
+def test_what_if_history_changes_recommendations_and_interests(engine):
+    user = _busy_user(engine)
+    stored = engine.recommend(1, user, k=5)
+    some_item = engine.next_items(stored[0].item, 1) or [stored[0]]
+    what_if = engine.recommend(1, user, k=5, history=[some_item[0].item])
+    assert [r.item for r in what_if] != [r.item for r in stored]
+    assert all({item for item, _ in r.because} <= {some_item[0].item} for r in what_if)
+    interests = engine.interests(1, user, history=[some_item[0].item])
+    assert all(isinstance(i, Interest) for i in interests)
+    assert abs(sum(i.probability for i in interests) - 1) < 1e-5
+    assert interests != engine.interests(1, user)
+
+
+def test_cold_user_gets_popular_items(engine):
+    recs = engine.recommend(2, "someone-new", k=3)
+    assert len(recs) == 3 and all(r.because == [] for r in recs)
+    assert recs[0].reason.startswith("popular")
+
+
+def test_users_page_orders_and_searches(engine):
+    by_activity = engine.users_page(0, 50, order_by="activity")
+    assert [u.events for u in by_activity] == sorted([u.events for u in by_activity], reverse=True)
+    by_time = engine.users_page(0, 50, order_by="last_seen")
+    seen = [u.last_seen for u in by_time if u.last_seen is not None]
+    assert seen == sorted(seen, reverse=True)
+    assert engine.user_count() == 400
+    found = engine.users_page(0, 10, search="u00012")
+    assert found and all("U00012" in u.user for u in found)
+    assert engine.user_count("u00012") == len(engine.users_page(0, 1000, search="u00012"))
+    assert len(engine.users_page(390, 50)) == 10
+
+
+def test_next_items_and_search(engine):
+    user = _busy_user(engine)
+    sequence = list(engine.user_history(user)["item"])
+    followers = engine.next_items(sequence[0], 5)
+    assert followers and followers[0].count >= followers[-1].count
+    assert engine.next_items("no-such-item") == []
+    assert engine.search_items("", 5) == []
+
+
+def test_held_out_item_is_the_last_event(engine):
+    user = _busy_user(engine)
+    assert engine.held_out_item(user) == engine.user_history(user)["item"].iloc[-1]
+    assert engine.held_out_item("someone-new") is None
+
+
+def test_compare_and_evaluate(engine):
+    result = engine.compare(1, 2, "ndcg@10")
+    assert result["mean_a"] == pytest.approx(engine.runs()[0].metric("ndcg@10"))
+    assert result["mean_b"] == pytest.approx(engine.runs()[1].metric("ndcg@10"))
+    assert 0.0 <= result["p_value"] <= 1.0 and result["n_users"] == engine.runs()[0].metrics["n_users"]
+    same = engine.compare(1, 1, "hr@10")
+    assert same["difference"] == 0.0 and same["p_value"] == 1.0
+    report = engine.evaluate(2)
+    assert report["metrics"]["ndcg@10"] == pytest.approx(engine.runs()[1].metric("ndcg@10"))
+
+
+def test_active_run_and_delete(engine, tmp_path):
+    data = engine.sequence_data()
+    run = engine.train(TrainConfig.for_data(data, model="markov"))
+    engine.set_active_run(run.id)
+    assert engine.active_run() == run.id
+    assert engine.recommend(run.id, _busy_user(engine), k=3)
+    engine.delete_run(run.id)
+    assert engine.active_run() is None
+    assert run.id not in [r.id for r in engine.runs()]
+    assert not run_folder(engine.workspace, run.id).exists()
+    with pytest.raises(KeyError):
+        engine.set_active_run(run.id)
+
+
+def test_cancelled_neural_run_is_marked_and_resumes(engine):
+    data = engine.sequence_data()
+    config = TrainConfig.for_data(data, model="gru", hidden=16, layers=1, epochs=2, patience=5, max_len=20)
+    token = CancelToken()
+
+    def stop_after_first_epoch(report):
+        if report.metrics.get("epoch") == 1 and "valid_ndcg10" in report.metrics:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.train(config, progress=stop_after_first_epoch, cancel=token)
+    cancelled = engine.runs()[-1]
+    assert cancelled.status == "cancelled" and cancelled.model == "gru"
+    assert any((run_folder(engine.workspace, cancelled.id) / "checkpoint").iterdir())
+    resumed = engine.train(config, resume_run=cancelled.id)
+    assert resumed.id == cancelled.id and resumed.status == "done"
+    assert [e["epoch"] for e in resumed.metrics["training"]["epochs"]] == [1, 2]
+    recs = engine.recommend(resumed.id, _busy_user(engine), k=5)
+    assert len(recs) == 5 and np.isfinite([r.score for r in recs]).all()
