@@ -82,16 +82,21 @@ class _BaselineScorer:
         Indexed like the neural interest head: interest c - 1 = category c; None when none of
         the top items has a category.
         """
-        scores = self.score([np.asarray(history, dtype=np.int64)])[0].clone()
-        scores[0] = float("-inf")
-        top = torch.topk(scores, min(INTEREST_TOP, self.n_items))
-        weights = torch.clamp(top.values, min=0).double()
-        if float(weights.sum()) <= 0:
-            weights = torch.ones_like(weights)
-        mix = torch.zeros(self.n_categories, dtype=torch.float64)
-        mix.index_add_(0, self.item_category[top.indices], weights)
-        mix = mix[1:]
-        return None if float(mix.sum()) <= 0 else (mix / mix.sum()).numpy()
+        mix = self.interests_batch([np.asarray(history, dtype=np.int64)])[0]
+        return mix if mix.sum() > 0 else None
+
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        """(B, n_categories - 1) interests of many users at once; zero rows where none is known."""
+        scores = self.score(histories, segments).clone()
+        scores[:, 0] = float("-inf")
+        top = torch.topk(scores, min(INTEREST_TOP, self.n_items), dim=1)
+        weights = torch.clamp(torch.nan_to_num(top.values, neginf=0.0), min=0).double()
+        flat = torch.where(weights.sum(dim=1, keepdim=True) > 0, weights, torch.ones_like(weights))
+        mix = torch.zeros(len(histories), self.n_categories, dtype=torch.float64)
+        mix.scatter_add_(1, self.item_category[top.indices], flat)
+        mix = mix[:, 1:]
+        totals = mix.sum(dim=1, keepdim=True)
+        return torch.where(totals > 0, mix / totals.clamp(min=1e-300), mix).numpy()
 
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """No history event drives a popularity list: all weights are zero."""

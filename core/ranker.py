@@ -175,8 +175,18 @@ class Ranker:
 
 
 def user_interests(scorer, histories: list[np.ndarray], n_interests: int) -> np.ndarray:
-    """(B, n_interests) predicted interests per user; zero rows where the scorer has none."""
+    """(B, n_interests) predicted interests per user; zero rows where the scorer has none.
+
+    Uses the scorer's ``interests_batch`` when it has one (one pass for the whole batch),
+    else asks user by user.
+    """
     out = np.zeros((len(histories), n_interests), dtype=np.float32)
+    batch = getattr(scorer, "interests_batch", None)
+    if batch is not None:
+        probs = np.asarray(batch(histories))
+        if probs.ndim == 2 and probs.shape[1] == n_interests:
+            out[:] = probs
+        return out
     for row, history in enumerate(histories):
         probs = scorer.interests(np.asarray(history, dtype=np.int64))
         if probs is not None and len(probs) == n_interests:
