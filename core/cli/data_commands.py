@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.cli.common import CliError, Output, require_workspace
+from core.demo import DemoConfig, create_demo_workspace
 from core.store import Workspace
 
 
@@ -30,9 +31,10 @@ def add_commands(commands, common) -> None:
     p.set_defaults(handler=cmd_stats)
 
     p = commands.add_parser("demo", parents=[common], help="write the built-in demo toy shop into a new workspace")
-    p.add_argument("--users", type=int, default=3000, help="users (~25 events each; default: %(default)s)")
-    p.add_argument("--items", type=int, default=1500, help="catalogue size (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="same seed, same shop (default: %(default)s)")
+    p.add_argument("--users", type=int, default=DemoConfig.n_users, help="users (~25 events each; default: %(default)s)")
+    p.add_argument("--events", type=int, help="size the shop to about this many events instead (for benchmarks)")
+    p.add_argument("--items", type=int, default=DemoConfig.n_items, help="catalogue size (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DemoConfig.seed, help="same seed, same shop (default: %(default)s)")
     p.set_defaults(handler=cmd_demo)
 
 
@@ -45,7 +47,7 @@ def cmd_import(args, out: Output) -> dict:
                             roles=_role_map(args.map), strict=args.strict)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = import_files(workspace, events=args.events, items=args.items, users=args.users,
-                              options=options, progress=out.progress(), cancel=None)
+                              options=options, progress=out.progress())
         out.done_progress()
         files = [_file_summary(f) for f in report.files]
         if args.rejected_out:
@@ -168,13 +170,9 @@ def _time_range(s: dict) -> str:
 
 
 def cmd_demo(args, out: Output) -> dict:
-    from core.demo import DemoConfig, create_demo_workspace
-
-    config = DemoConfig(n_users=args.users, n_items=args.items, seed=args.seed)
-    try:
-        config.validate()
-    except ValueError as error:
-        raise CliError(f"demo: {error}") from None
+    sizes = dict(n_items=args.items, seed=args.seed)
+    config = DemoConfig.for_events(args.events, **sizes) if args.events else DemoConfig(n_users=args.users, **sizes)
+    config.validate()  # before the workspace file is created
     with create_demo_workspace(args.db, config, progress=out.progress()) as workspace:
         out.done_progress()
         counts = workspace.counts()

@@ -234,3 +234,10 @@ def test_model_commands_fail_cleanly_on_unknown_user_and_run(trained_db, tmp_pat
     assert code == 1 and "no run #99" in err
     code, _, err = run(capsys, "train", "--db", trained_db, "--model", "nonsense")
     assert code == 2 and "invalid choice" in err
+
+
+def test_demo_sized_by_events_and_bad_sizes(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--db", tmp_path / "e.sqlite", "--events", "20000", "--items", "100", "--json")
+    assert code == 0 and 16_000 < json.loads(out)["events"] < 24_000
+    code, _, err = run(capsys, "demo", "--db", tmp_path / "bad.sqlite", "--items", "5")
+    assert code == 1 and "n_items must be at least" in err and not (tmp_path / "bad.sqlite").exists()
