@@ -114,7 +114,6 @@ class _Catalogue:
 
     category: np.ndarray  # primary category per item
     zipf_cdf: np.ndarray  # per-category CDF shifted by the category index (see _sample_items)
-    category_start: np.ndarray  # first item index of each category (items grouped by category)
     accessory: np.ndarray  # accessory item viewed after a purchase, -1 if none
     series_next: np.ndarray  # next volume of a series, -1 if none
     price: np.ndarray
@@ -125,7 +124,7 @@ class _Catalogue:
 
 def _build_catalogue(config: DemoConfig) -> _Catalogue:
     rng = np.random.default_rng([config.seed, 1])
-    n_cat, names = config.n_categories, [c[0] for c in _CATEGORIES[: config.n_categories]]
+    n_cat, names = config.n_categories, CATEGORY_NAMES[: config.n_categories]
     shares = rng.dirichlet(np.full(n_cat, 4.0))
     sizes = np.maximum(4, np.floor(shares * config.n_items).astype(int))
     sizes[np.argmax(sizes)] += config.n_items - sizes.sum()
@@ -152,7 +151,7 @@ def _build_catalogue(config: DemoConfig) -> _Catalogue:
     price = np.round(rng.lognormal(np.log(18.0), 0.5, n_cat)[category] * rng.lognormal(0, 0.35, config.n_items), 2)
     price[accessory[accessory >= 0]] = np.round(price[accessory[accessory >= 0]] * 0.35, 2)
     segment_pref = rng.dirichlet(np.full(n_cat, 0.35), size=len(AGE_GROUPS) * len(GENDERS))
-    return _Catalogue(category, cdf, start, accessory, series_next, price, titles, labels,
+    return _Catalogue(category, cdf, accessory, series_next, price, titles, labels,
                       np.cumsum(segment_pref, axis=1))
 
 

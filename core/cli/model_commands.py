@@ -66,7 +66,14 @@ def _add_train_options(p) -> None:
         elif types[field.name] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            p.add_argument(flag, type=types[field.name], default=None, metavar=field.name.upper(), help=help_text)
+            p.add_argument(flag, type=_scalar(types[field.name]), default=None, metavar=field.name.upper(),
+                           help=help_text)
+
+
+def _scalar(hint):
+    """``int`` for ``int`` and for ``Optional[int]``: the type argparse converts a flag's text with."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 else hint
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -121,6 +128,7 @@ def _run_dict(run) -> dict:
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
         "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
+        "error": metrics.get("error"),
     }
 
 
@@ -130,6 +138,8 @@ def _run_lines(r: dict) -> list[str]:
     training = r["training"]
     if "best_epoch" in training:
         lines.append(f"best validation epoch {training['best_epoch']} of {training.get('epochs', '?')}")
+    if r["error"]:
+        lines.append(f"error: {r['error']}")
     if r["protocol"]:
         lines.append(f"protocol: {r['protocol']}")
     names = list(r["test"] or r["valid"])
