@@ -107,7 +107,7 @@ class EvaluatePage(StudioPage):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(bottom)
-        splitter.setSizes([260, 420])
+        splitter.setSizes([200, 480])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.addLayout(header)
@@ -137,7 +137,7 @@ class EvaluatePage(StudioPage):
                                  "sequence models should shine on long ones, popularity on cold ones")
         self.segments.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.segments.verticalHeader().setDefaultSectionSize(22)
-        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         box = QGroupBox("By history length")
         layout = QVBoxLayout(box)
         layout.addWidget(self.segments)
@@ -218,18 +218,20 @@ class EvaluatePage(StudioPage):
         self._fill_segments(metric)
 
     def _fill_segments(self, metric: Optional[str]) -> None:
+        """One row per run, one column per history-length segment, cells = the chosen metric."""
         runs = [run for run in self.table.runs if (run.metrics or {}).get("segments")]
         names = list(runs[0].metrics["segments"]) if runs else []
-        self.segments.setRowCount(len(names))
-        self.segments.setColumnCount(len(runs) + 1)
-        self.segments.setHorizontalHeaderLabels(["Users", *[run_label(run) for run in runs]])
-        self.segments.setVerticalHeaderLabels(names)
-        for row, name in enumerate(names):
-            users = runs[0].metrics["segments"][name].get("users", 0)
-            self.segments.setItem(row, 0, QTableWidgetItem(f"{users:,}"))
-            for column, run in enumerate(runs, start=1):
+        self.segments.setRowCount(len(runs))
+        self.segments.setColumnCount(len(names))
+        self.segments.setHorizontalHeaderLabels(
+            [f"{name}\n{runs[0].metrics['segments'][name].get('users', 0):,} users" for name in names])
+        self.segments.setVerticalHeaderLabels([run_label(run) for run in runs])
+        for row, run in enumerate(runs):
+            for column, name in enumerate(names):
                 value = run.metrics["segments"].get(name, {}).get(metric)
-                self.segments.setItem(row, column, QTableWidgetItem("—" if value is None else f"{value:.4f}"))
+                cell = QTableWidgetItem("—" if value is None else f"{value:.4f}")
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.segments.setItem(row, column, cell)
 
     # -- jobs -----------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ class ExplorePage(StudioPage):
         splitter.addWidget(self.users)
         splitter.addWidget(self._build_panes())
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([290, 1100])
+        splitter.setSizes([270, 1100])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.addWidget(splitter)
@@ -156,12 +156,12 @@ class ExplorePage(StudioPage):
         panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
             panes.addWidget(box)
-        panes.setSizes([400, 260, 560])
+        panes.setSizes([390, 220, 600])
         panes.setStretchFactor(2, 1)
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(panes)
         vertical.addWidget(details_box)
-        vertical.setSizes([560, 200])
+        vertical.setSizes([620, 170])
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -305,10 +305,12 @@ class ExplorePage(StudioPage):
     def _paint_answer(self, answer: ExploreAnswer) -> None:
         no_model = NO_MODEL_TEXT if answer.query.run is None else None
         self.interest_bars.set_interests(answer.interests, no_model or "This model predicts no interests.")
-        self.ranked.set_recommendations(answer.recommendations, answer.held_out, no_model or "Nothing to recommend.")
+        # Outside compare mode the held-out item is part of the sequence the lists come from: no hit to show.
+        held_out = answer.held_out if answer.query.before_held_out else None
+        self.ranked.set_recommendations(answer.recommendations, held_out, no_model or "Nothing to recommend.")
         self.ranked.title.setText(self.model_box.currentText())
         self.ranked.title.setVisible(answer.query.compare_run is not None)
-        self.compared.set_recommendations(answer.compared, answer.held_out)
+        self.compared.set_recommendations(answer.compared, held_out)
         self.compare_note.setText(self._compare_note_text(answer))
         self.compared.title.setText(self.compare_model_box.currentText())
         self.compared.title.setVisible(True)

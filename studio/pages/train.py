@@ -166,6 +166,7 @@ class TrainPage(StudioPage):
         self.delete_button.clicked.connect(self._on_delete)
         self.run_table.run_activated.connect(self.context.set_active_run)
         self.run_table.itemSelectionChanged.connect(self._update_buttons)
+        self.run_table.itemSelectionChanged.connect(self._show_selected_history)
         return splitter
 
     # -- state ----------------------------------------------------------------------------
@@ -202,7 +203,23 @@ class TrainPage(StudioPage):
             self.run_table.set_runs([])
         else:
             self.run_table.set_runs(self.engine.runs(), self.engine.active_run())
+            if self.run_table.selected_run_id() is None and self.run_table.runs:
+                self.run_table.select_run(self.engine.active_run() or self.run_table.runs[-1].id)
         self._update_buttons()
+
+    def _show_selected_history(self) -> None:
+        """While nothing trains, the curves show the selected run's epochs."""
+        run = self.run_table.selected_run()
+        if run is None or (self.job is not None and self.job.running):
+            return
+        epochs = (run.metrics or {}).get("training", {}).get("epochs", [])
+        self.charts.show_history(epochs)
+        if epochs:
+            best = (run.metrics or {}).get("training", {}).get("best_epoch")
+            self.progress_text.setText(f"{run_label(run)}: {len(epochs)} epochs, best validation NDCG@10 at "
+                                       f"epoch {best}.")
+        else:
+            self.progress_text.setText(f"{run_label(run)}: a baseline, fitted in one pass (no epochs to plot).")
 
     def _update_buttons(self) -> None:
         has_engine = self.engine is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import pyqtgraph as pg
@@ -50,9 +51,17 @@ class InterestBars(QWidget):
                           brushes=[category_colour(it.name) for it in ordered], pen=pg.mkPen(None))
         axis = self.plot.getPlotItem().getAxis("left")
         axis.setTicks([[(i, _short(it.name)) for i, it in enumerate(ordered)]])
-        self.plot.setXRange(0, max(max(heights), 1e-6) * 1.08, padding=0)
+        top = max(max(heights), 1e-6)
+        self.plot.getPlotItem().getAxis("bottom").setTickSpacing(_nice_step(top), _nice_step(top) / 2)
+        self.plot.setXRange(0, top * 1.08, padding=0)
         self.plot.setYRange(-0.6, len(ordered) - 0.4, padding=0)
         self.stack.setCurrentWidget(self.plot)
+
+
+def _nice_step(top: float) -> float:
+    """A round tick step (1, 2 or 5 × 10^n) giving two to five ticks up to ``top``."""
+    magnitude = 10 ** math.floor(math.log10(top / 2))
+    return next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 5)
 
 
 def _short(name: str, limit: int = 18) -> str:

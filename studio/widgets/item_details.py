@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
@@ -49,12 +49,17 @@ class ItemDetails(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        layout = QVBoxLayout(self)
+        about = QVBoxLayout()
+        about.addWidget(self.heading)
+        about.addWidget(self.facts)
+        about.addStretch(1)
+        successors = QVBoxLayout()
+        successors.addWidget(self.caption)
+        successors.addWidget(self.table, 1)
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.heading)
-        layout.addWidget(self.facts)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.table, 1)
+        layout.addLayout(about, 2)
+        layout.addLayout(successors, 3)
         self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.followers[row][0].item))
         self.clear()
 

@@ -1,4 +1,4 @@
-"""A ranked recommendation list with the one-line reason for each item.
+"""A ranked recommendation list with the one-line reason under each item's title.
 
 The user's held-out test item (the one they really took next, hidden from training) is
 highlighted wherever it appears, so a person sees at a glance where a model hits and misses.
@@ -8,17 +8,49 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QApplication, QHeaderView, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.sequence_timeline import colour_icon
 
 HIT_BACKGROUND = QColor("#fde68a")
-HEADERS = ("#", "Item", "Category", "Score", "Why")
+REASON_COLOUR = QColor("#64748b")
+HEADERS = ("#", "Item · why", "Category", "Score")
+REASON_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class TitleReasonDelegate(QStyledItemDelegate):
+    """Paints an item's title and, in a smaller grey line beneath, why it was recommended."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        view_option = QStyleOptionViewItem(option)
+        self.initStyleOption(view_option, index)
+        title, reason = view_option.text, index.data(REASON_ROLE) or ""
+        view_option.text = ""
+        style = view_option.widget.style() if view_option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, view_option, painter, view_option.widget)
+        box = option.rect.adjusted(4, 2, -4, -2)
+        half = box.height() // 2
+        painter.save()
+        painter.setFont(view_option.font)
+        painter.drawText(QRect(box.left(), box.top(), box.width(), half), Qt.AlignmentFlag.AlignVCenter,
+                         QFontMetrics(view_option.font).elidedText(title, Qt.TextElideMode.ElideRight, box.width()))
+        small = QFont(option.font)
+        small.setPointSizeF(max(option.font.pointSizeF() - 1.0, 6.0))
+        painter.setFont(small)
+        painter.setPen(REASON_COLOUR)
+        painter.drawText(QRect(box.left(), box.top() + half, box.width(), box.height() - half),
+                         Qt.AlignmentFlag.AlignVCenter,
+                         QFontMetrics(small).elidedText(reason, Qt.TextElideMode.ElideRight, box.width()))
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(200, 2 * QFontMetrics(option.font).height() + 8)
 
 
 class RankedList(QWidget):
@@ -35,23 +67,24 @@ class RankedList(QWidget):
         self.title.setVisible(bool(title))
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.setToolTip("Recommended items, best first. Highlighted: the item this user really took next "
-                              "(held out from training). Click an item for its details.")
+        self.table.setToolTip("Recommended items, best first, each with why it was picked. Highlighted: the item "
+                              "this user really took next (held out from training). Click an item for its details.")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setWordWrap(False)
+        self.table.setItemDelegateForColumn(1, TitleReasonDelegate(self.table))
         self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(2 * QFontMetrics(self.font()).height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         self.empty = QLabel("Pick a user and a model to see recommendations.")
         self.empty.setProperty("role", "hint")
         self.empty.setWordWrap(True)
         self.summary = QLabel()
         self.summary.setProperty("role", "hint")
+        self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
@@ -72,8 +105,8 @@ class RankedList(QWidget):
         self.table.setRowCount(len(self.recommendations))
         for row, rec in enumerate(self.recommendations):
             self._fill_row(row, rec, rec.item == held_out)
-        self.table.resizeColumnToContents(1)
-        self.table.setColumnWidth(1, min(self.table.columnWidth(1), 220))
+        self.table.resizeColumnToContents(2)
+        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 120))
         self.summary.setText(self._summary_text())
 
     def highlighted_rows(self) -> list[int]:
@@ -86,8 +119,8 @@ class RankedList(QWidget):
             QTableWidgetItem(rec.title or rec.item),
             QTableWidgetItem(colour_icon(category_colour(category)), category),
             QTableWidgetItem(f"{rec.score:.3f}"),
-            QTableWidgetItem(rec.reason),
         )
+        cells[1].setData(REASON_ROLE, rec.reason)
         cells[0].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         cells[3].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         tip = f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{rec.reason}"

@@ -12,13 +12,14 @@ NDCG_COLOUR = "#059669"
 HR_COLOUR = "#d97706"
 
 
-def _plot(title: str, x_label: str, tooltip: str) -> pg.PlotWidget:
+def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
+    """A plot with its legend in the corner the curves leave free (loss falls, quality rises)."""
     plot = pg.PlotWidget(background="w")
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
-    plot.addLegend(offset=(-10, 10))
+    plot.addLegend(offset=legend_offset)
     plot.setToolTip(tooltip)
     plot.setMinimumHeight(160)
     return plot
@@ -29,9 +30,10 @@ class TrainingCharts(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.loss_plot = _plot("Training loss", "step", "Loss of each reported step (thin) and the mean per epoch (dots)")
+        self.loss_plot = _plot("Training loss", "step", "Loss of each reported step (thin) and the mean per epoch (dots)",
+                               (-10, 10))
         self.valid_plot = _plot("Validation", "epoch", "Full-catalogue NDCG@10 and HR@10 on the validation users "
-                                "after each epoch: higher is better")
+                                "after each epoch: higher is better", (-10, -10))
         self.step_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#93c5fd", width=1), name="step loss")
         self.epoch_curve = self.loss_plot.plot([], [], pen=pg.mkPen(LOSS_COLOUR, width=2), symbol="o",
                                                symbolSize=6, symbolBrush=LOSS_COLOUR, name="epoch loss")
@@ -46,8 +48,17 @@ class TrainingCharts(QWidget):
         self.clear()
 
     def clear(self) -> None:
+        """Empty plots for a live run: loss over steps, validation over epochs."""
         self.steps: list[tuple[float, float]] = []
-        self.epochs: list[tuple[float, float, float, float]] = []  # (epoch, step, loss, ndcg, hr)
+        self.epochs: list[tuple[float, float, float, float, float]] = []  # (epoch, step, loss, ndcg, hr)
+        self.loss_plot.setLabel("bottom", "step")
+        self._redraw()
+
+    def show_history(self, epochs: list[dict]) -> None:
+        """A finished run's per-epoch records (``core.training.EpochRecord`` as dicts), loss over epochs."""
+        self.steps = []
+        self.epochs = [(e["epoch"], e["epoch"], e["loss"], e["valid_ndcg10"], e["valid_hr10"]) for e in epochs]
+        self.loss_plot.setLabel("bottom", "epoch")
         self._redraw()
 
     def add_report(self, metrics: dict) -> None:

@@ -31,14 +31,14 @@ COLUMNS = (
 Index = QModelIndex | QPersistentModelIndex
 
 
-def format_time(ts: Optional[float], time_kind: str = "unix", short: bool = False) -> str:
+def format_time(ts: Optional[float], time_kind: str = "unix", short: bool = False, date_only: bool = False) -> str:
     """A timestamp as people read it (UTC); workspaces without real times show the event's position."""
     if ts is None:
         return ""
     if time_kind == "order":
         return f"#{int(ts)}"
     moment = dt.datetime.fromtimestamp(float(ts), tz=dt.timezone.utc)
-    return moment.strftime("%d %b %H:%M" if short else "%Y-%m-%d %H:%M")
+    return moment.strftime("%Y-%m-%d" if date_only else "%d %b %H:%M" if short else "%Y-%m-%d %H:%M")
 
 
 class UserListModel(QAbstractTableModel):
@@ -81,10 +81,12 @@ class UserListModel(QAbstractTableModel):
         value = getattr(row, COLUMNS[index.column()][1])
         if role == Qt.ItemDataRole.DisplayRole:
             if index.column() == 2:
-                return format_time(value, self.time_kind)
+                return format_time(value, self.time_kind, date_only=True)
             return f"{value:,}" if isinstance(value, int) else str(value)
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 2:
+            return format_time(value, self.time_kind)
         if role == Qt.ItemDataRole.UserRole:
             return row.user
         return None
@@ -96,13 +98,12 @@ class UserListModel(QAbstractTableModel):
         if parent.isValid() or self._exhausted or self._engine is None:
             return
         page = self._engine.users_page(len(self._rows), self.page_size, self._search or None, self._order_by)
-        self._exhausted = len(page) < self.page_size
-        if not page:
-            return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
-        self._rows.extend(page)
-        self.endInsertRows()
+        if page:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
+            self._rows.extend(page)
+            self.endInsertRows()
+        self._exhausted = len(page) < self.page_size or len(self._rows) >= self.total
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by ``column`` in the engine's direction for it (``order`` is not offered)."""
@@ -134,9 +135,9 @@ class UserListModel(QAbstractTableModel):
         """Start again from the first page of the current search and order."""
         self.beginResetModel()
         self._rows = []
-        self._exhausted = self._engine is None
-        self.endResetModel()
         self.total = self._engine.user_count(self._search or None) if self._engine is not None else 0
+        self._exhausted = self.total == 0
+        self.endResetModel()
         self.fetchMore()
         self.count_changed.emit(self.total)
 

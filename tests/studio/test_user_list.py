@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from studio.widgets.user_list import UserList, UserListModel
 
-PAGE = 100
+PAGE = 50
 from tests.studio.trained_workspace import TINY_SHOP, open_trained_copy
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.demo import DemoConfig
 
-TINY_SHOP = DemoConfig(n_users=260, n_items=120, n_categories=6, mean_events_per_user=12.0, seed=11)
+TINY_SHOP = DemoConfig(n_users=150, n_items=100, n_categories=6, mean_events_per_user=12.0, seed=11)
 _BUILT: list[Path] = []
 
 
