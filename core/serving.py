@@ -125,10 +125,11 @@ def _because(history: np.ndarray, weights: np.ndarray, data) -> list[tuple[str, 
     """Weights per distinct history item (repeats add up), strongest first, normalised to sum 1."""
     if not len(history) or weights.sum() <= 0:
         return []
-    totals = np.bincount(history, weights=weights, minlength=int(history.max()) + 1)
+    distinct, position = np.unique(history, return_inverse=True)
+    totals = np.bincount(position, weights=weights, minlength=len(distinct))
     top = [i for i in np.argsort(-totals, kind="stable")[:BECAUSE_ITEMS] if totals[i] > 0]
     norm = totals.sum()
-    return [(str(data.item_external[i]), float(totals[i] / norm)) for i in top]
+    return [(str(data.item_external[distinct[i]]), float(totals[i] / norm)) for i in top]
 
 
 def _title(data, item: int) -> str:

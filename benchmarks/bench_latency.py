@@ -1,0 +1,120 @@
+"""Latency of one recommendation (encoder + predictor + generator + ranker + MMR + explanations) on CPU.
+
+    python benchmarks/bench_latency.py                       # 10k and 1M items, SASRec, 64 dims
+    python benchmarks/bench_latency.py --items 10000 --repeats 500 --model gru
+
+Goal (issue 3): p50 < 5 ms for a 10k-item catalogue and < 30 ms for 1M items. The catalogue and
+the log are synthetic (latency depends on sizes, not on what the weights learned), the network
+is untrained, the ranker is an untrained ``RankerNet`` over real item facts. Printed next to
+each figure: a bare torch dot product + top-100 over the same catalogue, the floor any
+full-catalogue scorer pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from core.baselines import PopularityScorer, TrainLog
+from core.bundles import Bundle
+from core.data import leave_one_out, sequences_from_arrays
+from core.ranker import ItemFacts, Ranker, RankerNet
+from core.runs import interest_vocabulary
+from core.serving import recommend
+from core.training import TrainConfig, model_for_data
+from core.pipeline import NeuralScorer
+
+
+def synthetic_data(n_items: int, n_users: int, events_per_user: int, n_categories: int, seed: int = 0):
+    """A log where every item occurs (so the vocabulary has ``n_items`` entries) and users have histories."""
+    rng = np.random.default_rng(seed)
+    n_events = max(n_users * events_per_user, n_items)
+    items = np.concatenate([np.arange(1, n_items + 1), rng.integers(1, n_items + 1, n_events - n_items)])
+    users = rng.integers(1, n_users + 1, n_events)
+    ts = rng.random(n_events) * 1e6
+    import pandas as pd
+
+    catalogue = pd.DataFrame({"id": np.arange(1, n_items + 1), "external_id": [f"I{i}" for i in range(1, n_items + 1)],
+                              "title": [f"Item {i}" for i in range(1, n_items + 1)],
+                              "categories": [f"C{c}" for c in rng.integers(1, n_categories + 1, n_items)]})
+    return sequences_from_arrays(users, items, ts, catalogue)
+
+
+def build_bundle(data, model: str, hidden: int) -> Bundle:
+    config = TrainConfig.for_data(data, model=model, hidden=hidden, layers=2, max_len=50)
+    scorer = NeuralScorer(model_for_data(data, config).eval(), model)
+    log = TrainLog.from_split(data, leave_one_out(data))
+    item_interest, names = interest_vocabulary(scorer, data)
+    ranker = Ranker(ItemFacts.from_log(log), RankerNet())
+    return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
+                  ranker=ranker, item_interest=item_interest, interest_names=names)
+
+
+def timings_ms(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def summary(values: list[float]) -> str:
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+    return f"p50 {statistics.median(values):7.2f} ms   p95 {p95:7.2f} ms"
+
+
+def bench(n_items: int, args) -> None:
+    started = time.perf_counter()
+    data = synthetic_data(n_items, args.users, args.events_per_user, args.categories)
+    bundle = build_bundle(data, args.model, args.hidden)
+    print(f"\n{n_items:,} items, {data.n_users:,} users, model {args.model} ({args.hidden} dims), "
+          f"set up in {time.perf_counter() - started:.1f} s")
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, data.n_users, args.repeats + 1)
+    state = {"i": 0}
+
+    def one_user():
+        u = users[state["i"] % len(users)]
+        state["i"] += 1
+        recommend(bundle, data, np.asarray(data.history(u)), int(data.user_segment[u]), k=10, diversity=args.diversity)
+
+    with torch.inference_mode():
+        table = torch.randn(n_items + 1, args.hidden)
+        query = torch.randn(1, args.hidden)
+        bare = timings_ms(lambda: torch.topk(query @ table.T, 100), args.repeats)
+        full = timings_ms(one_user, args.repeats)
+    print(f"  recommend (all stages, k=10, diversity {args.diversity}): {summary(full)}")
+    print(f"  bare dot product + top-100 (floor):              {summary(bare)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--events-per-user", type=int, default=20)
+    parser.add_argument("--categories", type=int, default=20)
+    parser.add_argument("--model", default="sasrec", choices=("sasrec", "gru", "lstm"))
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--diversity", type=float, default=0.3)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0 = torch's default); one request's small ops often run best on 1")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+    for n_items in args.items:
+        bench(n_items, args)
+
+
+if __name__ == "__main__":
+    main()
