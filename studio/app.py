@@ -48,22 +48,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from studio.context import StudioContext
     from studio.main_window import MainWindow
 
+    if args.screenshots is not None:
+        return _run_screenshot_tour(app, args.screenshots, args.workspace)
     settings = StudioSettings()
     window = MainWindow(StudioContext(), settings)
-    window.show()
-    if args.screenshots is not None:
-        from studio.screenshots import ScreenshotTour
-
-        tour = ScreenshotTour(window, args.screenshots, args.workspace)
-        tour.done.connect(app.exit)
-        tour.start()
-    elif args.workspace is not None:
-        window.open_workspace(args.workspace)
-    elif args.demo or settings.last_workspace is None or not settings.last_workspace.exists():
+    window.show()  # before the workspace opens: that runs in a worker, the window is up at once
+    start = choose_start(args, settings)
+    if start is None:
         window.open_demo()
     else:
-        window.open_workspace(settings.last_workspace)
+        window.open_workspace(start)
     return app.exec()
+
+
+def choose_start(args: argparse.Namespace, settings: StudioSettings) -> Optional[Path]:
+    """The workspace to open at launch; None means the built-in demo shop."""
+    if args.workspace is not None:
+        return args.workspace
+    last = settings.last_workspace
+    if args.demo or last is None or not last.exists():
+        return None
+    return last
+
+
+def _run_screenshot_tour(app: QApplication, folder: Path, workspace: Optional[Path]) -> int:
+    """The tour runs with throw-away settings, so it never changes the user's last workspace."""
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    from studio.context import StudioContext
+    from studio.main_window import MainWindow
+    from studio.screenshots import ScreenshotTour
+
+    with tempfile.TemporaryDirectory(prefix="nextpick-settings-") as scratch:
+        settings = StudioSettings(QSettings(str(Path(scratch) / "studio.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(StudioContext(), settings)
+        window.show()
+        tour = ScreenshotTour(window, folder, workspace)
+        tour.done.connect(app.exit)
+        tour.start()
+        return app.exec()
 
 
 if __name__ == "__main__":

@@ -38,3 +38,67 @@ def context(qtbot):
     ctx.jobs.wait_all(timeout_s=30)
     if ctx.engine is not None:
         ctx.engine.workspace.close()
+
+
+@pytest.fixture(scope="session")
+def demo_csv(tmp_path_factory):
+    """A small demo shop as CSV files (events, items, users): about 6,000 events, 200 users."""
+    from core.demo import DemoConfig, write_demo_csv
+
+    return write_demo_csv(tmp_path_factory.mktemp("demo-csv"), DemoConfig(n_users=200, n_items=96, n_categories=6))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    """An empty workspace's engine."""
+    from core.engine import Engine
+
+    engine = Engine.open(tmp_path / "workspace.sqlite")
+    yield engine
+    engine.workspace.close()
+
+
+@pytest.fixture
+def imported_engine(engine, demo_csv):
+    """The small demo shop imported into a fresh workspace."""
+    engine.import_files(demo_csv.events, items=demo_csv.items, users=demo_csv.users)
+    return engine
+
+
+@pytest.fixture
+def window(qtbot, context, studio_settings):
+    """The main window with no workspace yet; closed (and its jobs waited for) after the test."""
+    from studio.main_window import MainWindow
+
+    win = MainWindow(context, studio_settings)
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    return win
+
+
+@pytest.fixture
+def error_dialogs():
+    """``error_dialogs(parent=None)``: the error dialogs open now (they never block, see
+    studio/dialogs/errors.py); closed after the test."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def open_now(parent=None):
+        return [w for w in QApplication.topLevelWidgets()
+                if isinstance(w, QMessageBox) and w.objectName() == "errorDialog" and w.isVisible()
+                and (parent is None or w.parent() is parent)]
+
+    yield open_now
+    for box in open_now():
+        box.close()
+
+
+@pytest.fixture
+def wait_idle(qtbot):
+    """``wait_idle(context)``: until every background job has ended and its signals were delivered."""
+
+    def wait(context, timeout=60_000):
+        qtbot.waitUntil(lambda: not context.jobs.active(), timeout=timeout)
+        qtbot.wait(50)
+
+    return wait

@@ -1,0 +1,136 @@
+"""``nextpick-studio --screenshots FOLDER``: show every page with real content and save it as a PNG.
+
+The tour opens the given workspace (or builds the demo shop in a temporary folder), trains a
+small model through the Train page when the workspace has no finished run, then visits Data,
+Train, Explore and Evaluate in turn, waiting each time until no background job is left, and
+grabs the window to ``FOLDER/<page>.png``. Run it under Xvfb on a machine without a display:
+
+    xvfb-run -a nextpick-studio --screenshots shots/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from studio.main_window import MainWindow
+from studio.workers import Job
+
+SETTLE_MS = 600  # after the last job ends: let charts and tables repaint before the grab
+POLL_MS = 100
+TOUR_TIMEOUT_S = 900.0
+TOUR_EPOCHS = 3  # enough for curves with a shape; the demo shop trains this in well under a minute
+WINDOW_SIZE = (1440, 900)
+
+
+class ScreenshotTour(QObject):
+    """Drives the main window through its pages; ``done(exit_code)`` when finished."""
+
+    done = Signal(int)
+
+    def __init__(self, window: MainWindow, folder: Path, workspace: Optional[Path] = None,
+                 epochs: int = TOUR_EPOCHS) -> None:
+        super().__init__(window)
+        self.window = window
+        self.folder = Path(folder)
+        self.workspace = workspace
+        self.epochs = epochs
+        self.saved: list[Path] = []
+        self._scratch: Optional[tempfile.TemporaryDirectory] = None
+        self._deadline = time.monotonic() + TOUR_TIMEOUT_S
+        self._pages = [page.title for page in window.pages]
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.window.resize(*WINDOW_SIZE)
+        if self.workspace is not None:
+            job = self.window.open_workspace(self.workspace)
+        else:
+            self._scratch = tempfile.TemporaryDirectory(prefix="nextpick-shots-")
+            job = self.window.open_demo(Path(self._scratch.name) / "demo.sqlite")
+        self._follow(job, "opening the workspace", lambda _engine: self._when_idle(self._train_if_needed))
+
+    def _train_if_needed(self) -> None:
+        """A popularity baseline, then a small Transformer: Evaluate then has two runs to compare."""
+        engine = self.window.context.engine
+        if any(run.status == "done" for run in engine.runs()):
+            self._when_idle(self._next_page)
+            return
+        self.window.show_page("Train")
+        train = self.window.page("Train")
+        baseline = dataclasses.replace(train.current_config(), model="pop")
+        self._log("training the popularity baseline")
+        self._follow(train.start_training(baseline), "training the baseline",
+                     lambda _run: self._when_idle(self._train_model))
+
+    def _train_model(self) -> None:
+        train = self.window.page("Train")
+        config = dataclasses.replace(train.current_config(), model="sasrec", hidden=32, layers=1, epochs=self.epochs)
+        train.form.set_config(config)
+        self._log(f"training {config.model} for {config.epochs} epochs")
+        self._follow(train.start_training(config), "training", self._use_model)
+
+    def _use_model(self, run) -> None:
+        self.window.context.set_active_run(run.id)
+        self._when_idle(self._next_page)
+
+    def _next_page(self) -> None:
+        if not self._pages:
+            self._finish(0)
+            return
+        self.window.show_page(self._pages[0])
+        self._when_idle(self._grab)
+
+    def _grab(self) -> None:
+        title = self._pages.pop(0)
+        path = self.folder / f"{title.lower()}.png"
+        if not self.window.grab().save(str(path)):
+            self._log(f"could not write {path}")
+            self._finish(1)
+            return
+        self.saved.append(path)
+        self._log(f"saved {path}")
+        self._next_page()
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _follow(self, job: Optional[Job], what: str, then: Callable) -> None:
+        if job is None:
+            self._log(f"{what} could not start")
+            self._finish(1)
+            return
+        job.finished.connect(then)
+        job.failed.connect(lambda exc: (self._log(f"{what} failed: {exc}"), self._finish(1)))
+        job.cancelled.connect(lambda: (self._log(f"{what} was cancelled"), self._finish(1)))
+
+    def _when_idle(self, then: Callable[[], None]) -> None:
+        """Call ``then`` once no background job has run for ``SETTLE_MS``."""
+        if time.monotonic() > self._deadline:
+            self._log("timed out waiting for background jobs")
+            self._finish(1)
+        elif self.window.context.jobs.active():
+            QTimer.singleShot(POLL_MS, lambda: self._when_idle(then))
+        else:
+            QTimer.singleShot(SETTLE_MS, lambda: self._then_if_still_idle(then))
+
+    def _then_if_still_idle(self, then: Callable[[], None]) -> None:
+        if self.window.context.jobs.active():  # a page started another job while settling
+            self._when_idle(then)
+        else:
+            then()
+
+    def _finish(self, code: int) -> None:
+        self.window.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+        self.done.emit(code)
+
+    @staticmethod
+    def _log(line: str) -> None:
+        print(f"screenshots: {line}", file=sys.stderr, flush=True)
