@@ -39,6 +39,7 @@ class Engine:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._lock = threading.RLock()
+        self._content: Optional[str] = None
         self._data_cache: tuple[str, object] | None = None
         self._users_cache: tuple[str, "_UserDirectory"] | None = None
         self._bundles: dict[int, Bundle] = {}
@@ -55,10 +56,21 @@ class Engine:
 
         report = import_files(self.workspace, events=events, items=items, users=users,
                               options=options or ImportOptions(), progress=progress, cancel=cancel)
-        with self._lock:
-            self._data_cache, self._users_cache = None, None
-            self._bundles.clear()
+        self.refresh()
         return report
+
+    def refresh(self) -> None:
+        """Forget cached sequences, users and loaded models (after another process imported into the file)."""
+        with self._lock:
+            self._content, self._data_cache, self._users_cache = None, None, None
+            self._bundles.clear()
+
+    def content_hash(self) -> str:
+        """The workspace's content hash, read once per import: counting 20M events on every call would cost 0.1 s."""
+        with self._lock:
+            if self._content is None:
+                self._content = self.workspace.content_hash()
+            return self._content
 
     def overview(self):
         from core.store.stats import workspace_stats
@@ -67,7 +79,7 @@ class Engine:
 
     def sequence_data(self):
         """The workspace's ``SequenceData``, rebuilt only after an import."""
-        content = self.workspace.content_hash()
+        content = self.content_hash()
         with self._lock:
             if self._data_cache is None or self._data_cache[0] != content:
                 self._data_cache = (content, build_sequences(self.workspace))
@@ -131,7 +143,7 @@ class Engine:
         runs.update_run(self.workspace, run_id, metrics=metrics)
         with self._lock:
             bundle.arrays.update(test_ranks=report.ranks, test_users=report.user_index)
-            bundle.manifest["evaluated_on"] = self.workspace.content_hash()
+            bundle.manifest["evaluated_on"] = self.content_hash()
         return report.to_dict()
 
     def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10") -> dict:
@@ -151,7 +163,7 @@ class Engine:
     def _ranks_are_current(self, run_id: int) -> bool:
         bundle = self.bundle(run_id)
         evaluated_on = bundle.manifest.get("evaluated_on", bundle.manifest.get("content_hash"))
-        return "test_ranks" in bundle.arrays and evaluated_on == self.workspace.content_hash()
+        return "test_ranks" in bundle.arrays and evaluated_on == self.content_hash()
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -194,7 +206,7 @@ class Engine:
         return self._user_directory().count(search)
 
     def _user_directory(self) -> "_UserDirectory":
-        content = self.workspace.content_hash()
+        content = self.content_hash()
         with self._lock:
             if self._users_cache is None or self._users_cache[0] != content:
                 self._users_cache = (content, _UserDirectory.read(self.workspace))
