@@ -88,9 +88,10 @@ def before_item(items: list[str], item: str) -> list[str]:
     return items[:end]
 
 
-def category_names(engine) -> list[str]:
-    """Every category of the workspace, so each gets its own colour before any pane paints."""
-    return [category.name for category in engine.overview().categories]
+def prepare_workspace(engine) -> tuple[int, list[str]]:
+    """The slow first reads, off the GUI thread: the user directory (then cached by the engine)
+    and every category, so each gets its own colour before any pane paints."""
+    return engine.user_count(None), [str(name) for name in engine.sequence_data().category_names[1:]]
 
 
 def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
@@ -225,15 +226,23 @@ class ExplorePage(StudioPage):
         self.details.clear()
         engine = self.engine
         self.what_if.set_search(engine.search_items if engine is not None else None)
-        if engine is not None:
-            job = self.context.run(category_names, engine, progress=False, cancel=False)
-            job.finished.connect(self._on_category_names)
         self._fill_models()
-        self.users.set_engine(engine)
+        self.users.set_engine(None)
         if engine is None:
             self.heading.setText("Open a workspace (File ▸ Open) or import a CSV to explore its users.")
             self._paint_empty("No workspace is open.")
-        elif not self.users.model.total:
+            return
+        self.heading.setText("Reading the users…")
+        job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
+        job.finished.connect(lambda result: self._on_prepared(engine, *result))
+        job.failed.connect(lambda exc: show_error(self, exc, "Reading the users"))
+
+    def _on_prepared(self, engine, users: int, categories: list[str]) -> None:
+        if engine is not self.engine:
+            return  # another workspace was opened meanwhile
+        palette.assign(categories)
+        self.users.set_engine(engine)
+        if not users:
             self.heading.setText("This workspace has no users yet — import a CSV on the Data page.")
             self._paint_empty("No users yet.")
 
@@ -314,12 +323,6 @@ class ExplorePage(StudioPage):
         self.compare_note.setText(self._compare_note_text(answer))
         self.compared.title.setText(self.compare_model_box.currentText())
         self.compared.title.setVisible(True)
-
-    def _on_category_names(self, names: list[str]) -> None:
-        palette.assign(names)
-        if self.answer is not None:
-            self._paint_answer(self.answer)
-        self._paint_sequence()
 
     def _compare_note_text(self, answer: ExploreAnswer) -> str:
         if answer.held_out is None:

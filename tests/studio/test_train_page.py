@@ -51,6 +51,25 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
     assert page.resume_button.isEnabled()
 
 
+def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
+    job = page.start_training(tiny_config("gru", epochs=200, patience=200))
+    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    with qtbot.waitSignal(job.ended, timeout=2000):
+        page.stop_training()
+    stopped = max(page.context.engine.runs(), key=lambda run: run.id)
+    page.run_table.select_run(stopped.id)
+    page.resume_button.click()
+    resumed = page.job
+    assert resumed is not job and resumed.running
+    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    assert page.charts.epochs[0][0] >= 2  # epoch 1 came from the checkpoint, not trained again
+    with qtbot.waitSignal(resumed.cancelled, timeout=1000):
+        page.stop_button.click()
+    runs = page.context.engine.runs()
+    assert max(run.id for run in runs) == stopped.id  # the same run continued; no new one
+    assert page.context.engine.run(stopped.id).status == "cancelled"
+
+
 def test_baseline_run_can_become_active_and_be_deleted(qtbot, page, monkeypatch):
     engine = page.context.engine
     page.model_box.setCurrentIndex(page.model_box.findData("recentpop"))
