@@ -75,10 +75,10 @@ def demo_workspace(path, n_users: int = 500, n_items: int = 200, seed: int = 7):
     return workspace
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """Run torch single-threaded for the test: the tiny tensors here lose more to thread hand-offs
-    on a shared 2-core machine than they gain (measured 5x slower with 2 threads under load)."""
+    """Run torch single-threaded for a test module: the tiny tensors here lose more to thread
+    hand-offs on a shared 2-core machine than they gain (measured 5x slower with 2 threads under load)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

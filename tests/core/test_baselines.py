@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from core.baselines import (
@@ -10,7 +11,9 @@ from core.baselines import (
     fit_baseline,
 )
 from core.evaluation import evaluate_scorer
-from engine_data import demo_sequences
+from engine_data import demo_sequences, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # 6 items; categories: 1, 2 -> cat 1; 3, 4 -> cat 2; 5, 6 -> cat 3.
 CATEGORY = np.array([0, 1, 1, 2, 2, 3, 3])

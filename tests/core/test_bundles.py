@@ -10,7 +10,9 @@ import torch
 from core.baselines import PopularityScorer, TrainLog, fit_baseline
 from core.bundles import MANIFEST, WEIGHTS, BundleError, load_bundle, save_bundle
 from core.ranker import train_ranker
-from engine_data import demo_sequences
+from engine_data import demo_sequences, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

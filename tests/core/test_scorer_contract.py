@@ -6,7 +6,9 @@ import torch
 
 from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
 from core.scorer import Scorer
-from engine_data import demo_sequences
+from engine_data import demo_sequences, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _baseline(name):
