@@ -267,7 +267,7 @@ class ImportDialog(QDialog):
         self.report = report
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(1000)
-        self.progress_label.setText(f"Done in {report.duration_s:.1f} s")
+        self.progress_label.setText(f"Done: {sum(f.rows_read for f in report.files):,} rows in {report.duration_s:.1f} s")
         self.summary_label.setText(summary_text(report))
         has_rejected = report.rows_rejected > 0
         self.view_rejected_button.setVisible(has_rejected)

@@ -99,12 +99,13 @@ class FileTab(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setMinimumSectionSize(70)
         self.combos: dict[str, QComboBox] = {}
+        self._chosen: dict[str, str] = {}  # role -> column before the latest change
         form = QFormLayout()
         for role in KIND_ROLES[kind]:
             combo = QComboBox()
             required = role in REQUIRED_ROLES[kind]
             combo.setToolTip(ROLE_HELP[role] + (" (required)" if required else ""))
-            combo.currentIndexChanged.connect(self._on_role_changed)
+            combo.currentIndexChanged.connect(lambda _index, r=role: self._on_role_changed(r))
             self.combos[role] = combo
             form.addRow(f"{role.capitalize()}{' *' if required else ''}:", combo)
         roles_box = QWidget()
@@ -134,6 +135,7 @@ class FileTab(QWidget):
                 combo.setCurrentText(guessed.get(role, NO_COLUMN))
             combo.setEnabled(sniffed is not None)
             combo.blockSignals(False)
+        self._chosen = {role: combo.currentText() for role, combo in self.combos.items()}
         self.detected.setText(_describe(sniffed) if sniffed else "No file chosen.")
         self.model.show(sniffed, self.roles())
         self.table.resizeColumnsToContents()
@@ -148,7 +150,16 @@ class FileTab(QWidget):
             return []
         return [role for role in REQUIRED_ROLES[self.kind] if role not in self.roles()]
 
-    def _on_role_changed(self) -> None:
+    def _on_role_changed(self, role: str) -> None:
+        """A column plays one role: the role that had the newly chosen column swaps to the old one."""
+        column, previous = self.combos[role].currentText(), self._chosen.get(role, NO_COLUMN)
+        other = next((r for r, c in self._chosen.items() if r != role and c == column and c != NO_COLUMN), None)
+        if other is not None:
+            combo = self.combos[other]
+            combo.blockSignals(True)
+            combo.setCurrentText(previous if combo.findText(previous) >= 0 else NO_COLUMN)
+            combo.blockSignals(False)
+        self._chosen = {r: c.currentText() for r, c in self.combos.items()}
         self.model.show(self.sniffed, self.roles())
         self.roles_changed.emit()
 

@@ -1,0 +1,152 @@
+"""The import dialog: sniffed preview and role guesses, reading options, background import, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.dialogs.import_dialog import DELIMITERS, ImportDialog
+from studio.dialogs.import_preview import NO_COLUMN
+
+
+@pytest.fixture
+def dialog(qtbot, context, engine):
+    context.set_engine(engine)
+    dialog = ImportDialog(context)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def semicolon_log(tmp_path) -> Path:
+    rows = ["customer_id;sku;ts;action;price"]
+    rows += [f"C{u};P{(u * 7 + i) % 13};2026-03-{1 + i:02d}T10:00:00;view;{i}.50" for u in range(30) for i in range(5)]
+    return write(tmp_path / "shop-log.csv", "\n".join(rows) + "\n")
+
+
+def test_preview_shows_the_first_rows_and_preselects_guessed_roles(dialog, tmp_path):
+    dialog.set_path("events", semicolon_log(tmp_path))
+    tab = dialog.file_tabs["events"]
+    assert tab.sniffed.delimiter == ";"
+    assert tab.model.columnCount() == 5 and tab.model.rowCount() == 20
+    assert tab.model.index(0, 1).data() == "P0"
+    assert tab.roles() == {"user": "customer_id", "item": "sku", "time": "ts", "event": "action", "value": "price"}
+    assert "customer_id\n[user]" == tab.model.headerData(0, Qt.Orientation.Horizontal)
+    assert "semicolon-separated" in tab.detected.text()
+    assert dialog.import_button.isEnabled()
+
+
+def test_changing_the_delimiter_reads_the_file_again(dialog, tmp_path):
+    dialog.set_path("events", semicolon_log(tmp_path))
+    dialog.delimiter_combo.setCurrentText(next(name for name, d in DELIMITERS.items() if d == ","))
+    tab = dialog.file_tabs["events"]
+    assert tab.sniffed.delimiter == "," and tab.model.columnCount() == 1
+    assert "item" in tab.missing_roles()
+    assert not dialog.import_button.isEnabled()
+    assert "events item" in dialog.summary_label.text()
+    dialog.delimiter_combo.setCurrentIndex(0)  # back to auto-detect
+    assert tab.model.columnCount() == 5 and dialog.import_button.isEnabled()
+
+
+def test_a_headerless_file_gets_roles_from_its_values(dialog, tmp_path):
+    rows = [f"{u}\t{100 + (u + i) % 9}\t{1_700_000_000 + 3600 * i}" for u in range(20) for i in range(4)]
+    dialog.set_path("events", write(tmp_path / "ratings.dat", "\n".join(rows) + "\n"))
+    tab = dialog.file_tabs["events"]
+    assert not tab.sniffed.has_header and tab.sniffed.delimiter == "\t"
+    assert tab.roles() == {"user": "col1", "item": "col2", "time": "col3"}
+    assert tab.combos["event"].currentText() == NO_COLUMN
+
+
+def test_choosing_another_column_for_a_role_is_what_gets_imported(qtbot, dialog, tmp_path):
+    dialog.set_path("events", semicolon_log(tmp_path))
+    tab = dialog.file_tabs["events"]
+    tab.combos["item"].setCurrentText("action")
+    assert tab.roles()["item"] == "action" and tab.roles()["event"] == "sku"  # the two roles swapped columns
+    assert "action\n[item]" == tab.model.headerData(3, Qt.Orientation.Horizontal)
+    assert dialog.options().roles["events.item"] == "action"
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    items = dialog.context.engine.workspace.items_frame()
+    assert items["external_id"].tolist() == ["view"]
+
+
+def test_import_runs_in_the_background_and_reports_accepted_and_rejected_rows(qtbot, dialog, tmp_path):
+    text = semicolon_log(tmp_path).read_text() + "C99;;2026-03-01T10:00:00;view;1\nC98;P1;not a time;view;2\n"
+    path = write(tmp_path / "with-bad-rows.csv", text)
+    dialog.set_path("events", path)
+    announced = []
+    dialog.context.data_changed.connect(lambda: announced.append(True))
+    progress = []
+    job = dialog.start_import()
+    job.progress.connect(progress.append)
+    assert dialog.cancel_button.isVisible() and not dialog.import_button.isEnabled()
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    assert dialog.report.rows_accepted == 150 and dialog.report.rows_rejected == 2
+    assert "150 rows imported, 2 rejected" in dialog.summary_label.text()
+    assert dialog.view_rejected_button.isVisible() and dialog.export_rejected_button.isVisible()
+    assert progress and progress[-1].done == 152 and "152 rows" in dialog.progress_label.text()
+    assert announced == [True]
+    assert dialog.context.engine.workspace.counts()["events"] == 150
+    assert not dialog.import_button.isEnabled()  # the same files again would add nothing
+
+
+def test_a_file_that_is_not_text_shows_an_error_and_changes_nothing(qtbot, dialog, tmp_path, error_dialogs):
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(bytes(range(256)) * 50)
+    dialog.set_path("events", binary)
+    boxes = error_dialogs(dialog)
+    assert len(boxes) == 1
+    assert "photo.csv" in boxes[0].text() and "Traceback" not in boxes[0].text()
+    assert dialog.file_tabs["events"].sniffed is None and not dialog.import_button.isEnabled()
+    assert dialog.context.engine.workspace.counts() == {"users": 0, "items": 0, "events": 0}
+
+
+def test_a_bad_row_in_strict_mode_fails_with_its_line_and_leaves_the_workspace_unchanged(
+        qtbot, dialog, tmp_path, error_dialogs, imported_engine):
+    workspace = imported_engine.workspace
+    before = workspace.counts()
+    imports_before = workspace.content_hash()
+    lines = semicolon_log(tmp_path).read_text().splitlines()
+    lines.insert(6, "C5;P3;yesterday-ish;view;1")  # line 7 of the file
+    dialog.set_path("events", write(tmp_path / "strict.csv", "\n".join(lines) + "\n"))
+    dialog.strict_radio.setChecked(True)
+    job = dialog.start_import()
+    with qtbot.waitSignal(job.failed, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: len(error_dialogs(dialog)) == 1)
+    box = error_dialogs(dialog)[0]
+    assert "strict.csv" in box.text() and "line 7" in box.text() and "'ts'" in box.text()
+    assert "Skip bad rows" in box.informativeText()
+    assert "was not changed" in dialog.summary_label.text()
+    assert workspace.counts() == before and workspace.content_hash() == imports_before
+
+
+def test_cancel_leaves_the_workspace_unchanged(qtbot, dialog, tmp_path):
+    dialog.set_path("events", semicolon_log(tmp_path))
+    job = dialog.start_import()
+    dialog.cancel_button.click()
+    with qtbot.waitSignals([job.cancelled, job.ended], timeout=30_000):
+        pass
+    assert "cancelled" in dialog.summary_label.text()
+    assert dialog.context.engine.workspace.counts()["events"] == 0
+    assert dialog.import_button.isEnabled()
+
+
+def test_items_and_users_files_are_imported_with_the_events(qtbot, dialog, demo_csv):
+    dialog.set_path("events", Path(demo_csv.events))
+    dialog.set_path("items", Path(demo_csv.items))
+    dialog.set_path("users", Path(demo_csv.users))
+    assert dialog.file_tabs["items"].roles() == {"item": "item_id", "title": "title", "categories": "categories"}
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    counts = dialog.context.engine.workspace.counts()
+    assert counts == {"users": 200, "items": 96, "events": demo_csv.n_events}
+    assert [f.kind for f in dialog.report.files] == ["items", "users", "events"]
