@@ -1,0 +1,148 @@
+"""The whole flow through the window, as a shop analyst meets it.
+
+Import a demo shop through the import dialog → train a tiny model on the Train page → Explore
+shows a user's sequence, predicted interests and ranked list → a what-if changes the list →
+Export writes a valid CSV in which titles a spreadsheet would run as formulas are neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from core.progress import CancelToken
+from core.serving import Recommendation
+from studio.dialogs.export_dialog import neutralise, write_recommendations_csv
+
+FORMULA = "=HYPERLINK(\"http://x\")"
+
+
+@pytest.fixture
+def shop_files(demo_csv, tmp_path):
+    """The demo shop with every other item title turned into a spreadsheet formula."""
+    items = tmp_path / "items.csv"
+    with open(demo_csv.items, newline="") as source, open(items, "w", newline="") as target:
+        rows = list(csv.reader(source))
+        for number, row in enumerate(rows[1:]):
+            if number % 2 == 0:
+                row[1] = f"{FORMULA} {row[1]}"
+        csv.writer(target).writerows(rows)
+    return Path(demo_csv.events), items, Path(demo_csv.users)
+
+
+def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, shop_files, tmp_path):
+    context = window.context
+    context.set_engine(engine)
+    wait_idle(context)
+
+    # Import through the dialog's worker.
+    events, items, users = shop_files
+    dialog = window.open_import_dialog(events)
+    dialog.set_path("items", items)
+    dialog.set_path("users", users)
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=60_000):
+        pass
+    dialog.close()
+    wait_idle(context)
+    assert window.size_label.text().startswith("200 users · 96 items")
+
+    # Train a tiny GRU by clicking Train on the Train page.
+    window.show_page("Train")
+    train = window.page("Train")
+    wait_idle(context)
+    train.model_box.setCurrentIndex(train.model_box.findData("gru"))
+    wait_idle(context)
+    train.form.set_config(dataclasses.replace(train.current_config(), hidden=16, layers=1, epochs=2, max_len=20))
+    train.train_button.click()
+    with qtbot.waitSignal(train.job.finished, timeout=300_000) as trained:
+        pass
+    run = trained.args[0]
+    assert run.status == "done" and run.model == "gru"
+    wait_idle(context)
+    assert engine.active_run() == run.id
+
+    # Explore: the first user's sequence, interests and ranked list, with reasons.
+    window.show_page("Explore")
+    explore = window.page("Explore")
+    qtbot.waitUntil(lambda: explore.answer is not None and bool(explore.ranked.recommendations), timeout=60_000)
+    wait_idle(context)
+    user = explore.user
+    assert explore.sequence and len(explore.sequence) == len(engine.user_history(user))
+    assert explore.interest_bars.interests and abs(sum(i.probability for i in explore.interest_bars.interests) - 1) < 1e-3
+    before = [rec.item for rec in explore.ranked.recommendations]
+    assert len(before) == 10 and all(rec.reason for rec in explore.ranked.recommendations)
+
+    # What-if: the user takes three items of a category they never touched.
+    seen = {event.category for event in explore.sequence}
+    data = engine.sequence_data()
+    fresh = [i for i in range(1, len(data.item_external)) if data.category_names[data.item_category[i]] not in seen]
+    for index in fresh[:3]:
+        explore.what_if.search.setText(str(data.item_title[index]))
+        explore.what_if.add_button.click()
+    qtbot.waitUntil(lambda: explore.answer.query.history is not None and len(explore.answer.query.history) ==
+                    len(explore.sequence) + 3, timeout=30_000)
+    after = [rec.item for rec in explore.ranked.recommendations]
+    assert after != before
+
+    # Export recommendations for two users.
+    export = window.open_export_dialog()
+    target = tmp_path / "recs.csv"
+    export.some_radio.setChecked(True)
+    export.users_edit.setText(f"{user}, U000002")
+    export.path_edit.setText(str(target))
+    with qtbot.waitSignal(export.start_export().finished, timeout=60_000) as written:
+        pass
+    export.close()
+    assert written.args == [20]
+    with open(target, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20 and {row["user"] for row in rows} == {user, "U000002"}
+    assert [int(row["rank"]) for row in rows[:10]] == list(range(1, 11))
+    assert [row["item"] for row in rows[:10]] == [rec.item for rec in engine.recommend(run.id, user, k=10)]
+    formulas = [row["title"] for row in rows if FORMULA in row["title"]]
+    assert formulas and all(title.startswith("'=") for title in formulas)
+    assert not any(value.startswith(("=", "+", "-", "@")) for row in rows for key, value in row.items() if key != "score")
+
+
+def test_neutralise_prefixes_cells_a_spreadsheet_would_evaluate():
+    assert [neutralise(text) for text in ("=1+1", "+A1", "-2", "@SUM(A1)", "\tx", "\rx", "Board game", "")] == \
+        ["'=1+1", "'+A1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "Board game", ""]
+
+
+class ListEngine:
+    """Just what the export needs: a user directory and a recommend call."""
+
+    def __init__(self, users):
+        self.users = users
+
+    def user_count(self):
+        return len(self.users)
+
+    def users_page(self, offset, limit, order_by="user"):
+        return [type("Row", (), {"user": user})() for user in self.users[offset: offset + limit]]
+
+    def recommend(self, run_id, user, k=10, exclude_seen=True):
+        return [Recommendation(rank, f"I{rank}", f"@title {rank}", ["Toys"], 1.0 / rank, "popular", [], None)
+                for rank in range(1, k + 1)]
+
+
+def test_export_of_all_users_writes_every_user_and_a_cancel_leaves_no_file(tmp_path):
+    engine = ListEngine([f"u{n}" for n in range(120)])
+    target = tmp_path / "all.csv"
+    reports = []
+    assert write_recommendations_csv(engine, 1, None, target, k=3, progress=reports.append) == 360
+    with open(target, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["user", "rank", "item", "title", "categories", "score", "reason"]
+    assert len(rows) == 361 and rows[1][3] == "'@title 1"
+    assert reports[-1].done == 120 and reports[-1].total == 120
+
+    token = CancelToken()
+    token.cancel()
+    cancelled = tmp_path / "cancelled.csv"
+    with pytest.raises(Exception, match="cancelled"):
+        write_recommendations_csv(engine, 1, None, cancelled, cancel=token)
+    assert list(tmp_path.iterdir()) == [target]
