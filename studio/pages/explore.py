@@ -12,9 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -23,7 +21,7 @@ from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
 from studio.widgets.ranked_list import RankedList
-from studio.widgets.run_table import run_label
+from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame
 from studio.widgets.user_list import UserList
 from studio.widgets.what_if import WhatIfBar
@@ -152,7 +150,8 @@ class ExplorePage(StudioPage):
         self.compare_note.setProperty("role", "hint")
         self.compare_note.setWordWrap(True)
         self.compare_note.hide()
-        ranked_box = _group("Recommendations", self._build_controls(), self.compare_note, lists)
+        self.controls = RecommendControls()
+        ranked_box = _group("Recommendations", self.controls, self.compare_note, lists)
         details_box = _group("Item details", self.details)
         panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
@@ -173,46 +172,10 @@ class ExplorePage(StudioPage):
         self.what_if.reset.connect(self._on_reset_what_if)
         for source in (self.timeline, self.ranked, self.compared, self.details):
             source.item_clicked.connect(self.show_item)
+        self.controls.changed.connect(lambda: self.update_panes())
+        self.controls.compare_toggled.connect(self._on_compare_toggled)
         self.compared.hide()
         return panel
-
-    def _build_controls(self) -> QWidget:
-        self.model_box = QComboBox()
-        self.model_box.setToolTip("Which trained run (model or baseline) recommends")
-        self.k_box = QSpinBox(minimum=1, maximum=100, value=10)
-        self.k_box.setToolTip("How many items to recommend")
-        self.diversity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
-        self.diversity.setToolTip("0 = pure relevance; higher values trade some relevance for items from "
-                                  "more varied categories (MMR re-ranking)")
-        self.diversity.setFixedWidth(90)
-        self.exclude_seen = QCheckBox("Exclude seen", checked=True)
-        self.exclude_seen.setToolTip("Leave out items the user already took")
-        self.compare_box = QCheckBox("Compare with")
-        self.compare_box.setToolTip("Show a second run's list beside the first for the same user. Both lists "
-                                    "are made as if the user's last item had not happened yet (it was held out "
-                                    "from training), and that item is highlighted wherever a model ranks it")
-        self.compare_model_box = QComboBox()
-        self.compare_model_box.setToolTip("The run to compare with")
-        self.compare_model_box.setEnabled(False)
-        row = QWidget()
-        layout = QVBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        first, second = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("Model", self.model_box), ("K", self.k_box), ("Diversity", self.diversity)):
-            first.addWidget(QLabel(label))
-            first.addWidget(widget)
-        first.addStretch(1)
-        second.addWidget(self.exclude_seen)
-        second.addWidget(self.compare_box)
-        second.addWidget(self.compare_model_box)
-        second.addStretch(1)
-        layout.addLayout(first)
-        layout.addLayout(second)
-        for signal in (self.model_box.currentIndexChanged, self.k_box.valueChanged, self.diversity.valueChanged,
-                       self.exclude_seen.toggled, self.compare_model_box.currentIndexChanged):
-            signal.connect(lambda *_: self.update_panes())
-        self.compare_box.toggled.connect(self._on_compare_toggled)
-        return row
 
     # -- following the workspace ------------------------------------------------------------
 
@@ -247,14 +210,9 @@ class ExplorePage(StudioPage):
             self._paint_empty("No users yet.")
 
     def _fill_models(self) -> None:
-        """Finished runs in both model boxes; keep what was chosen, else the active run."""
         engine = self.engine
         runs = [run for run in engine.runs() if run.status == "done"] if engine is not None else []
-        active = engine.active_run() if engine is not None else None
-        main = _fill_run_box(self.model_box, runs, active, [self.model_box.currentData(), active])
-        others = [run.id for run in runs if run.id != main]
-        _fill_run_box(self.compare_model_box, runs, active, [self.compare_model_box.currentData(), *others[:1]],
-                      avoid=main)
+        self.controls.set_runs(runs, engine.active_run() if engine is not None else None)
         self.update_panes()
 
     # -- the selected user -------------------------------------------------------------------
@@ -270,11 +228,9 @@ class ExplorePage(StudioPage):
             return None
         what_if = bool(self.added) or self.dropped > 0
         history = tuple(event.item for event in self.effective_sequence()) if what_if else None
-        comparing = self.compare_box.isChecked()
-        compare = self.compare_model_box.currentData() if comparing else None
-        return ExploreQuery(self.user, self.model_box.currentData(), compare, self.k_box.value(),
-                            self.diversity.value() / 100.0, self.exclude_seen.isChecked(), history, load_sequence,
-                            before_held_out=comparing)
+        controls = self.controls
+        return ExploreQuery(self.user, controls.run, controls.compare_run, controls.k, controls.diversity_weight,
+                            controls.exclude, history, load_sequence, before_held_out=controls.comparing)
 
     def update_panes(self, load_sequence: bool = False) -> None:
         """Ask for the panes' content for the current controls; only the latest answer paints."""
@@ -317,11 +273,11 @@ class ExplorePage(StudioPage):
         # Outside compare mode the held-out item is part of the sequence the lists come from: no hit to show.
         held_out = answer.held_out if answer.query.before_held_out else None
         self.ranked.set_recommendations(answer.recommendations, held_out, no_model or "Nothing to recommend.")
-        self.ranked.title.setText(self.model_box.currentText())
+        self.ranked.title.setText(self.controls.model_box.currentText())
         self.ranked.title.setVisible(answer.query.compare_run is not None)
         self.compared.set_recommendations(answer.compared, held_out)
         self.compare_note.setText(self._compare_note_text(answer))
-        self.compared.title.setText(self.compare_model_box.currentText())
+        self.compared.title.setText(self.controls.compare_model_box.currentText())
         self.compared.title.setVisible(True)
 
     def _compare_note_text(self, answer: ExploreAnswer) -> str:
@@ -339,10 +295,8 @@ class ExplorePage(StudioPage):
         self.compared.set_recommendations([], None, text)
 
     def _on_compare_toggled(self, on: bool) -> None:
-        self.compare_model_box.setEnabled(on)
         self.compared.setVisible(on)
         self.compare_note.setVisible(on)
-        self.update_panes()
 
     # -- what-if ----------------------------------------------------------------------------
 
@@ -403,18 +357,6 @@ class ExplorePage(StudioPage):
                 categories = entry.categories if isinstance(entry.categories, str) else "|".join(entry.categories)
                 return ItemFacts(item, entry.title, categories)
         return ItemFacts(item, item, "")
-
-
-def _fill_run_box(box: QComboBox, runs: list, active: Optional[int], wanted: list, avoid: Optional[int] = None) -> Optional[int]:
-    """Refill ``box`` with ``runs`` quietly and select the first of ``wanted`` still there."""
-    box.blockSignals(True)
-    box.clear()
-    for run in runs:
-        box.addItem(run_label(run) + ("  ★" if run.id == active else ""), run.id)
-    found = [box.findData(run_id) for run_id in wanted if run_id is not None and run_id != avoid]
-    box.setCurrentIndex(next((index for index in found if index >= 0), 0 if runs else -1))
-    box.blockSignals(False)
-    return box.currentData()
 
 
 def _group(title: str, *widgets: QWidget) -> QGroupBox:

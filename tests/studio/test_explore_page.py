@@ -35,14 +35,14 @@ def test_first_user_shows_sequence_interests_and_ranked_list(page):
     assert page.timeline.table.rowCount() == len(engine.user_history(user)) > 0
     assert page.interest_bars.interests and 0 < sum(i.probability for i in page.interest_bars.interests) <= 1.0001
     ranked = page.ranked.recommendations
-    assert [rec.rank for rec in ranked] == list(range(1, page.k_box.value() + 1))
+    assert [rec.rank for rec in ranked] == list(range(1, page.controls.k_box.value() + 1))
     assert page.ranked.table.item(0, 1).data(REASON_ROLE) == ranked[0].reason != ""
 
 
 def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
     page.users.table.selectRow(1)
-    page.k_box.setValue(5)
-    page.k_box.setValue(7)
+    page.controls.k_box.setValue(5)
+    page.controls.k_box.setValue(7)
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.query.user == page.users.model.user_at(1)
     assert page.ranked.table.rowCount() == 7
@@ -74,13 +74,13 @@ def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot,
 def test_compare_mode_highlights_the_held_out_item(qtbot, page):
     engine = page.context.engine
     runs = runs_by_model(engine)
-    page.k_box.setValue(20)
+    page.controls.k_box.setValue(20)
     user, run = find_hit(engine, runs, k=20)
     page.users.search.setText(user)
     qtbot.waitUntil(lambda: page.user == user, timeout=5000)
-    page.model_box.setCurrentIndex(page.model_box.findData(runs["sasrec"]))
-    page.compare_box.setChecked(True)
-    page.compare_model_box.setCurrentIndex(page.compare_model_box.findData(run))
+    page.controls.model_box.setCurrentIndex(page.controls.model_box.findData(runs["sasrec"]))
+    page.controls.compare_box.setChecked(True)
+    page.controls.compare_model_box.setCurrentIndex(page.controls.compare_model_box.findData(run))
     wait_for_fresh_answer(qtbot, page)
     assert page.compared.isVisible()
     held_out = engine.held_out_item(user)
