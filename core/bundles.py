@@ -221,8 +221,9 @@ def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: in
                      f"{gone:,} removed items dropped")
     if not _same_segments(vocab, data):
         notes.append("profile segments changed since training: segments matched by name, unknown ones use global popularity")
-    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map),
-                   fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
+    n_interests = len(bundle.interest_names)
+    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map, n_interests),
+                   fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map, n_interests),
                    ranker=ranker, item_interest=item_interest, notes=notes)
 
 
@@ -247,8 +248,9 @@ class MappedScorer:
     with no known item in its category, the user's lowest known score.
     """
 
-    def __init__(self, inner, new_to_old: np.ndarray, item_category: np.ndarray, segment_map: np.ndarray) -> None:
-        self.inner, self.name = inner, inner.name
+    def __init__(self, inner, new_to_old: np.ndarray, item_category: np.ndarray, segment_map: np.ndarray,
+                 n_interests: int) -> None:
+        self.inner, self.name, self.n_interests = inner, inner.name, n_interests
         self.new_to_old = np.asarray(new_to_old, dtype=np.int64)
         self.item_category = torch.as_tensor(np.asarray(item_category), dtype=torch.long)
         self.segment_map = np.asarray(segment_map, dtype=np.int64)
@@ -279,6 +281,12 @@ class MappedScorer:
 
     def interests(self, history):
         return self.inner.interests(self._old_history(history))
+
+    def interests_batch(self, histories) -> np.ndarray:
+        """Many users' interests in one pass (the ranker's features ask for whole batches)."""
+        from core.ranker import user_interests
+
+        return user_interests(self.inner, [self._old_history(h) for h in histories], self.n_interests)
 
     def attributions(self, history, items) -> np.ndarray:
         history, items = np.asarray(history, np.int64), np.asarray(items, np.int64)
