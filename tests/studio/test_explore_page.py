@@ -116,3 +116,16 @@ def test_empty_states_say_what_to_do(qtbot, context):
     qtbot.addWidget(page)
     assert "Open a workspace" in page.heading.text()
     assert "No workspace" in page.ranked.empty.text()
+
+
+def test_what_if_search_suggests_catalogue_titles_and_adds_the_pick(qtbot, page):
+    engine = page.context.engine
+    wanted = engine.search_items("puzzle", 1)[0]
+    qtbot.keyClicks(page.what_if.search, "puzzle")
+    qtbot.waitUntil(lambda: page.what_if.suggestions.rowCount() > 0, timeout=3000)
+    assert all("puzzle" in text.lower() for text in page.what_if.suggestions.stringList())
+    with qtbot.waitSignal(page.what_if.add_item) as added:
+        page.what_if.add_button.click()
+    assert added.args[0].item == wanted.item
+    wait_for_fresh_answer(qtbot, page)
+    assert page.answer.query.history[-1] == wanted.item
