@@ -127,6 +127,7 @@ def _run_dict(run) -> dict:
         "run": run.id, "model": run.model, "status": run.status, "device": run.device,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
         "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
+        "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "error": metrics.get("error"),
     }
@@ -143,11 +144,11 @@ def _run_lines(r: dict) -> list[str]:
     if r["protocol"]:
         lines.append(f"protocol: {r['protocol']}")
     names = list(r["test"] or r["valid"])
+    rows = {"valid (generator)": r["valid"], "test": r["test"], "test (generator only)": r["test_generator_only"]}
     if names:
-        lines.append(f"{'':8}" + "".join(f"{name:>10}" for name in names))
-        for label in ("valid", "test"):
-            if r[label]:
-                lines.append(f"{label:8}" + "".join(f"{r[label].get(name, float('nan')):>10.4f}" for name in names))
+        lines.append(f"{'':22}" + "".join(f"{name:>9}" for name in names))
+        lines.extend(f"{label:22}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
+                     for label, values in rows.items() if values)
     if r["beyond"]:
         lines.append(", ".join(f"{name} {value:.3f}" for name, value in r["beyond"].items()))
     return lines

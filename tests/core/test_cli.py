@@ -156,26 +156,37 @@ def test_the_installed_console_script_runs(demo_db):
 
 
 @pytest.fixture(scope="module")
-def trained_db(tmp_path_factory):
-    """The tiny demo shop with a popularity run (#1) and a one-epoch GRU run (#2)."""
+def trained(tmp_path_factory):
+    """The tiny demo shop with a popularity run (#1, its text output) and a one-epoch GRU run (#2, its JSON)."""
     db = tmp_path_factory.mktemp("train") / "shop.sqlite"
     assert main(["demo", "--db", db, *TINY_DEMO]) == 0
-    assert main(["train", "--db", db, "--model", "pop"]) == 0
+    pop_text = io.StringIO()
+    assert main(["train", "--db", db, "--model", "pop"], stdout=pop_text) == 0
+    gru_json = io.StringIO()
     assert main(["train", "--db", db, "--model", "gru", "--epochs", "1", "--hidden", "16", "--max-len", "20",
-                 "--batch-size", "64", "--device", "cpu", "--json"]) == 0
-    return db
+                 "--batch-size", "64", "--device", "cpu", "--json"], stdout=gru_json) == 0
+    return db, json.loads(gru_json.getvalue()), pop_text.getvalue()
 
 
-def test_train_json_holds_run_id_and_validation_and_test_metrics(trained_db, capsys):
-    capsys.readouterr()
-    code, out, _ = run(capsys, "train", "--db", trained_db, "--model", "markov", "--json")
-    assert code == 0
-    result = json.loads(out)
-    assert result["run"] == 3 and result["model"] == "markov" and result["status"] == "done"
+def test_train_text_ends_with_run_id_and_a_metrics_table(trained):
+    text = trained[2]
+    assert text.startswith("run #1 (pop): done in ")
+    assert re.search(r"^valid \(generator\)(\s+0\.\d{4}){9}$", text, re.M)
+    assert re.search(r"^test(\s+0\.\d{4}){9}$", text, re.M) and "coverage@10" in text
+
+
+def test_train_json_holds_run_id_and_validation_and_test_metrics(trained):
+    _, result, _ = trained
+    assert result["run"] == 2 and result["model"] == "gru" and result["status"] == "done"
     for split in ("valid", "test"):
         assert set(result[split]) >= {"hr@10", "ndcg@10", "mrr@10"}
         assert 0.0 <= result[split]["ndcg@10"] <= result[split]["hr@10"] <= 1.0
-    assert "leave-one-out" in result["protocol"]
+    assert "leave-one-out" in result["protocol"] and result["training"]["epochs"]
+
+
+@pytest.fixture
+def trained_db(trained):
+    return trained[0]
 
 
 def test_train_flags_reach_the_config(trained_db, capsys):
@@ -205,7 +216,7 @@ def test_recommend_json_lists_k_explained_unseen_items(trained_db, capsys):
 
 def test_recommend_text_with_explanations(trained_db, capsys):
     code, out, _ = run(capsys, "recommend", "--db", trained_db, "--user", "U000002", "-k", "3", "--explain")
-    assert code == 0 and "(run #3)" in out  # the latest finished run by default
+    assert code == 0 and "(run #2)" in out  # the latest finished run by default
     assert re.search(r"^\s+1\. SKU\d+", out, re.M)
 
 
