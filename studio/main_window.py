@@ -199,8 +199,10 @@ class MainWindow(QMainWindow):
 
     # -- workspaces -----------------------------------------------------------------------
 
-    def open_workspace(self, path: Path | str) -> Job:
+    def open_workspace(self, path: Path | str) -> Optional[Job]:
         """Open ``path`` in the background; the current workspace stays until it succeeds."""
+        if self._long_job_running():
+            return None
         path = Path(path).expanduser().resolve()
         job = self.context.run(_open_engine, path, progress=False, cancel=False)
         job.finished.connect(lambda engine: self._use_engine(engine, path))
@@ -208,14 +210,28 @@ class MainWindow(QMainWindow):
         self._track(job, f"Opening {path.name}…")
         return job
 
-    def open_demo(self, path: Optional[Path] = None) -> Job:
+    def open_demo(self, path: Optional[Path] = None) -> Optional[Job]:
         """Open the demo shop, generating it in the background the first time."""
+        if self._long_job_running():
+            return None
         path = Path(path) if path else demo_workspace_path()
         job = self.context.run(_open_or_create_demo, path)
         job.finished.connect(lambda engine: self._use_engine(engine, path))
         job.failed.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
         self._track(job, "Preparing the demo shop…")
         return job
+
+    def _long_job_running(self) -> bool:
+        """An import, training or export (the jobs that take a cancel token) works on the open
+        workspace: switching under it would pull the workspace away from the job, so say so instead."""
+        if not any(job.can_cancel for job in self.context.jobs.active()):
+            return False
+        box = QMessageBox(QMessageBox.Icon.Information, "A job is still running",
+                          "An import, training run or export is working on this workspace. Stop it or let it "
+                          "finish, then open the other workspace.", QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("busyDialog")
+        box.open()
+        return True
 
     def _use_engine(self, engine, path: Path) -> None:
         self.settings.remember_workspace(engine.workspace.path)

@@ -159,10 +159,11 @@ class JobRunner(QObject):
         return job
 
     def active(self) -> list[Job]:
-        return [job for job in self._jobs if job.running]
+        """Jobs not yet over: still running, or their ending signals not yet delivered."""
+        return list(self._jobs)
 
     def cancel_all(self) -> None:
-        for job in self.active():
+        for job in self._jobs:
             job.cancel()
 
     def wait_all(self, timeout_s: Optional[float] = None) -> bool:

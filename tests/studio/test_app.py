@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QKeySequence
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QMessageBox
 
 from studio.app import choose_start, parse_args
 from studio.context import StudioContext
@@ -127,3 +128,17 @@ def test_every_control_of_the_window_and_the_data_page_has_a_tooltip(window):
     assert [c.objectName() or c.text() for c in controls if not c.toolTip()] == []
     actions = [a for menu in window.menuBar().actions() for a in menu.menu().actions() if not a.isSeparator()]
     assert [a.text() for a in actions if not a.toolTip() and a.menu() is None] == []
+
+
+def test_another_workspace_is_not_opened_under_a_running_import(qtbot, window, engine, demo_csv, tmp_path):
+    window.context.set_engine(engine)
+    release = threading.Event()
+    job = window.context.run(lambda progress=None, cancel=None: release.wait(10))  # stands for a long import
+    assert window.open_workspace(tmp_path / "other.sqlite") is None
+    busy = window.findChild(QMessageBox, "busyDialog")
+    assert busy is not None and busy.isVisible()
+    assert window.context.engine is engine
+    release.set()
+    with qtbot.waitSignal(job.ended, timeout=10_000):
+        pass
+    busy.close()

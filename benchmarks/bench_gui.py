@@ -1,0 +1,194 @@
+"""Does the window stay responsive? Event-loop stalls during an import and a training run, and
+the Explore page's user-switch time, measured on the real main window offscreen.
+
+    python benchmarks/bench_gui.py                         # 100k-user import + explore, 3k-user training
+    python benchmarks/bench_gui.py --users 20000 --switches 50 --train-users 1000   # a quick look
+
+Goals (issue 4): the longest event-loop stall stays under 50 ms while an import or a training
+run works in the background; switching users on the Explore page takes p95 < 100 ms on a
+workspace with 100k users.
+
+How: a QTimer ticks every 5 ms in the GUI thread; the longest gap between two ticks, minus the
+5 ms, is the longest time the window could not answer. The import goes through the import
+dialog's worker, the training through the Train page's Train button, each with the Data and
+Train pages following the context's signals as they do for a user. A user switch is timed from
+``ExplorePage.show_user`` to the moment its answer (sequence, interests, ranked list) has been
+painted, with a popularity baseline as the active model on the 100k-user workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+TICK_MS = 5
+
+
+class StallMeter:
+    """The longest gap between ticks of a 5 ms timer in the GUI thread, minus the 5 ms."""
+
+    def __init__(self) -> None:
+        self.clock = QElapsedTimer()
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = 0
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.clock.start()
+        self._last = self.clock.nsecsElapsed()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed()
+        self.gaps.append((now - self._last) / 1e6 - TICK_MS)
+        self._last = now
+
+    def summary(self) -> str:
+        gaps = np.array(self.gaps) if self.gaps else np.zeros(1)
+        return (f"longest stall {gaps.max():6.1f} ms, p99 {np.percentile(gaps, 99):5.1f} ms "
+                f"over {len(self.gaps):,} ticks ({'OK' if gaps.max() < 50 else 'ABOVE'} the 50 ms goal)")
+
+
+def wait_until(app: QApplication, condition, timeout_s: float) -> float:
+    """Run the event loop until ``condition()``; returns the seconds it took."""
+    started = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - started > timeout_s:
+            raise TimeoutError(f"still waiting after {timeout_s:.0f} s")
+        app.processEvents()
+        time.sleep(0.0005)
+    return time.perf_counter() - started
+
+
+def make_window(scratch: Path):
+    from studio.app import create_application
+    from studio.context import StudioContext
+    from studio.main_window import MainWindow
+    from studio.settings import StudioSettings
+
+    app = create_application()
+    settings = StudioSettings(QSettings(str(scratch / "bench.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(StudioContext(), settings)
+    window.resize(1440, 900)
+    window.show()
+    return app, window
+
+
+def open_engine(app, window, path: Path):
+    from core.engine import Engine
+
+    window.context.set_engine(Engine.open(path))
+    wait_until(app, lambda: not window.context.jobs.active(), 600)
+    return window.context.engine
+
+
+def bench_import(app, window, folder: Path, n_users: int, meter: StallMeter) -> Path:
+    from core.demo import DemoConfig, write_demo_csv
+
+    started = time.perf_counter()
+    files = write_demo_csv(folder / "csv", DemoConfig(n_users=n_users))
+    print(f"  generated {files.n_events:,} events for {n_users:,} users in {time.perf_counter() - started:.1f} s")
+    open_engine(app, window, folder / "big.sqlite")
+    dialog = window.open_import_dialog(files.events)
+    dialog.set_path("items", files.items)
+    dialog.set_path("users", files.users)
+    meter.start()
+    job = dialog.start_import()
+    seconds = wait_until(app, lambda: not window.context.jobs.active() and not job.running, 3600)
+    meter.stop()
+    dialog.close()
+    print(f"  import of {files.n_events:,} events took {seconds:.1f} s; {meter.summary()}")
+    return folder / "big.sqlite"
+
+
+def bench_training(app, window, folder: Path, n_users: int, epochs: int, meter: StallMeter) -> None:
+    from core.demo import DemoConfig, create_demo_workspace
+
+    create_demo_workspace(folder / "train.sqlite", DemoConfig(n_users=n_users)).close()
+    open_engine(app, window, folder / "train.sqlite")
+    window.show_page("Train")
+    train = window.page("Train")
+    wait_until(app, lambda: not window.context.jobs.active(), 600)
+    train.form.set_config(dataclasses.replace(train.current_config(), model="sasrec", epochs=epochs))
+    meter.start()
+    train.train_button.click()
+    seconds = wait_until(app, lambda: not window.context.jobs.active(), 3600)
+    meter.stop()
+    print(f"  training ({epochs} epochs, {n_users:,} users, live curves on) took {seconds:.1f} s; {meter.summary()}")
+
+
+def bench_explore(app, window, workspace: Path, switches: int, meter: StallMeter) -> None:
+    from core.training import TrainConfig
+
+    engine = open_engine(app, window, workspace)
+    started = time.perf_counter()
+    run = engine.train(TrainConfig(model="pop"))
+    print(f"  popularity baseline for {engine.user_count():,} users trained in {time.perf_counter() - started:.1f} s")
+    window.context.announce_runs_changed()
+    window.context.set_active_run(run.id)
+    window.show_page("Explore")
+    explore = window.page("Explore")
+    wait_until(app, lambda: explore.answer is not None and not window.context.jobs.active(), 600)
+    users = [row.user for row in engine.users_page(0, engine.user_count(), order_by="user")]
+    rng = np.random.default_rng(0)
+    times = []
+    meter.start()
+    for user in rng.choice(users, size=switches, replace=False):
+        started = time.perf_counter()
+        explore.show_user(str(user))
+        wait_until(app, lambda u=str(user): explore.answer is not None and explore.answer.query.user == u, 60)
+        times.append((time.perf_counter() - started) * 1000)
+    meter.stop()
+    p50, p95 = statistics.median(times), float(np.percentile(times, 95))
+    print(f"  user switch over {switches} random users of {len(users):,}: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+          f"max {max(times):.1f} ms ({'OK' if p95 < 100 else 'ABOVE'} the 100 ms p95 goal); {meter.summary()}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=100_000, help="users of the imported (and explored) demo shop")
+    parser.add_argument("--train-users", type=int, default=3000, help="users of the demo shop trained on")
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs")
+    parser.add_argument("--switches", type=int, default=100, help="Explore user switches timed")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), Qt platform {os.environ['QT_QPA_PLATFORM']}, "
+          f"load average {os.getloadavg()[0]:.1f} (stalls grow when other processes share the CPUs)")
+    with tempfile.TemporaryDirectory(prefix="nextpick-bench-gui-") as scratch:
+        folder = Path(scratch)
+        app, window = make_window(folder)
+        meter = StallMeter()
+        print("import through the import dialog:")
+        big = bench_import(app, window, folder, args.users, meter)
+        print("training through the Train page:")
+        bench_training(app, window, folder, args.train_users, args.epochs, meter)
+        print("Explore page:")
+        bench_explore(app, window, big, args.switches, meter)
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
