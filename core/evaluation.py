@@ -235,12 +235,13 @@ def paired_significance(ranks_a: np.ndarray, ranks_b: np.ndarray, metric: str = 
         "mean_a": float(a.mean()) if len(a) else 0.0,
         "mean_b": float(b.mean()) if len(b) else 0.0,
         "difference": float(diff.mean()) if len(diff) else 0.0,
-        "p_value": _wilcoxon_p(diff),
+        "p_value": wilcoxon_p_value(diff),
         "test": "Wilcoxon signed-rank, two-sided (normal approximation)",
     }
 
 
-def _wilcoxon_p(diff: np.ndarray) -> float:
+def wilcoxon_p_value(diff: np.ndarray) -> float:
+    """Two-sided p-value that paired differences ``diff`` are centred on zero (Wilcoxon signed-rank)."""
     diff = diff[diff != 0]
     n = len(diff)
     if n == 0:

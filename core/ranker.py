@@ -5,8 +5,9 @@ segment × category affinity, the item's popularity and freshness, how well the 
 predicted interest and the user's category mix. It is trained on held-out positions (the
 split's validation targets: the held-out item among the candidates is the positive, the
 others negatives) with a listwise softmax loss, starting from the generator's own order and
-keeping that order unless the learned one ranks better on users it did not train on. So a
-trained ranker never serves a list worse, on its own held-out users, than the generator's.
+keeping that order unless the learned one ranks better on users it did not train on, by a
+margin a paired test says is not chance (``report["kept"]``). Otherwise the generator's own
+order is served.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import torch
 from torch import nn
 
 from core.baselines import TrainLog
-from core.evaluation import masked_score_batches
+from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.progress import RateMeter, emit
 
 N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
-MAX_TRAIN_USERS = 1500  # held-out positions used to fit it (a sample when there are more)
-HOLDOUT_FRACTION = 0.25  # of those, users kept aside to decide whether the learned order is better
+MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
+HOLDOUT_FRACTION = 0.4  # of those, users kept aside to pick the training step and judge the result
 TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
 EPOCHS = 80  # full-batch Adam steps
 CHECK_EVERY = 5  # steps between holdout checks
+KEEP_P_VALUE = 0.1  # the learned order is served only if its holdout gain is this unlikely to be chance
 FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
             "segment_affinity", "history_length", "seen_before", "same_category_as_last")
 
@@ -215,7 +217,7 @@ def train_ranker(scorer, log: TrainLog, eval_set, segments: np.ndarray, item_int
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
     features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
-    n_holdout = max(1, int(len(labels) * HOLDOUT_FRACTION))
+    n_holdout = max(2, int(len(labels) * HOLDOUT_FRACTION))
     net, report = _fit(features, labels, valid, n_holdout, seed, epochs, progress, cancel)
     report.update(train_users=int(len(labels) - n_holdout), holdout_users=n_holdout,
                   target_in_candidates=float(found.float().mean()) if len(found) else 0.0)
@@ -245,14 +247,20 @@ def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progress, cancel) -> tuple[RankerNet, dict]:
-    """Full-batch listwise training on sampled lists; the holdout's full lists decide what is kept."""
+    """Full-batch listwise training on sampled lists; held-out users pick the step and decide.
+
+    The held-out users are halved: the first half picks the best training step (the untrained
+    generator order included), the second half, untouched by that choice, tests whether the
+    pick beats the generator's order: picking and judging on the same users would flatter it.
+    """
     torch.manual_seed(seed)
     net = RankerNet()
-    holdout = slice(0, n_holdout)
+    pick, judge = slice(0, n_holdout // 2), slice(n_holdout // 2, n_holdout)
     train_features, train_valid = _sampled_lists(features[n_holdout:], labels[n_holdout:], valid[n_holdout:])
     train_labels = torch.zeros(len(train_features), dtype=torch.long)  # the target sits in column 0
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    generator_ndcg = best_ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
+    generator_gains = _list_gains(net, features[judge], labels[judge], valid[judge])
+    best_pick = _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
     adam = _Adam(list(net.parameters()), lr=0.03)
     meter = RateMeter(epochs)
     for epoch in range(1, epochs + 1):
@@ -262,12 +270,20 @@ def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progre
         loss = nn.functional.cross_entropy(logits, train_labels)
         adam.step(torch.autograd.grad(loss, adam.params))
         if epoch % CHECK_EVERY == 0:
-            ndcg = _list_ndcg(net, features[holdout], labels[holdout], valid[holdout])
-            if ndcg > best_ndcg:
-                best_ndcg, best_state = ndcg, {k: v.clone() for k, v in net.state_dict().items()}
+            ndcg = _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
+            if ndcg > best_pick:
+                best_pick, best_state = ndcg, {k: v.clone() for k, v in net.state_dict().items()}
             emit(progress, meter.report("ranker", epoch, f"ranker epoch {epoch}", loss=float(loss.detach()), ndcg10=ndcg))
     net.load_state_dict(best_state)
-    return net.eval(), {"holdout_ndcg10_generator": generator_ndcg, "holdout_ndcg10_ranker": best_ndcg}
+    gains = _list_gains(net, features[judge], labels[judge], valid[judge])
+    p_value = wilcoxon_p_value(gains - generator_gains)
+    better = _mean(gains) > _mean(generator_gains)
+    return net.eval(), {"holdout_ndcg10_generator": _mean(generator_gains), "holdout_ndcg10_ranker": _mean(gains),
+                        "holdout_p_value": p_value, "kept": bool(better and p_value < KEEP_P_VALUE)}
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else 0.0
 
 
 def _sampled_lists(features, labels, valid, size: int = TRAIN_LIST) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,13 +323,13 @@ class _Adam:
 
 
 @torch.no_grad()
-def _list_ndcg(net: RankerNet, features, labels, valid) -> float:
-    """NDCG@10 of the held-out item within the re-ranked candidate lists."""
+def _list_gains(net: RankerNet, features, labels, valid) -> np.ndarray:
+    """Per-user NDCG@10 of the held-out item within the re-ranked candidate lists."""
     if len(labels) == 0:
-        return 0.0
+        return np.zeros(0)
     logits = net.eval()(features).masked_fill(~valid, float("-inf"))
-    rank = (logits > logits.gather(1, labels[:, None])).sum(dim=1).float()
-    return float(torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), torch.zeros(())).mean())
+    rank = (logits > logits.gather(1, labels[:, None])).sum(dim=1).double()
+    return torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), torch.zeros((), dtype=torch.float64)).numpy()
 
 
 class RankedScorer:

@@ -133,8 +133,6 @@ def _train_and_save(folder: Path, data, split, config, content_hash, progress, c
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, len(interest_names),
                           seed=config.seed, progress=progress, cancel=cancel)
-    # Served only when it beat the generator's own order on users it did not train on.
-    ranker.report["kept"] = ranker.report["holdout_ndcg10_ranker"] > ranker.report["holdout_ndcg10_generator"]
     served = RankedScorer(scorer, ranker, item_interest, len(interest_names)) if ranker.report["kept"] else scorer
     valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=_split_name(split))
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.data import EvalSet
-from core.evaluation import _wilcoxon_p, evaluate_scorer, paired_significance, ranks_for
+from core.evaluation import wilcoxon_p_value, evaluate_scorer, paired_significance, ranks_for
 from core.progress import CancelToken, Cancelled
 
 
@@ -84,8 +84,8 @@ def test_out_of_memory_retries_in_smaller_chunks():
 
 def test_wilcoxon_matches_known_value():
     # ten distinct positive differences: W+ = 55, z = 27/sqrt(96.25); scipy.stats.wilcoxon gives 0.005922
-    assert _wilcoxon_p(np.arange(1, 11, dtype=float)) == pytest.approx(0.005922, abs=2e-5)
-    assert _wilcoxon_p(np.zeros(5)) == 1.0
+    assert wilcoxon_p_value(np.arange(1, 11, dtype=float)) == pytest.approx(0.005922, abs=2e-5)
+    assert wilcoxon_p_value(np.zeros(5)) == 1.0
 
 
 def test_paired_significance_separates_a_real_difference_from_noise():

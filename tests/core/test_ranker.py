@@ -88,6 +88,7 @@ def test_trained_ranker_beats_generator_order_where_a_feature_is_informative():
     item_interest = category - 1
     ranker = train_ranker(scorer, log, train_set, np.zeros(600, np.int64), item_interest, 6, epochs=60)
     assert ranker.report["holdout_ndcg10_ranker"] > ranker.report["holdout_ndcg10_generator"]
+    assert ranker.report["kept"] and ranker.report["holdout_p_value"] < 0.01
     data = type("Data", (), {"item_category": category, "user_segment": np.zeros(600, np.int64)})
     plain = evaluate_scorer(scorer, data, test_set).metrics["ndcg@10"]
     ranked = evaluate_scorer(RankedScorer(scorer, ranker, item_interest, 6), data, test_set).metrics["ndcg@10"]
@@ -110,3 +111,12 @@ def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
     segments = data.user_segment[split.test.user_index[:5]]
     again = RankedScorer(scorer, restored, item_interest, data.n_categories - 1)
     assert torch.equal(served.score(histories, segments), again.score(histories, segments))
+
+
+def test_ranker_is_not_kept_when_nothing_predicts_the_target():
+    category, train_set = _synthetic(600, seed=3)
+    rng = np.random.default_rng(4)
+    random_targets = EvalSet(train_set.user_index, train_set.histories, rng.integers(1, 121, 600))
+    log = TrainLog.from_histories(train_set.histories, 120, category, 7)
+    ranker = train_ranker(_Noisy(120), log, random_targets, np.zeros(600, np.int64), category - 1, 6, epochs=60)
+    assert not ranker.report["kept"]
