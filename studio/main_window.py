@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
     def open_export_dialog(self):
         from studio.dialogs.export_dialog import ExportDialog
 
-        dialog = ExportDialog(self.context, self)
+        user = self.page("Explore").user  # the user on screen is the likely one to export
+        dialog = ExportDialog(self.context, self, selected_users=[user] if user else [])
         dialog.open()
         return dialog
 
