@@ -18,6 +18,7 @@ from typing import Optional, TextIO
 
 from core.cli import data_commands, model_commands
 from core.cli.common import CliError, Output, ProgressBar, format_progress
+from core.importing import CsvImportError
 from core.progress import Cancelled
 from core.store import WorkspaceError, default_workspace_path
 
@@ -63,8 +64,6 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Failures a user can fix from the message alone; anything else is a bug and keeps its traceback."""
-    from core.importing import CsvImportError
-
     errors = [CliError, CsvImportError, WorkspaceError, Cancelled, OSError, ValueError]
     if "core.bundles" in sys.modules:  # only model commands load bundles (and torch)
         errors.append(sys.modules["core.bundles"].BundleError)

@@ -9,7 +9,9 @@ from typing import Optional
 
 from core.cli.common import CliError, Output, require_workspace
 from core.demo import DemoConfig, create_demo_workspace
+from core.importing import ImportOptions, export_rejected, import_files
 from core.store import Workspace
+from core.store.stats import workspace_stats
 
 
 def add_commands(commands, common) -> None:
@@ -39,8 +41,6 @@ def add_commands(commands, common) -> None:
 
 
 def cmd_import(args, out: Output) -> dict:
-    from core.importing import ImportOptions, export_rejected, import_files
-
     if not (args.events or args.items or args.users):
         raise CliError("nothing to import: give an events file and/or --items/--users")
     options = ImportOptions(delimiter=_delimiter(args.delimiter), encoding=args.encoding,
@@ -123,8 +123,6 @@ def _import_lines(result: dict) -> list[str]:
 
 
 def cmd_stats(args, out: Output) -> dict:
-    from core.store.stats import workspace_stats
-
     require_workspace(args.db)
     with Workspace.open(args.db) as workspace:
         stats = workspace_stats(workspace)
