@@ -113,7 +113,7 @@ class ExplorePage(StudioPage):
         self.answer: Optional[ExploreAnswer] = None
         self._waiting: Optional[ExploreQuery] = None
         self._running = False
-        self.users = UserList()
+        self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.users)

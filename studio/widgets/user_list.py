@@ -10,10 +10,12 @@ the filtering and ordering, not Python.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+from studio.dialogs.errors import show_error
 
 PAGE_SIZE = 200
 SEARCH_DELAY_MS = 150  # wait for a pause in typing before asking the engine
@@ -45,10 +47,15 @@ class UserListModel(QAbstractTableModel):
     """Users of the open workspace, fetched page by page from the engine."""
 
     count_changed = Signal(int)  # users matching the current search
+    load_failed = Signal(object)  # the exception a background first-page read raised
 
-    def __init__(self, engine: Any = None, parent=None, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, engine: Any = None, parent=None, page_size: int = PAGE_SIZE,
+                 run_job: Optional[Callable[..., Any]] = None) -> None:
+        """``run_job`` (``StudioContext.run``) reads first pages in a worker; None reads them here."""
         super().__init__(parent)
         self._engine = engine
+        self._run_job = run_job
+        self._generation = 0
         self.page_size = page_size
         self._rows: list[Any] = []
         self._search = ""
@@ -132,14 +139,37 @@ class UserListModel(QAbstractTableModel):
         return found.user if found is not None else None
 
     def reload(self) -> None:
-        """Start again from the first page of the current search and order."""
+        """Start again from the first page of the current search and order.
+
+        A search over a million ids takes a noticeable fraction of a second, so with a job
+        runner the first page is read in a worker; only the latest request's page is shown.
+        """
+        self._generation += 1
+        generation = self._generation
+        if self._engine is None:
+            self._show_first_page(generation, 0, [])
+        elif self._run_job is None:
+            self._show_first_page(generation, *first_page(self._engine, self._search, self._order_by, self.page_size))
+        else:
+            job = self._run_job(first_page, self._engine, self._search, self._order_by, self.page_size,
+                                progress=False, cancel=False)
+            job.finished.connect(lambda result: self._show_first_page(generation, *result))
+            job.failed.connect(self.load_failed.emit)
+
+    def _show_first_page(self, generation: int, total: int, page: list) -> None:
+        if generation != self._generation:
+            return  # a newer search or order is on its way
         self.beginResetModel()
-        self._rows = []
-        self.total = self._engine.user_count(self._search or None) if self._engine is not None else 0
-        self._exhausted = self.total == 0
+        self._rows = list(page)
+        self.total = total
+        self._exhausted = len(page) < self.page_size or len(page) >= total
         self.endResetModel()
-        self.fetchMore()
-        self.count_changed.emit(self.total)
+        self.count_changed.emit(total)
+
+
+def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list]:
+    """(users matching ``search``, the first page of them in ``order_by`` order)."""
+    return engine.user_count(search or None), engine.users_page(0, page_size, search or None, order_by)
 
 
 def _time_kind(engine: Any) -> str:
@@ -153,9 +183,9 @@ class UserList(QWidget):
 
     user_selected = Signal(str)
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, run_job: Optional[Callable[..., Any]] = None, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.model = UserListModel(parent=self)
+        self.model = UserListModel(parent=self, run_job=run_job)
         self.search = QLineEdit(placeholderText="Search user id…")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Show only users whose id contains this text")
@@ -183,6 +213,7 @@ class UserList(QWidget):
         self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
         self.search.textChanged.connect(lambda _text: self._search_timer.start())
         self.model.count_changed.connect(self._on_count_changed)
+        self.model.load_failed.connect(lambda exc: show_error(self, exc, "Reading the users"))
         self.table.horizontalHeader().sortIndicatorChanged.connect(self._show_engine_direction)
         self.model.modelReset.connect(self._select_first_after_reset)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)

@@ -67,3 +67,18 @@ def test_widget_selects_the_first_user_and_emits_it(qtbot, engine):
     assert selected.args == [widget.model.user_at(0)]
     widget.search.setText(widget.model.user_at(3))
     qtbot.waitUntil(lambda: widget.model.total < TINY_SHOP.n_users, timeout=2000)
+
+
+def test_background_first_pages_show_only_the_latest_search(qtbot, context, engine):
+    model = UserListModel(engine, page_size=PAGE, run_job=context.run)
+    model.reload()
+    qtbot.waitUntil(lambda: model.rowCount() == PAGE, timeout=5000)
+    wanted = model.user_at(7)
+    model.set_search(wanted[:-1])
+    model.set_search(wanted)
+    with qtbot.waitSignal(model.count_changed, timeout=5000) as counted:
+        pass
+    qtbot.wait(200)  # the superseded search's answer may still arrive: it must not be shown
+    assert counted.args == [engine.user_count(wanted)]
+    assert model.total == engine.user_count(wanted)
+    assert all(wanted in model.user_at(row) for row in range(model.rowCount()))
