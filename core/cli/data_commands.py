@@ -22,6 +22,9 @@ def add_commands(commands, common) -> None:
     p.add_argument("--map", action="append", metavar="ROLE=COLUMN",
                    help="use COLUMN for ROLE (user, item, time, event, value, title, categories; "
                         "prefix items./users. for one file); repeatable")
+    p.add_argument("--columns", action="append", metavar="KIND=NAMES",
+                   help="names for the columns of a headerless file, e.g. users=user,age,gender,occupation,zip "
+                        "(KIND: events, items or users); repeatable")
     p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
     p.add_argument("--delimiter", help="field separator (, ; | tab); default: detected")
     p.add_argument("--encoding", help="text encoding; default: UTF-8, else latin-1")
@@ -44,7 +47,7 @@ def cmd_import(args, out: Output) -> dict:
     if not (args.events or args.items or args.users):
         raise CliError("nothing to import: give an events file and/or --items/--users")
     options = ImportOptions(delimiter=_delimiter(args.delimiter), encoding=args.encoding,
-                            roles=_role_map(args.map), strict=args.strict)
+                            roles=_role_map(args.map), column_names=_column_names(args.columns), strict=args.strict)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = import_files(workspace, events=args.events, items=args.items, users=args.users,
                               options=options, progress=out.progress())
@@ -86,6 +89,16 @@ def _role_map(pairs: list[str]) -> dict[str, str]:
             raise CliError(f"--map expects role=column (e.g. user=customer_id), got {pair!r}")
         roles[role.strip()] = column.strip()
     return roles
+
+
+def _column_names(specs: list[str]) -> dict[str, list[str]]:
+    names = {}
+    for spec in specs or []:
+        kind, sep, columns = spec.partition("=")
+        if not sep or kind not in ("events", "items", "users") or not columns:
+            raise CliError(f"--columns expects KIND=NAME,NAME,... with KIND events, items or users, got {spec!r}")
+        names[kind] = [name.strip() for name in columns.split(",")]
+    return names
 
 
 def _file_summary(report) -> dict:

@@ -252,3 +252,19 @@ def test_demo_sized_by_events_and_bad_sizes(tmp_path, capsys):
     assert code == 0 and 16_000 < json.loads(out)["events"] < 24_000
     code, _, err = run(capsys, "demo", "--db", tmp_path / "bad.sqlite", "--items", "5")
     assert code == 1 and "n_items must be at least" in err and not (tmp_path / "bad.sqlite").exists()
+
+
+def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsys):
+    events, users = tmp_path / "log.tsv", tmp_path / "people.tsv"
+    events.write_text("1\t10\t5\t881250949\n1\t11\t3\t881250950\n2\t10\t4\t881250951\n")
+    users.write_text("1\t24\tM\n2\t53\tF\n")
+    db = tmp_path / "ws.sqlite"
+    code, _, err = run(capsys, "import", events, "--users", users, "--columns", "users=user,age,gender", "--db", db)
+    assert code == 0, err
+    from core.store import Workspace
+
+    with Workspace.open(db) as workspace:
+        profile = json.loads(workspace.users_frame().set_index("external_id").loc["2", "attributes"])
+    assert profile == {"age": 53, "gender": "F"}
+    code, _, err = run(capsys, "import", events, "--columns", "people=a,b", "--db", tmp_path / "other.sqlite")
+    assert code == 1 and "--columns expects KIND=" in err
