@@ -44,10 +44,10 @@ class TrainConfig:
     hidden: int = 64  # embedding and hidden-state width
     layers: int = 2  # Transformer blocks or RNN layers
     heads: int = 1  # attention heads (Transformer only); must divide hidden
-    dropout: float = 0.5  # on embeddings, attention and block outputs; small data needs more
+    dropout: float = 0.3  # on embeddings, attention and block outputs
     max_len: int = 50  # most recent events read per user; longer histories are cut into windows for training
-    batch_size: int = 256  # training windows per step
-    lr: float = 1e-3  # AdamW peak learning rate
+    batch_size: int = 128  # training windows per step; smaller = more updates per epoch on a CPU
+    lr: float = 3e-3  # AdamW peak learning rate
     weight_decay: float = 0.0  # AdamW decoupled weight decay (not applied to norms, biases)
     epochs: int = 200  # upper bound; early stopping usually ends the run sooner
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
@@ -71,10 +71,8 @@ class TrainConfig:
         config = cls(
             model=model,
             hidden=32 if small else 64,
-            dropout=0.5,
-            max_len=int(min(200, max(20, 2 * typical))),
-            batch_size=128 if small else 256,
-            patience=10,
+            dropout=0.5 if small else 0.3,
+            max_len=int(min(200, max(50, 2 * typical))),
             warmup_steps=50 if small else 100,
         )
         return dataclasses.replace(config, **overrides)
@@ -194,7 +192,7 @@ def train_sequence_model(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = model_for_data(data, config).to(device)
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     state, best_weights = _LoopState(), None
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
@@ -252,7 +250,7 @@ def validate(scorer: NeuralScorer, split: Split, cancel: Optional[CancelToken] =
     return metrics_from_ranks(ranks)
 
 
-def _optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay only on matrices (not on norms, biases or the interest scale)."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -272,7 +270,7 @@ def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_st
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with autocast:
-            loss = _batch_loss(model, inputs, targets, config)
+            loss = batch_loss(model, inputs, targets, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -286,7 +284,7 @@ def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_st
     return total / max(count, 1)
 
 
-def _batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Next-item cross-entropy (full or sampled) plus the weighted next-interest loss."""
     select = targets > 0  # (B, L) real next-item examples
     next_items = targets[select]  # (N,)
