@@ -127,7 +127,7 @@ class ExplorePage(StudioPage):
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self.refresh)
         context.runs_changed.connect(self._fill_models)
-        context.active_run_changed.connect(lambda _run: self._fill_models())
+        context.active_run_changed.connect(lambda _run: self._fill_models(prefer_active=True))
         self.refresh()
 
     # -- layout ---------------------------------------------------------------------------
@@ -209,10 +209,11 @@ class ExplorePage(StudioPage):
             self.heading.setText("This workspace has no users yet — import a CSV on the Data page.")
             self._paint_empty("No users yet.")
 
-    def _fill_models(self) -> None:
+    def _fill_models(self, prefer_active: bool = False) -> None:
+        """The finished runs into the model boxes; a newly picked active model is shown at once."""
         engine = self.engine
         runs = [run for run in engine.runs() if run.status == "done"] if engine is not None else []
-        self.controls.set_runs(runs, engine.active_run() if engine is not None else None)
+        self.controls.set_runs(runs, engine.active_run() if engine is not None else None, prefer_active)
         self.update_panes()
 
     # -- the selected user -------------------------------------------------------------------

@@ -61,6 +61,7 @@ class TrainPage(StudioPage):
         super().__init__(context, parent)
         self.job: Optional[Job] = None
         self.started_at = 0.0
+        self._last_stage = ""
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._build_settings())
         splitter.addWidget(self._build_monitor())
@@ -280,8 +281,9 @@ class TrainPage(StudioPage):
             self.progress_bar.setValue(report.done)
         self.progress_text.setText(progress_line(report, time.perf_counter() - self.started_at))
         self.charts.add_report(report.metrics)
-        if "valid_ndcg10" in report.metrics or report.stage != "train":
+        if worth_logging(report, self._last_stage):
             self._log(report.message)
+        self._last_stage = report.stage
 
     def _on_finished(self, run: Any) -> None:
         self.progress_bar.setRange(0, 1)
@@ -334,6 +336,13 @@ class TrainPage(StudioPage):
         except Exception as exc:  # noqa: BLE001 - shown to the person, never swallowed
             show_error(self, exc, "Deleting the run")
         self.context.announce_runs_changed()
+
+
+def worth_logging(report: Progress, previous_stage: str) -> bool:
+    """Epoch results, and each other stage's first and last report: the log stays readable."""
+    if report.stage == "train":
+        return "valid_ndcg10" in report.metrics or report.stage != previous_stage
+    return report.stage != previous_stage or (report.total is not None and report.done >= report.total)
 
 
 def progress_line(report: Progress, elapsed_s: float) -> str:

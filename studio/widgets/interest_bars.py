@@ -59,9 +59,9 @@ class InterestBars(QWidget):
 
 
 def _nice_step(top: float) -> float:
-    """A round tick step (1, 2 or 5 × 10^n) giving two to five ticks up to ``top``."""
-    magnitude = 10 ** math.floor(math.log10(top / 2))
-    return next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 5)
+    """A round tick step (1, 2 or 5 × 10^n) giving at most three ticks up to ``top``: the pane is narrow."""
+    magnitude = 10 ** math.floor(math.log10(top / 3))
+    return next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 3)
 
 
 def _short(name: str, limit: int = 18) -> str:

@@ -11,7 +11,7 @@ import pytest
 from core.progress import Progress
 from core.training import TrainConfig
 from studio.pages.evaluate import significance_verdict, spreadsheet_safe, write_csv
-from studio.pages.train import progress_line
+from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
 from studio.widgets.sequence_timeline import SequenceTimeline, events_from_frame
@@ -95,3 +95,12 @@ def test_csv_export_neutralises_formulas_but_keeps_numbers(tmp_path):
     path = tmp_path / "t.csv"
     write_csv(path, [["Run", "NDCG@10"], ["@SUM(A1)", "0.25"]])
     assert list(csv.reader(open(path, encoding="utf-8"))) == [["Run", "NDCG@10"], ["'@SUM(A1)", "0.25"]]
+
+
+def test_log_keeps_epochs_and_stage_boundaries_only():
+    epoch = Progress("train", 5, 50, metrics={"epoch": 1, "loss": 6.0, "valid_ndcg10": 0.1, "valid_hr10": 0.2})
+    step = Progress("train", 6, 50, metrics={"epoch": 2, "loss": 5.9})
+    assert worth_logging(epoch, "train") and not worth_logging(step, "train")
+    assert worth_logging(Progress("evaluate", 256, 1000), "train")
+    assert not worth_logging(Progress("evaluate", 512, 1000), "evaluate")
+    assert worth_logging(Progress("evaluate", 1000, 1000), "evaluate")
