@@ -23,8 +23,9 @@ REASON_TITLES = 2  # of those, named in the one-line reason
 class Recommendation:
     """One recommended item with why.
 
-    because: (history item id, weight) pairs, strongest first, weights summing to 1: the
-    events that drove this item. interest: the predicted interest the item serves, or None.
+    because: up to three (history item id, weight) pairs, strongest first: the events that
+    drove this item, each weighted by its share of all the history's evidence (so the listed
+    weights sum to at most 1). interest: the predicted interest the item serves, or None.
     """
 
     rank: int
@@ -105,31 +106,30 @@ def recommend(bundle, data, history: np.ndarray, segment: int, k: int = 10, dive
 
 
 def _explained(rank, item, score, history, segment, weights, interests, bundle, data) -> Recommendation:
-    because = _because(history, np.asarray(weights, dtype=np.float64), data)
+    drivers = _drivers(history, np.asarray(weights, dtype=np.float64))
     interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
     interest = bundle.interest_names[interest_index] if 0 <= interest_index < len(bundle.interest_names) else None
     parts = []
-    if because:
-        titles = [_title(data, data.item_index_of([external])[0]) for external, _ in because[:REASON_TITLES]]
-        parts.append("after: " + ", ".join(titles))
+    if drivers:
+        parts.append("after: " + ", ".join(_title(data, index) for index, _ in drivers[:REASON_TITLES]))
     else:
         parts.append("popular with similar shoppers" if segment > 0 and not len(history) else "popular")
     if interest is not None and len(interests) and interests.sum() > 0:
         parts.append(f"interest: {interest}")
     categories = [c for c in str(_categories_text(data, item)).split("|") if c]
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), categories, score,
-                          " · ".join(parts), because, interest)
+                          " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)
 
 
-def _because(history: np.ndarray, weights: np.ndarray, data) -> list[tuple[str, float]]:
-    """Weights per distinct history item (repeats add up), strongest first, normalised to sum 1."""
+def _drivers(history: np.ndarray, weights: np.ndarray) -> list[tuple[int, float]]:
+    """The strongest distinct history items (repeats add up) with their share of all the evidence."""
     if not len(history) or weights.sum() <= 0:
         return []
     distinct, position = np.unique(history, return_inverse=True)
     totals = np.bincount(position, weights=weights, minlength=len(distinct))
     top = [i for i in np.argsort(-totals, kind="stable")[:BECAUSE_ITEMS] if totals[i] > 0]
     norm = totals.sum()
-    return [(str(data.item_external[distinct[i]]), float(totals[i] / norm)) for i in top]
+    return [(int(distinct[i]), float(totals[i] / norm)) for i in top]
 
 
 def _title(data, item: int) -> str:

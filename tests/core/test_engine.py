@@ -48,7 +48,8 @@ def test_recommendations_are_explained_by_real_history_items(engine):
     assert all(isinstance(r, Recommendation) for r in recs)
     assert not {r.item for r in recs} & history  # exclude_seen by default
     assert all(r.because and {item for item, _ in r.because} <= history for r in recs)
-    assert all(abs(sum(w for _, w in r.because) - 1) < 1e-6 or sum(w for _, w in r.because) < 1 for r in recs)
+    assert all(0 < sum(w for _, w in r.because) <= 1 + 1e-9 and len(r.because) <= 3 for r in recs)
+    assert all([w for _, w in r.because] == sorted([w for _, w in r.because], reverse=True) for r in recs)
     first = recs[0]
     titles = engine.search_items(first.because[0][0], 1)
     assert first.reason.startswith("after: " + titles[0].title)
