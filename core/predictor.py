@@ -63,10 +63,15 @@ def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS, se
         weights = distance + 1e-12
         centroids = torch.cat([centroids, points[torch.multinomial(weights, 1, generator=generator)]])
     for _ in range(iterations):
-        assignment = (points @ centroids.T).argmax(dim=1)
+        similarity = points @ centroids.T
+        assignment = similarity.argmax(dim=1)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
-        counts = torch.bincount(assignment, minlength=k).unsqueeze(1)
-        centroids = torch.where(counts > 0, nn.functional.normalize(sums, dim=1), centroids)
+        counts = torch.bincount(assignment, minlength=k)
+        centroids = torch.where(counts.unsqueeze(1) > 0, nn.functional.normalize(sums, dim=1), centroids)
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty):  # restart empty clusters at the worst-fitting points, so every interest has items
+            worst = similarity.max(dim=1).values.argsort()[: len(empty)]
+            centroids[empty] = points[worst]
     return (points @ centroids.T).argmax(dim=1), centroids
 
 

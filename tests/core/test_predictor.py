@@ -50,3 +50,10 @@ def test_category_names_are_interest_names_when_present():
     names = interest_names(np.array([-1, 0, 1]), np.zeros((3, 2)), np.array(["", "a", "b"]), np.array(["", "a", "b"]),
                            np.array(["(none)", "Books", "Toys"]))
     assert names == ["Books", "Toys"]
+
+
+def test_every_cluster_gets_items_even_from_clumped_points():
+    torch.manual_seed(1)
+    points = torch.cat([torch.randn(1, 5) + 0.01 * torch.randn(60, 5), torch.randn(4, 5)])
+    assignment, _ = kmeans(points, 8)
+    assert sorted(set(assignment.tolist())) == list(range(8))
