@@ -13,6 +13,8 @@ benchmark log streams to disk with bounded memory.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ _VIEW, _CART, _PURCHASE = 0, 1, 2
 _USERS_PER_CHUNK = 20_000
 _MAX_EVENTS_PER_USER = 500
 _DAY = 86_400.0
+DEMO_META_KEY = "demo_config"  # workspace meta: the DemoConfig a demo workspace was made from
 _PLAIN_CSV = pacsv.WriteOptions(quoting_style="none", quoting_header="none")  # no value holds a comma or quote
 
 
@@ -370,19 +373,27 @@ def create_demo_workspace(path: Path | str, config: DemoConfig = DemoConfig(),
     """Generate the demo shop and import it into a new workspace at ``path`` through the normal importer.
 
     Going through ``core.importing`` (not direct inserts) keeps the demo honest: what the
-    studio shows is exactly what a user's own CSV export would produce.
+    studio shows is exactly what a user's own CSV export would produce. A workspace that
+    already holds this very demo (same config) is returned as it is, so a quick-start
+    command can be run twice; any other data is never mixed with demo data.
     """
     workspace = Workspace.open(path)
     try:
         held = workspace.counts()["events"]
-        if held:
+        if held and workspace.get_meta(DEMO_META_KEY) != _config_text(config):
             raise WorkspaceError(f"{workspace.path} already holds {held:,} events; "
                                  "write the demo shop into a new workspace")
-        with tempfile.TemporaryDirectory(prefix="nextpick-demo-") as tmp:
-            files = write_demo_csv(tmp, config, progress, cancel)
-            import_files(workspace, events=files.events, items=files.items, users=files.users,
-                         progress=progress, cancel=cancel)
+        if not held:
+            with tempfile.TemporaryDirectory(prefix="nextpick-demo-") as tmp:
+                files = write_demo_csv(tmp, config, progress, cancel)
+                import_files(workspace, events=files.events, items=files.items, users=files.users,
+                             progress=progress, cancel=cancel)
+            workspace.set_meta(DEMO_META_KEY, _config_text(config))
     except BaseException:
         workspace.close()
         raise
     return workspace
+
+
+def _config_text(config: DemoConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)

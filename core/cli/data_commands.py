@@ -188,6 +188,6 @@ def cmd_demo(args, out: Output) -> dict:
         out.done_progress()
         counts = workspace.counts()
     result = {"workspace": str(args.db), "seed": args.seed, **counts}
-    out.lines([f"demo shop written to {args.db}: {counts['users']:,} users, {counts['items']:,} items, "
+    out.lines([f"demo shop ready in {args.db}: {counts['users']:,} users, {counts['items']:,} items, "
                f"{counts['events']:,} events", f"next: nextpick stats --db {args.db}"])
     return result

@@ -52,8 +52,10 @@ def test_stats_text_names_the_numbers_a_person_looks_for(demo_db, capsys):
     assert "UTC" in out and out.count(" items\n") == 3  # three category lines
 
 
-def test_demo_refuses_to_mix_into_a_workspace_with_data(demo_db, capsys):
-    code, out, err = run(capsys, "demo", "--db", demo_db, *TINY_DEMO)
+def test_demo_reruns_quietly_but_never_mixes_shops(demo_db, capsys):
+    code, out, _ = run(capsys, "demo", "--db", demo_db, *TINY_DEMO, "--json")
+    assert code == 0 and json.loads(out)["users"] == 300
+    code, out, err = run(capsys, "demo", "--db", demo_db, *TINY_DEMO[:-1], "4")
     assert code == 1 and out == ""
     assert "already holds" in err and str(demo_db) in err
 

@@ -146,5 +146,7 @@ def test_demo_workspace_holds_the_generated_shop(tmp_path, demo):
         assert set(profile) == {"age_group", "gender", "region"}
         sequence = workspace.user_sequence("U000001")
         assert len(sequence) and sequence.ts.is_monotonic_increasing and sequence.title.notna().all()
+    with create_demo_workspace(tmp_path / "demo.sqlite", SMALL) as again:  # the same demo: left as it is
+        assert again.counts()["events"] == files.n_events
     with pytest.raises(WorkspaceError, match="already holds"):
-        create_demo_workspace(tmp_path / "demo.sqlite", SMALL)
+        create_demo_workspace(tmp_path / "demo.sqlite", DemoConfig(n_users=1500, n_items=600, seed=12))
