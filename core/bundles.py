@@ -108,9 +108,12 @@ def read_manifest(folder: Path) -> dict:
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BundleError(f"{path} has bundle format {version!r}; this release reads up to {FORMAT_VERSION} — update NextPick")
-    for key in ("model", "config", "vocabulary"):
-        if key not in manifest:
-            raise BundleError(f"{path} lacks the \"{key}\" entry; the bundle is incomplete")
+    for key, kind in (("model", str), ("config", dict), ("vocabulary", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise BundleError(f"{path} lacks a valid \"{key}\" entry; the bundle is incomplete")
+    for key in ("items", "categories", "segments"):
+        if not isinstance(manifest["vocabulary"].get(key), list):
+            raise BundleError(f"{path} lacks the vocabulary's \"{key}\" list; the bundle is incomplete")
     return manifest
 
 

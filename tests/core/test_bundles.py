@@ -138,3 +138,33 @@ def test_mapped_bundle_serves_interests_and_ranked_lists(saved):
     served = RankedScorer(bundle.scorer, bundle.ranker, bundle.item_interest, n_interests)
     scores = served.score(histories, data.user_segment[split.test.user_index[:4]])
     assert scores.shape == (4, data.n_items + 1) and torch.isfinite(scores[:, 1:]).all()
+
+
+@pytest.mark.parametrize("cut", [0, 7, 8, 60, -1])
+def test_any_truncation_of_the_weights_is_a_bundle_error(saved, tmp_path, cut):
+    copy = _copy(saved[0], tmp_path)
+    weights = copy / WEIGHTS
+    data = weights.read_bytes()
+    weights.write_bytes(data[:cut] if cut >= 0 else data[:-1])
+    with pytest.raises(BundleError):
+        load_bundle(copy)
+
+
+def test_manifest_with_missing_parts_is_a_bundle_error(saved, tmp_path):
+    copy = _copy(saved[0], tmp_path)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    for broken in ({**manifest, "vocabulary": {"items": []}}, {**manifest, "config": "x"}, [1, 2]):
+        (copy / MANIFEST).write_text(json.dumps(broken))
+        with pytest.raises(BundleError):
+            load_bundle(copy)
+    (copy / MANIFEST).write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BundleError, match="not a text file"):
+        load_bundle(copy)
+
+
+def test_weights_of_another_model_kind_are_a_bundle_error(saved, tmp_path):
+    copy = _copy(saved[0], tmp_path)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "model": "markov"}))
+    with pytest.raises(BundleError, match="does not match its manifest"):
+        load_bundle(copy)
