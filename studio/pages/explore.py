@@ -143,15 +143,15 @@ class ExplorePage(StudioPage):
         self.details = ItemDetails()
         sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
         interests_box = _group("Predicted next interests", self.interest_bars)
-        lists = QSplitter(Qt.Orientation.Horizontal)
-        lists.addWidget(self.ranked)
-        lists.addWidget(self.compared)
+        self.lists = QSplitter(Qt.Orientation.Horizontal)
+        self.lists.addWidget(self.ranked)
+        self.lists.addWidget(self.compared)
         self.compare_note = QLabel()
         self.compare_note.setProperty("role", "hint")
         self.compare_note.setWordWrap(True)
         self.compare_note.hide()
         self.controls = RecommendControls()
-        ranked_box = _group("Recommendations", self.controls, self.compare_note, lists)
+        ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)
         details_box = _group("Item details", self.details)
         panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
@@ -298,6 +298,11 @@ class ExplorePage(StudioPage):
     def _on_compare_toggled(self, on: bool) -> None:
         self.compared.setVisible(on)
         self.compare_note.setVisible(on)
+        for ranked in (self.ranked, self.compared):
+            ranked.set_compact(on)
+        if on:
+            half = self.lists.width() // 2
+            self.lists.setSizes([half, half])
 
     # -- what-if ----------------------------------------------------------------------------
 

@@ -34,7 +34,9 @@ class TitleReasonDelegate(QStyledItemDelegate):
         view_option.text = ""
         style = view_option.widget.style() if view_option.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, view_option, painter, view_option.widget)
-        box = option.rect.adjusted(4, 2, -4, -2)
+        text_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, view_option, view_option.widget)
+        box = QRect(text_rect.left() + 2, option.rect.top() + 2, option.rect.right() - text_rect.left() - 4,
+                    option.rect.height() - 4)
         half = box.height() // 2
         painter.save()
         painter.setFont(view_option.font)
@@ -109,6 +111,10 @@ class RankedList(QWidget):
         self.table.setColumnWidth(2, min(self.table.columnWidth(2), 120))
         self.summary.setText(self._summary_text())
 
+    def set_compact(self, compact: bool) -> None:
+        """Two lists side by side: the category shows only as the colour beside each title."""
+        self.table.setColumnHidden(2, compact)
+
     def highlighted_rows(self) -> list[int]:
         return [row for row, rec in enumerate(self.recommendations) if rec.item == self.held_out]
 
@@ -116,7 +122,7 @@ class RankedList(QWidget):
         category = primary_category(rec.categories)
         cells = (
             QTableWidgetItem(str(rec.rank)),
-            QTableWidgetItem(rec.title or rec.item),
+            QTableWidgetItem(colour_icon(category_colour(category)), rec.title or rec.item),
             QTableWidgetItem(colour_icon(category_colour(category)), category),
             QTableWidgetItem(f"{rec.score:.3f}"),
         )

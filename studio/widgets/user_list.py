@@ -229,7 +229,10 @@ class UserList(QWidget):
             self.table.horizontalHeader().setSortIndicator(column, COLUMNS[column][3])
 
     def _on_count_changed(self, total: int) -> None:
-        self.count.setText(f"{total:,} users" + (" match" if self.search.text().strip() else ""))
+        searching = bool(self.search.text().strip())
+        noun = "user" if total == 1 else "users"
+        verb = (" matches" if total == 1 else " match") if searching else ""
+        self.count.setText(f"{total:,} {noun}{verb}")
 
     def _select_first_after_reset(self) -> None:
         QTimer.singleShot(0, self._select_first)
