@@ -157,7 +157,7 @@ class Engine:
                 arrays = self.bundle(run_id).arrays
             ranks.append((arrays["test_users"], arrays["test_ranks"]))
         (users_a, ranks_a), (users_b, ranks_b) = ranks
-        common, in_a, in_b = np.intersect1d(users_a, users_b, return_indices=True)
+        _, in_a, in_b = np.intersect1d(users_a, users_b, return_indices=True)
         return paired_significance(ranks_a[in_a], ranks_b[in_b], metric)
 
     def _ranks_are_current(self, run_id: int) -> bool:
