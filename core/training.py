@@ -34,6 +34,7 @@ from core.progress import CancelToken, Cancelled, ProgressCallback, RateMeter, e
 
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
+STEPS_PER_EPOCH = 50  # at least this many optimiser steps per epoch on small data (sets the batch size)
 
 
 @dataclass
@@ -68,11 +69,15 @@ class TrainConfig:
         small = events < 20_000
         lengths = data.lengths()
         typical = int(np.percentile(lengths, 90)) if len(lengths) else 50
+        max_len = int(min(200, max(50, 2 * typical)))
+        windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
         config = cls(
             model=model,
             hidden=32 if small else 64,
             dropout=0.5 if small else 0.3,
-            max_len=int(min(200, max(50, 2 * typical))),
+            max_len=max_len,
+            # Few users (long histories) still get ~STEPS_PER_EPOCH updates per epoch.
+            batch_size=int(min(128, max(16, windows // STEPS_PER_EPOCH))),
             warmup_steps=50 if small else 100,
         )
         return dataclasses.replace(config, **overrides)
