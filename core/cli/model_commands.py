@@ -138,7 +138,8 @@ def _run_lines(r: dict) -> list[str]:
     lines = [f"run #{r['run']} ({r['model']}): {r['status']}{took}" + (f" on {r['device']}" if r["device"] else "")]
     training = r["training"]
     if "best_epoch" in training:
-        lines.append(f"best validation epoch {training['best_epoch']} of {training.get('epochs', '?')}")
+        epochs = training.get("epochs", [])
+        lines.append(f"best validation epoch {training['best_epoch']} of {len(epochs)} run")
     if r["error"]:
         lines.append(f"error: {r['error']}")
     if r["protocol"]:

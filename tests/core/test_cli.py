@@ -159,31 +159,30 @@ def test_the_installed_console_script_runs(demo_db):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The tiny demo shop with a popularity run (#1, its text output) and a one-epoch GRU run (#2, its JSON)."""
+    """The tiny demo shop with a popularity run (#1, its JSON output) and a one-epoch GRU run (#2, its text)."""
     db = tmp_path_factory.mktemp("train") / "shop.sqlite"
     assert main(["demo", "--db", db, *TINY_DEMO]) == 0
-    pop_text = io.StringIO()
-    assert main(["train", "--db", db, "--model", "pop"], stdout=pop_text) == 0
-    gru_json = io.StringIO()
+    pop_json, gru_text = io.StringIO(), io.StringIO()
+    assert main(["train", "--db", db, "--model", "pop", "--json"], stdout=pop_json) == 0
     assert main(["train", "--db", db, "--model", "gru", "--epochs", "1", "--hidden", "16", "--max-len", "20",
-                 "--batch-size", "64", "--device", "cpu", "--json"], stdout=gru_json) == 0
-    return db, json.loads(gru_json.getvalue()), pop_text.getvalue()
+                 "--batch-size", "64", "--device", "cpu"], stdout=gru_text) == 0
+    return db, json.loads(pop_json.getvalue()), gru_text.getvalue()
 
 
 def test_train_text_ends_with_run_id_and_a_metrics_table(trained):
     text = trained[2]
-    assert text.startswith("run #1 (pop): done in ")
+    assert text.startswith("run #2 (gru): done in ") and "best validation epoch 1 of 1 run" in text
     assert re.search(r"^valid \(generator\)(\s+0\.\d{4}){9}$", text, re.M)
     assert re.search(r"^test(\s+0\.\d{4}){9}$", text, re.M) and "coverage@10" in text
 
 
 def test_train_json_holds_run_id_and_validation_and_test_metrics(trained):
     _, result, _ = trained
-    assert result["run"] == 2 and result["model"] == "gru" and result["status"] == "done"
+    assert result["run"] == 1 and result["model"] == "pop" and result["status"] == "done"
     for split in ("valid", "test"):
         assert set(result[split]) >= {"hr@10", "ndcg@10", "mrr@10"}
         assert 0.0 <= result[split]["ndcg@10"] <= result[split]["hr@10"] <= 1.0
-    assert "leave-one-out" in result["protocol"] and result["training"]["epochs"]
+    assert "leave-one-out" in result["protocol"] and set(result["test_generator_only"]) == set(result["test"])
 
 
 @pytest.fixture
