@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from core import runs, serving
 from core.bundles import Bundle, load_bundle
 from core.data import build_sequences, leave_one_out
 from core.evaluation import evaluate_scorer, paired_significance
+from core.progress import RateMeter, emit
 from core.ranker import RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F401  (the API's return types)
 from core.store import Workspace
@@ -173,6 +174,23 @@ class Engine:
         data = self.sequence_data()
         items, segment = serving.resolve_history(data, user, history)
         return serving.recommend(self.bundle(run_id), data, items, segment, k, diversity, exclude_seen)
+
+    def recommend_many(self, run_id: int, users: list[str], k: int = 10, diversity: float = 0.0,
+                       exclude_seen: bool = True, batch_size: int = 256, progress=None,
+                       cancel=None) -> Iterator[tuple[str, list[Recommendation]]]:
+        """(user, recommendations) for many stored users, scored a batch at a time (exports)."""
+        data, bundle = self.sequence_data(), self.bundle(run_id)
+        meter = RateMeter(len(users))
+        for start in range(0, len(users), batch_size):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            batch = list(users[start:start + batch_size])
+            resolved = [serving.resolve_history(data, user, None) for user in batch]
+            lists = serving.recommend_batch(bundle, data, [h for h, _ in resolved], np.array([s for _, s in resolved]),
+                                            k, diversity, exclude_seen)
+            yield from zip(batch, lists)
+            done = start + len(batch)
+            emit(progress, meter.report("recommend", done, f"{done:,} of {len(users):,} users"))
 
     def interests(self, run_id: int, user: Optional[str], history: Optional[list[str]] = None) -> list[Interest]:
         data = self.sequence_data()

@@ -84,22 +84,35 @@ def predicted_interests(bundle, history: np.ndarray) -> list[Interest]:
 def recommend(bundle, data, history: np.ndarray, segment: int, k: int = 10, diversity: float = 0.0,
               exclude_seen: bool = True) -> list[Recommendation]:
     """Top-``k`` explained recommendations; an empty history gets the segment's popular items."""
+    return recommend_batch(bundle, data, [history], np.array([segment]), k, diversity, exclude_seen)[0]
+
+
+def recommend_batch(bundle, data, histories: list[np.ndarray], segments: np.ndarray, k: int = 10,
+                    diversity: float = 0.0, exclude_seen: bool = True) -> list[list[Recommendation]]:
+    """Explained top-``k`` lists for many users: the scoring stages run once for the whole batch."""
     if not 0.0 <= diversity <= 1.0:
         raise ValueError("diversity must be between 0 (pure relevance) and 1 (maximal category spread)")
-    segments = np.array([segment])
-    candidates = generate_candidates(bundle.scorer, [history], N_CANDIDATES, exclude_seen, segments, bundle.fallback)
+    histories = [np.asarray(h, dtype=np.int64) for h in histories]
+    segments = np.asarray(segments, dtype=np.int64)
+    candidates = generate_candidates(bundle.scorer, histories, N_CANDIDATES, exclude_seen, segments, bundle.fallback)
     items, scores = candidates.items, candidates.scores
-    interests = user_interests(bundle.scorer, [history], len(bundle.interest_names))
-    if bundle.ranker is not None and len(history):
-        relevance = bundle.ranker.relevance(items, np.nan_to_num(scores, neginf=0.0), [history], segments,
-                                            interests, bundle.item_interest).numpy()
-    else:
-        relevance = np.where(items > 0, scores, -np.inf)
-    chosen = mmr_order(items[0], relevance[0], data.item_category, k, diversity)
-    chosen_items = items[0][chosen]
+    interests = user_interests(bundle.scorer, histories, len(bundle.interest_names))
+    relevance = np.where(items > 0, scores, -np.inf)
+    ranked = np.flatnonzero([len(h) > 0 for h in histories]) if bundle.ranker is not None else np.zeros(0, int)
+    if len(ranked):
+        relevance[ranked] = bundle.ranker.relevance(
+            items[ranked], np.nan_to_num(scores[ranked], neginf=0.0), [histories[i] for i in ranked],
+            segments[ranked], interests[ranked], bundle.item_interest).numpy()
+    return [_one_list(bundle, data, histories[row], int(segments[row]), items[row], relevance[row], interests[row],
+                      k, diversity) for row in range(len(histories))]
+
+
+def _one_list(bundle, data, history, segment, items, relevance, interests, k, diversity) -> list[Recommendation]:
+    chosen = mmr_order(items, relevance, data.item_category, k, diversity)
+    chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
     return [
-        _explained(rank + 1, int(item), float(relevance[0][position]), history, segment, weights[rank], interests[0],
+        _explained(rank + 1, int(item), float(relevance[position]), history, segment, weights[rank], interests,
                    bundle, data)
         for rank, (position, item) in enumerate(zip(chosen, chosen_items))
     ]

@@ -158,3 +158,19 @@ def test_cancelled_neural_run_is_marked_and_resumes(engine):
     assert [e["epoch"] for e in resumed.metrics["training"]["epochs"]] == [1, 2]
     recs = engine.recommend(resumed.id, _busy_user(engine), k=5)
     assert len(recs) == 5 and np.isfinite([r.score for r in recs]).all()
+
+
+def test_recommend_many_matches_one_by_one(engine):
+    users = [row.user for row in engine.users_page(0, 7)] + ["someone-new"]
+    reports = []
+    batched = dict(engine.recommend_many(1, users, k=4, diversity=0.2, batch_size=3, progress=reports.append))
+    assert list(batched) == users
+    for user in users:
+        single = engine.recommend(1, user, k=4, diversity=0.2)
+        assert [r.item for r in batched[user]] == [r.item for r in single]
+        assert [r.reason for r in batched[user]] == [r.reason for r in single]
+    assert reports[-1].done == len(users)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        list(engine.recommend_many(1, users, cancel=token))
