@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.context import StudioContext
-from studio.dialogs.errors import show_error
+from studio.dialogs.errors import describe_error, show_error
 from studio.pages import StudioPage
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
@@ -53,6 +53,7 @@ class ExploreAnswer:
     recommendations: list
     compared: list
     held_out: Optional[str]
+    error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
@@ -74,8 +75,12 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         return engine.recommend(run, query.user, k=query.k, diversity=query.diversity,
                                 exclude_seen=query.exclude_seen, history=history)
 
-    interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
-    return ExploreAnswer(query, sequence, interests, recommend(query.run), recommend(query.compare_run), held_out)
+    try:
+        interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
+        lists = recommend(query.run), recommend(query.compare_run)
+    except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
+        return ExploreAnswer(query, sequence, [], [], [], held_out, exc)
+    return ExploreAnswer(query, sequence, interests, *lists, held_out)
 
 
 def before_item(items: list[str], item: str) -> list[str]:
@@ -113,6 +118,7 @@ class ExplorePage(StudioPage):
         self.answer: Optional[ExploreAnswer] = None
         self._waiting: Optional[ExploreQuery] = None
         self._running = False
+        self._failed_runs: Optional[tuple] = None
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -184,7 +190,7 @@ class ExplorePage(StudioPage):
         return self.context.engine
 
     def refresh(self) -> None:
-        self.user, self.answer, self.latest = None, None, None
+        self.user, self.answer, self.latest, self._failed_runs = None, None, None, None
         self._reset_what_if()
         self.details.clear()
         engine = self.engine
@@ -270,6 +276,9 @@ class ExplorePage(StudioPage):
 
     def _paint_answer(self, answer: ExploreAnswer) -> None:
         no_model = NO_MODEL_TEXT if answer.query.run is None else None
+        if answer.error is not None:
+            no_model = f"This model could not answer: {describe_error(answer.error).what} Pick another run."
+            self._report_failure(answer)
         self.interest_bars.set_interests(answer.interests, no_model or "This model predicts no interests.")
         # Outside compare mode the held-out item is part of the sequence the lists come from: no hit to show.
         held_out = answer.held_out if answer.query.before_held_out else None
@@ -278,15 +287,23 @@ class ExplorePage(StudioPage):
         self.ranked.title.setVisible(answer.query.compare_run is not None)
         self.compared.set_recommendations(answer.compared, held_out)
         self.compare_note.setText(self._compare_note_text(answer))
+        self.timeline.mark_held_out(held_out)
         self.compared.title.setText(self.controls.compare_model_box.currentText())
         self.compared.title.setVisible(True)
+
+    def _report_failure(self, answer: ExploreAnswer) -> None:
+        """One dialog per failing choice of runs, not one per user clicked."""
+        runs = (answer.query.run, answer.query.compare_run)
+        if runs != self._failed_runs:
+            self._failed_runs = runs
+            show_error(self, answer.error, "Recommending")
 
     def _compare_note_text(self, answer: ExploreAnswer) -> str:
         if answer.held_out is None:
             return "This user has too few events to have a held-out item; the lists use the whole sequence."
         title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
         return (f"Both lists are made as if the user had not yet taken their last item, “{title}” (held out "
-                "from training); it is highlighted where a model ranks it.")
+                "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 
     def _paint_empty(self, text: str) -> None:
         self.sequence = []

@@ -16,9 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
-from studio.widgets.sequence_timeline import colour_icon
+from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
 
-HIT_BACKGROUND = QColor("#fde68a")
 REASON_COLOUR = QColor("#64748b")
 HEADERS = ("#", "Item · why", "Category", "Score")
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1

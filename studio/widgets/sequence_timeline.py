@@ -45,6 +45,7 @@ def events_from_frame(frame) -> list[TimelineEvent]:
     ]
 
 
+HELD_OUT_BACKGROUND = QColor("#fde68a")  # the ranked lists' hit colour
 _MARK = 5.0  # half-size of a mark in pixels
 _EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
 
@@ -138,6 +139,7 @@ class SequenceTimeline(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.events: list[TimelineEvent] = []
+        self.held_out_rows: list[int] = []
         self.time_kind = "unix"
         self.strip = TimelineStrip()
         self.table = QTableWidget(0, len(self.HEADERS))
@@ -168,6 +170,7 @@ class SequenceTimeline(QWidget):
     def set_events(self, events: Sequence[TimelineEvent], empty_text: str = "This user has no events yet.") -> None:
         """Show ``events`` (oldest first) and scroll to the most recent one."""
         self.events = list(events)
+        self.held_out_rows: list[int] = []
         self.strip.set_events(self.events)
         self.empty.setText(empty_text)
         self.empty.setVisible(not self.events)
@@ -189,6 +192,19 @@ class SequenceTimeline(QWidget):
                 self.table.setItem(row, column, cell)
         if self.events:
             self.table.scrollToBottom()
+
+    def mark_held_out(self, item: Optional[str]) -> None:
+        """Shade the trailing events on ``item`` (None: no shading): the held-out item the lists are judged by."""
+        for row in self.held_out_rows:
+            for column in range(self.table.columnCount()):
+                self.table.item(row, column).setBackground(QBrush())
+        rows = []
+        while item is not None and len(rows) < len(self.events) and self.events[-1 - len(rows)].item == item:
+            rows.append(len(self.events) - 1 - len(rows))
+        for row in rows:
+            for column in range(self.table.columnCount()):
+                self.table.item(row, column).setBackground(HELD_OUT_BACKGROUND)
+        self.held_out_rows = rows
 
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
 from studio.pages.explore import ExplorePage, before_item
 from studio.widgets.ranked_list import REASON_ROLE
@@ -89,6 +90,12 @@ def test_compare_mode_highlights_the_held_out_item(qtbot, page):
     row = page.compared.highlighted_rows()[0]
     assert page.compared.table.item(row, 1).font().bold()
     assert "rank" in page.compared.summary.text()
+    shaded = page.timeline.held_out_rows
+    assert shaded and all(page.timeline.events[row].item == held_out for row in shaded)
+    assert max(shaded) == len(page.timeline.events) - 1
+    page.controls.compare_box.setChecked(False)
+    wait_for_fresh_answer(qtbot, page)
+    assert page.timeline.held_out_rows == [] and page.compared.highlighted_rows() == []
 
 
 def find_hit(engine, runs, k):
@@ -129,3 +136,25 @@ def test_what_if_search_suggests_catalogue_titles_and_adds_the_pick(qtbot, page)
     assert added.args[0].item == wanted.item
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.query.history[-1] == wanted.item
+
+
+def test_a_run_that_cannot_answer_keeps_the_sequence_and_says_why_once(qtbot, context, tmp_path):
+    from core import runs
+
+    engine = open_trained_copy(tmp_path)
+    broken = runs_by_model(engine)["sasrec"]
+    runs.update_run(engine.workspace, broken, bundle_path=str(tmp_path / "deleted-bundle"))  # its files are gone
+    engine.set_active_run(broken)
+    context.set_engine(engine)
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.answer is not None, timeout=10_000)
+    assert page.answer.error is not None and page.timeline.table.rowCount() > 0
+    assert "could not answer" in page.ranked.empty.text() and page.ranked.table.rowCount() == 0
+    page.users.table.selectRow(2)
+    wait_for_fresh_answer(qtbot, page)
+    assert len(page.findChildren(QMessageBox, "errorDialog")) == 1
+    page.controls.model_box.setCurrentIndex(page.controls.model_box.findData(runs_by_model(engine)["pop"]))
+    wait_for_fresh_answer(qtbot, page)
+    assert page.answer.error is None and page.ranked.recommendations
