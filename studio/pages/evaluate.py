@@ -224,7 +224,8 @@ class EvaluatePage(StudioPage):
         self.segments.setRowCount(len(runs))
         self.segments.setColumnCount(len(names))
         self.segments.setHorizontalHeaderLabels(
-            [f"{name}\n{runs[0].metrics['segments'][name].get('users', 0):,} users" for name in names])
+            [f"{name.replace(' (', chr(10) + '(')}\n{runs[0].metrics['segments'][name].get('users', 0):,} users"
+             for name in names])
         self.segments.setVerticalHeaderLabels([run_label(run) for run in runs])
         for row, run in enumerate(runs):
             for column, name in enumerate(names):
