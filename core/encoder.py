@@ -19,6 +19,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 ENCODER_KINDS = ("sasrec", "gru", "lstm")
+# Small initial embeddings keep the first logits near uniform. Larger ones (1/sqrt(d)) make the
+# tied output table favour the input item itself, a bias the first epochs then spend unlearning
+# (measured on amazon-toys: 0.4 nats worse after 60 steps).
+EMBEDDING_INIT_STD = 0.02
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,8 @@ class ItemEmbeddings(nn.Module):
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.category = nn.Embedding(max(n_categories, 1), hidden, padding_idx=0)
         self.register_buffer("item_category", torch.zeros(n_items + 1, dtype=torch.long))
-        nn.init.normal_(self.item.weight, std=hidden**-0.5)
-        nn.init.normal_(self.category.weight, std=hidden**-0.5)
+        nn.init.normal_(self.item.weight, std=EMBEDDING_INIT_STD)
+        nn.init.normal_(self.category.weight, std=EMBEDDING_INIT_STD)
         with torch.no_grad():
             self.item.weight[0].zero_()
             self.category.weight[0].zero_()
@@ -114,7 +118,7 @@ class SequenceEncoder(nn.Module):
         if config.kind == "sasrec":
             # Position embeddings count from the most recent event, so left padding never shifts them.
             self.positions = nn.Embedding(config.max_len, config.hidden)
-            nn.init.normal_(self.positions.weight, std=config.hidden**-0.5)
+            nn.init.normal_(self.positions.weight, std=EMBEDDING_INIT_STD)
             self.blocks = nn.ModuleList(Block(config.hidden, config.heads, config.dropout) for _ in range(config.layers))
             self.final_norm = nn.LayerNorm(config.hidden)
         else:
