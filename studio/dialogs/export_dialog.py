@@ -112,6 +112,7 @@ class ExportDialog(QDialog):
         self.k_spin.setRange(1, 500)
         self.k_spin.setValue(10)
         self.k_spin.setToolTip("Recommendations per user")
+        self.k_spin.setMaximumWidth(90)
         self.exclude_check = QCheckBox("Leave out items the user already interacted with")
         self.exclude_check.setChecked(True)
         self.exclude_check.setToolTip("Recommend only items new to each user")

@@ -98,6 +98,7 @@ class FileTab(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setMinimumSectionSize(70)
+        self.table.verticalHeader().setDefaultSectionSize(22)
         self.combos: dict[str, QComboBox] = {}
         self._chosen: dict[str, str] = {}  # role -> column before the latest change
         form = QFormLayout()

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -62,7 +61,7 @@ class RejectedRowsDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(True)  # the raw row takes the spare width
         export = QPushButton("Export all…")
         export.setToolTip("Save every rejected row of this import to a CSV file")
         export.clicked.connect(lambda: export_rejected_to(self, context, import_id, Path(file_name).stem))
@@ -86,7 +85,8 @@ class RejectedRowsDialog(QDialog):
         for line, column, reason, raw in rows:
             self.model.appendRow([QStandardItem(str(line)), QStandardItem(column or ""),
                                   QStandardItem(reason), QStandardItem(raw or "")])
-        self.table.resizeColumnsToContents()
+        for column in range(len(COLUMNS) - 1):  # the last one stretches
+            self.table.resizeColumnToContents(column)
         shown = f"the first {len(rows):,} of " if len(rows) < total else ""
         self.caption.setText(f"Showing {shown}{total:,} rejected rows of {self.file_name}.")
 
