@@ -100,16 +100,15 @@ def run_model(data: SequenceData, split, model: str, max_epochs: int | None) -> 
 
     result = train_sequence_model(data, split, config, progress=listen)
     test = test_metrics(result.scorer, split)
-    train_epochs = [r for r in result.history]
     return {
         "model": model,
         "config": config.to_json(),
         "test_ndcg@10": test["ndcg@10"],
         "test_hr@10": test["hr@10"],
         "best_epoch": result.best_epoch,
-        "epochs_run": len(train_epochs),
-        "epoch_s": float(np.mean([r.seconds for r in train_epochs])),
-        "seqs_per_s": float(np.mean([r.seqs_per_s for r in train_epochs])),
+        "epochs_run": len(result.history),
+        "epoch_s": float(np.mean([r.seconds for r in result.history])),
+        "seqs_per_s": float(np.mean([r.seqs_per_s for r in result.history])),
         "time_to_valid_0.050_s": reached[0] if reached else None,
         "train_s": result.duration_s,
         "device": result.device_name,

@@ -30,7 +30,7 @@ from core.data.splits import Split
 from core.evaluation import metrics_from_ranks, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
-from core.progress import CancelToken, Cancelled, ProgressCallback, RateMeter, emit
+from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5

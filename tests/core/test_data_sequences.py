@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from sqlalchemy import insert
 
 from core.data import build_sequences, sequences_from_arrays
