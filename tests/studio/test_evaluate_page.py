@@ -47,3 +47,19 @@ def test_export_writes_the_table_as_csv(qtbot, page, tmp_path):
     assert rows[0] == page.table.headers()
     assert len(rows) == page.table.rowCount() + 1
     assert rows[1][1] == page.table.item(0, 1).text()
+
+
+def test_runs_without_a_report_are_evaluated_when_the_page_shows(qtbot, context, tmp_path):
+    from core import runs
+
+    engine = open_trained_copy(tmp_path)
+    pop = next(run.id for run in engine.runs() if run.model == "pop")
+    runs.update_run(engine.workspace, pop, metrics={})  # e.g. a run recorded by an older release
+    context.set_engine(engine)
+    page = EvaluatePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    page.page_shown()
+    qtbot.waitUntil(lambda: engine.run(pop).metric("ndcg@10") is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: "—" not in [page.table.item(row, 7).text() for row in range(page.table.rowCount())],
+                    timeout=5000)
