@@ -69,6 +69,12 @@ def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot,
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.query.history is None
     assert [rec.item for rec in page.ranked.recommendations] == before
+    page.what_if.drop_last.emit(1)
+    last = page.context.engine.search_items(page.sequence[-1].item, 1)[0]
+    assert last.item == page.sequence[-1].item
+    page.what_if.add_item.emit(last)
+    wait_for_fresh_answer(qtbot, page)  # the edited sequence equals the stored one again
+    assert [rec.item for rec in page.ranked.recommendations] == before
     assert len(page.context.engine.runs()) == runs_before
 
 
