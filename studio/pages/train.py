@@ -9,6 +9,7 @@ last complete checkpoint and marks the run cancelled, and Resume continues that 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from PySide6.QtWidgets import (
@@ -17,9 +18,7 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import Qt
 
-from core.baselines import BASELINES
 from core.progress import Progress
-from core.training import NEURAL_MODELS, TrainConfig
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -41,16 +40,30 @@ MODEL_TIPS = {
 }
 
 
-def load_defaults(engine, model: str) -> TrainConfig:
-    """Hyper-parameters sized to the workspace's data (reads the sequences: run it in a worker)."""
-    return TrainConfig.for_data(engine.sequence_data(), model=model)
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What the settings panel offers for the open workspace."""
+
+    defaults: Any  # core.training.TrainConfig sized to the data
+    neural: tuple[str, ...]  # models trained by core.training
+    baselines: tuple[str, ...]  # models fitted by core.baselines
+    gpu: Optional[str]  # the first CUDA GPU's name, None where torch sees none
 
 
-def gpu_name() -> Optional[str]:
-    """The first CUDA GPU's name, or None where torch sees none."""
-    import torch  # loaded by the engine already; kept out of module import for a light page
+def load_setup(engine, model: str) -> TrainingSetup:
+    """Defaults sized to the data, the model kinds and the GPU; runs in a worker.
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    Reading the sequences takes a while on a large log, and the modules involved load torch:
+    neither may happen in the GUI thread, so the page imports none of them itself.
+    """
+    import torch
+
+    from core.baselines import BASELINES
+    from core.training import NEURAL_MODELS, TrainConfig
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return TrainingSetup(TrainConfig.for_data(engine.sequence_data(), model=model), tuple(NEURAL_MODELS),
+                         tuple(BASELINES), gpu)
 
 
 class TrainPage(StudioPage):
@@ -60,6 +73,8 @@ class TrainPage(StudioPage):
     def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
         super().__init__(context, parent)
         self.job: Optional[Job] = None
+        self.setup: Optional[TrainingSetup] = None
+        self.form: Optional[ConfigForm] = None
         self.started_at = 0.0
         self._last_stage = ""
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -80,14 +95,12 @@ class TrainPage(StudioPage):
 
     def _build_settings(self) -> QWidget:
         self.model_box = QComboBox()
-        for model in (*NEURAL_MODELS, *BASELINES):
-            self.model_box.addItem(model_name(model), model)
-            self.model_box.setItemData(self.model_box.count() - 1, MODEL_TIPS.get(model, ""), Qt.ItemDataRole.ToolTipRole)
         self.model_box.setToolTip("What to train: a neural sequence model, or a baseline to compare it with")
         self.device_box = QComboBox()
         self.device_box.setToolTip("Where to train: Automatic uses the GPU when there is one")
-        self.form = ConfigForm(TrainConfig(), skip=OWN_CONTROLS)
-        self.form.setToolTip("Hover a setting to read what it does")
+        self.form_hint = QLabel("Open a workspace: the settings are sized to its data.")
+        self.form_hint.setProperty("role", "hint")
+        self.form_hint.setWordWrap(True)
         self.baseline_note = QLabel("Baselines have no settings: they are counted from the log in seconds.")
         self.baseline_note.setProperty("role", "hint")
         self.baseline_note.setWordWrap(True)
@@ -104,13 +117,13 @@ class TrainPage(StudioPage):
         top = QFormLayout()
         top.addRow("Model", self.model_box)
         top.addRow("Device", self.device_box)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.form)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.form_hint)
         group = QGroupBox("Settings")
         group_layout = QVBoxLayout(group)
         group_layout.addWidget(self.baseline_note)
-        group_layout.addWidget(scroll, 1)
+        group_layout.addWidget(self.scroll, 1)
         group_layout.addWidget(self.defaults_button)
         buttons = QHBoxLayout()
         for button in (self.train_button, self.stop_button, self.resume_button):
@@ -123,7 +136,6 @@ class TrainPage(StudioPage):
         layout.addLayout(buttons)
         self.model_box.currentIndexChanged.connect(self._on_model_changed)
         self.defaults_button.clicked.connect(self._load_defaults)
-        self._on_model_changed()
         self.train_button.clicked.connect(lambda: self.start_training())
         self.stop_button.clicked.connect(self.stop_training)
         self.resume_button.clicked.connect(self.resume_selected)
@@ -177,27 +189,52 @@ class TrainPage(StudioPage):
         return self.context.engine
 
     def refresh(self) -> None:
-        """A workspace (or none) was opened: devices, defaults and runs follow it."""
-        self._fill_devices()
+        """A workspace (or none) was opened: defaults and runs follow it."""
         self._load_defaults()
         self._refresh_runs()
-
-    def _fill_devices(self) -> None:
-        self.device_box.clear()
-        self.device_box.addItem("Automatic", "auto")
-        self.device_box.addItem("CPU", "cpu")
-        name = gpu_name()
-        self.device_box.addItem(f"GPU: {name}" if name else "GPU (none found)", "cuda")
-        gpu_item = self.device_box.model().item(2)
-        gpu_item.setEnabled(name is not None)
-        gpu_item.setToolTip(name or "PyTorch sees no CUDA GPU on this computer")
 
     def _load_defaults(self) -> None:
         if self.engine is None:
             return
-        job = self.context.run(load_defaults, self.engine, self.model_box.currentData(), progress=False, cancel=False)
-        job.finished.connect(self.form.set_config)
+        model = self.model_box.currentData() or "sasrec"
+        job = self.context.run(load_setup, self.engine, model, progress=False, cancel=False)
+        job.finished.connect(self._on_setup)
         job.failed.connect(lambda exc: show_error(self, exc, "Reading the data"))
+
+    def _on_setup(self, setup: TrainingSetup) -> None:
+        """The first setup builds the model list, devices and form; later ones reset the values."""
+        first = self.setup is None
+        self.setup = setup
+        if first:
+            self._fill_models(setup)
+            self.form = ConfigForm(setup.defaults, skip=OWN_CONTROLS)
+            self.form.setToolTip("Hover a setting to read what it does")
+            self.scroll.setWidget(self.form)
+        self._fill_devices(setup.gpu)
+        self.form.set_config(setup.defaults)
+        self._on_model_changed()
+        self._update_buttons()
+
+    def _fill_models(self, setup: TrainingSetup) -> None:
+        self.model_box.blockSignals(True)
+        for model in (*setup.neural, *setup.baselines):
+            self.model_box.addItem(model_name(model), model)
+            self.model_box.setItemData(self.model_box.count() - 1, MODEL_TIPS.get(model, ""),
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.model_box.setCurrentIndex(self.model_box.findData(setup.defaults.model))
+        self.model_box.blockSignals(False)
+
+    def _fill_devices(self, gpu: Optional[str]) -> None:
+        chosen = self.device_box.currentData()
+        self.device_box.clear()
+        self.device_box.addItem("Automatic", "auto")
+        self.device_box.addItem("CPU", "cpu")
+        self.device_box.addItem(f"GPU: {gpu}" if gpu else "GPU (none found)", "cuda")
+        gpu_item = self.device_box.model().item(2)
+        gpu_item.setEnabled(gpu is not None)
+        gpu_item.setToolTip(gpu or "PyTorch sees no CUDA GPU on this computer")
+        if chosen is not None and (chosen != "cuda" or gpu is not None):
+            self.device_box.setCurrentIndex(self.device_box.findData(chosen))
 
     def _refresh_runs(self) -> None:
         if self.engine is None:
@@ -223,28 +260,32 @@ class TrainPage(StudioPage):
             self.progress_text.setText(f"{run_label(run)}: a baseline, fitted in one pass (no epochs to plot).")
 
     def _update_buttons(self) -> None:
-        has_engine = self.engine is not None
+        has_engine = self.engine is not None and self.setup is not None
         training = self.job is not None and self.job.running
         selected = self.run_table.selected_run()
         self.train_button.setEnabled(has_engine and not training)
         self.stop_button.setEnabled(training)
         self.resume_button.setEnabled(has_engine and not training and selected is not None
-                                      and selected.status == "cancelled" and selected.model in NEURAL_MODELS)
+                                      and selected.status == "cancelled" and selected.model in self.setup.neural)
         self.active_button.setEnabled(selected is not None and selected.status == "done")
         self.delete_button.setEnabled(selected is not None and not training)
         self.defaults_button.setEnabled(has_engine and not training)
 
     def _on_model_changed(self) -> None:
-        neural = self.model_box.currentData() in NEURAL_MODELS
+        if self.form is None:
+            return
+        neural = self.model_box.currentData() in self.setup.neural
         self.form.setEnabled(neural)
         self.baseline_note.setVisible(not neural)
 
     # -- training -------------------------------------------------------------------------
 
-    def current_config(self) -> TrainConfig:
+    def current_config(self):
+        """The ``TrainConfig`` the panel shows (the workspace's setup must have arrived)."""
         return self.form.config(model=self.model_box.currentData(), device=self.device_box.currentData())
 
-    def start_training(self, config: Optional[TrainConfig] = None, resume_run: Optional[int] = None) -> Optional[Job]:
+    def start_training(self, config=None, resume_run: Optional[int] = None) -> Optional[Job]:
+        """Train ``config`` (default: the panel's) or continue ``resume_run``; returns the Job."""
         if self.engine is None:
             return None
         config = config or self.current_config()
@@ -272,7 +313,7 @@ class TrainPage(StudioPage):
     def resume_selected(self) -> None:
         run = self.run_table.selected_run()
         if run is not None:
-            config = run.config if isinstance(run.config, TrainConfig) else TrainConfig.from_json(run.config)
+            config = type(self.setup.defaults).from_json(run.config)
             self.start_training(config, resume_run=run.id)
 
     def _on_progress(self, report: Progress) -> None:

@@ -18,13 +18,15 @@ def page(qtbot, context, tmp_path):
     page = TrainPage(context)
     qtbot.addWidget(page)
     page.show()
+    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)  # the workspace's setup arrived
     return page
 
 
 def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):
+    qtbot.waitUntil(lambda: page.form is not None, timeout=10_000)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device"}
     assert set(page.form.editors) == fields
-    qtbot.waitUntil(lambda: page.form.editors["hidden"].value() == 32, timeout=10_000)  # small data → narrow model
+    assert page.form.editors["hidden"].value() == 32  # small data → narrow model
     gpu = page.device_box.model().item(2)
     import torch
 
