@@ -150,6 +150,7 @@ class TrainPage(StudioPage):
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setToolTip("What the training reported, newest at the bottom")
         self.log.setMaximumBlockCount(2000)
+        self.log.setPlaceholderText("The training log appears here: each epoch's loss and validation scores.")
         self.run_table = RunTable()
         self.run_table.setToolTip("Every run of this workspace; double-click one to make it the active model")
         self.active_button = QPushButton("Use as active model")

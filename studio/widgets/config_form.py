@@ -52,7 +52,8 @@ def choices_in(doc: str) -> list[str]:
 
 
 def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    """"warmup_steps" → "Warmup steps"; two-letter abbreviations ("lr") read better in capitals."""
+    return name.upper() if len(name) <= 2 else name.replace("_", " ").capitalize()
 
 
 class ConfigForm(QWidget):
