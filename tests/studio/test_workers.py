@@ -40,9 +40,11 @@ def test_progress_and_result_arrive_in_the_gui_thread(qtbot, runner):
     seen_threads, reports = [], []
     job = runner.start(count_to, 5, 0.01)
     job.progress.connect(lambda report: (reports.append(report), seen_threads.append(QThread.currentThread())))
-    with qtbot.waitSignal(job.finished, timeout=5000) as finished:
+    results = []
+    job.finished.connect(results.append)
+    with qtbot.waitSignal(job.ended, timeout=5000):
         pass
-    assert finished.args == [5]
+    assert results == [5]
     assert [r.done for r in reports] == [1, 2, 3, 4, 5]  # reports with metrics are never coalesced
     assert all(isinstance(r, Progress) and r.metrics["loss"] == pytest.approx(1 / r.done) for r in reports)
     assert len(seen_threads) == 5 and all(t == gui_thread for t in seen_threads)
