@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
             return None
         path = Path(path).expanduser().resolve()
         job = self.context.run(_open_engine, path, progress=False, cancel=False)
-        job.finished.connect(lambda engine: self._use_engine(engine, path))
+        job.finished.connect(self._use_engine)
         job.failed.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
         self._track(job, f"Opening {path.name}…")
         return job
@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
             return None
         path = Path(path) if path else demo_workspace_path()
         job = self.context.run(_open_or_create_demo, path)
-        job.finished.connect(lambda engine: self._use_engine(engine, path))
+        job.finished.connect(self._use_engine)
         job.failed.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
         self._track(job, "Preparing the demo shop…")
         return job
@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         box.open()
         return True
 
-    def _use_engine(self, engine, path: Path) -> None:
+    def _use_engine(self, engine) -> None:
         self.settings.remember_workspace(engine.workspace.path)
         self.context.set_engine(engine)
 

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.progress import CancelToken, ProgressCallback
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.workers import Job
@@ -55,25 +55,25 @@ def all_users(engine) -> list[str]:
 def write_recommendations_csv(engine, run_id: int, users: Optional[Sequence[str]], path: Path, k: int = 10,
                               exclude_seen: bool = True, progress: Optional[ProgressCallback] = None,
                               cancel: Optional[CancelToken] = None) -> int:
-    """Write ``k`` recommendations per user (all users when ``users`` is None); returns the rows written."""
+    """Write ``k`` recommendations per user (all users when ``users`` is None); returns the rows written.
+
+    Users are scored in batches by ``engine.recommend_many``, which reports progress and checks
+    the cancel token between batches.
+    """
     users = all_users(engine) if users is None else list(users)
     path = Path(path)
     partial = path.with_name(path.name + ".part")
-    meter = RateMeter(len(users))
     rows = 0
     try:
         with open(partial, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(HEADER)
-            for done, user in enumerate(users, start=1):
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                for rec in engine.recommend(run_id, user, k=k, exclude_seen=exclude_seen):
+            for user, recommendations in engine.recommend_many(run_id, users, k=k, exclude_seen=exclude_seen,
+                                                               progress=progress, cancel=cancel):
+                for rec in recommendations:
                     writer.writerow([neutralise(str(user)), rec.rank, neutralise(rec.item), neutralise(rec.title or ""),
                                      neutralise("|".join(rec.categories)), f"{rec.score:.6g}", neutralise(rec.reason)])
                     rows += 1
-                if done % 50 == 0 or done == len(users):
-                    emit(progress, meter.report("export", done, f"{done:,} of {len(users):,} users"))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

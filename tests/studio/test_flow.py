@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.progress import CancelToken
+from core.progress import CancelToken, Progress
 from core.serving import Recommendation
 from studio.dialogs.export_dialog import neutralise, write_recommendations_csv
 
@@ -113,7 +113,7 @@ def test_neutralise_prefixes_cells_a_spreadsheet_would_evaluate():
 
 
 class ListEngine:
-    """Just what the export needs: a user directory and a recommend call."""
+    """Just what the export needs: a user directory and batched recommendations."""
 
     def __init__(self, users):
         self.users = users
@@ -124,9 +124,14 @@ class ListEngine:
     def users_page(self, offset, limit, order_by="user"):
         return [type("Row", (), {"user": user})() for user in self.users[offset: offset + limit]]
 
-    def recommend(self, run_id, user, k=10, exclude_seen=True):
-        return [Recommendation(rank, f"I{rank}", f"@title {rank}", ["Toys"], 1.0 / rank, "popular", [], None)
-                for rank in range(1, k + 1)]
+    def recommend_many(self, run_id, users, k=10, exclude_seen=True, progress=None, cancel=None):
+        for done, user in enumerate(users, start=1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            yield user, [Recommendation(rank, f"I{rank}", f"@title {rank}", ["Toys"], 1.0 / rank, "popular", [], None)
+                         for rank in range(1, k + 1)]
+            if progress is not None:
+                progress(Progress("recommend", done, len(users)))
 
 
 def test_export_of_all_users_writes_every_user_and_a_cancel_leaves_no_file(tmp_path):
