@@ -131,6 +131,7 @@ class ExplorePage(StudioPage):
         self._waiting: Optional[ExploreQuery] = None
         self._running = False
         self._failed_runs: Optional[tuple] = None
+        self._item_wanted: Optional[ItemFacts] = None
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -281,6 +282,8 @@ class ExplorePage(StudioPage):
         if answer.sequence is not None and answer.query.user == self.user:
             self.sequence = answer.sequence
             self._paint_sequence()
+            if self.sequence and not self.details.followers:
+                self.show_item(self.sequence[-1].item)  # what usually follows the user's latest item
         if answer.query != self.latest:
             return  # a newer question is on its way: painting this one would flicker
         self.answer = answer
@@ -375,12 +378,18 @@ class ExplorePage(StudioPage):
     # -- item details -----------------------------------------------------------------------
 
     def show_item(self, item: str) -> None:
+        """Details of ``item`` in the details pane; the latest item asked for wins."""
         if self.engine is None:
             return
         facts = self._facts_of(item)
+        self._item_wanted = facts
         job = self.context.run(item_view, self.engine, facts, progress=False, cancel=False)
-        job.finished.connect(lambda result: self.details.show_item(*result))
+        job.finished.connect(self._on_item_view)
         job.failed.connect(lambda exc: show_error(self, exc, "Reading the item"))
+
+    def _on_item_view(self, result: tuple[ItemFacts, list]) -> None:
+        if result[0] is self._item_wanted:
+            self.details.show_item(*result)
 
     def _facts_of(self, item: str) -> ItemFacts:
         """What the panes already know about ``item``; the details pane needs no extra query."""
