@@ -60,15 +60,26 @@ class NextItem:
 
 
 def resolve_history(data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
-    """(item indices, profile segment) for a stored user or a what-if history; unknown ids are skipped."""
+    """(item indices, profile segment) for a stored user or a what-if history; unknown ids are skipped.
+
+    A what-if history is a list of raw events, so consecutive repeats are merged the way stored
+    sequences are built: the same history typed in or loaded from the store scores the same.
+    """
     index = data.user_index_of(user) if user is not None else None
     segment = int(data.user_segment[index]) if index is not None else 0
     if history is not None:
         items = data.item_index_of([str(h) for h in history])
-        return items[items > 0], segment
+        return _one_step_per_item(items[items > 0]), segment
     if index is None:
         return np.zeros(0, dtype=np.int64), segment
     return np.asarray(data.history(index), dtype=np.int64), segment
+
+
+def _one_step_per_item(items: np.ndarray) -> np.ndarray:
+    """Consecutive events on one item as one step (view -> cart -> purchase), as in ``core.data``."""
+    keep = np.ones(len(items), dtype=bool)
+    keep[1:] = items[1:] != items[:-1]
+    return items[keep]
 
 
 def predicted_interests(bundle, history: np.ndarray) -> list[Interest]:

@@ -8,7 +8,6 @@ single slot (latest wins), so dragging the diversity slider never queues a backl
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
@@ -69,8 +68,6 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     held_out = engine.held_out_item(query.user)
     if query.before_held_out and held_out is not None:
         history = before_item(history if history is not None else [str(item) for item in frame["item"]], held_out)
-    if history is not None:
-        history = one_step_per_item(history)
 
     def recommend(run):
         if run is None:
@@ -84,15 +81,6 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
         return ExploreAnswer(query, sequence, [], [], [], held_out, exc)
     return ExploreAnswer(query, sequence, interests, *lists, held_out)
-
-
-def one_step_per_item(items: list[str]) -> list[str]:
-    """Consecutive events on one item as one step (view → cart → purchase), as stored sequences are.
-
-    Workaround: ``engine.recommend(history=...)`` takes the list as given, so an edited history
-    of raw events would be scored differently from the same, unedited, stored sequence.
-    """
-    return [item for item, _run in itertools.groupby(items)]
 
 
 def before_item(items: list[str], item: str) -> list[str]:

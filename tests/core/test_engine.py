@@ -80,6 +80,14 @@ def test_what_if_history_changes_recommendations_and_interests(engine):
     assert interests != engine.interests(1, user)
 
 
+def test_what_if_history_merges_repeats_like_stored_sequences(engine):
+    stored = engine.user_history(_busy_user(engine))["item"].astype(str).tolist()
+    a, b = stored[0], next(item for item in stored if item != stored[0])
+    merged = engine.recommend(1, "someone-new", k=5, history=[a, b])
+    assert engine.recommend(1, "someone-new", k=5, history=[a, a, b]) == merged
+    assert engine.interests(1, "someone-new", history=[a, a, b]) == engine.interests(1, "someone-new", history=[a, b])
+
+
 def test_cold_user_gets_popular_items(engine):
     recs = engine.recommend(2, "someone-new", k=3)
     assert len(recs) == 3 and all(r.because == [] for r in recs)
