@@ -363,6 +363,10 @@ class RankedScorer:
     def interests(self, history):
         return self.scorer.interests(history)
 
+    def interests_batch(self, histories) -> np.ndarray:
+        """Wrapping must not lose the inner scorer's one-pass interests (evaluation asks in batches)."""
+        return user_interests(self.scorer, histories, self.n_interests)
+
     def attributions(self, history, items):
         return self.scorer.attributions(history, items)
 

@@ -5,7 +5,8 @@ import torch
 from core.baselines import PopularityScorer, TrainLog, fit_baseline
 from core.data import EvalSet
 from core.evaluation import evaluate_scorer
-from core.ranker import FEATURES, ItemFacts, RankedScorer, Ranker, candidate_features, mmr_order, train_ranker
+from core.ranker import (FEATURES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features, mmr_order,
+                         train_ranker, user_interests)
 from engine_data import demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -120,3 +121,24 @@ def test_ranker_is_not_kept_when_nothing_predicts_the_target():
     log = TrainLog.from_histories(train_set.histories, 120, category, 7)
     ranker = train_ranker(_Noisy(120), log, random_targets, np.zeros(600, np.int64), category - 1, 6, epochs=60)
     assert not ranker.report["kept"]
+
+
+
+class _OneByOne:
+    """A scorer that answers interests only user by user (no ``interests_batch``)."""
+
+    def __init__(self, scorer):
+        self.interests = scorer.interests
+
+
+def test_batched_interests_equal_per_user_interests():
+    data, split = demo_sequences()
+    scorer = fit_baseline("markov", data, split)
+    n_interests = data.n_categories - 1
+    histories = split.test.histories[:40] + [np.zeros(0, dtype=np.int64)]
+    per_user = user_interests(_OneByOne(scorer), histories, n_interests)
+    assert per_user[:-1].sum(axis=1) == pytest.approx(np.ones(40), abs=1e-5)
+    assert np.allclose(user_interests(scorer, histories, n_interests), per_user, atol=1e-6)
+    untrained = Ranker(ItemFacts.from_log(TrainLog.from_split(data, split)), RankerNet())
+    ranked = RankedScorer(scorer, untrained, data.item_category - 1, n_interests)
+    assert np.allclose(user_interests(ranked, histories, n_interests), per_user, atol=1e-6)
