@@ -43,6 +43,22 @@ def test_event_arrays_sorted_by_user_time_then_file_order(workspace):
     assert np.all(np.diff(arrays.ts[:3]) >= 0)
 
 
+def test_chunked_reads_equal_one_read(workspace):
+    _seed(workspace)
+    whole, chunked = workspace.event_arrays(), workspace.event_arrays(chunk_rows=3)
+    for name in ("user_id", "item_id", "ts", "event_id"):
+        assert getattr(chunked, name).tolist() == getattr(whole, name).tolist()
+    assert workspace.items_frame(chunk_rows=1).equals(workspace.items_frame())
+    assert workspace.items_frame(chunk_rows=1)["external_id"].tolist() == ["a", "b"]
+    assert workspace.users_frame(chunk_rows=1).equals(workspace.users_frame())
+    assert len(workspace.event_arrays(chunk_rows=1)) == 4
+
+
+def test_empty_workspace_reads_empty(workspace):
+    assert len(workspace.event_arrays()) == 0
+    assert workspace.items_frame().empty and list(workspace.users_frame().columns)[:2] == ["id", "external_id"]
+
+
 def test_user_sequence_joins_items_in_time_order(workspace):
     _seed(workspace)
     seq = workspace.user_sequence("u1")
