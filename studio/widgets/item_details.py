@@ -7,11 +7,12 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.sequence_timeline import colour_icon
+from studio.widgets.tables import clickable_table, hint_label
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,15 @@ class ItemDetails(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.followers: list[tuple[ItemFacts, int]] = []
-        self.heading = QLabel("Click an item in the sequence or a list to see its details.")
-        self.heading.setWordWrap(True)
-        self.heading.setProperty("role", "hint")
+        self.heading = hint_label("Click an item in the sequence or a list to see its details.")
         self.facts = QLabel()
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.caption = QLabel("Most often taken next")
         self.caption.setProperty("role", "hint")
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(("Item", "Category", "Times"))
-        self.table.setToolTip("Items that users took right after this one in the whole log, most frequent first. "
-                              "Click one to see its details.")
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table = clickable_table(("Item", "Category", "Times"), "Items that users took right after this one in "
+                                     "the whole log, most frequent first. Click one to see its details.",
+                                     stretch_column=0)
         about = QVBoxLayout()
         about.addWidget(self.heading)
         about.addWidget(self.facts)

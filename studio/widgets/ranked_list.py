@@ -11,12 +11,13 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QHeaderView, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QApplication, QHeaderView, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
+    QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
+from studio.widgets.tables import clickable_table, hint_label
 
 REASON_COLOUR = QColor("#64748b")
 HEADERS = ("#", "Item · why", "Category", "Score")
@@ -66,26 +67,14 @@ class RankedList(QWidget):
         self.title = QLabel(title)
         self.title.setProperty("role", "hint")
         self.title.setVisible(bool(title))
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.setToolTip("Recommended items, best first, each with why it was picked. Highlighted: the item "
-                              "this user really took next (held out from training). Click an item for its details.")
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table = clickable_table(
+            HEADERS, "Recommended items, best first, each with why it was picked. Highlighted: the item this user "
+            "really took next (held out from training). Click an item for its details.",
+            stretch_column=1, row_height=2 * QFontMetrics(self.font()).height() + 8)
         self.table.setItemDelegateForColumn(1, TitleReasonDelegate(self.table))
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(2 * QFontMetrics(self.font()).height() + 8)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
-        self.empty = QLabel("Pick a user and a model to see recommendations.")
-        self.empty.setProperty("role", "hint")
-        self.empty.setWordWrap(True)
-        self.summary = QLabel()
-        self.summary.setProperty("role", "hint")
-        self.summary.setWordWrap(True)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        self.empty = hint_label("Pick a user and a model to see recommendations.")
+        self.summary = hint_label()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)

@@ -14,10 +14,11 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget,
+    QHeaderView, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
+from studio.widgets.tables import clickable_table, hint_label
 from studio.widgets.user_list import format_time
 
 
@@ -142,22 +143,11 @@ class SequenceTimeline(QWidget):
         self.held_out_rows: list[int] = []
         self.time_kind = "unix"
         self.strip = TimelineStrip()
-        self.table = QTableWidget(0, len(self.HEADERS))
-        self.table.setHorizontalHeaderLabels(self.HEADERS)
-        self.table.setToolTip("The user's events, oldest first. Click one to see the item's details.")
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+        self.table = clickable_table(self.HEADERS, "The user's events, oldest first. Click one to see the item's "
+                                     "details.", stretch_column=2)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
         self.table.setColumnWidth(3, 100)
-        self.empty = QLabel("Pick a user on the left to see what they did.")
-        self.empty.setProperty("role", "hint")
-        self.empty.setWordWrap(True)
+        self.empty = hint_label("Pick a user on the left to see what they did.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.strip)
