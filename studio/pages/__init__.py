@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from studio.context import StudioContext
 
@@ -40,6 +41,17 @@ class StudioPage(QWidget):
         super().__init__(parent)
         self.context = context
         self.setObjectName(f"{type(self).__name__}")
+
+    def lay_out_side_by_side(self, side: QWidget, main: QWidget, widths: tuple[int, int]) -> None:
+        """A narrow ``side`` pane left of the ``main`` one, which takes any extra width; both resizable."""
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(side)
+        splitter.addWidget(main)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes(list(widths))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addWidget(splitter)
 
     def page_shown(self) -> None:
         """The page just became visible; the default needs nothing."""

@@ -77,14 +77,7 @@ class TrainPage(StudioPage):
         self.form: Optional[ConfigForm] = None
         self.started_at = 0.0
         self._last_stage = ""
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._build_settings())
-        splitter.addWidget(self._build_monitor())
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([340, 900])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.addWidget(splitter)
+        self.lay_out_side_by_side(self._build_settings(), self._build_monitor(), (340, 900))
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self._load_defaults)
         context.runs_changed.connect(self._refresh_runs)
