@@ -228,7 +228,7 @@ def _read_chunks(cursor, dtype: np.dtype, expected: int, chunk_rows: int) -> np.
         end = filled + len(chunk)
         if end > len(rows):
             rows = np.resize(rows, max(end, 2 * len(rows)))
-        rows[filled:end] = np.array(chunk, dtype=dtype)
+        rows[filled:end] = np.fromiter(chunk, dtype=dtype, count=len(chunk))
         filled = end
     return rows[:filled]
 
