@@ -29,23 +29,38 @@ class CatalogueHead(nn.Module):
         self.interest_scale = nn.Parameter(torch.tensor(1.0))
 
     def forward(self, hidden: torch.Tensor, interest_logits: torch.Tensor, item_interest: torch.Tensor,
-                embeddings: ItemEmbeddings, items: Optional[torch.Tensor] = None) -> torch.Tensor:
+                embeddings: ItemEmbeddings, items: Optional[torch.Tensor] = None,
+                keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Scores of ``items`` (default: every item index, column 0 included) for each row.
 
         ``embeddings`` is the encoder's input table (tied), passed in rather than owned so the
-        weights exist once in the state dict.
+        weights exist once in the state dict. ``keys`` = ``self.keys(...)`` computed once by a
+        caller that scores a frozen model many times (serving), instead of on every call.
+        """
+        if keys is None:
+            keys = self.keys(item_interest, embeddings, interest_logits.shape[1], items)
+        return self.queries(hidden, interest_logits, keys) @ keys.T  # (N, n_scored)
+
+    @staticmethod
+    def keys(item_interest: torch.Tensor, embeddings: ItemEmbeddings, n_interests: int,
+             items: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Item side of the score: (n_scored, d) embeddings, plus K one-hot interest columns when items have interests.
+
+        The interest-match term rides along in the same matrix product: [h, s*p] . [E, onehot].
         """
         table = embeddings.table() if items is None else embeddings(items)
         interest = item_interest if items is None else item_interest[items]
         if not bool((interest != NO_INTEREST).any()):
-            return hidden @ table.T  # (N, n_scored)
-        # The interest-match term rides along in the same matrix product: [h, s*p] . [E, onehot].
+            return table
+        onehot = nn.functional.one_hot(interest.clamp(min=0), n_interests) * (interest != NO_INTEREST).unsqueeze(1)
+        return torch.cat([table, onehot.to(table.dtype)], dim=1)  # (n_scored, d + K)
+
+    def queries(self, hidden: torch.Tensor, interest_logits: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """User side of the score, shaped to match ``keys``: (N, d) or (N, d + K)."""
+        if keys.shape[1] == hidden.shape[1]:
+            return hidden
         probs = interest_logits.softmax(dim=-1).to(hidden.dtype)  # (N, K)
-        onehot = nn.functional.one_hot(interest.clamp(min=0), probs.shape[1]) * (interest != NO_INTEREST).unsqueeze(1)
-        queries = torch.cat([hidden, self.interest_scale.to(hidden.dtype) * probs], dim=1)  # (N, d + K)
-        keys = torch.cat([table, onehot.to(table.dtype)], dim=1)  # (n_scored, d + K)
-        logits = queries @ keys.T
-        return logits
+        return torch.cat([hidden, self.interest_scale.to(hidden.dtype) * probs], dim=1)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from core.generator import CatalogueHead
 from core.predictor import InterestHead
 
 SCORE_BATCH = 512  # users per forward pass when scoring
+SMALL_BATCH = 8  # batches up to this size keep their answer for the next question about them
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,27 @@ class SequenceModel(nn.Module):
         self.generator = CatalogueHead()
 
     def forward(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
-                candidates: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                candidates: Optional[torch.Tensor] = None,
+                keys: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Item logits and interest logits at the selected positions.
 
         items:      (B, L) left-padded item indices
         select:     (B, L) bool positions to score; default = the last position of each row
         candidates: (C,) item indices to score instead of the whole catalogue (sampled softmax)
+        keys:       precomputed ``catalogue_keys()`` of a frozen model (serving)
         returns:    logits (N, n_items + 1) or (N, C), interest logits (N, n_interests);
                     N = select.sum() or B
         """
         hidden = self.encoder(items)  # (B, L, d)
         rows = hidden[:, -1] if select is None else hidden[select]  # (N, d)
         interest_logits = self.predictor(rows)  # (N, K)
-        logits = self.generator(rows, interest_logits, self.predictor.item_interest, self.encoder.embeddings, candidates)
+        logits = self.generator(rows, interest_logits, self.predictor.item_interest, self.encoder.embeddings,
+                                candidates, keys)
         return logits, interest_logits
+
+    def catalogue_keys(self) -> torch.Tensor:
+        """The generator's item side for the whole catalogue; fixed while the weights are."""
+        return self.generator.keys(self.predictor.item_interest, self.encoder.embeddings, self.predictor.n_interests)
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, d) item representations the generator scores against."""
@@ -65,8 +73,14 @@ class NeuralScorer:
     """A trained ``SequenceModel`` behind the ``core.scorer.Scorer`` interface."""
 
     def __init__(self, model: SequenceModel, name: str) -> None:
+        """``model`` must stay frozen while this scorer serves it: its catalogue keys are computed once.
+
+        Training wraps a fresh scorer around the model for every validation pass.
+        """
         self.model = model.eval()
         self.name = name
+        self._keys: Optional[torch.Tensor] = None
+        self._last: Optional[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = None
 
     @property
     def device(self) -> torch.device:
@@ -79,13 +93,31 @@ class NeuralScorer:
     def _inputs(self, histories: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(pad_histories(histories, self.max_len)).to(self.device)
 
+    def _forward(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item and interest logits for up to SCORE_BATCH users.
+
+        Serving one user asks for scores, interests and explanations in turn; the last small
+        batch's answer is kept so the encoder runs once per question, not three times, and the
+        catalogue's keys are built once per scorer rather than per call (0.5 s at 1M items).
+        """
+        inputs = self._inputs(histories)
+        last = self._last
+        if last is not None and last[0].shape == inputs.shape and torch.equal(last[0], inputs):
+            return last[1]
+        if self._keys is None:
+            self._keys = self.model.catalogue_keys()
+        answer = self.model(inputs, keys=self._keys)
+        if len(histories) <= SMALL_BATCH:
+            self._last = (inputs, answer)
+        return answer
+
     @torch.no_grad()
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         """(B, n_items + 1) float scores on the CPU; column 0 = -inf. Profile segments are not used."""
         self.model.eval()
         parts = []
         for start in range(0, len(histories), SCORE_BATCH):
-            logits, _ = self.model(self._inputs(histories[start : start + SCORE_BATCH]))
+            logits, _ = self._forward(histories[start : start + SCORE_BATCH])
             parts.append(logits.float().cpu())
         scores = torch.cat(parts) if parts else torch.zeros(0, self.model.encoder.config.n_items + 1)
         scores[:, 0] = float("-inf")
@@ -96,9 +128,17 @@ class NeuralScorer:
         """(n_interests,) probabilities of the next interest; None before interests exist."""
         if not self.model.predictor.ready:
             return None
+        return self.interests_batch([np.asarray(history)])[0]
+
+    @torch.no_grad()
+    def interests_batch(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(B, n_interests) probabilities for many users in one pass (the ranker asks for whole batches)."""
+        if not self.model.predictor.ready:
+            return np.zeros((len(histories), 0), dtype=np.float32)
         self.model.eval()
-        _, interest_logits = self.model(self._inputs([np.asarray(history)]))
-        return interest_logits[0].float().softmax(dim=-1).cpu().numpy()
+        parts = [self._forward(histories[start : start + SCORE_BATCH])[1].float().softmax(dim=-1).cpu().numpy()
+                 for start in range(0, len(histories), SCORE_BATCH)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.predictor.n_interests), dtype=np.float32)
 
     @torch.no_grad()
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -115,8 +155,10 @@ class NeuralScorer:
             return weights
         self.model.eval()
         recent = history[-self.max_len :]
-        table = nn.functional.normalize(self.model.item_table().float(), dim=1)
-        similarity = (table[torch.as_tensor(items, device=self.device)] @ table[torch.as_tensor(recent, device=self.device)].T)
+        embed = self.model.encoder.embeddings
+        asked = nn.functional.normalize(embed(torch.as_tensor(items, device=self.device)).float(), dim=1)
+        seen = nn.functional.normalize(embed(torch.as_tensor(recent, device=self.device)).float(), dim=1)
+        similarity = asked @ seen.T
         similarity = similarity.clamp(min=0).cpu().numpy()  # (n_items_asked, len(recent))
         if self.model.encoder.config.kind == "sasrec":
             _, attention = self.model.encoder.encode(self._inputs([recent]), need_attention=True)

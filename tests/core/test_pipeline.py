@@ -67,3 +67,19 @@ def test_state_round_trips_through_safetensors(trained):
     assert np.allclose(rebuilt.interests(histories[0]), scorer.interests(histories[0]))
     with pytest.raises(RuntimeError):
         NeuralScorer.from_state(config, load(blob), DataDims(data.n_items + 1, data.n_categories, 3))
+
+
+def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):
+    data, split, _, scorer = trained
+    histories = split.test.histories[:5]
+    fresh = NeuralScorer(scorer.model, "sasrec")
+    with torch.no_grad():
+        expected_logits, expected_interests = scorer.model(fresh._inputs(histories))
+    one = [histories[0]]
+    first = fresh.score(one)
+    first[0, 1:] = float("-inf")  # callers may mask the answer in place ...
+    again = fresh.score(one)  # ... and the kept answer must not change
+    assert torch.allclose(again[0, 1:], expected_logits[0, 1:], atol=1e-5)
+    batched = fresh.interests_batch(histories)
+    assert np.allclose(batched, expected_interests.softmax(dim=-1).numpy(), atol=1e-5)
+    assert np.allclose(fresh.interests(histories[3]), batched[3], atol=1e-6)
