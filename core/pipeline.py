@@ -43,13 +43,13 @@ class SequenceModel(nn.Module):
 
     def forward(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
                 candidates: Optional[torch.Tensor] = None,
-                keys: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                table: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Item logits and interest logits at the selected positions.
 
         items:      (B, L) left-padded item indices
         select:     (B, L) bool positions to score; default = the last position of each row
         candidates: (C,) item indices to score instead of the whole catalogue (sampled softmax)
-        keys:       precomputed ``catalogue_keys()`` of a frozen model (serving)
+        table:      precomputed ``item_table()`` of a frozen model (serving)
         returns:    logits (N, n_items + 1) or (N, C), interest logits (N, n_interests);
                     N = select.sum() or B
         """
@@ -57,15 +57,11 @@ class SequenceModel(nn.Module):
         rows = hidden[:, -1] if select is None else hidden[select]  # (N, d)
         interest_logits = self.predictor(rows)  # (N, K)
         logits = self.generator(rows, interest_logits, self.predictor.item_interest, self.encoder.embeddings,
-                                candidates, keys)
+                                candidates, table)
         return logits, interest_logits
 
-    def catalogue_keys(self) -> torch.Tensor:
-        """The generator's item side for the whole catalogue; fixed while the weights are."""
-        return self.generator.keys(self.predictor.item_interest, self.encoder.embeddings, self.predictor.n_interests)
-
     def item_table(self) -> torch.Tensor:
-        """(n_items + 1, d) item representations the generator scores against."""
+        """(n_items + 1, d) item representations the generator scores against; fixed while the weights are."""
         return self.encoder.embeddings.table()
 
 
@@ -73,13 +69,13 @@ class NeuralScorer:
     """A trained ``SequenceModel`` behind the ``core.scorer.Scorer`` interface."""
 
     def __init__(self, model: SequenceModel, name: str) -> None:
-        """``model`` must stay frozen while this scorer serves it: its catalogue keys are computed once.
+        """``model`` must stay frozen while this scorer serves it: its item table is computed once.
 
         Training wraps a fresh scorer around the model for every validation pass.
         """
         self.model = model.eval()
         self.name = name
-        self._keys: Optional[torch.Tensor] = None
+        self._table: Optional[torch.Tensor] = None
         self._last: Optional[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = None
 
     @property
@@ -98,15 +94,15 @@ class NeuralScorer:
 
         Serving one user asks for scores, interests and explanations in turn; the last small
         batch's answer is kept so the encoder runs once per question, not three times, and the
-        catalogue's keys are built once per scorer rather than per call (0.5 s at 1M items).
+        catalogue's item table is built once per scorer rather than per call (0.5 s at 1M items).
         """
         inputs = self._inputs(histories)
         last = self._last
         if last is not None and last[0].shape == inputs.shape and torch.equal(last[0], inputs):
             return last[1]
-        if self._keys is None:
-            self._keys = self.model.catalogue_keys()
-        answer = self.model(inputs, keys=self._keys)
+        if self._table is None:
+            self._table = self.model.item_table()
+        answer = self.model(inputs, table=self._table)
         if len(histories) <= SMALL_BATCH:
             self._last = (inputs, answer)
         return answer

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from core.encoder import EncoderConfig
+from core.encoder import EncoderConfig, ItemEmbeddings
 from core.generator import generate_candidates
 from core.pipeline import NeuralScorer, SequenceModel
 
@@ -78,3 +78,20 @@ def test_cold_items_are_scored_by_category_and_interest_match():
         model.encoder.embeddings.category.weight[1].zero_()
     scores = NeuralScorer(model, "sasrec").score([np.array([1, 2])])[0]
     assert scores[5] > scores[6]  # with equal features, the predicted interest decides
+
+
+def test_interest_match_is_the_same_gathered_or_multiplied():
+    from core import generator
+
+    torch.manual_seed(0)
+    head = generator.CatalogueHead()
+    embeddings = ItemEmbeddings(n_items=30, n_categories=4, hidden=8)
+    item_interest = torch.randint(-1, 3, (31,))
+    item_interest[item_interest < 0] = generator.NO_INTEREST
+    hidden, interest_logits = torch.randn(70, 8), torch.randn(70, 3)
+    with torch.no_grad():
+        multiplied = head(hidden, interest_logits, item_interest, embeddings)  # 70 rows > GATHER_ROWS
+        gathered = torch.cat([head(hidden[i:i + 10], interest_logits[i:i + 10], item_interest, embeddings)
+                              for i in range(0, 70, 10)])
+    assert multiplied.shape == (70, 31)
+    assert torch.allclose(multiplied, gathered, atol=1e-5)
