@@ -20,17 +20,23 @@ from core.data import leave_one_out, sequences_from_arrays
 from core.demo import DemoConfig, write_demo_csv
 
 
-@functools.lru_cache(maxsize=4)
-def demo_sequences(n_users: int = 800, n_items: int = 300, seed: int = 7):
-    """(SequenceData, leave-one-out Split) of a small demo shop; cached per session."""
+def _demo_frames(n_users: int, n_items: int, seed: int):
+    """Events, items and users of a small demo shop as read from its CSVs, with 1-based store ids."""
     with tempfile.TemporaryDirectory() as folder:
         files = write_demo_csv(folder, DemoConfig(n_users=n_users, n_items=n_items, n_categories=8, seed=seed,
                                                   mean_events_per_user=15.0))
         events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
         items = pd.read_csv(files.items, dtype={"item_id": str})
         users = pd.read_csv(files.users, dtype={"user_id": str})
-    item_ids = {external: i + 1 for i, external in enumerate(items["item_id"])}
     user_ids = {external: i + 1 for i, external in enumerate(users["user_id"])}
+    item_ids = {external: i + 1 for i, external in enumerate(items["item_id"])}
+    return events, items, users, user_ids, item_ids
+
+
+@functools.lru_cache(maxsize=4)
+def demo_sequences(n_users: int = 800, n_items: int = 300, seed: int = 7):
+    """(SequenceData, leave-one-out Split) of a small demo shop; cached per session."""
+    events, items, users, user_ids, item_ids = _demo_frames(n_users, n_items, seed)
     items_frame = pd.DataFrame({"id": np.arange(1, len(items) + 1), "external_id": items["item_id"],
                                 "title": items["title"], "categories": items["categories"]})
     attributes = users.drop(columns=["user_id"]).to_dict("records")
@@ -48,15 +54,8 @@ def demo_workspace(path, n_users: int = 500, n_items: int = 200, seed: int = 7):
     """
     from core.store import Workspace
 
-    with tempfile.TemporaryDirectory() as folder:
-        files = write_demo_csv(folder, DemoConfig(n_users=n_users, n_items=n_items, n_categories=8, seed=seed,
-                                                  mean_events_per_user=15.0))
-        events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
-        items = pd.read_csv(files.items, dtype={"item_id": str})
-        users = pd.read_csv(files.users, dtype={"user_id": str})
+    events, items, users, user_ids, item_ids = _demo_frames(n_users, n_items, seed)
     workspace = Workspace.open(path)
-    user_ids = {external: i + 1 for i, external in enumerate(users["user_id"])}
-    item_ids = {external: i + 1 for i, external in enumerate(items["item_id"])}
     attributes = [json.dumps(a) for a in users.drop(columns=["user_id"]).to_dict("records")]
     with workspace.engine.begin() as conn:
         raw = conn.connection.dbapi_connection
