@@ -18,6 +18,7 @@ softmax 0.0580 / 0.0970, original SASRec (BCE) NDCG@10 0.0374.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -83,8 +84,8 @@ def test_metrics(scorer, split) -> dict[str, float]:
     return metrics_from_ranks(ranks_for(scorer, split.test.histories, split.test.targets))
 
 
-def run_model(data: SequenceData, split, model: str, max_epochs: int | None) -> dict:
-    overrides = {"epochs": max_epochs} if max_epochs else {}
+def run_model(data: SequenceData, split, model: str, max_epochs: int | None, overrides: dict) -> dict:
+    overrides = {**overrides, "epochs": max_epochs} if max_epochs else overrides
     config = TrainConfig.for_data(data, model=model, **overrides)
     started = time.perf_counter()
     reached = []
@@ -115,6 +116,19 @@ def run_model(data: SequenceData, split, model: str, max_epochs: int | None) -> 
     }
 
 
+def config_overrides(pairs: list[str]) -> dict:
+    """FIELD=VALUE strings -> TrainConfig overrides, each value parsed as the field's type."""
+    types = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
+    overrides = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in types:
+            raise SystemExit(f"--set {pair}: TrainConfig has no field {name!r}")
+        kind = types[name]
+        overrides[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return overrides
+
+
 def machine() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
@@ -126,9 +140,14 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["amazon-toys"], choices=sorted(DATASETS))
     parser.add_argument("--models", nargs="+", default=["sasrec"], choices=["sasrec", "gru", "lstm"])
     parser.add_argument("--max-epochs", type=int, default=None, help="cap epochs (smoke runs; not the goal figures)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="override TrainConfig fields (experiments; the goal figures use the defaults)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this JSON file")
     args = parser.parse_args()
+    overrides = config_overrides(args.set)
     print(f"machine: {machine()}")
+    if overrides:
+        print(f"overrides (not the defaults): {overrides}")
     print("protocol: leave-one-out, full-catalogue ranking, history masked; defaults from TrainConfig.for_data")
     results = []
     for name in args.data:
@@ -140,7 +159,7 @@ def main() -> None:
         print(f"  popularity      test NDCG@10 {popularity['ndcg@10']:.4f}  HR@10 {popularity['hr@10']:.4f}")
         for model in args.models:
             print(f"  {model}:", flush=True)
-            figures = run_model(data, split, model, args.max_epochs)
+            figures = run_model(data, split, model, args.max_epochs, overrides)
             figures.update(dataset=name, pop_ndcg10=popularity["ndcg@10"], pop_hr10=popularity["hr@10"])
             results.append(figures)
             reached = figures["time_to_valid_0.050_s"]
