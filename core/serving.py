@@ -161,8 +161,8 @@ def _title(data, item: int) -> str:
 
 
 def _categories_text(data, item: int) -> str:
-    category = int(data.item_category[item])
-    return str(data.category_names[category]) if category > 0 else ""
+    """All of the item's categories, "A|B" primary first ("" when it has none)."""
+    return str(data.item_categories[item])
 
 
 def next_items(data, item: str, n: int = 10) -> list[NextItem]:

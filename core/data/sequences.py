@@ -25,6 +25,9 @@ UNKNOWN_SEGMENT = "(unknown)"
 MAX_SEGMENTS = 64
 # An attribute with more distinct values than this (zip codes, free text) is not a segment key.
 MAX_ATTRIBUTE_VALUES = 30
+# Part of the cache key: bump it when SequenceData's fields change, so no cached copy of the old
+# shape is ever read back.
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class SequenceData:
     """(n_items + 1,) int64 primary category index per item; 0 = no category (and padding)."""
     category_names: np.ndarray
     """(n_categories,) category name per index; index 0 is "(none)"."""
+    item_categories: np.ndarray
+    """(n_items + 1,) all of the item's categories as "A|B" text, primary first ("" = none): models
+    learn from the primary one, people read them all."""
     user_store_id: np.ndarray
     """(n_users,) int64 store id per user index."""
     user_external: np.ndarray
@@ -139,6 +145,7 @@ def sequences_from_arrays(
         item_title=np.concatenate([[""], items["title"].fillna("").astype(str).to_numpy(object)]),
         item_category=np.concatenate([[0], item_category]).astype(np.int64),
         category_names=category_names,
+        item_categories=np.concatenate([[""], _category_lists(items["categories"])]),
         user_store_id=users["id"].to_numpy(np.int64),
         user_external=users["external_id"].astype(str).to_numpy(object),
         offsets=offsets,
@@ -181,6 +188,12 @@ def _primary_categories(categories: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     lookup = {name: index + 1 for index, name in enumerate(names)}
     index = primary.map(lambda name: lookup.get(name, 0)).to_numpy(np.int64)
     return np.array([NO_CATEGORY, *names], dtype=object), index
+
+
+def _category_lists(categories: pd.Series) -> np.ndarray:
+    """Each item's "A|B" text tidied (blanks around and between the bars dropped), order kept."""
+    parts = categories.fillna("").astype(str).str.split("|")
+    return np.array(["|".join(p.strip() for p in names if p.strip()) for names in parts], dtype=object)
 
 
 def _profile_segments(attributes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -248,11 +261,11 @@ def build_sequences(workspace) -> SequenceData:
     """Sequences of a workspace, rebuilt only when its content hash changed."""
     memory = joblib.Memory(cache_folder(workspace.path), verbose=0)
     cached = memory.cache(_build_from_workspace, ignore=["workspace"])
-    return cached(workspace, workspace.content_hash())
+    return cached(workspace, workspace.content_hash(), CACHE_FORMAT)
 
 
-def _build_from_workspace(workspace, content_hash: str) -> SequenceData:
-    """Uncached build; ``content_hash`` is only the cache key."""
+def _build_from_workspace(workspace, content_hash: str, cache_format: int) -> SequenceData:
+    """Uncached build; ``content_hash`` and ``cache_format`` are only the cache key."""
     events = workspace.event_arrays()
     return sequences_from_arrays(
         events.user_id, events.item_id, events.ts, workspace.items_frame(), workspace.users_frame()

@@ -25,11 +25,12 @@ def test_sequences_are_time_ordered_with_stable_ties_and_collapsed_repeats():
 
 def test_item_table_gives_cold_items_categories_and_lookups():
     items = pd.DataFrame({"id": [10, 11, 12], "external_id": ["a", "b", "c"], "title": ["A", None, "C"],
-                          "categories": ["Toys|Kids", "Books", None]})
+                          "categories": [" Toys | Kids |", "Books", None]})
     data = sequences_from_arrays(np.array([1, 1]), np.array([10, 11]), np.array([0.0, 1.0]), items)
     assert data.n_items == 3 and data.n_users == 1
     assert list(data.category_names) == ["(none)", "Books", "Toys"]
     assert list(data.item_category) == [0, 2, 1, 0]
+    assert list(data.item_categories) == ["", "Toys|Kids", "Books", ""]  # all of them, primary first, tidied
     assert list(data.item_title) == ["", "A", "", "C"]
     assert list(data.item_index_of(["c", "a", "zzz"])) == [3, 1, 0]
     assert data.user_index_of("1") == 0 and data.user_index_of("nobody") is None
