@@ -8,7 +8,9 @@ the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Optional
 
 import numpy as np
 
@@ -89,4 +91,105 @@ def time_split(data: SequenceData, cutoff_ts: float) -> Split:
         [histories[u][: cut[u]] for u in test_users],
         np.array([histories[u][cut[u]] for u in test_users], dtype=np.int64),
     )
-    return Split(train, valid, test, f"time split at ts={cutoff_ts:g} (first event after the cut = test)")
+    return Split(train, valid, test, f"time split at {format_cutoff(cutoff_ts)} (first event after the cut = test)")
+
+
+def format_cutoff(cutoff_ts: float) -> str:
+    """A cut-off as people write dates: "2026-03-01" at midnight UTC, else with the time of day."""
+    moment = datetime.fromtimestamp(cutoff_ts, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d" if moment.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S UTC")
+
+
+LEAVE_ONE_OUT, TIME = "leave-one-out", "time"
+SPLIT_KINDS = (LEAVE_ONE_OUT, TIME)
+DEFAULT_TEST_FRACTION = 0.1
+
+
+class SplitError(ValueError):
+    """A split that cannot be made on this workspace's data; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """How a run cuts the data, recorded with the run so that re-evaluating it cuts the same way.
+
+    A time split asked for by ``test_fraction`` is resolved to a fixed ``cutoff_ts`` when the run
+    starts (``resolve``): a later import must move neither the training data's end nor the test.
+    """
+
+    kind: str = LEAVE_ONE_OUT  # "leave-one-out" | "time"
+    cutoff_ts: Optional[float] = None  # time split: unix seconds; events from here on are the future
+    test_fraction: float = DEFAULT_TEST_FRACTION  # time split without a cut-off: share of the latest events
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise SplitError(f"unknown split {self.kind!r}; use {' or '.join(SPLIT_KINDS)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise SplitError(f"the test fraction must be between 0 and 1 (e.g. 0.1), got {self.test_fraction}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, values: Optional[dict]) -> "SplitChoice":
+        """The recorded choice; runs recorded before splits were a choice were leave-one-out."""
+        return cls(**{k: v for k, v in (values or {}).items() if k in cls.__dataclass_fields__})
+
+    def describe(self) -> str:
+        """"leave-one-out" or "time split at 2026-03-01" (or "... latest 10% of events" before resolving)."""
+        if self.kind == LEAVE_ONE_OUT:
+            return LEAVE_ONE_OUT
+        if self.cutoff_ts is None:
+            return f"time split before the latest {self.test_fraction:.0%} of events"
+        return f"time split at {format_cutoff(self.cutoff_ts)}"
+
+    def resolve(self, data: SequenceData, time_kind: str) -> "SplitChoice":
+        """This choice with its cut-off fixed and checked against ``data``; SplitError says why not."""
+        if self.kind == LEAVE_ONE_OUT:
+            return self
+        if time_kind != "unix":
+            raise SplitError("this workspace's events have no real timestamps (they were imported in file or "
+                             "step order), so there is no date to cut at; use the leave-one-out split")
+        if not len(data.ts):
+            raise SplitError("the workspace holds no events to split")
+        cutoff = self.cutoff_ts if self.cutoff_ts is not None else _cutoff_for_fraction(data.ts, self.test_fraction)
+        _check_cutoff(data, float(cutoff))
+        return replace(self, cutoff_ts=float(cutoff))
+
+    def split(self, data: SequenceData) -> Split:
+        """The split itself (a time split must be resolved first)."""
+        if self.kind == LEAVE_ONE_OUT:
+            return leave_one_out(data)
+        if self.cutoff_ts is None:
+            raise SplitError("a time split needs its cut-off resolved against the data first")
+        return time_split(data, self.cutoff_ts)
+
+    def test_position(self, data: SequenceData, user_index: int) -> Optional[int]:
+        """Where the user's test target sits in their history (what came before it is what the
+        model saw), exactly as ``split`` holds them out; None when the user is not tested."""
+        length = int(data.offsets[user_index + 1] - data.offsets[user_index])
+        if self.kind == LEAVE_ONE_OUT:
+            return length - 1 if length >= MIN_EVAL_LENGTH else None
+        ts = data.ts[data.offsets[user_index]: data.offsets[user_index + 1]]
+        before = int(np.count_nonzero(ts < self.cutoff_ts))
+        return before if before < length else None
+
+
+def _cutoff_for_fraction(ts: np.ndarray, fraction: float) -> float:
+    """The time at which the latest ``fraction`` of all events begins."""
+    ordered = np.sort(ts)
+    return float(ordered[len(ordered) - max(1, int(np.ceil(fraction * len(ordered))))])
+
+
+def _check_cutoff(data: SequenceData, cutoff: float) -> None:
+    first, last = float(data.ts.min()), float(data.ts.max())
+    span = f"the log runs from {format_cutoff(first)} to {format_cutoff(last)}"
+    if cutoff <= first:
+        raise SplitError(f"the cut-off {format_cutoff(cutoff)} leaves nothing to learn from: {span}")
+    if cutoff > last:
+        raise SplitError(f"the cut-off {format_cutoff(cutoff)} leaves nothing to test on: {span}")
+    user_of_event = np.repeat(np.arange(data.n_users), data.lengths())
+    before = np.bincount(user_of_event[data.ts < cutoff], minlength=data.n_users)
+    if not (before >= MIN_EVAL_LENGTH).any():
+        raise SplitError(f"no user has {MIN_EVAL_LENGTH} events before the cut-off {format_cutoff(cutoff)}, so "
+                         f"nothing is left to validate on; choose a later cut-off ({span})")

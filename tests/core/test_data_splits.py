@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from core.data import leave_one_out, sequences_from_arrays, time_split
+from core.data import SplitChoice, SplitError, leave_one_out, sequences_from_arrays, time_split
 
 
 def _data():
@@ -31,3 +32,48 @@ def test_time_split_tests_first_event_after_the_cut_with_everything_before_as_hi
     assert [h.tolist() for h in split.test.histories] == [[1, 2, 3], [1], []]
     assert split.test.targets.tolist() == [4, 2, 6]
     assert all(len(h) == 0 or h.max() < 9 for h in split.train)
+
+
+def test_split_choice_test_position_is_where_the_split_holds_out_each_user():
+    data = _data()
+    for choice in (SplitChoice(), SplitChoice("time", cutoff_ts=3.0), SplitChoice("time", cutoff_ts=11.0)):
+        test = choice.split(data).test
+        tested = dict(zip(test.user_index.tolist(), zip(test.histories, test.targets.tolist())))
+        for user in range(data.n_users):
+            position = choice.test_position(data, user)
+            if user not in tested:
+                assert position is None
+                continue
+            history, target = tested[user]
+            assert data.history(user)[:position].tolist() == history.tolist()
+            assert data.history(user)[position] == target
+
+
+def test_time_split_by_fraction_cuts_where_the_latest_events_begin_and_is_recorded_fixed():
+    data = _data()
+    resolved = SplitChoice("time", test_fraction=0.3).resolve(data, "unix")
+    assert resolved.cutoff_ts == 10.0  # the latest 3 of the 10 events are at ts 10, 11, 12
+    assert SplitChoice("time", test_fraction=0.01).resolve(data, "unix").cutoff_ts == 12.0  # at least one event
+    assert SplitChoice.from_json(resolved.to_json()) == resolved
+    assert resolved.split(data).protocol.startswith("time split at 1970-01-01 00:00:10 UTC")
+    assert SplitChoice.from_json(None) == SplitChoice() and SplitChoice().describe() == "leave-one-out"
+    assert SplitChoice("time", cutoff_ts=86400.0).describe() == "time split at 1970-01-02"
+
+
+@pytest.mark.parametrize("choice, time_kind, words", [
+    (SplitChoice("time"), "order", "no real timestamps"),
+    (SplitChoice("time", cutoff_ts=0.0), "unix", "nothing to learn from"),
+    (SplitChoice("time", cutoff_ts=13.0), "unix", "nothing to test on"),
+    (SplitChoice("time", cutoff_ts=2.0), "unix", "no user has 3 events before the cut-off"),
+])
+def test_impossible_time_splits_say_why(choice, time_kind, words):
+    with pytest.raises(SplitError, match=words):
+        choice.resolve(_data(), time_kind)
+
+
+def test_bad_split_choices_are_refused():
+    with pytest.raises(SplitError, match="unknown split 'random'"):
+        SplitChoice("random")
+    with pytest.raises(SplitError, match="between 0 and 1"):
+        SplitChoice("time", test_fraction=1.5)
+    assert SplitChoice().resolve(_data(), "order") == SplitChoice()  # leave-one-out needs no clock
