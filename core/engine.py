@@ -17,7 +17,7 @@ import numpy as np
 
 from core import runs, serving
 from core.bundles import Bundle, load_bundle
-from core.data import build_sequences, leave_one_out
+from core.data import SplitChoice, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
 from core.progress import RateMeter, emit
 from core.ranker import RankedScorer
@@ -25,6 +25,32 @@ from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F
 from core.store import Workspace
 
 ACTIVE_RUN_KEY = "active_run"
+
+
+class UnknownUserError(KeyError):
+    """A user id the workspace has never seen, asked about without an explicit what-if history.
+
+    Answering with the cold-start list would hide a typo or a user from another shop behind
+    plausible-looking popular items; a caller that means a newcomer passes ``history=[]``.
+    """
+
+    def __init__(self, user: str, workspace_name: str) -> None:
+        super().__init__(user)
+        self.user = user
+        self.message = (f"unknown user {user!r} in {workspace_name}: no events or profile under that id "
+                        "(for a newcomer's cold-start list, ask with an empty history)")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A user's test target under a run's split, and the history the model was tested from."""
+
+    item: str
+    before: list[str]  # item ids in time order (repeats merged), everything the model saw
+    split: str  # how the split is described, e.g. "leave-one-out" or "time split at 2026-03-01"
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,10 @@ class Engine:
                 self._bundles.clear()
             return self._data_cache[1]
 
+    def time_kind(self) -> str:
+        """"unix" when the events carry real timestamps, "order" when only their order is known."""
+        return self.workspace.get_meta("time_kind", "unix") or "unix"
+
     def device_name(self) -> str:
         from core.training import device_name, resolve_device
 
@@ -94,10 +124,19 @@ class Engine:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def train(self, config, progress=None, cancel=None, resume_run: Optional[int] = None) -> runs.RunSummary:
-        """Train ``config`` (a ``core.training.TrainConfig``) on a leave-one-out split and record the run."""
+    def train(self, config, progress=None, cancel=None, resume_run: Optional[int] = None,
+              split: Optional[SplitChoice] = None) -> runs.RunSummary:
+        """Train ``config`` (a ``core.training.TrainConfig``) and record the run.
+
+        ``split`` defaults to leave-one-out; a time split gets its cut-off fixed here (SplitError
+        when this data cannot be cut so). A resumed run keeps the split it was started with.
+        """
         data = self.sequence_data()
-        return runs.train_run(self.workspace, data, leave_one_out(data), config, progress, cancel, resume_run)
+        if resume_run is not None:
+            choice = runs.get_run(self.workspace, resume_run).split
+        else:
+            choice = (split or SplitChoice()).resolve(data, self.time_kind())
+        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run)
 
     def runs(self) -> list[runs.RunSummary]:
         return runs.list_runs(self.workspace)
@@ -133,9 +172,10 @@ class Engine:
             return self._bundles[int(run_id)]
 
     def evaluate(self, run_id: int, progress=None, cancel=None) -> dict:
-        """Re-evaluate the run's served pipeline on the current data's test targets; stores and returns the report."""
+        """Re-evaluate the run's served pipeline on the current data's test targets, cut by the run's
+        own split; stores and returns the report."""
         bundle, data = self.bundle(run_id), self.sequence_data()
-        split = leave_one_out(data)
+        split = runs.get_run(self.workspace, run_id).split.split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
             bundle.scorer, bundle.ranker, bundle.item_interest, len(bundle.interest_names))
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
@@ -149,6 +189,10 @@ class Engine:
 
     def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10") -> dict:
         """Paired test over the users both runs were tested on (means, difference, p-value)."""
+        splits = {run_id: runs.get_run(self.workspace, run_id).split for run_id in (run_a, run_b)}
+        if splits[run_a] != splits[run_b]:
+            raise ValueError(f"runs #{run_a} and #{run_b} were tested on different splits ({splits[run_a].describe()} "
+                             f"vs {splits[run_b].describe()}): their test items differ, so compare runs of one split")
         ranks = []
         for run_id in (run_a, run_b):
             if self._ranks_are_current(run_id):
@@ -170,9 +214,13 @@ class Engine:
 
     def recommend(self, run_id: int, user: Optional[str], k: int = 10, diversity: float = 0.0,
                   exclude_seen: bool = True, history: Optional[list[str]] = None) -> list[Recommendation]:
-        """Top-``k`` explained items for ``user`` (or for the what-if ``history`` of item ids)."""
+        """Top-``k`` explained items for ``user`` (or for the what-if ``history`` of item ids).
+
+        An unknown ``user`` raises UnknownUserError unless ``history`` is given: ``history=[]``
+        (or ``user=None``) asks for the cold-start list on purpose.
+        """
         data = self.sequence_data()
-        items, segment = serving.resolve_history(data, user, history)
+        items, segment = self._history_of(data, user, history)
         return serving.recommend(self.bundle(run_id), data, items, segment, k, diversity, exclude_seen)
 
     def recommend_many(self, run_id: int, users: list[str], k: int = 10, diversity: float = 0.0,
@@ -185,7 +233,7 @@ class Engine:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             batch = list(users[start:start + batch_size])
-            resolved = [serving.resolve_history(data, user, None) for user in batch]
+            resolved = [self._history_of(data, user, None) for user in batch]
             lists = serving.recommend_batch(bundle, data, [h for h, _ in resolved], np.array([s for _, s in resolved]),
                                             k, diversity, exclude_seen)
             yield from zip(batch, lists)
@@ -193,21 +241,37 @@ class Engine:
             emit(progress, meter.report("recommend", done, f"{done:,} of {len(users):,} users"))
 
     def interests(self, run_id: int, user: Optional[str], history: Optional[list[str]] = None) -> list[Interest]:
+        """The user's predicted next interests; an unknown user is refused as in ``recommend``."""
         data = self.sequence_data()
-        items, _ = serving.resolve_history(data, user, history)
+        items, _ = self._history_of(data, user, history)
         return serving.predicted_interests(self.bundle(run_id), items)
+
+    def _history_of(self, data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
+        if history is None and user is not None and data.user_index_of(user) is None:
+            raise UnknownUserError(str(user), self.workspace.path.name)
+        return serving.resolve_history(data, user, history)
 
     def user_history(self, user: str):
         """The user's events in time order: DataFrame with ts, event_type, value, item, title, categories."""
         return self.workspace.user_sequence(user)
 
-    def held_out_item(self, user: str) -> Optional[str]:
-        """The user's test target under leave-one-out (their last item), for compare mode; None if not evaluated."""
+    def held_out(self, user: str, run_id: Optional[int] = None) -> Optional[HeldOut]:
+        """The user's test target under the run's split (leave-one-out without a run), with the
+        history it was predicted from; None when that split does not test this user."""
         data = self.sequence_data()
         index = data.user_index_of(user)
-        if index is None or len(data.history(index)) < 3:
+        choice = runs.get_run(self.workspace, run_id).split if run_id is not None else SplitChoice()
+        position = None if index is None else choice.test_position(data, index)
+        if position is None:
             return None
-        return str(data.item_external[data.history(index)[-1]])
+        history = data.history(index)
+        return HeldOut(str(data.item_external[history[position]]),
+                       [str(item) for item in data.item_external[history[:position]]], choice.describe())
+
+    def held_out_item(self, user: str, run_id: Optional[int] = None) -> Optional[str]:
+        """Just the item of ``held_out``: the user's test target, or None."""
+        held = self.held_out(user, run_id)
+        return None if held is None else held.item
 
     def next_items(self, item: str, n: int = 10) -> list[NextItem]:
         return serving.next_items(self.sequence_data(), item, n)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
+from core.data.splits import SplitChoice
 from core.evaluation import evaluate_scorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
@@ -32,6 +33,7 @@ class RunSummary:
     metrics: the served pipeline's test report (``protocol``, ``metrics``, ``beyond``,
     ``segments``) plus ``valid`` (validation metrics), ``generator_test`` (test metrics of the
     generator alone), ``ranker`` (its holdout check) and ``training`` (epochs, best epoch).
+    config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with.
     """
 
     id: int
@@ -48,6 +50,11 @@ class RunSummary:
     def metric(self, name: str = "ndcg@10") -> Optional[float]:
         """A test metric of the served pipeline, e.g. "ndcg@10" or "coverage@10"."""
         return {**self.metrics.get("metrics", {}), **self.metrics.get("beyond", {})}.get(name)
+
+    @property
+    def split(self) -> SplitChoice:
+        """How the run's data was cut (runs recorded before the choice existed were leave-one-out)."""
+        return SplitChoice.from_json(self.config.get("split"))
 
 
 def runs_root(workspace) -> Path:
@@ -102,18 +109,22 @@ def delete_run(workspace, run_id: int) -> None:
     shutil.rmtree(run_folder(workspace, run_id), ignore_errors=True)
 
 
-def train_run(workspace, data, split, config, progress=None, cancel=None, resume_run: Optional[int] = None) -> RunSummary:
-    """Train (or resume) a run end to end and record it; Cancelled / errors leave the row marked."""
+def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
+              resume_run: Optional[int] = None) -> RunSummary:
+    """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
+    Cancelled / errors leave the row marked."""
     content_hash = workspace.content_hash()
+    recorded = {**config.to_json(), "split": choice.to_json()}
     if resume_run is None:
-        run_id = create_run(workspace, config.to_json(), content_hash)
+        run_id = create_run(workspace, recorded, content_hash)
     else:
         run_id = get_run(workspace, resume_run).id
         update_run(workspace, run_id, status="running")
     folder = run_folder(workspace, run_id)
     started = time.perf_counter()
     try:
-        metrics, device = _train_and_save(folder, data, split, config, content_hash, progress, cancel, resume_run is not None)
+        metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash, progress,
+                                          cancel, resume_run is not None)
     except Cancelled:
         update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started)
         raise
@@ -126,7 +137,8 @@ def train_run(workspace, data, split, config, progress=None, cancel=None, resume
     return get_run(workspace, run_id)
 
 
-def _train_and_save(folder: Path, data, split, config, content_hash, progress, cancel, resume: bool) -> tuple[dict, str]:
+def _train_and_save(folder: Path, data, split, config, recorded: dict, content_hash, progress, cancel,
+                    resume: bool) -> tuple[dict, str]:
     log = TrainLog.from_split(data, split)
     scorer, device, training, dims = _fit_generator(folder, data, split, log, config, progress, cancel, resume)
     item_interest, interest_names = interest_vocabulary(scorer, data)
@@ -141,7 +153,7 @@ def _train_and_save(folder: Path, data, split, config, content_hash, progress, c
                                                                     split_name=_split_name(split))
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training}
-    save_bundle(folder / "bundle", model=config.model, config=config.to_json(), data=data, scorer=scorer,
+    save_bundle(folder / "bundle", model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=PopularityScorer.fit(log), ranker=None if served is scorer else ranker,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,

@@ -67,4 +67,6 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     errors = [CliError, CsvImportError, WorkspaceError, Cancelled, OSError, ValueError]
     if "core.bundles" in sys.modules:  # only model commands load bundles (and torch)
         errors.append(sys.modules["core.bundles"].BundleError)
+    if "core.engine" in sys.modules:
+        errors.append(sys.modules["core.engine"].UnknownUserError)
     return tuple(errors)

@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import re
 import typing
+from datetime import datetime, timezone
 
 from core.cli.common import CliError, Output, require_workspace
 
@@ -24,7 +25,9 @@ def add_commands(commands, common, with_train_options: bool) -> None:
                                         "typical history length), as the studio's Train button does.")
     if with_train_options:
         _add_train_options(p)
-    p.add_argument("--resume", type=int, metavar="RUN", help="continue run RUN from its last checkpoint")
+    _add_split_options(p)
+    p.add_argument("--resume", type=int, metavar="RUN",
+                   help="continue run RUN from its last checkpoint (with the split it was started with)")
     p.set_defaults(handler=cmd_train)
 
     p = commands.add_parser("runs", parents=[common], help="list the trained runs")
@@ -44,6 +47,55 @@ def add_commands(commands, common, with_train_options: bool) -> None:
     p = commands.add_parser("interests", parents=[common], help="the user's predicted next interests")
     _add_user_options(p)
     p.set_defaults(handler=cmd_interests)
+
+
+def _add_split_options(p) -> None:
+    group = p.add_argument_group(
+        "split", "How the log is cut into training, validation and test data. loo (leave-one-out, the default): "
+        "each user's last event is the test, the one before it validates; the standard of published "
+        "benchmarks. time: learn from the past, test on what happened after a cut-off, as a shop faces it: "
+        "each user active after the cut is tested on their first event after it, from everything before "
+        "(users new after the cut count as cold start); a user's last event before the cut validates. "
+        "Needs real timestamps in the log.")
+    group.add_argument("--split", choices=("loo", "time"), default=None,
+                       help="loo or time (default: loo; time when --cutoff or --test-fraction is given)")
+    group.add_argument("--cutoff", metavar="DATE",
+                       help="time split: the cut-off, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC unless a zone is "
+                            "given); default: where the latest --test-fraction of the events begins")
+    group.add_argument("--test-fraction", type=float, metavar="SHARE",
+                       help="time split without --cutoff: the share of the latest events after the cut (default: 0.1)")
+
+
+def _split_choice(args):
+    """The SplitChoice the flags ask for; a resumed run keeps its own, so flags are refused there."""
+    from core.data import SplitChoice
+
+    asked_time = args.cutoff is not None or args.test_fraction is not None
+    if args.resume is not None:
+        if args.split is not None or asked_time:
+            raise CliError("a resumed run keeps the split it was started with; leave out --split, --cutoff and "
+                           "--test-fraction")
+        return None
+    if args.split == "loo" and asked_time:
+        raise CliError("--cutoff and --test-fraction belong to the time split (--split time)")
+    if args.cutoff is not None and args.test_fraction is not None:
+        raise CliError("give either --cutoff or --test-fraction, not both")
+    if args.split != "time" and not asked_time:
+        return SplitChoice()
+    if args.cutoff is not None:
+        return SplitChoice("time", cutoff_ts=_parse_cutoff(args.cutoff))
+    return SplitChoice("time", **({} if args.test_fraction is None else {"test_fraction": args.test_fraction}))
+
+
+def _parse_cutoff(text: str) -> float:
+    """Unix seconds of an ISO date or date-time; without a zone it is UTC, as the importer reads times."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(f"--cutoff {text!r} is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def _add_user_options(p) -> None:
@@ -94,6 +146,7 @@ def cmd_train(args, out: Output) -> dict:
     from core.training import TrainConfig, resolve_device
 
     engine = _engine(args)
+    split = _split_choice(args)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     if args.resume is not None:
@@ -107,7 +160,7 @@ def cmd_train(args, out: Output) -> dict:
         resolve_device(config.device)
     except RuntimeError as error:
         raise CliError(str(error)) from None
-    summary = engine.train(config, progress=out.progress(), resume_run=args.resume)
+    summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split)
     out.done_progress()
     result = _run_dict(summary)
     out.lines(_run_lines(result))
@@ -126,7 +179,7 @@ def _run_dict(run) -> dict:
     return {
         "run": run.id, "model": run.model, "status": run.status, "device": run.device,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
-        "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
+        "split": run.split.describe(), "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
         "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "error": metrics.get("error"),
@@ -159,12 +212,12 @@ def cmd_runs(args, out: Output) -> dict:
     engine = _engine(args)
     runs = [_run_dict(run) for run in engine.runs()]
     active = engine.active_run()
-    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  device"]
+    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<8}split"]
     for r in runs:
         marker = "*" if r["run"] == active else " "
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
-                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or ''}")
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<8}{r['split']}")
     out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
     return {"workspace": str(args.db), "active_run": active, "runs": runs}
 
@@ -175,10 +228,10 @@ def _cell(value, width: int) -> str:
 
 def cmd_evaluate(args, out: Output) -> dict:
     engine = _engine(args)
-    _run(engine, args.run_id)
+    run = _run(engine, args.run_id)
     report = engine.evaluate(args.run_id, progress=out.progress())
     out.done_progress()
-    result = {"run": args.run_id, **report}
+    result = {"run": args.run_id, "split": run.split.describe(), **report}
     lines = [f"run #{args.run_id}: {report.get('protocol', '')}"]
     lines.extend(f"  {name:<14}{value:.4f}" for name, value in {**report.get("metrics", {}),
                                                                  **report.get("beyond", {})}.items())
@@ -199,20 +252,14 @@ def _serving_run(engine, args) -> int:
     return max(done)
 
 
-def _known_user(engine, user: str) -> str:
-    if engine.workspace.user_id(user) is None:
-        raise CliError(f"unknown user {user!r} in {engine.workspace.path.name}")
-    return user
-
-
 def cmd_recommend(args, out: Output) -> dict:
     engine = _engine(args)
     run_id = _serving_run(engine, args)
-    recs = engine.recommend(run_id, _known_user(engine, args.user), k=args.k, diversity=args.diversity)
+    recs = engine.recommend(run_id, args.user, k=args.k, diversity=args.diversity)
     result = {"run": run_id, "user": args.user, "recommendations": [dataclasses.asdict(r) for r in recs]}
     lines = [f"next items for user {args.user} (run #{run_id}):"]
     for r in recs:
-        lines.append(f"{r.rank:>3}. {r.item:<12} {r.title[:40]:<40} {'|'.join(r.categories)[:24]:<24} {r.reason}")
+        lines.append(f"{r.rank:>3}. {r.item:<12} {r.title[:40]:<40} {', '.join(r.categories)[:32]:<32} {r.reason}")
         if args.explain and r.because:
             lines.append("       because of " + ", ".join(f"{item} ({weight:.0%})" for item, weight in r.because[:3]))
     out.lines(lines if recs else [f"no recommendations for user {args.user}"])
@@ -222,7 +269,7 @@ def cmd_recommend(args, out: Output) -> dict:
 def cmd_interests(args, out: Output) -> dict:
     engine = _engine(args)
     run_id = _serving_run(engine, args)
-    interests = engine.interests(run_id, _known_user(engine, args.user))
+    interests = engine.interests(run_id, args.user)
     result = {"run": run_id, "user": args.user, "interests": [dataclasses.asdict(i) for i in interests]}
     lines = [f"predicted next interests of user {args.user} (run #{run_id}):"]
     lines.extend(f"  {i.name:<24} {'#' * round(30 * i.probability):<30} {i.probability:.1%}" for i in interests[:10])

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from core.engine import Engine, Interest, Recommendation
+from core.engine import Engine, Interest, Recommendation, UnknownUserError
 from core.progress import CancelToken, Cancelled
 from core.runs import run_folder
 from core.training import TrainConfig
@@ -88,10 +88,17 @@ def test_what_if_history_merges_repeats_like_stored_sequences(engine):
     assert engine.interests(1, "someone-new", history=[a, a, b]) == engine.interests(1, "someone-new", history=[a, b])
 
 
-def test_cold_user_gets_popular_items(engine):
-    recs = engine.recommend(2, "someone-new", k=3)
+def test_cold_start_is_asked_for_explicitly_and_an_unknown_user_is_refused(engine):
+    recs = engine.recommend(2, "someone-new", k=3, history=[])
     assert len(recs) == 3 and all(r.because == [] for r in recs)
     assert recs[0].reason.startswith("popular")
+    assert engine.recommend(2, None, k=3) == recs  # no user at all: an anonymous visitor
+    for ask in (lambda: engine.recommend(2, "someone-new"), lambda: engine.interests(1, "someone-new"),
+                lambda: list(engine.recommend_many(2, [_busy_user(engine), "someone-new"]))):
+        with pytest.raises(UnknownUserError) as error:
+            ask()
+        assert str(error.value).startswith("unknown user 'someone-new' in ws.sqlite") and "empty history" in str(error.value)
+        assert isinstance(error.value, KeyError) and error.value.user == "someone-new"
 
 
 def test_users_page_orders_and_searches(engine):
@@ -169,7 +176,7 @@ def test_cancelled_neural_run_is_marked_and_resumes(engine):
 
 
 def test_recommend_many_matches_one_by_one(engine):
-    users = [row.user for row in engine.users_page(0, 7)] + ["someone-new"]
+    users = [row.user for row in engine.users_page(0, 8)]
     reports = []
     batched = dict(engine.recommend_many(1, users, k=4, diversity=0.2, batch_size=3, progress=reports.append))
     assert list(batched) == users
