@@ -8,7 +8,7 @@ exactly like a baseline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import nn
 
 from core.data.batches import pad_histories
 from core.encoder import EncoderConfig, SequenceEncoder
-from core.generator import CatalogueHead
+from core.generator import Catalogue, CatalogueHead
 from core.predictor import InterestHead
 
 SCORE_BATCH = 512  # users per forward pass when scoring
@@ -32,6 +32,14 @@ class DataDims:
     n_interests: int  # outputs of the interest head (categories without "none", or clusters)
 
 
+class Encoded(NamedTuple):
+    """The user side of a forward pass: everything but the catalogue scores."""
+
+    rows: torch.Tensor  # (N, d) hidden state at each scored position
+    interest_logits: torch.Tensor  # (N, n_interests)
+    attention: Optional[torch.Tensor]  # (B, L) last-layer attention of the last position (SASRec, when asked)
+
+
 class SequenceModel(nn.Module):
     """Encoder + interest head + catalogue head, trained jointly."""
 
@@ -43,22 +51,31 @@ class SequenceModel(nn.Module):
 
     def forward(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
                 candidates: Optional[torch.Tensor] = None,
-                table: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                catalogue: Optional[Catalogue] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Item logits and interest logits at the selected positions.
 
         items:      (B, L) left-padded item indices
         select:     (B, L) bool positions to score; default = the last position of each row
         candidates: (C,) item indices to score instead of the whole catalogue (sampled softmax)
-        table:      precomputed ``item_table()`` of a frozen model (serving)
+        catalogue:  a prepared ``catalogue()`` of a frozen model (serving); wins over candidates
         returns:    logits (N, n_items + 1) or (N, C), interest logits (N, n_interests);
                     N = select.sum() or B
         """
-        hidden = self.encoder(items)  # (B, L, d)
+        encoded = self.encode(items, select)
+        catalogue = self.catalogue(candidates) if catalogue is None else catalogue
+        return self.generator(encoded.rows, encoded.interest_logits, catalogue), encoded.interest_logits
+
+    def encode(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
+               need_attention: bool = False) -> Encoded:
+        """Encoder + interest head only: interests and explanations need no catalogue scores."""
+        hidden, attention = self.encoder.encode(items, need_attention)  # (B, L, d)
         rows = hidden[:, -1] if select is None else hidden[select]  # (N, d)
-        interest_logits = self.predictor(rows)  # (N, K)
-        logits = self.generator(rows, interest_logits, self.predictor.item_interest, self.encoder.embeddings,
-                                candidates, table)
-        return logits, interest_logits
+        return Encoded(rows, self.predictor(rows), attention)
+
+    def catalogue(self, items: Optional[torch.Tensor] = None) -> Catalogue:
+        """The scored items (default: every item index, column 0 included) as the generator needs them."""
+        return Catalogue.build(self.encoder.embeddings, self.predictor.item_interest, self.predictor.n_interests,
+                               items)
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, d) item representations the generator scores against; fixed while the weights are."""
@@ -69,14 +86,14 @@ class NeuralScorer:
     """A trained ``SequenceModel`` behind the ``core.scorer.Scorer`` interface."""
 
     def __init__(self, model: SequenceModel, name: str) -> None:
-        """``model`` must stay frozen while this scorer serves it: its item table is computed once.
+        """``model`` must stay frozen while this scorer serves it: its catalogue is prepared once.
 
         Training wraps a fresh scorer around the model for every validation pass.
         """
         self.model = model.eval()
         self.name = name
-        self._table: Optional[torch.Tensor] = None
-        self._last: Optional[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = None
+        self._catalogue: Optional[Catalogue] = None
+        self._last: Optional[tuple[torch.Tensor, Encoded]] = None
 
     @property
     def device(self) -> torch.device:
@@ -89,50 +106,63 @@ class NeuralScorer:
     def _inputs(self, histories: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(pad_histories(histories, self.max_len)).to(self.device)
 
-    def _forward(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item and interest logits for up to SCORE_BATCH users.
+    def catalogue(self) -> Catalogue:
+        """The whole catalogue, prepared on first use (0.5 s at 1M items) and kept: the model is frozen."""
+        if self._catalogue is None:
+            with torch.no_grad():
+                self._catalogue = self.model.catalogue()
+        return self._catalogue
 
-        Serving one user asks for scores, interests and explanations in turn; the last small
-        batch's answer is kept so the encoder runs once per question, not three times, and the
-        catalogue's item table is built once per scorer rather than per call (0.5 s at 1M items).
+    def _encode(self, histories: list[np.ndarray]) -> Encoded:
+        """The user side for up to SCORE_BATCH users.
+
+        Serving one user asks for scores, interests and explanations in turn; a small batch's
+        encoding is kept, with the attention the explanations need, so the encoder runs once
+        per question, not three times. Large batches (evaluation) skip the attention.
         """
         inputs = self._inputs(histories)
         last = self._last
         if last is not None and last[0].shape == inputs.shape and torch.equal(last[0], inputs):
             return last[1]
-        if self._table is None:
-            self._table = self.model.item_table()
-        answer = self.model(inputs, table=self._table)
-        if len(histories) <= SMALL_BATCH:
-            self._last = (inputs, answer)
-        return answer
+        if self.model.training:  # eval() walks every submodule: worth skipping on each question
+            self.model.eval()
+        small = len(histories) <= SMALL_BATCH
+        encoded = self.model.encode(inputs, need_attention=small)
+        if small:
+            self._last = (inputs, encoded)
+        return encoded
 
     @torch.no_grad()
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
-        """(B, n_items + 1) float scores on the CPU; column 0 = -inf. Profile segments are not used."""
-        self.model.eval()
+        """(B, n_items + 1) float scores on the CPU, a new tensor each call; column 0 = -inf.
+
+        Profile segments are not used.
+        """
+        catalogue = self.catalogue()
         parts = []
         for start in range(0, len(histories), SCORE_BATCH):
-            logits, _ = self._forward(histories[start : start + SCORE_BATCH])
-            parts.append(logits.float().cpu())
-        scores = torch.cat(parts) if parts else torch.zeros(0, self.model.encoder.config.n_items + 1)
+            encoded = self._encode(histories[start : start + SCORE_BATCH])
+            parts.append(self.model.generator(encoded.rows, encoded.interest_logits, catalogue).float().cpu())
+        if len(parts) == 1:
+            scores = parts[0]  # torch.cat would copy even a single part: 4 MB a user at 1M items
+        else:
+            scores = torch.cat(parts) if parts else torch.zeros(0, self.model.encoder.config.n_items + 1)
         scores[:, 0] = float("-inf")
         return scores
 
     @torch.no_grad()
     def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
         """(n_interests,) probabilities of the next interest; None before interests exist."""
-        if not self.model.predictor.ready:
+        if not self.catalogue().has_interests:
             return None
         return self.interests_batch([np.asarray(history)])[0]
 
     @torch.no_grad()
     def interests_batch(self, histories: list[np.ndarray]) -> np.ndarray:
         """(B, n_interests) probabilities for many users in one pass (the ranker asks for whole batches)."""
-        if not self.model.predictor.ready:
+        if not self.catalogue().has_interests:
             return np.zeros((len(histories), 0), dtype=np.float32)
-        self.model.eval()
-        parts = [self._forward(histories[start : start + SCORE_BATCH])[1].float().softmax(dim=-1).cpu().numpy()
+        parts = [self._encode(histories[start : start + SCORE_BATCH]).interest_logits.float().softmax(dim=-1).cpu().numpy()
                  for start in range(0, len(histories), SCORE_BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, self.model.predictor.n_interests), dtype=np.float32)
 
@@ -149,15 +179,14 @@ class NeuralScorer:
         weights = np.zeros((len(items), len(history)), dtype=np.float64)
         if not len(history) or not len(items):
             return weights
-        self.model.eval()
         recent = history[-self.max_len :]
         embed = self.model.encoder.embeddings
         asked = nn.functional.normalize(embed(torch.as_tensor(items, device=self.device)).float(), dim=1)
         seen = nn.functional.normalize(embed(torch.as_tensor(recent, device=self.device)).float(), dim=1)
         similarity = asked @ seen.T
         similarity = similarity.clamp(min=0).cpu().numpy()  # (n_items_asked, len(recent))
-        if self.model.encoder.config.kind == "sasrec":
-            _, attention = self.model.encoder.encode(self._inputs([recent]), need_attention=True)
+        attention = self._encode([recent]).attention  # kept from scoring this user: no second encoder pass
+        if attention is not None:
             similarity = similarity * attention[0, -len(recent) :].float().cpu().numpy()[None, :]
         totals = similarity.sum(axis=1, keepdims=True)
         weights[:, len(history) - len(recent) :] = np.divide(similarity, totals, out=np.zeros_like(similarity), where=totals > 0)
