@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import faulthandler
 import os
 import platform
 import statistics
@@ -38,9 +39,18 @@ TICK_MS = 5
 
 
 class StallMeter:
-    """The longest gap between ticks of a 5 ms timer in the GUI thread, minus the 5 ms."""
+    """The longest gap between ticks of a 5 ms timer in the GUI thread, minus the 5 ms.
 
-    def __init__(self) -> None:
+    With a ``watchdog`` file, every tick re-arms ``faulthandler.dump_traceback_later``: when the
+    next tick is more than ``WATCHDOG_S`` late, faulthandler's own C thread writes the stacks of
+    every thread to the file without needing the GIL, so a stall shows what held the GIL (or the
+    GUI thread) at that moment, and again every ``WATCHDOG_S`` while the stall lasts.
+    """
+
+    WATCHDOG_S = 0.04
+
+    def __init__(self, watchdog=None) -> None:
+        self.watchdog = watchdog
         self.clock = QElapsedTimer()
         self.timer = QTimer()
         self.timer.setInterval(TICK_MS)
@@ -53,14 +63,26 @@ class StallMeter:
         self.clock.start()
         self._last = self.clock.nsecsElapsed()
         self.timer.start()
+        self._arm_watchdog()
 
     def stop(self) -> None:
         self.timer.stop()
+        if self.watchdog is not None:
+            faulthandler.cancel_dump_traceback_later()
 
     def _tick(self) -> None:
         now = self.clock.nsecsElapsed()
-        self.gaps.append((now - self._last) / 1e6 - TICK_MS)
+        gap = (now - self._last) / 1e6 - TICK_MS
+        self.gaps.append(gap)
         self._last = now
+        if self.watchdog is not None and gap > self.WATCHDOG_S * 1000:
+            print(f"=== the stall above lasted {gap:.0f} ms (ended {now / 1e9:.2f} s into the phase)",
+                  file=self.watchdog, flush=True)
+        self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        if self.watchdog is not None:
+            faulthandler.dump_traceback_later(self.WATCHDOG_S, repeat=True, file=self.watchdog)
 
     def summary(self) -> str:
         gaps = np.array(self.gaps) if self.gaps else np.zeros(1)
@@ -88,6 +110,8 @@ def make_window(scratch: Path):
     app = create_application()
     settings = StudioSettings(QSettings(str(scratch / "bench.ini"), QSettings.Format.IniFormat))
     window = MainWindow(StudioContext(), settings)
+    window.context.jobs.job_started.connect(
+        lambda job: job.failed.connect(lambda exc: print(f"  a job failed: {exc!r}", flush=True)))
     window.resize(1440, 900)
     window.show()
     return app, window
@@ -169,7 +193,13 @@ def main(argv=None) -> int:
     parser.add_argument("--train-users", type=int, default=3000, help="users of the demo shop trained on")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs")
     parser.add_argument("--switches", type=int, default=100, help="Explore user switches timed")
+    parser.add_argument("--watchdog", type=Path, default=None,
+                        help=f"write every thread's stack to this file whenever the GUI thread is "
+                             f"{StallMeter.WATCHDOG_S * 1000:.0f} ms late (finds what causes a stall)")
+    parser.add_argument("--phases", default="import,train,explore",
+                        help="comma-separated phases to run (explore needs import)")
     args = parser.parse_args(argv)
+    phases = set(args.phases.split(","))
 
     import torch
 
@@ -179,13 +209,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="nextpick-bench-gui-") as scratch:
         folder = Path(scratch)
         app, window = make_window(folder)
-        meter = StallMeter()
-        print("import through the import dialog:")
-        big = bench_import(app, window, folder, args.users, meter)
-        print("training through the Train page:")
-        bench_training(app, window, folder, args.train_users, args.epochs, meter)
-        print("Explore page:")
-        bench_explore(app, window, big, args.switches, meter)
+        watchdog = open(args.watchdog, "w") if args.watchdog else None
+        meter = StallMeter(watchdog)
+        if "import" in phases or "explore" in phases:
+            print("import through the import dialog:")
+            big = bench_import(app, window, folder, args.users, meter)
+        if "train" in phases:
+            print("training through the Train page:")
+            bench_training(app, window, folder, args.train_users, args.epochs, meter)
+        if "explore" in phases:
+            print("Explore page:")
+            bench_explore(app, window, big, args.switches, meter)
         window.close()
     return 0
 

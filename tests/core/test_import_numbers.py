@@ -1,0 +1,24 @@
+"""Number cells of an import read exactly as pandas would read them, odd forms included."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.importing.times import to_numbers
+
+CELLS = ["", " ", "1", "-1", "+1", "1.", ".5", "-.5", "1e5", "1E+05", "1e-3", "1e400", "inf", "-inf",
+         "Infinity", "NaN", "-nan", "INF", "abc", "1,000", "1_000", "0x10", "1.2.3", "e5", ".", "+", "-",
+         "12abc", " 3.5 ", "00012", "1e", "1e+", "١٢", "²", "1d5", "∞", "True", "1 2", "\t7\t", "9" * 40, None]
+
+
+def test_to_numbers_matches_pandas_to_numeric():
+    got = to_numbers(pa.array(CELLS, pa.string()))
+    cells = [None if c is None else c.strip() for c in CELLS]
+    expected = pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    np.testing.assert_array_equal(got, expected)  # NaN == NaN here
+
+
+def test_to_numbers_reads_a_column_with_empty_cells_as_numbers_and_nan():
+    got = to_numbers(pa.array(["2.5", "", "7", "x"] * 1000))
+    np.testing.assert_array_equal(got[:4], [2.5, np.nan, 7.0, np.nan])
+    assert got.dtype == np.float64 and len(got) == 4000
