@@ -54,20 +54,19 @@ class ExploreAnswer:
     compared: list
     held_out: Optional[str]
     error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
+    held_out_split: str = ""  # the split that held ``held_out`` out, e.g. "time split at 2026-03-01"
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     """Ask the engine for everything the panes show; runs in a worker.
 
     In compare mode the lists are made from the sequence as it was before the user's held-out
-    item (the protocol of the test metrics), so a highlighted item is a real hit, not an echo.
+    item under the chosen run's split (the protocol of its test metrics: the last event for
+    leave-one-out, the first event after the cut-off for a time split), so a highlighted item
+    is a real hit, not an echo. A what-if sequence only loses its trailing held-out events.
     """
-    frame = engine.user_history(query.user) if query.load_sequence or query.before_held_out else None
-    sequence = events_from_frame(frame) if query.load_sequence else None
+    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None
-    held_out = engine.held_out_item(query.user)
-    if query.before_held_out and held_out is not None:
-        history = before_item(history if history is not None else [str(item) for item in frame["item"]], held_out)
 
     def recommend(run):
         if run is None:
@@ -76,11 +75,15 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
                                 exclude_seen=query.exclude_seen, history=history)
 
     try:
+        held = engine.held_out(query.user, query.run)
+        if query.before_held_out and held is not None:
+            history = held.before if history is None else before_item(history, held.item)
         interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
-        return ExploreAnswer(query, sequence, [], [], [], held_out, exc)
-    return ExploreAnswer(query, sequence, interests, *lists, held_out)
+        return ExploreAnswer(query, sequence, [], [], [], None, exc)
+    return ExploreAnswer(query, sequence, interests, *lists, held.item if held else None, None,
+                         held.split if held else "")
 
 
 def before_item(items: list[str], item: str) -> list[str]:
@@ -143,6 +146,8 @@ class ExplorePage(StudioPage):
         self.details = ItemDetails()
         sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
         interests_box = _group("Predicted next interests", self.interest_bars)
+        # The splitter may squeeze a pane below its title; this one's title is its widest text.
+        interests_box.setMinimumWidth(interests_box.fontMetrics().horizontalAdvance(interests_box.title()) + 48)
         self.lists = QSplitter(Qt.Orientation.Horizontal)
         self.lists.addWidget(self.ranked)
         self.lists.addWidget(self.compared)
@@ -156,7 +161,8 @@ class ExplorePage(StudioPage):
         panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
             panes.addWidget(box)
-        panes.setSizes([390, 220, 600])
+        panes.setSizes([440, 240, 520])
+        panes.setStretchFactor(0, 1)  # the sequence and the list share any extra width: titles need it
         panes.setStretchFactor(2, 1)
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(panes)
@@ -296,8 +302,12 @@ class ExplorePage(StudioPage):
 
     def _compare_note_text(self, answer: ExploreAnswer) -> str:
         if answer.held_out is None:
-            return "This user has too few events to have a held-out item; the lists use the whole sequence."
+            return ("This model's split holds out no test item for this user (too few events for leave-one-out, "
+                    "or nothing after a time split's cut-off); the lists use the whole sequence.")
         title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
+        if answer.held_out_split.startswith("time"):
+            return (f"Both lists are made from what the user did before the model's cut-off ({answer.held_out_split}); "
+                    f"their first item after it, “{title}”, is highlighted where a model ranks it.")
         return (f"Both lists are made as if the user had not yet taken their last item, “{title}” (held out "
                 "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 

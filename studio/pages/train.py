@@ -22,7 +22,7 @@ from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
-from studio.widgets.config_form import ConfigForm
+from studio.widgets.config_form import ConfigForm, SplitPicker
 from studio.widgets.run_table import RunTable, format_duration, model_name, run_label
 from studio.widgets.training_charts import TrainingCharts
 from studio.workers import Job
@@ -48,10 +48,13 @@ class TrainingSetup:
     neural: tuple[str, ...]  # models trained by core.training
     baselines: tuple[str, ...]  # models fitted by core.baselines
     gpu: Optional[str]  # the first CUDA GPU's name, None where torch sees none
+    time_span: tuple[float, float]  # first and last event time (for the split's cut-off editor)
+    default_cutoff: Optional[float]  # time split's default cut-off; None when the data cannot be cut by time
+    no_time_split: str  # why not, when default_cutoff is None
 
 
 def load_setup(engine, model: str) -> TrainingSetup:
-    """Defaults sized to the data, the model kinds and the GPU; runs in a worker.
+    """Defaults sized to the data, the model kinds, the GPU and the time split's default; runs in a worker.
 
     Reading the sequences takes a while on a large log, and the modules involved load torch:
     neither may happen in the GUI thread, so the page imports none of them itself.
@@ -59,11 +62,18 @@ def load_setup(engine, model: str) -> TrainingSetup:
     import torch
 
     from core.baselines import BASELINES
+    from core.data import SplitChoice, SplitError
     from core.training import NEURAL_MODELS, TrainConfig
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return TrainingSetup(TrainConfig.for_data(engine.sequence_data(), model=model), tuple(NEURAL_MODELS),
-                         tuple(BASELINES), gpu)
+    data = engine.sequence_data()
+    try:
+        cutoff, why_not = SplitChoice("time").resolve(data, engine.time_kind()).cutoff_ts, ""
+    except SplitError as error:
+        cutoff, why_not = None, str(error)
+    span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
+    return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
+                         span, cutoff, why_not)
 
 
 class TrainPage(StudioPage):
@@ -107,9 +117,11 @@ class TrainPage(StudioPage):
         self.stop_button.setToolTip("Stop the run within a second; its last checkpoint is kept for Resume")
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the selected stopped run from its last checkpoint")
+        self.split_picker = SplitPicker()
         top = QFormLayout()
         top.addRow("Model", self.model_box)
         top.addRow("Device", self.device_box)
+        top.addRow(self.split_picker)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.form_hint)
@@ -205,6 +217,7 @@ class TrainPage(StudioPage):
             self.form.setToolTip("Hover a setting to read what it does")
             self.scroll.setWidget(self.form)
         self._fill_devices(setup.gpu)
+        self.split_picker.set_data(*setup.time_span, setup.default_cutoff, setup.no_time_split)
         self.form.set_config(setup.defaults)
         self._on_model_changed()
         self._update_buttons()
@@ -287,9 +300,10 @@ class TrainPage(StudioPage):
         self.log.clear()
         self.progress_bar.setRange(0, 0)
         self.started_at = time.perf_counter()
-        verb = f"Resuming run #{resume_run}" if resume_run else "Training"
+        split = None if resume_run else self.split_picker.choice()  # a resumed run keeps its own split
+        verb = f"Resuming run #{resume_run}" if resume_run else f"Training ({split.describe()})"
         self._log(f"{verb}: {model_name(config.model)} on {self.device_box.currentText()}")
-        self.job = self.context.run(self.engine.train, config, resume_run=resume_run)
+        self.job = self.context.run(self.engine.train, config, resume_run=resume_run, split=split)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.cancelled.connect(self._on_cancelled)

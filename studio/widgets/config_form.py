@@ -3,6 +3,8 @@
 The help a person reads next to "dropout" is the comment or docstring the engine's author wrote
 on that field, read from the class's source, so the form can never drift from the config it
 edits: a field added to ``TrainConfig`` appears here with its explanation and nothing else to do.
+The split of the data is no TrainConfig field (a run records it beside its config), so it gets
+its own small editor here, ``SplitPicker``, with a date rather than a number of seconds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import textwrap
 import tokenize
 from typing import Any, Iterable, Optional
 
+from PySide6.QtCore import QDateTime, QTimeZone
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget,
+    QCheckBox, QComboBox, QDateTimeEdit, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget,
 )
 
 _QUOTED = re.compile(r'"([A-Za-z0-9_\-]+)"')
@@ -130,3 +133,76 @@ class ConfigForm(QWidget):
             else:
                 values[name] = editor.text()
         return self._cls(**values)
+
+
+SPLIT_TIP = (
+    "How the log is cut into training and test data.\n"
+    "Leave-one-out: each user's last event is the test and the one before it validates; the standard of "
+    "published benchmarks, so scores compare with papers.\n"
+    "Time split: learn from everything before a cut-off and test on what happened after it, as a shop "
+    "really faces it: each user active after the cut is tested on their first event after it (new users "
+    "count as cold start). Needs real timestamps in the data."
+)
+CUTOFF_TIP = ("Time split: the moment (UTC) that separates past from future. The default is where the latest "
+              "10% of the events begin.")
+NO_CLOCK_TIP = "Not available: {reason}"
+
+
+class SplitPicker(QWidget):
+    """Leave-one-out or a time split with its cut-off; ``choice()`` is the ``core.data.SplitChoice``."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.kind_box = QComboBox()
+        self.kind_box.setObjectName("split_kind")
+        self.kind_box.addItem("Leave-one-out", "leave-one-out")
+        self.kind_box.addItem("Time split", "time")
+        self.kind_box.setToolTip(SPLIT_TIP)
+        self.cutoff_edit = QDateTimeEdit()
+        self.cutoff_edit.setObjectName("split_cutoff")
+        self.cutoff_edit.setTimeZone(QTimeZone.utc())
+        self.cutoff_edit.setDisplayFormat("yyyy-MM-dd HH:mm 'UTC'")
+        self.cutoff_edit.setCalendarPopup(True)
+        self.cutoff_edit.setToolTip(CUTOFF_TIP)
+        self.cutoff_label = QLabel("Cut-off")
+        self.cutoff_label.setToolTip(CUTOFF_TIP)
+        layout = QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addRow("Split", self.kind_box)
+        layout.addRow(self.cutoff_label, self.cutoff_edit)
+        self.kind_box.currentIndexChanged.connect(self._show_cutoff)
+        self.set_data(None, None, None)
+
+    def set_data(self, first_ts: Optional[float], last_ts: Optional[float], default_cutoff: Optional[float],
+                 unavailable: str = "") -> None:
+        """The data's time range and default cut-off; without them (``unavailable`` says why) only
+        leave-one-out can be picked."""
+        time_item = self.kind_box.model().item(1)
+        time_item.setEnabled(default_cutoff is not None)
+        time_item.setToolTip(NO_CLOCK_TIP.format(reason=unavailable) if default_cutoff is None else SPLIT_TIP)
+        if default_cutoff is None:
+            self.kind_box.setCurrentIndex(0)
+        else:
+            self.cutoff_edit.setDateTimeRange(_utc(first_ts), _utc(last_ts))
+            self.cutoff_edit.setDateTime(_utc(default_cutoff))
+        self._show_cutoff()
+
+    def set_kind(self, kind: str) -> None:
+        self.kind_box.setCurrentIndex(max(self.kind_box.findData(kind), 0))
+
+    def choice(self):
+        """The picked split; a time split carries the cut-off as shown (resolved again by the engine)."""
+        from core.data.splits import SplitChoice
+
+        if self.kind_box.currentData() != "time":
+            return SplitChoice()
+        return SplitChoice("time", cutoff_ts=self.cutoff_edit.dateTime().toSecsSinceEpoch())
+
+    def _show_cutoff(self) -> None:
+        timed = self.kind_box.currentData() == "time"
+        self.cutoff_edit.setVisible(timed)
+        self.cutoff_label.setVisible(timed)
+
+
+def _utc(ts: float) -> QDateTime:
+    return QDateTime.fromSecsSinceEpoch(int(ts), QTimeZone.utc())

@@ -20,7 +20,7 @@ from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROU
 from studio.widgets.tables import clickable_table, hint_label
 
 REASON_COLOUR = QColor("#64748b")
-HEADERS = ("#", "Item · why", "Category", "Score")
+HEADERS = ("#", "Item · why", "Categories", "Score")
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -96,7 +96,7 @@ class RankedList(QWidget):
         for row, rec in enumerate(self.recommendations):
             self._fill_row(row, rec, rec.item == held_out)
         self.table.resizeColumnToContents(2)
-        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 120))
+        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 160))
         self.summary.setText(self._summary_text())
 
     def set_compact(self, compact: bool) -> None:
@@ -111,7 +111,7 @@ class RankedList(QWidget):
         cells = (
             QTableWidgetItem(str(rec.rank)),
             QTableWidgetItem(colour_icon(category_colour(category)), rec.title or rec.item),
-            QTableWidgetItem(colour_icon(category_colour(category)), category),
+            QTableWidgetItem(colour_icon(category_colour(category)), category_text(rec.categories)),
             QTableWidgetItem(f"{rec.score:.3f}"),
         )
         cells[1].setData(REASON_ROLE, rec.reason)

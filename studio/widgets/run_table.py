@@ -43,15 +43,20 @@ def run_label(run: Any) -> str:
 
 
 def settings_summary(run: Any) -> str:
+    """The split first (runs on different splits score different test items), then the key settings."""
     config = run.config if isinstance(run.config, dict) else vars(run.config)
     if run.model in ("pop", "recentpop", "itemknn", "markov"):
-        return "no hyper-parameters"
-    return " · ".join(f"{name} {config[name]}" for name in SUMMARY_FIELDS if name in config)
+        settings = "no hyper-parameters"
+    else:
+        settings = " · ".join(f"{name} {config[name]}" for name in SUMMARY_FIELDS if name in config)
+    return f"{run.split.describe()} · {settings}"
 
 
 def settings_tooltip(run: Any) -> str:
     config = run.config if isinstance(run.config, dict) else vars(run.config)
-    return "\n".join(f"{name} = {value}" for name, value in config.items())
+    lines = [f"split = {run.split.describe()}"]
+    lines.extend(f"{name} = {value}" for name, value in config.items() if name != "split")
+    return "\n".join(lines)
 
 
 def format_duration(seconds: Optional[float]) -> str:
