@@ -1,0 +1,85 @@
+"""The split choice in the studio: the Train page's Split control, the run history, compare mode, categories."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.engine import Recommendation
+from studio.pages.explore import ExploreQuery, answer_query
+from studio.pages.train import TrainPage
+from studio.widgets.ranked_list import RankedList
+from tests.studio.trained_workspace import open_trained_copy, tiny_config
+
+
+def _train_page(qtbot, context, engine) -> TrainPage:
+    context.set_engine(engine)
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)  # the workspace's setup arrived
+    return page
+
+
+def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(qtbot, context, tmp_path):
+    page = _train_page(qtbot, context, open_trained_copy(tmp_path))
+    picker = page.split_picker
+    assert picker.kind_box.currentText() == "Leave-one-out" and not picker.cutoff_edit.isVisible()
+    assert "Leave-one-out:" in picker.kind_box.toolTip() and "Time split:" in picker.kind_box.toolTip()
+    assert picker.choice().kind == "leave-one-out"
+    picker.set_kind("time")
+    assert picker.cutoff_edit.isVisible() and picker.kind_box.model().item(1).isEnabled()
+    assert picker.choice().cutoff_ts == int(page.setup.default_cutoff)  # where the latest 10% of events begin
+    runs_before = len(page.engine.runs())
+    job = page.start_training(tiny_config("pop"))
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    run = max(page.engine.runs(), key=lambda r: r.id)
+    assert len(page.engine.runs()) == runs_before + 1 and run.status == "done"
+    assert run.split.kind == "time" and run.split.cutoff_ts == picker.choice().cutoff_ts
+    assert "time split at" in run.metrics["protocol"]
+    qtbot.waitUntil(lambda: page.run_table.rowCount() == runs_before + 1, timeout=5000)
+    row = [r.id for r in page.run_table.runs].index(run.id)
+    assert page.run_table.item(row, 3).text().startswith(run.split.describe() + " · no hyper-parameters")
+    assert page.run_table.item(row, 3).toolTip().startswith(f"split = {run.split.describe()}\n")
+    assert page.run_table.item(0, 3).text().startswith("leave-one-out · ")
+    assert "Training (time split at" in page.log.toPlainText()
+
+
+def test_time_split_is_unavailable_with_the_reason_on_a_log_without_times(qtbot, context, tmp_path):
+    engine = open_trained_copy(tmp_path)
+    engine.workspace.set_meta("time_kind", "order")
+    page = _train_page(qtbot, context, engine)
+    time_item = page.split_picker.kind_box.model().item(1)
+    assert not time_item.isEnabled() and "no real timestamps" in time_item.toolTip()
+    assert page.split_picker.choice().kind == "leave-one-out"
+
+
+def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_path):
+    from core.data import SplitChoice
+
+    engine = open_trained_copy(tmp_path)
+    try:
+        timed = engine.train(tiny_config("pop"), split=SplitChoice("time", test_fraction=0.3)).id
+        user = next(row.user for row in engine.users_page(0, engine.user_count(None))
+                    if (held := engine.held_out(row.user, timed)) is not None and len(held.before) >= 3
+                    and held.before[-1] != held.item)
+        held = engine.held_out(user, timed)
+        query = ExploreQuery(user, timed, None, 20, 0.0, True, None, True, before_held_out=True)
+        answer = answer_query(engine, query)
+        assert answer.held_out == held.item and answer.held_out_split.startswith("time split at")
+        assert answer.recommendations == engine.recommend(timed, user, k=20, history=held.before)
+        loo = next(run.id for run in engine.runs() if run.model == "pop" and run.split.kind == "leave-one-out")
+        loo_answer = answer_query(engine, ExploreQuery(user, loo, None, 20, 0.0, True, None, False, True))
+        assert loo_answer.held_out == str(engine.user_history(user)["item"].iloc[-1])
+        assert loo_answer.held_out_split == "leave-one-out"
+    finally:
+        engine.workspace.close()
+
+
+def test_ranked_list_shows_every_category_primary_colour_first(qtbot):
+    ranked = RankedList()
+    qtbot.addWidget(ranked)
+    ranked.set_recommendations([Recommendation(1, "SKU1", "Kite", ["Outdoor", "Kids"], 0.9, "popular", [], None),
+                                Recommendation(2, "SKU2", "Ball", [], 0.5, "popular", [], None)])
+    assert ranked.table.item(0, 2).text() == "Outdoor, Kids" and ranked.table.item(1, 2).text() == ""
+    assert "Outdoor, Kids" in ranked.table.item(0, 1).toolTip()
