@@ -134,6 +134,9 @@ class Engine:
         data = self.sequence_data()
         if resume_run is not None:
             choice = runs.get_run(self.workspace, resume_run).split
+            if split is not None and split.kind != choice.kind:
+                raise ValueError(f"run #{resume_run} was started on a {choice.describe()} split and resumes on it; "
+                                 "start a new run for another split")
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
         return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run)

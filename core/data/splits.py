@@ -8,7 +8,7 @@ the same way.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -115,11 +115,12 @@ class SplitChoice:
 
     A time split asked for by ``test_fraction`` is resolved to a fixed ``cutoff_ts`` when the run
     starts (``resolve``): a later import must move neither the training data's end nor the test.
+    Two choices are equal when they cut alike: how the cut-off was asked for does not count.
     """
 
     kind: str = LEAVE_ONE_OUT  # "leave-one-out" | "time"
     cutoff_ts: Optional[float] = None  # time split: unix seconds; events from here on are the future
-    test_fraction: float = DEFAULT_TEST_FRACTION  # time split without a cut-off: share of the latest events
+    test_fraction: float = field(default=DEFAULT_TEST_FRACTION, compare=False)  # no cut-off: share of latest events
 
     def __post_init__(self) -> None:
         if self.kind not in SPLIT_KINDS:

@@ -55,6 +55,7 @@ def test_time_split_by_fraction_cuts_where_the_latest_events_begin_and_is_record
     assert resolved.cutoff_ts == 10.0  # the latest 3 of the 10 events are at ts 10, 11, 12
     assert SplitChoice("time", test_fraction=0.01).resolve(data, "unix").cutoff_ts == 12.0  # at least one event
     assert SplitChoice.from_json(resolved.to_json()) == resolved
+    assert resolved == SplitChoice("time", cutoff_ts=10.0)  # equal when they cut alike, however the cut was asked for
     assert resolved.split(data).protocol.startswith("time split at 1970-01-01 00:00:10 UTC")
     assert SplitChoice.from_json(None) == SplitChoice() and SplitChoice().describe() == "leave-one-out"
     assert SplitChoice("time", cutoff_ts=86400.0).describe() == "time split at 1970-01-02"

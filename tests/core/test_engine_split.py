@@ -5,6 +5,7 @@ import pytest
 
 from core.data import SplitChoice, SplitError
 from core.engine import Engine
+from core.progress import CancelToken, Cancelled
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401
 
@@ -90,3 +91,18 @@ def test_recommendations_carry_all_of_an_items_categories_primary_first(engine):
     assert any(len(rec.categories) == 2 for rec in recs)  # the demo gives some items a second label
     assert engine.recommend(3, users[0], k=10) == [rec for rec in recs[:10]]
     assert {info.categories for info in engine.search_items("SKU", 200)} >= {items[rec.item] for rec in recs}
+
+
+def test_a_resumed_run_keeps_the_split_it_was_started_with(engine):
+    config, token = TrainConfig(model="pop"), CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        engine.train(config, cancel=token, split=SplitChoice("time", cutoff_ts=engine.run(1).split.cutoff_ts))
+    stopped = max(engine.runs(), key=lambda run: run.id)
+    assert stopped.status == "cancelled" and stopped.split == engine.run(1).split
+    with pytest.raises(ValueError, match="resumes on it"):
+        engine.train(config, resume_run=stopped.id, split=SplitChoice())
+    resumed = engine.train(config, resume_run=stopped.id)
+    assert (resumed.id, resumed.status, resumed.split) == (stopped.id, "done", engine.run(1).split)
+    assert resumed.metrics["protocol"] == engine.run(1).metrics["protocol"]
+    engine.delete_run(resumed.id)
