@@ -6,13 +6,16 @@
 Goal (issue 3): p50 < 5 ms for a 10k-item catalogue and < 30 ms for 1M items. The catalogue and
 the log are synthetic (latency depends on sizes, not on what the weights learned), the network
 is untrained, the ranker is an untrained ``RankerNet`` over real item facts. Printed next to
-each figure: a bare torch dot product + top-100 over the same catalogue, the floor any
-full-catalogue scorer pays.
+each figure: a bare torch dot product + top-N over the same catalogue size (N = the candidates
+the generator hands the ranker), the floor any full-catalogue scorer pays. The floor and the
+full recommendation are timed alternately, so both see the same load from other processes;
+the load average and this process's nice value are printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -23,7 +26,7 @@ import torch
 from core.baselines import PopularityScorer, TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
-from core.ranker import ItemFacts, Ranker, RankerNet
+from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet
 from core.runs import interest_vocabulary
 from core.serving import recommend
 from core.training import TrainConfig, model_for_data
@@ -55,14 +58,16 @@ def build_bundle(data, model: str, hidden: int) -> Bundle:
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 
 
-def timings_ms(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    out = []
+def paired_timings_ms(first, second, repeats: int) -> tuple[list[float], list[float]]:
+    """Times of ``first`` and ``second`` called alternately, so a change in load hits both alike."""
+    first(), second()  # warm-up
+    times = ([], [])
     for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+        for fn, out in zip((first, second), times):
+            started = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def summary(values: list[float]) -> str:
@@ -89,10 +94,16 @@ def bench(n_items: int, args) -> None:
     with torch.inference_mode():
         table = torch.randn(n_items + 1, args.hidden)
         query = torch.randn(1, args.hidden)
-        bare = timings_ms(lambda: torch.topk(query @ table.T, 100), args.repeats)
-        full = timings_ms(one_user, args.repeats)
+        full, bare = paired_timings_ms(one_user, lambda: torch.topk(query @ table.T, N_CANDIDATES), args.repeats)
+    above = statistics.median(f - b for f, b in zip(full, bare))
     print(f"  recommend (all stages, k=10, diversity {args.diversity}): {summary(full)}")
-    print(f"  bare dot product + top-100 (floor):              {summary(bare)}")
+    print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
+    print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
+
+
+def load_text() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores, nice {os.nice(0)}"
 
 
 def main() -> None:
@@ -111,7 +122,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
+          f"{torch.get_num_threads()} threads, python {platform.python_version()}; {load_text()}")
     for n_items in args.items:
         bench(n_items, args)
 

@@ -122,15 +122,15 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     chosen = mmr_order(items, relevance, data.item_category, k, diversity)
     chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
+    drivers = _drivers(history, np.asarray(weights, dtype=np.float64))
     return [
-        _explained(rank + 1, int(item), float(relevance[position]), history, segment, weights[rank], interests,
+        _explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank], interests,
                    bundle, data)
         for rank, (position, item) in enumerate(zip(chosen, chosen_items))
     ]
 
 
-def _explained(rank, item, score, history, segment, weights, interests, bundle, data) -> Recommendation:
-    drivers = _drivers(history, np.asarray(weights, dtype=np.float64))
+def _explained(rank, item, score, history, segment, drivers, interests, bundle, data) -> Recommendation:
     interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
     interest = bundle.interest_names[interest_index] if 0 <= interest_index < len(bundle.interest_names) else None
     parts = []
@@ -145,15 +145,20 @@ def _explained(rank, item, score, history, segment, weights, interests, bundle, 
                           " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)
 
 
-def _drivers(history: np.ndarray, weights: np.ndarray) -> list[tuple[int, float]]:
-    """The strongest distinct history items (repeats add up) with their share of all the evidence."""
-    if not len(history) or weights.sum() <= 0:
-        return []
+def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, float]]]:
+    """Per recommended item (row of ``weights``), the strongest distinct history items with their share of its evidence.
+
+    Repeats of an item add up. The whole list is done at once: the history's distinct items
+    are the same for every recommended item.
+    """
+    if not len(history):
+        return [[] for _ in weights]
     distinct, position = np.unique(history, return_inverse=True)
-    totals = np.bincount(position, weights=weights, minlength=len(distinct))
-    top = [i for i in np.argsort(-totals, kind="stable")[:BECAUSE_ITEMS] if totals[i] > 0]
-    norm = totals.sum()
-    return [(int(distinct[i]), float(totals[i] / norm)) for i in top]
+    totals = weights @ np.equal.outer(position, np.arange(len(distinct)))  # (k, n_distinct)
+    top = np.argsort(-totals, axis=1, kind="stable")[:, :BECAUSE_ITEMS]
+    norms = totals.sum(axis=1)
+    return [[(int(distinct[i]), float(row[i] / norm)) for i in order if row[i] > 0] if norm > 0 else []
+            for row, order, norm in zip(totals, top, norms)]
 
 
 def _title(data, item: int) -> str:
