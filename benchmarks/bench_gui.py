@@ -118,9 +118,10 @@ def make_window(scratch: Path):
 
 
 def open_engine(app, window, path: Path):
-    from core.engine import Engine
-
-    window.context.set_engine(Engine.open(path))
+    """Open ``path`` as a user does (File > Open: a worker loads the engine) and wait for the pages."""
+    window.open_workspace(path)
+    wait_until(app, lambda: not window.context.jobs.active() and window.context.engine is not None
+               and window.context.engine.workspace.path == path.resolve(), 600)
     wait_until(app, lambda: not window.context.jobs.active(), 600)
     return window.context.engine
 

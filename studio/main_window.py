@@ -49,17 +49,31 @@ def demo_workspace_path() -> Path:
     return default_workspace_path().with_name("demo.sqlite")
 
 
-def _open_engine(path: Path):
-    from core.engine import Engine  # torch loads here, in the worker, not before the window shows
+def _engine_class():
+    """``core.engine.Engine``, loaded in the worker that opens a workspace, not before the window shows.
 
-    return Engine.open(path)
+    torch imports ``torch._dynamo`` when a training run builds its first optimizer: about 1 s of
+    module loading, parts of which hold the GIL for 200-430 ms (bench_gui.py --watchdog caught
+    the window frozen in ``_compile_bytecode`` at the start of a run). Loading it here, while a
+    workspace opens, keeps that out of training, where the live curves must keep moving.
+    """
+    import torch._dynamo  # noqa: F401
+
+    from core.engine import Engine
+
+    return Engine
+
+
+def _open_engine(path: Path):
+    return _engine_class().open(path)
 
 
 def _open_or_create_demo(path: Path, progress=None, cancel=None):
     """The demo workspace at ``path``, generating and importing the demo shop the first time."""
     from core.demo import create_demo_workspace
-    from core.engine import Engine
     from core.store import Workspace
+
+    Engine = _engine_class()
 
     if path.exists():
         workspace = Workspace.open(path)

@@ -19,11 +19,12 @@ Usage from a page::
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
 
 from core.progress import Cancelled, CancelToken, Progress
 
@@ -31,6 +32,14 @@ from core.progress import Cancelled, CancelToken, Progress
 # few microseconds cannot flood the event loop. Reports carrying metrics are never dropped:
 # they are the points of the training curves.
 PROGRESS_INTERVAL_S = 0.05
+
+# Niceness of the pool threads (Linux, where nice is per thread). Measured with
+# benchmarks/bench_gui.py --watchdog on 2 cores: during training the GUI thread was never
+# waiting for the GIL (torch releases it in every op) but for a CPU, shared at equal priority
+# with torch's intra-op threads, so repainting the live curves (~30 ms of work) took 100-230 ms.
+# A niced worker still gets every idle cycle, and torch's helper threads, started from the
+# worker, inherit its niceness.
+WORKER_NICENESS = 10
 
 
 class Job(QObject):
@@ -128,7 +137,20 @@ class _Runnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        _lower_priority_of_this_thread()
         self.job.run()
+
+
+def _lower_priority_of_this_thread() -> None:
+    """Let the GUI thread win the CPU over background jobs (see ``WORKER_NICENESS``)."""
+    QThread.currentThread().setPriority(QThread.Priority.LowPriority)  # honoured on Windows and macOS
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        tid = threading.get_native_id()
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICENESS:
+                os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICENESS)
+        except OSError:  # not Linux-style per-thread nice, or not allowed: run at normal priority
+            pass
 
 
 class JobRunner(QObject):

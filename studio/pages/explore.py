@@ -123,6 +123,7 @@ class ExplorePage(StudioPage):
         self._running = False
         self._failed_runs: Optional[tuple] = None
         self._item_wanted: Optional[ItemFacts] = None
+        self._panes_sized = False
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         self.lay_out_side_by_side(self.users, self._build_panes(), (270, 1100))
@@ -134,6 +135,17 @@ class ExplorePage(StudioPage):
         self.refresh()
 
     # -- layout ---------------------------------------------------------------------------
+
+    PANE_SHARES = (0.37, 0.19, 0.44)  # sequence, interests, recommendations
+
+    def showEvent(self, event) -> None:
+        """Share the panes' width out once the page has its real width: sizes set before that are
+        squeezed to the panes' minimums, which left the sequence's Item column a few pixels wide."""
+        super().showEvent(event)
+        if not self._panes_sized:
+            self._panes_sized = True
+            total = sum(self.panes.sizes())
+            self.panes.setSizes([int(total * share) for share in self.PANE_SHARES])
 
     def _build_panes(self) -> QWidget:
         self.heading = QLabel("Open a workspace to explore its users.")
@@ -158,10 +170,9 @@ class ExplorePage(StudioPage):
         self.controls = RecommendControls()
         ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)
         details_box = _group("Item details", self.details)
-        panes = QSplitter(Qt.Orientation.Horizontal)
+        panes = self.panes = QSplitter(Qt.Orientation.Horizontal)
         for box in (sequence_box, interests_box, ranked_box):
             panes.addWidget(box)
-        panes.setSizes([440, 240, 520])
         panes.setStretchFactor(0, 1)  # the sequence and the list share any extra width: titles need it
         panes.setStretchFactor(2, 1)
         vertical = QSplitter(Qt.Orientation.Vertical)

@@ -20,6 +20,8 @@ class RecommendControls(QWidget):
         super().__init__(parent)
         self.model_box = QComboBox()
         self.model_box.setToolTip("Which trained run (model or baseline) recommends")
+        # Run names are long ("#2 Transformer (SASRec) ★"): sized to its full name this box made the
+        # Recommendations pane so wide that the sequence pane's Item column was squeezed to "…".
         self.k_box = QSpinBox(minimum=1, maximum=100, value=10)
         self.k_box.setToolTip("How many items to recommend")
         self.diversity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
@@ -35,18 +37,25 @@ class RecommendControls(QWidget):
         self.compare_model_box = QComboBox()
         self.compare_model_box.setToolTip("The run to compare with")
         self.compare_model_box.setEnabled(False)
-        first, second = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("Model", self.model_box), ("K", self.k_box), ("Diversity", self.diversity)):
-            first.addWidget(QLabel(label))
-            first.addWidget(widget)
-        first.addStretch(1)
-        for widget in (self.exclude_seen, self.compare_box, self.compare_model_box):
-            second.addWidget(widget)
-        second.addStretch(1)
+        # Run names are long ("#2 Transformer (SASRec) ★"): boxes sized to the longest name made the
+        # Recommendations pane so wide that the sequence pane's Item column was squeezed to "…".
+        for box in (self.model_box, self.compare_model_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(12)
+        rows = (
+            (QLabel("Model"), self.model_box, QLabel("K"), self.k_box),
+            (QLabel("Diversity"), self.diversity, self.exclude_seen),
+            (self.compare_box, self.compare_model_box),
+        )  # three short rows: two long ones set the pane's minimum width above the sequence pane's share
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(first)
-        layout.addLayout(second)
+        for widgets in rows:
+            row = QHBoxLayout()
+            for widget in widgets:
+                row.addWidget(widget, 1 if isinstance(widget, QComboBox) else 0)
+            if not any(isinstance(widget, QComboBox) for widget in widgets):
+                row.addStretch(1)
+            layout.addLayout(row)
         for signal in (self.model_box.currentIndexChanged, self.k_box.valueChanged, self.diversity.valueChanged,
                        self.exclude_seen.toggled, self.compare_model_box.currentIndexChanged):
             signal.connect(lambda *_: self.changed.emit())

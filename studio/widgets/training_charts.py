@@ -68,12 +68,19 @@ class TrainingCharts(QWidget):
         if "valid_ndcg10" in metrics:
             self.epochs.append((metrics["epoch"], metrics["step"], metrics["loss"],
                                 metrics["valid_ndcg10"], metrics["valid_hr10"]))
+            self._redraw()
         else:
             self.steps.append((metrics["step"], metrics["loss"]))
-        self._redraw()
+            self._redraw_steps()
+
+    def _redraw_steps(self) -> None:
+        """A step report changes the step curve only. Setting the other curves too re-ranged and
+        repainted both plots twice a second, 20-40 ms of GUI-thread work each time, during which
+        training's threads took the CPUs (bench_gui.py --watchdog)."""
+        self.step_curve.setData([s for s, _ in self.steps], [loss for _, loss in self.steps])
 
     def _redraw(self) -> None:
-        self.step_curve.setData([s for s, _ in self.steps], [loss for _, loss in self.steps])
+        self._redraw_steps()
         self.epoch_curve.setData([e[1] for e in self.epochs], [e[2] for e in self.epochs])
         self.ndcg_curve.setData([e[0] for e in self.epochs], [e[3] for e in self.epochs])
         self.hr_curve.setData([e[0] for e in self.epochs], [e[4] for e in self.epochs])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -15,7 +17,7 @@ from core.importing import CsvImportError
 from core.progress import Cancelled, Progress, RateMeter
 from core.store import WorkspaceError
 from studio.dialogs.errors import describe_error, show_error
-from studio.workers import JobRunner
+from studio.workers import WORKER_NICENESS, JobRunner
 
 
 def count_to(n, pause_s=0.0, progress=None, cancel=None):
@@ -138,3 +140,16 @@ def test_the_error_dialog_opens_without_blocking_and_keeps_details(qtbot):
     qtbot.addWidget(box)
     assert box.isVisible() and box.windowTitle() == "Import failed"
     assert "line 3" in box.text() and "in fail" in box.detailedText()  # the traceback is behind Show Details
+
+
+def thread_niceness(progress=None, cancel=None) -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
+def test_jobs_run_at_a_lower_priority_than_the_gui_thread(qtbot, runner):
+    job = runner.start(thread_niceness)
+    with qtbot.waitSignal(job.finished, timeout=5000) as finished:
+        pass
+    gui_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert finished.args[0] >= max(WORKER_NICENESS, gui_niceness)  # a niced test run starts above it
