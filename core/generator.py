@@ -89,9 +89,10 @@ def generate_candidates(scorer, histories: list[np.ndarray], n: int = 200, exclu
                         segments: Optional[np.ndarray] = None, fallback=None) -> Candidates:
     """Top-``n`` items per user from ``scorer``; users with empty history go to ``fallback``.
 
-    Excluded items (seen ones, padding) get -inf and never appear among the candidates.
+    Excluded items (seen ones, padding) get -inf and never appear among the candidates; they
+    are masked in the scorer's answer itself, which is the caller's to change (``Scorer.score``).
     """
-    scores = scorer.score(histories, segments).float().clone()  # (B, n_items + 1)
+    scores = scorer.score(histories, segments).float()  # (B, n_items + 1)
     empty = np.flatnonzero([len(h) == 0 for h in histories])
     if fallback is not None and len(empty):
         cold_segments = None if segments is None else np.asarray(segments)[empty]

@@ -346,7 +346,7 @@ class RankedScorer:
         self.name = f"{scorer.name}+ranker"
 
     def score(self, histories, segments=None) -> torch.Tensor:
-        base = self.scorer.score(histories, segments).float().clone()
+        base = self.scorer.score(histories, segments).float()  # a new tensor: ours to change (Scorer.score)
         segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
         items, scores = top_candidates(base)
         interests = user_interests(self.scorer, histories, self.n_interests)

@@ -51,6 +51,20 @@ def test_scores_have_catalogue_shape_padding_minus_inf_and_finite_items(scorer_a
     assert scorer.score(histories[:3]).shape == (3, data.n_items + 1)
 
 
+def test_scores_are_a_new_tensor_each_call_so_callers_may_mask_them(scorer_and_restore):
+    scorer, _ = scorer_and_restore
+    data, histories = _histories()
+    segments = data.user_segment[:len(histories)]
+    first = scorer.score(histories, segments)
+    expected = first.clone()
+    first[:, 1:] = float("-inf")
+    assert torch.equal(scorer.score(histories, segments), expected)
+    one = scorer.score(histories[:1], segments[:1])  # one user: the serving path, where answers are kept
+    expected_one = one.clone()
+    one[:, 1:] = 0.0
+    assert torch.equal(scorer.score(histories[:1], segments[:1]), expected_one)
+
+
 def test_interests_are_a_distribution_or_none(scorer_and_restore):
     scorer, _ = scorer_and_restore
     data, histories = _histories()
