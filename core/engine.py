@@ -37,8 +37,7 @@ class UnknownUserError(KeyError):
     def __init__(self, user: str, workspace_name: str) -> None:
         super().__init__(user)
         self.user = user
-        self.message = (f"unknown user {user!r} in {workspace_name}: no events or profile under that id "
-                        "(for a newcomer's cold-start list, ask with an empty history)")
+        self.message = f"unknown user {user!r} in {workspace_name}: no events or profile under that id"
 
     def __str__(self) -> str:
         return self.message

@@ -97,7 +97,7 @@ def test_cold_start_is_asked_for_explicitly_and_an_unknown_user_is_refused(engin
                 lambda: list(engine.recommend_many(2, [_busy_user(engine), "someone-new"]))):
         with pytest.raises(UnknownUserError) as error:
             ask()
-        assert str(error.value).startswith("unknown user 'someone-new' in ws.sqlite") and "empty history" in str(error.value)
+        assert str(error.value) == "unknown user 'someone-new' in ws.sqlite: no events or profile under that id"
         assert isinstance(error.value, KeyError) and error.value.user == "someone-new"
 
 
