@@ -3,6 +3,7 @@ the Explore page's user-switch time, measured on the real main window offscreen.
 
     python benchmarks/bench_gui.py                         # 100k-user import + explore, 3k-user training
     python benchmarks/bench_gui.py --users 20000 --switches 50 --train-users 1000   # a quick look
+    python benchmarks/bench_gui.py --phases train --watchdog stalls.txt  # what the window waited on
 
 Goals (issue 4): the longest event-loop stall stays under 50 ms while an import or a training
 run works in the background; switching users on the Explore page takes p95 < 100 ms on a
@@ -13,7 +14,8 @@ How: a QTimer ticks every 5 ms in the GUI thread; the longest gap between two ti
 dialog's worker, the training through the Train page's Train button, each with the Data and
 Train pages following the context's signals as they do for a user. A user switch is timed from
 ``ExplorePage.show_user`` to the moment its answer (sequence, interests, ranked list) has been
-painted, with a popularity baseline as the active model on the 100k-user workspace.
+painted, on the 100k-user workspace, once with a popularity baseline and once with a Transformer
+(one epoch by default) as the active model.
 """
 
 from __future__ import annotations
@@ -161,19 +163,25 @@ def bench_training(app, window, folder: Path, n_users: int, epochs: int, meter: 
     print(f"  training ({epochs} epochs, {n_users:,} users, live curves on) took {seconds:.1f} s; {meter.summary()}")
 
 
-def bench_explore(app, window, workspace: Path, switches: int, meter: StallMeter) -> None:
+def bench_explore(app, window, workspace: Path, models: list[str], epochs: int, switches: int, meter: StallMeter) -> None:
+    """User switches with each of ``models`` as the active run (neural models trained for ``epochs``)."""
     from core.training import TrainConfig
 
     engine = open_engine(app, window, workspace)
-    started = time.perf_counter()
-    run = engine.train(TrainConfig(model="pop"))
-    print(f"  popularity baseline for {engine.user_count():,} users trained in {time.perf_counter() - started:.1f} s")
-    window.context.announce_runs_changed()
-    window.context.set_active_run(run.id)
-    window.show_page("Explore")
-    explore = window.page("Explore")
-    wait_until(app, lambda: explore.answer is not None and not window.context.jobs.active(), 600)
     users = [row.user for row in engine.users_page(0, engine.user_count(), order_by="user")]
+    for model in models:
+        started = time.perf_counter()
+        run = engine.train(TrainConfig(model=model, epochs=epochs))
+        print(f"  {run.model} for {len(users):,} users trained in {time.perf_counter() - started:.1f} s")
+        window.context.announce_runs_changed()
+        window.context.set_active_run(run.id)
+        window.show_page("Explore")
+        explore = window.page("Explore")
+        wait_until(app, lambda: explore.answer is not None and not window.context.jobs.active(), 600)
+        time_switches(app, explore, users, switches, meter, run.model)
+
+
+def time_switches(app, explore, users: list, switches: int, meter: StallMeter, model: str) -> None:
     rng = np.random.default_rng(0)
     times = []
     meter.start()
@@ -184,7 +192,7 @@ def bench_explore(app, window, workspace: Path, switches: int, meter: StallMeter
         times.append((time.perf_counter() - started) * 1000)
     meter.stop()
     p50, p95 = statistics.median(times), float(np.percentile(times, 95))
-    print(f"  user switch over {switches} random users of {len(users):,}: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+    print(f"  {model}: user switch over {switches} random users of {len(users):,}: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"max {max(times):.1f} ms ({'OK' if p95 < 100 else 'ABOVE'} the 100 ms p95 goal); {meter.summary()}")
 
 
@@ -194,6 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train-users", type=int, default=3000, help="users of the demo shop trained on")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs")
     parser.add_argument("--switches", type=int, default=100, help="Explore user switches timed")
+    parser.add_argument("--explore-models", default="pop,sasrec",
+                        help="comma-separated models, each the active run for one round of user switches")
+    parser.add_argument("--explore-epochs", type=int, default=1, help="epochs of the neural models explored")
     parser.add_argument("--watchdog", type=Path, default=None,
                         help=f"write every thread's stack to this file whenever the GUI thread is "
                              f"{StallMeter.WATCHDOG_S * 1000:.0f} ms late (finds what causes a stall)")
@@ -220,7 +231,7 @@ def main(argv=None) -> int:
             bench_training(app, window, folder, args.train_users, args.epochs, meter)
         if "explore" in phases:
             print("Explore page:")
-            bench_explore(app, window, big, args.switches, meter)
+            bench_explore(app, window, big, args.explore_models.split(","), args.explore_epochs, args.switches, meter)
         window.close()
     return 0
 
