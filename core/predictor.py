@@ -49,19 +49,17 @@ def interests_from_categories(item_category: np.ndarray) -> np.ndarray:
     return np.asarray(item_category, dtype=np.int64) - 1
 
 
-def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS, seed: int = 0,
+           start: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain k-means on cosine geometry: (assignment (n,), centroids (k, d)).
 
-    Seeded with k-means++ so small catalogues do not end with empty clusters.
+    Seeded with k-means++ so small catalogues do not end with empty clusters, or from ``start``
+    centroids (k, d) so a re-run on slightly moved points keeps each cluster's number.
     """
     generator = torch.Generator().manual_seed(seed)
     points = nn.functional.normalize(points.detach().float().cpu(), dim=1)
     k = max(1, min(k, len(points)))
-    centroids = points[torch.randint(len(points), (1,), generator=generator)]
-    for _ in range(1, k):
-        distance = (1 - points @ centroids.T).clamp(min=0).min(dim=1).values
-        weights = distance + 1e-12
-        centroids = torch.cat([centroids, points[torch.multinomial(weights, 1, generator=generator)]])
+    centroids = _kmeans_plus_plus(points, k, generator) if start is None else start.float().cpu()
     for _ in range(iterations):
         similarity = points @ centroids.T
         assignment = similarity.argmax(dim=1)
@@ -75,10 +73,41 @@ def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS, se
     return (points @ centroids.T).argmax(dim=1), centroids
 
 
-def cluster_items(item_table: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
-    """Interest per item index from k-means over item embeddings (row 0 = padding -> NO_INTEREST)."""
-    assignment, _ = kmeans(item_table[1:], k, seed=seed)
+def _kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    centroids = points[torch.randint(len(points), (1,), generator=generator)]
+    for _ in range(1, k):
+        distance = (1 - points @ centroids.T).clamp(min=0).min(dim=1).values
+        weights = distance + 1e-12
+        centroids = torch.cat([centroids, points[torch.multinomial(weights, 1, generator=generator)]])
+    return centroids
+
+
+def cluster_items(item_table: torch.Tensor, k: int, seed: int = 0,
+                  previous: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Interest per item index from k-means over item embeddings (row 0 = padding -> NO_INTEREST).
+
+    Training re-clusters after every epoch, because clusters of the first epoch's barely trained
+    embeddings name nothing a person would recognise. Passing the ``previous`` item -> interest
+    map starts k-means from those clusters' centres, so interest numbers (and the interest head
+    trained on them) stay meaningful from one epoch to the next.
+    """
+    points = item_table[1:]
+    k = max(1, min(k, len(points)))
+    start = None
+    if previous is not None and bool((previous[1:] >= 0).any()):
+        start = _cluster_centres(points, previous[1:].cpu(), k)
+    assignment, _ = kmeans(points, k, seed=seed, start=start)
     return torch.cat([torch.tensor([NO_INTEREST]), assignment])
+
+
+def _cluster_centres(points: torch.Tensor, assignment: torch.Tensor, k: int) -> torch.Tensor:
+    """Unit mean direction of each cluster; a cluster without members starts at a random point."""
+    points = nn.functional.normalize(points.detach().float().cpu(), dim=1)
+    member = assignment >= 0
+    sums = torch.zeros(k, points.shape[1]).index_add_(0, assignment[member], points[member])
+    counts = torch.bincount(assignment[member], minlength=k)
+    fill = points[torch.randint(len(points), (k,), generator=torch.Generator().manual_seed(k))]
+    return torch.where(counts.unsqueeze(1) > 0, nn.functional.normalize(sums, dim=1), fill)
 
 
 def interest_names(item_interest: np.ndarray, item_table: np.ndarray, item_title: np.ndarray,

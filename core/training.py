@@ -217,9 +217,8 @@ def train_sequence_model(
         first_step = (epoch - 1) * steps_per_epoch
         loss = _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, reporter, cancel)
         train_seconds = time.perf_counter() - epoch_started
-        if not model.predictor.ready:
-            table = model.item_table().detach()
-            model.predictor.item_interest.copy_(cluster_items(table, config.interest_clusters, config.seed).to(device))
+        if not data.has_categories:
+            recluster_interests(model, config)
         metrics = validate(NeuralScorer(model, config.model), split, cancel)
         model.train()
         record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
@@ -246,6 +245,13 @@ def train_sequence_model(
         duration_s=time.perf_counter() - started,
         valid_metrics=state.best_metrics,
     )
+
+
+def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
+    """Learned interests follow the item embeddings as they train (warm-started k-means)."""
+    item_interest = model.predictor.item_interest
+    table = model.item_table().detach()
+    item_interest.copy_(cluster_items(table, config.interest_clusters, config.seed, previous=item_interest).to(item_interest.device))
 
 
 def validate(scorer: NeuralScorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:

@@ -57,3 +57,22 @@ def test_every_cluster_gets_items_even_from_clumped_points():
     points = torch.cat([torch.randn(1, 5) + 0.01 * torch.randn(60, 5), torch.randn(4, 5)])
     assignment, _ = kmeans(points, 8)
     assert sorted(set(assignment.tolist())) == list(range(8))
+
+
+def test_reclustering_moved_embeddings_keeps_each_clusters_number():
+    torch.manual_seed(2)
+    groups = torch.eye(4).repeat_interleave(10, dim=0)
+    table = torch.cat([torch.zeros(1, 4), groups + 0.05 * torch.randn(40, 4)])
+    first = cluster_items(table, k=4, seed=0)
+    moved = table + 0.1 * torch.randn_like(table)
+    again = cluster_items(moved, k=4, seed=5, previous=first)
+    assert torch.equal(again, first)
+    fresh = cluster_items(moved, k=4, seed=5)
+    assert len(set(fresh[1:].tolist())) == 4  # a cold start also finds the groups, numbered as it likes
+
+
+def test_reclustering_starts_missing_clusters_somewhere():
+    table = torch.cat([torch.zeros(1, 3), torch.randn(12, 3)])
+    previous = torch.tensor([NO_INTEREST] + [0] * 12)  # every item in cluster 0 of 3
+    again = cluster_items(table, k=3, previous=previous)
+    assert again[0] == NO_INTEREST and set(again[1:].tolist()) <= {0, 1, 2}

@@ -10,6 +10,7 @@ from core.data import leave_one_out
 from core.evaluation import metrics_from_ranks, ranks_for
 from core.progress import CancelToken, Cancelled
 import core.training as training
+from core.predictor import cluster_items
 from core.training import TrainConfig, train_sequence_model
 
 from neural_data import rule_sequences
@@ -51,12 +52,16 @@ def test_progress_reports_epochs_and_validation(rule_data):
 def test_kmeans_interests_are_learned_when_there_are_no_categories():
     data = rule_sequences(n_users=120, n_items=24, categories=0)
     split = leave_one_out(data)
-    config = TrainConfig(model="sasrec", interest_clusters=4, **{**TINY, "epochs": 2})
+    config = TrainConfig(model="sasrec", interest_clusters=4, **{**TINY, "epochs": 4, "patience": 4})
     result = train_sequence_model(data, split, config)
+    assert result.best_epoch > 1
     item_interest = result.scorer.model.predictor.item_interest
     assert item_interest[0] == -1 and set(item_interest[1:].tolist()) <= {0, 1, 2, 3}
     probabilities = result.scorer.interests(split.test.histories[0])
     assert probabilities.shape == (4,) and np.isclose(probabilities.sum(), 1.0)
+    # The served clusters are those of the served embeddings, not of an early epoch's.
+    settled = cluster_items(result.scorer.model.item_table().detach(), 4, previous=item_interest)
+    assert (settled == item_interest).float().mean() >= 0.9
 
 
 def test_sampled_softmax_trains(rule_data):
