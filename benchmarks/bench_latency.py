@@ -2,6 +2,7 @@
 
     python benchmarks/bench_latency.py                       # 10k and 1M items, SASRec, 64 dims
     python benchmarks/bench_latency.py --items 10000 --repeats 500 --model gru
+    python benchmarks/bench_latency.py --items 1000000 --threads 1 --profile   # per-operator times
 
 Goal (issue 3): p50 < 5 ms for a 10k-item catalogue and < 30 ms for 1M items. The catalogue and
 the log are synthetic (latency depends on sizes, not on what the weights learned), the network
@@ -99,6 +100,19 @@ def bench(n_items: int, args) -> None:
     print(f"  recommend (all stages, k=10, diversity {args.diversity}): {summary(full)}")
     print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
     print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
+    if args.profile:
+        print_operator_profile(one_user, min(args.repeats, 50))
+
+
+def print_operator_profile(fn, repeats: int) -> None:
+    """Where one recommendation's time goes, per torch operator (numpy and Python time not shown)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(repeats):
+            fn()
+    print(f"  torch operators over {repeats} recommendations:")
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 def load_text() -> str:
@@ -118,6 +132,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0 = torch's default); one request's small ops often run best on 1")
+    parser.add_argument("--profile", action="store_true", help="also print the torch operators that take the time")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ from core.encoder import ItemEmbeddings
 from core.predictor import NO_INTEREST
 
 
-# Up to this many rows the interest match is gathered per item (serving: under 1 ms at 1M items);
+# Up to this many rows the interest match is gathered per item (serving: about 1 ms at 1M items);
 # for training batches a one-hot matrix product is cheaper than an (N, n_items) gather.
 GATHER_ROWS = 64
 
