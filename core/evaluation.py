@@ -86,7 +86,7 @@ def masked_score_batches(
         batch_segments = None if segments is None else segments[start:stop]
         try:
             with torch.no_grad():
-                scores = scorer.score(batch_histories, batch_segments).float().clone()
+                scores = scorer.score(batch_histories, batch_segments).float()  # a new tensor per call (Scorer contract): masked in place
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 raise
