@@ -22,3 +22,8 @@ def test_to_numbers_reads_a_column_with_empty_cells_as_numbers_and_nan():
     got = to_numbers(pa.array(["2.5", "", "7", "x"] * 1000))
     np.testing.assert_array_equal(got[:4], [2.5, np.nan, 7.0, np.nan])
     assert got.dtype == np.float64 and len(got) == 4000
+
+
+def test_to_numbers_reads_a_column_of_plain_integers_with_missing_cells():
+    got = to_numbers(pa.array([" 1700000000", None, "0012"]))
+    np.testing.assert_array_equal(got, [1_700_000_000.0, np.nan, 12.0])
