@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from core.baselines import fit_baseline
-from core.data import SequenceData, leave_one_out, sequences_from_arrays
+from core.data import SequenceData, SplitChoice, sequences_from_arrays
 from core.evaluation import metrics_from_ranks, ranks_for
 from core.training import TrainConfig, train_sequence_model
 
@@ -152,9 +152,9 @@ def main() -> None:
     results = []
     for name in args.data:
         data = DATASETS[name]()
-        split = leave_one_out(data)
+        split = SplitChoice().split(data)  # the split the Train button uses
         print(f"\n{name}: {data.n_users:,} users, {data.n_items:,} items, {len(data.items):,} events, "
-              f"{len(split.test):,} test users")
+              f"{len(split.test):,} test users, {len(split.valid):,} validation users")
         popularity = test_metrics(fit_baseline("pop", data, split), split)
         print(f"  popularity      test NDCG@10 {popularity['ndcg@10']:.4f}  HR@10 {popularity['hr@10']:.4f}")
         for model in args.models:

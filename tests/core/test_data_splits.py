@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from core.data import SplitChoice, SplitError, leave_one_out, sequences_from_arrays, time_split
+from core.data.splits import VALIDATION_USERS, sample_validation
 
 
 def _data():
@@ -78,3 +79,32 @@ def test_bad_split_choices_are_refused():
     with pytest.raises(SplitError, match="between 0 and 1"):
         SplitChoice("time", test_fraction=1.5)
     assert SplitChoice().resolve(_data(), "order") == SplitChoice()  # leave-one-out needs no clock
+
+
+def _many_users(n_users: int, length: int = 5):
+    users = np.repeat(np.arange(1, n_users + 1), length)
+    items = (np.arange(n_users * length) % 50) + 1
+    steps = np.tile(np.arange(length), n_users)
+    return sequences_from_arrays(users, items, steps)
+
+
+def test_validation_sample_returns_the_other_users_validation_event_to_training():
+    data = _many_users(VALIDATION_USERS + 500)
+    full = leave_one_out(data)
+    sampled = sample_validation(full)
+    assert len(sampled.valid) == VALIDATION_USERS
+    assert sampled.test is full.test  # the test is untouched
+    kept = set(sampled.valid.user_index.tolist())
+    histories = data.histories()
+    for user in range(data.n_users):
+        expected = histories[user][:-2] if user in kept else histories[user][:-1]
+        assert np.array_equal(sampled.train[user], expected)
+    assert "validation on 2,000 sampled users" in sampled.protocol
+    assert sampled.protocol.startswith("leave-one-out (")
+    assert np.array_equal(sample_validation(full).valid.user_index, sampled.valid.user_index)  # seeded
+
+
+def test_small_logs_validate_on_every_user():
+    full = leave_one_out(_many_users(300))
+    assert sample_validation(full) is full
+    assert len(SplitChoice().split(_many_users(300)).valid) == 300
