@@ -136,7 +136,7 @@ class ExplorePage(StudioPage):
 
     # -- layout ---------------------------------------------------------------------------
 
-    PANE_SHARES = (0.37, 0.19, 0.44)  # sequence, interests, recommendations
+    PANE_SHARES = (0.41, 0.17, 0.42)  # sequence, interests, recommendations
 
     def showEvent(self, event) -> None:
         """Share the panes' width out once the page has its real width: sizes set before that are

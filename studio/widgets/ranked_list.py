@@ -96,7 +96,7 @@ class RankedList(QWidget):
         for row, rec in enumerate(self.recommendations):
             self._fill_row(row, rec, rec.item == held_out)
         self.table.resizeColumnToContents(2)
-        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 160))
+        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 120))
         self.summary.setText(self._summary_text())
 
     def set_compact(self, compact: bool) -> None:

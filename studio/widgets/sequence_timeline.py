@@ -146,7 +146,7 @@ class SequenceTimeline(QWidget):
         self.table = clickable_table(self.HEADERS, "The user's events, oldest first. Click one to see the item's "
                                      "details.", stretch_column=2)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        self.table.setColumnWidth(3, 96)  # long category names elide: the item title (stretched) matters more
+        self.table.setColumnWidth(3, 80)  # long category names elide: the item title (stretched) matters more
         self.empty = hint_label("Pick a user on the left to see what they did.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
