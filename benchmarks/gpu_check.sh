@@ -27,11 +27,11 @@ echo "== 1. CUDA bf16 / CUDA fp32 / CPU agree after 3 epochs =="
 PYTHONPATH=benchmarks "$PY" - <<'PYEOF'
 import dataclasses, sys, time
 from bench_quality import amazon_toys
-from core.data import leave_one_out
+from core.data import SplitChoice
 from core.training import TrainConfig, train_sequence_model
 
 data = amazon_toys()
-split = leave_one_out(data)
+split = SplitChoice().split(data)  # the Train button's split
 base = TrainConfig.for_data(data, epochs=3, patience=10)
 results = {}
 for label, device, bf16 in (("cuda bf16", "cuda", True), ("cuda fp32", "cuda", False), ("cpu fp32", "cpu", False)):
