@@ -11,17 +11,11 @@ import pandas as pd
 import pytest
 
 from core.cli import ProgressBar, format_progress, main
+from cli_run import run
 from core.demo import CATEGORY_NAMES, DemoConfig, write_demo_csv
 from core.progress import Progress
 
 TINY_DEMO = ["--users", "300", "--items", "120", "--seed", "3"]
-
-
-def run(capsys, *argv):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,8 @@ import pandas as pd
 import pytest
 
 from core.cli import main
+from cli_run import run
 from core.demo import DemoConfig, write_demo_csv
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
