@@ -67,7 +67,9 @@ class ChartWidget(pg.PlotWidget):
             plot.showAxis(axis)
         plot.getAxis("bottom").setTicks(bottom_ticks)
         plot.getAxis("left").setTicks(left_ticks)
-        plot.invertY(left_ticks is not None)  # labelled rows read top to bottom
+        inverted = left_ticks is not None  # labelled rows read top to bottom
+        if plot.getViewBox().yInverted() != inverted:  # setting it relays out both axes (~20 ms)
+            plot.invertY(inverted)
         plot.enableAutoRange()
 
     def show_bars(self, x: Sequence[float], heights: Sequence[float], width: Optional[float] = None) -> None:
