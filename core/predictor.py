@@ -34,11 +34,6 @@ class InterestHead(nn.Module):
         """hidden (..., d) -> interest logits (..., n_interests)."""
         return self.linear(self.norm(hidden))
 
-    @property
-    def ready(self) -> bool:
-        """False until items are mapped to interests (k-means runs after the first epoch)."""
-        return bool((self.item_interest >= 0).any())
-
     def targets(self, next_items: torch.Tensor) -> torch.Tensor:
         """Interest index of each next item; NO_INTEREST where it has none (ignored by the loss)."""
         return self.item_interest[next_items]
@@ -53,24 +48,37 @@ def kmeans(points: torch.Tensor, k: int, iterations: int = KMEANS_ITERATIONS, se
            start: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain k-means on cosine geometry: (assignment (n,), centroids (k, d)).
 
-    Seeded with k-means++ so small catalogues do not end with empty clusters, or from ``start``
-    centroids (k, d) so a re-run on slightly moved points keeps each cluster's number.
+    Seeded with k-means++ so small catalogues do not end with empty clusters, or from a ``start``
+    assignment (n,) (NO_INTEREST = none) so a re-run on slightly moved points keeps each
+    cluster's number.
     """
     generator = torch.Generator().manual_seed(seed)
     points = nn.functional.normalize(points.detach().float().cpu(), dim=1)
     k = max(1, min(k, len(points)))
-    centroids = _kmeans_plus_plus(points, k, generator) if start is None else start.float().cpu()
+    if start is None:
+        centroids = _kmeans_plus_plus(points, k, generator)
+    else:  # a cluster without members starts at a random point
+        start = start.cpu()
+        member = start >= 0
+        anywhere = points[torch.randint(len(points), (k,), generator=generator)]
+        centroids, _ = _centres(points[member], start[member], k, anywhere)
     for _ in range(iterations):
         similarity = points @ centroids.T
         assignment = similarity.argmax(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
-        counts = torch.bincount(assignment, minlength=k)
-        centroids = torch.where(counts.unsqueeze(1) > 0, nn.functional.normalize(sums, dim=1), centroids)
+        centroids, counts = _centres(points, assignment, k, centroids)
         empty = torch.nonzero(counts == 0).flatten()
         if len(empty):  # restart empty clusters at the worst-fitting points, so every interest has items
             worst = similarity.max(dim=1).values.argsort()[: len(empty)]
             centroids[empty] = points[worst]
     return (points @ centroids.T).argmax(dim=1), centroids
+
+
+def _centres(points: torch.Tensor, assignment: torch.Tensor, k: int,
+             fallback: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit mean direction of each cluster (``fallback`` where it has no member), and member counts."""
+    sums = torch.zeros(k, points.shape[1]).index_add_(0, assignment, points)
+    counts = torch.bincount(assignment, minlength=k)
+    return torch.where(counts.unsqueeze(1) > 0, nn.functional.normalize(sums, dim=1), fallback), counts
 
 
 def _kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -88,26 +96,12 @@ def cluster_items(item_table: torch.Tensor, k: int, seed: int = 0,
 
     Training re-clusters after every epoch, because clusters of the first epoch's barely trained
     embeddings name nothing a person would recognise. Passing the ``previous`` item -> interest
-    map starts k-means from those clusters' centres, so interest numbers (and the interest head
-    trained on them) stay meaningful from one epoch to the next.
+    map starts k-means from those clusters, so interest numbers (and the interest head trained
+    on them) stay meaningful from one epoch to the next.
     """
-    points = item_table[1:]
-    k = max(1, min(k, len(points)))
-    start = None
-    if previous is not None and bool((previous[1:] >= 0).any()):
-        start = _cluster_centres(points, previous[1:].cpu(), k)
-    assignment, _ = kmeans(points, k, seed=seed, start=start)
+    start = None if previous is None or not bool((previous[1:] >= 0).any()) else previous[1:]
+    assignment, _ = kmeans(item_table[1:], k, seed=seed, start=start)
     return torch.cat([torch.tensor([NO_INTEREST]), assignment])
-
-
-def _cluster_centres(points: torch.Tensor, assignment: torch.Tensor, k: int) -> torch.Tensor:
-    """Unit mean direction of each cluster; a cluster without members starts at a random point."""
-    points = nn.functional.normalize(points.detach().float().cpu(), dim=1)
-    member = assignment >= 0
-    sums = torch.zeros(k, points.shape[1]).index_add_(0, assignment[member], points[member])
-    counts = torch.bincount(assignment[member], minlength=k)
-    fill = points[torch.randint(len(points), (k,), generator=torch.Generator().manual_seed(k))]
-    return torch.where(counts.unsqueeze(1) > 0, nn.functional.normalize(sums, dim=1), fill)
 
 
 def interest_names(item_interest: np.ndarray, item_table: np.ndarray, item_title: np.ndarray,

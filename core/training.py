@@ -251,7 +251,8 @@ def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
     """Learned interests follow the item embeddings as they train (warm-started k-means)."""
     item_interest = model.predictor.item_interest
     table = model.item_table().detach()
-    item_interest.copy_(cluster_items(table, config.interest_clusters, config.seed, previous=item_interest).to(item_interest.device))
+    clusters = cluster_items(table, config.interest_clusters, config.seed, previous=item_interest)
+    item_interest.copy_(clusters.to(item_interest.device))
 
 
 def validate(scorer: NeuralScorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:

@@ -18,7 +18,7 @@ def test_interest_probabilities_sum_to_one_and_follow_categories():
 
 def test_interests_are_unavailable_before_items_are_mapped():
     model = SequenceModel(EncoderConfig("gru", n_items=5, n_categories=1, hidden=8), n_interests=2)
-    assert not model.predictor.ready
+    assert not model.catalogue().has_interests
     assert NeuralScorer(model, "gru").interests(np.array([1])) is None
 
 
