@@ -176,13 +176,12 @@ class Engine:
     def evaluate(self, run_id: int, progress=None, cancel=None) -> dict:
         """Re-evaluate the run's served pipeline on the current data's test targets, cut by the run's
         own split; stores and returns the report."""
-        bundle, data = self.bundle(run_id), self.sequence_data()
-        split = runs.get_run(self.workspace, run_id).split.split(data)
+        bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
+        split = run.split.split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
             bundle.scorer, bundle.ranker, bundle.item_interest, len(bundle.interest_names))
-        report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
-                                 split_name=split.protocol.split(" (")[0])
-        metrics = {**runs.get_run(self.workspace, run_id).metrics, **report.to_dict()}
+        report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
+        metrics = {**run.metrics, **report.to_dict()}
         runs.update_run(self.workspace, run_id, metrics=metrics)
         with self._lock:
             bundle.arrays.update(test_ranks=report.ranks, test_users=report.user_index)

@@ -86,7 +86,8 @@ def masked_score_batches(
         batch_segments = None if segments is None else segments[start:stop]
         try:
             with torch.no_grad():
-                scores = scorer.score(batch_histories, batch_segments).float()  # a new tensor per call (Scorer contract): masked in place
+                # A new tensor per call (the Scorer contract): masked in place below.
+                scores = scorer.score(batch_histories, batch_segments).float()
         except torch.OutOfMemoryError:
             if batch_size == 1:
                 raise

@@ -146,11 +146,11 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, len(interest_names),
                           seed=config.seed, progress=progress, cancel=cancel)
     served = RankedScorer(scorer, ranker, item_interest, len(interest_names)) if ranker.report["kept"] else scorer
-    valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=_split_name(split))
+    valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.name)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
-    test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=_split_name(split))
+    test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
     generator_test = test if served is scorer else evaluate_scorer(scorer, data, split.test, cancel=cancel,
-                                                                    split_name=_split_name(split))
+                                                                    split_name=split.name)
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training}
     save_bundle(folder / "bundle", model=config.model, config=recorded, data=data, scorer=scorer,
@@ -159,10 +159,6 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
                 content_hash=content_hash, dims=dims,
                 arrays={"test_ranks": test.ranks, "test_users": test.user_index})
     return metrics, device
-
-
-def _split_name(split) -> str:
-    return split.protocol.split(" (")[0]
 
 
 def _fit_generator(folder, data, split, log, config, progress, cancel, resume):

@@ -179,7 +179,8 @@ def _run_dict(run) -> dict:
     return {
         "run": run.id, "model": run.model, "status": run.status, "device": run.device,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
-        "split": run.split.describe(), "protocol": metrics.get("protocol"), "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
+        "split": run.split.describe(), "protocol": metrics.get("protocol"),
+        "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
         "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "error": metrics.get("error"),

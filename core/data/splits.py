@@ -48,6 +48,11 @@ class Split:
     protocol: str
     """Readable description of the split, stored with the run's metrics."""
 
+    @property
+    def name(self) -> str:
+        """The protocol's short form for report headers: "leave-one-out", "time split at 2026-03-01"."""
+        return self.protocol.split(" (")[0]
+
 
 def leave_one_out(data: SequenceData) -> Split:
     """Last event = test, second-to-last = validation; users with < 3 events only train."""
@@ -93,8 +98,7 @@ def sample_validation(split: Split, seed: int = 0) -> Split:
         user = valid.user_index[i]
         train[user] = np.append(valid.histories[i], valid.targets[i])
     sampled = EvalSet(valid.user_index[keep], [valid.histories[i] for i in keep], valid.targets[keep])
-    base, _, detail = split.protocol.partition(" (")
-    protocol = f"{base} ({detail[:-1]}; validation on {size:,} sampled users, the others train on that event)"
+    protocol = f"{split.protocol}, validation on {size:,} sampled users (the others train on that event)"
     return Split(train, sampled, split.test, protocol)
 
 
