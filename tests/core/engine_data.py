@@ -82,3 +82,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def baseline_with_ranker(model: str, max_users: int, epochs: int):
+    """A baseline fitted on the demo sequences and a ranker trained over it with category interests.
+
+    Returns (data, split, log, scorer, item_interest, ranker).
+    """
+    from core.baselines import TrainLog, fit_baseline
+    from core.ranker import train_ranker
+
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    scorer = fit_baseline(model, data, split)
+    item_interest = data.item_category - 1
+    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
+                          max_users=max_users, epochs=epochs)
+    return data, split, log, scorer, item_interest, ranker

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import PopularityScorer, TrainLog, fit_baseline
+from core.baselines import PopularityScorer
 from core.bundles import MANIFEST, WEIGHTS, BundleError, load_bundle, save_bundle
-from core.ranker import train_ranker
-from engine_data import demo_sequences, one_thread  # noqa: F401
+from engine_data import baseline_with_ranker, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -18,12 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """An item-kNN run with its ranker, saved once for every test here."""
-    data, split = demo_sequences()
-    log = TrainLog.from_split(data, split)
-    scorer = fit_baseline("itemknn", data, split)
-    item_interest = data.item_category - 1
-    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
-                          max_users=300, epochs=10)
+    data, split, log, scorer, item_interest, ranker = baseline_with_ranker("itemknn", max_users=300, epochs=10)
     folder = tmp_path_factory.mktemp("bundle") / "run"
     save_bundle(folder, model="itemknn", config={"model": "itemknn"}, data=data, scorer=scorer,
                 fallback=PopularityScorer.fit(log), ranker=ranker, item_interest=item_interest,

@@ -7,7 +7,7 @@ from core.data import EvalSet
 from core.evaluation import evaluate_scorer
 from core.ranker import (FEATURES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features, mmr_order,
                          train_ranker, user_interests)
-from engine_data import demo_sequences, one_thread  # noqa: F401
+from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,12 +97,7 @@ def test_trained_ranker_beats_generator_order_where_a_feature_is_informative():
 
 
 def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
-    data, split = demo_sequences()
-    log = TrainLog.from_split(data, split)
-    scorer = fit_baseline("markov", data, split)
-    item_interest = data.item_category - 1
-    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
-                          max_users=500, epochs=40)
+    data, split, log, scorer, item_interest, ranker = baseline_with_ranker("markov", max_users=500, epochs=40)
     assert ranker.report["holdout_ndcg10_ranker"] >= ranker.report["holdout_ndcg10_generator"]
     served = RankedScorer(scorer, ranker, item_interest, data.n_categories - 1)
     assert (evaluate_scorer(served, data, split.test).metrics["ndcg@10"]
