@@ -9,7 +9,6 @@ last complete checkpoint and marks the run cancelled, and Resume continues that 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from PySide6.QtWidgets import (
@@ -22,6 +21,7 @@ from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
+from studio.pages.train_setup import TrainingSetup, load_setup
 from studio.widgets.config_form import ConfigForm, SplitPicker
 from studio.widgets.run_table import RunTable, format_duration, model_name, run_label
 from studio.widgets.training_charts import TrainingCharts
@@ -38,42 +38,6 @@ MODEL_TIPS = {
     "itemknn": "Items often taken together with the user's items",
     "markov": "Items most often taken right after the user's last item",
 }
-
-
-@dataclass(frozen=True)
-class TrainingSetup:
-    """What the settings panel offers for the open workspace."""
-
-    defaults: Any  # core.training.TrainConfig sized to the data
-    neural: tuple[str, ...]  # models trained by core.training
-    baselines: tuple[str, ...]  # models fitted by core.baselines
-    gpu: Optional[str]  # the first CUDA GPU's name, None where torch sees none
-    time_span: tuple[float, float]  # first and last event time (for the split's cut-off editor)
-    default_cutoff: Optional[float]  # time split's default cut-off; None when the data cannot be cut by time
-    no_time_split: str  # why not, when default_cutoff is None
-
-
-def load_setup(engine, model: str) -> TrainingSetup:
-    """Defaults sized to the data, the model kinds, the GPU and the time split's default; runs in a worker.
-
-    Reading the sequences takes a while on a large log, and the modules involved load torch:
-    neither may happen in the GUI thread, so the page imports none of them itself.
-    """
-    import torch
-
-    from core.baselines import BASELINES
-    from core.data import SplitChoice, SplitError
-    from core.training import NEURAL_MODELS, TrainConfig
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    data = engine.sequence_data()
-    try:
-        cutoff, why_not = SplitChoice("time").resolve(data, engine.time_kind()).cutoff_ts, ""
-    except SplitError as error:
-        cutoff, why_not = None, str(error)
-    span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
-    return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
-                         span, cutoff, why_not)
 
 
 class TrainPage(StudioPage):

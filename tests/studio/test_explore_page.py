@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from studio.pages.explore import ExplorePage, before_item
+from studio.pages.explore import ExplorePage
+from studio.pages.explore_queries import before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from tests.studio.trained_workspace import open_trained_copy
 

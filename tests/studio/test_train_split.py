@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.engine import Recommendation
-from studio.pages.explore import ExploreQuery, answer_query
+from studio.pages.explore_queries import ExploreQuery, answer_query
 from studio.pages.train import TrainPage
 from studio.widgets.ranked_list import RankedList
 from tests.studio.trained_workspace import open_trained_copy, tiny_config

@@ -1,0 +1,91 @@
+"""What the Explore page asks the engine, off the GUI thread: one query in, one answer out.
+
+Plain functions and data, no widgets: each runs in a worker and returns what the panes paint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from studio.widgets.item_details import ItemFacts
+from studio.widgets.sequence_timeline import TimelineEvent, events_from_frame
+
+NEXT_ITEMS = 10
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    """Everything the panes depend on; equal queries give equal answers."""
+
+    user: str
+    run: Optional[int]
+    compare_run: Optional[int]
+    k: int
+    diversity: float
+    exclude_seen: bool
+    history: Optional[tuple[str, ...]]  # a what-if sequence, or None for the stored one
+    load_sequence: bool  # read the stored sequence too (the user changed)
+    before_held_out: bool = False  # answer as of before the user's held-out item (compare mode)
+
+
+@dataclass
+class ExploreAnswer:
+    query: ExploreQuery
+    sequence: Optional[list[TimelineEvent]]
+    interests: list
+    recommendations: list
+    compared: list
+    held_out: Optional[str]
+    error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
+    held_out_split: str = ""  # the split that held ``held_out`` out, e.g. "time split at 2026-03-01"
+
+
+def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
+    """Ask the engine for everything the panes show; runs in a worker.
+
+    In compare mode the lists are made from the sequence as it was before the user's held-out
+    item under the chosen run's split (the protocol of its test metrics: the last event for
+    leave-one-out, the first event after the cut-off for a time split), so a highlighted item
+    is a real hit, not an echo. A what-if sequence only loses its trailing held-out events.
+    """
+    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
+    history = list(query.history) if query.history is not None else None
+
+    def recommend(run):
+        if run is None:
+            return []
+        return engine.recommend(run, query.user, k=query.k, diversity=query.diversity,
+                                exclude_seen=query.exclude_seen, history=history)
+
+    try:
+        held = engine.held_out(query.user, query.run)
+        if query.before_held_out and held is not None:
+            history = held.before if history is None else before_item(history, held.item)
+        interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
+        lists = recommend(query.run), recommend(query.compare_run)
+    except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
+        return ExploreAnswer(query, sequence, [], [], [], None, exc)
+    return ExploreAnswer(query, sequence, interests, *lists, held.item if held else None, None,
+                         held.split if held else "")
+
+
+def before_item(items: list[str], item: str) -> list[str]:
+    """``items`` without their trailing events on ``item`` (a view, cart and purchase of it)."""
+    end = len(items)
+    while end and items[end - 1] == item:
+        end -= 1
+    return items[:end]
+
+
+def prepare_workspace(engine) -> tuple[int, list[str]]:
+    """The slow first reads, off the GUI thread: the user directory (then cached by the engine)
+    and every category, so each gets its own colour before any pane paints."""
+    return engine.user_count(None), [str(name) for name in engine.sequence_data().category_names[1:]]
+
+
+def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
+    """An item's facts and its most common successors; runs in a worker."""
+    followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories or ""), int(row.count))
+                 for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
+    return facts, followers
