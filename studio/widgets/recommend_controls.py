@@ -20,8 +20,6 @@ class RecommendControls(QWidget):
         super().__init__(parent)
         self.model_box = QComboBox()
         self.model_box.setToolTip("Which trained run (model or baseline) recommends")
-        # Run names are long ("#2 Transformer (SASRec) ★"): sized to its full name this box made the
-        # Recommendations pane so wide that the sequence pane's Item column was squeezed to "…".
         self.k_box = QSpinBox(minimum=1, maximum=100, value=10)
         self.k_box.setToolTip("How many items to recommend")
         self.diversity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=0)
