@@ -213,12 +213,13 @@ def cmd_runs(args, out: Output) -> dict:
     engine = _engine(args)
     runs = [_run_dict(run) for run in engine.runs()]
     active = engine.active_run()
-    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<8}split"]
+    device_width = max([len("device"), *(len(r["device"] or "") for r in runs)]) + 2
+    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<{device_width}}split"]
     for r in runs:
         marker = "*" if r["run"] == active else " "
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
-                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<8}{r['split']}")
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<{device_width}}{r['split']}")
     out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
     return {"workspace": str(args.db), "active_run": active, "runs": runs}
 
