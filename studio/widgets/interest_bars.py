@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
+from studio.widgets.charts import chart_axes, grid_behind_data
 from studio.widgets.palette import category_colour
 
 MAX_BARS = 12
@@ -19,7 +20,8 @@ class InterestBars(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.interests: list = []
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background="w", axisItems=chart_axes())
+        grid_behind_data(self.plot)
         self.plot.setToolTip("How likely each interest is to be the user's next one, as predicted by the model")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -52,7 +54,7 @@ class InterestBars(QWidget):
         axis = self.plot.getPlotItem().getAxis("left")
         axis.setTicks([[(i, _short(it.name)) for i, it in enumerate(ordered)]])
         top = max(max(heights), 1e-6)
-        self.plot.getPlotItem().getAxis("bottom").setTickSpacing(_nice_step(top), _nice_step(top) / 2)
+        self.plot.getPlotItem().getAxis("bottom").setTickSpacing(levels=[(_nice_step(top), 0)])
         self.plot.setXRange(0, top * 1.08, padding=0)
         self.plot.setYRange(-0.6, len(ordered) - 0.4, padding=0)
         self.stack.setCurrentWidget(self.plot)

@@ -7,6 +7,8 @@ from typing import Optional
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
+from studio.widgets.charts import chart_axes, grid_behind_data
+
 LOSS_COLOUR = "#2563eb"
 NDCG_COLOUR = "#059669"
 HR_COLOUR = "#d97706"
@@ -14,7 +16,8 @@ HR_COLOUR = "#d97706"
 
 def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
     """A plot with its legend in the corner the curves leave free (loss falls, quality rises)."""
-    plot = pg.PlotWidget(background="w")
+    plot = pg.PlotWidget(background="w", axisItems=chart_axes())
+    grid_behind_data(plot)
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label)
     plot.showGrid(x=True, y=True, alpha=0.2)

@@ -7,6 +7,7 @@ import dataclasses
 
 import pandas as pd
 import pytest
+from PySide6.QtGui import QColor, QPen
 
 from core.progress import Progress
 from core.training import TrainConfig
@@ -14,6 +15,7 @@ from studio.pages.evaluate import significance_verdict, spreadsheet_safe, write_
 from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
+from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
 from studio.widgets.sequence_timeline import SequenceTimeline, events_from_frame
 from studio.widgets.training_charts import TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
@@ -62,6 +64,20 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     assert clicked.args == ["b"]
     timeline.set_events([], "No events.")
     assert timeline.empty.text() == "No events." and not timeline.table.isVisibleTo(timeline)
+
+
+def test_chart_grid_lines_are_opaque_and_drawn_behind_the_data(qtbot):
+    chart = ChartWidget("Events", "day", "events")
+    qtbot.addWidget(chart)
+    chart.show_line([0, 1, 2], [1, 3, 2])
+    plot = chart.getPlotItem()
+    assert all(isinstance(plot.getAxis(name), Axis) for name in ("left", "bottom"))
+    assert plot.getViewBox().zValue() > plot.getAxis("left").zValue()
+    chart.use_date_axis(True)
+    assert isinstance(plot.getAxis("bottom"), DateAxis)
+    mixed = opaque_over_white(QPen(QColor(15, 23, 42, 51))).color()  # 20% slate over white
+    assert mixed.alpha() == 255
+    assert all(abs(got - want) <= 1 for got, want in zip(mixed.getRgb()[:3], (207, 209, 212)))
 
 
 def test_training_charts_plot_steps_and_validated_epochs(qtbot):
