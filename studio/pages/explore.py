@@ -47,6 +47,7 @@ class ExplorePage(StudioPage):
         self._failed_runs: Optional[tuple] = None
         self._item_wanted: Optional[ItemFacts] = None
         self._panes_sized = False
+        self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         self.lay_out_side_by_side(self.users, self._build_panes(), (270, 1100))
@@ -62,13 +63,15 @@ class ExplorePage(StudioPage):
     PANE_SHARES = (0.41, 0.17, 0.42)  # sequence, interests, recommendations
 
     def showEvent(self, event) -> None:
-        """Share the panes' width out once the page has its real width: sizes set before that are
-        squeezed to the panes' minimums, which left the sequence's Item column a few pixels wide."""
+        """Share the panes' width out once the page has its real width (sizes set before that are
+        squeezed to the panes' minimums, which left the sequence's Item column a few pixels wide),
+        and paint what arrived while another page was in front."""
         super().showEvent(event)
         if not self._panes_sized:
             self._panes_sized = True
             total = sum(self.panes.sizes())
             self.panes.setSizes([int(total * share) for share in self.PANE_SHARES])
+        self._paint_if_seen()
 
     def _build_panes(self) -> QWidget:
         self.heading = QLabel("Open a workspace to explore its users.")
@@ -125,6 +128,7 @@ class ExplorePage(StudioPage):
 
     def refresh(self) -> None:
         self.user, self.answer, self.latest, self._failed_runs = None, None, None, None
+        self._unpainted.clear()
         self._reset_what_if()
         self.details.clear()
         engine = self.engine
@@ -202,13 +206,25 @@ class ExplorePage(StudioPage):
     def _on_answer(self, answer: ExploreAnswer) -> None:
         if answer.sequence is not None and answer.query.user == self.user:
             self.sequence = answer.sequence
-            self._paint_sequence()
+            self._unpainted.add("sequence")
             if self.sequence and not self.details.followers:
                 self.show_item(self.sequence[-1].item)  # what usually follows the user's latest item
-        if answer.query != self.latest:
-            return  # a newer question is on its way: painting this one would flicker
-        self.answer = answer
-        self._paint_answer(answer)
+        if answer.query == self.latest:  # else a newer question is on its way: painting this one would flicker
+            self.answer = answer
+            self._unpainted.add("answer")
+        self._paint_if_seen()
+
+    def _paint_if_seen(self) -> None:
+        """Paint what arrived, unless another page is in front: then ``showEvent`` paints it.
+        Filling the panes of a page nobody sees (a long sequence's table sized row by row) took the
+        window 40-60 ms just as a training run or an import started on the page in front."""
+        if self.isHidden():
+            return
+        if "sequence" in self._unpainted:
+            self._paint_sequence()
+        if "answer" in self._unpainted and self.answer is not None:
+            self._paint_answer(self.answer)
+        self._unpainted.clear()
 
     def _paint_answer(self, answer: ExploreAnswer) -> None:
         no_model = NO_MODEL_TEXT if answer.query.run is None else None
@@ -268,6 +284,7 @@ class ExplorePage(StudioPage):
         return kept + self.added
 
     def _paint_sequence(self) -> None:
+        self._unpainted.discard("sequence")
         self.timeline.time_kind = self.users.model.time_kind
         self.timeline.set_events(self.effective_sequence())
         changes = []

@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
-from PySide6.QtWidgets import (
-    QHeaderView, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QHeaderView, QTableView, QToolTip, QVBoxLayout, QWidget
 
 from studio.widgets.palette import category_colour, category_text, primary_category
-from studio.widgets.tables import clickable_table, hint_label
+from studio.widgets.tables import fit_column, hint_label, make_clickable
 from studio.widgets.user_list import format_time
 
 
@@ -131,20 +129,85 @@ def colour_icon(colour: QColor, size: int = 10) -> QIcon:
     return QIcon(pixmap)
 
 
+class EventRows(QAbstractTableModel):
+    """The events as table rows, each cell made only when the view asks for it.
+
+    A user with hundreds of events used to cost hundreds of table items (and swatch pixmaps) per
+    user switch, ~30 ms of GUI-thread work; a model answers for the dozen rows on screen.
+    """
+
+    HEADERS = ("Time", "Event", "Item", "Category")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[TimelineEvent] = []
+        self.held_out_rows: list[int] = []
+        self.time_kind = "unix"
+        self._italic = QFont()
+        self._italic.setItalic(True)
+        self._swatches: dict[str, QIcon] = {}
+
+    def set_events(self, events: list[TimelineEvent], time_kind: str) -> None:
+        self.beginResetModel()
+        self.events, self.held_out_rows, self.time_kind = events, [], time_kind
+        self.endResetModel()
+
+    def set_held_out_rows(self, rows: list[int]) -> None:
+        changed = set(rows) ^ set(self.held_out_rows)
+        self.held_out_rows = rows
+        for row in changed:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.HEADERS) - 1), [Qt.ItemDataRole.BackgroundRole])
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent.isValid() else len(self.events)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        event = self.events[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(event, index.column())
+        if role == Qt.ItemDataRole.DecorationRole and index.column() == 3:
+            return self._swatch(event.category)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{event.title} ({event.item})\n{category_text(event.categories)}"
+        if role == Qt.ItemDataRole.FontRole and event.what_if:
+            return self._italic
+        if role == Qt.ItemDataRole.BackgroundRole and index.row() in self.held_out_rows:
+            return QBrush(HELD_OUT_BACKGROUND)
+        return None
+
+    def text(self, event: TimelineEvent, column: int) -> str:
+        if column == 0:
+            return "what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True)
+        return (event.event_type, event.title, event.category)[column - 1]
+
+    def _swatch(self, category: str) -> QIcon:
+        if category not in self._swatches:
+            self._swatches[category] = colour_icon(category_colour(category))
+        return self._swatches[category]
+
+
 class SequenceTimeline(QWidget):
     """Strip plus event list; emits the external id of the item the person clicks."""
 
     item_clicked = Signal(str)
-    HEADERS = ("Time", "Event", "Item", "Category")
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.events: list[TimelineEvent] = []
-        self.held_out_rows: list[int] = []
         self.time_kind = "unix"
         self.strip = TimelineStrip()
-        self.table = clickable_table(self.HEADERS, "The user's events, oldest first. Click one to see the item's "
-                                     "details.", stretch_column=2)
+        self.rows = EventRows()
+        self.table = QTableView()
+        self.table.setModel(self.rows)
+        make_clickable(self.table, "The user's events, oldest first. Click one to see the item's details.",
+                       stretch_column=2)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
         self.table.setColumnWidth(3, 80)  # long category names elide: the item title (stretched) matters more
         self.empty = hint_label("Pick a user on the left to see what they did.")
@@ -154,53 +217,46 @@ class SequenceTimeline(QWidget):
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
         self.strip.event_clicked.connect(self._on_strip_clicked)
-        self.table.cellClicked.connect(self._on_row_clicked)
+        self.table.clicked.connect(lambda index: self._on_row_clicked(index.row()))
         self.set_events([])
+
+    @property
+    def events(self) -> list[TimelineEvent]:
+        return self.rows.events
+
+    @property
+    def held_out_rows(self) -> list[int]:
+        return self.rows.held_out_rows
 
     def set_events(self, events: Sequence[TimelineEvent], empty_text: str = "This user has no events yet.") -> None:
         """Show ``events`` (oldest first) and scroll to the most recent one."""
-        self.events = list(events)
-        self.held_out_rows: list[int] = []
+        self.rows.set_events(list(events), self.time_kind)
+        self._fit_columns()
         self.strip.set_events(self.events)
         self.empty.setText(empty_text)
         self.empty.setVisible(not self.events)
         self.table.setVisible(bool(self.events))
-        self.table.setRowCount(len(self.events))
-        italic = QFont()
-        italic.setItalic(True)
-        for row, event in enumerate(self.events):
-            cells = (
-                QTableWidgetItem("what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True)),
-                QTableWidgetItem(event.event_type),
-                QTableWidgetItem(event.title),
-                QTableWidgetItem(colour_icon(category_colour(event.category)), event.category),
-            )
-            for column, cell in enumerate(cells):
-                cell.setToolTip(f"{event.title} ({event.item})\n{category_text(event.categories)}")
-                if event.what_if:
-                    cell.setFont(italic)
-                self.table.setItem(row, column, cell)
         if self.events:
             self.table.scrollToBottom()
 
+    def _fit_columns(self) -> None:
+        """Times share one format, so the first and last decide; the event types are few."""
+        ends = {self.events[0], self.events[-1]} if self.events else set()
+        fit_column(self.table, 0, [self.rows.text(event, 0) for event in ends])
+        fit_column(self.table, 1, {event.event_type for event in self.events})
+
     def mark_held_out(self, item: Optional[str]) -> None:
         """Shade the trailing events on ``item`` (None: no shading): the held-out item the lists are judged by."""
-        for row in self.held_out_rows:
-            for column in range(self.table.columnCount()):
-                self.table.item(row, column).setBackground(QBrush())
         rows = []
         while item is not None and len(rows) < len(self.events) and self.events[-1 - len(rows)].item == item:
             rows.append(len(self.events) - 1 - len(rows))
-        for row in rows:
-            for column in range(self.table.columnCount()):
-                self.table.item(row, column).setBackground(HELD_OUT_BACKGROUND)
-        self.held_out_rows = rows
+        self.rows.set_held_out_rows(rows)
 
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)
-        self.table.scrollToItem(self.table.item(index, 0))
+        self.table.scrollTo(self.rows.index(index, 0))
         self.item_clicked.emit(self.events[index].item)
 
-    def _on_row_clicked(self, row: int, _column: int) -> None:
+    def _on_row_clicked(self, row: int) -> None:
         self.strip.select(row)
         self.item_clicked.emit(self.events[row].item)

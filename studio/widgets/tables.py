@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QTableWidget
 
 ROW_HEIGHT = 22
+CELL_PADDING = 16  # a cell's margins and focus frame, both sides
 
 
 def clickable_table(headers: Sequence[str], tooltip: str, stretch_column: int, row_height: int = ROW_HEIGHT) -> QTableWidget:
@@ -16,6 +17,12 @@ def clickable_table(headers: Sequence[str], tooltip: str, stretch_column: int, r
     """
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(list(headers))
+    make_clickable(table, tooltip, stretch_column, row_height)
+    return table
+
+
+def make_clickable(table: QTableView, tooltip: str, stretch_column: int, row_height: int = ROW_HEIGHT) -> None:
+    """Give ``table`` (a table widget or a view over a model) the clickable-rows look described above."""
     table.setToolTip(tooltip)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -25,7 +32,16 @@ def clickable_table(headers: Sequence[str], tooltip: str, stretch_column: int, r
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setSectionResizeMode(stretch_column, QHeaderView.ResizeMode.Stretch)
-    return table
+
+
+def fit_column(table: QTableView, column: int, texts: Iterable[str]) -> None:
+    """Make ``column`` as wide as its header or the widest of ``texts``, the few values known to
+    decide it. Qt's fit-to-contents asks the model for every cell of up to a thousand rows, and
+    only those on screen once the table is shown: ~15-40 ms per user in the Explore tables, and
+    columns cut short when the rows that decide the width were scrolled out of view."""
+    table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+    widest = max((table.fontMetrics().horizontalAdvance(text) for text in texts), default=0) + CELL_PADDING
+    table.setColumnWidth(column, max(table.horizontalHeader().sectionSizeHint(column), widest))
 
 
 def hint_label(text: str = "") -> QLabel:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from studio.dialogs.errors import show_error
+from studio.widgets.tables import fit_column
 
 PAGE_SIZE = 200
 SEARCH_DELAY_MS = 150  # wait for a pause in typing before asking the engine
@@ -202,8 +203,6 @@ class UserList(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setMinimumSectionSize(60)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.search)
@@ -235,7 +234,14 @@ class UserList(QWidget):
         self.count.setText(f"{total:,} {noun}{verb}")
 
     def _select_first_after_reset(self) -> None:
+        self._fit_columns()
         QTimer.singleShot(0, self._select_first)
+
+    def _fit_columns(self) -> None:
+        """Events as wide as the first page's biggest count; every Last seen date is as wide as the first."""
+        rows = [self.model.row_at(row) for row in range(self.model.rowCount())]
+        fit_column(self.table, 1, [f"{max((row.events for row in rows), default=0):,}"])
+        fit_column(self.table, 2, [format_time(rows[0].last_seen, self.model.time_kind, date_only=True)] if rows else [])
 
     def _select_first(self) -> None:
         if self.model.rowCount() and not self.table.currentIndex().isValid():

@@ -7,8 +7,9 @@ from PySide6.QtCore import Qt
 
 from studio.widgets.user_list import UserList, UserListModel
 
-PAGE = 50
 from tests.studio.trained_workspace import TINY_SHOP, open_trained_copy
+
+PAGE = 50
 
 
 @pytest.fixture
@@ -65,6 +66,10 @@ def test_widget_selects_the_first_user_and_emits_it(qtbot, engine):
     with qtbot.waitSignal(widget.user_selected, timeout=2000) as selected:
         widget.set_engine(engine)
     assert selected.args == [widget.model.user_at(0)]
+    metrics = widget.table.fontMetrics()
+    widest_count = f"{max(column_values(widget.model, 1)):,}"
+    assert widget.table.columnWidth(1) > metrics.horizontalAdvance(widest_count)
+    assert widget.table.columnWidth(2) > metrics.horizontalAdvance(widget.model.index(0, 2).data())
     widget.search.setText(widget.model.user_at(3))
     qtbot.waitUntil(lambda: widget.model.total < TINY_SHOP.n_users, timeout=2000)
 

@@ -6,8 +6,9 @@ import csv
 import dataclasses
 
 import pandas as pd
-import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
+import pytest
 
 from core.progress import Progress
 from core.training import TrainConfig
@@ -16,7 +17,7 @@ from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
-from studio.widgets.sequence_timeline import SequenceTimeline, events_from_frame
+from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame
 from studio.widgets.training_charts import TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
@@ -56,14 +57,32 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     timeline = SequenceTimeline()
     qtbot.addWidget(timeline)
     timeline.set_events(events_from_frame(frame))
-    assert timeline.table.rowCount() == 2
-    assert timeline.table.item(1, 2).text() == "Doll"
-    assert timeline.table.item(1, 3).text() == "Dolls"
+    rows = timeline.table.model()
+    assert rows.rowCount() == 2
+    assert rows.index(1, 2).data() == "Doll"
+    assert rows.index(1, 3).data() == "Dolls"
+    assert "Dolls, Pretend play" in rows.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
     with qtbot.waitSignal(timeline.item_clicked) as clicked:
-        timeline.table.cellClicked.emit(1, 0)
+        timeline.table.clicked.emit(rows.index(1, 0))
     assert clicked.args == ["b"]
+    timeline.mark_held_out("b")
+    assert timeline.held_out_rows == [1] and rows.index(1, 2).data(Qt.ItemDataRole.BackgroundRole) is not None
+    assert rows.index(0, 2).data(Qt.ItemDataRole.BackgroundRole) is None
     timeline.set_events([], "No events.")
     assert timeline.empty.text() == "No events." and not timeline.table.isVisibleTo(timeline)
+
+
+def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
+    events = [TimelineEvent(f"i{n}", f"Item {n}", "Dolls", "view", 1.7e9 + 60 * n) for n in range(300)]
+    events.append(TimelineEvent("last", "Last", "Dolls", "purchase", 1.7e9 + 60 * 300))
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(500, 300)
+    timeline.show()
+    timeline.set_events(events)
+    metrics = timeline.table.fontMetrics()
+    assert timeline.table.columnWidth(1) > metrics.horizontalAdvance("purchase")
+    assert timeline.table.columnWidth(0) > metrics.horizontalAdvance(timeline.rows.text(events[-1], 0))
 
 
 def test_chart_grid_lines_are_opaque_and_drawn_behind_the_data(qtbot):
