@@ -37,7 +37,7 @@ from studio.pages.evaluate import EvaluatePage
 from studio.pages.explore import ExplorePage
 from studio.pages.train import TrainPage
 from studio.settings import StudioSettings
-from studio.workers import Job
+from studio.workers import Job, freeze_long_lived_objects
 
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data")
@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _use_engine(self, engine) -> None:
+        freeze_long_lived_objects()  # the engine's modules (torch and all) are loaded by now
         self.settings.remember_workspace(engine.workspace.path)
         self.context.set_engine(engine)
 

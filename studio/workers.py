@@ -19,6 +19,7 @@ Usage from a page::
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -46,6 +47,19 @@ WORKER_NICENESS = 10
 # drops the GIL in most Qt calls while it paints, and each time waits up to this long to get it
 # back from a busy worker: at 5 ms a 30 ms repaint of the charts took 100-140 ms.
 GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def freeze_long_lived_objects() -> None:
+    """Leave every object alive now out of future garbage collections.
+
+    The modules the studio loads (Qt, pyqtgraph, pandas, torch) leave ~400k objects that each
+    full collection walked while holding the GIL: 65-230 ms, whichever thread triggered it, the
+    longest freezes of the window during an import (gc.callbacks around bench_gui.py). Called
+    once a workspace's engine is loaded, later collections walk only what was made since. Frozen
+    objects are still freed when their last reference goes; only a reference cycle among them
+    would outlive its use.
+    """
+    gc.freeze()
 
 
 class Job(QObject):
