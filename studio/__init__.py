@@ -7,4 +7,5 @@ long jobs through ``studio.workers``; no recommendation logic lives in this pack
 from pathlib import Path
 
 RESOURCES_DIR = Path(__file__).resolve().parents[1] / "resources"
-"""Style sheet and icons; a checkout or editable install keeps them beside the package."""
+"""Style sheet and icons, beside the package in a checkout, an editable install and a wheel
+(which installs ``resources/`` as a top-level data package; pyproject.toml lists its files)."""
