@@ -239,7 +239,7 @@ class ExplorePage(StudioPage):
         self.ranked.title.setVisible(answer.query.compare_run is not None)
         self.compared.set_recommendations(answer.compared, held_out)
         self.compare_note.setText(self._compare_note_text(answer))
-        self.timeline.mark_held_out(held_out)
+        self.timeline.mark_held_out(held_out, answer.steps_before_held_out if held_out else None)
         self.compared.title.setText(self.controls.compare_model_box.currentText())
         self.compared.title.setVisible(True)
 
@@ -257,7 +257,8 @@ class ExplorePage(StudioPage):
         title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
         if answer.held_out_split.startswith("time"):
             return (f"Both lists are made from what the user did before the model's cut-off ({answer.held_out_split}); "
-                    f"their first item after it, “{title}”, is highlighted where a model ranks it.")
+                    f"their first item after it, “{title}” (shaded in the sequence, later events greyed), is "
+                    "highlighted where a model ranks it.")
         return (f"Both lists are made as if the user had not yet taken their last item, “{title}” (held out "
                 "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 

@@ -39,6 +39,7 @@ class ExploreAnswer:
     held_out: Optional[str]
     error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
     held_out_split: str = ""  # the split that held ``held_out`` out, e.g. "time split at 2026-03-01"
+    steps_before_held_out: Optional[int] = None  # steps (repeats collapsed) of the stored sequence the model saw
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
@@ -66,8 +67,9 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
         return ExploreAnswer(query, sequence, [], [], [], None, exc)
+    steps_seen = len(held.before) if held is not None and query.history is None else None
     return ExploreAnswer(query, sequence, interests, *lists, held.item if held else None, None,
-                         held.split if held else "")
+                         held.split if held else "", steps_seen)
 
 
 def before_item(items: list[str], item: str) -> list[str]:

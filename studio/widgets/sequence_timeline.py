@@ -45,6 +45,7 @@ def events_from_frame(frame) -> list[TimelineEvent]:
 
 
 HELD_OUT_BACKGROUND = QColor("#fde68a")  # the ranked lists' hit colour
+UNSEEN_FOREGROUND = QColor("#94a3b8")  # events after the held-out one: the model had not seen them
 _MARK = 5.0  # half-size of a mark in pixels
 _EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
 
@@ -129,6 +130,25 @@ def colour_icon(colour: QColor, size: int = 10) -> QIcon:
     return QIcon(pixmap)
 
 
+def held_out_rows(events: Sequence[TimelineEvent], item: Optional[str], steps_before: Optional[int]) -> list[int]:
+    """Rows of the held-out step: step ``steps_before`` when it is on ``item``, else the trailing events on ``item``."""
+    if item is None:
+        return []
+    if steps_before is not None:
+        step, rows = -1, []
+        for row, event in enumerate(events):
+            if row == 0 or event.item != events[row - 1].item:
+                step += 1
+            if step == steps_before and event.item == item:
+                rows.append(row)
+        if rows:
+            return rows
+    rows = []
+    while len(rows) < len(events) and events[-1 - len(rows)].item == item:
+        rows.append(len(events) - 1 - len(rows))
+    return sorted(rows)
+
+
 class EventRows(QAbstractTableModel):
     """The events as table rows, each cell made only when the view asks for it.
 
@@ -142,6 +162,7 @@ class EventRows(QAbstractTableModel):
         super().__init__()
         self.events: list[TimelineEvent] = []
         self.held_out_rows: list[int] = []
+        self.unseen_from: Optional[int] = None  # first row after the held-out item's, when the split cut mid-sequence
         self.time_kind = "unix"
         self._italic = QFont()
         self._italic.setItalic(True)
@@ -149,14 +170,17 @@ class EventRows(QAbstractTableModel):
 
     def set_events(self, events: list[TimelineEvent], time_kind: str) -> None:
         self.beginResetModel()
-        self.events, self.held_out_rows, self.time_kind = events, [], time_kind
+        self.events, self.held_out_rows, self.unseen_from, self.time_kind = events, [], None, time_kind
         self.endResetModel()
 
-    def set_held_out_rows(self, rows: list[int]) -> None:
-        changed = set(rows) ^ set(self.held_out_rows)
-        self.held_out_rows = rows
-        for row in changed:
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.HEADERS) - 1), [Qt.ItemDataRole.BackgroundRole])
+    def set_held_out(self, rows: list[int], unseen_from: Optional[int]) -> None:
+        self.held_out_rows, self.unseen_from = rows, unseen_from
+        if self.events:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.events) - 1, len(self.HEADERS) - 1),
+                                  [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole])
+
+    def unseen(self, row: int) -> bool:
+        return self.unseen_from is not None and row >= self.unseen_from
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 - Qt's name
         return 0 if parent.isValid() else len(self.events)
@@ -176,7 +200,10 @@ class EventRows(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and index.column() == 3:
             return self._swatch(event.category)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{event.title} ({event.item})\n{category_text(event.categories)}"
+            after = "\nAfter the held-out item: the model had not seen it" if self.unseen(index.row()) else ""
+            return f"{event.title} ({event.item})\n{category_text(event.categories)}{after}"
+        if role == Qt.ItemDataRole.ForegroundRole and self.unseen(index.row()):
+            return QBrush(UNSEEN_FOREGROUND)
         if role == Qt.ItemDataRole.FontRole and event.what_if:
             return self._italic
         if role == Qt.ItemDataRole.BackgroundRole and index.row() in self.held_out_rows:
@@ -245,12 +272,13 @@ class SequenceTimeline(QWidget):
         fit_column(self.table, 0, [self.rows.text(event, 0) for event in ends])
         fit_column(self.table, 1, {event.event_type for event in self.events})
 
-    def mark_held_out(self, item: Optional[str]) -> None:
-        """Shade the trailing events on ``item`` (None: no shading): the held-out item the lists are judged by."""
-        rows = []
-        while item is not None and len(rows) < len(self.events) and self.events[-1 - len(rows)].item == item:
-            rows.append(len(self.events) - 1 - len(rows))
-        self.rows.set_held_out_rows(rows)
+    def mark_held_out(self, item: Optional[str], steps_before: Optional[int] = None) -> None:
+        """Shade the events on ``item``, the held-out item the lists are judged by (None: no shading),
+        and grey the events after it. ``steps_before`` is how many steps (an item's consecutive
+        events are one step) the model saw first, e.g. up to a time split's cut-off; without it
+        the held-out item is the sequence's trailing one (leave-one-out, or a what-if)."""
+        rows = held_out_rows(self.events, item, steps_before)
+        self.rows.set_held_out(rows, max(rows) + 1 if rows and max(rows) + 1 < len(self.events) else None)
 
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)

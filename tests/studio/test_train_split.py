@@ -8,6 +8,7 @@ from core.engine import Recommendation
 from studio.pages.explore_queries import ExploreQuery, answer_query
 from studio.pages.train import TrainPage
 from studio.widgets.ranked_list import RankedList
+from studio.widgets.sequence_timeline import held_out_rows
 from tests.studio.trained_workspace import open_trained_copy, tiny_config
 
 
@@ -68,6 +69,9 @@ def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_pa
         answer = answer_query(engine, query)
         assert answer.held_out == held.item and answer.held_out_split.startswith("time split at")
         assert answer.recommendations == engine.recommend(timed, user, k=20, history=held.before)
+        timeline_rows = held_out_rows(answer.sequence, held.item, answer.steps_before_held_out)
+        assert answer.steps_before_held_out == len(held.before) and timeline_rows
+        assert all(answer.sequence[row].item == held.item for row in timeline_rows)
         loo = next(run.id for run in engine.runs() if run.model == "pop" and run.split.kind == "leave-one-out")
         loo_answer = answer_query(engine, ExploreQuery(user, loo, None, 20, 0.0, True, None, False, True))
         assert loo_answer.held_out == str(engine.user_history(user)["item"].iloc[-1])

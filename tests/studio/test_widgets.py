@@ -17,7 +17,7 @@ from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
-from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame
+from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame, held_out_rows
 from studio.widgets.training_charts import TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
@@ -70,6 +70,26 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     assert rows.index(0, 2).data(Qt.ItemDataRole.BackgroundRole) is None
     timeline.set_events([], "No events.")
     assert timeline.empty.text() == "No events." and not timeline.table.isVisibleTo(timeline)
+
+
+def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):
+    items = ["a", "a", "b", "c", "c", "d"]  # steps a, b, c, d: a time split's model saw a and b
+    events = [TimelineEvent(item, item.upper(), "Dolls", "view", 1.7e9 + 60 * n) for n, item in enumerate(items)]
+    assert held_out_rows(events, "c", 2) == [3, 4]
+    assert held_out_rows(events, "d", None) == [5]  # leave-one-out: the trailing step
+    assert held_out_rows(events, "d", 2) == [5]  # the step is not on the item (a what-if moved it): trailing
+    assert held_out_rows(events, None, 2) == []
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.set_events(events)
+    timeline.mark_held_out("c", 2)
+    rows = timeline.table.model()
+    assert timeline.held_out_rows == [3, 4] and rows.index(3, 2).data(Qt.ItemDataRole.BackgroundRole) is not None
+    assert rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is not None
+    assert "had not seen" in rows.index(5, 2).data(Qt.ItemDataRole.ToolTipRole)
+    assert rows.index(2, 2).data(Qt.ItemDataRole.ForegroundRole) is None
+    timeline.mark_held_out(None)
+    assert timeline.held_out_rows == [] and rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is None
 
 
 def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
