@@ -29,9 +29,14 @@ class Axis(pg.AxisItem):
     major one where they cross; ``grid_behind_data`` keeps the lines from hiding the data.
     """
 
-    def __init__(self, orientation: str, **kwargs) -> None:
+    def __init__(self, orientation: str, whole_numbers: bool = False, **kwargs) -> None:
         super().__init__(orientation, **kwargs)
+        self.whole_numbers = whole_numbers  # counts (epochs): no tick between two integers
         self.setStyle(maxTickLevel=0)
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        levels = super().tickSpacing(minVal, maxVal, size)
+        return [(max(spacing, 1.0), offset) for spacing, offset in levels] if self.whole_numbers else levels
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:  # noqa: N802, N803 - pyqtgraph's names
         super().drawPicture(p, axisSpec, [(opaque_over_white(pen), start, stop) for pen, start, stop in tickSpecs], textSpecs)
@@ -41,9 +46,10 @@ class DateAxis(Axis, pg.DateAxisItem):
     """Calendar-date ticks (unix seconds), drawn as ``Axis`` draws them."""
 
 
-def chart_axes(dates: bool = False) -> dict[str, pg.AxisItem]:
-    """The axes of a new plot (``pg.PlotWidget(axisItems=chart_axes())``), dates along the bottom or plain numbers."""
-    return {"left": Axis("left"), "bottom": DateAxis("bottom") if dates else Axis("bottom")}
+def chart_axes(dates: bool = False, whole_numbers: bool = False) -> dict[str, pg.AxisItem]:
+    """The axes of a new plot (``pg.PlotWidget(axisItems=chart_axes())``): along the bottom,
+    calendar dates, counts such as epochs (``whole_numbers``) or plain numbers."""
+    return {"left": Axis("left"), "bottom": DateAxis("bottom") if dates else Axis("bottom", whole_numbers)}
 
 
 def grid_behind_data(plot: pg.PlotWidget) -> None:

@@ -16,7 +16,7 @@ HR_COLOUR = "#d97706"
 
 def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
     """A plot with its legend in the corner the curves leave free (loss falls, quality rises)."""
-    plot = pg.PlotWidget(background="w", axisItems=chart_axes())
+    plot = pg.PlotWidget(background="w", axisItems=chart_axes(whole_numbers=True))  # steps and epochs
     grid_behind_data(plot)
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label)

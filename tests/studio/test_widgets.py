@@ -114,6 +114,9 @@ def test_chart_grid_lines_are_opaque_and_drawn_behind_the_data(qtbot):
     assert plot.getViewBox().zValue() > plot.getAxis("left").zValue()
     chart.use_date_axis(True)
     assert isinstance(plot.getAxis("bottom"), DateAxis)
+    epochs = Axis("bottom", whole_numbers=True)
+    assert [spacing for spacing, _ in epochs.tickSpacing(1.0, 3.0, 800)] == [1.0]  # not 1, 1.5, 2, ...
+    assert Axis("bottom").tickSpacing(1.0, 3.0, 800)[0][0] < 1.0
     mixed = opaque_over_white(QPen(QColor(15, 23, 42, 51))).color()  # 20% slate over white
     assert mixed.alpha() == 255
     assert all(abs(got - want) <= 1 for got, want in zip(mixed.getRgb()[:3], (207, 209, 212)))
