@@ -103,7 +103,7 @@ class EvaluatePage(StudioPage):
         bottom.addWidget(self._build_chart())
         bottom.addWidget(self._build_segments())
         bottom.addWidget(self._build_significance())
-        bottom.setSizes([420, 420, 340])
+        bottom.setSizes([380, 500, 300])  # the segments table is the widest of the three
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(bottom)
@@ -137,7 +137,9 @@ class EvaluatePage(StudioPage):
                                  "sequence models should shine on long ones, popularity on cold ones")
         self.segments.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.segments.verticalHeader().setDefaultSectionSize(22)
-        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Each segment as wide as its three-line title (stretched to share the pane, "(0-2 events)"
+        # was cut off beside long run names); a scroll bar covers any shortfall.
+        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         box = QGroupBox("By history length")
         layout = QVBoxLayout(box)
         layout.addWidget(self.segments)
