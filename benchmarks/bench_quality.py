@@ -35,7 +35,10 @@ from core.data import SequenceData, SplitChoice, sequences_from_arrays
 from core.evaluation import metrics_from_ranks, ranks_for
 from core.training import TrainConfig, train_sequence_model
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+# The shared datasets beside the project; NEXTPICK_SHARED_DATA points elsewhere (a device machine
+# gets a copy of the working tree only: carry the data as an ignored folder and point there).
+SHARED = Path(os.environ.get("NEXTPICK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TARGET_VALID_NDCG = 0.050
 
 

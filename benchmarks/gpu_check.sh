@@ -10,6 +10,13 @@
 # 3. runs the default-settings quality benchmark on CUDA: time to validation NDCG@10 >= 0.050
 #    (goal: within 1 minute on one H100-class GPU) and the test figures.
 # Without a GPU it says so and stops before training anything.
+#
+# On a lent device machine (torch, pandas, joblib and safetensors are in its image; the Qt and
+# SQLAlchemy parts of the project are not needed here), only the working tree travels: copy the
+# one dataset into an ignored folder and carry it, e.g.
+#   here:   echo /.gpu-data/ >> .git/info/exclude; mkdir -p .gpu-data/amazon-toys
+#           cp ../shared/data/amazon-toys/toys_events.csv .gpu-data/amazon-toys/
+#   run:    carry [".gpu-data"], command "NEXTPICK_SHARED_DATA=.gpu-data PYTHON=python3 bash benchmarks/gpu_check.sh"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
