@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, select, func, text
+from sqlalchemy import URL, Engine, create_engine, event, select, func, text
 
 from core.store import schema
 
@@ -80,8 +80,8 @@ class Workspace:
         if path.exists() and not _looks_like_sqlite(path):
             raise WorkspaceError(f"{path} is not a NextPick workspace (not an SQLite file)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+        engine = create_engine(  # a URL object: in a URL string a "?" in the file name starts a query
+            URL.create("sqlite", database=str(path)), connect_args={"check_same_thread": False, "timeout": 30}
         )
         event.listen(engine, "connect", _set_sqlite_pragmas)
         workspace = cls(path, engine)

@@ -54,6 +54,15 @@ def test_chunked_reads_equal_one_read(workspace):
     assert len(workspace.event_arrays(chunk_rows=1)) == 4
 
 
+def test_a_workspace_file_name_may_hold_characters_urls_reserve(tmp_path):
+    path = tmp_path / "shop #1 (100% real)?.sqlite"  # "?" once made the file "shop #1 (100% real)"
+    ws = Workspace.open(path)
+    _seed(ws)
+    assert ws.event_arrays().event_id.tolist() == [3, 4, 2, 1]
+    ws.close()
+    assert path.exists() and [p.name for p in tmp_path.iterdir() if not p.name.startswith(path.name)] == []
+
+
 def test_empty_workspace_reads_empty(workspace):
     assert len(workspace.event_arrays()) == 0
     assert workspace.items_frame().empty and list(workspace.users_frame().columns)[:2] == ["id", "external_id"]
