@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 
-from studio.widgets.charts import chart_axes, grid_behind_data
+from studio.widgets.charts import chart_axes
 from studio.widgets.palette import category_colour
 
 MAX_BARS = 12
@@ -21,14 +20,11 @@ class InterestBars(QWidget):
         super().__init__(parent)
         self.interests: list = []
         self.plot = pg.PlotWidget(background="w", axisItems=chart_axes())
-        grid_behind_data(self.plot)
         self.plot.setToolTip("How likely each interest is to be the user's next one, as predicted by the model")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
-        self.plot.getPlotItem().setLabel("bottom", "probability")
-        self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
-        self.plot.getPlotItem().showGrid(x=True, y=False, alpha=0.25)
+        self.plot.getPlotItem().hideAxis("bottom")  # each bar's label carries its probability
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[])
         self.plot.addItem(self.bars)
         self.empty = QLabel("Pick a user and a model to see their predicted interests.")
@@ -52,18 +48,20 @@ class InterestBars(QWidget):
         self.bars.setOpts(x0=[0.0] * len(ordered), y=list(range(len(ordered))), height=0.7, width=heights,
                           brushes=[category_colour(it.name) for it in ordered], pen=pg.mkPen(None))
         axis = self.plot.getPlotItem().getAxis("left")
-        axis.setTicks([[(i, _short(it.name)) for i, it in enumerate(ordered)]])
-        top = max(max(heights), 1e-6)
-        self.plot.getPlotItem().getAxis("bottom").setTickSpacing(levels=[(_nice_step(top), 0)])
-        self.plot.setXRange(0, top * 1.08, padding=0)
+        axis.setTicks([[(i, bar_label(it)) for i, it in enumerate(ordered)]])
+        self.plot.setXRange(0, max(max(heights), 1e-6) * 1.04, padding=0)
         self.plot.setYRange(-0.6, len(ordered) - 0.4, padding=0)
         self.stack.setCurrentWidget(self.plot)
 
 
-def _nice_step(top: float) -> float:
-    """A round tick step (1, 2 or 5 × 10^n) giving at most three ticks up to ``top``: the pane is narrow."""
-    magnitude = 10 ** math.floor(math.log10(top / 3))
-    return next(m * magnitude for m in (1, 2, 5, 10) if top / (m * magnitude) <= 3)
+def bar_label(interest) -> str:
+    """The interest's name with its probability, in place of a value axis: in the narrow pane one
+    showed a single tick, and took the width the bars need."""
+    return f"{_short(interest.name)}  {_percent(interest.probability)}"
+
+
+def _percent(probability: float) -> str:
+    return f"{probability:.0%}" if probability >= 0.01 else "<1%"
 
 
 def _short(name: str, limit: int = 18) -> str:

@@ -11,11 +11,13 @@ from PySide6.QtGui import QColor, QPen
 import pytest
 
 from core.progress import Progress
+from core.serving import Interest
 from core.training import TrainConfig
 from studio.pages.evaluate import significance_verdict, spreadsheet_safe, write_csv
 from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
+from studio.widgets.interest_bars import InterestBars
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
 from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame, held_out_rows
 from studio.widgets.training_charts import TrainingCharts
@@ -162,3 +164,11 @@ def test_log_keeps_epochs_and_stage_boundaries_only():
     assert worth_logging(Progress("evaluate", 256, 1000), "train")
     assert not worth_logging(Progress("evaluate", 512, 1000), "evaluate")
     assert worth_logging(Progress("evaluate", 1000, 1000), "evaluate")
+
+
+def test_interest_bars_label_each_interest_with_its_probability(qtbot):
+    bars = InterestBars()
+    qtbot.addWidget(bars)
+    bars.set_interests([Interest("Puzzles", 0.62), Interest("Dolls", 0.3), Interest("Kites", 0.004)])
+    ticks = bars.plot.getPlotItem().getAxis("left")._tickLevels[0]
+    assert [label for _, label in ticks] == ["Kites  <1%", "Dolls  30%", "Puzzles  62%"]  # most probable on top
