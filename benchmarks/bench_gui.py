@@ -15,7 +15,8 @@ dialog's worker, the training through the Train page's Train button, each with t
 Train pages following the context's signals as they do for a user. A user switch is timed from
 ``ExplorePage.show_user`` to the moment its answer (sequence, interests, ranked list) has been
 painted, on the 100k-user workspace, once with a popularity baseline and once with a Transformer
-(one epoch by default) as the active model.
+(one epoch by default) as the active model, then again while the Train page trains another
+Transformer in the background.
 """
 
 from __future__ import annotations
@@ -206,6 +207,22 @@ def bench_explore(app, window, workspace: Path, models: list[str], epochs: int, 
         explore = window.page("Explore")
         wait_until(app, lambda: explore.answer is not None and not window.context.jobs.active(), 600)
         time_switches(app, explore, users, switches, meter, run.model)
+    switch_while_training(app, window, users, switches, meter, run.model)
+
+
+def switch_while_training(app, window, users: list, switches: int, meter: StallMeter, model: str) -> None:
+    """User switches while the Train page trains a Transformer, as a person browses during a run:
+    each question's worker competes with training's threads for the CPUs."""
+    train = window.page("Train")
+    stages = []
+    job = train.start_training(dataclasses.replace(train.current_config(), model="sasrec", epochs=100))
+    job.progress.connect(lambda report: stages.append(report.stage))
+    wait_until(app, lambda: "train" in stages, 600)  # past the split and windows: in the epochs
+    window.show_page("Explore")
+    settle(app)
+    time_switches(app, window.page("Explore"), users, switches, meter, f"{model} while a Transformer trains")
+    train.stop_training()
+    wait_until(app, lambda: not window.context.jobs.active(), 120)
 
 
 def time_switches(app, explore, users: list, switches: int, meter: StallMeter, model: str) -> None:
