@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import PopularityScorer, TrainLog, fit_baseline
+from core.baselines import TrainLog, fit_baseline
 from core.data import EvalSet
 from core.evaluation import evaluate_scorer
 from core.ranker import (FEATURES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features, mmr_order,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from core.engine import Recommendation
 from studio.pages.explore_queries import ExploreQuery, answer_query

@@ -8,7 +8,6 @@ import dataclasses
 import pandas as pd
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
-import pytest
 
 from core.progress import Progress
 from core.serving import Interest
