@@ -59,10 +59,13 @@ class TimelineStrip(QWidget):
         super().__init__(parent)
         self.events: Sequence[TimelineEvent] = ()
         self.selected: Optional[int] = None
+        self.held_out: set[int] = set()
+        self.unseen_from: Optional[int] = None
         self.setMinimumHeight(46)
         self.setMouseTracking(True)
         self.setToolTip("The whole sequence, oldest left. Colour = category; bigger marks = cart/purchase; "
-                        "hollow marks = what-if events. Click a mark to select it.")
+                        "hollow marks = what-if events. In compare mode the held-out event is ringed and the "
+                        "events after it are grey. Click a mark to select it.")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(300, 46)
@@ -70,6 +73,11 @@ class TimelineStrip(QWidget):
     def set_events(self, events: Sequence[TimelineEvent]) -> None:
         self.events = events
         self.selected = None
+        self.set_held_out([], None)
+
+    def set_held_out(self, rows: Sequence[int], unseen_from: Optional[int]) -> None:
+        """Ring the held-out events and grey those from ``unseen_from`` on, as the list below shades them."""
+        self.held_out, self.unseen_from = set(rows), unseen_from
         self.update()
 
     def select(self, index: Optional[int]) -> None:
@@ -97,9 +105,14 @@ class TimelineStrip(QWidget):
         painter.end()
 
     def _paint_mark(self, painter: QPainter, index: int, event: TimelineEvent, mid: float) -> None:
-        colour = category_colour(event.category)
+        unseen = self.unseen_from is not None and index >= self.unseen_from
+        colour = UNSEEN_FOREGROUND if unseen else category_colour(event.category)
         size = _MARK * _EMPHASIS.get(event.event_type, 1.0)
         centre = QPointF(self._x(index), mid)
+        if index in self.held_out:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(HELD_OUT_BACKGROUND))
+            painter.drawEllipse(centre, size + 4, size + 4)
         painter.setPen(QPen(QColor("#0f172a") if index == self.selected else colour.darker(130), 2 if index == self.selected else 1))
         painter.setBrush(QBrush(Qt.BrushStyle.NoBrush) if event.what_if else QBrush(colour))
         if event.event_type == "purchase":
@@ -278,7 +291,9 @@ class SequenceTimeline(QWidget):
         events are one step) the model saw first, e.g. up to a time split's cut-off; without it
         the held-out item is the sequence's trailing one (leave-one-out, or a what-if)."""
         rows = held_out_rows(self.events, item, steps_before)
-        self.rows.set_held_out(rows, max(rows) + 1 if rows and max(rows) + 1 < len(self.events) else None)
+        unseen_from = max(rows) + 1 if rows and max(rows) + 1 < len(self.events) else None
+        self.rows.set_held_out(rows, unseen_from)
+        self.strip.set_held_out(rows, unseen_from)
 
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)

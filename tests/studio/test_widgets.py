@@ -89,8 +89,10 @@ def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):
     assert rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is not None
     assert "had not seen" in rows.index(5, 2).data(Qt.ItemDataRole.ToolTipRole)
     assert rows.index(2, 2).data(Qt.ItemDataRole.ForegroundRole) is None
+    assert timeline.strip.held_out == {3, 4} and timeline.strip.unseen_from == 5  # the strip marks them too
     timeline.mark_held_out(None)
     assert timeline.held_out_rows == [] and rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is None
+    assert timeline.strip.held_out == set() and timeline.strip.unseen_from is None
 
 
 def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
