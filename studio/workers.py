@@ -55,11 +55,13 @@ def freeze_long_lived_objects() -> None:
     The modules the studio loads (Qt, pyqtgraph, pandas, torch) leave ~400k objects that each
     full collection walked while holding the GIL: 65-230 ms, whichever thread triggered it, the
     longest freezes of the window during an import (gc.callbacks around bench_gui.py). Called
-    once a workspace's engine is loaded, later collections walk only what was made since. Frozen
-    objects are still freed when their last reference goes; only a reference cycle among them
-    would outlive its use.
+    when a workspace's engine is loaded, later collections walk only what was made since. Only
+    the first call freezes: frozen objects are still freed when their last reference goes, but
+    a reference cycle among them never is, and by a later call they would include the workspace
+    being closed.
     """
-    gc.freeze()
+    if not gc.get_freeze_count():
+        gc.freeze()
 
 
 class Job(QObject):

@@ -151,4 +151,9 @@ def test_objects_alive_once_a_workspace_is_open_are_left_out_of_garbage_collecti
     assert gc.get_freeze_count() == 0
     window.open_workspace(tmp_path / "shop.sqlite")
     qtbot.waitUntil(lambda: window.context.engine is not None, timeout=30_000)
-    assert gc.get_freeze_count() > 0
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    first = window.context.engine
+    window.open_workspace(tmp_path / "other.sqlite")
+    qtbot.waitUntil(lambda: window.context.engine is not first, timeout=30_000)
+    assert gc.get_freeze_count() <= frozen  # nothing more frozen (frozen objects still die by refcount)
