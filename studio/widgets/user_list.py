@@ -64,6 +64,7 @@ class UserListModel(QAbstractTableModel):
         self._exhausted = True
         self.time_kind = "unix"
         self.total = 0
+        self.most_events = 0  # of any user matching the search, loaded or not: sizes the Events column
 
     # -- what the view sees ----------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class UserListModel(QAbstractTableModel):
         self._generation += 1
         generation = self._generation
         if self._engine is None:
-            self._show_first_page(generation, 0, [])
+            self._show_first_page(generation, 0, [], 0)
         elif self._run_job is None:
             self._show_first_page(generation, *first_page(self._engine, self._search, self._order_by, self.page_size))
         else:
@@ -157,20 +158,23 @@ class UserListModel(QAbstractTableModel):
             job.finished.connect(lambda result: self._show_first_page(generation, *result))
             job.failed.connect(self.load_failed.emit)
 
-    def _show_first_page(self, generation: int, total: int, page: list) -> None:
+    def _show_first_page(self, generation: int, total: int, page: list, most_events: int) -> None:
         if generation != self._generation:
             return  # a newer search or order is on its way
         self.beginResetModel()
         self._rows = list(page)
         self.total = total
+        self.most_events = most_events
         self._exhausted = len(page) < self.page_size or len(page) >= total
         self.endResetModel()
         self.count_changed.emit(total)
 
 
-def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list]:
-    """(users matching ``search``, the first page of them in ``order_by`` order)."""
-    return engine.user_count(search or None), engine.users_page(0, page_size, search or None, order_by)
+def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list, int]:
+    """(users matching ``search``, the first page of them in ``order_by`` order, the most events any has)."""
+    most_active = engine.users_page(0, 1, search or None, "activity")
+    return (engine.user_count(search or None), engine.users_page(0, page_size, search or None, order_by),
+            most_active[0].events if most_active else 0)
 
 
 def _time_kind(engine: Any) -> str:
@@ -238,10 +242,11 @@ class UserList(QWidget):
         QTimer.singleShot(0, self._select_first)
 
     def _fit_columns(self) -> None:
-        """Events as wide as the first page's biggest count; every Last seen date is as wide as the first."""
-        rows = [self.model.row_at(row) for row in range(self.model.rowCount())]
-        fit_column(self.table, 1, [f"{max((row.events for row in rows), default=0):,}"])
-        fit_column(self.table, 2, [format_time(rows[0].last_seen, self.model.time_kind, date_only=True)] if rows else [])
+        """Events as wide as the biggest count among the matches, loaded or not; every Last seen date
+        is as wide as the first."""
+        first = self.model.row_at(0)
+        fit_column(self.table, 1, [f"{self.model.most_events:,}"])
+        fit_column(self.table, 2, [format_time(first.last_seen, self.model.time_kind, date_only=True)] if first else [])
 
     def _select_first(self) -> None:
         if self.model.rowCount() and not self.table.currentIndex().isValid():

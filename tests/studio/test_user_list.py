@@ -67,7 +67,10 @@ def test_widget_selects_the_first_user_and_emits_it(qtbot, engine):
         widget.set_engine(engine)
     assert selected.args == [widget.model.user_at(0)]
     metrics = widget.table.fontMetrics()
-    widest_count = f"{max(column_values(widget.model, 1)):,}"
+    widest_count = f"{engine.users_page(0, 1, order_by='activity')[0].events:,}"  # on whichever page it is
+    assert widget.model.most_events == engine.users_page(0, 1, order_by="activity")[0].events
+    widget.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # by id: the most active user may be on any page
+    assert widget.model.user_at(0) == min(column_values(widget.model, 0))
     assert widget.table.columnWidth(1) > metrics.horizontalAdvance(widest_count)
     assert widget.table.columnWidth(2) > metrics.horizontalAdvance(widget.model.index(0, 2).data())
     widget.search.setText(widget.model.user_at(3))
