@@ -56,9 +56,11 @@ def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
 
 # Rows per fetch for whole-table reads: between chunks other threads (the studio's GUI) get the GIL.
 # A fetch holds the GIL throughout (50k rows: ~45 ms, a visible stall), and the painting GUI
-# thread waits for the current fetch every time it takes the GIL back; 2k rows (~2 ms a fetch)
-# read 2.5M events as fast as larger chunks.
-READ_CHUNK_ROWS = 2_000
+# thread waits for the current fetch every time it takes the GIL back, many times per repaint:
+# with 2k rows a fetch (~2.5 ms) the window still froze up to 46 ms while the Train page read
+# the events after an import; 500 rows brought that under 20 ms (bench_gui.py), and read 2.5M
+# events as fast (2.0-2.2 s either way).
+READ_CHUNK_ROWS = 500
 
 _EVENT_DTYPE = np.dtype([("u", np.int64), ("i", np.int64), ("t", np.float64), ("e", np.int64)])
 
