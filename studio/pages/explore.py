@@ -285,7 +285,6 @@ class ExplorePage(StudioPage):
         return kept + self.added
 
     def _paint_sequence(self) -> None:
-        self._unpainted.discard("sequence")
         self.timeline.time_kind = self.users.model.time_kind
         self.timeline.set_events(self.effective_sequence())
         changes = []

@@ -59,8 +59,7 @@ class TimelineStrip(QWidget):
         super().__init__(parent)
         self.events: Sequence[TimelineEvent] = ()
         self.selected: Optional[int] = None
-        self.held_out: set[int] = set()
-        self.unseen_from: Optional[int] = None
+        self.held_out: list[int] = []
         self.setMinimumHeight(46)
         self.setMouseTracking(True)
         self.setToolTip("The whole sequence, oldest left. Colour = category; bigger marks = cart/purchase; "
@@ -73,11 +72,11 @@ class TimelineStrip(QWidget):
     def set_events(self, events: Sequence[TimelineEvent]) -> None:
         self.events = events
         self.selected = None
-        self.set_held_out([], None)
+        self.set_held_out([])
 
-    def set_held_out(self, rows: Sequence[int], unseen_from: Optional[int]) -> None:
-        """Ring the held-out events and grey those from ``unseen_from`` on, as the list below shades them."""
-        self.held_out, self.unseen_from = set(rows), unseen_from
+    def set_held_out(self, rows: list[int]) -> None:
+        """Ring the held-out events (ascending rows) and grey those after them, as the list below shades them."""
+        self.held_out = rows
         self.update()
 
     def select(self, index: Optional[int]) -> None:
@@ -105,8 +104,7 @@ class TimelineStrip(QWidget):
         painter.end()
 
     def _paint_mark(self, painter: QPainter, index: int, event: TimelineEvent, mid: float) -> None:
-        unseen = self.unseen_from is not None and index >= self.unseen_from
-        colour = UNSEEN_FOREGROUND if unseen else category_colour(event.category)
+        colour = UNSEEN_FOREGROUND if after_held_out(self.held_out, index) else category_colour(event.category)
         size = _MARK * _EMPHASIS.get(event.event_type, 1.0)
         centre = QPointF(self._x(index), mid)
         if index in self.held_out:
@@ -162,6 +160,11 @@ def held_out_rows(events: Sequence[TimelineEvent], item: Optional[str], steps_be
     return sorted(rows)
 
 
+def after_held_out(held_out: list[int], row: int) -> bool:
+    """Whether ``row`` comes after the held-out rows (ascending): an event the model had not seen."""
+    return bool(held_out) and row > held_out[-1]
+
+
 class EventRows(QAbstractTableModel):
     """The events as table rows, each cell made only when the view asks for it.
 
@@ -175,7 +178,6 @@ class EventRows(QAbstractTableModel):
         super().__init__()
         self.events: list[TimelineEvent] = []
         self.held_out_rows: list[int] = []
-        self.unseen_from: Optional[int] = None  # first row after the held-out item's, when the split cut mid-sequence
         self.time_kind = "unix"
         self._italic = QFont()
         self._italic.setItalic(True)
@@ -183,17 +185,14 @@ class EventRows(QAbstractTableModel):
 
     def set_events(self, events: list[TimelineEvent], time_kind: str) -> None:
         self.beginResetModel()
-        self.events, self.held_out_rows, self.unseen_from, self.time_kind = events, [], None, time_kind
+        self.events, self.held_out_rows, self.time_kind = events, [], time_kind
         self.endResetModel()
 
-    def set_held_out(self, rows: list[int], unseen_from: Optional[int]) -> None:
-        self.held_out_rows, self.unseen_from = rows, unseen_from
+    def set_held_out(self, rows: list[int]) -> None:
+        self.held_out_rows = rows
         if self.events:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.events) - 1, len(self.HEADERS) - 1),
                                   [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole])
-
-    def unseen(self, row: int) -> bool:
-        return self.unseen_from is not None and row >= self.unseen_from
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 - Qt's name
         return 0 if parent.isValid() else len(self.events)
@@ -213,9 +212,10 @@ class EventRows(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and index.column() == 3:
             return self._swatch(event.category)
         if role == Qt.ItemDataRole.ToolTipRole:
-            after = "\nAfter the held-out item: the model had not seen it" if self.unseen(index.row()) else ""
+            unseen = after_held_out(self.held_out_rows, index.row())
+            after = "\nAfter the held-out item: the model had not seen it" if unseen else ""
             return f"{event.title} ({event.item})\n{category_text(event.categories)}{after}"
-        if role == Qt.ItemDataRole.ForegroundRole and self.unseen(index.row()):
+        if role == Qt.ItemDataRole.ForegroundRole and after_held_out(self.held_out_rows, index.row()):
             return QBrush(UNSEEN_FOREGROUND)
         if role == Qt.ItemDataRole.FontRole and event.what_if:
             return self._italic
@@ -291,9 +291,8 @@ class SequenceTimeline(QWidget):
         events are one step) the model saw first, e.g. up to a time split's cut-off; without it
         the held-out item is the sequence's trailing one (leave-one-out, or a what-if)."""
         rows = held_out_rows(self.events, item, steps_before)
-        unseen_from = max(rows) + 1 if rows and max(rows) + 1 < len(self.events) else None
-        self.rows.set_held_out(rows, unseen_from)
-        self.strip.set_held_out(rows, unseen_from)
+        self.rows.set_held_out(rows)
+        self.strip.set_held_out(rows)
 
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)

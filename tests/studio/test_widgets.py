@@ -18,7 +18,9 @@ from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
-from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, events_from_frame, held_out_rows
+from studio.widgets.sequence_timeline import (
+    SequenceTimeline, TimelineEvent, after_held_out, events_from_frame, held_out_rows,
+)
 from studio.widgets.training_charts import TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
@@ -89,10 +91,11 @@ def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):
     assert rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is not None
     assert "had not seen" in rows.index(5, 2).data(Qt.ItemDataRole.ToolTipRole)
     assert rows.index(2, 2).data(Qt.ItemDataRole.ForegroundRole) is None
-    assert timeline.strip.held_out == {3, 4} and timeline.strip.unseen_from == 5  # the strip marks them too
+    assert timeline.strip.held_out == [3, 4]  # the strip marks them too, and greys what follows
+    assert [after_held_out(timeline.strip.held_out, row) for row in (2, 4, 5)] == [False, False, True]
     timeline.mark_held_out(None)
     assert timeline.held_out_rows == [] and rows.index(5, 2).data(Qt.ItemDataRole.ForegroundRole) is None
-    assert timeline.strip.held_out == set() and timeline.strip.unseen_from is None
+    assert timeline.strip.held_out == [] and not after_held_out(timeline.strip.held_out, 5)
 
 
 def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
