@@ -139,7 +139,7 @@ class PopularityScorer(_BaselineScorer):
     def global_share(self) -> torch.Tensor:
         return self.table[0].clamp(min=0)
 
-    def score(self, histories, segments=None) -> torch.Tensor:
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         rows = torch.zeros(len(histories), dtype=torch.long)
         if segments is not None:
             rows = torch.as_tensor(np.asarray(segments), dtype=torch.long)
@@ -204,7 +204,7 @@ class _SparseRowScorer(_BaselineScorer):
         """Weight of each history position in the sum (same length as the history)."""
         raise NotImplementedError
 
-    def score(self, histories, segments=None) -> torch.Tensor:
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         width = self.n_items + 1
         owners, rows, weights = [], [], []
         for b, history in enumerate(histories):
@@ -358,7 +358,7 @@ class MarkovScorer(_SparseRowScorer):
             weights[-1] = 1.0 / (self.row_totals[history[-1]] + self.alpha)
         return weights
 
-    def score(self, histories, segments=None) -> torch.Tensor:
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         scores = super().score(histories, segments)
         last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
         backoff = self.alpha / (self.row_totals[last] + self.alpha)  # 1 for users with no history

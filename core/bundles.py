@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 import core
 from core.baselines import BASELINES, PopularityScorer
 from core.ranker import ItemFacts, Ranker
+from core.scorer import Scorer
 
 FORMAT = "nextpick-bundle"
 FORMAT_VERSION = 1
@@ -38,8 +39,8 @@ class Bundle:
 
     path: Path
     manifest: dict
-    scorer: object
-    fallback: PopularityScorer
+    scorer: Scorer
+    fallback: Scorer  # segment popularity, behind an item mapping when the catalogue changed
     ranker: Optional[Ranker]
     item_interest: np.ndarray  # (n_items + 1,) interest index per item of the data served, -1 = none
     interest_names: list[str]
@@ -55,7 +56,7 @@ class Bundle:
         return self.manifest.get("metrics", {})
 
 
-def save_bundle(folder: Path, *, model: str, config: dict, data, scorer, fallback: PopularityScorer,
+def save_bundle(folder: Path, *, model: str, config: dict, data, scorer: Scorer, fallback: Scorer,
                 ranker: Optional[Ranker], item_interest: np.ndarray, interest_names: list[str], metrics: dict,
                 content_hash: str, dims: Optional[dict] = None, arrays: Optional[dict] = None) -> Path:
     """Write the run to ``folder`` (created); the manifest is written last, so a crash leaves no valid bundle."""
@@ -168,7 +169,8 @@ def _assemble(folder: Path, manifest: dict, tensors: dict[str, torch.Tensor], de
     )
 
 
-def restore_scorer(model: str, config: dict, dims: Optional[dict], state: dict[str, torch.Tensor], device: str = "cpu"):
+def restore_scorer(model: str, config: dict, dims: Optional[dict], state: dict[str, torch.Tensor],
+                   device: str = "cpu") -> Scorer:
     """Rebuild a baseline or neural scorer from its state tensors."""
     if model in BASELINES:
         return BASELINES[model].from_state(state)
@@ -224,9 +226,8 @@ def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: in
                      f"{gone:,} removed items dropped")
     if not _same_segments(vocab, data):
         notes.append("profile segments changed since training: segments matched by name, unknown ones use global popularity")
-    n_interests = len(bundle.interest_names)
-    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map, n_interests),
-                   fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map, n_interests),
+    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map),
+                   fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
                    ranker=ranker, item_interest=item_interest, notes=notes)
 
 
@@ -251,9 +252,9 @@ class MappedScorer:
     with no known item in its category, the user's lowest known score.
     """
 
-    def __init__(self, inner, new_to_old: np.ndarray, item_category: np.ndarray, segment_map: np.ndarray,
-                 n_interests: int) -> None:
-        self.inner, self.name, self.n_interests = inner, inner.name, n_interests
+    def __init__(self, inner: Scorer, new_to_old: np.ndarray, item_category: np.ndarray,
+                 segment_map: np.ndarray) -> None:
+        self.inner, self.name = inner, inner.name
         self.new_to_old = np.asarray(new_to_old, dtype=np.int64)
         self.item_category = torch.as_tensor(np.asarray(item_category), dtype=torch.long)
         self.segment_map = np.asarray(segment_map, dtype=np.int64)
@@ -263,10 +264,13 @@ class MappedScorer:
         old = self.new_to_old[np.asarray(history, dtype=np.int64)]
         return old[old > 0]
 
-    def score(self, histories, segments=None) -> torch.Tensor:
-        if segments is not None:
-            segments = self.segment_map[np.clip(np.asarray(segments), 0, len(self.segment_map) - 1)]
-        old_scores = self.inner.score([self._old_history(h) for h in histories], segments).float()
+    def _old_segments(self, segments: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        if segments is None:
+            return None
+        return self.segment_map[np.clip(np.asarray(segments), 0, len(self.segment_map) - 1)]
+
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
+        old_scores = self.inner.score([self._old_history(h) for h in histories], self._old_segments(segments)).float()
         index = torch.as_tensor(self.new_to_old)
         scores = old_scores[:, index]  # unknown items read column 0 (-inf) for now
         known = index > 0
@@ -282,16 +286,13 @@ class MappedScorer:
         scores[:, 0] = float("-inf")
         return scores
 
-    def interests(self, history):
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
         return self.inner.interests(self._old_history(history))
 
-    def interests_batch(self, histories) -> np.ndarray:
-        """Many users' interests in one pass (the ranker's features ask for whole batches)."""
-        from core.ranker import user_interests
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        return self.inner.interests_batch([self._old_history(h) for h in histories], self._old_segments(segments))
 
-        return user_interests(self.inner, [self._old_history(h) for h in histories], self.n_interests)
-
-    def attributions(self, history, items) -> np.ndarray:
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         history, items = np.asarray(history, np.int64), np.asarray(items, np.int64)
         weights = np.zeros((len(items), len(history)), dtype=np.float32)
         old_history, old_items = self.new_to_old[history], self.new_to_old[items]

@@ -179,7 +179,7 @@ class Engine:
         bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
         split = run.split.split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
-            bundle.scorer, bundle.ranker, bundle.item_interest, len(bundle.interest_names))
+            bundle.scorer, bundle.ranker, bundle.item_interest)
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
         metrics = {**run.metrics, **report.to_dict()}
         runs.update_run(self.workspace, run_id, metrics=metrics)
@@ -244,8 +244,8 @@ class Engine:
     def interests(self, run_id: int, user: Optional[str], history: Optional[list[str]] = None) -> list[Interest]:
         """The user's predicted next interests; an unknown user is refused as in ``recommend``."""
         data = self.sequence_data()
-        items, _ = self._history_of(data, user, history)
-        return serving.predicted_interests(self.bundle(run_id), items)
+        items, segment = self._history_of(data, user, history)
+        return serving.predicted_interests(self.bundle(run_id), items, segment)
 
     def _history_of(self, data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
         if history is None and user is not None and data.user_index_of(user) is None:

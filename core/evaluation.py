@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from core.progress import RateMeter, emit
+from core.scorer import Scorer
 
 DEFAULT_KS = (5, 10, 20)
 
@@ -63,7 +64,7 @@ def mask_history(scores: torch.Tensor, histories: list[np.ndarray], targets: np.
 
 
 def masked_score_batches(
-    scorer,
+    scorer: Scorer,
     histories: list[np.ndarray],
     targets: np.ndarray,
     segments: np.ndarray | None = None,
@@ -102,7 +103,7 @@ def masked_score_batches(
 
 
 def ranks_for(
-    scorer,
+    scorer: Scorer,
     histories: list[np.ndarray],
     targets: np.ndarray,
     segments: np.ndarray | None = None,
@@ -154,7 +155,7 @@ class EvaluationReport:
 
 
 def evaluate_scorer(
-    scorer,
+    scorer: Scorer,
     data,
     eval_set,
     ks: tuple[int, ...] = DEFAULT_KS,

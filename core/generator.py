@@ -19,6 +19,7 @@ from torch import nn
 
 from core.encoder import ItemEmbeddings
 from core.predictor import NO_INTEREST
+from core.scorer import Scorer
 
 
 # Up to this many rows the interest match is gathered per item (serving: about 1 ms at 1M items);
@@ -85,8 +86,8 @@ class Candidates:
     scores: np.ndarray  # (B, n) float32
 
 
-def generate_candidates(scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,
-                        segments: Optional[np.ndarray] = None, fallback=None) -> Candidates:
+def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,
+                        segments: Optional[np.ndarray] = None, fallback: Optional[Scorer] = None) -> Candidates:
     """Top-``n`` items per user from ``scorer``; users with empty history go to ``fallback``.
 
     Excluded items (seen ones, padding) get -inf and never appear among the candidates; they

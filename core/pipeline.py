@@ -17,7 +17,7 @@ from torch import nn
 from core.data.batches import pad_histories
 from core.encoder import EncoderConfig, SequenceEncoder
 from core.generator import Catalogue, CatalogueHead
-from core.predictor import InterestHead
+from core.predictor import InterestHead, interest_names
 
 SCORE_BATCH = 512  # users per forward pass when scoring
 SMALL_BATCH = 8  # batches up to this size keep their answer for the next question about them
@@ -158,13 +158,17 @@ class NeuralScorer:
         return self.interests_batch([np.asarray(history)])[0]
 
     @torch.no_grad()
-    def interests_batch(self, histories: list[np.ndarray]) -> np.ndarray:
-        """(B, n_interests) probabilities for many users in one pass (the ranker asks for whole batches)."""
-        if not self.catalogue().has_interests:
-            return np.zeros((len(histories), 0), dtype=np.float32)
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        """(B, n_interests) probabilities for many users in one pass; zero rows before interests exist.
+
+        Profile segments are not used.
+        """
+        n_interests = self.model.predictor.n_interests
+        if not self.catalogue().has_interests or not histories:
+            return np.zeros((len(histories), n_interests), dtype=np.float32)
         parts = [self._encode(histories[start : start + SCORE_BATCH]).interest_logits.float().softmax(dim=-1).cpu().numpy()
                  for start in range(0, len(histories), SCORE_BATCH)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.model.predictor.n_interests), dtype=np.float32)
+        return np.concatenate(parts)
 
     @torch.no_grad()
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -191,6 +195,17 @@ class NeuralScorer:
         totals = similarity.sum(axis=1, keepdims=True)
         weights[:, len(history) - len(recent) :] = np.divide(similarity, totals, out=np.zeros_like(similarity), where=totals > 0)
         return weights
+
+    def interest_vocabulary(self, data) -> tuple[np.ndarray, list[str]]:
+        """Interest index of every item (-1 = none) and each interest's readable name.
+
+        The model's own item -> interest map: categories, or k-means clusters named after
+        their typical items.
+        """
+        item_interest = self.model.predictor.item_interest.detach().cpu().numpy()
+        names = interest_names(item_interest, self.model.item_table().detach().float().cpu().numpy(), data.item_title,
+                               data.item_external, data.category_names if data.has_categories else None)
+        return item_interest, names
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Weights and buffers (item -> category / interest maps) as contiguous CPU tensors."""

@@ -22,6 +22,7 @@ from torch import nn
 from core.baselines import TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.progress import RateMeter, emit
+from core.scorer import Scorer
 
 N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
@@ -176,28 +177,8 @@ class Ranker:
         return cls(facts, net)
 
 
-def user_interests(scorer, histories: list[np.ndarray], n_interests: int) -> np.ndarray:
-    """(B, n_interests) predicted interests per user; zero rows where the scorer has none.
-
-    Uses the scorer's ``interests_batch`` when it has one (one pass for the whole batch),
-    else asks user by user.
-    """
-    out = np.zeros((len(histories), n_interests), dtype=np.float32)
-    batch = getattr(scorer, "interests_batch", None)
-    if batch is not None:
-        probs = np.asarray(batch(histories))
-        if probs.ndim == 2 and probs.shape[1] == n_interests:
-            out[:] = probs
-        return out
-    for row, history in enumerate(histories):
-        probs = scorer.interests(np.asarray(history, dtype=np.int64))
-        if probs is not None and len(probs) == n_interests:
-            out[row] = probs
-    return out
-
-
-def train_ranker(scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
-                 n_interests: int, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
+def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
+                 *, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
                  progress=None, cancel=None) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
@@ -212,7 +193,7 @@ def train_ranker(scorer, log: TrainLog, eval_set, segments: np.ndarray, item_int
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
     facts = ItemFacts.from_log(log)
     items, scores = _candidates(scorer, histories, targets, user_segments, cancel)
-    interests = user_interests(scorer, histories, n_interests)
+    interests = scorer.interests_batch(histories, user_segments)
     features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest)
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
@@ -224,7 +205,7 @@ def train_ranker(scorer, log: TrainLog, eval_set, segments: np.ndarray, item_int
     return Ranker(facts, net, report)
 
 
-def _candidates(scorer, histories, targets, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(scorer: Scorer, histories, targets, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
     """The scorer's raw top-N per user (nothing masked: "seen before" is one of the features)."""
     items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
     scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
@@ -340,16 +321,16 @@ class RankedScorer:
     which applies it after this, as to any scorer.
     """
 
-    def __init__(self, scorer, ranker: Ranker, item_interest: np.ndarray, n_interests: int) -> None:
+    def __init__(self, scorer: Scorer, ranker: Ranker, item_interest: np.ndarray) -> None:
         self.scorer, self.ranker = scorer, ranker
-        self.item_interest, self.n_interests = np.asarray(item_interest), n_interests
+        self.item_interest = np.asarray(item_interest)
         self.name = f"{scorer.name}+ranker"
 
-    def score(self, histories, segments=None) -> torch.Tensor:
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         base = self.scorer.score(histories, segments).float()  # a new tensor: ours to change (Scorer.score)
+        interests = self.scorer.interests_batch(histories, segments)
         segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
         items, scores = top_candidates(base)
-        interests = user_interests(self.scorer, histories, self.n_interests)
         relevance = self.ranker.relevance(items, scores, histories, segments, interests, self.item_interest)
         finite = torch.isfinite(relevance)
         floor = torch.where(finite, relevance, torch.tensor(float("inf"))).min(dim=1, keepdim=True).values
@@ -360,17 +341,16 @@ class RankedScorer:
         base[:, 0] = float("-inf")
         return base
 
-    def interests(self, history):
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
         return self.scorer.interests(history)
 
-    def interests_batch(self, histories) -> np.ndarray:
-        """Wrapping must not lose the inner scorer's one-pass interests (evaluation asks in batches)."""
-        return user_interests(self.scorer, histories, self.n_interests)
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        return self.scorer.interests_batch(histories, segments)
 
-    def attributions(self, history, items):
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.scorer.attributions(history, items)
 
-    def state_tensors(self):
+    def state_tensors(self) -> dict[str, torch.Tensor]:
         return self.scorer.state_tensors()
 
 

@@ -23,6 +23,7 @@ from core.data.splits import SplitChoice
 from core.evaluation import evaluate_scorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
+from core.scorer import Scorer
 from core.store import schema
 
 
@@ -143,9 +144,9 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
     scorer, device, training, dims = _fit_generator(folder, data, split, log, config, progress, cancel, resume)
     item_interest, interest_names = interest_vocabulary(scorer, data)
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
-    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, len(interest_names),
-                          seed=config.seed, progress=progress, cancel=cancel)
-    served = RankedScorer(scorer, ranker, item_interest, len(interest_names)) if ranker.report["kept"] else scorer
+    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
+                          progress=progress, cancel=cancel)
+    served = RankedScorer(scorer, ranker, item_interest) if ranker.report["kept"] else scorer
     valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.name)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
@@ -179,19 +180,15 @@ def _fit_generator(folder, data, split, log, config, progress, cancel, resume):
     return result.scorer, result.device_name, training, vars(data_dims(data, config))
 
 
-def interest_vocabulary(scorer, data) -> tuple[np.ndarray, list[str]]:
+def interest_vocabulary(scorer: Scorer, data) -> tuple[np.ndarray, list[str]]:
     """Interest index of every item and each interest's readable name.
 
     Baselines speak in categories (interest c - 1 = category c); a neural model has its own
-    item → interest map (categories, or k-means clusters named after their typical items).
+    item → interest map (``NeuralScorer.interest_vocabulary``).
     """
-    model = getattr(scorer, "model", None)
-    if model is None:
-        item_interest = np.asarray(data.item_category, dtype=np.int64) - 1
-        return item_interest, [str(name) for name in data.category_names[1:]]
-    from core.predictor import interest_names
+    from core.pipeline import NeuralScorer
 
-    item_interest = model.predictor.item_interest.detach().cpu().numpy()
-    names = interest_names(item_interest, model.item_table().detach().float().cpu().numpy(), data.item_title,
-                           data.item_external, data.category_names if data.has_categories else None)
-    return item_interest, names
+    if isinstance(scorer, NeuralScorer):
+        return scorer.interest_vocabulary(data)
+    item_interest = np.asarray(data.item_category, dtype=np.int64) - 1
+    return item_interest, [str(name) for name in data.category_names[1:]]

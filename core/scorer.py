@@ -34,6 +34,14 @@ class Scorer(Protocol):
         """Predicted next-interest probabilities (n_interests,), or None when the scorer has no notion of them."""
         ...
 
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        """(batch, n_interests) float probabilities in one pass; a row of zeros where none is known.
+
+        The width is fixed for a scorer (its interest vocabulary) whatever the histories; the
+        ranker and serving ask for whole batches. ``segments`` as for ``score``.
+        """
+        ...
+
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(len(items), len(history)) non-negative weights: how much each history event drove each item."""
         ...

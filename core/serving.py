@@ -12,8 +12,9 @@ from typing import Optional
 
 import numpy as np
 
+from core.bundles import Bundle
 from core.generator import generate_candidates
-from core.ranker import N_CANDIDATES, mmr_order, user_interests
+from core.ranker import N_CANDIDATES, mmr_order
 
 BECAUSE_ITEMS = 3  # history items listed in an explanation
 REASON_TITLES = 2  # of those, named in the one-line reason
@@ -82,23 +83,23 @@ def _one_step_per_item(items: np.ndarray) -> np.ndarray:
     return items[keep]
 
 
-def predicted_interests(bundle, history: np.ndarray) -> list[Interest]:
+def predicted_interests(bundle: Bundle, history: np.ndarray, segment: int = 0) -> list[Interest]:
     """The user's next-interest distribution, most likely first; [] when the model has none."""
     names = bundle.interest_names
-    probs = user_interests(bundle.scorer, [history], len(names))[0]
+    probs = bundle.scorer.interests_batch([history], np.array([segment]))[0]
     if not len(names) or probs.sum() <= 0:
         return []
     order = np.argsort(-probs, kind="stable")
     return [Interest(names[i], float(probs[i])) for i in order]
 
 
-def recommend(bundle, data, history: np.ndarray, segment: int, k: int = 10, diversity: float = 0.0,
+def recommend(bundle: Bundle, data, history: np.ndarray, segment: int, k: int = 10, diversity: float = 0.0,
               exclude_seen: bool = True) -> list[Recommendation]:
     """Top-``k`` explained recommendations; an empty history gets the segment's popular items."""
     return recommend_batch(bundle, data, [history], np.array([segment]), k, diversity, exclude_seen)[0]
 
 
-def recommend_batch(bundle, data, histories: list[np.ndarray], segments: np.ndarray, k: int = 10,
+def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments: np.ndarray, k: int = 10,
                     diversity: float = 0.0, exclude_seen: bool = True) -> list[list[Recommendation]]:
     """Explained top-``k`` lists for many users: the scoring stages run once for the whole batch."""
     if not 0.0 <= diversity <= 1.0:
@@ -107,7 +108,7 @@ def recommend_batch(bundle, data, histories: list[np.ndarray], segments: np.ndar
     segments = np.asarray(segments, dtype=np.int64)
     candidates = generate_candidates(bundle.scorer, histories, N_CANDIDATES, exclude_seen, segments, bundle.fallback)
     items, scores = candidates.items, candidates.scores
-    interests = user_interests(bundle.scorer, histories, len(bundle.interest_names))
+    interests = bundle.scorer.interests_batch(histories, segments)
     relevance = np.where(items > 0, scores, -np.inf)
     ranked = np.flatnonzero([len(h) > 0 for h in histories]) if bundle.ranker is not None else np.zeros(0, int)
     if len(ranked):

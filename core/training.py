@@ -31,6 +31,7 @@ from core.evaluation import metrics_from_ranks, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.scorer import Scorer
 
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
@@ -255,7 +256,7 @@ def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
     item_interest.copy_(clusters.to(item_interest.device))
 
 
-def validate(scorer: NeuralScorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:
+def validate(scorer: Scorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:
     """Full-catalogue validation metrics, history masked (the protocol of the reports)."""
     valid = split.valid
     ranks = ranks_for(scorer, valid.histories, valid.targets, batch_size=512, cancel=cancel)

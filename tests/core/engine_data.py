@@ -96,6 +96,6 @@ def baseline_with_ranker(model: str, max_users: int, epochs: int):
     log = TrainLog.from_split(data, split)
     scorer = fit_baseline(model, data, split)
     item_interest = data.item_category - 1
-    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, data.n_categories - 1,
+    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest,
                           max_users=max_users, epochs=epochs)
     return data, split, log, scorer, item_interest, ranker

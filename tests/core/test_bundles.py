@@ -121,15 +121,13 @@ def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_category(save
 
 
 def test_mapped_bundle_serves_interests_and_ranked_lists(saved):
-    from core.ranker import RankedScorer, user_interests
+    from core.ranker import RankedScorer
 
     folder, data, split, scorer, _ = saved
     bundle = load_bundle(folder, _changed_catalogue(data), on_mismatch="map")
     histories = split.test.histories[:4]
-    n_interests = len(bundle.interest_names)
-    assert np.allclose(user_interests(bundle.scorer, histories, n_interests),
-                       user_interests(scorer, histories, n_interests), atol=1e-6)
-    served = RankedScorer(bundle.scorer, bundle.ranker, bundle.item_interest, n_interests)
+    assert np.allclose(bundle.scorer.interests_batch(histories), scorer.interests_batch(histories), atol=1e-6)
+    served = RankedScorer(bundle.scorer, bundle.ranker, bundle.item_interest)
     scores = served.score(histories, data.user_segment[split.test.user_index[:4]])
     assert scores.shape == (4, data.n_items + 1) and torch.isfinite(scores[:, 1:]).all()
 

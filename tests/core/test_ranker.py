@@ -6,7 +6,7 @@ from core.baselines import TrainLog, fit_baseline
 from core.data import EvalSet
 from core.evaluation import evaluate_scorer
 from core.ranker import (FEATURES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features, mmr_order,
-                         train_ranker, user_interests)
+                         train_ranker)
 from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,6 +63,9 @@ class _Noisy:
     def interests(self, history):
         return None
 
+    def interests_batch(self, histories, segments=None):
+        return np.zeros((len(histories), 6), dtype=np.float32)
+
     def attributions(self, history, items):
         return np.zeros((len(items), len(history)))
 
@@ -87,25 +90,25 @@ def test_trained_ranker_beats_generator_order_where_a_feature_is_informative():
     scorer = _Noisy(120)
     log = TrainLog.from_histories(train_set.histories, 120, category, 7)
     item_interest = category - 1
-    ranker = train_ranker(scorer, log, train_set, np.zeros(600, np.int64), item_interest, 6, epochs=60)
+    ranker = train_ranker(scorer, log, train_set, np.zeros(600, np.int64), item_interest, epochs=60)
     assert ranker.report["holdout_ndcg10_ranker"] > ranker.report["holdout_ndcg10_generator"]
     assert ranker.report["kept"] and ranker.report["holdout_p_value"] < 0.01
     data = type("Data", (), {"item_category": category, "user_segment": np.zeros(600, np.int64)})
     plain = evaluate_scorer(scorer, data, test_set).metrics["ndcg@10"]
-    ranked = evaluate_scorer(RankedScorer(scorer, ranker, item_interest, 6), data, test_set).metrics["ndcg@10"]
+    ranked = evaluate_scorer(RankedScorer(scorer, ranker, item_interest), data, test_set).metrics["ndcg@10"]
     assert ranked > plain + 0.05
 
 
 def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
     data, split, log, scorer, item_interest, ranker = baseline_with_ranker("markov", max_users=500, epochs=40)
     assert ranker.report["holdout_ndcg10_ranker"] >= ranker.report["holdout_ndcg10_generator"]
-    served = RankedScorer(scorer, ranker, item_interest, data.n_categories - 1)
+    served = RankedScorer(scorer, ranker, item_interest)
     assert (evaluate_scorer(served, data, split.test).metrics["ndcg@10"]
             >= evaluate_scorer(scorer, data, split.test).metrics["ndcg@10"])
     restored = Ranker.from_state(ranker.state_tensors())
     histories = split.test.histories[:5]
     segments = data.user_segment[split.test.user_index[:5]]
-    again = RankedScorer(scorer, restored, item_interest, data.n_categories - 1)
+    again = RankedScorer(scorer, restored, item_interest)
     assert torch.equal(served.score(histories, segments), again.score(histories, segments))
 
 
@@ -114,26 +117,16 @@ def test_ranker_is_not_kept_when_nothing_predicts_the_target():
     rng = np.random.default_rng(4)
     random_targets = EvalSet(train_set.user_index, train_set.histories, rng.integers(1, 121, 600))
     log = TrainLog.from_histories(train_set.histories, 120, category, 7)
-    ranker = train_ranker(_Noisy(120), log, random_targets, np.zeros(600, np.int64), category - 1, 6, epochs=60)
+    ranker = train_ranker(_Noisy(120), log, random_targets, np.zeros(600, np.int64), category - 1, epochs=60)
     assert not ranker.report["kept"]
 
 
 
-class _OneByOne:
-    """A scorer that answers interests only user by user (no ``interests_batch``)."""
-
-    def __init__(self, scorer):
-        self.interests = scorer.interests
-
-
-def test_batched_interests_equal_per_user_interests():
+def test_ranked_scorer_keeps_the_generators_interests():
     data, split = demo_sequences()
     scorer = fit_baseline("markov", data, split)
-    n_interests = data.n_categories - 1
     histories = split.test.histories[:40] + [np.zeros(0, dtype=np.int64)]
-    per_user = user_interests(_OneByOne(scorer), histories, n_interests)
-    assert per_user[:-1].sum(axis=1) == pytest.approx(np.ones(40), abs=1e-5)
-    assert np.allclose(user_interests(scorer, histories, n_interests), per_user, atol=1e-6)
+    segments = data.user_segment[:len(histories)]
     untrained = Ranker(ItemFacts.from_log(TrainLog.from_split(data, split)), RankerNet())
-    ranked = RankedScorer(scorer, untrained, data.item_category - 1, n_interests)
-    assert np.allclose(user_interests(ranked, histories, n_interests), per_user, atol=1e-6)
+    ranked = RankedScorer(scorer, untrained, data.item_category - 1)
+    assert np.array_equal(ranked.interests_batch(histories, segments), scorer.interests_batch(histories, segments))

@@ -1,4 +1,7 @@
-"""One contract every scorer honours, neural or baseline: shapes, padding, finiteness, state round-trip."""
+"""One contract every scorer honours, neural, baseline or wrapper: the typed protocol, shapes,
+padding, finiteness, interests, state round-trip."""
+
+import inspect
 
 import numpy as np
 import pytest
@@ -26,12 +29,69 @@ def _neural():
     return scorer, lambda state: NeuralScorer.from_state(config, state, data_dims(data, config))
 
 
-SCORERS = {**{name: (lambda n=name: _baseline(n)) for name in BASELINES}, "gru": _neural}
+def _ranked():
+    """Markov behind an (untrained) re-ranker: what the engine serves when the ranker is kept."""
+    from core.ranker import ItemFacts, RankedScorer, Ranker, RankerNet
+
+    data, split = demo_sequences(400, 200)
+    inner, restore_inner = _baseline("markov")
+    ranker = Ranker(ItemFacts.from_log(TrainLog.from_split(data, split)), RankerNet())
+    item_interest = data.item_category - 1
+    return (RankedScorer(inner, ranker, item_interest),
+            lambda state: RankedScorer(restore_inner(state), ranker, item_interest))
+
+
+def _mapped():
+    """Item-kNN served on a catalogue where item 1 is new to it (a bundle loaded with item mapping)."""
+    from core.bundles import MappedScorer
+
+    data, _ = demo_sequences(400, 200)
+    inner, restore_inner = _baseline("itemknn")
+    new_to_old = np.arange(data.n_items + 1)
+    new_to_old[1] = 0
+    segment_map = np.arange(len(data.segment_names))
+
+    def wrap(scorer):
+        return MappedScorer(scorer, new_to_old, data.item_category, segment_map)
+
+    return wrap(inner), lambda state: wrap(restore_inner(state))
+
+
+SCORERS = {**{name: (lambda n=name: _baseline(n)) for name in BASELINES}, "gru": _neural,
+           "markov+ranker": _ranked, "mapped itemknn": _mapped}
 
 
 @pytest.fixture(scope="module", params=sorted(SCORERS))
 def scorer_and_restore(request):
     return SCORERS[request.param]()
+
+
+PROTOCOL_METHODS = ("score", "interests", "interests_batch", "attributions", "state_tensors")
+
+
+def _parameters(function):
+    """(name, default) of each parameter but ``self``: what a caller of the protocol may pass."""
+    return [(p.name, p.default) for p in inspect.signature(function).parameters.values() if p.name != "self"]
+
+
+def test_scorer_is_the_protocol_with_its_exact_signatures(scorer_and_restore):
+    scorer, _ = scorer_and_restore
+    assert isinstance(scorer, Scorer)
+    assert isinstance(scorer.name, str) and scorer.name
+    for method in PROTOCOL_METHODS:
+        assert _parameters(getattr(type(scorer), method)) == _parameters(getattr(Scorer, method)), method
+
+
+def test_protocol_check_rejects_a_scorer_without_batched_interests():
+    class PerUserOnly:
+        name = "old"
+
+        def score(self, histories, segments=None): ...
+        def interests(self, history): ...
+        def attributions(self, history, items): ...
+        def state_tensors(self): ...
+
+    assert not isinstance(PerUserOnly(), Scorer)
 
 
 def _histories():
@@ -42,7 +102,6 @@ def _histories():
 def test_scores_have_catalogue_shape_padding_minus_inf_and_finite_items(scorer_and_restore):
     scorer, _ = scorer_and_restore
     data, histories = _histories()
-    assert isinstance(scorer, Scorer)
     segments = data.user_segment[:len(histories)]
     scores = scorer.score(histories, segments)
     assert scores.shape == (len(histories), data.n_items + 1)
@@ -71,6 +130,22 @@ def test_interests_are_a_distribution_or_none(scorer_and_restore):
     probs = scorer.interests(histories[0])
     if probs is not None:
         assert probs.ndim == 1 and np.all(probs >= 0) and np.isclose(probs.sum(), 1.0, atol=1e-5)
+
+
+def test_batched_interests_have_one_width_and_match_one_user_at_a_time(scorer_and_restore):
+    scorer, _ = scorer_and_restore
+    data, histories = _histories()
+    segments = data.user_segment[:len(histories)]
+    batch = np.asarray(scorer.interests_batch(histories, segments))
+    width = batch.shape[1]
+    assert batch.shape == (len(histories), width)
+    assert np.asarray(scorer.interests_batch(histories[:2])).shape == (2, width)
+    assert np.asarray(scorer.interests_batch([])).shape == (0, width)
+    totals = batch.sum(axis=1)
+    assert np.all(batch >= 0) and np.all(np.isclose(totals, 1.0, atol=1e-5) | (totals == 0))
+    for history, row in zip(histories, np.asarray(scorer.interests_batch(histories))):
+        one = scorer.interests(history)
+        assert np.allclose(row, 0.0 if one is None else one, atol=1e-5)
 
 
 def test_attributions_are_non_negative_and_shaped_items_by_history(scorer_and_restore):
