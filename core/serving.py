@@ -15,6 +15,7 @@ import numpy as np
 from core.bundles import Bundle
 from core.generator import generate_candidates
 from core.ranker import N_CANDIDATES, mmr_order
+from core.store.schema import split_categories
 
 BECAUSE_ITEMS = 3  # history items listed in an explanation
 REASON_TITLES = 2  # of those, named in the one-line reason
@@ -32,7 +33,7 @@ class Recommendation:
     rank: int
     item: str
     title: str
-    categories: list[str]
+    categories: tuple[str, ...]  # names, primary first; empty when the item has none
     score: float
     reason: str
     because: list[tuple[str, float]]
@@ -49,14 +50,14 @@ class Interest:
 class ItemInfo:
     item: str
     title: str
-    categories: str  # "A|B", primary first
+    categories: tuple[str, ...]  # as in Recommendation
 
 
 @dataclass(frozen=True)
 class NextItem:
     item: str
     title: str
-    categories: str
+    categories: tuple[str, ...]  # as in Recommendation
     count: int  # how many times someone took it right after the asked item
 
 
@@ -141,8 +142,7 @@ def _explained(rank, item, score, history, segment, drivers, interests, bundle, 
         parts.append("popular with similar shoppers" if segment > 0 and not len(history) else "popular")
     if interest is not None and len(interests) and interests.sum() > 0:
         parts.append(f"interest: {interest}")
-    categories = [c for c in str(_categories_text(data, item)).split("|") if c]
-    return Recommendation(rank, str(data.item_external[item]), _title(data, item), categories, score,
+    return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
                           " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)
 
 
@@ -166,9 +166,8 @@ def _title(data, item: int) -> str:
     return str(data.item_title[item]) or str(data.item_external[item])
 
 
-def _categories_text(data, item: int) -> str:
-    """All of the item's categories, "A|B" primary first ("" when it has none)."""
-    return str(data.item_categories[item])
+def _categories(data, item: int) -> tuple[str, ...]:
+    return split_categories(str(data.item_categories[item]))
 
 
 def next_items(data, item: str, n: int = 10) -> list[NextItem]:
@@ -181,7 +180,7 @@ def next_items(data, item: str, n: int = 10) -> list[NextItem]:
     following = data.items[positions[positions + 1 < user_end] + 1]
     counts = np.bincount(following, minlength=data.n_items + 1)
     order = [i for i in np.argsort(-counts, kind="stable")[:n] if counts[i] > 0]
-    return [NextItem(str(data.item_external[i]), _title(data, i), _categories_text(data, i), int(counts[i]))
+    return [NextItem(str(data.item_external[i]), _title(data, i), _categories(data, i), int(counts[i]))
             for i in order]
 
 
@@ -196,4 +195,4 @@ def search_items(data, text: str, limit: int = 20) -> list[ItemInfo]:
     found = starts | (np.char.find(titles, needle) >= 0) | (np.char.find(ids, needle) >= 0)
     order = np.flatnonzero(found)
     order = order[np.argsort(~starts[order], kind="stable")][:limit] + 1
-    return [ItemInfo(str(data.item_external[i]), _title(data, i), _categories_text(data, i)) for i in order]
+    return [ItemInfo(str(data.item_external[i]), _title(data, i), _categories(data, i)) for i in order]

@@ -12,6 +12,8 @@ order (``meta.time_kind`` says which). Bump ``SCHEMA_VERSION`` and add a step in
 
 from __future__ import annotations
 
+from typing import Optional
+
 from sqlalchemy import (
     Column,
     Float,
@@ -25,6 +27,12 @@ from sqlalchemy import (
 )
 
 SCHEMA_VERSION = 1
+CATEGORY_SEPARATOR = "|"
+
+
+def split_categories(text: Optional[str]) -> tuple[str, ...]:
+    """An item's stored categories ("A|B") as the one form the rest of the code uses: names, primary first."""
+    return tuple(name for name in (part.strip() for part in (text or "").split(CATEGORY_SEPARATOR)) if name)
 
 metadata = MetaData()
 

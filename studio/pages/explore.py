@@ -295,7 +295,7 @@ class ExplorePage(StudioPage):
         self.what_if.state.setText("What-if: " + ", ".join(changes) if changes else "")
 
     def _on_add_item(self, row: Any) -> None:
-        self.added.append(TimelineEvent(str(row.item), row.title or str(row.item), row.categories or "", "what-if",
+        self.added.append(TimelineEvent(str(row.item), row.title or str(row.item), row.categories, "what-if",
                                         None, what_if=True))
         self._what_if_changed()
 
@@ -340,9 +340,8 @@ class ExplorePage(StudioPage):
                  *[ItemFacts(f.item, f.title, f.categories) for f, _ in self.details.followers]]
         for entry in known:
             if entry.item == item:
-                categories = entry.categories if isinstance(entry.categories, str) else "|".join(entry.categories)
-                return ItemFacts(item, entry.title, categories)
-        return ItemFacts(item, item, "")
+                return ItemFacts(item, entry.title, entry.categories)
+        return ItemFacts(item, item, ())
 
 
 def _group(title: str, *widgets: QWidget) -> QGroupBox:

@@ -88,6 +88,6 @@ def prepare_workspace(engine) -> tuple[int, list[str]]:
 
 def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
     """An item's facts and its most common successors; runs in a worker."""
-    followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories or ""), int(row.count))
+    followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories), int(row.count))
                  for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
     return facts, followers

@@ -21,7 +21,7 @@ class ItemFacts:
 
     item: str
     title: str
-    categories: str
+    categories: tuple[str, ...]  # names, primary first, as in core.serving
 
 
 class ItemDetails(QWidget):

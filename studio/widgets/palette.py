@@ -10,7 +10,7 @@ set of names distinct colours, in name order, before any pane asks.
 from __future__ import annotations
 
 import zlib
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Sequence
 
 from PySide6.QtGui import QColor
 
@@ -43,19 +43,11 @@ def category_colour(name: str) -> QColor:
     return QColor(_assigned[name])
 
 
-def primary_category(categories: Union[str, Sequence[str], None]) -> str:
-    """The first category of an item, given as "A|B" text or as a list; "" when none."""
-    if not categories:
-        return ""
-    if isinstance(categories, str):
-        return categories.split("|", 1)[0].strip()
-    return str(categories[0])
+def primary_category(categories: Sequence[str]) -> str:
+    """The first of an item's categories (names, primary first); "" when it has none."""
+    return categories[0] if categories else ""
 
 
-def category_text(categories: Union[str, Sequence[str], None]) -> str:
+def category_text(categories: Sequence[str]) -> str:
     """All of an item's categories for display, primary first."""
-    if not categories:
-        return ""
-    if isinstance(categories, str):
-        return ", ".join(part.strip() for part in categories.split("|") if part.strip())
-    return ", ".join(str(name) for name in categories)
+    return ", ".join(categories)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, QS
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
 from PySide6.QtWidgets import QHeaderView, QTableView, QToolTip, QVBoxLayout, QWidget
 
+from core.store.schema import split_categories
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.tables import fit_column, hint_label, make_clickable
 from studio.widgets.user_list import format_time
@@ -26,7 +27,7 @@ class TimelineEvent:
 
     item: str
     title: str
-    categories: str
+    categories: tuple[str, ...]  # names, primary first, as in core.serving
     event_type: str
     ts: Optional[float]
     what_if: bool = False
@@ -39,7 +40,8 @@ class TimelineEvent:
 def events_from_frame(frame) -> list[TimelineEvent]:
     """Timeline events from a history frame with ts, event_type, item, title, categories columns."""
     return [
-        TimelineEvent(str(row.item), str(row.title or row.item), row.categories or "", str(row.event_type), row.ts)
+        TimelineEvent(str(row.item), str(row.title or row.item), split_categories(row.categories), str(row.event_type),
+                      row.ts)
         for row in frame.itertuples(index=False)
     ]
 

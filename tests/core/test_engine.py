@@ -123,6 +123,21 @@ def test_next_items_and_search(engine):
     assert engine.search_items("", 5) == []
 
 
+def test_an_items_categories_are_one_tuple_of_names_everywhere(engine):
+    """Recommendation, ItemInfo and NextItem carry the same categories: names, primary first."""
+    data = engine.sequence_data()
+    user = _busy_user(engine)
+    rec = engine.recommend(1, user, k=1)[0]
+    index = int(data.item_index_of([rec.item])[0])
+    assert rec.categories == tuple(data.item_categories[index].split("|"))
+    assert rec.categories[0] == data.category_names[data.item_category[index]]
+    found = next(info for info in engine.search_items(rec.item, 5) if info.item == rec.item)
+    follower = engine.next_items(str(engine.user_history(user)["item"].iloc[0]), 1)[0]
+    assert found.categories == rec.categories
+    assert all(type(c) is tuple and c and all(type(name) is str and name for name in c)
+               for c in (rec.categories, found.categories, follower.categories))
+
+
 def test_held_out_item_is_the_last_event(engine):
     user = _busy_user(engine)
     assert engine.held_out_item(user) == engine.user_history(user)["item"].iloc[-1]

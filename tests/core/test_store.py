@@ -98,3 +98,10 @@ def test_newer_schema_is_refused(tmp_path):
     con.close()
     with pytest.raises(WorkspaceError, match="newer NextPick"):
         Workspace.open(path)
+
+
+def test_stored_categories_read_as_names_primary_first():
+    from core.store.schema import split_categories
+
+    assert split_categories("Dolls| Pretend play |") == ("Dolls", "Pretend play")
+    assert split_categories("") == () and split_categories(None) == ()

@@ -128,7 +128,7 @@ class ListEngine:
         for done, user in enumerate(users, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            yield user, [Recommendation(rank, f"I{rank}", f"@title {rank}", ["Toys"], 1.0 / rank, "popular", [], None)
+            yield user, [Recommendation(rank, f"I{rank}", f"@title {rank}", ("Toys",), 1.0 / rank, "popular", [], None)
                          for rank in range(1, k + 1)]
             if progress is not None:
                 progress(Progress("recommend", done, len(users)))

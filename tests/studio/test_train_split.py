@@ -82,7 +82,7 @@ def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_pa
 def test_ranked_list_shows_every_category_primary_colour_first(qtbot):
     ranked = RankedList()
     qtbot.addWidget(ranked)
-    ranked.set_recommendations([Recommendation(1, "SKU1", "Kite", ["Outdoor", "Kids"], 0.9, "popular", [], None),
-                                Recommendation(2, "SKU2", "Ball", [], 0.5, "popular", [], None)])
+    ranked.set_recommendations([Recommendation(1, "SKU1", "Kite", ("Outdoor", "Kids"), 0.9, "popular", [], None),
+                                Recommendation(2, "SKU2", "Ball", (), 0.5, "popular", [], None)])
     assert ranked.table.item(0, 2).text() == "Outdoor, Kids" and ranked.table.item(1, 2).text() == ""
     assert "Outdoor, Kids" in ranked.table.item(0, 1).toolTip()

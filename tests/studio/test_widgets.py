@@ -49,9 +49,8 @@ def test_palette_gives_each_category_one_colour_everywhere():
     assert palette.category_colour("Dolls") != palette.category_colour("Puzzles")
     assert palette.category_colour("Dolls") == palette.category_colour("Dolls")
     assert palette.category_colour("") == palette.category_colour("(none)")
-    assert palette.primary_category("Puzzles|Books") == "Puzzles"
-    assert palette.primary_category(["Books", "Puzzles"]) == "Books"
-    assert palette.category_text("Puzzles|Books") == "Puzzles, Books"
+    assert palette.primary_category(("Puzzles", "Books")) == "Puzzles" and palette.primary_category(()) == ""
+    assert palette.category_text(("Puzzles", "Books")) == "Puzzles, Books"
 
 
 def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
@@ -60,6 +59,7 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     timeline = SequenceTimeline()
     qtbot.addWidget(timeline)
     timeline.set_events(events_from_frame(frame))
+    assert timeline.events[1].categories == ("Dolls", "Pretend play")
     rows = timeline.table.model()
     assert rows.rowCount() == 2
     assert rows.index(1, 2).data() == "Doll"
@@ -77,7 +77,7 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
 
 def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):
     items = ["a", "a", "b", "c", "c", "d"]  # steps a, b, c, d: a time split's model saw a and b
-    events = [TimelineEvent(item, item.upper(), "Dolls", "view", 1.7e9 + 60 * n) for n, item in enumerate(items)]
+    events = [TimelineEvent(item, item.upper(), ("Dolls",), "view", 1.7e9 + 60 * n) for n, item in enumerate(items)]
     assert held_out_rows(events, "c", 2) == [3, 4]
     assert held_out_rows(events, "d", None) == [5]  # leave-one-out: the trailing step
     assert held_out_rows(events, "d", 2) == [5]  # the step is not on the item (a what-if moved it): trailing
@@ -99,8 +99,8 @@ def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):
 
 
 def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
-    events = [TimelineEvent(f"i{n}", f"Item {n}", "Dolls", "view", 1.7e9 + 60 * n) for n in range(300)]
-    events.append(TimelineEvent("last", "Last", "Dolls", "purchase", 1.7e9 + 60 * 300))
+    events = [TimelineEvent(f"i{n}", f"Item {n}", ("Dolls",), "view", 1.7e9 + 60 * n) for n in range(300)]
+    events.append(TimelineEvent("last", "Last", ("Dolls",), "purchase", 1.7e9 + 60 * 300))
     timeline = SequenceTimeline()
     qtbot.addWidget(timeline)
     timeline.resize(500, 300)
