@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import core
+from core.errors import NextPickError
 from core.baselines import BASELINES, PopularityScorer
 from core.ranker import ItemFacts, Ranker
 from core.scorer import Scorer
@@ -29,8 +30,10 @@ MANIFEST = "bundle.json"
 WEIGHTS = "weights.safetensors"
 
 
-class BundleError(Exception):
+class BundleError(NextPickError):
     """A bundle that cannot be used: missing, corrupt, foreign, too new, or for other items."""
+
+    hint = "Train the model again on this workspace, or choose another run."
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from core.errors import UsageError
 from core.importing import import_files
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 from core.store import Workspace, WorkspaceError
@@ -92,11 +93,11 @@ class DemoConfig:
 
     def validate(self) -> None:
         if not 2 <= self.n_categories <= len(_CATEGORIES):
-            raise ValueError(f"n_categories must be between 2 and {len(_CATEGORIES)}, got {self.n_categories}")
+            raise UsageError(f"n_categories must be between 2 and {len(_CATEGORIES)}, got {self.n_categories}")
         if self.n_items < 4 * self.n_categories:
-            raise ValueError(f"n_items must be at least 4 per category ({4 * self.n_categories}), got {self.n_items}")
+            raise UsageError(f"n_items must be at least 4 per category ({4 * self.n_categories}), got {self.n_items}")
         if self.n_users < 1 or self.months < 1 or self.mean_events_per_user < 3:
-            raise ValueError("n_users and months must be positive and mean_events_per_user at least 3")
+            raise UsageError("n_users and months must be positive and mean_events_per_user at least 3")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from core.errors import UsageError
+
 ENCODER_KINDS = ("sasrec", "gru", "lstm")
 # Small initial embeddings keep the first logits near uniform. Larger ones (1/sqrt(d)) make the
 # tied output table favour the input item itself, a bias the first epochs then spend unlearning
@@ -64,7 +66,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, hidden: int, heads: int, dropout: float) -> None:
         super().__init__()
         if hidden % heads:
-            raise ValueError(f"hidden size {hidden} must be divisible by the number of heads {heads}")
+            raise UsageError(f"hidden size {hidden} must be divisible by the number of heads {heads}",
+                             "Choose a hidden size that is a multiple of the number of heads.")
         self.heads = heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)

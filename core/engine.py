@@ -19,6 +19,7 @@ from core import runs, serving
 from core.bundles import Bundle, load_bundle
 from core.data import SplitChoice, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
+from core.errors import NextPickError, UsageError
 from core.progress import RateMeter, emit
 from core.ranker import RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F401  (the API's return types)
@@ -27,7 +28,7 @@ from core.store import Workspace
 ACTIVE_RUN_KEY = "active_run"
 
 
-class UnknownUserError(KeyError):
+class UnknownUserError(NextPickError, KeyError):
     """A user id the workspace has never seen, asked about without an explicit what-if history.
 
     Answering with the cold-start list would hide a typo or a user from another shop behind
@@ -35,12 +36,9 @@ class UnknownUserError(KeyError):
     """
 
     def __init__(self, user: str, workspace_name: str) -> None:
-        super().__init__(user)
+        super().__init__(f"unknown user {user!r} in {workspace_name}: no events or profile under that id",
+                         "Check the id as the shop's files spell it.")
         self.user = user
-        self.message = f"unknown user {user!r} in {workspace_name}: no events or profile under that id"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True)
@@ -134,8 +132,8 @@ class Engine:
         if resume_run is not None:
             choice = runs.get_run(self.workspace, resume_run).split
             if split is not None and split.kind != choice.kind:
-                raise ValueError(f"run #{resume_run} was started on a {choice.describe()} split and resumes on it; "
-                                 "start a new run for another split")
+                raise UsageError(f"run #{resume_run} was started on a {choice.describe()} split and resumes on it",
+                                 "Start a new run for another split.")
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
         return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run)
@@ -169,7 +167,8 @@ class Engine:
             if int(run_id) not in self._bundles:
                 run = runs.get_run(self.workspace, run_id)
                 if run.status != "done" or not run.bundle_path:
-                    raise ValueError(f"run #{run.id} has no trained model (status: {run.status})")
+                    raise NextPickError(f"run #{run.id} has no trained model (status: {run.status})",
+                                        "Choose a finished run, or train one.")
                 self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map")
             return self._bundles[int(run_id)]
 
@@ -192,8 +191,8 @@ class Engine:
         """Paired test over the users both runs were tested on (means, difference, p-value)."""
         splits = {run_id: runs.get_run(self.workspace, run_id).split for run_id in (run_a, run_b)}
         if splits[run_a] != splits[run_b]:
-            raise ValueError(f"runs #{run_a} and #{run_b} were tested on different splits ({splits[run_a].describe()} "
-                             f"vs {splits[run_b].describe()}): their test items differ, so compare runs of one split")
+            raise UsageError(f"runs #{run_a} and #{run_b} were tested on different splits ({splits[run_a].describe()} "
+                             f"vs {splits[run_b].describe()}): their test items differ", "Compare runs of one split.")
         ranks = []
         for run_id in (run_a, run_b):
             if self._ranks_are_current(run_id):

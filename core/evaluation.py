@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from core.errors import UsageError
 from core.progress import RateMeter, emit
 from core.scorer import Scorer
 
@@ -229,7 +230,8 @@ def paired_significance(ranks_a: np.ndarray, ranks_b: np.ndarray, metric: str = 
     """
     a, b = per_user_metric(ranks_a, metric), per_user_metric(ranks_b, metric)
     if len(a) != len(b):
-        raise ValueError(f"runs were evaluated on different users ({len(a)} vs {len(b)}); compare runs of one workspace")
+        raise UsageError(f"runs were evaluated on different users ({len(a)} vs {len(b)})",
+                         "Compare runs of one workspace.")
     diff = a - b
     return {
         "metric": metric,

@@ -20,11 +20,16 @@ from sqlalchemy import select
 from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
 from core.data.splits import SplitChoice
+from core.errors import NextPickError
 from core.evaluation import evaluate_scorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
+
+
+class UnknownRunError(NextPickError, KeyError):
+    """A run id the workspace does not hold (deleted, or from another workspace)."""
 
 
 @dataclass
@@ -83,7 +88,7 @@ def get_run(workspace, run_id: int) -> RunSummary:
     with workspace.engine.connect() as conn:
         row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
     if row is None:
-        raise KeyError(f"no run #{run_id} in {workspace.path.name}")
+        raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
     return _summary(row)
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from core.bundles import Bundle
+from core.errors import UsageError
 from core.generator import generate_candidates
 from core.ranker import N_CANDIDATES, mmr_order
 from core.store.schema import split_categories
@@ -104,7 +105,7 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
                     diversity: float = 0.0, exclude_seen: bool = True) -> list[list[Recommendation]]:
     """Explained top-``k`` lists for many users: the scoring stages run once for the whole batch."""
     if not 0.0 <= diversity <= 1.0:
-        raise ValueError("diversity must be between 0 (pure relevance) and 1 (maximal category spread)")
+        raise UsageError("diversity must be between 0 (pure relevance) and 1 (maximal category spread)")
     histories = [np.asarray(h, dtype=np.int64) for h in histories]
     segments = np.asarray(segments, dtype=np.int64)
     candidates = generate_candidates(bundle.scorer, histories, N_CANDIDATES, exclude_seen, segments, bundle.fallback)

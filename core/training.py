@@ -31,6 +31,7 @@ from core.evaluation import metrics_from_ranks, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.errors import UsageError
 from core.scorer import Scorer
 
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
@@ -118,7 +119,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+        raise UsageError("device 'cuda' was asked for but no CUDA GPU is available", "Use the device 'auto' or 'cpu'.")
     return torch.device(name)
 
 
@@ -205,7 +206,8 @@ def train_sequence_model(
         state, best_weights = _load_checkpoint(checkpoint_dir, config, model, optimizer, device)
     windows = training_windows(split.train, config.max_len)
     if not len(windows):
-        raise ValueError("nothing to train on: no user has two or more events in the training part")
+        raise UsageError("nothing to train on: no user has two or more events in the training part",
+                         "Import a log where users have several events each.")
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     reporter = _Reporter(progress, (config.epochs - state.epoch) * steps_per_epoch)
     model.train()
@@ -311,7 +313,7 @@ def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor
         logits, interest_logits = model(inputs, select, catalogue)  # (N, n_items), (N, K)
         item_loss = F.cross_entropy(logits.float(), next_items - 1)
     else:
-        raise ValueError(f"unknown loss {config.loss!r}; choose 'softmax' or 'sampled'")
+        raise UsageError(f"unknown loss {config.loss!r}", "Choose the loss 'softmax' or 'sampled'.")
     interest_targets = model.predictor.targets(next_items)
     if config.interest_weight <= 0 or not bool((interest_targets >= 0).any()):
         return item_loss
@@ -347,7 +349,8 @@ def _load_checkpoint(folder: Path, config, model, optimizer, device) -> tuple[_L
     shape_fields = ("model", "hidden", "layers", "heads", "max_len", "interest_clusters")
     changed = [f for f in shape_fields if saved["config"].get(f) != getattr(config, f)]
     if changed:
-        raise ValueError(f"cannot resume from {folder}: the checkpoint was trained with different {', '.join(changed)}")
+        raise UsageError(f"cannot resume from {folder}: the checkpoint was trained with different {', '.join(changed)}",
+                         "Resume with the settings the run started with, or start a new run.")
     model.load_state_dict(load_file(str(folder / LAST_WEIGHTS), device=str(device)))
     optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True))
     return _LoopState(**saved["state"]), load_file(str(folder / BEST_WEIGHTS))

@@ -2,8 +2,8 @@
 
 Every command takes ``--db WORKSPACE`` and ``--json``. With ``--json`` stdout holds exactly
 one JSON object; progress bars and errors always go to stderr, so pipes stay clean.
-Exit codes: 0 done, 1 failed (message on stderr, no traceback for expected errors),
-2 bad usage, 130 interrupted.
+Exit codes: 0 done, 1 failed (a ``core.errors.NextPickError``: its message and hint on stderr;
+or cancelled), 2 bad usage, 130 interrupted. Any other exception is a bug and keeps its traceback.
 
 Data commands import only the store and the importer; model commands load the engine
 (and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
@@ -18,9 +18,9 @@ from typing import Optional, TextIO
 
 from core.cli import data_commands, model_commands
 from core.cli.common import CliError, Output, ProgressBar, format_progress
-from core.importing import CsvImportError
+from core.errors import NextPickError
 from core.progress import Cancelled
-from core.store import WorkspaceError, default_workspace_path
+from core.store import default_workspace_path
 
 __all__ = ["CliError", "ProgressBar", "build_parser", "format_progress", "main"]
 
@@ -56,17 +56,9 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
         out.done_progress()
         stderr.write("nextpick: interrupted\n")
         return 130
-    except _expected_errors() as error:
+    except (NextPickError, Cancelled) as error:
         out.done_progress()
         stderr.write(f"nextpick {args.command}: {error}\n")
+        if isinstance(error, NextPickError) and error.hint:
+            stderr.write(f"hint: {error.hint}\n")
         return 1
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures a user can fix from the message alone; anything else is a bug and keeps its traceback."""
-    errors = [CliError, CsvImportError, WorkspaceError, Cancelled, OSError, ValueError]
-    if "core.bundles" in sys.modules:  # only model commands load bundles (and torch)
-        errors.append(sys.modules["core.bundles"].BundleError)
-    if "core.engine" in sys.modules:
-        errors.append(sys.modules["core.engine"].UnknownUserError)
-    return tuple(errors)

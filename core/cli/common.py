@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
+from core.errors import NextPickError
 from core.progress import Progress
 
 
-class CliError(Exception):
-    """A failure worth one line on stderr and exit code 1."""
+class CliError(NextPickError):
+    """A command line that cannot work as given (a missing workspace, options that do not fit together)."""
 
 
 def require_workspace(path: Path) -> None:

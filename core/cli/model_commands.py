@@ -156,10 +156,7 @@ def cmd_train(args, out: Output) -> dict:
         if not engine.workspace.counts()["events"]:
             raise CliError(f"{args.db} holds no events; import a log first")
         config = TrainConfig.for_data(engine.sequence_data(), **overrides)
-    try:
-        resolve_device(config.device)
-    except RuntimeError as error:
-        raise CliError(str(error)) from None
+    resolve_device(config.device)  # before the workspace is read: a missing GPU fails at once
     summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split)
     out.done_progress()
     result = _run_dict(summary)

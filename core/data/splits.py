@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from core.data.sequences import SequenceData
+from core.errors import UsageError
 
 # A user needs a training prefix, a validation target and a test target.
 MIN_EVAL_LENGTH = 3
@@ -139,7 +140,7 @@ SPLIT_KINDS = (LEAVE_ONE_OUT, TIME)
 DEFAULT_TEST_FRACTION = 0.1
 
 
-class SplitError(ValueError):
+class SplitError(UsageError):
     """A split that cannot be made on this workspace's data; the message says what to do instead."""
 
 

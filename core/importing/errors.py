@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from core.errors import NextPickError
+
 # A report keeps at most this many rejected rows in memory; the workspace keeps them all.
 REPORT_REJECTED_LIMIT = 1000
+BAD_ROW_HINT = ("Fix that line in the file, or import again letting bad rows be skipped (they are kept for "
+                "review). Nothing was imported.")
 
 
-class CsvImportError(Exception):
+class CsvImportError(NextPickError):
     """A file that cannot be imported (or, in strict mode, its first bad row)."""
 
     def __init__(self, path: Path | str, line: Optional[int], column: Optional[str], reason: str) -> None:
@@ -22,7 +26,7 @@ class CsvImportError(Exception):
         self.line = line
         self.column = column
         self.reason = reason
-        super().__init__(self._message())
+        super().__init__(self._message(), BAD_ROW_HINT if line is not None else None)
 
     def _message(self) -> str:
         where = str(self.path)

@@ -20,6 +20,7 @@ from typing import Iterator, Optional
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
 
+from core.errors import UsageError, user_file
 from core.importing import roles as roles_
 from core.importing.blocks import read_blocks
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
@@ -259,11 +260,11 @@ def export_rejected(workspace: Workspace, import_id: int, path: Path | str) -> i
     with workspace.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         if raw.execute("SELECT 1 FROM imports WHERE id = ?", (import_id,)).fetchone() is None:
-            raise ValueError(f"no import with id {import_id} in {workspace.path}")
+            raise UsageError(f"no import with id {import_id} in {workspace.path}")
         rows = raw.execute(
             'SELECT line, "column", reason, raw FROM rejected_rows WHERE import_id = ? ORDER BY line, id', (import_id,)
         ).fetchall()
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with user_file(path, "write"), open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["line", "column", "reason", "raw"])
         writer.writerows(rows)

@@ -18,12 +18,19 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from sqlalchemy import URL, Engine, create_engine, event, select, func, text
+from sqlalchemy.exc import DatabaseError
 
+from core.errors import NextPickError
 from core.store import schema
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(NextPickError):
     """A workspace file that cannot be opened or is from an incompatible release."""
+
+
+def _cannot_open(path: Path, reason) -> WorkspaceError:
+    return WorkspaceError(f"cannot open the workspace {path}: {reason}",
+                          "Choose a workspace file you are allowed to read and write.")
 
 
 def default_workspace_path() -> Path:
@@ -79,15 +86,21 @@ class Workspace:
     def open(cls, path: os.PathLike | str) -> "Workspace":
         """Open (creating if needed) and migrate the workspace at ``path``."""
         path = Path(path).expanduser().resolve()
-        if path.exists() and not _looks_like_sqlite(path):
-            raise WorkspaceError(f"{path} is not a NextPick workspace (not an SQLite file)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(  # a URL object: in a URL string a "?" in the file name starts a query
-            URL.create("sqlite", database=str(path)), connect_args={"check_same_thread": False, "timeout": 30}
-        )
-        event.listen(engine, "connect", _set_sqlite_pragmas)
-        workspace = cls(path, engine)
-        workspace._create_or_migrate()
+        try:
+            if path.exists() and not _looks_like_sqlite(path):
+                raise WorkspaceError(f"{path} is not a NextPick workspace (not an SQLite file)",
+                                     "Choose another workspace file, or create a new workspace.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(  # a URL object: in a URL string a "?" in the file name starts a query
+                URL.create("sqlite", database=str(path)), connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(engine, "connect", _set_sqlite_pragmas)
+            workspace = cls(path, engine)
+            workspace._create_or_migrate()
+        except OSError as error:  # a path the person named: a folder, unreadable, in a read-only place
+            raise _cannot_open(path, error.strerror or error) from error
+        except DatabaseError as error:  # SQLite could not open or read it (locked, read-only, damaged)
+            raise _cannot_open(path, error.orig) from error
         return workspace
 
     def close(self) -> None:
@@ -116,7 +129,8 @@ class Workspace:
             if version > schema.SCHEMA_VERSION:
                 raise WorkspaceError(
                     f"{self.path} was written by a newer NextPick (schema {version}); "
-                    f"this release reads up to schema {schema.SCHEMA_VERSION}"
+                    f"this release reads up to schema {schema.SCHEMA_VERSION}",
+                    "Update NextPick, or choose another workspace.",
                 )
             for step in range(version, schema.SCHEMA_VERSION):
                 for sql in _MIGRATIONS[step]:

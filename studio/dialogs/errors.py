@@ -1,9 +1,11 @@
 """Turn an exception from the engine into a dialog a shop analyst can act on.
 
-A dialog says what happened and what to do next in plain words; the exception's own message
-and traceback stay behind "Show Details..." for whoever has to report it. Dialogs open
-window-modal without blocking (``QMessageBox.open``), so a failing background job never stalls
-the event loop and tests can find and close them.
+The engine's user-facing errors are one family (``core.errors.NextPickError``): the dialog shows
+its message and its hint, nothing else. A cancelled job gets a calm note. Running out of memory
+is no one's mistake in the code either: it gets what to lower. Anything else is a bug: the
+dialog says so and keeps the traceback behind "Show Details..." for whoever reports it. Dialogs
+open window-modal without blocking (``QMessageBox.open``), so a failing background job never
+stalls the event loop and tests can find and close them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Optional
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from core.errors import NextPickError
 from core.progress import Cancelled
-from core.store import WorkspaceError
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class ErrorText:
     title: str  # window title: which action failed
     what: str  # what happened, in one or two sentences
     next_step: str  # what the user can do about it
-    details: str  # the exception type, message and traceback
+    details: str  # a bug's type, message and traceback; empty for the engine's own errors
 
 
 def describe_error(exc: BaseException, action: Optional[str] = None) -> ErrorText:
@@ -49,51 +51,34 @@ def show_error(parent: Optional[QWidget], exc: BaseException, action: Optional[s
 
 
 def _explain(exc: BaseException) -> tuple[str, str]:
-    """(what happened, what to do next) for the errors the engine is known to raise."""
-    import torch  # already loaded by the engine; imported here to keep this module light to load
-
-    from core.bundles import BundleError
-    from core.importing import CsvImportError
-
+    """(what happened, what to do next)."""
     if isinstance(exc, Cancelled):
         return "The job was stopped before it finished.", "Nothing was changed. Start it again when you are ready."
-    if isinstance(exc, CsvImportError):
-        return (
-            f"The file could not be imported: {exc}",
-            "Fix that line in the file, or choose 'Skip bad rows' to import the rest and review "
-            "the rejected rows afterwards. The workspace was not changed.",
-        )
-    if isinstance(exc, WorkspaceError):
-        return (
-            f"The workspace could not be opened: {exc}",
-            "Choose another workspace file, or create a new workspace with File > New workspace.",
-        )
-    if isinstance(exc, BundleError):
-        return (
-            f"The trained model could not be loaded: {exc}",
-            "Train the model again on this workspace, or pick another run as the active model.",
-        )
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return (
-            "The GPU ran out of memory.",
-            "Lower the batch size or the model size on the Train page, or train on the CPU.",
-        )
-    if isinstance(exc, MemoryError):
-        return "The computer ran out of memory.", "Close other programs, or use a smaller file or model."
-    if isinstance(exc, FileNotFoundError):
-        return f"A file was not found: {exc.filename or exc}", "Check that the file still exists and choose it again."
-    if isinstance(exc, PermissionError):
-        return (
-            f"Access was denied: {exc.filename or exc}",
-            "Choose a location you are allowed to read or write, or ask your administrator.",
-        )
-    if isinstance(exc, OSError):
-        return f"The operating system reported an error: {exc}", "Check the disk space and the file location, then retry."
+    if isinstance(exc, NextPickError):
+        return _sentence(exc.message), exc.hint or ""
+    if _out_of_memory(exc):
+        return ("The computer ran out of memory." if isinstance(exc, MemoryError) else "The GPU ran out of memory.",
+                "Lower the batch size or the model size on the Train page, use a smaller file, or train on the CPU.")
     return (
         f"An unexpected error occurred: {exc}",
         "Nothing in the workspace was lost. Retry; if it happens again, copy the details below into a bug report.",
     )
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch  # already loaded by the engine; imported here to keep this module light to load
+
+    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+
+
+def _sentence(message: str) -> str:
+    """The engine's messages are written to follow "nextpick COMMAND: "; a dialog shows them as a sentence."""
+    text = message[:1].upper() + message[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _details(exc: BaseException) -> str:
+    """The traceback, for bugs only: the family's words are the whole story."""
+    if isinstance(exc, (NextPickError, Cancelled)) or _out_of_memory(exc):
+        return ""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.errors import user_file
 from core.progress import CancelToken, ProgressCallback
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -65,7 +66,7 @@ def write_recommendations_csv(engine, run_id: int, users: Optional[Sequence[str]
     partial = path.with_name(path.name + ".part")
     rows = 0
     try:
-        with open(partial, "w", newline="", encoding="utf-8") as handle:
+        with user_file(path, "write"), open(partial, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(HEADER)
             for user, recommendations in engine.recommend_many(run_id, users, k=k, exclude_seen=exclude_seen,
@@ -74,7 +75,8 @@ def write_recommendations_csv(engine, run_id: int, users: Optional[Sequence[str]
                     writer.writerow([neutralise(str(user)), rec.rank, neutralise(rec.item), neutralise(rec.title or ""),
                                      neutralise("|".join(rec.categories)), f"{rec.score:.6g}", neutralise(rec.reason)])
                     rows += 1
-        os.replace(partial, path)
+        with user_file(path, "write"):
+            os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return rows

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.importing import CsvImportError, ImportOptions, ImportReport, sniff
+from core.errors import NextPickError
+from core.importing import ImportOptions, ImportReport, sniff
 from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -201,7 +202,7 @@ class ImportDialog(QDialog):
         if path is not None:
             try:
                 sniffed = sniff(path, options.encoding, options.delimiter, options.has_header)
-            except (CsvImportError, OSError) as exc:
+            except NextPickError as exc:
                 show_error(self, exc, f"Reading {path.name}")
         tab.show_file(sniffed)
         if sniffed is not None:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from core.errors import NextPickError, user_file
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -68,7 +69,7 @@ def spreadsheet_safe(text: str) -> str:
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with user_file(path, "write"), open(path, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
 
 
@@ -269,5 +270,5 @@ class EvaluatePage(StudioPage):
     def export_csv(self, path: Path) -> None:
         try:
             write_csv(path, self.table.rows_as_text())
-        except OSError as exc:
+        except NextPickError as exc:
             show_error(self, exc, "Export")

@@ -47,7 +47,7 @@ def test_a_workspace_that_cannot_be_opened_shows_an_error_and_keeps_the_current_
         pass
     qtbot.waitUntil(lambda: len(error_dialogs(window)) == 1)
     box = error_dialogs(window)[0]
-    assert "not a NextPick workspace" in box.text() and "New workspace" in box.informativeText()
+    assert "not a NextPick workspace" in box.text() and "create a new workspace" in box.informativeText()
     assert "Traceback" not in box.text() + box.informativeText()
     assert window.context.engine is imported_engine
 

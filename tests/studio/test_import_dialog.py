@@ -124,7 +124,7 @@ def test_a_bad_row_in_strict_mode_fails_with_its_line_and_leaves_the_workspace_u
     qtbot.waitUntil(lambda: len(error_dialogs(dialog)) == 1)
     box = error_dialogs(dialog)[0]
     assert "strict.csv" in box.text() and "line 7" in box.text() and "'ts'" in box.text()
-    assert "Skip bad rows" in box.informativeText()
+    assert "bad rows be skipped" in box.informativeText()
     assert "was not changed" in dialog.summary_label.text()
     assert workspace.counts() == before and workspace.content_hash() == imports_before
 

@@ -10,13 +10,7 @@ import time
 import pytest
 from PySide6.QtCore import QThread
 
-import torch
-
-from core.bundles import BundleError
-from core.importing import CsvImportError
-from core.progress import Cancelled, Progress, RateMeter
-from core.store import WorkspaceError
-from studio.dialogs.errors import describe_error, show_error
+from core.progress import Progress, RateMeter
 from studio.workers import WORKER_NICENESS, JobRunner
 
 
@@ -111,35 +105,6 @@ def test_a_job_cancelled_before_it_started_never_runs(qtbot, runner):
     with qtbot.waitSignal(job.cancelled, timeout=5000):
         pass
     assert calls == []
-
-
-@pytest.mark.parametrize("exc, what, next_step", [
-    (CsvImportError("/data/log.csv", 12, "time", "'soon' is not a time"),
-     "/data/log.csv, line 12, column 'time': 'soon' is not a time", "Skip bad rows"),
-    (WorkspaceError("/x/shop.sqlite was written by a newer NextPick"), "newer NextPick", "New workspace"),
-    (BundleError("model was trained on other items"), "other items", "Train the model again"),
-    (torch.cuda.OutOfMemoryError("CUDA out of memory"), "GPU ran out of memory", "batch size"),
-    (Cancelled("cancelled by the user"), "stopped before it finished", "Nothing was changed"),
-    (ValueError("odd"), "unexpected error occurred: odd", "bug report"),
-])
-def test_known_engine_errors_get_plain_words_and_a_next_step(exc, what, next_step):
-    text = describe_error(exc, "Import")
-    assert text.title == "Import failed"
-    assert what in text.what and next_step in text.next_step
-    assert "Traceback" not in text.what + text.next_step
-
-
-def test_the_error_dialog_opens_without_blocking_and_keeps_details(qtbot):
-    def fail():
-        raise CsvImportError("/data/log.csv", 3, "user", "missing user id")
-
-    try:
-        fail()
-    except CsvImportError as exc:
-        box = show_error(None, exc, "Import")
-    qtbot.addWidget(box)
-    assert box.isVisible() and box.windowTitle() == "Import failed"
-    assert "line 3" in box.text() and "in fail" in box.detailedText()  # the traceback is behind Show Details
 
 
 def thread_niceness(progress=None, cancel=None) -> int:
