@@ -19,6 +19,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from core.scorer import Scorer
+
 INTEREST_TOP = 100
 
 
@@ -379,12 +381,12 @@ class MarkovScorer(_SparseRowScorer):
 BASELINES = {cls.name: cls for cls in (PopularityScorer, RecentPopularityScorer, ItemKNNScorer, MarkovScorer)}
 
 
-def fit_baseline(name: str, data, split):
+def fit_baseline(name: str, data, split) -> Scorer:
     """Fit the baseline called ``name`` ("pop", "recentpop", "itemknn", "markov") on the split's training prefixes."""
     return fit_baseline_on_log(name, TrainLog.from_split(data, split))
 
 
-def fit_baseline_on_log(name: str, log: TrainLog):
+def fit_baseline_on_log(name: str, log: TrainLog) -> Scorer:
     """Fit the baseline called ``name`` on an already-built training log."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
