@@ -70,7 +70,7 @@ def _new_file_removed_on_failure(path: Path):
     try:
         yield
     except BaseException:
-        if not existed:
+        if not existed and path.parent.is_dir():
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
         raise

@@ -261,8 +261,8 @@ def cache_folder(workspace_path: Path) -> Path:
 
 
 def build_sequences(workspace) -> SequenceData:
-    """Sequences of a workspace, rebuilt only when its content hash changed."""
-    memory = joblib.Memory(cache_folder(workspace.path), verbose=0)
+    """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time)."""
+    memory = joblib.Memory(None if workspace.read_only else cache_folder(workspace.path), verbose=0)
     cached = memory.cache(_build_from_workspace, ignore=["workspace"])
     return cached(workspace, workspace.content_hash(), CACHE_FORMAT)
 

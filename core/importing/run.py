@@ -80,7 +80,7 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
     started = time.perf_counter()
     plans = [_plan(kind, Path(p), options) for kind, p in (("items", items), ("users", users), ("events", events)) if p]
     report = ImportReport()
-    with _bulk_connection(workspace) as raw:
+    with _bulk_connection(workspace, progress, cancel) as raw:
         time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
         target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), time_kind[0] if time_kind else None)
         with _events_indexes_rebuilt(raw, _estimated_events(plans)):
@@ -91,7 +91,8 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
 
 
 @contextmanager
-def _bulk_connection(workspace: Workspace) -> Iterator[sqlite3.Connection]:
+def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
+                     cancel: Optional[CancelToken]) -> Iterator[sqlite3.Connection]:
     """One write transaction (commit on success, rollback on any exception) on a connection
     tuned for bulk writes, with memory bounded by a fixed page cache. Foreign-key checks are off inside it (they cost more than the
     insert itself) because the import creates every user and item before events refer to
@@ -104,7 +105,7 @@ def _bulk_connection(workspace: Workspace) -> Iterator[sqlite3.Connection]:
         raw.execute(f"PRAGMA cache_size = {-_IMPORT_CACHE_KIB}")
         raw.execute("PRAGMA temp_store = FILE")  # index builds sort on disk, not in memory
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            workspace.begin_write(raw, progress, cancel)  # waits (and says so) for another writer
             try:
                 yield raw
             except BaseException:

@@ -11,9 +11,12 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -21,11 +24,25 @@ from sqlalchemy import URL, Engine, create_engine, event, select, func, text
 from sqlalchemy.exc import DatabaseError
 
 from core.errors import NextPickError
+from core.progress import CancelToken, Progress, ProgressCallback, emit
 from core.store import schema
 
 
 class WorkspaceError(NextPickError):
-    """A workspace file that cannot be opened or is from an incompatible release."""
+    """A workspace file that cannot be opened, is from an incompatible release, or cannot be written now."""
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """A write gave up waiting for another window or command writing to the workspace."""
+
+    hint = "Wait for the import or training in the other window or command to finish, then try again."
+
+
+class ReadOnlyWorkspaceError(WorkspaceError):
+    """A write asked of a workspace this process can only read."""
+
+    hint = ("Browse it as it is, or copy the file (with its .runs folder) to a folder you can write to "
+            "and open the copy.")
 
 
 def _cannot_open(path: Path, reason) -> WorkspaceError:
@@ -53,8 +70,8 @@ class EventArrays:
 
 
 def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
+    """Per-connection settings only: nothing here writes to the file (WAL is set once, at creation)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA temp_store=MEMORY")
@@ -69,6 +86,13 @@ def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
 # events as fast (2.0-2.2 s either way).
 READ_CHUNK_ROWS = 500
 
+# A write waits this long for another window or command's write (an import can hold the lock
+# for minutes) before giving up with a WorkspaceError; it says it waits through ``progress``.
+WRITE_WAIT_S = 120.0
+_WRITE_POLL_MS = 250
+# Readers never wait on a writer in WAL mode; this only covers SQLite's brief internal locks.
+_READ_BUSY_TIMEOUT_S = 5.0
+
 _EVENT_DTYPE = np.dtype([("u", np.int64), ("i", np.int64), ("t", np.float64), ("e", np.int64)])
 
 # Steps that bring an older workspace up to SCHEMA_VERSION: {from_version: [sql, ...]}.
@@ -76,31 +100,50 @@ _MIGRATIONS: dict[int, list[str]] = {}
 
 
 class Workspace:
-    """One SQLite file: the behaviour log, import provenance and training runs."""
+    """One SQLite file: the behaviour log, import provenance and training runs.
 
-    def __init__(self, path: Path, engine: Engine) -> None:
+    Opening never writes unless the file must be created or migrated, and then only under the
+    write lock, so any number of readers (``stats`` during an import, a second window) see the
+    last committed state at once. A file or folder this process cannot write opens read-only:
+    every read works and every write raises ``WorkspaceError`` saying why.
+    """
+
+    def __init__(self, path: Path, engine: Engine, read_only: bool = False, write_wait_s: float = WRITE_WAIT_S) -> None:
         self.path = path
         self.engine = engine
+        self.read_only = read_only
+        self.write_wait_s = write_wait_s
 
     @classmethod
-    def open(cls, path: os.PathLike | str) -> "Workspace":
-        """Open (creating if needed) and migrate the workspace at ``path``."""
+    def open(cls, path: os.PathLike | str, read_only: bool = False, write_wait_s: float = WRITE_WAIT_S) -> "Workspace":
+        """Open the workspace at ``path``; a missing or empty file is created (in a folder made if needed).
+
+        Refused with ``WorkspaceError``: a file that is not SQLite, an SQLite database of another
+        program (left byte-for-byte as it was), a schema this release does not know, a folder
+        that cannot be created or written.
+        """
         path = Path(path).expanduser().resolve()
         try:
-            if path.exists() and not _looks_like_sqlite(path):
-                raise WorkspaceError(f"{path} is not a NextPick workspace (not an SQLite file)",
-                                     "Choose another workspace file, or create a new workspace.")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(  # a URL object: in a URL string a "?" in the file name starts a query
-                URL.create("sqlite", database=str(path)), connect_args={"check_same_thread": False, "timeout": 30}
-            )
-            event.listen(engine, "connect", _set_sqlite_pragmas)
-            workspace = cls(path, engine)
-            workspace._create_or_migrate()
+            version = _stored_version(path)
+            if version is None:
+                if read_only:
+                    raise WorkspaceError(f"no workspace at {path}", "Create one with an import or the demo shop.")
+                _prepare_folder(path.parent)
+                if path.exists() and not os.access(path, os.W_OK):
+                    raise _cannot_open(path, "the file is not writable, so it cannot become a workspace")
+            read_only = read_only or (version is not None and not _writable(path))
+            workspace = cls(path, _connect(path, read_only, create=version is None), read_only, write_wait_s)
         except OSError as error:  # a path the person named: a folder, unreadable, in a read-only place
             raise _cannot_open(path, error.strerror or error) from error
-        except DatabaseError as error:  # SQLite could not open or read it (locked, read-only, damaged)
-            raise _cannot_open(path, error.orig) from error
+        try:
+            if version != schema.SCHEMA_VERSION:
+                workspace._create_or_migrate()
+        except (DatabaseError, sqlite3.DatabaseError) as error:  # damaged, or a disk that refuses the write
+            workspace.close()
+            raise _cannot_open(path, getattr(error, "orig", error)) from error
+        except BaseException:
+            workspace.close()
+            raise
         return workspace
 
     def close(self) -> None:
@@ -112,30 +155,83 @@ class Workspace:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- writing --------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None):
+        """A connection inside one write transaction (commit on success, rollback on any error).
+
+        The write lock is taken first (``BEGIN IMMEDIATE``), so a transaction never fails half-way
+        for a lock; while another window or command holds it, see ``begin_write``.
+        """
+        with self.engine.connect() as conn:
+            with conn.begin():
+                self.begin_write(conn.connection.dbapi_connection, progress, cancel)
+                yield conn
+
+    def begin_write(self, raw: sqlite3.Connection, progress: Optional[ProgressCallback] = None,
+                    cancel: Optional[CancelToken] = None) -> None:
+        """``BEGIN IMMEDIATE`` on ``raw``, waiting up to ``write_wait_s`` for another writer.
+
+        While it waits it says so through ``progress`` (once); when it gives up, or when the
+        workspace is read-only, it raises ``WorkspaceError`` naming the file.
+        """
+        if self.read_only:
+            raise ReadOnlyWorkspaceError(f"{self.path} is read-only here (the file or its folder cannot be "
+                                         "written): it can be browsed, not changed")
+        deadline = time.monotonic() + self.write_wait_s
+        said_so = False
+        raw.execute(f"PRAGMA busy_timeout = {_WRITE_POLL_MS}")
+        try:
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusyError(
+                        f"{self.path} is busy: another window or command (an import?) kept writing to it for "
+                        f"{self.write_wait_s:.0f} s; try again when it has finished")
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                if not said_so:
+                    emit(progress, Progress("waiting", message=f"waiting for the import (or other write) in another "
+                                                                f"window or command to finish with {self.path.name}…"))
+                    said_so = True
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(_READ_BUSY_TIMEOUT_S * 1000)}")
+
     # -- schema ---------------------------------------------------------------------------
 
     def _create_or_migrate(self) -> None:
-        with self.engine.begin() as conn:
-            schema.metadata.create_all(conn)
-            row = conn.execute(
-                select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-            ).first()
-            version = int(row[0]) if row else None
-            if version is None:
-                conn.execute(
-                    schema.meta.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION))
-                )
-                return
-            if version > schema.SCHEMA_VERSION:
-                raise WorkspaceError(
-                    f"{self.path} was written by a newer NextPick (schema {version}); "
-                    f"this release reads up to schema {schema.SCHEMA_VERSION}",
-                    "Update NextPick, or choose another workspace.",
-                )
-            for step in range(version, schema.SCHEMA_VERSION):
-                for sql in _MIGRATIONS[step]:
-                    conn.execute(text(sql))
-            self._set_meta(conn, "schema_version", str(schema.SCHEMA_VERSION))
+        """Create the tables of a new file or bring an older one up to date, under the write lock
+        (another process may have done it meanwhile: the version is read again inside)."""
+        if self.read_only:
+            raise ReadOnlyWorkspaceError(f"{self.path} is from an older NextPick (schema {self.get_meta('schema_version')}) "
+                                         "and must be upgraded, which needs write access: open it once where it can "
+                                         "be written")
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if raw.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                raw.execute("PRAGMA journal_mode=WAL")  # persistent; outside any transaction
+            with conn.begin():
+                self.begin_write(raw)
+                schema.metadata.create_all(conn)
+                row = conn.execute(
+                    select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+                ).first()
+                if row is None:
+                    self._set_meta(conn, "schema_version", str(schema.SCHEMA_VERSION))
+                    return
+                version = _known_version(row[0], self.path)
+                if version == schema.SCHEMA_VERSION:  # another process did it meanwhile
+                    return
+                for step in range(version, schema.SCHEMA_VERSION):
+                    for sql in _MIGRATIONS[step]:
+                        conn.execute(text(sql))
+                self._set_meta(conn, "schema_version", str(schema.SCHEMA_VERSION))
 
     @property
     def schema_version(self) -> int:
@@ -146,8 +242,8 @@ class Workspace:
             row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).first()
         return row[0] if row else default
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
+    def set_meta(self, key: str, value: str, progress: Optional[ProgressCallback] = None) -> None:
+        with self.writing(progress) as conn:
             self._set_meta(conn, key, value)
 
     @staticmethod
@@ -261,8 +357,107 @@ def _read_chunks(cursor, dtype: np.dtype, expected: int, chunk_rows: int) -> np.
     return rows[:filled]
 
 
-def _looks_like_sqlite(path: Path) -> bool:
-    if path.stat().st_size == 0:
-        return True
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
+
+
+_WRITABLE_FOLDER = "Choose a folder you are allowed to write to."
+_LEFT_UNCHANGED = "Choose a NextPick workspace, or a new file name for a new workspace."
+
+
+def _prepare_folder(folder: Path) -> None:
+    """The folder a new workspace goes in exists and can be written, or a one-line error names it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create the folder {folder} for the workspace: {exc.strerror or exc}",
+                             _WRITABLE_FOLDER) from None
+    if not os.access(folder, os.W_OK):
+        raise WorkspaceError(f"cannot create a workspace in {folder}: the folder is not writable", _WRITABLE_FOLDER)
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process can write the file and the folder WAL keeps its -wal and -shm files in."""
+    sidecars = [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    return all(os.access(p, os.W_OK) for p in (path, path.parent, *sidecars))
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"file:{quote(str(path))}?{mode}"
+
+
+def _read_only_mode(path: Path) -> str:
+    """``mode=ro`` while a -wal file holds part of the content; else ``immutable=1``: the whole
+    content is in the file, and nothing (not even the -shm file WAL readers want) is created."""
+    return "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+
+
+def _connect(path: Path, read_only: bool, create: bool) -> Engine:
+    """An engine on the file; ``mode=rw`` for an existing one, so a file removed meanwhile is not made anew."""
+    def connect() -> sqlite3.Connection:  # read-only: the mode is chosen again for each new connection
+        mode = _read_only_mode(path) if read_only else "mode=rwc" if create else "mode=rw"
+        return sqlite3.connect(_uri(path, mode), uri=True, check_same_thread=False, timeout=_READ_BUSY_TIMEOUT_S)
+
+    engine = create_engine(URL.create("sqlite", database=str(path)), creator=connect)  # URL: a file database's pool
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _stored_version(path: Path) -> Optional[int]:
+    """The schema version of the workspace at ``path``; None for a missing, empty or table-less file
+    (one NextPick may initialise). Looks without writing anything, and refuses what is not ours."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
     with open(path, "rb") as handle:
-        return handle.read(16) == b"SQLite format 3\x00"
+        if handle.read(16) != b"SQLite format 3\x00":
+            raise WorkspaceError(f"{path} is not a NextPick workspace (not an SQLite file); it was left unchanged",
+                                 _LEFT_UNCHANGED)
+    try:
+        tables, value = _peek(path)
+    except sqlite3.DatabaseError as exc:
+        raise WorkspaceError(f"{path} cannot be read as a workspace ({exc}); it was left unchanged",
+                             _LEFT_UNCHANGED) from None
+    if not tables:
+        return None
+    if "meta" not in tables:
+        raise WorkspaceError(f"{path} is an SQLite database of another program (it has no NextPick meta table); "
+                             "it was left unchanged", _LEFT_UNCHANGED)
+    if value is None:
+        raise WorkspaceError(f"{path} has a meta table but no schema version: not a NextPick workspace, left unchanged",
+                             _LEFT_UNCHANGED)
+    return _known_version(value, path)
+
+
+def _peek(path: Path) -> tuple[set[str], Optional[str]]:
+    """(table names, stored schema_version) read through a connection that cannot write."""
+    con = sqlite3.connect(_uri(path, _read_only_mode(path)), uri=True, timeout=_READ_BUSY_TIMEOUT_S)
+    try:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        value = None
+        if "meta" in tables:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            value = None if row is None else row[0]
+        return tables, value
+    finally:
+        con.close()
+
+
+def _known_version(value, path: Path) -> int:
+    """The stored schema version as a number this release can read or migrate from."""
+    try:
+        version = int(str(value).strip())
+    except ValueError:
+        version = None
+    if version is not None and version > schema.SCHEMA_VERSION:
+        raise WorkspaceError(f"{path} was written by a newer NextPick (schema {version}); "
+                             f"this release reads up to schema {schema.SCHEMA_VERSION}",
+                             "Update NextPick, or choose another workspace.")
+    if version is None or (version != schema.SCHEMA_VERSION and version not in _MIGRATIONS):
+        raise WorkspaceError(f"{path} has schema version {value!r}, which no NextPick release wrote "
+                             f"(this one knows {', '.join(map(str, _known_versions()))}); the file may be damaged",
+                             "Restore the workspace from a copy, or choose another one.")
+    return version
+
+
+def _known_versions() -> list[int]:
+    return sorted({*_MIGRATIONS, schema.SCHEMA_VERSION})
