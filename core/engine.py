@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from core import runs, serving
-from core.bundles import Bundle, load_bundle
+from core.bundles import Bundle, BundleError, load_bundle
 from core.data import SplitChoice, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
@@ -67,6 +67,7 @@ class Engine:
         self._data_cache: tuple[str, object] | None = None
         self._users_cache: tuple[str, "_UserDirectory"] | None = None
         self._bundles: dict[int, Bundle] = {}
+        self._session_active: Optional[str] = None  # the active run chosen in a read-only workspace
 
     @classmethod
     def open(cls, path) -> "Engine":
@@ -152,12 +153,17 @@ class Engine:
                 self.workspace.set_meta(ACTIVE_RUN_KEY, "")
 
     def set_active_run(self, run_id: Optional[int]) -> None:
+        """Stored in the workspace; in a read-only one, kept for this session only."""
         if run_id is not None:
             runs.get_run(self.workspace, run_id)
-        self.workspace.set_meta(ACTIVE_RUN_KEY, "" if run_id is None else str(int(run_id)))
+        value = "" if run_id is None else str(int(run_id))
+        if self.workspace.read_only:
+            self._session_active = value
+        else:
+            self.workspace.set_meta(ACTIVE_RUN_KEY, value)
 
     def active_run(self) -> Optional[int]:
-        value = self.workspace.get_meta(ACTIVE_RUN_KEY, "")
+        value = self._session_active if self._session_active is not None else self.workspace.get_meta(ACTIVE_RUN_KEY, "")
         return int(value) if value else None
 
     def bundle(self, run_id: int) -> Bundle:
@@ -169,19 +175,23 @@ class Engine:
                 if run.status != "done" or not run.bundle_path:
                     raise NextPickError(f"run #{run.id} has no trained model (status: {run.status})",
                                         "Choose a finished run, or train one.")
+                if not Path(run.bundle_path).exists():
+                    folder = runs.runs_root(self.workspace).name
+                    raise BundleError(f"run #{run.id}'s model is missing: {run.bundle_path} does not exist",
+                                      f"Move or copy a workspace together with its {folder} folder.")
                 self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map")
             return self._bundles[int(run_id)]
 
     def evaluate(self, run_id: int, progress=None, cancel=None) -> dict:
         """Re-evaluate the run's served pipeline on the current data's test targets, cut by the run's
-        own split; stores and returns the report."""
+        own split; returns the report, and stores it unless the workspace is read-only."""
         bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
         split = run.split.split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
             bundle.scorer, bundle.ranker, bundle.item_interest)
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
-        metrics = {**run.metrics, **report.to_dict()}
-        runs.update_run(self.workspace, run_id, metrics=metrics)
+        if not self.workspace.read_only:
+            runs.update_run(self.workspace, run_id, progress, metrics={**run.metrics, **report.to_dict()})
         with self._lock:
             bundle.arrays.update(test_ranks=report.ranks, test_users=report.user_index)
             bundle.manifest["evaluated_on"] = self.content_hash()

@@ -1,14 +1,17 @@
 """Training runs: the ``runs`` table, each run's folder, and the train → rank → evaluate → save sequence.
 
 A run is a row (status running → done / cancelled / failed, config, metrics, device, duration,
-content hash, bundle path) plus a folder ``<workspace>.runs/<id>/`` holding the bundle and,
-for neural models, the per-epoch checkpoint that a cancelled run resumes from.
+content hash, bundle path) plus a folder ``<workspace>.runs/<id>/`` holding the bundle,
+for neural models the per-epoch checkpoint that a stopped run resumes from, and the owner
+lock of the process training it (a ``running`` row whose lock is free reads ``interrupted``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +23,18 @@ from sqlalchemy import select
 from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
 from core.data.splits import SplitChoice
-from core.errors import NextPickError
+from core.errors import NextPickError, UsageError
 from core.evaluation import evaluate_scorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 
 class UnknownRunError(NextPickError, KeyError):
@@ -63,6 +72,10 @@ class RunSummary:
         return SplitChoice.from_json(self.config.get("split"))
 
 
+BUNDLE = "bundle"  # the bundle's folder inside the run's folder
+OWNER_LOCK = "owner.lock"  # locked by the process training the run, for as long as it trains
+
+
 def runs_root(workspace) -> Path:
     return Path(workspace.path).with_name(Path(workspace.path).name + ".runs")
 
@@ -71,17 +84,33 @@ def run_folder(workspace, run_id: int) -> Path:
     return runs_root(workspace) / str(run_id)
 
 
-def _summary(row) -> RunSummary:
-    return RunSummary(id=row.id, model=row.model, status=row.status, created_at=row.created_at,
+def bundle_location(workspace, run_id: int, stored: Optional[str]) -> Optional[Path]:
+    """Where the run's bundle is in this workspace's run folder.
+
+    Stored relative to the run's folder, so a workspace moved, copied or unzipped elsewhere
+    (with its ``.runs`` folder) finds its models; older releases stored absolute paths, which are
+    read by their last part in this workspace's run folder, so a copy never loads the original's.
+    """
+    if not stored:
+        return None
+    return run_folder(workspace, run_id) / (Path(stored).name if Path(stored).is_absolute() else stored)
+
+
+def _summary(workspace, row) -> RunSummary:
+    status = row.status
+    if status == "running" and not _owner_alive(run_folder(workspace, row.id)):
+        status = "interrupted"
+    bundle = bundle_location(workspace, row.id, row.bundle_path)
+    return RunSummary(id=row.id, model=row.model, status=status, created_at=row.created_at,
                       config=json.loads(row.config), metrics=json.loads(row.metrics) if row.metrics else {},
                       device=row.device, duration_s=row.duration_s, content_hash=row.content_hash,
-                      bundle_path=row.bundle_path)
+                      bundle_path=None if bundle is None else str(bundle))
 
 
 def list_runs(workspace) -> list[RunSummary]:
     with workspace.engine.connect() as conn:
         rows = conn.execute(select(schema.runs).order_by(schema.runs.c.id)).all()
-    return [_summary(row) for row in rows]
+    return [_summary(workspace, row) for row in rows]
 
 
 def get_run(workspace, run_id: int) -> RunSummary:
@@ -89,57 +118,149 @@ def get_run(workspace, run_id: int) -> RunSummary:
         row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
     if row is None:
         raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
-    return _summary(row)
+    return _summary(workspace, row)
 
 
-def update_run(workspace, run_id: int, **values) -> None:
+def update_run(workspace, run_id: int, progress=None, **values) -> None:
     if "metrics" in values and not isinstance(values["metrics"], str):
         values["metrics"] = json.dumps(values["metrics"])
-    with workspace.engine.begin() as conn:
+    with workspace.writing(progress) as conn:
         conn.execute(schema.runs.update().where(schema.runs.c.id == int(run_id)).values(**values))
 
 
-def create_run(workspace, config: dict, content_hash: str) -> int:
-    with workspace.engine.begin() as conn:
+def create_run(workspace, config: dict, content_hash: str, progress=None) -> tuple[int, "RunOwner"]:
+    """Insert a running run and take its owner lock before the row is committed, so no reader
+    ever sees it running without an owner. Leftovers of a deleted run with the same id (a
+    deletion killed after its commit) are cleared first."""
+    with workspace.writing(progress) as conn:
         result = conn.execute(schema.runs.insert().values(
             created_at=time.time(), model=config["model"], status="running", config=json.dumps(config),
             content_hash=content_hash))
-        return int(result.inserted_primary_key[0])
+        run_id = int(result.inserted_primary_key[0])
+        folder = run_folder(workspace, run_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        owner = RunOwner.take(folder, run_id)
+    return run_id, owner
+
+
+def reopen_run(workspace, run_id: int, progress=None) -> "RunOwner":
+    """Mark a cancelled, interrupted or failed run running again, taking its owner lock."""
+    with workspace.writing(progress) as conn:
+        row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
+        if row is None:
+            raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
+        owner = RunOwner.take(run_folder(workspace, run_id), run_id)
+        status = "interrupted" if row.status == "running" else row.status  # we hold the lock: its owner is gone
+        if status not in schema.RESUMABLE:
+            owner.release()
+            raise UsageError(f"run #{run_id} is {status}: only a {', '.join(schema.RESUMABLE[:-1])} or "
+                             f"{schema.RESUMABLE[-1]} run can be resumed", "Start a new run instead.")
+        conn.execute(schema.runs.update().where(schema.runs.c.id == int(run_id)).values(status="running"))
+    return owner
 
 
 def delete_run(workspace, run_id: int) -> None:
-    """Remove the row and the run's folder (bundle and checkpoints)."""
-    get_run(workspace, run_id)
-    with workspace.engine.begin() as conn:
+    """Remove the row, then the run's folder (bundle and checkpoints).
+
+    The folder goes only after the row's deletion is committed: a ``kill -9`` at any point leaves
+    either the whole run or no row (and at most a folder, cleared when a new run takes the id).
+    """
+    folder = run_folder(workspace, run_id)
+    with workspace.writing() as conn:
+        row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
+        if row is None:
+            raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
+        if row.status == "running" and _owner_alive(folder):
+            raise UsageError(f"run #{run_id} is still training (in this or another window or command)",
+                             "Stop it first, or wait for it to finish.")
         conn.execute(schema.runs.delete().where(schema.runs.c.id == int(run_id)))
-    shutil.rmtree(run_folder(workspace, run_id), ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class RunOwner:
+    """The lock a training process holds on its run's ``owner.lock`` file.
+
+    The operating system releases it when the process ends however it ends (``kill -9``, power
+    loss), so a ``running`` row whose lock is free belongs to a process that is gone: the run is
+    shown ``interrupted`` and can be resumed. Unlike a recorded pid, this cannot be fooled by a
+    reused pid. The file also names the pid, host and start time, for a person looking.
+    """
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+
+    @classmethod
+    def take(cls, folder: Path, run_id: int) -> "RunOwner":
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / OWNER_LOCK, "a+", encoding="utf-8")
+        deadline = time.monotonic() + 1.0  # a reader's probe holds the lock for microseconds
+        while not _try_lock(handle.fileno(), exclusive=True):
+            if time.monotonic() > deadline:
+                handle.close()
+                raise UsageError(f"run #{run_id} is training in another window or command",
+                                 "Stop it there first, or wait for it to finish.")
+            time.sleep(0.01)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()}))
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self._handle.close()  # closing the file releases the lock
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether a process holds the run's owner lock (probed with a shared lock, released at once)."""
+    try:
+        fd = os.open(folder / OWNER_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return not _try_lock(fd, exclusive=False)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, exclusive: bool) -> bool:
+    """A non-blocking whole-file lock; False when another open file holds a conflicting one."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        else:  # Windows
+            msvcrt.locking(fd, msvcrt.LK_NBLCK if exclusive else msvcrt.LK_NBRLCK, 1)
+        return True
+    except OSError:
+        return False
 
 
 def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
               resume_run: Optional[int] = None) -> RunSummary:
     """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
-    Cancelled / errors leave the row marked."""
+    Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``."""
     content_hash = workspace.content_hash()
     recorded = {**config.to_json(), "split": choice.to_json()}
     if resume_run is None:
-        run_id = create_run(workspace, recorded, content_hash)
+        run_id, owner = create_run(workspace, recorded, content_hash, progress)
     else:
-        run_id = get_run(workspace, resume_run).id
-        update_run(workspace, run_id, status="running")
+        run_id, owner = int(resume_run), reopen_run(workspace, resume_run, progress)
     folder = run_folder(workspace, run_id)
     started = time.perf_counter()
     try:
-        metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash, progress,
-                                          cancel, resume_run is not None)
-    except Cancelled:
-        update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started)
-        raise
-    except BaseException as exc:
-        update_run(workspace, run_id, status="failed", duration_s=time.perf_counter() - started,
-                   metrics={"error": f"{type(exc).__name__}: {exc}"})
-        raise
-    update_run(workspace, run_id, status="done", metrics=metrics, device=device,
-               duration_s=time.perf_counter() - started, bundle_path=str(folder / "bundle"))
+        try:
+            metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash,
+                                              progress, cancel, resume_run is not None)
+        except Cancelled:
+            update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started)
+            raise
+        except BaseException as exc:
+            update_run(workspace, run_id, status="failed", duration_s=time.perf_counter() - started,
+                       metrics={"error": f"{type(exc).__name__}: {exc}"})
+            raise
+        update_run(workspace, run_id, progress, status="done", metrics=metrics, device=device,
+                   duration_s=time.perf_counter() - started, bundle_path=BUNDLE)
+    finally:
+        owner.release()
     return get_run(workspace, run_id)
 
 
@@ -159,7 +280,7 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
                                                                     split_name=split.name)
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training}
-    save_bundle(folder / "bundle", model=config.model, config=recorded, data=data, scorer=scorer,
+    save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=PopularityScorer.fit(log), ranker=None if served is scorer else ranker,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,

@@ -230,10 +230,13 @@ def cmd_evaluate(args, out: Output) -> dict:
     run = _run(engine, args.run_id)
     report = engine.evaluate(args.run_id, progress=out.progress())
     out.done_progress()
-    result = {"run": args.run_id, "split": run.split.describe(), **report}
+    stored = not engine.workspace.read_only
+    result = {"run": args.run_id, "split": run.split.describe(), "stored": stored, **report}
     lines = [f"run #{args.run_id}: {report.get('protocol', '')}"]
     lines.extend(f"  {name:<14}{value:.4f}" for name, value in {**report.get("metrics", {}),
                                                                  **report.get("beyond", {})}.items())
+    if not stored:
+        lines.append(f"(not stored: {engine.workspace.path.name} is read-only here)")
     out.lines(lines)
     return result
 

@@ -104,13 +104,17 @@ events = Table(
 Index("ix_events_user_ts", events.c.user_id, events.c.ts)
 Index("ix_events_item", events.c.item_id)
 
+# A run's status; "interrupted" is never stored: it is how a "running" row reads once the process
+# training it is gone (``core.runs``). Resumable: stopped by the user, its process gone, or an error.
+RESUMABLE = ("cancelled", "interrupted", "failed")
+
 runs = Table(
     "runs",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("created_at", Float, nullable=False),
     Column("model", String, nullable=False),  # "sasrec", "gru", "pop", ...
-    Column("status", String, nullable=False),  # "running" | "done" | "cancelled" | "failed"
+    Column("status", String, nullable=False),  # "running" | "done" | "cancelled" | "failed"; see RESUMABLE
     Column("config", Text, nullable=False),  # JSON of the config dataclass
     Column("metrics", Text, nullable=True),  # JSON: validation/test metrics, segments
     Column("device", String, nullable=True),
