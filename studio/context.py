@@ -8,7 +8,8 @@ run ends or is deleted), and every page that shows that state refreshes itself.
 Signals
     workspace_changed()        another workspace (or none) is open. Implies that data, runs and
                                the active run changed too: those signals are NOT emitted as well,
-                               so pages refresh everything on this one.
+                               so pages refresh everything on this one (and ``read_only``, which
+                               pages that write check to disable their buttons).
     data_changed()             events/items/users changed in the open workspace (an import).
     runs_changed()             a run was added, finished, or deleted.
     active_run_changed(object) the active run id (int), or None when there is none.
@@ -43,6 +44,11 @@ class StudioContext(QObject):
     def engine(self) -> Optional["Engine"]:
         """The open workspace's engine, or None while no workspace is open."""
         return self._engine
+
+    @property
+    def read_only(self) -> bool:
+        """The open workspace cannot be written here: pages browse it and disable what writes."""
+        return self._engine is not None and self._engine.workspace.read_only
 
     def set_engine(self, engine: Optional["Engine"]) -> None:
         """Switch to another workspace (closing the previous one) and tell every page."""

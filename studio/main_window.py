@@ -185,6 +185,11 @@ class MainWindow(QMainWindow):
         self.size_label.setToolTip("Users, items and events in the workspace")
         self.device_label = QLabel("")
         self.device_label.setToolTip("Where models train and score: the GPU's name, or CPU")
+        self.read_only_label = QLabel("Read-only")
+        self.read_only_label.setObjectName("readOnly")
+        self.read_only_label.setToolTip("This workspace's file or folder cannot be written here: you can browse, "
+                                        "recommend and evaluate, but not import, train or delete runs")
+        self.read_only_label.hide()
         self.job_label = QLabel("")
         self.job_progress = QProgressBar()
         self.job_progress.setMaximumWidth(180)
@@ -192,7 +197,7 @@ class MainWindow(QMainWindow):
         self.job_cancel = QToolButton()
         self.job_cancel.setText("Cancel")
         self.job_cancel.setToolTip("Stop the running job; nothing in the workspace changes")
-        for widget in (self.workspace_label, self.size_label, self.device_label):
+        for widget in (self.read_only_label, self.workspace_label, self.size_label, self.device_label):
             bar.addPermanentWidget(widget)
         for widget in (self.job_label, self.job_progress, self.job_cancel):
             bar.addWidget(widget)
@@ -300,7 +305,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.context.engine is not None and _dropped_table(event.mimeData().urls()):
+        if self.import_action.isEnabled() and _dropped_table(event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -315,11 +320,13 @@ class MainWindow(QMainWindow):
         engine = self.context.engine
         self._set_workspace_actions_enabled(engine is not None)
         self.workspace_label.setText(str(engine.workspace.path) if engine else "No workspace open")
-        self.setWindowTitle(f"{engine.workspace.path.name} — NextPick Studio" if engine else "NextPick Studio")
+        read_only = " (read-only)" if self.context.read_only else ""
+        self.setWindowTitle(f"{engine.workspace.path.name}{read_only} — NextPick Studio" if engine else "NextPick Studio")
+        self.read_only_label.setVisible(self.context.read_only)
         self._refresh_status()
 
     def _set_workspace_actions_enabled(self, enabled: bool) -> None:
-        self.import_action.setEnabled(enabled)
+        self.import_action.setEnabled(enabled and not self.context.read_only)
         self.export_action.setEnabled(enabled)
 
     def _refresh_status(self) -> None:

@@ -175,6 +175,7 @@ class DataPage(StudioPage):
 
     def refresh(self) -> None:
         engine = self.context.engine
+        self.import_button.setEnabled(not self.context.read_only)
         if engine is None:
             self._show_empty()
             return

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from PySide6.QtCore import Qt
 
 from core.progress import Progress
+from core.store.schema import RESUMABLE
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -80,7 +81,7 @@ class TrainPage(StudioPage):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the run within a second; its last checkpoint is kept for Resume")
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the selected stopped run from its last checkpoint")
+        self.resume_button.setToolTip("Continue the selected stopped or interrupted run from its last checkpoint")
         self.split_picker = SplitPicker()
         top = QFormLayout()
         top.addRow("Model", self.model_box)
@@ -232,14 +233,15 @@ class TrainPage(StudioPage):
 
     def _update_buttons(self) -> None:
         has_engine = self.engine is not None and self.setup is not None
+        writable = not self.context.read_only
         training = self.job is not None and self.job.running
         selected = self.run_table.selected_run()
-        self.train_button.setEnabled(has_engine and not training)
+        self.train_button.setEnabled(has_engine and writable and not training)
         self.stop_button.setEnabled(training)
-        self.resume_button.setEnabled(has_engine and not training and selected is not None
-                                      and selected.status == "cancelled" and selected.model in self.setup.neural)
+        self.resume_button.setEnabled(has_engine and writable and not training and selected is not None
+                                      and selected.status in RESUMABLE)
         self.active_button.setEnabled(selected is not None and selected.status == "done")
-        self.delete_button.setEnabled(selected is not None and not training)
+        self.delete_button.setEnabled(selected is not None and writable and not training)
         self.defaults_button.setEnabled(has_engine and not training)
 
     def _on_model_changed(self) -> None:
@@ -344,11 +346,10 @@ class TrainPage(StudioPage):
     def _delete_confirmed(self, run_id: int, result: int) -> None:
         if result != QMessageBox.StandardButton.Yes:
             return
-        try:
-            self.engine.delete_run(run_id)
-        except Exception as exc:  # noqa: BLE001 - shown to the person, never swallowed
-            show_error(self, exc, "Deleting the run")
-        self.context.announce_runs_changed()
+        # In a worker: the deletion may have to wait for an import in another window.
+        job = self.context.run(self.engine.delete_run, run_id, progress=False, cancel=False)
+        job.failed.connect(lambda exc: show_error(self, exc, "Deleting the run"))
+        job.ended.connect(self.context.announce_runs_changed)
 
 
 def worth_logging(report: Progress, previous_stage: str) -> bool:

@@ -21,7 +21,8 @@ MODEL_NAMES = {
     "itemknn": "Item-kNN",
     "markov": "Markov",
 }
-STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "failed": "#b91c1c"}
+STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "interrupted": "#b45309",
+                  "failed": "#b91c1c"}
 # Settings worth seeing in one line, in this order; the rest stay in the tooltip.
 SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
