@@ -362,7 +362,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 _WRITABLE_FOLDER = "Choose a folder you are allowed to write to."
-_LEFT_UNCHANGED = "Choose a NextPick workspace, or a new file name for a new workspace."
+_LEFT_UNCHANGED = "Choose another workspace file, or create a new workspace."
 
 
 def _prepare_folder(folder: Path) -> None:

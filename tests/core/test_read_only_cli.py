@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from core.engine import Engine
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # a forked child must not need torch's worker threads
 NOBODY = 65534
 READ_ONLY_FILE, READ_ONLY_FOLDER = 0o444, 0o555
 
@@ -58,6 +60,7 @@ def _run_as_a_user_who_cannot_write(commands: list[list[str]], home: Path) -> li
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
+            signal.alarm(120)  # a child that hangs ends, and the test fails instead of waiting forever
             os.close(read_end)
             if os.geteuid() == 0:
                 os.setgid(NOBODY)

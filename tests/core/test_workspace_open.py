@@ -93,7 +93,7 @@ def test_another_programs_database_is_refused_and_left_unchanged(tmp_path, capsy
     for argv in (("stats", "--db", path), ("import", events, "--db", path)):
         code, out, err = run(capsys, *argv)
         message, hint = err.splitlines()
-        assert code == 1 and "no NextPick meta table" in message and hint.startswith("hint: Choose a NextPick")
+        assert code == 1 and "no NextPick meta table" in message and hint == "hint: Choose another workspace file, or create a new workspace."
     assert _digest(path) == before and sorted(p.name for p in tmp_path.iterdir()) == sorted(names + ["events.csv"])
 
 
