@@ -88,8 +88,9 @@ def test_reading_commands_work_and_writing_ones_say_read_only(read_only_workspac
         ["stats", *db], ["runs", *db], ["recommend", "--user", user, "-k", "3", *db],
         ["interests", "--user", user, *db], ["evaluate", "1", *db],
         ["import", str(events), *db], ["train", "--model", "pop", *db],
+        ["import", str(events), "--db", str(path.with_name("new.sqlite"))],
     ], home)
-    (stats, runs, recommend, interests, evaluate, import_, train) = results
+    (stats, runs, recommend, interests, evaluate, import_, train, new) = results
     for code, out, err in (stats, runs, recommend, interests, evaluate):
         assert code == 0 and err == "", err
     assert "events" in stats[1] and " done " in runs[1] and "next items for user" in recommend[1]
@@ -97,5 +98,8 @@ def test_reading_commands_work_and_writing_ones_say_read_only(read_only_workspac
     for code, _, err in (import_, train):
         message, hint = err.splitlines()
         assert code == 1 and "is read-only here" in message and hint.startswith("hint: Browse it as it is")
+    assert new[0] == 1 and new[2].splitlines() == [
+        f"nextpick import: cannot create a workspace in {path.parent}: the folder is not writable",
+        "hint: Choose a folder you are allowed to write to."]
     after = {p: p.read_bytes() for p in path.parent.rglob("*") if p.is_file()}
     assert after == before
