@@ -25,8 +25,6 @@ from core.ranker import RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F401  (the API's return types)
 from core.store import Workspace
 
-ACTIVE_RUN_KEY = "active_run"
-
 
 class UnknownUserError(NextPickError, KeyError):
     """A user id the workspace has never seen, asked about without an explicit what-if history.
@@ -148,9 +146,7 @@ class Engine:
     def delete_run(self, run_id: int) -> None:
         with self._lock:
             self._bundles.pop(int(run_id), None)
-            runs.delete_run(self.workspace, run_id)
-            if self.active_run() == int(run_id):
-                self.workspace.set_meta(ACTIVE_RUN_KEY, "")
+            runs.delete_run(self.workspace, run_id)  # clears the stored active run with it
 
     def set_active_run(self, run_id: Optional[int]) -> None:
         """Stored in the workspace; in a read-only one, kept for this session only."""
@@ -160,10 +156,10 @@ class Engine:
         if self.workspace.read_only:
             self._session_active = value
         else:
-            self.workspace.set_meta(ACTIVE_RUN_KEY, value)
+            self.workspace.set_meta(runs.ACTIVE_RUN_KEY, value)
 
     def active_run(self) -> Optional[int]:
-        value = self._session_active if self._session_active is not None else self.workspace.get_meta(ACTIVE_RUN_KEY, "")
+        value = self._session_active if self._session_active is not None else self.workspace.get_meta(runs.ACTIVE_RUN_KEY, "")
         return int(value) if value else None
 
     def bundle(self, run_id: int) -> Bundle:

@@ -72,6 +72,7 @@ class RunSummary:
         return SplitChoice.from_json(self.config.get("split"))
 
 
+ACTIVE_RUN_KEY = "active_run"  # meta key: the run Explore and exports use
 BUNDLE = "bundle"  # the bundle's folder inside the run's folder
 OWNER_LOCK = "owner.lock"  # locked by the process training the run, for as long as it trains
 
@@ -162,8 +163,9 @@ def reopen_run(workspace, run_id: int, progress=None) -> "RunOwner":
 def delete_run(workspace, run_id: int) -> None:
     """Remove the row, then the run's folder (bundle and checkpoints).
 
-    The folder goes only after the row's deletion is committed: a ``kill -9`` at any point leaves
-    either the whole run or no row (and at most a folder, cleared when a new run takes the id).
+    The folder goes only after the row's deletion (and the active run's, if it was this one) is
+    committed: a ``kill -9`` at any point leaves either the whole run or no row (and at most a
+    folder, cleared when a new run takes the id).
     """
     folder = run_folder(workspace, run_id)
     with workspace.writing() as conn:
@@ -174,6 +176,8 @@ def delete_run(workspace, run_id: int) -> None:
             raise UsageError(f"run #{run_id} is still training (in this or another window or command)",
                              "Stop it first, or wait for it to finish.")
         conn.execute(schema.runs.delete().where(schema.runs.c.id == int(run_id)))
+        conn.execute(schema.meta.update().where((schema.meta.c.key == ACTIVE_RUN_KEY)
+                                                & (schema.meta.c.value == str(int(run_id)))).values(value=""))
     shutil.rmtree(folder, ignore_errors=True)
 
 

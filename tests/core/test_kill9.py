@@ -144,6 +144,7 @@ def test_kill_during_run_deletion(trained, tmp_path, marker, delay_s):
         shutil.copytree(runs_root / "1", runs_root / str(run_id))
         for n in range(300):
             (runs_root / str(run_id) / "bundle" / f"extra-{n}.bin").write_bytes(b"x")
+    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('active_run', '6')")
     con.commit()
     con.close()
     events_before = sqlite3.connect(path).execute("SELECT count(*) FROM events").fetchone()[0]
@@ -151,8 +152,10 @@ def test_kill_during_run_deletion(trained, tmp_path, marker, delay_s):
     con = _check(path)
     remaining = [row[0] for row in con.execute("SELECT id FROM runs ORDER BY id")]
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events_before
+    active = con.execute("SELECT value FROM meta WHERE key = 'active_run'").fetchone()[0]
     con.close()
     assert remaining == [1, *range(min(remaining[1:], default=7), 7)]  # the runs not reached yet, all of them
+    assert active == ("6" if 6 in remaining else "")  # never names a deleted run
     for run_id in remaining:  # a run still listed has all of its bundle
         bundle = runs_root / str(run_id) / "bundle"
         assert (bundle / "bundle.json").is_file() and (bundle / "weights.safetensors").is_file()
