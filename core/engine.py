@@ -9,7 +9,7 @@ do the work.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from core import runs, serving
 from core.bundles import Bundle, BundleError, load_bundle
-from core.data import SplitChoice, build_sequences
+from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.progress import RateMeter, emit
@@ -46,6 +46,8 @@ class HeldOut:
     item: str
     before: list[str]  # item ids in time order (repeats merged), everything the model saw
     split: str  # how the split is described, e.g. "leave-one-out" or "time split at 2026-03-01"
+    kind: SplitKind = SplitKind.LEAVE_ONE_OUT
+    eval_mode: EvalMode = EvalMode.NEW  # NEW: the user's last item new to them, not simply their last
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Engine:
         self._users_cache: tuple[str, "_UserDirectory"] | None = None
         self._bundles: dict[int, Bundle] = {}
         self._session_active: Optional[str] = None  # the active run chosen in a read-only workspace
+        # (run, mode) -> (content hash, test users, their ranks): what compare pairs up
+        self._test_ranks: dict[tuple[int, EvalMode], tuple[str, np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def open(cls, path) -> "Engine":
@@ -87,6 +91,7 @@ class Engine:
         with self._lock:
             self._content, self._data_cache, self._users_cache = None, None, None
             self._bundles.clear()
+            self._test_ranks.clear()
 
     def content_hash(self) -> str:
         """The workspace's content hash, read once per import: counting 20M events on every call would cost 0.1 s."""
@@ -124,14 +129,17 @@ class Engine:
               split: Optional[SplitChoice] = None) -> runs.RunSummary:
         """Train ``config`` (a ``core.training.TrainConfig``) and record the run.
 
-        ``split`` defaults to leave-one-out; a time split gets its cut-off fixed here (SplitError
-        when this data cannot be cut so). A resumed run keeps the split it was started with.
+        ``split`` defaults to leave-one-out on new items with sampled validation; a time split gets
+        its cut-off fixed here (SplitError when this data cannot be cut so). A resumed run keeps the
+        split it was started with.
         """
         data = self.sequence_data()
         if resume_run is not None:
             choice = runs.get_run(self.workspace, resume_run).split
-            if split is not None and split.kind != choice.kind:
-                raise UsageError(f"run #{resume_run} was started on a {choice.describe()} split and resumes on it",
+            asked = None if split is None else (split.kind, split.eval_mode, split.validation)
+            if asked not in (None, (choice.kind, choice.eval_mode, choice.validation)):
+                raise UsageError(f"run #{resume_run} was started on a {choice.describe()} split "
+                                 f"({choice.eval_mode.label}, {choice.validation.value} validation) and resumes on it",
                                  "Start a new run for another split.")
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
@@ -146,6 +154,8 @@ class Engine:
     def delete_run(self, run_id: int) -> None:
         with self._lock:
             self._bundles.pop(int(run_id), None)
+            for mode in EvalMode:
+                self._test_ranks.pop((int(run_id), mode), None)
             runs.delete_run(self.workspace, run_id)  # clears the stored active run with it
 
     def set_active_run(self, run_id: Optional[int]) -> None:
@@ -178,43 +188,62 @@ class Engine:
                 self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map")
             return self._bundles[int(run_id)]
 
-    def evaluate(self, run_id: int, progress=None, cancel=None) -> dict:
+    def evaluate(self, run_id: int, progress=None, cancel=None, eval_mode: Optional[EvalMode] = None) -> dict:
         """Re-evaluate the run's served pipeline on the current data's test targets, cut by the run's
-        own split; returns the report, and stores it unless the workspace is read-only."""
+        own split and held out under ``eval_mode`` (the run's own by default); returns the report, and
+        stores it (under another mode than the run's own, in ``metrics["evaluations"]``) unless the
+        workspace is read-only."""
         bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
-        split = run.split.split(data)
+        mode = EvalMode(eval_mode or run.split.eval_mode)
+        split = replace(run.split, eval_mode=mode).split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
             bundle.scorer, bundle.ranker, bundle.item_interest)
-        report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
+        report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
+                                 split_name=split.description)
+        if mode is run.split.eval_mode:
+            metrics = {**run.metrics, **report.to_dict()}
+        else:
+            others = {**run.metrics.get("evaluations", {}), mode.value: report.to_dict()}
+            metrics = {**run.metrics, "evaluations": others}
         if not self.workspace.read_only:
-            runs.update_run(self.workspace, run_id, progress, metrics={**run.metrics, **report.to_dict()})
+            runs.update_run(self.workspace, run_id, progress, metrics=metrics)
         with self._lock:
-            bundle.arrays.update(test_ranks=report.ranks, test_users=report.user_index)
-            bundle.manifest["evaluated_on"] = self.content_hash()
+            self._test_ranks[(int(run_id), mode)] = (self.content_hash(), report.user_index, report.ranks)
         return report.to_dict()
 
-    def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10") -> dict:
-        """Paired test over the users both runs were tested on (means, difference, p-value)."""
-        splits = {run_id: runs.get_run(self.workspace, run_id).split for run_id in (run_a, run_b)}
-        if splits[run_a] != splits[run_b]:
-            raise UsageError(f"runs #{run_a} and #{run_b} were tested on different splits ({splits[run_a].describe()} "
-                             f"vs {splits[run_b].describe()}): their test items differ", "Compare runs of one split.")
-        ranks = []
-        for run_id in (run_a, run_b):
-            if self._ranks_are_current(run_id):
-                arrays = self.bundle(run_id).arrays
-            else:
-                self.evaluate(run_id)
-                arrays = self.bundle(run_id).arrays
-            ranks.append((arrays["test_users"], arrays["test_ranks"]))
-        (users_a, ranks_a), (users_b, ranks_b) = ranks
+    def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10", eval_mode: Optional[EvalMode] = None) -> dict:
+        """Paired test over the users both runs were tested on (means, difference, p-value).
+
+        Both are measured under ``eval_mode`` (re-evaluated when needed); without one, under the
+        mode both runs were trained for. Runs evaluated differently are never compared: their test
+        items differ.
+        """
+        chosen = {run_id: runs.get_run(self.workspace, run_id).split for run_id in (run_a, run_b)}
+        if eval_mode is not None:
+            chosen = {run_id: replace(choice, eval_mode=EvalMode(eval_mode)) for run_id, choice in chosen.items()}
+        a, b = chosen[run_a], chosen[run_b]
+        if not a.same_test_as(b):
+            raise UsageError(f"runs #{run_a} and #{run_b} were tested differently ({a.describe()}, {a.eval_mode.label} "
+                             f"vs {b.describe()}, {b.eval_mode.label}): their test items differ",
+                             "Compare runs of one split, measured in one evaluation mode.")
+        (users_a, ranks_a), (users_b, ranks_b) = (self._ranks(run_id, a.eval_mode) for run_id in (run_a, run_b))
         _, in_a, in_b = np.intersect1d(users_a, users_b, return_indices=True)
         return paired_significance(ranks_a[in_a], ranks_b[in_b], metric)
 
-    def _ranks_are_current(self, run_id: int) -> bool:
+    def _ranks(self, run_id: int, mode: EvalMode) -> tuple[np.ndarray, np.ndarray]:
+        """(test users, ranks) of the run under ``mode`` on the current data: remembered, saved with
+        the bundle at training, or evaluated now."""
+        content, key = self.content_hash(), (int(run_id), mode)
         bundle = self.bundle(run_id)
-        evaluated_on = bundle.manifest.get("evaluated_on", bundle.manifest.get("content_hash"))
-        return "test_ranks" in bundle.arrays and evaluated_on == self.content_hash()
+        with self._lock:
+            saved = bundle.metrics.get("eval") == mode.value and "test_ranks" in bundle.arrays
+            if key not in self._test_ranks and saved and bundle.manifest.get("content_hash") == content:
+                self._test_ranks[key] = (content, bundle.arrays["test_users"], bundle.arrays["test_ranks"])
+            remembered = self._test_ranks.get(key)
+        if remembered is None or remembered[0] != content:
+            self.evaluate(run_id, eval_mode=mode)
+            remembered = self._test_ranks[key]
+        return remembered[1], remembered[2]
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -262,8 +291,9 @@ class Engine:
         return self.workspace.user_sequence(user)
 
     def held_out(self, user: str, run_id: Optional[int] = None) -> Optional[HeldOut]:
-        """The user's test target under the run's split (leave-one-out without a run), with the
-        history it was predicted from; None when that split does not test this user."""
+        """The user's test target under the run's split and evaluation mode (leave-one-out on new
+        items without a run), with the history it was predicted from; None when that split does
+        not test this user."""
         data = self.sequence_data()
         index = data.user_index_of(user)
         choice = runs.get_run(self.workspace, run_id).split if run_id is not None else SplitChoice()
@@ -272,7 +302,8 @@ class Engine:
             return None
         history = data.history(index)
         return HeldOut(str(data.item_external[history[position]]),
-                       [str(item) for item in data.item_external[history[:position]]], choice.describe())
+                       [str(item) for item in data.item_external[history[:position]]], choice.describe(),
+                       choice.kind, choice.eval_mode)
 
     def held_out_item(self, user: str, run_id: Optional[int] = None) -> Optional[str]:
         """Just the item of ``held_out``: the user's test target, or None."""

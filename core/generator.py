@@ -86,6 +86,18 @@ class Candidates:
     scores: np.ndarray  # (B, n) float32
 
 
+def mask_seen(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
+    """Set every item of each user's history to -inf in place ("exclude seen"); returns ``scores``.
+
+    The evaluation masks with this same function under ``EvalMode.NEW``, so what it scores is
+    exactly what this serves.
+    """
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.concatenate(histories).astype(np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
+    scores[torch.as_tensor(rows), torch.as_tensor(cols)] = float("-inf")
+    return scores
+
+
 def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,
                         segments: Optional[np.ndarray] = None, fallback: Optional[Scorer] = None) -> Candidates:
     """Top-``n`` items per user from ``scorer``; users with empty history go to ``fallback``.
@@ -100,10 +112,8 @@ def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 20
         cold = fallback.score([histories[i] for i in empty], cold_segments).float()
         scores[torch.as_tensor(empty)] = cold.to(scores.device)
     scores[:, 0] = float("-inf")
-    if exclude_seen and len(histories):
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        cols = np.concatenate(histories).astype(np.int64)
-        scores[torch.as_tensor(rows), torch.as_tensor(cols)] = float("-inf")
+    if exclude_seen:
+        mask_seen(scores, histories)
     n = min(n, scores.shape[1] - 1)
     top_scores, top_items = scores.topk(n, dim=1)
     top_items = torch.where(torch.isinf(top_scores) & (top_scores < 0), 0, top_items)

@@ -192,7 +192,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     targets = np.asarray(eval_set.targets)[chosen]
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
     facts = ItemFacts.from_log(log)
-    items, scores = _candidates(scorer, histories, targets, user_segments, cancel)
+    items, scores = _candidates(scorer, histories, user_segments, cancel)
     interests = scorer.interests_batch(histories, user_segments)
     features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest)
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
@@ -205,11 +205,11 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     return Ranker(facts, net, report)
 
 
-def _candidates(scorer: Scorer, histories, targets, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(scorer: Scorer, histories, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
     """The scorer's raw top-N per user (nothing masked: "seen before" is one of the features)."""
     items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
     scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
-    batches = masked_score_batches(scorer, histories, targets, segments, history_masked=False, cancel=cancel)
+    batches = masked_score_batches(scorer, histories, segments, history_masked=False, cancel=cancel)
     for start, stop, batch in batches:
         items[start:stop], scores[start:stop] = top_candidates(batch)
     return items, scores

@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
-from core.data.splits import SplitChoice
+from core.data.splits import EvalMode, SplitChoice
 from core.errors import NextPickError, UsageError
-from core.evaluation import evaluate_scorer
+from core.evaluation import REPORT_KEYS, evaluate_scorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
@@ -45,9 +45,11 @@ class UnknownRunError(NextPickError, KeyError):
 class RunSummary:
     """One row of the runs table, as the CLI and the studio show it.
 
-    metrics: the served pipeline's test report (``protocol``, ``metrics``, ``beyond``,
-    ``segments``) plus ``valid`` (validation metrics), ``generator_test`` (test metrics of the
-    generator alone), ``ranker`` (its holdout check) and ``training`` (epochs, best epoch).
+    metrics: the served pipeline's test report under the run's own evaluation mode (``protocol``,
+    ``eval``, ``metrics``, ``beyond``, ``segments``, ...: ``REPORT_KEYS``) plus ``valid``
+    (validation metrics), ``generator_test`` (test metrics of the generator alone), ``ranker``
+    (its holdout check), ``training`` (epochs, best epoch) and ``evaluations`` (reports under
+    other modes, by mode, from ``Engine.evaluate``).
     config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with.
     """
 
@@ -70,6 +72,20 @@ class RunSummary:
     def split(self) -> SplitChoice:
         """How the run's data was cut (runs recorded before the choice existed were leave-one-out)."""
         return SplitChoice.from_json(self.config.get("split"))
+
+    def report(self, eval_mode: Optional[EvalMode] = None) -> dict:
+        """The test report under ``eval_mode`` (the run's own by default); empty when the run was
+        not evaluated so (reports from before evaluation modes existed name none)."""
+        mode = EvalMode(eval_mode or self.split.eval_mode)
+        if self.metrics.get("eval") == mode.value:
+            return {key: self.metrics[key] for key in REPORT_KEYS if key in self.metrics}
+        return self.metrics.get("evaluations", {}).get(mode.value, {})
+
+    def evaluated_as(self, eval_mode: EvalMode) -> "RunSummary":
+        """This run with ``report(eval_mode)`` as its test report, so runs shown side by side are
+        all measured one way (no report: no test metrics)."""
+        others = {key: value for key, value in self.metrics.items() if key not in REPORT_KEYS}
+        return replace(self, metrics={**others, **self.report(eval_mode)})
 
 
 ACTIVE_RUN_KEY = "active_run"  # meta key: the run Explore and exports use
@@ -277,11 +293,11 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                           progress=progress, cancel=cancel)
     served = RankedScorer(scorer, ranker, item_interest) if ranker.report["kept"] else scorer
-    valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.name)
+    valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.description)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
-    test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.name)
+    test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
     generator_test = test if served is scorer else evaluate_scorer(scorer, data, split.test, cancel=cancel,
-                                                                    split_name=split.name)
+                                                                    split_name=split.description)
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training}
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,

@@ -259,9 +259,10 @@ def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
 
 
 def validate(scorer: Scorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:
-    """Full-catalogue validation metrics, history masked (the protocol of the reports)."""
+    """Full-catalogue validation metrics under the split's evaluation mode (the protocol of the reports)."""
     valid = split.valid
-    ranks = ranks_for(scorer, valid.histories, valid.targets, batch_size=512, cancel=cancel)
+    ranks = ranks_for(scorer, valid.histories, valid.targets, history_masked=valid.eval_mode.masks_history,
+                      batch_size=512, cancel=cancel)
     return metrics_from_ranks(ranks)
 
 

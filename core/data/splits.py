@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Optional
 
 import numpy as np
@@ -19,6 +20,42 @@ from core.errors import UsageError
 
 # A user needs a training prefix, a validation target and a test target.
 MIN_EVAL_LENGTH = 3
+
+
+class SplitKind(str, Enum):
+    """How the log is cut: the last events of each user, or everything after a date."""
+
+    LEAVE_ONE_OUT = "leave-one-out"
+    TIME = "time"
+
+
+class EvalMode(str, Enum):
+    """Which events count as held-out items: the protocol must score what the product serves.
+
+    ``NEW`` (the default) matches serving with "exclude seen": the held-out event is the user's
+    last event on an item new to them at that point, and their whole history is masked, so a
+    scorer cannot win by echoing an item it will never be allowed to recommend. ``REPEAT``
+    matches serving with "exclude seen" off (re-buying, re-watching): the last event is held
+    out and nothing is masked.
+    """
+
+    NEW = "new"
+    REPEAT = "repeat"
+
+    @property
+    def masks_history(self) -> bool:
+        return self is EvalMode.NEW
+
+    @property
+    def label(self) -> str:
+        return "new items" if self is EvalMode.NEW else "repeats allowed"
+
+
+class Validation(str, Enum):
+    """Which users validate: a sample (the product default) or all of them (published leave-one-out)."""
+
+    SAMPLE = "sample"
+    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -31,6 +68,10 @@ class EvalSet:
     """n arrays of item indices, time-ordered, everything the model may see."""
     targets: np.ndarray
     """(n,) int64 item index of the held-out next item."""
+    eval_mode: EvalMode = EvalMode.NEW
+    """How the targets were chosen, and so whether the histories are masked when scoring."""
+    skipped: int = 0
+    """Users the repeat-allowing rule would hold out but who have no new item to hold out here."""
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -48,30 +89,137 @@ class Split:
     """Targets for the reported figures; never seen in training or model selection."""
     protocol: str
     """Readable description of the split, stored with the run's metrics."""
+    kind: SplitKind
+    description: str
+    """The short form for report headers: "leave-one-out", "time split at 2026-03-01"."""
 
     @property
-    def name(self) -> str:
-        """The protocol's short form for report headers: "leave-one-out", "time split at 2026-03-01"."""
-        return self.protocol.split(" (")[0]
+    def eval_mode(self) -> EvalMode:
+        return self.test.eval_mode
 
 
-def leave_one_out(data: SequenceData) -> Split:
-    """Last event = test, second-to-last = validation; users with < 3 events only train."""
+@dataclass(frozen=True)
+class HeldOutPositions:
+    """Per user, where the split holds events out (positions inside the user's sequence, -1 = none)."""
+
+    valid: np.ndarray
+    test: np.ndarray
+    train_end: np.ndarray
+    """What a user who does not validate trains on: the events before this position."""
+
+
+def new_item_events(offsets: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """True for each event whose item its user had not had before (the first time they took it)."""
+    user_of_event = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    order = np.lexsort((np.arange(len(items)), items, user_of_event))
+    first = np.ones(len(items), dtype=bool)
+    same = (user_of_event[order][1:] == user_of_event[order][:-1]) & (items[order][1:] == items[order][:-1])
+    first[order[1:][same]] = False
+    return first
+
+
+def _candidates(offsets: np.ndarray, items: np.ndarray, mode: EvalMode) -> np.ndarray:
+    """Global indices of the events that may be held out under ``mode``, sorted."""
+    if mode is EvalMode.REPEAT:
+        return np.arange(len(items))
+    return np.flatnonzero(new_item_events(offsets, items))
+
+
+def _last_before(candidates: np.ndarray, starts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per user, the position of their last candidate event before position ``bounds`` (-1: none)."""
+    i = np.searchsorted(candidates, starts + bounds) - 1
+    at = candidates[np.clip(i, 0, None)] if len(candidates) else np.zeros_like(starts)
+    return np.where((i >= 0) & (at >= starts) & (bounds > 0), at - starts, -1)
+
+
+def _first_from(candidates: np.ndarray, starts: np.ndarray, bounds: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per user, the position of their first candidate event at or after position ``bounds`` (-1: none)."""
+    j = np.searchsorted(candidates, starts + bounds)
+    at = candidates[np.clip(j, 0, len(candidates) - 1)] if len(candidates) else np.zeros_like(starts)
+    return np.where((j < len(candidates)) & (at < ends), at - starts, -1)
+
+
+def leave_one_out_positions(offsets: np.ndarray, items: np.ndarray, mode: EvalMode) -> HeldOutPositions:
+    """The last held-out-able event tests, the one before it validates; users need a training prefix
+    before the validation event, the others are not held out and train on everything."""
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    candidates = _candidates(offsets, items, mode)
+    test = _last_before(candidates, starts, lengths)
+    valid = np.where(test >= 0, _last_before(candidates, starts, np.maximum(test, 0)), -1)
+    evaluated = valid >= 1
+    return HeldOutPositions(np.where(evaluated, valid, -1), np.where(evaluated, test, -1),
+                            np.where(evaluated, test, lengths))
+
+
+def time_split_positions(offsets: np.ndarray, items: np.ndarray, ts: np.ndarray, cutoff_ts: float,
+                         mode: EvalMode) -> HeldOutPositions:
+    """The first held-out-able event after the cut tests; a user with ``MIN_EVAL_LENGTH`` events
+    before the cut validates on their last held-out-able event before it."""
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    user_of_event = np.repeat(np.arange(len(lengths)), lengths)
+    cut = np.bincount(user_of_event[ts < cutoff_ts], minlength=len(lengths))  # prefix length per user
+    candidates = _candidates(offsets, items, mode)
+    valid = _last_before(candidates, starts, cut)
+    valid = np.where((cut >= MIN_EVAL_LENGTH) & (valid >= 1), valid, -1)
+    return HeldOutPositions(valid, _first_from(candidates, starts, cut, offsets[1:]), cut)
+
+
+def leave_one_out(data: SequenceData, eval_mode: EvalMode = EvalMode.NEW,
+                  validation: Validation = Validation.ALL) -> Split:
+    """Each user's last held-out-able event = test, the one before it = validation (see ``EvalMode``);
+    users without both and a training prefix only train."""
+    held = {mode: leave_one_out_positions(data.offsets, data.items, mode) for mode in _modes_to_count(eval_mode)}
+    rule = ("last new item = test, the new item before it = validation" if eval_mode is EvalMode.NEW
+            else "last event = test, second-to-last = validation")
+    return _cut(data, held, eval_mode, validation, SplitKind.LEAVE_ONE_OUT, LEAVE_ONE_OUT, rule)
+
+
+def time_split(data: SequenceData, cutoff_ts: float, eval_mode: EvalMode = EvalMode.NEW,
+               validation: Validation = Validation.ALL) -> Split:
+    """Train before ``cutoff_ts``; each user active after it is tested on their first held-out-able
+    event after it, from everything before that event.
+
+    Validation mirrors leave-one-out inside the past: a user with at least 3 events before the
+    cut has their last held-out-able pre-cut event held out of training as a validation target,
+    so early stopping never looks past the cut.
+    """
+    held = {mode: time_split_positions(data.offsets, data.items, data.ts, cutoff_ts, mode)
+            for mode in _modes_to_count(eval_mode)}
+    rule = ("first new item after the cut = test" if eval_mode is EvalMode.NEW
+            else "first event after the cut = test")
+    return _cut(data, held, eval_mode, validation, SplitKind.TIME, f"time split at {format_cutoff(cutoff_ts)}", rule)
+
+
+def _modes_to_count(eval_mode: EvalMode) -> tuple[EvalMode, ...]:
+    """The modes whose positions a split needs: under ``NEW`` also ``REPEAT``, to count who is left out."""
+    return (eval_mode, EvalMode.REPEAT) if eval_mode is EvalMode.NEW else (eval_mode,)
+
+
+def _cut(data: SequenceData, held: dict[EvalMode, HeldOutPositions], eval_mode: EvalMode, validation: Validation,
+         kind: SplitKind, description: str, rule: str) -> Split:
+    """The split from held-out positions: validating users train before their validation event,
+    the others before ``train_end``; histories are everything before the held-out event."""
+    positions, repeat = held[eval_mode], held[EvalMode.REPEAT]
     histories = data.histories()
-    lengths = data.lengths()
-    evaluated = np.flatnonzero(lengths >= MIN_EVAL_LENGTH)
-    train = [h[:-2] if len(h) >= MIN_EVAL_LENGTH else h for h in histories]
-    valid = EvalSet(
-        evaluated,
-        [histories[u][:-2] for u in evaluated],
-        np.array([histories[u][-2] for u in evaluated], dtype=np.int64),
-    )
-    test = EvalSet(
-        evaluated,
-        [histories[u][:-1] for u in evaluated],
-        np.array([histories[u][-1] for u in evaluated], dtype=np.int64),
-    )
-    return Split(train, valid, test, "leave-one-out (last event = test, second-to-last = validation)")
+    candidates = np.flatnonzero(positions.valid >= 0)
+    validating = candidates if validation is Validation.ALL else sample_validation(candidates)
+    ends = positions.train_end.copy()
+    ends[validating] = positions.valid[validating]
+    train = [h[:end] for h, end in zip(histories, ends)]
+
+    def held_out(at: np.ndarray, users: np.ndarray, repeat_at: np.ndarray) -> EvalSet:
+        skipped = int(np.count_nonzero((repeat_at >= 0) & (at < 0)))
+        return EvalSet(users, [histories[u][: at[u]] for u in users],
+                       np.array([histories[u][at[u]] for u in users], dtype=np.int64), eval_mode, skipped)
+
+    valid = held_out(positions.valid, validating, repeat.valid)
+    test = held_out(positions.test, np.flatnonzero(positions.test >= 0), repeat.test)
+    if len(validating) == len(candidates):
+        validated = "validation on every user (never trained on)"
+    else:
+        validated = f"validation on {len(validating):,} sampled users (the others train on that event)"
+    protocol = f"{description}, {eval_mode.label} ({rule}), {validated}"
+    return Split(train, valid, test, protocol, kind, description)
 
 
 # Early stopping needs a few thousand validation users, not all of them: every other user's
@@ -81,52 +229,17 @@ VALIDATION_USERS = 2000
 VALIDATION_SHARE = 0.1
 
 
-def sample_validation(split: Split, seed: int = 0) -> Split:
-    """Keep the validation target out of training for a sample of users only.
+def sample_validation(candidates: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The users (sorted, from ``candidates``) whose validation event stays out of training.
 
     The sample is ``VALIDATION_USERS`` users or ``VALIDATION_SHARE`` of them, whichever is more;
     the other users train on their validation event (it precedes the test, so the test item is
     still never seen). Small logs keep every validation user.
     """
-    valid = split.valid
-    size = max(VALIDATION_USERS, int(np.ceil(VALIDATION_SHARE * len(valid))))
-    if size >= len(valid):
-        return split
-    keep = np.sort(np.random.default_rng(seed).choice(len(valid), size, replace=False))
-    returned = np.setdiff1d(np.arange(len(valid)), keep)
-    train = list(split.train)
-    for i in returned:
-        user = valid.user_index[i]
-        train[user] = np.append(valid.histories[i], valid.targets[i])
-    sampled = EvalSet(valid.user_index[keep], [valid.histories[i] for i in keep], valid.targets[keep])
-    protocol = f"{split.protocol}, validation on {size:,} sampled users (the others train on that event)"
-    return Split(train, sampled, split.test, protocol)
-
-
-def time_split(data: SequenceData, cutoff_ts: float) -> Split:
-    """Train before ``cutoff_ts``; each user active after it is tested on their first event after.
-
-    Validation mirrors leave-one-out inside the past: a user with at least 3 events before the
-    cut has their last pre-cut event held out of training as a validation target, so early
-    stopping never looks past the cut.
-    """
-    histories = data.histories()
-    user_of_event = np.repeat(np.arange(data.n_users), data.lengths())
-    cut = np.bincount(user_of_event[data.ts < cutoff_ts], minlength=data.n_users)  # prefix length per user
-    valid_users = np.flatnonzero(cut >= MIN_EVAL_LENGTH)
-    test_users = np.flatnonzero(cut < data.lengths())
-    train = [h[: c - 1] if c >= MIN_EVAL_LENGTH else h[:c] for h, c in zip(histories, cut)]
-    valid = EvalSet(
-        valid_users,
-        [histories[u][: cut[u] - 1] for u in valid_users],
-        np.array([histories[u][cut[u] - 1] for u in valid_users], dtype=np.int64),
-    )
-    test = EvalSet(
-        test_users,
-        [histories[u][: cut[u]] for u in test_users],
-        np.array([histories[u][cut[u]] for u in test_users], dtype=np.int64),
-    )
-    return Split(train, valid, test, f"time split at {format_cutoff(cutoff_ts)} (first event after the cut = test)")
+    size = max(VALIDATION_USERS, int(np.ceil(VALIDATION_SHARE * len(candidates))))
+    if size >= len(candidates):
+        return candidates
+    return np.sort(candidates[np.random.default_rng(seed).choice(len(candidates), size, replace=False)])
 
 
 def format_cutoff(cutoff_ts: float) -> str:
@@ -135,8 +248,7 @@ def format_cutoff(cutoff_ts: float) -> str:
     return moment.strftime("%Y-%m-%d" if moment.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S UTC")
 
 
-LEAVE_ONE_OUT, TIME = "leave-one-out", "time"
-SPLIT_KINDS = (LEAVE_ONE_OUT, TIME)
+LEAVE_ONE_OUT = SplitKind.LEAVE_ONE_OUT.value
 DEFAULT_TEST_FRACTION = 0.1
 
 
@@ -144,44 +256,63 @@ class SplitError(UsageError):
     """A split that cannot be made on this workspace's data; the message says what to do instead."""
 
 
+def _member(enum: type[Enum], value, what: str):
+    """``value`` as a member of ``enum``; SplitError names the choices (values come from files and flags)."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise SplitError(f"unknown {what} {value!r}; use {' or '.join(m.value for m in enum)}") from None
+
+
 @dataclass(frozen=True)
 class SplitChoice:
-    """How a run cuts the data, recorded with the run so that re-evaluating it cuts the same way.
+    """How a run cuts the data and what it holds out, recorded with the run so that re-evaluating
+    it cuts the same way.
 
     A time split asked for by ``test_fraction`` is resolved to a fixed ``cutoff_ts`` when the run
     starts (``resolve``): a later import must move neither the training data's end nor the test.
     Two choices are equal when they cut alike: how the cut-off was asked for does not count.
     """
 
-    kind: str = LEAVE_ONE_OUT  # "leave-one-out" | "time"
+    kind: SplitKind = SplitKind.LEAVE_ONE_OUT
     cutoff_ts: Optional[float] = None  # time split: unix seconds; events from here on are the future
     test_fraction: float = field(default=DEFAULT_TEST_FRACTION, compare=False)  # no cut-off: share of latest events
+    eval_mode: EvalMode = EvalMode.NEW
+    validation: Validation = Validation.SAMPLE
 
     def __post_init__(self) -> None:
-        if self.kind not in SPLIT_KINDS:
-            raise SplitError(f"unknown split {self.kind!r}; use {' or '.join(SPLIT_KINDS)}")
+        object.__setattr__(self, "kind", _member(SplitKind, self.kind, "split"))
+        object.__setattr__(self, "eval_mode", _member(EvalMode, self.eval_mode, "evaluation mode"))
+        object.__setattr__(self, "validation", _member(Validation, self.validation, "validation"))
         if not 0.0 < self.test_fraction < 1.0:
             raise SplitError(f"the test fraction must be between 0 and 1 (e.g. 0.1), got {self.test_fraction}")
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value, "eval_mode": self.eval_mode.value,
+                "validation": self.validation.value}
 
     @classmethod
     def from_json(cls, values: Optional[dict]) -> "SplitChoice":
-        """The recorded choice; runs recorded before splits were a choice were leave-one-out."""
+        """The recorded choice; runs recorded before splits were a choice were leave-one-out, before
+        evaluation modes were a choice, sampled validation (their new-items figures need re-evaluating)."""
         return cls(**{k: v for k, v in (values or {}).items() if k in cls.__dataclass_fields__})
 
     def describe(self) -> str:
         """"leave-one-out" or "time split at 2026-03-01" (or "... latest 10% of events" before resolving)."""
-        if self.kind == LEAVE_ONE_OUT:
+        if self.kind is SplitKind.LEAVE_ONE_OUT:
             return LEAVE_ONE_OUT
         if self.cutoff_ts is None:
             return f"time split before the latest {self.test_fraction:.0%} of events"
         return f"time split at {format_cutoff(self.cutoff_ts)}"
 
+    def same_test_as(self, other: "SplitChoice") -> bool:
+        """Whether both hold out the same test items, so their runs can be compared user by user
+        (the validation choice changes training, not the test)."""
+        return (self.kind, self.cutoff_ts, self.eval_mode) == (other.kind, other.cutoff_ts, other.eval_mode)
+
     def resolve(self, data: SequenceData, time_kind: str) -> "SplitChoice":
         """This choice with its cut-off fixed and checked against ``data``; SplitError says why not."""
-        if self.kind == LEAVE_ONE_OUT:
+        if self.kind is SplitKind.LEAVE_ONE_OUT:
             return self
         if time_kind != "unix":
             raise SplitError("this workspace's events have no real timestamps (they were imported in file or "
@@ -194,21 +325,26 @@ class SplitChoice:
 
     def split(self, data: SequenceData) -> Split:
         """The split itself (a time split must be resolved first)."""
-        if self.kind == LEAVE_ONE_OUT:
-            return sample_validation(leave_one_out(data))
-        if self.cutoff_ts is None:
-            raise SplitError("a time split needs its cut-off resolved against the data first")
-        return sample_validation(time_split(data, self.cutoff_ts))
+        if self.kind is SplitKind.LEAVE_ONE_OUT:
+            return leave_one_out(data, self.eval_mode, self.validation)
+        return time_split(data, self._cutoff(), self.eval_mode, self.validation)
 
     def test_position(self, data: SequenceData, user_index: int) -> Optional[int]:
         """Where the user's test target sits in their history (what came before it is what the
         model saw), exactly as ``split`` holds them out; None when the user is not tested."""
-        length = int(data.offsets[user_index + 1] - data.offsets[user_index])
-        if self.kind == LEAVE_ONE_OUT:
-            return length - 1 if length >= MIN_EVAL_LENGTH else None
-        ts = data.ts[data.offsets[user_index]: data.offsets[user_index + 1]]
-        before = int(np.count_nonzero(ts < self.cutoff_ts))
-        return before if before < length else None
+        start, stop = int(data.offsets[user_index]), int(data.offsets[user_index + 1])
+        offsets, items = np.array([0, stop - start]), data.items[start:stop]
+        if self.kind is SplitKind.LEAVE_ONE_OUT:
+            positions = leave_one_out_positions(offsets, items, self.eval_mode)
+        else:
+            positions = time_split_positions(offsets, items, data.ts[start:stop], self._cutoff(), self.eval_mode)
+        position = int(positions.test[0])
+        return position if position >= 0 else None
+
+    def _cutoff(self) -> float:
+        if self.cutoff_ts is None:
+            raise SplitError("a time split needs its cut-off resolved against the data first")
+        return self.cutoff_ts
 
 
 def _cutoff_for_fraction(ts: np.ndarray, fraction: float) -> float:

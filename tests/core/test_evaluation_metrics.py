@@ -29,11 +29,13 @@ class _FixedScorer:
         return self.row.repeat(len(histories), 1)
 
 
-def test_ranks_for_masks_history_but_never_the_target():
+def test_ranks_for_masks_the_whole_history_as_exclude_seen_serving_does():
     scorer = _FixedScorer([float("-inf"), 5.0, 4.0, 3.0, 2.0])
-    histories = [np.array([1, 2]), np.array([1, 4])]
+    histories = [np.array([1, 2]), np.array([1, 3])]
     ranks = ranks_for(scorer, histories, np.array([3, 4]), batch_size=1)
-    # user 0: items 1, 2 hidden, item 3 is best left; user 1: item 1 hidden, 4 kept though seen.
-    assert ranks.tolist() == [0, 2]
+    # user 0: items 1, 2 hidden, item 3 is best left; user 1: items 1, 3 hidden, 2 still above 4.
+    assert ranks.tolist() == [0, 1]
     unmasked = ranks_for(scorer, histories, np.array([3, 4]), history_masked=False)
     assert unmasked.tolist() == [2, 3]
+    # a held-out item the user already had is masked too: "exclude seen" never serves it
+    assert ranks_for(scorer, [np.array([1, 4])], np.array([4]))[0] == 2  # below both unseen items

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.data import EvalSet
+from core.data import EvalMode, EvalSet
 from core.evaluation import wilcoxon_p_value, evaluate_scorer, paired_significance, ranks_for
 from core.progress import CancelToken, Cancelled
 
@@ -27,16 +27,22 @@ DATA = SimpleNamespace(item_category=np.array([0, 1, 1, 2, 2, 3, 3]), user_segme
 
 def test_report_states_protocol_and_is_json_serialisable():
     scorer = _FixedScorer([float("-inf"), 6, 5, 4, 3, 2, 1])
-    eval_set = EvalSet(np.array([0, 1, 2]), [np.array([1]), np.array([2, 3, 4]), np.arange(1, 7)[::-1][:5].copy()],
+    eval_set = EvalSet(np.array([0, 1, 2]), [np.array([1]), np.array([2, 3, 4]), np.array([2, 3, 4, 5])],
                        np.array([2, 1, 6]))
     report = evaluate_scorer(scorer, DATA, eval_set, ks=(1, 5))
-    assert report.protocol == "full-catalogue ranking, leave-one-out, history masked (the held-out item never)"
-    # user 0: item 1 masked -> target 2 ranks first; user 1: 2,3,4 masked -> 1 first; user 2: 2..6 masked but 6 is target.
+    assert report.protocol == ("full-catalogue ranking, leave-one-out, new items (each held-out item is new to its "
+                               "user; the whole history masked)")
+    # user 0: item 1 masked -> target 2 ranks first; user 1: 2,3,4 masked -> 1 first; user 2: 2..5 masked, 1 above 6.
     assert report.ranks.tolist() == [0, 0, 1]
     assert report.metrics["hr@1"] == pytest.approx(2 / 3)
     json.dumps(report.to_dict())
     assert report.segments["cold (0-2 events)"]["users"] == 1
     assert report.segments["short (3-10 events)"]["users"] == 2
+    repeats = EvalSet(eval_set.user_index, eval_set.histories, np.array([1, 4, 3]), EvalMode.REPEAT)
+    unmasked = evaluate_scorer(scorer, DATA, repeats, ks=(1, 5), split_name="time split at 2026-03-01")
+    assert unmasked.ranks.tolist() == [0, 3, 2] and unmasked.to_dict()["eval"] == "repeat"
+    assert unmasked.protocol == ("full-catalogue ranking, time split at 2026-03-01, repeats allowed (the held-out "
+                                 "item may be one the user had; nothing masked)")
 
 
 def test_beyond_accuracy_numbers_describe_the_top_lists():
@@ -82,9 +88,12 @@ def test_out_of_memory_retries_in_smaller_chunks():
     assert scorer.sizes[:3] == [8, 4, 2] and max(scorer.sizes[2:]) == 2
 
 
-def test_wilcoxon_matches_known_value():
-    # ten distinct positive differences: W+ = 55, z = 27/sqrt(96.25); scipy.stats.wilcoxon gives 0.005922
-    assert wilcoxon_p_value(np.arange(1, 11, dtype=float)) == pytest.approx(0.005922, abs=2e-5)
+def test_wilcoxon_is_exact_for_small_samples():
+    # ten distinct positive differences: W- = 0 has 1 of 2^10 sign patterns, so p = 2 / 1024 exactly
+    # (the normal approximation said 0.0059, three times too large)
+    assert wilcoxon_p_value(np.arange(1, 11, dtype=float)) == pytest.approx(2 / 1024, rel=1e-9)
+    # zero differences are dropped: these are the same ten
+    assert wilcoxon_p_value(np.concatenate([np.arange(1, 11, dtype=float), np.zeros(7)])) == pytest.approx(2 / 1024)
     assert wilcoxon_p_value(np.zeros(5)) == 1.0
 
 
