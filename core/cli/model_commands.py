@@ -35,6 +35,8 @@ def add_commands(commands, common, with_train_options: bool) -> None:
 
     p = commands.add_parser("evaluate", parents=[common], help="re-evaluate a run on the current data")
     p.add_argument("run_id", type=int, metavar="RUN")
+    p.add_argument("--eval", choices=EVAL_MODES, default=None, dest="eval_mode",
+                   help="new or repeat (default: the mode the run was trained for); " + EVAL_HELP)
     p.set_defaults(handler=cmd_evaluate)
 
     p = commands.add_parser("recommend", parents=[common], help="the next items for a user, with reasons")
@@ -49,6 +51,12 @@ def add_commands(commands, common, with_train_options: bool) -> None:
     p.set_defaults(handler=cmd_interests)
 
 
+EVAL_MODES = ("new", "repeat")
+EVAL_HELP = ("new: each user's held-out item is their last item new to them and their whole history is masked, "
+             "as served with 'exclude seen'; repeat: the last event is held out, nothing masked, as served "
+             "with repeats allowed")
+
+
 def _add_split_options(p) -> None:
     group = p.add_argument_group(
         "split", "How the log is cut into training, validation and test data. loo (leave-one-out, the default): "
@@ -56,7 +64,8 @@ def _add_split_options(p) -> None:
         "benchmarks. time: learn from the past, test on what happened after a cut-off, as a shop faces it: "
         "each user active after the cut is tested on their first event after it, from everything before "
         "(users new after the cut count as cold start); a user's last event before the cut validates. "
-        "Needs real timestamps in the log.")
+        "Needs real timestamps in the log. Under --eval new (the default) 'event' reads 'event on an item new "
+        "to the user' throughout, and users without one are counted and left out.")
     group.add_argument("--split", choices=("loo", "time"), default=None,
                        help="loo or time (default: loo; time when --cutoff or --test-fraction is given)")
     group.add_argument("--cutoff", metavar="DATE",
@@ -64,6 +73,12 @@ def _add_split_options(p) -> None:
                             "given); default: where the latest --test-fraction of the events begins")
     group.add_argument("--test-fraction", type=float, metavar="SHARE",
                        help="time split without --cutoff: the share of the latest events after the cut (default: 0.1)")
+    group.add_argument("--eval", choices=EVAL_MODES, default=None, dest="eval_mode",
+                       help="what is held out and scored (default: new); " + EVAL_HELP)
+    group.add_argument("--validation", choices=("sample", "all"), default=None,
+                       help="sample (default): 2,000 users (or 10%%) validate and the others train on that "
+                            "event; all: every user's validation event validates and is never trained on, the "
+                            "published leave-one-out protocol")
 
 
 def _split_choice(args):
@@ -72,19 +87,23 @@ def _split_choice(args):
 
     asked_time = args.cutoff is not None or args.test_fraction is not None
     if args.resume is not None:
-        if args.split is not None or asked_time:
-            raise CliError("a resumed run keeps the split it was started with; leave out --split, --cutoff and "
-                           "--test-fraction")
+        if args.split is not None or asked_time or args.eval_mode is not None or args.validation is not None:
+            raise CliError("a resumed run keeps the split it was started with; leave out --split, --cutoff, "
+                           "--test-fraction, --eval and --validation")
         return None
     if args.split == "loo" and asked_time:
         raise CliError("--cutoff and --test-fraction belong to the time split (--split time)")
     if args.cutoff is not None and args.test_fraction is not None:
         raise CliError("give either --cutoff or --test-fraction, not both")
+    held_out = {key: value for key, value in (("eval_mode", args.eval_mode), ("validation", args.validation))
+                if value is not None}
     if args.split != "time" and not asked_time:
-        return SplitChoice()
+        return SplitChoice(**held_out)
     if args.cutoff is not None:
-        return SplitChoice("time", cutoff_ts=_parse_cutoff(args.cutoff))
-    return SplitChoice("time", **({} if args.test_fraction is None else {"test_fraction": args.test_fraction}))
+        return SplitChoice("time", cutoff_ts=_parse_cutoff(args.cutoff), **held_out)
+    if args.test_fraction is not None:
+        held_out["test_fraction"] = args.test_fraction
+    return SplitChoice("time", **held_out)
 
 
 def _parse_cutoff(text: str) -> float:
@@ -176,7 +195,8 @@ def _run_dict(run) -> dict:
     return {
         "run": run.id, "model": run.model, "status": run.status, "device": run.device,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
-        "split": run.split.describe(), "protocol": metrics.get("protocol"),
+        "split": run.split.describe(), "eval": run.split.eval_mode.value, "validation": run.split.validation.value,
+        "protocol": metrics.get("protocol"), "not_evaluated": metrics.get("not_evaluated"),
         "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
         "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
@@ -211,12 +231,13 @@ def cmd_runs(args, out: Output) -> dict:
     runs = [_run_dict(run) for run in engine.runs()]
     active = engine.active_run()
     device_width = max([len("device"), *(len(r["device"] or "") for r in runs)]) + 2
-    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<{device_width}}split"]
+    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<{device_width}}"
+             f"{'eval':<8}split"]
     for r in runs:
         marker = "*" if r["run"] == active else " "
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
-                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<{device_width}}{r['split']}")
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}")
     out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
     return {"workspace": str(args.db), "active_run": active, "runs": runs}
 
@@ -228,7 +249,7 @@ def _cell(value, width: int) -> str:
 def cmd_evaluate(args, out: Output) -> dict:
     engine = _engine(args)
     run = _run(engine, args.run_id)
-    report = engine.evaluate(args.run_id, progress=out.progress())
+    report = engine.evaluate(args.run_id, progress=out.progress(), eval_mode=args.eval_mode)
     out.done_progress()
     stored = not engine.workspace.read_only
     result = {"run": args.run_id, "split": run.split.describe(), "stored": stored, **report}

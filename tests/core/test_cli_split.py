@@ -47,7 +47,36 @@ def test_evaluate_a_time_split_run_on_its_split(shop, capsys):
     assert report["split"] == trained["split"] and report["protocol"] == trained["protocol"]
     assert report["metrics"] == pytest.approx(trained["test"])
     code, out, _ = run(capsys, "evaluate", "1", "--db", shop)
-    assert code == 0 and out.startswith(f"run #1: full-catalogue ranking, {trained['split']}, history masked")
+    assert code == 0 and out.startswith(f"run #1: full-catalogue ranking, {trained['split']}, new items (")
+
+
+def test_eval_mode_and_validation_are_chosen_recorded_and_shown(shop, capsys):
+    code, out, err = run(capsys, "train", "--db", shop, "--model", "pop", "--eval", "repeat", "--validation", "all",
+                         "--json")
+    assert code == 0, err
+    trained = json.loads(out)
+    assert (trained["eval"], trained["validation"]) == ("repeat", "all") and trained["not_evaluated"] == 0
+    assert trained["config"]["split"]["eval_mode"] == "repeat" and "repeats allowed" in trained["protocol"]
+    loo = _runs(capsys, shop)[2]
+    assert (loo["eval"], loo["validation"]) == ("new", "sample") and "new items" in loo["protocol"]
+    code, out, _ = run(capsys, "runs", "--db", shop)
+    assert re.search(rf"^\s+{trained['run']}\s+pop\s+done.*\brepeat\s+leave-one-out$", out, re.M)
+    code, out, _ = run(capsys, "evaluate", str(trained["run"]), "--db", shop, "--eval", "new", "--json")
+    report = json.loads(out)
+    assert report["eval"] == "new" and report["protocol"] == loo["protocol"]  # the test items of run #2
+    again = _runs(capsys, shop)[trained["run"]]
+    assert again["protocol"] == trained["protocol"] and again["test"] == trained["test"]  # its own report stays
+    code, out, _ = run(capsys, "evaluate", str(trained["run"]), "--db", shop)
+    assert "repeats allowed" in out.splitlines()[0]
+    assert main(["runs", "--db", shop]) == 0 and capsys.readouterr()
+
+
+def test_the_clis_mode_choices_are_the_engines():
+    from core.cli.model_commands import EVAL_MODES
+    from core.data import EvalMode, Validation
+
+    assert EVAL_MODES == tuple(mode.value for mode in EvalMode)
+    assert [v.value for v in Validation] == ["sample", "all"]
 
 
 def test_cutoff_date_is_read_as_utc_midnight_and_implies_the_time_split(shop, tmp_path, capsys):
@@ -69,6 +98,7 @@ def test_cutoff_date_is_read_as_utc_midnight_and_implies_the_time_split(shop, tm
     (["--cutoff", "2100-01-01"], "nothing to test on"),
     (["--test-fraction", "1.5"], "between 0 and 1"),
     (["--resume", "1", "--split", "time"], "keeps the split it was started with"),
+    (["--resume", "1", "--eval", "repeat"], "leave out --split, --cutoff, --test-fraction, --eval and --validation"),
 ])
 def test_bad_split_flags_fail_with_a_message(shop, flags, words, capsys):
     before = len(_runs(capsys, shop))
@@ -91,6 +121,7 @@ def test_help_explains_the_split_options(capsys):
     text = re.sub(r"(\w-)\s+", r"\1", " ".join(capsys.readouterr().out.split()))  # argparse wraps at hyphens
     assert "--split {loo,time}" in text and "--cutoff DATE" in text and "--test-fraction SHARE" in text
     assert "leave-one-out" in text and "first event after it" in text
+    assert "--eval {new,repeat}" in text and "--validation {sample,all}" in text and "published leave-one-out" in text
 
 
 def test_recommend_shows_every_category_and_refuses_unknown_users(shop, tmp_path, capsys):
