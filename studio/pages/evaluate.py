@@ -22,6 +22,7 @@ from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
+from studio.widgets.config_form import eval_mode_box
 from studio.widgets.run_table import RunTable, metric_title, run_label, run_metrics
 
 KS = (5, 10, 20)
@@ -41,10 +42,10 @@ def metric_columns(k: int) -> list[str]:
     return [f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", *BEYOND]
 
 
-def evaluate_runs(engine, run_ids: list[int], progress=None, cancel=None) -> None:
-    """Evaluate each run that has no report yet, one after another; runs in a worker."""
+def evaluate_runs(engine, run_ids: list[int], eval_mode, progress=None, cancel=None) -> None:
+    """Evaluate each run that has no report under ``eval_mode`` yet, one after another; runs in a worker."""
     for run_id in run_ids:
-        engine.evaluate(run_id, progress=progress, cancel=cancel)
+        engine.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=eval_mode)
 
 
 def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
@@ -85,6 +86,7 @@ class EvaluatePage(StudioPage):
             self.k_box.addItem(f"K = {k}", k)
         self.k_box.setCurrentIndex(KS.index(10))
         self.k_box.setToolTip("Length of the recommendation list the accuracy metrics judge")
+        self.eval_box = eval_mode_box("evaluate_eval")  # every run in the table is measured this one way
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Save the table as a CSV file (opens in any spreadsheet)")
         self.status = QLabel()
@@ -98,6 +100,8 @@ class EvaluatePage(StudioPage):
         header.addWidget(title)
         header.addStretch(1)
         header.addWidget(self.status)
+        header.addWidget(QLabel("Evaluated on"))
+        header.addWidget(self.eval_box)
         header.addWidget(self.k_box)
         header.addWidget(self.export_button)
         bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -114,6 +118,7 @@ class EvaluatePage(StudioPage):
         layout.addLayout(header)
         layout.addWidget(splitter, 1)
         self.k_box.currentIndexChanged.connect(self._on_k_changed)
+        self.eval_box.currentIndexChanged.connect(self.refresh)
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
         self.compare_button.clicked.connect(self.run_significance)
@@ -176,8 +181,17 @@ class EvaluatePage(StudioPage):
     def page_shown(self) -> None:
         self._evaluate_missing()
 
+    @property
+    def eval_mode(self):
+        from core.data import EvalMode
+
+        return EvalMode(self.eval_box.currentData())
+
     def refresh(self) -> None:
-        runs = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
+        """The finished runs, each with its report under the chosen evaluation mode (none yet: evaluated
+        when the page shows), so no two rows are measured differently."""
+        done = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
+        runs = [run.evaluated_as(self.eval_mode) for run in done]
         self.table.set_runs(runs, self.engine.active_run() if self.engine is not None else None)
         for box in (self.run_a, self.run_b):
             chosen = box.currentData()
@@ -243,8 +257,8 @@ class EvaluatePage(StudioPage):
         missing = [run.id for run in self.table.runs if not run_metrics(run)]
         if not missing or self.engine is None or (self.job is not None and self.job.running):
             return
-        self.status.setText(f"Evaluating {len(missing)} run(s)…")
-        self.job = self.context.run(evaluate_runs, self.engine, missing)
+        self.status.setText(f"Evaluating {len(missing)} run(s) on {self.eval_mode.label}…")
+        self.job = self.context.run(evaluate_runs, self.engine, missing, self.eval_mode)
         self.job.progress.connect(lambda report: self.status.setText(report.message))
         self.job.failed.connect(lambda exc: show_error(self, exc, "Evaluation"))
         self.job.finished.connect(lambda _result: self.context.announce_runs_changed())
@@ -257,7 +271,8 @@ class EvaluatePage(StudioPage):
             return
         label_a, label_b = self.run_a.currentText(), self.run_b.currentText()
         self.verdict.setText("Testing…")
-        job = self.context.run(self.engine.compare, a, b, metric=metric, progress=False, cancel=False)
+        job = self.context.run(self.engine.compare, a, b, metric=metric, eval_mode=self.eval_mode, progress=False,
+                               cancel=False)
         job.finished.connect(lambda result: self.verdict.setText(significance_verdict(result, label_a, label_b)))
         job.failed.connect(lambda exc: (self.verdict.setText("The test could not run."),
                                         show_error(self, exc, "Significance test")))

@@ -255,11 +255,14 @@ class ExplorePage(StudioPage):
             return ("This model's split holds out no test item for this user (too few events for leave-one-out, "
                     "or nothing after a time split's cut-off); the lists use the whole sequence.")
         title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
-        if answer.held_out_split.startswith("time"):
-            return (f"Both lists are made from what the user did before the model's cut-off ({answer.held_out_split}); "
-                    f"their first item after it, “{title}” (shaded in the sequence, later events greyed), is "
-                    "highlighted where a model ranks it.")
-        return (f"Both lists are made as if the user had not yet taken their last item, “{title}” (held out "
+        from core.data import EvalMode, SplitKind  # loaded with the engine that answered
+
+        new = "new " if answer.held.eval_mode is EvalMode.NEW else ""
+        if answer.held.kind is SplitKind.TIME:
+            return (f"Both lists are made from what the user did before the model's cut-off ({answer.held.split}) "
+                    f"and its first {new}item after it, “{title}” (shaded in the sequence, later events greyed); "
+                    "it is highlighted where a model ranks it.")
+        return (f"Both lists are made as if the user had not yet taken their last {new}item, “{title}” (held out "
                 "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 
     def _paint_empty(self, text: str) -> None:

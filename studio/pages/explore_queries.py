@@ -6,10 +6,13 @@ Plain functions and data, no widgets: each runs in a worker and returns what the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from studio.widgets.item_details import ItemFacts
 from studio.widgets.sequence_timeline import TimelineEvent, events_from_frame
+
+if TYPE_CHECKING:  # the engine loads torch: the page imports this module long before a workspace opens
+    from core.engine import HeldOut
 
 NEXT_ITEMS = 10
 
@@ -38,7 +41,7 @@ class ExploreAnswer:
     compared: list
     held_out: Optional[str]
     error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
-    held_out_split: str = ""  # the split that held ``held_out`` out, e.g. "time split at 2026-03-01"
+    held: Optional[HeldOut] = None  # how ``held_out`` was held out: the split, its kind and evaluation mode
     steps_before_held_out: Optional[int] = None  # steps (repeats collapsed) of the stored sequence the model saw
 
 
@@ -46,9 +49,9 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     """Ask the engine for everything the panes show; runs in a worker.
 
     In compare mode the lists are made from the sequence as it was before the user's held-out
-    item under the chosen run's split (the protocol of its test metrics: the last event for
-    leave-one-out, the first event after the cut-off for a time split), so a highlighted item
-    is a real hit, not an echo. A what-if sequence only loses its trailing held-out events.
+    item under the chosen run's split (the protocol of its test metrics: the last event, or last
+    new item, for leave-one-out, the first event, or first new item, after the cut-off for a time
+    split), so a highlighted item is a real hit, not an echo. A what-if sequence only loses its trailing held-out events.
     """
     sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None
@@ -69,7 +72,7 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         return ExploreAnswer(query, sequence, [], [], [], None, exc)
     steps_seen = len(held.before) if held is not None and query.history is None else None
     return ExploreAnswer(query, sequence, interests, *lists, held.item if held else None, None,
-                         held.split if held else "", steps_seen)
+                         held, steps_seen)
 
 
 def before_item(items: list[str], item: str) -> list[str]:

@@ -18,7 +18,7 @@ import textwrap
 import tokenize
 from typing import Any, Iterable, Optional
 
-from PySide6.QtCore import QDateTime, QTimeZone
+from PySide6.QtCore import QDateTime, Qt, QTimeZone
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDateTimeEdit, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget,
 )
@@ -146,10 +146,37 @@ SPLIT_TIP = (
 CUTOFF_TIP = ("Time split: the moment (UTC) that separates past from future. The default is where the latest "
               "10% of the events begin.")
 NO_CLOCK_TIP = "Not available: {reason}"
+EVAL_TIPS = {
+    "new": "New items (the default): each user's held-out item is the last item new to them, and everything they "
+           "had is hidden when scoring, as the product serves with \"exclude seen\" on. Users who never take a "
+           "new item are left out (counted in the report).",
+    "repeat": "Repeats allowed: each user's last event is held out and nothing is hidden, as the product serves with "
+              "\"exclude seen\" off; for shops where re-buying or re-watching matters.",
+}
+VALIDATION_CHOICES = {  # core.data.Validation values: (label, tip)
+    "sample": ("Sample of users", "Sample (the default): 2,000 users (or 10%) validate for early stopping; the "
+               "others also learn from that event, so the model knows everyone's latest behaviour before the test."),
+    "all": ("Every user (published)", "Every user: each user's validation event validates and is never trained on; "
+            "the published leave-one-out protocol, for figures next to published ones."),
+}
+
+
+def eval_mode_box(object_name: str) -> QComboBox:
+    """A choice of evaluation mode (``core.data.EvalMode`` values as item data), each with its tip."""
+    from core.data.splits import EvalMode
+
+    box = QComboBox()
+    box.setObjectName(object_name)
+    for mode in EvalMode:
+        box.addItem(mode.label.capitalize(), mode.value)
+        box.setItemData(box.count() - 1, EVAL_TIPS[mode.value], Qt.ItemDataRole.ToolTipRole)
+    box.setToolTip("What counts as a hit: " + " ".join(EVAL_TIPS.values()))
+    return box
 
 
 class SplitPicker(QWidget):
-    """Leave-one-out or a time split with its cut-off; ``choice()`` is the ``core.data.SplitChoice``."""
+    """Leave-one-out or a time split with its cut-off, what is held out (new items or repeats) and who
+    validates; ``choice()`` is the ``core.data.SplitChoice``."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -166,10 +193,19 @@ class SplitPicker(QWidget):
         self.cutoff_edit.setToolTip(CUTOFF_TIP)
         self.cutoff_label = QLabel("Cut-off")
         self.cutoff_label.setToolTip(CUTOFF_TIP)
+        self.eval_box = eval_mode_box("split_eval")
+        self.validation_box = QComboBox()
+        self.validation_box.setObjectName("split_validation")
+        for value, (label, tip) in VALIDATION_CHOICES.items():
+            self.validation_box.addItem(label, value)
+            self.validation_box.setItemData(self.validation_box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.validation_box.setToolTip(" ".join(tip for _, tip in VALIDATION_CHOICES.values()))
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addRow("Split", self.kind_box)
         layout.addRow(self.cutoff_label, self.cutoff_edit)
+        layout.addRow("Evaluate on", self.eval_box)
+        layout.addRow("Validation", self.validation_box)
         self.kind_box.currentIndexChanged.connect(self._show_cutoff)
         self.set_data(None, None, None)
 
@@ -194,9 +230,10 @@ class SplitPicker(QWidget):
         """The picked split; a time split carries the cut-off as shown (resolved again by the engine)."""
         from core.data.splits import SplitChoice
 
+        held_out = {"eval_mode": self.eval_box.currentData(), "validation": self.validation_box.currentData()}
         if self.kind_box.currentData() != "time":
-            return SplitChoice()
-        return SplitChoice("time", cutoff_ts=self.cutoff_edit.dateTime().toSecsSinceEpoch())
+            return SplitChoice(**held_out)
+        return SplitChoice("time", cutoff_ts=self.cutoff_edit.dateTime().toSecsSinceEpoch(), **held_out)
 
     def _show_cutoff(self) -> None:
         timed = self.kind_box.currentData() == "time"

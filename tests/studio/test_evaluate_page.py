@@ -63,3 +63,25 @@ def test_runs_without_a_report_are_evaluated_when_the_page_shows(qtbot, context,
     qtbot.waitUntil(lambda: engine.run(pop).metric("ndcg@10") is not None, timeout=30_000)
     qtbot.waitUntil(lambda: "—" not in [page.table.item(row, 7).text() for row in range(page.table.rowCount())],
                     timeout=5000)
+
+
+def test_the_chosen_evaluation_mode_measures_every_run_and_the_significance_check(qtbot, page):
+    from core.data import EvalMode
+
+    engine = page.context.engine
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
+    assert page.eval_mode is EvalMode.NEW and page.eval_box.currentText() == "New items"
+    page.eval_box.setCurrentIndex(page.eval_box.findData("repeat"))
+    ids = [run.id for run in engine.runs() if run.status == "done"]
+    qtbot.waitUntil(lambda: all(engine.run(i).report(EvalMode.REPEAT) for i in ids), timeout=30_000)
+    qtbot.waitUntil(lambda: not (page.job and page.job.running), timeout=5000)
+    shown = {run.id: run.metric("ndcg@10") for run in page.table.runs}
+    assert shown == {i: engine.run(i).report(EvalMode.REPEAT)["metrics"]["ndcg@10"] for i in ids}
+    assert all(engine.run(i).metrics["eval"] == "new" for i in ids)  # each run's own report is kept
+    page.run_a.setCurrentIndex(0)
+    page.run_b.setCurrentIndex(1)
+    page.compare_button.click()
+    qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=10_000)
+    a, b = page.run_a.currentData(), page.run_b.currentData()
+    expected = engine.compare(a, b, metric=page.metric_box.currentData(), eval_mode=EvalMode.REPEAT)
+    assert f"{expected['mean_a']:.4f}" in page.verdict.text() and f"{expected['mean_b']:.4f}" in page.verdict.text()

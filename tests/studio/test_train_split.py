@@ -45,6 +45,28 @@ def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(q
     assert "Training (time split at" in page.log.toPlainText()
 
 
+def test_split_control_offers_the_evaluation_mode_and_the_published_validation(qtbot, context, tmp_path):
+    from core.data import EvalMode, Validation
+
+    page = _train_page(qtbot, context, open_trained_copy(tmp_path))
+    picker = page.split_picker
+    assert (picker.choice().eval_mode, picker.choice().validation) == (EvalMode.NEW, Validation.SAMPLE)
+    assert picker.eval_box.currentText() == "New items" and "exclude seen" in picker.eval_box.toolTip()
+    assert "published leave-one-out" in picker.validation_box.toolTip()
+    picker.eval_box.setCurrentIndex(picker.eval_box.findData("repeat"))
+    picker.validation_box.setCurrentIndex(picker.validation_box.findData("all"))
+    picker.set_kind("time")
+    assert (picker.choice().kind, picker.choice().eval_mode, picker.choice().validation) == (
+        "time", EvalMode.REPEAT, Validation.ALL)
+    picker.set_kind("leave-one-out")
+    job = page.start_training(tiny_config("pop"))
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    run = max(page.engine.runs(), key=lambda r: r.id)
+    assert (run.split.eval_mode, run.split.validation) == (EvalMode.REPEAT, Validation.ALL)
+    assert "repeats allowed" in run.metrics["protocol"]
+
+
 def test_time_split_is_unavailable_with_the_reason_on_a_log_without_times(qtbot, context, tmp_path):
     engine = open_trained_copy(tmp_path)
     engine.workspace.set_meta("time_kind", "order")
@@ -66,15 +88,16 @@ def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_pa
         held = engine.held_out(user, timed)
         query = ExploreQuery(user, timed, None, 20, 0.0, True, None, True, before_held_out=True)
         answer = answer_query(engine, query)
-        assert answer.held_out == held.item and answer.held_out_split.startswith("time split at")
+        assert answer.held_out == held.item and answer.held.split.startswith("time split at")
         assert answer.recommendations == engine.recommend(timed, user, k=20, history=held.before)
         timeline_rows = held_out_rows(answer.sequence, held.item, answer.steps_before_held_out)
         assert answer.steps_before_held_out == len(held.before) and timeline_rows
         assert all(answer.sequence[row].item == held.item for row in timeline_rows)
         loo = next(run.id for run in engine.runs() if run.model == "pop" and run.split.kind == "leave-one-out")
         loo_answer = answer_query(engine, ExploreQuery(user, loo, None, 20, 0.0, True, None, False, True))
-        assert loo_answer.held_out == str(engine.user_history(user)["item"].iloc[-1])
-        assert loo_answer.held_out_split == "leave-one-out"
+        items = [str(item) for item in engine.user_history(user)["item"]]
+        assert loo_answer.held_out == [item for i, item in enumerate(items) if item not in items[:i]][-1]  # last new
+        assert loo_answer.held.split == "leave-one-out"
     finally:
         engine.workspace.close()
 
