@@ -55,7 +55,8 @@ def settings_summary(run: Any) -> str:
 
 def settings_tooltip(run: Any) -> str:
     config = run.config if isinstance(run.config, dict) else vars(run.config)
-    lines = [f"split = {run.split.describe()}"]
+    lines = [f"split = {run.split.describe()}", f"evaluated on = {run.split.eval_mode.label}",
+             f"validation = {run.split.validation.value}"]
     lines.extend(f"{name} = {value}" for name, value in config.items() if name != "split")
     return "\n".join(lines)
 

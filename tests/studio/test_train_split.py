@@ -40,7 +40,8 @@ def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(q
     qtbot.waitUntil(lambda: page.run_table.rowCount() == runs_before + 1, timeout=5000)
     row = [r.id for r in page.run_table.runs].index(run.id)
     assert page.run_table.item(row, 3).text().startswith(run.split.describe() + " · no hyper-parameters")
-    assert page.run_table.item(row, 3).toolTip().startswith(f"split = {run.split.describe()}\n")
+    assert page.run_table.item(row, 3).toolTip().startswith(
+        f"split = {run.split.describe()}\nevaluated on = new items\nvalidation = sample\n")
     assert page.run_table.item(0, 3).text().startswith("leave-one-out · ")
     assert "Training (time split at" in page.log.toPlainText()
 
