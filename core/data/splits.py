@@ -3,7 +3,8 @@
 Leave-one-out is the standard of next-item benchmarks (published numbers use it); the time
 split is what a shop really faces: learn from the past, predict what happens after a date.
 Both give models the same shape of data, so every model and baseline is trained and judged
-the same way.
+the same way. What may be held out follows how the product serves (``EvalMode``): by default
+only events on items new to the user, because "exclude seen" never recommends anything else.
 """
 
 from __future__ import annotations

@@ -90,6 +90,10 @@ class EvaluatePage(StudioPage):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Save the table as a CSV file (opens in any spreadsheet)")
         self.status = QLabel()
+        self.protocol = QLabel()  # how the runs shown were measured, users left out included
+        self.protocol.setProperty("role", "hint")
+        self.protocol.setWordWrap(True)
+        self.protocol.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setProperty("role", "hint")
         self.table = RunTable(metric_columns(10))
         self.table.setToolTip("Every finished run, measured on the same held-out test items. " + " ".join(
@@ -116,6 +120,7 @@ class EvaluatePage(StudioPage):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.addLayout(header)
+        layout.addWidget(self.protocol)
         layout.addWidget(splitter, 1)
         self.k_box.currentIndexChanged.connect(self._on_k_changed)
         self.eval_box.currentIndexChanged.connect(self.refresh)
@@ -205,6 +210,8 @@ class EvaluatePage(StudioPage):
         self.compare_button.setEnabled(len(runs) > 1)
         self.export_button.setEnabled(bool(runs))
         self.status.setText("" if runs else "No trained model yet — go to Train and train a model or a baseline.")
+        protocols = dict.fromkeys(run.metrics["protocol"] for run in runs if run.metrics.get("protocol"))
+        self.protocol.setText("\n".join(protocols))
         self._fill_metric_box()
         self._redraw()
         if self.isVisible():

@@ -71,6 +71,8 @@ def test_the_chosen_evaluation_mode_measures_every_run_and_the_significance_chec
     engine = page.context.engine
     qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
     assert page.eval_mode is EvalMode.NEW and page.eval_box.currentText() == "New items"
+    assert page.protocol.text() == engine.run(page.table.runs[0].id).metrics["protocol"]  # one split, one line
+    assert "new items" in page.protocol.text()
     page.eval_box.setCurrentIndex(page.eval_box.findData("repeat"))
     ids = [run.id for run in engine.runs() if run.status == "done"]
     qtbot.waitUntil(lambda: all(engine.run(i).report(EvalMode.REPEAT) for i in ids), timeout=30_000)
@@ -78,6 +80,7 @@ def test_the_chosen_evaluation_mode_measures_every_run_and_the_significance_chec
     shown = {run.id: run.metric("ndcg@10") for run in page.table.runs}
     assert shown == {i: engine.run(i).report(EvalMode.REPEAT)["metrics"]["ndcg@10"] for i in ids}
     assert all(engine.run(i).metrics["eval"] == "new" for i in ids)  # each run's own report is kept
+    assert "repeats allowed" in page.protocol.text() and "new items" not in page.protocol.text()
     page.run_a.setCurrentIndex(0)
     page.run_b.setCurrentIndex(1)
     page.compare_button.click()
