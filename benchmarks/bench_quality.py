@@ -90,7 +90,8 @@ DATASETS = {"amazon-toys": amazon_toys, "ml-100k": ml_100k, "demo": demo_shop}
 
 def test_metrics(scorer, split) -> dict[str, float]:
     test = split.test
-    return metrics_from_ranks(ranks_for(scorer, test.histories, test.targets, history_masked=test.eval_mode.masks_history))
+    ranks = ranks_for(scorer, test.histories, test.targets, history_masked=test.eval_mode.masks_history)
+    return metrics_from_ranks(ranks)
 
 
 def run_model(data: SequenceData, split, model: str, max_epochs: int | None, overrides: dict) -> dict:

@@ -126,7 +126,8 @@ def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skippe
         held = "new items (each held-out item is new to its user; the whole history masked)"
     else:
         held = "repeats allowed (the held-out item may be one the user had; nothing masked)"
-    left_out = f"; {skipped:,} users with no new item to hold out not evaluated" if skipped else ""
+    users = f"{skipped:,} user{'s' if skipped != 1 else ''}"
+    left_out = f"; {users} with no new item to hold out not evaluated" if skipped else ""
     return f"full-catalogue ranking, {split_name}, {held}{left_out}"
 
 

@@ -49,9 +49,10 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     """Ask the engine for everything the panes show; runs in a worker.
 
     In compare mode the lists are made from the sequence as it was before the user's held-out
-    item under the chosen run's split (the protocol of its test metrics: the last event, or last
-    new item, for leave-one-out, the first event, or first new item, after the cut-off for a time
-    split), so a highlighted item is a real hit, not an echo. A what-if sequence only loses its trailing held-out events.
+    item under the chosen run's split (the protocol of its test metrics: the last new item, or
+    last event when repeats are allowed, for leave-one-out; the first such after the cut-off for
+    a time split), so a highlighted item is a real hit, not an echo. A what-if sequence only
+    loses its trailing held-out events.
     """
     sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None

@@ -195,7 +195,8 @@ def test_train_flags_reach_the_config(trained_db, capsys):
 def test_runs_lists_every_run_as_text(trained_db, capsys):
     code, out, _ = run(capsys, "runs", "--db", trained_db)
     assert code == 0 and re.search(r"^\s+1\s+pop\s+done", out, re.M) and re.search(r"^\s+2\s+gru\s+done", out, re.M)
-    assert re.search(r"^\s+2\s+gru.*\(\d+ threads?\)\s{2,}new\s{2,}leave-one-out$", out, re.M)  # columns never run together
+    # columns never run together
+    assert re.search(r"^\s+2\s+gru.*\(\d+ threads?\)\s{2,}new\s{2,}leave-one-out$", out, re.M)
 
 
 def test_runs_on_a_workspace_without_runs_says_so(tmp_path, capsys):

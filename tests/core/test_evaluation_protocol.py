@@ -101,5 +101,5 @@ def test_users_without_a_new_item_are_counted_in_the_report():
     split = SplitChoice().split(data)
     report = evaluate_scorer(_FixedOrder(data.n_items), data, split.test)
     assert (report.n_users, report.not_evaluated) == (1, 1)
-    assert report.protocol.endswith("; 1 users with no new item to hold out not evaluated")
+    assert report.protocol.endswith("; 1 user with no new item to hold out not evaluated")
     assert report.to_dict()["eval"] == "new" and report.to_dict()["not_evaluated"] == 1
