@@ -259,9 +259,9 @@ class ExplorePage(StudioPage):
 
         new = "new " if answer.held.eval_mode is EvalMode.NEW else ""
         if answer.held.kind is SplitKind.TIME:
-            return (f"Both lists are made from what the user did before the model's cut-off ({answer.held.split}) "
-                    f"and its first {new}item after it, “{title}” (shaded in the sequence, later events greyed); "
-                    "it is highlighted where a model ranks it.")
+            return (f"Both lists are made from what the user did before their first {new}item after the model's "
+                    f"cut-off ({answer.held.split}), “{title}” (shaded in the sequence, later events greyed); it is "
+                    "highlighted where a model ranks it.")
         return (f"Both lists are made as if the user had not yet taken their last {new}item, “{title}” (held out "
                 "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 
