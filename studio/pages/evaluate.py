@@ -8,6 +8,7 @@ The significance check is the engine's paired test over users, turned into one p
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -42,10 +43,11 @@ def metric_columns(k: int) -> list[str]:
     return [f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", *BEYOND]
 
 
-def evaluate_runs(engine, run_ids: list[int], eval_mode, progress=None, cancel=None) -> None:
-    """Evaluate each run that has no report under ``eval_mode`` yet, one after another; runs in a worker."""
-    for run_id in run_ids:
-        engine.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=eval_mode)
+def evaluate_runs(engine, run_ids: list[int], eval_mode, progress=None, cancel=None) -> dict[int, dict]:
+    """Evaluate each run that has no report under ``eval_mode`` yet, one after another; runs in a worker.
+    Returns the reports by run (a read-only workspace cannot store them)."""
+    return {run_id: engine.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=eval_mode)
+            for run_id in run_ids}
 
 
 def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
@@ -81,6 +83,8 @@ class EvaluatePage(StudioPage):
     def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
         super().__init__(context, parent)
         self.job = None
+        # (run, mode) -> report computed here: what a read-only workspace could not store
+        self.session_reports: dict[tuple[int, object], dict] = {}
         self.k_box = QComboBox()
         for k in KS:
             self.k_box.addItem(f"K = {k}", k)
@@ -127,6 +131,7 @@ class EvaluatePage(StudioPage):
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
         self.compare_button.clicked.connect(self.run_significance)
+        context.workspace_changed.connect(self.session_reports.clear)
         context.workspace_changed.connect(self.refresh)
         context.runs_changed.connect(self.refresh)
         context.active_run_changed.connect(lambda _run: self.refresh())
@@ -196,7 +201,7 @@ class EvaluatePage(StudioPage):
         """The finished runs, each with its report under the chosen evaluation mode (none yet: evaluated
         when the page shows), so no two rows are measured differently."""
         done = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
-        runs = [run.evaluated_as(self.eval_mode) for run in done]
+        runs = [self._as_measured(run) for run in done]
         self.table.set_runs(runs, self.engine.active_run() if self.engine is not None else None)
         for box in (self.run_a, self.run_b):
             chosen = box.currentData()
@@ -216,6 +221,12 @@ class EvaluatePage(StudioPage):
         self._redraw()
         if self.isVisible():
             self._evaluate_missing()
+
+    def _as_measured(self, run):
+        """The run with its report under the chosen mode: stored, else computed on this page."""
+        shown = run.evaluated_as(self.eval_mode)
+        kept = self.session_reports.get((run.id, self.eval_mode))
+        return shown if run_metrics(shown) or kept is None else replace(shown, metrics={**shown.metrics, **kept})
 
     def _fill_metric_box(self) -> None:
         chosen = self.metric_box.currentText()
@@ -265,10 +276,15 @@ class EvaluatePage(StudioPage):
         if not missing or self.engine is None or (self.job is not None and self.job.running):
             return
         self.status.setText(f"Evaluating {len(missing)} run(s) on {self.eval_mode.label}…")
-        self.job = self.context.run(evaluate_runs, self.engine, missing, self.eval_mode)
+        mode = self.eval_mode
+        self.job = self.context.run(evaluate_runs, self.engine, missing, mode)
         self.job.progress.connect(lambda report: self.status.setText(report.message))
         self.job.failed.connect(lambda exc: show_error(self, exc, "Evaluation"))
-        self.job.finished.connect(lambda _result: self.context.announce_runs_changed())
+        self.job.finished.connect(lambda reports: self._keep_reports(reports, mode))
+
+    def _keep_reports(self, reports: dict[int, dict], mode) -> None:
+        self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})
+        self.context.announce_runs_changed()
 
     def run_significance(self) -> None:
         a, b = self.run_a.currentData(), self.run_b.currentData()

@@ -88,3 +88,27 @@ def test_the_chosen_evaluation_mode_measures_every_run_and_the_significance_chec
     a, b = page.run_a.currentData(), page.run_b.currentData()
     expected = engine.compare(a, b, metric=page.metric_box.currentData(), eval_mode=EvalMode.REPEAT)
     assert f"{expected['mean_a']:.4f}" in page.verdict.text() and f"{expected['mean_b']:.4f}" in page.verdict.text()
+
+
+def test_a_read_only_workspace_shows_the_reports_it_could_not_store(qtbot, context, tmp_path):
+    from core.data import EvalMode
+    from core.engine import Engine
+    from core.store import Workspace
+
+    trained = open_trained_copy(tmp_path)
+    path = trained.workspace.path
+    trained.workspace.close()
+    engine = Engine(Workspace.open(path, read_only=True))
+    context.set_engine(engine)
+    page = EvaluatePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    page.page_shown()
+    page.eval_box.setCurrentIndex(page.eval_box.findData("repeat"))
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and all(run.metric("ndcg@10") is not None
+                                                               for run in page.table.runs), timeout=30_000)
+    qtbot.waitUntil(lambda: not (page.job and page.job.running), timeout=5000)
+    qtbot.wait(300)  # no second round of evaluations starts: the reports are kept on the page
+    assert not (page.job and page.job.running)
+    assert all(run.report(EvalMode.REPEAT) == {} for run in engine.runs())  # nothing was written
+    assert "repeats allowed" in page.protocol.text()
