@@ -46,8 +46,8 @@ class HeldOut:
     item: str
     before: list[str]  # item ids in time order (repeats merged), everything the model saw
     split: str  # how the split is described, e.g. "leave-one-out" or "time split at 2026-03-01"
-    kind: SplitKind = SplitKind.LEAVE_ONE_OUT
-    eval_mode: EvalMode = EvalMode.NEW  # NEW: the user's last item new to them, not simply their last
+    kind: SplitKind
+    eval_mode: EvalMode  # NEW: the user's last item new to them (first new one after a cut), not simply their last
 
 
 @dataclass(frozen=True)
