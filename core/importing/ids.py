@@ -31,8 +31,18 @@ class IdMap:
     """
 
     def __init__(self, raw: sqlite3.Connection, table: str) -> None:
+        self.table = table
         self.lookup: dict[str, int] = dict(raw.execute(f"SELECT external_id, id FROM {table}"))
         self.next_id = (max(self.lookup.values()) if self.lookup else 0) + 1
+
+    def catch_up(self, raw: sqlite3.Connection) -> None:
+        """Add the rows another writer stored since this map was read (ids only ever grow).
+
+        Only correct inside a write transaction, like ``resolve``: nobody else can add rows then.
+        """
+        for key, id_ in raw.execute(f"SELECT external_id, id FROM {self.table} WHERE id >= ?", (self.next_id,)):
+            self.lookup[key] = id_
+            self.next_id = max(self.next_id, id_ + 1)
 
     def resolve(self, keys: pa.Array) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Store ids aligned with ``keys``, and the (id, external_id) pairs that are new."""

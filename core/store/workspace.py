@@ -312,6 +312,17 @@ class Workspace:
         columns = ["event_id", "ts", "event_type", "value", "item_id", "item", "title", "categories"]
         return pd.DataFrame(rows, columns=columns)
 
+    def item(self, external_id: str) -> Optional[dict]:
+        """One item as stored now: {"item", "title", "categories" (list, primary first), "attributes"}; None if unknown."""
+        with self.engine.connect() as conn:
+            row = conn.connection.dbapi_connection.execute(
+                "SELECT external_id, title, categories, attributes FROM items WHERE external_id = ?",
+                (str(external_id),)).fetchone()
+        if row is None:
+            return None
+        return {"item": row[0], "title": row[1] or "", "categories": [c for c in (row[2] or "").split("|") if c],
+                "attributes": json.loads(row[3]) if row[3] else {}}
+
     def items_frame(self, chunk_rows: int = READ_CHUNK_ROWS) -> pd.DataFrame:
         """Every item: id, external_id, title, categories (text), attributes (JSON text)."""
         return self._table_frame(schema.items, chunk_rows)

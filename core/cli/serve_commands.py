@@ -1,0 +1,47 @@
+"""``nextpick serve``: the HTTP service (``core.service``) on one run of the workspace."""
+
+from __future__ import annotations
+
+import os
+
+from core.cli.common import CliError, Output
+
+TOKEN_VARIABLE = "NEXTPICK_TOKEN"
+
+
+def add_commands(commands, common) -> None:
+    p = commands.add_parser(
+        "serve", parents=[common], help="serve recommendations over HTTP and take new events",
+        description="A JSON API on http://HOST:PORT (OpenAPI docs at /docs): GET /recommend, /interests, "
+                    "/items/ID, /health; POST /events. Only this machine may connect unless you bind another "
+                    "address, which needs a bearer token. Needs the serve extra: pip install 'nextpick-studio[serve]'.")
+    p.add_argument("--run", type=int, metavar="RUN", help="run to serve (default: the active run, else the latest)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--token", default=os.environ.get(TOKEN_VARIABLE) or None,
+                   help=f"bearer token every request must carry (default: ${TOKEN_VARIABLE}); "
+                        "required for any address other than this machine's")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args, out: Output) -> dict:
+    from core.cli.model_commands import _engine, _serving_run
+
+    try:
+        from core.service import ServiceRefused, make_server
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
+                       "pip install 'nextpick-studio[serve]'") from None
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port {args.port} is not a port number (0-65535)")
+    engine = _engine(args)
+    run = _serving_run(engine, args)
+    engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
+    try:
+        server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
+    except ServiceRefused as error:
+        raise CliError(str(error)) from None
+    service = server.config.app.state.service
+    out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs); Ctrl+C stops\n")
+    server.run()  # uvicorn reports an address it cannot bind and exits with status 1
+    return {"run": run, "url": service.url, "events_received": service.feed.received}

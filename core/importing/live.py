@@ -1,0 +1,180 @@
+"""Events that arrive one request at a time (``nextpick serve``'s ``POST /events``).
+
+A posted row is judged by the same ``EventsLoader`` that judges a CSV row, so a bad time or a
+missing id is refused with the same reason in both. Each request is one transaction; all the
+requests of one service are recorded under one ``imports`` row ("events posted to the
+service"), whose counts grow with every request and whose rejected rows are kept like a
+file's, numbered by their place in the service's stream.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+
+from core.importing.errors import FileReport, RejectedRow
+from core.importing.ids import IdMap
+from core.importing.loaders import EventsLoader, Target
+from core.importing.run import _bulk_connection, _record_block
+from core.store import Workspace
+
+FIELDS = ("user", "item", "time", "event_type", "value")
+ROLES = {"user": "user", "item": "item", "time": "time", "event": "event_type", "value": "value"}
+MAX_ID_CHARS = 256  # a user or item id longer than this is refused at its row
+
+
+@dataclass(frozen=True)
+class PostedRejection:
+    """One refused row of a request: its 0-based place in the request, the field to blame, why."""
+
+    index: int
+    field: Optional[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class PostedReport:
+    accepted: int
+    rejected: list[PostedRejection]
+    new_users: int
+    new_items: int
+
+
+class EventFeed:
+    """The events one running service receives, written into ``workspace``.
+
+    Users and items are looked up through id maps kept between requests; inside each
+    request's write transaction they first catch up with rows another writer (an import in
+    the studio) added meanwhile, so a request costs a lookup of its own ids, not a read of
+    the whole catalogue. Requests are written one at a time.
+    """
+
+    def __init__(self, workspace: Workspace, source: str) -> None:
+        self.workspace = workspace
+        self.source = source
+        self.received = 0  # events stored since the feed started
+        self._lock = threading.Lock()
+        self._import: Optional[FileReport] = None
+        self._maps: Optional[tuple[IdMap, IdMap]] = None
+
+    def post(self, rows: list) -> PostedReport:
+        """Validate and store ``rows`` (dicts with the FIELDS) in one transaction."""
+        with self._lock:
+            try:
+                return self._post(rows)
+            except BaseException:
+                self._maps = None  # ids handed out by a rolled-back request were never stored
+                raise
+
+    def _post(self, rows: list) -> PostedReport:
+        with _bulk_connection(self.workspace) as raw:
+            report = self._session_import(raw)
+            first_row = report.rows_read + 1
+            table, positions, shape_errors = _cells(rows, raw)
+            target = self._target(raw, report.import_id)
+            loader = EventsLoader(Path(self.source), ROLES)
+            if target.time_kind is not None:
+                loader.time.kind = target.time_kind  # a stream keeps the workspace's clock, not a file's guess
+            users_before, items_before = target.users.next_id, target.items.next_id
+            block = _PostedBlock(table, positions, rows, first_row)
+            accepted, rejected = loader.load(target, block, strict=False) if len(table) else (0, [])
+            rejected = sorted(rejected + [RejectedRow(first_row + i, f, why, _raw(rows[i])) for i, f, why in shape_errors],
+                              key=lambda r: r.line)
+            _record_block(target, report, len(rows), accepted, rejected)
+            raw.execute("UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ? WHERE id = ?",
+                        (report.rows_read, report.rows_accepted, report.rows_rejected, report.import_id))
+        self.received += accepted
+        return PostedReport(accepted, [PostedRejection(r.line - first_row, r.column, r.reason) for r in rejected],
+                            target.users.next_id - users_before, target.items.next_id - items_before)
+
+    def _session_import(self, raw) -> FileReport:
+        """This feed's ``imports`` row, created with its first request."""
+        if self._import is None:
+            report = FileReport("events", Path(self.source), f"service:{uuid.uuid4().hex}")
+            cursor = raw.execute(
+                "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
+                "duration_s, created_at, options) VALUES ('events', ?, ?, 0, 0, 0, 0, ?, ?)",
+                (self.source, report.sha256, time.time(), json.dumps({"posted": True, "roles": ROLES})))
+            report.import_id = cursor.lastrowid
+            self._import = report
+        return self._import
+
+    def _target(self, raw, import_id: int) -> Target:
+        if self._maps is None:
+            self._maps = IdMap(raw, "users"), IdMap(raw, "items")
+        users, items = self._maps
+        users.catch_up(raw)
+        items.catch_up(raw)
+        kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
+        return Target(raw, users, items, kind[0] if kind else None, import_id)
+
+
+@dataclass
+class _PostedBlock:
+    """What ``EventsLoader.load`` reads from a CSV block, for posted rows: the rows as a text
+    table, and rejected rows numbered by their place in the service's stream."""
+
+    table: pa.Table
+    positions: np.ndarray  # index in the request of each table row
+    rows: list
+    first_row: int
+
+    def rejected(self, rows: np.ndarray, columns: list, reasons: list[str]) -> list[RejectedRow]:
+        at = self.positions[np.asarray(rows, dtype=np.int64)]
+        return [RejectedRow(self.first_row + int(i), column, reason, _raw(self.rows[i]))
+                for i, column, reason in zip(at, columns, reasons)]
+
+
+def _cells(rows: list, raw) -> tuple[pa.Table, np.ndarray, list[tuple[int, Optional[str], str]]]:
+    """The rows as a table of text cells (as a CSV reader gives them), the request index of each
+    table row, and the rows refused for their JSON shape (index, field, reason).
+
+    A missing time is the moment of arrival, in a workspace whose times are a clock.
+    """
+    kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
+    now = repr(time.time()) if kind is None or kind[0] == "unix" else ""
+    columns: dict[str, list[str]] = {name: [] for name in FIELDS}
+    positions, refused = [], []
+    for index, row in enumerate(rows):
+        cells = _row_cells(row, now)
+        if isinstance(cells, tuple):
+            refused.append((index, *cells))
+            continue
+        positions.append(index)
+        for name in FIELDS:
+            columns[name].append(cells[name])
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    return table, np.asarray(positions, dtype=np.int64), refused
+
+
+def _row_cells(row, now: str) -> dict[str, str] | tuple[Optional[str], str]:
+    """One row's cells as text, or (field, reason) when its JSON cannot be a CSV row."""
+    if not isinstance(row, dict):
+        return None, "an event must be a JSON object with user, item, time, event_type, value"
+    cells = {}
+    for name in FIELDS:
+        value = row.get(name)
+        if value is None:
+            cells[name] = now if name == "time" else ""
+        elif isinstance(value, str):
+            cells[name] = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            cells[name] = repr(value)
+        else:
+            return name, f"expected text or a number, not {type(value).__name__}"
+    for name in ("user", "item"):
+        if len(cells[name]) > MAX_ID_CHARS:
+            return name, f"{name} id longer than {MAX_ID_CHARS} characters"
+    return cells
+
+
+def _raw(row) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str)[:1000]

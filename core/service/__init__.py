@@ -1,0 +1,62 @@
+"""``nextpick serve``: a local HTTP service answering from one run and taking new events.
+
+``core.service.status`` (the status file the studio reads) needs nothing beyond the standard
+library; the HTTP layer in ``core.service.app`` needs the ``[serve]`` extra (FastAPI, uvicorn)
+and is only imported by ``make_server``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Optional
+
+from core.service.status import ServiceStatus, read_status
+
+__all__ = ["ServiceRefused", "ServiceStatus", "make_server", "read_status", "refusal"]
+
+
+class ServiceRefused(Exception):
+    """A service that must not start as asked (an open address without a token, a second service)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(host: str, token: Optional[str], workspace_path) -> Optional[str]:
+    """Why a service may not start this way, or None.
+
+    Only this machine may call a service without a token: on any other address anyone on the
+    network could read every user's history and write events. Two services on one workspace
+    would each report the other's status as theirs.
+    """
+    if not is_loopback(host) and not token:
+        return (f"binding to {host} lets other machines call the service: give a --token "
+                "(clients send `Authorization: Bearer TOKEN`), or keep the default 127.0.0.1")
+    running = read_status(workspace_path)
+    if running is not None:
+        return f"a service is already running on this workspace: {running.url} (pid {running.pid})"
+    return None
+
+
+def make_server(engine, run: int, host: str = "127.0.0.1", port: int = 8000, token: Optional[str] = None,
+                log_level: str = "warning"):
+    """A ``uvicorn.Server`` serving ``run`` of ``engine``'s workspace; ``.run()`` blocks until stopped
+    (Ctrl+C, or ``server.should_exit = True`` from another thread). ServiceRefused when it must not start."""
+    import uvicorn
+
+    from core.service.app import Service, create_app
+
+    why = refusal(host, token, engine.workspace.path)
+    if why is not None:
+        raise ServiceRefused(why)
+    shown = f"[{host}]" if ":" in host else host
+    service = Service(engine, run, f"http://{shown}:{port}", token)
+    config = uvicorn.Config(create_app(service), host=host, port=port, log_level=log_level, access_log=False,
+                            limit_concurrency=256, timeout_keep_alive=30)
+    return uvicorn.Server(config)

@@ -1,0 +1,251 @@
+"""The HTTP layer of ``nextpick serve``: FastAPI routes over ``core.engine.Engine`` and an ``EventFeed``.
+
+Nothing here recommends or validates: lists and explanations come from the engine (so they
+are the ones the CLI and the studio show) and posted events are judged by the importer. A
+user's history is read from the workspace on every request, so an event stored by ``POST
+/events`` (or by an import elsewhere) is in that user's next list without retraining; items
+the run was not trained on are stored but cannot be scored until a new run knows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Optional
+
+from fastapi import FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from core.importing.live import MAX_ID_CHARS, EventFeed
+from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write_status
+
+log = logging.getLogger("nextpick.serve")
+
+MAX_K = 100
+MAX_BODY_BYTES = 4 << 20  # one POST /events request
+MAX_EVENTS = 10_000  # rows in one POST /events request
+
+_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "user": {"type": "string", "description": "the shop's user id; a new one is created"},
+        "item": {"type": "string", "description": "the shop's item id; a new one is created"},
+        "time": {"description": "unix seconds (or ms), or ISO-8601 text; default: now", "type": ["number", "string"]},
+        "event_type": {"type": "string", "description": "view, cart, purchase...; default: interaction"},
+        "value": {"type": ["number", "null"], "description": "rating, price, quantity..."},
+    },
+    "required": ["user", "item"],
+}
+
+
+class ServiceError(Exception):
+    """A request the service refuses, answered as ``{"message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Service:
+    """What the routes share: the engine, the run served, the event feed and the status it reports."""
+
+    engine: object  # core.engine.Engine
+    run: int
+    url: str
+    token: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        self.feed = EventFeed(self.engine.workspace, f"nextpick serve {self.url}")
+        self.started_at = time.time()
+        self.device = self.engine.device_name()
+        self.model = self.engine.run(self.run).model
+
+    def status(self) -> ServiceStatus:
+        return ServiceStatus(os.getpid(), socket.gethostname(), self.url, self.run, self.started_at, time.time(),
+                             self.feed.received)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The FastAPI application serving ``service``; OpenAPI docs at /docs."""
+    app = FastAPI(title="NextPick", version="1", lifespan=_heartbeat(service),
+                  description="Sequence-aware recommendations from the workspace's active run; "
+                              "events posted here are in the user's next list at once.")
+    app.state.service = service
+    app.add_middleware(_Guard, token=service.token)
+    _add_error_handlers(app)
+    engine, run = service.engine, service.run
+
+    @app.get("/recommend", summary="the next items for a user, with reasons")
+    def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
+                  k: int = Query(10, ge=1, le=MAX_K), diversity: float = Query(0.0, ge=0.0, le=1.0),
+                  explain: bool = Query(True, description="include the reason and the history items behind each")):
+        history = _history(engine, user)
+        recs = engine.recommend(run, user, k=k, diversity=diversity, history=history)
+        return {"user": user, "run": run, "cold_start": _is_cold(engine, history),
+                "recommendations": [_recommendation(r, explain) for r in recs]}
+
+    @app.get("/interests", summary="the user's predicted next interests")
+    def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
+        history = _history(engine, user)
+        found = engine.interests(run, user, history=history)
+        return {"user": user, "run": run, "cold_start": _is_cold(engine, history),
+                "interests": [dataclasses.asdict(i) for i in found]}
+
+    @app.get("/items/{item}", summary="an item's details and the items most often taken after it")
+    def item(item: str = PathParam(..., min_length=1, max_length=MAX_ID_CHARS)):
+        found = engine.workspace.item(item)
+        if found is None:
+            raise ServiceError(404, f"unknown item {item!r}")
+        known = bool(engine.sequence_data().item_index_of([item])[0])
+        following = engine.next_items(item, 10) if known else []
+        return {**found, "known_to_model": known, "next_items": [dataclasses.asdict(n) for n in following]}
+
+    @app.get("/health", summary="the run served, the workspace, the catalogue size and the device")
+    def health():
+        return {"status": "ok", "run": run, "model": service.model, "workspace": str(engine.workspace.path),
+                "items": int(engine.sequence_data().n_items), "device": service.device,
+                "events_received": service.feed.received, "started_at": service.started_at}
+
+    @app.post("/events", summary="store one event or a list of them",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "oneOf": [_EVENT_SCHEMA, {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_EVENTS}]}}}}})
+    async def events(request: Request):
+        rows = await _posted_rows(request)
+        report = await run_in_threadpool(service.feed.post, rows)
+        body = {"accepted": report.accepted, "rejected": [dataclasses.asdict(r) for r in report.rejected],
+                "new_users": report.new_users, "new_items": report.new_items}
+        return JSONResponse(body, status_code=200 if report.accepted or not rows else 422)
+
+    return app
+
+
+def _history(engine, user: str) -> list[str]:
+    """The user's item ids in time order as stored now ([] for a user the workspace has never seen)."""
+    return engine.user_history(user)["item"].astype(str).tolist()
+
+
+def _is_cold(engine, history: list[str]) -> bool:
+    """No event the run can read: a new user, or one whose items are all newer than the run."""
+    return not engine.sequence_data().item_index_of(history).any()
+
+
+def _recommendation(rec, explain: bool) -> dict:
+    answer = {"rank": rec.rank, "item": rec.item, "title": rec.title, "categories": rec.categories,
+              "score": rec.score if math.isfinite(rec.score) else None, "interest": rec.interest}
+    if explain:
+        answer.update(reason=rec.reason, because=[{"item": item, "weight": weight} for item, weight in rec.because])
+    return answer
+
+
+async def _posted_rows(request: Request) -> list:
+    """The request's events as a list, read at most MAX_BODY_BYTES (a chunked body is counted as it comes)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ServiceError(413, f"request body over {MAX_BODY_BYTES:,} bytes; post the events in smaller batches")
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ServiceError(400, f"the body is not JSON: {exc}") from None
+    rows = parsed if isinstance(parsed, list) else [parsed]
+    if len(rows) > MAX_EVENTS:
+        raise ServiceError(413, f"{len(rows):,} events in one request; at most {MAX_EVENTS:,}")
+    return rows
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON with a message; the traceback of a bug goes to the service's log only."""
+
+    @app.exception_handler(ServiceError)
+    async def refused(_request, exc: ServiceError):
+        return JSONResponse({"message": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request, exc: HTTPException):
+        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        field = str(first.get("loc", ["", ""])[-1])
+        return JSONResponse({"message": f"{field}: {first.get('msg', 'invalid')}", "field": field}, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_request, exc: ValueError):
+        return JSONResponse({"message": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"message": f"internal error ({type(exc).__name__}); the service's log has the details"},
+                            status_code=500)
+
+
+class _Guard:
+    """ASGI middleware run on every request: the bearer token (when the service has one) and the
+    declared body size, both refused before any route runs."""
+
+    def __init__(self, app, token: Optional[str]) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        refusal = None
+        if self.expected is not None and not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            refusal = JSONResponse({"message": "missing or wrong bearer token (Authorization: Bearer TOKEN)"},
+                                   status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        elif _declared_length(headers) > MAX_BODY_BYTES:
+            refusal = JSONResponse({"message": f"request body over {MAX_BODY_BYTES:,} bytes"}, status_code=413)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _declared_length(headers: dict) -> int:
+    """The Content-Length a request declares (0 when none); an unreadable one counts as too long."""
+    value = headers.get(b"content-length", b"0")
+    return int(value) if value.isdigit() else MAX_BODY_BYTES + 1
+
+
+def _heartbeat(service: Service):
+    """Lifespan: keep the status file beside the workspace fresh while serving, remove it at the end."""
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        stop = threading.Event()
+        path = service.engine.workspace.path
+
+        def beat() -> None:
+            while True:
+                write_status(path, service.status())
+                if stop.wait(HEARTBEAT_S):
+                    return
+
+        thread = threading.Thread(target=beat, name="nextpick-serve-status", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            remove_status(path, os.getpid())
+
+    return lifespan

@@ -1,0 +1,184 @@
+"""``nextpick serve`` over real HTTP: a uvicorn server on a free port, on a shop with a known habit."""
+
+import httpx
+import pytest
+
+from core.engine import Engine
+from core.importing.live import EventFeed
+from core.service import ServiceRefused, make_server
+from core.service.app import MAX_BODY_BYTES, MAX_EVENTS
+from core.service.status import read_status
+from service_data import PAIRS, START, pair_shop_engine, running_service
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    engine = pair_shop_engine(tmp_path_factory.mktemp("serve") / "shop.sqlite")
+    yield engine
+    engine.workspace.close()
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    with running_service(engine, engine.active_run()) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+
+
+def _unseen_pair(engine, user: str) -> int:
+    seen = set(engine.user_history(user)["item"])
+    return next(a for a in range(PAIRS) if f"P{2 * a:02d}" not in seen)
+
+
+def _top(client, user: str, k: int = 3) -> list[str]:
+    answer = client.get("/recommend", params={"user": user, "k": k})
+    assert answer.status_code == 200, answer.text
+    return [r["item"] for r in answer.json()["recommendations"]]
+
+
+def test_a_posted_event_is_in_the_next_list_as_the_model_predicts(engine, client):
+    pair = _unseen_pair(engine, "U01")
+    first, second = f"P{2 * pair:02d}", f"P{2 * pair + 1:02d}"
+    assert _top(client, "U01")[0] != second
+    posted = client.post("/events", json={"user": "U01", "item": first, "time": START + 10**6, "event_type": "view"})
+    assert posted.status_code == 200 and posted.json() == {"accepted": 1, "rejected": [], "new_users": 0, "new_items": 0}
+    answer = client.get("/recommend", params={"user": "U01", "k": 3, "explain": "true"}).json()
+    top = answer["recommendations"][0]
+    assert (top["item"], answer["cold_start"]) == (second, False)
+    assert top["because"][0]["item"] == first and top["reason"].startswith("after: ")
+    # Stored durably: another process's engine (the CLI's, the studio's) reads the same list from the file.
+    reader = Engine.open(engine.workspace.path)
+    assert [r.item for r in reader.recommend(engine.active_run(), "U01", k=3)] == _top(client, "U01")
+    reader.workspace.close()
+
+
+def test_a_batch_stores_good_rows_and_names_the_field_and_reason_of_bad_ones(engine, client):
+    before = engine.workspace.counts()
+    rows = [{"user": "NEW-1", "item": "P00", "time": START + 2 * 10**6},
+            {"user": "NEW-1", "item": "P02", "time": "not a time"},
+            {"user": "", "item": "P02"},
+            {"user": "NEW-1", "item": "BRAND-NEW", "value": "lots"},
+            {"user": "NEW-1", "item": "BRAND-NEW", "time": "2024-01-01T10:00:00Z", "value": 2.5}]
+    answer = client.post("/events", json=rows)
+    assert answer.status_code == 200
+    assert answer.json() == {"accepted": 2, "new_users": 1, "new_items": 1, "rejected": [
+        {"index": 1, "field": "time", "reason": "unparseable time 'not a time'"},
+        {"index": 2, "field": "user", "reason": "missing user id"},
+        {"index": 3, "field": "value", "reason": "value 'lots' is not a number"}]}
+    after = engine.workspace.counts()
+    assert (after["events"] - before["events"], after["users"] - before["users"], after["items"] - before["items"]) == (2, 1, 1)
+    assert client.get("/items/BRAND-NEW").json()["known_to_model"] is False
+    new_user = client.get("/recommend", params={"user": "NEW-1", "k": 1}).json()
+    assert new_user["cold_start"] is False and new_user["recommendations"][0]["item"] == "P01"
+
+
+def test_a_request_whose_every_row_is_bad_stores_nothing_and_says_why(client):
+    answer = client.post("/events", json=[{"user": "U01"}, {"user": ["U01"], "item": "P00"}, 7])
+    assert answer.status_code == 422
+    assert [(r["index"], r["field"]) for r in answer.json()["rejected"]] == [(0, "item"), (1, "user"), (2, None)]
+    assert answer.json()["accepted"] == 0
+
+
+def test_an_unknown_user_gets_the_cold_start_list_flagged_and_is_not_created(engine, client):
+    users = engine.workspace.counts()["users"]
+    answer = client.get("/recommend", params={"user": "nobody-at-all", "k": 5}).json()
+    assert answer["cold_start"] is True and len(answer["recommendations"]) == 5
+    assert all(r["because"] == [] and r["reason"].startswith("popular") for r in answer["recommendations"])
+    assert client.get("/interests", params={"user": "nobody-at-all"}).json()["cold_start"] is True
+    assert engine.workspace.counts()["users"] == users
+
+
+def test_health_items_and_docs(engine, client):
+    health = client.get("/health").json()
+    assert (health["run"], health["model"], health["items"]) == (engine.active_run(), "markov", 2 * PAIRS)
+    assert health["workspace"] == str(engine.workspace.path) and health["device"].startswith("CPU")
+    item = client.get("/items/P04").json()
+    assert (item["title"], item["categories"], item["known_to_model"]) == ("Part 2 A", ["Firsts"], True)
+    assert item["next_items"][0]["item"] == "P05"
+    assert client.get("/docs").status_code == 200
+    assert {"/recommend", "/interests", "/items/{item}", "/health", "/events"} <= set(client.get("/openapi.json").json()["paths"])
+
+
+@pytest.mark.parametrize("path, params, status, message", [
+    ("/recommend", {"user": "U01", "k": 0}, 422, "k: "),
+    ("/recommend", {"user": "U01", "k": 101}, 422, "k: "),
+    ("/recommend", {"user": "U01", "diversity": 2}, 422, "diversity: "),
+    ("/recommend", {"user": "U" * 300}, 422, "user: "),
+    ("/recommend", {}, 422, "user: "),
+    ("/items/" + "X" * 300, {}, 422, "item: "),
+    ("/items/nothing-like-it", {}, 404, "unknown item 'nothing-like-it'"),
+    ("/no-such-page", {}, 404, "Not Found"),
+])
+def test_bad_requests_are_answered_in_json_with_a_message(client, path, params, status, message):
+    answer = client.get(path, params=params)
+    assert answer.status_code == status and answer.json()["message"].startswith(message)
+
+
+def test_request_bodies_are_bounded(client):
+    assert client.post("/events", content=b"{not json").json()["message"].startswith("the body is not JSON")
+    too_many = client.post("/events", json=[{"user": "u", "item": "i"}] * (MAX_EVENTS + 1))
+    assert too_many.status_code == 413 and "at most" in too_many.json()["message"]
+    too_big = client.post("/events", content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and "bytes" in too_big.json()["message"]
+    chunked = client.post("/events", content=iter([b" " * (1 << 20)] * 5))  # no Content-Length: counted as it comes
+    assert chunked.status_code == 413
+    long_id = client.post("/events", json={"user": "u" * 300, "item": "P00"}).json()["rejected"]
+    assert long_id == [{"index": 0, "field": "user", "reason": "user id longer than 256 characters"}]
+
+
+def test_a_failure_inside_is_json_without_a_traceback(engine, client, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(engine, "interests", broken)
+    answer = client.get("/interests", params={"user": "U01"})
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "internal error (RuntimeError); the service's log has the details"}
+
+
+def test_the_status_file_says_a_service_runs_and_a_second_one_is_refused(engine, client):
+    status = read_status(engine.workspace.path)
+    assert status is not None and status.url == str(client.base_url).rstrip("/") and status.run == engine.active_run()
+    with pytest.raises(ServiceRefused, match="already running on this workspace"):
+        make_server(engine, engine.active_run(), "127.0.0.1", 0)
+
+
+def test_a_stopped_service_removes_its_status(engine, tmp_path):
+    other = pair_shop_engine(tmp_path / "other.sqlite")
+    with running_service(other, other.active_run()):
+        assert read_status(other.workspace.path) is not None
+    assert read_status(other.workspace.path) is None
+    other.workspace.close()
+
+
+def test_another_address_needs_a_token_and_a_token_is_checked_on_every_request(engine, tmp_path):
+    with pytest.raises(ServiceRefused, match="--token"):
+        make_server(engine, engine.active_run(), "0.0.0.0", 0)
+    other = pair_shop_engine(tmp_path / "guarded.sqlite")
+    with running_service(other, other.active_run(), token="s3cret") as url, httpx.Client(base_url=url) as client:
+        for path in ("/health", "/docs", "/recommend?user=U01"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer wrong"}).json()["message"].startswith("missing or wrong")
+            assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.post("/events", json={"user": "U01", "item": "P00"}).status_code == 401
+    other.workspace.close()
+
+
+def test_a_request_that_fails_midway_stores_nothing(engine, monkeypatch):
+    """One transaction per request: the rows a failed request wrote are rolled back, and the
+    users and items it created are forgotten, so the next request creates them again."""
+    import core.importing.live as live
+
+    feed = EventFeed(engine.workspace, "test")
+    before = engine.workspace.counts()
+
+    def fail(*_args):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(live, "_record_block", fail)
+        with pytest.raises(OSError):
+            feed.post([{"user": "HALF-1", "item": "HALF-ITEM", "time": START}])
+    assert engine.workspace.counts() == before
+    report = feed.post([{"user": "HALF-1", "item": "HALF-ITEM", "time": START}])
+    assert (report.accepted, report.new_users, report.new_items) == (1, 1, 1)
+    assert engine.workspace.item("HALF-ITEM") is not None
