@@ -43,5 +43,10 @@ def cmd_serve(args, out: Output) -> dict:
         raise CliError(str(error)) from None
     service = server.config.app.state.service
     out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs); Ctrl+C stops\n")
-    server.run()  # uvicorn reports an address it cannot bind and exits with status 1
+    try:
+        server.run()  # uvicorn reports an address it cannot bind and exits with status 1
+    except KeyboardInterrupt:  # Ctrl+C is how a service is meant to stop: uvicorn has shut down cleanly
+        pass
+    received = service.feed.received
+    out.lines([f"service stopped; {received:,} event{'' if received == 1 else 's'} received"])
     return {"run": run, "url": service.url, "events_received": service.feed.received}

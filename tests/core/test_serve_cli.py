@@ -1,0 +1,59 @@
+"""``nextpick serve`` from the command line: refusals in-process, and the real command in a subprocess."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from cli_run import run
+from core.service.status import read_status, status_path
+from service_data import free_port_socket, pair_shop_engine
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    engine = pair_shop_engine(tmp_path_factory.mktemp("serve-cli") / "shop.sqlite")
+    engine.workspace.close()
+    return engine.workspace.path
+
+
+def test_an_open_address_without_a_token_and_an_unknown_run_are_refused(shop, capsys, monkeypatch):
+    monkeypatch.delenv("NEXTPICK_TOKEN", raising=False)
+    code, out, err = run(capsys, "serve", "--db", shop, "--host", "0.0.0.0")
+    assert code == 1 and out == "" and "give a --token" in err
+    code, _, err = run(capsys, "serve", "--db", shop, "--run", 99)
+    assert code == 1 and "no run #99" in err
+    code, _, err = run(capsys, "serve", "--db", shop, "--port", 70000)
+    assert code == 1 and "not a port number" in err
+
+
+def test_the_command_serves_until_interrupted_and_then_clears_its_status(shop):
+    with free_port_socket() as sock:
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())",
+               "serve", "--db", str(shop), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+                time.sleep(0.2)
+        assert health.json()["model"] == "markov"
+        assert httpx.post(f"{url}/events", json={"user": "CLI-1", "item": "P10"}).json()["accepted"] == 1
+        assert httpx.get(f"{url}/recommend", params={"user": "CLI-1", "k": 1}).json()["recommendations"][0]["item"] == "P11"
+        assert read_status(shop).url == url
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out == "service stopped; 1 event received\n"
+    assert f"serving run #1 of {shop} on {url}" in err
+    assert not status_path(shop).exists()
