@@ -172,6 +172,17 @@ class Engine:
         value = self._session_active if self._session_active is not None else self.workspace.get_meta(runs.ACTIVE_RUN_KEY, "")
         return int(value) if value else None
 
+    def serving_run(self) -> Optional[int]:
+        """The run lists come from when none is named: the active run, else the latest finished one."""
+        active = self.active_run()
+        if active is not None:
+            return active
+        return max((run.id for run in self.runs() if run.status == "done"), default=None)
+
+    def run_lag(self, run_id: int) -> runs.RunLag:
+        """How far the run is behind the log: when it was trained, the events and items added since."""
+        return runs.run_lag(self.workspace, runs.get_run(self.workspace, run_id))
+
     def bundle(self, run_id: int) -> Bundle:
         """The run's loaded bundle, fitted to the current data (cached; new items mapped, with a note)."""
         data = self.sequence_data()

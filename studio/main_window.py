@@ -36,6 +36,7 @@ from studio.pages.data import DataPage
 from studio.pages.evaluate import EvaluatePage
 from studio.pages.explore import ExplorePage
 from studio.pages.train import TrainPage
+from studio.service_watch import ServiceWatcher, describe as describe_service
 from studio.settings import StudioSettings
 from studio.workers import Job, freeze_long_lived_objects
 
@@ -83,8 +84,11 @@ def _open_or_create_demo(path: Path, progress=None, cancel=None):
     return Engine(create_demo_workspace(path, progress=progress, cancel=cancel))
 
 
-def _read_status(engine) -> tuple[dict[str, int], str]:
-    return engine.workspace.counts(), engine.device_name()
+def _read_status(engine) -> tuple[dict[str, int], str, str]:
+    """Counts, device, and how far the run that serves lists is behind the log ("" without one)."""
+    run = engine.serving_run()
+    lag = "" if run is None else f"Run #{run} {engine.run_lag(run).describe()}"
+    return engine.workspace.counts(), engine.device_name(), lag
 
 
 class MainWindow(QMainWindow):
@@ -108,6 +112,10 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         context.workspace_changed.connect(self._on_workspace_changed)
         context.data_changed.connect(self._refresh_status)
+        context.runs_changed.connect(self._refresh_status)
+        context.active_run_changed.connect(lambda _run: self._refresh_status())
+        self.service_watcher = ServiceWatcher(self)
+        self.service_watcher.changed.connect(self._show_service)
         if settings.geometry is not None:
             self.restoreGeometry(settings.geometry)
         else:
@@ -190,6 +198,11 @@ class MainWindow(QMainWindow):
         self.read_only_label.setToolTip("This workspace's file or folder cannot be written here: you can browse, "
                                         "recommend and evaluate, but not import, train or delete runs")
         self.read_only_label.hide()
+        self.lag_label = QLabel("")
+        self.lag_label.setToolTip("The run recommendations come from (the active run, else the latest), and what "
+                                  "the log gained since it was trained")
+        self.service_label = QLabel("")
+        self.service_label.setToolTip("A `nextpick serve` process answering HTTP requests from this workspace")
         self.job_label = QLabel("")
         self.job_progress = QProgressBar()
         self.job_progress.setMaximumWidth(180)
@@ -197,7 +210,8 @@ class MainWindow(QMainWindow):
         self.job_cancel = QToolButton()
         self.job_cancel.setText("Cancel")
         self.job_cancel.setToolTip("Stop the running job; nothing in the workspace changes")
-        for widget in (self.read_only_label, self.workspace_label, self.size_label, self.device_label):
+        for widget in (self.read_only_label, self.service_label, self.lag_label, self.workspace_label, self.size_label,
+                       self.device_label):
             bar.addPermanentWidget(widget)
         for widget in (self.job_label, self.job_progress, self.job_cancel):
             bar.addWidget(widget)
@@ -323,6 +337,7 @@ class MainWindow(QMainWindow):
         read_only = " (read-only)" if self.context.read_only else ""
         self.setWindowTitle(f"{engine.workspace.path.name}{read_only} — NextPick Studio" if engine else "NextPick Studio")
         self.read_only_label.setVisible(self.context.read_only)
+        self.service_watcher.watch(engine.workspace.path if engine else None)
         self._refresh_status()
 
     def _set_workspace_actions_enabled(self, enabled: bool) -> None:
@@ -334,16 +349,24 @@ class MainWindow(QMainWindow):
         if engine is None:
             self.size_label.setText("")
             self.device_label.setText("")
+            self.lag_label.setText("")
             return
         job = self.context.run(_read_status, engine, progress=False, cancel=False)
         job.finished.connect(self._show_status)
 
-    def _show_status(self, status: tuple[dict[str, int], str]) -> None:
-        counts, device = status
+    def _show_status(self, status: tuple[dict[str, int], str, str]) -> None:
+        counts, device, lag = status
         self.size_label.setText(
             f"{counts['users']:,} users · {counts['items']:,} items · {counts['events']:,} events"
         )
         self.device_label.setText(device)
+        self.lag_label.setText(lag)
+
+    def _show_service(self, status) -> None:
+        """A service's events are new rows of this workspace: the counts and the run's lag follow them."""
+        self.service_label.setText(describe_service(status))
+        if status is not None and status.events_received:
+            self._refresh_status()
 
     def _track(self, job: Job, message: str) -> None:
         """Show a window-level job (opening, demo, export) in the status bar until it ends."""

@@ -238,8 +238,21 @@ def cmd_runs(args, out: Output) -> dict:
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
                      f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}")
+    behind = _lag_of_served_run(engine)
+    if behind is not None:
+        lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")
     out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
-    return {"workspace": str(args.db), "active_run": active, "runs": runs}
+    return {"workspace": str(args.db), "active_run": active, "runs": runs, "behind": behind}
+
+
+def _lag_of_served_run(engine) -> dict | None:
+    """How far the run that `recommend` would use is behind the log, or None without a finished run."""
+    served = engine.serving_run()
+    if served is None:
+        return None
+    lag = engine.run_lag(served)
+    return {"run": served, "trained_at": lag.trained_at, "newer_events": lag.newer_events,
+            "new_items": lag.new_items, "text": lag.describe()}
 
 
 def _cell(value, width: int) -> str:

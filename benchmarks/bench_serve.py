@@ -1,0 +1,191 @@
+"""``nextpick serve`` under load: GET /recommend latency and POST /events throughput over real HTTP.
+
+    python benchmarks/bench_serve.py                         # 10k-item demo shop, Markov run, 8 clients
+    python benchmarks/bench_serve.py --model sasrec --epochs 1 --clients 8 --requests 300
+
+Goals (issue 13), for a 10k-item catalogue on this machine's CPU cores with 8 concurrent
+clients: GET /recommend p50 < 10 ms and p99 < 50 ms; POST /events of 100-event batches at
+>= 20,000 events/s stored. The service runs as ``nextpick serve`` in its own process (as a shop
+would run it); the clients are threads of this process, each with one keep-alive connection
+(``http.client``: the lightest client, so the figures are the service's, not the client's).
+Latency is measured from request sent to response read. The machine, its load average and
+the model are printed with the figures: on a shared machine they vary from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_workspace(folder: Path, items: int, users: int, model: str, epochs: int) -> tuple[Path, list[str], list[str]]:
+    """A demo shop with ``items`` items and a trained run; (path, user ids, item ids)."""
+    from core.demo import DemoConfig, create_demo_workspace
+    from core.engine import Engine
+    from core.training import TrainConfig
+
+    path = folder / "serve-bench.sqlite"
+    create_demo_workspace(path, DemoConfig(n_users=users, n_items=items, n_categories=16, seed=11)).close()
+    engine = Engine.open(path)
+    data = engine.sequence_data()
+    started = time.perf_counter()
+    overrides = {} if model in ("pop", "markov", "itemknn", "recentpop") else {"epochs": epochs, "device": "cpu"}
+    run = engine.train(TrainConfig.for_data(data, model=model, **overrides))
+    print(f"workspace: {data.n_items:,} items, {len(data.user_external):,} users, {len(data.items):,} events; "
+          f"{model} run #{run.id} trained in {time.perf_counter() - started:.1f} s")
+    engine.set_active_run(run.id)
+    users_list = [str(u) for u in data.user_external]
+    items_list = [str(i) for i in data.item_external[1:]]
+    engine.workspace.close()
+    return path, users_list, items_list
+
+
+def start_service(path: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())",
+               "serve", "--db", str(path), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/health")
+            health = json.loads(connection.getresponse().read())
+            print(f"service: run #{health['run']} ({health['model']}), {health['items']:,} items, {health['device']}")
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"the service did not start:\n{process.stderr.read()}")
+            time.sleep(0.3)
+    raise SystemExit("the service did not answer within 300 s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_clients(clients: int, work) -> tuple[list[float], float]:
+    """Run ``work(client_index, connection, latencies)`` on ``clients`` threads; (all latencies in s, wall time)."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+        barrier.wait()
+        work(index, connection, latencies[index])
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return [x for per_client in latencies for x in per_client], time.perf_counter() - started
+
+
+def timed(connection: http.client.HTTPConnection, method: str, url: str, body=None) -> tuple[float, dict]:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    started = time.perf_counter()
+    connection.request(method, url, body=body, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    elapsed = time.perf_counter() - started
+    if response.status >= 400:
+        raise RuntimeError(f"{method} {url}: {response.status} {payload[:200]!r}")
+    return elapsed, json.loads(payload)
+
+
+def bench_recommend(users: list[str], clients: int, requests: int, k: int) -> None:
+    rng = np.random.default_rng(0)
+
+    def work(index, connection, latencies):
+        for user in rng.choice(users, size=requests):
+            elapsed, _ = timed(connection, "GET", f"/recommend?user={user}&k={k}&explain=true")
+            latencies.append(elapsed)
+
+    run_clients(clients, lambda i, c, l: [timed(c, "GET", f"/recommend?user={users[i]}&k={k}") for _ in range(5)])
+    latencies, wall = run_clients(clients, work)
+    ms = np.array(latencies) * 1000
+    print(f"GET /recommend (k={k}, explain): {len(ms):,} requests from {clients} clients in {wall:.1f} s "
+          f"({len(ms) / wall:,.0f}/s): p50 {np.percentile(ms, 50):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
+          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms   (goal: p50 < 10, p99 < 50)")
+
+
+def bench_events(users: list[str], items: list[str], clients: int, batches: int, batch: int) -> None:
+    rng = np.random.default_rng(1)
+    now = time.time()
+
+    def body() -> bytes:
+        return json.dumps([{"user": str(u), "item": str(i), "time": now, "event_type": "view"}
+                           for u, i in zip(rng.choice(users, batch), rng.choice(items, batch))]).encode()
+
+    bodies = [[body() for _ in range(batches)] for _ in range(clients)]
+    stored = [0] * clients
+
+    def work(index, connection, latencies):
+        for payload in bodies[index]:
+            elapsed, answer = timed(connection, "POST", "/events", payload)
+            stored[index] += answer["accepted"]
+            latencies.append(elapsed)
+
+    latencies, wall = run_clients(clients, work)
+    ms = np.array(latencies) * 1000
+    print(f"POST /events ({batch}-event batches): {sum(stored):,} events stored by {clients} clients in {wall:.1f} s: "
+          f"{sum(stored) / wall:,.0f} events/s; per request p50 {np.percentile(ms, 50):.1f} ms, "
+          f"p99 {np.percentile(ms, 99):.1f} ms   (goal: >= 20,000 events/s)")
+
+
+def machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    return (f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"Python {platform.python_version()}, load average {load[0]:.1f} (others' work included)")
+
+
+def main() -> None:
+    global PORT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=4_000)
+    parser.add_argument("--model", default="markov", help="run to serve (default: %(default)s); e.g. sasrec")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs for a neural model")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=250, help="GET /recommend per client")
+    parser.add_argument("--batches", type=int, default=40, help="POST /events requests per client")
+    parser.add_argument("--batch", type=int, default=100, help="events per POST")
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as folder:
+        path, users, items = build_workspace(Path(folder), args.items, args.users, args.model, args.epochs)
+        PORT = free_port()
+        process = start_service(path, PORT)
+        try:
+            bench_recommend(users, args.clients, args.requests, k=10)
+            bench_events(users, items, args.clients, args.batches, args.batch)
+            bench_recommend(users, args.clients, args.requests // 2, k=10)  # with the posted events in the histories
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    print(machine())
+
+
+PORT = 0
+
+if __name__ == "__main__":
+    main()
