@@ -95,15 +95,15 @@ def create_app(service: Service) -> FastAPI:
                   explain: bool = Query(True, description="include the reason and the history items behind each")):
         history = _history(engine, user)
         recs = engine.recommend(run, user, k=k, diversity=diversity, history=history)
-        return {"user": user, "run": run, "cold_start": _is_cold(engine, history),
-                "recommendations": [_recommendation(r, explain) for r in recs]}
+        return JSONResponse({"user": user, "run": run, "cold_start": _is_cold(engine, history),
+                             "recommendations": [_recommendation(r, explain) for r in recs]})
 
     @app.get("/interests", summary="the user's predicted next interests")
     def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
         history = _history(engine, user)
         found = engine.interests(run, user, history=history)
-        return {"user": user, "run": run, "cold_start": _is_cold(engine, history),
-                "interests": [dataclasses.asdict(i) for i in found]}
+        return JSONResponse({"user": user, "run": run, "cold_start": _is_cold(engine, history),
+                             "interests": [dataclasses.asdict(i) for i in found]})
 
     @app.get("/items/{item}", summary="an item's details and the items most often taken after it")
     def item(item: str = PathParam(..., min_length=1, max_length=MAX_ID_CHARS)):
@@ -112,7 +112,9 @@ def create_app(service: Service) -> FastAPI:
             raise ServiceError(404, f"unknown item {item!r}")
         known = bool(engine.sequence_data().item_index_of([item])[0])
         following = engine.next_items(item, 10) if known else []
-        return {**found, "known_to_model": known, "next_items": [dataclasses.asdict(n) for n in following]}
+        return JSONResponse({**found, "known_to_model": known, "next_items": [
+            {"item": n.item, "title": n.title, "categories": _category_list(n.categories), "count": n.count}
+            for n in following]})
 
     @app.get("/health", summary="the run served, the workspace, the catalogue size and the device")
     def health():
@@ -141,6 +143,11 @@ def _history(engine, user: str) -> list[str]:
 def _is_cold(engine, history: list[str]) -> bool:
     """No event the run can read: a new user, or one whose items are all newer than the run."""
     return not engine.sequence_data().item_index_of(history).any()
+
+
+def _category_list(text: str) -> list[str]:
+    """"A|B" as ["A", "B"]: the service lists categories the way ``Recommendation.categories`` does."""
+    return [c for c in text.split("|") if c]
 
 
 def _recommendation(rec, explain: bool) -> dict:

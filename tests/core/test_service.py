@@ -93,7 +93,7 @@ def test_health_items_and_docs(engine, client):
     assert health["workspace"] == str(engine.workspace.path) and health["device"].startswith("CPU")
     item = client.get("/items/P04").json()
     assert (item["title"], item["categories"], item["known_to_model"]) == ("Part 2 A", ["Firsts"], True)
-    assert item["next_items"][0]["item"] == "P05"
+    assert (item["next_items"][0]["item"], item["next_items"][0]["categories"]) == ("P05", ["Seconds"])
     assert client.get("/docs").status_code == 200
     assert {"/recommend", "/interests", "/items/{item}", "/health", "/events"} <= set(client.get("/openapi.json").json()["paths"])
 
@@ -182,3 +182,48 @@ def test_a_request_that_fails_midway_stores_nothing(engine, monkeypatch):
     report = feed.post([{"user": "HALF-1", "item": "HALF-ITEM", "time": START}])
     assert (report.accepted, report.new_users, report.new_items) == (1, 1, 1)
     assert engine.workspace.item("HALF-ITEM") is not None
+
+
+def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_rolled_back(engine, monkeypatch):
+    """Group commit: requests queued behind a write share one transaction, each under its own savepoint."""
+    import threading
+
+    import core.importing.live as live
+
+    feed = EventFeed(engine.workspace, "test")
+    real_record, groups = live._record_block, []
+
+    def record(target, *args):  # fails after the request wrote its user, item and events
+        if target.raw.execute("SELECT 1 FROM users WHERE external_id = 'BOOM'").fetchone():
+            raise ValueError("broken request")
+        return real_record(target, *args)
+
+    def write(group, real=feed._write):
+        groups.append(len(group))
+        real(group)
+
+    monkeypatch.setattr(live, "_record_block", record)
+    monkeypatch.setattr(feed, "_write", write)
+    before = engine.workspace.counts()["events"]
+    outcomes = {}
+
+    def post(user):
+        try:
+            outcomes[user] = feed.post([{"user": user, "item": f"{user}-ITEM", "time": START}, {"user": user, "item": "P01"}])
+        except ValueError as error:
+            outcomes[user] = error
+
+    threads = [threading.Thread(target=post, args=(user,)) for user in ("G-1", "BOOM", "G-2")]
+    with feed._write_lock:
+        for thread in threads:
+            thread.start()
+        while len(feed._queue) < 3:
+            threading.Event().wait(0.01)
+    for thread in threads:
+        thread.join()
+    assert groups == [3]
+    assert isinstance(outcomes["BOOM"], ValueError)
+    assert outcomes["G-1"].accepted == outcomes["G-2"].accepted == 2 and feed.received == 4
+    assert engine.workspace.counts()["events"] == before + 4
+    assert engine.workspace.user_id("BOOM") is None and engine.workspace.item("BOOM-ITEM") is None
+    assert list(engine.workspace.user_sequence("G-2")["item"]) == ["G-2-ITEM", "P01"]
