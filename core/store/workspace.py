@@ -312,6 +312,14 @@ class Workspace:
         columns = ["event_id", "ts", "event_type", "value", "item_id", "item", "title", "categories"]
         return pd.DataFrame(rows, columns=columns)
 
+    def user_items(self, external_id: str) -> list[str]:
+        """The user's item ids in time order as stored now ([] for an unknown user): the history a live
+        request is scored from. ``user_sequence`` gives the same with titles, as a frame for display."""
+        query = ("SELECT i.external_id FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id "
+                 "WHERE u.external_id = ? ORDER BY e.ts, e.id")
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.connection.dbapi_connection.execute(query, (str(external_id),))]
+
     def item(self, external_id: str) -> Optional[dict]:
         """One item as stored now: {"item", "title", "categories" (list, primary first), "attributes"}; None if unknown."""
         with self.engine.connect() as conn:
