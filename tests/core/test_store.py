@@ -76,6 +76,15 @@ def test_user_sequence_joins_items_in_time_order(workspace):
     assert workspace.user_sequence("nobody").empty
 
 
+def test_user_items_and_item_read_what_is_stored_now(workspace):
+    _seed(workspace)
+    assert workspace.user_items("u1") == workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "b"]
+    assert workspace.user_items("nobody") == []
+    assert workspace.item("a") == {"item": "a", "title": "A", "categories": ["Toys", "Kids"], "attributes": {}}
+    assert workspace.item("b") == {"item": "b", "title": "", "categories": [], "attributes": {}}
+    assert workspace.item("nothing") is None
+
+
 def test_content_hash_changes_with_data(workspace):
     before = workspace.content_hash()
     _seed(workspace)
