@@ -227,3 +227,18 @@ def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_roll
     assert engine.workspace.counts()["events"] == before + 4
     assert engine.workspace.user_id("BOOM") is None and engine.workspace.item("BOOM-ITEM") is None
     assert list(engine.workspace.user_sequence("G-2")["item"]) == ["G-2-ITEM", "P01"]
+
+
+def test_reads_are_answered_while_another_process_holds_the_write_lock(engine, client):
+    """WAL: an import in the studio (a long write transaction) never blocks the service's readers."""
+    import sqlite3
+
+    writer = sqlite3.connect(engine.workspace.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO users(external_id) VALUES ('being-imported')")
+    try:
+        assert client.get("/recommend", params={"user": "U02", "k": 2}).status_code == 200
+        assert client.get("/items/P00").status_code == 200
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
