@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import sqlite3
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -198,6 +199,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(_request, exc: ValueError):
         return JSONResponse({"message": str(exc)}, status_code=400)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def locked(request: Request, exc: sqlite3.OperationalError):
+        if "locked" not in str(exc):
+            return await bug(request, exc)
+        return JSONResponse({"message": "the workspace is being written by another program (an import?) and stayed "
+                                        "locked; nothing of this request was stored, send it again"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):

@@ -62,7 +62,7 @@ def free_port_socket(host: str = "127.0.0.1") -> socket.socket:
 
 @contextmanager
 def running_service(engine, run: int, token=None, host: str = "127.0.0.1"):
-    """A real uvicorn server in a thread on a free port; yields its base URL."""
+    """A real uvicorn server in a thread on a free port; yields (base URL, the app's ``Service``)."""
     from core.service import make_server
 
     sock = free_port_socket(host)
@@ -76,7 +76,7 @@ def running_service(engine, run: int, token=None, host: str = "127.0.0.1"):
             raise RuntimeError("the service did not start")
         time.sleep(0.01)
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host}:{port}", server.config.app.state.service
     finally:
         server.should_exit = True
         thread.join(timeout=30)

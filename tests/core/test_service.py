@@ -20,7 +20,9 @@ def engine(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(engine):
-    with running_service(engine, engine.active_run()) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with running_service(engine, engine.active_run()) as (url, service), \
+            httpx.Client(base_url=url, timeout=30) as client:
+        client.service = service
         yield client
 
 
@@ -154,7 +156,7 @@ def test_another_address_needs_a_token_and_a_token_is_checked_on_every_request(e
     with pytest.raises(ServiceRefused, match="--token"):
         make_server(engine, engine.active_run(), "0.0.0.0", 0)
     other = pair_shop_engine(tmp_path / "guarded.sqlite")
-    with running_service(other, other.active_run(), token="s3cret") as url, httpx.Client(base_url=url) as client:
+    with running_service(other, other.active_run(), token="s3cret") as (url, _), httpx.Client(base_url=url) as client:
         for path in ("/health", "/docs", "/recommend?user=U01"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).json()["message"].startswith("missing or wrong")
@@ -242,3 +244,15 @@ def test_reads_are_answered_while_another_process_holds_the_write_lock(engine, c
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_a_workspace_locked_too_long_by_another_writer_is_a_503_to_retry(engine, client, monkeypatch):
+    import sqlite3
+
+    def locked(_rows):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(client.service.feed, "post", locked)
+    answer = client.post("/events", json={"user": "U01", "item": "P00"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "send it again" in answer.json()["message"]
