@@ -28,7 +28,7 @@ def cmd_serve(args, out: Output) -> dict:
     from core.cli.model_commands import _engine, _serving_run
 
     try:
-        from core.service import ServiceRefused, make_server
+        from core.service import make_server
     except ImportError as error:  # pragma: no cover - depends on the installed extras
         raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
                        "pip install 'nextpick-studio[serve]'") from None
@@ -37,10 +37,7 @@ def cmd_serve(args, out: Output) -> dict:
     engine = _engine(args)
     run = _serving_run(engine, args)
     engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
-    try:
-        server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
-    except ServiceRefused as error:
-        raise CliError(str(error)) from None
+    server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
     service = server.config.app.state.service
     out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs); Ctrl+C stops\n")
     try:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Optional
 
+from core.errors import NextPickError
 from core.service.status import ServiceStatus, read_status
 
 __all__ = ["ServiceRefused", "ServiceStatus", "make_server", "read_status", "refusal"]
 
 
-class ServiceRefused(Exception):
+class ServiceRefused(NextPickError):
     """A service that must not start as asked (an open address without a token, a second service)."""
 
 

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from core.errors import NextPickError
 from core.importing.live import MAX_ID_CHARS, EventFeed
 from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write_status
 
@@ -116,9 +117,8 @@ def create_app(service: Service) -> FastAPI:
             raise ServiceError(404, f"unknown item {item!r}")
         known = bool(engine.sequence_data().item_index_of([item])[0])
         following = engine.next_items(item, 10) if known else []
-        return JSONResponse({**found, "known_to_model": known, "next_items": [
-            {"item": n.item, "title": n.title, "categories": _category_list(n.categories), "count": n.count}
-            for n in following]})
+        return JSONResponse({**found, "known_to_model": known,
+                             "next_items": [dataclasses.asdict(n) for n in following]})
 
     @app.get("/health", summary="the run served, the workspace, the catalogue size and the device")
     async def health():
@@ -147,11 +147,6 @@ def _history(engine, user: str) -> list[str]:
 def _is_cold(engine, history: list[str]) -> bool:
     """No event the run can read: a new user, or one whose items are all newer than the run."""
     return not engine.sequence_data().item_index_of(history).any()
-
-
-def _category_list(text: str) -> list[str]:
-    """"A|B" as ["A", "B"]: the service lists categories the way ``Recommendation.categories`` does."""
-    return [c for c in text.split("|") if c]
 
 
 def _recommendation(rec, explain: bool) -> dict:
@@ -196,9 +191,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         field = str(first.get("loc", ["", ""])[-1])
         return JSONResponse({"message": f"{field}: {first.get('msg', 'invalid')}", "field": field}, status_code=422)
 
-    @app.exception_handler(ValueError)
-    async def bad_value(_request, exc: ValueError):
-        return JSONResponse({"message": str(exc)}, status_code=400)
+    @app.exception_handler(NextPickError)
+    async def refused_by_engine(_request, exc: NextPickError):
+        return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=400)
 
     @app.exception_handler(sqlite3.OperationalError)
     async def locked(request: Request, exc: sqlite3.OperationalError):
@@ -253,11 +248,10 @@ def _heartbeat(service: Service):
         path = service.engine.workspace.path
 
         def beat() -> None:
-            while True:
+            while not stop.wait(HEARTBEAT_S):
                 write_status(path, service.status())
-                if stop.wait(HEARTBEAT_S):
-                    return
 
+        write_status(path, service.status())  # before the first request is taken
         thread = threading.Thread(target=beat, name="nextpick-serve-status", daemon=True)
         thread.start()
         try:

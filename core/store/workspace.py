@@ -328,7 +328,7 @@ class Workspace:
                 (str(external_id),)).fetchone()
         if row is None:
             return None
-        return {"item": row[0], "title": row[1] or "", "categories": [c for c in (row[2] or "").split("|") if c],
+        return {"item": row[0], "title": row[1] or "", "categories": list(schema.split_categories(row[2])),
                 "attributes": json.loads(row[3]) if row[3] else {}}
 
     def items_frame(self, chunk_rows: int = READ_CHUNK_ROWS) -> pd.DataFrame:
