@@ -127,6 +127,18 @@ def test_request_bodies_are_bounded(client):
     assert long_id == [{"index": 0, "field": "user", "reason": "user id longer than 256 characters"}]
 
 
+def test_an_engine_refusal_is_a_400_with_its_message_and_hint(engine, client, monkeypatch):
+    from core.errors import UsageError
+
+    def refuse(*_args, **_kwargs):
+        raise UsageError("run #1 cannot do that", hint="train another run")
+
+    monkeypatch.setattr(engine, "recommend", refuse)
+    answer = client.get("/recommend", params={"user": "U01"})
+    assert answer.status_code == 400
+    assert answer.json() == {"message": "run #1 cannot do that", "hint": "train another run"}
+
+
 def test_a_failure_inside_is_json_without_a_traceback(engine, client, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("secret internals")
