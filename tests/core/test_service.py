@@ -268,3 +268,21 @@ def test_a_workspace_locked_too_long_by_another_writer_is_a_503_to_retry(engine,
     answer = client.post("/events", json={"user": "U01", "item": "P00"})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert "send it again" in answer.json()["message"]
+
+
+def test_a_missing_time_is_now_on_a_clock_and_refused_where_the_log_is_only_an_order(tmp_path):
+    from core.importing import import_files
+    from core.store import Workspace
+
+    ordered = Workspace.open(tmp_path / "ordered.sqlite")
+    (tmp_path / "steps.csv").write_text("user,item,step\nu1,a,1\nu1,b,2\n")
+    import_files(ordered, events=tmp_path / "steps.csv")
+    assert ordered.get_meta("time_kind") == "order"
+    report = EventFeed(ordered, "test").post([{"user": "u1", "item": "c"}, {"user": "u1", "item": "c", "time": 3}])
+    assert report.accepted == 1 and report.rejected[0].reason == "missing time"
+    ordered.close()
+    clock = Workspace.open(tmp_path / "clock.sqlite")
+    before = __import__("time").time()
+    assert EventFeed(clock, "test").post([{"user": "u1", "item": "c"}]).accepted == 1
+    assert clock.get_meta("time_kind") == "unix" and clock.event_arrays().ts[0] >= before
+    clock.close()
