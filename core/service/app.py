@@ -247,11 +247,23 @@ def _heartbeat(service: Service):
         stop = threading.Event()
         path = service.engine.workspace.path
 
+        failed = []
+
+        def publish() -> None:
+            """A folder the service may not write to costs the studio its view of it, not the service."""
+            try:
+                write_status(path, service.status())
+            except OSError as error:
+                if not failed:
+                    log.warning("cannot write the status file beside %s (%s); the studio will not see this service",
+                                path, error)
+                failed.append(error)
+
         def beat() -> None:
             while not stop.wait(HEARTBEAT_S):
-                write_status(path, service.status())
+                publish()
 
-        write_status(path, service.status())  # before the first request is taken
+        publish()  # before the first request is taken
         thread = threading.Thread(target=beat, name="nextpick-serve-status", daemon=True)
         thread.start()
         try:

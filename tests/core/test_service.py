@@ -286,3 +286,17 @@ def test_a_missing_time_is_now_on_a_clock_and_refused_where_the_log_is_only_an_o
     assert EventFeed(clock, "test").post([{"user": "u1", "item": "c"}]).accepted == 1
     assert clock.get_meta("time_kind") == "unix" and clock.event_arrays().ts[0] >= before
     clock.close()
+
+
+def test_a_status_file_that_cannot_be_written_does_not_stop_the_service(tmp_path, monkeypatch, caplog):
+    import core.service.app as app
+
+    def unwritable(*_args):
+        raise PermissionError("read-only folder")
+
+    monkeypatch.setattr(app, "write_status", unwritable)
+    other = pair_shop_engine(tmp_path / "readonly-folder.sqlite")
+    with running_service(other, other.active_run()) as (url, _):
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    assert "cannot write the status file" in caplog.text
+    other.workspace.close()
