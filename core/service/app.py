@@ -71,7 +71,8 @@ class Service:
     token: Optional[str] = None
 
     def __post_init__(self) -> None:
-        self.feed = EventFeed(self.engine.workspace, f"nextpick serve {self.url}")
+        # The import history shows a source's last path part: no slashes, so it reads whole.
+        self.feed = EventFeed(self.engine.workspace, f"nextpick serve on {self.url.split('://', 1)[-1]}")
         self.started_at = time.time()
         self.device = self.engine.device_name()
         self.model = self.engine.run(self.run).model

@@ -69,6 +69,12 @@ def test_a_batch_stores_good_rows_and_names_the_field_and_reason_of_bad_ones(eng
     after = engine.workspace.counts()
     assert (after["events"] - before["events"], after["users"] - before["users"], after["items"] - before["items"]) == (2, 1, 1)
     assert client.get("/items/BRAND-NEW").json()["known_to_model"] is False
+    with engine.workspace.engine.connect() as conn:  # the service is one entry of the import history
+        raw = conn.connection.dbapi_connection
+        (source, import_id), = raw.execute("SELECT source_path, id FROM imports WHERE source_sha256 LIKE 'service:%'")
+        reasons = [r[0] for r in raw.execute("SELECT reason FROM rejected_rows WHERE import_id = ?", (import_id,))]
+    assert source == "nextpick serve on " + str(client.base_url).split("://")[1].rstrip("/")
+    assert "unparseable time 'not a time'" in reasons
     new_user = client.get("/recommend", params={"user": "NEW-1", "k": 1}).json()
     assert new_user["cold_start"] is False and new_user["recommendations"][0]["item"] == "P01"
 
