@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from core.cli.common import CliError, Output
+from core.cli.common import CliError, Output, require_workspace
 
 TOKEN_VARIABLE = "NEXTPICK_TOKEN"
 
@@ -25,19 +25,23 @@ def add_commands(commands, common) -> None:
 
 
 def cmd_serve(args, out: Output) -> dict:
-    from core.cli.model_commands import _engine, _serving_run
+    from core.cli.model_commands import _serving_run
+    from core.engine import Engine
+    from core.store import Workspace
 
-    try:
-        from core.service import make_server
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
-                       "pip install 'nextpick-studio[serve]'") from None
+    from core.service import WRITE_WAIT_S, make_server
+
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number (0-65535)")
-    engine = _engine(args)
+    require_workspace(args.db)
+    engine = Engine(Workspace.open(args.db, write_wait_s=WRITE_WAIT_S))
     run = _serving_run(engine, args)
     engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
-    server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
+    try:
+        server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
+    except ImportError as error:  # FastAPI or uvicorn, imported only here
+        raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
+                       "pip install 'nextpick-studio[serve]'") from None
     service = server.config.app.state.service
     out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs); Ctrl+C stops\n")
     try:

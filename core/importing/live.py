@@ -89,7 +89,7 @@ class EventFeed:
     def _write(self, group: list["_Request"]) -> None:
         before = self._counts()
         try:
-            with _bulk_connection(self.workspace) as raw:
+            with _bulk_connection(self.workspace, None, None) as raw:
                 report = self._session_import(raw)
                 for request in group:
                     request.outcome = self._write_one(raw, report, request.rows)

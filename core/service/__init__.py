@@ -13,7 +13,9 @@ from typing import Optional
 from core.errors import NextPickError
 from core.service.status import ServiceStatus, read_status
 
-__all__ = ["ServiceRefused", "ServiceStatus", "make_server", "read_status", "refusal"]
+__all__ = ["WRITE_WAIT_S", "ServiceRefused", "ServiceStatus", "make_server", "read_status", "refusal"]
+
+WRITE_WAIT_S = 10.0  # how long a POST /events waits for another writer (an import) before answering 503
 
 
 class ServiceRefused(NextPickError):

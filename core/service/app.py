@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import socket
-import sqlite3
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from core.errors import NextPickError
 from core.importing.live import MAX_ID_CHARS, EventFeed
+from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
 from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write_status
 
 log = logging.getLogger("nextpick.serve")
@@ -196,13 +196,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def refused_by_engine(_request, exc: NextPickError):
         return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=400)
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def locked(request: Request, exc: sqlite3.OperationalError):
-        if "locked" not in str(exc):
-            return await bug(request, exc)
-        return JSONResponse({"message": "the workspace is being written by another program (an import?) and stayed "
-                                        "locked; nothing of this request was stored, send it again"},
-                            status_code=503, headers={"Retry-After": "5"})
+    @app.exception_handler(WorkspaceBusyError)
+    async def busy(_request, exc: WorkspaceBusyError):
+        return JSONResponse({"message": f"{exc.message}; nothing of this request was stored, send it again",
+                             "hint": exc.hint}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(ReadOnlyWorkspaceError)
+    async def read_only(_request, exc: ReadOnlyWorkspaceError):
+        return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=403)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):

@@ -57,3 +57,18 @@ def test_the_command_serves_until_interrupted_and_then_clears_its_status(shop):
     assert out == "service stopped; 1 event received\n"
     assert f"serving run #1 of {shop} on {url}" in err
     assert not status_path(shop).exists()
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install(shop, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_uvicorn(name, *args, **kwargs):
+        if name == "uvicorn":
+            raise ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_uvicorn)
+    code, _, err = run(capsys, "serve", "--db", shop)
+    assert code == 1 and "needs the serve extra (uvicorn is missing): pip install 'nextpick-studio[serve]'" in err

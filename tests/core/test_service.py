@@ -264,16 +264,16 @@ def test_reads_are_answered_while_another_process_holds_the_write_lock(engine, c
         writer.close()
 
 
-def test_a_workspace_locked_too_long_by_another_writer_is_a_503_to_retry(engine, client, monkeypatch):
-    import sqlite3
+def test_a_workspace_another_writer_keeps_busy_is_a_503_to_retry(engine, client, monkeypatch):
+    from core.store import WorkspaceBusyError
 
-    def locked(_rows):
-        raise sqlite3.OperationalError("database is locked")
+    def busy(_rows):
+        raise WorkspaceBusyError("shop.sqlite is busy: another window or command kept writing to it for 10 s")
 
-    monkeypatch.setattr(client.service.feed, "post", locked)
+    monkeypatch.setattr(client.service.feed, "post", busy)
     answer = client.post("/events", json={"user": "U01", "item": "P00"})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
-    assert "send it again" in answer.json()["message"]
+    assert answer.json()["message"].endswith("nothing of this request was stored, send it again")
 
 
 def test_a_missing_time_is_now_on_a_clock_and_refused_where_the_log_is_only_an_order(tmp_path):
@@ -306,3 +306,17 @@ def test_a_status_file_that_cannot_be_written_does_not_stop_the_service(tmp_path
         assert httpx.get(f"{url}/health").json()["status"] == "ok"
     assert "cannot write the status file" in caplog.text
     other.workspace.close()
+
+
+def test_a_read_only_workspace_is_served_and_refuses_events_with_a_403(tmp_path):
+    from core.store import Workspace
+
+    writer = pair_shop_engine(tmp_path / "shop.sqlite")
+    run = writer.active_run()
+    writer.workspace.close()
+    reader = Engine(Workspace.open(tmp_path / "shop.sqlite", read_only=True))
+    with running_service(reader, run) as (url, _), httpx.Client(base_url=url) as client:
+        assert client.get("/recommend", params={"user": "U02", "k": 1}).status_code == 200
+        refused = client.post("/events", json={"user": "U02", "item": "P00"})
+        assert refused.status_code == 403 and "read-only" in refused.json()["message"] and refused.json()["hint"]
+    reader.workspace.close()
