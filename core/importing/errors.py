@@ -63,6 +63,11 @@ class FileReport:
                    writes all of them.
     roles:         role -> column actually used.
     time_kind:     "unix" | "order" for an events file, else None.
+    time_unit:     how an events file's clock times were read: "seconds", "milliseconds",
+                   "microseconds" or "nanoseconds" (since 1970) for numbers, "ISO-8601" for
+                   dates written out; None for an order or without a time column.
+    duplicates:    events skipped because they repeat one already in the workspace or
+                   earlier in the file exactly (not counted in rows_accepted).
     """
 
     kind: str
@@ -76,6 +81,8 @@ class FileReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)
     time_kind: Optional[str] = None
+    time_unit: Optional[str] = None
+    duplicates: int = 0
     duration_s: float = 0.0
 
 

@@ -42,25 +42,29 @@ class Target:
 
 @dataclass
 class _Checks:
-    """Per-row verdicts for one block: the first failed check of a row is its reason."""
+    """Per-row verdicts for one block: the first failed check of a row is its reason. A row
+    on a line that is not text in the file's encoding fails before any other check."""
 
-    rows: int
+    block: Block
     bad: np.ndarray = field(init=False)
     column: list = field(init=False)
     reason: list = field(init=False)
 
     def __post_init__(self) -> None:
-        self.bad = np.zeros(self.rows, dtype=bool)
-        self.column, self.reason = [None] * self.rows, [""] * self.rows
+        rows = self.block.table.num_rows
+        self.bad = np.zeros(rows, dtype=bool)
+        self.column, self.reason = [None] * rows, [""] * rows
+        for row, reason in self.block.undecodable_rows().items():
+            self.bad[row], self.reason[row] = True, reason
 
     def fail(self, mask: np.ndarray, column: str, reason_of) -> None:
         for row in np.flatnonzero(mask & ~self.bad):
             self.column[row], self.reason[row] = column, reason_of(row)
         self.bad |= mask
 
-    def rejected(self, block: Block) -> list[RejectedRow]:
+    def rejected(self) -> list[RejectedRow]:
         rows = np.flatnonzero(self.bad)
-        return block.rejected(rows, [self.column[r] for r in rows], [self.reason[r] for r in rows])
+        return self.block.rejected(rows, [self.column[r] for r in rows], [self.reason[r] for r in rows])
 
 
 def _text(table: pa.Table, column: Optional[str]) -> Optional[pa.Array]:
@@ -84,16 +88,20 @@ class EventsLoader:
         self.time = TimeColumn(roles.get("time"))
 
     def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
-        table, checks = block.table, _Checks(block.table.num_rows)
+        table, checks = block.table, _Checks(block)
         users = _require_ids(checks, table, self.roles["user"], "user")
         items = _require_ids(checks, table, self.roles["item"], "item")
         raw_time = _text(table, self.roles.get("time"))
-        ts = self.time.parse(raw_time, table.num_rows)
+        times = self.time.parse(raw_time, table.num_rows)
         self._check_time_kind(target)
         if raw_time is not None:
-            checks.fail(np.isnan(ts), self.roles["time"], lambda r: _time_reason(raw_time[r].as_py()))
+            column = self.roles["time"]
+            checks.fail(times.out_of_range, column,
+                        lambda r: self.time.out_of_range_reason(raw_time[r].as_py(), times.read_as[r]))
+            checks.fail(np.isnan(times.seconds), column, lambda r: _time_reason(raw_time[r].as_py()))
+        ts = times.seconds
         values = self._values(table, checks)
-        rejected = checks.rejected(block)
+        rejected = checks.rejected()
         if strict and rejected:
             raise rejected[0].as_error(self.path)
         keep = pa.array(~checks.bad)
@@ -173,9 +181,9 @@ class ProfileLoader:
         )
 
     def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
-        table, checks = block.table, _Checks(block.table.num_rows)
+        table, checks = block.table, _Checks(block)
         ids = _require_ids(checks, table, self.roles[self.id_role], self.id_role)
-        rejected = checks.rejected(block)
+        rejected = checks.rejected()
         if strict and rejected:
             raise rejected[0].as_error(self.path)
         keep = pa.array(~checks.bad)

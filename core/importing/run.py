@@ -8,7 +8,6 @@ or cancel rolls the whole call back: the workspace is exactly as it was.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import sqlite3
 import time
@@ -26,6 +25,7 @@ from core.importing.blocks import read_blocks
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, ProfileLoader, Target
+from core.importing.scanning import scan_file
 from core.importing.sniffing import SniffResult, sniff
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
@@ -39,7 +39,9 @@ class ImportOptions:
     """How to read the files of one import; None everywhere means "detect it".
 
     delimiter:      field separator for every file (",", "\\t", "|", ";"); None = sniff each file.
-    encoding:       text encoding for every file; None = UTF-8 (BOM or not), else latin-1.
+    encoding:       text encoding for every file; None = UTF-8 (BOM or not) unless the file as
+                    a whole is not UTF-8, then latin-1. In UTF-8, a line with bytes that are
+                    not UTF-8 is a bad row.
     has_header:     whether the first line names the columns; None = guess per file.
     roles:          role -> column name, over the guesses. Roles: user, item, time, event,
                     value (events); item, title, categories (items); user (users). Prefix a
@@ -52,6 +54,9 @@ class ImportOptions:
                     ``name|index`` lines next to the items file, else from the columns.
     strict:         abort the whole import on the first bad row (default: skip bad rows and
                     keep a report of them in the workspace).
+    keep_duplicates: keep an event exactly like one already in the workspace or earlier in the
+                    file (same user, item, time, event type and value); by default such
+                    repeats, as in exports that overlap, are skipped and counted.
     chunk_rows:     rows parsed and written per block; bounds memory.
     """
 
@@ -62,6 +67,7 @@ class ImportOptions:
     column_names: dict[str, list[str]] = field(default_factory=dict)
     category_flags: Optional[list[str]] = None
     strict: bool = False
+    keep_duplicates: bool = False
     chunk_rows: int = 200_000
 
 
@@ -69,6 +75,7 @@ class ImportOptions:
 class _Plan:
     kind: str
     sniffed: SniffResult
+    sha256: str
     roles: dict[str, str]
     loader: EventsLoader | ProfileLoader
 
@@ -83,9 +90,8 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
     with _bulk_connection(workspace, progress, cancel) as raw:
         time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
         target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), time_kind[0] if time_kind else None)
-        with _events_indexes_rebuilt(raw, _estimated_events(plans)):
-            for plan in plans:
-                report.files.append(_import_file(target, plan, options, progress, cancel))
+        for plan in plans:
+            report.files.append(_import_file(target, plan, options, progress, cancel))
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -118,16 +124,13 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
             raw.execute("PRAGMA foreign_keys = ON")
 
 
-def _estimated_events(plans: list[_Plan]) -> int:
-    return sum(int(p.sniffed.size_bytes / p.sniffed.bytes_per_row) for p in plans if p.kind == "events")
-
-
 @contextmanager
-def _events_indexes_rebuilt(raw: sqlite3.Connection, incoming: int) -> Iterator[None]:
-    """When an import at least doubles the events table, building its indexes once at the
-    end is much faster than updating them row by row (one sort instead of random writes)."""
+def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan) -> Iterator[None]:
+    """When an events file at least doubles the events table, building its indexes once at
+    the end is much faster than updating them row by row (one sort instead of random writes)."""
     stored = raw.execute("SELECT count(*) FROM events").fetchone()[0]
-    if incoming < max(stored, _REBUILD_MIN_ROWS):
+    incoming = plan.sniffed.size_bytes / plan.sniffed.bytes_per_row
+    if plan.kind != "events" or incoming < max(stored, _REBUILD_MIN_ROWS):
         yield
         return
     dialect = sqlite_dialect.dialect()
@@ -139,10 +142,13 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, incoming: int) -> Iterator[
 
 
 def _plan(kind: str, path: Path, options: ImportOptions) -> _Plan:
-    """Sniff a file and settle its roles before anything is written."""
+    """Scan and sniff a file and settle its roles before anything is written."""
     sniffed = sniff(path, options.encoding, options.delimiter, options.has_header)
+    scan = scan_file(path)
+    if options.encoding is None and sniffed.encoding != scan.encoding:
+        sniffed = sniff(path, scan.encoding, options.delimiter, options.has_header)  # the preview saw too little
     if _names_mapped_columns(sniffed, options):
-        sniffed = sniff(path, options.encoding, sniffed.delimiter, True)
+        sniffed = sniff(path, sniffed.encoding, sniffed.delimiter, True)
     names = options.column_names.get(kind)
     if names is not None and not sniffed.has_header:
         if len(names) != len(sniffed.columns):
@@ -157,11 +163,11 @@ def _plan(kind: str, path: Path, options: ImportOptions) -> _Plan:
         if role not in roles:
             raise CsvImportError(path, None, None, roles_.missing_role_reason(kind, role, sniffed.columns))
     if kind == "events":
-        return _Plan(kind, sniffed, roles, EventsLoader(path, roles))
+        return _Plan(kind, sniffed, scan.sha256, roles, EventsLoader(path, roles))
     flags = _flags(kind, sniffed, roles, options)
     attributes = [c for c in sniffed.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(path, flags) if flags else []
-    return _Plan(kind, sniffed, roles, ProfileLoader(path, kind, roles, attributes, flags, names))
+    return _Plan(kind, sniffed, scan.sha256, roles, ProfileLoader(path, kind, roles, attributes, flags, names))
 
 
 def _names_mapped_columns(sniffed: SniffResult, options: ImportOptions) -> bool:
@@ -185,7 +191,7 @@ def _flags(kind: str, sniffed: SniffResult, roles: dict[str, str], options: Impo
 def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
     sniffed = plan.sniffed
-    report = FileReport(plan.kind, sniffed.path, _sha256(sniffed.path), roles=dict(plan.roles))
+    report = FileReport(plan.kind, sniffed.path, plan.sha256, roles=dict(plan.roles))
     earlier = target.raw.execute(
         "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
     ).fetchone()
@@ -193,24 +199,52 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         report.import_id, report.duplicate = earlier[0], True
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
+    first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
+    with _events_indexes_rebuilt(target.raw, plan):
+        _load_blocks(target, plan, report, options, progress, cancel)
+    if report.rows_read == 0:
+        raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
+    if plan.kind == "events":
+        report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
+        if not options.keep_duplicates:
+            report.duplicates = _delete_repeated_events(target.raw, first_event)
+            report.rows_accepted -= report.duplicates
+    report.duration_s = time.perf_counter() - started
+    target.raw.execute(
+        "UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ?, duration_s = ?, "
+        "options = json_set(options, '$.time_unit', ?, '$.duplicates_skipped', ?) WHERE id = ?",
+        (report.rows_read, report.rows_accepted, report.rows_rejected, report.duration_s,
+         report.time_unit, report.duplicates, report.import_id),
+    )
+    return report
+
+
+def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
+    sniffed = plan.sniffed
     meter = RateMeter()
     block_bytes = max(1 << 16, int(options.chunk_rows * sniffed.bytes_per_row))
-    for block in read_blocks(sniffed, block_bytes):
+    single_line = [column for role, column in plan.roles.items() if role != "title"]
+    for block in read_blocks(sniffed, block_bytes, single_line):
         accepted, rejected = plan.loader.load(target, block, options.strict)
         _record_block(target, report, block.records, accepted, rejected)
         _report_progress(progress, meter, report, block.end_offset, sniffed)
         if cancel is not None:
             cancel.raise_if_cancelled()
-    if report.rows_read == 0:
-        raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
-    if plan.kind == "events":
-        report.time_kind = plan.loader.time.kind
-    report.duration_s = time.perf_counter() - started
-    target.raw.execute(
-        "UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ?, duration_s = ? WHERE id = ?",
-        (report.rows_read, report.rows_accepted, report.rows_rejected, report.duration_s, report.import_id),
+
+
+def _delete_repeated_events(raw: sqlite3.Connection, first_new: int) -> int:
+    """Delete the events from ``first_new`` on that repeat an earlier event exactly (same
+    user, item, time, event type, value), stored before or earlier in this import; returns
+    how many. The new events are walked in the order of the (user, time) index, so each
+    look-up for an earlier twin lands next to the previous one instead of at random, and
+    only a row whose (user, time) is shared is read from the table."""
+    cursor = raw.execute(
+        "DELETE FROM events WHERE id IN (SELECT e.id FROM events AS e INDEXED BY ix_events_user_ts "
+        "WHERE e.id >= ? AND EXISTS (SELECT 1 FROM events AS o WHERE o.user_id = e.user_id AND o.ts = e.ts "
+        "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value))",
+        (first_new,),
     )
-    return report
+    return cursor.rowcount
 
 
 def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
@@ -246,14 +280,6 @@ def _report_progress(progress, meter: RateMeter, report: FileReport, offset: int
     meter.total = max(report.rows_read, round(report.rows_read / max(fraction, 1e-9)))
     message = f"{sniffed.path.name}: {report.rows_read:,} rows, {report.rows_rejected:,} rejected"
     emit(progress, meter.report(f"import {report.kind}", report.rows_read, message))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_rejected(workspace: Workspace, import_id: int, path: Path | str) -> int:

@@ -16,9 +16,10 @@ from typing import Optional
 
 from core.importing import roles as roles_
 from core.importing.errors import CsvImportError
+from core.importing.scanning import Utf8Tally
 
 SAMPLE_BYTES = 1 << 16
-ENCODING_PROBE_BYTES = 1 << 22  # UTF-8 or latin-1 is decided on this much of the file
+ENCODING_PROBE_BYTES = 1 << 22  # the preview decides UTF-8 or latin-1 on this much; the import on all
 PREVIEW_ROWS = 20
 DELIMITERS = (",", "\t", "|", ";")
 _UNSUPPORTED_BOMS = {
@@ -128,7 +129,8 @@ def _read_sample(path: Path) -> bytes:
 
 
 def _detect_encoding(path: Path, raw: bytes, forced: Optional[str]) -> tuple[str, int]:
-    """(encoding, BOM length). UTF-8 (BOM optional), else latin-1; binary data is refused."""
+    """(encoding, BOM length). UTF-8 (BOM optional), else latin-1 (``Utf8Tally`` decides);
+    binary data is refused."""
     for bom, name in _UNSUPPORTED_BOMS.items():
         if raw.startswith(bom):
             raise CsvImportError(path, None, None, f"{name} text is not supported (unknown encoding); save the file as UTF-8")
@@ -144,12 +146,11 @@ def _detect_encoding(path: Path, raw: bytes, forced: Optional[str]) -> tuple[str
         return "utf-8", len(codecs.BOM_UTF8)
     with open(path, "rb") as handle:
         probe = handle.read(ENCODING_PROBE_BYTES)
-    try:
-        probe.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(probe) - 3:  # not just a character cut at the end of the probe
-            return "latin-1", 0
-    return "utf-8", 0
+    tally = Utf8Tally()
+    tally.add(probe)
+    if len(probe) < ENCODING_PROBE_BYTES:
+        tally.finish()
+    return tally.encoding, 0
 
 
 def _checked_encoding(path: Path, name: str) -> str:

@@ -1,12 +1,17 @@
 """Turning a time column into float seconds (or positions), one block at a time.
 
-A file's numbers are either a clock (unix seconds, milliseconds, microseconds) or a plain
-order such as a ``step`` column. That is decided once per file, from the column name and the
-first block, so every block of one file is read the same way; ISO-8601 text is always a clock.
+A file's numbers are either a clock (unix seconds, milliseconds, microseconds, nanoseconds) or
+a plain order such as a ``step`` column. Both the kind and the clock's unit are decided once per
+file, from the column name and the typical magnitude of the first numbers, so every row of one
+file is read the same way; ISO-8601 text is always a clock. A time outside the range a shop's
+log can hold (before 1970, from 2100 on) is the row's fault and rejects it: it would otherwise
+be stored, and break every chart and split computed later.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Optional
 
 import numpy as np
@@ -40,51 +45,124 @@ def to_numbers(strings: pa.Array) -> np.ndarray:
     return pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
 
 
+# Clock times a behaviour log can hold: 1970-01-01 (inclusive) to 2100-01-01 (exclusive), UTC.
+CLOCK_START, CLOCK_END = 0.0, 4_102_444_800.0
+_CLOCK_YEARS = (1970, 2100)
+ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more in a float
+# Units of a numeric clock column: (name, units per second).
+UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
+ISO = "ISO-8601"
+_ISO_YEAR = r"^\s*(?P<year>\d{4,})-\d\d"
+_YEAR_SECONDS = 365.2425 * 86_400
+
+
+@dataclass
+class Times:
+    """One block's times. ``seconds`` is NaN wherever a row cannot be used; ``out_of_range``
+    marks the rows that had a time, but one outside the range; ``read_as`` is what each was
+    read as (seconds, or a position), to say so in the reason."""
+
+    seconds: np.ndarray
+    out_of_range: np.ndarray
+    read_as: np.ndarray
+
+
 class TimeColumn:
-    """Reads one file's time column; without one, file order is the time."""
+    """Reads one file's time column; without one, file order is the time.
+
+    kind: "unix" or "order", once decided. unit: how the clock was read, for the report:
+    a name from ``UNITS`` for numbers, ``ISO`` when only ISO-8601 text was seen, None for an order.
+    """
 
     def __init__(self, column: Optional[str]) -> None:
         self.column = column
         self.kind: Optional[str] = None if column else ORDER
+        self.unit: Optional[str] = None
         self._position = 0
 
-    def parse(self, strings: Optional[pa.Array], rows: int) -> np.ndarray:
-        """float64 times for ``rows`` rows; NaN where the text is missing or unparseable."""
+    def parse(self, strings: Optional[pa.Array], rows: int) -> Times:
+        """Times for ``rows`` rows; NaN where the text is missing, unparseable or out of range."""
         if strings is None:
             times = np.arange(self._position, self._position + rows, dtype=np.float64)
             self._position += rows
-            return times
+            return Times(times, np.zeros(rows, dtype=bool), times)
         numbers = to_numbers(strings)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
-        clock = self._parse_iso(strings, np.isnan(numbers))
+        clock, clock_out = self._parse_iso(strings, np.isnan(numbers))
         if self.kind is None:
-            self.kind = self._decide_kind(numbers, clock)
+            self.kind = self._decide_kind(numbers, ~np.isnan(clock) | clock_out)
         if self.kind == UNIX:
-            numbers = _as_seconds(numbers)
-        return np.where(np.isnan(numbers), clock, numbers)
+            self._decide_unit(numbers)
+            numbers = numbers / self._per_second()
+            read_as = np.where(np.isnan(numbers), clock, numbers)
+            out = clock_out | ((read_as < CLOCK_START) | (read_as >= CLOCK_END))
+        else:
+            read_as = numbers
+            out = np.abs(numbers) > ORDER_LIMIT
+        return Times(np.where(out, np.nan, read_as), out, read_as)
 
-    def _decide_kind(self, numbers: np.ndarray, clock: np.ndarray) -> str:
-        if np.any(~np.isnan(clock)):
+    def out_of_range_reason(self, cell: str, read_as: float) -> str:
+        """Why a row's time is refused, saying how it was read."""
+        if self.kind == ORDER:
+            return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
+        how = "" if self.unit in (None, ISO) or not _is_number(cell) else f" read as {self.unit} since 1970,"
+        return (f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; "
+                f"times must fall between 1970-01-01 and 2100-01-01 (UTC)")
+
+    def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> str:
+        if np.any(iso):
             return UNIX
         if normalise(self.column or "") in ORDER_NAMES:
             return ORDER
         present = numbers[~np.isnan(numbers)]
-        return UNIX if len(present) and np.max(np.abs(present)) >= UNIX_MIN else ORDER
+        return UNIX if len(present) and np.median(np.abs(present)) >= UNIX_MIN else ORDER
+
+    def _decide_unit(self, numbers: np.ndarray) -> None:
+        """The unit of a numeric clock, once per file, by magnitude: the one that reads most
+        of the first numbers as times after 1973 and before 2100 (the first on a tie). So one
+        wild value cannot change how the whole column is read. ISO until numbers are seen."""
+        if self.unit not in (None, ISO):
+            return
+        present = numbers[~np.isnan(numbers)]
+        if not len(present):
+            self.unit = ISO
+            return
+        plausible = [np.count_nonzero((present / per >= UNIX_MIN) & (present / per < CLOCK_END)) for _, per in UNITS]
+        self.unit = UNITS[int(np.argmax(plausible))][0]
+
+    def _per_second(self) -> float:
+        return dict(UNITS).get(self.unit, 1.0)
 
     @staticmethod
-    def _parse_iso(strings: pa.Array, candidates: np.ndarray) -> np.ndarray:
-        """Unix seconds for ISO-8601 dates/times among the non-numeric cells, NaN elsewhere."""
+    def _parse_iso(strings: pa.Array, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(unix seconds for ISO-8601 dates/times among the non-numeric cells, NaN elsewhere;
+        the cells that are ISO dates of a year outside the clock's range). Those years are
+        kept from the parser, whose own range ends in 2262 and which raises beyond it; their
+        seconds are only roughly right, to say when they fall."""
         out = np.full(len(strings), np.nan)
+        outside = np.zeros(len(strings), dtype=bool)
         if not candidates.any():
-            return out
-        text = pd.Series(strings.to_numpy(zero_copy_only=False)[candidates], dtype=object).str.strip()
+            return out, outside
+        year = to_numbers(pc.extract_regex(strings, _ISO_YEAR).field("year"))  # "" (NaN) where none
+        outside = candidates & ((year < _CLOCK_YEARS[0] - 1) | (year > _CLOCK_YEARS[1]))
+        out[outside] = (year[outside] - 1970 + 0.5) * _YEAR_SECONDS  # mid-year, roughly: enough to say when
+        parse = candidates & ~outside
+        if not parse.any():
+            return out, outside
+        text = pd.Series(strings.to_numpy(zero_copy_only=False)[parse], dtype=object).str.strip()
         parsed = pd.to_datetime(text.where(text != ""), format="ISO8601", utc=True, errors="coerce")
         seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        out[candidates] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
-        return out
+        out[parse] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out, outside
 
 
-def _as_seconds(numbers: np.ndarray) -> np.ndarray:
-    """Unix times given in microseconds or milliseconds, told apart by magnitude."""
-    magnitude = np.abs(np.nan_to_num(numbers))
-    return np.where(magnitude >= 1e14, numbers / 1e6, np.where(magnitude >= 1e11, numbers / 1e3, numbers))
+def _is_number(cell: str) -> bool:
+    return not np.isnan(to_numbers(pa.array([cell]))[0])
+
+
+def _when(seconds: float) -> str:
+    if seconds < CLOCK_START:
+        return "before 1970"
+    if seconds >= 253_402_300_800:  # year 10000
+        return "after the year 9999"
+    return f"in the year {datetime.fromtimestamp(seconds, timezone.utc).year}"

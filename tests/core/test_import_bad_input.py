@@ -153,15 +153,17 @@ def test_unknown_encoding_and_missing_required_column(workspace, tmp_path):
         import_files(workspace, events=path, options=ImportOptions(roles={"item": "sku"}))
 
 
-def test_invalid_utf8_after_utf8_text_names_the_line(workspace, tmp_path, monkeypatch):
+def test_invalid_utf8_after_utf8_text_rejects_its_line_or_refuses_in_strict_mode(workspace, tmp_path, monkeypatch):
     from core.importing import sniffing
 
     monkeypatch.setattr(sniffing, "ENCODING_PROBE_BYTES", 4096)  # the bad byte lies past the probe, as in a big file
-    text = "user,item,ts\n" + "".join(f"ü{i},i,{i}\n" for i in range(5000))
-    path = _write(tmp_path, "mixed.csv", text.encode() + b"x,\xff\xfe,5001\n")
+    text = "user,item,ts\n" + "".join(f"ü{i},i,{1600000000 + i}\n" for i in range(5000))
+    path = _write(tmp_path, "mixed.csv", text.encode() + b"x,\xff\xfe,1600005001\n")
     with pytest.raises(CsvImportError, match="not valid UTF-8") as error:
-        import_files(workspace, events=path, options=ImportOptions(chunk_rows=1000))
+        import_files(workspace, events=path, options=ImportOptions(chunk_rows=1000, strict=True))
     assert error.value.line == 5002
+    events = import_files(workspace, events=path, options=ImportOptions(chunk_rows=1000)).file("events")
+    assert (events.rows_accepted, [(r.line, r.reason[:31]) for r in events.rejected]) == (5000, [(5002, "not valid UTF-8 text (byte 0xff")])
 
 
 def test_time_kind_mismatch_is_refused(seeded, tmp_path):
