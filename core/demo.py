@@ -297,7 +297,18 @@ def _timestamps(rng, config: DemoConfig, users: np.ndarray, new_session: np.ndar
     last[users[first]] = elapsed[np.r_[first[1:], len(users)] - 1] if len(users) else 0.0
     squeeze = np.minimum(1.0, span / np.maximum(last, 1.0))  # only histories longer than the period shrink
     start = rng.random(n_users) * np.maximum(span - last, 0.0)
-    return (config.start_unix + start[users] + elapsed * squeeze[users]).astype(np.int64)
+    return _one_second_apart((config.start_unix + start[users] + elapsed * squeeze[users]).astype(np.int64), users)
+
+
+def _one_second_apart(ts: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """Each user's events at least a second apart: two same views in one second would be an
+    exact repeat, which an import skips as an overlapping export's."""
+    if not len(ts):
+        return ts
+    position = np.arange(len(ts))
+    group = np.cumsum(np.r_[True, users[1:] != users[:-1]])
+    shifted = ts - position + group * (1 << 40)  # a running maximum that cannot cross users
+    return np.maximum.accumulate(shifted) - group * (1 << 40) + position
 
 
 def _events_table(chunk: dict[str, np.ndarray], user_names: pa.Array, item_names: pa.Array, cat: _Catalogue) -> pa.Table:

@@ -9,7 +9,7 @@ from typing import Optional
 
 from core.cli.common import CliError, Output, require_workspace
 from core.demo import DemoConfig, create_demo_workspace
-from core.importing import ImportOptions, export_rejected, import_files
+from core.importing import ImportOptions, describe_time_unit, export_rejected, import_files
 from core.store import Workspace
 from core.store.stats import workspace_stats
 
@@ -27,7 +27,10 @@ def add_commands(commands, common) -> None:
                         "(KIND: events, items or users); repeatable")
     p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
     p.add_argument("--delimiter", help="field separator (, ; | tab); default: detected")
-    p.add_argument("--encoding", help="text encoding; default: UTF-8, else latin-1")
+    p.add_argument("--encoding", help="text encoding; default: UTF-8 unless the file as a whole is not, then latin-1")
+    p.add_argument("--keep-duplicates", action="store_true",
+                   help="keep events that repeat one already imported or earlier in the file exactly "
+                        "(default: skip and count them, as for exports that overlap)")
     p.add_argument("--rejected-out", metavar="FILE", help="write the skipped rows (line, column, reason, raw) to FILE")
     p.set_defaults(handler=cmd_import)
 
@@ -47,7 +50,8 @@ def cmd_import(args, out: Output) -> dict:
     if not (args.events or args.items or args.users):
         raise CliError("nothing to import: give an events file and/or --items/--users")
     options = ImportOptions(delimiter=_delimiter(args.delimiter), encoding=args.encoding,
-                            roles=_role_map(args.map), column_names=_column_names(args.columns), strict=args.strict)
+                            roles=_role_map(args.map), column_names=_column_names(args.columns), strict=args.strict,
+                            keep_duplicates=args.keep_duplicates)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = import_files(workspace, events=args.events, items=args.items, users=args.users,
                               options=options, progress=out.progress())
@@ -105,7 +109,9 @@ def _file_summary(report) -> dict:
     return {
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
-        "roles": report.roles, "time_kind": report.time_kind, "duration_s": round(report.duration_s, 3),
+        "roles": report.roles, "time_kind": report.time_kind, "time_unit": report.time_unit,
+        "duplicates_skipped": report.duplicates, "renamed_columns": report.renamed,
+        "duration_s": round(report.duration_s, 3),
         "first_rejected": [{"line": r.line, "column": r.column, "reason": r.reason} for r in report.rejected[:5]],
     }
 
@@ -126,6 +132,7 @@ def _import_lines(result: dict) -> list[str]:
             continue
         lines.append(f"{f['kind']:<7}{f['path']}: {f['rows_read']:,} rows read, {f['rows_accepted']:,} accepted, "
                      f"{f['rows_rejected']:,} rejected ({f['duration_s']:.1f} s)")
+        lines.extend(_reading_notes(f))
         lines.extend(f"         line {r['line']}" + (f", column {r['column']!r}" if r["column"] else "")
                      + f": {r['reason']}" for r in f["first_rejected"])
         if f.get("rejected_written_to"):
@@ -133,6 +140,17 @@ def _import_lines(result: dict) -> list[str]:
     c = result["counts"]
     lines.append(f"workspace {result['workspace']}: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events")
     return lines
+
+
+def _reading_notes(f: dict) -> list[str]:
+    """How the file was read, where the user could not guess it: times, repeats, renamed columns."""
+    notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
+    if f["time_unit"]:
+        notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
+    if f["duplicates_skipped"]:
+        notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
+                     "skipped (--keep-duplicates keeps them)")
+    return notes
 
 
 def cmd_stats(args, out: Output) -> dict:

@@ -7,8 +7,9 @@ files in one transaction; ``export_rejected`` writes the rows an import skipped.
 from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.run import ImportOptions, export_rejected, import_files
 from core.importing.sniffing import SniffResult, sniff
+from core.importing.times import describe_time_unit
 
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "RejectedRow", "SniffResult",
-    "export_rejected", "import_files", "sniff",
+    "describe_time_unit", "export_rejected", "import_files", "sniff",
 ]

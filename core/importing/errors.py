@@ -62,6 +62,7 @@ class FileReport:
     rejected:      the first ``REPORT_REJECTED_LIMIT`` rejected rows; ``export_rejected``
                    writes all of them.
     roles:         role -> column actually used.
+    renamed:       name given -> name in the header, for each repeat of a header name.
     time_kind:     "unix" | "order" for an events file, else None.
     time_unit:     how an events file's clock times were read: "seconds", "milliseconds",
                    "microseconds" or "nanoseconds" (since 1970) for numbers, "ISO-8601" for
@@ -80,6 +81,7 @@ class FileReport:
     rows_rejected: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
     time_kind: Optional[str] = None
     time_unit: Optional[str] = None
     duplicates: int = 0

@@ -191,7 +191,7 @@ def _flags(kind: str, sniffed: SniffResult, roles: dict[str, str], options: Impo
 def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
     sniffed = plan.sniffed
-    report = FileReport(plan.kind, sniffed.path, plan.sha256, roles=dict(plan.roles))
+    report = FileReport(plan.kind, sniffed.path, plan.sha256, roles=dict(plan.roles), renamed=dict(sniffed.renamed))
     earlier = target.raw.execute(
         "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
     ).fetchone()

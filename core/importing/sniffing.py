@@ -36,6 +36,7 @@ class SniffResult:
 
     delimiter / encoding / has_header: as detected, or as the caller forced them.
     columns:       column names; ``col1, col2, ...`` when the file has no header.
+    renamed:       name given -> name in the header, for a header that repeats a name.
     roles:         role -> column guessed from names (or values, without a header).
     preview:       the first data rows, as text, for display.
     data_offset:   byte offset of the first data row (after BOM and header).
@@ -50,6 +51,7 @@ class SniffResult:
     has_header: bool
     columns: list[str]
     roles: dict[str, str]
+    renamed: dict[str, str] = field(default_factory=dict)
     preview: list[list[str]] = field(default_factory=list)
     data_offset: int = 0
     first_data_line: int = 1
@@ -75,11 +77,11 @@ def sniff(path: Path | str, encoding: Optional[str] = None, delimiter: Optional[
     if has_header is None:
         has_header = _looks_like_header(first, [r for _, _, r in records[1:]])
     if has_header:
-        columns = _unique_names([c.strip() or f"col{i + 1}" for i, c in enumerate(first)])
+        columns, renamed = _unique_names([c.strip() or f"col{i + 1}" for i, c in enumerate(first)])
         data = records[1:]
         offset_lines = first_end
     else:
-        columns = [f"col{i + 1}" for i in range(len(first))]
+        columns, renamed = [f"col{i + 1}" for i in range(len(first))], {}
         data = records
         offset_lines = first_start - 1
     preview = [row for _, _, row in data[:PREVIEW_ROWS]]
@@ -91,6 +93,7 @@ def sniff(path: Path | str, encoding: Optional[str] = None, delimiter: Optional[
         has_header=has_header,
         columns=columns,
         roles=roles_.guess_roles(columns, preview, has_header),
+        renamed=renamed,
         preview=preview,
         data_offset=bom + _line_offset(raw[bom:], offset_lines),
         first_data_line=offset_lines + 1,
@@ -203,10 +206,19 @@ def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
     return False
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: Counter[str] = Counter()
-    unique = []
+def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Names with every repeat given a distinct one (``name_2``, ``name_3``... never one the
+    header already uses), and new name -> the name as written, so no column is lost."""
+    taken = set(names)
+    unique, renamed, seen = [], {}, set()
     for name in names:
-        seen[name] += 1
-        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return unique
+        if name in seen:
+            number = 2
+            while f"{name}_{number}" in taken:
+                number += 1
+            renamed[f"{name}_{number}"] = name
+            taken.add(f"{name}_{number}")
+            name = f"{name}_{number}"
+        seen.add(name)
+        unique.append(name)
+    return unique, renamed

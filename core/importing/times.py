@@ -4,7 +4,7 @@ A file's numbers are either a clock (unix seconds, milliseconds, microseconds, n
 a plain order such as a ``step`` column. Both the kind and the clock's unit are decided once per
 file, from the column name and the typical magnitude of the first numbers, so every row of one
 file is read the same way; ISO-8601 text is always a clock. A time outside the range a shop's
-log can hold (before 1970, from 2100 on) is the row's fault and rejects it: it would otherwise
+log can hold (before 1973, from 2100 on) is the row's fault and rejects it: it would otherwise
 be stored, and break every chart and split computed later.
 """
 
@@ -45,9 +45,11 @@ def to_numbers(strings: pa.Array) -> np.ndarray:
     return pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
 
 
-# Clock times a behaviour log can hold: 1970-01-01 (inclusive) to 2100-01-01 (exclusive), UTC.
-CLOCK_START, CLOCK_END = 0.0, 4_102_444_800.0
-_CLOCK_YEARS = (1970, 2100)
+# Clock times a behaviour log can hold, UTC: from UNIX_MIN (1973-03-03; smaller numbers are an
+# order, see roles) to 2100-01-01 (exclusive).
+CLOCK_START, CLOCK_END = UNIX_MIN, 4_102_444_800.0
+_CLOCK_YEARS = (1973, 2100)
+_RANGE_TEXT = "times must fall between 1973-03-03 and 2100-01-01 (UTC)"
 ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more in a float
 # Units of a numeric clock column: (name, units per second).
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
@@ -106,8 +108,7 @@ class TimeColumn:
         if self.kind == ORDER:
             return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
         how = "" if self.unit in (None, ISO) or not _is_number(cell) else f" read as {self.unit} since 1970,"
-        return (f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; "
-                f"times must fall between 1970-01-01 and 2100-01-01 (UTC)")
+        return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
 
     def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> str:
         if np.any(iso):
@@ -119,7 +120,7 @@ class TimeColumn:
 
     def _decide_unit(self, numbers: np.ndarray) -> None:
         """The unit of a numeric clock, once per file, by magnitude: the one that reads most
-        of the first numbers as times after 1973 and before 2100 (the first on a tie). So one
+        of the first numbers as times in the clock's range (the first on a tie). So one
         wild value cannot change how the whole column is read. ISO until numbers are seen."""
         if self.unit not in (None, ISO):
             return
@@ -127,7 +128,7 @@ class TimeColumn:
         if not len(present):
             self.unit = ISO
             return
-        plausible = [np.count_nonzero((present / per >= UNIX_MIN) & (present / per < CLOCK_END)) for _, per in UNITS]
+        plausible = [np.count_nonzero((present / per >= CLOCK_START) & (present / per < CLOCK_END)) for _, per in UNITS]
         self.unit = UNITS[int(np.argmax(plausible))][0]
 
     def _per_second(self) -> float:
@@ -156,12 +157,17 @@ class TimeColumn:
         return out, outside
 
 
+def describe_time_unit(unit: str) -> str:
+    """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"."""
+    return "ISO-8601 dates" if unit == ISO else f"unix {unit}"
+
+
 def _is_number(cell: str) -> bool:
     return not np.isnan(to_numbers(pa.array([cell]))[0])
 
 
 def _when(seconds: float) -> str:
-    if seconds < CLOCK_START:
+    if seconds < 0:
         return "before 1970"
     if seconds >= 253_402_300_800:  # year 10000
         return "after the year 9999"

@@ -13,6 +13,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -30,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
-from core.importing import ImportOptions, ImportReport, sniff
+from core.importing import ImportOptions, ImportReport, describe_time_unit, sniff
 from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -109,6 +110,10 @@ class ImportDialog(QDialog):
         self.strict_radio = QRadioButton("Stop at the first bad row (strict)")
         self.strict_radio.setToolTip("Import nothing if any row is bad; the error names its line and column")
         self.skip_radio.setChecked(True)
+        self.keep_duplicates_check = QCheckBox("Keep duplicate events")
+        self.keep_duplicates_check.setToolTip(
+            "Keep an event that repeats one already in the workspace or earlier in the file exactly (same user, "
+            "item, time, type and value). Off: such repeats, as in exports that overlap, are skipped and counted")
         self._policy = QButtonGroup(self)
         for radio in (self.skip_radio, self.strict_radio):
             self._policy.addButton(radio)
@@ -120,6 +125,8 @@ class ImportDialog(QDialog):
         row.addSpacing(16)
         row.addWidget(self.skip_radio)
         row.addWidget(self.strict_radio)
+        row.addSpacing(16)
+        row.addWidget(self.keep_duplicates_check)
         row.addStretch(1)
         return box
 
@@ -221,6 +228,7 @@ class ImportDialog(QDialog):
             has_header=HEADERS[self.header_combo.currentText()],
             roles=roles,
             strict=self.strict_radio.isChecked(),
+            keep_duplicates=self.keep_duplicates_check.isChecked(),
         )
 
     def _update_buttons(self) -> None:
@@ -320,9 +328,14 @@ def summary_text(report: ImportReport) -> str:
     for file in report.files:
         if file.duplicate:
             lines.append(f"{file.path.name}: already imported earlier, nothing added.")
-        else:
-            lines.append(f"{file.path.name}: {file.rows_accepted:,} rows imported, {file.rows_rejected:,} rejected "
-                         f"(of {file.rows_read:,} read).")
+            continue
+        lines.append(f"{file.path.name}: {file.rows_accepted:,} rows imported, {file.rows_rejected:,} rejected "
+                     f"(of {file.rows_read:,} read).")
+        lines.extend(f"  The header repeats “{old}”: that column is read as “{new}”." for new, old in file.renamed.items())
+        if file.time_unit:
+            lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
+        if file.duplicates:
+            lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
     return "\n".join(lines)
 
 

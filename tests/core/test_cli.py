@@ -63,6 +63,7 @@ def test_import_of_generated_files_reports_every_row(tmp_path, capsys):
     report = json.loads(out)
     by_kind = {f["kind"]: f for f in report["files"]}
     assert by_kind["events"]["rows_accepted"] == files.n_events and by_kind["events"]["rows_rejected"] == 0
+    assert by_kind["events"]["time_unit"] == "seconds" and by_kind["events"]["duplicates_skipped"] == 0
     assert by_kind["items"]["rows_accepted"] == 80 and by_kind["users"]["rows_accepted"] == 200
     assert report["counts"] == {"users": 200, "items": 80, "events": files.n_events}
     code, out, _ = run(capsys, "import", files.events, "--db", db)
@@ -273,3 +274,20 @@ def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsy
     assert profile == {"age": 53, "gender": "F"}
     code, _, err = run(capsys, "import", events, "--columns", "people=a,b", "--db", tmp_path / "other.sqlite")
     assert code == 1 and "--columns expects KIND=" in err
+
+
+def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):
+    day1 = tmp_path / "day1.csv"
+    day1.write_text("user,item,timestamp,event\nu1,a,1700000000000,view\nu2,b,1700000060000,view\n")
+    day2 = tmp_path / "day2.csv"
+    day2.write_text(day1.read_text() + "u1,a,1700000000000,view\nu3,c,1700000120000,buy\n")
+    db = tmp_path / "ws.sqlite"
+    assert run(capsys, "import", day1, "--db", db)[0] == 0
+    code, out, _ = run(capsys, "import", day2, "--db", db)
+    assert code == 0 and "times read as unix milliseconds" in out
+    assert "4 rows read, 1 accepted, 0 rejected" in out
+    assert "3 duplicate events already in the workspace or the file skipped (--keep-duplicates keeps them)" in out
+    day3 = tmp_path / "day3.csv"
+    day3.write_text(day2.read_text() + "u4,d,1700000180000,view\n")
+    code, out, _ = run(capsys, "import", day3, "--db", db, "--keep-duplicates", "--json")
+    assert code == 0 and json.loads(out)["counts"]["events"] == 3 + 5

@@ -51,7 +51,7 @@ def test_events_are_plausible_shop_behaviour(demo):
     assert events.timestamp.between(start, end).all()
     per_user = events.groupby("user_id", sort=False)
     assert per_user.size().min() >= 3 and per_user.size().max() > 4 * per_user.size().median()  # long tail
-    assert per_user.timestamp.apply(lambda t: t.is_monotonic_increasing).all()
+    assert per_user.timestamp.apply(lambda t: t.is_monotonic_increasing and t.is_unique).all()  # no exact repeats
     assert events.timestamp.max() - events.timestamp.min() > 0.8 * (end - start)
 
 

@@ -150,3 +150,20 @@ def test_items_and_users_files_are_imported_with_the_events(qtbot, dialog, demo_
     counts = dialog.context.engine.workspace.counts()
     assert counts == {"users": 200, "items": 96, "events": demo_csv.n_events}
     assert [f.kind for f in dialog.report.files] == ["items", "users", "events"]
+
+
+def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skipped(qtbot, dialog, tmp_path):
+    day1 = write(tmp_path / "day1.csv", "user,item,timestamp\nu1,a,1700000000\nu2,b,1700000060\n")
+    assert dialog.options().keep_duplicates is False
+    dialog.keep_duplicates_check.setChecked(True)
+    assert dialog.options().keep_duplicates is True
+    dialog.keep_duplicates_check.setChecked(False)
+    dialog.context.engine.import_files(day1)
+    dialog.set_path("events", write(tmp_path / "day2.csv", day1.read_text() + "u3,c,1700000120\n"))
+    job = dialog.start_import()
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    summary = dialog.summary_label.text()
+    assert "1 rows imported, 0 rejected (of 3 read)." in summary
+    assert "Times read as unix seconds." in summary
+    assert "2 duplicate events already in the workspace or the file were skipped." in summary

@@ -1,0 +1,240 @@
+"""Values stopped at their row: wild times, undecodable bytes, NUL bytes, stray quotes, repeated
+header names and repeated events. Each names its file, line and column and leaves the rest of
+the file imported (or, in strict mode, the workspace unchanged)."""
+
+import json
+import sqlite3
+
+import pytest
+
+from core.importing import CsvImportError, ImportOptions, import_files, sniff
+from core.importing import run as import_run
+from core.importing import sniffing
+from core.importing.scanning import Utf8Tally
+
+HEADER = "user,item,timestamp\n"
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def _events(workspace, path, **options):
+    return import_files(workspace, events=path, options=ImportOptions(**options)).file("events")
+
+
+def _rejected(report):
+    return [(r.line, r.column, r.reason) for r in report.rejected]
+
+
+def _ts(workspace):
+    with sqlite3.connect(workspace.path) as raw:
+        return [row[0] for row in raw.execute("SELECT ts FROM events ORDER BY id")]
+
+
+# -- times ---------------------------------------------------------------------------------------
+
+WILD_TIMES = (HEADER + "u1,a,1600000000\n" "u2,b,99999999999999999999\n" "u3,c,1e300\n" "u4,d,9999-12-31\n"
+              "u5,e,2262-04-12\n" "u6,f,-5\n" "u7,g,1600000100\n" "u8,h,2020-01-02T03:04:05Z\n")
+
+
+def test_times_out_of_range_are_rejected_at_their_row_in_skip_mode(workspace, tmp_path):
+    report = _events(workspace, _write(tmp_path, "wild.csv", WILD_TIMES))
+    assert (report.rows_read, report.rows_accepted, report.time_unit) == (8, 3, "seconds")
+    assert [(line, column) for line, column, _ in _rejected(report)] == [(3, "timestamp"), (4, "timestamp"),
+                                                                          (5, "timestamp"), (6, "timestamp"),
+                                                                          (7, "timestamp")]
+    reasons = [reason for _, _, reason in _rejected(report)]
+    assert reasons[0].startswith("time '99999999999999999999' is out of range: read as seconds since 1970, "
+                                 "it falls after the year 9999")
+    assert "'1e300'" in reasons[1] and "in the year 9999" in reasons[2] and "in the year 2262" in reasons[3]
+    assert "'-5'" in reasons[4] and "before 1970" in reasons[4]
+    assert all("between 1973-03-03 and 2100-01-01" in r for r in reasons)
+    assert _ts(workspace) == [1600000000.0, 1600000100.0, 1577934245.0]
+
+
+def test_an_out_of_range_time_fails_a_strict_import_at_its_line(workspace, tmp_path):
+    path = _write(tmp_path, "wild.csv", WILD_TIMES)
+    with pytest.raises(CsvImportError) as error:
+        _events(workspace, path, strict=True)
+    assert (error.value.line, error.value.column) == (3, "timestamp") and "out of range" in error.value.reason
+    assert workspace.counts()["events"] == 0
+
+
+@pytest.mark.parametrize("scale, unit", [(1, "seconds"), (1e3, "milliseconds"), (1e6, "microseconds"),
+                                         (1e9, "nanoseconds")])
+def test_the_unit_of_integer_times_is_decided_by_magnitude_and_reported(workspace, tmp_path, scale, unit):
+    rows = "".join(f"u{i},i{i},{int(1_700_000_000 + i) * int(scale)}\n" for i in range(5))
+    report = _events(workspace, _write(tmp_path, "t.csv", HEADER + rows))
+    assert report.time_unit == unit and report.rows_accepted == 5
+    assert _ts(workspace) == [1_700_000_000.0 + i for i in range(5)]
+
+
+def test_one_unit_per_column_so_a_value_in_another_unit_is_rejected_not_guessed(workspace, tmp_path):
+    text = HEADER + "u1,a,1700000000000\nu2,b,1700000001000\nu3,c,1700000002\nu4,d,1700000003000\n"
+    report = _events(workspace, _write(tmp_path, "ms.csv", text))
+    assert report.time_unit == "milliseconds"
+    assert _rejected(report) == [(4, "timestamp", "time '1700000002' is out of range: read as milliseconds since "
+                                  "1970, it falls in the year 1970; times must fall between 1973-03-03 and 2100-01-01 (UTC)")]
+
+
+def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_path):
+    iso = _events(workspace, _write(tmp_path, "iso.csv", HEADER + "u1,a,2024-05-01\nu1,b,2024-05-02T10:00:00Z\n"))
+    assert iso.time_unit == "ISO-8601"
+    import_run_path = _write(tmp_path, "steps.csv", "user,item,step\nu1,a,1\nu1,b,1e300\nu1,c,3\n")
+    from core.store import Workspace
+
+    with Workspace.open(tmp_path / "order.sqlite") as other:
+        steps = _events(other, import_run_path)
+    assert (steps.time_kind, steps.time_unit, steps.rows_accepted) == ("order", None, 2)
+    assert _rejected(steps)[0][:2] == (3, "step") and "as a position it is beyond" in _rejected(steps)[0][2]
+
+
+# -- encoding and NUL bytes ---------------------------------------------------------------------
+
+
+def test_a_stray_byte_in_a_utf8_file_rejects_its_line_and_keeps_the_rest_utf8(workspace, tmp_path):
+    data = (HEADER + "zoë,a,1600000000\nu2,caf\xe9,1600000001\nu3,b,1600000002\n").encode("utf-8")
+    path = _write(tmp_path, "mixed.csv", data.replace("caf\xe9".encode("utf-8"), b"caf\xe9"))
+    report = _events(workspace, path)
+    assert _rejected(report) == [(3, None, "not valid UTF-8 text (byte 0xe9); if the file is in another encoding, "
+                                           "choose it (--encoding)")]
+    assert report.rows_accepted == 2 and workspace.user_sequence("zoë")["item"].tolist() == ["a"]
+    with pytest.raises(CsvImportError, match="line 3: not valid UTF-8"):
+        _events(workspace, _write(tmp_path, "mixed2.csv", path.read_bytes() + b"\n"), strict=True)
+
+
+def test_a_latin1_file_is_read_as_latin1_even_when_its_first_accent_is_past_the_preview(workspace, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(sniffing, "ENCODING_PROBE_BYTES", 4096)
+    rows = "".join(f"u{i},item{i},{1600000000 + i}\n" for i in range(2000)) + "u9999,Amélie,1600009999\n"
+    path = _write(tmp_path, "latin.csv", (HEADER + rows).encode("latin-1"))
+    assert sniff(path).encoding == "utf-8"  # the preview saw only ASCII
+    report = _events(workspace, path)
+    assert report.rows_rejected == 0 and workspace.user_sequence("u9999")["item"].tolist() == ["Amélie"]
+
+
+def test_a_given_encoding_is_obeyed(workspace, tmp_path):
+    path = _write(tmp_path, "latin.csv", (HEADER + "u1,Amélie,1600000000\nu2,b,1600000001\n").encode("latin-1"))
+    report = _events(workspace, path, encoding="utf-8")
+    assert [line for line, _, _ in _rejected(report)] == [2] and report.rows_accepted == 1
+    utf8 = _write(tmp_path, "utf8.csv", HEADER + "u3,zoë,1600000002\n")
+    assert _events(workspace, utf8, encoding="latin-1").rows_accepted == 1
+    assert workspace.user_sequence("u3")["item"].tolist() == ["zoÃ«"]  # as asked, though wrong
+
+
+def test_a_nul_byte_far_into_the_file_refuses_it_naming_the_line(workspace, tmp_path):
+    rows = [f"u{i},item{i},{1600000000 + i}\n" for i in range(6000)]
+    rows[5000] = "u5000,it\x00em,1600005000\n"  # file line 5,002, well past the first 64 KB
+    path = _write(tmp_path, "nul.csv", HEADER + "".join(rows))
+    for options in ({}, {"encoding": "latin-1"}):
+        with pytest.raises(CsvImportError, match="NUL byte") as error:
+            _events(workspace, path, **options)
+        assert error.value.line == 5002
+    assert workspace.counts()["events"] == 0
+
+
+@pytest.mark.parametrize("cut", range(1, 12))
+def test_utf8_tally_counts_a_character_split_between_pieces_once_and_as_valid(cut):
+    data = "zoë ü €𝄞 x".encode("utf-8")
+    tally = Utf8Tally()
+    tally.add(data[:cut])
+    tally.add(data[cut:])
+    tally.finish()
+    assert (tally.multibyte, tally.invalid, tally.encoding) == (4, 0, "utf-8")
+
+
+def test_utf8_tally_calls_a_file_latin1_only_when_bad_bytes_outnumber_good_characters():
+    for text, expected in ((b"caf\xe9 ol\xe9", "latin-1"), ("zoë ".encode() + b"caf\xe9", "utf-8"),
+                           ("zoë".encode() + b"\xe9\xe9", "latin-1"), (b"plain", "utf-8"), (b"cut \xc3", "latin-1")):
+        tally = Utf8Tally()
+        tally.add(text)
+        tally.finish()
+        assert tally.encoding == expected, text
+
+
+# -- quotes -------------------------------------------------------------------------------------
+
+
+def _thirty_rows(stray_lines):
+    rows = [f"u{i},it{i},{1600000000 + i}\n" for i in range(30)]
+    for line in stray_lines:
+        i = line - 2
+        rows[i] = f'u{i},"it{i},{1600000000 + i}\n'
+    return HEADER + "".join(rows)
+
+
+def test_a_stray_quote_rejects_its_line_naming_where_it_ran_to_and_the_rows_after_it_read(workspace, tmp_path):
+    report = _events(workspace, _write(tmp_path, "quotes.csv", _thirty_rows([5, 25])))
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (30, 28, 2)
+    assert _rejected(report) == [
+        (5, "item", 'a quoted field opened here is not closed before line 25 (a quote inside a value is written "")'),
+        (25, "item", 'a quoted field opened here is not closed before the end of the file '
+                     '(a quote inside a value is written "")'),
+    ]
+    assert report.rejected[0].raw == 'u3,"it3,1600000003'
+    assert workspace.counts()["events"] == 28
+
+
+def test_stray_quotes_across_small_blocks_count_every_row(workspace, tmp_path):
+    report = _events(workspace, _write(tmp_path, "quotes.csv", _thirty_rows([3, 4, 12, 13, 29])), chunk_rows=3)
+    assert (report.rows_read, report.rows_accepted) == (30, 25)
+    assert [line for line, _, _ in _rejected(report)] == [3, 4, 12, 13, 29]
+
+
+def test_a_stray_quote_fails_a_strict_import_at_its_line(workspace, tmp_path):
+    with pytest.raises(CsvImportError) as error:
+        _events(workspace, _write(tmp_path, "quotes.csv", _thirty_rows([5])), strict=True)
+    assert (error.value.line, error.value.column) == (5, "item") and "not closed" in error.value.reason
+
+
+def test_a_quoted_value_over_several_lines_is_still_one_value_in_a_free_text_column(workspace, tmp_path):
+    items = _write(tmp_path, "items.csv", 'item,title\na,"Two\nlines"\nb,"Say ""hi"""\n')
+    import_files(workspace, items=items)
+    assert workspace.items_frame().set_index("external_id")["title"].to_dict() == {"a": "Two\nlines", "b": 'Say "hi"'}
+
+
+# -- header names -------------------------------------------------------------------------------
+
+
+def test_a_repeated_header_name_keeps_both_columns_under_distinct_names(workspace, tmp_path):
+    users = _write(tmp_path, "users.csv", "user,age,age,age_2\nu1,20,30,40\n")
+    assert sniff(users).columns == ["user", "age", "age_3", "age_2"]
+    report = import_files(workspace, users=users).file("users")
+    assert report.renamed == {"age_3": "age"}
+    attributes = workspace.users_frame().set_index("external_id")["attributes"]["u1"]
+    assert json.loads(attributes) == {"age": 20, "age_3": 30, "age_2": 40}
+
+
+# -- repeated events ----------------------------------------------------------------------------
+
+DAY1 = "user,item,timestamp,event,rating\nu1,a,1600000000,view,\nu1,b,1600000000,view,4\nu2,a,1600000100,buy,5\n"
+DAY2 = DAY1 + "u2,a,1600000100,buy,4\nu1,a,1600000000,cart,\nu3,c,1600000200,view,\nu3,c,1600000200,view,\n"
+
+
+def test_an_overlapping_export_adds_only_the_new_events_and_counts_the_repeats(workspace, tmp_path):
+    import_files(workspace, events=_write(tmp_path, "day1.csv", DAY1))
+    report = _events(workspace, _write(tmp_path, "day2.csv", DAY2))
+    # 3 rows repeat day 1, the second "u3,c" repeats the first; a value or type that differs is a new event.
+    assert (report.rows_read, report.rows_accepted, report.duplicates) == (7, 3, 4)
+    assert workspace.counts()["events"] == 6
+    with sqlite3.connect(workspace.path) as raw:
+        options = raw.execute("SELECT options FROM imports WHERE id = ?", (report.import_id,)).fetchone()[0]
+    assert '"duplicates_skipped":4' in options and '"time_unit":"seconds"' in options
+
+
+def test_keep_duplicates_keeps_every_row(workspace, tmp_path):
+    import_files(workspace, events=_write(tmp_path, "day1.csv", DAY1))
+    report = _events(workspace, _write(tmp_path, "day2.csv", DAY2), keep_duplicates=True)
+    assert (report.rows_accepted, report.duplicates) == (7, 0) and workspace.counts()["events"] == 10
+
+
+def test_repeats_are_found_when_the_indexes_are_rebuilt_after_a_big_import(workspace, tmp_path, monkeypatch):
+    monkeypatch.setattr(import_run, "_REBUILD_MIN_ROWS", 1)
+    report = _events(workspace, _write(tmp_path, "day2.csv", DAY2))
+    assert (report.rows_accepted, report.duplicates) == (6, 1)
+    with sqlite3.connect(workspace.path) as raw:
+        names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"ix_events_user_ts", "ix_events_item"} <= names
