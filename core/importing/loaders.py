@@ -129,6 +129,8 @@ class EventsLoader:
         return f"INSERT INTO events({names}) VALUES ({marks})"
 
     def _check_time_kind(self, target: Target) -> None:
+        if self.time.kind is None:
+            return  # no row of the file so far has a time: all are rejected
         if target.time_kind is None:
             target.time_kind = self.time.kind
             target.raw.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('time_kind', ?)", (self.time.kind,))

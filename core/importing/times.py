@@ -91,14 +91,15 @@ class TimeColumn:
         numbers = to_numbers(strings)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
         clock, clock_out = self._parse_iso(strings, np.isnan(numbers))
+        iso = ~np.isnan(clock) | clock_out
         if self.kind is None:
-            self.kind = self._decide_kind(numbers, ~np.isnan(clock) | clock_out)
+            self.kind = self._decide_kind(numbers, iso)
         if self.kind == UNIX:
-            self._decide_unit(numbers)
+            self._decide_unit(numbers, iso)
             numbers = numbers / self._per_second()
             read_as = np.where(np.isnan(numbers), clock, numbers)
             out = clock_out | ((read_as < CLOCK_START) | (read_as >= CLOCK_END))
-        else:
+        else:  # an order, or undecided while no row has a time
             read_as = numbers
             out = np.abs(numbers) > ORDER_LIMIT
         return Times(np.where(out, np.nan, read_as), out, read_as)
@@ -110,26 +111,31 @@ class TimeColumn:
         how = "" if self.unit in (None, ISO) or not _is_number(cell) else f" read as {self.unit} since 1970,"
         return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
 
-    def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> str:
+    def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> Optional[str]:
+        """A clock when a block holds ISO dates or a number that reads as a clock time in some
+        unit; an order when it holds only other numbers or the column is named like one. A
+        block without either leaves it open. (Rather a clock by mistake, whose rows are then
+        rejected, than real times silently stored as positions.)"""
         if np.any(iso):
             return UNIX
         if normalise(self.column or "") in ORDER_NAMES:
             return ORDER
         present = numbers[~np.isnan(numbers)]
-        return UNIX if len(present) and np.median(np.abs(present)) >= UNIX_MIN else ORDER
+        if not len(present):
+            return None
+        return UNIX if max(_clock_readings(present)) else ORDER
 
-    def _decide_unit(self, numbers: np.ndarray) -> None:
+    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray) -> None:
         """The unit of a numeric clock, once per file, by magnitude: the one that reads most
-        of the first numbers as times in the clock's range (the first on a tie). So one
-        wild value cannot change how the whole column is read. ISO until numbers are seen."""
+        numbers of the first block that has any clock time as times in the clock's range (the
+        first on a tie). So one wild value cannot change how the whole column is read."""
         if self.unit not in (None, ISO):
             return
-        present = numbers[~np.isnan(numbers)]
-        if not len(present):
+        readings = _clock_readings(numbers[~np.isnan(numbers)])
+        if max(readings):
+            self.unit = UNITS[int(np.argmax(readings))][0]
+        elif np.any(iso):
             self.unit = ISO
-            return
-        plausible = [np.count_nonzero((present / per >= CLOCK_START) & (present / per < CLOCK_END)) for _, per in UNITS]
-        self.unit = UNITS[int(np.argmax(plausible))][0]
 
     def _per_second(self) -> float:
         return dict(UNITS).get(self.unit, 1.0)
@@ -155,6 +161,11 @@ class TimeColumn:
         seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         out[parse] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
         return out, outside
+
+
+def _clock_readings(numbers: np.ndarray) -> list[int]:
+    """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
+    return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
 
 
 def describe_time_unit(unit: str) -> str:

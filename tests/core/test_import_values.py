@@ -80,6 +80,13 @@ def test_one_unit_per_column_so_a_value_in_another_unit_is_rejected_not_guessed(
                                   "1970, it falls in the year 1970; times must fall between 1973-03-03 and 2100-01-01 (UTC)")]
 
 
+def test_a_first_block_without_usable_times_decides_nothing(workspace, tmp_path):
+    text = HEADER + "u1,a,yesterday\nu2,b,-5\nu3,c,1700000000000\nu4,d,1700000001000\n"
+    report = _events(workspace, _write(tmp_path, "late.csv", text), chunk_rows=1)
+    assert (report.time_kind, report.time_unit, report.rows_accepted) == ("unix", "milliseconds", 2)
+    assert [line for line, _, _ in _rejected(report)] == [2, 3]
+
+
 def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_path):
     iso = _events(workspace, _write(tmp_path, "iso.csv", HEADER + "u1,a,2024-05-01\nu1,b,2024-05-02T10:00:00Z\n"))
     assert iso.time_unit == "ISO-8601"
