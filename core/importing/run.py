@@ -32,6 +32,7 @@ from core.store import Workspace, schema
 
 _IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
 _REBUILD_MIN_ROWS = 100_000
+_MIN_BLOCK_BYTES = 1 << 16
 
 
 @dataclass
@@ -222,7 +223,7 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
 def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
     sniffed = plan.sniffed
     meter = RateMeter()
-    block_bytes = max(1 << 16, int(options.chunk_rows * sniffed.bytes_per_row))
+    block_bytes = max(_MIN_BLOCK_BYTES, int(options.chunk_rows * sniffed.bytes_per_row))
     single_line = [column for role, column in plan.roles.items() if role != "title"]
     for block in read_blocks(sniffed, block_bytes, single_line):
         accepted, rejected = plan.loader.load(target, block, options.strict)

@@ -80,9 +80,16 @@ def test_one_unit_per_column_so_a_value_in_another_unit_is_rejected_not_guessed(
                                   "1970, it falls in the year 1970; times must fall between 1973-03-03 and 2100-01-01 (UTC)")]
 
 
-def test_a_first_block_without_usable_times_decides_nothing(workspace, tmp_path):
-    text = HEADER + "u1,a,yesterday\nu2,b,-5\nu3,c,1700000000000\nu4,d,1700000001000\n"
-    report = _events(workspace, _write(tmp_path, "late.csv", text), chunk_rows=1)
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few rows, so a small file crosses many block boundaries."""
+    monkeypatch.setattr(import_run, "_MIN_BLOCK_BYTES", 1)
+    return ImportOptions().chunk_rows
+
+
+def test_a_first_block_without_usable_times_decides_nothing(workspace, tmp_path, small_blocks):
+    text = HEADER + "u1,a,yesterday\nu2,b,\nu3,c,1700000000000\nu4,d,1700000001000\n"
+    report = _events(workspace, _write(tmp_path, "late.csv", text), chunk_rows=1)  # a block per row
     assert (report.time_kind, report.time_unit, report.rows_accepted) == ("unix", "milliseconds", 2)
     assert [line for line, _, _ in _rejected(report)] == [2, 3]
 
@@ -185,8 +192,9 @@ def test_a_stray_quote_rejects_its_line_naming_where_it_ran_to_and_the_rows_afte
     assert workspace.counts()["events"] == 28
 
 
-def test_stray_quotes_across_small_blocks_count_every_row(workspace, tmp_path):
+def test_stray_quotes_across_small_blocks_count_every_row(workspace, tmp_path, small_blocks):
     report = _events(workspace, _write(tmp_path, "quotes.csv", _thirty_rows([3, 4, 12, 13, 29])), chunk_rows=3)
+    assert report.rows_read == 30
     assert (report.rows_read, report.rows_accepted) == (30, 25)
     assert [line for line, _, _ in _rejected(report)] == [3, 4, 12, 13, 29]
 
