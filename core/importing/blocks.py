@@ -288,11 +288,12 @@ def _record_lines_by_csv(data: bytes, delimiter: str) -> np.ndarray:
 
 
 def _stray_quote(block: Block, single_line: Sequence[str]) -> Optional[int]:
-    """0-based number of the block's first record that a stray quote ran over several lines:
-    one with the wrong number of columns, or a line break in a single-line column."""
+    """0-based number of the block's first record that a stray quote ran over several lines
+    or to the end: one with the wrong number of columns that spans lines or holds an odd
+    number of quotes, or a line break in a single-line column."""
     if b'"' not in block.data:
         return None
-    spans = [r.number - 1 for r in block.invalid if "\n" in r.text]
+    spans = [r.number - 1 for r in block.invalid if "\n" in r.text or r.text.count('"') % 2]
     broken = np.zeros(block.table.num_rows, dtype=bool)
     for column in single_line:
         cells = pc.match_substring(block.table.column(column), "\n")
