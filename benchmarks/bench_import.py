@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_import.py            # 5,000,000 rows
     .venv/bin/python benchmarks/bench_import.py --rows 500000
+    .venv/bin/python benchmarks/bench_import.py --overlap  # then day 2's export: day 1's last half + as many new rows
 
 Both sides build the same indexes (one user's time order, item lookup). Goal: our import,
 which also maps ids, parses times, checks every row and records provenance, within 2x of
@@ -50,14 +51,31 @@ def time_sqlite_cli(csv_path: Path, db: Path) -> float:
     return time.perf_counter() - started
 
 
-def _our_import(csv_path: str, db: str, queue) -> None:
+def write_overlapping_csv(first: Path, path: Path, rows: int) -> None:
+    """The second half of ``first`` again, then as many new rows (later times, another seed)."""
+    old = pacsv.read_csv(first).slice(rows - rows // 2)
+    new = path.with_suffix(".new.csv")
+    write_events_csv(new, rows // 2, seed=1)
+    later = pacsv.read_csv(new)
+    later = later.set_column(2, "timestamp", pa.compute.add(later.column("timestamp"), 200 * 86400))
+    pacsv.write_csv(pa.concat_tables([old, later.cast(old.schema)]), path,
+                    write_options=pacsv.WriteOptions(quoting_style="none"))
+
+
+def _our_import(csv_path: str, db: str, queue, overlap: str | None = None) -> None:
     from core.importing import import_files
     from core.store import Workspace
 
     workspace = Workspace.open(db)
     started = time.perf_counter()
     report = import_files(workspace, events=csv_path)
-    queue.put((time.perf_counter() - started, report.rows_accepted, workspace.counts(), _peak_rss_kib()))
+    seconds = time.perf_counter() - started
+    second = None
+    if overlap:
+        started = time.perf_counter()
+        events = import_files(workspace, events=overlap).file("events")
+        second = (time.perf_counter() - started, events.rows_read, events.rows_accepted, events.duplicates)
+    queue.put((seconds, report.rows_accepted, workspace.counts(), _peak_rss_kib(), second))
     workspace.close()
 
 
@@ -72,14 +90,14 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def time_ours(csv_path: Path, db: Path) -> tuple[float, int, dict, int]:
+def time_ours(csv_path: Path, db: Path, overlap: Path | None = None) -> tuple:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_our_import, args=(str(csv_path), str(db), queue))
+    child = context.Process(target=_our_import, args=(str(csv_path), str(db), queue, overlap and str(overlap)))
     child.start()
-    seconds, accepted, counts, peak_kib = queue.get()
+    result = queue.get()
     child.join()
-    return seconds, accepted, counts, peak_kib
+    return result
 
 
 def machine() -> str:
@@ -95,6 +113,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--overlap", action="store_true",
+                        help="then import a file holding the last half of the rows again plus as many new ones")
     args = parser.parse_args()
     if shutil.which("sqlite3") is None:
         raise SystemExit("needs the sqlite3 command-line tool (apt-get install -y sqlite3)")
@@ -102,7 +122,10 @@ def main() -> None:
         folder = Path(folder)
         csv_path = folder / "events.csv"
         write_events_csv(csv_path, args.rows)
-        ours_s, accepted, counts, peak_kib = time_ours(csv_path, folder / "ours.sqlite")
+        overlap = folder / "day2.csv" if args.overlap else None
+        if overlap:
+            write_overlapping_csv(csv_path, overlap, args.rows)
+        ours_s, accepted, counts, peak_kib, second = time_ours(csv_path, folder / "ours.sqlite", overlap)
         cli_s = time_sqlite_cli(csv_path, folder / "cli.sqlite")
         size_mb = csv_path.stat().st_size / 1e6
     assert accepted == args.rows, (accepted, args.rows)
@@ -112,6 +135,9 @@ def main() -> None:
     print(f"nextpick import_files:     {ours_s:6.2f} s  {args.rows / ours_s / 1e6:5.2f} M rows/s")
     print(f"ratio ours/sqlite3: {ours_s / cli_s:.2f}x (goal: within 2x)")
     print(f"peak RSS of our import process: {peak_kib / 1024:.0f} MiB")
+    if second:
+        seconds, read, added, repeats = second
+        print(f"overlapping export: {read:,} rows in {seconds:.2f} s, {added:,} added, {repeats:,} duplicates skipped")
 
 
 if __name__ == "__main__":
