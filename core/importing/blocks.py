@@ -74,7 +74,7 @@ class Block:
         """Table row -> reason, for the rows on a line with bytes that are not text."""
         if not self.undecodable:
             return {}
-        starts, row_of = self.record_starts(), self._row_of_record()
+        starts, row_of = self.record_starts(), self.row_of_record()
         rows: dict[int, str] = {}
         for line, byte in sorted(self.undecodable.items()):
             record = int(np.searchsorted(starts, line, side="right")) - 1
@@ -89,7 +89,7 @@ class Block:
             return []
         starts = self.record_starts()
         line_starts = np.concatenate(([0], np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == _NEWLINE) + 1))
-        row_records = np.flatnonzero(self._row_of_record() >= 0)[rows]
+        row_records = np.flatnonzero(self.row_of_record() >= 0)[rows]
         found = [
             RejectedRow(self.first_line + int(starts[rec]), col, why, self._line_text(line_starts, int(starts[rec])))
             for rec, col, why in zip(row_records, columns, reasons)
@@ -99,7 +99,7 @@ class Block:
         ]
         return sorted(found, key=lambda r: r.line)
 
-    def _row_of_record(self) -> np.ndarray:
+    def row_of_record(self) -> np.ndarray:
         """Table row of each record, -1 for the invalid ones."""
         valid = np.ones(self.records, dtype=bool)
         valid[[r.number - 1 for r in self.invalid]] = False
@@ -299,7 +299,7 @@ def _stray_quote(block: Block, single_line: Sequence[str]) -> Optional[int]:
         cells = pc.match_substring(block.table.column(column), "\n")
         broken |= pc.fill_null(cells, False).to_numpy(zero_copy_only=False)
     if broken.any():
-        spans.append(int(np.flatnonzero(block._row_of_record() >= 0)[np.flatnonzero(broken)[0]]))
+        spans.append(int(np.flatnonzero(block.row_of_record() >= 0)[np.flatnonzero(broken)[0]]))
     return min(spans) if spans else None
 
 
@@ -307,15 +307,15 @@ def _cut_at_stray_quote(block: Block, record: int, columns: list[str], at_end: b
     """The block up to the line where ``record`` starts, that line rejected as a stray quote."""
     starts = block.record_starts()
     first = int(starts[record])
+    line_start = _after_line(block.data, first - 1) if first else 0
     data = block.data[: _after_line(block.data, first)]
-    text = data[_after_line(data, first - 1) if first else 0:].decode("utf-8").rstrip("\r\n")
-    rest = block.data[_after_line(block.data, first - 1) if first else 0:]
-    if rest.count(b'"') % 2 and at_end:
+    text = data[line_start:].decode("utf-8").rstrip("\r\n")
+    if block.data[line_start:].count(b'"') % 2 and at_end:
         where = "the end of the file"
     else:
         where = f"line {block.first_line + first + _line_breaks(block, record)}"
     reason = f'a quoted field opened here is not closed before {where} (a quote inside a value is written "")'
-    rows_before = int(np.count_nonzero(block._row_of_record()[:record] >= 0))
+    rows_before = int(np.count_nonzero(block.row_of_record()[:record] >= 0))
     invalid = [r for r in block.invalid if r.number - 1 < record]
     invalid.append(InvalidRecord(record + 1, text, reason, _quoted_column(text, block.delimiter, columns)))
     undecodable = {line: byte for line, byte in block.undecodable.items() if line <= first}
@@ -325,7 +325,7 @@ def _cut_at_stray_quote(block: Block, record: int, columns: list[str], at_end: b
 
 def _line_breaks(block: Block, record: int) -> int:
     """Line breaks inside a record, as parsed: the lines it spans, less one."""
-    row = int(block._row_of_record()[record])
+    row = int(block.row_of_record()[record])
     if row < 0:
         return next(r.text.count("\n") for r in block.invalid if r.number - 1 == record)
     cells = (block.table.column(c)[row].as_py() for c in block.table.column_names)
