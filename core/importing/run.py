@@ -126,18 +126,19 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
 
 
 @contextmanager
-def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan) -> Iterator[None]:
+def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan) -> Iterator[bool]:
     """When an events file at least doubles the events table, building its indexes once at
-    the end is much faster than updating them row by row (one sort instead of random writes)."""
+    the end is much faster than updating them row by row (one sort instead of random writes).
+    Yields whether it does so: the file is then most of the table."""
     stored = raw.execute("SELECT count(*) FROM events").fetchone()[0]
     incoming = plan.sniffed.size_bytes / plan.sniffed.bytes_per_row
     if plan.kind != "events" or incoming < max(stored, _REBUILD_MIN_ROWS):
-        yield
+        yield False
         return
     dialect = sqlite_dialect.dialect()
     for index in schema.events.indexes:
         raw.execute(f"DROP INDEX {index.name}")
-    yield
+    yield True
     for index in schema.events.indexes:
         raw.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
@@ -201,14 +202,14 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
-    with _events_indexes_rebuilt(target.raw, plan):
+    with _events_indexes_rebuilt(target.raw, plan) as most_of_the_table:
         _load_blocks(target, plan, report, options, progress, cancel)
     if report.rows_read == 0:
         raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
         if not options.keep_duplicates:
-            report.duplicates = _delete_repeated_events(target.raw, first_event)
+            report.duplicates = _delete_repeated_events(target.raw, first_event, most_of_the_table)
             report.rows_accepted -= report.duplicates
     report.duration_s = time.perf_counter() - started
     target.raw.execute(
@@ -233,16 +234,18 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
             cancel.raise_if_cancelled()
 
 
-def _delete_repeated_events(raw: sqlite3.Connection, first_new: int) -> int:
+def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool) -> int:
     """Delete the events from ``first_new`` on that repeat an earlier event exactly (same
     user, item, time, event type, value), stored before or earlier in this import; returns
-    how many. The new events are walked in the order of the (user, time) index, so each
-    look-up for an earlier twin lands next to the previous one instead of at random, and
-    only a row whose (user, time) is shared is read from the table. Both sides name the index:
-    left to itself, SQLite may look twins up by item, which for a popular item means
-    scanning most of the table for every row."""
+    how many. Each new event looks for an earlier twin through the (user, time) index; only
+    a row whose (user, time) is shared is read from the table. The look-up names the index:
+    left to itself, SQLite may look twins up by item, which for a popular item means scanning
+    most of the table for every row. When the new events are most of the table they are
+    walked in that index's order too, so each look-up lands next to the previous one instead
+    of at random; a few new events are walked by id, without touching the older ones."""
+    walk = "INDEXED BY ix_events_user_ts" if most_of_the_table else ""
     cursor = raw.execute(
-        "DELETE FROM events WHERE id IN (SELECT e.id FROM events AS e INDEXED BY ix_events_user_ts "
+        f"DELETE FROM events WHERE id IN (SELECT e.id FROM events AS e {walk} "
         "WHERE e.id >= ? AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
         "WHERE o.user_id = e.user_id AND o.ts = e.ts "
         "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value))",
