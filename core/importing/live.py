@@ -186,6 +186,9 @@ class _PostedBlock:
     rows: list
     first_row: int
 
+    def undecodable_rows(self) -> dict[int, str]:
+        return {}  # posted JSON is text already
+
     def rejected(self, rows: np.ndarray, columns: list, reasons: list[str]) -> list[RejectedRow]:
         at = self.positions[np.asarray(rows, dtype=np.int64)]
         return [RejectedRow(self.first_row + int(i), column, reason, _raw(self.rows[i]))
