@@ -41,7 +41,7 @@ def _check_import(data: bytes, strict: bool) -> None:
             assert _tables(workspace.path) == before
         else:
             events = report.file("events")
-            assert events.rows_read == events.rows_accepted + events.rows_rejected
+            assert events.rows_read == events.rows_accepted + events.rows_rejected + events.duplicates
             assert workspace.counts()["events"] == len(before["events"]) + events.rows_accepted
             assert not (strict and events.rows_rejected)
             assert all(r.line >= 1 for r in events.rejected)
