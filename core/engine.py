@@ -22,8 +22,9 @@ from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.progress import RateMeter, emit
 from core.ranker import RankedScorer
-from core.serving import Interest, ItemInfo, NextItem, Recommendation  # noqa: F401  (the API's return types)
+from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
+from core.text import TextModelSpec
 
 
 class UnknownUserError(NextPickError, KeyError):
@@ -60,8 +61,11 @@ class UserRow:
 class Engine:
     """``Engine.open(path)`` or ``Engine(workspace)``; every method is safe to call from worker threads."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, text_model: Optional[str] = None) -> None:
+        """``text_model``: a local sentence-transformers folder to read item text with (None = the packaged model)."""
         self.workspace = workspace
+        self.text_model = TextModelSpec(text_model)
+        self._text_index: Optional[tuple[tuple[str, str], object]] = None
         self._lock = threading.RLock()
         self._content: Optional[str] = None
         self._data_cache: tuple[str, object] | None = None
@@ -72,8 +76,8 @@ class Engine:
         self._test_ranks: dict[tuple[int, EvalMode], tuple[str, np.ndarray, np.ndarray]] = {}
 
     @classmethod
-    def open(cls, path) -> "Engine":
-        return cls(Workspace.open(path))
+    def open(cls, path, text_model: Optional[str] = None) -> "Engine":
+        return cls(Workspace.open(path), text_model)
 
     # -- data -------------------------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class Engine:
     def refresh(self) -> None:
         """Forget cached sequences, users and loaded models (after another process imported into the file)."""
         with self._lock:
-            self._content, self._data_cache, self._users_cache = None, None, None
+            self._content, self._data_cache, self._users_cache, self._text_index = None, None, None, None
             self._bundles.clear()
             self._test_ranks.clear()
 
@@ -325,7 +329,76 @@ class Engine:
         return serving.next_items(self.sequence_data(), item, n)
 
     def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
-        return serving.search_items(self.sequence_data(), text, limit)
+        """Items whose id or title contains ``text``, then (once the catalogue's text is embedded,
+        see ``embed_items``) the items nearest to it in meaning."""
+        index = self.text_index()
+        if index is None:
+            return serving.search_items(self.sequence_data(), text, limit)
+        from core.text import load_encoder
+        from core.text.search import search_by_meaning
+
+        return search_by_meaning(self.sequence_data(), index, load_encoder(self.text_model), text, limit)
+
+    def similar_items(self, item: str, n: int = 10) -> list[SimilarItem]:
+        """Items whose text is nearest to ``item``'s; empty until the catalogue's text is embedded."""
+        from core.text.search import similar_items
+
+        index = self.text_index()
+        return [] if index is None else similar_items(self.sequence_data(), index, item, n)
+
+    # -- item text (the optional language model, core.text) -----------------------------------
+
+    def set_text_model(self, path: Optional[str]) -> None:
+        """Read item text with the sentence-transformers model in folder ``path`` (None = the packaged one)."""
+        with self._lock:
+            self.text_model, self._text_index = TextModelSpec(path), None
+            self._bundles.clear()
+
+    def text_available(self) -> bool:
+        """Whether a text model can be used: the extra is installed (and a named folder is a model)."""
+        from core.text import TextModelError, packaged_model_installed, text_extra_installed
+
+        if self.text_model.path is None:
+            return packaged_model_installed()
+        try:
+            self.text_model.folder()
+        except TextModelError:
+            return False
+        return text_extra_installed()
+
+    def embed_items(self, progress=None, cancel=None):
+        """Embed the text of every new or changed item (a background job: minutes for 100k items)
+        and return the ``TextIndex`` searches, similar items and training use. TextModelError
+        without the extra."""
+        from core.text import embed_catalogue, load_encoder
+        from core.text.search import TextIndex
+
+        encoder = load_encoder(self.text_model)
+        vectors = embed_catalogue(self.workspace, encoder, progress, cancel)
+        index = TextIndex.build(self.sequence_data(), vectors)
+        with self._lock:
+            self._text_index = ((self.content_hash(), encoder.key), index)
+        return index
+
+    def text_index(self):
+        """The catalogue's ``TextIndex`` when every item with text has a cached vector for the current
+        model, else None (``embed_items`` makes one); never runs the language model."""
+        if not self.text_available():
+            return None
+        from core.text.catalogue import cached_vectors
+        from core.text.search import TextIndex
+
+        key = (self.content_hash(), self.text_model.key())
+        with self._lock:
+            if self._text_index is not None and self._text_index[0] == key:
+                return self._text_index[1]
+        vectors, missing = cached_vectors(self.workspace, key[1])
+        if missing or not len(vectors.store_ids):
+            return None
+        index = TextIndex.build(self.sequence_data(), vectors)
+        with self._lock:
+            self._text_index = (key, index)
+        return index
 
     def users_page(self, offset: int, limit: int, search: Optional[str] = None,
                    order_by: str = "activity") -> list[UserRow]:

@@ -62,6 +62,14 @@ class NextItem:
     count: int  # how many times someone took it right after the asked item
 
 
+@dataclass(frozen=True)
+class SimilarItem:
+    item: str
+    title: str
+    categories: str
+    similarity: float  # cosine similarity of the two items' text vectors (core.text), -1..1
+
+
 def resolve_history(data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
     """(item indices, profile segment) for a stored user or a what-if history; unknown ids are skipped.
 
@@ -169,6 +177,11 @@ def _title(data, item: int) -> str:
 
 def _categories(data, item: int) -> tuple[str, ...]:
     return split_categories(str(data.item_categories[item]))
+
+
+def item_info(data, item: int) -> ItemInfo:
+    """What a list shows about the item at index ``item``."""
+    return ItemInfo(str(data.item_external[item]), _title(data, item), _categories_text(data, item))
 
 
 def next_items(data, item: str, n: int = 10) -> list[NextItem]:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional, TextIO
 
-from core.cli import data_commands, model_commands, serve_commands
+from core.cli import data_commands, model_commands, serve_commands, text_commands
 from core.cli.common import CliError, Output, ProgressBar, format_progress
 from core.errors import NextPickError
 from core.progress import Cancelled
@@ -37,6 +37,7 @@ def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
     data_commands.add_commands(commands, common)
     model_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
     serve_commands.add_commands(commands, common)
+    text_commands.add_commands(commands, common)
     return parser
 
 

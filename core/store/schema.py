@@ -17,10 +17,12 @@ from typing import Optional
 from sqlalchemy import (
     Column,
     Float,
+    LargeBinary,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -121,4 +123,17 @@ runs = Table(
     Column("duration_s", Float, nullable=True),
     Column("content_hash", String, nullable=True),  # workspace content the run was trained on
     Column("bundle_path", Text, nullable=True),
+)
+
+# Each item's text embedded by a sentence-embedding model (core.text); a cache, refreshed when the
+# item's text (text_hash) or the model (name and version) changes. A new table needs no migration:
+# opening a workspace creates the tables it lacks.
+item_text_vectors = Table(
+    "item_text_vectors",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("model", String, nullable=False),  # model name and version, e.g. "all-MiniLM-L6-v2 (gt 0.1.0)"
+    Column("text_hash", String, nullable=False),  # sha256 of the text embedded, first 16 hex digits
+    Column("vector", LargeBinary, nullable=False),  # float16, unit length
+    PrimaryKeyConstraint("item_id", "model"),
 )

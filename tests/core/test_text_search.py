@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from cli_run import run
+from core.engine import Engine
+from text_data import packaged_encoder, toy_workspace
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    packaged_encoder()  # skips the module without the [text] extra
+    engine = Engine(toy_workspace(tmp_path_factory.mktemp("text") / "ws.sqlite"))
+    assert engine.text_available() and engine.text_index() is None  # nothing embedded yet
+    engine.embed_items()
+    yield engine
+    engine.workspace.close()
+
+
+def test_search_finds_items_by_meaning_without_shared_words(engine):
+    found = [info.item for info in engine.search_items("wooden train", 2)]
+    assert set(found) == {"t1", "t2"}  # "Deluxe Locomotive 7", "Freight Wagon 2"
+
+
+def test_words_in_titles_come_first(engine):
+    assert [info.item for info in engine.search_items("bunny", 3)][0] == "t6"
+
+
+def test_similar_items_are_the_nearest_texts(engine):
+    similar = engine.similar_items("t3", 2)
+    assert similar[0].item == "t4" and 0 < similar[1].similarity <= similar[0].similarity <= 1
+    assert engine.similar_items("no such item") == []
+
+
+def test_a_reopened_engine_uses_the_cached_vectors(engine):
+    reopened = Engine(engine.workspace)
+    assert reopened.text_index() is not None
+
+
+def test_without_a_text_model_search_falls_back_to_title_words(engine, monkeypatch):
+    plain = Engine(engine.workspace)
+    monkeypatch.setattr(Engine, "text_available", lambda self: False)
+    assert [info.item for info in plain.search_items("game", 5)] == ["t3", "t4"]
+    assert plain.search_items("wooden train") == [] and plain.similar_items("t3") == []
+
+
+def test_cli_items_search_and_similar(engine, capsys):
+    code, out, _ = run(capsys, "items", "--db", engine.workspace.path, "--search", "wooden train", "-k", "2", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["by_meaning"] and result["text_model"].startswith("all-MiniLM-L6-v2")
+    assert {item["item"] for item in result["items"]} == {"t1", "t2"}
+    code, out, _ = run(capsys, "items", "--db", engine.workspace.path, "--similar", "t5", "-k", "1")
+    assert code == 0 and "t6" in out
+
+
+def test_cli_names_a_folder_that_is_no_model(engine, capsys, tmp_path):
+    code, _, err = run(capsys, "items", "--db", engine.workspace.path, "--search", "x", "--text-model", tmp_path)
+    assert code == 1 and f"{tmp_path} is not a sentence-transformers model folder" in err
