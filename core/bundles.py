@@ -121,11 +121,14 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def load_bundle(path, data=None, on_mismatch: str = "refuse", device: str = "cpu") -> Bundle:
+def load_bundle(path, data=None, on_mismatch: str = "refuse", device: str = "cpu", text=None) -> Bundle:
     """Load a bundle; with ``data``, check it fits that data's catalogue.
 
     on_mismatch: "refuse" raises ``BundleError`` when the items differ; "map" serves known items
-    with their trained scores and new items with the mean score of known items of their category.
+    with their trained scores and new items with the mean score of known items of their category,
+    or, for a model that reads item text, from their text: ``text`` is then called (only when the
+    items differ) for the current items' ``core.text.search.TextIndex`` under the run's text
+    model, or None when that model is not available here.
     """
     if on_mismatch not in ("refuse", "map"):
         raise ValueError("on_mismatch must be 'refuse' or 'map'")
@@ -139,7 +142,7 @@ def load_bundle(path, data=None, on_mismatch: str = "refuse", device: str = "cpu
     except Exception as exc:  # shapes or keys that do not fit the model described by the manifest
         raise BundleError(f"{folder / WEIGHTS} does not match its manifest ({type(exc).__name__}: {exc})") from None
     if data is not None:
-        bundle = _fit_to_data(bundle, data, on_mismatch)
+        bundle = _fit_to_data(bundle, data, on_mismatch, text)
     return bundle
 
 
@@ -188,7 +191,7 @@ def restore_scorer(model: str, config: dict, dims: Optional[dict], state: dict[s
 # -- serving a bundle on data whose catalogue changed ----------------------------------------
 
 
-def _fit_to_data(bundle: Bundle, data, on_mismatch: str) -> Bundle:
+def _fit_to_data(bundle: Bundle, data, on_mismatch: str, text=None) -> Bundle:
     vocab = bundle.manifest["vocabulary"]
     trained_items = vocab["items"]
     current = [str(x) for x in data.item_external[1:]]
@@ -205,14 +208,14 @@ def _fit_to_data(bundle: Bundle, data, on_mismatch: str) -> Bundle:
             f"({unknown:,} the model has never seen, {gone:,} it knows are gone). Retrain it, or load it with "
             "item mapping (known items keep their scores, new items are scored from their category)."
         )
-    return _mapped(bundle, data, new_to_old, unknown, gone)
+    return _mapped(bundle, data, new_to_old, unknown, gone, text)
 
 
 def _same_segments(vocab: dict, data) -> bool:
     return list(vocab.get("segments", [])) == [str(x) for x in data.segment_names]
 
 
-def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: int) -> Bundle:
+def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: int, text=None) -> Bundle:
     vocab = bundle.manifest["vocabulary"]
     old_category = {name: i for i, name in enumerate(vocab["categories"])}
     category_in_old = np.array([old_category.get(str(data.category_names[c]), 0) for c in data.item_category])
@@ -224,14 +227,31 @@ def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: in
     item_interest[0] = -1
     ranker = None if bundle.ranker is None else _remapped_ranker(bundle.ranker, new_to_old, category_in_old)
     notes = list(bundle.notes)
+    scorer = _scorer_from_text(bundle.scorer, new_to_old, category_in_old, item_interest, text) if unknown else None
     if unknown or gone:
-        notes.append(f"catalogue changed since training: {unknown:,} new items scored from their category, "
-                     f"{gone:,} removed items dropped")
+        notes.append(f"catalogue changed since training: {unknown:,} new items scored from their "
+                     f"{'text' if scorer is not None else 'category'}, {gone:,} removed items dropped")
     if not _same_segments(vocab, data):
         notes.append("profile segments changed since training: segments matched by name, unknown ones use global popularity")
-    return replace(bundle, scorer=MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map),
+    if scorer is None:
+        scorer = MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map)
+    else:
+        item_interest = scorer.model.predictor.item_interest.cpu().numpy()
+    return replace(bundle, scorer=scorer,
                    fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
                    ranker=ranker, item_interest=item_interest, notes=notes)
+
+
+def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
+    """The model rebuilt on the current items when it reads text and their vectors are at hand, else None."""
+    from core.text.extend import extended_scorer, reads_text
+
+    if text is None or not reads_text(scorer):
+        return None
+    index = text()
+    if index is None:
+        return None
+    return extended_scorer(scorer, new_to_old, category_in_old, index.vectors, item_interest)
 
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:

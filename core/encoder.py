@@ -1,7 +1,9 @@
 """Encoder: a user's item sequence -> one hidden state H_t per position.
 
 Each step's input is the item embedding plus the embedding of the item's category (X_c), so
-items the model has rarely seen still carry what their category says. Three interchangeable
+items the model has rarely seen still carry what their category says; with item text
+(``text_dim`` > 0, core.text) a learned projection of the item's frozen sentence embedding is
+added too, and items without training events are represented by category and text alone. Three interchangeable
 sequence models read those inputs: a GRU (GRU4Rec-style), an LSTM, and a causal
 self-attention Transformer (SASRec-style, pre-layer-norm). Sequences are left-padded with 0;
 padding never influences a real position, and no position ever sees a later one.
@@ -38,12 +40,14 @@ class EncoderConfig:
     heads: int = 1  # attention heads (Transformer only)
     dropout: float = 0.3  # on embeddings, attention weights and block outputs
     max_len: int = 50  # longest history read; older events are dropped
+    text_dim: int = 0  # width of the items' text vectors (core.text); 0 = the model reads no text
 
 
 class ItemEmbeddings(nn.Module):
-    """Item + category embedding per item index; also the output table the generator scores against."""
+    """Item + category (+ projected text) embedding per item index; also the output table the
+    generator scores against."""
 
-    def __init__(self, n_items: int, n_categories: int, hidden: int) -> None:
+    def __init__(self, n_items: int, n_categories: int, hidden: int, text_dim: int = 0) -> None:
         super().__init__()
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.category = nn.Embedding(max(n_categories, 1), hidden, padding_idx=0)
@@ -53,13 +57,43 @@ class ItemEmbeddings(nn.Module):
         with torch.no_grad():
             self.item.weight[0].zero_()
             self.category.weight[0].zero_()
+        self.text = ItemText(n_items, text_dim, hidden) if text_dim else None
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
-        return self.item(items) + self.category(self.item_category[items])
+        ids = self.item(items)
+        if self.text is None:
+            return ids + self.category(self.item_category[items])
+        ids = ids * self.text.has_events[items].unsqueeze(-1)
+        return ids + self.category(self.item_category[items]) + self.text(items)
 
     def table(self) -> torch.Tensor:
         """(n_items + 1, hidden) embedding of every item, row 0 = padding."""
-        return self.item.weight + self.category.weight[self.item_category]
+        ids = self.item.weight
+        if self.text is None:
+            return ids + self.category.weight[self.item_category]
+        ids = ids * self.text.has_events.unsqueeze(-1)
+        return ids + self.category.weight[self.item_category] + self.text()
+
+
+class ItemText(nn.Module):
+    """What the item's text adds to its embedding: a learned projection of its frozen text vector.
+
+    The ID embedding of an item without training events never received a positive gradient
+    (full softmax only pushed it down), so ``ItemEmbeddings`` masks it out: such an item is
+    represented by its category and its text alone, and can be recommended from its first day.
+    ``vectors`` and ``has_events`` are buffers, saved in the bundle, so a bundle serves on its own.
+    """
+
+    def __init__(self, n_items: int, text_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.projection = nn.Linear(text_dim, hidden, bias=False)
+        self.register_buffer("vectors", torch.zeros(n_items + 1, text_dim, dtype=torch.float16))  # unit rows; 0 = none
+        self.register_buffer("has_events", torch.ones(n_items + 1, dtype=torch.bool))  # False: ID embedding unused
+
+    def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., hidden) projected text of ``items``, or (n_items + 1, hidden) of every item."""
+        vectors = self.vectors if items is None else self.vectors[items]
+        return self.projection(vectors.to(self.projection.weight.dtype))
 
 
 class CausalSelfAttention(nn.Module):
@@ -115,7 +149,7 @@ class SequenceEncoder(nn.Module):
         if config.kind not in ENCODER_KINDS:
             raise ValueError(f"unknown encoder {config.kind!r}; choose one of {', '.join(ENCODER_KINDS)}")
         self.config = config
-        self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden)
+        self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden, config.text_dim)
         self.input_drop = nn.Dropout(config.dropout)
         if config.kind == "sasrec":
             # Position embeddings count from the most recent event, so left padding never shifts them.

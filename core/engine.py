@@ -147,7 +147,27 @@ class Engine:
                                  "Start a new run for another split.")
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
-        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run)
+        text = self._training_text(config, progress, cancel)
+        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text)
+
+    def _serving_text(self, run: runs.RunSummary):
+        """The current items' TextIndex under the text model the run was trained with (embedding new
+        items first), or None when the run read no text or that model is not the engine's."""
+        if not run.config.get("text_model") or not self.text_available():
+            return None
+        if self.text_model.key() != run.config["text_model"]:
+            return None
+        return self.text_index() or self.embed_items()
+
+    def _training_text(self, config, progress, cancel):
+        """The items' text vectors a neural run reads (embedding new items first), or None: the run's
+        ``text`` is off, it trains a baseline, the extra is missing, or no item has text."""
+        from core.baselines import BASELINES
+
+        if not config.text or config.model in BASELINES or not self.text_available():
+            return None
+        index = self.embed_items(progress, cancel)
+        return index if index.has_text.any() else None
 
     def runs(self) -> list[runs.RunSummary]:
         return runs.list_runs(self.workspace)
@@ -200,7 +220,8 @@ class Engine:
                     folder = runs.runs_root(self.workspace).name
                     raise BundleError(f"run #{run.id}'s model is missing: {run.bundle_path} does not exist",
                                       f"Move or copy a workspace together with its {folder} folder.")
-                self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map")
+                self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map",
+                                                         text=lambda: self._serving_text(run))
             return self._bundles[int(run_id)]
 
     def evaluate(self, run_id: int, progress=None, cancel=None, eval_mode: Optional[EvalMode] = None) -> dict:

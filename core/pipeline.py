@@ -30,6 +30,7 @@ class DataDims:
     n_items: int  # items 1..n_items (0 = padding)
     n_categories: int  # category indices including 0 = none
     n_interests: int  # outputs of the interest head (categories without "none", or clusters)
+    text_dim: int = 0  # width of the item text vectors the model reads (core.text); 0 = none
 
 
 class Encoded(NamedTuple):
@@ -231,6 +232,7 @@ def encoder_config(config, dims: DataDims) -> EncoderConfig:
         heads=config.heads,
         dropout=config.dropout,
         max_len=config.max_len,
+        text_dim=dims.text_dim,
     )
 
 

@@ -106,12 +106,16 @@ def cluster_items(item_table: torch.Tensor, k: int, seed: int = 0,
 
 def interest_names(item_interest: np.ndarray, item_table: np.ndarray, item_title: np.ndarray,
                    item_external: np.ndarray, category_names: Optional[np.ndarray]) -> list[str]:
-    """Readable name per interest: the category name, or a cluster's most typical items."""
+    """Readable name per interest: the category name, or the words a cluster's titles share and its
+    most typical items ("interest 2 · trains, wooden: Wooden Train Set 1, ...")."""
+    from core.text.naming import distinctive_words
+
     item_interest = np.asarray(item_interest)
     n_interests = int(item_interest.max()) + 1 if len(item_interest) else 0
     if category_names is not None and len(category_names) > 1:
         return [str(name) for name in category_names[1:]]
     table = item_table / np.maximum(np.linalg.norm(item_table, axis=1, keepdims=True), 1e-12)
+    words = distinctive_words(item_interest, item_title, n_interests)
     names = []
     for interest in range(n_interests):
         members = np.flatnonzero(item_interest == interest)
@@ -121,5 +125,6 @@ def interest_names(item_interest: np.ndarray, item_table: np.ndarray, item_title
         centre = table[members].mean(axis=0)
         typical = members[np.argsort(-(table[members] @ centre))[:NAMING_ITEMS]]
         labels = [str(item_title[i]) or str(item_external[i]) for i in typical]
-        names.append(f"interest {interest + 1}: " + ", ".join(labels))
+        about = f" · {', '.join(words[interest])}" if words[interest] else ""
+        names.append(f"interest {interest + 1}{about}: " + ", ".join(labels))
     return names

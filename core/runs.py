@@ -24,7 +24,7 @@ from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_o
 from core.bundles import save_bundle
 from core.data.splits import EvalMode, SplitChoice
 from core.errors import NextPickError, UsageError
-from core.evaluation import REPORT_KEYS, evaluate_scorer
+from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
@@ -313,11 +313,15 @@ def _try_lock(fd: int, exclusive: bool) -> bool:
 
 
 def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
-              resume_run: Optional[int] = None) -> RunSummary:
+              resume_run: Optional[int] = None, text=None) -> RunSummary:
     """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
-    Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``."""
+    Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``.
+    ``text``: the items' text vectors (a ``core.text.search.TextIndex``) a neural model reads, or
+    None; the run records its model."""
     content_hash = workspace.content_hash()
-    recorded = {**config.to_json(), "split": choice.to_json(), "log": vars(LogPosition.of(workspace))}
+    text = text if config.model not in BASELINES else None
+    recorded = {**config.to_json(), "split": choice.to_json(), "log": vars(LogPosition.of(workspace)),
+                "text_model": None if text is None else text.model}
     if resume_run is None:
         run_id, owner = create_run(workspace, recorded, content_hash, progress)
     else:
@@ -327,7 +331,7 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     try:
         try:
             metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash,
-                                              progress, cancel, resume_run is not None)
+                                              progress, cancel, resume_run is not None, text)
         except Cancelled:
             update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started)
             raise
@@ -343,9 +347,9 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
 
 
 def _train_and_save(folder: Path, data, split, config, recorded: dict, content_hash, progress, cancel,
-                    resume: bool) -> tuple[dict, str]:
+                    resume: bool, text=None) -> tuple[dict, str]:
     log = TrainLog.from_split(data, split)
-    scorer, device, training, dims = _fit_generator(folder, data, split, log, config, progress, cancel, resume)
+    scorer, device, training, dims = _fit_generator(folder, data, split, log, config, progress, cancel, resume, text)
     item_interest, interest_names = interest_vocabulary(scorer, data)
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
@@ -357,7 +361,8 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
     generator_test = test if served is scorer else evaluate_scorer(scorer, data, split.test, cancel=cancel,
                                                                     split_name=split.description)
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
-               "ranker": ranker.report, "training": training}
+               "ranker": ranker.report, "training": training,
+               "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items))}
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=PopularityScorer.fit(log), ranker=None if served is scorer else ranker,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
@@ -366,7 +371,25 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
     return metrics, device
 
 
-def _fit_generator(folder, data, split, log, config, progress, cancel, resume):
+def known_items(split, n_items: int) -> np.ndarray:
+    """(n_items + 1,) bool: items with an event the models could see (training sequences, the
+    validation and test histories and validation targets); the others are new at test time."""
+    from core.training import items_with_events
+
+    seen = [*split.train, *split.valid.histories, np.asarray(split.valid.targets), *split.test.histories]
+    return items_with_events(seen, n_items)
+
+
+def new_item_metrics(report, test_set, known: np.ndarray) -> dict:
+    """HR@10 and NDCG@10 over the test targets that are new items (None, not 0, when there are none)."""
+    new = ~known[np.asarray(test_set.targets, dtype=np.int64)]
+    if not new.any():
+        return {"events": 0, "hr@10": None, "ndcg@10": None}
+    figures = metrics_from_ranks(report.ranks[new], ks=(10,))
+    return {"events": int(new.sum()), "hr@10": figures["hr@10"], "ndcg@10": figures["ndcg@10"]}
+
+
+def _fit_generator(folder, data, split, log, config, progress, cancel, resume, text=None):
     """(scorer, device name, training summary, network dims or None) for a baseline or a neural model."""
     if config.model in BASELINES:
         emit(progress, Progress("train", message=f"fitting the {config.model} baseline"))
@@ -378,10 +401,10 @@ def _fit_generator(folder, data, split, log, config, progress, cancel, resume):
     from core.training import data_dims, train_sequence_model
 
     result = train_sequence_model(data, split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
-                                  resume=resume)
+                                  resume=resume, text=text)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
                 "epochs": [vars(record) for record in result.history]}
-    return result.scorer, result.device_name, training, vars(data_dims(data, config))
+    return result.scorer, result.device_name, training, vars(data_dims(data, config, text))
 
 
 def interest_vocabulary(scorer: Scorer, data) -> tuple[np.ndarray, list[str]]:

@@ -63,6 +63,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda"
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     seed: int = 0  # seeds initialisation, shuffling, dropout and k-means
+    text: bool = True  # read item text with the language model when the [text] extra is installed and items have text
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", **overrides) -> "TrainConfig":
@@ -129,15 +130,22 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def data_dims(data: SequenceData, config: TrainConfig) -> DataDims:
+def data_dims(data: SequenceData, config: TrainConfig, text=None) -> DataDims:
+    """Network sizes for ``data``; ``text`` (a ``core.text.search.TextIndex`` or None) adds its width."""
     n_interests = data.n_categories - 1 if data.has_categories else config.interest_clusters
-    return DataDims(data.n_items, data.n_categories, max(1, n_interests))
+    return DataDims(data.n_items, data.n_categories, max(1, n_interests), 0 if text is None else text.vectors.shape[1])
 
 
-def model_for_data(data: SequenceData, config: TrainConfig) -> SequenceModel:
-    """A fresh network with the data's item -> category (and interest) maps in its buffers."""
-    model = build_model(config, data_dims(data, config))
+def model_for_data(data: SequenceData, config: TrainConfig, text=None, train: Optional[list[np.ndarray]] = None
+                   ) -> SequenceModel:
+    """A fresh network with the data's item -> category (and interest) maps in its buffers; with
+    ``text``, the items' text vectors too, and which items have events in the ``train`` sequences."""
+    model = build_model(config, data_dims(data, config, text))
     model.encoder.embeddings.item_category.copy_(torch.from_numpy(data.item_category))
+    if text is not None:
+        item_text = model.encoder.embeddings.text
+        item_text.vectors.copy_(torch.from_numpy(text.vectors))
+        item_text.has_events.copy_(torch.from_numpy(items_with_events(train or [], data.n_items)))
     if data.has_categories:
         model.predictor.item_interest.copy_(torch.from_numpy(interests_from_categories(data.item_category)))
     return model
@@ -188,8 +196,11 @@ def train_sequence_model(
     cancel: Optional[CancelToken] = None,
     checkpoint_dir: Optional[Path] = None,
     resume: bool = False,
+    text=None,
 ) -> TrainResult:
     """Train a neural sequence model on ``split.train``; early-stop on ``split.valid``.
+
+    ``text``: the items' text vectors (``core.text.search.TextIndex``) the model reads, or None.
 
     Raises ``Cancelled`` (leaving only complete checkpoints behind) when ``cancel`` is set.
     """
@@ -198,7 +209,7 @@ def train_sequence_model(
     started = time.perf_counter()
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    model = model_for_data(data, config).to(device)
+    model = model_for_data(data, config, text, split.train).to(device)
     optimizer = make_optimizer(model, config)
     state, best_weights = _LoopState(), None
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -248,6 +259,14 @@ def train_sequence_model(
         duration_s=time.perf_counter() - started,
         valid_metrics=state.best_metrics,
     )
+
+
+def items_with_events(sequences: list[np.ndarray], n_items: int) -> np.ndarray:
+    """(n_items + 1,) bool: True for the items that occur in ``sequences`` (padding: False)."""
+    counts = np.bincount(np.concatenate(sequences).astype(np.int64), minlength=n_items + 1) if len(sequences) else \
+        np.zeros(n_items + 1, dtype=np.int64)
+    counts[0] = 0
+    return counts > 0
 
 
 def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:

@@ -15,7 +15,8 @@ import re
 import typing
 from datetime import datetime, timezone
 
-from core.cli.common import CliError, Output, require_workspace
+from core.cli.common import CliError, Output
+from core.cli.text_commands import add_text_model_option
 
 
 def add_commands(commands, common, with_train_options: bool) -> None:
@@ -28,6 +29,7 @@ def add_commands(commands, common, with_train_options: bool) -> None:
     _add_split_options(p)
     p.add_argument("--resume", type=int, metavar="RUN",
                    help="continue run RUN from its last checkpoint (with the split it was started with)")
+    add_text_model_option(p)
     p.set_defaults(handler=cmd_train)
 
     p = commands.add_parser("runs", parents=[common], help="list the trained runs")
@@ -155,10 +157,9 @@ def _field_comments(cls) -> dict[str, str]:
 
 
 def _engine(args):
-    from core.engine import Engine
+    from core.cli.text_commands import text_engine
 
-    require_workspace(args.db)
-    return Engine.open(args.db)
+    return text_engine(args)
 
 
 def cmd_train(args, out: Output) -> dict:
@@ -192,12 +193,13 @@ def _run(engine, run_id: int):
 
 def _run_dict(run) -> dict:
     metrics = run.metrics or {}
+    new_items = {"new_items": metrics["new_items"]} if "new_items" in metrics else {}
     return {
         "run": run.id, "model": run.model, "status": run.status, "device": run.device,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 2),
         "split": run.split.describe(), "eval": run.split.eval_mode.value, "validation": run.split.validation.value,
-        "protocol": metrics.get("protocol"), "not_evaluated": metrics.get("not_evaluated"),
-        "valid": metrics.get("valid", {}), "test": metrics.get("metrics", {}),
+        "protocol": metrics.get("protocol"), "text_model": run.config.get("text_model"), "not_evaluated": metrics.get("not_evaluated"),
+        "valid": metrics.get("valid", {}), "test": {**metrics.get("metrics", {}), **new_items},
         "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "error": metrics.get("error"),
@@ -215,7 +217,9 @@ def _run_lines(r: dict) -> list[str]:
         lines.append(f"error: {r['error']}")
     if r["protocol"]:
         lines.append(f"protocol: {r['protocol']}")
-    names = list(r["test"] or r["valid"])
+    if r["text_model"]:
+        lines.append(f"item text read with {r['text_model']}")
+    names = [name for name in (r["test"] or r["valid"]) if name != "new_items"]
     rows = {"valid (generator)": r["valid"], "test": r["test"], "test (generator only)": r["test_generator_only"]}
     if names:
         lines.append(f"{'':22}" + "".join(f"{name:>9}" for name in names))
@@ -223,6 +227,10 @@ def _run_lines(r: dict) -> list[str]:
                      for label, values in rows.items() if values)
     if r["beyond"]:
         lines.append(", ".join(f"{name} {value:.3f}" for name, value in r["beyond"].items()))
+    new = r["test"].get("new_items")
+    if new:
+        lines.append(f"new items (no events before the test): {new['events']:,} test events" + (
+            f", HR@10 {new['hr@10']:.4f}, NDCG@10 {new['ndcg@10']:.4f}" if new["events"] else ""))
     return lines
 
 

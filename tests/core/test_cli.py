@@ -177,6 +177,8 @@ def test_train_json_holds_run_id_and_validation_and_test_metrics(trained):
     for split in ("valid", "test"):
         assert set(result[split]) >= {"hr@10", "ndcg@10", "mrr@10"}
         assert 0.0 <= result[split]["ndcg@10"] <= result[split]["hr@10"] <= 1.0
+    new_items = result["test"].pop("new_items")  # figures on test items nobody took before (none in leave-one-out)
+    assert new_items == {"events": 0, "hr@10": None, "ndcg@10": None}
     assert "leave-one-out" in result["protocol"] and set(result["test_generator_only"]) == set(result["test"])
 
 
@@ -237,6 +239,7 @@ def test_interests_are_a_probability_distribution(trained_db, capsys):
 def test_evaluate_reproduces_the_test_metrics_of_training(trained_db, capsys):
     _, out, _ = run(capsys, "runs", "--db", trained_db, "--json")
     trained = next(r for r in json.loads(out)["runs"] if r["run"] == 1)["test"]
+    trained.pop("new_items")
     code, out, _ = run(capsys, "evaluate", "1", "--db", trained_db, "--json")
     assert code == 0
     assert json.loads(out)["metrics"] == pytest.approx(trained)
