@@ -350,15 +350,18 @@ class Engine:
         return serving.next_items(self.sequence_data(), item, n)
 
     def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
-        """Items whose id or title contains ``text``, then (once the catalogue's text is embedded,
-        see ``embed_items``) the items nearest to it in meaning."""
-        index = self.text_index()
-        if index is None:
-            return serving.search_items(self.sequence_data(), text, limit)
-        from core.text import load_encoder
+        """Items whose id or title contains ``text``, then the items nearest to it in meaning once the
+        catalogue's text is embedded (``embed_items``) and the model is loaded; fast enough to call
+        from the GUI thread either way (it never loads the model or reads the cache)."""
+        from core.text.model import loaded_encoder
         from core.text.search import search_by_meaning
 
-        return search_by_meaning(self.sequence_data(), index, load_encoder(self.text_model), text, limit)
+        with self._lock:
+            current = self._text_index
+        encoder = loaded_encoder(self.text_model) if current is not None else None
+        if encoder is None or current[0] != (self.content_hash(), encoder.key):
+            return serving.search_items(self.sequence_data(), text, limit)
+        return search_by_meaning(self.sequence_data(), current[1], encoder, text, limit)
 
     def similar_items(self, item: str, n: int = 10) -> list[SimilarItem]:
         """Items whose text is nearest to ``item``'s; empty until the catalogue's text is embedded."""

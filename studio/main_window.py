@@ -166,6 +166,11 @@ class MainWindow(QMainWindow):
                                           "Write recommendations for all or some users to a CSV file",
                                           self.open_export_dialog)
         file_menu.addSeparator()
+        self._action(file_menu, "&Text model folder…", None, "Read item titles and attributes with another local "
+                     "sentence-transformers model (e.g. a multilingual one)", self._ask_text_model)
+        self._action(file_menu, "Use the &packaged text model", None,
+                     "Read item text with the all-MiniLM-L6-v2 of the [text] extra", lambda: self.set_text_model(None))
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, "Close NextPick Studio", self.close)
         go_menu = self.menuBar().addMenu("&Go")
         for number, page in enumerate(self.pages, start=1):
@@ -269,7 +274,22 @@ class MainWindow(QMainWindow):
     def _use_engine(self, engine) -> None:
         freeze_long_lived_objects()  # the engine's modules (torch and all) are loaded by now
         self.settings.remember_workspace(engine.workspace.path)
+        engine.set_text_model(self.settings.text_model)
         self.context.set_engine(engine)
+
+    def _ask_text_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Sentence-transformers model folder",
+                                                  self.settings.text_model or str(Path.home()))
+        if folder:
+            self.set_text_model(folder)
+
+    def set_text_model(self, folder: Optional[str]) -> None:
+        """Read item text with the model in ``folder`` (None = packaged) from now on; pages re-read."""
+        self.settings.text_model = folder
+        engine = self.context.engine
+        if engine is not None:
+            engine.set_text_model(folder)
+            self.context.announce_data_changed()
 
     def _ask_new_workspace(self) -> None:
         name, _ = QFileDialog.getSaveFileName(

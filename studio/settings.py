@@ -17,7 +17,7 @@ RECENT_LIMIT = 8
 
 
 class StudioSettings:
-    """Window geometry, the last workspace and the recent-workspaces list."""
+    """Window geometry, the last workspace, the recent-workspaces list and the item-text model."""
 
     def __init__(self, store: Optional[QSettings] = None) -> None:
         self.store = store or QSettings(ORGANISATION, APPLICATION)
@@ -39,6 +39,15 @@ class StudioSettings:
     @last_workspace.setter
     def last_workspace(self, path: Optional[Path]) -> None:
         self.store.setValue("workspace/last", str(path) if path else "")
+
+    @property
+    def text_model(self) -> Optional[str]:
+        """The sentence-transformers folder item text is read with; None = the packaged model."""
+        return self.store.value("text/model", "") or None
+
+    @text_model.setter
+    def text_model(self, folder: Optional[str]) -> None:
+        self.store.setValue("text/model", folder or "")
 
     def recent_workspaces(self) -> list[Path]:
         """Most recent first; files that no longer exist are left out."""

@@ -17,7 +17,9 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
 from studio.context import StudioContext
 from studio.dialogs.errors import describe_error, show_error
 from studio.pages import StudioPage
-from studio.pages.explore_queries import ExploreAnswer, ExploreQuery, answer_query, item_view, prepare_workspace
+from core.progress import CancelToken
+from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_query, embed_item_text, item_view,
+                                          prepare_workspace)
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
@@ -48,6 +50,7 @@ class ExplorePage(StudioPage):
         self._item_wanted: Optional[ItemFacts] = None
         self._panes_sized = False
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
+        self._text_cancel: Optional[CancelToken] = None  # the running item-text job of this workspace
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         self.lay_out_side_by_side(self.users, self._build_panes(), (270, 1100))
@@ -76,6 +79,10 @@ class ExplorePage(StudioPage):
     def _build_panes(self) -> QWidget:
         self.heading = QLabel("Open a workspace to explore its users.")
         self.heading.setProperty("role", "heading")
+        self.text_note = QLabel()
+        self.text_note.setProperty("role", "hint")
+        self.text_note.setWordWrap(True)
+        self.text_note.hide()
         self.timeline = SequenceTimeline()
         self.what_if = WhatIfBar()
         self.interest_bars = InterestBars()
@@ -109,6 +116,7 @@ class ExplorePage(StudioPage):
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
+        layout.addWidget(self.text_note)
         layout.addWidget(vertical, 1)
         self.what_if.add_item.connect(self._on_add_item)
         self.what_if.drop_last.connect(self._on_drop_last)
@@ -131,6 +139,8 @@ class ExplorePage(StudioPage):
         self._unpainted.clear()
         self._reset_what_if()
         self.details.clear()
+        if self._text_cancel is not None:
+            self._text_cancel.cancel()
         engine = self.engine
         self.what_if.set_search(engine.search_items if engine is not None else None)
         self._fill_models()
@@ -139,6 +149,7 @@ class ExplorePage(StudioPage):
             self.heading.setText("Open a workspace (File ▸ Open) or import a CSV to explore its users.")
             self._paint_empty("No workspace is open.")
             return
+        self._read_item_text(engine)
         self.heading.setText("Reading the users…")
         job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
         job.finished.connect(lambda result: self._on_prepared(engine, *result))
@@ -320,6 +331,32 @@ class ExplorePage(StudioPage):
         self._paint_sequence()
         self.update_panes()
 
+    # -- item text (the language model) ---------------------------------------------------
+
+    def _read_item_text(self, engine) -> None:
+        """Embed new or changed items' text in the background, so search finds items by meaning and
+        the details show similar items; a note says what the extra would add when it is missing."""
+        from core.text import INSTALL_HINT
+
+        token = self._text_cancel = CancelToken()
+        self.details.no_text_reason = "" if engine.text_available() else f"Similar items by text: {INSTALL_HINT}."
+        job = self.context.run(embed_item_text, engine, token, progress=True, cancel=False)
+        job.progress.connect(lambda report: self._show_text_note(report.message))
+        job.finished.connect(lambda used: self._on_item_text_read(engine, used))
+        job.failed.connect(lambda exc: self._show_text_note("" if token.cancelled else
+                                                            f"Reading item text failed: {describe_error(exc).what}"))
+
+    def _show_text_note(self, text: str) -> None:
+        self.text_note.setText(text)
+        self.text_note.setVisible(bool(text))
+
+    def _on_item_text_read(self, engine, used: bool) -> None:
+        if engine is not self.engine:
+            return
+        self._show_text_note("")
+        if used and self._item_wanted is not None:
+            self.show_item(self._item_wanted.item)  # now with its similar items
+
     # -- item details -----------------------------------------------------------------------
 
     def show_item(self, item: str) -> None:
@@ -340,7 +377,8 @@ class ExplorePage(StudioPage):
         """What the panes already know about ``item``; the details pane needs no extra query."""
         known = [*self.effective_sequence(), *(self.answer.recommendations if self.answer else []),
                  *(self.answer.compared if self.answer else []),
-                 *[ItemFacts(f.item, f.title, f.categories) for f, _ in self.details.followers]]
+                 *[ItemFacts(f.item, f.title, f.categories) for f, _ in [*self.details.followers,
+                                                                          *self.details.similar]]]
         for entry in known:
             if entry.item == item:
                 return ItemFacts(item, entry.title, entry.categories)

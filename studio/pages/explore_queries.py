@@ -90,8 +90,23 @@ def prepare_workspace(engine) -> tuple[int, list[str]]:
     return engine.user_count(None), [str(name) for name in engine.sequence_data().category_names[1:]]
 
 
-def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]]]:
-    """An item's facts and its most common successors; runs in a worker."""
-    followers = [(ItemFacts(str(row.item), row.title or str(row.item), row.categories), int(row.count))
-                 for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
-    return facts, followers
+def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]], list[tuple[ItemFacts, float]]]:
+    """An item's facts, its most common successors and the items most similar to it by text
+    (empty until the catalogue's text is embedded); runs in a worker."""
+    followers = [(_facts(row), int(row.count)) for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
+    similar = [(_facts(row), float(row.similarity)) for row in engine.similar_items(facts.item, n=NEXT_ITEMS)]
+    return facts, followers, similar
+
+
+def _facts(row) -> ItemFacts:
+    return ItemFacts(str(row.item), row.title or str(row.item), row.categories)
+
+
+def embed_item_text(engine, token, progress=None) -> bool:
+    """Read the catalogue's text with the language model (new or changed items only); runs in a
+    worker that the page cancels through ``token`` when the workspace changes. False without
+    the text extra."""
+    if not engine.text_available():
+        return False
+    engine.embed_items(progress=progress, cancel=token)
+    return True

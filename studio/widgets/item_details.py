@@ -1,4 +1,5 @@
-"""One item's details and the items people most often take right after it."""
+"""One item's details, the items people most often take right after it, and the items most
+similar to it by text (the language model of the ``[text]`` extra)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ class ItemFacts:
 
 
 class ItemDetails(QWidget):
-    """Title, id and categories of the clicked item, then its most common successors."""
+    """Title, id and categories of the clicked item, its most common successors and its nearest
+    items by text."""
 
     item_clicked = Signal(str)  # a successor was clicked: show its details in turn
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.followers: list[tuple[ItemFacts, int]] = []
+        self.similar: list[tuple[ItemFacts, float]] = []
+        self.no_text_reason = ""  # why there are no similar items by text (the extra is missing), or ""
         self.heading = hint_label("Click an item in the sequence or a list to see its details.")
         self.facts = QLabel()
         self.facts.setWordWrap(True)
@@ -41,6 +45,12 @@ class ItemDetails(QWidget):
         self.table = clickable_table(("Item", "Category", "Times"), "Items that users took right after this one in "
                                      "the whole log, most frequent first. Click one to see its details.",
                                      stretch_column=0)
+        self.similar_caption = QLabel("Most similar by text")
+        self.similar_caption.setProperty("role", "hint")
+        self.similar_caption.setWordWrap(True)
+        self.similar_table = clickable_table(("Item", "Category", "Similarity"), "Items whose title, categories and "
+                                             "attributes mean most nearly the same, as read by the language model. "
+                                             "Click one to see its details.", stretch_column=0)
         about = QVBoxLayout()
         about.addWidget(self.heading)
         about.addWidget(self.facts)
@@ -50,38 +60,54 @@ class ItemDetails(QWidget):
         successors.addWidget(self.table, 1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        similar = QVBoxLayout()
+        similar.addWidget(self.similar_caption)
+        similar.addWidget(self.similar_table, 1)
         layout.addLayout(about, 2)
         layout.addLayout(successors, 3)
+        layout.addLayout(similar, 3)
         self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.followers[row][0].item))
+        self.similar_table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.similar[row][0].item))
         self.clear()
 
     def clear(self) -> None:
-        self.followers = []
+        self.followers, self.similar = [], []
         self.heading.setProperty("role", "hint")
         self.heading.setText("Click an item in the sequence or a list to see its details.")
-        for widget in (self.facts, self.caption, self.table):
+        for widget in (self.facts, self.caption, self.table, self.similar_caption, self.similar_table):
             widget.hide()
 
-    def show_item(self, facts: ItemFacts, followers: Sequence[tuple[ItemFacts, int]]) -> None:
-        self.followers = list(followers)
+    def show_item(self, facts: ItemFacts, followers: Sequence[tuple[ItemFacts, int]],
+                  similar: Sequence[tuple[ItemFacts, float]] = ()) -> None:
+        self.followers, self.similar = list(followers), list(similar)
         self.heading.setProperty("role", "heading")
         self.heading.style().unpolish(self.heading)
         self.heading.style().polish(self.heading)
         self.heading.setText(facts.title or facts.item)
         self.facts.setText(f"Item id: {facts.item}<br>Categories: {category_text(facts.categories) or '(none)'}")
         self.caption.setText("Most often taken next" if self.followers else "No user took anything right after this item.")
-        self.table.setRowCount(len(self.followers))
-        for row, (follower, count) in enumerate(self.followers):
-            category = primary_category(follower.categories)
-            cells = (
-                QTableWidgetItem(follower.title or follower.item),
-                QTableWidgetItem(colour_icon(category_colour(category)), category),
-                QTableWidgetItem(f"{count:,}"),
-            )
-            cells[2].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            for column, cell in enumerate(cells):
-                cell.setToolTip(f"{follower.title} ({follower.item})")
-                self.table.setItem(row, column, cell)
-        for widget in (self.facts, self.caption):
+        _fill(self.table, [(f, f"{count:,}") for f, count in self.followers])
+        _fill(self.similar_table, [(f, f"{similarity:.2f}") for f, similarity in self.similar])
+        self.similar_caption.setText("Most similar by text" if self.similar else
+                                     self.no_text_reason or "No similar items by text yet: the catalogue's text "
+                                                            "is being read, or this item has none.")
+        for widget in (self.facts, self.caption, self.similar_caption):
             widget.show()
         self.table.setVisible(bool(self.followers))
+        self.similar_table.setVisible(bool(self.similar))
+
+
+def _fill(table, rows: Sequence[tuple[ItemFacts, str]]) -> None:
+    """One row per item: title, primary category with its colour, and a right-aligned figure."""
+    table.setRowCount(len(rows))
+    for row, (facts, figure) in enumerate(rows):
+        category = primary_category(facts.categories)
+        cells = (
+            QTableWidgetItem(facts.title or facts.item),
+            QTableWidgetItem(colour_icon(category_colour(category)), category),
+            QTableWidgetItem(figure),
+        )
+        cells[2].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        for column, cell in enumerate(cells):
+            cell.setToolTip(f"{facts.title} ({facts.item})")
+            table.setItem(row, column, cell)

