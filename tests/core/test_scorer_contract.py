@@ -29,6 +29,22 @@ def _neural():
     return scorer, lambda state: NeuralScorer.from_state(config, state, data_dims(data, config))
 
 
+def _neural_reading_text():
+    """A GRU whose item embeddings add projected text vectors (``WordEncoder`` stands in for the language model)."""
+    from core.pipeline import NeuralScorer
+    from core.text.catalogue import ItemVectors, item_text
+    from core.text.search import TextIndex
+    from core.training import TrainConfig, data_dims, train_sequence_model
+    from text_data import WordEncoder
+
+    data, split = demo_sequences(400, 200)
+    texts = [item_text(t, c, None) for t, c in zip(data.item_title[1:], data.item_categories[1:])]
+    text = TextIndex.build(data, ItemVectors("words v1", data.item_store_id[1:], WordEncoder().encode(texts)))
+    config = TrainConfig.for_data(data, model="gru", hidden=16, layers=1, epochs=1, max_len=20)
+    scorer = train_sequence_model(data, split, config, text=text).scorer
+    return scorer, lambda state: NeuralScorer.from_state(config, state, data_dims(data, config, text))
+
+
 def _ranked():
     """Markov behind an (untrained) re-ranker: what the engine serves when the ranker is kept."""
     from core.ranker import ItemFacts, RankedScorer, Ranker, RankerNet
@@ -58,7 +74,7 @@ def _mapped():
 
 
 SCORERS = {**{name: (lambda n=name: _baseline(n)) for name in BASELINES}, "gru": _neural,
-           "markov+ranker": _ranked, "mapped itemknn": _mapped}
+           "gru+text": _neural_reading_text, "markov+ranker": _ranked, "mapped itemknn": _mapped}
 
 
 @pytest.fixture(scope="module", params=sorted(SCORERS))
