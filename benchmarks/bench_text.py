@@ -10,6 +10,13 @@ with global popularity alongside. Last, the p50 / p90 latency of one user's list
     .venv/bin/python benchmarks/bench_text.py                          # ml-latest-small, sasrec
     .venv/bin/python benchmarks/bench_text.py --data ml-100k --epochs 20 --threads 2
     .venv/bin/python benchmarks/bench_text.py --workspace /tmp/mls.sqlite   # keep (and reuse) the workspace
+    .venv/bin/python benchmarks/bench_text.py --memory 200000     # peak memory of the embed job's pipeline
+
+``--memory N`` builds a workspace of N items with titles and 300-character descriptions and runs
+the embed job with a stand-in encoder that returns random unit vectors of the real width (384)
+at once: it measures what the job itself holds (texts, hashes, cached vectors, the TextIndex),
+not the language model's time; the model's own working memory is bounded by its batch of
+``ENCODE_BATCH`` texts.
 
 Goals (issue 12): new-item HR@10 with text >= 2x the category-only model's and above
 popularity's; overall NDCG@10 not lower than without text; 10k items embedded in < 1 min on 2
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -90,6 +98,43 @@ def latency(engine: Engine, run_id: int, users: int = 200) -> tuple[float, float
     return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 90) * 1e3)
 
 
+class RandomEncoder:
+    """Random unit vectors of the packaged model's width: the job's memory without the model's time."""
+
+    key, dim = "random 384", 384
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def memory_check(n_items: int, folder: Path) -> None:
+    from core.store import Workspace
+    from core.text import embed_catalogue
+    from core.text.search import TextIndex
+
+    workspace = Workspace.open(folder / "memory.sqlite")
+    words = np.array("wooden train plush bear puzzle castle galaxy robot ocean dragon kit set deluxe mini".split())
+    rng = np.random.default_rng(0)
+    with workspace.engine.begin() as conn:
+        conn.connection.dbapi_connection.executemany(
+            "INSERT INTO items (external_id, title, categories, attributes) VALUES (?, ?, ?, ?)",
+            ((f"I{i}", " ".join(rng.choice(words, 4)), "Toys|Gifts",
+              '{"description": "%s"}' % " ".join(rng.choice(words, 50))[:300]) for i in range(n_items)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    vectors = embed_catalogue(workspace, RandomEncoder())
+    from core.data.sequences import build_sequences
+
+    index = TextIndex.build(build_sequences(workspace), vectors)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{n_items:,} items: embed job (stand-in encoder) {time.perf_counter() - started:.1f} s, "
+          f"peak RSS {peak:,.0f} MB (before the job: {before:,.0f} MB), text index {index.vectors.nbytes / 2**20:,.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", choices=sorted(DATASETS), default="ml-latest-small")
@@ -97,8 +142,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200, help="upper bound; early stopping ends runs sooner")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workspace", type=Path, help="workspace file to use (imported into when empty)")
+    parser.add_argument("--memory", type=int, metavar="N", help="only measure the embed job's memory on N items")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.memory:
+        with tempfile.TemporaryDirectory() as folder:
+            memory_check(args.memory, Path(folder))
+        return
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
     with tempfile.TemporaryDirectory() as folder:
         engine = open_workspace(args.data, args.workspace or Path(folder) / "bench.sqlite")

@@ -133,19 +133,31 @@ def _write_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[st
 
 
 def read_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str]) -> ItemVectors:
-    """The cached vectors whose hash matches the item's current text (others are left out)."""
+    """The cached vectors whose hash matches the item's current text (others are left out).
+
+    Rows are written straight into one preallocated array: 200k items as separate small arrays
+    would hold several hundred MB more at the peak.
+    """
     current = dict(zip(store_ids.tolist(), hashes))
-    found_ids, found = [], []
+    found_ids = np.zeros(len(current), dtype=np.int64)
+    vectors: Optional[np.ndarray] = None
+    count = 0
     with workspace.engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.execute(
             "SELECT item_id, text_hash, vector FROM item_text_vectors WHERE model = ? ORDER BY item_id", (model,))
         while rows := cursor.fetchmany(4096):
             for item, digest, blob in rows:
-                if current.get(item) == digest:
-                    found_ids.append(item)
-                    found.append(np.frombuffer(blob, dtype=VECTOR_DTYPE))
-    vectors = np.stack(found).astype(np.float32) if found else np.zeros((0, 0), dtype=np.float32)
-    return ItemVectors(model, np.asarray(found_ids, dtype=np.int64), vectors)
+                if current.get(item) != digest:
+                    continue
+                vector = np.frombuffer(blob, dtype=VECTOR_DTYPE)
+                if vectors is None:
+                    vectors = np.zeros((len(current), len(vector)), dtype=np.float32)
+                vectors[count] = vector
+                found_ids[count] = item
+                count += 1
+    if vectors is None:
+        return ItemVectors(model, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
+    return ItemVectors(model, found_ids[:count], vectors[:count])
 
 
 def cached_vectors(workspace, model: str) -> tuple[ItemVectors, int]:
