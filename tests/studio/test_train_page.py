@@ -27,6 +27,8 @@ def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, pag
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device"}
     assert set(page.form.editors) == fields
     assert page.form.editors["hidden"].value() == 32  # small data → narrow model
+    page.form.editors["text"].setChecked(False)  # the item-text switch (the [text] extra's language model)
+    assert page.form.config(model="gru", device="cpu").text is False
     gpu = page.device_box.model().item(2)
     import torch
 
