@@ -75,9 +75,15 @@ def time_embedding(engine: Engine) -> None:
 
 def train(engine: Engine, model: str, text: bool, split: SplitChoice, epochs: int):
     config = TrainConfig.for_data(engine.sequence_data(), model=model, text=text, epochs=epochs)
+    print(f"training {model} {'with' if text else 'without'} text", flush=True)
     started = time.perf_counter()
-    run = engine.train(config, split=split)
+    run = engine.train(config, split=split, progress=_print_epochs)
     return run, time.perf_counter() - started
+
+
+def _print_epochs(report) -> None:
+    if "valid_ndcg10" in report.metrics:
+        print(f"  {report.message} ({report.metrics.get('seqs_per_s', 0):.0f} seqs/s)", flush=True)
 
 
 def report_line(label: str, run, seconds: float) -> str:
