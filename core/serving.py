@@ -66,7 +66,7 @@ class NextItem:
 class SimilarItem:
     item: str
     title: str
-    categories: str
+    categories: tuple[str, ...]  # as in Recommendation
     similarity: float  # cosine similarity of the two items' text vectors (core.text), -1..1
 
 
@@ -181,7 +181,7 @@ def _categories(data, item: int) -> tuple[str, ...]:
 
 def item_info(data, item: int) -> ItemInfo:
     """What a list shows about the item at index ``item``."""
-    return ItemInfo(str(data.item_external[item]), _title(data, item), _categories_text(data, item))
+    return ItemInfo(str(data.item_external[item]), _title(data, item), _categories(data, item))
 
 
 def next_items(data, item: str, n: int = 10) -> list[NextItem]:
@@ -209,4 +209,4 @@ def search_items(data, text: str, limit: int = 20) -> list[ItemInfo]:
     found = starts | (np.char.find(titles, needle) >= 0) | (np.char.find(ids, needle) >= 0)
     order = np.flatnonzero(found)
     order = order[np.argsort(~starts[order], kind="stable")][:limit] + 1
-    return [ItemInfo(str(data.item_external[i]), _title(data, i), _categories(data, i)) for i in order]
+    return [item_info(data, i) for i in order]

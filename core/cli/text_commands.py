@@ -54,7 +54,7 @@ def cmd_items(args, out: Output) -> dict:
         header = f"items {'matching' if by_meaning else 'whose id or title contains'} {args.search!r}:"
     if not by_meaning:
         out.stderr.write(f"nextpick items: no text model, so only words in titles are searched; {INSTALL_HINT}\n")
-    lines = [header] + [f"{rank:>3}. {f.item:<12} {f.title[:48]:<48} {_categories(f.categories)[:32]}"
+    lines = [header] + [f"{rank:>3}. {f.item:<12} {f.title[:48]:<48} {', '.join(f.categories)[:32]}"
                         + (f"  {f.similarity:.2f}" if hasattr(f, "similarity") else "")
                         for rank, f in enumerate(found, 1)]
     out.lines(lines if found else [header, "  nothing found"])
@@ -62,7 +62,3 @@ def cmd_items(args, out: Output) -> dict:
             "text_model": engine.text_model.key() if by_meaning else None,
             "items": [dataclasses.asdict(f) for f in found]}
 
-
-def _categories(categories) -> str:
-    """"A, B" from "A|B" text or a sequence of names."""
-    return ", ".join(c for c in (categories.split("|") if isinstance(categories, str) else categories) if c)

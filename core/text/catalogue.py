@@ -4,8 +4,10 @@ An item's text is its title, its categories and the text-valued attribute column
 with it (brand, description...). Vectors are cached in the ``item_text_vectors`` table under
 the model's name and version and the text's hash, so re-running the job embeds only items that
 are new or whose text changed. The job works in batches (a batch's vectors are written in one
-transaction, so a cancelled job keeps what it finished) and holds float16 vectors for the
-catalogue: 200k items x 384 dimensions is 150 MB.
+transaction, so a cancelled job keeps what it finished) and stores float16 vectors: 200k items
+x 384 dimensions is 150 MB. The table is created on the first write when an older workspace
+lacks it (no schema migration: a cache may be missing), and a read-only workspace gets its
+vectors computed in memory, not stored.
 """
 
 from __future__ import annotations
@@ -92,11 +94,18 @@ def catalogue_texts(workspace) -> tuple[np.ndarray, list[str]]:
     return frame["id"].to_numpy(np.int64)[keep], [texts[i] for i in keep]
 
 
+def _has_cache_table(conn) -> bool:
+    return conn.connection.dbapi_connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (schema.item_text_vectors.name,)).fetchone() \
+        is not None
+
+
 def stale_items(workspace, model: str, store_ids: np.ndarray, hashes: list[str]) -> np.ndarray:
     """Positions (into ``store_ids``) of the items without a vector for their current text."""
     table = schema.item_text_vectors
     with workspace.engine.connect() as conn:
-        cached = dict(conn.execute(select(table.c.item_id, table.c.text_hash).where(table.c.model == model)).all())
+        cached = dict(conn.execute(select(table.c.item_id, table.c.text_hash).where(table.c.model == model)).all()) \
+            if _has_cache_table(conn) else {}
     return np.array([i for i, (item, digest) in enumerate(zip(store_ids.tolist(), hashes))
                      if cached.get(item) != digest], dtype=np.int64)
 
@@ -113,23 +122,40 @@ def embed_catalogue(workspace, encoder: TextEncoder, progress=None, cancel=None,
     todo = stale_items(workspace, encoder.key, store_ids, hashes)
     meter = RateMeter(len(todo))
     emit(progress, meter.report("embed", 0, f"reading {len(todo):,} item texts with the language model"))
+    unstored: list[np.ndarray] = []  # a read-only workspace keeps its fresh vectors here
     for start in range(0, len(todo), batch_items):
         if cancel is not None:
             cancel.raise_if_cancelled()
         batch = todo[start:start + batch_items]
         vectors = encoder.encode([texts[i] for i in batch])
-        _write_vectors(workspace, encoder.key, store_ids[batch], [hashes[i] for i in batch], vectors)
+        if workspace.read_only:
+            unstored.append(vectors)
+        else:
+            _write_vectors(workspace, encoder.key, store_ids[batch], [hashes[i] for i in batch], vectors, progress,
+                           cancel)
         done = start + len(batch)
         emit(progress, meter.report("embed", done, f"{done:,} of {len(todo):,} items read"))
-    return read_vectors(workspace, encoder.key, store_ids, hashes)
+    cached = read_vectors(workspace, encoder.key, store_ids, hashes)
+    return _with_unstored(cached, store_ids[todo], unstored) if unstored else cached
 
 
-def _write_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str], vectors: np.ndarray) -> None:
+def _write_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str], vectors: np.ndarray,
+                   progress=None, cancel=None) -> None:
     rows = [(int(item), model, digest, vector.astype(VECTOR_DTYPE).tobytes())
             for item, digest, vector in zip(store_ids, hashes, vectors)]
-    with workspace.engine.begin() as conn:
+    with workspace.writing(progress, cancel) as conn:
+        schema.item_text_vectors.create(conn, checkfirst=True)
         conn.connection.dbapi_connection.executemany(
             "INSERT OR REPLACE INTO item_text_vectors (item_id, model, text_hash, vector) VALUES (?, ?, ?, ?)", rows)
+
+
+def _with_unstored(cached: ItemVectors, store_ids: np.ndarray, unstored: list[np.ndarray]) -> ItemVectors:
+    """The cached vectors and those computed but not stored, as one ItemVectors sorted by store id."""
+    fresh = np.concatenate(unstored).astype(np.float32)
+    vectors = np.concatenate([cached.vectors, fresh]) if len(cached.store_ids) else fresh
+    ids = np.concatenate([cached.store_ids, store_ids])
+    order = np.argsort(ids, kind="stable")
+    return ItemVectors(cached.model, ids[order], vectors[order])
 
 
 def read_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str]) -> ItemVectors:
@@ -143,6 +169,8 @@ def read_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str]
     vectors: Optional[np.ndarray] = None
     count = 0
     with workspace.engine.connect() as conn:
+        if not _has_cache_table(conn):
+            return ItemVectors(model, np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32))
         cursor = conn.connection.dbapi_connection.execute(
             "SELECT item_id, text_hash, vector FROM item_text_vectors WHERE model = ? ORDER BY item_id", (model,))
         while rows := cursor.fetchmany(4096):

