@@ -57,3 +57,25 @@ def test_a_cancelled_job_keeps_the_batches_it_finished(tmp_path):
 
 def test_text_hash_changes_with_the_text():
     assert text_hash("a") != text_hash("b") and len(text_hash("a")) == 16
+
+
+def test_a_read_only_workspace_gets_its_vectors_without_storing_them(tmp_path):
+    from core.store import Workspace
+
+    toy_workspace(tmp_path / "ws.sqlite").close()
+    reader = Workspace.open(tmp_path / "ws.sqlite", read_only=True)
+    vectors = embed_catalogue(reader, WordEncoder())
+    assert len(vectors.store_ids) == len(TOY_ITEMS) and np.all(np.diff(vectors.store_ids) > 0)
+    encoder = WordEncoder()
+    embed_catalogue(reader, encoder)
+    assert len(encoder.encoded) == len(TOY_ITEMS)  # nothing was cached
+
+
+def test_a_workspace_from_before_the_cache_gets_its_table_on_the_first_write(tmp_path):
+    workspace = toy_workspace(tmp_path / "ws.sqlite")
+    with workspace.engine.begin() as conn:
+        conn.connection.dbapi_connection.execute("DROP TABLE item_text_vectors")
+    assert len(embed_catalogue(workspace, WordEncoder()).store_ids) == len(TOY_ITEMS)
+    encoder = WordEncoder()
+    embed_catalogue(workspace, encoder)
+    assert encoder.encoded == []
