@@ -21,10 +21,12 @@ from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.progress import RateMeter, emit
-from core.ranker import RankedScorer
+from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
 from core.text import TextModelSpec
+
+LONGEST_LIST = N_CANDIDATES  # no list is longer: it is cut from the candidates the ranker re-orders
 
 
 class UnknownUserError(NextPickError, KeyError):
@@ -290,6 +292,7 @@ class Engine:
         An unknown ``user`` raises UnknownUserError unless ``history`` is given: ``history=[]``
         (or ``user=None``) asks for the cold-start list on purpose.
         """
+        self.check_list_length(k)
         data = self.sequence_data()
         items, segment = self._history_of(data, user, history)
         return serving.recommend(self.bundle(run_id), data, items, segment, k, diversity, exclude_seen)
@@ -298,6 +301,7 @@ class Engine:
                        exclude_seen: bool = True, batch_size: int = 256, progress=None,
                        cancel=None) -> Iterator[tuple[str, list[Recommendation]]]:
         """(user, recommendations) for many stored users, scored a batch at a time (exports)."""
+        self.check_list_length(k)
         data, bundle = self.sequence_data(), self.bundle(run_id)
         meter = RateMeter(len(users))
         for start in range(0, len(users), batch_size):
@@ -310,6 +314,28 @@ class Engine:
             yield from zip(batch, lists)
             done = start + len(batch)
             emit(progress, meter.report("recommend", done, f"{done:,} of {len(users):,} users"))
+
+    def max_list_length(self) -> int:
+        """The longest list a run gives: the candidates the ranker re-orders, or the whole
+        catalogue when it is smaller."""
+        return min(LONGEST_LIST, self.sequence_data().n_items)
+
+    def check_list_length(self, k: int) -> None:
+        """Refuse a list length no answer can have, rather than silently return fewer items."""
+        longest = self.max_list_length()
+        if 1 <= k <= longest:
+            return
+        if k < 1:
+            raise UsageError(f"a list holds at least 1 item, not {k}")
+        why = ("the catalogue's size" if longest < LONGEST_LIST
+               else f"it is cut from the {LONGEST_LIST} best candidates the ranker re-orders")
+        raise UsageError(f"a list holds at most {longest:,} items ({why}), not {k:,}",
+                         f"Ask for {longest:,} items or fewer.")
+
+    def unknown_users(self, users: list[str]) -> list[str]:
+        """The ids among ``users`` the workspace has neither events nor a profile for."""
+        data = self.sequence_data()
+        return [user for user in users if data.user_index_of(user) is None]
 
     def interests(self, run_id: int, user: Optional[str], history: Optional[list[str]] = None) -> list[Interest]:
         """The user's predicted next interests; an unknown user is refused as in ``recommend``."""

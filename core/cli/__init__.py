@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Optional, TextIO
 
 from core.cli import data_commands, model_commands, serve_commands, text_commands
-from core.cli.common import CliError, Output, ProgressBar, format_progress
+from core.cli.common import CliError, CommandLineError, Output, ProgressBar, format_progress, process_age_s
 from core.errors import NextPickError
 from core.progress import Cancelled
 from core.store import default_workspace_path
 
-__all__ = ["CliError", "ProgressBar", "build_parser", "format_progress", "main"]
+__all__ = ["CliError", "CommandLineError", "ProgressBar", "build_parser", "format_progress", "main"]
 
 
 def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
@@ -43,6 +44,7 @@ def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     """Entry point of the ``nextpick`` console script; returns the exit code."""
+    started = time.perf_counter() - (process_age_s() if argv is None else 0.0)  # a console run: from process start
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
@@ -50,7 +52,7 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
     except SystemExit as exit_:  # argparse: 0 for --help, 2 for bad usage
         return int(exit_.code or 0)
     args.db = args.db.expanduser()
-    out = Output(args.json, stdout, stderr)
+    out = Output(args.json, stdout, stderr, started=started)
     try:
         out.result(args.handler(args, out))
         return 0
@@ -59,8 +61,5 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
         stderr.write("nextpick: interrupted\n")
         return 130
     except (NextPickError, Cancelled) as error:
-        out.done_progress()
-        stderr.write(f"nextpick {args.command}: {error}\n")
-        if isinstance(error, NextPickError) and error.hint:
-            stderr.write(f"hint: {error.hint}\n")
-        return 1
+        out.error(args.command, error)
+        return getattr(error, "exit_code", 1)

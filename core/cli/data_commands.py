@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
-from core.cli.common import CliError, Output, require_workspace
+from core.cli.common import CommandLineError, Output, at_least, require_workspace
 from core.demo import DemoConfig, create_demo_workspace
+from core.errors import UsageError
 from core.importing import ImportOptions, describe_time_unit, export_rejected, import_files
 from core.store import Workspace
 from core.store.stats import workspace_stats
@@ -19,14 +20,14 @@ def add_commands(commands, common) -> None:
     p.add_argument("events", type=Path, nargs="?", help="events file: user, item, time, [event type], [value]")
     p.add_argument("--items", type=Path, help="item attributes file: item, title, categories (A|B)")
     p.add_argument("--users", type=Path, help="user profiles file: user plus any attributes")
-    p.add_argument("--map", action="append", metavar="ROLE=COLUMN",
+    p.add_argument("--map", action="append", type=_role_pair, metavar="ROLE=COLUMN",
                    help="use COLUMN for ROLE (user, item, time, event, value, title, categories; "
                         "prefix items./users. for one file); repeatable")
-    p.add_argument("--columns", action="append", metavar="KIND=NAMES",
+    p.add_argument("--columns", action="append", type=_column_names, metavar="KIND=NAMES",
                    help="names for the columns of a headerless file, e.g. users=user,age,gender,occupation,zip "
                         "(KIND: events, items or users); repeatable")
     p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
-    p.add_argument("--delimiter", help="field separator (, ; | tab); default: detected")
+    p.add_argument("--delimiter", type=_delimiter, help="field separator (, ; | tab); default: detected")
     p.add_argument("--encoding", help="text encoding; default: UTF-8 unless the file as a whole is not, then latin-1")
     p.add_argument("--keep-duplicates", action="store_true",
                    help="keep events that repeat one already imported or earlier in the file exactly "
@@ -35,34 +36,39 @@ def add_commands(commands, common) -> None:
     p.set_defaults(handler=cmd_import)
 
     p = commands.add_parser("stats", parents=[common], help="what is in the workspace")
-    p.add_argument("--top", type=int, default=10, help="categories to list (default: %(default)s)")
+    p.add_argument("--top", type=at_least(0), default=10, help="categories to list (default: %(default)s)")
     p.set_defaults(handler=cmd_stats)
 
     p = commands.add_parser("demo", parents=[common], help="write the built-in demo toy shop into a new workspace")
-    p.add_argument("--users", type=int, default=DemoConfig.n_users, help="users (~25 events each; default: %(default)s)")
-    p.add_argument("--events", type=int, help="size the shop to about this many events instead (for benchmarks)")
-    p.add_argument("--items", type=int, default=DemoConfig.n_items, help="catalogue size (default: %(default)s)")
+    p.add_argument("--users", type=at_least(1), default=DemoConfig.n_users,
+                   help="users (~25 events each; default: %(default)s)")
+    p.add_argument("--events", type=at_least(1),
+                   help="size the shop to about this many events instead (for benchmarks)")
+    p.add_argument("--items", type=at_least(1), default=DemoConfig.n_items,
+                   help="catalogue size (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DemoConfig.seed, help="same seed, same shop (default: %(default)s)")
     p.set_defaults(handler=cmd_demo)
 
 
 def cmd_import(args, out: Output) -> dict:
     if not (args.events or args.items or args.users):
-        raise CliError("nothing to import: give an events file and/or --items/--users")
-    options = ImportOptions(delimiter=_delimiter(args.delimiter), encoding=args.encoding,
-                            roles=_role_map(args.map), column_names=_column_names(args.columns), strict=args.strict,
+        raise CommandLineError("nothing to import: give an events file and/or --items/--users")
+    options = ImportOptions(delimiter=args.delimiter, encoding=args.encoding,
+                            roles=dict(args.map or []), column_names=dict(args.columns or []), strict=args.strict,
                             keep_duplicates=args.keep_duplicates)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = import_files(workspace, events=args.events, items=args.items, users=args.users,
                               options=options, progress=out.progress())
-        out.done_progress()
         files = [_file_summary(f) for f in report.files]
         if args.rejected_out:
             for summary, path in _rejected_targets(files, Path(args.rejected_out)):
+                out.stage("write rejected rows", str(path))
                 summary["rejected_written_to"] = str(path)
                 export_rejected(workspace, summary["import_id"], path)
+        out.stage("count", "users, items and events in the workspace")
         counts = workspace.counts()
-    result = {"workspace": str(args.db), "files": files, "duration_s": round(report.duration_s, 3), "counts": counts}
+    out.done_progress()
+    result = {"workspace": str(args.db), "files": files, "duration_s": round(out.elapsed(), 3), "counts": counts}
     out.lines(_import_lines(result))
     return result
 
@@ -80,29 +86,30 @@ def _new_file_removed_on_failure(path: Path):
         raise
 
 
-def _delimiter(text: Optional[str]) -> Optional[str]:
+def _delimiter(text: str) -> str:
+    """``--delimiter``: one character, or its name (tab, comma, semicolon, pipe)."""
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-    return named.get(text, text) if text else None
+    delimiter = named.get(text, text)
+    if len(delimiter) != 1:
+        raise argparse.ArgumentTypeError(f"expects one character or tab, comma, semicolon, pipe; got {text!r}")
+    return delimiter
 
 
-def _role_map(pairs: list[str]) -> dict[str, str]:
-    roles = {}
-    for pair in pairs or []:
-        role, sep, column = pair.partition("=")
-        if not sep or not role or not column:
-            raise CliError(f"--map expects role=column (e.g. user=customer_id), got {pair!r}")
-        roles[role.strip()] = column.strip()
-    return roles
+def _role_pair(pair: str) -> tuple[str, str]:
+    """``role=column`` of ``--map``, checked by argparse so a malformed one is a usage error."""
+    role, sep, column = pair.partition("=")
+    if not sep or not role.strip() or not column.strip():
+        raise argparse.ArgumentTypeError(f"expects role=column (e.g. user=customer_id), got {pair!r}")
+    return role.strip(), column.strip()
 
 
-def _column_names(specs: list[str]) -> dict[str, list[str]]:
-    names = {}
-    for spec in specs or []:
-        kind, sep, columns = spec.partition("=")
-        if not sep or kind not in ("events", "items", "users") or not columns:
-            raise CliError(f"--columns expects KIND=NAME,NAME,... with KIND events, items or users, got {spec!r}")
-        names[kind] = [name.strip() for name in columns.split(",")]
-    return names
+def _column_names(spec: str) -> tuple[str, list[str]]:
+    """``kind=name,name,...`` of ``--columns``."""
+    kind, sep, columns = spec.partition("=")
+    if not sep or kind not in ("events", "items", "users") or not columns:
+        raise argparse.ArgumentTypeError(
+            f"expects KIND=NAME,NAME,... with KIND events, items or users, got {spec!r}")
+    return kind, [name.strip() for name in columns.split(",")]
 
 
 def _file_summary(report) -> dict:
@@ -131,14 +138,15 @@ def _import_lines(result: dict) -> list[str]:
             lines.append(f"{f['kind']:<7}{f['path']}: already imported (import #{f['import_id']}), nothing added")
             continue
         lines.append(f"{f['kind']:<7}{f['path']}: {f['rows_read']:,} rows read, {f['rows_accepted']:,} accepted, "
-                     f"{f['rows_rejected']:,} rejected ({f['duration_s']:.1f} s)")
+                     f"{f['rows_rejected']:,} rejected (read in {f['duration_s']:.1f} s)")
         lines.extend(_reading_notes(f))
         lines.extend(f"         line {r['line']}" + (f", column {r['column']!r}" if r["column"] else "")
                      + f": {r['reason']}" for r in f["first_rejected"])
         if f.get("rejected_written_to"):
             lines.append(f"         all rejected rows written to {f['rejected_written_to']}")
     c = result["counts"]
-    lines.append(f"workspace {result['workspace']}: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events")
+    lines.append(f"workspace {result['workspace']}: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events "
+                 f"({result['duration_s']:.1f} s in all)")
     return lines
 
 
@@ -201,7 +209,10 @@ def _time_range(s: dict) -> str:
 def cmd_demo(args, out: Output) -> dict:
     sizes = dict(n_items=args.items, seed=args.seed)
     config = DemoConfig.for_events(args.events, **sizes) if args.events else DemoConfig(n_users=args.users, **sizes)
-    config.validate()  # before the workspace file is created
+    try:
+        config.validate()  # before the workspace file is created
+    except UsageError as error:
+        raise CommandLineError(str(error), error.hint) from None
     with create_demo_workspace(args.db, config, progress=out.progress()) as workspace:
         out.done_progress()
         counts = workspace.counts()

@@ -1,4 +1,5 @@
-"""Model commands: ``train`` a run, list ``runs``, ``evaluate`` one, ``recommend`` and ``interests`` for a user.
+"""Model commands: ``train`` a run, list ``runs``, ``evaluate`` one, ``recommend`` and ``interests`` for a user,
+``export`` recommendations to a CSV file.
 
 They all go through ``core.engine.Engine``. The train options are read from the fields of
 ``core.training.TrainConfig`` (names, types, and the comment beside each as help), so a
@@ -14,9 +15,11 @@ import inspect
 import re
 import typing
 from datetime import datetime, timezone
+from pathlib import Path
 
-from core.cli.common import CliError, Output
+from core.cli.common import CliError, CommandLineError, Output, at_least, share
 from core.cli.text_commands import add_text_model_option
+from core.errors import UsageError
 
 
 def add_commands(commands, common, with_train_options: bool) -> None:
@@ -43,10 +46,24 @@ def add_commands(commands, common, with_train_options: bool) -> None:
 
     p = commands.add_parser("recommend", parents=[common], help="the next items for a user, with reasons")
     _add_user_options(p)
-    p.add_argument("-k", type=int, default=10, help="list length (default: %(default)s)")
-    p.add_argument("--diversity", type=float, default=0.0, help="0 = pure relevance .. 1 = most category spread")
+    _add_list_options(p)
     p.add_argument("--explain", action="store_true", help="show the history items behind each recommendation")
     p.set_defaults(handler=cmd_recommend)
+
+    p = commands.add_parser("export", parents=[common], help="write recommendations for every user, or a list, "
+                                                               "to a CSV file",
+                            description="Writes K rows per user (user, rank, item, title, categories, score, "
+                                        "reason). Cells a spreadsheet would run as formulas are neutralised; the "
+                                        "file appears only when it is complete.")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the CSV file to write")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--users", type=Path, metavar="FILE", help="only the users listed in FILE, one id per line "
+                                                                "(default: every user)")
+    who.add_argument("--user", action="append", metavar="U", help="only this user; repeatable")
+    p.add_argument("--run", type=int, metavar="RUN", help="run to ask (default: the active run, else the latest)")
+    _add_list_options(p)
+    p.add_argument("--include-seen", action="store_true", help="also recommend items a user already interacted with")
+    p.set_defaults(handler=cmd_export)
 
     p = commands.add_parser("interests", parents=[common], help="the user's predicted next interests")
     _add_user_options(p)
@@ -90,13 +107,13 @@ def _split_choice(args):
     asked_time = args.cutoff is not None or args.test_fraction is not None
     if args.resume is not None:
         if args.split is not None or asked_time or args.eval_mode is not None or args.validation is not None:
-            raise CliError("a resumed run keeps the split it was started with; leave out --split, --cutoff, "
-                           "--test-fraction, --eval and --validation")
+            raise CommandLineError("a resumed run keeps the split it was started with; leave out --split, --cutoff, "
+                                   "--test-fraction, --eval and --validation")
         return None
     if args.split == "loo" and asked_time:
-        raise CliError("--cutoff and --test-fraction belong to the time split (--split time)")
+        raise CommandLineError("--cutoff and --test-fraction belong to the time split (--split time)")
     if args.cutoff is not None and args.test_fraction is not None:
-        raise CliError("give either --cutoff or --test-fraction, not both")
+        raise CommandLineError("give either --cutoff or --test-fraction, not both")
     held_out = {key: value for key, value in (("eval_mode", args.eval_mode), ("validation", args.validation))
                 if value is not None}
     if args.split != "time" and not asked_time:
@@ -113,10 +130,24 @@ def _parse_cutoff(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CliError(f"--cutoff {text!r} is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+        raise CommandLineError(f"--cutoff {text!r} is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def _add_list_options(p) -> None:
+    p.add_argument("-k", type=at_least(1), default=10, help="list length (default: %(default)s)")
+    p.add_argument("--diversity", type=share, default=0.0, help="0 = pure relevance .. 1 = most category spread")
+
+
+def _checked_list_length(engine, k: int) -> int:
+    """A K the workspace cannot answer is a usage error, said before any scoring starts."""
+    try:
+        engine.check_list_length(k)
+    except UsageError as error:
+        raise CommandLineError(f"-k {k}: {error}", error.hint) from None
+    return k
 
 
 def _add_user_options(p) -> None:
@@ -163,25 +194,38 @@ def _engine(args):
 
 
 def cmd_train(args, out: Output) -> dict:
-    from core.training import TrainConfig, resolve_device
+    from core.training import TrainConfig
 
+    split = _split_choice(args)  # usage first: a wrong flag is named before any workspace is opened
+    if getattr(args, "device", None) is not None:
+        _check_device(args.device)
     engine = _engine(args)
-    split = _split_choice(args)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
+    out.stage("read the log", "each user's sequence, in time order")
     if args.resume is not None:
         base = TrainConfig.from_json(_run(engine, args.resume).config)
         config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "model"})
+        _check_device(config.device)  # the run may have been started on a machine with a GPU
     else:
         if not engine.workspace.counts()["events"]:
             raise CliError(f"{args.db} holds no events; import a log first")
         config = TrainConfig.for_data(engine.sequence_data(), **overrides)
-    resolve_device(config.device)  # before the workspace is read: a missing GPU fails at once
     summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split)
     out.done_progress()
     result = _run_dict(summary)
-    out.lines(_run_lines(result))
+    out.lines(_run_lines(result, took_s=out.elapsed()))
     return result
+
+
+def _check_device(name: str) -> None:
+    """A device this machine cannot train on is a usage error, said before the log is read."""
+    from core.training import resolve_device
+
+    try:
+        resolve_device(name)  # a missing GPU raises the engine's own error (exit 1)
+    except RuntimeError:  # torch's, listing every device type it knows
+        raise CommandLineError(f"--device {name!r} is not a device; use auto, cpu or cuda") from None
 
 
 def _run(engine, run_id: int):
@@ -206,8 +250,9 @@ def _run_dict(run) -> dict:
     }
 
 
-def _run_lines(r: dict) -> list[str]:
-    took = "" if r["duration_s"] is None else f" in {r['duration_s']:.1f} s"
+def _run_lines(r: dict, took_s: float) -> list[str]:
+    """The run's outcome; ``took_s`` is the whole command's time, reading the log and evaluating included."""
+    took = f" in {took_s:.1f} s"
     lines = [f"run #{r['run']} ({r['model']}): {r['status']}{took}" + (f" on {r['device']}" if r["device"] else "")]
     training = r["training"]
     if "best_epoch" in training:
@@ -299,14 +344,34 @@ def _serving_run(engine, args) -> int:
 def cmd_recommend(args, out: Output) -> dict:
     engine = _engine(args)
     run_id = _serving_run(engine, args)
-    recs = engine.recommend(run_id, args.user, k=args.k, diversity=args.diversity)
-    result = {"run": run_id, "user": args.user, "recommendations": [dataclasses.asdict(r) for r in recs]}
+    recs = engine.recommend(run_id, args.user, k=_checked_list_length(engine, args.k), diversity=args.diversity)
+    result = {"run": run_id, "user": args.user, "k": args.k, "recommendations": [dataclasses.asdict(r) for r in recs]}
     lines = [f"next items for user {args.user} (run #{run_id}):"]
     for r in recs:
         lines.append(f"{r.rank:>3}. {r.item:<12} {r.title[:40]:<40} {', '.join(r.categories)[:32]:<32} {r.reason}")
         if args.explain and r.because:
             lines.append("       because of " + ", ".join(f"{item} ({weight:.0%})" for item, weight in r.because[:3]))
-    out.lines(lines if recs else [f"no recommendations for user {args.user}"])
+    if len(recs) < args.k:
+        lines.append(f"only {len(recs)} of the {args.k} asked: every other item is in the user's history")
+    out.lines(lines)
+    return result
+
+
+def cmd_export(args, out: Output) -> dict:
+    from core.export import read_user_file, write_recommendations_csv
+
+    engine = _engine(args)
+    run_id = _serving_run(engine, args)
+    users = read_user_file(args.users) if args.users else args.user
+    if users == []:
+        raise CommandLineError(f"{args.users} holds no user ids (one per line)")
+    report = write_recommendations_csv(engine, run_id, users, args.out, k=_checked_list_length(engine, args.k),
+                                       exclude_seen=not args.include_seen, diversity=args.diversity,
+                                       progress=out.progress())
+    out.done_progress()
+    result = {"run": run_id, "out": str(report.path), "users": report.users, "rows": report.rows, "k": args.k}
+    out.lines([f"wrote {report.rows:,} recommendations for {report.users:,} users (run #{run_id}) to {report.path} "
+               f"in {out.elapsed():.1f} s"])
     return result
 
 

@@ -1,15 +1,17 @@
 """CSV import: sniff a behaviour log, map its columns to roles, and stream it into a workspace.
 
 ``sniff`` shows what a file looks like; ``import_files`` writes events, items and users
-files in one transaction; ``export_rejected`` writes the rows an import skipped.
+files in one transaction; ``read_rejected_rows`` and ``export_rejected``
+show and write the rows an import skipped.
 """
 
 from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow
-from core.importing.run import ImportOptions, export_rejected, import_files
+from core.importing.rejected import export_rejected, read_rejected_rows
+from core.importing.run import ImportOptions, import_files
 from core.importing.sniffing import SniffResult, sniff
 from core.importing.times import describe_time_unit
 
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "RejectedRow", "SniffResult",
-    "describe_time_unit", "export_rejected", "import_files", "sniff",
+    "describe_time_unit", "export_rejected", "import_files", "read_rejected_rows", "sniff",
 ]

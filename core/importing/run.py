@@ -7,7 +7,6 @@ or cancel rolls the whole call back: the workspace is exactly as it was.
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 import time
@@ -19,7 +18,6 @@ from typing import Iterator, Optional
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
 
-from core.errors import UsageError, user_file
 from core.importing import roles as roles_
 from core.importing.blocks import read_blocks
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
@@ -27,7 +25,7 @@ from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, ProfileLoader, Target
 from core.importing.scanning import scan_file
 from core.importing.sniffing import SniffResult, sniff
-from core.progress import CancelToken, ProgressCallback, RateMeter, emit
+from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
 
 _IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
@@ -126,10 +124,12 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
 
 
 @contextmanager
-def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan) -> Iterator[bool]:
+def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
+                            progress: Optional[ProgressCallback]) -> Iterator[bool]:
     """When an events file at least doubles the events table, building its indexes once at
     the end is much faster than updating them row by row (one sort instead of random writes).
-    Yields whether it does so: the file is then most of the table."""
+    Yields whether it does so: the file is then most of the table. That build can take as long
+    as the load itself, so it reports as a stage of its own."""
     stored = raw.execute("SELECT count(*) FROM events").fetchone()[0]
     incoming = plan.sniffed.size_bytes / plan.sniffed.bytes_per_row
     if plan.kind != "events" or incoming < max(stored, _REBUILD_MIN_ROWS):
@@ -139,7 +139,9 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan) -> Iterator[bo
     for index in schema.events.indexes:
         raw.execute(f"DROP INDEX {index.name}")
     yield True
-    for index in schema.events.indexes:
+    indexes = sorted(schema.events.indexes, key=lambda index: index.name)
+    for done, index in enumerate(indexes):
+        emit(progress, Progress("rebuild indexes", done, len(indexes), message=index.name))
         raw.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
 
@@ -202,13 +204,14 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
-    with _events_indexes_rebuilt(target.raw, plan) as most_of_the_table:
+    with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
         _load_blocks(target, plan, report, options, progress, cancel)
     if report.rows_read == 0:
         raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
         if not options.keep_duplicates:
+            emit(progress, Progress("skip repeated events", message=f"{sniffed.path.name}: events already stored"))
             report.duplicates = _delete_repeated_events(target.raw, first_event, most_of_the_table)
             report.rows_accepted -= report.duplicates
     report.duration_s = time.perf_counter() - started
@@ -287,19 +290,3 @@ def _report_progress(progress, meter: RateMeter, report: FileReport, offset: int
     meter.total = max(report.rows_read, round(report.rows_read / max(fraction, 1e-9)))
     message = f"{sniffed.path.name}: {report.rows_read:,} rows, {report.rows_rejected:,} rejected"
     emit(progress, meter.report(f"import {report.kind}", report.rows_read, message))
-
-
-def export_rejected(workspace: Workspace, import_id: int, path: Path | str) -> int:
-    """Write the rejected rows of one import to a CSV file (line, column, reason, raw); returns the count."""
-    with workspace.engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        if raw.execute("SELECT 1 FROM imports WHERE id = ?", (import_id,)).fetchone() is None:
-            raise UsageError(f"no import with id {import_id} in {workspace.path}")
-        rows = raw.execute(
-            'SELECT line, "column", reason, raw FROM rejected_rows WHERE import_id = ? ORDER BY line, id', (import_id,)
-        ).fetchall()
-    with user_file(path, "write"), open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["line", "column", "reason", "raw"])
-        writer.writerows(rows)
-    return len(rows)

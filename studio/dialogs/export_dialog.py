@@ -1,17 +1,11 @@
-"""Export recommendations: a CSV of the top-K items for all users or a chosen few.
+"""Export recommendations: the dialog that asks for run, users, K and file.
 
-The file is opened in spreadsheets, which run any cell starting with ``=``, ``+``, ``-`` or
-``@`` (or a tab / carriage return) as a formula: item titles and ids come from the shop's own
-files, so such cells are written with a leading apostrophe (OWASP's CSV-injection advice).
-The file is written under a temporary name and renamed at the end, so a cancelled or failed
-export leaves no half-written file.
+The writing itself is ``core.export.write_recommendations_csv`` (shared with ``nextpick
+export``), run in the background with progress and Cancel.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -33,58 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import user_file
-from core.progress import CancelToken, ProgressCallback
+from core.engine import LONGEST_LIST
+from core.export import ExportReport, parse_user_list, write_recommendations_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.workers import Job
-
-HEADER = ("user", "rank", "item", "title", "categories", "score", "reason")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(cell: str) -> str:
-    """A text cell a spreadsheet will show as text, never evaluate."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-
-
-def all_users(engine) -> list[str]:
-    """Every user id of the workspace, in id order."""
-    return [row.user for row in engine.users_page(0, engine.user_count(), order_by="user")]
-
-
-def write_recommendations_csv(engine, run_id: int, users: Optional[Sequence[str]], path: Path, k: int = 10,
-                              exclude_seen: bool = True, progress: Optional[ProgressCallback] = None,
-                              cancel: Optional[CancelToken] = None) -> int:
-    """Write ``k`` recommendations per user (all users when ``users`` is None); returns the rows written.
-
-    Users are scored in batches by ``engine.recommend_many``, which reports progress and checks
-    the cancel token between batches.
-    """
-    users = all_users(engine) if users is None else list(users)
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    rows = 0
-    try:
-        with user_file(path, "write"), open(partial, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(HEADER)
-            for user, recommendations in engine.recommend_many(run_id, users, k=k, exclude_seen=exclude_seen,
-                                                               progress=progress, cancel=cancel):
-                for rec in recommendations:
-                    writer.writerow([neutralise(str(user)), rec.rank, neutralise(rec.item), neutralise(rec.title or ""),
-                                     neutralise("|".join(rec.categories)), f"{rec.score:.6g}", neutralise(rec.reason)])
-                    rows += 1
-        with user_file(path, "write"):
-            os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return rows
-
-
-def parse_user_list(text: str) -> list[str]:
-    """User ids separated by commas, spaces or new lines."""
-    return [part for part in re.split(r"[\s,;]+", text) if part]
 
 
 class ExportDialog(QDialog):
@@ -111,7 +58,7 @@ class ExportDialog(QDialog):
         self._scope.addButton(self.all_radio)
         self._scope.addButton(self.some_radio)
         self.k_spin = QSpinBox()
-        self.k_spin.setRange(1, 500)
+        self.k_spin.setRange(1, LONGEST_LIST)
         self.k_spin.setValue(10)
         self.k_spin.setToolTip("Recommendations per user")
         self.k_spin.setMaximumWidth(90)
@@ -207,9 +154,9 @@ class ExportDialog(QDialog):
         self.progress_bar.setValue(int(1000 * (report.fraction or 0.0)))
         self.status_label.setText(report.message)
 
-    def _on_written(self, rows: int) -> None:
+    def _on_written(self, report: ExportReport) -> None:
         self.progress_bar.setValue(1000)
-        self.status_label.setText(f"Wrote {rows:,} recommendations to {self.path_edit.text()}.")
+        self.status_label.setText(f"Wrote {report.rows:,} recommendations for {report.users:,} users to {report.path}.")
         self.cancel_button.setText("Close")
 
     def _on_failed(self, exc: BaseException) -> None:

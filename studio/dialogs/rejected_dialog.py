@@ -18,28 +18,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import func, select
 
-from core.importing import export_rejected
-from core.store import schema
+from core.importing import export_rejected, read_rejected_rows
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.workers import Job
 
 SHOWN_ROWS = 5000  # the table shows the first rows; the export writes them all
 COLUMNS = ("Line", "Column", "Reason", "Row as read")
-
-
-def read_rejected_rows(workspace, import_id: int, limit: int = SHOWN_ROWS) -> tuple[list[tuple], int]:
-    """The first ``limit`` rejected rows of one import (line order) and how many there are."""
-    table = schema.rejected_rows
-    with workspace.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(table).where(table.c.import_id == import_id)).scalar_one()
-        rows = conn.execute(
-            select(table.c.line, table.c.column, table.c.reason, table.c.raw)
-            .where(table.c.import_id == import_id).order_by(table.c.line, table.c.id).limit(limit)
-        ).all()
-    return [tuple(row) for row in rows], total
 
 
 class RejectedRowsDialog(QDialog):
@@ -76,7 +62,8 @@ class RejectedRowsDialog(QDialog):
         layout.addWidget(self.caption)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
-        self.job = context.run(read_rejected_rows, context.engine.workspace, import_id, progress=False, cancel=False)
+        self.job = context.run(read_rejected_rows, context.engine.workspace, import_id, SHOWN_ROWS, progress=False,
+                               cancel=False)
         self.job.finished.connect(self._show_rows)
         self.job.failed.connect(lambda exc: show_error(self, exc, "Reading the rejected rows"))
 

@@ -7,7 +7,6 @@ The significance check is the engine's paired test over users, turned into one p
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -18,7 +17,8 @@ from PySide6.QtWidgets import (
     QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from core.errors import NextPickError, user_file
+from core.errors import NextPickError
+from core.safe_csv import write_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -60,20 +60,6 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
         return f"{better} is better than {worse}, and the difference is statistically significant. {figures}"
     return (f"No significant difference: {better} scores higher here, but the gap could be chance "
             f"(p ≥ {SIGNIFICANCE_LEVEL}). {figures}")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """Text a spreadsheet will show, never run: a leading =, +, -, @ or tab makes it a formula."""
-    try:
-        float(text)
-        return text
-    except ValueError:
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def write_csv(path: Path, rows: list[list[str]]) -> None:
-    with user_file(path, "write"), open(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
 
 
 class EvaluatePage(StudioPage):
@@ -307,6 +293,7 @@ class EvaluatePage(StudioPage):
 
     def export_csv(self, path: Path) -> None:
         try:
-            write_csv(path, self.table.rows_as_text())
+            header, *rows = self.table.rows_as_text()
+            write_csv(path, header, rows)
         except NextPickError as exc:
             show_error(self, exc, "Export")

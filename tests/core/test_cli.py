@@ -99,15 +99,31 @@ def test_binary_garbage_fails_with_a_message(tmp_path, capsys):
     assert code == 1 and "garbage.csv, line 1" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["frobnicate"], ["stats", "--top", "many"], []])
-def test_bad_usage_exits_2(argv, capsys):
-    assert main(argv) == 2
+@pytest.mark.parametrize("argv", [["frobnicate"], ["stats", "--top", "many"], [], ["stats", "--top", "-1"],
+                                  ["import", "x.csv", "--map", "user"], ["import", "x.csv", "--columns", "people=a,b"],
+                                  ["import", "x.csv", "--delimiter", "ab"],
+                                  ["demo", "--users", "0"], ["recommend", "--user", "u", "-k", "0"],
+                                  ["recommend", "--user", "u", "-k", "-5"],
+                                  ["recommend", "--user", "u", "--diversity", "2"],
+                                  ["export", "--out", "x.csv", "--user", "u", "--users", "list.txt"]])
+def test_bad_usage_exits_2(argv, tmp_path, capsys):
+    assert main([*argv, "--db", str(tmp_path / "ws.sqlite")] if argv else argv) == 2
     assert "usage: nextpick" in capsys.readouterr().err
+    assert not (tmp_path / "ws.sqlite").exists()
 
 
-def test_bad_map_and_missing_workspace_exit_1(tmp_path, capsys):
-    code, _, err = run(capsys, "import", tmp_path / "x.csv", "--map", "user", "--db", tmp_path / "ws.sqlite")
-    assert code == 1 and "--map expects role=column" in err
+def test_usage_errors_found_after_parsing_exit_2_too(tmp_path, capsys):
+    code, _, err = run(capsys, "import", "--db", tmp_path / "ws.sqlite")
+    assert code == 2 and "nothing to import" in err
+    code, _, err = run(capsys, "demo", "--db", tmp_path / "bad.sqlite", "--items", "5")
+    assert code == 2 and "n_items must be at least" in err and not (tmp_path / "bad.sqlite").exists()
+    code, _, err = run(capsys, "train", "--db", tmp_path / "ws.sqlite", "--split", "loo", "--cutoff", "2026-01-01")
+    assert code == 2 and "belong to the time split" in err
+    code, _, err = run(capsys, "train", "--db", tmp_path / "ws.sqlite", "--device", "tpu")
+    assert code == 2 and "--device 'tpu' is not a device; use auto, cpu or cuda" in err
+
+
+def test_a_missing_workspace_exits_1(tmp_path, capsys):
     code, _, err = run(capsys, "stats", "--db", tmp_path / "absent.sqlite")
     assert code == 1 and "no workspace at" in err
 
@@ -256,11 +272,9 @@ def test_model_commands_fail_cleanly_on_unknown_user_and_run(trained_db, tmp_pat
     assert code == 2 and "invalid choice" in err
 
 
-def test_demo_sized_by_events_and_bad_sizes(tmp_path, capsys):
+def test_demo_sized_by_events(tmp_path, capsys):
     code, out, _ = run(capsys, "demo", "--db", tmp_path / "e.sqlite", "--events", "20000", "--items", "100", "--json")
     assert code == 0 and 16_000 < json.loads(out)["events"] < 24_000
-    code, _, err = run(capsys, "demo", "--db", tmp_path / "bad.sqlite", "--items", "5")
-    assert code == 1 and "n_items must be at least" in err and not (tmp_path / "bad.sqlite").exists()
 
 
 def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsys):
@@ -276,7 +290,7 @@ def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsy
         profile = json.loads(workspace.users_frame().set_index("external_id").loc["2", "attributes"])
     assert profile == {"age": 53, "gender": "F"}
     code, _, err = run(capsys, "import", events, "--columns", "people=a,b", "--db", tmp_path / "other.sqlite")
-    assert code == 1 and "--columns expects KIND=" in err
+    assert code == 2 and "argument --columns: expects KIND=" in err
 
 
 def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):

@@ -49,7 +49,7 @@ def test_an_unwritable_rejected_rows_path_names_it_and_says_what_to_do(tmp_path,
     target = tmp_path / "a-file" / "rejected.csv"  # its "folder" is a file
     code, _, err = run(capsys, "import", source, "--db", tmp_path / "ws.sqlite", "--rejected-out", target)
     assert code == 1 and "Traceback" not in err
-    first, hint = err.splitlines()
+    first, hint = err.splitlines()[-2:]  # after the progress lines of the import
     assert first.startswith(f"nextpick import: cannot write {target}: ")
     assert hint.startswith("hint: ") and "folder" in hint
 

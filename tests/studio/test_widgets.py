@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 
 import pandas as pd
@@ -12,7 +11,7 @@ from PySide6.QtGui import QColor, QPen
 from core.progress import Progress
 from core.serving import Interest
 from core.training import TrainConfig
-from studio.pages.evaluate import significance_verdict, spreadsheet_safe, write_csv
+from studio.pages.evaluate import significance_verdict
 from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm, choices_in, field_docs
@@ -151,14 +150,6 @@ def test_significance_verdict_says_whether_the_difference_is_real():
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("#1 GRU is better than #2 Popularity")
     result.update(p_value=0.4, mean_a=0.11)
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("No significant difference: #2 Popularity")
-
-
-def test_csv_export_neutralises_formulas_but_keeps_numbers(tmp_path):
-    assert spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert spreadsheet_safe("-0.5") == "-0.5"
-    path = tmp_path / "t.csv"
-    write_csv(path, [["Run", "NDCG@10"], ["@SUM(A1)", "0.25"]])
-    assert list(csv.reader(open(path, encoding="utf-8"))) == [["Run", "NDCG@10"], ["'@SUM(A1)", "0.25"]]
 
 
 def test_log_keeps_epochs_and_stage_boundaries_only():
