@@ -10,14 +10,16 @@ checkpoint per epoch and a cancel check before every step.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -27,43 +29,72 @@ from safetensors.torch import load_file, save_file
 from core.data.batches import training_windows
 from core.data.sequences import SequenceData
 from core.data.splits import Split
-from core.evaluation import metrics_from_ranks, ranks_for
+from core.evaluation import metrics_from_ranks, per_user_metric, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
-from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 from core.errors import UsageError
+from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.scorer import Scorer
+from core.settings import setting
 
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
+CPU_BUDGET_MIN = 10.0  # a run on a CPU is planned to end within this many minutes unless told otherwise
+TRAINING_SHARE = 0.9  # of the time budget for the epochs; the rest is left for the re-ranker and the test
+ESTIMATE_STEPS = 3  # timed steps (after one warm-up step) behind the estimate
+VALIDATION_SAMPLE = 256  # validation users timed for the estimate
+NOISE_SHARE = 0.5  # of the validation NDCG@10's standard error an epoch must gain to reset patience
+LR_FLOOR = 0.1  # the cosine decay ends at this share of the peak learning rate
+# Long histories (ml-latest-small: 90% of users under ~1,000 events) are cut into windows this long at
+# most: over a 9,742-item catalogue 200-position windows trained ~3,000 positions/s on one core
+# against ~6,000 for 100 (the full softmax per position dominates either way; attention is cheap).
+LONGEST_DEFAULT_LEN = 100
 STEPS_PER_EPOCH = 50  # at least this many optimiser steps per epoch on small data (sets the batch size)
+
+
+ModelName = Literal["sasrec", "gru", "lstm", "pop", "recentpop", "itemknn", "markov"]
 
 
 @dataclass
 class TrainConfig:
-    """Every knob of a training run; saved with the run and inside its bundle."""
+    """Every knob of a training run; saved with the run and inside its bundle.
 
-    model: str = "sasrec"  # "sasrec" | "gru" | "lstm" (neural, trained here) | "pop" | "recentpop" | "itemknn" | "markov" (core.baselines)
-    hidden: int = 64  # embedding and hidden-state width
-    layers: int = 2  # Transformer blocks or RNN layers
-    heads: int = 1  # attention heads (Transformer only); must divide hidden
-    dropout: float = 0.3  # on embeddings, attention and block outputs
-    max_len: int = 50  # most recent events read per user; longer histories are cut into windows for training
-    batch_size: int = 128  # training windows per step; smaller = more updates per epoch on a CPU
-    lr: float = 3e-3  # AdamW peak learning rate
-    weight_decay: float = 0.0  # AdamW decoupled weight decay (not applied to norms, biases)
-    epochs: int = 200  # upper bound; early stopping usually ends the run sooner
-    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
-    warmup_steps: int = 100  # linear learning-rate warm-up from 0
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    loss: str = "softmax"  # "softmax": full cross-entropy over the catalogue | "sampled": sampled softmax
-    n_negatives: int = 256  # shared uniform negatives per step when loss = "sampled"
-    interest_weight: float = 0.1  # weight of the next-interest loss next to the next-item loss
-    interest_clusters: int = 16  # k-means interests when the data has no categories
-    device: str = "auto"  # "auto" (CUDA when present) | "cpu" | "cuda"
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    seed: int = 0  # seeds initialisation, shuffling, dropout and k-means
-    text: bool = True  # read item text with the language model when the [text] extra is installed and items have text
+    Each field's help and choices are typed metadata (``core.settings``): the CLI flags and the
+    studio's form are generated from them.
+    """
+
+    model: ModelName = setting("sasrec", "what to train: sasrec, gru, lstm (neural, trained here) or a baseline "
+                                         "(pop, recentpop, itemknn, markov; core.baselines)")
+    hidden: int = setting(64, "embedding and hidden-state width")
+    layers: int = setting(2, "Transformer blocks or RNN layers")
+    heads: int = setting(1, "attention heads (Transformer only); must divide hidden")
+    dropout: float = setting(0.3, "dropout on embeddings, attention and block outputs")
+    max_len: int = setting(50, "most recent events read per user; longer histories are cut into windows for "
+                               "training")
+    batch_size: int = setting(128, "training windows per step; smaller = more updates per epoch on a CPU")
+    lr: float = setting(3e-3, "AdamW peak learning rate (cosine decay to a tenth over the planned epochs)")
+    weight_decay: float = setting(0.0, "AdamW decoupled weight decay (not applied to norms, biases)")
+    epochs: int = setting(200, "upper bound; early stopping or the time budget usually ends the run sooner")
+    patience: int = setting(10, "epochs without a clearly better validation NDCG@10 (by more than its noise) "
+                                "before stopping")
+    time_budget: Optional[float] = setting(
+        None, "minutes the whole run may take: the epochs and the learning-rate decay are planned to finish "
+              "within it, and the run records when it cut training short; automatic: 10 on a CPU, none on a "
+              "GPU; 0 = no limit", metavar="MIN")
+    warmup_steps: int = setting(100, "linear learning-rate warm-up from 0 over this many steps")
+    grad_clip: float = setting(1.0, "max global gradient norm; 0 disables clipping")
+    loss: Literal["softmax", "sampled"] = setting(
+        "softmax", "softmax: full cross-entropy over the catalogue; sampled: sampled softmax (cheaper on huge "
+                   "catalogues)")
+    n_negatives: int = setting(256, "shared uniform negatives per step when loss is sampled")
+    interest_weight: float = setting(0.1, "weight of the next-interest loss next to the next-item loss")
+    interest_clusters: int = setting(16, "k-means interests when the data has no categories")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train: auto (CUDA when present), cpu or "
+                                                             "cuda")
+    bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU)")
+    seed: int = setting(0, "seeds initialisation, shuffling, dropout and k-means")
+    text: bool = setting(True, "read item text with the language model when the [text] extra is installed and "
+                               "items have text")
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", **overrides) -> "TrainConfig":
@@ -72,7 +103,7 @@ class TrainConfig:
         small = events < 20_000
         lengths = data.lengths()
         typical = int(np.percentile(lengths, 90)) if len(lengths) else 50
-        max_len = int(min(200, max(50, 2 * typical)))
+        max_len = int(min(LONGEST_DEFAULT_LEN, max(50, 2 * typical)))
         windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
         config = cls(
             model=model,
@@ -114,6 +145,15 @@ class TrainResult:
     device_name: str = ""
     duration_s: float = 0.0
     valid_metrics: dict = field(default_factory=dict)  # full metrics of the best epoch
+    valid_ranks: Optional[np.ndarray] = None  # per validation user, of the best epoch (for the popularity gate)
+    estimate: Optional["TrainingEstimate"] = None  # what was measured and planned before the first epoch
+    planned_epochs: int = 0  # the epochs the schedule was planned for (fewer than config.epochs under a budget)
+    stopped_by: str = ""  # "early stopping" | "time budget" | "epochs"
+
+    @property
+    def budget_cut(self) -> bool:
+        """True when the time budget, not early stopping or the epoch limit, ended training."""
+        return self.stopped_by == "time budget"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,6 +168,16 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def budget_seconds(config: TrainConfig, device: torch.device) -> Optional[float]:
+    """The run's time budget in seconds, or None: unset means CPU_BUDGET_MIN on a CPU and none on a GPU."""
+    minutes = config.time_budget
+    if minutes is None:
+        minutes = CPU_BUDGET_MIN if device.type == "cpu" else 0.0
+    if minutes < 0:
+        raise UsageError(f"time budget {minutes} is negative", "Give a number of minutes, or 0 for no limit.")
+    return 60.0 * minutes if minutes > 0 else None
 
 
 def data_dims(data: SequenceData, config: TrainConfig, text=None) -> DataDims:
@@ -151,6 +201,110 @@ def model_for_data(data: SequenceData, config: TrainConfig, text=None, train: Op
     return model
 
 
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """How long a run takes on this machine, from a few timed steps and a timed validation sample.
+
+    An upper bound: early stopping usually ends the run before ``planned_epochs``.
+    """
+
+    device: str
+    step_s: float  # one optimiser step
+    steps_per_epoch: int
+    validation_s: float  # one validation pass
+    max_epochs: int  # config.epochs
+    planned_epochs: int  # the epochs that fit the budget (config.epochs without one)
+    budget_s: Optional[float]  # the whole run's budget; None = no limit
+
+    @property
+    def epoch_s(self) -> float:
+        return self.step_s * self.steps_per_epoch + self.validation_s
+
+    @property
+    def at_most_s(self) -> float:
+        """Training time if early stopping never ends it: the planned epochs, within the budget."""
+        return self.planned_epochs * self.epoch_s
+
+    def describe(self) -> str:
+        """"about 12 s per epoch on CPU (1 threads): at most 48 epochs, 9 min 36 s (the 10 min budget) ..."."""
+        cut = (f"the {_minutes(self.budget_s)} budget fits {self.planned_epochs} of {self.max_epochs} epochs"
+               if self.planned_epochs < self.max_epochs else f"at most {self.planned_epochs} epochs")
+        return (f"about {_seconds(self.epoch_s)} per epoch on {self.device}; {cut}: at most "
+                f"{_minutes(self.at_most_s)} of training, less when early stopping ends it")
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "epoch_s": self.epoch_s, "at_most_s": self.at_most_s}
+
+    def planned_for(self, config: TrainConfig, device: torch.device) -> "TrainingEstimate":
+        """This measurement with the epochs that fit ``config``'s budget (a resumed run may change either)."""
+        budget = budget_seconds(config, device)
+        fits = config.epochs if budget is None else int(budget * TRAINING_SHARE // max(self.epoch_s, 1e-9))
+        return dataclasses.replace(self, max_epochs=config.epochs, budget_s=budget,
+                                   planned_epochs=max(1, min(config.epochs, fits)))
+
+    @classmethod
+    def from_json(cls, values: dict) -> "TrainingEstimate":
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+def _minutes(value: Optional[float]) -> str:
+    if value is None:
+        return "unlimited"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def estimate_training(data: SequenceData, split: Split, config: TrainConfig, steps: int = ESTIMATE_STEPS) -> TrainingEstimate:
+    """Time a few training steps and a validation sample of a fresh model; nothing is trained or kept."""
+    device = resolve_device(config.device)
+    windows = _training_windows(split, config)
+    torch.manual_seed(config.seed)
+    model = model_for_data(data, config).to(device)
+    return _estimate(model, windows, split, config, device, steps)
+
+
+def _training_windows(split: Split, config: TrainConfig):
+    windows = training_windows(split.train, config.max_len)
+    if not len(windows):
+        raise UsageError("nothing to train on: no user has two or more events in the training part",
+                         "Import a log where users have several events each.")
+    return windows
+
+
+def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: int, cancel=None) -> TrainingEstimate:
+    """Timed steps on a copy of ``model`` (its weights stay untouched) and a timed validation sample."""
+    trial = copy.deepcopy(model).train()
+    optimizer = make_optimizer(trial, config)
+    rng = np.random.default_rng(config.seed)
+    # The longest batches: the estimate errs on the long side (the first, warm-up step is not counted).
+    longest = sorted(windows.batch_rows(config.batch_size, rng), key=lambda r: -int((windows.inputs[r] > 0).sum()))
+    autocast = _autocast(device, config)
+    timer = 0.0
+    for number in range(steps + 1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        inputs, targets = windows.batch(longest[number % len(longest)])
+        began = time.perf_counter()
+        _step(trial, optimizer, inputs.to(device), targets.to(device), config, autocast)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if number:
+            timer += time.perf_counter() - began
+    sample = min(len(split.valid), VALIDATION_SAMPLE)
+    began = time.perf_counter()
+    if sample:
+        ranks_for(NeuralScorer(trial.eval(), config.model), split.valid.histories[:sample],
+                  split.valid.targets[:sample], history_masked=split.valid.eval_mode.masks_history, batch_size=512)
+    validation_s = (time.perf_counter() - began) * len(split.valid) / max(sample, 1)
+    steps_per_epoch = math.ceil(len(windows) / config.batch_size)
+    measured = TrainingEstimate(device_name(device), timer / steps, steps_per_epoch, validation_s, 0, 0, None)
+    return measured.planned_for(config, device)
+
+
 @dataclass
 class _LoopState:
     """Everything besides weights that a resumed run needs; saved as JSON."""
@@ -158,9 +312,12 @@ class _LoopState:
     epoch: int = 0  # last finished epoch
     best_epoch: int = 0
     best_score: float = -1.0
+    mark: float = -1.0  # the score an epoch must beat by more than the validation noise to reset patience
     bad_epochs: int = 0
     best_metrics: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    spent_s: float = 0.0  # training time of earlier sessions of this run (counted against the budget)
+    estimate: Optional[dict] = None  # the TrainingEstimate measured when the run started
 
 
 class _Reporter:
@@ -202,7 +359,10 @@ def train_sequence_model(
 
     ``text``: the items' text vectors (``core.text.search.TextIndex``) the model reads, or None.
 
-    Raises ``Cancelled`` (leaving only complete checkpoints behind) when ``cancel`` is set.
+    Before the first epoch a few timed steps plan the epochs and the learning-rate decay to fit
+    the time budget; an epoch that would overrun it is not started, and one that does stops
+    between steps. Raises ``Cancelled`` (leaving only complete checkpoints behind) when
+    ``cancel`` is set.
     """
     if config.model not in NEURAL_MODELS:
         raise ValueError(f"train_sequence_model trains {', '.join(NEURAL_MODELS)}; {config.model!r} is a baseline")
@@ -215,33 +375,50 @@ def train_sequence_model(
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
         state, best_weights = _load_checkpoint(checkpoint_dir, config, model, optimizer, device)
-    windows = training_windows(split.train, config.max_len)
-    if not len(windows):
-        raise UsageError("nothing to train on: no user has two or more events in the training part",
-                         "Import a log where users have several events each.")
+    windows = _training_windows(split, config)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
-    reporter = _Reporter(progress, (config.epochs - state.epoch) * steps_per_epoch)
+    if state.estimate is None:
+        emit(progress, Progress("train", message="timing a few steps to plan the run"))
+        estimate = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel)
+    else:  # a resumed run keeps its measurement (the plan stays reproducible), with this session's settings
+        estimate = TrainingEstimate.from_json(state.estimate).planned_for(config, device)
+    state.estimate = estimate.to_json()
+    emit(progress, Progress("train", message=f"plan: {estimate.describe()}", metrics={"estimate": state.estimate}))
+    budget = budget_seconds(config, device)
+    deadline = None if budget is None else started + budget * TRAINING_SHARE - state.spent_s
+    schedule = _Schedule(config, estimate.planned_epochs * steps_per_epoch)
+    reporter = _Reporter(progress, (estimate.planned_epochs - state.epoch) * steps_per_epoch)
     model.train()
-    for epoch in range(state.epoch + 1, config.epochs + 1):
+    stopped_by = "epochs"
+    for epoch in range(state.epoch + 1, estimate.planned_epochs + 1):
         if state.bad_epochs >= config.patience:
+            stopped_by = "early stopping"
+            break
+        if deadline is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > deadline:
+            stopped_by = "time budget"
             break
         epoch_started = time.perf_counter()
         torch.manual_seed(config.seed + epoch)
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
-        loss = _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, reporter, cancel)
+        loss, complete = _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, schedule,
+                                      reporter, cancel, deadline)
         train_seconds = time.perf_counter() - epoch_started
         if not data.has_categories:
             recluster_interests(model, config)
-        metrics = validate(NeuralScorer(model, config.model), split, cancel)
+        ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
+        metrics = metrics_from_ranks(ranks)
         model.train()
         record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
                              len(windows) / max(train_seconds, 1e-9), time.perf_counter() - epoch_started)
         state.history.append(dataclasses.asdict(record))
         state.epoch = epoch
+        state.spent_s += record.seconds
         if metrics["ndcg@10"] > state.best_score:
-            state.best_score, state.best_epoch, state.best_metrics, state.bad_epochs = metrics["ndcg@10"], epoch, metrics, 0
+            state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
             best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if metrics["ndcg@10"] > state.mark + validation_noise(ranks):
+            state.mark, state.bad_epochs = metrics["ndcg@10"], 0
         else:
             state.bad_epochs += 1
         if checkpoint_dir is not None:
@@ -249,15 +426,28 @@ def train_sequence_model(
         reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f}",
                         epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
                         valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
+        if not complete:
+            stopped_by = "time budget"
+            break
+    else:
+        if state.bad_epochs >= config.patience:
+            stopped_by = "early stopping"
+        elif estimate.planned_epochs < config.epochs:
+            stopped_by = "time budget"
     if best_weights is not None:
         model.load_state_dict(best_weights)
+    scorer = NeuralScorer(model, config.model)
     return TrainResult(
-        scorer=NeuralScorer(model, config.model),
+        scorer=scorer,
         history=[EpochRecord(**r) for r in state.history],
         best_epoch=state.best_epoch,
         device_name=device_name(device),
         duration_s=time.perf_counter() - started,
         valid_metrics=state.best_metrics,
+        valid_ranks=validation_ranks(scorer, split, cancel) if state.best_epoch else None,
+        estimate=estimate,
+        planned_epochs=estimate.planned_epochs,
+        stopped_by=stopped_by,
     )
 
 
@@ -277,12 +467,24 @@ def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
     item_interest.copy_(clusters.to(item_interest.device))
 
 
-def validate(scorer: Scorer, split: Split, cancel: Optional[CancelToken] = None) -> dict[str, float]:
-    """Full-catalogue validation metrics under the split's evaluation mode (the protocol of the reports)."""
+def validation_ranks(scorer: Scorer, split: Split, cancel: Optional[CancelToken] = None) -> np.ndarray:
+    """Full-catalogue rank of each validation target under the split's evaluation mode (the protocol of the
+    reports)."""
     valid = split.valid
-    ranks = ranks_for(scorer, valid.histories, valid.targets, history_masked=valid.eval_mode.masks_history,
-                      batch_size=512, cancel=cancel)
-    return metrics_from_ranks(ranks)
+    return ranks_for(scorer, valid.histories, valid.targets, history_masked=valid.eval_mode.masks_history,
+                     batch_size=512, cancel=cancel)
+
+
+def validation_noise(ranks: np.ndarray) -> float:
+    """How much validation NDCG@10 moves by chance: a share of its standard error over these users.
+
+    On a few hundred users it jumps by about that much between epochs without any real
+    progress; counting such jumps as improvements would keep early stopping from ever ending.
+    """
+    if len(ranks) < 2:
+        return 0.0
+    per_user = per_user_metric(ranks, "ndcg@10")
+    return NOISE_SHARE * float(per_user.std(ddof=1)) / math.sqrt(len(per_user))
 
 
 def make_optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.AdamW:
@@ -290,33 +492,65 @@ def make_optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.Ada
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), fused=True)
+    device = next(model.parameters()).device
+    fused = {"fused": True} if fused_adamw_available(device) else {}
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98), **fused)
 
 
-def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, reporter, cancel) -> float:
-    """One pass over the shuffled windows; returns the mean loss."""
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+def fused_adamw_available(device: torch.device) -> bool:
+    """The fused AdamW kernel exists in this torch and on this device (torch 2.2 has none on CPU)."""
+    return "fused" in inspect.signature(torch.optim.AdamW).parameters and device.type == "cuda"
+
+
+class _Schedule:
+    """Learning rate per step: linear warm-up, then cosine decay to LR_FLOOR of the peak at the planned end."""
+
+    def __init__(self, config: TrainConfig, total_steps: int) -> None:
+        self.config, self.total_steps = config, max(1, total_steps)
+
+    def lr(self, step: int) -> float:
+        warmup = min(1.0, (step + 1) / max(1, self.config.warmup_steps))
+        progress = min(1.0, step / self.total_steps)
+        decay = LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.config.lr * warmup * decay
+
+
+def _autocast(device: torch.device, config: TrainConfig):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+
+
+def _step(model, optimizer, inputs, targets, config: TrainConfig, autocast) -> torch.Tensor:
+    """One optimiser step; returns the (detached) loss."""
+    with autocast:
+        loss = batch_loss(model, inputs, targets, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
+                 deadline) -> tuple[float, bool]:
+    """One pass over the shuffled windows: (mean loss, whether it finished before ``deadline``)."""
+    autocast = _autocast(device, config)
     total, count = 0.0, 0
     for number, (inputs, targets) in enumerate(windows.batches(config.batch_size, rng)):
         if cancel is not None:
             cancel.raise_if_cancelled()
+        if deadline is not None and count and time.perf_counter() > deadline:
+            return total / count, False
         step = first_step + number
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup_steps))
+            group["lr"] = schedule.lr(step)
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with autocast:
-            loss = batch_loss(model, inputs, targets, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        value = float(loss.detach())
+        value = float(_step(model, optimizer, inputs, targets, config, autocast))
         if not math.isfinite(value):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {value}); try a lower learning rate")
         total, count = total + value, count + 1
         reporter.step(epoch, step + 1, value, len(inputs))
-    return total / max(count, 1)
+    return total / max(count, 1), True
 
 
 def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:

@@ -58,9 +58,13 @@ class TrainingWindows:
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, targets) batches with all-padding leading columns trimmed."""
         for rows in self.batch_rows(batch_size, rng):
-            inputs, targets = self.inputs[rows], self.targets[rows]
-            first = _first_used_column(inputs)
-            yield torch.from_numpy(inputs[:, first:]), torch.from_numpy(targets[:, first:])
+            yield self.batch(rows)
+
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The windows ``rows`` as (inputs, targets) tensors, all-padding leading columns trimmed."""
+        inputs, targets = self.inputs[rows], self.targets[rows]
+        first = _first_used_column(inputs)
+        return torch.from_numpy(inputs[:, first:]), torch.from_numpy(targets[:, first:])
 
     def batch_rows(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
         """Row indices per batch: shuffled, then length-sorted within pools of batches."""

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from core.baselines import fit_baseline
 from core.data import leave_one_out
-from core.evaluation import metrics_from_ranks, ranks_for
+from core.evaluation import metrics_from_ranks, per_user_metric, ranks_for
 from core.progress import CancelToken, Cancelled
 import core.training as training
 from core.predictor import cluster_items
@@ -76,12 +76,17 @@ def test_resume_continues_from_the_last_checkpoint(rule_data, tmp_path):
     data, split = rule_data
     config = TrainConfig(model="sasrec", **{**TINY, "epochs": 2, "patience": 10})
     straight = train_sequence_model(data, split, config)
-    first = train_sequence_model(data, split, dataclasses.replace(config, epochs=1), checkpoint_dir=tmp_path)
+    token = CancelToken()  # interrupted after epoch 1 (a shorter run would plan another learning-rate decay)
+    with pytest.raises(Cancelled):
+        train_sequence_model(data, split, config, checkpoint_dir=tmp_path, cancel=token,
+                             progress=lambda report: report.metrics.get("epoch") == 1 and "valid_ndcg10" in
+                             report.metrics and token.cancel())
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["state"]["epoch"] == 1 and set(load_file(str(tmp_path / "last.safetensors")))
     resumed = train_sequence_model(data, split, config, checkpoint_dir=tmp_path, resume=True)
     assert [r.epoch for r in resumed.history] == [1, 2]
-    assert resumed.history[:1] == first.history
+    assert resumed.history[0].loss == pytest.approx(straight.history[0].loss, rel=1e-4)
+    assert resumed.estimate == training.TrainingEstimate.from_json(saved["state"]["estimate"])
     assert resumed.history[1].loss == pytest.approx(straight.history[1].loss, rel=1e-4)
     assert resumed.history[1].valid_ndcg10 == pytest.approx(straight.history[1].valid_ndcg10, abs=1e-6)
 
@@ -102,10 +107,17 @@ def test_cancel_stops_within_one_step_and_leaves_no_partial_files(rule_data, tmp
     monkeypatch.setattr(training, "batch_loss", lambda *args: steps_run.append(1) or original(*args))
     monkeypatch.setattr(training, "REPORT_EVERY_S", 0.0)
     config = TrainConfig(model="sasrec", **{**TINY, "batch_size": 4})
+    asked_at = []
+
+    def cancel_at_first_step(report):
+        if "step" in report.metrics and not asked_at:
+            asked_at.append(len(steps_run))
+            token.cancel()
+
     with pytest.raises(Cancelled):
-        train_sequence_model(data, split, config, progress=lambda report: token.cancel(), cancel=token,
+        train_sequence_model(data, split, config, progress=cancel_at_first_step, cancel=token,
                              checkpoint_dir=tmp_path)
-    assert len(steps_run) == 1  # cancelled during the first step's report: the second step never ran
+    assert asked_at and len(steps_run) == asked_at[0]  # cancelled during a step's report: no step ran after it
     assert not any(tmp_path.iterdir())
 
 
@@ -121,3 +133,77 @@ def test_baseline_names_are_refused_by_the_neural_loop(rule_data):
     data, split = rule_data
     with pytest.raises(ValueError, match="baseline"):
         train_sequence_model(data, split, TrainConfig(model="pop"))
+
+
+def test_estimate_times_steps_and_plans_the_epochs_that_fit_the_budget(rule_data):
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 50, "time_budget": 0})
+    unlimited = training.estimate_training(data, split, config)
+    assert unlimited.step_s > 0 and unlimited.validation_s > 0 and unlimited.steps_per_epoch == 5
+    assert unlimited.planned_epochs == 50 and unlimited.budget_s is None
+    assert unlimited.at_most_s == pytest.approx(50 * unlimited.epoch_s)
+    budget_min = 10 * unlimited.epoch_s / 60 / training.TRAINING_SHARE  # room for about ten epochs
+    planned = unlimited.planned_for(dataclasses.replace(config, time_budget=budget_min), training.torch.device("cpu"))
+    assert planned.planned_epochs in (9, 10, 11) and planned.budget_s == pytest.approx(60 * budget_min)
+    assert "budget fits" in planned.describe() and "per epoch on CPU" in planned.describe()
+
+
+def test_budget_defaults_to_ten_minutes_on_a_cpu_and_none_on_a_gpu():
+    cpu, gpu = training.torch.device("cpu"), training.torch.device("cuda")
+    assert training.budget_seconds(TrainConfig(), cpu) == 600
+    assert training.budget_seconds(TrainConfig(), gpu) is None
+    assert training.budget_seconds(TrainConfig(time_budget=2.5), gpu) == 150
+    assert training.budget_seconds(TrainConfig(time_budget=0), cpu) is None
+    with pytest.raises(ValueError, match="time budget"):
+        training.budget_seconds(TrainConfig(time_budget=-1), cpu)
+
+
+def test_a_budget_that_binds_cuts_the_run_short_and_says_so(rule_data, monkeypatch):
+    data, split = rule_data
+    measured = training._estimate
+
+    def slow_machine(*args, **kwargs):  # as if every epoch took 20 s: a 1-minute budget fits two
+        estimate = measured(*args, **kwargs)
+        return dataclasses.replace(estimate, step_s=20.0 / estimate.steps_per_epoch, validation_s=0.0).planned_for(
+            args[3], args[4])
+
+    monkeypatch.setattr(training, "_estimate", slow_machine)
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 30, "patience": 30, "time_budget": 1.0})
+    result = train_sequence_model(data, split, config)
+    assert result.planned_epochs == 2 and len(result.history) == 2
+    assert result.budget_cut and result.stopped_by == "time budget"
+    unlimited = train_sequence_model(data, split, dataclasses.replace(config, epochs=2, time_budget=0))
+    assert not unlimited.budget_cut and unlimited.stopped_by == "epochs"
+
+
+def test_a_deadline_stops_an_epoch_between_steps(rule_data, monkeypatch):
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "batch_size": 4, "epochs": 3, "time_budget": 1e-6})
+    result = train_sequence_model(data, split, config)
+    assert len(result.history) == 1 and result.budget_cut and result.best_epoch == 1
+
+
+def test_patience_counts_epochs_that_gain_less_than_the_validation_noise():
+    few = np.array([0, 50, 0, 3, 200, 1, 0, 9] * 10)  # 80 users: their NDCG@10 is noisy
+    many = np.tile(few, 100)
+    assert training.validation_noise(few) > training.validation_noise(many) > 0
+    assert training.validation_noise(few) == pytest.approx(
+        training.NOISE_SHARE * np.std(per_user_metric(few, "ndcg@10"), ddof=1) / np.sqrt(80))
+
+
+def test_fused_adamw_only_where_torch_has_it_on_that_device(monkeypatch):
+    cpu, gpu = training.torch.device("cpu"), training.torch.device("cuda")
+    assert not training.fused_adamw_available(cpu)
+    fused_in_torch = "fused" in training.inspect.signature(training.torch.optim.AdamW).parameters
+    assert training.fused_adamw_available(gpu) == fused_in_torch
+
+    class OldAdamW(training.torch.optim.AdamW):  # torch before fused AdamW existed
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01):
+            super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+    monkeypatch.setattr(training.torch.optim, "AdamW", OldAdamW)
+    assert not training.fused_adamw_available(gpu)
+    model = training.torch.nn.Linear(2, 2)
+    model.encoder = None
+    optimizer = training.make_optimizer(model, TrainConfig())  # must not pass fused= to this AdamW
+    assert isinstance(optimizer, OldAdamW)

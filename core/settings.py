@@ -1,0 +1,53 @@
+"""Typed settings: each config field carries its help (and a metavar) as dataclass metadata, and its
+choices as a ``Literal[...]`` type, so the CLI flags and the studio's settings form are built from
+the class itself, in an installed wheel as in a checkout (nothing is read back from source text).
+
+Needs neither torch nor Qt: the form and the parser import it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal, Optional, Union
+
+NUMBER_TYPES = (bool, int, float)
+
+
+def setting(default: Any, help: str, metavar: Optional[str] = None) -> Any:
+    """A dataclass field with its help text (and the placeholder a CLI shows for its value)."""
+    metadata = {"help": help} if metavar is None else {"help": help, "metavar": metavar}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    """What an editor or a flag needs to know about one field."""
+
+    name: str
+    help: str
+    kind: type  # bool, int, float or str: the value's type once present
+    optional: bool  # None is allowed (the field's automatic value)
+    choices: tuple[str, ...]  # the Literal's values; () for a free value
+    default: Any
+    metavar: Optional[str]
+
+
+def settings_of(cls: type) -> list[SettingInfo]:
+    """One ``SettingInfo`` per field of the dataclass ``cls``, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return [_info(field, hints[field.name]) for field in dataclasses.fields(cls)]
+
+
+def _info(field: dataclasses.Field, hint: Any) -> SettingInfo:
+    optional = typing.get_origin(hint) is Union and type(None) in typing.get_args(hint)
+    if optional:
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    choices: tuple[str, ...] = ()
+    if typing.get_origin(hint) is Literal:
+        choices = tuple(str(value) for value in typing.get_args(hint))
+        hint = str
+    if hint not in (*NUMBER_TYPES, str):
+        raise TypeError(f"setting {field.name!r} has type {hint!r}; settings are bool, int, float, str or a Literal")
+    return SettingInfo(field.name, field.metadata.get("help", ""), hint, optional, choices, field.default,
+                       field.metadata.get("metavar"))
