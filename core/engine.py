@@ -171,6 +171,15 @@ class Engine:
         index = self.embed_items(progress, cancel)
         return index if index.has_text.any() else None
 
+    def estimate_training(self, config, split: Optional[SplitChoice] = None):
+        """How long ``config`` would train here (``core.training.TrainingEstimate``), from a few timed
+        steps on the split the run would use; nothing is trained or recorded. Neural models only."""
+        from core.training import estimate_training
+
+        data = self.sequence_data()
+        choice = (split or SplitChoice()).resolve(data, self.time_kind())
+        return estimate_training(data, choice.split(data), config)
+
     def runs(self) -> list[runs.RunSummary]:
         return runs.list_runs(self.workspace)
 
@@ -199,11 +208,14 @@ class Engine:
         return int(value) if value else None
 
     def serving_run(self) -> Optional[int]:
-        """The run lists come from when none is named: the active run, else the latest finished one."""
+        """The run lists come from when none is named: the active run, else the latest finished one that
+        did not fail the popularity check, else (when every finished run failed it) the latest finished."""
         active = self.active_run()
         if active is not None:
             return active
-        return max((run.id for run in self.runs() if run.status == "done"), default=None)
+        done = [run for run in self.runs() if run.status == "done"]
+        passed = [run for run in done if run.beats_popularity is not False]
+        return (passed or done)[-1].id if done else None
 
     def run_lag(self, run_id: int) -> runs.RunLag:
         """How far the run is behind the log: when it was trained, the events and items added since."""

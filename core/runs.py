@@ -20,11 +20,11 @@ from typing import Optional
 import numpy as np
 from sqlalchemy import select
 
-from core.baselines import BASELINES, PopularityScorer, TrainLog, fit_baseline_on_log
+from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
 from core.data.splits import EvalMode, SplitChoice
 from core.errors import NextPickError, UsageError
-from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks
+from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_significance
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
@@ -35,6 +35,8 @@ try:
 except ImportError:  # Windows
     fcntl = None
     import msvcrt
+
+GATE_P = 0.05  # a model must beat popularity on validation at this significance to be made active by itself
 
 
 class UnknownRunError(NextPickError, KeyError):
@@ -48,8 +50,10 @@ class RunSummary:
     metrics: the served pipeline's test report under the run's own evaluation mode (``protocol``,
     ``eval``, ``metrics``, ``beyond``, ``segments``, ...: ``REPORT_KEYS``) plus ``valid``
     (validation metrics), ``generator_test`` (test metrics of the generator alone), ``ranker``
-    (its holdout check), ``training`` (epochs, best epoch) and ``evaluations`` (reports under
-    other modes, by mode, from ``Engine.evaluate``).
+    (its holdout check), ``training`` (epochs, best epoch, the estimate and plan, ``stopped_by``,
+    ``budget_cut``), ``evaluations`` (reports under other modes, by mode, from ``Engine.evaluate``)
+    and, for neural runs, ``popularity`` (the popularity baseline's validation and test metrics on
+    the same split) and ``gate`` (the paired validation test against it, see ``popularity_gate``).
     config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with, and
     ``log``, where the log ended when it was trained (``LogPosition``; absent on older runs).
     """
@@ -64,6 +68,13 @@ class RunSummary:
     duration_s: Optional[float] = None
     content_hash: Optional[str] = None
     bundle_path: Optional[str] = None
+
+    @property
+    def beats_popularity(self) -> Optional[bool]:
+        """Whether this neural run beat the popularity baseline on validation (None: a baseline, or a run
+        recorded before the check). A run that did not is flagged and never made active by itself."""
+        gate = self.metrics.get("gate")
+        return None if gate is None else bool(gate["beats_popularity"])
 
     def metric(self, name: str = "ndcg@10") -> Optional[float]:
         """A test metric of the served pipeline, e.g. "ndcg@10" or "coverage@10"."""
@@ -356,15 +367,17 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
                           progress=progress, cancel=cancel)
     served = RankedScorer(scorer, ranker, item_interest) if ranker.report["kept"] else scorer
     valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.description)
+    popularity = fit_baseline_on_log("pop", log)
+    compared = {} if dims is None else _compare_with_popularity(valid, popularity, data, split, cancel)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
     generator_test = test if served is scorer else evaluate_scorer(scorer, data, split.test, cancel=cancel,
                                                                     split_name=split.description)
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training,
-               "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items))}
+               "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items)), **compared}
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
-                fallback=PopularityScorer.fit(log), ranker=None if served is scorer else ranker,
+                fallback=popularity, ranker=None if served is scorer else ranker,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,
                 arrays={"test_ranks": test.ranks, "test_users": test.user_index})
@@ -389,6 +402,22 @@ def new_item_metrics(report, test_set, known: np.ndarray) -> dict:
     return {"events": int(new.sum()), "hr@10": figures["hr@10"], "ndcg@10": figures["ndcg@10"]}
 
 
+def _compare_with_popularity(valid, popularity, data, split, cancel) -> dict:
+    """The popularity baseline on the same split (``popularity``) and the paired validation test (``gate``)."""
+    pop_valid = evaluate_scorer(popularity, data, split.valid, cancel=cancel, split_name=split.description)
+    pop_test = evaluate_scorer(popularity, data, split.test, cancel=cancel, split_name=split.description)
+    return {"popularity": {"valid": pop_valid.metrics, "test": pop_test.metrics},
+            "gate": popularity_gate(valid.ranks, pop_valid.ranks)}
+
+
+def popularity_gate(model_ranks: np.ndarray, popularity_ranks: np.ndarray, metric: str = "ndcg@10") -> dict:
+    """Does the model beat popularity on the same validation users: higher mean ``metric`` and a paired
+    test that says the difference is no chance (p < GATE_P)? A model that does not is not worth serving."""
+    test = paired_significance(model_ranks, popularity_ranks, metric)
+    beats = test["difference"] > 0 and test["p_value"] < GATE_P
+    return {**test, "beats_popularity": bool(beats), "alpha": GATE_P}
+
+
 def _fit_generator(folder, data, split, log, config, progress, cancel, resume, text=None):
     """(scorer, device name, training summary, network dims or None) for a baseline or a neural model."""
     if config.model in BASELINES:
@@ -403,7 +432,9 @@ def _fit_generator(folder, data, split, log, config, progress, cancel, resume, t
     result = train_sequence_model(data, split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
                                   resume=resume, text=text)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
-                "epochs": [vars(record) for record in result.history]}
+                "epochs": [vars(record) for record in result.history], "planned_epochs": result.planned_epochs,
+                "stopped_by": result.stopped_by, "budget_cut": result.budget_cut,
+                "estimate": result.estimate.to_json() if result.estimate else None}
     return result.scorer, result.device_name, training, vars(data_dims(data, config, text))
 
 

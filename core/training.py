@@ -145,7 +145,6 @@ class TrainResult:
     device_name: str = ""
     duration_s: float = 0.0
     valid_metrics: dict = field(default_factory=dict)  # full metrics of the best epoch
-    valid_ranks: Optional[np.ndarray] = None  # per validation user, of the best epoch (for the popularity gate)
     estimate: Optional["TrainingEstimate"] = None  # what was measured and planned before the first epoch
     planned_epochs: int = 0  # the epochs the schedule was planned for (fewer than config.epochs under a budget)
     stopped_by: str = ""  # "early stopping" | "time budget" | "epochs"
@@ -436,15 +435,13 @@ def train_sequence_model(
             stopped_by = "time budget"
     if best_weights is not None:
         model.load_state_dict(best_weights)
-    scorer = NeuralScorer(model, config.model)
     return TrainResult(
-        scorer=scorer,
+        scorer=NeuralScorer(model, config.model),
         history=[EpochRecord(**r) for r in state.history],
         best_epoch=state.best_epoch,
         device_name=device_name(device),
         duration_s=time.perf_counter() - started,
         valid_metrics=state.best_metrics,
-        valid_ranks=validation_ranks(scorer, split, cancel) if state.best_epoch else None,
         estimate=estimate,
         planned_epochs=estimate.planned_epochs,
         stopped_by=stopped_by,

@@ -1,21 +1,20 @@
 """Model commands: ``train`` a run, list ``runs``, ``evaluate`` one, ``recommend`` and ``interests`` for a user,
 ``export`` recommendations to a CSV file.
 
-They all go through ``core.engine.Engine``. The train options are read from the fields of
-``core.training.TrainConfig`` (names, types, and the comment beside each as help), so a
-new knob there is a new flag here with nothing copied by hand. Building them needs torch,
-so they are only built when the command line asks for ``train``.
+They all go through ``core.engine.Engine``. The train options are the fields of
+``core.training.TrainConfig`` as ``core.settings`` describes them (name, type, ``Literal``
+choices, and the help written in each field's metadata), so a new knob there is a new flag
+here with nothing copied by hand. Building them needs torch, so they are only built when the
+command line asks for ``train``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
-import re
-import typing
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 from core.cli.common import CliError, CommandLineError, Output, at_least, share
 from core.cli.text_commands import add_text_model_option
@@ -156,35 +155,24 @@ def _add_user_options(p) -> None:
 
 
 def _add_train_options(p) -> None:
-    from core.baselines import BASELINES
-    from core.training import NEURAL_MODELS, TrainConfig
+    from core.settings import settings_of
+    from core.training import TrainConfig
 
-    helps = _field_comments(TrainConfig)
-    types = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{helps.get(field.name, '')} (base default: {field.default})".lstrip()
-        if field.name == "model":
-            p.add_argument(flag, choices=NEURAL_MODELS + tuple(BASELINES), default=field.default,
-                           help=f"what to train (default: {field.default})")
-        elif types[field.name] is bool:
+    for setting in settings_of(TrainConfig):
+        flag = "--" + setting.name.replace("_", "-")
+        base = "automatic" if setting.default is None else setting.default
+        help_text = f"{setting.help} (base default: {base})".replace("%", "%%")
+        if setting.name == "model":
+            p.add_argument(flag, choices=setting.choices, default=setting.default,
+                           help=f"{setting.help} (default: %(default)s)".replace("%%", "%"))
+        elif setting.kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            p.add_argument(flag, type=_scalar(types[field.name]), default=None, metavar=field.name.upper(),
+            p.add_argument(flag, type=setting.kind, choices=setting.choices or None, default=None,
+                           metavar=setting.metavar or (None if setting.choices else setting.name.upper()),
                            help=help_text)
-
-
-def _scalar(hint):
-    """``int`` for ``int`` and for ``Optional[int]``: the type argparse converts a flag's text with."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if len(args) == 1 else hint
-
-
-def _field_comments(cls) -> dict[str, str]:
-    """The ``# comment`` beside each field in the class source: the one place its meaning is written."""
-    pattern = re.compile(r"^\s+(\w+)\s*:[^=]+=[^#]+#\s*(.+)$")
-    return {m.group(1): m.group(2).replace("%", "%%")
-            for m in map(pattern.match, inspect.getsource(cls).splitlines()) if m}
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few training steps and print how long the run would take, without training")
 
 
 def _engine(args):
@@ -211,6 +199,10 @@ def cmd_train(args, out: Output) -> dict:
         if not engine.workspace.counts()["events"]:
             raise CliError(f"{args.db} holds no events; import a log first")
         config = TrainConfig.for_data(engine.sequence_data(), **overrides)
+    if getattr(args, "estimate", False):
+        if args.resume is not None:
+            raise CliError("--estimate plans a new run; leave out --resume")
+        return _estimate(engine, config, split, out)
     summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split)
     out.done_progress()
     result = _run_dict(summary)
@@ -226,6 +218,19 @@ def _check_device(name: str) -> None:
         resolve_device(name)  # a missing GPU raises the engine's own error (exit 1)
     except RuntimeError:  # torch's, listing every device type it knows
         raise CommandLineError(f"--device {name!r} is not a device; use auto, cpu or cuda") from None
+
+
+def _estimate(engine, config, split, out: Output) -> dict:
+    """``train --estimate``: the timed plan, nothing trained."""
+    from core.training import NEURAL_MODELS
+
+    if config.model not in NEURAL_MODELS:
+        result = {"model": config.model, "estimate": None}
+        out.lines([f"{config.model} is a baseline: it is counted from the log in seconds, with no epochs to plan"])
+        return result
+    estimate = engine.estimate_training(config, split)
+    out.lines([f"{config.model}: {estimate.describe()}"])
+    return {"model": config.model, "estimate": estimate.to_json()}
 
 
 def _run(engine, run_id: int):
@@ -246,7 +251,8 @@ def _run_dict(run) -> dict:
         "valid": metrics.get("valid", {}), "test": {**metrics.get("metrics", {}), **new_items},
         "test_generator_only": metrics.get("generator_test", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
-        "error": metrics.get("error"),
+        "popularity": metrics.get("popularity"), "gate": metrics.get("gate"),
+        "beats_popularity": run.beats_popularity, "error": metrics.get("error"),
     }
 
 
@@ -257,7 +263,15 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
     training = r["training"]
     if "best_epoch" in training:
         epochs = training.get("epochs", [])
-        lines.append(f"best validation epoch {training['best_epoch']} of {len(epochs)} run")
+        stopped = f", stopped by {training['stopped_by']}" if training.get("stopped_by") else ""
+        lines.append(f"best validation epoch {training['best_epoch']} of {len(epochs)} run{stopped}")
+        if training.get("budget_cut"):
+            budget = (training.get("estimate") or {}).get("budget_s") or 0.0
+            took = f"{budget / 60:.1f} min" if budget >= 6 else f"{budget:.2g} s"
+            lines.append(f"the time budget ({took}) cut training short: {training.get('planned_epochs')} of "
+                         f"{r['config'].get('epochs')} epochs planned")
+    if r["gate"] is not None:
+        lines.append(_gate_line(r["gate"]))
     if r["error"]:
         lines.append(f"error: {r['error']}")
     if r["protocol"]:
@@ -265,7 +279,9 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
     if r["text_model"]:
         lines.append(f"item text read with {r['text_model']}")
     names = [name for name in (r["test"] or r["valid"]) if name != "new_items"]
-    rows = {"valid (generator)": r["valid"], "test": r["test"], "test (generator only)": r["test_generator_only"]}
+    popularity = r["popularity"] or {}
+    rows = {"valid (generator)": r["valid"], "test": r["test"], "test (generator only)": r["test_generator_only"],
+            "popularity valid": popularity.get("valid"), "popularity test": popularity.get("test")}
     if names:
         lines.append(f"{'':22}" + "".join(f"{name:>9}" for name in names))
         lines.extend(f"{label:22}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
@@ -279,18 +295,31 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
     return lines
 
 
+def _gate_line(gate: dict) -> str:
+    """The popularity check in one line; a run that failed it says so in capitals a reader cannot miss."""
+    figures = (f"validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
+               f"p = {gate['p_value']:.3g} over {gate['n_users']:,} users")
+    if gate["beats_popularity"]:
+        return f"beats popularity: {figures}"
+    return (f"WARNING: does not beat popularity on validation ({figures}); it is not made the active model "
+            "by itself")
+
+
 def cmd_runs(args, out: Output) -> dict:
     engine = _engine(args)
     runs = [_run_dict(run) for run in engine.runs()]
     active = engine.active_run()
     device_width = max([len("device"), *(len(r["device"] or "") for r in runs)]) + 2
-    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'device':<{device_width}}"
-             f"{'eval':<8}split"]
+    lines = [f"{'run':>5}  {'model':<10}{'status':<11}{'ndcg@10':>9}{'hr@10':>8}  {'vs pop':<8}"
+             f"{'device':<{device_width}}{'eval':<8}split"]
     for r in runs:
         marker = "*" if r["run"] == active else " "
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
-                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}")
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
+                     f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}")
+    if any(r["beats_popularity"] is False for r in runs):
+        lines.append("WORSE: did not beat popularity on validation; never made the active model by itself")
     behind = _lag_of_served_run(engine)
     if behind is not None:
         lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")
@@ -306,6 +335,10 @@ def _lag_of_served_run(engine) -> dict | None:
     lag = engine.run_lag(served)
     return {"run": served, "trained_at": lag.trained_at, "newer_events": lag.newer_events,
             "new_items": lag.new_items, "text": lag.describe()}
+
+
+def _versus_popularity(beats: Optional[bool]) -> str:
+    return {True: "beats", False: "WORSE", None: "-"}[beats]
 
 
 def _cell(value, width: int) -> str:
@@ -328,22 +361,22 @@ def cmd_evaluate(args, out: Output) -> dict:
     return result
 
 
-def _serving_run(engine, args) -> int:
-    """The asked run, else the active one, else the latest finished run."""
+def _serving_run(engine, args, out: Output) -> int:
+    """The asked run, else ``Engine.serving_run`` (a run worse than popularity only when no other finished
+    run is there, with a warning)."""
     if args.run is not None:
         return _run(engine, args.run).id
-    active = engine.active_run()
-    if active is not None:
-        return active
-    done = [run.id for run in engine.runs() if run.status == "done"]
-    if not done:
+    run_id = engine.serving_run()
+    if run_id is None:
         raise CliError(f"no trained run in {args.db}; train one with `nextpick train`")
-    return max(done)
+    if engine.run(run_id).beats_popularity is False:
+        print(f"warning: using run #{run_id}, which did not beat popularity on validation", file=out.stderr)
+    return run_id
 
 
 def cmd_recommend(args, out: Output) -> dict:
     engine = _engine(args)
-    run_id = _serving_run(engine, args)
+    run_id = _serving_run(engine, args, out)
     recs = engine.recommend(run_id, args.user, k=_checked_list_length(engine, args.k), diversity=args.diversity)
     result = {"run": run_id, "user": args.user, "k": args.k, "recommendations": [dataclasses.asdict(r) for r in recs]}
     lines = [f"next items for user {args.user} (run #{run_id}):"]
@@ -377,7 +410,7 @@ def cmd_export(args, out: Output) -> dict:
 
 def cmd_interests(args, out: Output) -> dict:
     engine = _engine(args)
-    run_id = _serving_run(engine, args)
+    run_id = _serving_run(engine, args, out)
     interests = engine.interests(run_id, args.user)
     result = {"run": run_id, "user": args.user, "interests": [dataclasses.asdict(i) for i in interests]}
     lines = [f"predicted next interests of user {args.user} (run #{run_id}):"]

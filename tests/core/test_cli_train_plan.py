@@ -1,0 +1,66 @@
+"""``nextpick train``: flags generated from TrainConfig's typed metadata, ``--estimate``, the time budget
+and the popularity check in the output."""
+
+import inspect
+import json
+import re
+
+import pytest
+
+import core.training  # noqa: F401  (torch reads its own sources on import: load it before hiding sources)
+from cli_run import run
+from core.cli import main
+
+TINY_DEMO = ["--users", "300", "--items", "120", "--seed", "3"]
+SMALL_GRU = ["--model", "gru", "--hidden", "8", "--layers", "1", "--max-len", "20", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    db = tmp_path_factory.mktemp("plan") / "shop.sqlite"
+    assert main(["demo", "--db", str(db), *TINY_DEMO]) == 0
+    return db
+
+
+def test_train_help_comes_from_field_metadata_without_reading_sources(monkeypatch, capsys):
+    def no_sources(*args, **kwargs):
+        raise OSError("could not get source code")  # as in a wheel installed without .py files
+
+    monkeypatch.setattr(inspect, "getsource", no_sources)
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--time-budget MIN minutes the whole run may take" in text
+    assert "--loss {softmax,sampled}" in text and "--device {auto,cpu,cuda}" in text
+    assert "--dropout DROPOUT dropout on embeddings" in text and "(base default: 0.3)" in text
+    assert "--model {sasrec,gru,lstm,pop,recentpop,itemknn,markov}" in text
+
+
+def test_a_choice_outside_the_literal_is_refused(shop, capsys):
+    code, _, err = run(capsys, "train", "--db", shop, "--loss", "bpr")
+    assert code == 2 and "invalid choice: 'bpr'" in err
+
+
+def test_estimate_prints_the_plan_and_trains_nothing(shop, capsys):
+    code, out, _ = run(capsys, "train", "--db", shop, *SMALL_GRU, "--epochs", "40", "--time-budget", "0", "--estimate",
+                       "--json")
+    assert code == 0
+    estimate = json.loads(out)["estimate"]
+    assert estimate["planned_epochs"] == 40 and estimate["budget_s"] is None and estimate["step_s"] > 0
+    code, out, _ = run(capsys, "train", "--db", shop, *SMALL_GRU, "--estimate")
+    assert code == 0 and re.match(r"gru: about [\d.]+ s per epoch on CPU", out)
+    assert run(capsys, "runs", "--db", shop)[1].startswith("no runs yet")
+
+
+def test_a_binding_budget_is_reported_and_the_popularity_check_flags_a_worse_run(shop, capsys):
+    code, out, _ = run(capsys, "train", "--db", shop, *SMALL_GRU, "--lr", "1e-9", "--time-budget", "0.00001")
+    assert code == 0
+    assert "stopped by time budget" in out and "the time budget (0.0006 s) cut training short" in out
+    assert "WARNING: does not beat popularity on validation" in out
+    assert re.search(r"^popularity valid(\s+0\.\d{4}){9}$", out, re.M)
+    code, out, _ = run(capsys, "runs", "--db", shop, "--json")
+    (flagged,) = json.loads(out)["runs"]
+    assert flagged["beats_popularity"] is False and flagged["training"]["budget_cut"] is True
+    code, out, _ = run(capsys, "runs", "--db", shop)
+    assert re.search(r"^\s+1\s+gru\s+done.*WORSE", out, re.M) and "did not beat popularity" in out
+    code, _, err = run(capsys, "recommend", "--db", shop, "--user", "U000002")
+    assert code == 0 and "did not beat popularity" in err
