@@ -82,6 +82,13 @@ class TrainPage(StudioPage):
         self.stop_button.setToolTip("Stop the run within a second; its last checkpoint is kept for Resume")
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the selected stopped or interrupted run from its last checkpoint")
+        self.estimate_button = QPushButton("Estimate time")
+        self.estimate_button.setToolTip("Time a few training steps with these settings and say how long the run "
+                                        "would take on this computer (nothing is trained)")
+        self.estimate_text = QLabel("")
+        self.estimate_text.setObjectName("estimate_text")
+        self.estimate_text.setProperty("role", "hint")
+        self.estimate_text.setWordWrap(True)
         self.split_picker = SplitPicker()
         top = QFormLayout()
         top.addRow("Model", self.model_box)
@@ -95,6 +102,10 @@ class TrainPage(StudioPage):
         group_layout.addWidget(self.baseline_note)
         group_layout.addWidget(self.scroll, 1)
         group_layout.addWidget(self.defaults_button)
+        estimate_row = QHBoxLayout()
+        estimate_row.addWidget(self.estimate_text, 1)
+        estimate_row.addWidget(self.estimate_button)
+        group_layout.addLayout(estimate_row)
         buttons = QHBoxLayout()
         for button in (self.train_button, self.stop_button, self.resume_button):
             buttons.addWidget(button)
@@ -106,6 +117,7 @@ class TrainPage(StudioPage):
         layout.addLayout(buttons)
         self.model_box.currentIndexChanged.connect(self._on_model_changed)
         self.defaults_button.clicked.connect(self._load_defaults)
+        self.estimate_button.clicked.connect(self.estimate_time)
         self.train_button.clicked.connect(lambda: self.start_training())
         self.stop_button.clicked.connect(self.stop_training)
         self.resume_button.clicked.connect(self.resume_selected)
@@ -114,7 +126,8 @@ class TrainPage(StudioPage):
     def _build_monitor(self) -> QWidget:
         self.charts = TrainingCharts()
         self.progress_bar = QProgressBar()
-        self.progress_bar.setToolTip("Progress of the current run over its epoch budget (early stopping may end it sooner)")
+        self.progress_bar.setToolTip("Progress of the current run over its planned epochs (those that fit the time "
+                                     "budget; early stopping may end it sooner)")
         self.progress_text = QLabel("No run in progress.")
         self.progress_text.setProperty("role", "hint")
         self.log = QPlainTextEdit(readOnly=True)
@@ -185,7 +198,6 @@ class TrainPage(StudioPage):
         self.split_picker.set_data(*setup.time_span, setup.default_cutoff, setup.no_time_split)
         self.form.set_config(setup.defaults)
         self._on_model_changed()
-        self._update_buttons()
 
     def _fill_models(self, setup: TrainingSetup) -> None:
         self.model_box.blockSignals(True)
@@ -243,6 +255,7 @@ class TrainPage(StudioPage):
         self.active_button.setEnabled(selected is not None and selected.status == "done")
         self.delete_button.setEnabled(selected is not None and writable and not training)
         self.defaults_button.setEnabled(has_engine and not training)
+        self.estimate_button.setEnabled(has_engine and not training and self.model_box.currentData() in self.setup.neural)
 
     def _on_model_changed(self) -> None:
         if self.form is None:
@@ -250,12 +263,26 @@ class TrainPage(StudioPage):
         neural = self.model_box.currentData() in self.setup.neural
         self.form.setEnabled(neural)
         self.baseline_note.setVisible(not neural)
+        self.estimate_text.setText("" if neural else "A baseline is counted from the log in seconds.")
+        self._update_buttons()
+        self.estimate_time()
 
     # -- training -------------------------------------------------------------------------
 
     def current_config(self):
         """The ``TrainConfig`` the panel shows (the workspace's setup must have arrived)."""
         return self.form.config(model=self.model_box.currentData(), device=self.device_box.currentData())
+
+    def estimate_time(self) -> Optional[Job]:
+        """Time a few steps of the panel's settings in a worker and show how long the run would take."""
+        if self.engine is None or self.form is None or self.model_box.currentData() not in self.setup.neural:
+            return None
+        self.estimate_text.setText("Timing a few training steps…")
+        job = self.context.run(self.engine.estimate_training, self.current_config(), self.split_picker.choice(),
+                               progress=False, cancel=False)
+        job.finished.connect(lambda estimate: self.estimate_text.setText(f"Estimate: {estimate.describe()}."))
+        job.failed.connect(lambda exc: self.estimate_text.setText(f"No estimate: {exc}"))
+        return job
 
     def start_training(self, config=None, resume_run: Optional[int] = None) -> Optional[Job]:
         """Train ``config`` (default: the panel's) or continue ``resume_run``; returns the Job."""
@@ -303,9 +330,12 @@ class TrainPage(StudioPage):
     def _on_finished(self, run: Any) -> None:
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
-        self.progress_text.setText(f"Run #{run.id} finished in {format_duration(run.duration_s)}.")
-        self._log(f"Finished: {run_label(run)}, status {run.status}.")
-        if self.engine.active_run() is None:
+        self.progress_text.setText(f"Run #{run.id} finished in {format_duration(run.duration_s)}"
+                                   f"{finish_note(run)}.")
+        self._log(f"Finished: {run_label(run)}, status {run.status}{finish_note(run)}.")
+        if run.beats_popularity is False:
+            self._log(popularity_warning(run))
+        elif self.engine.active_run() is None:
             self.context.set_active_run(run.id)
 
     def _on_cancelled(self) -> None:
@@ -350,6 +380,22 @@ class TrainPage(StudioPage):
         job = self.context.run(self.engine.delete_run, run_id, progress=False, cancel=False)
         job.failed.connect(lambda exc: show_error(self, exc, "Deleting the run"))
         job.ended.connect(self.context.announce_runs_changed)
+
+
+def finish_note(run: Any) -> str:
+    """", cut short by the 10 min time budget" when the budget ended training; "" otherwise."""
+    training = (run.metrics or {}).get("training", {})
+    if not training.get("budget_cut"):
+        return ""
+    budget = (training.get("estimate") or {}).get("budget_s")
+    return f", cut short by the {format_duration(budget)} time budget" if budget else ", cut short by the time budget"
+
+
+def popularity_warning(run: Any) -> str:
+    """Why a finished neural run is not made the active model: popularity did as well or better on validation."""
+    gate = run.metrics["gate"]
+    return (f"Warning: {run_label(run)} did not beat popularity on validation (NDCG@10 {gate['mean_a']:.4f} vs "
+            f"{gate['mean_b']:.4f}, p = {gate['p_value']:.3g}), so it is not made the active model.")
 
 
 def worth_logging(report: Progress, previous_stage: str) -> bool:

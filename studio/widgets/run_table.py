@@ -23,6 +23,10 @@ MODEL_NAMES = {
 }
 STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "interrupted": "#b45309",
                   "failed": "#b91c1c"}
+BELOW_POPULARITY = "worse than popularity"
+BELOW_POPULARITY_TIP = ("This model did not beat the popularity baseline on validation (paired test on the same "
+                        "users), so it was not made the active model; popularity serves these users as well or "
+                        "better.")
 # Settings worth seeing in one line, in this order; the rest stay in the tooltip.
 SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
@@ -157,6 +161,10 @@ class RunTable(QTableWidget):
             *[QTableWidgetItem(f"{metrics[m]:.4f}" if m in metrics else "—") for m in self.metric_columns],
         ]
         cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
+        if run.beats_popularity is False:
+            cells[2].setText(f"{run.status} · {BELOW_POPULARITY}")
+            cells[2].setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
+            cells[2].setToolTip(BELOW_POPULARITY_TIP)
         cells[3].setToolTip(settings_tooltip(run))
         for cell in cells[6:]:
             cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -93,3 +93,30 @@ def test_baseline_run_can_become_active_and_be_deleted(qtbot, page, monkeypatch)
     box.done(QMessageBox.StandardButton.Yes)
     qtbot.waitUntil(lambda: all(r.id != run.id for r in page.run_table.runs), timeout=5000)
     assert all(r.id != run.id for r in engine.runs())
+
+
+def test_the_estimate_is_shown_before_training_and_follows_the_settings(qtbot, page):
+    qtbot.waitUntil(lambda: page.estimate_text.text().startswith("Estimate: about"), timeout=20_000)
+    assert "per epoch on CPU" in page.estimate_text.text()
+    page.form.editors["epochs"].setValue(7)
+    page.form.editors["time_budget"].setValue(0)  # no limit
+    job = page.estimate_time()
+    with qtbot.waitSignal(job.ended, timeout=20_000):
+        pass
+    qtbot.waitUntil(lambda: "at most 7 epochs" in page.estimate_text.text(), timeout=5000)
+    page.model_box.setCurrentIndex(page.model_box.findData("pop"))
+    assert not page.estimate_button.isEnabled() and "baseline" in page.estimate_text.text()
+
+
+def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page):
+    engine = page.context.engine
+    engine.set_active_run(None)
+    job = page.start_training(tiny_config("gru", lr=1e-9))
+    with qtbot.waitSignal(job.ended, timeout=60_000):
+        pass
+    run = max(engine.runs(), key=lambda r: r.id)
+    assert run.beats_popularity is False and engine.active_run() is None
+    assert "did not beat popularity" in page.log.toPlainText()
+    qtbot.waitUntil(lambda: any(r.id == run.id for r in page.run_table.runs), timeout=5000)
+    row = [r.id for r in page.run_table.runs].index(run.id)
+    assert page.run_table.item(row, 2).text() == "done · worse than popularity"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import typing
 
 import pandas as pd
 from PySide6.QtCore import Qt
@@ -10,11 +12,12 @@ from PySide6.QtGui import QColor, QPen
 
 from core.progress import Progress
 from core.serving import Interest
+from core.settings import settings_of
 from core.training import TrainConfig
 from studio.pages.evaluate import significance_verdict
 from studio.pages.train import progress_line, worth_logging
 from studio.widgets import palette
-from studio.widgets.config_form import ConfigForm, choices_in, field_docs
+from studio.widgets.config_form import ConfigForm
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
 from studio.widgets.sequence_timeline import (
@@ -24,23 +27,37 @@ from studio.widgets.training_charts import TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
 
-def test_every_train_config_field_gets_its_help_from_the_code():
-    docs = field_docs(TrainConfig)
-    assert set(docs) == {field.name for field in dataclasses.fields(TrainConfig)}
-    assert "AdamW" in docs["lr"]
-    assert choices_in(docs["loss"]) == ["softmax", "sampled"]
-
-
 def test_config_form_round_trips_a_config_and_shows_help_as_tooltips(qtbot):
     config = dataclasses.replace(TrainConfig(), hidden=48, dropout=0.25, loss="sampled", bf16=False)
     form = ConfigForm(config, skip=("model", "device"))
     qtbot.addWidget(form)
     assert "model" not in form.editors and "device" not in form.editors
-    assert form.editors["lr"].toolTip() == field_docs(TrainConfig)["lr"]
+    help_of = {info.name: info.help for info in settings_of(TrainConfig)}
+    assert form.editors["lr"].toolTip() == help_of["lr"] and "AdamW" in help_of["lr"]
     assert all(editor.toolTip() for editor in form.editors.values())
     form.editors["layers"].setValue(3)
     edited = form.config(model="gru", device="cpu")
     assert edited == dataclasses.replace(config, layers=3, model="gru", device="cpu")
+
+
+def test_config_form_takes_choices_and_help_from_typed_metadata_without_sources(qtbot, monkeypatch):
+    def no_sources(*args, **kwargs):
+        raise OSError("could not get source code")  # as in a wheel installed without .py files
+
+    monkeypatch.setattr(inspect, "getsource", no_sources)
+    form = ConfigForm(TrainConfig(), skip=("model",))
+    qtbot.addWidget(form)
+    loss, device = form.editors["loss"], form.editors["device"]
+    assert [loss.itemText(i) for i in range(loss.count())] == list(typing.get_args(
+        typing.get_type_hints(TrainConfig)["loss"]))
+    assert [device.itemText(i) for i in range(device.count())] == ["auto", "cpu", "cuda"]
+    budget = form.editors["time_budget"]
+    assert budget.text() == "automatic" and "minutes" in budget.toolTip()
+    assert form.config(model="sasrec").time_budget is None
+    budget.setValue(2.5)
+    assert form.config(model="sasrec").time_budget == 2.5
+    budget.setValue(0)
+    assert form.config(model="sasrec").time_budget == 0
 
 
 def test_palette_gives_each_category_one_colour_everywhere():
@@ -167,3 +184,18 @@ def test_interest_bars_label_each_interest_with_its_probability(qtbot):
     bars.set_interests([Interest("Puzzles", 0.62), Interest("Dolls", 0.3), Interest("Kites", 0.004)])
     ticks = bars.plot.getPlotItem().getAxis("left")._tickLevels[0]
     assert [label for _, label in ticks] == ["Kites  <1%", "Dolls  30%", "Puzzles  62%"]  # most probable on top
+
+
+def test_run_table_flags_a_run_worse_than_popularity(qtbot):
+    from core.runs import RunSummary
+    from studio.widgets.run_table import RunTable
+
+    def run(run_id, beats):
+        gate = {} if beats is None else {"gate": {"beats_popularity": beats}}
+        return RunSummary(run_id, "gru", "done", 0.0, {"epochs": 1}, {"metrics": {"ndcg@10": 0.1}, **gate})
+
+    table = RunTable()  # the Train page's run history and the Evaluate page's comparison both use it
+    qtbot.addWidget(table)
+    table.set_runs([run(1, True), run(2, False), run(3, None)])
+    assert [table.item(row, 2).text() for row in range(3)] == ["done", "done · worse than popularity", "done"]
+    assert "popularity" in table.item(1, 2).toolTip()
