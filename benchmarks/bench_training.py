@@ -1,11 +1,20 @@
-"""Training throughput of the three sequence models: sequences/s and ms per step.
+"""Training cost: what the Train button does with its defaults on each log, and the loop's raw speed.
 
-Times batch building and a fixed number of optimiser steps per encoder on amazon-toys with
-the default configuration (``TrainConfig.for_data``), on CPU and, when present, CUDA (bf16
-autocast and fp32). Quality lives in bench_quality.py; this script answers "is the loop fast".
+``defaults`` (the default mode) imports each log into a fresh workspace through the importer,
+then trains exactly what the Train button trains (``TrainConfig.for_data``, the default time
+budget, the re-ranker, the test evaluation) next to the popularity and item-kNN baselines,
+and prints the estimate made before training, the time taken, whether the budget cut the run
+short, the served test NDCG@10 / HR@10 and the popularity check. ``throughput`` times batch
+building and a fixed number of optimiser steps per encoder on amazon-toys (ms per step,
+sequences/s) on CPU and, when present, CUDA.
 
-    .venv/bin/python benchmarks/bench_training.py
-    .venv/bin/python benchmarks/bench_training.py --steps 20 --models sasrec
+    .venv/bin/python benchmarks/bench_training.py                                  # all four logs
+    .venv/bin/python benchmarks/bench_training.py --data ml-latest-small --models sasrec gru
+    .venv/bin/python benchmarks/bench_training.py throughput --steps 20 --models sasrec
+
+Goals (issue 9): with defaults on 2 CPU cores ml-latest-small trains in at most 10 minutes and
+beats popularity and item-kNN on test NDCG@10 by a clear margin; amazon-toys keeps test
+NDCG@10 >= 0.060 within 10 minutes; ml-100k and the demo shop keep their quality.
 """
 
 from __future__ import annotations
@@ -13,15 +22,79 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench_quality import SHARED, amazon_toys, machine
 from core.data import leave_one_out, training_windows
+from core.demo import DemoConfig, create_demo_workspace
+from core.engine import Engine
+from core.importing import import_files
+from core.store import Workspace
 from core.training import TrainConfig, batch_loss, make_optimizer, model_for_data, resolve_device
 
-from bench_quality import amazon_toys
+# Each shared log as the files a person would import (events, items, users).
+LOGS = {
+    "ml-latest-small": ("ml-latest-small/ratings.csv", "ml-latest-small/movies.csv", None),
+    "amazon-toys": ("amazon-toys/toys_events.csv", None, None),
+    "ml-100k": ("ml-100k/u.data", "ml-100k/u.item", "ml-100k/u.user"),
+}
+BASELINES = ("pop", "itemknn")
+
+
+def open_log(name: str, folder: Path) -> Engine:
+    """A fresh workspace holding the log ``name`` ("demo" is generated with the default DemoConfig)."""
+    path = folder / f"{name}.sqlite"
+    if name == "demo":
+        return Engine(create_demo_workspace(path, DemoConfig()))
+    events, items, users = (SHARED / part if part else None for part in LOGS[name])
+    workspace = Workspace.open(path)
+    import_files(workspace, events=events, items=items, users=users)
+    return Engine(workspace)
+
+
+def train_line(engine: Engine, model: str) -> str:
+    """Train ``model`` with the defaults and describe the run in one or two lines."""
+    config = TrainConfig.for_data(engine.sequence_data(), model=model)
+    estimate = engine.estimate_training(config) if model not in BASELINES else None
+    run = engine.train(config)
+    metrics, training = run.metrics, run.metrics.get("training", {})
+    line = (f"  {model:<8} test NDCG@10 {run.metric('ndcg@10'):.4f}  HR@10 {run.metric('hr@10'):.4f}  "
+            f"(generator alone {metrics['generator_test']['ndcg@10']:.4f}, valid {metrics['valid']['ndcg@10']:.4f})  "
+            f"{run.duration_s:6.0f} s")
+    if estimate is None:
+        return line
+    epochs = len(training["epochs"])
+    gate = metrics["gate"]
+    return (f"{line}\n  {'':<8} estimate before training: {estimate.describe()}\n"
+            f"  {'':<8} max_len {config.max_len}, batch {config.batch_size}; {epochs} epochs run of "
+            f"{training['planned_epochs']} planned, best {training['best_epoch']}, stopped by "
+            f"{training['stopped_by']}{' (the budget cut it short)' if training['budget_cut'] else ''}\n"
+            f"  {'':<8} beats popularity on validation: {gate['beats_popularity']} "
+            f"({gate['mean_a']:.4f} vs {gate['mean_b']:.4f}, p = {gate['p_value']:.2g}); popularity test "
+            f"NDCG@10 {metrics['popularity']['test']['ndcg@10']:.4f} generator alone")
+
+
+def defaults(args) -> None:
+    print(f"machine: {machine()}")
+    print("each run: TrainConfig.for_data defaults (time budget: 10 min on a CPU), leave-one-out, "
+          "served pipeline (generator + re-ranker when kept); load average is printed per log")
+    with tempfile.TemporaryDirectory(prefix="nextpick-bench-") as folder:
+        for name in args.data:
+            started = time.perf_counter()
+            engine = open_log(name, Path(folder))
+            data = engine.sequence_data()
+            print(f"\n{name}: {data.n_users:,} users, {data.n_items:,} items, {len(data.items):,} events "
+                  f"(imported in {time.perf_counter() - started:.0f} s); load average {os.getloadavg()[0]:.2f}",
+                  flush=True)
+            for model in (*BASELINES, *args.models):
+                print(train_line(engine, model), flush=True)
+            engine.workspace.close()
+    print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def time_steps(data, windows, config: TrainConfig, steps: int) -> tuple[float, float]:
@@ -52,11 +125,7 @@ def time_steps(data, windows, config: TrainConfig, steps: int) -> tuple[float, f
     return 1000 * elapsed / steps, sequences / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--models", nargs="+", default=["sasrec", "gru", "lstm"])
-    args = parser.parse_args()
+def throughput(args) -> None:
     data = amazon_toys()
     split = leave_one_out(data)
     base = TrainConfig.for_data(data)
@@ -74,6 +143,23 @@ def main() -> None:
                   f"(batch {config.batch_size}, hidden {config.hidden}, max_len {config.max_len}, "
                   f"{config.loss} loss over {data.n_items:,} items)")
     print(f"CPU threads: {torch.get_num_threads()}; load average at end {os.getloadavg()[0]:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=("defaults", "throughput"), default="defaults")
+    parser.add_argument("--data", nargs="+", default=[*LOGS, "demo"], choices=[*LOGS, "demo"],
+                        help="logs for the defaults mode")
+    parser.add_argument("--models", nargs="+", default=None, choices=["sasrec", "gru", "lstm"],
+                        help="neural models (defaults mode: sasrec; throughput: all three)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per model (throughput mode)")
+    args = parser.parse_args()
+    if args.mode == "throughput":
+        args.models = args.models or ["sasrec", "gru", "lstm"]
+        throughput(args)
+    else:
+        args.models = args.models or ["sasrec"]
+        defaults(args)
 
 
 if __name__ == "__main__":

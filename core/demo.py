@@ -56,6 +56,7 @@ GENDERS = ("F", "M")
 REGIONS = ("North", "South", "East", "West")
 EVENT_TYPES = ("view", "cart", "purchase")
 _VIEW, _CART, _PURCHASE = 0, 1, 2
+SERIES_RETURN = 0.6  # chance a session starts with the next volume of the series the user is reading
 _USERS_PER_CHUNK = 20_000
 _MAX_EVENTS_PER_USER = 500
 _DAY = 86_400.0
@@ -120,6 +121,7 @@ class _Catalogue:
     zipf_cdf: np.ndarray  # per-category CDF shifted by the category index (see _sample_items)
     accessory: np.ndarray  # accessory item viewed after a purchase, -1 if none
     series_next: np.ndarray  # next volume of a series, -1 if none
+    in_series: np.ndarray  # True for every volume of a series
     price: np.ndarray
     titles: list[str]
     labels: list[str]  # "Primary|Secondary" category text
@@ -155,7 +157,10 @@ def _build_catalogue(config: DemoConfig) -> _Catalogue:
     price = np.round(rng.lognormal(np.log(18.0), 0.5, n_cat)[category] * rng.lognormal(0, 0.35, config.n_items), 2)
     price[accessory[accessory >= 0]] = np.round(price[accessory[accessory >= 0]] * 0.35, 2)
     segment_pref = rng.dirichlet(np.full(n_cat, 0.35), size=len(AGE_GROUPS) * len(GENDERS))
-    return _Catalogue(category, cdf, accessory, series_next, price, titles, labels,
+    in_series = np.zeros(config.n_items, dtype=bool)
+    in_series[series_next >= 0] = True
+    in_series[series_next[series_next >= 0]] = True
+    return _Catalogue(category, cdf, accessory, series_next, in_series, price, titles, labels,
                       np.cumsum(segment_pref, axis=1))
 
 
@@ -221,13 +226,15 @@ def _simulate_chunk(config: DemoConfig, cat: _Catalogue, first_user: int, n_user
     item = np.full(n_users, -1)
     kind = np.full(n_users, _VIEW)
     current_cat = interests[:, 0].copy()
+    reading = np.full(n_users, -1)  # the latest series volume each user viewed
     steps = []
     for step, n in enumerate(n_active_at):
-        item, kind, current_cat = item[:n], kind[:n], current_cat[:n]
+        item, kind, current_cat, reading = item[:n], kind[:n], current_cat[:n], reading[:n]
         new_session = (rng.random(n) < 0.2) | (step == 0)
         _drift_interests(rng, cat, interests[:n], seg[:n])
-        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, new_session,
+        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, reading, new_session,
                                                interests[:n], interest_cdf[:n], seg[:n])
+        reading = np.where(cat.in_series[item], item, reading)
         steps.append((order[:n], item, kind, new_session))
     users, items, kinds, sessions = (np.concatenate(column) for column in zip(*steps)) if steps else (
         np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros(0, bool))
@@ -259,26 +266,35 @@ def _drift_interests(rng: np.random.Generator, cat: _Catalogue, interests: np.nd
         interests[drifting, slots] = _sample_from_cdf(rng, cat.segment_cdf[segment[drifting]])
 
 
-def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, new_session, interests, interest_cdf, segment):
-    """One step for every active user: a habit continues the previous event, else a fresh browse."""
+def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, reading, new_session, interests,
+                 interest_cdf, segment):
+    """One step for every active user: a habit continues the previous event or, at a session's start, the
+    series the user is reading; else a fresh browse.
+
+    The series habit reaches back past everything viewed since the last volume: a model that
+    reads only the previous item (Markov) cannot see it, one that reads the sequence can.
+    """
     n = len(prev_item)
     r = rng.random(n)
     has_prev = prev_item >= 0
     prev = np.maximum(prev_item, 0)
     accessory, sequel = cat.accessory[prev], cat.series_next[prev]
+    next_volume = np.where(reading >= 0, cat.series_next[np.maximum(reading, 0)], -1)
     to_cart = has_prev & (prev_kind == _VIEW) & (r < 0.15)
     to_buy = has_prev & (prev_kind == _CART) & (r < 0.6)
     to_accessory = has_prev & (prev_kind == _PURCHASE) & (accessory >= 0) & (r < 0.7)
-    to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.65)
-    fresh = ~(to_cart | to_buy | to_accessory | to_sequel)
+    to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.4)
+    back_to_series = new_session & ~to_buy & (next_volume >= 0) & (rng.random(n) < SERIES_RETURN)
+    fresh = ~(to_cart | to_buy | to_accessory | to_sequel | back_to_series)
     interest = interests[np.arange(n), _sample_from_cdf(rng, interest_cdf)]
     explore = rng.random(n) < 0.08
     interest[explore] = _sample_from_cdf(rng, cat.segment_cdf[segment[explore]])
     stay = ~new_session & (rng.random(n) < 0.5)  # a session tends to stay in one category
     browse_cat = np.where(stay, current_cat, interest)
     item = np.where(to_cart | to_buy, prev, np.where(to_accessory, accessory, sequel))
+    item[back_to_series] = next_volume[back_to_series]
     item[fresh] = _sample_items(rng, cat, browse_cat[fresh])
-    kind = np.where(to_cart, _CART, np.where(to_buy, _PURCHASE, _VIEW))
+    kind = np.where(to_cart & ~back_to_series, _CART, np.where(to_buy, _PURCHASE, _VIEW))
     return item, kind, cat.category[item]
 
 
