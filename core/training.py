@@ -41,7 +41,7 @@ NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
 CPU_BUDGET_MIN = 10.0  # a run on a CPU is planned to end within this many minutes unless told otherwise
 TRAINING_SHARE = 0.9  # of the time budget for the epochs; the rest is left for the re-ranker and the test
-ESTIMATE_STEPS = 3  # timed steps (after one warm-up step) behind the estimate
+ESTIMATE_STEPS = 5  # timed steps (after one warm-up step) behind the estimate
 VALIDATION_SAMPLE = 256  # validation users timed for the estimate
 NOISE_SHARE = 0.5  # of the validation NDCG@10's standard error an epoch must gain to reset patience
 LR_FLOOR = 0.1  # the cosine decay ends at this share of the peak learning rate
@@ -278,15 +278,15 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
     """Timed steps on a copy of ``model`` (its weights stay untouched) and a timed validation sample."""
     trial = copy.deepcopy(model).train()
     optimizer = make_optimizer(trial, config)
-    rng = np.random.default_rng(config.seed)
-    # The longest batches: the estimate errs on the long side (the first, warm-up step is not counted).
-    longest = sorted(windows.batch_rows(config.batch_size, rng), key=lambda r: -int((windows.inputs[r] > 0).sum()))
+    # Batches as an epoch draws them (the first, warm-up step is not counted); the first epoch's real
+    # time replaces this measurement in the plan.
+    batches = windows.batch_rows(config.batch_size, np.random.default_rng(config.seed))
     autocast = _autocast(device, config)
     timer = 0.0
     for number in range(steps + 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        inputs, targets = windows.batch(longest[number % len(longest)])
+        inputs, targets = windows.batch(batches[number % len(batches)])
         began = time.perf_counter()
         _step(trial, optimizer, inputs.to(device), targets.to(device), config, autocast)
         if device.type == "cuda":
@@ -388,14 +388,12 @@ def train_sequence_model(
     schedule = _Schedule(config, estimate.planned_epochs * steps_per_epoch)
     reporter = _Reporter(progress, (estimate.planned_epochs - state.epoch) * steps_per_epoch)
     model.train()
-    stopped_by = "epochs"
-    for epoch in range(state.epoch + 1, estimate.planned_epochs + 1):
-        if state.bad_epochs >= config.patience:
-            stopped_by = "early stopping"
+    stopped_by = ""
+    while not stopped_by:
+        stopped_by = _reason_to_stop(state, estimate, config, deadline)
+        if stopped_by:
             break
-        if deadline is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > deadline:
-            stopped_by = "time budget"
-            break
+        epoch = state.epoch + 1
         epoch_started = time.perf_counter()
         torch.manual_seed(config.seed + epoch)
         rng = np.random.default_rng(config.seed + epoch)
@@ -413,6 +411,12 @@ def train_sequence_model(
         state.history.append(dataclasses.asdict(record))
         state.epoch = epoch
         state.spent_s += record.seconds
+        if epoch == 1:  # the plan follows what a whole epoch really took
+            estimate = dataclasses.replace(estimate, step_s=train_seconds / steps_per_epoch,
+                                           validation_s=record.seconds - train_seconds).planned_for(config, device)
+            state.estimate = estimate.to_json()
+            schedule = _Schedule(config, estimate.planned_epochs * steps_per_epoch)
+            reporter.meter.total = reporter.steps + (estimate.planned_epochs - epoch) * steps_per_epoch
         if metrics["ndcg@10"] > state.best_score:
             state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
             best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -426,12 +430,6 @@ def train_sequence_model(
                         epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
                         valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
         if not complete:
-            stopped_by = "time budget"
-            break
-    else:
-        if state.bad_epochs >= config.patience:
-            stopped_by = "early stopping"
-        elif estimate.planned_epochs < config.epochs:
             stopped_by = "time budget"
     if best_weights is not None:
         model.load_state_dict(best_weights)
@@ -454,6 +452,18 @@ def items_with_events(sequences: list[np.ndarray], n_items: int) -> np.ndarray:
         np.zeros(n_items + 1, dtype=np.int64)
     counts[0] = 0
     return counts > 0
+
+
+def _reason_to_stop(state: _LoopState, estimate: TrainingEstimate, config: TrainConfig,
+                    deadline: Optional[float]) -> str:
+    """"" to train another epoch, else why not: "early stopping", "time budget" or "epochs"."""
+    if state.bad_epochs >= config.patience:
+        return "early stopping"
+    if state.epoch >= estimate.planned_epochs:
+        return "time budget" if estimate.planned_epochs < config.epochs else "epochs"
+    if deadline is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > deadline:
+        return "time budget"  # the next epoch would not end in time
+    return ""
 
 
 def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
