@@ -4,8 +4,10 @@ The log is generated, but its structure is the kind a sequence model should expl
 popularity list cannot: each user follows two or three interests (categories) that drift
 over time and correlate with the user's profile segment; items within a category have
 long-tail (Zipf) popularity; and short-range habits repeat across users: view → cart →
-purchase funnels on one item, an accessory viewed right after its base product is bought,
-and series volumes viewed in order. Same config and seed → byte-identical files.
+purchase funnels on one item, an accessory viewed after its base product is bought,
+and series volumes viewed in order; and users come back, at the start of a later session, for
+the next volume or the accessory they had in mind, past whatever they viewed in between.
+Same config and seed → byte-identical files.
 
 Users are generated in fixed-size chunks, each with its own random stream, so a 20M-event
 benchmark log streams to disk with bounded memory.
@@ -56,7 +58,7 @@ GENDERS = ("F", "M")
 REGIONS = ("North", "South", "East", "West")
 EVENT_TYPES = ("view", "cart", "purchase")
 _VIEW, _CART, _PURCHASE = 0, 1, 2
-SERIES_RETURN = 0.6  # chance a session starts with the next volume of the series the user is reading
+COME_BACK = 0.6  # chance a session starts with the item the user meant to come back to (next volume, accessory)
 _USERS_PER_CHUNK = 20_000
 _MAX_EVENTS_PER_USER = 500
 _DAY = 86_400.0
@@ -226,15 +228,15 @@ def _simulate_chunk(config: DemoConfig, cat: _Catalogue, first_user: int, n_user
     item = np.full(n_users, -1)
     kind = np.full(n_users, _VIEW)
     current_cat = interests[:, 0].copy()
-    reading = np.full(n_users, -1)  # the latest series volume each user viewed
+    pending = np.full(n_users, -1)  # the item each user means to come back to, -1 if none
     steps = []
     for step, n in enumerate(n_active_at):
-        item, kind, current_cat, reading = item[:n], kind[:n], current_cat[:n], reading[:n]
+        item, kind, current_cat, pending = item[:n], kind[:n], current_cat[:n], pending[:n]
         new_session = (rng.random(n) < 0.2) | (step == 0)
         _drift_interests(rng, cat, interests[:n], seg[:n])
-        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, reading, new_session,
+        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, pending, new_session,
                                                interests[:n], interest_cdf[:n], seg[:n])
-        reading = np.where(cat.in_series[item], item, reading)
+        pending = _still_pending(cat, pending, item, kind)
         steps.append((order[:n], item, kind, new_session))
     users, items, kinds, sessions = (np.concatenate(column) for column in zip(*steps)) if steps else (
         np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros(0, bool))
@@ -266,35 +268,44 @@ def _drift_interests(rng: np.random.Generator, cat: _Catalogue, interests: np.nd
         interests[drifting, slots] = _sample_from_cdf(rng, cat.segment_cdf[segment[drifting]])
 
 
-def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, reading, new_session, interests,
+def _still_pending(cat: _Catalogue, pending: np.ndarray, item: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """What each user means to come back to after ``item``: the next volume of a series being read, or
+    the accessory of a product just bought; an item once viewed is no longer pending."""
+    pending = np.where(item == pending, -1, pending)
+    pending = np.where(cat.in_series[item], cat.series_next[item], pending)
+    bought_base = (kind == _PURCHASE) & (cat.accessory[item] >= 0)
+    return np.where(bought_base, cat.accessory[item], pending)
+
+
+def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, pending, new_session, interests,
                  interest_cdf, segment):
     """One step for every active user: a habit continues the previous event or, at a session's start, the
-    series the user is reading; else a fresh browse.
+    user comes back for what they meant to (the next volume of a series, an accessory of a purchase);
+    else a fresh browse.
 
-    The series habit reaches back past everything viewed since the last volume: a model that
-    reads only the previous item (Markov) cannot see it, one that reads the sequence can.
+    Coming back reaches past everything viewed in between: a model that reads only the previous
+    item (Markov) cannot see it, one that reads the sequence can.
     """
     n = len(prev_item)
     r = rng.random(n)
     has_prev = prev_item >= 0
     prev = np.maximum(prev_item, 0)
     accessory, sequel = cat.accessory[prev], cat.series_next[prev]
-    next_volume = np.where(reading >= 0, cat.series_next[np.maximum(reading, 0)], -1)
     to_cart = has_prev & (prev_kind == _VIEW) & (r < 0.15)
     to_buy = has_prev & (prev_kind == _CART) & (r < 0.6)
     to_accessory = has_prev & (prev_kind == _PURCHASE) & (accessory >= 0) & (r < 0.7)
     to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.4)
-    back_to_series = new_session & ~to_buy & (next_volume >= 0) & (rng.random(n) < SERIES_RETURN)
-    fresh = ~(to_cart | to_buy | to_accessory | to_sequel | back_to_series)
+    come_back = new_session & ~to_buy & (pending >= 0) & (rng.random(n) < COME_BACK)
+    fresh = ~(to_cart | to_buy | to_accessory | to_sequel | come_back)
     interest = interests[np.arange(n), _sample_from_cdf(rng, interest_cdf)]
     explore = rng.random(n) < 0.08
     interest[explore] = _sample_from_cdf(rng, cat.segment_cdf[segment[explore]])
     stay = ~new_session & (rng.random(n) < 0.5)  # a session tends to stay in one category
     browse_cat = np.where(stay, current_cat, interest)
     item = np.where(to_cart | to_buy, prev, np.where(to_accessory, accessory, sequel))
-    item[back_to_series] = next_volume[back_to_series]
+    item[come_back] = pending[come_back]
     item[fresh] = _sample_items(rng, cat, browse_cat[fresh])
-    kind = np.where(to_cart & ~back_to_series, _CART, np.where(to_buy, _PURCHASE, _VIEW))
+    kind = np.where(to_cart & ~come_back, _CART, np.where(to_buy, _PURCHASE, _VIEW))
     return item, kind, cat.category[item]
 
 

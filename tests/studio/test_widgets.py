@@ -199,3 +199,16 @@ def test_run_table_flags_a_run_worse_than_popularity(qtbot):
     table.set_runs([run(1, True), run(2, False), run(3, None)])
     assert [table.item(row, 2).text() for row in range(3)] == ["done", "done · worse than popularity", "done"]
     assert "popularity" in table.item(1, 2).toolTip()
+
+
+def test_a_finished_run_says_when_the_time_budget_cut_it_short():
+    from core.runs import RunSummary
+    from studio.pages.train import finish_note
+
+    def run(training):
+        return RunSummary(1, "gru", "done", 0.0, {}, {"training": training})
+
+    assert finish_note(run({"budget_cut": True, "estimate": {"budget_s": 600.0}})) == \
+        ", cut short by the 10 min 00 s time budget"
+    assert finish_note(run({"budget_cut": False, "estimate": {"budget_s": 600.0}})) == ""
+    assert finish_note(run({})) == ""
