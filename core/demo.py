@@ -58,7 +58,10 @@ GENDERS = ("F", "M")
 REGIONS = ("North", "South", "East", "West")
 EVENT_TYPES = ("view", "cart", "purchase")
 _VIEW, _CART, _PURCHASE = 0, 1, 2
-COME_BACK = 0.6  # chance a session starts with the item the user meant to come back to (next volume, accessory)
+# Per step, the chance that one of a user's interests is replaced: over a long history old interests
+# go stale, so what a user did recently says more than what they did overall.
+INTEREST_DRIFT = 0.05
+COME_BACK = 0.8  # chance a session starts with the item the user meant to come back to (next volume, accessory)
 _USERS_PER_CHUNK = 20_000
 _MAX_EVENTS_PER_USER = 500
 _DAY = 86_400.0
@@ -262,7 +265,7 @@ def _interest_cdf(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _drift_interests(rng: np.random.Generator, cat: _Catalogue, interests: np.ndarray, segment: np.ndarray) -> None:
     """Now and then one interest is replaced by a new one: tastes move over the months."""
-    drifting = np.flatnonzero(rng.random(len(interests)) < 0.02)
+    drifting = np.flatnonzero(rng.random(len(interests)) < INTEREST_DRIFT)
     if len(drifting):
         slots = rng.integers(3, size=len(drifting))
         interests[drifting, slots] = _sample_from_cdf(rng, cat.segment_cdf[segment[drifting]])
