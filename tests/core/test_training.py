@@ -221,3 +221,10 @@ def test_every_setting_has_help_and_the_model_choices_are_the_trainable_models()
     assert settings["loss"].choices == ("softmax", "sampled") and settings["loss"].kind is str
     assert settings["time_budget"].optional and settings["time_budget"].kind is float
     assert settings["time_budget"].metavar == "MIN" and settings["bf16"].kind is bool
+
+
+def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth_of_the_plan():
+    schedule = training._Schedule(TrainConfig(lr=1.0, warmup_steps=10), total_steps=100)
+    assert schedule.lr(0) == pytest.approx(0.1) and schedule.lr(9) == pytest.approx(1.0)
+    assert schedule.lr(50) == pytest.approx(1.0) and schedule.lr(80) == pytest.approx(1.0)
+    assert schedule.lr(90) == pytest.approx(0.55) and schedule.lr(100) == pytest.approx(training.LR_FLOOR)
