@@ -81,8 +81,8 @@ def train_line(engine: Engine, model: str) -> str:
 
 def defaults(args) -> None:
     print(f"machine: {machine()}")
-    print("each run: TrainConfig.for_data defaults (time budget: 10 min on a CPU), leave-one-out, "
-          "served pipeline (generator + re-ranker when kept); load average is printed per log")
+    print("each run: TrainConfig.for_data defaults (time budget: 10 min on a CPU), the default split and "
+          "evaluation (printed per log), served pipeline (generator + re-ranker when kept)")
     with tempfile.TemporaryDirectory(prefix="nextpick-bench-") as folder:
         for name in args.data:
             started = time.perf_counter()
@@ -93,6 +93,7 @@ def defaults(args) -> None:
                   flush=True)
             for model in (*BASELINES, *args.models):
                 print(train_line(engine, model), flush=True)
+            print(f"  protocol: {engine.runs()[-1].metrics.get('protocol')}")
             engine.workspace.close()
     print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
