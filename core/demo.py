@@ -4,10 +4,8 @@ The log is generated, but its structure is the kind a sequence model should expl
 popularity list cannot: each user follows two or three interests (categories) that drift
 over time and correlate with the user's profile segment; items within a category have
 long-tail (Zipf) popularity; and short-range habits repeat across users: view → cart →
-purchase funnels on one item, an accessory viewed after its base product is bought,
-and series volumes viewed in order; and users come back, at the start of a later session, for
-the next volume or the accessory they had in mind, past whatever they viewed in between.
-Same config and seed → byte-identical files.
+purchase funnels on one item, an accessory viewed right after its base product is bought,
+and series volumes viewed in order. Same config and seed → byte-identical files.
 
 Users are generated in fixed-size chunks, each with its own random stream, so a 20M-event
 benchmark log streams to disk with bounded memory.
@@ -58,10 +56,6 @@ GENDERS = ("F", "M")
 REGIONS = ("North", "South", "East", "West")
 EVENT_TYPES = ("view", "cart", "purchase")
 _VIEW, _CART, _PURCHASE = 0, 1, 2
-# Per step, the chance that one of a user's interests is replaced: over a long history old interests
-# go stale, so what a user did recently says more than what they did overall.
-INTEREST_DRIFT = 0.05
-COME_BACK = 0.8  # chance a session starts with the item the user meant to come back to (next volume, accessory)
 _USERS_PER_CHUNK = 20_000
 _MAX_EVENTS_PER_USER = 500
 _DAY = 86_400.0
@@ -126,7 +120,6 @@ class _Catalogue:
     zipf_cdf: np.ndarray  # per-category CDF shifted by the category index (see _sample_items)
     accessory: np.ndarray  # accessory item viewed after a purchase, -1 if none
     series_next: np.ndarray  # next volume of a series, -1 if none
-    in_series: np.ndarray  # True for every volume of a series
     price: np.ndarray
     titles: list[str]
     labels: list[str]  # "Primary|Secondary" category text
@@ -162,10 +155,7 @@ def _build_catalogue(config: DemoConfig) -> _Catalogue:
     price = np.round(rng.lognormal(np.log(18.0), 0.5, n_cat)[category] * rng.lognormal(0, 0.35, config.n_items), 2)
     price[accessory[accessory >= 0]] = np.round(price[accessory[accessory >= 0]] * 0.35, 2)
     segment_pref = rng.dirichlet(np.full(n_cat, 0.35), size=len(AGE_GROUPS) * len(GENDERS))
-    in_series = np.zeros(config.n_items, dtype=bool)
-    in_series[series_next >= 0] = True
-    in_series[series_next[series_next >= 0]] = True
-    return _Catalogue(category, cdf, accessory, series_next, in_series, price, titles, labels,
+    return _Catalogue(category, cdf, accessory, series_next, price, titles, labels,
                       np.cumsum(segment_pref, axis=1))
 
 
@@ -231,15 +221,13 @@ def _simulate_chunk(config: DemoConfig, cat: _Catalogue, first_user: int, n_user
     item = np.full(n_users, -1)
     kind = np.full(n_users, _VIEW)
     current_cat = interests[:, 0].copy()
-    pending = np.full(n_users, -1)  # the item each user means to come back to, -1 if none
     steps = []
     for step, n in enumerate(n_active_at):
-        item, kind, current_cat, pending = item[:n], kind[:n], current_cat[:n], pending[:n]
+        item, kind, current_cat = item[:n], kind[:n], current_cat[:n]
         new_session = (rng.random(n) < 0.2) | (step == 0)
         _drift_interests(rng, cat, interests[:n], seg[:n])
-        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, pending, new_session,
+        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, new_session,
                                                interests[:n], interest_cdf[:n], seg[:n])
-        pending = _still_pending(cat, pending, item, kind)
         steps.append((order[:n], item, kind, new_session))
     users, items, kinds, sessions = (np.concatenate(column) for column in zip(*steps)) if steps else (
         np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros(0, bool))
@@ -265,30 +253,14 @@ def _interest_cdf(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _drift_interests(rng: np.random.Generator, cat: _Catalogue, interests: np.ndarray, segment: np.ndarray) -> None:
     """Now and then one interest is replaced by a new one: tastes move over the months."""
-    drifting = np.flatnonzero(rng.random(len(interests)) < INTEREST_DRIFT)
+    drifting = np.flatnonzero(rng.random(len(interests)) < 0.02)
     if len(drifting):
         slots = rng.integers(3, size=len(drifting))
         interests[drifting, slots] = _sample_from_cdf(rng, cat.segment_cdf[segment[drifting]])
 
 
-def _still_pending(cat: _Catalogue, pending: np.ndarray, item: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """What each user means to come back to after ``item``: the next volume of a series being read, or
-    the accessory of a product just bought; an item once viewed is no longer pending."""
-    pending = np.where(item == pending, -1, pending)
-    pending = np.where(cat.in_series[item], cat.series_next[item], pending)
-    bought_base = (kind == _PURCHASE) & (cat.accessory[item] >= 0)
-    return np.where(bought_base, cat.accessory[item], pending)
-
-
-def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, pending, new_session, interests,
-                 interest_cdf, segment):
-    """One step for every active user: a habit continues the previous event or, at a session's start, the
-    user comes back for what they meant to (the next volume of a series, an accessory of a purchase);
-    else a fresh browse.
-
-    Coming back reaches past everything viewed in between: a model that reads only the previous
-    item (Markov) cannot see it, one that reads the sequence can.
-    """
+def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, new_session, interests, interest_cdf, segment):
+    """One step for every active user: a habit continues the previous event, else a fresh browse."""
     n = len(prev_item)
     r = rng.random(n)
     has_prev = prev_item >= 0
@@ -297,18 +269,16 @@ def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, pendin
     to_cart = has_prev & (prev_kind == _VIEW) & (r < 0.15)
     to_buy = has_prev & (prev_kind == _CART) & (r < 0.6)
     to_accessory = has_prev & (prev_kind == _PURCHASE) & (accessory >= 0) & (r < 0.7)
-    to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.4)
-    come_back = new_session & ~to_buy & (pending >= 0) & (rng.random(n) < COME_BACK)
-    fresh = ~(to_cart | to_buy | to_accessory | to_sequel | come_back)
+    to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.65)
+    fresh = ~(to_cart | to_buy | to_accessory | to_sequel)
     interest = interests[np.arange(n), _sample_from_cdf(rng, interest_cdf)]
     explore = rng.random(n) < 0.08
     interest[explore] = _sample_from_cdf(rng, cat.segment_cdf[segment[explore]])
     stay = ~new_session & (rng.random(n) < 0.5)  # a session tends to stay in one category
     browse_cat = np.where(stay, current_cat, interest)
     item = np.where(to_cart | to_buy, prev, np.where(to_accessory, accessory, sequel))
-    item[come_back] = pending[come_back]
     item[fresh] = _sample_items(rng, cat, browse_cat[fresh])
-    kind = np.where(to_cart & ~come_back, _CART, np.where(to_buy, _PURCHASE, _VIEW))
+    kind = np.where(to_cart, _CART, np.where(to_buy, _PURCHASE, _VIEW))
     return item, kind, cat.category[item]
 
 

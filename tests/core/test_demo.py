@@ -85,24 +85,6 @@ def test_previous_item_predicts_the_next_far_better_than_popularity(demo):
     assert markov_hr > 2 * popularity_hr and markov_hr - popularity_hr > 0.2, (markov_hr, popularity_hr)
 
 
-def test_series_are_resumed_in_later_sessions_beyond_the_reach_of_the_previous_item(demo):
-    """The habit only a sequence model sees: the next volume follows the latest one read, with other
-    items between them (so the previous item alone, what Markov reads, does not predict it)."""
-    _, events, items, _ = demo
-    volume = items.title.str.extract(r"^(.*) Vol\. (\d+)$")
-    saga, number = dict(zip(items.item_id, volume[0])), dict(zip(items.item_id, volume[1].astype(float)))
-    resumed = right_after = 0
-    for _, group in events.groupby("user_id", sort=False):
-        latest = previous = None  # the latest volume read: (saga, number, item)
-        for item in group.item_id:
-            if isinstance(saga.get(item), str):
-                if latest and saga[item] == latest[0] and number[item] == latest[1] + 1:
-                    right_after, resumed = right_after + (previous == latest[2]), resumed + (previous != latest[2])
-                latest = (saga[item], number[item], item)
-            previous = item
-    assert resumed > 0.02 * len(events) and resumed > 0.5 * right_after, (resumed, right_after, len(events))
-
-
 def test_profile_segment_popularity_beats_global_popularity(demo):
     """What makes cold-start by segment worth doing: segments favour different categories."""
     _, events, items, users = demo
