@@ -47,3 +47,15 @@ def test_an_untrained_model_is_flagged_and_both_sides_are_recorded(engine):
 def test_baselines_are_not_gated(engine):
     run = engine.train(TrainConfig.for_data(engine.sequence_data(), model="itemknn"))
     assert run.beats_popularity is None and "gate" not in run.metrics
+
+
+def test_the_run_served_by_default_passes_over_a_run_worse_than_popularity(engine):
+    data = engine.sequence_data()
+    baseline = engine.train(TrainConfig.for_data(data, model="pop"))
+    flagged = engine.train(TrainConfig.for_data(data, model="gru", hidden=8, layers=1, epochs=1, lr=1e-9,
+                                                warmup_steps=1, max_len=20))
+    assert flagged.beats_popularity is False and flagged.id > baseline.id
+    assert engine.active_run() is None and engine.serving_run() == baseline.id
+    engine.set_active_run(flagged.id)  # a person may still choose it
+    assert engine.serving_run() == flagged.id
+    engine.set_active_run(None)
