@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -361,7 +362,7 @@ def cmd_evaluate(args, out: Output) -> dict:
     return result
 
 
-def _serving_run(engine, args, out: Output) -> int:
+def _serving_run(engine, args, out: Optional[Output] = None) -> int:
     """The asked run, else ``Engine.serving_run`` (a run worse than popularity only when no other finished
     run is there, with a warning)."""
     if args.run is not None:
@@ -370,7 +371,8 @@ def _serving_run(engine, args, out: Output) -> int:
     if run_id is None:
         raise CliError(f"no trained run in {args.db}; train one with `nextpick train`")
     if engine.run(run_id).beats_popularity is False:
-        print(f"warning: using run #{run_id}, which did not beat popularity on validation", file=out.stderr)
+        print(f"warning: using run #{run_id}, which did not beat popularity on validation",
+              file=sys.stderr if out is None else out.stderr)
     return run_id
 
 
