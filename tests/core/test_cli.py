@@ -120,7 +120,7 @@ def test_usage_errors_found_after_parsing_exit_2_too(tmp_path, capsys):
     code, _, err = run(capsys, "train", "--db", tmp_path / "ws.sqlite", "--split", "loo", "--cutoff", "2026-01-01")
     assert code == 2 and "belong to the time split" in err
     code, _, err = run(capsys, "train", "--db", tmp_path / "ws.sqlite", "--device", "tpu")
-    assert code == 2 and "--device 'tpu' is not a device; use auto, cpu or cuda" in err
+    assert code == 2 and "--device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')" in err  # the Literal
 
 
 def test_a_missing_workspace_exits_1(tmp_path, capsys):
