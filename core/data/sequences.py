@@ -3,19 +3,22 @@
 The store speaks in database ids and text; models speak in dense indices. This module is the
 one place that translates, so a trained model, its bundle, the evaluation and the explanations
 all agree on what "item 17" means. Building is the slowest read of a workspace, so
-``build_sequences`` caches its result with joblib, keyed on the workspace's content hash: any
-import changes the hash and therefore rebuilds.
+``build_sequences`` caches its result as a folder of ``.npy`` files keyed on the workspace's
+content hash (any import changes the hash and therefore rebuilds) and reads them back
+memory-mapped: a 25M-event log's arrays are paged in as used, not loaded, and never unpickled.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Optional
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -27,7 +30,7 @@ MAX_SEGMENTS = 64
 MAX_ATTRIBUTE_VALUES = 30
 # Part of the cache key: bump it when SequenceData's fields change, so no cached copy of the old
 # shape is ever read back.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class SequenceData:
     offsets: np.ndarray
     """(n_users + 1,) int64 CSR offsets: user u's events are items[offsets[u]:offsets[u+1]]."""
     items: np.ndarray
-    """(n_events,) int64 item index per event, time-ordered within each user, repeats collapsed."""
+    """(n_events,) int32 item index per event, time-ordered within each user, repeats collapsed."""
     ts: np.ndarray
     """(n_events,) float64 timestamp per event (unix seconds or plain order, see meta.time_kind)."""
     user_segment: np.ndarray
@@ -124,13 +127,15 @@ def sequences_from_arrays(
     user_ids = np.asarray(user_ids, dtype=np.int64)
     item_ids = np.asarray(item_ids, dtype=np.int64)
     ts = np.asarray(ts, dtype=np.float64)
-    order = np.lexsort((np.arange(len(ts)), ts, user_ids))
-    user_ids, item_ids, ts = user_ids[order], item_ids[order], ts[order]
+    if not _sorted_by_user_and_time(user_ids, ts):
+        order = np.lexsort((np.arange(len(ts)), ts, user_ids))
+        user_ids, item_ids, ts = user_ids[order], item_ids[order], ts[order]
 
     items = _catalogue_frame(items, item_ids, ("title", "categories"))
     users = _catalogue_frame(users, user_ids, ("attributes",))
-    item_index = np.searchsorted(items["id"].to_numpy(), item_ids) + 1
-    user_index = np.searchsorted(users["id"].to_numpy(), user_ids)
+    item_index = (np.searchsorted(items["id"].to_numpy(), item_ids) + 1).astype(np.int32)
+    user_index = np.searchsorted(users["id"].to_numpy(), user_ids).astype(np.int32)
+    del item_ids, user_ids
 
     keep = _not_a_repeat(user_index, item_index)
     user_index, item_index, ts = user_index[keep], item_index[keep], ts[keep]
@@ -149,11 +154,20 @@ def sequences_from_arrays(
         user_store_id=users["id"].to_numpy(np.int64),
         user_external=users["external_id"].astype(str).to_numpy(object),
         offsets=offsets,
-        items=item_index.astype(np.int64),
+        items=item_index,
         ts=ts,
         user_segment=user_segment,
         segment_names=segment_names,
     )
+
+
+def _sorted_by_user_and_time(user_ids: np.ndarray, ts: np.ndarray) -> bool:
+    """True when events already come in (user, ts) order, as the store hands them out: the
+    sort (and its copies of every array, 1 GB at 25M events) is then skipped."""
+    if len(user_ids) < 2:
+        return True
+    step = np.diff(user_ids)
+    return bool((step >= 0).all() and ((step > 0) | (ts[1:] >= ts[:-1])).all())
 
 
 def _catalogue_frame(frame: Optional[pd.DataFrame], seen_ids: np.ndarray, optional: tuple[str, ...]) -> pd.DataFrame:
@@ -262,14 +276,57 @@ def cache_folder(workspace_path: Path) -> Path:
 
 def build_sequences(workspace) -> SequenceData:
     """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time)."""
-    memory = joblib.Memory(None if workspace.read_only else cache_folder(workspace.path), verbose=0)
-    cached = memory.cache(_build_from_workspace, ignore=["workspace"])
-    return cached(workspace, workspace.content_hash(), CACHE_FORMAT)
+    if workspace.read_only:
+        return _build_from_workspace(workspace)
+    folder = cache_folder(workspace.path) / f"sequences-{workspace.content_hash()}-v{CACHE_FORMAT}"
+    if not folder.is_dir():
+        _write_cache(_build_from_workspace(workspace), folder)
+    return _read_cache(folder)
 
 
-def _build_from_workspace(workspace, content_hash: str, cache_format: int) -> SequenceData:
-    """Uncached build; ``content_hash`` and ``cache_format`` are only the cache key."""
+def _build_from_workspace(workspace) -> SequenceData:
     events = workspace.event_arrays()
     return sequences_from_arrays(
         events.user_id, events.item_id, events.ts, workspace.items_frame(), workspace.users_frame()
     )
+
+
+def _write_cache(data: SequenceData, folder: Path) -> None:
+    """One ``.npy`` per numeric field; text fields as UTF-8 bytes plus offsets (``.npy`` holds text
+    only as fixed-width or pickled objects). Written beside, then renamed into place, so a reader
+    never sees half a cache; older caches of the workspace are removed."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sequences-", dir=folder.parent))
+    for name in SequenceData.__dataclass_fields__:
+        values = getattr(data, name)
+        if values.dtype == object:
+            encoded = [str(text).encode("utf-8") for text in values]
+            np.save(staging / f"{name}.text.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
+            np.save(staging / f"{name}.ends.npy", np.cumsum([len(b) for b in encoded], dtype=np.int64))
+        else:
+            np.save(staging / f"{name}.npy", values)
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another process cached the same content first
+        shutil.rmtree(staging, ignore_errors=True)
+    for stale in folder.parent.glob("sequences-*"):
+        if stale != folder:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+# Fields with one value per event: read memory-mapped (read-only views). The per-item and
+# per-user ones are small and are loaded, so callers may hand them to torch as they are.
+PER_EVENT_FIELDS = ("items", "ts")
+
+
+def _read_cache(folder: Path) -> SequenceData:
+    fields = {}
+    for name in SequenceData.__dataclass_fields__:
+        if (folder / f"{name}.npy").exists():
+            fields[name] = np.load(folder / f"{name}.npy", mmap_mode="r" if name in PER_EVENT_FIELDS else None)
+        else:
+            text = np.load(folder / f"{name}.text.npy").tobytes()
+            ends = np.load(folder / f"{name}.ends.npy")
+            starts = np.concatenate([[0], ends[:-1]])
+            fields[name] = np.array([text[a:b].decode("utf-8") for a, b in zip(starts, ends)], dtype=object)
+    return SequenceData(**fields)

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 from sqlalchemy import insert
 
@@ -94,3 +95,18 @@ def test_real_shared_log_builds(shared_data):
     assert (data.n_users, data.n_items) == (19412, 11924)
     assert data.lengths().min() >= 5  # 5-core data
     assert not data.has_categories
+
+
+def test_the_cache_is_memory_mapped_npy_and_a_second_build_reads_no_events(workspace, monkeypatch):
+    _insert_shop(workspace, [(1, 1, 5.0), (1, 2, 6.0), (2, 3, 1.0)])
+    built = build_sequences(workspace)
+    cached = sorted(p.name for p in cache_folder(workspace.path).glob("sequences-*/*"))
+    assert "items.npy" in cached and "item_external.text.npy" in cached
+    assert not [name for name in cached if not name.endswith(".npy")]  # no pickle, no joblib dump
+
+    monkeypatch.setattr(type(workspace), "event_arrays", lambda self: pytest.fail("rebuilt from the store"))
+    again = build_sequences(workspace)
+    assert isinstance(again.items, np.memmap) and again.items.dtype == np.int32
+    assert again.items.tolist() == built.items.tolist()
+    assert list(again.item_external) == list(built.item_external)
+    assert again.user_index_of("user2") == 1
