@@ -22,6 +22,7 @@ import torch
 from core.scorer import Scorer
 
 INTEREST_TOP = 100
+INTEREST_BATCH = 256  # users scored at once for interests_batch
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,16 @@ class _BaselineScorer:
         return mix if mix.sum() > 0 else None
 
     def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
-        """(B, n_categories - 1) interests of many users at once; zero rows where none is known."""
+        """(B, n_categories - 1) interests of many users at once; zero rows where none is known.
+
+        Scored ``INTEREST_BATCH`` users at a time: the ranker asks for thousands, and their full
+        score rows at once would take 2.4 GB on a 200,000-item catalogue."""
+        chunks = [self._interests_of(histories[start:start + INTEREST_BATCH],
+                                     None if segments is None else segments[start:start + INTEREST_BATCH])
+                  for start in range(0, len(histories), INTEREST_BATCH)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.n_categories - 1))
+
+    def _interests_of(self, histories: list[np.ndarray], segments: Optional[np.ndarray]) -> np.ndarray:
         scores = self.score(histories, segments).clone()
         scores[:, 0] = float("-inf")
         top = torch.topk(scores, min(INTEREST_TOP, self.n_items), dim=1)

@@ -91,3 +91,17 @@ def test_baselines_fit_only_on_training_prefixes():
     global_row = pop.score([np.array([])])[0, 1:].numpy()
     assert np.allclose(global_row, train_counts[1:] / train_counts.sum(), atol=1e-7)
     assert not np.allclose(global_row, all_counts[1:] / all_counts.sum(), atol=1e-7)
+
+
+def test_interests_of_many_users_are_scored_a_bounded_batch_at_a_time(monkeypatch):
+    import core.baselines as baselines
+
+    knn = ItemKNNScorer.fit(_log([[1, 3, 5], [2, 4, 6], [1, 2], [5, 6, 3]]))
+    histories = [np.array([1 + u % 6, 1 + (u * 5) % 6]) for u in range(7)]
+    one_by_one = np.stack([knn.interests_batch([h])[0] for h in histories])
+    monkeypatch.setattr(baselines, "INTEREST_BATCH", 3)
+    sizes = []
+    score = knn.score
+    monkeypatch.setattr(knn, "score", lambda h, s=None: sizes.append(len(h)) or score(h, s))
+    assert np.allclose(knn.interests_batch(histories), one_by_one)
+    assert sizes == [3, 3, 1]
