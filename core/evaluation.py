@@ -7,10 +7,11 @@ evaluation reports stored with each run, and the significance tests between runs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
+from scipy import stats
 from scipy.stats import wilcoxon
 
 from core.data.splits import EvalMode
@@ -144,6 +145,10 @@ class EvaluationReport:
     n_users: int
     not_evaluated: int
     metrics: dict[str, float]
+    intervals: dict[str, list[float]]
+    """95% confidence interval [low, high] of each accuracy metric over the evaluated users."""
+    sampled_from: Optional[int]
+    """Users the evaluated ones were sampled from; None when every eligible user was evaluated."""
     beyond: dict[str, float]
     segments: dict[str, dict[str, float]]
     ranks: np.ndarray = field(repr=False)
@@ -152,11 +157,28 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         """The keys are ``REPORT_KEYS``."""
         return {"protocol": self.protocol, "eval": self.eval_mode.value, "n_users": self.n_users,
-                "not_evaluated": self.not_evaluated, "metrics": self.metrics, "beyond": self.beyond,
-                "segments": self.segments}
+                "sampled_from": self.sampled_from, "not_evaluated": self.not_evaluated, "metrics": self.metrics,
+                "intervals": self.intervals, "beyond": self.beyond, "segments": self.segments}
 
 
-REPORT_KEYS = ("protocol", "eval", "n_users", "not_evaluated", "metrics", "beyond", "segments")
+REPORT_KEYS = ("protocol", "eval", "n_users", "sampled_from", "not_evaluated", "metrics", "intervals", "beyond",
+               "segments")
+
+
+def confidence_intervals(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS,
+                         level: float = 0.95) -> dict[str, list[float]]:
+    """[low, high] of each metric's mean over users: Student's t interval on the per-user values
+    (with thousands of users it is the normal one; the sample mean is what the report states)."""
+    n = len(ranks)
+    critical = float(stats.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else float("nan")
+    intervals = {}
+    for k in ks:
+        for name in ("hr", "ndcg", "mrr"):
+            values = per_user_metric(ranks, f"{name}@{k}")
+            mean = float(values.mean()) if n else 0.0
+            half = critical * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+            intervals[f"{name}@{k}"] = [mean - half, mean + half]
+    return intervals
 
 
 def evaluate_scorer(
@@ -194,16 +216,24 @@ def evaluate_scorer(
         emit(progress, meter.report("evaluate", stop, f"evaluated {stop:,} of {len(targets):,} users"))
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     return EvaluationReport(
-        protocol=protocol_text(eval_set.eval_mode, split_name, eval_set.skipped),
+        protocol=protocol_text(eval_set.eval_mode, split_name, eval_set.skipped) + _sample_text(eval_set),
         eval_mode=eval_set.eval_mode,
         n_users=len(targets),
         not_evaluated=eval_set.skipped,
         metrics=metrics_from_ranks(ranks, ks),
+        intervals=confidence_intervals(ranks, ks),
+        sampled_from=eval_set.sampled_from,
         beyond=_list_quality(top_lists, item_category.numpy(), histories, n_items),
         segments=_segment_metrics(ranks, lengths, ks),
         ranks=ranks,
         user_index=np.asarray(eval_set.user_index),
     )
+
+
+def _sample_text(eval_set) -> str:
+    if eval_set.sampled_from is None:
+        return ""
+    return f"; tested on {len(eval_set):,} of {eval_set.sampled_from:,} users (seeded sample)"
 
 
 def _list_quality(top_lists: np.ndarray, item_category: np.ndarray, histories, n_items: int) -> dict[str, float]:

@@ -98,6 +98,9 @@ def _add_split_options(p) -> None:
                        help="sample (default): 2,000 users (or 10%%) validate and the others train on that "
                             "event; all: every user's validation event validates and is never trained on, the "
                             "published leave-one-out protocol")
+    group.add_argument("--eval-users", type=_eval_users, default=None, metavar="N|all",
+                       help="test users scored: a fixed seeded sample of N (default: 20,000), each metric with its "
+                            "95%% confidence interval; all: every test user (hours on a million users)")
 
 
 def _split_choice(args):
@@ -106,9 +109,10 @@ def _split_choice(args):
 
     asked_time = args.cutoff is not None or args.test_fraction is not None
     if args.resume is not None:
-        if args.split is not None or asked_time or args.eval_mode is not None or args.validation is not None:
+        if (args.split is not None or asked_time or args.eval_mode is not None or args.validation is not None
+                or args.eval_users is not None):
             raise CommandLineError("a resumed run keeps the split it was started with; leave out --split, --cutoff, "
-                                   "--test-fraction, --eval and --validation")
+                                   "--test-fraction, --eval, --validation and --eval-users")
         return None
     if args.split == "loo" and asked_time:
         raise CommandLineError("--cutoff and --test-fraction belong to the time split (--split time)")
@@ -116,6 +120,8 @@ def _split_choice(args):
         raise CommandLineError("give either --cutoff or --test-fraction, not both")
     held_out = {key: value for key, value in (("eval_mode", args.eval_mode), ("validation", args.validation))
                 if value is not None}
+    if args.eval_users is not None:
+        held_out["test_users"] = None if args.eval_users == "all" else args.eval_users
     if args.split != "time" and not asked_time:
         return SplitChoice(**held_out)
     if args.cutoff is not None:
@@ -123,6 +129,19 @@ def _split_choice(args):
     if args.test_fraction is not None:
         held_out["test_fraction"] = args.test_fraction
     return SplitChoice("time", **held_out)
+
+
+def _eval_users(text: str):
+    """``--eval-users``: a positive count, or "all"."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        count = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of users (e.g. 20000) or all")
+    return count
 
 
 def _parse_cutoff(text: str) -> float:
@@ -250,7 +269,8 @@ def _run_dict(run) -> dict:
         "split": run.split.describe(), "eval": run.split.eval_mode.value, "validation": run.split.validation.value,
         "protocol": metrics.get("protocol"), "text_model": run.config.get("text_model"), "not_evaluated": metrics.get("not_evaluated"),
         "valid": metrics.get("valid", {}), "test": {**metrics.get("metrics", {}), **new_items},
-        "test_generator_only": metrics.get("generator_test", {}),
+        "test_generator_only": metrics.get("generator_test", {}), "test_users": metrics.get("n_users"),
+        "test_sampled_from": metrics.get("sampled_from"), "test_intervals": metrics.get("intervals", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "popularity": metrics.get("popularity"), "gate": metrics.get("gate"),
         "beats_popularity": run.beats_popularity, "error": metrics.get("error"),
@@ -287,6 +307,12 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
         lines.append(f"{'':22}" + "".join(f"{name:>9}" for name in names))
         lines.extend(f"{label:22}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
                      for label, values in rows.items() if values)
+        if r["test_intervals"]:
+            half = {name: (high - low) / 2 for name, (low, high) in r["test_intervals"].items()}
+            lines.append(f"{'test 95% interval +-':22}" + "".join(f"{half.get(name, float('nan')):>9.4f}"
+                                                                  for name in names))
+    if r["test_users"] is not None:
+        lines.append(f"test users: {_users_text(r['test_users'], r['test_sampled_from'])}")
     if r["beyond"]:
         lines.append(", ".join(f"{name} {value:.3f}" for name, value in r["beyond"].items()))
     new = r["test"].get("new_items")
@@ -353,13 +379,21 @@ def cmd_evaluate(args, out: Output) -> dict:
     out.done_progress()
     stored = not engine.workspace.read_only
     result = {"run": args.run_id, "split": run.split.describe(), "stored": stored, **report}
-    lines = [f"run #{args.run_id}: {report.get('protocol', '')}"]
-    lines.extend(f"  {name:<14}{value:.4f}" for name, value in {**report.get("metrics", {}),
-                                                                 **report.get("beyond", {})}.items())
+    lines = [f"run #{args.run_id}: {report.get('protocol', '')}",
+             f"users: {_users_text(report.get('n_users', 0), report.get('sampled_from'))}"]
+    intervals = report.get("intervals", {})
+    lines.extend(f"  {name:<14}{value:.4f}" + (f"  [{intervals[name][0]:.4f}, {intervals[name][1]:.4f}] 95%"
+                                                if name in intervals else "")
+                 for name, value in {**report.get("metrics", {}), **report.get("beyond", {})}.items())
     if not stored:
         lines.append(f"(not stored: {engine.workspace.path.name} is read-only here)")
     out.lines(lines)
     return result
+
+
+def _users_text(n_users: int, sampled_from) -> str:
+    """"20,000 of 1,000,000 (seeded sample)" or "1,234 (all)"."""
+    return f"{n_users:,} of {sampled_from:,} (seeded sample)" if sampled_from else f"{n_users:,} (all)"
 
 
 def _serving_run(engine, args, out: Optional[Output] = None) -> int:

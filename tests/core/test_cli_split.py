@@ -98,7 +98,8 @@ def test_cutoff_date_is_read_as_utc_midnight_and_implies_the_time_split(shop, tm
     (["--cutoff", "2100-01-01"], "nothing to test on", 1),
     (["--test-fraction", "1.5"], "between 0 and 1", 1),
     (["--resume", "1", "--split", "time"], "keeps the split it was started with", 2),
-    (["--resume", "1", "--eval", "repeat"], "leave out --split, --cutoff, --test-fraction, --eval and --validation", 2),
+    (["--resume", "1", "--eval", "repeat"], "leave out --split, --cutoff, --test-fraction, --eval, --validation and", 2),
+    (["--resume", "1", "--eval-users", "all"], "--validation and --eval-users", 2),
 ])
 def test_bad_split_flags_fail_with_a_message(shop, flags, words, exit_code, capsys):
     """Flags that contradict each other are bad usage (2); a split this log cannot make fails (1)."""
@@ -137,3 +138,20 @@ def test_recommend_shows_every_category_and_refuses_unknown_users(shop, tmp_path
     assert ", ".join(two["categories"]) in out
     code, out, err = run(capsys, "interests", "--db", shop, "--user", "nobody", "--run", "2")
     assert code == 1 and out == "" and "unknown user 'nobody' in shop.sqlite" in err
+
+
+def test_eval_users_samples_the_test_and_every_metric_shows_its_interval(shop, capsys):
+    code, out, err = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "50", "--json")
+    assert code == 0, err
+    sampled = json.loads(out)
+    assert sampled["config"]["split"]["test_users"] == 50 and sampled["test_users"] == 50
+    assert sampled["test_sampled_from"] > 50 and "tested on 50 of" in sampled["protocol"]
+    assert set(sampled["test_intervals"]) == set(sampled["test"])
+    code, out, _ = run(capsys, "evaluate", str(sampled["run"]), "--db", shop)
+    assert f"users: 50 of {sampled['test_sampled_from']:,} (seeded sample)" in out
+    assert re.search(r"ndcg@10\s+\d\.\d{4}  \[\d\.\d{4}, \d\.\d{4}\] 95%", out)
+    code, out, _ = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "all")
+    assert code == 0 and "test 95% interval +-" in out
+    assert f"test users: {sampled['test_sampled_from']:,} (all)" in out
+    code, _, err = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "none")
+    assert code == 2 and "give a number of users (e.g. 20000) or all" in err

@@ -65,7 +65,7 @@ def test_time_split_by_fraction_cuts_where_the_latest_events_begin_and_is_record
     assert SplitChoice.from_json(resolved.to_json()) == resolved
     assert resolved == SplitChoice("time", cutoff_ts=10.0)  # equal when they cut alike, however the cut was asked for
     assert resolved.split(data).protocol.startswith("time split at 1970-01-01 00:00:10 UTC, new items (")
-    assert SplitChoice.from_json(None) == SplitChoice() and SplitChoice().describe() == "leave-one-out"
+    assert SplitChoice.from_json(None) == SplitChoice(test_users=None) and SplitChoice().describe() == "leave-one-out"
     assert SplitChoice("time", cutoff_ts=86400.0).describe() == "time split at 1970-01-02"
 
 
@@ -176,10 +176,27 @@ def test_split_choice_records_mode_and_validation_and_compares_tests():
     choice = SplitChoice("time", cutoff_ts=3.0, eval_mode="repeat", validation="all")
     assert (choice.eval_mode, choice.validation, choice.kind) == (EvalMode.REPEAT, Validation.ALL, SplitKind.TIME)
     assert choice.to_json() == {"kind": "time", "cutoff_ts": 3.0, "test_fraction": 0.1, "eval_mode": "repeat",
-                                "validation": "all"}
+                                "validation": "all", "test_users": 20_000}
     assert SplitChoice.from_json(choice.to_json()) == choice
     old = SplitChoice.from_json({"kind": "leave-one-out", "cutoff_ts": None, "test_fraction": 0.1})
     assert (old.eval_mode, old.validation) == (EvalMode.NEW, Validation.SAMPLE)  # runs from before the choice
+    assert old.test_users is None  # tested every user
+    assert not SplitChoice().same_test_as(SplitChoice(test_users=None))  # other users, not comparable
     assert choice.same_test_as(SplitChoice("time", cutoff_ts=3.0, eval_mode="repeat"))  # validation: training only
     assert not choice.same_test_as(SplitChoice("time", cutoff_ts=3.0))
     assert not SplitChoice().same_test_as(SplitChoice("time", cutoff_ts=3.0))
+
+
+def test_the_test_is_a_seeded_sample_of_users_recorded_in_the_protocol():
+    data = sequences_from_arrays(np.repeat(np.arange(50), 4), np.tile([1, 2, 3, 4], 50) + np.repeat(np.arange(50), 4) % 3,
+                                 np.tile(np.arange(4.0), 50))
+    everyone = SplitChoice(test_users=None).split(data)
+    sampled = SplitChoice(test_users=20).split(data)
+    assert len(everyone.test) == 50 and everyone.test.sampled_from is None
+    assert len(sampled.test) == 20 and sampled.test.sampled_from == 50
+    assert set(sampled.test.user_index) < set(everyone.test.user_index)
+    assert sampled.test.user_index.tolist() == SplitChoice(test_users=20).split(data).test.user_index.tolist()
+    assert "tested on 20 of 50 users (seeded sample, seed 0)" in sampled.protocol
+    assert SplitChoice(test_users=500).split(data).test.sampled_from is None  # fewer users than asked: all
+    with pytest.raises(SplitError, match="test users"):
+        SplitChoice(test_users=0)

@@ -3,7 +3,9 @@ import math
 import numpy as np
 import torch
 
-from core.evaluation import metrics_from_ranks, ranks_for, target_ranks
+from scipy import stats
+
+from core.evaluation import confidence_intervals, metrics_from_ranks, ranks_for, target_ranks
 
 
 def test_target_ranks_counts_strictly_higher_scores():
@@ -39,3 +41,19 @@ def test_ranks_for_masks_the_whole_history_as_exclude_seen_serving_does():
     assert unmasked.tolist() == [2, 3]
     # a held-out item the user already had is masked too: "exclude seen" never serves it
     assert ranks_for(scorer, [np.array([1, 4])], np.array([4]))[0] == 2  # below both unseen items
+
+
+def test_confidence_intervals_bracket_the_mean_and_narrow_with_more_users():
+    rng = np.random.default_rng(0)
+    few, many = rng.integers(0, 30, 200), rng.integers(0, 30, 20_000)
+    for ranks in (few, many):
+        means, intervals = metrics_from_ranks(ranks), confidence_intervals(ranks)
+        assert set(intervals) == set(means)
+        for name, (low, high) in intervals.items():
+            assert low < means[name] < high
+    width = {n: confidence_intervals(r)["ndcg@10"][1] - confidence_intervals(r)["ndcg@10"][0] for n, r in
+             (("few", few), ("many", many))}
+    assert width["many"] < width["few"] / 5  # ~1/sqrt(100)
+    hits = (few < 10).astype(float)  # hr@10: a proportion, Student's t interval
+    half = stats.t.ppf(0.975, len(hits) - 1) * hits.std(ddof=1) / np.sqrt(len(hits))
+    assert np.allclose(confidence_intervals(few)["hr@10"], [hits.mean() - half, hits.mean() + half])
