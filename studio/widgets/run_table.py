@@ -75,6 +75,26 @@ def format_duration(seconds: Optional[float]) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def metric_text(run: Any, metric: str) -> str:
+    """"0.1234 ± 0.0050" (the half-width of its 95% interval, where the report has one) or "—"."""
+    value = run_metrics(run).get(metric)
+    if value is None:
+        return "—"
+    interval = (run.metrics or {}).get("intervals", {}).get(metric)
+    return f"{value:.4f}" + (f" ± {(interval[1] - interval[0]) / 2:.4f}" if interval else "")
+
+
+def users_text(run: Any) -> str:
+    """How many test users the figures are from: "20,000 of 1,000,000 test users (seeded sample)"."""
+    metrics = run.metrics or {}
+    if metrics.get("n_users") is None:
+        return ""
+    sampled = metrics.get("sampled_from")
+    of = f" of {sampled:,}" if sampled else ""
+    return f"{metrics['n_users']:,}{of} test users" + (" (seeded sample); ± = 95% interval" if sampled else
+                                                       "; ± = 95% interval")
+
+
 def run_metrics(run: Any) -> dict[str, float]:
     """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
     metrics = run.metrics or {}
@@ -158,7 +178,7 @@ class RunTable(QTableWidget):
             QTableWidgetItem(settings_summary(run)),
             QTableWidgetItem(format_duration(run.duration_s)),
             QTableWidgetItem(run.device or ""),
-            *[QTableWidgetItem(f"{metrics[m]:.4f}" if m in metrics else "—") for m in self.metric_columns],
+            *[QTableWidgetItem(metric_text(run, m)) for m in self.metric_columns],
         ]
         cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
         if run.beats_popularity is False:
@@ -168,6 +188,7 @@ class RunTable(QTableWidget):
         cells[3].setToolTip(settings_tooltip(run))
         for cell in cells[6:]:
             cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            cell.setToolTip(users_text(run))
         if active:
             bold = QFont()
             bold.setBold(True)

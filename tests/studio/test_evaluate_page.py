@@ -27,6 +27,10 @@ def test_table_lists_every_run_with_metrics(qtbot, page):
     headers = page.table.headers()
     assert headers[6:] == ["HR@10", "NDCG@10", "MRR@10", "Coverage@10", "Diversity@10", "Novelty@10"]
     assert page.segments.rowCount() == len(runs) and page.segments.columnCount() >= 2
+    low, high = page.table.runs[0].metrics["intervals"]["hr@10"]  # accuracy with its 95% interval
+    assert page.table.item(0, 6).text().endswith(f" ± {(high - low) / 2:.4f}")
+    assert "±" not in page.table.item(0, 9).text()  # coverage: one number over all lists
+    assert page.table.item(0, 6).toolTip().startswith(f"{page.table.runs[0].metrics['n_users']:,} test users")
     page.k_box.setCurrentIndex(page.k_box.findData(20))
     assert page.table.headers()[6] == "HR@20"
 
