@@ -302,16 +302,11 @@ class ItemKNNScorer(_SparseRowScorer):
     def fit(cls, log: TrainLog, window: int = 5, neighbours: int = 100, max_history: int = 20,
             decay: float = 0.8) -> "ItemKNNScorer":
         width = log.n_items + 1
-        pairs = [_pairs_within(log, d) for d in range(1, window + 1)]
-        a = np.concatenate([p[0] for p in pairs] + [p[1] for p in pairs])
-        b = np.concatenate([p[1] for p in pairs] + [p[0] for p in pairs])
-        distinct = a != b
-        indptr, cols, counts = _csr_from_pairs(a[distinct], b[distinct], np.ones(int(distinct.sum())), width)
         occurrences = np.bincount(log.items, minlength=width).astype(np.float64)
-        rows = np.repeat(np.arange(width), np.diff(indptr))
-        sims = counts / np.sqrt(np.maximum(occurrences[rows] * occurrences[cols], 1.0))
-        keep = _strongest_per_row(rows, sims, neighbours)
-        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        sequence = log.sequence_of_event
+        parts = [_strongest_in_rows(log.items, sequence, window, occurrences, neighbours, low, high)
+                 for low, high in _row_blocks(occurrences, window)]
+        rows, cols, sims = (np.concatenate([part[i] for part in parts]) for i in range(3))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=width))]).astype(np.int64)
         return cls(indptr, cols, sims, _item_shares(log), log.item_category, log.n_categories, max_history, decay)
 
@@ -328,6 +323,42 @@ class ItemKNNScorer(_SparseRowScorer):
         return cls(state["indptr"].numpy(), state["indices"].numpy(), state["values"].numpy(),
                    state["popularity"].numpy(), state["item_category"], int(state["n_categories"]),
                    int(state["max_history"]), float(state["decay"]))
+
+
+# Co-occurrence pairs counted at once: at ~16 bytes a pair this bounds item-kNN's memory near
+# 1 GB whatever the log's size (25M events, window 5: 250M pairs, counted in 9 row blocks).
+PAIRS_PER_BLOCK = 30_000_000
+
+
+def _row_blocks(occurrences: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """Ranges [low, high) of item indices holding about ``PAIRS_PER_BLOCK`` pairs each (an item
+    has about ``2 * window`` pairs per event, so blocks split the cumulative event count)."""
+    pairs = 2 * window * occurrences
+    blocks = max(1, int(np.ceil(pairs.sum() / PAIRS_PER_BLOCK)))
+    cuts = np.searchsorted(np.cumsum(pairs), pairs.sum() * np.arange(1, blocks) / blocks)
+    edges = np.unique(np.concatenate([[0], cuts + 1, [len(occurrences)]]))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _strongest_in_rows(items, sequence, window: int, occurrences, k: int, low: int, high: int):
+    """(rows, cols, cosine) of rows ``low..high-1``: co-occurrences within ``window`` steps of the
+    same sequence (both directions, an item never with itself), each row's ``k`` strongest."""
+    width = len(occurrences)
+    keys = []
+    for distance in range(1, window + 1):
+        same = sequence[:-distance] == sequence[distance:]
+        earlier, later = items[:-distance][same].astype(np.int64), items[distance:][same].astype(np.int64)
+        for a, b in ((earlier, later), (later, earlier)):
+            chosen = (a >= low) & (a < high) & (a != b)
+            keys.append(a[chosen] * width + b[chosen])
+    keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    keys.sort()
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
+    counts = np.diff(np.append(starts, len(keys))).astype(np.float64)
+    rows, cols = keys[starts] // width, keys[starts] % width
+    sims = counts / np.sqrt(np.maximum(occurrences[rows] * occurrences[cols], 1.0))
+    keep = _strongest_per_row(rows, sims, k)
+    return rows[keep], cols[keep], sims[keep]
 
 
 def _strongest_per_row(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:

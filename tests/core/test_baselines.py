@@ -105,3 +105,17 @@ def test_interests_of_many_users_are_scored_a_bounded_batch_at_a_time(monkeypatc
     monkeypatch.setattr(knn, "score", lambda h, s=None: sizes.append(len(h)) or score(h, s))
     assert np.allclose(knn.interests_batch(histories), one_by_one)
     assert sizes == [3, 3, 1]
+
+
+def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
+    import core.baselines as baselines
+
+    rng = np.random.default_rng(3)
+    log = _log([rng.integers(1, 7, rng.integers(2, 9)).tolist() for _ in range(40)])
+    whole = ItemKNNScorer.fit(log, neighbours=3)
+    monkeypatch.setattr(baselines, "PAIRS_PER_BLOCK", 50)
+    assert len(baselines._row_blocks(np.bincount(log.items, minlength=7).astype(float), 5)) > 2
+    blocked = ItemKNNScorer.fit(log, neighbours=3)
+    assert np.array_equal(blocked.indptr, whole.indptr) and np.array_equal(blocked.indices, whole.indices)
+    assert np.allclose(blocked.values, whole.values)
+    assert np.diff(whole.indptr).max() <= 3  # the bounded neighbourhood
