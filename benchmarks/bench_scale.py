@@ -179,9 +179,14 @@ def _metric_note(result: StepResult) -> str:
     """``ndcg@10`` of a train/evaluate step, with the number of users it was measured on when given."""
     if result.returncode != 0 or not result.name.startswith(("train", "evaluate")):
         return ""
-    test = json.loads(result.stdout).get("test", {})
-    ndcg = test.get("ndcg@10")
-    return "" if ndcg is None else f"  ndcg@10 {ndcg:.4f}"
+    report = json.loads(result.stdout)
+    ndcg = (report.get("test") or report.get("metrics") or {}).get("ndcg@10")
+    low, high = (report.get("test_intervals") or report.get("intervals") or {}).get("ndcg@10", (None, None))
+    users = report.get("test_users", report.get("n_users"))
+    if ndcg is None:
+        return ""
+    interval = f" ± {(high - low) / 2:.4f}" if low is not None else ""
+    return f"  ndcg@10 {ndcg:.4f}{interval} on {users:,} test users"
 
 
 def _available_gib() -> float:
