@@ -114,12 +114,12 @@ def nextpick(*args) -> list[str]:
     return [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())", *map(str, args)]
 
 
-def cli_steps(db: Path, csv_path: Path, top_user: str) -> list[tuple[str, list[str]]]:
+def cli_steps(db: Path, csv_path: Path, top_user: str, models=BASELINE_MODELS) -> list[tuple[str, list[str]]]:
     """Every step, in order; train steps return a run id that evaluate/recommend use (the last one)."""
     steps = [("import", nextpick("import", csv_path, "--db", db, "--json")),
              ("stats", nextpick("stats", "--db", db, "--json")),
              ("build sequences", [sys.executable, "-c", BUILD_SEQUENCES, str(db)])]
-    steps += [(f"train {model}", nextpick("train", "--model", model, "--db", db, "--json")) for model in BASELINE_MODELS]
+    steps += [(f"train {model}", nextpick("train", "--model", model, "--db", db, "--json")) for model in models]
     steps += [("evaluate", nextpick("evaluate", "{run}", "--db", db, "--json")),
               ("recommend", nextpick("recommend", "--user", top_user, "--explain", "--db", db, "--json"))]
     return steps
@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     parser.add_argument("--step-timeout", type=float, default=1800, help="seconds before a step is killed")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the sqlite3 tool's .import comparison")
+    parser.add_argument("--models", default=",".join(BASELINE_MODELS),
+                        help="baselines to train, comma-separated; evaluate and recommend use the last "
+                             "(default: %(default)s)")
     args = parser.parse_args()
     shape = LogShape(args.events, args.users, args.items, args.seed)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nextpick-scale-"))
@@ -158,7 +161,7 @@ def main() -> None:
     print(f"{'step':<18} {'wall':>10} {'CPU':>10}  {'peak RSS':>12}  (CPU: user + system; on a loaded machine "
           f"wall time is mostly waiting)")
     run_id, results = None, []
-    for name, argv in cli_steps(db, csv_path, top_user="1"):
+    for name, argv in cli_steps(db, csv_path, "1", args.models.split(",")):
         argv = [a.replace("{run}", str(run_id)) for a in argv]
         result = run_step(name, argv, folder, args.step_timeout)
         results.append(result)
