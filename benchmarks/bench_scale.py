@@ -7,7 +7,8 @@ Writes a synthetic log (CSV ``user_id,item_id,timestamp``; Zipf-like item popula
 activity, half of each user's steps near their previous item so sequences carry signal),
 streamed a million rows at a time, the same file for the same arguments. Then runs the real
 ``nextpick`` CLI on it: import, stats, building sequences (an engine call: the CLI has no command
-of its own for it), training each baseline, evaluate, recommend; and the sqlite3 tool's
+of its own for it), training each baseline, evaluate, recommend, export (every user's list);
+and the sqlite3 tool's
 ``.import`` of the same file with the same indexes (``bench_import.time_sqlite_cli``).
 
 Peak RSS and CPU time (user + system) are the child's own, from ``os.wait4``; CPU time is the
@@ -121,7 +122,8 @@ def cli_steps(db: Path, csv_path: Path, top_user: str, models=BASELINE_MODELS) -
              ("build sequences", [sys.executable, "-c", BUILD_SEQUENCES, str(db)])]
     steps += [(f"train {model}", nextpick("train", "--model", model, "--db", db, "--json")) for model in models]
     steps += [("evaluate", nextpick("evaluate", "{run}", "--db", db, "--json")),
-              ("recommend", nextpick("recommend", "--user", top_user, "--explain", "--db", db, "--json"))]
+              ("recommend", nextpick("recommend", "--user", top_user, "--explain", "--db", db, "--json")),
+              ("export", nextpick("export", "--out", db.with_name("recommendations.csv"), "--db", db, "--json"))]
     return steps
 
 
