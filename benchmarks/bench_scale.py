@@ -8,8 +8,8 @@ activity, half of each user's steps near their previous item so sequences carry 
 streamed a million rows at a time, the same file for the same arguments. Then runs the real
 ``nextpick`` CLI on it: import, stats, building sequences (an engine call: the CLI has no command
 of its own for it), training each baseline, evaluate, recommend, export (every user's list);
-and the sqlite3 tool's
-``.import`` of the same file with the same indexes (``bench_import.time_sqlite_cli``).
+and the sqlite3 tool's ``.import`` of the same file with the same indexes
+(``bench_import.time_sqlite_cli``).
 
 Peak RSS and CPU time (user + system) are the child's own, from ``os.wait4``; CPU time is the
 figure to compare on a shared machine, where wall time is mostly waiting for a core. Goals (issue 14, 25M events on
