@@ -2,10 +2,11 @@
 
 ``sniff`` shows what a file looks like; ``import_files`` writes events, items and users
 files in one transaction; ``read_rejected_rows`` and ``export_rejected``
-show and write the rows an import skipped.
+show and write the rows an import skipped; ``import_history`` lists past imports.
 """
 
 from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow
+from core.importing.history import import_history
 from core.importing.rejected import export_rejected, read_rejected_rows
 from core.importing.run import ImportOptions, import_files
 from core.importing.sniffing import SniffResult, sniff
@@ -13,5 +14,5 @@ from core.importing.times import describe_time_unit
 
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "RejectedRow", "SniffResult",
-    "describe_time_unit", "export_rejected", "import_files", "read_rejected_rows", "sniff",
+    "describe_time_unit", "export_rejected", "import_files", "import_history", "read_rejected_rows", "sniff",
 ]

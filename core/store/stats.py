@@ -46,12 +46,24 @@ class CategoryCount:
 
 @dataclass(frozen=True)
 class ActivitySeries:
-    """Events per time bucket: a day for unix time, a block of positions for order-only time."""
+    """Events per time bucket: a calendar day, week, month or year for unix time (chosen by the
+    log's span, so a 22-year log is not drawn as 8,000 one-day needles), a block of positions
+    for order-only time."""
 
     bucket_start: list[float]  # ts at which each bucket starts
     counts: list[int]
-    unit: str  # "day" or "steps"
-    width: float  # bucket width in ts units
+    unit: str  # "day", "week", "month", "year" or "steps"
+    width: float  # bucket width in ts units (a month's and a year's: the mean length)
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """Properties of a log that change what a model can learn from it; ``quality_notes`` words them."""
+
+    same_time_share: float  # of a user's consecutive events, the share with the same timestamp as the one before
+    low_values: int  # events whose value reads as a low rating (at most ``low_value_max``)
+    low_value_max: Optional[float]  # 2 on a 5-star scale, 4 on a 10-point one; None: the values are not ratings
+    users_without_events: int  # listed in a users file but with no event
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class WorkspaceStats:
     activity: ActivitySeries
     item_popularity: np.ndarray  # events per item, descending, zero-event items included: the long tail
     top_decile_share: float  # share of events on the 10% most popular items
+    quality: DataQuality
 
     def to_dict(self) -> dict:
         """Plain JSON-ready values (lists instead of arrays)."""
@@ -90,6 +103,7 @@ def workspace_stats(workspace: Workspace) -> WorkspaceStats:
         item_ids, item_counts = _per_item(raw)
         item_categories = raw.execute("SELECT id, categories FROM items").fetchall()
         scan = _scan_time_and_types(raw, time_kind)
+        user_times = raw.execute("SELECT COUNT(*) FROM (SELECT 1 FROM events GROUP BY user_id, ts)").fetchone()[0]
     popularity = _popularity(item_counts, counts["items"])
     return WorkspaceStats(
         users=counts["users"],
@@ -106,7 +120,42 @@ def workspace_stats(workspace: Workspace) -> WorkspaceStats:
         activity=scan.activity,
         item_popularity=popularity,
         top_decile_share=_top_share(popularity, 0.1),
+        quality=DataQuality(
+            same_time_share=_same_time_share(counts["events"], user_times, len(per_user)),
+            low_values=scan.low_values,
+            low_value_max=scan.low_value_max,
+            users_without_events=max(0, counts["users"] - len(per_user)),
+        ),
     )
+
+
+def _same_time_share(events: int, user_times: int, users: int) -> float:
+    """A user with n events at d distinct times has n - d events timed like the one before,
+    out of n - 1 consecutive pairs: no per-event window function needed."""
+    pairs = events - users
+    return (events - user_times) / pairs if pairs > 0 else 0.0
+
+
+LOW_RATING = {5.0: 2.0, 10.0: 4.0}  # top of a rating scale -> the highest rating that reads as dislike
+MANY_AT_ONE_TIME = 0.2  # a share of same-time consecutive events worth a note
+
+
+def quality_notes(stats: "WorkspaceStats") -> list[str]:
+    """Plain sentences on what in the log may mislead a model, and what to do about it."""
+    quality, notes = stats.quality, []
+    if quality.same_time_share >= MANY_AT_ONE_TIME:
+        notes.append(
+            f"{quality.same_time_share:.0%} of consecutive events share a timestamp with the one before: "
+            "their order is only the file's order, so sequence models learn less from it.")
+    if quality.low_values and quality.low_value_max is not None:
+        notes.append(
+            f"{quality.low_values:,} ratings of {quality.low_value_max:g} or less count as interactions, "
+            "though they may mean dislike: re-import with low ratings dropped to train on likes only.")
+    if quality.users_without_events:
+        notes.append(
+            f"{quality.users_without_events:,} users are listed without any event: "
+            "they are recommended popular items until they act.")
+    return notes
 
 
 def _fetch_ints(raw, sql: str, params=()) -> np.ndarray:
@@ -127,6 +176,8 @@ class _Scan:
     time_max: Optional[float]
     activity: ActivitySeries
     event_types: dict[str, int]
+    low_values: int = 0
+    low_value_max: Optional[float] = None
 
 
 def _parse_ints(text: str, piece_chars: int = 1 << 20) -> np.ndarray:
@@ -155,9 +206,10 @@ def _scan_time_and_types(raw, time_kind: str) -> _Scan:
     whens = " ".join(f"WHEN ? THEN {code}" for code in range(1, n_codes))
     case = f"CASE event_type {whens} ELSE 0 END" if known else "0"
     unit = _DAY if time_kind == "unix" else 1.0
-    text, time_min, time_max = raw.execute(
-        f"SELECT group_concat(CAST(ts / ? AS INTEGER) * {n_codes} + {case}), MIN(ts), MAX(ts) FROM events",
-        (unit, *known)).fetchone()
+    low_sums = ", ".join(f"SUM(value <= {low})" for low in LOW_RATING.values())
+    text, time_min, time_max, value_min, value_max, *low_counts = raw.execute(
+        f"SELECT group_concat(CAST(ts / ? AS INTEGER) * {n_codes} + {case}), MIN(ts), MAX(ts), "
+        f"MIN(value), MAX(value), {low_sums} FROM events", (unit, *known)).fetchone()
     if text is None:
         return _Scan(None, None, ActivitySeries([], [], "day" if time_kind == "unix" else "steps", 0.0), {})
     units, type_codes = np.divmod(_parse_ints(text), n_codes)
@@ -169,19 +221,51 @@ def _scan_time_and_types(raw, time_kind: str) -> _Scan:
             f"SELECT event_type, COUNT(*) FROM events WHERE event_type NOT IN ({placeholders}) GROUP BY event_type",
             known).fetchall())
     activity = _activity(units, time_kind)
-    return _Scan(time_min, time_max, activity, dict(sorted(event_types.items(), key=lambda kv: -kv[1])))
+    low_max = _rating_scale_low(value_min, value_max)
+    low_values = int(dict(zip(LOW_RATING.values(), low_counts)).get(low_max) or 0)
+    return _Scan(time_min, time_max, activity, dict(sorted(event_types.items(), key=lambda kv: -kv[1])),
+                 low_values, low_max)
+
+
+def _rating_scale_low(value_min: Optional[float], value_max: Optional[float]) -> Optional[float]:
+    """The highest value that reads as dislike when the values look like ratings (0 to 5 or to 10)."""
+    if value_min is None or value_min < 0:
+        return None
+    return next((low for top, low in LOW_RATING.items() if value_max <= top), None)
+
+
+_CALENDAR_UNITS = (  # (unit, longest span in days drawn with it, mean length in days)
+    ("day", 180, 1.0),
+    ("week", 3 * 365, 7.0),
+    ("month", 30 * 365, 30.436875),
+    ("year", None, 365.2425),
+)
 
 
 def _activity(units: np.ndarray, time_kind: str) -> ActivitySeries:
-    """Calendar days (UTC) for real time; about 100 equal blocks of positions for an order."""
+    """Calendar buckets (UTC) for real time; about 100 equal blocks of positions for an order."""
     first = int(units.min())
     if time_kind == "unix":
-        counts = np.bincount(units - first)
-        return ActivitySeries((_DAY * (first + np.arange(len(counts)))).tolist(), counts.tolist(), "day", _DAY)
+        return _calendar_activity(units, int(units.max()) - first)
     width = max(1, -(-(int(units.max()) - first + 1) // _ORDER_BUCKETS))
     counts = np.bincount((units - first) // width)
     return ActivitySeries((first + width * np.arange(len(counts), dtype=float)).tolist(), counts.tolist(),
                           "steps", float(width))
+
+
+def _calendar_activity(days: np.ndarray, span_days: int) -> ActivitySeries:
+    """Events per calendar day, Monday-based week, month or year: the first unit whose
+    bucket count stays readable over ``span_days``."""
+    unit, _, length = next(row for row in _CALENDAR_UNITS if row[1] is None or span_days <= row[1])
+    day = days.astype("datetime64[D]")
+    if unit == "week":  # 1970-01-01 was a Thursday: shift to the Monday on or before each day
+        starts = (day - ((days + 3) % 7).astype("timedelta64[D]"))
+    elif unit == "day":
+        starts = day
+    else:
+        starts = day.astype("datetime64[M]" if unit == "month" else "datetime64[Y]").astype("datetime64[D]")
+    bucket_days, counts = np.unique(starts.astype(np.int64), return_counts=True)
+    return ActivitySeries((bucket_days * _DAY).astype(float).tolist(), counts.tolist(), unit, length * _DAY)
 
 
 def _popularity(item_counts: np.ndarray, n_items: int) -> np.ndarray:

@@ -30,10 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sqlalchemy import select
-
-from core.store import schema
-from core.store.stats import WorkspaceStats
+from core.importing import import_history
+from core.store.stats import WorkspaceStats, quality_notes
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -51,13 +49,6 @@ CHART_STEP_MS = 1  # between redrawing one chart and the next (see DataPage._sho
 def load_data_view(engine) -> tuple[WorkspaceStats, list[dict]]:
     """Everything the page shows, read in one go off the GUI thread."""
     return engine.overview(), import_history(engine.workspace)
-
-
-def import_history(workspace) -> list[dict]:
-    """Rows of the ``imports`` table, newest first, as plain dicts."""
-    with workspace.engine.connect() as conn:
-        rows = conn.execute(select(schema.imports).order_by(schema.imports.c.id.desc())).mappings().all()
-    return [dict(row) for row in rows]
 
 
 class FigureCard(QFrame):
@@ -89,6 +80,7 @@ class DataPage(StudioPage):
         layout.setContentsMargins(18, 14, 18, 14)
         layout.addLayout(self._build_header())
         layout.addLayout(self._build_figures())
+        layout.addWidget(self._build_notes())
         layout.addLayout(self._build_charts(), 1)
         layout.addWidget(self._build_history())
         context.workspace_changed.connect(self.refresh)
@@ -124,6 +116,15 @@ class DataPage(StudioPage):
         for card in (self.users_card, self.items_card, self.events_card, self.span_card, self.types_card):
             row.addWidget(card, 2 if card in (self.span_card, self.types_card) else 1)
         return row
+
+    def _build_notes(self) -> QLabel:
+        self.notes = QLabel("")
+        self.notes.setProperty("role", "note")
+        self.notes.setWordWrap(True)
+        self.notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notes.setToolTip("What in this log may mislead a model, and what to do about it")
+        self.notes.hide()
+        return self.notes
 
     def _build_charts(self) -> QGridLayout:
         self.events_chart = ChartWidget("Events over time", "", "events per day", date_axis=True)
@@ -187,6 +188,7 @@ class DataPage(StudioPage):
     def _show_empty(self) -> None:
         self.hint.setText("No workspace open")
         self._chart_steps = []
+        self._show_notes([])
         for card in (self.users_card, self.items_card, self.events_card, self.span_card, self.types_card):
             card.value.setText("–")
         for chart in (self.events_chart, self.lengths_chart, self.popularity_chart, self.categories_chart):
@@ -201,8 +203,13 @@ class DataPage(StudioPage):
         self.events_card.value.setText(f"{stats.events:,}")
         self.span_card.value.setText(_time_range(stats))
         self.types_card.value.setText(_event_types_line(stats.event_types))
+        self._show_notes(quality_notes(stats))
         self._show_charts(stats)
         self._show_history(history)
+
+    def _show_notes(self, notes: list[str]) -> None:
+        self.notes.setText("\n".join(f"⚠ {note}" for note in notes))
+        self.notes.setVisible(bool(notes))
 
     def _show_charts(self, stats: WorkspaceStats) -> None:
         """Redraw the four charts one per event-loop turn.
@@ -231,9 +238,11 @@ class DataPage(StudioPage):
 
     def _show_activity(self, stats: WorkspaceStats) -> None:
         activity = stats.activity
-        self.events_chart.use_date_axis(activity.unit == "day")
-        self.events_chart.setLabel("left", f"events per {'day' if activity.unit == 'day' else 'block of positions'}")
-        self.events_chart.show_bars(activity.bucket_start, activity.counts, width=activity.width * 0.9)
+        calendar = activity.unit != "steps"
+        self.events_chart.use_date_axis(calendar)
+        self.events_chart.setLabel("left", f"events per {activity.unit if calendar else 'block of positions'}")
+        centres = np.asarray(activity.bucket_start, dtype=float) + activity.width / 2
+        self.events_chart.show_bars(centres, activity.counts, width=activity.width * 0.9)
 
     def _show_lengths(self, stats: WorkspaceStats) -> None:
         lengths = stats.events_per_user

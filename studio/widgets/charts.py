@@ -39,7 +39,30 @@ class Axis(pg.AxisItem):
         return [(max(spacing, 1.0), offset) for spacing, offset in levels] if self.whole_numbers else levels
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:  # noqa: N802, N803 - pyqtgraph's names
-        super().drawPicture(p, axisSpec, [(opaque_over_white(pen), start, stop) for pen, start, stop in tickSpecs], textSpecs)
+        super().drawPicture(p, axisSpec, [(opaque_over_white(pen), start, stop) for pen, start, stop in tickSpecs],
+                            labels_apart(textSpecs))
+
+
+LABEL_GAP_PX = 6  # the least room between two tick labels
+
+
+def labels_apart(text_specs: list) -> list:
+    """Every k-th tick label, for the smallest k at which no two labels touch.
+
+    pyqtgraph places each label of a labelled axis (bar names such as "100-199") at its tick
+    whatever its width, so narrow bars ran their labels together ("100-199200-499500-999").
+    An even stride keeps the labels that remain readable as a scale.
+    """
+    for stride in range(1, len(text_specs) + 1):
+        kept = text_specs[::stride]
+        if not any(_touch(a[0], b[0]) for a, b in zip(kept, kept[1:])):
+            return kept
+    return text_specs[:1]
+
+
+def _touch(a, b) -> bool:
+    grown = a.adjusted(-LABEL_GAP_PX / 2, -1, LABEL_GAP_PX / 2, 1)
+    return grown.intersects(b)
 
 
 class DateAxis(Axis, pg.DateAxisItem):

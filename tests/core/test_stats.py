@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.store import schema
-from core.store.stats import _parse_ints, workspace_stats
+from core.store.stats import _parse_ints, quality_notes, workspace_stats
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -126,3 +126,40 @@ def test_activity_codes_parse_the_same_in_any_piece_size(piece_chars):
     text = ",".join(str(n) for n in numbers)
     assert np.array_equal(_parse_ints(text, piece_chars), numbers)
     assert len(_parse_ints("", piece_chars)) == 0 and _parse_ints("42", piece_chars).tolist() == [42]
+
+
+@pytest.mark.parametrize("span_days, unit", [(100, "day"), (400, "week"), (22 * 365, "month"), (40 * 365, "year")])
+def test_time_buckets_follow_the_span_of_the_log(workspace, span_days, unit):
+    items = [("i", "I", "X")]
+    events = [("u", "i", T0 + DAY * day + 3600, "view") for day in np.linspace(0, span_days, 50).astype(int)]
+    _fill(workspace, items, ["u"], events)
+    activity = workspace_stats(workspace).activity
+    assert activity.unit == unit and sum(activity.counts) == 50
+    starts = np.array(activity.bucket_start)
+    assert np.all(np.diff(starts) > 0) and np.all(starts % DAY == 0)
+    if unit == "week":  # every bucket starts on a Monday
+        assert {int(start // DAY + 3) % 7 for start in starts} == {0}
+
+
+def test_quality_notes_name_same_time_events_low_ratings_and_users_without_events(workspace):
+    items = [("a", "A", "X"), ("b", "B", "X")]
+    events = [("u1", "a", T0, "rating"), ("u1", "b", T0, "rating"), ("u1", "a", T0 + 9, "rating"),
+              ("u2", "b", T0 + 5, "rating")]
+    _fill(workspace, items, ["u1", "u2", "u3"], events)
+    with workspace.engine.begin() as conn:
+        conn.execute(schema.events.update().values(value=schema.events.c.id))  # ratings 1, 2, 3, 4 on a 5 scale
+    stats = workspace_stats(workspace)
+    assert stats.quality.same_time_share == pytest.approx(1 / 2)  # u1: 2 pairs, one at the same time; u2: none
+    assert (stats.quality.low_values, stats.quality.low_value_max) == (2, 2.0)
+    assert stats.quality.users_without_events == 1
+    notes = quality_notes(stats)
+    assert notes[0].startswith("50% of consecutive events share a timestamp")
+    assert notes[1].startswith("2 ratings of 2 or less count as interactions")
+    assert notes[2].startswith("1 users are listed without any event")
+
+
+def test_values_that_are_not_ratings_raise_no_note(shop):
+    with shop.engine.begin() as conn:
+        conn.execute(schema.events.update().values(value=49.5))  # prices
+    stats = workspace_stats(shop)
+    assert stats.quality.low_value_max is None and not any("ratings" in note for note in quality_notes(stats))

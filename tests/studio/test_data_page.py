@@ -88,3 +88,34 @@ def test_rejected_rows_can_be_viewed_and_exported(qtbot, wait_idle, page, engine
     with open(target, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["line"] for row in rows] == ["3", "5"] and rows[1]["raw"] == "u2,i3,soon"
+
+
+def test_quality_notes_show_what_may_mislead_a_model(qtbot, wait_idle, page, imported_engine):
+    with imported_engine.workspace.engine.begin() as conn:  # every event a rating of 1 to 5
+        conn.exec_driver_sql("UPDATE events SET value = 1 + id % 5")
+    show_engine(qtbot, wait_idle, page, imported_engine)
+    assert page.notes.isVisible()
+    assert "ratings of 2 or less count as interactions" in page.notes.text()
+    page.context.set_engine(None)
+    assert not page.notes.isVisible()
+
+
+def test_bar_labels_never_overlap_on_a_narrow_chart(qtbot, page):
+    from PySide6.QtGui import QPainter, QPixmap
+
+    from studio.widgets.charts import labels_apart
+
+    chart = page.lengths_chart
+    labels = ["1", "2", "3-4", "5-9", "10-19", "20-49", "50-99", "100-199", "200-499", "500-999", "1000-1999"]
+    chart.show_labelled_bars(labels, list(range(len(labels))))
+    chart.resize(300, 200)
+    qtbot.wait(20)
+    axis = chart.getPlotItem().getAxis("bottom")
+    canvas = QPixmap(400, 100)
+    painter = QPainter(canvas)
+    specs = axis.generateDrawSpecs(painter)[2]
+    painter.end()
+    kept = labels_apart(specs)
+    assert 1 < len(kept) < len(specs)
+    rects = [spec[0] for spec in kept]
+    assert all(a.right() < b.left() for a, b in zip(rects, rects[1:]))
