@@ -1,6 +1,6 @@
 """``nextpick-studio``: start the desktop app.
 
-    nextpick-studio                    # the last workspace, or the demo shop on a first launch
+    nextpick-studio                    # the last workspace, or a welcome screen on a first launch
     nextpick-studio shop.sqlite        # a given workspace
     nextpick-studio --demo             # the built-in demo shop
     xvfb-run -a nextpick-studio --screenshots shots/   # save a PNG of every page, then quit
@@ -54,7 +54,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     window = MainWindow(StudioContext(), settings)
     window.show()  # before the workspace opens: that runs in a worker, the window is up at once
     start = choose_start(args, settings)
-    if start is None:
+    if is_first_launch(args, settings):
+        window.show_welcome()
+    elif start is None:
         window.open_demo()
     else:
         window.open_workspace(start)
@@ -69,6 +71,11 @@ def choose_start(args: argparse.Namespace, settings: StudioSettings) -> Optional
     if args.demo or last is None or not last.exists():
         return None
     return last
+
+
+def is_first_launch(args: argparse.Namespace, settings: StudioSettings) -> bool:
+    """No workspace named and none ever opened: welcome the user instead of choosing for them."""
+    return args.workspace is None and not args.demo and settings.last_workspace is None
 
 
 def _run_screenshot_tour(app: QApplication, folder: Path, workspace: Optional[Path]) -> int:

@@ -31,6 +31,7 @@ from core.store import default_workspace_path
 from studio import RESOURCES_DIR
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
+from studio.help import build_help_menu
 from studio.pages import StudioPage
 from studio.pages.data import DataPage
 from studio.pages.evaluate import EvaluatePage
@@ -178,6 +179,7 @@ class MainWindow(QMainWindow):
                          lambda _=False, row=number - 1: self.sidebar.setCurrentRow(row))
         for menu in (file_menu, go_menu):
             menu.setToolTipsVisible(True)
+        build_help_menu(self, self.show_welcome)
         self._set_workspace_actions_enabled(False)
 
     def _action(self, menu: QMenu, text: str, shortcut, tip: str, slot) -> QAction:
@@ -322,6 +324,23 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(no recent workspaces)").setEnabled(False)
 
     # -- dialogs --------------------------------------------------------------------------
+
+    def show_welcome(self):
+        """The welcome dialog: the demo, a CSV or a workspace, and a tour of the pages."""
+        from studio.dialogs.welcome import WelcomeDialog
+
+        dialog = WelcomeDialog(lambda: self.open_demo(), self.import_csv, self._ask_open_workspace, self)
+        dialog.open()
+        return dialog
+
+    def import_csv(self) -> None:
+        """The import dialog; with no workspace open, over the default workspace, opened first."""
+        if self.context.engine is not None:
+            self.open_import_dialog()
+            return
+        job = self.open_workspace(default_workspace_path())
+        if job is not None:
+            job.finished.connect(lambda _engine: self.open_import_dialog())
 
     def open_import_dialog(self, events_path: Optional[Path] = None):
         from studio.dialogs.import_dialog import ImportDialog
