@@ -7,7 +7,7 @@ person) is served exactly like a stored one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -20,6 +20,7 @@ from core.store.schema import split_categories
 
 BECAUSE_ITEMS = 3  # history items listed in an explanation
 REASON_TITLES = 2  # of those, named in the one-line reason
+NEAR_UNIFORM = 1.5  # a history item explains a recommendation only with this many times an even share of the evidence
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class Recommendation:
 
     because: up to three (history item id, weight) pairs, strongest first: the events that
     drove this item, each weighted by its share of all the history's evidence (so the listed
-    weights sum to at most 1). interest: the predicted interest the item serves, or None.
+    weights sum to at most 1); items near an even share explain nothing and are left out.
+    interest: the predicted interest the item serves, or None. top_share: the item's place in
+    the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
+    scale for every model, unlike ``score``, whose units differ from model to model.
     """
 
     rank: int
@@ -39,6 +43,7 @@ class Recommendation:
     reason: str
     because: list[tuple[str, float]]
     interest: Optional[str]
+    top_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -133,33 +138,45 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     chosen = mmr_order(items, relevance, data.item_category, k, diversity)
     chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
-    drivers = _drivers(history, np.asarray(weights, dtype=np.float64))
+    weights = np.asarray(weights, dtype=np.float64)
+    drivers = _drivers(history, weights)
+    evidence = weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)
+    n_items = max(int(data.n_items), 1)
     return [
-        _explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank], interests,
-                   bundle, data)
+        replace(_explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank],
+                           bool(evidence[rank]), interests, bundle, data), top_share=(int(position) + 1) / n_items)
         for rank, (position, item) in enumerate(zip(chosen, chosen_items))
     ]
 
 
-def _explained(rank, item, score, history, segment, drivers, interests, bundle, data) -> Recommendation:
+def _explained(rank, item, score, history, segment, drivers, evidence, interests, bundle, data) -> Recommendation:
+    """The reason in words: the history items that drove it, else what the model really went by."""
     interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
     interest = bundle.interest_names[interest_index] if 0 <= interest_index < len(bundle.interest_names) else None
     parts = []
     if drivers:
-        parts.append("after: " + ", ".join(_title(data, index) for index, _ in drivers[:REASON_TITLES]))
+        parts.append("because they took " + _and([_title(data, index) for index, _ in drivers[:REASON_TITLES]]))
+    elif evidence:
+        parts.append("fits their history as a whole")
     else:
-        parts.append("popular with similar shoppers" if segment > 0 and not len(history) else "popular")
+        parts.append("popular with shoppers like them" if segment > 0 and not len(history) else "popular overall")
     if interest is not None and len(interests) and interests.sum() > 0:
-        parts.append(f"interest: {interest}")
+        parts.append(f"fits their interest in {interest}")
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
                           " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)
+
+
+def _and(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, float]]]:
     """Per recommended item (row of ``weights``), the strongest distinct history items with their share of its evidence.
 
-    Repeats of an item add up. The whole list is done at once: the history's distinct items
-    are the same for every recommended item.
+    Repeats of an item add up. Items whose share is near an even split (``NEAR_UNIFORM``) are
+    dropped: "because of" 30 items at 3% each explains nothing. The whole list is done at
+    once: the history's distinct items are the same for every recommended item.
     """
     if not len(history):
         return [[] for _ in weights]
@@ -167,8 +184,9 @@ def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, f
     totals = weights @ np.equal.outer(position, np.arange(len(distinct)))  # (k, n_distinct)
     top = np.argsort(-totals, axis=1, kind="stable")[:, :BECAUSE_ITEMS]
     norms = totals.sum(axis=1)
-    return [[(int(distinct[i]), float(row[i] / norm)) for i in order if row[i] > 0] if norm > 0 else []
-            for row, order, norm in zip(totals, top, norms)]
+    least = NEAR_UNIFORM / len(distinct) if len(distinct) > 1 else 0.0
+    return [[(int(distinct[i]), float(row[i] / norm)) for i in order if row[i] > 0 and row[i] / norm >= least]
+            if norm > 0 else [] for row, order, norm in zip(totals, top, norms)]
 
 
 def _title(data, item: int) -> str:

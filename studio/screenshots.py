@@ -1,9 +1,12 @@
 """``nextpick-studio --screenshots FOLDER``: show every page with real content and save it as a PNG.
 
 The tour opens the given workspace (or builds the demo shop in a temporary folder), trains a
-small model through the Train page when the workspace has no finished run, then visits Data,
+small model through the Train page when the workspace has no finished run, then, at each of
+the window sizes the studio must read well at (1280×800, 1024×700, 1920×1080), visits Data,
 Train, Explore and Evaluate in turn, waiting each time until no background job is left, and
-grabs the window to ``FOLDER/<page>.png``. Run it under Xvfb on a machine without a display:
+grabs the window to ``FOLDER/<page>-<size>.png``; then it opens the import, export,
+rejected-rows and error dialogs and grabs each as ``FOLDER/<dialog>-dialog-<size>.png``.
+Run it offscreen (``QT_QPA_PLATFORM=offscreen``) or under Xvfb on a machine without a display:
 
     xvfb-run -a nextpick-studio --screenshots shots/
 """
@@ -18,7 +21,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QWidget
 
+from core.errors import NextPickError
+from studio.dialogs.errors import show_error
 from studio.main_window import MainWindow
 from studio.workers import Job
 
@@ -26,7 +32,7 @@ SETTLE_MS = 600  # after the last job ends: let charts and tables repaint before
 POLL_MS = 100
 TOUR_TIMEOUT_S = 900.0
 TOUR_EPOCHS = 3  # enough for curves with a shape; the demo shop trains this in well under a minute
-WINDOW_SIZE = (1440, 900)
+WINDOW_SIZES = ((1280, 800), (1024, 700), (1920, 1080))  # a laptop, the smallest supported, a desktop
 
 
 class ScreenshotTour(QObject):
@@ -44,11 +50,12 @@ class ScreenshotTour(QObject):
         self.saved: list[Path] = []
         self._scratch: Optional[tempfile.TemporaryDirectory] = None
         self._deadline = time.monotonic() + TOUR_TIMEOUT_S
-        self._pages = [page.title for page in window.pages]
+        self._shots = [(size, name) for size in WINDOW_SIZES
+                       for name in [page.title for page in window.pages] + list(DIALOGS)]
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.window.resize(*WINDOW_SIZE)
+        self.window.resize(*WINDOW_SIZES[0])
         if self.workspace is not None:
             job = self.window.open_workspace(self.workspace)
         else:
@@ -81,16 +88,27 @@ class ScreenshotTour(QObject):
         self._when_idle(self._next_page)
 
     def _next_page(self) -> None:
-        if not self._pages:
+        if not self._shots:
             self._finish(0)
             return
-        self.window.show_page(self._pages[0])
-        self._when_idle(self._grab)
+        (width, height), name = self._shots[0]
+        self.window.resize(width, height)
+        if name in DIALOGS:
+            dialog = DIALOGS[name](self.window)
+            dialog.resize(min(dialog.width(), width - 80), min(dialog.height(), height - 80))
+            self._when_idle(lambda: self._grab(dialog))
+        else:
+            self.window.show_page(name)
+            self._when_idle(lambda: self._grab(self.window))
 
-    def _grab(self) -> None:
-        title = self._pages.pop(0)
-        path = self.folder / f"{title.lower()}.png"
-        if not self.window.grab().save(str(path)):
+    def _grab(self, widget: QWidget) -> None:
+        (width, height), name = self._shots.pop(0)
+        suffix = "-dialog" if widget is not self.window else ""
+        path = self.folder / f"{name.lower()}{suffix}-{width}x{height}.png"
+        saved = widget.grab().save(str(path))
+        if widget is not self.window:
+            widget.close()
+        if not saved:
             self._log(f"could not write {path}")
             self._finish(1)
             return
@@ -134,3 +152,27 @@ class ScreenshotTour(QObject):
     @staticmethod
     def _log(line: str) -> None:
         print(f"screenshots: {line}", file=sys.stderr, flush=True)
+
+
+def _rejected_rows_dialog(window: MainWindow) -> QWidget:
+    from studio.dialogs.rejected_dialog import RejectedRowsDialog
+    from core.importing import import_history
+
+    events = next(entry for entry in import_history(window.context.engine.workspace) if entry["kind"] == "events")
+    dialog = RejectedRowsDialog(window.context, events["id"], Path(events["source_path"]).name, window)
+    dialog.open()
+    return dialog
+
+
+def _error_dialog(window: MainWindow) -> QWidget:
+    example = NextPickError("events.csv line 12, column 'timestamp': unparseable time 'yesterday'",
+                            "Fix the line, or choose Skip bad rows to import the rest and list this one.")
+    return show_error(window, example, "Import")
+
+
+DIALOGS: dict[str, Callable[[MainWindow], QWidget]] = {  # name -> open it over the window and return it
+    "Import": lambda window: window.open_import_dialog(),
+    "Export": lambda window: window.open_export_dialog(),
+    "Rejected": _rejected_rows_dialog,
+    "Error": _error_dialog,
+}
