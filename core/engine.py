@@ -364,6 +364,10 @@ class Engine:
         """The user's events in time order: DataFrame with ts, event_type, value, item, title, categories."""
         return self.workspace.user_sequence(user)
 
+    def user_profile(self, user: str) -> dict:
+        """The user's imported attributes (age, gender, occupation...), as the users file gave them."""
+        return self.workspace.user_attributes(user)
+
     def held_out(self, user: str, run_id: Optional[int] = None) -> Optional[HeldOut]:
         """The user's test target under the run's split and evaluation mode (leave-one-out on new
         items without a run), with the history it was predicted from; None when that split does

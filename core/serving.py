@@ -30,7 +30,8 @@ class Recommendation:
     because: up to three (history item id, weight) pairs, strongest first: the events that
     drove this item, each weighted by its share of all the history's evidence (so the listed
     weights sum to at most 1); items near an even share explain nothing and are left out.
-    interest: the predicted interest the item serves, or None. top_share: the item's place in
+    interest: the predicted interest the item serves, or None (also when the model predicts
+    no interests). top_share: the item's place in
     the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
     scale for every model, unlike ``score``, whose units differ from model to model.
     """
@@ -142,9 +143,10 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     drivers = _drivers(history, weights)
     evidence = weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)
     n_items = max(int(data.n_items), 1)
+    place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
     return [
         replace(_explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank],
-                           bool(evidence[rank]), interests, bundle, data), top_share=(int(position) + 1) / n_items)
+                           bool(evidence[rank]), interests, bundle, data), top_share=int(place[rank]) / n_items)
         for rank, (position, item) in enumerate(zip(chosen, chosen_items))
     ]
 
@@ -152,7 +154,9 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
 def _explained(rank, item, score, history, segment, drivers, evidence, interests, bundle, data) -> Recommendation:
     """The reason in words: the history items that drove it, else what the model really went by."""
     interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
-    interest = bundle.interest_names[interest_index] if 0 <= interest_index < len(bundle.interest_names) else None
+    predicts_interests = len(interests) and interests.sum() > 0
+    interest = (bundle.interest_names[interest_index]
+                if predicts_interests and 0 <= interest_index < len(bundle.interest_names) else None)
     parts = []
     if drivers:
         parts.append("because they took " + _and([_title(data, index) for index, _ in drivers[:REASON_TITLES]]))
@@ -160,7 +164,7 @@ def _explained(rank, item, score, history, segment, drivers, evidence, interests
         parts.append("fits their history as a whole")
     else:
         parts.append("popular with shoppers like them" if segment > 0 and not len(history) else "popular overall")
-    if interest is not None and len(interests) and interests.sum() > 0:
+    if interest is not None:
         parts.append(f"fits their interest in {interest}")
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
                           " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)

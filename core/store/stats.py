@@ -235,7 +235,7 @@ def _rating_scale_low(value_min: Optional[float], value_max: Optional[float]) ->
 
 
 _CALENDAR_UNITS = (  # (unit, longest span in days drawn with it, mean length in days)
-    ("day", 180, 1.0),
+    ("day", 92, 1.0),
     ("week", 3 * 365, 7.0),
     ("month", 30 * 365, 30.436875),
     ("year", None, 365.2425),

@@ -294,6 +294,14 @@ class Workspace:
                 select(schema.users.c.id).where(schema.users.c.external_id == str(external_id))
             ).scalar()
 
+    def user_attributes(self, external_id: str) -> dict:
+        """The user's imported profile (the users file's extra columns: age, gender...); {} when none."""
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(schema.users.c.attributes).where(schema.users.c.external_id == str(external_id))
+            ).scalar()
+        return json.loads(text) if text else {}
+
     def user_sequence(self, external_id: str) -> pd.DataFrame:
         """One user's events in time order, with item details, for display and scoring."""
         query = (

@@ -41,7 +41,7 @@ from studio.widgets.charts import ChartWidget
 HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Imported at")
 
 
-TOP_CATEGORIES = 10  # the categories chart shows these many, the rest summed as OTHERS
+TOP_CATEGORIES = 7  # the categories chart shows these many, the rest summed as OTHERS: more crowd their labels at laptop size
 OTHERS = "others"
 CHART_STEP_MS = 1  # between redrawing one chart and the next (see DataPage._show_charts)
 

@@ -27,7 +27,9 @@ from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent
 from studio.widgets.user_list import UserList
-from studio.widgets.what_if import WhatIfBar
+from studio.widgets.profile import profile_line
+from studio.widgets.reasons import reason_in_words
+from studio.widgets.what_if import WhatIfBar, interest_moves
 
 NO_MODEL_TEXT = "No trained model yet — go to Train and train one (a baseline takes seconds)."
 
@@ -49,11 +51,14 @@ class ExplorePage(StudioPage):
         self._failed_runs: Optional[tuple] = None
         self._item_wanted: Optional[ItemFacts] = None
         self._panes_sized = False
+        self._details_follow_user = False  # the next sequence shows its latest item in the details pane
+        self._stored_interests: Optional[tuple[Optional[int], list]] = None  # (run, interests) without a what-if
+        self.profile: dict = {}
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
         self._text_cancel: Optional[CancelToken] = None  # the running item-text job of this workspace
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
-        self.lay_out_side_by_side(self.users, self._build_panes(), (270, 1100))
+        self.lay_out_side_by_side(self.users, self._build_panes(), (165, 1100))
         self.users.user_selected.connect(self.show_user)
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self.refresh)
@@ -63,7 +68,9 @@ class ExplorePage(StudioPage):
 
     # -- layout ---------------------------------------------------------------------------
 
-    PANE_SHARES = (0.41, 0.17, 0.42)  # sequence, interests, recommendations
+    PANE_SHARES = (0.56, 0.44)  # sequence (three columns), recommendations (titles wrap)
+    LOWER_SHARES = (0.38, 0.62)  # interests, item details
+    LOWER_HEIGHT = 0.34  # of the page's height, for the interests and the item details
 
     def showEvent(self, event) -> None:
         """Share the panes' width out once the page has its real width (sizes set before that are
@@ -72,8 +79,10 @@ class ExplorePage(StudioPage):
         super().showEvent(event)
         if not self._panes_sized:
             self._panes_sized = True
-            total = sum(self.panes.sizes())
-            self.panes.setSizes([int(total * share) for share in self.PANE_SHARES])
+            for splitter, shares in ((self.panes, self.PANE_SHARES), (self.lower, self.LOWER_SHARES),
+                                     (self.vertical, (1 - self.LOWER_HEIGHT, self.LOWER_HEIGHT))):
+                total = sum(splitter.sizes())
+                splitter.setSizes([int(total * share) for share in shares])
         self._paint_if_seen()
 
     def _build_panes(self) -> QWidget:
@@ -83,6 +92,11 @@ class ExplorePage(StudioPage):
         self.text_note.setProperty("role", "hint")
         self.text_note.setWordWrap(True)
         self.text_note.hide()
+        self.profile_label = QLabel("")
+        self.profile_label.setProperty("role", "hint")
+        self.profile_label.setWordWrap(True)
+        self.profile_label.setToolTip("The user's imported profile, and what their events say: how many, when, "
+                                      "and their values (such as ratings)")
         self.timeline = SequenceTimeline()
         self.what_if = WhatIfBar()
         self.interest_bars = InterestBars()
@@ -91,8 +105,6 @@ class ExplorePage(StudioPage):
         self.details = ItemDetails()
         sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
         interests_box = _group("Predicted next interests", self.interest_bars)
-        # The splitter may squeeze a pane below its title; this one's title is its widest text.
-        interests_box.setMinimumWidth(interests_box.fontMetrics().horizontalAdvance(interests_box.title()) + 48)
         self.lists = QSplitter(Qt.Orientation.Horizontal)
         self.lists.addWidget(self.ranked)
         self.lists.addWidget(self.compared)
@@ -103,21 +115,31 @@ class ExplorePage(StudioPage):
         self.controls = RecommendControls()
         ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)
         details_box = _group("Item details", self.details)
+        # Two columns on top (sequence, recommendations), the interests beside the item details
+        # below: three columns side by side left each a third of a laptop screen, and the item
+        # titles a few characters of it.
         panes = self.panes = QSplitter(Qt.Orientation.Horizontal)
-        for box in (sequence_box, interests_box, ranked_box):
+        for box in (sequence_box, ranked_box):
             panes.addWidget(box)
-        panes.setStretchFactor(0, 1)  # the sequence and the list share any extra width: titles need it
-        panes.setStretchFactor(2, 1)
-        vertical = QSplitter(Qt.Orientation.Vertical)
+        panes.setStretchFactor(0, 1)
+        panes.setStretchFactor(1, 1)
+        self.lower = QSplitter(Qt.Orientation.Horizontal)
+        self.lower.addWidget(interests_box)
+        self.lower.addWidget(details_box)
+        self.lower.setStretchFactor(1, 1)
+        vertical = self.vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(panes)
-        vertical.addWidget(details_box)
-        vertical.setSizes([620, 170])
+        vertical.addWidget(self.lower)
+        vertical.setStretchFactor(0, 1)
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
         layout.addWidget(self.text_note)
+        layout.addWidget(self.profile_label)
         layout.addWidget(vertical, 1)
+        for ranked in (self.ranked, self.compared):
+            ranked.describe = lambda rec: reason_in_words(rec, self.effective_sequence(), self.timeline.time_kind)
         self.what_if.add_item.connect(self._on_add_item)
         self.what_if.drop_last.connect(self._on_drop_last)
         self.what_if.reset.connect(self._on_reset_what_if)
@@ -176,7 +198,11 @@ class ExplorePage(StudioPage):
     def show_user(self, user: str) -> None:
         self.user = user
         self._reset_what_if()
+        self._details_follow_user = True
+        self._stored_interests = None
+        self.details.clear()
         self.heading.setText(f"User {user}")
+        self.profile_label.setText("")
         self.update_panes(load_sequence=True)
 
     def current_query(self, load_sequence: bool = False) -> Optional[ExploreQuery]:
@@ -217,12 +243,18 @@ class ExplorePage(StudioPage):
     def _on_answer(self, answer: ExploreAnswer) -> None:
         if answer.sequence is not None and answer.query.user == self.user:
             self.sequence = answer.sequence
+            self.profile = answer.profile or {}
             self._unpainted.add("sequence")
-            if self.sequence and not self.details.followers:
+            if self.sequence and self._details_follow_user:
+                self._details_follow_user = False
                 self.show_item(self.sequence[-1].item)  # what usually follows the user's latest item
+        if answer.query.user == self.user and answer.query.history is None and answer.error is None:
+            self._stored_interests = (answer.query.run, answer.interests)
         if answer.query == self.latest:  # else a newer question is on its way: painting this one would flicker
             self.answer = answer
             self._unpainted.add("answer")
+            if answer.query.history is not None:
+                self._unpainted.add("sequence")  # the what-if line names what the edit moved
         self._paint_if_seen()
 
     def _paint_if_seen(self) -> None:
@@ -286,8 +318,6 @@ class ExplorePage(StudioPage):
     def _on_compare_toggled(self, on: bool) -> None:
         self.compared.setVisible(on)
         self.compare_note.setVisible(on)
-        for ranked in (self.ranked, self.compared):
-            ranked.set_compact(on)
         if on:
             half = self.lists.width() // 2
             self.lists.setSizes([half, half])
@@ -301,12 +331,25 @@ class ExplorePage(StudioPage):
     def _paint_sequence(self) -> None:
         self.timeline.time_kind = self.users.model.time_kind
         self.timeline.set_events(self.effective_sequence())
-        changes = []
-        if self.dropped:
-            changes.append(f"{min(self.dropped, len(self.sequence))} latest dropped")
+        self.profile_label.setText(profile_line(self.profile, self.sequence, self.timeline.time_kind)
+                                   if self.user is not None else "")
+        self.what_if.state.setText(self._what_if_text())
+
+    def _what_if_text(self) -> str:
+        """What the edit is and, once its answer is in, which interests it moved."""
+        if not self.added and not self.dropped:
+            return ""
         if self.added:
-            changes.append(f"{len(self.added)} added")
-        self.what_if.state.setText("What-if: " + ", ".join(changes) if changes else "")
+            names = [event.title for event in self.added]
+            change = "adding " + (names[-1] if len(names) == 1 else f"{names[-1]} and {len(names) - 1} more")
+        else:
+            dropped = min(self.dropped, len(self.sequence))
+            change = "dropping the latest event" if dropped == 1 else f"dropping the latest {dropped} events"
+        answer, stored = self.answer, self._stored_interests
+        if (answer is None or answer.query.history is None or stored is None or stored[0] != answer.query.run
+                or not answer.interests):
+            return f"What-if: {change}"
+        return "What-if: " + interest_moves(stored[1], answer.interests, change)
 
     def _on_add_item(self, row: Any) -> None:
         self.added.append(TimelineEvent(str(row.item), row.title or str(row.item), row.categories, "what-if",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the engine loads torch: the page imports this module long b
     from core.engine import HeldOut
 
 NEXT_ITEMS = 10
+LEAST_PAIRS = 2  # "most often taken next" lists a pair seen at least this often: once is chance, not a habit
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ExploreAnswer:
     error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
     held: Optional[HeldOut] = None  # how ``held_out`` was held out: the split, its kind and evaluation mode
     steps_before_held_out: Optional[int] = None  # steps (repeats collapsed) of the stored sequence the model saw
+    profile: Optional[dict] = None  # the user's imported attributes, read with the sequence
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
@@ -55,6 +57,7 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     loses its trailing held-out events.
     """
     sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
+    profile = engine.user_profile(query.user) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None
 
     def recommend(run):
@@ -70,10 +73,10 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
-        return ExploreAnswer(query, sequence, [], [], [], None, exc)
+        return ExploreAnswer(query, sequence, [], [], [], None, exc, profile=profile)
     steps_seen = len(held.before) if held is not None and query.history is None else None
     return ExploreAnswer(query, sequence, interests, *lists, held.item if held else None, None,
-                         held, steps_seen)
+                         held, steps_seen, profile)
 
 
 def before_item(items: list[str], item: str) -> list[str]:
@@ -91,9 +94,11 @@ def prepare_workspace(engine) -> tuple[int, list[str]]:
 
 
 def item_view(engine, facts: ItemFacts) -> tuple[ItemFacts, list[tuple[ItemFacts, int]], list[tuple[ItemFacts, float]]]:
-    """An item's facts, its most common successors and the items most similar to it by text
+    """An item's facts, its most common successors (pairs seen at least ``LEAST_PAIRS`` times)
+    and the items most similar to it by text
     (empty until the catalogue's text is embedded); runs in a worker."""
-    followers = [(_facts(row), int(row.count)) for row in engine.next_items(facts.item, n=NEXT_ITEMS)]
+    followers = [(_facts(row), int(row.count)) for row in engine.next_items(facts.item, n=NEXT_ITEMS)
+                 if row.count >= LEAST_PAIRS]
     similar = [(_facts(row), float(row.similarity)) for row in engine.similar_items(facts.item, n=NEXT_ITEMS)]
     return facts, followers, similar
 

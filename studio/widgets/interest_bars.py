@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
 from studio.widgets.charts import chart_axes
 from studio.widgets.palette import category_colour
 
-MAX_BARS = 12
+MAX_BARS = 8  # the pane sits beside the item details: more bars would crowd their labels
 
 
 class InterestBars(QWidget):

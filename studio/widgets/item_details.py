@@ -85,7 +85,7 @@ class ItemDetails(QWidget):
         self.heading.style().polish(self.heading)
         self.heading.setText(facts.title or facts.item)
         self.facts.setText(f"Item id: {facts.item}<br>Categories: {category_text(facts.categories) or '(none)'}")
-        self.caption.setText("Most often taken next" if self.followers else "No user took anything right after this item.")
+        self.caption.setText("Most often taken next" if self.followers else "No item followed this one more than once in the log.")
         _fill(self.table, [(f, f"{count:,}") for f, count in self.followers])
         _fill(self.similar_table, [(f, f"{similarity:.2f}") for f, similarity in self.similar])
         self.similar_caption.setText("Most similar by text" if self.similar else

@@ -6,7 +6,7 @@ highlighted wherever it appears, so a person sees at a glance where a model hits
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
@@ -16,16 +16,20 @@ from PySide6.QtWidgets import (
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
+from studio.widgets.reasons import match_text
 from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
 from studio.widgets.tables import clickable_table, hint_label
 
 REASON_COLOUR = QColor("#64748b")
-HEADERS = ("#", "Item · why", "Categories", "Score")
+HEADERS = ("#", "Item · why", "Match")  # the category is the colour swatch beside the title
 REASON_ROLE = Qt.ItemDataRole.UserRole + 1
+TITLE_LINES = 2  # a long title wraps to this many lines before it is cut
+TEXT_FLAGS = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
 
 
 class TitleReasonDelegate(QStyledItemDelegate):
-    """Paints an item's title and, in a smaller grey line beneath, why it was recommended."""
+    """Paints an item's title (wrapped to two lines) and beneath it, in smaller grey text, the
+    whole reason it was recommended, wrapped: nothing that explains the list is cut off."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         view_option = QStyleOptionViewItem(option)
@@ -35,24 +39,47 @@ class TitleReasonDelegate(QStyledItemDelegate):
         style = view_option.widget.style() if view_option.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, view_option, painter, view_option.widget)
         text_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, view_option, view_option.widget)
-        box = QRect(text_rect.left() + 2, option.rect.top() + 2, option.rect.right() - text_rect.left() - 4,
-                    option.rect.height() - 4)
-        half = box.height() // 2
+        width = option.rect.right() - text_rect.left() - 4
+        title_box = self._title_rect(view_option.font, title, width)
         painter.save()
         painter.setFont(view_option.font)
-        painter.drawText(QRect(box.left(), box.top(), box.width(), half), Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetrics(view_option.font).elidedText(title, Qt.TextElideMode.ElideRight, box.width()))
-        small = QFont(option.font)
-        small.setPointSizeF(max(option.font.pointSizeF() - 1.0, 6.0))
+        painter.drawText(title_box.translated(text_rect.left() + 2, option.rect.top() + 3), TEXT_FLAGS,
+                         self._fitted_title(view_option.font, title, width))
+        small = _small(option.font)
         painter.setFont(small)
         painter.setPen(REASON_COLOUR)
-        painter.drawText(QRect(box.left(), box.top() + half, box.width(), box.height() - half),
-                         Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetrics(small).elidedText(reason, Qt.TextElideMode.ElideRight, box.width()))
+        reason_box = QRect(text_rect.left() + 2, option.rect.top() + 3 + title_box.height(), width,
+                           option.rect.height() - title_box.height() - 4)
+        painter.drawText(reason_box, TEXT_FLAGS, reason)
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(200, 2 * QFontMetrics(option.font).height() + 8)
+        """Tall enough for the wrapped title and reason at the column's current width."""
+        table = self.parent()
+        width = max(table.columnWidth(index.column()) - 28, 60)  # the swatch and the padding
+        title = self._title_rect(option.font, index.data() or "", width)
+        reason = QFontMetrics(_small(option.font)).boundingRect(QRect(0, 0, width, 10_000), TEXT_FLAGS,
+                                                                index.data(REASON_ROLE) or "")
+        return QSize(width, title.height() + reason.height() + 8)
+
+    @staticmethod
+    def _title_rect(font: QFont, title: str, width: int) -> QRect:
+        metrics = QFontMetrics(font)
+        needed = metrics.boundingRect(QRect(0, 0, width, 10_000), TEXT_FLAGS, title)
+        return QRect(0, 0, width, min(needed.height(), TITLE_LINES * metrics.lineSpacing()))
+
+    @staticmethod
+    def _fitted_title(font: QFont, title: str, width: int) -> str:
+        """The title, cut with "…" only when it needs more than two lines."""
+        metrics = QFontMetrics(font)
+        return metrics.elidedText(title, Qt.TextElideMode.ElideRight, width * TITLE_LINES - metrics.averageCharWidth() * 4) \
+            if metrics.horizontalAdvance(title) > width * TITLE_LINES else title
+
+
+def _small(font: QFont) -> QFont:
+    small = QFont(font)
+    small.setPointSizeF(max(font.pointSizeF() - 1.0, 6.0))
+    return small
 
 
 class RankedList(QWidget):
@@ -64,6 +91,7 @@ class RankedList(QWidget):
         super().__init__(parent)
         self.recommendations: list = []
         self.held_out: Optional[str] = None
+        self.describe: Callable[[Any], str] = lambda rec: rec.reason  # the page words reasons with the user's history
         self.title = QLabel(title)
         self.title.setProperty("role", "hint")
         self.title.setVisible(bool(title))
@@ -72,7 +100,9 @@ class RankedList(QWidget):
             "really took next (held out from training). Click an item for its details.",
             stretch_column=1, row_height=2 * QFontMetrics(self.font()).height() + 8)
         self.table.setItemDelegateForColumn(1, TitleReasonDelegate(self.table))
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        self.table.setWordWrap(True)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.empty = hint_label("Pick a user and a model to see recommendations.")
         self.summary = hint_label()
         layout = QVBoxLayout(self)
@@ -95,29 +125,30 @@ class RankedList(QWidget):
         self.table.setRowCount(len(self.recommendations))
         for row, rec in enumerate(self.recommendations):
             self._fill_row(row, rec, rec.item == held_out)
-        self.table.resizeColumnToContents(2)
-        self.table.setColumnWidth(2, min(self.table.columnWidth(2), 120))
+        self.table.resizeRowsToContents()
         self.summary.setText(self._summary_text())
 
-    def set_compact(self, compact: bool) -> None:
-        """Two lists side by side: the category shows only as the colour beside each title."""
-        self.table.setColumnHidden(2, compact)
+    def _on_section_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == 1:  # wrapped text needs new row heights
+            self.table.resizeRowsToContents()
 
     def highlighted_rows(self) -> list[int]:
         return [row for row, rec in enumerate(self.recommendations) if rec.item == self.held_out]
 
     def _fill_row(self, row: int, rec, hit: bool) -> None:
         category = primary_category(rec.categories)
+        reason = self.describe(rec)
         cells = (
             QTableWidgetItem(str(rec.rank)),
             QTableWidgetItem(colour_icon(category_colour(category)), rec.title or rec.item),
-            QTableWidgetItem(colour_icon(category_colour(category)), category_text(rec.categories)),
-            QTableWidgetItem(f"{rec.score:.3f}"),
+            QTableWidgetItem(match_text(rec)),
         )
-        cells[1].setData(REASON_ROLE, rec.reason)
-        cells[0].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        cells[3].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        tip = f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{rec.reason}"
+        cells[1].setData(REASON_ROLE, reason)
+        cells[0].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        cells[2].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        tip = (f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{reason}\n"
+               f"Match: in the model's {match_text(rec)} of all items (model score {rec.score:.3f}, "
+               "in units that differ between models)")
         if hit:
             tip += "\n★ The item this user really took next (held out from training)"
         bold = QFont()

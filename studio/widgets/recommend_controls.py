@@ -26,6 +26,10 @@ class RecommendControls(QWidget):
         self.diversity.setToolTip("0 = pure relevance; higher values trade some relevance for items from "
                                   "more varied categories (MMR re-ranking)")
         self.diversity.setFixedWidth(90)
+        self.diversity_value = QLabel(_diversity_text(0))
+        self.diversity_value.setToolTip("The diversity weight in use")
+        self.diversity_value.setMinimumWidth(self.diversity_value.fontMetrics().horizontalAdvance("0.00") + 4)
+        self.diversity.valueChanged.connect(lambda value: self.diversity_value.setText(_diversity_text(value)))
         self.exclude_seen = QCheckBox("Exclude seen", checked=True)
         self.exclude_seen.setToolTip("Leave out items the user already took")
         self.compare_box = QCheckBox("Compare with")
@@ -42,7 +46,7 @@ class RecommendControls(QWidget):
             box.setMinimumContentsLength(12)
         rows = (
             (QLabel("Model"), self.model_box, QLabel("K"), self.k_box),
-            (QLabel("Diversity"), self.diversity, self.exclude_seen),
+            (QLabel("Diversity"), self.diversity, self.diversity_value, self.exclude_seen),
             (self.compare_box, self.compare_model_box),
         )  # three short rows: two long ones set the pane's minimum width above the sequence pane's share
         layout = QVBoxLayout(self)
@@ -113,3 +117,7 @@ def _fill_run_box(box: QComboBox, runs: Sequence, active: Optional[int], wanted:
     box.setCurrentIndex(next((index for index in found if index >= 0), 0 if runs else -1))
     box.blockSignals(False)
     return box.currentData()
+
+
+def _diversity_text(value: int) -> str:
+    return f"{value / 100:.2f}"

@@ -8,6 +8,7 @@ events into one pixel. Events added in a what-if are drawn hollow and listed in 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -31,6 +32,12 @@ class TimelineEvent:
     event_type: str
     ts: Optional[float]
     what_if: bool = False
+    value: Optional[float] = None  # a rating, price or quantity, as imported
+
+    @property
+    def action(self) -> str:
+        """The event type with its value: "rating 4", "purchase 12.5", "view"."""
+        return self.event_type if self.value is None else f"{self.event_type} {self.value:g}"
 
     @property
     def category(self) -> str:
@@ -41,13 +48,27 @@ def events_from_frame(frame) -> list[TimelineEvent]:
     """Timeline events from a history frame with ts, event_type, item, title, categories columns."""
     return [
         TimelineEvent(str(row.item), str(row.title or row.item), split_categories(row.categories), str(row.event_type),
-                      row.ts)
+                      row.ts, value=_number(getattr(row, "value", None)))
         for row in frame.itertuples(index=False)
     ]
 
 
+def _number(value) -> Optional[float]:
+    return None if value is None or value != value else float(value)  # NaN: no value
+
+
+def spans_years(events: Sequence[TimelineEvent]) -> bool:
+    """Whether the first and last timed events fall in different calendar years (UTC)."""
+    times = [event.ts for event in events if event.ts is not None and not event.what_if]
+    if not times:
+        return False
+    first, last = (dt.datetime.fromtimestamp(float(t), tz=dt.timezone.utc).year for t in (times[0], times[-1]))
+    return first != last
+
+
 HELD_OUT_BACKGROUND = QColor("#fde68a")  # the ranked lists' hit colour
 UNSEEN_FOREGROUND = QColor("#94a3b8")  # events after the held-out one: the model had not seen them
+EVENT_COLUMN_MAX = 84  # px: "purchase 18.85" may elide (the tooltip has it); the item title needs the room
 _MARK = 5.0  # half-size of a mark in pixels
 _EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
 
@@ -174,13 +195,14 @@ class EventRows(QAbstractTableModel):
     user switch, ~30 ms of GUI-thread work; a model answers for the dozen rows on screen.
     """
 
-    HEADERS = ("Time", "Event", "Item", "Category")
+    HEADERS = ("Time", "Event", "Item")  # the item's category is the colour swatch beside its title
 
     def __init__(self) -> None:
         super().__init__()
         self.events: list[TimelineEvent] = []
         self.held_out_rows: list[int] = []
         self.time_kind = "unix"
+        self.with_year = False
         self._italic = QFont()
         self._italic.setItalic(True)
         self._swatches: dict[str, QIcon] = {}
@@ -188,6 +210,7 @@ class EventRows(QAbstractTableModel):
     def set_events(self, events: list[TimelineEvent], time_kind: str) -> None:
         self.beginResetModel()
         self.events, self.held_out_rows, self.time_kind = events, [], time_kind
+        self.with_year = time_kind == "unix" and spans_years(events)
         self.endResetModel()
 
     def set_held_out(self, rows: list[int]) -> None:
@@ -211,12 +234,12 @@ class EventRows(QAbstractTableModel):
         event = self.events[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return self.text(event, index.column())
-        if role == Qt.ItemDataRole.DecorationRole and index.column() == 3:
+        if role == Qt.ItemDataRole.DecorationRole and index.column() == 2:
             return self._swatch(event.category)
         if role == Qt.ItemDataRole.ToolTipRole:
             unseen = after_held_out(self.held_out_rows, index.row())
             after = "\nAfter the held-out item: the model had not seen it" if unseen else ""
-            return f"{event.title} ({event.item})\n{category_text(event.categories)}{after}"
+            return f"{event.title} ({event.item})\n{category_text(event.categories)} · {event.action}{after}"
         if role == Qt.ItemDataRole.ForegroundRole and after_held_out(self.held_out_rows, index.row()):
             return QBrush(UNSEEN_FOREGROUND)
         if role == Qt.ItemDataRole.FontRole and event.what_if:
@@ -227,8 +250,9 @@ class EventRows(QAbstractTableModel):
 
     def text(self, event: TimelineEvent, column: int) -> str:
         if column == 0:
-            return "what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True)
-        return (event.event_type, event.title, event.category)[column - 1]
+            return "what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True,
+                                                               with_year=self.with_year)
+        return (event.action, event.title)[column - 1]
 
     def _swatch(self, category: str) -> QIcon:
         if category not in self._swatches:
@@ -250,8 +274,6 @@ class SequenceTimeline(QWidget):
         self.table.setModel(self.rows)
         make_clickable(self.table, "The user's events, oldest first. Click one to see the item's details.",
                        stretch_column=2)
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        self.table.setColumnWidth(3, 80)  # long category names elide: the item title (stretched) matters more
         self.empty = hint_label("Pick a user on the left to see what they did.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -285,7 +307,8 @@ class SequenceTimeline(QWidget):
         """Times share one format, so the first and last decide; the event types are few."""
         ends = {self.events[0], self.events[-1]} if self.events else set()
         fit_column(self.table, 0, [self.rows.text(event, 0) for event in ends])
-        fit_column(self.table, 1, {event.event_type for event in self.events})
+        fit_column(self.table, 1, {event.action for event in self.events})
+        self.table.setColumnWidth(1, min(self.table.columnWidth(1), EVENT_COLUMN_MAX))  # long values elide
 
     def mark_held_out(self, item: Optional[str], steps_before: Optional[int] = None) -> None:
         """Shade the events on ``item``, the held-out item the lists are judged by (None: no shading),

@@ -34,14 +34,18 @@ COLUMNS = (
 Index = QModelIndex | QPersistentModelIndex
 
 
-def format_time(ts: Optional[float], time_kind: str = "unix", short: bool = False, date_only: bool = False) -> str:
-    """A timestamp as people read it (UTC); workspaces without real times show the event's position."""
+def format_time(ts: Optional[float], time_kind: str = "unix", short: bool = False, date_only: bool = False,
+                with_year: bool = False) -> str:
+    """A timestamp as people read it (UTC); workspaces without real times show the event's position.
+    ``short`` leaves the year out unless ``with_year`` (a sequence that spans years)."""
     if ts is None:
         return ""
     if time_kind == "order":
         return f"#{int(ts)}"
     moment = dt.datetime.fromtimestamp(float(ts), tz=dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d" if date_only else "%d %b %H:%M" if short else "%Y-%m-%d %H:%M")
+    if short:
+        return moment.strftime("%d %b %Y %H:%M" if with_year else "%d %b %H:%M")
+    return moment.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M")
 
 
 class UserListModel(QAbstractTableModel):
@@ -247,6 +251,19 @@ class UserList(QWidget):
         first = self.model.row_at(0)
         fit_column(self.table, 1, [f"{self.model.most_events:,}"])
         fit_column(self.table, 2, [format_time(first.last_seen, self.model.time_kind, date_only=True)] if first else [])
+        self._hide_last_seen_if_narrow()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._hide_last_seen_if_narrow()
+
+    def _hide_last_seen_if_narrow(self) -> None:
+        """At laptop sizes the list is narrow: the ids and counts keep their room, Last seen goes
+        (it is still the sort order on offer in its header once the list is widened)."""
+        header = self.table.horizontalHeader()
+        ids = self.table.fontMetrics().horizontalAdvance("U0000000") + 16
+        needed = ids + header.sectionSize(1) + header.sectionSize(2) + self.table.verticalScrollBar().sizeHint().width() + 4
+        self.table.setColumnHidden(2, self.width() < needed)
 
     def _select_first(self) -> None:
         if self.model.rowCount() and not self.table.currentIndex().isValid():

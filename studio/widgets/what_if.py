@@ -97,3 +97,20 @@ class WhatIfBar(QWidget):
 
 def suggestion_text(row: Any) -> str:
     return f"{row.title} — {row.item}" if row.title and row.title != row.item else str(row.item)
+
+
+def interest_moves(before: Sequence[Any], after: Sequence[Any], change: str, shown: int = 2) -> str:
+    """What a what-if edit moved: "Drama +17 points, Comedy −9 points after adding Star Wars".
+
+    ``before`` and ``after`` are the interests (name, probability) without and with the edit;
+    moves under one percentage point are noise and are not named.
+    """
+    old = {interest.name: interest.probability for interest in before}
+    names = list(dict.fromkeys([*old, *(interest.name for interest in after)]))
+    new = {interest.name: interest.probability for interest in after}
+    deltas = sorted(((100 * (new.get(name, 0.0) - old.get(name, 0.0)), name) for name in names),
+                    key=lambda pair: -abs(pair[0]))
+    moved = [(delta, name) for delta, name in deltas if abs(delta) >= 1][:shown]
+    if not moved:
+        return f"no interest moved a point after {change}"
+    return ", ".join(f"{name} {delta:+.0f} points".replace("-", "−") for delta, name in moved) + f" after {change}"

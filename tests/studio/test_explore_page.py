@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QMessageBox
 from studio.pages.explore import ExplorePage
 from studio.pages.explore_queries import before_item
 from studio.widgets.ranked_list import REASON_ROLE
+from studio.widgets.reasons import reason_in_words
+from studio.widgets.what_if import interest_moves
 from tests.studio.trained_workspace import open_trained_copy
 
 
@@ -51,7 +53,7 @@ def test_first_user_shows_sequence_interests_and_ranked_list(page):
     assert page.interest_bars.interests and 0 < sum(i.probability for i in page.interest_bars.interests) <= 1.0001
     ranked = page.ranked.recommendations
     assert [rec.rank for rec in ranked] == list(range(1, page.controls.k_box.value() + 1))
-    assert page.ranked.table.item(0, 1).data(REASON_ROLE) == ranked[0].reason != ""
+    assert page.ranked.table.item(0, 1).data(REASON_ROLE) == reason_in_words(ranked[0], page.sequence) != ""
 
 
 def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
@@ -135,7 +137,32 @@ def test_clicking_an_item_shows_details_and_what_comes_next(qtbot, page):
     page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
     qtbot.waitUntil(lambda: page.details.heading.text() == event.title, timeout=5000)
     engine = page.context.engine
-    assert page.details.table.rowCount() == len(engine.next_items(event.item, n=10))
+    assert page.details.table.rowCount() == len([row for row in engine.next_items(event.item, n=10) if row.count > 1])
+
+
+def test_item_details_follow_the_current_user(qtbot, page):
+    first_user_item = page.sequence[-1].title
+    qtbot.waitUntil(lambda: page.details.heading.text() == first_user_item, timeout=5000)
+    other = page.users.model.user_at(1)
+    page.show_user(other)
+    wait_for_fresh_answer(qtbot, page)
+    qtbot.waitUntil(lambda: page.details.heading.text() == page.sequence[-1].title, timeout=5000)
+    assert page.answer.query.user == other
+
+
+def test_a_what_if_edit_says_which_interests_moved(qtbot, page):
+    seen = {event.item for event in page.sequence}
+    added = next(row for row in page.context.engine.search_items("e", 50) if row.item not in seen)
+    page.what_if.add_item.emit(added)
+    wait_for_fresh_answer(qtbot, page)
+    assert page.what_if.state.text().endswith(f"after adding {added.title}")
+    assert "points" in page.what_if.state.text() or "no interest moved" in page.what_if.state.text()
+
+
+def test_profile_line_and_diversity_value_are_shown(qtbot, page):
+    assert f"{len(page.sequence):,} events" in page.profile_label.text()
+    page.controls.diversity.setValue(30)
+    assert page.controls.diversity_value.text() == "0.30"
 
 
 def test_empty_states_say_what_to_do(qtbot, context):
@@ -212,3 +239,44 @@ def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, 
     qtbot.waitUntil(lambda: page.details.similar_caption.isVisible(), timeout=5000)
     assert "pip install -e '.[text]'" in page.details.similar_caption.text()
     assert page.details.similar_table.isHidden()
+
+
+def test_interest_moves_name_the_biggest_changes_in_points():
+    from core.serving import Interest
+
+    before = [Interest("Drama", 0.20), Interest("Comedy", 0.50), Interest("Horror", 0.30)]
+    after = [Interest("Drama", 0.37), Interest("Comedy", 0.41), Interest("Horror", 0.22)]
+    assert interest_moves(before, after, "adding Star Wars") == "Drama +17 points, Comedy −9 points after adding Star Wars"
+    assert interest_moves(before, before, "adding X") == "no interest moved a point after adding X"
+
+
+def test_reasons_say_what_the_user_did_and_how_long_ago():
+    from core.serving import Recommendation
+    from studio.widgets.sequence_timeline import TimelineEvent
+
+    day = 86_400.0
+    events = [TimelineEvent("a", "Steel (1997)", (), "view", 0.0), TimelineEvent("b", "Cool Runnings", (), "view", day),
+              TimelineEvent("c", "Heat", (), "purchase", 3 * day)]
+    rec = Recommendation(1, "x", "X", (), 1.0, "because they took Steel (1997) and Cool Runnings",
+                         [("a", 0.4), ("b", 0.3)], "Comedy")
+    assert reason_in_words(rec, events) == ("because they viewed Steel (1997) and Cool Runnings 2 days ago · "
+                                            "fits their interest in Comedy")
+    popular = Recommendation(2, "y", "Y", (), 1.0, "popular overall", [], None)
+    assert reason_in_words(popular, events) == "popular overall"
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 700)])
+def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window, tmp_path, size):
+    window.context.set_engine(open_trained_copy(tmp_path))
+    window.resize(*size)
+    window.show_page("Explore")
+    page = window.page("Explore")
+    qtbot.waitUntil(lambda: page.answer is not None and bool(page.ranked.recommendations), timeout=10_000)
+    wait_idle(window.context)
+    twenty_chars = page.fontMetrics().horizontalAdvance("Happy Brick Set Saga")
+    assert page.timeline.table.columnWidth(2) >= twenty_chars
+    assert page.ranked.table.columnWidth(1) >= twenty_chars
+    assert page.ranked.table.horizontalHeader().count() == 3  # no category column beside the colour swatch
+    reason = page.ranked.table.item(0, 1).data(REASON_ROLE)
+    assert page.ranked.table.rowHeight(0) >= 2 * page.fontMetrics().height()  # title and the whole reason
+    assert reason and "…" not in reason

@@ -103,10 +103,11 @@ def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_pa
         engine.workspace.close()
 
 
-def test_ranked_list_shows_every_category_primary_colour_first(qtbot):
+def test_ranked_list_names_every_category_and_the_match_on_one_scale(qtbot):
     ranked = RankedList()
     qtbot.addWidget(ranked)
     ranked.set_recommendations([Recommendation(1, "SKU1", "Kite", ("Outdoor", "Kids"), 0.9, "popular", [], None),
-                                Recommendation(2, "SKU2", "Ball", (), 0.5, "popular", [], None)])
-    assert ranked.table.item(0, 2).text() == "Outdoor, Kids" and ranked.table.item(1, 2).text() == ""
+                                Recommendation(2, "SKU2", "Ball", (), 0.5, "popular", [], None, top_share=0.004)])
+    assert ranked.table.columnCount() == 3  # the category is the swatch beside the title, named in its tooltip
+    assert ranked.table.item(0, 2).text() == "top 100%" and ranked.table.item(1, 2).text() == "top 0.4%"
     assert "Outdoor, Kids" in ranked.table.item(0, 1).toolTip()

@@ -79,7 +79,7 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     rows = timeline.table.model()
     assert rows.rowCount() == 2
     assert rows.index(1, 2).data() == "Doll"
-    assert rows.index(1, 3).data() == "Dolls"
+    assert rows.columnCount() == 3 and rows.index(1, 2).data(Qt.ItemDataRole.DecorationRole) is not None  # the swatch
     assert "Dolls, Pretend play" in rows.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
     with qtbot.waitSignal(timeline.item_clicked) as clicked:
         timeline.table.clicked.emit(rows.index(1, 0))
@@ -89,6 +89,20 @@ def test_timeline_lists_events_in_order_and_reports_clicked_items(qtbot):
     assert rows.index(0, 2).data(Qt.ItemDataRole.BackgroundRole) is None
     timeline.set_events([], "No events.")
     assert timeline.empty.text() == "No events." and not timeline.table.isVisibleTo(timeline)
+
+
+def test_event_values_show_and_times_carry_the_year_when_the_sequence_spans_years(qtbot):
+    year = 365 * 86_400
+    frame = pd.DataFrame({"ts": [1.7e9, 1.7e9 + year], "event_type": ["rating", "rating"], "item": ["a", "b"],
+                          "title": ["Kite", "Doll"], "categories": ["Toys", "Toys"], "value": [4.0, None]})
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.set_events(events_from_frame(frame))
+    rows = timeline.table.model()
+    assert rows.index(0, 1).data() == "rating 4" and rows.index(1, 1).data() == "rating"
+    assert rows.index(0, 0).data().startswith("14 Nov 2023") and rows.index(1, 0).data().startswith("13 Nov 2024")
+    timeline.set_events(events_from_frame(frame.assign(ts=[1.7e9, 1.7e9 + 60])))
+    assert "2023" not in rows.index(0, 0).data()
 
 
 def test_a_held_out_step_mid_sequence_is_shaded_and_later_events_greyed(qtbot):

@@ -1,0 +1,68 @@
+"""Why an item was recommended, in the words of the user's own history.
+
+The engine names the history items that drove a recommendation (``Recommendation.because``);
+the Explore page knows what the user did with each and when, so it can say "because they
+bought Steel and viewed Cool Runnings 2 days ago" instead of a list of titles. Times count
+back from the user's latest event: a log is read after the fact, so "now" is their last visit.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from core.serving import REASON_TITLES
+from studio.widgets.sequence_timeline import TimelineEvent
+
+VERBS = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated",
+         "interaction": "took", "like": "liked", "watch": "watched", "play": "played"}
+AGO_UNITS = ((365 * 86_400, "year"), (30 * 86_400, "month"), (7 * 86_400, "week"), (86_400, "day"),
+             (3600, "hour"), (60, "minute"))
+
+
+def reason_in_words(rec, events: Sequence[TimelineEvent], time_kind: str = "unix") -> str:
+    """The engine's reason, with what the user did to each driving item and how long ago."""
+    latest = {event.item: event for event in events}  # the last event on each item
+    named = [latest[item] for item, _ in rec.because[:REASON_TITLES] if item in latest]
+    if not named:
+        return rec.reason
+    verbs = [_verb(event) for event in named]
+    if len(set(verbs)) == 1:
+        deeds = f"{verbs[0]} {_and([event.title for event in named])}"
+    else:
+        deeds = _and([f"{verb} {event.title}" for verb, event in zip(verbs, named)])
+    who = "you" if all(event.what_if for event in named) else "they"
+    ago = _ago(named, events) if time_kind == "unix" else None
+    parts = [f"because {who} {deeds}" + (f" {ago}" if ago else "")]
+    if rec.interest:
+        parts.append(f"fits their interest in {rec.interest}")
+    return " · ".join(parts)
+
+
+def _verb(event: TimelineEvent) -> str:
+    if event.what_if:
+        return "added"
+    return VERBS.get(event.event_type.lower(), f"{event.event_type}:")
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _ago(named: list[TimelineEvent], events: Sequence[TimelineEvent]) -> Optional[str]:
+    """How long before the user's latest event the most recent driving event was."""
+    times = [event.ts for event in events if event.ts is not None and not event.what_if]
+    driving = [event.ts for event in named if event.ts is not None and not event.what_if]
+    if not times or not driving:
+        return None
+    seconds = max(times) - max(driving)
+    for size, unit in AGO_UNITS:
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+def match_text(rec) -> str:
+    """The item's place in the model's ranking of the whole catalogue: "top 0.3%", "top 4%"."""
+    percent = 100.0 * rec.top_share
+    return f"top {percent:.1f}%" if percent < 1 else f"top {percent:.0f}%"
