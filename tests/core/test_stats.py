@@ -116,8 +116,8 @@ def test_stats_of_a_generated_shop_agree_with_its_files(tmp_path, workspace):
     assert stats.events_per_user.median == per_user.median() and stats.events_per_user.max == per_user.max()
     assert stats.event_types == events.event_type.value_counts().to_dict()
     assert np.array_equal(stats.item_popularity[: stats.items_with_events], events.item_id.value_counts().to_numpy())
-    days = (events.timestamp // 86_400) - (events.timestamp.min() // 86_400)
-    assert stats.activity.counts == np.bincount(days.to_numpy()).tolist()
+    weeks = pd.to_datetime(events.timestamp, unit="s").dt.to_period("W-SUN").value_counts().sort_index()
+    assert stats.activity.unit == "week" and stats.activity.counts == weeks.tolist()
 
 
 @pytest.mark.parametrize("piece_chars", [1, 3, 7, 1 << 20])
