@@ -2,7 +2,7 @@
 
 The engine names the history items that drove a recommendation (``Recommendation.because``);
 the Explore page knows what the user did with each and when, so it can say "because they
-bought Steel and viewed Cool Runnings 2 days ago" instead of a list of titles. Times count
+bought Steel and viewed Cool Runnings, 2 days ago" instead of a list of titles. Times count
 back from the user's latest event: a log is read after the fact, so "now" is their last visit.
 """
 
@@ -32,7 +32,7 @@ def reason_in_words(rec, events: Sequence[TimelineEvent], time_kind: str = "unix
         deeds = _and([f"{verb} {event.title}" for verb, event in zip(verbs, named)])
     who = "you" if all(event.what_if for event in named) else "they"
     ago = _ago(named, events) if time_kind == "unix" else None
-    parts = [f"because {who} {deeds}" + (f" {ago}" if ago else "")]
+    parts = [f"because {who} {deeds}" + (f", {ago}" if ago else "")]
     if rec.interest:
         parts.append(f"fits their interest in {rec.interest}")
     return " · ".join(parts)

@@ -1,9 +1,11 @@
 """A user's behaviour sequence: a painted strip of coloured marks over a list of the events.
 
-The strip shows the shape of the whole sequence at a glance (which interests, in what order,
-where the purchases are); the list below reads one event at a time. Events are placed by
-position, not by clock time: gaps of weeks between sessions would squeeze a session's dozen
-events into one pixel. Events added in a what-if are drawn hollow and listed in italics.
+The strip shows the shape of the whole sequence (which interests, in what order, where the
+purchases are), with a legend of the marks' shapes and dates along its axis; it scrolls and
+zooms, so 700 events stay 700 separate marks. The list below reads one event at a time.
+Events are placed by position, not by clock time: gaps of weeks between sessions would squeeze
+a session's dozen events into one pixel. Events added in a what-if are drawn hollow and listed
+in italics.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
-from PySide6.QtWidgets import QHeaderView, QTableView, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QHeaderView, QScrollArea, QTableView, QToolButton, QToolTip, QVBoxLayout, QWidget,
+)
 
 from core.store.schema import split_categories
 from studio.widgets.palette import category_colour, category_text, primary_category
@@ -68,33 +73,58 @@ def spans_years(events: Sequence[TimelineEvent]) -> bool:
 
 HELD_OUT_BACKGROUND = QColor("#fde68a")  # the ranked lists' hit colour
 UNSEEN_FOREGROUND = QColor("#94a3b8")  # events after the held-out one: the model had not seen them
+GLYPHS = {"purchase": "diamond", "cart": "square"}  # every other event type is a circle
+MARK_SPACING = 14.0  # px between marks at the default zoom: a purchase (8 px half-width) never touches a neighbour
+STRIP_HEIGHT = 44
+AXIS_LABEL_GAP = 64  # px between two date labels
+ZOOM_STEP = 1.5
 EVENT_COLUMN_MAX = 84  # px: "purchase 18.85" may elide (the tooltip has it); the item title needs the room
 _MARK = 5.0  # half-size of a mark in pixels
+_MARGIN = 2 * _MARK
 _EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
 
 
 class TimelineStrip(QWidget):
-    """The sequence as coloured marks, oldest left; click a mark to pick that event."""
+    """The sequence as coloured marks, oldest left, over a time axis; click a mark to pick that event.
+
+    Marks sit ``spacing`` pixels apart, never overlapping at the default zoom: a user with 700
+    events gets a strip wider than the pane, scrolled (``SequenceTimeline`` puts it in a scroll
+    area, latest events in view) and zoomed out to fit with "Fit" or Ctrl+wheel.
+    """
 
     event_clicked = Signal(int)
+    zoom_requested = Signal(float)  # a factor: Ctrl+wheel over the strip
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.events: Sequence[TimelineEvent] = ()
         self.selected: Optional[int] = None
         self.held_out: list[int] = []
-        self.setMinimumHeight(46)
+        self.spacing = MARK_SPACING
+        self.time_kind = "unix"
+        self.setMinimumHeight(STRIP_HEIGHT)
         self.setMouseTracking(True)
-        self.setToolTip("The whole sequence, oldest left. Colour = category; bigger marks = cart/purchase; "
-                        "hollow marks = what-if events. In compare mode the held-out event is ringed and the "
-                        "events after it are grey. Click a mark to select it.")
+        self.setToolTip("The whole sequence, oldest left, with its dates below. Colour = category; shape = "
+                        "event type (see the legend); hollow marks = what-if events. In compare mode the "
+                        "held-out event is ringed and the events after it are grey. Click a mark to select it; "
+                        "Ctrl+wheel or the buttons zoom.")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(300, 46)
+        return QSize(self.content_width(), STRIP_HEIGHT)
+
+    def content_width(self) -> int:
+        return int(2 * _MARGIN + self.spacing * max(len(self.events) - 1, 0))
+
+    def set_spacing(self, spacing: float) -> None:
+        self.spacing = max(spacing, 0.05)
+        self.setMinimumWidth(self.content_width())
+        self.updateGeometry()
+        self.update()
 
     def set_events(self, events: Sequence[TimelineEvent]) -> None:
         self.events = events
         self.selected = None
+        self.setMinimumWidth(self.content_width())
         self.set_held_out([])
 
     def set_held_out(self, rows: list[int]) -> None:
@@ -106,55 +136,138 @@ class TimelineStrip(QWidget):
         self.selected = index
         self.update()
 
-    def _x(self, index: int) -> float:
-        margin = 2 * _MARK
-        span = max(self.width() - 2 * margin, 1.0)
-        return margin + (span * index / (len(self.events) - 1) if len(self.events) > 1 else span / 2)
+    def x_of(self, index: int) -> float:
+        """Where event ``index`` is drawn; a strip wider than its marks centres them."""
+        spare = max(self.width() - self.content_width(), 0) / 2
+        return _MARGIN + spare + self.spacing * index
 
     def _index_at(self, x: float) -> Optional[int]:
         if not self.events:
             return None
-        return min(range(len(self.events)), key=lambda i: abs(self._x(i) - x))
+        guess = round((x - self.x_of(0)) / self.spacing)
+        return int(min(max(guess, 0), len(self.events) - 1))
 
-    def paintEvent(self, _event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        mid = self.height() / 2
+        mid = _MARK * 2 + 2
         painter.setPen(QPen(QColor("#cbd5e1"), 1))
         painter.drawLine(QPointF(_MARK, mid), QPointF(self.width() - _MARK, mid))
-        for index, event in enumerate(self.events):
-            self._paint_mark(painter, index, event, mid)
+        first, last = self._visible_range(event.rect())
+        for index in range(first, last):
+            self._paint_mark(painter, index, self.events[index], mid)
+        self._paint_axis(painter, mid + 2 * _MARK + 4, first, last)
         painter.end()
+
+    def _visible_range(self, rect) -> tuple[int, int]:
+        """The events inside ``rect`` (plus a mark's width): a 2,000-event strip repaints only what shows."""
+        if not self.events:
+            return 0, 0
+        first = self._index_at(rect.left() - 2 * _MARK) or 0
+        last = (self._index_at(rect.right() + 2 * _MARK) or 0) + 1
+        return first, last
 
     def _paint_mark(self, painter: QPainter, index: int, event: TimelineEvent, mid: float) -> None:
         colour = UNSEEN_FOREGROUND if after_held_out(self.held_out, index) else category_colour(event.category)
         size = _MARK * _EMPHASIS.get(event.event_type, 1.0)
-        centre = QPointF(self._x(index), mid)
+        centre = QPointF(self.x_of(index), mid)
         if index in self.held_out:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QBrush(HELD_OUT_BACKGROUND))
             painter.drawEllipse(centre, size + 4, size + 4)
         painter.setPen(QPen(QColor("#0f172a") if index == self.selected else colour.darker(130), 2 if index == self.selected else 1))
         painter.setBrush(QBrush(Qt.BrushStyle.NoBrush) if event.what_if else QBrush(colour))
-        if event.event_type == "purchase":
-            painter.drawPolygon(QPolygonF([centre + QPointF(0, -size), centre + QPointF(size, 0),
-                                           centre + QPointF(0, size), centre + QPointF(-size, 0)]))
-        elif event.event_type == "cart":
-            painter.drawRect(QRectF(centre.x() - size * 0.8, mid - size * 0.8, size * 1.6, size * 1.6))
-        else:
-            painter.drawEllipse(centre, size, size)
+        draw_glyph(painter, event.event_type, centre, size)
+
+    def _paint_axis(self, painter: QPainter, top: float, first: int, last: int) -> None:
+        """Date labels where the period changes (hour, day, month or year, by the sequence's span),
+        at least ``AXIS_LABEL_GAP`` pixels apart."""
+        painter.setPen(QPen(QColor("#64748b")))
+        previous_label, previous_x = None, -AXIS_LABEL_GAP
+        for index in range(first, last):
+            label = axis_label(self.events[index], self.events, self.time_kind)
+            x = self.x_of(index)
+            if label is not None and label != previous_label and x - previous_x >= AXIS_LABEL_GAP:
+                painter.drawLine(QPointF(x, top - 3), QPointF(x, top))
+                painter.drawText(QPointF(x + 2, top + 10), label)
+                previous_x = x
+            previous_label = label if label is not None else previous_label
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         index = self._index_at(event.position().x())
         if index is not None:
             item = self.events[index]
-            QToolTip.showText(event.globalPosition().toPoint(), f"{item.title}\n{item.category} · {item.event_type}", self)
+            when = format_time(item.ts, self.time_kind) if not item.what_if else "what-if"
+            QToolTip.showText(event.globalPosition().toPoint(),
+                              f"{item.title}\n{item.category} · {item.action} · {when}", self)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         index = self._index_at(event.position().x())
         if index is not None:
             self.select(index)
             self.event_clicked.emit(index)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_requested.emit(ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP)
+            event.accept()
+        else:
+            event.ignore()  # the scroll area scrolls
+
+
+def draw_glyph(painter: QPainter, event_type: str, centre: QPointF, size: float) -> None:
+    """The mark of one event type: a diamond for a purchase, a square for a cart, else a circle."""
+    shape = GLYPHS.get(event_type, "circle")
+    if shape == "diamond":
+        painter.drawPolygon(QPolygonF([centre + QPointF(0, -size), centre + QPointF(size, 0),
+                                       centre + QPointF(0, size), centre + QPointF(-size, 0)]))
+    elif shape == "square":
+        painter.drawRect(QRectF(centre.x() - size * 0.8, centre.y() - size * 0.8, size * 1.6, size * 1.6))
+    else:
+        painter.drawEllipse(centre, size, size)
+
+
+def axis_label(event: TimelineEvent, events: Sequence[TimelineEvent], time_kind: str) -> Optional[str]:
+    """The period ``event`` falls in, in the unit the sequence's span calls for: "Mar 1998", "12 Mar", "14:00"."""
+    if event.what_if or event.ts is None:
+        return None
+    if time_kind == "order":
+        return f"#{int(event.ts) // 10 * 10}"
+    times = [e.ts for e in events if e.ts is not None and not e.what_if]
+    span = max(times) - min(times)
+    moment = dt.datetime.fromtimestamp(float(event.ts), tz=dt.timezone.utc)
+    if span > 400 * 86_400:
+        return moment.strftime("%b %Y")
+    if span > 2 * 86_400:
+        return moment.strftime("%d %b")
+    return moment.strftime("%H:00")
+
+
+class TimelineLegend(QWidget):
+    """The event types of the sequence with their marks, and what a hollow mark means."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.types: list[str] = []
+        self.setFixedHeight(18)
+        self.setToolTip("What each mark's shape means; colours are categories, as in the lists")
+
+    def set_types(self, types: Sequence[str]) -> None:
+        self.types = list(types)
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        x, mid = 4.0, self.height() / 2
+        for name, hollow in [*((t, False) for t in self.types), ("what-if", True)]:
+            painter.setPen(QPen(QColor("#475569"), 1))
+            painter.setBrush(QBrush(Qt.BrushStyle.NoBrush) if hollow else QBrush(QColor("#94a3b8")))
+            draw_glyph(painter, name, QPointF(x + _MARK, mid), _MARK * 0.9)
+            painter.setPen(QPen(QColor("#475569")))
+            painter.drawText(QPointF(x + 2 * _MARK + 4, mid + 4), name)
+            x += 2 * _MARK + 14 + painter.fontMetrics().horizontalAdvance(name)
+        painter.end()
 
 
 def colour_icon(colour: QColor, size: int = 10) -> QIcon:
@@ -269,6 +382,16 @@ class SequenceTimeline(QWidget):
         super().__init__(parent)
         self.time_kind = "unix"
         self.strip = TimelineStrip()
+        self.strip_area = QScrollArea()
+        self.strip_area.setWidget(self.strip)
+        self.strip_area.setWidgetResizable(True)
+        self.strip_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.strip_area.setFixedHeight(STRIP_HEIGHT + self.strip_area.horizontalScrollBar().sizeHint().height())
+        self.legend = TimelineLegend()
+        self.zoom_out = _tool_button("−", "Zoom out: more of the sequence in view", lambda: self.zoom(1 / ZOOM_STEP))
+        self.zoom_in = _tool_button("+", "Zoom in: marks further apart", lambda: self.zoom(ZOOM_STEP))
+        self.zoom_fit = _tool_button("Fit", "The whole sequence in view", self.fit)
         self.rows = EventRows()
         self.table = QTableView()
         self.table.setModel(self.rows)
@@ -277,10 +400,16 @@ class SequenceTimeline(QWidget):
         self.empty = hint_label("Pick a user on the left to see what they did.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.strip)
+        strip_row = QHBoxLayout()
+        strip_row.addWidget(self.legend, 1)
+        for button in (self.zoom_out, self.zoom_in, self.zoom_fit):
+            strip_row.addWidget(button)
+        layout.addLayout(strip_row)
+        layout.addWidget(self.strip_area)
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
         self.strip.event_clicked.connect(self._on_strip_clicked)
+        self.strip.zoom_requested.connect(self.zoom)
         self.table.clicked.connect(lambda index: self._on_row_clicked(index.row()))
         self.set_events([])
 
@@ -296,7 +425,12 @@ class SequenceTimeline(QWidget):
         """Show ``events`` (oldest first) and scroll to the most recent one."""
         self.rows.set_events(list(events), self.time_kind)
         self._fit_columns()
+        self.strip.time_kind = self.time_kind
         self.strip.set_events(self.events)
+        self.legend.set_types(sorted({event.event_type for event in self.events if not event.what_if},
+                                     key=lambda kind: (kind in GLYPHS, kind)))
+        self.strip.set_spacing(MARK_SPACING)
+        QTimer.singleShot(0, self._scroll_strip_to_latest)
         self.empty.setText(empty_text)
         self.empty.setVisible(not self.events)
         self.table.setVisible(bool(self.events))
@@ -319,6 +453,20 @@ class SequenceTimeline(QWidget):
         self.rows.set_held_out(rows)
         self.strip.set_held_out(rows)
 
+    def zoom(self, factor: float) -> None:
+        """Marks ``factor`` times further apart, keeping the latest events in view."""
+        self.strip.set_spacing(self.strip.spacing * factor)
+        QTimer.singleShot(0, self._scroll_strip_to_latest)
+
+    def fit(self) -> None:
+        """The whole sequence in the pane's width."""
+        room = self.strip_area.viewport().width() - 2 * _MARGIN
+        self.strip.set_spacing(room / max(len(self.events) - 1, 1))
+
+    def _scroll_strip_to_latest(self) -> None:
+        bar = self.strip_area.horizontalScrollBar()
+        bar.setValue(bar.maximum())
+
     def _on_strip_clicked(self, index: int) -> None:
         self.table.selectRow(index)
         self.table.scrollTo(self.rows.index(index, 0))
@@ -327,3 +475,11 @@ class SequenceTimeline(QWidget):
     def _on_row_clicked(self, row: int) -> None:
         self.strip.select(row)
         self.item_clicked.emit(self.events[row].item)
+
+
+def _tool_button(text: str, tip: str, slot) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.clicked.connect(slot)
+    return button

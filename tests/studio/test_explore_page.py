@@ -259,7 +259,7 @@ def test_reasons_say_what_the_user_did_and_how_long_ago():
               TimelineEvent("c", "Heat", (), "purchase", 3 * day)]
     rec = Recommendation(1, "x", "X", (), 1.0, "because they took Steel (1997) and Cool Runnings",
                          [("a", 0.4), ("b", 0.3)], "Comedy")
-    assert reason_in_words(rec, events) == ("because they viewed Steel (1997) and Cool Runnings 2 days ago · "
+    assert reason_in_words(rec, events) == ("because they viewed Steel (1997) and Cool Runnings, 2 days ago · "
                                             "fits their interest in Comedy")
     popular = Recommendation(2, "y", "Y", (), 1.0, "popular overall", [], None)
     assert reason_in_words(popular, events) == "popular overall"

@@ -226,3 +226,26 @@ def test_a_finished_run_says_when_the_time_budget_cut_it_short():
         ", cut short by the 10 min 00 s time budget"
     assert finish_note(run({"budget_cut": False, "estimate": {"budget_s": 600.0}})) == ""
     assert finish_note(run({})) == ""
+
+
+def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qtbot):
+    from studio.widgets.sequence_timeline import MARK_SPACING, _MARK, axis_label
+
+    day = 86_400
+    kinds = ["view", "view", "cart", "purchase", "rating"]
+    events = [TimelineEvent(f"i{n}", f"Item {n}", ("Toys",), kinds[n % 5], 1.7e9 + n * day) for n in range(700)]
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(400, 400)
+    timeline.show()
+    timeline.set_events(events)
+    strip = timeline.strip
+    assert strip.x_of(1) - strip.x_of(0) == MARK_SPACING >= 2 * _MARK * 1.2  # marks never overlap
+    assert strip.width() >= 699 * MARK_SPACING > timeline.strip_area.viewport().width()
+    qtbot.waitUntil(lambda: timeline.strip_area.horizontalScrollBar().value() > 0)  # the latest events in view
+    assert timeline.legend.types == ["rating", "view", "cart", "purchase"]
+    assert axis_label(events[0], events, "unix") == "Nov 2023"  # a span of years: months with their year
+    timeline.zoom_out.click()
+    assert strip.spacing == MARK_SPACING / 1.5
+    timeline.fit()
+    assert strip.content_width() <= timeline.strip_area.viewport().width()
