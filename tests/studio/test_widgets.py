@@ -229,6 +229,8 @@ def test_a_finished_run_says_when_the_time_budget_cut_it_short():
 
 
 def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qtbot):
+    import pytest
+
     from studio.widgets.sequence_timeline import MARK_SPACING, _MARK, axis_label
 
     day = 86_400
