@@ -188,10 +188,29 @@ class Engine:
 
     def delete_run(self, run_id: int) -> None:
         with self._lock:
-            self._bundles.pop(int(run_id), None)
-            for mode in EvalMode:
-                self._test_ranks.pop((int(run_id), mode), None)
+            self._forget_run(run_id)
             runs.delete_run(self.workspace, run_id)  # clears the stored active run with it
+
+    def trash_run(self, run_id: int) -> runs.TrashedRun:
+        """Delete a run so that ``restore_run`` can undo it until ``empty_trash``."""
+        with self._lock:
+            self._forget_run(run_id)
+            return runs.trash_run(self.workspace, run_id)
+
+    def restore_run(self, trashed: runs.TrashedRun) -> int:
+        return runs.restore_run(self.workspace, trashed)
+
+    def empty_trash(self, trashed: runs.TrashedRun) -> None:
+        runs.empty_trash(trashed)
+
+    def export_bundle(self, run_id: int, destination) -> Path:
+        """Copy the run's model bundle folder to ``destination`` (a new folder)."""
+        return runs.export_bundle(self.workspace, run_id, destination)
+
+    def _forget_run(self, run_id: int) -> None:
+        self._bundles.pop(int(run_id), None)
+        for mode in EvalMode:
+            self._test_ranks.pop((int(run_id), mode), None)
 
     def set_active_run(self, run_id: Optional[int]) -> None:
         """Stored in the workspace; in a read-only one, kept for this session only."""

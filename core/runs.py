@@ -13,12 +13,13 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
@@ -252,18 +253,90 @@ def delete_run(workspace, run_id: int) -> None:
     committed: a ``kill -9`` at any point leaves either the whole run or no row (and at most a
     folder, cleared when a new run takes the id).
     """
-    folder = run_folder(workspace, run_id)
     with workspace.writing() as conn:
-        row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
-        if row is None:
-            raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
-        if row.status == "running" and _owner_alive(folder):
-            raise UsageError(f"run #{run_id} is still training (in this or another window or command)",
-                             "Stop it first, or wait for it to finish.")
-        conn.execute(schema.runs.delete().where(schema.runs.c.id == int(run_id)))
-        conn.execute(schema.meta.update().where((schema.meta.c.key == ACTIVE_RUN_KEY)
-                                                & (schema.meta.c.value == str(int(run_id)))).values(value=""))
-    shutil.rmtree(folder, ignore_errors=True)
+        _delete_row(conn, workspace, run_id)
+    shutil.rmtree(run_folder(workspace, run_id), ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TrashedRun:
+    """A deleted run that can still be restored: its row as it was, and its folder set aside."""
+
+    row: dict  # the runs table's row
+    was_active: bool
+    folder: Optional[Path]  # the run's folder in the trash; None when it had none
+
+
+TRASH = ".trash"  # beside the run folders: what ``trash_run`` set aside
+
+
+def trash_run(workspace, run_id: int) -> TrashedRun:
+    """Delete a run so that ``restore_run`` can bring it back: the row goes (committed, as in
+    ``delete_run``), the folder moves into the runs folder's trash until ``empty_trash``."""
+    with workspace.writing() as conn:
+        row, was_active = _delete_row(conn, workspace, run_id)
+    folder = run_folder(workspace, run_id)
+    aside = runs_root(workspace) / TRASH / f"{int(run_id)}-{uuid.uuid4().hex[:8]}"
+    if folder.exists():
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(aside)
+    return TrashedRun(row, was_active, aside if aside.exists() else None)
+
+
+def restore_run(workspace, trashed: TrashedRun) -> int:
+    """Put a trashed run back, under its old id unless a newer run took it; returns the id."""
+    with workspace.writing() as conn:
+        run_id = int(trashed.row["id"])
+        if conn.execute(select(schema.runs.c.id).where(schema.runs.c.id == run_id)).first() is not None:
+            run_id = int(conn.execute(select(func.max(schema.runs.c.id))).scalar_one()) + 1
+        target = run_folder(workspace, run_id)
+        if trashed.folder is not None:
+            shutil.rmtree(target, ignore_errors=True)  # a leftover of a killed run under this id
+            trashed.folder.rename(target)
+        try:
+            conn.execute(schema.runs.insert().values(**{**trashed.row, "id": run_id}))
+            if trashed.was_active:  # its meta row is there, cleared by the deletion
+                conn.execute(schema.meta.update().where(schema.meta.c.key == ACTIVE_RUN_KEY).values(value=str(run_id)))
+        except BaseException:
+            if trashed.folder is not None:
+                target.rename(trashed.folder)
+            raise
+    return run_id
+
+
+def empty_trash(trashed: TrashedRun) -> None:
+    """Remove a trashed run's folder for good (the studio does this as it closes)."""
+    if trashed.folder is not None:
+        shutil.rmtree(trashed.folder, ignore_errors=True)
+
+
+def export_bundle(workspace, run_id: int, destination: Path) -> Path:
+    """Copy a finished run's bundle (safetensors + JSON manifest) to ``destination``, a folder
+    that must not exist yet: what ``nextpick serve`` or another workspace loads."""
+    run = get_run(workspace, run_id)
+    if run.status != "done" or not run.bundle_path or not Path(run.bundle_path).is_dir():
+        raise UsageError(f"run #{run_id} has no saved model to export ({run.status})",
+                         "Export a finished run; train or resume this one first.")
+    destination = Path(destination)
+    if destination.exists():
+        raise UsageError(f"{destination} already exists", "Choose a new folder name for the exported model.")
+    shutil.copytree(run.bundle_path, destination)
+    return destination
+
+
+def _delete_row(conn, workspace, run_id: int) -> tuple[dict, bool]:
+    """Delete the run's row and clear the stored active run if it was this one; (row, was active)."""
+    row = conn.execute(select(schema.runs).where(schema.runs.c.id == int(run_id))).first()
+    if row is None:
+        raise UnknownRunError(f"no run #{run_id} in {workspace.path.name}", "The runs list shows the runs it holds.")
+    if row.status == "running" and _owner_alive(run_folder(workspace, run_id)):
+        raise UsageError(f"run #{run_id} is still training (in this or another window or command)",
+                         "Stop it first, or wait for it to finish.")
+    active = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == ACTIVE_RUN_KEY)).scalar()
+    conn.execute(schema.runs.delete().where(schema.runs.c.id == int(run_id)))
+    conn.execute(schema.meta.update().where((schema.meta.c.key == ACTIVE_RUN_KEY)
+                                            & (schema.meta.c.value == str(int(run_id)))).values(value=""))
+    return dict(row._mapping), active == str(int(run_id))
 
 
 class RunOwner:

@@ -116,7 +116,7 @@ class ExportDialog(QDialog):
         active = engine.active_run() if engine else None
         for run in reversed(runs):
             ndcg = run.metric("ndcg@10")
-            label = f"#{run.id} {run.model}" + (f" (NDCG@10 {ndcg:.3f})" if ndcg is not None else "")
+            label = run_label(run) + (f" (NDCG@10 {ndcg:.3f})" if ndcg is not None else "")
             self.run_combo.addItem(label + ("  — active" if run.id == active else ""), run.id)
         if active is not None and self.run_combo.findData(active) >= 0:
             self.run_combo.setCurrentIndex(self.run_combo.findData(active))

@@ -115,3 +115,41 @@ def test_a_read_only_workspace_evaluates_without_storing(trained, tmp_path):
     assert engine.recommend(1, _a_user(engine), k=3) and engine.interests(1, _a_user(engine))
     engine.workspace.close()
     assert path.read_bytes() == before and not path.with_name("shop.sqlite.cache").exists()
+
+
+def test_a_trashed_run_is_restored_with_its_model_and_active_mark(trained, tmp_path):
+    engine = Engine.open(_copy(trained, tmp_path / "ws"))
+    engine.set_active_run(1)
+    user = _a_user(engine)
+    before = engine.recommend(1, user, k=5)
+    trashed = engine.trash_run(1)
+    assert engine.runs() == [] and engine.active_run() is None
+    assert not runs.run_folder(engine.workspace, 1).exists() and trashed.folder.is_dir()
+    assert engine.restore_run(trashed) == 1
+    assert engine.active_run() == 1 and engine.recommend(1, user, k=5) == before
+    trashed = engine.trash_run(1)
+    engine.empty_trash(trashed)
+    assert not trashed.folder.exists()
+    engine.workspace.close()
+
+
+def test_a_trashed_run_whose_id_was_taken_comes_back_under_a_new_one(trained, tmp_path):
+    engine = Engine.open(_copy(trained, tmp_path / "ws"))
+    trashed = engine.trash_run(1)
+    engine.train(TrainConfig.for_data(engine.sequence_data(), model="pop"))  # takes id 1 again
+    restored = engine.restore_run(trashed)
+    assert restored == 2 and [run.id for run in engine.runs()] == [1, 2]
+    assert len(engine.recommend(restored, _a_user(engine), k=5)) == 5
+    engine.workspace.close()
+
+
+def test_a_run_exports_its_bundle_folder_and_never_overwrites(trained, tmp_path):
+    from core.bundles import load_bundle
+    from core.errors import UsageError
+
+    engine = Engine.open(_copy(trained, tmp_path / "ws"))
+    target = engine.export_bundle(1, tmp_path / "exported")
+    assert load_bundle(target, engine.sequence_data()).model == "pop"
+    with pytest.raises(UsageError, match="already exists"):
+        engine.export_bundle(1, tmp_path / "exported")
+    engine.workspace.close()
