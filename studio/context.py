@@ -39,6 +39,7 @@ class StudioContext(QObject):
         super().__init__(parent)
         self.jobs = jobs or JobRunner(parent=self)
         self._engine: Optional["Engine"] = None
+        self.trash: list = []  # runs deleted this session (``core.runs.TrashedRun``), newest last: Undo restores them
 
     @property
     def engine(self) -> Optional["Engine"]:
@@ -52,6 +53,8 @@ class StudioContext(QObject):
 
     def set_engine(self, engine: Optional["Engine"]) -> None:
         """Switch to another workspace (closing the previous one) and tell every page."""
+        if engine is not self._engine:
+            self.empty_trash()
         previous, self._engine = self._engine, engine
         if previous is not None and previous is not engine:
             previous.workspace.close()
@@ -66,6 +69,12 @@ class StudioContext(QObject):
 
     def announce_runs_changed(self) -> None:
         self.runs_changed.emit()
+
+    def empty_trash(self) -> None:
+        """Delete the trashed runs for good: the studio closes, or another workspace opens."""
+        while self.trash and self._engine is not None:
+            self._engine.empty_trash(self.trash.pop())
+        self.trash.clear()
 
     def set_active_run(self, run_id: Optional[int]) -> None:
         """Make ``run_id`` the workspace's active model (stored by the engine) and tell every page."""

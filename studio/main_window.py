@@ -438,6 +438,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.context.jobs.cancel_all()
         self.context.jobs.wait_all(timeout_s=10.0)
+        self.context.empty_trash()
         if self.context.engine is not None:
             self.context.engine.workspace.close()
         super().closeEvent(event)

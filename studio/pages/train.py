@@ -9,10 +9,11 @@ last complete checkpoint and marks the run cancelled, and Resume continues that 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
+    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
     QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
 from PySide6.QtCore import Qt
@@ -138,15 +139,24 @@ class TrainPage(StudioPage):
         self.run_table.setToolTip("Every run of this workspace; double-click one to make it the active model")
         self.active_button = QPushButton("Use as active model")
         self.active_button.setToolTip("Explore and exports use the active model")
-        self.delete_button = QPushButton("Delete run…")
-        self.delete_button.setToolTip("Delete the selected run and its saved model (asks first)")
+        self.export_model_button = QPushButton("Export model…")
+        self.export_model_button.setToolTip("Copy the selected finished run's model (a folder of safetensors and "
+                                            "JSON) to a folder of your choice, for nextpick serve or another machine")
+        self.delete_button = QPushButton("Delete run")
+        self.delete_button.setToolTip("Delete the selected run and its saved model; Undo brings it back until "
+                                      "the studio closes")
+        self.undo_button = QPushButton("Undo delete")
+        self.undo_button.setToolTip("Bring back the run deleted last, with its model")
+        self.undo_button.hide()
         history = QGroupBox("Run history")
         history_layout = QVBoxLayout(history)
         history_layout.addWidget(self.run_table)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.active_button)
+        row.addWidget(self.export_model_button)
         row.addWidget(self.delete_button)
+        row.addWidget(self.undo_button)
         history_layout.addLayout(row)
         live = QWidget()
         live_layout = QVBoxLayout(live)
@@ -161,6 +171,8 @@ class TrainPage(StudioPage):
         splitter.setSizes([380, 110, 230])
         self.active_button.clicked.connect(self._on_use_active)
         self.delete_button.clicked.connect(self._on_delete)
+        self.undo_button.clicked.connect(self._on_undo_delete)
+        self.export_model_button.clicked.connect(self._on_export_model)
         self.run_table.run_activated.connect(self.context.set_active_run)
         self.run_table.itemSelectionChanged.connect(self._update_buttons)
         self.run_table.itemSelectionChanged.connect(self._show_selected_history)
@@ -254,6 +266,8 @@ class TrainPage(StudioPage):
                                       and selected.status in RESUMABLE)
         self.active_button.setEnabled(selected is not None and selected.status == "done")
         self.delete_button.setEnabled(selected is not None and writable and not training)
+        self.export_model_button.setEnabled(selected is not None and selected.status == "done")
+        self.undo_button.setVisible(bool(self.context.trash) and writable)
         self.defaults_button.setEnabled(has_engine and not training)
         self.estimate_button.setEnabled(has_engine and not training and self.model_box.currentData() in self.setup.neural)
 
@@ -363,23 +377,50 @@ class TrainPage(StudioPage):
             self.context.set_active_run(run_id)
 
     def _on_delete(self) -> None:
+        """Into the session's trash at once, no question asked: Undo is the safety net."""
         run = self.run_table.selected_run()
         if run is None:
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Delete run",
-                          f"Delete run {run_label(run)} and its saved model? This cannot be undone.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("confirmDelete")
-        box.finished.connect(lambda result: self._delete_confirmed(run.id, result))
-        box.open()
-
-    def _delete_confirmed(self, run_id: int, result: int) -> None:
-        if result != QMessageBox.StandardButton.Yes:
-            return
         # In a worker: the deletion may have to wait for an import in another window.
-        job = self.context.run(self.engine.delete_run, run_id, progress=False, cancel=False)
+        job = self.context.run(self.engine.trash_run, run.id, progress=False, cancel=False)
+        job.finished.connect(lambda trashed: self._on_trashed(trashed, run_label(run)))
         job.failed.connect(lambda exc: show_error(self, exc, "Deleting the run"))
         job.ended.connect(self.context.announce_runs_changed)
+
+    def _on_trashed(self, trashed, label: str) -> None:
+        self.context.trash.append(trashed)
+        self.undo_button.setToolTip(f"Bring back {label}, with its model")
+        self.progress_text.setText(f"Deleted {label}. Undo delete brings it back until the studio closes.")
+        self._update_buttons()
+
+    def _on_undo_delete(self) -> None:
+        if not self.context.trash or self.engine is None:
+            return
+        trashed = self.context.trash.pop()
+        job = self.context.run(self.engine.restore_run, trashed, progress=False, cancel=False)
+        job.finished.connect(lambda run_id: self._on_restored(run_id, trashed))
+        job.failed.connect(lambda exc: (self.context.trash.append(trashed), show_error(self, exc, "Undoing the delete")))
+        job.ended.connect(self.context.announce_runs_changed)
+
+    def _on_restored(self, run_id: int, trashed) -> None:
+        self.progress_text.setText(f"Run #{run_id} is back.")
+        if trashed.was_active:
+            self.context.set_active_run(run_id)
+        self._update_buttons()
+
+    def _on_export_model(self) -> None:
+        run = self.run_table.selected_run()
+        if run is None or self.engine is None:
+            return
+        parent = QFileDialog.getExistingDirectory(self, "Export the model into folder", str(Path.home()))
+        if not parent:
+            return
+        destination = Path(parent) / f"nextpick-run{run.id}-{run.model}"
+        job = self.context.run(self.engine.export_bundle, run.id, destination, progress=False, cancel=False)
+        job.finished.connect(lambda path: QMessageBox.information(
+            self, "Export model", f"Saved the model of {run_label(run)} to {path} (safetensors weights with a "
+                                  "JSON manifest of its settings and catalogue)."))
+        job.failed.connect(lambda exc: show_error(self, exc, "Exporting the model"))
 
 
 def finish_note(run: Any) -> str:

@@ -74,7 +74,7 @@ def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     assert page.context.engine.run(stopped.id).status == "cancelled"
 
 
-def test_baseline_run_can_become_active_and_be_deleted(qtbot, page, monkeypatch):
+def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, monkeypatch):
     engine = page.context.engine
     page.model_box.setCurrentIndex(page.model_box.findData("recentpop"))
     assert not page.form.isEnabled() and page.baseline_note.isVisibleTo(page)
@@ -88,11 +88,36 @@ def test_baseline_run_can_become_active_and_be_deleted(qtbot, page, monkeypatch)
     page.active_button.click()
     assert engine.active_run() == run.id
     assert "active" in page.run_table.item(page.run_table.currentRow(), 0).text()
-    page.delete_button.click()
-    box = page.findChild(QMessageBox, "confirmDelete")
-    box.done(QMessageBox.StandardButton.Yes)
+    page.delete_button.click()  # no question: Undo is the safety net
     qtbot.waitUntil(lambda: all(r.id != run.id for r in page.run_table.runs), timeout=5000)
-    assert all(r.id != run.id for r in engine.runs())
+    assert all(r.id != run.id for r in engine.runs()) and page.undo_button.isVisibleTo(page)
+    page.undo_button.click()
+    qtbot.waitUntil(lambda: any(r.id == run.id for r in page.run_table.runs), timeout=5000)
+    assert engine.active_run() == run.id and not page.undo_button.isVisibleTo(page)
+    page.run_table.select_run(run.id)
+    page.delete_button.click()
+    qtbot.waitUntil(lambda: bool(page.context.trash), timeout=5000)
+    folder = page.context.trash[-1].folder
+    assert folder.exists()
+    page.context.empty_trash()  # what closing the studio does
+    assert not folder.exists() and not page.context.trash
+
+
+def test_a_finished_run_exports_its_model_folder(qtbot, page, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.bundles import read_manifest
+
+    done = next(run for run in page.run_table.runs if run.status == "done")
+    page.run_table.select_run(done.id)
+    assert page.export_model_button.isEnabled()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *args: shown.append(args[2]))
+    page.export_model_button.click()
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    exported = tmp_path / f"nextpick-run{done.id}-{done.model}"
+    assert read_manifest(exported)["model"] == done.model and str(exported) in shown[0]
 
 
 def test_the_estimate_is_shown_before_training_and_follows_the_settings(qtbot, page):
