@@ -23,7 +23,6 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
-from core.errors import NextPickError
 from studio.dialogs.errors import show_error
 from studio.main_window import MainWindow
 from studio.workers import Job
@@ -165,8 +164,9 @@ def _rejected_rows_dialog(window: MainWindow) -> QWidget:
 
 
 def _error_dialog(window: MainWindow) -> QWidget:
-    example = NextPickError("events.csv line 12, column 'timestamp': unparseable time 'yesterday'",
-                            "Fix the line, or choose Skip bad rows to import the rest and list this one.")
+    from core.importing import RejectedRow
+
+    example = RejectedRow(12, "timestamp", "unparseable time 'yesterday'", "").as_error(Path("events.csv"))
     return show_error(window, example, "Import")
 
 

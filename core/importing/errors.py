@@ -15,18 +15,21 @@ from core.errors import NextPickError
 # A report keeps at most this many rejected rows in memory; the workspace keeps them all.
 REPORT_REJECTED_LIMIT = 1000
 BAD_ROW_HINT = ("Fix that line in the file, or import again letting bad rows be skipped (they are kept for "
-                "review). Nothing was imported.")
+                "review). Nothing was imported.")  # only for a bad row that stopped a strict import: skipping helps there
+BINARY_HINT = ("Choose the CSV file itself: this one holds binary data (a spreadsheet, image or archive?). "
+               "Save or export it as CSV first. Nothing was imported.")
 
 
 class CsvImportError(NextPickError):
     """A file that cannot be imported (or, in strict mode, its first bad row)."""
 
-    def __init__(self, path: Path | str, line: Optional[int], column: Optional[str], reason: str) -> None:
+    def __init__(self, path: Path | str, line: Optional[int], column: Optional[str], reason: str,
+                 hint: Optional[str] = None) -> None:
         self.path = Path(path)
         self.line = line
         self.column = column
         self.reason = reason
-        super().__init__(self._message(), BAD_ROW_HINT if line is not None else None)
+        super().__init__(self._message(), hint)
 
     def _message(self) -> str:
         where = str(self.path)
@@ -47,7 +50,7 @@ class RejectedRow:
     raw: str
 
     def as_error(self, path: Path) -> CsvImportError:
-        return CsvImportError(path, self.line, self.column, self.reason)
+        return CsvImportError(path, self.line, self.column, self.reason, BAD_ROW_HINT)
 
 
 @dataclass

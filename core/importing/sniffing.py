@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.importing import roles as roles_
-from core.importing.errors import CsvImportError
+from core.importing.errors import BINARY_HINT, CsvImportError
 from core.importing.scanning import Utf8Tally
 
 SAMPLE_BYTES = 1 << 16
@@ -141,10 +141,10 @@ def _detect_encoding(path: Path, raw: bytes, forced: Optional[str]) -> tuple[str
         return _checked_encoding(path, forced), len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise CsvImportError(path, line, None, "binary data (NUL bytes): not a CSV text file")
+        raise CsvImportError(path, line, None, "binary data (NUL bytes): not a CSV text file", BINARY_HINT)
     controls = sum(raw.count(bytes([c])) for c in _CONTROL)
     if controls > max(4, len(raw) // 100):
-        raise CsvImportError(path, None, None, "binary data (control characters): not a CSV text file")
+        raise CsvImportError(path, None, None, "binary data (control characters): not a CSV text file", BINARY_HINT)
     if raw.startswith(codecs.BOM_UTF8):
         return "utf-8", len(codecs.BOM_UTF8)
     with open(path, "rb") as handle:

@@ -138,6 +138,7 @@ def test_whole_file_problems_are_clear_errors(workspace, tmp_path, content, line
         import_files(workspace, events=path)
     assert error.value.path == path and error.value.line == line
     assert reason in error.value.reason and str(path) in str(error.value)
+    assert "skipped" not in (error.value.hint or "")  # skipping bad rows cannot help a whole-file problem
     assert workspace.counts() == {"users": 0, "items": 0, "events": 0}
 
 

@@ -8,7 +8,7 @@ import torch
 
 from core.bundles import BundleError
 from core.errors import NextPickError
-from core.importing import CsvImportError
+from core.importing import RejectedRow
 from core.progress import Cancelled
 from core.store import Workspace, WorkspaceError
 from studio.dialogs.errors import describe_error, show_error
@@ -16,7 +16,7 @@ from studio.pages.evaluate import EvaluatePage
 
 
 @pytest.mark.parametrize("exc, what, next_step", [
-    (CsvImportError("/data/log.csv", 12, "time", "'soon' is not a time"),
+    (RejectedRow(12, "time", "'soon' is not a time", "x").as_error("/data/log.csv"),
      "/data/log.csv, line 12, column 'time': 'soon' is not a time.", "bad rows be skipped"),
     (WorkspaceError("/x/shop.sqlite was written by a newer NextPick", "Update NextPick."), "newer NextPick",
      "Update NextPick."),
@@ -42,7 +42,7 @@ def _raised(exc: BaseException) -> BaseException:
 
 
 def test_a_family_error_dialog_has_no_traceback_a_bug_keeps_it(qtbot):
-    family = show_error(None, _raised(CsvImportError("/data/log.csv", 3, "user", "missing user id")), "Import")
+    family = show_error(None, _raised(RejectedRow(3, "user", "missing user id", "").as_error("/data/log.csv")), "Import")
     qtbot.addWidget(family)
     assert family.isVisible() and family.windowTitle() == "Import failed"
     assert "line 3" in family.text() and "bad rows be skipped" in family.informativeText()

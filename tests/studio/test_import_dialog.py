@@ -105,6 +105,7 @@ def test_a_file_that_is_not_text_shows_an_error_and_changes_nothing(qtbot, dialo
     boxes = error_dialogs(dialog)
     assert len(boxes) == 1
     assert "photo.csv" in boxes[0].text() and "Traceback" not in boxes[0].text()
+    assert "binary data" in boxes[0].informativeText() and "skipped" not in boxes[0].informativeText()  # skipping cannot help
     assert dialog.file_tabs["events"].sniffed is None and not dialog.import_button.isEnabled()
     assert dialog.context.engine.workspace.counts() == {"users": 0, "items": 0, "events": 0}
 
