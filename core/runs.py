@@ -417,7 +417,8 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
             metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash,
                                               progress, cancel, resume_run is not None, text)
         except Cancelled:
-            update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started)
+            update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started,
+                       metrics={"training": {"epochs": checkpoint_epochs(folder / "checkpoint")}})
             raise
         except BaseException as exc:
             update_run(workspace, run_id, status="failed", duration_s=time.perf_counter() - started,
@@ -428,6 +429,15 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     finally:
         owner.release()
     return get_run(workspace, run_id)
+
+
+def checkpoint_epochs(checkpoint: Path) -> list[dict]:
+    """The epochs a stopped run's checkpoint holds (loss and validation scores of each), so its
+    curves stay on view and its row can say where it stopped; [] for a baseline or no checkpoint."""
+    state = checkpoint / "state.json"  # core.training.STATE_FILE, read without loading torch
+    if not state.exists():
+        return []
+    return list(json.loads(state.read_text(encoding="utf-8"))["state"].get("history", []))
 
 
 def _train_and_save(folder: Path, data, split, config, recorded: dict, content_hash, progress, cancel,

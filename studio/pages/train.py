@@ -42,6 +42,10 @@ MODEL_TIPS = {
 }
 
 
+TRAIN_TIP = "Start a new training run with these settings (Ctrl+T)"
+NO_EVENTS = "This workspace has no events yet: import a behaviour log on the Data page, then train."
+
+
 class TrainPage(StudioPage):
     title = "Train"
     tooltip = "Train a model or a baseline, watch it learn, and manage the runs"
@@ -53,6 +57,7 @@ class TrainPage(StudioPage):
         self.form: Optional[ConfigForm] = None
         self.started_at = 0.0
         self._last_stage = ""
+        self._run_listed = True  # the job's run shows in the history (set False when a job starts)
         self.lay_out_side_by_side(self._build_settings(), self._build_monitor(), (340, 900))
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self._load_defaults)
@@ -78,7 +83,7 @@ class TrainPage(StudioPage):
         self.train_button = QPushButton("Train")
         self.train_button.setProperty("role", "primary")
         self.train_button.setShortcut("Ctrl+T")
-        self.train_button.setToolTip("Start a new training run with these settings (Ctrl+T)")
+        self.train_button.setToolTip(TRAIN_TIP)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the run within a second; its last checkpoint is kept for Resume")
         self.resume_button = QPushButton("Resume")
@@ -248,6 +253,7 @@ class TrainPage(StudioPage):
             return
         epochs = (run.metrics or {}).get("training", {}).get("epochs", [])
         self.charts.show_history(epochs)
+        self.charts.set_baseline(popularity_validation(self.run_table.runs, run.split))
         if epochs:
             best = (run.metrics or {}).get("training", {}).get("best_epoch")
             self.progress_text.setText(f"{run_label(run)}: {len(epochs)} epochs, best validation NDCG@10 at "
@@ -260,7 +266,11 @@ class TrainPage(StudioPage):
         writable = not self.context.read_only
         training = self.job is not None and self.job.running
         selected = self.run_table.selected_run()
-        self.train_button.setEnabled(has_engine and writable and not training)
+        no_events = has_engine and self.setup.events == 0
+        self.train_button.setEnabled(has_engine and writable and not training and not no_events)
+        self.train_button.setToolTip(NO_EVENTS if no_events else TRAIN_TIP)
+        if no_events:
+            self.progress_text.setText(NO_EVENTS)
         self.stop_button.setEnabled(training)
         self.resume_button.setEnabled(has_engine and writable and not training and selected is not None
                                       and selected.status in RESUMABLE)
@@ -309,7 +319,11 @@ class TrainPage(StudioPage):
         self.started_at = time.perf_counter()
         split = None if resume_run else self.split_picker.choice()  # a resumed run keeps its own split
         verb = f"Resuming run #{resume_run}" if resume_run else f"Training ({split.describe()})"
-        self._log(f"{verb}: {model_name(config.model)} on {self.device_box.currentText()}")
+        self._log(f"{verb}: {model_name(config.model)} on {self._device_in_words()}")
+        self._run_listed = False
+        runs = self.engine.runs()
+        on_split = split if split is not None else next((r.split for r in runs if r.id == resume_run), None)
+        self.charts.set_baseline(popularity_validation(runs, on_split))
         self.job = self.context.run(self.engine.train, config, resume_run=resume_run, split=split)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
@@ -331,7 +345,18 @@ class TrainPage(StudioPage):
             config = type(self.setup.defaults).from_json(run.config)
             self.start_training(config, resume_run=run.id)
 
+    def _device_in_words(self) -> str:
+        """The device the run really uses: "CPU (2 threads)" or the GPU's name, never "Automatic"."""
+        if self.device_box.currentData() == "cpu":
+            import torch  # loaded with the engine already
+
+            return f"CPU ({torch.get_num_threads()} threads)"
+        return self.engine.device_name()
+
     def _on_progress(self, report: Progress) -> None:
+        if not self._run_listed:  # the run's row exists once the job reports: list it while it trains
+            self._run_listed = True
+            self._refresh_runs()
         if report.total:
             self.progress_bar.setRange(0, report.total)
             self.progress_bar.setValue(report.done)
@@ -437,6 +462,17 @@ def popularity_warning(run: Any) -> str:
     gate = run.metrics["gate"]
     return (f"Warning: {run_label(run)} did not beat popularity on validation (NDCG@10 {gate['mean_a']:.4f} vs "
             f"{gate['mean_b']:.4f}, p = {gate['p_value']:.3g}), so it is not made the active model.")
+
+
+def popularity_validation(runs, split) -> Optional[float]:
+    """Validation NDCG@10 of the latest finished popularity baseline on ``split``: the line a
+    model's validation curve has to climb above. None when no such baseline was trained."""
+    for run in sorted(runs, key=lambda run: -run.id):
+        if run.model == "pop" and run.status == "done" and split is not None and run.split == split:
+            value = (run.metrics or {}).get("valid", {}).get("ndcg@10")
+            if value is not None:
+                return float(value)
+    return None
 
 
 def worth_logging(report: Progress, previous_stage: str) -> bool:

@@ -17,6 +17,7 @@ class TrainingSetup:
     time_span: tuple[float, float]  # first and last event time (for the split's cut-off editor)
     default_cutoff: Optional[float]  # time split's default cut-off; None when the data cannot be cut by time
     no_time_split: str  # why not, when default_cutoff is None
+    events: int = 0  # in the workspace's sequences: none means nothing to train on
 
 
 def load_setup(engine, model: str) -> TrainingSetup:
@@ -39,4 +40,4 @@ def load_setup(engine, model: str) -> TrainingSetup:
         cutoff, why_not = None, str(error)
     span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
     return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
-                         span, cutoff, why_not)
+                         span, cutoff, why_not, int(len(data.items)))

@@ -12,6 +12,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
+from core.store.schema import RESUMABLE
+
 MODEL_NAMES = {
     "sasrec": "Transformer (SASRec)",
     "gru": "GRU",
@@ -95,6 +97,15 @@ def users_text(run: Any) -> str:
                                                        "; ± = 95% interval")
 
 
+def status_text(run: Any) -> str:
+    """"done"; "stopped at epoch 4 (resumable)"; "interrupted (resumable)"."""
+    if run.status not in RESUMABLE:
+        return run.status
+    epochs = (run.metrics or {}).get("training", {}).get("epochs", [])
+    verb = "stopped" if run.status == "cancelled" else run.status
+    return f"{verb} at epoch {len(epochs)} (resumable)" if epochs else f"{verb} (resumable)"
+
+
 def run_metrics(run: Any) -> dict[str, float]:
     """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
     metrics = run.metrics or {}
@@ -174,7 +185,7 @@ class RunTable(QTableWidget):
         cells = [
             QTableWidgetItem(f"#{run.id}" + ("  ★ active" if active else "")),
             QTableWidgetItem(model_name(run.model)),
-            QTableWidgetItem(run.status),
+            QTableWidgetItem(status_text(run)),
             QTableWidgetItem(settings_summary(run)),
             QTableWidgetItem(format_duration(run.duration_s)),
             QTableWidgetItem(run.device or ""),

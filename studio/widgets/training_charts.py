@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from studio.widgets.charts import chart_axes, grid_behind_data
@@ -12,6 +13,7 @@ from studio.widgets.charts import chart_axes, grid_behind_data
 LOSS_COLOUR = "#2563eb"
 NDCG_COLOUR = "#059669"
 HR_COLOUR = "#d97706"
+BASELINE_COLOUR = "#64748b"
 
 
 def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
@@ -44,11 +46,26 @@ class TrainingCharts(QWidget):
                                                symbolSize=6, symbolBrush=NDCG_COLOUR, name="NDCG@10")
         self.hr_curve = self.valid_plot.plot([], [], pen=pg.mkPen(HR_COLOUR, width=2), symbol="s",
                                              symbolSize=6, symbolBrush=HR_COLOUR, name="HR@10")
+        self.baseline_line = pg.InfiniteLine(angle=0, movable=False,
+                                             pen=pg.mkPen(BASELINE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
+                                             label="Popularity NDCG@10", labelOpts={"position": 0.15,
+                                                                                   "color": BASELINE_COLOUR})
+        self.baseline_line.hide()
+        self.valid_plot.addItem(self.baseline_line)
+        self.baseline: Optional[float] = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.valid_plot)
         self.clear()
+
+    def set_baseline(self, ndcg10: Optional[float]) -> None:
+        """The popularity baseline's validation NDCG@10 on the same split, as a dashed line the
+        model's curve has to climb above; None hides it (no baseline trained on this split yet)."""
+        self.baseline = ndcg10
+        self.baseline_line.setVisible(ndcg10 is not None)
+        if ndcg10 is not None:
+            self.baseline_line.setValue(ndcg10)
 
     def clear(self) -> None:
         """Empty plots for a live run: loss over steps, validation over epochs."""

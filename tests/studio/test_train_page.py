@@ -145,3 +145,46 @@ def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page)
     qtbot.waitUntil(lambda: any(r.id == run.id for r in page.run_table.runs), timeout=5000)
     row = [r.id for r in page.run_table.runs].index(run.id)
     assert page.run_table.item(row, 2).text() == "done · worse than popularity"
+
+
+def test_a_workspace_without_events_disables_train_and_says_why(qtbot, context, engine):
+    from studio.pages.train import NO_EVENTS
+
+    context.set_engine(engine)
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.setup is not None, timeout=10_000)
+    assert not page.train_button.isEnabled()
+    assert page.train_button.toolTip() == NO_EVENTS and page.progress_text.text() == NO_EVENTS
+
+
+def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtbot, page):
+    from studio.widgets.run_table import status_text
+
+    runs_before = {run.id for run in page.run_table.runs}
+    job = page.start_training(tiny_config("gru", epochs=200, patience=200))
+    assert "Automatic" not in page.log.toPlainText() and ("CPU (" in page.log.toPlainText()
+                                                         or "NVIDIA" in page.log.toPlainText())
+    qtbot.waitUntil(lambda: any(run.id not in runs_before and run.status == "running"
+                                for run in page.run_table.runs), timeout=30_000)
+    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    with qtbot.waitSignal(job.ended, timeout=2000):
+        page.stop_training()
+    stopped = max(page.context.engine.runs(), key=lambda run: run.id)
+    epochs = len(stopped.metrics["training"]["epochs"])
+    assert epochs >= 1 and status_text(stopped) == f"stopped at epoch {epochs} (resumable)"
+    page.run_table.select_run(stopped.id)
+    qtbot.waitUntil(lambda: len(page.charts.epochs) == epochs)  # its curves are kept
+    row = next(r for r, run in enumerate(page.run_table.runs) if run.id == stopped.id)
+    assert page.run_table.item(row, 2).text() == status_text(stopped)
+
+
+def test_the_validation_chart_shows_the_popularity_baseline_of_the_same_split(qtbot, page):
+    from studio.pages.train import popularity_validation
+
+    pop = next(run for run in page.run_table.runs if run.model == "pop" and run.status == "done")
+    page.run_table.select_run(pop.id)
+    expected = popularity_validation(page.run_table.runs, pop.split)
+    assert expected == pop.metrics["valid"]["ndcg@10"]
+    assert page.charts.baseline_line.isVisible() and page.charts.baseline_line.value() == expected
