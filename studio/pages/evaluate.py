@@ -29,13 +29,15 @@ from studio.widgets.run_table import RunTable, metric_title, run_label, run_metr
 KS = (5, 10, 20)
 BEYOND = ("coverage@10", "diversity@10", "novelty@10")
 SIGNIFICANCE_LEVEL = 0.05
+NO_VERDICT = "Pick two runs: the test runs as soon as both are chosen."
 METRIC_TIPS = {
     "hr": "HR@K: share of users whose held-out next item is in the top K",
     "ndcg": "NDCG@K: like HR@K, but a hit counts more the higher it is ranked",
     "mrr": "MRR@K: 1 / rank of the held-out item (0 beyond K), averaged",
     "coverage": "Coverage: share of the catalogue that appears in anyone's top 10",
     "diversity": "Diversity: share of item pairs in a top-10 list from different categories",
-    "novelty": "Novelty: how unexpected the recommended items are (higher = less popular items)",
+    "novelty": "Novelty, in bits: how unexpected the recommended items are, −log2 of the share of events on "
+               "each (higher = less popular items; +1 bit = half as popular)",
 }
 
 
@@ -85,7 +87,7 @@ class EvaluatePage(StudioPage):
         self.protocol.setWordWrap(True)
         self.protocol.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setProperty("role", "hint")
-        self.table = RunTable(metric_columns(10))
+        self.table = RunTable(metric_columns(10), highlight_best=True)
         self.table.setToolTip("Every finished run, measured on the same held-out test items. " + " ".join(
             METRIC_TIPS[name] + "." for name in ("hr", "ndcg", "mrr")))
         header = QHBoxLayout()
@@ -117,6 +119,8 @@ class EvaluatePage(StudioPage):
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
         self.compare_button.clicked.connect(self.run_significance)
+        for box in (self.run_a, self.run_b, self.metric_box):  # two runs chosen: the test runs by itself
+            box.currentIndexChanged.connect(self._significance_if_ready)
         context.workspace_changed.connect(self.session_reports.clear)
         context.workspace_changed.connect(self.refresh)
         context.runs_changed.connect(self.refresh)
@@ -151,9 +155,9 @@ class EvaluatePage(StudioPage):
         self.run_a, self.run_b = QComboBox(), QComboBox()
         self.run_a.setToolTip("First run of the comparison")
         self.run_b.setToolTip("Second run of the comparison")
-        self.compare_button = QPushButton("Is the difference real?")
+        self.compare_button = QPushButton("Test again")
         self.compare_button.setToolTip("Paired test over the same users (Wilcoxon signed-rank) on the chosen metric")
-        self.verdict = QLabel("Pick two runs and press the button.")
+        self.verdict = QLabel(NO_VERDICT)
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box = QGroupBox("Significance")
@@ -176,6 +180,8 @@ class EvaluatePage(StudioPage):
 
     def page_shown(self) -> None:
         self._evaluate_missing()
+        if self.verdict.text() == NO_VERDICT:
+            self._significance_if_ready()
 
     @property
     def eval_mode(self):
@@ -189,15 +195,20 @@ class EvaluatePage(StudioPage):
         done = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
         runs = [self._as_measured(run) for run in done]
         self.table.set_runs(runs, self.engine.active_run() if self.engine is not None else None)
+        chosen = (self.run_a.currentData(), self.run_b.currentData())
         for box in (self.run_a, self.run_b):
-            chosen = box.currentData()
+            wanted = box.currentData()
+            box.blockSignals(True)  # one test after the refill, not one per item added
             box.clear()
             for run in runs:
                 box.addItem(run_label(run), run.id)
-            if box.findData(chosen) >= 0:
-                box.setCurrentIndex(box.findData(chosen))
+            if box.findData(wanted) >= 0:
+                box.setCurrentIndex(box.findData(wanted))
+            box.blockSignals(False)
         if self.run_b.currentIndex() == 0 and len(runs) > 1 and self.run_a.currentIndex() == 0:
+            self.run_b.blockSignals(True)
             self.run_b.setCurrentIndex(1)
+            self.run_b.blockSignals(False)
         self.compare_button.setEnabled(len(runs) > 1)
         self.export_button.setEnabled(bool(runs))
         self.status.setText("" if runs else "No trained model yet — go to Train and train a model or a baseline.")
@@ -205,6 +216,8 @@ class EvaluatePage(StudioPage):
         self.protocol.setText("\n".join(protocols))
         self._fill_metric_box()
         self._redraw()
+        if (self.run_a.currentData(), self.run_b.currentData()) != chosen:
+            self._significance_if_ready()
         if self.isVisible():
             self._evaluate_missing()
 
@@ -235,7 +248,9 @@ class EvaluatePage(StudioPage):
         metric = self.metric_box.currentData()
         runs = [run for run in self.table.runs if metric in run_metrics(run)]
         self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
-        self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs])
+        self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
+                                      horizontal=True, value_format="{:.4f}",
+                                      highlight=self.table.best_rows(metric) if metric else ())
         self._fill_segments(metric)
 
     def _fill_segments(self, metric: Optional[str]) -> None:
@@ -250,8 +265,11 @@ class EvaluatePage(StudioPage):
         self.segments.setVerticalHeaderLabels([run_label(run) for run in runs])
         for row, run in enumerate(runs):
             for column, name in enumerate(names):
-                value = run.metrics["segments"].get(name, {}).get(metric)
+                segment = run.metrics["segments"].get(name, {})
+                value = segment.get(metric) if segment.get("users", 0) else None  # no users: nothing measured
                 cell = QTableWidgetItem("—" if value is None else f"{value:.4f}")
+                if value is None:
+                    cell.setToolTip("No test user falls in this segment")
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.segments.setItem(row, column, cell)
 
@@ -271,6 +289,11 @@ class EvaluatePage(StudioPage):
     def _keep_reports(self, reports: dict[int, dict], mode) -> None:
         self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})
         self.context.announce_runs_changed()
+
+    def _significance_if_ready(self) -> None:
+        a, b = self.run_a.currentData(), self.run_b.currentData()
+        if a is not None and b is not None and a != b and self.engine is not None and self.isVisible():
+            self.run_significance()
 
     def run_significance(self) -> None:
         a, b = self.run_a.currentData(), self.run_b.currentData()

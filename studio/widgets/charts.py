@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 pg.setConfigOptions(antialias=True, background="w", foreground="#334155")
 
 ACCENT = "#3b82f6"
+BEST = "#16a34a"  # the best value among bars compared
 
 
 class Axis(pg.AxisItem):
@@ -168,15 +169,19 @@ class ChartWidget(pg.PlotWidget):
         self.plot(x, y, pen=pg.mkPen(ACCENT, width=2), fillLevel=0 if fill else None, brush=brush)
 
     def show_labelled_bars(self, labels: Sequence[str], values: Sequence[float], *,
-                           colours: Optional[Sequence] = None, horizontal: bool = False) -> None:
+                           colours: Optional[Sequence] = None, horizontal: bool = False,
+                           value_format: Optional[str] = None, highlight: Sequence[int] = ()) -> None:
         """One bar per label (categories, runs), in ``colours`` (one per bar) or the accent colour;
-        ``horizontal`` puts long labels on the y axis."""
+        ``horizontal`` puts long labels on the y axis; ``value_format`` ("{:.4f}") writes each
+        bar's value at its end; ``highlight`` rows are drawn in the best-value colour."""
         values = np.asarray(values, dtype=float)
         if not len(values):
             self.clear_chart()
             return
         positions = np.arange(len(values), dtype=float)
-        ticks = [[(float(i), _short(label, 22 if horizontal else 14)) for i, label in enumerate(labels)]]
+        if highlight:
+            colours = [BEST if i in highlight else ACCENT for i in range(len(values))]
+        ticks = [[(float(i), _short(label, 40 if horizontal else 14)) for i, label in enumerate(labels)]]
         self._start_drawing(None if horizontal else ticks, ticks if horizontal else None)
         fill = {"brushes": list(colours)} if colours is not None else {"brush": ACCENT}
         if horizontal:
@@ -184,6 +189,20 @@ class ChartWidget(pg.PlotWidget):
         else:
             bars = pg.BarGraphItem(x=positions, height=values, width=0.7, pen=None, **fill)
         self.addItem(bars)
+        if value_format is not None:
+            self._label_values(positions, values, value_format, horizontal)
+
+    def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool) -> None:
+        """Each bar's value written at its end; the view leaves room for the longest label."""
+        for position, value in zip(positions, values):
+            text = pg.TextItem(value_format.format(value), color="#0f172a", anchor=(0, 0.5) if horizontal else (0.5, 1))
+            text.setPos(value, position) if horizontal else text.setPos(position, value)
+            self.addItem(text)
+        top = float(values.max()) if len(values) else 1.0
+        if horizontal:
+            self.setXRange(0, top * 1.3 or 1.0, padding=0)
+        else:
+            self.setYRange(0, top * 1.2 or 1.0, padding=0)
 
 
 def _short(label: str, limit: int = 14) -> str:

@@ -33,11 +33,16 @@ BELOW_POPULARITY_TIP = ("This model did not beat the popularity baseline on vali
 SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
 
+METRIC_UNITS = {"novelty": "bits"}  # the others are shares between 0 and 1
+BEST_BACKGROUND = "#dcfce7"
+
+
 def metric_title(metric: str) -> str:
-    """"ndcg@10" → "NDCG@10", "coverage@10" → "Coverage@10"."""
+    """"ndcg@10" → "NDCG@10", "novelty@10" → "Novelty@10 (bits)"."""
     name, _, k = metric.partition("@")
-    name = name.upper() if name in ("hr", "ndcg", "mrr") else name.capitalize()
-    return f"{name}@{k}" if k else name
+    title = name.upper() if name in ("hr", "ndcg", "mrr") else name.capitalize()
+    unit = f" ({METRIC_UNITS[name]})" if name in METRIC_UNITS else ""
+    return (f"{title}@{k}" if k else title) + unit
 
 
 def model_name(model: str) -> str:
@@ -115,14 +120,19 @@ def run_metrics(run: Any) -> dict[str, float]:
     return flat
 
 
+FIXED_COLUMNS = 6  # Run, Model, Status, Settings, Duration, Device; the metrics follow
+
+
 class RunTable(QTableWidget):
     """Runs as rows; ``metric_columns`` choose which metrics get a column."""
 
     run_activated = Signal(int)  # double-clicked run id
 
-    def __init__(self, metric_columns: Sequence[str] = ("ndcg@10", "hr@10"), parent: Optional[QWidget] = None) -> None:
+    def __init__(self, metric_columns: Sequence[str] = ("ndcg@10", "hr@10"), parent: Optional[QWidget] = None,
+                 highlight_best: bool = False) -> None:
         super().__init__(parent)
         self.metric_columns = list(metric_columns)
+        self.highlight_best = highlight_best  # bold the best value of each metric column (the Evaluate page)
         self.runs: list[Any] = []
         self.active_run: Optional[int] = None
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -158,8 +168,29 @@ class RunTable(QTableWidget):
         for row, run in enumerate(self.runs):
             for column, cell in enumerate(self._cells(run)):
                 self.setItem(row, column, cell)
+        if self.highlight_best:
+            self._mark_best()
         if selected is not None:
             self.select_run(selected)
+
+    def best_rows(self, metric: str) -> list[int]:
+        """Rows holding the highest value of ``metric`` (every metric shown is better higher); [] with under two runs."""
+        values = {row: run_metrics(run).get(metric) for row, run in enumerate(self.runs)}
+        known = {row: value for row, value in values.items() if value is not None}
+        if len(known) < 2:
+            return []
+        best = max(known.values())
+        return [row for row, value in known.items() if value == best]
+
+    def _mark_best(self) -> None:
+        bold = QFont()
+        bold.setBold(True)
+        for offset, metric in enumerate(self.metric_columns):
+            for row in self.best_rows(metric):
+                cell = self.item(row, FIXED_COLUMNS + offset)
+                cell.setFont(bold)
+                cell.setBackground(QBrush(QColor(BEST_BACKGROUND)))
+                cell.setToolTip(f"The best {metric_title(metric)} of the runs shown")
 
     def rows_as_text(self) -> list[list[str]]:
         """The table as shown, header first: what "Export CSV" writes."""
@@ -197,13 +228,8 @@ class RunTable(QTableWidget):
             cells[2].setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
             cells[2].setToolTip(BELOW_POPULARITY_TIP)
         cells[3].setToolTip(settings_tooltip(run))
-        for cell in cells[6:]:
+        for cell in cells[FIXED_COLUMNS:]:
             cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(users_text(run))
-        if active:
-            bold = QFont()
-            bold.setBold(True)
-            for cell in cells:
-                cell.setFont(bold)
         cells[0].setToolTip("The active model: Explore and exports use it" if active else "Run number")
         return cells

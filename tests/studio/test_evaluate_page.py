@@ -25,7 +25,7 @@ def test_table_lists_every_run_with_metrics(qtbot, page):
     qtbot.waitUntil(lambda: page.table.rowCount() == len(runs) and "—" not in page.table.item(0, 6).text(),
                     timeout=30_000)
     headers = page.table.headers()
-    assert headers[6:] == ["HR@10", "NDCG@10", "MRR@10", "Coverage@10", "Diversity@10", "Novelty@10"]
+    assert headers[6:] == ["HR@10", "NDCG@10", "MRR@10", "Coverage@10", "Diversity@10", "Novelty@10 (bits)"]
     assert page.segments.rowCount() == len(runs) and page.segments.columnCount() >= 2
     low, high = page.table.runs[0].metrics["intervals"]["hr@10"]  # accuracy with its 95% interval
     assert page.table.item(0, 6).text().endswith(f" ± {(high - low) / 2:.4f}")
@@ -35,12 +35,35 @@ def test_table_lists_every_run_with_metrics(qtbot, page):
     assert page.table.headers()[6] == "HR@20"
 
 
-def test_significance_check_gives_a_verdict(qtbot, page):
+def test_significance_check_runs_by_itself_once_two_runs_are_chosen(qtbot, page):
     qtbot.waitUntil(lambda: page.run_a.count() >= 2, timeout=10_000)
-    page.run_b.setCurrentIndex(1)
-    page.compare_button.click()
+    page.run_b.setCurrentIndex(0)
+    page.run_a.setCurrentIndex(1)  # no button pressed
     qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=10_000)
     assert "significant" in page.verdict.text()
+
+
+def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a_dash(qtbot, page):
+    import pyqtgraph as pg
+
+    from core import runs as core_runs
+
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
+    column = 6 + page.table.metric_columns.index("ndcg@10")
+    best = page.table.best_rows("ndcg@10")
+    values = [float(page.table.item(row, column).text()) for row in range(page.table.rowCount())]
+    assert best and all(values[row] == max(values) for row in best)
+    assert page.table.item(best[0], column).font().bold()
+    assert not any(page.table.item(row, column).font().bold() for row in range(len(values)) if row not in best)
+    page.metric_box.setCurrentIndex(page.metric_box.findData("ndcg@10"))
+    texts = [item.toPlainText() for item in page.chart.getPlotItem().items if isinstance(item, pg.TextItem)]
+    assert sorted(texts) == sorted(f"{value:.4f}" for value in values)
+    run = page.table.runs[0]
+    name = next(iter(run.metrics["segments"]))
+    segments = {**run.metrics["segments"], name: {**run.metrics["segments"][name], "users": 0}}
+    core_runs.update_run(page.context.engine.workspace, run.id, metrics={**run.metrics, "segments": segments})
+    page.refresh()
+    assert page.segments.item(0, 0).text() == "—"
 
 
 def test_export_writes_the_table_as_csv(qtbot, page, tmp_path):
