@@ -95,6 +95,7 @@ class DataPage(StudioPage):
         self.hint = QLabel("")
         self.hint.setProperty("role", "hint")
         self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint.setWordWrap(True)  # a long summary wraps instead of widening the window past 1024 px
         self.import_button = QPushButton("Import CSV…")
         self.import_button.setProperty("role", "primary")
         self.import_button.setToolTip("Import a behaviour log and optional item and user files (Ctrl+I)")
@@ -111,7 +112,9 @@ class DataPage(StudioPage):
         self.events_card = FigureCard("events", "Behaviour events (views, purchases, ratings...)")
         self.span_card = FigureCard("time range", "First and last event time")
         self.types_card = FigureCard("event types", "Events per event type, most frequent first")
-        self.types_card.value.setProperty("role", "figureSmall")
+        for card in (self.span_card, self.types_card):  # long values: smaller and wrapped, so five cards fit 1024 px
+            card.value.setProperty("role", "figureSmall")
+            card.value.setWordWrap(True)
         row = QHBoxLayout()
         for card in (self.users_card, self.items_card, self.events_card, self.span_card, self.types_card):
             row.addWidget(card, 2 if card in (self.span_card, self.types_card) else 1)
@@ -152,7 +155,7 @@ class DataPage(StudioPage):
         self.history_view.verticalHeader().hide()
         self.history_view.verticalHeader().setDefaultSectionSize(24)
         self.history_view.setWordWrap(False)
-        self.history_view.setMinimumHeight(110)
+        self.history_view.setMinimumHeight(72)
         box.setMaximumHeight(210)
         self.history_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.history_view.selectionModel().selectionChanged.connect(self._update_history_buttons)

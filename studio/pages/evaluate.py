@@ -87,6 +87,7 @@ class EvaluatePage(StudioPage):
         self.protocol.setWordWrap(True)
         self.protocol.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setProperty("role", "hint")
+        self.status.setWordWrap(True)  # "No trained model yet…" must not hold the page wider than a laptop
         self.table = RunTable(metric_columns(10), highlight_best=True)
         self.table.setToolTip("Every finished run, measured on the same held-out test items. " + " ".join(
             METRIC_TIPS[name] + "." for name in ("hr", "ndcg", "mrr")))
@@ -104,7 +105,8 @@ class EvaluatePage(StudioPage):
         bottom.addWidget(self._build_chart())
         bottom.addWidget(self._build_segments())
         bottom.addWidget(self._build_significance())
-        bottom.setSizes([380, 500, 300])  # the segments table is the widest of the three
+        bottom.setSizes([300, 560, 240])  # the segments table is the widest of the three: its last column must show
+        bottom.setStretchFactor(1, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(bottom)
@@ -153,6 +155,9 @@ class EvaluatePage(StudioPage):
 
     def _build_significance(self) -> QWidget:
         self.run_a, self.run_b = QComboBox(), QComboBox()
+        for box in (self.run_a, self.run_b):  # long run names must not set the page's minimum width
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
         self.run_a.setToolTip("First run of the comparison")
         self.run_b.setToolTip("Second run of the comparison")
         self.compare_button = QPushButton("Test again")

@@ -18,6 +18,7 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#334155")
 
 ACCENT = "#3b82f6"
 BEST = "#16a34a"  # the best value among bars compared
+INSIDE_LABEL_SHARE = 0.5  # a bar at least this share of the longest carries its value inside
 
 
 class Axis(pg.AxisItem):
@@ -113,7 +114,7 @@ class ChartWidget(pg.PlotWidget):
         self.showGrid(x=False, y=True, alpha=0.15)
         self.setLogMode(x=False, y=log_y)
         self.setMenuEnabled(False)
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(130)  # four of them and the history fit a 700-pixel-high window
         self.setDownsampling(auto=True, mode="peak")
         self._note = pg.TextItem("No data yet", color="#94a3b8", anchor=(0.5, 0.5))
         self.setToolTip(title)
@@ -193,16 +194,20 @@ class ChartWidget(pg.PlotWidget):
             self._label_values(positions, values, value_format, horizontal)
 
     def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool) -> None:
-        """Each bar's value written at its end; the view leaves room for the longest label."""
-        for position, value in zip(positions, values):
-            text = pg.TextItem(value_format.format(value), color="#0f172a", anchor=(0, 0.5) if horizontal else (0.5, 1))
-            text.setPos(value, position) if horizontal else text.setPos(position, value)
-            self.addItem(text)
+        """Each bar's value at its end: inside a long bar (in white), past the end of a short one,
+        so no label runs off a narrow chart."""
         top = float(values.max()) if len(values) else 1.0
-        if horizontal:
-            self.setXRange(0, top * 1.3 or 1.0, padding=0)
-        else:
-            self.setYRange(0, top * 1.2 or 1.0, padding=0)
+        for position, value in zip(positions, values):
+            inside = value >= INSIDE_LABEL_SHARE * top
+            if horizontal:
+                text = pg.TextItem(value_format.format(value), color="w" if inside else "#0f172a",
+                                   anchor=(1, 0.5) if inside else (0, 0.5))
+                text.setPos(value, position)
+            else:
+                text = pg.TextItem(value_format.format(value), color="w" if inside else "#0f172a",
+                                   anchor=(0.5, 0) if inside else (0.5, 1))
+                text.setPos(position, value)
+            self.addItem(text)
 
 
 def _short(label: str, limit: int = 14) -> str:

@@ -157,3 +157,16 @@ def test_objects_alive_once_a_workspace_is_open_are_left_out_of_garbage_collecti
     window.open_workspace(tmp_path / "other.sqlite")
     qtbot.waitUntil(lambda: window.context.engine is not first, timeout=30_000)
     assert gc.get_freeze_count() <= frozen  # nothing more frozen (frozen objects still die by refcount)
+
+
+def test_every_page_fits_the_smallest_supported_window(qtbot, wait_idle, window, tmp_path):
+    from tests.studio.trained_workspace import open_trained_copy
+
+    window.context.set_engine(open_trained_copy(tmp_path))
+    for page in window.pages:  # each page with its content: long texts must wrap, not widen the window
+        window.show_page(page.title)
+        wait_idle(window.context)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700
+    window.resize(1024, 700)
+    assert (window.width(), window.height()) == (1024, 700)
