@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.importing.errors import CsvImportError
+from core.importing.errors import BINARY_HINT, CsvImportError
 
 _READ_BYTES = 1 << 20
 ESCAPED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes that are not UTF-8
@@ -88,7 +88,7 @@ def scan_file(path: Path) -> FileScan:
             nul = piece.find(b"\x00")
             if nul >= 0:
                 raise CsvImportError(path, _line_at(path, offset + nul), None,
-                                     "binary data (a NUL byte): not a CSV text file")
+                                     "binary data (a NUL byte): not a CSV text file", BINARY_HINT)
             digest.update(piece)
             tally.add(piece)
             offset += len(piece)
