@@ -31,6 +31,7 @@ from core.engine import LONGEST_LIST
 from core.export import ExportReport, parse_user_list, write_recommendations_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
+from studio.widgets.run_table import run_label
 from studio.workers import Job
 
 

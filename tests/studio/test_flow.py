@@ -89,6 +89,10 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
 
     # Export recommendations for two users.
     export = window.open_export_dialog()
+    from studio.widgets.run_table import run_label
+
+    names = [export.run_combo.itemText(i) for i in range(export.run_combo.count())]
+    assert all(any(name.startswith(run_label(run)) for run in window.context.engine.runs()) for name in names)
     target = tmp_path / "recs.csv"
     export.some_radio.setChecked(True)
     export.users_edit.setText(f"{user}, U000002")
