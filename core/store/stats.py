@@ -152,9 +152,10 @@ def quality_notes(stats: "WorkspaceStats") -> list[str]:
             f"{quality.low_values:,} ratings of {quality.low_value_max:g} or less count as interactions, "
             "though they may mean dislike: re-import with low ratings dropped to train on likes only.")
     if quality.users_without_events:
+        count = quality.users_without_events
         notes.append(
-            f"{quality.users_without_events:,} users are listed without any event: "
-            "they are recommended popular items until they act.")
+            f"{count:,} {'user is' if count == 1 else 'users are'} listed without any event: "
+            f"{'it is' if count == 1 else 'they are'} recommended popular items until {'it acts' if count == 1 else 'they act'}.")
     return notes
 
 

@@ -39,6 +39,7 @@ from studio.widgets import palette
 from studio.widgets.charts import ChartWidget
 
 HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Imported at")
+HISTORY_ROWS_SHOWN = 5  # more scroll
 
 
 TOP_CATEGORIES = 7  # the categories chart shows these many, the rest summed as OTHERS: more crowd their labels at laptop size
@@ -156,7 +157,7 @@ class DataPage(StudioPage):
         self.history_view.verticalHeader().setDefaultSectionSize(24)
         self.history_view.setWordWrap(False)
         self.history_view.setMinimumHeight(72)
-        box.setMaximumHeight(210)
+        self.history_box = box
         self.history_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.history_view.selectionModel().selectionChanged.connect(self._update_history_buttons)
         self.view_rejected_button = QPushButton("View rejected rows…")
@@ -280,7 +281,16 @@ class DataPage(StudioPage):
         for column in range(1, len(HISTORY_COLUMNS)):  # contents plus room for the header's padding
             self.history_view.resizeColumnToContents(column)
             self.history_view.setColumnWidth(column, self.history_view.columnWidth(column) + 16)
+        self._fit_history_height()
         self._update_history_buttons()
+
+    def _fit_history_height(self) -> None:
+        """As tall as its rows (up to ``HISTORY_ROWS_SHOWN``): empty space here is height the charts lack at 1024×700."""
+        rows = min(max(self.history_model.rowCount(), 2), HISTORY_ROWS_SHOWN)
+        view = self.history_view
+        table = view.horizontalHeader().sizeHint().height() + rows * view.verticalHeader().defaultSectionSize() + 4
+        margins = self.history_box.contentsMargins()
+        self.history_box.setMaximumHeight(table + margins.top() + margins.bottom() + 24)
 
     def _selected_import(self) -> Optional[dict]:
         rows = self.history_view.selectionModel().selectedRows()

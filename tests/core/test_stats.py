@@ -155,7 +155,7 @@ def test_quality_notes_name_same_time_events_low_ratings_and_users_without_event
     notes = quality_notes(stats)
     assert notes[0].startswith("50% of consecutive events share a timestamp")
     assert notes[1].startswith("2 ratings of 2 or less count as interactions")
-    assert notes[2].startswith("1 users are listed without any event")
+    assert notes[2].startswith("1 user is listed without any event")
 
 
 def test_values_that_are_not_ratings_raise_no_note(shop):
