@@ -155,7 +155,7 @@ def quality_notes(stats: "WorkspaceStats") -> list[str]:
         count = quality.users_without_events
         notes.append(
             f"{count:,} {'user is' if count == 1 else 'users are'} listed without any event: "
-            f"{'it is' if count == 1 else 'they are'} recommended popular items until {'it acts' if count == 1 else 'they act'}.")
+            "until they act, popular items are all a model can recommend to them.")
     return notes
 
 
