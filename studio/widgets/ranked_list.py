@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
     QApplication, QHeaderView, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
@@ -129,8 +129,8 @@ class RankedList(QWidget):
         self.summary.setText(self._summary_text())
 
     def _on_section_resized(self, column: int, _old: int, _new: int) -> None:
-        if column == 1:  # wrapped text needs new row heights
-            self.table.resizeRowsToContents()
+        if column == 1:  # wrapped text needs new row heights, once the header has settled every width
+            QTimer.singleShot(0, self.table.resizeRowsToContents)
 
     def highlighted_rows(self) -> list[int]:
         return [row for row, rec in enumerate(self.recommendations) if rec.item == self.held_out]
