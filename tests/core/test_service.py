@@ -46,7 +46,7 @@ def test_a_posted_event_is_in_the_next_list_as_the_model_predicts(engine, client
     answer = client.get("/recommend", params={"user": "U01", "k": 3, "explain": "true"}).json()
     top = answer["recommendations"][0]
     assert (top["item"], answer["cold_start"]) == (second, False)
-    assert top["because"][0]["item"] == first and top["reason"].startswith("after: ")
+    assert top["because"][0]["item"] == first and top["reason"].startswith("because they took ")
     # Stored durably: another process's engine (the CLI's, the studio's) reads the same list from the file.
     reader = Engine.open(engine.workspace.path)
     assert [r.item for r in reader.recommend(engine.active_run(), "U01", k=3)] == _top(client, "U01")
