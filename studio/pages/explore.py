@@ -69,7 +69,7 @@ class ExplorePage(StudioPage):
     # -- layout ---------------------------------------------------------------------------
 
     PANE_SHARES = (0.56, 0.44)  # sequence (three columns), recommendations (titles wrap)
-    LOWER_SHARES = (0.38, 0.62)  # interests, item details
+    LOWER_SHARES = (0.32, 0.68)  # interests, item details (its facts and two lists)
     LOWER_HEIGHT = 0.34  # of the page's height, for the interests and the item details
 
     def showEvent(self, event) -> None:
