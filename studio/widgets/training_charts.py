@@ -48,8 +48,8 @@ class TrainingCharts(QWidget):
                                              symbolSize=6, symbolBrush=HR_COLOUR, name="HR@10")
         self.baseline_line = pg.InfiniteLine(angle=0, movable=False,
                                              pen=pg.mkPen(BASELINE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine),
-                                             label="popularity", labelOpts={"position": 0.98, "color": BASELINE_COLOUR,
-                                                                            "anchors": [(1, 1), (1, 1)]})
+                                             label="popularity", labelOpts={"position": 0.02, "color": BASELINE_COLOUR,
+                                                                            "anchors": [(0, 1), (0, 1)]})
         self.baseline_line.hide()
         self.valid_plot.addItem(self.baseline_line)
         self.baseline: Optional[float] = None
