@@ -106,6 +106,7 @@ class EvaluatePage(StudioPage):
         bottom.addWidget(self._build_segments())
         bottom.addWidget(self._build_significance())
         bottom.setSizes([300, 560, 240])  # the segments table is the widest of the three: its last column must show
+        bottom.setStretchFactor(0, 1)  # the chart and the segments share a wide window's extra width
         bottom.setStretchFactor(1, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)

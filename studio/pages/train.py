@@ -350,7 +350,9 @@ class TrainPage(StudioPage):
         if self.device_box.currentData() == "cpu":
             import torch  # loaded with the engine already
 
-            return f"CPU ({torch.get_num_threads()} threads)"
+            from core.training import device_name
+
+            return device_name(torch.device("cpu"))
         return self.engine.device_name()
 
     def _on_progress(self, report: Progress) -> None:
