@@ -71,6 +71,7 @@ class EvaluatePage(StudioPage):
     def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
         super().__init__(context, parent)
         self.job = None
+        self._significance_job = None  # the latest significance test: its verdict is the one shown
         # (run, mode) -> report computed here: what a read-only workspace could not store
         self.session_reports: dict[tuple[int, object], dict] = {}
         self.k_box = QComboBox()
@@ -119,6 +120,7 @@ class EvaluatePage(StudioPage):
         layout.addWidget(splitter, 1)
         self.k_box.currentIndexChanged.connect(self._on_k_changed)
         self.eval_box.currentIndexChanged.connect(self.refresh)
+        self.eval_box.currentIndexChanged.connect(self._significance_if_ready)  # the verdict follows the mode
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
         self.compare_button.clicked.connect(self.run_significance)
@@ -295,10 +297,14 @@ class EvaluatePage(StudioPage):
     def _keep_reports(self, reports: dict[int, dict], mode) -> None:
         self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})
         self.context.announce_runs_changed()
+        self._significance_if_ready()
 
     def _significance_if_ready(self) -> None:
+        """Test the two chosen runs, once every run shown has its report under the chosen mode (the
+        evaluation that computes them ends by calling this again)."""
         a, b = self.run_a.currentData(), self.run_b.currentData()
-        if a is not None and b is not None and a != b and self.engine is not None and self.isVisible():
+        measured = all(run_metrics(run) for run in self.table.runs)
+        if a is not None and b is not None and a != b and self.engine is not None and self.isVisible() and measured:
             self.run_significance()
 
     def run_significance(self) -> None:
@@ -311,9 +317,16 @@ class EvaluatePage(StudioPage):
         self.verdict.setText("Testing…")
         job = self.context.run(self.engine.compare, a, b, metric=metric, eval_mode=self.eval_mode, progress=False,
                                cancel=False)
-        job.finished.connect(lambda result: self.verdict.setText(significance_verdict(result, label_a, label_b)))
-        job.failed.connect(lambda exc: (self.verdict.setText("The test could not run."),
-                                        show_error(self, exc, "Significance test")))
+        self._significance_job = job  # tests started by earlier choices may end later: only this one speaks
+        job.finished.connect(lambda result: self._show_verdict(job, significance_verdict(result, label_a, label_b)))
+        job.failed.connect(lambda exc: self._show_verdict(job, "The test could not run.", exc))
+
+    def _show_verdict(self, job, text: str, exc: Optional[BaseException] = None) -> None:
+        if job is not self._significance_job:
+            return
+        self.verdict.setText(text)
+        if exc is not None:
+            show_error(self, exc, "Significance test")
 
     def _on_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export evaluation table", "evaluation.csv", "CSV files (*.csv)")
