@@ -190,7 +190,8 @@ class RunTable(QTableWidget):
                 cell = self.item(row, FIXED_COLUMNS + offset)
                 cell.setFont(bold)
                 cell.setBackground(QBrush(QColor(BEST_BACKGROUND)))
-                cell.setToolTip(f"The best {metric_title(metric)} of the runs shown")
+                best = f"The best {metric_title(metric)} of the runs shown"
+                cell.setToolTip("\n".join(filter(None, [cell.toolTip(), best])))
 
     def rows_as_text(self) -> list[list[str]]:
         """The table as shown, header first: what "Export CSV" writes."""

@@ -51,7 +51,7 @@ def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a
     qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
     column = 6 + page.table.metric_columns.index("ndcg@10")
     best = page.table.best_rows("ndcg@10")
-    values = [float(page.table.item(row, column).text()) for row in range(page.table.rowCount())]
+    values = [float(page.table.item(row, column).text().split(" ± ")[0]) for row in range(page.table.rowCount())]
     assert best and all(values[row] == max(values) for row in best)
     assert page.table.item(best[0], column).font().bold()
     assert not any(page.table.item(row, column).font().bold() for row in range(len(values)) if row not in best)
