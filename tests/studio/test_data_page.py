@@ -24,6 +24,7 @@ def page(qtbot, context):
 def show_engine(qtbot, wait_idle, page, engine) -> None:
     page.context.set_engine(engine)
     wait_idle(page.context)
+    qtbot.waitUntil(lambda: not page._chart_steps)  # charts are drawn one per timer turn after the job
 
 
 def test_an_empty_state_without_a_workspace(page):
