@@ -48,6 +48,7 @@ class Bundle:
     item_interest: np.ndarray  # (n_items + 1,) interest index per item of the data served, -1 = none
     interest_names: list[str]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # "eval.*" per-user ranks etc.
+    optimizer: dict[str, torch.Tensor] = field(default_factory=dict)  # AdamW moments by parameter name (neural runs)
     notes: list[str] = field(default_factory=list)  # what loading had to adapt, for the user
 
     @property
@@ -61,8 +62,13 @@ class Bundle:
 
 def save_bundle(folder: Path, *, model: str, config: dict, data, scorer: Scorer, fallback: Scorer,
                 ranker: Optional[Ranker], item_interest: np.ndarray, interest_names: list[str], metrics: dict,
-                content_hash: str, dims: Optional[dict] = None, arrays: Optional[dict] = None) -> Path:
-    """Write the run to ``folder`` (created); the manifest is written last, so a crash leaves no valid bundle."""
+                content_hash: str, dims: Optional[dict] = None, arrays: Optional[dict] = None,
+                optimizer: Optional[dict[str, torch.Tensor]] = None) -> Path:
+    """Write the run to ``folder`` (created); the manifest is written last, so a crash leaves no valid bundle.
+
+    ``optimizer``: the optimizer's moments by parameter name (``core.training.optimizer_moments``),
+    kept so that ``nextpick update`` continues the optimisation instead of restarting it.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"scorer.{k}": v for k, v in scorer.state_tensors().items()}
@@ -71,6 +77,7 @@ def save_bundle(folder: Path, *, model: str, config: dict, data, scorer: Scorer,
         tensors.update({f"ranker.{k}": v for k, v in ranker.state_tensors().items()})
     tensors["item_interest"] = torch.as_tensor(np.asarray(item_interest), dtype=torch.long)
     tensors.update({f"eval.{k}": torch.as_tensor(np.asarray(v)) for k, v in (arrays or {}).items()})
+    tensors.update({f"optimizer.{k}": v for k, v in (optimizer or {}).items()})
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(folder / WEIGHTS))
     manifest = {
         "format": FORMAT,
@@ -172,6 +179,7 @@ def _assemble(folder: Path, manifest: dict, tensors: dict[str, torch.Tensor], de
         item_interest=tensors["item_interest"].numpy(),
         interest_names=list(manifest["vocabulary"].get("interests", [])),
         arrays={k: v.numpy() for k, v in _part(tensors, "eval").items()},
+        optimizer=_part(tensors, "optimizer"),
     )
 
 
@@ -198,8 +206,7 @@ def _fit_to_data(bundle: Bundle, data, on_mismatch: str, text=None) -> Bundle:
     same_items = current == trained_items
     if same_items and _same_segments(vocab, data):
         return bundle
-    old_index = {external: i + 1 for i, external in enumerate(trained_items)}
-    new_to_old = np.array([0] + [old_index.get(e, 0) for e in current], dtype=np.int64)
+    new_to_old = item_index_map(trained_items, data)
     unknown = int((new_to_old[1:] == 0).sum())
     gone = len(trained_items) - int((new_to_old[1:] > 0).sum())
     if not same_items and on_mismatch == "refuse":
@@ -209,6 +216,12 @@ def _fit_to_data(bundle: Bundle, data, on_mismatch: str, text=None) -> Bundle:
             "item mapping (known items keep their scores, new items are scored from their category)."
         )
     return _mapped(bundle, data, new_to_old, unknown, gone, text)
+
+
+def item_index_map(trained_items: list[str], data) -> np.ndarray:
+    """(n_items + 1,) the trained item index of each of ``data``'s items, matched by the shop's id; 0 = new."""
+    old_index = {external: i + 1 for i, external in enumerate(trained_items)}
+    return np.array([0] + [old_index.get(str(e), 0) for e in data.item_external[1:]], dtype=np.int64)
 
 
 def _same_segments(vocab: dict, data) -> bool:

@@ -16,6 +16,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from core import runs, serving
+from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
 from core.evaluation import evaluate_scorer, paired_significance
@@ -147,10 +148,63 @@ class Engine:
                 raise UsageError(f"run #{resume_run} was started on a {choice.describe()} split "
                                  f"({choice.eval_mode.label}, {choice.validation.value} validation) and resumes on it",
                                  "Start a new run for another split.")
+            resumed = runs.get_run(self.workspace, resume_run)
+            if resumed.parent is not None:  # a stopped update resumes as an update
+                return self._update(self.run(resumed.parent), config, progress, cancel, resume_run)
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
         text = self._training_text(config, progress, cancel)
         return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text)
+
+    def update(self, run_id: Optional[int] = None, progress=None, cancel=None) -> runs.RunSummary:
+        """A new run that catches ``run_id`` (default: the serving run) up with the events added since
+        it was trained (``core.update``: fine-tuned from its weights, or a baseline refitted), on the
+        parent's split. The child becomes the active run when its parent was (unless it did not beat
+        popularity: such a run is never made active by itself)."""
+        if run_id is None:
+            run_id = self.serving_run()
+            if run_id is None:
+                raise NextPickError(f"no trained run in {self.workspace.path.name} to update", "Train one first.")
+        parent = self.run(run_id)
+        from core.training import TrainConfig
+        from core.update import update_config
+
+        child = self._update(parent, update_config(TrainConfig.from_json(parent.config)), progress, cancel)
+        if self.active_run() == parent.id and child.beats_popularity is not False:
+            self.set_active_run(child.id)
+        return child
+
+    def _update(self, parent: runs.RunSummary, config, progress, cancel,
+                resume_run: Optional[int] = None) -> runs.RunSummary:
+        from core.update import Update, log_growth
+
+        path = self._bundle_path(parent)  # only a finished run is updated
+        if self.workspace.content_hash() != self.content_hash():  # events posted by a service or another process
+            self.refresh()
+        lag = self.run_lag(parent.id)
+        if lag.newer_events is None:
+            raise UsageError(f"run #{parent.id} was trained before runs recorded where the log ended, so what "
+                             "came after it is unknown", "Train a new run instead.")
+        if not lag.newer_events and resume_run is None:
+            raise UsageError(f"run #{parent.id} is up to date: no events were added since it was trained",
+                             "Import or post new events first.")
+        data = self.sequence_data()
+        growth = log_growth(self.workspace, data, parent.config["log"]["last_event_id"], lag.newer_events,
+                            lag.new_items)
+        bundle = None if parent.model in BASELINES else load_bundle(path)
+        return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run,
+                              self._update_text(parent, progress, cancel), Update(parent.id, bundle, growth))
+
+    def _update_text(self, parent: runs.RunSummary, progress, cancel):
+        """The items' text vectors under the parent's text model (new items embedded first), or None
+        when the parent read no text; an update keeps its parent's network, text included."""
+        if not parent.config.get("text_model"):
+            return None
+        if not self.text_available() or self.text_model.key() != parent.config["text_model"]:
+            raise UsageError(f"run #{parent.id} reads item text with {parent.config['text_model']}, which is "
+                             "not available here, so it cannot be updated",
+                             "Install the [text] extra (and open the workspace with that model), or train a new run.")
+        return self.text_index() or self.embed_items(progress, cancel)
 
     def _serving_text(self, run: runs.RunSummary):
         """The current items' TextIndex under the text model the run was trained with (embedding new
@@ -164,8 +218,6 @@ class Engine:
     def _training_text(self, config, progress, cancel):
         """The items' text vectors a neural run reads (embedding new items first), or None: the run's
         ``text`` is off, it trains a baseline, the extra is missing, or no item has text."""
-        from core.baselines import BASELINES
-
         if not config.text or config.model in BASELINES or not self.text_available():
             return None
         index = self.embed_items(progress, cancel)
@@ -246,16 +298,20 @@ class Engine:
         with self._lock:
             if int(run_id) not in self._bundles:
                 run = runs.get_run(self.workspace, run_id)
-                if run.status != "done" or not run.bundle_path:
-                    raise NextPickError(f"run #{run.id} has no trained model (status: {run.status})",
-                                        "Choose a finished run, or train one.")
-                if not Path(run.bundle_path).exists():
-                    folder = runs.runs_root(self.workspace).name
-                    raise BundleError(f"run #{run.id}'s model is missing: {run.bundle_path} does not exist",
-                                      f"Move or copy a workspace together with its {folder} folder.")
-                self._bundles[int(run_id)] = load_bundle(Path(run.bundle_path), data, on_mismatch="map",
+                self._bundles[int(run_id)] = load_bundle(self._bundle_path(run), data, on_mismatch="map",
                                                          text=lambda: self._serving_text(run))
             return self._bundles[int(run_id)]
+
+    def _bundle_path(self, run: runs.RunSummary) -> Path:
+        """The finished run's bundle folder; refused with a reason when it has none."""
+        if run.status != "done" or not run.bundle_path:
+            raise NextPickError(f"run #{run.id} has no trained model (status: {run.status})",
+                                "Choose a finished run, or train one.")
+        if not Path(run.bundle_path).exists():
+            folder = runs.runs_root(self.workspace).name
+            raise BundleError(f"run #{run.id}'s model is missing: {run.bundle_path} does not exist",
+                              f"Move or copy a workspace together with its {folder} folder.")
+        return Path(run.bundle_path)
 
     def evaluate(self, run_id: int, progress=None, cancel=None, eval_mode: Optional[EvalMode] = None) -> dict:
         """Re-evaluate the run's served pipeline on the current data's test targets, cut by the run's

@@ -30,6 +30,7 @@ from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
+from core.update import Update, fine_tune_split
 
 try:
     import fcntl
@@ -56,7 +57,8 @@ class RunSummary:
     and, for neural runs, ``popularity`` (the popularity baseline's validation and test metrics on
     the same split) and ``gate`` (the paired validation test against it, see ``popularity_gate``).
     config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with, and
-    ``log``, where the log ended when it was trained (``LogPosition``; absent on older runs).
+    ``log``, where the log ended when it was trained (``LogPosition``; absent on older runs), and for
+    an update ``update``: its parent run, and the events and items the log gained since the parent.
     """
 
     id: int
@@ -76,6 +78,20 @@ class RunSummary:
         recorded before the check). A run that did not is flagged and never made active by itself."""
         gate = self.metrics.get("gate")
         return None if gate is None else bool(gate["beats_popularity"])
+
+    @property
+    def parent(self) -> Optional[int]:
+        """The run this one updated (``nextpick update``); None for a run trained afresh."""
+        update = self.config.get("update")
+        return None if not update else int(update["parent"])
+
+    def lineage(self) -> str:
+        """"update of #3 (+1,234 events, +5 items)", or "" for a run trained afresh."""
+        update = self.config.get("update")
+        if not update:
+            return ""
+        items = f", +{update['items']:,} item{'' if update['items'] == 1 else 's'}" if update["items"] else ""
+        return f"update of #{update['parent']} (+{update['events']:,} event{'' if update['events'] == 1 else 's'}{items})"
 
     def metric(self, name: str = "ndcg@10") -> Optional[float]:
         """A test metric of the served pipeline, e.g. "ndcg@10" or "coverage@10"."""
@@ -397,25 +413,34 @@ def _try_lock(fd: int, exclusive: bool) -> bool:
 
 
 def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
-              resume_run: Optional[int] = None, text=None) -> RunSummary:
+              resume_run: Optional[int] = None, text=None, update: Optional["Update"] = None) -> RunSummary:
     """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
     Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``.
     ``text``: the items' text vectors (a ``core.text.search.TextIndex``) a neural model reads, or
-    None; the run records its model."""
+    None; the run records its model.
+
+    With ``update`` (``core.update``) the run updates a parent run instead of starting afresh, and
+    records it (``config["update"]``); a split that leaves it nothing to learn is refused before
+    any run is recorded."""
+    started = time.perf_counter()
+    split = choice.split(data)
+    fit_split = split if update is None or config.model in BASELINES else fine_tune_split(
+        split, update.growth.first_new, config.max_len)
     content_hash = workspace.content_hash()
     text = text if config.model not in BASELINES else None
     recorded = {**config.to_json(), "split": choice.to_json(), "log": vars(LogPosition.of(workspace)),
                 "text_model": None if text is None else text.model}
+    if update is not None:
+        recorded["update"] = update.record()
     if resume_run is None:
         run_id, owner = create_run(workspace, recorded, content_hash, progress)
     else:
         run_id, owner = int(resume_run), reopen_run(workspace, resume_run, progress)
     folder = run_folder(workspace, run_id)
-    started = time.perf_counter()
     try:
         try:
-            metrics, device = _train_and_save(folder, data, choice.split(data), config, recorded, content_hash,
-                                              progress, cancel, resume_run is not None, text)
+            metrics, device = _train_and_save(folder, data, split, fit_split, config, recorded, content_hash,
+                                              progress, cancel, resume_run is not None, text, update)
         except Cancelled:
             update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started,
                        metrics={"training": {"epochs": checkpoint_epochs(folder / "checkpoint")}})
@@ -440,10 +465,12 @@ def checkpoint_epochs(checkpoint: Path) -> list[dict]:
     return list(json.loads(state.read_text(encoding="utf-8"))["state"].get("history", []))
 
 
-def _train_and_save(folder: Path, data, split, config, recorded: dict, content_hash, progress, cancel,
-                    resume: bool, text=None) -> tuple[dict, str]:
+def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict, content_hash, progress, cancel,
+                    resume: bool, text=None, update=None) -> tuple[dict, str]:
+    """``fit_split``: what the generator learns from (``split`` itself, or an update's narrower part)."""
     log = TrainLog.from_split(data, split)
-    scorer, device, training, dims = _fit_generator(folder, data, split, log, config, progress, cancel, resume, text)
+    scorer, device, training, dims, moments = _fit_generator(folder, data, split, fit_split, log, config, progress,
+                                                             cancel, resume, text, update)
     item_interest, interest_names = interest_vocabulary(scorer, data)
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
@@ -463,7 +490,7 @@ def _train_and_save(folder: Path, data, split, config, recorded: dict, content_h
                 fallback=popularity, ranker=None if served is scorer else ranker,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,
-                arrays={"test_ranks": test.ranks, "test_users": test.user_index})
+                arrays={"test_ranks": test.ranks, "test_users": test.user_index}, optimizer=moments)
     return metrics, device
 
 
@@ -501,24 +528,29 @@ def popularity_gate(model_ranks: np.ndarray, popularity_ranks: np.ndarray, metri
     return {**test, "beats_popularity": bool(beats), "alpha": GATE_P}
 
 
-def _fit_generator(folder, data, split, log, config, progress, cancel, resume, text=None):
-    """(scorer, device name, training summary, network dims or None) for a baseline or a neural model."""
+def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel, resume, text=None, update=None):
+    """(scorer, device name, training summary, network dims or None, optimizer moments) for a
+    baseline (fitted on the whole training log, also when updating) or a neural model (trained on
+    ``fit_split``; when updating, from the parent's weights)."""
     if config.model in BASELINES:
         emit(progress, Progress("train", message=f"fitting the {config.model} baseline"))
         if cancel is not None:
             cancel.raise_if_cancelled()
         started = time.perf_counter()
         scorer = fit_baseline_on_log(config.model, log)
-        return scorer, "CPU", {"seconds": time.perf_counter() - started}, None
+        return scorer, "CPU", {"seconds": time.perf_counter() - started}, None, {}
     from core.training import data_dims, train_sequence_model
+    from core.update import warm_start
 
-    result = train_sequence_model(data, split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
-                                  resume=resume, text=text)
+    start = None if update is None else warm_start(update.bundle, data, config, text, split.train)
+    result = train_sequence_model(data, fit_split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
+                                  resume=resume, text=text, start=start)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
                 "epochs": [vars(record) for record in result.history], "planned_epochs": result.planned_epochs,
                 "stopped_by": result.stopped_by, "budget_cut": result.budget_cut,
                 "estimate": result.estimate.to_json() if result.estimate else None}
-    return result.scorer, result.device_name, training, vars(data_dims(data, config, text))
+    return (result.scorer, result.device_name, training, vars(data_dims(data, config, text)),
+            result.optimizer_moments)
 
 
 def interest_vocabulary(scorer: Scorer, data) -> tuple[np.ndarray, list[str]]:

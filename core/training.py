@@ -150,11 +150,22 @@ class TrainResult:
     estimate: Optional["TrainingEstimate"] = None  # what was measured and planned before the first epoch
     planned_epochs: int = 0  # the epochs the schedule was planned for (fewer than config.epochs under a budget)
     stopped_by: str = ""  # "early stopping" | "time budget" | "epochs"
+    optimizer_moments: dict = field(default_factory=dict)  # after the last epoch, for a later update to continue
 
     @property
     def budget_cut(self) -> bool:
         """True when the time budget, not early stopping or the epoch limit, ended training."""
         return self.stopped_by == "time budget"
+
+
+@dataclass
+class WarmStart:
+    """What an update continues from instead of a fresh network: the parent's weights already fitted
+    to the current catalogue (``core.update``) and its optimizer moments by parameter name (empty:
+    the optimizer starts afresh)."""
+
+    model: SequenceModel
+    moments: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -356,10 +367,12 @@ def train_sequence_model(
     checkpoint_dir: Optional[Path] = None,
     resume: bool = False,
     text=None,
+    start: Optional[WarmStart] = None,
 ) -> TrainResult:
     """Train a neural sequence model on ``split.train``; early-stop on ``split.valid``.
 
     ``text``: the items' text vectors (``core.text.search.TextIndex``) the model reads, or None.
+    ``start`` continues an earlier model (``nextpick update``) instead of initialising a new one.
 
     Before the first epoch a few timed steps plan the epochs and the learning-rate decay to fit
     the time budget; an epoch that would overrun it is not started, and one that does stops
@@ -371,8 +384,10 @@ def train_sequence_model(
     started = time.perf_counter()
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    model = model_for_data(data, config, text, split.train).to(device)
+    model = (model_for_data(data, config, text, split.train) if start is None else start.model).to(device)
     optimizer = make_optimizer(model, config)
+    if start is not None:
+        restore_moments(model, optimizer, start.moments)
     state, best_weights = _LoopState(), None
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
@@ -446,6 +461,7 @@ def train_sequence_model(
         estimate=estimate,
         planned_epochs=estimate.planned_epochs,
         stopped_by=stopped_by,
+        optimizer_moments=optimizer_moments(model, optimizer),
     )
 
 
@@ -467,6 +483,33 @@ def _reason_to_stop(state: _LoopState, estimate: TrainingEstimate, config: Train
     if deadline is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > deadline:
         return "time budget"  # the next epoch would not end in time
     return ""
+
+
+MOMENTS = ("exp_avg", "exp_avg_sq", "step")  # AdamW's state per parameter
+
+
+def optimizer_moments(model: SequenceModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """AdamW's state as "<parameter name>.<moment>" CPU tensors: what a bundle stores (safetensors,
+    no pickle) so that an update continues the optimisation where training left it."""
+    moments = {}
+    for name, parameter in model.named_parameters():
+        for key, value in optimizer.state.get(parameter, {}).items():
+            if key in MOMENTS:
+                moments[f"{name}.{key}"] = torch.as_tensor(value).detach().float().cpu().contiguous()
+    return moments
+
+
+def restore_moments(model: SequenceModel, optimizer: torch.optim.Optimizer, moments: dict[str, torch.Tensor]) -> None:
+    """Load ``optimizer_moments`` back (parameters without stored moments start afresh); through
+    ``load_state_dict``, which puts each on the device and in the form the optimizer wants."""
+    if not moments:
+        return
+    index = {id(p): i for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])}
+    state = optimizer.state_dict()
+    for name, parameter in model.named_parameters():
+        if all(f"{name}.{key}" in moments for key in MOMENTS):
+            state["state"][index[id(parameter)]] = {key: moments[f"{name}.{key}"].clone() for key in MOMENTS}
+    optimizer.load_state_dict(state)
 
 
 def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:

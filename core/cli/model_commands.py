@@ -35,6 +35,16 @@ def add_commands(commands, common, with_train_options: bool) -> None:
     add_text_model_option(p)
     p.set_defaults(handler=cmd_train)
 
+    p = commands.add_parser("update", parents=[common], help="catch a run up with the events added since it was trained",
+                            description="Fine-tunes a neural run from its weights on the events added since it was "
+                                        "trained (a few epochs; new items get rows initialised from their category), "
+                                        "or refits a baseline on the whole log. The result is a new run that records "
+                                        "its parent; it becomes the active run when its parent was. A stopped update "
+                                        "resumes with `nextpick train --resume RUN`.")
+    p.add_argument("run_id", type=int, metavar="RUN", nargs="?",
+                   help="the run to update (default: the active run, else the latest)")
+    p.set_defaults(handler=cmd_update)
+
     p = commands.add_parser("runs", parents=[common], help="list the trained runs")
     p.set_defaults(handler=cmd_runs)
 
@@ -253,6 +263,19 @@ def _estimate(engine, config, split, out: Output) -> dict:
     return {"model": config.model, "estimate": estimate.to_json()}
 
 
+def cmd_update(args, out: Output) -> dict:
+    engine = _engine(args)
+    if args.run_id is not None:
+        _run(engine, args.run_id)
+    summary = engine.update(args.run_id, progress=out.progress())
+    out.done_progress()
+    result = {**_run_dict(summary), "active": engine.active_run() == summary.id}
+    lines = _run_lines(result, took_s=out.elapsed())
+    lines.insert(1, result["lineage"] + ("; now the active run" if result["active"] else ""))
+    out.lines(lines)
+    return result
+
+
 def _run(engine, run_id: int):
     known = {run.id: run for run in engine.runs()}
     if run_id not in known:
@@ -273,7 +296,8 @@ def _run_dict(run) -> dict:
         "test_sampled_from": metrics.get("sampled_from"), "test_intervals": metrics.get("intervals", {}),
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "popularity": metrics.get("popularity"), "gate": metrics.get("gate"),
-        "beats_popularity": run.beats_popularity, "error": metrics.get("error"),
+        "beats_popularity": run.beats_popularity, "error": metrics.get("error"), "parent": run.parent,
+        "lineage": run.lineage(),
     }
 
 
@@ -342,9 +366,11 @@ def cmd_runs(args, out: Output) -> dict:
     for r in runs:
         marker = "*" if r["run"] == active else " "
         ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
+        lineage = f"  {r['lineage']} in {r['duration_s']:.1f} s" if r["lineage"] and r["duration_s"] else ""
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
                      f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
-                     f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}")
+                     f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}"
+                     f"{lineage}")
     if any(r["beats_popularity"] is False for r in runs):
         lines.append("WORSE: did not beat popularity on validation; never made the active model by itself")
     behind = _lag_of_served_run(engine)

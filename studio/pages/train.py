@@ -95,6 +95,8 @@ class TrainPage(StudioPage):
         self.estimate_text.setObjectName("estimate_text")
         self.estimate_text.setProperty("role", "hint")
         self.estimate_text.setWordWrap(True)
+        self.update_button = QPushButton("Update model")
+        self.update_button.setToolTip("Offered when the log has grown since the selected run was trained")
         self.split_picker = SplitPicker()
         top = QFormLayout()
         top.addRow("Model", self.model_box)
@@ -113,7 +115,7 @@ class TrainPage(StudioPage):
         estimate_row.addWidget(self.estimate_button)
         group_layout.addLayout(estimate_row)
         buttons = QHBoxLayout()
-        for button in (self.train_button, self.stop_button, self.resume_button):
+        for button in (self.train_button, self.stop_button, self.resume_button, self.update_button):
             buttons.addWidget(button)
         panel = QWidget()
         layout = QVBoxLayout(panel)
@@ -127,6 +129,7 @@ class TrainPage(StudioPage):
         self.train_button.clicked.connect(lambda: self.start_training())
         self.stop_button.clicked.connect(self.stop_training)
         self.resume_button.clicked.connect(self.resume_selected)
+        self.update_button.clicked.connect(self.update_selected)
         return panel
 
     def _build_monitor(self) -> QWidget:
@@ -274,12 +277,23 @@ class TrainPage(StudioPage):
         self.stop_button.setEnabled(training)
         self.resume_button.setEnabled(has_engine and writable and not training and selected is not None
                                       and selected.status in RESUMABLE)
+        self._offer_update(selected if has_engine and writable and not training else None)
         self.active_button.setEnabled(selected is not None and selected.status == "done")
         self.delete_button.setEnabled(selected is not None and writable and not training)
         self.export_model_button.setEnabled(selected is not None and selected.status == "done")
         self.undo_button.setVisible(bool(self.context.trash) and writable)
         self.defaults_button.setEnabled(has_engine and not training)
         self.estimate_button.setEnabled(has_engine and not training and self.model_box.currentData() in self.setup.neural)
+
+    def _offer_update(self, run) -> None:
+        """The Update button is enabled for a finished run the log has grown past, and says by how much."""
+        lag = self.engine.run_lag(run.id) if run is not None and run.status == "done" else None
+        grown = lag is not None and bool(lag.newer_events)
+        self.update_button.setEnabled(grown)
+        self.update_button.setToolTip(
+            f"Fine-tune {run_label(run)} on what the log gained since it was trained ({lag.describe()}): "
+            "a new run, in a fraction of a full training's time" if grown else
+            "Offered when the log has grown since the selected run was trained")
 
     def _on_model_changed(self) -> None:
         if self.form is None:
@@ -313,18 +327,34 @@ class TrainPage(StudioPage):
         if self.engine is None:
             return None
         config = config or self.current_config()
-        self.charts.clear()
-        self.log.clear()
-        self.progress_bar.setRange(0, 0)
-        self.started_at = time.perf_counter()
         split = None if resume_run else self.split_picker.choice()  # a resumed run keeps its own split
         verb = f"Resuming run #{resume_run}" if resume_run else f"Training ({split.describe()})"
-        self._log(f"{verb}: {model_name(config.model)} on {self._device_in_words()}")
-        self._run_listed = False
         runs = self.engine.runs()
         on_split = split if split is not None else next((r.split for r in runs if r.id == resume_run), None)
-        self.charts.set_baseline(popularity_validation(runs, on_split))
-        self.job = self.context.run(self.engine.train, config, resume_run=resume_run, split=split)
+        return self._start_job(f"{verb}: {model_name(config.model)} on {self._device_in_words()}",
+                               popularity_validation(runs, on_split),
+                               self.engine.train, config, resume_run=resume_run, split=split)
+
+    def update_selected(self) -> Optional[Job]:
+        """Update the selected run (``Engine.update``): a child run caught up with the newer events."""
+        run = self.run_table.selected_run()
+        if self.engine is None or run is None:
+            return None
+        return self._start_job(f"Updating {run_label(run)}: {self.engine.run_lag(run.id).describe()}",
+                               popularity_validation(self.engine.runs(), run.split),
+                               self.engine.update, run.id)
+
+    def _start_job(self, line: str, baseline, work, *args, **kwargs) -> Job:
+        """Run ``work`` in a worker with the page following its progress; ``line`` opens the log,
+        ``baseline`` is popularity's validation score on the same split (drawn dashed), or None."""
+        self.log.clear()
+        self._log(line)
+        self.charts.clear()
+        self.charts.set_baseline(baseline)
+        self.progress_bar.setRange(0, 0)
+        self.started_at = time.perf_counter()
+        self._run_listed = False
+        self.job = self.context.run(work, *args, **kwargs)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.cancelled.connect(self._on_cancelled)
@@ -373,10 +403,11 @@ class TrainPage(StudioPage):
         self.progress_bar.setValue(1)
         self.progress_text.setText(f"Run #{run.id} finished in {format_duration(run.duration_s)}"
                                    f"{finish_note(run)}.")
-        self._log(f"Finished: {run_label(run)}, status {run.status}{finish_note(run)}.")
+        lineage = f", {run.lineage()}" if run.lineage() else ""
+        self._log(f"Finished: {run_label(run)}, status {run.status}{finish_note(run)}{lineage}.")
         if run.beats_popularity is False:
             self._log(popularity_warning(run))
-        elif self.engine.active_run() is None:
+        elif self.engine.active_run() in (None, run.id):  # an update of the active run took its place
             self.context.set_active_run(run.id)
 
     def _on_cancelled(self) -> None:

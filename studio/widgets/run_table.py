@@ -55,13 +55,15 @@ def run_label(run: Any) -> str:
 
 
 def settings_summary(run: Any) -> str:
-    """The split first (runs on different splits score different test items), then the key settings."""
+    """The lineage of an update, the split (runs on different splits score different test items),
+    then the key settings."""
     config = run.config if isinstance(run.config, dict) else vars(run.config)
     if run.model in ("pop", "recentpop", "itemknn", "markov"):
         settings = "no hyper-parameters"
     else:
         settings = " · ".join(f"{name} {config[name]}" for name in SUMMARY_FIELDS if name in config)
-    return f"{run.split.describe()} · {settings}"
+    lineage = run.lineage()
+    return f"{lineage + ' · ' if lineage else ''}{run.split.describe()} · {settings}"
 
 
 def settings_tooltip(run: Any) -> str:

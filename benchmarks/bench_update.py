@@ -1,0 +1,190 @@
+"""Keeping a model up to date: `nextpick update` against never updating and against a full retrain.
+
+Replays a time-ordered log the way a shop lives it: the first 80% of the events (by time) are
+imported and a model is trained on them; then, day by day, that day's events (and the items
+first seen that day) are imported, the model is updated (``Engine.update``, chained: each day
+updates the previous day's update) and, for comparison, a model with the same settings is
+trained afresh on the same data. Each model is then scored on the next day: every next-day
+event on an item new to its user is a target, predicted from everything the user did before it
+(full-catalogue ranking, history masked as served with "exclude seen"; the generator alone, so
+the three are scored alike; items the models have not seen yet are served through the bundle's
+item mapping). Days with fewer than ``--min-day-events`` events are merged into the next one
+(ml-latest-small is sparse after its 80% point: most days hold one to three ratings).
+
+    python benchmarks/bench_update.py                          # demo shop and ml-latest-small
+    python benchmarks/bench_update.py --data demo --days 3     # a quicker look
+    python benchmarks/bench_update.py --epochs 20              # cap the initial and the full trainings
+
+Goal (issue 13): updating keeps within 5% of the full retrain's next-day NDCG@10 at no more
+than a tenth of its time, and clearly beats never updating. Times are the runs' recorded
+durations (training, re-ranker, test evaluation and saving, for both kinds alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.bundles import load_bundle
+from core.data import sequences_from_arrays
+from core.demo import DemoConfig, write_demo_csv
+from core.engine import Engine
+from core.evaluation import metrics_from_ranks, ranks_for
+from core.training import TrainConfig
+
+DATA = Path(os.environ.get("NEXTPICK_DATA", "/work/shared/data"))
+DAY = 86_400
+
+
+def demo_log(folder: Path, users: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(events user/item/ts, items item/title/categories) of a generated demo shop."""
+    files = write_demo_csv(folder, DemoConfig(n_users=users))
+    events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
+    items = pd.read_csv(files.items, dtype={"item_id": str})
+    return (events.rename(columns={"user_id": "user", "item_id": "item", "timestamp": "ts"})[["user", "item", "ts"]],
+            items.rename(columns={"item_id": "item"})[["item", "title", "categories"]])
+
+
+def movielens_log() -> tuple[pd.DataFrame, pd.DataFrame]:
+    ratings = pd.read_csv(DATA / "ml-latest-small" / "ratings.csv", dtype={"userId": str, "movieId": str})
+    movies = pd.read_csv(DATA / "ml-latest-small" / "movies.csv", dtype={"movieId": str})
+    events = ratings.rename(columns={"userId": "user", "movieId": "item", "timestamp": "ts"})[["user", "item", "ts"]]
+    items = movies.rename(columns={"movieId": "item", "genres": "categories"})[["item", "title", "categories"]]
+    return events, items
+
+
+def day_slices(later: pd.DataFrame, min_events: int) -> list[pd.DataFrame]:
+    """Calendar days (UTC) of ``later``, each too-small day merged into the next."""
+    slices, pending = [], []
+    for _, day in later.groupby(later["ts"] // DAY, sort=True):
+        pending.append(day)
+        if sum(len(d) for d in pending) >= min_events:
+            slices.append(pd.concat(pending))
+            pending = []
+    return slices
+
+
+class Replay:
+    """A workspace fed slice by slice, with the items first seen in each slice imported beside it."""
+
+    def __init__(self, path: Path, items: pd.DataFrame) -> None:
+        self.engine = Engine.open(path)
+        self.items = items.set_index("item")
+        self.known: set[str] = set()
+        self.folder = path.parent
+
+    def feed(self, events: pd.DataFrame) -> int:
+        """Import ``events`` and their new items; returns how many items were new."""
+        new = sorted(set(events["item"]) - self.known)
+        self.known.update(new)
+        events_csv, items_csv = self.folder / "slice_events.csv", self.folder / "slice_items.csv"
+        events.rename(columns={"user": "user_id", "item": "item_id", "ts": "timestamp"}).to_csv(events_csv, index=False)
+        catalogue = self.items.reindex(new).reset_index().rename(columns={"item": "item_id"})
+        catalogue.to_csv(items_csv, index=False)
+        self.engine.import_files(events=events_csv, items=items_csv if new else None)
+        return len(new)
+
+
+def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame):
+    """(data, histories, targets): each of ``day``'s events on an item new to its user, after the user's past."""
+    log = pd.concat([seen, day])
+    users, user_codes = np.unique(log["user"].to_numpy(str), return_inverse=True)
+    item_ids, item_codes = np.unique(log["item"].to_numpy(str), return_inverse=True)
+    catalogue = items.set_index("item").reindex(item_ids)
+    data = sequences_from_arrays(user_codes, item_codes + 1, log["ts"].to_numpy(float),
+                                 pd.DataFrame({"id": np.arange(len(item_ids)) + 1, "external_id": item_ids,
+                                               "title": catalogue["title"].fillna("").to_numpy(),
+                                               "categories": catalogue["categories"].to_numpy()}),
+                                 pd.DataFrame({"id": np.arange(len(users)), "external_id": users}))
+    start = float(day["ts"].min())
+    histories, targets = [], []
+    for user in np.unique(np.searchsorted(users, day["user"].to_numpy(str))):
+        sequence = data.history(user)
+        times = data.ts[data.offsets[user]:data.offsets[user + 1]]
+        for position in np.flatnonzero(times >= start):
+            if position and sequence[position] not in sequence[:position]:
+                histories.append(sequence[:position])
+                targets.append(sequence[position])
+    return data, histories, np.array(targets, dtype=np.int64)
+
+
+def next_day_ndcg(engine: Engine, run_id: int, data, histories, targets) -> float:
+    bundle = load_bundle(Path(engine.run(run_id).bundle_path), data, on_mismatch="map")
+    ranks = ranks_for(bundle.scorer, histories, targets, history_masked=True)
+    return metrics_from_ranks(ranks)["ndcg@10"]
+
+
+def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: Path) -> list[dict]:
+    events = events.sort_values("ts", kind="stable").reset_index(drop=True)
+    cut = int(0.8 * len(events))
+    head, later = events.iloc[:cut], events.iloc[cut:]
+    slices = day_slices(later, args.min_day_events)[: args.days + 1]
+    feed = Replay(folder / f"{name}.sqlite", items)
+    feed.feed(head)
+    engine = feed.engine
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    config = TrainConfig.for_data(engine.sequence_data(), model=args.model, **overrides)
+    base = engine.train(config)
+    print(f"\n{name}: {len(events):,} events, {events['user'].nunique():,} users, {events['item'].nunique():,} items; "
+          f"trained on the first {cut:,} ({base.duration_s:.0f} s, {len(base.metrics['training']['epochs'])} epochs); "
+          f"replaying {len(slices) - 1} days of >= {args.min_day_events} events", flush=True)
+    print(f"{'day':<12}{'events':>7}{'new items':>10}{'update s':>9}{'retrain s':>10}{'time':>7}   "
+          f"{'next-day NDCG@10: never':>24}{'update':>8}{'retrain':>8}{'upd/ret':>8}{'targets':>8}", flush=True)
+    rows, seen, updated = [], head, base.id
+    for day, following in zip(slices, slices[1:]):
+        new_items = feed.feed(day)
+        seen = pd.concat([seen, day])
+        updated = engine.update(updated).id
+        retrained = engine.train(config).id
+        data, histories, targets = next_day_targets(seen, following, items)
+        ndcg = {label: next_day_ndcg(engine, run_id, data, histories, targets)
+                for label, run_id in (("never", base.id), ("update", updated), ("retrain", retrained))}
+        update_s, retrain_s = engine.run(updated).duration_s, engine.run(retrained).duration_s
+        row = {"day": time.strftime("%Y-%m-%d", time.gmtime(int(day["ts"].min()))), "events": len(day),
+               "new_items": new_items, "update_s": update_s, "retrain_s": retrain_s, **ndcg, "targets": len(targets)}
+        rows.append(row)
+        print(f"{row['day']:<12}{len(day):>7,}{new_items:>10,}{update_s:>9.1f}{retrain_s:>10.1f}"
+              f"{update_s / retrain_s:>7.0%}   {ndcg['never']:>24.4f}{ndcg['update']:>8.4f}{ndcg['retrain']:>8.4f}"
+              f"{ndcg['update'] / max(ndcg['retrain'], 1e-12):>8.0%}{len(targets):>8,}", flush=True)
+    engine.workspace.close()
+    return rows
+
+
+def summary(name: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in ("update_s", "retrain_s", "never", "update", "retrain")}
+    print(f"{name} mean over {len(rows)} days: update {mean['update_s']:.1f} s vs retrain {mean['retrain_s']:.1f} s "
+          f"({mean['update_s'] / mean['retrain_s']:.0%} of its time); next-day NDCG@10 never {mean['never']:.4f}, "
+          f"update {mean['update']:.4f}, retrain {mean['retrain']:.4f} "
+          f"(update at {mean['update'] / max(mean['retrain'], 1e-12):.0%} of retrain)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", nargs="+", default=["demo", "ml-latest-small"], choices=["demo", "ml-latest-small"])
+    parser.add_argument("--model", default="sasrec")
+    parser.add_argument("--days", type=int, default=5, help="days to replay after the first 80%% (default: 5)")
+    parser.add_argument("--min-day-events", type=int, default=200, help="smaller days merge into the next (default: 200)")
+    parser.add_argument("--demo-users", type=int, default=3000, help="demo shop size (default: the demo's 3,000 users)")
+    parser.add_argument("--epochs", type=int, default=None, help="cap the initial and full trainings' epochs")
+    args = parser.parse_args()
+    print(f"{platform.node()}: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; model {args.model}, "
+          f"epochs cap {args.epochs or 'none'}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-update-") as tmp:
+        for name in args.data:
+            folder = Path(tmp) / name
+            folder.mkdir()
+            events, items = demo_log(folder, args.demo_users) if name == "demo" else movielens_log()
+            summary(name, replay(name, events, items, args, folder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Updating a run (``nextpick update``): a child run that catches up with the events added since.
+
+A neural run is fine-tuned from its parent's weights for a few epochs instead of trained anew:
+its tables grow to the current catalogue (learned rows follow their vocabulary by the shop's
+ids and names; a new item's ID embedding starts at the mean of its category's known items, and
+what the data itself says about items, such as the item -> category map, comes from a network
+built for the current data, as training builds one), the optimizer continues from the moments
+the parent's bundle stored, training reads the windows that end in new events (with up to
+``max_len`` older events before them as context, so old habits are rehearsed), and early
+stopping validates on the users whose validation event is one of the new ones. Baselines are
+cheap to fit: they are refitted on the whole log. Either way the child records its parent and
+what the log gained (``config["update"]``), and its run row how long the update took.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from core.bundles import Bundle, item_index_map
+from core.data.splits import EvalSet, Split
+from core.errors import UsageError
+
+UPDATE_EPOCHS = 30  # fine-tuning epochs at most (an epoch reads only the windows with new events)
+UPDATE_PATIENCE = 5  # epochs without a better validation on the newest events before stopping
+MIN_VALIDATION_USERS = 200  # fewer validation users with a new event: others (a fixed sample) top them up
+
+# Learned tensors whose rows follow a vocabulary that grows with the log; every other learned
+# tensor is copied as it is, and every buffer (what the data says about items) comes from the
+# current data.
+ROW_VOCABULARY = {
+    "encoder.embeddings.item.weight": "items",
+    "encoder.embeddings.category.weight": "categories",
+    "predictor.linear.weight": "interests",
+    "predictor.linear.bias": "interests",
+}
+ITEM_INTEREST = "predictor.item_interest"  # a buffer, but learned (k-means) when the data has no categories
+
+
+@dataclass(frozen=True)
+class Update:
+    """A run being updated: the parent's id and loaded bundle, and what the log gained since it."""
+
+    parent: int
+    bundle: Bundle
+    growth: "LogGrowth"
+
+    def record(self) -> dict:
+        """The child run's ``config["update"]``: its parent and what the log gained since the parent."""
+        return {"parent": self.parent, "events": self.growth.events, "items": self.growth.items}
+
+
+@dataclass(frozen=True)
+class LogGrowth:
+    """What the log gained since a run was trained, as the update reads it."""
+
+    first_new: np.ndarray
+    """(n_users,) position in each user's sequence of their first event added since; its length when none."""
+    events: int  # events stored since (repeats included)
+    items: int  # items created since
+
+
+def log_growth(workspace, data, since_event_id: int, events: int, items: int) -> LogGrowth:
+    """Where each user's events added after event id ``since_event_id`` begin in their sequence.
+
+    Sequences are time-ordered, so a user's new events are those from the earliest time among them
+    on (a new event stamped before older ones moves the start back to it).
+    """
+    with workspace.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        rows = raw.execute("SELECT user_id, min(ts) FROM events WHERE id > ? GROUP BY user_id",
+                           (int(since_event_id),)).fetchall()
+    first_new = np.diff(data.offsets)
+    for store_id, earliest in rows:
+        user = int(np.searchsorted(data.user_store_id, store_id))
+        start, stop = data.offsets[user], data.offsets[user + 1]
+        first_new[user] = np.searchsorted(data.ts[start:stop], earliest, side="left")
+    return LogGrowth(first_new, int(events), int(items))
+
+
+def fine_tune_split(split: Split, first_new: np.ndarray, max_len: int) -> Split:
+    """``split`` narrowed to what an update learns from: per user with new training events, the
+    training events from ``max_len`` before their first new one on; as many other users, a fixed
+    sample, rehearse their latest ``max_len`` training events (so the update does not forget those
+    who were not active); validation on the users whose validation event is new."""
+    lengths = np.array([len(h) for h in split.train])
+    active = np.flatnonzero(first_new < lengths)
+    if not np.any(lengths[active] - np.maximum(0, first_new[active] - max_len) > 1):
+        raise UsageError("the events added since this run was trained are all held out by its split "
+                         "(validation or test), so there is nothing new to learn from",
+                         "Import more events, or train a new run.")
+    others = np.flatnonzero((first_new >= lengths) & (lengths > 1))
+    rehearsed = np.random.default_rng(0).choice(others, min(len(others), len(active)), replace=False)
+    train = [h[:0] for h in split.train]
+    for user in active:
+        train[user] = split.train[user][max(0, int(first_new[user]) - max_len):]
+    for user in rehearsed:
+        train[user] = split.train[user][-max_len:]
+    return dataclasses.replace(split, train=train, valid=newest_validation(split.valid, first_new))
+
+
+def newest_validation(valid: EvalSet, first_new: np.ndarray) -> EvalSet:
+    """The validation targets that are new events (each history ends right before its target),
+    topped up to ``MIN_VALIDATION_USERS`` with a fixed sample of the others: enough users for
+    early stopping to read, while validating every epoch stays as cheap as the update's training."""
+    newest = np.array([len(h) >= first_new[u] for u, h in zip(valid.user_index, valid.histories)], dtype=bool)
+    others = np.flatnonzero(~newest)
+    wanted = min(len(others), max(0, MIN_VALIDATION_USERS - int(newest.sum())))
+    kept = np.sort(np.r_[np.flatnonzero(newest), np.random.default_rng(0).choice(others, wanted, replace=False)])
+    return dataclasses.replace(valid, user_index=valid.user_index[kept],
+                               histories=[valid.histories[i] for i in kept], targets=valid.targets[kept])
+
+
+def update_config(parent_config, epochs: int = UPDATE_EPOCHS, patience: int = UPDATE_PATIENCE):
+    """The parent's settings, bounded to a few epochs, with no learning-rate warm-up (the optimizer
+    continues); a baseline's stay as they are (it is refitted)."""
+    from core.training import NEURAL_MODELS
+
+    if parent_config.model not in NEURAL_MODELS:
+        return parent_config
+    return dataclasses.replace(parent_config, epochs=min(parent_config.epochs, epochs),
+                               patience=min(parent_config.patience, patience), warmup_steps=0)
+
+
+def warm_start(parent: Bundle, data, config, text=None, train=None):
+    """The parent's network and optimizer moments grown to ``data``'s catalogue (``core.training.WarmStart``).
+
+    ``text`` and ``train`` go to ``model_for_data`` as in training (the items' text vectors, and the
+    whole training split's sequences, which say which items have events)."""
+    from core.training import WarmStart, model_for_data
+
+    fresh = model_for_data(data, config, text, train)
+    maps = row_maps(parent.manifest["vocabulary"], data, data.has_categories, parent.manifest["dims"]["n_interests"])
+    weights = parent.scorer.state_tensors()
+    grown = {}
+    for key, value in fresh.state_dict().items():
+        if key in ROW_VOCABULARY:
+            grown[key] = mapped_rows(weights[key], maps[ROW_VOCABULARY[key]], value)
+        elif key == ITEM_INTEREST and not data.has_categories:
+            grown[key] = mapped_rows(weights[key], maps["items"], value)
+        elif key in dict(fresh.named_buffers()):
+            grown[key] = value
+        else:
+            grown[key] = weights[key]
+    grown["encoder.embeddings.item.weight"] = with_new_items_from_category(
+        grown["encoder.embeddings.item.weight"], maps["items"], torch.as_tensor(data.item_category))
+    fresh.load_state_dict(grown)
+    return WarmStart(fresh, grown_moments(parent.optimizer, maps, dict(fresh.named_parameters())))
+
+
+def row_maps(vocabulary: dict, data, by_category: bool, n_interests: int) -> dict[str, np.ndarray]:
+    """For each growing vocabulary, the parent's row of each current row (-1 = new; row 0, padding, is 0)."""
+    items = item_index_map(vocabulary["items"], data)
+    items = np.where(items > 0, items, -1)
+    items[0] = 0
+    trained = {name: i for i, name in enumerate(vocabulary["categories"])}
+    categories = np.array([trained.get(str(name), -1) for name in data.category_names], dtype=np.int64)
+    categories[0] = 0
+    if by_category:  # interest i is category i + 1
+        interests = np.where(categories[1:] > 0, categories[1:] - 1, -1)
+    else:  # k-means clusters: as many as before, one for one
+        interests = np.arange(n_interests)
+    return {"items": items, "categories": categories, "interests": interests}
+
+
+def mapped_rows(trained: torch.Tensor, index: np.ndarray, fresh: torch.Tensor) -> torch.Tensor:
+    """``fresh`` with each row that has a trained counterpart (``index`` >= 0) replaced by it."""
+    grown = fresh.clone()
+    if len(index) != len(fresh):  # as many interest clusters asked for as before, or none line up
+        return grown
+    known = torch.as_tensor(index >= 0)
+    grown[known] = trained[torch.as_tensor(index[index >= 0])].to(fresh.dtype)
+    return grown
+
+
+def with_new_items_from_category(table: torch.Tensor, index: np.ndarray, item_category: torch.Tensor) -> torch.Tensor:
+    """New items' ID rows (``table`` holds a fresh network's small random rows there) moved by the mean
+    ID row of the known items of their category: with the category embedding added on top, a new
+    item starts where its category's items are, and the random part tells new items apart."""
+    new = torch.as_tensor(index < 0)
+    known = ~new
+    known[0] = False
+    if not bool(new.any()):
+        return table
+    n_categories = int(item_category.max()) + 1
+    sums = torch.zeros(n_categories, table.shape[1], dtype=table.dtype).index_add_(0, item_category[known], table[known])
+    counts = torch.bincount(item_category[known], minlength=n_categories).clamp(min=1).to(table.dtype)
+    grown = table.clone()
+    grown[new] += (sums / counts[:, None])[item_category[new]]
+    return grown
+
+
+def grown_moments(moments: dict[str, torch.Tensor], maps: dict[str, np.ndarray],
+                  parameters: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The parent's optimizer moments moved to the grown tables (new rows start at zero)."""
+    grown = {}
+    for key, value in moments.items():
+        name = key.rsplit(".", 1)[0]
+        if name not in parameters:
+            continue
+        if name in ROW_VOCABULARY and value.dim():
+            value = mapped_rows(value, maps[ROW_VOCABULARY[name]], torch.zeros_like(parameters[name], dtype=value.dtype))
+        if value.shape != parameters[name].shape and value.dim():
+            continue  # a parameter whose shape changed otherwise: its moments start afresh
+        grown[key] = value
+    return grown

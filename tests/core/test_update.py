@@ -1,0 +1,213 @@
+"""`nextpick update`: a child run catches its parent up with the events added since it was trained."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from cli_run import run
+from core.bundles import load_bundle, save_bundle
+from core.engine import Engine
+from core.errors import NextPickError, UsageError
+from core.importing.live import EventFeed
+from core.progress import CancelToken, Cancelled
+from core.runs import update_run
+from core.training import TrainConfig, make_optimizer, model_for_data, optimizer_moments, restore_moments
+from core.data import SplitChoice
+from core.data.splits import EvalSet
+from core.update import MIN_VALIDATION_USERS, fine_tune_split, mapped_rows, newest_validation, row_maps, with_new_items_from_category
+from neural_data import rule_sequences
+from service_data import START, pair_shop_engine
+
+NEW_SERIES = [("P40", "P41", "P42"), ("P43", "P44", "P45"), ("P46", "P47", "P48")]  # new items, taken in this order
+NEW_ITEMS = [item for series in NEW_SERIES for item in series]
+SMALL = dict(model="sasrec", hidden=16, layers=1, max_len=20, lr=1e-2, epochs=25, patience=25, warmup_steps=5, device="cpu")
+_BUILT = {}
+
+
+def _trained_pair_shop(folder):
+    """The pair shop with a small Transformer run active, trained once per session."""
+    engine = pair_shop_engine(folder / "shop.sqlite")
+    engine.set_active_run(engine.train(TrainConfig.for_data(engine.sequence_data(), **SMALL)).id)
+    engine.workspace.close()
+
+
+@pytest.fixture
+def engine(tmp_path_factory, tmp_path):
+    if "neural" not in _BUILT:
+        _BUILT["neural"] = tmp_path_factory.mktemp("pair-shop")
+        _trained_pair_shop(_BUILT["neural"])
+    shutil.copytree(_BUILT["neural"], tmp_path / "copy")
+    engine = Engine.open(tmp_path / "copy" / "shop.sqlite")
+    yield engine
+    engine.workspace.close()
+
+
+def post_new_series(engine, users: int = 60) -> int:
+    """Every user takes two of the new series, each in order, through the service's path: the
+    first series and the next one's first item train the update, its second item validates, its
+    third tests it."""
+    rng = np.random.default_rng(5)
+    rows, clock = [], START + 10**6
+    for user in range(users):
+        for series in rng.choice(len(NEW_SERIES), size=2, replace=False):
+            for item in NEW_SERIES[series]:
+                clock += 60
+                rows.append({"user": f"U{user:02d}", "item": item, "time": clock})
+    EventFeed(engine.workspace, "test").post(rows)
+    return len(rows)
+
+
+def top_items(engine, run_id, history, k):
+    return [r.item for r in engine.recommend(run_id, None, history=history, k=k)]
+
+
+def test_an_update_learns_the_new_items_and_records_its_parent(engine):
+    parent = engine.active_run()
+    added = post_new_series(engine)
+    child = engine.update()
+    assert child.status == "done" and child.parent == parent and child.duration_s > 0
+    assert child.config["update"] == {"parent": parent, "events": added, "items": 9}
+    assert child.lineage() == f"update of #{parent} (+{added} events, +9 items)"
+    assert engine.active_run() == child.id  # the active run's update took its place
+    bundle = engine.bundle(child.id)
+    assert sorted(bundle.manifest["vocabulary"]["items"][-9:]) == NEW_ITEMS
+    assert bundle.scorer.model.item_table().shape[0] == 50 and not bundle.notes  # its own table, no mapping
+    assert bundle.optimizer  # the optimizer's moments travel with the bundle for the next update
+    old = list(engine.workspace.user_sequence("U07")["item"][:10])
+    for series in NEW_SERIES:
+        for step in range(1, len(series)):
+            history = old + list(series[:step])
+            child_rank, parent_rank = (top_items(engine, run_id, history, 50).index(series[step])
+                                       for run_id in (child.id, parent))
+            assert child_rank < min(parent_rank, 6)
+    assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
+    assert engine.run_lag(child.id).newer_events == 0
+
+
+def test_an_update_is_cancellable_and_resumes_as_an_update(engine):
+    parent = engine.active_run()
+    post_new_series(engine)
+    cancel = CancelToken()
+    with pytest.raises(Cancelled):
+        engine.update(parent, progress=lambda report: report.stage == "train" and cancel.cancel(), cancel=cancel)
+    stopped = max(engine.runs(), key=lambda r: r.id)
+    assert (stopped.status, stopped.parent) == ("cancelled", parent)
+    resumed = engine.train(TrainConfig.from_json(stopped.config), resume_run=stopped.id)
+    assert (resumed.id, resumed.status, resumed.parent) == (stopped.id, "done", parent)
+    assert resumed.config["update"] == stopped.config["update"]
+
+
+def test_an_up_to_date_run_or_one_without_its_log_position_is_refused(engine):
+    parent = engine.active_run()
+    with pytest.raises(UsageError, match="up to date"):
+        engine.update(parent)
+    post_new_series(engine)
+    config = {k: v for k, v in engine.run(parent).config.items() if k != "log"}
+    update_run(engine.workspace, parent, config=json.dumps(config))
+    with pytest.raises(UsageError, match="where the log ended"):
+        engine.update(parent)
+    update_run(engine.workspace, parent, status="cancelled")
+    with pytest.raises(NextPickError, match="has no trained model"):
+        engine.update(parent)
+    assert [r.id for r in engine.runs()] == [1, 2]  # refused before any run was recorded
+
+
+def test_a_baseline_updates_by_refitting_on_the_whole_log(tmp_path):
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    parent = engine.active_run()
+    added = post_new_series(engine)
+    child = engine.update()
+    assert (child.model, child.parent, child.config["update"]["events"]) == ("markov", parent, added)
+    assert top_items(engine, child.id, ["P43"], 1) == ["P44"]  # refitted: the new items' habits are counted
+    engine.workspace.close()
+
+
+def test_cli_update_and_runs_show_the_lineage(tmp_path, capsys):
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    added = post_new_series(engine)
+    engine.workspace.close()
+    code, out, _ = run(capsys, "update", "--db", tmp_path / "shop.sqlite")
+    assert code == 0
+    assert out.splitlines()[1] == f"update of #1 (+{added} events, +9 items); now the active run"
+    code, out, _ = run(capsys, "runs", "--db", tmp_path / "shop.sqlite", "--json")
+    child = json.loads(out)["runs"][-1]
+    assert (child["run"], child["parent"]) == (2, 1)
+    code, out, _ = run(capsys, "runs", "--db", tmp_path / "shop.sqlite")
+    assert f"update of #1 (+{added} events, +9 items) in " in out.splitlines()[2]
+    code, _, err = run(capsys, "update", "2", "--db", tmp_path / "shop.sqlite")
+    assert code == 1 and "run #2 is up to date" in err
+
+
+# -- growing the network ----------------------------------------------------------------------
+
+
+def test_rows_follow_their_vocabulary_and_new_items_start_at_their_category():
+    data = rule_sequences(n_users=20, n_items=6, categories=2)
+    vocabulary = {"items": ["item1", "item0", "gone"], "categories": ["(none)", "cat1", "old"]}
+    maps = row_maps(vocabulary, data, by_category=True, n_interests=2)
+    assert list(data.category_names) == ["(none)", "cat0", "cat1"]
+    assert list(maps["categories"]) == [0, -1, 1] and list(maps["interests"]) == [-1, 0]
+    assert list(maps["items"][:3]) == [0, 2, 1] and (maps["items"][3:] == -1).all()
+    trained = torch.tensor([[0.0], [10.0], [20.0]])
+    assert mapped_rows(trained, maps["categories"], torch.full((3, 1), -1.0)).flatten().tolist() == [0.0, -1.0, 10.0]
+    table = torch.tensor([[0.0], [1.0], [3.0], [0.5], [0.5], [0.5], [0.5]])  # new rows: a fresh network's
+    grown = with_new_items_from_category(table, maps["items"], torch.as_tensor(data.item_category))
+    # item0 (cat0) and item1 (cat1) are known; every new item moves by its category's known mean
+    expected = [0.5 + float(table[1 + int(np.flatnonzero(data.item_category[1:3] == c)[0])])
+                for c in data.item_category[3:]]
+    assert grown[3:].flatten().tolist() == expected and grown[:3].equal(table[:3])
+
+
+def test_optimizer_moments_round_trip_through_a_bundle(tmp_path):
+    data = rule_sequences(n_users=20, n_items=6)
+    config = TrainConfig(model="gru", hidden=8, layers=1, max_len=5, device="cpu")
+    model = model_for_data(data, config)
+    optimizer = make_optimizer(model, config)
+    model.encoder.embeddings.item(torch.tensor([[1, 2]])).sum().backward()
+    optimizer.step()
+    moments = optimizer_moments(model, optimizer)
+    assert set(moments) >= {"encoder.embeddings.item.weight.exp_avg", "encoder.embeddings.item.weight.step"}
+    from core.baselines import PopularityScorer, TrainLog
+    from core.data import SplitChoice
+    from core.pipeline import NeuralScorer
+
+    scorer = NeuralScorer(model, "gru")
+    fallback = PopularityScorer.fit(TrainLog.from_split(data, SplitChoice().split(data)))
+    save_bundle(tmp_path / "b", model="gru", config=config.to_json(), data=data, scorer=scorer, fallback=fallback,
+                ranker=None, item_interest=np.zeros(7, dtype=np.int64), interest_names=[], metrics={},
+                content_hash="x", dims={"n_items": 6, "n_categories": data.n_categories, "n_interests": 3},
+                optimizer=moments)
+    loaded = load_bundle(tmp_path / "b").optimizer
+    fresh = make_optimizer(model, config)
+    restore_moments(model, fresh, loaded)
+    weight = model.encoder.embeddings.item.weight
+    assert torch.equal(fresh.state[weight]["exp_avg"], optimizer.state[weight]["exp_avg"])
+    assert float(fresh.state[weight]["step"]) == 1.0
+
+
+def test_early_stopping_validates_on_the_newest_events_topped_up_by_a_sample():
+    users = np.arange(1000)
+    valid = EvalSet(users, [np.arange(5) for _ in users], np.full(1000, 7))
+    first_new = np.full(1000, 9)
+    first_new[:300] = 5  # these users' validation event (position 5) is new
+    assert list(newest_validation(valid, first_new).user_index) == list(range(300))
+    first_new[50:300] = 9
+    topped = newest_validation(valid, first_new).user_index
+    assert len(topped) == MIN_VALIDATION_USERS and set(range(50)) <= set(topped)
+
+
+def test_the_update_learns_from_new_events_and_rehearses_as_many_other_users():
+    split = SplitChoice().split(rule_sequences(n_users=40, min_len=12, max_len=12))
+    first_new = np.array([len(h) for h in split.train])
+    first_new[:5] -= 3  # five users took three new events that are in their training part
+    narrowed = fine_tune_split(split, first_new, max_len=4)
+    kept = [len(h) for h in narrowed.train]
+    assert kept[:5] == [7] * 5  # 4 events of context, then the 3 new ones
+    assert sorted(kept[5:], reverse=True)[:6] == [4] * 5 + [0]  # five others rehearse their latest 4
+    with pytest.raises(UsageError, match="nothing new to learn"):
+        fine_tune_split(split, np.array([len(h) for h in split.train]), max_len=4)
