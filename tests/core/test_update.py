@@ -82,7 +82,7 @@ def test_an_update_learns_the_new_items_and_records_its_parent(engine):
     for series in NEW_SERIES:
         for step in range(1, len(series)):
             history = old + list(series[:step])
-            child_rank, parent_rank = (top_items(engine, run_id, history, 50).index(series[step])
+            child_rank, parent_rank = (top_items(engine, run_id, history, 49).index(series[step])
                                        for run_id in (child.id, parent))
             assert child_rank < min(parent_rank, 6)
     assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
