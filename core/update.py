@@ -2,11 +2,12 @@
 
 A neural run is fine-tuned from its parent's weights for a few epochs instead of trained anew:
 its tables grow to the current catalogue (learned rows follow their vocabulary by the shop's
-ids and names; a new item's ID embedding starts at the mean of its category's known items, and
-what the data itself says about items, such as the item -> category map, comes from a network
-built for the current data, as training builds one), the optimizer continues from the moments
-the parent's bundle stored, training reads the windows that end in new events (with up to
-``max_len`` older events before them as context, so old habits are rehearsed), and early
+ids and names; a new item's ID embedding starts at the mean of its category's known items plus
+a fresh random row, and what the data itself says about items, such as the item -> category
+map or the items' text vectors, comes from a network built for the current data, as training
+builds one), the optimizer continues from the moments the parent's bundle stored, training
+reads the windows that end in new events (with up to ``max_len`` older events before them as
+context) and as many inactive users' latest windows (so they are not forgotten), and early
 stopping validates on the users whose validation event is one of the new ones. Baselines are
 cheap to fit: they are refitted on the whole log. Either way the child records its parent and
 what the log gained (``config["update"]``), and its run row how long the update took.
@@ -46,7 +47,7 @@ class Update:
     """A run being updated: the parent's id and loaded bundle, and what the log gained since it."""
 
     parent: int
-    bundle: Bundle
+    bundle: Optional[Bundle]  # None for a baseline, which is refitted
     growth: "LogGrowth"
 
     def record(self) -> dict:
