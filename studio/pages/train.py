@@ -444,12 +444,12 @@ class TrainPage(StudioPage):
         job.finished.connect(lambda trashed: self._on_trashed(trashed, run_label(run)))
         job.failed.connect(lambda exc: show_error(self, exc, "Deleting the run"))
         job.ended.connect(self.context.announce_runs_changed)
+        job.ended.connect(self._update_buttons)  # after the run list has dropped the deleted run
 
     def _on_trashed(self, trashed, label: str) -> None:
         self.context.trash.append(trashed)
         self.undo_button.setToolTip(f"Bring back {label}, with its model")
         self.progress_text.setText(f"Deleted {label}. Undo delete brings it back until the studio closes.")
-        self._update_buttons()
 
     def _on_undo_delete(self) -> None:
         if not self.context.trash or self.engine is None:
