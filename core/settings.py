@@ -14,9 +14,12 @@ from typing import Any, Literal, Optional, Union
 NUMBER_TYPES = (bool, int, float)
 
 
-def setting(default: Any, help: str, metavar: Optional[str] = None) -> Any:
-    """A dataclass field with its help text (and the placeholder a CLI shows for its value)."""
-    metadata = {"help": help} if metavar is None else {"help": help, "metavar": metavar}
+def setting(default: Any, help: str, metavar: Optional[str] = None, low: Optional[float] = None,
+            high: Optional[float] = None) -> Any:
+    """A dataclass field with its help text, the placeholder a CLI shows for its value and the
+    range a number must fall in (``low``/``high`` inclusive), so a bad value is refused where it is
+    typed instead of failing deep inside training."""
+    metadata = {"help": help, "metavar": metavar, "low": low, "high": high}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -31,6 +34,18 @@ class SettingInfo:
     choices: tuple[str, ...]  # the Literal's values; () for a free value
     default: Any
     metavar: Optional[str]
+    low: Optional[float] = None  # smallest value allowed (numbers only)
+    high: Optional[float] = None  # largest value allowed
+
+    def range_error(self, value: Any) -> Optional[str]:
+        """Why ``value`` is out of this setting's range ("must be at least 1"), or None when it fits."""
+        if value is None or self.kind not in (int, float):
+            return None
+        if self.low is not None and value < self.low:
+            return f"must be at least {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"must be at most {self.high:g}"
+        return None
 
 
 def settings_of(cls: type) -> list[SettingInfo]:
@@ -49,5 +64,6 @@ def _info(field: dataclasses.Field, hint: Any) -> SettingInfo:
         hint = str
     if hint not in (*NUMBER_TYPES, str):
         raise TypeError(f"setting {field.name!r} has type {hint!r}; settings are bool, int, float, str or a Literal")
-    return SettingInfo(field.name, field.metadata.get("help", ""), hint, optional, choices, field.default,
-                       field.metadata.get("metavar"))
+    meta = field.metadata
+    return SettingInfo(field.name, meta.get("help", ""), hint, optional, choices, field.default,
+                       meta.get("metavar"), meta.get("low"), meta.get("high"))

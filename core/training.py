@@ -66,35 +66,35 @@ class TrainConfig:
 
     model: ModelName = setting("sasrec", "what to train: sasrec, gru, lstm (neural, trained here) or a baseline "
                                          "(pop, recentpop, itemknn, markov; core.baselines)")
-    hidden: int = setting(64, "embedding and hidden-state width")
-    layers: int = setting(2, "Transformer blocks or RNN layers")
-    heads: int = setting(1, "attention heads (Transformer only); must divide hidden")
-    dropout: float = setting(0.3, "dropout on embeddings, attention and block outputs")
+    hidden: int = setting(64, "embedding and hidden-state width", low=1)
+    layers: int = setting(2, "Transformer blocks or RNN layers", low=1)
+    heads: int = setting(1, "attention heads (Transformer only); must divide hidden", low=1)
+    dropout: float = setting(0.3, "dropout on embeddings, attention and block outputs", low=0, high=0.95)
     max_len: int = setting(50, "most recent events read per user; longer histories are cut into windows for "
-                               "training")
-    batch_size: int = setting(128, "training windows per step; smaller = more updates per epoch on a CPU")
+                               "training", low=2)
+    batch_size: int = setting(128, "training windows per step; smaller = more updates per epoch on a CPU", low=1)
     lr: float = setting(3e-3, "AdamW peak learning rate (decays to a tenth over the last fifth of the planned "
-                              "epochs)")
-    weight_decay: float = setting(0.0, "AdamW decoupled weight decay (not applied to norms, biases)")
-    epochs: int = setting(200, "upper bound; early stopping or the time budget usually ends the run sooner")
+                              "epochs)", low=1e-7, high=10)
+    weight_decay: float = setting(0.0, "AdamW decoupled weight decay (not applied to norms, biases)", low=0)
+    epochs: int = setting(200, "upper bound; early stopping or the time budget usually ends the run sooner", low=1)
     patience: int = setting(10, "epochs without a clearly better validation NDCG@10 (by more than its noise) "
-                                "before stopping")
+                                "before stopping", low=1)
     time_budget: Optional[float] = setting(
         None, "minutes the whole run may take: the epochs and the learning-rate decay are planned to finish "
               "within it, and the run records when it cut training short; automatic: 10 on a CPU, none on a "
-              "GPU; 0 = no limit", metavar="MIN")
-    warmup_steps: int = setting(100, "linear learning-rate warm-up from 0 over this many steps")
-    grad_clip: float = setting(1.0, "max global gradient norm; 0 disables clipping")
+              "GPU; 0 = no limit", metavar="MIN", low=0)
+    warmup_steps: int = setting(100, "linear learning-rate warm-up from 0 over this many steps", low=0)
+    grad_clip: float = setting(1.0, "max global gradient norm; 0 disables clipping", low=0)
     loss: Literal["softmax", "sampled"] = setting(
         "softmax", "softmax: full cross-entropy over the catalogue; sampled: sampled softmax (cheaper on huge "
                    "catalogues)")
-    n_negatives: int = setting(256, "shared uniform negatives per step when loss is sampled")
-    interest_weight: float = setting(0.1, "weight of the next-interest loss next to the next-item loss")
-    interest_clusters: int = setting(16, "k-means interests when the data has no categories")
+    n_negatives: int = setting(256, "shared uniform negatives per step when loss is sampled", low=1)
+    interest_weight: float = setting(0.1, "weight of the next-interest loss next to the next-item loss", low=0)
+    interest_clusters: int = setting(16, "k-means interests when the data has no categories", low=1)
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train: auto (CUDA when present), cpu or "
                                                              "cuda")
     bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU)")
-    seed: int = setting(0, "seeds initialisation, shuffling, dropout and k-means")
+    seed: int = setting(0, "seeds initialisation, shuffling, dropout and k-means", low=0)
     text: bool = setting(True, "read item text with the language model when the [text] extra is installed and "
                                "items have text")
 

@@ -198,11 +198,23 @@ def _add_train_options(p) -> None:
         elif setting.kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            p.add_argument(flag, type=setting.kind, choices=setting.choices or None, default=None,
+            p.add_argument(flag, type=_setting_value(setting), choices=setting.choices or None, default=None,
                            metavar=setting.metavar or (None if setting.choices else setting.name.upper()),
                            help=help_text)
     p.add_argument("--estimate", action="store_true",
                    help="time a few training steps and print how long the run would take, without training")
+
+
+def _setting_value(setting):
+    """An argparse type for one TrainConfig setting: its kind, within its range (else usage, exit 2)."""
+    def parse(text: str):
+        value = setting.kind(text)
+        problem = setting.range_error(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+    parse.__name__ = setting.kind.__name__  # argparse names the type in "invalid int value"
+    return parse
 
 
 def _engine(args):

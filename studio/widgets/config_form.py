@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from core.settings import SettingInfo, settings_of
 
 INT_MAX = 10_000_000
-AUTOMATIC = "automatic"  # what an optional number's editor shows for None (its minimum, one below 0)
+AUTOMATIC = "automatic"  # what an optional number's editor shows for None (its minimum, one below its lowest value)
 
 
 def _label(name: str) -> str:
@@ -89,13 +89,15 @@ def _editor_for(info: SettingInfo) -> QWidget:
         return combo
     if info.kind is int:
         box = QSpinBox()
-        box.setRange(-1 if info.optional else 0, INT_MAX)
+        low = int(info.low) if info.low is not None else 0
+        box.setRange(low - 1 if info.optional else low, int(info.high) if info.high is not None else INT_MAX)
         box.setGroupSeparatorShown(True)
     elif info.kind is float:
         box = QDoubleSpinBox()
         default = info.default or 0.0
         box.setDecimals(6 if 0 < abs(default) < 0.01 else 4)
-        box.setRange(-1.0 if info.optional else 0.0, 1e6)
+        low = info.low if info.low is not None else 0.0
+        box.setRange(low - 1.0 if info.optional else low, info.high if info.high is not None else 1e6)
         box.setSingleStep(abs(default) / 10 if default else 1.0 if info.optional else 0.01)
     else:
         return QLineEdit()

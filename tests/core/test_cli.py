@@ -112,6 +112,15 @@ def test_bad_usage_exits_2(argv, tmp_path, capsys):
     assert not (tmp_path / "ws.sqlite").exists()
 
 
+@pytest.mark.parametrize("flag, value, problem", [("--batch-size", "0", "must be at least 1"),
+                                                   ("--hidden", "-3", "must be at least 1"),
+                                                   ("--dropout", "1.5", "must be at most 0.95"),
+                                                   ("--time-budget", "-1", "must be at least 0")])
+def test_train_settings_out_of_range_are_usage_errors(flag, value, problem, tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--db", tmp_path / "ws.sqlite", flag, value)
+    assert code == 2 and f"argument {flag}: {problem}, got {value}" in err and "Traceback" not in err
+
+
 def test_usage_errors_found_after_parsing_exit_2_too(tmp_path, capsys):
     code, _, err = run(capsys, "import", "--db", tmp_path / "ws.sqlite")
     assert code == 2 and "nothing to import" in err

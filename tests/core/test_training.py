@@ -221,6 +221,8 @@ def test_every_setting_has_help_and_the_model_choices_are_the_trainable_models()
     assert settings["loss"].choices == ("softmax", "sampled") and settings["loss"].kind is str
     assert settings["time_budget"].optional and settings["time_budget"].kind is float
     assert settings["time_budget"].metavar == "MIN" and settings["bf16"].kind is bool
+    assert settings["batch_size"].range_error(0) == "must be at least 1" and settings["batch_size"].range_error(1) is None
+    assert settings["dropout"].range_error(0.99) == "must be at most 0.95" and settings["loss"].range_error("x") is None
 
 
 def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth_of_the_plan():

@@ -58,6 +58,7 @@ def test_config_form_takes_choices_and_help_from_typed_metadata_without_sources(
     assert form.config(model="sasrec").time_budget == 2.5
     budget.setValue(0)
     assert form.config(model="sasrec").time_budget == 0
+    assert form.editors["batch_size"].minimum() == 1 and form.editors["dropout"].maximum() == 0.95  # typed ranges
 
 
 def test_palette_gives_each_category_one_colour_everywhere():
