@@ -74,7 +74,7 @@ class TrainConfig:
                                "training", low=2)
     batch_size: int = setting(128, "training windows per step; smaller = more updates per epoch on a CPU", low=1)
     lr: float = setting(3e-3, "AdamW peak learning rate (decays to a tenth over the last fifth of the planned "
-                              "epochs)", low=1e-7, high=10)
+                              "epochs)", low=0, high=10)
     weight_decay: float = setting(0.0, "AdamW decoupled weight decay (not applied to norms, biases)", low=0)
     epochs: int = setting(200, "upper bound; early stopping or the time budget usually ends the run sooner", low=1)
     patience: int = setting(10, "epochs without a clearly better validation NDCG@10 (by more than its noise) "
