@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.scanning import ESCAPED
-from core.importing.sniffing import SniffResult
+from core.importing.sniffing import SniffResult, line_offset
 
 _QUOTE, _NEWLINE = 34, 10
 _RETRY_BYTES = 1 << 16  # the first block read again after a stray quote: small, then doubling
@@ -134,7 +134,7 @@ def read_blocks(sniffed: SniffResult, block_bytes: int, single_line: Sequence[st
                 stray = _stray_quote(block, single_line)
                 if stray is not None:
                     block = _cut_at_stray_quote(block, stray, sniffed.columns, at_end=feed.done)
-                    raw = raw[: _after_line(raw, int(block.record_starts()[-1]))]
+                    raw = raw[: line_offset(raw, int(block.record_starts()[-1]) + 1)]
                     feed.push_back_after(len(raw))
                     size = _RETRY_BYTES  # stray quotes come in clusters: read the next lines in small blocks
                 else:
@@ -307,8 +307,8 @@ def _cut_at_stray_quote(block: Block, record: int, columns: list[str], at_end: b
     """The block up to the line where ``record`` starts, that line rejected as a stray quote."""
     starts = block.record_starts()
     first = int(starts[record])
-    line_start = _after_line(block.data, first - 1) if first else 0
-    data = block.data[: _after_line(block.data, first)]
+    line_start = line_offset(block.data, first)
+    data = block.data[: line_offset(block.data, first + 1)]
     text = data[line_start:].decode("utf-8").rstrip("\r\n")
     if block.data[line_start:].count(b'"') % 2 and at_end:
         where = "the end of the file"
@@ -339,17 +339,6 @@ def _quoted_column(text: str, delimiter: str, columns: list[str]) -> Optional[st
         return None
     index = text[: opening.start()].count(delimiter) + (1 if opening.start() else 0)
     return columns[index] if index < len(columns) else None
-
-
-def _after_line(data: bytes, line: int) -> int:
-    """Offset just after the newline that ends 0-based ``line`` (the end of ``data`` if none)."""
-    offset = 0
-    for _ in range(line + 1):
-        found = data.find(b"\n", offset)
-        if found < 0:
-            return len(data)
-        offset = found + 1
-    return offset
 
 
 def _display(encoding: str) -> str:

@@ -95,10 +95,10 @@ def sniff(path: Path | str, encoding: Optional[str] = None, delimiter: Optional[
         roles=roles_.guess_roles(columns, preview, has_header),
         renamed=renamed,
         preview=preview,
-        data_offset=bom + _line_offset(raw[bom:], offset_lines),
+        data_offset=bom + line_offset(raw[bom:], offset_lines),
         first_data_line=offset_lines + 1,
         size_bytes=path.stat().st_size,
-        bytes_per_row=max(1.0, (_line_offset(raw[bom:], preview_end) - _line_offset(raw[bom:], offset_lines)) / max(len(preview), 1)),
+        bytes_per_row=max(1.0, (line_offset(raw[bom:], preview_end) - line_offset(raw[bom:], offset_lines)) / max(len(preview), 1)),
     )
 
 
@@ -109,7 +109,7 @@ def _split_lines(text: str) -> list[str]:
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
-def _line_offset(raw: bytes, lines: int) -> int:
+def line_offset(raw: bytes, lines: int) -> int:
     """Byte offset just after the first ``lines`` lines of ``raw``."""
     offset = 0
     for _ in range(lines):
