@@ -75,6 +75,19 @@ def demo_workspace(path, n_users: int = 500, n_items: int = 200, seed: int = 7):
 
 
 @pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A folder holding a small demo workspace (shop.sqlite) with one trained popularity run."""
+    from core.engine import Engine
+    from core.training import TrainConfig
+
+    folder = tmp_path_factory.mktemp("trained")
+    engine = Engine(demo_workspace(folder / "shop.sqlite", 200, 80))
+    engine.train(TrainConfig.for_data(engine.sequence_data(), model="pop"))
+    engine.workspace.close()
+    return folder
+
+
+@pytest.fixture(scope="module")
 def one_thread():
     """Run torch single-threaded for a test module: the tiny tensors here lose more to thread
     hand-offs on a shared 2-core machine than they gain (measured 5x slower with 2 threads under load)."""

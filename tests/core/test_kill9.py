@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine
-from core.training import TrainConfig
-from engine_data import demo_workspace, one_thread  # noqa: F401
+from engine_data import one_thread, trained  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,16 +80,6 @@ def test_kill_during_an_import(tmp_path):
     with Workspace.open(path) as workspace:  # and the next import goes through
         import_files(workspace, events=big)
         assert workspace.counts()["events"] == 101_000
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small demo workspace with one trained popularity run."""
-    folder = tmp_path_factory.mktemp("trained")
-    engine = Engine(demo_workspace(folder / "shop.sqlite", 200, 80))
-    engine.train(TrainConfig.for_data(engine.sequence_data(), model="pop"))
-    engine.workspace.close()
-    return folder
 
 
 TRAIN = """

@@ -10,19 +10,9 @@ from core.bundles import BundleError
 from core.engine import Engine
 from core.store import Workspace
 from core.training import TrainConfig
-from engine_data import demo_workspace, one_thread  # noqa: F401
+from engine_data import one_thread, trained  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A folder holding a small demo workspace with one trained popularity run."""
-    folder = tmp_path_factory.mktemp("trained")
-    engine = Engine(demo_workspace(folder / "shop.sqlite", 200, 80))
-    engine.train(TrainConfig.for_data(engine.sequence_data(), model="pop"))
-    engine.workspace.close()
-    return folder
 
 
 def _copy(trained, target):

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from core.training import TrainConfig
 from studio.pages.train import TrainPage
-from tests.studio.trained_workspace import open_trained_copy, tiny_config
-
-
-@pytest.fixture
-def page(qtbot, context, tmp_path):
-    context.set_engine(open_trained_copy(tmp_path))
-    page = TrainPage(context)
-    qtbot.addWidget(page)
-    page.show()
-    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)  # the workspace's setup arrived
-    return page
+from tests.studio.trained_workspace import tiny_config, train_page  # noqa: F401 (the page fixture)
 
 
 def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):

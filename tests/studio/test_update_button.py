@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.importing.live import EventFeed
-from studio.pages.train import TrainPage
-from tests.studio.trained_workspace import open_trained_copy
-
-
-@pytest.fixture
-def page(qtbot, context, tmp_path):
-    context.set_engine(open_trained_copy(tmp_path))
-    page = TrainPage(context)
-    qtbot.addWidget(page)
-    page.show()
-    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)
-    return page
+from tests.studio.trained_workspace import train_page  # noqa: F401 (the page fixture)
 
 
 def grow_the_log(engine, users: int = 40) -> None:

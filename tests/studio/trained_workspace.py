@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from core.demo import DemoConfig
 
 TINY_SHOP = DemoConfig(n_users=150, n_items=100, n_categories=6, mean_events_per_user=12.0, seed=11)
@@ -52,3 +54,16 @@ def open_trained_copy(tmp_path: Path):
     target = tmp_path / "trained"
     shutil.copytree(_BUILT[0], target)
     return Engine.open(target / "shop.sqlite")
+
+
+@pytest.fixture(name="page")
+def train_page(qtbot, context, tmp_path):
+    """The Train page on a private copy of the trained workspace, once its setup has arrived."""
+    from studio.pages.train import TrainPage
+
+    context.set_engine(open_trained_copy(tmp_path))
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)
+    return page
