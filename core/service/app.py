@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from core.engine import LONGEST_LIST
 from core.errors import NextPickError
 from core.importing.live import MAX_ID_CHARS, EventFeed
 from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
@@ -35,7 +36,6 @@ from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write
 
 log = logging.getLogger("nextpick.serve")
 
-MAX_K = 100
 MAX_BODY_BYTES = 4 << 20  # one POST /events request
 MAX_EVENTS = 10_000  # rows in one POST /events request
 
@@ -97,7 +97,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/recommend", summary="the next items for a user, with reasons")
     def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
-                  k: int = Query(10, ge=1, le=MAX_K), diversity: float = Query(0.0, ge=0.0, le=1.0),
+                  k: int = Query(10, ge=1, le=LONGEST_LIST), diversity: float = Query(0.0, ge=0.0, le=1.0),
                   explain: bool = Query(True, description="include the reason and the history items behind each")):
         history = _history(engine, user)
         recs = engine.recommend(run, user, k=k, diversity=diversity, history=history)
