@@ -48,6 +48,20 @@ class UserFileError(NextPickError):
         super().__init__(f"cannot {action} {path}: {reason}", hint)
 
 
+class OutOfMemory(NextPickError):
+    """The machine ran out of memory (host RAM, or the GPU's): a limit of this run, not a bug."""
+
+    hint = ("Close other programs, or make the job smaller: a smaller --batch-size or --max-len for "
+            "training, --eval-users N for evaluation.")
+
+    @staticmethod
+    def caught(error: BaseException) -> bool:
+        """Python's ``MemoryError``, or torch's ``OutOfMemoryError`` (found by name, so that
+        callers need not import torch)."""
+        return isinstance(error, MemoryError) or any(
+            cls.__name__ == "OutOfMemoryError" for cls in type(error).__mro__)
+
+
 @contextmanager
 def user_file(path: os.PathLike | str, action: str) -> Iterator[None]:
     """Turn an ``OSError`` raised inside the block into a ``UserFileError`` naming ``path``.

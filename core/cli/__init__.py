@@ -2,8 +2,8 @@
 
 Every command takes ``--db WORKSPACE`` and ``--json``. With ``--json`` stdout holds exactly
 one JSON object; progress bars and errors always go to stderr, so pipes stay clean.
-Exit codes: 0 done, 1 failed (a ``core.errors.NextPickError``: its message and hint on stderr;
-or cancelled), 2 bad usage, 130 interrupted. Any other exception is a bug and keeps its traceback.
+Exit codes: 0 done, 1 failed (a ``core.errors.NextPickError`` or running out of memory: a message
+and hint on stderr; or cancelled), 2 bad usage, 130 interrupted. Any other exception is a bug and keeps its traceback.
 
 Data commands import only the store and the importer; model commands load the engine
 (and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
@@ -19,7 +19,7 @@ from typing import Optional, TextIO
 
 from core.cli import data_commands, model_commands, serve_commands, text_commands
 from core.cli.common import CliError, CommandLineError, Output, ProgressBar, format_progress, process_age_s
-from core.errors import NextPickError
+from core.errors import NextPickError, OutOfMemory
 from core.progress import Cancelled
 from core.store import default_workspace_path
 
@@ -63,3 +63,8 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
     except (NextPickError, Cancelled) as error:
         out.error(args.command, error)
         return getattr(error, "exit_code", 1)
+    except Exception as error:
+        if not OutOfMemory.caught(error):
+            raise
+        out.error(args.command, OutOfMemory(f"ran out of memory: {error}".rstrip(": ")))
+        return 1

@@ -16,7 +16,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from core.errors import NextPickError
+from core.errors import NextPickError, OutOfMemory
 from core.progress import Cancelled
 
 
@@ -56,19 +56,13 @@ def _explain(exc: BaseException) -> tuple[str, str]:
         return "The job was stopped before it finished.", "Nothing was changed. Start it again when you are ready."
     if isinstance(exc, NextPickError):
         return _sentence(exc.message), exc.hint or ""
-    if _out_of_memory(exc):
+    if OutOfMemory.caught(exc):
         return ("The computer ran out of memory." if isinstance(exc, MemoryError) else "The GPU ran out of memory.",
                 "Lower the batch size or the model size on the Train page, use a smaller file, or train on the CPU.")
     return (
         f"An unexpected error occurred: {exc}",
         "Nothing in the workspace was lost. Retry; if it happens again, copy the details below into a bug report.",
     )
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    import torch  # already loaded by the engine; imported here to keep this module light to load
-
-    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
 
 
 def _sentence(message: str) -> str:
@@ -79,6 +73,6 @@ def _sentence(message: str) -> str:
 
 def _details(exc: BaseException) -> str:
     """The traceback, for bugs only: the family's words are the whole story."""
-    if isinstance(exc, (NextPickError, Cancelled)) or _out_of_memory(exc):
+    if isinstance(exc, (NextPickError, Cancelled)) or OutOfMemory.caught(exc):
         return ""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -70,3 +70,20 @@ def test_any_other_exception_is_a_bug_that_keeps_its_traceback(monkeypatch, tmp_
     (tmp_path / "ws.sqlite").write_bytes(b"")
     with pytest.raises(type(bug)):  # the console script lets Python print the traceback, exit status 1
         main(["stats", "--db", str(tmp_path / "ws.sqlite")])
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch's, which the CLI recognises by name without importing torch."""
+
+
+@pytest.mark.parametrize("exhausted", [MemoryError(), OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")])
+def test_running_out_of_memory_is_a_message_with_a_hint_not_a_traceback(monkeypatch, tmp_path, capsys, exhausted):
+    def greedy(args, out):
+        raise exhausted
+
+    monkeypatch.setattr(data_commands, "cmd_stats", greedy)
+    assert main(["stats", "--db", str(tmp_path / "ws.sqlite")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nextpick stats: ran out of memory") and "Traceback" not in err
+    assert "hint: Close other programs, or make the job smaller" in err
+    assert str(exhausted) in err

@@ -43,7 +43,7 @@ def test_a_workspace_that_cannot_be_opened_shows_an_error_and_keeps_the_current_
     not_a_workspace = tmp_path / "notes.sqlite"
     not_a_workspace.write_text("these are my notes, not a database")
     job = window.open_workspace(not_a_workspace)
-    with qtbot.waitSignal(job.failed, timeout=10_000):
+    with qtbot.waitSignal(job.failed, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: len(error_dialogs(window)) == 1)
     box = error_dialogs(window)[0]
