@@ -255,6 +255,9 @@ class Engine:
     def empty_trash(self, trashed: runs.TrashedRun) -> None:
         runs.empty_trash(trashed)
 
+    def sweep_trash(self) -> int:
+        return 0 if self.workspace.read_only else runs.sweep_trash(self.workspace)
+
     def export_bundle(self, run_id: int, destination) -> Path:
         """Copy the run's model bundle folder to ``destination`` (a new folder)."""
         return runs.export_bundle(self.workspace, run_id, destination)

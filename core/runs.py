@@ -283,7 +283,7 @@ class TrashedRun:
     folder: Optional[Path]  # the run's folder in the trash; None when it had none
 
 
-TRASH = ".trash"  # beside the run folders: what ``trash_run`` set aside
+TRASH = ".trash"  # beside the run folders: what ``trash_run`` set aside, as RUNID-PID-TAG
 
 
 def trash_run(workspace, run_id: int) -> TrashedRun:
@@ -292,7 +292,7 @@ def trash_run(workspace, run_id: int) -> TrashedRun:
     with workspace.writing() as conn:
         row, was_active = _delete_row(conn, workspace, run_id)
     folder = run_folder(workspace, run_id)
-    aside = runs_root(workspace) / TRASH / f"{int(run_id)}-{uuid.uuid4().hex[:8]}"
+    aside = runs_root(workspace) / TRASH / f"{int(run_id)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     if folder.exists():
         aside.parent.mkdir(parents=True, exist_ok=True)
         folder.rename(aside)
@@ -324,6 +324,29 @@ def empty_trash(trashed: TrashedRun) -> None:
     """Remove a trashed run's folder for good (the studio does this as it closes)."""
     if trashed.folder is not None:
         shutil.rmtree(trashed.folder, ignore_errors=True)
+
+
+def sweep_trash(workspace) -> int:
+    """Remove what a process that has since ended (a crashed studio) left in the trash: nobody
+    can restore it any more. Folders of live processes stay, for their Undo. Returns how many."""
+    trash = runs_root(workspace) / TRASH
+    left = [folder for folder in trash.glob("*") if not _set_aside_by_a_live_process(folder.name)] if trash.is_dir() else []
+    for folder in left:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(left)
+
+
+def _set_aside_by_a_live_process(name: str) -> bool:
+    parts = name.split("-")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def export_bundle(workspace, run_id: int, destination: Path) -> Path:

@@ -71,10 +71,13 @@ class StudioContext(QObject):
         self.runs_changed.emit()
 
     def empty_trash(self) -> None:
-        """Delete the trashed runs for good: the studio closes, or another workspace opens."""
+        """Delete the trashed runs for good: the studio closes, or another workspace opens.
+        What a crashed studio left in the workspace's trash goes too."""
         while self.trash and self._engine is not None:
             self._engine.empty_trash(self.trash.pop())
         self.trash.clear()
+        if self._engine is not None:
+            self._engine.sweep_trash()
 
     def set_active_run(self, run_id: Optional[int]) -> None:
         """Make ``run_id`` the workspace's active model (stored by the engine) and tell every page."""

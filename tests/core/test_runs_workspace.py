@@ -123,6 +123,23 @@ def test_a_trashed_run_is_restored_with_its_model_and_active_mark(trained, tmp_p
     engine.workspace.close()
 
 
+def test_what_a_crashed_studio_left_in_the_trash_is_swept_and_a_live_ones_undo_is_kept(trained, tmp_path):
+    import subprocess
+    import sys
+
+    engine = Engine.open(_copy(trained, tmp_path / "ws"))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    mine = engine.trash_run(1)  # this process is alive: its Undo must keep working
+    crashed = mine.folder.with_name(f"7-{int(ended.stdout)}-deadbeef")
+    crashed.mkdir()
+    older_release = mine.folder.with_name("8-cafef00d")
+    older_release.mkdir()
+    assert engine.sweep_trash() == 2
+    assert mine.folder.is_dir() and not crashed.exists() and not older_release.exists()
+    assert engine.restore_run(mine) == 1
+    engine.workspace.close()
+
+
 def test_a_trashed_run_whose_id_was_taken_comes_back_under_a_new_one(trained, tmp_path):
     engine = Engine.open(_copy(trained, tmp_path / "ws"))
     trashed = engine.trash_run(1)
