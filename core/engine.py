@@ -232,6 +232,21 @@ class Engine:
         choice = (split or SplitChoice()).resolve(data, self.time_kind())
         return estimate_training(data, choice.split(data), config)
 
+    def estimate_presets(self, config, split: Optional[SplitChoice] = None, cancel=None) -> dict:
+        """Each preset (``core.presets``) applied to ``config``, timed as ``estimate_training`` times one:
+        {name: TrainingEstimate}, the data and split read once. ``cancel`` is checked between presets."""
+        from core.presets import PRESETS
+        from core.training import estimate_training
+
+        data = self.sequence_data()
+        split_data = (split or SplitChoice()).resolve(data, self.time_kind()).split(data)
+        estimates = {}
+        for name, preset in PRESETS.items():
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            estimates[name] = estimate_training(data, split_data, preset.apply(config))
+        return estimates
+
     def runs(self) -> list[runs.RunSummary]:
         return runs.list_runs(self.workspace)
 

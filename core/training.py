@@ -64,39 +64,81 @@ class TrainConfig:
     studio's form are generated from them.
     """
 
-    model: ModelName = setting("sasrec", "what to train: sasrec, gru, lstm (neural, trained here) or a baseline "
-                                         "(pop, recentpop, itemknn, markov; core.baselines)")
-    hidden: int = setting(64, "embedding and hidden-state width", low=1)
-    layers: int = setting(2, "Transformer blocks or RNN layers", low=1)
-    heads: int = setting(1, "attention heads (Transformer only); must divide hidden", low=1)
-    dropout: float = setting(0.3, "dropout on embeddings, attention and block outputs", low=0, high=0.95)
-    max_len: int = setting(50, "most recent events read per user; longer histories are cut into windows for "
-                               "training", low=2)
-    batch_size: int = setting(128, "training windows per step; smaller = more updates per epoch on a CPU", low=1)
-    lr: float = setting(3e-3, "AdamW peak learning rate (decays to a tenth over the last fifth of the planned "
-                              "epochs)", low=0, high=10)
-    weight_decay: float = setting(0.0, "AdamW decoupled weight decay (not applied to norms, biases)", low=0)
-    epochs: int = setting(200, "upper bound; early stopping or the time budget usually ends the run sooner", low=1)
-    patience: int = setting(10, "epochs without a clearly better validation NDCG@10 (by more than its noise) "
-                                "before stopping", low=1)
+    model: ModelName = setting(
+        "sasrec", "what to train: a sequence model that learns from the order of events (sasrec: a "
+                  "Transformer, usually the most accurate; gru, lstm: recurrent networks, faster on short "
+                  "histories) or a baseline counted from the log (pop, recentpop, itemknn, markov)", label="Model")
+    hidden: int = setting(
+        64, "how many numbers describe each item and each moment of a shopper's history: a wider model can "
+            "tell finer tastes apart, but trains slower and needs more events to learn them", low=1,
+        label="Model width")
+    layers: int = setting(
+        2, "how many processing layers the model stacks: more can follow longer patterns in a history, at "
+           "the cost of time", low=1, label="Layers")
+    heads: int = setting(
+        1, "how many different ways the Transformer may look back over a history at once; the model width "
+           "must divide by it", low=1, label="Attention heads", when={"model": ("sasrec",)},
+        when_text="Only for the Transformer (sasrec)")
+    dropout: float = setting(
+        0.3, "share of the model's signals hidden at random while it learns, so it cannot memorise the "
+             "log: raise it when the validation score falls while the training loss keeps dropping",
+        low=0, high=0.95, label="Dropout (against overfitting)")
+    max_len: int = setting(
+        50, "how many of a shopper's most recent events the model reads; longer histories are cut into "
+            "pieces this long for training", low=2, label="History length")
+    batch_size: int = setting(
+        128, "histories the model learns from at each step: smaller batches mean more, noisier steps per "
+             "pass over the data", low=1, label="Batch size")
+    lr: float = setting(
+        3e-3, "how big a step the model takes each time it learns (the learning rate); too high and "
+              "training jumps about, too low and it crawls; it eases off towards the end", low=0, high=10,
+        label="Learning rate")
+    weight_decay: float = setting(
+        0.0, "pulls the model's weights gently towards zero, another guard against memorising the log",
+        low=0, label="Weight decay")
+    epochs: int = setting(
+        200, "most passes over the training data; stopping early or the time limit usually ends the run "
+             "sooner", low=1, label="Most passes (epochs)")
+    patience: int = setting(
+        10, "how many passes in a row may fail to improve the validation score (by more than its noise) "
+            "before training stops", low=1, label="Patience (passes)")
     time_budget: Optional[float] = setting(
-        None, "minutes the whole run may take: the epochs and the learning-rate decay are planned to finish "
+        None, "minutes the whole run may take: the passes and the learning-rate decay are planned to finish "
               "within it, and the run records when it cut training short; automatic: 10 on a CPU, none on a "
-              "GPU; 0 = no limit", metavar="MIN", low=0)
-    warmup_steps: int = setting(100, "linear learning-rate warm-up from 0 over this many steps", low=0)
-    grad_clip: float = setting(1.0, "max global gradient norm; 0 disables clipping", low=0)
+              "GPU; 0 = no limit", metavar="MIN", low=0, label="Time limit (minutes)")
+    warmup_steps: int = setting(
+        100, "steps at the start during which the learning rate grows from nothing to its full value, so "
+             "the first steps cannot throw the model off", low=0, label="Warm-up steps")
+    grad_clip: float = setting(
+        1.0, "caps how far one step may move the model, which keeps an odd batch from derailing training; "
+             "0 = no cap", low=0, label="Step size cap")
     loss: Literal["softmax", "sampled"] = setting(
-        "softmax", "softmax: full cross-entropy over the catalogue; sampled: sampled softmax (cheaper on huge "
-                   "catalogues)")
-    n_negatives: int = setting(256, "shared uniform negatives per step when loss is sampled", low=1)
-    interest_weight: float = setting(0.1, "weight of the next-interest loss next to the next-item loss", low=0)
-    interest_clusters: int = setting(16, "k-means interests when the data has no categories", low=1)
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train: auto (CUDA when present), cpu or "
-                                                             "cuda")
-    bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU)")
-    seed: int = setting(0, "seeds initialisation, shuffling, dropout and k-means", low=0)
-    text: bool = setting(True, "read item text with the language model when the [text] extra is installed and "
-                               "items have text")
+        "softmax", "what the model is trained to do: softmax scores every item of the catalogue at each step "
+                   "(the most accurate); sampled scores a random sample of items instead, much cheaper on "
+                   "catalogues of hundreds of thousands of items", label="Objective")
+    n_negatives: int = setting(
+        256, "how many random items each step compares the real next item with, under the sampled "
+             "objective", low=1, label="Items sampled per step", when={"loss": ("sampled",)},
+        when_text="Only with the sampled objective")
+    interest_weight: float = setting(
+        0.1, "how much the model also learns to predict the shopper's next interest (category), next to "
+             "the next item itself", low=0, label="Weight of interests")
+    interest_clusters: int = setting(
+        16, "interest groups found from the events when the items have no categories", low=1,
+        label="Interest groups", when={"has_categories": (False,)},
+        when_text="Only when the items have no categories")
+    device: Literal["auto", "cpu", "cuda"] = setting(
+        "auto", "where to train: auto (the GPU when there is one), cpu or cuda (an NVIDIA GPU)", label="Device")
+    bf16: bool = setting(
+        True, "faster, lower-precision arithmetic (bf16) on the GPU; no effect on a CPU", label="Fast GPU arithmetic",
+        when={"trains_on": ("cuda",)}, when_text="Only when training on a GPU")
+    seed: int = setting(
+        0, "the starting point of every random choice in training: the same seed on the same data gives "
+           "the same model", low=0, label="Random seed")
+    text: bool = setting(
+        True, "let the model read the items' titles and descriptions with a language model (needs the "
+              "[text] extra and items with text); helps most with items that have few events",
+        label="Read item text")
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", **overrides) -> "TrainConfig":

@@ -201,6 +201,13 @@ def _add_train_options(p) -> None:
             p.add_argument(flag, type=_setting_value(setting), choices=setting.choices or None, default=None,
                            metavar=setting.metavar or (None if setting.choices else setting.name.upper()),
                            help=help_text)
+    from core.presets import PRESETS
+
+    p.add_argument("--preset", choices=tuple(PRESETS), metavar="{" + ",".join(PRESETS) + "}",
+                   help="start from a preset instead of the plain defaults: "
+                        + "; ".join(f"{p.name}: {p.minutes:g} min budget, {p.summary[0].lower()}{p.summary[1:]}"
+                                    for p in PRESETS.values())
+                        + " Flags given as well win over the preset.")
     p.add_argument("--estimate", action="store_true",
                    help="time a few training steps and print how long the run would take, without training")
 
@@ -234,13 +241,15 @@ def cmd_train(args, out: Output) -> dict:
                  if getattr(args, f.name, None) is not None}
     out.stage("read the log", "each user's sequence, in time order")
     if args.resume is not None:
+        if getattr(args, "preset", None) is not None:
+            raise CliError("--preset chooses a new run's settings; a resumed run keeps its own, so leave it out")
         base = TrainConfig.from_json(_run(engine, args.resume).config)
         config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "model"})
         _check_device(config.device)  # the run may have been started on a machine with a GPU
     else:
         if not engine.workspace.counts()["events"]:
             raise CliError(f"{args.db} holds no events; import a log first")
-        config = TrainConfig.for_data(engine.sequence_data(), **overrides)
+        config = _new_config(engine, overrides, getattr(args, "preset", None))
     if getattr(args, "estimate", False):
         if args.resume is not None:
             raise CliError("--estimate plans a new run; leave out --resume")
@@ -250,6 +259,17 @@ def cmd_train(args, out: Output) -> dict:
     result = _run_dict(summary)
     out.lines(_run_lines(result, took_s=out.elapsed()))
     return result
+
+
+def _new_config(engine, overrides: dict, preset: Optional[str]):
+    """The data-sized defaults, then ``preset`` (``core.presets``) if one was named, then the flags given."""
+    from core.presets import apply_preset
+    from core.training import TrainConfig
+
+    config = TrainConfig.for_data(engine.sequence_data(), model=overrides.get("model", "sasrec"))
+    if preset is not None:
+        config = apply_preset(config, preset)
+    return dataclasses.replace(config, **overrides)
 
 
 def _check_device(name: str) -> None:

@@ -8,16 +8,18 @@ last complete checkpoint and marks the run cancelled, and Resume continues that 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar,
-    QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+    QButtonGroup, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
+    QProgressBar, QPushButton, QRadioButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget,
 )
 from PySide6.QtCore import Qt
 
+from core.presets import PRESETS, about_minutes
 from core.progress import Progress
 from core.store.schema import RESUMABLE
 from studio.context import StudioContext
@@ -29,8 +31,9 @@ from studio.widgets.run_table import RunTable, format_duration, model_name, run_
 from studio.widgets.training_charts import TrainingCharts
 from studio.workers import Job
 
-# Chosen with their own controls, so the generated form leaves them out.
-OWN_CONTROLS = ("model", "device")
+# Chosen with their own controls, so the generated Advanced form leaves them out.
+OWN_CONTROLS = ("model", "device", "time_budget")
+DEFAULT_PRESET = "balanced"  # what a new workspace's Train page starts from
 MODEL_TIPS = {
     "sasrec": "Self-attention over the sequence: usually the most accurate, needs the most compute",
     "gru": "Recurrent network: fast and strong on short sequences",
@@ -54,7 +57,10 @@ class TrainPage(StudioPage):
         super().__init__(context, parent)
         self.job: Optional[Job] = None
         self.setup: Optional[TrainingSetup] = None
-        self.form: Optional[ConfigForm] = None
+        self.form: Optional[ConfigForm] = None  # the Advanced settings
+        self.budget_form: Optional[ConfigForm] = None  # the time limit, beside the presets
+        self.preset_job: Optional[Job] = None
+        self.preset_estimates: dict = {}  # preset name -> core.training.TrainingEstimate on this data
         self.started_at = 0.0
         self._last_stage = ""
         self._run_listed = True  # the job's run shows in the history (set False when a job starts)
@@ -78,8 +84,9 @@ class TrainPage(StudioPage):
         self.baseline_note = QLabel("Baselines have no settings: they are counted from the log in seconds.")
         self.baseline_note.setProperty("role", "hint")
         self.baseline_note.setWordWrap(True)
-        self.defaults_button = QPushButton("Defaults for this data")
-        self.defaults_button.setToolTip("Reset every setting to the default sized to this workspace's data")
+        self.defaults_button = QPushButton("Reset settings")
+        self.defaults_button.setToolTip("Set every setting back to the chosen preset's (Balanced when none is "
+                                        "chosen), sized to this workspace's data")
         self.train_button = QPushButton("Train")
         self.train_button.setProperty("role", "primary")
         self.train_button.setShortcut("Ctrl+T")
@@ -102,18 +109,6 @@ class TrainPage(StudioPage):
         top.addRow("Model", self.model_box)
         top.addRow("Device", self.device_box)
         top.addRow(self.split_picker)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.form_hint)
-        group = QGroupBox("Settings")
-        group_layout = QVBoxLayout(group)
-        group_layout.addWidget(self.baseline_note)
-        group_layout.addWidget(self.scroll, 1)
-        group_layout.addWidget(self.defaults_button)
-        estimate_row = QHBoxLayout()
-        estimate_row.addWidget(self.estimate_text, 1)
-        estimate_row.addWidget(self.estimate_button)
-        group_layout.addLayout(estimate_row)
         buttons = QHBoxLayout()
         for button in (self.train_button, self.stop_button, self.resume_button, self.update_button):
             buttons.addWidget(button)
@@ -121,9 +116,13 @@ class TrainPage(StudioPage):
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
-        layout.addWidget(group, 1)
+        layout.addWidget(self.baseline_note)
+        layout.addWidget(self._build_presets())
+        layout.addWidget(self._build_advanced(), 1)
+        layout.addStretch(0)
         layout.addLayout(buttons)
         self.model_box.currentIndexChanged.connect(self._on_model_changed)
+        self.device_box.currentIndexChanged.connect(self._on_device_changed)
         self.defaults_button.clicked.connect(self._load_defaults)
         self.estimate_button.clicked.connect(self.estimate_time)
         self.train_button.clicked.connect(lambda: self.start_training())
@@ -131,6 +130,65 @@ class TrainPage(StudioPage):
         self.resume_button.clicked.connect(self.resume_selected)
         self.update_button.clicked.connect(self.update_selected)
         return panel
+
+    def _build_presets(self) -> QGroupBox:
+        """Quick, Balanced, Best (each labelled with the engine's estimate for this data) or Custom, and
+        the time limit; the estimate of the current settings below them."""
+        self.presets_box = QGroupBox("How long to train")
+        self.preset_buttons: dict[str, QRadioButton] = {}
+        self.preset_group = QButtonGroup(self)
+        layout = QVBoxLayout(self.presets_box)
+        for name, preset in PRESETS.items():
+            button = QRadioButton(f"{preset.label} · timing…")
+            button.setObjectName(f"preset_{name}")
+            button.setToolTip(preset.summary)
+            self.preset_buttons[name] = button
+        self.custom_button = QRadioButton("Custom (your advanced settings)")
+        self.custom_button.setToolTip("Chosen by itself when you change a setting under Advanced or the time limit")
+        for button in (*self.preset_buttons.values(), self.custom_button):
+            self.preset_group.addButton(button)
+            layout.addWidget(button)
+        self.preset_buttons[DEFAULT_PRESET].setChecked(True)
+        self.budget_slot = QVBoxLayout()
+        self.budget_slot.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.budget_slot)
+        estimate_row = QHBoxLayout()
+        estimate_row.addWidget(self.estimate_text, 1)
+        estimate_row.addWidget(self.estimate_button)
+        layout.addLayout(estimate_row)
+        self.preset_group.buttonClicked.connect(self._on_preset_clicked)
+        return self.presets_box
+
+    def _build_advanced(self) -> QWidget:
+        """The raw settings, collapsed behind one "Advanced settings" toggle."""
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced settings")
+        self.advanced_toggle.setToolTip("Every setting of the model and its training, in plain words; hover one "
+                                        "to read what it does")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setStyleSheet("QToolButton { border: none; }")
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.form_hint)
+        self.advanced = QWidget()
+        advanced_layout = QVBoxLayout(self.advanced)
+        advanced_layout.setContentsMargins(0, 0, 0, 0)
+        advanced_layout.addWidget(self.scroll, 1)
+        advanced_layout.addWidget(self.defaults_button)
+        self.advanced.setVisible(False)
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.advanced_toggle)
+        layout.addWidget(self.advanced, 1)
+        self.advanced_toggle.toggled.connect(self._show_advanced)
+        return holder
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _build_monitor(self) -> QWidget:
         self.charts = TrainingCharts()
@@ -206,17 +264,21 @@ class TrainPage(StudioPage):
         job.failed.connect(lambda exc: show_error(self, exc, "Reading the data"))
 
     def _on_setup(self, setup: TrainingSetup) -> None:
-        """The first setup builds the model list, devices and form; later ones reset the values."""
+        """The first setup builds the model list, devices and forms; later ones reset the values to the
+        chosen preset's."""
         first = self.setup is None
         self.setup = setup
         if first:
             self._fill_models(setup)
             self.form = ConfigForm(setup.defaults, skip=OWN_CONTROLS)
-            self.form.setToolTip("Hover a setting to read what it does")
+            self.budget_form = ConfigForm(setup.defaults, only=("time_budget",))
             self.scroll.setWidget(self.form)
+            self.budget_slot.addWidget(self.budget_form)
+            self.form.changed.connect(self._on_settings_edited)
+            self.budget_form.changed.connect(self._on_settings_edited)
         self._fill_devices(setup.gpu)
         self.split_picker.set_data(*setup.time_span, setup.default_cutoff, setup.no_time_split)
-        self.form.set_config(setup.defaults)
+        self._apply_preset(self._chosen_preset() or DEFAULT_PRESET)
         self._on_model_changed()
 
     def _fill_models(self, setup: TrainingSetup) -> None:
@@ -299,17 +361,101 @@ class TrainPage(StudioPage):
         if self.form is None:
             return
         neural = self.model_box.currentData() in self.setup.neural
-        self.form.setEnabled(neural)
+        for widget in (self.form, self.presets_box, self.advanced_toggle):
+            widget.setEnabled(neural)
         self.baseline_note.setVisible(not neural)
         self.estimate_text.setText("" if neural else "A baseline is counted from the log in seconds.")
+        self._show_applicable()
         self._update_buttons()
-        self.estimate_time()
+        self._estimate_presets()
+
+    def _on_device_changed(self) -> None:
+        """Fast GPU arithmetic follows the device, and each preset is timed again where it will run."""
+        if self.form is not None and self.device_box.currentData() is not None:
+            self._show_applicable()
+            self._estimate_presets()
+
+    def _show_applicable(self) -> None:
+        """Grey out the settings that cannot matter under the model, device and data chosen."""
+        device = self.device_box.currentData()
+        on_gpu = device == "cuda" or (device == "auto" and self.setup.gpu is not None)
+        self.form.show_applicable({"model": self.model_box.currentData(), "trains_on": "cuda" if on_gpu else "cpu",
+                                   "has_categories": self.setup.has_categories})
+
+    # -- presets --------------------------------------------------------------------------
+
+    def _chosen_preset(self) -> Optional[str]:
+        return next((name for name, button in self.preset_buttons.items() if button.isChecked()), None)
+
+    def _preset_base(self):
+        """The data-sized defaults with the model and device chosen: what every preset changes."""
+        return dataclasses.replace(self.setup.defaults, model=self.model_box.currentData(),
+                                   device=self.device_box.currentData() or "auto")
+
+    def _on_preset_clicked(self, button) -> None:
+        name = next((name for name, preset_button in self.preset_buttons.items() if preset_button is button), None)
+        if name is not None:
+            self._apply_preset(name)
+
+    def _apply_preset(self, name: str) -> None:
+        """Show preset ``name``'s settings in the forms (and its estimate, when timed)."""
+        config = PRESETS[name].apply(self._preset_base())
+        for form in (self.form, self.budget_form):
+            form.blockSignals(True)
+            form.set_config(config)
+            form.blockSignals(False)
+        self.preset_buttons[name].setChecked(True)
+        self._show_applicable()
+        if name in self.preset_estimates:
+            self.estimate_text.setText(f"Estimate: {self.preset_estimates[name].describe()}.")
+
+    def _on_settings_edited(self) -> None:
+        """An edit under Advanced or of the time limit: the preset it matches stays chosen, else Custom."""
+        config = self.current_config()
+        base = self._preset_base()
+        matched = next((name for name, preset in PRESETS.items() if preset.apply(base) == config), None)
+        (self.preset_buttons[matched] if matched else self.custom_button).setChecked(True)
+        self._show_applicable()
+
+    def _estimate_presets(self) -> Optional[Job]:
+        """Time each preset on this data in a worker (``Engine.estimate_presets``); its labels follow.
+        A newer request replaces (and cancels) an older one."""
+        if self.engine is None or self.form is None or self.model_box.currentData() not in self.setup.neural:
+            return None
+        if self.preset_job is not None:
+            self.preset_job.cancel()
+        self.preset_estimates = {}
+        for name, button in self.preset_buttons.items():
+            button.setText(f"{PRESETS[name].label} · timing…")
+        job = self.context.run(self.engine.estimate_presets, self._preset_base(), self.split_picker.choice(),
+                               progress=False)
+        self.preset_job = job
+        job.finished.connect(lambda estimates: self._on_preset_estimates(job, estimates))
+        job.failed.connect(lambda exc: self._on_preset_estimates(job, {}, exc))
+        return job
+
+    def _on_preset_estimates(self, job: Job, estimates: dict, error: Optional[BaseException] = None) -> None:
+        if job is not self.preset_job:
+            return  # the settings changed since it started
+        self.preset_estimates = estimates
+        for name, button in self.preset_buttons.items():
+            preset = PRESETS[name]
+            estimate = estimates.get(name)
+            button.setText(f"{preset.label} · {about_minutes(estimate.at_most_s)}" if estimate else preset.label)
+            button.setToolTip(f"{preset.summary}\n\n" + (
+                f"On this data: {estimate.describe()}." if estimate else f"No estimate: {error}"))
+        chosen = self._chosen_preset()
+        if chosen in estimates:
+            self.estimate_text.setText(f"Estimate: {estimates[chosen].describe()}.")
+        elif error is not None and chosen is not None:
+            self.estimate_text.setText(f"No estimate: {error}")
 
     # -- training -------------------------------------------------------------------------
 
     def current_config(self):
         """The ``TrainConfig`` the panel shows (the workspace's setup must have arrived)."""
-        return self.form.config(model=self.model_box.currentData(), device=self.device_box.currentData())
+        return self.form.config(model=self.model_box.currentData(), device=self.device_box.currentData(),
+                                **self.budget_form.values())
 
     def estimate_time(self) -> Optional[Job]:
         """Time a few steps of the panel's settings in a worker and show how long the run would take."""

@@ -18,6 +18,7 @@ class TrainingSetup:
     default_cutoff: Optional[float]  # time split's default cut-off; None when the data cannot be cut by time
     no_time_split: str  # why not, when default_cutoff is None
     events: int = 0  # in the workspace's sequences: none means nothing to train on
+    has_categories: bool = True  # items carry categories (else interests are k-means groups)
 
 
 def load_setup(engine, model: str) -> TrainingSetup:
@@ -40,4 +41,4 @@ def load_setup(engine, model: str) -> TrainingSetup:
         cutoff, why_not = None, str(error)
     span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
     return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
-                         span, cutoff, why_not, int(len(data.items)))
+                         span, cutoff, why_not, int(len(data.items)), bool(data.has_categories))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from PySide6.QtCore import QDateTime, Qt, QTimeZone
+from PySide6.QtCore import QDateTime, Qt, QTimeZone, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDateTimeEdit, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget,
 )
@@ -24,30 +24,34 @@ INT_MAX = 10_000_000
 AUTOMATIC = "automatic"  # what an optional number's editor shows for None (its minimum, one below its lowest value)
 
 
-def _label(name: str) -> str:
-    """"warmup_steps" → "Warmup steps"; two-letter abbreviations ("lr") read better in capitals."""
-    return name.upper() if len(name) <= 2 else name.replace("_", " ").capitalize()
-
-
 class ConfigForm(QWidget):
-    """Editors for the fields of ``config``'s dataclass except those in ``skip``."""
+    """Editors for the fields of ``config``'s dataclass except those in ``skip`` (or only those in
+    ``only``), each labelled in the field's plain words with its help on hover. ``changed`` fires on
+    every edit; ``show_applicable`` greys out the settings that cannot matter under the others."""
 
-    def __init__(self, config: Any, skip: Iterable[str] = (), parent: Optional[QWidget] = None) -> None:
+    changed = Signal()
+
+    def __init__(self, config: Any, skip: Iterable[str] = (), only: Optional[Iterable[str]] = None,
+                 parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self._cls = type(config)
-        skipped = set(skip)
-        self.settings = {info.name: info for info in settings_of(self._cls) if info.name not in skipped}
+        skipped, wanted = set(skip), None if only is None else set(only)
+        self.settings = {info.name: info for info in settings_of(self._cls)
+                         if info.name not in skipped and (wanted is None or info.name in wanted)}
         self.editors: dict[str, QWidget] = {}
+        self.labels: dict[str, QLabel] = {}
         self.layout_ = QFormLayout(self)
         self.layout_.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for name, info in self.settings.items():
             editor = _editor_for(info)
             editor.setObjectName(f"config_{name}")
-            editor.setToolTip(info.help or _label(name))
-            label = QLabel(_label(name))
-            label.setToolTip(info.help)
+            label = QLabel(info.label)
+            label.setWordWrap(True)
             self.layout_.addRow(label, editor)
             self.editors[name] = editor
+            self.labels[name] = label
+            _on_edit(editor, lambda *_value: self.changed.emit())
+        self.show_applicable({})
         self.set_config(config)
 
     def set_config(self, config: Any) -> None:
@@ -63,9 +67,9 @@ class ConfigForm(QWidget):
             else:
                 editor.setText(str(value))
 
-    def config(self, **fixed: Any) -> Any:
-        """A new config from the editors' values, with ``fixed`` fields (the skipped ones) given."""
-        values = dict(fixed)
+    def values(self) -> dict[str, Any]:
+        """The editors' values by field name (None for an optional number left automatic)."""
+        values = {}
         for name, editor in self.editors.items():
             if isinstance(editor, QCheckBox):
                 values[name] = editor.isChecked()
@@ -76,7 +80,37 @@ class ConfigForm(QWidget):
                 values[name] = editor.currentText()
             else:
                 values[name] = editor.text()
-        return self._cls(**values)
+        return values
+
+    def config(self, **fixed: Any) -> Any:
+        """A new config from the editors' values, with ``fixed`` fields (the skipped ones) given."""
+        return self._cls(**{**self.values(), **fixed})
+
+    def show_applicable(self, facts: dict[str, Any]) -> None:
+        """Enable the settings that matter given the editors' values and ``facts`` (the skipped
+        fields' values and what the form cannot know, such as ``trains_on``); grey out the others,
+        saying on hover why (``SettingInfo.when_text``)."""
+        known = {**self.values(), **facts}
+        for name, info in self.settings.items():
+            applies = info.applies(known)
+            tip = info.help[:1].upper() + info.help[1:] + "." if info.help else info.label
+            if not applies:
+                tip = f"{info.when_text}.\n\n{tip}"
+            for widget in (self.editors[name], self.labels[name]):
+                widget.setEnabled(applies)
+                widget.setToolTip(tip)
+
+
+def _on_edit(editor: QWidget, slot) -> None:
+    """Connect ``editor``'s value-changed signal, whatever kind of editor it is, to ``slot``."""
+    if isinstance(editor, QCheckBox):
+        editor.toggled.connect(slot)
+    elif isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+        editor.valueChanged.connect(slot)
+    elif isinstance(editor, QComboBox):
+        editor.currentIndexChanged.connect(slot)
+    else:
+        editor.textChanged.connect(slot)
 
 
 def _editor_for(info: SettingInfo) -> QWidget:

@@ -31,7 +31,7 @@ def test_train_help_comes_from_field_metadata_without_reading_sources(monkeypatc
     text = " ".join(capsys.readouterr().out.split())
     assert "--time-budget MIN minutes the whole run may take" in text
     assert "--loss {softmax,sampled}" in text and "--device {auto,cpu,cuda}" in text
-    assert "--dropout DROPOUT dropout on embeddings" in text and "(base default: 0.3)" in text
+    assert "--dropout DROPOUT share of the model's signals hidden" in text and "(base default: 0.3)" in text
     assert "--model {sasrec,gru,lstm,pop,recentpop,itemknn,markov}" in text
 
 

@@ -13,7 +13,7 @@ from tests.studio.trained_workspace import tiny_config, train_page  # noqa: F401
 
 def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):
     qtbot.waitUntil(lambda: page.form is not None, timeout=10_000)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device", "time_budget"}
     assert set(page.form.editors) == fields
     assert page.form.editors["hidden"].value() == 32  # small data → narrow model
     page.form.editors["text"].setChecked(False)  # the item-text switch (the [text] extra's language model)
@@ -113,7 +113,7 @@ def test_the_estimate_is_shown_before_training_and_follows_the_settings(qtbot, p
     qtbot.waitUntil(lambda: page.estimate_text.text().startswith("Estimate: about"), timeout=20_000)
     assert "per epoch on CPU" in page.estimate_text.text()
     page.form.editors["epochs"].setValue(7)
-    page.form.editors["time_budget"].setValue(0)  # no limit
+    page.budget_form.editors["time_budget"].setValue(0)  # no limit
     job = page.estimate_time()
     with qtbot.waitSignal(job.ended, timeout=20_000):
         pass
@@ -177,3 +177,57 @@ def test_the_validation_chart_shows_the_popularity_baseline_of_the_same_split(qt
     expected = popularity_validation(page.run_table.runs, pop.split)
     assert expected == pop.metrics["valid"]["ndcg@10"]
     assert page.charts.baseline_line.isVisible() and page.charts.baseline_line.value() == expected
+
+
+def test_presets_are_timed_in_the_background_and_labelled_before_training(qtbot, page, monkeypatch):
+    import threading
+
+    engine = page.context.engine
+    timed_in = []
+    estimate_presets = engine.estimate_presets
+
+    def recording(*args, **kwargs):
+        timed_in.append(threading.current_thread() is threading.main_thread())
+        return estimate_presets(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "estimate_presets", recording)
+    page.model_box.setCurrentIndex(page.model_box.findData("gru"))  # a new model: timed again
+    qtbot.waitUntil(lambda: all(" · about " in b.text() for b in page.preset_buttons.values()), timeout=30_000)
+    assert timed_in and not any(timed_in)  # never on the GUI thread
+    labels = [button.text() for button in page.preset_buttons.values()]
+    assert labels[0].startswith("Quick · about ") and labels[2].startswith("Best · about ")
+    assert "per epoch on CPU" in page.preset_buttons["best"].toolTip()
+    assert page.preset_buttons["balanced"].isChecked()  # the starting preset
+    assert page.current_config().time_budget == 6.0
+
+
+def test_a_preset_sets_the_settings_and_an_edit_under_advanced_makes_it_custom(qtbot, page):
+    from core.presets import apply_preset
+
+    assert not page.advanced.isVisibleTo(page)  # collapsed until asked for
+    page.advanced_toggle.click()
+    assert page.advanced.isVisibleTo(page)
+    page.preset_buttons["quick"].click()
+    config = page.current_config()
+    base = dataclasses.replace(page.setup.defaults, model=config.model, device=config.device)
+    assert config == apply_preset(base, "quick") and page.budget_form.editors["time_budget"].value() == 1.0
+    page.form.editors["dropout"].setValue(0.1)
+    assert page.custom_button.isChecked() and page.current_config().dropout == 0.1
+    page.form.editors["dropout"].setValue(base.dropout)  # back to the preset's value: the preset again
+    assert page.preset_buttons["quick"].isChecked()
+    page.budget_form.editors["time_budget"].setValue(3)
+    assert page.custom_button.isChecked()
+
+
+def test_settings_that_cannot_matter_are_greyed_out_with_the_reason(qtbot, page):
+    page.advanced_toggle.click()
+    negatives = page.form.editors["n_negatives"]
+    assert not negatives.isEnabled() and "sampled" in negatives.toolTip()
+    page.form.editors["loss"].setCurrentText("sampled")
+    assert negatives.isEnabled()
+    page.device_box.setCurrentIndex(page.device_box.findData("cpu"))
+    assert not page.form.editors["bf16"].isEnabled() and "GPU" in page.form.editors["bf16"].toolTip()
+    page.model_box.setCurrentIndex(page.model_box.findData("lstm"))
+    assert not page.form.editors["heads"].isEnabled()
+    page.model_box.setCurrentIndex(page.model_box.findData("sasrec"))
+    assert page.form.editors["heads"].isEnabled()

@@ -32,8 +32,9 @@ def test_config_form_round_trips_a_config_and_shows_help_as_tooltips(qtbot):
     form = ConfigForm(config, skip=("model", "device"))
     qtbot.addWidget(form)
     assert "model" not in form.editors and "device" not in form.editors
-    help_of = {info.name: info.help for info in settings_of(TrainConfig)}
-    assert form.editors["lr"].toolTip() == help_of["lr"] and "AdamW" in help_of["lr"]
+    info = {info.name: info for info in settings_of(TrainConfig)}
+    assert info["lr"].help[1:] in form.editors["lr"].toolTip() and "learning rate" in info["lr"].help
+    assert form.labels["lr"].text() == "Learning rate" and form.labels["hidden"].text() == "Model width"
     assert all(editor.toolTip() for editor in form.editors.values())
     form.editors["layers"].setValue(3)
     edited = form.config(model="gru", device="cpu")
@@ -52,13 +53,30 @@ def test_config_form_takes_choices_and_help_from_typed_metadata_without_sources(
         typing.get_type_hints(TrainConfig)["loss"]))
     assert [device.itemText(i) for i in range(device.count())] == ["auto", "cpu", "cuda"]
     budget = form.editors["time_budget"]
-    assert budget.text() == "automatic" and "minutes" in budget.toolTip()
+    assert budget.text() == "automatic" and "Minutes the whole run may take" in budget.toolTip()
     assert form.config(model="sasrec").time_budget is None
     budget.setValue(2.5)
     assert form.config(model="sasrec").time_budget == 2.5
     budget.setValue(0)
     assert form.config(model="sasrec").time_budget == 0
     assert form.editors["batch_size"].minimum() == 1 and form.editors["dropout"].maximum() == 0.95  # typed ranges
+
+
+def test_config_form_greys_out_settings_that_do_not_apply_and_reports_edits(qtbot):
+    form = ConfigForm(TrainConfig(), skip=("model", "device"))
+    qtbot.addWidget(form)
+    form.show_applicable({"model": "gru", "trains_on": "cpu", "has_categories": True})
+    negatives = form.editors["n_negatives"]
+    assert not negatives.isEnabled() and "Only with the sampled objective" in negatives.toolTip()
+    assert not form.editors["bf16"].isEnabled() and not form.editors["heads"].isEnabled()
+    assert not form.editors["interest_clusters"].isEnabled() and form.editors["dropout"].isEnabled()
+    with qtbot.waitSignal(form.changed, timeout=1000):
+        form.editors["loss"].setCurrentText("sampled")
+    form.show_applicable({"model": "sasrec", "trains_on": "cuda", "has_categories": True})
+    assert negatives.isEnabled() and form.editors["bf16"].isEnabled() and form.editors["heads"].isEnabled()
+    only = ConfigForm(TrainConfig(), only=("time_budget",))
+    qtbot.addWidget(only)
+    assert list(only.editors) == ["time_budget"] and only.values() == {"time_budget": None}
 
 
 def test_palette_gives_each_category_one_colour_everywhere():
