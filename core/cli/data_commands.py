@@ -10,7 +10,9 @@ from pathlib import Path
 from core.cli.common import CommandLineError, Output, at_least, require_workspace
 from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
-from core.importing import ImportOptions, describe_time_unit, export_rejected, import_files
+from core.importing import (
+    LOW_VALUE_ACTIONS, ImportOptions, LowValues, describe_time_unit, export_rejected, import_files,
+)
 from core.store import Workspace
 from core.store.stats import workspace_stats
 
@@ -32,6 +34,12 @@ def add_commands(commands, common) -> None:
     p.add_argument("--keep-duplicates", action="store_true",
                    help="keep events that repeat one already imported or earlier in the file exactly "
                         "(default: skip and count them, as for exports that overlap)")
+    p.add_argument("--low-values", choices=LOW_VALUE_ACTIONS, default="keep",
+                   help="events whose value (rating) is at or below --low-at-most: keep them as interactions "
+                        "(default), drop them, or store them marked negative (dislikes: shown, but never learned "
+                        "from as interactions nor tested on)")
+    p.add_argument("--low-at-most", type=float, metavar="VALUE",
+                   help="the highest value that counts as low for --low-values, e.g. 2 on a 5-star scale")
     p.add_argument("--rejected-out", metavar="FILE", help="write the skipped rows (line, column, reason, raw) to FILE")
     p.set_defaults(handler=cmd_import)
 
@@ -53,13 +61,16 @@ def add_commands(commands, common) -> None:
 def cmd_import(args, out: Output) -> dict:
     if not (args.events or args.items or args.users):
         raise CommandLineError("nothing to import: give an events file and/or --items/--users")
+    if args.low_values != "keep" and args.low_at_most is None:
+        raise CommandLineError(f"--low-values {args.low_values} needs --low-at-most VALUE (e.g. 2 on a 5-star scale)")
     options = ImportOptions(delimiter=args.delimiter, encoding=args.encoding,
                             roles=dict(args.map or []), column_names=dict(args.columns or []), strict=args.strict,
-                            keep_duplicates=args.keep_duplicates)
+                            keep_duplicates=args.keep_duplicates,
+                            low_values=LowValues(args.low_values, args.low_at_most))
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = import_files(workspace, events=args.events, items=args.items, users=args.users,
                               options=options, progress=out.progress())
-        files = [_file_summary(f) for f in report.files]
+        files = [_file_summary(f, options.low_values) for f in report.files]
         if args.rejected_out:
             for summary, path in _rejected_targets(files, Path(args.rejected_out)):
                 out.stage("write rejected rows", str(path))
@@ -84,6 +95,9 @@ def _new_file_removed_on_failure(path: Path):
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
         raise
+
+
+LOW_VALUES_WERE = {"keep": "kept", "drop": "dropped", "negative": "stored as negative (dislikes)"}
 
 
 def _delimiter(text: str) -> str:
@@ -112,12 +126,13 @@ def _column_names(spec: str) -> tuple[str, list[str]]:
     return kind, [name.strip() for name in columns.split(",")]
 
 
-def _file_summary(report) -> dict:
+def _file_summary(report, low_values: LowValues) -> dict:
     return {
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
         "roles": report.roles, "time_kind": report.time_kind, "time_unit": report.time_unit,
-        "duplicates_skipped": report.duplicates, "renamed_columns": report.renamed,
+        "duplicates_skipped": report.duplicates, "low_values": report.low_values,
+        "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
         "first_rejected": [{"line": r.line, "column": r.column, "reason": r.reason} for r in report.rejected[:5]],
     }
@@ -155,6 +170,8 @@ def _reading_notes(f: dict) -> list[str]:
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
     if f["time_unit"]:
         notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
+    if f.get("low_values"):
+        notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")
     if f["duplicates_skipped"]:
         notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
                      "skipped (--keep-duplicates keeps them)")

@@ -7,12 +7,14 @@ show and write the rows an import skipped; ``import_history`` lists past imports
 
 from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.history import import_history
+from core.importing.loaders import LOW_VALUE_ACTIONS, LowValues
 from core.importing.rejected import export_rejected, read_rejected_rows
 from core.importing.run import ImportOptions, import_files
 from core.importing.sniffing import SniffResult, sniff
 from core.importing.times import describe_time_unit
 
 __all__ = [
-    "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "RejectedRow", "SniffResult",
+    "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "RejectedRow",
+    "SniffResult",
     "describe_time_unit", "export_rejected", "import_files", "import_history", "read_rejected_rows", "sniff",
 ]

@@ -72,6 +72,8 @@ class FileReport:
                    dates written out; None for an order or without a time column.
     duplicates:    events skipped because they repeat one already in the workspace or
                    earlier in the file exactly (not counted in rows_accepted).
+    low_values:    events whose value was at or below ``ImportOptions.low_values``' threshold:
+                   dropped (not counted in rows_accepted) or stored marked negative.
     """
 
     kind: str
@@ -88,6 +90,7 @@ class FileReport:
     time_kind: Optional[str] = None
     time_unit: Optional[str] = None
     duplicates: int = 0
+    low_values: int = 0
     duration_s: float = 0.0
 
 

@@ -15,12 +15,38 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.ids import IdMap, python_list
 from core.importing.times import TimeColumn, to_numbers
 
 DEFAULT_EVENT = "interaction"
+LOW_VALUE_ACTIONS = ("keep", "drop", "negative")
+
+
+@dataclass(frozen=True)
+class LowValues:
+    """What an import does with events whose value (a rating) is at or below ``at_most``: keep them as
+    interactions, drop them, or store them marked negative (a dislike: shown, never learned from as
+    an interaction nor tested on)."""
+
+    action: str = "keep"  # one of LOW_VALUE_ACTIONS
+    at_most: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.action not in LOW_VALUE_ACTIONS:
+            raise UsageError(f"low values: {self.action!r} is not one of {', '.join(LOW_VALUE_ACTIONS)}")
+        if self.action != "keep" and self.at_most is None:
+            raise UsageError(f"low values: to {self.action} them, say at or below which value",
+                             "Give the highest value that counts as low, e.g. 2 on a 5-star scale.")
+
+    def low(self, values: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Which of ``values`` are low; None when low values are kept as they are."""
+        if self.action == "keep" or values is None:
+            return None
+        with np.errstate(invalid="ignore"):
+            return values <= self.at_most  # a missing value (NaN) is never low
 _UPSERT = """
 INSERT INTO {table}(id, external_id{columns}) VALUES (?, ?{marks})
 ON CONFLICT(external_id) DO UPDATE SET {updates}
@@ -82,10 +108,15 @@ def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa
 class EventsLoader:
     """user, item, time, event type, value -> events (creating unknown users and items)."""
 
-    def __init__(self, path, roles: dict[str, str]) -> None:
+    def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues()) -> None:
         self.path = path
         self.roles = roles
         self.time = TimeColumn(roles.get("time"))
+        if low_values.action != "keep" and "value" not in roles:
+            raise CsvImportError(path, None, None, f"low values are to be {_DONE_TO[low_values.action]}, but the "
+                                                   "file has no value (rating) column: name one, or keep low values")
+        self.low_values = low_values
+        self.low_count = 0  # events dropped or marked negative for their low value, so far
 
     def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
         table, checks = block.table, _Checks(block)
@@ -104,16 +135,22 @@ class EventsLoader:
         rejected = checks.rejected()
         if strict and rejected:
             raise rejected[0].as_error(self.path)
-        keep = pa.array(~checks.bad)
+        low = self.low_values.low(values)
+        stored = ~checks.bad if low is None or self.low_values.action != "drop" else ~checks.bad & ~low
+        if low is not None:
+            self.low_count += int((low & ~checks.bad).sum())
+        keep = pa.array(stored)
         user_ids, new_users = target.users.resolve(users.filter(keep))
         item_ids, new_items = target.items.resolve(items.filter(keep))
         target.raw.executemany("INSERT INTO users(id, external_id) VALUES (?, ?)", new_users)
         target.raw.executemany("INSERT INTO items(id, external_id) VALUES (?, ?)", new_items)
-        columns = {"user_id": user_ids.tolist(), "item_id": item_ids.tolist(), "ts": ts[~checks.bad].tolist()}
+        columns = {"user_id": user_ids.tolist(), "item_id": item_ids.tolist(), "ts": ts[stored].tolist()}
         if self.roles.get("event"):
             columns["event_type"] = self._event_types(table, keep)
         if values is not None:
-            columns["value"] = _nullable(values, ~checks.bad)
+            columns["value"] = _nullable(values, stored)
+        if low is not None and self.low_values.action == "negative":
+            columns["negative"] = low[stored].astype(int).tolist()
         target.raw.executemany(self._insert_sql(columns, target.import_id), zip(*columns.values()))
         return len(user_ids), rejected
 
@@ -155,6 +192,9 @@ class EventsLoader:
         encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
         names = np.array(encoded.dictionary.to_pylist(), dtype=object)
         return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
+
+
+_DONE_TO = {"drop": "dropped", "negative": "marked negative"}
 
 
 def _time_reason(cell: Optional[str]) -> str:

@@ -22,7 +22,7 @@ from core.importing import roles as roles_
 from core.importing.blocks import read_blocks
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, ProfileLoader, Target
+from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, Target
 from core.importing.scanning import scan_file
 from core.importing.sniffing import SniffResult, sniff
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
@@ -56,6 +56,10 @@ class ImportOptions:
     keep_duplicates: keep an event exactly like one already in the workspace or earlier in the
                     file (same user, item, time, event type and value); by default such
                     repeats, as in exports that overlap, are skipped and counted.
+    low_values:     what to do with events whose value (rating) is at or below a threshold:
+                    ``LowValues("drop", 2)`` leaves them out, ``LowValues("negative", 2)`` stores
+                    them marked negative (dislikes that training and evaluation never count as
+                    interactions); the default keeps them. Needs a value column.
     chunk_rows:     rows parsed and written per block; bounds memory.
     """
 
@@ -67,6 +71,7 @@ class ImportOptions:
     category_flags: Optional[list[str]] = None
     strict: bool = False
     keep_duplicates: bool = False
+    low_values: LowValues = field(default_factory=LowValues)
     chunk_rows: int = 200_000
 
 
@@ -167,7 +172,7 @@ def _plan(kind: str, path: Path, options: ImportOptions) -> _Plan:
         if role not in roles:
             raise CsvImportError(path, None, None, roles_.missing_role_reason(kind, role, sniffed.columns))
     if kind == "events":
-        return _Plan(kind, sniffed, scan.sha256, roles, EventsLoader(path, roles))
+        return _Plan(kind, sniffed, scan.sha256, roles, EventsLoader(path, roles, options.low_values))
     flags = _flags(kind, sniffed, roles, options)
     attributes = [c for c in sniffed.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(path, flags) if flags else []
@@ -210,6 +215,7 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
+        report.low_values = plan.loader.low_count  # dropped ones were never accepted
         if not options.keep_duplicates:
             emit(progress, Progress("skip repeated events", message=f"{sniffed.path.name}: events already stored"))
             report.duplicates = _delete_repeated_events(target.raw, first_event, most_of_the_table)
@@ -217,9 +223,11 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     report.duration_s = time.perf_counter() - started
     target.raw.execute(
         "UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ?, duration_s = ?, "
-        "options = json_set(options, '$.time_unit', ?, '$.duplicates_skipped', ?) WHERE id = ?",
-        (report.rows_read, report.rows_accepted, report.rows_rejected, report.duration_s,
-         report.time_unit, report.duplicates, report.import_id),
+        "options = json_set(options, '$.time_unit', ?, '$.duplicates_skipped', ?, '$.low_values', json(?)) "
+        "WHERE id = ?",
+        (report.rows_read, report.rows_accepted, report.rows_rejected, report.duration_s, report.time_unit,
+         report.duplicates, json.dumps({"action": options.low_values.action, "at_most": options.low_values.at_most,
+                                        "events": report.low_values}), report.import_id),
     )
     return report
 

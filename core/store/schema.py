@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CATEGORY_SEPARATOR = "|"
 
 
@@ -101,6 +101,9 @@ events = Table(
     Column("event_type", String, nullable=False, default="interaction"),
     Column("value", Float, nullable=True),  # rating, price, quantity...
     Column("import_id", Integer, ForeignKey("imports.id"), nullable=True),
+    # 1: a dislike (a low rating the import was told to mark): kept and shown, never learned from as an
+    # interaction nor held out as a test target (``Workspace.event_arrays`` leaves it out).
+    Column("negative", Integer, nullable=False, default=0, server_default="0"),
 )
 # One user's time-ordered sequence; the rowid breaks ties in file order.
 Index("ix_events_user_ts", events.c.user_id, events.c.ts)

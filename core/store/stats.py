@@ -150,7 +150,8 @@ def quality_notes(stats: "WorkspaceStats") -> list[str]:
     if quality.low_values and quality.low_value_max is not None:
         notes.append(
             f"{quality.low_values:,} ratings of {quality.low_value_max:g} or less count as interactions, "
-            "though they may mean dislike: re-import with low ratings dropped to train on likes only.")
+            "though they may mean dislike: import the log again with \"Low ratings\" set to mark them as "
+            f"dislikes or drop them (nextpick import --low-values negative --low-at-most {quality.low_value_max:g}).")
     if quality.users_without_events:
         count = quality.users_without_events
         notes.append(
@@ -207,7 +208,7 @@ def _scan_time_and_types(raw, time_kind: str) -> _Scan:
     whens = " ".join(f"WHEN ? THEN {code}" for code in range(1, n_codes))
     case = f"CASE event_type {whens} ELSE 0 END" if known else "0"
     unit = _DAY if time_kind == "unix" else 1.0
-    low_sums = ", ".join(f"SUM(value <= {low})" for low in LOW_RATING.values())
+    low_sums = ", ".join(f"SUM(value <= {low} AND negative = 0)" for low in LOW_RATING.values())
     text, time_min, time_max, value_min, value_max, *low_counts = raw.execute(
         f"SELECT group_concat(CAST(ts / ? AS INTEGER) * {n_codes} + {case}), MIN(ts), MAX(ts), "
         f"MIN(value), MAX(value), {low_sums} FROM events", (unit, *known)).fetchone()

@@ -96,7 +96,9 @@ _READ_BUSY_TIMEOUT_S = 5.0
 _EVENT_DTYPE = np.dtype([("u", np.int64), ("i", np.int64), ("t", np.float64), ("e", np.int64)])
 
 # Steps that bring an older workspace up to SCHEMA_VERSION: {from_version: [sql, ...]}.
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE events ADD COLUMN negative INTEGER NOT NULL DEFAULT 0"],  # low ratings marked negative
+}
 
 
 class Workspace:
@@ -272,7 +274,7 @@ class Workspace:
         return digest.hexdigest()[:16]
 
     def event_arrays(self, chunk_rows: int = READ_CHUNK_ROWS) -> EventArrays:
-        """All events sorted by (user, ts, file order).
+        """All interactions sorted by (user, ts, file order): every event but those marked negative.
 
         An unordered scan plus ``np.lexsort`` is about 3x faster than ``ORDER BY`` through the
         index, so sorting happens in numpy. The scan is read in chunks: one C loop over millions
@@ -280,8 +282,8 @@ class Workspace:
         """
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
-            expected = raw.execute("SELECT count(*) FROM events").fetchone()[0]
-            cursor = raw.execute("SELECT user_id, item_id, ts, id FROM events")
+            expected = raw.execute("SELECT count(*) FROM events WHERE negative = 0").fetchone()[0]
+            cursor = raw.execute("SELECT user_id, item_id, ts, id FROM events WHERE negative = 0")
             rows = _read_chunks(cursor, _EVENT_DTYPE, expected, chunk_rows)
         order = np.lexsort((rows["e"], rows["t"], rows["u"]))
         # One column gathered at a time: sorting the whole record array first held the rows

@@ -153,14 +153,15 @@ def test_an_older_workspace_is_migrated_once_and_a_read_only_one_says_it_needs_u
 
     path = tmp_path / "old.sqlite"
     Workspace.open(path).close()
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(workspace_module, "_MIGRATIONS", {1: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
-    with pytest.raises(ReadOnlyWorkspaceError, match=r"older NextPick \(schema 1\).*needs write access"):
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(workspace_module, "_MIGRATIONS", {current: ["ALTER TABLE runs ADD COLUMN note TEXT"]})
+    with pytest.raises(ReadOnlyWorkspaceError, match=rf"older NextPick \(schema {current}\).*needs write access"):
         Workspace.open(path, read_only=True)
     with Workspace.open(path) as ws:
-        assert ws.schema_version == 2
+        assert ws.schema_version == current + 1
     with Workspace.open(path) as ws:  # nothing left to do: the step is not run again
-        assert ws.schema_version == 2
+        assert ws.schema_version == current + 1
         with ws.engine.connect() as conn:
             columns = [row[1] for row in conn.connection.dbapi_connection.execute("PRAGMA table_info(runs)")]
         assert columns.count("note") == 1
