@@ -223,14 +223,15 @@ def _scan_time_and_types(raw, time_kind: str) -> _Scan:
             f"SELECT event_type, COUNT(*) FROM events WHERE event_type NOT IN ({placeholders}) GROUP BY event_type",
             known).fetchall())
     activity = _activity(units, time_kind)
-    low_max = _rating_scale_low(value_min, value_max)
+    low_max = rating_scale_low(value_min, value_max)
     low_values = int(dict(zip(LOW_RATING.values(), low_counts)).get(low_max) or 0)
     return _Scan(time_min, time_max, activity, dict(sorted(event_types.items(), key=lambda kv: -kv[1])),
                  low_values, low_max)
 
 
-def _rating_scale_low(value_min: Optional[float], value_max: Optional[float]) -> Optional[float]:
-    """The highest value that reads as dislike when the values look like ratings (0 to 5 or to 10)."""
+def rating_scale_low(value_min: Optional[float], value_max: Optional[float]) -> Optional[float]:
+    """The highest value that reads as dislike when the values look like ratings (0 to 5 or to 10);
+    the Data page's note and the import dialog's suggested threshold both use it."""
     if value_min is None or value_min < 0:
         return None
     return next((low for top, low in LOW_RATING.items() if value_max <= top), None)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
+    QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -31,7 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
-from core.importing import ImportOptions, ImportReport, describe_time_unit, sniff
+from core.importing import ImportOptions, ImportReport, LowValues, describe_time_unit, sniff
+from core.store.stats import rating_scale_low
 from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -45,6 +48,14 @@ ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
 DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "Semicolon ( ; )": ";"}
 HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
 TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt);;All files (*)"
+LOW_VALUE_CHOICES = {  # core.importing.LowValues actions: (label, tip)
+    "keep": ("Keep as interactions", "Every event counts as an interaction, whatever its value"),
+    "drop": ("Drop them", "Events with a value at or below the threshold are not imported (counted in the summary)"),
+    "negative": ("Mark as dislikes", "Events with a value at or below the threshold are imported marked negative: "
+                                     "shown in the user's history, but never learned from as interactions nor "
+                                     "used as test targets"),
+}
+NO_VALUE_COLUMN = "The events file has no value (rating) column: choose one under Events to treat low ratings apart"
 
 
 class ImportDialog(QDialog):
@@ -56,6 +67,7 @@ class ImportDialog(QDialog):
         self.context = context
         self.job: Optional[Job] = None
         self.report: Optional[ImportReport] = None
+        self._low_action = "keep"  # what the running or last import did with low values
         self.setWindowTitle("Import CSV")
         self.resize(980, 680)
         self.path_edits: dict[str, QLineEdit] = {}
@@ -65,9 +77,11 @@ class ImportDialog(QDialog):
         for kind, tab in self.file_tabs.items():
             self.tabs.addTab(tab, kind.capitalize())
             tab.roles_changed.connect(self._update_buttons)
+        self.file_tabs["events"].roles_changed.connect(self._suggest_low_values)
         layout = QVBoxLayout(self)
         layout.addWidget(self._build_files())
         layout.addWidget(self._build_reading())
+        layout.addWidget(self._build_low_values())
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self._build_progress())
         layout.addLayout(self._build_buttons())
@@ -129,6 +143,61 @@ class ImportDialog(QDialog):
         row.addWidget(self.keep_duplicates_check)
         row.addStretch(1)
         return box
+
+    def _build_low_values(self) -> QGroupBox:
+        """Keep, drop or mark as dislikes the events whose value (a rating) is at or below a threshold."""
+        self.low_values_box = QGroupBox("Low ratings")
+        self.low_values_box.setToolTip("A rating of 1 or 2 stars may mean the shopper disliked the item: counting it "
+                                       "as an interaction teaches the model to recommend what people dislike")
+        self.low_action_combo = QComboBox()
+        for action, (label, tip) in LOW_VALUE_CHOICES.items():
+            self.low_action_combo.addItem(label, action)
+            self.low_action_combo.setItemData(self.low_action_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.low_action_combo.setToolTip("\n".join(f"{label}: {tip}." for label, tip in LOW_VALUE_CHOICES.values()))
+        self.low_threshold = QDoubleSpinBox()
+        self.low_threshold.setRange(-1e9, 1e9)
+        self.low_threshold.setDecimals(2)
+        self.low_threshold.setValue(2.0)
+        self.low_threshold.setToolTip("The highest value that counts as low (2 on a 5-star scale, 4 on a 10-point one)")
+        self.low_threshold_label = QLabel("at or below")
+        self.low_hint = QLabel("")
+        self.low_hint.setProperty("role", "hint")
+        row = QHBoxLayout(self.low_values_box)
+        row.addWidget(QLabel("Events whose value is"))
+        row.addWidget(self.low_threshold_label)
+        row.addWidget(self.low_threshold)
+        row.addWidget(QLabel(":"))
+        row.addWidget(self.low_action_combo)
+        row.addWidget(self.low_hint, 1)
+        self.low_action_combo.currentIndexChanged.connect(self._show_low_values)
+        self._show_low_values()
+        return self.low_values_box
+
+    def _has_value_column(self) -> bool:
+        tab = self.file_tabs["events"]
+        return tab.sniffed is not None and "value" in tab.roles()
+
+    def _show_low_values(self) -> None:
+        """The choice needs a value column; the threshold matters only when low values are not kept."""
+        has_values = self._has_value_column()
+        self.low_action_combo.setEnabled(has_values)
+        if not has_values:
+            self.low_action_combo.setCurrentIndex(0)
+        self.low_threshold.setEnabled(has_values and self.low_action_combo.currentData() != "keep")
+        self.low_hint.setText("" if has_values else "(no value column)")
+        self.low_hint.setToolTip("" if has_values else NO_VALUE_COLUMN)
+
+    def _suggest_low_values(self) -> None:
+        """The threshold follows the scale the previewed values look like (at most 5: 2; at most 10: 4)."""
+        tab = self.file_tabs["events"]
+        if self._has_value_column():
+            index = tab.sniffed.columns.index(tab.roles()["value"])
+            values = [_number(row[index]) for row in tab.sniffed.preview if index < len(row)]
+            values = [value for value in values if value is not None]
+            low = rating_scale_low(min(values), max(values)) if values else None
+            if low is not None:
+                self.low_threshold.setValue(low)
+        self._show_low_values()
 
     def _build_progress(self) -> QWidget:
         panel = QWidget()
@@ -214,6 +283,8 @@ class ImportDialog(QDialog):
         tab.show_file(sniffed)
         if sniffed is not None:
             self.tabs.setCurrentWidget(tab)
+        if kind == "events":
+            self._suggest_low_values()
         self._update_buttons()
 
     def options(self) -> ImportOptions:
@@ -229,7 +300,13 @@ class ImportDialog(QDialog):
             roles=roles,
             strict=self.strict_radio.isChecked(),
             keep_duplicates=self.keep_duplicates_check.isChecked(),
+            low_values=self.low_values(),
         )
+
+    def low_values(self) -> LowValues:
+        """What the Low ratings row asks for (keep, when the events file has no value column)."""
+        action = self.low_action_combo.currentData() if self._has_value_column() else "keep"
+        return LowValues(action, None if action == "keep" else self.low_threshold.value())
 
     def _update_buttons(self) -> None:
         running = self.job is not None and self.job.running
@@ -249,8 +326,10 @@ class ImportDialog(QDialog):
             return None
         paths = {kind: self.path(kind) if self.file_tabs[kind].sniffed else None for kind in KINDS}
         self.report = None
+        options = self.options()
+        self._low_action = options.low_values.action
         self.job = self.context.run(engine.import_files, paths["events"], items=paths["items"],
-                                    users=paths["users"], options=self.options())
+                                    users=paths["users"], options=options)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_imported)
         self.job.failed.connect(self._on_failed)
@@ -277,7 +356,7 @@ class ImportDialog(QDialog):
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setValue(1000)
         self.progress_label.setText(f"Done: {sum(f.rows_read for f in report.files):,} rows in {report.duration_s:.1f} s")
-        self.summary_label.setText(summary_text(report))
+        self.summary_label.setText(summary_text(report, self._low_action))
         has_rejected = report.rows_rejected > 0
         self.view_rejected_button.setVisible(has_rejected)
         self.export_rejected_button.setVisible(has_rejected)
@@ -323,7 +402,11 @@ def progress_text(report: Progress) -> str:
     return " · ".join(parts)
 
 
-def summary_text(report: ImportReport) -> str:
+LOW_VALUES_DONE = {"drop": "dropped", "negative": "marked as dislikes (not counted as interactions)"}
+
+
+def summary_text(report: ImportReport, action: str = "keep") -> str:
+    """What the import did, per file; ``action`` is what was done with low values (``LowValues.action``)."""
     lines = []
     for file in report.files:
         if file.duplicate:
@@ -336,7 +419,16 @@ def summary_text(report: ImportReport) -> str:
             lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
         if file.duplicates:
             lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
+        if file.low_values:
+            lines.append(f"  {file.low_values:,} events with a low value were {LOW_VALUES_DONE[action]}.")
     return "\n".join(lines)
+
+
+def _number(cell: str):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
 
 
 def _combo(choices, tip: str) -> QComboBox:

@@ -168,3 +168,33 @@ def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skip
     assert "1 rows imported, 0 rejected (of 3 read)." in summary
     assert "Times read as unix seconds." in summary
     assert "2 duplicate events already in the workspace or the file were skipped." in summary
+
+
+def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path):
+    assert not dialog.low_action_combo.isEnabled()  # no file, no value column yet
+    assert dialog.options().low_values.action == "keep"
+    rows = ["user,item,timestamp,rating"] + [f"u{u},i{(u + k) % 9},{1_700_000_000 + 60 * k},{1 + (u + k) % 5}"
+                                               for u in range(12) for k in range(5)]
+    dialog.set_path("events", write(tmp_path / "ratings.csv", "\n".join(rows) + "\n"))
+    assert dialog.file_tabs["events"].roles()["value"] == "rating"
+    assert dialog.low_action_combo.isEnabled() and dialog.low_threshold.value() == 2.0  # a 5-star scale
+    assert not dialog.low_threshold.isEnabled()  # kept: no threshold to set
+    dialog.low_action_combo.setCurrentIndex(dialog.low_action_combo.findData("negative"))
+    assert dialog.low_threshold.isEnabled()
+    low = dialog.options().low_values
+    assert (low.action, low.at_most) == ("negative", 2.0)
+    with qtbot.waitSignal(dialog.start_import().ended, timeout=30_000):
+        pass
+    low_rows = sum(1 for row in rows[1:] if int(row.rsplit(",", 1)[1]) <= 2)
+    assert dialog.report.file("events").low_values == low_rows
+    assert f"{low_rows} events with a low value were marked as dislikes" in dialog.summary_label.text()
+    engine = dialog.context.engine
+    assert engine.workspace.counts()["events"] == len(rows) - 1
+    assert len(engine.sequence_data().items) == len(rows) - 1 - low_rows  # not learned from
+
+
+def test_without_a_value_column_low_ratings_are_kept(dialog, tmp_path):
+    dialog.set_path("events", write(tmp_path / "plain.csv", "user,item,timestamp\nu1,a,1700000000\n"))
+    dialog.low_action_combo.setCurrentIndex(dialog.low_action_combo.findData("drop"))
+    assert not dialog.low_action_combo.isEnabled() and dialog.options().low_values.action == "keep"
+    assert "no value column" in dialog.low_hint.text()
