@@ -89,7 +89,9 @@ class EvaluatePage(StudioPage):
         self.protocol.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setProperty("role", "hint")
         self.status.setWordWrap(True)  # "No trained model yet…" must not hold the page wider than a laptop
-        self.table = RunTable(metric_columns(10), highlight_best=True)
+        # Only finished runs are listed, and where they trained is the Train page's concern: without
+        # Status and Device every metric fits a laptop's width.
+        self.table = RunTable(metric_columns(10), highlight_best=True, hidden=("Status", "Device"))
         self.table.setToolTip("Every finished run, measured on the same held-out test items. " + " ".join(
             METRIC_TIPS[name] + "." for name in ("hr", "ndcg", "mrr")))
         header = QHBoxLayout()
@@ -136,6 +138,8 @@ class EvaluatePage(StudioPage):
         self.metric_box = QComboBox()
         self.metric_box.setToolTip("The metric the bar chart and the breakdown compare")
         self.chart = ChartWidget("Runs compared", "", "")
+        self.chart.setToolTip("The chosen metric per run; the whiskers span its 95% confidence interval over the "
+                              "test users (coverage, diversity and novelty are one figure over all lists: no interval)")
         box = QGroupBox("Compare runs")
         layout = QVBoxLayout(box)
         layout.addWidget(self.metric_box)
@@ -258,7 +262,8 @@ class EvaluatePage(StudioPage):
         self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
         self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
                                       horizontal=True, value_format="{:.4f}",
-                                      highlight=self.table.best_rows(metric) if metric else ())
+                                      highlight=self.table.best_rows(metric) if metric else (),
+                                      intervals=[(run.metrics or {}).get("intervals", {}).get(metric) for run in runs])
         self._fill_segments(metric)
 
     def _fill_segments(self, metric: Optional[str]) -> None:

@@ -18,6 +18,7 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#334155")
 
 ACCENT = "#3b82f6"
 BEST = "#16a34a"  # the best value among bars compared
+ERROR_BAR = "#0f172a"  # a 95% confidence interval's whiskers
 INSIDE_LABEL_SHARE = 0.5  # a bar at least this share of the longest carries its value inside
 
 
@@ -171,10 +172,12 @@ class ChartWidget(pg.PlotWidget):
 
     def show_labelled_bars(self, labels: Sequence[str], values: Sequence[float], *,
                            colours: Optional[Sequence] = None, horizontal: bool = False,
-                           value_format: Optional[str] = None, highlight: Sequence[int] = ()) -> None:
+                           value_format: Optional[str] = None, highlight: Sequence[int] = (),
+                           intervals: Optional[Sequence[Optional[Sequence[float]]]] = None) -> None:
         """One bar per label (categories, runs), in ``colours`` (one per bar) or the accent colour;
         ``horizontal`` puts long labels on the y axis; ``value_format`` ("{:.4f}") writes each
-        bar's value at its end; ``highlight`` rows are drawn in the best-value colour."""
+        bar's value at its end; ``highlight`` rows are drawn in the best-value colour; ``intervals``
+        ([low, high] per bar, None where a bar has none) are drawn as error bars."""
         values = np.asarray(values, dtype=float)
         if not len(values):
             self.clear_chart()
@@ -190,24 +193,47 @@ class ChartWidget(pg.PlotWidget):
         else:
             bars = pg.BarGraphItem(x=positions, height=values, width=0.7, pen=None, **fill)
         self.addItem(bars)
+        low, high = _interval_ends(values, intervals)
+        if intervals is not None:
+            self.addItem(_error_bars(positions, values, low, high, horizontal))
         if value_format is not None:
-            self._label_values(positions, values, value_format, horizontal)
+            self._label_values(positions, values, value_format, horizontal, low, high)
 
-    def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool) -> None:
-        """Each bar's value at its end: inside a long bar (in white), past the end of a short one,
-        so no label runs off a narrow chart."""
-        top = float(values.max()) if len(values) else 1.0
-        for position, value in zip(positions, values):
+    def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool,
+                      low: np.ndarray, high: np.ndarray) -> None:
+        """Each bar's value at its end, clear of its error bar: inside a long bar (in white, before the
+        interval begins), past the end of a short one (after the interval ends), so no label runs off a
+        narrow chart or sits on a whisker."""
+        top = float(high.max()) if len(values) else 1.0
+        for position, value, start, end in zip(positions, values, low, high):
             inside = value >= INSIDE_LABEL_SHARE * top
+            at = start if inside else end
             if horizontal:
                 text = pg.TextItem(value_format.format(value), color="w" if inside else "#0f172a",
                                    anchor=(1, 0.5) if inside else (0, 0.5))
-                text.setPos(value, position)
+                text.setPos(at, position)
             else:
                 text = pg.TextItem(value_format.format(value), color="w" if inside else "#0f172a",
                                    anchor=(0.5, 0) if inside else (0.5, 1))
-                text.setPos(position, value)
+                text.setPos(position, at)
             self.addItem(text)
+
+
+def _interval_ends(values: np.ndarray, intervals) -> tuple[np.ndarray, np.ndarray]:
+    """Each bar's interval as (low, high) arrays; a bar without one reads as its own value."""
+    pairs = [tuple(pair) if pair else (value, value) for value, pair in
+             zip(values, intervals if intervals is not None else [None] * len(values))]
+    low, high = (np.array(side, dtype=float) for side in zip(*pairs)) if pairs else (values, values)
+    return np.minimum(low, values), np.maximum(high, values)
+
+
+def _error_bars(positions: np.ndarray, values: np.ndarray, low: np.ndarray, high: np.ndarray,
+                horizontal: bool) -> pg.ErrorBarItem:
+    """Whiskers from ``low`` to ``high`` across each bar's end (a 95% confidence interval)."""
+    ends = {"left": values - low, "right": high - values} if horizontal else {"bottom": values - low,
+                                                                            "top": high - values}
+    x, y = (values, positions) if horizontal else (positions, values)
+    return pg.ErrorBarItem(x=x, y=y, beam=0.25, pen=pg.mkPen(ERROR_BAR, width=1.5), **ends)
 
 
 def _short(label: str, limit: int = 14) -> str:

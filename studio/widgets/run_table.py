@@ -131,10 +131,11 @@ class RunTable(QTableWidget):
     run_activated = Signal(int)  # double-clicked run id
 
     def __init__(self, metric_columns: Sequence[str] = ("ndcg@10", "hr@10"), parent: Optional[QWidget] = None,
-                 highlight_best: bool = False) -> None:
+                 highlight_best: bool = False, hidden: Iterable[str] = ()) -> None:
         super().__init__(parent)
         self.metric_columns = list(metric_columns)
         self.highlight_best = highlight_best  # bold the best value of each metric column (the Evaluate page)
+        self.hidden = set(hidden)  # fixed columns this table leaves out ("Status", "Device"), to fit a laptop
         self.runs: list[Any] = []
         self.active_run: Optional[int] = None
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -155,7 +156,10 @@ class RunTable(QTableWidget):
         self.setHorizontalHeaderLabels(headers)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # the settings give way (elided; full on hover)
+        header.setMinimumSectionSize(40)
+        for column, name in enumerate(headers):
+            self.setColumnHidden(column, name in self.hidden)
 
     def set_metric_columns(self, metric_columns: Iterable[str]) -> None:
         self.metric_columns = list(metric_columns)

@@ -139,3 +139,38 @@ def test_a_read_only_workspace_shows_the_reports_it_could_not_store(qtbot, conte
     assert not (page.job and page.job.running)
     assert all(run.report(EvalMode.REPEAT) == {} for run in engine.runs())  # nothing was written
     assert "repeats allowed" in page.protocol.text()
+
+
+def test_bars_carry_their_95_percent_intervals_as_error_bars(qtbot, page):
+    import pyqtgraph as pg
+
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
+    page.metric_box.setCurrentIndex(page.metric_box.findData("ndcg@10"))
+    items = page.chart.getPlotItem().items
+    (bars,) = [item for item in items if isinstance(item, pg.ErrorBarItem)]
+    runs = [run for run in page.table.runs if "ndcg@10" in run.metrics.get("metrics", {})]
+    values = bars.opts["x"]
+    lows = values - bars.opts["left"]
+    highs = values + bars.opts["right"]
+    for run, low, high in zip(runs, lows, highs):
+        expected = run.metrics["intervals"]["ndcg@10"]
+        assert (low, high) == pytest.approx(tuple(expected))
+    page.metric_box.setCurrentIndex(page.metric_box.findData("coverage@10"))  # no interval: no whiskers
+    (bars,) = [item for item in page.chart.getPlotItem().items if isinstance(item, pg.ErrorBarItem)]
+    assert not bars.opts["left"].any() and not bars.opts["right"].any()
+
+
+def test_the_run_table_fits_a_laptop_window_without_scrolling_sideways(qtbot, window, tmp_path):
+    window.context.set_engine(open_trained_copy(tmp_path))
+    window.resize(1280, 800)
+    window.show_page("Evaluate")
+    page = window.page("Evaluate")
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
+    qtbot.wait(50)
+    table = page.table
+    assert table.horizontalScrollBar().maximum() == 0
+    viewport = table.viewport().width()
+    for name in ("Diversity@10", "Novelty@10 (bits)"):
+        column = table.headers().index(name)
+        assert table.columnViewportPosition(column) + table.columnWidth(column) <= viewport
+        assert table.columnWidth(column) >= table.sizeHintForColumn(column)  # not cut either
