@@ -38,34 +38,37 @@ class ItemDetails(QWidget):
         self.no_text_reason = ""  # why there are no similar items by text (the extra is missing), or ""
         self.heading = hint_label("Click an item in the sequence or a list to see its details.")
         self.facts = QLabel()
+        self.facts.setProperty("role", "hint")
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.caption = QLabel("Most often taken next")
         self.caption.setProperty("role", "hint")
-        self.table = clickable_table(("Item", "Category", "Times"), "Items that users took right after this one in "
-                                     "the whole log, most frequent first. Click one to see its details.",
-                                     stretch_column=0)
+        self.table = clickable_table(("Item", "Times"), "Items that users took right after this one in the whole "
+                                     "log, most frequent first; the swatch is the item's category. Click one to see "
+                                     "its details.", stretch_column=0)
         self.similar_caption = QLabel("Most similar by text")
         self.similar_caption.setProperty("role", "hint")
         self.similar_caption.setWordWrap(True)
-        self.similar_table = clickable_table(("Item", "Category", "Similarity"), "Items whose title, categories and "
-                                             "attributes mean most nearly the same, as read by the language model. "
-                                             "Click one to see its details.", stretch_column=0)
-        about = QVBoxLayout()
-        about.addWidget(self.heading)
-        about.addWidget(self.facts)
-        about.addStretch(1)
+        self.similar_table = clickable_table(("Item", "Similarity"), "Items whose title, categories and "
+                                             "attributes mean most nearly the same, as read by the language model; "
+                                             "the swatch is the item's category. Click one to see its details.",
+                                             stretch_column=0)
+        # The item's name and facts across the top, the two lists side by side below with the whole
+        # width between them: beside a column of facts they were a few characters wide ("Pirate…").
         successors = QVBoxLayout()
         successors.addWidget(self.caption)
         successors.addWidget(self.table, 1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         similar = QVBoxLayout()
         similar.addWidget(self.similar_caption)
         similar.addWidget(self.similar_table, 1)
-        layout.addLayout(about, 2)
-        layout.addLayout(successors, 3)
-        layout.addLayout(similar, 3)
+        lists = QHBoxLayout()
+        lists.addLayout(successors, 1)
+        lists.addLayout(similar, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.facts)
+        layout.addLayout(lists, 1)
         self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.followers[row][0].item))
         self.similar_table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.similar[row][0].item))
         self.clear()
@@ -84,7 +87,7 @@ class ItemDetails(QWidget):
         self.heading.style().unpolish(self.heading)
         self.heading.style().polish(self.heading)
         self.heading.setText(facts.title or facts.item)
-        self.facts.setText(f"Item id: {facts.item}<br>Categories: {category_text(facts.categories) or '(none)'}")
+        self.facts.setText(f"Item id: {facts.item} · Categories: {category_text(facts.categories) or '(none)'}")
         self.caption.setText("Most often taken next" if self.followers else "No item followed this one more than once in the log.")
         _fill(self.table, [(f, f"{count:,}") for f, count in self.followers])
         _fill(self.similar_table, [(f, f"{similarity:.2f}") for f, similarity in self.similar])
@@ -98,16 +101,13 @@ class ItemDetails(QWidget):
 
 
 def _fill(table, rows: Sequence[tuple[ItemFacts, str]]) -> None:
-    """One row per item: title, primary category with its colour, and a right-aligned figure."""
+    """One row per item: its title beside its primary category's colour swatch, and a right-aligned figure."""
     table.setRowCount(len(rows))
     for row, (facts, figure) in enumerate(rows):
         category = primary_category(facts.categories)
-        cells = (
-            QTableWidgetItem(facts.title or facts.item),
-            QTableWidgetItem(colour_icon(category_colour(category)), category),
-            QTableWidgetItem(figure),
-        )
-        cells[2].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        cells = (QTableWidgetItem(colour_icon(category_colour(category)), facts.title or facts.item),
+                 QTableWidgetItem(figure))
+        cells[1].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for column, cell in enumerate(cells):
-            cell.setToolTip(f"{facts.title} ({facts.item})")
+            cell.setToolTip(f"{facts.title} ({facts.item})\n{category_text(facts.categories) or '(no category)'}")
             table.setItem(row, column, cell)

@@ -78,7 +78,8 @@ MARK_SPACING = 14.0  # px between marks at the default zoom: a purchase (8 px ha
 STRIP_HEIGHT = 44
 AXIS_LABEL_GAP = 64  # px between two date labels
 ZOOM_STEP = 1.5
-EVENT_COLUMN_MAX = 84  # px: "purchase 18.85" may elide (the tooltip has it); the item title needs the room
+EVENT_COLUMN_MAX = 96  # px: a long event type may elide (the tooltip has it); the item title needs the room
+ROW_PADDING = 6  # px beside the two lines of text in a sequence row
 _MARK = 5.0  # half-size of a mark in pixels
 _MARGIN = 2 * _MARK
 _EMPHASIS = {"purchase": 1.6, "cart": 1.25}  # bigger marks for stronger signals
@@ -244,29 +245,52 @@ def axis_label(event: TimelineEvent, events: Sequence[TimelineEvent], time_kind:
 
 
 class TimelineLegend(QWidget):
-    """The event types of the sequence with their marks, and what a hollow mark means."""
+    """The event types of the sequence with their marks, and what a hollow mark means; entries that do
+    not fit the width go on to another line, so none is ever cut off."""
+
+    LINE_HEIGHT = 18
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.types: list[str] = []
-        self.setFixedHeight(18)
+        self.setFixedHeight(self.LINE_HEIGHT)
         self.setToolTip("What each mark's shape means; colours are categories, as in the lists")
 
     def set_types(self, types: Sequence[str]) -> None:
         self.types = list(types)
+        self._fit_height()
         self.update()
+
+    def entries(self) -> list[tuple[str, bool, QPointF]]:
+        """(name, hollow, where its mark goes) for each entry, wrapped to this widget's width."""
+        metrics = self.fontMetrics()
+        placed, x, line = [], 4.0, 0
+        for name, hollow in [*((t, False) for t in self.types), ("what-if", True)]:
+            width = 2 * _MARK + 4 + metrics.horizontalAdvance(name)
+            if x > 4.0 and x + width > self.width():
+                x, line = 4.0, line + 1
+            placed.append((name, hollow, QPointF(x, (line + 0.5) * self.LINE_HEIGHT)))
+            x += width + 10
+        return placed
+
+    def _fit_height(self) -> None:
+        lines = 1 + max(int(point.y() // self.LINE_HEIGHT) for _, _, point in self.entries())
+        if self.height() != lines * self.LINE_HEIGHT:
+            self.setFixedHeight(lines * self.LINE_HEIGHT)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_height()
 
     def paintEvent(self, _event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        x, mid = 4.0, self.height() / 2
-        for name, hollow in [*((t, False) for t in self.types), ("what-if", True)]:
+        for name, hollow, point in self.entries():
             painter.setPen(QPen(QColor("#475569"), 1))
             painter.setBrush(QBrush(Qt.BrushStyle.NoBrush) if hollow else QBrush(QColor("#94a3b8")))
-            draw_glyph(painter, name, QPointF(x + _MARK, mid), _MARK * 0.9)
+            draw_glyph(painter, name, QPointF(point.x() + _MARK, point.y()), _MARK * 0.9)
             painter.setPen(QPen(QColor("#475569")))
-            painter.drawText(QPointF(x + 2 * _MARK + 4, mid + 4), name)
-            x += 2 * _MARK + 14 + painter.fontMetrics().horizontalAdvance(name)
+            painter.drawText(QPointF(point.x() + 2 * _MARK + 4, point.y() + 4), name)
         painter.end()
 
 
@@ -362,10 +386,13 @@ class EventRows(QAbstractTableModel):
         return None
 
     def text(self, event: TimelineEvent, column: int) -> str:
+        """A cell as shown. Rows are two lines high, so the time and the event put their second half
+        ("03:33", "18.85") on a line of its own and leave the width to the item's title (wrapped too)."""
         if column == 0:
-            return "what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True,
+            when = "what-if" if event.what_if else format_time(event.ts, self.time_kind, short=True,
                                                                with_year=self.with_year)
-        return (event.action, event.title)[column - 1]
+            return _second_line(when)
+        return (_second_line(event.action), event.title)[column - 1]
 
     def _swatch(self, category: str) -> QIcon:
         if category not in self._swatches:
@@ -396,7 +423,8 @@ class SequenceTimeline(QWidget):
         self.table = QTableView()
         self.table.setModel(self.rows)
         make_clickable(self.table, "The user's events, oldest first. Click one to see the item's details.",
-                       stretch_column=2)
+                       stretch_column=2, row_height=2 * self.table.fontMetrics().lineSpacing() + ROW_PADDING)
+        self.table.setWordWrap(True)  # a long title takes the row's second line
         self.empty = hint_label("Pick a user on the left to see what they did.")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -441,8 +469,8 @@ class SequenceTimeline(QWidget):
         """Times share one format, so the first and last decide; the event types are few."""
         ends = {self.events[0], self.events[-1]} if self.events else set()
         fit_column(self.table, 0, [self.rows.text(event, 0) for event in ends])
-        fit_column(self.table, 1, {event.action for event in self.events})
-        self.table.setColumnWidth(1, min(self.table.columnWidth(1), EVENT_COLUMN_MAX))  # long values elide
+        fit_column(self.table, 1, {self.rows.text(event, 1) for event in self.events})
+        self.table.setColumnWidth(1, min(self.table.columnWidth(1), EVENT_COLUMN_MAX))  # long event types elide
 
     def mark_held_out(self, item: Optional[str], steps_before: Optional[int] = None) -> None:
         """Shade the events on ``item``, the held-out item the lists are judged by (None: no shading),
@@ -475,6 +503,12 @@ class SequenceTimeline(QWidget):
     def _on_row_clicked(self, row: int) -> None:
         self.strip.select(row)
         self.item_clicked.emit(self.events[row].item)
+
+
+def _second_line(text: str) -> str:
+    """"12 Apr 03:33" → "12 Apr\n03:33", "purchase 18.85" → "purchase\n18.85": the last word below."""
+    head, space, tail = text.rpartition(" ")
+    return f"{head}\n{tail}" if space else text
 
 
 def _tool_button(text: str, tip: str, slot) -> QToolButton:

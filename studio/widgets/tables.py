@@ -35,12 +35,14 @@ def make_clickable(table: QTableView, tooltip: str, stretch_column: int, row_hei
 
 
 def fit_column(table: QTableView, column: int, texts: Iterable[str]) -> None:
-    """Make ``column`` as wide as its header or the widest of ``texts``, the few values known to
+    """Make ``column`` as wide as its header or the widest line of ``texts``, the few values known to
     decide it. Qt's fit-to-contents asks the model for every cell of up to a thousand rows, and
     only those on screen once the table is shown: ~15-40 ms per user in the Explore tables, and
     columns cut short when the rows that decide the width were scrolled out of view."""
     table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-    widest = max((table.fontMetrics().horizontalAdvance(text) for text in texts), default=0) + CELL_PADDING
+    metrics = table.fontMetrics()
+    widest = max((metrics.horizontalAdvance(line) for text in texts for line in text.split("\n")),
+                 default=0) + CELL_PADDING
     table.setColumnWidth(column, max(table.horizontalHeader().sectionSizeHint(column), widest))
 
 

@@ -9,6 +9,7 @@ from studio.pages.explore import ExplorePage
 from studio.pages.explore_queries import before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from studio.widgets.reasons import reason_in_words
+from studio.widgets.tables import CELL_PADDING
 from studio.widgets.what_if import interest_moves
 from tests.studio.trained_workspace import open_trained_copy
 
@@ -273,9 +274,28 @@ def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window
     page = window.page("Explore")
     qtbot.waitUntil(lambda: page.answer is not None and bool(page.ranked.recommendations), timeout=10_000)
     wait_idle(window.context)
-    twenty_chars = page.fontMetrics().horizontalAdvance("Happy Brick Set Saga")
-    assert page.timeline.table.columnWidth(2) >= twenty_chars
+    metrics = page.fontMetrics()
+    twenty_chars = metrics.horizontalAdvance("Happy Brick Set Saga")
+    sequence = page.timeline.table
+    assert sequence.columnWidth(2) >= twenty_chars
+    # Two lines of title per row (word-wrapped, the time and the event's value on their own second
+    # lines): at least 28 characters of a title readable beside its colour swatch.
+    title_room = sequence.columnWidth(2) - sequence.iconSize().width() - CELL_PADDING
+    assert sequence.wordWrap() and sequence.rowHeight(0) >= 2 * sequence.fontMetrics().lineSpacing()
+    assert 2 * title_room >= metrics.horizontalAdvance("Galaxy Card Game Deluxe Set 1")
     assert page.ranked.table.columnWidth(1) >= twenty_chars
+    timeline = page.timeline
+    shown = {timeline.rows.text(event, 1) for event in timeline.events}
+    assert all(timeline.table.columnWidth(1) > metrics.horizontalAdvance(line)  # "purchase 18.85" whole
+               for text in shown for line in text.split("\n"))
+    legend = timeline.legend
+    assert all(point.x() + 14 + legend.fontMetrics().horizontalAdvance(name) <= legend.width()
+               for name, _, point in legend.entries())  # the what-if entry is not clipped
+    timeline.table.clicked.emit(timeline.rows.index(len(timeline.events) - 1, 0))
+    qtbot.waitUntil(lambda: page.details.table.isVisibleTo(page), timeout=10_000)
+    details = page.details.table
+    assert details.columnCount() == 2 and details.columnWidth(0) >= twenty_chars  # titles, not "Pirate…"
+    assert details.columnWidth(0) + details.columnWidth(1) <= details.viewport().width()  # "Times" in view
     assert page.ranked.table.horizontalHeader().count() == 3  # no category column beside the colour swatch
     reason = page.ranked.table.item(0, 1).data(REASON_ROLE)
     assert page.ranked.table.rowHeight(0) >= 2 * page.fontMetrics().height()  # title and the whole reason

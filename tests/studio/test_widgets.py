@@ -118,7 +118,7 @@ def test_event_values_show_and_times_carry_the_year_when_the_sequence_spans_year
     qtbot.addWidget(timeline)
     timeline.set_events(events_from_frame(frame))
     rows = timeline.table.model()
-    assert rows.index(0, 1).data() == "rating 4" and rows.index(1, 1).data() == "rating"
+    assert rows.index(0, 1).data() == "rating\n4" and rows.index(1, 1).data() == "rating"
     assert rows.index(0, 0).data().startswith("14 Nov 2023") and rows.index(1, 0).data().startswith("13 Nov 2024")
     timeline.set_events(events_from_frame(frame.assign(ts=[1.7e9, 1.7e9 + 60])))
     assert "2023" not in rows.index(0, 0).data()
@@ -157,7 +157,21 @@ def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
     timeline.set_events(events)
     metrics = timeline.table.fontMetrics()
     assert timeline.table.columnWidth(1) > metrics.horizontalAdvance("purchase")
-    assert timeline.table.columnWidth(0) > metrics.horizontalAdvance(timeline.rows.text(events[-1], 0))
+    assert all(timeline.table.columnWidth(0) > metrics.horizontalAdvance(line)
+               for line in timeline.rows.text(events[-1], 0).split("\n"))
+
+
+def test_timeline_rows_hold_time_and_value_on_two_lines_leaving_the_width_to_titles(qtbot):
+    event = TimelineEvent("i1", "Galaxy Card Game Deluxe", ("Card games",), "purchase", 1.7e9, value=18.85)
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(400, 300)
+    timeline.show()
+    timeline.set_events([event])
+    assert timeline.rows.text(event, 1) == "purchase\n18.85" and timeline.rows.text(event, 0).count("\n") == 1
+    metrics = timeline.table.fontMetrics()
+    assert timeline.table.columnWidth(1) > metrics.horizontalAdvance("purchase")  # "purchase 18.85" is not cut
+    assert timeline.table.rowHeight(0) >= 2 * metrics.lineSpacing()
 
 
 def test_chart_grid_lines_are_opaque_and_drawn_behind_the_data(qtbot):
@@ -270,3 +284,23 @@ def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qt
     assert strip.spacing == pytest.approx(MARK_SPACING / 1.5)
     timeline.fit()
     assert strip.content_width() <= timeline.strip_area.viewport().width()
+
+
+def test_the_timeline_legend_wraps_rather_than_cutting_an_entry_off(qtbot):
+    from studio.widgets.sequence_timeline import TimelineLegend
+
+    legend = TimelineLegend()
+    qtbot.addWidget(legend)
+    legend.show()
+    legend.resize(400, legend.height())
+    legend.set_types(["view", "cart", "purchase"])
+    metrics = legend.fontMetrics()
+
+    def all_inside():
+        return all(point.x() + 14 + metrics.horizontalAdvance(name) <= legend.width()
+                   for name, _, point in legend.entries())
+
+    assert all_inside() and legend.height() == legend.LINE_HEIGHT
+    legend.resize(150, legend.height())  # a narrow pane: the what-if entry moves to a line of its own
+    assert all_inside() and legend.height() >= 2 * legend.LINE_HEIGHT
+    assert legend.entries()[-1][0] == "what-if" and legend.entries()[-1][2].y() > legend.LINE_HEIGHT
