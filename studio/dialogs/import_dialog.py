@@ -49,9 +49,9 @@ DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "S
 HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
 TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt);;All files (*)"
 LOW_VALUE_CHOICES = {  # core.importing.LowValues actions: (label, tip)
-    "keep": ("Keep as interactions", "Every event counts as an interaction, whatever its value"),
-    "drop": ("Drop them", "Events with a value at or below the threshold are not imported (counted in the summary)"),
-    "negative": ("Mark as dislikes", "Events with a value at or below the threshold are imported marked negative: "
+    "keep": ("kept as interactions", "Every event counts as an interaction, whatever its value"),
+    "drop": ("dropped", "Events with a value at or below the threshold are not imported (counted in the summary)"),
+    "negative": ("marked as dislikes", "Events with a value at or below the threshold are imported marked negative: "
                                      "shown in the user's history, but never learned from as interactions nor "
                                      "used as test targets"),
 }
@@ -131,17 +131,21 @@ class ImportDialog(QDialog):
         self._policy = QButtonGroup(self)
         for radio in (self.skip_radio, self.strict_radio):
             self._policy.addButton(radio)
-        row = QHBoxLayout(box)
+        # Two rows: on one the dialog could not be narrower than a 1,024-pixel screen.
+        format_row, policy_row = QHBoxLayout(), QHBoxLayout()
         for label, widget in (("Encoding:", self.encoding_combo), ("Delimiter:", self.delimiter_combo),
                               ("Header:", self.header_combo)):
-            row.addWidget(QLabel(label))
-            row.addWidget(widget)
-        row.addSpacing(16)
-        row.addWidget(self.skip_radio)
-        row.addWidget(self.strict_radio)
-        row.addSpacing(16)
-        row.addWidget(self.keep_duplicates_check)
-        row.addStretch(1)
+            format_row.addWidget(QLabel(label))
+            format_row.addWidget(widget)
+        format_row.addStretch(1)
+        policy_row.addWidget(self.skip_radio)
+        policy_row.addWidget(self.strict_radio)
+        policy_row.addSpacing(16)
+        policy_row.addWidget(self.keep_duplicates_check)
+        policy_row.addStretch(1)
+        rows = QVBoxLayout(box)
+        rows.addLayout(format_row)
+        rows.addLayout(policy_row)
         return box
 
     def _build_low_values(self) -> QGroupBox:
@@ -159,14 +163,12 @@ class ImportDialog(QDialog):
         self.low_threshold.setDecimals(2)
         self.low_threshold.setValue(2.0)
         self.low_threshold.setToolTip("The highest value that counts as low (2 on a 5-star scale, 4 on a 10-point one)")
-        self.low_threshold_label = QLabel("at or below")
         self.low_hint = QLabel("")
         self.low_hint.setProperty("role", "hint")
         row = QHBoxLayout(self.low_values_box)
-        row.addWidget(QLabel("Events whose value is"))
-        row.addWidget(self.low_threshold_label)
+        row.addWidget(QLabel("Events with a value at or below"))
         row.addWidget(self.low_threshold)
-        row.addWidget(QLabel(":"))
+        row.addWidget(QLabel("are"))
         row.addWidget(self.low_action_combo)
         row.addWidget(self.low_hint, 1)
         self.low_action_combo.currentIndexChanged.connect(self._show_low_values)

@@ -181,7 +181,7 @@ class TrainPage(StudioPage):
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.advanced_toggle)
+        layout.addWidget(self.advanced_toggle, 0, Qt.AlignmentFlag.AlignTop)  # collapsed: right under the presets
         layout.addWidget(self.advanced, 1)
         self.advanced_toggle.toggled.connect(self._show_advanced)
         return holder
@@ -415,6 +415,10 @@ class TrainPage(StudioPage):
         base = self._preset_base()
         matched = next((name for name, preset in PRESETS.items() if preset.apply(base) == config), None)
         (self.preset_buttons[matched] if matched else self.custom_button).setChecked(True)
+        if matched in self.preset_estimates:
+            self.estimate_text.setText(f"Estimate: {self.preset_estimates[matched].describe()}.")
+        elif matched is None:
+            self.estimate_text.setText("Your own settings: press Estimate time to time them on this computer.")
         self._show_applicable()
 
     def _estimate_presets(self) -> Optional[Job]:

@@ -129,7 +129,7 @@ def _editor_for(info: SettingInfo) -> QWidget:
     elif info.kind is float:
         box = QDoubleSpinBox()
         default = info.default or 0.0
-        box.setDecimals(6 if 0 < abs(default) < 0.01 else 4)
+        box.setDecimals(6 if 0 < abs(default) < 0.01 else 2 if info.optional else 4)  # optional: minutes, counts
         low = info.low if info.low is not None else 0.0
         box.setRange(low - 1.0 if info.optional else low, info.high if info.high is not None else 1e6)
         box.setSingleStep(abs(default) / 10 if default else 1.0 if info.optional else 0.01)

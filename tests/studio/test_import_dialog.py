@@ -198,3 +198,7 @@ def test_without_a_value_column_low_ratings_are_kept(dialog, tmp_path):
     dialog.low_action_combo.setCurrentIndex(dialog.low_action_combo.findData("drop"))
     assert not dialog.low_action_combo.isEnabled() and dialog.options().low_values.action == "keep"
     assert "no value column" in dialog.low_hint.text()
+
+
+def test_the_dialog_fits_the_smallest_supported_window(dialog):
+    assert dialog.minimumSizeHint().width() <= 1000 and dialog.minimumSizeHint().height() <= 680

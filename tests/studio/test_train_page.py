@@ -213,6 +213,7 @@ def test_a_preset_sets_the_settings_and_an_edit_under_advanced_makes_it_custom(q
     assert config == apply_preset(base, "quick") and page.budget_form.editors["time_budget"].value() == 1.0
     page.form.editors["dropout"].setValue(0.1)
     assert page.custom_button.isChecked() and page.current_config().dropout == 0.1
+    assert "press Estimate time" in page.estimate_text.text()  # the preset's estimate no longer applies
     page.form.editors["dropout"].setValue(base.dropout)  # back to the preset's value: the preset again
     assert page.preset_buttons["quick"].isChecked()
     page.budget_form.editors["time_budget"].setValue(3)
