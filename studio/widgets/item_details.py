@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QTableWidgetItem, QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QLabel, QTabWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.sequence_timeline import colour_icon
@@ -41,34 +39,37 @@ class ItemDetails(QWidget):
         self.facts.setProperty("role", "hint")
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.caption = QLabel("Most often taken next")
+        self.caption = QLabel("")  # why the list is empty, when it is
         self.caption.setProperty("role", "hint")
+        self.caption.setWordWrap(True)
         self.table = clickable_table(("Item", "Times"), "Items that users took right after this one in the whole "
                                      "log, most frequent first; the swatch is the item's category. Click one to see "
                                      "its details.", stretch_column=0)
-        self.similar_caption = QLabel("Most similar by text")
+        self.similar_caption = QLabel("")
         self.similar_caption.setProperty("role", "hint")
         self.similar_caption.setWordWrap(True)
         self.similar_table = clickable_table(("Item", "Similarity"), "Items whose title, categories and "
                                              "attributes mean most nearly the same, as read by the language model; "
                                              "the swatch is the item's category. Click one to see its details.",
                                              stretch_column=0)
-        # The item's name and facts across the top, the two lists side by side below with the whole
-        # width between them: beside a column of facts they were a few characters wide ("Pirate…").
-        successors = QVBoxLayout()
-        successors.addWidget(self.caption)
-        successors.addWidget(self.table, 1)
-        similar = QVBoxLayout()
-        similar.addWidget(self.similar_caption)
-        similar.addWidget(self.similar_table, 1)
-        lists = QHBoxLayout()
-        lists.addLayout(successors, 1)
-        lists.addLayout(similar, 1)
+        # The item's name and facts across the top, the two lists below as tabs, each with the pane's
+        # whole width: side by side (or beside a column of facts) a laptop left each title a few
+        # characters ("Pirate…").
+        self.lists = QTabWidget()
+        self.lists.setDocumentMode(True)
+        for caption, table, title in ((self.caption, self.table, "Most often taken next"),
+                                      (self.similar_caption, self.similar_table, "Most similar by text")):
+            tab = QWidget()
+            tab_layout = QVBoxLayout(tab)
+            tab_layout.setContentsMargins(0, 4, 0, 0)
+            tab_layout.addWidget(caption)
+            tab_layout.addWidget(table, 1)
+            self.lists.addTab(tab, title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
         layout.addWidget(self.facts)
-        layout.addLayout(lists, 1)
+        layout.addWidget(self.lists, 1)
         self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.followers[row][0].item))
         self.similar_table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.similar[row][0].item))
         self.clear()
@@ -77,7 +78,7 @@ class ItemDetails(QWidget):
         self.followers, self.similar = [], []
         self.heading.setProperty("role", "hint")
         self.heading.setText("Click an item in the sequence or a list to see its details.")
-        for widget in (self.facts, self.caption, self.table, self.similar_caption, self.similar_table):
+        for widget in (self.facts, self.lists):
             widget.hide()
 
     def show_item(self, facts: ItemFacts, followers: Sequence[tuple[ItemFacts, int]],
@@ -88,16 +89,20 @@ class ItemDetails(QWidget):
         self.heading.style().polish(self.heading)
         self.heading.setText(facts.title or facts.item)
         self.facts.setText(f"Item id: {facts.item} · Categories: {category_text(facts.categories) or '(none)'}")
-        self.caption.setText("Most often taken next" if self.followers else "No item followed this one more than once in the log.")
         _fill(self.table, [(f, f"{count:,}") for f, count in self.followers])
         _fill(self.similar_table, [(f, f"{similarity:.2f}") for f, similarity in self.similar])
-        self.similar_caption.setText("Most similar by text" if self.similar else
+        self.caption.setText("" if self.followers else "No item followed this one more than once in the log.")
+        self.similar_caption.setText("" if self.similar else
                                      self.no_text_reason or "No similar items by text yet: the catalogue's text "
                                                             "is being read, or this item has none.")
-        for widget in (self.facts, self.caption, self.similar_caption):
+        self.lists.setTabText(0, f"Most often taken next ({len(self.followers)})")
+        self.lists.setTabText(1, f"Most similar by text ({len(self.similar)})" if self.similar else
+                              "Most similar by text")
+        for widget in (self.facts, self.lists):
             widget.show()
-        self.table.setVisible(bool(self.followers))
-        self.similar_table.setVisible(bool(self.similar))
+        for caption, table in ((self.caption, self.table), (self.similar_caption, self.similar_table)):
+            caption.setVisible(not table.rowCount())
+            table.setVisible(bool(table.rowCount()))
 
 
 def _fill(table, rows: Sequence[tuple[ItemFacts, str]]) -> None:
