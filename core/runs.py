@@ -166,7 +166,7 @@ def run_lag(workspace, run: RunSummary) -> RunLag:
     since = LogPosition(**recorded)
     with workspace.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
-        events = raw.execute("SELECT count(*) FROM events WHERE id > ?", (since.last_event_id,)).fetchone()[0]
+        events = raw.execute("SELECT count(*) FROM events WHERE id > ? AND negative = 0", (since.last_event_id,)).fetchone()[0]
         items = raw.execute("SELECT count(*) FROM items WHERE id > ?", (since.last_item_id,)).fetchone()[0]
     return RunLag(trained_at, int(events), int(items))
 

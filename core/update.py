@@ -73,7 +73,7 @@ def log_growth(workspace, data, since_event_id: int, events: int, items: int) ->
     """
     with workspace.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
-        rows = raw.execute("SELECT user_id, min(ts) FROM events WHERE id > ? GROUP BY user_id",
+        rows = raw.execute("SELECT user_id, min(ts) FROM events WHERE id > ? AND negative = 0 GROUP BY user_id",
                            (int(since_event_id),)).fetchall()
     first_new = np.diff(data.offsets)
     for store_id, earliest in rows:

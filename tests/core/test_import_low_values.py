@@ -99,3 +99,17 @@ def test_a_workspace_from_before_negatives_gains_the_column(tmp_path, ratings):
     with Workspace.open(path) as workspace:
         assert workspace.schema_version == schema.SCHEMA_VERSION
         assert len(workspace.event_arrays()) == 6
+
+
+def test_dislikes_imported_after_a_run_are_not_news_to_it(tmp_path, ratings):
+    from core.engine import Engine
+    from core.training import TrainConfig
+
+    engine = Engine.open(tmp_path / "lag.sqlite")
+    _import(engine.workspace, ratings, "keep")
+    run = engine.train(TrainConfig(model="pop"))
+    later = tmp_path / "later.csv"
+    later.write_text("user,item,timestamp,rating\nu1,d,1600000300,1\nu2,b,1600000300,2\n")
+    _import(engine.workspace, later, "negative")
+    assert engine.run_lag(run.id).newer_events == 0
+    engine.workspace.close()
