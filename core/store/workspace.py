@@ -305,9 +305,10 @@ class Workspace:
         return json.loads(text) if text else {}
 
     def user_sequence(self, external_id: str) -> pd.DataFrame:
-        """One user's events in time order, with item details, for display and scoring."""
+        """One user's events in time order, with item details, for display; ``negative`` marks the
+        dislikes, which are shown but never scored from."""
         query = (
-            "SELECT e.id AS event_id, e.ts, e.event_type, e.value, i.id AS item_id, "
+            "SELECT e.id AS event_id, e.ts, e.event_type, e.value, e.negative, i.id AS item_id, "
             "i.external_id AS item, i.title, i.categories "
             "FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id "
             "WHERE u.external_id = ? ORDER BY e.ts, e.id"
@@ -315,14 +316,14 @@ class Workspace:
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             rows = raw.execute(query, (str(external_id),)).fetchall()
-        columns = ["event_id", "ts", "event_type", "value", "item_id", "item", "title", "categories"]
+        columns = ["event_id", "ts", "event_type", "value", "negative", "item_id", "item", "title", "categories"]
         return pd.DataFrame(rows, columns=columns)
 
     def user_items(self, external_id: str) -> list[str]:
         """The user's item ids in time order as stored now ([] for an unknown user): the history a live
-        request is scored from. ``user_sequence`` gives the same with titles, as a frame for display."""
+        request is scored from (dislikes left out). ``user_sequence`` gives every event with titles, for display."""
         query = ("SELECT i.external_id FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id "
-                 "WHERE u.external_id = ? ORDER BY e.ts, e.id")
+                 "WHERE u.external_id = ? AND e.negative = 0 ORDER BY e.ts, e.id")
         with self.engine.connect() as conn:
             return [row[0] for row in conn.connection.dbapi_connection.execute(query, (str(external_id),))]
 

@@ -25,7 +25,7 @@ from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
 from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
-from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent
+from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.profile import profile_line
 from studio.widgets.reasons import reason_in_words
@@ -209,7 +209,7 @@ class ExplorePage(StudioPage):
         if self.engine is None or self.user is None:
             return None
         what_if = bool(self.added) or self.dropped > 0
-        history = tuple(event.item for event in self.effective_sequence()) if what_if else None
+        history = tuple(interactions(self.effective_sequence())) if what_if else None
         controls = self.controls
         return ExploreQuery(self.user, controls.run, controls.compare_run, controls.k, controls.diversity_weight,
                             controls.exclude, history, load_sequence, before_held_out=controls.comparing)

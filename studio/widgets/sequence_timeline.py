@@ -38,11 +38,13 @@ class TimelineEvent:
     ts: Optional[float]
     what_if: bool = False
     value: Optional[float] = None  # a rating, price or quantity, as imported
+    negative: bool = False  # a dislike (a low rating the import marked): shown, never scored from
 
     @property
     def action(self) -> str:
-        """The event type with its value: "rating 4", "purchase 12.5", "view"."""
-        return self.event_type if self.value is None else f"{self.event_type} {self.value:g}"
+        """The event type with its value: "rating 4", "purchase 12.5", "view", "rating 1 (dislike)"."""
+        action = self.event_type if self.value is None else f"{self.event_type} {self.value:g}"
+        return f"{action} (dislike)" if self.negative else action
 
     @property
     def category(self) -> str:
@@ -53,9 +55,14 @@ def events_from_frame(frame) -> list[TimelineEvent]:
     """Timeline events from a history frame with ts, event_type, item, title, categories columns."""
     return [
         TimelineEvent(str(row.item), str(row.title or row.item), split_categories(row.categories), str(row.event_type),
-                      row.ts, value=_number(getattr(row, "value", None)))
+                      row.ts, value=_number(getattr(row, "value", None)), negative=bool(getattr(row, "negative", 0)))
         for row in frame.itertuples(index=False)
     ]
+
+
+def interactions(events: Sequence[TimelineEvent]) -> list[str]:
+    """The items of ``events`` a model scores from: every event but the dislikes, in order."""
+    return [event.item for event in events if not event.negative]
 
 
 def _number(value) -> Optional[float]:
@@ -305,18 +312,20 @@ def held_out_rows(events: Sequence[TimelineEvent], item: Optional[str], steps_be
     """Rows of the held-out step: step ``steps_before`` when it is on ``item``, else the trailing events on ``item``."""
     if item is None:
         return []
+    scored = [row for row, event in enumerate(events) if not event.negative]  # dislikes are no steps
     if steps_before is not None:
-        step, rows = -1, []
-        for row, event in enumerate(events):
-            if row == 0 or event.item != events[row - 1].item:
+        step, rows, previous = -1, [], None
+        for row in scored:
+            if previous is None or events[row].item != previous:
                 step += 1
-            if step == steps_before and event.item == item:
+            previous = events[row].item
+            if step == steps_before and events[row].item == item:
                 rows.append(row)
         if rows:
             return rows
     rows = []
-    while len(rows) < len(events) and events[-1 - len(rows)].item == item:
-        rows.append(len(events) - 1 - len(rows))
+    while len(rows) < len(scored) and events[scored[-1 - len(rows)]].item == item:
+        rows.append(scored[-1 - len(rows)])
     return sorted(rows)
 
 

@@ -59,6 +59,8 @@ def test_negative_low_values_are_stored_as_such_and_never_learned_or_tested_on(w
     items = {data.item_external[i] for i in data.items}
     assert len(data.items) == 4 and "b" not in items
     assert workspace_stats(workspace).quality.low_values == 0  # no longer counted as interactions
+    assert workspace.user_items("u1") == ["a", "c"]  # what a live request is scored from
+    assert workspace.user_sequence("u1")["negative"].tolist() == [0, 1, 0]  # shown, marked
     options = json.loads(sqlite3.connect(workspace.path).execute("SELECT options FROM imports").fetchone()[0])
     assert options["low_values"] == {"action": "negative", "at_most": 2.0, "events": 2}
 

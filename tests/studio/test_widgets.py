@@ -304,3 +304,17 @@ def test_the_timeline_legend_wraps_rather_than_cutting_an_entry_off(qtbot):
     legend.resize(150, legend.height())  # a narrow pane: the what-if entry moves to a line of its own
     assert all_inside() and legend.height() >= 2 * legend.LINE_HEIGHT
     assert legend.entries()[-1][0] == "what-if" and legend.entries()[-1][2].y() > legend.LINE_HEIGHT
+
+
+def test_dislikes_show_in_the_sequence_but_are_no_steps_and_no_history():
+    from studio.widgets.sequence_timeline import interactions
+
+    day = 86_400.0
+    events = [TimelineEvent("a", "A", (), "rating", 0.0, value=5.0),
+              TimelineEvent("b", "B", (), "rating", day, value=1.0, negative=True),
+              TimelineEvent("c", "C", (), "rating", 2 * day, value=4.0),
+              TimelineEvent("d", "D", (), "rating", 3 * day, value=2.0, negative=True)]
+    assert events[1].action == "rating 1 (dislike)" and events[0].action == "rating 5"
+    assert interactions(events) == ["a", "c"]  # what a what-if is scored from
+    assert held_out_rows(events, "c", 1) == [2]  # the model saw one step (a), the dislike b is none
+    assert held_out_rows(events, "c", None) == [2]  # the trailing interaction, past the trailing dislike
