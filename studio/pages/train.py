@@ -380,7 +380,7 @@ class TrainPage(StudioPage):
         device = self.device_box.currentData()
         on_gpu = device == "cuda" or (device == "auto" and self.setup.gpu is not None)
         self.form.show_applicable({"model": self.model_box.currentData(), "trains_on": "cuda" if on_gpu else "cpu",
-                                   "has_categories": self.setup.has_categories})
+                                   "has_categories": self.setup.has_categories, "text_model": self.setup.text_model})
 
     # -- presets --------------------------------------------------------------------------
 

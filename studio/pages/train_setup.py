@@ -19,6 +19,7 @@ class TrainingSetup:
     no_time_split: str  # why not, when default_cutoff is None
     events: int = 0  # in the workspace's sequences: none means nothing to train on
     has_categories: bool = True  # items carry categories (else interests are k-means groups)
+    text_model: bool = False  # the [text] extra's language model can be loaded (item text can be read)
 
 
 def load_setup(engine, model: str) -> TrainingSetup:
@@ -41,4 +42,5 @@ def load_setup(engine, model: str) -> TrainingSetup:
         cutoff, why_not = None, str(error)
     span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
     return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
-                         span, cutoff, why_not, int(len(data.items)), bool(data.has_categories))
+                         span, cutoff, why_not, int(len(data.items)), bool(data.has_categories),
+                         engine.text_available())

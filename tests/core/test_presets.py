@@ -38,6 +38,7 @@ def test_settings_carry_plain_labels_and_the_choices_they_depend_on():
     assert not info["bf16"].applies({"trains_on": "cpu"}) and info["bf16"].applies({"trains_on": "cuda"})
     assert not info["heads"].applies({"model": "gru"}) and info["heads"].applies({"model": "sasrec"})
     assert not info["interest_clusters"].applies({"has_categories": True})
+    assert not info["text"].applies({"text_model": False}) and info["text"].applies({"text_model": True})
     assert info["n_negatives"].applies({}) and info["n_negatives"].when_text  # an unknown fact rules nothing out
 
 

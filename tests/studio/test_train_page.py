@@ -228,6 +228,8 @@ def test_settings_that_cannot_matter_are_greyed_out_with_the_reason(qtbot, page)
     assert negatives.isEnabled()
     page.device_box.setCurrentIndex(page.device_box.findData("cpu"))
     assert not page.form.editors["bf16"].isEnabled() and "GPU" in page.form.editors["bf16"].toolTip()
+    text = page.form.editors["text"]  # the tests run without the [text] extra's model
+    assert not text.isEnabled() and "[text]" in text.toolTip()
     page.model_box.setCurrentIndex(page.model_box.findData("lstm"))
     assert not page.form.editors["heads"].isEnabled()
     page.model_box.setCurrentIndex(page.model_box.findData("sasrec"))
