@@ -263,7 +263,8 @@ class EvaluatePage(StudioPage):
         self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
                                       horizontal=True, value_format="{:.4f}",
                                       highlight=self.table.best_rows(metric) if metric else (),
-                                      intervals=[(run.metrics or {}).get("intervals", {}).get(metric) for run in runs])
+                                      intervals=[(run.metrics or {}).get("intervals", {}).get(metric) for run in runs],
+                                      names_on_bars=True)
         self._fill_segments(metric)
 
     def _fill_segments(self, metric: Optional[str]) -> None:

@@ -173,11 +173,13 @@ class ChartWidget(pg.PlotWidget):
     def show_labelled_bars(self, labels: Sequence[str], values: Sequence[float], *,
                            colours: Optional[Sequence] = None, horizontal: bool = False,
                            value_format: Optional[str] = None, highlight: Sequence[int] = (),
-                           intervals: Optional[Sequence[Optional[Sequence[float]]]] = None) -> None:
+                           intervals: Optional[Sequence[Optional[Sequence[float]]]] = None,
+                           names_on_bars: bool = False) -> None:
         """One bar per label (categories, runs), in ``colours`` (one per bar) or the accent colour;
-        ``horizontal`` puts long labels on the y axis; ``value_format`` ("{:.4f}") writes each
-        bar's value at its end; ``highlight`` rows are drawn in the best-value colour; ``intervals``
-        ([low, high] per bar, None where a bar has none) are drawn as error bars."""
+        ``horizontal`` puts long labels on the y axis, or with ``names_on_bars`` above each bar, so a
+        narrow chart keeps its width for the bars; ``value_format`` ("{:.4f}") writes each bar's value
+        at its end; ``highlight`` rows are drawn in the best-value colour; ``intervals`` ([low, high]
+        per bar, None where a bar has none) are drawn as error bars."""
         values = np.asarray(values, dtype=float)
         if not len(values):
             self.clear_chart()
@@ -186,10 +188,11 @@ class ChartWidget(pg.PlotWidget):
         if highlight:
             colours = [BEST if i in highlight else ACCENT for i in range(len(values))]
         ticks = [[(float(i), _short(label, 40 if horizontal else 14)) for i, label in enumerate(labels)]]
-        self._start_drawing(None if horizontal else ticks, ticks if horizontal else None)
+        on_bars = horizontal and names_on_bars
+        self._start_drawing(None if horizontal else ticks, ([[]] if on_bars else ticks) if horizontal else None)
         fill = {"brushes": list(colours)} if colours is not None else {"brush": ACCENT}
         if horizontal:
-            bars = pg.BarGraphItem(x0=0, y=positions, height=0.7, width=values, pen=None, **fill)
+            bars = pg.BarGraphItem(x0=0, y=positions, height=0.5 if on_bars else 0.7, width=values, pen=None, **fill)
         else:
             bars = pg.BarGraphItem(x=positions, height=values, width=0.7, pen=None, **fill)
         self.addItem(bars)
@@ -198,6 +201,11 @@ class ChartWidget(pg.PlotWidget):
             self.addItem(_error_bars(positions, values, low, high, horizontal))
         if value_format is not None:
             self._label_values(positions, values, value_format, horizontal, low, high)
+        if on_bars:
+            for position, label in zip(positions, labels):
+                name = pg.TextItem(label, color="#334155", anchor=(0, 1))
+                name.setPos(0, position - 0.25)  # just above the bar (rows read top to bottom)
+                self.addItem(name)
 
     def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool,
                       low: np.ndarray, high: np.ndarray) -> None:

@@ -57,7 +57,12 @@ def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a
     assert not any(page.table.item(row, column).font().bold() for row in range(len(values)) if row not in best)
     page.metric_box.setCurrentIndex(page.metric_box.findData("ndcg@10"))
     texts = [item.toPlainText() for item in page.chart.getPlotItem().items if isinstance(item, pg.TextItem)]
-    assert sorted(texts) == sorted(f"{value:.4f}" for value in values)
+    figures = [text for text in texts if text[:1].isdigit()]
+    assert sorted(figures) == sorted(f"{value:.4f}" for value in values)
+    names = [text for text in texts if text.startswith("#")]  # run names above the bars, not on the axis
+    assert len(names) == len(values)
+    qtbot.wait(50)
+    assert page.chart.getPlotItem().getAxis("left").width() < page.fontMetrics().horizontalAdvance("#1 Popularity")
     run = page.table.runs[0]
     name = next(iter(run.metrics["segments"]))
     segments = {**run.metrics["segments"], name: {**run.metrics["segments"][name], "users": 0}}
