@@ -11,17 +11,25 @@ from core.cli.common import CommandLineError, Output, at_least, require_workspac
 from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
 from core.importing import (
-    LOW_VALUE_ACTIONS, ImportOptions, LowValues, describe_time_unit, export_rejected, import_files,
+    LOW_VALUE_ACTIONS, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected, import_files,
 )
 from core.store import Workspace
 from core.store.stats import workspace_stats
 
 
 def add_commands(commands, common) -> None:
-    p = commands.add_parser("import", parents=[common], help="import a behaviour log (CSV) into the workspace")
-    p.add_argument("events", type=Path, nargs="?", help="events file: user, item, time, [event type], [value]")
+    p = commands.add_parser("import", parents=[common],
+                            help="import a behaviour log (CSV, Parquet, or a database query) into the workspace")
+    p.add_argument("events", type=Path, nargs="?",
+                   help="events file (CSV or Parquet) or folder of Parquet files: user, item, time, [event type], [value]")
     p.add_argument("--items", type=Path, help="item attributes file: item, title, categories (A|B)")
     p.add_argument("--users", type=Path, help="user profiles file: user plus any attributes")
+    p.add_argument("--from-sql", metavar="URL",
+                   help="read from this database (SQLAlchemy URL, e.g. postgresql://user@host/shop; "
+                        "PostgreSQL needs the [sql] extra) with --query, --items-query, --users-query")
+    p.add_argument("--query", help="with --from-sql: the SELECT that returns the events")
+    p.add_argument("--items-query", help="with --from-sql: the SELECT that returns the items")
+    p.add_argument("--users-query", help="with --from-sql: the SELECT that returns the users")
     p.add_argument("--map", action="append", type=_role_pair, metavar="ROLE=COLUMN",
                    help="use COLUMN for ROLE (user, item, time, event, value, title, categories; "
                         "prefix items./users. for one file); repeatable")
@@ -59,8 +67,7 @@ def add_commands(commands, common) -> None:
 
 
 def cmd_import(args, out: Output) -> dict:
-    if not (args.events or args.items or args.users):
-        raise CommandLineError("nothing to import: give an events file and/or --items/--users")
+    sources = _sources(args)
     if args.low_values != "keep" and args.low_at_most is None:
         raise CommandLineError(f"--low-values {args.low_values} needs --low-at-most VALUE (e.g. 2 on a 5-star scale)")
     options = ImportOptions(delimiter=args.delimiter, encoding=args.encoding,
@@ -68,8 +75,7 @@ def cmd_import(args, out: Output) -> dict:
                             keep_duplicates=args.keep_duplicates,
                             low_values=LowValues(args.low_values, args.low_at_most))
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
-        report = import_files(workspace, events=args.events, items=args.items, users=args.users,
-                              options=options, progress=out.progress())
+        report = import_files(workspace, **sources, options=options, progress=out.progress())
         files = [_file_summary(f, options.low_values) for f in report.files]
         if args.rejected_out:
             for summary, path in _rejected_targets(files, Path(args.rejected_out)):
@@ -82,6 +88,24 @@ def cmd_import(args, out: Output) -> dict:
     result = {"workspace": str(args.db), "files": files, "duration_s": round(out.elapsed(), 3), "counts": counts}
     out.lines(_import_lines(result))
     return result
+
+
+def _sources(args) -> dict:
+    """events, items and users to import: files, or queries on the ``--from-sql`` database."""
+    queries = {"events": args.query, "items": args.items_query, "users": args.users_query}
+    files = {"events": args.events, "items": args.items, "users": args.users}
+    if args.from_sql is None:
+        if any(queries.values()):
+            raise CommandLineError("--query, --items-query and --users-query need --from-sql URL")
+        if not any(files.values()):
+            raise CommandLineError("nothing to import: give an events file and/or --items/--users, or --from-sql")
+        return files
+    if not any(queries.values()):
+        raise CommandLineError("--from-sql needs --query (events), --items-query or --users-query")
+    both = [kind for kind in files if files[kind] and queries[kind]]
+    if both:
+        raise CommandLineError(f"{both[0]}: give a file or a query, not both")
+    return {kind: SqlQuery(args.from_sql, queries[kind]) if queries[kind] else files[kind] for kind in files}
 
 
 @contextmanager
@@ -134,7 +158,8 @@ def _file_summary(report, low_values: LowValues) -> dict:
         "duplicates_skipped": report.duplicates, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
-        "first_rejected": [{"line": r.line, "column": r.column, "reason": r.reason} for r in report.rejected[:5]],
+        "first_rejected": [{r.unit: r.line, "file": r.file, "column": r.column, "reason": r.reason}
+                           for r in report.rejected[:5]],
     }
 
 
@@ -155,7 +180,7 @@ def _import_lines(result: dict) -> list[str]:
         lines.append(f"{f['kind']:<7}{f['path']}: {f['rows_read']:,} rows read, {f['rows_accepted']:,} accepted, "
                      f"{f['rows_rejected']:,} rejected (read in {f['duration_s']:.1f} s)")
         lines.extend(_reading_notes(f))
-        lines.extend(f"         line {r['line']}" + (f", column {r['column']!r}" if r["column"] else "")
+        lines.extend(f"         {_row_place(r)}" + (f", column {r['column']!r}" if r["column"] else "")
                      + f": {r['reason']}" for r in f["first_rejected"])
         if f.get("rejected_written_to"):
             lines.append(f"         all rejected rows written to {f['rejected_written_to']}")
@@ -163,6 +188,12 @@ def _import_lines(result: dict) -> list[str]:
     lines.append(f"workspace {result['workspace']}: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events "
                  f"({result['duration_s']:.1f} s in all)")
     return lines
+
+
+def _row_place(rejected: dict) -> str:
+    """"line 5" of a CSV file, "row 5" of a Parquet file or query, "day=1/part-0.parquet row 5" in a folder."""
+    unit = "line" if "line" in rejected else "row"
+    return (f"{rejected['file']} " if rejected["file"] else "") + f"{unit} {rejected[unit]}"
 
 
 def _reading_notes(f: dict) -> list[str]:

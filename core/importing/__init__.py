@@ -1,7 +1,8 @@
-"""CSV import: sniff a behaviour log, map its columns to roles, and stream it into a workspace.
+"""Import: sniff a behaviour log, map its columns to roles, and stream it into a workspace.
 
-``sniff`` shows what a file looks like; ``import_files`` writes events, items and users
-files in one transaction; ``read_rejected_rows`` and ``export_rejected``
+Sources are CSV files, Parquet files or folders, and database queries (``SqlQuery``).
+``sniff`` shows what a CSV file looks like, ``preview_source`` what any source holds;
+``import_files`` writes events, items and users in one transaction; ``read_rejected_rows`` and ``export_rejected``
 show and write the rows an import skipped; ``import_history`` lists past imports.
 """
 
@@ -11,10 +12,12 @@ from core.importing.loaders import LOW_VALUE_ACTIONS, LowValues
 from core.importing.rejected import export_rejected, read_rejected_rows
 from core.importing.run import ImportOptions, import_files
 from core.importing.sniffing import SniffResult, sniff
+from core.importing.sources import preview_source
+from core.importing.sql import SqlQuery
 from core.importing.times import describe_time_unit
 
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "RejectedRow",
-    "SniffResult",
-    "describe_time_unit", "export_rejected", "import_files", "import_history", "read_rejected_rows", "sniff",
+    "SniffResult", "SqlQuery",
+    "describe_time_unit", "export_rejected", "import_files", "import_history", "preview_source", "read_rejected_rows", "sniff",
 ]

@@ -21,20 +21,26 @@ BINARY_HINT = ("Choose the CSV file itself: this one holds binary data (a spread
 
 
 class CsvImportError(NextPickError):
-    """A file that cannot be imported (or, in strict mode, its first bad row)."""
+    """A source that cannot be imported (or, in strict mode, its first bad row): a CSV or Parquet
+    file, a folder of Parquet files, or a database query.
+
+    path: the file, or (a str) the database URL without its password. unit: what ``line``
+    counts: lines of a text file, or rows of a Parquet file or a query's result.
+    """
 
     def __init__(self, path: Path | str, line: Optional[int], column: Optional[str], reason: str,
-                 hint: Optional[str] = None) -> None:
-        self.path = Path(path)
+                 hint: Optional[str] = None, unit: str = "line") -> None:
+        self.path = path if isinstance(path, str) and "://" in path else Path(path)
         self.line = line
         self.column = column
         self.reason = reason
+        self.unit = unit
         super().__init__(self._message(), hint)
 
     def _message(self) -> str:
         where = str(self.path)
         if self.line is not None:
-            where += f", line {self.line}"
+            where += f", {self.unit} {self.line}"
         if self.column is not None:
             where += f", column {self.column!r}"
         return f"{where}: {self.reason}"
@@ -42,15 +48,22 @@ class CsvImportError(NextPickError):
 
 @dataclass(frozen=True)
 class RejectedRow:
-    """One skipped row: where it is, which column is to blame (if one is) and why."""
+    """One skipped row: where it is, which column is to blame (if one is) and why.
+
+    line: the 1-based line of a text file, or (unit "row") the row of a Parquet file or a query.
+    file: the file inside an imported folder that holds the row; None for the import's own file.
+    """
 
     line: int
     column: Optional[str]
     reason: str
     raw: str
+    unit: str = "line"
+    file: Optional[str] = None
 
-    def as_error(self, path: Path) -> CsvImportError:
-        return CsvImportError(path, self.line, self.column, self.reason, BAD_ROW_HINT)
+    def as_error(self, path: Path | str) -> CsvImportError:
+        where = Path(path) / self.file if self.file else path
+        return CsvImportError(where, self.line, self.column, self.reason, BAD_ROW_HINT, self.unit)
 
 
 @dataclass

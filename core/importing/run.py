@@ -12,25 +12,21 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Optional
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
 
 from core.importing import roles as roles_
-from core.importing.blocks import read_blocks
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, Target
-from core.importing.scanning import scan_file
-from core.importing.sniffing import SniffResult, sniff
+from core.importing.sources import Source, open_source
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
 
 _IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
 _REBUILD_MIN_ROWS = 100_000
-_MIN_BLOCK_BYTES = 1 << 16
 
 
 @dataclass
@@ -78,18 +74,19 @@ class ImportOptions:
 @dataclass
 class _Plan:
     kind: str
-    sniffed: SniffResult
-    sha256: str
+    source: Source
     roles: dict[str, str]
     loader: EventsLoader | ProfileLoader
 
 
 def import_files(workspace: Workspace, events=None, items=None, users=None, options: Optional[ImportOptions] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> ImportReport:
-    """Import an events file and/or items and users files into ``workspace`` as one transaction."""
+    """Import events and/or items and users into ``workspace`` as one transaction. Each is a
+    CSV file, a Parquet file or folder of them, or an ``SqlQuery`` (see ``sources``)."""
     options = options or ImportOptions()
     started = time.perf_counter()
-    plans = [_plan(kind, Path(p), options) for kind, p in (("items", items), ("users", users), ("events", events)) if p]
+    plans = [_plan(kind, open_source(kind, spec, options), options)
+             for kind, spec in (("items", items), ("users", users), ("events", events)) if spec]
     report = ImportReport()
     with _bulk_connection(workspace, progress, cancel) as raw:
         time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
@@ -136,7 +133,9 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
     Yields whether it does so: the file is then most of the table. That build can take as long
     as the load itself, so it reports as a stage of its own."""
     stored = raw.execute("SELECT count(*) FROM events").fetchone()[0]
-    incoming = plan.sniffed.size_bytes / plan.sniffed.bytes_per_row
+    incoming = plan.source.rows_expected
+    if incoming is None:  # a query's rows are not known before: rebuilding a small table costs little
+        incoming = _REBUILD_MIN_ROWS if stored < _REBUILD_MIN_ROWS else 0
     if plan.kind != "events" or incoming < max(stored, _REBUILD_MIN_ROWS):
         yield False
         return
@@ -150,57 +149,43 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
         raw.execute(str(CreateIndex(index).compile(dialect=dialect)))
 
 
-def _plan(kind: str, path: Path, options: ImportOptions) -> _Plan:
-    """Scan and sniff a file and settle its roles before anything is written."""
-    sniffed = sniff(path, options.encoding, options.delimiter, options.has_header)
-    scan = scan_file(path)
-    if options.encoding is None and sniffed.encoding != scan.encoding:
-        sniffed = sniff(path, scan.encoding, options.delimiter, options.has_header)  # the preview saw too little
-    if _names_mapped_columns(sniffed, options):
-        sniffed = sniff(path, sniffed.encoding, sniffed.delimiter, True)
-    names = options.column_names.get(kind)
-    if names is not None and not sniffed.has_header:
-        if len(names) != len(sniffed.columns):
-            raise CsvImportError(path, None, None, f"{len(names)} column names given for {len(sniffed.columns)} columns")
-        sniffed.columns = list(names)
-        sniffed.roles = roles_.guess_roles(names, sniffed.preview, True)
-    roles = roles_.roles_for_kind(kind, sniffed.roles, sniffed.has_header or names is not None, sniffed.columns, options.roles)
+def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
+    """Settle a source's roles before anything is written."""
+    roles = roles_.roles_for_kind(kind, source.roles, source.named_columns, source.columns, options.roles)
     for role, column in roles.items():
-        if column not in sniffed.columns:
-            raise CsvImportError(path, None, column, f"the {role} column {column!r} is not in the file ({', '.join(sniffed.columns)})")
+        if column not in source.columns:
+            raise CsvImportError(source.label, None, column,
+                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})")
     for role in roles_.REQUIRED_ROLES[kind]:
         if role not in roles:
-            raise CsvImportError(path, None, None, roles_.missing_role_reason(kind, role, sniffed.columns))
+            raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))
     if kind == "events":
-        return _Plan(kind, sniffed, scan.sha256, roles, EventsLoader(path, roles, options.low_values))
-    flags = _flags(kind, sniffed, roles, options)
-    attributes = [c for c in sniffed.columns if c not in roles.values() and c not in flags]
-    names = roles_.flag_names(path, flags) if flags else []
-    return _Plan(kind, sniffed, scan.sha256, roles, ProfileLoader(path, kind, roles, attributes, flags, names))
+        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values))
+    flags = _flags(kind, source, roles, options)
+    attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
+    names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
+    return _Plan(kind, source, roles, ProfileLoader(source.label, kind, roles, attributes, flags, names))
 
 
-def _names_mapped_columns(sniffed: SniffResult, options: ImportOptions) -> bool:
-    """A first line holding a column the user mapped a role to is a header, whatever it looks like."""
-    if sniffed.has_header or options.has_header is not None or not sniffed.preview:
-        return False
-    return bool(set(options.roles.values()) & {cell.strip() for cell in sniffed.preview[0]})
+def _what(source: Source) -> str:
+    return "query's result" if source.path is None else "file"
 
 
-def _flags(kind: str, sniffed: SniffResult, roles: dict[str, str], options: ImportOptions) -> list[str]:
+def _flags(kind: str, source: Source, roles: dict[str, str], options: ImportOptions) -> list[str]:
     if kind != "items" or "categories" in roles:
         return []
     if options.category_flags is not None:
-        missing = [c for c in options.category_flags if c not in sniffed.columns]
+        missing = [c for c in options.category_flags if c not in source.columns]
         if missing:
-            raise CsvImportError(sniffed.path, None, missing[0], "category flag column is not in the file")
+            raise CsvImportError(source.label, None, missing[0], f"category flag column is not in the {_what(source)}")
         return list(options.category_flags)
-    return roles_.flag_columns(sniffed.columns, sniffed.preview, set(roles.values()))
+    return roles_.flag_columns(source.columns, source.preview, set(roles.values()))
 
 
 def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
-    sniffed = plan.sniffed
-    report = FileReport(plan.kind, sniffed.path, plan.sha256, roles=dict(plan.roles), renamed=dict(sniffed.renamed))
+    source = plan.source
+    report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), renamed=dict(source.renamed))
     earlier = target.raw.execute(
         "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
     ).fetchone()
@@ -212,12 +197,12 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
         _load_blocks(target, plan, report, options, progress, cancel)
     if report.rows_read == 0:
-        raise CsvImportError(sniffed.path, sniffed.first_data_line, None, "no data rows")
+        raise source.no_rows_error()
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
         report.low_values = plan.loader.low_count  # dropped ones were never accepted
         if not options.keep_duplicates:
-            emit(progress, Progress("skip repeated events", message=f"{sniffed.path.name}: events already stored"))
+            emit(progress, Progress("skip repeated events", message=f"{source.name}: events already stored"))
             report.duplicates = _delete_repeated_events(target.raw, first_event, most_of_the_table)
             report.rows_accepted -= report.duplicates
     report.duration_s = time.perf_counter() - started
@@ -233,14 +218,11 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
 
 
 def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
-    sniffed = plan.sniffed
     meter = RateMeter()
-    block_bytes = max(_MIN_BLOCK_BYTES, int(options.chunk_rows * sniffed.bytes_per_row))
-    single_line = [column for role, column in plan.roles.items() if role != "title"]
-    for block in read_blocks(sniffed, block_bytes, single_line):
+    for block in plan.source.blocks(options.chunk_rows, plan.roles, every_column=plan.kind != "events"):
         accepted, rejected = plan.loader.load(target, block, options.strict)
         _record_block(target, report, block.records, accepted, rejected)
-        _report_progress(progress, meter, report, block.end_offset, sniffed)
+        _report_progress(progress, meter, report, plan.source.fraction(block), plan.source.name)
         if cancel is not None:
             cancel.raise_if_cancelled()
 
@@ -266,17 +248,18 @@ def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the
 
 
 def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
-    sniffed = plan.sniffed
-    settings = {
-        "delimiter": sniffed.delimiter, "encoding": sniffed.encoding, "has_header": sniffed.has_header,
-        "columns": sniffed.columns, "roles": plan.roles, "strict": options.strict,
-    }
+    settings = {**plan.source.settings(), "roles": plan.roles, "strict": options.strict}
     cursor = target.raw.execute(
         "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
         "duration_s, created_at, options) VALUES (?, ?, ?, 0, 0, 0, 0, ?, ?)",
-        (plan.kind, str(sniffed.path.resolve()), report.sha256, time.time(), json.dumps(settings)),
+        (plan.kind, _source_path(plan.source), report.sha256, time.time(), json.dumps(settings)),
     )
     return cursor.lastrowid
+
+
+def _source_path(source: Source) -> str:
+    """What the import history keeps: a file's or folder's absolute path, a database's URL (no password)."""
+    return str(source.path.resolve()) if source.path is not None else str(source.label)
 
 
 def _record_block(target: Target, report: FileReport, records: int, accepted: int, rejected: list[RejectedRow]) -> None:
@@ -290,11 +273,11 @@ def _record_block(target: Target, report: FileReport, records: int, accepted: in
     )
 
 
-def _report_progress(progress, meter: RateMeter, report: FileReport, offset: int, sniffed: SniffResult) -> None:
-    """Rows done and rows/s; the ETA comes from the share of the file's bytes read so far."""
+def _report_progress(progress, meter: RateMeter, report: FileReport, fraction: Optional[float], name: str) -> None:
+    """Rows done and rows/s; the ETA from the share of the source read so far, where it is known
+    (a file's bytes or rows; a query's result has no size before it is read)."""
     if progress is None:
         return
-    fraction = offset / max(sniffed.size_bytes, 1)
-    meter.total = max(report.rows_read, round(report.rows_read / max(fraction, 1e-9)))
-    message = f"{sniffed.path.name}: {report.rows_read:,} rows, {report.rows_rejected:,} rejected"
+    meter.total = None if fraction is None else max(report.rows_read, round(report.rows_read / max(fraction, 1e-9)))
+    message = f"{name}: {report.rows_read:,} rows, {report.rows_rejected:,} rejected"
     emit(progress, meter.report(f"import {report.kind}", report.rows_read, message))

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.importing import CsvImportError, ImportOptions, import_files
-from core.importing import run as import_run
+from core.importing import sources as import_sources
 from core.store import Workspace
 
 EXAMPLES = int(os.environ.get("NEXTPICK_FUZZ_EXAMPLES", "60"))
@@ -149,7 +149,7 @@ def seeded(tmp_path_factory) -> Path:
 @given(plan=shop_logs(), strict=st.booleans(), keep_duplicates=st.booleans(), rows_per_block=st.integers(1, 12))
 def test_generated_logs_with_mixed_faults_import_exactly_what_they_should(seeded, plan, strict, keep_duplicates,
                                                                           rows_per_block):
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(import_run, "_MIN_BLOCK_BYTES", 1):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(import_sources, "_MIN_BLOCK_BYTES", 1):
         folder = Path(folder)
         shutil.copyfile(seeded, folder / "ws.sqlite")
         workspace = Workspace.open(folder / "ws.sqlite")

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from core.importing import CsvImportError, ImportOptions, import_files, sniff
-from core.importing import run as import_run
+from core.importing import run as import_run, sources as import_sources
 from core.importing import sniffing
 from core.importing.scanning import Utf8Tally
 
@@ -83,7 +83,7 @@ def test_one_unit_per_column_so_a_value_in_another_unit_is_rejected_not_guessed(
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few rows, so a small file crosses many block boundaries."""
-    monkeypatch.setattr(import_run, "_MIN_BLOCK_BYTES", 1)
+    monkeypatch.setattr(import_sources, "_MIN_BLOCK_BYTES", 1)
     return ImportOptions().chunk_rows
 
 
