@@ -78,7 +78,7 @@ class SqlSource(TypedSource):
         try:
             with self.engine.connect() as conn:
                 result = _execute(conn, self.spec, self.label, chunk_rows)
-                yield list(result.keys()), _chunks(result, self.label)
+                yield list(result.keys()), _chunks(result, chunk_rows, self.label)
         except SQLAlchemyError as exc:
             raise _database_error(self.label, exc) from None
         finally:
@@ -110,9 +110,9 @@ def _execute(conn: Connection, spec: SqlQuery, label: str, chunk_rows: int):
     return result
 
 
-def _chunks(result, label: str) -> Iterator[list]:
+def _chunks(result, chunk_rows: int, label: str) -> Iterator[list]:
     try:
-        for rows in result.partitions():
+        for rows in result.partitions(chunk_rows):
             yield rows
     except SQLAlchemyError as exc:
         raise _database_error(label, exc) from None
