@@ -71,6 +71,7 @@ class FileReport:
     """The outcome of one file.
 
     kind:          "events" | "items" | "users".
+    path:          the file or folder; for a query, the database's URL without its password (a str).
     import_id:     the row in ``imports`` (for a duplicate: the earlier import of the same file).
     duplicate:     True when this exact file (same sha256, same kind) was imported before;
                    nothing was added.
@@ -90,7 +91,7 @@ class FileReport:
     """
 
     kind: str
-    path: Path
+    path: Path | str
     sha256: str
     import_id: Optional[int] = None
     duplicate: bool = False
@@ -105,6 +106,11 @@ class FileReport:
     duplicates: int = 0
     low_values: int = 0
     duration_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """What to call the source in a sentence: the file's or folder's name, or the database's URL."""
+        return self.path.name if isinstance(self.path, Path) else str(self.path)
 
 
 @dataclass

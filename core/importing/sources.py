@@ -32,7 +32,7 @@ def open_source(kind: str, spec: Path | str | SqlQuery, options) -> "Source":
     return CsvSource.open(kind, path, options)
 
 
-def preview_source(spec: Path | str | SqlQuery, options) -> "SniffResult | ParquetSource | SqlSource":
+def preview_source(spec: Path | str | SqlQuery, options) -> "Preview":
     """What the import dialog shows before importing: a CSV file sniffed (its first 64 KiB), a
     Parquet source's schema and first rows, or a query's first rows. Each has ``columns``,
     ``preview`` and guessed ``roles``."""
@@ -107,3 +107,4 @@ def _names_mapped_columns(sniffed: SniffResult, options) -> bool:
 
 
 Source = CsvSource | ParquetSource | SqlSource
+Preview = SniffResult | ParquetSource | SqlSource  # what preview_source gives: columns, preview, roles

@@ -1,9 +1,11 @@
-"""Import CSV: choose files, check what was detected, map columns, import in the background.
+"""Import: choose files (CSV or Parquet) or a database query, check what was detected, map
+columns, import in the background.
 
-The dialog previews with ``core.importing.sniff`` and imports with ``engine.import_files`` in a
-worker (progress: rows, rows/s, time left; Cancel). The importer writes one transaction, so a
-failure or a cancel leaves the workspace exactly as it was; the dialog stays open to fix the
-choices and retry.
+The dialog previews with ``core.importing.preview_source`` (a file at once; a query's first rows
+in a worker, since a database may take a while to answer) and imports with
+``engine.import_files`` in a worker (progress: rows, rows/s, time left; Cancel). The importer
+writes one transaction, so a failure or a cancel leaves the workspace exactly as it was; the
+dialog stays open to fix the choices and retry.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from core.errors import NextPickError
-from core.importing import ImportOptions, ImportReport, LowValues, describe_time_unit, sniff
+from core.importing import ImportOptions, ImportReport, LowValues, SqlQuery, describe_time_unit, preview_source
 from core.store.stats import rating_scale_low
 from core.progress import Progress
 from studio.context import StudioContext
@@ -47,7 +51,8 @@ AUTO = "Auto-detect"
 ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
 DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "Semicolon ( ; )": ";"}
 HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
-TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt);;All files (*)"
+TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt *.parquet *.pq);;All files (*)"
+URL_HINT = "postgresql://user:password@host:5432/shop  or  sqlite:////path/to/shop.db"
 LOW_VALUE_CHOICES = {  # core.importing.LowValues actions: (label, tip)
     "keep": ("kept as interactions", "Every event counts as an interaction, whatever its value"),
     "drop": ("dropped", "Events with a value at or below the threshold are not imported (counted in the summary)"),
@@ -68,18 +73,23 @@ class ImportDialog(QDialog):
         self.job: Optional[Job] = None
         self.report: Optional[ImportReport] = None
         self._low_action = "keep"  # what the running or last import did with low values
-        self.setWindowTitle("Import CSV")
+        self.setWindowTitle("Import")
         self.resize(980, 680)
         self.path_edits: dict[str, QLineEdit] = {}
         self._read_with: dict[str, tuple] = {}  # kind -> (path, encoding, delimiter, header) last sniffed
+        self.preview_job: Optional[Job] = None
         self.tabs = QTabWidget()
         self.file_tabs = {kind: FileTab(kind) for kind in KINDS}
         for kind, tab in self.file_tabs.items():
             self.tabs.addTab(tab, kind.capitalize())
             tab.roles_changed.connect(self._update_buttons)
         self.file_tabs["events"].roles_changed.connect(self._suggest_low_values)
+        self.sources = QStackedWidget()
+        self.sources.addWidget(self._build_files())
+        self.sources.addWidget(self._build_database())
         layout = QVBoxLayout(self)
-        layout.addWidget(self._build_files())
+        layout.addLayout(self._build_source_choice())
+        layout.addWidget(self.sources)
         layout.addWidget(self._build_reading())
         layout.addWidget(self._build_low_values())
         layout.addWidget(self.tabs, 1)
@@ -91,10 +101,49 @@ class ImportDialog(QDialog):
 
     # -- layout ---------------------------------------------------------------------------
 
+    def _build_source_choice(self) -> QHBoxLayout:
+        self.files_radio = QRadioButton("Files")
+        self.files_radio.setToolTip("CSV files, Parquet files, or a folder of Parquet files (partitioned or not)")
+        self.database_radio = QRadioButton("From database")
+        self.database_radio.setToolTip("The rows of a query on a database (PostgreSQL, SQLite…), read in chunks")
+        self.files_radio.setChecked(True)
+        self._source_choice = QButtonGroup(self)
+        for radio in (self.files_radio, self.database_radio):
+            self._source_choice.addButton(radio)
+        self.database_radio.toggled.connect(self._on_source_changed)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Read from:"))
+        row.addWidget(self.files_radio)
+        row.addWidget(self.database_radio)
+        row.addStretch(1)
+        return row
+
+    def _build_database(self) -> QGroupBox:
+        box = QGroupBox("Database")
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText(URL_HINT)
+        self.url_edit.setToolTip("The database's URL (SQLAlchemy form); PostgreSQL needs the [sql] extra")
+        self.query_edit = QPlainTextEdit()
+        self.query_edit.setPlaceholderText("select user_id, item_id, ts, event_type from events")
+        self.query_edit.setToolTip("A SELECT that returns the events: one row per event")
+        self.query_edit.setMaximumHeight(80)
+        self.preview_button = QPushButton("Preview")
+        self.preview_button.setToolTip("Run the query and show its first rows and the guessed column roles")
+        self.preview_button.clicked.connect(self.preview_query)
+        for edit in (self.url_edit, self.query_edit):
+            edit.textChanged.connect(self._on_query_edited)
+        grid = QGridLayout(box)
+        grid.addWidget(QLabel("URL:"), 0, 0)
+        grid.addWidget(self.url_edit, 0, 1)
+        grid.addWidget(QLabel("Query:"), 1, 0)
+        grid.addWidget(self.query_edit, 1, 1)
+        grid.addWidget(self.preview_button, 1, 2)
+        return box
+
     def _build_files(self) -> QGroupBox:
         box = QGroupBox("Files")
         grid = QGridLayout(box)
-        labels = {"events": "Events file *", "items": "Items file", "users": "Users file"}
+        labels = {"events": "Events file or folder *", "items": "Items file", "users": "Users file"}
         for row, kind in enumerate(KINDS):
             edit = QLineEdit()
             edit.setPlaceholderText(self.file_tabs[kind].toolTip())
@@ -110,7 +159,7 @@ class ImportDialog(QDialog):
         return box
 
     def _build_reading(self) -> QGroupBox:
-        box = QGroupBox("Reading")
+        box = self._reading_box = QGroupBox("Reading")
         self.encoding_combo = _combo(ENCODINGS, "Text encoding of the files; auto-detect reads UTF-8, else Latin-1")
         self.encoding_combo.setEditable(True)
         self.delimiter_combo = _combo(DELIMITERS, "What separates the columns; auto-detect looks at the first lines")
@@ -279,7 +328,7 @@ class ImportDialog(QDialog):
         sniffed = None
         if path is not None:
             try:
-                sniffed = sniff(path, options.encoding, options.delimiter, options.has_header)
+                sniffed = preview_source(path, options)
             except NextPickError as exc:
                 show_error(self, exc, f"Reading {path.name}")
         tab.show_file(sniffed)
@@ -287,6 +336,67 @@ class ImportDialog(QDialog):
             self.tabs.setCurrentWidget(tab)
         if kind == "events":
             self._suggest_low_values()
+        self._update_buttons()
+
+    # -- database ---------------------------------------------------------------------------
+
+    def query(self) -> Optional[SqlQuery]:
+        """The database query the dialog describes; None until both URL and query are given."""
+        url, text = self.url_edit.text().strip(), self.query_edit.toPlainText().strip()
+        return SqlQuery(url, text) if url and text else None
+
+    def set_query(self, url: str, query: str) -> None:
+        self.database_radio.setChecked(True)
+        self.url_edit.setText(url)
+        self.query_edit.setPlainText(query)
+
+    def preview_query(self) -> Optional[Job]:
+        """Run the query for its first rows in a worker; the events tab shows them."""
+        query = self.query()
+        if query is None:
+            return None
+        self.preview_button.setEnabled(False)
+        self.summary_label.setText("Reading the first rows…")
+        self.preview_job = self.context.run(preview_source, query, ImportOptions(), progress=False, cancel=False)
+        self.preview_job.finished.connect(self._on_query_previewed)
+        self.preview_job.failed.connect(self._on_query_failed)
+        self.preview_job.ended.connect(self._update_buttons)
+        return self.preview_job
+
+    def _on_query_previewed(self, source) -> None:
+        self.summary_label.setText("")
+        if self.query() is not None and source.spec == self.query():  # not edited meanwhile
+            self.report = None
+            self.file_tabs["events"].show_file(source)
+            self.tabs.setCurrentWidget(self.file_tabs["events"])
+            self._suggest_low_values()
+
+    def _on_query_failed(self, exc: BaseException) -> None:
+        self.summary_label.setText("")
+        show_error(self, exc, "Reading the database")
+
+    def _on_query_edited(self) -> None:
+        """A changed URL or query must be previewed again before it is imported."""
+        if self.database_radio.isChecked():
+            self.file_tabs["events"].show_file(None)
+            self._suggest_low_values()
+            self._update_buttons()
+
+    def _on_source_changed(self) -> None:
+        """Files and a database are two ways to give the events: the tabs show the chosen one's."""
+        database = self.database_radio.isChecked()
+        self.sources.setCurrentIndex(1 if database else 0)
+        self._reading_box.setEnabled(not database)
+        self.report = None
+        if database:
+            for tab in self.file_tabs.values():
+                tab.show_file(None)
+            self._suggest_low_values()
+        else:
+            self._read_with.clear()
+            self._reload_all()
+        for kind in ("items", "users"):
+            self.tabs.setTabEnabled(self.tabs.indexOf(self.file_tabs[kind]), not database)
         self._update_buttons()
 
     def options(self) -> ImportOptions:
@@ -312,6 +422,8 @@ class ImportDialog(QDialog):
 
     def _update_buttons(self) -> None:
         running = self.job is not None and self.job.running
+        previewing = self.preview_job is not None and self.preview_job.running
+        self.preview_button.setEnabled(self.query() is not None and not previewing and not running)
         chosen = [tab for tab in self.file_tabs.values() if tab.sniffed is not None]
         missing = [f"{tab.kind} {role}" for tab in chosen for role in tab.missing_roles()]
         self.import_button.setEnabled(bool(chosen) and not missing and not running and self.report is None
@@ -326,7 +438,10 @@ class ImportDialog(QDialog):
         engine = self.context.engine
         if engine is None or not self.import_button.isEnabled():
             return None
-        paths = {kind: self.path(kind) if self.file_tabs[kind].sniffed else None for kind in KINDS}
+        if self.database_radio.isChecked():
+            paths = {"events": self.query(), "items": None, "users": None}
+        else:
+            paths = {kind: self.path(kind) if self.file_tabs[kind].sniffed else None for kind in KINDS}
         self.report = None
         options = self.options()
         self._low_action = options.low_values.action
@@ -381,11 +496,11 @@ class ImportDialog(QDialog):
 
     def _view_rejected(self) -> None:
         file = self._rejected_file()
-        RejectedRowsDialog(self.context, file.import_id, file.path.name, self).open()
+        RejectedRowsDialog(self.context, file.import_id, file.name, self).open()
 
     def _export_rejected(self) -> None:
         file = self._rejected_file()
-        export_rejected_to(self, self.context, file.import_id, file.path.stem)
+        export_rejected_to(self, self.context, file.import_id, Path(file.name).stem)
 
     def reject(self) -> None:
         """Closing while an import runs cancels it (the importer then rolls back)."""
@@ -412,9 +527,9 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
     lines = []
     for file in report.files:
         if file.duplicate:
-            lines.append(f"{file.path.name}: already imported earlier, nothing added.")
+            lines.append(f"{file.name}: already imported earlier, nothing added.")
             continue
-        lines.append(f"{file.path.name}: {file.rows_accepted:,} rows imported, {file.rows_rejected:,} rejected "
+        lines.append(f"{file.name}: {file.rows_accepted:,} rows imported, {file.rows_rejected:,} rejected "
                      f"(of {file.rows_read:,} read).")
         lines.extend(f"  The header repeats “{old}”: that column is read as “{new}”." for new, old in file.renamed.items())
         if file.time_unit:

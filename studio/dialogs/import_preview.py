@@ -1,7 +1,9 @@
-"""One file of an import as the dialog shows it: what was detected, its first rows, its roles.
+"""One file (or query) of an import as the dialog shows it: what was detected, its first rows,
+its roles.
 
-``sniff`` reads only the first 64 KiB of a file, so re-reading it whenever the user changes
-the encoding or delimiter is instant; the preview always shows what the import will read.
+``preview_source`` reads only the first 64 KiB of a CSV file (a Parquet file's schema and first
+rows), so re-reading it whenever the user changes the encoding or delimiter is instant; the
+preview always shows what the import will read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.importing import SniffResult
+from core.importing.parquet import ParquetSource
+from core.importing.sources import Preview
 from core.importing.roles import KIND_ROLES, REQUIRED_ROLES
 
 NO_COLUMN = "(none)"
@@ -50,7 +54,7 @@ class PreviewModel(QAbstractTableModel):
         self.rows: list[list[str]] = []
         self.roles: dict[str, str] = {}
 
-    def show(self, sniffed: Optional[SniffResult], roles: dict[str, str]) -> None:
+    def show(self, sniffed: Optional[Preview], roles: dict[str, str]) -> None:
         self.beginResetModel()
         self.columns = list(sniffed.columns) if sniffed else []
         self.rows = [list(row) for row in sniffed.preview] if sniffed else []
@@ -87,7 +91,7 @@ class FileTab(QWidget):
     def __init__(self, kind: str, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.kind = kind
-        self.sniffed: Optional[SniffResult] = None
+        self.sniffed: Optional[Preview] = None
         self.detected = QLabel("No file chosen.")
         self.detected.setProperty("role", "hint")
         self.detected.setWordWrap(True)
@@ -120,7 +124,7 @@ class FileTab(QWidget):
         layout.addLayout(body)
         self.setToolTip(KIND_HELP[kind])
 
-    def show_file(self, sniffed: Optional[SniffResult]) -> None:
+    def show_file(self, sniffed: Optional[Preview]) -> None:
         """Show a sniffed file (or none) with its guessed roles pre-selected."""
         self.sniffed = sniffed
         guessed = {r: c for r, c in (sniffed.roles if sniffed else {}).items() if r in self.combos}
@@ -165,7 +169,15 @@ class FileTab(QWidget):
         self.roles_changed.emit()
 
 
-def _describe(sniffed: SniffResult) -> str:
+def _describe(sniffed: Preview) -> str:
+    """What was found, in a sentence: a CSV file's reading, a Parquet source's size, a query's columns."""
+    if isinstance(sniffed, ParquetSource):
+        files = len(sniffed.fragments)
+        return (f"{sniffed.name}: Parquet, {files:,} file{'s' if files != 1 else ''}, {len(sniffed.columns)} columns, "
+                f"{sniffed.rows_expected:,} rows. Check the column roles on the right.")
+    if not isinstance(sniffed, SniffResult):
+        return (f"Query on {sniffed.label}: {len(sniffed.columns)} columns; the first {len(sniffed.preview)} rows "
+                "are shown. Check the column roles on the right.")
     delimiter = DELIMITER_NAMES.get(sniffed.delimiter, repr(sniffed.delimiter))
     header = "first row is a header" if sniffed.has_header else "no header row"
     size = sniffed.size_bytes / 1e6

@@ -202,3 +202,63 @@ def test_without_a_value_column_low_ratings_are_kept(dialog, tmp_path):
 
 def test_the_dialog_fits_the_smallest_supported_window(dialog):
     assert dialog.minimumSizeHint().width() <= 1000 and dialog.minimumSizeHint().height() <= 680
+
+
+def test_a_parquet_file_is_previewed_and_imported_like_a_csv_file(qtbot, dialog, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"customer_id": pa.array([u % 9 for u in range(40)], pa.int64()),
+                      "sku": [f"P{u % 5}" for u in range(40)],
+                      "ts": pa.array([1_700_000_000 + 60 * u for u in range(40)], pa.int64())})
+    pq.write_table(table, tmp_path / "log.parquet")
+    dialog.set_path("events", tmp_path / "log.parquet")
+    tab = dialog.file_tabs["events"]
+    assert tab.roles() == {"user": "customer_id", "item": "sku", "time": "ts"}
+    assert tab.model.index(0, 1).data() == "P0" and "Parquet, 1 file, 3 columns, 40 rows" in tab.detected.text()
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert dialog.context.engine.workspace.counts() == {"users": 9, "items": 5, "events": 40}
+    assert "log.parquet: 40 rows imported, 0 rejected" in dialog.summary_label.text()
+
+
+@pytest.fixture
+def shop_db(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE ev (who TEXT, what TEXT, ts INTEGER)")
+        db.executemany("INSERT INTO ev VALUES (?, ?, ?)", [(f"u{i % 6}", f"P{i % 4}", 1_700_000_000 + i) for i in range(30)])
+        db.execute("INSERT INTO ev VALUES ('u1', 'P1', 'soon')")
+    return f"sqlite:///{path}"
+
+
+def test_from_database_previews_the_query_and_imports_it(qtbot, dialog, shop_db):
+    dialog.set_query(shop_db, "select who as user_id, what as item_id, ts from ev")
+    assert dialog.sources.currentIndex() == 1 and not dialog.import_button.isEnabled()  # not previewed yet
+    assert not dialog.tabs.isTabEnabled(dialog.tabs.indexOf(dialog.file_tabs["items"]))
+    with qtbot.waitSignal(dialog.preview_query().ended, timeout=30_000):
+        pass
+    tab = dialog.file_tabs["events"]
+    assert tab.roles() == {"user": "user_id", "item": "item_id", "time": "ts"} and tab.model.rowCount() == 20
+    assert tab.model.index(0, 0).data() == "u0" and "Query on sqlite:///" in tab.detected.text()
+    job = dialog.start_import()
+    with qtbot.waitSignal(job.ended, timeout=30_000):
+        pass
+    assert dialog.context.engine.workspace.counts()["events"] == 30
+    assert "30 rows imported, 1 rejected (of 31 read)" in dialog.summary_label.text()
+    assert dialog.view_rejected_button.isVisible()
+    dialog.query_edit.setPlainText("select who from ev")
+    assert dialog.file_tabs["events"].sniffed is None and not dialog.import_button.isEnabled()  # preview again first
+
+
+def test_a_query_the_database_refuses_shows_its_message(qtbot, dialog, shop_db, error_dialogs):
+    dialog.set_query(shop_db, "select nope from ev")
+    with qtbot.waitSignal(dialog.preview_query().ended, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: len(error_dialogs(dialog)) == 1)
+    assert "no such column: nope" in error_dialogs(dialog)[0].text()
+    assert dialog.file_tabs["events"].sniffed is None and not dialog.import_button.isEnabled()
+    dialog.files_radio.setChecked(True)
+    assert dialog.sources.currentIndex() == 0 and dialog.tabs.isTabEnabled(dialog.tabs.indexOf(dialog.file_tabs["items"]))
