@@ -16,7 +16,8 @@ import core
 
 GUIDE = """<h3>From a log to recommendations, in four steps</h3>
 <ol>
-<li><b>Data</b>: File &gt; Import CSV (Ctrl+I) reads a behaviour log: one row per event, with a user,
+<li><b>Data</b>: File &gt; Import CSV (Ctrl+I) reads a behaviour log (a CSV or Parquet file, a folder
+of Parquet files, or a query on a database): one row per event, with a user,
 an item and a time (optionally an event type and a value such as a rating), plus optional item
 and user files. Rows that cannot be read are skipped and listed, never guessed.</li>
 <li><b>Train</b>: choose a preset; the estimate says how long it takes. The chart shows how well
