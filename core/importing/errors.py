@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from core.errors import NextPickError
 
 # A report keeps at most this many rejected rows in memory; the workspace keeps them all.
@@ -109,8 +112,8 @@ class FileReport:
 
     @property
     def name(self) -> str:
-        """What to call the source in a sentence: the file's or folder's name, or the database's URL."""
-        return self.path.name if isinstance(self.path, Path) else str(self.path)
+        """What to call the source in a sentence: the file's or folder's name, or "shop query"."""
+        return self.path.name if isinstance(self.path, Path) else query_name(self.path)
 
 
 @dataclass
@@ -134,3 +137,12 @@ class ImportReport:
     @property
     def rows_rejected(self) -> int:
         return sum(f.rows_rejected for f in self.files)
+
+
+def query_name(url: str) -> str:
+    """A query's source in a few words, where a file's name would stand: "shop query"."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "query"
+    return f"{Path(parsed.database).name if parsed.database else parsed.host or parsed.drivername} query"

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from core.importing.errors import CsvImportError
+from core.importing.errors import CsvImportError, query_name
 from core.importing.tables import TableBlock, TypedSource, preview_rows, text_table
 
 _PREVIEW_ROWS = 20
@@ -50,8 +50,7 @@ class SqlSource(TypedSource):
         self.spec = spec
         self.label = spec.label
         self.engine = _engine(spec, self.label)
-        url = self.engine.url
-        self.name = f"{url.database or url.host or url.drivername} query"
+        self.name = query_name(self.label)
         self.rows_expected = None
         self.identity = f"sql:{uuid.uuid4().hex}"
         with self._result(_PREVIEW_ROWS) as (columns, chunks):

@@ -266,7 +266,7 @@ class DataPage(StudioPage):
         self.history_model.removeRows(0, self.history_model.rowCount())
         for entry in self._history:
             cells = (
-                Path(entry["source_path"]).name,
+                entry["source_name"],
                 entry["kind"],
                 f"{entry['rows_read']:,}",
                 f"{entry['rows_accepted']:,}",
@@ -314,14 +314,14 @@ class DataPage(StudioPage):
 
         entry = self._selected_import()
         if entry is not None and self.context.engine is not None:
-            RejectedRowsDialog(self.context, entry["id"], Path(entry["source_path"]).name, self).open()
+            RejectedRowsDialog(self.context, entry["id"], entry["source_name"], self).open()
 
     def _export_rejected(self) -> None:
         from studio.dialogs.rejected_dialog import export_rejected_to
 
         entry = self._selected_import()
         if entry is not None:
-            export_rejected_to(self, self.context, entry["id"], Path(entry["source_path"]).stem)
+            export_rejected_to(self, self.context, entry["id"], Path(entry["source_name"]).stem)
 
 
 def _format_time(unix: float) -> str:

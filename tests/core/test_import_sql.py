@@ -13,7 +13,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from core.importing import CsvImportError, ImportOptions, SqlQuery, import_files, preview_source
+from core.importing import CsvImportError, ImportOptions, SqlQuery, import_files, import_history, preview_source
 from core.progress import CancelToken, Cancelled
 from tests.core.cli_run import run
 
@@ -55,8 +55,9 @@ def test_a_query_imports_its_rows_and_reports_bad_ones_by_row(workspace, shop_db
     assert [(r.unit, r.line, r.column, r.reason) for r in report.rejected] == [
         ("row", 5, "ts", "unparseable time 'yesterday'"), ("row", 10, "sku", "missing item id")]
     assert workspace.user_sequence("u0")["ts"].tolist()[0] == START.timestamp()
-    history = sqlite3.connect(workspace.path).execute("SELECT source_path, options FROM imports").fetchone()
-    assert history[0] == shop_db and "ORDER BY rowid" in history[1]
+    history = import_history(workspace)[0]
+    assert history["source_path"] == shop_db and "ORDER BY rowid" in history["options"]
+    assert history["source_name"] == report.name == "shop.db query"  # what the Data page and the dialog show
 
 
 def test_the_same_query_again_adds_only_new_rows(workspace, shop_db):
