@@ -77,7 +77,7 @@ def sniff(path: Path | str, encoding: Optional[str] = None, delimiter: Optional[
     if has_header is None:
         has_header = _looks_like_header(first, [r for _, _, r in records[1:]])
     if has_header:
-        columns, renamed = _unique_names([c.strip() or f"col{i + 1}" for i, c in enumerate(first)])
+        columns, renamed = unique_names([c.strip() or f"col{i + 1}" for i, c in enumerate(first)])
         data = records[1:]
         offset_lines = first_end
     else:
@@ -206,7 +206,7 @@ def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
     return False
 
 
-def _unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
+def unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:
     """Names with every repeat given a distinct one (``name_2``, ``name_3``... never one the
     header already uses), and new name -> the name as written, so no column is lost."""
     taken = set(names)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from core.importing.errors import CsvImportError, query_name
+from core.importing.sniffing import unique_names
 from core.importing.tables import TableBlock, TypedSource, preview_rows, text_table
 
 _PREVIEW_ROWS = 20
@@ -54,9 +55,13 @@ class SqlSource(TypedSource):
         self.rows_expected = None
         self.identity = f"sql:{uuid.uuid4().hex}"
         with self._result(_PREVIEW_ROWS) as (columns, chunks):
-            self.columns = columns
             first = next(chunks, [])
-        self.preview = preview_rows(_arrow(first, columns))
+        self.columns, self._renamed = unique_names(columns)  # a join's two "id" columns: id, id_2
+        self.preview = preview_rows(_arrow(first, self.columns))
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        return self._renamed
 
     def settings(self) -> dict:
         return {"format": "sql", "query": self.spec.query, "columns": self.columns}
@@ -64,9 +69,9 @@ class SqlSource(TypedSource):
     def read(self, chunk_rows: int, columns: Optional[Sequence[str]] = None) -> Iterator[TableBlock]:
         """The rows in chunks of ``chunk_rows``; only ``columns`` are kept when given."""
         done = 0
-        with self._result(chunk_rows) as (names, chunks):
+        with self._result(chunk_rows) as (_names, chunks):
             for rows in chunks:
-                table = _arrow(rows, names)
+                table = _arrow(rows, self.columns)
                 yield TableBlock(text_table(table.select(list(columns)) if columns else table), done + 1, None, done)
                 done += len(rows)
 

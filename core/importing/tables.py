@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
@@ -82,23 +83,27 @@ class TypedSource:
     (so roles are guessed from names), a text preview, rows counted from 1.
 
     Subclasses set ``label`` (the file, folder or URL), ``name``, ``columns``, ``preview``,
-    ``identity`` and ``rows_expected`` (None when unknown) and yield ``TableBlock`` s.
+    ``identity`` and ``rows_expected`` (None when unknown), and their ``read(chunk_rows,
+    columns)`` yields the rows (only ``columns`` when not None) as ``TableBlock`` s.
     """
 
-    label: object
+    label: Path | str
     name: str
     columns: list[str]
     preview: list[list[str]]
     identity: str
     rows_expected: Optional[int]
-    path: Optional[object] = None  # a file or folder beside which side files (``<stem>.genre``) are looked for
-    renamed: dict[str, str] = {}
-    named_columns = True
+    path: Optional[Path] = None  # a file or folder beside which side files (``<stem>.genre``) are looked for
+    named_columns = True  # roles follow the columns' names
     unit = "row"
 
     @property
     def roles(self) -> dict[str, str]:
         return guess_roles(self.columns, self.preview, True)
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        return {}  # columns have distinct names: no header line repeats one
 
     def blocks(self, chunk_rows: int, roles: dict[str, str], every_column: bool) -> Iterator[TableBlock]:
         """Blocks of about ``chunk_rows`` rows, of every column or only those the roles use."""

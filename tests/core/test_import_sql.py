@@ -112,6 +112,13 @@ def test_preview_shows_the_first_rows_and_guessed_roles(shop_db):
     assert preview.roles == {"user": "user_id", "item": "item_id", "time": "ts"}
 
 
+def test_columns_of_the_same_name_are_both_kept(workspace, shop_db):
+    query = SqlQuery(shop_db, "SELECT e.customer AS id, e.sku AS id, e.ts FROM events e ORDER BY rowid")
+    report = import_files(workspace, events=query, options=ImportOptions(roles={"user": "id", "item": "id_2"})).file("events")
+    assert report.renamed == {"id_2": "id"} and report.rows_accepted == 28
+    assert workspace.user_sequence("u0")["item"].tolist()[:1] == ["P0"]
+
+
 def test_cli_from_sql(capsys, shop_db, tmp_path):
     code, out, err = run(capsys, "import", "--from-sql", shop_db, "--query",
                          "SELECT customer AS user_id, sku AS item_id, ts FROM events ORDER BY rowid",
