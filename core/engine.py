@@ -85,7 +85,8 @@ class Engine:
     # -- data -------------------------------------------------------------------------------
 
     def import_files(self, events=None, items=None, users=None, options=None, progress=None, cancel=None):
-        """Import CSV files (``core.importing``); caches of the old content are dropped."""
+        """Import CSV or Parquet files and folders, or ``SqlQuery`` s (``core.importing``); caches of
+        the old content are dropped."""
         from core.importing import ImportOptions, import_files
 
         report = import_files(self.workspace, events=events, items=items, users=users,
