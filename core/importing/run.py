@@ -31,7 +31,9 @@ _REBUILD_MIN_ROWS = 100_000
 
 @dataclass
 class ImportOptions:
-    """How to read the files of one import; None everywhere means "detect it".
+    """How to read the sources of one import; None everywhere means "detect it". Delimiter,
+    encoding, header and column names are for CSV files only: Parquet files and queries name
+    and type their columns.
 
     delimiter:      field separator for every file (",", "\\t", "|", ";"); None = sniff each file.
     encoding:       text encoding for every file; None = UTF-8 (BOM or not) unless the file as
