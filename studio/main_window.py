@@ -42,7 +42,7 @@ from studio.settings import StudioSettings
 from studio.workers import Job, freeze_long_lived_objects
 
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
-IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data")
+IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
 WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
 
 

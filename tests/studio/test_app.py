@@ -121,6 +121,22 @@ def test_dropping_a_csv_opens_the_import_dialog_with_the_file(qtbot, window, imp
     dialog.close()
 
 
+def test_dropping_a_parquet_file_opens_the_import_dialog_with_it(qtbot, window, engine, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    window.context.set_engine(engine)
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user_id": ["u1"], "item_id": ["a"], "timestamp": [1_700_000_000]}), path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.dropEvent(QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                Qt.KeyboardModifier.NoModifier))
+    dialog = window.findChildren(ImportDialog)[0]
+    assert dialog.path("events") == path and dialog.file_tabs["events"].roles()["time"] == "timestamp"
+    dialog.close()
+
+
 def test_every_control_of_the_window_and_the_data_page_has_a_tooltip(window):
     controls = window.page("Data").findChildren(QAbstractButton) + window.page("Data").findChildren(QComboBox)
     controls += window.page("Data").findChildren(QLineEdit)
