@@ -10,6 +10,7 @@ import pytest
 
 from core.importing import CsvImportError, ImportOptions, export_rejected, import_files, preview_source
 from core.progress import CancelToken, Cancelled
+from core.importing.tables import text_table
 from core.store import Workspace
 from tests.core.cli_run import run
 
@@ -195,3 +196,23 @@ def test_cli_imports_a_folder_and_says_which_file_and_row_was_bad(capsys, tmp_pa
     assert code == 0, err
     assert "10 rows read, 7 accepted, 3 rejected" in out
     assert "event=view/part-0.parquet row 2, column 'user_id': missing user id" in out
+
+
+def test_zoned_and_naive_timestamps_and_dates_are_stored_as_their_utc_instant(workspace, tmp_path):
+    tokyo = dt.timezone(dt.timedelta(hours=9))
+    moment = dt.datetime(2026, 3, 1, 18, 30, tzinfo=tokyo)  # 09:30 UTC
+    table = pa.table({
+        "user_id": ["zoned", "naive", "dated"],
+        "item_id": ["a", "b", "c"],
+        "when": pa.array([moment, None, None], pa.timestamp("us", tz="Asia/Tokyo")),
+        "naive": pa.array([None, dt.datetime(2026, 3, 1, 9, 30), None], pa.timestamp("ns")),
+        "day": pa.array([None, None, dt.date(2026, 3, 1)], pa.date32()),
+    })
+    assert text_table(table).column("when")[0].as_py() == "2026-03-01 09:30:00.000000Z"
+    for column in ("when", "naive", "day"):
+        pq.write_table(table.filter(pa.compute.is_valid(table.column(column))), tmp_path / f"{column}.parquet")
+        import_files(workspace, events=tmp_path / f"{column}.parquet", options=ImportOptions(roles={"time": column}))
+    expected = moment.timestamp()
+    assert workspace.user_sequence("zoned")["ts"].tolist() == [expected]
+    assert workspace.user_sequence("naive")["ts"].tolist() == [expected]
+    assert workspace.user_sequence("dated")["ts"].tolist() == [dt.datetime(2026, 3, 1, tzinfo=UTC).timestamp()]
