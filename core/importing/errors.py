@@ -17,8 +17,9 @@ from core.errors import NextPickError
 
 # A report keeps at most this many rejected rows in memory; the workspace keeps them all.
 REPORT_REJECTED_LIMIT = 1000
-BAD_ROW_HINT = ("Fix that line in the file, or import again letting bad rows be skipped (they are kept for "
-                "review). Nothing was imported.")  # only for a bad row that stopped a strict import: skipping helps there
+# Only for a bad row that stopped a strict import: skipping helps there. {place}: "line in the file" or "row".
+BAD_ROW_HINT = ("Fix that {place}, or import again letting bad rows be skipped (they are kept for "
+                "review). Nothing was imported.")
 BINARY_HINT = ("Choose the CSV file itself: this one holds binary data (a spreadsheet, image or archive?). "
                "Save or export it as CSV first. Nothing was imported.")
 
@@ -66,7 +67,8 @@ class RejectedRow:
 
     def as_error(self, path: Path | str) -> CsvImportError:
         where = Path(path) / self.file if self.file else path
-        return CsvImportError(where, self.line, self.column, self.reason, BAD_ROW_HINT, self.unit)
+        place = "line in the file" if self.unit == "line" else "row at its source"
+        return CsvImportError(where, self.line, self.column, self.reason, BAD_ROW_HINT.format(place=place), self.unit)
 
 
 @dataclass

@@ -96,6 +96,7 @@ def test_strict_names_the_file_row_and_column_and_changes_nothing(workspace, tmp
     with pytest.raises(CsvImportError) as error:
         import_files(workspace, events=path, options=ImportOptions(strict=True))
     assert str(error.value) == f"{path}, row 3, column 'user_id': missing user id"
+    assert error.value.hint.startswith("Fix that row at its source, or import again letting bad rows be skipped")
     assert _snapshot(workspace) == before
 
 
