@@ -69,7 +69,10 @@ class SqlSource(TypedSource):
     def read(self, chunk_rows: int, columns: Optional[Sequence[str]] = None) -> Iterator[TableBlock]:
         """The rows in chunks of ``chunk_rows``; only ``columns`` are kept when given."""
         done = 0
-        with self._result(chunk_rows) as (_names, chunks):
+        with self._result(chunk_rows) as (names, chunks):
+            if unique_names(names)[0] != self.columns:
+                raise CsvImportError(self.label, None, None, "the query's columns changed since it was previewed "
+                                     f"({', '.join(self.columns)} then, {', '.join(names)} now)")
             for rows in chunks:
                 table = _arrow(rows, self.columns)
                 yield TableBlock(text_table(table.select(list(columns)) if columns else table), done + 1, None, done)
@@ -106,8 +109,12 @@ def _engine(spec: SqlQuery, label: str) -> Engine:
 
 
 def _execute(conn: Connection, spec: SqlQuery, label: str, chunk_rows: int):
+    """The query's result, streamed. An import only reads: on PostgreSQL the transaction is read
+    only, so a statement that writes is refused; anywhere, nothing it did is committed."""
     if not spec.query.strip():
         raise CsvImportError(label, None, None, "no query given", "Give a SELECT that returns the events' columns.")
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(postgresql_readonly=True)
     result = conn.execution_options(yield_per=chunk_rows).execute(text(spec.query))
     if not result.returns_rows:
         raise CsvImportError(label, None, None, "the query returns no rows", "Give a SELECT.")

@@ -119,6 +119,16 @@ def test_columns_of_the_same_name_are_both_kept(workspace, shop_db):
     assert workspace.user_sequence("u0")["item"].tolist()[:1] == ["P0"]
 
 
+def test_columns_that_change_between_preview_and_reading_are_refused(shop_db):
+    from core.importing.sql import SqlSource
+
+    source = SqlSource(SqlQuery(shop_db, "SELECT * FROM events"))
+    with sqlite3.connect(shop_db.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE events ADD COLUMN coupon TEXT")
+    with pytest.raises(CsvImportError, match="columns changed since it was previewed"):
+        next(source.read(10))
+
+
 def test_cli_from_sql(capsys, shop_db, tmp_path):
     code, out, err = run(capsys, "import", "--from-sql", shop_db, "--query",
                          "SELECT customer AS user_id, sku AS item_id, ts FROM events ORDER BY rowid",
@@ -205,3 +215,14 @@ def test_postgres_cli_and_errors(capsys, postgres, tmp_path):
     code, _out, err = run(capsys, "import", "--from-sql", url, "--query", f"SELECT * FROM {schema}.missing",
                           "--db", tmp_path / "ws.sqlite")
     assert code == 1 and "the database refused" in err and "does not exist" in err
+
+
+def test_postgres_an_import_never_writes_to_the_database(workspace, postgres):
+    url, engine, schema = postgres
+    _pg_events(engine, schema, 20)
+    sequence = f"{schema}.events_id_seq"
+    with pytest.raises(CsvImportError) as error:  # nextval() writes, and no rollback would undo it
+        import_files(workspace, events=SqlQuery(url, f"SELECT user_id, item_id, nextval('{sequence}') FROM {schema}.events"))
+    assert "read-only transaction" in str(error.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT last_value FROM {sequence}")).scalar_one() == 20
