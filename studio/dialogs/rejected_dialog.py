@@ -25,7 +25,7 @@ from studio.dialogs.errors import show_error
 from studio.workers import Job
 
 SHOWN_ROWS = 5000  # the table shows the first rows; the export writes them all
-COLUMNS = ("Line", "Column", "Reason", "Row as read")
+COLUMNS = ("Line / row", "Column", "Reason", "Row as read")
 
 
 class RejectedRowsDialog(QDialog):
@@ -43,7 +43,8 @@ class RejectedRowsDialog(QDialog):
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setToolTip("Each skipped row: its line in the file, the column to blame and the reason")
+        self.table.setToolTip("Each skipped row: its line in a CSV file (its row in a Parquet file or a query's result; "
+                              "in a folder, its file comes first in the row as read), the column to blame and the reason")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().hide()
