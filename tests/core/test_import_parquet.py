@@ -173,6 +173,16 @@ def test_progress_counts_rows_and_cancel_rolls_back(workspace, tmp_path):
     assert _snapshot(workspace) == before
 
 
+def test_low_ratings_are_treated_as_in_a_csv_file(workspace, tmp_path):
+    from core.importing import LowValues
+
+    table = _events_table(10)  # prices 0.5 .. 9.5: two of them at most 2
+    pq.write_table(table, tmp_path / "events.parquet")
+    report = import_files(workspace, events=tmp_path / "events.parquet",
+                          options=ImportOptions(low_values=LowValues("drop", 2))).file("events")
+    assert (report.rows_accepted, report.low_values) == (8, 2)
+
+
 def test_preview_shows_columns_rows_and_guessed_roles(tmp_path):
     pq.write_table(_events_table(), tmp_path / "events.parquet")
     preview = preview_source(tmp_path / "events.parquet", ImportOptions())
