@@ -152,9 +152,10 @@ class Engine:
             resumed = runs.get_run(self.workspace, resume_run)
             if resumed.parent is not None:  # a stopped update resumes as an update
                 return self._update(self.run(resumed.parent), config, progress, cancel, resume_run)
+            text = self._recorded_text(resumed, "resumed", progress, cancel)
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
-        text = self._training_text(config, progress, cancel)
+            text = self._training_text(config, progress, cancel)
         return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text)
 
     def update(self, run_id: Optional[int] = None, progress=None, cancel=None) -> runs.RunSummary:
@@ -194,16 +195,18 @@ class Engine:
                             lag.new_items)
         bundle = None if parent.model in BASELINES else load_bundle(path)
         return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run,
-                              self._update_text(parent, progress, cancel), Update(parent.id, bundle, growth))
+                              self._recorded_text(parent, "updated", progress, cancel),
+                              Update(parent.id, bundle, growth))
 
-    def _update_text(self, parent: runs.RunSummary, progress, cancel):
-        """The items' text vectors under the parent's text model (new items embedded first), or None
-        when the parent read no text; an update keeps its parent's network, text included."""
-        if not parent.config.get("text_model"):
+    def _recorded_text(self, run: runs.RunSummary, verb: str, progress, cancel):
+        """The items' text vectors under the text model ``run`` recorded (new items embedded first), or
+        None when it read no text: an update or a resumed run keeps its network, text input included,
+        whatever the config or the engine's model now say."""
+        if not run.config.get("text_model"):
             return None
-        if not self.text_available() or self.text_model.key() != parent.config["text_model"]:
-            raise UsageError(f"run #{parent.id} reads item text with {parent.config['text_model']}, which is "
-                             "not available here, so it cannot be updated",
+        if not self.text_available() or self.text_model.key() != run.config["text_model"]:
+            raise UsageError(f"run #{run.id} reads item text with {run.config['text_model']}, which is "
+                             f"not available here, so it cannot be {verb}",
                              "Install the [text] extra (and open the workspace with that model), or train a new run.")
         return self.text_index() or self.embed_items(progress, cancel)
 

@@ -433,8 +433,9 @@ def train_sequence_model(
         restore_moments(model, optimizer, start.moments)
     state, best_weights = _LoopState(), None
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    text_model = None if text is None else text.model
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
-        state, best_weights = _load_checkpoint(checkpoint_dir, config, model, optimizer, device)
+        state, best_weights = _load_checkpoint(checkpoint_dir, config, text_model, model, optimizer, device)
     windows = _training_windows(split, config)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
@@ -486,7 +487,7 @@ def train_sequence_model(
         else:
             state.bad_epochs += 1
         if checkpoint_dir is not None:
-            _save_checkpoint(checkpoint_dir, config, model, optimizer, state, best_weights)
+            _save_checkpoint(checkpoint_dir, config, text_model, model, optimizer, state, best_weights)
         reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f}",
                         epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
                         valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
@@ -679,8 +680,11 @@ BEST_WEIGHTS = "best.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 
 
-def _save_checkpoint(folder: Path, config, model, optimizer, state: _LoopState, best_weights) -> None:
-    """Write every file under a temporary name, then rename: a crash never leaves half a file."""
+def _save_checkpoint(folder: Path, config, text_model: Optional[str], model, optimizer, state: _LoopState,
+                     best_weights) -> None:
+    """Write every file under a temporary name, then rename: a crash never leaves half a file.
+
+    ``text_model``: the key of the text model whose vectors the network reads (None: no text)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     staged = {
@@ -688,7 +692,7 @@ def _save_checkpoint(folder: Path, config, model, optimizer, state: _LoopState, 
         BEST_WEIGHTS: lambda path: save_file(best_weights, str(path)),
         OPTIMIZER_FILE: lambda path: torch.save(optimizer.state_dict(), path),
         STATE_FILE: lambda path: path.write_text(json.dumps(
-            {"config": config.to_json(), "state": dataclasses.asdict(state)}, indent=1)),
+            {"config": config.to_json(), "text_model": text_model, "state": dataclasses.asdict(state)}, indent=1)),
     }
     for name, write in staged.items():
         write(folder / (name + ".tmp"))
@@ -696,13 +700,25 @@ def _save_checkpoint(folder: Path, config, model, optimizer, state: _LoopState, 
         os.replace(folder / (name + ".tmp"), folder / name)
 
 
-def _load_checkpoint(folder: Path, config, model, optimizer, device) -> tuple[_LoopState, dict]:
+def _load_checkpoint(folder: Path, config, text_model: Optional[str], model, optimizer, device
+                     ) -> tuple[_LoopState, dict]:
+    """The loop state and best weights of ``folder``, the last weights loaded into ``model``; refused
+    when the network would differ: other shape settings, or item text read otherwise (a text vector
+    of another model means something else to the learned projection, even at the same width)."""
     saved = json.loads((folder / STATE_FILE).read_text())
     shape_fields = ("model", "hidden", "layers", "heads", "max_len", "interest_clusters")
     changed = [f for f in shape_fields if saved["config"].get(f) != getattr(config, f)]
     if changed:
         raise UsageError(f"cannot resume from {folder}: the checkpoint was trained with different {', '.join(changed)}",
                          "Resume with the settings the run started with, or start a new run.")
+    if saved.get("text_model") != text_model:
+        raise UsageError(f"cannot resume from {folder}: the checkpoint was trained {_reading(saved.get('text_model'))}, "
+                         f"this session trains {_reading(text_model)}",
+                         "Resume with the text model the run started with, or start a new run.")
     model.load_state_dict(load_file(str(folder / LAST_WEIGHTS), device=str(device)))
     optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True))
     return _LoopState(**saved["state"]), load_file(str(folder / BEST_WEIGHTS))
+
+
+def _reading(text_model: Optional[str]) -> str:
+    return "without item text" if text_model is None else f"reading item text with {text_model}"
