@@ -234,7 +234,26 @@ class Engine:
 
         data = self.sequence_data()
         choice = (split or SplitChoice()).resolve(data, self.time_kind())
-        return estimate_training(data, choice.split(data), config)
+        text, embed_items, embed_s = self._estimated_text(config)
+        estimate = estimate_training(data, choice.split(data), config, text)
+        return replace(estimate, embed_items=embed_items, embed_s=embed_s)
+
+    def _estimated_text(self, config):
+        """What the run's text would cost without embedding anything: (stand-in vectors of the text
+        model's width, or None when the run would read no text; items to embed first; seconds for that)."""
+        if not config.text or config.model in BASELINES or not self.text_available():
+            return None, 0, 0.0
+        from core.text import load_encoder
+        from core.text.catalogue import embedding_estimate
+        from core.text.search import TextIndex
+
+        encoder = load_encoder(self.text_model)
+        embedding = embedding_estimate(self.workspace, encoder)
+        if not embedding.with_text:
+            return None, 0, 0.0
+        n_rows = self.sequence_data().n_items + 1
+        stand_in = TextIndex(encoder.key, np.zeros((n_rows, encoder.dim), dtype=np.float32), np.ones(n_rows, dtype=bool))
+        return stand_in, embedding.to_embed, embedding.seconds
 
     def estimate_presets(self, config, split: Optional[SplitChoice] = None, cancel=None) -> dict:
         """Each preset (``core.presets``) applied to ``config``, timed as ``estimate_training`` times one:

@@ -271,6 +271,8 @@ class TrainingEstimate:
     max_epochs: int  # config.epochs
     planned_epochs: int  # the epochs that fit the budget (config.epochs without one)
     budget_s: Optional[float]  # the whole run's budget; None = no limit
+    embed_items: int = 0  # items whose text the language model reads once before training (not cached yet)
+    embed_s: float = 0.0  # the time that takes (outside the training budget)
 
     @property
     def epoch_s(self) -> float:
@@ -285,8 +287,10 @@ class TrainingEstimate:
         """"about 12 s per epoch on CPU (1 threads): at most 48 epochs, 9 min 36 s (the 10 min budget) ..."."""
         cut = (f"the {_minutes(self.budget_s)} budget fits {self.planned_epochs} of {self.max_epochs} epochs"
                if self.planned_epochs < self.max_epochs else f"at most {self.planned_epochs} epochs")
+        embedding = (f"; before it, the language model reads {self.embed_items:,} items' text once: about "
+                     f"{_minutes(self.embed_s)}" if self.embed_items else "")
         return (f"about {_seconds(self.epoch_s)} per epoch on {self.device}; {cut}: at most "
-                f"{_minutes(self.at_most_s)} of training, less when early stopping ends it")
+                f"{_minutes(self.at_most_s)} of training, less when early stopping ends it{embedding}")
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "epoch_s": self.epoch_s, "at_most_s": self.at_most_s}
@@ -300,7 +304,8 @@ class TrainingEstimate:
 
     @classmethod
     def from_json(cls, values: dict) -> "TrainingEstimate":
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        """The fields ``to_json`` wrote (estimates saved before a field existed take its default)."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 
 def _seconds(value: float) -> str:
@@ -314,12 +319,16 @@ def _minutes(value: Optional[float]) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def estimate_training(data: SequenceData, split: Split, config: TrainConfig, steps: int = ESTIMATE_STEPS) -> TrainingEstimate:
-    """Time a few training steps and a validation sample of a fresh model; nothing is trained or kept."""
+def estimate_training(data: SequenceData, split: Split, config: TrainConfig, text=None,
+                      steps: int = ESTIMATE_STEPS) -> TrainingEstimate:
+    """Time a few training steps and a validation sample of a fresh model; nothing is trained or kept.
+
+    ``text``: the item text vectors the run would read (a ``core.text.search.TextIndex``; only their
+    width matters to the time), so the text projection is timed with the rest."""
     device = resolve_device(config.device)
     windows = _training_windows(split, config)
     torch.manual_seed(config.seed)
-    model = model_for_data(data, config).to(device)
+    model = model_for_data(data, config, text, split.train).to(device)
     return _estimate(model, windows, split, config, device, steps)
 
 

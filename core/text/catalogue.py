@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from core.store import schema
 from core.text.model import TextEncoder
 
 EMBED_BATCH = 1024  # items embedded and written per transaction
+ESTIMATE_TEXTS = 64  # texts timed to estimate how long embedding the uncached ones takes
 MAX_TEXT_CHARS = 600  # the packaged model reads 256 word pieces; longer descriptions are cut here
 VECTOR_DTYPE = np.float16
 
@@ -137,6 +139,26 @@ def embed_catalogue(workspace, encoder: TextEncoder, progress=None, cancel=None,
         emit(progress, meter.report("embed", done, f"{done:,} of {len(todo):,} items read"))
     cached = read_vectors(workspace, encoder.key, store_ids, hashes)
     return _with_unstored(cached, store_ids[todo], unstored) if unstored else cached
+
+
+class EmbeddingEstimate(NamedTuple):
+    with_text: int  # items that have text
+    to_embed: int  # of those, the items without a cached vector for their current text
+    seconds: float  # how long embedding those would take here
+
+
+def embedding_estimate(workspace, encoder: TextEncoder, sample: int = ESTIMATE_TEXTS) -> EmbeddingEstimate:
+    """How much ``embed_catalogue`` would do and how long it would take: ``sample`` of the texts to
+    embed, spread over the catalogue, are timed after a one-text warm-up; nothing is stored."""
+    store_ids, texts = catalogue_texts(workspace)
+    todo = stale_items(workspace, encoder.key, store_ids, [text_hash(text) for text in texts])
+    if not len(todo):
+        return EmbeddingEstimate(len(texts), 0, 0.0)
+    timed = [texts[i] for i in todo[np.linspace(0, len(todo) - 1, min(sample, len(todo))).astype(np.int64)]]
+    encoder.encode(timed[:1])
+    started = time.perf_counter()
+    encoder.encode(timed)
+    return EmbeddingEstimate(len(texts), len(todo), (time.perf_counter() - started) * len(todo) / len(timed))
 
 
 def _write_vectors(workspace, model: str, store_ids: np.ndarray, hashes: list[str], vectors: np.ndarray,
