@@ -23,6 +23,7 @@ from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_qu
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
+from studio.widgets.item_search import ItemSearchField
 from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, interactions
@@ -103,6 +104,10 @@ class ExplorePage(StudioPage):
         self.ranked = RankedList()
         self.compared = RankedList()
         self.details = ItemDetails()
+        self.item_search = ItemSearchField("Find an item… (type words from its title, or what it is)")
+        self.item_search.setToolTip("Search the catalogue and pick an item to see its details. Titles holding the "
+                                    "words come first; with the [text] extra, then the items that mean most nearly "
+                                    "what you typed")
         sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
         interests_box = _group("Predicted next interests", self.interest_bars)
         self.lists = QSplitter(Qt.Orientation.Horizontal)
@@ -114,7 +119,7 @@ class ExplorePage(StudioPage):
         self.compare_note.hide()
         self.controls = RecommendControls()
         ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)
-        details_box = _group("Item details", self.details)
+        details_box = _group("Item details", self.item_search, self.details)
         # Two columns on top (sequence, recommendations), the interests beside the item details
         # below: three columns side by side left each a third of a laptop screen, and the item
         # titles a few characters of it.
@@ -145,6 +150,8 @@ class ExplorePage(StudioPage):
         self.what_if.reset.connect(self._on_reset_what_if)
         for source in (self.timeline, self.ranked, self.compared, self.details):
             source.item_clicked.connect(self.show_item)
+        self.item_search.picked.connect(lambda row: self.show_item(row.item, ItemFacts(row.item, row.title,
+                                                                                       row.categories)))
         self.controls.changed.connect(lambda: self.update_panes())
         self.controls.compare_toggled.connect(self._on_compare_toggled)
         self.compared.hide()
@@ -164,7 +171,8 @@ class ExplorePage(StudioPage):
         if self._text_cancel is not None:
             self._text_cancel.cancel()
         engine = self.engine
-        self.what_if.set_search(engine.search_items if engine is not None else None)
+        for search in (self.what_if, self.item_search):
+            search.set_search(engine.search_items if engine is not None else None)
         self._fill_models()
         self.users.set_engine(None)
         if engine is None:
@@ -402,11 +410,12 @@ class ExplorePage(StudioPage):
 
     # -- item details -----------------------------------------------------------------------
 
-    def show_item(self, item: str) -> None:
-        """Details of ``item`` in the details pane; the latest item asked for wins."""
+    def show_item(self, item: str, facts: Optional[ItemFacts] = None) -> None:
+        """Details of ``item`` (``facts``: its title and categories when the caller has them) in the
+        details pane; the latest item asked for wins."""
         if self.engine is None:
             return
-        facts = self._facts_of(item)
+        facts = facts or self._facts_of(item)
         self._item_wanted = facts
         job = self.context.run(item_view, self.engine, facts, progress=False, cancel=False)
         job.finished.connect(self._on_item_view)

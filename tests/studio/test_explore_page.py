@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from studio.pages.explore import ExplorePage
@@ -177,8 +178,8 @@ def test_what_if_search_suggests_catalogue_titles_and_adds_the_pick(qtbot, page)
     engine = page.context.engine
     wanted = engine.search_items("puzzle", 1)[0]
     qtbot.keyClicks(page.what_if.search, "puzzle")
-    qtbot.waitUntil(lambda: page.what_if.suggestions.rowCount() > 0, timeout=3000)
-    suggestions = page.what_if.suggestions.stringList()
+    qtbot.waitUntil(lambda: page.what_if.search.suggestions.rowCount() > 0, timeout=3000)
+    suggestions = page.what_if.search.suggestions.stringList()
     by_words = [text for text in suggestions if "puzzle" in text.lower()]
     assert by_words and suggestions[:len(by_words)] == by_words  # items found by meaning (text extra) follow
     with qtbot.waitSignal(page.what_if.add_item) as added:
@@ -303,3 +304,15 @@ def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window
     reason = page.ranked.table.item(0, 1).data(REASON_ROLE)
     assert page.ranked.table.rowHeight(0) >= 2 * page.fontMetrics().height()  # title and the whole reason
     assert reason and "…" not in reason
+
+
+def test_the_item_search_box_opens_the_picked_item_in_the_details(qtbot, page):
+    engine = page.context.engine
+    wanted = engine.search_items("puzzle", 1)[0]
+    qtbot.keyClicks(page.item_search, "puzzle")
+    qtbot.waitUntil(lambda: page.item_search.suggestions.rowCount() > 0, timeout=3000)
+    assert "puzzle" in page.item_search.suggestions.stringList()[0].lower()  # words in titles first
+    qtbot.keyClick(page.item_search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: page.details.heading.text() == wanted.title, timeout=5000)
+    assert page.details.facts.text().startswith(f"Item id: {wanted.item}") and page.item_search.text() == ""
+    assert page.what_if.search.text() == "" and page.answer.query.history is None  # the sequence is not edited
