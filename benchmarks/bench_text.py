@@ -190,6 +190,10 @@ def main() -> None:
         print(f"{'':24}{'HR@10':>9}{'NDCG@10':>9}{'new HR':>9}{'new NDCG':>9}{'new ev.':>8}{'train s':>9}")
         for label, run, seconds in rows:
             print(report_line(label, run, seconds))
+        test = rows[0][1].split.split(engine.sequence_data()).test
+        cold = sum(len(history) == 0 for history in test.histories)
+        print(f"{cold:,} of {len(test.targets):,} test users have no event before the cut-off: every model ranks "
+              "for them from an empty sequence, the same list for all (few test users: the figures are noisy)")
         print()
         torch.set_num_threads(1)  # one request, one thread: on a shared CPU two threads lose more to hand-offs
         for label, run, _ in rows[1:]:  # text adds nothing per request: the catalogue is prepared once
