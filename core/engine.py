@@ -158,9 +158,11 @@ class Engine:
             text = self._training_text(config, progress, cancel)
         return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text)
 
-    def update(self, run_id: Optional[int] = None, progress=None, cancel=None) -> runs.RunSummary:
+    def update(self, run_id: Optional[int] = None, progress=None, cancel=None,
+               time_budget: Optional[float] = None) -> runs.RunSummary:
         """A new run that catches ``run_id`` (default: the serving run) up with the events added since
-        it was trained (``core.update``: fine-tuned from its weights, or a baseline refitted), on the
+        it was trained (``core.update``: fine-tuned from its weights within ``time_budget`` minutes,
+        by default a tenth of the full training it descends from, or a baseline refitted), on the
         parent's split. The child becomes the active run when its parent was (unless it did not beat
         popularity: such a run is never made active by itself)."""
         if run_id is None:
@@ -169,16 +171,17 @@ class Engine:
                 raise NextPickError(f"no trained run in {self.workspace.path.name} to update", "Train one first.")
         parent = self.run(run_id)
         from core.training import TrainConfig
-        from core.update import update_config
+        from core.update import full_training_s, update_config
 
-        child = self._update(parent, update_config(TrainConfig.from_json(parent.config)), progress, cancel)
+        config = update_config(TrainConfig.from_json(parent.config), full_training_s(parent), time_budget)
+        child = self._update(parent, config, progress, cancel)
         if self.active_run() == parent.id and child.beats_popularity is not False:
             self.set_active_run(child.id)
         return child
 
     def _update(self, parent: runs.RunSummary, config, progress, cancel,
                 resume_run: Optional[int] = None) -> runs.RunSummary:
-        from core.update import Update, log_growth
+        from core.update import Update, full_training_s, log_growth
 
         path = self._bundle_path(parent)  # only a finished run is updated
         if self.workspace.content_hash() != self.content_hash():  # events posted by a service or another process
@@ -196,7 +199,7 @@ class Engine:
         bundle = None if parent.model in BASELINES else load_bundle(path)
         return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run,
                               self._recorded_text(parent, "updated", progress, cancel),
-                              Update(parent.id, bundle, growth))
+                              Update(parent.id, bundle, growth, full_training_s(parent)))
 
     def _recorded_text(self, run: runs.RunSummary, verb: str, progress, cancel):
         """The items' text vectors under the text model ``run`` recorded (new items embedded first), or

@@ -27,6 +27,7 @@ from core.data.splits import EvalSet, Split
 from core.errors import UsageError
 
 UPDATE_EPOCHS = 30  # fine-tuning epochs at most (an epoch reads only the windows with new events)
+UPDATE_SHARE = 0.1  # an update's default time budget: this share of the full training its lineage began with
 UPDATE_PATIENCE = 5  # epochs without a better validation on the newest events before stopping
 MIN_VALIDATION_USERS = 200  # fewer validation users with a new event: others (a fixed sample) top them up
 
@@ -50,9 +51,20 @@ class Update:
     bundle: Optional[Bundle]  # None for a baseline, which is refitted
     growth: "LogGrowth"
 
+    full_training_s: float  # the full training the lineage began with (what the default budget is a share of)
+
     def record(self) -> dict:
-        """The child run's ``config["update"]``: its parent and what the log gained since the parent."""
-        return {"parent": self.parent, "events": self.growth.events, "items": self.growth.items}
+        """The child run's ``config["update"]``: its parent, what the log gained since the parent and
+        the lineage's full training time (an update of this child keeps the same default budget)."""
+        return {"parent": self.parent, "events": self.growth.events, "items": self.growth.items,
+                "full_training_s": self.full_training_s}
+
+
+def full_training_s(parent) -> float:
+    """The seconds of the full training ``parent`` (a ``RunSummary``) descends from: its own time, or
+    for an update the time its own update recorded (a chain of updates does not shrink its budget)."""
+    update = parent.config.get("update") or {}
+    return float(update.get("full_training_s", parent.duration_s or 0.0))
 
 
 @dataclass(frozen=True)
@@ -116,14 +128,18 @@ def newest_validation(valid: EvalSet, first_new: np.ndarray) -> EvalSet:
                                histories=[valid.histories[i] for i in kept], targets=valid.targets[kept])
 
 
-def update_config(parent_config, epochs: int = UPDATE_EPOCHS, patience: int = UPDATE_PATIENCE):
-    """The parent's settings, bounded to a few epochs, with no learning-rate warm-up (the optimizer
-    continues); a baseline's stay as they are (it is refitted)."""
+def update_config(parent_config, full_training_s: float, time_budget: Optional[float] = None,
+                  epochs: int = UPDATE_EPOCHS, patience: int = UPDATE_PATIENCE):
+    """The parent's settings, bounded to a few epochs and ``time_budget`` minutes (None: UPDATE_SHARE
+    of ``full_training_s``; 0: no limit), with no learning-rate warm-up (the optimizer continues); a
+    baseline's stay as they are (it is refitted)."""
     from core.training import NEURAL_MODELS
 
     if parent_config.model not in NEURAL_MODELS:
         return parent_config
-    return dataclasses.replace(parent_config, epochs=min(parent_config.epochs, epochs),
+    if time_budget is None and full_training_s > 0:
+        time_budget = UPDATE_SHARE * full_training_s / 60.0
+    return dataclasses.replace(parent_config, epochs=min(parent_config.epochs, epochs), time_budget=time_budget,
                                patience=min(parent_config.patience, patience), warmup_steps=0)
 
 

@@ -37,12 +37,17 @@ def add_commands(commands, common, with_train_options: bool) -> None:
 
     p = commands.add_parser("update", parents=[common], help="catch a run up with the events added since it was trained",
                             description="Fine-tunes a neural run from its weights on the events added since it was "
-                                        "trained (a few epochs; new items get rows initialised from their category), "
+                                        "trained (within a time budget, by default a tenth of the full training it "
+                                        "descends from; early stopping on the newest events; new items get rows "
+                                        "initialised from their category), "
                                         "or refits a baseline on the whole log. The result is a new run that records "
                                         "its parent; it becomes the active run when its parent was. A stopped update "
                                         "resumes with `nextpick train --resume RUN`.")
     p.add_argument("run_id", type=int, metavar="RUN", nargs="?",
                    help="the run to update (default: the active run, else the latest)")
+    p.add_argument("--time-budget", type=_setting_value(_train_setting("time_budget")), metavar="MIN", default=None,
+                   help="minutes the update may take (default: a tenth of the full training it descends from; "
+                        "0 = no limit)")
     p.set_defaults(handler=cmd_update)
 
     p = commands.add_parser("runs", parents=[common], help="list the trained runs")
@@ -212,6 +217,13 @@ def _add_train_options(p) -> None:
                    help="time a few training steps and print how long the run would take, without training")
 
 
+def _train_setting(name: str):
+    from core.settings import settings_of
+    from core.training import TrainConfig
+
+    return next(setting for setting in settings_of(TrainConfig) if setting.name == name)
+
+
 def _setting_value(setting):
     """An argparse type for one TrainConfig setting: its kind, within its range (else usage, exit 2)."""
     def parse(text: str):
@@ -299,7 +311,7 @@ def cmd_update(args, out: Output) -> dict:
     engine = _engine(args)
     if args.run_id is not None:
         _run(engine, args.run_id)
-    summary = engine.update(args.run_id, progress=out.progress())
+    summary = engine.update(args.run_id, progress=out.progress(), time_budget=args.time_budget)
     out.done_progress()
     result = {**_run_dict(summary), "active": engine.active_run() == summary.id}
     lines = _run_lines(result, took_s=out.elapsed())

@@ -354,7 +354,7 @@ class TrainPage(StudioPage):
         self.update_button.setEnabled(grown)
         self.update_button.setToolTip(
             f"Fine-tune {run_label(run)} on what the log gained since it was trained ({lag.describe()}): "
-            "a new run, in a fraction of a full training's time" if grown else
+            "a new run, within a tenth of the full training's time" if grown else
             "Offered when the log has grown since the selected run was trained")
 
     def _on_model_changed(self) -> None:

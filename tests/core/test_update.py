@@ -47,12 +47,12 @@ def engine(tmp_path_factory, tmp_path):
     engine.workspace.close()
 
 
-def post_new_series(engine, users: int = 60) -> int:
+def post_new_series(engine, users: int = 60, start: int = START + 10**6) -> int:
     """Every user takes two of the new series, each in order, through the service's path: the
     first series and the next one's first item train the update, its second item validates, its
     third tests it."""
     rng = np.random.default_rng(5)
-    rows, clock = [], START + 10**6
+    rows, clock = [], start
     for user in range(users):
         for series in rng.choice(len(NEW_SERIES), size=2, replace=False):
             for item in NEW_SERIES[series]:
@@ -69,9 +69,10 @@ def top_items(engine, run_id, history, k):
 def test_an_update_learns_the_new_items_and_records_its_parent(engine):
     parent = engine.active_run()
     added = post_new_series(engine)
-    child = engine.update()
+    child = engine.update(time_budget=0)  # no limit: what it learns, not how fast, is tested here
     assert child.status == "done" and child.parent == parent and child.duration_s > 0
-    assert child.config["update"] == {"parent": parent, "events": added, "items": 9}
+    assert child.config["update"] == {"parent": parent, "events": added, "items": 9,
+                                      "full_training_s": engine.run(parent).duration_s}
     assert child.lineage() == f"update of #{parent} (+{added} events, +9 items)"
     assert engine.active_run() == child.id  # the active run's update took its place
     bundle = engine.bundle(child.id)
@@ -87,6 +88,18 @@ def test_an_update_learns_the_new_items_and_records_its_parent(engine):
             assert child_rank < min(parent_rank, 6)
     assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
     assert engine.run_lag(child.id).newer_events == 0
+
+
+def test_an_update_is_bounded_by_a_tenth_of_its_lineage_s_full_training_and_records_a_cut(engine):
+    parent = engine.run(engine.active_run())
+    post_new_series(engine, users=30)
+    child = engine.update()
+    assert child.config["time_budget"] == pytest.approx(parent.duration_s / 600)
+    post_new_series(engine, users=60, start=START + 2 * 10**6)  # U30-U59 take the series for the first time
+    grandchild = engine.update(child.id, time_budget=1e-4)  # 6 ms: the budget ends the first epoch
+    training = grandchild.metrics["training"]
+    assert (training["stopped_by"], training["budget_cut"]) == ("time budget", True)
+    assert grandchild.config["update"]["full_training_s"] == parent.duration_s  # a chain keeps the first's time
 
 
 def test_an_update_is_cancellable_and_resumes_as_an_update(engine):
