@@ -15,7 +15,9 @@ def add_commands(commands, common) -> None:
         description="A JSON API on http://HOST:PORT (OpenAPI docs at /docs): GET /recommend, /interests, "
                     "/items/ID, /health; POST /events. Only this machine may connect unless you bind another "
                     "address, which needs a bearer token. Needs the serve extra: pip install 'nextpick-studio[serve]'.")
-    p.add_argument("--run", type=int, metavar="RUN", help="run to serve (default: the active run, else the latest)")
+    p.add_argument("--run", type=int, metavar="RUN",
+                   help="run to serve, and only it (default: the active run, else the latest, followed as it changes "
+                        "after `nextpick update`, a retrain or a new active run, without a restart)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--token", default=os.environ.get(TOKEN_VARIABLE) or None,
@@ -38,12 +40,14 @@ def cmd_serve(args, out: Output) -> dict:
     run = _serving_run(engine, args)
     engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
     try:
-        server = make_server(engine, run, args.host, args.port, args.token, log_level="info")
+        server = make_server(engine, run, args.host, args.port, args.token, log_level="info", follow=args.run is None)
     except ImportError as error:  # FastAPI or uvicorn, imported only here
         raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
                        "pip install 'nextpick-studio[serve]'") from None
     service = server.config.app.state.service
-    out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs); Ctrl+C stops\n")
+    follows = "; follows the active run" if service.follow else ""
+    out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs){follows}; "
+                     "Ctrl+C stops\n")
     try:
         server.run()  # uvicorn reports an address it cannot bind and exits with status 1
     except KeyboardInterrupt:  # Ctrl+C is how a service is meant to stop: uvicorn has shut down cleanly

@@ -48,9 +48,10 @@ def refusal(host: str, token: Optional[str], workspace_path) -> Optional[str]:
 
 
 def make_server(engine, run: int, host: str = "127.0.0.1", port: int = 8000, token: Optional[str] = None,
-                log_level: str = "warning"):
-    """A ``uvicorn.Server`` serving ``run`` of ``engine``'s workspace; ``.run()`` blocks until stopped
-    (Ctrl+C, or ``server.should_exit = True`` from another thread). ServiceRefused when it must not start."""
+                log_level: str = "warning", follow: bool = False):
+    """A ``uvicorn.Server`` serving ``run`` of ``engine``'s workspace (with ``follow``, then whichever
+    run becomes its serving run: ``core.service.follow``); ``.run()`` blocks until stopped (Ctrl+C,
+    or ``server.should_exit = True`` from another thread). ServiceRefused when it must not start."""
     import uvicorn
 
     from core.service.app import Service, create_app
@@ -59,7 +60,7 @@ def make_server(engine, run: int, host: str = "127.0.0.1", port: int = 8000, tok
     if why is not None:
         raise ServiceRefused(why)
     shown = f"[{host}]" if ":" in host else host
-    service = Service(engine, run, f"http://{shown}:{port}", token)
+    service = Service(engine, run, f"http://{shown}:{port}", token, follow)
     config = uvicorn.Config(create_app(service), host=host, port=port, log_level=log_level, access_log=False,
                             limit_concurrency=256, timeout_keep_alive=30)
     return uvicorn.Server(config)

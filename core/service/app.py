@@ -32,6 +32,7 @@ from core.engine import LONGEST_LIST
 from core.errors import NextPickError
 from core.importing.live import MAX_ID_CHARS, EventFeed
 from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
+from core.service.follow import RunFollower, Served
 from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write_status
 
 log = logging.getLogger("nextpick.serve")
@@ -63,23 +64,30 @@ class ServiceError(Exception):
 
 @dataclass
 class Service:
-    """What the routes share: the engine, the run served, the event feed and the status it reports."""
+    """What the routes share: the run served (``RunFollower``), the event feed and the status it reports.
 
-    engine: object  # core.engine.Engine
-    run: int
+    ``follow``: serve whichever run becomes the workspace's serving run (``nextpick serve`` without
+    ``--run``); otherwise ``run`` stays."""
+
+    engine: object  # core.engine.Engine: the one the service started with (``current()`` gives the one in use)
+    run: int  # the run served at start
     url: str
     token: Optional[str] = None
+    follow: bool = False
 
     def __post_init__(self) -> None:
         # The import history shows a source's last path part: no slashes, so it reads whole.
         self.feed = EventFeed(self.engine.workspace, f"nextpick serve on {self.url.split('://', 1)[-1]}")
         self.started_at = time.time()
         self.device = self.engine.device_name()
-        self.model = self.engine.run(self.run).model
+        self.runs = RunFollower(self.engine, self.run, self.follow)
+
+    def current(self) -> Served:
+        return self.runs.current()
 
     def status(self) -> ServiceStatus:
-        return ServiceStatus(os.getpid(), socket.gethostname(), self.url, self.run, self.started_at, time.time(),
-                             self.feed.received)
+        return ServiceStatus(os.getpid(), socket.gethostname(), self.url, self.runs.served.run, self.started_at,
+                             time.time(), self.feed.received)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -90,7 +98,6 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(_Guard, token=service.token)
     _add_error_handlers(app)
-    engine, run = service.engine, service.run
     # The routes that score run in FastAPI's thread pool: torch and numpy release the GIL, so
     # with 8 clients threads served 40-45% more requests a second than running them one at a
     # time on the event loop (bench_serve.py), though a lone request is ~40% faster on the loop.
@@ -99,20 +106,23 @@ def create_app(service: Service) -> FastAPI:
     def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
                   k: int = Query(10, ge=1, le=LONGEST_LIST), diversity: float = Query(0.0, ge=0.0, le=1.0),
                   explain: bool = Query(True, description="include the reason and the history items behind each")):
-        history = _history(engine, user)
-        recs = engine.recommend(run, user, k=k, diversity=diversity, history=history)
-        return JSONResponse({"user": user, "run": run, "cold_start": _is_cold(engine, history),
+        served = service.current()
+        history = _history(served.engine, user)
+        recs = served.engine.recommend(served.run, user, k=k, diversity=diversity, history=history)
+        return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
                              "recommendations": [_recommendation(r, explain) for r in recs]})
 
     @app.get("/interests", summary="the user's predicted next interests")
     def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
-        history = _history(engine, user)
-        found = engine.interests(run, user, history=history)
-        return JSONResponse({"user": user, "run": run, "cold_start": _is_cold(engine, history),
+        served = service.current()
+        history = _history(served.engine, user)
+        found = served.engine.interests(served.run, user, history=history)
+        return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
                              "interests": [dataclasses.asdict(i) for i in found]})
 
     @app.get("/items/{item}", summary="an item's details and the items most often taken after it")
     def item(item: str = PathParam(..., min_length=1, max_length=MAX_ID_CHARS)):
+        engine = service.current().engine
         found = engine.workspace.item(item)
         if found is None:
             raise ServiceError(404, f"unknown item {item!r}")
@@ -122,9 +132,11 @@ def create_app(service: Service) -> FastAPI:
                              "next_items": [dataclasses.asdict(n) for n in following]})
 
     @app.get("/health", summary="the run served, the workspace, the catalogue size and the device")
-    async def health():
-        return {"status": "ok", "run": run, "model": service.model, "workspace": str(engine.workspace.path),
-                "items": int(engine.sequence_data().n_items), "device": service.device,
+    def health():
+        served = service.current()
+        return {"status": "ok", "run": served.run, "model": served.model,
+                "follows_active_run": service.follow, "workspace": str(served.engine.workspace.path),
+                "items": int(served.engine.sequence_data().n_items), "device": service.device,
                 "events_received": service.feed.received, "started_at": service.started_at}
 
     @app.post("/events", summary="store one event or a list of them",
@@ -273,6 +285,7 @@ def _heartbeat(service: Service):
         finally:
             stop.set()
             thread.join()
+            service.runs.close()
             remove_status(path, os.getpid())
 
     return lifespan

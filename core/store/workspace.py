@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -338,6 +339,10 @@ class Workspace:
         return {"item": row[0], "title": row[1] or "", "categories": list(schema.split_categories(row[2])),
                 "attributes": json.loads(row[3]) if row[3] else {}}
 
+    def change_watch(self) -> "ChangeWatch":
+        """A ``ChangeWatch`` on this file: tells cheaply whether anything was committed since it last looked."""
+        return ChangeWatch(self.path, self.read_only)
+
     def items_frame(self, chunk_rows: int = READ_CHUNK_ROWS) -> pd.DataFrame:
         """Every item: id, external_id, title, categories (text), attributes (JSON text)."""
         return self._table_frame(schema.items, chunk_rows)
@@ -400,6 +405,34 @@ def _prepare_folder(folder: Path) -> None:
                              _WRITABLE_FOLDER) from None
     if not os.access(folder, os.W_OK):
         raise WorkspaceError(f"cannot create a workspace in {folder}: the folder is not writable", _WRITABLE_FOLDER)
+
+
+class ChangeWatch:
+    """Whether another connection (another process, a service's writes, an import in another window)
+    committed to the workspace since the last look: SQLite's ``PRAGMA data_version`` read on a
+    connection of the watch's own, which costs microseconds (no table is read), so a service may
+    look between requests and a window on a timer. Its own connection is why it sees every commit
+    this process makes through the workspace too. Safe to call from any thread."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        mode = _read_only_mode(path) if read_only else "mode=ro"
+        self._connection = sqlite3.connect(_uri(path, mode), uri=True, check_same_thread=False,
+                                           timeout=_READ_BUSY_TIMEOUT_S)
+        self._lock = threading.Lock()
+        self._seen = self._version()
+
+    def _version(self) -> int:
+        return self._connection.execute("PRAGMA data_version").fetchone()[0]
+
+    def changed(self) -> bool:
+        """True once after each batch of commits by other connections."""
+        with self._lock:
+            version = self._version()
+            changed, self._seen = version != self._seen, version
+            return changed
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def _writable(path: Path) -> bool:

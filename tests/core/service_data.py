@@ -61,13 +61,13 @@ def free_port_socket(host: str = "127.0.0.1") -> socket.socket:
 
 
 @contextmanager
-def running_service(engine, run: int, token=None, host: str = "127.0.0.1"):
+def running_service(engine, run: int, token=None, host: str = "127.0.0.1", follow: bool = False):
     """A real uvicorn server in a thread on a free port; yields (base URL, the app's ``Service``)."""
     from core.service import make_server
 
     sock = free_port_socket(host)
     port = sock.getsockname()[1]
-    server = make_server(engine, run, host, port, token)
+    server = make_server(engine, run, host, port, token, follow=follow)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

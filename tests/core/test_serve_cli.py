@@ -55,7 +55,7 @@ def test_the_command_serves_until_interrupted_and_then_clears_its_status(shop):
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert out == "service stopped; 1 event received\n"
-    assert f"serving run #1 of {shop} on {url}" in err
+    assert f"serving run #1 of {shop} on {url}" in err and "follows the active run" in err
     assert not status_path(shop).exists()
 
 
