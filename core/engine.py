@@ -483,6 +483,16 @@ class Engine:
         """The user's events in time order: DataFrame with ts, event_type, value, item, title, categories."""
         return self.workspace.user_sequence(user)
 
+    def user_items(self, user: str) -> list[str]:
+        """The user's item ids in time order as stored now: with the events another process (a service,
+        an import in another window) added since the cached sequences were built. Passed as the
+        ``history`` of ``recommend``/``interests``, they count at once without rebuilding anything."""
+        return self.workspace.user_items(user)
+
+    def log_position(self) -> runs.LogPosition:
+        """Where the log ends now (its newest event and item ids): a change says events or items were added."""
+        return runs.LogPosition.of(self.workspace)
+
     def user_profile(self, user: str) -> dict:
         """The user's imported attributes (age, gender, occupation...), as the users file gave them."""
         return self.workspace.user_attributes(user)

@@ -13,18 +13,23 @@ Signals
     data_changed()             events/items/users changed in the open workspace (an import).
     runs_changed()             a run was added, finished, or deleted.
     active_run_changed(object) the active run id (int), or None when there is none.
+    events_added()             the log of the open workspace grew, here or in another process (a
+                               ``nextpick serve``, an import in another window): noticed by a poll
+                               (``LOG_POLL_MS``); pages that show stored histories read them again.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from studio.workers import Job, JobRunner
 
 if TYPE_CHECKING:  # the engine module is heavy (torch); pages get it through the context
     from core.engine import Engine
+
+LOG_POLL_MS = 1000  # how often the studio looks whether another process added events
 
 
 class StudioContext(QObject):
@@ -34,12 +39,18 @@ class StudioContext(QObject):
     data_changed = Signal()
     runs_changed = Signal()
     active_run_changed = Signal(object)
+    events_added = Signal()
 
     def __init__(self, jobs: Optional[JobRunner] = None, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
         self.jobs = jobs or JobRunner(parent=self)
         self._engine: Optional["Engine"] = None
         self.trash: list = []  # runs deleted this session (``core.runs.TrashedRun``), newest last: Undo restores them
+        self._log_watch = None  # core.store.workspace.ChangeWatch of the open workspace
+        self._log_position = None
+        self._log_timer = QTimer(self)
+        self._log_timer.setInterval(LOG_POLL_MS)
+        self._log_timer.timeout.connect(self.poll_log)
 
     @property
     def engine(self) -> Optional["Engine"]:
@@ -56,9 +67,31 @@ class StudioContext(QObject):
         if engine is not self._engine:
             self.empty_trash()
         previous, self._engine = self._engine, engine
+        self._watch_log(engine)
         if previous is not None and previous is not engine:
             previous.workspace.close()
         self.workspace_changed.emit()
+
+    def _watch_log(self, engine: Optional["Engine"]) -> None:
+        if self._log_watch is not None:
+            self._log_watch.close()
+        self._log_watch = engine.workspace.change_watch() if engine is not None else None
+        self._log_position = engine.log_position() if engine is not None else None
+        if engine is None:
+            self._log_timer.stop()
+        else:
+            self._log_timer.start()
+
+    def poll_log(self) -> None:
+        """Announce ``events_added`` when the log's end moved. On the GUI thread: SQLite's data
+        version (``ChangeWatch``) costs microseconds and reads no table; only after a commit is the
+        log's end read, two indexed max() lookups."""
+        if self._log_watch is None or not self._log_watch.changed():
+            return
+        position = self._engine.log_position()
+        if position != self._log_position:
+            self._log_position = position
+            self.events_added.emit()
 
     def run(self, fn: Callable[..., Any], *args: Any, progress: bool = True, cancel: bool = True, **kwargs: Any) -> Job:
         """Start ``fn`` in the background; see ``studio.workers.JobRunner.start``."""

@@ -154,7 +154,7 @@ def create_app(service: Service) -> FastAPI:
 
 def _history(engine, user: str) -> list[str]:
     """The user's item ids in time order as stored now ([] for a user the workspace has never seen)."""
-    return engine.workspace.user_items(user)
+    return engine.user_items(user)
 
 
 def _is_cold(engine, history: list[str]) -> bool:

@@ -63,6 +63,7 @@ class ExplorePage(StudioPage):
         self.users.user_selected.connect(self.show_user)
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self.refresh)
+        context.events_added.connect(self._on_events_added)
         context.runs_changed.connect(self._fill_models)
         context.active_run_changed.connect(lambda _run: self._fill_models(prefer_active=True))
         self.refresh()
@@ -184,6 +185,12 @@ class ExplorePage(StudioPage):
         job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
         job.finished.connect(lambda result: self._on_prepared(engine, *result))
         job.failed.connect(lambda exc: show_error(self, exc, "Reading the users"))
+
+    def _on_events_added(self) -> None:
+        """Events stored by another process (a service, an import in another window): the open user's
+        sequence, interests and lists are read again (a what-if edit stays on top)."""
+        if self.user is not None:
+            self.update_panes(load_sequence=True)
 
     def _on_prepared(self, engine, users: int, categories: list[str]) -> None:
         if engine is not self.engine:

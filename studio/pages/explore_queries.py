@@ -54,11 +54,16 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     item under the chosen run's split (the protocol of its test metrics: the last new item, or
     last event when repeats are allowed, for leave-one-out; the first such after the cut-off for
     a time split), so a highlighted item is a real hit, not an echo. A what-if sequence only
-    loses its trailing held-out events.
+    loses its trailing held-out events. Otherwise the lists come from the user's items as stored
+    now, events another process added since the engine read the log included.
     """
-    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
+    stored = engine.user_history(query.user) if query.load_sequence else None
+    sequence = events_from_frame(stored) if stored is not None else None
     profile = engine.user_profile(query.user) if query.load_sequence else None
-    history = list(query.history) if query.history is not None else None
+    if query.history is not None:
+        history = list(query.history)
+    else:
+        history = [str(item) for item in stored["item"]] if stored is not None else engine.user_items(query.user)
 
     def recommend(run):
         if run is None:

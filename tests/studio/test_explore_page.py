@@ -316,3 +316,20 @@ def test_the_item_search_box_opens_the_picked_item_in_the_details(qtbot, page):
     qtbot.waitUntil(lambda: page.details.heading.text() == wanted.title, timeout=5000)
     assert page.details.facts.text().startswith(f"Item id: {wanted.item}") and page.item_search.text() == ""
     assert page.what_if.search.text() == "" and page.answer.query.history is None  # the sequence is not edited
+
+
+def test_events_another_process_stores_reach_the_open_user_without_a_reload(qtbot, page):
+    from core.engine import Engine
+    from core.importing.live import EventFeed
+
+    engine, user = page.context.engine, page.user
+    taken = page.ranked.recommendations[0].item  # exclude-seen is on: once taken it leaves the list
+    before = len(page.sequence)
+    other = Engine.open(engine.workspace.path)  # a service's or another window's own connections
+    latest = float(engine.user_history(user)["ts"].max())
+    EventFeed(other.workspace, "service").post([{"user": user, "item": taken, "time": latest + 60}])
+    qtbot.waitUntil(lambda: len(page.timeline.events) == before + 1, timeout=10_000)
+    wait_for_fresh_answer(qtbot, page)
+    assert page.user == user and page.timeline.events[-1].item == taken
+    assert taken not in [rec.item for rec in page.ranked.recommendations]
+    other.workspace.close()
