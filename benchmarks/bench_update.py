@@ -4,7 +4,10 @@ Replays a time-ordered log the way a shop lives it: the first 80% of the events 
 imported and a model is trained on them; then, day by day, that day's events (and the items
 first seen that day) are imported, the model is updated (``Engine.update``, chained: each day
 updates the previous day's update) and, for comparison, a model with the same settings is
-trained afresh on the same data. Each model is then scored on the next day: every next-day
+trained afresh on the same data. Each row also says which share of the day's events the
+updates could learn from (``learned``: the run's split holds each user's newest ones out, for
+the retrain alike) and which share of the next day's targets are items the first model never
+saw (``on new``: "never updating" cannot rank those). Each model is then scored on the next day: every next-day
 event on an item new to its user is a target, predicted from everything the user did before it
 (full-catalogue ranking, history masked as served with "exclude seen"; the generator alone, so
 the three are scored alike; items the models have not seen yet are served through the bundle's
@@ -38,6 +41,7 @@ from core.demo import DemoConfig, write_demo_csv
 from core.engine import Engine
 from core.evaluation import metrics_from_ranks, ranks_for
 from core.training import TrainConfig
+from core.update import log_growth
 
 DATA = Path(os.environ.get("NEXTPICK_DATA", "/work/shared/data"))
 DAY = 86_400
@@ -115,6 +119,17 @@ def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame)
     return data, histories, np.array(targets, dtype=np.int64)
 
 
+def learnable_share(engine: Engine, parent: int) -> float:
+    """Share of the events added since ``parent`` that its split leaves to train on: the rest are
+    held out (under leave-one-out each user's last new item tests and the one before validates),
+    for the update and the full retrain alike."""
+    data, run = engine.sequence_data(), engine.run(parent)
+    growth = log_growth(engine.workspace, data, run.config["log"]["last_event_id"], 0, 0)
+    lengths = np.array([len(h) for h in run.split.split(data).train])
+    added = np.diff(data.offsets) - growth.first_new
+    return float(np.maximum(lengths - growth.first_new, 0).sum() / max(added.sum(), 1))
+
+
 def next_day_ndcg(engine: Engine, run_id: int, data, histories, targets) -> float:
     bundle = load_bundle(Path(engine.run(run_id).bundle_path), data, on_mismatch="map")
     ranks = ranks_for(bundle.scorer, histories, targets, history_masked=True)
@@ -135,24 +150,29 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
     print(f"\n{name}: {len(events):,} events, {events['user'].nunique():,} users, {events['item'].nunique():,} items; "
           f"trained on the first {cut:,} ({base.duration_s:.0f} s, {len(base.metrics['training']['epochs'])} epochs); "
           f"replaying {len(slices) - 1} days of >= {args.min_day_events} events", flush=True)
-    print(f"{'day':<12}{'events':>7}{'new items':>10}{'update s':>9}{'retrain s':>10}{'time':>7}   "
-          f"{'next-day NDCG@10: never':>24}{'update':>8}{'retrain':>8}{'upd/ret':>8}{'targets':>8}", flush=True)
+    print(f"{'day':<12}{'events':>7}{'new items':>10}{'learned':>8}{'update s':>9}{'retrain s':>10}{'time':>7}   "
+          f"{'next-day NDCG@10: never':>24}{'update':>8}{'retrain':>8}{'upd/ret':>8}{'targets':>8}{'on new':>7}",
+          flush=True)
     rows, seen, updated = [], head, base.id
+    base_items = set(head["item"])
     for day, following in zip(slices, slices[1:]):
         new_items = feed.feed(day)
         seen = pd.concat([seen, day])
-        updated = engine.update(updated).id
+        learned = learnable_share(engine, updated)
+        updated = engine.update(updated, time_budget=args.update_budget).id
         retrained = engine.train(config).id
         data, histories, targets = next_day_targets(seen, following, items)
         ndcg = {label: next_day_ndcg(engine, run_id, data, histories, targets)
                 for label, run_id in (("never", base.id), ("update", updated), ("retrain", retrained))}
         update_s, retrain_s = engine.run(updated).duration_s, engine.run(retrained).duration_s
+        on_new = float(np.mean([str(data.item_external[t]) not in base_items for t in targets])) if len(targets) else 0.0
         row = {"day": time.strftime("%Y-%m-%d", time.gmtime(int(day["ts"].min()))), "events": len(day),
-               "new_items": new_items, "update_s": update_s, "retrain_s": retrain_s, **ndcg, "targets": len(targets)}
+               "new_items": new_items, "learned": learned, "update_s": update_s, "retrain_s": retrain_s, **ndcg,
+               "targets": len(targets), "on_new": on_new}
         rows.append(row)
-        print(f"{row['day']:<12}{len(day):>7,}{new_items:>10,}{update_s:>9.1f}{retrain_s:>10.1f}"
+        print(f"{row['day']:<12}{len(day):>7,}{new_items:>10,}{learned:>8.0%}{update_s:>9.1f}{retrain_s:>10.1f}"
               f"{update_s / retrain_s:>7.0%}   {ndcg['never']:>24.4f}{ndcg['update']:>8.4f}{ndcg['retrain']:>8.4f}"
-              f"{ndcg['update'] / max(ndcg['retrain'], 1e-12):>8.0%}{len(targets):>8,}", flush=True)
+              f"{ndcg['update'] / max(ndcg['retrain'], 1e-12):>8.0%}{len(targets):>8,}{on_new:>7.0%}", flush=True)
     engine.workspace.close()
     return rows
 
@@ -175,6 +195,8 @@ def main() -> None:
     parser.add_argument("--min-day-events", type=int, default=200, help="smaller days merge into the next (default: 200)")
     parser.add_argument("--demo-users", type=int, default=3000, help="demo shop size (default: the demo's 3,000 users)")
     parser.add_argument("--epochs", type=int, default=None, help="cap the initial and full trainings' epochs")
+    parser.add_argument("--update-budget", type=float, default=None,
+                        help="minutes an update may take (default: nextpick update's, a tenth of the full training)")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; model {args.model}, "
           f"epochs cap {args.epochs or 'none'}", flush=True)
