@@ -445,6 +445,8 @@ def train_sequence_model(
     text_model = None if text is None else text.model
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
         state, best_weights = _load_checkpoint(checkpoint_dir, config, text_model, model, optimizer, device)
+    if start is not None and state.epoch == 0:
+        best_weights = _score_the_start(model, split, config, state, cancel)
     windows = _training_windows(split, config)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
@@ -516,6 +518,17 @@ def train_sequence_model(
         stopped_by=stopped_by,
         optimizer_moments=optimizer_moments(model, optimizer),
     )
+
+
+def _score_the_start(model: SequenceModel, split: Split, config: TrainConfig, state: _LoopState, cancel):
+    """An update's starting network validated as "epoch 0" (``state`` records it as the best so far;
+    its weights are returned): an update that no epoch improves on the newest events keeps the
+    weights it started from, new items' rows included, rather than its least bad epoch."""
+    ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
+    model.train()
+    state.best_metrics = metrics_from_ranks(ranks)
+    state.best_score = state.mark = state.best_metrics["ndcg@10"]
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def items_with_events(sequences: list[np.ndarray], n_items: int) -> np.ndarray:

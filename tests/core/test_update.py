@@ -16,7 +16,8 @@ from core.errors import NextPickError, UsageError
 from core.importing.live import EventFeed
 from core.progress import CancelToken, Cancelled
 from core.runs import update_run
-from core.training import TrainConfig, make_optimizer, model_for_data, optimizer_moments, restore_moments
+from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, model_for_data, optimizer_moments,
+                           restore_moments, train_sequence_model)
 from core.data import SplitChoice
 from core.data.splits import EvalSet
 from core.update import MIN_VALIDATION_USERS, fine_tune_split, mapped_rows, newest_validation, row_maps, with_new_items_from_category
@@ -95,6 +96,7 @@ def test_an_update_is_bounded_by_a_tenth_of_its_lineage_s_full_training_and_reco
     post_new_series(engine, users=30)
     child = engine.update()
     assert child.config["time_budget"] == pytest.approx(parent.duration_s / 600)
+    assert child.config["lr"] == pytest.approx(parent.config["lr"] * LR_FLOOR)  # where the parent's decay ended
     post_new_series(engine, users=60, start=START + 2 * 10**6)  # U30-U59 take the series for the first time
     grandchild = engine.update(child.id, time_budget=1e-4)  # 6 ms: the budget ends the first epoch
     training = grandchild.metrics["training"]
@@ -201,6 +203,17 @@ def test_optimizer_moments_round_trip_through_a_bundle(tmp_path):
     weight = model.encoder.embeddings.item.weight
     assert torch.equal(fresh.state[weight]["exp_avg"], optimizer.state[weight]["exp_avg"])
     assert float(fresh.state[weight]["step"]) == 1.0
+
+
+def test_an_update_that_no_epoch_improves_keeps_the_weights_it_started_from():
+    data = rule_sequences(n_users=30, n_items=8)
+    config = TrainConfig(model="gru", hidden=8, layers=1, max_len=6, epochs=2, patience=5, lr=0.0, warmup_steps=0,
+                         device="cpu")
+    start = model_for_data(data, config)
+    started_from = {key: value.clone() for key, value in start.state_dict().items()}
+    result = train_sequence_model(data, SplitChoice().split(data), config, start=WarmStart(start))
+    assert (result.best_epoch, len(result.history)) == (0, 2)  # two epochs ran; neither beat the start
+    assert all(torch.equal(result.scorer.model.state_dict()[key], value) for key, value in started_from.items())
 
 
 def test_early_stopping_validates_on_the_newest_events_topped_up_by_a_sample():
