@@ -8,8 +8,10 @@ clients: GET /recommend p50 < 10 ms and p99 < 50 ms; POST /events of 100-event b
 >= 20,000 events/s stored. The service runs as ``nextpick serve`` in its own process (as a shop
 would run it); the clients are threads of this process, each with one keep-alive connection
 (``http.client``: the lightest client, so the figures are the service's, not the client's).
-Latency is measured from request sent to response read. The machine, its load average and
-the model are printed with the figures: on a shared machine they vary from run to run.
+Latency is measured from request sent to response read; the service process's CPU time per
+request (Linux) is printed beside it, a figure other programs' load barely moves. The machine,
+its load average and the model are printed with the figures: on a shared machine they vary from
+run to run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -48,10 +51,19 @@ def build_workspace(folder: Path, items: int, users: int, model: str, epochs: in
     print(f"workspace: {data.n_items:,} items, {len(data.user_external):,} users, {len(data.items):,} events; "
           f"{model} run #{run.id} trained in {time.perf_counter() - started:.1f} s")
     engine.set_active_run(run.id)
-    users_list = [str(u) for u in data.user_external]
-    items_list = [str(i) for i in data.item_external[1:]]
     engine.workspace.close()
-    return path, users_list, items_list
+    return workspace_ids(path)
+
+
+def workspace_ids(path: Path) -> tuple[Path, list[str], list[str]]:
+    """(path, user ids, item ids) of a bench workspace."""
+    from core.engine import Engine
+
+    engine = Engine.open(path)
+    data = engine.sequence_data()
+    users, items = [str(u) for u in data.user_external], [str(i) for i in data.item_external[1:]]
+    engine.workspace.close()
+    return path, users, items
 
 
 def start_service(path: Path, port: int) -> subprocess.Popen:
@@ -71,6 +83,16 @@ def start_service(path: Path, port: int) -> subprocess.Popen:
                 raise SystemExit(f"the service did not start:\n{process.stderr.read()}")
             time.sleep(0.3)
     raise SystemExit("the service did not answer within 300 s")
+
+
+def service_cpu_s(process: subprocess.Popen) -> float:
+    """CPU seconds the service process has used (user + system; Linux's /proc, else NaN): unlike
+    latency, barely moved by other programs' load on a shared machine."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -112,7 +134,7 @@ def timed(connection: http.client.HTTPConnection, method: str, url: str, body=No
     return elapsed, json.loads(payload)
 
 
-def bench_recommend(users: list[str], clients: int, requests: int, k: int) -> None:
+def bench_recommend(users: list[str], clients: int, requests: int, k: int, process: subprocess.Popen) -> None:
     rng = np.random.default_rng(0)
 
     def work(index, connection, latencies):
@@ -121,14 +143,18 @@ def bench_recommend(users: list[str], clients: int, requests: int, k: int) -> No
             latencies.append(elapsed)
 
     run_clients(clients, lambda i, c, l: [timed(c, "GET", f"/recommend?user={users[i]}&k={k}") for _ in range(5)])
+    cpu = service_cpu_s(process)
     latencies, wall = run_clients(clients, work)
+    cpu = service_cpu_s(process) - cpu
     ms = np.array(latencies) * 1000
     print(f"GET /recommend (k={k}, explain): {len(ms):,} requests from {clients} clients in {wall:.1f} s "
           f"({len(ms) / wall:,.0f}/s): p50 {np.percentile(ms, 50):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms, "
-          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms   (goal: p50 < 10, p99 < 50)")
+          f"p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms   (goal: p50 < 10, p99 < 50); "
+          f"service CPU {1000 * cpu / len(ms):.1f} ms per request")
 
 
-def bench_events(users: list[str], items: list[str], clients: int, batches: int, batch: int) -> None:
+def bench_events(users: list[str], items: list[str], clients: int, batches: int, batch: int,
+                 process: subprocess.Popen) -> None:
     rng = np.random.default_rng(1)
     now = time.time()
 
@@ -145,11 +171,14 @@ def bench_events(users: list[str], items: list[str], clients: int, batches: int,
             stored[index] += answer["accepted"]
             latencies.append(elapsed)
 
+    cpu = service_cpu_s(process)
     latencies, wall = run_clients(clients, work)
+    cpu = service_cpu_s(process) - cpu
     ms = np.array(latencies) * 1000
     print(f"POST /events ({batch}-event batches): {sum(stored):,} events stored by {clients} clients in {wall:.1f} s: "
           f"{sum(stored) / wall:,.0f} events/s; per request p50 {np.percentile(ms, 50):.1f} ms, "
-          f"p99 {np.percentile(ms, 99):.1f} ms   (goal: >= 20,000 events/s)")
+          f"p99 {np.percentile(ms, 99):.1f} ms   (goal: >= 20,000 events/s); "
+          f"service CPU {1e6 * cpu / max(sum(stored), 1):.0f} us per event")
 
 
 def machine() -> str:
@@ -169,16 +198,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=250, help="GET /recommend per client")
     parser.add_argument("--batches", type=int, default=40, help="POST /events requests per client")
     parser.add_argument("--batch", type=int, default=100, help="events per POST")
+    parser.add_argument("--workspace", type=Path, metavar="FOLDER",
+                        help="serve a copy of the workspace folder a run with --keep saved, instead of building one "
+                             "(before/after comparisons on the same data and run)")
+    parser.add_argument("--keep", type=Path, metavar="FOLDER", help="save the built workspace folder here")
     args = parser.parse_args()
     print(machine())
     with tempfile.TemporaryDirectory() as folder:
-        path, users, items = build_workspace(Path(folder), args.items, args.users, args.model, args.epochs)
+        if args.workspace:
+            shutil.copytree(args.workspace, folder, dirs_exist_ok=True)
+            path, users, items = workspace_ids(Path(folder) / "serve-bench.sqlite")
+        else:
+            path, users, items = build_workspace(Path(folder), args.items, args.users, args.model, args.epochs)
+            if args.keep:
+                shutil.copytree(folder, args.keep)
         PORT = free_port()
         process = start_service(path, PORT)
         try:
-            bench_recommend(users, args.clients, args.requests, k=10)
-            bench_events(users, items, args.clients, args.batches, args.batch)
-            bench_recommend(users, args.clients, args.requests // 2, k=10)  # with the posted events in the histories
+            bench_recommend(users, args.clients, args.requests, k=10, process=process)
+            bench_events(users, items, args.clients, args.batches, args.batch, process=process)
+            bench_recommend(users, args.clients, args.requests // 2, k=10, process=process)  # with the posted events
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)

@@ -446,6 +446,17 @@ class Engine:
             done = start + len(batch)
             emit(progress, meter.report("recommend", done, f"{done:,} of {len(users):,} users"))
 
+    def recommend_histories(self, run_id: int, users: list[Optional[str]], histories: list[list[str]], k: int = 10,
+                            diversity: float = 0.0, exclude_seen: bool = True) -> list[list[Recommendation]]:
+        """``recommend`` for many (user, history of item ids) pairs at once: what each would answer, with
+        the scoring run once for all (``nextpick serve`` batches the requests that arrive together)."""
+        self.check_list_length(k)
+        data = self.sequence_data()
+        resolved = [serving.resolve_history(data, user, list(history)) for user, history in zip(users, histories)]
+        return serving.recommend_batch(self.bundle(run_id), data, [items for items, _ in resolved],
+                                       np.array([segment for _, segment in resolved], dtype=np.int64), k, diversity,
+                                       exclude_seen)
+
     def max_list_length(self) -> int:
         """The longest list a run gives: the candidates the ranker re-orders, or the whole
         catalogue when it is smaller."""

@@ -7,7 +7,7 @@ person) is served exactly like a stored one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -136,7 +136,7 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
 
 
 def _one_list(bundle, data, history, segment, items, relevance, interests, k, diversity) -> list[Recommendation]:
-    chosen = mmr_order(items, relevance, data.item_category, k, diversity)
+    chosen = _order(items, relevance, data.item_category, k, diversity)
     chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
     weights = np.asarray(weights, dtype=np.float64)
@@ -144,14 +144,23 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     evidence = weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)
     n_items = max(int(data.n_items), 1)
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
-    return [
-        replace(_explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank],
-                           bool(evidence[rank]), interests, bundle, data), top_share=int(place[rank]) / n_items)
-        for rank, (position, item) in enumerate(zip(chosen, chosen_items))
-    ]
+    return [_explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank],
+                       bool(evidence[rank]), interests, bundle, data, int(place[rank]) / n_items)
+            for rank, (position, item) in enumerate(zip(chosen, chosen_items))]
 
 
-def _explained(rank, item, score, history, segment, drivers, evidence, interests, bundle, data) -> Recommendation:
+def _order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, k: int, diversity: float) -> np.ndarray:
+    """Positions of the ``k`` candidates listed: ``mmr_order``'s; without diversity that is the relevance
+    order (ties by position, as ``mmr_order`` breaks them), one sort instead of ``k`` passes (a served
+    list's most common case)."""
+    if diversity > 0:
+        return mmr_order(items, relevance, item_category, k, diversity)
+    usable = np.flatnonzero((items > 0) & np.isfinite(relevance))
+    return usable[np.argsort(-relevance[usable], kind="stable")[:k]]
+
+
+def _explained(rank, item, score, history, segment, drivers, evidence, interests, bundle, data,
+               top_share: float) -> Recommendation:
     """The reason in words: the history items that drove it, else what the model really went by."""
     interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
     predicts_interests = len(interests) and interests.sum() > 0
@@ -167,7 +176,8 @@ def _explained(rank, item, score, history, segment, drivers, evidence, interests
     if interest is not None:
         parts.append(f"fits their interest in {interest}")
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
-                          " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest)
+                          " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest,
+                          top_share)
 
 
 def _and(names: list[str]) -> str:

@@ -36,6 +36,7 @@ def cmd_serve(args, out: Output) -> dict:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number (0-65535)")
     require_workspace(args.db)
+    _one_thread_per_request()
     engine = Engine(Workspace.open(args.db, write_wait_s=WRITE_WAIT_S))
     run = _serving_run(engine, args)
     engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
@@ -55,3 +56,11 @@ def cmd_serve(args, out: Output) -> dict:
     received = service.feed.received
     out.lines([f"service stopped; {received:,} event{'' if received == 1 else 's'} received"])
     return {"run": run, "url": service.url, "events_received": service.feed.received}
+
+
+def _one_thread_per_request() -> None:
+    """Torch's ops on one thread each: the service's concurrency comes from its requests, and with
+    several at once a thread pool per op only makes the requests fight over the cores."""
+    import torch
+
+    torch.set_num_threads(1)

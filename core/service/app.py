@@ -32,6 +32,7 @@ from core.engine import LONGEST_LIST
 from core.errors import NextPickError
 from core.importing.live import MAX_ID_CHARS, EventFeed
 from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
+from core.service.batching import RecommendBatcher
 from core.service.follow import RunFollower, Served
 from core.service.status import HEARTBEAT_S, ServiceStatus, remove_status, write_status
 
@@ -81,6 +82,7 @@ class Service:
         self.started_at = time.time()
         self.device = self.engine.device_name()
         self.runs = RunFollower(self.engine, self.run, self.follow)
+        self.batcher = RecommendBatcher()
 
     def current(self) -> Served:
         return self.runs.current()
@@ -98,9 +100,11 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(_Guard, token=service.token)
     _add_error_handlers(app)
-    # The routes that score run in FastAPI's thread pool: torch and numpy release the GIL, so
-    # with 8 clients threads served 40-45% more requests a second than running them one at a
+    # The routes that score run in FastAPI's thread pool: torch, numpy and SQLite release the GIL,
+    # so with 8 clients threads served 40-45% more requests a second than running them one at a
     # time on the event loop (bench_serve.py), though a lone request is ~40% faster on the loop.
+    # GET /recommend's threads read the histories and leave the scoring to one thread that scores
+    # the requests queued together as a batch (``core.service.batching``).
 
     @app.get("/recommend", summary="the next items for a user, with reasons")
     def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
@@ -108,7 +112,7 @@ def create_app(service: Service) -> FastAPI:
                   explain: bool = Query(True, description="include the reason and the history items behind each")):
         served = service.current()
         history = _history(served.engine, user)
-        recs = served.engine.recommend(served.run, user, k=k, diversity=diversity, history=history)
+        recs = service.batcher.recommend(served, user, history, k, diversity)
         return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
                              "recommendations": [_recommendation(r, explain) for r in recs]})
 
@@ -286,6 +290,7 @@ def _heartbeat(service: Service):
             stop.set()
             thread.join()
             service.runs.close()
+            service.batcher.close()
             remove_status(path, os.getpid())
 
     return lifespan

@@ -139,7 +139,7 @@ def test_an_engine_refusal_is_a_400_with_its_message_and_hint(engine, client, mo
     def refuse(*_args, **_kwargs):
         raise UsageError("run #1 cannot do that", hint="train another run")
 
-    monkeypatch.setattr(engine, "recommend", refuse)
+    monkeypatch.setattr(engine, "recommend_histories", refuse)
     answer = client.get("/recommend", params={"user": "U01"})
     assert answer.status_code == 400
     assert answer.json() == {"message": "run #1 cannot do that", "hint": "train another run"}

@@ -1,0 +1,61 @@
+"""Concurrent GET /recommend requests are scored together, each answered as it would be alone."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from core.service.batching import RecommendBatcher
+from core.service.follow import Served
+from service_data import pair_shop_engine, running_service
+
+
+class _SlowEngine:
+    """Records each batch it is asked to score; the first one waits until the test lets it go."""
+
+    def __init__(self):
+        self.batches, self.release = [], threading.Event()
+
+    def recommend_histories(self, run, users, histories, k, diversity):
+        self.batches.append((list(users), k))
+        if len(self.batches) == 1:
+            self.release.wait(30)
+        if "bad" in users:
+            raise ValueError("cannot score")
+        return [[f"{user}:{k}:{len(history)}"] for user, history in zip(users, histories)]
+
+
+def test_requests_queued_while_one_is_scored_are_scored_together_by_setting():
+    engine, batcher = _SlowEngine(), RecommendBatcher()
+    served = Served(engine, 1, "markov")
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher.recommend, served, "a", ["x"], 5, 0.0)
+        while not engine.batches:
+            time.sleep(0.001)
+        rest = [pool.submit(batcher.recommend, served, user, ["x", "y"], k, 0.0) for user, k in (("b", 5), ("c", 3), ("d", 5))]
+        while batcher._queue.qsize() < 3:
+            time.sleep(0.001)
+        engine.release.set()
+        answers = [first.result(), *(future.result() for future in rest)]
+    assert answers == [["a:5:1"], ["b:5:2"], ["c:3:2"], ["d:5:2"]]
+    assert engine.batches == [(["a"], 5), (["b", "d"], 5), (["c"], 3)]
+    with pytest.raises(ValueError, match="cannot score"):
+        batcher.recommend(served, "bad", [], 5, 0.0)
+    batcher.close()
+
+
+def test_concurrent_clients_get_the_lists_each_would_get_alone(tmp_path):
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    users = [f"U{u:02d}" for u in range(24)]
+    with running_service(engine, engine.active_run()) as (url, _):
+        def ask(user):
+            with httpx.Client(base_url=url, timeout=30) as client:
+                return client.get("/recommend", params={"user": user, "k": 5}).json()["recommendations"]
+        alone = [ask(user) for user in users]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(ask, users))
+    assert together == alone
+    assert [r.item for r in engine.recommend(engine.active_run(), "U03", k=5)] == [r["item"] for r in alone[3]]
+    engine.workspace.close()
