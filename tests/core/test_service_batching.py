@@ -28,7 +28,7 @@ class _SlowEngine:
 
 
 def test_requests_queued_while_one_is_scored_are_scored_together_by_setting():
-    engine, batcher = _SlowEngine(), RecommendBatcher()
+    engine, batcher = _SlowEngine(), RecommendBatcher(threads=1)
     served = Served(engine, 1, "markov")
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(batcher.recommend, served, "a", ["x"], 5, 0.0)
