@@ -60,10 +60,7 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     stored = engine.user_history(query.user) if query.load_sequence else None
     sequence = events_from_frame(stored) if stored is not None else None
     profile = engine.user_profile(query.user) if query.load_sequence else None
-    if query.history is not None:
-        history = list(query.history)
-    else:
-        history = [str(item) for item in stored["item"]] if stored is not None else engine.user_items(query.user)
+    history = list(query.history) if query.history is not None else None
 
     def recommend(run):
         if run is None:
@@ -75,6 +72,8 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         held = engine.held_out(query.user, query.run)
         if query.before_held_out and held is not None:
             history = held.before if history is None else before_item(history, held.item)
+        elif history is None:
+            history = [str(item) for item in stored["item"]] if stored is not None else engine.user_items(query.user)
         interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
