@@ -57,8 +57,7 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     loses its trailing held-out events. Otherwise the lists come from the user's items as stored
     now, events another process added since the engine read the log included.
     """
-    stored = engine.user_history(query.user) if query.load_sequence else None
-    sequence = events_from_frame(stored) if stored is not None else None
+    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
     profile = engine.user_profile(query.user) if query.load_sequence else None
     history = list(query.history) if query.history is not None else None
 
@@ -73,7 +72,7 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         if query.before_held_out and held is not None:
             history = held.before if history is None else before_item(history, held.item)
         elif history is None:
-            history = [str(item) for item in stored["item"]] if stored is not None else engine.user_items(query.user)
+            history = engine.user_items(query.user)  # dislikes left out, as in the service
         interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence
