@@ -103,8 +103,8 @@ def create_app(service: Service) -> FastAPI:
     # The routes that score run in FastAPI's thread pool: torch, numpy and SQLite release the GIL,
     # so with 8 clients threads served 40-45% more requests a second than running them one at a
     # time on the event loop (bench_serve.py), though a lone request is ~40% faster on the loop.
-    # GET /recommend's threads read the histories and leave the scoring to one thread that scores
-    # the requests queued together as a batch (``core.service.batching``).
+    # GET /recommend's threads read the histories and leave the scoring to the scoring threads,
+    # which score the requests queued together as a batch (``core.service.batching``).
 
     @app.get("/recommend", summary="the next items for a user, with reasons")
     def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
