@@ -19,6 +19,7 @@ from core import runs, serving
 from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
+from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.progress import RateMeter, emit
@@ -134,14 +135,16 @@ class Engine:
     # -- runs -------------------------------------------------------------------------------
 
     def train(self, config, progress=None, cancel=None, resume_run: Optional[int] = None,
-              split: Optional[SplitChoice] = None) -> runs.RunSummary:
+              split: Optional[SplitChoice] = None, team: Team = SOLO) -> runs.RunSummary:
         """Train ``config`` (a ``core.training.TrainConfig``) and record the run.
 
         ``split`` defaults to leave-one-out on new items with sampled validation; a time split gets
         its cut-off fixed here (SplitError when this data cannot be cut so). A resumed run keeps the
-        split it was started with.
+        split it was started with. ``team``: the processes torchrun started to train the run together
+        (``core.distributed``); the leader prepares the data and records the run, the others read and train.
         """
-        data = self.sequence_data()
+        with team.leader_first():
+            data = self.sequence_data()
         if resume_run is not None:
             choice = runs.get_run(self.workspace, resume_run).split
             asked = None if split is None else (split.kind, split.eval_mode, split.validation)
@@ -151,12 +154,14 @@ class Engine:
                                  "Start a new run for another split.")
             resumed = runs.get_run(self.workspace, resume_run)
             if resumed.parent is not None:  # a stopped update resumes as an update
-                return self._update(self.run(resumed.parent), config, progress, cancel, resume_run)
-            text = self._recorded_text(resumed, "resumed", progress, cancel)
+                return self._update(self.run(resumed.parent), config, progress, cancel, resume_run, team)
+            with team.leader_first():
+                text = self._recorded_text(resumed, "resumed", progress, cancel)
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
-            text = self._training_text(config, progress, cancel)
-        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text)
+            with team.leader_first():
+                text = self._training_text(config, progress, cancel)
+        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team)
 
     def update(self, run_id: Optional[int] = None, progress=None, cancel=None,
                time_budget: Optional[float] = None) -> runs.RunSummary:
@@ -180,7 +185,7 @@ class Engine:
         return child
 
     def _update(self, parent: runs.RunSummary, config, progress, cancel,
-                resume_run: Optional[int] = None) -> runs.RunSummary:
+                resume_run: Optional[int] = None, team: Team = SOLO) -> runs.RunSummary:
         from core.update import Update, full_training_s, log_growth
 
         path = self._bundle_path(parent)  # only a finished run is updated
@@ -197,9 +202,10 @@ class Engine:
         growth = log_growth(self.workspace, data, parent.config["log"]["last_event_id"], lag.newer_events,
                             lag.new_items)
         bundle = None if parent.model in BASELINES else load_bundle(path)
-        return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run,
-                              self._recorded_text(parent, "updated", progress, cancel),
-                              Update(parent.id, bundle, growth, full_training_s(parent)))
+        with team.leader_first():
+            text = self._recorded_text(parent, "updated", progress, cancel)
+        return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run, text,
+                              Update(parent.id, bundle, growth, full_training_s(parent)), team)
 
     def _recorded_text(self, run: runs.RunSummary, verb: str, progress, cancel):
         """The items' text vectors under the text model ``run`` recorded (new items embedded first), or

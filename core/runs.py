@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
 from core.data.splits import EvalMode, SplitChoice
+from core.distributed import SOLO, Team
 from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_significance
 from core.progress import Cancelled, Progress, emit
@@ -436,7 +437,8 @@ def _try_lock(fd: int, exclusive: bool) -> bool:
 
 
 def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
-              resume_run: Optional[int] = None, text=None, update: Optional["Update"] = None) -> RunSummary:
+              resume_run: Optional[int] = None, text=None, update: Optional["Update"] = None,
+              team: Team = SOLO) -> RunSummary:
     """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
     Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``.
     ``text``: the items' text vectors (a ``core.text.search.TextIndex``) a neural model reads, or
@@ -444,7 +446,9 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
 
     With ``update`` (``core.update``) the run updates a parent run instead of starting afresh, and
     records it (``config["update"]``); a split that leaves it nothing to learn is refused before
-    any run is recorded."""
+    any run is recorded.
+
+    In a ``team`` (``core.distributed``) the leader does all of this; the others only train."""
     started = time.perf_counter()
     split = choice.split(data)
     fit_split = split if update is None or config.model in BASELINES else fine_tune_split(
@@ -455,15 +459,19 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
                 "text_model": None if text is None else text.model}
     if update is not None:
         recorded["update"] = update.record()
+    if not team.is_leader:
+        return _follow_run(workspace, data, split, fit_split, config, cancel, resume_run is not None, text, update,
+                           team)
     if resume_run is None:
         run_id, owner = create_run(workspace, recorded, content_hash, progress)
     else:
         run_id, owner = int(resume_run), reopen_run(workspace, resume_run, progress)
+    team.from_leader(run_id)
     folder = run_folder(workspace, run_id)
     try:
         try:
             metrics, device = _train_and_save(folder, data, split, fit_split, config, recorded, content_hash,
-                                              progress, cancel, resume_run is not None, text, update)
+                                              progress, cancel, resume_run is not None, text, update, team)
         except Cancelled:
             update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started,
                        metrics={"training": {"epochs": checkpoint_epochs(folder / "checkpoint")}})
@@ -479,6 +487,18 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     return get_run(workspace, run_id)
 
 
+def _follow_run(workspace, data, split, fit_split, config, cancel, resume: bool, text, update, team: Team
+                ) -> RunSummary:
+    """What a follower rank does: learn the run's id from the leader (who recorded it), train its share of
+    a neural model's batches, and return the run as the leader has recorded it so far. A baseline is
+    fitted by the leader alone."""
+    (run_id,) = team.from_leader(0)
+    if config.model not in BASELINES:
+        _fit_generator(run_folder(workspace, int(run_id)), data, split, fit_split, None, config, None, cancel,
+                       resume, text, update, team)
+    return get_run(workspace, int(run_id))
+
+
 def checkpoint_epochs(checkpoint: Path) -> list[dict]:
     """The epochs a stopped run's checkpoint holds (loss and validation scores of each), so its
     curves stay on view and its row can say where it stopped; [] for a baseline or no checkpoint."""
@@ -489,11 +509,11 @@ def checkpoint_epochs(checkpoint: Path) -> list[dict]:
 
 
 def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict, content_hash, progress, cancel,
-                    resume: bool, text=None, update=None) -> tuple[dict, str]:
+                    resume: bool, text=None, update=None, team: Team = SOLO) -> tuple[dict, str]:
     """``fit_split``: what the generator learns from (``split`` itself, or an update's narrower part)."""
     log = TrainLog.from_split(data, split)
     scorer, device, training, dims, moments = _fit_generator(folder, data, split, fit_split, log, config, progress,
-                                                             cancel, resume, text, update)
+                                                             cancel, resume, text, update, team)
     item_interest, interest_names = interest_vocabulary(scorer, data)
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
@@ -551,7 +571,8 @@ def popularity_gate(model_ranks: np.ndarray, popularity_ranks: np.ndarray, metri
     return {**test, "beats_popularity": bool(beats), "alpha": GATE_P}
 
 
-def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel, resume, text=None, update=None):
+def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel, resume, text=None, update=None,
+                   team: Team = SOLO):
     """(scorer, device name, training summary, network dims or None, optimizer moments) for a
     baseline (fitted on the whole training log, also when updating) or a neural model (trained on
     ``fit_split``; when updating, from the parent's weights)."""
@@ -567,7 +588,7 @@ def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel
 
     start = None if update is None else warm_start(update.bundle, data, config, text, split.train)
     result = train_sequence_model(data, fit_split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
-                                  resume=resume, text=text, start=start)
+                                  resume=resume, text=text, start=start, team=team)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
                 "epochs": [vars(record) for record in result.history], "planned_epochs": result.planned_epochs,
                 "stopped_by": result.stopped_by, "budget_cut": result.budget_cut,

@@ -29,11 +29,12 @@ from safetensors.torch import load_file, save_file
 from core.data.batches import training_windows
 from core.data.sequences import SequenceData
 from core.data.splits import Split
+from core.distributed import SOLO, Team
 from core.evaluation import metrics_from_ranks, per_user_metric, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.errors import UsageError
-from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
+from core.progress import CancelToken, Cancelled, Progress, ProgressCallback, RateMeter, emit
 from core.scorer import Scorer
 from core.settings import setting
 
@@ -332,21 +333,26 @@ def estimate_training(data: SequenceData, split: Split, config: TrainConfig, tex
     return _estimate(model, windows, split, config, device, steps)
 
 
-def _training_windows(split: Split, config: TrainConfig):
+def _training_windows(split: Split, config: TrainConfig, team: Team = SOLO):
     windows = training_windows(split.train, config.max_len)
     if not len(windows):
         raise UsageError("nothing to train on: no user has two or more events in the training part",
                          "Import a log where users have several events each.")
+    if min(len(windows), config.batch_size) < team.size:  # every process needs a row of every batch
+        raise UsageError(f"{team.size} processes cannot share batches of {min(len(windows), config.batch_size)} "
+                         "training windows", "Use fewer processes, or a larger batch size.")
     return windows
 
 
-def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: int, cancel=None) -> TrainingEstimate:
-    """Timed steps on a copy of ``model`` (its weights stay untouched) and a timed validation sample."""
+def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: int, cancel=None,
+              team: Team = SOLO) -> TrainingEstimate:
+    """Timed steps on a copy of ``model`` (its weights stay untouched) and a timed validation sample;
+    in a team, each rank's share of a batch is timed and the leader's measurement is everyone's."""
     trial = copy.deepcopy(model).train()
     optimizer = make_optimizer(trial, config)
     # Batches as an epoch draws them (the first, warm-up step is not counted); the first epoch's real
     # time replaces this measurement in the plan.
-    batches = windows.batch_rows(config.batch_size, np.random.default_rng(config.seed))
+    batches = team.share(windows.batch_rows(config.batch_size, np.random.default_rng(config.seed)))
     autocast = _autocast(device, config)
     timer = 0.0
     for number in range(steps + 1):
@@ -365,8 +371,9 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
         ranks_for(NeuralScorer(trial.eval(), config.model), split.valid.histories[:sample],
                   split.valid.targets[:sample], history_masked=split.valid.eval_mode.masks_history, batch_size=512)
     validation_s = (time.perf_counter() - began) * len(split.valid) / max(sample, 1)
+    step_s, validation_s = team.from_leader(timer / steps, validation_s)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
-    measured = TrainingEstimate(device_name(device), timer / steps, steps_per_epoch, validation_s, 0, 0, None)
+    measured = TrainingEstimate(team.describe(device_name(device)), step_s, steps_per_epoch, validation_s, 0, 0, None)
     return measured.planned_for(config, device)
 
 
@@ -420,11 +427,15 @@ def train_sequence_model(
     resume: bool = False,
     text=None,
     start: Optional[WarmStart] = None,
+    team: Team = SOLO,
 ) -> TrainResult:
     """Train a neural sequence model on ``split.train``; early-stop on ``split.valid``.
 
     ``text``: the items' text vectors (``core.text.search.TextIndex``) the model reads, or None.
     ``start`` continues an earlier model (``nextpick update``) instead of initialising a new one.
+    ``team``: the processes training this run together (``core.distributed``): each steps on its
+    share of every batch; the leader validates, plans, stops, checkpoints and reports, and only its
+    result is the run's (every rank reads the checkpoint it resumes from).
 
     Before the first epoch a few timed steps plan the epochs and the learning-rate decay to fit
     the time budget; an epoch that would overrun it is not started, and one that does stops
@@ -434,7 +445,7 @@ def train_sequence_model(
     if config.model not in NEURAL_MODELS:
         raise ValueError(f"train_sequence_model trains {', '.join(NEURAL_MODELS)}; {config.model!r} is a baseline")
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    device = team.place(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = (model_for_data(data, config, text, split.train) if start is None else start.model).to(device)
     optimizer = make_optimizer(model, config)
@@ -447,70 +458,75 @@ def train_sequence_model(
         state, best_weights = _load_checkpoint(checkpoint_dir, config, text_model, model, optimizer, device)
     if start is not None and state.epoch == 0:
         best_weights = _score_the_start(model, split, config, state, cancel)
-    windows = _training_windows(split, config)
+    replica = team.wrap(model)
+    windows = _training_windows(split, config, team)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
         emit(progress, Progress("train", message="timing a few steps to plan the run"))
-        estimate = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel)
+        estimate = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel, team)
     else:  # a resumed run keeps its measurement (the plan stays reproducible), with this session's settings
         estimate = TrainingEstimate.from_json(state.estimate).planned_for(config, device)
     state.estimate = estimate.to_json()
     emit(progress, Progress("train", message=f"plan: {estimate.describe()}", metrics={"estimate": state.estimate}))
     budget = budget_seconds(config, device)
     deadline = None if budget is None else started + budget * TRAINING_SHARE - state.spent_s
-    schedule = _Schedule(config, estimate.planned_epochs * steps_per_epoch)
     reporter = _Reporter(progress, (estimate.planned_epochs - state.epoch) * steps_per_epoch)
     model.train()
-    stopped_by = ""
-    while not stopped_by:
-        stopped_by = _reason_to_stop(state, estimate, config, deadline)
+    while True:
+        # The leader's word: whether to stop, and the epochs the learning rate is planned over.
+        stopped_by = team.choice_from_leader(_reason_to_stop(state, estimate, config, deadline), STOP_REASONS)
         if stopped_by:
             break
+        (planned_epochs,) = team.from_leader(estimate.planned_epochs)
+        schedule = _Schedule(config, int(planned_epochs) * steps_per_epoch)
         epoch = state.epoch + 1
         epoch_started = time.perf_counter()
-        torch.manual_seed(config.seed + epoch)
+        torch.manual_seed(team.seed(config.seed + epoch))
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
-        loss, complete = _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, schedule,
-                                      reporter, cancel, deadline)
+        loss, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule,
+                                      reporter, cancel, deadline, team)
         train_seconds = time.perf_counter() - epoch_started
+        loss = team.mean(loss)
         if not data.has_categories:
             recluster_interests(model, config)
-        ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
-        metrics = metrics_from_ranks(ranks)
-        model.train()
-        record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
-                             len(windows) / max(train_seconds, 1e-9), time.perf_counter() - epoch_started)
-        state.history.append(dataclasses.asdict(record))
+            team.copy_from_leader(model.predictor.item_interest)
         state.epoch = epoch
-        state.spent_s += record.seconds
-        if epoch == 1:  # the plan follows what a whole epoch really took
-            estimate = dataclasses.replace(estimate, step_s=train_seconds / steps_per_epoch,
-                                           validation_s=record.seconds - train_seconds).planned_for(config, device)
-            state.estimate = estimate.to_json()
-            schedule = _Schedule(config, estimate.planned_epochs * steps_per_epoch)
-            reporter.meter.total = reporter.steps + (estimate.planned_epochs - epoch) * steps_per_epoch
-        if metrics["ndcg@10"] > state.best_score:
-            state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
-            best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if metrics["ndcg@10"] > state.mark + validation_noise(ranks):
-            state.mark, state.bad_epochs = metrics["ndcg@10"], 0
-        else:
-            state.bad_epochs += 1
-        if checkpoint_dir is not None:
-            _save_checkpoint(checkpoint_dir, config, text_model, model, optimizer, state, best_weights)
-        reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f}",
-                        epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
-                        valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
+        if team.is_leader:  # validation, early stopping, the plan, checkpoints and reports happen once
+            ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
+            metrics = metrics_from_ranks(ranks)
+            model.train()
+            record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
+                                 len(windows) / max(train_seconds, 1e-9), time.perf_counter() - epoch_started)
+            state.history.append(dataclasses.asdict(record))
+            state.spent_s += record.seconds
+            if epoch == 1:  # the plan follows what a whole epoch really took
+                estimate = dataclasses.replace(estimate, step_s=train_seconds / steps_per_epoch,
+                                               validation_s=record.seconds - train_seconds).planned_for(config, device)
+                state.estimate = estimate.to_json()
+                reporter.meter.total = reporter.steps + (estimate.planned_epochs - epoch) * steps_per_epoch
+            if metrics["ndcg@10"] > state.best_score:
+                state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
+                best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            if metrics["ndcg@10"] > state.mark + validation_noise(ranks):
+                state.mark, state.bad_epochs = metrics["ndcg@10"], 0
+            else:
+                state.bad_epochs += 1
+            if checkpoint_dir is not None:
+                _save_checkpoint(checkpoint_dir, config, text_model, model, optimizer, state, best_weights)
+            reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f}",
+                            epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
+                            valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
         if not complete:
             stopped_by = "time budget"
+            break
     if best_weights is not None:
         model.load_state_dict(best_weights)
     return TrainResult(
         scorer=NeuralScorer(model, config.model),
         history=[EpochRecord(**r) for r in state.history],
         best_epoch=state.best_epoch,
-        device_name=device_name(device),
+        device_name=team.describe(device_name(device)),
         duration_s=time.perf_counter() - started,
         valid_metrics=state.best_metrics,
         estimate=estimate,
@@ -537,6 +553,9 @@ def items_with_events(sequences: list[np.ndarray], n_items: int) -> np.ndarray:
         np.zeros(n_items + 1, dtype=np.int64)
     counts[0] = 0
     return counts > 0
+
+
+STOP_REASONS = ("", "early stopping", "time budget", "epochs")  # "": train another epoch
 
 
 def _reason_to_stop(state: _LoopState, estimate: TrainingEstimate, config: TrainConfig,
@@ -640,33 +659,43 @@ def _autocast(device: torch.device, config: TrainConfig):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
 
 
-def _step(model, optimizer, inputs, targets, config: TrainConfig, autocast) -> torch.Tensor:
-    """One optimiser step; returns the (detached) loss."""
+def _step(replica, optimizer, inputs, targets, config: TrainConfig, autocast) -> torch.Tensor:
+    """One optimiser step; returns the (detached) loss. ``replica``: the model, or its DistributedDataParallel
+    wrapper (whose backward pass all-reduces the gradients, so every rank clips and steps alike)."""
     with autocast:
-        loss = batch_loss(model, inputs, targets, config)
+        loss = batch_loss(_network(replica), inputs, targets, config, forward=replica)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(replica.parameters(), config.grad_clip)
     optimizer.step()
     return loss.detach()
 
 
-def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
-                 deadline) -> tuple[float, bool]:
-    """One pass over the shuffled windows: (mean loss, whether it finished before ``deadline``)."""
+def _network(replica) -> SequenceModel:
+    """The SequenceModel inside a DistributedDataParallel wrapper, or the model itself."""
+    return getattr(replica, "module", replica)
+
+
+def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
+                 deadline, team: Team = SOLO) -> tuple[float, bool]:
+    """One pass over the shuffled windows (this rank's share of each batch): (mean loss, whether it finished
+    before ``deadline``). Every rank stops at the same step: when any was cancelled, or the leader is late."""
     autocast = _autocast(device, config)
     total, count = 0.0, 0
-    for number, (inputs, targets) in enumerate(windows.batches(config.batch_size, rng)):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        if deadline is not None and count and time.perf_counter() > deadline:
+    for number, rows in enumerate(team.share(windows.batch_rows(config.batch_size, rng))):
+        cancelled, overdue = team.stop_now(cancel is not None and cancel.cancelled,
+                                           deadline is not None and count > 0 and time.perf_counter() > deadline)
+        if cancelled:
+            raise Cancelled("cancelled by the user")
+        if overdue:
             return total / count, False
         step = first_step + number
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
+        inputs, targets = windows.batch(rows)
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        value = float(_step(model, optimizer, inputs, targets, config, autocast))
+        value = float(_step(replica, optimizer, inputs, targets, config, autocast))
         if not math.isfinite(value):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {value}); try a lower learning rate")
         total, count = total + value, count + 1
@@ -674,18 +703,21 @@ def _train_epoch(model, optimizer, windows, rng, config, device, epoch, first_st
     return total / max(count, 1), True
 
 
-def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Next-item cross-entropy (full or sampled) plus the weighted next-interest loss."""
+def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
+               forward=None) -> torch.Tensor:
+    """Next-item cross-entropy (full or sampled) plus the weighted next-interest loss. ``forward``: what runs
+    the network (its DistributedDataParallel replica in a team); ``model`` itself by default."""
+    forward = model if forward is None else forward
     select = targets > 0  # (B, L) real next-item examples
     next_items = targets[select]  # (N,)
     if config.loss == "sampled":
         negatives = torch.randint(1, model.encoder.config.n_items + 1, (config.n_negatives,), device=inputs.device)
         candidates, inverse = torch.unique(torch.cat([next_items, negatives]), return_inverse=True)
-        logits, interest_logits = model(inputs, select, candidates)  # (N, C), (N, K)
+        logits, interest_logits = forward(inputs, select, candidates)  # (N, C), (N, K)
         item_loss = F.cross_entropy(logits.float(), inverse[: len(next_items)])
     elif config.loss == "softmax":
         catalogue = torch.arange(1, model.encoder.config.n_items + 1, device=inputs.device)
-        logits, interest_logits = model(inputs, select, catalogue)  # (N, n_items), (N, K)
+        logits, interest_logits = forward(inputs, select, catalogue)  # (N, n_items), (N, K)
         item_loss = F.cross_entropy(logits.float(), next_items - 1)
     else:
         raise UsageError(f"unknown loss {config.loss!r}", "Choose the loss 'softmax' or 'sampled'.")

@@ -203,6 +203,12 @@ class Output:
                               else ProgressLog(self.stderr, self.started, clock=self.clock))
         return self._progress
 
+    def mute(self) -> None:
+        """Print no result and no progress from here on, errors still: a torchrun follower, whose
+        leader speaks for the run."""
+        self.stdout = open(os.devnull, "w", encoding="utf-8")
+        self._progress = ProgressLog(self.stdout, self.started)
+
     def stage(self, name: str, message: str) -> None:
         """Announce a step the engine reports no progress for, so the bar or log names it."""
         self.progress()(Progress(name, message=message))

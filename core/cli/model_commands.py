@@ -243,53 +243,68 @@ def _engine(args):
 
 
 def cmd_train(args, out: Output) -> dict:
-    from core.training import TrainConfig
+    """Under torchrun every process runs this; they train one run together (``core.distributed``),
+    and only the leader (rank 0) prints."""
+    from core.distributed import join_team
 
     split = _split_choice(args)  # usage first: a wrong flag is named before any workspace is opened
     if getattr(args, "device", None) is not None:
         _check_device(args.device)
     engine = _engine(args)
+    resumed = {} if args.resume is None else _run(engine, args.resume).config
+    # The run may have been started on a machine with a GPU; its device decides the backend (nccl or gloo).
+    device = _check_device(getattr(args, "device", None) or resumed.get("device", "auto"))
+    with join_team(device) as team:
+        if not team.is_leader:
+            out.mute()
+        return _train(engine, args, split, resumed, team, out)
+
+
+def _train(engine, args, split, resumed: dict, team, out: Output) -> dict:
+    from core.training import TrainConfig
+
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     out.stage("read the log", "each user's sequence, in time order")
     if args.resume is not None:
         if getattr(args, "preset", None) is not None:
             raise CliError("--preset chooses a new run's settings; a resumed run keeps its own, so leave it out")
-        base = TrainConfig.from_json(_run(engine, args.resume).config)
+        base = TrainConfig.from_json(resumed)
         config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if k != "model"})
-        _check_device(config.device)  # the run may have been started on a machine with a GPU
     else:
         if not engine.workspace.counts()["events"]:
             raise CliError(f"{args.db} holds no events; import a log first")
-        config = _new_config(engine, overrides, getattr(args, "preset", None))
+        config = _new_config(engine, overrides, getattr(args, "preset", None), team)
     if getattr(args, "estimate", False):
         if args.resume is not None:
             raise CliError("--estimate plans a new run; leave out --resume")
         return _estimate(engine, config, split, out)
-    summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split)
+    summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split, team=team)
     out.done_progress()
     result = _run_dict(summary)
     out.lines(_run_lines(result, took_s=out.elapsed()))
     return result
 
 
-def _new_config(engine, overrides: dict, preset: Optional[str]):
+def _new_config(engine, overrides: dict, preset: Optional[str], team):
     """The data-sized defaults, then ``preset`` (``core.presets``) if one was named, then the flags given."""
     from core.presets import apply_preset
     from core.training import TrainConfig
 
-    config = TrainConfig.for_data(engine.sequence_data(), model=overrides.get("model", "sasrec"))
+    with team.leader_first():  # the leader writes the sequence cache, the others read it
+        data = engine.sequence_data()
+    config = TrainConfig.for_data(data, model=overrides.get("model", "sasrec"))
     if preset is not None:
         config = apply_preset(config, preset)
     return dataclasses.replace(config, **overrides)
 
 
-def _check_device(name: str) -> None:
-    """A device this machine cannot train on is a usage error, said before the log is read."""
+def _check_device(name: str):
+    """The ``torch.device`` to train on; one this machine lacks is a usage error, said before the log is read."""
     from core.training import resolve_device
 
     try:
-        resolve_device(name)  # a missing GPU raises the engine's own error (exit 1)
+        return resolve_device(name)  # a missing GPU raises the engine's own error (exit 1)
     except RuntimeError:  # torch's, listing every device type it knows
         raise CommandLineError(f"--device {name!r} is not a device; use auto, cpu or cuda") from None
 

@@ -105,7 +105,7 @@ def test_cancel_stops_within_one_step_and_leaves_no_partial_files(rule_data, tmp
     token = CancelToken()
     steps_run = []
     original = training.batch_loss
-    monkeypatch.setattr(training, "batch_loss", lambda *args: steps_run.append(1) or original(*args))
+    monkeypatch.setattr(training, "batch_loss", lambda *args, **kwargs: steps_run.append(1) or original(*args, **kwargs))
     monkeypatch.setattr(training, "REPORT_EVERY_S", 0.0)
     config = TrainConfig(model="sasrec", **{**TINY, "batch_size": 4})
     asked_at = []
