@@ -52,6 +52,23 @@ DECAY_SHARE = 0.2  # of the planned steps over which the learning rate decays
 # against ~6,000 for 100 (the full softmax per position dominates either way; attention is cheap).
 LONGEST_DEFAULT_LEN = 100
 STEPS_PER_EPOCH = 50  # at least this many optimiser steps per epoch on small data (sets the batch size)
+# What scoring the catalogue costs, which decides the default loss. Full softmax computes a logit for
+# every item at every training position: per batch, positions x items logits held at once (fp32 logits,
+# their log-softmax and both gradients: LOGIT_BYTES each), and per epoch examples x items x 3 x hidden
+# multiply-adds (the forward product and the two of the backward pass). Sampled softmax scores only a
+# batch's candidates (its targets and the n_negatives shared ones): at most positions x (positions +
+# n_negatives) logits per batch, whatever the catalogue's size.
+LOGIT_BYTES = 16
+CPU_LOGITS_MEMORY = 2**30  # a quarter of the 4 GB every command stays under (issue 14)
+GPU_LOGITS_SHARE = 0.25  # the same share of a GPU's memory
+# One CPU thread in the head's products and softmax: 1.2e10 multiply-adds/s (CPU time of 1,024 positions
+# x 10k-50k items at hidden 64, torch 2.13, 2026-11-30); the work scales with the thread count.
+CPU_MACS_PER_S = 1.2e10
+# Full softmax stays the default while this many epochs of its head fit the CPU time budget: the default
+# runs of README's table took their best validation epoch past 10, and a run that cannot afford 10 full
+# epochs learns more from as many sampled ones.
+FULL_SOFTMAX_EPOCHS = 10
+MIN_FULL_BATCH = 16  # full softmax needs at least this many windows per batch within the memory allowance
 
 
 ModelName = Literal["sasrec", "gru", "lstm", "pop", "recentpop", "itemknn", "markov"]
@@ -160,7 +177,34 @@ class TrainConfig:
             batch_size=int(min(128, max(16, windows // STEPS_PER_EPOCH))),
             warmup_steps=50 if small else 100,
         )
-        return dataclasses.replace(config, **overrides)
+        config = dataclasses.replace(config, **overrides)
+        examples = int(np.maximum(lengths - 1, 0).sum())
+        return config.with_head_for(examples, windows, data.n_items, fixed=set(overrides))
+
+    def with_head_for(self, examples: int, windows: int, n_items: int, fixed: set[str] = frozenset()
+                      ) -> "TrainConfig":
+        """This config with the loss and batch size that fit the catalogue (settings named in ``fixed``
+        stay as they are): full softmax while one batch's logits fit the device's allowance at a batch of
+        at least MIN_FULL_BATCH windows and FULL_SOFTMAX_EPOCHS epochs of its head fit the time budget;
+        else sampled softmax. The batch shrinks to keep its logits within the allowance."""
+        device = resolve_device(self.device)
+        memory = logits_memory(device)
+        per_window = examples / max(windows, 1)  # next-item positions in a window, on average
+        full_batch = int(memory // (per_window * n_items * LOGIT_BYTES))  # the most windows whose logits fit
+        budget = budget_seconds(self, device)
+        head_s = full_softmax_epoch_s(examples, n_items, self.hidden, device)
+        needed = self.batch_size if "batch_size" in fixed else min(self.batch_size, MIN_FULL_BATCH)
+        full = (full_batch >= needed
+                and (budget is None or FULL_SOFTMAX_EPOCHS * head_s <= budget * TRAINING_SHARE))
+        loss = self.loss if "loss" in fixed else ("softmax" if full else "sampled")
+        if "batch_size" in fixed:
+            return dataclasses.replace(self, loss=loss)
+        if loss == "softmax":
+            fitting = full_batch
+        else:  # positions p per batch with p * (p + n_negatives) logits within memory
+            positions = (math.sqrt(self.n_negatives ** 2 + 4 * memory / LOGIT_BYTES) - self.n_negatives) / 2
+            fitting = int(positions // per_window)
+        return dataclasses.replace(self, loss=loss, batch_size=max(1, min(self.batch_size, fitting)))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -235,6 +279,20 @@ def budget_seconds(config: TrainConfig, device: torch.device) -> Optional[float]
     if minutes < 0:
         raise UsageError(f"time budget {minutes} is negative", "Give a number of minutes, or 0 for no limit.")
     return 60.0 * minutes if minutes > 0 else None
+
+
+def logits_memory(device: torch.device) -> float:
+    """Bytes one batch's logits may take: CPU_LOGITS_MEMORY, or GPU_LOGITS_SHARE of the GPU's memory."""
+    if device.type == "cuda":
+        return GPU_LOGITS_SHARE * torch.cuda.get_device_properties(device).total_memory
+    return float(CPU_LOGITS_MEMORY)
+
+
+def full_softmax_epoch_s(examples: int, n_items: int, hidden: int, device: torch.device) -> float:
+    """Seconds one epoch of full-softmax scoring takes on a CPU (0 on a GPU: no budget binds it there)."""
+    if device.type == "cuda":
+        return 0.0
+    return examples * n_items * 3 * hidden / (CPU_MACS_PER_S * torch.get_num_threads())
 
 
 def data_dims(data: SequenceData, config: TrainConfig, text=None) -> DataDims:

@@ -21,7 +21,7 @@ import pytest
 from core.cli import main
 from core.distributed import SOLO, Team
 from core.engine import Engine
-from tests.core.engine_data import demo_workspace
+from engine_data import demo_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ["--model", "sasrec", "--hidden", "16", "--layers", "1", "--max-len", "20", "--batch-size", "32",

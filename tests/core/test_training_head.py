@@ -1,0 +1,56 @@
+"""The default loss and batch size follow what scoring the catalogue costs (``TrainConfig.for_data``)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from core.data import leave_one_out, sequences_from_arrays
+from core.training import LOGIT_BYTES, CPU_LOGITS_MEMORY, TrainConfig, train_sequence_model
+
+from neural_data import rule_sequences
+
+
+def huge_catalogue(n_items: int = 200_000, n_users: int = 300, events_per_user: int = 60):
+    """A shop with a 200k-item catalogue (most items never bought) and long histories."""
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(n_users), events_per_user)
+    items = 1 + np.minimum(rng.zipf(1.3, len(users)), n_items) - 1 + rng.integers(0, 50, len(users))
+    catalogue = pd.DataFrame({"id": np.arange(1, n_items + 1), "external_id": np.arange(1, n_items + 1).astype(str)})
+    ts = np.tile(np.arange(events_per_user, dtype=float), n_users)
+    return sequences_from_arrays(users, np.minimum(items, n_items), ts, catalogue)
+
+
+def test_a_small_catalogue_gets_full_softmax_and_its_usual_batch():
+    config = TrainConfig.for_data(rule_sequences(), device="cpu")
+    assert config.loss == "softmax" and config.batch_size == 16
+
+
+def test_a_huge_catalogue_gets_sampled_softmax_with_a_batch_whose_logits_fit_and_it_trains():
+    data = huge_catalogue()
+    config = TrainConfig.for_data(data, device="cpu")
+    assert config.loss == "sampled"
+    lengths = data.lengths()
+    per_window = (lengths - 1).sum() / np.ceil((lengths - 1) / config.max_len).sum()
+    positions = config.batch_size * per_window
+    assert positions * (positions + config.n_negatives) * LOGIT_BYTES <= CPU_LOGITS_MEMORY
+    assert positions * data.n_items * LOGIT_BYTES > CPU_LOGITS_MEMORY  # full softmax's would not fit
+
+    small = dataclasses.replace(config, hidden=16, layers=1, epochs=1, time_budget=0)
+    result = train_sequence_model(data, leave_one_out(data), small)
+    assert len(result.history) == 1 and math.isfinite(result.history[0].loss)
+
+
+def test_settings_given_stay_as_given():
+    data = huge_catalogue(n_users=50)
+    assert TrainConfig.for_data(data, device="cpu", loss="softmax").loss == "softmax"
+    assert TrainConfig.for_data(data, device="cpu", batch_size=100).batch_size == 100
+
+
+def test_full_softmax_gives_way_when_its_epochs_would_not_fit_the_time_budget():
+    base = TrainConfig(device="cpu", batch_size=16)
+    # 2,000 items: one batch's logits are small, but 5M positions x 2,000 items take hours per epoch on a CPU.
+    assert base.with_head_for(100_000, 5_000, 2_000).loss == "softmax"
+    assert base.with_head_for(5_000_000, 250_000, 2_000).loss == "sampled"
+    assert dataclasses.replace(base, time_budget=0).with_head_for(5_000_000, 250_000, 2_000).loss == "softmax"
