@@ -757,7 +757,7 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
         if not math.isfinite(value):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {value}); try a lower learning rate")
         total, count = total + value, count + 1
-        reporter.step(epoch, step + 1, value, len(inputs))
+        reporter.step(epoch, step + 1, value, len(inputs) * team.size)  # the whole step's windows, about
     return total / max(count, 1), True
 
 

@@ -17,11 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch.distributed as dist
 
 from core.cli import main
+from core.data import leave_one_out
 from core.distributed import SOLO, Team
 from core.engine import Engine
+from core.progress import CancelToken, Cancelled
+from core.training import TrainConfig, train_sequence_model
 from engine_data import demo_workspace
+from neural_data import rule_sequences
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ["--model", "sasrec", "--hidden", "16", "--layers", "1", "--max-len", "20", "--batch-size", "32",
@@ -111,3 +116,26 @@ def test_alone_every_team_call_is_a_no_op():
     assert Team(0, 4, 0, "nccl").describe("NVIDIA H200") == "4 × NVIDIA H200"
     with SOLO.leader_first():
         pass
+
+
+@pytest.fixture
+def team_of_one(tmp_path):
+    """A real gloo process group of one process: every collective call runs, in this process."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield Team(0, 1, 0, "gloo")
+    dist.destroy_process_group()
+
+
+def test_through_the_collective_calls_one_process_trains_exactly_as_alone(team_of_one):
+    data = rule_sequences(n_users=200, n_items=30)
+    split = leave_one_out(data)
+    config = TrainConfig(model="sasrec", hidden=16, layers=1, max_len=12, batch_size=32, epochs=2, warmup_steps=5,
+                         device="cpu")
+    alone = train_sequence_model(data, split, config)
+    joined = train_sequence_model(data, split, config, team=team_of_one)
+    for mine, its in zip(joined.history, alone.history, strict=True):
+        assert (mine.loss, mine.valid_ndcg10) == pytest.approx((its.loss, its.valid_ndcg10), rel=1e-5)
+    with pytest.raises(Cancelled):
+        token = CancelToken()
+        token.cancel()
+        train_sequence_model(data, split, config, cancel=token, team=team_of_one)
