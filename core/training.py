@@ -189,8 +189,8 @@ class TrainConfig:
         else sampled softmax. The batch shrinks to keep its logits within the allowance."""
         device = resolve_device(self.device)
         memory = logits_memory(device)
-        per_window = examples / max(windows, 1)  # next-item positions in a window, on average
-        full_batch = int(memory // (per_window * n_items * LOGIT_BYTES))  # the most windows whose logits fit
+        per_window = max(1.0, examples / max(windows, 1))  # next-item positions in a window, on average
+        full_batch = int(memory // (per_window * max(n_items, 1) * LOGIT_BYTES))  # the most windows whose logits fit
         budget = budget_seconds(self, device)
         head_s = full_softmax_epoch_s(examples, n_items, self.hidden, device)
         needed = self.batch_size if "batch_size" in fixed else min(self.batch_size, MIN_FULL_BATCH)
