@@ -323,6 +323,10 @@ def _estimate(engine, config, split, out: Output) -> dict:
 
 
 def cmd_update(args, out: Output) -> dict:
+    from core.distributed import launched_by_torchrun
+
+    if launched_by_torchrun():  # each process would make a child run of its own
+        raise CliError("nextpick update runs in one process, not under torchrun", "Run it without torchrun.")
     engine = _engine(args)
     if args.run_id is not None:
         _run(engine, args.run_id)

@@ -139,3 +139,11 @@ def test_through_the_collective_calls_one_process_trains_exactly_as_alone(team_o
         token = CancelToken()
         token.cancel()
         train_sequence_model(data, split, config, cancel=token, team=team_of_one)
+
+
+def test_update_refuses_to_run_in_each_of_torchrun_s_processes(tmp_path, monkeypatch, capsys):
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "localhost",
+                        "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["update", "--db", tmp_path / "shop.sqlite"]) == 1
+    assert "not under torchrun" in capsys.readouterr().err
