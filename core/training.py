@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from core.data.batches import training_windows
+from core.data.batches import BUCKET_POOL, training_windows
 from core.data.sequences import SequenceData
 from core.data.splits import Split
 from core.distributed import SOLO, Team
@@ -178,18 +178,20 @@ class TrainConfig:
             warmup_steps=50 if small else 100,
         )
         config = dataclasses.replace(config, **overrides)
-        examples = int(np.maximum(lengths - 1, 0).sum())
-        return config.with_head_for(examples, windows, data.n_items, fixed=set(overrides))
+        positions = window_positions(lengths, config.max_len)
+        return config.with_head_for(int(positions.sum()), data.n_items, longest_windows(positions),
+                                    fixed=set(overrides))
 
-    def with_head_for(self, examples: int, windows: int, n_items: int, fixed: set[str] = frozenset()
+    def with_head_for(self, examples: int, n_items: int, per_window: float, fixed: set[str] = frozenset()
                       ) -> "TrainConfig":
         """This config with the loss and batch size that fit the catalogue (settings named in ``fixed``
         stay as they are): full softmax while one batch's logits fit the device's allowance at a batch of
         at least MIN_FULL_BATCH windows and FULL_SOFTMAX_EPOCHS epochs of its head fit the time budget;
-        else sampled softmax. The batch shrinks to keep its logits within the allowance."""
+        else sampled softmax. The batch shrinks to keep its logits within the allowance. ``examples``:
+        next-item positions in an epoch; ``per_window``: positions per window in the longest batches."""
         device = resolve_device(self.device)
         memory = logits_memory(device)
-        per_window = max(1.0, examples / max(windows, 1))  # next-item positions in a window, on average
+        per_window = max(1.0, per_window)
         full_batch = int(memory // (per_window * max(n_items, 1) * LOGIT_BYTES))  # the most windows whose logits fit
         budget = budget_seconds(self, device)
         head_s = full_softmax_epoch_s(examples, n_items, self.hidden, device)
@@ -279,6 +281,23 @@ def budget_seconds(config: TrainConfig, device: torch.device) -> Optional[float]
     if minutes < 0:
         raise UsageError(f"time budget {minutes} is negative", "Give a number of minutes, or 0 for no limit.")
     return 60.0 * minutes if minutes > 0 else None
+
+
+def window_positions(lengths: np.ndarray, max_len: int) -> np.ndarray:
+    """Next-item positions in each training window of sequences this long, as ``training_windows`` cuts them."""
+    targets = np.maximum(np.asarray(lengths, dtype=np.int64) - 1, 0)
+    counts = -(-targets // max_len)
+    used = counts > 0
+    remainders = targets[used] - (counts[used] - 1) * max_len
+    return np.concatenate([np.full(int((counts[used] - 1).sum()), max_len, dtype=np.int64), remainders])
+
+
+def longest_windows(positions: np.ndarray) -> float:
+    """Mean positions of the longest 1 / BUCKET_POOL of the windows: batches are length-sorted within pools of
+    BUCKET_POOL batches, so each pool's longest batch holds about these (what a batch's memory must allow)."""
+    if not len(positions):
+        return 0.0
+    return float(np.sort(positions)[-max(1, len(positions) // BUCKET_POOL):].mean())
 
 
 def logits_memory(device: torch.device) -> float:

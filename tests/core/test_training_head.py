@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from core.data import leave_one_out, sequences_from_arrays
-from core.training import LOGIT_BYTES, CPU_LOGITS_MEMORY, TrainConfig, train_sequence_model
+from core.data.batches import training_windows
+from core.training import LOGIT_BYTES, CPU_LOGITS_MEMORY, TrainConfig, train_sequence_model, window_positions
 
 from neural_data import rule_sequences
 
@@ -31,11 +32,10 @@ def test_a_huge_catalogue_gets_sampled_softmax_with_a_batch_whose_logits_fit_and
     data = huge_catalogue()
     config = TrainConfig.for_data(data, device="cpu")
     assert config.loss == "sampled"
-    lengths = data.lengths()
-    per_window = (lengths - 1).sum() / np.ceil((lengths - 1) / config.max_len).sum()
-    positions = config.batch_size * per_window
-    assert positions * (positions + config.n_negatives) * LOGIT_BYTES <= CPU_LOGITS_MEMORY
-    assert positions * data.n_items * LOGIT_BYTES > CPU_LOGITS_MEMORY  # full softmax's would not fit
+    windows = training_windows(leave_one_out(data).train, config.max_len)
+    longest = (windows.targets > 0).sum(axis=1).max() * config.batch_size  # a batch of the longest windows
+    assert longest * (longest + config.n_negatives) * LOGIT_BYTES <= CPU_LOGITS_MEMORY
+    assert longest * data.n_items * LOGIT_BYTES > CPU_LOGITS_MEMORY  # full softmax's would not fit
 
     small = dataclasses.replace(config, hidden=16, layers=1, epochs=1, time_budget=0)
     result = train_sequence_model(data, leave_one_out(data), small)
@@ -51,6 +51,12 @@ def test_settings_given_stay_as_given():
 def test_full_softmax_gives_way_when_its_epochs_would_not_fit_the_time_budget():
     base = TrainConfig(device="cpu", batch_size=16)
     # 2,000 items: one batch's logits are small, but 5M positions x 2,000 items take hours per epoch on a CPU.
-    assert base.with_head_for(100_000, 5_000, 2_000).loss == "softmax"
-    assert base.with_head_for(5_000_000, 250_000, 2_000).loss == "sampled"
-    assert dataclasses.replace(base, time_budget=0).with_head_for(5_000_000, 250_000, 2_000).loss == "softmax"
+    assert base.with_head_for(100_000, 2_000, 20).loss == "softmax"
+    assert base.with_head_for(5_000_000, 2_000, 20).loss == "sampled"
+    assert dataclasses.replace(base, time_budget=0).with_head_for(5_000_000, 2_000, 20).loss == "softmax"
+
+
+def test_windows_are_counted_as_training_cuts_them():
+    sequences = [np.arange(1, n + 1) for n in (1, 2, 5, 12, 25)]
+    cut = training_windows(sequences, 10)
+    assert sorted(window_positions(np.array([1, 2, 5, 12, 25]), 10)) == sorted((cut.targets > 0).sum(axis=1))
