@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core.data import leave_one_out, sequences_from_arrays
 from core.data.batches import training_windows
@@ -13,14 +14,16 @@ from core.training import LOGIT_BYTES, CPU_LOGITS_MEMORY, TrainConfig, train_seq
 from neural_data import rule_sequences
 
 
-def huge_catalogue(n_items: int = 200_000, n_users: int = 300, events_per_user: int = 60):
+@pytest.fixture(scope="module")
+def huge_catalogue():
     """A shop with a 200k-item catalogue (most items never bought) and long histories."""
+    n_items, n_users, events_per_user = 200_000, 300, 60
     rng = np.random.default_rng(0)
     users = np.repeat(np.arange(n_users), events_per_user)
-    items = 1 + np.minimum(rng.zipf(1.3, len(users)), n_items) - 1 + rng.integers(0, 50, len(users))
+    items = np.minimum(rng.zipf(1.3, len(users)) + rng.integers(0, 50, len(users)), n_items)
     catalogue = pd.DataFrame({"id": np.arange(1, n_items + 1), "external_id": np.arange(1, n_items + 1).astype(str)})
     ts = np.tile(np.arange(events_per_user, dtype=float), n_users)
-    return sequences_from_arrays(users, np.minimum(items, n_items), ts, catalogue)
+    return sequences_from_arrays(users, items, ts, catalogue)
 
 
 def test_a_small_catalogue_gets_full_softmax_and_its_usual_batch():
@@ -28,8 +31,9 @@ def test_a_small_catalogue_gets_full_softmax_and_its_usual_batch():
     assert config.loss == "softmax" and config.batch_size == 16
 
 
-def test_a_huge_catalogue_gets_sampled_softmax_with_a_batch_whose_logits_fit_and_it_trains():
-    data = huge_catalogue()
+@pytest.mark.slow
+def test_a_huge_catalogue_gets_sampled_softmax_with_a_batch_whose_logits_fit_and_it_trains(huge_catalogue):
+    data = huge_catalogue
     config = TrainConfig.for_data(data, device="cpu")
     assert config.loss == "sampled"
     windows = training_windows(leave_one_out(data).train, config.max_len)
@@ -42,8 +46,8 @@ def test_a_huge_catalogue_gets_sampled_softmax_with_a_batch_whose_logits_fit_and
     assert len(result.history) == 1 and math.isfinite(result.history[0].loss)
 
 
-def test_settings_given_stay_as_given():
-    data = huge_catalogue(n_users=50)
+def test_settings_given_stay_as_given(huge_catalogue):
+    data = huge_catalogue
     assert TrainConfig.for_data(data, device="cpu", loss="softmax").loss == "softmax"
     assert TrainConfig.for_data(data, device="cpu", batch_size=100).batch_size == 100
 
