@@ -4,4 +4,5 @@ import sys
 
 from core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (as tests that walk core do) runs nothing
+    sys.exit(main())
