@@ -24,41 +24,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from core.demo.catalogue import CATEGORIES, CATEGORY_NAMES, Catalogue, build_catalogue  # noqa: F401 (re-exported)
+from core.demo.shoppers import (AGE_GROUPS, GENDERS, MAX_EVENTS_PER_USER, N_SEGMENTS, PURCHASE, REGIONS, DAY,
+                                simulate_users)
 from core.errors import UsageError
 from core.importing import import_files
 from core.progress import CancelToken, ProgressCallback, RateMeter, emit
 from core.store import Workspace, WorkspaceError
 
-# name, product nouns, accessory nouns, related category (second label for some items)
-_CATEGORIES = (
-    ("Board games", ("Board Game", "Dice Game", "Quest Game", "Strategy Game"), ("Expansion", "Card Sleeves", "Dice Set"), "Card games"),
-    ("Puzzles", ("Jigsaw Puzzle", "3D Puzzle", "Floor Puzzle", "Puzzle Cube"), ("Puzzle Mat", "Puzzle Frame"), "Board games"),
-    ("Building sets", ("Brick Set", "Construction Kit", "Castle Set", "Spaceship Kit"), ("Minifigure Pack", "Baseplate", "Light Kit"), "Vehicles"),
-    ("Model trains", ("Train Set", "Locomotive", "Freight Car", "Tram"), ("Extension Track", "Tunnel", "Station"), "Vehicles"),
-    ("Dolls", ("Doll", "Fashion Doll", "Baby Doll", "Dollhouse"), ("Outfit Set", "Stroller", "Furniture Set"), "Pretend play"),
-    ("Action figures", ("Hero Figure", "Robot", "Dinosaur Figure", "Knight"), ("Display Stand", "Gear Pack", "Vehicle"), "Vehicles"),
-    ("Outdoor play", ("Kite", "Water Blaster", "Scooter", "Sandbox Set"), ("Spare Parts", "Helmet", "Carry Bag"), "Vehicles"),
-    ("Arts & crafts", ("Paint Set", "Bead Kit", "Clay Kit", "Sketchbook"), ("Refill Pack", "Brush Set", "Apron"), "Books"),
-    ("Science kits", ("Chemistry Set", "Telescope", "Microscope", "Robot Kit"), ("Refill Kit", "Slide Set", "Battery Pack"), "Building sets"),
-    ("Plush toys", ("Teddy Bear", "Plush Bunny", "Plush Unicorn", "Plush Fox"), ("Gift Box", "Outfit"), "Baby toys"),
-    ("Baby toys", ("Rattle", "Stacking Rings", "Activity Cube", "Teether"), ("Clip", "Storage Bag"), "Plush toys"),
-    ("Card games", ("Card Game", "Trading Card Starter", "Memory Game", "Quiz Game"), ("Booster Pack", "Card Box"), "Board games"),
-    ("Vehicles", ("Race Car", "Fire Truck", "RC Car", "Tractor"), ("Battery Pack", "Garage", "Track Set"), "Model trains"),
-    ("Musical toys", ("Xylophone", "Toy Piano", "Drum Set", "Ukulele"), ("Songbook", "Spare Sticks"), "Baby toys"),
-    ("Pretend play", ("Play Kitchen", "Tool Bench", "Doctor Kit", "Cash Register"), ("Food Set", "Accessory Pack"), "Dolls"),
-    ("Books", ("Picture Book", "Story Book", "Activity Book", "Comic"), ("Sticker Pack", "Bookmark Set"), "Arts & crafts"),
-)
-CATEGORY_NAMES = tuple(c[0] for c in _CATEGORIES)
-_ADJECTIVES = ("Wooden", "Deluxe", "Mini", "Classic", "Magic", "Rainbow", "Pirate", "Space", "Jungle",
-               "Ocean", "Dragon", "Castle", "Super", "Little", "Happy", "Galaxy")
-AGE_GROUPS = ("18-24", "25-34", "35-44", "45-54", "55+")
-GENDERS = ("F", "M")
-REGIONS = ("North", "South", "East", "West")
 EVENT_TYPES = ("view", "cart", "purchase")
-_VIEW, _CART, _PURCHASE = 0, 1, 2
 _USERS_PER_CHUNK = 20_000
-_MAX_EVENTS_PER_USER = 500
-_DAY = 86_400.0
 DEMO_META_KEY = "demo_config"  # workspace meta: the DemoConfig a demo workspace was made from
 _PLAIN_CSV = pacsv.WriteOptions(quoting_style="none", quoting_header="none")  # no value holds a comma or quote
 
@@ -84,6 +59,11 @@ class DemoConfig:
     start_unix: int = 1_767_225_600
     """Start of the period (2026-01-01 UTC)."""
 
+    @property
+    def span_s(self) -> float:
+        """Length of the simulated period in seconds (a month counts 30 days)."""
+        return self.months * 30 * DAY
+
     @classmethod
     def for_events(cls, n_events: int, **overrides) -> "DemoConfig":
         """A config sized to produce about ``n_events`` events (for import/training benchmarks)."""
@@ -92,8 +72,8 @@ class DemoConfig:
         return cls(**{**overrides, "n_users": max(1, round(n_events / active))})
 
     def validate(self) -> None:
-        if not 2 <= self.n_categories <= len(_CATEGORIES):
-            raise UsageError(f"n_categories must be between 2 and {len(_CATEGORIES)}, got {self.n_categories}")
+        if not 2 <= self.n_categories <= len(CATEGORIES):
+            raise UsageError(f"n_categories must be between 2 and {len(CATEGORIES)}, got {self.n_categories}")
         if self.n_items < 4 * self.n_categories:
             raise UsageError(f"n_items must be at least 4 per category ({4 * self.n_categories}), got {self.n_items}")
         if self.n_users < 1 or self.months < 1 or self.mean_events_per_user < 3:
@@ -112,207 +92,21 @@ class DemoFiles:
     n_users: int
 
 
-@dataclass(frozen=True)
-class _Catalogue:
-    """Items as arrays indexed 0..n_items-1 plus the habits that link them."""
-
-    category: np.ndarray  # primary category per item
-    zipf_cdf: np.ndarray  # per-category CDF shifted by the category index (see _sample_items)
-    accessory: np.ndarray  # accessory item viewed after a purchase, -1 if none
-    series_next: np.ndarray  # next volume of a series, -1 if none
-    price: np.ndarray
-    titles: list[str]
-    labels: list[str]  # "Primary|Secondary" category text
-    segment_cdf: np.ndarray  # (n_segments, n_categories) cumulative interest prior per profile segment
-
-
-def _build_catalogue(config: DemoConfig) -> _Catalogue:
-    rng = np.random.default_rng([config.seed, 1])
-    n_cat, names = config.n_categories, CATEGORY_NAMES[: config.n_categories]
-    shares = rng.dirichlet(np.full(n_cat, 4.0))
-    sizes = np.maximum(4, np.floor(shares * config.n_items).astype(int))
-    sizes[np.argmax(sizes)] += config.n_items - sizes.sum()
-    category = np.repeat(np.arange(n_cat), sizes)
-    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    accessory = np.full(config.n_items, -1)
-    series_next = np.full(config.n_items, -1)
-    weight = np.empty(config.n_items)
-    titles: list[str] = []
-    labels: list[str] = []
-    for c in range(n_cat):
-        items = np.arange(start[c], start[c] + sizes[c])
-        weight[items] = 1.0 / np.arange(1, len(items) + 1)  # Zipf: the category's first items sell most
-        kinds = _assign_item_kinds(rng, len(items))
-        titles.extend(_category_titles(rng, c, items, kinds, accessory, series_next))
-        weight[items[kinds == 2]] *= 0.3  # accessories are rarely found by browsing
-        related = _CATEGORIES[c][3]
-        second = related if related in names else None
-        labels.extend(f"{names[c]}|{second}" if second and rng.random() < 0.15 else names[c] for _ in items)
-    cdf = np.empty(config.n_items)
-    for c in range(n_cat):
-        part = slice(start[c], start[c] + sizes[c])
-        cdf[part] = c + np.cumsum(weight[part]) / weight[part].sum()
-    price = np.round(rng.lognormal(np.log(18.0), 0.5, n_cat)[category] * rng.lognormal(0, 0.35, config.n_items), 2)
-    price[accessory[accessory >= 0]] = np.round(price[accessory[accessory >= 0]] * 0.35, 2)
-    segment_pref = rng.dirichlet(np.full(n_cat, 0.35), size=len(AGE_GROUPS) * len(GENDERS))
-    return _Catalogue(category, cdf, accessory, series_next, price, titles, labels,
-                      np.cumsum(segment_pref, axis=1))
-
-
-def _assign_item_kinds(rng: np.random.Generator, n: int) -> np.ndarray:
-    """0 = plain product, 1 = series volume, 2 = accessory; the most popular slots stay products."""
-    kinds = np.zeros(n, dtype=int)
-    tail = rng.permutation(np.arange(2, n))
-    n_series, n_acc = int(0.2 * n), int(0.2 * n)
-    kinds[tail[:n_series]] = 1
-    kinds[tail[n_series : n_series + n_acc]] = 2
-    return kinds
-
-
-def _category_titles(rng, c: int, items: np.ndarray, kinds: np.ndarray, accessory: np.ndarray,
-                     series_next: np.ndarray) -> list[str]:
-    """Readable titles; links accessories to base products and chains series volumes in order."""
-    _, nouns, acc_nouns, _ = _CATEGORIES[c]
-    titles = [f"{rng.choice(_ADJECTIVES)} {rng.choice(nouns)} {k + 1}" for k in range(len(items))]
-    bases = list(np.flatnonzero(kinds == 0))
-    for a in np.flatnonzero(kinds == 2):
-        if not bases:
-            break
-        base = bases.pop(int(rng.integers(min(len(bases), 8))))  # popular products get accessories first
-        accessory[items[base]] = items[a]
-        titles[a] = f"{titles[base]} {rng.choice(acc_nouns)}"
-    volumes = np.flatnonzero(kinds == 1)
-    for group in np.array_split(volumes, max(1, len(volumes) // 4)):
-        name = f"{rng.choice(_ADJECTIVES)} {rng.choice(nouns)} Saga"
-        for k, v in enumerate(group):
-            titles[v] = f"{name} Vol. {k + 1}"
-            if k + 1 < len(group):
-                series_next[items[v]] = items[group[k + 1]]
-    return titles
-
-
-def _sample_items(rng: np.random.Generator, cat: _Catalogue, categories: np.ndarray) -> np.ndarray:
-    """Zipf draw inside each given category, vectorised: the shifted CDFs make one sorted array."""
-    return np.searchsorted(cat.zipf_cdf, categories + rng.random(len(categories)), side="right")
-
-
-def _sample_from_cdf(rng: np.random.Generator, cdf_rows: np.ndarray) -> np.ndarray:
-    """One draw per row of a (n, k) cumulative distribution."""
-    u = rng.random(len(cdf_rows))[:, None] * cdf_rows[:, -1:]
-    return np.minimum((cdf_rows < u).sum(axis=1), cdf_rows.shape[1] - 1)
-
-
-def _simulate_chunk(config: DemoConfig, cat: _Catalogue, first_user: int, n_users: int) -> dict[str, np.ndarray]:
-    """Events of users ``first_user .. first_user + n_users - 1`` (local user indices), sorted by user and time."""
+def _simulate_chunk(config: DemoConfig, cat: Catalogue, first_user: int, n_users: int) -> dict[str, np.ndarray]:
+    """Profiles and events of users ``first_user .. first_user + n_users - 1`` (local user indices)."""
     rng = np.random.default_rng([config.seed, 2, first_user])
     age = rng.integers(len(AGE_GROUPS), size=n_users)
     gender = rng.integers(len(GENDERS), size=n_users)
     region = rng.integers(len(REGIONS), size=n_users)
-    segment = age * len(GENDERS) + gender
     mu = np.log(config.mean_events_per_user - 2) - 0.405  # log-normal mean ≈ mean_events - 2 (sigma 0.9)
-    length = np.minimum(3 + np.floor(rng.lognormal(mu, 0.9, n_users)).astype(int), _MAX_EVENTS_PER_USER)
+    length = np.minimum(3 + np.floor(rng.lognormal(mu, 0.9, n_users)).astype(int), MAX_EVENTS_PER_USER)
     length[rng.random(n_users) < config.cold_user_fraction] = 0
-    profiles = {"age_group": age, "gender": gender, "region": region}
-    order = np.argsort(-length, kind="stable")  # active users stay a prefix as steps advance
-    n_active_at = np.searchsorted(-length[order], -np.arange(length.max(initial=0)), side="left")
-    seg = segment[order]
-    interests = _initial_interests(rng, cat, seg)  # (n, 3) categories
-    interest_cdf = _interest_cdf(rng, n_users)
-    item = np.full(n_users, -1)
-    kind = np.full(n_users, _VIEW)
-    current_cat = interests[:, 0].copy()
-    steps = []
-    for step, n in enumerate(n_active_at):
-        item, kind, current_cat = item[:n], kind[:n], current_cat[:n]
-        new_session = (rng.random(n) < 0.2) | (step == 0)
-        _drift_interests(rng, cat, interests[:n], seg[:n])
-        item, kind, current_cat = _next_events(rng, cat, item, kind, current_cat, new_session,
-                                               interests[:n], interest_cdf[:n], seg[:n])
-        steps.append((order[:n], item, kind, new_session))
-    users, items, kinds, sessions = (np.concatenate(column) for column in zip(*steps)) if steps else (
-        np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros(0, bool))
-    by_user = np.argsort(users, kind="stable")  # steps were appended in order, so time order survives
-    users, sessions = users[by_user], sessions[by_user]
-    return {"user": users, "item": items[by_user], "kind": kinds[by_user],
-            "ts": _timestamps(rng, config, users, sessions, n_users), **profiles}
-
-def _initial_interests(rng: np.random.Generator, cat: _Catalogue, segment: np.ndarray) -> np.ndarray:
-    """Three distinct categories per user, mostly the ones the user's profile segment favours."""
-    prior = np.diff(cat.segment_cdf, axis=1, prepend=0.0)
-    mixed = 0.85 * prior[segment] + 0.15 / prior.shape[1]
-    keys = np.log(mixed) + rng.gumbel(size=mixed.shape)  # Gumbel top-k = sampling without replacement
-    return np.argsort(-keys, axis=1)[:, :3].copy()
+    events = simulate_users(rng, cat, length, age * len(GENDERS) + gender, config.start_unix, config.span_s)
+    return {**events, "age_group": age, "gender": gender, "region": region}
 
 
-def _interest_cdf(rng: np.random.Generator, n: int) -> np.ndarray:
-    """How strongly each user follows each interest slot; half the users have only two interests."""
-    weights = rng.dirichlet(np.full(3, 2.0), n)
-    weights[rng.random(n) < 0.5, 2] = 0.0
-    return np.cumsum(weights, axis=1)
-
-
-def _drift_interests(rng: np.random.Generator, cat: _Catalogue, interests: np.ndarray, segment: np.ndarray) -> None:
-    """Now and then one interest is replaced by a new one: tastes move over the months."""
-    drifting = np.flatnonzero(rng.random(len(interests)) < 0.02)
-    if len(drifting):
-        slots = rng.integers(3, size=len(drifting))
-        interests[drifting, slots] = _sample_from_cdf(rng, cat.segment_cdf[segment[drifting]])
-
-
-def _next_events(rng, cat: _Catalogue, prev_item, prev_kind, current_cat, new_session, interests, interest_cdf, segment):
-    """One step for every active user: a habit continues the previous event, else a fresh browse."""
-    n = len(prev_item)
-    r = rng.random(n)
-    has_prev = prev_item >= 0
-    prev = np.maximum(prev_item, 0)
-    accessory, sequel = cat.accessory[prev], cat.series_next[prev]
-    to_cart = has_prev & (prev_kind == _VIEW) & (r < 0.15)
-    to_buy = has_prev & (prev_kind == _CART) & (r < 0.6)
-    to_accessory = has_prev & (prev_kind == _PURCHASE) & (accessory >= 0) & (r < 0.7)
-    to_sequel = has_prev & (prev_kind == _VIEW) & (sequel >= 0) & (r >= 0.15) & (r < 0.65)
-    fresh = ~(to_cart | to_buy | to_accessory | to_sequel)
-    interest = interests[np.arange(n), _sample_from_cdf(rng, interest_cdf)]
-    explore = rng.random(n) < 0.08
-    interest[explore] = _sample_from_cdf(rng, cat.segment_cdf[segment[explore]])
-    stay = ~new_session & (rng.random(n) < 0.5)  # a session tends to stay in one category
-    browse_cat = np.where(stay, current_cat, interest)
-    item = np.where(to_cart | to_buy, prev, np.where(to_accessory, accessory, sequel))
-    item[fresh] = _sample_items(rng, cat, browse_cat[fresh])
-    kind = np.where(to_cart, _CART, np.where(to_buy, _PURCHASE, _VIEW))
-    return item, kind, cat.category[item]
-
-
-def _timestamps(rng, config: DemoConfig, users: np.ndarray, new_session: np.ndarray, n_users: int) -> np.ndarray:
-    """Unix seconds: minutes apart inside a session, days between sessions, all inside the period."""
-    span = config.months * 30 * _DAY
-    session_gap = rng.lognormal(np.log(3 * _DAY), 0.7, n_users)
-    gaps = np.where(new_session, rng.exponential(1.0, len(users)) * session_gap[users],
-                    rng.exponential(90.0, len(users)))
-    first = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, int)
-    gaps[first] = 0.0
-    elapsed = np.cumsum(gaps)
-    counts = np.diff(np.r_[first, len(users)])
-    elapsed -= np.repeat(elapsed[first], counts)
-    last = np.zeros(n_users)
-    last[users[first]] = elapsed[np.r_[first[1:], len(users)] - 1] if len(users) else 0.0
-    squeeze = np.minimum(1.0, span / np.maximum(last, 1.0))  # only histories longer than the period shrink
-    start = rng.random(n_users) * np.maximum(span - last, 0.0)
-    return _one_second_apart((config.start_unix + start[users] + elapsed * squeeze[users]).astype(np.int64), users)
-
-
-def _one_second_apart(ts: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """Each user's events at least a second apart: two same views in one second would be an
-    exact repeat, which an import skips as an overlapping export's."""
-    if not len(ts):
-        return ts
-    position = np.arange(len(ts))
-    group = np.cumsum(np.r_[True, users[1:] != users[:-1]])
-    shifted = ts - position + group * (1 << 40)  # a running maximum that cannot cross users
-    return np.maximum.accumulate(shifted) - group * (1 << 40) + position
-
-
-def _events_table(chunk: dict[str, np.ndarray], user_names: pa.Array, item_names: pa.Array, cat: _Catalogue) -> pa.Table:
-    purchase = chunk["kind"] == _PURCHASE
+def _events_table(chunk: dict[str, np.ndarray], user_names: pa.Array, item_names: pa.Array, cat: Catalogue) -> pa.Table:
+    purchase = chunk["kind"] == PURCHASE
     value = np.where(purchase, cat.price[chunk["item"]], np.nan)
     return pa.table({
         "user_id": user_names.take(pa.array(chunk["user"])),
@@ -350,10 +144,12 @@ def write_demo_csv(folder: Path | str, config: DemoConfig = DemoConfig(), progre
 
 def _write_files(config: DemoConfig, events_path: Path, items_path: Path, users_path: Path,
                  progress: Optional[ProgressCallback], cancel: Optional[CancelToken]) -> int:
-    cat = _build_catalogue(config)
+    cat = build_catalogue(config.n_items, config.n_categories, N_SEGMENTS, config.seed, config.start_unix,
+                          config.span_s)
     item_width = max(5, len(str(config.n_items)))
     item_names = pa.array([f"SKU{i + 1:0{item_width}d}" for i in range(config.n_items)])
-    pacsv.write_csv(pa.table({"item_id": item_names, "title": cat.titles, "categories": cat.labels}), items_path,
+    pacsv.write_csv(pa.table({"item_id": item_names, "title": cat.titles, "categories": cat.labels,
+                              "brand": cat.brands}), items_path,
                     _PLAIN_CSV)
     user_width = max(6, len(str(config.n_users)))
     meter = RateMeter(config.n_users)
