@@ -32,10 +32,10 @@ CATEGORIES = (
     ("Science kits", ("Chemistry Set", "Telescope", "Microscope", "Robot Kit"), ("Refill Kit", "Slide Set", "Battery Pack"), "Building sets", "Level"),
     ("Plush toys", ("Teddy Bear", "Plush Bunny", "Plush Unicorn", "Plush Fox"), ("Gift Box", "Outfit"), "Baby toys", "Series"),
     ("Baby toys", ("Rattle", "Stacking Rings", "Activity Cube", "Teether"), ("Clip", "Storage Bag"), "Plush toys", "Stage"),
-    ("Card games", ("Card Game", "Trading Card Starter", "Memory Game", "Quiz Game"), ("Booster Pack", "Card Box"), "Board games", "Set"),
+    ("Card games", ("Card Game", "Trading Card Starter", "Memory Game", "Quiz Game"), ("Booster Pack", "Card Box"), "Board games", "Season"),
     ("Vehicles", ("Race Car", "Fire Truck", "RC Car", "Tractor"), ("Battery Pack", "Garage", "Track Set"), "Model trains", "Series"),
-    ("Musical toys", ("Xylophone", "Toy Piano", "Drum Set", "Ukulele"), ("Songbook", "Spare Sticks"), "Baby toys", "Book"),
-    ("Pretend play", ("Play Kitchen", "Tool Bench", "Doctor Kit", "Cash Register"), ("Food Set", "Accessory Pack"), "Dolls", "Set"),
+    ("Musical toys", ("Xylophone", "Toy Piano", "Drum Set", "Ukulele"), ("Songbook", "Spare Sticks"), "Baby toys", "Lesson"),
+    ("Pretend play", ("Play Kitchen", "Tool Bench", "Doctor Kit", "Cash Register"), ("Food Set", "Accessory Pack"), "Dolls", "Collection"),
     ("Books", ("Picture Book", "Story Book", "Activity Book", "Comic"), ("Sticker Pack", "Bookmark Set"), "Arts & crafts", "Vol."),
 )
 CATEGORY_NAMES = tuple(c[0] for c in CATEGORIES)

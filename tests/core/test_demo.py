@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.demo import AGE_GROUPS, EVENT_TYPES, DemoConfig, write_demo_csv
+from core.demo import AGE_GROUPS, EVENT_TYPES, N_SEGMENTS, DemoConfig, build_catalogue, write_demo_csv
 from core.progress import CancelToken
 
 SMALL = DemoConfig(n_users=1500, n_items=600, seed=11)
@@ -31,7 +31,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path, demo
 def test_files_have_the_documented_columns_and_counts(demo):
     files, events, items, users = demo
     assert list(events.columns) == ["user_id", "item_id", "timestamp", "event_type", "value"]
-    assert list(items.columns) == ["item_id", "title", "categories"]
+    assert list(items.columns) == ["item_id", "title", "categories", "brand"]
     assert list(users.columns) == ["user_id", "age_group", "gender", "region"]
     assert len(users) == files.n_users == 1500 and users.user_id.is_unique
     assert len(items) == files.n_items == 600 and items.item_id.is_unique
@@ -58,11 +58,67 @@ def test_events_are_plausible_shop_behaviour(demo):
 def test_items_have_readable_titles_and_category_lists(demo):
     _, _, items, _ = demo
     assert items.title.str.match(r"^[A-Z][\w&.' ]+ \d+( [A-Z][\w ]+)?$").mean() > 0.5
-    assert items.title.str.contains(" Vol. ").any()
+    assert items.title.str.contains(" Part ").any() and items.title.str.contains(" Level ").any()
+    assert items.title.str.endswith(" Edition").any()
     categories = items.categories.str.split("|")
     assert categories.str.len().between(1, 2).all() and (categories.str.len() == 2).any()
     assert categories.str[0].nunique() == SMALL.n_categories
     assert "Board games" in set(categories.str[0])
+    assert items.brand.notna().all() and 5 < items.brand.nunique() < 20
+
+
+def _catalogue(config: DemoConfig):
+    return build_catalogue(config.n_items, config.n_categories, N_SEGMENTS, config.seed, config.start_unix,
+                           config.span_s)
+
+
+def _item_index(item_ids: pd.Series) -> np.ndarray:
+    return item_ids.str[3:].astype(int).to_numpy() - 1  # SKU00042 -> 41
+
+
+def test_line_pieces_are_named_in_order_and_new_editions_share_their_products_words(demo):
+    _, _, items, _ = demo
+    cat = _catalogue(SMALL)
+    titles, brands = items.title.to_numpy(), items.brand.to_numpy()
+    linked = np.flatnonzero(cat.line_next >= 0)
+    assert len(linked) > 50
+    for a, b in zip(linked, cat.line_next[linked]):
+        name_a, number_a = titles[a].rsplit(" ", 1)
+        name_b, number_b = titles[b].rsplit(" ", 1)
+        assert name_a == name_b and int(number_b) == int(number_a) + 1 and brands[a] == brands[b]
+    editions = np.flatnonzero(items.title.str.endswith(" Edition"))
+    for e in editions:
+        base = titles[e].rsplit(" ", 2)[0]
+        assert base in set(titles) and brands[list(titles).index(base)] == brands[e]
+        assert items.categories[list(titles).index(base)].split("|")[0] == items.categories[e].split("|")[0]
+
+
+def test_no_item_is_taken_before_it_is_released_and_the_catalogue_grows_during_the_log(demo):
+    _, events, _, _ = demo
+    cat = _catalogue(SMALL)
+    released = cat.released[_item_index(events.item_id)]
+    assert (events.timestamp >= released).all()
+    first_seen = events.groupby("item_id").timestamp.min()
+    late = cat.released[_item_index(first_seen.index.to_series())] > SMALL.start_unix
+    assert late.sum() > 0.05 * SMALL.n_items  # new editions and new line pieces, taken after their release
+    span = SMALL.start_unix + np.array([0.5, 1.0]) * SMALL.span_s
+    assert first_seen[late].between(*span).sum() > 10  # some arrive in the log's last months
+
+
+def test_the_next_piece_of_a_line_comes_sessions_after_the_last_one(demo):
+    """What makes the whole sequence worth reading: a collector comes back for the next piece of a
+    line long after buying the previous one, with other browsing in between, so the last few
+    events do not tell what comes next."""
+    _, events, _, _ = demo
+    cat = _catalogue(SMALL)
+    item = _item_index(events.item_id)
+    purchases = events.assign(item=item, position=events.groupby("user_id").cumcount())[events.event_type == "purchase"]
+    bought_at = {(u, i): p for u, i, p in zip(purchases.user_id, purchases.item, purchases.position)}
+    previous = {b: a for a, b in enumerate(cat.line_next) if b >= 0}
+    gaps = [p - bought_at[(u, previous[i])] for u, i, p in zip(purchases.user_id, purchases.item, purchases.position)
+            if i in previous and (u, previous[i]) in bought_at]
+    assert len(gaps) > 200
+    assert np.median(gaps) > 8 and np.mean(np.array(gaps) <= 2) < 0.1, np.percentile(gaps, [10, 50, 90])
 
 
 def _split_last(events: pd.DataFrame):
@@ -150,3 +206,26 @@ def test_demo_workspace_holds_the_generated_shop(tmp_path, demo):
         assert again.counts()["events"] == files.n_events
     with pytest.raises(WorkspaceError, match="already holds"):
         create_demo_workspace(tmp_path / "demo.sqlite", DemoConfig(n_users=1500, n_items=600, seed=12))
+
+
+def test_a_time_split_of_the_default_demo_tests_hundreds_of_events_on_items_new_since_the_cut(tmp_path):
+    """The item-text model's case: items released during the log, tested after a time split's cut."""
+    import json
+
+    from core.data import SplitChoice, SplitKind, sequences_from_arrays
+    from core.runs import known_items
+
+    files = write_demo_csv(tmp_path, DemoConfig())
+    events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
+    items = pd.read_csv(files.items, dtype={"item_id": str})
+    users = pd.read_csv(files.users, dtype={"user_id": str})
+    item_frame = pd.DataFrame({"id": np.arange(1, len(items) + 1), "external_id": items.item_id, "title": items.title,
+                               "categories": items.categories})
+    user_frame = pd.DataFrame({"id": np.arange(1, len(users) + 1), "external_id": users.user_id,
+                               "attributes": [json.dumps(a) for a in users.drop(columns="user_id").to_dict("records")]})
+    data = sequences_from_arrays(events.user_id.str[1:].astype(int).to_numpy(), _item_index(events.item_id) + 1,
+                                 events.timestamp.to_numpy(np.float64), item_frame, user_frame)
+    split = SplitChoice(kind=SplitKind.TIME).resolve(data, "unix").split(data)
+    new = ~known_items(split, data.n_items)[split.test.targets]
+    assert len(split.test.targets) > 600 and new.sum() >= 150, (len(split.test.targets), new.sum())
+    assert len(np.unique(split.test.targets[new])) >= 10  # several new items, not one best seller
