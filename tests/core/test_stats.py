@@ -108,7 +108,8 @@ def test_stats_of_a_generated_shop_agree_with_its_files(tmp_path, workspace):
     files = write_demo_csv(tmp_path, DemoConfig(n_users=400, n_items=200, seed=5))
     events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})
     items = pd.read_csv(files.items, dtype=str)
-    _fill(workspace, list(items.itertuples(index=False, name=None)), list(pd.read_csv(files.users, dtype=str).user_id),
+    _fill(workspace, list(items[["item_id", "title", "categories"]].itertuples(index=False, name=None)),
+          list(pd.read_csv(files.users, dtype=str).user_id),
           list(events[["user_id", "item_id", "timestamp", "event_type"]].itertuples(index=False, name=None)))
     stats = workspace_stats(workspace)
     per_user = events.groupby("user_id").size()
