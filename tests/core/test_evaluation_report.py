@@ -109,3 +109,13 @@ def test_paired_significance_separates_a_real_difference_from_noise():
     assert paired_significance(shuffled, ranks_b, "ndcg@10")["p_value"] > 0.01
     with pytest.raises(ValueError, match="different users"):
         paired_significance(ranks_b[:3], ranks_b, "ndcg@10")
+
+
+def test_new_item_figures_count_only_test_items_no_one_took_before_and_say_none_when_there_are_none():
+    from core.runs import new_item_metrics
+
+    report = SimpleNamespace(ranks=np.array([0, 3, 20, 1]))
+    test_set = SimpleNamespace(targets=np.array([1, 2, 3, 4]))
+    known = np.array([False, True, False, False, True])  # items 2 and 3 are new
+    assert new_item_metrics(report, test_set, known) == {"events": 2, "hr@10": 0.5, "ndcg@10": pytest.approx(0.5 / np.log2(5))}
+    assert new_item_metrics(report, test_set, np.ones(5, bool)) == {"events": 0, "hr@10": None, "ndcg@10": None}
