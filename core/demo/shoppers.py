@@ -218,7 +218,7 @@ def _browse(rng, cat: Catalogue, s: _State, who: np.ndarray, starting: np.ndarra
     arrivals = recent_releases(rng, cat, categories[fresh], now[who[fresh]])
     items[fresh[arrivals >= 0]] = arrivals[arrivals >= 0]
     again = s.recent[who, rng.integers(0, RECENT, n)]
-    back = (again >= 0) & (rng.random(n) < 0.25)
+    back = (again >= 0) & (rng.random(n) < 0.4)
     items[back] = again[back]
     return items
 
