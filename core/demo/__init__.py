@@ -1,11 +1,12 @@
 """A deterministic demo toy shop, so the studio and CLI have something real to show offline.
 
-The log is generated, but its structure is the kind a sequence model should exploit and a
-popularity list cannot: each user follows two or three interests (categories) that drift
-over time and correlate with the user's profile segment; items within a category have
-long-tail (Zipf) popularity; and short-range habits repeat across users: view → cart →
-purchase funnels on one item, an accessory viewed right after its base product is bought,
-and series volumes viewed in order. Same config and seed → byte-identical files.
+The log is generated, but it has the habits of a real shop that make reading the whole
+sequence worth it (``core.demo.shoppers``): missions that span sessions (the next piece of a
+product line, bought weeks after the previous one; the accessory of an earlier purchase),
+interests that drift from session to session, brand loyalty, view → cart → purchase funnels
+with comparisons, abandoned carts and repeat views. The catalogue (``core.demo.catalogue``)
+grows while the log runs: new editions and new line pieces come out during the period, titled
+after the products they belong to. Same config and seed → byte-identical files.
 
 Users are generated in fixed-size chunks, each with its own random stream, so a 20M-event
 benchmark log streams to disk with bounded memory.

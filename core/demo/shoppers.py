@@ -2,14 +2,17 @@
 
 Habits that need more than the last event to predict, as in a real shop:
 
-- sessions: minutes apart inside, days between; a session stays mostly in one category;
+- sessions: minutes apart inside, days to weeks between; a session is about one of the user's
+  interests (mostly not the one the last session was about) and stays mostly in it;
 - interests that drift: each user follows two or three categories (correlated with their
   profile segment) whose mix shifts from session to session, and now and then one is replaced;
-- missions: a session often has a goal it ends with after some browsing: the next piece of a
-  product line the user is following (Part 3 after Part 2, bought sessions earlier), the
-  accessory of a product bought earlier, or the first piece of a new line (collectors);
+- brand loyalty: much of a user's browsing is in one brand, whatever the category;
+- missions: a user comes back with a goal, reached after a few browsing steps (never as the
+  next event): the next piece of a product line they follow in that interest (Part 3 after
+  Part 2, bought sessions earlier), the accessory of an earlier purchase, or the first piece
+  of a new line (collectors, mostly of their brand);
 - funnels: view → cart → purchase with comparison views in between, abandoned carts finished
-  in a later session, and returns to an item considered earlier (repeats stay in the log);
+  in a later session, and looks at recently viewed items again (repeats stay in the log);
 - new arrivals: an item released during the period is shown to shoppers of its category in
   the weeks after its release, and a line's followers come back for a new piece soon after it
   comes out.
@@ -123,9 +126,10 @@ def _step(rng, cat: Catalogue, s: _State, starting: np.ndarray, now: np.ndarray)
     kind = np.where(advance, s.stage + 1, VIEW)
     item[browse] = _browse(rng, cat, s, np.flatnonzero(browse), starting, now)
     s.goal_wait -= 1
-    s.focus_is_goal[to_goal | (browse & ~compare)] = to_goal[to_goal | (browse & ~compare)]
-    s.focus[to_goal | (browse & ~compare)] = item[to_goal | (browse & ~compare)]
-    s.stage[to_goal | (browse & ~compare)] = VIEW
+    considered = to_goal | (browse & ~compare)  # a comparison view leaves the focus where it was
+    s.focus_is_goal[considered] = to_goal[considered]
+    s.focus[considered] = item[considered]
+    s.stage[considered] = VIEW
     s.goal[to_goal] = -1
     bought = np.flatnonzero(advance & (s.stage == CART))
     s.stage[advance] = CART
