@@ -57,7 +57,8 @@ def test_a_run_records_that_it_read_text_and_with_which_model(engine, text_run):
     assert text_run.status == "done" and text_run.config["text_model"] == "words v1"
     model = engine.bundle(text_run.id).scorer.model
     assert model.encoder.embeddings.text is not None and model.encoder.config.text_dim == 32
-    assert text_run.metrics["new_items"] == {"events": 0, "hr@10": None, "ndcg@10": None}  # leave-one-out
+    new_items = text_run.metrics["new_items"]  # leave-one-out: the few test items the demo released last
+    assert set(new_items) == {"events", "hr@10", "ndcg@10"} and (new_items["hr@10"] is None) == (new_items["events"] == 0)
 
 
 def test_no_text_trains_the_model_without_it(engine):
