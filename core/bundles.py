@@ -277,7 +277,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         item_category=torch.as_tensor(category_in_old, dtype=torch.long),
         segment_affinity=ranker.facts.segment_affinity,
     )
-    return Ranker(facts, ranker.net, ranker.report)
+    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen)
 
 
 class MappedScorer:

@@ -372,7 +372,7 @@ class Engine:
         mode = EvalMode(eval_mode or run.split.eval_mode)
         split = replace(run.split, eval_mode=mode).split(data)
         served = bundle.scorer if bundle.ranker is None else RankedScorer(
-            bundle.scorer, bundle.ranker, bundle.item_interest)
+            bundle.scorer, bundle.ranker, bundle.item_interest, exclude_seen=mode.masks_history)
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
                                  split_name=split.description)
         if mode is run.split.eval_mode:

@@ -8,6 +8,13 @@ others negatives) with a listwise softmax loss, starting from the generator's ow
 keeping that order unless the learned one ranks better on users it did not train on, by a
 margin a paired test says is not chance (``report["kept"]``). Otherwise the generator's own
 order is served.
+
+Its candidates are formed as the run's evaluation mode serves them: under "exclude seen"
+(``EvalMode.NEW``) the user's history is masked (``core.generator.mask_seen``) before the
+top-N is taken, in training, in its keep-or-drop judgement and in ``RankedScorer`` alike;
+under ``EvalMode.REPEAT`` nothing is. A ranker fitted on unmasked candidates learns to lift
+what the user already had, which "exclude seen" then removes: it looked better on its own
+holdout and served worse.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from torch import nn
 
 from core.baselines import TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
+from core.generator import mask_seen
 from core.progress import RateMeter, emit
 from core.scorer import Scorer
 
@@ -33,6 +41,12 @@ CHECK_EVERY = 5  # steps between holdout checks
 KEEP_P_VALUE = 0.1  # the learned order is served only if its holdout gain is this unlikely to be chance
 FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
             "segment_affinity", "history_length", "seen_before", "same_category_as_last")
+
+
+def features_for(exclude_seen: bool) -> tuple[str, ...]:
+    """The features of a ranker whose candidates exclude the user's history: "seen_before" is
+    then always 0, so it is left out (a ranker for repeats keeps it)."""
+    return tuple(name for name in FEATURES if not (exclude_seen and name == "seen_before"))
 
 
 @dataclass
@@ -71,8 +85,10 @@ class ItemFacts:
 
 
 def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, histories: list[np.ndarray],
-                       segments: np.ndarray, interests: np.ndarray, item_interest: np.ndarray) -> torch.Tensor:
-    """(B, N, len(FEATURES)) features of each (user, candidate); padding candidates (item 0) get zeros.
+                       segments: np.ndarray, interests: np.ndarray, item_interest: np.ndarray,
+                       features: tuple[str, ...] = FEATURES) -> torch.Tensor:
+    """(B, N, len(features)) ``features`` (names from ``FEATURES``, in that order) of each (user,
+    candidate); padding candidates (item 0) get zeros.
 
     interests: (B, n_interests) predicted interest probabilities (rows of zeros when unknown).
     item_interest: (n_items + 1,) interest index of each item, -1 for none.
@@ -95,19 +111,19 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
     lengths = torch.tensor([len(h) for h in histories], dtype=torch.float32)[:, None]
     last_category = torch.tensor([int(facts.item_category[h[-1]]) if len(h) else -1 for h in histories])[:, None]
     segment_rows = torch.as_tensor(np.asarray(segments), dtype=torch.long).clamp(0, len(facts.segment_affinity) - 1)
-    columns = [
-        score_z,
-        ranks.expand_as(score_z),
-        interest_match,
-        facts.popularity[items],
-        facts.recency[items],
-        mix.gather(1, category),
-        facts.segment_affinity[segment_rows[:, None], category],
-        (torch.log1p(lengths) / np.log1p(100.0)).expand_as(score_z),
-        _seen_before(items, histories),
-        ((category == last_category) & (category > 0)).float(),
-    ]
-    return torch.stack(columns, dim=2) * real[:, :, None]
+    columns = {
+        "score_z": lambda: score_z,
+        "rank": lambda: ranks.expand_as(score_z),
+        "interest_match": lambda: interest_match,
+        "popularity": lambda: facts.popularity[items],
+        "recency": lambda: facts.recency[items],
+        "history_category_share": lambda: mix.gather(1, category),
+        "segment_affinity": lambda: facts.segment_affinity[segment_rows[:, None], category],
+        "history_length": lambda: (torch.log1p(lengths) / np.log1p(100.0)).expand_as(score_z),
+        "seen_before": lambda: _seen_before(items, histories),
+        "same_category_as_last": lambda: ((category == last_category) & (category > 0)).float(),
+    }
+    return torch.stack([columns[name]() for name in features], dim=2) * real[:, :, None]
 
 
 def history_category_mix(histories: list[np.ndarray], item_category: torch.Tensor, n_categories: int) -> torch.Tensor:
@@ -136,13 +152,13 @@ class RankerNet(nn.Module):
     0 elsewhere, MLP output 0), so training starts from "does no harm".
     """
 
-    def __init__(self, n_features: int = len(FEATURES), hidden: int = 8) -> None:
+    def __init__(self, features: tuple[str, ...] = FEATURES, hidden: int = 8) -> None:
         super().__init__()
-        self.linear = nn.Linear(n_features, 1, bias=False)
-        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.linear = nn.Linear(len(features), 1, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(len(features), hidden), nn.ReLU(), nn.Linear(hidden, 1))
         with torch.no_grad():
             self.linear.weight.zero_()
-            self.linear.weight[0, FEATURES.index("score_z")] = 1.0
+            self.linear.weight[0, features.index("score_z")] = 1.0
             self.mlp[2].weight.zero_()
             self.mlp[2].bias.zero_()
 
@@ -152,29 +168,40 @@ class RankerNet(nn.Module):
 
 
 class Ranker:
-    """The trained re-ranker: item facts + network, with a bundle-friendly state."""
+    """The trained re-ranker: item facts + network, with a bundle-friendly state.
 
-    def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None) -> None:
+    ``exclude_seen``: its candidates were formed with the user's history masked (trained for
+    serving with "exclude seen"); such a ranker has no "seen_before" feature.
+    """
+
+    def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
+                 exclude_seen: bool = False) -> None:
         self.facts, self.net = facts, net.eval()
         self.report = report or {}
+        self.exclude_seen = exclude_seen
+        self.features = features_for(exclude_seen)
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
         """(B, N) learned relevance of each candidate; -inf for padding candidates."""
-        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest)
+        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest,
+                                      self.features)
         relevance = self.net(features)
         return torch.where(torch.as_tensor(items) > 0, relevance, torch.tensor(float("-inf")))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
-        return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net}
+        return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net,
+                "exclude_seen": torch.tensor(self.exclude_seen)}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "Ranker":
+        """Bundles saved before "exclude_seen" was recorded hold rankers fitted on unmasked candidates."""
         facts = ItemFacts.from_state({k[len("facts."):]: v for k, v in state.items() if k.startswith("facts.")})
-        net = RankerNet()
+        exclude_seen = bool(state.get("exclude_seen", torch.tensor(False)))
+        net = RankerNet(features_for(exclude_seen))
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-        return cls(facts, net)
+        return cls(facts, net, exclude_seen=exclude_seen)
 
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
@@ -182,34 +209,38 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
                  progress=None, cancel=None) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
-    Candidates are the scorer's raw top-N, seen items included, exactly as ``RankedScorer``
-    forms them; users whose held-out item falls outside them teach nothing about re-ordering
-    and are skipped.
+    Candidates are the scorer's top-N formed as ``RankedScorer`` serves them under the eval
+    set's mode (the history masked under ``EvalMode.NEW``, nothing under ``REPEAT``); users
+    whose held-out item falls outside them teach nothing about re-ordering and are skipped.
     """
+    exclude_seen = eval_set.eval_mode.masks_history
+    features_used = features_for(exclude_seen)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.permutation(len(eval_set))[:max_users])
     histories = [eval_set.histories[i] for i in chosen]
     targets = np.asarray(eval_set.targets)[chosen]
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
     facts = ItemFacts.from_log(log)
-    items, scores = _candidates(scorer, histories, user_segments, cancel)
+    items, scores = _candidates(scorer, histories, user_segments, exclude_seen, cancel)
     interests = scorer.interests_batch(histories, user_segments)
-    features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest)
+    features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest,
+                                  features_used)
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
     features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
     n_holdout = max(2, int(len(labels) * HOLDOUT_FRACTION))
-    net, report = _fit(features, labels, valid, n_holdout, seed, epochs, progress, cancel)
+    net, report = _fit(features, labels, valid, features_used, n_holdout, seed, epochs, progress, cancel)
     report.update(train_users=int(len(labels) - n_holdout), holdout_users=n_holdout,
-                  target_in_candidates=float(found.float().mean()) if len(found) else 0.0)
-    return Ranker(facts, net, report)
+                  target_in_candidates=float(found.float().mean()) if len(found) else 0.0,
+                  exclude_seen=exclude_seen)
+    return Ranker(facts, net, report, exclude_seen)
 
 
-def _candidates(scorer: Scorer, histories, segments, cancel) -> tuple[np.ndarray, np.ndarray]:
-    """The scorer's raw top-N per user (nothing masked: "seen before" is one of the features)."""
+def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's top-N per user, the history masked first when serving excludes it."""
     items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
     scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
-    batches = masked_score_batches(scorer, histories, segments, history_masked=False, cancel=cancel)
+    batches = masked_score_batches(scorer, histories, segments, history_masked=exclude_seen, cancel=cancel)
     for start, stop, batch in batches:
         items[start:stop], scores[start:stop] = top_candidates(batch)
     return items, scores
@@ -227,7 +258,8 @@ def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return items, values
 
 
-def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progress, cancel) -> tuple[RankerNet, dict]:
+def _fit(features, labels, valid, names: tuple[str, ...], n_holdout: int, seed: int, epochs: int, progress,
+         cancel) -> tuple[RankerNet, dict]:
     """Full-batch listwise training on sampled lists; held-out users pick the step and decide.
 
     The held-out users are halved: the first half picks the best training step (the untrained
@@ -235,7 +267,7 @@ def _fit(features, labels, valid, n_holdout: int, seed: int, epochs: int, progre
     pick beats the generator's order: picking and judging on the same users would flatter it.
     """
     torch.manual_seed(seed)
-    net = RankerNet()
+    net = RankerNet(names)
     pick, judge = slice(0, n_holdout // 2), slice(n_holdout // 2, n_holdout)
     train_features, train_valid = _sampled_lists(features[n_holdout:], labels[n_holdout:], valid[n_holdout:])
     train_labels = torch.zeros(len(train_features), dtype=torch.long)  # the target sits in column 0
@@ -316,18 +348,23 @@ def _list_gains(net: RankerNet, features, labels, valid) -> np.ndarray:
 class RankedScorer:
     """Generator + ranker as one ``Scorer``, so the whole pipeline is evaluated by full ranking.
 
-    The raw top-N candidates are placed above every other item in the ranker's order; the
-    rest keep the generator's scores. History masking is left to the evaluation protocol,
-    which applies it after this, as to any scorer.
+    The top-N candidates are placed above every other item in the ranker's order; the rest
+    keep the generator's scores. With ``exclude_seen`` (the ranker's own setting unless
+    given: an evaluation under the other mode gives it) the history is masked before the
+    top-N is taken, as serving forms the candidates, so the ranker re-orders what is served.
     """
 
-    def __init__(self, scorer: Scorer, ranker: Ranker, item_interest: np.ndarray) -> None:
+    def __init__(self, scorer: Scorer, ranker: Ranker, item_interest: np.ndarray,
+                 exclude_seen: Optional[bool] = None) -> None:
         self.scorer, self.ranker = scorer, ranker
         self.item_interest = np.asarray(item_interest)
+        self.exclude_seen = ranker.exclude_seen if exclude_seen is None else exclude_seen
         self.name = f"{scorer.name}+ranker"
 
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         base = self.scorer.score(histories, segments).float()  # a new tensor: ours to change (Scorer.score)
+        if self.exclude_seen:
+            mask_seen(base, histories)
         interests = self.scorer.interests_batch(histories, segments)
         segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
         items, scores = top_candidates(base)

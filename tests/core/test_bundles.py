@@ -44,6 +44,7 @@ def test_round_trip_gives_identical_scores(saved):
     assert bundle.arrays["test_ranks"].tolist() == [0, 1, 2, 3, 4]
     for key, value in ranker.state_tensors().items():
         assert torch.equal(bundle.ranker.state_tensors()[key], value)
+    assert bundle.ranker.exclude_seen and bundle.ranker.features == ranker.features
 
 
 def test_truncated_weights_give_bundle_error(saved, tmp_path):
@@ -129,7 +130,11 @@ def test_mapped_bundle_serves_interests_and_ranked_lists(saved):
     assert np.allclose(bundle.scorer.interests_batch(histories), scorer.interests_batch(histories), atol=1e-6)
     served = RankedScorer(bundle.scorer, bundle.ranker, bundle.item_interest)
     scores = served.score(histories, data.user_segment[split.test.user_index[:4]])
-    assert scores.shape == (4, data.n_items + 1) and torch.isfinite(scores[:, 1:]).all()
+    seen = torch.zeros(scores.shape, dtype=torch.bool)
+    for row, history in enumerate(histories):
+        seen[row, torch.as_tensor(history)] = True
+    assert scores.shape == (4, data.n_items + 1) and bundle.ranker.exclude_seen  # trained for "exclude seen"
+    assert torch.isfinite(scores[:, 1:][~seen[:, 1:]]).all() and torch.isneginf(scores[seen]).all()
 
 
 @pytest.mark.parametrize("cut", [0, 7, 8, 60, -1])

@@ -35,9 +35,9 @@ def test_training_records_a_done_run_with_metrics_and_bundle(engine):
     assert knn.metrics["eval"] == "new" and knn.report() == knn.report("new") and knn.report("repeat") == {}
     assert set(knn.metrics["segments"]) == {"cold (0-2 events)", "short (3-10 events)", "long (>10 events)"}
     assert knn.metrics["generator_test"]["ndcg@10"] > pop.metrics["generator_test"]["ndcg@10"] > 0
-    # a ranker left out serves the generator's own order (whether a kept one helps on the test is chance-prone
-    # on 400 users: under new items it was kept at p = 0.048 and scored 0.394 against the generator's 0.416)
-    assert knn.metrics["ranker"]["kept"] or knn.metric("ndcg@10") == knn.metrics["generator_test"]["ndcg@10"]
+    for run in (knn, pop):  # a ranker the engine keeps does not lower the test score; one left out changes nothing
+        generator = run.metrics["generator_test"]["ndcg@10"]
+        assert run.metric("ndcg@10") >= generator if run.metrics["ranker"]["kept"] else run.metric("ndcg@10") == generator
     assert "coverage@10" in knn.metrics["beyond"] and "ndcg@10" in knn.metrics["valid"]
     assert knn.device == "CPU" and knn.duration_s > 0 and knn.content_hash == engine.workspace.content_hash()
     assert (run_folder(engine.workspace, knn.id) / "bundle" / "bundle.json").is_file()

@@ -1,12 +1,15 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from core.baselines import TrainLog, fit_baseline
-from core.data import EvalSet
-from core.evaluation import evaluate_scorer
-from core.ranker import (FEATURES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features, mmr_order,
-                         train_ranker)
+from core.data import EvalMode, EvalSet, leave_one_out
+from core.evaluation import evaluate_scorer, masked_score_batches
+from core.generator import generate_candidates
+from core.ranker import (FEATURES, N_CANDIDATES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features,
+                         mmr_order, train_ranker)
 from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -130,3 +133,80 @@ def test_ranked_scorer_keeps_the_generators_interests():
     untrained = Ranker(ItemFacts.from_log(TrainLog.from_split(data, split)), RankerNet())
     ranked = RankedScorer(scorer, untrained, data.item_category - 1)
     assert np.array_equal(ranked.interests_batch(histories, segments), scorer.interests_batch(histories, segments))
+
+
+class _Echo(_Noisy):
+    """A generator that rates the user's own history far above anything else (as models trained on
+    logs with repeats do), then the item that follows their last one, then noise."""
+
+    name = "echo"
+
+    def __init__(self, n_items, follows, seed=0):
+        super().__init__(n_items, seed)
+        self.follows = torch.as_tensor(follows)
+
+    def score(self, histories, segments=None):
+        out = super().score(histories)
+        for row, history in enumerate(histories):
+            out[row, self.follows[history[-1]]] += 3.0
+            out[row, torch.as_tensor(history)] += 10.0
+        return out
+
+
+def _echo_log(n_users, seed, n_items=200):
+    """Users of 20 random items whose next new item is, half the time, the one that follows their
+    last: the generator's order of new items is as good as any, the ranker's features are noise."""
+    follows = np.concatenate([[0], np.random.default_rng(98).integers(1, n_items + 1, n_items)])
+    rng = np.random.default_rng(seed)
+    histories, targets = [], []
+    while len(targets) < n_users:
+        history = rng.choice(np.arange(1, n_items + 1), size=20, replace=False)
+        target = follows[history[-1]] if rng.random() < 0.5 else rng.integers(1, n_items + 1)
+        if target not in history:
+            histories.append(history)
+            targets.append(target)
+    return follows, EvalSet(np.arange(n_users), histories, np.array(targets), EvalMode.NEW)
+
+
+def test_a_ranker_fitted_on_the_served_candidates_is_kept_only_where_it_helps():
+    """Fitted on candidates that still hold the user's history, the ranker won its holdout by
+    pushing those items down (which "exclude seen" does anyway), was kept, and served worse than
+    the generator; fitted on the candidates served under "exclude seen" it is judged on them."""
+    follows, train_set = _echo_log(150, seed=15)
+    _, test_set = _echo_log(600, seed=25)
+    category = np.concatenate([[0], np.random.default_rng(99).integers(1, 7, 200)])
+    scorer, log = _Echo(200, follows, seed=5), TrainLog.from_histories(train_set.histories, 200, category, 7)
+    data = type("Data", (), {"item_category": category, "user_segment": np.zeros(600, np.int64)})
+    segments = np.zeros(150, np.int64)
+    plain = evaluate_scorer(scorer, data, test_set).metrics["ndcg@10"]
+
+    ranker = train_ranker(scorer, log, train_set, segments, category - 1, epochs=60)
+    assert ranker.exclude_seen and "seen_before" not in ranker.features
+    served = RankedScorer(scorer, ranker, category - 1) if ranker.report["kept"] else scorer
+    assert evaluate_scorer(served, data, test_set).metrics["ndcg@10"] >= plain
+
+    # what the ranker did before: candidates with the history in them, judged on those
+    unmasked = train_ranker(scorer, log, replace(train_set, eval_mode=EvalMode.REPEAT), segments, category - 1,
+                            epochs=60)
+    assert unmasked.report["kept"] and unmasked.report["holdout_p_value"] < 0.01
+    before = RankedScorer(scorer, unmasked, category - 1, exclude_seen=False)
+    assert evaluate_scorer(before, data, test_set).metrics["ndcg@10"] < plain - 0.01
+
+
+def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
+    data, split, log, scorer, item_interest, ranker = baseline_with_ranker("itemknn", max_users=300, epochs=10)
+    assert ranker.exclude_seen and ranker.report["exclude_seen"] and "seen_before" not in ranker.features
+    histories = split.test.histories[:60]
+    segments = data.user_segment[split.test.user_index[:60]]
+    # what serving re-orders ("exclude seen": the generator's top-N of unseen items) ...
+    candidates = generate_candidates(scorer, histories, N_CANDIDATES, True, segments)
+    relevance = ranker.relevance(candidates.items, np.nan_to_num(candidates.scores, neginf=0.0), histories, segments,
+                                 scorer.interests_batch(histories, segments), item_interest)
+    served = np.take_along_axis(candidates.items, torch.argsort(relevance, dim=1, descending=True).numpy(), 1)[:, :10]
+    # ... is what the evaluation ranks
+    (_, _, scores), = masked_score_batches(RankedScorer(scorer, ranker, item_interest), histories, segments)
+    assert np.array_equal(torch.topk(scores, 10).indices.numpy(), served)
+
+    for_repeats = train_ranker(scorer, log, leave_one_out(data, EvalMode.REPEAT).valid, data.user_segment,
+                               item_interest, max_users=300, epochs=10)
+    assert not for_repeats.exclude_seen and for_repeats.features == FEATURES
