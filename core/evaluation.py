@@ -294,4 +294,18 @@ def wilcoxon_p_value(diff: np.ndarray) -> float:
     diff = diff[diff != 0]
     if not len(diff):
         return 1.0
+    if len(diff) <= ALL_SIGN_PATTERNS:
+        # What SciPy's wilcoxon does here when values tie (per-user NDCG often does), but with the
+        # statistic taken over all 2^n sign patterns at once: SciPy calls it once per pattern,
+        # 4-7 s at n = 13, paid by every re-ranker whose holdout decision rests on a few users.
+        return float(stats.permutation_test((diff,), _signed_rank_sum, permutation_type="samples", vectorized=True,
+                                            n_resamples=np.inf, alternative="two-sided").pvalue)
     return float(wilcoxon(diff, alternative="two-sided").pvalue)
+
+
+ALL_SIGN_PATTERNS = 13  # up to this many differences every sign pattern is enumerated (as SciPy does with ties)
+
+
+def _signed_rank_sum(diff: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Wilcoxon's statistic up to a constant: the sum of the signed ranks of |diff|."""
+    return (np.sign(diff) * stats.rankdata(np.abs(diff), axis=axis)).sum(axis=axis)

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from scipy.stats import wilcoxon
 import torch
 
 from core.data import EvalMode, EvalSet
@@ -95,6 +96,12 @@ def test_wilcoxon_is_exact_for_small_samples():
     # zero differences are dropped: these are the same ten
     assert wilcoxon_p_value(np.concatenate([np.arange(1, 11, dtype=float), np.zeros(7)])) == pytest.approx(2 / 1024)
     assert wilcoxon_p_value(np.zeros(5)) == 1.0
+
+
+@pytest.mark.parametrize("n", [4, 9, 14])
+def test_wilcoxon_with_ties_gives_scipys_p_value(n):
+    diff = np.random.default_rng(n).choice([-0.5, -0.37, 0.13, 0.37, 0.5, 1.0], n)  # tied, as per-user NDCGs are
+    assert wilcoxon_p_value(np.concatenate([diff, np.zeros(3)])) == pytest.approx(wilcoxon(diff).pvalue, rel=1e-12)
 
 
 def test_paired_significance_separates_a_real_difference_from_noise():
