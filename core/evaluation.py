@@ -294,7 +294,7 @@ def wilcoxon_p_value(diff: np.ndarray) -> float:
     diff = diff[diff != 0]
     if not len(diff):
         return 1.0
-    if len(diff) <= ALL_SIGN_PATTERNS:
+    if 1 < len(diff) <= ALL_SIGN_PATTERNS:
         # What SciPy's wilcoxon does here when values tie (per-user NDCG often does), but with the
         # statistic taken over all 2^n sign patterns at once: SciPy calls it once per pattern,
         # 4-7 s at n = 13, paid by every re-ranker whose holdout decision rests on a few users.
