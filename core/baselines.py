@@ -318,6 +318,22 @@ class ItemKNNScorer(_SparseRowScorer):
         return {**self._sparse_state(), "max_history": torch.tensor(self.max_history),
                 "decay": torch.tensor(self.decay, dtype=torch.float64)}
 
+    def remapped(self, new_to_old: np.ndarray, item_category: np.ndarray) -> "ItemKNNScorer":
+        """The same neighbours on another catalogue's item indices (``new_to_old``: the old index of
+        each new item, 0 = new); new items have none, removed items are dropped."""
+        new_to_old = np.asarray(new_to_old, dtype=np.int64)
+        old_to_new = np.zeros(len(self.indptr) - 1, dtype=np.int64)
+        old_to_new[new_to_old[new_to_old > 0]] = np.flatnonzero(new_to_old > 0)
+        positions = gather_csr_rows(self.indptr, new_to_old)
+        rows = np.repeat(np.arange(len(new_to_old)), self.indptr[new_to_old + 1] - self.indptr[new_to_old])
+        cols = old_to_new[self.indices[positions]]
+        kept = np.flatnonzero(cols > 0)
+        kept = kept[np.lexsort((cols[kept], rows[kept]))]  # pair_values looks entries up in (row, col) order
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=len(new_to_old)))])
+        popularity = np.where(new_to_old > 0, self.popularity[new_to_old], 0.0)
+        return ItemKNNScorer(indptr, cols[kept], self.values[positions][kept], popularity, item_category,
+                             self.n_categories, self.max_history, self.decay)
+
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "ItemKNNScorer":
         return cls(state["indptr"].numpy(), state["indices"].numpy(), state["values"].numpy(),

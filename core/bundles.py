@@ -268,7 +268,8 @@ def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
 
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
-    """The ranker's item facts moved to the new item indices; new items start unpopular and stale."""
+    """The ranker's item facts moved to the new item indices; new items start unpopular, stale and
+    without co-occurring partners."""
     index = torch.as_tensor(new_to_old)
     known = index > 0
     facts = ItemFacts(
@@ -276,8 +277,10 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         recency=torch.where(known, ranker.facts.recency[index], torch.zeros(())),
         item_category=torch.as_tensor(category_in_old, dtype=torch.long),
         segment_affinity=ranker.facts.segment_affinity,
+        cooccurrence=None if ranker.facts.cooccurrence is None else ranker.facts.cooccurrence.remapped(
+            new_to_old, category_in_old),
     )
-    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen)
+    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
 
 
 class MappedScorer:

@@ -19,6 +19,7 @@ holdout and served worse.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.baselines import TrainLog
+from core.baselines import ItemKNNScorer, TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.generator import mask_seen
 from core.progress import RateMeter, emit
@@ -39,8 +40,11 @@ TRAIN_LIST = 32  # candidates per training list: the target and a sample of the 
 EPOCHS = 80  # full-batch Adam steps
 CHECK_EVERY = 5  # steps between holdout checks
 KEEP_P_VALUE = 0.1  # the learned order is served only if its holdout gain is this unlikely to be chance
+COOCCURRENCE_NEIGHBOURS = 20  # each item's strongest co-occurring partners kept for the ranker (20 a row in the bundle)
 FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
-            "segment_affinity", "history_length", "seen_before", "same_category_as_last")
+            "segment_affinity", "history_length", "seen_before", "same_category_as_last",
+            "cooccurrence", "cooccurrence_z")
+LEGACY_FEATURES = FEATURES[:10]  # a ranker saved before its features were recorded used these
 
 
 def features_for(exclude_seen: bool) -> tuple[str, ...]:
@@ -57,6 +61,7 @@ class ItemFacts:
     recency: torch.Tensor  # (n_items + 1,) 1 = last taken at the newest time, 0 = oldest / never
     item_category: torch.Tensor  # (n_items + 1,) long
     segment_affinity: torch.Tensor  # (n_segments, n_categories) log lift of P(category | segment)
+    cooccurrence: Optional[ItemKNNScorer] = None  # items taken near each other (None in older bundles)
 
     @classmethod
     def from_log(cls, log: TrainLog) -> "ItemFacts":
@@ -73,15 +78,19 @@ class ItemFacts:
         p_cat_given_seg = (seg_cat + 1.0) / (seg_cat.sum(axis=1, keepdims=True) + log.n_categories)
         affinity = np.clip(np.log(p_cat_given_seg / p_cat), -3.0, 3.0)
         return cls(torch.tensor(popularity, dtype=torch.float32), torch.tensor(recency, dtype=torch.float32),
-                   torch.as_tensor(log.item_category, dtype=torch.long), torch.tensor(affinity, dtype=torch.float32))
+                   torch.as_tensor(log.item_category, dtype=torch.long), torch.tensor(affinity, dtype=torch.float32),
+                   ItemKNNScorer.fit(log, neighbours=COOCCURRENCE_NEIGHBOURS))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
+        cooccurrence = {} if self.cooccurrence is None else self.cooccurrence.state_tensors()
         return {"popularity": self.popularity, "recency": self.recency, "item_category": self.item_category,
-                "segment_affinity": self.segment_affinity}
+                "segment_affinity": self.segment_affinity, **{f"cooccurrence.{k}": v for k, v in cooccurrence.items()}}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "ItemFacts":
-        return cls(state["popularity"], state["recency"], state["item_category"].long(), state["segment_affinity"])
+        cooccurrence = {k[len("cooccurrence."):]: v for k, v in state.items() if k.startswith("cooccurrence.")}
+        return cls(state["popularity"], state["recency"], state["item_category"].long(), state["segment_affinity"],
+                   ItemKNNScorer.from_state(cooccurrence) if cooccurrence else None)
 
 
 def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, histories: list[np.ndarray],
@@ -95,11 +104,7 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
     """
     items = torch.as_tensor(items, dtype=torch.long)
     real = items > 0
-    scores = torch.where(real, torch.as_tensor(scores, dtype=torch.float32), torch.zeros(()))
-    n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = scores.sum(dim=1, keepdim=True) / n_real
-    std = (((scores - mean) ** 2) * real).sum(dim=1, keepdim=True).div(n_real).sqrt()
-    score_z = (scores - mean) / (std + 1e-6)
+    score_z = _z_scored(torch.as_tensor(scores, dtype=torch.float32), real)
     ranks = torch.log1p(torch.arange(items.shape[1], dtype=torch.float32)) / np.log1p(N_CANDIDATES)
     category = facts.item_category[items]  # (B, N)
     interest_of = torch.as_tensor(item_interest, dtype=torch.long)[items]
@@ -122,8 +127,37 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
         "history_length": lambda: (torch.log1p(lengths) / np.log1p(100.0)).expand_as(score_z),
         "seen_before": lambda: _seen_before(items, histories),
         "same_category_as_last": lambda: ((category == last_category) & (category > 0)).float(),
+        "cooccurrence": lambda: torch.log1p(cooccurrence()),
+        "cooccurrence_z": lambda: _z_scored(cooccurrence(), real),
     }
+    cooccurrence = functools.cache(lambda: history_cooccurrence(facts.cooccurrence, items, histories))
     return torch.stack([columns[name]() for name in features], dim=2) * real[:, :, None]
+
+
+def _z_scored(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """(B, N) ``values`` standardised over each row's real candidates (padding excluded)."""
+    values = torch.where(real, values, torch.zeros(()))
+    n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = values.sum(dim=1, keepdim=True) / n_real
+    std = (((values - mean) ** 2) * real).sum(dim=1, keepdim=True).div(n_real).sqrt()
+    return (values - mean) / (std + 1e-6)
+
+
+def history_cooccurrence(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
+    """(B, N) how often each candidate is taken near the user's recent items: item-kNN's score of it
+    (decayed sum over the last items of their cosine co-occurrence with it), for candidates only."""
+    histories = [np.asarray(h, np.int64) for h in histories]
+    weights = [cooccurrence.history_weights(h) for h in histories]
+    used = [w > 0 for w in weights]
+    owner = np.repeat(np.arange(len(histories)), [int(u.sum()) for u in used])
+    recent = np.concatenate([h[u] for h, u in zip(histories, used)] + [np.zeros(0, np.int64)])
+    weight = np.concatenate([w[u] for w, u in zip(weights, used)] + [np.zeros(0)]).astype(np.float32)
+    candidates = items.numpy()[owner]  # (E, N): each recent history event against its user's candidates
+    pairs = cooccurrence.pair_values(np.repeat(recent, items.shape[1]), candidates.ravel())
+    contributions = pairs.reshape(candidates.shape) * weight[:, None]
+    sums = np.zeros(items.shape, dtype=np.float32)
+    np.add.at(sums, owner, contributions)
+    return torch.from_numpy(sums)
 
 
 def history_category_mix(histories: list[np.ndarray], item_category: torch.Tensor, n_categories: int) -> torch.Tensor:
@@ -168,18 +202,18 @@ class RankerNet(nn.Module):
 
 
 class Ranker:
-    """The trained re-ranker: item facts + network, with a bundle-friendly state.
+    """The trained re-ranker: item facts + network over ``features``, with a bundle-friendly state.
 
     ``exclude_seen``: its candidates were formed with the user's history masked (trained for
     serving with "exclude seen"); such a ranker has no "seen_before" feature.
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
-                 exclude_seen: bool = False) -> None:
+                 exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None) -> None:
         self.facts, self.net = facts, net.eval()
         self.report = report or {}
         self.exclude_seen = exclude_seen
-        self.features = features_for(exclude_seen)
+        self.features = features_for(exclude_seen) if features is None else features
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
@@ -192,16 +226,20 @@ class Ranker:
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
         return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net,
-                "exclude_seen": torch.tensor(self.exclude_seen)}
+                "exclude_seen": torch.tensor(self.exclude_seen),
+                "features": torch.tensor([name in self.features for name in FEATURES])}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "Ranker":
-        """Bundles saved before "exclude_seen" was recorded hold rankers fitted on unmasked candidates."""
+        """Bundles saved before these were recorded hold rankers of ``LEGACY_FEATURES`` fitted on
+        unmasked candidates; the feature mask follows ``FEATURES``, new names being appended."""
         facts = ItemFacts.from_state({k[len("facts."):]: v for k, v in state.items() if k.startswith("facts.")})
         exclude_seen = bool(state.get("exclude_seen", torch.tensor(False)))
-        net = RankerNet(features_for(exclude_seen))
+        mask = state["features"].tolist() if "features" in state else [name in LEGACY_FEATURES for name in FEATURES]
+        features = tuple(name for name, used in zip(FEATURES, mask) if used)
+        net = RankerNet(features)
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-        return cls(facts, net, exclude_seen=exclude_seen)
+        return cls(facts, net, exclude_seen=exclude_seen, features=features)
 
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,

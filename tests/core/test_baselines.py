@@ -127,3 +127,18 @@ def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
     assert np.array_equal(blocked.indptr, whole.indptr) and np.array_equal(blocked.indices, whole.indices)
     assert np.allclose(blocked.values, whole.values)
     assert np.diff(whole.indptr).max() <= 3  # the bounded neighbourhood
+
+
+def test_item_knn_remapped_to_another_catalogue_keeps_every_known_pair():
+    data, split = demo_sequences(300, 120)
+    knn = fit_baseline("itemknn", data, split)
+    # the new catalogue: the old items in reverse order, old item 7 gone, one new item in its place
+    new_to_old = np.concatenate([[0], np.arange(data.n_items, 7, -1), [0], np.arange(6, 0, -1)])
+    moved = knn.remapped(new_to_old, np.zeros(len(new_to_old), np.int64))
+    rows, cols = np.meshgrid(np.arange(1, len(new_to_old)), np.arange(1, len(new_to_old)), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    expected = np.where((new_to_old[rows] > 0) & (new_to_old[cols] > 0),
+                        knn.pair_values(new_to_old[rows], new_to_old[cols]), 0.0)
+    assert np.array_equal(moved.pair_values(rows, cols), expected) and expected.sum() > 0
+    new = np.flatnonzero(new_to_old == 0)[1]
+    assert moved.indptr[new + 1] == moved.indptr[new]  # the new item has no partners yet
