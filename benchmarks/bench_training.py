@@ -10,6 +10,7 @@ sequences/s) on CPU and, when present, CUDA.
 
     .venv/bin/python benchmarks/bench_training.py                                  # all four logs
     .venv/bin/python benchmarks/bench_training.py --data ml-latest-small --models sasrec gru
+    .venv/bin/python benchmarks/bench_training.py --data ml-latest-small --time-budget 3   # shorter, like for like
     .venv/bin/python benchmarks/bench_training.py throughput --steps 20 --models sasrec
 
 Goals (issue 9): with defaults on 2 CPU cores ml-latest-small trains in at most 10 minutes and
@@ -57,17 +58,25 @@ def open_log(name: str, folder: Path) -> Engine:
     return Engine(workspace)
 
 
-def train_line(engine: Engine, model: str) -> str:
-    """Train ``model`` with the defaults and describe the run in one or two lines."""
-    config = TrainConfig.for_data(engine.sequence_data(), model=model)
+def train_line(engine: Engine, model: str, time_budget=None) -> str:
+    """Train ``model`` with the defaults (``time_budget`` minutes instead of the default when given)
+    and describe the run in a few lines."""
+    overrides = {} if time_budget is None else {"time_budget": time_budget}
+    config = TrainConfig.for_data(engine.sequence_data(), model=model, **overrides)
     estimate = engine.estimate_training(config) if model not in BASELINES else None
     run = engine.train(config)
     metrics, training = run.metrics, run.metrics.get("training", {})
+    ranker = metrics["ranker"]
     line = (f"  {model:<8} test NDCG@10 {run.metric('ndcg@10'):.4f}  HR@10 {run.metric('hr@10'):.4f}  "
             f"(generator alone {metrics['generator_test']['ndcg@10']:.4f}, valid {metrics['valid']['ndcg@10']:.4f})  "
-            f"{run.duration_s:6.0f} s")
-    if estimate is None:
+            f"{run.duration_s:6.0f} s\n  {'':<8} re-ranker {'served' if ranker['kept'] else 'left out'}: "
+            f"cross-fitted validation NDCG@10 {ranker['holdout_ndcg10_generator']:.4f} -> "
+            f"{ranker['holdout_ndcg10_ranker']:.4f} (p = {ranker['holdout_p_value']:.2g})")
+    knn = next((other for other in engine.runs() if other.model == "itemknn" and other.id != run.id), None)
+    if estimate is None or knn is None:
         return line
+    against_knn = engine.compare(run.id, knn.id)
+    line += f"; against item-kNN on the test: {against_knn['difference']:+.4f}, p = {against_knn['p_value']:.2g}"
     epochs = len(training["epochs"])
     gate = metrics["gate"]
     return (f"{line}\n  {'':<8} estimate before training: {estimate.describe()}\n"
@@ -92,7 +101,7 @@ def defaults(args) -> None:
                   f"(imported in {time.perf_counter() - started:.0f} s); load average {os.getloadavg()[0]:.2f}",
                   flush=True)
             for model in (*BASELINES, *args.models):
-                print(train_line(engine, model), flush=True)
+                print(train_line(engine, model, args.time_budget), flush=True)
             print(f"  protocol: {engine.runs()[-1].metrics.get('protocol')}")
             engine.workspace.close()
     print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -154,6 +163,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None, choices=["sasrec", "gru", "lstm"],
                         help="neural models (defaults mode: sasrec; throughput: all three)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per model (throughput mode)")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="minutes per neural run instead of the default (a shorter like-for-like comparison "
+                             "on a busy machine)")
     args = parser.parse_args()
     if args.mode == "throughput":
         args.models = args.models or ["sasrec", "gru", "lstm"]
