@@ -121,7 +121,7 @@ def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
 
 def test_ranker_is_not_kept_when_nothing_predicts_the_target():
     # random targets: a learned order that beats the generator's here does so by chance, which the
-    # keep test (one-sided level 5%) lets through about one log in twenty; this log is not one
+    # keep test (one-sided level 0.5%) lets through about one log in two hundred; this log is not one
     category, train_set = _synthetic(600, seed=5)
     rng = np.random.default_rng(6)
     random_targets = EvalSet(train_set.user_index, train_set.histories, rng.integers(1, 121, 600))
