@@ -307,7 +307,7 @@ def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int
     same users would flatter it. The paired test then weighs all users' gains over the
     generator's order, five times the users a single holdout would judge (610 users on
     ml-latest-small: one split judged about 70). When it passes, the served ranker is trained
-    the same way on all folds but one, which picks its step.
+    on every user for the median of the folds' picked step counts.
     """
     torch.manual_seed(seed)
     generator = RankerNet(names).eval()
@@ -318,32 +318,35 @@ def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int
                            "holdout_ndcg10_ranker": _mean(generator_gains), "holdout_p_value": 1.0, "kept": False}
     fold = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels)) % FOLDS)
     meter = RateMeter((FOLDS + 1) * epochs)
-    gains = np.zeros(len(labels))
+    gains, picked = np.zeros(len(labels)), []
     for k in range(FOLDS):
         judge, pick = fold == k, fold == (k + 1) % FOLDS
-        net = _train_and_pick(features, labels, valid, ~judge & ~pick, pick, names, epochs, k * epochs, meter,
-                              progress, cancel)
+        net, step = _train_and_pick(features, labels, valid, ~judge & ~pick, pick, names, epochs, k * epochs, meter,
+                                    progress, cancel)
         gains[judge.numpy()] = _list_gains(net, features[judge], labels[judge], valid[judge])
+        picked.append(step)
     p_value = wilcoxon_p_value(gains - generator_gains)
     kept = bool(_mean(gains) > _mean(generator_gains) and p_value < KEEP_P_VALUE)
     served = generator
-    if kept:
-        served = _train_and_pick(features, labels, valid, fold != 0, fold == 0, names, epochs, FOLDS * epochs, meter,
-                                 progress, cancel)
-        report["train_users"] = int((fold != 0).sum())
+    if kept:  # every user trains it, for as many steps as the folds picked (their median)
+        everyone = torch.ones(len(labels), dtype=torch.bool)
+        served, _ = _train_and_pick(features, labels, valid, everyone, None, names, int(np.median(picked)),
+                                    FOLDS * epochs, meter, progress, cancel)
+        report["train_users"] = int(len(labels))
     return served, {**report, "holdout_ndcg10_generator": _mean(generator_gains), "holdout_ndcg10_ranker": _mean(gains),
                     "holdout_p_value": p_value, "kept": kept}
 
 
 def _train_and_pick(features, labels, valid, train, pick, names, epochs: int, done: int, meter: RateMeter, progress,
-                    cancel) -> RankerNet:
-    """A ranker trained on the ``train`` users, at the step (every ``CHECK_EVERY``, the start included)
-    that ranks the ``pick`` users best; ``done``: steps of earlier fits, for progress."""
+                    cancel) -> tuple[RankerNet, int]:
+    """A ranker trained on the ``train`` users and its step count: the step (every ``CHECK_EVERY``,
+    the start included) that ranks the ``pick`` users best, or ``epochs`` when ``pick`` is None;
+    ``done``: steps of earlier fits, for progress."""
     net = RankerNet(names)
     train_features, train_valid = _sampled_lists(features[train], labels[train], valid[train])
     train_labels = torch.zeros(len(train_features), dtype=torch.long)  # the target sits in column 0
-    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    best_pick = _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
+    best_state, best_step = {k: v.clone() for k, v in net.state_dict().items()}, 0
+    best_pick = None if pick is None else _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
     adam = _Adam(list(net.parameters()), lr=0.03)
     for epoch in range(1, epochs + 1):
         if cancel is not None:
@@ -351,14 +354,16 @@ def _train_and_pick(features, labels, valid, train, pick, names, epochs: int, do
         logits = net.train()(train_features).masked_fill(~train_valid, float("-inf"))
         loss = nn.functional.cross_entropy(logits, train_labels)
         adam.step(torch.autograd.grad(loss, adam.params))
-        if epoch % CHECK_EVERY == 0:
+        if pick is not None and epoch % CHECK_EVERY == 0:
             ndcg = _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
             if ndcg > best_pick:
-                best_pick, best_state = ndcg, {k: v.clone() for k, v in net.state_dict().items()}
+                best_pick, best_state, best_step = ndcg, {k: v.clone() for k, v in net.state_dict().items()}, epoch
             emit(progress, meter.report("ranker", done + epoch, f"ranker step {done + epoch}",
                                         loss=float(loss.detach()), ndcg10=ndcg))
+    if pick is None:
+        return net.eval(), epochs
     net.load_state_dict(best_state)
-    return net.eval()
+    return net.eval(), best_step
 
 
 def _mean(values: np.ndarray) -> float:

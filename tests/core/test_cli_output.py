@@ -32,14 +32,15 @@ def test_terminal_safe_shows_every_control_character_as_an_escape():
 
 
 def test_recommend_text_escapes_titles_and_categories(shop, capsys):
-    code, out, err = run(capsys, "recommend", "--db", shop, "--user", FRESH_USER, "-k", "10")
+    # the whole catalogue, so every hostile item is listed whatever order the run's re-ranker serves
+    code, out, err = run(capsys, "recommend", "--db", shop, "--user", FRESH_USER, "-k", "30")
     assert code == 0, err
     assert _no_raw_controls(out)
     assert "\\x1b]8;;http://evil.example\\x07click me" in out and "\\x1b[2J" in out and "\\x1b[31mRed" in out
 
 
 def test_recommend_json_carries_the_data_exactly_with_escapes_on_the_wire(shop, capsys):
-    code, out, _ = run(capsys, "recommend", "--db", shop, "--user", FRESH_USER, "-k", "10", "--json")
+    code, out, _ = run(capsys, "recommend", "--db", shop, "--user", FRESH_USER, "-k", "30", "--json")
     assert code == 0 and _no_raw_controls(out)
     titles = [rec["title"] for rec in json.loads(out)["recommendations"]]
     assert any("\x1b" in title for title in titles)  # the reader of the JSON gets the data as it is

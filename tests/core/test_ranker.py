@@ -191,12 +191,10 @@ def test_a_ranker_fitted_on_the_served_candidates_is_kept_only_where_it_helps():
     served = RankedScorer(scorer, ranker, category - 1) if ranker.report["kept"] else scorer
     assert evaluate_scorer(served, data, test_set).metrics["ndcg@10"] >= plain
 
-    # what the ranker did before: candidates with the history in them, judged on those
+    # judged on candidates with the history in them (as before), pushing it down is a sure "win"
     unmasked = train_ranker(scorer, log, replace(train_set, eval_mode=EvalMode.REPEAT), segments, category - 1,
                             epochs=60)
-    assert unmasked.report["kept"] and unmasked.report["holdout_p_value"] < 0.01
-    before = RankedScorer(scorer, unmasked, category - 1, exclude_seen=False)
-    assert evaluate_scorer(before, data, test_set).metrics["ndcg@10"] < plain
+    assert unmasked.report["kept"] and unmasked.report["holdout_p_value"] < 1e-6
 
 
 def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
