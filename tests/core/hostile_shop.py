@@ -25,7 +25,7 @@ def item_id(number: int) -> str:
 def write_shop(folder: Path) -> tuple[Path, Path]:
     """(events.csv, items.csv). The hostile items come first and are the most popular: users
     U000-U029 take all of them, users U030-U039 (``FRESH_USER``) none, so a popularity run
-    recommends them to a fresh user. The importer allows only a few control characters per
+    ranks them first for a fresh user (its re-ranker, when kept, may re-order them). The importer allows only a few control characters per
     file, so each hostile value appears once."""
     folder.mkdir(parents=True, exist_ok=True)
     events, items = folder / "events.csv", folder / "items.csv"
