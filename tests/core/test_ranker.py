@@ -200,16 +200,22 @@ def test_a_ranker_fitted_on_the_served_candidates_is_kept_only_where_it_helps():
 def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
     data, split, log, scorer, item_interest, ranker = baseline_with_ranker("itemknn", max_users=300, epochs=10)
     assert ranker.exclude_seen and ranker.report["exclude_seen"] and "seen_before" not in ranker.features
+    torch.manual_seed(0)
+    net = RankerNet(ranker.features)
+    torch.nn.init.normal_(net.mlp[2].weight)  # an order of its own, whether or not this log's ranker was kept
+    ranker = Ranker(ranker.facts, net, exclude_seen=True)
     histories = split.test.histories[:60]
     segments = data.user_segment[split.test.user_index[:60]]
     # what serving re-orders ("exclude seen": the generator's top-N of unseen items) ...
     candidates = generate_candidates(scorer, histories, N_CANDIDATES, True, segments)
     relevance = ranker.relevance(candidates.items, np.nan_to_num(candidates.scores, neginf=0.0), histories, segments,
                                  scorer.interests_batch(histories, segments), item_interest)
-    served = np.take_along_axis(candidates.items, torch.argsort(relevance, dim=1, descending=True).numpy(), 1)[:, :10]
-    # ... is what the evaluation ranks
+    served = torch.sort(relevance, dim=1, descending=True).values[:, :10]
+    # ... is what the evaluation ranks (compared by relevance: tied candidates may come in either order)
     (_, _, scores), = masked_score_batches(RankedScorer(scorer, ranker, item_interest), histories, segments)
-    assert np.array_equal(torch.topk(scores, 10).indices.numpy(), served)
+    evaluated = torch.topk(scores, 10).indices.numpy()
+    lookup = [dict(zip(items.tolist(), row.tolist())) for items, row in zip(candidates.items, relevance)]
+    assert torch.equal(torch.tensor([[lookup[r][i] for i in row] for r, row in enumerate(evaluated)]), served)
 
     for_repeats = train_ranker(scorer, log, leave_one_out(data, EvalMode.REPEAT).valid, data.user_segment,
                                item_interest, max_users=300, epochs=10)
