@@ -22,6 +22,7 @@ from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
 from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
+from core.generator import ColdStartScorer
 from core.progress import RateMeter, emit
 from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
@@ -371,8 +372,9 @@ class Engine:
         bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
         mode = EvalMode(eval_mode or run.split.eval_mode)
         split = replace(run.split, eval_mode=mode).split(data)
-        served = bundle.scorer if bundle.ranker is None else RankedScorer(
+        ranked = bundle.scorer if bundle.ranker is None else RankedScorer(
             bundle.scorer, bundle.ranker, bundle.item_interest, exclude_seen=mode.masks_history)
+        served = ColdStartScorer(ranked, bundle.fallback)
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
                                  split_name=split.description)
         if mode is run.split.eval_mode:

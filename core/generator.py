@@ -98,6 +98,37 @@ def mask_seen(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor
     return scores
 
 
+class ColdStartScorer:
+    """A scorer whose users without history get ``fallback``'s scores: what the product serves
+    them (segment popularity), so evaluation ranks what serving would show, not the network's
+    guess from an empty sequence (a time split can hold out many users with no earlier event)."""
+
+    def __init__(self, scorer: Scorer, fallback: Scorer) -> None:
+        self.scorer, self.fallback = scorer, fallback
+        self.name = scorer.name
+
+    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
+        scores = self.scorer.score(histories, segments)
+        empty = np.flatnonzero([len(h) == 0 for h in histories])
+        if len(empty):
+            cold_segments = None if segments is None else np.asarray(segments)[empty]
+            cold = self.fallback.score([histories[i] for i in empty], cold_segments)
+            scores[torch.as_tensor(empty)] = cold.to(scores.device, scores.dtype)
+        return scores
+
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
+        return self.scorer.interests(history)
+
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        return self.scorer.interests_batch(histories, segments)
+
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.scorer.attributions(history, items)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return self.scorer.state_tensors()
+
+
 def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,
                         segments: Optional[np.ndarray] = None, fallback: Optional[Scorer] = None) -> Candidates:
     """Top-``n`` items per user from ``scorer``; users with empty history go to ``fallback``.
@@ -105,12 +136,8 @@ def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 20
     Excluded items (seen ones, padding) get -inf and never appear among the candidates; they
     are masked in the scorer's answer itself, which is the caller's to change (``Scorer.score``).
     """
+    scorer = scorer if fallback is None else ColdStartScorer(scorer, fallback)
     scores = scorer.score(histories, segments).float()  # (B, n_items + 1)
-    empty = np.flatnonzero([len(h) == 0 for h in histories])
-    if fallback is not None and len(empty):
-        cold_segments = None if segments is None else np.asarray(segments)[empty]
-        cold = fallback.score([histories[i] for i in empty], cold_segments).float()
-        scores[torch.as_tensor(empty)] = cold.to(scores.device)
     scores[:, 0] = float("-inf")
     if exclude_seen:
         mask_seen(scores, histories)

@@ -27,6 +27,7 @@ from core.data.splits import EvalMode, SplitChoice
 from core.distributed import SOLO, Team
 from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_significance
+from core.generator import ColdStartScorer
 from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
@@ -518,19 +519,21 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
     ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                           progress=progress, cancel=cancel)
-    served = RankedScorer(scorer, ranker, item_interest) if ranker.report["kept"] else scorer
-    valid = evaluate_scorer(scorer, data, split.valid, cancel=cancel, split_name=split.description)
-    popularity = fit_baseline_on_log("pop", log)
+    kept = ranker.report["kept"]
+    popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
+    generator = ColdStartScorer(scorer, popularity)
+    served = ColdStartScorer(RankedScorer(scorer, ranker, item_interest), popularity) if kept else generator
+    valid = evaluate_scorer(generator, data, split.valid, cancel=cancel, split_name=split.description)
     compared = {} if dims is None else _compare_with_popularity(valid, popularity, data, split, cancel)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
-    generator_test = test if served is scorer else evaluate_scorer(scorer, data, split.test, cancel=cancel,
-                                                                    split_name=split.description)
+    generator_test = evaluate_scorer(generator, data, split.test, cancel=cancel,
+                                     split_name=split.description) if kept else test
     metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
                "ranker": ranker.report, "training": training,
                "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items)), **compared}
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
-                fallback=popularity, ranker=None if served is scorer else ranker,
+                fallback=popularity, ranker=ranker if kept else None,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,
                 arrays={"test_ranks": test.ranks, "test_users": test.user_index}, optimizer=moments)

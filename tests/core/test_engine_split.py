@@ -75,6 +75,22 @@ def test_held_out_item_follows_the_runs_split(engine):
     assert engine.held_out(quiet, run_id=1) is None and engine.held_out_item(quiet, run_id=3) is not None
 
 
+def test_users_without_history_before_the_cutoff_are_scored_with_the_cold_start_list_they_are_served(engine):
+    from core.data import EvalMode
+
+    run = engine.run(2)  # item-kNN: from an empty history it would rank by nothing
+    split = run.split.split(engine.sequence_data())
+    cold = np.array([len(history) == 0 for history in split.test.histories])
+    assert cold.any() and not cold.all()  # the time split holds out users who first came after the cut-off
+    users, ranks = engine._ranks(2, EvalMode.NEW)
+    pop_users, pop_ranks = engine._ranks(1, EvalMode.NEW)  # popularity on the same split
+    assert np.array_equal(users, pop_users) and np.array_equal(users, split.test.user_index)
+    assert np.array_equal(ranks[cold], pop_ranks[cold])  # exactly the served popularity list
+    assert not np.array_equal(ranks[~cold], pop_ranks[~cold])
+    fresh = engine.evaluate(2)  # re-evaluation serves them the same way
+    assert fresh["metrics"]["ndcg@10"] == pytest.approx(run.metric("ndcg@10"))
+
+
 def test_runs_of_different_splits_are_not_compared(engine):
     assert 0.0 <= engine.compare(1, 2)["p_value"] <= 1.0
     with pytest.raises(ValueError, match="tested differently"):
