@@ -66,10 +66,12 @@ class UserRow:
 class Engine:
     """``Engine.open(path)`` or ``Engine(workspace)``; every method is safe to call from worker threads."""
 
-    def __init__(self, workspace: Workspace, text_model: Optional[str] = None) -> None:
-        """``text_model``: a local sentence-transformers folder to read item text with (None = the packaged model)."""
+    def __init__(self, workspace: Workspace, text_model: Optional[str] = None, text: bool = True) -> None:
+        """``text_model``: a local sentence-transformers folder to read item text with (None = the packaged model);
+        ``text=False``: read no item text at all (the studio's job process follows its window's engine)."""
         self.workspace = workspace
         self.text_model = TextModelSpec(text_model)
+        self._text = text
         self._text_index: Optional[tuple[tuple[str, str], object]] = None
         self._lock = threading.RLock()
         self._content: Optional[str] = None
@@ -572,6 +574,8 @@ class Engine:
         """Whether a text model can be used: the extra is installed (and a named folder is a model)."""
         from core.text import TextModelError, packaged_model_installed, text_extra_installed
 
+        if not self._text:
+            return False
         if self.text_model.path is None:
             return packaged_model_installed()
         try:
