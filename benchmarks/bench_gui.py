@@ -139,7 +139,7 @@ def make_window(scratch: Path):
     settings = StudioSettings(QSettings(str(scratch / "bench.ini"), QSettings.Format.IniFormat))
     window = MainWindow(StudioContext(), settings)
     window.context.jobs.job_started.connect(
-        lambda job: job.failed.connect(lambda exc: print(f"  a job failed: {exc!r}", flush=True)))
+        lambda job: job.errored.connect(lambda exc: print(f"  a job failed: {exc!r}", flush=True)))
     window.resize(1440, 900)
     window.show()
     return app, window

@@ -4,6 +4,9 @@
     nextpick-studio shop.sqlite        # a given workspace
     nextpick-studio --demo             # the built-in demo shop
     xvfb-run -a nextpick-studio --screenshots shots/   # save a PNG of every page, then quit
+
+Nothing at this module's top imports Qt: the job process (``core.jobs``, started with
+multiprocessing's spawn method) runs the launching script's imports again, and must not load Qt.
 """
 
 from __future__ import annotations
@@ -11,13 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
-from studio import RESOURCES_DIR
-from studio.settings import APPLICATION, ORGANISATION, StudioSettings
+    from studio.settings import StudioSettings
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -32,6 +34,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def create_application() -> QApplication:
     """The QApplication with the studio's names, icon and style sheet."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from studio import RESOURCES_DIR
+    from studio.settings import APPLICATION, ORGANISATION
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
@@ -43,16 +51,21 @@ def create_application() -> QApplication:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    app = create_application()
+    from PySide6.QtCore import QTimer
+
     from studio.context import StudioContext
     from studio.main_window import MainWindow
+    from studio.settings import StudioSettings
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_application()
 
     if args.screenshots is not None:
         return _run_screenshot_tour(app, args.screenshots, args.workspace)
     settings = StudioSettings()
     window = MainWindow(StudioContext(), settings)
     window.show()  # before the workspace opens: that runs in a worker, the window is up at once
+    QTimer.singleShot(0, window.context.jobs.warm_up)  # the job process imports torch while the window paints
     start = choose_start(args, settings)
     if is_first_launch(args, settings):
         window.show_welcome()
@@ -87,6 +100,7 @@ def _run_screenshot_tour(app: QApplication, folder: Path, workspace: Optional[Pa
     from studio.context import StudioContext
     from studio.main_window import MainWindow
     from studio.screenshots import ScreenshotTour
+    from studio.settings import StudioSettings
 
     with tempfile.TemporaryDirectory(prefix="nextpick-settings-") as scratch:
         settings = StudioSettings(QSettings(str(Path(scratch) / "studio.ini"), QSettings.Format.IniFormat))

@@ -39,7 +39,7 @@ from studio.pages.explore import ExplorePage
 from studio.pages.train import TrainPage
 from studio.service_watch import ServiceWatcher, describe as describe_service
 from studio.settings import StudioSettings
-from studio.workers import Job, freeze_long_lived_objects
+from studio.workers import Job
 
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
@@ -245,8 +245,8 @@ class MainWindow(QMainWindow):
             return None
         path = Path(path).expanduser().resolve()
         job = self.context.run(_open_engine, path, progress=False, cancel=False)
-        job.finished.connect(self._use_engine)
-        job.failed.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
+        job.returned.connect(self._use_engine)
+        job.errored.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
         self._track(job, f"Opening {path.name}…")
         return job
 
@@ -256,8 +256,8 @@ class MainWindow(QMainWindow):
             return None
         path = Path(path) if path else demo_workspace_path()
         job = self.context.run(_open_or_create_demo, path)
-        job.finished.connect(self._use_engine)
-        job.failed.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
+        job.returned.connect(self._use_engine)
+        job.errored.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
         self._track(job, "Preparing the demo shop…")
         return job
 
@@ -274,7 +274,6 @@ class MainWindow(QMainWindow):
         return True
 
     def _use_engine(self, engine) -> None:
-        freeze_long_lived_objects()  # the engine's modules (torch and all) are loaded by now
         self.settings.remember_workspace(engine.workspace.path)
         engine.set_text_model(self.settings.text_model)
         self.context.set_engine(engine)
@@ -340,7 +339,7 @@ class MainWindow(QMainWindow):
             return
         job = self.open_workspace(default_workspace_path())
         if job is not None:
-            job.finished.connect(lambda _engine: self.open_import_dialog())
+            job.returned.connect(lambda _engine: self.open_import_dialog())
 
     def open_import_dialog(self, events_path: Optional[Path] = None):
         from studio.dialogs.import_dialog import ImportDialog
@@ -391,7 +390,7 @@ class MainWindow(QMainWindow):
             self.lag_label.setText("")
             return
         job = self.context.run(_read_status, engine, progress=False, cancel=False)
-        job.finished.connect(self._show_status)
+        job.returned.connect(self._show_status)
 
     def _show_status(self, status: tuple[dict[str, int], str, str]) -> None:
         counts, device, lag = status
@@ -415,7 +414,7 @@ class MainWindow(QMainWindow):
         self.job_cancel.setEnabled(job.can_cancel)
         self.job_cancel.clicked.connect(job.cancel)
         job.progress.connect(self._show_job_progress)
-        job.ended.connect(lambda: self._untrack(job))
+        job.finished.connect(lambda: self._untrack(job))
         for widget in (self.job_label, self.job_progress, self.job_cancel):
             widget.show()
 

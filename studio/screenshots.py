@@ -122,9 +122,9 @@ class ScreenshotTour(QObject):
             self._log(f"{what} could not start")
             self._finish(1)
             return
-        job.finished.connect(then)
-        job.failed.connect(lambda exc: (self._log(f"{what} failed: {exc}"), self._finish(1)))
-        job.cancelled.connect(lambda: (self._log(f"{what} was cancelled"), self._finish(1)))
+        job.returned.connect(then)
+        job.errored.connect(lambda exc: (self._log(f"{what} failed: {exc}"), self._finish(1)))
+        job.aborted.connect(lambda: (self._log(f"{what} was cancelled"), self._finish(1)))
 
     def _when_idle(self, then: Callable[[], None]) -> None:
         """Call ``then`` once no background job has run for ``SETTLE_MS``."""

@@ -1,33 +1,35 @@
-"""Run plain ``core`` functions on a thread pool and hear about them as queued Qt signals.
+"""Run plain ``core`` functions in the background and hear about them as queued Qt signals.
 
 The engine's long jobs know nothing about Qt: they take a ``progress`` callable and a
 ``CancelToken`` (core/progress.py). A ``Job`` is the translation layer: it hands the job a
-callback that emits ``progress`` and a token that ``Job.cancel()`` sets, and turns the job's
-ending into exactly one of ``finished(result)``, ``failed(exception)`` or ``cancelled()``,
-followed by ``ended()``. The signals are emitted from the worker thread on an object that lives
-in the GUI thread, so Qt queues them: slots always run in the GUI thread and the window never
-waits on the job.
+callback that emits ``progress`` and a token that ``Job.cancel()`` sets, and says how the job
+ended as Qt's and napari's workers do: exactly one of ``returned(result)``, ``errored(exception)``
+or ``aborted()``, then ``finished()``, always. The signals are emitted from a pool thread on an
+object that lives in the GUI thread, so Qt queues them: slots always run in the GUI thread and
+the window never waits on the job.
+
+Long jobs (import, training, evaluation, reading item text) run in the job process
+(``core.jobs``): the pool thread only relays its reports, so the window's process keeps its
+interpreter for painting. Short reads (a user's answer, the overview) run in the pool itself.
 
 Usage from a page::
 
-    job = context.run(engine.import_files, path, options=opts)   # starts on the next loop turn
+    job = context.run_in_process(Engine.import_files, path, name="import", options=opts)
     job.progress.connect(self._on_progress)     # core.progress.Progress
-    job.finished.connect(self._on_imported)     # the function's return value
-    job.failed.connect(lambda exc: show_error(self, exc, "Import failed"))
+    job.returned.connect(self._on_imported)     # the function's return value
+    job.errored.connect(lambda exc: show_error(self, exc, "Import failed"))
     cancel_button.clicked.connect(job.cancel)
 """
 
 from __future__ import annotations
 
-import gc
-import os
-import sys
 import threading
 import time
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
+from core.jobs import JobCall, JobServer
 from core.progress import Cancelled, CancelToken, Progress
 
 # Reports closer together than this are coalesced (latest wins) so that a job reporting every
@@ -35,43 +37,20 @@ from core.progress import Cancelled, CancelToken, Progress
 # they are the points of the training curves.
 PROGRESS_INTERVAL_S = 0.05
 
-# Niceness of the pool threads (Linux, where nice is per thread). Measured with
-# benchmarks/bench_gui.py --watchdog on 2 cores: during training the GUI thread was never
-# waiting for the GIL (torch releases it in every op) but for a CPU, shared at equal priority
-# with torch's intra-op threads, so repainting the live curves (~30 ms of work) took 100-230 ms.
-# A niced worker still gets every idle cycle, and torch's helper threads, started from the
-# worker, inherit its niceness.
-WORKER_NICENESS = 10
-
-# How often a thread holding the GIL hands it over (Python's default is 5 ms). The GUI thread
-# drops the GIL in most Qt calls while it paints, and each time waits up to this long to get it
-# back from a busy worker: at 5 ms a 30 ms repaint of the charts took 100-140 ms.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
-def freeze_long_lived_objects() -> None:
-    """Leave every object alive now out of future garbage collections.
-
-    The modules the studio loads (Qt, pyqtgraph, pandas, torch) leave ~400k objects that each
-    full collection walked while holding the GIL: 65-230 ms, whichever thread triggered it, the
-    longest freezes of the window during an import (gc.callbacks around bench_gui.py). Called
-    when a workspace's engine is loaded, later collections walk only what was made since. Only
-    the first call freezes: frozen objects are still freed when their last reference goes, but
-    a reference cycle among them never is, and by a later call they would include the workspace
-    being closed.
-    """
-    if not gc.get_freeze_count():
-        gc.freeze()
+# The job process's niceness (where the OS has one): on 2 cores the window's thread otherwise
+# waits for a CPU, shared at equal priority with training's compute threads, and repainting the
+# live curves (~30 ms of work) took 100-230 ms. A niced job still gets every idle cycle.
+JOB_NICENESS = 10
 
 
 class Job(QObject):
     """One background call of a core function; lives in the GUI thread, runs in the pool."""
 
     progress = Signal(object)  # core.progress.Progress
-    finished = Signal(object)  # the function's return value
-    failed = Signal(object)  # the exception the function raised
-    cancelled = Signal()  # the function raised core.progress.Cancelled
-    ended = Signal()  # after any of the three above: re-enable buttons here
+    returned = Signal(object)  # the function's return value
+    errored = Signal(object)  # the exception the function raised
+    aborted = Signal()  # the function raised core.progress.Cancelled
+    finished = Signal()  # after any of the three above, always: re-enable buttons here
 
     def __init__(
         self,
@@ -105,7 +84,7 @@ class Job(QObject):
         return not self._done.is_set()
 
     def cancel(self) -> None:
-        """Ask the job to stop at its next check; it ends with ``cancelled()``."""
+        """Ask the job to stop at its next check; it ends with ``aborted()``."""
         self.token.cancel()
 
     def start(self) -> None:
@@ -132,14 +111,14 @@ class Job(QObject):
             self.token.raise_if_cancelled()  # cancelled before it ever started
             result = self.fn(*self.args, **kwargs)
         except Cancelled:
-            self.cancelled.emit()
+            self.aborted.emit()
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI
-            self.failed.emit(exc)
+            self.errored.emit(exc)
         else:
-            self.finished.emit(result)
+            self.returned.emit(result)
         finally:
             self._done.set()
-            self.ended.emit()
+            self.finished.emit()
 
     def _report(self, report: Progress) -> None:
         now = time.perf_counter()
@@ -159,20 +138,7 @@ class _Runnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        _lower_priority_of_this_thread()
         self.job.run()
-
-
-def _lower_priority_of_this_thread() -> None:
-    """Let the GUI thread win the CPU over background jobs (see ``WORKER_NICENESS``)."""
-    QThread.currentThread().setPriority(QThread.Priority.LowPriority)  # honoured on Windows and macOS
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        tid = threading.get_native_id()
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICENESS:
-                os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICENESS)
-        except OSError:  # not Linux-style per-thread nice, or not allowed: run at normal priority
-            pass
 
 
 class JobRunner(QObject):
@@ -181,11 +147,12 @@ class JobRunner(QObject):
     job_started = Signal(object)  # Job
     job_ended = Signal(object)  # Job
 
-    def __init__(self, pool: Optional[QThreadPool] = None, parent: Optional[QObject] = None) -> None:
+    def __init__(self, pool: Optional[QThreadPool] = None, parent: Optional[QObject] = None,
+                 server: Optional[JobServer] = None) -> None:
         super().__init__(parent)
         self.pool = pool or QThreadPool.globalInstance()
+        self.server = server or default_job_server()
         self._jobs: list[Job] = []
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
     def start(
         self, fn: Callable[..., Any], *args: Any, progress: bool = True, cancel: bool = True, **kwargs: Any
@@ -198,10 +165,18 @@ class JobRunner(QObject):
         """
         job = Job(fn, args, kwargs, progress=progress, cancel=cancel, pool=self.pool)
         self._jobs.append(job)
-        job.ended.connect(self._on_job_ended)
+        job.finished.connect(self._on_job_ended)
         self.job_started.emit(job)
         QTimer.singleShot(0, job.start)
         return job
+
+    def start_in_process(self, call: JobCall) -> Job:
+        """Run ``call`` in the job process (``core.jobs``); a pool thread relays its reports and ending."""
+        return self.start(self.server.run, call)
+
+    def warm_up(self) -> None:
+        """Start the job process now, so that its seconds of import are over before the first job."""
+        self.server.start()
 
     def active(self) -> list[Job]:
         """Jobs not yet over: still running, or their ending signals not yet delivered."""
@@ -241,3 +216,13 @@ def _default_runner() -> JobRunner:
     if not _DEFAULT:
         _DEFAULT.append(JobRunner())
     return _DEFAULT[0]
+
+
+_SERVER: list[JobServer] = []
+
+
+def default_job_server() -> JobServer:
+    """The studio's one job process (started on first use or by ``JobRunner.warm_up``)."""
+    if not _SERVER:
+        _SERVER.append(JobServer(niceness=JOB_NICENESS))
+    return _SERVER[0]

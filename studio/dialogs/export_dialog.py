@@ -136,14 +136,14 @@ class ExportDialog(QDialog):
         if engine is None or self.run_combo.currentData() is None or users == []:
             self.status_label.setText("Name at least one user, or choose All users.")
             return None
-        self.job = self.context.run(write_recommendations_csv, engine, self.run_combo.currentData(), users,
-                                    Path(self.path_edit.text()).expanduser(), k=self.k_spin.value(),
-                                    exclude_seen=self.exclude_check.isChecked())
+        self.job = self.context.run_in_process(write_recommendations_csv, self.run_combo.currentData(), users,
+                                               Path(self.path_edit.text()).expanduser(), name="export",
+                                               k=self.k_spin.value(), exclude_seen=self.exclude_check.isChecked())
         self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_written)
-        self.job.failed.connect(self._on_failed)
-        self.job.cancelled.connect(lambda: self.status_label.setText("Export cancelled; no file was written."))
-        self.job.ended.connect(lambda: self.export_button.setEnabled(True))
+        self.job.returned.connect(self._on_written)
+        self.job.errored.connect(self._on_failed)
+        self.job.aborted.connect(lambda: self.status_label.setText("Export cancelled; no file was written."))
+        self.job.finished.connect(lambda: self.export_button.setEnabled(True))
         self.export_button.setEnabled(False)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()

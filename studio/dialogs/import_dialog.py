@@ -3,7 +3,7 @@ columns, import in the background.
 
 The dialog previews with ``core.importing.preview_source`` (a file at once; a query's first rows
 in a worker, since a database may take a while to answer) and imports with
-``engine.import_files`` in a worker (progress: rows, rows/s, time left; Cancel). The importer
+``core.jobs.import_and_prepare`` in the job process (progress: rows, rows/s, time left; Cancel). The importer
 writes one transaction, so a failure or a cancel leaves the workspace exactly as it was; the
 dialog stays open to fix the choices and retry.
 """
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import NextPickError
 from core.importing import ImportOptions, ImportReport, LowValues, SqlQuery, describe_time_unit, preview_source
+from core.jobs import import_and_prepare
 from core.store.stats import rating_scale_low
 from core.progress import Progress
 from studio.context import StudioContext
@@ -445,13 +446,13 @@ class ImportDialog(QDialog):
         self.report = None
         options = self.options()
         self._low_action = options.low_values.action
-        self.job = self.context.run(engine.import_files, paths["events"], items=paths["items"],
-                                    users=paths["users"], options=options)
+        self.job = self.context.run_in_process(import_and_prepare, paths["events"], name="import",
+                                               items=paths["items"], users=paths["users"], options=options)
         self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_imported)
-        self.job.failed.connect(self._on_failed)
-        self.job.cancelled.connect(self._on_cancelled)
-        self.job.ended.connect(self._update_buttons)
+        self.job.returned.connect(self._on_imported)
+        self.job.errored.connect(self._on_failed)
+        self.job.aborted.connect(self._on_cancelled)
+        self.job.finished.connect(self._update_buttons)
         self.cancel_button.clicked.connect(self.job.cancel)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()

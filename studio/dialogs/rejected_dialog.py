@@ -65,8 +65,8 @@ class RejectedRowsDialog(QDialog):
         layout.addLayout(buttons)
         self.job = context.run(read_rejected_rows, context.engine.workspace, import_id, SHOWN_ROWS, progress=False,
                                cancel=False)
-        self.job.finished.connect(self._show_rows)
-        self.job.failed.connect(lambda exc: show_error(self, exc, "Reading the rejected rows"))
+        self.job.returned.connect(self._show_rows)
+        self.job.errored.connect(lambda exc: show_error(self, exc, "Reading the rejected rows"))
 
     def _show_rows(self, result: tuple[list[tuple], int]) -> None:
         rows, total = result
@@ -86,7 +86,7 @@ def export_rejected_to(parent: QWidget, context: StudioContext, import_id: int, 
     if not name or context.engine is None:
         return None
     job = context.run(export_rejected, context.engine.workspace, import_id, Path(name), progress=False, cancel=False)
-    job.finished.connect(lambda count: QMessageBox.information(parent, "Export rejected rows",
+    job.returned.connect(lambda count: QMessageBox.information(parent, "Export rejected rows",
                                                                f"Wrote {count:,} rejected rows to {name}."))
-    job.failed.connect(lambda exc: show_error(parent, exc, "Exporting rejected rows"))
+    job.errored.connect(lambda exc: show_error(parent, exc, "Exporting rejected rows"))
     return job

@@ -186,8 +186,8 @@ class DataPage(StudioPage):
             return
         self.hint.setText("Reading the workspace…")
         job = self.context.run(load_data_view, engine, progress=False, cancel=False)
-        job.finished.connect(self._show_data)
-        job.failed.connect(lambda exc: show_error(self, exc, "Reading the workspace"))
+        job.returned.connect(self._show_data)
+        job.errored.connect(lambda exc: show_error(self, exc, "Reading the workspace"))
 
     def _show_empty(self) -> None:
         self.hint.setText("No workspace open")

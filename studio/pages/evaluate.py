@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
+from core.jobs import evaluate_runs
 from core.safe_csv import write_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -43,13 +44,6 @@ METRIC_TIPS = {
 
 def metric_columns(k: int) -> list[str]:
     return [f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", *BEYOND]
-
-
-def evaluate_runs(engine, run_ids: list[int], eval_mode, progress=None, cancel=None) -> dict[int, dict]:
-    """Evaluate each run that has no report under ``eval_mode`` yet, one after another; runs in a worker.
-    Returns the reports by run (a read-only workspace cannot store them)."""
-    return {run_id: engine.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=eval_mode)
-            for run_id in run_ids}
 
 
 def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
@@ -295,10 +289,10 @@ class EvaluatePage(StudioPage):
             return
         self.status.setText(f"Evaluating {len(missing)} run(s) on {self.eval_mode.label}…")
         mode = self.eval_mode
-        self.job = self.context.run(evaluate_runs, self.engine, missing, mode)
+        self.job = self.context.run_in_process(evaluate_runs, missing, mode, name="evaluation")
         self.job.progress.connect(lambda report: self.status.setText(report.message))
-        self.job.failed.connect(lambda exc: show_error(self, exc, "Evaluation"))
-        self.job.finished.connect(lambda reports: self._keep_reports(reports, mode))
+        self.job.errored.connect(lambda exc: show_error(self, exc, "Evaluation"))
+        self.job.returned.connect(lambda reports: self._keep_reports(reports, mode))
 
     def _keep_reports(self, reports: dict[int, dict], mode) -> None:
         self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})
@@ -324,8 +318,8 @@ class EvaluatePage(StudioPage):
         job = self.context.run(self.engine.compare, a, b, metric=metric, eval_mode=self.eval_mode, progress=False,
                                cancel=False)
         self._significance_job = job  # tests started by earlier choices may end later: only this one speaks
-        job.finished.connect(lambda result: self._show_verdict(job, significance_verdict(result, label_a, label_b)))
-        job.failed.connect(lambda exc: self._show_verdict(job, "The test could not run.", exc))
+        job.returned.connect(lambda result: self._show_verdict(job, significance_verdict(result, label_a, label_b)))
+        job.errored.connect(lambda exc: self._show_verdict(job, "The test could not run.", exc))
 
     def _show_verdict(self, job, text: str, exc: Optional[BaseException] = None) -> None:
         if job is not self._significance_job:

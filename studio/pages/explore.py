@@ -17,8 +17,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
 from studio.context import StudioContext
 from studio.dialogs.errors import describe_error, show_error
 from studio.pages import StudioPage
-from core.progress import CancelToken
-from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_query, embed_item_text, item_view,
+from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_query, item_view, load_text_search,
                                           prepare_workspace)
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
@@ -56,7 +55,7 @@ class ExplorePage(StudioPage):
         self._stored_interests: Optional[tuple[Optional[int], list]] = None  # (run, interests) without a what-if
         self.profile: dict = {}
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
-        self._text_cancel: Optional[CancelToken] = None  # the running item-text job of this workspace
+        self._text_job = None  # the running item-text job of this workspace
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         self.lay_out_side_by_side(self.users, self._build_panes(), (165, 1100))
@@ -169,8 +168,8 @@ class ExplorePage(StudioPage):
         self._unpainted.clear()
         self._reset_what_if()
         self.details.clear()
-        if self._text_cancel is not None:
-            self._text_cancel.cancel()
+        if self._text_job is not None:
+            self._text_job.cancel()
         engine = self.engine
         for search in (self.what_if, self.item_search):
             search.set_search(engine.search_items if engine is not None else None)
@@ -183,8 +182,8 @@ class ExplorePage(StudioPage):
         self._read_item_text(engine)
         self.heading.setText("Reading the users…")
         job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
-        job.finished.connect(lambda result: self._on_prepared(engine, *result))
-        job.failed.connect(lambda exc: show_error(self, exc, "Reading the users"))
+        job.returned.connect(lambda result: self._on_prepared(engine, *result))
+        job.errored.connect(lambda exc: show_error(self, exc, "Reading the users"))
 
     def _on_events_added(self) -> None:
         """Events stored by another process (a service, an import in another window): the open user's
@@ -245,9 +244,9 @@ class ExplorePage(StudioPage):
     def _start(self, query: ExploreQuery) -> None:
         self._running = True
         job = self.context.run(answer_query, self.engine, query, progress=False, cancel=False)
-        job.finished.connect(self._on_answer)
-        job.failed.connect(lambda exc: show_error(self, exc, "Recommending"))
-        job.ended.connect(self._on_query_ended)
+        job.returned.connect(self._on_answer)
+        job.errored.connect(lambda exc: show_error(self, exc, "Recommending"))
+        job.finished.connect(self._on_query_ended)
 
     def _on_query_ended(self) -> None:
         self._running = False
@@ -392,27 +391,34 @@ class ExplorePage(StudioPage):
     # -- item text (the language model) ---------------------------------------------------
 
     def _read_item_text(self, engine) -> None:
-        """Embed new or changed items' text in the background, so search finds items by meaning and
+        """Embed new or changed items' text in the job process, so search finds items by meaning and
         the details show similar items; a note says what the extra would add when it is missing."""
+        from core.jobs import embed_item_text
         from core.text import INSTALL_HINT
 
-        token = self._text_cancel = CancelToken()
-        self.details.no_text_reason = "" if engine.text_available() else f"Similar items by text: {INSTALL_HINT}."
-        job = self.context.run(embed_item_text, engine, token, progress=True, cancel=False)
+        if not engine.text_available():
+            self.details.no_text_reason = f"Similar items by text: {INSTALL_HINT}."
+            return
+        self.details.no_text_reason = ""
+        job = self._text_job = self.context.run_in_process(embed_item_text, name="item-text reading")
         job.progress.connect(lambda report: self._show_text_note(report.message))
-        job.finished.connect(lambda used: self._on_item_text_read(engine, used))
-        job.failed.connect(lambda exc: self._show_text_note("" if token.cancelled else
-                                                            f"Reading item text failed: {describe_error(exc).what}"))
+        job.returned.connect(lambda used: self._load_text_search(engine))
+        job.errored.connect(lambda exc: self._show_text_note(f"Reading item text failed: {describe_error(exc).what}"))
+
+    def _load_text_search(self, engine) -> None:
+        job = self.context.run(load_text_search, engine, progress=False, cancel=False)
+        job.returned.connect(lambda _: self._on_item_text_read(engine))
+        job.errored.connect(lambda exc: self._show_text_note(f"Reading item text failed: {describe_error(exc).what}"))
 
     def _show_text_note(self, text: str) -> None:
         self.text_note.setText(text)
         self.text_note.setVisible(bool(text))
 
-    def _on_item_text_read(self, engine, used: bool) -> None:
+    def _on_item_text_read(self, engine) -> None:
         if engine is not self.engine:
             return
         self._show_text_note("")
-        if used and self._item_wanted is not None:
+        if self._item_wanted is not None:
             self.show_item(self._item_wanted.item)  # now with its similar items
 
     # -- item details -----------------------------------------------------------------------
@@ -425,8 +431,8 @@ class ExplorePage(StudioPage):
         facts = facts or self._facts_of(item)
         self._item_wanted = facts
         job = self.context.run(item_view, self.engine, facts, progress=False, cancel=False)
-        job.finished.connect(self._on_item_view)
-        job.failed.connect(lambda exc: show_error(self, exc, "Reading the item"))
+        job.returned.connect(self._on_item_view)
+        job.errored.connect(lambda exc: show_error(self, exc, "Reading the item"))
 
     def _on_item_view(self, result: tuple[ItemFacts, list]) -> None:
         if result[0] is self._item_wanted:

@@ -110,11 +110,11 @@ def _facts(row) -> ItemFacts:
     return ItemFacts(str(row.item), row.title or str(row.item), row.categories)
 
 
-def embed_item_text(engine, token, progress=None) -> bool:
-    """Read the catalogue's text with the language model (new or changed items only); runs in a
-    worker that the page cancels through ``token`` when the workspace changes. False without
-    the text extra."""
-    if not engine.text_available():
-        return False
-    engine.embed_items(progress=progress, cancel=token)
-    return True
+def load_text_search(engine) -> None:
+    """After the job process has embedded the catalogue (``core.jobs.embed_item_text``): its vectors
+    and the language model, loaded in this process, where a search's words are embedded; runs in a
+    worker."""
+    from core.text import load_encoder
+
+    engine.text_index()
+    load_encoder(engine.text_model)

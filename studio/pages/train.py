@@ -260,8 +260,8 @@ class TrainPage(StudioPage):
             return
         model = self.model_box.currentData() or "sasrec"
         job = self.context.run(load_setup, self.engine, model, progress=False, cancel=False)
-        job.finished.connect(self._on_setup)
-        job.failed.connect(lambda exc: show_error(self, exc, "Reading the data"))
+        job.returned.connect(self._on_setup)
+        job.errored.connect(lambda exc: show_error(self, exc, "Reading the data"))
 
     def _on_setup(self, setup: TrainingSetup) -> None:
         """The first setup builds the model list, devices and forms; later ones reset the values to the
@@ -431,11 +431,13 @@ class TrainPage(StudioPage):
         self.preset_estimates = {}
         for name, button in self.preset_buttons.items():
             button.setText(f"{PRESETS[name].label} · timing…")
-        job = self.context.run(self.engine.estimate_presets, self._preset_base(), self.split_picker.choice(),
-                               progress=False)
+        from core.engine import Engine  # loaded with the workspace already
+
+        job = self.context.run_in_process(Engine.estimate_presets, self._preset_base(), self.split_picker.choice(),
+                                          name="estimate", progress=False)
         self.preset_job = job
-        job.finished.connect(lambda estimates: self._on_preset_estimates(job, estimates))
-        job.failed.connect(lambda exc: self._on_preset_estimates(job, {}, exc))
+        job.returned.connect(lambda estimates: self._on_preset_estimates(job, estimates))
+        job.errored.connect(lambda exc: self._on_preset_estimates(job, {}, exc))
         return job
 
     def _on_preset_estimates(self, job: Job, estimates: dict, error: Optional[BaseException] = None) -> None:
@@ -468,14 +470,16 @@ class TrainPage(StudioPage):
         self.estimate_text.setText("Timing a few training steps…")
         job = self.context.run(self.engine.estimate_training, self.current_config(), self.split_picker.choice(),
                                progress=False, cancel=False)
-        job.finished.connect(lambda estimate: self.estimate_text.setText(f"Estimate: {estimate.describe()}."))
-        job.failed.connect(lambda exc: self.estimate_text.setText(f"No estimate: {exc}"))
+        job.returned.connect(lambda estimate: self.estimate_text.setText(f"Estimate: {estimate.describe()}."))
+        job.errored.connect(lambda exc: self.estimate_text.setText(f"No estimate: {exc}"))
         return job
 
     def start_training(self, config=None, resume_run: Optional[int] = None) -> Optional[Job]:
         """Train ``config`` (default: the panel's) or continue ``resume_run``; returns the Job."""
         if self.engine is None:
             return None
+        from core.engine import Engine  # loaded with the workspace already
+
         config = config or self.current_config()
         split = None if resume_run else self.split_picker.choice()  # a resumed run keeps its own split
         verb = f"Resuming run #{resume_run}" if resume_run else f"Training ({split.describe()})"
@@ -483,20 +487,23 @@ class TrainPage(StudioPage):
         on_split = split if split is not None else next((r.split for r in runs if r.id == resume_run), None)
         return self._start_job(f"{verb}: {model_name(config.model)} on {self._device_in_words()}",
                                popularity_validation(runs, on_split),
-                               self.engine.train, config, resume_run=resume_run, split=split)
+                               "training", Engine.train, config, resume_run=resume_run, split=split)
 
     def update_selected(self) -> Optional[Job]:
         """Update the selected run (``Engine.update``): a child run caught up with the newer events."""
+        from core.engine import Engine  # loaded with the workspace already
+
         run = self.run_table.selected_run()
         if self.engine is None or run is None:
             return None
         return self._start_job(f"Updating {run_label(run)}: {self.engine.run_lag(run.id).describe()}",
                                popularity_validation(self.engine.runs(), run.split),
-                               self.engine.update, run.id)
+                               "update", Engine.update, run.id)
 
-    def _start_job(self, line: str, baseline, work, *args, **kwargs) -> Job:
-        """Run ``work`` in a worker with the page following its progress; ``line`` opens the log,
-        ``baseline`` is popularity's validation score on the same split (drawn dashed), or None."""
+    def _start_job(self, line: str, baseline, name: str, work, *args, **kwargs) -> Job:
+        """Run ``work`` (an ``Engine`` method) in the job process with the page following its progress;
+        ``line`` opens the log, ``baseline`` is popularity's validation score on the same split (drawn
+        dashed), or None; ``name`` is the job's, for a process that dies under it."""
         self.log.clear()
         self._log(line)
         self.charts.clear()
@@ -504,12 +511,12 @@ class TrainPage(StudioPage):
         self.progress_bar.setRange(0, 0)
         self.started_at = time.perf_counter()
         self._run_listed = False
-        self.job = self.context.run(work, *args, **kwargs)
+        self.job = self.context.run_in_process(work, *args, name=name, **kwargs)
         self.job.progress.connect(self._on_progress)
-        self.job.finished.connect(self._on_finished)
-        self.job.cancelled.connect(self._on_cancelled)
-        self.job.failed.connect(self._on_failed)
-        self.job.ended.connect(self._on_ended)
+        self.job.returned.connect(self._on_finished)
+        self.job.aborted.connect(self._on_cancelled)
+        self.job.errored.connect(self._on_failed)
+        self.job.finished.connect(self._on_ended)
         self._update_buttons()
         return self.job
 
@@ -591,10 +598,10 @@ class TrainPage(StudioPage):
             return
         # In a worker: the deletion may have to wait for an import in another window.
         job = self.context.run(self.engine.trash_run, run.id, progress=False, cancel=False)
-        job.finished.connect(lambda trashed: self._on_trashed(trashed, run_label(run)))
-        job.failed.connect(lambda exc: show_error(self, exc, "Deleting the run"))
-        job.ended.connect(self.context.announce_runs_changed)
-        job.ended.connect(self._update_buttons)  # after the run list has dropped the deleted run
+        job.returned.connect(lambda trashed: self._on_trashed(trashed, run_label(run)))
+        job.errored.connect(lambda exc: show_error(self, exc, "Deleting the run"))
+        job.finished.connect(self.context.announce_runs_changed)
+        job.finished.connect(self._update_buttons)  # after the run list has dropped the deleted run
 
     def _on_trashed(self, trashed, label: str) -> None:
         self.context.trash.append(trashed)
@@ -606,9 +613,9 @@ class TrainPage(StudioPage):
             return
         trashed = self.context.trash.pop()
         job = self.context.run(self.engine.restore_run, trashed, progress=False, cancel=False)
-        job.finished.connect(lambda run_id: self._on_restored(run_id, trashed))
-        job.failed.connect(lambda exc: (self.context.trash.append(trashed), show_error(self, exc, "Undoing the delete")))
-        job.ended.connect(self.context.announce_runs_changed)
+        job.returned.connect(lambda run_id: self._on_restored(run_id, trashed))
+        job.errored.connect(lambda exc: (self.context.trash.append(trashed), show_error(self, exc, "Undoing the delete")))
+        job.finished.connect(self.context.announce_runs_changed)
 
     def _on_restored(self, run_id: int, trashed) -> None:
         self.progress_text.setText(f"Run #{run_id} is back.")
@@ -625,10 +632,10 @@ class TrainPage(StudioPage):
             return
         destination = Path(parent) / f"nextpick-run{run.id}-{run.model}"
         job = self.context.run(self.engine.export_bundle, run.id, destination, progress=False, cancel=False)
-        job.finished.connect(lambda path: QMessageBox.information(
+        job.returned.connect(lambda path: QMessageBox.information(
             self, "Export model", f"Saved the model of {run_label(run)} to {path} (safetensors weights with a "
                                   "JSON manifest of its settings and catalogue)."))
-        job.failed.connect(lambda exc: show_error(self, exc, "Exporting the model"))
+        job.errored.connect(lambda exc: show_error(self, exc, "Exporting the model"))
 
 
 def finish_note(run: Any) -> str:

@@ -159,8 +159,8 @@ class UserListModel(QAbstractTableModel):
         else:
             job = self._run_job(first_page, self._engine, self._search, self._order_by, self.page_size,
                                 progress=False, cancel=False)
-            job.finished.connect(lambda result: self._show_first_page(generation, *result))
-            job.failed.connect(self.load_failed.emit)
+            job.returned.connect(lambda result: self._show_first_page(generation, *result))
+            job.errored.connect(self.load_failed.emit)
 
     def _show_first_page(self, generation: int, total: int, page: list, most_events: int) -> None:
         if generation != self._generation:

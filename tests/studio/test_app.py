@@ -43,7 +43,7 @@ def test_a_workspace_that_cannot_be_opened_shows_an_error_and_keeps_the_current_
     not_a_workspace = tmp_path / "notes.sqlite"
     not_a_workspace.write_text("these are my notes, not a database")
     job = window.open_workspace(not_a_workspace)
-    with qtbot.waitSignal(job.failed, timeout=60_000):
+    with qtbot.waitSignal(job.errored, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: len(error_dialogs(window)) == 1)
     box = error_dialogs(window)[0]
@@ -156,7 +156,7 @@ def test_another_workspace_is_not_opened_under_a_running_import(qtbot, window, e
     assert busy is not None and busy.isVisible()
     assert window.context.engine is engine
     release.set()
-    with qtbot.waitSignal(job.ended, timeout=10_000):
+    with qtbot.waitSignal(job.finished, timeout=10_000):
         pass
     busy.close()
 

@@ -39,7 +39,7 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
     dialog = window.open_import_dialog(events)
     dialog.set_path("items", items)
     dialog.set_path("users", users)
-    with qtbot.waitSignal(dialog.start_import().finished, timeout=60_000):
+    with qtbot.waitSignal(dialog.start_import().returned, timeout=60_000):
         pass
     dialog.close()
     wait_idle(context)
@@ -53,7 +53,7 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
     wait_idle(context)
     train.form.set_config(dataclasses.replace(train.current_config(), hidden=16, layers=1, epochs=2, max_len=20))
     train.train_button.click()
-    with qtbot.waitSignal(train.job.finished, timeout=300_000) as trained:
+    with qtbot.waitSignal(train.job.returned, timeout=300_000) as trained:
         pass
     run = trained.args[0]
     assert run.status == "done" and run.model == "gru"
@@ -97,7 +97,7 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
     export.some_radio.setChecked(True)
     export.users_edit.setText(f"{user}, U000002")
     export.path_edit.setText(str(target))
-    with qtbot.waitSignal(export.start_export().finished, timeout=60_000) as written:
+    with qtbot.waitSignal(export.start_export().returned, timeout=60_000) as written:
         pass
     export.close()
     assert written.args[0].rows == 20 and written.args[0].users == 2

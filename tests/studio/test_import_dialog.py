@@ -71,7 +71,7 @@ def test_choosing_another_column_for_a_role_is_what_gets_imported(qtbot, dialog,
     assert tab.roles()["item"] == "action" and tab.roles()["event"] == "sku"  # the two roles swapped columns
     assert "action\n[item]" == tab.model.headerData(3, Qt.Orientation.Horizontal)
     assert dialog.options().roles["events.item"] == "action"
-    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+    with qtbot.waitSignal(dialog.start_import().returned, timeout=30_000):
         pass
     items = dialog.context.engine.workspace.items_frame()
     assert items["external_id"].tolist() == ["view"]
@@ -87,7 +87,7 @@ def test_import_runs_in_the_background_and_reports_accepted_and_rejected_rows(qt
     job = dialog.start_import()
     job.progress.connect(progress.append)
     assert dialog.cancel_button.isVisible() and not dialog.import_button.isEnabled()
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     assert dialog.report.rows_accepted == 150 and dialog.report.rows_rejected == 2
     assert "150 rows imported, 2 rejected" in dialog.summary_label.text()
@@ -121,7 +121,7 @@ def test_a_bad_row_in_strict_mode_fails_with_its_line_and_leaves_the_workspace_u
     dialog.set_path("events", write(tmp_path / "strict.csv", "\n".join(lines) + "\n"))
     dialog.strict_radio.setChecked(True)
     job = dialog.start_import()
-    with qtbot.waitSignal(job.failed, timeout=30_000):
+    with qtbot.waitSignal(job.errored, timeout=30_000):
         pass
     qtbot.waitUntil(lambda: len(error_dialogs(dialog)) == 1)
     box = error_dialogs(dialog)[0]
@@ -135,7 +135,7 @@ def test_cancel_leaves_the_workspace_unchanged(qtbot, dialog, tmp_path):
     dialog.set_path("events", semicolon_log(tmp_path))
     job = dialog.start_import()
     dialog.cancel_button.click()
-    with qtbot.waitSignals([job.cancelled, job.ended], timeout=30_000):
+    with qtbot.waitSignals([job.aborted, job.finished], timeout=30_000):
         pass
     assert "cancelled" in dialog.summary_label.text()
     assert dialog.context.engine.workspace.counts()["events"] == 0
@@ -147,7 +147,7 @@ def test_items_and_users_files_are_imported_with_the_events(qtbot, dialog, demo_
     dialog.set_path("items", Path(demo_csv.items))
     dialog.set_path("users", Path(demo_csv.users))
     assert dialog.file_tabs["items"].roles() == {"item": "item_id", "title": "title", "categories": "categories"}
-    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+    with qtbot.waitSignal(dialog.start_import().returned, timeout=30_000):
         pass
     counts = dialog.context.engine.workspace.counts()
     assert counts == {"users": 200, "items": 96, "events": demo_csv.n_events}
@@ -163,7 +163,7 @@ def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skip
     dialog.context.engine.import_files(day1)
     dialog.set_path("events", write(tmp_path / "day2.csv", day1.read_text() + "u3,c,1700000120\n"))
     job = dialog.start_import()
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     summary = dialog.summary_label.text()
     assert "1 rows imported, 0 rejected (of 3 read)." in summary

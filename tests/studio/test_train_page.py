@@ -32,7 +32,7 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
     assert page.charts.ndcg_curve.getData()[1][0] >= 0.0
     assert page.progress_bar.maximum() > 0 and "sequences/s" in page.progress_text.text()
     assert not page.train_button.isEnabled() and page.stop_button.isEnabled()
-    with qtbot.waitSignal(job.cancelled, timeout=1000):
+    with qtbot.waitSignal(job.aborted, timeout=1000):
         page.stop_button.click()
     qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=2000)
     runs = page.context.engine.runs()
@@ -47,7 +47,7 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
 def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     job = page.start_training(tiny_config("gru", epochs=200, patience=200))
     qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
-    with qtbot.waitSignal(job.ended, timeout=2000):
+    with qtbot.waitSignal(job.finished, timeout=2000):
         page.stop_training()
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
     page.run_table.select_run(stopped.id)
@@ -56,7 +56,7 @@ def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     assert resumed is not job and resumed.running
     qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
     assert page.charts.epochs[0][0] >= 2  # epoch 1 came from the checkpoint, not trained again
-    with qtbot.waitSignal(resumed.cancelled, timeout=1000):
+    with qtbot.waitSignal(resumed.aborted, timeout=1000):
         page.stop_button.click()
     runs = page.context.engine.runs()
     assert max(run.id for run in runs) == stopped.id  # the same run continued; no new one
@@ -68,7 +68,7 @@ def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, mo
     page.model_box.setCurrentIndex(page.model_box.findData("recentpop"))
     assert not page.form.isEnabled() and page.baseline_note.isVisibleTo(page)
     job = page.start_training()
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     qtbot.waitUntil(lambda: any(run.model == "recentpop" for run in page.run_table.runs), timeout=5000)
     run = next(run for run in page.run_table.runs if run.model == "recentpop")
@@ -115,7 +115,7 @@ def test_the_estimate_is_shown_before_training_and_follows_the_settings(qtbot, p
     page.form.editors["epochs"].setValue(7)
     page.budget_form.editors["time_budget"].setValue(0)  # no limit
     job = page.estimate_time()
-    with qtbot.waitSignal(job.ended, timeout=20_000):
+    with qtbot.waitSignal(job.finished, timeout=20_000):
         pass
     qtbot.waitUntil(lambda: "at most 7 epochs" in page.estimate_text.text(), timeout=5000)
     page.model_box.setCurrentIndex(page.model_box.findData("pop"))
@@ -126,7 +126,7 @@ def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page)
     engine = page.context.engine
     engine.set_active_run(None)
     job = page.start_training(tiny_config("gru", lr=1e-9))
-    with qtbot.waitSignal(job.ended, timeout=60_000):
+    with qtbot.waitSignal(job.finished, timeout=60_000):
         pass
     run = max(engine.runs(), key=lambda r: r.id)
     assert run.beats_popularity is False and engine.active_run() is None
@@ -158,7 +158,7 @@ def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtb
     qtbot.waitUntil(lambda: any(run.id not in runs_before and run.status == "running"
                                 for run in page.run_table.runs), timeout=30_000)
     qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
-    with qtbot.waitSignal(job.ended, timeout=2000):
+    with qtbot.waitSignal(job.finished, timeout=2000):
         page.stop_training()
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
     epochs = len(stopped.metrics["training"]["epochs"])

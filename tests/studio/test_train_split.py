@@ -31,7 +31,7 @@ def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(q
     assert picker.choice().cutoff_ts == int(page.setup.default_cutoff)  # where the latest 10% of events begin
     runs_before = len(page.engine.runs())
     job = page.start_training(tiny_config("pop"))
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     run = max(page.engine.runs(), key=lambda r: r.id)
     assert len(page.engine.runs()) == runs_before + 1 and run.status == "done"
@@ -61,7 +61,7 @@ def test_split_control_offers_the_evaluation_mode_and_the_published_validation(q
         "time", EvalMode.REPEAT, Validation.ALL)
     picker.set_kind("leave-one-out")
     job = page.start_training(tiny_config("pop"))
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     run = max(page.engine.runs(), key=lambda r: r.id)
     assert (run.split.eval_mode, run.split.validation) == (EvalMode.REPEAT, Validation.ALL)

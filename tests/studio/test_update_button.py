@@ -23,7 +23,7 @@ def test_update_is_offered_when_the_log_grew_and_makes_a_child_run(qtbot, page):
     page.run_table.select_run(neural.id)
     assert page.update_button.isEnabled() and "160 newer events · 6 new items" in page.update_button.toolTip()
     job = page.update_selected()
-    with qtbot.waitSignal(job.ended, timeout=60_000):
+    with qtbot.waitSignal(job.finished, timeout=60_000):
         pass
     child = max(engine.runs(), key=lambda run: run.id)
     assert (child.status, child.parent) == ("done", neural.id)

@@ -37,8 +37,8 @@ def test_progress_and_result_arrive_in_the_gui_thread(qtbot, runner):
     job = runner.start(count_to, 5, 0.01)
     job.progress.connect(lambda report: (reports.append(report), seen_threads.append(QThread.currentThread())))
     results = []
-    job.finished.connect(results.append)
-    with qtbot.waitSignal(job.ended, timeout=5000):
+    job.returned.connect(results.append)
+    with qtbot.waitSignal(job.finished, timeout=5000):
         pass
     assert results == [5]
     assert [r.done for r in reports] == [1, 2, 3, 4, 5]  # reports with metrics are never coalesced
@@ -55,7 +55,7 @@ def test_frequent_reports_without_metrics_are_coalesced_but_the_last_one_arrives
     reports = []
     job = runner.start(chatty)
     job.progress.connect(reports.append)
-    with qtbot.waitSignal(job.ended, timeout=10_000):
+    with qtbot.waitSignal(job.finished, timeout=10_000):
         pass
     assert 1 <= len(reports) < 2000
     assert reports[-1].done == 20_000
@@ -72,9 +72,9 @@ def test_cancel_stops_the_job_and_emits_cancelled_not_finished(qtbot, runner):
 
     finished = []
     job = runner.start(wait_for_cancel)
-    job.finished.connect(finished.append)
+    job.returned.connect(finished.append)
     qtbot.waitUntil(started.is_set, timeout=5000)
-    with qtbot.waitSignals([job.cancelled, job.ended], timeout=5000, order="strict"):
+    with qtbot.waitSignals([job.aborted, job.finished], timeout=5000, order="strict"):
         job.cancel()
     assert not job.running and finished == []
 
@@ -84,7 +84,7 @@ def test_an_exception_becomes_the_failed_signal(qtbot, runner):
         raise FileNotFoundError(2, "No such file", path)
 
     job = runner.start(broken, "/nowhere/events.csv")
-    with qtbot.waitSignal(job.failed, timeout=5000) as failed:
+    with qtbot.waitSignal(job.errored, timeout=5000) as failed:
         pass
     exc = failed.args[0]
     assert isinstance(exc, FileNotFoundError) and exc.filename == "/nowhere/events.csv"
@@ -93,7 +93,7 @@ def test_an_exception_becomes_the_failed_signal(qtbot, runner):
 def test_functions_without_progress_or_cancel_parameters_run_plain(qtbot, runner):
     job = runner.start(sorted, [3, 1, 2], progress=False, cancel=False, reverse=True)
     assert not job.can_cancel
-    with qtbot.waitSignal(job.finished, timeout=5000) as finished:
+    with qtbot.waitSignal(job.returned, timeout=5000) as finished:
         pass
     assert finished.args == [[3, 2, 1]]
 
@@ -102,7 +102,7 @@ def test_a_job_cancelled_before_it_started_never_runs(qtbot, runner):
     calls = []
     job = runner.start(lambda progress=None, cancel=None: calls.append(1))
     job.cancel()
-    with qtbot.waitSignal(job.cancelled, timeout=5000):
+    with qtbot.waitSignal(job.aborted, timeout=5000):
         pass
     assert calls == []
 
@@ -114,7 +114,7 @@ def thread_niceness(progress=None, cancel=None) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
 def test_jobs_run_at_a_lower_priority_than_the_gui_thread(qtbot, runner):
     job = runner.start(thread_niceness)
-    with qtbot.waitSignal(job.finished, timeout=5000) as finished:
+    with qtbot.waitSignal(job.returned, timeout=5000) as finished:
         pass
     gui_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert finished.args[0] >= max(WORKER_NICENESS, gui_niceness)  # a niced test run starts above it

@@ -45,7 +45,7 @@ def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_i
     page.run_table.select_run(run_id)
     assert page.run_table.selected_run().status == "interrupted" and page.resume_button.isEnabled()
     page.resume_button.click()
-    with qtbot.waitSignal(page.job.finished, timeout=30_000):
+    with qtbot.waitSignal(page.job.returned, timeout=30_000):
         pass
     wait_idle(context)
     assert engine.run(run_id).status == "done"
