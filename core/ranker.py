@@ -347,13 +347,15 @@ def _train_and_pick(features, labels, valid, train, pick, names, epochs: int, do
     train_labels = torch.zeros(len(train_features), dtype=torch.long)  # the target sits in column 0
     best_state, best_step = {k: v.clone() for k, v in net.state_dict().items()}, 0
     best_pick = None if pick is None else _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
-    adam = _Adam(list(net.parameters()), lr=0.03)
+    adam = torch.optim.Adam(net.parameters(), lr=0.03)
     for epoch in range(1, epochs + 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
         logits = net.train()(train_features).masked_fill(~train_valid, float("-inf"))
         loss = nn.functional.cross_entropy(logits, train_labels)
-        adam.step(torch.autograd.grad(loss, adam.params))
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
         if pick is not None and epoch % CHECK_EVERY == 0:
             ndcg = _mean(_list_gains(net, features[pick], labels[pick], valid[pick]))
             if ndcg > best_pick:
@@ -382,28 +384,6 @@ def _sampled_lists(features, labels, valid, size: int = TRAIN_LIST) -> tuple[tor
     picked = torch.argsort(noise, dim=1)[:, :size]
     gathered = features.gather(1, picked[:, :, None].expand(-1, -1, features.shape[2]))
     return gathered, valid.gather(1, picked)
-
-
-class _Adam:
-    """Plain Adam for the ranker's few hundred weights.
-
-    ``torch.optim`` imports torch._dynamo on first use (5-7 s here); a baseline run that
-    otherwise takes a second should not pay that.
-    """
-
-    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, grads) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            p -= self.lr * (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + self.eps)
 
 
 @torch.no_grad()
