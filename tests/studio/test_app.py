@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from pathlib import Path
 
@@ -159,20 +158,6 @@ def test_another_workspace_is_not_opened_under_a_running_import(qtbot, window, e
     with qtbot.waitSignal(job.finished, timeout=10_000):
         pass
     busy.close()
-
-
-def test_objects_alive_once_a_workspace_is_open_are_left_out_of_garbage_collection(qtbot, window, tmp_path):
-    """Full collections walking torch's and Qt's objects held the GIL 65-230 ms: a frozen window."""
-    gc.unfreeze()  # whatever an earlier test froze
-    assert gc.get_freeze_count() == 0
-    window.open_workspace(tmp_path / "shop.sqlite")
-    qtbot.waitUntil(lambda: window.context.engine is not None, timeout=30_000)
-    frozen = gc.get_freeze_count()
-    assert frozen > 0
-    first = window.context.engine
-    window.open_workspace(tmp_path / "other.sqlite")
-    qtbot.waitUntil(lambda: window.context.engine is not first, timeout=30_000)
-    assert gc.get_freeze_count() <= frozen  # nothing more frozen (frozen objects still die by refcount)
 
 
 def test_every_page_fits_the_smallest_supported_window(qtbot, wait_idle, window, tmp_path):

@@ -1,17 +1,19 @@
-"""Background jobs: progress reaches the GUI thread, cancel stops the job, errors become signals."""
+"""Background jobs: progress reaches the GUI thread, cancel stops the job, errors become signals;
+the same for jobs in the job process, including one whose process dies."""
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 
 import pytest
 from PySide6.QtCore import QThread
 
+from core.jobs import JobCall, JobProcessDied, JobServer
 from core.progress import Progress, RateMeter
-from studio.workers import WORKER_NICENESS, JobRunner
+from studio.dialogs.errors import describe_error
+from studio.workers import JobRunner
 
 
 def count_to(n, pause_s=0.0, progress=None, cancel=None):
@@ -61,7 +63,7 @@ def test_frequent_reports_without_metrics_are_coalesced_but_the_last_one_arrives
     assert reports[-1].done == 20_000
 
 
-def test_cancel_stops_the_job_and_emits_cancelled_not_finished(qtbot, runner):
+def test_cancel_stops_the_job_and_emits_aborted_not_returned(qtbot, runner):
     started = threading.Event()
 
     def wait_for_cancel(progress=None, cancel=None):
@@ -107,14 +109,91 @@ def test_a_job_cancelled_before_it_started_never_runs(qtbot, runner):
     assert calls == []
 
 
-def thread_niceness(progress=None, cancel=None) -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+# -- jobs in the job process: functions of the job process take the engine first ----------------
+
+def count_in_process(engine, n, progress=None, cancel=None):
+    for done in range(1, n + 1):
+        progress(Progress("count", done, n, f"{done} of {n}", metrics={"loss": 1.0 / done}))
+    return os.getpid()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is a Linux feature")
-def test_jobs_run_at_a_lower_priority_than_the_gui_thread(qtbot, runner):
-    job = runner.start(thread_niceness)
-    with qtbot.waitSignal(job.returned, timeout=5000) as finished:
+def refuse_in_process(engine, progress=None, cancel=None):
+    from core.errors import UsageError
+
+    raise UsageError("run #7 was started on a time split", "Start a new run for another split.")
+
+
+def exit_in_process(engine, progress=None, cancel=None):
+    os._exit(5)
+
+
+def wait_in_process(engine, progress=None, cancel=None):
+    progress(Progress("wait", message="waiting"))
+    while True:
+        cancel.raise_if_cancelled()
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def server():
+    server = JobServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def in_process(qtbot, server, tmp_path):
+    runner = JobRunner(server=server)
+
+    def start(function, *args, name="test"):
+        return runner.start_in_process(JobCall(function, tmp_path / "workspace.sqlite", args, name=name, text=False))
+    yield start
+    runner.cancel_all()
+    runner.wait_all(timeout_s=30)
+
+
+def test_a_process_job_reports_to_the_gui_thread_and_returns(qtbot, in_process):
+    gui_thread, seen = QThread.currentThread(), []
+    job = in_process(count_in_process, 3)
+    job.progress.connect(lambda report: seen.append((report.done, QThread.currentThread() == gui_thread)))
+    returned = []
+    job.returned.connect(returned.append)
+    with qtbot.waitSignals([job.returned, job.finished], timeout=120_000, order="strict"):
         pass
-    gui_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert finished.args[0] >= max(WORKER_NICENESS, gui_niceness)  # a niced test run starts above it
+    assert seen == [(1, True), (2, True), (3, True)]
+    assert len(returned) == 1 and returned[0] != os.getpid()  # it ran in another process
+
+
+def test_a_process_job_that_raises_is_errored_with_its_message_and_hint(qtbot, in_process):
+    job = in_process(refuse_in_process)
+    errors = []
+    job.errored.connect(errors.append)
+    with qtbot.waitSignals([job.errored, job.finished], timeout=120_000, order="strict"):
+        pass
+    text = describe_error(errors[0], "Training")
+    assert (text.what, text.next_step, text.details) == (
+        "Run #7 was started on a time split.", "Start a new run for another split.", "")
+
+
+def test_a_process_that_dies_is_errored_and_the_next_job_runs(qtbot, in_process):
+    job = in_process(exit_in_process, name="training")
+    errors = []
+    job.errored.connect(errors.append)
+    with qtbot.waitSignals([job.errored, job.finished], timeout=120_000, order="strict"):
+        pass
+    exc, = errors
+    assert isinstance(exc, JobProcessDied)
+    assert describe_error(exc, "Training").what == "The training process ended unexpectedly (exit code 5)."
+    again = in_process(count_in_process, 3)
+    with qtbot.waitSignal(again.returned, timeout=120_000):
+        pass
+
+
+def test_cancel_stops_a_process_job_with_aborted(qtbot, in_process):
+    job = in_process(wait_in_process)
+    returned = []
+    job.returned.connect(returned.append)
+    job.progress.connect(lambda report: job.cancel())
+    with qtbot.waitSignals([job.aborted, job.finished], timeout=120_000, order="strict"):
+        pass
+    assert returned == [] and not job.running
