@@ -181,7 +181,7 @@ def _catalogue_frame(frame: Optional[pd.DataFrame], seen_ids: np.ndarray, option
         if column not in frame:
             frame[column] = None
     # Store ids are small positive integers: a bincount finds the distinct ones in one linear pass
-    # (np.unique sorts millions of event ids, ~100 ms with the GIL held: a studio stall).
+    # (np.unique sorts millions of event ids, ~100 ms).
     seen = np.flatnonzero(np.bincount(seen_ids)) if len(seen_ids) else np.zeros(0, dtype=np.int64)
     missing = np.setdiff1d(seen, frame["id"].to_numpy(np.int64))
     if len(missing):

@@ -9,19 +9,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-_SLICE = 16_384
-
-
-def python_list(array: pa.Array) -> list:
-    """``array.to_pylist()`` a slice at a time. One call over a 100k-row block holds the GIL for
-    13 ms and more under load (the studio's window cannot repaint meanwhile); between slices
-    the interpreter lets other threads in."""
-    values: list = []
-    for start in range(0, len(array), _SLICE):
-        values.extend(array.slice(start, _SLICE).to_pylist())
-    return values
-
-
 class IdMap:
     """external_id -> id for users or items: the rows already stored plus those this import adds.
 
@@ -47,7 +34,7 @@ class IdMap:
     def resolve(self, keys: pa.Array) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Store ids aligned with ``keys``, and the (id, external_id) pairs that are new."""
         unique = pc.unique(keys)
-        unique_keys = python_list(unique)
+        unique_keys = unique.to_pylist()
         ids = np.fromiter((self.lookup.get(k, 0) for k in unique_keys), dtype=np.int64, count=len(unique_keys))
         new: list[tuple[int, str]] = []
         for position in np.flatnonzero(ids == 0):

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
-from core.importing.ids import IdMap, python_list
+from core.importing.ids import IdMap
 from core.importing.times import TimeColumn, to_numbers
 
 DEFAULT_EVENT = "interaction"
@@ -232,7 +232,7 @@ class ProfileLoader:
         table = table.filter(keep)
         ids = ids.filter(keep)
         store_ids, _new = (target.items if self.kind == "items" else target.users).resolve(ids)
-        columns = [store_ids.tolist(), python_list(ids)]
+        columns = [store_ids.tolist(), ids.to_pylist()]
         if self.kind == "items":
             columns += [_optional_text(table, self.roles.get("title")), self._categories(table)]
         columns.append(self._attributes(table))
@@ -241,7 +241,7 @@ class ProfileLoader:
 
     def _categories(self, table: pa.Table) -> list[Optional[str]]:
         if self.roles.get("categories"):
-            return [_category_list(c) for c in python_list(_text(table, self.roles["categories"]))]
+            return [_category_list(c) for c in _text(table, self.roles["categories"]).to_pylist()]
         if not self.flags:
             return [None] * table.num_rows
         on = np.column_stack([_flag_set(_text(table, f)) for f in self.flags])
@@ -259,7 +259,7 @@ class ProfileLoader:
 def _optional_text(table: pa.Table, column: Optional[str]) -> list[Optional[str]]:
     if column is None:
         return [None] * table.num_rows
-    return [c or None for c in python_list(_text(table, column))]
+    return [c or None for c in _text(table, column).to_pylist()]
 
 
 def _category_list(cell: Optional[str]) -> Optional[str]:
@@ -274,7 +274,7 @@ def _flag_set(cells: pa.Array) -> np.ndarray:
 def _typed_cells(cells: pa.Array) -> list:
     """A column of numbers is stored as numbers (ages, prices), anything else as text."""
     numbers = to_numbers(cells)
-    texts = python_list(cells)
+    texts = cells.to_pylist()
     given = np.array([t != "" for t in texts])
     leading_zero = any(len(t) > 1 and t[0] == "0" and t[1] != "." for t in texts)  # zip codes
     if not given.any() or leading_zero or np.isnan(numbers[given]).any():

@@ -79,13 +79,11 @@ def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
     cursor.close()
 
 
-# Rows per fetch for whole-table reads: between chunks other threads (the studio's GUI) get the GIL.
-# A fetch holds the GIL throughout (50k rows: ~45 ms, a visible stall), and the painting GUI
-# thread waits for the current fetch every time it takes the GIL back, many times per repaint:
-# with 2k rows a fetch (~2.5 ms) the window still froze up to 46 ms while the Train page read
-# the events after an import; 500 rows brought that under 20 ms (bench_gui.py), and read 2.5M
-# events as fast (2.0-2.2 s either way).
-READ_CHUNK_ROWS = 500
+# Rows per fetch for whole-table reads: a fetch is a list of Python tuples until numpy or pandas
+# takes it, so fetching in chunks keeps a read's memory near its result's (the 25M events of a
+# big log as one list of tuples would hold ~3 GB). 2.5M events read as fast in chunks of 500 as
+# of 50k rows (2.0-2.2 s).
+READ_CHUNK_ROWS = 65_536
 
 # A write waits this long for another window or command's write (an import can hold the lock
 # for minutes) before giving up with a WorkspaceError; it says it waits through ``progress``.
@@ -278,8 +276,7 @@ class Workspace:
         """All interactions sorted by (user, ts, file order): every event but those marked negative.
 
         An unordered scan plus ``np.lexsort`` is about 3x faster than ``ORDER BY`` through the
-        index, so sorting happens in numpy. The scan is read in chunks: one C loop over millions
-        of rows would hold the GIL and freeze the studio for most of a second.
+        index, so sorting happens in numpy. The scan is read in chunks (``READ_CHUNK_ROWS``).
         """
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
@@ -352,12 +349,12 @@ class Workspace:
         return self._table_frame(schema.users, chunk_rows)
 
     def _table_frame(self, table, chunk_rows: int) -> pd.DataFrame:
-        """A whole table by id, read in chunks through the raw cursor so other threads get the GIL
-        in between (``pd.read_sql`` through SQLAlchemy held it for up to 300 ms per chunk).
+        """A whole table by id, read in chunks (``READ_CHUNK_ROWS``) through the raw cursor
+        (``pd.read_sql`` through SQLAlchemy is slower).
 
-        Each chunk becomes its own frame (one frame of 100k rows held the GIL ~40 ms); column
-        types are inferred again over the joined chunks, since a chunk whose text column is all
-        null comes back as objects and the whole column must read as one read would give it.
+        Each chunk becomes its own frame; column types are inferred again over the joined chunks,
+        since a chunk whose text column is all null comes back as objects and the whole column
+        must read as one read would give it.
         """
         columns = [c.name for c in table.columns]
         with self.engine.connect() as conn:
