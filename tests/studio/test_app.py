@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -171,3 +173,13 @@ def test_every_page_fits_the_smallest_supported_window(qtbot, wait_idle, window,
     assert hint.width() <= 1024 and hint.height() <= 700
     window.resize(1024, 700)
     assert (window.width(), window.height()) == (1024, 700)
+
+
+def test_the_launcher_imports_no_qt_at_its_top():
+    """``nextpick-studio`` imports ``studio.app``, and the job process (multiprocessing's spawn)
+    runs the launching script's imports again: they must not load Qt there."""
+    script = ("import sys, studio.app\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

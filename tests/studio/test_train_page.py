@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 from PySide6.QtWidgets import QMessageBox
 
@@ -41,6 +43,23 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
     assert stopped.status == "cancelled"
     assert page.run_table.rowCount() == len(runs)
     page.run_table.select_run(stopped.id)
+    assert page.resume_button.isEnabled()
+
+
+def test_a_killed_training_process_is_reported_and_its_run_can_be_resumed(qtbot, page):
+    """The job process dies as under the kernel's out-of-memory killer; the window stays and says so."""
+    job = page.start_training(tiny_config("gru", epochs=200, patience=200))
+    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    with qtbot.waitSignals([job.errored, job.finished], timeout=30_000, order="strict"):
+        os.kill(page.context.jobs.server.pid, signal.SIGKILL)
+    dialog = page.findChild(QMessageBox, "errorDialog")
+    assert dialog.text() == "The training process ended unexpectedly (exit code -9: probably out of memory)."
+    assert "resumed" in dialog.informativeText()
+    dialog.close()
+    killed = max(page.context.engine.runs(), key=lambda run: run.id)
+    assert killed.status == "interrupted"
+    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=5000)
+    page.run_table.select_run(killed.id)
     assert page.resume_button.isEnabled()
 
 
