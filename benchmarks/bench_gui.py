@@ -72,10 +72,11 @@ class StallMeter:
         self._stolen_at_start = self.stolen_s = 0.0
         self.collections: list[float] = []  # ms of each full garbage collection in this process
         self._collecting_since = 0.0
+        self._measuring = False
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict) -> None:
-        if info["generation"] != 2 or not self.timer.isActive():
+        if info["generation"] != 2 or not self._measuring:
             return
         if phase == "start":
             self._collecting_since = time.perf_counter()
@@ -85,6 +86,7 @@ class StallMeter:
     def start(self) -> None:
         self.gaps.clear()
         self.collections.clear()
+        self._measuring = True
         self._stolen_at_start = stolen_cpu_s()
         self.clock.start()
         self._last = self.clock.nsecsElapsed()
@@ -93,6 +95,7 @@ class StallMeter:
 
     def stop(self) -> None:
         self.timer.stop()
+        self._measuring = False
         self.stolen_s = stolen_cpu_s() - self._stolen_at_start
         if self.watchdog is not None:
             faulthandler.cancel_dump_traceback_later()

@@ -54,6 +54,7 @@ class JobCall:
     ``function`` is a module-level function of ``core`` (an ``Engine`` method such as
     ``Engine.train``, or one below), sent by name; ``name`` is how a person calls the job, for
     the message when its process dies ("the training process ended unexpectedly").
+    ``progress=False`` / ``cancel=False`` for a function that does not take them.
     """
 
     function: Callable[..., Any]
@@ -63,6 +64,8 @@ class JobCall:
     text_model: Optional[str] = None
     text: bool = True
     name: str = "job"
+    progress: bool = True
+    cancel: bool = True
 
 
 class JobProcessDied(NextPickError):
@@ -264,8 +267,12 @@ def _run_job(job_id: int, call: JobCall, tokens: dict[int, CancelToken], send: C
     engine = None
     try:
         engine = Engine(Workspace.open(call.workspace), call.text_model, text=call.text)
-        result = call.function(engine, *call.args, progress=lambda report: send((job_id, "progress", report)),
-                               cancel=tokens[job_id], **call.kwargs)
+        kwargs = dict(call.kwargs)
+        if call.progress:
+            kwargs["progress"] = lambda report: send((job_id, "progress", report))
+        if call.cancel:
+            kwargs["cancel"] = tokens[job_id]
+        result = call.function(engine, *call.args, **kwargs)
     except Cancelled:
         send((job_id, "aborted", None))
     except BaseException as exc:  # noqa: BLE001 - every ending must reach the window
@@ -304,6 +311,14 @@ def import_and_prepare(engine, events=None, items=None, users=None, options=None
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
         engine.sequence_data()
     return report
+
+
+def data_overview(engine) -> tuple:
+    """What the studio's Data page shows: ``Engine.overview()`` (one scan of every event) and the
+    import history, newest first."""
+    from core.importing import import_history
+
+    return engine.overview(), import_history(engine.workspace)
 
 
 def evaluate_runs(engine, run_ids: list[int], eval_mode=None, progress=None, cancel=None) -> dict[int, dict]:

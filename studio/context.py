@@ -97,7 +97,8 @@ class StudioContext(QObject):
         """Start ``fn`` in the background; see ``studio.workers.JobRunner.start``."""
         return self.jobs.start(fn, *args, progress=progress, cancel=cancel, **kwargs)
 
-    def run_in_process(self, function: Callable[..., Any], *args: Any, name: str, **kwargs: Any) -> Job:
+    def run_in_process(self, function: Callable[..., Any], *args: Any, name: str, progress: bool = True,
+                       cancel: bool = True, **kwargs: Any) -> Job:
         """Run ``function(engine, *args, progress=, cancel=, **kwargs)`` in the job process on the open
         workspace, with this engine's item-text setting (``core.jobs.JobCall``); ``name`` says what
         the job is to a person ("training") when its process dies."""
@@ -105,7 +106,7 @@ class StudioContext(QObject):
 
         engine = self.engine
         call = JobCall(function, engine.workspace.path, args, kwargs, engine.text_model.path,
-                       engine.text_available(), name)
+                       engine.text_available(), name, progress, cancel)
         return self.jobs.start_in_process(call)
 
     def announce_data_changed(self) -> None:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.importing import import_history
+from core.jobs import data_overview
 from core.store.stats import WorkspaceStats, quality_notes
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -45,11 +45,6 @@ HISTORY_ROWS_SHOWN = 5  # more scroll
 TOP_CATEGORIES = 7  # the categories chart shows these many, the rest summed as OTHERS: more crowd their labels at laptop size
 OTHERS = "others"
 CHART_STEP_MS = 1  # between redrawing one chart and the next (see DataPage._show_charts)
-
-
-def load_data_view(engine) -> tuple[WorkspaceStats, list[dict]]:
-    """Everything the page shows, read in one go off the GUI thread."""
-    return engine.overview(), import_history(engine.workspace)
 
 
 class FigureCard(QFrame):
@@ -185,7 +180,7 @@ class DataPage(StudioPage):
             self._show_empty()
             return
         self.hint.setText("Reading the workspace…")
-        job = self.context.run(load_data_view, engine, progress=False, cancel=False)
+        job = self.context.run_in_process(data_overview, name="overview", progress=False, cancel=False)
         job.returned.connect(self._show_data)
         job.errored.connect(lambda exc: show_error(self, exc, "Reading the workspace"))
 

@@ -467,9 +467,11 @@ class TrainPage(StudioPage):
         """Time a few steps of the panel's settings in a worker and show how long the run would take."""
         if self.engine is None or self.form is None or self.model_box.currentData() not in self.setup.neural:
             return None
+        from core.engine import Engine  # loaded with the workspace already
+
         self.estimate_text.setText("Timing a few training steps…")
-        job = self.context.run(self.engine.estimate_training, self.current_config(), self.split_picker.choice(),
-                               progress=False, cancel=False)
+        job = self.context.run_in_process(Engine.estimate_training, self.current_config(), self.split_picker.choice(),
+                                          name="estimate", progress=False, cancel=False)
         job.returned.connect(lambda estimate: self.estimate_text.setText(f"Estimate: {estimate.describe()}."))
         job.errored.connect(lambda exc: self.estimate_text.setText(f"No estimate: {exc}"))
         return job

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.store import schema
-from core.store.stats import _parse_ints, quality_notes, workspace_stats
+from core.store.stats import quality_notes, workspace_stats
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -119,14 +119,6 @@ def test_stats_of_a_generated_shop_agree_with_its_files(tmp_path, workspace):
     assert np.array_equal(stats.item_popularity[: stats.items_with_events], events.item_id.value_counts().to_numpy())
     weeks = pd.to_datetime(events.timestamp, unit="s").dt.to_period("W-SUN").value_counts().sort_index()
     assert stats.activity.unit == "week" and stats.activity.counts == weeks.tolist()
-
-
-@pytest.mark.parametrize("piece_chars", [1, 3, 7, 1 << 20])
-def test_activity_codes_parse_the_same_in_any_piece_size(piece_chars):
-    numbers = np.random.default_rng(0).integers(-5, 10**12, size=500)
-    text = ",".join(str(n) for n in numbers)
-    assert np.array_equal(_parse_ints(text, piece_chars), numbers)
-    assert len(_parse_ints("", piece_chars)) == 0 and _parse_ints("42", piece_chars).tolist() == [42]
 
 
 @pytest.mark.parametrize("span_days, unit", [(60, "day"), (400, "week"), (22 * 365, "month"), (40 * 365, "year")])
