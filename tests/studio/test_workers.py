@@ -10,7 +10,7 @@ import time
 import pytest
 from PySide6.QtCore import QThread
 
-from core.jobs import JobCall, JobProcessDied, JobServer
+from core.jobs import JobCall, JobProcessDied
 from core.progress import Progress, RateMeter
 from studio.dialogs.errors import describe_error
 from studio.workers import JobRunner
@@ -134,16 +134,9 @@ def wait_in_process(engine, progress=None, cancel=None):
         time.sleep(0.01)
 
 
-@pytest.fixture(scope="module")
-def server():
-    server = JobServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def in_process(qtbot, server, tmp_path):
-    runner = JobRunner(server=server)
+def in_process(qtbot, tmp_path):
+    runner = JobRunner()  # with the studio's job process, shared with the other studio tests
 
     def start(function, *args, name="test"):
         return runner.start_in_process(JobCall(function, tmp_path / "workspace.sqlite", args, name=name, text=False))
