@@ -11,8 +11,10 @@ What a page does
     * Announces what it changed: ``context.announce_data_changed()`` after an import,
       ``context.announce_runs_changed()`` after a run ends or is deleted,
       ``context.set_active_run(run_id)`` when the user picks the active model.
-    * Runs anything that touches many rows or a model through ``context.run(fn, *args, ...)``
-      (studio/workers.py) and shows failures with ``studio.dialogs.errors.show_error(self, exc)``.
+    * Runs long jobs (import, training, evaluation, export) in the job process through
+      ``context.run_in_process(function, *args, name=...)`` and short reads of many rows or a model
+      through ``context.run(fn, *args, ...)`` (studio/workers.py); shows failures with
+      ``studio.dialogs.errors.show_error(self, exc)``.
     * Fills itself with real content once the workspace has data, without clicks (Explore selects
       the first user, Evaluate lists the runs): ``--screenshots`` and first launches rely on it.
     * Sets a tooltip on every control it adds.
