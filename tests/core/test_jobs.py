@@ -122,3 +122,22 @@ def test_a_killed_process_reads_as_probably_out_of_memory(server, call):
 def test_exit_codes_in_words():
     assert describe_exit(-signal.SIGSEGV) == "exit code -11: SIGSEGV"
     assert describe_exit(1) == "exit code 1"
+
+
+def test_an_import_in_the_job_process_leaves_the_sequences_cached_for_the_window(tmp_path):
+    """``import_and_prepare`` builds the sequence cache where the import ran; the window's engine then
+    maps it instead of reading every event (called here in this process: the same function)."""
+    from core.data.sequences import cache_folder
+    from core.demo import DemoConfig, write_demo_csv
+    from core.engine import Engine
+    from core.jobs import import_and_prepare
+    from core.store import Workspace
+
+    files = write_demo_csv(tmp_path / "csv", DemoConfig(n_users=30, n_items=20, n_categories=3))
+    engine = Engine(Workspace.open(tmp_path / "shop.sqlite"), text=False)
+    stages = []
+    report = import_and_prepare(engine, files.events, items=files.items, progress=lambda r: stages.append(r.stage))
+    assert report.rows_accepted and stages[-1] == "prepare"
+    cached = list(cache_folder(engine.workspace.path).glob(f"sequences-{engine.workspace.content_hash()}-*"))
+    assert len(cached) == 1
+    engine.workspace.close()
