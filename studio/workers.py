@@ -171,8 +171,9 @@ class JobRunner(QObject):
         return job
 
     def start_in_process(self, call: JobCall) -> Job:
-        """Run ``call`` in the job process (``core.jobs``); a pool thread relays its reports and ending."""
-        return self.start(self.server.run, call)
+        """Run ``call`` in the job process (``core.jobs``); a pool thread relays its reports and ending.
+        Only a call that takes a cancel token can be cancelled (``Job.can_cancel``)."""
+        return self.start(self.server.run, call, cancel=call.cancel)
 
     def warm_up(self) -> None:
         """Start the job process now, so that its seconds of import are over before the first job."""
