@@ -401,22 +401,28 @@ class ExplorePage(StudioPage):
             return
         self.details.no_text_reason = ""
         job = self._text_job = self.context.run_in_process(embed_item_text, name="item-text reading")
-        job.progress.connect(lambda report: self._show_text_note(report.message))
-        job.returned.connect(lambda used: self._load_text_search(engine))
-        job.errored.connect(lambda exc: self._show_text_note(f"Reading item text failed: {describe_error(exc).what}"))
+        job.progress.connect(self._on_item_text_progress)
+        job.returned.connect(self._load_text_search)  # bound methods: a deleted page hears nothing more
+        job.errored.connect(self._on_item_text_failed)
 
-    def _load_text_search(self, engine) -> None:
-        job = self.context.run(load_text_search, engine, progress=False, cancel=False)
-        job.returned.connect(lambda _: self._on_item_text_read(engine))
-        job.errored.connect(lambda exc: self._show_text_note(f"Reading item text failed: {describe_error(exc).what}"))
+    def _load_text_search(self, _used: bool) -> None:
+        if self.engine is None:
+            return
+        job = self.context.run(load_text_search, self.engine, progress=False, cancel=False)
+        job.returned.connect(self._on_item_text_read)
+        job.errored.connect(self._on_item_text_failed)
+
+    def _on_item_text_progress(self, report) -> None:
+        self._show_text_note(report.message)
+
+    def _on_item_text_failed(self, exc: BaseException) -> None:
+        self._show_text_note(f"Reading item text failed: {describe_error(exc).what}")
 
     def _show_text_note(self, text: str) -> None:
         self.text_note.setText(text)
         self.text_note.setVisible(bool(text))
 
-    def _on_item_text_read(self, engine) -> None:
-        if engine is not self.engine:
-            return
+    def _on_item_text_read(self, _result=None) -> None:
         self._show_text_note("")
         if self._item_wanted is not None:
             self.show_item(self._item_wanted.item)  # now with its similar items
