@@ -184,7 +184,7 @@ def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path
     assert dialog.low_threshold.isEnabled()
     low = dialog.options().low_values
     assert (low.action, low.at_most) == ("negative", 2.0)
-    with qtbot.waitSignal(dialog.start_import().ended, timeout=30_000):
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
         pass
     low_rows = sum(1 for row in rows[1:] if int(row.rsplit(",", 1)[1]) <= 2)
     assert dialog.report.file("events").low_values == low_rows
