@@ -359,9 +359,9 @@ class ImportDialog(QDialog):
         self.preview_button.setEnabled(False)
         self.summary_label.setText("Reading the first rows…")
         self.preview_job = self.context.run(preview_source, query, ImportOptions(), progress=False, cancel=False)
-        self.preview_job.finished.connect(self._on_query_previewed)
-        self.preview_job.failed.connect(self._on_query_failed)
-        self.preview_job.ended.connect(self._update_buttons)
+        self.preview_job.returned.connect(self._on_query_previewed)
+        self.preview_job.errored.connect(self._on_query_failed)
+        self.preview_job.finished.connect(self._update_buttons)
         return self.preview_job
 
     def _on_query_previewed(self, source) -> None:

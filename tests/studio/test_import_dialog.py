@@ -239,13 +239,13 @@ def test_from_database_previews_the_query_and_imports_it(qtbot, dialog, shop_db)
     dialog.set_query(shop_db, "select who as user_id, what as item_id, ts from ev")
     assert dialog.sources.currentIndex() == 1 and not dialog.import_button.isEnabled()  # not previewed yet
     assert not dialog.tabs.isTabEnabled(dialog.tabs.indexOf(dialog.file_tabs["items"]))
-    with qtbot.waitSignal(dialog.preview_query().ended, timeout=30_000):
+    with qtbot.waitSignal(dialog.preview_query().finished, timeout=30_000):
         pass
     tab = dialog.file_tabs["events"]
     assert tab.roles() == {"user": "user_id", "item": "item_id", "time": "ts"} and tab.model.rowCount() == 20
     assert tab.model.index(0, 0).data() == "u0" and "Query on sqlite:///" in tab.detected.text()
     job = dialog.start_import()
-    with qtbot.waitSignal(job.ended, timeout=30_000):
+    with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
     assert dialog.context.engine.workspace.counts()["events"] == 30
     assert "30 rows imported, 1 rejected (of 31 read)" in dialog.summary_label.text()
@@ -256,7 +256,7 @@ def test_from_database_previews_the_query_and_imports_it(qtbot, dialog, shop_db)
 
 def test_a_query_the_database_refuses_shows_its_message(qtbot, dialog, shop_db, error_dialogs):
     dialog.set_query(shop_db, "select nope from ev")
-    with qtbot.waitSignal(dialog.preview_query().ended, timeout=30_000):
+    with qtbot.waitSignal(dialog.preview_query().finished, timeout=30_000):
         pass
     qtbot.waitUntil(lambda: len(error_dialogs(dialog)) == 1)
     assert "no such column: nope" in error_dialogs(dialog)[0].text()
