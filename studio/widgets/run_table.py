@@ -218,7 +218,6 @@ class RunTable(QTableWidget):
                 self.selectRow(row)
 
     def _cells(self, run: Any) -> list[QTableWidgetItem]:
-        metrics = run_metrics(run)
         active = run.id == self.active_run
         cells = [
             QTableWidgetItem(f"#{run.id}" + ("  ★ active" if active else "")),

@@ -18,7 +18,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, QS
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QPixmap, QIcon, QPolygonF
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QHeaderView, QScrollArea, QTableView, QToolButton, QToolTip, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QScrollArea, QTableView, QToolButton, QToolTip, QVBoxLayout, QWidget,
 )
 
 from core.store.schema import split_categories
