@@ -19,7 +19,7 @@ from torch import nn
 
 from core.encoder import ItemEmbeddings
 from core.predictor import NO_INTEREST
-from core.scorer import Scorer
+from core.scorer import Scorer, WrappedScorer
 
 
 # Up to this many rows the interest match is gathered per item (serving: about 1 ms at 1M items);
@@ -98,14 +98,14 @@ def mask_seen(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor
     return scores
 
 
-class ColdStartScorer:
+class ColdStartScorer(WrappedScorer):
     """A scorer whose users without history get ``fallback``'s scores: what the product serves
     them (segment popularity), so evaluation ranks what serving would show, not the network's
     guess from an empty sequence (a time split can hold out many users with no earlier event)."""
 
     def __init__(self, scorer: Scorer, fallback: Scorer) -> None:
-        self.scorer, self.fallback = scorer, fallback
-        self.name = scorer.name
+        super().__init__(scorer)
+        self.fallback = fallback
 
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
         scores = self.scorer.score(histories, segments)
@@ -115,18 +115,6 @@ class ColdStartScorer:
             cold = self.fallback.score([histories[i] for i in empty], cold_segments)
             scores[torch.as_tensor(empty)] = cold.to(scores.device, scores.dtype)
         return scores
-
-    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
-        return self.scorer.interests(history)
-
-    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
-        return self.scorer.interests_batch(histories, segments)
-
-    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.scorer.attributions(history, items)
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return self.scorer.state_tensors()
 
 
 def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,

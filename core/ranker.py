@@ -32,7 +32,7 @@ from core.baselines import ItemKNNScorer, TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.generator import mask_seen
 from core.progress import RateMeter, emit
-from core.scorer import Scorer
+from core.scorer import Scorer, WrappedScorer
 
 N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
@@ -396,7 +396,7 @@ def _list_gains(net: RankerNet, features, labels, valid) -> np.ndarray:
     return torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), torch.zeros((), dtype=torch.float64)).numpy()
 
 
-class RankedScorer:
+class RankedScorer(WrappedScorer):
     """Generator + ranker as one ``Scorer``, so the whole pipeline is evaluated by full ranking.
 
     The top-N candidates are placed above every other item in the ranker's order; the rest
@@ -407,7 +407,8 @@ class RankedScorer:
 
     def __init__(self, scorer: Scorer, ranker: Ranker, item_interest: np.ndarray,
                  exclude_seen: Optional[bool] = None) -> None:
-        self.scorer, self.ranker = scorer, ranker
+        super().__init__(scorer)
+        self.ranker = ranker
         self.item_interest = np.asarray(item_interest)
         self.exclude_seen = ranker.exclude_seen if exclude_seen is None else exclude_seen
         self.name = f"{scorer.name}+ranker"
@@ -428,18 +429,6 @@ class RankedScorer:
         base.scatter_(1, index, torch.where(finite, lifted, base.gather(1, index)))
         base[:, 0] = float("-inf")
         return base
-
-    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
-        return self.scorer.interests(history)
-
-    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
-        return self.scorer.interests_batch(histories, segments)
-
-    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.scorer.attributions(history, items)
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return self.scorer.state_tensors()
 
 
 def mmr_order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, k: int, diversity: float) -> np.ndarray:

@@ -49,3 +49,25 @@ class Scorer(Protocol):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Everything needed to rebuild the scorer, as tensors, for a safetensors bundle."""
         ...
+
+
+class WrappedScorer:
+    """Base of the scorers that change only how another one scores (the served pipeline's
+    re-ranker, the cold-start routing): interests, attributions and saved state stay the
+    wrapped scorer's, written once here."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.name = scorer.name
+
+    def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
+        return self.scorer.interests(history)
+
+    def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
+        return self.scorer.interests_batch(histories, segments)
+
+    def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.scorer.attributions(history, items)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return self.scorer.state_tensors()
