@@ -2,22 +2,18 @@
 
 import pytest
 
-from core import text as text_package
 from core import training
 from core.engine import Engine
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401
-from text_data import WordEncoder
+from text_data import use_word_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
 def engine(tmp_path, monkeypatch):
-    encoder = WordEncoder()
-    monkeypatch.setattr(Engine, "text_available", lambda self: True)
-    monkeypatch.setattr(text_package, "load_encoder", lambda spec: encoder)
-    monkeypatch.setattr(text_package.TextModelSpec, "key", lambda self: encoder.key)
+    use_word_encoder(monkeypatch)
     engine = Engine(demo_workspace(tmp_path / "ws.sqlite", 200, 80))
     yield engine
     engine.workspace.close()

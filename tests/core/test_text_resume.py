@@ -12,7 +12,7 @@ from core.text.search import TextIndex
 from core.training import TrainConfig, train_sequence_model
 from engine_data import demo_workspace, one_thread  # noqa: F401
 from neural_data import rule_sequences
-from text_data import WordEncoder
+from text_data import use_word_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = dict(hidden=8, layers=1, max_len=12, batch_size=64, warmup_steps=5, epochs=1, device="cpu")
@@ -39,10 +39,7 @@ def test_a_checkpoint_is_not_resumed_with_other_text(tmp_path, resumed_with):
 @pytest.fixture
 def stopped_text_run(tmp_path, monkeypatch):
     """An engine whose text model is ``WordEncoder`` and a text-reading run stopped after its first epoch."""
-    encoder = WordEncoder()
-    monkeypatch.setattr(Engine, "text_available", lambda self: True)
-    monkeypatch.setattr(text_package, "load_encoder", lambda spec: encoder)
-    monkeypatch.setattr(text_package.TextModelSpec, "key", lambda self: encoder.key)
+    use_word_encoder(monkeypatch)
     engine = Engine(demo_workspace(tmp_path / "ws.sqlite", 200, 80))
     config = TrainConfig.for_data(engine.sequence_data(), model="gru", epochs=2, patience=5, hidden=8, layers=1)
     token = CancelToken()

