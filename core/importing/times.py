@@ -4,8 +4,8 @@ A file's numbers are either a clock (unix seconds, milliseconds, microseconds, n
 a plain order such as a ``step`` column. Both the kind and the clock's unit are decided once per
 file, from the column name and the typical magnitude of the first numbers, so every row of one
 file is read the same way; ISO-8601 text is always a clock. A time outside the range a shop's
-log can hold (before 1973, from 2100 on) is the row's fault and rejects it: it would otherwise
-be stored, and break every chart and split computed later.
+log can hold (a number before 1973, a date before 1900, either from 2100 on) is the row's fault
+and rejects it: it would otherwise be stored, and break every chart and split computed later.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ def to_numbers(strings: pa.Array) -> np.ndarray:
     return pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
 
 
-# Clock times a behaviour log can hold, UTC: from UNIX_MIN (1973-03-03; smaller numbers are an
-# order, see roles) to 2100-01-01 (exclusive).
+# Clock times a behaviour log can hold, UTC, up to 2100-01-01 (exclusive). A number from UNIX_MIN
+# (1973-03-03; smaller numbers are an order, see roles); an ISO date, which says its year, from
+# 1900-01-01: a 1965 purchase history is no one's step counter.
 CLOCK_START, CLOCK_END = UNIX_MIN, 4_102_444_800.0
-_CLOCK_YEARS = (1973, 2100)
+ISO_START = -2_208_988_800.0
+_ISO_YEARS = (1900, 2100)
 _RANGE_TEXT = "times must fall between 1973-03-03 and 2100-01-01 (UTC)"
+_ISO_RANGE_TEXT = "dates must fall between 1900-01-01 and 2100-01-01 (UTC)"
 ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more in a float
 # Units of a numeric clock column: (name, units per second).
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
@@ -96,7 +99,8 @@ class TimeColumn:
             self._decide_unit(numbers, iso)
             numbers = numbers / self._per_second()
             read_as = np.where(np.isnan(numbers), clock, numbers)
-            out = clock_out | ((read_as < CLOCK_START) | (read_as >= CLOCK_END))
+            start = np.where(np.isnan(numbers), ISO_START, CLOCK_START)
+            out = clock_out | ((read_as < start) | (read_as >= CLOCK_END))
         else:  # an order, or undecided while no row has a time
             read_as = numbers
             out = np.abs(numbers) > ORDER_LIMIT
@@ -106,7 +110,9 @@ class TimeColumn:
         """Why a row's time is refused, saying how it was read."""
         if self.kind == ORDER:
             return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
-        how = "" if self.unit in (None, ISO) or not _is_number(cell) else f" read as {self.unit} since 1970,"
+        if not _is_number(cell):
+            return f"time {cell!r} is out of range: it falls {_when(read_as)}; {_ISO_RANGE_TEXT}"
+        how = "" if self.unit in (None, ISO) else f" read as {self.unit} since 1970,"
         return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
 
     def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> Optional[str]:
@@ -149,7 +155,7 @@ class TimeColumn:
         if not candidates.any():
             return out, outside
         year = to_numbers(pc.extract_regex(strings, _ISO_YEAR).field("year"))  # "" (NaN) where none
-        outside = candidates & ((year < _CLOCK_YEARS[0] - 1) | (year > _CLOCK_YEARS[1]))
+        outside = candidates & ((year < _ISO_YEARS[0] - 1) | (year > _ISO_YEARS[1]))
         out[outside] = (year[outside] - 1970 + 0.5) * _YEAR_SECONDS  # mid-year, roughly: enough to say when
         parse = candidates & ~outside
         if not parse.any():
@@ -176,6 +182,8 @@ def _is_number(cell: str) -> bool:
 
 
 def _when(seconds: float) -> str:
+    if seconds < ISO_START:
+        return "before 1900"
     if seconds < 0:
         return "before 1970"
     if seconds >= 253_402_300_800:  # year 10000

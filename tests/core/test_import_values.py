@@ -51,7 +51,8 @@ def test_times_out_of_range_are_rejected_at_their_row_in_skip_mode(workspace, tm
                                  "it falls after the year 9999")
     assert "'1e300'" in reasons[1] and "in the year 9999" in reasons[2] and "in the year 2262" in reasons[3]
     assert "'-5'" in reasons[4] and "before 1970" in reasons[4]
-    assert all("between 1973-03-03 and 2100-01-01" in r for r in reasons)
+    assert all("times must fall between 1973-03-03 and 2100-01-01" in reasons[i] for i in (0, 1, 4))  # numbers
+    assert all("dates must fall between 1900-01-01 and 2100-01-01" in reasons[i] for i in (2, 3))  # ISO dates
     assert _ts(workspace) == [1600000000.0, 1600000100.0, 1577934245.0]
 
 
@@ -78,6 +79,21 @@ def test_one_unit_per_column_so_a_value_in_another_unit_is_rejected_not_guessed(
     assert report.time_unit == "milliseconds"
     assert _rejected(report) == [(4, "timestamp", "time '1700000002' is out of range: read as milliseconds since "
                                   "1970, it falls in the year 1970; times must fall between 1973-03-03 and 2100-01-01 (UTC)")]
+
+
+def test_iso_dates_before_1973_are_imported_while_small_numbers_still_are_no_clock(workspace, tmp_path):
+    """1973 bounds numbers only (a smaller one would be a step counter); an ISO date says its year."""
+    text = (HEADER + "u1,a,1965-03-01\nu1,b,1965-03-02T10:00:00Z\nu2,c,1899-12-31\nu2,d,1972-12-31\n"
+            "u3,e,1700000000\nu3,f,5\n")
+    report = _events(workspace, _write(tmp_path, "old.csv", text))
+    assert report.time_kind == "unix" and report.rows_accepted == 4
+    assert _ts(workspace) == [-152_668_800.0, -152_546_400.0, 94_608_000.0, 1_700_000_000.0]
+    (line, column, old), (_, _, small) = _rejected(report)
+    assert (line, column) == (4, "timestamp")
+    assert old == ("time '1899-12-31' is out of range: it falls before 1900; dates must fall between 1900-01-01 "
+                   "and 2100-01-01 (UTC)")
+    assert small.startswith("time '5' is out of range: read as seconds since 1970, it falls in the year 1970; "
+                            "times must fall between 1973-03-03")
 
 
 @pytest.fixture
