@@ -390,12 +390,13 @@ class Engine:
             self._test_ranks[(int(run_id), mode)] = (self.content_hash(), report.user_index, report.ranks)
         return report.to_dict()
 
-    def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10", eval_mode: Optional[EvalMode] = None) -> dict:
+    def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10", eval_mode: Optional[EvalMode] = None,
+                progress=None, cancel=None) -> dict:
         """Paired test over the users both runs were tested on (means, difference, p-value).
 
-        Both are measured under ``eval_mode`` (re-evaluated when needed); without one, under the
-        mode both runs were trained for. Runs evaluated differently are never compared: their test
-        items differ.
+        Both are measured under ``eval_mode`` (re-evaluated when needed: ``progress`` and ``cancel``
+        follow that evaluation); without one, under the mode both runs were trained for. Runs
+        evaluated differently are never compared: their test items differ.
         """
         chosen = {run_id: runs.get_run(self.workspace, run_id).split for run_id in (run_a, run_b)}
         if eval_mode is not None:
@@ -405,11 +406,12 @@ class Engine:
             raise UsageError(f"runs #{run_a} and #{run_b} were tested differently ({a.describe()}, {a.eval_mode.label} "
                              f"vs {b.describe()}, {b.eval_mode.label}): their test items differ",
                              "Compare runs of one split, measured in one evaluation mode.")
-        (users_a, ranks_a), (users_b, ranks_b) = (self._ranks(run_id, a.eval_mode) for run_id in (run_a, run_b))
+        (users_a, ranks_a), (users_b, ranks_b) = (self._ranks(run_id, a.eval_mode, progress, cancel)
+                                                  for run_id in (run_a, run_b))
         _, in_a, in_b = np.intersect1d(users_a, users_b, return_indices=True)
         return paired_significance(ranks_a[in_a], ranks_b[in_b], metric)
 
-    def _ranks(self, run_id: int, mode: EvalMode) -> tuple[np.ndarray, np.ndarray]:
+    def _ranks(self, run_id: int, mode: EvalMode, progress=None, cancel=None) -> tuple[np.ndarray, np.ndarray]:
         """(test users, ranks) of the run under ``mode`` on the current data: remembered, saved with
         the bundle at training, or evaluated now."""
         content, key = self.content_hash(), (int(run_id), mode)
@@ -420,7 +422,7 @@ class Engine:
                 self._test_ranks[key] = (content, bundle.arrays["test_users"], bundle.arrays["test_ranks"])
             remembered = self._test_ranks.get(key)
         if remembered is None or remembered[0] != content:
-            self.evaluate(run_id, eval_mode=mode)
+            self.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=mode)
             remembered = self._test_ranks[key]
         return remembered[1], remembered[2]
 

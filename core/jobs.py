@@ -313,6 +313,17 @@ def import_and_prepare(engine, events=None, items=None, users=None, options=None
     return report
 
 
+def prepare_demo(engine, config=None, progress=None, cancel=None) -> None:
+    """The demo shop (``core.demo``, ``config`` or the default) generated and imported into the job's
+    workspace unless it holds events already, then the sequences every page reads next: seconds of
+    generation and import the window's process must not share."""
+    from core.demo import DemoConfig, create_demo_workspace
+
+    if not engine.workspace.counts()["events"]:
+        create_demo_workspace(engine.workspace.path, config or DemoConfig(), progress, cancel).close()
+    engine.sequence_data()
+
+
 def data_overview(engine) -> tuple:
     """What the studio's Data page shows: ``Engine.overview()`` (one scan of every event) and the
     import history, newest first."""

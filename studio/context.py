@@ -128,8 +128,19 @@ class StudioContext(QObject):
         if self._engine is not None:
             self._engine.sweep_trash()
 
-    def set_active_run(self, run_id: Optional[int]) -> None:
-        """Make ``run_id`` the workspace's active model (stored by the engine) and tell every page."""
-        if self._engine is not None and run_id is not None:
-            self._engine.set_active_run(run_id)
-        self.active_run_changed.emit(run_id)
+    def set_active_run(self, run_id: Optional[int]) -> Optional[Job]:
+        """Make ``run_id`` the workspace's active model, stored by the engine in a worker (the write
+        may wait for another window's import: never on the window's thread), and tell every page
+        once it is stored. Returns the Job, whose ``errored`` says why it was not (None: nothing to
+        store, pages are told at once)."""
+        engine = self._engine
+        if engine is None or run_id is None:
+            self.active_run_changed.emit(run_id)
+            return None
+        job = self.run(engine.set_active_run, run_id, progress=False, cancel=False)
+        job.returned.connect(lambda _none: self._announce_active_run(engine, run_id))
+        return job
+
+    def _announce_active_run(self, engine: "Engine", run_id: int) -> None:
+        if engine is self._engine:  # not after another workspace was opened meanwhile
+            self.active_run_changed.emit(run_id)

@@ -8,7 +8,7 @@ the context's signals, so the window never refreshes a page itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.jobs import JobCall, JobServer, prepare_demo
 from core.store import default_workspace_path
 from studio import RESOURCES_DIR
 from studio.context import StudioContext
@@ -40,6 +41,9 @@ from studio.pages.train import TrainPage
 from studio.service_watch import ServiceWatcher, describe as describe_service
 from studio.settings import StudioSettings
 from studio.workers import Job
+
+if TYPE_CHECKING:  # core.demo loads the importer: the job process needs it, the window does not
+    from core.demo import DemoConfig
 
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
@@ -70,19 +74,13 @@ def _open_engine(path: Path):
     return _engine_class().open(path)
 
 
-def _open_or_create_demo(path: Path, progress=None, cancel=None):
-    """The demo workspace at ``path``, generating and importing the demo shop the first time."""
-    from core.demo import create_demo_workspace
-    from core.store import Workspace
-
-    Engine = _engine_class()
-
-    if path.exists():
-        workspace = Workspace.open(path)
-        if workspace.counts()["events"]:
-            return Engine(workspace)
-        workspace.close()
-    return Engine(create_demo_workspace(path, progress=progress, cancel=cancel))
+def _prepare_and_open_demo(server: JobServer, path: Path, config: Optional[DemoConfig] = None, progress=None,
+                           cancel=None):
+    """The demo shop written into ``path`` in the job process (``core.jobs.prepare_demo``; nothing to
+    do when it is there already), then opened here as any workspace is."""
+    server.run(JobCall(prepare_demo, path, kwargs={"config": config}, text=False, name="demo shop preparation"),
+               progress, cancel)
+    return _open_engine(path)
 
 
 def _read_status(engine) -> tuple[dict[str, int], str, str]:
@@ -250,12 +248,12 @@ class MainWindow(QMainWindow):
         self._track(job, f"Opening {path.name}…")
         return job
 
-    def open_demo(self, path: Optional[Path] = None) -> Optional[Job]:
-        """Open the demo shop, generating it in the background the first time."""
+    def open_demo(self, path: Optional[Path] = None, config: Optional[DemoConfig] = None) -> Optional[Job]:
+        """Open the demo shop (``config``: the default one), generated in the job process the first time."""
         if self._long_job_running():
             return None
         path = Path(path) if path else demo_workspace_path()
-        job = self.context.run(_open_or_create_demo, path)
+        job = self.context.run(_prepare_and_open_demo, self.context.jobs.server, path, config)
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
         self._track(job, "Preparing the demo shop…")

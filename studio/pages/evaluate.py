@@ -26,11 +26,15 @@ from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
 from studio.widgets.run_table import RunTable, metric_title, run_label, run_metrics
+from studio.workers import Job
 
 KS = (5, 10, 20)
 BEYOND = ("coverage@10", "diversity@10", "novelty@10")
 SIGNIFICANCE_LEVEL = 0.05
 NO_VERDICT = "Pick two runs: the test runs as soon as both are chosen."
+STOPPED = "Test stopped. Press Test again to run it."
+TEST_TIP = "Paired test over the same users (Wilcoxon signed-rank) on the chosen metric"
+STOP_TIP = "Stop the running test"
 METRIC_TIPS = {
     "hr": "HR@K: share of users whose held-out next item is in the top K",
     "ndcg": "NDCG@K: like HR@K, but a hit counts more the higher it is ranked",
@@ -119,7 +123,7 @@ class EvaluatePage(StudioPage):
         self.eval_box.currentIndexChanged.connect(self._significance_if_ready)  # the verdict follows the mode
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
-        self.compare_button.clicked.connect(self.run_significance)
+        self.compare_button.clicked.connect(self._on_compare_clicked)
         for box in (self.run_a, self.run_b, self.metric_box):  # two runs chosen: the test runs by itself
             box.currentIndexChanged.connect(self._significance_if_ready)
         context.workspace_changed.connect(self.session_reports.clear)
@@ -162,7 +166,7 @@ class EvaluatePage(StudioPage):
         self.run_a.setToolTip("First run of the comparison")
         self.run_b.setToolTip("Second run of the comparison")
         self.compare_button = QPushButton("Test again")
-        self.compare_button.setToolTip("Paired test over the same users (Wilcoxon signed-rank) on the chosen metric")
+        self.compare_button.setToolTip(TEST_TIP)
         self.verdict = QLabel(NO_VERDICT)
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -307,21 +311,46 @@ class EvaluatePage(StudioPage):
         if a is not None and b is not None and a != b and self.engine is not None and self.isVisible() and measured:
             self.run_significance()
 
-    def run_significance(self) -> None:
+    def run_significance(self) -> Optional[Job]:
+        """The paired test of the two chosen runs, in the job process: under another evaluation mode
+        than the runs were trained for it evaluates both first, seconds of work the window's
+        interpreter must not share. A test started earlier is stopped: only the latest speaks."""
         a, b = self.run_a.currentData(), self.run_b.currentData()
         metric = self.metric_box.currentData()
         if a is None or b is None or a == b or metric not in {f"{m}@{k}" for m in ("hr", "ndcg", "mrr") for k in KS}:
             self.verdict.setText("Pick two different runs and an accuracy metric (HR, NDCG or MRR).")
-            return
+            return None
+        from core.engine import Engine  # loaded with the workspace already
+
+        if self._significance_job is not None:
+            self._significance_job.cancel()
         label_a, label_b = self.run_a.currentText(), self.run_b.currentText()
         self.verdict.setText("Testing…")
-        job = self.context.run(self.engine.compare, a, b, metric=metric, eval_mode=self.eval_mode, progress=False,
-                               cancel=False)
-        self._significance_job = job  # tests started by earlier choices may end later: only this one speaks
+        job = self.context.run_in_process(Engine.compare, a, b, metric=metric, eval_mode=self.eval_mode,
+                                          name="significance test")
+        self._significance_job = job
+        job.progress.connect(lambda report: self._show_verdict(job, f"Testing… {report.message}".strip()))
         job.returned.connect(lambda result: self._show_verdict(job, significance_verdict(result, label_a, label_b)))
         job.errored.connect(lambda exc: self._show_verdict(job, "The test could not run.", exc))
+        job.aborted.connect(lambda: self._show_verdict(job, STOPPED))
+        job.finished.connect(lambda: self._show_testing(job, False))
+        self._show_testing(job, True)
+        return job
 
-    def _show_verdict(self, job, text: str, exc: Optional[BaseException] = None) -> None:
+    def _on_compare_clicked(self) -> None:
+        """The button runs the test, or stops the one running."""
+        job = self._significance_job
+        if job is not None and job.running:
+            job.cancel()
+        else:
+            self.run_significance()
+
+    def _show_testing(self, job: Job, running: bool) -> None:
+        if job is self._significance_job:
+            self.compare_button.setText("Stop test" if running else "Test again")
+            self.compare_button.setToolTip(STOP_TIP if running else TEST_TIP)
+
+    def _show_verdict(self, job: Job, text: str, exc: Optional[BaseException] = None) -> None:
         if job is not self._significance_job:
             return
         self.verdict.setText(text)

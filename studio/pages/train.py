@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import Qt
 
+from core.runs import UnknownRunError
 from core.presets import PRESETS, about_minutes
 from core.progress import Progress
 from core.store.schema import RESUMABLE
@@ -239,7 +240,7 @@ class TrainPage(StudioPage):
         self.delete_button.clicked.connect(self._on_delete)
         self.undo_button.clicked.connect(self._on_undo_delete)
         self.export_model_button.clicked.connect(self._on_export_model)
-        self.run_table.run_activated.connect(self.context.set_active_run)
+        self.run_table.run_activated.connect(self.make_active)
         self.run_table.itemSelectionChanged.connect(self._update_buttons)
         self.run_table.itemSelectionChanged.connect(self._show_selected_history)
         return splitter
@@ -349,7 +350,10 @@ class TrainPage(StudioPage):
 
     def _offer_update(self, run) -> None:
         """The Update button is enabled for a finished run the log has grown past, and says by how much."""
-        lag = self.engine.run_lag(run.id) if run is not None and run.status == "done" else None
+        try:
+            lag = self.engine.run_lag(run.id) if run is not None and run.status == "done" else None
+        except UnknownRunError:  # deleted a moment ago by a worker: the history is refreshed next
+            lag = None
         grown = lag is not None and bool(lag.newer_events)
         self.update_button.setEnabled(grown)
         self.update_button.setToolTip(
@@ -567,7 +571,7 @@ class TrainPage(StudioPage):
         if run.beats_popularity is False:
             self._log(popularity_warning(run))
         elif self.engine.active_run() in (None, run.id):  # an update of the active run took its place
-            self.context.set_active_run(run.id)
+            self.make_active(run.id)
 
     def _on_cancelled(self) -> None:
         self.progress_text.setText("Stopped. The last checkpoint is kept: select the run and press Resume.")
@@ -591,7 +595,16 @@ class TrainPage(StudioPage):
     def _on_use_active(self) -> None:
         run_id = self.run_table.selected_run_id()
         if run_id is not None:
-            self.context.set_active_run(run_id)
+            self.make_active(run_id)
+
+    def make_active(self, run_id: int) -> Optional[Job]:
+        """Store ``run_id`` as the active model in a worker; the history marks it once stored."""
+        job = self.context.set_active_run(run_id)
+        if job is not None:
+            self.active_button.setEnabled(False)
+            job.errored.connect(lambda exc: show_error(self, exc, f"Making run #{run_id} the active model"))
+            job.finished.connect(self._update_buttons)
+        return job
 
     def _on_delete(self) -> None:
         """Into the session's trash at once, no question asked: Undo is the safety net."""
@@ -622,7 +635,7 @@ class TrainPage(StudioPage):
     def _on_restored(self, run_id: int, trashed) -> None:
         self.progress_text.setText(f"Run #{run_id} is back.")
         if trashed.was_active:
-            self.context.set_active_run(run_id)
+            self.make_active(run_id)
         self._update_buttons()
 
     def _on_export_model(self) -> None:

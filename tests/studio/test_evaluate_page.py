@@ -115,11 +115,30 @@ def test_the_chosen_evaluation_mode_measures_every_run_and_the_significance_chec
     assert "repeats allowed" in page.protocol.text() and "new items" not in page.protocol.text()
     page.run_a.setCurrentIndex(0)
     page.run_b.setCurrentIndex(1)
-    page.compare_button.click()
-    qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=10_000)
+    with qtbot.waitSignal(page.run_significance().returned, timeout=60_000):  # the latest test speaks
+        pass
+    qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=5000)
     a, b = page.run_a.currentData(), page.run_b.currentData()
     expected = engine.compare(a, b, metric=page.metric_box.currentData(), eval_mode=EvalMode.REPEAT)
     assert f"{expected['mean_a']:.4f}" in page.verdict.text() and f"{expected['mean_b']:.4f}" in page.verdict.text()
+
+
+def test_the_significance_test_under_another_mode_runs_in_the_job_process_and_can_be_stopped(qtbot, page,
+                                                                                          monkeypatch):
+    engine = page.context.engine
+    qtbot.waitUntil(lambda: page.run_a.count() >= 2 and not (page.job and page.job.running), timeout=30_000)
+    here = []  # engine calls made in the window's process
+    for name in ("compare", "evaluate"):
+        monkeypatch.setattr(engine, name, lambda *args, _name=name, **kwargs: here.append(_name))
+    page.eval_box.setCurrentIndex(page.eval_box.findData("repeat"))  # both runs are evaluated again for it
+    qtbot.waitUntil(lambda: "p =" in page.verdict.text(), timeout=60_000)
+    assert here == [] and page.compare_button.text() == "Test again"
+    job = page.run_significance()
+    assert page.compare_button.text() == "Stop test"
+    with qtbot.waitSignals([job.aborted, job.finished], timeout=10_000, order="strict"):
+        page.compare_button.click()  # stops it
+    assert page.verdict.text().startswith("Test stopped") and page.compare_button.text() == "Test again"
+    assert here == []
 
 
 def test_a_read_only_workspace_shows_the_reports_it_could_not_store(qtbot, context, tmp_path):

@@ -62,6 +62,7 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
         assert engine.active_run() is None
         train.run_table.select_run(run.id)
         train.active_button.click()  # the person may still choose it
+        qtbot.waitUntil(lambda: engine.active_run() == run.id, timeout=5000)  # stored by a worker
     assert engine.active_run() == run.id
 
     # Explore: the first user's sequence, interests and ranked list, with reasons.

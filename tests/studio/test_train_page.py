@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from core.training import TrainConfig
@@ -94,14 +95,15 @@ def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, mo
     assert run.status == "done"
     page.run_table.select_run(run.id)
     page.active_button.click()
+    qtbot.waitUntil(lambda: "active" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
     assert engine.active_run() == run.id
-    assert "active" in page.run_table.item(page.run_table.currentRow(), 0).text()
     page.delete_button.click()  # no question: Undo is the safety net
     qtbot.waitUntil(lambda: all(r.id != run.id for r in page.run_table.runs), timeout=5000)
     assert all(r.id != run.id for r in engine.runs()) and page.undo_button.isVisibleTo(page)
     page.undo_button.click()
     qtbot.waitUntil(lambda: any(r.id == run.id for r in page.run_table.runs), timeout=5000)
-    assert engine.active_run() == run.id and not page.undo_button.isVisibleTo(page)
+    qtbot.waitUntil(lambda: engine.active_run() == run.id, timeout=5000)
+    assert not page.undo_button.isVisibleTo(page)
     page.run_table.select_run(run.id)
     page.delete_button.click()
     qtbot.waitUntil(lambda: bool(page.context.trash), timeout=5000)
@@ -253,3 +255,58 @@ def test_settings_that_cannot_matter_are_greyed_out_with_the_reason(qtbot, page)
     assert not page.form.editors["heads"].isEnabled()
     page.model_box.setCurrentIndex(page.model_box.findData("sasrec"))
     assert page.form.editors["heads"].isEnabled()
+
+
+def test_making_a_run_active_writes_in_a_worker_and_the_history_follows_once_stored(qtbot, page, monkeypatch):
+    import threading
+
+    engine = page.context.engine
+    done = [run for run in page.run_table.runs if run.status == "done" and run.id != engine.active_run()][0]
+    release, writers = threading.Event(), []
+    store = engine.set_active_run
+
+    def held_write(run_id):  # a write that waits, as for another window's import
+        writers.append(threading.current_thread())
+        release.wait(10)
+        store(run_id)
+
+    monkeypatch.setattr(engine, "set_active_run", held_write)
+    page.run_table.select_run(done.id)
+    page.active_button.click()  # returns at once: the window keeps painting while the write waits
+    qtbot.waitUntil(lambda: bool(writers), timeout=5000)
+    assert writers[0] is not threading.main_thread()
+    row = page.run_table.currentRow()
+    assert "active" not in page.run_table.item(row, 0).text()  # not marked before it is stored
+    release.set()
+    qtbot.waitUntil(lambda: "active" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
+    assert engine.active_run() == done.id
+
+
+def test_a_busy_workspace_never_freezes_the_window_and_the_error_says_to_wait(qtbot, page):
+    import sqlite3
+
+    engine = page.context.engine
+    before = engine.active_run()
+    done = [run for run in page.run_table.runs if run.status == "done" and run.id != before][0]
+    engine.workspace.write_wait_s = 1.0
+    other = sqlite3.connect(engine.workspace.path, isolation_level=None)  # another window's import
+    other.execute("BEGIN IMMEDIATE")
+    ticks = []
+    clock = QTimer()
+    clock.timeout.connect(lambda: ticks.append(1))
+    clock.start(10)
+    try:
+        page.run_table.select_run(done.id)
+        page.active_button.click()
+        qtbot.waitUntil(lambda: page.findChild(QMessageBox, "errorDialog") is not None, timeout=10_000)
+    finally:
+        clock.stop()
+        other.rollback()
+        other.close()
+    assert ticks  # the event loop ran while the write waited for the lock
+    dialog = page.findChild(QMessageBox, "errorDialog")
+    assert dialog.windowTitle().startswith(f"Making run #{done.id} the active model")
+    assert "is busy" in dialog.text()
+    assert "try again" in dialog.informativeText()
+    dialog.close()
+    assert engine.active_run() == before and "active" not in page.run_table.item(page.run_table.currentRow(), 0).text()

@@ -28,6 +28,27 @@ def test_welcome_offers_three_ways_in_and_tours_the_four_pages(qtbot, window):
     assert opened == ["demo"] and not dialog.isVisible()
 
 
+def test_the_demo_is_generated_in_the_job_process_and_opened_with_its_progress_shown(
+        qtbot, wait_idle, window, monkeypatch, tmp_path):
+    import core.demo
+    from core.demo import DemoConfig
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the demo was generated in the window's process")
+
+    monkeypatch.setattr(core.demo, "create_demo_workspace", not_here)
+    reports = []
+    job = window.open_demo(tmp_path / "demo.sqlite", DemoConfig(n_users=120, n_items=60, n_categories=4))
+    job.progress.connect(reports.append)
+    assert job.can_cancel and window.job_cancel.isEnabled()  # the status bar can stop it
+    with qtbot.waitSignal(job.returned, timeout=60_000):
+        pass
+    wait_idle(window.context)
+    assert window.context.engine.workspace.path == (tmp_path / "demo.sqlite").resolve()
+    assert window.context.engine.workspace.counts()["users"] == 120
+    assert reports and window.job_label.isHidden()
+
+
 def test_import_from_the_welcome_opens_the_default_workspace_then_the_import_dialog(
         qtbot, wait_idle, window, monkeypatch, tmp_path):
     monkeypatch.setattr("studio.main_window.default_workspace_path", lambda: tmp_path / "shop.sqlite")

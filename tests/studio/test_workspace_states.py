@@ -25,7 +25,7 @@ def test_a_read_only_workspace_is_browsed_with_what_writes_disabled(qtbot, wait_
     assert not train.train_button.isEnabled() and not train.delete_button.isEnabled()
     assert train.active_button.isEnabled()
     train.active_button.click()  # chosen for this session, not stored
-    assert window.context.engine.active_run() == done.id
+    qtbot.waitUntil(lambda: window.context.engine.active_run() == done.id, timeout=5000)
     window.context.set_engine(None)
     assert path.read_bytes() == before and window.read_only_label.isHidden()
 
