@@ -109,8 +109,13 @@ class EvaluatePage(StudioPage):
         bottom.setSizes([300, 560, 240])  # the segments table is the widest of the three: its last column must show
         bottom.setStretchFactor(0, 1)  # the chart and the segments share a wide window's extra width
         bottom.setStretchFactor(1, 1)
+        runs = QWidget()
+        runs_layout = QVBoxLayout(runs)
+        runs_layout.setContentsMargins(0, 0, 0, 0)
+        runs_layout.addWidget(self.table, 1)
+        runs_layout.addWidget(self.table.details)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
+        splitter.addWidget(runs)
         splitter.addWidget(bottom)
         splitter.setSizes([200, 480])
         layout = QVBoxLayout(self)
@@ -150,9 +155,10 @@ class EvaluatePage(StudioPage):
                                  "sequence models should shine on long ones, popularity on cold ones")
         self.segments.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.segments.verticalHeader().setDefaultSectionSize(22)
-        # Each segment as wide as its three-line title (stretched to share the pane, "(0-2 events)"
-        # was cut off beside long run names); a scroll bar covers any shortfall.
-        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Rows named "#2" (full names in the chart beside): the segments then share the pane, each at
+        # least as wide as its three-line title; at 1024 px run names as row titles left room for two.
+        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.segments.horizontalHeader().setMinimumSectionSize(40)
         box = QGroupBox("By history length")
         layout = QVBoxLayout(box)
         layout.addWidget(self.segments)
@@ -274,8 +280,10 @@ class EvaluatePage(StudioPage):
         self.segments.setHorizontalHeaderLabels(
             [f"{name.replace(' (', chr(10) + '(')}\n{runs[0].metrics['segments'][name].get('users', 0):,} users"
              for name in names])
-        self.segments.setVerticalHeaderLabels([run_label(run) for run in runs])
-        for row, run in enumerate(runs):
+        for row, run in enumerate(runs):  # "#2": the chart beside names the runs, the tooltip too
+            label = QTableWidgetItem(f"#{run.id}")
+            label.setToolTip(run_label(run))
+            self.segments.setVerticalHeaderItem(row, label)
             for column, name in enumerate(names):
                 segment = run.metrics["segments"].get(name, {})
                 value = segment.get(metric) if segment.get("users", 0) else None  # no users: nothing measured

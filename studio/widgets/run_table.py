@@ -10,7 +10,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
 
 from core.store.schema import RESUMABLE
 
@@ -113,6 +113,16 @@ def status_text(run: Any) -> str:
     return f"{verb} at epoch {len(epochs)} (resumable)" if epochs else f"{verb} (resumable)"
 
 
+def run_details(run: Any, active: bool = False) -> str:
+    """The details line of a run: what the narrow table's hidden or cut columns say, in full."""
+    trained = f"trained in {format_duration(run.duration_s)}" if run.duration_s is not None else "not trained yet"
+    device = f" on {run.device}" if run.device else ""
+    status = status_text(run) + (f" · {BELOW_POPULARITY}" if run.beats_popularity is False else "")
+    users = users_text(run)
+    return " · ".join(filter(None, [f"{run_label(run)}: {status}", active and "★ the active model", f"{trained}{device}", settings_summary(run),
+                                    users and users.split(";")[0]]))
+
+
 def run_metrics(run: Any) -> dict[str, float]:
     """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
     metrics = run.metrics or {}
@@ -123,6 +133,17 @@ def run_metrics(run: Any) -> dict[str, float]:
 
 
 FIXED_COLUMNS = 6  # Run, Model, Status, Settings, Duration, Device; the metrics follow
+# Columns that give way, first to last, when the table is narrower than its columns: what they say
+# is in the details line under the table (``RunTable.details``) for the selected run.
+SECONDARY = ("Settings", "Device", "Duration")
+# Columns that are cut short, first to last (elided, whole on hover and in the details line), when
+# hiding the secondary ones was not enough; none is cut narrower than this. The model is cut last:
+# it names the run.
+ELIDABLE = ("Settings", "Status", "Model")
+MIN_ELIDED_WIDTH = 64
+SETTINGS_MIN_WIDTH = 160  # the settings are worth a column only from this width on (they are long)
+ACTIVE_TIP = "★ The active model: Explore and exports use it"
+NO_SELECTION = "Select a run to read its settings, split, training time and device here."
 
 
 class RunTable(QTableWidget):
@@ -144,7 +165,16 @@ class RunTable(QTableWidget):
         self.setAlternatingRowColors(True)
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(22)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # columns fit; see fit_columns
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.horizontalHeader().setStretchLastSection(False)
+        self.horizontalHeader().setMinimumSectionSize(MIN_ELIDED_WIDTH // 2)
+        self.details = QLabel(NO_SELECTION)  # the page places it under the table
+        self.details.setProperty("role", "hint")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.itemDoubleClicked.connect(lambda cell: self.run_activated.emit(self.runs[cell.row()].id))
+        self.itemSelectionChanged.connect(self._show_details)
         self._set_headers()
 
     def headers(self) -> list[str]:
@@ -153,13 +183,64 @@ class RunTable(QTableWidget):
     def _set_headers(self) -> None:
         headers = self.headers()
         self.setColumnCount(len(headers))
-        self.setHorizontalHeaderLabels(headers)
-        header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # the settings give way (elided; full on hover)
-        header.setMinimumSectionSize(40)
-        for column, name in enumerate(headers):
-            self.setColumnHidden(column, name in self.hidden)
+        # A unit goes on a second header line: "Novelty@10 (bits)" was the widest header of all.
+        self.setHorizontalHeaderLabels([name.replace(" (", "\n(") for name in headers])
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.fit_columns()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Every column as wide as its content when the table is wide enough; otherwise the secondary
+        columns give way (``SECONDARY``, their text in ``details``), then the elidable ones are cut
+        short. The table never scrolls sideways: a person compares runs across one screen."""
+        headers = self.headers()
+        available = self.viewport().width()
+        for column in range(len(headers)):  # a hidden section's size hint is 0: measure them all shown
+            self.setColumnHidden(column, False)
+        natural = {column: self._natural_width(column) for column in range(len(headers))}
+        shown = [column for column, name in enumerate(headers) if name not in self.hidden]
+        for name in SECONDARY:
+            if sum(self._least_width(headers[c], natural[c]) for c in shown) <= available:
+                break
+            if headers.index(name) in shown:
+                shown.remove(headers.index(name))
+        widths = {column: natural[column] for column in shown}
+        settings = headers.index("Settings")
+        if settings in widths:  # the settings take what the others leave (elided beyond it)
+            widths[settings] = max(SETTINGS_MIN_WIDTH, available - sum(w for c, w in widths.items() if c != settings))
+        excess = sum(widths.values()) - available
+        for name in ELIDABLE:
+            column = headers.index(name)
+            if excess <= 0:
+                break
+            if column in widths:
+                cut = min(excess, max(0, widths[column] - MIN_ELIDED_WIDTH))
+                widths[column] -= cut
+                excess -= cut
+        for column in range(len(headers)):
+            self.setColumnHidden(column, column not in widths)
+            if column in widths:
+                self.setColumnWidth(column, widths[column])
+
+    def _natural_width(self, column: int) -> int:
+        return max(self.horizontalHeader().sectionSizeHint(column), self.sizeHintForColumn(column))
+
+    @staticmethod
+    def _least_width(name: str, natural: int) -> int:
+        """How wide a shown column asks to be while deciding what gives way: the settings (long,
+        and elided anyway) from their least useful width, the others whole."""
+        return SETTINGS_MIN_WIDTH if name == "Settings" else natural
+
+    def hidden_columns(self) -> list[str]:
+        """The columns not shown now, whether left out by the page or given way to the width."""
+        return [name for column, name in enumerate(self.headers()) if self.isColumnHidden(column)]
+
+    def _show_details(self) -> None:
+        run = self.selected_run()
+        self.details.setText(NO_SELECTION if run is None else run_details(run, run.id == self.active_run))
 
     def set_metric_columns(self, metric_columns: Iterable[str]) -> None:
         self.metric_columns = list(metric_columns)
@@ -178,6 +259,8 @@ class RunTable(QTableWidget):
             self._mark_best()
         if selected is not None:
             self.select_run(selected)
+        self._show_details()
+        self.fit_columns()
 
     def best_rows(self, metric: str) -> list[int]:
         """Rows holding the highest value of ``metric`` (every metric shown is better higher); [] with under two runs."""
@@ -220,7 +303,7 @@ class RunTable(QTableWidget):
     def _cells(self, run: Any) -> list[QTableWidgetItem]:
         active = run.id == self.active_run
         cells = [
-            QTableWidgetItem(f"#{run.id}" + ("  ★ active" if active else "")),
+            QTableWidgetItem(f"#{run.id}" + ("  ★" if active else "")),  # Explore's mark of the active run
             QTableWidgetItem(model_name(run.model)),
             QTableWidgetItem(status_text(run)),
             QTableWidgetItem(settings_summary(run)),
@@ -234,8 +317,10 @@ class RunTable(QTableWidget):
             cells[2].setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
             cells[2].setToolTip(BELOW_POPULARITY_TIP)
         cells[3].setToolTip(settings_tooltip(run))
+        for cell in cells[1:3]:  # elided when the table is narrow: whole on hover
+            cell.setToolTip(cell.toolTip() or cell.text())
         for cell in cells[FIXED_COLUMNS:]:
             cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(users_text(run))
-        cells[0].setToolTip("The active model: Explore and exports use it" if active else "Run number")
+        cells[0].setToolTip(ACTIVE_TIP if active else "Run number")
         return cells

@@ -184,17 +184,39 @@ def test_bars_carry_their_95_percent_intervals_as_error_bars(qtbot, page):
     assert not bars.opts["left"].any() and not bars.opts["right"].any()
 
 
-def test_the_run_table_fits_a_laptop_window_without_scrolling_sideways(qtbot, window, tmp_path):
+WINDOW_SIZES = ((1024, 700), (1280, 800), (1920, 1080))
+
+
+def assert_fits(table, cut=()):
+    """No column of ``table`` needs sideways scrolling, and only those named in ``cut`` are cut short
+    (header and every cell whole: the visible width of each column, not pixels of a screenshot)."""
+    shown = [column for column in range(table.columnCount()) if not table.isColumnHidden(column)]
+    right = max(table.columnViewportPosition(column) + table.columnWidth(column) for column in shown)
+    assert right <= table.viewport().width() and table.horizontalScrollBar().maximum() == 0
+    for column in shown:
+        if table.horizontalHeaderItem(column).text() not in cut:
+            assert table.columnWidth(column) >= table.sizeHintForColumn(column)
+            assert table.columnWidth(column) >= table.horizontalHeader().sectionSizeHint(column)
+
+
+def test_run_tables_and_segments_fit_every_window_size_without_scrolling_sideways(qtbot, window, tmp_path):
     window.context.set_engine(open_trained_copy(tmp_path))
-    window.resize(1280, 800)
     window.show_page("Evaluate")
     page = window.page("Evaluate")
     qtbot.waitUntil(lambda: page.table.rowCount() >= 2 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
-    qtbot.wait(50)
-    table = page.table
-    assert table.horizontalScrollBar().maximum() == 0
-    viewport = table.viewport().width()
-    for name in ("Diversity@10", "Novelty@10 (bits)"):
-        column = table.headers().index(name)
-        assert table.columnViewportPosition(column) + table.columnWidth(column) <= viewport
-        assert table.columnWidth(column) >= table.sizeHintForColumn(column)  # not cut either
+    train = window.page("Train")
+    for width, height in WINDOW_SIZES:
+        window.resize(width, height)
+        window.show_page("Evaluate")
+        qtbot.wait(50)
+        assert_fits(page.table, cut=["Settings"])  # every run's name and figures whole; settings elided
+        assert_fits(page.segments)
+        window.show_page("Train")
+        qtbot.waitUntil(lambda: train.run_table.rowCount() >= 2, timeout=10_000)
+        qtbot.wait(50)
+        assert_fits(train.run_table, cut=["Settings", "Status"])  # a long status is elided, whole in the details
+        if width >= 1920:  # a desktop has room for every column
+            assert train.run_table.hidden_columns() == [] and page.table.hidden_columns() == ["Status", "Device"]
+    train.run_table.select_run(page.table.runs[1].id)  # what a narrow table leaves out is in its details line
+    run = train.run_table.selected_run()
+    assert train.run_table.details.text().startswith(f"#{run.id} ") and run.device in train.run_table.details.text()

@@ -95,7 +95,7 @@ def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, mo
     assert run.status == "done"
     page.run_table.select_run(run.id)
     page.active_button.click()
-    qtbot.waitUntil(lambda: "active" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
+    qtbot.waitUntil(lambda: "★" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
     assert engine.active_run() == run.id
     page.delete_button.click()  # no question: Undo is the safety net
     qtbot.waitUntil(lambda: all(r.id != run.id for r in page.run_table.runs), timeout=5000)
@@ -276,9 +276,9 @@ def test_making_a_run_active_writes_in_a_worker_and_the_history_follows_once_sto
     qtbot.waitUntil(lambda: bool(writers), timeout=5000)
     assert writers[0] is not threading.main_thread()
     row = page.run_table.currentRow()
-    assert "active" not in page.run_table.item(row, 0).text()  # not marked before it is stored
+    assert "★" not in page.run_table.item(row, 0).text()  # not marked before it is stored
     release.set()
-    qtbot.waitUntil(lambda: "active" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
+    qtbot.waitUntil(lambda: "★" in page.run_table.item(page.run_table.currentRow(), 0).text(), timeout=5000)
     assert engine.active_run() == done.id
 
 
@@ -309,4 +309,4 @@ def test_a_busy_workspace_never_freezes_the_window_and_the_error_says_to_wait(qt
     assert "is busy" in dialog.text()
     assert "try again" in dialog.informativeText()
     dialog.close()
-    assert engine.active_run() == before and "active" not in page.run_table.item(page.run_table.currentRow(), 0).text()
+    assert engine.active_run() == before and "★" not in page.run_table.item(page.run_table.currentRow(), 0).text()
