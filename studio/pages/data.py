@@ -42,7 +42,8 @@ HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Importe
 HISTORY_ROWS_SHOWN = 5  # more scroll
 
 
-TOP_CATEGORIES = 7  # the categories chart shows these many, the rest summed as OTHERS: more crowd their labels at laptop size
+TOP_CATEGORIES = 7  # the categories chart shows at most these many, the rest summed as OTHERS
+FEWEST_CATEGORIES = 3  # ... and at least these many, however short the chart
 OTHERS = "others"
 CHART_STEP_MS = 1  # between redrawing one chart and the next (see DataPage._show_charts)
 
@@ -72,6 +73,8 @@ class DataPage(StudioPage):
         super().__init__(context, parent)
         self._history: list[dict] = []
         self._chart_steps: list = []
+        self._stats: Optional[WorkspaceStats] = None  # what the charts show: the categories are redrawn to fit
+        self._categories_shown = 0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
         layout.addLayout(self._build_header())
@@ -185,6 +188,7 @@ class DataPage(StudioPage):
         job.errored.connect(lambda exc: show_error(self, exc, "Reading the workspace"))
 
     def _show_empty(self) -> None:
+        self._stats = None
         self.hint.setText("No workspace open")
         self._chart_steps = []
         self._show_notes([])
@@ -252,9 +256,25 @@ class DataPage(StudioPage):
         self.popularity_chart.show_line(np.arange(1, len(popular) + 1), popular, fill=False)
 
     def _show_categories(self, stats: WorkspaceStats) -> None:
-        names, events = _top_categories(stats)
+        self._stats, self._categories_shown = stats, self._categories_that_fit()
+        names, events = _top_categories(stats, self._categories_shown)
         colours = [palette.category_colour(name) if name != OTHERS else palette.NO_CATEGORY_COLOUR for name in names]
         self.categories_chart.show_labelled_bars(names, events, colours=colours, horizontal=True)
+
+    def _categories_that_fit(self) -> int:
+        """As many category rows as the chart is tall enough to label, "others" included: rows closer
+        than a line of text lose every other label (at 1024x700, "others" lost its own)."""
+        row = self.fontMetrics().height() * 1.3
+        rows = int(self.categories_chart.getPlotItem().vb.height() // row) - 1
+        return max(FEWEST_CATEGORIES, min(TOP_CATEGORIES, rows))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._refit_categories)  # once the charts have their new size
+
+    def _refit_categories(self) -> None:
+        if self._stats is not None and self._categories_that_fit() != self._categories_shown:
+            self._show_categories(self._stats)
 
     def _show_history(self, history: list[dict]) -> None:
         self._history = list(history)
@@ -355,11 +375,12 @@ def _bin_labels(edges: list[int]) -> list[str]:
     return [str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _top_categories(stats: WorkspaceStats) -> tuple[list[str], list[int]]:
-    shown = stats.categories[:TOP_CATEGORIES]
+def _top_categories(stats: WorkspaceStats, count: int) -> tuple[list[str], list[int]]:
+    """The ``count`` categories with most events, then OTHERS summing the rest."""
+    shown = stats.categories[:count]
     names = [row.name for row in shown]
     events = [row.events for row in shown]
-    rest = sum(row.events for row in stats.categories[TOP_CATEGORIES:])
+    rest = sum(row.events for row in stats.categories[count:])
     if rest:
         names.append(OTHERS)
         events.append(rest)

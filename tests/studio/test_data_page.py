@@ -52,6 +52,34 @@ def test_overview_numbers_and_charts_follow_the_workspace(qtbot, wait_idle, page
     assert files == ["events.csv", "users.csv", "items.csv"]  # newest first
 
 
+def drawn_labels(chart, axis: str) -> list[str]:
+    """The tick labels drawn on ``axis`` now (``labels_apart`` leaves out those that would touch)."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from studio.widgets.charts import labels_apart
+
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = chart.getPlotItem().getAxis(axis).generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for *_, text in labels_apart(texts)]
+
+
+def test_the_categories_chart_shows_as_many_categories_as_it_can_label(qtbot, wait_idle, page, imported_engine):
+    """At 1024x700 seven categories and "others" lost every other label, "others" its own."""
+    show_engine(qtbot, wait_idle, page, imported_engine)
+    total = sum(c.events for c in imported_engine.overview().categories)
+    for width, height in ((870, 560), (870, 620), (1200, 800)):  # a short chart, then roomier ones
+        page.resize(width, height)
+        qtbot.wait(100)
+        (bars,) = [i for i in page.categories_chart.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
+        assert len(drawn_labels(page.categories_chart, "left")) == len(bars.opts["width"])  # each bar named
+        assert bars.opts["width"].sum() == total  # "others" sums the categories left out
+    assert len(bars.opts["width"]) == 6  # room for the demo's six categories, none folded
+
+
 def test_an_import_refreshes_the_page(qtbot, wait_idle, page, engine, demo_csv):
     show_engine(qtbot, wait_idle, page, engine)
     assert page.events_card.value.text() == "0"
