@@ -71,9 +71,10 @@ class JobCall:
 class JobProcessDied(NextPickError):
     """The job process ended while the job ran: killed, out of memory, or a crash in C code."""
 
+    # True of every job (an import, a training run, a significance test, the demo shop's generation).
     hint = ("Nothing in the workspace was lost: an import is undone, a stopped training run can be "
-            "resumed. If the computer ran out of memory, lower the batch size or the model size, or "
-            "close other programs, then start it again.")
+            "resumed. If the computer ran out of memory, close other programs (for a training run, also "
+            "lower the batch size or the model size), then start it again.")
 
     def __init__(self, name: str, exitcode: Optional[int]) -> None:
         super().__init__(f"the {name} process ended unexpectedly ({describe_exit(exitcode)})")

@@ -50,6 +50,9 @@ IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
 WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
 
 
+DEMO_JOB = "demo shop preparation"
+
+
 def demo_workspace_path() -> Path:
     """The built-in demo shop lives beside the default workspace in the user's data folder."""
     return default_workspace_path().with_name("demo.sqlite")
@@ -78,7 +81,7 @@ def _prepare_and_open_demo(server: JobServer, path: Path, config: Optional[DemoC
                            cancel=None):
     """The demo shop written into ``path`` in the job process (``core.jobs.prepare_demo``; nothing to
     do when it is there already), then opened here as any workspace is."""
-    server.run(JobCall(prepare_demo, path, kwargs={"config": config}, text=False, name="demo shop preparation"),
+    server.run(JobCall(prepare_demo, path, kwargs={"config": config}, text=False, name=DEMO_JOB),
                progress, cancel)
     return _open_engine(path)
 
@@ -254,19 +257,23 @@ class MainWindow(QMainWindow):
             return None
         path = Path(path) if path else demo_workspace_path()
         job = self.context.run(_prepare_and_open_demo, self.context.jobs.server, path, config)
+        job.name = DEMO_JOB
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
         self._track(job, "Preparing the demo shop…")
         return job
 
     def _long_job_running(self) -> bool:
-        """An import, training or export (the jobs that take a cancel token) works on the open
-        workspace: switching under it would pull the workspace away from the job, so say so instead."""
-        if not any(job.can_cancel for job in self.context.jobs.active()):
+        """A long job (one that takes a cancel token: an import, training, an evaluation…) works on the
+        open workspace: switching under it would pull the workspace away from the job, so say which
+        job it is instead."""
+        names = list(dict.fromkeys(job.name for job in self.context.jobs.active() if job.can_cancel))
+        if not names:
             return False
         box = QMessageBox(QMessageBox.Icon.Information, "A job is still running",
-                          "An import, training run or export is working on this workspace. Stop it or let it "
-                          "finish, then open the other workspace.", QMessageBox.StandardButton.Ok, self)
+                          f"The {' and the '.join(names)} {'is' if len(names) == 1 else 'are'} still working on "
+                          "this workspace. Stop it or let it finish, then open the other workspace.",
+                          QMessageBox.StandardButton.Ok, self)
         box.setObjectName("busyDialog")
         box.open()
         return True

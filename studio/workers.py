@@ -64,6 +64,7 @@ class Job(QObject):
     ) -> None:
         super().__init__()
         self.fn = fn
+        self.name = "background job"  # how a person calls it ("training"), for messages about it
         self.args = args
         self.kwargs = dict(kwargs or {})
         self.token = CancelToken()
@@ -173,7 +174,9 @@ class JobRunner(QObject):
     def start_in_process(self, call: JobCall) -> Job:
         """Run ``call`` in the job process (``core.jobs``); a pool thread relays its reports and ending.
         Only a call that takes a cancel token can be cancelled (``Job.can_cancel``)."""
-        return self.start(self.server.run, call, cancel=call.cancel)
+        job = self.start(self.server.run, call, cancel=call.cancel)
+        job.name = call.name
+        return job
 
     def warm_up(self) -> None:
         """Start the job process now, so that its seconds of import are over before the first job."""

@@ -49,6 +49,21 @@ def test_the_demo_is_generated_in_the_job_process_and_opened_with_its_progress_s
     assert reports and window.job_label.isHidden()
 
 
+def test_opening_another_workspace_during_the_demo_preparation_names_that_job(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    from core.demo import DemoConfig
+
+    job = window.open_demo(tmp_path / "demo.sqlite", DemoConfig(n_users=120, n_items=60, n_categories=4))
+    assert window.open_workspace(tmp_path / "other.sqlite") is None
+    busy = window.findChild(QMessageBox, "busyDialog")
+    assert busy.text().startswith("The demo shop preparation is still working on this workspace.")
+    busy.close()
+    job.cancel()
+    with qtbot.waitSignal(job.finished, timeout=60_000):
+        pass
+
+
 def test_import_from_the_welcome_opens_the_default_workspace_then_the_import_dialog(
         qtbot, wait_idle, window, monkeypatch, tmp_path):
     monkeypatch.setattr("studio.main_window.default_workspace_path", lambda: tmp_path / "shop.sqlite")
