@@ -93,15 +93,20 @@ def metric_text(run: Any, metric: str) -> str:
     return f"{value:.4f}" + (f" ± {(interval[1] - interval[0]) / 2:.4f}" if interval else "")
 
 
-def users_text(run: Any) -> str:
+def tested_users_text(run: Any) -> str:
     """How many test users the figures are from: "20,000 of 1,000,000 test users (seeded sample)"."""
     metrics = run.metrics or {}
     if metrics.get("n_users") is None:
         return ""
     sampled = metrics.get("sampled_from")
     of = f" of {sampled:,}" if sampled else ""
-    return f"{metrics['n_users']:,}{of} test users" + (" (seeded sample); ± = 95% interval" if sampled else
-                                                       "; ± = 95% interval")
+    return f"{metrics['n_users']:,}{of} test users" + (" (seeded sample)" if sampled else "")
+
+
+def users_text(run: Any) -> str:
+    """The tested users and what "±" means: the tooltip of a metric cell."""
+    tested = tested_users_text(run)
+    return f"{tested}; ± = 95% interval" if tested else ""
 
 
 def status_text(run: Any) -> str:
@@ -118,9 +123,9 @@ def run_details(run: Any, active: bool = False) -> str:
     trained = f"trained in {format_duration(run.duration_s)}" if run.duration_s is not None else "not trained yet"
     device = f" on {run.device}" if run.device else ""
     status = status_text(run) + (f" · {BELOW_POPULARITY}" if run.beats_popularity is False else "")
-    users = users_text(run)
-    return " · ".join(filter(None, [f"{run_label(run)}: {status}", active and "★ the active model", f"{trained}{device}", settings_summary(run),
-                                    users and users.split(";")[0]]))
+    parts = [f"{run_label(run)}: {status}", active and "★ the active model", f"{trained}{device}",
+             settings_summary(run), tested_users_text(run)]
+    return " · ".join(filter(None, parts))
 
 
 def run_metrics(run: Any) -> dict[str, float]:
@@ -139,7 +144,7 @@ SECONDARY = ("Settings", "Device", "Duration")
 # Columns that are cut short, first to last (elided, whole on hover and in the details line), when
 # hiding the secondary ones was not enough; none is cut narrower than this. The model is cut last:
 # it names the run.
-ELIDABLE = ("Settings", "Status", "Model")
+ELIDABLE = ("Status", "Model")
 MIN_ELIDED_WIDTH = 64
 SETTINGS_MIN_WIDTH = 160  # the settings are worth a column only from this width on (they are long)
 ACTIVE_TIP = "★ The active model: Explore and exports use it"

@@ -51,10 +51,10 @@ def _snapshot(workspace):
 
 
 def _with_bad_rows(table):
-    """Row 3: no user; row 5: a time in 1960; row 6: a value that is not a number (as text)."""
+    """Row 3: no user; row 5: a time in 1850; row 6: a value that is not a number (as text)."""
     rows = table.to_pylist()
     rows[2]["user_id"] = None
-    rows[4]["ts"] = dt.datetime(1960, 1, 1)
+    rows[4]["ts"] = dt.datetime(1850, 1, 1)
     rows = [{**r, "price": str(r["price"])} for r in rows]
     rows[5]["price"] = "n/a"
     schema = table.schema.set(table.schema.get_field_index("price"), pa.field("price", pa.string()))
@@ -81,7 +81,7 @@ def test_bad_values_are_rejected_with_row_column_and_reason_and_kept(workspace, 
     assert [(r.line, r.column, r.unit, r.file) for r in report.rejected] == [
         (3, "user_id", "row", None), (5, "ts", "row", None), (6, "price", "row", None)]
     assert report.rejected[0].reason == "missing user id"
-    assert "falls before 1970" in report.rejected[1].reason and "1960-01-01" in report.rejected[1].reason
+    assert "falls before 1900" in report.rejected[1].reason and "1850-01-01" in report.rejected[1].reason
     assert report.rejected[2].reason == "value 'n/a' is not a number"
     assert '"item_id": "P9"' in report.rejected[1].raw
     out = tmp_path / "rejected.csv"
