@@ -182,6 +182,11 @@ class _Scan:
     low_value_max: Optional[float] = None
 
 
+# Whole time units before each ts, rounded down: CAST rounds towards zero, which would put an
+# event of 1969-12-31 into the day of 1970-01-01.
+_FLOOR_UNITS = "(CAST(ts / ? AS INTEGER) - (ts < CAST(ts / ? AS INTEGER) * ?))"
+
+
 def _scan_time_and_types(raw, time_kind: str) -> _Scan:
     """The one full scan: time range, and per event ``time unit * (n_types + 1) + type code``.
 
@@ -197,8 +202,8 @@ def _scan_time_and_types(raw, time_kind: str) -> _Scan:
     unit = _DAY if time_kind == "unix" else 1.0
     low_sums = ", ".join(f"SUM(value <= {low} AND negative = 0)" for low in LOW_RATING.values())
     text, time_min, time_max, value_min, value_max, *low_counts = raw.execute(
-        f"SELECT group_concat(CAST(ts / ? AS INTEGER) * {n_codes} + {case}), MIN(ts), MAX(ts), "
-        f"MIN(value), MAX(value), {low_sums} FROM events", (unit, *known)).fetchone()
+        f"SELECT group_concat({_FLOOR_UNITS} * {n_codes} + {case}), MIN(ts), MAX(ts), "
+        f"MIN(value), MAX(value), {low_sums} FROM events", (unit, unit, unit, *known)).fetchone()
     if text is None:
         return _Scan(None, None, ActivitySeries([], [], "day" if time_kind == "unix" else "steps", 0.0), {})
     units, type_codes = np.divmod(np.fromstring(text, sep=",", dtype=np.int64), n_codes)

@@ -156,3 +156,12 @@ def test_values_that_are_not_ratings_raise_no_note(shop):
         conn.execute(schema.events.update().values(value=49.5))  # prices
     stats = workspace_stats(shop)
     assert stats.quality.low_value_max is None and not any("ratings" in note for note in quality_notes(stats))
+
+
+def test_events_before_1970_fall_on_their_own_day(workspace):
+    items = [("i", "I", "X")]
+    before, after = -DAY / 2, DAY / 2  # 1969-12-31 12:00 and 1970-01-01 12:00 UTC
+    _fill(workspace, items, ["u"], [("u", "i", before, "view"), ("u", "i", after, "view")])
+    activity = workspace_stats(workspace).activity
+    assert activity.unit == "day"
+    assert activity.bucket_start == [-DAY, 0.0] and activity.counts == [1, 1]
