@@ -19,6 +19,7 @@ from core import runs, serving
 from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
+from core.data.sequences import cache_folder, sequence_cache
 from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
@@ -27,6 +28,7 @@ from core.progress import RateMeter, emit
 from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
+from core.store.directory import CACHE_FORMAT as DIRECTORY_FORMAT, UserDirectory, UserRow  # noqa: F401  (UserRow: users_page's rows)
 from core.text import TextModelSpec
 
 LONGEST_LIST = N_CANDIDATES  # no list is longer: it is cut from the candidates the ranker re-orders
@@ -56,13 +58,6 @@ class HeldOut:
     eval_mode: EvalMode  # NEW: the user's last item new to them (first new one after a cut), not simply their last
 
 
-@dataclass(frozen=True)
-class UserRow:
-    user: str
-    events: int
-    last_seen: Optional[float]
-
-
 class Engine:
     """``Engine.open(path)`` or ``Engine(workspace)``; every method is safe to call from worker threads."""
 
@@ -76,7 +71,7 @@ class Engine:
         self._lock = threading.RLock()
         self._content: Optional[str] = None
         self._data_cache: tuple[str, object] | None = None
-        self._users_cache: tuple[str, "_UserDirectory"] | None = None
+        self._users_cache: tuple[str, UserDirectory] | None = None
         self._bundles: dict[int, Bundle] = {}
         self._session_active: Optional[str] = None  # the active run chosen in a read-only workspace
         # (run, mode) -> (content hash, test users, their ranks): what compare pairs up
@@ -628,62 +623,38 @@ class Engine:
     def user_count(self, search: Optional[str] = None) -> int:
         return self._user_directory().count(search)
 
-    def _user_directory(self) -> "_UserDirectory":
+    def prepare_users(self) -> int:
+        """Build the user directory now, and keep it beside the workspace (not in a read-only one), so
+        the next ``users_page`` is an array slice; returns the number of users."""
+        return len(self._user_directory())
+
+    def prepare(self) -> None:
+        """Build and cache what the studio reads first, the sequences and the user directory (a job for the
+        job process: a scan of every event)."""
+        self.sequence_data()
+        self.prepare_users()
+
+    def prepared(self) -> bool:
+        """Whether the sequences and the user directory of the current content are cached beside the
+        workspace, so reading them maps files instead of scanning every event (never in a read-only one)."""
+        content = self.content_hash()
+        return (not self.workspace.read_only and sequence_cache(self.workspace, content).is_dir()
+                and self._users_folder(content).is_dir())
+
+    def _users_folder(self, content: str) -> Path:
+        return cache_folder(self.workspace.path) / f"users-{content}-v{DIRECTORY_FORMAT}"
+
+    def _user_directory(self) -> UserDirectory:
         content = self.content_hash()
         with self._lock:
-            if self._users_cache is None or self._users_cache[0] != content:
-                self._users_cache = (content, _UserDirectory.read(self.workspace))
-            return self._users_cache[1]
-
-
-class _UserDirectory:
-    """Every user's id, event count and last-seen time in memory, with the sort orders precomputed.
-
-    One grouped scan of the events index builds it (a few seconds for 20M events, once per
-    import); after that a page is an array slice, and a search one vectorised substring test.
-    """
-
-    def __init__(self, users: np.ndarray, events: np.ndarray, last_seen: np.ndarray) -> None:
-        self.users, self.events, self.last_seen = users, events, last_seen
-        self.lowered = np.char.lower(users.astype(str))
-        self.orders = {
-            "activity": np.lexsort((np.arange(len(users)), -events)),
-            "last_seen": np.lexsort((np.arange(len(users)), -np.nan_to_num(last_seen, nan=-np.inf))),
-            "user": np.argsort(users.astype(str), kind="stable"),
-        }
-
-    @classmethod
-    def read(cls, workspace: Workspace) -> "_UserDirectory":
-        with workspace.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            users = raw.execute("SELECT id, external_id FROM users ORDER BY id").fetchall()
-            stats = raw.execute("SELECT user_id, COUNT(*), MAX(ts) FROM events GROUP BY user_id").fetchall()
-        ids = np.array([u[0] for u in users], dtype=np.int64)
-        externals = np.array([str(u[1]) for u in users], dtype=object)
-        events = np.zeros(len(ids), dtype=np.int64)
-        last_seen = np.full(len(ids), np.nan)
-        if stats:
-            where = np.searchsorted(ids, np.array([s[0] for s in stats], dtype=np.int64))
-            events[where] = [s[1] for s in stats]
-            last_seen[where] = [s[2] for s in stats]
-        return cls(externals, events, last_seen)
-
-    def _matches(self, search: Optional[str]) -> Optional[np.ndarray]:
-        if not search or not search.strip():
-            return None
-        return np.char.find(self.lowered, search.strip().lower()) >= 0
-
-    def page(self, offset: int, limit: int, search: Optional[str], order_by: str) -> list[UserRow]:
-        if order_by not in self.orders:
-            raise ValueError(f"order_by must be one of {', '.join(self.orders)}")
-        order = self.orders[order_by]
-        matches = self._matches(search)
-        if matches is not None:
-            order = order[matches[order]]
-        rows = order[offset: offset + limit]
-        return [UserRow(str(self.users[i]), int(self.events[i]),
-                        None if np.isnan(self.last_seen[i]) else float(self.last_seen[i])) for i in rows]
-
-    def count(self, search: Optional[str]) -> int:
-        matches = self._matches(search)
-        return len(self.users) if matches is None else int(matches.sum())
+            if self._users_cache is not None and self._users_cache[0] == content:
+                return self._users_cache[1]
+        folder = self._users_folder(content)
+        directory = None if self.workspace.read_only else UserDirectory.cached(folder)
+        if directory is None:
+            directory = UserDirectory.read(self.workspace)
+            if not self.workspace.read_only:
+                directory.save(folder)
+        with self._lock:
+            self._users_cache = (content, directory)
+        return directory

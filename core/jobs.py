@@ -305,12 +305,13 @@ def _portable(exc: BaseException) -> BaseException:
 # -- jobs that are more than one engine call -----------------------------------------------------
 
 def import_and_prepare(engine, events=None, items=None, users=None, options=None, progress=None, cancel=None):
-    """``Engine.import_files``, then the sequences every page reads next, built and cached on disk
-    here, so the window's process maps them instead of reading every event."""
+    """``Engine.import_files``, then the sequences and the user directory every page reads next, built
+    and cached on disk here (``Engine.prepare``), so the window's process maps them instead of reading
+    every event."""
     report = engine.import_files(events, items=items, users=users, options=options, progress=progress, cancel=cancel)
     if report.rows_accepted:
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
-        engine.sequence_data()
+        engine.prepare()
     return report
 
 

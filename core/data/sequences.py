@@ -274,11 +274,16 @@ def cache_folder(workspace_path: Path) -> Path:
     return Path(workspace_path).with_name(Path(workspace_path).name + ".cache")
 
 
+def sequence_cache(workspace, content: Optional[str] = None) -> Path:
+    """The folder that caches the sequences of the workspace's content (``content``: its hash, when known)."""
+    return cache_folder(workspace.path) / f"sequences-{content or workspace.content_hash()}-v{CACHE_FORMAT}"
+
+
 def build_sequences(workspace) -> SequenceData:
     """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time)."""
     if workspace.read_only:
         return _build_from_workspace(workspace)
-    folder = cache_folder(workspace.path) / f"sequences-{workspace.content_hash()}-v{CACHE_FORMAT}"
+    folder = sequence_cache(workspace)
     if not folder.is_dir():
         _write_cache(_build_from_workspace(workspace), folder)
     return _read_cache(folder)

@@ -181,8 +181,26 @@ class ExplorePage(StudioPage):
             return
         self._read_item_text(engine)
         self.heading.setText("Reading the users…")
-        job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
-        job.returned.connect(lambda result: self._on_prepared(engine, *result))
+        job = self.context.run(engine.prepared, progress=False, cancel=False)
+        job.returned.connect(lambda cached: self._read_users(engine, cached))
+        job.errored.connect(lambda exc: show_error(self, exc, "Reading the users"))
+
+    def _read_users(self, engine, cached: bool) -> None:
+        """Map the cached sequences and user directory here; a workspace imported elsewhere (the CLI) has
+        them built first in the job process, whose scan of every event would hold this process's
+        interpreter for seconds at a time. A read-only one cannot keep them: it is read here."""
+        if engine is not self.engine:
+            return
+        if cached or engine.workspace.read_only:
+            job = self.context.run(prepare_workspace, engine, progress=False, cancel=False)
+            job.returned.connect(lambda result: self._on_prepared(engine, *result))
+        else:
+            from core.engine import Engine
+
+            self.heading.setText("Preparing the users and their sequences (once per import)…")
+            job = self.context.run_in_process(Engine.prepare, name="workspace preparation", progress=False,
+                                              cancel=False)
+            job.returned.connect(lambda _none: self._read_users(engine, True))
         job.errored.connect(lambda exc: show_error(self, exc, "Reading the users"))
 
     def _on_events_added(self) -> None:

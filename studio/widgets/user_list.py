@@ -1,10 +1,10 @@
 """The Explore page's user list: a lazily filled table that stays fast with a million users.
 
 The model never holds more rows than the view has scrolled to: it asks the engine for one page
-(``engine.users_page(offset, limit, search, order_by)``) each time Qt's view calls
+(``engine.users_page(offset, limit, search, order_by)``, in a worker) each time Qt's view calls
 ``fetchMore`` near the bottom, and for the number of matches (``engine.user_count(search)``)
-only to show it. Searching and sorting start again from the first page, so the database does
-the filtering and ordering, not Python.
+only to show it. Searching and sorting start again from the first page, so the engine's user
+directory (``core.store.directory``) does the filtering and ordering, not the window.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class UserListModel(QAbstractTableModel):
         self._search = ""
         self._order_by = "activity"
         self._exhausted = True
+        self._fetching = False  # a page is being read in a worker
         self.time_kind = "unix"
         self.total = 0
         self.most_events = 0  # of any user matching the search, loaded or not: sizes the Events column
@@ -108,12 +109,30 @@ class UserListModel(QAbstractTableModel):
         return not parent.isValid() and not self._exhausted
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: N802
-        if parent.isValid() or self._exhausted or self._engine is None:
+        """The next page, read in a worker with a job runner (a search's matches evicted from the
+        engine's memory are found again there); the view asks again once it has arrived."""
+        if parent.isValid() or self._exhausted or self._engine is None or self._fetching:
             return
-        page = self._engine.users_page(len(self._rows), self.page_size, self._search or None, self._order_by)
+        generation, offset = self._generation, len(self._rows)
+        args = (offset, self.page_size, self._search or None, self._order_by)
+        if self._run_job is None:
+            self._append_page(generation, offset, self._engine.users_page(*args))
+            return
+        self._fetching = True
+        job = self._run_job(self._engine.users_page, *args, progress=False, cancel=False)
+        job.returned.connect(lambda page: self._append_page(generation, offset, page))
+        job.errored.connect(self.load_failed.emit)
+        job.finished.connect(lambda: self._fetched(generation))
+
+    def _fetched(self, generation: int) -> None:
+        if generation == self._generation:
+            self._fetching = False
+
+    def _append_page(self, generation: int, offset: int, page: list) -> None:
+        if generation != self._generation or offset != len(self._rows):
+            return  # a newer search or order started again from the top
         if page:
-            first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
+            self.beginInsertRows(QModelIndex(), offset, offset + len(page) - 1)
             self._rows.extend(page)
             self.endInsertRows()
         self._exhausted = len(page) < self.page_size or len(self._rows) >= self.total
@@ -128,7 +147,6 @@ class UserListModel(QAbstractTableModel):
 
     def set_engine(self, engine: Any) -> None:
         self._engine = engine
-        self.time_kind = _time_kind(engine)
         self.reload()
 
     def set_search(self, text: str) -> None:
@@ -151,9 +169,10 @@ class UserListModel(QAbstractTableModel):
         runner the first page is read in a worker; only the latest request's page is shown.
         """
         self._generation += 1
+        self._fetching = False
         generation = self._generation
         if self._engine is None:
-            self._show_first_page(generation, 0, [], 0)
+            self._show_first_page(generation, 0, [], 0, "unix")
         elif self._run_job is None:
             self._show_first_page(generation, *first_page(self._engine, self._search, self._order_by, self.page_size))
         else:
@@ -162,10 +181,11 @@ class UserListModel(QAbstractTableModel):
             job.returned.connect(lambda result: self._show_first_page(generation, *result))
             job.errored.connect(self.load_failed.emit)
 
-    def _show_first_page(self, generation: int, total: int, page: list, most_events: int) -> None:
+    def _show_first_page(self, generation: int, total: int, page: list, most_events: int, time_kind: str) -> None:
         if generation != self._generation:
             return  # a newer search or order is on its way
         self.beginResetModel()
+        self.time_kind = time_kind
         self._rows = list(page)
         self.total = total
         self.most_events = most_events
@@ -174,17 +194,12 @@ class UserListModel(QAbstractTableModel):
         self.count_changed.emit(total)
 
 
-def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list, int]:
-    """(users matching ``search``, the first page of them in ``order_by`` order, the most events any has)."""
+def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list, int, str]:
+    """(users matching ``search``, the first page of them in ``order_by`` order, the most events any
+    has, how the workspace keeps time: "unix" or "order")."""
     most_active = engine.users_page(0, 1, search or None, "activity")
     return (engine.user_count(search or None), engine.users_page(0, page_size, search or None, order_by),
-            most_active[0].events if most_active else 0)
-
-
-def _time_kind(engine: Any) -> str:
-    if engine is None:
-        return "unix"
-    return engine.workspace.get_meta("time_kind", "unix") or "unix"
+            most_active[0].events if most_active else 0, engine.time_kind())
 
 
 class UserList(QWidget):

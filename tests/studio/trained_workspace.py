@@ -40,6 +40,7 @@ def _build() -> Path:
     try:
         for model in ("sasrec", "pop"):
             engine.train(tiny_config(model))
+        engine.prepare()  # the caches an import in the studio leaves: Explore maps them
     finally:
         engine.workspace.close()
     return folder

@@ -1,0 +1,44 @@
+"""The user directory: kept beside the workspace once per content, searched a chunk at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.engine import Engine
+from core.store import directory
+from core.store.directory import UserDirectory
+from engine_data import demo_workspace
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = Engine(demo_workspace(tmp_path / "ws.sqlite", 120, 40))
+    yield engine
+    engine.workspace.close()
+
+
+def test_prepare_keeps_sequences_and_users_beside_the_workspace_for_the_next_engine(engine, monkeypatch):
+    assert not engine.prepared()
+    engine.prepare()
+    assert engine.prepared()
+    first = engine.users_page(0, 200, order_by="user")
+    reopened = Engine.open(engine.workspace.path)
+    try:
+        monkeypatch.setattr(UserDirectory, "read", lambda workspace: pytest.fail("the store was scanned again"))
+        assert reopened.prepared() and reopened.users_page(0, 200, order_by="user") == first
+    finally:
+        reopened.workspace.close()
+
+
+def test_a_search_scanned_in_chunks_finds_what_one_scan_finds(monkeypatch):
+    names = [f"Shopper-{i:04d}" for i in range(1000)] + ["ÉLODIE-42"]
+    events = np.arange(len(names), dtype=np.int64) % 7
+    users = UserDirectory.from_columns(names, events, np.arange(len(names), dtype=float))
+    monkeypatch.setattr(directory, "SEARCH_CHUNK", 64)
+    for text in ("per-01", "R-099", "élodie", "nobody"):
+        wanted = [name for name in names if text.lower() in name.lower()]
+        found = users.page(0, 2000, text, "user")
+        assert [row.user for row in found] == sorted(wanted) and users.count(text) == len(wanted)
+    busiest = users.page(0, 3, "shopper", "activity")
+    assert [row.events for row in busiest] == [6, 6, 6]
