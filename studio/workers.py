@@ -42,6 +42,8 @@ PROGRESS_INTERVAL_S = 0.05
 # live curves (~30 ms of work) took 100-230 ms. A niced job still gets every idle cycle.
 JOB_NICENESS = 10
 
+RELAY_THREADS = 16  # jobs of the job process relayed at once; the rest wait for a relay thread
+
 
 class Job(QObject):
     """One background call of a core function; lives in the GUI thread, runs in the pool."""
@@ -152,6 +154,10 @@ class JobRunner(QObject):
                  server: Optional[JobServer] = None) -> None:
         super().__init__(parent)
         self.pool = pool or QThreadPool.globalInstance()
+        # Relays only wait on the job process's pipe; in the pool (as many threads as cores) two of
+        # them (an import and the Data page's overview) left a user's answer queued behind them.
+        self.relays = QThreadPool(self)
+        self.relays.setMaxThreadCount(RELAY_THREADS)
         self.server = server or default_job_server()
         self._jobs: list[Job] = []
 
@@ -164,7 +170,9 @@ class JobRunner(QObject):
         The job starts on the next event-loop turn: connect to its signals before returning
         to the event loop and none is missed.
         """
-        job = Job(fn, args, kwargs, progress=progress, cancel=cancel, pool=self.pool)
+        return self._launch(Job(fn, args, kwargs, progress=progress, cancel=cancel, pool=self.pool))
+
+    def _launch(self, job: Job) -> Job:
         self._jobs.append(job)
         job.finished.connect(self._on_job_ended)
         self.job_started.emit(job)
@@ -172,11 +180,11 @@ class JobRunner(QObject):
         return job
 
     def start_in_process(self, call: JobCall) -> Job:
-        """Run ``call`` in the job process (``core.jobs``); a pool thread relays its reports and ending.
-        Only a call that takes a cancel token can be cancelled (``Job.can_cancel``)."""
-        job = self.start(self.server.run, call, cancel=call.cancel)
+        """Run ``call`` in the job process (``core.jobs``); a thread of ``relays`` relays its reports and
+        ending. Only a call that takes a cancel token can be cancelled (``Job.can_cancel``)."""
+        job = Job(self.server.run, (call,), cancel=call.cancel, pool=self.relays)
         job.name = call.name
-        return job
+        return self._launch(job)
 
     def warm_up(self) -> None:
         """Start the job process now, so that its seconds of import are over before the first job."""

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPainter
 from PySide6.QtWidgets import (
-    QApplication, QHeaderView, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QApplication, QLabel, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.reasons import match_text
 from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
-from studio.widgets.tables import clickable_table, hint_label
+from studio.widgets.tables import fit_column, hint_label, make_clickable
 
 REASON_COLOUR = QColor("#64748b")
 HEADERS = ("#", "Item · why", "Match")  # the category is the colour swatch beside the title
@@ -82,6 +81,74 @@ def _small(font: QFont) -> QFont:
     return small
 
 
+class RankedRows(QAbstractTableModel):
+    """The list as table rows, each cell made when the view asks for it.
+
+    A table of items cost ~30 ms of the window's time per user switch in the Explore page (each
+    item set one by one, each re-fitting its columns); a model answers for the rows at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recommendations: list = []
+        self.held_out: Optional[str] = None
+        self.reasons: list[str] = []
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self._swatches: dict[str, QIcon] = {}
+
+    def set_rows(self, recommendations: list, held_out: Optional[str], reasons: list[str]) -> None:
+        self.beginResetModel()
+        self.recommendations, self.held_out, self.reasons = recommendations, held_out, reasons
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 - Qt's name
+        return 0 if parent.isValid() else len(self.recommendations)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        rec, column = self.recommendations[index.row()], index.column()
+        hit = rec.item == self.held_out
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(rec, column)
+        if role == REASON_ROLE and column == 1:
+            return self.reasons[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole and column == 1:
+            return self._swatch(primary_category(rec.categories))
+        if role == Qt.ItemDataRole.TextAlignmentRole and column != 1:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(rec, self.reasons[index.row()], hit)
+        if role == Qt.ItemDataRole.BackgroundRole and hit:
+            return QBrush(HIT_BACKGROUND)
+        if role == Qt.ItemDataRole.FontRole and hit:
+            return self._bold
+        return None
+
+    @staticmethod
+    def text(rec, column: int) -> str:
+        return (str(rec.rank), rec.title or rec.item, match_text(rec))[column]
+
+    @staticmethod
+    def _tooltip(rec, reason: str, hit: bool) -> str:
+        tip = (f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{reason}\n"
+               f"Match: in the model's {match_text(rec)} of all items (model score {rec.score:.3f}, "
+               "in units that differ between models)")
+        return tip + "\n★ The item this user really took next (held out from training)" if hit else tip
+
+    def _swatch(self, category: str) -> QIcon:
+        if category not in self._swatches:
+            self._swatches[category] = colour_icon(category_colour(category))
+        return self._swatches[category]
+
+
 class RankedList(QWidget):
     """Shows ``engine.recommend(...)`` results; emits the external id of a clicked item."""
 
@@ -89,19 +156,18 @@ class RankedList(QWidget):
 
     def __init__(self, title: str = "", parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.recommendations: list = []
-        self.held_out: Optional[str] = None
         self.describe: Callable[[Any], str] = lambda rec: rec.reason  # the page words reasons with the user's history
         self.title = QLabel(title)
         self.title.setProperty("role", "hint")
         self.title.setVisible(bool(title))
-        self.table = clickable_table(
-            HEADERS, "Recommended items, best first, each with why it was picked. Highlighted: the item this user "
-            "really took next (held out from training). Click an item for its details.",
-            stretch_column=1, row_height=2 * QFontMetrics(self.font()).height() + 8)
+        self.rows = RankedRows()
+        self.table = QTableView()
+        self.table.setModel(self.rows)
+        make_clickable(self.table, "Recommended items, best first, each with why it was picked. Highlighted: the item "
+                       "this user really took next (held out from training). Click an item for its details.",
+                       stretch_column=1, row_height=2 * QFontMetrics(self.font()).height() + 8)
         self.table.setItemDelegateForColumn(1, TitleReasonDelegate(self.table))
         self.table.setWordWrap(True)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().sectionResized.connect(self._on_section_resized)
         self.empty = hint_label("Pick a user and a model to see recommendations.")
         self.summary = hint_label()
@@ -111,20 +177,27 @@ class RankedList(QWidget):
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)
-        self.table.cellClicked.connect(lambda row, _col: self.item_clicked.emit(self.recommendations[row].item))
+        self.table.clicked.connect(lambda index: self.item_clicked.emit(self.recommendations[index.row()].item))
         self.set_recommendations([])
+
+    @property
+    def recommendations(self) -> list:
+        return self.rows.recommendations
+
+    @property
+    def held_out(self) -> Optional[str]:
+        return self.rows.held_out
 
     def set_recommendations(self, recommendations: Sequence, held_out: Optional[str] = None,
                             empty_text: Optional[str] = None) -> None:
-        self.recommendations = list(recommendations)
-        self.held_out = held_out
+        recommendations = list(recommendations)
+        self.rows.set_rows(recommendations, held_out, [self.describe(rec) for rec in recommendations])
         if empty_text:
             self.empty.setText(empty_text)
-        self.empty.setVisible(not self.recommendations)
-        self.table.setVisible(bool(self.recommendations))
-        self.table.setRowCount(len(self.recommendations))
-        for row, rec in enumerate(self.recommendations):
-            self._fill_row(row, rec, rec.item == held_out)
+        self.empty.setVisible(not recommendations)
+        self.table.setVisible(bool(recommendations))
+        for column in (0, 2):  # ranks and match shares: the few values decide the width
+            fit_column(self.table, column, [self.rows.text(rec, column) for rec in recommendations])
         self.table.resizeRowsToContents()
         self.summary.setText(self._summary_text())
 
@@ -134,31 +207,6 @@ class RankedList(QWidget):
 
     def highlighted_rows(self) -> list[int]:
         return [row for row, rec in enumerate(self.recommendations) if rec.item == self.held_out]
-
-    def _fill_row(self, row: int, rec, hit: bool) -> None:
-        category = primary_category(rec.categories)
-        reason = self.describe(rec)
-        cells = (
-            QTableWidgetItem(str(rec.rank)),
-            QTableWidgetItem(colour_icon(category_colour(category)), rec.title or rec.item),
-            QTableWidgetItem(match_text(rec)),
-        )
-        cells[1].setData(REASON_ROLE, reason)
-        cells[0].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        cells[2].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        tip = (f"{rec.title} ({rec.item})\n{category_text(rec.categories)}\n{reason}\n"
-               f"Match: in the model's {match_text(rec)} of all items (model score {rec.score:.3f}, "
-               "in units that differ between models)")
-        if hit:
-            tip += "\n★ The item this user really took next (held out from training)"
-        bold = QFont()
-        bold.setBold(True)
-        for column, cell in enumerate(cells):
-            cell.setToolTip(tip)
-            if hit:
-                cell.setBackground(QBrush(HIT_BACKGROUND))
-                cell.setFont(bold)
-            self.table.setItem(row, column, cell)
 
     def _summary_text(self) -> str:
         if self.held_out is None or not self.recommendations:

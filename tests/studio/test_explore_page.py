@@ -55,7 +55,7 @@ def test_first_user_shows_sequence_interests_and_ranked_list(page):
     assert page.interest_bars.interests and 0 < sum(i.probability for i in page.interest_bars.interests) <= 1.0001
     ranked = page.ranked.recommendations
     assert [rec.rank for rec in ranked] == list(range(1, page.controls.k_box.value() + 1))
-    assert page.ranked.table.item(0, 1).data(REASON_ROLE) == reason_in_words(ranked[0], page.sequence) != ""
+    assert page.ranked.table.model().index(0, 1).data(REASON_ROLE) == reason_in_words(ranked[0], page.sequence) != ""
 
 
 def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
@@ -64,7 +64,7 @@ def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
     page.controls.k_box.setValue(7)
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.query.user == page.users.model.user_at(1)
-    assert page.ranked.table.rowCount() == 7
+    assert page.ranked.table.model().rowCount() == 7
 
 
 def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot, page):
@@ -112,7 +112,7 @@ def test_compare_mode_highlights_the_held_out_item(qtbot, page):
     assert page.compared.highlighted_rows() == [i for i, rec in enumerate(page.compared.recommendations)
                                                 if rec.item == held_out] != []
     row = page.compared.highlighted_rows()[0]
-    assert page.compared.table.item(row, 1).font().bold()
+    assert page.compared.table.model().index(row, 1).data(Qt.ItemDataRole.FontRole).bold()
     assert "rank" in page.compared.summary.text()
     shaded = page.timeline.held_out_rows
     assert shaded and all(page.timeline.events[row].item == held_out for row in shaded)
@@ -202,7 +202,7 @@ def test_a_run_that_cannot_answer_keeps_the_sequence_and_says_why_once(qtbot, co
     page.show()
     qtbot.waitUntil(lambda: page.answer is not None, timeout=10_000)
     assert page.answer.error is not None and page.timeline.table.model().rowCount() > 0
-    assert "could not answer" in page.ranked.empty.text() and page.ranked.table.rowCount() == 0
+    assert "could not answer" in page.ranked.empty.text() and page.ranked.table.model().rowCount() == 0
     page.users.table.selectRow(2)
     wait_for_fresh_answer(qtbot, page)
     assert len(page.findChildren(QMessageBox, "errorDialog")) == 1
@@ -301,7 +301,7 @@ def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window
     assert details.columnWidth(0) >= metrics.horizontalAdvance("Galaxy Card Game Deluxe Set 1") + details.iconSize().width()
     assert details.columnWidth(0) + details.columnWidth(1) <= details.viewport().width()  # "Times" in view
     assert page.ranked.table.horizontalHeader().count() == 3  # no category column beside the colour swatch
-    reason = page.ranked.table.item(0, 1).data(REASON_ROLE)
+    reason = page.ranked.table.model().index(0, 1).data(REASON_ROLE)
     assert page.ranked.table.rowHeight(0) >= 2 * page.fontMetrics().height()  # title and the whole reason
     assert reason and "…" not in reason
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 
 from core.engine import Recommendation
 from studio.pages.explore_queries import ExploreQuery, answer_query
@@ -108,6 +109,6 @@ def test_ranked_list_names_every_category_and_the_match_on_one_scale(qtbot):
     qtbot.addWidget(ranked)
     ranked.set_recommendations([Recommendation(1, "SKU1", "Kite", ("Outdoor", "Kids"), 0.9, "popular", [], None),
                                 Recommendation(2, "SKU2", "Ball", (), 0.5, "popular", [], None, top_share=0.004)])
-    assert ranked.table.columnCount() == 3  # the category is the swatch beside the title, named in its tooltip
-    assert ranked.table.item(0, 2).text() == "top 100%" and ranked.table.item(1, 2).text() == "top 0.4%"
-    assert "Outdoor, Kids" in ranked.table.item(0, 1).toolTip()
+    assert ranked.table.model().columnCount() == 3  # the category is the swatch beside the title, named in its tooltip
+    assert ranked.table.model().index(0, 2).data() == "top 100%" and ranked.table.model().index(1, 2).data() == "top 0.4%"
+    assert "Outdoor, Kids" in ranked.table.model().index(0, 1).data(Qt.ItemDataRole.ToolTipRole)

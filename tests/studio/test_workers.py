@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QThread, QThreadPool
 
 from core.jobs import JobCall, JobProcessDied
 from core.progress import Progress, RateMeter
@@ -190,3 +191,28 @@ def test_cancel_stops_a_process_job_with_aborted(qtbot, in_process):
     with qtbot.waitSignals([job.aborted, job.finished], timeout=120_000, order="strict"):
         pass
     assert returned == [] and not job.running
+
+
+class WaitingServer:
+    """A job process stand-in whose jobs run until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def run(self, call, progress=None, cancel=None):
+        self.release.wait(10)
+        return call
+
+
+def test_jobs_of_the_job_process_leave_the_pool_to_the_window_s_reads(qtbot):
+    pool = QThreadPool()
+    pool.setMaxThreadCount(1)
+    server = WaitingServer()
+    runner = JobRunner(pool=pool, server=server)
+    relayed = [runner.start_in_process(JobCall(count_to, Path("shop.sqlite"), name=name)) for name in ("import", "overview")]
+    read = runner.start(lambda: "answer", progress=False, cancel=False)
+    with qtbot.waitSignal(read.returned, timeout=5000) as answer:
+        pass
+    assert answer.args == ["answer"] and all(job.running for job in relayed)
+    server.release.set()
+    qtbot.waitUntil(lambda: not runner.active(), timeout=5000)
