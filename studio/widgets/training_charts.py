@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from studio.widgets.charts import chart_axes, grid_behind_data
@@ -14,6 +14,7 @@ LOSS_COLOUR = "#2563eb"
 NDCG_COLOUR = "#059669"
 HR_COLOUR = "#d97706"
 BASELINE_COLOUR = "#64748b"
+REDRAW_MS = 250  # live reports are drawn together at most this often
 
 
 def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
@@ -40,6 +41,8 @@ class TrainingCharts(QWidget):
         self.valid_plot = _plot("Validation", "epoch", "Full-catalogue NDCG@10 and HR@10 on the validation users "
                                 "after each epoch: higher is better", (-10, -10))
         self.step_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#93c5fd", width=1), name="step loss")
+        self.step_curve.setClipToView(True)  # a long run's thousands of steps: only those in view,
+        self.step_curve.setDownsampling(auto=True, method="peak")  # at most a few per pixel
         self.epoch_curve = self.loss_plot.plot([], [], pen=pg.mkPen(LOSS_COLOUR, width=2), symbol="o",
                                                symbolSize=6, symbolBrush=LOSS_COLOUR, name="epoch loss")
         self.ndcg_curve = self.valid_plot.plot([], [], pen=pg.mkPen(NDCG_COLOUR, width=2), symbol="o",
@@ -53,6 +56,8 @@ class TrainingCharts(QWidget):
         self.baseline_line.hide()
         self.valid_plot.addItem(self.baseline_line)
         self.baseline: Optional[float] = None
+        self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._redraw)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.loss_plot)
@@ -82,25 +87,22 @@ class TrainingCharts(QWidget):
         self._redraw()
 
     def add_report(self, metrics: dict) -> None:
-        """One progress report's metrics: a step point, and an epoch point when validation ran."""
+        """One progress report's metrics: a step point, and an epoch point when validation ran; drawn
+        with the others that arrive within ``REDRAW_MS``. Redrawing on every report re-ranged and
+        repainted both plots several times a second, 20-40 ms of the window's time each, during which
+        training's threads took the CPUs (bench_gui.py --watchdog)."""
         if "loss" not in metrics or "step" not in metrics:
             return
         if "valid_ndcg10" in metrics:
             self.epochs.append((metrics["epoch"], metrics["step"], metrics["loss"],
                                 metrics["valid_ndcg10"], metrics["valid_hr10"]))
-            self._redraw()
         else:
             self.steps.append((metrics["step"], metrics["loss"]))
-            self._redraw_steps()
-
-    def _redraw_steps(self) -> None:
-        """A step report changes the step curve only. Setting the other curves too re-ranged and
-        repainted both plots twice a second, 20-40 ms of GUI-thread work each time, during which
-        training's threads took the CPUs (bench_gui.py --watchdog)."""
-        self.step_curve.setData([s for s, _ in self.steps], [loss for _, loss in self.steps])
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
 
     def _redraw(self) -> None:
-        self._redraw_steps()
+        self.step_curve.setData([s for s, _ in self.steps], [loss for _, loss in self.steps])
         self.epoch_curve.setData([e[1] for e in self.epochs], [e[2] for e in self.epochs])
         self.ndcg_curve.setData([e[0] for e in self.epochs], [e[3] for e in self.epochs])
         self.hr_curve.setData([e[0] for e in self.epochs], [e[4] for e in self.epochs])

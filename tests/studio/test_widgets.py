@@ -23,7 +23,7 @@ from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
 from studio.widgets.sequence_timeline import (
     SequenceTimeline, TimelineEvent, after_held_out, events_from_frame, held_out_rows,
 )
-from studio.widgets.training_charts import TrainingCharts
+from studio.widgets.training_charts import REDRAW_MS, TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
 
@@ -197,9 +197,22 @@ def test_training_charts_plot_steps_and_validated_epochs(qtbot):
     charts.add_report({"epoch": 1, "step": 5, "loss": 7.0})
     charts.add_report({"epoch": 1, "step": 10, "loss": 6.5, "valid_ndcg10": 0.05, "valid_hr10": 0.1})
     charts.add_report({"rows": 3})  # not a training report: ignored
+    qtbot.waitUntil(lambda: charts.step_curve.getData()[1] is not None, timeout=2000)  # drawn together
     assert charts.step_curve.getData()[1].tolist() == [7.0]
     assert charts.ndcg_curve.getData()[1].tolist() == [0.05]
     assert charts.hr_curve.getData()[0].tolist() == [1]
+
+
+def test_training_reports_arriving_together_are_drawn_once(qtbot, monkeypatch):
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    drawn = []
+    monkeypatch.setattr(charts.step_curve, "setData", lambda x, y: drawn.append(list(y)))
+    for step in range(1, 41):
+        charts.add_report({"epoch": 1, "step": step, "loss": 10.0 / step})
+    qtbot.waitUntil(lambda: bool(drawn), timeout=2000)
+    qtbot.wait(REDRAW_MS)
+    assert len(drawn) == 1 and len(drawn[0]) == 40
 
 
 def test_progress_line_and_durations_read_like_sentences():
