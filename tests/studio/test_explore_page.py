@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from studio.pages.explore import ExplorePage
-from studio.pages.explore_queries import before_item
+from studio.pages.explore_queries import answer_query, before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from studio.widgets.reasons import reason_in_words
 from studio.widgets.tables import CELL_PADDING
@@ -65,6 +67,28 @@ def test_changing_user_and_controls_repaints_only_the_latest(qtbot, page):
     wait_for_fresh_answer(qtbot, page)
     assert page.answer.query.user == page.users.model.user_at(1)
     assert page.ranked.table.model().rowCount() == 7
+
+
+def test_a_late_answer_for_the_previous_user_is_dropped_and_answers_are_made_off_the_gui_thread(qtbot, page,
+                                                                                                 monkeypatch):
+    import studio.pages.explore as explore
+
+    asked_on_gui_thread, painted = [], []
+
+    def answer(engine, query):
+        asked_on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return answer_query(engine, query)
+
+    monkeypatch.setattr(explore, "answer_query", answer)
+    paint = page._paint_answer
+    monkeypatch.setattr(page, "_paint_answer", lambda result: painted.append(result.query.user) or paint(result))
+    first, second = page.users.model.user_at(2), page.users.model.user_at(3)
+    page.show_user(first)
+    page.show_user(second)  # before the first user's answer arrives
+    wait_for_fresh_answer(qtbot, page)
+    qtbot.wait(200)
+    assert page.answer.query.user == second and painted == [second]
+    assert asked_on_gui_thread and not any(asked_on_gui_thread)
 
 
 def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot, page):
