@@ -289,7 +289,7 @@ def time_switches(app, explore, users: list, switches: int, meter: StallMeter, m
           f"max {max(times):.1f} ms ({'OK' if p95 < 100 else 'ABOVE'} the 100 ms p95 goal); {meter.summary()}")
 
 
-BIG_SHOP = dict(n_users=1_000_000, mean_events_per_user=5.0, n_items=20_000)
+BIG_SHOP = dict(n_users=1_000_000, mean_events_per_user=5, n_items=20_000)
 
 
 def bench_big(app, window, path: Path, models: list[str], switches: int, meter: StallMeter) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 CACHE_FORMAT = 1
 SEARCH_CHUNK = 50_000  # ids per C call of a search: a few milliseconds each
-KEPT_SEARCHES = 4  # recent (search, order)s whose matches stay in memory: the next pages reuse them
+KEPT_SEARCHES = 8  # recent (search, order)s whose matches stay in memory: the next pages reuse them
 ORDERS = ("activity", "last_seen", "user")  # most events first, latest first, id order
 _ARRAYS = ("ids", "lowered", "events", "last_seen", *(f"order_{name}" for name in ORDERS))
 
@@ -114,7 +114,7 @@ class UserDirectory:
                         None if np.isnan(self.last_seen[i]) else float(self.last_seen[i])) for i in rows]
 
     def count(self, search: Optional[str]) -> int:
-        return len(self._ordered(search, "user"))
+        return len(self._ordered(search, "activity"))  # the list's first order: its matches are remembered
 
     def _ordered(self, search: Optional[str], order_by: str) -> np.ndarray:
         """The users whose id contains ``search`` (any case; all without one) in ``order_by`` order,

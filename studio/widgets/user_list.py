@@ -1,10 +1,11 @@
 """The Explore page's user list: a lazily filled table that stays fast with a million users.
 
 The model never holds more rows than the view has scrolled to: it asks the engine for one page
-(``engine.users_page(offset, limit, search, order_by)``, in a worker) each time Qt's view calls
+(``engine.users_page(offset, limit, search, order_by)``) each time Qt's view calls
 ``fetchMore`` near the bottom, and for the number of matches (``engine.user_count(search)``)
-only to show it. Searching and sorting start again from the first page, so the engine's user
-directory (``core.store.directory``) does the filtering and ordering, not the window.
+only to show it. Searching and sorting start again from the first page, read in a worker: the
+engine's user directory (``core.store.directory``) scans a million ids for a search there and
+remembers the matches, so the later pages are array slices.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class UserListModel(QAbstractTableModel):
         self._search = ""
         self._order_by = "activity"
         self._exhausted = True
-        self._fetching = False  # a page is being read in a worker
         self.time_kind = "unix"
         self.total = 0
         self.most_events = 0  # of any user matching the search, loaded or not: sizes the Events column
@@ -109,30 +109,14 @@ class UserListModel(QAbstractTableModel):
         return not parent.isValid() and not self._exhausted
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: N802
-        """The next page, read in a worker with a job runner (a search's matches evicted from the
-        engine's memory are found again there); the view asks again once it has arrived."""
-        if parent.isValid() or self._exhausted or self._engine is None or self._fetching:
+        """The next page: a slice of the engine's directory, whose matches for the search the first
+        page (read in a worker) left remembered."""
+        if parent.isValid() or self._exhausted or self._engine is None:
             return
-        generation, offset = self._generation, len(self._rows)
-        args = (offset, self.page_size, self._search or None, self._order_by)
-        if self._run_job is None:
-            self._append_page(generation, offset, self._engine.users_page(*args))
-            return
-        self._fetching = True
-        job = self._run_job(self._engine.users_page, *args, progress=False, cancel=False)
-        job.returned.connect(lambda page: self._append_page(generation, offset, page))
-        job.errored.connect(self.load_failed.emit)
-        job.finished.connect(lambda: self._fetched(generation))
-
-    def _fetched(self, generation: int) -> None:
-        if generation == self._generation:
-            self._fetching = False
-
-    def _append_page(self, generation: int, offset: int, page: list) -> None:
-        if generation != self._generation or offset != len(self._rows):
-            return  # a newer search or order started again from the top
+        page = self._engine.users_page(len(self._rows), self.page_size, self._search or None, self._order_by)
         if page:
-            self.beginInsertRows(QModelIndex(), offset, offset + len(page) - 1)
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
             self._rows.extend(page)
             self.endInsertRows()
         self._exhausted = len(page) < self.page_size or len(self._rows) >= self.total
@@ -169,7 +153,6 @@ class UserListModel(QAbstractTableModel):
         runner the first page is read in a worker; only the latest request's page is shown.
         """
         self._generation += 1
-        self._fetching = False
         generation = self._generation
         if self._engine is None:
             self._show_first_page(generation, 0, [], 0, "unix")

@@ -42,3 +42,14 @@ def test_a_search_scanned_in_chunks_finds_what_one_scan_finds(monkeypatch):
         assert [row.user for row in found] == sorted(wanted) and users.count(text) == len(wanted)
     busiest = users.page(0, 3, "shopper", "activity")
     assert [row.events for row in busiest] == [6, 6, 6]
+
+
+def test_the_next_pages_of_a_search_reuse_its_matches(monkeypatch):
+    names = [f"user-{i}" for i in range(500)]
+    users = UserDirectory.from_columns(names, np.ones(len(names), dtype=np.int64), np.zeros(len(names)))
+    scans = []
+    scan = users._matches
+    monkeypatch.setattr(users, "_matches", lambda needle: scans.append(needle) or scan(needle))
+    pages = [users.page(offset, 20, "1", "activity") for offset in range(0, 100, 20)]
+    assert len({row.user for page in pages for row in page}) == 100 and users.count("1") == 176
+    assert scans == [b"1"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -93,22 +91,3 @@ def test_background_first_pages_show_only_the_latest_search(qtbot, context, engi
     assert model.total == engine.user_count(wanted)
     assert all(wanted in model.user_at(row) for row in range(model.rowCount()))
 
-
-def test_later_pages_are_read_in_a_worker_one_at_a_time(qtbot, context, engine, monkeypatch):
-    on_gui_thread = []
-    read_page = engine.users_page
-
-    def recorded(*args, **kwargs):
-        on_gui_thread.append(threading.current_thread() is threading.main_thread())
-        return read_page(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "users_page", recorded)
-    model = UserListModel(engine, page_size=PAGE, run_job=context.run)
-    model.reload()
-    qtbot.waitUntil(lambda: model.rowCount() == PAGE, timeout=5000)
-    model.fetchMore()
-    model.fetchMore()  # the view asking again before the page arrived: not read twice
-    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE, timeout=5000)
-    qtbot.wait(100)
-    assert model.rowCount() == 2 * PAGE and model.canFetchMore()
-    assert on_gui_thread and not any(on_gui_thread)
