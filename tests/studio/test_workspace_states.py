@@ -49,3 +49,14 @@ def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_i
         pass
     wait_idle(context)
     assert engine.run(run_id).status == "done"
+
+
+def test_the_first_engine_s_modules_are_kept_out_of_full_collections(qtbot, context, imported_engine, monkeypatch):
+    import gc
+
+    frozen = []
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: len(frozen))
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    context.set_engine(imported_engine)
+    context.set_engine(imported_engine)
+    assert frozen == [True]
