@@ -20,7 +20,6 @@ Signals
 
 from __future__ import annotations
 
-import gc
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -68,8 +67,6 @@ class StudioContext(QObject):
         if engine is not self._engine:
             self.empty_trash()
         previous, self._engine = self._engine, engine
-        if engine is not None:
-            keep_loaded_modules_out_of_collections()
         self._watch_log(engine)
         if previous is not None and previous is not engine:
             previous.workspace.close()
@@ -148,12 +145,3 @@ class StudioContext(QObject):
         if engine is self._engine:  # not after another workspace was opened meanwhile
             self.active_run_changed.emit(run_id)
 
-
-def keep_loaded_modules_out_of_collections() -> None:
-    """Once the first engine is loaded, move every object then alive (the engine's modules: torch,
-    pandas, SQLAlchemy, a quarter of a million objects) out of the garbage collector's way, for good.
-    Each full collection walked them all, 100-500 ms in which the window could not paint
-    (bench_gui.py's big phase: two of them while a million-user workspace opened). Only once: what
-    later workspaces load is collected as usual."""
-    if not gc.get_freeze_count():
-        gc.freeze()

@@ -7,6 +7,7 @@ the context's signals, so the window never refreshes a page itself.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -65,11 +66,24 @@ def _engine_class():
     module loading, parts of which hold the GIL for 200-430 ms (bench_gui.py --watchdog caught
     the window frozen in ``_compile_bytecode`` at the start of a run). Loading it here, while a
     workspace opens, keeps that out of training, where the live curves must keep moving.
+
+    The first time, the garbage collector is paused while the modules load and then they are frozen
+    out of its way (``gc.freeze``): they are a quarter of a million objects, and every full
+    collection, during the import and for good after it, walked them all while the window waited
+    (100-800 ms each; bench_gui.py's big phase, opening a million-user workspace).
     """
-    import torch._dynamo  # noqa: F401
+    if gc.get_freeze_count():
+        from core.engine import Engine
 
-    from core.engine import Engine
+        return Engine
+    gc.disable()
+    try:
+        import torch._dynamo  # noqa: F401
 
+        from core.engine import Engine
+    finally:
+        gc.enable()
+    gc.freeze()
     return Engine
 
 

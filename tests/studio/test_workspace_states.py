@@ -51,12 +51,15 @@ def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_i
     assert engine.run(run_id).status == "done"
 
 
-def test_the_first_engine_s_modules_are_kept_out_of_full_collections(qtbot, context, imported_engine, monkeypatch):
+
+def test_the_engine_s_modules_load_without_collections_and_are_then_frozen_once(monkeypatch):
     import gc
 
-    frozen = []
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: len(frozen))
-    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
-    context.set_engine(imported_engine)
-    context.set_engine(imported_engine)
-    assert frozen == [True]
+    from studio.main_window import _engine_class
+
+    calls = []
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: calls.count("freeze"))
+    for name in ("disable", "enable", "freeze"):
+        monkeypatch.setattr(gc, name, lambda name=name: calls.append(name))
+    assert _engine_class() is _engine_class()
+    assert calls == ["disable", "enable", "freeze"]
