@@ -354,7 +354,7 @@ def _big_workspace(path: Path, models: list[str]):
     return engine
 
 
-def time_user_list(app, users, meter: StallMeter, pages: int = 20, searches: tuple = ("12", "123", "4567")) -> None:
+def time_user_list(app, users, meter: StallMeter, pages: int = 100, searches: tuple = ("12", "123", "4567")) -> None:
     """Scroll the list ``pages`` pages down as the view asks for them, then type searches."""
     from studio.widgets.user_list import SEARCH_DELAY_MS
 
