@@ -139,11 +139,11 @@ class UserDirectory:
 
     def _matches(self, needle: bytes) -> np.ndarray:
         """Whether each user's lowered id contains ``needle``, a chunk of ids per C call."""
-        chunks = [np.strings.find(self.lowered[start: start + SEARCH_CHUNK], needle) >= 0
+        chunks = [np.char.find(self.lowered[start: start + SEARCH_CHUNK], needle) >= 0
                   for start in range(0, len(self.lowered), SEARCH_CHUNK)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=bool)
 
 
 def _utf8(names: list[str]) -> np.ndarray:
-    """Fixed-width UTF-8 bytes (numpy's "S" type): what ``np.save`` maps and ``np.strings`` searches."""
+    """Fixed-width UTF-8 bytes (numpy's "S" type): what ``np.save`` maps and ``np.char`` searches."""
     return np.array([name.encode("utf-8") for name in names], dtype=bytes) if names else np.zeros(0, dtype="S1")
