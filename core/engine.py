@@ -507,6 +507,10 @@ class Engine:
         ``history`` of ``recommend``/``interests``, they count at once without rebuilding anything."""
         return self.workspace.user_items(user)
 
+    def users_items(self, users: list[str]) -> list[list[str]]:
+        """``user_items`` of many users, read at once (the service's batches of requests)."""
+        return self.workspace.users_items(users)
+
     def log_position(self) -> runs.LogPosition:
         """Where the log ends now (its newest event and item ids): a change says events or items were added."""
         return runs.LogPosition.of(self.workspace)

@@ -9,9 +9,9 @@ the run was not trained on are stored but cannot be scored until a new run knows
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
-import json
 import logging
 import math
 import os
@@ -22,9 +22,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+import orjson
 from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -100,21 +101,19 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(_Guard, token=service.token)
     _add_error_handlers(app)
-    # The routes that score run in FastAPI's thread pool: torch, numpy and SQLite release the GIL,
-    # so with 8 clients threads served 40-45% more requests a second than running them one at a
-    # time on the event loop (bench_serve.py), though a lone request is ~40% faster on the loop.
-    # GET /recommend's threads read the histories and leave the scoring to the scoring threads,
-    # which score the requests queued together as a batch (``core.service.batching``).
+    # GET /recommend runs on the event loop and hands the request to the scoring thread, which reads
+    # the histories of the requests queued together and scores them as a batch
+    # (``core.service.batching``): no worker thread in between, whose hand-offs cost more CPU than
+    # a Markov run's scoring. The other routes are rare and run in FastAPI's thread pool.
 
     @app.get("/recommend", summary="the next items for a user, with reasons")
-    def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
-                  k: int = Query(10, ge=1, le=LONGEST_LIST), diversity: float = Query(0.0, ge=0.0, le=1.0),
-                  explain: bool = Query(True, description="include the reason and the history items behind each")):
+    async def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
+                        k: int = Query(10, ge=1, le=LONGEST_LIST), diversity: float = Query(0.0, ge=0.0, le=1.0),
+                        explain: bool = Query(True, description="include the reason and the history items behind each")):
         served = service.current()
-        history = _history(served.engine, user)
-        recs = service.batcher.recommend(served, user, history, k, diversity)
-        return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
-                             "recommendations": [_recommendation(r, explain) for r in recs]})
+        answer = await asyncio.wrap_future(service.batcher.submit(served, user, k, diversity))
+        return _json({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, answer.history),
+                      "recommendations": [_recommendation(r, explain) for r in answer.recommendations]})
 
     @app.get("/interests", summary="the user's predicted next interests")
     def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
@@ -156,6 +155,12 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
+def _json(body: dict) -> Response:
+    """A JSON response encoded by orjson (several times faster than the standard library's, which
+    Starlette's JSONResponse uses: a served list is most of a request's encoding work)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 def _history(engine, user: str) -> list[str]:
     """The user's item ids in time order as stored now ([] for a user the workspace has never seen)."""
     return engine.user_items(user)
@@ -182,8 +187,8 @@ async def _posted_rows(request: Request) -> list:
         if len(body) > MAX_BODY_BYTES:
             raise ServiceError(413, f"request body over {MAX_BODY_BYTES:,} bytes; post the events in smaller batches")
     try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise ServiceError(400, f"the body is not JSON: {exc}") from None
     rows = parsed if isinstance(parsed, list) else [parsed]
     if len(rows) > MAX_EVENTS:

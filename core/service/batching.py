@@ -1,20 +1,21 @@
-"""``GET /recommend`` requests that arrive together, scored as one batch.
+"""``GET /recommend`` requests that arrive together, read and scored as one batch.
 
-With several clients at once, each request's thread used to score its user alone: the catalogue
-scores, the top candidates, the re-ranker's features and the interests were computed once per
-request, each call paying its own setup, and the threads took turns at the GIL. Here every
-request thread reads its user's history (SQLite releases the GIL meanwhile) and hands it to
-the scoring threads, one per core (torch runs each op on one thread in the service), each of
-which takes whatever has queued up (at most ``MAX_BATCH``) and answers it with one
-``Engine.recommend_histories`` call per run and setting. A lone request waits for nothing: it
-is a batch of one. On the 2-core bench machine (a SASRec run) one scoring thread cut the
-service's CPU per request from 13 to 7 ms but left a core idle; with one per core the cores
-are used and the batches still form once more requests wait than there are cores.
+With several clients at once, scoring each request alone paid every per-call cost (the
+catalogue scores, the top candidates, the re-ranker's features, the interests) once per
+request, and handing each request from the event loop to a worker thread and on to a scoring
+thread cost more CPU than the Markov model's scoring itself. Here a request goes from the
+event loop straight to a scoring thread, which takes whatever has queued up (at most
+``MAX_BATCH``), reads those users' histories as stored now in one query (so an event posted a
+moment ago counts) and scores them with one ``Engine.recommend_histories`` call per run and
+setting. A lone request waits for nothing: it is a batch of one.
+
+One scoring thread by default: on the 2-core bench machine the event loop (HTTP, JSON) keeps
+the other core busy, and a second scoring thread only made the batches smaller and the threads
+contend for the GIL (bench_serve.py: measured CPU per request rose).
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import Future
@@ -22,14 +23,19 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 MAX_BATCH = 64  # requests scored in one call at most
-SCORING_THREADS = os.cpu_count() or 1
+SCORING_THREADS = 1
+
+
+@dataclass(frozen=True)
+class Answer:
+    history: list[str]  # the user's item ids as stored when the request was scored
+    recommendations: list  # core.serving.Recommendation
 
 
 @dataclass
 class _Request:
     served: object  # core.service.follow.Served
     user: str
-    history: list[str]
     k: int
     diversity: float
     answer: Future = field(default_factory=Future)
@@ -39,7 +45,8 @@ class _Request:
 
 
 class RecommendBatcher:
-    """``recommend(...)`` from any thread; the scoring happens on the batcher's own threads."""
+    """``submit(...)`` from any thread (an ``asyncio`` route awaits ``asyncio.wrap_future`` of it);
+    the reading and scoring happen on the batcher's own threads."""
 
     def __init__(self, threads: int = SCORING_THREADS, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
@@ -49,12 +56,16 @@ class RecommendBatcher:
         for thread in self._threads:
             thread.start()
 
-    def recommend(self, served, user: str, history: list[str], k: int, diversity: float) -> list:
-        """``served.engine.recommend(served.run, user, k, diversity, history=history)``, scored with
-        the requests queued beside it; its exception, if scoring fails, is raised here."""
-        request = _Request(served, user, history, k, diversity)
+    def submit(self, served, user: str, k: int, diversity: float) -> Future:
+        """A future of the ``Answer``: ``user``'s stored history and ``served.engine.recommend(served.run,
+        user, k, diversity, history=that history)``, scored with the requests queued beside it; its
+        exception, if reading or scoring fails."""
+        request = _Request(served, user, k, diversity)
         self._queue.put(request)
-        return request.answer.result()
+        return request.answer
+
+    def recommend(self, served, user: str, k: int, diversity: float) -> Answer:
+        return self.submit(served, user, k, diversity).result()
 
     def close(self) -> None:
         for _ in self._threads:
@@ -82,12 +93,13 @@ class RecommendBatcher:
 
 def _answer(group: list[_Request]) -> None:
     head = group[0]
+    engine, users = head.served.engine, [r.user for r in group]
     try:
-        lists = head.served.engine.recommend_histories(head.served.run, [r.user for r in group],
-                                                       [r.history for r in group], k=head.k, diversity=head.diversity)
+        histories = engine.users_items(users)
+        lists = engine.recommend_histories(head.served.run, users, histories, k=head.k, diversity=head.diversity)
     except BaseException as error:  # noqa: BLE001 - every request of the batch answers with it
         for request in group:
             request.answer.set_exception(error)
         return
-    for request, recommendations in zip(group, lists):
-        request.answer.set_result(recommendations)
+    for request, history, recommendations in zip(group, histories, lists):
+        request.answer.set_result(Answer(history, recommendations))

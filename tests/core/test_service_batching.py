@@ -18,6 +18,9 @@ class _SlowEngine:
     def __init__(self):
         self.batches, self.release = [], threading.Event()
 
+    def users_items(self, users):
+        return [["x"] if user == "a" else ["x", "y"] for user in users]
+
     def recommend_histories(self, run, users, histories, k, diversity):
         self.batches.append((list(users), k))
         if len(self.batches) == 1:
@@ -31,18 +34,19 @@ def test_requests_queued_while_one_is_scored_are_scored_together_by_setting():
     engine, batcher = _SlowEngine(), RecommendBatcher(threads=1)
     served = Served(engine, 1, "markov")
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(batcher.recommend, served, "a", ["x"], 5, 0.0)
+        first = pool.submit(batcher.recommend, served, "a", 5, 0.0)
         while not engine.batches:
             time.sleep(0.001)
-        rest = [pool.submit(batcher.recommend, served, user, ["x", "y"], k, 0.0) for user, k in (("b", 5), ("c", 3), ("d", 5))]
+        rest = [pool.submit(batcher.recommend, served, user, k, 0.0) for user, k in (("b", 5), ("c", 3), ("d", 5))]
         while batcher._queue.qsize() < 3:
             time.sleep(0.001)
         engine.release.set()
         answers = [first.result(), *(future.result() for future in rest)]
-    assert answers == [["a:5:1"], ["b:5:2"], ["c:3:2"], ["d:5:2"]]
+    assert [a.recommendations for a in answers] == [["a:5:1"], ["b:5:2"], ["c:3:2"], ["d:5:2"]]
+    assert [a.history for a in answers] == [["x"], ["x", "y"], ["x", "y"], ["x", "y"]]
     assert engine.batches == [(["a"], 5), (["b", "d"], 5), (["c"], 3)]
     with pytest.raises(ValueError, match="cannot score"):
-        batcher.recommend(served, "bad", [], 5, 0.0)
+        batcher.recommend(served, "bad", 5, 0.0)
     batcher.close()
 
 

@@ -80,6 +80,8 @@ def test_user_items_and_item_read_what_is_stored_now(workspace):
     _seed(workspace)
     assert workspace.user_items("u1") == workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "b"]
     assert workspace.user_items("nobody") == []
+    # many at once, as the service reads a batch of requests: in the order asked, repeats and unknowns included
+    assert workspace.users_items(["u2", "nobody", "u1", "u2"]) == [["a"], [], ["a", "b", "b"], ["a"]]
     assert workspace.item("a") == {"item": "a", "title": "A", "categories": ["Toys", "Kids"], "attributes": {}}
     assert workspace.item("b") == {"item": "b", "title": "", "categories": [], "attributes": {}}
     assert workspace.item("nothing") is None
