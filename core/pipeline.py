@@ -20,7 +20,8 @@ from core.generator import Catalogue, CatalogueHead
 from core.predictor import InterestHead, interest_names
 
 SCORE_BATCH = 512  # users per forward pass when scoring
-SMALL_BATCH = 8  # batches up to this size keep their answer for the next question about them
+SMALL_BATCH = 64  # batches up to this size (a served batch: core.service.batching.MAX_BATCH) keep their
+# answer, attention included, for the next questions about them (interests, explanations)
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,13 @@ class NeuralScorer:
         self.name = name
         self._catalogue: Optional[Catalogue] = None
         self._last: Optional[tuple[torch.Tensor, Encoded]] = None
+        self._vectors: Optional[np.ndarray] = None
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the weights are: the item table's device (``model.parameters()`` walks every submodule,
+        ~0.1 ms, asked several times per served user)."""
+        return self.model.encoder.embeddings.item.weight.device
 
     @property
     def max_len(self) -> int:
@@ -185,17 +189,34 @@ class NeuralScorer:
         if not len(history) or not len(items):
             return weights
         recent = history[-self.max_len :]
-        embed = self.model.encoder.embeddings
-        asked = nn.functional.normalize(embed(torch.as_tensor(items, device=self.device)).float(), dim=1)
-        seen = nn.functional.normalize(embed(torch.as_tensor(recent, device=self.device)).float(), dim=1)
-        similarity = asked @ seen.T
-        similarity = similarity.clamp(min=0).cpu().numpy()  # (n_items_asked, len(recent))
-        attention = self._encode([recent]).attention  # kept from scoring this user: no second encoder pass
+        table = self._item_vectors()
+        asked, seen = _unit_rows(table[items]), _unit_rows(table[recent])
+        similarity = np.clip(asked @ seen.T, 0.0, None)  # (n_items_asked, len(recent))
+        attention = self._attention_of(recent)
         if attention is not None:
-            similarity = similarity * attention[0, -len(recent) :].float().cpu().numpy()[None, :]
+            similarity = similarity * attention[None, -len(recent) :]
         totals = similarity.sum(axis=1, keepdims=True)
         weights[:, len(history) - len(recent) :] = np.divide(similarity, totals, out=np.zeros_like(similarity), where=totals > 0)
         return weights
+
+    def _item_vectors(self) -> np.ndarray:
+        """(n_items + 1, d) float32 item embeddings the generator scores against, as a NumPy array (a view
+        of the catalogue's on the CPU): an explanation's few rows cost microseconds in NumPy, tens in torch."""
+        if self._vectors is None:
+            self._vectors = self.catalogue().vectors.detach().float().cpu().numpy()
+        return self._vectors
+
+    def _attention_of(self, recent: np.ndarray) -> Optional[np.ndarray]:
+        """(max_len,) the last layer's attention over ``recent`` (at most max_len items), or None: the
+        row of the batch it was just scored in (a served batch explains each of its users without a
+        second encoder pass), else from encoding it alone."""
+        last = self._last
+        if last is not None and last[1].attention is not None:
+            rows = np.flatnonzero((last[0].cpu().numpy() == pad_histories([recent], self.max_len)).all(axis=1))
+            if len(rows):
+                return last[1].attention[int(rows[0])].float().cpu().numpy()
+        attention = self._encode([recent]).attention
+        return None if attention is None else attention[0].float().cpu().numpy()
 
     def interest_vocabulary(self, data) -> tuple[np.ndarray, list[str]]:
         """Interest index of every item (-1 = none) and each interest's readable name.
@@ -219,6 +240,12 @@ class NeuralScorer:
         model = build_model(config, data_dims)
         model.load_state_dict(tensors, strict=True)
         return cls(model.to(device), config.model)
+
+
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero), in float64 as explanations are."""
+    rows = rows.astype(np.float64)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def encoder_config(config, dims: DataDims) -> EncoderConfig:

@@ -141,12 +141,15 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
     weights = np.asarray(weights, dtype=np.float64)
     drivers = _drivers(history, weights)
-    evidence = weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)
+    evidence = (weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)).tolist()
     n_items = max(int(data.n_items), 1)
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
-    return [_explained(rank + 1, int(item), float(relevance[position]), history, segment, drivers[rank],
-                       bool(evidence[rank]), interests, bundle, data, int(place[rank]) / n_items)
-            for rank, (position, item) in enumerate(zip(chosen, chosen_items))]
+    fallback = "popular with shoppers like them" if segment > 0 and not len(history) else "popular overall"
+    served_interests = _served_interests(bundle, chosen_items, interests)
+    return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], fallback, served_interests[rank], data,
+                       share)
+            for rank, (item, score, share) in enumerate(zip(chosen_items.tolist(), relevance[chosen].tolist(),
+                                                            (place / n_items).tolist()))]
 
 
 def _order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, k: int, diversity: float) -> np.ndarray:
@@ -159,20 +162,23 @@ def _order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, 
     return usable[np.argsort(-relevance[usable], kind="stable")[:k]]
 
 
-def _explained(rank, item, score, history, segment, drivers, evidence, interests, bundle, data,
+def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[Optional[str]]:
+    """The predicted interest each listed item serves (None for all when the model predicts none)."""
+    if not len(interests) or interests.sum() <= 0:
+        return [None] * len(items)
+    names = bundle.interest_names
+    indices = [int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1 for item in items.tolist()]
+    return [names[i] if 0 <= i < len(names) else None for i in indices]
+
+
+def _explained(rank, item, score, drivers, evidence, fallback: str, interest: Optional[str], data,
                top_share: float) -> Recommendation:
-    """The reason in words: the history items that drove it, else what the model really went by."""
-    interest_index = int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1
-    predicts_interests = len(interests) and interests.sum() > 0
-    interest = (bundle.interest_names[interest_index]
-                if predicts_interests and 0 <= interest_index < len(bundle.interest_names) else None)
-    parts = []
+    """The reason in words: the history items that drove it, else what the model really went by
+    (``fallback``: whom the item is popular with)."""
     if drivers:
-        parts.append("because they took " + _and([_title(data, index) for index, _ in drivers[:REASON_TITLES]]))
-    elif evidence:
-        parts.append("fits their history as a whole")
+        parts = ["because they took " + _and([_title(data, index) for index, _ in drivers[:REASON_TITLES]])]
     else:
-        parts.append("popular with shoppers like them" if segment > 0 and not len(history) else "popular overall")
+        parts = ["fits their history as a whole" if evidence else fallback]
     if interest is not None:
         parts.append(f"fits their interest in {interest}")
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,

@@ -84,6 +84,11 @@ def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):
     assert np.allclose(batched, expected_interests.softmax(dim=-1).numpy(), atol=1e-5)
     assert np.allclose(fresh.interests(histories[3]), batched[3], atol=1e-6)
     items = np.array([1, 2, 3])
+    encodings = []
+    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
+        fresh.model, *args, **kwargs)
     explained = fresh.attributions(histories[3], items)  # after a batch of 5 was kept, not user 3 alone
+    assert encodings == []  # its row of the batch's kept attention: no encoder pass for user 3 alone
+    del fresh.model.encode
     assert np.allclose(explained, NeuralScorer(scorer.model, "sasrec").attributions(histories[3], items))
     assert np.allclose(fresh.score(one)[0, 1:], expected_logits[0, 1:], atol=1e-5)  # scored after other questions
