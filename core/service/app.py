@@ -296,6 +296,7 @@ def _heartbeat(service: Service):
             thread.join()
             service.runs.close()
             service.batcher.close()
+            service.feed.close()
             remove_status(path, os.getpid())
 
     return lifespan
