@@ -20,8 +20,8 @@ from core.generator import Catalogue, CatalogueHead
 from core.predictor import InterestHead, interest_names
 
 SCORE_BATCH = 512  # users per forward pass when scoring
-SMALL_BATCH = 64  # batches up to this size (a served batch: core.service.batching.MAX_BATCH) keep their
-# answer, attention included, for the next questions about them (interests, explanations)
+SMALL_BATCH = 64  # batches up to this size (a served batch: core.service.batching.MAX_BATCH) keep the
+# attention the explanations read with their encoding
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,10 @@ class NeuralScorer:
     def _encode(self, histories: list[np.ndarray]) -> Encoded:
         """The user side for up to SCORE_BATCH users.
 
-        Serving one user asks for scores, interests and explanations in turn; a small batch's
-        encoding is kept, with the attention the explanations need, so the encoder runs once
-        per question, not three times. Large batches (evaluation) skip the attention.
+        Serving one user asks for scores, interests and explanations in turn, and evaluating a
+        re-ranked run asks a batch for scores, then interests: the last batch's encoding is kept
+        (a small batch's with the attention the explanations need; large ones, evaluation's, skip
+        it), so the encoder runs once per batch, not once per question.
         """
         inputs = self._inputs(histories)
         last = self._last
@@ -133,8 +134,7 @@ class NeuralScorer:
             self.model.eval()
         small = len(histories) <= SMALL_BATCH
         encoded = self.model.encode(inputs, need_attention=small)
-        if small:
-            self._last = (inputs, encoded)
+        self._last = (inputs, encoded)
         return encoded
 
     @torch.no_grad()

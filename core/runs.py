@@ -32,7 +32,7 @@ from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
-from core.update import Update, fine_tune_split
+from core.update import Update, fine_tune_split, reused_ranker
 
 try:
     import fcntl
@@ -516,22 +516,30 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     scorer, device, training, dims, moments = _fit_generator(folder, data, split, fit_split, log, config, progress,
                                                              cancel, resume, text, update, team)
     item_interest, interest_names = interest_vocabulary(scorer, data)
-    emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
-    ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
-                          progress=progress, cancel=cancel)
-    kept = ranker.report["kept"]
+    updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
+    if updating:
+        ranker, ranker_report = reused_ranker(update.bundle, log)
+    else:
+        emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
+        ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
+                              progress=progress, cancel=cancel)
+        ranker_report = ranker.report
+    kept = ranker is not None and ranker_report["kept"]
     popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
     generator = ColdStartScorer(scorer, popularity)
     served = ColdStartScorer(RankedScorer(scorer, ranker, item_interest), popularity) if kept else generator
     valid = evaluate_scorer(generator, data, split.valid, cancel=cancel, split_name=split.description)
-    compared = {} if dims is None else _compare_with_popularity(valid, popularity, data, split, cancel)
+    # An update evaluates what its decision (the popularity gate) and its report need: the re-ranker
+    # it reuses and popularity's test figures were measured with its parent.
+    compared = {} if dims is None else _compare_with_popularity(valid, popularity, data, split, cancel,
+                                                                test=not updating)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
-    generator_test = evaluate_scorer(generator, data, split.test, cancel=cancel,
-                                     split_name=split.description) if kept else test
-    metrics = {**test.to_dict(), "valid": valid.metrics, "generator_test": generator_test.metrics,
-               "ranker": ranker.report, "training": training,
+    metrics = {**test.to_dict(), "valid": valid.metrics, "ranker": ranker_report, "training": training,
                "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items)), **compared}
+    if not updating:
+        metrics["generator_test"] = (evaluate_scorer(generator, data, split.test, cancel=cancel,
+                                                     split_name=split.description) if kept else test).metrics
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=popularity, ranker=ranker if kept else None,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
@@ -558,12 +566,15 @@ def new_item_metrics(report, test_set, known: np.ndarray) -> dict:
     return {"events": int(new.sum()), "hr@10": figures["hr@10"], "ndcg@10": figures["ndcg@10"]}
 
 
-def _compare_with_popularity(valid, popularity, data, split, cancel) -> dict:
-    """The popularity baseline on the same split (``popularity``) and the paired validation test (``gate``)."""
+def _compare_with_popularity(valid, popularity, data, split, cancel, test: bool = True) -> dict:
+    """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
+    is False) and the paired validation test (``gate``)."""
     pop_valid = evaluate_scorer(popularity, data, split.valid, cancel=cancel, split_name=split.description)
-    pop_test = evaluate_scorer(popularity, data, split.test, cancel=cancel, split_name=split.description)
-    return {"popularity": {"valid": pop_valid.metrics, "test": pop_test.metrics},
-            "gate": popularity_gate(valid.ranks, pop_valid.ranks)}
+    figures = {"valid": pop_valid.metrics}
+    if test:
+        figures["test"] = evaluate_scorer(popularity, data, split.test, cancel=cancel,
+                                          split_name=split.description).metrics
+    return {"popularity": figures, "gate": popularity_gate(valid.ranks, pop_valid.ranks)}
 
 
 def popularity_gate(model_ranks: np.ndarray, popularity_ranks: np.ndarray, metric: str = "ndcg@10") -> dict:

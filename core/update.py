@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ import torch
 from core.bundles import Bundle, item_index_map
 from core.data.splits import EvalSet, Split
 from core.errors import UsageError
+
+if TYPE_CHECKING:
+    from core.ranker import Ranker
 
 UPDATE_EPOCHS = 30  # fine-tuning epochs at most (an epoch reads only the windows with new events)
 UPDATE_SHARE = 0.1  # an update's default time budget: this share of the full training its lineage began with
@@ -58,6 +61,21 @@ class Update:
         the lineage's full training time (an update of this child keeps the same default budget)."""
         return {"parent": self.parent, "events": self.growth.events, "items": self.growth.items,
                 "full_training_s": self.full_training_s}
+
+
+def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
+    """The parent's re-ranker for the child, and its report: the parent's network over the current
+    log's item facts (popularity, recency, co-occurrence: new items and events count at once),
+    or None when the parent served without one. Refitting it would cost an update a pass over
+    the validation users and a few seconds of fitting, and a fine-tuned network's scores stay
+    on the scale the ranker learned: its keep decision stands with the parent's."""
+    from core.ranker import ItemFacts, Ranker
+
+    report = {**parent.metrics.get("ranker", {}), "reused_from_parent": True}
+    if parent.ranker is None:
+        return None, {**report, "kept": False}
+    ranker = parent.ranker
+    return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features), report
 
 
 def full_training_s(parent) -> float:

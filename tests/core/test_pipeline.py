@@ -92,3 +92,18 @@ def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):
     del fresh.model.encode
     assert np.allclose(explained, NeuralScorer(scorer.model, "sasrec").attributions(histories[3], items))
     assert np.allclose(fresh.score(one)[0, 1:], expected_logits[0, 1:], atol=1e-5)  # scored after other questions
+
+
+def test_a_large_batch_asked_for_scores_then_interests_is_encoded_once(trained):
+    _, split, _, scorer = trained
+    histories = split.test.histories[:100]  # more than a served batch: as evaluating a re-ranked run asks
+    fresh, encodings = NeuralScorer(scorer.model, "sasrec"), []
+    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
+        fresh.model, *args, **kwargs)
+    try:
+        fresh.score(histories)
+        interests = fresh.interests_batch(histories)
+    finally:
+        del fresh.model.encode
+    assert len(encodings) == 1
+    assert np.allclose(interests, NeuralScorer(scorer.model, "sasrec").interests_batch(histories), atol=1e-6)

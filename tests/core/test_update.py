@@ -15,12 +15,14 @@ from core.engine import Engine
 from core.errors import NextPickError, UsageError
 from core.importing.live import EventFeed
 from core.progress import CancelToken, Cancelled
+from core import runs
 from core.runs import update_run
 from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, model_for_data, optimizer_moments,
                            restore_moments, train_sequence_model)
 from core.data import SplitChoice
 from core.data.splits import EvalSet
-from core.update import MIN_VALIDATION_USERS, fine_tune_split, mapped_rows, newest_validation, row_maps, with_new_items_from_category
+from core.update import (MIN_VALIDATION_USERS, fine_tune_split, mapped_rows, newest_validation, reused_ranker, row_maps,
+                         with_new_items_from_category)
 from neural_data import rule_sequences
 from service_data import START, pair_shop_engine
 
@@ -89,6 +91,41 @@ def test_an_update_learns_the_new_items_and_records_its_parent(engine):
             assert child_rank < min(parent_rank, 6)
     assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
     assert engine.run_lag(child.id).newer_events == 0
+
+
+def test_an_update_reuses_its_parents_re_ranker_over_the_current_log_and_evaluates_what_it_reports(engine, monkeypatch):
+    parent = engine.bundle(engine.active_run())
+    post_new_series(engine)
+    evaluated, evaluate = [], runs.evaluate_scorer
+    monkeypatch.setattr(runs, "evaluate_scorer",
+                        lambda scorer, *args, **kwargs: evaluated.append(scorer.name) or evaluate(scorer, *args, **kwargs))
+    child = engine.update(time_budget=0)
+    assert len(evaluated) == 3  # validation and popularity's validation (the gate), the served test
+    assert "generator_test" not in child.metrics and "test" not in child.metrics["popularity"]
+    assert child.metrics["ranker"]["reused_from_parent"] and child.metrics["ranker"]["kept"] == (parent.ranker is not None)
+    assert parent.ranker is None and engine.bundle(child.id).ranker is None  # the parent served without one
+
+
+def test_a_reused_re_ranker_keeps_its_network_and_reads_the_current_logs_item_facts():
+    from types import SimpleNamespace
+
+    from core.baselines import TrainLog
+    from core.data import leave_one_out
+    from core.ranker import ItemFacts, Ranker, RankerNet, features_for
+
+    data = rule_sequences(n_users=60, n_items=20)
+    before = TrainLog.from_split(data, leave_one_out(data))
+    now = TrainLog.from_split(data, SimpleNamespace(train=[data.history(u) for u in range(len(data.user_external))]))
+    net = RankerNet(features_for(True))
+    parent = SimpleNamespace(ranker=Ranker(ItemFacts.from_log(before), net, {"kept": True}, exclude_seen=True),
+                             metrics={"ranker": {"kept": True, "p_value": 0.01}})
+    ranker, report = reused_ranker(parent, now)
+    assert report == {"kept": True, "p_value": 0.01, "reused_from_parent": True} and ranker.report == report
+    assert ranker.net is net and ranker.exclude_seen and ranker.features == parent.ranker.features
+    assert torch.equal(ranker.facts.popularity, ItemFacts.from_log(now).popularity)
+    assert not torch.equal(ranker.facts.popularity, parent.ranker.facts.popularity)
+    assert reused_ranker(SimpleNamespace(ranker=None, metrics={"ranker": {"kept": False}}), now) == (
+        None, {"kept": False, "reused_from_parent": True})
 
 
 def test_an_update_is_bounded_by_a_tenth_of_its_lineage_s_full_training_and_records_a_cut(engine):
