@@ -165,7 +165,8 @@ class Engine:
                time_budget: Optional[float] = None) -> runs.RunSummary:
         """A new run that catches ``run_id`` (default: the serving run) up with the events added since
         it was trained (``core.update``: fine-tuned from its weights within ``time_budget`` minutes,
-        by default a tenth of the full training it descends from, or a baseline refitted), on the
+        by default a twentieth of the full training it descends from so that the whole update takes
+        about a tenth, or a baseline refitted), on the
         parent's split. The child becomes the active run when its parent was (unless it did not beat
         popularity: such a run is never made active by itself)."""
         if run_id is None:

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from core.ranker import Ranker
 
 UPDATE_EPOCHS = 30  # fine-tuning epochs at most (an epoch reads only the windows with new events)
-UPDATE_SHARE = 0.1  # an update's default time budget: this share of the full training its lineage began with
+UPDATE_SHARE = 0.1  # what a whole update may take: this share of the full training its lineage began with ...
+TRAINING_SHARE = UPDATE_SHARE / 2  # ... of which its fine-tuning's default time budget; the rest is for what
+# follows it (three evaluations, the item facts, saving), which a run's time budget does not bound
 UPDATE_PATIENCE = 5  # epochs without a better validation on the newest events before stopping
 MIN_VALIDATION_USERS = 200  # fewer validation users with a new event: others (a fixed sample) top them up
 
@@ -148,7 +150,7 @@ def newest_validation(valid: EvalSet, first_new: np.ndarray) -> EvalSet:
 
 def update_config(parent_config, full_training_s: float, time_budget: Optional[float] = None,
                   epochs: int = UPDATE_EPOCHS, patience: int = UPDATE_PATIENCE):
-    """The parent's settings, bounded to a few epochs and ``time_budget`` minutes (None: UPDATE_SHARE
+    """The parent's settings, bounded to a few epochs and ``time_budget`` minutes (None: TRAINING_SHARE
     of ``full_training_s``; 0: no limit), continuing the parent's optimisation where its schedule
     ended: no warm-up, and its peak learning rate decayed as the parent's was at its end (at its
     full peak the first steps on a few hundred windows undid what the parent had learned); a
@@ -158,7 +160,7 @@ def update_config(parent_config, full_training_s: float, time_budget: Optional[f
     if parent_config.model not in NEURAL_MODELS:
         return parent_config
     if time_budget is None and full_training_s > 0:
-        time_budget = UPDATE_SHARE * full_training_s / 60.0
+        time_budget = TRAINING_SHARE * full_training_s / 60.0
     return dataclasses.replace(parent_config, epochs=min(parent_config.epochs, epochs), time_budget=time_budget,
                                patience=min(parent_config.patience, patience), warmup_steps=0,
                                lr=parent_config.lr * LR_FLOOR)

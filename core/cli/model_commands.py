@@ -37,8 +37,8 @@ def add_commands(commands, common, with_train_options: bool) -> None:
 
     p = commands.add_parser("update", parents=[common], help="catch a run up with the events added since it was trained",
                             description="Fine-tunes a neural run from its weights on the events added since it was "
-                                        "trained (within a time budget, by default a tenth of the full training it "
-                                        "descends from; early stopping on the newest events; new items get rows "
+                                        "trained (the whole update within about a tenth of the full training it "
+                                        "descends from, its fine-tuning within half of that; early stopping on the newest events; new items get rows "
                                         "initialised from their category), "
                                         "or refits a baseline on the whole log. The result is a new run that records "
                                         "its parent; it becomes the active run when its parent was. A stopped update "
@@ -46,8 +46,8 @@ def add_commands(commands, common, with_train_options: bool) -> None:
     p.add_argument("run_id", type=int, metavar="RUN", nargs="?",
                    help="the run to update (default: the active run, else the latest)")
     p.add_argument("--time-budget", type=_setting_value(_train_setting("time_budget")), metavar="MIN", default=None,
-                   help="minutes the update may take (default: a tenth of the full training it descends from; "
-                        "0 = no limit)")
+                   help="minutes the update's fine-tuning may take (default: a twentieth of the full training it "
+                        "descends from, so the whole update, evaluations included, takes about a tenth; 0 = no limit)")
     p.set_defaults(handler=cmd_update)
 
     p = commands.add_parser("runs", parents=[common], help="list the trained runs")

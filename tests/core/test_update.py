@@ -21,7 +21,7 @@ from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, mod
                            restore_moments, train_sequence_model)
 from core.data import SplitChoice
 from core.data.splits import EvalSet
-from core.update import (MIN_VALIDATION_USERS, fine_tune_split, mapped_rows, newest_validation, reused_ranker, row_maps,
+from core.update import (MIN_VALIDATION_USERS, TRAINING_SHARE, fine_tune_split, mapped_rows, newest_validation, reused_ranker, row_maps,
                          with_new_items_from_category)
 from neural_data import rule_sequences
 from service_data import START, pair_shop_engine
@@ -132,7 +132,8 @@ def test_an_update_is_bounded_by_a_tenth_of_its_lineage_s_full_training_and_reco
     parent = engine.run(engine.active_run())
     post_new_series(engine, users=30)
     child = engine.update()
-    assert child.config["time_budget"] == pytest.approx(parent.duration_s / 600)
+    assert child.config["time_budget"] == pytest.approx(parent.duration_s / 60 * TRAINING_SHARE)
+    assert TRAINING_SHARE == 0.05  # half of the tenth a whole update may take: the rest evaluates and saves
     assert child.config["lr"] == pytest.approx(parent.config["lr"] * LR_FLOOR)  # where the parent's decay ended
     post_new_series(engine, users=60, start=START + 2 * 10**6)  # U30-U59 take the series for the first time
     grandchild = engine.update(child.id, time_budget=1e-4)  # 6 ms: the budget ends the first epoch
