@@ -5,13 +5,14 @@
 
 Goals (issue 13), for a 10k-item catalogue on this machine's CPU cores with 8 concurrent
 clients: GET /recommend p50 < 10 ms and p99 < 50 ms; POST /events of 100-event batches at
->= 20,000 events/s stored. The service runs as ``nextpick serve`` in its own process (as a shop
-would run it); the clients are threads of this process, each with one keep-alive connection
-(``http.client``: the lightest client, so the figures are the service's, not the client's).
-Latency is measured from request sent to response read; the service process's CPU time per
-request (Linux) is printed beside it, a figure other programs' load barely moves. The machine,
-its load average and the model are printed with the figures: on a shared machine they vary from
-run to run.
+>= 20,000 events/s stored. The service runs as ``nextpick serve`` (one uvicorn worker) in its own
+process, as a shop would run it. The clients are one asyncio event loop in this process, each
+with one keep-alive HTTP/1.1 connection and a minimal request writer and response reader, each
+sending its next request when the last is answered: on a 2-core machine a heavier client (threads
+of ``http.client``, httpx) took CPU the service needed. Latency is measured from request sent to
+response read; the CPU time per request of the service process (Linux) and of the clients is
+printed beside it, a figure other programs' load barely moves. The machine, its load average
+and the model are printed with the figures: on a shared machine they vary from run to run.
 """
 
 from __future__ import annotations
