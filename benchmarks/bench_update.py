@@ -208,9 +208,11 @@ def pooled_report(name: str, pooled: dict[str, np.ndarray]) -> None:
             print(f"{name}, {label}: none")
             continue
         never, update, retrain = (pooled[key][chosen] for key in ("never", "update", "retrain"))
+        share = f"{update.mean() / retrain.mean():.0%}" if retrain.mean() > 0 else "n/a"
         print(f"{name}, {label} pooled over the days ({int(chosen.sum()):,}): NDCG@10 never {never.mean():.4f}, "
-              f"update {update.mean():.4f}, retrain {retrain.mean():.4f} (update at "
-              f"{update.mean() / max(retrain.mean(), 1e-12):.0%} of retrain); update - never "
+              f"update {update.mean():.4f}, retrain {retrain.mean():.4f} (update at {share} of retrain); "
+              f"hits@10 never {int((never > 0).sum())}, update {int((update > 0).sum())}, "
+              f"retrain {int((retrain > 0).sum())}; update - never "
               f"{paired(update, never)} (p {wilcoxon_p_value(update - never):.2g}), retrain - never "
               f"{paired(retrain, never)} (p {wilcoxon_p_value(retrain - never):.2g}), update - retrain "
               f"{paired(update, retrain)} (p {wilcoxon_p_value(update - retrain):.2g})", flush=True)
