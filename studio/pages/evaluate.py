@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
@@ -353,13 +354,18 @@ class EvaluatePage(StudioPage):
         else:
             self.run_significance()
 
+    def _speaks(self, job: Job) -> bool:
+        """Only the latest test may change the page, and not once the page is gone: the job
+        process can answer after the window closed."""
+        return job is self._significance_job and shiboken6.isValid(self)
+
     def _show_testing(self, job: Job, running: bool) -> None:
-        if job is self._significance_job:
+        if self._speaks(job):
             self.compare_button.setText("Stop test" if running else "Test again")
             self.compare_button.setToolTip(STOP_TIP if running else TEST_TIP)
 
     def _show_verdict(self, job: Job, text: str, exc: Optional[BaseException] = None) -> None:
-        if job is not self._significance_job:
+        if not self._speaks(job):
             return
         self.verdict.setText(text)
         if exc is not None:

@@ -141,6 +141,22 @@ def test_the_significance_test_under_another_mode_runs_in_the_job_process_and_ca
     assert here == []
 
 
+def test_a_test_answering_after_its_page_is_gone_is_ignored(qtbot, context, tmp_path):
+    import shiboken6
+
+    context.set_engine(open_trained_copy(tmp_path))
+    page = EvaluatePage(context)  # not handed to qtbot, which would close it after the test
+    page.show()
+    page.page_shown()
+    qtbot.waitUntil(lambda: page.run_a.count() >= 2, timeout=10_000)
+    page.run_a.setCurrentIndex(0)
+    page.run_b.setCurrentIndex(1)
+    job = page.run_significance()
+    shiboken6.delete(page)  # the window closed while the job process was still testing
+    with qtbot.waitSignal(job.finished, timeout=60_000):
+        pass  # an exception in a slot would fail the test (pytest-qt)
+
+
 def test_a_read_only_workspace_shows_the_reports_it_could_not_store(qtbot, context, tmp_path):
     from core.data import EvalMode
     from core.engine import Engine
