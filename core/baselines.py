@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 
 from core.scorer import Scorer
 
@@ -152,11 +153,20 @@ class PopularityScorer(_BaselineScorer):
         return self.table[0].clamp(min=0)
 
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
-        rows = torch.zeros(len(histories), dtype=torch.long)
-        if segments is not None:
-            rows = torch.as_tensor(np.asarray(segments), dtype=torch.long)
-            rows = torch.where(rows < len(self.table), rows, torch.zeros_like(rows))
-        return self.table[rows]
+        return self.table[torch.from_numpy(self._rows(len(histories), segments))]
+
+    def _rows(self, n_users: int, segments: Optional[np.ndarray]) -> np.ndarray:
+        """The table row of each user: their segment's, or the global one (0) when it has none."""
+        if segments is None:
+            return np.zeros(n_users, dtype=np.int64)
+        rows = np.asarray(segments, dtype=np.int64)
+        return np.where(rows < len(self.table), rows, 0)
+
+    def _interests_of(self, histories: list[np.ndarray], segments: Optional[np.ndarray]) -> np.ndarray:
+        """One segment's users share its list, so each segment's mix is worked out once: the ranker
+        asks for thousands of users, each a full-catalogue top-k otherwise."""
+        rows, inverse = np.unique(self._rows(len(histories), segments), return_inverse=True)
+        return super()._interests_of([np.zeros(0, np.int64)] * len(rows), rows)[inverse.reshape(-1)]
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"table": self.table, **self._base_state()}
@@ -303,9 +313,12 @@ class ItemKNNScorer(_SparseRowScorer):
             decay: float = 0.8) -> "ItemKNNScorer":
         width = log.n_items + 1
         occurrences = np.bincount(log.items, minlength=width).astype(np.float64)
-        sequence = log.sequence_of_event
-        parts = [_strongest_in_rows(log.items, sequence, window, occurrences, neighbours, low, high)
-                 for low, high in _row_blocks(occurrences, window)]
+        events = _EventsByItem.of(log)
+        blocks = _row_blocks(occurrences, window)
+        # numpy's gathers, comparisons and sorts release the GIL, so threads share the row blocks
+        # (processes would copy the log); at most two blocks' pairs are held at once per thread
+        parts = Parallel(n_jobs=min(FIT_THREADS, len(blocks)), prefer="threads")(
+            delayed(_strongest_in_rows)(events, window, occurrences, neighbours, low, high) for low, high in blocks)
         rows, cols, sims = (np.concatenate([part[i] for part in parts]) for i in range(3))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=width))]).astype(np.int64)
         return cls(indptr, cols, sims, _item_shares(log), log.item_category, log.n_categories, max_history, decay)
@@ -342,8 +355,31 @@ class ItemKNNScorer(_SparseRowScorer):
 
 
 # Co-occurrence pairs counted at once: at ~16 bytes a pair this bounds item-kNN's memory near
-# 1 GB whatever the log's size (25M events, window 5: 250M pairs, counted in 9 row blocks).
+# 0.5 GB a thread whatever the log's size (25M events, window 5: 250M pairs, counted in 9 row blocks).
 PAIRS_PER_BLOCK = 30_000_000
+FIT_THREADS = 2  # row blocks counted at once (joblib threads)
+
+
+@dataclass(frozen=True)
+class _EventsByItem:
+    """The log's events grouped by item (``first[i]:first[i + 1]`` of ``positions`` are item i's),
+    each with how many events of its sequence come before and after it, so a row block reads only
+    its own items' events and their neighbours."""
+
+    items: np.ndarray  # (n_events,) the log's items
+    positions: np.ndarray  # (n_events,) event positions, grouped by item
+    first: np.ndarray  # (width + 1,) where each item's positions begin
+    before: np.ndarray  # (n_events,) events of the same sequence before each position in ``positions``
+    after: np.ndarray  # (n_events,) and after it
+
+    @classmethod
+    def of(cls, log: TrainLog) -> "_EventsByItem":
+        positions = np.argsort(log.items, kind="stable")
+        first = np.concatenate([[0], np.cumsum(np.bincount(log.items, minlength=log.n_items + 1))]).astype(np.int64)
+        lengths = np.diff(log.offsets)
+        before = (np.arange(len(log.items)) - np.repeat(log.offsets[:-1], lengths))[positions]
+        after = np.repeat(lengths, lengths)[positions] - 1 - before
+        return cls(np.asarray(log.items, np.int64), positions, first, before.astype(np.int32), after.astype(np.int32))
 
 
 def _row_blocks(occurrences: np.ndarray, window: int) -> list[tuple[int, int]]:
@@ -356,32 +392,55 @@ def _row_blocks(occurrences: np.ndarray, window: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def _strongest_in_rows(items, sequence, window: int, occurrences, k: int, low: int, high: int):
+def _strongest_in_rows(events: _EventsByItem, window: int, occurrences, k: int, low: int, high: int):
     """(rows, cols, cosine) of rows ``low..high-1``: co-occurrences within ``window`` steps of the
-    same sequence (both directions, an item never with itself), each row's ``k`` strongest."""
+    same sequence (both directions, an item never with itself), each row's ``k`` strongest.
+
+    Each of the block's events reads its ``2 * window`` neighbours in one gather of adjacent
+    entries; the pairs are counted as sorted ``(row - low) * width + col`` keys."""
     width = len(occurrences)
-    keys = []
-    for distance in range(1, window + 1):
-        same = sequence[:-distance] == sequence[distance:]
-        earlier, later = items[:-distance][same].astype(np.int64), items[distance:][same].astype(np.int64)
-        for a, b in ((earlier, later), (later, earlier)):
-            chosen = (a >= low) & (a < high) & (a != b)
-            keys.append(a[chosen] * width + b[chosen])
-    keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-    keys.sort()
+    span = slice(events.first[low], events.first[high])
+    at = events.positions[span]
+    steps = np.array([*range(-window, 0), *range(1, window + 1)])
+    inside = (steps >= -events.before[span, None]) & (steps <= events.after[span, None])  # (events, 2 * window)
+    partners = events.items[np.clip(at[:, None] + steps, 0, len(events.items) - 1)]
+    rows = np.repeat(np.arange(high - low), np.diff(events.first[low:high + 1]))  # block row of each event
+    chosen = inside & (partners != (rows + low)[:, None])
+    keys = np.sort((rows[:, None] * width + partners)[chosen])
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
     counts = np.diff(np.append(starts, len(keys))).astype(np.float64)
-    rows, cols = keys[starts] // width, keys[starts] % width
+    keys = keys[starts]
+    per_row = np.diff(np.searchsorted(keys, np.arange(high - low + 1) * width))
+    rows = np.repeat(np.arange(low, high), per_row)
+    cols = keys - (rows - low) * width
     sims = counts / np.sqrt(np.maximum(occurrences[rows] * occurrences[cols], 1.0))
-    keep = _strongest_per_row(rows, sims, k)
+    keep = _strongest_per_row(rows - low, sims, k)
     return rows[keep], cols[keep], sims[keep]
 
 
 def _strongest_per_row(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask keeping each row's ``k`` largest values (rows must be sorted)."""
-    order = np.lexsort((-values, rows))
-    first_of_row = np.searchsorted(rows[order], rows[order], side="left")
-    rank_in_row = np.arange(len(order)) - first_of_row
+    """Boolean mask keeping each row's ``k`` largest positive values (rows sorted, from 0; values
+    within about 1e-4 of each other count as equal, the earlier entry kept).
+
+    One sort of unsigned keys "row, falling value, entry": a positive float32's bits order like the
+    number, and its top bits fill what the row and entry leave. An argsort or lexsort of the same
+    takes 6-10 times as long."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=bool)
+    entry_bits = int(len(rows) - 1).bit_length()
+    row_bits = max(1, int(rows[-1]).bit_length())
+    value_bits = min(31, 64 - entry_bits - row_bits)
+    if value_bits < 16:  # millions of rows in one block leave too few bits for the value
+        order = np.lexsort((-values, rows))
+    else:
+        bits = values.astype(np.float32).view(np.uint32).astype(np.uint64) >> np.uint64(31 - value_bits)
+        falling = np.uint64(2 ** value_bits - 1) - bits
+        keys = ((rows.astype(np.uint64) << np.uint64(64 - row_bits)) | (falling << np.uint64(entry_bits))
+                | np.arange(len(rows), dtype=np.uint64))
+        order = (np.sort(keys) & np.uint64(2 ** entry_bits - 1)).astype(np.int64)
+    # rows are sorted, and so are the ordered entries' rows: the n-th entry of either is in the same row
+    first = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    rank_in_row = np.arange(len(rows)) - np.repeat(first, np.diff(np.append(first, len(rows))))
     keep = np.zeros(len(rows), dtype=bool)
     keep[order[rank_in_row < k]] = True
     return keep

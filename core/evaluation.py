@@ -30,6 +30,10 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     targets: (batch,) item indices
     """
     target_scores = scores.gather(1, targets.view(-1, 1))  # (batch, 1)
+    if scores.device.type == "cpu" and scores.dtype in (torch.float32, torch.float64):
+        # numpy counts a comparison's hits about 7x faster than torch sums a bool tensor on one thread:
+        # at 200,000 items that was a third of a 20,000-user evaluation
+        return torch.from_numpy((scores.numpy() > target_scores.numpy()).sum(axis=1))
     return (scores > target_scores).sum(dim=1)
 
 

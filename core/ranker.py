@@ -423,7 +423,7 @@ class RankedScorer(WrappedScorer):
         relevance = self.ranker.relevance(items, scores, histories, segments, interests, self.item_interest)
         finite = torch.isfinite(relevance)
         floor = torch.where(finite, relevance, torch.tensor(float("inf"))).min(dim=1, keepdim=True).values
-        ceiling = torch.where(torch.isfinite(base), base, torch.tensor(float("-inf"))).max(dim=1, keepdim=True).values
+        ceiling = base.max(dim=1, keepdim=True).values  # scores are finite or -inf: the best finite one (or -inf)
         lifted = ceiling + 1.0 + (relevance - floor)
         index = torch.as_tensor(items)
         base.scatter_(1, index, torch.where(finite, lifted, base.gather(1, index)))

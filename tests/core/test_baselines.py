@@ -115,6 +115,20 @@ def test_interests_of_many_users_are_scored_a_bounded_batch_at_a_time(monkeypatc
     assert sizes == [3, 3, 1]
 
 
+def test_popularity_interests_are_worked_out_once_per_segment(monkeypatch):
+    log = _log([[1, 2, 1], [1, 3], [5, 5, 5], [5, 6]], segments=[1, 1, 2, 2])
+    pop = PopularityScorer.fit(log)
+    segments = np.array([1, 2, 1, 99, 2, 0, 1])
+    histories = [np.array([1 + u % 6]) for u in range(len(segments))]
+    one_by_one = np.stack([pop.interests_batch([h], segments[u:u + 1])[0] for u, h in enumerate(histories)])
+    scored = []
+    score = pop.score
+    monkeypatch.setattr(pop, "score", lambda h, s=None: scored.append(len(h)) or score(h, s))
+    assert np.allclose(pop.interests_batch(histories, segments), one_by_one)
+    assert scored == [3]  # the global row (segments 0 and 99), segments 1 and 2
+    assert not np.allclose(one_by_one[0], one_by_one[1])
+
+
 def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
     import core.baselines as baselines
 
