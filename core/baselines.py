@@ -323,6 +323,15 @@ class ItemKNNScorer(_SparseRowScorer):
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=width))]).astype(np.int64)
         return cls(indptr, cols, sims, _item_shares(log), log.item_category, log.n_categories, max_history, decay)
 
+    def narrowed(self, neighbours: int) -> "ItemKNNScorer":
+        """The same scorer with each item's ``neighbours`` strongest partners only: what fitting
+        with fewer neighbours gives (up to near-equal similarities), without counting again."""
+        rows = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        keep = _strongest_per_row(rows, self.values, neighbours)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=len(self.indptr) - 1))])
+        return ItemKNNScorer(indptr, self.indices[keep], self.values[keep], self.popularity, self.item_category,
+                             self.n_categories, self.max_history, self.decay)
+
     def history_weights(self, history: np.ndarray) -> np.ndarray:
         steps_back = np.arange(len(history))[::-1]
         return np.where(steps_back < self.max_history, self.decay ** steps_back, 0.0) * (history > 0)

@@ -264,7 +264,8 @@ class Engine:
         return stand_in, embedding.to_embed, embedding.seconds
 
     def estimate_presets(self, config, split: Optional[SplitChoice] = None, cancel=None) -> dict:
-        """Each preset (``core.presets``) applied to ``config``, timed as ``estimate_training`` times one:
+        """Each preset (``core.presets``) applied to ``config``, its loss and batch sized again for the
+        preset's budget and width (``TrainConfig.sized_for``), timed as ``estimate_training`` times one:
         {name: TrainingEstimate}, the data and split read once. ``cancel`` is checked between presets."""
         from core.presets import PRESETS
         from core.training import estimate_training
@@ -275,7 +276,7 @@ class Engine:
         for name, preset in PRESETS.items():
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            estimates[name] = estimate_training(data, split_data, preset.apply(config))
+            estimates[name] = estimate_training(data, split_data, preset.apply(config).sized_for(data))
         return estimates
 
     def runs(self) -> list[runs.RunSummary]:

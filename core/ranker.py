@@ -68,7 +68,9 @@ class ItemFacts:
     cooccurrence: Optional[ItemKNNScorer] = None  # items taken near each other (None in older bundles)
 
     @classmethod
-    def from_log(cls, log: TrainLog) -> "ItemFacts":
+    def from_log(cls, log: TrainLog, item_knn: Optional[ItemKNNScorer] = None) -> "ItemFacts":
+        """``item_knn``: an item-kNN already fitted on ``log`` with the default window (the run's own
+        generator), narrowed instead of counting the log's co-occurrences a second time."""
         width = log.n_items + 1
         counts = np.bincount(log.items, minlength=width).astype(np.float64)
         popularity = np.log1p(counts) / max(np.log1p(counts.max(initial=0)), 1e-9)
@@ -83,7 +85,8 @@ class ItemFacts:
         affinity = np.clip(np.log(p_cat_given_seg / p_cat), -3.0, 3.0)
         return cls(torch.tensor(popularity, dtype=torch.float32), torch.tensor(recency, dtype=torch.float32),
                    torch.as_tensor(log.item_category, dtype=torch.long), torch.tensor(affinity, dtype=torch.float32),
-                   ItemKNNScorer.fit(log, neighbours=COOCCURRENCE_NEIGHBOURS))
+                   ItemKNNScorer.fit(log, neighbours=COOCCURRENCE_NEIGHBOURS) if item_knn is None
+                   else item_knn.narrowed(COOCCURRENCE_NEIGHBOURS))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         cooccurrence = {} if self.cooccurrence is None else self.cooccurrence.state_tensors()
@@ -262,7 +265,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     histories = [eval_set.histories[i] for i in chosen]
     targets = np.asarray(eval_set.targets)[chosen]
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
-    facts = ItemFacts.from_log(log)
+    facts = ItemFacts.from_log(log, scorer if isinstance(scorer, ItemKNNScorer) else None)
     items, scores = _candidates(scorer, histories, user_segments, exclude_seen, cancel)
     interests = scorer.interests_batch(histories, user_segments)
     features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest,

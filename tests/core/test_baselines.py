@@ -156,3 +156,13 @@ def test_item_knn_remapped_to_another_catalogue_keeps_every_known_pair():
     assert np.array_equal(moved.pair_values(rows, cols), expected) and expected.sum() > 0
     new = np.flatnonzero(new_to_old == 0)[1]
     assert moved.indptr[new + 1] == moved.indptr[new]  # the new item has no partners yet
+
+
+def test_item_knn_narrowed_equals_fitted_with_fewer_neighbours():
+    rng = np.random.default_rng(5)
+    log = _log([rng.integers(1, 7, rng.integers(2, 12)).tolist() for _ in range(60)])
+    wide, narrow = ItemKNNScorer.fit(log, neighbours=5), ItemKNNScorer.fit(log, neighbours=2)
+    assert np.diff(wide.indptr).max() > 2  # something to drop
+    narrowed = wide.narrowed(2)
+    assert np.array_equal(narrowed.indptr, narrow.indptr) and np.array_equal(narrowed.indices, narrow.indices)
+    assert np.allclose(narrowed.values, narrow.values)

@@ -77,3 +77,17 @@ def test_train_preset_flag_starts_from_the_preset_and_flags_win(tmp_path, capsys
     assert code == 2 and "invalid choice" in err
     code, out, _ = run(capsys, "train", "--help")
     assert "--preset {quick,balanced,best}" in " ".join(out.split())
+
+
+def test_a_presets_budget_decides_the_loss_not_the_defaults_it_replaced(monkeypatch):
+    import core.training as training
+    from engine_data import demo_sequences
+
+    data, _ = demo_sequences()
+    monkeypatch.setattr(training, "full_softmax_epoch_s", lambda *args: 10.0)  # ten epochs' head: 100 s
+    sized = {name: TrainConfig.for_data(data, model="gru", device="cpu", preset=name) for name in PRESETS}
+    assert sized["quick"].loss == "sampled" and sized["quick"].time_budget == 1.0  # 100 s > 0.9 of a minute
+    assert sized["balanced"].loss == "softmax" and sized["best"].loss == "softmax"
+    assert TrainConfig.for_data(data, model="gru", device="cpu", preset="quick", loss="softmax").loss == "softmax"
+    base = TrainConfig.for_data(data, model="gru", device="cpu")
+    assert PRESETS["quick"].apply(base).sized_for(data).loss == "sampled"
