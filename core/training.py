@@ -41,7 +41,11 @@ from core.settings import setting
 NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
 CPU_BUDGET_MIN = 10.0  # a run on a CPU is planned to end within this many minutes unless told otherwise
-TRAINING_SHARE = 0.9  # of the time budget for the epochs; the rest is left for the re-ranker and the test
+TRAINING_SHARE = 0.9  # of the time budget for the epochs at most; the rest is left for the re-ranker and the test
+# What follows the epochs, in validation passes (the estimate times one): the re-ranker's candidates and its
+# fit (about half a pass), the generator on validation, the test of the served pipeline (a pass and its
+# re-ranking) and of the generator alone. At 200,000 items this was 30 of a 44-minute run, past its budget.
+AFTER_TRAINING_PASSES = 4.0
 ESTIMATE_STEPS = 5  # timed steps (after one warm-up step) behind the estimate
 VALIDATION_SAMPLE = 256  # validation users timed for the estimate
 NOISE_SHARE = 0.5  # of the validation NDCG@10's standard error an epoch must gain to reset patience
@@ -366,13 +370,24 @@ class TrainingEstimate:
         return self.step_s * self.steps_per_epoch + self.validation_s
 
     @property
+    def after_s(self) -> float:
+        """The time kept after the epochs for the re-ranker and the evaluation (``AFTER_TRAINING_PASSES``)."""
+        return AFTER_TRAINING_PASSES * self.validation_s
+
+    def training_s(self, budget: float) -> float:
+        """The share of a ``budget`` (seconds) the epochs may take: what the re-ranker and the evaluation
+        after them need is kept out of it, and at least ``1 - TRAINING_SHARE`` of it."""
+        return max(0.0, budget - max(budget * (1.0 - TRAINING_SHARE), self.after_s))
+
+    @property
     def at_most_s(self) -> float:
         """Training time if early stopping never ends it: the planned epochs, within the budget."""
         return self.planned_epochs * self.epoch_s
 
     def describe(self) -> str:
         """"about 12 s per epoch on CPU (1 threads): at most 48 epochs, 9 min 36 s (the 10 min budget) ..."."""
-        cut = (f"the {_minutes(self.budget_s)} budget fits {self.planned_epochs} of {self.max_epochs} epochs"
+        cut = (f"the {_minutes(self.budget_s)} budget fits {self.planned_epochs} of {self.max_epochs} epochs "
+               f"({_minutes(self.budget_s - self.training_s(self.budget_s))} of it kept for the re-ranker and the test)"
                if self.planned_epochs < self.max_epochs else f"at most {self.planned_epochs} epochs")
         embedding = (f"; before it, the language model reads {self.embed_items:,} items' text once: about "
                      f"{_minutes(self.embed_s)}" if self.embed_items else "")
@@ -380,12 +395,12 @@ class TrainingEstimate:
                 f"{_minutes(self.at_most_s)} of training, less when early stopping ends it{embedding}")
 
     def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "epoch_s": self.epoch_s, "at_most_s": self.at_most_s}
+        return {**dataclasses.asdict(self), "epoch_s": self.epoch_s, "at_most_s": self.at_most_s, "after_s": self.after_s}
 
     def planned_for(self, config: TrainConfig, device: torch.device) -> "TrainingEstimate":
         """This measurement with the epochs that fit ``config``'s budget (a resumed run may change either)."""
         budget = budget_seconds(config, device)
-        fits = config.epochs if budget is None else int(budget * TRAINING_SHARE // max(self.epoch_s, 1e-9))
+        fits = config.epochs if budget is None else int(self.training_s(budget) // max(self.epoch_s, 1e-9))
         return dataclasses.replace(self, max_epochs=config.epochs, budget_s=budget,
                                    planned_epochs=max(1, min(config.epochs, fits)))
 
@@ -555,7 +570,7 @@ def train_sequence_model(
     state.estimate = estimate.to_json()
     emit(progress, Progress("train", message=f"plan: {estimate.describe()}", metrics={"estimate": state.estimate}))
     budget = budget_seconds(config, device)
-    deadline = None if budget is None else started + budget * TRAINING_SHARE - state.spent_s
+    deadline = None if budget is None else started + estimate.training_s(budget) - state.spent_s
     reporter = _Reporter(progress, (estimate.planned_epochs - state.epoch) * steps_per_epoch)
     model.train()
     while True:
@@ -590,6 +605,8 @@ def train_sequence_model(
                 estimate = dataclasses.replace(estimate, step_s=train_seconds / steps_per_epoch,
                                                validation_s=record.seconds - train_seconds).planned_for(config, device)
                 state.estimate = estimate.to_json()
+                if budget is not None:  # what follows the epochs, as the first one's validation timed it
+                    deadline = started + estimate.training_s(budget) - (state.spent_s - record.seconds)
                 reporter.meter.total = reporter.steps + (estimate.planned_epochs - epoch) * steps_per_epoch
             if metrics["ndcg@10"] > state.best_score:
                 state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics

@@ -143,10 +143,16 @@ def test_estimate_times_steps_and_plans_the_epochs_that_fit_the_budget(rule_data
     assert unlimited.step_s > 0 and unlimited.validation_s > 0 and unlimited.steps_per_epoch == 5
     assert unlimited.planned_epochs == 50 and unlimited.budget_s is None
     assert unlimited.at_most_s == pytest.approx(50 * unlimited.epoch_s)
-    budget_min = 10 * unlimited.epoch_s / 60 / training.TRAINING_SHARE  # room for about ten epochs
+    budget_min = (10 * unlimited.epoch_s + unlimited.after_s) / 60 / training.TRAINING_SHARE  # ten epochs and more
     planned = unlimited.planned_for(dataclasses.replace(config, time_budget=budget_min), training.torch.device("cpu"))
-    assert planned.planned_epochs in (9, 10, 11) and planned.budget_s == pytest.approx(60 * budget_min)
+    assert planned.budget_s == pytest.approx(60 * budget_min)
+    kept = max(planned.after_s, (1 - training.TRAINING_SHARE) * planned.budget_s)  # the re-ranker and the test
+    assert planned.training_s(planned.budget_s) == pytest.approx(planned.budget_s - kept)
+    assert planned.planned_epochs == int((planned.budget_s - kept) // planned.epoch_s) >= 10
     assert "budget fits" in planned.describe() and "per epoch on CPU" in planned.describe()
+    assert "kept for the re-ranker and the test" in planned.describe()
+    slow_to_evaluate = dataclasses.replace(planned, validation_s=planned.budget_s / training.AFTER_TRAINING_PASSES / 2)
+    assert slow_to_evaluate.training_s(planned.budget_s) == pytest.approx(planned.budget_s / 2)  # half is kept
 
 
 def test_budget_defaults_to_ten_minutes_on_a_cpu_and_none_on_a_gpu():
