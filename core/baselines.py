@@ -100,7 +100,7 @@ class _BaselineScorer:
         return np.concatenate(chunks) if chunks else np.zeros((0, self.n_categories - 1))
 
     def _interests_of(self, histories: list[np.ndarray], segments: Optional[np.ndarray]) -> np.ndarray:
-        scores = self.score(histories, segments).clone()
+        scores = self.score(histories, segments)  # a new tensor every call (the Scorer contract): ours to change
         scores[:, 0] = float("-inf")
         top = torch.topk(scores, min(INTEREST_TOP, self.n_items), dim=1)
         weights = torch.clamp(torch.nan_to_num(top.values, neginf=0.0), min=0).double()
@@ -239,11 +239,12 @@ class _SparseRowScorer(_BaselineScorer):
         owners, rows, weights = (np.concatenate(x) if x else np.zeros(0) for x in (owners, rows, weights))
         positions = gather_csr_rows(self.indptr, rows.astype(np.int64))
         lengths = self.indptr[rows.astype(np.int64) + 1] - self.indptr[rows.astype(np.int64)]
-        flat = np.bincount(np.repeat(owners.astype(np.int64), lengths) * width + self.indices[positions],
-                           weights=np.repeat(weights, lengths) * self.values[positions],
-                           minlength=len(histories) * width)
-        scores = torch.from_numpy(flat.reshape(len(histories), width).astype(np.float32))
-        scores += self.FLOOR * torch.from_numpy(self.popularity)
+        # the floor written once, the rows' few entries added into it: a dense float64 count of every
+        # (user, item) cell would write the (B, n_items) block three times over
+        scores = (self.FLOOR * torch.from_numpy(self.popularity)).expand(len(histories), width).contiguous()
+        scores.view(-1).index_add_(0, torch.from_numpy(np.repeat(owners.astype(np.int64), lengths) * width
+                                                       + self.indices[positions]),
+                                   torch.from_numpy((np.repeat(weights, lengths) * self.values[positions]).astype(np.float32)))
         scores[:, 0] = float("-inf")
         return scores
 
@@ -490,7 +491,8 @@ class MarkovScorer(_SparseRowScorer):
         last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
         backoff = self.alpha / (self.row_totals[last] + self.alpha)  # 1 for users with no history
         pop = torch.from_numpy(self.popularity)
-        return scores + torch.from_numpy(backoff.astype(np.float32))[:, None] * pop - self.FLOOR * pop
+        # in place: each full-width temporary costs as much as the transitions themselves
+        return scores.sub_(self.FLOOR * pop).addr_(torch.from_numpy(backoff.astype(np.float32)), pop)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**self._sparse_state(), "row_totals": torch.from_numpy(self.row_totals),
