@@ -142,6 +142,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     parser.add_argument("--step-timeout", type=float, default=1800, help="seconds before a step is killed")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the sqlite3 tool's .import comparison")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: use the log and workspace already there (no writing, no import, no "
+                             "sqlite3 comparison): the later steps again after a change, without minutes of import")
+    parser.add_argument("--steps", help="only the steps whose names start with these, comma-separated "
+                                        "(e.g. 'train,evaluate')")
     parser.add_argument("--models", default=",".join(BASELINE_MODELS),
                         help="baselines to train, comma-separated; evaluate and recommend use the last "
                              "(default: %(default)s)")
@@ -150,20 +155,26 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nextpick-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, db = folder / "events.csv", folder / "scale.sqlite"
-    for stale in folder.glob("scale.sqlite*"):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-
+    reuse = args.reuse and args.keep and db.exists()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; "
           f"memory available {_available_gib():.1f} GiB")
-    started = time.perf_counter()
-    write_log(csv_path, shape)
-    print(f"log: {shape.events:,} events, {shape.users:,} users, {shape.items:,} items, seed {shape.seed}, "
-          f"{csv_path.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - started:.1f} s "
-          f"(bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)", flush=True)
+    if reuse:
+        print(f"log and workspace reused from {folder} ({csv_path.stat().st_size / 1e6:.0f} MB log)")
+    else:
+        for stale in folder.glob("scale.sqlite*"):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        started = time.perf_counter()
+        write_log(csv_path, shape)
+        print(f"log: {shape.events:,} events, {shape.users:,} users, {shape.items:,} items, seed {shape.seed}, "
+              f"{csv_path.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - started:.1f} s "
+              f"(bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)", flush=True)
     print(f"{'step':<18} {'wall':>10} {'CPU':>10}  {'peak RSS':>12}  (CPU: user + system; on a loaded machine "
           f"wall time is mostly waiting)")
     run_id, results = None, []
+    wanted = tuple(args.steps.split(",")) if args.steps else ("",)
     for name, argv in cli_steps(db, csv_path, "1", args.models.split(",")):
+        if (reuse and name == "import") or not name.startswith(wanted):
+            continue
         argv = [a.replace("{run}", str(run_id)) for a in argv]
         result = run_step(name, argv, folder, args.step_timeout)
         results.append(result)
@@ -172,7 +183,7 @@ def main() -> None:
         print_row(result, _metric_note(result))
         if result.returncode != 0 and name in ("import", "build sequences"):
             raise SystemExit(f"stopped: see {folder / (name + '.stderr')}")
-    if not args.no_sqlite and shutil.which("sqlite3"):
+    if not (args.no_sqlite or reuse) and results and results[0].name == "import" and shutil.which("sqlite3"):
         cli_s = time_sqlite_cli(csv_path, folder / "cli.sqlite", ("user_id", "item_id", "timestamp"))
         (folder / "cli.sqlite").unlink()
         ours = results[0].seconds

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from core.cli import data_commands, model_commands, serve_commands, text_commands
-from core.cli.common import CliError, CommandLineError, Output, ProgressBar, format_progress, process_age_s
+from core.cli.common import (CliError, CommandLineError, Output, ProgressBar, format_progress, keep_freed_memory,
+                             process_age_s)
 from core.errors import NextPickError, OutOfMemory
 from core.progress import Cancelled
 from core.store import default_workspace_path
@@ -46,6 +47,8 @@ def main(argv: Optional[list[str]] = None, stdout: Optional[TextIO] = None, stde
     """Entry point of the ``nextpick`` console script; returns the exit code."""
     started = time.perf_counter() - (process_age_s() if argv is None else 0.0)  # a console run: from process start
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    if argv is None:
+        keep_freed_memory()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         args = build_parser(argv).parse_args(argv)
