@@ -364,9 +364,11 @@ class ItemKNNScorer(_SparseRowScorer):
                    int(state["max_history"]), float(state["decay"]))
 
 
-# Co-occurrence pairs counted at once: at ~16 bytes a pair this bounds item-kNN's memory near
-# 0.5 GB a thread whatever the log's size (25M events, window 5: 250M pairs, counted in 9 row blocks).
-PAIRS_PER_BLOCK = 30_000_000
+# Co-occurrence pairs counted at once: a block's events read their neighbours as (events, 2 * window)
+# matrices of 8-byte indices and keys, about 40 bytes a pair at the peak, so this bounds item-kNN's
+# memory near 0.4 GB a thread whatever the log's size (25M events, window 5: 250M pairs, 25 row blocks).
+# At 30M pairs a block, two threads took `train --model itemknn` to 6.6 GB on the 25M-event log.
+PAIRS_PER_BLOCK = 10_000_000
 FIT_THREADS = 2  # row blocks counted at once (joblib threads)
 
 
