@@ -26,7 +26,7 @@ from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
-from studio.widgets.run_table import RunTable, metric_title, run_label, run_metrics
+from studio.widgets.run_table import RunTable, metric_title, read_runs, run_label, run_metrics
 from studio.workers import Job
 
 KS = (5, 10, 20)
@@ -71,6 +71,8 @@ class EvaluatePage(StudioPage):
         super().__init__(context, parent)
         self.job = None
         self._significance_job = None  # the latest significance test: its verdict is the one shown
+        self._runs_job: Optional[Job] = None  # the latest read of the runs: only its answer is shown
+        self._test_when_read = False  # see _test_after_read
         # (run, mode) -> report computed here: what a read-only workspace could not store
         self.session_reports: dict[tuple[int, object], dict] = {}
         self.k_box = QComboBox()
@@ -126,7 +128,7 @@ class EvaluatePage(StudioPage):
         layout.addWidget(splitter, 1)
         self.k_box.currentIndexChanged.connect(self._on_k_changed)
         self.eval_box.currentIndexChanged.connect(self.refresh)
-        self.eval_box.currentIndexChanged.connect(self._significance_if_ready)  # the verdict follows the mode
+        self.eval_box.currentIndexChanged.connect(self._test_after_read)  # the verdict follows the mode
         self.metric_box.currentIndexChanged.connect(self._redraw)
         self.export_button.clicked.connect(self._on_export)
         self.compare_button.clicked.connect(self._on_compare_clicked)
@@ -207,11 +209,22 @@ class EvaluatePage(StudioPage):
         return EvalMode(self.eval_box.currentData())
 
     def refresh(self) -> None:
+        """Read the runs in a worker; the latest read started is the one shown."""
+        self._runs_job = None
+        if self.engine is None:
+            self._show_runs(None, [], None)
+            return
+        job = self._runs_job = self.context.run(read_runs, self.engine, progress=False, cancel=False)
+        job.returned.connect(lambda result: self._show_runs(job, *result))
+        job.errored.connect(lambda exc: job is self._runs_job and show_error(self, exc, "Reading the runs"))
+
+    def _show_runs(self, job: Optional[Job], every_run: list, active: Optional[int]) -> None:
         """The finished runs, each with its report under the chosen evaluation mode (none yet: evaluated
         when the page shows), so no two rows are measured differently."""
-        done = [run for run in self.engine.runs() if run.status == "done"] if self.engine is not None else []
-        runs = [self._as_measured(run) for run in done]
-        self.table.set_runs(runs, self.engine.active_run() if self.engine is not None else None)
+        if job is not self._runs_job:
+            return  # another workspace opened, or the runs changed again, since it started
+        runs = [self._as_measured(run) for run in every_run if run.status == "done"]
+        self.table.set_runs(runs, active)
         chosen = (self.run_a.currentData(), self.run_b.currentData())
         for box in (self.run_a, self.run_b):
             wanted = box.currentData()
@@ -233,7 +246,8 @@ class EvaluatePage(StudioPage):
         self.protocol.setText("\n".join(protocols))
         self._fill_metric_box()
         self._redraw()
-        if (self.run_a.currentData(), self.run_b.currentData()) != chosen:
+        if (self.run_a.currentData(), self.run_b.currentData()) != chosen or self._test_when_read:
+            self._test_when_read = False
             self._significance_if_ready()
         if self.isVisible():
             self._evaluate_missing()
@@ -309,8 +323,13 @@ class EvaluatePage(StudioPage):
 
     def _keep_reports(self, reports: dict[int, dict], mode) -> None:
         self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})
+        self._test_after_read()
         self.context.announce_runs_changed()
-        self._significance_if_ready()
+
+    def _test_after_read(self) -> None:
+        """Test the chosen runs once the runs are read again (new reports were kept, or the mode
+        changed): the table still holds the runs as measured before."""
+        self._test_when_read = True
 
     def _significance_if_ready(self) -> None:
         """Test the two chosen runs, once every run shown has its report under the chosen mode (the

@@ -28,7 +28,7 @@ from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.pages.train_setup import TrainingSetup, load_setup
 from studio.widgets.config_form import ConfigForm, SplitPicker
-from studio.widgets.run_table import RunTable, format_duration, model_name, run_label
+from studio.widgets.run_table import RunTable, format_duration, model_name, read_runs, run_label
 from studio.widgets.training_charts import TrainingCharts
 from studio.workers import Job
 
@@ -65,6 +65,9 @@ class TrainPage(StudioPage):
         self.started_at = 0.0
         self._last_stage = ""
         self._run_listed = True  # the job's run shows in the history (set False when a job starts)
+        self._runs_job: Optional[Job] = None  # the latest read of the run history: only its answer is shown
+        self._lag_job: Optional[Job] = None  # the latest read of the selected run's lag: only its answer is shown
+        self.lag: Optional[tuple[int, Any]] = None  # (run id, core.runs.RunLag) the Update button offers
         self.lay_out_side_by_side(self._build_settings(), self._build_monitor(), (340, 900))
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self._load_defaults)
@@ -305,12 +308,22 @@ class TrainPage(StudioPage):
             self.device_box.setCurrentIndex(self.device_box.findData(chosen))
 
     def _refresh_runs(self) -> None:
+        """Read the history in a worker; the latest read started is the one shown."""
+        self._runs_job = None
         if self.engine is None:
             self.run_table.set_runs([])
-        else:
-            self.run_table.set_runs(self.engine.runs(), self.engine.active_run())
-            if self.run_table.selected_run_id() is None and self.run_table.runs:
-                self.run_table.select_run(self.engine.active_run() or self.run_table.runs[-1].id)
+            self._update_buttons()
+            return
+        job = self._runs_job = self.context.run(read_runs, self.engine, progress=False, cancel=False)
+        job.returned.connect(lambda result: self._show_runs(job, *result))
+        job.errored.connect(lambda exc: job is self._runs_job and show_error(self, exc, "Reading the runs"))
+
+    def _show_runs(self, job: Job, runs: list, active: Optional[int]) -> None:
+        if job is not self._runs_job:
+            return  # another workspace opened, or the runs changed again, since it started
+        self.run_table.set_runs(runs, active)
+        if self.run_table.selected_run_id() is None and self.run_table.runs:
+            self.run_table.select_run(active or self.run_table.runs[-1].id)
         self._update_buttons()
 
     def _show_selected_history(self) -> None:
@@ -350,11 +363,27 @@ class TrainPage(StudioPage):
         self.estimate_button.setEnabled(has_engine and not training and self.model_box.currentData() in self.setup.neural)
 
     def _offer_update(self, run) -> None:
-        """The Update button is enabled for a finished run the log has grown past, and says by how much."""
-        try:
-            lag = self.engine.run_lag(run.id) if run is not None and run.status == "done" else None
-        except UnknownRunError:  # deleted a moment ago by a worker: the history is refreshed next
-            lag = None
+        """The Update button is enabled for a finished run the log has grown past, and says by how much;
+        the lag is read in a worker (the button keeps its state for the same run until it arrives)."""
+        self._lag_job = None
+        if run is None or run.status != "done":
+            self._show_lag(None, run, None)
+            return
+        if self.lag is not None and self.lag[0] != run.id:
+            self._show_lag(None, run, None)  # another run's offer must not stand while this one's is read
+        job = self._lag_job = self.context.run(self.engine.run_lag, run.id, progress=False, cancel=False)
+        job.returned.connect(lambda lag: self._show_lag(job, run, lag))
+        job.errored.connect(lambda exc: self._on_lag_failed(job, run, exc))
+
+    def _on_lag_failed(self, job: Job, run, exc: BaseException) -> None:
+        if not isinstance(exc, UnknownRunError):  # else deleted a moment ago: the history is refreshed next
+            show_error(self, exc, "Reading how far the run is behind the log")
+        self._show_lag(job, run, None)
+
+    def _show_lag(self, job: Optional[Job], run, lag) -> None:
+        if job is not self._lag_job:
+            return  # another run was selected, or the buttons were updated again, since it started
+        self.lag = (run.id, lag) if lag is not None else None
         grown = lag is not None and bool(lag.newer_events)
         self.update_button.setEnabled(grown)
         self.update_button.setToolTip(
@@ -490,7 +519,7 @@ class TrainPage(StudioPage):
         config = config or self.current_config()
         split = None if resume_run else self.split_picker.choice()  # a resumed run keeps its own split
         verb = f"Resuming run #{resume_run}" if resume_run else f"Training ({split.describe()})"
-        runs = self.engine.runs()
+        runs = self.run_table.runs
         on_split = split if split is not None else next((r.split for r in runs if r.id == resume_run), None)
         return self._start_job(f"{verb}: {model_name(config.model)} on {self._device_in_words()}",
                                popularity_validation(runs, on_split),
@@ -501,10 +530,10 @@ class TrainPage(StudioPage):
         from core.engine import Engine  # loaded with the workspace already
 
         run = self.run_table.selected_run()
-        if self.engine is None or run is None:
+        if self.engine is None or run is None or self.lag is None or self.lag[0] != run.id:
             return None
-        return self._start_job(f"Updating {run_label(run)}: {self.engine.run_lag(run.id).describe()}",
-                               popularity_validation(self.engine.runs(), run.split),
+        return self._start_job(f"Updating {run_label(run)}: {self.lag[1].describe()}",
+                               popularity_validation(self.run_table.runs, run.split),
                                "update", Engine.update, run.id)
 
     def _start_job(self, line: str, baseline, name: str, work, *args, **kwargs) -> Job:
@@ -571,7 +600,7 @@ class TrainPage(StudioPage):
         self._log(f"Finished: {run_label(run)}, status {run.status}{finish_note(run)}{lineage}.")
         if run.beats_popularity is False:
             self._log(popularity_warning(run))
-        elif self.engine.active_run() in (None, run.id):  # an update of the active run took its place
+        elif self.run_table.active_run in (None, run.id):  # an update of the active run took its place
             self.make_active(run.id)
 
     def _on_cancelled(self) -> None:

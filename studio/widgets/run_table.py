@@ -151,6 +151,12 @@ ACTIVE_TIP = "★ The active model: Explore and exports use it"
 NO_SELECTION = "Select a run to read its settings, split, training time and device here."
 
 
+def read_runs(engine) -> tuple[list[Any], Optional[int]]:
+    """The run history and the active run, read together in a worker (``context.run``): on a
+    workspace of millions of events the store's reads took the window's thread past 50 ms."""
+    return engine.runs(), engine.active_run()
+
+
 class RunTable(QTableWidget):
     """Runs as rows; ``metric_columns`` choose which metrics get a column."""
 

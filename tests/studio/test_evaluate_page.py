@@ -68,7 +68,7 @@ def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a
     segments = {**run.metrics["segments"], name: {**run.metrics["segments"][name], "users": 0}}
     core_runs.update_run(page.context.engine.workspace, run.id, metrics={**run.metrics, "segments": segments})
     page.refresh()
-    assert page.segments.item(0, 0).text() == "—"
+    qtbot.waitUntil(lambda: page.segments.item(0, 0).text() == "—", timeout=5000)
 
 
 def test_export_writes_the_table_as_csv(qtbot, page, tmp_path):
@@ -236,3 +236,20 @@ def test_run_tables_and_segments_fit_every_window_size_without_scrolling_sideway
     train.run_table.select_run(page.table.runs[1].id)  # what a narrow table leaves out is in its details line
     run = train.run_table.selected_run()
     assert train.run_table.details.text().startswith(f"#{run.id} ") and run.device in train.run_table.details.text()
+
+
+def test_the_runs_are_read_off_the_window_thread_and_shown_when_they_arrive(qtbot, page, monkeypatch):
+    import threading
+
+    engine = page.context.engine
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 2, timeout=10_000)
+    threads, read = [], engine.runs
+
+    def recorded_runs():
+        threads.append(threading.current_thread())
+        return [run for run in read() if run.model != "pop"]
+
+    monkeypatch.setattr(engine, "runs", recorded_runs)
+    page.context.announce_runs_changed()
+    qtbot.waitUntil(lambda: all(run.model != "pop" for run in page.table.runs), timeout=5000)
+    assert threads and threading.main_thread() not in threads

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from core.training import TrainConfig
 from studio.pages.train import TrainPage
-from tests.studio.trained_workspace import tiny_config, train_page  # noqa: F401 (the page fixture)
+from tests.studio.trained_workspace import tiny_config, train_page, wait_for_history  # noqa: F401 (the page fixture)
 
 
 def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):
@@ -42,7 +42,7 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
     assert len(runs) == runs_before + 1
     stopped = max(runs, key=lambda run: run.id)
     assert stopped.status == "cancelled"
-    assert page.run_table.rowCount() == len(runs)
+    wait_for_history(qtbot, page)
     page.run_table.select_run(stopped.id)
     assert page.resume_button.isEnabled()
 
@@ -60,6 +60,7 @@ def test_a_killed_training_process_is_reported_and_its_run_can_be_resumed(qtbot,
     killed = max(page.context.engine.runs(), key=lambda run: run.id)
     assert killed.status == "interrupted"
     qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=5000)
+    wait_for_history(qtbot, page)
     page.run_table.select_run(killed.id)
     assert page.resume_button.isEnabled()
 
@@ -70,6 +71,7 @@ def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     with qtbot.waitSignal(job.finished, timeout=2000):
         page.stop_training()
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
+    wait_for_history(qtbot, page)
     page.run_table.select_run(stopped.id)
     page.resume_button.click()
     resumed = page.job
@@ -90,7 +92,7 @@ def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, mo
     job = page.start_training()
     with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
-    qtbot.waitUntil(lambda: any(run.model == "recentpop" for run in page.run_table.runs), timeout=5000)
+    wait_for_history(qtbot, page)
     run = next(run for run in page.run_table.runs if run.model == "recentpop")
     assert run.status == "done"
     page.run_table.select_run(run.id)
@@ -152,7 +154,7 @@ def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page)
     run = max(engine.runs(), key=lambda r: r.id)
     assert run.beats_popularity is False and engine.active_run() is None
     assert "did not beat popularity" in page.log.toPlainText()
-    qtbot.waitUntil(lambda: any(r.id == run.id for r in page.run_table.runs), timeout=5000)
+    wait_for_history(qtbot, page)
     row = [r.id for r in page.run_table.runs].index(run.id)
     assert page.run_table.item(row, 2).text() == "done · worse than popularity"
 
@@ -184,6 +186,7 @@ def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtb
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
     epochs = len(stopped.metrics["training"]["epochs"])
     assert epochs >= 1 and status_text(stopped) == f"stopped at epoch {epochs} (resumable)"
+    wait_for_history(qtbot, page)
     page.run_table.select_run(stopped.id)
     qtbot.waitUntil(lambda: len(page.charts.epochs) == epochs)  # its curves are kept
     row = next(r for r, run in enumerate(page.run_table.runs) if run.id == stopped.id)
@@ -310,3 +313,48 @@ def test_a_busy_workspace_never_freezes_the_window_and_the_error_says_to_wait(qt
     assert "try again" in dialog.informativeText()
     dialog.close()
     assert engine.active_run() == before and "★" not in page.run_table.item(page.run_table.currentRow(), 0).text()
+
+
+def test_the_run_history_and_the_lag_are_read_off_the_window_thread_and_the_latest_read_wins(qtbot, page,
+                                                                                             monkeypatch):
+    import threading
+
+    from PySide6.QtCore import QThreadPool
+
+    engine = page.context.engine
+    runs, threads, started, release = engine.runs(), [], threading.Event(), threading.Event()
+
+    def recorded(read):
+        def call(*args, **kwargs):
+            threads.append(threading.current_thread())
+            return read(*args, **kwargs)
+        return call
+
+    def runs_first_held_then_one_fewer():
+        if not started.is_set():  # the first read answers last, with what the second already replaced
+            started.set()
+            release.wait(10)
+            return runs
+        return runs[:-1]
+
+    for name in ("active_run", "run_lag"):
+        monkeypatch.setattr(engine, name, recorded(getattr(engine, name)))
+    monkeypatch.setattr(engine, "runs", recorded(runs_first_held_then_one_fewer))
+    pool = QThreadPool.globalInstance()
+    threads_before = pool.maxThreadCount()
+    pool.setMaxThreadCount(max(threads_before, 2))  # the held read must leave a thread to the next one
+    try:
+        page.context.announce_runs_changed()
+        stale = page._runs_job
+        qtbot.waitUntil(started.is_set, timeout=5000)
+        page.context.announce_runs_changed()
+        qtbot.waitUntil(lambda: len(page.run_table.runs) == len(runs) - 1, timeout=5000)
+        with qtbot.waitSignal(stale.finished, timeout=5000):
+            release.set()
+    finally:
+        pool.setMaxThreadCount(threads_before)
+    assert len(page.run_table.runs) == len(runs) - 1  # the stale answer was dropped
+    done = next(run for run in page.run_table.runs if run.status == "done")
+    page.run_table.select_run(done.id)
+    qtbot.waitUntil(lambda: page.lag is not None and page.lag[0] == done.id, timeout=5000)
+    assert threads and threading.main_thread() not in threads

@@ -17,11 +17,13 @@ def test_update_is_offered_when_the_log_grew_and_makes_a_child_run(qtbot, page):
     engine = page.context.engine
     neural = next(run for run in engine.runs() if run.model == "sasrec")
     page.run_table.select_run(neural.id)
+    qtbot.waitUntil(lambda: page.lag is not None and page.lag[0] == neural.id, timeout=5000)
     assert not page.update_button.isEnabled()  # nothing new since it was trained
     grow_the_log(engine)
     page.run_table.select_run(next(run.id for run in engine.runs() if run.id != neural.id))
     page.run_table.select_run(neural.id)
-    assert page.update_button.isEnabled() and "160 newer events · 6 new items" in page.update_button.toolTip()
+    qtbot.waitUntil(page.update_button.isEnabled, timeout=5000)  # the lag is read in a worker
+    assert "160 newer events · 6 new items" in page.update_button.toolTip()
     job = page.update_selected()
     with qtbot.waitSignal(job.finished, timeout=60_000):
         pass

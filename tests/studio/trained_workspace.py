@@ -59,12 +59,20 @@ def open_trained_copy(tmp_path: Path):
 
 @pytest.fixture(name="page")
 def train_page(qtbot, context, tmp_path):
-    """The Train page on a private copy of the trained workspace, once its setup has arrived."""
+    """The Train page on a private copy of the trained workspace, once its setup and runs have arrived."""
     from studio.pages.train import TrainPage
 
     context.set_engine(open_trained_copy(tmp_path))
     page = TrainPage(context)
     qtbot.addWidget(page)
     page.show()
-    qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: page.train_button.isEnabled() and bool(page.run_table.runs), timeout=10_000)
     return page
+
+
+def wait_for_history(qtbot, page) -> None:
+    """Until the page's run history, read in a worker, shows every run as stored now."""
+    def stored(runs):
+        return [(run.id, run.status) for run in runs]
+
+    qtbot.waitUntil(lambda: stored(page.run_table.runs) == stored(page.context.engine.runs()), timeout=10_000)
