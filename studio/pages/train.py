@@ -376,7 +376,7 @@ class TrainPage(StudioPage):
         job.errored.connect(lambda exc: self._on_lag_failed(job, run, exc))
 
     def _on_lag_failed(self, job: Job, run, exc: BaseException) -> None:
-        if not isinstance(exc, UnknownRunError):  # else deleted a moment ago: the history is refreshed next
+        if job is self._lag_job and not isinstance(exc, UnknownRunError):  # else deleted a moment ago: the history is refreshed next
             show_error(self, exc, "Reading how far the run is behind the log")
         self._show_lag(job, run, None)
 
