@@ -256,9 +256,12 @@ class TrainPage(StudioPage):
         return self.context.engine
 
     def refresh(self) -> None:
-        """A workspace (or none) was opened: defaults and runs follow it."""
+        """A workspace (or none) was opened: defaults and runs follow it; until they arrive, nothing is
+        offered and the previous workspace's runs are gone."""
         self._load_defaults()
+        self.run_table.set_runs([])
         self._refresh_runs()
+        self._update_buttons()
 
     def _load_defaults(self) -> None:
         if self.engine is None:
@@ -311,8 +314,6 @@ class TrainPage(StudioPage):
         """Read the history in a worker; the latest read started is the one shown."""
         self._runs_job = None
         if self.engine is None:
-            self.run_table.set_runs([])
-            self._update_buttons()
             return
         job = self._runs_job = self.context.run(read_runs, self.engine, progress=False, cancel=False)
         job.returned.connect(lambda result: self._show_runs(job, *result))

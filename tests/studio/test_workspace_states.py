@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import runs
 from core.engine import Engine
 from core.store import Workspace
-from tests.studio.trained_workspace import open_trained_copy, tiny_config
+from tests.studio.trained_workspace import open_trained_copy, tiny_config, wait_for_history
 
 
 def test_a_read_only_workspace_is_browsed_with_what_writes_disabled(qtbot, wait_idle, window, tmp_path):
@@ -42,6 +42,7 @@ def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_i
     qtbot.addWidget(page)
     page.show()
     qtbot.waitUntil(lambda: page.train_button.isEnabled(), timeout=10_000)
+    wait_for_history(qtbot, page)
     page.run_table.select_run(run_id)
     assert page.run_table.selected_run().status == "interrupted" and page.resume_button.isEnabled()
     page.resume_button.click()
