@@ -221,8 +221,8 @@ class EvaluatePage(StudioPage):
     def _show_runs(self, job: Optional[Job], every_run: list, active: Optional[int]) -> None:
         """The finished runs, each with its report under the chosen evaluation mode (none yet: evaluated
         when the page shows), so no two rows are measured differently."""
-        if job is not self._runs_job:
-            return  # another workspace opened, or the runs changed again, since it started
+        if job is not self._runs_job or not shiboken6.isValid(self):
+            return  # another workspace opened, the runs changed again, or the page is gone since it started
         runs = [self._as_measured(run) for run in every_run if run.status == "done"]
         self.table.set_runs(runs, active)
         chosen = (self.run_a.currentData(), self.run_b.currentData())

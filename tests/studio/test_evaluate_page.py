@@ -14,19 +14,10 @@ from tests.studio.trained_workspace import open_trained_copy
 def page(qtbot, context, tmp_path):
     context.set_engine(open_trained_copy(tmp_path))
     page = EvaluatePage(context)
-    qtbot.addWidget(page, before_close_func=lambda page: end_the_test(qtbot, page))
+    qtbot.addWidget(page)
     page.show()
     page.page_shown()
     return page
-
-
-def end_the_test(qtbot, page) -> None:
-    """The significance test started once the runs arrived must not speak to a closed page."""
-    test = page._significance_job
-    if test is not None and test.running:
-        with qtbot.waitSignal(test.finished, timeout=20_000):
-            test.cancel()
-
 
 def test_table_lists_every_run_with_metrics(qtbot, page):
     runs = [run for run in page.context.engine.runs() if run.status == "done"]
