@@ -268,8 +268,8 @@ def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
 
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
-    """The ranker's item facts moved to the new item indices; new items start unpopular, stale and
-    without co-occurring partners."""
+    """The ranker's item facts moved to the new item indices; new items are marked unknown, so their
+    log features are read as their list's average (``core.ranker.ItemFacts.known``), not as never taken."""
     index = torch.as_tensor(new_to_old)
     known = index > 0
     facts = ItemFacts(
@@ -279,6 +279,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         segment_affinity=ranker.facts.segment_affinity,
         cooccurrence=None if ranker.facts.cooccurrence is None else ranker.facts.cooccurrence.remapped(
             new_to_old, category_in_old),
+        known=known,
     )
     return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
 

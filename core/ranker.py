@@ -49,6 +49,19 @@ FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "histo
             "segment_affinity", "history_length", "seen_before", "same_category_as_last",
             "cooccurrence", "cooccurrence_z")
 LEGACY_FEATURES = FEATURES[:10]  # a ranker saved before its features were recorded used these
+LOG_FEATURES = ("popularity", "recency", "cooccurrence", "cooccurrence_z")  # what the training log says of an item
+
+
+# Features read together when saying why the ranker lifted an item; every other feature is a group of its own.
+GROUPS = {"generator": ("score_z", "rank"), "co-occurrence": ("cooccurrence", "cooccurrence_z")}
+COOCCURRENCE_GROUP = "co-occurrence"
+
+
+def feature_groups(features: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``features`` grouped as ``GROUPS`` says (a group keeps the names it has among them)."""
+    grouped = {group: tuple(name for name in names if name in features) for group, names in GROUPS.items()}
+    alone = {name: (name,) for name in features if not any(name in names for names in GROUPS.values())}
+    return {group: names for group, names in {**grouped, **alone}.items() if names}
 
 
 def features_for(exclude_seen: bool) -> tuple[str, ...]:
@@ -66,6 +79,9 @@ class ItemFacts:
     item_category: torch.Tensor  # (n_items + 1,) long
     segment_affinity: torch.Tensor  # (n_segments, n_categories) log lift of P(category | segment)
     cooccurrence: Optional[ItemKNNScorer] = None  # items taken near each other (None in older bundles)
+    # (n_items + 1,) bool: items the training log saw (in its catalogue); None = all. A run served on a
+    # catalogue that grew since (``core.bundles``) knows nothing of the new items' takers or partners.
+    known: Optional[torch.Tensor] = None
 
     @classmethod
     def from_log(cls, log: TrainLog, item_knn: Optional[ItemKNNScorer] = None) -> "ItemFacts":
@@ -138,7 +154,26 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
         "cooccurrence_z": lambda: _z_scored(cooccurrence(), real),
     }
     cooccurrence = functools.cache(lambda: history_cooccurrence(facts.cooccurrence, items, histories))
-    return torch.stack([columns[name]() for name in features], dim=2) * real[:, :, None]
+    values = torch.stack([columns[name]() for name in features], dim=2) * real[:, :, None]
+    if facts.known is not None:
+        _impute_unknown(values, [features.index(name) for name in LOG_FEATURES if name in features],
+                        real, facts.known[items] & real)
+    return values
+
+
+def _impute_unknown(values: torch.Tensor, columns: list[int], real: torch.Tensor, known: torch.Tensor) -> None:
+    """Set, in place, the ``columns`` of real candidates the log knew nothing of to their mean over the
+    known candidates of the same list (0 where none is known).
+
+    An item added after training has no takers or partners in the run's facts; read as zeros, it would
+    look like an item nobody ever took, which the ranker learnt to push down. Read as the list's
+    average, the ranker orders it by what it does know (the generator's score, its category)."""
+    if not columns:
+        return
+    known_values = values[:, :, columns] * known[:, :, None]
+    means = known_values.sum(dim=1, keepdim=True) / known.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
+    unknown = (real & ~known)[:, :, None]
+    values[:, :, columns] = torch.where(unknown, means.expand_as(known_values), values[:, :, columns])
 
 
 def _z_scored(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -153,6 +188,34 @@ def _z_scored(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 def history_cooccurrence(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
     """(B, N) how often each candidate is taken near the user's recent items: item-kNN's score of it
     (decayed sum over the last items of their cosine co-occurrence with it), for candidates only."""
+    owner, _, contributions = _recent_pairs(cooccurrence, items, histories)
+    sums = np.zeros(items.shape, dtype=np.float32)
+    np.add.at(sums, owner, contributions)
+    return torch.from_numpy(sums)
+
+
+def strongest_partners(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]) -> np.ndarray:
+    """(B, N) the recent history item that adds most to each candidate's ``history_cooccurrence``
+    (the newest of equals), 0 where none adds anything: what "often taken with X" names."""
+    owner, recent, contributions = _recent_pairs(cooccurrence, items, histories)
+    partners = np.zeros(items.shape, dtype=np.int64)
+    if not len(owner):
+        return partners
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each user's recent events are contiguous
+    users = owner[starts]
+    strongest = np.maximum.reduceat(contributions, starts, axis=0)  # (users, N)
+    event = np.arange(len(owner))[:, None]
+    is_strongest = (contributions == strongest[np.searchsorted(users, owner)]) & (contributions > 0)
+    newest = np.maximum.reduceat(np.where(is_strongest, event, -1), starts, axis=0)
+    partners[users] = np.where(newest >= 0, recent[np.maximum(newest, 0)], 0)
+    return partners
+
+
+def _recent_pairs(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owner, recent, contributions): each recent history event item-kNN reads (its user's row, its
+    item, oldest first within a user) and its weighted cosine co-occurrence with each of its user's
+    candidates, (E, N)."""
     histories = [np.asarray(h, np.int64) for h in histories]
     weights = [cooccurrence.history_weights(h) for h in histories]
     used = [w > 0 for w in weights]
@@ -161,10 +224,7 @@ def history_cooccurrence(cooccurrence: ItemKNNScorer, items: torch.Tensor, histo
     weight = np.concatenate([w[u] for w, u in zip(weights, used)] + [np.zeros(0)]).astype(np.float32)
     candidates = items.numpy()[owner]  # (E, N): each recent history event against its user's candidates
     pairs = cooccurrence.pair_values(np.repeat(recent, items.shape[1]), candidates.ravel())
-    contributions = pairs.reshape(candidates.shape) * weight[:, None]
-    sums = np.zeros(items.shape, dtype=np.float32)
-    np.add.at(sums, owner, contributions)
-    return torch.from_numpy(sums)
+    return owner, recent, pairs.reshape(candidates.shape) * weight[:, None]
 
 
 def history_category_mix(histories: list[np.ndarray], item_category: torch.Tensor, n_categories: int) -> torch.Tensor:
@@ -227,8 +287,43 @@ class Ranker:
         """(B, N) learned relevance of each candidate; -inf for padding candidates."""
         features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest,
                                       self.features)
+        return self._relevance_of(features, items)
+
+    @torch.no_grad()
+    def explained_relevance(self, items, scores, histories, segments, interests, item_interest
+                            ) -> tuple[torch.Tensor, np.ndarray]:
+        """``relevance`` and (B, N) the history item each candidate is "often taken with": where the
+        co-occurrence features lifted it more than any other feature did, its strongest partner among
+        the user's recent items; 0 elsewhere (and for rankers without those features)."""
+        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest,
+                                      self.features)
+        relevance = self._relevance_of(features, items)
+        partners = np.zeros(np.shape(items), dtype=np.int64)
+        lifts = self._lifts(features, relevance, torch.as_tensor(items) > 0)
+        taken_with = lifts.pop(COOCCURRENCE_GROUP, None)
+        if taken_with is None or self.facts.cooccurrence is None:
+            return relevance, partners
+        others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(taken_with)
+        mainly = ((taken_with > 0) & (taken_with >= others)).numpy()
+        partners[mainly] = strongest_partners(self.facts.cooccurrence, torch.as_tensor(items), histories)[mainly]
+        return relevance, partners
+
+    def _relevance_of(self, features: torch.Tensor, items) -> torch.Tensor:
         relevance = self.net(features)
         return torch.where(torch.as_tensor(items) > 0, relevance, torch.tensor(float("-inf")))
+
+    def _lifts(self, features: torch.Tensor, relevance: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, N) per feature group: how much higher each candidate's ``relevance`` is than with that
+        group's features at their mean over its list's candidates (what the group lifted it by)."""
+        n_real = real.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
+        means = (features * real[:, :, None]).sum(dim=1, keepdim=True) / n_real  # (B, 1, F)
+        lifts = {}
+        for group, names in feature_groups(self.features).items():
+            columns = [self.features.index(name) for name in names]
+            averaged = features.clone()
+            averaged[:, :, columns] = means[:, :, columns].expand(-1, features.shape[1], -1)
+            lifts[group] = relevance - self.net(averaged)
+        return lifts
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}

@@ -34,6 +34,8 @@ class Recommendation:
     no interests). top_share: the item's place in
     the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
     scale for every model, unlike ``score``, whose units differ from model to model.
+    taken_with: the history item (id) the re-ranker lifted it for being often taken with, when
+    that co-occurrence lifted it more than anything else did (``Ranker.explained_relevance``).
     """
 
     rank: int
@@ -45,6 +47,7 @@ class Recommendation:
     because: list[tuple[str, float]]
     interest: Optional[str]
     top_share: float = 1.0
+    taken_with: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -126,16 +129,19 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
     items, scores = candidates.items, candidates.scores
     interests = bundle.scorer.interests_batch(histories, segments)
     relevance = np.where(items > 0, scores, -np.inf)
+    taken_with = np.zeros(items.shape, dtype=np.int64)
     ranked = np.flatnonzero([len(h) > 0 for h in histories]) if bundle.ranker is not None else np.zeros(0, int)
     if len(ranked):
-        relevance[ranked] = bundle.ranker.relevance(
+        ranked_relevance, taken_with[ranked] = bundle.ranker.explained_relevance(
             items[ranked], np.nan_to_num(scores[ranked], neginf=0.0), [histories[i] for i in ranked],
-            segments[ranked], interests[ranked], bundle.item_interest).numpy()
+            segments[ranked], interests[ranked], bundle.item_interest)
+        relevance[ranked] = ranked_relevance.numpy()
     return [_one_list(bundle, data, histories[row], int(segments[row]), items[row], relevance[row], interests[row],
-                      k, diversity) for row in range(len(histories))]
+                      taken_with[row], k, diversity) for row in range(len(histories))]
 
 
-def _one_list(bundle, data, history, segment, items, relevance, interests, k, diversity) -> list[Recommendation]:
+def _one_list(bundle, data, history, segment, items, relevance, interests, taken_with, k, diversity
+              ) -> list[Recommendation]:
     chosen = _order(items, relevance, data.item_category, k, diversity)
     chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
@@ -146,8 +152,9 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, k, di
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
     fallback = "popular with shoppers like them" if segment > 0 and not len(history) else "popular overall"
     served_interests = _served_interests(bundle, chosen_items, interests)
-    return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], fallback, served_interests[rank], data,
-                       share)
+    partners = taken_with[chosen].tolist()
+    return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], partners[rank], fallback,
+                       served_interests[rank], data, share)
             for rank, (item, score, share) in enumerate(zip(chosen_items.tolist(), relevance[chosen].tolist(),
                                                             (place / n_items).tolist()))]
 
@@ -171,22 +178,31 @@ def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[
     return [names[i] if 0 <= i < len(names) else None for i in indices]
 
 
-def _explained(rank, item, score, drivers, evidence, fallback: str, interest: Optional[str], data,
+def _explained(rank, item, score, drivers, evidence, taken_with: int, fallback: str, interest: Optional[str], data,
                top_share: float) -> Recommendation:
-    """The reason in words: the history items that drove it, else what the model really went by
-    (``fallback``: whom the item is popular with)."""
-    if drivers:
-        parts = ["because they took " + _and([_title(data, index) for index, _ in drivers[:REASON_TITLES]])]
+    """The reason in words: the history item it is often taken with when that is what lifted it, else
+    the history items that drove it, else what the model really went by (``fallback``: whom the item
+    is popular with)."""
+    if taken_with:
+        parts = [taken_with_words(_title(data, taken_with))]
+    elif drivers:
+        parts = ["because they took " + and_list([_title(data, index) for index, _ in drivers[:REASON_TITLES]])]
     else:
         parts = ["fits their history as a whole" if evidence else fallback]
     if interest is not None:
         parts.append(f"fits their interest in {interest}")
     return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
                           " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest,
-                          top_share)
+                          top_share, str(data.item_external[taken_with]) if taken_with else None)
 
 
-def _and(names: list[str]) -> str:
+def taken_with_words(title: str, deed: str = "took", who: str = "they") -> str:
+    """"often taken with Toy Story (1995), which they took": the reason for an item the re-ranker lifted
+    for being often taken with an item of the user's history (the studio names the deed: "watched")."""
+    return f"often taken with {title}, which {who} {deed}"
+
+
+def and_list(names: list[str]) -> str:
     """"A", "A and B", "A, B and C"."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 

@@ -175,7 +175,8 @@ def _recommendation(rec, explain: bool) -> dict:
     answer = {"rank": rec.rank, "item": rec.item, "title": rec.title, "categories": rec.categories,
               "score": rec.score if math.isfinite(rec.score) else None, "interest": rec.interest}
     if explain:
-        answer.update(reason=rec.reason, because=[{"item": item, "weight": weight} for item, weight in rec.because])
+        answer.update(reason=rec.reason, because=[{"item": item, "weight": weight} for item, weight in rec.because],
+                      taken_with=rec.taken_with)
     return answer
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from core.serving import REASON_TITLES
+from core.serving import REASON_TITLES, and_list, taken_with_words
 from studio.widgets.sequence_timeline import TimelineEvent
 
 VERBS = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated",
@@ -20,19 +20,25 @@ AGO_UNITS = ((365 * 86_400, "year"), (30 * 86_400, "month"), (7 * 86_400, "week"
 
 
 def reason_in_words(rec, events: Sequence[TimelineEvent], time_kind: str = "unix") -> str:
-    """The engine's reason, with what the user did to each driving item and how long ago."""
+    """The engine's reason, with what the user did to each driving item (or to the item it is often
+    taken with) and how long ago."""
     latest = {event.item: event for event in events}  # the last event on each item
-    named = [latest[item] for item, _ in rec.because[:REASON_TITLES] if item in latest]
+    if rec.taken_with is not None:
+        named = [latest[rec.taken_with]] if rec.taken_with in latest else []
+    else:
+        named = [latest[item] for item, _ in rec.because[:REASON_TITLES] if item in latest]
     if not named:
         return rec.reason
     verbs = [_verb(event) for event in named]
-    if len(set(verbs)) == 1:
-        deeds = f"{verbs[0]} {_and([event.title for event in named])}"
-    else:
-        deeds = _and([f"{verb} {event.title}" for verb, event in zip(verbs, named)])
     who = "you" if all(event.what_if for event in named) else "they"
     ago = _ago(named, events) if time_kind == "unix" else None
-    parts = [f"because {who} {deeds}" + (f", {ago}" if ago else "")]
+    if rec.taken_with is not None:
+        said = taken_with_words(named[0].title, verbs[0], who)
+    elif len(set(verbs)) == 1:
+        said = f"because {who} {verbs[0]} {and_list([event.title for event in named])}"
+    else:
+        said = f"because {who} " + and_list([f"{verb} {event.title}" for verb, event in zip(verbs, named)])
+    parts = [said + (f", {ago}" if ago else "")]
     if rec.interest:
         parts.append(f"fits their interest in {rec.interest}")
     return " · ".join(parts)
@@ -42,10 +48,6 @@ def _verb(event: TimelineEvent) -> str:
     if event.what_if:
         return "added"
     return VERBS.get(event.event_type.lower(), f"{event.event_type}:")
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _ago(named: list[TimelineEvent], events: Sequence[TimelineEvent]) -> Optional[str]:

@@ -8,7 +8,8 @@ from core.baselines import TrainLog, fit_baseline
 from core.data import EvalMode, EvalSet, leave_one_out
 from core.evaluation import evaluate_scorer, masked_score_batches
 from core.generator import generate_candidates
-from core.ranker import (FEATURES, N_CANDIDATES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features,
+from core.bundles import _remapped_ranker
+from core.ranker import (FEATURES, LOG_FEATURES, N_CANDIDATES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features,
                          mmr_order, train_ranker)
 from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
@@ -52,6 +53,21 @@ def test_features_are_computed_per_candidate():
     assert f["cooccurrence_z"][0] > 0 > f["cooccurrence_z"][1]
     assert f["score_z"][0] > 0 > f["score_z"][1]
     assert torch.all(features[0, 2] == 0)  # padding candidate
+
+
+def test_items_unknown_to_the_training_log_get_their_lists_average_log_features():
+    log = TrainLog.from_histories([np.array([1, 2, 3]), np.array([1, 2]), np.array([3, 1])], 3, np.zeros(4, np.int64), 1)
+    trained = Ranker(ItemFacts.from_log(log), RankerNet())
+    served = _remapped_ranker(trained, np.array([0, 1, 2, 3, 0]), np.zeros(5, np.int64))  # item 4 is new
+    items = np.array([[4, 1, 2, 3, 0]])
+    features = candidate_features(served.facts, items, np.array([[4.0, 3.0, 2.0, 1.0, 0.0]]), [np.array([3])],
+                                  np.zeros(1, np.int64), np.zeros((1, 1)), np.zeros(5, np.int64) - 1)
+    f = {name: features[0, :, i] for i, name in enumerate(FEATURES)}
+    for name in LOG_FEATURES:
+        assert f[name][0] == pytest.approx(float(f[name][1:4].mean())), name
+    assert f["popularity"][1] == pytest.approx(1.0) and f["popularity"][0] < 1.0  # the known keep theirs
+    assert f["score_z"][0] > f["score_z"][1]  # what does not come from the log is the new item's own
+    assert torch.all(features[0, 4] == 0)  # padding stays padding
 
 
 class _Noisy:

@@ -291,6 +291,11 @@ def test_reasons_say_what_the_user_did_and_how_long_ago():
                                             "fits their interest in Comedy")
     popular = Recommendation(2, "y", "Y", (), 1.0, "popular overall", [], None)
     assert reason_in_words(popular, events) == "popular overall"
+    # lifted by the re-ranker for being often taken with an item of the history (tests/core/test_reasons.py)
+    taken_with = Recommendation(3, "z", "Z", (), 1.0, "often taken with Heat, which they took", [("a", 0.5)], None,
+                                taken_with="c")
+    assert reason_in_words(taken_with, events) == "often taken with Heat, which they bought, just now"
+    assert reason_in_words(taken_with, events[:2]) == taken_with.reason  # an event the timeline does not show
 
 
 @pytest.mark.parametrize("size", [(1280, 800), (1024, 700)])
