@@ -305,7 +305,8 @@ class Ranker:
             return relevance, partners
         others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(taken_with)
         mainly = ((taken_with > 0) & (taken_with >= others)).numpy()
-        partners[mainly] = strongest_partners(self.facts.cooccurrence, torch.as_tensor(items), histories)[mainly]
+        if mainly.any():  # the partners cost a second pass over the co-occurrence pairs
+            partners[mainly] = strongest_partners(self.facts.cooccurrence, torch.as_tensor(items), histories)[mainly]
         return relevance, partners
 
     def _relevance_of(self, features: torch.Tensor, items) -> torch.Tensor:
