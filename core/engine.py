@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -546,17 +546,27 @@ class Engine:
 
     def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
         """Items whose id or title contains ``text``, then the items nearest to it in meaning once the
-        catalogue's text is embedded (``embed_items``) and the model is loaded; fast enough to call
-        from the GUI thread either way (it never loads the model or reads the cache)."""
-        from core.text.model import loaded_encoder
-        from core.text.search import search_by_meaning
+        catalogue's text is embedded (``embed_items``): ``search_by_words`` then ``search_by_meaning``."""
+        by_words = self.search_by_words(text, limit)
+        return by_words + self.search_by_meaning(text, limit - len(by_words), [info.item for info in by_words])
 
-        with self._lock:
-            current = self._text_index
-        encoder = loaded_encoder(self.text_model) if current is not None else None
-        if encoder is None or current[0] != (self.content_hash(), encoder.key):
-            return serving.search_items(self.sequence_data(), text, limit)
-        return search_by_meaning(self.sequence_data(), current[1], encoder, text, limit)
+    def search_by_words(self, text: str, limit: int = 20) -> list[ItemInfo]:
+        """Items whose id or title contains ``text``: instant, so the studio asks it on the GUI thread."""
+        return serving.search_items(self.sequence_data(), text, limit)
+
+    def search_by_meaning(self, text: str, limit: int = 20, exclude: Sequence[str] = ()) -> list[ItemInfo]:
+        """The ``limit`` items whose text means most nearly ``text``, other than the ids ``exclude``; none
+        until the catalogue's text is embedded. Runs the language model on the query (milliseconds) and
+        loads it the first time (seconds): the studio asks it in a worker."""
+        from core.text import load_encoder
+        from core.text.search import items_by_meaning
+
+        index = self.text_index()
+        if index is None or limit <= 0 or not text.strip():
+            return []
+        data = self.sequence_data()
+        return items_by_meaning(data, index, load_encoder(self.text_model), text, limit,
+                                data.item_index_of(list(exclude)))
 
     def similar_items(self, item: str, n: int = 10) -> list[SimilarItem]:
         """Items whose text is nearest to ``item``'s; empty until the catalogue's text is embedded."""

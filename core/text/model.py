@@ -113,13 +113,6 @@ def load_encoder(spec: TextModelSpec = TextModelSpec()) -> TextEncoder:
         return _loaded[key]
 
 
-def loaded_encoder(spec: TextModelSpec = TextModelSpec()) -> Optional[TextEncoder]:
-    """The model for ``spec`` if this process has loaded it already, else None (never loads: a
-    search typed in the studio must not wait seconds for the library to import)."""
-    with _load_lock:
-        return _loaded.get(spec.key()) if _loaded else None
-
-
 def _load_offline(folder: Path):
     if not text_extra_installed():
         raise TextModelError(f"sentence-transformers is not installed: {INSTALL_HINT}")

@@ -39,16 +39,15 @@ class TextIndex:
         return np.flatnonzero(~self.has_text)
 
 
-def search_by_meaning(data, index: TextIndex, encoder: TextEncoder, text: str, limit: int = 20) -> list[serving.ItemInfo]:
-    """Items whose id or title contains ``text`` first, then the items whose text means most nearly it."""
-    if not text.strip():
+def items_by_meaning(data, index: TextIndex, encoder: TextEncoder, text: str, limit: int = 20,
+                     exclude: np.ndarray = np.zeros(0, dtype=np.int64)) -> list[serving.ItemInfo]:
+    """The ``limit`` items whose text means most nearly ``text``, leaving out the item indices ``exclude``
+    (those a search by words already found); runs the language model on the query."""
+    if not text.strip() or limit <= 0:
         return []
-    by_words = serving.search_items(data, text, limit)
-    taken = data.item_index_of([info.item for info in by_words])
     query = encoder.encode([text.strip()])[0]
-    exclude = np.concatenate([index.items_without_text(), taken])
-    by_meaning = nearest(index.vectors, query, limit - len(by_words), exclude)
-    return by_words + [serving.item_info(data, int(i)) for i in by_meaning]
+    found = nearest(index.vectors, query, limit, np.concatenate([index.items_without_text(), exclude]))
+    return [serving.item_info(data, int(i)) for i in found]
 
 
 def similar_items(data, index: TextIndex, item: str, n: int = 10) -> list[serving.SimilarItem]:

@@ -172,7 +172,10 @@ class ExplorePage(StudioPage):
             self._text_job.cancel()
         engine = self.engine
         for search in (self.what_if, self.item_search):
-            search.set_search(engine.search_items if engine is not None else None)
+            if engine is None:
+                search.set_search(None)
+            else:
+                search.set_search(engine.search_by_words, engine.search_by_meaning, self.context.run)
         self._fill_models()
         self.users.set_engine(None)
         if engine is None:

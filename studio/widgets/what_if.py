@@ -7,12 +7,12 @@ The item to add is found with an ``ItemSearchField`` (by title, and by meaning w
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from studio.widgets.item_search import ItemSearchField
+from studio.widgets.item_search import ItemSearchField, MeaningSearch, RunJob, Search
 
 
 class WhatIfBar(QWidget):
@@ -54,10 +54,11 @@ class WhatIfBar(QWidget):
         self.drop_button.clicked.connect(lambda: self.drop_last.emit(self.drop_count.value()))
         self.reset_button.clicked.connect(self.reset.emit)
 
-    def set_search(self, search: Optional[Callable[[str, int], Sequence[Any]]]) -> None:
-        """``search(text, limit)`` → item rows with ``item`` and ``title``; None disables the bar."""
-        self.search.set_search(search)
-        self.setEnabled(search is not None)
+    def set_search(self, by_words: Optional[Search], by_meaning: Optional[MeaningSearch] = None,
+                   run_job: Optional[RunJob] = None) -> None:
+        """As ``ItemSearchField.set_search``; ``by_words`` None disables the bar."""
+        self.search.set_search(by_words, by_meaning, run_job)
+        self.setEnabled(by_words is not None)
 
 
 def interest_moves(before: Sequence[Any], after: Sequence[Any], change: str, shown: int = 2) -> str:

@@ -26,6 +26,12 @@ def test_words_in_titles_come_first(engine):
     assert [info.item for info in engine.search_items("bunny", 3)][0] == "t6"
 
 
+def test_search_by_meaning_leaves_out_what_the_words_found(engine):
+    assert [info.item for info in engine.search_by_words("locomotive", 5)] == ["t1"]
+    assert "t1" not in [info.item for info in engine.search_by_meaning("locomotive", 3, exclude=["t1"])]
+    assert [info.item for info in engine.search_by_meaning("wooden train", 1, exclude=["t1"])] == ["t2"]
+
+
 def test_similar_items_are_the_nearest_texts(engine):
     similar = engine.similar_items("t3", 2)
     assert similar[0].item == "t4" and 0 < similar[1].similarity <= similar[0].similarity <= 1
