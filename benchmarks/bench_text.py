@@ -117,7 +117,9 @@ def _print_epochs(report) -> None:
 
 def report_line(label: str, run, seconds: float) -> str:
     test, new = run.metrics["metrics"], run.metrics["new_items"]
-    new_text = (f"{new['hr@10']:>9.4f}{new['ndcg@10']:>9.4f}" if new["events"] else f"{'-':>9}{'-':>9}")
+    generator_new = run.metrics.get("generator_new_items", new)
+    new_text = "".join(f"{figures[name]:>9.4f}" if figures["events"] else f"{'-':>9}"
+                       for figures, name in ((new, "hr@10"), (new, "ndcg@10"), (generator_new, "hr@10")))
     epochs = run.metrics.get("training", {}).get("epochs", [])
     valid = f"{max(e['valid_ndcg10'] for e in epochs):>9.4f}" if epochs else f"{'-':>9}"
     return f"{label:<24}{test['hr@10']:>9.4f}{test['ndcg@10']:>9.4f}{new_text}{new['events']:>8,}{valid}{seconds:>9.1f}"
@@ -210,7 +212,8 @@ def main() -> None:
                 (f"{args.model} without text", *train(engine, args.model, False, split, args.epochs, args.fixed_epochs)),
                 (f"{args.model} with text", *train(engine, args.model, True, split, args.epochs, args.fixed_epochs))]
         print(f"\n{args.data}, {rows[0][1].split.describe()}, full-catalogue ranking, history masked")
-        print(f"{'':24}{'HR@10':>9}{'NDCG@10':>9}{'new HR':>9}{'new NDCG':>9}{'new ev.':>8}{'valid':>9}{'train s':>9}")
+        print(f"{'':24}{'HR@10':>9}{'NDCG@10':>9}{'new HR':>9}{'new NDCG':>9}{'gen. new':>9}{'new ev.':>8}{'valid':>9}"
+              f"{'train s':>9}")
         for label, run, seconds in rows:
             print(report_line(label, run, seconds))
         test = rows[0][1].split.split(engine.sequence_data()).test

@@ -26,6 +26,10 @@ ENCODER_KINDS = ("sasrec", "gru", "lstm")
 # tied output table favour the input item itself, a bias the first epochs then spend unlearning
 # (measured on amazon-toys: 0.4 nats worse after 60 steps).
 EMBEDDING_INIT_STD = 0.02
+# Share of known items whose ID embedding a training step leaves out when the model reads text
+# (ID dropout, as in LLM-ESR and the modality-based recommenders): new items are scored from
+# category and text alone, so the model must learn to score that way too.
+TEXT_ID_DROPOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class ItemEmbeddings(nn.Module):
         ids = self.item(items)
         if self.text is None:
             return ids + self.category(self.item_category[items])
-        ids = ids * self.text.has_events[items].unsqueeze(-1)
+        ids = ids * self._ids_used(self.text.has_events[items]).unsqueeze(-1)
         return ids + self.category(self.item_category[items]) + self.text(items)
 
     def table(self) -> torch.Tensor:
@@ -71,8 +75,16 @@ class ItemEmbeddings(nn.Module):
         ids = self.item.weight
         if self.text is None:
             return ids + self.category.weight[self.item_category]
-        ids = ids * self.text.has_events.unsqueeze(-1)
+        ids = ids * self._ids_used(self.text.has_events).unsqueeze(-1)
         return ids + self.category.weight[self.item_category] + self.text()
+
+    def _ids_used(self, has_events: torch.Tensor) -> torch.Tensor:
+        """Which ID embeddings count: those of items with training events, less, while training, a random
+        TEXT_ID_DROPOUT of them (each look-up drawn anew), so that the model also learns to score and
+        read items from their category and text alone, as it must score new items."""
+        if not self.training or not TEXT_ID_DROPOUT:
+            return has_events
+        return has_events & (torch.rand(has_events.shape, device=has_events.device) >= TEXT_ID_DROPOUT)
 
 
 class ItemText(nn.Module):

@@ -53,7 +53,8 @@ class RunSummary:
 
     metrics: the served pipeline's test report under the run's own evaluation mode (``protocol``,
     ``eval``, ``metrics``, ``beyond``, ``segments``, ...: ``REPORT_KEYS``) plus ``valid``
-    (validation metrics), ``generator_test`` (test metrics of the generator alone), ``ranker``
+    (validation metrics), ``generator_test`` (test metrics of the generator alone), ``new_items`` and
+    ``generator_new_items`` (HR/NDCG@10 on the test events of items new at test time), ``ranker``
     (its holdout check), ``training`` (epochs, best epoch, the estimate and plan, ``stopped_by``,
     ``budget_cut``), ``evaluations`` (reports under other modes, by mode, from ``Engine.evaluate``)
     and, for neural runs, ``popularity`` (the popularity baseline's validation and test metrics on
@@ -535,11 +536,12 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
                                                                 test=not updating)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
+    generator_test = None if updating else (evaluate_scorer(generator, data, split.test, cancel=cancel,
+                                                            split_name=split.description) if kept else test)
     metrics = {**test.to_dict(), "valid": valid.metrics, "ranker": ranker_report, "training": training,
-               "new_items": new_item_metrics(test, split.test, known_items(split, data.n_items)), **compared}
-    if not updating:
-        metrics["generator_test"] = (evaluate_scorer(generator, data, split.test, cancel=cancel,
-                                                     split_name=split.description) if kept else test).metrics
+               **new_item_figures(test, generator_test, split, data.n_items), **compared}
+    if generator_test is not None:
+        metrics["generator_test"] = generator_test.metrics
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=popularity, ranker=ranker if kept else None,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
@@ -555,6 +557,16 @@ def known_items(split, n_items: int) -> np.ndarray:
 
     seen = [*split.train, *split.valid.histories, np.asarray(split.valid.targets), *split.test.histories]
     return items_with_events(seen, n_items)
+
+
+def new_item_figures(test, generator_test, split, n_items: int) -> dict:
+    """The served list's and the generator's own figures on new items: the re-ranker's features
+    (popularity, co-occurrence) know nothing of new items, the generator reads their text."""
+    known = known_items(split, n_items)
+    figures = {"new_items": new_item_metrics(test, split.test, known)}
+    if generator_test is not None:  # an update measures the served list only
+        figures["generator_new_items"] = new_item_metrics(generator_test, split.test, known)
+    return figures
 
 
 def new_item_metrics(report, test_set, known: np.ndarray) -> dict:

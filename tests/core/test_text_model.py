@@ -4,7 +4,7 @@ import torch
 
 from core import text as text_package
 from core.cli import build_parser
-from core.encoder import ItemEmbeddings
+from core.encoder import TEXT_ID_DROPOUT, ItemEmbeddings
 from core.engine import Engine
 from core.evaluation import metrics_from_ranks
 from core.runs import new_item_metrics
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_an_item_without_training_events_is_represented_by_category_and_text_alone():
     torch.manual_seed(0)
-    embeddings = ItemEmbeddings(n_items=3, n_categories=2, hidden=4, text_dim=5)
+    embeddings = ItemEmbeddings(n_items=3, n_categories=2, hidden=4, text_dim=5).eval()
     embeddings.item_category.copy_(torch.tensor([0, 1, 1, 0]))
     embeddings.text.has_events.copy_(torch.tensor([False, True, False, True]))
     embeddings.text.vectors.copy_(torch.eye(4, 5))
@@ -31,6 +31,23 @@ def test_an_item_without_training_events_is_represented_by_category_and_text_alo
     expected = embeddings.category.weight[1] + embeddings.text.projection(torch.eye(4, 5)[2])
     torch.testing.assert_close(after[2], expected.detach())
     torch.testing.assert_close(embeddings(torch.tensor([[2, 1]]))[0], after[[2, 1]])
+
+
+def test_training_leaves_out_a_share_of_known_items_ids_so_the_model_learns_to_score_from_text_alone():
+    torch.manual_seed(0)
+    embeddings = ItemEmbeddings(n_items=2000, n_categories=2, hidden=4, text_dim=5)
+    embeddings.text.vectors.copy_(torch.randn(2001, 5))
+    with torch.no_grad():
+        without_ids = embeddings.category.weight[embeddings.item_category] + embeddings.text()
+
+    def rows_without_id(table: torch.Tensor) -> torch.Tensor:
+        return (table - without_ids).abs().sum(dim=1)[1:] == 0
+
+    with torch.no_grad():
+        left_out = rows_without_id(embeddings.train().table()).float().mean().item()
+        inputs_left_out = rows_without_id(embeddings(torch.arange(2001).unsqueeze(0))[0]).float().mean().item()
+        assert not rows_without_id(embeddings.eval().table()).any()  # serving reads every known item's ID
+    assert TEXT_ID_DROPOUT > 0 and abs(left_out - TEXT_ID_DROPOUT) < 0.05 and abs(inputs_left_out - TEXT_ID_DROPOUT) < 0.05
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +76,8 @@ def test_a_run_records_that_it_read_text_and_with_which_model(engine, text_run):
     assert model.encoder.embeddings.text is not None and model.encoder.config.text_dim == 32
     new_items = text_run.metrics["new_items"]  # leave-one-out: the few test items the demo released last
     assert set(new_items) == {"events", "hr@10", "ndcg@10"} and (new_items["hr@10"] is None) == (new_items["events"] == 0)
+    generator_only = text_run.metrics["generator_new_items"]  # the same events, ranked without the re-ranker
+    assert generator_only["events"] == new_items["events"] and (generator_only["hr@10"] is None) == (not new_items["events"])
 
 
 def test_no_text_trains_the_model_without_it(engine):
