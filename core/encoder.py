@@ -70,12 +70,14 @@ class ItemEmbeddings(nn.Module):
         ids = ids * self._ids_used(self.text.has_events[items]).unsqueeze(-1)
         return ids + self.category(self.item_category[items]) + self.text(items)
 
-    def table(self) -> torch.Tensor:
-        """(n_items + 1, hidden) embedding of every item, row 0 = padding."""
+    def table(self, every_known_id: bool = False) -> torch.Tensor:
+        """(n_items + 1, hidden) embedding of every item, row 0 = padding; ``every_known_id``: no ID
+        dropout even while training (the table that clusters items, not one a loss scores)."""
         ids = self.item.weight
         if self.text is None:
             return ids + self.category.weight[self.item_category]
-        ids = ids * self._ids_used(self.text.has_events).unsqueeze(-1)
+        used = self.text.has_events if every_known_id else self._ids_used(self.text.has_events)
+        ids = ids * used.unsqueeze(-1)
         return ids + self.category.weight[self.item_category] + self.text()
 
     def _ids_used(self, has_events: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ def test_training_leaves_out_a_share_of_known_items_ids_so_the_model_learns_to_s
     with torch.no_grad():
         left_out = rows_without_id(embeddings.train().table()).float().mean().item()
         inputs_left_out = rows_without_id(embeddings(torch.arange(2001).unsqueeze(0))[0]).float().mean().item()
+        assert not rows_without_id(embeddings.table(every_known_id=True)).any()  # the table clusters are made of
         assert not rows_without_id(embeddings.eval().table()).any()  # serving reads every known item's ID
     assert TEXT_ID_DROPOUT > 0 and abs(left_out - TEXT_ID_DROPOUT) < 0.05 and abs(inputs_left_out - TEXT_ID_DROPOUT) < 0.05
 
