@@ -557,13 +557,17 @@ class Engine:
     def search_by_meaning(self, text: str, limit: int = 20, exclude: Sequence[str] = ()) -> list[ItemInfo]:
         """The ``limit`` items whose text means most nearly ``text``, other than the ids ``exclude``; none
         until the catalogue's text is embedded. Runs the language model on the query (milliseconds) and
-        loads it the first time (seconds): the studio asks it in a worker."""
+        loads it the first time (seconds): the studio asks it in a worker. Only an index already read
+        (``embed_items``, ``text_index``) serves: a catalogue still being embedded is not re-read per keystroke."""
         from core.text import load_encoder
         from core.text.search import items_by_meaning
 
-        index = self.text_index()
-        if index is None or limit <= 0 or not text.strip():
+        with self._lock:
+            current = self._text_index
+        if current is None or limit <= 0 or not text.strip() or not self.text_available() \
+                or current[0] != (self.content_hash(), self.text_model.key()):
             return []
+        index = current[1]
         data = self.sequence_data()
         return items_by_meaning(data, index, load_encoder(self.text_model), text, limit,
                                 data.item_index_of(list(exclude)))
