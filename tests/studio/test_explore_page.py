@@ -13,6 +13,7 @@ from studio.pages.explore_queries import answer_query, before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from studio.widgets.reasons import reason_in_words
 from studio.widgets.tables import CELL_PADDING
+from studio.widgets.item_search import SUGGESTIONS, suggestion_text
 from studio.widgets.what_if import interest_moves
 from tests.studio.trained_workspace import open_trained_copy
 
@@ -253,6 +254,13 @@ def test_item_details_show_the_most_similar_items_by_text(qtbot, context, tmp_pa
     qtbot.waitUntil(lambda: page.details.similar_table.rowCount() > 0, timeout=30_000)
     expected = [row.item for row in engine.similar_items(event.item, n=10)]
     assert [facts.item for facts, _ in page.details.similar] == expected and event.item not in expected
+    query = "a present for a small child"  # the items found by meaning come from a worker, after the titles
+    with qtbot.waitSignal(page.item_search.meaning_arrived, timeout=30_000):
+        qtbot.keyClicks(page.item_search, query)
+    by_words = engine.search_by_words(query, SUGGESTIONS)
+    by_meaning = engine.search_by_meaning(query, SUGGESTIONS - len(by_words), [row.item for row in by_words])
+    assert by_meaning and page.item_search.suggestions.stringList() == [suggestion_text(row)
+                                                                        for row in by_words + by_meaning]
 
 
 def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path):
