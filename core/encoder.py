@@ -28,8 +28,10 @@ ENCODER_KINDS = ("sasrec", "gru", "lstm")
 EMBEDDING_INIT_STD = 0.02
 # Share of known items whose ID embedding a training step leaves out when the model reads text
 # (ID dropout, as in LLM-ESR and the modality-based recommenders): new items are scored from
-# category and text alone, so the model must learn to score that way too.
-TEXT_ID_DROPOUT = 0.5
+# category and text alone, so the model must learn to score that way too. On the demo's time split
+# 0.3 and 0.5 both lifted the generator's new-item HR@10 (0.005 -> 0.026 / 0.032, 12 epochs); 0.5
+# kept a small update (tests/core/test_update.py) from beating popularity, 0.3 did not.
+TEXT_ID_DROPOUT = 0.3
 
 
 @dataclass(frozen=True)
