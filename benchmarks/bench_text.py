@@ -34,7 +34,7 @@ served list's re-ranker may reorder new items away). ``--fixed-epochs`` trains e
 Measured (20 fixed epochs, seed 0, one thread, a 2-core machine at load ~12): on the demo (189
 new-item events of 902) without text NDCG@10 0.108, gen. new 0; with text and no ID dropout 0.118,
 gen. new 0.005; ID dropout 0.3 (12 epochs) 0.119, 0.026; 0.5 (12 epochs) 0.125, 0.032; 0.5 (20
-epochs) 0.121, 0.026; 0.3 (20 epochs, the default) 0.121, 0.021. On ml-100k (8 new-item events of
+epochs) 0.121, 0.026; 0.3 (20 epochs) 0.121, 0.021 (ID dropout is not used: see the README). On ml-100k (8 new-item events of
 166 test users; valid NDCG@10 in brackets) without text 0.057 (0.107), with text 0.053 (0.108), ID
 dropout 0.5 0.063 (0.101), 0.3 0.045 (0.105): noise of a small test. Earlier, on ml-latest-small (6 new-item events): a zero-initialised
 projection, a slower-learning one and a scalar gate did no better than the plain projection.

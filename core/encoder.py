@@ -26,12 +26,6 @@ ENCODER_KINDS = ("sasrec", "gru", "lstm")
 # tied output table favour the input item itself, a bias the first epochs then spend unlearning
 # (measured on amazon-toys: 0.4 nats worse after 60 steps).
 EMBEDDING_INIT_STD = 0.02
-# Share of known items whose ID embedding a training step leaves out when the model reads text
-# (ID dropout, as in LLM-ESR and the modality-based recommenders): new items are scored from
-# category and text alone, so the model must learn to score that way too. On the demo's time split
-# 0.3 and 0.5 both lifted the generator's new-item HR@10 (0.005 -> 0.026 / 0.032, 12 epochs); 0.5
-# kept a small update (tests/core/test_update.py) from beating popularity, 0.3 did not.
-TEXT_ID_DROPOUT = 0.3
 
 
 @dataclass(frozen=True)
@@ -69,26 +63,16 @@ class ItemEmbeddings(nn.Module):
         ids = self.item(items)
         if self.text is None:
             return ids + self.category(self.item_category[items])
-        ids = ids * self._ids_used(self.text.has_events[items]).unsqueeze(-1)
+        ids = ids * self.text.has_events[items].unsqueeze(-1)
         return ids + self.category(self.item_category[items]) + self.text(items)
 
-    def table(self, every_known_id: bool = False) -> torch.Tensor:
-        """(n_items + 1, hidden) embedding of every item, row 0 = padding; ``every_known_id``: no ID
-        dropout even while training (the table that clusters items, not one a loss scores)."""
+    def table(self) -> torch.Tensor:
+        """(n_items + 1, hidden) embedding of every item, row 0 = padding."""
         ids = self.item.weight
         if self.text is None:
             return ids + self.category.weight[self.item_category]
-        used = self.text.has_events if every_known_id else self._ids_used(self.text.has_events)
-        ids = ids * used.unsqueeze(-1)
+        ids = ids * self.text.has_events.unsqueeze(-1)
         return ids + self.category.weight[self.item_category] + self.text()
-
-    def _ids_used(self, has_events: torch.Tensor) -> torch.Tensor:
-        """Which ID embeddings count: those of items with training events, less, while training, a random
-        TEXT_ID_DROPOUT of them (each look-up drawn anew), so that the model also learns to score and
-        read items from their category and text alone, as it must score new items."""
-        if not self.training or not TEXT_ID_DROPOUT:
-            return has_events
-        return has_events & (torch.rand(has_events.shape, device=has_events.device) >= TEXT_ID_DROPOUT)
 
 
 class ItemText(nn.Module):

@@ -80,9 +80,8 @@ class SequenceModel(nn.Module):
                                items)
 
     def item_table(self) -> torch.Tensor:
-        """(n_items + 1, d) item representations the generator scores against; fixed while the weights are
-        (no ID dropout, even while training: learned interests cluster this table)."""
-        return self.encoder.embeddings.table(every_known_id=True)
+        """(n_items + 1, d) item representations the generator scores against; fixed while the weights are."""
+        return self.encoder.embeddings.table()
 
 
 class NeuralScorer:

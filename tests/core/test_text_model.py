@@ -4,7 +4,7 @@ import torch
 
 from core import text as text_package
 from core.cli import build_parser
-from core.encoder import TEXT_ID_DROPOUT, ItemEmbeddings
+from core.encoder import ItemEmbeddings
 from core.engine import Engine
 from core.evaluation import metrics_from_ranks
 from core.runs import new_item_metrics
@@ -31,24 +31,6 @@ def test_an_item_without_training_events_is_represented_by_category_and_text_alo
     expected = embeddings.category.weight[1] + embeddings.text.projection(torch.eye(4, 5)[2])
     torch.testing.assert_close(after[2], expected.detach())
     torch.testing.assert_close(embeddings(torch.tensor([[2, 1]]))[0], after[[2, 1]])
-
-
-def test_training_leaves_out_a_share_of_known_items_ids_so_the_model_learns_to_score_from_text_alone():
-    torch.manual_seed(0)
-    embeddings = ItemEmbeddings(n_items=2000, n_categories=2, hidden=4, text_dim=5)
-    embeddings.text.vectors.copy_(torch.randn(2001, 5))
-    with torch.no_grad():
-        without_ids = embeddings.category.weight[embeddings.item_category] + embeddings.text()
-
-    def rows_without_id(table: torch.Tensor) -> torch.Tensor:
-        return (table - without_ids).abs().sum(dim=1)[1:] == 0
-
-    with torch.no_grad():
-        left_out = rows_without_id(embeddings.train().table()).float().mean().item()
-        inputs_left_out = rows_without_id(embeddings(torch.arange(2001).unsqueeze(0))[0]).float().mean().item()
-        assert not rows_without_id(embeddings.table(every_known_id=True)).any()  # the table clusters are made of
-        assert not rows_without_id(embeddings.eval().table()).any()  # serving reads every known item's ID
-    assert TEXT_ID_DROPOUT > 0 and abs(left_out - TEXT_ID_DROPOUT) < 0.05 and abs(inputs_left_out - TEXT_ID_DROPOUT) < 0.05
 
 
 @pytest.fixture(scope="module")
