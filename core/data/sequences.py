@@ -11,9 +11,6 @@ memory-mapped: a 25M-event log's arrays are paged in as used, not loaded, and ne
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +18,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 import pandas as pd
+
+from core.store.array_files import save_array_folder
 
 NO_CATEGORY = "(none)"
 UNKNOWN_SEGMENT = "(unknown)"
@@ -298,25 +297,17 @@ def _build_from_workspace(workspace) -> SequenceData:
 
 def _write_cache(data: SequenceData, folder: Path) -> None:
     """One ``.npy`` per numeric field; text fields as UTF-8 bytes plus offsets (``.npy`` holds text
-    only as fixed-width or pickled objects). Written beside, then renamed into place, so a reader
-    never sees half a cache; older caches of the workspace are removed."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".sequences-", dir=folder.parent))
+    only as fixed-width or pickled objects)."""
+    arrays = {}
     for name in SequenceData.__dataclass_fields__:
         values = getattr(data, name)
         if values.dtype == object:
             encoded = [str(text).encode("utf-8") for text in values]
-            np.save(staging / f"{name}.text.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
-            np.save(staging / f"{name}.ends.npy", np.cumsum([len(b) for b in encoded], dtype=np.int64))
+            arrays[f"{name}.text"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            arrays[f"{name}.ends"] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
         else:
-            np.save(staging / f"{name}.npy", values)
-    try:
-        os.replace(staging, folder)
-    except OSError:  # another process cached the same content first
-        shutil.rmtree(staging, ignore_errors=True)
-    for stale in folder.parent.glob("sequences-*"):
-        if stale != folder:
-            shutil.rmtree(stale, ignore_errors=True)
+            arrays[name] = values
+    save_array_folder(folder, arrays)
 
 
 # Fields with one value per event: read memory-mapped (read-only views). The per-item and

@@ -11,9 +11,6 @@ searches, and no single C call may hold it for long.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from core.store.array_files import save_array_folder
 
 CACHE_FORMAT = 1
 SEARCH_CHUNK = 50_000  # ids per C call of a search: a few milliseconds each
@@ -90,21 +89,9 @@ class UserDirectory:
         return cls({name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS})
 
     def save(self, folder: Path) -> None:
-        """Written beside, then renamed into place (a reader never sees half of it); the directories
-        of older contents go."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".users-", dir=folder.parent))
-        arrays = {"ids": self.ids, "lowered": self.lowered, "events": self.events, "last_seen": self.last_seen,
-                  **{f"order_{name}": order for name, order in self.orders.items()}}
-        for name, values in arrays.items():
-            np.save(staging / f"{name}.npy", values)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process saved the same content first
-            shutil.rmtree(staging, ignore_errors=True)
-        for stale in folder.parent.glob("users-*"):
-            if stale != folder:
-                shutil.rmtree(stale, ignore_errors=True)
+        save_array_folder(folder, {"ids": self.ids, "lowered": self.lowered, "events": self.events,
+                                   "last_seen": self.last_seen,
+                                   **{f"order_{name}": order for name, order in self.orders.items()}})
 
     # -- what the user list asks ---------------------------------------------------------------
 
