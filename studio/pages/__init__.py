@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
@@ -54,6 +55,11 @@ class StudioPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.addWidget(splitter)
+
+    def answers_now(self, job: object, latest: object) -> bool:
+        """Only the latest read or test may change the page, and not once the page is gone: a worker
+        or the job process can answer after another one started, or after the window closed."""
+        return job is latest and shiboken6.isValid(self)
 
     def page_shown(self) -> None:
         """The page just became visible; the default needs nothing."""

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
@@ -221,7 +220,7 @@ class EvaluatePage(StudioPage):
     def _show_runs(self, job: Optional[Job], every_run: list, active: Optional[int]) -> None:
         """The finished runs, each with its report under the chosen evaluation mode (none yet: evaluated
         when the page shows), so no two rows are measured differently."""
-        if job is not self._runs_job or not shiboken6.isValid(self):
+        if not self.answers_now(job, self._runs_job):
             return  # another workspace opened, the runs changed again, or the page is gone since it started
         runs = [self._as_measured(run) for run in every_run if run.status == "done"]
         self.table.set_runs(runs, active)
@@ -373,18 +372,13 @@ class EvaluatePage(StudioPage):
         else:
             self.run_significance()
 
-    def _speaks(self, job: Job) -> bool:
-        """Only the latest test may change the page, and not once the page is gone: the job
-        process can answer after the window closed."""
-        return job is self._significance_job and shiboken6.isValid(self)
-
     def _show_testing(self, job: Job, running: bool) -> None:
-        if self._speaks(job):
+        if self.answers_now(job, self._significance_job):
             self.compare_button.setText("Stop test" if running else "Test again")
             self.compare_button.setToolTip(STOP_TIP if running else TEST_TIP)
 
     def _show_verdict(self, job: Job, text: str, exc: Optional[BaseException] = None) -> None:
-        if not self._speaks(job):
+        if not self.answers_now(job, self._significance_job):
             return
         self.verdict.setText(text)
         if exc is not None:

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
     QProgressBar, QPushButton, QRadioButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget,
 )
-import shiboken6
 from PySide6.QtCore import Qt
 
 from core.runs import UnknownRunError
@@ -321,7 +320,7 @@ class TrainPage(StudioPage):
         job.errored.connect(lambda exc: job is self._runs_job and show_error(self, exc, "Reading the runs"))
 
     def _show_runs(self, job: Job, runs: list, active: Optional[int]) -> None:
-        if job is not self._runs_job or not shiboken6.isValid(self):
+        if not self.answers_now(job, self._runs_job):
             return  # another workspace opened, the runs changed again, or the page is gone since it started
         self.run_table.set_runs(runs, active)
         if self.run_table.selected_run_id() is None and self.run_table.runs:
@@ -378,12 +377,12 @@ class TrainPage(StudioPage):
         job.errored.connect(lambda exc: self._on_lag_failed(job, run, exc))
 
     def _on_lag_failed(self, job: Job, run, exc: BaseException) -> None:
-        if job is self._lag_job and shiboken6.isValid(self) and not isinstance(exc, UnknownRunError):  # else deleted a moment ago: the history is refreshed next
+        if self.answers_now(job, self._lag_job) and not isinstance(exc, UnknownRunError):  # else deleted a moment ago: the history is refreshed next
             show_error(self, exc, "Reading how far the run is behind the log")
         self._show_lag(job, run, None)
 
     def _show_lag(self, job: Optional[Job], run, lag) -> None:
-        if job is not self._lag_job or not shiboken6.isValid(self):
+        if not self.answers_now(job, self._lag_job):
             return  # another run was selected, the buttons were updated again, or the page is gone
         self.lag = (run.id, lag) if lag is not None else None
         grown = lag is not None and bool(lag.newer_events)
