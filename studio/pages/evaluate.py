@@ -315,10 +315,10 @@ class EvaluatePage(StudioPage):
             return
         self.status.setText(f"Evaluating {len(missing)} run(s) on {self.eval_mode.label}…")
         mode = self.eval_mode
-        self.job = self.context.run_in_process(evaluate_runs, missing, mode, name="evaluation")
-        self.job.progress.connect(lambda report: self.status.setText(report.message))
-        self.job.errored.connect(lambda exc: show_error(self, exc, "Evaluation"))
-        self.job.returned.connect(lambda reports: self._keep_reports(reports, mode))
+        job = self.job = self.context.run_in_process(evaluate_runs, missing, mode, name="evaluation")
+        job.progress.connect(lambda report: self.answers_now(job, self.job) and self.status.setText(report.message))
+        job.errored.connect(lambda exc: self.answers_now(job, self.job) and show_error(self, exc, "Evaluation"))
+        job.returned.connect(lambda reports: self._keep_reports(reports, mode))
 
     def _keep_reports(self, reports: dict[int, dict], mode) -> None:
         self.session_reports.update({(run_id, mode): report for run_id, report in reports.items()})

@@ -25,6 +25,7 @@ from studio.widgets.item_details import ItemDetails, ItemFacts
 from studio.widgets.item_search import ItemSearchField
 from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
+from studio.widgets.run_table import read_runs
 from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.profile import profile_line
@@ -56,6 +57,7 @@ class ExplorePage(StudioPage):
         self.profile: dict = {}
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
         self._text_job = None  # the running item-text job of this workspace
+        self._models_job = None  # the latest read of the runs for the model boxes
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
         self.lay_out_side_by_side(self.users, self._build_panes(), (165, 1100))
@@ -222,10 +224,21 @@ class ExplorePage(StudioPage):
             self._paint_empty("No users yet.")
 
     def _fill_models(self, prefer_active: bool = False) -> None:
+        """Read the runs in a worker (the store's reads held the window's thread on a large
+        workspace); the latest read started fills the model boxes."""
+        self._models_job = None
+        if self.engine is None:
+            self._show_models(None, [], None, prefer_active)
+            return
+        job = self._models_job = self.context.run(read_runs, self.engine, progress=False, cancel=False)
+        job.returned.connect(lambda result: self._show_models(job, *result, prefer_active))
+        job.errored.connect(lambda exc: self.answers_now(job, self._models_job) and show_error(self, exc, "Reading the runs"))
+
+    def _show_models(self, job, every_run: list, active: Optional[int], prefer_active: bool) -> None:
         """The finished runs into the model boxes; a newly picked active model is shown at once."""
-        engine = self.engine
-        runs = [run for run in engine.runs() if run.status == "done"] if engine is not None else []
-        self.controls.set_runs(runs, engine.active_run() if engine is not None else None, prefer_active)
+        if not self.answers_now(job, self._models_job):
+            return
+        self.controls.set_runs([run for run in every_run if run.status == "done"], active, prefer_active)
         self.update_panes()
 
     # -- the selected user -------------------------------------------------------------------

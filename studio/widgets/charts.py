@@ -20,6 +20,7 @@ ACCENT = "#3b82f6"
 BEST = "#16a34a"  # the best value among bars compared
 ERROR_BAR = "#0f172a"  # a 95% confidence interval's whiskers
 INSIDE_LABEL_SHARE = 0.5  # a bar at least this share of the longest carries its value inside
+NAMED_BAR_HALF_HEIGHT = 0.25  # a bar named above itself: the other half of its row holds the name
 
 
 class Axis(pg.AxisItem):
@@ -192,7 +193,8 @@ class ChartWidget(pg.PlotWidget):
         self._start_drawing(None if horizontal else ticks, ([[]] if on_bars else ticks) if horizontal else None)
         fill = {"brushes": list(colours)} if colours is not None else {"brush": ACCENT}
         if horizontal:
-            bars = pg.BarGraphItem(x0=0, y=positions, height=0.5 if on_bars else 0.7, width=values, pen=None, **fill)
+            bars = pg.BarGraphItem(x0=0, y=positions, height=2 * NAMED_BAR_HALF_HEIGHT if on_bars else 0.7,
+                                   width=values, pen=None, **fill)
         else:
             bars = pg.BarGraphItem(x=positions, height=values, width=0.7, pen=None, **fill)
         self.addItem(bars)
@@ -202,10 +204,18 @@ class ChartWidget(pg.PlotWidget):
         if value_format is not None:
             self._label_values(positions, values, value_format, horizontal, low, high)
         if on_bars:
-            for position, label in zip(positions, labels):
-                name = pg.TextItem(label, color="#334155", anchor=(0, 1))
-                name.setPos(0, position - 0.25)  # just above the bar (rows read top to bottom)
-                self.addItem(name)
+            self._name_bars(positions, labels)
+
+    def _name_bars(self, positions: np.ndarray, labels: Sequence[str]) -> None:
+        """Each bar's name in the gap just above it (rows read top to bottom), and as much room above
+        the first bar as between two bars: the view's automatic range covers the bars only, which
+        cut the first name off."""
+        for position, label in zip(positions, labels):
+            name = pg.TextItem(label, color="#334155", anchor=(0, 1))
+            name.setPos(0, position - NAMED_BAR_HALF_HEIGHT)
+            self.addItem(name)
+        first_name_top = -3 * NAMED_BAR_HALF_HEIGHT
+        self.setYRange(first_name_top, len(positions) - 1 + NAMED_BAR_HALF_HEIGHT, padding=0.02)
 
     def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool,
                       low: np.ndarray, high: np.ndarray) -> None:

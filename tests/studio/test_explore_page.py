@@ -370,3 +370,21 @@ def test_events_another_process_stores_reach_the_open_user_without_a_reload(qtbo
     assert page.user == user and page.timeline.events[-1].item == taken
     assert taken not in [rec.item for rec in page.ranked.recommendations]
     other.workspace.close()
+
+
+def test_the_model_boxes_are_filled_from_runs_read_off_the_window_thread(qtbot, page, monkeypatch):
+    import threading
+
+    engine = page.context.engine
+    qtbot.waitUntil(lambda: page.controls.model_box.count() >= 2, timeout=10_000)
+    threads, read = [], engine.runs
+
+    def recorded_runs():
+        threads.append(threading.current_thread())
+        return [run for run in read() if run.model != "pop"]
+
+    wanted = len([run for run in read() if run.model != "pop" and run.status == "done"])
+    monkeypatch.setattr(engine, "runs", recorded_runs)
+    page.context.announce_runs_changed()
+    qtbot.waitUntil(lambda: page.controls.model_box.count() == wanted, timeout=5000)
+    assert threads and threading.main_thread() not in threads

@@ -191,6 +191,22 @@ def test_chart_grid_lines_are_opaque_and_drawn_behind_the_data(qtbot):
     assert all(abs(got - want) <= 1 for got, want in zip(mixed.getRgb()[:3], (207, 209, 212)))
 
 
+def test_every_bar_name_above_its_bar_is_inside_the_chart(qtbot):
+    chart = ChartWidget("NDCG@10 by run")
+    qtbot.addWidget(chart)
+    chart.resize(190, 280)  # the Evaluate page's chart at 1024x700
+    chart.show()
+    chart.show_labelled_bars(["#1 Popularity", "#2 Transformer (SASRec)"], [0.1174, 0.1364], horizontal=True,
+                             value_format="{:.4f}", names_on_bars=True)
+    qtbot.wait(50)
+    view = chart.getPlotItem().getViewBox()
+    names = [item for item in view.addedItems if getattr(item, "toPlainText", lambda: "")().startswith("#")]
+    assert len(names) == 2
+    shown = view.sceneBoundingRect()
+    for name in names:
+        assert shown.contains(name.sceneBoundingRect()), name.toPlainText()
+
+
 def test_training_charts_plot_steps_and_validated_epochs(qtbot):
     charts = TrainingCharts()
     qtbot.addWidget(charts)
