@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from core.jobs import JobCall, JobServer
@@ -114,20 +115,30 @@ class Job(QObject):
             self.token.raise_if_cancelled()  # cancelled before it ever started
             result = self.fn(*self.args, **kwargs)
         except Cancelled:
-            self.aborted.emit()
+            self._emit(self.aborted)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the GUI
-            self.errored.emit(exc)
+            self._emit(self.errored, exc)
         else:
-            self.returned.emit(result)
+            self._emit(self.returned, result)
         finally:
             self._done.set()
-            self.finished.emit()
+            self._emit(self.finished)
 
     def _report(self, report: Progress) -> None:
         now = time.perf_counter()
         if report.metrics or now - self._last_emit >= PROGRESS_INTERVAL_S or _is_last(report):
             self._last_emit = now
-            self.progress.emit(report)
+            self._emit(self.progress, report)
+
+    def _emit(self, signal, *args) -> None:
+        """Emit, unless the window closed under a running job: Qt then deletes the Job's C++ side
+        while the pool thread still holds it, and emitting raised "Signal source has been
+        deleted" in that thread. Nobody is left to hear the job, so the news is dropped."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            if shiboken6.isValid(self):
+                raise
 
 
 def _is_last(report: Progress) -> bool:

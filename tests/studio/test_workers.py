@@ -101,6 +101,17 @@ def test_functions_without_progress_or_cancel_parameters_run_plain(qtbot, runner
     assert finished.args == [[3, 2, 1]]
 
 
+def test_a_job_whose_window_closed_under_it_ends_quietly():
+    import shiboken6
+
+    from studio.workers import Job
+
+    job = Job(lambda progress: progress(Progress("step", 1, 2)) or 42, cancel=False)
+    shiboken6.delete(job)  # what closing the window does to a Job its pool thread still holds
+    job.run()  # emitting on it raised "Signal source has been deleted" in the pool thread
+    assert not job.running
+
+
 def test_a_job_cancelled_before_it_started_never_runs(qtbot, runner):
     calls = []
     job = runner.start(lambda progress=None, cancel=None: calls.append(1))
