@@ -26,7 +26,8 @@ from studio.widgets.item_search import ItemSearchField
 from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.run_table import read_runs
-from studio.widgets.sequence_timeline import SequenceTimeline, TimelineEvent, interactions
+from studio.widgets.sequence_timeline import SequenceTimeline
+from studio.widgets.timeline_events import TimelineEvent, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.profile import profile_line
 from studio.widgets.reasons import reason_in_words

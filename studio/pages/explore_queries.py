@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from studio.widgets.item_details import ItemFacts
-from studio.widgets.sequence_timeline import TimelineEvent, events_from_frame
+from studio.widgets.timeline_events import TimelineEvent, events_from_frame
 
 if TYPE_CHECKING:  # the engine loads torch: the page imports this module long before a workspace opens
     from core.engine import HeldOut

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QTabWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from studio.widgets.palette import category_colour, category_text, primary_category
-from studio.widgets.sequence_timeline import colour_icon
+from studio.widgets.timeline_strip import colour_icon
 from studio.widgets.tables import clickable_table, hint_label
 
 

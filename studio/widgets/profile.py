@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from studio.widgets.sequence_timeline import TimelineEvent
+from studio.widgets.timeline_events import TimelineEvent
 from studio.widgets.user_list import format_time
 
 LOW_SHARE = 0.4  # of a rating scale's top: values at most this share read as dislike (2 of 5 stars)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.reasons import match_text
-from studio.widgets.sequence_timeline import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
+from studio.widgets.timeline_strip import HELD_OUT_BACKGROUND as HIT_BACKGROUND, colour_icon
 from studio.widgets.tables import fit_column, hint_label, make_clickable
 
 REASON_COLOUR = QColor("#64748b")

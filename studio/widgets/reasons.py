@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from core.serving import REASON_TITLES, and_list, taken_with_words
-from studio.widgets.sequence_timeline import TimelineEvent
+from studio.widgets.timeline_events import TimelineEvent
 
 VERBS = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated",
          "interaction": "took", "like": "liked", "watch": "watched", "play": "played"}

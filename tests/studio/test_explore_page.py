@@ -288,7 +288,7 @@ def test_interest_moves_name_the_biggest_changes_in_points():
 
 def test_reasons_say_what_the_user_did_and_how_long_ago():
     from core.serving import Recommendation
-    from studio.widgets.sequence_timeline import TimelineEvent
+    from studio.widgets.timeline_events import TimelineEvent
 
     day = 86_400.0
     events = [TimelineEvent("a", "Steel (1997)", (), "view", 0.0), TimelineEvent("b", "Cool Runnings", (), "view", day),

@@ -8,7 +8,7 @@ from core.engine import Recommendation
 from studio.pages.explore_queries import ExploreQuery, answer_query
 from studio.pages.train import TrainPage
 from studio.widgets.ranked_list import RankedList
-from studio.widgets.sequence_timeline import held_out_rows
+from studio.widgets.timeline_events import held_out_rows
 from tests.studio.trained_workspace import open_trained_copy, tiny_config
 
 

@@ -20,9 +20,8 @@ from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.charts import Axis, ChartWidget, DateAxis, opaque_over_white
-from studio.widgets.sequence_timeline import (
-    SequenceTimeline, TimelineEvent, after_held_out, events_from_frame, held_out_rows,
-)
+from studio.widgets.sequence_timeline import SequenceTimeline
+from studio.widgets.timeline_events import TimelineEvent, after_held_out, events_from_frame, held_out_rows
 from studio.widgets.training_charts import REDRAW_MS, TrainingCharts
 from studio.widgets.run_table import format_duration, metric_title
 
@@ -293,7 +292,7 @@ def test_a_finished_run_says_when_the_time_budget_cut_it_short():
 def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qtbot):
     import pytest
 
-    from studio.widgets.sequence_timeline import MARK_SPACING, _MARK, axis_label
+    from studio.widgets.timeline_strip import _MARK, MARK_SPACING, axis_label
 
     day = 86_400
     kinds = ["view", "view", "cart", "purchase", "rating"]
@@ -316,7 +315,7 @@ def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qt
 
 
 def test_the_timeline_legend_wraps_rather_than_cutting_an_entry_off(qtbot):
-    from studio.widgets.sequence_timeline import TimelineLegend
+    from studio.widgets.timeline_strip import TimelineLegend
 
     legend = TimelineLegend()
     qtbot.addWidget(legend)
@@ -336,7 +335,7 @@ def test_the_timeline_legend_wraps_rather_than_cutting_an_entry_off(qtbot):
 
 
 def test_dislikes_show_in_the_sequence_but_are_no_steps_and_no_history():
-    from studio.widgets.sequence_timeline import interactions
+    from studio.widgets.timeline_events import interactions
 
     day = 86_400.0
     events = [TimelineEvent("a", "A", (), "rating", 0.0, value=5.0),
