@@ -28,6 +28,7 @@ from core.progress import RateMeter, emit
 from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
+from core.store.array_files import save_array_folder
 from core.store.directory import CACHE_FORMAT as DIRECTORY_FORMAT, UserDirectory, UserRow  # noqa: F401  (UserRow: users_page's rows)
 from core.text import TextModelSpec
 
@@ -383,9 +384,16 @@ class Engine:
             metrics = {**run.metrics, "evaluations": others}
         if not self.workspace.read_only:
             runs.update_run(self.workspace, run_id, progress, metrics=metrics)
+            save_array_folder(self._ranks_folder(run_id, mode), {"users": report.user_index, "ranks": report.ranks})
         with self._lock:
             self._test_ranks[(int(run_id), mode)] = (self.content_hash(), report.user_index, report.ranks)
         return report.to_dict()
+
+    def _ranks_folder(self, run_id: int, mode: EvalMode) -> Path:
+        """Where an evaluation keeps each test user's rank, by mode and content, in the run's folder:
+        the studio evaluates in one job and tests significance in the next (a new engine), which
+        re-evaluated both runs under any mode but the runs' own (their bundles keep those)."""
+        return runs.run_folder(self.workspace, run_id) / f"ranks_{mode.value}-{self.content_hash()}"
 
     def compare(self, run_a: int, run_b: int, metric: str = "ndcg@10", eval_mode: Optional[EvalMode] = None,
                 progress=None, cancel=None) -> dict:
@@ -413,10 +421,14 @@ class Engine:
         the bundle at training, or evaluated now."""
         content, key = self.content_hash(), (int(run_id), mode)
         bundle = self.bundle(run_id)
+        kept = self._ranks_folder(run_id, mode)
         with self._lock:
             saved = bundle.metrics.get("eval") == mode.value and "test_ranks" in bundle.arrays
             if key not in self._test_ranks and saved and bundle.manifest.get("content_hash") == content:
                 self._test_ranks[key] = (content, bundle.arrays["test_users"], bundle.arrays["test_ranks"])
+            elif key not in self._test_ranks and kept.is_dir():
+                self._test_ranks[key] = (content, *(np.load(kept / f"{name}.npy", allow_pickle=False)
+                                                    for name in ("users", "ranks")))
             remembered = self._test_ranks.get(key)
         if remembered is None or remembered[0] != content:
             self.evaluate(run_id, progress=progress, cancel=cancel, eval_mode=mode)

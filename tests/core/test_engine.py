@@ -179,6 +179,18 @@ def test_runs_evaluated_in_another_mode_keep_both_reports_and_are_compared_only_
     engine.delete_run(repeats.id)
 
 
+def test_a_test_in_another_mode_reads_the_ranks_an_earlier_evaluation_kept(engine, monkeypatch):
+    from core.store import Workspace
+
+    evaluated = {run_id: engine.evaluate(run_id, eval_mode=EvalMode.REPEAT) for run_id in (1, 2)}
+    later = Engine(Workspace.open(engine.workspace.path))  # the studio tests in a job of its own
+    monkeypatch.setattr("core.engine.evaluate_scorer", lambda *a, **k: pytest.fail("evaluated again"))
+    result = later.compare(1, 2, "ndcg@10", eval_mode=EvalMode.REPEAT)
+    later.workspace.close()
+    assert result["mean_a"] == pytest.approx(evaluated[1]["metrics"]["ndcg@10"])
+    assert result["mean_b"] == pytest.approx(evaluated[2]["metrics"]["ndcg@10"])
+
+
 def test_active_run_and_delete(engine, tmp_path):
     data = engine.sequence_data()
     run = engine.train(TrainConfig.for_data(data, model="markov"))
