@@ -50,6 +50,39 @@ def test_requests_queued_while_one_is_scored_are_scored_together_by_setting():
     batcher.close()
 
 
+class _GatedEngine(_SlowEngine):
+    """Records each batch; the second one waits until the test lets it go."""
+
+    def recommend_histories(self, run, users, histories, k, diversity):
+        self.batches.append(list(users))
+        if len(self.batches) == 2:
+            self.release.wait(30)
+        return [[user] for user in users]
+
+
+def test_a_batch_waits_for_as_many_requests_as_the_last_one_held_and_a_lone_client_for_none():
+    engine = _GatedEngine()
+    served = Served(engine, 1, "markov")
+    batcher = RecommendBatcher(threads=1, linger_s=60.0, gap_s=60.0)  # here only the count ends a batch
+    with ThreadPoolExecutor(4) as pool:
+        assert batcher.recommend(served, "a", 5, 0.0).recommendations == ["a"]  # a batch of one waits for none
+        second = pool.submit(batcher.recommend, served, "b", 5, 0.0)
+        while len(engine.batches) < 2:
+            time.sleep(0.001)
+        three = [pool.submit(batcher.recommend, served, user, 5, 0.0) for user in ("c", "d", "e")]
+        while batcher._queue.qsize() < 3:
+            time.sleep(0.001)
+        engine.release.set()
+        assert [f.result(10).recommendations for f in (second, *three)] == [["b"], ["c"], ["d"], ["e"]]
+        waiting = pool.submit(batcher.recommend, served, "f", 5, 0.0)  # the clients of a batch of 3 will ask again
+        time.sleep(0.05)
+        assert not waiting.done()
+        rest = [pool.submit(batcher.recommend, served, user, 5, 0.0) for user in ("g", "h")]
+        assert [f.result(10).recommendations for f in (waiting, *rest)] == [["f"], ["g"], ["h"]]
+    assert engine.batches == [["a"], ["b"], ["c", "d", "e"], ["f", "g", "h"]]
+    batcher.close()
+
+
 def test_concurrent_clients_get_the_lists_each_would_get_alone(tmp_path):
     engine = pair_shop_engine(tmp_path / "shop.sqlite")
     users = [f"U{u:02d}" for u in range(24)]
