@@ -61,6 +61,9 @@ def make_server(engine, run: int, host: str = "127.0.0.1", port: int = 8000, tok
         raise ServiceRefused(why)
     shown = f"[{host}]" if ":" in host else host
     service = Service(engine, run, f"http://{shown}:{port}", token, follow)
+    # uvicorn's defaults otherwise: uvloop and httptools when installed (the serve extra installs
+    # both); no access log and no proxy-header rewriting (nothing here reads the client's
+    # address): each was a layer of Python on every request.
     config = uvicorn.Config(create_app(service), host=host, port=port, log_level=log_level, access_log=False,
-                            limit_concurrency=256, timeout_keep_alive=30)
+                            proxy_headers=False, limit_concurrency=256, timeout_keep_alive=30)
     return uvicorn.Server(config)

@@ -20,12 +20,14 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Annotated, Optional
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -53,6 +55,16 @@ _EVENT_SCHEMA = {
     },
     "required": ["user", "item"],
 }
+
+
+class RecommendQuery(BaseModel):
+    """GET /recommend's parameters: the route declares them (docs, and the answer to a bad one) and
+    ``_Guard`` validates a request's with the same model before taking its short way."""
+
+    user: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    k: int = Field(10, ge=1, le=LONGEST_LIST)
+    diversity: float = Field(0.0, ge=0.0, le=1.0)
+    explain: bool = Field(True, description="include the reason and the history items behind each")
 
 
 class ServiceError(Exception):
@@ -99,21 +111,18 @@ def create_app(service: Service) -> FastAPI:
                   description="Sequence-aware recommendations from the workspace's active run; "
                               "events posted here are in the user's next list at once.")
     app.state.service = service
-    app.add_middleware(_Guard, token=service.token)
+    app.add_middleware(_Guard, service=service)
     _add_error_handlers(app)
     # GET /recommend runs on the event loop and hands the request to the scoring thread, which reads
     # the histories of the requests queued together and scores them as a batch
     # (``core.service.batching``): no worker thread in between, whose hand-offs cost more CPU than
-    # a Markov run's scoring. The other routes are rare and run in FastAPI's thread pool.
+    # a Markov run's scoring. A valid one is answered by ``_Guard`` before FastAPI's own layers; this
+    # route declares it and answers the invalid ones. The other routes are rare and run in FastAPI's
+    # thread pool.
 
     @app.get("/recommend", summary="the next items for a user, with reasons")
-    async def recommend(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS),
-                        k: int = Query(10, ge=1, le=LONGEST_LIST), diversity: float = Query(0.0, ge=0.0, le=1.0),
-                        explain: bool = Query(True, description="include the reason and the history items behind each")):
-        served = service.current()
-        answer = await asyncio.wrap_future(service.batcher.submit(served, user, k, diversity))
-        return _json({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, answer.history),
-                      "recommendations": [_recommendation(r, explain) for r in answer.recommendations]})
+    async def recommend(query: Annotated[RecommendQuery, Query()]):
+        return await _recommended(service, query)
 
     @app.get("/interests", summary="the user's predicted next interests")
     def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
@@ -153,6 +162,22 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse(body, status_code=200 if report.accepted or not rows else 422)
 
     return app
+
+
+async def _recommended(service: Service, query: RecommendQuery) -> Response:
+    served = service.current()
+    answer = await asyncio.wrap_future(service.batcher.submit(served, query.user, query.k, query.diversity))
+    return _json({"user": query.user, "run": served.run, "cold_start": _is_cold(served.engine, answer.history),
+                  "recommendations": [_recommendation(r, query.explain) for r in answer.recommendations]})
+
+
+def _valid_recommend_query(query_string: bytes) -> Optional[RecommendQuery]:
+    """The query of a GET /recommend (the last of a repeated parameter counts, as in FastAPI), or None
+    when it is not valid."""
+    try:
+        return RecommendQuery.model_validate(dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)))
+    except (ValidationError, UnicodeDecodeError):
+        return None
 
 
 def _json(body: dict) -> Response:
@@ -198,49 +223,48 @@ async def _posted_rows(request: Request) -> list:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every error is JSON with a message; the traceback of a bug goes to the service's log only."""
+    """Every error is JSON with a message (``_error_response``)."""
 
-    @app.exception_handler(ServiceError)
-    async def refused(_request, exc: ServiceError):
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        return _error_response(exc, f"{request.method} {request.url.path}")
+
+    for kind in (ServiceError, HTTPException, RequestValidationError, NextPickError, Exception):
+        app.add_exception_handler(kind, answer)
+
+
+def _error_response(exc: Exception, request: str) -> JSONResponse:
+    """The JSON answer to ``exc``, raised answering ``request`` ("GET /recommend"); the traceback of a
+    bug goes to the service's log only."""
+    if isinstance(exc, ServiceError):
         return JSONResponse({"message": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request, exc: HTTPException):
+    if isinstance(exc, HTTPException):
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request, exc: RequestValidationError):
+    if isinstance(exc, RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         field = str(first.get("loc", ["", ""])[-1])
         return JSONResponse({"message": f"{field}: {first.get('msg', 'invalid')}", "field": field}, status_code=422)
-
-    @app.exception_handler(NextPickError)
-    async def refused_by_engine(_request, exc: NextPickError):
-        return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=400)
-
-    @app.exception_handler(WorkspaceBusyError)
-    async def busy(_request, exc: WorkspaceBusyError):
+    if isinstance(exc, WorkspaceBusyError):
         return JSONResponse({"message": f"{exc.message}; nothing of this request was stored, send it again",
                              "hint": exc.hint}, status_code=503, headers={"Retry-After": "5"})
-
-    @app.exception_handler(ReadOnlyWorkspaceError)
-    async def read_only(_request, exc: ReadOnlyWorkspaceError):
+    if isinstance(exc, ReadOnlyWorkspaceError):
         return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=403)
-
-    @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception):
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"message": f"internal error ({type(exc).__name__}); the service's log has the details"},
-                            status_code=500)
+    if isinstance(exc, NextPickError):
+        return JSONResponse({"message": exc.message, "hint": exc.hint}, status_code=400)
+    log.error("%s failed", request, exc_info=exc)
+    return JSONResponse({"message": f"internal error ({type(exc).__name__}); the service's log has the details"},
+                        status_code=500)
 
 
 class _Guard:
     """ASGI middleware run on every request: the bearer token (when the service has one) and the
-    declared body size, both refused before any route runs."""
+    declared body size, both refused before any route runs; then a valid GET /recommend is answered
+    here, without FastAPI's layers of middleware, dependency solving and validation (a third of the
+    event loop's CPU per request, bench_serve.py), and everything else goes on to the routes."""
 
-    def __init__(self, app, token: Optional[str]) -> None:
+    def __init__(self, app, service: Service) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.service = service
+        self.expected = f"Bearer {service.token}".encode() if service.token else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -254,7 +278,17 @@ class _Guard:
             refusal = JSONResponse({"message": f"request body over {MAX_BODY_BYTES:,} bytes"}, status_code=413)
         if refusal is not None:
             return await refusal(scope, receive, send)
+        if scope["path"] == "/recommend" and scope["method"] == "GET":
+            query = _valid_recommend_query(scope["query_string"])
+            if query is not None:
+                return await (await self._recommended(query))(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _recommended(self, query: RecommendQuery) -> Response:
+        try:
+            return await _recommended(self.service, query)
+        except Exception as error:  # answered as the routes' errors are
+            return _error_response(error, "GET /recommend")
 
 
 def _declared_length(headers: dict) -> int:

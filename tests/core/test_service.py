@@ -6,7 +6,7 @@ import pytest
 from core.engine import Engine
 from core.importing.live import EventFeed
 from core.service import ServiceRefused, make_server
-from core.service.app import MAX_BODY_BYTES, MAX_EVENTS
+from core.service.app import MAX_BODY_BYTES, MAX_EVENTS, _valid_recommend_query
 from core.service.status import read_status
 from service_data import PAIRS, START, pair_shop_engine, running_service
 
@@ -143,6 +143,32 @@ def test_an_engine_refusal_is_a_400_with_its_message_and_hint(engine, client, mo
     answer = client.get("/recommend", params={"user": "U01"})
     assert answer.status_code == 400
     assert answer.json() == {"message": "run #1 cannot do that", "hint": "train another run"}
+
+
+def test_a_recommend_query_is_read_as_fastapi_reads_it_or_left_to_the_route_when_invalid():
+    query = _valid_recommend_query(b"user=A%20B%2F%C3%A9&k=3&k=4&diversity=0.5&explain=false&other=1")
+    assert (query.user, query.k, query.diversity, query.explain) == ("A B/\u00e9", 4, 0.5, False)
+    assert _valid_recommend_query(b"user=U01").k == 10 and _valid_recommend_query(b"user=U01").explain is True
+    for invalid in (b"", b"user=", b"user=U01&k=0", b"user=U01&k=ten", b"user=U01&explain=maybe"):
+        assert _valid_recommend_query(invalid) is None
+
+
+def test_a_recommend_answered_before_fastapis_layers_is_the_engines_list(engine, client):
+    answer = client.get("/recommend", params={"user": "U02", "k": 4, "explain": "false"}).json()
+    assert [r["item"] for r in answer["recommendations"]] == [r.item for r in engine.recommend(engine.active_run(), "U02", k=4)]
+    assert set(answer["recommendations"][0]) == {"rank", "item", "title", "categories", "score", "interest"}
+    cold = client.get("/recommend", params={"user": "nobody / \u00e9", "k": 2}).json()
+    assert (cold["user"], cold["cold_start"], len(cold["recommendations"])) == ("nobody / \u00e9", True, 2)
+
+
+def test_a_failure_while_scoring_is_json_without_a_traceback(engine, client, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(engine, "recommend_histories", broken)
+    answer = client.get("/recommend", params={"user": "U01"})
+    assert answer.status_code == 500
+    assert answer.json() == {"message": "internal error (RuntimeError); the service's log has the details"}
 
 
 def test_a_failure_inside_is_json_without_a_traceback(engine, client, monkeypatch):
