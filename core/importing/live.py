@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -57,11 +59,14 @@ class PostedReport:
 class EventFeed:
     """The events one running service receives, written into ``workspace``.
 
-    Every request is all or nothing and stored before it is answered. Requests that arrive
-    while another is being written wait and are then written together: one savepoint each
-    (a failing request is rolled back alone) and one commit for all (group commit). A commit
-    writes every index page the events touched, so one per request would bound the service
-    at a few hundred requests a second.
+    Every request is all or nothing and stored before it is answered. The feed's own thread
+    writes them: the requests that queued while it wrote the last ones are written together, one
+    savepoint each (a failing request is rolled back alone) and one commit for all (group
+    commit). A commit writes every index page the events touched, so one per request would
+    bound the service at a few hundred requests a second. One thread takes them from the queue
+    (``submit``, from the service's event loop) rather than each request's own worker thread
+    waiting on a lock: 8 clients' worker threads, woken in turn to find their request already
+    written by another, cost more CPU than validating the events.
 
     Users and items are looked up through id maps kept between requests; inside each write
     transaction they first catch up with rows another writer (an import in the studio) added
@@ -80,33 +85,57 @@ class EventFeed:
         self.workspace = workspace
         self.source = source
         self.received = 0  # events stored since the feed started
-        self._queue: list[_Request] = []
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Optional[_Request]] = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._thread_lock = threading.Lock()
         self._import: Optional[FileReport] = None
         self._maps: Optional[tuple[IdMap, IdMap]] = None
         self._writer: Optional[_Writer] = None
 
-    def post(self, rows: list) -> PostedReport:
-        """Validate ``rows`` (dicts with the FIELDS) and store the good ones in one transaction."""
+    def submit(self, rows: list) -> Future:
+        """A future of the ``PostedReport`` of ``rows`` (dicts with the FIELDS): the good ones stored in
+        one transaction by the feed's thread (its exception, if the request failed as a whole)."""
         request = _Request(rows)
-        with self._queue_lock:
-            self._queue.append(request)
-        with self._write_lock:
-            if request.outcome is None:  # not already written with an earlier writer's group
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._write(group)
-        if isinstance(request.outcome, BaseException):
-            raise request.outcome
-        return request.outcome
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_while_open, name="nextpick-feed-writer",
+                                                daemon=True)
+                self._thread.start()
+            self._queue.put(request)
+        return request.answer
+
+    def post(self, rows: list) -> PostedReport:
+        """``submit`` and wait for its report."""
+        return self.submit(rows).result()
 
     def close(self) -> None:
-        """Give the feed's connection back (after a last checkpoint); a later post opens it again."""
-        with self._write_lock:
+        """Write what was submitted, stop the thread and give the feed's connection back (after a last
+        checkpoint); a later submit starts them again."""
+        with self._thread_lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+
+    def _write_while_open(self) -> None:
+        while (first := self._queue.get()) is not None:
+            group = [first]
+            while group[-1] is not None:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = group[-1] is None
+            if stop:
+                group.pop()
+            self._write(group)
+            for request in group:
+                request.answered()
+            if stop:
+                return
 
     def _write(self, group: list["_Request"]) -> None:
         before = self._counts()
@@ -261,6 +290,13 @@ def _checkpoint(connection: sqlite3.Connection) -> None:
 class _Request:
     rows: list
     outcome: PostedReport | Exception | None = None
+    answer: Future = field(default_factory=Future)
+
+    def answered(self) -> None:
+        if isinstance(self.outcome, BaseException):
+            self.answer.set_exception(self.outcome)
+        else:
+            self.answer.set_result(self.outcome)
 
 
 @dataclass

@@ -28,7 +28,6 @@ from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from core.engine import LONGEST_LIST
@@ -156,7 +155,7 @@ def create_app(service: Service) -> FastAPI:
                   "oneOf": [_EVENT_SCHEMA, {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_EVENTS}]}}}}})
     async def events(request: Request):
         rows = await _posted_rows(request)
-        report = await run_in_threadpool(service.feed.post, rows)
+        report = await asyncio.wrap_future(service.feed.submit(rows))
         body = {"accepted": report.accepted, "rejected": [dataclasses.asdict(r) for r in report.rejected],
                 "new_users": report.new_users, "new_items": report.new_items}
         return JSONResponse(body, status_code=200 if report.accepted or not rows else 422)

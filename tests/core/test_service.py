@@ -244,8 +244,12 @@ def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_roll
             raise ValueError("broken request")
         return real_record(target, *args)
 
+    hold = threading.Event()
+
     def write(group, real=feed._write):
         groups.append(len(group))
+        if len(groups) == 1:
+            hold.wait(30)
         real(group)
 
     monkeypatch.setattr(live, "_record_block", record)
@@ -259,18 +263,21 @@ def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_roll
         except ValueError as error:
             outcomes[user] = error
 
+    first = feed.submit([{"user": "G-0", "item": "P01", "time": START}])  # the feed's thread is held writing it
+    while not groups:
+        threading.Event().wait(0.01)
     threads = [threading.Thread(target=post, args=(user,)) for user in ("G-1", "BOOM", "G-2")]
-    with feed._write_lock:
-        for thread in threads:
-            thread.start()
-        while len(feed._queue) < 3:
-            threading.Event().wait(0.01)
+    for thread in threads:
+        thread.start()
+    while feed._queue.qsize() < 3:
+        threading.Event().wait(0.01)
+    hold.set()
     for thread in threads:
         thread.join()
-    assert groups == [3]
+    assert groups == [1, 3] and first.result().accepted == 1
     assert isinstance(outcomes["BOOM"], ValueError)
-    assert outcomes["G-1"].accepted == outcomes["G-2"].accepted == 2 and feed.received == 4
-    assert engine.workspace.counts()["events"] == before + 4
+    assert outcomes["G-1"].accepted == outcomes["G-2"].accepted == 2 and feed.received == 5
+    assert engine.workspace.counts()["events"] == before + 5
     assert engine.workspace.user_id("BOOM") is None and engine.workspace.item("BOOM-ITEM") is None
     assert list(engine.workspace.user_sequence("G-2")["item"]) == ["G-2-ITEM", "P01"]
 
@@ -293,10 +300,15 @@ def test_reads_are_answered_while_another_process_holds_the_write_lock(engine, c
 def test_a_workspace_another_writer_keeps_busy_is_a_503_to_retry(engine, client, monkeypatch):
     from core.store import WorkspaceBusyError
 
-    def busy(_rows):
-        raise WorkspaceBusyError("shop.sqlite is busy: another window or command kept writing to it for 10 s")
+    from concurrent.futures import Future
 
-    monkeypatch.setattr(client.service.feed, "post", busy)
+    def busy(_rows):
+        refused = Future()
+        refused.set_exception(WorkspaceBusyError("shop.sqlite is busy: another window or command kept writing to it "
+                                                 "for 10 s"))
+        return refused
+
+    monkeypatch.setattr(client.service.feed, "submit", busy)
     answer = client.post("/events", json={"user": "U01", "item": "P00"})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert answer.json()["message"].endswith("nothing of this request was stored, send it again")
