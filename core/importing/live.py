@@ -169,8 +169,8 @@ class EventFeed:
 
     def _store(self, raw, report: FileReport, rows: list) -> PostedReport:
         first_row = report.rows_read + 1
-        table, positions, shape_errors = _cells(rows, raw)
         target = self._target(raw, report.import_id)
+        table, positions, shape_errors = _cells(rows, target.time_kind)
         loader = EventsLoader(Path(self.source), ROLES)
         if target.time_kind is not None:
             loader.time.kind = target.time_kind  # a stream keeps the workspace's clock, not a file's guess
@@ -318,46 +318,53 @@ class _PostedBlock:
                 for i, column, reason in zip(at, columns, reasons)]
 
 
-def _cells(rows: list, raw) -> tuple[pa.Table, np.ndarray, list[tuple[int, Optional[str], str]]]:
+def _cells(rows: list, time_kind: Optional[str]) -> tuple[pa.Table, np.ndarray, list[tuple[int, Optional[str], str]]]:
     """The rows as a table of text cells (as a CSV reader gives them), the request index of each
-    table row, and the rows refused for their JSON shape (index, field, reason).
+    table row, and the rows refused for their JSON shape (index, field, reason: the first field
+    in FIELDS' order that is wrong).
 
-    A missing time is the moment of arrival, in a workspace whose times are a clock.
+    A missing time is the moment of arrival, in a workspace whose times are a clock (``time_kind``
+    "unix" or none yet). The cells are made a field at a time: a posted batch's fields are
+    nearly always all text, all numbers or all missing, each made in one step, not a row at a time.
     """
-    kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
-    now = repr(time.time()) if kind is None or kind[0] == "unix" else ""
-    columns: dict[str, list[str]] = {name: [] for name in FIELDS}
-    positions, refused = [], []
-    for index, row in enumerate(rows):
-        cells = _row_cells(row, now)
-        if isinstance(cells, tuple):
-            refused.append((index, *cells))
-            continue
-        positions.append(index)
-        for name in FIELDS:
-            columns[name].append(cells[name])
-    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
-    return table, np.asarray(positions, dtype=np.int64), refused
-
-
-def _row_cells(row, now: str) -> dict[str, str] | tuple[Optional[str], str]:
-    """One row's cells as text, or (field, reason) when its JSON cannot be a CSV row."""
-    if not isinstance(row, dict):
-        return None, "an event must be a JSON object with user, item, time, event_type, value"
-    cells = {}
-    for name in FIELDS:
-        value = row.get(name)
-        if value is None:
-            cells[name] = now if name == "time" else ""
-        elif isinstance(value, str):
-            cells[name] = value
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            cells[name] = repr(value)
-        else:
-            return name, f"expected text or a number, not {type(value).__name__}"
+    now = repr(time.time()) if time_kind is None or time_kind == "unix" else ""
+    refused: dict[int, tuple[Optional[str], str]] = {
+        index: (None, "an event must be a JSON object with user, item, time, event_type, value")
+        for index, row in enumerate(rows) if not isinstance(row, dict)}
+    objects = [{} if index in refused else row for index, row in enumerate(rows)] if refused else rows
+    columns = {name: _field_cells([row.get(name) for row in objects], name, now, refused) for name in FIELDS}
     for name in ("user", "item"):
-        if len(cells[name]) > MAX_ID_CHARS:
-            return name, f"{name} id longer than {MAX_ID_CHARS} characters"
+        if max(map(len, columns[name]), default=0) > MAX_ID_CHARS:
+            for index, cell in enumerate(columns[name]):
+                if len(cell) > MAX_ID_CHARS:
+                    refused.setdefault(index, (name, f"{name} id longer than {MAX_ID_CHARS} characters"))
+    positions = [index for index in range(len(rows)) if index not in refused] if refused else range(len(rows))
+    if refused:
+        columns = {name: [cells[index] for index in positions] for name, cells in columns.items()}
+    table = pa.table({name: pa.array(cells, pa.string()) for name, cells in columns.items()})
+    return (table, np.asarray(positions, dtype=np.int64),
+            [(index, *refused[index]) for index in sorted(refused)])
+
+
+def _field_cells(values: list, name: str, now: str, refused: dict[int, tuple[Optional[str], str]]) -> list[str]:
+    """One field's values as text cells; a value that is neither text nor a number refuses its row
+    (unless an earlier field did) and leaves an empty cell."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        return values
+    if kinds <= {int, float}:
+        return list(map(repr, values))
+    cells = []
+    for index, value in enumerate(values):
+        if value is None:
+            cells.append(now if name == "time" else "")
+        elif isinstance(value, str):
+            cells.append(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            cells.append(repr(value))
+        else:
+            refused.setdefault(index, (name, f"expected text or a number, not {type(value).__name__}"))
+            cells.append("")
     return cells
 
 

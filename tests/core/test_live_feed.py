@@ -46,3 +46,22 @@ def test_a_post_is_committed_at_once_and_copied_into_the_file_by_the_feeds_threa
     with engine.workspace.engine.connect() as conn:  # the pool's connections keep their usual settings
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.workspace.close()
+
+
+def test_posted_rows_become_text_cells_a_field_at_a_time_and_each_bad_row_names_its_first_bad_field():
+    rows = [{"user": "u1", "item": "i1", "time": 5, "value": 2.5},
+            ["not", "an", "object"],
+            {"user": "u2", "item": "i2", "time": True},
+            {"user": "u" * 300, "item": "i3", "value": [1]},
+            {"user": "u4", "item": "i" * 300},
+            {"user": 7, "item": "i5", "event_type": "cart"}]
+    table, positions, refused = live._cells(rows, "unix")
+    assert positions.tolist() == [0, 5]
+    assert table.column("user").to_pylist() == ["u1", "7"] and table.column("time").to_pylist()[0] == "5"
+    assert table.column("value").to_pylist() == ["2.5", ""] and table.column("event_type").to_pylist() == ["", "cart"]
+    assert float(table.column("time").to_pylist()[1]) > START  # no time on a clock: the moment it arrived
+    assert refused == [(1, None, "an event must be a JSON object with user, item, time, event_type, value"),
+                       (2, "time", "expected text or a number, not bool"),
+                       (3, "value", "expected text or a number, not list"),
+                       (4, "item", "item id longer than 256 characters")]
+    assert live._cells([{"user": "u", "item": "i"}], "order")[0].column("time").to_pylist() == [""]
