@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pyarrow as pa
 
+from core.gathering import Gatherer
 from core.importing.errors import FileReport, RejectedRow
 from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, Target
@@ -36,6 +36,9 @@ log = logging.getLogger("nextpick.serve")
 FIELDS = ("user", "item", "time", "event_type", "value")
 ROLES = {"user": "user", "item": "item", "time": "time", "event": "event_type", "value": "value"}
 MAX_ID_CHARS = 256  # a user or item id longer than this is refused at its row
+GROUP_LINGER_S = 0.01  # the longest a write waits for the requests of the clients answered last (core.gathering)
+GROUP_GAP_S = 0.002  # ... and for each next one (a 100-event POST is read and parsed in about a millisecond)
+MAX_GROUP = 64  # requests written in one transaction at most
 CHECKPOINT_EVERY_S = 1.0  # how often the feed's thread copies committed events from the WAL into the database
 
 
@@ -63,7 +66,8 @@ class EventFeed:
     writes them: the requests that queued while it wrote the last ones are written together, one
     savepoint each (a failing request is rolled back alone) and one commit for all (group
     commit). A commit writes every index page the events touched, so one per request would
-    bound the service at a few hundred requests a second. One thread takes them from the queue
+    bound the service at a few hundred requests a second; a group waits a moment for the requests
+    of the clients its last group answered (``core.gathering``). One thread takes them from the queue
     (``submit``, from the service's event loop) rather than each request's own worker thread
     waiting on a lock: 8 clients' worker threads, woken in turn to find their request already
     written by another, cost more CPU than validating the events.
@@ -85,7 +89,7 @@ class EventFeed:
         self.workspace = workspace
         self.source = source
         self.received = 0  # events stored since the feed started
-        self._queue: queue.SimpleQueue[Optional[_Request]] = queue.SimpleQueue()
+        self._queue: Gatherer[_Request] = Gatherer(MAX_GROUP, GROUP_LINGER_S, GROUP_GAP_S)
         self._thread: Optional[threading.Thread] = None
         self._thread_lock = threading.Lock()
         self._import: Optional[FileReport] = None
@@ -113,7 +117,7 @@ class EventFeed:
         checkpoint); a later submit starts them again."""
         with self._thread_lock:
             if self._thread is not None:
-                self._queue.put(None)
+                self._queue.stop()
                 self._thread.join()
                 self._thread = None
             if self._writer is not None:
@@ -121,21 +125,10 @@ class EventFeed:
                 self._writer = None
 
     def _write_while_open(self) -> None:
-        while (first := self._queue.get()) is not None:
-            group = [first]
-            while group[-1] is not None:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = group[-1] is None
-            if stop:
-                group.pop()
+        for group in self._queue.batches():
             self._write(group)
             for request in group:
                 request.answered()
-            if stop:
-                return
 
     def _write(self, group: list["_Request"]) -> None:
         before = self._counts()

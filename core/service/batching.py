@@ -4,19 +4,10 @@ With several clients at once, scoring each request alone paid every per-call cos
 catalogue scores, the top candidates, the re-ranker's features, the interests) once per
 request, and handing each request from the event loop to a worker thread and on to a scoring
 thread cost more CPU than the Markov model's scoring itself. Here a request goes from the
-event loop straight to a scoring thread, which takes whatever has queued up (at most
-``MAX_BATCH``), reads those users' histories as stored now in one query (so an event posted a
-moment ago counts) and scores them with one ``Engine.recommend_histories`` call per run and
-setting.
-
-A batch costs a fixed part (the catalogue scores, the re-ranker's passes: several ms for a
-Markov run) and a small part per user, so how many requests one batch holds decides the
-throughput. Taking only what had queued, the scoring thread grabbed the first request the event
-loop handed over while the other answered clients were still sending theirs, and 8 clients'
-batches fell apart into 1s and 7s (bench_serve.py: 4.3 requests a batch on average). So the
-thread expects the clients it answered last to ask again: having taken a request, it waits (at
-most ``LINGER_S``, and no longer than ``GAP_S`` for each next arrival) until as many requests as
-its last batch held are queued. A lone client's batches hold one request, so it waits for nothing.
+event loop straight to a scoring thread, which takes what has queued up (at most
+``MAX_BATCH``; how long it waits for more: ``core.gathering``), reads those users' histories as
+stored now in one query (so an event posted a moment ago counts) and scores them with one
+``Engine.recommend_histories`` call per run and setting.
 
 One scoring thread by default: on the 2-core bench machine the event loop (HTTP, JSON) keeps
 the other core busy, and a second scoring thread made the batches smaller and the threads contend
@@ -26,12 +17,11 @@ for the GIL (bench_serve.py under load: a SASRec run's service CPU per request 2
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Optional
+
+from core.gathering import Gatherer
 
 MAX_BATCH = 64  # requests scored in one call at most
 SCORING_THREADS = 1
@@ -63,8 +53,7 @@ class RecommendBatcher:
 
     def __init__(self, threads: int = SCORING_THREADS, max_batch: int = MAX_BATCH, linger_s: float = LINGER_S,
                  gap_s: float = GAP_S) -> None:
-        self.max_batch, self.linger_s, self.gap_s = max_batch, linger_s, gap_s
-        self._queue: queue.SimpleQueue[Optional[_Request]] = queue.SimpleQueue()
+        self._queue: Gatherer[_Request] = Gatherer(max_batch, linger_s, gap_s)
         self._threads = [threading.Thread(target=self._serve, name="nextpick-serve-scoring", daemon=True)
                          for _ in range(threads)]
         for thread in self._threads:
@@ -83,46 +72,17 @@ class RecommendBatcher:
 
     def close(self) -> None:
         for _ in self._threads:
-            self._queue.put(None)
+            self._queue.stop()
         for thread in self._threads:
             thread.join()
 
     def _serve(self) -> None:
-        expected = 1  # requests the last batch held: its clients are expected to ask again
-        while (first := self._queue.get()) is not None:
-            batch = self._gather(first, expected)
-            stop = batch[-1] is None
-            if stop:
-                batch.pop()
-            expected = max(len(batch), 1)
+        for batch in self._queue.batches():
             groups: dict[tuple, list[_Request]] = {}
             for request in batch:
                 groups.setdefault(request.setting(), []).append(request)
             for group in groups.values():
                 _answer(group)
-            if stop:
-                return
-
-    def _gather(self, first: _Request, expected: int) -> list:
-        """``first`` and what queues beside it: everything already queued, then, until ``expected``
-        requests are in hand, arrivals no more than ``gap_s`` apart for at most ``linger_s`` (a None
-        taken ends the batch: it stops this thread)."""
-        batch = [first]
-        deadline = time.monotonic() + self.linger_s
-        while len(batch) < self.max_batch and batch[-1] is not None:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            wait = min(deadline - time.monotonic(), self.gap_s)
-            if len(batch) >= expected or wait <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=wait))
-            except queue.Empty:
-                break
-        return batch
 
 
 def _answer(group: list[_Request]) -> None:
