@@ -315,19 +315,16 @@ class Ranker:
 
     def _lifts(self, features: torch.Tensor, relevance: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, N) per feature group: how much higher each candidate's ``relevance`` is than with that
-        group's features at their mean over its list's candidates (what the group lifted it by).
-
-        All groups' averaged copies go through the net in one pass: one pass per group cost more
-        than the rest of a served batch's re-ranking (``nextpick serve``)."""
-        groups = feature_groups(self.features)
+        group's features at their mean over its list's candidates (what the group lifted it by)."""
         n_real = real.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
         means = (features * real[:, :, None]).sum(dim=1, keepdim=True) / n_real  # (B, 1, F)
-        averaged = features.expand(len(groups), *features.shape).clone()  # (groups, B, N, F)
-        for at, names in enumerate(groups.values()):
+        lifts = {}
+        for group, names in feature_groups(self.features).items():
             columns = [self.features.index(name) for name in names]
-            averaged[at, :, :, columns] = means[:, :, columns].expand(-1, features.shape[1], -1)
-        without = self.net(averaged)
-        return {group: relevance - without[at] for at, group in enumerate(groups)}
+            averaged = features.clone()
+            averaged[:, :, columns] = means[:, :, columns].expand(-1, features.shape[1], -1)
+            lifts[group] = relevance - self.net(averaged)
+        return lifts
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}

@@ -87,25 +87,3 @@ def test_items_added_since_training_are_not_ranked_as_never_taken(engine_and_run
     # the list's average, by what the run does know of them (here only the generator's mean score)
     assert len(new_places) == 4 and max(new_places) <= len(listed) / 2
 
-
-def test_the_lifts_of_all_feature_groups_in_one_pass_are_each_group_averaged_alone():
-    from core.ranker import FEATURES, Ranker, RankerNet, feature_groups
-
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(3)
-    net = RankerNet(FEATURES)
-    for parameter in net.parameters():  # a trained net's MLP is not the zero correction it starts as
-        torch.nn.init.normal_(parameter)
-    ranker = Ranker(None, net, features=FEATURES)
-    features = torch.randn(3, 7, len(FEATURES))
-    real = torch.ones(3, 7, dtype=torch.bool)
-    real[1, 5:] = False
-    relevance = net(features)
-    lifts = ranker._lifts(features, relevance, real)
-    assert list(lifts) == list(feature_groups(FEATURES))
-    for group, names in feature_groups(FEATURES).items():
-        columns = [FEATURES.index(name) for name in names]
-        averaged = features.clone()
-        for row in range(3):
-            averaged[row, :, columns] = features[row][real[row]][:, columns].mean(dim=0)
-        torch.testing.assert_close(lifts[group], relevance - net(averaged), rtol=1e-5, atol=1e-5)
