@@ -86,4 +86,3 @@ def test_items_added_since_training_are_not_ranked_as_never_taken(engine_and_run
     # read as never taken, the four ranked 36th to 40th of 61 (below every pair item but one); read as
     # the list's average, by what the run does know of them (here only the generator's mean score)
     assert len(new_places) == 4 and max(new_places) <= len(listed) / 2
-
