@@ -155,7 +155,8 @@ def test_a_recommend_query_is_read_as_fastapi_reads_it_or_left_to_the_route_when
 
 def test_a_recommend_answered_before_fastapis_layers_is_the_engines_list(engine, client):
     answer = client.get("/recommend", params={"user": "U02", "k": 4, "explain": "false"}).json()
-    assert [r["item"] for r in answer["recommendations"]] == [r.item for r in engine.recommend(engine.active_run(), "U02", k=4)]
+    listed = [r.item for r in engine.recommend(engine.active_run(), "U02", k=4)]
+    assert [r["item"] for r in answer["recommendations"]] == listed
     assert set(answer["recommendations"][0]) == {"rank", "item", "title", "categories", "score", "interest"}
     cold = client.get("/recommend", params={"user": "nobody / \u00e9", "k": 2}).json()
     assert (cold["user"], cold["cold_start"], len(cold["recommendations"])) == ("nobody / \u00e9", True, 2)
