@@ -1,6 +1,7 @@
 """The service's event feed writes through a connection of its own and checkpoints on a thread of its own."""
 
 import sqlite3
+import threading
 import time
 
 import core.importing.live as live
@@ -65,3 +66,41 @@ def test_posted_rows_become_text_cells_a_field_at_a_time_and_each_bad_row_names_
                        (3, "value", "expected text or a number, not list"),
                        (4, "item", "item id longer than 256 characters")]
     assert live._cells([{"user": "u", "item": "i"}], "order")[0].column("time").to_pylist() == [""]
+
+
+def test_requests_written_together_are_one_loader_pass_each_answered_as_if_written_alone(tmp_path, monkeypatch):
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    feed = EventFeed(engine.workspace, "test")
+    passes, hold, real_load = [], threading.Event(), live.EventsLoader.load
+
+    def load(loader, target, block, strict):
+        passes.append(block.table.num_rows)
+        if len(passes) == 1:
+            hold.wait(30)  # the feed's thread is held writing the first request while three queue
+        return real_load(loader, target, block, strict)
+
+    monkeypatch.setattr(live.EventsLoader, "load", load)
+    first = feed.submit(_rows(0, 2))
+    while not passes:
+        time.sleep(0.001)
+    t = START + 10**6
+    requests = [[{"user": "NEW-A", "item": "NEW-X", "time": t}, {"user": "U01", "item": "P00", "time": "later"}],
+                [{"user": "NEW-A", "item": "NEW-X", "time": t + 1}, {"user": "NEW-B", "item": "P01", "time": t + 2}, 5],
+                [{"user": "", "item": "P02", "time": t + 3}, {"user": "NEW-B", "item": "NEW-Y", "time": t + 4}]]
+    answers = [feed.submit(rows) for rows in requests]
+    while feed._queue.qsize() < 3:
+        time.sleep(0.001)
+    hold.set()
+    reports = [answer.result(30) for answer in answers]
+    assert first.result(30).accepted == 2
+    assert passes == [2, 6]  # the three requests' rows that are objects, in one pass
+    assert [(r.accepted, r.new_users, r.new_items) for r in reports] == [(1, 1, 1), (2, 1, 0), (1, 0, 1)]
+    assert [[(x.index, x.field) for x in r.rejected] for r in reports] == [[(1, "time")], [(2, None)], [(0, "user")]]
+    assert feed.received == 6
+    with engine.workspace.engine.connect() as conn:  # numbered by their place in the service's stream
+        lines = conn.exec_driver_sql("SELECT line FROM rejected_rows WHERE import_id = ? ORDER BY line",
+                                     (feed._import.import_id,)).scalars().all()
+    assert lines == [4, 7, 8]
+    assert list(engine.workspace.user_sequence("NEW-B")["item"]) == ["P01", "NEW-Y"]
+    feed.close()
+    engine.workspace.close()
