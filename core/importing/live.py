@@ -64,9 +64,9 @@ class EventFeed:
     """The events one running service receives, written into ``workspace``.
 
     Every request is all or nothing and stored before it is answered. The feed's own thread
-    writes them: the requests that queued while it wrote the last ones are written together, one
-    savepoint each (a failing request is rolled back alone) and one commit for all (group
-    commit). A commit writes every index page the events touched, so one per request would
+    writes them: the requests that queued while it wrote the last ones are written together, in
+    one pass of the loader (should that fail, again one savepoint each, so that a failing request
+    is rolled back alone) and one commit for all (group commit). A commit writes every index page the events touched, so one per request would
     bound the service at a few hundred requests a second; a group waits a moment for the requests
     of the clients its last group answered (``core.gathering``). One thread takes them from the queue
     (``submit``, from the service's event loop) rather than each request's own worker thread
