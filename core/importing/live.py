@@ -65,12 +65,13 @@ class EventFeed:
 
     Every request is all or nothing and stored before it is answered. The feed's own thread
     writes them: the requests that queued while it wrote the last ones are written together, in
-    one pass of the loader (should that fail, again one savepoint each, so that a failing request
-    is rolled back alone) and one commit for all (group commit). A commit writes every index page the events touched, so one per request would
-    bound the service at a few hundred requests a second; a group waits a moment for the requests
-    of the clients its last group answered (``core.gathering``). One thread takes them from the queue
-    (``submit``, from the service's event loop) rather than each request's own worker thread
-    waiting on a lock: 8 clients' worker threads, woken in turn to find their request already
+    one pass of the loader (should that fail, again one savepoint each, so that a failing
+    request is rolled back alone) and one commit for all (group commit). A commit writes every
+    index page the events touched, so one per request would bound the service at a few hundred
+    requests a second; a group waits a moment for the requests of the clients its last group
+    answered (``core.gathering``). One thread takes them from the queue (``submit``, from the
+    service's event loop) rather than each request's own worker thread waiting on a lock: 8
+    clients' worker threads, woken in turn to find their request already
     written by another, cost more CPU than validating the events.
 
     Users and items are looked up through id maps kept between requests; inside each write
