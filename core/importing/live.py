@@ -71,8 +71,8 @@ class EventFeed:
     requests a second; a group waits a moment for the requests of the clients its last group
     answered (``core.gathering``). One thread takes them from the queue (``submit``, from the
     service's event loop) rather than each request's own worker thread waiting on a lock: 8
-    clients' worker threads, woken in turn to find their request already
-    written by another, cost more CPU than validating the events.
+    clients' worker threads, woken in turn to find their request already written by another,
+    cost more CPU than validating the events.
 
     Users and items are looked up through id maps kept between requests; inside each write
     transaction they first catch up with rows another writer (an import in the studio) added
