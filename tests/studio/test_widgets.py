@@ -197,13 +197,14 @@ def test_every_bar_name_above_its_bar_is_inside_the_chart(qtbot):
     chart.show()
     chart.show_labelled_bars(["#1 Popularity", "#2 Transformer (SASRec)"], [0.1174, 0.1364], horizontal=True,
                              value_format="{:.4f}", names_on_bars=True)
-    qtbot.wait(50)
     view = chart.getPlotItem().getViewBox()
     names = [item for item in view.addedItems if getattr(item, "toPlainText", lambda: "")().startswith("#")]
     assert len(names) == 2
-    shown = view.sceneBoundingRect()
-    for name in names:
-        assert shown.contains(name.sceneBoundingRect()), name.toPlainText()
+
+    def inside() -> bool:  # once the layout has settled (later on a busy machine)
+        return all(view.sceneBoundingRect().contains(name.sceneBoundingRect()) for name in names)
+
+    qtbot.waitUntil(inside, timeout=5000)
 
 
 def test_training_charts_plot_steps_and_validated_epochs(qtbot):
