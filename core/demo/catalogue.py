@@ -10,7 +10,12 @@ Four kinds of item, as in a real toy shop:
   the months, sharing the product's brand, category and title words.
 
 Every item has a release time: the catalogue grows while the log runs, so a time split has
-test events on items nobody could take before its cut-off.
+test events on items nobody could take before its cut-off. And the shop changes over time, as
+real shops do: a newly released item draws a launch spike of attention that fades over the
+following weeks, some older products have a trend of their own (featured, or suddenly the
+thing to have) for a few weeks at some point of the period, and each category's share of
+attention follows a season. What happened last week carries what a model trained a month
+earlier cannot know.
 """
 
 from __future__ import annotations
@@ -43,9 +48,13 @@ ADJECTIVES = ("Wooden", "Deluxe", "Mini", "Classic", "Magic", "Rainbow", "Pirate
               "Ocean", "Dragon", "Castle", "Super", "Little", "Happy", "Galaxy")
 BRANDS = ("Oakleaf", "BrightBlocks", "Tinker & Co", "Starling", "Pebble Toys", "Nordic Play", "Kiddo Lab",
           "Marble Hill", "Little Lantern", "Rocket Works", "Sunny Days", "Maple Tree")
-EDITIONS = ("Red", "Blue", "Green", "Gold", "Pastel", "Neon", "Travel", "Anniversary", "Glow", "Winter")
+EDITIONS = ("Red", "Blue", "Green", "Gold", "Pastel", "Neon", "Travel", "Anniversary", "Glow", "Winter", "Deluxe",
+            "Collector", "Starter", "Pocket", "Sequel")
 PRODUCT, LINE_PIECE, ACCESSORY, EDITION = 0, 1, 2, 3
 _DAY = 86_400.0
+TREND_SHARE = 0.08  # older products (not the best sellers) that have a trend of their own during the period
+SEASON_AMPLITUDE = 0.6  # a category's attention swings between exp(-0.6) and exp(0.6) times its mean over a year
+_YEAR = 365 * _DAY
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,9 @@ class Catalogue:
     starter_keys: np.ndarray  # category * len(BRANDS) + brand of each starter, for searchsorted
     starters_from: np.ndarray  # (n_categories + 1,) offsets of each category's starters in line_starters
     released: np.ndarray  # unix seconds from which the item is on sale
-    new_by_category: np.ndarray  # items released during the period, sorted by (category, release)
-    new_keys: np.ndarray  # category * KEY_SPAN + release, aligned with new_by_category, for searchsorted
+    buzz_by_category: np.ndarray  # items with a launch or a trend during the period, sorted by (category, its start)
+    buzz_keys: np.ndarray  # category * KEY_SPAN + start, aligned with buzz_by_category, for searchsorted
+    season_phase: np.ndarray  # (n_categories,) where each category's season stands at the period's start
     price: np.ndarray
     titles: list[str]
     labels: list[str]  # "Primary|Secondary" category text
@@ -112,13 +122,33 @@ def build_catalogue(n_items: int, n_categories: int, n_segments: int, seed: int,
     starters = np.flatnonzero((kind == LINE_PIECE) & (line_next >= 0) & ~np.isin(np.arange(n_items), line_next))
     starters = starters[np.lexsort((starters, brand[starters], category[starters]))]
     starters_from = np.searchsorted(category[starters], np.arange(n_categories + 1))
-    new = np.flatnonzero(released > start_unix)
-    keys = category[new] * Catalogue.KEY_SPAN + released[new]
+    buzzing, buzz_start = _launches_and_trends(rng, category, kind, released, start_unix, span_s)
+    keys = category[buzzing] * Catalogue.KEY_SPAN + buzz_start
     by_key = np.argsort(keys, kind="stable")
     segment_pref = rng.dirichlet(np.full(n_categories, 0.35), size=n_segments)
     return Catalogue(category, kind, cdf, brand, by_brand, brand_cdf, accessory, line_next, starters,
                      category[starters] * len(BRANDS) + brand[starters], starters_from, released,
-                     new[by_key], keys[by_key], price, titles, labels, brands, np.cumsum(segment_pref, axis=1))
+                     buzzing[by_key], keys[by_key], rng.uniform(0, 2 * np.pi, n_categories), price, titles, labels,
+                     brands, np.cumsum(segment_pref, axis=1))
+
+
+def _launches_and_trends(rng, category: np.ndarray, kind: np.ndarray, released: np.ndarray, start_unix: float,
+                         span_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(items, start of their buzz): every item released during the period from its release, and a
+    share of the older products (never a category's two best sellers) from a moment of the period."""
+    new = np.flatnonzero(released > start_unix)
+    first = np.flatnonzero(np.r_[True, category[1:] != category[:-1]])  # a category's best seller
+    ordinary = ~np.isin(np.arange(len(kind)), np.r_[first, first + 1])
+    products = np.flatnonzero((kind == PRODUCT) & (released <= start_unix) & ordinary)
+    trending = np.sort(rng.choice(products, int(TREND_SHARE * len(products)), replace=False))
+    trend_start = start_unix + rng.uniform(0.0, 0.97, len(trending)) * span_s
+    return np.r_[new, trending], np.r_[released[new], trend_start]
+
+
+def season(cat: Catalogue, categories: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """How much attention each category gets at ``now`` relative to its yearly mean (outdoor play
+    in summer, indoor games in winter): one slow swing per year from the category's phase."""
+    return np.exp(SEASON_AMPLITUDE * np.sin(cat.season_phase[categories] + 2 * np.pi * now / _YEAR))
 
 
 def _shifted_cdf(group: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -127,14 +157,16 @@ def _shifted_cdf(group: np.ndarray, weight: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     totals = np.add.reduceat(weight, starts)
     before = np.cumsum(weight) - np.repeat(np.cumsum(weight)[starts] - weight[starts], np.diff(np.r_[starts, len(group)]))
-    return group + before / np.repeat(totals, np.diff(np.r_[starts, len(group)]))
+    share = before / np.repeat(totals, np.diff(np.r_[starts, len(group)]))
+    share[np.r_[starts[1:], len(group)] - 1] = 1.0  # exactly: a rounding above 1 would put the next group's
+    return group + share  # first draw (``searchsorted(cdf, g, "right")``, its best seller) in this group
 
 
 def _assign_kinds(rng: np.random.Generator, n: int) -> np.ndarray:
     """A category's kinds by popularity rank; the two most popular slots stay products."""
     kinds = np.full(n, PRODUCT)
     tail = rng.permutation(np.arange(2, n))
-    n_line, n_acc, n_edition = int(0.3 * n), int(0.15 * n), int(0.08 * n)
+    n_line, n_acc, n_edition = int(0.3 * n), int(0.15 * n), int(0.14 * n)
     kinds[tail[:n_line]] = LINE_PIECE
     kinds[tail[n_line:n_line + n_acc]] = ACCESSORY
     kinds[tail[n_line + n_acc:n_line + n_acc + n_edition]] = EDITION

@@ -13,9 +13,11 @@ Habits that need more than the last event to predict, as in a real shop:
   of a new line (collectors, mostly of their brand);
 - funnels: view → cart → purchase with comparison views in between, abandoned carts finished
   in a later session, and looks at recently viewed items again (repeats stay in the log);
-- new arrivals: an item released during the period is shown to shoppers of its category in
-  the weeks after its release, and a line's followers come back for a new piece soon after it
-  comes out.
+- launches and trends: an item released during the period, or an older product in a trend
+  of its own, is shown to shoppers of its category (at a session's start most, but also while
+  they browse) with a spike that fades over the following weeks, and a line's followers come
+  back for a new piece soon after it comes out;
+- seasons: each category's share of the sessions and of the new interests swings over the year.
 
 Each step advances every user who still has events left; users are ordered by length so the
 active ones are always a prefix of the state arrays.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from core.demo.catalogue import BRANDS, Catalogue
+from core.demo.catalogue import BRANDS, Catalogue, season
 
 AGE_GROUPS = ("18-24", "25-34", "35-44", "45-54", "55+")
 GENDERS = ("F", "M")
@@ -37,7 +39,9 @@ VIEW, CART, PURCHASE = 0, 1, 2
 MAX_EVENTS_PER_USER = 500
 DAY = 86_400.0
 _NEW_SESSION = 0.3  # chance that the next event opens a new session (sessions average 3.3 events)
-_ARRIVAL_WINDOW = 14 * DAY  # how long a released item is shown as new
+_BUZZ_WINDOW = 21 * DAY  # how long a launch or a trend lasts at most ...
+_BUZZ_FADE = 7 * DAY  # ... fading from its start: shown exp(-age / _BUZZ_FADE) as often as on its first day
+_BUZZ_IN_BROWSING = 0.2  # chance that a browsing step (other than a session's first) looks at what is buzzing
 RECENT = 4  # items a user remembers having looked at lately
 
 
@@ -145,13 +149,13 @@ def _start_sessions(rng, cat: Catalogue, s: _State, who: np.ndarray, now: np.nda
 
     A viewed item is forgotten between sessions; an item in the cart is not.
     """
-    _drift_interests(rng, cat, s, who)
-    slot = _next_interest(rng, s, who)
+    _drift_interests(rng, cat, s, who, now[who])
+    slot = _next_interest(rng, cat, s, who, now[who])
     s.slot[who] = slot
     s.session_cat[who] = s.interests[who, slot]
     n, r = len(who), rng.random(len(who))
     explore = rng.random(n) < 0.08  # a session outside the user's interests has no mission
-    s.session_cat[who[explore]] = _sample_from_cdf(rng, cat.segment_cdf[s.segment[who[explore]]])
+    s.session_cat[who[explore]] = _seasonal_category(rng, cat, s.segment[who[explore]], now[who[explore]])
     viewed = who[s.stage[who] == VIEW]
     s.focus[viewed] = -1
     piece = np.where(explore | (s.goal[who] >= 0), -1, s.line_next[who, slot])
@@ -181,46 +185,58 @@ def _starter(rng, cat: Catalogue, categories: np.ndarray, brands: np.ndarray) ->
     return cat.line_starters[low + np.floor(rng.random(len(key)) * (high - low)).astype(np.int64)]
 
 
-def _drift_interests(rng, cat: Catalogue, s: _State, who: np.ndarray) -> None:
-    """Tastes move: the mix of a user's categories shifts every session, and one is sometimes replaced."""
+def _drift_interests(rng, cat: Catalogue, s: _State, who: np.ndarray, now: np.ndarray) -> None:
+    """Tastes move: the mix of a user's categories shifts every session, and one is sometimes replaced
+    (by a category in season more often)."""
     weights = s.weights[who] * rng.lognormal(0.0, 0.35, (len(who), 3)) * (s.weights[who] > 0)
     s.weights[who] = weights / weights.sum(axis=1, keepdims=True)
-    replaced = who[rng.random(len(who)) < 0.08]
+    chosen = rng.random(len(who)) < 0.08
+    replaced = who[chosen]
     if len(replaced):
         slot = np.argmin(s.weights[replaced] + (s.weights[replaced] == 0), axis=1)  # the weakest interest goes
-        s.interests[replaced, slot] = _sample_from_cdf(rng, cat.segment_cdf[s.segment[replaced]])
+        s.interests[replaced, slot] = _seasonal_category(rng, cat, s.segment[replaced], now[chosen])
         s.line_next[replaced, slot] = -1
 
 
-def _next_interest(rng, s: _State, who: np.ndarray) -> np.ndarray:
-    """The interest a new session is about: mostly not the one the last session was about."""
-    weights = s.weights[who].copy()
+def _next_interest(rng, cat: Catalogue, s: _State, who: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """The interest a new session is about: mostly not the one the last session was about, and more
+    often one in season."""
+    weights = s.weights[who] * season(cat, s.interests[who], now[:, None])
     switch = rng.random(len(who)) < 0.7
     weights[switch, s.slot[who[switch]]] = 0.0
-    weights[weights.sum(axis=1) == 0] = s.weights[who[weights.sum(axis=1) == 0]]
+    stuck = weights.sum(axis=1) == 0
+    weights[stuck] = s.weights[who[stuck]]
     return _sample_from_cdf(rng, np.cumsum(weights, axis=1))
 
 
-def _interest_categories(rng, cat: Catalogue, s: _State, who: np.ndarray) -> np.ndarray:
-    """A category per user from their current interest mix; now and then one outside it."""
-    chosen = s.interests[who, _sample_from_cdf(rng, np.cumsum(s.weights[who], axis=1))]
+def _interest_categories(rng, cat: Catalogue, s: _State, who: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """A category per user from their current interest mix (as the season weighs it); now and then
+    one outside it."""
+    weights = s.weights[who] * season(cat, s.interests[who], now[:, None])
+    chosen = s.interests[who, _sample_from_cdf(rng, np.cumsum(weights, axis=1))]
     explore = rng.random(len(who)) < 0.08
-    chosen[explore] = _sample_from_cdf(rng, cat.segment_cdf[s.segment[who[explore]]])
+    chosen[explore] = _seasonal_category(rng, cat, s.segment[who[explore]], now[explore])
     return chosen
 
 
+def _seasonal_category(rng, cat: Catalogue, segment: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """A category per user from their profile segment's prior, as the season weighs it."""
+    prior = np.diff(cat.segment_cdf[segment], axis=1, prepend=0.0)
+    return _sample_from_cdf(rng, np.cumsum(prior * season(cat, np.arange(prior.shape[1]), now[:, None]), axis=1))
+
+
 def _browse(rng, cat: Catalogue, s: _State, who: np.ndarray, starting: np.ndarray, now: np.ndarray) -> np.ndarray:
-    """Items looked at while browsing: mostly the session's category, new arrivals first thing in a
-    session, and returns to items looked at lately (repeats)."""
+    """Items looked at while browsing: mostly the session's category, launches and trends (first
+    thing in a session most), and returns to items looked at lately (repeats)."""
     n = len(who)
     stay = ~starting[who] & (rng.random(n) < 0.6)
-    categories = np.where(stay, s.session_cat[who], _interest_categories(rng, cat, s, who))
+    categories = np.where(stay, s.session_cat[who], _interest_categories(rng, cat, s, who, now[who]))
     items = sample_items(rng, cat, categories, now[who])
     loyal = np.flatnonzero(rng.random(n) < 0.6)
     items[loyal] = sample_brand_items(rng, cat, categories[loyal], s.brand[who[loyal]], now[who[loyal]], items[loyal])
-    fresh = np.flatnonzero(starting[who] & (rng.random(n) < 0.5))
-    arrivals = recent_releases(rng, cat, categories[fresh], now[who[fresh]])
-    items[fresh[arrivals >= 0]] = arrivals[arrivals >= 0]
+    fresh = np.flatnonzero(rng.random(n) < np.where(starting[who], 0.5, _BUZZ_IN_BROWSING))
+    buzz = buzzing_items(rng, cat, categories[fresh], now[who[fresh]])
+    items[fresh[buzz >= 0]] = buzz[buzz >= 0]
     again = s.recent[who, rng.integers(0, RECENT, n)]
     back = (again >= 0) & (rng.random(n) < 0.4)
     items[back] = again[back]
@@ -272,16 +288,19 @@ def sample_brand_items(rng, cat: Catalogue, categories: np.ndarray, brands: np.n
     return np.where(usable, items, fallback)
 
 
-def recent_releases(rng, cat: Catalogue, categories: np.ndarray, now: np.ndarray) -> np.ndarray:
-    """One item of each given category released in the last weeks before ``now``, -1 where none."""
-    if not len(cat.new_keys):
+def buzzing_items(rng, cat: Catalogue, categories: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """One item of each given category launched or trending in the last weeks before ``now``, -1
+    where none: a buzz is looked at less the older it is (a spike at its start that fades)."""
+    if not len(cat.buzz_keys):
         return np.full(len(categories), -1)
     base = categories * Catalogue.KEY_SPAN
-    low = np.searchsorted(cat.new_keys, base + now - _ARRIVAL_WINDOW, side="left")
-    high = np.searchsorted(cat.new_keys, base + now, side="right")
-    pick = np.minimum(low + np.floor(rng.random(len(categories)) * (high - low)).astype(np.int64),
-                      len(cat.new_keys) - 1)
-    return np.where(high > low, cat.new_by_category[pick], -1)
+    low = np.searchsorted(cat.buzz_keys, base + now - _BUZZ_WINDOW, side="left")
+    high = np.searchsorted(cat.buzz_keys, base + now, side="right")
+    newest_first = rng.random(len(categories)) ** 2  # the latest launches are the ones shown most
+    pick = np.clip(high - 1 - np.floor(newest_first * (high - low)).astype(np.int64), 0, len(cat.buzz_keys) - 1)
+    age = np.where(high > low, base + now - cat.buzz_keys[pick], np.inf)  # no buzz in the category: never shown
+    shown = rng.random(len(categories)) < np.exp(-age / _BUZZ_FADE)
+    return np.where(shown, cat.buzz_by_category[pick], -1)
 
 
 def _sample_from_cdf(rng: np.random.Generator, cdf_rows: np.ndarray) -> np.ndarray:
