@@ -229,3 +229,48 @@ def test_a_time_split_of_the_default_demo_tests_hundreds_of_events_on_items_new_
     new = ~known_items(split, data.n_items)[split.test.targets]
     assert len(split.test.targets) > 600 and new.sum() >= 120, (len(split.test.targets), new.sum())
     assert len(np.unique(split.test.targets[new])) >= 10  # several new items, not one best seller
+
+
+def _views_by_week_since(events: pd.DataFrame, items: np.ndarray, start: np.ndarray, weeks: int) -> np.ndarray:
+    """Views of ``items`` in week 0, 1, ... after each one's ``start`` (aligned with ``items``), summed."""
+    views = events[events.event_type == "view"]
+    at = pd.Series(np.arange(len(items)), index=items).reindex(_item_index(views.item_id)).to_numpy()
+    taken = ~np.isnan(at)
+    week = (views.timestamp.to_numpy()[taken] - start[at[taken].astype(int)]) // (7 * 86400)
+    return np.bincount(week[(week >= 0) & (week < weeks)].astype(int), minlength=weeks)
+
+
+def test_new_items_launch_all_through_the_period_named_after_older_ones_with_a_spike_of_attention_that_fades(demo):
+    """As in a real shop: a new edition or the next piece of a line comes out every few days, its
+    title and brand those of an item on sale before it, and it is looked at most in the days after
+    its launch."""
+    _, events, items, _ = demo
+    cat = _catalogue(SMALL)
+    titles, brands = items.title.to_numpy(), items.brand.to_numpy()
+    launched = np.flatnonzero(cat.released > SMALL.start_unix)
+    month = (cat.released[launched] - SMALL.start_unix) // (30 * 86400)
+    assert np.bincount(month.astype(int), minlength=SMALL.months).min() >= 5, np.bincount(month.astype(int))
+    for item in launched:
+        older = [j for j in np.flatnonzero(cat.released < cat.released[item])
+                 if brands[j] == brands[item] and titles[item].startswith(titles[j].rsplit(" ", 1)[0] + " ")]
+        assert older, titles[item]
+    in_time = launched[cat.released[launched] < SMALL.start_unix + SMALL.span_s - 28 * 86400]
+    weekly = _views_by_week_since(events, in_time, cat.released[in_time], 4)
+    assert weekly[0] > 1.3 * weekly[1] > 1.3 * 1.3 * weekly[2] and weekly[0] > 3 * weekly[3], weekly
+
+
+def test_older_products_have_trends_and_categories_their_seasons(demo):
+    """What a model trained a month ago cannot know: which older products are in a trend now, and
+    which categories are in season."""
+    _, events, _, _ = demo
+    cat = _catalogue(SMALL)
+    old = cat.released[cat.buzz_by_category] <= SMALL.start_unix
+    trending, start = cat.buzz_by_category[old], cat.buzz_keys[old] % cat.KEY_SPAN
+    assert len(trending) >= 10
+    inside = (start > SMALL.start_unix + 28 * 86400) & (start < SMALL.start_unix + SMALL.span_s - 7 * 86400)
+    during = _views_by_week_since(events, trending[inside], start[inside], 1)[0]
+    weeks_before = _views_by_week_since(events, trending[inside], start[inside] - 28 * 86400, 4)
+    assert during > 2 * weeks_before.mean(), (during, weeks_before)
+    month = (events.timestamp - SMALL.start_unix) // (30 * 86400)
+    share = pd.crosstab(month, cat.category[_item_index(events.item_id)], normalize="index")
+    assert (share.max() / share.min()).max() > 1.8, share.round(3)
