@@ -75,7 +75,8 @@ class Catalogue:
     released: np.ndarray  # unix seconds from which the item is on sale
     buzz_by_category: np.ndarray  # items with a launch or a trend during the period, sorted by (category, its start)
     buzz_keys: np.ndarray  # category * KEY_SPAN + start, aligned with buzz_by_category, for searchsorted
-    season_phase: np.ndarray  # (n_categories,) where each category's season stands at the period's start
+    season_by_day: np.ndarray  # (days of the period + 1, n_categories) each category's attention relative to its mean
+    start_unix: float  # the period's start (day 0 of season_by_day)
     price: np.ndarray
     titles: list[str]
     labels: list[str]  # "Primary|Secondary" category text
@@ -128,8 +129,8 @@ def build_catalogue(n_items: int, n_categories: int, n_segments: int, seed: int,
     segment_pref = rng.dirichlet(np.full(n_categories, 0.35), size=n_segments)
     return Catalogue(category, kind, cdf, brand, by_brand, brand_cdf, accessory, line_next, starters,
                      category[starters] * len(BRANDS) + brand[starters], starters_from, released,
-                     buzzing[by_key], keys[by_key], rng.uniform(0, 2 * np.pi, n_categories), price, titles, labels,
-                     brands, np.cumsum(segment_pref, axis=1))
+                     buzzing[by_key], keys[by_key], _seasons(rng, n_categories, span_s), float(start_unix), price,
+                     titles, labels, brands, np.cumsum(segment_pref, axis=1))
 
 
 def _launches_and_trends(rng, category: np.ndarray, kind: np.ndarray, released: np.ndarray, start_unix: float,
@@ -145,10 +146,17 @@ def _launches_and_trends(rng, category: np.ndarray, kind: np.ndarray, released: 
     return np.r_[new, trending], np.r_[released[new], trend_start]
 
 
+def _seasons(rng, n_categories: int, span_s: float) -> np.ndarray:
+    """Each category's attention on each day of the period relative to its yearly mean (outdoor play
+    in summer, indoor games in winter): one slow swing per year from a phase of its own."""
+    days = np.arange(int(span_s // _DAY) + 1)[:, None]
+    return np.exp(SEASON_AMPLITUDE * np.sin(rng.uniform(0, 2 * np.pi, n_categories) + 2 * np.pi * days * _DAY / _YEAR))
+
+
 def season(cat: Catalogue, categories: np.ndarray, now: np.ndarray) -> np.ndarray:
-    """How much attention each category gets at ``now`` relative to its yearly mean (outdoor play
-    in summer, indoor games in winter): one slow swing per year from the category's phase."""
-    return np.exp(SEASON_AMPLITUDE * np.sin(cat.season_phase[categories] + 2 * np.pi * now / _YEAR))
+    """The attention ``categories`` get on the day of ``now`` (broadcast together) relative to their mean."""
+    day = np.clip(((now - cat.start_unix) // _DAY).astype(np.int64), 0, len(cat.season_by_day) - 1)
+    return cat.season_by_day[day, categories]
 
 
 def _shifted_cdf(group: np.ndarray, weight: np.ndarray) -> np.ndarray:
