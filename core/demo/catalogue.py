@@ -202,7 +202,7 @@ class _CategoryLinks:
         return self.names
 
     def _lines(self, start_unix: float, span_s: float) -> None:
-        """Pieces of 2-6 per line, in popularity order (Part 1 sells most); half the lines are
+        """Pieces of 2-6 per line, in popularity order (Part 1 sells most); most lines (7 in 10) are
         ongoing: their later pieces come out every few weeks during the period."""
         _, nouns, _, _, word = CATEGORIES[self.c]
         slots = np.sort(np.flatnonzero(self.kinds == LINE_PIECE))
@@ -217,7 +217,7 @@ class _CategoryLinks:
                 self.names[slot], self.brands[slot] = f"{name} {word} {k + 1}", brand
             self.line_next[pieces[:-1]] = pieces[1:]
             self.weight[pieces[1:]] *= 0.15  # later pieces are bought by those who follow the line
-            if size > 2 and self.rng.random() < 0.5:
+            if size > 2 and self.rng.random() < 0.7:
                 self._release_during(pieces[int(self.rng.integers(1, size - 1)):], start_unix, span_s)
 
     def _release_during(self, pieces: np.ndarray, start_unix: float, span_s: float) -> None:

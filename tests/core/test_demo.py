@@ -227,7 +227,7 @@ def test_a_time_split_of_the_default_demo_tests_hundreds_of_events_on_items_new_
                                  events.timestamp.to_numpy(np.float64), item_frame, user_frame)
     split = SplitChoice(kind=SplitKind.TIME).resolve(data, "unix").split(data)
     new = ~known_items(split, data.n_items)[split.test.targets]
-    assert len(split.test.targets) > 600 and new.sum() >= 120, (len(split.test.targets), new.sum())
+    assert len(split.test.targets) > 600 and new.sum() >= 100, (len(split.test.targets), new.sum())
     assert len(np.unique(split.test.targets[new])) >= 10  # several new items, not one best seller
 
 
