@@ -491,7 +491,7 @@ class Engine:
         if k < 1:
             raise UsageError(f"a list holds at least 1 item, not {k}")
         why = ("the catalogue's size" if longest < LONGEST_LIST
-               else f"it is cut from the candidates a ranker re-orders, at least {LONGEST_LIST}")
+               else f"it is cut from the {LONGEST_LIST} best candidates the ranker re-orders")
         raise UsageError(f"a list holds at most {longest:,} items ({why}), not {k:,}",
                          f"Ask for {longest:,} items or fewer.")
 
