@@ -281,7 +281,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
             new_to_old, category_in_old),
         known=known,
     )
-    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features, ranker.n_candidates)
+    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
 
 
 class MappedScorer:

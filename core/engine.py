@@ -25,14 +25,14 @@ from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.generator import ColdStartScorer
 from core.progress import RateMeter, emit
-from core.ranker import LEGACY_CANDIDATES, RankedScorer
+from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
 from core.store.array_files import save_array_folder
 from core.store.directory import CACHE_FORMAT as DIRECTORY_FORMAT, UserDirectory, UserRow  # noqa: F401  (UserRow: users_page's rows)
 from core.text import TextModelSpec
 
-LONGEST_LIST = LEGACY_CANDIDATES  # no list is longer: it is cut from the candidates a ranker re-orders (the fewest)
+LONGEST_LIST = N_CANDIDATES  # no list is longer: it is cut from the candidates the ranker re-orders
 
 
 class UnknownUserError(NextPickError, KeyError):
@@ -479,7 +479,7 @@ class Engine:
                                        exclude_seen)
 
     def max_list_length(self) -> int:
-        """The longest list a run gives: the fewest candidates a ranker re-orders, or the whole
+        """The longest list a run gives: the candidates the ranker re-orders, or the whole
         catalogue when it is smaller."""
         return min(LONGEST_LIST, self.sequence_data().n_items)
 

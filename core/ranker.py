@@ -34,13 +34,7 @@ from core.generator import mask_seen
 from core.progress import RateMeter, emit
 from core.scorer import Scorer, WrappedScorer
 
-# Candidates the ranker is trained on and re-orders. On a large catalogue read through long histories the
-# generator's top 100 held the held-out item for 42% of ml-latest-small's validating users (9,742 items): the
-# ranker could neither lift the others nor learn from them. Its top 200 hold 53%: on two 12-epoch generators the
-# keep check judged 325 users, not 255, and its p-value went from 0.011 / 0.0075 / 0.0036 (three seeds: kept
-# twice) to 0.00043 / 0.0017 / 0.0055, and from 0.00045 to 0.00028.
-N_CANDIDATES = 200
-LEGACY_CANDIDATES = 100  # what a ranker saved before its candidate count was recorded re-orders (the fewest)
+N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
 FOLDS = 5  # cross-fitting: each fold is judged by a ranker trained on three others, its step picked on one
 TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
@@ -134,7 +128,7 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
     items = torch.as_tensor(items, dtype=torch.long)
     real = items > 0
     score_z = _z_scored(torch.as_tensor(scores, dtype=torch.float32), real)
-    ranks = torch.log1p(torch.arange(items.shape[1], dtype=torch.float32)) / np.log1p(items.shape[1])
+    ranks = torch.log1p(torch.arange(items.shape[1], dtype=torch.float32)) / np.log1p(N_CANDIDATES)
     category = facts.item_category[items]  # (B, N)
     interest_of = torch.as_tensor(item_interest, dtype=torch.long)[items]
     interests = torch.as_tensor(interests, dtype=torch.float32)
@@ -282,13 +276,11 @@ class Ranker:
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
-                 exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None,
-                 n_candidates: int = N_CANDIDATES) -> None:
+                 exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None) -> None:
         self.facts, self.net = facts, net.eval()
         self.report = report or {}
         self.exclude_seen = exclude_seen
         self.features = features_for(exclude_seen) if features is None else features
-        self.n_candidates = n_candidates  # the generator's top-N it was trained on, and re-orders
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
@@ -338,22 +330,19 @@ class Ranker:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
         return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net,
                 "exclude_seen": torch.tensor(self.exclude_seen),
-                "features": torch.tensor([name in self.features for name in FEATURES]),
-                "n_candidates": torch.tensor(self.n_candidates)}
+                "features": torch.tensor([name in self.features for name in FEATURES])}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "Ranker":
         """Bundles saved before these were recorded hold rankers of ``LEGACY_FEATURES`` fitted on
-        unmasked candidates, ``LEGACY_CANDIDATES`` of them; the feature mask follows ``FEATURES``, new
-        names being appended."""
+        unmasked candidates; the feature mask follows ``FEATURES``, new names being appended."""
         facts = ItemFacts.from_state({k[len("facts."):]: v for k, v in state.items() if k.startswith("facts.")})
         exclude_seen = bool(state.get("exclude_seen", torch.tensor(False)))
         mask = state["features"].tolist() if "features" in state else [name in LEGACY_FEATURES for name in FEATURES]
         features = tuple(name for name, used in zip(FEATURES, mask) if used)
         net = RankerNet(features)
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-        n_candidates = int(state.get("n_candidates", torch.tensor(LEGACY_CANDIDATES)))
-        return cls(facts, net, exclude_seen=exclude_seen, features=features, n_candidates=n_candidates)
+        return cls(facts, net, exclude_seen=exclude_seen, features=features)
 
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
@@ -382,7 +371,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
     net, report = _fit(features, labels, valid, features_used, seed, epochs, progress, cancel)
     report.update(target_in_candidates=float(found.float().mean()) if len(found) else 0.0, exclude_seen=exclude_seen)
-    return Ranker(facts, net, report, exclude_seen, n_candidates=N_CANDIDATES)
+    return Ranker(facts, net, report, exclude_seen)
 
 
 def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel) -> tuple[np.ndarray, np.ndarray]:
@@ -391,17 +380,17 @@ def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel)
     scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
     batches = masked_score_batches(scorer, histories, segments, history_masked=exclude_seen, cancel=cancel)
     for start, stop, batch in batches:
-        items[start:stop], scores[start:stop] = top_candidates(batch, N_CANDIDATES)
+        items[start:stop], scores[start:stop] = top_candidates(batch)
     return items, scores
 
 
-def top_candidates(scores: torch.Tensor, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B, count) items and scores, best first; slots beyond the finite scores hold item 0."""
-    n = min(count, scores.shape[1] - 1)
+def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N_CANDIDATES) items and scores, best first; slots beyond the finite scores hold item 0."""
+    n = min(N_CANDIDATES, scores.shape[1] - 1)
     top = torch.topk(scores, n, dim=1)
     real = torch.isfinite(top.values)
-    items = np.zeros((len(scores), count), dtype=np.int64)
-    values = np.zeros((len(scores), count), dtype=np.float32)
+    items = np.zeros((len(scores), N_CANDIDATES), dtype=np.int64)
+    values = np.zeros((len(scores), N_CANDIDATES), dtype=np.float32)
     items[:, :n] = torch.where(real, top.indices, 0).numpy()
     values[:, :n] = torch.where(real, top.values, 0.0).numpy()
     return items, values
@@ -529,7 +518,7 @@ class RankedScorer(WrappedScorer):
             mask_seen(base, histories)
         interests = self.scorer.interests_batch(histories, segments)
         segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
-        items, scores = top_candidates(base, self.ranker.n_candidates)
+        items, scores = top_candidates(base)
         relevance = self.ranker.relevance(items, scores, histories, segments, interests, self.item_interest)
         finite = torch.isfinite(relevance)
         floor = torch.where(finite, relevance, torch.tensor(float("inf"))).min(dim=1, keepdim=True).values

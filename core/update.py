@@ -77,8 +77,7 @@ def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
     if parent.ranker is None:
         return None, {**report, "kept": False}
     ranker = parent.ranker
-    facts = ItemFacts.from_log(log)
-    return Ranker(facts, ranker.net, report, ranker.exclude_seen, ranker.features, ranker.n_candidates), report
+    return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features), report
 
 
 def full_training_s(parent) -> float:

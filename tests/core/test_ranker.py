@@ -135,22 +135,6 @@ def test_ranker_on_demo_data_does_not_hurt_and_round_trips():
     assert torch.equal(served.score(histories, segments), again.score(histories, segments))
 
 
-def test_a_ranker_re_orders_as_many_candidates_as_it_was_trained_on():
-    """The generator's top N_CANDIDATES (200) are lifted above every other item; a ranker saved before
-    the count was recorded was trained on, and still re-orders, the top 100."""
-    log = TrainLog.from_histories([np.array([1, 2, 3]), np.array([4, 5])], 300, np.zeros(301, np.int64), 1)
-    ranker = Ranker(ItemFacts.from_log(log), RankerNet())
-    state = ranker.state_tensors()
-    legacy = Ranker.from_state({k: v for k, v in state.items() if k != "n_candidates"})
-    scorer, histories = _Noisy(300), [np.array([1, 2]), np.array([7])]
-    best = scorer.score(histories).max(dim=1, keepdim=True).values
-    for restored, lifted in ((Ranker.from_state(state), N_CANDIDATES), (legacy, 100)):
-        assert restored.n_candidates == lifted
-        scores = RankedScorer(scorer, restored, np.full(301, -1), exclude_seen=False).score(histories)
-        assert (scores > best).sum(dim=1).tolist() == [lifted, lifted]
-    assert N_CANDIDATES == 200
-
-
 def test_ranker_is_not_kept_when_nothing_predicts_the_target():
     # random targets: a learned order that beats the generator's here does so by chance, which the
     # keep test (one-sided level 0.5%) lets through about one log in two hundred; this log is not one

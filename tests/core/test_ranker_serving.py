@@ -83,6 +83,6 @@ def test_items_added_since_training_are_not_ranked_as_never_taken(engine_and_run
     engine.refresh()
     listed = engine.recommend(run.id, None, history=["P10", "P11", "P06"], k=engine.max_list_length())
     new_places = [rec.rank for rec in listed if rec.item.startswith("N")]
-    # read as never taken, the four ranked 38th to 41st of 61 (below every pair item but one); read as
-    # the list's average, by what the run does know of them (here only the generator's mean score), 28th to 31st
-    assert len(new_places) == 4 and max(new_places) < 36
+    # read as never taken, the four ranked 36th to 40th of 61 (below every pair item but one); read as
+    # the list's average, by what the run does know of them (here only the generator's mean score)
+    assert len(new_places) == 4 and max(new_places) <= len(listed) / 2
