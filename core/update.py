@@ -173,7 +173,6 @@ def warm_start(parent: Bundle, data, config, text=None, train=None):
     whole training split's sequences, which say which items have events)."""
     from core.training import WarmStart, model_for_data
 
-    torch.manual_seed(config.seed)  # the rows it adds start alike whatever ran in this process before
     fresh = model_for_data(data, config, text, train)
     maps = row_maps(parent.manifest["vocabulary"], data, data.has_categories, parent.manifest["dims"]["n_interests"])
     weights = parent.scorer.state_tensors()

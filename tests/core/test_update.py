@@ -22,7 +22,7 @@ from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, mod
 from core.data import SplitChoice
 from core.data.splits import EvalSet
 from core.update import (MIN_VALIDATION_USERS, TRAINING_SHARE, fine_tune_split, mapped_rows, newest_validation, reused_ranker, row_maps,
-                         warm_start, with_new_items_from_category)
+                         with_new_items_from_category)
 from neural_data import rule_sequences
 from service_data import START, pair_shop_engine
 
@@ -88,8 +88,7 @@ def test_an_update_learns_the_new_items_and_records_its_parent(engine):
             history = old + list(series[:step])
             child_rank, parent_rank = (top_items(engine, run_id, history, 49).index(series[step])
                                        for run_id in (child.id, parent))
-            # with its seeded start the child placed them 2nd to 7th of 49 (the parent 9th to 16th)
-            assert child_rank < min(parent_rank, 7)
+            assert child_rank < min(parent_rank, 6)
     assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
     assert engine.run_lag(child.id).newer_events == 0
 
@@ -105,20 +104,6 @@ def test_an_update_reuses_its_parents_re_ranker_over_the_current_log_and_evaluat
     assert "generator_test" not in child.metrics and "test" not in child.metrics["popularity"]
     assert child.metrics["ranker"]["reused_from_parent"] and child.metrics["ranker"]["kept"] == (parent.ranker is not None)
     assert parent.ranker is None and engine.bundle(child.id).ranker is None  # the parent served without one
-
-
-def test_an_updates_starting_network_does_not_depend_on_what_ran_before_it_in_the_process(engine):
-    """The rows a warm start adds (those its parent lacks) start from the run's seed: after a parent's
-    re-ranker drew more random numbers, an update trained in the same process started elsewhere."""
-    parent = engine.bundle(engine.active_run())
-    post_new_series(engine)
-    data = engine.sequence_data()
-    config = TrainConfig.from_json(parent.manifest["config"])
-    starts = []
-    for draws in (1, 1000):
-        torch.rand(draws)
-        starts.append(warm_start(parent, data, config).model.state_dict())
-    assert all(torch.equal(starts[0][key], starts[1][key]) for key in starts[0])
 
 
 def test_a_reused_re_ranker_keeps_its_network_and_reads_the_current_logs_item_facts():
