@@ -36,7 +36,7 @@ from core.demo import DemoConfig, create_demo_workspace
 from core.engine import Engine
 from core.importing import import_files
 from core.store import Workspace
-from core.training import TrainConfig, batch_loss, make_optimizer, model_for_data, resolve_device
+from core.training import TrainConfig, batch_loss, make_optimizer, model_for_data, resolve_device, sampled_objective
 
 # Each shared log as the files a person would import (events, items, users).
 LOGS = {
@@ -115,6 +115,7 @@ def time_steps(data, windows, config: TrainConfig, steps: int) -> tuple[float, f
     optimizer = make_optimizer(model, config)
     batches = list(windows.batches(config.batch_size, np.random.default_rng(config.seed)))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+    sampled = sampled_objective(windows, config, data.n_items, device)
     sequences, started = 0, 0.0
     for number in range(steps + 2):
         if number == 2:
@@ -124,7 +125,7 @@ def time_steps(data, windows, config: TrainConfig, steps: int) -> tuple[float, f
         inputs, targets = batches[number % len(batches)]
         inputs, targets = inputs.to(device), targets.to(device)
         with autocast:
-            loss = batch_loss(model, inputs, targets, config)
+            loss = batch_loss(model, inputs, targets, config, sampled=sampled)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

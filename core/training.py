@@ -35,6 +35,7 @@ from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.errors import UsageError
 from core.progress import CancelToken, Cancelled, Progress, ProgressCallback, RateMeter, emit
+from core.sampled_softmax import SampledSoftmax
 from core.scorer import Scorer
 from core.settings import setting
 
@@ -434,6 +435,13 @@ def estimate_training(data: SequenceData, split: Split, config: TrainConfig, tex
     return _estimate(model, windows, split, config, device, steps)
 
 
+def sampled_objective(windows, config: TrainConfig, n_items: int, device: torch.device) -> Optional[SampledSoftmax]:
+    """The sampled objective over ``windows``' targets on ``device``; None under full softmax."""
+    if config.loss != "sampled":
+        return None
+    return SampledSoftmax.for_windows(windows.targets, n_items, config.n_negatives).to(device)
+
+
 def _training_windows(split: Split, config: TrainConfig, team: Team = SOLO):
     windows = training_windows(split.train, config.max_len)
     if not len(windows):
@@ -455,13 +463,14 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
     # time replaces this measurement in the plan.
     batches = team.share(windows.batch_rows(config.batch_size, np.random.default_rng(config.seed)))
     autocast = _autocast(device, config)
+    sampled = sampled_objective(windows, config, model.encoder.config.n_items, device)
     timer = 0.0
     for number in range(steps + 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
         inputs, targets = windows.batch(batches[number % len(batches)])
         began = time.perf_counter()
-        _step(trial, optimizer, inputs.to(device), targets.to(device), config, autocast)
+        _step(trial, optimizer, inputs.to(device), targets.to(device), config, autocast, sampled)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if number:
@@ -561,6 +570,7 @@ def train_sequence_model(
         best_weights = _score_the_start(model, split, config, state, cancel)
     replica = team.wrap(model)
     windows = _training_windows(split, config, team)
+    sampled = sampled_objective(windows, config, model.encoder.config.n_items, device)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
         emit(progress, Progress("train", message="timing a few steps to plan the run"))
@@ -586,7 +596,7 @@ def train_sequence_model(
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
         loss, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule,
-                                      reporter, cancel, deadline, team)
+                                      reporter, cancel, deadline, sampled, team)
         train_seconds = time.perf_counter() - epoch_started
         loss = team.mean(loss)
         if not data.has_categories:
@@ -762,11 +772,11 @@ def _autocast(device: torch.device, config: TrainConfig):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
 
 
-def _step(replica, optimizer, inputs, targets, config: TrainConfig, autocast) -> torch.Tensor:
+def _step(replica, optimizer, inputs, targets, config: TrainConfig, autocast, sampled) -> torch.Tensor:
     """One optimiser step; returns the (detached) loss. ``replica``: the model, or its DistributedDataParallel
     wrapper (whose backward pass all-reduces the gradients, so every rank clips and steps alike)."""
     with autocast:
-        loss = batch_loss(_network(replica), inputs, targets, config, forward=replica)
+        loss = batch_loss(_network(replica), inputs, targets, config, forward=replica, sampled=sampled)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:
@@ -781,7 +791,7 @@ def _network(replica) -> SequenceModel:
 
 
 def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
-                 deadline, team: Team = SOLO) -> tuple[float, bool]:
+                 deadline, sampled, team: Team = SOLO) -> tuple[float, bool]:
     """One pass over the shuffled windows (this rank's share of each batch): (mean loss, whether it finished
     before ``deadline``). Every rank stops at the same step: when any was cancelled, or the leader is late."""
     autocast = _autocast(device, config)
@@ -798,7 +808,7 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
             group["lr"] = schedule.lr(step)
         inputs, targets = windows.batch(rows)
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        value = float(_step(replica, optimizer, inputs, targets, config, autocast))
+        value = float(_step(replica, optimizer, inputs, targets, config, autocast, sampled))
         if not math.isfinite(value):
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {value}); try a lower learning rate")
         total, count = total + value, count + 1
@@ -807,17 +817,19 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
 
 
 def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig,
-               forward=None) -> torch.Tensor:
+               forward=None, sampled: Optional[SampledSoftmax] = None) -> torch.Tensor:
     """Next-item cross-entropy (full or sampled) plus the weighted next-interest loss. ``forward``: what runs
-    the network (its DistributedDataParallel replica in a team); ``model`` itself by default."""
+    the network (its DistributedDataParallel replica in a team); ``model`` itself by default. ``sampled``:
+    the sampled objective's candidates and log-q correction (``sampled_objective``), needed under it."""
     forward = model if forward is None else forward
     select = targets > 0  # (B, L) real next-item examples
     next_items = targets[select]  # (N,)
     if config.loss == "sampled":
-        negatives = torch.randint(1, model.encoder.config.n_items + 1, (config.n_negatives,), device=inputs.device)
-        candidates, inverse = torch.unique(torch.cat([next_items, negatives]), return_inverse=True)
+        if sampled is None:
+            raise ValueError("the sampled objective needs its SampledSoftmax (the training targets' shares)")
+        candidates, positives, log_q = sampled.candidates(next_items)
         logits, interest_logits = forward(inputs, select, candidates)  # (N, C), (N, K)
-        item_loss = F.cross_entropy(logits.float(), inverse[: len(next_items)])
+        item_loss = sampled.loss(logits, positives, log_q)
     elif config.loss == "softmax":
         catalogue = torch.arange(1, model.encoder.config.n_items + 1, device=inputs.device)
         logits, interest_logits = forward(inputs, select, catalogue)  # (N, n_items), (N, K)
