@@ -264,20 +264,19 @@ class Engine:
         stand_in = TextIndex(encoder.key, np.zeros((n_rows, encoder.dim), dtype=np.float32), np.ones(n_rows, dtype=bool))
         return stand_in, embedding.to_embed, embedding.seconds
 
-    def estimate_presets(self, config, split: Optional[SplitChoice] = None, cancel=None) -> dict:
-        """Each preset (``core.presets``) applied to ``config``, its loss and batch sized again for the
-        preset's budget and width (``TrainConfig.sized_for``), timed as ``estimate_training`` times one:
-        {name: TrainingEstimate}, the data and split read once. ``cancel`` is checked between presets."""
-        from core.presets import PRESETS
+    def estimate_presets(self, configs: dict, split: Optional[SplitChoice] = None, cancel=None) -> dict:
+        """Each preset's config (``{name: TrainConfig}``, as ``TrainConfig.for_data(preset=name)`` sizes it)
+        timed as ``estimate_training`` times one: {name: TrainingEstimate}, the data and split read once.
+        ``cancel`` is checked between presets."""
         from core.training import estimate_training
 
         data = self.sequence_data()
         split_data = (split or SplitChoice()).resolve(data, self.time_kind()).split(data)
         estimates = {}
-        for name, preset in PRESETS.items():
+        for name, config in configs.items():
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            estimates[name] = estimate_training(data, split_data, preset.apply(config).sized_for(data))
+            estimates[name] = estimate_training(data, split_data, config)
         return estimates
 
     def runs(self) -> list[runs.RunSummary]:

@@ -170,31 +170,36 @@ class TrainConfig:
         """Defaults sized to the data: small logs get a narrower, more regularised model. Then the
         ``preset`` (``core.presets``) and the ``overrides``, and only then the loss and batch that fit
         the catalogue: a preset's budget and width decide them, not the defaults' it replaced."""
-        events = len(data.items)
-        small = events < 20_000
-        lengths = data.lengths()
-        typical = int(np.percentile(lengths, 90)) if len(lengths) else 50
-        max_len = int(min(LONGEST_DEFAULT_LEN, max(50, 2 * typical)))
-        windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
+        return cls.for_shape(DataShape.of(data, overrides.get("max_len")), model, preset, **overrides)
+
+    @classmethod
+    def for_shape(cls, shape: "DataShape", model: str = "sasrec", preset: Optional[str] = None,
+                  **overrides) -> "TrainConfig":
+        """``for_data`` from the figures read off the data once: the studio's Train page sizes each
+        preset with it on the GUI thread, the same path as the CLI's ``--preset``."""
+        small = shape.events < 20_000
         config = cls(
             model=model,
             hidden=32 if small else 64,
             dropout=0.5 if small else 0.3,
-            max_len=max_len,
+            max_len=shape.max_len,
             # Few users (long histories) still get ~STEPS_PER_EPOCH updates per epoch.
-            batch_size=int(min(128, max(16, windows // STEPS_PER_EPOCH))),
+            batch_size=int(min(128, max(16, shape.windows // STEPS_PER_EPOCH))),
             warmup_steps=50 if small else 100,
         )
         if preset is not None:
             from core.presets import apply_preset
 
             config = apply_preset(config, preset)
-        return dataclasses.replace(config, **overrides).sized_for(data, fixed=set(overrides))
+        config = dataclasses.replace(config, **overrides)
+        if config.max_len != shape.sized_len:
+            raise ValueError(f"the shape was read for windows of {shape.sized_len}, not {config.max_len}")
+        return config.with_head_for(shape.examples, shape.n_items, shape.per_window, fixed=set(overrides))
 
     def sized_for(self, data: SequenceData, fixed: set[str] = frozenset()) -> "TrainConfig":
         """This config with the loss and batch that fit ``data``'s catalogue and windows (``with_head_for``)."""
-        positions = window_positions(data.lengths(), self.max_len)
-        return self.with_head_for(int(positions.sum()), data.n_items, longest_windows(positions), fixed)
+        shape = DataShape.of(data, self.max_len)
+        return self.with_head_for(shape.examples, shape.n_items, shape.per_window, fixed)
 
     def with_head_for(self, examples: int, n_items: int, per_window: float, fixed: set[str] = frozenset()
                       ) -> "TrainConfig":
@@ -229,6 +234,32 @@ class TrainConfig:
     def from_json(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What ``TrainConfig.for_shape`` sizes the defaults from, read off the data once (at a million
+    users, reading the lengths again for every preset would stall a window)."""
+
+    events: int
+    n_items: int
+    max_len: int  # the default history length: twice the 90th percentile history, 50 to LONGEST_DEFAULT_LEN
+    windows: int  # training windows at max_len (the default batch follows them)
+    sized_len: int  # the history length the loss and batch are sized for (max_len unless another is given)
+    examples: int  # next-item positions in an epoch at sized_len
+    per_window: float  # positions per window in the longest batches (``longest_windows``)
+
+    @classmethod
+    def of(cls, data: SequenceData, max_len: Optional[int] = None) -> "DataShape":
+        """``data``'s shape, its loss and batch sized for windows of ``max_len`` (default: the default's)."""
+        lengths = data.lengths()
+        typical = int(np.percentile(lengths, 90)) if len(lengths) else 50
+        default_len = int(min(LONGEST_DEFAULT_LEN, max(50, 2 * typical)))
+        windows = int(np.ceil(np.maximum(lengths - 1, 0) / default_len).sum())
+        sized_len = default_len if max_len is None else max_len
+        positions = window_positions(lengths, sized_len)
+        return cls(len(data.items), data.n_items, default_len, windows, sized_len, int(positions.sum()),
+                   longest_windows(positions))
 
 
 @dataclass

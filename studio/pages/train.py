@@ -8,7 +8,6 @@ last complete checkpoint and marks the run cancelled, and Resume continues that 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -422,10 +421,10 @@ class TrainPage(StudioPage):
     def _chosen_preset(self) -> Optional[str]:
         return next((name for name, button in self.preset_buttons.items() if button.isChecked()), None)
 
-    def _preset_base(self):
-        """The data-sized defaults with the model and device chosen: what every preset changes."""
-        return dataclasses.replace(self.setup.defaults, model=self.model_box.currentData(),
-                                   device=self.device_box.currentData() or "auto")
+    def _preset_config(self, name: str):
+        """What preset ``name`` trains with the model and device chosen, its loss and batch sized for the
+        preset's budget and width as the CLI's ``--preset`` sizes them (``TrainingSetup.preset_config``)."""
+        return self.setup.preset_config(name, self.model_box.currentData(), self.device_box.currentData() or "auto")
 
     def _on_preset_clicked(self, button) -> None:
         name = next((name for name, preset_button in self.preset_buttons.items() if preset_button is button), None)
@@ -434,7 +433,7 @@ class TrainPage(StudioPage):
 
     def _apply_preset(self, name: str) -> None:
         """Show preset ``name``'s settings in the forms (and its estimate, when timed)."""
-        config = PRESETS[name].apply(self._preset_base())
+        config = self._preset_config(name)
         for form in (self.form, self.budget_form):
             form.blockSignals(True)
             form.set_config(config)
@@ -447,8 +446,7 @@ class TrainPage(StudioPage):
     def _on_settings_edited(self) -> None:
         """An edit under Advanced or of the time limit: the preset it matches stays chosen, else Custom."""
         config = self.current_config()
-        base = self._preset_base()
-        matched = next((name for name, preset in PRESETS.items() if preset.apply(base) == config), None)
+        matched = next((name for name in PRESETS if self._preset_config(name) == config), None)
         (self.preset_buttons[matched] if matched else self.custom_button).setChecked(True)
         if matched in self.preset_estimates:
             self.estimate_text.setText(f"Estimate: {self.preset_estimates[matched].describe()}.")
@@ -468,7 +466,8 @@ class TrainPage(StudioPage):
             button.setText(f"{PRESETS[name].label} · timing…")
         from core.engine import Engine  # loaded with the workspace already
 
-        job = self.context.run_in_process(Engine.estimate_presets, self._preset_base(), self.split_picker.choice(),
+        configs = {name: self._preset_config(name) for name in PRESETS}
+        job = self.context.run_in_process(Engine.estimate_presets, configs, self.split_picker.choice(),
                                           name="estimate", progress=False)
         self.preset_job = job
         job.returned.connect(lambda estimates: self._on_preset_estimates(job, estimates))

@@ -11,6 +11,7 @@ class TrainingSetup:
     """What the settings panel offers for the open workspace."""
 
     defaults: Any  # core.training.TrainConfig sized to the data
+    shape: Any  # core.training.DataShape: what the defaults and each preset's loss and batch are sized from
     neural: tuple[str, ...]  # models trained by core.training
     baselines: tuple[str, ...]  # models fitted by core.baselines
     gpu: Optional[str]  # the first CUDA GPU's name, None where torch sees none
@@ -20,6 +21,12 @@ class TrainingSetup:
     events: int = 0  # in the workspace's sequences: none means nothing to train on
     has_categories: bool = True  # items carry categories (else interests are k-means groups)
     text_model: bool = False  # the [text] extra's language model can be loaded (item text can be read)
+
+    def preset_config(self, preset: str, model: str, device: str):
+        """The ``TrainConfig`` preset ``preset`` trains ``model`` on ``device`` with: the CLI's ``--preset``
+        path (``TrainConfig.for_data``), so the preset's budget and width decide the loss and batch.
+        Cheap on the GUI thread: ``core.training`` and torch were loaded by ``load_setup``."""
+        return type(self.defaults).for_shape(self.shape, model=model, preset=preset, device=device)
 
 
 def load_setup(engine, model: str) -> TrainingSetup:
@@ -32,7 +39,7 @@ def load_setup(engine, model: str) -> TrainingSetup:
 
     from core.baselines import BASELINES
     from core.data import SplitChoice, SplitError
-    from core.training import NEURAL_MODELS, TrainConfig
+    from core.training import NEURAL_MODELS, DataShape, TrainConfig
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     data = engine.sequence_data()
@@ -41,6 +48,7 @@ def load_setup(engine, model: str) -> TrainingSetup:
     except SplitError as error:
         cutoff, why_not = None, str(error)
     span = (float(data.ts.min()), float(data.ts.max())) if len(data.ts) else (0.0, 0.0)
-    return TrainingSetup(TrainConfig.for_data(data, model=model), tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
+    shape = DataShape.of(data)
+    return TrainingSetup(TrainConfig.for_shape(shape, model=model), shape, tuple(NEURAL_MODELS), tuple(BASELINES), gpu,
                          span, cutoff, why_not, int(len(data.items)), bool(data.has_categories),
                          engine.text_available())

@@ -50,8 +50,9 @@ def shop(tmp_path_factory):
 
 
 def test_the_engine_times_every_preset_on_this_data(shop):
-    base = TrainConfig.for_data(shop.sequence_data(), model="gru", device="cpu", max_len=20)
-    estimates = shop.estimate_presets(base)
+    data = shop.sequence_data()
+    configs = {name: TrainConfig.for_data(data, model="gru", device="cpu", max_len=20, preset=name) for name in PRESETS}
+    estimates = shop.estimate_presets(configs)
     assert list(estimates) == list(PRESETS)
     assert all(estimate.step_s > 0 for estimate in estimates.values())
     assert estimates["quick"].max_epochs == 30 and estimates["best"].budget_s == 25 * 60
@@ -59,7 +60,7 @@ def test_the_engine_times_every_preset_on_this_data(shop):
     cancel = CancelToken()
     cancel.cancel()
     with pytest.raises(Cancelled):
-        shop.estimate_presets(base, cancel=cancel)
+        shop.estimate_presets(configs, cancel=cancel)
 
 
 def test_train_preset_flag_starts_from_the_preset_and_flags_win(tmp_path, capsys):

@@ -203,6 +203,21 @@ def test_the_validation_chart_shows_the_popularity_baseline_of_the_same_split(qt
     assert page.charts.baseline_line.isVisible() and page.charts.baseline_line.value() == expected
 
 
+def test_a_presets_budget_decides_the_loss_the_train_button_trains_with(qtbot, page, monkeypatch):
+    """The form sizes each preset as ``nextpick train --preset`` does (``TrainConfig.for_data``), not the
+    defaults sized for the 10-minute budget with the preset's changes laid over them."""
+    import core.training as training
+
+    monkeypatch.setattr(training, "full_softmax_epoch_s", lambda *args: 10.0)  # ten epochs' head: 100 s
+    page.model_box.setCurrentIndex(page.model_box.findData("gru"))
+    data = page.context.engine.sequence_data()
+    for name, loss in (("quick", "sampled"), ("balanced", "softmax")):  # 100 s > 0.9 of 1 min; < 0.9 of 6
+        page.preset_buttons[name].click()
+        config = page.current_config()
+        assert config.loss == loss and page.form.editors["loss"].currentText() == loss
+        assert config == TrainConfig.for_data(data, model="gru", device=config.device, preset=name)
+
+
 def test_presets_are_timed_in_the_background_and_labelled_before_training(qtbot, page, monkeypatch):
     import threading
 
@@ -226,19 +241,18 @@ def test_presets_are_timed_in_the_background_and_labelled_before_training(qtbot,
 
 
 def test_a_preset_sets_the_settings_and_an_edit_under_advanced_makes_it_custom(qtbot, page):
-    from core.presets import apply_preset
-
     assert not page.advanced.isVisibleTo(page)  # collapsed until asked for
     page.advanced_toggle.click()
     assert page.advanced.isVisibleTo(page)
     page.preset_buttons["quick"].click()
     config = page.current_config()
-    base = dataclasses.replace(page.setup.defaults, model=config.model, device=config.device)
-    assert config == apply_preset(base, "quick") and page.budget_form.editors["time_budget"].value() == 1.0
+    data = page.context.engine.sequence_data()
+    assert config == TrainConfig.for_data(data, model=config.model, device=config.device, preset="quick")
+    assert page.budget_form.editors["time_budget"].value() == 1.0
     page.form.editors["dropout"].setValue(0.1)
     assert page.custom_button.isChecked() and page.current_config().dropout == 0.1
     assert "press Estimate time" in page.estimate_text.text()  # the preset's estimate no longer applies
-    page.form.editors["dropout"].setValue(base.dropout)  # back to the preset's value: the preset again
+    page.form.editors["dropout"].setValue(config.dropout)  # back to the preset's value: the preset again
     assert page.preset_buttons["quick"].isChecked()
     page.budget_form.editors["time_budget"].setValue(3)
     assert page.custom_button.isChecked()
