@@ -11,7 +11,7 @@ from core.cli.common import CommandLineError, Output, at_least, require_workspac
 from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
 from core.importing import (
-    LOW_VALUE_ACTIONS, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected, import_files,
+    LOW_VALUE_ACTIONS, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
 )
 from core.store import Workspace
 from core.store.stats import workspace_stats
@@ -75,7 +75,7 @@ def cmd_import(args, out: Output) -> dict:
                             keep_duplicates=args.keep_duplicates,
                             low_values=LowValues(args.low_values, args.low_at_most))
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
-        report = import_files(workspace, **sources, options=options, progress=out.progress())
+        report = _import_and_prepare(workspace, sources, options, out)
         files = [_file_summary(f, options.low_values) for f in report.files]
         if args.rejected_out:
             for summary, path in _rejected_targets(files, Path(args.rejected_out)):
@@ -88,6 +88,16 @@ def cmd_import(args, out: Output) -> dict:
     result = {"workspace": str(args.db), "files": files, "duration_s": round(out.elapsed(), 3), "counts": counts}
     out.lines(_import_lines(result))
     return result
+
+
+def _import_and_prepare(workspace, sources: dict, options: ImportOptions, out: Output):
+    """The import, then the sequences and the user directory cached as the studio's import builds them
+    (``core.jobs.import_and_prepare``): the studio's first look at a workspace imported here maps
+    them, instead of waiting for a scan of every event (42 s at a million users)."""
+    from core.engine import Engine
+    from core.jobs import import_and_prepare
+
+    return import_and_prepare(Engine(workspace), **sources, options=options, progress=out.progress())
 
 
 def _sources(args) -> dict:

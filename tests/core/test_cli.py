@@ -70,6 +70,18 @@ def test_import_of_generated_files_reports_every_row(tmp_path, capsys):
     assert code == 0 and "already imported" in out
 
 
+def test_import_caches_the_users_and_sequences_the_studio_reads_first(tmp_path, capsys):
+    from core.engine import Engine
+
+    files = write_demo_csv(tmp_path / "csv", DemoConfig(n_users=60, n_items=60, seed=4))
+    db = tmp_path / "shop.sqlite"
+    assert run(capsys, "import", files.events, "--db", db, "--json")[0] == 0
+    engine = Engine.open(db)
+    assert engine.prepared()  # the studio's Explore maps them instead of preparing in its job process
+    assert engine.user_count() == engine.workspace.counts()["users"]
+    engine.workspace.close()
+
+
 def test_rejected_rows_are_listed_and_exported(tmp_path, capsys):
     source = tmp_path / "log.csv"
     source.write_text("customer,sku,when\nc1,s1,2026-01-01T10:00:00\nc1,s2,yesterday\nc2,s1,2026-01-02\n")
