@@ -18,6 +18,7 @@ import torch
 # Batches are drawn from pools this many batches large, sorted by length inside the pool, so
 # short sequences are batched together and their padding columns can be trimmed away.
 BUCKET_POOL = 16
+WINDOW_CHUNK = 65_536  # windows built per numpy pass (bounds the pass's int64 intermediates)
 
 
 def pad_histories(histories: list[np.ndarray], max_len: int) -> np.ndarray:
@@ -45,8 +46,8 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 class TrainingWindows:
     """Next-item examples as aligned (input, target) matrices; 0 marks padding in both."""
 
-    inputs: np.ndarray  # (n_windows, max_len) int64
-    targets: np.ndarray  # (n_windows, max_len) int64: targets[r, j] follows inputs[r, :j + 1]
+    inputs: np.ndarray  # (n_windows, max_len) int32
+    targets: np.ndarray  # (n_windows, max_len) int32: targets[r, j] follows inputs[r, :j + 1]
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -61,10 +62,11 @@ class TrainingWindows:
             yield self.batch(rows)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The windows ``rows`` as (inputs, targets) tensors, all-padding leading columns trimmed."""
+        """The windows ``rows`` as int64 (inputs, targets) tensors, all-padding leading columns trimmed."""
         inputs, targets = self.inputs[rows], self.targets[rows]
         first = _first_used_column(inputs)
-        return torch.from_numpy(inputs[:, first:]), torch.from_numpy(targets[:, first:])
+        return (torch.from_numpy(inputs[:, first:].astype(np.int64)),
+                torch.from_numpy(targets[:, first:].astype(np.int64)))
 
     def batch_rows(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
         """Row indices per batch: shuffled, then length-sorted within pools of batches."""
@@ -88,9 +90,11 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> TrainingWindo
     """Cut each sequence into windows of up to ``max_len`` next-item targets, newest first.
 
     A sequence of n items yields n - 1 targets (items 2..n); sequences shorter than 2 yield none.
+    The windows are int32 and filled WINDOW_CHUNK at a time: at 25M events (1.1M windows of 72) int64
+    windows and their whole-array intermediates took several GB, past the 4 GB every command keeps to.
     """
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    flat = np.concatenate(sequences).astype(np.int64) if len(sequences) else np.zeros(0, dtype=np.int64)
+    flat = np.concatenate(sequences).astype(np.int32) if len(sequences) else np.zeros(0, dtype=np.int32)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
     n_targets = np.maximum(lengths - 1, 0)
     n_windows = -(-n_targets // max_len)  # ceil
@@ -99,10 +103,14 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> TrainingWindo
     # Position (in flat) of the last target of each window, and how many targets it holds.
     last_target = starts[seq_of_window] + lengths[seq_of_window] - 1 - window_no * max_len
     held = np.minimum(max_len, n_targets[seq_of_window] - window_no * max_len)
+    inputs = np.zeros((len(last_target), max_len), dtype=np.int32)
+    targets = np.zeros((len(last_target), max_len), dtype=np.int32)
     columns = np.arange(max_len)
-    target_pos = last_target[:, None] - (max_len - 1 - columns)[None, :]  # (n_windows, max_len)
-    valid = columns[None, :] >= (max_len - held)[:, None]
-    target_pos = np.where(valid, target_pos, 0)
-    targets = np.where(valid, flat[target_pos] if len(flat) else 0, 0)
-    inputs = np.where(valid, flat[np.maximum(target_pos - 1, 0)] if len(flat) else 0, 0)
-    return TrainingWindows(inputs.astype(np.int64), targets.astype(np.int64))
+    for start in range(0, len(last_target), WINDOW_CHUNK):
+        rows = slice(start, start + WINDOW_CHUNK)
+        target_pos = last_target[rows, None] - (max_len - 1 - columns)[None, :]  # (chunk, max_len)
+        valid = columns[None, :] >= (max_len - held[rows])[:, None]
+        target_pos = np.where(valid, target_pos, 0)
+        targets[rows] = np.where(valid, flat[target_pos], 0)
+        inputs[rows] = np.where(valid, flat[np.maximum(target_pos - 1, 0)], 0)
+    return TrainingWindows(inputs, targets)

@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from core.data import pad_histories, training_windows
 
@@ -19,6 +20,19 @@ def test_windows_cover_every_next_item_pair_once():
     assert windows.inputs.tolist() == [[3, 4, 5, 6], [0, 0, 1, 2], [0, 0, 0, 8]]
     assert windows.targets.tolist() == [[4, 5, 6, 7], [0, 0, 2, 3], [0, 0, 0, 9]]
     assert ((windows.inputs > 0) == (windows.targets > 0)).all()
+    assert windows.inputs.dtype == windows.targets.dtype == np.int32  # half of int64's memory at 25M events
+
+
+def test_windows_built_a_chunk_at_a_time_equal_one_pass(monkeypatch):
+    import core.data.batches as batches
+
+    sequences = [np.arange(1, n + 2) for n in np.random.default_rng(3).integers(1, 40, size=300)]
+    whole = training_windows(sequences, max_len=8)
+    monkeypatch.setattr(batches, "WINDOW_CHUNK", 7)
+    chunked = training_windows(sequences, max_len=8)
+    assert np.array_equal(whole.inputs, chunked.inputs) and np.array_equal(whole.targets, chunked.targets)
+    inputs, targets = chunked.batch(np.arange(5))
+    assert inputs.dtype == targets.dtype == torch.int64  # what embeddings and cross-entropy take
 
 
 def test_batches_shuffle_every_window_once_and_trim_padding_columns():
