@@ -16,6 +16,7 @@ import inspect
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,7 @@ class EpochRecord:
     valid_hr10: float
     seqs_per_s: float  # training windows per second
     seconds: float  # wall time of the epoch including validation
+    peak_rss_mb: float = 0.0  # the process's peak resident memory by the epoch's end (0: not measurable here)
 
 
 @dataclass
@@ -639,7 +641,8 @@ def train_sequence_model(
             metrics = metrics_from_ranks(ranks)
             model.train()
             record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
-                                 len(windows) / max(train_seconds, 1e-9), time.perf_counter() - epoch_started)
+                                 len(windows) / max(train_seconds, 1e-9), time.perf_counter() - epoch_started,
+                                 peak_rss_mb())
             state.history.append(dataclasses.asdict(record))
             state.spent_s += record.seconds
             if epoch == 1:  # the plan follows what a whole epoch really took
@@ -658,7 +661,8 @@ def train_sequence_model(
                 state.bad_epochs += 1
             if checkpoint_dir is not None:
                 _save_checkpoint(checkpoint_dir, config, text_model, model, optimizer, state, best_weights)
-            reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f}",
+            reporter.report(f"epoch {epoch}: loss {loss:.4f}, valid NDCG@10 {metrics['ndcg@10']:.4f} "
+                            f"({record.seconds:.0f} s, peak memory {record.peak_rss_mb:,.0f} MiB)",
                             epoch=epoch, step=epoch * steps_per_epoch, loss=loss, valid_ndcg10=metrics["ndcg@10"],
                             valid_hr10=metrics["hr@10"], best_epoch=state.best_epoch)
         if not complete:
@@ -678,6 +682,16 @@ def train_sequence_model(
         stopped_by=stopped_by,
         optimizer_moments=optimizer_moments(model, optimizer),
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB so far (Linux and macOS; 0 where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _score_the_start(model: SequenceModel, split: Split, config: TrainConfig, state: _LoopState, cancel):

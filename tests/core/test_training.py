@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import sys
 import time
 
 import numpy as np
@@ -43,9 +44,13 @@ def test_every_sequence_model_beats_popularity_on_learnable_data(rule_data, mode
 def test_progress_reports_epochs_and_validation(rule_data):
     data, split = rule_data
     reports = []
-    train_sequence_model(data, split, TrainConfig(model="gru", **{**TINY, "epochs": 2}), progress=reports.append)
+    result = train_sequence_model(data, split, TrainConfig(model="gru", **{**TINY, "epochs": 2}),
+                                  progress=reports.append)
     epoch_reports = [r for r in reports if "valid_ndcg10" in r.metrics]
     assert [r.metrics["epoch"] for r in epoch_reports] == [1, 2]
+    if sys.platform.startswith("linux"):  # an epoch's time and memory are said (issue 14)
+        assert all(record.peak_rss_mb > 0 for record in result.history)
+        assert f"peak memory {result.history[0].peak_rss_mb:,.0f} MiB" in epoch_reports[0].message
     assert all(r.metrics["seqs_per_s"] > 0 and r.stage == "train" for r in epoch_reports)
     assert epoch_reports[-1].fraction == 1.0
 
