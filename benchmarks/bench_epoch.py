@@ -19,7 +19,7 @@ import torch
 
 from core.data import leave_one_out, training_windows
 from core.engine import Engine
-from core.training import TrainConfig, _autocast, _step, make_optimizer, model_for_data
+from core.training import TrainConfig, _autocast, _step, make_optimizer, model_for_data, sampled_objective
 
 
 def main() -> None:
@@ -41,11 +41,12 @@ def main() -> None:
     model = model_for_data(data, config, None, split.train).train()
     optimizer = make_optimizer(model, config)
     autocast = _autocast(torch.device("cpu"), config)
+    sampled = sampled_objective(windows, config, data.n_items, torch.device("cpu"))
     cpu = wall = 0.0
     for number in range(args.steps + 2):
         inputs, targets = windows.batch(batches[number])
         cpu_began, wall_began = time.process_time(), time.perf_counter()
-        _step(model, optimizer, inputs, targets, config, autocast)
+        _step(model, optimizer, inputs, targets, config, autocast, sampled)
         if number >= 2:
             cpu, wall = cpu + time.process_time() - cpu_began, wall + time.perf_counter() - wall_began
     per_step = cpu / args.steps
