@@ -3,6 +3,7 @@
     python benchmarks/bench_latency.py                       # 10k and 1M items, SASRec, 64 dims
     python benchmarks/bench_latency.py --items 10000 --repeats 500 --model gru
     python benchmarks/bench_latency.py --items 1000000 --threads 1 --profile   # per-operator times
+    python benchmarks/bench_latency.py --items 10000 --threads 1 --text        # issue 12: with item text
 
 Goal (issue 3): p50 < 5 ms for a 10k-item catalogue and < 30 ms for 1M items. The catalogue and
 the log are synthetic (latency depends on sizes, not on what the weights learned), the network
@@ -27,11 +28,14 @@ import torch
 from core.baselines import PopularityScorer, TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
-from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet
+from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for, text_vectors_of
 from core.runs import interest_vocabulary
 from core.serving import recommend
+from core.text.search import TextIndex
 from core.training import TrainConfig, model_for_data
 from core.pipeline import NeuralScorer
+
+TEXT_DIM = 384  # all-MiniLM-L6-v2's width
 
 
 def synthetic_data(n_items: int, n_users: int, events_per_user: int, n_categories: int, seed: int = 0):
@@ -49,25 +53,41 @@ def synthetic_data(n_items: int, n_users: int, events_per_user: int, n_categorie
     return sequences_from_arrays(users, items, ts, catalogue)
 
 
-def build_bundle(data, model: str, hidden: int) -> Bundle:
-    config = TrainConfig.for_data(data, model=model, hidden=hidden, layers=2, max_len=50)
-    scorer = NeuralScorer(model_for_data(data, config).eval(), model)
-    log = TrainLog.from_split(data, leave_one_out(data))
+def stand_in_text(data, dim: int = TEXT_DIM, seed: int = 0) -> TextIndex:
+    """Random unit text vectors of the packaged model's width: what the text model's precomputed vectors
+    cost a request, without the model (nothing runs it per request)."""
+    vectors = np.random.default_rng(seed).standard_normal((data.n_items + 1, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[0] = 0.0
+    has_text = np.ones(data.n_items + 1, dtype=bool)
+    has_text[0] = False
+    return TextIndex("stand-in", vectors, has_text)
+
+
+def build_bundle(data, model: str, hidden: int, text: bool = False) -> Bundle:
+    config = TrainConfig.for_data(data, model=model, hidden=hidden, layers=2, max_len=50, text=text)
+    split = leave_one_out(data)
+    index = stand_in_text(data) if text else None
+    scorer = NeuralScorer(model_for_data(data, config, index, split.train).eval(), model)
+    log = TrainLog.from_split(data, split)
     item_interest, names = interest_vocabulary(scorer, data)
-    ranker = Ranker(ItemFacts.from_log(log), RankerNet())
+    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text))).with_text(text_vectors_of(scorer))
     return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 
 
-def paired_timings_ms(first, second, repeats: int) -> tuple[list[float], list[float]]:
-    """Times of ``first`` and ``second`` called alternately, so a change in load hits both alike."""
+def paired_timings_ms(first, second, repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall times of ``first`` and ``second`` called alternately, so a change in load hits both alike,
+    and the CPU time ``first``'s thread spent (what it costs without waiting for a core)."""
     first(), second()  # warm-up
-    times = ([], [])
+    times = ([], [], [])
     for _ in range(repeats):
         for fn, out in zip((first, second), times):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             fn()
             out.append((time.perf_counter() - started) * 1000)
+            if fn is first:
+                times[2].append((time.thread_time() - cpu) * 1000)
     return times
 
 
@@ -80,8 +100,9 @@ def summary(values: list[float]) -> str:
 def bench(n_items: int, args) -> None:
     started = time.perf_counter()
     data = synthetic_data(n_items, args.users, args.events_per_user, args.categories)
-    bundle = build_bundle(data, args.model, args.hidden)
-    print(f"\n{n_items:,} items, {data.n_users:,} users, model {args.model} ({args.hidden} dims), "
+    bundle = build_bundle(data, args.model, args.hidden, args.text)
+    text = f"text on ({TEXT_DIM}-dim stand-in vectors)" if args.text else "text off"
+    print(f"\n{n_items:,} items, {data.n_users:,} users, model {args.model} ({args.hidden} dims), {text}, "
           f"set up in {time.perf_counter() - started:.1f} s")
     rng = np.random.default_rng(1)
     users = rng.integers(0, data.n_users, args.repeats + 1)
@@ -95,9 +116,10 @@ def bench(n_items: int, args) -> None:
     with torch.inference_mode():
         table = torch.randn(n_items + 1, args.hidden)
         query = torch.randn(1, args.hidden)
-        full, bare = paired_timings_ms(one_user, lambda: torch.topk(query @ table.T, N_CANDIDATES), args.repeats)
+        full, bare, cpu = paired_timings_ms(one_user, lambda: torch.topk(query @ table.T, N_CANDIDATES), args.repeats)
     above = statistics.median(f - b for f, b in zip(full, bare))
     print(f"  recommend (all stages, k=10, diversity {args.diversity}): {summary(full)}")
+    print(f"  the same, CPU time of its thread:                {summary(cpu)}")
     print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
     print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
     if args.profile:
@@ -133,6 +155,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0 = torch's default); one request's small ops often run best on 1")
     parser.add_argument("--profile", action="store_true", help="also print the torch operators that take the time")
+    parser.add_argument("--text", action="store_true",
+                        help="a model and re-ranker that read item text (precomputed stand-in vectors)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 import core
 from core.errors import NextPickError
 from core.baselines import BASELINES, PopularityScorer
-from core.ranker import ItemFacts, Ranker
+from core.ranker import ItemFacts, Ranker, text_vectors_of
 from core.scorer import Scorer
 
 FORMAT = "nextpick-bundle"
@@ -175,7 +175,7 @@ def _assemble(folder: Path, manifest: dict, tensors: dict[str, torch.Tensor], de
         manifest=manifest,
         scorer=scorer,
         fallback=PopularityScorer.from_state(_part(tensors, "fallback")),
-        ranker=Ranker.from_state(ranker_state) if ranker_state else None,
+        ranker=Ranker.from_state(ranker_state).with_text(text_vectors_of(scorer)) if ranker_state else None,
         item_interest=tensors["item_interest"].numpy(),
         interest_names=list(manifest["vocabulary"].get("interests", [])),
         arrays={k: v.numpy() for k, v in _part(tensors, "eval").items()},
@@ -250,6 +250,7 @@ def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: in
         scorer = MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map)
     else:
         item_interest = scorer.model.predictor.item_interest.cpu().numpy()
+        ranker = None if ranker is None else ranker.with_text(text_vectors_of(scorer))
     return replace(bundle, scorer=scorer,
                    fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
                    ranker=ranker, item_interest=item_interest, notes=notes)
@@ -268,8 +269,8 @@ def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
 
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
-    """The ranker's item facts moved to the new item indices; new items are marked unknown, so their
-    log features are read as their list's average (``core.ranker.ItemFacts.known``), not as never taken."""
+    """The ranker's item facts moved to the new item indices; new items have no popularity, so their
+    log features are read as their list's average (``core.ranker.ItemFacts``), not as never taken."""
     index = torch.as_tensor(new_to_old)
     known = index > 0
     facts = ItemFacts(
@@ -279,7 +280,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         segment_affinity=ranker.facts.segment_affinity,
         cooccurrence=None if ranker.facts.cooccurrence is None else ranker.facts.cooccurrence.remapped(
             new_to_old, category_in_old),
-        known=known,
+        text=None if ranker.facts.text is None else torch.where(known[:, None], ranker.facts.text[index], 0.0),
     )
     return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
 

@@ -7,6 +7,7 @@ exactly like a baseline.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -97,6 +98,14 @@ class NeuralScorer:
         self._catalogue: Optional[Catalogue] = None
         self._last: Optional[tuple[torch.Tensor, Encoded]] = None
         self._vectors: Optional[np.ndarray] = None
+
+    def scoring_as_new(self, items: np.ndarray) -> "NeuralScorer":
+        """This network scoring ``items`` (indices) as it scores items without training events: from
+        their category and text alone, their ID embeddings masked (a model that reads item text; the
+        re-ranker learns from such items how a new item's scores behave, ``core.ranker``)."""
+        model = copy.deepcopy(self.model)
+        model.encoder.embeddings.text.has_events[torch.as_tensor(np.asarray(items, dtype=np.int64))] = False
+        return NeuralScorer(model, self.name)
 
     @property
     def device(self) -> torch.device:

@@ -21,7 +21,7 @@ holdout and served worse.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -44,10 +44,15 @@ CHECK_EVERY = 5  # steps between holdout checks
 # gives the test the power to ask this much: on 60 users a ranker at p = 0.03 had learnt "never taken is good"
 # and lifted every item added since, while the update of that log gained at p = 1e-6.
 KEEP_P_VALUE = 0.01
+LATEST_SHARE = 0.1  # text runs: the ranker learns from the items first taken in this latest share of the log as new
 COOCCURRENCE_NEIGHBOURS = 20  # each item's strongest co-occurring partners kept for the ranker (20 a row in the bundle)
 FEATURES = ("score_z", "rank", "interest_match", "popularity", "recency", "history_category_share",
             "segment_affinity", "history_length", "seen_before", "same_category_as_last",
-            "cooccurrence", "cooccurrence_z")
+            "cooccurrence", "cooccurrence_z", "text_similarity", "new_item")
+# Read only by a ranker over a model that reads item text: it learns how new items fare from the log's
+# latest items made new (``_with_latest_items_as_new``), which only such a model can score as it does new items.
+TEXT_FEATURES = ("text_similarity", "new_item")
+TEXT_RECENT = 10  # latest history items a candidate's text is compared with
 LEGACY_FEATURES = FEATURES[:10]  # a ranker saved before its features were recorded used these
 LOG_FEATURES = ("popularity", "recency", "cooccurrence", "cooccurrence_z")  # what the training log says of an item
 
@@ -64,24 +69,30 @@ def feature_groups(features: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return {group: names for group, names in {**grouped, **alone}.items() if names}
 
 
-def features_for(exclude_seen: bool) -> tuple[str, ...]:
-    """The features of a ranker whose candidates exclude the user's history: "seen_before" is
-    then always 0, so it is left out (a ranker for repeats keeps it)."""
-    return tuple(name for name in FEATURES if not (exclude_seen and name == "seen_before"))
+def features_for(exclude_seen: bool, text: bool = False) -> tuple[str, ...]:
+    """The features of a ranker whose candidates exclude the user's history ("seen_before" is then always
+    0, so it is left out; a ranker for repeats keeps it), and that reads item text or not."""
+    return tuple(name for name in FEATURES if not (exclude_seen and name == "seen_before")
+                 and (text or name not in TEXT_FEATURES))
 
 
 @dataclass
 class ItemFacts:
-    """Per-item and per-segment facts from the training log, as tensors for the bundle."""
+    """Per-item and per-segment facts from the training log, as tensors for the bundle.
 
-    popularity: torch.Tensor  # (n_items + 1,) log1p(count) / log1p(max count)
+    An item the log never saw (popularity 0: new since training, or in the catalogue without a
+    training event) knows nothing of its takers or partners; its ``LOG_FEATURES`` are read as its
+    list's average (``CandidateView``), not as those of an item nobody ever took.
+    """
+
+    popularity: torch.Tensor  # (n_items + 1,) log1p(count) / log1p(max count); 0 = not in the log
     recency: torch.Tensor  # (n_items + 1,) 1 = last taken at the newest time, 0 = oldest / never
     item_category: torch.Tensor  # (n_items + 1,) long
     segment_affinity: torch.Tensor  # (n_segments, n_categories) log lift of P(category | segment)
     cooccurrence: Optional[ItemKNNScorer] = None  # items taken near each other (None in older bundles)
-    # (n_items + 1,) bool: items the training log saw (in its catalogue); None = all. A run served on a
-    # catalogue that grew since (``core.bundles``) knows nothing of the new items' takers or partners.
-    known: Optional[torch.Tensor] = None
+    # (n_items + 1, d) the items' unit text vectors (core.text), rows of 0 for none; the scorer's own,
+    # attached when a text-reading model is trained or loaded (``text_vectors_of``), never saved twice
+    text: Optional[torch.Tensor] = None
 
     @classmethod
     def from_log(cls, log: TrainLog, item_knn: Optional[ItemKNNScorer] = None) -> "ItemFacts":
@@ -104,6 +115,16 @@ class ItemFacts:
                    ItemKNNScorer.fit(log, neighbours=COOCCURRENCE_NEIGHBOURS) if item_knn is None
                    else item_knn.narrowed(COOCCURRENCE_NEIGHBOURS))
 
+    @functools.cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-item facts as NumPy arrays (views of the tensors), read for every served list."""
+        arrays = {"popularity": self.popularity.numpy(), "recency": self.recency.numpy(),
+                  "item_category": self.item_category.numpy(), "segment_affinity": self.segment_affinity.numpy()}
+        arrays["known"] = arrays["popularity"] > 0
+        if self.text is not None:
+            arrays["text"] = self.text.float().numpy()
+        return arrays
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         cooccurrence = {} if self.cooccurrence is None else self.cooccurrence.state_tensors()
         return {"popularity": self.popularity, "recency": self.recency, "item_category": self.item_category,
@@ -116,6 +137,14 @@ class ItemFacts:
                    ItemKNNScorer.from_state(cooccurrence) if cooccurrence else None)
 
 
+def text_vectors_of(scorer) -> Optional[torch.Tensor]:
+    """(n_items + 1, d) the item text vectors ``scorer``'s network reads, or None (no text, not neural)."""
+    model = getattr(scorer, "model", None)
+    embeddings = getattr(getattr(model, "encoder", None), "embeddings", None)
+    text = getattr(embeddings, "text", None)
+    return None if text is None else text.vectors.detach().cpu()
+
+
 def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, histories: list[np.ndarray],
                        segments: np.ndarray, interests: np.ndarray, item_interest: np.ndarray,
                        features: tuple[str, ...] = FEATURES) -> torch.Tensor:
@@ -125,125 +154,178 @@ def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, 
     interests: (B, n_interests) predicted interest probabilities (rows of zeros when unknown).
     item_interest: (n_items + 1,) interest index of each item, -1 for none.
     """
-    items = torch.as_tensor(items, dtype=torch.long)
-    real = items > 0
-    score_z = _z_scored(torch.as_tensor(scores, dtype=torch.float32), real)
-    ranks = torch.log1p(torch.arange(items.shape[1], dtype=torch.float32)) / np.log1p(N_CANDIDATES)
-    category = facts.item_category[items]  # (B, N)
-    interest_of = torch.as_tensor(item_interest, dtype=torch.long)[items]
-    interests = torch.as_tensor(interests, dtype=torch.float32)
-    padded = torch.cat([interests, torch.zeros(len(interests), 1)], dim=1)  # last column = "no interest"
-    interest_match = padded.gather(1, torch.where(interest_of < 0, interests.shape[1], interest_of))
-    n_categories = facts.segment_affinity.shape[1]
-    mix = history_category_mix(histories, facts.item_category, n_categories)
-    lengths = torch.tensor([len(h) for h in histories], dtype=torch.float32)[:, None]
-    last_category = torch.tensor([int(facts.item_category[h[-1]]) if len(h) else -1 for h in histories])[:, None]
-    segment_rows = torch.as_tensor(np.asarray(segments), dtype=torch.long).clamp(0, len(facts.segment_affinity) - 1)
-    columns = {
-        "score_z": lambda: score_z,
-        "rank": lambda: ranks.expand_as(score_z),
-        "interest_match": lambda: interest_match,
-        "popularity": lambda: facts.popularity[items],
-        "recency": lambda: facts.recency[items],
-        "history_category_share": lambda: mix.gather(1, category),
-        "segment_affinity": lambda: facts.segment_affinity[segment_rows[:, None], category],
-        "history_length": lambda: (torch.log1p(lengths) / np.log1p(100.0)).expand_as(score_z),
-        "seen_before": lambda: _seen_before(items, histories),
-        "same_category_as_last": lambda: ((category == last_category) & (category > 0)).float(),
-        "cooccurrence": lambda: torch.log1p(cooccurrence()),
-        "cooccurrence_z": lambda: _z_scored(cooccurrence(), real),
-    }
-    cooccurrence = functools.cache(lambda: history_cooccurrence(facts.cooccurrence, items, histories))
-    values = torch.stack([columns[name]() for name in features], dim=2) * real[:, :, None]
-    if facts.known is not None:
-        _impute_unknown(values, [features.index(name) for name in LOG_FEATURES if name in features],
-                        real, facts.known[items] & real)
-    return values
+    return CandidateView(facts, items, scores, histories, segments, interests, item_interest).features(features)
 
 
-def _impute_unknown(values: torch.Tensor, columns: list[int], real: torch.Tensor, known: torch.Tensor) -> None:
-    """Set, in place, the ``columns`` of real candidates the log knew nothing of to their mean over the
-    known candidates of the same list (0 where none is known).
+class CandidateView:
+    """One batch of candidate lists and what their features share, each part computed once.
 
-    An item added after training has no takers or partners in the run's facts; read as zeros, it would
-    look like an item nobody ever took, which the ranker learnt to push down. Read as the list's
-    average, the ranker orders it by what it does know (the generator's score, its category)."""
-    if not columns:
-        return
-    known_values = values[:, :, columns] * known[:, :, None]
-    means = known_values.sum(dim=1, keepdim=True) / known.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
-    unknown = (real & ~known)[:, :, None]
-    values[:, :, columns] = torch.where(unknown, means.expand_as(known_values), values[:, :, columns])
+    All NumPy: one served list's dozen features cost tens of microseconds each this way, against
+    hundreds as small torch operations; ``partners`` reuses the co-occurrence pairs the features read.
+    """
+
+    def __init__(self, facts: ItemFacts, items, scores, histories, segments, interests, item_interest) -> None:
+        self.facts, self.arrays = facts, facts.arrays
+        self.items = np.asarray(items, dtype=np.int64)
+        self.real = self.items > 0
+        self.scores = np.asarray(scores, dtype=np.float32)
+        self.histories = [np.asarray(h, dtype=np.int64) for h in histories]
+        self.segments = np.asarray(segments, dtype=np.int64)
+        self.interests = np.asarray(interests, dtype=np.float32)
+        self.item_interest = np.asarray(item_interest)
+
+    def features(self, names: tuple[str, ...]) -> torch.Tensor:
+        values = np.zeros(self.items.shape + (len(names),), dtype=np.float32)
+        for column, name in enumerate(names):
+            values[:, :, column] = getattr(self, name)()
+        values *= self.real[:, :, None]
+        self._impute_unknown(values, [names.index(name) for name in LOG_FEATURES if name in names])
+        return torch.from_numpy(values)
+
+    def _impute_unknown(self, values: np.ndarray, columns: list[int]) -> None:
+        """Set, in place, the ``columns`` of real candidates the log knew nothing of to their mean over the
+        known candidates of the same list (0 where none is known).
+
+        An item added after training (or without a training event) has no takers or partners in the
+        run's facts; read as zeros, it would look like an item nobody ever took, which the ranker learnt
+        to push down. Read as the list's average, the ranker orders it by what it does know (the
+        generator's score, its category, its text)."""
+        known = self.arrays["known"][self.items] & self.real
+        unknown = self.real & ~known
+        if not columns or not unknown.any():
+            return
+        part = values[:, :, columns]
+        means = (part * known[:, :, None]).sum(axis=1, keepdims=True) / np.maximum(known.sum(axis=1), 1)[:, None, None]
+        values[:, :, columns] = np.where(unknown[:, :, None], means, part)
+
+    @functools.cached_property
+    def category(self) -> np.ndarray:
+        return self.arrays["item_category"][self.items]
+
+    @functools.cached_property
+    def recent_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _recent_pairs(self.facts.cooccurrence, self.items, self.histories)
+
+    @functools.cached_property
+    def history_cooccurrence(self) -> np.ndarray:
+        """(B, N) how often each candidate is taken near the user's recent items: item-kNN's score of it
+        (decayed sum over the last items of their cosine co-occurrence with it), for candidates only."""
+        owner, _, contributions = self.recent_pairs
+        sums = np.zeros(self.items.shape, dtype=np.float32)
+        np.add.at(sums, owner, contributions)
+        return sums
+
+    def partners(self) -> np.ndarray:
+        """(B, N) the recent history item that adds most to each candidate's ``history_cooccurrence``
+        (the newest of equals), 0 where none adds anything: what "often taken with X" names."""
+        owner, recent, contributions = self.recent_pairs
+        partners = np.zeros(self.items.shape, dtype=np.int64)
+        if not len(owner):
+            return partners
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each user's recent events are contiguous
+        users = owner[starts]
+        strongest = np.maximum.reduceat(contributions, starts, axis=0)  # (users, N)
+        event = np.arange(len(owner))[:, None]
+        is_strongest = (contributions == strongest[np.searchsorted(users, owner)]) & (contributions > 0)
+        newest = np.maximum.reduceat(np.where(is_strongest, event, -1), starts, axis=0)
+        partners[users] = np.where(newest >= 0, recent[np.maximum(newest, 0)], 0)
+        return partners
+
+    def score_z(self) -> np.ndarray:
+        return _z_scored(self.scores, self.real)
+
+    def rank(self) -> np.ndarray:
+        return (np.log1p(np.arange(self.items.shape[1], dtype=np.float32)) / np.log1p(N_CANDIDATES))[None, :]
+
+    def interest_match(self) -> np.ndarray:
+        n_interests = self.interests.shape[1]
+        padded = np.concatenate([self.interests, np.zeros((len(self.interests), 1), np.float32)], axis=1)
+        column = self.item_interest[self.items]
+        return np.take_along_axis(padded, np.where(column < 0, n_interests, column), axis=1)
+
+    def popularity(self) -> np.ndarray:
+        return self.arrays["popularity"][self.items]
+
+    def recency(self) -> np.ndarray:
+        return self.arrays["recency"][self.items]
+
+    def history_category_share(self) -> np.ndarray:
+        mix = history_category_mix(self.histories, self.arrays["item_category"], self.arrays["segment_affinity"].shape[1])
+        return np.take_along_axis(mix, self.category, axis=1)
+
+    def segment_affinity(self) -> np.ndarray:
+        affinity = self.arrays["segment_affinity"]
+        return affinity[np.clip(self.segments, 0, len(affinity) - 1)[:, None], self.category]
+
+    def history_length(self) -> np.ndarray:
+        return (np.log1p([len(h) for h in self.histories]) / np.log1p(100.0))[:, None]
+
+    def seen_before(self) -> np.ndarray:
+        owner = np.repeat(np.arange(len(self.histories)), [len(h) for h in self.histories])
+        events = np.concatenate(self.histories + [np.zeros(0, np.int64)])
+        width = int(max(self.items.max(initial=0), events.max(initial=0))) + 1
+        keys = np.arange(len(self.histories))[:, None] * width + self.items
+        return np.isin(keys, owner * width + events)
+
+    def same_category_as_last(self) -> np.ndarray:
+        last = np.array([self.arrays["item_category"][h[-1]] if len(h) else -1 for h in self.histories])
+        return (self.category == last[:, None]) & (self.category > 0)
+
+    def cooccurrence(self) -> np.ndarray:
+        return np.log1p(self.history_cooccurrence)
+
+    def cooccurrence_z(self) -> np.ndarray:
+        return _z_scored(self.history_cooccurrence, self.real)
+
+    def new_item(self) -> np.ndarray:
+        """1 for an item the log never saw: scored from its text, its log features only its list's average."""
+        return ~self.arrays["known"][self.items]
+
+    def text_similarity(self) -> np.ndarray:
+        """(B, N) each candidate's largest text cosine with the user's ``TEXT_RECENT`` latest items (0
+        without text): what tells a new edition of a line the user follows from any other new item."""
+        text = self.arrays.get("text")
+        similarity = np.zeros(self.items.shape, dtype=np.float32)
+        if text is None:
+            return similarity
+        for row, history in enumerate(self.histories):
+            recent = history[-TEXT_RECENT:]
+            if len(recent):
+                similarity[row] = (text[self.items[row]] @ text[recent].T).max(axis=1)
+        return similarity
 
 
-def _z_scored(values: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def _z_scored(values: np.ndarray, real: np.ndarray) -> np.ndarray:
     """(B, N) ``values`` standardised over each row's real candidates (padding excluded)."""
-    values = torch.where(real, values, torch.zeros(()))
-    n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = values.sum(dim=1, keepdim=True) / n_real
-    std = (((values - mean) ** 2) * real).sum(dim=1, keepdim=True).div(n_real).sqrt()
+    values = np.where(real, values, 0.0)
+    n_real = np.maximum(real.sum(axis=1, keepdims=True), 1)
+    mean = values.sum(axis=1, keepdims=True) / n_real
+    std = np.sqrt((((values - mean) ** 2) * real).sum(axis=1, keepdims=True) / n_real)
     return (values - mean) / (std + 1e-6)
 
 
-def history_cooccurrence(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
-    """(B, N) how often each candidate is taken near the user's recent items: item-kNN's score of it
-    (decayed sum over the last items of their cosine co-occurrence with it), for candidates only."""
-    owner, _, contributions = _recent_pairs(cooccurrence, items, histories)
-    sums = np.zeros(items.shape, dtype=np.float32)
-    np.add.at(sums, owner, contributions)
-    return torch.from_numpy(sums)
-
-
-def strongest_partners(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]) -> np.ndarray:
-    """(B, N) the recent history item that adds most to each candidate's ``history_cooccurrence``
-    (the newest of equals), 0 where none adds anything: what "often taken with X" names."""
-    owner, recent, contributions = _recent_pairs(cooccurrence, items, histories)
-    partners = np.zeros(items.shape, dtype=np.int64)
-    if not len(owner):
-        return partners
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each user's recent events are contiguous
-    users = owner[starts]
-    strongest = np.maximum.reduceat(contributions, starts, axis=0)  # (users, N)
-    event = np.arange(len(owner))[:, None]
-    is_strongest = (contributions == strongest[np.searchsorted(users, owner)]) & (contributions > 0)
-    newest = np.maximum.reduceat(np.where(is_strongest, event, -1), starts, axis=0)
-    partners[users] = np.where(newest >= 0, recent[np.maximum(newest, 0)], 0)
-    return partners
-
-
-def _recent_pairs(cooccurrence: ItemKNNScorer, items: torch.Tensor, histories: list[np.ndarray]
+def _recent_pairs(cooccurrence: ItemKNNScorer, items: np.ndarray, histories: list[np.ndarray]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owner, recent, contributions): each recent history event item-kNN reads (its user's row, its
     item, oldest first within a user) and its weighted cosine co-occurrence with each of its user's
     candidates, (E, N)."""
-    histories = [np.asarray(h, np.int64) for h in histories]
     weights = [cooccurrence.history_weights(h) for h in histories]
     used = [w > 0 for w in weights]
     owner = np.repeat(np.arange(len(histories)), [int(u.sum()) for u in used])
     recent = np.concatenate([h[u] for h, u in zip(histories, used)] + [np.zeros(0, np.int64)])
     weight = np.concatenate([w[u] for w, u in zip(weights, used)] + [np.zeros(0)]).astype(np.float32)
-    candidates = items.numpy()[owner]  # (E, N): each recent history event against its user's candidates
+    candidates = items[owner]  # (E, N): each recent history event against its user's candidates
     pairs = cooccurrence.pair_values(np.repeat(recent, items.shape[1]), candidates.ravel())
     return owner, recent, pairs.reshape(candidates.shape) * weight[:, None]
 
 
-def history_category_mix(histories: list[np.ndarray], item_category: torch.Tensor, n_categories: int) -> torch.Tensor:
+def history_category_mix(histories: list[np.ndarray], item_category: np.ndarray, n_categories: int) -> np.ndarray:
     """(B, n_categories) share of each user's history in each category."""
     rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
     events = np.concatenate([np.asarray(h, np.int64) for h in histories] + [np.zeros(0, np.int64)])
-    flat = np.bincount(rows * n_categories + item_category.numpy()[events], minlength=len(histories) * n_categories)
-    counts = torch.tensor(flat.reshape(len(histories), n_categories), dtype=torch.float32)
-    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
-
-
-def _seen_before(items: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
-    """(B, N) 1 where the candidate is already in that user's history."""
-    owner = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    events = np.concatenate([np.asarray(h, np.int64) for h in histories] + [np.zeros(0, np.int64)])
-    items = items.numpy()
-    width = int(max(items.max(initial=0), events.max(initial=0))) + 1
-    keys = np.arange(len(histories))[:, None] * width + items
-    return torch.tensor(np.isin(keys, owner * width + events), dtype=torch.float32)
+    flat = np.bincount(rows * n_categories + np.asarray(item_category)[events], minlength=len(histories) * n_categories)
+    counts = flat.reshape(len(histories), n_categories).astype(np.float32)
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
 
 
 class RankerNet(nn.Module):
@@ -253,8 +335,9 @@ class RankerNet(nn.Module):
     0 elsewhere, MLP output 0), so training starts from "does no harm".
     """
 
-    def __init__(self, features: tuple[str, ...] = FEATURES, hidden: int = 8) -> None:
+    def __init__(self, features: tuple[str, ...] = features_for(False), hidden: int = 8) -> None:
         super().__init__()
+        self.features = tuple(features)
         self.linear = nn.Linear(len(features), 1, bias=False)
         self.mlp = nn.Sequential(nn.Linear(len(features), hidden), nn.ReLU(), nn.Linear(hidden, 1))
         with torch.no_grad():
@@ -264,7 +347,7 @@ class RankerNet(nn.Module):
             self.mlp[2].bias.zero_()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features (B, N, F) -> relevance (B, N)."""
+        """features (..., N, F) -> relevance (..., N)."""
         return (self.linear(features) + self.mlp(features)).squeeze(-1)
 
 
@@ -272,7 +355,8 @@ class Ranker:
     """The trained re-ranker: item facts + network over ``features``, with a bundle-friendly state.
 
     ``exclude_seen``: its candidates were formed with the user's history masked (trained for
-    serving with "exclude seen"); such a ranker has no "seen_before" feature.
+    serving with "exclude seen"); such a ranker has no "seen_before" feature. ``features``: the
+    network's own unless given.
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
@@ -280,14 +364,24 @@ class Ranker:
         self.facts, self.net = facts, net.eval()
         self.report = report or {}
         self.exclude_seen = exclude_seen
-        self.features = features_for(exclude_seen) if features is None else features
+        self.features = net.features if features is None else tuple(features)
+
+    @property
+    def reads_text(self) -> bool:
+        return any(name in TEXT_FEATURES for name in self.features)
+
+    def with_text(self, vectors: Optional[torch.Tensor]) -> "Ranker":
+        """This ranker reading ``vectors`` (its scorer's item text vectors, ``text_vectors_of``) for its
+        text features; a ranker without them, or given None, is returned as it is."""
+        if not self.reads_text or vectors is None:
+            return self
+        return Ranker(replace(self.facts, text=vectors), self.net, self.report, self.exclude_seen, self.features)
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
         """(B, N) learned relevance of each candidate; -inf for padding candidates."""
-        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest,
-                                      self.features)
-        return self._relevance_of(features, items)
+        view = CandidateView(self.facts, items, scores, histories, segments, interests, item_interest)
+        return self._relevance_of(view.features(self.features), view.real)
 
     @torch.no_grad()
     def explained_relevance(self, items, scores, histories, segments, interests, item_interest
@@ -295,36 +389,35 @@ class Ranker:
         """``relevance`` and (B, N) the history item each candidate is "often taken with": where the
         co-occurrence features lifted it more than any other feature did, its strongest partner among
         the user's recent items; 0 elsewhere (and for rankers without those features)."""
-        features = candidate_features(self.facts, items, scores, histories, segments, interests, item_interest,
-                                      self.features)
-        relevance = self._relevance_of(features, items)
-        partners = np.zeros(np.shape(items), dtype=np.int64)
-        lifts = self._lifts(features, relevance, torch.as_tensor(items) > 0)
+        view = CandidateView(self.facts, items, scores, histories, segments, interests, item_interest)
+        features = view.features(self.features)
+        relevance = self._relevance_of(features, view.real)
+        partners = np.zeros(view.items.shape, dtype=np.int64)
+        lifts = self._lifts(features, relevance, view.real)
         taken_with = lifts.pop(COOCCURRENCE_GROUP, None)
         if taken_with is None or self.facts.cooccurrence is None:
             return relevance, partners
         others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(taken_with)
         mainly = ((taken_with > 0) & (taken_with >= others)).numpy()
-        if mainly.any():  # the partners cost a second pass over the co-occurrence pairs
-            partners[mainly] = strongest_partners(self.facts.cooccurrence, torch.as_tensor(items), histories)[mainly]
+        if mainly.any():
+            partners[mainly] = view.partners()[mainly]
         return relevance, partners
 
-    def _relevance_of(self, features: torch.Tensor, items) -> torch.Tensor:
+    def _relevance_of(self, features: torch.Tensor, real: np.ndarray) -> torch.Tensor:
         relevance = self.net(features)
-        return torch.where(torch.as_tensor(items) > 0, relevance, torch.tensor(float("-inf")))
+        return torch.where(torch.from_numpy(real), relevance, torch.tensor(float("-inf")))
 
-    def _lifts(self, features: torch.Tensor, relevance: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _lifts(self, features: torch.Tensor, relevance: torch.Tensor, real: np.ndarray) -> dict[str, torch.Tensor]:
         """(B, N) per feature group: how much higher each candidate's ``relevance`` is than with that
-        group's features at their mean over its list's candidates (what the group lifted it by)."""
+        group's features at their mean over its list's candidates (what the group lifted it by). Every
+        group's averaged copy goes through the network in one pass."""
+        real = torch.from_numpy(real)
         n_real = real.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
         means = (features * real[:, :, None]).sum(dim=1, keepdim=True) / n_real  # (B, 1, F)
-        lifts = {}
-        for group, names in feature_groups(self.features).items():
-            columns = [self.features.index(name) for name in names]
-            averaged = features.clone()
-            averaged[:, :, columns] = means[:, :, columns].expand(-1, features.shape[1], -1)
-            lifts[group] = relevance - self.net(averaged)
-        return lifts
+        groups = feature_groups(self.features)
+        in_group = torch.tensor([[name in names for name in self.features] for names in groups.values()])
+        averaged = torch.where(in_group[:, None, None, :], means.unsqueeze(0), features.unsqueeze(0))  # (G, B, N, F)
+        return dict(zip(groups, relevance.unsqueeze(0) - self.net(averaged)))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
@@ -335,7 +428,8 @@ class Ranker:
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> "Ranker":
         """Bundles saved before these were recorded hold rankers of ``LEGACY_FEATURES`` fitted on
-        unmasked candidates; the feature mask follows ``FEATURES``, new names being appended."""
+        unmasked candidates; the feature mask follows ``FEATURES``, new names being appended. A
+        ranker that reads text gets its vectors from its scorer (``with_text``)."""
         facts = ItemFacts.from_state({k[len("facts."):]: v for k, v in state.items() if k.startswith("facts.")})
         exclude_seen = bool(state.get("exclude_seen", torch.tensor(False)))
         mask = state["features"].tolist() if "features" in state else [name in LEGACY_FEATURES for name in FEATURES]
@@ -347,24 +441,30 @@ class Ranker:
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
                  *, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
-                 progress=None, cancel=None) -> Ranker:
+                 target_times: Optional[np.ndarray] = None, progress=None, cancel=None) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
     Candidates are the scorer's top-N formed as ``RankedScorer`` serves them under the eval
     set's mode (the history masked under ``EvalMode.NEW``, nothing under ``REPEAT``); users
     whose held-out item falls outside them teach nothing about re-ordering and are skipped.
+    ``target_times``: when each held-out event happened; the items the log first saw later are
+    left out of that user's candidates (they did not exist yet: as negatives they taught the
+    ranker that the newest items are never taken).
     """
     exclude_seen = eval_set.eval_mode.masks_history
-    features_used = features_for(exclude_seen)
+    text = text_vectors_of(scorer)
+    features_used = features_for(exclude_seen, text=text is not None)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.permutation(len(eval_set))[:max_users])
     histories = [eval_set.histories[i] for i in chosen]
     targets = np.asarray(eval_set.targets)[chosen]
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
-    facts = ItemFacts.from_log(log, scorer if isinstance(scorer, ItemKNNScorer) else None)
-    items, scores = _candidates(scorer, histories, user_segments, exclude_seen, cancel)
-    interests = scorer.interests_batch(histories, user_segments)
-    features = candidate_features(facts, items, scores, histories, user_segments, interests, item_interest,
+    facts = replace(ItemFacts.from_log(log, scorer if isinstance(scorer, ItemKNNScorer) else None), text=text)
+    seen_as, facts_as = _with_latest_items_as_new(scorer, facts, log) if text is not None else (scorer, facts)
+    unreleased = None if target_times is None else _released_after(log, np.asarray(target_times)[chosen])
+    items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased)
+    interests = seen_as.interests_batch(histories, user_segments)
+    features = candidate_features(facts_as, items, scores, histories, user_segments, interests, item_interest,
                                   features_used)
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
@@ -374,12 +474,49 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     return Ranker(facts, net, report, exclude_seen)
 
 
-def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel) -> tuple[np.ndarray, np.ndarray]:
-    """The scorer's top-N per user, the history masked first when serving excludes it."""
+def latest_items(log: TrainLog, share: float = LATEST_SHARE) -> np.ndarray:
+    """The items whose first event in ``log`` falls among its latest ``share`` of events."""
+    if not len(log.ts):
+        return np.zeros(0, dtype=np.int64)
+    first = np.full(log.n_items + 1, np.inf)
+    np.minimum.at(first, log.items, log.ts)
+    since = np.sort(log.ts)[len(log.ts) - max(1, int(np.ceil(share * len(log.ts))))]
+    return np.flatnonzero(np.isfinite(first) & (first >= since))
+
+
+def _with_latest_items_as_new(scorer, facts: ItemFacts, log: TrainLog) -> tuple[Scorer, ItemFacts]:
+    """The scorer and facts the ranker learns from, with the log's latest items (``latest_items``) made
+    new: scored from their category and text alone, their log facts unknown (read as their list's
+    average). Few validation targets are items without any training event, however many a time
+    split's test holds; without these the ranker learns only that items never taken are not taken,
+    and pushes down every item scored from its text alone."""
+    latest = latest_items(log)
+    if not len(latest):
+        return scorer, facts
+    unknown = torch.zeros_like(facts.popularity, dtype=torch.bool)
+    unknown[torch.as_tensor(latest)] = True
+    return scorer.scoring_as_new(latest), replace(facts, popularity=facts.popularity.masked_fill(unknown, 0.0))
+
+
+def _released_after(log: TrainLog, times: np.ndarray):
+    """``unreleased(start, stop)``: (stop - start, n_items + 1) bool, the items the log first saw after
+    each of those users' held-out events (or never)."""
+    first = np.full(log.n_items + 1, np.inf)
+    np.minimum.at(first, log.items, log.ts)
+    first = torch.from_numpy(first)
+    return lambda start, stop: first[None, :] > torch.from_numpy(times[start:stop].astype(np.float64))[:, None]
+
+
+def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel, unreleased=None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's top-N per user, the history masked first when serving excludes it (and the items
+    ``unreleased(start, stop)`` marks for those users left out)."""
     items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
     scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
     batches = masked_score_batches(scorer, histories, segments, history_masked=exclude_seen, cancel=cancel)
     for start, stop, batch in batches:
+        if unreleased is not None:
+            batch.masked_fill_(unreleased(start, stop), float("-inf"))
         items[start:stop], scores[start:stop] = top_candidates(batch)
     return items, scores
 

@@ -29,7 +29,7 @@ from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_significance
 from core.generator import ColdStartScorer
 from core.progress import Cancelled, Progress, emit
-from core.ranker import RankedScorer, train_ranker
+from core.ranker import RankedScorer, text_vectors_of, train_ranker
 from core.scorer import Scorer
 from core.store import schema
 from core.update import Update, fine_tune_split, reused_ranker
@@ -520,10 +520,11 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
     if updating:
         ranker, ranker_report = reused_ranker(update.bundle, log)
+        ranker = None if ranker is None else ranker.with_text(text_vectors_of(scorer))
     else:
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
-                              progress=progress, cancel=cancel)
+                              target_times=target_times(data, split.valid), progress=progress, cancel=cancel)
         ranker_report = ranker.report
     kept = ranker is not None and ranker_report["kept"]
     popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
@@ -548,6 +549,13 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
                 content_hash=content_hash, dims=dims,
                 arrays={"test_ranks": test.ranks, "test_users": test.user_index}, optimizer=moments)
     return metrics, device
+
+
+def target_times(data, eval_set) -> np.ndarray:
+    """(len(eval_set),) when each held-out event happened (its history is everything before it)."""
+    users = np.asarray(eval_set.user_index, dtype=np.int64)
+    lengths = np.array([len(h) for h in eval_set.histories], dtype=np.int64)
+    return np.asarray(data.ts)[np.asarray(data.offsets)[users] + lengths]
 
 
 def known_items(split, n_items: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from core.evaluation import evaluate_scorer, masked_score_batches
 from core.generator import generate_candidates
 from core.bundles import _remapped_ranker
 from core.ranker import (FEATURES, LOG_FEATURES, N_CANDIDATES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features,
-                         mmr_order, train_ranker)
+                         features_for, mmr_order, train_ranker)
 from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -235,4 +235,4 @@ def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
 
     for_repeats = train_ranker(scorer, log, leave_one_out(data, EvalMode.REPEAT).valid, data.user_segment,
                                item_interest, max_users=300, epochs=10)
-    assert not for_repeats.exclude_seen and for_repeats.features == FEATURES
+    assert not for_repeats.exclude_seen and for_repeats.features == features_for(False)  # all but the text's
