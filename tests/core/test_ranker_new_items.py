@@ -10,7 +10,7 @@ from core.baselines import TrainLog
 from core.data import sequences_from_arrays, time_split
 from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.pipeline import NeuralScorer
-from core.ranker import RankedScorer, latest_items, train_ranker
+from core.ranker import RankedScorer, _candidates, _released_after, latest_items, train_ranker
 from core.runs import known_items, target_times
 from core.text.search import TextIndex
 from core.training import TrainConfig, model_for_data
@@ -92,3 +92,13 @@ def test_the_held_out_events_times_are_read_from_the_log():
     valid = time_split(data, CUT).valid
     times = target_times(data, valid)
     assert ((times >= 92) & (times < 99)).all()  # every validation event is a user's last before the cut
+
+
+def test_the_rankers_training_lists_hold_only_items_released_by_each_held_out_event():
+    log = TrainLog.from_histories([np.array([1, 2]), np.array([2, 3])], 4, np.zeros(5, np.int64), 1,
+                                  ts=[np.array([10.0, 20.0]), np.array([20.0, 50.0])])  # item 3 first at 50; 4 never
+    scores = torch.tensor([[float("-inf"), 1.0, 2.0, 4.0, 3.0]]).repeat(2, 1)
+    scorer = type("Fixed", (), {"score": lambda self, histories, segments=None: scores[:len(histories)].clone()})()
+    items, _ = _candidates(scorer, [np.zeros(0, np.int64)] * 2, None, False, None,
+                           _released_after(log, np.array([40.0, 60.0])))
+    assert items[0, :3].tolist() == [2, 1, 0] and items[1, :4].tolist() == [3, 2, 1, 0]
