@@ -269,8 +269,8 @@ def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
 
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
-    """The ranker's item facts moved to the new item indices; new items have no popularity, so their
-    log features are read as their list's average (``core.ranker.ItemFacts``), not as never taken."""
+    """The ranker's item facts moved to the new item indices; new items are marked unknown, so their
+    log features are read as their list's average (``core.ranker.ItemFacts.known``), not as never taken."""
     index = torch.as_tensor(new_to_old)
     known = index > 0
     facts = ItemFacts(
@@ -281,6 +281,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         cooccurrence=None if ranker.facts.cooccurrence is None else ranker.facts.cooccurrence.remapped(
             new_to_old, category_in_old),
         text=None if ranker.facts.text is None else torch.where(known[:, None], ranker.facts.text[index], 0.0),
+        known=known,
     )
     return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
 

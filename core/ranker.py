@@ -80,9 +80,11 @@ def features_for(exclude_seen: bool, text: bool = False) -> tuple[str, ...]:
 class ItemFacts:
     """Per-item and per-segment facts from the training log, as tensors for the bundle.
 
-    An item the log never saw (popularity 0: new since training, or in the catalogue without a
-    training event) knows nothing of its takers or partners; its ``LOG_FEATURES`` are read as its
-    list's average (``CandidateView``), not as those of an item nobody ever took.
+    An item the log never saw knows nothing of its takers or partners; its ``LOG_FEATURES`` are read
+    as its list's average (``CandidateView``), not as those of an item nobody ever took. Which items
+    those are: with text (a ranker that learned how new items fare, ``new_item``), every item of
+    popularity 0; without, the items new since training (``known``), an item the log held without
+    events staying one nobody took.
     """
 
     popularity: torch.Tensor  # (n_items + 1,) log1p(count) / log1p(max count); 0 = not in the log
@@ -93,6 +95,9 @@ class ItemFacts:
     # (n_items + 1, d) the items' unit text vectors (core.text), rows of 0 for none; the scorer's own,
     # attached when a text-reading model is trained or loaded (``text_vectors_of``), never saved twice
     text: Optional[torch.Tensor] = None
+    # (n_items + 1,) bool: items in the training log's catalogue; None = all. A run served on a catalogue
+    # that grew since (``core.bundles``) knows nothing of the new items' takers or partners.
+    known: Optional[torch.Tensor] = None
 
     @classmethod
     def from_log(cls, log: TrainLog, item_knn: Optional[ItemKNNScorer] = None) -> "ItemFacts":
@@ -120,9 +125,11 @@ class ItemFacts:
         """The per-item facts as NumPy arrays (views of the tensors), read for every served list."""
         arrays = {"popularity": self.popularity.numpy(), "recency": self.recency.numpy(),
                   "item_category": self.item_category.numpy(), "segment_affinity": self.segment_affinity.numpy()}
-        arrays["known"] = arrays["popularity"] > 0
         if self.text is not None:
             arrays["text"] = self.text.float().numpy()
+            arrays["known"] = arrays["popularity"] > 0
+        else:
+            arrays["known"] = np.ones(len(arrays["popularity"]), bool) if self.known is None else self.known.numpy()
         return arrays
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
