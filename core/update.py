@@ -173,7 +173,9 @@ def warm_start(parent: Bundle, data, config, text=None, train=None):
     whole training split's sequences, which say which items have events)."""
     from core.training import WarmStart, model_for_data
 
-    fresh = model_for_data(data, config, text, train)
+    with torch.random.fork_rng(devices=[]):  # new items' random part: the same on every update of this log
+        torch.manual_seed(config.seed)
+        fresh = model_for_data(data, config, text, train)
     maps = row_maps(parent.manifest["vocabulary"], data, data.has_categories, parent.manifest["dims"]["n_interests"])
     weights = parent.scorer.state_tensors()
     grown = {}
