@@ -162,22 +162,13 @@ def test_a_recommend_answered_before_fastapis_layers_is_the_engines_list(engine,
     assert (cold["user"], cold["cold_start"], len(cold["recommendations"])) == ("nobody / \u00e9", True, 2)
 
 
-def test_a_failure_while_scoring_is_json_without_a_traceback(engine, client, monkeypatch):
+@pytest.mark.parametrize("route, engine_call", [("/recommend", "recommend_histories"), ("/interests", "interests")])
+def test_a_failure_inside_is_json_without_a_traceback(engine, client, monkeypatch, route, engine_call):
     def broken(*_args, **_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(engine, "recommend_histories", broken)
-    answer = client.get("/recommend", params={"user": "U01"})
-    assert answer.status_code == 500
-    assert answer.json() == {"message": "internal error (RuntimeError); the service's log has the details"}
-
-
-def test_a_failure_inside_is_json_without_a_traceback(engine, client, monkeypatch):
-    def broken(*_args, **_kwargs):
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(engine, "interests", broken)
-    answer = client.get("/interests", params={"user": "U01"})
+    monkeypatch.setattr(engine, engine_call, broken)  # /recommend fails in the scoring thread's short way
+    answer = client.get(route, params={"user": "U01"})
     assert answer.status_code == 500
     assert answer.json() == {"message": "internal error (RuntimeError); the service's log has the details"}
 
