@@ -314,7 +314,7 @@ class ItemKNNScorer(_SparseRowScorer):
             decay: float = 0.8) -> "ItemKNNScorer":
         width = log.n_items + 1
         occurrences = np.bincount(log.items, minlength=width).astype(np.float64)
-        events = _EventsByItem.of(log)
+        events = _EventsByItem.of(log, window)
         blocks = _row_blocks(occurrences, window)
         # numpy's gathers, comparisons and sorts release the GIL, so threads share the row blocks
         # (processes would copy the log); at most two blocks' pairs are held at once per thread
@@ -376,31 +376,45 @@ FIT_THREADS = 2  # row blocks counted at once (joblib threads)
 class _EventsByItem:
     """The log's events grouped by item (``first[i]:first[i + 1]`` of ``positions`` are item i's),
     each with how many events of its sequence come before and after it, so a row block reads only
-    its own items' events and their neighbours."""
+    its own items' events and their neighbours. int32 where the log allows (half the bytes every
+    block gathers); ``padded`` holds ``window`` zeros on each side of the log's items, so an
+    event's neighbours are read without clipping their positions."""
 
-    items: np.ndarray  # (n_events,) the log's items
+    padded: np.ndarray  # (window + n_events + window,) the log's items
     positions: np.ndarray  # (n_events,) event positions, grouped by item
     first: np.ndarray  # (width + 1,) where each item's positions begin
     before: np.ndarray  # (n_events,) events of the same sequence before each position in ``positions``
     after: np.ndarray  # (n_events,) and after it
 
     @classmethod
-    def of(cls, log: TrainLog) -> "_EventsByItem":
-        positions = np.argsort(log.items, kind="stable")
+    def of(cls, log: TrainLog, window: int) -> "_EventsByItem":
+        index = np.int32 if len(log.items) + 2 * window < 2**31 else np.int64
+        positions = np.argsort(log.items, kind="stable").astype(index)
         first = np.concatenate([[0], np.cumsum(np.bincount(log.items, minlength=log.n_items + 1))]).astype(np.int64)
         lengths = np.diff(log.offsets)
         before = (np.arange(len(log.items)) - np.repeat(log.offsets[:-1], lengths))[positions]
         after = np.repeat(lengths, lengths)[positions] - 1 - before
-        return cls(np.asarray(log.items, np.int64), positions, first, before.astype(np.int32), after.astype(np.int32))
+        padded = np.zeros(len(log.items) + 2 * window, dtype=np.int32 if log.n_items < 2**31 else np.int64)
+        padded[window:window + len(log.items)] = log.items
+        return cls(padded, positions, first, before.astype(np.int32), after.astype(np.int32))
+
+
+# A block's pair keys are ``(row - low) * width + col``: 4-byte keys (half the bytes to sort) when a
+# block spans at most this many cells, which ``_row_blocks`` sees to.
+UINT32_CELLS = 2**32
 
 
 def _row_blocks(occurrences: np.ndarray, window: int) -> list[tuple[int, int]]:
     """Ranges [low, high) of item indices holding about ``PAIRS_PER_BLOCK`` pairs each (an item
-    has about ``2 * window`` pairs per event, so blocks split the cumulative event count)."""
+    has about ``2 * window`` pairs per event, so blocks split the cumulative event count), and
+    few enough rows that their keys fit 32 bits (``UINT32_CELLS``) when the catalogue allows."""
     pairs = 2 * window * occurrences
     blocks = max(1, int(np.ceil(pairs.sum() / PAIRS_PER_BLOCK)))
     cuts = np.searchsorted(np.cumsum(pairs), pairs.sum() * np.arange(1, blocks) / blocks)
     edges = np.unique(np.concatenate([[0], cuts + 1, [len(occurrences)]]))
+    rows = max(1, UINT32_CELLS // len(occurrences))
+    edges = np.unique(np.concatenate([np.arange(low, high, rows) for low, high in zip(edges[:-1], edges[1:])]
+                                     + [[len(occurrences)]]))
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
@@ -409,19 +423,21 @@ def _strongest_in_rows(events: _EventsByItem, window: int, occurrences, k: int, 
     same sequence (both directions, an item never with itself), each row's ``k`` strongest.
 
     Each of the block's events reads its ``2 * window`` neighbours in one gather of adjacent
-    entries; the pairs are counted as sorted ``(row - low) * width + col`` keys."""
+    entries; the pairs are counted as sorted ``(row - low) * width + col`` keys (32-bit when the
+    block's cells fit them)."""
     width = len(occurrences)
+    key_type = np.uint32 if (high - low) * width <= UINT32_CELLS else np.uint64
     span = slice(events.first[low], events.first[high])
-    at = events.positions[span]
-    steps = np.array([*range(-window, 0), *range(1, window + 1)])
+    steps = np.array([*range(-window, 0), *range(1, window + 1)], dtype=events.positions.dtype)
     inside = (steps >= -events.before[span, None]) & (steps <= events.after[span, None])  # (events, 2 * window)
-    partners = events.items[np.clip(at[:, None] + steps, 0, len(events.items) - 1)]
-    rows = np.repeat(np.arange(high - low), np.diff(events.first[low:high + 1]))  # block row of each event
-    chosen = inside & (partners != (rows + low)[:, None])
-    keys = np.sort((rows[:, None] * width + partners)[chosen])
+    partners = events.padded[events.positions[span, None] + (steps + window)]
+    item = np.repeat(np.arange(low, high, dtype=partners.dtype), np.diff(events.first[low:high + 1]))  # of each event
+    chosen = inside & (partners != item[:, None])
+    keys = np.sort(((item - low).astype(key_type)[:, None] * key_type(width) + partners.astype(key_type))[chosen])
+    del inside, partners, chosen
     starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
     counts = np.diff(np.append(starts, len(keys))).astype(np.float64)
-    keys = keys[starts]
+    keys = keys[starts].astype(np.int64)
     per_row = np.diff(np.searchsorted(keys, np.arange(high - low + 1) * width))
     rows = np.repeat(np.arange(low, high), per_row)
     cols = keys - (rows - low) * width

@@ -86,7 +86,9 @@ class SequenceData:
         return self.items[self.offsets[user_index] : self.offsets[user_index + 1]]
 
     def histories(self) -> list[np.ndarray]:
-        return np.split(self.items, self.offsets[1:-1])
+        """Every user's history, as plain views: slicing the memory-mapped cache itself makes each of
+        a million views a ``np.memmap`` (a Python-level finaliser per slice, and per slice of it)."""
+        return np.split(np.asarray(self.items), self.offsets[1:-1])
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)

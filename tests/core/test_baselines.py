@@ -143,6 +143,27 @@ def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
     assert np.diff(whole.indptr).max() <= 3  # the bounded neighbourhood
 
 
+@pytest.mark.parametrize("cells", [None, 20, 1])  # one block; 32-bit keys over blocks of 3 rows; 64-bit keys
+def test_item_knn_counts_every_pair_within_the_window_whatever_its_blocks_and_keys(monkeypatch, cells):
+    import core.baselines as baselines
+
+    rng = np.random.default_rng(5)
+    histories = [rng.integers(1, 7, rng.integers(1, 12)).tolist() for _ in range(30)]
+    if cells is not None:
+        monkeypatch.setattr(baselines, "UINT32_CELLS", cells)
+        monkeypatch.setattr(baselines, "PAIRS_PER_BLOCK", 40)
+    knn = ItemKNNScorer.fit(_log(histories), window=2, neighbours=7)
+    counts, taken = np.zeros((7, 7)), np.bincount(np.concatenate(histories), minlength=7)
+    for h in histories:
+        for i, a in enumerate(h):
+            for j in range(max(0, i - 2), min(len(h), i + 3)):
+                counts[a, h[j]] += j != i and h[j] != a
+    expected = counts / np.sqrt(np.maximum(np.outer(taken, taken), 1))
+    rows, cols = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
+    assert np.allclose(knn.pair_values(rows.ravel(), cols.ravel()).reshape(7, 7), expected, atol=1e-6)
+    assert np.array_equal(np.diff(knn.indptr), (counts > 0).sum(axis=1))
+
+
 def test_item_knn_remapped_to_another_catalogue_keeps_every_known_pair():
     data, split = demo_sequences(300, 120)
     knn = fit_baseline("itemknn", data, split)
