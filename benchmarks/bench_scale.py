@@ -115,15 +115,22 @@ def nextpick(*args) -> list[str]:
     return [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())", *map(str, args)]
 
 
-def cli_steps(db: Path, csv_path: Path, top_user: str, models=BASELINE_MODELS) -> list[tuple[str, list[str]]]:
-    """Every step, in order; train steps return a run id that evaluate/recommend use (the last one)."""
+THE_RUN = ("--run", "{run}")  # the run recommend and export ask; left out when none was trained or named
+
+
+def cli_steps(db: Path, csv_path: Path, top_user: str, models=BASELINE_MODELS,
+              export_users: Optional[Path] = None) -> list[tuple[str, list[str]]]:
+    """Every step, in order; train steps return a run id that evaluate/recommend use (the last one).
+    ``export_users``: a file of the users to export (default: every user)."""
     steps = [("import", nextpick("import", csv_path, "--db", db, "--json")),
              ("stats", nextpick("stats", "--db", db, "--json")),
              ("build sequences", [sys.executable, "-c", BUILD_SEQUENCES, str(db)])]
     steps += [(f"train {model}", nextpick("train", "--model", model, "--db", db, "--json")) for model in models]
     steps += [("evaluate", nextpick("evaluate", "{run}", "--db", db, "--json")),
-              ("recommend", nextpick("recommend", "--user", top_user, "--explain", "--db", db, "--json")),
-              ("export", nextpick("export", "--out", db.with_name("recommendations.csv"), "--db", db, "--json"))]
+              ("recommend", nextpick("recommend", "--user", top_user, "--explain", "--db", db, "--json", *THE_RUN)),
+              ("export", nextpick("export", "--out", db.with_name("recommendations.csv"), "--db", db, "--json",
+                                  *THE_RUN,
+                                  *(["--users", export_users] if export_users else [])))]
     return steps
 
 
@@ -150,6 +157,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(BASELINE_MODELS),
                         help="baselines to train, comma-separated; evaluate and recommend use the last "
                              "(default: %(default)s)")
+    parser.add_argument("--run", type=int, help="with --steps evaluate/recommend/export alone: the run they use")
+    parser.add_argument("--export-users", type=lambda s: int(s.replace("_", "")),
+                        help="export the lists of this many users (the first ids) instead of every user's: "
+                             "a million users' lists take most of an hour; the rate tells the whole")
     args = parser.parse_args()
     shape = LogShape(args.events, args.users, args.items, args.seed)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="nextpick-scale-"))
@@ -170,11 +181,18 @@ def main() -> None:
               f"(bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)", flush=True)
     print(f"{'step':<18} {'wall':>10} {'CPU':>10}  {'peak RSS':>12}  (CPU: user + system; on a loaded machine "
           f"wall time is mostly waiting)")
-    run_id, results = None, []
+    run_id, results = args.run, []
     wanted = tuple(args.steps.split(",")) if args.steps else ("",)
-    for name, argv in cli_steps(db, csv_path, "1", args.models.split(",")):
+    export_users = None
+    if args.export_users:
+        export_users = folder / "export-users.txt"
+        export_users.write_text("".join(f"{user}\n" for user in range(1, args.export_users + 1)))
+    for name, argv in cli_steps(db, csv_path, "1", args.models.split(","), export_users):
         if (reuse and name == "import") or not name.startswith(wanted):
             continue
+        if run_id is None and "--run" in argv:
+            at = argv.index("--run")
+            argv = argv[:at] + argv[at + 2:]
         argv = [a.replace("{run}", str(run_id)) for a in argv]
         result = run_step(name, argv, folder, args.step_timeout)
         results.append(result)
@@ -197,6 +215,9 @@ def main() -> None:
 
 def _metric_note(result: StepResult) -> str:
     """``ndcg@10`` of a train/evaluate step, with the number of users it was measured on when given."""
+    if result.returncode == 0 and result.name == "export":
+        users = json.loads(result.stdout)["users"]
+        return f"  {users:,} users' lists, {users / result.cpu_seconds:.0f} users per CPU second"
     if result.returncode != 0 or not result.name.startswith(("train", "evaluate")):
         return ""
     report = json.loads(result.stdout)

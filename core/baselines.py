@@ -241,12 +241,17 @@ class _SparseRowScorer(_BaselineScorer):
         lengths = self.indptr[rows.astype(np.int64) + 1] - self.indptr[rows.astype(np.int64)]
         # the floor written once, the rows' few entries added into it: a dense float64 count of every
         # (user, item) cell would write the (B, n_items) block three times over
-        scores = (self.FLOOR * torch.from_numpy(self.popularity)).expand(len(histories), width).contiguous()
+        scores = self._floor(histories)
         scores.view(-1).index_add_(0, torch.from_numpy(np.repeat(owners.astype(np.int64), lengths) * width
                                                        + self.indices[positions]),
                                    torch.from_numpy((np.repeat(weights, lengths) * self.values[positions]).astype(np.float32)))
         scores[:, 0] = float("-inf")
         return scores
+
+    def _floor(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """(B, n_items + 1) the scores before the rows' entries are added: the popularity floor."""
+        pop = torch.from_numpy(self.popularity)
+        return (self.FLOOR * pop).expand(len(histories), len(pop)).contiguous()
 
     def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Matrix entries at (rows[k], cols[k]); 0 where the matrix has none."""
@@ -504,13 +509,12 @@ class MarkovScorer(_SparseRowScorer):
             weights[-1] = 1.0 / (self.row_totals[history[-1]] + self.alpha)
         return weights
 
-    def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
-        scores = super().score(histories, segments)
+    def _floor(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """The back-off to popularity, alpha / (c_a + alpha) p(b), in one write of the (B, n_items + 1)
+        block (as floor, then minus the floor and plus the back-off in place, it took three)."""
         last = np.array([h[-1] if len(h) else 0 for h in histories], dtype=np.int64)
         backoff = self.alpha / (self.row_totals[last] + self.alpha)  # 1 for users with no history
-        pop = torch.from_numpy(self.popularity)
-        # in place: each full-width temporary costs as much as the transitions themselves
-        return scores.sub_(self.FLOOR * pop).addr_(torch.from_numpy(backoff.astype(np.float32)), pop)
+        return torch.outer(torch.from_numpy(backoff.astype(np.float32)), torch.from_numpy(self.popularity))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**self._sparse_state(), "row_totals": torch.from_numpy(self.row_totals),
