@@ -389,19 +389,19 @@ class _EventsByItem:
     positions: np.ndarray  # (n_events,) event positions, grouped by item
     first: np.ndarray  # (width + 1,) where each item's positions begin
     before: np.ndarray  # (n_events,) events of the same sequence before each position in ``positions``
-    after: np.ndarray  # (n_events,) and after it
+    after: np.ndarray  # (n_events,) and after it (both in ``positions``' integer type)
 
     @classmethod
     def of(cls, log: TrainLog, window: int) -> "_EventsByItem":
         index = np.int32 if len(log.items) + 2 * window < 2**31 else np.int64
         positions = np.argsort(log.items, kind="stable").astype(index)
         first = np.concatenate([[0], np.cumsum(np.bincount(log.items, minlength=log.n_items + 1))]).astype(np.int64)
-        lengths = np.diff(log.offsets)
-        before = (np.arange(len(log.items)) - np.repeat(log.offsets[:-1], lengths))[positions]
-        after = np.repeat(lengths, lengths)[positions] - 1 - before
+        lengths = np.diff(log.offsets).astype(index)
+        before = np.arange(len(log.items), dtype=index) - np.repeat(log.offsets[:-1].astype(index), lengths)
+        after = (np.repeat(lengths, lengths) - 1 - before)[positions]
         padded = np.zeros(len(log.items) + 2 * window, dtype=np.int32 if log.n_items < 2**31 else np.int64)
         padded[window:window + len(log.items)] = log.items
-        return cls(padded, positions, first, before.astype(np.int32), after.astype(np.int32))
+        return cls(padded, positions, first, before[positions], after)
 
 
 # A block's pair keys are ``(row - low) * width + col``: 4-byte keys (half the bytes to sort) when a
