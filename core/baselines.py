@@ -21,6 +21,7 @@ import torch
 from joblib import Parallel, delayed
 
 from core.scorer import Scorer
+from core.top_k import top_k
 
 INTEREST_TOP = 100
 INTEREST_BATCH = 256  # users scored at once for interests_batch
@@ -102,7 +103,7 @@ class _BaselineScorer:
     def _interests_of(self, histories: list[np.ndarray], segments: Optional[np.ndarray]) -> np.ndarray:
         scores = self.score(histories, segments)  # a new tensor every call (the Scorer contract): ours to change
         scores[:, 0] = float("-inf")
-        top = torch.topk(scores, min(INTEREST_TOP, self.n_items), dim=1)
+        top = top_k(scores, min(INTEREST_TOP, self.n_items))
         weights = torch.clamp(torch.nan_to_num(top.values, neginf=0.0), min=0).double()
         flat = torch.where(weights.sum(dim=1, keepdim=True) > 0, weights, torch.ones_like(weights))
         mix = torch.zeros(len(histories), self.n_categories, dtype=torch.float64)

@@ -19,6 +19,7 @@ from core.errors import UsageError
 from core.generator import mask_seen
 from core.progress import RateMeter, emit
 from core.scorer import Scorer
+from core.top_k import top_k
 
 DEFAULT_KS = (5, 10, 20)
 
@@ -216,7 +217,7 @@ def evaluate_scorer(
     batches = masked_score_batches(scorer, histories, segments, masked, batch_size, cancel)
     for start, stop, scores in batches:
         ranks[start:stop] = target_ranks(scores, torch.as_tensor(targets[start:stop], dtype=torch.long)).numpy()
-        top_lists[start:stop] = torch.topk(scores, top_lists.shape[1], dim=1).indices.numpy()
+        top_lists[start:stop] = top_k(scores, top_lists.shape[1]).indices.numpy()
         emit(progress, meter.report("evaluate", stop, f"evaluated {stop:,} of {len(targets):,} users"))
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     return EvaluationReport(

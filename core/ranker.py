@@ -33,6 +33,7 @@ from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.generator import mask_seen
 from core.progress import RateMeter, emit
 from core.scorer import Scorer, WrappedScorer
+from core.top_k import top_k
 
 N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
@@ -531,7 +532,7 @@ def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel,
 def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(B, N_CANDIDATES) items and scores, best first; slots beyond the finite scores hold item 0."""
     n = min(N_CANDIDATES, scores.shape[1] - 1)
-    top = torch.topk(scores, n, dim=1)
+    top = top_k(scores, n)
     real = torch.isfinite(top.values)
     items = np.zeros((len(scores), N_CANDIDATES), dtype=np.int64)
     values = np.zeros((len(scores), N_CANDIDATES), dtype=np.float32)
