@@ -263,12 +263,18 @@ class _SparseRowScorer(_BaselineScorer):
         return np.where(self._keys[where] == keys, self.values[where], 0.0).astype(np.float32)
 
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Each history event's contribution to each item's score (weight × matrix entry)."""
+        """Each history event's contribution to each item's score (weight × matrix entry); the entries
+        are looked up for the events that weigh only (Markov's last, item-kNN's latest 20): a long
+        history's every pair took half of an export's time."""
         history, items = np.asarray(history, np.int64), np.asarray(items, np.int64)
-        rows = np.broadcast_to(history[None, :], (len(items), len(history)))
-        cols = np.broadcast_to(items[:, None], (len(items), len(history)))
-        values = self.pair_values(rows.ravel(), cols.ravel()).reshape(len(items), len(history))
-        return values * self.history_weights(history)[None, :].astype(np.float32)
+        weights = self.history_weights(history).astype(np.float32)
+        used = np.flatnonzero(weights > 0)
+        contributions = np.zeros((len(items), len(history)), dtype=np.float32)
+        rows = np.broadcast_to(history[used][None, :], (len(items), len(used)))
+        cols = np.broadcast_to(items[:, None], (len(items), len(used)))
+        values = self.pair_values(rows.ravel(), cols.ravel()).reshape(len(items), len(used))
+        contributions[:, used] = values * weights[used][None, :]
+        return contributions
 
     def _sparse_state(self) -> dict[str, torch.Tensor]:
         return {"indptr": torch.from_numpy(self.indptr), "indices": torch.from_numpy(self.indices),

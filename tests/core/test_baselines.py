@@ -69,6 +69,20 @@ def test_markov_follows_last_item_and_backs_off_to_popularity():
     assert weights[0, 0] == 0 and weights[0, 1] > 0
 
 
+def test_attributions_look_up_the_weighing_events_only(monkeypatch):
+    rng = np.random.default_rng(2)
+    log = _log([rng.integers(1, 7, 12).tolist() for _ in range(20)])
+    history, items = rng.integers(1, 7, 30), np.arange(1, 7)
+    for scorer, weighing in ((ItemKNNScorer.fit(log, max_history=4), 4), (MarkovScorer.fit(log), 1)):
+        every_pair = scorer.pair_values(np.tile(history, len(items)), np.repeat(items, len(history)))
+        expected = every_pair.reshape(len(items), len(history)) * scorer.history_weights(history).astype(np.float32)
+        asked = []
+        lookup = scorer.pair_values
+        monkeypatch.setattr(scorer, "pair_values", lambda rows, cols: asked.append(len(rows)) or lookup(rows, cols))
+        assert np.array_equal(scorer.attributions(history, items), expected) and expected[:, -1].any()
+        assert asked == [weighing * len(items)]
+
+
 def test_baseline_interests_are_the_category_mix_of_their_top_items():
     log = _log([[1, 2, 1, 2], [1, 2], [5]])
     mix = PopularityScorer.fit(log).interests(np.array([], dtype=np.int64))
