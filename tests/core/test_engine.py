@@ -253,3 +253,24 @@ def test_history_items_near_an_even_share_explain_nothing():
     one_stands_out[0, 4] = 20.0
     assert _drivers(history, even) == [[]]
     assert [item for item, _ in _drivers(history, one_stands_out)[0]] == [5]
+
+
+def test_drivers_of_a_long_history_read_the_events_that_weigh():
+    import numpy as np
+
+    from core.serving import BECAUSE_ITEMS, NEAR_UNIFORM, _drivers
+
+    rng = np.random.default_rng(4)
+    history = rng.integers(1, 400, 3000)
+    weights = np.zeros((3, len(history)))
+    weights[:, -20:] = rng.random((3, 20)) * (rng.random((3, 20)) < 0.7)
+    weights[2, -1] = 30.0  # stands out
+    distinct, position = np.unique(history, return_inverse=True)
+    totals = weights @ np.equal.outer(position, np.arange(len(distinct)))  # every event's share, summed by item
+    least = NEAR_UNIFORM / len(distinct)  # an even share among the whole history's items
+    expected = [[(int(distinct[i]), row[i] / row.sum()) for i in np.argsort(-row, kind="stable")[:BECAUSE_ITEMS]
+                 if row[i] > 0 and row[i] / row.sum() >= least] for row in totals]
+    found = _drivers(history, weights)
+    assert [[item for item, _ in row] for row in found] == [[item for item, _ in row] for row in expected]
+    assert np.allclose([share for row in found for _, share in row], [share for row in expected for _, share in row])
+    assert found[2][0] == (int(history[-1]), found[2][0][1]) and found[2][0][1] > 0.5
