@@ -28,7 +28,7 @@ import torch
 from core.baselines import PopularityScorer, TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
-from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for, text_vectors_of
+from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
 from core.runs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
@@ -71,7 +71,7 @@ def build_bundle(data, model: str, hidden: int, text: bool = False) -> Bundle:
     scorer = NeuralScorer(model_for_data(data, config, index, split.train).eval(), model)
     log = TrainLog.from_split(data, split)
     item_interest, names = interest_vocabulary(scorer, data)
-    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text))).with_text(text_vectors_of(scorer))
+    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text))).with_text(scorer.text_vectors())
     return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 

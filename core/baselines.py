@@ -116,6 +116,10 @@ class _BaselineScorer:
         """No history event drives a popularity list: all weights are zero."""
         return np.zeros((len(items), len(history)), dtype=np.float32)
 
+    def text_vectors(self) -> Optional[torch.Tensor]:
+        """Baselines read no item text."""
+        return None
+
     def _base_state(self) -> dict[str, torch.Tensor]:
         return {"item_category": self.item_category, "n_categories": torch.tensor(self.n_categories)}
 

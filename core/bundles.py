@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 import core
 from core.errors import NextPickError
 from core.baselines import BASELINES, PopularityScorer
-from core.ranker import ItemFacts, Ranker, text_vectors_of
+from core.ranker import ItemFacts, Ranker
 from core.scorer import Scorer
 
 FORMAT = "nextpick-bundle"
@@ -175,7 +175,7 @@ def _assemble(folder: Path, manifest: dict, tensors: dict[str, torch.Tensor], de
         manifest=manifest,
         scorer=scorer,
         fallback=PopularityScorer.from_state(_part(tensors, "fallback")),
-        ranker=Ranker.from_state(ranker_state).with_text(text_vectors_of(scorer)) if ranker_state else None,
+        ranker=Ranker.from_state(ranker_state).with_text(scorer.text_vectors()) if ranker_state else None,
         item_interest=tensors["item_interest"].numpy(),
         interest_names=list(manifest["vocabulary"].get("interests", [])),
         arrays={k: v.numpy() for k, v in _part(tensors, "eval").items()},
@@ -250,7 +250,7 @@ def _mapped(bundle: Bundle, data, new_to_old: np.ndarray, unknown: int, gone: in
         scorer = MappedScorer(bundle.scorer, new_to_old, data.item_category, segment_map)
     else:
         item_interest = scorer.model.predictor.item_interest.cpu().numpy()
-        ranker = None if ranker is None else ranker.with_text(text_vectors_of(scorer))
+        ranker = None if ranker is None else ranker.with_text(scorer.text_vectors())
     return replace(bundle, scorer=scorer,
                    fallback=MappedScorer(bundle.fallback, new_to_old, data.item_category, segment_map),
                    ranker=ranker, item_interest=item_interest, notes=notes)
@@ -330,6 +330,10 @@ class MappedScorer:
 
     def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
         return self.inner.interests(self._old_history(history))
+
+    def text_vectors(self) -> Optional[torch.Tensor]:
+        """None: the inner scorer's vectors follow the old catalogue's indices, not the current ones."""
+        return None
 
     def interests_batch(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> np.ndarray:
         return self.inner.interests_batch([self._old_history(h) for h in histories], self._old_segments(segments))

@@ -107,6 +107,10 @@ class NeuralScorer:
         model.encoder.embeddings.text.has_events[torch.as_tensor(np.asarray(items, dtype=np.int64))] = False
         return NeuralScorer(model, self.name)
 
+    def text_vectors(self) -> Optional[torch.Tensor]:
+        text = self.model.encoder.embeddings.text
+        return None if text is None else text.vectors.detach().cpu()
+
     @property
     def device(self) -> torch.device:
         """Where the weights are: the item table's device (``model.parameters()`` walks every submodule,

@@ -94,7 +94,7 @@ class ItemFacts:
     segment_affinity: torch.Tensor  # (n_segments, n_categories) log lift of P(category | segment)
     cooccurrence: Optional[ItemKNNScorer] = None  # items taken near each other (None in older bundles)
     # (n_items + 1, d) the items' unit text vectors (core.text), rows of 0 for none; the scorer's own,
-    # attached when a text-reading model is trained or loaded (``text_vectors_of``), never saved twice
+    # attached when a text-reading model is trained or loaded (``Scorer.text_vectors``), never saved twice
     text: Optional[torch.Tensor] = None
     # (n_items + 1,) bool: items in the training log's catalogue; None = all. A run served on a catalogue
     # that grew since (``core.bundles``) knows nothing of the new items' takers or partners.
@@ -143,14 +143,6 @@ class ItemFacts:
         cooccurrence = {k[len("cooccurrence."):]: v for k, v in state.items() if k.startswith("cooccurrence.")}
         return cls(state["popularity"], state["recency"], state["item_category"].long(), state["segment_affinity"],
                    ItemKNNScorer.from_state(cooccurrence) if cooccurrence else None)
-
-
-def text_vectors_of(scorer) -> Optional[torch.Tensor]:
-    """(n_items + 1, d) the item text vectors ``scorer``'s network reads, or None (no text, not neural)."""
-    model = getattr(scorer, "model", None)
-    embeddings = getattr(getattr(model, "encoder", None), "embeddings", None)
-    text = getattr(embeddings, "text", None)
-    return None if text is None else text.vectors.detach().cpu()
 
 
 def candidate_features(facts: ItemFacts, items: np.ndarray, scores: np.ndarray, histories: list[np.ndarray],
@@ -379,7 +371,7 @@ class Ranker:
         return any(name in TEXT_FEATURES for name in self.features)
 
     def with_text(self, vectors: Optional[torch.Tensor]) -> "Ranker":
-        """This ranker reading ``vectors`` (its scorer's item text vectors, ``text_vectors_of``) for its
+        """This ranker reading ``vectors`` (its scorer's item text vectors, ``Scorer.text_vectors``) for its
         text features; a ranker without them, or given None, is returned as it is."""
         if not self.reads_text or vectors is None:
             return self
@@ -460,7 +452,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     ranker that the newest items are never taken).
     """
     exclude_seen = eval_set.eval_mode.masks_history
-    text = text_vectors_of(scorer)
+    text = scorer.text_vectors()
     features_used = features_for(exclude_seen, text=text is not None)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.permutation(len(eval_set))[:max_users])

@@ -29,7 +29,7 @@ from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_significance
 from core.generator import ColdStartScorer
 from core.progress import Cancelled, Progress, emit
-from core.ranker import RankedScorer, text_vectors_of, train_ranker
+from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
 from core.update import Update, fine_tune_split, reused_ranker
@@ -520,7 +520,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
     if updating:
         ranker, ranker_report = reused_ranker(update.bundle, log)
-        ranker = None if ranker is None else ranker.with_text(text_vectors_of(scorer))
+        ranker = None if ranker is None else ranker.with_text(scorer.text_vectors())
     else:
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,

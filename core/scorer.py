@@ -50,6 +50,11 @@ class Scorer(Protocol):
         """Everything needed to rebuild the scorer, as tensors, for a safetensors bundle."""
         ...
 
+    def text_vectors(self) -> Optional[torch.Tensor]:
+        """(n_items + 1, d) the unit text vectors of the items this scorer reads (the re-ranker's text
+        features read the same ones), or None when it reads no item text."""
+        ...
+
 
 class WrappedScorer:
     """Base of the scorers that change only how another one scores (the served pipeline's
@@ -71,3 +76,6 @@ class WrappedScorer:
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return self.scorer.state_tensors()
+
+    def text_vectors(self) -> Optional[torch.Tensor]:
+        return self.scorer.text_vectors()

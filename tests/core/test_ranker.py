@@ -95,6 +95,9 @@ class _Noisy:
     def state_tensors(self):
         return {}
 
+    def text_vectors(self):
+        return None
+
 
 def _synthetic(n_users, n_items=120, n_categories=6, seed=0):
     """Each user sticks to one category: the history category share is the informative feature."""
