@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import torch
 
 from core.data import leave_one_out, training_windows
 from core.engine import Engine
-from core.training import TrainConfig, _autocast, _step, make_optimizer, model_for_data, sampled_objective
+from core.training import (TrainConfig, _autocast, _step, make_optimizer, model_for_data, peak_rss_mb,
+                           sampled_objective)
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     per_step = cpu / args.steps
     print(f"{args.steps} random steps: {1000 * per_step:.0f} ms CPU per step ({1000 * wall / args.steps:.0f} ms wall); "
           f"one epoch's steps: {per_step * len(batches):.0f} s CPU")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB "
+    print(f"peak RSS {peak_rss_mb():.0f} MiB "
           f"(steps only: no validation pass); load average now {os.getloadavg()[0]:.1f}")
 
 
