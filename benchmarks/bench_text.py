@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from core.data import SplitChoice
+from core.data.splits import DEFAULT_TEST_FRACTION
 from core.engine import Engine
 from core.importing import ImportOptions
 from core.training import TrainConfig
@@ -195,6 +196,9 @@ def main() -> None:
     parser.add_argument("--fixed-epochs", action="store_true",
                         help="train exactly --epochs passes, no time limit or early stopping (to compare under load)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
+                        help="share of the latest events the time split tests (default: %(default)s, the product's); "
+                             "a larger one tests more new items (and more users new after the cut)")
     parser.add_argument("--workspace", type=Path, help="workspace file to use (imported into when empty)")
     parser.add_argument("--memory", type=int, metavar="N", help="only measure the embed job's memory on N items")
     parser.add_argument("--embed-only", action="store_true", help="only time the embedding (nothing trained)")
@@ -212,7 +216,7 @@ def main() -> None:
         time_embedding(engine)
         if args.embed_only:
             return
-        split = SplitChoice(kind="time")
+        split = SplitChoice(kind="time", test_fraction=args.test_fraction)
         rows = [("popularity", *train(engine, "pop", False, split, args.epochs)),
                 (f"{args.model} without text", *train(engine, args.model, False, split, args.epochs, args.fixed_epochs)),
                 (f"{args.model} with text", *train(engine, args.model, True, split, args.epochs, args.fixed_epochs))]
