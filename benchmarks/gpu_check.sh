@@ -28,7 +28,8 @@
 # and run, carrying [".gpu-data", ".whl"]:
 #   NEXTPICK_SHARED_DATA=.gpu-data PYTHON=python3 bash benchmarks/gpu_check.sh
 # Wheels found in $GPU_CHECK_WHEELS (default .whl) are installed into a folder of their own when
-# SQLAlchemy is missing. About 5 minutes on an H200 (at most GPU_CHECK_BUDGET_S and start-up).
+# SQLAlchemy is missing. About 5 minutes on an H200 (at most GPU_CHECK_BUDGET_S and start-up); run
+# with timeout_s 540.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -53,6 +54,7 @@ part() {
     fi
     [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit} s; ${SECONDS} s since the start) =="
+    echo "\$ $*"
     timeout -k 10 "$limit" "$@"
     rc=$?
     SUMMARY+=("$name: exit $rc$([ $rc = 124 ] && echo ' (TIME LIMIT)') in $((SECONDS - started)) s")
@@ -69,7 +71,7 @@ install_wheels() {
 }
 
 main() {
-    echo "gpu_check $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname), $(getconf _NPROCESSORS_ONLN) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "gpu_check $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n), $(getconf _NPROCESSORS_ONLN) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     install_wheels || { echo "gpu_check: the wheels did not install"; return 1; }
     "$PY" -c "import sys, torch, sqlalchemy; print('python', sys.version.split()[0], '| torch', torch.__version__,
 '| CUDA', torch.version.cuda, '| SQLAlchemy', sqlalchemy.__version__, '| torch threads', torch.get_num_threads())" \
@@ -87,15 +89,15 @@ main() {
     local tiny=() epochs=3 steps=50 quality=() users=3000
     [ "$DRY" = 1 ] && tiny=(--small --users 400 --epochs 3) epochs=1 steps=2 quality=(--max-epochs 1) users=400
 
-    part "a. torchrun, nccl, 1 process on $GPU" 140 \
+    part "a. torchrun, 1 process on $GPU (nccl on cuda, gloo on cpu)" 140 \
         "$PY" benchmarks/bench_distributed.py --device "$GPU" --nproc 1 "${tiny[@]}"
     part "b. $GPU bf16 / $GPU fp32 / CPU agree after $epochs epochs" 90 \
         "$PY" benchmarks/bench_precision.py --device "$GPU" --epochs "$epochs"
     part "c. throughput" 50 "$PY" benchmarks/bench_training.py throughput --steps "$steps" \
         $([ "$DRY" = 1 ] && echo --models sasrec)
-    part "d. default settings on $GPU: time to quality and test figures" 130 \
+    part "d. default settings on $GPU: time to quality and test figures" 200 \
         "$PY" benchmarks/bench_quality.py --data amazon-toys --models sasrec --validation sample "${quality[@]}"
-    part "e. torchrun, gloo, 2 CPU processes (tiny network)" 60 \
+    part "e. torchrun, gloo, 2 CPU processes (tiny network)" 90 \
         env OMP_NUM_THREADS=4 "$PY" benchmarks/bench_distributed.py --device cpu --nproc 2 --small --users "$users" \
         --epochs 4
     echo "== summary ($SECONDS s in all) =="
