@@ -27,7 +27,7 @@ from studio.widgets.run_table import format_duration, metric_title
 
 
 def test_config_form_round_trips_a_config_and_shows_help_as_tooltips(qtbot):
-    config = dataclasses.replace(TrainConfig(), hidden=48, dropout=0.25, loss="sampled", bf16=False)
+    config = dataclasses.replace(TrainConfig(), hidden=48, dropout=0.25, loss="sampled", bf16=True)
     form = ConfigForm(config, skip=("model", "device"))
     qtbot.addWidget(form)
     assert "model" not in form.editors and "device" not in form.editors
