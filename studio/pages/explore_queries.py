@@ -116,5 +116,5 @@ def load_text_search(engine) -> None:
     worker."""
     from core.text import load_encoder
 
-    engine.text_index()
+    engine.text_index(reread=True)
     load_encoder(engine.text_model)

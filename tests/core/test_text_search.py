@@ -62,3 +62,24 @@ def test_cli_items_search_and_similar(engine, capsys):
 def test_cli_names_a_folder_that_is_no_model(engine, capsys, tmp_path):
     code, _, err = run(capsys, "items", "--db", engine.workspace.path, "--search", "x", "--text-model", tmp_path)
     assert code == 1 and f"{tmp_path} is not a sentence-transformers model folder" in err
+
+
+def test_the_catalogue_text_is_read_once_until_asked_to_look_again(tmp_path, monkeypatch):
+    """Explore asks for similar items on every user it shows; a catalogue not embedded (yet) must not
+    be read again each time. Once another process has embedded it, ``reread`` finds the vectors."""
+    from core.jobs import embed_item_text
+    from core.text import catalogue
+
+    packaged_encoder()
+    workspace = toy_workspace(tmp_path / "ws.sqlite")
+    window = Engine(workspace)
+    reads = []
+    read = catalogue.cached_vectors
+    monkeypatch.setattr(catalogue, "cached_vectors", lambda *args: reads.append(args) or read(*args))
+    assert window.similar_items("t3") == [] and window.similar_items("t4") == []
+    assert len(reads) == 1
+    assert embed_item_text(Engine(workspace))  # the studio's job process
+    assert window.similar_items("t3") == []  # the miss is remembered...
+    assert window.text_index(reread=True) is not None  # ...until the window looks again
+    assert window.similar_items("t3")[0].item == "t4"
+    workspace.close()
