@@ -121,3 +121,17 @@ def test_histories_of_the_memory_mapped_cache_are_plain_views_of_it(workspace):
     # a memmap per slice costs a Python finaliser each: 9 CPU-s for a million users' histories and prefixes
     assert not any(isinstance(h, np.memmap) for h in histories)
     assert all(np.shares_memory(h, cached.items) for h in histories)
+
+
+@pytest.mark.parametrize("per_call", [100_000, 2])
+def test_cached_texts_read_back_as_written(tmp_path, monkeypatch, per_call):
+    """The cache's text fields are decoded a chunk of texts at a time (NUL-separated), or one by one
+    when a text holds a NUL itself: either way every text comes back as it was, empty ones included."""
+    from core.data import sequences
+
+    monkeypatch.setattr(sequences, "TEXTS_PER_CALL", per_call)
+    for texts in (["u1", "", "Zoë's ☃ shop", "a|b", ""], ["with\0nul", "", "plain"], []):
+        encoded = [text.encode("utf-8") for text in texts]
+        read = sequences._decode_texts(np.frombuffer(b"".join(encoded), dtype=np.uint8),
+                                       np.cumsum([len(b) for b in encoded], dtype=np.int64))
+        assert read.dtype == object and list(read) == texts
