@@ -79,13 +79,13 @@ class SimilarItem:
     similarity: float  # cosine similarity of the two items' text vectors (core.text), -1..1
 
 
-def resolve_history(data, user: Optional[str], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
-    """(item indices, profile segment) for a stored user or a what-if history; unknown ids are skipped.
+def resolve_history(data, index: Optional[int], history: Optional[list[str]]) -> tuple[np.ndarray, int]:
+    """(item indices, profile segment) for the user at row ``index`` of ``data`` (None: not a stored
+    user) or a what-if history; unknown item ids are skipped.
 
     A what-if history is a list of raw events, so consecutive repeats are merged the way stored
     sequences are built: the same history typed in or loaded from the store scores the same.
     """
-    index = data.user_index_of(user) if user is not None else None
     segment = int(data.user_segment[index]) if index is not None else 0
     if history is not None:
         items = data.item_index_of([str(h) for h in history])

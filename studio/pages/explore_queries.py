@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from studio.widgets.item_details import ItemFacts
-from studio.widgets.timeline_events import TimelineEvent, events_from_frame
+from studio.widgets.timeline_events import TimelineEvent, events_from_frame, interactions
 
 if TYPE_CHECKING:  # the engine loads torch: the page imports this module long before a workspace opens
     from core.engine import HeldOut
@@ -71,8 +71,10 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
         held = engine.held_out(query.user, query.run)
         if query.before_held_out and held is not None:
             history = held.before if history is None else before_item(history, held.item)
+        elif history is None and sequence is not None:
+            history = interactions(sequence)  # as stored now, dislikes left out, as in the service
         elif history is None:
-            history = engine.user_items(query.user)  # dislikes left out, as in the service
+            history = engine.user_items(query.user)
         interests = engine.interests(query.run, query.user, history=history) if query.run is not None else []
         lists = recommend(query.run), recommend(query.compare_run)
     except Exception as exc:  # noqa: BLE001 - a run that cannot serve must not hide the user's sequence

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from studio.pages.explore import ExplorePage
-from studio.pages.explore_queries import answer_query, before_item
+from studio.pages.explore_queries import ExploreQuery, answer_query, before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from studio.widgets.reasons import reason_in_words
 from studio.widgets.tables import CELL_PADDING
@@ -90,6 +91,17 @@ def test_a_late_answer_for_the_previous_user_is_dropped_and_answers_are_made_off
     qtbot.wait(200)
     assert page.answer.query.user == second and painted == [second]
     assert asked_on_gui_thread and not any(asked_on_gui_thread)
+
+
+def test_a_users_lists_come_from_the_events_read_for_their_sequence(page, monkeypatch):
+    """Showing a user reads their events once: the sequence shown is the history the lists are made from."""
+    engine = page.context.engine
+    query = ExploreQuery(page.users.model.user_at(1), page.controls.run, None, 5, 0.0, True, None, True)
+    expected = answer_query(engine, replace(query, load_sequence=False))
+    monkeypatch.setattr(engine, "user_items", lambda user: pytest.fail("the user's events were read twice"))
+    answer = answer_query(engine, query)
+    assert answer.sequence and answer.recommendations == expected.recommendations
+    assert answer.interests == expected.interests
 
 
 def test_what_if_changes_interests_and_recommendations_without_retraining(qtbot, page):
