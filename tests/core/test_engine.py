@@ -141,6 +141,15 @@ def test_next_items_and_search(engine):
     assert engine.search_items("", 5) == []
 
 
+def test_next_items_read_in_chunks_count_as_read_at_once(engine, monkeypatch):
+    from core import serving
+
+    item = str(engine.user_history(_busy_user(engine))["item"].iloc[0])
+    whole = engine.next_items(item, 5)
+    monkeypatch.setattr(serving, "EVENTS_PER_CALL", 7)  # pieces that split users' sequences
+    assert engine.next_items(item, 5) == whole and whole
+
+
 def test_an_items_categories_are_one_tuple_of_names_everywhere(engine):
     """Recommendation, ItemInfo and NextItem carry the same categories: names, primary first."""
     data = engine.sequence_data()
