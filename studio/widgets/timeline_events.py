@@ -39,11 +39,18 @@ class TimelineEvent:
 
 
 def events_from_frame(frame) -> list[TimelineEvent]:
-    """Timeline events from a history frame with ts, event_type, item, title, categories columns."""
+    """Timeline events from a history frame with ts, event_type, item, title, categories columns
+    (value and negative optional). Read a column at a time: a row at a time through pandas took
+    0.3 s of a 16,000-event user's answer; an item's categories are split once per item."""
+    rows = len(frame)
+    column = (lambda name, default: frame[name].tolist() if name in frame else [default] * rows)
+    categories_of = {text: split_categories(text) for text in set(frame["categories"].tolist())}
     return [
-        TimelineEvent(str(row.item), str(row.title or row.item), split_categories(row.categories), str(row.event_type),
-                      row.ts, value=_number(getattr(row, "value", None)), negative=bool(getattr(row, "negative", 0)))
-        for row in frame.itertuples(index=False)
+        TimelineEvent(str(item), str(title or item), categories_of[categories], str(event_type), ts,
+                      value=_number(value), negative=bool(negative))
+        for item, title, categories, event_type, ts, value, negative in zip(
+            frame["item"].tolist(), frame["title"].tolist(), frame["categories"].tolist(),
+            frame["event_type"].tolist(), frame["ts"].tolist(), column("value", None), column("negative", 0))
     ]
 
 
