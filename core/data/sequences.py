@@ -347,7 +347,8 @@ def _decode_texts(text: np.ndarray, ends: np.ndarray) -> np.ndarray:
         is_text = np.ones(len(separated), dtype=bool)
         is_text[chunk_ends + np.arange(len(chunk_ends))] = False
         separated[is_text] = text[start: start + int(chunk_ends[-1])]
-        texts = separated.tobytes().decode("utf-8").split("\0")[:-1]
-        chunks.append(np.fromiter(texts, dtype=object, count=len(texts)))
+        chunk = np.empty(len(chunk_ends), dtype=object)
+        chunk[:] = separated.tobytes().decode("utf-8").split("\0")[:-1]
+        chunks.append(chunk)
         start += int(chunk_ends[-1])
     return np.concatenate(chunks)
