@@ -387,8 +387,8 @@ class SplitChoice:
 
 def _cutoff_for_fraction(ts: np.ndarray, fraction: float) -> float:
     """The time at which the latest ``fraction`` of all events begins."""
-    ordered = np.sort(ts)
-    return float(ordered[len(ordered) - max(1, int(np.ceil(fraction * len(ordered))))])
+    at = len(ts) - max(1, int(np.ceil(fraction * len(ts))))
+    return float(np.partition(ts, at)[at])  # a sort of 25M times took 2 s of the Train page's opening
 
 
 def _check_cutoff(data: SequenceData, cutoff: float) -> None:
@@ -398,8 +398,9 @@ def _check_cutoff(data: SequenceData, cutoff: float) -> None:
         raise SplitError(f"the cut-off {format_cutoff(cutoff)} leaves nothing to learn from: {span}")
     if cutoff > last:
         raise SplitError(f"the cut-off {format_cutoff(cutoff)} leaves nothing to test on: {span}")
-    user_of_event = np.repeat(np.arange(data.n_users), data.lengths())
-    before = np.bincount(user_of_event[data.ts < cutoff], minlength=data.n_users)
-    if not (before >= MIN_EVAL_LENGTH).any():
+    # Each user's times are in order: one has MIN_EVAL_LENGTH events before the cut-off when that
+    # many-th event is before it (a count per user over 25M events held the window's thread 0.2 s).
+    long_enough = data.offsets[:-1][data.lengths() >= MIN_EVAL_LENGTH]
+    if not (data.ts[long_enough + MIN_EVAL_LENGTH - 1] < cutoff).any():
         raise SplitError(f"no user has {MIN_EVAL_LENGTH} events before the cut-off {format_cutoff(cutoff)}, so "
                          f"nothing is left to validate on; choose a later cut-off ({span})")

@@ -200,3 +200,12 @@ def test_the_test_is_a_seeded_sample_of_users_recorded_in_the_protocol():
     assert SplitChoice(test_users=500).split(data).test.sampled_from is None  # fewer users than asked: all
     with pytest.raises(SplitError, match="test users"):
         SplitChoice(test_users=0)
+
+
+def test_a_time_split_needs_a_user_with_three_events_strictly_before_the_cut():
+    """Counted from each user's third event (times are in order within a user), not per event."""
+    data = sequences_from_arrays(np.array([1, 1, 1, 2, 2, 2, 2]), np.array([1, 2, 3, 1, 2, 3, 4]),
+                                 np.array([1.0, 2.0, 5.0, 1.0, 2.0, 3.0, 4.0]))
+    with pytest.raises(SplitError, match="no user has 3 events before the cut-off"):
+        SplitChoice("time", cutoff_ts=3.0).resolve(data, "unix")  # user 2's third event is at the cut
+    assert SplitChoice("time", cutoff_ts=3.5).resolve(data, "unix").cutoff_ts == 3.5
