@@ -115,8 +115,9 @@ def _facts(row) -> ItemFacts:
 def load_text_search(engine) -> None:
     """After the job process has embedded the catalogue (``core.jobs.embed_item_text``): its vectors
     and the language model, loaded in this process, where a search's words are embedded; runs in a
-    worker."""
+    worker. A catalogue without any text leaves the model unloaded: nothing could be found by meaning,
+    and loading it (its libraries, a few hundred thousand objects) held the window 0.3-1.7 s."""
     from core.text import load_encoder
 
-    engine.text_index(reread=True)
-    load_encoder(engine.text_model)
+    if engine.text_index(reread=True) is not None:
+        load_encoder(engine.text_model)

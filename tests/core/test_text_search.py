@@ -83,3 +83,4 @@ def test_the_catalogue_text_is_read_once_until_asked_to_look_again(tmp_path, mon
     assert window.text_index(reread=True) is not None  # ...until the window looks again
     assert window.similar_items("t3")[0].item == "t4"
     workspace.close()
+

