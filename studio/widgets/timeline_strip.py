@@ -43,6 +43,7 @@ class TimelineStrip(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.events: Sequence[TimelineEvent] = ()
+        self.span = 0.0  # time_span of the events
         self.selected: Optional[int] = None
         self.held_out: list[int] = []
         self.spacing = MARK_SPACING
@@ -68,6 +69,7 @@ class TimelineStrip(QWidget):
 
     def set_events(self, events: Sequence[TimelineEvent]) -> None:
         self.events = events
+        self.span = time_span(events)
         self.selected = None
         self.setMinimumWidth(self.content_width())
         self.set_held_out([])
@@ -130,7 +132,7 @@ class TimelineStrip(QWidget):
         painter.setPen(QPen(QColor("#64748b")))
         previous_label, previous_x = None, -AXIS_LABEL_GAP
         for index in range(first, last):
-            label = axis_label(self.events[index], self.events, self.time_kind)
+            label = axis_label(self.events[index], self.span, self.time_kind)
             x = self.x_of(index)
             if label is not None and label != previous_label and x - previous_x >= AXIS_LABEL_GAP:
                 painter.drawLine(QPointF(x, top - 3), QPointF(x, top))
@@ -172,14 +174,20 @@ def draw_glyph(painter: QPainter, event_type: str, centre: QPointF, size: float)
         painter.drawEllipse(centre, size, size)
 
 
-def axis_label(event: TimelineEvent, events: Sequence[TimelineEvent], time_kind: str) -> Optional[str]:
-    """The period ``event`` falls in, in the unit the sequence's span calls for: "Mar 1998", "12 Mar", "14:00"."""
+def time_span(events: Sequence[TimelineEvent]) -> float:
+    """Seconds from the first to the last timed event of the log (what-if ones aside): read once per
+    sequence, not per label (per label, a 16,000-event user's strip took a second to paint)."""
+    times = [e.ts for e in events if e.ts is not None and not e.what_if]
+    return max(times) - min(times) if times else 0.0
+
+
+def axis_label(event: TimelineEvent, span: float, time_kind: str) -> Optional[str]:
+    """The period ``event`` falls in, in the unit the sequence's ``span`` (``time_span``) calls for:
+    "Mar 1998", "12 Mar", "14:00"."""
     if event.what_if or event.ts is None:
         return None
     if time_kind == "order":
         return f"#{int(event.ts) // 10 * 10}"
-    times = [e.ts for e in events if e.ts is not None and not e.what_if]
-    span = max(times) - min(times)
     moment = dt.datetime.fromtimestamp(float(event.ts), tz=dt.timezone.utc)
     if span > 400 * 86_400:
         return moment.strftime("%b %Y")

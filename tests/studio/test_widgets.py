@@ -293,7 +293,7 @@ def test_a_finished_run_says_when_the_time_budget_cut_it_short():
 def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qtbot):
     import pytest
 
-    from studio.widgets.timeline_strip import _MARK, MARK_SPACING, axis_label
+    from studio.widgets.timeline_strip import _MARK, MARK_SPACING, axis_label, time_span
 
     day = 86_400
     kinds = ["view", "view", "cart", "purchase", "rating"]
@@ -308,7 +308,8 @@ def test_a_700_event_sequence_scrolls_and_zooms_with_a_time_axis_and_a_legend(qt
     assert strip.width() >= 699 * MARK_SPACING > timeline.strip_area.viewport().width()
     qtbot.waitUntil(lambda: timeline.strip_area.horizontalScrollBar().value() > 0)  # the latest events in view
     assert timeline.legend.types == ["rating", "view", "cart", "purchase"]
-    assert axis_label(events[0], events, "unix") == "Nov 2023"  # a span of years: months with their year
+    assert strip.span == time_span(events) == 699 * day
+    assert axis_label(events[0], strip.span, "unix") == "Nov 2023"  # a span of years: months with their year
     timeline.zoom_out.click()
     assert strip.spacing == pytest.approx(MARK_SPACING / 1.5)
     timeline.fit()
