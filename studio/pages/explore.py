@@ -30,7 +30,7 @@ from studio.widgets.sequence_timeline import SequenceTimeline
 from studio.widgets.timeline_events import TimelineEvent, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.profile import profile_line
-from studio.widgets.reasons import reason_in_words
+from studio.widgets.reasons import reasons_in_words
 from studio.widgets.what_if import WhatIfBar, interest_moves
 
 NO_MODEL_TEXT = "No trained model yet — go to Train and train one (a baseline takes seconds)."
@@ -147,7 +147,7 @@ class ExplorePage(StudioPage):
         layout.addWidget(self.profile_label)
         layout.addWidget(vertical, 1)
         for ranked in (self.ranked, self.compared):
-            ranked.describe = lambda rec: reason_in_words(rec, self.effective_sequence(), self.timeline.time_kind)
+            ranked.describe = lambda recs: reasons_in_words(recs, self.effective_sequence(), self.timeline.time_kind)
         self.what_if.add_item.connect(self._on_add_item)
         self.what_if.drop_last.connect(self._on_drop_last)
         self.what_if.reset.connect(self._on_reset_what_if)

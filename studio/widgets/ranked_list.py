@@ -156,7 +156,8 @@ class RankedList(QWidget):
 
     def __init__(self, title: str = "", parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.describe: Callable[[Any], str] = lambda rec: rec.reason  # the page words reasons with the user's history
+        # the reasons of a whole list at once; the page words them with the user's history
+        self.describe: Callable[[list], list[str]] = lambda recs: [rec.reason for rec in recs]
         self.title = QLabel(title)
         self.title.setProperty("role", "hint")
         self.title.setVisible(bool(title))
@@ -191,7 +192,7 @@ class RankedList(QWidget):
     def set_recommendations(self, recommendations: Sequence, held_out: Optional[str] = None,
                             empty_text: Optional[str] = None) -> None:
         recommendations = list(recommendations)
-        self.rows.set_rows(recommendations, held_out, [self.describe(rec) for rec in recommendations])
+        self.rows.set_rows(recommendations, held_out, self.describe(recommendations))
         if empty_text:
             self.empty.setText(empty_text)
         self.empty.setVisible(not recommendations)
