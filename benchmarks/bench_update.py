@@ -5,15 +5,18 @@ imported and a model is trained on them; then, day by day, that day's events (an
 first seen that day) are imported, the model is updated (``Engine.update``, chained: each day
 updates the previous day's update) and, for comparison, a model with the same settings is
 trained afresh on the same data. Each row also says which share of the day's events the
-updates could learn from (``learned``: the run's split holds each user's newest ones out, for
-the retrain alike) and which share of the next day's targets are items the first model never
+update and the retrain could learn from (``learned``, ``(retrain)``: the retrain's split holds
+each user's newest events out, the update's only those of the users it validates and tests on)
+and which share of the next day's targets are items the first model never
 saw (``on new``: "never updating" cannot rank those), and the paired differences from never
 updating over the same targets with their 95% half-widths (a day of 150 targets cannot tell
 apart models 0.05 NDCG@10 from each other). Each model is then scored on the next day: every next-day
 event on an item new to its user is a target, predicted from everything the user did before it
-(full-catalogue ranking, history masked as served with "exclude seen"; the generator alone, so
-the three are scored alike; items the models have not seen yet are served through the bundle's
-item mapping). Days with fewer than ``--min-day-events`` events are merged into the next one
+(full-catalogue ranking, history masked as served with "exclude seen"; items the models have not
+seen yet are served through the bundle's item mapping), twice: by the generator alone, so the
+three are scored alike, and by what each run serves (its re-ranker, when it kept one, over the
+item facts it holds: popularity, recency and co-occurrence of the log it was trained or updated
+on, so a run never updated serves stale ones). Days with fewer than ``--min-day-events`` events are merged into the next one
 (ml-latest-small is sparse after its 80% point: most days hold one to three ratings). At the
 end every day's targets are pooled, all of them and those on items the first model never saw,
 with paired differences and Wilcoxon p-values: one day's targets are too few to tell the models apart.
@@ -43,9 +46,11 @@ from core.bundles import load_bundle
 from core.data import sequences_from_arrays
 from core.demo import DemoConfig, write_demo_csv
 from core.engine import Engine
+from core.generator import ColdStartScorer
+from core.ranker import RankedScorer
 from core.evaluation import per_user_metric, ranks_for, wilcoxon_p_value
 from core.training import TrainConfig
-from core.update import log_growth
+from core.update import log_growth, update_split
 
 DATA = Path(os.environ.get("NEXTPICK_DATA", "/work/shared/data"))
 DAY = 86_400
@@ -123,21 +128,26 @@ def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame)
     return data, histories, np.array(targets, dtype=np.int64)
 
 
-def learnable_share(engine: Engine, parent: int) -> float:
-    """Share of the events added since ``parent`` that its split leaves to train on: the rest are
-    held out (under leave-one-out each user's last new item tests and the one before validates),
-    for the update and the full retrain alike."""
+def learnable_share(engine: Engine, parent: int) -> tuple[float, float]:
+    """Shares of the events added since ``parent`` that (update, retrain) train on: a retrain's split
+    holds each user's newest out (under leave-one-out the last new item tests and the one before
+    validates), an update's only those of its held-out users (``core.update.update_split``)."""
     data, run = engine.sequence_data(), engine.run(parent)
     growth = log_growth(engine.workspace, data, run.config["log"]["last_event_id"], 0, 0)
-    lengths = np.array([len(h) for h in run.split.split(data).train])
-    added = np.diff(data.offsets) - growth.first_new
-    return float(np.maximum(lengths - growth.first_new, 0).sum() / max(added.sum(), 1))
+    split = run.split.split(data)
+    added = max(int((np.diff(data.offsets) - growth.first_new).sum()), 1)
+    return tuple(float(np.maximum(np.array([len(h) for h in trained.train]) - growth.first_new, 0).sum() / added)
+                 for trained in (update_split(split, data, growth.first_new), split))
 
 
 def next_day_ndcg(engine: Engine, run_id: int, data, histories, targets) -> np.ndarray:
-    """Each target's NDCG@10 under the run's generator."""
+    """Each target's NDCG@10 under the run's generator and under what it serves (its re-ranker over
+    the item facts it holds, when it kept one: a run never updated serves those of its training log)."""
     bundle = load_bundle(Path(engine.run(run_id).bundle_path), data, on_mismatch="map")
-    return per_user_metric(ranks_for(bundle.scorer, histories, targets, history_masked=True), "ndcg@10")
+    served = bundle.scorer if bundle.ranker is None else RankedScorer(bundle.scorer, bundle.ranker,
+                                                                      bundle.item_interest, exclude_seen=True)
+    return {kind: per_user_metric(ranks_for(scorer, histories, targets, history_masked=True), "ndcg@10")
+            for kind, scorer in (("generator", bundle.scorer), ("served", ColdStartScorer(served, bundle.fallback)))}
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> str:
@@ -161,49 +171,54 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
     print(f"\n{name}: {len(events):,} events, {events['user'].nunique():,} users, {events['item'].nunique():,} items; "
           f"trained on the first {cut:,} ({base.duration_s:.0f} s, {len(base.metrics['training']['epochs'])} epochs); "
           f"replaying {len(slices) - 1} days of >= {args.min_day_events} events", flush=True)
-    print(f"{'day':<12}{'events':>7}{'new items':>10}{'learned':>8}{'update s':>9}{'retrain s':>10}{'time':>7}   "
-          f"{'next-day NDCG@10: never':>24}{'update':>8}{'retrain':>8}{'upd/ret':>8}{'targets':>8}{'on new':>7}"
-          f"{'update-never':>15}{'retrain-never':>15}", flush=True)
+    print(f"{'day':<12}{'events':>7}{'new items':>10}{'learned':>8}{'(retrain)':>10}{'update s':>9}{'retrain s':>10}"
+          f"{'time':>7}{'targets':>8}{'on new':>7}   next-day NDCG@10 of the generator, then served: "
+          f"never / update / retrain, upd/ret, update-never, retrain-never", flush=True)
     rows, seen, updated = [], head, base.id
     base_items = set(head["item"])
-    pooled: dict[str, list[np.ndarray]] = {"never": [], "update": [], "retrain": [], "new": []}
+    pooled: dict[str, list[np.ndarray]] = {"new": []}
     for day, following in zip(slices, slices[1:]):
         new_items = feed.feed(day)
         seen = pd.concat([seen, day])
-        learned = learnable_share(engine, updated)
+        learned, retrain_learned = learnable_share(engine, updated)
         updated = engine.update(updated, time_budget=args.update_budget).id
         retrained = engine.train(config).id
         data, histories, targets = next_day_targets(seen, following, items)
-        per_target = {label: next_day_ndcg(engine, run_id, data, histories, targets)
-                      for label, run_id in (("never", base.id), ("update", updated), ("retrain", retrained))}
-        ndcg = {label: float(values.mean()) for label, values in per_target.items()}
+        per_target = {}
+        for label, run_id in (("never", base.id), ("update", updated), ("retrain", retrained)):
+            for kind, values in next_day_ndcg(engine, run_id, data, histories, targets).items():
+                per_target[kind, label] = values
+                pooled.setdefault(f"{kind} {label}", []).append(values)
+        ndcg = {f"{kind} {label}": float(values.mean()) for (kind, label), values in per_target.items()}
         update_s, retrain_s = engine.run(updated).duration_s, engine.run(retrained).duration_s
         new = np.array([str(data.item_external[t]) not in base_items for t in targets], dtype=bool)
         on_new = float(new.mean()) if len(targets) else 0.0
-        for label in ("never", "update", "retrain"):
-            pooled[label].append(per_target[label])
         pooled["new"].append(new)
         row = {"day": time.strftime("%Y-%m-%d", time.gmtime(int(day["ts"].min()))), "events": len(day),
-               "new_items": new_items, "learned": learned, "update_s": update_s, "retrain_s": retrain_s, **ndcg,
-               "targets": len(targets), "on_new": on_new}
+               "new_items": new_items, "learned": learned, "retrain_learned": retrain_learned, "update_s": update_s,
+               "retrain_s": retrain_s, **ndcg, "targets": len(targets), "on_new": on_new}
         rows.append(row)
-        print(f"{row['day']:<12}{len(day):>7,}{new_items:>10,}{learned:>8.0%}{update_s:>9.1f}{retrain_s:>10.1f}"
-              f"{update_s / retrain_s:>7.0%}   {ndcg['never']:>24.4f}{ndcg['update']:>8.4f}{ndcg['retrain']:>8.4f}"
-              f"{ndcg['update'] / max(ndcg['retrain'], 1e-12):>8.0%}{len(targets):>8,}{on_new:>7.0%}"
-              f"{paired(per_target['update'], per_target['never']):>15}"
-              f"{paired(per_target['retrain'], per_target['never']):>15}", flush=True)
+        figures = "   ".join(
+            f"{ndcg[kind + ' never']:.4f} / {ndcg[kind + ' update']:.4f} / {ndcg[kind + ' retrain']:.4f}, "
+            f"{ndcg[kind + ' update'] / max(ndcg[kind + ' retrain'], 1e-12):.0%}, "
+            f"{paired(per_target[kind, 'update'], per_target[kind, 'never'])}, "
+            f"{paired(per_target[kind, 'retrain'], per_target[kind, 'never'])}" for kind in ("generator", "served"))
+        print(f"{row['day']:<12}{len(day):>7,}{new_items:>10,}{learned:>8.0%}{retrain_learned:>10.0%}{update_s:>9.1f}"
+              f"{retrain_s:>10.1f}{update_s / retrain_s:>7.0%}{len(targets):>8,}{on_new:>7.0%}   {figures}", flush=True)
     engine.workspace.close()
     if rows:
-        pooled_report(name, {label: np.concatenate(values) for label, values in pooled.items()})
+        pooled = {label: np.concatenate(values) for label, values in pooled.items()}
+        for kind in ("generator", "served"):
+            pooled_report(f"{name} ({kind})", {label: pooled[f"{kind} {label}"] for label in ("never", "update", "retrain")},
+                          pooled["new"])
     return rows
 
 
-def pooled_report(name: str, pooled: dict[str, np.ndarray]) -> None:
+def pooled_report(name: str, pooled: dict[str, np.ndarray], new: np.ndarray) -> None:
     """Every day's next-day targets together, and those on items the first model never saw: the
     mean NDCG@10 of each model and the paired differences from never updating (95% half-width,
     Wilcoxon signed-rank p): a day alone holds too few targets to tell the models apart."""
-    for label, chosen in (("all targets", np.ones(len(pooled["new"]), dtype=bool)),
-                          ("targets on new items", pooled["new"])):
+    for label, chosen in (("all targets", np.ones(len(new), dtype=bool)), ("targets on new items", new)):
         if not chosen.any():
             print(f"{name}, {label}: none")
             continue
@@ -221,11 +236,12 @@ def pooled_report(name: str, pooled: dict[str, np.ndarray]) -> None:
 def summary(name: str, rows: list[dict]) -> None:
     if not rows:
         return
-    mean = {key: float(np.mean([r[key] for r in rows])) for key in ("update_s", "retrain_s", "never", "update", "retrain")}
+    mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0] if key.endswith(("_s", "never", "update", "retrain"))}
+    served = ", ".join(f"{label} {mean['served ' + label]:.4f}" for label in ("never", "update", "retrain"))
     print(f"{name} mean over {len(rows)} days: update {mean['update_s']:.1f} s vs retrain {mean['retrain_s']:.1f} s "
-          f"({mean['update_s'] / mean['retrain_s']:.1%} of its time); next-day NDCG@10 never {mean['never']:.4f}, "
-          f"update {mean['update']:.4f}, retrain {mean['retrain']:.4f} "
-          f"(update at {mean['update'] / max(mean['retrain'], 1e-12):.0%} of retrain)")
+          f"({mean['update_s'] / mean['retrain_s']:.1%} of its time); next-day NDCG@10 of the generator never "
+          f"{mean['generator never']:.4f}, update {mean['generator update']:.4f}, retrain {mean['generator retrain']:.4f}; "
+          f"served {served}", flush=True)
 
 
 def main() -> None:

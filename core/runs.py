@@ -32,7 +32,7 @@ from core.progress import Cancelled, Progress, emit
 from core.ranker import RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
-from core.update import Update, fine_tune_split, reused_ranker
+from core.update import Update, fine_tune_split, reused_ranker, update_split
 
 try:
     import fcntl
@@ -447,12 +447,13 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     None; the run records its model.
 
     With ``update`` (``core.update``) the run updates a parent run instead of starting afresh, and
-    records it (``config["update"]``); a split that leaves it nothing to learn is refused before
-    any run is recorded.
+    records it (``config["update"]``): it learns from every event but those of a sample of held-out
+    users (``update_split``), who validate and test it; a split that leaves it nothing to learn is
+    refused before any run is recorded.
 
     In a ``team`` (``core.distributed``) the leader does all of this; the others only train."""
     started = time.perf_counter()
-    split = choice.split(data)
+    split = choice.split(data) if update is None else update_split(choice.split(data), data, update.growth.first_new)
     fit_split = split if update is None or config.model in BASELINES else fine_tune_split(
         split, update.growth.first_new, config.max_len)
     content_hash = workspace.content_hash()

@@ -7,9 +7,9 @@ a fresh random row, and what the data itself says about items, such as the item 
 map or the items' text vectors, comes from a network built for the current data, as training
 builds one), the optimizer continues from the moments the parent's bundle stored, training
 reads the windows that end in new events (with up to ``max_len`` older events before them as
-context) and as many inactive users' latest windows (so they are not forgotten), and early
-stopping validates on the users whose validation event is one of the new ones. Baselines are
-cheap to fit: they are refitted on the whole log. Either way the child records its parent and
+context), the newest included, and as many inactive users' latest windows (so they are not
+forgotten); a sample of held-out users, most with new events, keep their held-out events out
+to stop it early and test it. Baselines are cheap to fit: they are refitted on the same events. Either way the child records its parent and
 what the log gained (``config["update"]``), and its run row how long the update took.
 """
 
@@ -34,7 +34,8 @@ UPDATE_SHARE = 0.1  # what a whole update may take: this share of the full train
 TRAINING_SHARE = UPDATE_SHARE / 2  # ... of which its fine-tuning's default time budget; the rest is for what
 # follows it (three evaluations, the item facts, saving), which a run's time budget does not bound
 UPDATE_PATIENCE = 5  # epochs without a better validation on the newest events before stopping
-MIN_VALIDATION_USERS = 200  # fewer validation users with a new event: others (a fixed sample) top them up
+HOLDOUT_SHARE = 0.2  # of the users whose validation event is new: they keep their newest events out, to validate
+MIN_VALIDATION_USERS = 200  # fewer held-out users than this: others (a fixed sample) top them up
 
 # Learned tensors whose rows follow a vocabulary that grows with the log; every other learned
 # tensor is copied as it is, and every buffer (what the data says about items) comes from the
@@ -115,11 +116,54 @@ def log_growth(workspace, data, since_event_id: int, events: int, items: int) ->
     return LogGrowth(first_new, int(events), int(items))
 
 
+def update_split(split: Split, data, first_new: np.ndarray) -> Split:
+    """What an update learns from and is measured on: ``split`` with the events it holds out given
+    back to training, but for a fixed sample of users (``holdout_users``) who keep theirs, for early
+    stopping and the test.
+
+    A user's newest events are what their next ones depend on most, and under leave-one-out they are
+    the held-out ones: a demo shopper takes about three events a day, so an update that left each
+    user's last two out learned from 19-27% of a day's events, and did not beat never updating.
+    The child's validation and test figures are measured on the held-out users alone, whose
+    held-out events it never trained on (its protocol says so)."""
+    held = holdout_users(split.valid, first_new)
+    learning = np.ones(len(split.train), dtype=bool)
+    learning[held] = False
+    histories = data.histories()
+    train = [histories[u] if learning[u] else split.train[u] for u in range(len(split.train))]
+    description = f"{split.description}, update holding out {len(held):,} users"
+    return dataclasses.replace(split, train=train, valid=held_out(split.valid, held),
+                               test=held_out(split.test, held),
+                               protocol=f"{split.protocol}; updated: trains on every event but the held-out ones of "
+                                        f"{len(held):,} users, who validate and test",
+                               description=description)
+
+
+def holdout_users(valid: EvalSet, first_new: np.ndarray) -> np.ndarray:
+    """The users (sorted) whose held-out events an update keeps out: ``HOLDOUT_SHARE`` of those whose
+    validation event is new (so early stopping reads the newest events), a fixed sample, topped up
+    to ``MIN_VALIDATION_USERS`` with a fixed sample of the others (who lose no new event by it)."""
+    newest = np.array([len(h) >= first_new[u] for u, h in zip(valid.user_index, valid.histories)], dtype=bool)
+    rng = np.random.default_rng(0)
+    active, others = valid.user_index[newest], valid.user_index[~newest]
+    held = rng.choice(active, int(np.ceil(HOLDOUT_SHARE * len(active))), replace=False)
+    wanted = min(len(others), max(0, MIN_VALIDATION_USERS - len(held)))
+    return np.sort(np.r_[held, rng.choice(others, wanted, replace=False)]).astype(np.int64)
+
+
+def held_out(eval_set: EvalSet, users: np.ndarray) -> EvalSet:
+    """``eval_set``'s targets of ``users``; a report on it says of how many users they are a sample."""
+    kept = np.flatnonzero(np.isin(eval_set.user_index, users))
+    sampled_from = eval_set.sampled_from or (len(eval_set) if len(kept) < len(eval_set) else None)
+    return dataclasses.replace(eval_set, user_index=eval_set.user_index[kept], targets=eval_set.targets[kept],
+                               histories=[eval_set.histories[i] for i in kept], sampled_from=sampled_from)
+
+
 def fine_tune_split(split: Split, first_new: np.ndarray, max_len: int) -> Split:
-    """``split`` narrowed to what an update learns from: per user with new training events, the
-    training events from ``max_len`` before their first new one on; as many other users, a fixed
-    sample, rehearse their latest ``max_len`` training events (so the update does not forget those
-    who were not active); validation on the users whose validation event is new."""
+    """``split`` (an ``update_split``) narrowed to the windows an update trains on: per user with new
+    training events, the training events from ``max_len`` before their first new one on; as many
+    other users, a fixed sample, rehearse their latest ``max_len`` training events (so the update
+    does not forget those who were not active)."""
     lengths = np.array([len(h) for h in split.train])
     active = np.flatnonzero(first_new < lengths)
     if not np.any(lengths[active] - np.maximum(0, first_new[active] - max_len) > 1):
@@ -130,22 +174,10 @@ def fine_tune_split(split: Split, first_new: np.ndarray, max_len: int) -> Split:
     rehearsed = np.random.default_rng(0).choice(others, min(len(others), len(active)), replace=False)
     train = [np.asarray(h)[:0] for h in split.train]  # plain arrays: slicing a memory map costs ~0.1 ms each
     for user in active:
-        train[user] = split.train[user][max(0, int(first_new[user]) - max_len):]
+        train[user] = np.asarray(split.train[user][max(0, int(first_new[user]) - max_len):])
     for user in rehearsed:
-        train[user] = split.train[user][-max_len:]
-    return dataclasses.replace(split, train=train, valid=newest_validation(split.valid, first_new))
-
-
-def newest_validation(valid: EvalSet, first_new: np.ndarray) -> EvalSet:
-    """The validation targets that are new events (each history ends right before its target),
-    topped up to ``MIN_VALIDATION_USERS`` with a fixed sample of the others: enough users for
-    early stopping to read, while validating every epoch stays as cheap as the update's training."""
-    newest = np.array([len(h) >= first_new[u] for u, h in zip(valid.user_index, valid.histories)], dtype=bool)
-    others = np.flatnonzero(~newest)
-    wanted = min(len(others), max(0, MIN_VALIDATION_USERS - int(newest.sum())))
-    kept = np.sort(np.r_[np.flatnonzero(newest), np.random.default_rng(0).choice(others, wanted, replace=False)])
-    return dataclasses.replace(valid, user_index=valid.user_index[kept],
-                               histories=[valid.histories[i] for i in kept], targets=valid.targets[kept])
+        train[user] = np.asarray(split.train[user][-max_len:])
+    return dataclasses.replace(split, train=train)
 
 
 def update_config(parent_config, full_training_s: float, time_budget: Optional[float] = None,

@@ -21,8 +21,8 @@ from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, mod
                            restore_moments, train_sequence_model)
 from core.data import SplitChoice
 from core.data.splits import EvalSet
-from core.update import (MIN_VALIDATION_USERS, TRAINING_SHARE, fine_tune_split, mapped_rows, newest_validation, reused_ranker, row_maps,
-                         with_new_items_from_category)
+from core.update import (HOLDOUT_SHARE, MIN_VALIDATION_USERS, TRAINING_SHARE, fine_tune_split, holdout_users, mapped_rows,
+                         reused_ranker, row_maps, update_split, with_new_items_from_category)
 from neural_data import rule_sequences
 from service_data import START, pair_shop_engine
 
@@ -91,6 +91,24 @@ def test_an_update_learns_the_new_items_and_records_its_parent(engine):
             assert child_rank < min(parent_rank, 7)
     assert child.metric("ndcg@10") > engine.evaluate(parent)["metrics"]["ndcg@10"] + 0.1
     assert engine.run_lag(child.id).newer_events == 0
+
+
+def test_an_update_learns_from_the_newest_events_its_parents_split_holds_out(engine):
+    parent = engine.active_run()
+    rows = [{"user": f"U{user:02d}", "item": item, "time": START + 10**6 + 120 * user + step}
+            for user in range(60) for step, item in enumerate(("P43", "P44"))]
+    EventFeed(engine.workspace, "test").post(rows)  # each user's two newest: validation and test under leave-one-out
+    child = engine.update(time_budget=0)
+    held = [int(u) for u in engine.bundle(child.id).arrays["test_users"]]
+    assert len(held) == 12 == child.metrics["n_users"]  # a fifth of the 60 users with a new validation event
+    assert "update holding out 12 users" in child.metrics["protocol"]
+    assert "tested on 12 of 60 users" in child.metrics["protocol"]
+    user = engine.sequence_data().user_external[held[0]]  # one the child never saw take P44
+    history = list(engine.workspace.user_sequence(user)["item"][:-1])
+    assert history[-1] == "P43"
+    child_rank, parent_rank = ((top_items(engine, run_id, history, 40) + ["P44"]).index("P44")
+                               for run_id in (child.id, parent))
+    assert child_rank < min(parent_rank, 3)
 
 
 def test_an_update_reuses_its_parents_re_ranker_over_the_current_log_and_evaluates_what_it_reports(engine, monkeypatch):
@@ -254,15 +272,33 @@ def test_an_update_that_no_epoch_improves_keeps_the_weights_it_started_from():
     assert all(torch.equal(result.scorer.model.state_dict()[key], value) for key, value in started_from.items())
 
 
-def test_early_stopping_validates_on_the_newest_events_topped_up_by_a_sample():
-    users = np.arange(1000)
-    valid = EvalSet(users, [np.arange(5) for _ in users], np.full(1000, 7))
-    first_new = np.full(1000, 9)
+def test_a_share_of_the_users_with_new_validation_events_is_held_out_topped_up_by_a_sample():
+    users = np.arange(1200)
+    valid = EvalSet(users, [np.arange(5) for _ in users], np.full(1200, 7))
+    first_new = np.full(1200, 9)
     first_new[:300] = 5  # these users' validation event (position 5) is new
-    assert list(newest_validation(valid, first_new).user_index) == list(range(300))
-    first_new[50:300] = 9
-    topped = newest_validation(valid, first_new).user_index
-    assert len(topped) == MIN_VALIDATION_USERS and set(range(50)) <= set(topped)
+    held = holdout_users(valid, first_new)
+    assert HOLDOUT_SHARE == 0.2 and len(held) == MIN_VALIDATION_USERS and list(held) == sorted(held)
+    assert np.count_nonzero(held < 300) == 60  # a fifth of the users with a new validation event
+    first_new[:] = 5
+    assert len(holdout_users(valid, first_new)) == 240  # enough of them: no top-up
+
+
+def test_an_update_split_trains_on_every_event_but_its_held_out_users_who_validate_and_test():
+    data = rule_sequences(n_users=300, min_len=8, max_len=8)
+    split = SplitChoice().split(data)
+    first_new = np.full(300, 8)
+    active = split.valid.user_index[:100]  # their validation event and all after it are new
+    first_new[active] = [len(h) for h in split.valid.histories[:100]]
+    updated = update_split(split, data, first_new)
+    held = holdout_users(split.valid, first_new)
+    assert np.isin(held, active).sum() == 20 and len(held) == MIN_VALIDATION_USERS
+    for user in range(300):
+        expected = split.train[user] if user in held else data.history(user)
+        assert np.array_equal(updated.train[user], expected)
+    assert list(updated.valid.user_index) == list(updated.test.user_index) == list(held)
+    assert (updated.test.sampled_from, len(split.test)) == (300, 300)
+    assert "update holding out 200 users" in updated.description and "updated:" in updated.protocol
 
 
 def test_the_update_learns_from_new_events_and_rehearses_as_many_other_users():
