@@ -41,14 +41,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from core.bundles import load_bundle
 from core.data import sequences_from_arrays
 from core.demo import DemoConfig, write_demo_csv
 from core.engine import Engine
+from core.evaluation import per_user_metric, ranks_for, wilcoxon_p_value
 from core.generator import ColdStartScorer
 from core.ranker import RankedScorer
-from core.evaluation import per_user_metric, ranks_for, wilcoxon_p_value
 from core.training import TrainConfig
 from core.update import log_growth, update_split
 
@@ -150,6 +151,26 @@ def next_day_ndcg(engine: Engine, run_id: int, data, histories, targets) -> np.n
             for kind, scorer in (("generator", bundle.scorer), ("served", ColdStartScorer(served, bundle.fallback)))}
 
 
+class TakenLately:
+    """Ranks items by how often they were taken in the ``days`` before ``until`` (None: ever): how much
+    a shop's trends alone say about the next day, which a model never updated cannot follow."""
+
+    def __init__(self, data, until: float, days: float | None) -> None:
+        ts = np.asarray(data.ts)
+        taken = (ts < until) & (ts >= (until - days * DAY if days else -np.inf))
+        counts = np.bincount(np.asarray(data.items)[taken], minlength=data.n_items + 1).astype(np.float32)
+        self.scores = torch.from_numpy(counts - 1e-6 * np.arange(len(counts), dtype=np.float32))  # ties: lowest id first
+
+    def score(self, histories, segments=None) -> torch.Tensor:
+        return self.scores.expand(len(histories), -1).clone()
+
+
+def popularity_ndcg(data, histories, targets, until: float) -> dict[str, np.ndarray]:
+    """Each target's NDCG@10 when ranked by popularity over the whole past and over its last 3 days."""
+    return {label: per_user_metric(ranks_for(TakenLately(data, until, days), histories, targets), "ndcg@10")
+            for label, days in (("popularity ever", None), ("popularity 3 days", 3))}
+
+
 def paired(a: np.ndarray, b: np.ndarray) -> str:
     """Mean of a - b over the same targets with its 95% half-width: "+0.012±0.020"."""
     diff = a - b
@@ -189,6 +210,8 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
             for kind, values in next_day_ndcg(engine, run_id, data, histories, targets).items():
                 per_target[kind, label] = values
                 pooled.setdefault(f"{kind} {label}", []).append(values)
+        for label, values in popularity_ndcg(data, histories, targets, float(following["ts"].min())).items():
+            pooled.setdefault(label, []).append(values)
         ndcg = {f"{kind} {label}": float(values.mean()) for (kind, label), values in per_target.items()}
         update_s, retrain_s = engine.run(updated).duration_s, engine.run(retrained).duration_s
         new = np.array([str(data.item_external[t]) not in base_items for t in targets], dtype=bool)
@@ -211,6 +234,10 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
         for kind in ("generator", "served"):
             pooled_report(f"{name} ({kind})", {label: pooled[f"{kind} {label}"] for label in ("never", "update", "retrain")},
                           pooled["new"])
+        ever, lately = pooled["popularity ever"], pooled["popularity 3 days"]
+        print(f"{name}, trends alone: NDCG@10 of popularity over the whole past {ever.mean():.4f}, over the last 3 "
+              f"days {lately.mean():.4f}; lately - ever {paired(lately, ever)} (p {wilcoxon_p_value(lately - ever):.2g})",
+              flush=True)
     return rows
 
 
