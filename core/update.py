@@ -9,8 +9,8 @@ builds one), the optimizer continues from the moments the parent's bundle stored
 reads the windows that end in new events (with up to ``max_len`` older events before them as
 context), the newest included, and as many inactive users' latest windows (so they are not
 forgotten); a sample of held-out users, most with new events, keep their held-out events out
-to stop it early and test it. Baselines are cheap to fit: they are refitted on the same events. Either way the child records its parent and
-what the log gained (``config["update"]``), and its run row how long the update took.
+to stop it early and test it. Baselines are cheap to fit: they are refitted on the same events.
+Either way the child records its parent and what the log gained (``config["update"]``), and its run row how long the update took.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def update_split(split: Split, data, first_new: np.ndarray) -> Split:
 
     A user's newest events are what their next ones depend on most, and under leave-one-out they are
     the held-out ones: a demo shopper takes about three events a day, so an update that left each
-    user's last two out learned from 19-27% of a day's events, and did not beat never updating.
+    user's last two out learned from 19-27% of a day's events (README: what is served then gains
+    less over never updating).
     The child's validation and test figures are measured on the held-out users alone, whose
     held-out events it never trained on (its protocol says so)."""
     held = holdout_users(split.valid, first_new)
