@@ -10,7 +10,8 @@ reads the windows that end in new events (with up to ``max_len`` older events be
 context), the newest included, and as many inactive users' latest windows (so they are not
 forgotten); a sample of held-out users, most with new events, keep their held-out events out
 to stop it early and test it. Baselines are cheap to fit: they are refitted on the same events.
-Either way the child records its parent and what the log gained (``config["update"]``), and its run row how long the update took.
+Either way the child records its parent and what the log gained (``config["update"]``), and its
+run row how long the update took.
 """
 
 from __future__ import annotations
