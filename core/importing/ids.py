@@ -8,6 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# A key that is an integer written the one way an integer prints ("42", "-7"; not "042", "+7" or
+# "4.0"), short enough for an int64: looked up as that number.
+_INTEGER_KEY = r"^(0|-?[1-9][0-9]{0,17})$"
+_INTEGER_LIMIT = 10**18
+
 
 class IdMap:
     """external_id -> id for users or items: the rows already stored plus those this import adds.
@@ -15,31 +20,89 @@ class IdMap:
     New ids are handed out here (max + 1, ...) rather than by SQLite, so a block's events can
     be written with one executemany without reading ids back. Safe because the import holds
     the workspace's write lock for its whole transaction.
+
+    Keys that are integers (most shops number their users) are kept as sorted int64 arrays and
+    found with a binary search over a whole block at once; a dict lookup per distinct key cost
+    more than writing the events (7.8 of a 5M-event import's CPU seconds). Other keys are in a dict.
+    A key is one or the other by its text alone, so it always finds the same id.
     """
 
     def __init__(self, raw: sqlite3.Connection, table: str) -> None:
         self.table = table
-        self.lookup: dict[str, int] = dict(raw.execute(f"SELECT external_id, id FROM {table}"))
-        self.next_id = (max(self.lookup.values()) if self.lookup else 0) + 1
+        self.texts: dict[str, int] = {}
+        self.numbers = np.zeros(0, dtype=np.int64)  # sorted integer keys
+        self.number_ids = np.zeros(0, dtype=np.int64)  # their ids
+        self.next_id = 1
+        self._add_rows(raw.execute(f"SELECT external_id, id FROM {table}").fetchall())
 
     def catch_up(self, raw: sqlite3.Connection) -> None:
         """Add the rows another writer stored since this map was read (ids only ever grow).
 
         Only correct inside a write transaction, like ``resolve``: nobody else can add rows then.
         """
-        for key, id_ in raw.execute(f"SELECT external_id, id FROM {self.table} WHERE id >= ?", (self.next_id,)):
-            self.lookup[key] = id_
-            self.next_id = max(self.next_id, id_ + 1)
+        self._add_rows(raw.execute(f"SELECT external_id, id FROM {self.table} WHERE id >= ?", (self.next_id,)).fetchall())
+
+    def find(self, keys: pa.Array) -> np.ndarray:
+        """Store ids aligned with ``keys``; 0 for a key not stored."""
+        numeric, numbers = _integer_keys(keys)
+        found = np.zeros(len(keys), dtype=np.int64)
+        if numeric.any() and len(self.numbers):
+            wanted = numbers[numeric]
+            order = np.argsort(wanted)  # sorted keys walk the table in order: far fewer cache misses
+            at = np.empty(len(wanted), dtype=np.int64)
+            at[order] = np.minimum(np.searchsorted(self.numbers, wanted[order]), len(self.numbers) - 1)
+            found[numeric] = np.where(self.numbers[at] == wanted, self.number_ids[at], 0)
+        if not numeric.all():
+            texts = keys.filter(pa.array(~numeric)).to_pylist()
+            found[~numeric] = [self.texts.get(key, 0) for key in texts]
+        return found
 
     def resolve(self, keys: pa.Array) -> tuple[np.ndarray, list[tuple[int, str]]]:
-        """Store ids aligned with ``keys``, and the (id, external_id) pairs that are new."""
-        unique = pc.unique(keys)
-        unique_keys = unique.to_pylist()
-        ids = np.fromiter((self.lookup.get(k, 0) for k in unique_keys), dtype=np.int64, count=len(unique_keys))
-        new: list[tuple[int, str]] = []
-        for position in np.flatnonzero(ids == 0):
-            key = unique_keys[position]
-            ids[position] = self.lookup[key] = self.next_id
-            new.append((self.next_id, key))
-            self.next_id += 1
-        return ids[pc.index_in(keys, value_set=unique).to_numpy()], new
+        """Store ids aligned with ``keys``, and the (id, external_id) pairs that are new (ids in
+        the order the keys first appear)."""
+        encoded = pc.dictionary_encode(keys)
+        distinct = encoded.dictionary
+        ids = self.find(distinct)
+        missing = np.flatnonzero(ids == 0)
+        ids[missing] = np.arange(self.next_id, self.next_id + len(missing))
+        new_keys = distinct.take(pa.array(missing, type=pa.int64()))
+        self._add(new_keys, ids[missing])
+        return ids[encoded.indices.to_numpy(zero_copy_only=False)], list(zip(ids[missing].tolist(), new_keys.to_pylist()))
+
+    def _add_rows(self, rows: list[tuple[str, int]]) -> None:
+        if rows:
+            keys, ids = zip(*rows)
+            self._add(pa.array(keys, type=pa.string()), np.array(ids, dtype=np.int64))
+
+    def _add(self, keys: pa.Array, ids: np.ndarray) -> None:
+        if not len(keys):
+            return
+        numeric, numbers = _integer_keys(keys)
+        if numeric.any():
+            order = np.argsort(numbers[numeric], kind="stable")
+            added, added_ids = numbers[numeric][order], ids[numeric][order]
+            at = np.searchsorted(self.numbers, added)
+            self.numbers, self.number_ids = np.insert(self.numbers, at, added), np.insert(self.number_ids, at, added_ids)
+        if not numeric.all():
+            self.texts.update(zip(keys.filter(pa.array(~numeric)).to_pylist(), ids[~numeric].tolist()))
+        self.next_id = max(self.next_id, int(ids.max()) + 1)
+
+
+def _integer_keys(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which keys are integers (``_INTEGER_KEY``), and their values (0 elsewhere). The whole
+    block is first read as numbers and written back: when every key comes back as it was, no
+    key needs the pattern."""
+    numbers = np.zeros(len(keys), dtype=np.int64)
+    if not len(keys):
+        return np.zeros(0, dtype=bool), numbers
+    try:
+        values = pc.cast(keys, pa.int64())
+        if (not keys.null_count and pc.all(pc.equal(pc.cast(values, pa.string()), keys)).as_py()
+                and pc.max(pc.abs_checked(values)).as_py() < _INTEGER_LIMIT):
+            return np.ones(len(keys), dtype=bool), values.to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    numeric = pc.fill_null(pc.match_substring_regex(keys, _INTEGER_KEY), False).to_numpy(zero_copy_only=False)
+    if numeric.any():
+        numbers[numeric] = pc.cast(keys.filter(pa.array(numeric)), pa.int64()).to_numpy(zero_copy_only=False)
+    return numeric, numbers

@@ -398,7 +398,7 @@ def _new_per_request(table: pa.Table, field: str, ids: IdMap, first_new: int, po
         return counts
     keys = pc.utf8_trim_whitespace(table.column(field)).to_pylist()  # as the loader reads the ids
     at = dict(zip(positions.tolist(), keys))
-    store_ids = np.array([ids.lookup[at[position]] for position in stored.tolist()], dtype=np.int64)
+    store_ids = ids.find(pa.array([at[position] for position in stored.tolist()], type=pa.string()))
     new = store_ids >= first_new
     _, first = np.unique(store_ids[new], return_index=True)
     np.add.at(counts, request_of[stored[new][first]], 1)

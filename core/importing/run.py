@@ -26,6 +26,10 @@ from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, em
 from core.store import Workspace, schema
 
 _IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
+# Page cache while the events' indexes are built. It also bounds the sorter's in-memory runs: small
+# runs merged stay in the CPU's caches, and building both indexes of 5M events took half the CPU
+# time with 2 MiB (SQLite's default) as with 64 MiB.
+_INDEX_BUILD_CACHE_KIB = 2 * 1024
 _REBUILD_MIN_ROWS = 100_000
 
 
@@ -146,9 +150,11 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
         raw.execute(f"DROP INDEX {index.name}")
     yield True
     indexes = sorted(schema.events.indexes, key=lambda index: index.name)
+    raw.execute(f"PRAGMA cache_size = {-_INDEX_BUILD_CACHE_KIB}")
     for done, index in enumerate(indexes):
         emit(progress, Progress("rebuild indexes", done, len(indexes), message=index.name))
         raw.execute(str(CreateIndex(index).compile(dialect=dialect)))
+    raw.execute(f"PRAGMA cache_size = {-_IMPORT_CACHE_KIB}")
 
 
 def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:

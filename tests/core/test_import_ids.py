@@ -1,0 +1,63 @@
+"""IdMap: shop ids to store ids, integer-looking keys found by number, the rest by text."""
+
+import sqlite3
+
+import numpy as np
+import pyarrow as pa
+
+from core.importing.ids import IdMap
+
+
+def _map(rows=()) -> IdMap:
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, external_id TEXT UNIQUE)")
+    raw.executemany("INSERT INTO users(id, external_id) VALUES (?, ?)", rows)
+    return IdMap(raw, "users")
+
+
+def test_new_keys_get_ids_in_first_appearance_order_and_keep_them():
+    ids = _map()
+    found, new = ids.resolve(pa.array(["7", "U1", "7", "3", "U1"]))
+    assert found.tolist() == [1, 2, 1, 3, 2]
+    assert new == [(1, "7"), (2, "U1"), (3, "3")]
+    found, new = ids.resolve(pa.array(["3", "8", "U1", "U2"]))
+    assert found.tolist() == [3, 4, 2, 5]
+    assert new == [(4, "8"), (5, "U2")]
+
+
+def test_keys_that_only_read_as_numbers_stay_distinct():
+    """"007", "7.0", "+7" and "7" are four ids; a block of only integers finds a key seen among text."""
+    ids = _map()
+    found, _ = ids.resolve(pa.array(["7", "007", "7.0", "+7", "-7", "-0", "0", "99999999999999999999"]))
+    assert len(set(found.tolist())) == 8
+    again, new = ids.resolve(pa.array(["0", "-7", "7"]))
+    assert new == [] and again.tolist() == [found[6], found[4], found[0]]
+    assert ids.find(pa.array(["007", "7", "x"])).tolist() == [found[1], found[0], 0]
+
+
+def test_stored_keys_are_found_and_new_ids_follow_the_largest():
+    ids = _map([(5, "42"), (9, "abc")])
+    found, new = ids.resolve(pa.array(["abc", "42", "43"]))
+    assert found.tolist() == [9, 5, 10]
+    assert new == [(10, "43")]
+
+
+def test_catch_up_adds_rows_written_by_another_writer():
+    raw = sqlite3.connect(":memory:")
+    raw.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, external_id TEXT UNIQUE)")
+    ids = IdMap(raw, "users")
+    raw.executemany("INSERT INTO users(id, external_id) VALUES (?, ?)", [(1, "10"), (2, "u")])
+    ids.catch_up(raw)
+    assert ids.find(pa.array(["u", "10", "11"])).tolist() == [2, 1, 0]
+    assert ids.resolve(pa.array(["11"]))[0].tolist() == [3]
+
+
+def test_many_blocks_of_integer_keys_match_a_dict():
+    rng = np.random.default_rng(0)
+    ids, reference = _map(), {}
+    for _ in range(5):
+        keys = [str(k) for k in rng.integers(-500, 500, 300)]
+        found, _ = ids.resolve(pa.array(keys))
+        for key, id_ in zip(keys, found.tolist()):
+            assert reference.setdefault(key, id_) == id_
+    assert sorted(reference.values()) == list(range(1, len(reference) + 1))
