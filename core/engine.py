@@ -84,13 +84,15 @@ class Engine:
 
     # -- data -------------------------------------------------------------------------------
 
-    def import_files(self, events=None, items=None, users=None, options=None, progress=None, cancel=None):
+    def import_files(self, events=None, items=None, users=None, options=None, progress=None, cancel=None,
+                     on_whole_log=None):
         """Import CSV or Parquet files and folders, or ``SqlQuery`` s (``core.importing``); caches of
         the old content are dropped."""
         from core.importing import ImportOptions, import_files
 
         report = import_files(self.workspace, events=events, items=items, users=users,
-                              options=options or ImportOptions(), progress=progress, cancel=cancel)
+                              options=options or ImportOptions(), progress=progress, cancel=cancel,
+                              on_whole_log=on_whole_log)
         self.refresh()
         return report
 
@@ -113,12 +115,13 @@ class Engine:
 
         return workspace_stats(self.workspace)
 
-    def sequence_data(self):
-        """The workspace's ``SequenceData``, rebuilt only after an import."""
+    def sequence_data(self, events=None):
+        """The workspace's ``SequenceData``, rebuilt only after an import (from ``events``, every
+        interaction as ``Workspace.event_arrays`` gives them, when the caller holds them)."""
         content = self.content_hash()
         with self._lock:
             if self._data_cache is None or self._data_cache[0] != content:
-                self._data_cache = (content, build_sequences(self.workspace))
+                self._data_cache = (content, build_sequences(self.workspace, events))
                 self._bundles.clear()
             return self._data_cache[1]
 
@@ -668,16 +671,17 @@ class Engine:
     def user_count(self, search: Optional[str] = None) -> int:
         return self._user_directory().count(search)
 
-    def prepare_users(self) -> int:
+    def prepare_users(self, activity=None) -> int:
         """Build the user directory now, and keep it beside the workspace (not in a read-only one), so
-        the next ``users_page`` is an array slice; returns the number of users."""
-        return len(self._user_directory())
+        the next ``users_page`` is an array slice; returns the number of users. ``activity``: as
+        ``UserDirectory.read`` takes it."""
+        return len(self._user_directory(activity))
 
-    def prepare(self) -> None:
+    def prepare(self, log=None) -> None:
         """Build and cache what the studio reads first, the sequences and the user directory (a job for the
-        job process: a scan of every event)."""
-        self.sequence_data()
-        self.prepare_users()
+        job process: a scan of every event, unless ``log``, the ``WholeLog`` an import kept, holds them)."""
+        self.sequence_data(None if log is None else log.interactions())
+        self.prepare_users(None if log is None else log.activity())
 
     def prepared(self) -> bool:
         """Whether the sequences and the user directory of the current content are cached beside the
@@ -689,7 +693,7 @@ class Engine:
     def _users_folder(self, content: str) -> Path:
         return cache_folder(self.workspace.path) / f"users-{content}-v{DIRECTORY_FORMAT}"
 
-    def _user_directory(self) -> UserDirectory:
+    def _user_directory(self, activity=None) -> UserDirectory:
         content = self.content_hash()
         with self._lock:
             if self._users_cache is not None and self._users_cache[0] == content:
@@ -697,7 +701,7 @@ class Engine:
         folder = self._users_folder(content)
         directory = None if self.workspace.read_only else UserDirectory.cached(folder)
         if directory is None:
-            directory = UserDirectory.read(self.workspace)
+            directory = UserDirectory.read(self.workspace, activity)
             if not self.workspace.read_only:
                 directory.save(folder)
         with self._lock:

@@ -307,11 +307,14 @@ def _portable(exc: BaseException) -> BaseException:
 def import_and_prepare(engine, events=None, items=None, users=None, options=None, progress=None, cancel=None):
     """``Engine.import_files``, then the sequences and the user directory every page reads next, built
     and cached on disk here (``Engine.prepare``), so the window's process maps them instead of reading
-    every event."""
-    report = engine.import_files(events, items=items, users=users, options=options, progress=progress, cancel=cancel)
+    every event. An import into a workspace without events hands every event on as it wrote them
+    (``WholeLog``): the caches are built from those instead of reading them back."""
+    logs = []
+    report = engine.import_files(events, items=items, users=users, options=options, progress=progress, cancel=cancel,
+                                 on_whole_log=logs.append)
     if report.rows_accepted:
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
-        engine.prepare()
+        engine.prepare(logs.pop() if logs else None)
     return report
 
 

@@ -280,18 +280,22 @@ def sequence_cache(workspace, content: Optional[str] = None) -> Path:
     return cache_folder(workspace.path) / f"sequences-{content or workspace.content_hash()}-v{CACHE_FORMAT}"
 
 
-def build_sequences(workspace) -> SequenceData:
-    """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time)."""
+def build_sequences(workspace, events=None) -> SequenceData:
+    """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time).
+
+    events: every interaction as ``Workspace.event_arrays`` reads them, when the caller holds them
+    already (an import that wrote the whole log): they are not read back from the store then.
+    """
     if workspace.read_only:
-        return _build_from_workspace(workspace)
+        return _build_from_workspace(workspace, events)
     folder = sequence_cache(workspace)
     if not folder.is_dir():
-        _write_cache(_build_from_workspace(workspace), folder)
+        _write_cache(_build_from_workspace(workspace, events), folder)
     return _read_cache(folder)
 
 
-def _build_from_workspace(workspace) -> SequenceData:
-    events = workspace.event_arrays()
+def _build_from_workspace(workspace, events=None) -> SequenceData:
+    events = workspace.event_arrays() if events is None else events
     return sequences_from_arrays(
         events.user_id, events.item_id, events.ts, workspace.items_frame(), workspace.users_frame()
     )

@@ -20,6 +20,7 @@ from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.ids import IdMap
 from core.importing.times import TimeColumn, to_numbers
+from core.store.whole_log import WholeLog
 
 DEFAULT_EVENT = "interaction"
 LOW_VALUE_ACTIONS = ("keep", "drop", "negative")
@@ -55,15 +56,40 @@ attributes = CASE WHEN excluded.attributes IS NULL THEN {table}.attributes
 """
 
 
+class WrittenEvents:
+    """The events an import writes, as arrays, kept when they will be the whole log (the workspace
+    had none before): the sequences and the user directory are then built from them instead of
+    reading every event back from the store (``WholeLog``), which took a third of a big import's CPU.
+    Event ids follow the order of writing, as SQLite gives a new row the largest rowid plus one."""
+
+    def __init__(self, first_id: int) -> None:
+        self.first_id = first_id
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.deleted = np.zeros(0, dtype=np.int64)
+
+    def add(self, user_ids: np.ndarray, item_ids: np.ndarray, ts: np.ndarray, negative: np.ndarray) -> None:
+        self.parts.append((user_ids, item_ids, ts, negative))
+
+    def whole_log(self) -> WholeLog:
+        """The events that stayed (written, not deleted as repeats), with their ids."""
+        user_id, item_id, ts, negative = (np.concatenate([part[k] for part in self.parts]) for k in range(4))
+        event_id = np.arange(self.first_id, self.first_id + len(user_id), dtype=np.int64)
+        kept = np.ones(len(user_id), dtype=bool)
+        kept[self.deleted - self.first_id] = False
+        return WholeLog(user_id[kept], item_id[kept], ts[kept], event_id[kept], negative[kept])
+
+
 @dataclass
 class Target:
-    """What every loader writes through: the transaction's connection and the id maps."""
+    """What every loader writes through: the transaction's connection and the id maps; ``written``
+    keeps the events written when they are to be the whole log."""
 
     raw: sqlite3.Connection
     users: IdMap
     items: IdMap
     time_kind: Optional[str]  # the workspace's, once known
     import_id: int = 0
+    written: Optional[WrittenEvents] = None
 
 
 @dataclass
@@ -149,9 +175,13 @@ class EventsLoader:
             columns["event_type"] = self._event_types(table, keep)
         if values is not None:
             columns["value"] = _nullable(values, stored)
-        if low is not None and self.low_values.action == "negative":
-            columns["negative"] = low[stored].astype(int).tolist()
+        negative = low[stored] if low is not None and self.low_values.action == "negative" else None
+        if negative is not None:
+            columns["negative"] = negative.astype(int).tolist()
         target.raw.executemany(self._insert_sql(columns, target.import_id), zip(*columns.values()))
+        if target.written is not None:
+            target.written.add(user_ids, item_ids, ts[stored],
+                               np.zeros(len(user_ids), dtype=bool) if negative is None else negative)
         return len(user_ids), rejected
 
     @staticmethod

@@ -12,7 +12,9 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
+
+import numpy as np
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
@@ -20,10 +22,11 @@ from sqlalchemy.schema import CreateIndex
 from core.importing import roles as roles_
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, Target
+from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, Target, WrittenEvents
 from core.importing.sources import Source, open_source
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
+from core.store.whole_log import WholeLog
 
 _IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
 # Page cache while the events' indexes are built. It also bounds the sorter's in-memory runs: small
@@ -86,9 +89,15 @@ class _Plan:
 
 
 def import_files(workspace: Workspace, events=None, items=None, users=None, options: Optional[ImportOptions] = None,
-                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> ImportReport:
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                 on_whole_log: Optional[Callable[[WholeLog], None]] = None) -> ImportReport:
     """Import events and/or items and users into ``workspace`` as one transaction. Each is a
-    CSV file, a Parquet file or folder of them, or an ``SqlQuery`` (see ``sources``)."""
+    CSV file, a Parquet file or folder of them, or an ``SqlQuery`` (see ``sources``).
+
+    on_whole_log: when the workspace had no events before, called after the commit with every
+    event it now holds (``WholeLog``), kept in memory while they were written, so the caches
+    built next need not read them back.
+    """
     options = options or ImportOptions()
     started = time.perf_counter()
     plans = [_plan(kind, open_source(kind, spec, options), options)
@@ -97,9 +106,13 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
     with _bulk_connection(workspace, progress, cancel) as raw:
         time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
         target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), time_kind[0] if time_kind else None)
+        if on_whole_log is not None and events and raw.execute("SELECT NOT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
+            target.written = WrittenEvents(first_id=1)
         for plan in plans:
             report.files.append(_import_file(target, plan, options, progress, cancel))
     report.duration_s = time.perf_counter() - started
+    if target.written is not None and report.rows_accepted:
+        on_whole_log(target.written.whole_log())
     return report
 
 
@@ -211,7 +224,10 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         report.low_values = plan.loader.low_count  # dropped ones were never accepted
         if not options.keep_duplicates:
             emit(progress, Progress("skip repeated events", message=f"{source.name}: events already stored"))
-            report.duplicates = _delete_repeated_events(target.raw, first_event, most_of_the_table)
+            deleted = _delete_repeated_events(target.raw, first_event, most_of_the_table)
+            if target.written is not None:
+                target.written.deleted = deleted
+            report.duplicates = len(deleted)
             report.rows_accepted -= report.duplicates
     report.duration_s = time.perf_counter() - started
     target.raw.execute(
@@ -235,24 +251,25 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
             cancel.raise_if_cancelled()
 
 
-def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool) -> int:
+def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool) -> np.ndarray:
     """Delete the events from ``first_new`` on that repeat an earlier event exactly (same
     user, item, time, event type, value), stored before or earlier in this import; returns
-    how many. Each new event looks for an earlier twin through the (user, time) index; only
+    their ids (found first, then deleted one by one: few, in a log that is not an overlap). Each new event looks for an earlier twin through the (user, time) index; only
     a row whose (user, time) is shared is read from the table. The look-up names the index:
     left to itself, SQLite may look twins up by item, which for a popular item means scanning
     most of the table for every row. When the new events are most of the table they are
     walked in that index's order too, so each look-up lands next to the previous one instead
     of at random; a few new events are walked by id, without touching the older ones."""
     walk = "INDEXED BY ix_events_user_ts" if most_of_the_table else ""
-    cursor = raw.execute(
-        f"DELETE FROM events WHERE id IN (SELECT e.id FROM events AS e {walk} "
+    repeats = raw.execute(
+        f"SELECT e.id FROM events AS e {walk} "
         "WHERE e.id >= ? AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
         "WHERE o.user_id = e.user_id AND o.ts = e.ts "
-        "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value))",
+        "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value)",
         (first_new,),
-    )
-    return cursor.rowcount
+    ).fetchall()
+    raw.executemany("DELETE FROM events WHERE id = ?", repeats)
+    return np.array([row[0] for row in repeats], dtype=np.int64)
 
 
 def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:

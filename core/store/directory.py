@@ -49,20 +49,28 @@ class UserDirectory:
         return len(self.ids)
 
     @classmethod
-    def read(cls, workspace) -> "UserDirectory":
-        """Scan the store: one row per user, events counted and the latest time taken per user."""
+    def read(cls, workspace, activity=None) -> "UserDirectory":
+        """Scan the store: one row per user, events counted and the latest time taken per user.
+
+        activity: (user store ids, events, latest time) of the users with events, when the caller
+        holds them (``WholeLog.activity``, after an import that wrote every event); else grouped
+        from the events table.
+        """
         with workspace.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             users = raw.execute("SELECT id, external_id FROM users ORDER BY id").fetchall()
-            stats = raw.execute("SELECT user_id, COUNT(*), MAX(ts) FROM events GROUP BY user_id").fetchall()
+            if activity is None:
+                stats = raw.execute("SELECT user_id, COUNT(*), MAX(ts) FROM events GROUP BY user_id").fetchall()
+                activity = tuple(np.array([row[k] for row in stats]) for k in range(3))
         store_ids = np.array([user[0] for user in users], dtype=np.int64)
         names = [str(user[1]) for user in users]
         events = np.zeros(len(store_ids), dtype=np.int64)
         last_seen = np.full(len(store_ids), np.nan)
-        if stats:
-            where = np.searchsorted(store_ids, np.array([row[0] for row in stats], dtype=np.int64))
-            events[where] = [row[1] for row in stats]
-            last_seen[where] = [row[2] for row in stats]
+        active, counts, latest = activity
+        if len(active):
+            where = np.searchsorted(store_ids, np.asarray(active, dtype=np.int64))
+            events[where] = counts
+            last_seen[where] = latest
         return cls.from_columns(names, events, last_seen)
 
     @classmethod
