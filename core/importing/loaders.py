@@ -65,18 +65,23 @@ class WrittenEvents:
     def __init__(self, first_id: int) -> None:
         self.first_id = first_id
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self.deleted = np.zeros(0, dtype=np.int64)
+        self._log: Optional[WholeLog] = None
 
     def add(self, user_ids: np.ndarray, item_ids: np.ndarray, ts: np.ndarray, negative: np.ndarray) -> None:
         self.parts.append((user_ids, item_ids, ts, negative))
 
     def whole_log(self) -> WholeLog:
-        """The events that stayed (written, not deleted as repeats), with their ids."""
-        user_id, item_id, ts, negative = (np.concatenate([part[k] for part in self.parts]) for k in range(4))
-        event_id = np.arange(self.first_id, self.first_id + len(user_id), dtype=np.int64)
-        kept = np.ones(len(user_id), dtype=bool)
-        kept[self.deleted - self.first_id] = False
-        return WholeLog(user_id[kept], item_id[kept], ts[kept], event_id[kept], negative[kept])
+        """Every event written, with its id (joined once, when the writing is done)."""
+        if self._log is None:
+            user_id, item_id, ts, negative = (np.concatenate([part[k] for part in self.parts]) for k in range(4))
+            self.parts = []
+            event_id = np.arange(self.first_id, self.first_id + len(user_id), dtype=np.int64)
+            self._log = WholeLog(user_id, item_id, ts, event_id, negative)
+        return self._log
+
+    def forget(self, event_ids: np.ndarray) -> None:
+        """Those events were deleted (repeats)."""
+        self._log = self.whole_log().without(event_ids)
 
 
 @dataclass

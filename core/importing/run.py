@@ -224,9 +224,10 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         report.low_values = plan.loader.low_count  # dropped ones were never accepted
         if not options.keep_duplicates:
             emit(progress, Progress("skip repeated events", message=f"{source.name}: events already stored"))
-            deleted = _delete_repeated_events(target.raw, first_event, most_of_the_table)
+            among = None if target.written is None else target.written.whole_log().sharing_user_and_time()
+            deleted = _delete_repeated_events(target.raw, first_event, most_of_the_table, among)
             if target.written is not None:
-                target.written.deleted = deleted
+                target.written.forget(deleted)
             report.duplicates = len(deleted)
             report.rows_accepted -= report.duplicates
     report.duration_s = time.perf_counter() - started
@@ -251,22 +252,29 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
             cancel.raise_if_cancelled()
 
 
-def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool) -> np.ndarray:
+def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool,
+                            among: Optional[np.ndarray] = None) -> np.ndarray:
     """Delete the events from ``first_new`` on that repeat an earlier event exactly (same
     user, item, time, event type, value), stored before or earlier in this import; returns
-    their ids (found first, then deleted one by one: few, in a log that is not an overlap). Each new event looks for an earlier twin through the (user, time) index; only
+    their ids (found first, then deleted one by one: few, in a log that is not an overlap).
+    ``among``: the only events that can (sharing user and time with another, when the import
+    holds every event: ``WholeLog.sharing_user_and_time``): only those are looked up, instead of
+    walking every event (18 of a 25M-event import's CPU seconds). Each new event looks for an earlier twin through the (user, time) index; only
     a row whose (user, time) is shared is read from the table. The look-up names the index:
     left to itself, SQLite may look twins up by item, which for a popular item means scanning
     most of the table for every row. When the new events are most of the table they are
     walked in that index's order too, so each look-up lands next to the previous one instead
     of at random; a few new events are walked by id, without touching the older ones."""
-    walk = "INDEXED BY ix_events_user_ts" if most_of_the_table else ""
+    if among is not None and not len(among):
+        return np.zeros(0, dtype=np.int64)
+    walk = "INDEXED BY ix_events_user_ts" if most_of_the_table and among is None else ""
+    which = "e.id >= ?" if among is None else "e.id IN (SELECT value FROM json_each(?))"
     repeats = raw.execute(
         f"SELECT e.id FROM events AS e {walk} "
-        "WHERE e.id >= ? AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
+        f"WHERE {which} AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
         "WHERE o.user_id = e.user_id AND o.ts = e.ts "
         "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value)",
-        (first_new,),
+        (first_new if among is None else json.dumps(among.tolist()),),
     ).fetchall()
     raw.executemany("DELETE FROM events WHERE id = ?", repeats)
     return np.array([row[0] for row in repeats], dtype=np.int64)

@@ -43,3 +43,24 @@ class WholeLog:
         last = np.flatnonzero(np.append(users[1:] != users[:-1], True)) if len(users) else np.zeros(0, np.int64)
         first = np.concatenate([[0], last[:-1] + 1]) if len(last) else last
         return users[last], last - first + 1, self.ts[self._order][last]
+
+    def sharing_user_and_time(self) -> np.ndarray:
+        """Ids of the events whose user and time another event shares: the only ones that can
+        repeat an earlier event exactly."""
+        users, ts = self.user_id[self._order], self.ts[self._order]
+        same = (users[1:] == users[:-1]) & (ts[1:] == ts[:-1])
+        shared = np.zeros(len(users), dtype=bool)
+        shared[1:] |= same
+        shared[:-1] |= same
+        return np.sort(self.event_id[self._order[shared]])
+
+    def without(self, event_ids: np.ndarray) -> "WholeLog":
+        """The log less the events ``event_ids`` (its sort order kept, not sorted again)."""
+        if not len(event_ids):
+            return self
+        kept = ~np.isin(self.event_id, event_ids)
+        log = WholeLog(self.user_id[kept], self.item_id[kept], self.ts[kept], self.event_id[kept], self.negative[kept])
+        if "_order" in self.__dict__:
+            new_position = np.cumsum(kept) - 1
+            log.__dict__["_order"] = new_position[self._order[kept[self._order]]]
+        return log
