@@ -677,11 +677,11 @@ class Engine:
         ``UserDirectory.read`` takes it."""
         return len(self._user_directory(activity))
 
-    def prepare(self, log=None) -> None:
+    def prepare(self, events=None, activity=None) -> None:
         """Build and cache what the studio reads first, the sequences and the user directory (a job for the
-        job process: a scan of every event, unless ``log``, the ``WholeLog`` an import kept, holds them)."""
-        self.sequence_data(None if log is None else log.interactions())
-        self.prepare_users(None if log is None else log.activity())
+        job process: a scan of every event, unless the caller holds them: ``WholeLog.for_caches``)."""
+        self.sequence_data(events)
+        self.prepare_users(activity)
 
     def prepared(self) -> bool:
         """Whether the sequences and the user directory of the current content are cached beside the

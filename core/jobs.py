@@ -314,7 +314,7 @@ def import_and_prepare(engine, events=None, items=None, users=None, options=None
                                  on_whole_log=logs.append)
     if report.rows_accepted:
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
-        engine.prepare(logs.pop() if logs else None)
+        engine.prepare(*(logs.pop().for_caches() if logs else ()))  # the log's own arrays go first
     return report
 
 

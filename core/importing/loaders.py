@@ -68,7 +68,7 @@ class WrittenEvents:
         self._log: Optional[WholeLog] = None
 
     def add(self, user_ids: np.ndarray, item_ids: np.ndarray, ts: np.ndarray, negative: np.ndarray) -> None:
-        self.parts.append((user_ids, item_ids, ts, negative))
+        self.parts.append((_narrow(user_ids), _narrow(item_ids), ts, negative))
 
     def whole_log(self) -> WholeLog:
         """Every event written, with its id (joined once, when the writing is done)."""
@@ -82,6 +82,12 @@ class WrittenEvents:
     def forget(self, event_ids: np.ndarray) -> None:
         """Those events were deleted (repeats)."""
         self._log = self.whole_log().without(event_ids)
+
+
+def _narrow(ids: np.ndarray) -> np.ndarray:
+    """Store ids as int32 while they fit (any shop below two billion users or items): 200 MB less per
+    column at 25M events, the difference between a big import's peak above 4 GB and below it."""
+    return ids.astype(np.int32) if ids.max(initial=0) < 2**31 else ids
 
 
 @dataclass

@@ -19,8 +19,8 @@ from core.store.workspace import EventArrays
 class WholeLog:
     """Parallel arrays over every event of the workspace, in id order."""
 
-    user_id: np.ndarray  # int64 store ids
-    item_id: np.ndarray  # int64 store ids
+    user_id: np.ndarray  # store ids (int32 while they fit)
+    item_id: np.ndarray  # store ids (int32 while they fit)
     ts: np.ndarray  # float64
     event_id: np.ndarray  # int64, increasing
     negative: np.ndarray  # bool: a dislike, never an interaction
@@ -29,6 +29,11 @@ class WholeLog:
     def _order(self) -> np.ndarray:
         """Positions sorted by (user, ts, id): the sort is stable and the events are in id order."""
         return np.lexsort((self.ts, self.user_id))
+
+    def for_caches(self) -> tuple[EventArrays, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(interactions(), activity())``: what ``Engine.prepare`` takes, so that a caller can let the
+        log go before the sequences are built."""
+        return self.interactions(), self.activity()
 
     def interactions(self) -> EventArrays:
         """What ``Workspace.event_arrays`` reads from the store: every event but the negative ones,
