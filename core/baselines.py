@@ -225,7 +225,6 @@ class _SparseRowScorer(_BaselineScorer):
         self.indices = np.asarray(indices, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.float32)
         self.popularity = np.asarray(popularity, dtype=np.float32)  # (n_items + 1,) shares
-        self._keys = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr)) * (self.n_items + 1) + self.indices
 
     def history_weights(self, history: np.ndarray) -> np.ndarray:
         """Weight of each history position in the sum (same length as the history)."""
@@ -258,13 +257,31 @@ class _SparseRowScorer(_BaselineScorer):
         pop = torch.from_numpy(self.popularity)
         return (self.FLOOR * pop).expand(len(histories), len(pop)).contiguous()
 
-    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Matrix entries at (rows[k], cols[k]); 0 where the matrix has none."""
-        if len(self._keys) == 0:
-            return np.zeros(len(rows), dtype=np.float32)
-        keys = rows.astype(np.int64) * (self.n_items + 1) + cols.astype(np.int64)
-        where = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-        return np.where(self._keys[where] == keys, self.values[where], 0.0).astype(np.float32)
+    def row_values(self, rows: np.ndarray, cols: np.ndarray, groups: Optional[np.ndarray] = None) -> np.ndarray:
+        """(R, C) float32 matrix entries at (rows[r], cols[groups[r], c]); 0 where the matrix has none.
+        ``groups``: which row of ``cols`` each asked row reads (default: its own; rows asked against one
+        list of columns, a user's history against their candidates, share it).
+
+        The stored entries of the asked rows (a few each) are looked up among the asked columns,
+        sorted, not each asked pair among all of the matrix's entries: a served batch asks ~10,000
+        pairs, and searching them in a 10k-item catalogue's 100,000 entries was a tenth of a
+        Transformer run's serving time."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        groups = np.arange(len(rows)) if groups is None else np.asarray(groups, dtype=np.int64)
+        values = np.zeros((len(rows), cols.shape[1]), dtype=np.float32)
+        positions = gather_csr_rows(self.indptr, rows)
+        if not len(positions) or not values.size:
+            return values
+        width, n_cols = self.n_items + 1, cols.shape[1]
+        order = np.argsort(cols, axis=1, kind="stable")
+        asked = (np.arange(len(cols))[:, None] * width + np.take_along_axis(cols, order, axis=1)).ravel()  # ascending
+        owner = np.repeat(np.arange(len(rows)), self.indptr[rows + 1] - self.indptr[rows])
+        stored = groups[owner] * width + self.indices[positions]
+        first, last = np.searchsorted(asked, stored, "left"), np.searchsorted(asked, stored, "right")
+        found = last - first  # how often each stored entry was asked (a column asked twice gets it twice)
+        at = np.repeat(first - np.cumsum(found) + found, found) + np.arange(int(found.sum()))
+        values.ravel()[np.repeat(owner, found) * n_cols + order.ravel()[at]] = np.repeat(self.values[positions], found)
+        return values
 
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Each history event's contribution to each item's score (weight × matrix entry); the entries
@@ -274,10 +291,8 @@ class _SparseRowScorer(_BaselineScorer):
         weights = self.history_weights(history).astype(np.float32)
         used = np.flatnonzero(weights > 0)
         contributions = np.zeros((len(items), len(history)), dtype=np.float32)
-        rows = np.broadcast_to(history[used][None, :], (len(items), len(used)))
-        cols = np.broadcast_to(items[:, None], (len(items), len(used)))
-        values = self.pair_values(rows.ravel(), cols.ravel()).reshape(len(items), len(used))
-        contributions[:, used] = values * weights[used][None, :]
+        values = self.row_values(history[used], items[None, :], np.zeros(len(used), dtype=np.int64))
+        contributions[:, used] = values.T * weights[used][None, :]
         return contributions
 
     def _sparse_state(self) -> dict[str, torch.Tensor]:
@@ -367,7 +382,7 @@ class ItemKNNScorer(_SparseRowScorer):
         rows = np.repeat(np.arange(len(new_to_old)), self.indptr[new_to_old + 1] - self.indptr[new_to_old])
         cols = old_to_new[self.indices[positions]]
         kept = np.flatnonzero(cols > 0)
-        kept = kept[np.lexsort((cols[kept], rows[kept]))]  # pair_values looks entries up in (row, col) order
+        kept = kept[np.lexsort((cols[kept], rows[kept]))]  # row_values looks entries up in (row, col) order
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=len(new_to_old)))])
         popularity = np.where(new_to_old > 0, self.popularity[new_to_old], 0.0)
         return ItemKNNScorer(indptr, cols[kept], self.values[positions][kept], popularity, item_category,

@@ -107,10 +107,13 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False):
-        """x (B, L, d); allowed (B, 1, L, L) bool, True where query i may read key j."""
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False, last_only: bool = False):
+        """x (B, L, d); allowed (B, 1, L, L) bool, True where query i may read key j. ``last_only``: only
+        the last position queries (B, 1, d out)."""
         batch, length, hidden = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
+        if last_only:
+            q, allowed, length = q[:, :, -1:], allowed[:, :, -1:], 1
         if need_weights:
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, heads, L, L)
@@ -134,8 +137,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False):
-        attended, weights = self.attention(self.norm1(x), allowed, need_weights)
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False, last_only: bool = False):
+        """x (B, L, d) -> (B, L, d), or (B, 1, d) of the last position with ``last_only``."""
+        attended, weights = self.attention(self.norm1(x), allowed, need_weights, last_only)
+        x = x[:, -1:] if last_only else x
         x = x + self.drop(attended)
         x = x + self.drop(self.mlp(self.norm2(x)))
         return x, weights
@@ -170,18 +175,27 @@ class SequenceEncoder(nn.Module):
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         return self.encode(items)[0]
 
-    def encode(self, items: torch.Tensor, need_attention: bool = False):
-        """(H (B, L, d), last-layer attention of the last position (B, L) or None)."""
+    def encode(self, items: torch.Tensor, need_attention: bool = False, item_table: torch.Tensor | None = None,
+               last_only: bool = False):
+        """(H (B, L, d), last-layer attention of the last position (B, L) or None).
+
+        ``item_table``: ``embeddings.table()`` of a frozen model (serving keeps it): its rows are the
+        step inputs, looked up instead of recomputed (with item text, recomputing them projected
+        every step's 384-dim vector: 40% of a served batch's encoding). ``last_only``: H of the last
+        position only, (B, 1, d), what scoring reads: the Transformer's last block then runs its
+        query, output and MLP for that position alone.
+        """
         items = items[:, -self.config.max_len :]
         real = items > 0  # (B, L)
-        x = self.embeddings(items)
+        x = self.embeddings(items) if item_table is None else F.embedding(items, item_table)
         if self.config.kind == "sasrec":
-            hidden, attention = self._attend(x, real, need_attention)
+            hidden, attention = self._attend(x, real, need_attention, last_only)
         else:
             hidden, attention = self._recur(self.input_drop(x), real), None
-        return hidden * real.unsqueeze(-1), attention
+            hidden = hidden[:, -1:] if last_only else hidden
+        return hidden * real[:, -hidden.shape[1] :].unsqueeze(-1), attention
 
-    def _attend(self, x: torch.Tensor, real: torch.Tensor, need_attention: bool):
+    def _attend(self, x: torch.Tensor, real: torch.Tensor, need_attention: bool, last_only: bool = False):
         length = x.shape[1]
         distance = torch.arange(length - 1, -1, -1, device=x.device)  # 0 = most recent position
         x = self.input_drop(x + self.positions(distance).unsqueeze(0))
@@ -191,8 +205,8 @@ class SequenceEncoder(nn.Module):
         allowed = allowed.unsqueeze(1)  # (B, 1, L, L)
         weights = None
         for number, block in enumerate(self.blocks):
-            last = need_attention and number == len(self.blocks) - 1
-            x, weights = block(x, allowed, need_weights=last)
+            final = number == len(self.blocks) - 1
+            x, weights = block(x, allowed, need_weights=need_attention and final, last_only=last_only and final)
         attention = weights[:, :, -1, :].mean(dim=1) if weights is not None else None  # (B, L)
         return self.final_norm(x), attention
 

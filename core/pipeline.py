@@ -69,9 +69,10 @@ class SequenceModel(nn.Module):
         return self.generator(encoded.rows, encoded.interest_logits, catalogue), encoded.interest_logits
 
     def encode(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
-               need_attention: bool = False) -> Encoded:
-        """Encoder + interest head only: interests and explanations need no catalogue scores."""
-        hidden, attention = self.encoder.encode(items, need_attention)  # (B, L, d)
+               need_attention: bool = False, item_table: Optional[torch.Tensor] = None) -> Encoded:
+        """Encoder + interest head only: interests and explanations need no catalogue scores.
+        ``item_table``: a frozen model's ``item_table()`` (``SequenceEncoder.encode``)."""
+        hidden, attention = self.encoder.encode(items, need_attention, item_table, last_only=select is None)
         rows = hidden[:, -1] if select is None else hidden[select]  # (N, d)
         return Encoded(rows, self.predictor(rows), attention)
 
@@ -96,7 +97,7 @@ class NeuralScorer:
         self.model = model.eval()
         self.name = name
         self._catalogue: Optional[Catalogue] = None
-        self._last: Optional[tuple[torch.Tensor, Encoded]] = None
+        self._last: Optional[_Kept] = None
         self._vectors: Optional[np.ndarray] = None
 
     def scoring_as_new(self, items: np.ndarray) -> "NeuralScorer":
@@ -122,7 +123,13 @@ class NeuralScorer:
         return self.model.encoder.config.max_len
 
     def _inputs(self, histories: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(pad_histories(histories, self.max_len)).to(self.device)
+        """(B, L) left-padded inputs, L the longest history's length (at most max_len, at least 1): the
+        columns every row pads change no real position's state (position embeddings count from the
+        newest event), so a served batch of short histories encodes only the columns it fills."""
+        return torch.from_numpy(pad_histories(histories, self._width(histories))).to(self.device)
+
+    def _width(self, histories: list[np.ndarray]) -> int:
+        return max(1, min(self.max_len, max((len(h) for h in histories), default=0)))
 
     def catalogue(self) -> Catalogue:
         """The whole catalogue, prepared on first use (0.5 s at 1M items) and kept: the model is frozen."""
@@ -141,13 +148,13 @@ class NeuralScorer:
         """
         inputs = self._inputs(histories)
         last = self._last
-        if last is not None and last[0].shape == inputs.shape and torch.equal(last[0], inputs):
-            return last[1]
+        if last is not None and last.inputs.shape == inputs.shape and torch.equal(last.inputs, inputs):
+            return last.encoded
         if self.model.training:  # eval() walks every submodule: worth skipping on each question
             self.model.eval()
         small = len(histories) <= SMALL_BATCH
-        encoded = self.model.encode(inputs, need_attention=small)
-        self._last = (inputs, encoded)
+        encoded = self.model.encode(inputs, need_attention=small, item_table=self.catalogue().vectors)
+        self._last = _Kept(inputs, encoded, _attention_by_history(inputs, encoded.attention))
         return encoded
 
     @torch.no_grad()
@@ -188,7 +195,6 @@ class NeuralScorer:
                  for start in range(0, len(histories), SCORE_BATCH)]
         return np.concatenate(parts)
 
-    @torch.no_grad()
     def attributions(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(len(items), len(history)) weights, each row summing to 1 (or 0 with no evidence).
 
@@ -223,12 +229,11 @@ class NeuralScorer:
         """(max_len,) the last layer's attention over ``recent`` (at most max_len items), or None: the
         row of the batch it was just scored in (a served batch explains each of its users without a
         second encoder pass), else from encoding it alone."""
-        last = self._last
-        if last is not None and last[1].attention is not None:
-            rows = np.flatnonzero((last[0].cpu().numpy() == pad_histories([recent], self.max_len)).all(axis=1))
-            if len(rows):
-                return last[1].attention[int(rows[0])].float().cpu().numpy()
-        attention = self._encode([recent]).attention
+        kept = None if self._last is None else self._last.attention.get(np.asarray(recent, dtype=np.int64).tobytes())
+        if kept is not None:
+            return kept
+        with torch.no_grad():
+            attention = self._encode([recent]).attention
         return None if attention is None else attention[0].float().cpu().numpy()
 
     def interest_vocabulary(self, data) -> tuple[np.ndarray, list[str]]:
@@ -253,6 +258,22 @@ class NeuralScorer:
         model = build_model(config, data_dims)
         model.load_state_dict(tensors, strict=True)
         return cls(model.to(device), config.model)
+
+
+class _Kept(NamedTuple):
+    """The last batch ``NeuralScorer`` encoded, kept for the questions that follow about it."""
+
+    inputs: torch.Tensor  # (B, L) as encoded
+    encoded: Encoded
+    attention: dict[bytes, np.ndarray]  # each row's real items (int64 bytes) -> its attention row (L,)
+
+
+def _attention_by_history(inputs: torch.Tensor, attention: Optional[torch.Tensor]) -> dict[bytes, np.ndarray]:
+    """Each encoded row's attention, found by the row's items (an explanation asks for its user's)."""
+    if attention is None:
+        return {}
+    rows, weights = inputs.cpu().numpy(), attention.float().cpu().numpy()
+    return {row[row > 0].tobytes(): weight for row, weight in zip(rows, weights)}
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:

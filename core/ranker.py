@@ -314,9 +314,7 @@ def _recent_pairs(cooccurrence: ItemKNNScorer, items: np.ndarray, histories: lis
     owner = np.repeat(np.arange(len(histories)), [int(u.sum()) for u in used])
     recent = np.concatenate([h[u] for h, u in zip(histories, used)] + [np.zeros(0, np.int64)])
     weight = np.concatenate([w[u] for w, u in zip(weights, used)] + [np.zeros(0)]).astype(np.float32)
-    candidates = items[owner]  # (E, N): each recent history event against its user's candidates
-    pairs = cooccurrence.pair_values(np.repeat(recent, items.shape[1]), candidates.ravel())
-    return owner, recent, pairs.reshape(candidates.shape) * weight[:, None]
+    return owner, recent, cooccurrence.row_values(recent, items, owner) * weight[:, None]
 
 
 def history_category_mix(histories: list[np.ndarray], item_category: np.ndarray, n_categories: int) -> np.ndarray:
@@ -384,40 +382,16 @@ class Ranker:
         return self._relevance_of(view.features(self.features), view.real)
 
     @torch.no_grad()
-    def explained_relevance(self, items, scores, histories, segments, interests, item_interest
-                            ) -> tuple[torch.Tensor, np.ndarray]:
-        """``relevance`` and (B, N) the history item each candidate is "often taken with": where the
-        co-occurrence features lifted it more than any other feature did, its strongest partner among
-        the user's recent items; 0 elsewhere (and for rankers without those features)."""
+    def explained_relevance(self, items, scores, histories, segments, interests, item_interest) -> "RankedCandidates":
+        """``relevance``, kept with what explains it: ``RankedCandidates.taken_with`` of the candidates a
+        list shows (a served list explains its ten, not the hundred the ranker re-ordered)."""
         view = CandidateView(self.facts, items, scores, histories, segments, interests, item_interest)
         features = view.features(self.features)
-        relevance = self._relevance_of(features, view.real)
-        partners = np.zeros(view.items.shape, dtype=np.int64)
-        lifts = self._lifts(features, relevance, view.real)
-        taken_with = lifts.pop(COOCCURRENCE_GROUP, None)
-        if taken_with is None or self.facts.cooccurrence is None:
-            return relevance, partners
-        others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(taken_with)
-        mainly = ((taken_with > 0) & (taken_with >= others)).numpy()
-        if mainly.any():
-            partners[mainly] = view.partners()[mainly]
-        return relevance, partners
+        return RankedCandidates(self, view, features, self._relevance_of(features, view.real))
 
     def _relevance_of(self, features: torch.Tensor, real: np.ndarray) -> torch.Tensor:
         relevance = self.net(features)
         return torch.where(torch.from_numpy(real), relevance, torch.tensor(float("-inf")))
-
-    def _lifts(self, features: torch.Tensor, relevance: torch.Tensor, real: np.ndarray) -> dict[str, torch.Tensor]:
-        """(B, N) per feature group: how much higher each candidate's ``relevance`` is than with that
-        group's features at their mean over its list's candidates (what the group lifted it by). Every
-        group's averaged copy goes through the network in one pass."""
-        real = torch.from_numpy(real)
-        n_real = real.sum(dim=1, keepdim=True).clamp(min=1)[:, :, None]
-        means = (features * real[:, :, None]).sum(dim=1, keepdim=True) / n_real  # (B, 1, F)
-        groups = feature_groups(self.features)
-        in_group = torch.tensor([[name in names for name in self.features] for names in groups.values()])
-        averaged = torch.where(in_group[:, None, None, :], means.unsqueeze(0), features.unsqueeze(0))  # (G, B, N, F)
-        return dict(zip(groups, relevance.unsqueeze(0) - self.net(averaged)))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
@@ -437,6 +411,47 @@ class Ranker:
         net = RankerNet(features)
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
         return cls(facts, net, exclude_seen=exclude_seen, features=features)
+
+
+@dataclass(frozen=True)
+class RankedCandidates:
+    """A batch's candidates as the ranker scored them: ``relevance`` (B, N), -inf for padding."""
+
+    ranker: Ranker
+    view: CandidateView
+    features: torch.Tensor  # (B, N, F)
+    relevance: torch.Tensor
+
+    @torch.no_grad()
+    def taken_with(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """(M,) for the candidates at (``rows``, ``columns``): the history item each is "often taken with"
+        where the co-occurrence features lifted it more than any other feature group did (its strongest
+        partner among the user's recent items), 0 elsewhere (and for rankers without those features)."""
+        partners = np.zeros(len(rows), dtype=np.int64)
+        lifts = self._lifts(rows, columns)
+        by_cooccurrence = lifts.pop(COOCCURRENCE_GROUP, None)
+        if by_cooccurrence is None or self.ranker.facts.cooccurrence is None or not len(rows):
+            return partners
+        others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(by_cooccurrence)
+        mainly = ((by_cooccurrence > 0) & (by_cooccurrence >= others)).numpy()
+        if mainly.any():
+            partners[mainly] = self.view.partners()[rows[mainly], columns[mainly]]
+        return partners
+
+    def _lifts(self, rows: np.ndarray, columns: np.ndarray) -> dict[str, torch.Tensor]:
+        """(M,) per feature group: how much higher each asked candidate's relevance is than with that
+        group's features at their mean over its list's real candidates (what the group lifted it by).
+        Every group's averaged copy goes through the network in one pass."""
+        features, names = self.features, self.ranker.features
+        real = torch.from_numpy(self.view.real)
+        n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
+        means = (features * real[:, :, None]).sum(dim=1) / n_real  # (B, F)
+        rows_t, columns_t = torch.from_numpy(rows), torch.from_numpy(columns)
+        asked = features[rows_t, columns_t]  # (M, F)
+        groups = feature_groups(names)
+        in_group = torch.tensor([[name in members for name in names] for members in groups.values()])
+        averaged = torch.where(in_group[:, None, :], means[rows_t].unsqueeze(0), asked.unsqueeze(0))  # (G, M, F)
+        return dict(zip(groups, self.relevance[rows_t, columns_t].unsqueeze(0) - self.ranker.net(averaged)))
 
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,

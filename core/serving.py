@@ -129,20 +129,31 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
     items, scores = candidates.items, candidates.scores
     interests = bundle.scorer.interests_batch(histories, segments)
     relevance = np.where(items > 0, scores, -np.inf)
-    taken_with = np.zeros(items.shape, dtype=np.int64)
     ranked = np.flatnonzero([len(h) > 0 for h in histories]) if bundle.ranker is not None else np.zeros(0, int)
     if len(ranked):
-        ranked_relevance, taken_with[ranked] = bundle.ranker.explained_relevance(
+        reranked = bundle.ranker.explained_relevance(
             items[ranked], np.nan_to_num(scores[ranked], neginf=0.0), [histories[i] for i in ranked],
             segments[ranked], interests[ranked], bundle.item_interest)
-        relevance[ranked] = ranked_relevance.numpy()
+        relevance[ranked] = reranked.relevance.numpy()
+    chosen = [_order(items[row], relevance[row], data.item_category, k, diversity) for row in range(len(histories))]
+    taken_with = _taken_with(reranked, ranked, chosen) if len(ranked) else [np.zeros(len(c), np.int64) for c in chosen]
     return [_one_list(bundle, data, histories[row], int(segments[row]), items[row], relevance[row], interests[row],
-                      taken_with[row], k, diversity) for row in range(len(histories))]
+                      chosen[row], taken_with[row]) for row in range(len(histories))]
 
 
-def _one_list(bundle, data, history, segment, items, relevance, interests, taken_with, k, diversity
+def _taken_with(reranked, ranked: np.ndarray, chosen: list[np.ndarray]) -> list[np.ndarray]:
+    """Per list, the history item each chosen candidate is "often taken with" (0 = none), asked of the
+    re-ranked rows (``ranked``: the users with a history) in one pass."""
+    counts = [len(chosen[row]) for row in ranked]
+    partners = reranked.taken_with(np.repeat(np.arange(len(ranked)), counts),
+                                   np.concatenate([chosen[row] for row in ranked]).astype(np.int64))
+    found = dict(zip(ranked.tolist(), np.split(partners, np.cumsum(counts)[:-1])))
+    return [found.get(row, np.zeros(len(positions), np.int64)) for row, positions in enumerate(chosen)]
+
+
+def _one_list(bundle, data, history, segment, items, relevance, interests, chosen, taken_with
               ) -> list[Recommendation]:
-    chosen = _order(items, relevance, data.item_category, k, diversity)
+    """The list of the candidates at positions ``chosen``, explained (``taken_with``: their partners, 0 = none)."""
     chosen_items = items[chosen]
     weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
     weights = np.asarray(weights, dtype=np.float64)
@@ -152,7 +163,7 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, taken
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
     fallback = "popular with shoppers like them" if segment > 0 and not len(history) else "popular overall"
     served_interests = _served_interests(bundle, chosen_items, interests)
-    partners = taken_with[chosen].tolist()
+    partners = taken_with.tolist()
     return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], partners[rank], fallback,
                        served_interests[rank], data, share)
             for rank, (item, score, share) in enumerate(zip(chosen_items.tolist(), relevance[chosen].tolist(),

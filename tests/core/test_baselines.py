@@ -74,13 +74,13 @@ def test_attributions_look_up_the_weighing_events_only(monkeypatch):
     log = _log([rng.integers(1, 7, 12).tolist() for _ in range(20)])
     history, items = rng.integers(1, 7, 30), np.arange(1, 7)
     for scorer, weighing in ((ItemKNNScorer.fit(log, max_history=4), 4), (MarkovScorer.fit(log), 1)):
-        every_pair = scorer.pair_values(np.tile(history, len(items)), np.repeat(items, len(history)))
-        expected = every_pair.reshape(len(items), len(history)) * scorer.history_weights(history).astype(np.float32)
+        every_pair = scorer.row_values(history, np.tile(items, (len(history), 1))).T
+        expected = every_pair * scorer.history_weights(history).astype(np.float32)
         asked = []
-        lookup = scorer.pair_values
-        monkeypatch.setattr(scorer, "pair_values", lambda rows, cols: asked.append(len(rows)) or lookup(rows, cols))
+        lookup = scorer.row_values
+        monkeypatch.setattr(scorer, "row_values", lambda rows, *more: asked.append(len(rows)) or lookup(rows, *more))
         assert np.array_equal(scorer.attributions(history, items), expected) and expected[:, -1].any()
-        assert asked == [weighing * len(items)]
+        assert asked == [weighing]
 
 
 def test_baseline_interests_are_the_category_mix_of_their_top_items():
@@ -173,9 +173,25 @@ def test_item_knn_counts_every_pair_within_the_window_whatever_its_blocks_and_ke
             for j in range(max(0, i - 2), min(len(h), i + 3)):
                 counts[a, h[j]] += j != i and h[j] != a
     expected = counts / np.sqrt(np.maximum(np.outer(taken, taken), 1))
-    rows, cols = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
-    assert np.allclose(knn.pair_values(rows.ravel(), cols.ravel()).reshape(7, 7), expected, atol=1e-6)
+    assert np.allclose(knn.row_values(np.arange(7), np.tile(np.arange(7), (7, 1))), expected, atol=1e-6)
     assert np.array_equal(np.diff(knn.indptr), (counts > 0).sum(axis=1))
+
+
+def test_row_values_read_the_matrix_at_each_rows_own_or_its_groups_columns():
+    """Rows asked against a shared list of columns (``groups``), columns asked twice, rows asked twice,
+    rows without entries and padding columns all read the stored matrix as a dense one would."""
+    rng = np.random.default_rng(5)
+    knn = ItemKNNScorer.fit(_log([rng.integers(1, 7, 10).tolist() for _ in range(25)]), neighbours=3)
+    dense = np.zeros((7, 7), dtype=np.float32)
+    for row in range(7):
+        span = slice(knn.indptr[row], knn.indptr[row + 1])
+        dense[row, knn.indices[span]] = knn.values[span]
+    rows = np.array([3, 3, 0, 6, 1, 5])
+    cols = np.array([[2, 2, 0, 6, 4], [1, 5, 3, 3, 6]])
+    groups = np.array([0, 1, 1, 0, 0, 1])
+    assert np.array_equal(knn.row_values(rows, cols, groups), dense[rows[:, None], cols[groups]])
+    assert np.array_equal(knn.row_values(rows, cols[groups]), dense[rows[:, None], cols[groups]])
+    assert dense[rows[:, None], cols[groups]].any() and knn.row_values(rows[:0], cols).shape == (0, 5)
 
 
 def test_item_knn_remapped_to_another_catalogue_keeps_every_known_pair():
@@ -184,11 +200,10 @@ def test_item_knn_remapped_to_another_catalogue_keeps_every_known_pair():
     # the new catalogue: the old items in reverse order, old item 7 gone, one new item in its place
     new_to_old = np.concatenate([[0], np.arange(data.n_items, 7, -1), [0], np.arange(6, 0, -1)])
     moved = knn.remapped(new_to_old, np.zeros(len(new_to_old), np.int64))
-    rows, cols = np.meshgrid(np.arange(1, len(new_to_old)), np.arange(1, len(new_to_old)), indexing="ij")
-    rows, cols = rows.ravel(), cols.ravel()
-    expected = np.where((new_to_old[rows] > 0) & (new_to_old[cols] > 0),
-                        knn.pair_values(new_to_old[rows], new_to_old[cols]), 0.0)
-    assert np.array_equal(moved.pair_values(rows, cols), expected) and expected.sum() > 0
+    items = np.arange(1, len(new_to_old))
+    expected = np.where((new_to_old[items][:, None] > 0) & (new_to_old[items][None, :] > 0),
+                        knn.row_values(new_to_old[items], np.tile(new_to_old[items], (len(items), 1))), 0.0)
+    assert np.array_equal(moved.row_values(items, np.tile(items, (len(items), 1))), expected) and expected.sum() > 0
     new = np.flatnonzero(new_to_old == 0)[1]
     assert moved.indptr[new + 1] == moved.indptr[new]  # the new item has no partners yet
 
