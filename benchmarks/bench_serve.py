@@ -2,6 +2,7 @@
 
     python benchmarks/bench_serve.py                         # 10k-item demo shop, Markov run, 8 clients
     python benchmarks/bench_serve.py --model sasrec --epochs 1 --clients 8 --requests 300
+    python benchmarks/bench_serve.py --db /work/scale25m/scale.sqlite --run 14   # an existing workspace, GETs only
 
 Goals (issue 13), for a 10k-item catalogue on this machine's CPU cores with 8 concurrent
 clients: GET /recommend p50 < 10 ms and p99 < 50 ms; POST /events of 100-event batches at
@@ -13,6 +14,11 @@ of ``http.client``, httpx) took CPU the service needed. Latency is measured from
 response read; the CPU time per request of the service process (Linux) and of the clients is
 printed beside it, a figure other programs' load barely moves. The machine, its load average
 and the model are printed with the figures: on a shared machine they vary from run to run.
+
+With ``--db`` the service serves an existing workspace in place (issue 14: 25M events, 1M users,
+200k items must serve within 4 GB): the time from starting ``nextpick serve`` to its first
+answers and the service's peak RSS are printed, and only GET requests are sent (nothing is
+written to the workspace; the service keeps its status file beside it while it runs).
 """
 
 from __future__ import annotations
@@ -68,23 +74,66 @@ def workspace_ids(path: Path) -> tuple[Path, list[str], list[str]]:
     return path, users, items
 
 
-def start_service(path: Path, port: int) -> subprocess.Popen:
+def start_service(path: Path, port: int, run: int | None = None) -> subprocess.Popen:
     command = [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())",
-               "serve", "--db", str(path), "--port", str(port)]
+               "serve", "--db", str(path), "--port", str(port)] + ([] if run is None else ["--run", str(run)])
+    started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             connection.request("GET", "/health")
             health = json.loads(connection.getresponse().read())
-            print(f"service: run #{health['run']} ({health['model']}), {health['items']:,} items, {health['device']}")
+            print(f"service: run #{health['run']} ({health['model']}), {health['items']:,} items, {health['device']}; "
+                  f"answered {time.perf_counter() - started:.1f} s after start, peak RSS {peak_rss_gib(process):.2f} GiB",
+                  flush=True)
             return process
         except OSError:
             if process.poll() is not None:
                 raise SystemExit(f"the service did not start:\n{process.stderr.read()}")
             time.sleep(0.3)
-    raise SystemExit("the service did not answer within 300 s")
+    raise SystemExit("the service did not answer within 900 s")
+
+
+def peak_rss_gib(process: subprocess.Popen) -> float:
+    """The service process's peak resident memory so far (Linux's VmHWM; NaN elsewhere)."""
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return float("nan") if kib is None else kib / 2**20
+
+
+def some_users(path: Path, n: int, seed: int = 0) -> list[str]:
+    """``n`` user ids of the workspace at random, read through a read-only connection."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        (highest,) = connection.execute("SELECT max(id) FROM users").fetchone()
+        ids = np.random.default_rng(seed).integers(1, (highest or 0) + 1, n).tolist()
+        found = connection.execute(f"SELECT external_id FROM users WHERE id IN ({','.join(map(str, ids))})").fetchall()
+    finally:
+        connection.close()
+    return [row[0] for row in found]
+
+
+def first_answer(users: list[str], k: int) -> None:
+    """One GET /recommend at a time for a few users: the first (pages a cold process reads) and the next."""
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
+    times = []
+    for user in users[:20]:
+        started = time.perf_counter()
+        connection.request("GET", f"/recommend?user={quote(user)}&k={k}&explain=true")
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"GET /recommend for {user!r}: {answer.status}")
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"GET /recommend one at a time: first {times[0]:.0f} ms, the next {len(times) - 1}: "
+          f"median {statistics.median(times[1:]):.1f} ms, max {max(times[1:]):.1f} ms", flush=True)
 
 
 def service_cpu_s(process: subprocess.Popen) -> tuple[float, float]:
@@ -232,8 +281,13 @@ def main() -> None:
                         help="serve a copy of the workspace folder a run with --keep saved, instead of building one "
                              "(before/after comparisons on the same data and run)")
     parser.add_argument("--keep", type=Path, metavar="FOLDER", help="save the built workspace folder here")
+    parser.add_argument("--db", type=Path, metavar="WORKSPACE",
+                        help="serve this workspace in place, GET requests only: start time, peak RSS, latency")
+    parser.add_argument("--run", type=int, help="with --db: the run to serve (default: its serving run)")
     args = parser.parse_args()
     print(machine())
+    if args.db:
+        return bench_in_place(args)
     with tempfile.TemporaryDirectory() as folder:
         if args.workspace:
             shutil.copytree(args.workspace, folder, dirs_exist_ok=True)
@@ -251,6 +305,22 @@ def main() -> None:
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
+    print(machine())
+
+
+def bench_in_place(args) -> None:
+    """Serve an existing workspace without writing to it: start, first answers, 8 clients' GETs, peak RSS."""
+    global PORT
+    users = some_users(args.db, 2_000)
+    PORT = free_port()
+    process = start_service(args.db, PORT, args.run)
+    try:
+        first_answer(users, k=10)
+        bench_recommend(users, args.clients, args.requests, k=10, process=process)
+        print(f"service peak RSS: {peak_rss_gib(process):.2f} GiB (goal: under 4 GB)")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
     print(machine())
 
 

@@ -146,15 +146,16 @@ class NeuralScorer:
         (a small batch's with the attention the explanations need; large ones, evaluation's, skip
         it), so the encoder runs once per batch, not once per question.
         """
-        inputs = self._inputs(histories)
+        read = tuple(np.asarray(h[-self.max_len:], dtype=np.int64).tobytes() for h in histories)  # what it reads, as a key
         last = self._last
-        if last is not None and last.inputs.shape == inputs.shape and torch.equal(last.inputs, inputs):
+        if last is not None and last.read == read:
             return last.encoded
         if self.model.training:  # eval() walks every submodule: worth skipping on each question
             self.model.eval()
         small = len(histories) <= SMALL_BATCH
-        encoded = self.model.encode(inputs, need_attention=small, item_table=self.catalogue().vectors)
-        self._last = _Kept(inputs, encoded, _attention_by_history(inputs, encoded.attention))
+        encoded = self.model.encode(self._inputs(histories), need_attention=small, item_table=self.catalogue().vectors)
+        attention = {} if encoded.attention is None else dict(zip(read, encoded.attention.float().cpu().numpy()))
+        self._last = _Kept(read, encoded, attention)
         return encoded
 
     @torch.no_grad()
@@ -263,17 +264,9 @@ class NeuralScorer:
 class _Kept(NamedTuple):
     """The last batch ``NeuralScorer`` encoded, kept for the questions that follow about it."""
 
-    inputs: torch.Tensor  # (B, L) as encoded
+    read: tuple[bytes, ...]  # per history, the items the encoder read (its last max_len, int64 bytes)
     encoded: Encoded
-    attention: dict[bytes, np.ndarray]  # each row's real items (int64 bytes) -> its attention row (L,)
-
-
-def _attention_by_history(inputs: torch.Tensor, attention: Optional[torch.Tensor]) -> dict[bytes, np.ndarray]:
-    """Each encoded row's attention, found by the row's items (an explanation asks for its user's)."""
-    if attention is None:
-        return {}
-    rows, weights = inputs.cpu().numpy(), attention.float().cpu().numpy()
-    return {row[row > 0].tobytes(): weight for row, weight in zip(rows, weights)}
+    attention: dict[bytes, np.ndarray]  # those bytes -> the history's attention row (L,): its explanations read it
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:

@@ -364,6 +364,12 @@ class Ranker:
         self.exclude_seen = exclude_seen
         self.features = net.features if features is None else tuple(features)
 
+    @functools.cached_property
+    def feature_group_mask(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """(the groups of ``features``, (G, F) bool: which features each group holds)."""
+        groups = feature_groups(self.features)
+        return tuple(groups), np.array([[name in members for name in self.features] for members in groups.values()])
+
     @property
     def reads_text(self) -> bool:
         return any(name in TEXT_FEATURES for name in self.features)
@@ -428,30 +434,29 @@ class RankedCandidates:
         where the co-occurrence features lifted it more than any other feature group did (its strongest
         partner among the user's recent items), 0 elsewhere (and for rankers without those features)."""
         partners = np.zeros(len(rows), dtype=np.int64)
-        lifts = self._lifts(rows, columns)
-        by_cooccurrence = lifts.pop(COOCCURRENCE_GROUP, None)
-        if by_cooccurrence is None or self.ranker.facts.cooccurrence is None or not len(rows):
+        groups = self.ranker.feature_group_mask[0]
+        if COOCCURRENCE_GROUP not in groups or self.ranker.facts.cooccurrence is None or not len(rows):
             return partners
-        others = torch.stack(list(lifts.values())).max(dim=0).values if lifts else torch.zeros_like(by_cooccurrence)
-        mainly = ((by_cooccurrence > 0) & (by_cooccurrence >= others)).numpy()
+        lifts = self._lifts(rows, columns)
+        by_cooccurrence = lifts[groups.index(COOCCURRENCE_GROUP)]
+        others = np.delete(lifts, groups.index(COOCCURRENCE_GROUP), axis=0)
+        others = others.max(axis=0) if len(others) else np.zeros(len(rows), dtype=lifts.dtype)
+        mainly = (by_cooccurrence > 0) & (by_cooccurrence >= others)
         if mainly.any():
             partners[mainly] = self.view.partners()[rows[mainly], columns[mainly]]
         return partners
 
-    def _lifts(self, rows: np.ndarray, columns: np.ndarray) -> dict[str, torch.Tensor]:
-        """(M,) per feature group: how much higher each asked candidate's relevance is than with that
-        group's features at their mean over its list's real candidates (what the group lifted it by).
-        Every group's averaged copy goes through the network in one pass."""
-        features, names = self.features, self.ranker.features
-        real = torch.from_numpy(self.view.real)
-        n_real = real.sum(dim=1, keepdim=True).clamp(min=1)
-        means = (features * real[:, :, None]).sum(dim=1) / n_real  # (B, F)
-        rows_t, columns_t = torch.from_numpy(rows), torch.from_numpy(columns)
-        asked = features[rows_t, columns_t]  # (M, F)
-        groups = feature_groups(names)
-        in_group = torch.tensor([[name in members for name in names] for members in groups.values()])
-        averaged = torch.where(in_group[:, None, :], means[rows_t].unsqueeze(0), asked.unsqueeze(0))  # (G, M, F)
-        return dict(zip(groups, self.relevance[rows_t, columns_t].unsqueeze(0) - self.ranker.net(averaged)))
+    def _lifts(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """(G, M) per feature group (``Ranker.feature_group_mask``): how much higher each asked candidate's
+        relevance is than with that group's features at their mean over its list's real candidates (what
+        the group lifted it by). Every group's averaged copy goes through the network in one pass; the
+        rest is NumPy (a served batch's few dozen candidates cost more in torch's per-operation overhead
+        than in arithmetic)."""
+        in_group = self.ranker.feature_group_mask[1]
+        features, real = self.features.numpy(), self.view.real
+        means = ((features * real[:, :, None]).sum(axis=1) / np.maximum(real.sum(axis=1), 1)[:, None]).astype(np.float32)
+        averaged = np.where(in_group[:, None, :], means[rows][None], features[rows, columns][None])  # (G, M, F)
+        return self.relevance.numpy()[rows, columns] - self.ranker.net(torch.from_numpy(averaged)).numpy()
 
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
