@@ -68,3 +68,18 @@ def test_attention_of_last_position_covers_real_items_only():
 def test_unknown_encoder_is_refused():
     with pytest.raises(ValueError, match="unknown encoder"):
         SequenceEncoder(EncoderConfig("bert", n_items=3, n_categories=1))
+
+
+@pytest.mark.parametrize("kind", ENCODER_KINDS)
+def test_serving_reads_the_last_position_from_the_kept_item_table_as_the_full_pass_gives_it(kind):
+    """``last_only`` (the last block run for the newest position alone) with the frozen ``item_table``
+    gives the full pass's last state and last-layer attention."""
+    encoder = _encoder(kind)
+    items = torch.tensor([[0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9]])
+    with torch.no_grad():
+        full, attention = encoder.encode(items, need_attention=True)
+        last, last_attention = encoder.encode(items, need_attention=True, item_table=encoder.embeddings.table(),
+                                              last_only=True)
+    assert last.shape == (3, 1, 16) and torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+    if kind == "sasrec":
+        assert torch.allclose(last_attention, attention, atol=1e-6)

@@ -1,10 +1,13 @@
 """Concurrent GET /recommend requests are scored together, each answered as it would be alone."""
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
+import numpy as np
 import pytest
 
 from core.service.batching import RecommendBatcher
@@ -96,3 +99,50 @@ def test_concurrent_clients_get_the_lists_each_would_get_alone(tmp_path):
     assert together == alone
     assert [r.item for r in engine.recommend(engine.active_run(), "U03", k=5)] == [r["item"] for r in alone[3]]
     engine.workspace.close()
+
+
+def test_a_transformer_runs_lists_and_reasons_are_the_same_from_the_service_the_cli_and_the_studio(tmp_path, capsys):
+    """A SASRec run's lists scored as the service scores them (one batch of histories of unequal
+    lengths, encoded to the longest; and over HTTP, eight clients at once) are the ones the CLI and
+    the studio's engine give one user at a time: items, reasons, the history items behind each and
+    their weights, scores."""
+    from core.cli import main
+    from core.demo import DemoConfig, create_demo_workspace
+    from core.engine import Engine
+    from core.training import TrainConfig
+
+    path = tmp_path / "shop.sqlite"
+    create_demo_workspace(path, DemoConfig(n_users=150, n_items=120, n_categories=6, seed=5)).close()
+    engine = Engine.open(path)
+    data = engine.sequence_data()
+    run = engine.train(TrainConfig.for_data(data, model="sasrec", epochs=1, hidden=16, max_len=12, device="cpu")).id
+    users = [str(u) for u in data.user_external[:16]]
+    assert len({min(len(data.history(i)), 12) for i in range(16)}) > 3  # histories of unequal lengths
+    batch = engine.recommend_histories(run, users, engine.users_items(users), k=6, diversity=0.2)
+    with running_service(engine, run) as (url, _):
+        def ask(user):
+            with httpx.Client(base_url=url, timeout=60) as client:
+                return client.get("/recommend", params={"user": user, "k": 6, "diversity": 0.2}).json()
+        with ThreadPoolExecutor(8) as pool:
+            served = list(pool.map(ask, users))
+    studio = Engine.open(path)
+    for number, (user, batched, answer) in enumerate(zip(users, batch, served)):
+        alone = studio.recommend(run, user, k=6, diversity=0.2)
+        listed = [(r.item, r.reason, r.taken_with, [b[0] for b in r.because]) for r in alone]
+        assert len(listed) == 6 and listed == [(r.item, r.reason, r.taken_with, [b[0] for b in r.because])
+                                               for r in batched]
+        assert listed == [(r["item"], r["reason"], r["taken_with"], [b["item"] for b in r["because"]])
+                          for r in answer["recommendations"]]
+        if number % 4 == 0:  # the CLI answers through the studio's engine call: a few users suffice
+            assert main(["recommend", "--db", str(path), "--run", str(run), "--user", user, "-k", "6",
+                         "--diversity", "0.2", "--json"]) == 0
+            assert listed == [(r["item"], r["reason"], r["taken_with"], [b[0] for b in r["because"]])
+                              for r in json.loads(capsys.readouterr().out)["recommendations"]]
+        for other in (batched, [SimpleNamespace(score=r["score"], because=[tuple(b.values()) for b in r["because"]])
+                                for r in answer["recommendations"]]):
+            assert np.allclose([r.score for r in other], [r.score for r in alone], atol=1e-5)
+            assert np.allclose([w for r in other for _, w in r.because], [w for r in alone for _, w in r.because],
+                               atol=1e-6)
+    assert any(r.because for rs in batch for r in rs)
+    engine.workspace.close()
+    studio.workspace.close()
