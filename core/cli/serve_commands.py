@@ -39,7 +39,7 @@ def cmd_serve(args, out: Output) -> dict:
     _one_thread_per_request()
     engine = Engine(Workspace.open(args.db, write_wait_s=WRITE_WAIT_S))
     run = _serving_run(engine, args)
-    engine.bundle(run)  # load the model before the first request, and fail here if it cannot be
+    engine.prepare_to_serve(run)  # load the model before the first request, and fail here if it cannot be
     try:
         server = make_server(engine, run, args.host, args.port, args.token, log_level="info", follow=args.run is None)
     except ImportError as error:  # FastAPI or uvicorn, imported only here

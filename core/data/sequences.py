@@ -95,11 +95,16 @@ class SequenceData:
 
     @cached_property
     def _item_lookup(self) -> dict[str, int]:
-        return {external: index for index, external in enumerate(self.item_external) if index}
+        return dict(zip(self.item_external[1:].tolist(), range(1, len(self.item_external))))
 
     @cached_property
     def _user_lookup(self) -> dict[str, int]:
-        return {external: index for index, external in enumerate(self.user_external)}
+        return dict(zip(self.user_external.tolist(), range(len(self.user_external))))
+
+    def build_lookups(self) -> None:
+        """Build the id -> index maps now rather than at the first look-up (a million users' map takes
+        seconds): a service builds them before its first request."""
+        self._item_lookup, self._user_lookup  # noqa: B018 - cached on first access
 
     def item_index_of(self, external_ids: Iterable[str]) -> np.ndarray:
         """Item indices for the shop's item ids; 0 for ids this data has never seen."""

@@ -72,7 +72,7 @@ class RunFollower:
         old = self.served
         try:
             fresh = Engine(old.engine.workspace, old.engine.text_model.path)
-            fresh.bundle(run)  # the current sequences and the run's model, loaded before the first request
+            fresh.prepare_to_serve(run)  # the current sequences and the run's model, loaded before the first request
             self.served = Served(fresh, run, fresh.run(run).model)
             log.info("now serving run #%d (was #%d)", run, old.run)
         except Exception as error:  # a run deleted meanwhile, a bundle that cannot be read: keep serving

@@ -72,3 +72,20 @@ def test_without_the_serve_extra_the_command_says_what_to_install(shop, capsys, 
     monkeypatch.setattr(builtins, "__import__", no_uvicorn)
     code, _, err = run(capsys, "serve", "--db", shop)
     assert code == 1 and "needs the serve extra (uvicorn is missing): pip install 'nextpick-studio[serve]'" in err
+
+
+def test_the_command_loads_the_model_and_the_id_maps_before_the_first_request(shop, capsys, monkeypatch):
+    """What every request reads (a million users' id map takes seconds) is built before serving starts."""
+    import core.service
+
+    seen = []
+
+    def refuse(engine, run, *args, **kwargs):  # stands in for the server: what had the engine built?
+        data = engine.sequence_data()
+        seen.append((run, {"_user_lookup", "_item_lookup"} <= set(vars(data)), data.user_index_of("U03")))
+        raise core.service.ServiceRefused("stop here")
+
+    monkeypatch.setattr(core.service, "make_server", refuse)
+    code, _, err = run(capsys, "serve", "--db", shop)
+    assert code == 1 and "stop here" in err
+    assert seen == [(1, True, 3)]
