@@ -227,16 +227,18 @@ def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, f
     """
     if not len(history):
         return [[] for _ in weights]
-    distinct, position = np.unique(history, return_inverse=True)
     # the events that weigh only (a sparse baseline weighs its last 1-20): over every event of a
     # shopper with thousands, the (events, distinct items) table took seconds and gigabytes
     used = np.flatnonzero(np.asarray(weights).any(axis=0))
-    totals = weights[:, used] @ np.equal.outer(position[used], np.arange(len(distinct)))  # (k, n_distinct)
+    distinct, position = np.unique(history[used], return_inverse=True)  # the items that weigh, ascending
+    totals = weights[:, used] @ np.equal.outer(position, np.arange(len(distinct)))  # (k, distinct items that weigh)
     top = np.argsort(-totals, axis=1, kind="stable")[:, :BECAUSE_ITEMS]
-    norms = totals.sum(axis=1)
-    least = NEAR_UNIFORM / len(distinct) if len(distinct) > 1 else 0.0
-    return [[(int(distinct[i]), float(row[i] / norm)) for i in order if row[i] > 0 and row[i] / norm >= least]
-            if norm > 0 else [] for row, order, norm in zip(totals, top, norms)]
+    norms = totals.sum(axis=1, keepdims=True)
+    shares = np.divide(np.take_along_axis(totals, top, axis=1), norms, out=np.zeros(top.shape), where=norms > 0)
+    n_distinct = len(np.unique(history))
+    kept = (shares > 0) & (shares >= (NEAR_UNIFORM / n_distinct if n_distinct > 1 else 0.0))
+    return [[(item, share) for item, share, keep in zip(items, row, keeps) if keep]
+            for items, row, keeps in zip(distinct[top].tolist(), shares.tolist(), kept.tolist())]
 
 
 def _title(data, item: int) -> str:
