@@ -148,7 +148,8 @@ def create_app(service: Service) -> FastAPI:
         return {"status": "ok", "run": served.run, "model": served.model,
                 "follows_active_run": service.follow, "workspace": str(served.engine.workspace.path),
                 "items": int(served.engine.sequence_data().n_items), "device": service.device,
-                "events_received": service.feed.received, "started_at": service.started_at}
+                "events_received": service.feed.received, "lists_from_cache": service.batcher.answers.hits,
+                "started_at": service.started_at}
 
     @app.post("/events", summary="store one event or a list of them",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {

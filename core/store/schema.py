@@ -12,6 +12,7 @@ order (``meta.time_kind`` says which). Bump ``SCHEMA_VERSION`` and add a step in
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 from sqlalchemy import (
@@ -32,8 +33,10 @@ SCHEMA_VERSION = 2
 CATEGORY_SEPARATOR = "|"
 
 
+@lru_cache(maxsize=4096)
 def split_categories(text: Optional[str]) -> tuple[str, ...]:
-    """An item's stored categories ("A|B") as the one form the rest of the code uses: names, primary first."""
+    """An item's stored categories ("A|B") as the one form the rest of the code uses: names, primary first.
+    Kept per text: a shop has few distinct ones, and every served item asks (3% of a served list's time)."""
     return tuple(name for name in (part.strip() for part in (text or "").split(CATEGORY_SEPARATOR)) if name)
 
 metadata = MetaData()

@@ -104,6 +104,9 @@ def test_health_items_and_docs(engine, client):
     assert (item["next_items"][0]["item"], item["next_items"][0]["categories"]) == ("P05", ["Seconds"])
     assert client.get("/docs").status_code == 200
     assert {"/recommend", "/interests", "/items/{item}", "/health", "/events"} <= set(client.get("/openapi.json").json()["paths"])
+    cached = health["lists_from_cache"]
+    first, again = (client.get("/recommend", params={"user": "U07", "k": 4}).json() for _ in range(2))
+    assert first == again and client.get("/health").json()["lists_from_cache"] == cached + 1
 
 
 @pytest.mark.parametrize("path, params, status, message", [

@@ -86,6 +86,41 @@ def test_a_batch_waits_for_as_many_requests_as_the_last_one_held_and_a_lone_clie
     batcher.close()
 
 
+class _CountingEngine:
+    """Histories the test edits; counts the users it is asked to score."""
+
+    def __init__(self):
+        self.histories, self.scored = {"a": ["x"], "b": ["x", "y"]}, []
+
+    def users_items(self, users):
+        return [list(self.histories.get(user, [])) for user in users]
+
+    def recommend_histories(self, run, users, histories, k, diversity):
+        self.scored.extend(users)
+        return [[f"{user}:{len(history)}:{k}"] for user, history in zip(users, histories)]
+
+
+def test_a_question_asked_again_is_answered_from_the_cache_until_the_history_or_the_engine_changes():
+    engine, batcher = _CountingEngine(), RecommendBatcher(threads=1)
+    served = Served(engine, 1, "sasrec")
+    assert batcher.recommend(served, "a", 5, 0.0).recommendations == ["a:1:5"]
+    assert batcher.recommend(served, "a", 5, 0.0).recommendations == ["a:1:5"]
+    assert batcher.recommend(served, "a", 3, 0.0).recommendations == ["a:1:3"]  # another setting is scored
+    engine.histories["a"].append("z")  # an event stored for the user
+    assert batcher.recommend(served, "a", 5, 0.0).recommendations == ["a:2:5"]
+    assert engine.scored == ["a", "a", "a"] and batcher.answers.hits == 1
+    other = Served(_CountingEngine(), 1, "sasrec")  # a new run loaded beside the old one
+    assert batcher.recommend(other, "b", 5, 0.0).recommendations == ["b:2:5"]
+    assert batcher.recommend(served, "a", 5, 0.0).recommendations == ["a:2:5"] and engine.scored[-1] == "a"
+    small = RecommendBatcher(threads=1)
+    small.answers.size = 1
+    for user in ("a", "b", "a"):
+        small.recommend(served, user, 5, 0.0)
+    assert small.answers.hits == 0  # only the last list is kept
+    batcher.close()
+    small.close()
+
+
 def test_concurrent_clients_get_the_lists_each_would_get_alone(tmp_path):
     engine = pair_shop_engine(tmp_path / "shop.sqlite")
     users = [f"U{u:02d}" for u in range(24)]
