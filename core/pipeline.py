@@ -146,7 +146,7 @@ class NeuralScorer:
         (a small batch's with the attention the explanations need; large ones, evaluation's, skip
         it), so the encoder runs once per batch, not once per question.
         """
-        read = tuple(np.asarray(h[-self.max_len:], dtype=np.int64).tobytes() for h in histories)  # what it reads, as a key
+        read = tuple(np.asarray(h[-self.max_len:], dtype=np.int64).tobytes() for h in histories)  # the key
         last = self._last
         if last is not None and last.read == read:
             return last.encoded
