@@ -61,6 +61,7 @@ from core.data import SplitChoice
 from core.data.splits import DEFAULT_TEST_FRACTION
 from core.engine import Engine
 from core.importing import ImportOptions
+from core.runs import known_items
 from core.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,21 @@ def report_line(label: str, run, seconds: float) -> str:
     epochs = run.metrics.get("training", {}).get("epochs", [])
     valid = f"{max(e['valid_ndcg10'] for e in epochs):>9.4f}" if epochs else f"{'-':>9}"
     return f"{label:<24}{test['hr@10']:>9.4f}{test['ndcg@10']:>9.4f}{new_text}{new['events']:>8,}{valid}{seconds:>9.1f}"
+
+
+def new_item_ranks_line(engine: Engine, label: str, run) -> str:
+    """Where the served lists put the new items their tested users took next, for the users with an
+    earlier event (the others get the cold-start list, which holds no new item): where HR@10 is 0 on a
+    few events, the median rank still shows whether text lifts new items at all."""
+    data = engine.sequence_data()
+    split = run.split.split(data)
+    new = ~known_items(split, data.n_items)[np.asarray(split.test.targets, dtype=np.int64)]
+    with_history = new & np.array([len(history) > 0 for history in split.test.histories], dtype=bool)
+    ranks = engine.bundle(run.id).arrays["test_ranks"][with_history]  # 0 = first
+    if not len(ranks):
+        return f"{label:<24}no new-item test event of a user with an earlier event"
+    return (f"{label:<24}{len(ranks):,} new-item events of users with an earlier event: median rank "
+            f"{np.median(ranks) + 1:,.0f} of {data.n_items:,}, HR@100 {np.mean(ranks < 100):.3f}")
 
 
 def latency(engine: Engine, run_id: int, users: int = 200) -> tuple[float, float]:
@@ -229,6 +245,8 @@ def main() -> None:
         cold = sum(len(history) == 0 for history in test.histories)
         print(f"{cold:,} of {len(test.targets):,} test users have no event before the cut-off: every model ranks "
               "for them from an empty sequence, the same list for all (few test users: the figures are noisy)")
+        for label, run, _ in rows:
+            print(new_item_ranks_line(engine, label, run))
         print()
         torch.set_num_threads(1)  # one request, one thread: on a shared CPU two threads lose more to hand-offs
         for label, run, _ in rows[1:]:  # text adds nothing per request: the catalogue is prepared once
