@@ -1,0 +1,94 @@
+"""The re-ranker is a bag of cross-fitted nets: judged on users none of its judged members saw, served whole."""
+
+import numpy as np
+import pytest
+import torch
+
+import core.ranker as ranker_module
+from core.baselines import TrainLog
+from core.ranker import FOLDS, ItemFacts, Ranker, RankerNet, features_for
+from engine_data import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+NAMES = features_for(True)
+USER = NAMES.index("history_length")  # each list carries its user's number here (small: logits must not tie)
+USER_SCALE = 1e-4
+
+
+def _lists(n_users, informative: bool, seed=0, n=20):
+    """(features, labels, valid): generator scores are noise; with ``informative`` the target's
+    "interest_match" stands out, otherwise nothing tells it apart."""
+    rng = np.random.default_rng(seed)
+    features = torch.tensor(rng.normal(size=(n_users, n, len(NAMES))), dtype=torch.float32)
+    labels = torch.as_tensor(rng.integers(0, n, n_users))
+    if informative:
+        features[torch.arange(n_users), labels, NAMES.index("interest_match")] += 2.0
+    features[:, :, USER] = USER_SCALE * torch.arange(n_users, dtype=torch.float32)[:, None]
+    return features, labels, torch.ones(n_users, n, dtype=torch.bool)
+
+
+def _perturbed(seed):
+    torch.manual_seed(seed)
+    net = RankerNet(NAMES)
+    for parameter in net.parameters():
+        torch.nn.init.normal_(parameter)
+    return net.eval()
+
+
+def test_a_bag_scores_the_mean_of_its_members_and_round_trips():
+    members = [_perturbed(seed) for seed in range(3)]
+    bag = RankerNet.averaged(members)
+    features, _, _ = _lists(4, informative=False)
+    with torch.no_grad():
+        assert torch.allclose(bag(features), torch.stack([net(features) for net in members]).mean(dim=0), atol=1e-5)
+    log = TrainLog.from_histories([np.array([1, 2, 3]), np.array([1, 4])], 4, np.array([0, 1, 1, 2, 2]), 3)
+    restored = Ranker.from_state(Ranker(ItemFacts.from_log(log), bag, exclude_seen=True).state_tensors())
+    assert restored.net.mlp[0].out_features == 3 * members[0].mlp[0].out_features
+    with torch.no_grad():
+        assert torch.equal(restored.net(features), bag(features))
+
+
+def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_served(monkeypatch):
+    seen_by, bags, judged, held = {}, {}, [], []  # held: every net spied on stays alive, so no id is reused
+    train_and_pick, averaged, list_gains = (ranker_module._train_and_pick, RankerNet.averaged,
+                                            ranker_module._list_gains)
+
+    def spied_fit(features, labels, valid, train, pick, *rest):
+        net = train_and_pick(features, labels, valid, train, pick, *rest)
+        seen_by[id(net)] = set(torch.nonzero(train | pick).squeeze(1).tolist())
+        held.append(net)
+        return net
+
+    def spied_bag(nets):
+        bag = averaged(nets)
+        bags[id(bag)] = [id(net) for net in nets]
+        held.append(bag)
+        return bag
+
+    def spied_gains(net, features, labels, valid):
+        judged.append((id(net), torch.round(features[:, 0, USER] / USER_SCALE).long().tolist()))
+        return list_gains(net, features, labels, valid)
+
+    monkeypatch.setattr(ranker_module, "_train_and_pick", spied_fit)
+    monkeypatch.setattr(RankerNet, "averaged", staticmethod(spied_bag))
+    monkeypatch.setattr(ranker_module, "_list_gains", spied_gains)
+    features, labels, valid = _lists(200, informative=True)
+    served, report = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
+
+    assert report["kept"] and report["bagged"] == len(seen_by) == FOLDS * (FOLDS - 1)
+    judged_by_bags = [(bag, users) for bag, users in judged if bag in bags]
+    assert sorted(user for _, users in judged_by_bags for user in users) == list(range(200))  # each user once
+    for bag, users in judged_by_bags:
+        assert len(bags[bag]) == FOLDS - 1
+        assert not any(set(users) & seen_by[member] for member in bags[bag])  # nobody judges its own users
+    assert sorted(bags[id(served)]) == sorted(seen_by)  # the served bag holds every ranker fitted
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_bag_that_cannot_help_is_left_out(seed):
+    features, labels, valid = _lists(300, informative=False, seed=seed)
+    served, report = ranker_module._fit(features, labels, valid, NAMES, seed, 40, None, None)
+    assert not report["kept"] and report["bagged"] == 0
+    with torch.no_grad():  # what is served is the generator's own order
+        assert torch.equal(served(features), RankerNet(NAMES)(features))
