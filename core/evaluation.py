@@ -272,16 +272,20 @@ def paired_significance(ranks_a: np.ndarray, ranks_b: np.ndarray, metric: str = 
     Two-sided Wilcoxon signed-rank test: it needs no normality, which per-user NDCG (mostly
     zeros) never has.
     """
-    a, b = per_user_metric(ranks_a, metric), per_user_metric(ranks_b, metric)
+    return paired_test(per_user_metric(ranks_a, metric), per_user_metric(ranks_b, metric), metric)
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, metric: str) -> dict:
+    """``paired_significance`` of per-user values already computed (``a`` and ``b``: one per user, same users)."""
     if len(a) != len(b):
         raise UsageError(f"runs were evaluated on different users ({len(a)} vs {len(b)})",
                          "Compare runs of one workspace.")
-    diff = a - b
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     return {
         "metric": metric,
         "n_users": int(len(a)),
-        "mean_a": float(a.mean()) if len(a) else 0.0,
-        "mean_b": float(b.mean()) if len(b) else 0.0,
+        "mean_a": float(np.mean(a)) if len(a) else 0.0,
+        "mean_b": float(np.mean(b)) if len(b) else 0.0,
         "difference": float(diff.mean()) if len(diff) else 0.0,
         "p_value": wilcoxon_p_value(diff),
         "test": "Wilcoxon signed-rank, two-sided (SciPy; exact for small samples)",

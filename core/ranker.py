@@ -364,17 +364,31 @@ class RankerNet(nn.Module):
         return (self.linear(features) + self.mlp(features)).squeeze(-1)
 
 
+@dataclass
+class Judgement:
+    """What the keep check saw, per validation user it judged: ``users`` (their indices in the eval
+    set) and ``ndcg10``, the cross-fitted NDCG@10 of what the ranker's decision serves (the bag's
+    order when kept, the generator's otherwise; 0 where the target fell outside the candidates).
+    These, not the served pipeline's validation ranks (the ranker was fitted on those targets), are
+    what compares it fairly with another pipeline. Only a ranker just trained has one."""
+
+    users: np.ndarray
+    ndcg10: np.ndarray
+
+
 class Ranker:
     """The trained re-ranker: item facts + network over ``features``, with a bundle-friendly state.
 
     ``exclude_seen``: its candidates were formed with the user's history masked (trained for
     serving with "exclude seen"); such a ranker has no "seen_before" feature. ``features``: the
-    network's own unless given.
+    network's own unless given. ``judgement``: its keep check's per-user figures (``Judgement``).
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
-                 exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None) -> None:
+                 exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None,
+                 judgement: Optional["Judgement"] = None) -> None:
         self.facts, self.net = facts, net.eval()
+        self.judgement = judgement
         self.report = report or {}
         self.exclude_seen = exclude_seen
         self.features = net.features if features is None else tuple(features)
@@ -394,7 +408,8 @@ class Ranker:
         text features; a ranker without them, or given None, is returned as it is."""
         if not self.reads_text or vectors is None:
             return self
-        return Ranker(replace(self.facts, text=vectors), self.net, self.report, self.exclude_seen, self.features)
+        return Ranker(replace(self.facts, text=vectors), self.net, self.report, self.exclude_seen, self.features,
+                      self.judgement)
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
@@ -504,9 +519,11 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
     features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
-    net, report = _fit(features, labels, valid, features_used, seed, epochs, progress, cancel)
+    net, report, served_gains = _fit(features, labels, valid, features_used, seed, epochs, progress, cancel)
     report.update(target_in_candidates=float(found.float().mean()) if len(found) else 0.0, exclude_seen=exclude_seen)
-    return Ranker(facts, net, report, exclude_seen)
+    served_ndcg = np.zeros(len(chosen))
+    served_ndcg[found.numpy()] = served_gains  # a target outside the candidates is served below rank 100
+    return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg))
 
 
 def latest_items(log: TrainLog, share: float = LATEST_SHARE) -> np.ndarray:
@@ -569,7 +586,7 @@ def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int, progress,
-         cancel) -> tuple[RankerNet, dict]:
+         cancel) -> tuple[RankerNet, dict, np.ndarray]:
     """Cross-fitted, bagged listwise training: every user is judged by rankers that neither trained
     nor picked their step on them, and what is served is fitted as what was judged.
 
@@ -583,6 +600,9 @@ def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int
     fitted on a few hundred lists moved with its seed: the keep check's p on ml-latest-small ranged
     0.0005-0.011 and the served test NDCG@10 by 0.005; averaged, the served order varies four times
     less and the judged bags gain more than single nets (p halved on ml-100k).
+
+    Also returns each user's cross-fitted NDCG@10 of what is served: the bag's judged gain when it
+    is kept, the generator's otherwise (``Judgement``).
     """
     torch.manual_seed(seed)
     generator = RankerNet(names).eval()
@@ -590,7 +610,8 @@ def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int
     report = {"judged_users": int(len(labels)), "changed_users": 0, "train_users": 0, "bagged": 0}
     if len(labels) < 2 * FOLDS:
         return generator, {**report, "holdout_ndcg10_generator": _mean(generator_gains),
-                           "holdout_ndcg10_ranker": _mean(generator_gains), "holdout_p_value": 1.0, "kept": False}
+                           "holdout_ndcg10_ranker": _mean(generator_gains), "holdout_p_value": 1.0,
+                           "kept": False}, generator_gains
     fold = torch.as_tensor(np.random.default_rng(seed).permutation(len(labels)) % FOLDS)
     pairs = [(judged, picked) for judged in range(FOLDS) for picked in range(FOLDS) if picked != judged]
     meter = RateMeter(len(pairs) * epochs)
@@ -611,7 +632,7 @@ def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int
         report.update(train_users=int(len(labels)), bagged=len(nets))
     return RankerNet.averaged(list(nets.values())) if kept else generator, {
         **report, "holdout_ndcg10_generator": _mean(generator_gains), "holdout_ndcg10_ranker": _mean(gains),
-        "holdout_p_value": p_value, "kept": kept}
+        "holdout_p_value": p_value, "kept": kept}, gains if kept else generator_gains
 
 
 def _train_and_pick(features, labels, valid, train, pick, names, epochs: int, done: int, meter: RateMeter, progress,

@@ -3,23 +3,25 @@
 import numpy as np
 import pytest
 
+from core.baselines import TrainLog, fit_baseline_on_log
 from core.engine import Engine
-from core.runs import popularity_gate
+from core.evaluation import evaluate_scorer, per_user_metric
+from core.ranker import train_ranker
+from core.runs import _compare_with_popularity, interest_vocabulary, popularity_gate, target_times
 from core.training import TrainConfig
-from engine_data import demo_workspace, one_thread  # noqa: F401
+from engine_data import demo_sequences, demo_workspace, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_gate_needs_a_higher_mean_and_a_significant_paired_test():
-    rng = np.random.default_rng(0)
-    popularity = rng.integers(0, 40, 300)
-    better = np.maximum(popularity - 15, 0)
+    ranks = np.random.default_rng(0).integers(0, 40, 300)
+    popularity, better = (per_user_metric(r, "ndcg@10") for r in (ranks, np.maximum(ranks - 15, 0)))
     assert popularity_gate(better, popularity)["beats_popularity"]
     assert not popularity_gate(popularity, better)["beats_popularity"]  # worse
     assert not popularity_gate(popularity, popularity)["beats_popularity"]  # a tie is no win
     barely = popularity.copy()
-    barely[0] = 0  # one user better: higher mean, but chance could do that
+    barely[np.argmin(popularity)] = 1.0  # one user better: higher mean, but chance could do that
     gate = popularity_gate(barely, popularity)
     assert gate["difference"] > 0 and gate["p_value"] > gate["alpha"] and not gate["beats_popularity"]
 
@@ -38,9 +40,9 @@ def test_an_untrained_model_is_flagged_and_both_sides_are_recorded(engine):
     run = engine.train(config)
     assert run.status == "done" and run.beats_popularity is False
     gate, popularity = run.metrics["gate"], run.metrics["popularity"]
-    assert gate["mean_a"] == pytest.approx(run.metrics["valid"]["ndcg@10"])
-    assert gate["mean_b"] == pytest.approx(popularity["valid"]["ndcg@10"]) and gate["mean_b"] > gate["mean_a"]
-    assert set(popularity) == {"valid", "test"} and popularity["test"]["ndcg@10"] > 0
+    assert gate["compares"] == "served, cross-fitted"
+    assert gate["mean_b"] == pytest.approx(popularity["served_valid_ndcg10"])
+    assert set(popularity) == {"valid", "test", "served_valid_ndcg10"} and popularity["test"]["ndcg@10"] > 0
     assert engine.active_run() is None  # training never makes a run active by itself
 
 
@@ -59,3 +61,26 @@ def test_the_run_served_by_default_passes_over_a_run_worse_than_popularity(engin
     engine.set_active_run(flagged.id)  # a person may still choose it
     assert engine.serving_run() == flagged.id
     engine.set_active_run(None)
+
+
+def test_the_gate_weighs_what_each_side_serves_cross_fitted():
+    """A generator far better than popularity's may still serve no better than a popularity run,
+    whose re-ranker lifts it: the gate weighs both served pipelines by their keep checks' cross-fitted
+    figures on the same users, not the generators alone."""
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    popularity = fit_baseline_on_log("pop", log)
+    valid = evaluate_scorer(fit_baseline_on_log("itemknn", log), data, split.valid)
+    generators = _compare_with_popularity(valid, popularity, data, split, None, test=False)["gate"]
+    assert generators["compares"] == "generators" and generators["beats_popularity"]
+
+    item_interest, _ = interest_vocabulary(popularity, data)
+    as_popularity = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
+                                 target_times=target_times(data, split.valid)).judgement
+    compared = _compare_with_popularity(valid, popularity, data, split, None, test=False,
+                                        served=(as_popularity, log, 0, None))
+    gate = compared["gate"]
+    assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
+    assert gate["difference"] == 0 and not gate["beats_popularity"]  # it serves what a popularity run serves
+    assert gate["mean_b"] == pytest.approx(compared["popularity"]["served_valid_ndcg10"])
+    assert gate["mean_b"] > generators["mean_b"]  # popularity serves better than its generator alone

@@ -74,7 +74,7 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
     monkeypatch.setattr(RankerNet, "averaged", staticmethod(spied_bag))
     monkeypatch.setattr(ranker_module, "_list_gains", spied_gains)
     features, labels, valid = _lists(200, informative=True)
-    served, report = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
+    served, report, served_gains = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
 
     assert report["kept"] and report["bagged"] == len(seen_by) == FOLDS * (FOLDS - 1)
     judged_by_bags = [(bag, users) for bag, users in judged if bag in bags]
@@ -83,12 +83,18 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
         assert len(bags[bag]) == FOLDS - 1
         assert not any(set(users) & seen_by[member] for member in bags[bag])  # nobody judges its own users
     assert sorted(bags[id(served)]) == sorted(seen_by)  # the served bag holds every ranker fitted
+    judged_gains = np.zeros(200)
+    for bag, users in judged_by_bags:
+        rows = torch.as_tensor(users)
+        judged_gains[users] = list_gains(held[[id(net) for net in held].index(bag)], features[rows], labels[rows],
+                                         valid[rows])
+    assert np.allclose(served_gains, judged_gains)  # what the popularity check weighs is the cross-fitted figure
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_bag_that_cannot_help_is_left_out(seed):
     features, labels, valid = _lists(300, informative=False, seed=seed)
-    served, report = ranker_module._fit(features, labels, valid, NAMES, seed, 40, None, None)
+    served, report, _ = ranker_module._fit(features, labels, valid, NAMES, seed, 40, None, None)
     assert not report["kept"] and report["bagged"] == 0
     with torch.no_grad():  # what is served is the generator's own order
         assert torch.equal(served(features), RankerNet(NAMES)(features))
