@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
 from core.bundles import save_bundle
+from core.data.histories import Histories
 from core.data.splits import EvalMode, SplitChoice
 from core.distributed import SOLO, Team
 from core.errors import NextPickError, UsageError
@@ -556,17 +557,18 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
 def target_times(data, eval_set) -> np.ndarray:
     """(len(eval_set),) when each held-out event happened (its history is everything before it)."""
     users = np.asarray(eval_set.user_index, dtype=np.int64)
-    lengths = np.array([len(h) for h in eval_set.histories], dtype=np.int64)
+    lengths = Histories.of(eval_set.histories).lengths
     return np.asarray(data.ts)[np.asarray(data.offsets)[users] + lengths]
 
 
 def known_items(split, n_items: int) -> np.ndarray:
     """(n_items + 1,) bool: items with an event the models could see (training sequences, the
     validation and test histories and validation targets); the others are new at test time."""
-    from core.training import items_with_events
-
-    seen = [*split.train, *split.valid.histories, np.asarray(split.valid.targets), *split.test.histories]
-    return items_with_events(seen, n_items)
+    counts = sum(Histories.of(histories).item_counts(n_items)
+                 for histories in (split.train, split.valid.histories, split.test.histories))
+    counts[np.asarray(split.valid.targets, dtype=np.int64)] += 1
+    counts[0] = 0
+    return counts > 0
 
 
 def new_item_figures(test, generator_test, split, n_items: int) -> dict:

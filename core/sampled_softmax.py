@@ -37,9 +37,9 @@ class SampledSoftmax:
         self.log_missed_by_negative = math.log1p(-1.0 / max(self.n_items, 1))
 
     @classmethod
-    def for_windows(cls, targets: np.ndarray, n_items: int, n_negatives: int) -> "SampledSoftmax":
-        """The objective for training windows whose targets are ``targets`` (0 = padding)."""
-        return cls(np.bincount(np.asarray(targets).ravel(), minlength=n_items + 1), n_negatives)
+    def for_windows(cls, windows, n_items: int, n_negatives: int) -> "SampledSoftmax":
+        """The objective for ``windows`` (``core.data.TrainingWindows``), from how often each item is a target."""
+        return cls(windows.target_counts(n_items), n_negatives)
 
     def to(self, device: torch.device) -> "SampledSoftmax":
         """This objective with its item shares on ``device`` (where the batches are)."""

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from core.data.batches import BUCKET_POOL, training_windows
+from core.data.histories import Histories
 from core.data.sequences import SequenceData
 from core.data.splits import Split
 from core.distributed import SOLO, Team
@@ -476,7 +477,7 @@ def sampled_objective(windows, config: TrainConfig, n_items: int, device: torch.
     """The sampled objective over ``windows``' targets on ``device``; None under full softmax."""
     if config.loss != "sampled":
         return None
-    return SampledSoftmax.for_windows(windows.targets, n_items, config.n_negatives).to(device)
+    return SampledSoftmax.for_windows(windows, n_items, config.n_negatives).to(device)
 
 
 def _training_windows(split: Split, config: TrainConfig, team: Team = SOLO):
@@ -709,10 +710,10 @@ def _score_the_start(model: SequenceModel, split: Split, config: TrainConfig, st
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def items_with_events(sequences: list[np.ndarray], n_items: int) -> np.ndarray:
-    """(n_items + 1,) bool: True for the items that occur in ``sequences`` (padding: False)."""
-    counts = np.bincount(np.concatenate(sequences).astype(np.int64), minlength=n_items + 1) if len(sequences) else \
-        np.zeros(n_items + 1, dtype=np.int64)
+def items_with_events(sequences, n_items: int) -> np.ndarray:
+    """(n_items + 1,) bool: True for the items that occur in ``sequences`` (``Histories`` or a list of arrays;
+    padding: False)."""
+    counts = Histories.of(sequences).item_counts(n_items)
     counts[0] = 0
     return counts > 0
 

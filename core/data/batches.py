@@ -15,10 +15,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from core.data.histories import Histories
+
 # Batches are drawn from pools this many batches large, sorted by length inside the pool, so
 # short sequences are batched together and their padding columns can be trimmed away.
 BUCKET_POOL = 16
-WINDOW_CHUNK = 65_536  # windows built per numpy pass (bounds the pass's int64 intermediates)
+WINDOW_CHUNK = 65_536  # windows gathered per numpy pass when counting targets (bounds its int64 intermediates)
 
 
 def pad_histories(histories: list[np.ndarray], max_len: int) -> np.ndarray:
@@ -44,17 +46,54 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingWindows:
-    """Next-item examples as aligned (input, target) matrices; 0 marks padding in both."""
+    """Next-item examples as aligned (input, target) windows; 0 marks padding in both.
 
-    inputs: np.ndarray  # (n_windows, max_len) int32
-    targets: np.ndarray  # (n_windows, max_len) int32: targets[r, j] follows inputs[r, :j + 1]
+    Held as where each window ends in the flat item array and how many targets it holds, not as
+    matrices: a batch's rows are gathered when it is drawn. At 25M events the (windows x max_len)
+    matrices took 630 MB of int32 (and the history lists they were cut from over a gigabyte).
+    """
+
+    items: np.ndarray  # the flat item array the windows are cut from (int32; a memory map stays one)
+    last_target: np.ndarray  # (n_windows,) int64 position in ``items`` of each window's last target
+    held: np.ndarray  # (n_windows,) int64 targets in each window (1..max_len)
+    max_len: int
 
     def __len__(self) -> int:
-        return len(self.inputs)
+        return len(self.last_target)
 
     @property
     def n_examples(self) -> int:
-        return int((self.targets > 0).sum())
+        return int(self.held.sum())
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(n_windows, max_len) int32 inputs of every window (small data and tests; batches gather their rows)."""
+        return self.rows(np.arange(len(self)))[0]
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(n_windows, max_len) int32: targets[r, j] follows inputs[r, :j + 1]."""
+        return self.rows(np.arange(len(self)))[1]
+
+    def rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) int32 matrices of the windows ``rows``, left-padded to ``max_len``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        columns = np.arange(self.max_len)
+        target_pos = self.last_target[rows, None] - (self.max_len - 1 - columns)[None, :]  # (rows, max_len)
+        valid = columns[None, :] >= (self.max_len - self.held[rows])[:, None]
+        target_pos = np.where(valid, target_pos, 0)
+        targets = np.where(valid, self.items[target_pos], 0).astype(np.int32)
+        inputs = np.where(valid, self.items[np.maximum(target_pos - 1, 0)], 0).astype(np.int32)
+        return inputs, targets
+
+    def target_counts(self, n_items: int) -> np.ndarray:
+        """(n_items + 1,) int64 how often each item is a target (index 0: padding, 0), a chunk of windows at a time."""
+        counts = np.zeros(n_items + 1, dtype=np.int64)
+        for start in range(0, len(self), WINDOW_CHUNK):
+            targets = self.rows(np.arange(start, min(start + WINDOW_CHUNK, len(self))))[1]
+            counts += np.bincount(targets.ravel(), minlength=n_items + 1)[: n_items + 1]
+        counts[0] = 0
+        return counts
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, targets) batches with all-padding leading columns trimmed."""
@@ -63,15 +102,15 @@ class TrainingWindows:
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """The windows ``rows`` as int64 (inputs, targets) tensors, all-padding leading columns trimmed."""
-        inputs, targets = self.inputs[rows], self.targets[rows]
-        first = _first_used_column(inputs)
+        first = self.max_len - int(self.held[rows].max()) if len(rows) else 0
+        inputs, targets = self.rows(rows)
         return (torch.from_numpy(inputs[:, first:].astype(np.int64)),
                 torch.from_numpy(targets[:, first:].astype(np.int64)))
 
     def batch_rows(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
         """Row indices per batch: shuffled, then length-sorted within pools of batches."""
         order = rng.permutation(len(self))
-        lengths = (self.inputs[order] > 0).sum(axis=1)
+        lengths = self.held[order]
         pool = batch_size * BUCKET_POOL
         batches = []
         for start in range(0, len(order), pool):
@@ -81,36 +120,19 @@ class TrainingWindows:
         return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _first_used_column(inputs: np.ndarray) -> int:
-    used = np.flatnonzero((inputs > 0).any(axis=0))
-    return int(used[0]) if len(used) else inputs.shape[1] - 1
-
-
-def training_windows(sequences: list[np.ndarray], max_len: int) -> TrainingWindows:
+def training_windows(sequences, max_len: int) -> TrainingWindows:
     """Cut each sequence into windows of up to ``max_len`` next-item targets, newest first.
 
-    A sequence of n items yields n - 1 targets (items 2..n); sequences shorter than 2 yield none.
-    The windows are int32 and filled WINDOW_CHUNK at a time: at 25M events (1.1M windows of 72) int64
-    windows and their whole-array intermediates took several GB, past the 4 GB every command keeps to.
+    ``sequences``: ``core.data.histories.Histories`` (a split's training part: views of the sequence
+    cache, nothing copied) or a list of arrays. A sequence of n items yields n - 1 targets (items
+    2..n); sequences shorter than 2 yield none.
     """
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    flat = np.concatenate(sequences).astype(np.int32) if len(sequences) else np.zeros(0, dtype=np.int32)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
-    n_targets = np.maximum(lengths - 1, 0)
+    histories = Histories.of(sequences)
+    n_targets = np.maximum(histories.lengths - 1, 0)
     n_windows = -(-n_targets // max_len)  # ceil
-    seq_of_window = np.repeat(np.arange(len(sequences)), n_windows)
+    seq_of_window = np.repeat(np.arange(len(histories)), n_windows)
     window_no = _ranges(n_windows)  # 0 = most recent window
-    # Position (in flat) of the last target of each window, and how many targets it holds.
-    last_target = starts[seq_of_window] + lengths[seq_of_window] - 1 - window_no * max_len
+    # Position (in the flat items) of the last target of each window, and how many targets it holds.
+    last_target = (histories.starts + histories.lengths - 1)[seq_of_window] - window_no * max_len
     held = np.minimum(max_len, n_targets[seq_of_window] - window_no * max_len)
-    inputs = np.zeros((len(last_target), max_len), dtype=np.int32)
-    targets = np.zeros((len(last_target), max_len), dtype=np.int32)
-    columns = np.arange(max_len)
-    for start in range(0, len(last_target), WINDOW_CHUNK):
-        rows = slice(start, start + WINDOW_CHUNK)
-        target_pos = last_target[rows, None] - (max_len - 1 - columns)[None, :]  # (chunk, max_len)
-        valid = columns[None, :] >= (max_len - held[rows])[:, None]
-        target_pos = np.where(valid, target_pos, 0)
-        targets[rows] = np.where(valid, flat[target_pos], 0)
-        inputs[rows] = np.where(valid, flat[np.maximum(target_pos - 1, 0)], 0)
-    return TrainingWindows(inputs, targets)
+    return TrainingWindows(histories.items, last_target, held, max_len)

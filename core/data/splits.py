@@ -16,6 +16,7 @@ from typing import Optional
 
 import numpy as np
 
+from core.data.histories import Histories
 from core.data.sequences import SequenceData
 from core.errors import UsageError
 
@@ -65,8 +66,8 @@ class EvalSet:
 
     user_index: np.ndarray
     """(n,) int64 user indices."""
-    histories: list[np.ndarray]
-    """n arrays of item indices, time-ordered, everything the model may see."""
+    histories: Histories
+    """n histories of item indices, time-ordered, everything the model may see (a list of arrays also does)."""
     targets: np.ndarray
     """(n,) int64 item index of the held-out next item."""
     eval_mode: EvalMode = EvalMode.NEW
@@ -84,8 +85,9 @@ class EvalSet:
 class Split:
     """One way of cutting the data; ``train`` is indexed by user (empty arrays allowed)."""
 
-    train: list[np.ndarray]
-    """Per-user training sequences (item indices, time-ordered), one per user index."""
+    train: Histories
+    """Per-user training sequences (item indices, time-ordered), one per user index (prefixes of the users'
+    sequences, stored as one flat array and offsets: no Python object per user)."""
     valid: EvalSet
     """Targets for early stopping and model selection."""
     test: EvalSet
@@ -210,17 +212,18 @@ def _cut(data: SequenceData, held: dict[EvalMode, HeldOutPositions], eval_mode: 
     the others before ``train_end``; histories are everything before the held-out event. At most
     ``test_users`` (a seeded sample) are tested; None tests every one."""
     positions, repeat = held[eval_mode], held[EvalMode.REPEAT]
-    histories = data.histories()
+    # Every history is a prefix of its user's sequence: views of the (memory-mapped) items, no copies.
+    items, starts = data.items, np.asarray(data.offsets)[:-1]
     candidates = np.flatnonzero(positions.valid >= 0)
     validating = candidates if validation is Validation.ALL else sample_validation(candidates)
     ends = positions.train_end.copy()
     ends[validating] = positions.valid[validating]
-    train = [h[:end] for h, end in zip(histories, ends)]
+    train = Histories(items, starts, ends)
 
     def held_out(at: np.ndarray, users: np.ndarray, repeat_at: np.ndarray, sampled_from=None) -> EvalSet:
         skipped = int(np.count_nonzero((repeat_at >= 0) & (at < 0)))
-        return EvalSet(users, [histories[u][: at[u]] for u in users],
-                       np.array([histories[u][at[u]] for u in users], dtype=np.int64), eval_mode, skipped,
+        return EvalSet(users, Histories(items, starts[users], at[users]),
+                       np.asarray(items[starts[users] + at[users]], dtype=np.int64), eval_mode, skipped,
                        sampled_from)
 
     valid = held_out(positions.valid, validating, repeat.valid)

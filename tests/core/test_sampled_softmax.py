@@ -30,7 +30,7 @@ def two_kinds_of_shopper(seed: int = 0, events: int = 50_000):
 def learned_scores(kinds, items, objective: str, steps: int = 400, batch: int = 8) -> torch.Tensor:
     """(2, N_ITEMS + 1) free scores per kind of shopper trained by Adam on batches of ``batch`` examples under
     ``objective``: "full" softmax, "corrected" sampled softmax, or "plain" (sampled, log q not subtracted)."""
-    sampled = SampledSoftmax.for_windows(items, N_ITEMS, n_negatives=2)
+    sampled = SampledSoftmax(np.bincount(items, minlength=N_ITEMS + 1), n_negatives=2)
     torch.manual_seed(0)
     scores = torch.zeros(2, N_ITEMS + 1, requires_grad=True)
     optimizer = torch.optim.Adam([scores], lr=0.1)
