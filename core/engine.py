@@ -9,6 +9,7 @@ do the work.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -137,14 +138,18 @@ class Engine:
     # -- runs -------------------------------------------------------------------------------
 
     def train(self, config, progress=None, cancel=None, resume_run: Optional[int] = None,
-              split: Optional[SplitChoice] = None, team: Team = SOLO) -> runs.RunSummary:
+              split: Optional[SplitChoice] = None, team: Team = SOLO,
+              started: Optional[float] = None) -> runs.RunSummary:
         """Train ``config`` (a ``core.training.TrainConfig``) and record the run.
 
         ``split`` defaults to leave-one-out on new items with sampled validation; a time split gets
         its cut-off fixed here (SplitError when this data cannot be cut so). A resumed run keeps the
         split it was started with. ``team``: the processes torchrun started to train the run together
         (``core.distributed``); the leader prepares the data and records the run, the others read and train.
+        ``started``: the ``time.perf_counter()`` at which the run was asked for (the CLI's command start);
+        the time budget counts from it, reading the log included (default: now, before reading it).
         """
+        started = time.perf_counter() if started is None else started
         with team.leader_first():
             data = self.sequence_data()
         if resume_run is not None:
@@ -163,7 +168,8 @@ class Engine:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
             with team.leader_first():
                 text = self._training_text(config, progress, cancel)
-        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team)
+        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team,
+                              started=started)
 
     def update(self, run_id: Optional[int] = None, progress=None, cancel=None,
                time_budget: Optional[float] = None) -> runs.RunSummary:

@@ -37,35 +37,44 @@ class Catalogue:
     """
 
     vectors: torch.Tensor  # (n_scored, d) tied item + category embeddings
+    bias: torch.Tensor  # (n_scored,) each item's own score, whatever the history (``CatalogueHead.item_bias``)
     interest_column: torch.Tensor  # (n_scored,) int32 interest index; n_interests = "none" (a zero column)
     has_interests: bool  # False until items are mapped to interests: the match term is then skipped
 
     @classmethod
-    def build(cls, embeddings: ItemEmbeddings, item_interest: torch.Tensor, n_interests: int,
-              items: Optional[torch.Tensor] = None) -> "Catalogue":
+    def build(cls, embeddings: ItemEmbeddings, item_bias: torch.Tensor, item_interest: torch.Tensor,
+              n_interests: int, items: Optional[torch.Tensor] = None) -> "Catalogue":
         """The whole catalogue (column 0 = padding included), or only ``items`` (sampled softmax)."""
         vectors = embeddings.table() if items is None else embeddings(items)
+        bias = item_bias if items is None else item_bias[items]
         interest = item_interest if items is None else item_interest[items]
         known = interest != NO_INTEREST
         column = torch.where(known, interest, n_interests).to(torch.int32)
-        return cls(vectors, column, bool(known.any()))
+        return cls(vectors, bias, column, bool(known.any()))
 
 
 class CatalogueHead(nn.Module):
-    """hidden (N, d) + interest logits (N, K) -> item logits (N, n_scored)."""
+    """hidden (N, d) + interest logits (N, K) -> item logits (N, n_scored).
 
-    def __init__(self) -> None:
+    ``item_bias`` is each item's score before the history says anything: training starts it at the
+    log's popularity (``core.training.popularity_bias``), so a network that has seen a fraction of
+    an epoch (a big catalogue on a CPU budget) ranks at least like popularity, and its steps learn
+    what the history adds instead of first learning what is popular, one item row at a time.
+    """
+
+    def __init__(self, n_items: int) -> None:
         super().__init__()
         self.interest_scale = nn.Parameter(torch.tensor(1.0))
+        self.item_bias = nn.Parameter(torch.zeros(n_items + 1))
 
     def forward(self, hidden: torch.Tensor, interest_logits: torch.Tensor, catalogue: Catalogue) -> torch.Tensor:
-        """<h, E_item> + scale * P(interest of item) for every item of ``catalogue``.
+        """<h, E_item> + bias_item + scale * P(interest of item) for every item of ``catalogue``.
 
         The scaled probabilities get a zero "no interest" column, so one gather per item gives
         the whole match term, added in place: at 1M items every extra full-width temporary
         costs about as much as the rest of the term.
         """
-        logits = hidden @ catalogue.vectors.T  # (N, n_scored)
+        logits = torch.addmm(catalogue.bias.to(hidden.dtype), hidden, catalogue.vectors.T)  # (N, n_scored)
         if not catalogue.has_interests:
             return logits
         probs = interest_logits.softmax(dim=-1) * self.interest_scale  # (N, K)

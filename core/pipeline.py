@@ -50,7 +50,7 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.encoder = SequenceEncoder(encoder_config)
         self.predictor = InterestHead(encoder_config.hidden, n_interests, encoder_config.n_items)
-        self.generator = CatalogueHead()
+        self.generator = CatalogueHead(encoder_config.n_items)
 
     def forward(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
                 candidates: Optional[torch.Tensor] = None,
@@ -78,8 +78,8 @@ class SequenceModel(nn.Module):
 
     def catalogue(self, items: Optional[torch.Tensor] = None) -> Catalogue:
         """The scored items (default: every item index, column 0 included) as the generator needs them."""
-        return Catalogue.build(self.encoder.embeddings, self.predictor.item_interest, self.predictor.n_interests,
-                               items)
+        return Catalogue.build(self.encoder.embeddings, self.generator.item_bias, self.predictor.item_interest,
+                               self.predictor.n_interests, items)
 
     def item_table(self) -> torch.Tensor:
         """(n_items + 1, d) item representations the generator scores against; fixed while the weights are."""
@@ -257,7 +257,7 @@ class NeuralScorer:
                    device: str | torch.device = "cpu") -> "NeuralScorer":
         """Rebuild from a bundle: ``config`` is the run's TrainConfig, ``tensors`` its state_tensors()."""
         model = build_model(config, data_dims)
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict(with_item_bias(tensors, data_dims.n_items), strict=True)
         return cls(model.to(device), config.model)
 
 
@@ -267,6 +267,27 @@ class _Kept(NamedTuple):
     read: tuple[bytes, ...]  # per history, the items the encoder read (its last max_len, int64 bytes)
     encoded: Encoded
     attention: dict[bytes, np.ndarray]  # those bytes -> the history's attention row (L,): its explanations read it
+
+
+ITEM_BIAS = "generator.item_bias"
+
+
+def with_item_bias(tensors: dict[str, torch.Tensor], n_items: int) -> dict[str, torch.Tensor]:
+    """``tensors`` of a network, with the zero item bias that networks saved before it existed scored with."""
+    if ITEM_BIAS in tensors:
+        return tensors
+    return {**tensors, ITEM_BIAS: torch.zeros(n_items + 1)}
+
+
+def new_item_bias(bias: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``bias`` (n + 1,) with the rows of new items (``known`` False; row 0 is padding) at the known items'
+    median: a new item has few events because it is new, not because shoppers pass it over."""
+    grown = bias.clone()
+    trained = bias[1:][known[1:]]
+    new = ~known
+    new[0] = False
+    grown[new] = trained.median() if len(trained) else 0.0
+    return grown
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:

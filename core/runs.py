@@ -441,7 +441,7 @@ def _try_lock(fd: int, exclusive: bool) -> bool:
 
 def train_run(workspace, data, choice: SplitChoice, config, progress=None, cancel=None,
               resume_run: Optional[int] = None, text=None, update: Optional["Update"] = None,
-              team: Team = SOLO) -> RunSummary:
+              team: Team = SOLO, started: Optional[float] = None) -> RunSummary:
     """Train (or resume) a run on the resolved split ``choice`` and record it with the run's config;
     Cancelled / errors leave the row marked, and a process that dies leaves it ``interrupted``.
     ``text``: the items' text vectors (a ``core.text.search.TextIndex``) a neural model reads, or
@@ -452,8 +452,11 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     users (``update_split``), who validate and test it; a split that leaves it nothing to learn is
     refused before any run is recorded.
 
-    In a ``team`` (``core.distributed``) the leader does all of this; the others only train."""
-    started = time.perf_counter()
+    In a ``team`` (``core.distributed``) the leader does all of this; the others only train.
+
+    ``started``: when the run was asked for (``time.perf_counter()``; default now): the time budget
+    and the recorded duration count from it, reading the log included."""
+    started = time.perf_counter() if started is None else started
     split = choice.split(data) if update is None else update_split(choice.split(data), data, update.growth.first_new)
     fit_split = split if update is None or config.model in BASELINES else fine_tune_split(
         split, update.growth.first_new, config.max_len)
@@ -465,7 +468,7 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
         recorded["update"] = update.record()
     if not team.is_leader:
         return _follow_run(workspace, data, split, fit_split, config, cancel, resume_run is not None, text, update,
-                           team)
+                           team, started)
     if resume_run is None:
         run_id, owner = create_run(workspace, recorded, content_hash, progress)
     else:
@@ -475,7 +478,7 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     try:
         try:
             metrics, device = _train_and_save(folder, data, split, fit_split, config, recorded, content_hash,
-                                              progress, cancel, resume_run is not None, text, update, team)
+                                              progress, cancel, resume_run is not None, text, update, team, started)
         except Cancelled:
             update_run(workspace, run_id, status="cancelled", duration_s=time.perf_counter() - started,
                        metrics={"training": {"epochs": checkpoint_epochs(folder / "checkpoint")}})
@@ -491,15 +494,15 @@ def train_run(workspace, data, choice: SplitChoice, config, progress=None, cance
     return get_run(workspace, run_id)
 
 
-def _follow_run(workspace, data, split, fit_split, config, cancel, resume: bool, text, update, team: Team
-                ) -> RunSummary:
+def _follow_run(workspace, data, split, fit_split, config, cancel, resume: bool, text, update, team: Team,
+                started: float) -> RunSummary:
     """What a follower rank does: learn the run's id from the leader (who recorded it), train its share of
     a neural model's batches, and return the run as the leader has recorded it so far. A baseline is
     fitted by the leader alone."""
     (run_id,) = team.from_leader(0)
     if config.model not in BASELINES:
         _fit_generator(run_folder(workspace, int(run_id)), data, split, fit_split, None, config, None, cancel,
-                       resume, text, update, team)
+                       resume, text, update, team, started)
     return get_run(workspace, int(run_id))
 
 
@@ -513,11 +516,16 @@ def checkpoint_epochs(checkpoint: Path) -> list[dict]:
 
 
 def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict, content_hash, progress, cancel,
-                    resume: bool, text=None, update=None, team: Team = SOLO) -> tuple[dict, str]:
-    """``fit_split``: what the generator learns from (``split`` itself, or an update's narrower part)."""
+                    resume: bool, text=None, update=None, team: Team = SOLO,
+                    started: Optional[float] = None) -> tuple[dict, str]:
+    """``fit_split``: what the generator learns from (``split`` itself, or an update's narrower part).
+    The metrics' ``timing`` says how long each phase took, from ``started`` (reading the log) on."""
+    phases = _Phases(started)
     log = TrainLog.from_split(data, split)
-    scorer, device, training, dims, moments = _fit_generator(folder, data, split, fit_split, log, config, progress,
-                                                             cancel, resume, text, update, team)
+    phases.end("reading")
+    scorer, device, training, dims, moments, trained_ranks = _fit_generator(
+        folder, data, split, fit_split, log, config, progress, cancel, resume, text, update, team, started)
+    phases.end("training")
     item_interest, interest_names = interest_vocabulary(scorer, data)
     updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
     if updating:
@@ -528,30 +536,62 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                               target_times=target_times(data, split.valid), progress=progress, cancel=cancel)
         ranker_report = ranker.report
+    phases.end("re-ranker")
     kept = ranker is not None and ranker_report["kept"]
     popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
     generator = ColdStartScorer(scorer, popularity)
     served = ColdStartScorer(RankedScorer(scorer, ranker, item_interest), popularity) if kept else generator
-    valid = evaluate_scorer(generator, data, split.valid, cancel=cancel, split_name=split.description)
+    valid_ranks = _generator_valid_ranks(trained_ranks, fit_split is split, generator, data, split, cancel)
     # An update evaluates what its decision (the popularity gate) and its report need: the re-ranker
     # it reuses and popularity's test figures were measured with its parent.
     compared = {} if dims is None else _compare_with_popularity(
-        valid, popularity, data, split, cancel, test=not updating,
+        valid_ranks, popularity, data, split, cancel, test=not updating,
         served=None if updating else (ranker.judgement, log, config.seed, progress))
+    phases.end("popularity")
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
     generator_test = None if updating else (evaluate_scorer(generator, data, split.test, cancel=cancel,
                                                             split_name=split.description) if kept else test)
-    metrics = {**test.to_dict(), "valid": valid.metrics, "ranker": ranker_report, "training": training,
+    metrics = {**test.to_dict(), "valid": metrics_from_ranks(valid_ranks), "ranker": ranker_report, "training": training,
                **new_item_figures(test, generator_test, split, data.n_items), **compared}
     if generator_test is not None:
         metrics["generator_test"] = generator_test.metrics
+    phases.end("test")
     save_bundle(folder / BUNDLE, model=config.model, config=recorded, data=data, scorer=scorer,
                 fallback=popularity, ranker=ranker if kept else None,
                 item_interest=item_interest, interest_names=interest_names, metrics=metrics,
                 content_hash=content_hash, dims=dims,
                 arrays={"test_ranks": test.ranks, "test_users": test.user_index}, optimizer=moments)
-    return metrics, device
+    phases.end("saving")
+    return {**metrics, "timing": phases.timing}, device
+
+
+class _Phases:
+    """Seconds of each phase of a run, one after the other from ``started`` (``time.perf_counter()``), and
+    the peak memory by each one's end: where a run's time and memory go (the time budget counts them all)."""
+
+    def __init__(self, started: Optional[float]) -> None:
+        self.last = time.perf_counter() if started is None else started
+        self.timing: dict[str, dict[str, float]] = {"seconds": {}, "peak_rss_mb": {}}
+
+    def end(self, phase: str) -> None:
+        from core.training import peak_rss_mb
+
+        now = time.perf_counter()
+        self.timing["seconds"][phase] = round(now - self.last, 2)
+        self.timing["peak_rss_mb"][phase] = round(peak_rss_mb())
+        self.last = now
+
+
+def _generator_valid_ranks(trained_ranks, same_validation: bool, generator, data, split, cancel) -> np.ndarray:
+    """The generator's validation ranks: the best epoch's, as training measured them, when it validated on
+    the same users and every one has a history (the cold-start fallback then scores none of them), else
+    a pass of their own (a baseline, an update's narrower validation, a best epoch of an earlier session).
+    At 200,000 items a pass is a minute or more of the time budget."""
+    histories = split.valid.histories
+    if trained_ranks is not None and same_validation and bool((Histories.of(histories).lengths > 0).all()):
+        return trained_ranks
+    return evaluate_scorer(generator, data, split.valid, cancel=cancel, split_name=split.description).ranks
 
 
 def target_times(data, eval_set) -> np.ndarray:
@@ -590,9 +630,9 @@ def new_item_metrics(report, test_set, known: np.ndarray) -> dict:
     return {"events": int(new.sum()), "hr@10": figures["hr@10"], "ndcg@10": figures["ndcg@10"]}
 
 
-def _compare_with_popularity(valid, popularity, data, split, cancel, test: bool = True, served=None) -> dict:
+def _compare_with_popularity(valid_ranks, popularity, data, split, cancel, test: bool = True, served=None) -> dict:
     """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
-    is False) and the paired validation test (``gate``).
+    is False) and the paired validation test (``gate``) against the model generator's ``valid_ranks``.
 
     ``served``: (the run's ranker's ``Judgement``, the training log, the seed, progress). The gate then
     weighs what each side serves, as a popularity run would serve it: each pipeline's cross-fitted
@@ -608,7 +648,7 @@ def _compare_with_popularity(valid, popularity, data, split, cancel, test: bool 
         figures["test"] = evaluate_scorer(popularity, data, split.test, cancel=cancel,
                                           split_name=split.description).metrics
     if served is None:
-        model, against = (per_user_metric(report.ranks, "ndcg@10") for report in (valid, pop_valid))
+        model, against = (per_user_metric(ranks, "ndcg@10") for ranks in (valid_ranks, pop_valid.ranks))
         return {"popularity": figures, "gate": {**popularity_gate(model, against), "compares": "generators"}}
     judgement, log, seed, progress = served
     emit(progress, Progress("ranker", message="fitting popularity's re-ranker for the popularity check"))
@@ -631,29 +671,30 @@ def popularity_gate(model_ndcg: np.ndarray, popularity_ndcg: np.ndarray, metric:
 
 
 def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel, resume, text=None, update=None,
-                   team: Team = SOLO):
-    """(scorer, device name, training summary, network dims or None, optimizer moments) for a
+                   team: Team = SOLO, started: Optional[float] = None):
+    """(scorer, device name, training summary, network dims or None, optimizer moments, the generator's
+    validation ranks as training measured them or None) for a
     baseline (fitted on the whole training log, also when updating) or a neural model (trained on
-    ``fit_split``; when updating, from the parent's weights)."""
+    ``fit_split``; when updating, from the parent's weights; its time budget counts from ``started``)."""
     if config.model in BASELINES:
         emit(progress, Progress("train", message=f"fitting the {config.model} baseline"))
         if cancel is not None:
             cancel.raise_if_cancelled()
-        started = time.perf_counter()
+        began = time.perf_counter()
         scorer = fit_baseline_on_log(config.model, log)
-        return scorer, "CPU", {"seconds": time.perf_counter() - started}, None, {}
+        return scorer, "CPU", {"seconds": time.perf_counter() - began}, None, {}, None
     from core.training import data_dims, train_sequence_model
     from core.update import warm_start
 
     start = None if update is None else warm_start(update.bundle, data, config, text, split.train)
     result = train_sequence_model(data, fit_split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
-                                  resume=resume, text=text, start=start, team=team)
+                                  resume=resume, text=text, start=start, team=team, started=started)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
                 "epochs": [vars(record) for record in result.history], "planned_epochs": result.planned_epochs,
                 "stopped_by": result.stopped_by, "budget_cut": result.budget_cut,
                 "estimate": result.estimate.to_json() if result.estimate else None}
     return (result.scorer, result.device_name, training, vars(data_dims(data, config, text)),
-            result.optimizer_moments)
+            result.optimizer_moments, result.valid_ranks)
 
 
 def interest_vocabulary(scorer: Scorer, data) -> tuple[np.ndarray, list[str]]:

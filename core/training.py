@@ -67,6 +67,10 @@ STEPS_PER_EPOCH = 50  # at least this many optimiser steps per epoch on small da
 # n_negatives) logits per batch, whatever the catalogue's size.
 LOGIT_BYTES = 16
 CPU_LOGITS_MEMORY = 2**30  # a quarter of the 4 GB every command stays under (issue 14)
+# The sampled objective's share on a CPU: its candidates are the batch's targets, so its logits grow as the
+# square of a batch's positions. At 25M events 1 GiB batches (112 windows of 72) took `nextpick train` to
+# 4.8 GB with the rest of the run; half of it keeps ~5,500 positions (a few thousand negatives) per step.
+CPU_SAMPLED_LOGITS_MEMORY = 2**29
 GPU_LOGITS_SHARE = 0.25  # the same share of a GPU's memory
 # One CPU thread in the head's products and softmax: 1.2e10 multiply-adds/s (CPU time of 1,024 positions
 # x 10k-50k items at hidden 64, torch 2.13, 2026-11-30); the work scales with the thread count.
@@ -229,6 +233,8 @@ class TrainConfig:
         if loss == "softmax":
             fitting = full_batch
         else:  # positions p per batch with p * (p + n_negatives) logits within memory
+            if device.type == "cpu":
+                memory = min(memory, CPU_SAMPLED_LOGITS_MEMORY)
             positions = (math.sqrt(self.n_negatives ** 2 + 4 * memory / LOGIT_BYTES) - self.n_negatives) / 2
             fitting = int(positions // per_window)
         return dataclasses.replace(self, loss=loss, batch_size=max(1, min(self.batch_size, fitting)))
@@ -293,6 +299,7 @@ class TrainResult:
     planned_epochs: int = 0  # the epochs the schedule was planned for (fewer than config.epochs under a budget)
     stopped_by: str = ""  # "early stopping" | "time budget" | "epochs"
     optimizer_moments: dict = field(default_factory=dict)  # after the last epoch, for a later update to continue
+    valid_ranks: Optional[np.ndarray] = None  # the best epoch's validation ranks (None: it was another session's)
 
     @property
     def budget_cut(self) -> bool:
@@ -372,19 +379,39 @@ def data_dims(data: SequenceData, config: TrainConfig, text=None) -> DataDims:
     return DataDims(data.n_items, data.n_categories, max(1, n_interests), 0 if text is None else text.vectors.shape[1])
 
 
-def model_for_data(data: SequenceData, config: TrainConfig, text=None, train: Optional[list[np.ndarray]] = None
-                   ) -> SequenceModel:
-    """A fresh network with the data's item -> category (and interest) maps in its buffers; with
-    ``text``, the items' text vectors too, and which items have events in the ``train`` sequences."""
+def model_for_data(data: SequenceData, config: TrainConfig, text=None, train=None) -> SequenceModel:
+    """A fresh network with the data's item -> category (and interest) maps in its buffers; with ``text``,
+    the items' text vectors too, and which items have events in the ``train`` sequences.
+
+    Under the sampled objective (a catalogue too large for several epochs of full softmax in the budget)
+    the item bias starts at the popularity of ``train`` (``popularity_bias``): such a run sees a few epochs
+    or a fraction of one, and from a zero bias it spent them learning what is popular one item row at a
+    time (at 200,000 items its network had not passed popularity when the 10-minute budget ended). Full
+    softmax, which scores every item at every step over many epochs, learns the bias from zero."""
     model = build_model(config, data_dims(data, config, text))
     model.encoder.embeddings.item_category.copy_(torch.from_numpy(data.item_category))
+    counts = Histories.of(train if train is not None else []).item_counts(data.n_items)
+    counts[0] = 0
+    if config.loss == "sampled":
+        with torch.no_grad():
+            model.generator.item_bias.copy_(popularity_bias(counts))
     if text is not None:
         item_text = model.encoder.embeddings.text
         item_text.vectors.copy_(torch.from_numpy(text.vectors))
-        item_text.has_events.copy_(torch.from_numpy(items_with_events(train or [], data.n_items)))
+        item_text.has_events.copy_(torch.from_numpy(counts > 0))
     if data.has_categories:
         model.predictor.item_interest.copy_(torch.from_numpy(interests_from_categories(data.item_category)))
     return model
+
+
+def popularity_bias(counts: np.ndarray) -> torch.Tensor:
+    """(n_items + 1,) the item bias a network starts from: log(events + 1) of each item, centred on the
+    items' mean (row 0, padding: 0). The softmax's optimum for a history that says nothing is the log
+    of each item's share, so a network starts where popularity ranks; with no events, all zero."""
+    values = np.log1p(np.asarray(counts, dtype=np.float64))
+    values[1:] -= values[1:].mean() if len(values) > 1 else 0.0
+    values[0] = 0.0
+    return torch.from_numpy(values.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -403,6 +430,8 @@ class TrainingEstimate:
     budget_s: Optional[float]  # the whole run's budget; None = no limit
     embed_items: int = 0  # items whose text the language model reads once before training (not cached yet)
     embed_s: float = 0.0  # the time that takes (outside the training budget)
+    before_s: float = 0.0  # the budget's time spent before the first epoch: reading the log, this measurement
+    planned_steps: int = 0  # the steps the learning rate decays over; 0: the planned epochs' (older estimates)
 
     @property
     def epoch_s(self) -> float:
@@ -419,14 +448,24 @@ class TrainingEstimate:
         return max(0.0, budget - max(budget * (1.0 - TRAINING_SHARE), self.after_s))
 
     @property
+    def total_steps(self) -> int:
+        """The optimiser steps the run is planned for (what the learning rate decays over)."""
+        return self.planned_steps or self.planned_epochs * self.steps_per_epoch
+
+    @property
     def at_most_s(self) -> float:
         """Training time if early stopping never ends it: the planned epochs, within the budget."""
+        if self.total_steps < self.steps_per_epoch:
+            return self.total_steps * self.step_s + self.validation_s
         return self.planned_epochs * self.epoch_s
 
     def describe(self) -> str:
         """"about 12 s per epoch on CPU (1 threads): at most 48 epochs, 9 min 36 s (the 10 min budget) ..."."""
-        cut = (f"the {_minutes(self.budget_s)} budget fits {self.planned_epochs} of {self.max_epochs} epochs "
-               f"({_minutes(self.budget_s - self.training_s(self.budget_s))} of it kept for the re-ranker and the test)"
+        fits = (f"{self.total_steps:,} of the first epoch's {self.steps_per_epoch:,} steps"
+                if self.total_steps < self.steps_per_epoch else f"{self.planned_epochs} of {self.max_epochs} epochs")
+        before = f"{_minutes(self.before_s)} of it spent reading the log, " if self.before_s >= 1 else ""
+        cut = (f"the {_minutes(self.budget_s)} budget fits {fits} ({before}"
+               f"{_minutes(self.budget_s - self.training_s(self.budget_s))} kept for the re-ranker and the test)"
                if self.planned_epochs < self.max_epochs else f"at most {self.planned_epochs} epochs")
         embedding = (f"; before it, the language model reads {self.embed_items:,} items' text once: about "
                      f"{_minutes(self.embed_s)}" if self.embed_items else "")
@@ -436,12 +475,24 @@ class TrainingEstimate:
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "epoch_s": self.epoch_s, "at_most_s": self.at_most_s, "after_s": self.after_s}
 
-    def planned_for(self, config: TrainConfig, device: torch.device) -> "TrainingEstimate":
-        """This measurement with the epochs that fit ``config``'s budget (a resumed run may change either)."""
+    def planned_for(self, config: TrainConfig, device: torch.device, before_s: Optional[float] = None
+                    ) -> "TrainingEstimate":
+        """This measurement with the epochs that fit ``config``'s budget (a resumed run may change either)
+        after ``before_s`` of it went to reading the log and measuring (default: as recorded). When not even
+        one epoch fits, the steps that do (each epoch ends with a validation pass) are the plan, so the
+        learning rate still decays before the budget ends."""
+        before_s = self.before_s if before_s is None else before_s
         budget = budget_seconds(config, device)
-        fits = config.epochs if budget is None else int(self.training_s(budget) // max(self.epoch_s, 1e-9))
-        return dataclasses.replace(self, max_epochs=config.epochs, budget_s=budget,
-                                   planned_epochs=max(1, min(config.epochs, fits)))
+        if budget is None:
+            return dataclasses.replace(self, max_epochs=config.epochs, budget_s=None, before_s=before_s,
+                                       planned_epochs=config.epochs, planned_steps=config.epochs * self.steps_per_epoch)
+        left = self.training_s(budget) - before_s
+        epochs = max(1, min(config.epochs, int(left // max(self.epoch_s, 1e-9))))
+        steps = epochs * self.steps_per_epoch
+        if left < self.epoch_s:
+            steps = int(min(steps, max(1.0, (left - self.validation_s) / max(self.step_s, 1e-9))))
+        return dataclasses.replace(self, max_epochs=config.epochs, budget_s=budget, before_s=before_s,
+                                   planned_epochs=epochs, planned_steps=steps)
 
     @classmethod
     def from_json(cls, values: dict) -> "TrainingEstimate":
@@ -576,6 +627,7 @@ def train_sequence_model(
     text=None,
     start: Optional[WarmStart] = None,
     team: Team = SOLO,
+    started: Optional[float] = None,
 ) -> TrainResult:
     """Train a neural sequence model on ``split.train``; early-stop on ``split.valid``.
 
@@ -587,25 +639,27 @@ def train_sequence_model(
 
     Before the first epoch a few timed steps plan the epochs and the learning-rate decay to fit
     the time budget; an epoch that would overrun it is not started, and one that does stops
-    between steps. Raises ``Cancelled`` (leaving only complete checkpoints behind) when
-    ``cancel`` is set.
+    between steps. The budget counts from ``started`` (``time.perf_counter()`` when the run was asked
+    for, so reading the log counts; default: now). Raises ``Cancelled`` (leaving only complete
+    checkpoints behind) when ``cancel`` is set.
     """
     if config.model not in NEURAL_MODELS:
         raise ValueError(f"train_sequence_model trains {', '.join(NEURAL_MODELS)}; {config.model!r} is a baseline")
-    started = time.perf_counter()
+    began = time.perf_counter()
+    started = began if started is None else started
     device = team.place(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = (model_for_data(data, config, text, split.train) if start is None else start.model).to(device)
     optimizer = make_optimizer(model, config)
     if start is not None:
         restore_moments(model, optimizer, start.moments)
-    state, best_weights = _LoopState(), None
+    state, best_weights, best_ranks = _LoopState(), None, None
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     text_model = None if text is None else text.model
     if resume and checkpoint_dir is not None and (checkpoint_dir / STATE_FILE).exists():
         state, best_weights = _load_checkpoint(checkpoint_dir, config, text_model, model, optimizer, device)
     if start is not None and state.epoch == 0:
-        best_weights = _score_the_start(model, split, config, state, cancel)
+        best_weights, best_ranks = _score_the_start(model, split, config, state, cancel)
     replica = team.wrap(model)
     windows = _training_windows(split, config, team)
     sampled = sampled_objective(windows, config, model.encoder.config.n_items, device)
@@ -613,28 +667,29 @@ def train_sequence_model(
     if state.estimate is None:
         emit(progress, Progress("train", message="timing a few steps to plan the run"))
         estimate = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel, team)
+        estimate = estimate.planned_for(config, device, before_s=time.perf_counter() - started)
     else:  # a resumed run keeps its measurement (the plan stays reproducible), with this session's settings
         estimate = TrainingEstimate.from_json(state.estimate).planned_for(config, device)
     state.estimate = estimate.to_json()
     emit(progress, Progress("train", message=f"plan: {estimate.describe()}", metrics={"estimate": state.estimate}))
     budget = budget_seconds(config, device)
     deadline = None if budget is None else started + estimate.training_s(budget) - state.spent_s
-    reporter = _Reporter(progress, (estimate.planned_epochs - state.epoch) * steps_per_epoch)
+    reporter = _Reporter(progress, max(0, estimate.total_steps - state.epoch * steps_per_epoch))
     model.train()
     while True:
         # The leader's word: whether to stop, and the epochs the learning rate is planned over.
         stopped_by = team.choice_from_leader(_reason_to_stop(state, estimate, config, deadline), STOP_REASONS)
         if stopped_by:
             break
-        (planned_epochs,) = team.from_leader(estimate.planned_epochs)
-        schedule = _Schedule(config, int(planned_epochs) * steps_per_epoch)
+        (planned_steps,) = team.from_leader(estimate.total_steps)
+        schedule = _Schedule(config, int(planned_steps))
         epoch = state.epoch + 1
         epoch_started = time.perf_counter()
         torch.manual_seed(team.seed(config.seed + epoch))
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
-        loss, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule,
-                                      reporter, cancel, deadline, sampled, team)
+        loss, steps, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step,
+                                             schedule, reporter, cancel, deadline, sampled, team)
         train_seconds = time.perf_counter() - epoch_started
         loss = team.mean(loss)
         if not data.has_categories:
@@ -651,15 +706,16 @@ def train_sequence_model(
             state.history.append(dataclasses.asdict(record))
             state.spent_s += record.seconds
             if epoch == 1:  # the plan follows what a whole epoch really took
-                estimate = dataclasses.replace(estimate, step_s=train_seconds / steps_per_epoch,
+                estimate = dataclasses.replace(estimate, step_s=train_seconds / max(steps, 1),
                                                validation_s=record.seconds - train_seconds).planned_for(config, device)
                 state.estimate = estimate.to_json()
                 if budget is not None:  # what follows the epochs, as the first one's validation timed it
                     deadline = started + estimate.training_s(budget) - (state.spent_s - record.seconds)
-                reporter.meter.total = reporter.steps + (estimate.planned_epochs - epoch) * steps_per_epoch
+                reporter.meter.total = reporter.steps + max(0, estimate.total_steps - epoch * steps_per_epoch)
             if metrics["ndcg@10"] > state.best_score:
                 state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
                 best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best_ranks = ranks
             if metrics["ndcg@10"] > state.mark + validation_noise(ranks):
                 state.mark, state.bad_epochs = metrics["ndcg@10"], 0
             else:
@@ -680,12 +736,13 @@ def train_sequence_model(
         history=[EpochRecord(**r) for r in state.history],
         best_epoch=state.best_epoch,
         device_name=team.describe(device_name(device)),
-        duration_s=time.perf_counter() - started,
+        duration_s=time.perf_counter() - began,
         valid_metrics=state.best_metrics,
         estimate=estimate,
         planned_epochs=estimate.planned_epochs,
         stopped_by=stopped_by,
         optimizer_moments=optimizer_moments(model, optimizer),
+        valid_ranks=best_ranks,
     )
 
 
@@ -701,21 +758,13 @@ def peak_rss_mb() -> float:
 
 def _score_the_start(model: SequenceModel, split: Split, config: TrainConfig, state: _LoopState, cancel):
     """An update's starting network validated as "epoch 0" (``state`` records it as the best so far;
-    its weights are returned): an update that no epoch improves on the newest events keeps the
+    its weights and ranks are returned): an update that no epoch improves on the newest events keeps the
     weights it started from, new items' rows included, rather than its least bad epoch."""
     ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
     model.train()
     state.best_metrics = metrics_from_ranks(ranks)
     state.best_score = state.mark = state.best_metrics["ndcg@10"]
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def items_with_events(sequences, n_items: int) -> np.ndarray:
-    """(n_items + 1,) bool: True for the items that occur in ``sequences`` (``Histories`` or a list of arrays;
-    padding: False)."""
-    counts = Histories.of(sequences).item_counts(n_items)
-    counts[0] = 0
-    return counts > 0
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, ranks
 
 
 STOP_REASONS = ("", "early stopping", "time budget", "epochs")  # "": train another epoch
@@ -841,9 +890,10 @@ def _network(replica) -> SequenceModel:
 
 
 def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
-                 deadline, sampled, team: Team = SOLO) -> tuple[float, bool]:
-    """One pass over the shuffled windows (this rank's share of each batch): (mean loss, whether it finished
-    before ``deadline``). Every rank stops at the same step: when any was cancelled, or the leader is late."""
+                 deadline, sampled, team: Team = SOLO) -> tuple[float, int, bool]:
+    """One pass over the shuffled windows (this rank's share of each batch): (mean loss, steps taken, whether
+    it finished before ``deadline``). Every rank stops at the same step: when any was cancelled, or the leader
+    is late."""
     autocast = _autocast(device, config)
     total, count = 0.0, 0
     for number, rows in enumerate(team.share(windows.batch_rows(config.batch_size, rng))):
@@ -852,7 +902,7 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
         if cancelled:
             raise Cancelled("cancelled by the user")
         if overdue:
-            return total / count, False
+            return total / count, count, False
         step = first_step + number
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
@@ -863,7 +913,7 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
             raise FloatingPointError(f"training diverged at epoch {epoch} (loss {value}); try a lower learning rate")
         total, count = total + value, count + 1
         reporter.step(epoch, step + 1, value, len(inputs) * team.size)  # the whole step's windows, about
-    return total / max(count, 1), True
+    return total / max(count, 1), count, True
 
 
 def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor, config: TrainConfig,

@@ -27,6 +27,7 @@ from core.bundles import Bundle, item_index_map
 from core.data.histories import Histories
 from core.data.splits import EvalSet, Split
 from core.errors import UsageError
+from core.pipeline import ITEM_BIAS, new_item_bias
 
 if TYPE_CHECKING:
     from core.ranker import Ranker
@@ -47,6 +48,7 @@ ROW_VOCABULARY = {
     "encoder.embeddings.category.weight": "categories",
     "predictor.linear.weight": "interests",
     "predictor.linear.bias": "interests",
+    ITEM_BIAS: "items",
 }
 ITEM_INTEREST = "predictor.item_interest"  # a buffer, but learned (k-means) when the data has no categories
 
@@ -225,6 +227,7 @@ def warm_start(parent: Bundle, data, config, text=None, train=None):
             grown[key] = weights[key]
     grown["encoder.embeddings.item.weight"] = with_new_items_from_category(
         grown["encoder.embeddings.item.weight"], maps["items"], torch.as_tensor(data.item_category))
+    grown[ITEM_BIAS] = new_item_bias(grown[ITEM_BIAS], torch.as_tensor(maps["items"] >= 0))
     fresh.load_state_dict(grown)
     return WarmStart(fresh, grown_moments(parent.optimizer, maps, dict(fresh.named_parameters())))
 

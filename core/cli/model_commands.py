@@ -279,7 +279,8 @@ def _train(engine, args, split, resumed: dict, team, out: Output) -> dict:
         if args.resume is not None:
             raise CliError("--estimate plans a new run; leave out --resume")
         return _estimate(engine, config, split, out)
-    summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split, team=team)
+    summary = engine.train(config, progress=out.progress(), resume_run=args.resume, split=split, team=team,
+                           started=out.started)
     out.done_progress()
     result = _run_dict(summary)
     out.lines(_run_lines(result, took_s=out.elapsed()))

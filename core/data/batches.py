@@ -87,13 +87,9 @@ class TrainingWindows:
         return inputs, targets
 
     def target_counts(self, n_items: int) -> np.ndarray:
-        """(n_items + 1,) int64 how often each item is a target (index 0: padding, 0), a chunk of windows at a time."""
-        counts = np.zeros(n_items + 1, dtype=np.int64)
-        for start in range(0, len(self), WINDOW_CHUNK):
-            targets = self.rows(np.arange(start, min(start + WINDOW_CHUNK, len(self))))[1]
-            counts += np.bincount(targets.ravel(), minlength=n_items + 1)[: n_items + 1]
-        counts[0] = 0
-        return counts
+        """(n_items + 1,) int64 how often each item is a target (index 0: padding, 0): a window's targets
+        are the ``held`` items of ``items`` up to its last target."""
+        return Histories(self.items, self.last_target - self.held + 1, self.held).item_counts(n_items)
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled (inputs, targets) batches with all-padding leading columns trimmed."""

@@ -39,7 +39,7 @@ class Histories(Sequence):
         lengths = np.array([len(h) for h in histories], dtype=np.int64)
         items = (np.concatenate([np.asarray(h) for h in histories]).astype(np.int32) if lengths.sum()
                  else np.zeros(0, dtype=np.int32))
-        return cls(items, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths)
+        return cls(items, np.cumsum(lengths) - lengths, lengths)
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from core.pipeline import NeuralScorer, SequenceModel
+from core.pipeline import ITEM_BIAS, NeuralScorer, SequenceModel, new_item_bias
 from core.predictor import NO_INTEREST
 
 
@@ -39,6 +39,7 @@ def extended_scorer(scorer: NeuralScorer, new_to_old: np.ndarray, category_in_ol
     state = old.state_dict()
     embeddings = "encoder.embeddings."
     item_weight = torch.where(known.unsqueeze(1), state[embeddings + "item.weight"][index], 0.0)
+    item_bias = new_item_bias(state[ITEM_BIAS][index], known)
     has_events = known & state[embeddings + "text.has_events"][index]
     state.update({
         embeddings + "item.weight": item_weight,
@@ -46,6 +47,7 @@ def extended_scorer(scorer: NeuralScorer, new_to_old: np.ndarray, category_in_ol
         embeddings + "text.vectors": torch.as_tensor(np.asarray(text_vectors), dtype=torch.float16),
         embeddings + "text.has_events": has_events,
         "predictor.item_interest": torch.as_tensor(np.asarray(item_interest), dtype=torch.long),
+        ITEM_BIAS: item_bias,
     })
     model.load_state_dict(state, strict=True)
     _place_new_items_in_clusters(model, known)

@@ -84,11 +84,13 @@ def test_interest_match_is_the_same_gathered_or_multiplied():
     from core import generator
 
     torch.manual_seed(0)
-    head = generator.CatalogueHead()
+    head = generator.CatalogueHead(n_items=30)
+    with torch.no_grad():
+        head.item_bias.normal_()
     embeddings = ItemEmbeddings(n_items=30, n_categories=4, hidden=8)
     item_interest = torch.randint(-1, 3, (31,))
     item_interest[item_interest < 0] = generator.NO_INTEREST
-    catalogue = generator.Catalogue.build(embeddings, item_interest, n_interests=3)
+    catalogue = generator.Catalogue.build(embeddings, head.item_bias, item_interest, n_interests=3)
     hidden, interest_logits = torch.randn(70, 8), torch.randn(70, 3)
     with torch.no_grad():
         multiplied = head(hidden, interest_logits, catalogue)  # 70 rows > GATHER_ROWS
@@ -96,23 +98,27 @@ def test_interest_match_is_the_same_gathered_or_multiplied():
                               for i in range(0, 70, 10)])
         probs = interest_logits.softmax(dim=-1)
         match = torch.where(item_interest >= 0, probs[:, item_interest.clamp(min=0)], 0.0)
-        expected = hidden @ embeddings.table().T + head.interest_scale * match
+        expected = hidden @ embeddings.table().T + head.item_bias + head.interest_scale * match
     assert multiplied.shape == (70, 31)
     assert torch.allclose(multiplied, expected, atol=1e-5)
     assert torch.allclose(gathered, expected, atol=1e-5)
 
 
-def test_catalogue_of_a_model_without_interests_scores_by_embeddings_only():
+def test_catalogue_of_a_model_without_interests_scores_by_embeddings_and_item_bias_only():
     from core import generator
 
     torch.manual_seed(0)
     embeddings = ItemEmbeddings(n_items=12, n_categories=3, hidden=8)
+    head = generator.CatalogueHead(n_items=12)
+    with torch.no_grad():
+        head.item_bias.normal_()
     no_interests = torch.full((13,), generator.NO_INTEREST)
-    catalogue = generator.Catalogue.build(embeddings, no_interests, n_interests=2)
+    catalogue = generator.Catalogue.build(embeddings, head.item_bias, no_interests, n_interests=2)
     assert not catalogue.has_interests
     hidden = torch.randn(2, 8)
     with torch.no_grad():
-        scores = generator.CatalogueHead()(hidden, torch.randn(2, 2), catalogue)
-        assert torch.allclose(scores, hidden @ embeddings.table().T)
-        subset = generator.Catalogue.build(embeddings, no_interests, n_interests=2, items=torch.tensor([3, 7]))
-        assert torch.allclose(generator.CatalogueHead()(hidden, torch.randn(2, 2), subset), scores[:, [3, 7]])
+        scores = head(hidden, torch.randn(2, 2), catalogue)
+        assert torch.allclose(scores, hidden @ embeddings.table().T + head.item_bias, atol=1e-6)
+        subset = generator.Catalogue.build(embeddings, head.item_bias, no_interests, n_interests=2,
+                                           items=torch.tensor([3, 7]))
+        assert torch.allclose(head(hidden, torch.randn(2, 2), subset), scores[:, [3, 7]], atol=1e-6)

@@ -38,7 +38,7 @@ def test_forward_shapes_for_last_position_and_selected_positions():
 
 def test_scores_are_batched_consistently_with_padding_column_minus_inf(trained):
     data, split, _, scorer = trained
-    histories = split.test.histories[:5] + [np.array([], dtype=np.int64)]
+    histories = list(split.test.histories[:5]) + [np.array([], dtype=np.int64)]
     scores = scorer.score(histories)
     assert scores.shape == (6, data.n_items + 1) and scores.dtype == torch.float32
     assert torch.isneginf(scores[:, 0]).all() and torch.isfinite(scores[:, 1:]).all()

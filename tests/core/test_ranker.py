@@ -153,7 +153,7 @@ def test_ranker_is_not_kept_when_nothing_predicts_the_target():
 def test_ranked_scorer_keeps_the_generators_interests():
     data, split = demo_sequences()
     scorer = fit_baseline("markov", data, split)
-    histories = split.test.histories[:40] + [np.zeros(0, dtype=np.int64)]
+    histories = list(split.test.histories[:40]) + [np.zeros(0, dtype=np.int64)]
     segments = data.user_segment[:len(histories)]
     untrained = Ranker(ItemFacts.from_log(TrainLog.from_split(data, split)), RankerNet())
     ranked = RankedScorer(scorer, untrained, data.item_category - 1)

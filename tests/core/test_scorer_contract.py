@@ -112,7 +112,7 @@ def test_protocol_check_rejects_a_scorer_without_batched_interests():
 
 def _histories():
     data, split = demo_sequences(400, 200)
-    return data, split.test.histories[:7] + [np.zeros(0, dtype=np.int64)]
+    return data, list(split.test.histories[:7]) + [np.zeros(0, dtype=np.int64)]
 
 
 def test_scores_have_catalogue_shape_padding_minus_inf_and_finite_items(scorer_and_restore):
