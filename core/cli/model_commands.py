@@ -358,7 +358,7 @@ def _run_dict(run) -> dict:
         "beyond": metrics.get("beyond", {}), "training": metrics.get("training", {}), "config": run.config,
         "popularity": metrics.get("popularity"), "gate": metrics.get("gate"),
         "beats_popularity": run.beats_popularity, "error": metrics.get("error"), "parent": run.parent,
-        "lineage": run.lineage(),
+        "lineage": run.lineage(), "timing": metrics.get("timing"),
     }
 
 
@@ -376,8 +376,13 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
         if training.get("budget_cut"):
             budget = (training.get("estimate") or {}).get("budget_s") or 0.0
             took = f"{budget / 60:.1f} min" if budget >= 6 else f"{budget:.2g} s"
-            lines.append(f"the time budget ({took}) cut training short: {training.get('planned_epochs')} of "
-                         f"{r['config'].get('epochs')} epochs planned")
+            estimate = training.get("estimate") or {}
+            steps, per_epoch = estimate.get("planned_steps") or 0, estimate.get("steps_per_epoch") or 0
+            planned = (f"{steps:,} of the first epoch's {per_epoch:,} steps" if 0 < steps < per_epoch
+                       else f"{training.get('planned_epochs')} of {r['config'].get('epochs')} epochs")
+            lines.append(f"the time budget ({took}) cut training short: {planned} planned")
+    if r["timing"]:
+        lines.append(_timing_line(r["timing"]))
     if r["gate"] is not None:
         lines.append(_gate_line(r["gate"]))
     if r["error"]:
@@ -407,6 +412,12 @@ def _run_lines(r: dict, took_s: float) -> list[str]:
         lines.append(f"new items (no events before the test): {new['events']:,} test events" + (
             f", HR@10 {new['hr@10']:.4f}, NDCG@10 {new['ndcg@10']:.4f}" if new["events"] else ""))
     return lines
+
+
+def _timing_line(timing: dict) -> str:
+    """"time: reading 41 s, training 305 s, ...; peak memory 3,412 MiB": where the run's time went."""
+    phases = ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in timing["seconds"].items())
+    return f"time: {phases}; peak memory {max(timing['peak_rss_mb'].values(), default=0):,.0f} MiB"
 
 
 def _gate_line(gate: dict) -> str:

@@ -20,7 +20,6 @@ from core.data.histories import Histories
 # Batches are drawn from pools this many batches large, sorted by length inside the pool, so
 # short sequences are batched together and their padding columns can be trimmed away.
 BUCKET_POOL = 16
-WINDOW_CHUNK = 65_536  # windows gathered per numpy pass when counting targets (bounds its int64 intermediates)
 
 
 def pad_histories(histories: list[np.ndarray], max_len: int) -> np.ndarray:

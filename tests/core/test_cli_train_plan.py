@@ -4,6 +4,7 @@ and the popularity check in the output."""
 import inspect
 import json
 import re
+import time
 
 import pytest
 
@@ -64,3 +65,24 @@ def test_a_binding_budget_is_reported_and_the_popularity_check_flags_a_worse_run
     assert re.search(r"^\s+1\s+gru\s+done.*WORSE", out, re.M) and "did not beat popularity" in out
     code, _, err = run(capsys, "recommend", "--db", shop, "--user", "U000002")
     assert code == 0 and "did not beat popularity" in err
+
+
+def test_the_budget_clock_starts_before_the_log_is_read(shop, capsys, monkeypatch):
+    from core.engine import Engine
+
+    read = Engine.sequence_data
+
+    def slow_read(self):  # as a 25M-event log: reading takes a while, and the budget counts it
+        time.sleep(0.5)
+        return read(self)
+
+    monkeypatch.setattr(Engine, "sequence_data", slow_read)
+    code, out, _ = run(capsys, "train", "--db", shop, *SMALL_GRU, "--epochs", "1", "--time-budget", "5", "--json")
+    assert code == 0
+    recorded = json.loads(out)
+    # The CLI reads the log to size the defaults, then the engine reads it again (cached): both count.
+    assert recorded["training"]["estimate"]["before_s"] >= 1.0
+    timing = recorded["timing"]["seconds"]
+    assert list(timing) == ["reading", "training", "re-ranker", "popularity", "test", "saving"]
+    assert timing["reading"] >= 1.0 and sum(timing.values()) <= recorded["duration_s"] + 0.01
+    assert set(recorded["timing"]["peak_rss_mb"]) == set(timing)

@@ -1,7 +1,10 @@
 import numpy as np
 import torch
 
-from core.data import pad_histories, training_windows
+from core.data import leave_one_out, pad_histories, training_windows
+from core.data.histories import Histories
+
+from neural_data import rule_sequences
 
 
 def test_pad_histories_keeps_most_recent_and_left_pads():
@@ -23,16 +26,33 @@ def test_windows_cover_every_next_item_pair_once():
     assert windows.inputs.dtype == windows.targets.dtype == np.int32  # half of int64's memory at 25M events
 
 
-def test_windows_built_a_chunk_at_a_time_equal_one_pass(monkeypatch):
-    import core.data.batches as batches
+def test_windows_of_a_splits_flat_histories_are_those_of_the_same_histories_as_a_list():
+    data = rule_sequences(n_users=200, n_items=30)
+    split = leave_one_out(data)
+    for histories in (split.train, split.valid.histories, split.test.histories):  # views of the sequences, no copies
+        assert isinstance(histories, Histories) and np.shares_memory(histories.items, data.items)
+    flat = training_windows(split.train, max_len=8)
+    listed = training_windows([np.array(h) for h in split.train], max_len=8)
+    assert np.array_equal(flat.inputs, listed.inputs) and np.array_equal(flat.targets, listed.targets)
+    for (a, b), (c, d) in zip(flat.batches(16, np.random.default_rng(4)), listed.batches(16, np.random.default_rng(4))):
+        assert torch.equal(a, c) and torch.equal(b, d)
+        assert a.dtype == b.dtype == torch.int64  # what embeddings and cross-entropy take
+    counts = np.bincount(listed.targets.ravel(), minlength=data.n_items + 1)
+    counts[0] = 0
+    assert np.array_equal(flat.target_counts(data.n_items), counts)
 
-    sequences = [np.arange(1, n + 2) for n in np.random.default_rng(3).integers(1, 40, size=300)]
-    whole = training_windows(sequences, max_len=8)
-    monkeypatch.setattr(batches, "WINDOW_CHUNK", 7)
-    chunked = training_windows(sequences, max_len=8)
-    assert np.array_equal(whole.inputs, chunked.inputs) and np.array_equal(whole.targets, chunked.targets)
-    inputs, targets = chunked.batch(np.arange(5))
-    assert inputs.dtype == targets.dtype == torch.int64  # what embeddings and cross-entropy take
+
+def test_histories_read_in_chunks_equal_one_pass(monkeypatch):
+    import core.data.histories as histories
+
+    rng = np.random.default_rng(3)
+    sequences = [rng.integers(1, 20, size=n) for n in rng.integers(0, 40, size=300)]
+    whole = Histories.of(sequences)
+    assert [h.tolist() for h in whole] == [s.tolist() for s in sequences] and whole.items.dtype == np.int32
+    assert [h.tolist() for h in whole[np.array([5, 2])]] == [sequences[5].tolist(), sequences[2].tolist()]
+    monkeypatch.setattr(histories, "COUNT_CHUNK", 7)
+    assert np.array_equal(whole.flat(), np.concatenate(sequences))
+    assert np.array_equal(whole.item_counts(19), np.bincount(np.concatenate(sequences), minlength=20))
 
 
 def test_batches_shuffle_every_window_once_and_trim_padding_columns():

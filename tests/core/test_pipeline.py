@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load, save
 
 from core.data import leave_one_out
-from core.pipeline import DataDims, NeuralScorer
+from core.pipeline import ITEM_BIAS, DataDims, NeuralScorer, new_item_bias
 from core.scorer import Scorer
 from core.training import TrainConfig, data_dims, model_for_data, train_sequence_model
 
@@ -67,6 +67,22 @@ def test_state_round_trips_through_safetensors(trained):
     assert np.allclose(rebuilt.interests(histories[0]), scorer.interests(histories[0]))
     with pytest.raises(RuntimeError):
         NeuralScorer.from_state(config, load(blob), DataDims(data.n_items + 1, data.n_categories, 3))
+
+
+def test_a_network_saved_before_the_item_bias_loads_with_a_zero_one(trained):
+    data, split, config, scorer = trained
+    state = {k: v for k, v in scorer.state_tensors().items() if k != ITEM_BIAS}
+    rebuilt = NeuralScorer.from_state(config, state, data_dims(data, config))
+    assert not rebuilt.model.generator.item_bias.any()
+    histories = split.test.histories[:4]
+    without = scorer.score(histories)[:, 1:] - scorer.model.generator.item_bias[1:]
+    assert torch.allclose(rebuilt.score(histories)[:, 1:], without, atol=1e-5)
+
+
+def test_new_items_start_at_the_known_items_median_bias():
+    bias = torch.tensor([0.0, 3.0, -1.0, 5.0, 9.0, 2.0])
+    known = torch.tensor([True, True, True, False, True, False])
+    assert new_item_bias(bias, known).tolist() == [0.0, 3.0, -1.0, 3.0, 9.0, 3.0]
 
 
 def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):

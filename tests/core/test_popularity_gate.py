@@ -71,16 +71,36 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
     log = TrainLog.from_split(data, split)
     popularity = fit_baseline_on_log("pop", log)
     valid = evaluate_scorer(fit_baseline_on_log("itemknn", log), data, split.valid)
-    generators = _compare_with_popularity(valid, popularity, data, split, None, test=False)["gate"]
+    generators = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False)["gate"]
     assert generators["compares"] == "generators" and generators["beats_popularity"]
 
     item_interest, _ = interest_vocabulary(popularity, data)
     as_popularity = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
                                  target_times=target_times(data, split.valid)).judgement
-    compared = _compare_with_popularity(valid, popularity, data, split, None, test=False,
+    compared = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False,
                                         served=(as_popularity, log, 0, None))
     gate = compared["gate"]
     assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
     assert gate["difference"] == 0 and not gate["beats_popularity"]  # it serves what a popularity run serves
     assert gate["mean_b"] == pytest.approx(compared["popularity"]["served_valid_ndcg10"])
     assert gate["mean_b"] > generators["mean_b"]  # popularity serves better than its generator alone
+
+
+def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch):
+    import core.runs as runs
+
+    scored = []
+
+    def counting(scorer, *args, **kwargs):
+        scored.append(type(scorer).__name__)
+        return evaluate(scorer, *args, **kwargs)
+
+    evaluate = runs.evaluate_scorer
+    monkeypatch.setattr(runs, "evaluate_scorer", counting)
+    config = TrainConfig.for_data(engine.sequence_data(), model="gru", hidden=8, layers=1, epochs=2, max_len=20)
+    run = engine.train(config)
+    best = run.metrics["training"]["epochs"][run.metrics["training"]["best_epoch"] - 1]
+    assert run.metrics["valid"]["ndcg@10"] == pytest.approx(best["valid_ndcg10"])  # the best epoch's own ranks
+    # Popularity on validation and test; the network only on the test (served, and alone when re-ranked).
+    assert scored.count("PopularityScorer") == 2
+    assert len(scored) - 2 == (2 if run.metrics["ranker"]["kept"] else 1)

@@ -241,3 +241,42 @@ def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth_of_the_
     assert schedule.lr(0) == pytest.approx(0.1) and schedule.lr(9) == pytest.approx(1.0)
     assert schedule.lr(50) == pytest.approx(1.0) and schedule.lr(80) == pytest.approx(1.0)
     assert schedule.lr(90) == pytest.approx(0.55) and schedule.lr(100) == pytest.approx(training.LR_FLOOR)
+
+
+def test_when_not_even_an_epoch_fits_the_plan_is_the_steps_that_do():
+    cpu = training.torch.device("cpu")
+    measured = training.TrainingEstimate("CPU", step_s=1.0, steps_per_epoch=1000, validation_s=10.0, max_epochs=0,
+                                         planned_epochs=0, budget_s=None)
+    config = TrainConfig(time_budget=10)  # 600 s, of which 60 s are kept for what follows the epochs
+    fresh = measured.planned_for(config, cpu, before_s=0.0)
+    assert fresh.planned_epochs == 1 and fresh.total_steps == 600 - 60 - 10  # the epoch's validation pass too
+    late = measured.planned_for(config, cpu, before_s=100.0)  # reading the log took 100 s of the budget
+    assert late.total_steps == 430 and late.before_s == 100.0
+    assert "430 of the first epoch's 1,000 steps" in late.describe() and "1 min 40 s of it spent reading" in late.describe()
+    assert late.planned_for(config, cpu).total_steps == 430  # planned again (the first epoch's timing): as recorded
+    schedule = training._Schedule(config, late.total_steps)
+    assert schedule.lr(430) == pytest.approx(training.LR_FLOOR * config.lr)  # decayed before the budget ends
+    roomy = measured.planned_for(dataclasses.replace(config, time_budget=60), cpu)
+    assert roomy.planned_epochs == 3 and roomy.total_steps == 3000
+    assert measured.planned_for(dataclasses.replace(config, time_budget=0), cpu).total_steps == 200 * 1000
+
+
+def test_the_budget_counts_from_when_the_run_was_asked_for(rule_data):
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 3, "time_budget": 0.05})  # 3 s
+    asked = time.perf_counter() - 3.0  # reading the log took the whole budget
+    result = train_sequence_model(data, split, config, started=asked)
+    assert result.estimate.before_s >= 3.0 and result.estimate.total_steps == 1
+    assert result.budget_cut and len(result.history) == 1
+    assert not train_sequence_model(data, split, config).budget_cut  # counted from now, the 3 epochs fit
+
+
+def test_the_sampled_objective_starts_its_item_bias_at_popularity_and_full_softmax_at_zero(rule_data):
+    data, split = rule_data
+    counts = np.bincount(np.concatenate(list(split.train)), minlength=data.n_items + 1)
+    sampled = training.model_for_data(data, TrainConfig(loss="sampled", **TINY), train=split.train)
+    bias = sampled.generator.item_bias.detach().numpy()
+    assert bias[0] == 0 and abs(bias[1:].mean()) < 1e-5
+    assert np.allclose(bias[1:], np.log1p(counts[1:]) - np.log1p(counts[1:]).mean(), atol=1e-5)
+    full = training.model_for_data(data, TrainConfig(loss="softmax", **TINY), train=split.train)
+    assert not full.generator.item_bias.detach().any()
