@@ -111,8 +111,7 @@ class ItemFacts:
         np.maximum.at(last, log.items, log.ts)
         oldest, newest = (float(log.ts.min()), float(log.ts.max())) if len(log.ts) else (0.0, 1.0)
         recency = np.where(np.isfinite(last), (last - oldest) / max(newest - oldest, 1e-9), 0.0)
-        seg_cat = np.bincount(log.segments[log.sequence_of_event] * log.n_categories + log.item_category[log.items],
-                              minlength=log.n_segments * log.n_categories).reshape(log.n_segments, log.n_categories)
+        seg_cat = log.segment_counts(log.n_categories, item_values=log.item_category)
         p_cat = (seg_cat.sum(axis=0) + 1.0) / (seg_cat.sum() + log.n_categories)
         p_cat_given_seg = (seg_cat + 1.0) / (seg_cat.sum(axis=1, keepdims=True) + log.n_categories)
         affinity = np.clip(np.log(p_cat_given_seg / p_cat), -3.0, 3.0)

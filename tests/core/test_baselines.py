@@ -216,3 +216,20 @@ def test_item_knn_narrowed_equals_fitted_with_fewer_neighbours():
     narrowed = wide.narrowed(2)
     assert np.array_equal(narrowed.indptr, narrow.indptr) and np.array_equal(narrowed.indices, narrow.indices)
     assert np.allclose(narrowed.values, narrow.values)
+
+
+def test_segment_counts_read_a_chunk_of_events_at_a_time_equal_one_pass(monkeypatch):
+    import core.baselines as baselines
+
+    rng = np.random.default_rng(2)
+    histories = [rng.integers(1, 7, size=n) for n in rng.integers(0, 9, size=40)]
+    log = _log(histories, segments=rng.integers(0, 3, size=40))
+    weights = rng.random(len(log.items))
+    whole = log.segment_counts(7, weights=weights), log.segment_counts(4, item_values=CATEGORY)
+    monkeypatch.setattr(baselines, "EVENT_CHUNK", 5)
+    chunked = log.segment_counts(7, weights=weights), log.segment_counts(4, item_values=CATEGORY)
+    assert np.allclose(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
+    segment_of_event = np.repeat(log.segments, np.diff(log.offsets))
+    expected = np.zeros((log.n_segments, 4))
+    np.add.at(expected, (segment_of_event, CATEGORY[log.items]), 1)
+    assert np.array_equal(chunked[1], expected)
