@@ -388,7 +388,7 @@ def model_for_data(data: SequenceData, config: TrainConfig, text=None, train=Non
     the item bias starts at the popularity of ``train`` (``popularity_bias``): such a run sees a few epochs
     or a fraction of one, and from a zero bias it spent them learning what is popular one item row at a
     time (at 200,000 items its network had not passed popularity when the 10-minute budget ended). Full
-    softmax, which scores every item at every step over many epochs, learns the bias from zero."""
+    softmax, which scores every item at every step over many epochs, keeps the bias at zero, unlearnt."""
     model = build_model(config, data_dims(data, config, text))
     model.encoder.embeddings.item_category.copy_(torch.from_numpy(data.item_category))
     counts = Histories.of(train if train is not None else []).item_counts(data.n_items)
@@ -396,6 +396,9 @@ def model_for_data(data: SequenceData, config: TrainConfig, text=None, train=Non
     if config.loss == "sampled":
         with torch.no_grad():
             model.generator.item_bias.copy_(popularity_bias(counts))
+    else:  # full softmax learns what is popular through the item rows; with a bias learnt beside them an
+        # update did not learn a pattern among new items within its epochs (tests/core/test_update.py)
+        model.generator.item_bias.requires_grad_(False)
     if text is not None:
         item_text = model.encoder.embeddings.text
         item_text.vectors.copy_(torch.from_numpy(text.vectors))
