@@ -134,8 +134,8 @@ def update_split(split: Split, data, first_new: np.ndarray) -> Split:
     held = holdout_users(split.valid, first_new)
     learning = np.ones(len(split.train), dtype=bool)
     learning[held] = False
-    histories = data.histories()
-    train = [histories[u] if learning[u] else split.train[u] for u in range(len(split.train))]
+    # The split's training histories are prefixes of the users' sequences: a learning user's grows to all of it.
+    train = split.train.with_lengths(split.train.starts, np.where(learning, data.lengths(), split.train.lengths))
     description = f"{split.description}, update holding out {len(held):,} users"
     return dataclasses.replace(split, train=train, valid=held_out(split.valid, held),
                                test=held_out(split.test, held),
