@@ -490,7 +490,8 @@ class RankedCandidates:
 
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
                  *, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
-                 target_times: Optional[np.ndarray] = None, progress=None, cancel=None) -> Ranker:
+                 target_times: Optional[np.ndarray] = None, facts: Optional[ItemFacts] = None, progress=None,
+                 cancel=None) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
     Candidates are the scorer's top-N formed as ``RankedScorer`` serves them under the eval
@@ -499,6 +500,8 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     ``target_times``: when each held-out event happened; the items the log first saw later are
     left out of that user's candidates (they did not exist yet: as negatives they taught the
     ranker that the newest items are never taken).
+    ``facts``: what ``log`` says of the items, when another ranker over a scorer that is not item-kNN
+    already counted it (its co-occurrence over every event is the fit's largest cost at scale).
     """
     exclude_seen = eval_set.eval_mode.masks_history
     text = scorer.text_vectors()
@@ -508,7 +511,9 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     histories = [eval_set.histories[i] for i in chosen]
     targets = np.asarray(eval_set.targets)[chosen]
     user_segments = np.asarray(segments)[np.asarray(eval_set.user_index)[chosen]]
-    facts = replace(ItemFacts.from_log(log, scorer if isinstance(scorer, ItemKNNScorer) else None), text=text)
+    if facts is None:
+        facts = ItemFacts.from_log(log, scorer if isinstance(scorer, ItemKNNScorer) else None)
+    facts = replace(facts, text=text)
     seen_as, facts_as = _with_latest_items_as_new(scorer, facts, log) if text is not None else (scorer, facts)
     unreleased = None if target_times is None else _released_after(log, np.asarray(target_times)[chosen])
     items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased)

@@ -548,7 +548,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     # it reuses and popularity's test figures were measured with its parent.
     compared = {} if dims is None else _compare_with_popularity(
         valid_ranks, popularity, data, split, cancel, test=not updating,
-        served=None if updating else (ranker.judgement, log, config.seed, progress))
+        served=None if updating else (ranker, log, config.seed, progress))
     phases.end("popularity")
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
@@ -636,7 +636,8 @@ def _compare_with_popularity(valid_ranks, popularity, data, split, cancel, test:
     """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
     is False) and the paired validation test (``gate``) against the model generator's ``valid_ranks``.
 
-    ``served``: (the run's ranker's ``Judgement``, the training log, the seed, progress). The gate then
+    ``served``: (the run's ``Ranker``, the training log, the seed, progress; popularity's re-ranker reads
+    the item facts that ranker counted over the same log). The gate then
     weighs what each side serves, as a popularity run would serve it: each pipeline's cross-fitted
     validation NDCG@10 from its own re-ranker's keep check, on the same users. The served pipeline's
     plain validation ranks would flatter a kept re-ranker (it was fitted on those targets), and the
@@ -652,11 +653,12 @@ def _compare_with_popularity(valid_ranks, popularity, data, split, cancel, test:
     if served is None:
         model, against = (per_user_metric(ranks, "ndcg@10") for ranks in (valid_ranks, pop_valid.ranks))
         return {"popularity": figures, "gate": {**popularity_gate(model, against), "compares": "generators"}}
-    judgement, log, seed, progress = served
+    ranker, log, seed, progress = served
     emit(progress, Progress("ranker", message="fitting popularity's re-ranker for the popularity check"))
     item_interest, _ = interest_vocabulary(popularity, data)
     baseline = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=seed,
-                            target_times=target_times(data, split.valid), cancel=cancel).judgement
+                            target_times=target_times(data, split.valid), facts=ranker.facts, cancel=cancel).judgement
+    judgement = ranker.judgement
     users, mine, theirs = np.intersect1d(judgement.users, baseline.users, return_indices=True)
     figures["served_valid_ndcg10"] = float(baseline.ndcg10[theirs].mean()) if len(users) else 0.0
     gate = popularity_gate(judgement.ndcg10[mine], baseline.ndcg10[theirs])

@@ -75,10 +75,11 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
     assert generators["compares"] == "generators" and generators["beats_popularity"]
 
     item_interest, _ = interest_vocabulary(popularity, data)
-    as_popularity = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
-                                 target_times=target_times(data, split.valid)).judgement
+    popularity_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
+                                     target_times=target_times(data, split.valid))
+    as_popularity = popularity_ranker.judgement
     compared = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False,
-                                        served=(as_popularity, log, 0, None))
+                                        served=(popularity_ranker, log, 0, None))
     gate = compared["gate"]
     assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
     assert gate["difference"] == 0 and not gate["beats_popularity"]  # it serves what a popularity run serves
@@ -104,3 +105,25 @@ def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch
     # Popularity on validation and test; the network only on the test (served, and alone when re-ranked).
     assert scored.count("PopularityScorer") == 2
     assert len(scored) - 2 == (2 if run.metrics["ranker"]["kept"] else 1)
+
+
+def test_popularitys_re_ranker_reads_the_item_facts_the_runs_ranker_counted(monkeypatch):
+    """At scale the log's co-occurrence is the costliest count; the gate's second re-ranker is fitted
+    over the same log, so it takes the run's ranker's facts instead of counting them again."""
+    import core.ranker as ranker_module
+
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    popularity = fit_baseline_on_log("pop", log)
+    item_interest, _ = interest_vocabulary(popularity, data)
+    runs_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
+                               target_times=target_times(data, split.valid))
+
+    def no_recount(*args, **kwargs):
+        raise AssertionError("the item facts were counted again")
+
+    monkeypatch.setattr(ranker_module.ItemFacts, "from_log", no_recount)
+    valid = evaluate_scorer(popularity, data, split.valid)
+    gate = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False,
+                                    served=(runs_ranker, log, 0, None))["gate"]
+    assert gate["compares"] == "served, cross-fitted" and gate["difference"] == 0
