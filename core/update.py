@@ -148,7 +148,7 @@ def holdout_users(valid: EvalSet, first_new: np.ndarray) -> np.ndarray:
     """The users (sorted) whose held-out events an update keeps out: ``HOLDOUT_SHARE`` of those whose
     validation event is new (so early stopping reads the newest events), a fixed sample, topped up
     to ``MIN_VALIDATION_USERS`` with a fixed sample of the others (who lose no new event by it)."""
-    newest = np.array([len(h) >= first_new[u] for u, h in zip(valid.user_index, valid.histories)], dtype=bool)
+    newest = Histories.of(valid.histories).lengths >= first_new[valid.user_index]
     rng = np.random.default_rng(0)
     active, others = valid.user_index[newest], valid.user_index[~newest]
     held = rng.choice(active, int(np.ceil(HOLDOUT_SHARE * len(active))), replace=False)
@@ -161,7 +161,7 @@ def held_out(eval_set: EvalSet, users: np.ndarray) -> EvalSet:
     kept = np.flatnonzero(np.isin(eval_set.user_index, users))
     sampled_from = eval_set.sampled_from or (len(eval_set) if len(kept) < len(eval_set) else None)
     return dataclasses.replace(eval_set, user_index=eval_set.user_index[kept], targets=eval_set.targets[kept],
-                               histories=[eval_set.histories[i] for i in kept], sampled_from=sampled_from)
+                               histories=Histories.of(eval_set.histories)[kept], sampled_from=sampled_from)
 
 
 def fine_tune_split(split: Split, first_new: np.ndarray, max_len: int) -> Split:

@@ -20,6 +20,7 @@ from core.runs import update_run
 from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, model_for_data, optimizer_moments,
                            restore_moments, train_sequence_model)
 from core.data import SplitChoice
+from core.data.histories import Histories
 from core.data.splits import EvalSet
 from core.update import (HOLDOUT_SHARE, MIN_VALIDATION_USERS, TRAINING_SHARE, fine_tune_split, holdout_users, mapped_rows,
                          reused_ranker, row_maps, update_split, with_new_items_from_category)
@@ -297,6 +298,11 @@ def test_an_update_split_trains_on_every_event_but_its_held_out_users_who_valida
         expected = split.train[user] if user in held else data.history(user)
         assert np.array_equal(updated.train[user], expected)
     assert list(updated.valid.user_index) == list(updated.test.user_index) == list(held)
+    for eval_set, whole in ((updated.valid, split.valid), (updated.test, split.test)):
+        # views of the split's flat histories, not a Python list of arrays
+        assert isinstance(eval_set.histories, Histories) and eval_set.histories.items is whole.histories.items
+        assert all(np.array_equal(h, whole.histories[int(np.flatnonzero(whole.user_index == u)[0])])
+                   for u, h in zip(eval_set.user_index, eval_set.histories))
     assert (updated.test.sampled_from, len(split.test)) == (300, 300)
     assert "update holding out 200 users" in updated.description and "updated:" in updated.protocol
 
