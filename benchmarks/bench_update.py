@@ -107,7 +107,8 @@ class Replay:
 
 
 def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame):
-    """(data, histories, targets): each of ``day``'s events on an item new to its user, after the user's past."""
+    """(data, histories, targets, users): each of ``day``'s events on an item new to its user, after the
+    user's past, and whose it is."""
     log = pd.concat([seen, day])
     users, user_codes = np.unique(log["user"].to_numpy(str), return_inverse=True)
     item_ids, item_codes = np.unique(log["item"].to_numpy(str), return_inverse=True)
@@ -118,7 +119,7 @@ def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame)
                                                "categories": catalogue["categories"].to_numpy()}),
                                  pd.DataFrame({"id": np.arange(len(users)), "external_id": users}))
     start = float(day["ts"].min())
-    histories, targets = [], []
+    histories, targets, takers = [], [], []
     for user in np.unique(np.searchsorted(users, day["user"].to_numpy(str))):
         sequence = data.history(user)
         times = data.ts[data.offsets[user]:data.offsets[user + 1]]
@@ -126,7 +127,8 @@ def next_day_targets(seen: pd.DataFrame, day: pd.DataFrame, items: pd.DataFrame)
             if position and sequence[position] not in sequence[:position]:
                 histories.append(sequence[:position])
                 targets.append(sequence[position])
-    return data, histories, np.array(targets, dtype=np.int64)
+                takers.append(user)
+    return data, histories, np.array(targets, dtype=np.int64), np.array(takers, dtype=np.int64)
 
 
 def learnable_share(engine: Engine, parent: int) -> tuple[float, float]:
@@ -197,14 +199,14 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
           f"never / update / retrain, upd/ret, update-never, retrain-never", flush=True)
     rows, seen, updated = [], head, base.id
     base_items = set(head["item"])
-    pooled: dict[str, list[np.ndarray]] = {"new": []}
+    pooled: dict[str, list[np.ndarray]] = {"new": [], "taker": []}
     for day, following in zip(slices, slices[1:]):
         new_items = feed.feed(day)
         seen = pd.concat([seen, day])
         learned, retrain_learned = learnable_share(engine, updated)
         updated = engine.update(updated, time_budget=args.update_budget).id
         retrained = engine.train(config).id
-        data, histories, targets = next_day_targets(seen, following, items)
+        data, histories, targets, takers = next_day_targets(seen, following, items)
         per_target = {}
         for label, run_id in (("never", base.id), ("update", updated), ("retrain", retrained)):
             for kind, values in next_day_ndcg(engine, run_id, data, histories, targets).items():
@@ -217,6 +219,7 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
         new = np.array([str(data.item_external[t]) not in base_items for t in targets], dtype=bool)
         on_new = float(new.mean()) if len(targets) else 0.0
         pooled["new"].append(new)
+        pooled["taker"].append(len(rows) * 2**32 + takers)  # one id per (day, user)
         row = {"day": time.strftime("%Y-%m-%d", time.gmtime(int(day["ts"].min()))), "events": len(day),
                "new_items": new_items, "learned": learned, "retrain_learned": retrain_learned, "update_s": update_s,
                "retrain_s": retrain_s, **ndcg, "targets": len(targets), "on_new": on_new}
@@ -233,7 +236,7 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
         pooled = {label: np.concatenate(values) for label, values in pooled.items()}
         for kind in ("generator", "served"):
             pooled_report(f"{name} ({kind})", {label: pooled[f"{kind} {label}"] for label in ("never", "update", "retrain")},
-                          pooled["new"])
+                          pooled["new"], pooled["taker"])
         ever, lately = pooled["popularity ever"], pooled["popularity 3 days"]
         print(f"{name}, trends alone: NDCG@10 of popularity over the whole past {ever.mean():.4f}, over the last 3 "
               f"days {lately.mean():.4f}; lately - ever {paired(lately, ever)} (p {wilcoxon_p_value(lately - ever):.2g})",
@@ -241,10 +244,13 @@ def replay(name: str, events: pd.DataFrame, items: pd.DataFrame, args, folder: P
     return rows
 
 
-def pooled_report(name: str, pooled: dict[str, np.ndarray], new: np.ndarray) -> None:
+def pooled_report(name: str, pooled: dict[str, np.ndarray], new: np.ndarray, taker: np.ndarray) -> None:
     """Every day's next-day targets together, and those on items the first model never saw: the
     mean NDCG@10 of each model and the paired differences from never updating (95% half-width,
-    Wilcoxon signed-rank p): a day alone holds too few targets to tell the models apart."""
+    Wilcoxon signed-rank p): a day alone holds too few targets to tell the models apart. ``taker``
+    says whose day each target is (one id per user and day): the targets of one user's day are
+    not independent (on ml-latest-small one user takes 50-98% of a day's events), so the
+    differences are also tested on each user-day's mean, the unit the test can count on."""
     for label, chosen in (("all targets", np.ones(len(new), dtype=bool)), ("targets on new items", new)):
         if not chosen.any():
             print(f"{name}, {label}: none")
@@ -258,6 +264,12 @@ def pooled_report(name: str, pooled: dict[str, np.ndarray], new: np.ndarray) -> 
               f"{paired(update, never)} (p {wilcoxon_p_value(update - never):.2g}), retrain - never "
               f"{paired(retrain, never)} (p {wilcoxon_p_value(retrain - never):.2g}), update - retrain "
               f"{paired(update, retrain)} (p {wilcoxon_p_value(update - retrain):.2g})", flush=True)
+        groups, at = np.unique(taker[chosen], return_inverse=True)
+        means = {key: np.bincount(at, pooled[key][chosen]) / np.bincount(at) for key in ("never", "update", "retrain")}
+        print(f"{name}, {label} as {len(groups):,} user-days (each one's mean NDCG@10): update - never "
+              f"{paired(means['update'], means['never'])} (p {wilcoxon_p_value(means['update'] - means['never']):.2g}), "
+              f"retrain - never {paired(means['retrain'], means['never'])} "
+              f"(p {wilcoxon_p_value(means['retrain'] - means['never']):.2g})", flush=True)
 
 
 def summary(name: str, rows: list[dict]) -> None:
