@@ -10,7 +10,7 @@ Goals (issue 4): the longest event-loop stall stays under 50 ms while an import 
 run works in the background; switching users on the Explore page takes p95 < 100 ms on a
 workspace with 100k users.
 
-How: a QTimer ticks every 5 ms in the GUI thread; the longest gap between two ticks, minus the
+How (``gui_stalls.py``): a QTimer ticks every 5 ms in the GUI thread; the longest gap between two ticks, minus the
 5 ms, is the longest time the window could not answer. The import goes through the import
 dialog's worker, the training through the Train page's Train button, each with the Data and
 Train pages following the context's signals as they do for a user. A user switch is timed from
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import faulthandler
 import os
 import platform
 import statistics
@@ -47,100 +46,9 @@ from typing import Optional
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import gc  # noqa: E402
-
 import numpy as np  # noqa: E402
-
-# Qt is imported inside the functions: the job process (multiprocessing's spawn) runs this
-# script's top again, and must not load Qt.
-TICK_MS = 5
-
-
-class StallMeter:
-    """The longest gap between ticks of a 5 ms timer in the GUI thread, minus the 5 ms.
-
-    With a ``watchdog`` file, every tick re-arms ``faulthandler.dump_traceback_later``: when the
-    next tick is more than ``WATCHDOG_S`` late, faulthandler's own C thread writes the stacks of
-    every thread to the file without needing the GIL, so a stall shows what held the GIL (or the
-    GUI thread) at that moment, and again every ``WATCHDOG_S`` while the stall lasts.
-    """
-
-    WATCHDOG_S = 0.04
-
-    def __init__(self, watchdog=None) -> None:
-        from PySide6.QtCore import QElapsedTimer, QTimer
-
-        self.watchdog = watchdog
-        self.clock = QElapsedTimer()
-        self.timer = QTimer()
-        self.timer.setInterval(TICK_MS)
-        self.timer.timeout.connect(self._tick)
-        self.gaps: list[float] = []
-        self._last = 0
-        self._stolen_at_start = self.stolen_s = 0.0
-        self.collections: list[float] = []  # ms of each full garbage collection in this process
-        self._collecting_since = 0.0
-        self._measuring = False
-        gc.callbacks.append(self._on_gc)
-
-    def _on_gc(self, phase: str, info: dict) -> None:
-        if info["generation"] != 2 or not self._measuring:
-            return
-        if phase == "start":
-            self._collecting_since = time.perf_counter()
-        else:
-            self.collections.append((time.perf_counter() - self._collecting_since) * 1000)
-
-    def start(self) -> None:
-        self.gaps.clear()
-        self.collections.clear()
-        self._measuring = True
-        self._stolen_at_start = stolen_cpu_s()
-        self.clock.start()
-        self._last = self.clock.nsecsElapsed()
-        self.timer.start()
-        self._arm_watchdog()
-
-    def stop(self) -> None:
-        self.timer.stop()
-        self._measuring = False
-        self.stolen_s = stolen_cpu_s() - self._stolen_at_start
-        if self.watchdog is not None:
-            faulthandler.cancel_dump_traceback_later()
-
-    def _tick(self) -> None:
-        now = self.clock.nsecsElapsed()
-        gap = (now - self._last) / 1e6 - TICK_MS
-        self.gaps.append(gap)
-        self._last = now
-        if self.watchdog is not None and gap > self.WATCHDOG_S * 1000:
-            print(f"=== the stall above lasted {gap:.0f} ms (ended {now / 1e9:.2f} s into the phase)",
-                  file=self.watchdog, flush=True)
-        self._arm_watchdog()
-
-    def _arm_watchdog(self) -> None:
-        if self.watchdog is not None:
-            faulthandler.dump_traceback_later(self.WATCHDOG_S, repeat=True, file=self.watchdog)
-
-    def summary(self) -> str:
-        gaps = np.array(self.gaps) if self.gaps else np.zeros(1)
-        longest_gc = f", longest {max(self.collections):.0f} ms" if self.collections else ""
-        return (f"longest stall {gaps.max():6.1f} ms, p99 {np.percentile(gaps, 99):5.1f} ms "
-                f"over {len(self.gaps):,} ticks ({'OK' if gaps.max() < 50 else 'ABOVE'} the 50 ms goal; "
-                f"{self.stolen_s:.2f} CPU-s stolen by the host; {len(self.collections)} full collections in the "
-                f"window's process{longest_gc})")
-
-
-def stolen_cpu_s() -> float:
-    """CPU time the hypervisor gave to other guests so far (Linux /proc/stat; 0 elsewhere): on a
-    shared virtual machine, phases that lost time this way show longer stalls through no fault of
-    the studio's."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+from gui_stalls import StallMeter, StallTracer  # noqa: E402 - Qt is imported inside: the job process
+# (multiprocessing's spawn) runs this script's top again, and must not load Qt
 
 
 def wait_until(app, condition, timeout_s: float) -> float:
@@ -300,10 +208,12 @@ def bench_big(app, window, path: Path, models: list[str], switches: int, meter: 
     from studio.main_window import _engine_class
 
     engine = _big_workspace(path, models)
-    prepared = engine.prepared()
     counts = engine.workspace.counts()
-    print(f"  {counts['users']:,} users, {counts['events']:,} events; the sequences and user directory were "
-          f"{'' if prepared else 'NOT '}prepared beforehand (an import in the studio prepares them)")
+    print(f"  {counts['users']:,} users, {counts['events']:,} events")
+    if not engine.prepared():  # caches of an older release: the studio would prepare them in its job process
+        started = time.perf_counter()
+        engine.prepare()
+        print(f"  its caches prepared in {time.perf_counter() - started:.1f} s (once; an import prepares them)")
     runs = {run.model: run.id for run in engine.runs() if run.status == "done"}
     engine.workspace.close()
     started = time.perf_counter()
@@ -404,7 +314,7 @@ def main(argv=None) -> int:
     parser.add_argument("--explore-epochs", type=int, default=1, help="epochs of the neural models explored")
     parser.add_argument("--watchdog", type=Path, default=None,
                         help=f"write every thread's stack to this file whenever the GUI thread is "
-                             f"{StallMeter.WATCHDOG_S * 1000:.0f} ms late (finds what causes a stall)")
+                             f"{StallTracer.LATE_S * 1000:.0f} ms late (finds what causes a stall)")
     parser.add_argument("--phases", default="import,train,explore",
                         help="comma-separated phases to run (explore needs import; big needs --big)")
     parser.add_argument("--big", type=Path, default=None,

@@ -21,6 +21,8 @@ from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
 from core.data.sequences import cache_folder, sequence_cache
+from core.data.successors import CACHE_FORMAT as SUCCESSORS_FORMAT
+from core.data.successors import Successors
 from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
@@ -74,6 +76,7 @@ class Engine:
         self._content: Optional[str] = None
         self._data_cache: tuple[str, object] | None = None
         self._users_cache: tuple[str, UserDirectory] | None = None
+        self._successors_cache: tuple[str, Successors] | None = None
         self._bundles: dict[int, Bundle] = {}
         self._session_active: Optional[str] = None  # the active run chosen in a read-only workspace
         # (run, mode) -> (content hash, test users, their ranks): what compare pairs up
@@ -101,6 +104,7 @@ class Engine:
         """Forget cached sequences, users and loaded models (after another process imported into the file)."""
         with self._lock:
             self._content, self._data_cache, self._users_cache, self._text_index = None, None, None, None
+            self._successors_cache = None
             self._bundles.clear()
             self._test_ranks.clear()
 
@@ -581,7 +585,25 @@ class Engine:
         return None if held is None else held.item
 
     def next_items(self, item: str, n: int = 10) -> list[NextItem]:
-        return serving.next_items(self.sequence_data(), item, n)
+        return serving.next_items(self.sequence_data(), self.successors(), item, n)
+
+    def successors(self) -> Successors:
+        """Every item's followers in the log (``core.data.successors``): counted once per content
+        and kept beside the workspace (not beside a read-only one), then a slice per item."""
+        content = self.content_hash()
+        with self._lock:
+            if self._successors_cache is not None and self._successors_cache[0] == content:
+                return self._successors_cache[1]
+        folder = self._successors_folder(content)
+        successors = None if self.workspace.read_only else Successors.cached(folder)
+        if successors is None:
+            data = self.sequence_data()
+            successors = Successors.count(data.items, data.offsets, data.n_items)
+            if not self.workspace.read_only:
+                successors.save(folder)
+        with self._lock:
+            self._successors_cache = (content, successors)
+        return successors
 
     def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
         """Items whose id or title contains ``text``, then the items nearest to it in meaning once the
@@ -690,20 +712,26 @@ class Engine:
         return len(self._user_directory(activity))
 
     def prepare(self, events=None, activity=None) -> None:
-        """Build and cache what the studio reads first, the sequences and the user directory (a job for the
-        job process: a scan of every event, unless the caller holds them: ``WholeLog.for_caches``)."""
+        """Build and cache what the studio reads first, the sequences, the user directory and the items'
+        followers (a job for the job process: a scan of every event, unless the caller holds them:
+        ``WholeLog.for_caches``)."""
         self.sequence_data(events)
         self.prepare_users(activity)
+        self.successors()
 
     def prepared(self) -> bool:
-        """Whether the sequences and the user directory of the current content are cached beside the
-        workspace, so reading them maps files instead of scanning every event (never in a read-only one)."""
+        """Whether the sequences, the user directory and the items' followers of the current content are
+        cached beside the workspace, so reading them maps files instead of scanning every event (never in
+        a read-only one)."""
         content = self.content_hash()
         return (not self.workspace.read_only and sequence_cache(self.workspace, content).is_dir()
-                and self._users_folder(content).is_dir())
+                and self._users_folder(content).is_dir() and self._successors_folder(content).is_dir())
 
     def _users_folder(self, content: str) -> Path:
         return cache_folder(self.workspace.path) / f"users-{content}-v{DIRECTORY_FORMAT}"
+
+    def _successors_folder(self, content: str) -> Path:
+        return cache_folder(self.workspace.path) / f"successors-{content}-v{SUCCESSORS_FORMAT}"
 
     def _user_directory(self, activity=None) -> UserDirectory:
         content = self.content_hash()

@@ -254,29 +254,13 @@ def item_info(data, item: int) -> ItemInfo:
     return ItemInfo(str(data.item_external[item]), _title(data, item), _categories(data, item))
 
 
-def next_items(data, item: str, n: int = 10) -> list[NextItem]:
-    """Items most often taken right after ``item`` (within one user's sequence)."""
+def next_items(data, successors, item: str, n: int = 10) -> list[NextItem]:
+    """Items most often taken right after ``item`` (within one user's sequence), read from the
+    log's ``Successors`` (``core.data.successors``)."""
     index = int(data.item_index_of([item])[0])
-    if index == 0:
-        return []
-    positions = _positions_of(data.items[:-1], index)
-    user_end = data.offsets[1:][np.searchsorted(data.offsets[1:], positions, side="right")]
-    following = data.items[positions[positions + 1 < user_end] + 1]
-    counts = np.bincount(following, minlength=data.n_items + 1)
-    order = [i for i in np.argsort(-counts, kind="stable")[:n] if counts[i] > 0]
-    return [NextItem(str(data.item_external[i]), _title(data, i), _categories(data, i), int(counts[i]))
-            for i in order]
-
-
-EVENTS_PER_CALL = 2_000_000  # events compared per C call: a few milliseconds of the interpreter lock
-
-
-def _positions_of(items: np.ndarray, item: int) -> np.ndarray:
-    """Where ``item`` occurs in ``items``, a chunk at a time: at 25M events one comparison held the
-    interpreter lock, and with it the studio's window, for 50-100 ms."""
-    found = [np.flatnonzero(items[start: start + EVENTS_PER_CALL] == item) + start
-             for start in range(0, len(items), EVENTS_PER_CALL)]
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    followers, counts = successors.of(index, n)
+    return [NextItem(str(data.item_external[i]), _title(data, i), _categories(data, i), int(count))
+            for i, count in zip(followers.tolist(), counts.tolist())]
 
 
 def search_items(data, text: str, limit: int = 20) -> list[ItemInfo]:

@@ -20,12 +20,13 @@ What a page does
     * Sets a tooltip on every control it adds.
 
 ``page_shown()`` is called by the main window each time the page becomes the visible one; pages
-that defer expensive refreshes until seen override it.
+that defer expensive refreshes until seen override it. ``paint_when_seen(paint)`` paints now when
+the page is on screen, else when it next shows.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import shiboken6
 from PySide6.QtCore import Qt
@@ -44,6 +45,7 @@ class StudioPage(QWidget):
         super().__init__(parent)
         self.context = context
         self.setObjectName(f"{type(self).__name__}")
+        self._unseen_paints: dict[str, Callable[[], None]] = {}
 
     def lay_out_side_by_side(self, side: QWidget, main: QWidget, widths: tuple[int, int]) -> None:
         """A narrow ``side`` pane left of the ``main`` one, which takes any extra width; both resizable."""
@@ -63,3 +65,19 @@ class StudioPage(QWidget):
 
     def page_shown(self) -> None:
         """The page just became visible; the default needs nothing."""
+
+    def paint_when_seen(self, paint: Callable[[], None]) -> None:
+        """Call ``paint`` now if the page is on screen, else once it shows (the latest call of each
+        ``paint`` only). Filling a page nobody sees cost the window as much as filling one in front:
+        at 25M events the Evaluate page's chart behind the Explore page held it 0.3-0.5 s as a
+        workspace opened."""
+        if self.isVisible():
+            paint()
+        else:
+            self._unseen_paints[getattr(paint, "__name__", repr(paint))] = paint
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        paints, self._unseen_paints = self._unseen_paints, {}
+        for paint in paints.values():
+            paint()

@@ -244,7 +244,7 @@ class EvaluatePage(StudioPage):
         protocols = dict.fromkeys(run.metrics["protocol"] for run in runs if run.metrics.get("protocol"))
         self.protocol.setText("\n".join(protocols))
         self._fill_metric_box()
-        self._redraw()
+        self.paint_when_seen(self._redraw)
         if (self.run_a.currentData(), self.run_b.currentData()) != chosen or self._test_when_read:
             self._test_when_read = False
             self._significance_if_ready()

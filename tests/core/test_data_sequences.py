@@ -135,3 +135,12 @@ def test_cached_texts_read_back_as_written(tmp_path, monkeypatch, per_call):
         read = sequences._decode_texts(np.frombuffer(b"".join(encoded), dtype=np.uint8),
                                        np.cumsum([len(b) for b in encoded], dtype=np.int64))
         assert read.dtype == object and list(read) == texts
+
+
+def test_id_maps_built_in_chunks_match_one_built_at_once(monkeypatch):
+    from core.data import sequences
+
+    ids = np.array(["", *[f"item-{n}" for n in range(45)]], dtype=object)
+    monkeypatch.setattr(sequences, "LOOKUP_CHUNK", 7)
+    assert sequences._index_of_each(ids, first=1) == {f"item-{n}": n + 1 for n in range(45)}
+    assert sequences._index_of_each(ids[1:], first=0) == {f"item-{n}": n for n in range(45)}

@@ -141,13 +141,23 @@ def test_next_items_and_search(engine):
     assert engine.search_items("", 5) == []
 
 
-def test_next_items_read_in_chunks_count_as_read_at_once(engine, monkeypatch):
-    from core import serving
+def test_next_items_are_counted_once_and_read_from_the_cache_after(engine, monkeypatch):
+    """A second engine on the same content maps the saved followers instead of counting them again."""
+    from core.data.successors import Successors
 
     item = str(engine.user_history(_busy_user(engine))["item"].iloc[0])
     whole = engine.next_items(item, 5)
-    monkeypatch.setattr(serving, "EVENTS_PER_CALL", 7)  # pieces that split users' sequences
-    assert engine.next_items(item, 5) == whole and whole
+    assert any(engine.workspace.path.with_name(engine.workspace.path.name + ".cache").glob("successors-*"))
+
+    def counted_again(*_args):
+        raise AssertionError("the followers were counted again")
+
+    monkeypatch.setattr(Successors, "count", classmethod(counted_again))
+    again = Engine.open(engine.workspace.path)
+    try:
+        assert again.next_items(item, 5) == whole and whole
+    finally:
+        again.workspace.close()
 
 
 def test_an_items_categories_are_one_tuple_of_names_everywhere(engine):

@@ -31,6 +31,22 @@ def test_prepare_keeps_sequences_and_users_beside_the_workspace_for_the_next_eng
         reopened.workspace.close()
 
 
+def test_a_workspace_without_its_items_followers_counted_is_not_prepared(engine):
+    """Caches of an older release (sequences and users only) are prepared again, in the job process."""
+    import shutil
+
+    engine.prepare()
+    folder = engine.workspace.path.with_name(engine.workspace.path.name + ".cache")
+    shutil.rmtree(next(folder.glob("successors-*")))
+    reopened = Engine.open(engine.workspace.path)
+    try:
+        assert not reopened.prepared()
+        reopened.prepare()
+        assert reopened.prepared()
+    finally:
+        reopened.workspace.close()
+
+
 def test_a_search_scanned_in_chunks_finds_what_one_scan_finds(monkeypatch):
     names = [f"Shopper-{i:04d}" for i in range(1000)] + ["ÉLODIE-42"]
     events = np.arange(len(names), dtype=np.int64) % 7

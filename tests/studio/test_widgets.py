@@ -277,6 +277,41 @@ def test_run_table_flags_a_run_worse_than_popularity(qtbot):
     assert "popularity" in table.item(1, 2).toolTip()
 
 
+def test_a_run_table_off_screen_measures_its_columns_when_it_shows(qtbot, monkeypatch):
+    from core.runs import RunSummary
+    from studio.widgets.run_table import RunTable
+
+    table = RunTable()
+    qtbot.addWidget(table)
+    measured = []
+    natural = RunTable._natural_width
+    monkeypatch.setattr(RunTable, "_natural_width", lambda self, column: measured.append(column) or natural(self, column))
+    table.set_runs([RunSummary(1, "gru", "done", 0.0, {"epochs": 1}, {"metrics": {"ndcg@10": 0.1}})])
+    assert measured == [] and table.rowCount() == 1  # filled, not measured, while nobody sees it
+    table.show()
+    qtbot.waitUntil(lambda: bool(measured))
+    assert table.columnWidth(0) >= table.sizeHintForColumn(0)
+
+
+def test_a_page_off_screen_paints_once_it_shows(qtbot, context):
+    from studio.pages import StudioPage
+
+    page = StudioPage(context)
+    qtbot.addWidget(page)
+    painted = []
+
+    def paint():
+        painted.append(len(painted))
+
+    page.paint_when_seen(paint)
+    page.paint_when_seen(paint)  # asked twice while hidden: painted once, when seen
+    assert painted == []
+    page.show()
+    qtbot.waitUntil(lambda: painted == [0])
+    page.paint_when_seen(paint)  # on screen: at once
+    assert painted == [0, 1]
+
+
 def test_a_finished_run_says_when_the_time_budget_cut_it_short():
     from core.runs import RunSummary
     from studio.pages.train import finish_note
