@@ -192,8 +192,11 @@ def _history(engine, user: str) -> list[str]:
 
 
 def _is_cold(engine, history: list[str]) -> bool:
-    """No event the run can read: a new user, or one whose items are all newer than the run."""
-    return not engine.sequence_data().item_index_of(history).any()
+    """No event the run can read: a new user, or one whose items are all newer than the run. Looked up
+    newest first, one at a time: a known user's newest item settles it, where looking up the whole
+    history cost the event loop a dictionary look-up per event (10,000 for the heaviest shoppers)."""
+    index_of = engine.sequence_data().item_index_of
+    return not any(index_of([item])[0] for item in reversed(history))
 
 
 def _recommendation(rec, explain: bool) -> dict:
