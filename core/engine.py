@@ -74,6 +74,7 @@ class Engine:
         self._text_index: Optional[tuple[tuple[str, str], object]] = None
         self._lock = threading.RLock()
         self._content: Optional[str] = None
+        self._loaded_up_to = 0  # events with ids up to this one are in the sequences of ``_content``
         self._data_cache: tuple[str, object] | None = None
         self._users_cache: tuple[str, UserDirectory] | None = None
         self._successors_cache: tuple[str, Successors] | None = None
@@ -112,6 +113,8 @@ class Engine:
         """The workspace's content hash, read once per import: counting 20M events on every call would cost 0.1 s."""
         with self._lock:
             if self._content is None:
+                # read before the hash: an event stored in between is then read again (users_items), never missed
+                self._loaded_up_to = self.workspace.last_event_id()
                 self._content = self.workspace.content_hash()
             return self._content
 
@@ -553,8 +556,25 @@ class Engine:
         return self.workspace.user_items(user)
 
     def users_items(self, users: list[str]) -> list[list[str]]:
-        """``user_items`` of many users, read at once (the service's batches of requests)."""
-        return self.workspace.users_items(users)
+        """``user_items`` of many users (the service's batches of requests): each user's events in the
+        loaded sequences, then those stored since (``Workspace.events_since``), as one read of the store
+        finds them. Only a user with a newer event timed no later than their loaded ones (it belongs
+        among them, or among the loaded ones: the sequences were read after ``_loaded_up_to``) is read
+        whole from the store: at 25M events a shopper with 10,000 events took 150-300 ms a request so.
+        Consecutive events on one item appear once (as in the sequences)."""
+        data = self.sequence_data()
+        newer = self.workspace.events_since(self._loaded_up_to, users)
+        ids = data.item_labels[0]
+        histories = []
+        for user in users:
+            added, first, interleaved = newer.get(str(user), ([], 0.0, False))
+            row = data.user_index_of(user)
+            loaded = data.history(row) if row is not None else data.items[:0]
+            if interleaved or (added and len(loaded) and first <= data.ts[data.offsets[row + 1] - 1]):
+                histories.append(self.workspace.user_items(user))
+            else:
+                histories.append([ids[i] for i in loaded.tolist()] + added)
+        return histories
 
     def log_position(self) -> runs.LogPosition:
         """Where the log ends now (its newest event and item ids): a change says events or items were added."""

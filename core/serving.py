@@ -7,6 +7,7 @@ person) is served exactly like a stored one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -202,9 +203,9 @@ def _explained(rank, item, score, drivers, evidence, taken_with: int, fallback: 
         parts = ["fits their history as a whole" if evidence else fallback]
     if interest is not None:
         parts.append(f"fits their interest in {interest}")
-    return Recommendation(rank, str(data.item_external[item]), _title(data, item), _categories(data, item), score,
-                          " · ".join(parts), [(str(data.item_external[i]), w) for i, w in drivers], interest,
-                          top_share, str(data.item_external[taken_with]) if taken_with else None)
+    ids = data.item_labels[0]
+    return Recommendation(rank, ids[item], _title(data, item), _categories(data, item), score, " · ".join(parts),
+                          [(ids[i], w) for i, w in drivers], interest, top_share, ids[taken_with] if taken_with else None)
 
 
 def taken_with_words(title: str, deed: str = "took", who: str = "they") -> str:
@@ -242,16 +243,23 @@ def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, f
 
 
 def _title(data, item: int) -> str:
-    return str(data.item_title[item]) or str(data.item_external[item])
+    ids, titles, _ = data.item_labels
+    return titles[item] or ids[item]
 
 
 def _categories(data, item: int) -> tuple[str, ...]:
-    return split_categories(str(data.item_categories[item]))
+    return _split_categories(data.item_labels[2][item])
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_categories(text: str) -> tuple[str, ...]:
+    """A catalogue has far fewer category texts than items, and a served list splits one per item."""
+    return split_categories(text)
 
 
 def item_info(data, item: int) -> ItemInfo:
     """What a list shows about the item at index ``item``."""
-    return ItemInfo(str(data.item_external[item]), _title(data, item), _categories(data, item))
+    return ItemInfo(data.item_labels[0][item], _title(data, item), _categories(data, item))
 
 
 def next_items(data, successors, item: str, n: int = 10) -> list[NextItem]:
@@ -259,7 +267,7 @@ def next_items(data, successors, item: str, n: int = 10) -> list[NextItem]:
     log's ``Successors`` (``core.data.successors``)."""
     index = int(data.item_index_of([item])[0])
     followers, counts = successors.of(index, n)
-    return [NextItem(str(data.item_external[i]), _title(data, i), _categories(data, i), int(count))
+    return [NextItem(data.item_labels[0][i], _title(data, i), _categories(data, i), int(count))
             for i, count in zip(followers.tolist(), counts.tolist())]
 
 

@@ -101,10 +101,16 @@ class SequenceData:
     def _user_lookup(self) -> dict[str, int]:
         return _index_of_each(self.user_external, first=0)
 
+    @cached_property
+    def item_labels(self) -> tuple[list[str], list[str], list[str]]:
+        """(ids, titles, categories text) per item index as Python lists: a served list reads a few
+        dozen, and a list's element costs a fraction of a NumPy object array's (``core.serving``)."""
+        return self.item_external.tolist(), self.item_title.tolist(), self.item_categories.tolist()
+
     def build_lookups(self) -> None:
         """Build the id -> index maps now rather than at the first look-up (a million users' map takes
         seconds): a service builds them before its first request."""
-        self._item_lookup, self._user_lookup  # noqa: B018 - cached on first access
+        self._item_lookup, self._user_lookup, self.item_labels  # noqa: B018 - cached on first access
 
     def item_index_of(self, external_ids: Iterable[str]) -> np.ndarray:
         """Item indices for the shop's item ids; 0 for ids this data has never seen."""

@@ -2,8 +2,9 @@
 
 Nothing here recommends or validates: lists and explanations come from the engine (so they
 are the ones the CLI and the studio show) and posted events are judged by the importer. A
-user's history is read from the workspace on every request, so an event stored by ``POST
-/events`` (or by an import elsewhere) is in that user's next list without retraining; items
+user's history is the loaded sequences plus the events stored since, read on every request
+(``Engine.users_items``), so an event stored by ``POST /events`` (or by an import elsewhere) is in
+that user's next list without retraining; items
 the run was not trained on are stored but cannot be scored until a new run knows them.
 """
 
@@ -188,12 +189,15 @@ def _json(body: dict) -> Response:
 
 def _history(engine, user: str) -> list[str]:
     """The user's item ids in time order as stored now ([] for a user the workspace has never seen)."""
-    return engine.user_items(user)
+    return engine.users_items([user])[0]
 
 
 def _is_cold(engine, history: list[str]) -> bool:
-    """No event the run can read: a new user, or one whose items are all newer than the run."""
-    return not engine.sequence_data().item_index_of(history).any()
+    """No event the run can read: a new user, or one whose items are all newer than the run. Looked up
+    newest first, one at a time: a known user's newest item settles it, where looking up the whole
+    history cost the event loop a dictionary look-up per event (10,000 for the heaviest shoppers)."""
+    index_of = engine.sequence_data().item_index_of
+    return not any(index_of([item])[0] for item in reversed(history))
 
 
 def _recommendation(rec, explain: bool) -> dict:

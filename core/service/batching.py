@@ -6,7 +6,8 @@ request, and handing each request from the event loop to a worker thread and on 
 thread cost more CPU than the Markov model's scoring itself. Here a request goes from the
 event loop straight to a scoring thread, which takes what has queued up (at most
 ``MAX_BATCH``; how long it waits for more: ``core.gathering``), reads those users' histories as
-stored now in one query (so an event posted a moment ago counts) and scores them with one
+stored now (``Engine.users_items``: the loaded sequences and, in one query, the events stored since,
+so an event posted a moment ago counts) and scores them with one
 ``Engine.recommend_histories`` call per run and setting.
 
 A list already answered for the same run, setting and stored history is answered again from

@@ -340,6 +340,33 @@ class Workspace:
                     found[user].append(item)
         return [found[user] for user in wanted]
 
+    def last_event_id(self) -> int:
+        """The highest event id stored (0 for none): events are numbered as they are stored."""
+        with self.engine.connect() as conn:
+            return conn.connection.dbapi_connection.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def events_since(self, event_id: int, external_ids: list[str]) -> dict[str, tuple[list[str], float, bool]]:
+        """Per user of ``external_ids`` with events stored after ``event_id`` (dislikes left out): (their
+        item ids in time order, the earliest one's time, whether one is timed no later than the user's
+        latest event up to ``event_id``: it then belongs among those, not after them). One query per 900
+        users; the user's index finds their newer events without reading the older ones' items."""
+        wanted = list(dict.fromkeys(str(user) for user in external_ids))
+        found: dict[str, tuple[list[str], float, bool]] = {}
+        query = ("SELECT u.external_id, i.external_id, e.ts, e.ts <= coalesce((SELECT max(o.ts) FROM events o "
+                 "WHERE o.user_id = e.user_id AND o.id <= ? AND o.negative = 0), -1e300) "
+                 "FROM users u JOIN events e ON e.user_id = u.id JOIN items i ON i.id = e.item_id "
+                 "WHERE u.external_id IN ({}) AND e.id > ? AND e.negative = 0 ORDER BY e.user_id, e.ts, e.id")
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            for start in range(0, len(wanted), _MAX_SQL_VARIABLES):
+                chunk = wanted[start:start + _MAX_SQL_VARIABLES]
+                for user, item, ts, early in raw.execute(query.format(", ".join("?" * len(chunk))),
+                                                         [event_id, *chunk, event_id]):
+                    items, first, interleaved = found.get(user, ([], ts, False))
+                    items.append(item)
+                    found[user] = (items, first, interleaved or bool(early))
+        return found
+
     def item(self, external_id: str) -> Optional[dict]:
         """One item as stored now: {"item", "title", "categories" (list, primary first), "attributes"}; None if unknown."""
         with self.engine.connect() as conn:

@@ -77,6 +77,9 @@ def test_a_batch_stores_good_rows_and_names_the_field_and_reason_of_bad_ones(eng
     assert "unparseable time 'not a time'" in reasons
     new_user = client.get("/recommend", params={"user": "NEW-1", "k": 1}).json()
     assert new_user["cold_start"] is False and new_user["recommendations"][0]["item"] == "P01"
+    # A user whose only events are on items the run does not know is served the cold-start list.
+    assert client.post("/events", json={"user": "NEW-2", "item": "BRAND-NEW"}).json()["accepted"] == 1
+    assert client.get("/recommend", params={"user": "NEW-2", "k": 1}).json()["cold_start"] is True
 
 
 def test_a_request_whose_every_row_is_bad_stores_nothing_and_says_why(client):
