@@ -20,7 +20,7 @@ from core import runs, serving
 from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
-from core.data.sequences import cache_folder, sequence_cache
+from core.data.sequences import sequence_cache
 from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
@@ -30,7 +30,8 @@ from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
 from core.store.array_files import save_array_folder
-from core.store.directory import CACHE_FORMAT as DIRECTORY_FORMAT, UserDirectory, UserRow  # noqa: F401  (UserRow: users_page's rows)
+from core.caches import user_directory, users_folder
+from core.store.directory import UserDirectory, UserRow  # noqa: F401  (UserRow: users_page's rows)
 from core.text import TextModelSpec
 
 LONGEST_LIST = N_CANDIDATES  # no list is longer: it is cut from the candidates the ranker re-orders
@@ -700,22 +701,14 @@ class Engine:
         workspace, so reading them maps files instead of scanning every event (never in a read-only one)."""
         content = self.content_hash()
         return (not self.workspace.read_only and sequence_cache(self.workspace, content).is_dir()
-                and self._users_folder(content).is_dir())
-
-    def _users_folder(self, content: str) -> Path:
-        return cache_folder(self.workspace.path) / f"users-{content}-v{DIRECTORY_FORMAT}"
+                and users_folder(self.workspace, content).is_dir())
 
     def _user_directory(self, activity=None) -> UserDirectory:
         content = self.content_hash()
         with self._lock:
             if self._users_cache is not None and self._users_cache[0] == content:
                 return self._users_cache[1]
-        folder = self._users_folder(content)
-        directory = None if self.workspace.read_only else UserDirectory.cached(folder)
-        if directory is None:
-            directory = UserDirectory.read(self.workspace, activity)
-            if not self.workspace.read_only:
-                directory.save(folder)
+        directory = user_directory(self.workspace, content, activity)
         with self._lock:
             self._users_cache = (content, directory)
         return directory
