@@ -25,6 +25,7 @@ from core.distributed import SOLO, Team
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
 from core.generator import ColdStartScorer
+from core.pipeline import SMALL_BATCH
 from core.progress import RateMeter, emit
 from core.ranker import N_CANDIDATES, RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
@@ -459,9 +460,12 @@ class Engine:
         return serving.recommend(self.bundle(run_id), data, items, segment, k, diversity, exclude_seen)
 
     def recommend_many(self, run_id: int, users: list[str], k: int = 10, diversity: float = 0.0,
-                       exclude_seen: bool = True, batch_size: int = 256, progress=None,
+                       exclude_seen: bool = True, batch_size: int = SMALL_BATCH, progress=None,
                        cancel=None) -> Iterator[tuple[str, list[Recommendation]]]:
-        """(user, recommendations) for many stored users, scored a batch at a time (exports)."""
+        """(user, recommendations) for many stored users, scored a batch at a time (exports). A batch no
+        larger than ``SMALL_BATCH`` keeps its encoding's attention, so the explanations read it instead
+        of encoding every user a second time: half the CPU of 256-user batches with a Transformer at 25M
+        events (3.1-3.4 against 5.8-7.2 ms a user, paired, under load)."""
         self.check_list_length(k)
         data, bundle = self.sequence_data(), self.bundle(run_id)
         meter = RateMeter(len(users))
