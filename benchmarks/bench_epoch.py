@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data import leave_one_out, training_windows
+from core.data import leave_one_out
+from core.data.batches import training_windows
 from core.engine import Engine
 from core.training import (TrainConfig, _autocast, _step, make_optimizer, model_for_data, peak_rss_mb,
                            sampled_objective)

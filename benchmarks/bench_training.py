@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from bench_quality import SHARED, amazon_toys, machine
-from core.data import leave_one_out, training_windows
+from core.data import leave_one_out
+from core.data.batches import training_windows
 from core.demo import DemoConfig, create_demo_workspace
 from core.engine import Engine
 from core.importing import import_files

@@ -305,17 +305,15 @@ def _portable(exc: BaseException) -> BaseException:
 # -- jobs that are more than one engine call -----------------------------------------------------
 
 def import_and_prepare(engine, events=None, items=None, users=None, options=None, progress=None, cancel=None):
-    """``Engine.import_files``, then the sequences and the user directory every page reads next, built
-    and cached on disk here (``Engine.prepare``), so the window's process maps them instead of reading
-    every event. An import into a workspace without events hands every event on as it wrote them
-    (``WholeLog``): the caches are built from those instead of reading them back."""
-    logs = []
-    report = engine.import_files(events, items=items, users=users, options=options, progress=progress, cancel=cancel,
-                                 on_whole_log=logs.append)
-    if report.rows_accepted:
-        emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
-        engine.prepare(*(logs.pop().for_caches() if logs else ()))  # the log's own arrays go first
-    return report
+    """``core.caches.import_and_prepare`` into the engine's workspace: the import, then the sequences, the
+    user directory and the items' followers every page reads next, built and cached on disk, so the window's process maps
+    them instead of reading every event."""
+    from core.caches import import_and_prepare as import_into_workspace
+
+    try:
+        return import_into_workspace(engine.workspace, events, items, users, options, progress, cancel)
+    finally:
+        engine.refresh()
 
 
 def prepare_demo(engine, config=None, progress=None, cancel=None) -> None:

@@ -92,12 +92,12 @@ def cmd_import(args, out: Output) -> dict:
 
 def _import_and_prepare(workspace, sources: dict, options: ImportOptions, out: Output):
     """The import, then the sequences and the user directory cached as the studio's import builds them
-    (``core.jobs.import_and_prepare``): the studio's first look at a workspace imported here maps
-    them, instead of waiting for a scan of every event (42 s at a million users)."""
-    from core.engine import Engine
-    from core.jobs import import_and_prepare
+    (``core.caches.import_and_prepare``): the studio's first look at a workspace imported here maps
+    them, instead of waiting for a scan of every event (42 s at a million users). Never through the
+    engine: importing torch would cost the command 4 CPU-seconds."""
+    from core.caches import import_and_prepare
 
-    return import_and_prepare(Engine(workspace), **sources, options=options, progress=out.progress())
+    return import_and_prepare(workspace, **sources, options=options, progress=out.progress())
 
 
 def _sources(args) -> dict:

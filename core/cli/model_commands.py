@@ -45,7 +45,7 @@ def add_commands(commands, common, with_train_options: bool) -> None:
                                         "resumes with `nextpick train --resume RUN`.")
     p.add_argument("run_id", type=int, metavar="RUN", nargs="?",
                    help="the run to update (default: the active run, else the latest)")
-    p.add_argument("--time-budget", type=_setting_value(_train_setting("time_budget")), metavar="MIN", default=None,
+    p.add_argument("--time-budget", type=_train_setting_value("time_budget", float), metavar="MIN", default=None,
                    help="minutes the update's fine-tuning may take (default: a twentieth of the full training it "
                         "descends from, so the whole update, evaluations included, takes about a tenth; 0 = no limit)")
     p.set_defaults(handler=cmd_update)
@@ -222,6 +222,15 @@ def _train_setting(name: str):
     from core.training import TrainConfig
 
     return next(setting for setting in settings_of(TrainConfig) if setting.name == name)
+
+
+def _train_setting_value(name: str, kind: type):
+    """``_setting_value`` of the TrainConfig setting ``name`` (of type ``kind``), looked up when a value is
+    parsed: building every command's parser never imports torch (``core.training``; 4 CPU-seconds)."""
+    def parse(text: str):
+        return _setting_value(_train_setting(name))(text)
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _setting_value(setting):

@@ -1,6 +1,7 @@
-"""From the behaviour log to model-ready tensors: sequences, vocabularies, splits, batches."""
+"""From the behaviour log to model-ready arrays: sequences, vocabularies, splits. The batches
+(``core.data.batches``, torch) are imported from their module, so that reading sequences never
+imports torch."""
 
-from core.data.batches import TrainingWindows, pad_histories, training_windows
 from core.data.sequences import SequenceData, build_sequences, sequences_from_arrays
 from core.data.splits import (
     EvalMode, EvalSet, Split, SplitChoice, SplitError, SplitKind, Validation, leave_one_out, time_split,
@@ -14,12 +15,9 @@ __all__ = [
     "SplitChoice",
     "SplitError",
     "SplitKind",
-    "TrainingWindows",
     "Validation",
     "build_sequences",
     "leave_one_out",
-    "pad_histories",
     "sequences_from_arrays",
     "time_split",
-    "training_windows",
 ]

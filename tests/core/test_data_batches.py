@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from core.data import leave_one_out, pad_histories, training_windows
+from core.data import leave_one_out
+from core.data.batches import pad_histories, training_windows
 from core.data.histories import Histories
 
 from neural_data import rule_sequences

@@ -123,3 +123,29 @@ def test_a_large_batch_asked_for_scores_then_interests_is_encoded_once(trained):
         del fresh.model.encode
     assert len(encodings) == 1
     assert np.allclose(interests, NeuralScorer(scorer.model, "sasrec").interests_batch(histories), atol=1e-6)
+
+
+def test_an_export_batch_is_encoded_once_for_scores_interests_and_every_explanation(trained):
+    """``Engine.recommend_many`` (exports) batches users so that the explanations read the batch's kept
+    attention: at 256 users a batch, every user was encoded a second time (half the export's CPU)."""
+    import inspect
+
+    from core.engine import Engine
+
+    _, split, _, scorer = trained
+    batch = inspect.signature(Engine.recommend_many).parameters["batch_size"].default
+    histories = split.test.histories[:batch]
+    assert len(histories) == batch
+    fresh, encodings = NeuralScorer(scorer.model, "sasrec"), []
+    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
+        fresh.model, *args, **kwargs)
+    items = np.array([1, 2, 3])
+    try:
+        fresh.score(histories)
+        fresh.interests_batch(histories)
+        explained = [fresh.attributions(history, items) for history in histories]
+    finally:
+        del fresh.model.encode
+    assert len(encodings) == 1
+    alone = NeuralScorer(scorer.model, "sasrec")
+    assert all(np.allclose(weights, alone.attributions(history, items)) for weights, history in zip(explained, histories))
