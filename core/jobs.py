@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from core.errors import NextPickError
-from core.progress import Cancelled, CancelToken, Progress, ProgressCallback, emit
+from core.progress import Cancelled, CancelToken, ProgressCallback, emit
 
 # How long a cancelled job may take to reach its next check (a training batch, an import block)
 # before its process is ended: long enough for a checkpoint or a rollback to finish.

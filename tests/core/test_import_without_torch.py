@@ -20,4 +20,4 @@ def test_import_command_never_imports_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "rc 0 torch False"
     caches = sorted(path.name.split("-")[0] for path in (tmp_path / "shop.sqlite.cache").iterdir())
-    assert caches == ["sequences", "users"]
+    assert caches == ["sequences", "successors", "users"]
