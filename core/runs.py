@@ -60,8 +60,8 @@ class RunSummary:
     ``budget_cut``), ``evaluations`` (reports under other modes, by mode, from ``Engine.evaluate``)
     and, for neural runs, ``popularity`` (the popularity baseline's validation and test metrics on
     the same split) and ``gate`` (the paired validation test against it, see ``popularity_gate``), and
-    ``timing`` (``seconds`` and ``peak_rss_mb`` of each phase from the run's request on: reading, training,
-    re-ranker, popularity, test, saving).
+    ``timing`` (``seconds`` and ``peak_rss_mb`` of each phase from the run's request on: reading, popularity
+    (its side of the gate, measured before training), training, re-ranker, test, saving).
     config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with, and
     ``log``, where the log ended when it was trained (``LogPosition``; absent on older runs), and for
     an update ``update``: its parent run, and the events and items the log gained since the parent.
