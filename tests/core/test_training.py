@@ -323,3 +323,24 @@ def test_a_budget_cut_epoch_replans_its_decay_from_its_own_step_rate():
     assert schedule.replanned(200, 0.2, -5.0, last_step=5000) == 201  # overdue: decayed by the next step
     whole = training._Schedule(TrainConfig(), total_steps=5000)
     assert whole.replanned(200, 0.2, 100.0, last_step=5000) == 5000  # the plan holds whole epochs: unchanged
+
+
+def test_the_loop_replans_the_decay_of_a_budget_cut_epoch(rule_data, monkeypatch):
+    """The timed steps said two of the epoch's five fit; the real ones run far faster, so the decay is
+    stretched to the epoch's last step instead of ending after the second."""
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 1, "time_budget": 10})
+    timed = training.TrainingEstimate("CPU", step_s=200.0, steps_per_epoch=5, validation_s=1.0, max_epochs=0,
+                                      planned_epochs=0, budget_s=None)
+    monkeypatch.setattr(training, "_estimate", lambda *args: timed)
+    monkeypatch.setattr(training, "REPLAN_EVERY", 1)
+    schedules, train_epoch = [], training._train_epoch
+
+    def recording(*args):
+        schedules.append((args[8].total_steps, args[8]))  # the schedule as planned, and as the epoch left it
+        return train_epoch(*args)
+
+    monkeypatch.setattr(training, "_train_epoch", recording)
+    train_sequence_model(data, split, config, after=training.Afterwards(seconds=0.0, passes=0.0))
+    (planned, schedule), = schedules
+    assert planned == 2 and schedule.total_steps == 4
