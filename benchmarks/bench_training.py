@@ -80,12 +80,12 @@ def train_line(engine: Engine, model: str, time_budget=None) -> str:
     line += f"; against item-kNN on the test: {against_knn['difference']:+.4f}, p = {against_knn['p_value']:.2g}"
     epochs = len(training["epochs"])
     gate = metrics["gate"]
-    after = run.duration_s - training["seconds"]
+    outside = run.duration_s - training["seconds"]
     return (f"{line}\n  {'':<8} estimate before training: {estimate.describe()}\n"
             f"  {'':<8} max_len {config.max_len}, batch {config.batch_size}; {epochs} epochs run of "
             f"{training['planned_epochs']} planned, best {training['best_epoch']}, stopped by "
             f"{training['stopped_by']}{' (the budget cut it short)' if training['budget_cut'] else ''}; "
-            f"{after:.0f} s after the epochs (re-ranker, popularity check, evaluation)\n"
+            f"{outside:.0f} s outside the epochs (reading, popularity check, re-ranker, evaluation)\n"
             f"  {'':<8} beats popularity on validation: {gate['beats_popularity']} "
             f"({gate['mean_a']:.4f} vs {gate['mean_b']:.4f}, p = {gate['p_value']:.2g}, {gate.get('compares')}); "
             f"popularity test NDCG@10 {metrics['popularity']['test']['ndcg@10']:.4f} generator alone")

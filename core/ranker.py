@@ -21,6 +21,7 @@ holdout and served worse.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -518,13 +519,16 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     unreleased = None if target_times is None else _released_after(log, np.asarray(target_times)[chosen])
     items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased)
     interests = seen_as.interests_batch(histories, user_segments)
+    began = time.perf_counter()
     features = candidate_features(facts_as, items, scores, histories, user_segments, interests, item_interest,
                                   features_used)
     labels = torch.as_tensor(np.argmax(items == targets[:, None], axis=1))
     found = torch.as_tensor((items == targets[:, None]).any(axis=1))
     features, labels, valid = features[found], labels[found], torch.as_tensor(items)[found] > 0
+    fitting = time.perf_counter()
     net, report, served_gains = _fit(features, labels, valid, features_used, seed, epochs, progress, cancel)
-    report.update(target_in_candidates=float(found.float().mean()) if len(found) else 0.0, exclude_seen=exclude_seen)
+    report.update(target_in_candidates=float(found.float().mean()) if len(found) else 0.0, exclude_seen=exclude_seen,
+                  seconds={"features": fitting - began, "fit": time.perf_counter() - fitting})
     served_ndcg = np.zeros(len(chosen))
     served_ndcg[found.numpy()] = served_gains  # a target outside the candidates is served below rank 100
     return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg))

@@ -30,7 +30,7 @@ from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_test, per_user_metric
 from core.generator import ColdStartScorer
 from core.progress import Cancelled, Progress, emit
-from core.ranker import RankedScorer, train_ranker
+from core.ranker import ItemFacts, RankedScorer, train_ranker
 from core.scorer import Scorer
 from core.store import schema
 from core.update import Update, fine_tune_split, reused_ranker, update_split
@@ -60,8 +60,8 @@ class RunSummary:
     ``budget_cut``), ``evaluations`` (reports under other modes, by mode, from ``Engine.evaluate``)
     and, for neural runs, ``popularity`` (the popularity baseline's validation and test metrics on
     the same split) and ``gate`` (the paired validation test against it, see ``popularity_gate``), and
-    ``timing`` (``seconds`` and ``peak_rss_mb`` of each phase from the run's request on: reading, training,
-    re-ranker, popularity, test, saving).
+    ``timing`` (``seconds`` and ``peak_rss_mb`` of each phase from the run's request on: reading, popularity
+    (its side of the gate, measured before training), training, re-ranker, test, saving).
     config: the TrainConfig's fields plus ``split``, the SplitChoice the run was cut with, and
     ``log``, where the log ended when it was trained (``LogPosition``; absent on older runs), and for
     an update ``update``: its parent run, and the events and items the log gained since the parent.
@@ -525,31 +525,39 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     phases = _Phases(started)
     log = TrainLog.from_split(data, split)
     phases.end("reading")
+    neural = config.model not in BASELINES
+    updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
+    popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
+    # What needs no network is done before training, so the time budget counts what it took: the log's
+    # item facts (a neural generator's re-ranker reads them; counting their co-occurrence over every
+    # event is the re-ranker's largest cost at scale) and popularity's side of the popularity gate.
+    facts = ItemFacts.from_log(log) if neural and not updating else None
+    against = _popularity_side(popularity, data, split, cancel, test=not updating,
+                               served=None if updating else (log, facts, config.seed, progress)) if neural else None
+    phases.end("popularity")
     scorer, device, training, dims, moments, trained_ranks = _fit_generator(
-        folder, data, split, fit_split, log, config, progress, cancel, resume, text, update, team, started)
+        folder, data, split, fit_split, log, config, progress, cancel, resume, text, update, team, started,
+        after=None if updating or against is None else afterwards(against.ranker, split))
     phases.end("training")
     item_interest, interest_names = interest_vocabulary(scorer, data)
-    updating = update is not None and update.bundle is not None  # a neural run fine-tuned from its parent
     if updating:
         ranker, ranker_report = reused_ranker(update.bundle, log)
         ranker = None if ranker is None else ranker.with_text(scorer.text_vectors())
     else:
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
-                              target_times=target_times(data, split.valid), progress=progress, cancel=cancel)
+                              target_times=target_times(data, split.valid), facts=facts, progress=progress,
+                              cancel=cancel)
         ranker_report = ranker.report
     phases.end("re-ranker")
     kept = ranker is not None and ranker_report["kept"]
-    popularity = fit_baseline_on_log("pop", log)  # the cold-start list, as served to users without history
     generator = ColdStartScorer(scorer, popularity)
     served = ColdStartScorer(RankedScorer(scorer, ranker, item_interest), popularity) if kept else generator
     valid_ranks = _generator_valid_ranks(trained_ranks, fit_split is split, generator, data, split, cancel)
     # An update evaluates what its decision (the popularity gate) and its report need: the re-ranker
     # it reuses and popularity's test figures were measured with its parent.
-    compared = {} if dims is None else _compare_with_popularity(
-        valid_ranks, popularity, data, split, cancel, test=not updating,
-        served=None if updating else (ranker, log, config.seed, progress))
-    phases.end("popularity")
+    compared = {} if against is None else _compare_with_popularity(valid_ranks, against,
+                                                                   None if updating else ranker)
     emit(progress, Progress("evaluate", message="evaluating on the test targets"))
     test = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel, split_name=split.description)
     generator_test = None if updating else (evaluate_scorer(generator, data, split.test, cancel=cancel,
@@ -632,18 +640,23 @@ def new_item_metrics(report, test_set, known: np.ndarray) -> dict:
     return {"events": int(new.sum()), "hr@10": figures["hr@10"], "ndcg@10": figures["ndcg@10"]}
 
 
-def _compare_with_popularity(valid_ranks, popularity, data, split, cancel, test: bool = True, served=None) -> dict:
-    """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
-    is False) and the paired validation test (``gate``) against the model generator's ``valid_ranks``.
+@dataclass
+class PopularitySide:
+    """Popularity's side of the popularity gate: its figures (validation, and test unless an update),
+    its per-user validation ranks, and its re-ranker when the gate compares what each side serves."""
 
-    ``served``: (the run's ``Ranker``, the training log, the seed, progress; popularity's re-ranker reads
-    the item facts that ranker counted over the same log). The gate then
-    weighs what each side serves, as a popularity run would serve it: each pipeline's cross-fitted
-    validation NDCG@10 from its own re-ranker's keep check, on the same users. The served pipeline's
-    plain validation ranks would flatter a kept re-ranker (it was fitted on those targets), and the
-    generators alone flattered the model against a popularity run whose re-ranker lifts it (a
-    3-epoch Transformer gated in at test 0.1423 against such a run's 0.1433). Without it (an update,
-    whose ranker is its parent's) the generators alone are compared (``gate["compares"]``).
+    figures: dict
+    valid_ranks: np.ndarray
+    ranker: Optional[object] = None  # core.ranker.Ranker
+
+
+def _popularity_side(popularity, data, split, cancel, test: bool = True, served=None) -> PopularitySide:
+    """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
+    is False): nothing of it depends on the model, so a run measures it before training.
+
+    ``served``: (the training log, its ``ItemFacts``, the seed, progress): popularity's re-ranker is
+    fitted as a popularity run would fit it, reading those facts (the run's own re-ranker reads the
+    same, so the log's co-occurrence is counted once).
     """
     pop_valid = evaluate_scorer(popularity, data, split.valid, cancel=cancel, split_name=split.description)
     figures = {"valid": pop_valid.metrics}
@@ -651,14 +664,46 @@ def _compare_with_popularity(valid_ranks, popularity, data, split, cancel, test:
         figures["test"] = evaluate_scorer(popularity, data, split.test, cancel=cancel,
                                           split_name=split.description).metrics
     if served is None:
-        model, against = (per_user_metric(ranks, "ndcg@10") for ranks in (valid_ranks, pop_valid.ranks))
-        return {"popularity": figures, "gate": {**popularity_gate(model, against), "compares": "generators"}}
-    ranker, log, seed, progress = served
+        return PopularitySide(figures, pop_valid.ranks)
+    log, facts, seed, progress = served
     emit(progress, Progress("ranker", message="fitting popularity's re-ranker for the popularity check"))
     item_interest, _ = interest_vocabulary(popularity, data)
-    baseline = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=seed,
-                            target_times=target_times(data, split.valid), facts=ranker.facts, cancel=cancel).judgement
-    judgement = ranker.judgement
+    ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=seed,
+                          target_times=target_times(data, split.valid), facts=facts, cancel=cancel)
+    return PopularitySide(figures, pop_valid.ranks, ranker)
+
+
+def afterwards(popularity_ranker, split):
+    """What a neural run does after its epochs (``core.training.Afterwards``), from popularity's re-ranker
+    fitted before them over the same users, with the same features and steps as the run's own will be:
+    its fit (every chosen user's list; popularity's candidates hold fewer targets, so fewer lists) and
+    its features, for the run's re-ranker and for every test user the served pipeline ranks; plus the
+    network's passes, in validation passes: the run's re-ranker's candidates and interests over its
+    users, the served test and the generator's own."""
+    from core.training import Afterwards
+
+    report, users = popularity_ranker.report, len(popularity_ranker.judgement.users)
+    fit_s = report["seconds"]["fit"] * users / max(report["judged_users"], 1)
+    features_s = report["seconds"]["features"] * (users + len(split.test)) / max(users, 1)
+    return Afterwards(seconds=fit_s + features_s, passes=(2 * users + 2 * len(split.test)) / max(len(split.valid), 1))
+
+
+def _compare_with_popularity(valid_ranks, against: PopularitySide, ranker=None) -> dict:
+    """Popularity's figures and the paired validation test (``gate``) against the model.
+
+    With the run's ``ranker`` (and popularity's, ``against.ranker``) the gate weighs what each side serves,
+    as a popularity run would serve it: each pipeline's cross-fitted validation NDCG@10 from its own
+    re-ranker's keep check, on the same users. The served pipeline's plain validation ranks would flatter
+    a kept re-ranker (it was fitted on those targets), and the generators alone flattered the model
+    against a popularity run whose re-ranker lifts it (a 3-epoch Transformer gated in at test 0.1423
+    against such a run's 0.1433). Without (an update, whose ranker is its parent's) the generators
+    alone are compared (``valid_ranks``: the model generator's; ``gate["compares"]``).
+    """
+    figures = dict(against.figures)
+    if ranker is None or against.ranker is None:
+        model, theirs = (per_user_metric(ranks, "ndcg@10") for ranks in (valid_ranks, against.valid_ranks))
+        return {"popularity": figures, "gate": {**popularity_gate(model, theirs), "compares": "generators"}}
+    judgement, baseline = ranker.judgement, against.ranker.judgement
     users, mine, theirs = np.intersect1d(judgement.users, baseline.users, return_indices=True)
     figures["served_valid_ndcg10"] = float(baseline.ndcg10[theirs].mean()) if len(users) else 0.0
     gate = popularity_gate(judgement.ndcg10[mine], baseline.ndcg10[theirs])
@@ -675,11 +720,12 @@ def popularity_gate(model_ndcg: np.ndarray, popularity_ndcg: np.ndarray, metric:
 
 
 def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel, resume, text=None, update=None,
-                   team: Team = SOLO, started: Optional[float] = None):
+                   team: Team = SOLO, started: Optional[float] = None, after=None):
     """(scorer, device name, training summary, network dims or None, optimizer moments, the generator's
     validation ranks as training measured them or None) for a
     baseline (fitted on the whole training log, also when updating) or a neural model (trained on
-    ``fit_split``; when updating, from the parent's weights; its time budget counts from ``started``)."""
+    ``fit_split``; when updating, from the parent's weights; its time budget counts from ``started`` and keeps
+    ``after`` (``core.training.Afterwards``) for what follows the epochs)."""
     if config.model in BASELINES:
         emit(progress, Progress("train", message=f"fitting the {config.model} baseline"))
         if cancel is not None:
@@ -687,12 +733,13 @@ def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel
         began = time.perf_counter()
         scorer = fit_baseline_on_log(config.model, log)
         return scorer, "CPU", {"seconds": time.perf_counter() - began}, None, {}, None
-    from core.training import data_dims, train_sequence_model
+    from core.training import Afterwards, data_dims, train_sequence_model
     from core.update import warm_start
 
     start = None if update is None else warm_start(update.bundle, data, config, text, split.train)
     result = train_sequence_model(data, fit_split, config, progress, cancel, checkpoint_dir=folder / "checkpoint",
-                                  resume=resume, text=text, start=start, team=team, started=started)
+                                  resume=resume, text=text, start=start, team=team, started=started,
+                                  after=Afterwards() if after is None else after)
     training = {"best_epoch": result.best_epoch, "seconds": result.duration_s,
                 "epochs": [vars(record) for record in result.history], "planned_epochs": result.planned_epochs,
                 "stopped_by": result.stopped_by, "budget_cut": result.budget_cut,

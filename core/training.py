@@ -45,11 +45,10 @@ NEURAL_MODELS = ("sasrec", "gru", "lstm")
 REPORT_EVERY_S = 0.5
 CPU_BUDGET_MIN = 10.0  # a run on a CPU is planned to end within this many minutes unless told otherwise
 TRAINING_SHARE = 0.9  # of the time budget for the epochs at most; the rest is left for the re-ranker and the test
-# What follows the epochs, in validation passes (the estimate times one). Measured at 25M events / 200,000
-# items (a pass: 20,000 users ranked against the catalogue): the re-ranker (its co-occurrence count, its
-# candidates and fit) 0.7, popularity on validation and test 0.95 (ranking the catalogue costs what the
-# network's scores do), the served pipeline's test and the generator's alone 2.65, saving the bundle 0.03.
+# What follows the epochs when the caller does not measure it (``Afterwards``), in validation passes: the
+# re-ranker, popularity on validation and test, the served pipeline's test and the generator's alone.
 AFTER_TRAINING_PASSES = 4.5
+REPLAN_EVERY = 50  # steps between re-plans of a budget-cut epoch's learning-rate decay from its observed step rate
 ESTIMATE_STEPS = 5  # timed steps (after one warm-up step) behind the estimate
 VALIDATION_SAMPLE = 256  # validation users timed for the estimate
 NOISE_SHARE = 0.5  # of the validation NDCG@10's standard error an epoch must gain to reset patience
@@ -419,6 +418,17 @@ def popularity_bias(counts: np.ndarray) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Afterwards:
+    """What a run does after its epochs, as measured before them (``core.runs``): ``seconds`` that do not
+    depend on the network (the re-ranker's fit and features, timed on popularity's fit over the same users),
+    plus ``passes`` of the network over the validation users (the re-ranker's candidates, the tests), which
+    the estimate times."""
+
+    seconds: float = 0.0
+    passes: float = AFTER_TRAINING_PASSES
+
+
+@dataclass(frozen=True)
 class TrainingEstimate:
     """How long a run takes on this machine, from a few timed steps and a timed validation sample.
 
@@ -436,6 +446,8 @@ class TrainingEstimate:
     embed_s: float = 0.0  # the time that takes (outside the training budget)
     before_s: float = 0.0  # the budget's time spent before the first epoch: reading the log, this measurement
     planned_steps: int = 0  # the steps the learning rate decays over; 0: the planned epochs' (older estimates)
+    after_fixed_s: float = 0.0  # Afterwards.seconds
+    after_passes: float = AFTER_TRAINING_PASSES  # Afterwards.passes
 
     @property
     def epoch_s(self) -> float:
@@ -443,8 +455,8 @@ class TrainingEstimate:
 
     @property
     def after_s(self) -> float:
-        """The time kept after the epochs for the re-ranker and the evaluation (``AFTER_TRAINING_PASSES``)."""
-        return AFTER_TRAINING_PASSES * self.validation_s
+        """The time kept after the epochs for the re-ranker and the evaluation (``Afterwards``)."""
+        return self.after_fixed_s + self.after_passes * self.validation_s
 
     def training_s(self, budget: float) -> float:
         """The share of a ``budget`` (seconds) the epochs may take: what the re-ranker and the evaluation
@@ -568,12 +580,14 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
             torch.cuda.synchronize()
         if number:
             timer += time.perf_counter() - began
-    sample = min(len(split.valid), VALIDATION_SAMPLE)
+    # A seeded sample of the validation users, not the first ones: users' order can follow their activity.
+    sample = np.sort(np.random.default_rng(config.seed).permutation(len(split.valid))[:VALIDATION_SAMPLE])
     began = time.perf_counter()
-    if sample:
-        ranks_for(NeuralScorer(trial.eval(), config.model), split.valid.histories[:sample],
-                  split.valid.targets[:sample], history_masked=split.valid.eval_mode.masks_history, batch_size=512)
-    validation_s = (time.perf_counter() - began) * len(split.valid) / max(sample, 1)
+    if len(sample):
+        ranks_for(NeuralScorer(trial.eval(), config.model), Histories.of(split.valid.histories)[sample],
+                  np.asarray(split.valid.targets)[sample], history_masked=split.valid.eval_mode.masks_history,
+                  batch_size=512)
+    validation_s = (time.perf_counter() - began) * len(split.valid) / max(len(sample), 1)
     step_s, validation_s = team.from_leader(timer / steps, validation_s)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     measured = TrainingEstimate(team.describe(device_name(device)), step_s, steps_per_epoch, validation_s, 0, 0, None)
@@ -632,6 +646,7 @@ def train_sequence_model(
     start: Optional[WarmStart] = None,
     team: Team = SOLO,
     started: Optional[float] = None,
+    after: Afterwards = Afterwards(),
 ) -> TrainResult:
     """Train a neural sequence model on ``split.train``; early-stop on ``split.valid``.
 
@@ -645,7 +660,12 @@ def train_sequence_model(
     the time budget; an epoch that would overrun it is not started, and one that does stops
     between steps. The budget counts from ``started`` (``time.perf_counter()`` when the run was asked
     for, so reading the log counts; default: now). Raises ``Cancelled`` (leaving only complete
-    checkpoints behind) when ``cancel`` is set.
+    checkpoints behind) when ``cancel`` is set. ``after``: what the run does after the epochs (kept out of
+    the budget's training time), as the caller measured it.
+
+    The steps stop on the clock, not on a count: in time for the epoch's validation pass, and a
+    budget-cut epoch re-plans its learning-rate decay from its own step rate as it goes (steps run
+    slower than the timed ones once the caches and the allocator fill).
     """
     if config.model not in NEURAL_MODELS:
         raise ValueError(f"train_sequence_model trains {', '.join(NEURAL_MODELS)}; {config.model!r} is a baseline")
@@ -670,7 +690,8 @@ def train_sequence_model(
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
         emit(progress, Progress("train", message="timing a few steps to plan the run"))
-        estimate = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel, team)
+        estimate = dataclasses.replace(_estimate(model, windows, split, config, device, ESTIMATE_STEPS, cancel, team),
+                                       after_fixed_s=after.seconds, after_passes=after.passes)
         estimate = estimate.planned_for(config, device, before_s=time.perf_counter() - started)
     else:  # a resumed run keeps its measurement (the plan stays reproducible), with this session's settings
         estimate = TrainingEstimate.from_json(state.estimate).planned_for(config, device)
@@ -692,8 +713,9 @@ def train_sequence_model(
         torch.manual_seed(team.seed(config.seed + epoch))
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
+        steps_deadline = None if deadline is None else deadline - estimate.validation_s  # the epoch validates after
         loss, steps, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step,
-                                             schedule, reporter, cancel, deadline, sampled, team)
+                                             schedule, reporter, cancel, steps_deadline, sampled, team)
         train_seconds = time.perf_counter() - epoch_started
         loss = team.mean(loss)
         if not data.has_categories:
@@ -864,6 +886,14 @@ class _Schedule:
     def __init__(self, config: TrainConfig, total_steps: int) -> None:
         self.config, self.total_steps = config, max(1, total_steps)
 
+    def replanned(self, step: int, seconds_per_step: float, seconds_left: float, last_step: int) -> int:
+        """The planned steps when the plan ends before ``last_step`` (a budget-cut epoch's end) and the
+        steps still to come are those ``seconds_left`` holds at the observed ``seconds_per_step``: the
+        decay then ends when the clock stops the epoch, however fast the steps really run."""
+        if self.total_steps >= last_step:
+            return self.total_steps
+        return int(min(last_step - 1, step + max(1.0, seconds_left / max(seconds_per_step, 1e-9))))
+
     def lr(self, step: int) -> float:
         warmup = min(1.0, (step + 1) / max(1, self.config.warmup_steps))
         left = max(0.0, 1.0 - step / self.total_steps)  # share of the planned steps still to come
@@ -900,7 +930,9 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
     is late."""
     autocast = _autocast(device, config)
     total, count = 0.0, 0
-    for number, rows in enumerate(team.share(windows.batch_rows(config.batch_size, rng))):
+    began = time.perf_counter()
+    batches = team.share(windows.batch_rows(config.batch_size, rng))
+    for number, rows in enumerate(batches):
         cancelled, overdue = team.stop_now(cancel is not None and cancel.cancelled,
                                            deadline is not None and count > 0 and time.perf_counter() > deadline)
         if cancelled:
@@ -908,6 +940,11 @@ def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_
         if overdue:
             return total / count, count, False
         step = first_step + number
+        if deadline is not None and count and count % REPLAN_EVERY == 0:  # the leader's clock, on every rank
+            now = time.perf_counter()
+            (planned,) = team.from_leader(schedule.replanned(step, (now - began) / count, deadline - now,
+                                                             first_step + len(batches)))
+            schedule.total_steps = int(planned)
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr(step)
         inputs, targets = windows.batch(rows)

@@ -6,8 +6,9 @@ import pytest
 from core.baselines import TrainLog, fit_baseline_on_log
 from core.engine import Engine
 from core.evaluation import evaluate_scorer, per_user_metric
-from core.ranker import train_ranker
-from core.runs import _compare_with_popularity, interest_vocabulary, popularity_gate, target_times
+from core.ranker import ItemFacts, train_ranker
+from core.runs import (_compare_with_popularity, _popularity_side, afterwards, interest_vocabulary, popularity_gate,
+                       target_times)
 from core.training import TrainConfig
 from engine_data import demo_sequences, demo_workspace, one_thread  # noqa: F401
 
@@ -71,15 +72,15 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
     log = TrainLog.from_split(data, split)
     popularity = fit_baseline_on_log("pop", log)
     valid = evaluate_scorer(fit_baseline_on_log("itemknn", log), data, split.valid)
-    generators = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False)["gate"]
+    generators = _compare_with_popularity(valid.ranks, _popularity_side(popularity, data, split, None, test=False))["gate"]
     assert generators["compares"] == "generators" and generators["beats_popularity"]
 
     item_interest, _ = interest_vocabulary(popularity, data)
     popularity_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
                                      target_times=target_times(data, split.valid))
     as_popularity = popularity_ranker.judgement
-    compared = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False,
-                                        served=(popularity_ranker, log, 0, None))
+    side = _popularity_side(popularity, data, split, None, test=False, served=(log, ItemFacts.from_log(log), 0, None))
+    compared = _compare_with_popularity(valid.ranks, side, popularity_ranker)
     gate = compared["gate"]
     assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
     assert gate["difference"] == 0 and not gate["beats_popularity"]  # it serves what a popularity run serves
@@ -88,9 +89,14 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
 
 
 def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch):
+    """Nor are the log's item facts counted twice: at scale their co-occurrence is the costliest count, and
+    popularity's re-ranker (fitted before training) and the run's read the same."""
+    import core.ranker as ranker_module
     import core.runs as runs
 
-    scored = []
+    scored, counted = [], []
+    from_log = ranker_module.ItemFacts.from_log
+    monkeypatch.setattr(runs.ItemFacts, "from_log", lambda log, *a: counted.append(1) or from_log(log, *a))
 
     def counting(scorer, *args, **kwargs):
         scored.append(type(scorer).__name__)
@@ -105,25 +111,21 @@ def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch
     # Popularity on validation and test; the network only on the test (served, and alone when re-ranked).
     assert scored.count("PopularityScorer") == 2
     assert len(scored) - 2 == (2 if run.metrics["ranker"]["kept"] else 1)
+    assert len(counted) == 1
+    # Popularity's side is measured before training, and what follows the epochs is planned from it.
+    assert list(run.metrics["timing"]["seconds"])[:3] == ["reading", "popularity", "training"]
+    assert run.metrics["training"]["estimate"]["after_fixed_s"] > 0
 
 
-def test_popularitys_re_ranker_reads_the_item_facts_the_runs_ranker_counted(monkeypatch):
-    """At scale the log's co-occurrence is the costliest count; the gate's second re-ranker is fitted
-    over the same log, so it takes the run's ranker's facts instead of counting them again."""
-    import core.ranker as ranker_module
+def test_what_follows_training_is_planned_from_popularitys_re_ranker_fitted_before_it():
+    from types import SimpleNamespace
 
-    data, split = demo_sequences()
-    log = TrainLog.from_split(data, split)
-    popularity = fit_baseline_on_log("pop", log)
-    item_interest, _ = interest_vocabulary(popularity, data)
-    runs_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
-                               target_times=target_times(data, split.valid))
-
-    def no_recount(*args, **kwargs):
-        raise AssertionError("the item facts were counted again")
-
-    monkeypatch.setattr(ranker_module.ItemFacts, "from_log", no_recount)
-    valid = evaluate_scorer(popularity, data, split.valid)
-    gate = _compare_with_popularity(valid.ranks, popularity, data, split, None, test=False,
-                                    served=(runs_ranker, log, 0, None))["gate"]
-    assert gate["compares"] == "served, cross-fitted" and gate["difference"] == 0
+    fitted = SimpleNamespace(report={"seconds": {"fit": 2.0, "features": 1.0}, "judged_users": 500},
+                             judgement=SimpleNamespace(users=np.arange(1000)))
+    split = SimpleNamespace(valid=range(4000), test=range(20_000))
+    after = afterwards(fitted, split)
+    # The run's fit: every chosen user's list (popularity's candidates held the target for half of them);
+    # features for the run's re-ranker's users and every served test user, at popularity's rate.
+    assert after.seconds == pytest.approx(2.0 * 1000 / 500 + 1.0 * (1000 + 20_000) / 1000)
+    # The network: candidates and interests of the run's re-ranker's users, the served and the generator's tests.
+    assert after.passes == pytest.approx((2 * 1000 + 2 * 20_000) / 4000)

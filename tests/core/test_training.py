@@ -280,3 +280,67 @@ def test_the_sampled_objective_starts_its_item_bias_at_popularity_and_full_softm
     assert np.allclose(bias[1:], np.log1p(counts[1:]) - np.log1p(counts[1:]).mean(), atol=1e-5)
     full = training.model_for_data(data, TrainConfig(loss="softmax", **TINY), train=split.train)
     assert not full.generator.item_bias.detach().any()
+
+
+def test_what_follows_the_epochs_is_kept_out_of_their_time_as_the_caller_measured_it():
+    cpu = training.torch.device("cpu")
+    measured = training.TrainingEstimate("CPU", step_s=0.1, steps_per_epoch=100_000, validation_s=20.0, max_epochs=0,
+                                         planned_epochs=0, budget_s=None, after_fixed_s=30.0, after_passes=2.5)
+    assert measured.after_s == 30.0 + 2.5 * 20.0
+    planned = measured.planned_for(TrainConfig(), cpu, before_s=15.0)  # the 10 min budget
+    assert planned.after_s == 80.0 and planned.training_s(600.0) == 520.0
+    assert planned.total_steps == int((520.0 - 15.0 - 20.0) / 0.1)  # the last validation pass is kept too
+    restored = training.TrainingEstimate.from_json(json.loads(json.dumps(planned.to_json())))
+    assert restored.after_s == planned.after_s  # a resumed run keeps what it measured
+
+
+def test_the_steps_stop_in_time_for_the_epochs_validation_and_what_follows(rule_data, monkeypatch):
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 1, "time_budget": 10})
+    timed = training.TrainingEstimate("CPU", step_s=0.001, steps_per_epoch=5, validation_s=50.0, max_epochs=0,
+                                      planned_epochs=0, budget_s=None)
+    monkeypatch.setattr(training, "_estimate", lambda *args: timed)
+    deadlines, train_epoch = [], training._train_epoch
+
+    def recording(*args):
+        deadlines.append(args[11])  # the steps' deadline
+        return train_epoch(*args)
+
+    monkeypatch.setattr(training, "_train_epoch", recording)
+    asked = time.perf_counter()
+    result = train_sequence_model(data, split, config, started=asked, after=training.Afterwards(seconds=7.0, passes=3.0))
+    assert (result.estimate.after_fixed_s, result.estimate.after_passes) == (7.0, 3.0)
+    kept = 7.0 + 3.0 * 50.0  # what follows the epochs, over the budget's tenth
+    assert deadlines == [pytest.approx(asked + 600.0 - kept - 50.0)]  # and the epoch's validation pass
+
+
+def test_a_budget_cut_epoch_replans_its_decay_from_its_own_step_rate():
+    schedule = training._Schedule(TrainConfig(lr=1.0, warmup_steps=1), total_steps=1000)
+    # 200 steps in, steps take 0.2 s instead of the planned 0.1 s: 100 s left hold 500 more, not 800.
+    assert schedule.replanned(200, 0.2, 100.0, last_step=5000) == 700
+    assert schedule.replanned(200, 0.05, 100.0, last_step=5000) == 2200  # faster: more steps fit
+    assert schedule.replanned(200, 0.05, 1e6, last_step=5000) == 4999  # never past the epoch
+    assert schedule.replanned(200, 0.2, -5.0, last_step=5000) == 201  # overdue: decayed by the next step
+    whole = training._Schedule(TrainConfig(), total_steps=5000)
+    assert whole.replanned(200, 0.2, 100.0, last_step=5000) == 5000  # the plan holds whole epochs: unchanged
+
+
+def test_the_loop_replans_the_decay_of_a_budget_cut_epoch(rule_data, monkeypatch):
+    """The timed steps said two of the epoch's five fit; the real ones run far faster, so the decay is
+    stretched to the epoch's last step instead of ending after the second."""
+    data, split = rule_data
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 1, "time_budget": 10})
+    timed = training.TrainingEstimate("CPU", step_s=200.0, steps_per_epoch=5, validation_s=1.0, max_epochs=0,
+                                      planned_epochs=0, budget_s=None)
+    monkeypatch.setattr(training, "_estimate", lambda *args: timed)
+    monkeypatch.setattr(training, "REPLAN_EVERY", 1)
+    schedules, train_epoch = [], training._train_epoch
+
+    def recording(*args):
+        schedules.append((args[8].total_steps, args[8]))  # the schedule as planned, and as the epoch left it
+        return train_epoch(*args)
+
+    monkeypatch.setattr(training, "_train_epoch", recording)
+    train_sequence_model(data, split, config, after=training.Afterwards(seconds=0.0, passes=0.0))
+    (planned, schedule), = schedules
+    assert planned == 2 and schedule.total_steps == 4
