@@ -60,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
 from core.data import SplitChoice
 from core.data.splits import DEFAULT_TEST_FRACTION
@@ -137,18 +138,26 @@ def report_line(label: str, run, seconds: float) -> str:
 
 
 def new_item_ranks_line(engine: Engine, label: str, run) -> str:
-    """Where the served lists put the new items their tested users took next, for the users with an
-    earlier event (the others get the cold-start list, which holds no new item): where HR@10 is 0 on a
-    few events, the median rank still shows whether text lifts new items at all."""
+    """How many new-item test events there are, how uncertain the new-item HR@10 on so few is (95% Wilson
+    interval), and where the served lists put the new items their tested users with an earlier event
+    took next (the others get the cold-start list, which holds no new item): where HR@10 is 0 on a few
+    events, the median rank still shows whether text lifts new items at all."""
     data = engine.sequence_data()
     split = run.split.split(data)
     new = ~known_items(split, data.n_items)[np.asarray(split.test.targets, dtype=np.int64)]
-    with_history = new & np.array([len(history) > 0 for history in split.test.histories], dtype=bool)
-    ranks = engine.bundle(run.id).arrays["test_ranks"][with_history]  # 0 = first
-    if not len(ranks):
-        return f"{label:<24}no new-item test event of a user with an earlier event"
-    return (f"{label:<24}{len(ranks):,} new-item events of users with an earlier event: median rank "
-            f"{np.median(ranks) + 1:,.0f} of {data.n_items:,}, HR@100 {np.mean(ranks < 100):.3f}")
+    with_history = np.array([len(history) > 0 for history in split.test.histories], dtype=bool)
+    all_ranks = engine.bundle(run.id).arrays["test_ranks"]  # 0 = first
+    hits, events = int((all_ranks[new] < 10).sum()), int(new.sum())
+    if not events:
+        return f"{label:<24}no new-item test event"
+    interval = binomtest(hits, events).proportion_ci(method="wilson")
+    line = (f"{label:<24}new-item HR@10 {hits}/{events} = {hits / events:.3f} (95% CI {interval.low:.3f}-"
+            f"{interval.high:.3f}); {int((new & with_history).sum()):,} of users with an earlier event")
+    ranks = all_ranks[new & with_history]
+    if len(ranks):
+        line += (f": median rank {np.median(ranks) + 1:,.0f} of {data.n_items:,}, "
+                 f"HR@100 {np.mean(ranks < 100):.3f}")
+    return line
 
 
 def latency(engine: Engine, run_id: int, users: int = 200) -> tuple[float, float]:

@@ -290,8 +290,10 @@ class MappedScorer:
     """Serves a scorer trained on an older catalogue on the current item indices.
 
     Known items keep their trained scores. An item the model never saw gets, per user, the
-    mean score of the known items of its category (its features are all the model can go by);
-    with no known item in its category, the user's lowest known score.
+    mean score of the known items of its category that the user has not taken (its features are
+    all the model can go by; a taken item is masked from the list, and its score, often the
+    highest, would lift the new item above the items it is served among); with no such item
+    in its category, the user's lowest score among those items.
     """
 
     def __init__(self, inner: Scorer, new_to_old: np.ndarray, item_category: np.ndarray,
@@ -317,16 +319,26 @@ class MappedScorer:
         scores = old_scores[:, index]  # unknown items read column 0 (-inf) for now
         known = index > 0
         known[0] = False
-        categories = self.item_category
-        sums = torch.zeros(len(scores), self.n_categories).index_add_(1, categories[known], scores[:, known])
-        counts = torch.bincount(categories[known], minlength=self.n_categories).float()
-        floor = scores[:, known].min(dim=1, keepdim=True).values if bool(known.any()) else torch.zeros(len(scores), 1)
-        means = torch.where(counts > 0, sums / counts.clamp(min=1), floor)
         unknown = ~known
         unknown[0] = False
-        scores[:, unknown] = means[:, categories[unknown]]
+        if bool(unknown.any()):
+            scores[:, unknown] = self._category_means(scores, histories, known)[:, self.item_category[unknown]]
         scores[:, 0] = float("-inf")
         return scores
+
+    def _category_means(self, scores: torch.Tensor, histories: list[np.ndarray], known: torch.Tensor) -> torch.Tensor:
+        """(B, n_categories) each user's mean score over the known items of each category they have not
+        taken; the user's lowest such score where a category has none."""
+        counted = known.expand_as(scores).clone()  # (B, n_items + 1)
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        if len(rows):
+            counted[torch.as_tensor(rows), torch.as_tensor(np.concatenate(histories).astype(np.int64))] = False
+        values = torch.where(counted, scores, torch.zeros(()))
+        sums = torch.zeros(len(scores), self.n_categories).index_add_(1, self.item_category, values)
+        counts = torch.zeros(len(scores), self.n_categories).index_add_(1, self.item_category, counted.float())
+        lowest = torch.where(counted, scores, torch.full((), float("inf"))).min(dim=1, keepdim=True).values
+        floor = torch.where(torch.isfinite(lowest), lowest, torch.zeros(()))
+        return torch.where(counts > 0, sums / counts.clamp(min=1), floor)
 
     def interests(self, history: np.ndarray) -> Optional[np.ndarray]:
         return self.inner.interests(self._old_history(history))

@@ -41,13 +41,15 @@ class EncoderConfig:
     dropout: float = 0.3  # on embeddings, attention weights and block outputs
     max_len: int = 50  # longest history read; older events are dropped
     text_dim: int = 0  # width of the items' text vectors (core.text); 0 = the model reads no text
+    text_id_dropout: float = 0.0  # with text, share of the items seen in training whose ID embedding a step hides
 
 
 class ItemEmbeddings(nn.Module):
     """Item + category (+ projected text) embedding per item index; also the output table the
     generator scores against."""
 
-    def __init__(self, n_items: int, n_categories: int, hidden: int, text_dim: int = 0) -> None:
+    def __init__(self, n_items: int, n_categories: int, hidden: int, text_dim: int = 0,
+                 text_id_dropout: float = 0.0) -> None:
         super().__init__()
         self.item = nn.Embedding(n_items + 1, hidden, padding_idx=0)
         self.category = nn.Embedding(max(n_categories, 1), hidden, padding_idx=0)
@@ -58,12 +60,13 @@ class ItemEmbeddings(nn.Module):
             self.item.weight[0].zero_()
             self.category.weight[0].zero_()
         self.text = ItemText(n_items, text_dim, hidden) if text_dim else None
+        self.text_id_dropout = text_id_dropout
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         ids = self.item(items)
         if self.text is None:
             return ids + self.category(self.item_category[items])
-        ids = ids * self.text.has_events[items].unsqueeze(-1)
+        ids = ids * self._id_kept(self.text.has_events[items]).unsqueeze(-1)
         return ids + self.category(self.item_category[items]) + self.text(items)
 
     def table(self) -> torch.Tensor:
@@ -71,8 +74,17 @@ class ItemEmbeddings(nn.Module):
         ids = self.item.weight
         if self.text is None:
             return ids + self.category.weight[self.item_category]
-        ids = ids * self.text.has_events.unsqueeze(-1)
+        ids = ids * self._id_kept(self.text.has_events).unsqueeze(-1)
         return ids + self.category.weight[self.item_category] + self.text()
+
+    def _id_kept(self, has_events: torch.Tensor) -> torch.Tensor:
+        """Where the ID embedding counts: items with training events, less, while training, a random
+        ``text_id_dropout`` share of them represented by category and text alone (DropoutNet, Volkovs et
+        al. 2017). Without it the text projection is learned only beside ID embeddings that already
+        say everything, and an item with no events, scored by its text alone, is off the learned scale."""
+        if not (self.training and self.text_id_dropout):
+            return has_events
+        return has_events & (torch.rand(has_events.shape, device=has_events.device) >= self.text_id_dropout)
 
 
 class ItemText(nn.Module):
@@ -154,7 +166,8 @@ class SequenceEncoder(nn.Module):
         if config.kind not in ENCODER_KINDS:
             raise ValueError(f"unknown encoder {config.kind!r}; choose one of {', '.join(ENCODER_KINDS)}")
         self.config = config
-        self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden, config.text_dim)
+        self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden, config.text_dim,
+                                         config.text_id_dropout)
         self.input_drop = nn.Dropout(config.dropout)
         if config.kind == "sasrec":
             # Position embeddings count from the most recent event, so left padding never shifts them.

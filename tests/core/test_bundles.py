@@ -106,7 +106,7 @@ def test_changed_catalogue_is_refused_with_a_clear_message(saved):
         load_bundle(folder, _changed_catalogue(data))
 
 
-def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_category(saved):
+def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_their_untaken_category(saved):
     folder, data, split, scorer, _ = saved
     changed = _changed_catalogue(data)
     bundle = load_bundle(folder, changed, on_mismatch="map")
@@ -116,7 +116,9 @@ def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_category(save
     assert torch.equal(mapped[:, 2:], original[:, 2:])  # every known item keeps its score
     same_category = torch.as_tensor(np.flatnonzero(data.item_category == data.item_category[1]))
     same_category = same_category[same_category != 1]
-    assert torch.allclose(mapped[:, 1], original[:, same_category].mean(dim=1))
+    for row, history in enumerate(histories):  # the mean over the items of its category the user has not taken
+        untaken = same_category[~np.isin(same_category.numpy(), history)]
+        assert torch.allclose(mapped[row, 1], original[row, untaken].mean())
     assert bundle.ranker.facts.popularity[1] == 0  # the new item starts without popularity
 
 
@@ -165,3 +167,25 @@ def test_weights_of_another_model_kind_are_a_bundle_error(saved, tmp_path):
     (copy / MANIFEST).write_text(json.dumps({**manifest, "model": "markov"}))
     with pytest.raises(BundleError, match="does not match its manifest"):
         load_bundle(copy)
+
+
+class _FixedScores:
+    """An inner scorer giving every user the same scores over a 4-item old catalogue."""
+
+    name = "fixed"
+
+    def score(self, histories, segments=None):
+        return torch.tensor([[float("-inf"), 10.0, 1.0, 3.0, -5.0]]).repeat(len(histories), 1)
+
+
+def test_new_item_gets_its_category_mean_over_the_items_the_user_has_not_taken():
+    from core.bundles import MappedScorer
+
+    # current items 1..5: 1-4 are the old ones, 5 is new; items 1-3 and 5 share category 1, item 4 is category 2
+    new_to_old = np.array([0, 1, 2, 3, 4, 0])
+    item_category = np.array([0, 1, 1, 1, 2, 1])
+    scorer = MappedScorer(_FixedScores(), new_to_old, item_category, np.arange(1))
+    scores = scorer.score([np.array([1]), np.array([], dtype=np.int64), np.array([1, 2, 3])])
+    assert scores[0, 5].item() == pytest.approx(2.0)  # items 2 and 3; item 1 (10.0) was taken and is masked
+    assert scores[1, 5].item() == pytest.approx(14.0 / 3)  # nothing taken: the whole category
+    assert scores[2, 5].item() == pytest.approx(-5.0)  # the category all taken: the lowest untaken score

@@ -33,6 +33,24 @@ def test_an_item_without_training_events_is_represented_by_category_and_text_alo
     torch.testing.assert_close(embeddings(torch.tensor([[2, 1]]))[0], after[[2, 1]])
 
 
+
+def test_training_shows_a_share_of_learned_items_by_category_and_text_alone():
+    """DropoutNet-style: a training step hides some learned items' ID embeddings, so the text projection
+    learns to score an item on its own; serving (eval) always reads every learned item's ID."""
+    torch.manual_seed(0)
+    embeddings = ItemEmbeddings(n_items=400, n_categories=2, hidden=4, text_dim=5, text_id_dropout=0.5)
+    embeddings.item_category.fill_(1)
+    embeddings.text.vectors.copy_(torch.randn(401, 5))
+    with torch.no_grad():
+        embeddings.item.weight[1:] += 1.0  # every learned item's ID row tells
+        text_alone = (embeddings.category.weight[embeddings.item_category] + embeddings.text())[1:]
+        hidden = (embeddings.train().table()[1:] == text_alone).all(dim=1)
+        assert 0.4 < hidden.float().mean() < 0.6
+        inputs = (embeddings(torch.arange(1, 401)) == text_alone).all(dim=1)
+        assert 0.4 < inputs.float().mean() < 0.6 and not torch.equal(inputs, hidden)  # drawn for each call
+        assert not (embeddings.eval().table()[1:] == text_alone).all(dim=1).any()
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     """A demo shop whose item text is read by ``WordEncoder`` (the plumbing, not the language model)."""
