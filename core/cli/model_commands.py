@@ -420,9 +420,16 @@ def _timing_line(timing: dict) -> str:
     return f"time: {phases}; peak memory {max(timing['peak_rss_mb'].values(), default=0):,.0f} MiB"
 
 
+# What a run's popularity check compared, as its gate line says it (runs before it was recorded say nothing).
+GATE_COMPARES = {"served, cross-fitted": "served lists' cross-fitted ", "generators": "generators' "}
+
+
 def _gate_line(gate: dict) -> str:
-    """The popularity check in one line; a run that failed it says so in capitals a reader cannot miss."""
-    figures = (f"validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
+    """The popularity check in one line, naming what it compared (``gate["compares"]``: what each side
+    serves, cross-fitted, or the generators alone); a run that failed it says so in capitals a reader
+    cannot miss."""
+    compared = GATE_COMPARES.get(gate.get("compares"), "")
+    figures = (f"{compared}validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
                f"p = {gate['p_value']:.3g} over {gate['n_users']:,} users")
     if gate["beats_popularity"]:
         return f"beats popularity: {figures}"
