@@ -1,8 +1,8 @@
 """The re-ranker's candidates: the generator's top-N alone against its union with item-kNN's neighbours (issue 9).
 
 Over one trained run's generator (the same network, split and seed for both), the re-ranker is fitted
-twice, on the generator's top 100 alone (``neighbours=0``, what runs did before) and on the union with
-item-kNN's strongest partners of the recent items (the default), and each pipeline is served as a run
+twice, on the generator's top 100 alone (``neighbours=0``) and on the union with item-kNN's strongest
+partners of the recent items (``--neighbours``), and each pipeline is served as a run
 would serve it (the re-ranker only where its keep check passes). Printed: candidate recall (the
 held-out item among the candidates) on validation and test, the served test NDCG@10 of each, the
 paired test between them (same users, so the machine's load cancels out) and against item-kNN and
@@ -83,7 +83,8 @@ def main() -> None:
                         help="train a default run on each log (the Train button's defaults), then compare")
     parser.add_argument("--workspace", type=Path, help="a workspace holding a trained run (with --run)")
     parser.add_argument("--run", type=int, help="the run whose generator both re-rankers are fitted over")
-    parser.add_argument("--neighbours", type=int, default=NEIGHBOUR_CANDIDATES)
+    parser.add_argument("--neighbours", type=int, default=NEIGHBOUR_CANDIDATES or 50,
+                        help="item-kNN candidates of the union (default: the runs' own, or 50 while they add none)")
     parser.add_argument("--time-budget", type=float, default=None, help="minutes for a fresh run (default: the defaults')")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -73,7 +73,7 @@ def build_bundle(data, model: str, hidden: int, text: bool = False) -> Bundle:
     log = TrainLog.from_split(data, split)
     item_interest, names = interest_vocabulary(scorer, data)
     ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text)),
-                    neighbours=NEIGHBOUR_CANDIDATES).with_text(scorer.text_vectors())
+                    neighbours=NEIGHBOUR_CANDIDATES).with_text(scorer.text_vectors())  # as runs train it
     return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 
@@ -129,16 +129,23 @@ def bench(n_items: int, args) -> None:
     print(f"  the same, CPU time of its thread:                {summary(cpu)}")
     print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
     print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
-    ranker = bundle.ranker
-    top_n_only = dataclasses.replace(bundle, ranker=Ranker(ranker.facts, ranker.net, features=ranker.features,
-                                                           exclude_seen=ranker.exclude_seen))
-    with torch.inference_mode():
-        union, alone, union_cpu, alone_cpu = paired_timings_ms(lists_of(bundle), lists_of(top_n_only), args.repeats)
-    costs = [statistics.median(a - b for a, b in zip(*pair)) for pair in ((union, alone), (union_cpu, alone_cpu))]
-    print(f"  item-kNN's {NEIGHBOUR_CANDIDATES} candidates cost p50 {costs[0]:.2f} ms wall, {costs[1]:.2f} ms CPU (paired "
-          f"differences; without them: {summary(alone)} wall, CPU {summary(alone_cpu)})")
+    if args.neighbours != bundle.ranker.neighbours:
+        print_neighbours_cost(bundle, lists_of, args)
     if args.profile:
         print_operator_profile(one_user, min(args.repeats, 50))
+
+
+def print_neighbours_cost(bundle: Bundle, lists_of, args) -> None:
+    """What ``args.neighbours`` item-kNN candidates (``core.ranker.neighbour_candidates``) would add to a served
+    list: the same users' lists with and without them, timed alternately."""
+    ranker = bundle.ranker
+    other = dataclasses.replace(bundle, ranker=Ranker(ranker.facts, ranker.net, features=ranker.features,
+                                                      exclude_seen=ranker.exclude_seen, neighbours=args.neighbours))
+    with torch.inference_mode():
+        theirs, ours, theirs_cpu, ours_cpu = paired_timings_ms(lists_of(other), lists_of(bundle), args.repeats)
+    costs = [statistics.median(a - b for a, b in zip(*pair)) for pair in ((theirs, ours), (theirs_cpu, ours_cpu))]
+    print(f"  with {args.neighbours} item-kNN candidates instead of {ranker.neighbours}: {costs[0]:+.2f} ms wall, "
+          f"{costs[1]:+.2f} ms CPU (p50 of paired differences; with them: {summary(theirs)} wall, CPU {summary(theirs_cpu)})")
 
 
 def print_operator_profile(fn, repeats: int) -> None:
@@ -169,6 +176,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0 = torch's default); one request's small ops often run best on 1")
+    parser.add_argument("--neighbours", type=int, default=50,
+                        help="also time lists with this many item-kNN candidates added to the generator's (paired)")
     parser.add_argument("--profile", action="store_true", help="also print the torch operators that take the time")
     parser.add_argument("--text", action="store_true",
                         help="a model and re-ranker that read item text (precomputed stand-in vectors)")

@@ -222,7 +222,7 @@ def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
     torch.manual_seed(0)
     net = RankerNet(ranker.features)
     torch.nn.init.normal_(net.mlp[2].weight)  # an order of its own, whether or not this log's ranker was kept
-    ranker = Ranker(ranker.facts, net, exclude_seen=True, neighbours=ranker.neighbours)
+    ranker = Ranker(ranker.facts, net, exclude_seen=True, neighbours=30)
     assert ranker.candidate_sources
     histories = split.test.histories[:60]
     segments = data.user_segment[split.test.user_index[:60]]
