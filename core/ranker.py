@@ -607,9 +607,14 @@ def top_candidates(scores: torch.Tensor, histories: Optional[list[np.ndarray]] =
     the finite scores hold item 0 at score 0."""
     n = min(N_CANDIDATES, scores.shape[1] - 1)
     top = top_k(scores, n)
-    top_items = np.zeros((len(scores), N_CANDIDATES), dtype=np.int64)
-    top_items[:, :n] = torch.where(torch.isfinite(top.values), top.indices, 0).numpy()
-    items, values = union_candidates(scores, [top_items] + [source(histories, scores) for source in sources])
+    real = torch.isfinite(top.values)
+    items = np.zeros((len(scores), N_CANDIDATES), dtype=np.int64)
+    values = np.zeros((len(scores), N_CANDIDATES), dtype=np.float32)
+    items[:, :n] = torch.where(real, top.indices, 0).numpy()
+    values[:, :n] = torch.where(real, top.values, 0.0).numpy()
+    if not sources:
+        return items, values
+    items, values = union_candidates(scores, [items] + [source(histories, scores) for source in sources])
     return items, np.where(items > 0, values, 0.0).astype(np.float32)
 
 
