@@ -452,8 +452,11 @@ def cmd_runs(args, out: Output) -> dict:
                      f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
                      f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}"
                      f"{lineage}")
-    if any(r["beats_popularity"] is False for r in runs):
-        lines.append("WORSE: did not beat popularity on validation; never made the active model by itself")
+    worse = [r for r in runs if r["beats_popularity"] is False]
+    if worse:
+        compared = sorted({GATE_COMPARES.get((r["gate"] or {}).get("compares"), "").strip() for r in worse} - {""})
+        figures = f" ({' / '.join(compared)} figures, as the run records)" if compared else ""
+        lines.append(f"WORSE: did not beat popularity on validation{figures}; never made the active model by itself")
     behind = _lag_of_served_run(engine)
     if behind is not None:
         lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")
