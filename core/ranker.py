@@ -39,8 +39,9 @@ N_CANDIDATES = 100  # the generator's top-N the ranker is trained on and re-orde
 # Item-kNN's strongest partners of the user's recent items added to them (``neighbour_candidates``; 0 = none). The
 # generator's top 100 held the held-out item for 40% of ml-latest-small's test users; 50 of item-kNN's raised that
 # to 44% (100: 47%), 65% to 70% on ml-100k and on the demo shop, but the served test NDCG@10 gained nothing on
-# any of them (+0.0013, +0.0002; p 0.9) while the keep check left ml-100k's re-ranker out, and each served list
-# paid about 2 ms of CPU more (benchmarks/bench_candidates.py, bench_latency.py): off until a log gains from it.
+# those (+0.0013, +0.0002; p 0.9) and the keep check left ml-100k's re-ranker out; only over a weak amazon-toys
+# generator (item-kNN far above it) did it gain (+0.028). Each served list pays about 2 ms of CPU more
+# (benchmarks/bench_candidates.py, bench_latency.py): off until a trained default run shows the gain.
 NEIGHBOUR_CANDIDATES = 0
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
 FOLDS = 5  # cross-fitting: each fold is judged by the four rankers that trained on three others, picked on one
