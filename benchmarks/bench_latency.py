@@ -17,6 +17,7 @@ the load average and this process's nice value are printed with the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -28,7 +29,7 @@ import torch
 from core.baselines import PopularityScorer, TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
-from core.ranker import N_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
+from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
 from core.runs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
@@ -71,23 +72,23 @@ def build_bundle(data, model: str, hidden: int, text: bool = False) -> Bundle:
     scorer = NeuralScorer(model_for_data(data, config, index, split.train).eval(), model)
     log = TrainLog.from_split(data, split)
     item_interest, names = interest_vocabulary(scorer, data)
-    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text))).with_text(scorer.text_vectors())
+    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text)),
+                    neighbours=NEIGHBOUR_CANDIDATES).with_text(scorer.text_vectors())  # as runs train it
     return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 
 
-def paired_timings_ms(first, second, repeats: int) -> tuple[list[float], list[float], list[float]]:
+def paired_timings_ms(first, second, repeats: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Wall times of ``first`` and ``second`` called alternately, so a change in load hits both alike,
-    and the CPU time ``first``'s thread spent (what it costs without waiting for a core)."""
+    and the CPU time each one's thread spent (what it costs without waiting for a core)."""
     first(), second()  # warm-up
-    times = ([], [], [])
+    times = ([], [], [], [])
     for _ in range(repeats):
-        for fn, out in zip((first, second), times):
+        for number, fn in enumerate((first, second)):
             started, cpu = time.perf_counter(), time.thread_time()
             fn()
-            out.append((time.perf_counter() - started) * 1000)
-            if fn is first:
-                times[2].append((time.thread_time() - cpu) * 1000)
+            times[number].append((time.perf_counter() - started) * 1000)
+            times[2 + number].append((time.thread_time() - cpu) * 1000)
     return times
 
 
@@ -104,26 +105,47 @@ def bench(n_items: int, args) -> None:
     text = f"text on ({TEXT_DIM}-dim stand-in vectors)" if args.text else "text off"
     print(f"\n{n_items:,} items, {data.n_users:,} users, model {args.model} ({args.hidden} dims), {text}, "
           f"set up in {time.perf_counter() - started:.1f} s")
-    rng = np.random.default_rng(1)
-    users = rng.integers(0, data.n_users, args.repeats + 1)
-    state = {"i": 0}
+    users = np.random.default_rng(1).integers(0, data.n_users, args.repeats + 1)
 
-    def one_user():
-        u = users[state["i"] % len(users)]
-        state["i"] += 1
-        recommend(bundle, data, np.asarray(data.history(u)), int(data.user_segment[u]), k=10, diversity=args.diversity)
+    def lists_of(served: Bundle):
+        """One user's list after another (the same users, in the same order, for every ``served``)."""
+        state = {"i": 0}
+
+        def one_user():
+            u = users[state["i"] % len(users)]
+            state["i"] += 1
+            recommend(served, data, np.asarray(data.history(u)), int(data.user_segment[u]), k=10,
+                      diversity=args.diversity)
+        return one_user
+
+    one_user = lists_of(bundle)
 
     with torch.inference_mode():
         table = torch.randn(n_items + 1, args.hidden)
         query = torch.randn(1, args.hidden)
-        full, bare, cpu = paired_timings_ms(one_user, lambda: torch.topk(query @ table.T, N_CANDIDATES), args.repeats)
+        full, bare, cpu, _ = paired_timings_ms(one_user, lambda: torch.topk(query @ table.T, N_CANDIDATES), args.repeats)
     above = statistics.median(f - b for f, b in zip(full, bare))
     print(f"  recommend (all stages, k=10, diversity {args.diversity}): {summary(full)}")
     print(f"  the same, CPU time of its thread:                {summary(cpu)}")
     print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
     print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
+    if args.neighbours != bundle.ranker.neighbours:
+        print_neighbours_cost(bundle, lists_of, args)
     if args.profile:
         print_operator_profile(one_user, min(args.repeats, 50))
+
+
+def print_neighbours_cost(bundle: Bundle, lists_of, args) -> None:
+    """What ``args.neighbours`` item-kNN candidates (``core.ranker.neighbour_candidates``) would add to a served
+    list: the same users' lists with and without them, timed alternately."""
+    ranker = bundle.ranker
+    other = dataclasses.replace(bundle, ranker=Ranker(ranker.facts, ranker.net, features=ranker.features,
+                                                      exclude_seen=ranker.exclude_seen, neighbours=args.neighbours))
+    with torch.inference_mode():
+        theirs, ours, theirs_cpu, ours_cpu = paired_timings_ms(lists_of(other), lists_of(bundle), args.repeats)
+    costs = [statistics.median(a - b for a, b in zip(*pair)) for pair in ((theirs, ours), (theirs_cpu, ours_cpu))]
+    print(f"  with {args.neighbours} item-kNN candidates instead of {ranker.neighbours}: {costs[0]:+.2f} ms wall, "
+          f"{costs[1]:+.2f} ms CPU (p50 of paired differences; with them: {summary(theirs)} wall, CPU {summary(theirs_cpu)})")
 
 
 def print_operator_profile(fn, repeats: int) -> None:
@@ -154,6 +176,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch intra-op threads (0 = torch's default); one request's small ops often run best on 1")
+    parser.add_argument("--neighbours", type=int, default=50,
+                        help="also time lists with this many item-kNN candidates added to the generator's (paired)")
     parser.add_argument("--profile", action="store_true", help="also print the torch operators that take the time")
     parser.add_argument("--text", action="store_true",
                         help="a model and re-ranker that read item text (precomputed stand-in vectors)")

@@ -254,7 +254,19 @@ class _SparseRowScorer(_BaselineScorer):
         raise NotImplementedError
 
     def score(self, histories: list[np.ndarray], segments: Optional[np.ndarray] = None) -> torch.Tensor:
-        width = self.n_items + 1
+        owners, items, contributions = self.history_entries(histories)
+        # the floor written once, the rows' few entries added into it: a dense float64 count of every
+        # (user, item) cell would write the (B, n_items) block three times over
+        scores = self._floor(histories)
+        scores.view(-1).index_add_(0, torch.from_numpy(owners * (self.n_items + 1) + items),
+                                   torch.from_numpy(contributions))
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def history_entries(self, histories: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, item, contribution): every matrix entry the users' weighted history rows add to their
+        scores (an item once per history event that reaches it), without the floor; a few per event,
+        whatever the catalogue's size."""
         owners, rows, weights = [], [], []
         for b, history in enumerate(histories):
             history = np.asarray(history, dtype=np.int64)
@@ -264,16 +276,11 @@ class _SparseRowScorer(_BaselineScorer):
             rows.append(history[used])
             weights.append(w[used])
         owners, rows, weights = (np.concatenate(x) if x else np.zeros(0) for x in (owners, rows, weights))
-        positions = gather_csr_rows(self.indptr, rows.astype(np.int64))
-        lengths = self.indptr[rows.astype(np.int64) + 1] - self.indptr[rows.astype(np.int64)]
-        # the floor written once, the rows' few entries added into it: a dense float64 count of every
-        # (user, item) cell would write the (B, n_items) block three times over
-        scores = self._floor(histories)
-        scores.view(-1).index_add_(0, torch.from_numpy(np.repeat(owners.astype(np.int64), lengths) * width
-                                                       + self.indices[positions]),
-                                   torch.from_numpy((np.repeat(weights, lengths) * self.values[positions]).astype(np.float32)))
-        scores[:, 0] = float("-inf")
-        return scores
+        rows = rows.astype(np.int64)
+        positions = gather_csr_rows(self.indptr, rows)
+        lengths = self.indptr[rows + 1] - self.indptr[rows]
+        return (np.repeat(owners.astype(np.int64), lengths), self.indices[positions],
+                (np.repeat(weights, lengths) * self.values[positions]).astype(np.float32))
 
     def _floor(self, histories: list[np.ndarray]) -> torch.Tensor:
         """(B, n_items + 1) the scores before the rows' entries are added: the popularity floor."""

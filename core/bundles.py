@@ -283,7 +283,7 @@ def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np
         text=None if ranker.facts.text is None else torch.where(known[:, None], ranker.facts.text[index], 0.0),
         known=known,
     )
-    return Ranker(facts, ranker.net, ranker.report, ranker.exclude_seen, ranker.features)
+    return ranker.carrying(facts)
 
 
 class MappedScorer:

@@ -11,7 +11,7 @@ popularity in the product).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -95,6 +95,32 @@ class Candidates:
     scores: np.ndarray  # (B, n) float32
 
 
+# A source of candidates besides the scorer's own top-N: (histories, the scorer's scores (B, n_items + 1) with
+# every item that may not be served at -inf) -> (B, m) items it proposes, 0 = none. The ranker's item-kNN
+# neighbours are one (``core.ranker.neighbour_candidates``).
+CandidateSource = Callable[[list[np.ndarray], torch.Tensor], np.ndarray]
+
+
+def union_candidates(scores: torch.Tensor, proposed: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every item any of the ``proposed`` (B, n_i) item arrays holds, once per row, ordered by ``scores``
+    (ties: the first array's order first); (B, sum n_i) items and their scores, padded with item 0 at -inf.
+
+    Ordered by the scorer's own scores, the lists read as its top-N followed by the items the other
+    sources add (they scored lower), so the ranker's rank and score features keep their meaning; an
+    item at -inf (seen, unreleased) is never a candidate, whoever proposes it.
+    """
+    items = np.concatenate([np.asarray(p, dtype=np.int64) for p in proposed], axis=1)
+    values = scores.gather(1, torch.from_numpy(items)).float().numpy().copy()
+    by_item = np.argsort(items, axis=1, kind="stable")
+    sorted_items = np.take_along_axis(items, by_item, axis=1)
+    repeat = np.zeros(items.shape, dtype=bool)
+    np.put_along_axis(repeat, by_item[:, 1:], sorted_items[:, 1:] == sorted_items[:, :-1], axis=1)
+    values[repeat | (items == 0)] = -np.inf
+    order = np.argsort(-values, axis=1, kind="stable")
+    items, values = np.take_along_axis(items, order, axis=1), np.take_along_axis(values, order, axis=1)
+    return np.where(np.isneginf(values), 0, items), values
+
+
 def mask_seen(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
     """Set every item of each user's history to -inf in place ("exclude seen"); returns ``scores``.
 
@@ -127,8 +153,10 @@ class ColdStartScorer(WrappedScorer):
 
 
 def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 200, exclude_seen: bool = True,
-                        segments: Optional[np.ndarray] = None, fallback: Optional[Scorer] = None) -> Candidates:
-    """Top-``n`` items per user from ``scorer``; users with empty history go to ``fallback``.
+                        segments: Optional[np.ndarray] = None, fallback: Optional[Scorer] = None,
+                        sources: Sequence[CandidateSource] = ()) -> Candidates:
+    """Top-``n`` items per user from ``scorer``, with what the other ``sources`` propose (``union_candidates``);
+    users with empty history go to ``fallback``.
 
     Excluded items (seen ones, padding) get -inf and never appear among the candidates; they
     are masked in the scorer's answer itself, which is the caller's to change (``Scorer.score``).
@@ -140,32 +168,8 @@ def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 20
         mask_seen(scores, histories)
     n = min(n, scores.shape[1] - 1)
     top_scores, top_items = scores.topk(n, dim=1)
-    top_items = torch.where(torch.isinf(top_scores) & (top_scores < 0), 0, top_items)
-    return Candidates(top_items.cpu().numpy().astype(np.int64), top_scores.cpu().numpy())
-
-
-def new_item_candidates(text: torch.Tensor, new: torch.Tensor, histories: list[np.ndarray], n: int = 20,
-                        recent: int = 10) -> Candidates:
-    """Per user, the ``n`` items without training events whose text is closest (largest cosine) to one of
-    their ``recent`` latest items: a candidate source to merge into the re-ranker's lists.
-
-    The generator scores such an item by its text projection alone, which ranks the next new item a user
-    takes at a median of 138 of 1,500 on the demo shop (36% of them within its top 100), while this
-    plain similarity puts 56% of them among its top 10 of the 84 new items. ``text``: (n_items + 1, d)
-    unit rows (``Scorer.text_vectors``); ``new``: (n_items + 1,) bool, the items with no training event.
-    Users without history, and rows with fewer new items than ``n``, end in item 0 with score -inf.
-    """
-    pool = torch.nonzero(new, as_tuple=True)[0]
-    pool = pool[pool > 0]
-    scores = torch.full((len(histories), len(pool)), float("-inf"))
-    vectors = text[pool].float()  # (n_new, d)
-    for row, history in enumerate(histories):
-        if len(history):
-            latest = text[torch.as_tensor(np.asarray(history[-recent:], dtype=np.int64))].float()
-            scores[row] = (vectors @ latest.T).max(dim=1).values
-    top_scores, top = scores.topk(min(n, len(pool)), dim=1)
-    items = torch.where(torch.isinf(top_scores), 0, pool[top])
-    padding = n - items.shape[1]
-    items = nn.functional.pad(items, (0, padding))
-    top_scores = nn.functional.pad(top_scores, (0, padding), value=float("-inf"))
-    return Candidates(items.numpy().astype(np.int64), top_scores.numpy().astype(np.float32))
+    top_items = torch.where(torch.isinf(top_scores) & (top_scores < 0), 0, top_items).cpu().numpy()
+    if not sources:
+        return Candidates(top_items.astype(np.int64), top_scores.cpu().numpy())
+    scores = scores.cpu()
+    return Candidates(*union_candidates(scores, [top_items] + [source(histories, scores) for source in sources]))

@@ -31,12 +31,19 @@ from torch import nn
 
 from core.baselines import ItemKNNScorer, TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
-from core.generator import mask_seen
+from core.generator import CandidateSource, mask_seen, union_candidates
 from core.progress import RateMeter, emit
 from core.scorer import Scorer, WrappedScorer
 from core.top_k import top_k
 
-N_CANDIDATES = 100  # candidates the ranker is trained on and re-orders
+N_CANDIDATES = 100  # the generator's top-N the ranker is trained on and re-orders
+# Item-kNN's strongest partners of the user's recent items added to them (``neighbour_candidates``; 0 = none). The
+# generator's top 100 held the held-out item for 40% of ml-latest-small's test users; 50 of item-kNN's raised that
+# to 44% (100: 47%), 65% to 70% on ml-100k and on the demo shop, but the served test NDCG@10 gained nothing on
+# those (+0.0013, +0.0002; p 0.9) and the keep check left ml-100k's re-ranker out; only over a weak amazon-toys
+# generator (item-kNN far above it) did it gain (+0.028). Each served list pays about 2 ms of CPU more
+# (benchmarks/bench_candidates.py, bench_latency.py): off until a trained default run shows the gain.
+NEIGHBOUR_CANDIDATES = 0
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
 FOLDS = 5  # cross-fitting: each fold is judged by the four rankers that trained on three others, picked on one
 TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
@@ -235,6 +242,7 @@ class CandidateView:
         return _z_scored(self.scores, self.real)
 
     def rank(self) -> np.ndarray:
+        """The generator's order among the candidates (the lists are in it, ``union_candidates``)."""
         return (np.log1p(np.arange(self.items.shape[1], dtype=np.float32)) / np.log1p(N_CANDIDATES))[None, :]
 
     def interest_match(self) -> np.ndarray:
@@ -382,16 +390,29 @@ class Ranker:
     ``exclude_seen``: its candidates were formed with the user's history masked (trained for
     serving with "exclude seen"); such a ranker has no "seen_before" feature. ``features``: the
     network's own unless given. ``judgement``: its keep check's per-user figures (``Judgement``).
+    ``neighbours``: item-kNN candidates added to the generator's top-N (``candidate_sources``; 0 in
+    bundles saved before they were, which serve as they did).
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
                  exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None,
-                 judgement: Optional["Judgement"] = None) -> None:
+                 judgement: Optional["Judgement"] = None, neighbours: int = 0) -> None:
         self.facts, self.net = facts, net.eval()
         self.judgement = judgement
         self.report = report or {}
         self.exclude_seen = exclude_seen
         self.features = net.features if features is None else tuple(features)
+        self.neighbours = int(neighbours)
+
+    @property
+    def candidate_sources(self) -> tuple[CandidateSource, ...]:
+        """What proposes candidates besides the generator's top-N, as this ranker was trained with."""
+        return candidate_sources(self.facts, self.neighbours)
+
+    def carrying(self, facts: ItemFacts) -> "Ranker":
+        """This ranker over other item ``facts`` (the same log's text, another catalogue's indices, a
+        newer log's counts)."""
+        return Ranker(facts, self.net, self.report, self.exclude_seen, self.features, self.judgement, self.neighbours)
 
     @functools.cached_property
     def feature_group_mask(self) -> tuple[tuple[str, ...], np.ndarray]:
@@ -408,8 +429,7 @@ class Ranker:
         text features; a ranker without them, or given None, is returned as it is."""
         if not self.reads_text or vectors is None:
             return self
-        return Ranker(replace(self.facts, text=vectors), self.net, self.report, self.exclude_seen, self.features,
-                      self.judgement)
+        return self.carrying(replace(self.facts, text=vectors))
 
     @torch.no_grad()
     def relevance(self, items, scores, histories, segments, interests, item_interest) -> torch.Tensor:
@@ -432,7 +452,7 @@ class Ranker:
     def state_tensors(self) -> dict[str, torch.Tensor]:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
         return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net,
-                "exclude_seen": torch.tensor(self.exclude_seen),
+                "exclude_seen": torch.tensor(self.exclude_seen), "neighbours": torch.tensor(self.neighbours),
                 "features": torch.tensor([name in self.features for name in FEATURES])}
 
     @classmethod
@@ -446,7 +466,8 @@ class Ranker:
         features = tuple(name for name, used in zip(FEATURES, mask) if used)
         net = RankerNet(features, hidden=state["net.mlp.0.weight"].shape[0])  # a bag is wider (RankerNet.averaged)
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-        return cls(facts, net, exclude_seen=exclude_seen, features=features)
+        return cls(facts, net, exclude_seen=exclude_seen, features=features,
+                   neighbours=int(state.get("neighbours", torch.tensor(0))))
 
 
 @dataclass(frozen=True)
@@ -492,12 +513,13 @@ class RankedCandidates:
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
                  *, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
                  target_times: Optional[np.ndarray] = None, facts: Optional[ItemFacts] = None, progress=None,
-                 cancel=None) -> Ranker:
+                 cancel=None, neighbours: int = NEIGHBOUR_CANDIDATES) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
-    Candidates are the scorer's top-N formed as ``RankedScorer`` serves them under the eval
-    set's mode (the history masked under ``EvalMode.NEW``, nothing under ``REPEAT``); users
-    whose held-out item falls outside them teach nothing about re-ordering and are skipped.
+    Candidates are the scorer's top-N and item-kNN's ``neighbours`` (``candidate_sources``) formed as
+    ``RankedScorer`` serves them under the eval set's mode (the history masked under ``EvalMode.NEW``,
+    nothing under ``REPEAT``); users whose held-out item falls outside them teach nothing about
+    re-ordering and are skipped.
     ``target_times``: when each held-out event happened; the items the log first saw later are
     left out of that user's candidates (they did not exist yet: as negatives they taught the
     ranker that the newest items are never taken).
@@ -517,7 +539,8 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     facts = replace(facts, text=text)
     seen_as, facts_as = _with_latest_items_as_new(scorer, facts, log) if text is not None else (scorer, facts)
     unreleased = None if target_times is None else _released_after(log, np.asarray(target_times)[chosen])
-    items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased)
+    sources = candidate_sources(facts_as, neighbours)
+    items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased, sources)
     interests = seen_as.interests_batch(histories, user_segments)
     began = time.perf_counter()
     features = candidate_features(facts_as, items, scores, histories, user_segments, interests, item_interest,
@@ -531,7 +554,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
                   seconds={"features": fitting - began, "fit": time.perf_counter() - fitting})
     served_ndcg = np.zeros(len(chosen))
     served_ndcg[found.numpy()] = served_gains  # a target outside the candidates is served below rank 100
-    return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg))
+    return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg), neighbours=neighbours)
 
 
 def latest_items(log: TrainLog, share: float = LATEST_SHARE) -> np.ndarray:
@@ -567,22 +590,26 @@ def _released_after(log: TrainLog, times: np.ndarray):
     return lambda start, stop: first[None, :] > torch.from_numpy(times[start:stop].astype(np.float64))[:, None]
 
 
-def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel, unreleased=None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """The scorer's top-N per user, the history masked first when serving excludes it (and the items
+def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel, unreleased=None,
+                sources: tuple[CandidateSource, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """``top_candidates`` per user, the history masked first when serving excludes it (and the items
     ``unreleased(start, stop)`` marks for those users left out)."""
-    items = np.zeros((len(histories), N_CANDIDATES), dtype=np.int64)
-    scores = np.zeros((len(histories), N_CANDIDATES), dtype=np.float32)
+    parts = []
     batches = masked_score_batches(scorer, histories, segments, history_masked=exclude_seen, cancel=cancel)
     for start, stop, batch in batches:
         if unreleased is not None:
             batch.masked_fill_(unreleased(start, stop), float("-inf"))
-        items[start:stop], scores[start:stop] = top_candidates(batch)
-    return items, scores
+        parts.append(top_candidates(batch, histories[start:stop], sources))
+    if not parts:
+        return np.zeros((0, N_CANDIDATES), dtype=np.int64), np.zeros((0, N_CANDIDATES), dtype=np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(B, N_CANDIDATES) items and scores, best first; slots beyond the finite scores hold item 0."""
+def top_candidates(scores: torch.Tensor, histories: Optional[list[np.ndarray]] = None,
+                   sources: tuple[CandidateSource, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N_CANDIDATES + what ``sources`` add) items and scores: the top N_CANDIDATES of ``scores`` and the
+    items the ``sources`` propose for ``histories``, best score first (``union_candidates``); slots beyond
+    the finite scores hold item 0 at score 0."""
     n = min(N_CANDIDATES, scores.shape[1] - 1)
     top = top_k(scores, n)
     real = torch.isfinite(top.values)
@@ -590,7 +617,39 @@ def top_candidates(scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     values = np.zeros((len(scores), N_CANDIDATES), dtype=np.float32)
     items[:, :n] = torch.where(real, top.indices, 0).numpy()
     values[:, :n] = torch.where(real, top.values, 0.0).numpy()
-    return items, values
+    if not sources:
+        return items, values
+    items, values = union_candidates(scores, [items] + [source(histories, scores) for source in sources])
+    return items, np.where(items > 0, values, 0.0).astype(np.float32)
+
+
+def candidate_sources(facts: ItemFacts, neighbours: int) -> tuple[CandidateSource, ...]:
+    """The sources a ranker's candidates are drawn from besides the generator's top-N: item-kNN's
+    ``neighbours`` strongest (none without them, or without co-occurrence in the facts)."""
+    if neighbours <= 0 or facts.cooccurrence is None:
+        return ()
+    return (functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours),)
+
+
+def neighbour_candidates(cooccurrence: ItemKNNScorer, known: np.ndarray, m: int, histories: list[np.ndarray],
+                         scores: torch.Tensor) -> np.ndarray:
+    """(B, m) item-kNN's ``m`` best items per user among those ``scores`` allows (finite) and the log
+    knew (``known``: an item scored as new has no partners when served), best first, 0 = none: the
+    partners of the recent items that the ranker's co-occurrence features count, read from their
+    rows alone (a few hundred entries a user, whatever the catalogue's size)."""
+    owner, item, contribution = cooccurrence.history_entries(histories)
+    width = scores.shape[1]
+    keys, inverse = np.unique(owner * width + item, return_inverse=True)
+    total = np.bincount(inverse, weights=contribution, minlength=len(keys))
+    owner, item = keys // width, keys % width
+    allowed = (total > 0) & known[item] & np.isfinite(scores[torch.from_numpy(owner), torch.from_numpy(item)].numpy())
+    owner, item, total = owner[allowed], item[allowed], total[allowed]
+    order = np.lexsort((-total, owner))
+    owner, item = owner[order], item[order]
+    place = np.arange(len(owner)) - np.searchsorted(owner, owner)  # each item's place in its user's order
+    proposed = np.zeros((len(histories), m), dtype=np.int64)
+    proposed[owner[place < m], place[place < m]] = item[place < m]
+    return proposed
 
 
 def _fit(features, labels, valid, names: tuple[str, ...], seed: int, epochs: int, progress,
@@ -691,19 +750,26 @@ def _sampled_lists(features, labels, valid, size: int = TRAIN_LIST) -> tuple[tor
 
 @torch.no_grad()
 def _list_gains(net: RankerNet, features, labels, valid) -> np.ndarray:
-    """Per-user NDCG@10 of the held-out item within the re-ranked candidate lists."""
+    """Per-user NDCG@10 of the held-out item within the re-ranked candidate lists; tied with others, its
+    expected gain over the places they share (in its favour, a net that scores every candidate alike
+    would look as good as the generator's order)."""
     if len(labels) == 0:
         return np.zeros(0)
     logits = net.eval()(features).masked_fill(~valid, float("-inf"))
-    rank = (logits > logits.gather(1, labels[:, None])).sum(dim=1).double()
-    return torch.where(rank < 10, 1.0 / torch.log2(rank + 2.0), torch.zeros((), dtype=torch.float64)).numpy()
+    target = logits.gather(1, labels[:, None])
+    above = (logits > target).sum(dim=1)
+    tied = (logits == target).sum(dim=1)  # the target itself included
+    place = torch.arange(logits.shape[1] + 1, dtype=torch.float64)
+    gain_to = torch.cat([torch.zeros(1, dtype=torch.float64),
+                         torch.where(place < 10, 1.0 / torch.log2(place + 2.0), 0.0).cumsum(0)])
+    return ((gain_to[above + tied] - gain_to[above]) / tied).numpy()
 
 
 class RankedScorer(WrappedScorer):
     """Generator + ranker as one ``Scorer``, so the whole pipeline is evaluated by full ranking.
 
-    The top-N candidates are placed above every other item in the ranker's order; the rest
-    keep the generator's scores. With ``exclude_seen`` (the ranker's own setting unless
+    The candidates (the generator's top-N and what the ranker's ``candidate_sources`` add) are placed
+    above every other item in the ranker's order; the rest keep the generator's scores. With ``exclude_seen`` (the ranker's own setting unless
     given: an evaluation under the other mode gives it) the history is masked before the
     top-N is taken, as serving forms the candidates, so the ranker re-orders what is served.
     """
@@ -722,7 +788,7 @@ class RankedScorer(WrappedScorer):
             mask_seen(base, histories)
         interests = self.scorer.interests_batch(histories, segments)
         segments = np.zeros(len(histories), np.int64) if segments is None else np.asarray(segments)
-        items, scores = top_candidates(base)
+        items, scores = top_candidates(base, histories, self.ranker.candidate_sources)
         relevance = self.ranker.relevance(items, scores, histories, segments, interests, self.item_interest)
         finite = torch.isfinite(relevance)
         floor = torch.where(finite, relevance, torch.tensor(float("inf"))).min(dim=1, keepdim=True).values

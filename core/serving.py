@@ -126,7 +126,9 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
         raise UsageError("diversity must be between 0 (pure relevance) and 1 (maximal category spread)")
     histories = [np.asarray(h, dtype=np.int64) for h in histories]
     segments = np.asarray(segments, dtype=np.int64)
-    candidates = generate_candidates(bundle.scorer, histories, N_CANDIDATES, exclude_seen, segments, bundle.fallback)
+    sources = () if bundle.ranker is None else bundle.ranker.candidate_sources
+    candidates = generate_candidates(bundle.scorer, histories, N_CANDIDATES, exclude_seen, segments, bundle.fallback,
+                                     sources)
     items, scores = candidates.items, candidates.scores
     interests = bundle.scorer.interests_batch(histories, segments)
     relevance = np.where(items > 0, scores, -np.inf)

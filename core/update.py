@@ -82,7 +82,8 @@ def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
     if parent.ranker is None:
         return None, {**report, "kept": False}
     ranker = parent.ranker
-    return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features), report
+    return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features,
+                  neighbours=ranker.neighbours), report
 
 
 def full_training_s(parent) -> float:

@@ -429,9 +429,16 @@ def _timing_line(timing: dict) -> str:
     return f"time: {phases}; peak memory {max(timing['peak_rss_mb'].values(), default=0):,.0f} MiB"
 
 
+# What a run's popularity check compared, as its gate line says it (runs before it was recorded say nothing).
+GATE_COMPARES = {"served, cross-fitted": "served lists' cross-fitted ", "generators": "generators' "}
+
+
 def _gate_line(gate: dict) -> str:
-    """The popularity check in one line; a run that failed it says so in capitals a reader cannot miss."""
-    figures = (f"validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
+    """The popularity check in one line, naming what it compared (``gate["compares"]``: what each side
+    serves, cross-fitted, or the generators alone); a run that failed it says so in capitals a reader
+    cannot miss."""
+    compared = GATE_COMPARES.get(gate.get("compares"), "")
+    figures = (f"{compared}validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
                f"p = {gate['p_value']:.3g} over {gate['n_users']:,} users")
     if gate["beats_popularity"]:
         return f"beats popularity: {figures}"
@@ -454,8 +461,11 @@ def cmd_runs(args, out: Output) -> dict:
                      f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
                      f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}"
                      f"{lineage}")
-    if any(r["beats_popularity"] is False for r in runs):
-        lines.append("WORSE: did not beat popularity on validation; never made the active model by itself")
+    worse = [r for r in runs if r["beats_popularity"] is False]
+    if worse:
+        compared = sorted({GATE_COMPARES.get((r["gate"] or {}).get("compares"), "").strip() for r in worse} - {""})
+        figures = f" ({' / '.join(compared)} figures, as the run records)" if compared else ""
+        lines.append(f"WORSE: did not beat popularity on validation{figures}; never made the active model by itself")
     behind = _lag_of_served_run(engine)
     if behind is not None:
         lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")

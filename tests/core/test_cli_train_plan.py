@@ -56,13 +56,14 @@ def test_a_binding_budget_is_reported_and_the_popularity_check_flags_a_worse_run
     code, out, _ = run(capsys, "train", "--db", shop, *SMALL_GRU, "--lr", "1e-9", "--time-budget", "0.00001")
     assert code == 0
     assert "stopped by time budget" in out and "the time budget (0.0006 s) cut training short" in out
-    assert "WARNING: does not beat popularity on validation" in out
+    assert "WARNING: does not beat popularity on validation (served lists' cross-fitted validation NDCG@10" in out
     assert re.search(r"^popularity valid(\s+0\.\d{4}){9}$", out, re.M)
     code, out, _ = run(capsys, "runs", "--db", shop, "--json")
     (flagged,) = json.loads(out)["runs"]
     assert flagged["beats_popularity"] is False and flagged["training"]["budget_cut"] is True
     code, out, _ = run(capsys, "runs", "--db", shop)
-    assert re.search(r"^\s+1\s+gru\s+done.*WORSE", out, re.M) and "did not beat popularity" in out
+    assert re.search(r"^\s+1\s+gru\s+done.*WORSE", out, re.M)
+    assert "did not beat popularity on validation (served lists' cross-fitted figures, as the run records)" in out
     code, _, err = run(capsys, "recommend", "--db", shop, "--user", "U000002")
     assert code == 0 and "did not beat popularity" in err
 

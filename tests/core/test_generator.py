@@ -122,17 +122,3 @@ def test_catalogue_of_a_model_without_interests_scores_by_embeddings_and_item_bi
         subset = generator.Catalogue.build(embeddings, head.item_bias, no_interests, n_interests=2,
                                            items=torch.tensor([3, 7]))
         assert torch.allclose(head(hidden, torch.randn(2, 2), subset), scores[:, [3, 7]], atol=1e-6)
-
-
-def test_new_item_candidates_are_the_new_items_closest_in_text_to_the_latest_history():
-    from core.generator import new_item_candidates
-
-    # items 1-2 learned, 3-5 new; item 3 reads like item 1, item 4 like item 2, item 5 like neither
-    text = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0.9, 0.1, 0], [0.1, 0.9, 0], [0, 0, 1]], dtype=torch.float32)
-    new = torch.tensor([False, False, False, True, True, True])
-    found = new_item_candidates(text, new, [np.array([2, 1]), np.array([2]), np.array([], dtype=np.int64)], n=4,
-                                recent=1)
-    assert found.items[0, :2].tolist() == [3, 4]  # only the latest item (1) counts with recent=1
-    assert found.items[1, :2].tolist() == [4, 3]
-    assert found.items[0, 3] == 0 and np.isneginf(found.scores[0, 3])  # three new items: the fourth slot is empty
-    assert (found.items[2] == 0).all()  # no history, nothing to be like

@@ -222,11 +222,12 @@ def test_the_ranker_follows_the_eval_mode_and_evaluation_ranks_what_is_served():
     torch.manual_seed(0)
     net = RankerNet(ranker.features)
     torch.nn.init.normal_(net.mlp[2].weight)  # an order of its own, whether or not this log's ranker was kept
-    ranker = Ranker(ranker.facts, net, exclude_seen=True)
+    ranker = Ranker(ranker.facts, net, exclude_seen=True, neighbours=30)
+    assert ranker.candidate_sources
     histories = split.test.histories[:60]
     segments = data.user_segment[split.test.user_index[:60]]
-    # what serving re-orders ("exclude seen": the generator's top-N of unseen items) ...
-    candidates = generate_candidates(scorer, histories, N_CANDIDATES, True, segments)
+    # what serving re-orders ("exclude seen": the generator's top-N of unseen items and item-kNN's) ...
+    candidates = generate_candidates(scorer, histories, N_CANDIDATES, True, segments, sources=ranker.candidate_sources)
     relevance = ranker.relevance(candidates.items, np.nan_to_num(candidates.scores, neginf=0.0), histories, segments,
                                  scorer.interests_batch(histories, segments), item_interest)
     served = torch.sort(relevance, dim=1, descending=True).values[:, :10]

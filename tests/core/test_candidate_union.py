@@ -1,0 +1,103 @@
+"""The re-ranker's candidates: the generator's top-N and item-kNN's neighbours of the recent items, as one union
+wherever candidates are made (ranker training, the keep check, evaluation, serving, bundles)."""
+
+import numpy as np
+import torch
+
+from core.baselines import ItemKNNScorer, TrainLog
+from core.data import EvalMode, EvalSet
+from core.evaluation import evaluate_scorer
+from core.generator import generate_candidates, mask_seen, union_candidates
+from core.ranker import (N_CANDIDATES, RankedScorer, Ranker, RankerNet, _list_gains, neighbour_candidates,
+                         train_ranker)
+from engine_data import one_thread  # noqa: F401
+from test_ranker import _Noisy
+
+
+def test_the_union_holds_each_allowed_item_once_in_the_scorers_order():
+    scores = torch.tensor([[float("-inf"), 0.9, 0.1, 0.5, float("-inf"), 0.3]])
+    top = np.array([[1, 3, 0]])  # the scorer's top-N, padded
+    neighbours = np.array([[3, 4, 2, 5]])  # 3 again, 4 not allowed (seen)
+    items, values = union_candidates(scores, [top, neighbours])
+    assert items.tolist() == [[1, 3, 5, 2, 0, 0, 0]]
+    assert np.allclose(values[0, :4], [0.9, 0.5, 0.3, 0.1]) and np.isneginf(values[0, 4:]).all()
+
+
+def _chains(n_users, n_items, follows, seed, pairs=6):
+    """Sequences of (item, the item that follows it) pairs; each user's held-out item follows their last."""
+    rng = np.random.default_rng(seed)
+    histories, targets = [], []
+    while len(targets) < n_users:
+        starts = rng.choice(np.arange(1, n_items + 1), size=pairs, replace=False)
+        history = np.stack([starts, follows[starts]], axis=1).ravel()
+        target = follows[history[-1]]
+        if target not in history:
+            histories.append(history)
+            targets.append(target)
+    return EvalSet(np.arange(n_users), histories, np.array(targets), EvalMode.NEW)
+
+
+def test_neighbour_candidates_are_item_knns_strongest_allowed_items():
+    n_items = 300
+    follows = np.concatenate([[0], np.random.default_rng(3).integers(1, n_items + 1, n_items)])
+    users = _chains(50, n_items, follows, seed=4)
+    category = np.ones(n_items + 1, np.int64)
+    knn = ItemKNNScorer.fit(TrainLog.from_histories(users.histories, n_items, category, 2), neighbours=20)
+    scores = mask_seen(torch.zeros(50, n_items + 1), users.histories)
+    scores[:, 0] = float("-inf")
+    known = np.ones(n_items + 1, bool)
+    known[7] = False  # an item scored as new: it has no partners when served
+    proposed = neighbour_candidates(knn, known, 10, users.histories, scores)
+    for row, history in enumerate(users.histories):
+        strength = knn.score([history])[0].numpy() - knn.FLOOR * knn.popularity
+        allowed = np.isfinite(scores[row].numpy()) & known & (strength > 0)
+        chosen = proposed[row][proposed[row] > 0]
+        assert allowed[chosen].all() and len(set(chosen)) == len(chosen) == min(10, allowed.sum())
+        rest = np.setdiff1d(np.flatnonzero(allowed), chosen)
+        assert not len(rest) or strength[chosen].min() >= strength[rest].max() - 1e-6
+
+
+def test_item_knn_candidates_bring_the_targets_the_generator_misses_and_the_ranker_lifts_them():
+    """A generator blind to the sequence holds the next item in its top 100 of 600 for a sixth of the users;
+    the item that always follows the last one is item-kNN's strongest partner of it, so with the neighbours
+    most targets are candidates, the ranker (reading co-occurrence) lifts them, and the pipeline
+    serves them; without, it cannot."""
+    n_items = 600
+    follows = np.concatenate([[0], np.random.default_rng(8).integers(1, n_items + 1, n_items)])
+    train_set, test_set = _chains(400, n_items, follows, seed=9), _chains(300, n_items, follows, seed=10)
+    category = np.concatenate([[0], np.random.default_rng(11).integers(1, 7, n_items)])
+    log = TrainLog.from_histories(train_set.histories, n_items, category, 7)
+    scorer, segments = _Noisy(n_items), np.zeros(400, np.int64)
+    alone = train_ranker(scorer, log, train_set, segments, category - 1, epochs=40, neighbours=0)
+    joined = train_ranker(scorer, log, train_set, segments, category - 1, epochs=40, neighbours=20)
+    assert alone.report["target_in_candidates"] < 0.3 < 0.8 < joined.report["target_in_candidates"]
+    assert joined.report["kept"] and joined.neighbours == 20 and alone.neighbours == 0
+    data = type("Data", (), {"item_category": category, "user_segment": np.zeros(400, np.int64)})
+    served = evaluate_scorer(RankedScorer(scorer, joined, category - 1), data, test_set).metrics["ndcg@10"]
+    assert served > 0.5 > evaluate_scorer(scorer, data, test_set).metrics["ndcg@10"]
+
+    # serving draws the same candidates (generate_candidates with the ranker's sources), and a bundle keeps them
+    restored = Ranker.from_state(joined.state_tensors())
+    assert restored.neighbours == 20
+    histories = test_set.histories[:20]
+    listed = generate_candidates(scorer, histories, N_CANDIDATES, True, np.zeros(20, np.int64),
+                                 sources=restored.candidate_sources)
+    assert listed.items.shape[1] == N_CANDIDATES + 20
+    assert np.mean([t in row for t, row in zip(test_set.targets[:20], listed.items)]) > 0.8
+    assert torch.equal(RankedScorer(scorer, restored, category - 1).score(histories),
+                       RankedScorer(scorer, joined, category - 1).score(histories))
+
+    # a bundle saved before the neighbours were recorded re-orders the generator's top-N alone, as it did
+    older = {k: v for k, v in joined.state_tensors().items() if k != "neighbours"}
+    assert Ranker.from_state(older).neighbours == 0 and Ranker.from_state(older).candidate_sources == ()
+
+
+def test_tied_targets_are_counted_at_their_expected_place_among_the_ties():
+    net = RankerNet(("score_z",))
+    features = torch.zeros(2, 20, 1)  # every candidate scores alike
+    valid = torch.ones(2, 20, dtype=torch.bool)
+    valid[1, 4:] = False  # a list of four
+    gains = _list_gains(net, features, torch.tensor([3, 0]), valid)
+    places = np.arange(20)
+    expected = np.where(places < 10, 1 / np.log2(places + 2), 0)
+    assert np.allclose(gains, [expected.mean(), expected[:4].mean()])
