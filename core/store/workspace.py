@@ -332,13 +332,18 @@ class Workspace:
         query = ("SELECT u.external_id, i.external_id FROM users u JOIN events e ON e.user_id = u.id "
                  "JOIN items i ON i.id = e.item_id WHERE u.external_id IN ({}) AND e.negative = 0 "
                  "ORDER BY e.user_id, e.ts, e.id")
+        for user, item in self._rows_per_users(query, distinct):
+            found[user].append(item)
+        return [found[user] for user in wanted]
+
+    def _rows_per_users(self, query: str, users: list[str], around=()):
+        """The rows of ``query`` whose ``IN ({})`` list takes ``users``, at most SQLite's variable limit
+        of them per statement; ``around``: a value bound before the list and the same after it."""
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
-            for start in range(0, len(distinct), _MAX_SQL_VARIABLES):
-                chunk = distinct[start:start + _MAX_SQL_VARIABLES]
-                for user, item in raw.execute(query.format(", ".join("?" * len(chunk))), chunk):
-                    found[user].append(item)
-        return [found[user] for user in wanted]
+            for start in range(0, len(users), _MAX_SQL_VARIABLES):
+                chunk = users[start:start + _MAX_SQL_VARIABLES]
+                yield from raw.execute(query.format(", ".join("?" * len(chunk))), [*around, *chunk, *around])
 
     def last_event_id(self) -> int:
         """The highest event id stored (0 for none): events are numbered as they are stored."""
@@ -356,15 +361,10 @@ class Workspace:
                  "WHERE o.user_id = e.user_id AND o.id <= ? AND o.negative = 0), -1e300) "
                  "FROM users u JOIN events e ON e.user_id = u.id JOIN items i ON i.id = e.item_id "
                  "WHERE u.external_id IN ({}) AND e.id > ? AND e.negative = 0 ORDER BY e.user_id, e.ts, e.id")
-        with self.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            for start in range(0, len(wanted), _MAX_SQL_VARIABLES):
-                chunk = wanted[start:start + _MAX_SQL_VARIABLES]
-                for user, item, ts, early in raw.execute(query.format(", ".join("?" * len(chunk))),
-                                                         [event_id, *chunk, event_id]):
-                    items, first, interleaved = found.get(user, ([], ts, False))
-                    items.append(item)
-                    found[user] = (items, first, interleaved or bool(early))
+        for user, item, ts, early in self._rows_per_users(query, wanted, around=(event_id,)):
+            items, first, interleaved = found.get(user, ([], ts, False))
+            items.append(item)
+            found[user] = (items, first, interleaved or bool(early))
         return found
 
     def item(self, external_id: str) -> Optional[dict]:
