@@ -533,7 +533,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     # event is the re-ranker's largest cost at scale) and popularity's side of the popularity gate.
     facts = ItemFacts.from_log(log) if neural and not updating else None
     against = _popularity_side(popularity, data, split, cancel, test=not updating,
-                               served=None if updating else (log, facts, config.seed, progress)) if neural else None
+                               served=None if updating else (log, facts, config, progress)) if neural else None
     phases.end("popularity")
     scorer, device, training, dims, moments, trained_ranks = _fit_generator(
         folder, data, split, fit_split, log, config, progress, cancel, resume, text, update, team, started,
@@ -547,7 +547,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                               target_times=target_times(data, split.valid), facts=facts, progress=progress,
-                              cancel=cancel)
+                              cancel=cancel, neighbours=config.knn_candidates)
         ranker_report = ranker.report
     phases.end("re-ranker")
     kept = ranker is not None and ranker_report["kept"]
@@ -654,7 +654,7 @@ def _popularity_side(popularity, data, split, cancel, test: bool = True, served=
     """The popularity baseline on the same split (``popularity``: validation, and test unless ``test``
     is False): nothing of it depends on the model, so a run measures it before training.
 
-    ``served``: (the training log, its ``ItemFacts``, the seed, progress): popularity's re-ranker is
+    ``served``: (the training log, its ``ItemFacts``, the run's ``TrainConfig``, progress): popularity's re-ranker is
     fitted as a popularity run would fit it, reading those facts (the run's own re-ranker reads the
     same, so the log's co-occurrence is counted once).
     """
@@ -665,11 +665,12 @@ def _popularity_side(popularity, data, split, cancel, test: bool = True, served=
                                           split_name=split.description).metrics
     if served is None:
         return PopularitySide(figures, pop_valid.ranks)
-    log, facts, seed, progress = served
+    log, facts, config, progress = served
     emit(progress, Progress("ranker", message="fitting popularity's re-ranker for the popularity check"))
     item_interest, _ = interest_vocabulary(popularity, data)
-    ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=seed,
-                          target_times=target_times(data, split.valid), facts=facts, cancel=cancel)
+    ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=config.seed,
+                          target_times=target_times(data, split.valid), facts=facts, cancel=cancel,
+                          neighbours=config.knn_candidates)
     return PopularitySide(figures, pop_valid.ranks, ranker)
 
 

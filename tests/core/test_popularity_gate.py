@@ -79,7 +79,7 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
     popularity_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
                                      target_times=target_times(data, split.valid))
     as_popularity = popularity_ranker.judgement
-    side = _popularity_side(popularity, data, split, None, test=False, served=(log, ItemFacts.from_log(log), 0, None))
+    side = _popularity_side(popularity, data, split, None, test=False, served=(log, ItemFacts.from_log(log), TrainConfig(), None))
     compared = _compare_with_popularity(valid.ranks, side, popularity_ranker)
     gate = compared["gate"]
     assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
@@ -129,3 +129,23 @@ def test_what_follows_training_is_planned_from_popularitys_re_ranker_fitted_befo
     assert after.seconds == pytest.approx(2.0 * 1000 / 500 + 1.0 * (1000 + 20_000) / 1000)
     # The network: candidates and interests of the run's re-ranker's users, the served and the generator's tests.
     assert after.passes == pytest.approx((2 * 1000 + 2 * 20_000) / 4000)
+
+
+def test_both_re_rankers_of_a_run_take_the_item_knn_candidates_it_is_set_to(engine, monkeypatch):
+    """The run's re-ranker and popularity's (the gate's other side) draw from the same candidate sources,
+    so the gate still compares like with like when a shop turns item-kNN candidates on."""
+    import core.runs as runs
+
+    asked = []
+    fit = runs.train_ranker
+
+    def recording(scorer, *args, **kwargs):
+        asked.append((type(scorer).__name__, kwargs.get("neighbours")))
+        return fit(scorer, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "train_ranker", recording)
+    config = TrainConfig.for_data(engine.sequence_data(), model="gru", hidden=8, layers=1, epochs=1, max_len=20,
+                                  knn_candidates=30)
+    run = engine.train(config)
+    assert sorted(asked) == [("NeuralScorer", 30), ("PopularityScorer", 30)]
+    assert run.config["knn_candidates"] == 30
