@@ -614,14 +614,8 @@ class Engine:
     def successors(self) -> Successors:
         """Every item's followers in the log (``core.data.successors``): counted once per content
         and kept beside the workspace (not beside a read-only one), then a slice per item."""
-        content = self.content_hash()
-        with self._lock:
-            if self._successors_cache is not None and self._successors_cache[0] == content:
-                return self._successors_cache[1]
-        successors = item_successors(self.workspace, content, self.sequence_data())
-        with self._lock:
-            self._successors_cache = (content, successors)
-        return successors
+        return self._for_content("_successors_cache",
+                                 lambda content: item_successors(self.workspace, content, self.sequence_data()))
 
     def search_items(self, text: str, limit: int = 20) -> list[ItemInfo]:
         """Items whose id or title contains ``text``, then the items nearest to it in meaning once the
@@ -747,11 +741,17 @@ class Engine:
                 and successors_folder(self.workspace, content).is_dir())
 
     def _user_directory(self, activity=None) -> UserDirectory:
+        return self._for_content("_users_cache", lambda content: user_directory(self.workspace, content, activity))
+
+    def _for_content(self, attribute: str, build):
+        """The (content hash, value) held in ``attribute`` while the workspace's content is unchanged, else
+        ``build(content)``: built outside the lock, so a page reading another cache is not held up by it."""
         content = self.content_hash()
         with self._lock:
-            if self._users_cache is not None and self._users_cache[0] == content:
-                return self._users_cache[1]
-        directory = user_directory(self.workspace, content, activity)
+            held = getattr(self, attribute)
+            if held is not None and held[0] == content:
+                return held[1]
+        value = build(content)
         with self._lock:
-            self._users_cache = (content, directory)
-        return directory
+            setattr(self, attribute, (content, value))
+        return value
