@@ -121,6 +121,13 @@ def union_candidates(scores: torch.Tensor, proposed: Sequence[np.ndarray]) -> tu
     return np.where(np.isneginf(values), 0, items), values
 
 
+def with_sources(scores: torch.Tensor, top_items: np.ndarray, histories: list[np.ndarray],
+                 sources: Sequence[CandidateSource]) -> tuple[np.ndarray, np.ndarray]:
+    """``union_candidates`` of a scorer's ``top_items`` and what each of the ``sources`` proposes for
+    ``histories`` from the same ``scores``: serving's and the re-ranker's candidates are formed so."""
+    return union_candidates(scores, [top_items] + [source(histories, scores) for source in sources])
+
+
 def mask_seen(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
     """Set every item of each user's history to -inf in place ("exclude seen"); returns ``scores``.
 
@@ -172,4 +179,4 @@ def generate_candidates(scorer: Scorer, histories: list[np.ndarray], n: int = 20
     if not sources:
         return Candidates(top_items.astype(np.int64), top_scores.cpu().numpy())
     scores = scores.cpu()
-    return Candidates(*union_candidates(scores, [top_items] + [source(histories, scores) for source in sources]))
+    return Candidates(*with_sources(scores, top_items, histories, sources))

@@ -31,7 +31,7 @@ from torch import nn
 
 from core.baselines import ItemKNNScorer, TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
-from core.generator import CandidateSource, mask_seen, union_candidates
+from core.generator import CandidateSource, mask_seen, with_sources
 from core.progress import RateMeter, emit
 from core.scorer import Scorer, WrappedScorer
 from core.top_k import top_k
@@ -619,7 +619,7 @@ def top_candidates(scores: torch.Tensor, histories: Optional[list[np.ndarray]] =
     values[:, :n] = torch.where(real, top.values, 0.0).numpy()
     if not sources:
         return items, values
-    items, values = union_candidates(scores, [items] + [source(histories, scores) for source in sources])
+    items, values = with_sources(scores, items, histories, sources)
     return items, np.where(items > 0, values, 0.0).astype(np.float32)
 
 
