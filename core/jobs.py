@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -44,6 +45,11 @@ from core.progress import Cancelled, CancelToken, ProgressCallback, emit
 CANCEL_GRACE_S = 15.0
 _POLL_S = 0.1
 _STOP_WAIT_S = 5.0
+# multiprocessing's Popen.poll is not thread-safe: when the reader thread and a job's thread both
+# wait for one ended process, the one whose waitpid loses the race sees it as still alive until the
+# other has stored its exit code, and a new job could then be sent to the dead process. Every look
+# at a job process's life goes through this lock.
+_REAP_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ class JobServer:
             _end_process(process)
 
     def _ensure_running(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and _alive(self._process):
             return
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
@@ -181,12 +187,14 @@ class JobServer:
                 answers = self._jobs.get(job_id, (None,))[0]
             if answers is not None:
                 answers.put((kind, payload))
-        process.join(_STOP_WAIT_S)
+        _wait_for_end(process, _STOP_WAIT_S)
         conn.close()
         with self._lock:
             orphans = [answers for answers, owner in self._jobs.values() if owner is process]
+        with _REAP_LOCK:
+            exitcode = process.exitcode
         for answers in orphans:
-            answers.put(("died", process.exitcode))
+            answers.put(("died", exitcode))
 
     def _follow(self, job_id: int, call: JobCall, answers: queue.Queue, process, progress, cancel) -> Any:
         cancelled_at = None
@@ -219,10 +227,23 @@ class JobServer:
 
 def _end_process(process) -> None:
     process.terminate()
-    process.join(_STOP_WAIT_S)
-    if process.is_alive():
+    if not _wait_for_end(process, _STOP_WAIT_S):
         process.kill()
-        process.join(_STOP_WAIT_S)
+        _wait_for_end(process, _STOP_WAIT_S)
+
+
+def _wait_for_end(process, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``process`` to end and reap it; whether it has ended. Waits on its
+    sentinel outside the lock, so a second waiter is not held up for the whole timeout."""
+    if multiprocessing.connection.wait([process.sentinel], timeout):
+        with _REAP_LOCK:
+            process.join()
+    return not _alive(process)
+
+
+def _alive(process) -> bool:
+    with _REAP_LOCK:
+        return process.is_alive()
 
 
 # -- the job process ---------------------------------------------------------------------------
