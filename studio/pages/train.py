@@ -69,7 +69,7 @@ class TrainPage(StudioPage):
         self.lag: Optional[tuple[int, Any]] = None  # (run id, core.runs.RunLag) the Update button offers
         self.lay_out_side_by_side(self._build_settings(), self._build_monitor(), (340, 900))
         context.workspace_changed.connect(self.refresh)
-        context.data_changed.connect(self._load_defaults)
+        context.data_changed.connect(self._load_defaults_when_seen)
         context.runs_changed.connect(self._refresh_runs)
         context.active_run_changed.connect(lambda _run: self._refresh_runs())
         self.refresh()
@@ -257,10 +257,16 @@ class TrainPage(StudioPage):
     def refresh(self) -> None:
         """A workspace (or none) was opened: defaults and runs follow it; until they arrive, nothing is
         offered and the previous workspace's runs are gone."""
-        self._load_defaults()
+        self._load_defaults_when_seen()
         self.run_table.set_runs([])
         self._refresh_runs()
         self._update_buttons()
+
+    def _load_defaults_when_seen(self) -> None:
+        """Read the setup once the page shows: at 25M events its worker copies and partitions every
+        event's time (the split's default cut-off), which held the window ~100 ms and slowed the Explore
+        page's first answer as a workspace opened on another page."""
+        self.paint_when_seen(self._load_defaults)
 
     def _load_defaults(self) -> None:
         if self.engine is None:

@@ -372,3 +372,21 @@ def test_the_run_history_and_the_lag_are_read_off_the_window_thread_and_the_late
     page.run_table.select_run(done.id)
     qtbot.waitUntil(lambda: page.lag is not None and page.lag[0] == done.id, timeout=5000)
     assert threads and threading.main_thread() not in threads
+
+
+def test_the_setup_is_read_only_once_the_page_shows(qtbot, context, imported_engine, monkeypatch):
+    """Reading the setup copies and partitions every event's time: not while another page is in front."""
+    import studio.pages.train as train_module
+
+    reads = []
+    real = train_module.load_setup
+    monkeypatch.setattr(train_module, "load_setup", lambda *args: (reads.append(args), real(*args))[1])
+    context.set_engine(imported_engine)
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    context.announce_data_changed()
+    qtbot.wait(200)
+    assert reads == [] and page.setup is None
+    page.show()
+    qtbot.waitUntil(lambda: page.setup is not None, timeout=10_000)
+    assert len(reads) == 1  # the open and the import asked once between them

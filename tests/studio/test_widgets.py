@@ -160,6 +160,23 @@ def test_timeline_columns_fit_values_scrolled_out_of_view(qtbot):
                for line in timeline.rows.text(events[-1], 0).split("\n"))
 
 
+def test_timeline_event_column_is_sized_from_one_event_per_kind_not_every_event(qtbot, monkeypatch):
+    """A heavy user's prices make most texts distinct: measuring each held the window ~100 ms."""
+    events = [TimelineEvent(f"i{n}", f"Item {n}", ("Dolls",), "purchase", 1.7e9 + 60 * n, value=1 + n / 100)
+              for n in range(2000)]
+    events.append(TimelineEvent("x", "X", ("Dolls",), "rating", 1.8e9, value=1, negative=True))
+    timeline = SequenceTimeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(500, 300)
+    measured = []
+    real_text = timeline.rows.text
+    monkeypatch.setattr(timeline.rows, "text", lambda event, column: measured.append(column) or real_text(event, column))
+    timeline.set_events(events)
+    assert measured.count(1) <= 6  # purchases priced in 1 to 5 characters ("1" to "20.99"), the dislike
+    metrics = timeline.table.fontMetrics()
+    assert timeline.table.columnWidth(1) > max(metrics.horizontalAdvance("20.99"), metrics.horizontalAdvance("(dislike)"))
+
+
 def test_timeline_rows_hold_time_and_value_on_two_lines_leaving_the_width_to_titles(qtbot):
     event = TimelineEvent("i1", "Galaxy Card Game Deluxe", ("Card games",), "purchase", 1.7e9, value=18.85)
     timeline = SequenceTimeline()

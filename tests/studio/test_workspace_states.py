@@ -18,6 +18,7 @@ def test_a_read_only_workspace_is_browsed_with_what_writes_disabled(qtbot, wait_
     assert not window.read_only_label.isHidden() and "(read-only)" in window.windowTitle()
     assert not window.import_action.isEnabled() and window.export_action.isEnabled()
     assert not window.page("Data").import_button.isEnabled()
+    window.show_page("Train")  # the page reads its setup once seen
     train = window.page("Train")
     qtbot.waitUntil(lambda: train.setup is not None, timeout=10_000)
     done = next(run for run in window.context.engine.runs() if run.status == "done")
