@@ -208,7 +208,9 @@ def _catalogue_frame(frame: Optional[pd.DataFrame], seen_ids: np.ndarray, option
     # Store ids are small positive integers: a bincount finds the distinct ones in one linear pass
     # (np.unique sorts millions of event ids, ~100 ms).
     seen = np.flatnonzero(np.bincount(seen_ids)) if len(seen_ids) else np.zeros(0, dtype=np.int64)
-    missing = np.setdiff1d(seen, frame["id"].to_numpy(np.int64))
+    # Both sides are distinct ids (a bincount's, a primary key's): told so, NumPy skips hashing them
+    # again, which took 1.1 CPU-s for 680,000 users with NumPy 2.4 (6 ms told).
+    missing = np.setdiff1d(seen, frame["id"].to_numpy(np.int64), assume_unique=True)
     if len(missing):
         extra = pd.DataFrame({"id": missing, "external_id": missing.astype(str)})
         frame = pd.concat([frame, extra], ignore_index=True)
@@ -225,6 +227,8 @@ def _not_a_repeat(user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
 
 def _primary_categories(categories: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Category vocabulary (index 0 = none) and each item's primary category index."""
+    if _all_blank(categories):
+        return np.array([NO_CATEGORY], dtype=object), np.zeros(len(categories), dtype=np.int64)
     primary = categories.fillna("").astype(str).str.split("|").str[0].str.strip()
     names = sorted(set(primary) - {""})
     lookup = {name: index + 1 for index, name in enumerate(names)}
@@ -234,8 +238,16 @@ def _primary_categories(categories: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _category_lists(categories: pd.Series) -> np.ndarray:
     """Each item's "A|B" text tidied (blanks around and between the bars dropped), order kept."""
+    if _all_blank(categories):
+        return np.full(len(categories), "", dtype=object)
     parts = categories.fillna("").astype(str).str.split("|")
     return np.array(["|".join(p.strip() for p in names if p.strip()) for names in parts], dtype=object)
+
+
+def _all_blank(cells: pd.Series) -> bool:
+    """No cell holds text, as in a log imported without item or user profiles: the parsing of every
+    cell is skipped (a Python call per item and per user, 2-3 CPU-s at 2.5M events)."""
+    return not (cells.notna() & (cells != "")).any()
 
 
 def _profile_segments(attributes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -244,6 +256,8 @@ def _profile_segments(attributes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Two attributes are combined when that still gives at most MAX_SEGMENTS segments, else one
     is used; numeric attributes (age, income) and near-unique ones (zip codes) are skipped.
     """
+    if _all_blank(attributes):
+        return np.array([UNKNOWN_SEGMENT], dtype=object), np.zeros(len(attributes), dtype=np.int64)
     parsed = [_attribute_dict(value) for value in attributes]
     keys = _categorical_keys(parsed)
     for used in (keys[:2], keys[:1]):

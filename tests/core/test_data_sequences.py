@@ -38,6 +38,18 @@ def test_item_table_gives_cold_items_categories_and_lookups():
     assert data.has_categories
 
 
+def test_tables_without_profiles_give_no_categories_and_the_unknown_segment():
+    """Item and user tables whose category and attribute cells are all empty (an events-only import)."""
+    items = pd.DataFrame({"id": [10, 11], "external_id": ["a", "b"], "title": [None, None], "categories": [None, ""]})
+    users = pd.DataFrame({"id": [1, 2], "external_id": ["u1", "u2"], "attributes": ["", None]})
+    data = sequences_from_arrays(np.array([1, 2]), np.array([10, 11]), np.array([0.0, 1.0]), items, users)
+    assert list(data.category_names) == ["(none)"] and list(data.item_category) == [0, 0, 0]
+    assert list(data.item_categories) == ["", "", ""] and data.item_categories.dtype == object
+    assert not data.has_categories
+    assert list(data.segment_names) == ["(unknown)"] and list(data.user_segment) == [0, 0]
+    assert data.user_segment.dtype == np.int64
+
+
 def test_profile_segments_combine_categorical_attributes_and_skip_numbers():
     users = pd.DataFrame({
         "id": [1, 2, 3, 4],
