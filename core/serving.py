@@ -140,8 +140,10 @@ def recommend_batch(bundle: Bundle, data, histories: list[np.ndarray], segments:
         relevance[ranked] = reranked.relevance.numpy()
     chosen = [_order(items[row], relevance[row], data.item_category, k, diversity) for row in range(len(histories))]
     taken_with = _taken_with(reranked, ranked, chosen) if len(ranked) else [np.zeros(len(c), np.int64) for c in chosen]
+    weights = [_attributions(bundle, histories[row], items[row][chosen[row]]) for row in range(len(histories))]
+    drivers = _drivers(histories, weights)
     return [_one_list(bundle, data, histories[row], int(segments[row]), items[row], relevance[row], interests[row],
-                      chosen[row], taken_with[row]) for row in range(len(histories))]
+                      chosen[row], taken_with[row], weights[row], drivers[row]) for row in range(len(histories))]
 
 
 def _taken_with(reranked, ranked: np.ndarray, chosen: list[np.ndarray]) -> list[np.ndarray]:
@@ -154,13 +156,17 @@ def _taken_with(reranked, ranked: np.ndarray, chosen: list[np.ndarray]) -> list[
     return [found.get(row, np.zeros(len(positions), np.int64)) for row, positions in enumerate(chosen)]
 
 
-def _one_list(bundle, data, history, segment, items, relevance, interests, chosen, taken_with
+def _attributions(bundle, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """(len(items), len(history)) how much each history event drove each listed item (none without a history)."""
+    weights = bundle.scorer.attributions(history, items) if len(history) else np.zeros((len(items), 0))
+    return np.asarray(weights, dtype=np.float64)
+
+
+def _one_list(bundle, data, history, segment, items, relevance, interests, chosen, taken_with, weights, drivers
               ) -> list[Recommendation]:
-    """The list of the candidates at positions ``chosen``, explained (``taken_with``: their partners, 0 = none)."""
+    """The list of the candidates at positions ``chosen``, explained (``taken_with``: their partners, 0 = none;
+    ``weights``: their ``_attributions``; ``drivers``: their ``_drivers``)."""
     chosen_items = items[chosen]
-    weights = bundle.scorer.attributions(history, chosen_items) if len(history) else np.zeros((len(chosen), 0))
-    weights = np.asarray(weights, dtype=np.float64)
-    drivers = _drivers(history, weights)
     evidence = (weights.sum(axis=1) > 0 if weights.size else np.zeros(len(chosen), dtype=bool)).tolist()
     n_items = max(int(data.n_items), 1)
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
@@ -221,27 +227,41 @@ def and_list(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _drivers(history: np.ndarray, weights: np.ndarray) -> list[list[tuple[int, float]]]:
-    """Per recommended item (row of ``weights``), the strongest distinct history items with their share of its evidence.
+def _drivers(histories: list[np.ndarray], weights: list[np.ndarray]) -> list[list[list[tuple[int, float]]]]:
+    """Per user and recommended item (row of the user's ``weights``), the strongest distinct history items
+    with their share of its evidence.
 
     Repeats of an item add up. Items whose share is near an even split (``NEAR_UNIFORM``) are
-    dropped: "because of" 30 items at 3% each explains nothing. The whole list is done at
-    once: the history's distinct items are the same for every recommended item.
+    dropped: "because of" 30 items at 3% each explains nothing. The whole batch is done at once, on
+    the (listed item, history item) pairs that weigh only: one sort groups and orders them (by weight,
+    ties by item), where per user these steps were a served list's costliest part; a table of all
+    events by all distinct items took seconds and gigabytes for a shopper with thousands.
     """
-    if not len(history):
-        return [[] for _ in weights]
-    # the events that weigh only (a sparse baseline weighs its last 1-20): over every event of a
-    # shopper with thousands, the (events, distinct items) table took seconds and gigabytes
-    used = np.flatnonzero(np.asarray(weights).any(axis=0))
-    distinct, position = np.unique(history[used], return_inverse=True)  # the items that weigh, ascending
-    totals = weights[:, used] @ np.equal.outer(position, np.arange(len(distinct)))  # (k, distinct items that weigh)
-    top = np.argsort(-totals, axis=1, kind="stable")[:, :BECAUSE_ITEMS]
-    norms = totals.sum(axis=1, keepdims=True)
-    shares = np.divide(np.take_along_axis(totals, top, axis=1), norms, out=np.zeros(top.shape), where=norms > 0)
-    n_distinct = len(np.unique(history))
-    kept = (shares > 0) & (shares >= (NEAR_UNIFORM / n_distinct if n_distinct > 1 else 0.0))
-    return [[(item, share) for item, share, keep in zip(items, row, keeps) if keep]
-            for items, row, keeps in zip(distinct[top].tolist(), shares.tolist(), kept.tolist())]
+    counts = [len(w) for w in weights]
+    starts = np.cumsum([0] + counts)
+    rows, items, values = [], [], []
+    for user, (history, weight) in enumerate(zip(histories, weights)):
+        row, event = np.nonzero(weight) if weight.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        rows.append(starts[user] + row)
+        items.append(history[event])
+        values.append(weight[row, event])
+    rows, items, values = (np.concatenate(parts or [np.zeros(0)]) for parts in (rows, items, values))
+    stride = 1 + int(items.max(initial=0))
+    pairs, pair = np.unique(rows.astype(np.int64) * stride + items.astype(np.int64), return_inverse=True)
+    totals = np.bincount(pair.ravel(), weights=values, minlength=len(pairs))
+    pair_row, pair_item = pairs // stride, pairs % stride
+    norms = np.bincount(pair_row, weights=totals, minlength=int(starts[-1]))
+    order = np.lexsort((pair_item, -totals, pair_row))
+    ranked_row = pair_row[order]
+    top = order[np.arange(len(order)) - np.searchsorted(ranked_row, ranked_row) < BECAUSE_ITEMS]
+    n_distinct = np.array([len(np.unique(h)) for h in histories], dtype=np.int64)[np.repeat(np.arange(len(counts)), counts)]
+    floor = np.where(n_distinct > 1, NEAR_UNIFORM / np.maximum(n_distinct, 1), 0.0)
+    shares = totals[top] / norms[pair_row[top]]
+    kept = (shares > 0) & (shares >= floor[pair_row[top]])
+    lists = [[] for _ in range(int(starts[-1]))]
+    for row, item, share in zip(pair_row[top][kept].tolist(), pair_item[top][kept].tolist(), shares[kept].tolist()):
+        lists[row].append((item, share))
+    return [lists[start:end] for start, end in zip(starts[:-1].tolist(), starts[1:].tolist())]
 
 
 def _title(data, item: int) -> str:

@@ -283,8 +283,8 @@ def test_history_items_near_an_even_share_explain_nothing():
     even = np.ones((1, 30))
     one_stands_out = even.copy()
     one_stands_out[0, 4] = 20.0
-    assert _drivers(history, even) == [[]]
-    assert [item for item, _ in _drivers(history, one_stands_out)[0]] == [5]
+    assert _drivers([history], [even]) == [[[]]]
+    assert [item for item, _ in _drivers([history], [one_stands_out])[0][0]] == [5]
 
 
 def test_drivers_of_a_long_history_read_the_events_that_weigh():
@@ -302,7 +302,28 @@ def test_drivers_of_a_long_history_read_the_events_that_weigh():
     least = NEAR_UNIFORM / len(distinct)  # an even share among the whole history's items
     expected = [[(int(distinct[i]), row[i] / row.sum()) for i in np.argsort(-row, kind="stable")[:BECAUSE_ITEMS]
                  if row[i] > 0 and row[i] / row.sum() >= least] for row in totals]
-    found = _drivers(history, weights)
+    found = _drivers([history], [weights])[0]
     assert [[item for item, _ in row] for row in found] == [[item for item, _ in row] for row in expected]
     assert np.allclose([share for row in found for _, share in row], [share for row in expected for _, share in row])
     assert found[2][0] == (int(history[-1]), found[2][0][1]) and found[2][0][1] > 0.5
+
+
+def test_drivers_of_a_batch_are_each_users_own():
+    """A served batch's explanations are found for all its users at once: each user's drivers (items, order
+    and shares) are what that user's alone are, whatever the others' histories (repeats, ties, none)."""
+    import numpy as np
+
+    from core.serving import _drivers
+
+    rng = np.random.default_rng(7)
+    histories = [rng.integers(1, 30, n) for n in (12, 0, 5, 40, 1)]
+    weights = [np.round(rng.random((10, len(h))) * (rng.random((10, len(h))) < 0.6), 1) for h in histories]
+    weights[3][0] = 0.0  # an item nothing drove
+    weights[0][1] = 1.0  # ties: broken by item, as alone
+    batch = _drivers(histories, weights)
+    alone = [_drivers([h], [w])[0] for h, w in zip(histories, weights)]
+    assert [[[item for item, _ in row] for row in user] for user in batch] == \
+        [[[item for item, _ in row] for row in user] for user in alone]
+    assert np.allclose([s for user in batch for row in user for _, s in row],
+                       [s for user in alone for row in user for _, s in row])
+    assert batch[1] == [[]] * 10 and batch[3][0] == [] and any(batch[0])
