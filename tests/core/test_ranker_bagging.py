@@ -98,3 +98,13 @@ def test_a_bag_that_cannot_help_is_left_out(seed):
     assert not report["kept"] and report["bagged"] == 0
     with torch.no_grad():  # what is served is the generator's own order
         assert torch.equal(served(features), RankerNet(NAMES)(features))
+
+
+@pytest.mark.parametrize("n_users,kept", [(ranker_module.FEW_JUDGED_USERS, True),
+                                          (ranker_module.FEW_JUDGED_USERS - 1, False)])
+def test_a_gain_at_p_between_the_levels_is_kept_only_when_enough_users_are_judged(monkeypatch, n_users, kept):
+    monkeypatch.setattr(ranker_module, "wilcoxon_p_value", lambda differences: 0.03)
+    features, labels, valid = _lists(n_users, informative=True)
+    _, report, _ = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
+    assert report["holdout_ndcg10_ranker"] > report["holdout_ndcg10_generator"]
+    assert report["kept"] is kept
