@@ -409,9 +409,10 @@ class Ranker:
         self.neighbours = int(neighbours)
         self.new_items = int(new_items)
 
-    @property
+    @functools.cached_property
     def candidate_sources(self) -> tuple[CandidateSource, ...]:
-        """What proposes candidates besides the generator's top-N, as this ranker was trained with."""
+        """What proposes candidates besides the generator's top-N, as this ranker was trained with (formed
+        once: the new-item source finds its pool of new items over the whole catalogue)."""
         return candidate_sources(self.facts, self.neighbours, self.new_items)
 
     def carrying(self, facts: ItemFacts) -> "Ranker":
@@ -641,23 +642,38 @@ def candidate_sources(facts: ItemFacts, neighbours: int, new_items: int = 0) -> 
     if neighbours > 0 and facts.cooccurrence is not None:
         sources.append(functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours))
     if new_items > 0 and facts.text is not None:
-        sources.append(functools.partial(new_item_candidates, facts.arrays["text"], facts.arrays["known"], new_items))
+        sources.append(functools.partial(new_item_candidates, facts.arrays["text"], new_items_with_text(facts),
+                                         new_items))
     return tuple(sources)
 
 
-def new_item_candidates(text: np.ndarray, known: np.ndarray, m: int, histories: list[np.ndarray],
+def new_items_with_text(facts: ItemFacts) -> np.ndarray:
+    """The items without training events (not ``known``) that have text: what ``new_item_candidates`` proposes."""
+    text = facts.arrays["text"]
+    new = np.flatnonzero(~facts.arrays["known"] & text.any(axis=1))
+    return new[new > 0]
+
+
+def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: list[np.ndarray],
                         scores: torch.Tensor) -> np.ndarray:
-    """(B, m) the ``m`` items without training events (not ``known``, with text) closest in text to each
-    user's ``TEXT_RECENT`` latest items (largest cosine), among those ``scores`` allows, best first, 0 =
-    none. The generator ranks a new item from its text and category alone and seldom into its top 100
-    (on the demo it held the taken new item for 36% of new-item events); this proposes the new items
-    the ranker's ``text_similarity`` reads highest."""
+    """(B, m) the ``m`` items of ``new`` (``new_items_with_text``) closest in text to each user's
+    ``TEXT_RECENT`` latest items (largest cosine), among those ``scores`` allows, best first, 0 = none.
+    The generator ranks a new item from its text and category alone and seldom into its top 100 (on
+    the demo it held the taken new item for 36% of new-item events); this proposes the new items the
+    ranker's ``text_similarity`` reads highest."""
     proposed = np.zeros((len(histories), m), dtype=np.int64)
-    new = np.flatnonzero(~known & text.any(axis=1))
-    new = new[new > 0]
     recent = [np.asarray(h[-TEXT_RECENT:], dtype=np.int64) for h in histories]
     if not len(new) or not sum(len(r) for r in recent):
         return proposed
+    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
+    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
+    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
+    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
+    k = min(m, len(new))
+    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
+    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
+    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
+    return proposed
     owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
     closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
     np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)

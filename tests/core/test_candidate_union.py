@@ -11,7 +11,8 @@ from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates
 from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, RankedScorer, Ranker, RankerNet, _list_gains,
-                         features_for, neighbour_candidates, new_item_candidates, top_candidates, train_ranker)
+                         features_for, neighbour_candidates, new_item_candidates, new_items_with_text, top_candidates,
+                         train_ranker)
 from engine_data import one_thread  # noqa: F401
 from test_ranker import _Noisy
 
@@ -121,7 +122,10 @@ def test_new_item_candidates_are_the_allowed_new_items_closest_in_text_to_the_la
     scores = mask_seen(torch.zeros(8, n_items + 1), histories)
     scores[:, 0] = float("-inf")
     scores[0, 160] = float("-inf")  # not allowed for that user
-    proposed = new_item_candidates(text, known, 12, histories, scores)
+    new = new_items_with_text(ItemFacts(torch.from_numpy(known.astype(np.float32)), *(torch.zeros(1),) * 3,
+                                        text=torch.from_numpy(text)))
+    assert new.tolist() == [i for i in range(150, 201) if i != 190]
+    proposed = new_item_candidates(text, new, 12, histories, scores)
     for row, history in enumerate(histories):
         closeness = (text @ text[history[-TEXT_RECENT:]].T).max(axis=1)
         allowed = ~known & np.isfinite(scores[row].numpy()) & text.any(axis=1)
