@@ -29,7 +29,7 @@ import torch
 from core.baselines import PopularityScorer, TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
-from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
+from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
 from core.runs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
@@ -65,15 +65,19 @@ def stand_in_text(data, dim: int = TEXT_DIM, seed: int = 0) -> TextIndex:
     return TextIndex("stand-in", vectors, has_text)
 
 
-def build_bundle(data, model: str, hidden: int, text: bool = False) -> Bundle:
+def build_bundle(data, model: str, hidden: int, text: bool = False, new_share: float = 0.0) -> Bundle:
+    """``new_share``: the share of the catalogue (its last items) the re-ranker's facts hold no training
+    event of, as items added since training: what the new-item candidates (``new_item_candidates``) read."""
     config = TrainConfig.for_data(data, model=model, hidden=hidden, layers=2, max_len=50, text=text)
     split = leave_one_out(data)
     index = stand_in_text(data) if text else None
     scorer = NeuralScorer(model_for_data(data, config, index, split.train).eval(), model)
     log = TrainLog.from_split(data, split)
     item_interest, names = interest_vocabulary(scorer, data)
-    ranker = Ranker(ItemFacts.from_log(log), RankerNet(features_for(True, text)),
-                    neighbours=NEIGHBOUR_CANDIDATES).with_text(scorer.text_vectors())  # as runs train it
+    facts = ItemFacts.from_log(log)
+    facts.popularity[data.n_items + 1 - int(new_share * data.n_items):] = 0.0
+    ranker = Ranker(facts, RankerNet(features_for(True, text)), neighbours=NEIGHBOUR_CANDIDATES,
+                    new_items=NEW_ITEM_CANDIDATES).with_text(scorer.text_vectors())  # as runs train it
     return Bundle(path=None, manifest={"model": model}, scorer=scorer, fallback=PopularityScorer.fit(log),
                   ranker=ranker, item_interest=item_interest, interest_names=names)
 
@@ -101,8 +105,9 @@ def summary(values: list[float]) -> str:
 def bench(n_items: int, args) -> None:
     started = time.perf_counter()
     data = synthetic_data(n_items, args.users, args.events_per_user, args.categories)
-    bundle = build_bundle(data, args.model, args.hidden, args.text)
-    text = f"text on ({TEXT_DIM}-dim stand-in vectors)" if args.text else "text off"
+    bundle = build_bundle(data, args.model, args.hidden, args.text, args.new_share)
+    text = (f"text on ({TEXT_DIM}-dim stand-in vectors, {args.new_share:.0%} of the items new)" if args.text
+            else "text off")
     print(f"\n{n_items:,} items, {data.n_users:,} users, model {args.model} ({args.hidden} dims), {text}, "
           f"set up in {time.perf_counter() - started:.1f} s")
     users = np.random.default_rng(1).integers(0, data.n_users, args.repeats + 1)
@@ -130,22 +135,27 @@ def bench(n_items: int, args) -> None:
     print(f"  bare dot product + top-{N_CANDIDATES} (floor):              {summary(bare)}")
     print(f"  above the floor: p50 {above:7.2f} ms (median of paired differences)   {load_text()}")
     if args.neighbours != bundle.ranker.neighbours:
-        print_neighbours_cost(bundle, lists_of, args)
+        print_source_cost(bundle, lists_of, args, f"{args.neighbours} item-kNN candidates instead of "
+                          f"{bundle.ranker.neighbours}", neighbours=args.neighbours)
+    if args.text and bundle.ranker.new_items:
+        print_source_cost(bundle, lists_of, args, f"no new-item candidates instead of {bundle.ranker.new_items}",
+                          new_items=0)
     if args.profile:
         print_operator_profile(one_user, min(args.repeats, 50))
 
 
-def print_neighbours_cost(bundle: Bundle, lists_of, args) -> None:
-    """What ``args.neighbours`` item-kNN candidates (``core.ranker.neighbour_candidates``) would add to a served
-    list: the same users' lists with and without them, timed alternately."""
+def print_source_cost(bundle: Bundle, lists_of, args, change: str, **sources) -> None:
+    """What other candidate ``sources`` (``Ranker``'s ``neighbours``, ``new_items``) would change in a served list:
+    the same users' lists with the bundle's and with these, timed alternately."""
     ranker = bundle.ranker
+    settings = {"neighbours": ranker.neighbours, "new_items": ranker.new_items, **sources}
     other = dataclasses.replace(bundle, ranker=Ranker(ranker.facts, ranker.net, features=ranker.features,
-                                                      exclude_seen=ranker.exclude_seen, neighbours=args.neighbours))
+                                                      exclude_seen=ranker.exclude_seen, **settings))
     with torch.inference_mode():
         theirs, ours, theirs_cpu, ours_cpu = paired_timings_ms(lists_of(other), lists_of(bundle), args.repeats)
     costs = [statistics.median(a - b for a, b in zip(*pair)) for pair in ((theirs, ours), (theirs_cpu, ours_cpu))]
-    print(f"  with {args.neighbours} item-kNN candidates instead of {ranker.neighbours}: {costs[0]:+.2f} ms wall, "
-          f"{costs[1]:+.2f} ms CPU (p50 of paired differences; with them: {summary(theirs)} wall, CPU {summary(theirs_cpu)})")
+    print(f"  with {change}: {costs[0]:+.2f} ms wall, {costs[1]:+.2f} ms CPU (p50 of paired differences; "
+          f"with them: {summary(theirs)} wall, CPU {summary(theirs_cpu)})")
 
 
 def print_operator_profile(fn, repeats: int) -> None:
@@ -181,6 +191,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print the torch operators that take the time")
     parser.add_argument("--text", action="store_true",
                         help="a model and re-ranker that read item text (precomputed stand-in vectors)")
+    parser.add_argument("--new-share", type=float, default=0.1,
+                        help="with --text: share of the items without training events (the new-item candidates' pool)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

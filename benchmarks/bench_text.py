@@ -65,6 +65,7 @@ from scipy.stats import binomtest
 from core.data import SplitChoice
 from core.data.splits import DEFAULT_TEST_FRACTION
 from core.engine import Engine
+from core.evaluation import wilcoxon_p_value
 from core.importing import ImportOptions
 from core.runs import known_items
 from core.training import TrainConfig
@@ -112,11 +113,12 @@ def time_embedding(engine: Engine) -> None:
           f"(goal: under {GOAL_SECONDS} s on 2 CPU cores; a workspace whose vectors are cached reads them instead)")
 
 
-def train(engine: Engine, model: str, text: bool, split: SplitChoice, epochs: int, fixed: bool = False):
+def train(engine: Engine, model: str, text: bool, split: SplitChoice, epochs: int, fixed: bool = False,
+          **overrides):
     """``fixed``: exactly ``epochs`` passes, no time limit, no early stopping (variants compared under load)."""
     pinned = dict(time_budget=0, patience=epochs) if fixed else {}
-    config = TrainConfig.for_data(engine.sequence_data(), model=model, text=text, epochs=epochs, **pinned)
-    print(f"training {model} {'with' if text else 'without'} text", flush=True)
+    config = TrainConfig.for_data(engine.sequence_data(), model=model, text=text, epochs=epochs, **pinned, **overrides)
+    print(f"training {model} {'with' if text else 'without'} text {overrides or ''}", flush=True)
     started = time.perf_counter()
     run = engine.train(config, split=split, progress=_print_epochs)
     return run, time.perf_counter() - started
@@ -158,6 +160,38 @@ def new_item_ranks_line(engine: Engine, label: str, run) -> str:
         line += (f": median rank {np.median(ranks) + 1:,.0f} of {data.n_items:,}, "
                  f"HR@100 {np.mean(ranks < 100):.3f}")
     return line
+
+
+def oracle_new_item_line(engine: Engine, run) -> str:
+    """What no model can beat on new items: the best 10 new items for everyone, chosen knowing the test
+    (the 10 new items most test users took), and how many distinct new items the new-item events are on."""
+    data = engine.sequence_data()
+    split = run.split.split(data)
+    targets = np.asarray(split.test.targets, dtype=np.int64)
+    new_targets = targets[~known_items(split, data.n_items)[targets]]
+    if not len(new_targets):
+        return "no new-item test event"
+    counts = np.sort(np.bincount(new_targets))[::-1]
+    return (f"{len(new_targets):,} new-item test events of {len(targets):,}, on {len(np.unique(new_targets)):,} "
+            f"distinct new items (most taken: by {counts[0]} test users); an oracle list of the 10 new items most "
+            f"taken in the test reaches new-item HR@10 {counts[:10].sum() / len(new_targets):.3f}")
+
+
+def paired_ndcg_line(engine: Engine, label: str, run, baseline) -> str:
+    """Overall test NDCG@10 of ``run`` against ``baseline`` (same split, same users), with the paired
+    Wilcoxon p of the per-user differences: load slows both runs alike, so their difference is fair."""
+    arrays = [engine.bundle(r.id).arrays for r in (run, baseline)]
+    assert np.array_equal(arrays[0]["test_users"], arrays[1]["test_users"]), "the runs tested other events"
+    ndcg = [_user_ndcg10(a["test_ranks"]) for a in arrays]
+    diff = ndcg[0] - ndcg[1]
+    return (f"{label}: test NDCG@10 {ndcg[0].mean():.4f} vs {ndcg[1].mean():.4f} ({diff.mean():+.4f}, "
+            f"paired Wilcoxon p {wilcoxon_p_value(diff):.3g}, {len(diff):,} test events, {int((diff != 0).sum()):,} changed)")
+
+
+def _user_ndcg10(ranks) -> np.ndarray:
+    """Each test event's NDCG@10 (rank 0 = first)."""
+    ranks = np.asarray(ranks)
+    return np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)
 
 
 def latency(engine: Engine, run_id: int, users: int = 200) -> tuple[float, float]:
@@ -248,7 +282,9 @@ def main() -> None:
         split = SplitChoice(kind="time", test_fraction=args.test_fraction)
         rows = [("popularity", *train(engine, "pop", False, split, args.epochs)),
                 (f"{args.model} without text", *train(engine, args.model, False, split, args.epochs, args.fixed_epochs)),
-                (f"{args.model} with text", *train(engine, args.model, True, split, args.epochs, args.fixed_epochs))]
+                (f"{args.model} with text", *train(engine, args.model, True, split, args.epochs, args.fixed_epochs)),
+                (f"{args.model} text, no new c.", *train(engine, args.model, True, split, args.epochs,
+                                                         args.fixed_epochs, new_item_candidates=0))]
         print(f"\n{args.data}, {rows[0][1].split.describe()}, full-catalogue ranking, history masked")
         print(f"{'':24}{'HR@10':>9}{'NDCG@10':>9}{'new HR':>9}{'new NDCG':>9}{'gen. new':>9}{'new ev.':>8}{'valid':>9}"
               f"{'train s':>9}")
@@ -260,9 +296,12 @@ def main() -> None:
               "for them from an empty sequence, the same list for all (few test users: the figures are noisy)")
         for label, run, _ in rows:
             print(new_item_ranks_line(engine, label, run))
+        print(oracle_new_item_line(engine, rows[0][1]))
+        print(paired_ndcg_line(engine, f"new-item candidates {TrainConfig.new_item_candidates} vs 0 (with text)",
+                               rows[2][1], rows[3][1]))
         print()
         torch.set_num_threads(1)  # one request, one thread: on a shared CPU two threads lose more to hand-offs
-        for label, run, _ in rows[1:]:  # text adds nothing per request: the catalogue is prepared once
+        for label, run, _ in rows[1:3]:  # text adds nothing per request: the catalogue is prepared once
             p50, p90 = latency(engine, run.id)
             print(f"one user's top-10 ({label}), {engine.sequence_data().n_items:,} items: "
                   f"p50 {p50:.2f} ms, p90 {p90:.2f} ms (1 thread; engine.recommend: ranker, MMR, explanations included)")

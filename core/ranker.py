@@ -44,6 +44,10 @@ N_CANDIDATES = 100  # the generator's top-N the ranker is trained on and re-orde
 # generator (item-kNN far above it) did it gain (+0.028). Each served list pays about 2 ms of CPU more
 # (benchmarks/bench_candidates.py, bench_latency.py): off until a trained default run shows the gain.
 NEIGHBOUR_CANDIDATES = 0
+# Items without training events whose text is closest to the user's latest items, added to the candidates of a
+# ranker that reads text (``new_item_candidates``; 0 = none). Only a catalogue with such items is touched: in
+# training the log's latest items stand for them (``_with_latest_items_as_new``), so the ranker learns to lift them.
+NEW_ITEM_CANDIDATES = 20
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
 FOLDS = 5  # cross-fitting: each fold is judged by the four rankers that trained on three others, picked on one
 TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
@@ -395,29 +399,32 @@ class Ranker:
     ``exclude_seen``: its candidates were formed with the user's history masked (trained for
     serving with "exclude seen"); such a ranker has no "seen_before" feature. ``features``: the
     network's own unless given. ``judgement``: its keep check's per-user figures (``Judgement``).
-    ``neighbours``: item-kNN candidates added to the generator's top-N (``candidate_sources``; 0 in
-    bundles saved before they were, which serve as they did).
+    ``neighbours``, ``new_items``: item-kNN and new-item candidates added to the generator's top-N
+    (``candidate_sources``; 0 in bundles saved before they were, which serve as they did).
     """
 
     def __init__(self, facts: ItemFacts, net: RankerNet, report: Optional[dict] = None,
                  exclude_seen: bool = False, features: Optional[tuple[str, ...]] = None,
-                 judgement: Optional["Judgement"] = None, neighbours: int = 0) -> None:
+                 judgement: Optional["Judgement"] = None, neighbours: int = 0, new_items: int = 0) -> None:
         self.facts, self.net = facts, net.eval()
         self.judgement = judgement
         self.report = report or {}
         self.exclude_seen = exclude_seen
         self.features = net.features if features is None else tuple(features)
         self.neighbours = int(neighbours)
+        self.new_items = int(new_items)
 
-    @property
+    @functools.cached_property
     def candidate_sources(self) -> tuple[CandidateSource, ...]:
-        """What proposes candidates besides the generator's top-N, as this ranker was trained with."""
-        return candidate_sources(self.facts, self.neighbours)
+        """What proposes candidates besides the generator's top-N, as this ranker was trained with (formed
+        once: the new-item source finds its pool of new items over the whole catalogue)."""
+        return candidate_sources(self.facts, self.neighbours, self.new_items)
 
     def carrying(self, facts: ItemFacts) -> "Ranker":
         """This ranker over other item ``facts`` (the same log's text, another catalogue's indices, a
         newer log's counts)."""
-        return Ranker(facts, self.net, self.report, self.exclude_seen, self.features, self.judgement, self.neighbours)
+        return Ranker(facts, self.net, self.report, self.exclude_seen, self.features, self.judgement, self.neighbours,
+                      self.new_items)
 
     @functools.cached_property
     def feature_group_mask(self) -> tuple[tuple[str, ...], np.ndarray]:
@@ -458,6 +465,7 @@ class Ranker:
         net = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
         return {**{f"facts.{k}": v for k, v in self.facts.state_tensors().items()}, **net,
                 "exclude_seen": torch.tensor(self.exclude_seen), "neighbours": torch.tensor(self.neighbours),
+                "new_items": torch.tensor(self.new_items),
                 "features": torch.tensor([name in self.features for name in FEATURES])}
 
     @classmethod
@@ -472,7 +480,8 @@ class Ranker:
         net = RankerNet(features, hidden=state["net.mlp.0.weight"].shape[0])  # a bag is wider (RankerNet.averaged)
         net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
         return cls(facts, net, exclude_seen=exclude_seen, features=features,
-                   neighbours=int(state.get("neighbours", torch.tensor(0))))
+                   neighbours=int(state.get("neighbours", torch.tensor(0))),
+                   new_items=int(state.get("new_items", torch.tensor(0))))
 
 
 @dataclass(frozen=True)
@@ -518,10 +527,11 @@ class RankedCandidates:
 def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, item_interest: np.ndarray,
                  *, seed: int = 0, max_users: int = MAX_TRAIN_USERS, epochs: int = EPOCHS,
                  target_times: Optional[np.ndarray] = None, facts: Optional[ItemFacts] = None, progress=None,
-                 cancel=None, neighbours: int = NEIGHBOUR_CANDIDATES) -> Ranker:
+                 cancel=None, neighbours: int = NEIGHBOUR_CANDIDATES, new_items: int = NEW_ITEM_CANDIDATES) -> Ranker:
     """Fit the re-ranker on held-out positions (``eval_set``: the validation targets).
 
-    Candidates are the scorer's top-N and item-kNN's ``neighbours`` (``candidate_sources``) formed as
+    Candidates are the scorer's top-N, item-kNN's ``neighbours`` and the ``new_items`` closest in text
+    (``candidate_sources``; the log's latest items stand for new ones when the scorer reads text) formed as
     ``RankedScorer`` serves them under the eval set's mode (the history masked under ``EvalMode.NEW``,
     nothing under ``REPEAT``); users whose held-out item falls outside them teach nothing about
     re-ordering and are skipped.
@@ -544,7 +554,7 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
     facts = replace(facts, text=text)
     seen_as, facts_as = _with_latest_items_as_new(scorer, facts, log) if text is not None else (scorer, facts)
     unreleased = None if target_times is None else _released_after(log, np.asarray(target_times)[chosen])
-    sources = candidate_sources(facts_as, neighbours)
+    sources = candidate_sources(facts_as, neighbours, new_items)
     items, scores = _candidates(seen_as, histories, user_segments, exclude_seen, cancel, unreleased, sources)
     interests = seen_as.interests_batch(histories, user_segments)
     began = time.perf_counter()
@@ -559,7 +569,8 @@ def train_ranker(scorer: Scorer, log: TrainLog, eval_set, segments: np.ndarray, 
                   seconds={"features": fitting - began, "fit": time.perf_counter() - fitting})
     served_ndcg = np.zeros(len(chosen))
     served_ndcg[found.numpy()] = served_gains  # a target outside the candidates is served below rank 100
-    return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg), neighbours=neighbours)
+    return Ranker(facts, net, report, exclude_seen, judgement=Judgement(chosen, served_ndcg),
+                  neighbours=neighbours, new_items=new_items)
 
 
 def latest_items(log: TrainLog, share: float = LATEST_SHARE) -> np.ndarray:
@@ -628,12 +639,55 @@ def top_candidates(scores: torch.Tensor, histories: Optional[list[np.ndarray]] =
     return items, np.where(items > 0, values, 0.0).astype(np.float32)
 
 
-def candidate_sources(facts: ItemFacts, neighbours: int) -> tuple[CandidateSource, ...]:
+def candidate_sources(facts: ItemFacts, neighbours: int, new_items: int = 0) -> tuple[CandidateSource, ...]:
     """The sources a ranker's candidates are drawn from besides the generator's top-N: item-kNN's
-    ``neighbours`` strongest (none without them, or without co-occurrence in the facts)."""
-    if neighbours <= 0 or facts.cooccurrence is None:
-        return ()
-    return (functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours),)
+    ``neighbours`` strongest (none without co-occurrence in the facts) and the ``new_items`` items without
+    training events closest in text to the user's latest items (none without text in the facts)."""
+    sources = []
+    if neighbours > 0 and facts.cooccurrence is not None:
+        sources.append(functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours))
+    if new_items > 0 and facts.text is not None:
+        sources.append(functools.partial(new_item_candidates, facts.arrays["text"], new_items_with_text(facts),
+                                         new_items))
+    return tuple(sources)
+
+
+def new_items_with_text(facts: ItemFacts) -> np.ndarray:
+    """The items without training events (not ``known``) that have text: what ``new_item_candidates`` proposes."""
+    text = facts.arrays["text"]
+    new = np.flatnonzero(~facts.arrays["known"] & text.any(axis=1))
+    return new[new > 0]
+
+
+def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: list[np.ndarray],
+                        scores: torch.Tensor) -> np.ndarray:
+    """(B, m) the ``m`` items of ``new`` (``new_items_with_text``) closest in text to each user's
+    ``TEXT_RECENT`` latest items (largest cosine), among those ``scores`` allows, best first, 0 = none.
+    The generator ranks a new item from its text and category alone and seldom into its top 100 (on
+    the demo it held the taken new item for 36% of new-item events); this proposes the new items the
+    ranker's ``text_similarity`` reads highest."""
+    proposed = np.zeros((len(histories), m), dtype=np.int64)
+    recent = [np.asarray(h[-TEXT_RECENT:], dtype=np.int64) for h in histories]
+    if not len(new) or not sum(len(r) for r in recent):
+        return proposed
+    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
+    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
+    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
+    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
+    k = min(m, len(new))
+    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
+    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
+    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
+    return proposed
+    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
+    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
+    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
+    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
+    k = min(m, len(new))
+    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
+    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
+    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
+    return proposed
 
 
 def neighbour_candidates(cooccurrence: ItemKNNScorer, known: np.ndarray, m: int, histories: list[np.ndarray],

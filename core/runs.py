@@ -547,7 +547,8 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
         ranker = train_ranker(scorer, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                               target_times=target_times(data, split.valid), facts=facts, progress=progress,
-                              cancel=cancel, neighbours=config.knn_candidates)
+                              cancel=cancel, neighbours=config.knn_candidates,
+                              new_items=config.new_item_candidates)
         ranker_report = ranker.report
     phases.end("re-ranker")
     kept = ranker is not None and ranker_report["kept"]
@@ -670,7 +671,7 @@ def _popularity_side(popularity, data, split, cancel, test: bool = True, served=
     item_interest, _ = interest_vocabulary(popularity, data)
     ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                           target_times=target_times(data, split.valid), facts=facts, cancel=cancel,
-                          neighbours=config.knn_candidates)
+                          neighbours=config.knn_candidates, new_items=config.new_item_candidates)
     return PopularitySide(figures, pop_valid.ranks, ranker)
 
 

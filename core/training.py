@@ -36,7 +36,7 @@ from core.evaluation import metrics_from_ranks, per_user_metric, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.errors import UsageError
-from core.ranker import NEIGHBOUR_CANDIDATES
+from core.ranker import NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES
 from core.progress import CancelToken, Cancelled, Progress, ProgressCallback, RateMeter, emit
 from core.sampled_softmax import SampledSoftmax
 from core.scorer import Scorer
@@ -185,6 +185,13 @@ class TrainConfig:
                               "what the model misses (amazon-toys: +0.028 NDCG@10 over a budget-cut model), "
                               "costs about 2 ms per list at 50", low=0, high=500,
         label="Item-kNN candidates for the re-ranker")
+    new_item_candidates: int = setting(
+        NEW_ITEM_CANDIDATES, "items without any training event (added since, or never taken) the re-ranker also "
+                             "considers when the model reads item text: each user's closest in text to their "
+                             "latest items, so the re-ranker can lift a new item the model ranks low; nothing "
+                             "changes where the catalogue has no such items", low=0, high=500,
+        label="New-item candidates for the re-ranker", when={"text": (True,)},
+        when_text="Only when the model reads item text")
 
     @classmethod
     def for_data(cls, data: SequenceData, model: str = "sasrec", preset: Optional[str] = None,

@@ -83,7 +83,7 @@ def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
         return None, {**report, "kept": False}
     ranker = parent.ranker
     return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features,
-                  neighbours=ranker.neighbours), report
+                  neighbours=ranker.neighbours, new_items=ranker.new_items), report
 
 
 def full_training_s(parent) -> float:

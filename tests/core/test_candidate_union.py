@@ -1,6 +1,8 @@
 """The re-ranker's candidates: the generator's top-N and item-kNN's neighbours of the recent items, as one union
 wherever candidates are made (ranker training, the keep check, evaluation, serving, bundles)."""
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -8,7 +10,8 @@ from core.baselines import ItemKNNScorer, TrainLog
 from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates
-from core.ranker import (N_CANDIDATES, RankedScorer, Ranker, RankerNet, _list_gains, neighbour_candidates,
+from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, RankedScorer, Ranker, RankerNet, _list_gains,
+                         features_for, neighbour_candidates, new_item_candidates, new_items_with_text, top_candidates,
                          train_ranker)
 from engine_data import one_thread  # noqa: F401
 from test_ranker import _Noisy
@@ -101,3 +104,55 @@ def test_tied_targets_are_counted_at_their_expected_place_among_the_ties():
     places = np.arange(20)
     expected = np.where(places < 10, 1 / np.log2(places + 2), 0)
     assert np.allclose(gains, [expected.mean(), expected[:4].mean()])
+
+
+def _unit_rows(n, d, seed):
+    rows = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows[0] = 0.0  # padding
+    return rows
+
+
+def test_new_item_candidates_are_the_allowed_new_items_closest_in_text_to_the_latest_items():
+    n_items, text = 200, _unit_rows(201, 16, seed=5)
+    known = np.ones(n_items + 1, bool)
+    known[150:] = False  # 51 items without training events
+    text[190] = 0.0  # one of them without text: nothing to compare
+    histories = [np.random.default_rng(u).integers(1, 150, 30) for u in range(8)]
+    scores = mask_seen(torch.zeros(8, n_items + 1), histories)
+    scores[:, 0] = float("-inf")
+    scores[0, 160] = float("-inf")  # not allowed for that user
+    new = new_items_with_text(ItemFacts(torch.from_numpy(known.astype(np.float32)), *(torch.zeros(1),) * 3,
+                                        text=torch.from_numpy(text)))
+    assert new.tolist() == [i for i in range(150, 201) if i != 190]
+    proposed = new_item_candidates(text, new, 12, histories, scores)
+    for row, history in enumerate(histories):
+        closeness = (text @ text[history[-TEXT_RECENT:]].T).max(axis=1)
+        allowed = ~known & np.isfinite(scores[row].numpy()) & text.any(axis=1)
+        chosen = proposed[row]
+        assert allowed[chosen].all() and len(set(chosen.tolist())) == 12
+        assert (np.diff(closeness[chosen]) <= 1e-6).all()  # best first
+        assert closeness[chosen].min() >= closeness[np.setdiff1d(np.flatnonzero(allowed), chosen)].max() - 1e-6
+    assert 160 not in proposed[0]
+
+
+def test_a_text_reading_ranker_adds_new_items_to_what_it_serves_and_keeps_the_setting_in_its_bundle():
+    n_items = 300
+    follows = np.concatenate([[0], np.random.default_rng(3).integers(1, n_items + 1, n_items)])
+    users = _chains(40, n_items, follows, seed=6)
+    category = np.ones(n_items + 1, np.int64)
+    log = TrainLog.from_histories(users.histories, n_items, category, 2)
+    facts = ItemFacts.from_log(log)
+    never_taken = np.flatnonzero(facts.popularity.numpy()[1:] == 0) + 1
+    assert len(never_taken)
+    text = torch.from_numpy(_unit_rows(n_items + 1, 16, seed=7))
+    net = RankerNet(features_for(True, text=True))
+    ranker = Ranker(replace(facts, text=text), net, exclude_seen=True, new_items=5)
+    without_text = Ranker(facts, net, exclude_seen=True, new_items=5)
+    assert len(ranker.candidate_sources) == 1 and not without_text.candidate_sources
+    scores = mask_seen(torch.arange(n_items + 1, dtype=torch.float32).repeat(40, 1), users.histories)
+    scores[:, never_taken] = -1.0  # the generator ranks every new item last, beyond its top N
+    items, _ = top_candidates(scores, users.histories, ranker.candidate_sources)
+    assert all(np.isin(row, never_taken).sum() == min(5, len(never_taken)) for row in items)
+    assert not np.isin(top_candidates(scores, users.histories, without_text.candidate_sources)[0], never_taken).any()
+    assert Ranker.from_state(ranker.state_tensors()).new_items == 5

@@ -131,21 +131,21 @@ def test_what_follows_training_is_planned_from_popularitys_re_ranker_fitted_befo
     assert after.passes == pytest.approx((2 * 1000 + 2 * 20_000) / 4000)
 
 
-def test_both_re_rankers_of_a_run_take_the_item_knn_candidates_it_is_set_to(engine, monkeypatch):
+def test_both_re_rankers_of_a_run_take_the_item_knn_and_new_item_candidates_it_is_set_to(engine, monkeypatch):
     """The run's re-ranker and popularity's (the gate's other side) draw from the same candidate sources,
-    so the gate still compares like with like when a shop turns item-kNN candidates on."""
+    so the gate still compares like with like when a shop turns item-kNN or new-item candidates on."""
     import core.runs as runs
 
     asked = []
     fit = runs.train_ranker
 
     def recording(scorer, *args, **kwargs):
-        asked.append((type(scorer).__name__, kwargs.get("neighbours")))
+        asked.append((type(scorer).__name__, kwargs.get("neighbours"), kwargs.get("new_items")))
         return fit(scorer, *args, **kwargs)
 
     monkeypatch.setattr(runs, "train_ranker", recording)
     config = TrainConfig.for_data(engine.sequence_data(), model="gru", hidden=8, layers=1, epochs=1, max_len=20,
-                                  knn_candidates=30)
+                                  knn_candidates=30, new_item_candidates=7)
     run = engine.train(config)
-    assert sorted(asked) == [("NeuralScorer", 30), ("PopularityScorer", 30)]
-    assert run.config["knn_candidates"] == 30
+    assert sorted(asked) == [("NeuralScorer", 30, 7), ("PopularityScorer", 30, 7)]
+    assert run.config["knn_candidates"] == 30 and run.config["new_item_candidates"] == 7
