@@ -577,8 +577,8 @@ def _training_windows(split: Split, config: TrainConfig, team: Team = SOLO):
 
 def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: int, has_categories: bool,
               cancel=None, team: Team = SOLO) -> TrainingEstimate:
-    """Timed steps on a copy of ``model`` (its weights stay untouched) and an epoch's end (``_end_epoch``) on
-    a sample of the validation users, scaled to all of them; in a team, each rank's share of a batch is timed
+    """Timed steps on a copy of ``model`` (its weights stay untouched) and an epoch's end: its interests
+    followed once (``follow_interests``) and a sample of the validation users ranked, scaled to all of them; in a team, each rank's share of a batch is timed
     and the leader's measurement is everyone's."""
     trial = copy.deepcopy(model).train()
     optimizer = make_optimizer(trial, config)
@@ -601,9 +601,11 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
     # A seeded sample of the validation users, not the first ones: users' order can follow their activity.
     sample = np.sort(np.random.default_rng(config.seed).permutation(len(split.valid))[:VALIDATION_SAMPLE])
     began = time.perf_counter()
+    follow_interests(trial.eval(), config, has_categories)  # once an epoch, whatever the users
+    interests_s, began = time.perf_counter() - began, time.perf_counter()
     if len(sample):
-        _end_epoch(trial.eval(), split, config, has_categories, cancel, users=sample)
-    validation_s = (time.perf_counter() - began) * len(split.valid) / max(len(sample), 1)
+        validation_ranks(NeuralScorer(trial, config.model), split, cancel, users=sample)
+    validation_s = interests_s + (time.perf_counter() - began) * len(split.valid) / max(len(sample), 1)
     step_s, validation_s = team.from_leader(timer / steps, validation_s)
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     measured = TrainingEstimate(team.describe(device_name(device)), step_s, steps_per_epoch, validation_s, 0, 0, None)
@@ -735,9 +737,10 @@ def train_sequence_model(
                                              schedule, reporter, cancel, steps_deadline, sampled, team)
         train_seconds = time.perf_counter() - epoch_started
         loss = team.mean(loss)
-        ranks = _end_epoch(model, split, config, data.has_categories, cancel, team=team)
+        follow_interests(model, config, data.has_categories, team)
         state.epoch = epoch
         if team.is_leader:  # validation, early stopping, the plan, checkpoints and reports happen once
+            ranks = validation_ranks(NeuralScorer(model, config.model), split, cancel)
             metrics = metrics_from_ranks(ranks)
             model.train()
             record = EpochRecord(epoch, loss, metrics["ndcg@10"], metrics["hr@10"],
@@ -857,15 +860,12 @@ def recluster_interests(model: SequenceModel, config: TrainConfig) -> None:
     item_interest.copy_(clusters.to(item_interest.device))
 
 
-def _end_epoch(model: SequenceModel, split: Split, config: TrainConfig, has_categories: bool, cancel=None,
-               team: Team = SOLO, users: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-    """What an epoch does after its steps: the learned interests follow the item embeddings, then the leader
-    ranks the validation targets (None on other ranks). The estimate times this same work on ``users``, a
-    sample, so the steps' deadline keeps room for all of it."""
+def follow_interests(model: SequenceModel, config: TrainConfig, has_categories: bool, team: Team = SOLO) -> None:
+    """After an epoch's steps, learned interests (a log without categories) follow the item embeddings. The
+    estimate times it with the validation pass: the steps' deadline keeps room for both."""
     if not has_categories:
         recluster_interests(model, config)
         team.copy_from_leader(model.predictor.item_interest)
-    return validation_ranks(NeuralScorer(model, config.model), split, cancel, users) if team.is_leader else None
 
 
 def validation_ranks(scorer: Scorer, split: Split, cancel: Optional[CancelToken] = None,
