@@ -344,3 +344,31 @@ def test_the_loop_replans_the_decay_of_a_budget_cut_epoch(rule_data, monkeypatch
     train_sequence_model(data, split, config, after=training.Afterwards(seconds=0.0, passes=0.0))
     (planned, schedule), = schedules
     assert planned == 2 and schedule.total_steps == 4
+
+
+def test_the_estimate_times_the_epochs_whole_end_in_real_size_batches(rule_data, monkeypatch):
+    """The steps' deadline keeps room for the epoch's end: the estimate's validation time is what re-clustering
+    the interests took (once an epoch) and ranking a sample in the real pass's batches took (a fake clock),
+    scaled to every user."""
+    data, split = rule_data
+    data = dataclasses.replace(data, item_category=np.zeros_like(data.item_category))  # learned interests:
+    assert not data.has_categories  # every epoch re-clusters them
+    clock, batches = [0.0], []
+    monkeypatch.setattr(training, "time", type("FakeClock", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+    recluster, rank = training.recluster_interests, training.ranks_for
+
+    def slow_recluster(*args):
+        clock[0] += 7.0
+        return recluster(*args)
+
+    def slow_ranks(scorer, histories, targets, **options):
+        clock[0] += 0.01 * len(targets)
+        batches.append(options["batch_size"])
+        return rank(scorer, histories, targets, **options)
+
+    monkeypatch.setattr(training, "recluster_interests", slow_recluster)
+    monkeypatch.setattr(training, "ranks_for", slow_ranks)
+    monkeypatch.setattr(training, "VALIDATION_SAMPLE", 100)
+    estimate = training.estimate_training(data, split, TrainConfig(model="gru", **TINY))
+    assert batches == [training.VALIDATION_BATCH]
+    assert estimate.validation_s == pytest.approx(7.0 + 0.01 * len(split.valid))  # re-clustered once, all ranked
