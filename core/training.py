@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
@@ -57,6 +57,9 @@ VALIDATION_BATCH = 256
 # Validation users timed for the estimate: whole batches of the real pass's size, enough users that their
 # histories' lengths average out (256 users timed 18 s for a 27.6 s epoch end at 25M events).
 VALIDATION_SAMPLE = 4 * VALIDATION_BATCH
+# Shares of the way from the start to a budget-cut run's steps deadline at which the validation pass is
+# timed again on the network being trained (see ``_Clock``).
+RETIME_AT = (0.5, 0.75, 0.875)
 NOISE_SHARE = 0.5  # of the validation NDCG@10's standard error an epoch must gain to reset patience
 LR_FLOOR = 0.1  # the decay ends at this share of the peak learning rate
 DECAY_SHARE = 0.2  # of the planned steps over which the learning rate decays
@@ -585,8 +588,8 @@ def _training_windows(split: Split, config: TrainConfig, team: Team = SOLO):
 def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: int, has_categories: bool,
               cancel=None, team: Team = SOLO) -> TrainingEstimate:
     """Timed steps on a copy of ``model`` (its weights stay untouched) and an epoch's end: its interests
-    followed once (``follow_interests``) and a sample of the validation users ranked, scaled to all of them; in a team, each rank's share of a batch is timed
-    and the leader's measurement is everyone's."""
+    followed once (``follow_interests``) and the validation pass (``timed_validation``); in a team, each
+    rank's share of a batch is timed and the leader's measurement is everyone's."""
     trial = copy.deepcopy(model).train()
     optimizer = make_optimizer(trial, config)
     # Batches as an epoch draws them (the first, warm-up step is not counted); the first epoch's real
@@ -605,18 +608,64 @@ def _estimate(model, windows, split: Split, config: TrainConfig, device, steps: 
             torch.cuda.synchronize()
         if number:
             timer += time.perf_counter() - began
-    # A seeded sample of the validation users, not the first ones: users' order can follow their activity.
-    sample = np.sort(np.random.default_rng(config.seed).permutation(len(split.valid))[:VALIDATION_SAMPLE])
     began = time.perf_counter()
     follow_interests(trial.eval(), config, has_categories)  # once an epoch, whatever the users
-    interests_s, began = time.perf_counter() - began, time.perf_counter()
-    if len(sample):
-        validation_ranks(NeuralScorer(trial, config.model), split, cancel, users=sample)
-    validation_s = interests_s + (time.perf_counter() - began) * len(split.valid) / max(len(sample), 1)
-    step_s, validation_s = team.from_leader(timer / steps, validation_s)
+    interests_s = time.perf_counter() - began
+    step_s, validation_s = team.from_leader(timer / steps, interests_s + timed_validation(trial, split, config, cancel))
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     measured = TrainingEstimate(team.describe(device_name(device)), step_s, steps_per_epoch, validation_s, 0, 0, None)
     return measured.planned_for(config, device)
+
+
+def timed_validation(model: SequenceModel, split: Split, config: TrainConfig,
+                     cancel: Optional[CancelToken] = None) -> float:
+    """Seconds a validation pass of ``model`` takes, timed on a seeded sample of the validation users
+    (not the first ones: users' order can follow their activity) in the real pass's batches and scaled
+    to all of them. Leaves ``model`` in training mode."""
+    sample = np.sort(np.random.default_rng(config.seed).permutation(len(split.valid))[:VALIDATION_SAMPLE])
+    began = time.perf_counter()
+    if len(sample):
+        validation_ranks(NeuralScorer(model.eval(), config.model), split, cancel, users=sample)
+    model.train()
+    return (time.perf_counter() - began) * len(split.valid) / max(len(sample), 1)
+
+
+@dataclass
+class _Clock:
+    """A budgeted run's deadlines: the epochs' (``deadline``: what follows training is kept out of the
+    budget) and the steps' (``steps_end``: the epoch's validation pass still ends by ``deadline``).
+
+    The validation pass timed before training can take longer by the end of a long epoch (25M events,
+    2 cores: timed 12 s, took 16 s after 3 minutes of steps and 28 s after 8), and it counts more than
+    once (the epoch's pass, and the passes after training). So the steps re-time it on the network
+    being trained at the ``RETIME_AT`` shares of the way to ``steps_end``, and a slower pass brings both
+    deadlines forward. ``retime`` is the leader's measurement (other ranks follow its stop)."""
+
+    started: float  # perf_counter when the run was asked for
+    budget: float
+    spent_s: float  # earlier sessions' time (a resumed run)
+    estimate: TrainingEstimate
+    retime: Callable[[], float]
+    retimes: list[float] = field(default_factory=lambda: list(RETIME_AT))
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.estimate.training_s(self.budget) - self.spent_s
+
+    @property
+    def steps_end(self) -> float:
+        return self.deadline - self.estimate.validation_s
+
+    def steps_overdue(self, now: float) -> bool:
+        """Whether the steps must stop now, after re-timing the validation pass when one is due."""
+        if self.retimes and now >= self.started + self.retimes[0] * (self.steps_end - self.started):
+            self.retimes = [share for share in self.retimes
+                            if now < self.started + share * (self.steps_end - self.started)]
+            measured = self.retime()
+            if measured > self.estimate.validation_s:
+                self.estimate = dataclasses.replace(self.estimate, validation_s=measured)
+            now = time.perf_counter()
+        return now > self.steps_end
 
 
 @dataclass
@@ -724,12 +773,14 @@ def train_sequence_model(
     state.estimate = estimate.to_json()
     emit(progress, Progress("train", message=f"plan: {estimate.describe()}", metrics={"estimate": state.estimate}))
     budget = budget_seconds(config, device)
-    deadline = None if budget is None else started + estimate.training_s(budget) - state.spent_s
+    clock = None if budget is None else _Clock(
+        started, budget, state.spent_s, estimate,
+        (lambda: timed_validation(model, split, config)) if team.is_leader else (lambda: 0.0))
     reporter = _Reporter(progress, max(0, estimate.total_steps - state.epoch * steps_per_epoch))
     model.train()
     while True:
         # The leader's word: whether to stop, and the epochs the learning rate is planned over.
-        stopped_by = team.choice_from_leader(_reason_to_stop(state, estimate, config, deadline), STOP_REASONS)
+        stopped_by = team.choice_from_leader(_reason_to_stop(state, estimate, config, clock), STOP_REASONS)
         if stopped_by:
             break
         (planned_steps,) = team.from_leader(estimate.total_steps)
@@ -739,9 +790,8 @@ def train_sequence_model(
         torch.manual_seed(team.seed(config.seed + epoch))
         rng = np.random.default_rng(config.seed + epoch)
         first_step = (epoch - 1) * steps_per_epoch
-        steps_deadline = None if deadline is None else deadline - estimate.validation_s  # the epoch validates after
         loss, steps, complete = _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step,
-                                             schedule, reporter, cancel, steps_deadline, sampled, team)
+                                             schedule, reporter, cancel, clock, sampled, team)
         train_seconds = time.perf_counter() - epoch_started
         loss = team.mean(loss)
         follow_interests(model, config, data.has_categories, team)
@@ -759,8 +809,8 @@ def train_sequence_model(
                 estimate = dataclasses.replace(estimate, step_s=train_seconds / max(steps, 1),
                                                validation_s=record.seconds - train_seconds).planned_for(config, device)
                 state.estimate = estimate.to_json()
-                if budget is not None:  # what follows the epochs, as the first one's validation timed it
-                    deadline = started + estimate.training_s(budget) - (state.spent_s - record.seconds)
+                if clock is not None:  # what follows the epochs, as the first one's validation timed it
+                    clock.estimate = estimate
                 reporter.meter.total = reporter.steps + max(0, estimate.total_steps - epoch * steps_per_epoch)
             if metrics["ndcg@10"] > state.best_score:
                 state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics
@@ -821,13 +871,13 @@ STOP_REASONS = ("", "early stopping", "time budget", "epochs")  # "": train anot
 
 
 def _reason_to_stop(state: _LoopState, estimate: TrainingEstimate, config: TrainConfig,
-                    deadline: Optional[float]) -> str:
+                    clock: Optional[_Clock]) -> str:
     """"" to train another epoch, else why not: "early stopping", "time budget" or "epochs"."""
     if state.bad_epochs >= config.patience:
         return "early stopping"
     if state.epoch >= estimate.planned_epochs:
         return "time budget" if estimate.planned_epochs < config.epochs else "epochs"
-    if deadline is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > deadline:
+    if clock is not None and state.history and time.perf_counter() + state.history[-1]["seconds"] > clock.deadline:
         return "time budget"  # the next epoch would not end in time
     return ""
 
@@ -960,25 +1010,25 @@ def _network(replica) -> SequenceModel:
 
 
 def _train_epoch(replica, optimizer, windows, rng, config, device, epoch, first_step, schedule, reporter, cancel,
-                 deadline, sampled, team: Team = SOLO) -> tuple[float, int, bool]:
+                 clock: Optional[_Clock], sampled, team: Team = SOLO) -> tuple[float, int, bool]:
     """One pass over the shuffled windows (this rank's share of each batch): (mean loss, steps taken, whether
-    it finished before ``deadline``). Every rank stops at the same step: when any was cancelled, or the leader
-    is late."""
+    it finished before ``clock``'s steps deadline). Every rank stops at the same step: when any was cancelled,
+    or the leader is late."""
     autocast = _autocast(device, config)
     total, count = 0.0, 0
     began = time.perf_counter()
     batches = team.share(windows.batch_rows(config.batch_size, rng))
     for number, rows in enumerate(batches):
         cancelled, overdue = team.stop_now(cancel is not None and cancel.cancelled,
-                                           deadline is not None and count > 0 and time.perf_counter() > deadline)
+                                           clock is not None and count > 0 and clock.steps_overdue(time.perf_counter()))
         if cancelled:
             raise Cancelled("cancelled by the user")
         if overdue:
             return total / count, count, False
         step = first_step + number
-        if deadline is not None and count and count % REPLAN_EVERY == 0:  # the leader's clock, on every rank
+        if clock is not None and count and count % REPLAN_EVERY == 0:  # the leader's clock, on every rank
             now = time.perf_counter()
-            (planned,) = team.from_leader(schedule.replanned(step, (now - began) / count, deadline - now,
+            (planned,) = team.from_leader(schedule.replanned(step, (now - began) / count, clock.steps_end - now,
                                                              first_step + len(batches)))
             schedule.total_steps = int(planned)
         for group in optimizer.param_groups:

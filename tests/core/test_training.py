@@ -195,6 +195,51 @@ def test_a_deadline_stops_an_epoch_between_steps(rule_data, monkeypatch):
     assert len(result.history) == 1 and result.budget_cut and result.best_epoch == 1
 
 
+def _clock(validation_s: float, retime) -> "training._Clock":
+    estimate = training.TrainingEstimate("CPU", step_s=0.1, steps_per_epoch=10_000, validation_s=validation_s,
+                                         max_epochs=1, planned_epochs=1, budget_s=1000.0, after_fixed_s=10.0)
+    return training._Clock(time.perf_counter(), 1000.0, 0.0, estimate, retime)
+
+
+def test_a_slower_validation_pass_timed_during_the_steps_brings_the_steps_deadline_forward():
+    """The pass timed before training took 12 s and 16-28 s at the end of a 25M epoch: the steps must stop
+    early enough for the pass as it is then, and for the passes after training."""
+    timings = []
+    clock = _clock(50.0, lambda: timings.append("timed") or 80.0)
+    first_end = clock.steps_end
+    assert not clock.steps_overdue(clock.started + 0.4 * (first_end - clock.started)) and timings == []
+    assert not clock.steps_overdue(clock.started + 0.5 * (first_end - clock.started)) and timings == ["timed"]
+    assert clock.estimate.validation_s == 80.0
+    # the epoch's pass and AFTER_TRAINING_PASSES passes after training, each 30 s longer
+    assert first_end - clock.steps_end == pytest.approx(30.0 * (1 + training.AFTER_TRAINING_PASSES))
+    clock.steps_overdue(clock.started + 0.99 * (clock.steps_end - clock.started))  # the later shares at once
+    assert timings == ["timed", "timed"] and clock.retimes == []
+    assert clock.steps_overdue(clock.steps_end + 1e-3)
+
+
+def test_a_faster_validation_pass_keeps_the_plan():
+    clock = _clock(30.0, lambda: 5.0)
+    end = clock.steps_end
+    clock.steps_overdue(clock.started + 0.9 * (end - clock.started))
+    assert clock.estimate.validation_s == 30.0 and clock.steps_end == end
+
+
+def test_a_budget_cut_epoch_stops_when_its_retimed_validation_no_longer_fits(rule_data, monkeypatch):
+    """A pass re-timed (here at the first step) as longer than what is left ends the epoch's steps there."""
+    data, split = rule_data
+    calls = []
+    monkeypatch.setattr(training, "RETIME_AT", (0.0,))
+
+    def never_fits(model, split, config, cancel=None):
+        calls.append(model.training)
+        return 0.01 if len(calls) == 1 else 1e6  # the estimate before training, then the steps' re-timing
+    monkeypatch.setattr(training, "timed_validation", never_fits)
+    config = TrainConfig(model="gru", **{**TINY, "batch_size": 4, "epochs": 3, "time_budget": 100.0})
+    result = train_sequence_model(data, split, config)
+    # a 100 min budget would fit every epoch: only the re-timed pass stopped the first one
+    assert len(calls) == 2 and len(result.history) == 1 and result.budget_cut
+
+
 def test_patience_counts_epochs_that_gain_less_than_the_validation_noise():
     few = np.array([0, 50, 0, 3, 200, 1, 0, 9] * 10)  # 80 users: their NDCG@10 is noisy
     many = np.tile(few, 100)
@@ -303,7 +348,7 @@ def test_the_steps_stop_in_time_for_the_epochs_validation_and_what_follows(rule_
     deadlines, train_epoch = [], training._train_epoch
 
     def recording(*args):
-        deadlines.append(args[11])  # the steps' deadline
+        deadlines.append(args[11].steps_end)  # the clock
         return train_epoch(*args)
 
     monkeypatch.setattr(training, "_train_epoch", recording)
