@@ -163,8 +163,9 @@ def new_item_ranks_line(engine: Engine, label: str, run) -> str:
 
 
 def oracle_new_item_line(engine: Engine, run) -> str:
-    """What no model can beat on new items: the best 10 new items for everyone, chosen knowing the test
-    (the 10 new items most test users took), and how many distinct new items the new-item events are on."""
+    """How concentrated the new-item events are: how many distinct new items they are on, and the
+    new-item HR@10 of one list for everyone chosen knowing the test (the 10 new items most test users
+    took). Where the events are on 10 new items or fewer that list scores 1 and says nothing."""
     data = engine.sequence_data()
     split = run.split.split(data)
     targets = np.asarray(split.test.targets, dtype=np.int64)
