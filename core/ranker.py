@@ -679,15 +679,6 @@ def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: li
     best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
     proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
     return proposed
-    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
-    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
-    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
-    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
-    k = min(m, len(new))
-    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
-    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
-    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
-    return proposed
 
 
 def neighbour_candidates(cooccurrence: ItemKNNScorer, known: np.ndarray, m: int, histories: list[np.ndarray],
