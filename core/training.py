@@ -537,6 +537,14 @@ class TrainingEstimate:
         return dataclasses.replace(self, max_epochs=config.epochs, budget_s=budget, before_s=before_s,
                                    planned_epochs=epochs, planned_steps=steps)
 
+    def replanned_after(self, epochs_done: int, seconds_left: float) -> "TrainingEstimate":
+        """The plan after ``epochs_done`` epochs with ``seconds_left`` before the epochs' deadline: the
+        epochs that still fit at this estimate's epoch time (``planned_for`` counts from the run's start,
+        so it would misjudge a run whose earlier epochs were slower or faster)."""
+        more = int(max(0.0, seconds_left) // max(self.epoch_s, 1e-9))
+        epochs = max(epochs_done, min(self.max_epochs, epochs_done + more))
+        return dataclasses.replace(self, planned_epochs=epochs, planned_steps=epochs * self.steps_per_epoch)
+
     @classmethod
     def from_json(cls, values: dict) -> "TrainingEstimate":
         """The fields ``to_json`` wrote (estimates saved before a field existed take its default)."""
@@ -805,12 +813,17 @@ def train_sequence_model(
                                  peak_rss_mb())
             state.history.append(dataclasses.asdict(record))
             state.spent_s += record.seconds
-            if epoch == 1:  # the plan follows what a whole epoch really took
+            decaying = epoch * steps_per_epoch >= (1 - DECAY_SHARE) * estimate.total_steps
+            if epoch == 1 or (clock is not None and not decaying):
+                # The plan follows what a whole epoch really took, until the learning rate starts decaying:
+                # a machine busy during the first epochs and idle later gets the epochs that now fit.
                 estimate = dataclasses.replace(estimate, step_s=train_seconds / max(steps, 1),
                                                validation_s=record.seconds - train_seconds).planned_for(config, device)
-                state.estimate = estimate.to_json()
-                if clock is not None:  # what follows the epochs, as the first one's validation timed it
+                if clock is not None:  # what follows the epochs, as this epoch's validation timed it
                     clock.estimate = estimate
+                    if epoch > 1:
+                        estimate = clock.estimate = estimate.replanned_after(epoch, clock.deadline - time.perf_counter())
+                state.estimate = estimate.to_json()
                 reporter.meter.total = reporter.steps + max(0, estimate.total_steps - epoch * steps_per_epoch)
             if metrics["ndcg@10"] > state.best_score:
                 state.best_score, state.best_epoch, state.best_metrics = metrics["ndcg@10"], epoch, metrics

@@ -188,6 +188,35 @@ def test_a_budget_that_binds_cuts_the_run_short_and_says_so(rule_data, monkeypat
     assert not unlimited.budget_cut and unlimited.stopped_by == "epochs" and len(unlimited.history) == 2
 
 
+def test_a_plan_made_after_some_epochs_counts_the_epochs_that_fit_in_the_time_left():
+    estimate = training.TrainingEstimate("CPU", step_s=0.1, steps_per_epoch=10, validation_s=1.0, max_epochs=50,
+                                         planned_epochs=4, budget_s=600.0)
+    assert estimate.replanned_after(3, 20.0).planned_epochs == 13  # 2 s an epoch: ten more
+    assert estimate.replanned_after(3, 20.0).total_steps == 130
+    assert estimate.replanned_after(3, 1e6).planned_epochs == 50  # never past the configured epochs
+    assert estimate.replanned_after(3, -5.0).planned_epochs == 3  # overdue: no more epochs
+
+
+def test_epochs_that_run_faster_than_the_first_are_given_the_time_left(rule_data, monkeypatch):
+    """A machine busy during the first epoch and idle afterwards: the plan made from the first epoch's
+    time (3 of 8 epochs fit) grows again once the epochs run faster, before the learning rate decays."""
+    data, split = rule_data
+    plans, train_epoch = [], training._train_epoch
+
+    def first_epoch_slow(*args):
+        plans.append(args[8].total_steps)  # the schedule the epoch was planned with
+        if args[6] == 1:  # the epoch number
+            time.sleep(3.0)
+        return train_epoch(*args)
+
+    monkeypatch.setattr(training, "_train_epoch", first_epoch_slow)
+    config = TrainConfig(model="gru", **{**TINY, "epochs": 8, "patience": 30, "time_budget": 0.2})  # 12 s
+    result = train_sequence_model(data, split, config, after=training.Afterwards(seconds=0.0, passes=0.0))
+    steps_per_epoch = result.estimate.steps_per_epoch
+    assert min(plans) <= 3 * steps_per_epoch < 8 * steps_per_epoch == plans[-1]
+    assert len(result.history) == 8 and result.stopped_by == "epochs" and not result.budget_cut
+
+
 def test_a_deadline_stops_an_epoch_between_steps(rule_data, monkeypatch):
     data, split = rule_data
     config = TrainConfig(model="gru", **{**TINY, "batch_size": 4, "epochs": 3, "time_budget": 1e-6})
