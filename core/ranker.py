@@ -647,8 +647,7 @@ def candidate_sources(facts: ItemFacts, neighbours: int, new_items: int = 0) -> 
     if neighbours > 0 and facts.cooccurrence is not None:
         sources.append(functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours))
     if new_items > 0 and facts.text is not None:
-        sources.append(functools.partial(new_item_candidates, facts.arrays["text"], new_items_with_text(facts),
-                                         new_items))
+        sources.append(NewItemCandidates(facts.arrays["text"], new_items_with_text(facts), new_items))
     return tuple(sources)
 
 
@@ -666,19 +665,37 @@ def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: li
     The generator ranks a new item from its text and category alone and seldom into its top 100 (on
     the demo it held the taken new item for 36% of new-item events); this proposes the new items the
     ranker's ``text_similarity`` reads highest."""
-    proposed = np.zeros((len(histories), m), dtype=np.int64)
-    recent = [np.asarray(h[-TEXT_RECENT:], dtype=np.int64) for h in histories]
-    if not len(new) or not sum(len(r) for r in recent):
+    return NewItemCandidates(text, new, m)(histories, scores)
+
+
+class NewItemCandidates:
+    """``new_item_candidates`` as a candidate source: the new items' text rows gathered once (a served
+    batch of the 10k-item demo gathered 3,000 rows of 384 floats, 0.7 ms, on every call)."""
+
+    def __init__(self, text: np.ndarray, new: np.ndarray, m: int) -> None:
+        self.text, self.new, self.m = text, new, m
+        self.new_text = text[new]  # (len(new), d)
+
+    def __call__(self, histories: list[np.ndarray], scores: torch.Tensor) -> np.ndarray:
+        proposed = np.zeros((len(histories), self.m), dtype=np.int64)
+        recent = [np.asarray(h[-TEXT_RECENT:], dtype=np.int64) for h in histories]
+        if not len(self.new) or not sum(len(r) for r in recent):
+            return proposed
+        closeness = np.full((len(recent), len(self.new)), -np.inf, dtype=np.float32)
+        closeness[[i for i, r in enumerate(recent) if len(r)]] = self._closest(recent)
+        closeness[~np.isfinite(scores[:, torch.from_numpy(self.new)].numpy())] = -np.inf
+        k = min(self.m, len(self.new))
+        best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
+        best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
+        proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), self.new[best], 0)
         return proposed
-    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
-    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
-    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
-    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
-    k = min(m, len(new))
-    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
-    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
-    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
-    return proposed
+
+    def _closest(self, recent: list[np.ndarray]) -> np.ndarray:
+        """(users with recent items, len(new)) each new item's largest cosine with one user's recent items:
+        one product for the batch, each user's rows (contiguous) reduced at once (``np.maximum.at`` over
+        them took 3 ms a served batch, more than the product)."""
+        starts = np.cumsum([0] + [len(r) for r in recent if len(r)])[:-1]
+        return np.maximum.reduceat(self.text[np.concatenate(recent)] @ self.new_text.T, starts, axis=0)
 
 
 def neighbour_candidates(cooccurrence: ItemKNNScorer, known: np.ndarray, m: int, histories: list[np.ndarray],

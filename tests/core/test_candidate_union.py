@@ -156,3 +156,20 @@ def test_a_text_reading_ranker_adds_new_items_to_what_it_serves_and_keeps_the_se
     assert all(np.isin(row, never_taken).sum() == min(5, len(never_taken)) for row in items)
     assert not np.isin(top_candidates(scores, users.histories, without_text.candidate_sources)[0], never_taken).any()
     assert Ranker.from_state(ranker.state_tensors()).new_items == 5
+
+
+def test_new_item_candidates_of_a_batch_are_each_users_own():
+    """The batch's one product, reduced per user, gives each user exactly what asking alone gives, a user
+    without history (nothing to compare) included."""
+    n_items, text = 120, _unit_rows(121, 8, seed=9)
+    known = np.ones(n_items + 1, bool)
+    known[90:] = False
+    new = np.arange(90, n_items + 1)
+    histories = [np.random.default_rng(u).integers(1, 90, 3 + 5 * u) for u in range(4)]
+    histories.insert(2, np.zeros(0, np.int64))
+    scores = mask_seen(torch.zeros(len(histories), n_items + 1), histories)
+    scores[1, 95] = float("-inf")
+    together = new_item_candidates(text, new, 6, histories, scores)
+    alone = [new_item_candidates(text, new, 6, [h], scores[row:row + 1])[0] for row, h in enumerate(histories)]
+    assert np.array_equal(together, np.stack(alone))
+    assert not together[2].any() and together[0].all()
