@@ -488,9 +488,12 @@ class Engine:
 
     def prepare_to_serve(self, run_id: int) -> None:
         """Load what every request reads before the first one: the run's model and the sequences' id maps
-        (at 1M users and 200k items, 3 s of a service's first answer otherwise)."""
-        self.bundle(run_id)
+        (at 1M users and 200k items, 3 s of a service's first answer otherwise), and what the re-ranker's
+        candidate sources find once (``Ranker.prepare_to_serve``)."""
+        bundle = self.bundle(run_id)
         self.sequence_data().build_lookups()
+        if bundle.ranker is not None:
+            bundle.ranker.prepare_to_serve()
 
     def recommend_histories(self, run_id: int, users: list[Optional[str]], histories: list[list[str]], k: int = 10,
                             diversity: float = 0.0, exclude_seen: bool = True) -> list[list[Recommendation]]:

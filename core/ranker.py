@@ -48,6 +48,9 @@ NEIGHBOUR_CANDIDATES = 0
 # ranker that reads text (``new_item_candidates``; 0 = none). Only a catalogue with such items is touched: in
 # training the log's latest items stand for them (``_with_latest_items_as_new``), so the ranker learns to lift them.
 NEW_ITEM_CANDIDATES = 20
+NEAR_SLACK = 4  # each item keeps its (new-item candidates + this) closest new items (``NewItemCandidates``)
+PREPARED_PAIRS = 100_000_000  # ... found for every item before serving when items x new items is at most this (~1 s)
+FILL_ROWS = 256
 MAX_TRAIN_USERS = 3000  # held-out positions used to fit it (a sample when there are more)
 FOLDS = 5  # cross-fitting: each fold is judged by the four rankers that trained on three others, picked on one
 TRAIN_LIST = 32  # candidates per training list: the target and a sample of the others
@@ -420,6 +423,12 @@ class Ranker:
         once: the new-item source finds its pool of new items over the whole catalogue)."""
         return candidate_sources(self.facts, self.neighbours, self.new_items)
 
+    def prepare_to_serve(self) -> None:
+        """Find now what the candidate sources keep (``NewItemCandidates.prepare``), not in the first lists served."""
+        for source in self.candidate_sources:
+            if isinstance(source, NewItemCandidates):
+                source.prepare()
+
     def carrying(self, facts: ItemFacts) -> "Ranker":
         """This ranker over other item ``facts`` (the same log's text, another catalogue's indices, a
         newer log's counts)."""
@@ -647,8 +656,7 @@ def candidate_sources(facts: ItemFacts, neighbours: int, new_items: int = 0) -> 
     if neighbours > 0 and facts.cooccurrence is not None:
         sources.append(functools.partial(neighbour_candidates, facts.cooccurrence, facts.arrays["known"], neighbours))
     if new_items > 0 and facts.text is not None:
-        sources.append(functools.partial(new_item_candidates, facts.arrays["text"], new_items_with_text(facts),
-                                         new_items))
+        sources.append(NewItemCandidates(facts.arrays["text"], new_items_with_text(facts), new_items))
     return tuple(sources)
 
 
@@ -666,19 +674,73 @@ def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: li
     The generator ranks a new item from its text and category alone and seldom into its top 100 (on
     the demo it held the taken new item for 36% of new-item events); this proposes the new items the
     ranker's ``text_similarity`` reads highest."""
-    proposed = np.zeros((len(histories), m), dtype=np.int64)
-    recent = [np.asarray(h[-TEXT_RECENT:], dtype=np.int64) for h in histories]
-    if not len(new) or not sum(len(r) for r in recent):
+    return NewItemCandidates(text, new, m)(histories, scores)
+
+
+class NewItemCandidates:
+    """``new_item_candidates`` as a candidate source, which keeps each item's ``m + NEAR_SLACK`` closest new
+    items once found (``_near``). A user's ``m`` closest are among those of their recent items whenever
+    the m-th of them is closer than anything those lists left out (``_floor``): then the user's recent
+    items are compared with the few dozen new items the lists hold, not with every new item (the 10k
+    demo's 3,000: a product of 1.5-3 ms a served batch of 8, a quarter of its CPU). A user for whom that
+    cannot be told (many of the listed new items taken) is compared with all."""
+
+    def __init__(self, text: np.ndarray, new: np.ndarray, m: int) -> None:
+        self.text, self.new, self.m = text, new, m
+        self.new_text = text[new]  # (len(new), d)
+        self.width = min(m + NEAR_SLACK, len(new))
+        self._near = np.zeros((len(text), self.width), dtype=np.int32)  # positions in ``new``; memory used as filled
+        self._floor = np.zeros(len(text), dtype=np.float32)  # the width-th closeness: none left out is closer
+        self._filled = np.zeros(len(text), dtype=bool)
+
+    def prepare(self) -> None:
+        """Find every item's closest new items now (a service before its first answer) when that is quick
+        (``PREPARED_PAIRS``); otherwise each item's are found when a history first holds it."""
+        if len(self.text) * len(self.new) <= PREPARED_PAIRS:
+            self._fill(np.arange(1, len(self.text)))
+
+    def __call__(self, histories: list[np.ndarray], scores: torch.Tensor) -> np.ndarray:
+        proposed = np.zeros((len(histories), self.m), dtype=np.int64)
+        recent = [np.unique(np.asarray(h[-TEXT_RECENT:], dtype=np.int64)) for h in histories]
+        if not len(self.new) or not sum(len(r) for r in recent):
+            return proposed
+        allowed = np.isfinite(scores[:, torch.from_numpy(self.new)].numpy())  # (B, len(new))
+        self._fill(np.unique(np.concatenate(recent)))
+        k = min(self.m, len(self.new))
+        for row, items in enumerate(recent):
+            if len(items):
+                proposed[row, :k] = self._closest(items, allowed[row], k)
         return proposed
-    owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
-    closeness = np.full((len(recent), len(new)), -np.inf, dtype=np.float32)
-    np.maximum.at(closeness, owner, text[np.concatenate(recent)] @ text[new].T)
-    closeness[~np.isfinite(scores[:, torch.from_numpy(new)].numpy())] = -np.inf
-    k = min(m, len(new))
-    best = np.argpartition(-closeness, k - 1, axis=1)[:, :k]
-    best = np.take_along_axis(best, np.argsort(-np.take_along_axis(closeness, best, axis=1), axis=1), axis=1)
-    proposed[:, :k] = np.where(np.isfinite(np.take_along_axis(closeness, best, axis=1)), new[best], 0)
-    return proposed
+
+    def _closest(self, items: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+        """(k,) the allowed new items closest to any of ``items`` (the largest cosine), best first (equals: the
+        lower index first), 0 = none."""
+        near = np.unique(self._near[items]) if self.width < len(self.new) else None
+        best, closeness = self._best(items, allowed, near, k)
+        if near is not None and not closeness[-1] > self._floor[items].max():
+            best, closeness = self._best(items, allowed, None, k)
+        return np.where(np.isfinite(closeness), self.new[best], 0)
+
+    def _best(self, items: np.ndarray, allowed: np.ndarray, near: Optional[np.ndarray], k: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``new``, closeness) of the ``k`` allowed ones among ``near`` (None: all) closest to
+        ``items``, best first (equals: the lower position first); at least ``k`` are asked of."""
+        rows = self.new_text if near is None else self.new_text[near]
+        closeness = (self.text[items] @ rows.T).max(axis=0)
+        closeness = np.where(allowed if near is None else allowed[near], closeness, -np.inf)
+        order = np.argsort(-closeness, kind="stable")[:k]
+        return (order if near is None else near[order]), closeness[order]
+
+    def _fill(self, items: np.ndarray) -> None:
+        """Find the closest new items of those ``items`` not yet looked at, ``FILL_ROWS`` per product."""
+        missing = items[~self._filled[items]]
+        for start in range(0, len(missing), FILL_ROWS):
+            chunk = missing[start:start + FILL_ROWS]
+            closeness = self.text[chunk] @ self.new_text.T  # (chunk, len(new))
+            near = np.argpartition(-closeness, self.width - 1, axis=1)[:, :self.width]
+            self._near[chunk] = near
+            self._floor[chunk] = np.take_along_axis(closeness, near, axis=1).min(axis=1)
+            self._filled[chunk] = True
 
 
 def neighbour_candidates(cooccurrence: ItemKNNScorer, known: np.ndarray, m: int, histories: list[np.ndarray],

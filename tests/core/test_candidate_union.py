@@ -10,9 +10,9 @@ from core.baselines import ItemKNNScorer, TrainLog
 from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates
-from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, RankedScorer, Ranker, RankerNet, _list_gains,
-                         features_for, neighbour_candidates, new_item_candidates, new_items_with_text, top_candidates,
-                         train_ranker)
+from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, NewItemCandidates, RankedScorer, Ranker, RankerNet,
+                         _list_gains, features_for, neighbour_candidates, new_item_candidates, new_items_with_text,
+                         top_candidates, train_ranker)
 from engine_data import one_thread  # noqa: F401
 from test_ranker import _Noisy
 
@@ -156,3 +156,57 @@ def test_a_text_reading_ranker_adds_new_items_to_what_it_serves_and_keeps_the_se
     assert all(np.isin(row, never_taken).sum() == min(5, len(never_taken)) for row in items)
     assert not np.isin(top_candidates(scores, users.histories, without_text.candidate_sources)[0], never_taken).any()
     assert Ranker.from_state(ranker.state_tensors()).new_items == 5
+
+
+def test_new_item_candidates_of_a_batch_are_each_users_own():
+    """The batch's one product, reduced per user, gives each user exactly what asking alone gives, a user
+    without history (nothing to compare) included."""
+    n_items, text = 120, _unit_rows(121, 8, seed=9)
+    known = np.ones(n_items + 1, bool)
+    known[90:] = False
+    new = np.arange(90, n_items + 1)
+    histories = [np.random.default_rng(u).integers(1, 90, 3 + 5 * u) for u in range(4)]
+    histories.insert(2, np.zeros(0, np.int64))
+    scores = mask_seen(torch.zeros(len(histories), n_items + 1), histories)
+    scores[1, 95] = float("-inf")
+    together = new_item_candidates(text, new, 6, histories, scores)
+    alone = [new_item_candidates(text, new, 6, [h], scores[row:row + 1])[0] for row, h in enumerate(histories)]
+    assert np.array_equal(together, np.stack(alone))
+    assert not together[2].any() and together[0].all()
+
+
+def _closest_new_items_compared_with_all(text, new, m, histories, scores):
+    """What ``new_item_candidates`` means: each user's recent items compared with every new item."""
+    proposed = np.zeros((len(histories), m), dtype=np.int64)
+    for row, history in enumerate(histories):
+        if len(history):
+            closeness = (text[history[-TEXT_RECENT:]] @ text[new].T).max(axis=0)
+            closeness[~np.isfinite(scores[row, torch.from_numpy(new)].numpy())] = -np.inf
+            best = np.argsort(-closeness, kind="stable")[:m]
+            proposed[row] = np.where(np.isfinite(closeness[best]), new[best], 0)
+    return proposed
+
+
+def test_new_item_candidates_from_each_items_kept_closest_are_those_of_comparing_with_all():
+    """Read from the closest new items kept per item (found as histories hold them, or all at once before
+    serving), the proposals are those of comparing with every new item: also for a user who took most of
+    what the kept lists hold, one whose recent items have no text, and one with ties (twin texts)."""
+    n_items, text = 300, _unit_rows(301, 12, seed=3)
+    new = np.arange(200, n_items + 1)
+    text[7] = 0.0  # an item without text
+    rng = np.random.default_rng(4)
+    histories = [rng.integers(1, 200, int(rng.integers(1, 25))) for _ in range(12)] + [np.zeros(0, np.int64),
+                                                                                        np.array([7, 7])]
+    text[260] = text[250] = text[histories[1][-1]]  # twins, the closest new items to a user's latest item
+    scores = mask_seen(torch.zeros(len(histories), n_items + 1), histories)
+    source = NewItemCandidates(text, new, 8)
+    source._fill(np.unique(np.concatenate(histories)))
+    taker = histories[0][-TEXT_RECENT:]
+    scores[0, torch.from_numpy(np.unique(new[source._near[taker]]))] = float("-inf")  # took every listed new item
+    expected = _closest_new_items_compared_with_all(text, new, 8, histories, scores)
+    assert expected[0].all() and not expected[-2].any() and expected[-1].all() and expected[1, :2].tolist() == [250, 260]
+    assert np.array_equal(NewItemCandidates(text, new, 8)(histories, scores), expected)
+    prepared = NewItemCandidates(text, new, 8)
+    prepared.prepare()
+    assert prepared._filled[1:].all()
+    assert np.array_equal(prepared(histories, scores), expected)
