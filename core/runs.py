@@ -21,7 +21,8 @@ from typing import Optional
 import numpy as np
 from sqlalchemy import func, select
 
-from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
+from core.baselines import BASELINES, fit_baseline_on_log
+from core.baselines.train_log import TrainLog
 from core.bundles import save_bundle
 from core.data.histories import Histories
 from core.data.splits import EvalMode, SplitChoice
