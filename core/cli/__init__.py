@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from core.cli import data_commands, model_commands, serve_commands, text_commands
+from core.cli import (data_commands, recommend_commands, run_commands, serve_commands, text_commands,
+                      train_commands)
 from core.cli.common import (CliError, CommandLineError, Output, ProgressBar, format_progress, keep_freed_memory,
                              process_age_s)
 from core.errors import NextPickError, OutOfMemory
@@ -37,7 +38,9 @@ def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
                                      description="Sequence-aware recommendations from a shop's behaviour log.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_commands.add_commands(commands, common)
-    model_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
+    train_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
+    run_commands.add_commands(commands, common)
+    recommend_commands.add_commands(commands, common)
     serve_commands.add_commands(commands, common)
     text_commands.add_commands(commands, common)
     return parser
