@@ -70,15 +70,16 @@ class ScreenshotTour(QObject):
             return
         self.window.show_page("Train")
         train = self.window.page("Train")
-        baseline = dataclasses.replace(train.current_config(), model="pop")
+        baseline = dataclasses.replace(train.settings.current_config(), model="pop")
         self._log("training the popularity baseline")
         self._follow(train.start_training(baseline), "training the baseline",
                      lambda _run: self._when_idle(self._train_model))
 
     def _train_model(self) -> None:
         train = self.window.page("Train")
-        config = dataclasses.replace(train.current_config(), model="sasrec", hidden=32, layers=1, epochs=self.epochs)
-        train.form.set_config(config)
+        config = dataclasses.replace(train.settings.current_config(), model="sasrec", hidden=32, layers=1,
+                                     epochs=self.epochs)
+        train.settings.form.set_config(config)
         self._log(f"training {config.model} for {config.epochs} epochs")
         self._follow(train.start_training(config), "training", self._use_model)
 
