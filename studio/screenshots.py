@@ -68,7 +68,10 @@ class ScreenshotTour(QObject):
         if any(run.status == "done" for run in engine.runs()):
             self._when_idle(self._next_page)
             return
-        self.window.show_page("Train")
+        self.window.show_page("Train")  # the page reads the workspace's setup once seen, in a worker
+        self._when_idle(self._train_baseline)
+
+    def _train_baseline(self) -> None:
         train = self.window.page("Train")
         baseline = dataclasses.replace(train.settings.current_config(), model="pop")
         self._log("training the popularity baseline")
