@@ -5,8 +5,8 @@ one JSON object; progress bars and errors always go to stderr, so pipes stay cle
 Exit codes: 0 done, 1 failed (a ``core.errors.NextPickError`` or running out of memory: a message
 and hint on stderr; or cancelled), 2 bad usage, 130 interrupted. Any other exception is a bug and keeps its traceback.
 
-Data commands import only the store and the importer; model commands load the engine
-(and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
+Data commands import only the store and the importer; the train, run and recommendation commands
+load the engine (and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
 """
 
 from __future__ import annotations
