@@ -25,7 +25,8 @@ import torch
 
 from bench_quality import machine
 from bench_training import open_log
-from core.baselines import TrainLog, fit_baseline_on_log
+from core.baselines import fit_baseline_on_log
+from core.baselines.train_log import TrainLog
 from core.engine import Engine
 from core.evaluation import evaluate_scorer, masked_score_batches, paired_significance
 from core.generator import ColdStartScorer

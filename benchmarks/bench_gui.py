@@ -140,7 +140,7 @@ def bench_training(app, window, folder: Path, n_users: int, epochs: int, meter: 
     window.show_page("Train")
     train = window.page("Train")
     wait_until(app, lambda: not window.context.jobs.active(), 600)
-    train.form.set_config(dataclasses.replace(train.current_config(), model="sasrec", epochs=epochs))
+    train.settings.form.set_config(dataclasses.replace(train.settings.current_config(), model="sasrec", epochs=epochs))
     settle(app)
     meter.start()
     train.train_button.click()
@@ -173,7 +173,7 @@ def switch_while_training(app, window, users: list, switches: int, meter: StallM
     each question's worker competes with training's threads for the CPUs."""
     train = window.page("Train")
     stages = []
-    job = train.start_training(dataclasses.replace(train.current_config(), model="sasrec", epochs=100))
+    job = train.start_training(dataclasses.replace(train.settings.current_config(), model="sasrec", epochs=100))
     job.progress.connect(lambda report: stages.append(report.stage))
     wait_until(app, lambda: "train" in stages, 600)  # past the split and windows: in the epochs
     window.show_page("Explore")

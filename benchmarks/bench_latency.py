@@ -26,7 +26,8 @@ import time
 import numpy as np
 import torch
 
-from core.baselines import PopularityScorer, TrainLog
+from core.baselines.popularity import PopularityScorer
+from core.baselines.train_log import TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
 from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for

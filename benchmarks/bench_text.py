@@ -63,7 +63,7 @@ import torch
 from scipy.stats import binomtest
 
 from core.data import SplitChoice
-from core.data.splits import DEFAULT_TEST_FRACTION
+from core.data.split_choice import DEFAULT_TEST_FRACTION
 from core.engine import Engine
 from core.evaluation import wilcoxon_p_value
 from core.importing import ImportOptions

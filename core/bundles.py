@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 
 import core
 from core.errors import NextPickError
-from core.baselines import BASELINES, PopularityScorer
+from core.baselines import BASELINES
+from core.baselines.popularity import PopularityScorer
 from core.ranker import ItemFacts, Ranker
 from core.scorer import Scorer
 

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.baselines import ItemKNNScorer, TrainLog
+from core.baselines.item_knn import ItemKNNScorer
+from core.baselines.train_log import TrainLog
 from core.evaluation import masked_score_batches, wilcoxon_p_value
 from core.generator import CandidateSource, mask_seen, with_sources
 from core.progress import RateMeter, emit

@@ -21,10 +21,12 @@ from typing import Optional
 import numpy as np
 from sqlalchemy import func, select
 
-from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
+from core.baselines import BASELINES, fit_baseline_on_log
+from core.baselines.train_log import TrainLog
 from core.bundles import save_bundle
 from core.data.histories import Histories
-from core.data.splits import EvalMode, SplitChoice
+from core.data.split_choice import SplitChoice
+from core.data.splits import EvalMode
 from core.distributed import SOLO, Team
 from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_test, per_user_metric

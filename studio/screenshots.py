@@ -68,17 +68,21 @@ class ScreenshotTour(QObject):
         if any(run.status == "done" for run in engine.runs()):
             self._when_idle(self._next_page)
             return
-        self.window.show_page("Train")
+        self.window.show_page("Train")  # the page reads the workspace's setup once seen, in a worker
+        self._when_idle(self._train_baseline)
+
+    def _train_baseline(self) -> None:
         train = self.window.page("Train")
-        baseline = dataclasses.replace(train.current_config(), model="pop")
+        baseline = dataclasses.replace(train.settings.current_config(), model="pop")
         self._log("training the popularity baseline")
         self._follow(train.start_training(baseline), "training the baseline",
                      lambda _run: self._when_idle(self._train_model))
 
     def _train_model(self) -> None:
         train = self.window.page("Train")
-        config = dataclasses.replace(train.current_config(), model="sasrec", hidden=32, layers=1, epochs=self.epochs)
-        train.form.set_config(config)
+        config = dataclasses.replace(train.settings.current_config(), model="sasrec", hidden=32, layers=1,
+                                     epochs=self.epochs)
+        train.settings.form.set_config(config)
         self._log(f"training {config.model} for {config.epochs} epochs")
         self._follow(train.start_training(config), "training", self._use_model)
 

@@ -5,8 +5,8 @@ one JSON object; progress bars and errors always go to stderr, so pipes stay cle
 Exit codes: 0 done, 1 failed (a ``core.errors.NextPickError`` or running out of memory: a message
 and hint on stderr; or cancelled), 2 bad usage, 130 interrupted. Any other exception is a bug and keeps its traceback.
 
-Data commands import only the store and the importer; model commands load the engine
-(and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
+Data commands import only the store and the importer; the train, run and recommendation commands
+load the engine (and torch) on demand, so ``nextpick stats`` answers without paying for torch's start-up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from core.cli import data_commands, model_commands, serve_commands, text_commands
+from core.cli import (data_commands, recommend_commands, run_commands, serve_commands, text_commands,
+                      train_commands)
 from core.cli.common import (CliError, CommandLineError, Output, ProgressBar, format_progress, keep_freed_memory,
                              process_age_s)
 from core.errors import NextPickError, OutOfMemory
@@ -37,7 +38,9 @@ def build_parser(argv: Optional[list[str]] = None) -> argparse.ArgumentParser:
                                      description="Sequence-aware recommendations from a shop's behaviour log.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_commands.add_commands(commands, common)
-    model_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
+    train_commands.add_commands(commands, common, with_train_options=argv is not None and argv[:1] == ["train"])
+    run_commands.add_commands(commands, common)
+    recommend_commands.add_commands(commands, common)
     serve_commands.add_commands(commands, common)
     text_commands.add_commands(commands, common)
     return parser

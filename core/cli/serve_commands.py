@@ -27,7 +27,7 @@ def add_commands(commands, common) -> None:
 
 
 def cmd_serve(args, out: Output) -> dict:
-    from core.cli.model_commands import _serving_run
+    from core.cli.recommend_commands import serving_run
     from core.engine import Engine
     from core.store import Workspace
 
@@ -38,7 +38,7 @@ def cmd_serve(args, out: Output) -> dict:
     require_workspace(args.db)
     _one_thread_per_request()
     engine = Engine(Workspace.open(args.db, write_wait_s=WRITE_WAIT_S))
-    run = _serving_run(engine, args)
+    run = serving_run(engine, args)
     engine.prepare_to_serve(run)  # load the model before the first request, and fail here if it cannot be
     try:
         server = make_server(engine, run, args.host, args.port, args.token, log_level="info", follow=args.run is None)

@@ -3,9 +3,8 @@
 imports torch."""
 
 from core.data.sequences import SequenceData, build_sequences, sequences_from_arrays
-from core.data.splits import (
-    EvalMode, EvalSet, Split, SplitChoice, SplitError, SplitKind, Validation, leave_one_out, time_split,
-)
+from core.data.split_choice import SplitChoice, SplitError
+from core.data.splits import EvalMode, EvalSet, Split, SplitKind, Validation, leave_one_out, time_split
 
 __all__ = [
     "EvalMode",

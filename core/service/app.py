@@ -33,7 +33,8 @@ from starlette.exceptions import HTTPException
 
 from core.engine import LONGEST_LIST
 from core.errors import NextPickError
-from core.importing.live import MAX_ID_CHARS, EventFeed
+from core.importing.live import EventFeed
+from core.importing.posted_rows import MAX_ID_CHARS
 from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
 from core.service.batching import RecommendBatcher
 from core.service.follow import RunFollower, Served

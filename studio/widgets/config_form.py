@@ -233,7 +233,7 @@ class SplitPicker(QWidget):
 
     def choice(self):
         """The picked split; a time split carries the cut-off as shown (resolved again by the engine)."""
-        from core.data.splits import SplitChoice
+        from core.data.split_choice import SplitChoice
 
         held_out = {"eval_mode": self.eval_box.currentData(), "validation": self.validation_box.currentData()}
         if self.kind_box.currentData() != "time":

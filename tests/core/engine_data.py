@@ -102,7 +102,8 @@ def baseline_with_ranker(model: str, max_users: int, epochs: int):
 
     Returns (data, split, log, scorer, item_interest, ranker).
     """
-    from core.baselines import TrainLog, fit_baseline
+    from core.baselines import fit_baseline
+    from core.baselines.train_log import TrainLog
     from core.ranker import train_ranker
 
     data, split = demo_sequences()

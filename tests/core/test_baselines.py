@@ -2,14 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import (
-    ItemKNNScorer,
-    MarkovScorer,
-    PopularityScorer,
-    RecentPopularityScorer,
-    TrainLog,
-    fit_baseline,
-)
+from core.baselines import fit_baseline
+from core.baselines.item_knn import ItemKNNScorer
+from core.baselines.markov import MarkovScorer
+from core.baselines.popularity import PopularityScorer, RecentPopularityScorer
+from core.baselines.train_log import TrainLog
 from core.evaluation import evaluate_scorer
 from engine_data import demo_sequences, one_thread  # noqa: F401
 
@@ -116,12 +113,12 @@ def test_baselines_fit_only_on_training_prefixes():
 
 
 def test_interests_of_many_users_are_scored_a_bounded_batch_at_a_time(monkeypatch):
-    import core.baselines as baselines
+    import core.baselines.base as base
 
     knn = ItemKNNScorer.fit(_log([[1, 3, 5], [2, 4, 6], [1, 2], [5, 6, 3]]))
     histories = [np.array([1 + u % 6, 1 + (u * 5) % 6]) for u in range(7)]
     one_by_one = np.stack([knn.interests_batch([h])[0] for h in histories])
-    monkeypatch.setattr(baselines, "INTEREST_BATCH", 3)
+    monkeypatch.setattr(base, "INTEREST_BATCH", 3)
     sizes = []
     score = knn.score
     monkeypatch.setattr(knn, "score", lambda h, s=None: sizes.append(len(h)) or score(h, s))
@@ -144,13 +141,13 @@ def test_popularity_interests_are_worked_out_once_per_segment(monkeypatch):
 
 
 def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
-    import core.baselines as baselines
+    import core.baselines.item_knn as item_knn
 
     rng = np.random.default_rng(3)
     log = _log([rng.integers(1, 7, rng.integers(2, 9)).tolist() for _ in range(40)])
     whole = ItemKNNScorer.fit(log, neighbours=3)
-    monkeypatch.setattr(baselines, "PAIRS_PER_BLOCK", 50)
-    assert len(baselines._row_blocks(np.bincount(log.items, minlength=7).astype(float), 5)) > 2
+    monkeypatch.setattr(item_knn, "PAIRS_PER_BLOCK", 50)
+    assert len(item_knn._row_blocks(np.bincount(log.items, minlength=7).astype(float), 5)) > 2
     blocked = ItemKNNScorer.fit(log, neighbours=3)
     assert np.array_equal(blocked.indptr, whole.indptr) and np.array_equal(blocked.indices, whole.indices)
     assert np.allclose(blocked.values, whole.values)
@@ -159,13 +156,13 @@ def test_item_knn_counted_in_row_blocks_equals_counted_at_once(monkeypatch):
 
 @pytest.mark.parametrize("cells", [None, 20, 1])  # one block; 32-bit keys over blocks of 3 rows; 64-bit keys
 def test_item_knn_counts_every_pair_within_the_window_whatever_its_blocks_and_keys(monkeypatch, cells):
-    import core.baselines as baselines
+    import core.baselines.item_knn as item_knn
 
     rng = np.random.default_rng(5)
     histories = [rng.integers(1, 7, rng.integers(1, 12)).tolist() for _ in range(30)]
     if cells is not None:
-        monkeypatch.setattr(baselines, "UINT32_CELLS", cells)
-        monkeypatch.setattr(baselines, "PAIRS_PER_BLOCK", 40)
+        monkeypatch.setattr(item_knn, "UINT32_CELLS", cells)
+        monkeypatch.setattr(item_knn, "PAIRS_PER_BLOCK", 40)
     knn = ItemKNNScorer.fit(_log(histories), window=2, neighbours=7)
     counts, taken = np.zeros((7, 7)), np.bincount(np.concatenate(histories), minlength=7)
     for h in histories:
@@ -219,14 +216,14 @@ def test_item_knn_narrowed_equals_fitted_with_fewer_neighbours():
 
 
 def test_segment_counts_read_a_chunk_of_events_at_a_time_equal_one_pass(monkeypatch):
-    import core.baselines as baselines
+    import core.baselines.train_log as train_log
 
     rng = np.random.default_rng(2)
     histories = [rng.integers(1, 7, size=n) for n in rng.integers(0, 9, size=40)]
     log = _log(histories, segments=rng.integers(0, 3, size=40))
     weights = rng.random(len(log.items))
     whole = log.segment_counts(7, weights=weights), log.segment_counts(4, item_values=CATEGORY)
-    monkeypatch.setattr(baselines, "EVENT_CHUNK", 5)
+    monkeypatch.setattr(train_log, "EVENT_CHUNK", 5)
     chunked = log.segment_counts(7, weights=weights), log.segment_counts(4, item_values=CATEGORY)
     assert np.allclose(whole[0], chunked[0]) and np.array_equal(whole[1], chunked[1])
     segment_of_event = np.repeat(log.segments, np.diff(log.offsets))

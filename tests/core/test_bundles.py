@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import PopularityScorer
+from core.baselines.popularity import PopularityScorer
 from core.bundles import MANIFEST, WEIGHTS, BundleError, load_bundle, save_bundle
 from engine_data import baseline_with_ranker, one_thread  # noqa: F401
 

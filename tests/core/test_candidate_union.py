@@ -6,7 +6,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from core.baselines import ItemKNNScorer, TrainLog
+from core.baselines.item_knn import ItemKNNScorer
+from core.baselines.train_log import TrainLog
 from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates

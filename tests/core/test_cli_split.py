@@ -72,7 +72,7 @@ def test_eval_mode_and_validation_are_chosen_recorded_and_shown(shop, capsys):
 
 
 def test_the_clis_mode_choices_are_the_engines():
-    from core.cli.model_commands import EVAL_MODES
+    from core.cli.run_commands import EVAL_MODES
     from core.data import EvalMode, Validation
 
     assert EVAL_MODES == tuple(mode.value for mode in EvalMode)

@@ -4,8 +4,10 @@ import sqlite3
 import threading
 import time
 
+import core.importing.feed_writer as feed_writer
 import core.importing.live as live
 from core.importing.live import EventFeed
+from core.importing.posted_rows import text_cells
 from service_data import START, pair_shop_engine
 
 
@@ -28,7 +30,7 @@ def test_a_post_is_committed_at_once_and_copied_into_the_file_by_the_feeds_threa
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     stored = engine.workspace.counts()["events"]
-    monkeypatch.setattr(live, "CHECKPOINT_EVERY_S", 3600.0)
+    monkeypatch.setattr(feed_writer, "CHECKPOINT_EVERY_S", 3600.0)
     feed = EventFeed(engine.workspace, "test")
     assert feed.post(_rows(0, 100)).accepted == 100
     assert engine.workspace.counts()["events"] == stored + 100  # committed: every reader sees it
@@ -36,7 +38,7 @@ def test_a_post_is_committed_at_once_and_copied_into_the_file_by_the_feeds_threa
     feed.close()  # the last checkpoint
     assert _events_in_the_file(path) == stored + 100
 
-    monkeypatch.setattr(live, "CHECKPOINT_EVERY_S", 0.01)
+    monkeypatch.setattr(feed_writer, "CHECKPOINT_EVERY_S", 0.01)
     feed = EventFeed(engine.workspace, "test")
     feed.post(_rows(100, 50))
     deadline = time.monotonic() + 30
@@ -56,7 +58,7 @@ def test_posted_rows_become_text_cells_a_field_at_a_time_and_each_bad_row_names_
             {"user": "u" * 300, "item": "i3", "value": [1]},
             {"user": "u4", "item": "i" * 300},
             {"user": 7, "item": "i5", "event_type": "cart"}]
-    table, positions, refused = live._cells(rows, "unix")
+    table, positions, refused = text_cells(rows, "unix")
     assert positions.tolist() == [0, 5]
     assert table.column("user").to_pylist() == ["u1", "7"] and table.column("time").to_pylist()[0] == "5"
     assert table.column("value").to_pylist() == ["2.5", ""] and table.column("event_type").to_pylist() == ["", "cart"]
@@ -65,7 +67,7 @@ def test_posted_rows_become_text_cells_a_field_at_a_time_and_each_bad_row_names_
                        (2, "time", "expected text or a number, not bool"),
                        (3, "value", "expected text or a number, not list"),
                        (4, "item", "item id longer than 256 characters")]
-    assert live._cells([{"user": "u", "item": "i"}], "order")[0].column("time").to_pylist() == [""]
+    assert text_cells([{"user": "u", "item": "i"}], "order")[0].column("time").to_pylist() == [""]
 
 
 def test_requests_written_together_are_one_loader_pass_each_answered_as_if_written_alone(tmp_path, monkeypatch):

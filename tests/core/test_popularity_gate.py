@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from core.baselines import TrainLog, fit_baseline_on_log
+from core.baselines import fit_baseline_on_log
+from core.baselines.train_log import TrainLog
 from core.engine import Engine
 from core.evaluation import evaluate_scorer, per_user_metric
 from core.ranker import ItemFacts, train_ranker

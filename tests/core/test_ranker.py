@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import TrainLog, fit_baseline
+from core.baselines import fit_baseline
+from core.baselines.train_log import TrainLog
 from core.data import EvalMode, EvalSet, leave_one_out
 from core.evaluation import evaluate_scorer, masked_score_batches
 from core.generator import generate_candidates

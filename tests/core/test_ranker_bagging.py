@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import core.ranker as ranker_module
-from core.baselines import TrainLog
+from core.baselines.train_log import TrainLog
 from core.ranker import FOLDS, ItemFacts, Ranker, RankerNet, features_for
 from engine_data import one_thread  # noqa: F401
 

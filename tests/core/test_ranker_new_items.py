@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.baselines import TrainLog
+from core.baselines.train_log import TrainLog
 from core.data import sequences_from_arrays, time_split
 from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.pipeline import NeuralScorer

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import BASELINES, TrainLog, fit_baseline_on_log
+from core.baselines import BASELINES, fit_baseline_on_log
+from core.baselines.train_log import TrainLog
 from core.scorer import Scorer
 from engine_data import demo_sequences, one_thread  # noqa: F401
 

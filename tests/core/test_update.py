@@ -128,7 +128,7 @@ def test_an_update_reuses_its_parents_re_ranker_over_the_current_log_and_evaluat
 def test_a_reused_re_ranker_keeps_its_network_and_reads_the_current_logs_item_facts():
     from types import SimpleNamespace
 
-    from core.baselines import TrainLog
+    from core.baselines.train_log import TrainLog
     from core.data import leave_one_out
     from core.ranker import ItemFacts, Ranker, RankerNet, features_for
 
@@ -244,7 +244,8 @@ def test_optimizer_moments_round_trip_through_a_bundle(tmp_path):
     optimizer.step()
     moments = optimizer_moments(model, optimizer)
     assert set(moments) >= {"encoder.embeddings.item.weight.exp_avg", "encoder.embeddings.item.weight.step"}
-    from core.baselines import PopularityScorer, TrainLog
+    from core.baselines.popularity import PopularityScorer
+    from core.baselines.train_log import TrainLog
     from core.data import SplitChoice
     from core.pipeline import NeuralScorer
 

@@ -49,9 +49,10 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
     window.show_page("Train")
     train = window.page("Train")
     wait_idle(context)
-    train.model_box.setCurrentIndex(train.model_box.findData("gru"))
+    train.settings.model_box.setCurrentIndex(train.settings.model_box.findData("gru"))
     wait_idle(context)
-    train.form.set_config(dataclasses.replace(train.current_config(), hidden=16, layers=1, epochs=2, max_len=20))
+    settings = train.settings
+    settings.form.set_config(dataclasses.replace(settings.current_config(), hidden=16, layers=1, epochs=2, max_len=20))
     train.train_button.click()
     with qtbot.waitSignal(train.job.returned, timeout=300_000) as trained:
         pass

@@ -15,13 +15,13 @@ from tests.studio.trained_workspace import tiny_config, train_page, wait_for_his
 
 
 def test_form_is_generated_from_train_config_with_data_sized_defaults(qtbot, page):
-    qtbot.waitUntil(lambda: page.form is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: page.settings.form is not None, timeout=10_000)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "device", "time_budget"}
-    assert set(page.form.editors) == fields
-    assert page.form.editors["hidden"].value() == 32  # small data → narrow model
-    page.form.editors["text"].setChecked(False)  # the item-text switch (the [text] extra's language model)
-    assert page.form.config(model="gru", device="cpu").text is False
-    gpu = page.device_box.model().item(2)
+    assert set(page.settings.form.editors) == fields
+    assert page.settings.form.editors["hidden"].value() == 32  # small data → narrow model
+    page.settings.form.editors["text"].setChecked(False)  # the item-text switch (the [text] extra's language model)
+    assert page.settings.form.config(model="gru", device="cpu").text is False
+    gpu = page.settings.device_box.model().item(2)
     import torch
 
     assert gpu.isEnabled() == torch.cuda.is_available()
@@ -31,9 +31,9 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
     runs_before = len(page.context.engine.runs())
     config = tiny_config("gru", epochs=200, patience=200)
     job = page.start_training(config)
-    qtbot.waitUntil(lambda: page.charts.ndcg_curve.getData()[1] is not None, timeout=60_000)  # drawn
-    assert page.charts.ndcg_curve.getData()[1][0] >= 0.0
-    assert page.progress_bar.maximum() > 0 and "sequences/s" in page.progress_text.text()
+    qtbot.waitUntil(lambda: page.monitor.charts.ndcg_curve.getData()[1] is not None, timeout=60_000)  # drawn
+    assert page.monitor.charts.ndcg_curve.getData()[1][0] >= 0.0
+    assert page.monitor.progress_bar.maximum() > 0 and "sequences/s" in page.monitor.progress_text.text()
     assert not page.train_button.isEnabled() and page.stop_button.isEnabled()
     with qtbot.waitSignal(job.aborted, timeout=1000):
         page.stop_button.click()
@@ -50,7 +50,7 @@ def test_training_shows_curve_points_and_stop_cancels_within_a_second(qtbot, pag
 def test_a_killed_training_process_is_reported_and_its_run_can_be_resumed(qtbot, page):
     """The job process dies as under the kernel's out-of-memory killer; the window stays and says so."""
     job = page.start_training(tiny_config("gru", epochs=200, patience=200))
-    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(page.monitor.charts.epochs) >= 1, timeout=60_000)
     with qtbot.waitSignals([job.errored, job.finished], timeout=30_000, order="strict"):
         os.kill(page.context.jobs.server.pid, signal.SIGKILL)
     dialog = page.findChild(QMessageBox, "errorDialog")
@@ -67,7 +67,7 @@ def test_a_killed_training_process_is_reported_and_its_run_can_be_resumed(qtbot,
 
 def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     job = page.start_training(tiny_config("gru", epochs=200, patience=200))
-    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(page.monitor.charts.epochs) >= 1, timeout=60_000)
     with qtbot.waitSignal(job.finished, timeout=2000):
         page.stop_training()
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
@@ -76,8 +76,8 @@ def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
     page.resume_button.click()
     resumed = page.job
     assert resumed is not job and resumed.running
-    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
-    assert page.charts.epochs[0][0] >= 2  # epoch 1 came from the checkpoint, not trained again
+    qtbot.waitUntil(lambda: len(page.monitor.charts.epochs) >= 1, timeout=60_000)
+    assert page.monitor.charts.epochs[0][0] >= 2  # epoch 1 came from the checkpoint, not trained again
     with qtbot.waitSignal(resumed.aborted, timeout=1000):
         page.stop_button.click()
     runs = page.context.engine.runs()
@@ -87,8 +87,8 @@ def test_resume_continues_the_stopped_run_from_its_checkpoint(qtbot, page):
 
 def test_baseline_run_can_become_active_be_deleted_and_undeleted(qtbot, page, monkeypatch):
     engine = page.context.engine
-    page.model_box.setCurrentIndex(page.model_box.findData("recentpop"))
-    assert not page.form.isEnabled() and page.baseline_note.isVisibleTo(page)
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("recentpop"))
+    assert not page.settings.form.isEnabled() and page.settings.baseline_note.isVisibleTo(page)
     job = page.start_training()
     with qtbot.waitSignal(job.finished, timeout=30_000):
         pass
@@ -133,16 +133,16 @@ def test_a_finished_run_exports_its_model_folder(qtbot, page, monkeypatch, tmp_p
 
 
 def test_the_estimate_is_shown_before_training_and_follows_the_settings(qtbot, page):
-    qtbot.waitUntil(lambda: page.estimate_text.text().startswith("Estimate: about"), timeout=20_000)
-    assert "per epoch on CPU" in page.estimate_text.text()
-    page.form.editors["epochs"].setValue(7)
-    page.budget_form.editors["time_budget"].setValue(0)  # no limit
-    job = page.estimate_time()
+    qtbot.waitUntil(lambda: page.settings.estimate_text.text().startswith("Estimate: about"), timeout=20_000)
+    assert "per epoch on CPU" in page.settings.estimate_text.text()
+    page.settings.form.editors["epochs"].setValue(7)
+    page.settings.budget_form.editors["time_budget"].setValue(0)  # no limit
+    job = page.settings.estimate_time()
     with qtbot.waitSignal(job.finished, timeout=20_000):
         pass
-    qtbot.waitUntil(lambda: "at most 7 epochs" in page.estimate_text.text(), timeout=5000)
-    page.model_box.setCurrentIndex(page.model_box.findData("pop"))
-    assert not page.estimate_button.isEnabled() and "baseline" in page.estimate_text.text()
+    qtbot.waitUntil(lambda: "at most 7 epochs" in page.settings.estimate_text.text(), timeout=5000)
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("pop"))
+    assert not page.settings.estimate_button.isEnabled() and "baseline" in page.settings.estimate_text.text()
 
 
 def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page):
@@ -153,7 +153,7 @@ def test_a_run_worse_than_popularity_is_flagged_and_not_made_active(qtbot, page)
         pass
     run = max(engine.runs(), key=lambda r: r.id)
     assert run.beats_popularity is False and engine.active_run() is None
-    assert "did not beat popularity" in page.log.toPlainText()
+    assert "did not beat popularity" in page.monitor.log.toPlainText()
     wait_for_history(qtbot, page)
     row = [r.id for r in page.run_table.runs].index(run.id)
     assert page.run_table.item(row, 2).text() == "done · worse than popularity"
@@ -168,7 +168,7 @@ def test_a_workspace_without_events_disables_train_and_says_why(qtbot, context, 
     page.show()
     qtbot.waitUntil(lambda: page.setup is not None, timeout=10_000)
     assert not page.train_button.isEnabled()
-    assert page.train_button.toolTip() == NO_EVENTS and page.progress_text.text() == NO_EVENTS
+    assert page.train_button.toolTip() == NO_EVENTS and page.monitor.progress_text.text() == NO_EVENTS
 
 
 def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtbot, page):
@@ -176,11 +176,11 @@ def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtb
 
     runs_before = {run.id for run in page.run_table.runs}
     job = page.start_training(tiny_config("gru", epochs=200, patience=200))
-    assert "Automatic" not in page.log.toPlainText() and ("CPU (" in page.log.toPlainText()
-                                                         or "NVIDIA" in page.log.toPlainText())
+    log = page.monitor.log.toPlainText()
+    assert "Automatic" not in log and ("CPU (" in log or "NVIDIA" in log)
     qtbot.waitUntil(lambda: any(run.id not in runs_before and run.status == "running"
                                 for run in page.run_table.runs), timeout=30_000)
-    qtbot.waitUntil(lambda: len(page.charts.epochs) >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(page.monitor.charts.epochs) >= 1, timeout=60_000)
     with qtbot.waitSignal(job.finished, timeout=2000):
         page.stop_training()
     stopped = max(page.context.engine.runs(), key=lambda run: run.id)
@@ -188,7 +188,7 @@ def test_a_running_run_is_listed_at_once_a_stopped_one_says_where_it_stopped(qtb
     assert epochs >= 1 and status_text(stopped) == f"stopped at epoch {epochs} (resumable)"
     wait_for_history(qtbot, page)
     page.run_table.select_run(stopped.id)
-    qtbot.waitUntil(lambda: len(page.charts.epochs) == epochs)  # its curves are kept
+    qtbot.waitUntil(lambda: len(page.monitor.charts.epochs) == epochs)  # its curves are kept
     row = next(r for r, run in enumerate(page.run_table.runs) if run.id == stopped.id)
     assert page.run_table.item(row, 2).text() == status_text(stopped)
 
@@ -200,7 +200,7 @@ def test_the_validation_chart_shows_the_popularity_baseline_of_the_same_split(qt
     page.run_table.select_run(pop.id)
     expected = popularity_validation(page.run_table.runs, pop.split)
     assert expected == pop.metrics["valid"]["ndcg@10"]
-    assert page.charts.baseline_line.isVisible() and page.charts.baseline_line.value() == expected
+    assert page.monitor.charts.baseline_line.isVisible() and page.monitor.charts.baseline_line.value() == expected
 
 
 def test_a_presets_budget_decides_the_loss_the_train_button_trains_with(qtbot, page, monkeypatch):
@@ -209,12 +209,12 @@ def test_a_presets_budget_decides_the_loss_the_train_button_trains_with(qtbot, p
     import core.training as training
 
     monkeypatch.setattr(training, "full_softmax_epoch_s", lambda *args: 10.0)  # ten epochs' head: 100 s
-    page.model_box.setCurrentIndex(page.model_box.findData("gru"))
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("gru"))
     data = page.context.engine.sequence_data()
     for name, loss in (("quick", "sampled"), ("balanced", "softmax")):  # 100 s > 0.9 of 1 min; < 0.9 of 6
-        page.preset_buttons[name].click()
-        config = page.current_config()
-        assert config.loss == loss and page.form.editors["loss"].currentText() == loss
+        page.settings.preset_buttons[name].click()
+        config = page.settings.current_config()
+        assert config.loss == loss and page.settings.form.editors["loss"].currentText() == loss
         assert config == TrainConfig.for_data(data, model="gru", device=config.device, preset=name)
 
 
@@ -230,48 +230,49 @@ def test_presets_are_timed_in_the_background_and_labelled_before_training(qtbot,
         return estimate_presets(*args, **kwargs)
 
     monkeypatch.setattr(engine, "estimate_presets", recording)
-    page.model_box.setCurrentIndex(page.model_box.findData("gru"))  # a new model: timed again
-    qtbot.waitUntil(lambda: all(" · about " in b.text() for b in page.preset_buttons.values()), timeout=30_000)
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("gru"))  # a new model: timed again
+    buttons = page.settings.preset_buttons.values()
+    qtbot.waitUntil(lambda: all(" · about " in b.text() for b in buttons), timeout=30_000)
     assert timed_in == []  # timed in the job process (core.jobs), never in the window's
-    labels = [button.text() for button in page.preset_buttons.values()]
+    labels = [button.text() for button in page.settings.preset_buttons.values()]
     assert labels[0].startswith("Quick · about ") and labels[2].startswith("Best · about ")
-    assert "per epoch on CPU" in page.preset_buttons["best"].toolTip()
-    assert page.preset_buttons["balanced"].isChecked()  # the starting preset
-    assert page.current_config().time_budget == 6.0
+    assert "per epoch on CPU" in page.settings.preset_buttons["best"].toolTip()
+    assert page.settings.preset_buttons["balanced"].isChecked()  # the starting preset
+    assert page.settings.current_config().time_budget == 6.0
 
 
 def test_a_preset_sets_the_settings_and_an_edit_under_advanced_makes_it_custom(qtbot, page):
-    assert not page.advanced.isVisibleTo(page)  # collapsed until asked for
-    page.advanced_toggle.click()
-    assert page.advanced.isVisibleTo(page)
-    page.preset_buttons["quick"].click()
-    config = page.current_config()
+    assert not page.settings.advanced.isVisibleTo(page)  # collapsed until asked for
+    page.settings.advanced_toggle.click()
+    assert page.settings.advanced.isVisibleTo(page)
+    page.settings.preset_buttons["quick"].click()
+    config = page.settings.current_config()
     data = page.context.engine.sequence_data()
     assert config == TrainConfig.for_data(data, model=config.model, device=config.device, preset="quick")
-    assert page.budget_form.editors["time_budget"].value() == 1.0
-    page.form.editors["dropout"].setValue(0.1)
-    assert page.custom_button.isChecked() and page.current_config().dropout == 0.1
-    assert "press Estimate time" in page.estimate_text.text()  # the preset's estimate no longer applies
-    page.form.editors["dropout"].setValue(config.dropout)  # back to the preset's value: the preset again
-    assert page.preset_buttons["quick"].isChecked()
-    page.budget_form.editors["time_budget"].setValue(3)
-    assert page.custom_button.isChecked()
+    assert page.settings.budget_form.editors["time_budget"].value() == 1.0
+    page.settings.form.editors["dropout"].setValue(0.1)
+    assert page.settings.custom_button.isChecked() and page.settings.current_config().dropout == 0.1
+    assert "press Estimate time" in page.settings.estimate_text.text()  # the preset's estimate no longer applies
+    page.settings.form.editors["dropout"].setValue(config.dropout)  # back to the preset's value: the preset again
+    assert page.settings.preset_buttons["quick"].isChecked()
+    page.settings.budget_form.editors["time_budget"].setValue(3)
+    assert page.settings.custom_button.isChecked()
 
 
 def test_settings_that_cannot_matter_are_greyed_out_with_the_reason(qtbot, page):
-    page.advanced_toggle.click()
-    negatives = page.form.editors["n_negatives"]
+    page.settings.advanced_toggle.click()
+    negatives = page.settings.form.editors["n_negatives"]
     assert not negatives.isEnabled() and "sampled" in negatives.toolTip()
-    page.form.editors["loss"].setCurrentText("sampled")
+    page.settings.form.editors["loss"].setCurrentText("sampled")
     assert negatives.isEnabled()
-    page.device_box.setCurrentIndex(page.device_box.findData("cpu"))
-    assert not page.form.editors["bf16"].isEnabled() and "GPU" in page.form.editors["bf16"].toolTip()
-    text = page.form.editors["text"]  # the tests run without the [text] extra's model
+    page.settings.device_box.setCurrentIndex(page.settings.device_box.findData("cpu"))
+    assert not page.settings.form.editors["bf16"].isEnabled() and "GPU" in page.settings.form.editors["bf16"].toolTip()
+    text = page.settings.form.editors["text"]  # the tests run without the [text] extra's model
     assert not text.isEnabled() and "[text]" in text.toolTip()
-    page.model_box.setCurrentIndex(page.model_box.findData("lstm"))
-    assert not page.form.editors["heads"].isEnabled()
-    page.model_box.setCurrentIndex(page.model_box.findData("sasrec"))
-    assert page.form.editors["heads"].isEnabled()
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("lstm"))
+    assert not page.settings.form.editors["heads"].isEnabled()
+    page.settings.model_box.setCurrentIndex(page.settings.model_box.findData("sasrec"))
+    assert page.settings.form.editors["heads"].isEnabled()
 
 
 def test_making_a_run_active_writes_in_a_worker_and_the_history_follows_once_stored(qtbot, page, monkeypatch):

@@ -23,7 +23,7 @@ def _train_page(qtbot, context, engine) -> TrainPage:
 
 def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(qtbot, context, tmp_path):
     page = _train_page(qtbot, context, open_trained_copy(tmp_path))
-    picker = page.split_picker
+    picker = page.settings.split_picker
     assert picker.kind_box.currentText() == "Leave-one-out" and not picker.cutoff_edit.isVisible()
     assert "Leave-one-out:" in picker.kind_box.toolTip() and "Time split:" in picker.kind_box.toolTip()
     assert picker.choice().kind == "leave-one-out"
@@ -44,14 +44,14 @@ def test_split_control_defaults_to_leave_one_out_and_offers_a_dated_time_split(q
     assert page.run_table.item(row, 3).toolTip().startswith(
         f"split = {run.split.describe()}\nevaluated on = new items\nvalidation = sample\n")
     assert page.run_table.item(0, 3).text().startswith("leave-one-out · ")
-    assert "Training (time split at" in page.log.toPlainText()
+    assert "Training (time split at" in page.monitor.log.toPlainText()
 
 
 def test_split_control_offers_the_evaluation_mode_and_the_published_validation(qtbot, context, tmp_path):
     from core.data import EvalMode, Validation
 
     page = _train_page(qtbot, context, open_trained_copy(tmp_path))
-    picker = page.split_picker
+    picker = page.settings.split_picker
     assert (picker.choice().eval_mode, picker.choice().validation) == (EvalMode.NEW, Validation.SAMPLE)
     assert picker.eval_box.currentText() == "New items" and "exclude seen" in picker.eval_box.toolTip()
     assert "published leave-one-out" in picker.validation_box.toolTip()
@@ -73,9 +73,9 @@ def test_time_split_is_unavailable_with_the_reason_on_a_log_without_times(qtbot,
     engine = open_trained_copy(tmp_path)
     engine.workspace.set_meta("time_kind", "order")
     page = _train_page(qtbot, context, engine)
-    time_item = page.split_picker.kind_box.model().item(1)
+    time_item = page.settings.split_picker.kind_box.model().item(1)
     assert not time_item.isEnabled() and "no real timestamps" in time_item.toolTip()
-    assert page.split_picker.choice().kind == "leave-one-out"
+    assert page.settings.split_picker.choice().kind == "leave-one-out"
 
 
 def test_compare_mode_holds_out_the_first_item_after_a_time_splits_cutoff(tmp_path):

@@ -31,4 +31,4 @@ def test_update_is_offered_when_the_log_grew_and_makes_a_child_run(qtbot, page):
     assert (child.status, child.parent) == ("done", neural.id)
     row = [run.id for run in page.run_table.runs].index(child.id)
     assert page.run_table.item(row, 3).text().startswith(f"update of #{neural.id} (+160 events, +6 items) · ")
-    assert "update of" in page.log.toPlainText()
+    assert "update of" in page.monitor.log.toPlainText()

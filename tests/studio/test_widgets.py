@@ -15,7 +15,7 @@ from core.serving import Interest
 from core.settings import settings_of
 from core.training import TrainConfig
 from studio.pages.evaluate import significance_verdict
-from studio.pages.train import progress_line, worth_logging
+from studio.pages.train_monitor import progress_line, worth_logging
 from studio.widgets import palette
 from studio.widgets.config_form import ConfigForm
 from studio.widgets.interest_bars import InterestBars
@@ -331,7 +331,7 @@ def test_a_page_off_screen_paints_once_it_shows(qtbot, context):
 
 def test_a_finished_run_says_when_the_time_budget_cut_it_short():
     from core.runs import RunSummary
-    from studio.pages.train import finish_note
+    from studio.pages.train_monitor import finish_note
 
     def run(training):
         return RunSummary(1, "gru", "done", 0.0, {}, {"training": training})

@@ -1,0 +1,80 @@
+"""FeedWriter: the connection an ``EventFeed`` writes posted events through, kept open with the
+importer's settings, and the thread that checkpoints what it commits (never while a request waits)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from core.importing.run import _IMPORT_CACHE_KIB
+from core.store import Workspace
+
+log = logging.getLogger("nextpick.serve")
+
+CHECKPOINT_EVERY_S = 1.0  # how often the feed's thread copies committed events from the WAL into the database
+
+
+class FeedWriter:
+    """The feed's own connection, and the thread that checkpoints what it commits."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._pooled = workspace.engine.raw_connection()
+        self.raw = self._pooled.dbapi_connection
+        self._restore = {name: self.raw.execute(f"PRAGMA {name}").fetchone()[0] for name in _FEED_SETTINGS}
+        for name, value in _FEED_SETTINGS.items():
+            self.raw.execute(f"PRAGMA {name} = {value}")
+        self._committed = threading.Event()
+        self._stop = threading.Event()
+        self._checkpoints = threading.Thread(target=self._checkpoint_while_open, name="nextpick-feed-checkpoint",
+                                             daemon=True)
+        self._checkpoints.start()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``Workspace.begin_write``: waits for another writer, then
+        WorkspaceBusyError), committed on success, rolled back on any exception."""
+        self.workspace.begin_write(self.raw)
+        try:
+            yield self.raw
+        except BaseException:
+            self.raw.rollback()
+            raise
+        self.raw.commit()
+        self._committed.set()
+
+    def _checkpoint_while_open(self) -> None:
+        """A passive checkpoint (it waits for no reader or writer) after each ``CHECKPOINT_EVERY_S``
+        in which something was committed, on a connection of its own."""
+        connection = sqlite3.connect(self.workspace.path, check_same_thread=False)
+        try:
+            while not self._stop.wait(CHECKPOINT_EVERY_S):
+                if self._committed.is_set():
+                    self._committed.clear()
+                    _checkpoint(connection)
+            _checkpoint(connection)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._checkpoints.join()
+        for name, value in self._restore.items():
+            self.raw.execute(f"PRAGMA {name} = {int(value)}")
+        self._pooled.close()
+
+
+_FEED_SETTINGS = {"foreign_keys": 0, "cache_size": -_IMPORT_CACHE_KIB, "wal_autocheckpoint": 0}
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    """A passive checkpoint; one that fails (a disk error) is logged, and the next one tries again:
+    the events stay safe in the WAL meanwhile."""
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as error:
+        log.warning("could not checkpoint the workspace's WAL (%s); trying again in %.0f s", error,
+                    CHECKPOINT_EVERY_S)
