@@ -17,6 +17,7 @@ from scipy.stats import wilcoxon
 from core.data.splits import EvalMode
 from core.errors import UsageError
 from core.generator import mask_seen
+from core.memory import hand_back_freed_memory
 from core.progress import RateMeter, emit
 from core.scorer import Scorer
 from core.top_k import top_k
@@ -72,7 +73,18 @@ def masked_score_batches(
 
     A GPU that runs out of memory on a large catalogue is a sizing problem, not an error
     worth showing anyone: the same users are retried in smaller chunks until they fit.
+
+    A pass hands back the memory freed before it and by it when it ends (``core.memory``): its
+    batches reuse their own blocks, and neither it nor what follows carries another's leftovers.
     """
+    hand_back_freed_memory()
+    try:
+        yield from _score_batches(scorer, histories, segments, history_masked, batch_size, cancel)
+    finally:
+        hand_back_freed_memory()
+
+
+def _score_batches(scorer: Scorer, histories, segments, history_masked: bool, batch_size: int, cancel):
     start = 0
     while start < len(histories):
         if cancel is not None:
