@@ -109,6 +109,7 @@ def _score_batches(scorer: Scorer, histories, segments, history_masked: bool, ba
             # item, a rank-1 gift to any scorer that rates history highly (the old leak).
             scores = mask_seen(scores, batch_histories)
         yield start, stop, scores.cpu()
+        del scores  # the next batch's scores are made without these alive (callers drop theirs too)
         start = stop
 
 
@@ -127,6 +128,7 @@ def ranks_for(
     for start, stop, scores in batches:
         batch_targets = torch.as_tensor(np.asarray(targets[start:stop]), dtype=torch.long)
         ranks[start:stop] = target_ranks(scores, batch_targets).numpy()
+        del scores  # before the next batch's are made
     return ranks
 
 
@@ -231,6 +233,7 @@ def evaluate_scorer(
         ranks[start:stop] = target_ranks(scores, torch.as_tensor(targets[start:stop], dtype=torch.long)).numpy()
         top_lists[start:stop] = top_k(scores, top_lists.shape[1]).indices.numpy()
         emit(progress, meter.report("evaluate", stop, f"evaluated {stop:,} of {len(targets):,} users"))
+        del scores  # before the next batch's are made
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     return EvaluationReport(
         protocol=protocol_text(eval_set.eval_mode, split_name, eval_set.skipped) + _sample_text(eval_set),
