@@ -71,3 +71,17 @@ def test_each_phase_of_a_run_hands_back_the_memory_it_freed(monkeypatch):
     phases.end("reading")
     phases.end("training")
     assert len(handed_back) == 2 and set(phases.timing["peak_rss_mb"]) == {"reading", "training"}
+
+
+def test_a_scoring_pass_holds_scores_for_at_most_score_cells_items_at_once(monkeypatch):
+    sizes = []
+
+    class Sized(_Recording):
+        def score(self, histories, segments=None):
+            sizes.append(len(histories))
+            return super().score(histories, segments)
+
+    monkeypatch.setattr(core.evaluation, "SCORE_CELLS", 10)  # two users of this 5-column catalogue
+    monkeypatch.setattr(core.evaluation, "FIRST_BATCH", 3)
+    ranks = ranks_for(Sized([]), [np.array([1])] * 9, np.full(9, 2), batch_size=4)
+    assert sizes == [3, 2, 2, 2] and ranks.tolist() == [2] * 9  # the first batch learns the width
