@@ -82,6 +82,5 @@ def test_a_scoring_pass_holds_scores_for_at_most_score_cells_items_at_once(monke
             return super().score(histories, segments)
 
     monkeypatch.setattr(core.evaluation, "SCORE_CELLS", 10)  # two users of this 5-column catalogue
-    monkeypatch.setattr(core.evaluation, "FIRST_BATCH", 3)
-    ranks = ranks_for(Sized([]), [np.array([1])] * 9, np.full(9, 2), batch_size=4)
+    ranks = ranks_for(Sized([]), [np.array([1])] * 9, np.full(9, 2), batch_size=3)
     assert sizes == [3, 2, 2, 2] and ranks.tolist() == [2] * 9  # the first batch learns the width
