@@ -80,11 +80,11 @@ class CatalogueHead(nn.Module):
         probs = interest_logits.softmax(dim=-1) * self.interest_scale  # (N, K)
         padded = nn.functional.pad(probs, (0, 1)).to(logits.dtype)  # (N, K + 1), last column = no interest
         if hidden.shape[0] <= GATHER_ROWS:
-            match = padded.index_select(1, catalogue.interest_column)  # (N, n_scored)
-        else:
-            onehot = nn.functional.one_hot(catalogue.interest_column.long(), padded.shape[1])
-            match = padded @ onehot.to(padded.dtype).T  # (N, n_scored)
-        return logits.add_(match)
+            return logits.add_(padded.index_select(1, catalogue.interest_column))  # (N, n_scored)
+        # One term per product (one-hot rows), so adding it inside the product is exact, and no (N, n_scored)
+        # temporary is made: 200 MB per 256 users scored over 200,000 items.
+        onehot = nn.functional.one_hot(catalogue.interest_column.long(), padded.shape[1])
+        return logits.addmm_(padded, onehot.to(padded.dtype).T)
 
 
 @dataclass(frozen=True)

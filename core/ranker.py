@@ -626,6 +626,7 @@ def _candidates(scorer: Scorer, histories, segments, exclude_seen: bool, cancel,
         if unreleased is not None:
             batch.masked_fill_(unreleased(start, stop), float("-inf"))
         parts.append(top_candidates(batch, histories[start:stop], sources))
+        del batch  # before the next batch's scores are made
     if not parts:
         return np.zeros((0, N_CANDIDATES), dtype=np.int64), np.zeros((0, N_CANDIDATES), dtype=np.float32)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -31,6 +31,7 @@ from core.distributed import SOLO, Team
 from core.errors import NextPickError, UsageError
 from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, paired_test, per_user_metric
 from core.generator import ColdStartScorer
+from core.memory import hand_back_freed_memory
 from core.progress import Cancelled, Progress, emit
 from core.ranker import ItemFacts, RankedScorer, train_ranker
 from core.scorer import Scorer
@@ -581,7 +582,8 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
 
 class _Phases:
     """Seconds of each phase of a run, one after the other from ``started`` (``time.perf_counter()``), and
-    the peak memory by each one's end: where a run's time and memory go (the time budget counts them all)."""
+    the peak memory by each one's end: where a run's time and memory go (the time budget counts them all).
+    Each phase hands back the memory it freed (``core.memory``), so the next starts from what is in use."""
 
     def __init__(self, started: Optional[float]) -> None:
         self.last = time.perf_counter() if started is None else started
@@ -593,6 +595,7 @@ class _Phases:
         now = time.perf_counter()
         self.timing["seconds"][phase] = round(now - self.last, 2)
         self.timing["peak_rss_mb"][phase] = round(peak_rss_mb())
+        hand_back_freed_memory()
         self.last = now
 
 

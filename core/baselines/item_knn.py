@@ -86,9 +86,10 @@ class ItemKNNScorer(SparseRowScorer):
 
 # Co-occurrence pairs counted at once: a block's events read their neighbours as (events, 2 * window)
 # matrices of 8-byte indices and keys, about 40 bytes a pair at the peak, so this bounds item-kNN's
-# memory near 0.4 GB a thread whatever the log's size (25M events, window 5: 250M pairs, 25 row blocks).
-# At 30M pairs a block, two threads took `train --model itemknn` to 6.6 GB on the 25M-event log.
-PAIRS_PER_BLOCK = 10_000_000
+# memory near 0.2 GB a thread whatever the log's size (25M events, window 5: 250M pairs, 50 row blocks).
+# At 30M pairs a block, two threads took `train --model itemknn` to 6.6 GB on the 25M-event log; at 10M,
+# counting the ranker's co-occurrence added 1.4-1.6 GB to a 25M-event SASRec run's peak.
+PAIRS_PER_BLOCK = 5_000_000
 FIT_THREADS = 2  # row blocks counted at once (joblib threads)
 
 

@@ -19,9 +19,10 @@ from typing import Optional, TextIO
 
 from core.cli import (data_commands, recommend_commands, run_commands, serve_commands, text_commands,
                       train_commands)
-from core.cli.common import (CliError, CommandLineError, Output, ProgressBar, format_progress, keep_freed_memory,
+from core.cli.common import (CliError, CommandLineError, Output, ProgressBar, format_progress,
                              process_age_s)
 from core.errors import NextPickError, OutOfMemory
+from core.memory import keep_freed_memory
 from core.progress import Cancelled
 from core.store import default_workspace_path
 

@@ -11,7 +11,6 @@ nothing more: ``json.dump`` writes them as ``\\u001b``.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -22,23 +21,6 @@ from typing import Optional, TextIO
 
 from core.errors import NextPickError
 from core.progress import Progress
-
-
-def keep_freed_memory() -> None:
-    """Ask glibc to keep large freed blocks for reuse instead of handing them back to the system.
-
-    Scoring a batch of 256 users over 200,000 items makes tensors of 200 MB; glibc maps each block over
-    32 MB afresh and unmaps it when freed, so every batch faulted its pages in again: a third of an
-    evaluation's CPU time went to the kernel (1.0 of 3.1 s per 2,560 users; 40 of 132 s of a whole
-    ``train --model itemknn``). A console run only: a process lives for one command, so the memory it
-    keeps is its own peak. Elsewhere than glibc this does nothing."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    mallopt(m_mmap_threshold, 1 << 30)
-    mallopt(m_trim_threshold, 1 << 30)
 
 
 class CliError(NextPickError):

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from core.data.histories import Histories
+from core.data.histories import COUNT_CHUNK, Histories
 from core.data.sequences import SequenceData
 
 # A user needs a training prefix, a validation target and a test target.
@@ -113,18 +113,24 @@ class HeldOutPositions:
     """What a user who does not validate trains on: the events before this position."""
 
 
-def new_item_events(offsets: np.ndarray, items: np.ndarray) -> np.ndarray:
+def new_item_events(offsets: np.ndarray, items: np.ndarray, chunk_events: int = COUNT_CHUNK) -> np.ndarray:
     """True for each event whose item its user had not had before (the first time they took it).
 
     One stable sort of a combined (user, item) key: a tenth of the time of sorting the two keys
-    and the position lexicographically (0.5 s against 4.7 s on 5M events).
+    and the position lexicographically (0.5 s against 4.7 s on 5M events). Sorted a chunk of users
+    at a time (about ``chunk_events`` events): the whole log's int64 keys, order and sorted keys took
+    0.9 GB at 25M events.
     """
-    user_of_event = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
-    key = user_of_event * (int(items.max(initial=0)) + 1) + items
-    order = np.argsort(key, kind="stable")
-    ordered = key[order]
+    offsets = np.asarray(offsets, dtype=np.int64)
+    width = int(items.max(initial=0)) + 1
     first = np.ones(len(items), dtype=bool)
-    first[order[1:][ordered[1:] == ordered[:-1]]] = False
+    for low, high in Histories(items, offsets[:-1], np.diff(offsets)).chunks(chunk_events):
+        begin = int(offsets[low])
+        user_of_event = np.repeat(np.arange(high - low, dtype=np.int64), np.diff(offsets[low:high + 1]))
+        key = user_of_event * width + items[begin:int(offsets[high])]
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        first[begin + order[1:][ordered[1:] == ordered[:-1]]] = False
     return first
 
 

@@ -132,7 +132,7 @@ def test_a_console_run_counts_its_time_from_process_start(tmp_path, monkeypatch,
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_a_console_run_keeps_freed_blocks_instead_of_faulting_them_in_again():
     probe = ("import resource, sys\n"
-             "from core.cli.common import keep_freed_memory\n"
+             "from core.memory import keep_freed_memory\n"
              "if sys.argv[1] == 'keep': keep_freed_memory()\n"  # as main() does, before torch is imported
              "import torch\n"
              "def batch(): (torch.randn(256, 100_000) > 0).sum()\n"  # an evaluation batch's scores, made and freed

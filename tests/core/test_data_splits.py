@@ -138,6 +138,20 @@ def test_new_item_events_mark_each_users_first_time_on_an_item():
     assert new_item_events(data.offsets, data.items).astype(int).tolist() == [1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1]
 
 
+def test_new_item_events_sorted_a_chunk_of_users_at_a_time_mark_the_same_events():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 12, size=40)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    items = rng.integers(1, 6, size=int(lengths.sum())).astype(np.int32)
+    seen_before = [set() for _ in lengths]
+    expected = []
+    for user, item in zip(np.repeat(np.arange(len(lengths)), lengths), items):
+        expected.append(item not in seen_before[user])
+        seen_before[user].add(item)
+    for chunk_events in (1, 7, 10_000):  # a user per chunk, users split unevenly, all at once
+        assert new_item_events(offsets, items, chunk_events).tolist() == expected
+
+
 def test_new_items_mode_holds_out_the_last_new_item_and_counts_users_without_one():
     split = leave_one_out(_repeating())
     assert split.eval_mode is EvalMode.NEW and split.kind is SplitKind.LEAVE_ONE_OUT
