@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from core.importing import SniffResult
 from core.importing.parquet import ParquetSource
 from core.importing.sources import Preview
 from core.importing.roles import KIND_ROLES, REQUIRED_ROLES
+from studio.widgets.tables import hint_label
 
 NO_COLUMN = "(none)"
 DELIMITER_NAMES = {",": "comma", "\t": "tab", "|": "pipe", ";": "semicolon"}
@@ -92,9 +92,7 @@ class FileTab(QWidget):
         super().__init__(parent)
         self.kind = kind
         self.sniffed: Optional[Preview] = None
-        self.detected = QLabel("No file chosen.")
-        self.detected.setProperty("role", "hint")
-        self.detected.setWordWrap(True)
+        self.detected = hint_label("No file chosen.")
         self.model = PreviewModel()
         self.table = QTableView()
         self.table.setModel(self.model)

@@ -37,6 +37,7 @@ from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.widgets import palette
 from studio.widgets.charts import ChartWidget
+from studio.widgets.tables import hint_label
 
 HISTORY_COLUMNS = ("File", "Kind", "Rows read", "Accepted", "Rejected", "Imported at")
 HISTORY_ROWS_SHOWN = 5  # more scroll
@@ -91,10 +92,8 @@ class DataPage(StudioPage):
     def _build_header(self) -> QHBoxLayout:
         heading = QLabel("Data")
         heading.setProperty("role", "heading")
-        self.hint = QLabel("")
-        self.hint.setProperty("role", "hint")
+        self.hint = hint_label()  # a long summary wraps instead of widening the window past 1024 px
         self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hint.setWordWrap(True)  # a long summary wraps instead of widening the window past 1024 px
         self.import_button = QPushButton("Import CSV…")
         self.import_button.setProperty("role", "primary")
         self.import_button.setToolTip("Import a behaviour log and optional item and user files (Ctrl+I)")

@@ -26,6 +26,7 @@ from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
 from studio.widgets.run_table import RunTable, metric_title, read_runs, run_label, run_metrics
+from studio.widgets.tables import hint_label
 from studio.workers import Job
 
 KS = (5, 10, 20)
@@ -82,13 +83,10 @@ class EvaluatePage(StudioPage):
         self.eval_box = eval_mode_box("evaluate_eval")  # every run in the table is measured this one way
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Save the table as a CSV file (opens in any spreadsheet)")
-        self.status = QLabel()
-        self.protocol = QLabel()  # how the runs shown were measured, users left out included
-        self.protocol.setProperty("role", "hint")
-        self.protocol.setWordWrap(True)
+        # "No trained model yet…" wraps: it must not hold the page wider than a laptop
+        self.status = hint_label()
+        self.protocol = hint_label()  # how the runs shown were measured, users left out included
         self.protocol.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status.setProperty("role", "hint")
-        self.status.setWordWrap(True)  # "No trained model yet…" must not hold the page wider than a laptop
         # Only finished runs are listed, and where they trained is the Train page's concern: without
         # Status and Device every metric fits a laptop's width.
         self.table = RunTable(metric_columns(10), highlight_best=True, hidden=("Status", "Device"))

@@ -27,6 +27,7 @@ from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.run_table import read_runs
 from studio.widgets.sequence_timeline import SequenceTimeline
+from studio.widgets.tables import hint_label
 from studio.widgets.timeline_events import TimelineEvent, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.profile import profile_line
@@ -92,13 +93,9 @@ class ExplorePage(StudioPage):
     def _build_panes(self) -> QWidget:
         self.heading = QLabel("Open a workspace to explore its users.")
         self.heading.setProperty("role", "heading")
-        self.text_note = QLabel()
-        self.text_note.setProperty("role", "hint")
-        self.text_note.setWordWrap(True)
+        self.text_note = hint_label()
         self.text_note.hide()
-        self.profile_label = QLabel("")
-        self.profile_label.setProperty("role", "hint")
-        self.profile_label.setWordWrap(True)
+        self.profile_label = hint_label("")
         self.profile_label.setToolTip("The user's imported profile, and what their events say: how many, when, "
                                       "and their values (such as ratings)")
         self.timeline = SequenceTimeline()
@@ -116,9 +113,7 @@ class ExplorePage(StudioPage):
         self.lists = QSplitter(Qt.Orientation.Horizontal)
         self.lists.addWidget(self.ranked)
         self.lists.addWidget(self.compared)
-        self.compare_note = QLabel()
-        self.compare_note.setProperty("role", "hint")
-        self.compare_note.setWordWrap(True)
+        self.compare_note = hint_label()
         self.compare_note.hide()
         self.controls = RecommendControls()
         ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)

@@ -20,6 +20,7 @@ from studio.context import StudioContext
 from studio.pages.train_setup import TrainingSetup
 from studio.widgets.config_form import ConfigForm, SplitPicker
 from studio.widgets.run_table import model_name
+from studio.widgets.tables import hint_label
 from studio.workers import Job
 
 # Chosen with their own controls, so the generated Advanced form leaves them out.
@@ -53,12 +54,8 @@ class TrainSettings(QWidget):
         self.model_box.setToolTip("What to train: a neural sequence model, or a baseline to compare it with")
         self.device_box = QComboBox()
         self.device_box.setToolTip("Where to train: Automatic uses the GPU when there is one")
-        self.form_hint = QLabel("Open a workspace: the settings are sized to its data.")
-        self.form_hint.setProperty("role", "hint")
-        self.form_hint.setWordWrap(True)
-        self.baseline_note = QLabel("Baselines have no settings: they are counted from the log in seconds.")
-        self.baseline_note.setProperty("role", "hint")
-        self.baseline_note.setWordWrap(True)
+        self.form_hint = hint_label("Open a workspace: the settings are sized to its data.")
+        self.baseline_note = hint_label("Baselines have no settings: they are counted from the log in seconds.")
         self.defaults_button = QPushButton("Reset settings")
         self.defaults_button.setToolTip("Set every setting back to the chosen preset's (Balanced when none is "
                                         "chosen), sized to this workspace's data")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QStackedLayout, QWidget
+from PySide6.QtWidgets import QStackedLayout, QWidget
 
 from studio.widgets.charts import chart_axes
 from studio.widgets.palette import category_colour
+from studio.widgets.tables import hint_label
 
 MAX_BARS = 8  # the pane sits beside the item details: more bars would crowd their labels
 
@@ -27,9 +28,7 @@ class InterestBars(QWidget):
         self.plot.getPlotItem().hideAxis("bottom")  # each bar's label carries its probability
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[])
         self.plot.addItem(self.bars)
-        self.empty = QLabel("Pick a user and a model to see their predicted interests.")
-        self.empty.setProperty("role", "hint")
-        self.empty.setWordWrap(True)
+        self.empty = hint_label("Pick a user and a model to see their predicted interests.")
         self.stack = QStackedLayout(self)
         self.stack.addWidget(self.plot)
         self.stack.addWidget(self.empty)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QTabWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QTabWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from studio.widgets.palette import category_colour, category_text, primary_category
 from studio.widgets.timeline_strip import colour_icon
@@ -35,19 +35,13 @@ class ItemDetails(QWidget):
         self.similar: list[tuple[ItemFacts, float]] = []
         self.no_text_reason = ""  # why there are no similar items by text (the extra is missing), or ""
         self.heading = hint_label("Click an item in the sequence or a list to see its details.")
-        self.facts = QLabel()
-        self.facts.setProperty("role", "hint")
-        self.facts.setWordWrap(True)
+        self.facts = hint_label()
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.caption = QLabel("")  # why the list is empty, when it is
-        self.caption.setProperty("role", "hint")
-        self.caption.setWordWrap(True)
+        self.caption = hint_label("")  # why the list is empty, when it is
         self.table = clickable_table(("Item", "Times"), "Items that users took right after this one in the whole "
                                      "log, most frequent first; the swatch is the item's category. Click one to see "
                                      "its details.", stretch_column=0)
-        self.similar_caption = QLabel("")
-        self.similar_caption.setProperty("role", "hint")
-        self.similar_caption.setWordWrap(True)
+        self.similar_caption = hint_label("")
         self.similar_table = clickable_table(("Item", "Similarity"), "Items whose title, categories and "
                                              "attributes mean most nearly the same, as read by the language model; "
                                              "the swatch is the item's category. Click one to see its details.",

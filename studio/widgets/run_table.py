@@ -10,9 +10,10 @@ from typing import Any, Iterable, Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.store.schema import RESUMABLE
+from studio.widgets.tables import hint_label
 
 MODEL_NAMES = {
     "sasrec": "Transformer (SASRec)",
@@ -181,9 +182,7 @@ class RunTable(QTableWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.horizontalHeader().setStretchLastSection(False)
         self.horizontalHeader().setMinimumSectionSize(MIN_ELIDED_WIDTH // 2)
-        self.details = QLabel(NO_SELECTION)  # the page places it under the table
-        self.details.setProperty("role", "hint")
-        self.details.setWordWrap(True)
+        self.details = hint_label(NO_SELECTION)  # the page places it under the table
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.itemDoubleClicked.connect(lambda cell: self.run_activated.emit(self.runs[cell.row()].id))
         self.itemSelectionChanged.connect(self._show_details)
