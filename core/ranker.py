@@ -46,7 +46,7 @@ N_CANDIDATES = 100  # the generator's top-N the ranker is trained on and re-orde
 # (benchmarks/bench_candidates.py, bench_latency.py): off until a trained default run shows the gain.
 NEIGHBOUR_CANDIDATES = 0
 # Items without training events whose text is closest to the user's latest items, added to the candidates of a
-# ranker that reads text (``new_item_candidates``; 0 = none). Only a catalogue with such items is touched: in
+# ranker that reads text (``NewItemCandidates``; 0 = none). Only a catalogue with such items is touched: in
 # training the log's latest items stand for them (``_with_latest_items_as_new``), so the ranker learns to lift them.
 NEW_ITEM_CANDIDATES = 20
 NEAR_SLACK = 4  # each item keeps its (new-item candidates + this) closest new items (``NewItemCandidates``)
@@ -663,29 +663,25 @@ def candidate_sources(facts: ItemFacts, neighbours: int, new_items: int = 0) -> 
 
 
 def new_items_with_text(facts: ItemFacts) -> np.ndarray:
-    """The items without training events (not ``known``) that have text: what ``new_item_candidates`` proposes."""
+    """The items without training events (not ``known``) that have text: what ``NewItemCandidates`` proposes."""
     text = facts.arrays["text"]
     new = np.flatnonzero(~facts.arrays["known"] & text.any(axis=1))
     return new[new > 0]
 
 
-def new_item_candidates(text: np.ndarray, new: np.ndarray, m: int, histories: list[np.ndarray],
-                        scores: torch.Tensor) -> np.ndarray:
-    """(B, m) the ``m`` items of ``new`` (``new_items_with_text``) closest in text to each user's
-    ``TEXT_RECENT`` latest items (largest cosine), among those ``scores`` allows, best first, 0 = none.
-    The generator ranks a new item from its text and category alone and seldom into its top 100 (on
-    the demo it held the taken new item for 36% of new-item events); this proposes the new items the
-    ranker's ``text_similarity`` reads highest."""
-    return NewItemCandidates(text, new, m)(histories, scores)
-
-
 class NewItemCandidates:
-    """``new_item_candidates`` as a candidate source, which keeps each item's ``m + NEAR_SLACK`` closest new
-    items once found (``_near``). A user's ``m`` closest are among those of their recent items whenever
-    the m-th of them is closer than anything those lists left out (``_floor``): then the user's recent
-    items are compared with the few dozen new items the lists hold, not with every new item (the 10k
-    demo's 3,000: a product of 1.5-3 ms a served batch of 8, a quarter of its CPU). A user for whom that
-    cannot be told (many of the listed new items taken) is compared with all."""
+    """A candidate source: (B, m) the ``m`` items of ``new`` (``new_items_with_text``) closest in text to each
+    user's ``TEXT_RECENT`` latest items (largest cosine), among those ``scores`` allows, best first, 0 = none.
+    The generator ranks a new item from its text and category alone and seldom into its top 100 (on the demo
+    it held the taken new item for 36% of new-item events); this proposes the new items the ranker's
+    ``text_similarity`` reads highest.
+
+    It keeps each item's ``m + NEAR_SLACK`` closest new items once found (``_near``). A user's ``m``
+    closest are among those of their recent items whenever the m-th of them is closer than anything those
+    lists left out (``_floor``): then the user's recent items are compared with the few dozen new items
+    the lists hold, not with every new item (the 10k demo's 3,000: a product of 1.5-3 ms a served batch
+    of 8, a quarter of its CPU). A user for whom that cannot be told (many of the listed new items taken)
+    is compared with all."""
 
     def __init__(self, text: np.ndarray, new: np.ndarray, m: int) -> None:
         self.text, self.new, self.m = text, new, m

@@ -12,7 +12,7 @@ from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates
 from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, NewItemCandidates, RankedScorer, Ranker, RankerNet,
-                         _list_gains, features_for, neighbour_candidates, new_item_candidates, new_items_with_text,
+                         _list_gains, features_for, neighbour_candidates, new_items_with_text,
                          top_candidates, train_ranker)
 from engine_data import one_thread  # noqa: F401
 from test_ranker import _Noisy
@@ -126,7 +126,7 @@ def test_new_item_candidates_are_the_allowed_new_items_closest_in_text_to_the_la
     new = new_items_with_text(ItemFacts(torch.from_numpy(known.astype(np.float32)), *(torch.zeros(1),) * 3,
                                         text=torch.from_numpy(text)))
     assert new.tolist() == [i for i in range(150, 201) if i != 190]
-    proposed = new_item_candidates(text, new, 12, histories, scores)
+    proposed = NewItemCandidates(text, new, 12)(histories, scores)
     for row, history in enumerate(histories):
         closeness = (text @ text[history[-TEXT_RECENT:]].T).max(axis=1)
         allowed = ~known & np.isfinite(scores[row].numpy()) & text.any(axis=1)
@@ -170,14 +170,14 @@ def test_new_item_candidates_of_a_batch_are_each_users_own():
     histories.insert(2, np.zeros(0, np.int64))
     scores = mask_seen(torch.zeros(len(histories), n_items + 1), histories)
     scores[1, 95] = float("-inf")
-    together = new_item_candidates(text, new, 6, histories, scores)
-    alone = [new_item_candidates(text, new, 6, [h], scores[row:row + 1])[0] for row, h in enumerate(histories)]
+    together = NewItemCandidates(text, new, 6)(histories, scores)
+    alone = [NewItemCandidates(text, new, 6)([h], scores[row:row + 1])[0] for row, h in enumerate(histories)]
     assert np.array_equal(together, np.stack(alone))
     assert not together[2].any() and together[0].all()
 
 
 def _closest_new_items_compared_with_all(text, new, m, histories, scores):
-    """What ``new_item_candidates`` means: each user's recent items compared with every new item."""
+    """What ``NewItemCandidates`` means: each user's recent items compared with every new item."""
     proposed = np.zeros((len(histories), m), dtype=np.int64)
     for row, history in enumerate(histories):
         if len(history):
