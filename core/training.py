@@ -772,9 +772,8 @@ def train_sequence_model(
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     if state.estimate is None:
         emit(progress, Progress("train", message="timing a few steps to plan the run"))
-        estimate = dataclasses.replace(_estimate(model, windows, split, config, device, ESTIMATE_STEPS, data.has_categories,
-                                                         cancel, team),
-                                       after_fixed_s=after.seconds, after_passes=after.passes)
+        measured = _estimate(model, windows, split, config, device, ESTIMATE_STEPS, data.has_categories, cancel, team)
+        estimate = dataclasses.replace(measured, after_fixed_s=after.seconds, after_passes=after.passes)
         estimate = estimate.planned_for(config, device, before_s=time.perf_counter() - started)
     else:  # a resumed run keeps its measurement (the plan stays reproducible), with this session's settings
         estimate = TrainingEstimate.from_json(state.estimate).planned_for(config, device)
@@ -822,7 +821,8 @@ def train_sequence_model(
                 if clock is not None:  # what follows the epochs, as this epoch's validation timed it
                     clock.estimate = estimate
                     if epoch > 1:
-                        estimate = clock.estimate = estimate.replanned_after(epoch, clock.deadline - time.perf_counter())
+                        time_left = clock.deadline - time.perf_counter()
+                        estimate = clock.estimate = estimate.replanned_after(epoch, time_left)
                 state.estimate = estimate.to_json()
                 reporter.meter.total = reporter.steps + max(0, estimate.total_steps - epoch * steps_per_epoch)
             if metrics["ndcg@10"] > state.best_score:
