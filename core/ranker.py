@@ -676,11 +676,13 @@ class NewItemCandidates:
     it held the taken new item for 36% of new-item events); this proposes the new items the ranker's
     ``text_similarity`` reads highest.
 
-    It keeps each item's ``m + NEAR_SLACK`` closest new items once found (``_near``). A user's ``m``
-    closest are among those of their recent items whenever the m-th of them is closer than anything those
-    lists left out (``_floor``): then the user's recent items are compared with the few dozen new items
-    the lists hold, not with every new item (the 10k demo's 3,000: a product of 1.5-3 ms a served batch
-    of 8, a quarter of its CPU). A user for whom that cannot be told (many of the listed new items taken)
+    It keeps each item's ``m + NEAR_SLACK`` closest new items and their closeness once found (``_near``,
+    ``_closeness``). A new item closer to one of the user's items than the least close one kept for every
+    one of them (``_floor``) is in a kept list beside its closeness to the user (the largest over the user's
+    items): so when ``m`` allowed kept ones are that close, they are the user's ``m`` closest, read from the
+    lists of the whole batch at once. Comparing each user's items with the few dozen listed texts instead
+    cost 1.5 ms a served batch of 8 on the 10k demo (12% of its scoring), comparing with every new item
+    (the demo's 3,000) 1.5-3 ms. A user for whom the lists cannot tell (many of the listed new items taken)
     is compared with all."""
 
     def __init__(self, text: np.ndarray, new: np.ndarray, m: int) -> None:
@@ -688,6 +690,7 @@ class NewItemCandidates:
         self.new_text = text[new]  # (len(new), d)
         self.width = min(m + NEAR_SLACK, len(new))
         self._near = np.zeros((len(text), self.width), dtype=np.int32)  # positions in ``new``; memory used as filled
+        self._closeness = np.zeros((len(text), self.width), dtype=np.float32)  # ... and their cosine
         self._floor = np.zeros(len(text), dtype=np.float32)  # the width-th closeness: none left out is closer
         self._filled = np.zeros(len(text), dtype=bool)
 
@@ -703,31 +706,46 @@ class NewItemCandidates:
         if not len(self.new) or not sum(len(r) for r in recent):
             return proposed
         allowed = np.isfinite(scores[:, torch.from_numpy(self.new)].numpy())  # (B, len(new))
-        self._fill(np.unique(np.concatenate(recent)))
         k = min(self.m, len(self.new))
-        for row, items in enumerate(recent):
-            if len(items):
-                proposed[row, :k] = self._closest(items, allowed[row], k)
+        settled = np.zeros(len(histories), dtype=bool)
+        if self.width < len(self.new):
+            self._fill(np.unique(np.concatenate(recent)))
+            settled = self._from_kept(recent, allowed, proposed[:, :k])
+        for row in np.flatnonzero(~settled):
+            if len(recent[row]):
+                proposed[row, :k] = self._compared_with_all(recent[row], allowed[row], k)
         return proposed
 
-    def _closest(self, items: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    def _from_kept(self, recent: list[np.ndarray], allowed: np.ndarray, proposed: np.ndarray) -> np.ndarray:
+        """Fill ``proposed`` (B, k) with each user's closest allowed new items read from their items' kept
+        lists, best first (equals: the lower position in ``new`` first); (B,) True where that was certain
+        (k of them closer than every one of the user's ``_floor``)."""
+        owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
+        items = np.concatenate(recent)
+        floor = np.full(len(recent), -np.inf, dtype=np.float32)
+        np.maximum.at(floor, owner, self._floor[items])
+        pair_owner = np.repeat(owner, self.width)
+        near, closeness = self._near[items].ravel(), self._closeness[items].ravel()
+        sure = allowed[pair_owner, near] & (closeness > floor[pair_owner])
+        pair_owner, near, closeness = pair_owner[sure], near[sure], closeness[sure]
+        order = np.lexsort((-closeness, near, pair_owner))  # per (user, new item) the closest first
+        pair_owner, near, closeness = pair_owner[order], near[order], closeness[order]
+        first = np.ones(len(near), dtype=bool)
+        first[1:] = (pair_owner[1:] != pair_owner[:-1]) | (near[1:] != near[:-1])
+        pair_owner, near, closeness = pair_owner[first], near[first], closeness[first]
+        order = np.lexsort((near, -closeness, pair_owner))
+        pair_owner, near = pair_owner[order], near[order]
+        place = np.arange(len(near)) - np.searchsorted(pair_owner, pair_owner)  # each one's place for its user
+        kept = place < proposed.shape[1]
+        proposed[pair_owner[kept], place[kept]] = self.new[near[kept]]
+        return np.bincount(pair_owner[kept], minlength=len(recent)) == proposed.shape[1]
+
+    def _compared_with_all(self, items: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
         """(k,) the allowed new items closest to any of ``items`` (the largest cosine), best first (equals: the
         lower index first), 0 = none."""
-        near = np.unique(self._near[items]) if self.width < len(self.new) else None
-        best, closeness = self._best(items, allowed, near, k)
-        if near is not None and not closeness[-1] > self._floor[items].max():
-            best, closeness = self._best(items, allowed, None, k)
-        return np.where(np.isfinite(closeness), self.new[best], 0)
-
-    def _best(self, items: np.ndarray, allowed: np.ndarray, near: Optional[np.ndarray], k: int
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """(positions in ``new``, closeness) of the ``k`` allowed ones among ``near`` (None: all) closest to
-        ``items``, best first (equals: the lower position first); at least ``k`` are asked of."""
-        rows = self.new_text if near is None else self.new_text[near]
-        closeness = (self.text[items] @ rows.T).max(axis=0)
-        closeness = np.where(allowed if near is None else allowed[near], closeness, -np.inf)
-        order = np.argsort(-closeness, kind="stable")[:k]
-        return (order if near is None else near[order]), closeness[order]
+        closeness = np.where(allowed, (self.text[items] @ self.new_text.T).max(axis=0), -np.inf)
+        best = np.argsort(-closeness, kind="stable")[:k]
+        return np.where(np.isfinite(closeness[best]), self.new[best], 0)
 
     def _fill(self, items: np.ndarray) -> None:
         """Find the closest new items of those ``items`` not yet looked at, ``FILL_ROWS`` per product."""
@@ -737,7 +755,8 @@ class NewItemCandidates:
             closeness = self.text[chunk] @ self.new_text.T  # (chunk, len(new))
             near = np.argpartition(-closeness, self.width - 1, axis=1)[:, :self.width]
             self._near[chunk] = near
-            self._floor[chunk] = np.take_along_axis(closeness, near, axis=1).min(axis=1)
+            self._closeness[chunk] = np.take_along_axis(closeness, near, axis=1)
+            self._floor[chunk] = self._closeness[chunk].min(axis=1)
             self._filled[chunk] = True
 
 

@@ -206,7 +206,13 @@ def test_new_item_candidates_from_each_items_kept_closest_are_those_of_comparing
     scores[0, torch.from_numpy(np.unique(new[source._near[taker]]))] = float("-inf")  # took every listed new item
     expected = _closest_new_items_compared_with_all(text, new, 8, histories, scores)
     assert expected[0].all() and not expected[-2].any() and expected[-1].all() and expected[1, :2].tolist() == [250, 260]
-    assert np.array_equal(NewItemCandidates(text, new, 8)(histories, scores), expected)
+    compared_with_all = []
+    source = NewItemCandidates(text, new, 8)
+    source._compared_with_all = lambda items, *rest: compared_with_all.append(items) or type(source)._compared_with_all(
+        source, items, *rest)
+    assert np.array_equal(source(histories, scores), expected)
+    assert any(np.array_equal(items, np.unique(taker)) for items in compared_with_all)  # the lists cannot tell
+    assert len(compared_with_all) < len(histories) // 2  # the lists told the others' closest
     prepared = NewItemCandidates(text, new, 8)
     prepared.prepare()
     assert prepared._filled[1:].all()
