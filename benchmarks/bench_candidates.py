@@ -30,7 +30,10 @@ from core.baselines.train_log import TrainLog
 from core.engine import Engine
 from core.evaluation import evaluate_scorer, masked_score_batches, paired_significance
 from core.generator import ColdStartScorer
-from core.ranker import NEIGHBOUR_CANDIDATES, ItemFacts, RankedScorer, candidate_sources, top_candidates, train_ranker
+from core.candidate_sources import NEIGHBOUR_CANDIDATES, candidate_sources, top_candidates
+from core.ranker import RankedScorer
+from core.ranker_features import ItemFacts
+from core.ranker_training import train_ranker
 from core.runs import interest_vocabulary, target_times
 from core.training import TrainConfig
 

@@ -22,7 +22,8 @@ import core
 from core.errors import NextPickError
 from core.baselines import BASELINES
 from core.baselines.popularity import PopularityScorer
-from core.ranker import ItemFacts, Ranker
+from core.ranker import Ranker
+from core.ranker_features import ItemFacts
 from core.scorer import Scorer
 
 FORMAT = "nextpick-bundle"
@@ -271,7 +272,7 @@ def _scorer_from_text(scorer, new_to_old, category_in_old, item_interest, text):
 
 def _remapped_ranker(ranker: Ranker, new_to_old: np.ndarray, category_in_old: np.ndarray) -> Ranker:
     """The ranker's item facts moved to the new item indices; new items are marked unknown, so their
-    log features are read as their list's average (``core.ranker.ItemFacts.known``), not as never taken."""
+    log features are read as their list's average (``core.ranker_features.ItemFacts.known``), not as never taken."""
     index = torch.as_tensor(new_to_old)
     known = index > 0
     facts = ItemFacts(

@@ -28,7 +28,8 @@ from core.errors import NextPickError, UsageError
 from core.generator import ColdStartScorer
 from core.pipeline import SMALL_BATCH
 from core.progress import RateMeter, emit
-from core.ranker import N_CANDIDATES, RankedScorer
+from core.candidate_sources import N_CANDIDATES
+from core.ranker import RankedScorer
 from core.serving import Interest, ItemInfo, NextItem, Recommendation, SimilarItem  # noqa: F401  (the API's return types)
 from core.store import Workspace
 from core.store.array_files import save_array_folder

@@ -97,7 +97,7 @@ class Candidates:
 
 # A source of candidates besides the scorer's own top-N: (histories, the scorer's scores (B, n_items + 1) with
 # every item that may not be served at -inf) -> (B, m) items it proposes, 0 = none. The ranker's item-kNN
-# neighbours are one (``core.ranker.neighbour_candidates``).
+# neighbours are one (``core.candidate_sources.neighbour_candidates``).
 CandidateSource = Callable[[list[np.ndarray], torch.Tensor], np.ndarray]
 
 

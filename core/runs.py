@@ -33,7 +33,9 @@ from core.evaluation import REPORT_KEYS, evaluate_scorer, metrics_from_ranks, pa
 from core.generator import ColdStartScorer
 from core.memory import hand_back_freed_memory
 from core.progress import Cancelled, Progress, emit
-from core.ranker import ItemFacts, RankedScorer, train_ranker
+from core.ranker import RankedScorer
+from core.ranker_features import ItemFacts
+from core.ranker_training import train_ranker
 from core.scorer import Scorer
 from core.store import schema
 from core.update import Update, fine_tune_split, reused_ranker, update_split

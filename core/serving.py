@@ -16,7 +16,8 @@ import numpy as np
 from core.bundles import Bundle
 from core.errors import UsageError
 from core.generator import generate_candidates
-from core.ranker import N_CANDIDATES, mmr_order
+from core.candidate_sources import N_CANDIDATES
+from core.ranker import mmr_order
 from core.store.schema import split_categories
 
 BECAUSE_ITEMS = 3  # history items listed in an explanation

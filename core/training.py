@@ -36,7 +36,7 @@ from core.evaluation import metrics_from_ranks, per_user_metric, ranks_for
 from core.pipeline import DataDims, NeuralScorer, SequenceModel, build_model
 from core.predictor import cluster_items, interests_from_categories
 from core.errors import UsageError
-from core.ranker import NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES
+from core.candidate_sources import NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES
 from core.progress import CancelToken, Cancelled, Progress, ProgressCallback, RateMeter, emit
 from core.sampled_softmax import SampledSoftmax
 from core.scorer import Scorer

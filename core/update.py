@@ -76,7 +76,8 @@ def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
     or None when the parent served without one. Refitting it would cost an update a pass over
     the validation users and a few seconds of fitting, and a fine-tuned network's scores stay
     on the scale the ranker learned: its keep decision stands with the parent's."""
-    from core.ranker import ItemFacts, Ranker
+    from core.ranker import Ranker
+    from core.ranker_features import ItemFacts
 
     report = {**parent.metrics.get("ranker", {}), "reused_from_parent": True}
     if parent.ranker is None:

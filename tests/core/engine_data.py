@@ -104,7 +104,7 @@ def baseline_with_ranker(model: str, max_users: int, epochs: int):
     """
     from core.baselines import fit_baseline
     from core.baselines.train_log import TrainLog
-    from core.ranker import train_ranker
+    from core.ranker_training import train_ranker
 
     data, split = demo_sequences()
     log = TrainLog.from_split(data, split)

@@ -11,9 +11,10 @@ from core.baselines.train_log import TrainLog
 from core.data import EvalMode, EvalSet
 from core.evaluation import evaluate_scorer
 from core.generator import generate_candidates, mask_seen, union_candidates
-from core.ranker import (N_CANDIDATES, TEXT_RECENT, ItemFacts, NewItemCandidates, RankedScorer, Ranker, RankerNet,
-                         _list_gains, features_for, neighbour_candidates, new_items_with_text,
-                         top_candidates, train_ranker)
+from core.candidate_sources import (N_CANDIDATES, TEXT_RECENT, NewItemCandidates, neighbour_candidates, new_items_with_text, top_candidates)
+from core.ranker import RankedScorer, Ranker, RankerNet
+from core.ranker_features import ItemFacts, features_for
+from core.ranker_training import _list_gains, train_ranker
 from engine_data import one_thread  # noqa: F401
 from test_ranker import _Noisy
 

@@ -7,7 +7,8 @@ from core.baselines import fit_baseline_on_log
 from core.baselines.train_log import TrainLog
 from core.engine import Engine
 from core.evaluation import evaluate_scorer, per_user_metric
-from core.ranker import ItemFacts, train_ranker
+from core.ranker_features import ItemFacts
+from core.ranker_training import train_ranker
 from core.runs import (_compare_with_popularity, _popularity_side, afterwards, interest_vocabulary, popularity_gate,
                        target_times)
 from core.training import TrainConfig
@@ -92,11 +93,11 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
 def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch):
     """Nor are the log's item facts counted twice: at scale their co-occurrence is the costliest count, and
     popularity's re-ranker (fitted before training) and the run's read the same."""
-    import core.ranker as ranker_module
     import core.runs as runs
+    from core.ranker_features import ItemFacts
 
     scored, counted = [], []
-    from_log = ranker_module.ItemFacts.from_log
+    from_log = ItemFacts.from_log
     monkeypatch.setattr(runs.ItemFacts, "from_log", lambda log, *a: counted.append(1) or from_log(log, *a))
 
     def counting(scorer, *args, **kwargs):

@@ -10,8 +10,10 @@ from core.data import EvalMode, EvalSet, leave_one_out
 from core.evaluation import evaluate_scorer, masked_score_batches
 from core.generator import generate_candidates
 from core.bundles import _remapped_ranker
-from core.ranker import (FEATURES, LOG_FEATURES, N_CANDIDATES, ItemFacts, RankedScorer, Ranker, RankerNet, candidate_features,
-                         features_for, mmr_order, train_ranker)
+from core.candidate_sources import N_CANDIDATES
+from core.ranker import RankedScorer, Ranker, RankerNet, mmr_order
+from core.ranker_features import FEATURES, LOG_FEATURES, ItemFacts, candidate_features, features_for
+from core.ranker_training import train_ranker
 from engine_data import baseline_with_ranker, demo_sequences, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

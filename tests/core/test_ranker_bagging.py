@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import core.ranker as ranker_module
+import core.ranker_training as ranker_training
 from core.baselines.train_log import TrainLog
-from core.ranker import FOLDS, ItemFacts, Ranker, RankerNet, features_for
+from core.ranker import Ranker, RankerNet
+from core.ranker_features import ItemFacts, features_for
+from core.ranker_training import FOLDS
 from engine_data import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,8 +53,8 @@ def test_a_bag_scores_the_mean_of_its_members_and_round_trips():
 
 def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_served(monkeypatch):
     seen_by, bags, judged, held = {}, {}, [], []  # held: every net spied on stays alive, so no id is reused
-    train_and_pick, averaged, list_gains = (ranker_module._train_and_pick, RankerNet.averaged,
-                                            ranker_module._list_gains)
+    train_and_pick, averaged, list_gains = (ranker_training._train_and_pick, RankerNet.averaged,
+                                            ranker_training._list_gains)
 
     def spied_fit(features, labels, valid, train, pick, *rest):
         net = train_and_pick(features, labels, valid, train, pick, *rest)
@@ -70,11 +72,11 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
         judged.append((id(net), torch.round(features[:, 0, USER] / USER_SCALE).long().tolist()))
         return list_gains(net, features, labels, valid)
 
-    monkeypatch.setattr(ranker_module, "_train_and_pick", spied_fit)
+    monkeypatch.setattr(ranker_training, "_train_and_pick", spied_fit)
     monkeypatch.setattr(RankerNet, "averaged", staticmethod(spied_bag))
-    monkeypatch.setattr(ranker_module, "_list_gains", spied_gains)
+    monkeypatch.setattr(ranker_training, "_list_gains", spied_gains)
     features, labels, valid = _lists(200, informative=True)
-    served, report, served_gains = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
+    served, report, served_gains = ranker_training._fit(features, labels, valid, NAMES, 0, 10, None, None)
 
     assert report["kept"] and report["bagged"] == len(seen_by) == FOLDS * (FOLDS - 1)
     judged_by_bags = [(bag, users) for bag, users in judged if bag in bags]
@@ -94,17 +96,17 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_bag_that_cannot_help_is_left_out(seed):
     features, labels, valid = _lists(300, informative=False, seed=seed)
-    served, report, _ = ranker_module._fit(features, labels, valid, NAMES, seed, 40, None, None)
+    served, report, _ = ranker_training._fit(features, labels, valid, NAMES, seed, 40, None, None)
     assert not report["kept"] and report["bagged"] == 0
     with torch.no_grad():  # what is served is the generator's own order
         assert torch.equal(served(features), RankerNet(NAMES)(features))
 
 
-@pytest.mark.parametrize("n_users,kept", [(ranker_module.FEW_JUDGED_USERS, True),
-                                          (ranker_module.FEW_JUDGED_USERS - 1, False)])
+@pytest.mark.parametrize("n_users,kept", [(ranker_training.FEW_JUDGED_USERS, True),
+                                          (ranker_training.FEW_JUDGED_USERS - 1, False)])
 def test_a_gain_at_p_between_the_levels_is_kept_only_when_enough_users_are_judged(monkeypatch, n_users, kept):
-    monkeypatch.setattr(ranker_module, "wilcoxon_p_value", lambda differences: 0.03)
+    monkeypatch.setattr(ranker_training, "wilcoxon_p_value", lambda differences: 0.03)
     features, labels, valid = _lists(n_users, informative=True)
-    _, report, _ = ranker_module._fit(features, labels, valid, NAMES, 0, 10, None, None)
+    _, report, _ = ranker_training._fit(features, labels, valid, NAMES, 0, 10, None, None)
     assert report["holdout_ndcg10_ranker"] > report["holdout_ndcg10_generator"]
     assert report["kept"] is kept

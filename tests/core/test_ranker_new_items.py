@@ -10,7 +10,8 @@ from core.baselines.train_log import TrainLog
 from core.data import sequences_from_arrays, time_split
 from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.pipeline import NeuralScorer
-from core.ranker import RankedScorer, _candidates, _released_after, latest_items, train_ranker
+from core.ranker import RankedScorer
+from core.ranker_training import _candidates, _released_after, latest_items, train_ranker
 from core.runs import known_items, target_times
 from core.text.search import TextIndex
 from core.training import TrainConfig, model_for_data

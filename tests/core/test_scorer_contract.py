@@ -48,7 +48,8 @@ def _neural_reading_text():
 
 def _ranked():
     """Markov behind an (untrained) re-ranker: what the engine serves when the ranker is kept."""
-    from core.ranker import ItemFacts, RankedScorer, Ranker, RankerNet
+    from core.ranker import RankedScorer, Ranker, RankerNet
+    from core.ranker_features import ItemFacts
 
     data, split = demo_sequences(400, 200)
     inner, restore_inner = _baseline("markov")

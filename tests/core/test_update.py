@@ -130,7 +130,8 @@ def test_a_reused_re_ranker_keeps_its_network_and_reads_the_current_logs_item_fa
 
     from core.baselines.train_log import TrainLog
     from core.data import leave_one_out
-    from core.ranker import ItemFacts, Ranker, RankerNet, features_for
+    from core.ranker import Ranker, RankerNet
+    from core.ranker_features import ItemFacts, features_for
 
     data = rule_sequences(n_users=60, n_items=20)
     before = TrainLog.from_split(data, leave_one_out(data))
