@@ -11,6 +11,7 @@ searches, and no single C call may hold it for long.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ SEARCH_CHUNK = 50_000  # ids per C call of a search: a few milliseconds each
 KEPT_SEARCHES = 8  # recent (search, order)s whose matches stay in memory: the next pages reuse them
 ORDERS = ("activity", "last_seen", "user")  # most events first, latest first, id order
 _ARRAYS = ("ids", "lowered", "events", "last_seen", *(f"order_{name}" for name in ORDERS))
+# Read whole when the cache is opened (a worker's job), not mapped: the list reads its pages on the GUI
+# thread as it scrolls, 200 users scattered over the ids, counts and times and a slice of an order, and
+# each part not yet in memory was a disk read there (a cold million-user page took 17-24 ms, 70 ms beside
+# an import's writes). 47 MB at a million users; only the lowered ids, scanned by a search's worker, stay mapped.
+_READ_WHOLE = tuple(name for name in _ARRAYS if name != "lowered")
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class UserDirectory:
         """The directory saved in ``folder``, memory-mapped, or None when it was never saved."""
         if not folder.is_dir():
             return None
-        return cls({name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS})
+        return cls({name: np.load(folder / f"{name}.npy", mmap_mode=None if name in _READ_WHOLE else "r")
+                    for name in _ARRAYS})
 
     def save(self, folder: Path) -> None:
         save_array_folder(folder, {"ids": self.ids, "lowered": self.lowered, "events": self.events,
@@ -105,8 +112,9 @@ class UserDirectory:
 
     def page(self, offset: int, limit: int, search: Optional[str], order_by: str) -> list[UserRow]:
         rows = self._ordered(search, order_by)[offset: offset + limit]
-        return [UserRow(self.ids[i].decode("utf-8"), int(self.events[i]),
-                        None if np.isnan(self.last_seen[i]) else float(self.last_seen[i])) for i in rows]
+        ids, events, last_seen = self.ids[rows].tolist(), self.events[rows].tolist(), self.last_seen[rows].tolist()
+        return [UserRow(user.decode("utf-8"), count, None if math.isnan(seen) else seen)
+                for user, count, seen in zip(ids, events, last_seen)]
 
     def count(self, search: Optional[str]) -> int:
         return len(self._ordered(search, "activity"))  # the list's first order: its matches are remembered

@@ -31,6 +31,21 @@ def test_prepare_keeps_sequences_and_users_beside_the_workspace_for_the_next_eng
         reopened.workspace.close()
 
 
+def test_a_cached_directory_holds_what_pages_read_in_memory(engine, tmp_path):
+    """A page reads its users scattered over the ids, counts and times, on the GUI thread as the list
+    scrolls, and a slice of an order: mapped, each part not yet in memory was a disk read there. The
+    lowered ids, scanned by a search's worker, stay mapped."""
+    names = ["u3", "U1", "u2"]
+    UserDirectory.from_columns(names, np.array([5, 0, 7]), np.array([30.0, np.nan, 10.0])).save(tmp_path / "users")
+    cached = UserDirectory.cached(tmp_path / "users")
+    read_by_pages = (cached.ids, cached.events, cached.last_seen, *cached.orders.values())
+    assert not any(isinstance(column, np.memmap) for column in read_by_pages)
+    assert isinstance(cached.lowered, np.memmap)
+    assert [(row.user, row.events, row.last_seen) for row in cached.page(0, 3, None, "activity")] == [
+        ("u2", 7, 10.0), ("u3", 5, 30.0), ("U1", 0, None)]
+    assert [row.user for row in cached.page(1, 5, "u", "user")] == ["u2", "u3"]
+
+
 def test_a_workspace_without_its_items_followers_counted_is_not_prepared(engine):
     """Caches of an older release (sequences and users only) are prepared again, in the job process."""
     import shutil
