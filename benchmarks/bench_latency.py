@@ -34,7 +34,8 @@ from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES,
 from core.runs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
-from core.training import TrainConfig, model_for_data
+from core.training import TrainConfig
+from core.training.network import model_for_data
 from core.pipeline import NeuralScorer
 
 TEXT_DIM = 384  # all-MiniLM-L6-v2's width

@@ -254,9 +254,9 @@ class Engine:
         return index if index.has_text.any() else None
 
     def estimate_training(self, config, split: Optional[SplitChoice] = None):
-        """How long ``config`` would train here (``core.training.TrainingEstimate``), from a few timed
+        """How long ``config`` would train here (``core.training.plan.TrainingEstimate``), from a few timed
         steps on the split the run would use; nothing is trained or recorded. Neural models only."""
-        from core.training import estimate_training
+        from core.training.plan import estimate_training
 
         data = self.sequence_data()
         choice = (split or SplitChoice()).resolve(data, self.time_kind())
@@ -285,7 +285,7 @@ class Engine:
         """Each preset's config (``{name: TrainConfig}``, as ``TrainConfig.for_data(preset=name)`` sizes it)
         timed as ``estimate_training`` times one: {name: TrainingEstimate}, the data and split read once.
         ``cancel`` is checked between presets."""
-        from core.training import estimate_training
+        from core.training.plan import estimate_training
 
         data = self.sequence_data()
         split_data = (split or SplitChoice()).resolve(data, self.time_kind()).split(data)

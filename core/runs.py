@@ -514,7 +514,7 @@ def _follow_run(workspace, data, split, fit_split, config, cancel, resume: bool,
 def checkpoint_epochs(checkpoint: Path) -> list[dict]:
     """The epochs a stopped run's checkpoint holds (loss and validation scores of each), so its
     curves stay on view and its row can say where it stopped; [] for a baseline or no checkpoint."""
-    state = checkpoint / "state.json"  # core.training.STATE_FILE, read without loading torch
+    state = checkpoint / "state.json"  # core.training.checkpoints.STATE_FILE, read without loading torch
     if not state.exists():
         return []
     return list(json.loads(state.read_text(encoding="utf-8"))["state"].get("history", []))
@@ -590,7 +590,7 @@ class _Phases:
         self.timing: dict[str, dict[str, float]] = {"seconds": {}, "peak_rss_mb": {}}
 
     def end(self, phase: str) -> None:
-        from core.training import peak_rss_mb
+        from core.training.loop import peak_rss_mb
 
         now = time.perf_counter()
         self.timing["seconds"][phase] = round(now - self.last, 2)
@@ -681,13 +681,13 @@ def _popularity_side(popularity, data, split, cancel, test: bool = True, served=
 
 
 def afterwards(popularity_ranker, split):
-    """What a neural run does after its epochs (``core.training.Afterwards``), from popularity's re-ranker
+    """What a neural run does after its epochs (``core.training.plan.Afterwards``), from popularity's re-ranker
     fitted before them over the same users, with the same features and steps as the run's own will be:
     its fit (every chosen user's list; popularity's candidates hold fewer targets, so fewer lists) and
     its features, for the run's re-ranker and for every test user the served pipeline ranks; plus the
     network's passes, in validation passes: the run's re-ranker's candidates and interests over its
     users, the served test and the generator's own."""
-    from core.training import Afterwards
+    from core.training.plan import Afterwards
 
     report, users = popularity_ranker.report, len(popularity_ranker.judgement.users)
     fit_s = report["seconds"]["fit"] * users / max(report["judged_users"], 1)
@@ -732,7 +732,7 @@ def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel
     validation ranks as training measured them or None) for a
     baseline (fitted on the whole training log, also when updating) or a neural model (trained on
     ``fit_split``; when updating, from the parent's weights; its time budget counts from ``started`` and keeps
-    ``after`` (``core.training.Afterwards``) for what follows the epochs)."""
+    ``after`` (``core.training.plan.Afterwards``) for what follows the epochs)."""
     if config.model in BASELINES:
         emit(progress, Progress("train", message=f"fitting the {config.model} baseline"))
         if cancel is not None:
@@ -740,7 +740,9 @@ def _fit_generator(folder, data, split, fit_split, log, config, progress, cancel
         began = time.perf_counter()
         scorer = fit_baseline_on_log(config.model, log)
         return scorer, "CPU", {"seconds": time.perf_counter() - began}, None, {}, None
-    from core.training import Afterwards, data_dims, train_sequence_model
+    from core.training.network import data_dims
+    from core.training.plan import Afterwards
+    from core.training.loop import train_sequence_model
     from core.update import warm_start
 
     start = None if update is None else warm_start(update.bundle, data, config, text, split.train)

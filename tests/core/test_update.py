@@ -17,8 +17,10 @@ from core.importing.live import EventFeed
 from core.progress import CancelToken, Cancelled
 from core import runs
 from core.runs import update_run
-from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, model_for_data, optimizer_moments,
-                           restore_moments, train_sequence_model)
+from core.training import TrainConfig
+from core.training.network import WarmStart, model_for_data, optimizer_moments, restore_moments
+from core.training.steps import make_optimizer
+from core.training.loop import LR_FLOOR, train_sequence_model
 from core.data import SplitChoice
 from core.data.histories import Histories
 from core.data.splits import EvalSet
