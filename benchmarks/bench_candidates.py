@@ -31,7 +31,7 @@ from core.engine import Engine
 from core.evaluation import evaluate_scorer, masked_score_batches, paired_significance
 from core.generator import ColdStartScorer
 from core.ranker import NEIGHBOUR_CANDIDATES, ItemFacts, RankedScorer, candidate_sources, top_candidates, train_ranker
-from core.runs import interest_vocabulary, target_times
+from core.runs.ranker_inputs import interest_vocabulary, target_times
 from core.training import TrainConfig
 
 

@@ -31,7 +31,7 @@ from core.baselines.train_log import TrainLog
 from core.bundles import Bundle
 from core.data import leave_one_out, sequences_from_arrays
 from core.ranker import N_CANDIDATES, NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES, ItemFacts, Ranker, RankerNet, features_for
-from core.runs import interest_vocabulary
+from core.runs.ranker_inputs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
 from core.training import TrainConfig

@@ -17,6 +17,9 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from core import runs, serving
+from core.runs import trash
+from core.runs.lag import LogPosition, RunLag, run_lag
+from core.runs.train import train_run
 from core.baselines import BASELINES
 from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
@@ -176,8 +179,8 @@ class Engine:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
             with team.leader_first():
                 text = self._training_text(config, progress, cancel)
-        return runs.train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team,
-                              started=started)
+        return train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team,
+                         started=started)
 
     def update(self, run_id: Optional[int] = None, progress=None, cancel=None,
                time_budget: Optional[float] = None) -> runs.RunSummary:
@@ -221,8 +224,8 @@ class Engine:
         bundle = None if parent.model in BASELINES else load_bundle(path)
         with team.leader_first():
             text = self._recorded_text(parent, "updated", progress, cancel)
-        return runs.train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run, text,
-                              Update(parent.id, bundle, growth, full_training_s(parent)), team)
+        return train_run(self.workspace, data, parent.split, config, progress, cancel, resume_run, text,
+                         Update(parent.id, bundle, growth, full_training_s(parent)), team)
 
     def _recorded_text(self, run: runs.RunSummary, verb: str, progress, cancel):
         """The items' text vectors under the text model ``run`` recorded (new items embedded first), or
@@ -307,20 +310,20 @@ class Engine:
             self._forget_run(run_id)
             runs.delete_run(self.workspace, run_id)  # clears the stored active run with it
 
-    def trash_run(self, run_id: int) -> runs.TrashedRun:
+    def trash_run(self, run_id: int) -> trash.TrashedRun:
         """Delete a run so that ``restore_run`` can undo it until ``empty_trash``."""
         with self._lock:
             self._forget_run(run_id)
-            return runs.trash_run(self.workspace, run_id)
+            return trash.trash_run(self.workspace, run_id)
 
-    def restore_run(self, trashed: runs.TrashedRun) -> int:
-        return runs.restore_run(self.workspace, trashed)
+    def restore_run(self, trashed: trash.TrashedRun) -> int:
+        return trash.restore_run(self.workspace, trashed)
 
-    def empty_trash(self, trashed: runs.TrashedRun) -> None:
-        runs.empty_trash(trashed)
+    def empty_trash(self, trashed: trash.TrashedRun) -> None:
+        trash.empty_trash(trashed)
 
     def sweep_trash(self) -> int:
-        return 0 if self.workspace.read_only else runs.sweep_trash(self.workspace)
+        return 0 if self.workspace.read_only else trash.sweep_trash(self.workspace)
 
     def export_bundle(self, run_id: int, destination) -> Path:
         """Copy the run's model bundle folder to ``destination`` (a new folder)."""
@@ -355,9 +358,9 @@ class Engine:
         passed = [run for run in done if run.beats_popularity is not False]
         return (passed or done)[-1].id if done else None
 
-    def run_lag(self, run_id: int) -> runs.RunLag:
+    def run_lag(self, run_id: int) -> RunLag:
         """How far the run is behind the log: when it was trained, the events and items added since."""
-        return runs.run_lag(self.workspace, runs.get_run(self.workspace, run_id))
+        return run_lag(self.workspace, runs.get_run(self.workspace, run_id))
 
     def bundle(self, run_id: int) -> Bundle:
         """The run's loaded bundle, fitted to the current data (cached; new items mapped, with a note)."""
@@ -583,9 +586,9 @@ class Engine:
                 histories.append([ids[i] for i in loaded.tolist()] + added)
         return histories
 
-    def log_position(self) -> runs.LogPosition:
+    def log_position(self) -> LogPosition:
         """Where the log ends now (its newest event and item ids): a change says events or items were added."""
-        return runs.LogPosition.of(self.workspace)
+        return LogPosition.of(self.workspace)
 
     def user_profile(self, user: str) -> dict:
         """The user's imported attributes (age, gender, occupation...), as the users file gave them."""

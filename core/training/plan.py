@@ -33,7 +33,7 @@ RETIME_AT = (0.5, 0.75, 0.875)
 
 @dataclass(frozen=True)
 class Afterwards:
-    """What a run does after its epochs, as measured before them (``core.runs``): ``seconds`` that do not
+    """What a run does after its epochs, as measured before them (``core.runs.gate``): ``seconds`` that do not
     depend on the network (the re-ranker's fit and features, timed on popularity's fit over the same users),
     plus ``passes`` of the network over the validation users (the re-ranker's candidates, the tests), which
     the estimate times."""

@@ -11,7 +11,8 @@ from core.data import sequences_from_arrays, time_split
 from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.pipeline import NeuralScorer
 from core.ranker import RankedScorer, _candidates, _released_after, latest_items, train_ranker
-from core.runs import known_items, target_times
+from core.runs.new_items import known_items
+from core.runs.ranker_inputs import target_times
 from core.text.search import TextIndex
 from core.training import TrainConfig
 from core.training.network import model_for_data
