@@ -34,7 +34,7 @@ from core.candidate_sources import NEIGHBOUR_CANDIDATES, candidate_sources, top_
 from core.ranker import RankedScorer
 from core.ranker_features import ItemFacts
 from core.ranker_training import train_ranker
-from core.runs import interest_vocabulary, target_times
+from core.runs.ranker_inputs import interest_vocabulary, target_times
 from core.training import TrainConfig
 
 

@@ -30,7 +30,7 @@ from core.demo import N_SEGMENTS, DemoConfig, build_catalogue, write_demo_csv
 from core.demo.catalogue import ACCESSORY, EDITION, LINE_PIECE, PRODUCT
 from core.importing import import_files
 from core.store import Workspace
-from core.runs import known_items
+from core.runs.new_items import known_items
 from core.store.stats import workspace_stats
 
 

@@ -19,8 +19,10 @@ import torch
 from core.data import leave_one_out
 from core.data.batches import training_windows
 from core.engine import Engine
-from core.training import (TrainConfig, _autocast, _step, make_optimizer, model_for_data, peak_rss_mb,
-                           sampled_objective)
+from core.training import TrainConfig
+from core.training.network import model_for_data
+from core.training.steps import autocast_for, optimizer_step, make_optimizer, sampled_objective
+from core.training.loop import peak_rss_mb
 
 
 def main() -> None:
@@ -41,13 +43,13 @@ def main() -> None:
     torch.manual_seed(config.seed)
     model = model_for_data(data, config, None, split.train).train()
     optimizer = make_optimizer(model, config)
-    autocast = _autocast(torch.device("cpu"), config)
+    autocast = autocast_for(torch.device("cpu"), config)
     sampled = sampled_objective(windows, config, data.n_items, torch.device("cpu"))
     cpu = wall = 0.0
     for number in range(args.steps + 2):
         inputs, targets = windows.batch(batches[number])
         cpu_began, wall_began = time.process_time(), time.perf_counter()
-        _step(model, optimizer, inputs, targets, config, autocast, sampled)
+        optimizer_step(model, optimizer, inputs, targets, config, autocast, sampled)
         if number >= 2:
             cpu, wall = cpu + time.process_time() - cpu_began, wall + time.perf_counter() - wall_began
     per_step = cpu / args.steps

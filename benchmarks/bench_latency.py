@@ -33,10 +33,11 @@ from core.data import leave_one_out, sequences_from_arrays
 from core.candidate_sources import N_CANDIDATES, NEIGHBOUR_CANDIDATES, NEW_ITEM_CANDIDATES
 from core.ranker import Ranker, RankerNet
 from core.ranker_features import ItemFacts, features_for
-from core.runs import interest_vocabulary
+from core.runs.ranker_inputs import interest_vocabulary
 from core.serving import recommend
 from core.text.search import TextIndex
-from core.training import TrainConfig, model_for_data
+from core.training import TrainConfig
+from core.training.network import model_for_data
 from core.pipeline import NeuralScorer
 
 TEXT_DIM = 384  # all-MiniLM-L6-v2's width

@@ -17,7 +17,8 @@ import time
 
 from bench_quality import amazon_toys
 from core.data import SplitChoice
-from core.training import TrainConfig, train_sequence_model
+from core.training import TrainConfig
+from core.training.loop import train_sequence_model
 
 FP32_TOLERANCE = 0.003  # CUDA fp32 vs CPU
 BF16_TOLERANCE = 0.006  # CUDA bf16 vs CUDA fp32

@@ -38,7 +38,8 @@ import torch
 from core.baselines import fit_baseline
 from core.data import EvalMode, SequenceData, SplitChoice, Validation, sequences_from_arrays
 from core.evaluation import metrics_from_ranks, ranks_for
-from core.training import TrainConfig, train_sequence_model
+from core.training import TrainConfig
+from core.training.loop import train_sequence_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared datasets beside the project; NEXTPICK_SHARED_DATA points elsewhere (a device machine

@@ -67,7 +67,7 @@ from core.data.split_choice import DEFAULT_TEST_FRACTION
 from core.engine import Engine
 from core.evaluation import wilcoxon_p_value
 from core.importing import ImportOptions
-from core.runs import known_items
+from core.runs.new_items import known_items
 from core.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,7 +37,9 @@ from core.demo import DemoConfig, create_demo_workspace
 from core.engine import Engine
 from core.importing import import_files
 from core.store import Workspace
-from core.training import TrainConfig, batch_loss, make_optimizer, model_for_data, resolve_device, sampled_objective
+from core.training import TrainConfig, resolve_device
+from core.training.network import model_for_data
+from core.training.steps import batch_loss, make_optimizer, sampled_objective
 
 # Each shared log as the files a person would import (events, items, users).
 LOGS = {

@@ -68,7 +68,7 @@ def save_bundle(folder: Path, *, model: str, config: dict, data, scorer: Scorer,
                 optimizer: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Write the run to ``folder`` (created); the manifest is written last, so a crash leaves no valid bundle.
 
-    ``optimizer``: the optimizer's moments by parameter name (``core.training.optimizer_moments``),
+    ``optimizer``: the optimizer's moments by parameter name (``core.training.network.optimizer_moments``),
     kept so that ``nextpick update`` continues the optimisation instead of restarting it.
     """
     folder = Path(folder)

@@ -57,7 +57,7 @@ class CatalogueHead(nn.Module):
     """hidden (N, d) + interest logits (N, K) -> item logits (N, n_scored).
 
     ``item_bias`` is each item's score before the history says anything: training starts it at the
-    log's popularity (``core.training.popularity_bias``), so a network that has seen a fraction of
+    log's popularity (``core.training.network.popularity_bias``), so a network that has seen a fraction of
     an epoch (a big catalogue on a CPU budget) ranks at least like popularity, and its steps learn
     what the history adds instead of first learning what is popular, one item row at a time.
     """

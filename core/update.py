@@ -194,7 +194,8 @@ def update_config(parent_config, full_training_s: float, time_budget: Optional[f
     ended: no warm-up, and its peak learning rate decayed as the parent's was at its end (at its
     full peak the first steps on a few hundred windows undid what the parent had learned); a
     baseline's stay as they are (it is refitted)."""
-    from core.training import LR_FLOOR, NEURAL_MODELS
+    from core.training import NEURAL_MODELS
+    from core.training.loop import LR_FLOOR
 
     if parent_config.model not in NEURAL_MODELS:
         return parent_config
@@ -206,11 +207,11 @@ def update_config(parent_config, full_training_s: float, time_budget: Optional[f
 
 
 def warm_start(parent: Bundle, data, config, text=None, train=None):
-    """The parent's network and optimizer moments grown to ``data``'s catalogue (``core.training.WarmStart``).
+    """The parent's network and optimizer moments grown to ``data``'s catalogue (``core.training.network.WarmStart``).
 
     ``text`` and ``train`` go to ``model_for_data`` as in training (the items' text vectors, and the
     whole training split's sequences, which say which items have events)."""
-    from core.training import WarmStart, model_for_data
+    from core.training.network import WarmStart, model_for_data
 
     with torch.random.fork_rng(devices=[]):  # new items' random part: the same on every update of this log
         torch.manual_seed(config.seed)

@@ -45,7 +45,7 @@ class StudioContext(QObject):
         super().__init__(parent)
         self.jobs = jobs or JobRunner(parent=self)
         self._engine: Optional["Engine"] = None
-        self.trash: list = []  # runs deleted this session (``core.runs.TrashedRun``), newest last: Undo restores them
+        self.trash: list = []  # runs deleted this session (``core.runs.trash.TrashedRun``), newest last: Undo restores them
         self._log_watch = None  # core.store.workspace.ChangeWatch of the open workspace
         self._log_position = None
         self._log_timer = QTimer(self)

@@ -1,7 +1,7 @@
 """The workspace: one SQLite file holding the behaviour log, its provenance and trained runs."""
 
+from core.store.reads import EventArrays
 from core.store.workspace import (
-    EventArrays,
     ReadOnlyWorkspaceError,
     Workspace,
     WorkspaceBusyError,

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from core.store.workspace import EventArrays
+from core.store.reads import EventArrays
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class TrainPage(StudioPage):
         self._run_listed = True  # the job's run shows in the history (set False when a job starts)
         self._runs_job: Optional[Job] = None  # the latest read of the run history: only its answer is shown
         self._lag_job: Optional[Job] = None  # the latest read of the selected run's lag: only its answer is shown
-        self.lag: Optional[tuple[int, Any]] = None  # (run id, core.runs.RunLag) the Update button offers
+        self.lag: Optional[tuple[int, Any]] = None  # (run id, core.runs.lag.RunLag) the Update button offers
         self.lay_out_side_by_side(self._build_settings(), self._build_monitor(), (340, 900))
         context.workspace_changed.connect(self.refresh)
         context.data_changed.connect(self._load_defaults_when_seen)

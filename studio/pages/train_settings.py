@@ -49,7 +49,7 @@ class TrainSettings(QWidget):
         self.form: Optional[ConfigForm] = None  # the Advanced settings
         self.budget_form: Optional[ConfigForm] = None  # the time limit, beside the presets
         self.preset_job: Optional[Job] = None
-        self.preset_estimates: dict = {}  # preset name -> core.training.TrainingEstimate on this data
+        self.preset_estimates: dict = {}  # preset name -> core.training.plan.TrainingEstimate on this data
         self.model_box = QComboBox()
         self.model_box.setToolTip("What to train: a neural sequence model, or a baseline to compare it with")
         self.device_box = QComboBox()

@@ -32,7 +32,7 @@ def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]
 
 
 class TrainingCharts(QWidget):
-    """Two plots fed by the training job's progress metrics (see ``core.training``)."""
+    """Two plots fed by the training job's progress metrics (see ``core.training.loop``)."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -80,7 +80,7 @@ class TrainingCharts(QWidget):
         self._redraw()
 
     def show_history(self, epochs: list[dict]) -> None:
-        """A finished run's per-epoch records (``core.training.EpochRecord`` as dicts), loss over epochs."""
+        """A finished run's per-epoch records (``core.training.loop.EpochRecord`` as dicts), loss over epochs."""
         self.steps = []
         self.epochs = [(e["epoch"], e["epoch"], e["loss"], e["valid_ndcg10"], e["valid_hr10"]) for e in epochs]
         self.loss_plot.setLabel("bottom", "epoch")

@@ -213,7 +213,7 @@ def test_a_time_split_of_the_default_demo_tests_hundreds_of_events_on_items_new_
     import json
 
     from core.data import SplitChoice, SplitKind, sequences_from_arrays
-    from core.runs import known_items
+    from core.runs.new_items import known_items
 
     files = write_demo_csv(tmp_path, DemoConfig())
     events = pd.read_csv(files.events, dtype={"user_id": str, "item_id": str})

@@ -24,7 +24,8 @@ from core.data import leave_one_out
 from core.distributed import SOLO, Team
 from core.engine import Engine
 from core.progress import CancelToken, Cancelled
-from core.training import TrainConfig, train_sequence_model
+from core.training import TrainConfig
+from core.training.loop import train_sequence_model
 from engine_data import demo_workspace
 from neural_data import rule_sequences
 

@@ -216,7 +216,7 @@ def test_a_test_in_another_mode_reads_the_ranks_an_earlier_evaluation_kept(engin
 
     evaluated = {run_id: engine.evaluate(run_id, eval_mode=EvalMode.REPEAT) for run_id in (1, 2)}
     later = Engine(Workspace.open(engine.workspace.path))  # the studio tests in a job of its own
-    monkeypatch.setattr("core.engine.evaluate_scorer", lambda *a, **k: pytest.fail("evaluated again"))
+    monkeypatch.setattr("core.engine.run_records.evaluate_scorer", lambda *a, **k: pytest.fail("evaluated again"))
     result = later.compare(1, 2, "ndcg@10", eval_mode=EvalMode.REPEAT)
     later.workspace.close()
     assert result["mean_a"] == pytest.approx(evaluated[1]["metrics"]["ndcg@10"])

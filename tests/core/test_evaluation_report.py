@@ -119,7 +119,7 @@ def test_paired_significance_separates_a_real_difference_from_noise():
 
 
 def test_new_item_figures_count_only_test_items_no_one_took_before_and_say_none_when_there_are_none():
-    from core.runs import new_item_metrics
+    from core.runs.new_items import new_item_metrics
 
     report = SimpleNamespace(ranks=np.array([0, 3, 20, 1]))
     test_set = SimpleNamespace(targets=np.array([1, 2, 3, 4]))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import core.evaluation
-import core.runs
+import core.runs.train
 from core.evaluation import ranks_for
 from core.progress import CancelToken, Cancelled
 
@@ -66,8 +66,8 @@ def test_a_cancelled_scoring_pass_still_hands_back_what_it_freed(monkeypatch):
 
 def test_each_phase_of_a_run_hands_back_the_memory_it_freed(monkeypatch):
     handed_back = []
-    monkeypatch.setattr(core.runs, "hand_back_freed_memory", lambda: handed_back.append(True))
-    phases = core.runs._Phases(None)
+    monkeypatch.setattr(core.runs.train, "hand_back_freed_memory", lambda: handed_back.append(True))
+    phases = core.runs.train._Phases(None)
     phases.end("reading")
     phases.end("training")
     assert len(handed_back) == 2 and set(phases.timing["peak_rss_mb"]) == {"reading", "training"}

@@ -6,7 +6,9 @@ from safetensors.torch import load, save
 from core.data import leave_one_out
 from core.pipeline import ITEM_BIAS, DataDims, NeuralScorer, new_item_bias
 from core.scorer import Scorer
-from core.training import TrainConfig, data_dims, model_for_data, train_sequence_model
+from core.training import TrainConfig
+from core.training.network import data_dims, model_for_data
+from core.training.loop import train_sequence_model
 
 from neural_data import rule_sequences
 

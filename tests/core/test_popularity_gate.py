@@ -9,8 +9,8 @@ from core.engine import Engine
 from core.evaluation import evaluate_scorer, per_user_metric
 from core.ranker_features import ItemFacts
 from core.ranker_training import train_ranker
-from core.runs import (_compare_with_popularity, _popularity_side, afterwards, interest_vocabulary, popularity_gate,
-                       target_times)
+from core.runs.gate import afterwards, compare_with_popularity, popularity_gate, popularity_side
+from core.runs.ranker_inputs import interest_vocabulary, target_times
 from core.training import TrainConfig
 from engine_data import demo_sequences, demo_workspace, one_thread  # noqa: F401
 
@@ -74,15 +74,15 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
     log = TrainLog.from_split(data, split)
     popularity = fit_baseline_on_log("pop", log)
     valid = evaluate_scorer(fit_baseline_on_log("itemknn", log), data, split.valid)
-    generators = _compare_with_popularity(valid.ranks, _popularity_side(popularity, data, split, None, test=False))["gate"]
+    generators = compare_with_popularity(valid.ranks, popularity_side(popularity, data, split, None, test=False))["gate"]
     assert generators["compares"] == "generators" and generators["beats_popularity"]
 
     item_interest, _ = interest_vocabulary(popularity, data)
     popularity_ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest,
                                      target_times=target_times(data, split.valid))
     as_popularity = popularity_ranker.judgement
-    side = _popularity_side(popularity, data, split, None, test=False, served=(log, ItemFacts.from_log(log), TrainConfig(), None))
-    compared = _compare_with_popularity(valid.ranks, side, popularity_ranker)
+    side = popularity_side(popularity, data, split, None, test=False, served=(log, ItemFacts.from_log(log), TrainConfig(), None))
+    compared = compare_with_popularity(valid.ranks, side, popularity_ranker)
     gate = compared["gate"]
     assert gate["compares"] == "served, cross-fitted" and gate["n_users"] == len(as_popularity.users)
     assert gate["difference"] == 0 and not gate["beats_popularity"]  # it serves what a popularity run serves
@@ -93,19 +93,20 @@ def test_the_gate_weighs_what_each_side_serves_cross_fitted():
 def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch):
     """Nor are the log's item facts counted twice: at scale their co-occurrence is the costliest count, and
     popularity's re-ranker (fitted before training) and the run's read the same."""
-    import core.runs as runs
     from core.ranker_features import ItemFacts
+    from core.runs import gate, train
 
     scored, counted = [], []
     from_log = ItemFacts.from_log
-    monkeypatch.setattr(runs.ItemFacts, "from_log", lambda log, *a: counted.append(1) or from_log(log, *a))
+    monkeypatch.setattr(ItemFacts, "from_log", lambda log, *a: counted.append(1) or from_log(log, *a))
 
     def counting(scorer, *args, **kwargs):
         scored.append(type(scorer).__name__)
         return evaluate(scorer, *args, **kwargs)
 
-    evaluate = runs.evaluate_scorer
-    monkeypatch.setattr(runs, "evaluate_scorer", counting)
+    evaluate = train.evaluate_scorer
+    for module in (train, gate):  # the run's evaluations, popularity's
+        monkeypatch.setattr(module, "evaluate_scorer", counting)
     config = TrainConfig.for_data(engine.sequence_data(), model="gru", hidden=8, layers=1, epochs=2, max_len=20)
     run = engine.train(config)
     best = run.metrics["training"]["epochs"][run.metrics["training"]["best_epoch"] - 1]
@@ -136,16 +137,17 @@ def test_what_follows_training_is_planned_from_popularitys_re_ranker_fitted_befo
 def test_both_re_rankers_of_a_run_take_the_item_knn_and_new_item_candidates_it_is_set_to(engine, monkeypatch):
     """The run's re-ranker and popularity's (the gate's other side) draw from the same candidate sources,
     so the gate still compares like with like when a shop turns item-kNN or new-item candidates on."""
-    import core.runs as runs
+    from core.runs import gate, train
 
     asked = []
-    fit = runs.train_ranker
+    fit = train.train_ranker
 
     def recording(scorer, *args, **kwargs):
         asked.append((type(scorer).__name__, kwargs.get("neighbours"), kwargs.get("new_items")))
         return fit(scorer, *args, **kwargs)
 
-    monkeypatch.setattr(runs, "train_ranker", recording)
+    for module in (train, gate):  # the run's re-ranker, popularity's
+        monkeypatch.setattr(module, "train_ranker", recording)
     config = TrainConfig.for_data(engine.sequence_data(), model="gru", hidden=8, layers=1, epochs=1, max_len=20,
                                   knn_candidates=30, new_item_candidates=7)
     run = engine.train(config)

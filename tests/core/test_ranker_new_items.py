@@ -12,9 +12,11 @@ from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.pipeline import NeuralScorer
 from core.ranker import RankedScorer
 from core.ranker_training import _candidates, _released_after, latest_items, train_ranker
-from core.runs import known_items, target_times
+from core.runs.new_items import known_items
+from core.runs.ranker_inputs import target_times
 from core.text.search import TextIndex
-from core.training import TrainConfig, model_for_data
+from core.training import TrainConfig
+from core.training.network import model_for_data
 from engine_data import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,7 +6,8 @@ import pytest
 
 from cli_run import run
 from core.importing.live import EventFeed
-from core.runs import RunLag, update_run
+from core.runs import update_run
+from core.runs.lag import RunLag
 from service_data import pair_shop_engine
 
 

@@ -22,7 +22,9 @@ def _baseline(name):
 
 def _neural():
     from core.pipeline import NeuralScorer
-    from core.training import TrainConfig, data_dims, train_sequence_model
+    from core.training import TrainConfig
+    from core.training.network import data_dims
+    from core.training.loop import train_sequence_model
 
     data, split = demo_sequences(400, 200)
     config = TrainConfig.for_data(data, model="gru", hidden=16, layers=1, epochs=1, max_len=20)
@@ -35,7 +37,9 @@ def _neural_reading_text():
     from core.pipeline import NeuralScorer
     from core.text.catalogue import ItemVectors, item_text
     from core.text.search import TextIndex
-    from core.training import TrainConfig, data_dims, train_sequence_model
+    from core.training import TrainConfig
+    from core.training.network import data_dims
+    from core.training.loop import train_sequence_model
     from text_data import WordEncoder
 
     data, split = demo_sequences(400, 200)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core import training
+from core.training import plan
 from core.engine import Engine
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401
@@ -22,8 +22,8 @@ def engine(tmp_path, monkeypatch):
 @pytest.fixture
 def timed_models(monkeypatch):
     """The networks the estimate times."""
-    models, estimate = [], training._estimate
-    monkeypatch.setattr(training, "_estimate", lambda model, *args: models.append(model) or estimate(model, *args))
+    models, estimate = [], plan.timed_estimate
+    monkeypatch.setattr(plan, "timed_estimate", lambda model, *args: models.append(model) or estimate(model, *args))
     return models
 
 

@@ -7,7 +7,7 @@ from core.cli import build_parser
 from core.encoder import ItemEmbeddings
 from core.engine import Engine
 from core.evaluation import metrics_from_ranks
-from core.runs import new_item_metrics
+from core.runs.new_items import new_item_metrics
 from core.text.naming import distinctive_words
 from core.training import TrainConfig
 from engine_data import demo_workspace, one_thread  # noqa: F401

@@ -9,7 +9,8 @@ from core.engine import Engine
 from core.errors import UsageError
 from core.progress import CancelToken, Cancelled
 from core.text.search import TextIndex
-from core.training import TrainConfig, train_sequence_model
+from core.training import TrainConfig
+from core.training.loop import train_sequence_model
 from engine_data import demo_workspace, one_thread  # noqa: F401
 from neural_data import rule_sequences
 from text_data import use_word_encoder

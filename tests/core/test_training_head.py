@@ -9,9 +9,8 @@ import pytest
 
 from core.data import leave_one_out, sequences_from_arrays
 from core.data.batches import training_windows
-from core.training import (
-    CPU_LOGITS_MEMORY, CPU_SAMPLED_LOGITS_MEMORY, LOGIT_BYTES, TrainConfig, train_sequence_model, window_positions,
-)
+from core.training import CPU_LOGITS_MEMORY, CPU_SAMPLED_LOGITS_MEMORY, LOGIT_BYTES, TrainConfig, window_positions
+from core.training.loop import train_sequence_model
 
 from neural_data import rule_sequences
 

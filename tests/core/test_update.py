@@ -15,10 +15,11 @@ from core.engine import Engine
 from core.errors import NextPickError, UsageError
 from core.importing.live import EventFeed
 from core.progress import CancelToken, Cancelled
-from core import runs
-from core.runs import update_run
-from core.training import (LR_FLOOR, TrainConfig, WarmStart, make_optimizer, model_for_data, optimizer_moments,
-                           restore_moments, train_sequence_model)
+from core.runs import gate, train, update_run
+from core.training import TrainConfig
+from core.training.network import WarmStart, model_for_data, optimizer_moments, restore_moments
+from core.training.steps import make_optimizer
+from core.training.loop import LR_FLOOR, train_sequence_model
 from core.data import SplitChoice
 from core.data.histories import Histories
 from core.data.splits import EvalSet
@@ -115,9 +116,14 @@ def test_an_update_learns_from_the_newest_events_its_parents_split_holds_out(eng
 def test_an_update_reuses_its_parents_re_ranker_over_the_current_log_and_evaluates_what_it_reports(engine, monkeypatch):
     parent = engine.bundle(engine.active_run())
     post_new_series(engine)
-    evaluated, evaluate = [], runs.evaluate_scorer
-    monkeypatch.setattr(runs, "evaluate_scorer",
-                        lambda scorer, *args, **kwargs: evaluated.append(scorer.name) or evaluate(scorer, *args, **kwargs))
+    evaluated, evaluate = [], train.evaluate_scorer
+
+    def recording(scorer, *args, **kwargs):
+        evaluated.append(scorer.name)
+        return evaluate(scorer, *args, **kwargs)
+
+    for module in (train, gate):  # the run's evaluations, popularity's
+        monkeypatch.setattr(module, "evaluate_scorer", recording)
     child = engine.update(time_budget=0)
     assert len(evaluated) == 3  # validation and popularity's validation (the gate), the served test
     assert "generator_test" not in child.metrics and "test" not in child.metrics["popularity"]
