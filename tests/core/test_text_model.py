@@ -44,11 +44,15 @@ def test_training_shows_a_share_of_learned_items_by_category_and_text_alone():
     with torch.no_grad():
         embeddings.item.weight[1:] += 1.0  # every learned item's ID row tells
         text_alone = (embeddings.category.weight[embeddings.item_category] + embeddings.text())[1:]
-        hidden = (embeddings.train().table()[1:] == text_alone).all(dim=1)
+
+        def read_by_text_alone(rows):  # the ID rows add 1.0 or more; projections of 400 or 401 rows may
+            return torch.isclose(rows, text_alone, atol=1e-5).all(dim=1)  # differ in the last bit by CPU
+
+        hidden = read_by_text_alone(embeddings.train().table()[1:])
         assert 0.4 < hidden.float().mean() < 0.6
-        inputs = (embeddings(torch.arange(1, 401)) == text_alone).all(dim=1)
+        inputs = read_by_text_alone(embeddings(torch.arange(1, 401)))
         assert 0.4 < inputs.float().mean() < 0.6 and not torch.equal(inputs, hidden)  # drawn for each call
-        assert not (embeddings.eval().table()[1:] == text_alone).all(dim=1).any()
+        assert not read_by_text_alone(embeddings.eval().table()[1:]).any()
 
 
 @pytest.fixture(scope="module")
