@@ -109,7 +109,10 @@ class IdMap:
             added, added_ids = numbers[numeric][order], ids[numeric][order]
             at = np.searchsorted(self.numbers, added)
             self.numbers, self.number_ids = np.insert(self.numbers, at, added), np.insert(self.number_ids, at, added_ids)
-            self._dense = None
+            if self._dense is not None and added[0] >= 0 and added[-1] < len(self._dense):
+                self._dense[added] = added_ids  # a block's new keys mostly fall inside the table: no rebuild
+            else:
+                self._dense = None
         if not numeric.all():
             self.texts.update(zip(keys.filter(pa.array(~numeric)).to_pylist(), ids[~numeric].tolist()))
         self.next_id = max(self.next_id, int(ids.max()) + 1)
