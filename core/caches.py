@@ -16,13 +16,14 @@ def users_folder(workspace, content: str) -> Path:
     return cache_folder(workspace.path) / f"users-{content}-v{DIRECTORY_FORMAT}"
 
 
-def user_directory(workspace, content: str, activity=None) -> UserDirectory:
-    """The user directory of ``content``: mapped from its cache, else scanned (from ``activity`` when
-    the caller holds it, as ``UserDirectory.read`` takes it) and cached (never in a read-only workspace)."""
+def user_directory(workspace, content: str, activity=None, users=None) -> UserDirectory:
+    """The user directory of ``content``: mapped from its cache, else scanned (from ``activity`` and
+    ``users`` when the caller holds them, as ``UserDirectory.read`` takes them) and cached (never in a
+    read-only workspace)."""
     folder = users_folder(workspace, content)
     directory = None if workspace.read_only else UserDirectory.cached(folder)
     if directory is None:
-        directory = UserDirectory.read(workspace, activity)
+        directory = UserDirectory.read(workspace, activity, users)
         if not workspace.read_only:
             directory.save(folder)
     return directory
@@ -61,6 +62,6 @@ def import_and_prepare(workspace, events=None, items=None, users=None, options=N
         interactions, activity = logs.pop().for_caches() if logs else (None, None)  # the log's own arrays go first
         data = build_sequences(workspace, interactions)
         content = workspace.content_hash()
-        user_directory(workspace, content, activity)
+        user_directory(workspace, content, activity, (data.user_store_id, data.user_external))
         item_successors(workspace, content, data)
     return report

@@ -158,8 +158,8 @@ def sequences_from_arrays(
 
     items = _catalogue_frame(items, item_ids, ("title", "categories"))
     users = _catalogue_frame(users, user_ids, ("attributes",))
-    item_index = (np.searchsorted(items["id"].to_numpy(), item_ids) + 1).astype(np.int32)
-    user_index = np.searchsorted(users["id"].to_numpy(), user_ids).astype(np.int32)
+    item_index = (_positions(items["id"].to_numpy(), item_ids) + 1).astype(np.int32)
+    user_index = _positions(users["id"].to_numpy(), user_ids).astype(np.int32)
     del item_ids, user_ids
 
     keep = _not_a_repeat(user_index, item_index)
@@ -184,6 +184,15 @@ def sequences_from_arrays(
         user_segment=user_segment,
         segment_names=segment_names,
     )
+
+
+def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Where each of ``ids`` sits in ``sorted_ids`` (ascending, distinct, holding every one of them).
+    Ids numbered 1 to n without a gap, as a workspace numbers its users and items until one is
+    deleted, sit at id - 1: no search (the two binary searches took 4.2 of 6.2 CPU-s at 25M events)."""
+    if len(sorted_ids) and sorted_ids[0] == 1 and sorted_ids[-1] == len(sorted_ids):
+        return ids - 1
+    return np.searchsorted(sorted_ids, ids)
 
 
 def _sorted_by_user_and_time(user_ids: np.ndarray, ts: np.ndarray) -> bool:

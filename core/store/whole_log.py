@@ -38,7 +38,7 @@ class WholeLog:
     def interactions(self) -> EventArrays:
         """What ``Workspace.event_arrays`` reads from the store: every event but the negative ones,
         sorted by (user, ts, id)."""
-        order = self._order[~self.negative[self._order]]
+        order = self._order[~self.negative[self._order]] if self.negative.any() else self._order
         return EventArrays(self.user_id[order], self.item_id[order], self.ts[order], self.event_id[order])
 
     def activity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,7 +47,7 @@ class WholeLog:
         users = self.user_id[self._order]
         last = np.flatnonzero(np.append(users[1:] != users[:-1], True)) if len(users) else np.zeros(0, np.int64)
         first = np.concatenate([[0], last[:-1] + 1]) if len(last) else last
-        return users[last], last - first + 1, self.ts[self._order][last]
+        return users[last], last - first + 1, self.ts[self._order[last]]
 
     def sharing_user_and_time(self) -> np.ndarray:
         """Ids of the events whose user and time another event shares: the only ones that can

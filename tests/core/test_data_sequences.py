@@ -156,3 +156,16 @@ def test_id_maps_built_in_chunks_match_one_built_at_once(monkeypatch):
     monkeypatch.setattr(sequences, "LOOKUP_CHUNK", 7)
     assert sequences._index_of_each(ids, first=1) == {f"item-{n}": n + 1 for n in range(45)}
     assert sequences._index_of_each(ids[1:], first=0) == {f"item-{n}": n for n in range(45)}
+
+
+def test_ids_numbered_without_gaps_and_ids_with_gaps_give_the_same_sequences():
+    """Store ids 1..n are found by position (no search); the same log with gaps in its ids is searched."""
+    rng = np.random.default_rng(0)
+    users, items, ts = rng.integers(1, 40, 500), rng.integers(1, 60, 500), rng.integers(0, 100, 500).astype(float)
+    frames = [pd.DataFrame({"id": np.arange(1, 61) * step, "external_id": [f"i{k}" for k in range(1, 61)]})
+              for step in (1, 3)]
+    dense, gapped = (sequences_from_arrays(users * step, items * step, ts, frame)
+                     for step, frame in zip((1, 3), frames))
+    assert np.array_equal(dense.items, gapped.items) and np.array_equal(dense.offsets, gapped.offsets)
+    assert dense.item_external[dense.items].tolist()[:5] == gapped.item_external[gapped.items].tolist()[:5]
+    assert dense.items.min() >= 1 and list(dense.item_external[1:4]) == ["i1", "i2", "i3"]

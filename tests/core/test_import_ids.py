@@ -3,6 +3,7 @@
 import sqlite3
 
 import numpy as np
+import pytest
 import pyarrow as pa
 
 from core.importing.ids import IdMap
@@ -52,12 +53,22 @@ def test_catch_up_adds_rows_written_by_another_writer():
     assert ids.resolve(pa.array(["11"]))[0].tolist() == [3]
 
 
-def test_many_blocks_of_integer_keys_match_a_dict():
+@pytest.mark.parametrize("low, high", [(-500, 500), (0, 600), (10**15, 10**15 + 500)])
+def test_many_blocks_of_integer_keys_match_a_dict(low, high):
+    """Negative, dense (the table indexed by key) and sparse (the binary search) integer keys."""
     rng = np.random.default_rng(0)
     ids, reference = _map(), {}
     for _ in range(5):
-        keys = [str(k) for k in rng.integers(-500, 500, 300)]
+        keys = [str(k) for k in rng.integers(low, high, 300)]
         found, _ = ids.resolve(pa.array(keys))
         for key, id_ in zip(keys, found.tolist()):
             assert reference.setdefault(key, id_) == id_
     assert sorted(reference.values()) == list(range(1, len(reference) + 1))
+
+
+def test_a_key_far_beyond_the_others_leaves_the_dense_table_for_the_search_with_the_same_ids():
+    ids = _map([(1, "1"), (2, "2")])
+    assert ids.find(pa.array(["2", "1", "3"])).tolist() == [2, 1, 0]  # by table
+    found, new = ids.resolve(pa.array(["2", "99999999999", "3", "1"]))
+    assert found.tolist() == [2, 3, 4, 1] and new == [(3, "99999999999"), (4, "3")]
+    assert ids.find(pa.array(["3", "99999999999", "4"])).tolist() == [4, 3, 0]

@@ -84,3 +84,13 @@ def test_the_next_pages_of_a_search_reuse_its_matches(monkeypatch):
     pages = [users.page(offset, 20, "1", "activity") for offset in range(0, 100, 20)]
     assert len({row.user for page in pages for row in page}) == 100 and users.count("1") == 176
     assert scans == [b"1"]
+
+
+def test_ids_read_back_exactly_whatever_their_characters_and_a_search_lowers_them_as_python_does():
+    names = ["İstanbul-7", "", "u1", "ß" * 5, "SHOPPER"]
+    users = UserDirectory.from_columns(names, np.arange(len(names), dtype=np.int64), np.zeros(len(names)))
+    assert sorted(row.user for row in users.page(0, 10, None, "user")) == sorted(names)
+    assert [row.user for row in users.page(0, 10, "İSTANBUL", "user")] == ["İstanbul-7"]
+    assert [row.user for row in users.page(0, 10, "Shop", "user")] == ["SHOPPER"]
+    ascii_only = UserDirectory.from_columns(["Ab", "aB", "x"], np.ones(3, dtype=np.int64), np.zeros(3))
+    assert [row.user for row in ascii_only.page(0, 10, "ab", "user")] == ["Ab", "aB"]
