@@ -104,7 +104,8 @@ class UserDirectory:
 
     @classmethod
     def cached(cls, folder: Path) -> Optional["UserDirectory"]:
-        """The directory saved in ``folder``, memory-mapped, or None when it was never saved."""
+        """The directory saved in ``folder`` (``_READ_WHOLE`` read, the lowered ids mapped), or None when it was
+        never saved."""
         if not folder.is_dir():
             return None
         return cls({name: np.load(folder / f"{name}.npy", mmap_mode=None if name in _READ_WHOLE else "r")
