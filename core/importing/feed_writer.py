@@ -9,7 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from core.importing.run import _IMPORT_CACHE_KIB
+from core.importing.run import IMPORT_CACHE_KIB
 from core.store import Workspace
 
 log = logging.getLogger("nextpick.serve")
@@ -67,7 +67,7 @@ class FeedWriter:
         self._pooled.close()
 
 
-_FEED_SETTINGS = {"foreign_keys": 0, "cache_size": -_IMPORT_CACHE_KIB, "wal_autocheckpoint": 0}
+_FEED_SETTINGS = {"foreign_keys": 0, "cache_size": -IMPORT_CACHE_KIB, "wal_autocheckpoint": 0}
 
 
 def _checkpoint(connection: sqlite3.Connection) -> None:

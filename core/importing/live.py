@@ -28,7 +28,7 @@ from core.importing.feed_writer import FeedWriter
 from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, Target
 from core.importing.posted_rows import PostedBlock, raw_text, text_cells
-from core.importing.run import _record_block
+from core.importing.run import record_block
 from core.store import Workspace
 
 ROLES = {"user": "user", "item": "item", "time": "time", "event": "event_type", "value": "value"}
@@ -181,7 +181,7 @@ class EventFeed:
         accepted, rejected = loader.load(target, block, strict=False) if len(table) else (0, [])
         rejected = sorted(rejected + [RejectedRow(first_row + i, f, why, raw_text(rows[i]))
                                       for i, f, why in shape_errors], key=lambda r: r.line)
-        _record_block(target, report, len(rows), accepted, rejected)
+        record_block(target, report, len(rows), accepted, rejected)
         raw.execute("UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ? WHERE id = ?",
                     (report.rows_read, report.rows_accepted, report.rows_rejected, report.import_id))
         starts = np.cumsum([0] + [len(request) for request in requests])

@@ -28,7 +28,7 @@ from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, em
 from core.store import Workspace, schema
 from core.store.whole_log import WholeLog
 
-_IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
+IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound, not the file size
 # Page cache while the events' indexes are built. It also bounds the sorter's in-memory runs: small
 # runs merged stay in the CPU's caches, and building both indexes of 5M events took half the CPU
 # time with 2 MiB (SQLite's default) as with 64 MiB.
@@ -128,7 +128,7 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
         cache_size = raw.execute("PRAGMA cache_size").fetchone()[0]
         temp_store = raw.execute("PRAGMA temp_store").fetchone()[0]
         raw.execute("PRAGMA foreign_keys = OFF")
-        raw.execute(f"PRAGMA cache_size = {-_IMPORT_CACHE_KIB}")
+        raw.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
         raw.execute("PRAGMA temp_store = FILE")  # index builds sort on disk, not in memory
         try:
             workspace.begin_write(raw, progress, cancel)  # waits (and says so) for another writer
@@ -167,7 +167,7 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
     for done, index in enumerate(indexes):
         emit(progress, Progress("rebuild indexes", done, len(indexes), message=index.name))
         raw.execute(str(CreateIndex(index).compile(dialect=dialect)))
-    raw.execute(f"PRAGMA cache_size = {-_IMPORT_CACHE_KIB}")
+    raw.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
 
 
 def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
@@ -246,7 +246,7 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
     meter = RateMeter()
     for block in plan.source.blocks(options.chunk_rows, plan.roles, every_column=plan.kind != "events"):
         accepted, rejected = plan.loader.load(target, block, options.strict)
-        _record_block(target, report, block.records, accepted, rejected)
+        record_block(target, report, block.records, accepted, rejected)
         _report_progress(progress, meter, report, plan.source.fraction(block), plan.source.name)
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -295,7 +295,9 @@ def _source_path(source: Source) -> str:
     return str(source.path.resolve()) if source.path is not None else str(source.label)
 
 
-def _record_block(target: Target, report: FileReport, records: int, accepted: int, rejected: list[RejectedRow]) -> None:
+def record_block(target: Target, report: FileReport, records: int, accepted: int, rejected: list[RejectedRow]) -> None:
+    """Count a block's rows into ``report`` (its first rejected rows kept, up to ``REPORT_REJECTED_LIMIT``)
+    and store every rejected one: the importer's blocks and the service's posted events are reported alike."""
     report.rows_read += records
     report.rows_accepted += accepted
     report.rows_rejected += len(rejected)

@@ -219,7 +219,7 @@ def test_a_request_that_fails_midway_stores_nothing(engine, monkeypatch):
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(live, "_record_block", fail)
+        patch.setattr(live, "record_block", fail)
         with pytest.raises(OSError):
             feed.post([{"user": "HALF-1", "item": "HALF-ITEM", "time": START}])
     assert engine.workspace.counts() == before
@@ -235,7 +235,7 @@ def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_roll
     import core.importing.live as live
 
     feed = EventFeed(engine.workspace, "test")
-    real_record, groups = live._record_block, []
+    real_record, groups = live.record_block, []
 
     def record(target, *args):  # fails after the request wrote its user, item and events
         if target.raw.execute("SELECT 1 FROM users WHERE external_id = 'BOOM'").fetchone():
@@ -250,7 +250,7 @@ def test_requests_that_wait_are_written_together_and_a_failing_one_alone_is_roll
             hold.wait(30)
         real(group)
 
-    monkeypatch.setattr(live, "_record_block", record)
+    monkeypatch.setattr(live, "record_block", record)
     monkeypatch.setattr(feed, "_write", write)
     before = engine.workspace.counts()["events"]
     outcomes = {}
