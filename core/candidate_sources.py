@@ -89,7 +89,7 @@ class NewItemCandidates:
 
     It keeps each item's ``m + NEAR_SLACK`` closest new items and their closeness once found (``_near``,
     ``_closeness``). A new item closer to one of the user's items than the least close one kept for every
-    one of them (``_floor``) is in a kept list beside its closeness to the user (the largest over the user's
+    one of them (the user's floor) is in a kept list beside its closeness to the user (the largest over the user's
     items): so when ``m`` allowed kept ones are that close, they are the user's ``m`` closest, read from the
     lists of the whole batch at once. Comparing each user's items with the few dozen listed texts instead
     cost 1.5 ms a served batch of 8 on the 10k demo (12% of its scoring), comparing with every new item
@@ -102,7 +102,6 @@ class NewItemCandidates:
         self.width = min(m + NEAR_SLACK, len(new))
         self._near = np.zeros((len(text), self.width), dtype=np.int32)  # positions in ``new``; memory used as filled
         self._closeness = np.zeros((len(text), self.width), dtype=np.float32)  # ... and their cosine
-        self._floor = np.zeros(len(text), dtype=np.float32)  # the width-th closeness: none left out is closer
         self._filled = np.zeros(len(text), dtype=bool)
 
     def prepare(self) -> None:
@@ -130,13 +129,15 @@ class NewItemCandidates:
     def _from_kept(self, recent: list[np.ndarray], allowed: np.ndarray, proposed: np.ndarray) -> np.ndarray:
         """Fill ``proposed`` (B, k) with each user's closest allowed new items read from their items' kept
         lists, best first (equals: the lower position in ``new`` first); (B,) True where that was certain
-        (k of them closer than every one of the user's ``_floor``)."""
+        (k of them closer than the user's floor: the largest of their items' least close kept ones, closer
+        than anything those lists left out)."""
         owner = np.repeat(np.arange(len(recent)), [len(r) for r in recent])
         items = np.concatenate(recent)
+        kept_closeness = self._closeness[items]  # (len(items), width)
         floor = np.full(len(recent), -np.inf, dtype=np.float32)
-        np.maximum.at(floor, owner, self._floor[items])
+        np.maximum.at(floor, owner, kept_closeness.min(axis=1))
         pair_owner = np.repeat(owner, self.width)
-        near, closeness = self._near[items].ravel(), self._closeness[items].ravel()
+        near, closeness = self._near[items].ravel(), kept_closeness.ravel()
         sure = allowed[pair_owner, near] & (closeness > floor[pair_owner])
         pair_owner, near, closeness = pair_owner[sure], near[sure], closeness[sure]
         order = np.lexsort((-closeness, near, pair_owner))  # per (user, new item) the closest first
@@ -167,7 +168,6 @@ class NewItemCandidates:
             near = np.argpartition(-closeness, self.width - 1, axis=1)[:, :self.width]
             self._near[chunk] = near
             self._closeness[chunk] = np.take_along_axis(closeness, near, axis=1)
-            self._floor[chunk] = self._closeness[chunk].min(axis=1)
             self._filled[chunk] = True
 
 
