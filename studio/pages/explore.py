@@ -28,9 +28,8 @@ from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.run_table import read_runs
 from studio.widgets.sequence_timeline import SequenceTimeline
 from studio.widgets.tables import hint_label
-from studio.widgets.timeline_events import TimelineEvent, interactions
+from studio.widgets.timeline_events import TimelineEvent, UserSequence, interactions
 from studio.widgets.user_list import UserList
-from studio.widgets.profile import profile_line
 from studio.widgets.reasons import reasons_in_words
 from studio.widgets.what_if import WhatIfBar, interest_moves
 
@@ -44,7 +43,7 @@ class ExplorePage(StudioPage):
     def __init__(self, context: StudioContext, parent: Optional[QWidget] = None) -> None:
         super().__init__(context, parent)
         self.user: Optional[str] = None
-        self.sequence: list[TimelineEvent] = []
+        self.sequence = UserSequence()
         self.added: list[TimelineEvent] = []
         self.dropped = 0
         self.latest: Optional[ExploreQuery] = None
@@ -56,7 +55,7 @@ class ExplorePage(StudioPage):
         self._panes_sized = False
         self._details_follow_user = False  # the next sequence shows its latest item in the details pane
         self._stored_interests: Optional[tuple[Optional[int], list]] = None  # (run, interests) without a what-if
-        self.profile: dict = {}
+        self.profile = ""  # the line about the user beside their sequence
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
         self._text_job = None  # the running item-text job of this workspace
         self._models_job = None  # the latest read of the runs for the model boxes
@@ -287,7 +286,7 @@ class ExplorePage(StudioPage):
     def _on_answer(self, answer: ExploreAnswer) -> None:
         if answer.sequence is not None and answer.query.user == self.user:
             self.sequence = answer.sequence
-            self.profile = answer.profile or {}
+            self.profile = answer.profile or ""
             self._unpainted.add("sequence")
             if self.sequence and self._details_follow_user:
                 self._details_follow_user = False
@@ -341,7 +340,8 @@ class ExplorePage(StudioPage):
         if answer.held_out is None:
             return ("This model's split holds out no test item for this user (too few events for leave-one-out, "
                     "or nothing after a time split's cut-off); the lists use the whole sequence.")
-        title = next((event.title for event in self.sequence if event.item == answer.held_out), answer.held_out)
+        held = self.sequence.latest.get(answer.held_out)
+        title = held.title if held is not None else answer.held_out
         from core.data import EvalMode, SplitKind  # loaded with the engine that answered
 
         new = "new " if answer.held.eval_mode is EvalMode.NEW else ""
@@ -353,7 +353,7 @@ class ExplorePage(StudioPage):
                 "from training, shaded in the sequence); it is highlighted where a model ranks it.")
 
     def _paint_empty(self, text: str) -> None:
-        self.sequence = []
+        self.sequence = UserSequence()
         self.timeline.set_events([], text)
         self.interest_bars.set_interests([], text)
         self.ranked.set_recommendations([], None, text)
@@ -368,15 +368,17 @@ class ExplorePage(StudioPage):
 
     # -- what-if ----------------------------------------------------------------------------
 
-    def effective_sequence(self) -> list[TimelineEvent]:
-        kept = self.sequence[: max(len(self.sequence) - self.dropped, 0)]
-        return kept + self.added
+    def effective_sequence(self) -> UserSequence:
+        """The stored sequence as the what-if edits it: unedited, the stored one itself, with what the
+        worker read from it."""
+        if not self.added and not self.dropped:
+            return self.sequence
+        return UserSequence((*self.sequence[: max(len(self.sequence) - self.dropped, 0)], *self.added))
 
     def _paint_sequence(self) -> None:
         self.timeline.time_kind = self.users.model.time_kind
         self.timeline.set_events(self.effective_sequence())
-        self.profile_label.setText(profile_line(self.profile, self.sequence, self.timeline.time_kind)
-                                   if self.user is not None else "")
+        self.profile_label.setText(self.profile if self.user is not None else "")
         self.what_if.state.setText(self._what_if_text())
 
     def _what_if_text(self) -> str:
@@ -476,7 +478,10 @@ class ExplorePage(StudioPage):
 
     def _facts_of(self, item: str) -> ItemFacts:
         """What the panes already know about ``item``; the details pane needs no extra query."""
-        known = [*self.effective_sequence(), *(self.answer.recommendations if self.answer else []),
+        event = self.effective_sequence().latest.get(item)
+        if event is not None:
+            return ItemFacts(item, event.title, event.categories)
+        known = [*(self.answer.recommendations if self.answer else []),
                  *(self.answer.compared if self.answer else []),
                  *[ItemFacts(f.item, f.title, f.categories) for f, _ in [*self.details.followers,
                                                                           *self.details.similar]]]

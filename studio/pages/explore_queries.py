@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from studio.widgets.item_details import ItemFacts
-from studio.widgets.timeline_events import TimelineEvent, events_from_frame, interactions
+from studio.widgets.profile import profile_line
+from studio.widgets.timeline_events import UserSequence, events_from_frame, interactions
 
 if TYPE_CHECKING:  # the engine loads torch: the page imports this module long before a workspace opens
     from core.engine import HeldOut
@@ -36,7 +37,7 @@ class ExploreQuery:
 @dataclass
 class ExploreAnswer:
     query: ExploreQuery
-    sequence: Optional[list[TimelineEvent]]
+    sequence: Optional[UserSequence]  # read whole in the worker (``UserSequence.read_all``)
     interests: list
     recommendations: list
     compared: list
@@ -44,7 +45,7 @@ class ExploreAnswer:
     error: Optional[BaseException] = None  # the chosen runs could not answer (the sequence still shows)
     held: Optional[HeldOut] = None  # how ``held_out`` was held out: the split, its kind and evaluation mode
     steps_before_held_out: Optional[int] = None  # steps (repeats collapsed) of the stored sequence the model saw
-    profile: Optional[dict] = None  # the user's imported attributes, read with the sequence
+    profile: Optional[str] = None  # the line about the user (``profile_line``), read with the sequence
 
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
@@ -57,8 +58,10 @@ def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     loses its trailing held-out events. Otherwise the lists come from the user's items as stored
     now, events another process added since the engine read the log included.
     """
-    sequence = events_from_frame(engine.user_history(query.user)) if query.load_sequence else None
-    profile = engine.user_profile(query.user) if query.load_sequence else None
+    sequence = profile = None
+    if query.load_sequence:
+        sequence = events_from_frame(engine.user_history(query.user)).read_all()
+        profile = profile_line(engine.user_profile(query.user), sequence, engine.time_kind())
     history = list(query.history) if query.history is not None else None
 
     def recommend(run):

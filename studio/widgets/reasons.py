@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from core.serving import REASON_TITLES, and_list, taken_with_words
-from studio.widgets.timeline_events import TimelineEvent
+from studio.widgets.timeline_events import TimelineEvent, as_user_sequence
 
 VERBS = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated",
          "interaction": "took", "like": "liked", "watch": "watched", "play": "played"}
@@ -26,12 +26,10 @@ def reason_in_words(rec, events: Sequence[TimelineEvent], time_kind: str = "unix
 
 
 def reasons_in_words(recs: Sequence, events: Sequence[TimelineEvent], time_kind: str = "unix") -> list[str]:
-    """``reason_in_words`` of each of ``recs``, the sequence read once for them all: a list of ten read
-    a 16,000-event user's sequence twenty times in the window's thread."""
-    latest = {event.item: event for event in events}  # the last event on each item
-    times = [event.ts for event in events if event.ts is not None and not event.what_if]
-    last_time = max(times) if times else None
-    return [_reason(rec, latest, last_time, time_kind) for rec in recs]
+    """``reason_in_words`` of each of ``recs``, from what the sequence has read once for them all
+    (``UserSequence``): each item's last event, and the time of the user's latest."""
+    sequence = as_user_sequence(events)
+    return [_reason(rec, sequence.latest, sequence.last_time, time_kind) for rec in recs]
 
 
 def _reason(rec, latest: dict[str, TimelineEvent], last_time: Optional[float], time_kind: str) -> str:

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QTableView, QToo
 
 from studio.widgets.palette import category_colour, category_text
 from studio.widgets.tables import fit_column, hint_label, make_clickable
-from studio.widgets.timeline_events import TimelineEvent, after_held_out, held_out_rows, spans_years
+from studio.widgets.timeline_events import (TimelineEvent, UserSequence, after_held_out, as_user_sequence,
+                                            held_out_rows)
 from studio.widgets.timeline_strip import (
     GLYPHS, HELD_OUT_BACKGROUND, MARK_MARGIN, MARK_SPACING, STRIP_HEIGHT, UNSEEN_FOREGROUND, ZOOM_STEP,
     TimelineLegend, TimelineStrip, colour_icon,
@@ -38,7 +39,7 @@ class EventRows(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.events: list[TimelineEvent] = []
+        self.events = UserSequence()
         self.held_out_rows: list[int] = []
         self.time_kind = "unix"
         self.with_year = False
@@ -46,10 +47,10 @@ class EventRows(QAbstractTableModel):
         self._italic.setItalic(True)
         self._swatches: dict[str, QIcon] = {}
 
-    def set_events(self, events: list[TimelineEvent], time_kind: str) -> None:
+    def set_events(self, events: Sequence[TimelineEvent], time_kind: str) -> None:
         self.beginResetModel()
-        self.events, self.held_out_rows, self.time_kind = events, [], time_kind
-        self.with_year = time_kind == "unix" and spans_years(events)
+        self.events, self.held_out_rows, self.time_kind = as_user_sequence(events), [], time_kind
+        self.with_year = time_kind == "unix" and self.events.spans_years
         self.endResetModel()
 
     def set_held_out(self, rows: list[int]) -> None:
@@ -144,7 +145,7 @@ class SequenceTimeline(QWidget):
         self.set_events([])
 
     @property
-    def events(self) -> list[TimelineEvent]:
+    def events(self) -> UserSequence:
         return self.rows.events
 
     @property
@@ -153,12 +154,11 @@ class SequenceTimeline(QWidget):
 
     def set_events(self, events: Sequence[TimelineEvent], empty_text: str = "This user has no events yet.") -> None:
         """Show ``events`` (oldest first) and scroll to the most recent one."""
-        self.rows.set_events(list(events), self.time_kind)
+        self.rows.set_events(events, self.time_kind)
         self._fit_columns()
         self.strip.time_kind = self.time_kind
         self.strip.set_events(self.events)
-        self.legend.set_types(sorted({event.event_type for event in self.events if not event.what_if},
-                                     key=lambda kind: (kind in GLYPHS, kind)))
+        self.legend.set_types(sorted(self.events.event_types, key=lambda kind: (kind in GLYPHS, kind)))
         self.strip.set_spacing(MARK_SPACING)
         QTimer.singleShot(0, self._scroll_strip_to_latest)
         self.empty.setText(empty_text)
@@ -171,7 +171,7 @@ class SequenceTimeline(QWidget):
         """Times share one format, so the first and last decide; the event types are few."""
         ends = {self.events[0], self.events[-1]} if self.events else set()
         fit_column(self.table, 0, [self.rows.text(event, 0) for event in ends])
-        fit_column(self.table, 1, [self.rows.text(event, 1) for event in _width_deciders(self.events)])
+        fit_column(self.table, 1, [self.rows.text(event, 1) for event in self.events.width_deciders])
         self.table.setColumnWidth(1, min(self.table.columnWidth(1), EVENT_COLUMN_MAX))  # long event types elide
 
     def mark_held_out(self, item: Optional[str], steps_before: Optional[int] = None) -> None:
@@ -205,16 +205,6 @@ class SequenceTimeline(QWidget):
     def _on_row_clicked(self, row: int) -> None:
         self.strip.select(row)
         self.item_clicked.emit(self.events[row].item)
-
-
-def _width_deciders(events: Sequence[TimelineEvent]) -> list[TimelineEvent]:
-    """One event per event type, dislike mark and length of its value's text: a value's digits are of
-    one width in the studio's fonts, so these decide the event column. Measuring every distinct
-    text of a 16,000-event user (prices make most of them distinct) held the window ~100 ms."""
-    def key(event: TimelineEvent) -> tuple:
-        return event.event_type, event.negative, None if event.value is None else len(f"{event.value:g}")
-
-    return list({key(event): event for event in events}.values())
 
 
 def _second_line(text: str) -> str:

@@ -14,7 +14,7 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap, QIcon, QPolyg
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from studio.widgets.palette import category_colour
-from studio.widgets.timeline_events import TimelineEvent, after_held_out
+from studio.widgets.timeline_events import TimelineEvent, after_held_out, as_user_sequence
 from studio.widgets.user_list import format_time
 
 HELD_OUT_BACKGROUND = QColor("#fde68a")  # the ranked lists' hit colour
@@ -43,7 +43,7 @@ class TimelineStrip(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.events: Sequence[TimelineEvent] = ()
-        self.span = 0.0  # time_span of the events
+        self.span = 0.0  # seconds from the first timed event to the last
         self.selected: Optional[int] = None
         self.held_out: list[int] = []
         self.spacing = MARK_SPACING
@@ -69,7 +69,7 @@ class TimelineStrip(QWidget):
 
     def set_events(self, events: Sequence[TimelineEvent]) -> None:
         self.events = events
-        self.span = time_span(events)
+        self.span = as_user_sequence(events).time_span
         self.selected = None
         self.setMinimumWidth(self.content_width())
         self.set_held_out([])
@@ -174,15 +174,9 @@ def draw_glyph(painter: QPainter, event_type: str, centre: QPointF, size: float)
         painter.drawEllipse(centre, size, size)
 
 
-def time_span(events: Sequence[TimelineEvent]) -> float:
-    """Seconds from the first to the last timed event of the log (what-if ones aside): read once per
-    sequence, not per label (per label, a 16,000-event user's strip took a second to paint)."""
-    times = [e.ts for e in events if e.ts is not None and not e.what_if]
-    return max(times) - min(times) if times else 0.0
-
-
 def axis_label(event: TimelineEvent, span: float, time_kind: str) -> Optional[str]:
-    """The period ``event`` falls in, in the unit the sequence's ``span`` (``time_span``) calls for:
+    """The period ``event`` falls in, in the unit the sequence's ``span`` (``UserSequence.time_span``,
+    read once per sequence: per label, a 16,000-event user's strip took a second to paint) calls for:
     "Mar 1998", "12 Mar", "14:00"."""
     if event.what_if or event.ts is None:
         return None

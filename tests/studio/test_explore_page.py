@@ -39,7 +39,7 @@ def runs_by_model(engine):
 
 
 def test_answers_reaching_a_page_in_the_background_are_painted_when_it_is_shown(qtbot, page):
-    painted = list(page.timeline.events)
+    painted = page.timeline.events
     page.hide()  # another page in front
     other = page.users.model.user_at(1)
     page.show_user(other)
@@ -49,6 +49,13 @@ def test_answers_reaching_a_page_in_the_background_are_painted_when_it_is_shown(
     page.show()
     assert page.timeline.events == page.sequence
     assert page.ranked.recommendations == page.answer.recommendations
+
+
+def test_a_users_sequence_arrives_read_so_the_window_only_looks_its_facts_up(page):
+    from studio.widgets.timeline_events import kept_facts
+
+    assert page.sequence and set(kept_facts()) <= set(vars(page.sequence))  # found in the worker
+    assert page.timeline.events is page.sequence is page.effective_sequence()
 
 
 def test_first_user_shows_sequence_interests_and_ranked_list(page):
