@@ -80,9 +80,24 @@ class RankerNet(nn.Module):
             merged.mlp[2].bias.copy_(torch.stack([net.mlp[2].bias for net in nets]).mean(dim=0))
         return merged.eval()
 
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """What ``relevance`` reads: the linear weight, the MLP's hidden weight and bias, its output
+        weight and bias."""
+        return self.linear.weight, self.mlp[0].weight, self.mlp[0].bias, self.mlp[2].weight, self.mlp[2].bias
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (..., N, F) -> relevance (..., N)."""
-        return (self.linear(features) + self.mlp(features)).squeeze(-1)
+        return relevance(features, *self.weights())
+
+
+def relevance(features: torch.Tensor, linear: torch.Tensor, hidden: torch.Tensor, hidden_bias: torch.Tensor,
+              out: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
+    """``RankerNet``'s score: features (..., N, F) -> (..., N) for one net's ``weights()``; for several nets'
+    stacked, each (nets, ...) with its own shape padded to two dimensions (``stacked_weights`` in
+    ``core.ranker_training``: the nets of a bag train side by side), features (nets, M, F) or one (M, F)
+    for all -> (nets, M)."""
+    hidden_units = torch.relu(features @ hidden.mT + hidden_bias)
+    return (features @ linear.mT + hidden_units @ out.mT + out_bias).squeeze(-1)
 
 
 @dataclass

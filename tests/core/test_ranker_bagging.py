@@ -53,14 +53,15 @@ def test_a_bag_scores_the_mean_of_its_members_and_round_trips():
 
 def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_served(monkeypatch):
     seen_by, bags, judged, held = {}, {}, [], []  # held: every net spied on stays alive, so no id is reused
-    train_and_pick, averaged, list_gains = (ranker_training._train_and_pick, RankerNet.averaged,
-                                            ranker_training._list_gains)
+    train_and_pick_all, averaged, list_gains = (ranker_training._train_and_pick_all, RankerNet.averaged,
+                                                ranker_training._list_gains)
 
-    def spied_fit(features, labels, valid, train, pick, *rest):
-        net = train_and_pick(features, labels, valid, train, pick, *rest)
-        seen_by[id(net)] = set(torch.nonzero(train | pick).squeeze(1).tolist())
-        held.append(net)
-        return net
+    def spied_fit(features, labels, valid, fold, pairs, *rest):
+        nets = train_and_pick_all(features, labels, valid, fold, pairs, *rest)
+        for (judged_fold, _), net in nets.items():
+            seen_by[id(net)] = set(torch.nonzero(fold != judged_fold).squeeze(1).tolist())  # trained or picked on
+            held.append(net)
+        return nets
 
     def spied_bag(nets):
         bag = averaged(nets)
@@ -72,7 +73,7 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
         judged.append((id(net), torch.round(features[:, 0, USER] / USER_SCALE).long().tolist()))
         return list_gains(net, features, labels, valid)
 
-    monkeypatch.setattr(ranker_training, "_train_and_pick", spied_fit)
+    monkeypatch.setattr(ranker_training, "_train_and_pick_all", spied_fit)
     monkeypatch.setattr(RankerNet, "averaged", staticmethod(spied_bag))
     monkeypatch.setattr(ranker_training, "_list_gains", spied_gains)
     features, labels, valid = _lists(200, informative=True)
@@ -91,6 +92,39 @@ def test_each_user_is_judged_by_rankers_that_never_saw_it_and_every_ranker_is_se
         judged_gains[users] = list_gains(held[[id(net) for net in held].index(bag)], features[rows], labels[rows],
                                          valid[rows])
     assert np.allclose(served_gains, judged_gains)  # what the popularity check weighs is the cross-fitted figure
+
+
+def test_nets_trained_side_by_side_learn_and_pick_as_each_would_alone():
+    """The batched fit against one net's plain loop: same start, lists, loss and Adam, the same order picked."""
+    features, labels, valid = _lists(120, informative=True)
+    fold = torch.as_tensor(np.random.default_rng(0).permutation(120) % FOLDS)
+    pairs = [(0, 1), (3, 2)]
+    torch.manual_seed(5)
+    together = ranker_training._train_and_pick_all(features, labels, valid, fold, pairs, NAMES, 15, None, None)
+    torch.manual_seed(5)
+    for judged, picked in pairs:
+        net = RankerNet(NAMES)
+        train, pick = (fold != judged) & (fold != picked), fold == picked
+        lists, lists_valid = ranker_training._sampled_lists(features[train], labels[train], valid[train])
+        adam = torch.optim.Adam(net.parameters(), lr=0.03)
+        best = (ranker_training._list_gains(net, features[pick], labels[pick], valid[pick]).mean(),
+                {k: v.clone() for k, v in net.state_dict().items()})
+        for step in range(1, 16):
+            loss = torch.nn.functional.cross_entropy(net.train()(lists).masked_fill(~lists_valid, float("-inf")),
+                                                     torch.zeros(len(lists), dtype=torch.long))
+            adam.zero_grad()
+            loss.backward()
+            adam.step()
+            ndcg = ranker_training._list_gains(net, features[pick], labels[pick], valid[pick]).mean()
+            if step % ranker_training.CHECK_EVERY == 0 and ndcg > best[0]:
+                best = (ndcg, {k: v.clone() for k, v in net.state_dict().items()})
+        net.load_state_dict(best[1])
+        mine = together[judged, picked]
+        with torch.no_grad():  # Adam moves a weight whose gradient is ~0 by its rounding noise: compare the orders
+            assert (mine(features).argmax(dim=1) == net(features).argmax(dim=1)).float().mean() > 0.9
+        assert ranker_training._list_gains(mine, features[pick], labels[pick], valid[pick]).mean() == pytest.approx(
+            best[0], abs=1e-3)
+    assert not torch.equal(together[pairs[0]].mlp[0].weight, RankerNet(NAMES).mlp[0].weight)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
