@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRunnable, Qt, QThreadPool, Signal
 
 from core.jobs import JobCall, JobServer
 from core.progress import Cancelled, CancelToken, Progress
@@ -44,6 +44,8 @@ PROGRESS_INTERVAL_S = 0.05
 JOB_NICENESS = 10
 
 RELAY_THREADS = 16  # jobs of the job process relayed at once; the rest wait for a relay thread
+
+_START = QEvent.Type(QEvent.registerEventType())  # a Job's own event: start now (see ``JobRunner._launch``)
 
 
 class Job(QObject):
@@ -92,12 +94,18 @@ class Job(QObject):
         self.token.cancel()
 
     def start(self) -> None:
-        """Hand the job to the pool (once). ``JobRunner.start`` schedules this for the next
-        event-loop turn, so that the caller's connections exist before any signal is emitted:
-        a signal emitted before a slot is connected is never delivered to it."""
+        """Hand the job to the pool (once). ``JobRunner`` posts this for a later event-loop turn
+        (``_launch``), so that the caller's connections exist before any signal is emitted: a
+        signal emitted before a slot is connected is never delivered to it."""
         if not self._started:
             self._started = True
             self._pool.start(_Runnable(self))
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == _START:
+            self.start()
+            return True
+        return super().event(event)
 
     def wait(self, timeout_s: Optional[float] = None) -> bool:
         """Block until the function returned (not until the queued signals were delivered)."""
@@ -184,10 +192,13 @@ class JobRunner(QObject):
         return self._launch(Job(fn, args, kwargs, progress=progress, cancel=cancel, pool=self.pool))
 
     def _launch(self, job: Job) -> Job:
+        """Keep ``job`` and start it once the window has painted what is pending: its start is posted
+        at the low priority Qt posts repaints at, so it comes after them. Started first, a worker's Python
+        shared the interpreter lock with the paint (an Explore answer's panes) and doubled its stall."""
         self._jobs.append(job)
         job.finished.connect(self._on_job_ended)
         self.job_started.emit(job)
-        QTimer.singleShot(0, job.start)
+        QCoreApplication.postEvent(job, QEvent(_START), Qt.EventPriority.LowEventPriority.value)
         return job
 
     def start_in_process(self, call: JobCall) -> Job:
