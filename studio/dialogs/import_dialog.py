@@ -13,13 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
-    QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -37,31 +33,20 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
-from core.importing import ImportOptions, ImportReport, LowValues, SqlQuery, describe_time_unit, preview_source
+from core.importing import ImportOptions, ImportReport, SqlQuery, describe_time_unit, preview_source
 from core.jobs import import_and_prepare
-from core.store.stats import rating_scale_low
 from core.progress import Progress
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
+from studio.dialogs.import_low_values import LowValuesBox
 from studio.dialogs.import_preview import FileTab
+from studio.dialogs.import_reading import ReadingBox
 from studio.dialogs.rejected_dialog import RejectedRowsDialog, export_rejected_to
 from studio.workers import Job
 
 KINDS = ("events", "items", "users")
-AUTO = "Auto-detect"
-ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
-DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "Semicolon ( ; )": ";"}
-HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
 TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt *.parquet *.pq);;All files (*)"
 URL_HINT = "postgresql://user:password@host:5432/shop  or  sqlite:////path/to/shop.db"
-LOW_VALUE_CHOICES = {  # core.importing.LowValues actions: (label, tip)
-    "keep": ("kept as interactions", "Every event counts as an interaction, whatever its value"),
-    "drop": ("dropped", "Events with a value at or below the threshold are not imported (counted in the summary)"),
-    "negative": ("marked as dislikes", "Events with a value at or below the threshold are imported marked negative: "
-                                     "shown in the user's history, but never learned from as interactions nor "
-                                     "used as test targets"),
-}
-NO_VALUE_COLUMN = "The events file has no value (rating) column: choose one under Events to treat low ratings apart"
 
 
 class ImportDialog(QDialog):
@@ -84,15 +69,18 @@ class ImportDialog(QDialog):
         for kind, tab in self.file_tabs.items():
             self.tabs.addTab(tab, kind.capitalize())
             tab.roles_changed.connect(self._update_buttons)
-        self.file_tabs["events"].roles_changed.connect(self._suggest_low_values)
+        self.reading = ReadingBox()
+        self.reading.format_changed.connect(self._reload_all)
+        self.low_values_box = LowValuesBox(self.file_tabs["events"])
+        self.file_tabs["events"].roles_changed.connect(self.low_values_box.suggest)
         self.sources = QStackedWidget()
         self.sources.addWidget(self._build_files())
         self.sources.addWidget(self._build_database())
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_source_choice())
         layout.addWidget(self.sources)
-        layout.addWidget(self._build_reading())
-        layout.addWidget(self._build_low_values())
+        layout.addWidget(self.reading)
+        layout.addWidget(self.low_values_box)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self._build_progress())
         layout.addLayout(self._build_buttons())
@@ -158,98 +146,6 @@ class ImportDialog(QDialog):
             grid.addWidget(edit, row, 1)
             grid.addWidget(browse, row, 2)
         return box
-
-    def _build_reading(self) -> QGroupBox:
-        box = self._reading_box = QGroupBox("Reading")
-        self.encoding_combo = _combo(ENCODINGS, "Text encoding of the files; auto-detect reads UTF-8, else Latin-1")
-        self.encoding_combo.setEditable(True)
-        self.delimiter_combo = _combo(DELIMITERS, "What separates the columns; auto-detect looks at the first lines")
-        self.header_combo = _combo(HEADERS, "Whether the first row names the columns")
-        # Re-read on a finished choice, not on every keystroke in the editable encoding box.
-        self.encoding_combo.lineEdit().editingFinished.connect(self._reload_all)
-        for combo in (self.encoding_combo, self.delimiter_combo, self.header_combo):
-            combo.currentIndexChanged.connect(self._reload_all)
-        self.skip_radio = QRadioButton("Skip bad rows and report them")
-        self.skip_radio.setToolTip("Import every good row; the skipped ones can be viewed and exported afterwards")
-        self.strict_radio = QRadioButton("Stop at the first bad row (strict)")
-        self.strict_radio.setToolTip("Import nothing if any row is bad; the error names its line and column")
-        self.skip_radio.setChecked(True)
-        self.keep_duplicates_check = QCheckBox("Keep duplicate events")
-        self.keep_duplicates_check.setToolTip(
-            "Keep an event that repeats one already in the workspace or earlier in the file exactly (same user, "
-            "item, time, type and value). Off: such repeats, as in exports that overlap, are skipped and counted")
-        self._policy = QButtonGroup(self)
-        for radio in (self.skip_radio, self.strict_radio):
-            self._policy.addButton(radio)
-        # Two rows: on one the dialog could not be narrower than a 1,024-pixel screen.
-        format_row, policy_row = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("Encoding:", self.encoding_combo), ("Delimiter:", self.delimiter_combo),
-                              ("Header:", self.header_combo)):
-            format_row.addWidget(QLabel(label))
-            format_row.addWidget(widget)
-        format_row.addStretch(1)
-        policy_row.addWidget(self.skip_radio)
-        policy_row.addWidget(self.strict_radio)
-        policy_row.addSpacing(16)
-        policy_row.addWidget(self.keep_duplicates_check)
-        policy_row.addStretch(1)
-        rows = QVBoxLayout(box)
-        rows.addLayout(format_row)
-        rows.addLayout(policy_row)
-        return box
-
-    def _build_low_values(self) -> QGroupBox:
-        """Keep, drop or mark as dislikes the events whose value (a rating) is at or below a threshold."""
-        self.low_values_box = QGroupBox("Low ratings")
-        self.low_values_box.setToolTip("A rating of 1 or 2 stars may mean the shopper disliked the item: counting it "
-                                       "as an interaction teaches the model to recommend what people dislike")
-        self.low_action_combo = QComboBox()
-        for action, (label, tip) in LOW_VALUE_CHOICES.items():
-            self.low_action_combo.addItem(label, action)
-            self.low_action_combo.setItemData(self.low_action_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        self.low_action_combo.setToolTip("\n".join(f"{label}: {tip}." for label, tip in LOW_VALUE_CHOICES.values()))
-        self.low_threshold = QDoubleSpinBox()
-        self.low_threshold.setRange(-1e9, 1e9)
-        self.low_threshold.setDecimals(2)
-        self.low_threshold.setValue(2.0)
-        self.low_threshold.setToolTip("The highest value that counts as low (2 on a 5-star scale, 4 on a 10-point one)")
-        self.low_hint = QLabel("")
-        self.low_hint.setProperty("role", "hint")
-        row = QHBoxLayout(self.low_values_box)
-        row.addWidget(QLabel("Events with a value at or below"))
-        row.addWidget(self.low_threshold)
-        row.addWidget(QLabel("are"))
-        row.addWidget(self.low_action_combo)
-        row.addWidget(self.low_hint, 1)
-        self.low_action_combo.currentIndexChanged.connect(self._show_low_values)
-        self._show_low_values()
-        return self.low_values_box
-
-    def _has_value_column(self) -> bool:
-        tab = self.file_tabs["events"]
-        return tab.sniffed is not None and "value" in tab.roles()
-
-    def _show_low_values(self) -> None:
-        """The choice needs a value column; the threshold matters only when low values are not kept."""
-        has_values = self._has_value_column()
-        self.low_action_combo.setEnabled(has_values)
-        if not has_values:
-            self.low_action_combo.setCurrentIndex(0)
-        self.low_threshold.setEnabled(has_values and self.low_action_combo.currentData() != "keep")
-        self.low_hint.setText("" if has_values else "(no value column)")
-        self.low_hint.setToolTip("" if has_values else NO_VALUE_COLUMN)
-
-    def _suggest_low_values(self) -> None:
-        """The threshold follows the scale the previewed values look like (at most 5: 2; at most 10: 4)."""
-        tab = self.file_tabs["events"]
-        if self._has_value_column():
-            index = tab.sniffed.columns.index(tab.roles()["value"])
-            values = [_number(row[index]) for row in tab.sniffed.preview if index < len(row)]
-            values = [value for value in values if value is not None]
-            low = rating_scale_low(min(values), max(values)) if values else None
-            if low is not None:
-                self.low_threshold.setValue(low)
-        self._show_low_values()
 
     def _build_progress(self) -> QWidget:
         panel = QWidget()
@@ -336,7 +232,7 @@ class ImportDialog(QDialog):
         if sniffed is not None:
             self.tabs.setCurrentWidget(tab)
         if kind == "events":
-            self._suggest_low_values()
+            self.low_values_box.suggest()
         self._update_buttons()
 
     # -- database ---------------------------------------------------------------------------
@@ -370,7 +266,7 @@ class ImportDialog(QDialog):
             self.report = None
             self.file_tabs["events"].show_file(source)
             self.tabs.setCurrentWidget(self.file_tabs["events"])
-            self._suggest_low_values()
+            self.low_values_box.suggest()
 
     def _on_query_failed(self, exc: BaseException) -> None:
         self.summary_label.setText("")
@@ -380,19 +276,19 @@ class ImportDialog(QDialog):
         """A changed URL or query must be previewed again before it is imported."""
         if self.database_radio.isChecked():
             self.file_tabs["events"].show_file(None)
-            self._suggest_low_values()
+            self.low_values_box.suggest()
             self._update_buttons()
 
     def _on_source_changed(self) -> None:
         """Files and a database are two ways to give the events: the tabs show the chosen one's."""
         database = self.database_radio.isChecked()
         self.sources.setCurrentIndex(1 if database else 0)
-        self._reading_box.setEnabled(not database)
+        self.reading.setEnabled(not database)
         self.report = None
         if database:
             for tab in self.file_tabs.values():
                 tab.show_file(None)
-            self._suggest_low_values()
+            self.low_values_box.suggest()
         else:
             self._read_with.clear()
             self._reload_all()
@@ -402,24 +298,10 @@ class ImportDialog(QDialog):
 
     def options(self) -> ImportOptions:
         """The import options the dialog's controls describe."""
-        encoding = self.encoding_combo.currentText().strip()
         roles = {f"{kind}.{role}": column
                  for kind, tab in self.file_tabs.items() if tab.sniffed is not None
                  for role, column in tab.roles().items()}
-        return ImportOptions(
-            encoding=None if encoding in ("", AUTO) else encoding,
-            delimiter=DELIMITERS[self.delimiter_combo.currentText()],
-            has_header=HEADERS[self.header_combo.currentText()],
-            roles=roles,
-            strict=self.strict_radio.isChecked(),
-            keep_duplicates=self.keep_duplicates_check.isChecked(),
-            low_values=self.low_values(),
-        )
-
-    def low_values(self) -> LowValues:
-        """What the Low ratings row asks for (keep, when the events file has no value column)."""
-        action = self.low_action_combo.currentData() if self._has_value_column() else "keep"
-        return LowValues(action, None if action == "keep" else self.low_threshold.value())
+        return ImportOptions(**self.reading.settings(), roles=roles, low_values=self.low_values_box.low_values())
 
     def _update_buttons(self) -> None:
         running = self.job is not None and self.job.running
@@ -540,17 +422,3 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
         if file.low_values:
             lines.append(f"  {file.low_values:,} events with a low value were {LOW_VALUES_DONE[action]}.")
     return "\n".join(lines)
-
-
-def _number(cell: str):
-    try:
-        return float(cell)
-    except ValueError:
-        return None
-
-
-def _combo(choices, tip: str) -> QComboBox:
-    combo = QComboBox()
-    combo.addItems(list(choices))
-    combo.setToolTip(tip)
-    return combo

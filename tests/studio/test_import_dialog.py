@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from studio.dialogs.import_dialog import DELIMITERS, ImportDialog
+from studio.dialogs.import_dialog import ImportDialog
+from studio.dialogs.import_reading import DELIMITERS
 from studio.dialogs.import_preview import NO_COLUMN
 
 
@@ -45,13 +46,13 @@ def test_preview_shows_the_first_rows_and_preselects_guessed_roles(dialog, tmp_p
 
 def test_changing_the_delimiter_reads_the_file_again(dialog, tmp_path):
     dialog.set_path("events", semicolon_log(tmp_path))
-    dialog.delimiter_combo.setCurrentText(next(name for name, d in DELIMITERS.items() if d == ","))
+    dialog.reading.delimiter.setCurrentText(next(name for name, d in DELIMITERS.items() if d == ","))
     tab = dialog.file_tabs["events"]
     assert tab.sniffed.delimiter == "," and tab.model.columnCount() == 1
     assert "item" in tab.missing_roles()
     assert not dialog.import_button.isEnabled()
     assert "events item" in dialog.summary_label.text()
-    dialog.delimiter_combo.setCurrentIndex(0)  # back to auto-detect
+    dialog.reading.delimiter.setCurrentIndex(0)  # back to auto-detect
     assert tab.model.columnCount() == 5 and dialog.import_button.isEnabled()
 
 
@@ -119,7 +120,7 @@ def test_a_bad_row_in_strict_mode_fails_with_its_line_and_leaves_the_workspace_u
     lines = semicolon_log(tmp_path).read_text().splitlines()
     lines.insert(6, "C5;P3;yesterday-ish;view;1")  # line 7 of the file
     dialog.set_path("events", write(tmp_path / "strict.csv", "\n".join(lines) + "\n"))
-    dialog.strict_radio.setChecked(True)
+    dialog.reading.strict.setChecked(True)
     job = dialog.start_import()
     with qtbot.waitSignal(job.errored, timeout=30_000):
         pass
@@ -157,9 +158,9 @@ def test_items_and_users_files_are_imported_with_the_events(qtbot, dialog, demo_
 def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skipped(qtbot, dialog, tmp_path):
     day1 = write(tmp_path / "day1.csv", "user,item,timestamp\nu1,a,1700000000\nu2,b,1700000060\n")
     assert dialog.options().keep_duplicates is False
-    dialog.keep_duplicates_check.setChecked(True)
+    dialog.reading.keep_duplicates.setChecked(True)
     assert dialog.options().keep_duplicates is True
-    dialog.keep_duplicates_check.setChecked(False)
+    dialog.reading.keep_duplicates.setChecked(False)
     dialog.context.engine.import_files(day1)
     dialog.set_path("events", write(tmp_path / "day2.csv", day1.read_text() + "u3,c,1700000120\n"))
     job = dialog.start_import()
@@ -172,16 +173,16 @@ def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skip
 
 
 def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path):
-    assert not dialog.low_action_combo.isEnabled()  # no file, no value column yet
+    assert not dialog.low_values_box.action.isEnabled()  # no file, no value column yet
     assert dialog.options().low_values.action == "keep"
     rows = ["user,item,timestamp,rating"] + [f"u{u},i{(u + k) % 9},{1_700_000_000 + 60 * k},{1 + (u + k) % 5}"
                                                for u in range(12) for k in range(5)]
     dialog.set_path("events", write(tmp_path / "ratings.csv", "\n".join(rows) + "\n"))
     assert dialog.file_tabs["events"].roles()["value"] == "rating"
-    assert dialog.low_action_combo.isEnabled() and dialog.low_threshold.value() == 2.0  # a 5-star scale
-    assert not dialog.low_threshold.isEnabled()  # kept: no threshold to set
-    dialog.low_action_combo.setCurrentIndex(dialog.low_action_combo.findData("negative"))
-    assert dialog.low_threshold.isEnabled()
+    assert dialog.low_values_box.action.isEnabled() and dialog.low_values_box.threshold.value() == 2.0  # a 5-star scale
+    assert not dialog.low_values_box.threshold.isEnabled()  # kept: no threshold to set
+    dialog.low_values_box.action.setCurrentIndex(dialog.low_values_box.action.findData("negative"))
+    assert dialog.low_values_box.threshold.isEnabled()
     low = dialog.options().low_values
     assert (low.action, low.at_most) == ("negative", 2.0)
     with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
@@ -196,9 +197,9 @@ def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path
 
 def test_without_a_value_column_low_ratings_are_kept(dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "plain.csv", "user,item,timestamp\nu1,a,1700000000\n"))
-    dialog.low_action_combo.setCurrentIndex(dialog.low_action_combo.findData("drop"))
-    assert not dialog.low_action_combo.isEnabled() and dialog.options().low_values.action == "keep"
-    assert "no value column" in dialog.low_hint.text()
+    dialog.low_values_box.action.setCurrentIndex(dialog.low_values_box.action.findData("drop"))
+    assert not dialog.low_values_box.action.isEnabled() and dialog.options().low_values.action == "keep"
+    assert "no value column" in dialog.low_values_box.hint.text()
 
 
 def test_the_dialog_fits_the_smallest_supported_window(dialog):
