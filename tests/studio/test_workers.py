@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QThread, QThreadPool
+from PySide6.QtWidgets import QWidget
 
 from core.jobs import JobCall, JobProcessDied
 from core.progress import Progress, RateMeter
@@ -48,6 +49,33 @@ def test_progress_and_result_arrive_in_the_gui_thread(qtbot, runner):
     assert all(isinstance(r, Progress) and r.metrics["loss"] == pytest.approx(1 / r.done) for r in reports)
     assert len(seen_threads) == 5 and all(t == gui_thread for t in seen_threads)
     assert runner.active() == []
+
+
+def test_a_job_starts_after_the_window_has_painted_what_was_pending(qtbot):
+    """Started before the repaint, a worker's Python shared the interpreter lock with the paint."""
+    order = []
+
+    class Painted(QWidget):
+        def paintEvent(self, event):  # noqa: N802 - Qt's name
+            order.append("painted")
+
+    class Pool(QThreadPool):
+        def start(self, runnable, priority=0):
+            order.append("started")
+            super().start(runnable, priority)
+
+    widget = Painted()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.wait(50)
+    runner = JobRunner(pool=Pool())
+    order.clear()
+    widget.update()
+    job = runner.start(lambda: None, progress=False, cancel=False)
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        pass
+    assert order[:2] == ["painted", "started"]
 
 
 def test_frequent_reports_without_metrics_are_coalesced_but_the_last_one_arrives(qtbot, runner):
