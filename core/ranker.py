@@ -92,12 +92,10 @@ class RankerNet(nn.Module):
 
 def relevance(features: torch.Tensor, linear: torch.Tensor, hidden: torch.Tensor, hidden_bias: torch.Tensor,
               out: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
-    """``RankerNet``'s score: features (..., N, F) -> (..., N) for one net's ``weights()``; for several nets'
-    stacked, each (nets, ...) with its own shape padded to two dimensions (``stacked_weights`` in
-    ``core.ranker_training``: the nets of a bag train side by side), features (nets, M, F) or one (M, F)
-    for all -> (nets, M)."""
-    hidden_units = torch.relu(features @ hidden.mT + hidden_bias)
-    return (features @ linear.mT + hidden_units @ out.mT + out_bias).squeeze(-1)
+    """``RankerNet``'s score from its ``weights()``, features (..., N, F) -> (..., N): also one net's slice of
+    many nets' weights stacked, as the nets of a bag train side by side (``core.ranker_training``)."""
+    hidden_units = torch.relu(nn.functional.linear(features, hidden, hidden_bias))
+    return (nn.functional.linear(features, linear) + nn.functional.linear(hidden_units, out, out_bias)).squeeze(-1)
 
 
 @dataclass

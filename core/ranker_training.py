@@ -205,10 +205,12 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
     """For every (judged, picked) pair of folds, a ranker trained on the users of the other folds, as it
     was at the step (every ``CHECK_EVERY``, the start included) that ranked the picked fold's users best.
 
-    The nets train side by side, one batched step for all (``stacked_weights``; each net's loss is its
-    own lists' mean, and Adam updates element by element, so each net learns as it would alone).
-    One after another, a small log's 20 nets x 80 steps were nearly all per-call overhead: ~4 s of
-    each ranker fit, two fits a neural run.
+    The nets train side by side: one loss (the sum of each net's own lists' mean), one backward pass and
+    one Adam step over their stacked weights (``stacked_weights``; Adam updates element by element, so
+    each net learns as it would alone). One after another, a small log's 20 nets x 80 steps were
+    nearly all per-call overhead: ~4 s of each ranker fit, two fits a neural run. Each net's scores
+    are still its own products: one batched product for all nets (``bmm``) took 1.7 times as long at
+    3,000 users.
     """
     nets, lists = [], []
     for judged, picked in pairs:
@@ -221,6 +223,9 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
     by_pick = {picked: torch.tensor([n for n, pair in enumerate(pairs) if pair[1] == picked])
                for picked in sorted({pair[1] for pair in pairs})}
 
+    def scores(n: int, lists: torch.Tensor) -> torch.Tensor:
+        return relevance(lists, *(weight[n] for weight in weights))
+
     @torch.no_grad()
     def picked_ndcg() -> torch.Tensor:
         """(nets,) each net's mean NDCG@10 on its picked fold's users."""
@@ -228,7 +233,7 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
         for picked, which in by_pick.items():
             pick = fold == picked
             lists = features[pick]
-            logits = relevance(lists.flatten(0, 1), *(weight[which] for weight in weights)).view(-1, *lists.shape[:2])
+            logits = torch.stack([scores(n, lists) for n in which.tolist()])
             ndcg[which] = _gains(logits.masked_fill(~valid[pick], float("-inf")), labels[pick]).mean(dim=1)
         return ndcg
 
@@ -239,7 +244,7 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
     for epoch in range(1, epochs + 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        logits = relevance(train_features.flatten(1, 2), *weights).view(train_valid.shape)
+        logits = torch.stack([scores(n, train_features[n]) for n in range(len(pairs))])
         logits = logits.masked_fill(~train_valid, float("-inf"))
         each = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(used.shape)
         loss = ((each * used).sum(dim=1) / used.sum(dim=1)).sum()
@@ -257,15 +262,14 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
     with torch.no_grad():
         for n, net in enumerate(nets):
             for own, kept in zip(net.weights(), best):
-                own.copy_(kept[n].view(own.shape))
+                own.copy_(kept[n])
     return {pair: net.eval() for pair, net in zip(pairs, nets)}
 
 
 def stacked_weights(nets: list[RankerNet]) -> list[torch.Tensor]:
-    """The ``nets``' ``weights()`` stacked, each (nets, ...) with its own shape padded to two dimensions,
-    as ``relevance`` reads them (one batched product per layer for all nets); leaves an optimizer steps."""
-    return [torch.stack([weight.detach() for weight in same]).view(len(nets), *[1] * (2 - same[0].dim()), *same[0].shape)
-            .requires_grad_() for same in zip(*(net.weights() for net in nets))]
+    """The ``nets``' ``weights()`` stacked, each (nets, ...): leaves one optimizer steps."""
+    return [torch.stack([weight.detach() for weight in same]).requires_grad_()
+            for same in zip(*(net.weights() for net in nets))]
 
 
 def _stacked_lists(lists: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
