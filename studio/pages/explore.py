@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
 from studio.context import StudioContext
 from studio.dialogs.errors import describe_error, show_error
 from studio.pages import StudioPage
-from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_query, item_view, load_text_search,
-                                          prepare_workspace)
+from studio.pages.explore_queries import ExploreAnswer, ExploreQuery, answer_query, item_view, prepare_workspace
+from studio.pages.explore_text import ItemTextReader
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
@@ -57,7 +57,6 @@ class ExplorePage(StudioPage):
         self._stored_interests: Optional[tuple[Optional[int], list]] = None  # (run, interests) without a what-if
         self.profile = ""  # the line about the user beside their sequence
         self._unpainted: set[str] = set()  # "sequence", "answer": arrived while another page was shown
-        self._text_job = None  # the running item-text job of this workspace
         self._models_job = None  # the latest read of the runs for the model boxes
         self.users = UserList(run_job=context.run)
         self.users.setToolTip("Every user of the workspace; search by id, sort by activity or last seen")
@@ -92,8 +91,6 @@ class ExplorePage(StudioPage):
     def _build_panes(self) -> QWidget:
         self.heading = QLabel("Open a workspace to explore its users.")
         self.heading.setProperty("role", "heading")
-        self.text_note = hint_label()
-        self.text_note.hide()
         self.profile_label = hint_label("")
         self.profile_label.setToolTip("The user's imported profile, and what their events say: how many, when, "
                                       "and their values (such as ratings)")
@@ -103,6 +100,8 @@ class ExplorePage(StudioPage):
         self.ranked = RankedList()
         self.compared = RankedList()
         self.details = ItemDetails()
+        self.item_text = ItemTextReader(self.context, self.details, self)
+        self.item_text.ready.connect(self._on_item_text_read)
         self.item_search = ItemSearchField("Find an item… (type words from its title, or what it is)")
         self.item_search.setToolTip("Search the catalogue and pick an item to see its details. Titles holding the "
                                     "words come first; with the [text] extra, then the items that mean most nearly "
@@ -137,7 +136,7 @@ class ExplorePage(StudioPage):
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
-        layout.addWidget(self.text_note)
+        layout.addWidget(self.item_text.note)
         layout.addWidget(self.profile_label)
         layout.addWidget(vertical, 1)
         for ranked in (self.ranked, self.compared):
@@ -165,8 +164,7 @@ class ExplorePage(StudioPage):
         self._unpainted.clear()
         self._reset_what_if()
         self.details.clear()
-        if self._text_job is not None:
-            self._text_job.cancel()
+        self.item_text.cancel()
         engine = self.engine
         for search in (self.what_if, self.item_search):
             if engine is None:
@@ -179,7 +177,7 @@ class ExplorePage(StudioPage):
             self.heading.setText("Open a workspace (File ▸ Open) or import a CSV to explore its users.")
             self._paint_empty("No workspace is open.")
             return
-        self._read_item_text(engine)
+        self.item_text.start(engine)
         self.heading.setText("Reading the users…")
         job = self.context.run(engine.prepared, progress=False, cancel=False)
         job.returned.connect(lambda cached: self._read_users(engine, cached))
@@ -422,40 +420,7 @@ class ExplorePage(StudioPage):
 
     # -- item text (the language model) ---------------------------------------------------
 
-    def _read_item_text(self, engine) -> None:
-        """Embed new or changed items' text in the job process, so search finds items by meaning and
-        the details show similar items; a note says what the extra would add when it is missing."""
-        from core.jobs import embed_item_text
-        from core.text import INSTALL_HINT
-
-        if not engine.text_available():
-            self.details.no_text_reason = f"Similar items by text: {INSTALL_HINT}."
-            return
-        self.details.no_text_reason = ""
-        job = self._text_job = self.context.run_in_process(embed_item_text, name="item-text reading")
-        job.progress.connect(self._on_item_text_progress)
-        job.returned.connect(self._load_text_search)  # bound methods: a deleted page hears nothing more
-        job.errored.connect(self._on_item_text_failed)
-
-    def _load_text_search(self, _used: bool) -> None:
-        if self.engine is None:
-            return
-        job = self.context.run(load_text_search, self.engine, progress=False, cancel=False)
-        job.returned.connect(self._on_item_text_read)
-        job.errored.connect(self._on_item_text_failed)
-
-    def _on_item_text_progress(self, report) -> None:
-        self._show_text_note(report.message)
-
-    def _on_item_text_failed(self, exc: BaseException) -> None:
-        self._show_text_note(f"Reading item text failed: {describe_error(exc).what}")
-
-    def _show_text_note(self, text: str) -> None:
-        self.text_note.setText(text)
-        self.text_note.setVisible(bool(text))
-
-    def _on_item_text_read(self, _result=None) -> None:
-        self._show_text_note("")
+    def _on_item_text_read(self) -> None:
         if self._item_wanted is not None:
             self.show_item(self._item_wanted.item)  # now with its similar items
 
