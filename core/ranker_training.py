@@ -220,7 +220,7 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
     weights = stacked_weights(nets)
     train_features, train_valid, used = _stacked_lists(lists)
     target = torch.zeros(used.shape, dtype=torch.long)  # the target sits in column 0
-    by_pick = {picked: torch.tensor([n for n, pair in enumerate(pairs) if pair[1] == picked])
+    by_pick = {picked: [n for n, pair in enumerate(pairs) if pair[1] == picked]
                for picked in sorted({pair[1] for pair in pairs})}
 
     def scores(n: int, lists: torch.Tensor) -> torch.Tensor:
@@ -233,7 +233,7 @@ def _train_and_pick_all(features, labels, valid, fold: torch.Tensor, pairs: list
         for picked, which in by_pick.items():
             pick = fold == picked
             lists = features[pick]
-            logits = torch.stack([scores(n, lists) for n in which.tolist()])
+            logits = torch.stack([scores(n, lists) for n in which])
             ndcg[which] = _gains(logits.masked_fill(~valid[pick], float("-inf")), labels[pick]).mean(dim=1)
         return ndcg
 
