@@ -249,7 +249,9 @@ def _stats_lines(s: dict, top: int) -> list[str]:
         label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
         lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
     lines.append(f"top categories (events, items) of {len(s['categories'])}:")
-    lines.extend(f"  {c['name']:<24} {c['events']:>12,}  {c['items']:>8,} items" for c in s["categories"][:top])
+    shown = s["categories"][:top]
+    width = max([24] + [len(c["name"]) for c in shown])  # a long name must not push its row's counts out of line
+    lines.extend(f"  {c['name']:<{width}} {c['events']:>12,}  {c['items']:>8,} items" for c in shown)
     lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
     return lines
 

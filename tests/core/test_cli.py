@@ -46,6 +46,19 @@ def test_stats_text_names_the_numbers_a_person_looks_for(demo_db, capsys):
     assert "UTC" in out and out.count(" items\n") == 3  # three category lines
 
 
+def test_stats_keeps_category_counts_in_one_column_whatever_the_names_length():
+    from core.cli.data_commands import _stats_lines
+
+    names = ["Bio-Produkte aus der Region und vom Hof", "Tee"]
+    stats = {"workspace": "w", "users": 1, "users_with_events": 1, "items": 2, "items_with_events": 2, "events": 10,
+             "event_types": {}, "time_min": None, "categories": [{"name": n, "events": 5, "items": 1} for n in names],
+             "top_decile_share": 0.5}
+    stats["events_per_user"] = {"min": 10, "median": 10, "mean": 10, "p90": 10, "max": 10, "bin_edges": [10, 20],
+                                "counts": [1]}
+    rows = [line for line in _stats_lines(stats, top=2) if line.endswith(" items")]
+    assert len(rows) == 2 and len({row.index(" 5 ") for row in rows}) == 1
+
+
 def test_demo_reruns_quietly_but_never_mixes_shops(demo_db, capsys):
     code, out, _ = run(capsys, "demo", "--db", demo_db, *TINY_DEMO, "--json")
     assert code == 0 and json.loads(out)["users"] == 300
