@@ -99,6 +99,8 @@ class UserListModel(QAbstractTableModel):
             return f"{value:,}" if isinstance(value, int) else str(value)
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 0:
+            return str(value)  # the whole id, where the narrow list shows it shortened
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 2:
             return format_time(value, self.time_kind)
         if role == Qt.ItemDataRole.UserRole:
@@ -205,6 +207,9 @@ class UserList(QWidget):
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(1, COLUMNS[1][3])
+        # Shops' ids often share a prefix ("customer-0012", "customer-0013"): cut short at the end, every
+        # row of the narrow list read the same, so the middle goes and the telling end stays.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

@@ -77,6 +77,15 @@ def test_widget_selects_the_first_user_and_emits_it(qtbot, engine):
     qtbot.waitUntil(lambda: widget.model.total < TINY_SHOP.n_users, timeout=2000)
 
 
+def test_long_ids_keep_their_telling_end_and_show_whole_in_a_tooltip(qtbot, engine):
+    widget = UserList()
+    qtbot.addWidget(widget)
+    widget.set_engine(engine)
+    user = widget.model.user_at(0)
+    assert widget.table.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert widget.model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == user
+
+
 def test_background_first_pages_show_only_the_latest_search(qtbot, context, engine):
     model = UserListModel(engine, page_size=PAGE, run_job=context.run)
     model.reload()
