@@ -19,7 +19,8 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#334155")
 ACCENT = "#3b82f6"
 BEST = "#16a34a"  # the best value among bars compared
 ERROR_BAR = "#0f172a"  # a 95% confidence interval's whiskers
-INSIDE_LABEL_SHARE = 0.5  # a bar at least this share of the longest carries its value inside
+INSIDE_LABEL_SHARE = 0.5  # a bar whose interval begins at least this share of the longest out carries its value inside
+LABEL_ROOM = 0.6  # of the longest interval's end, added past it where a value is written beyond its bar's end
 NAMED_BAR_HALF_HEIGHT = 0.25  # a bar named above itself: the other half of its row holds the name
 
 
@@ -219,12 +220,16 @@ class ChartWidget(pg.PlotWidget):
 
     def _label_values(self, positions: np.ndarray, values: np.ndarray, value_format: str, horizontal: bool,
                       low: np.ndarray, high: np.ndarray) -> None:
-        """Each bar's value at its end, clear of its error bar: inside a long bar (in white, before the
-        interval begins), past the end of a short one (after the interval ends), so no label runs off a
-        narrow chart or sits on a whisker."""
+        """Each bar's value at its end, clear of its error bar: inside a bar whose interval begins far
+        enough out (in white, before the interval begins), else past the interval's end, with room
+        made there when that end is far out (a wide interval from near zero: a label before it ran off
+        the chart's start), so no label runs off a narrow chart or sits on a whisker."""
         top = float(high.max()) if len(values) else 1.0
+        outside_ends = [end for start, end in zip(low, high) if start < INSIDE_LABEL_SHARE * top]
+        if outside_ends and max(outside_ends) > INSIDE_LABEL_SHARE * top:
+            (self.setXRange if horizontal else self.setYRange)(0, top * (1 + LABEL_ROOM), padding=0)
         for position, value, start, end in zip(positions, values, low, high):
-            inside = value >= INSIDE_LABEL_SHARE * top
+            inside = start >= INSIDE_LABEL_SHARE * top
             at = start if inside else end
             if horizontal:
                 text = pg.TextItem(value_format.format(value), color="w" if inside else "#0f172a",

@@ -7,6 +7,7 @@ import inspect
 import typing
 
 import pandas as pd
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
 
@@ -222,6 +223,35 @@ def test_every_bar_name_above_its_bar_is_inside_the_chart(qtbot):
         return all(view.sceneBoundingRect().contains(name.sceneBoundingRect()) for name in names)
 
     qtbot.waitUntil(inside, timeout=5000)
+
+
+@pytest.mark.parametrize("values, intervals", [
+    ([0.0102], [[0.0022, 0.0183]]),  # one small log's run: its interval starts near zero
+    ([0.0102, 0.0150], [[0.0022, 0.0183], [0.0140, 0.0160]]),
+    ([0.1174, 0.1364], [[0.1100, 0.1250], [0.1290, 0.1440]]),  # narrow intervals: values inside the bars
+])
+def test_every_bar_value_is_inside_the_chart_and_off_its_whisker(qtbot, values, intervals):
+    chart = ChartWidget("NDCG@10 by run")
+    qtbot.addWidget(chart)
+    chart.resize(270, 280)  # the Evaluate page's chart at 1280x800
+    chart.show()
+    chart.show_labelled_bars([f"#{n}" for n in range(len(values))], values, horizontal=True, value_format="{:.4f}",
+                             intervals=intervals, names_on_bars=True)
+    view = chart.getPlotItem().getViewBox()
+    labels = [item for item in view.addedItems if getattr(item, "toPlainText", lambda: "")().startswith("0.")]
+    assert len(labels) == len(values)
+
+    def placed() -> bool:  # once the layout has settled
+        if not all(view.sceneBoundingRect().contains(label.sceneBoundingRect()) for label in labels):
+            return False
+        for label, (low, high) in zip(labels, intervals):
+            left, right = (view.mapSceneToView(label.sceneBoundingRect().topLeft()).x(),
+                           view.mapSceneToView(label.sceneBoundingRect().topRight()).x())
+            if not (right <= low or left >= high):
+                return False
+        return True
+
+    qtbot.waitUntil(placed, timeout=5000)
 
 
 def test_training_charts_plot_steps_and_validated_epochs(qtbot):
