@@ -1,4 +1,5 @@
-"""Which column plays which role, guessed from common names or, without a header, from values.
+"""Which column plays which role, guessed from common names (and where names say nothing, from values
+that leave no doubt) or, without a header, from values.
 
 Roles per kind of file:
   events: user, item (required), time, event, value
@@ -64,8 +65,35 @@ def looks_like_time(values: Sequence[str]) -> bool:
 def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_header: bool) -> dict[str, str]:
     """role -> column for every role we can recognise, whatever the kind of file."""
     if has_header:
-        return _roles_from_names(columns)
+        named = _roles_from_names(columns)
+        return {**named, **_unmistakable_roles(columns, preview, named)}
     return _roles_from_values(columns, preview)
+
+
+def _unmistakable_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], named: dict[str, str]) -> dict[str, str]:
+    """Roles a header's names did not reveal (a shop's own language: "zeit", "rubrik") that the values
+    do beyond doubt: the one column of ISO dates is the time (numbers are left alone: ids are
+    numbers too), the one column of "A|B" lists the categories. Ids are never guessed from values
+    under a header: a swapped user and item would import without a word."""
+    free = [(i, c) for i, c in enumerate(columns) if c not in named.values()]
+    values = {c: [row[i].strip() for row in preview if i < len(row) and row[i].strip()] for i, c in free}
+    found: dict[str, str] = {}
+    for role, test in (("time", _iso_dates), ("categories", _joined_lists)):
+        matches = [c for _, c in free if role not in named and values[c] and test(values[c])]
+        if len(matches) == 1:
+            found[role] = matches[0]
+    return found
+
+
+def _iso_dates(values: Sequence[str]) -> bool:
+    return all(_ISO_DATE.match(v) for v in values)
+
+
+def _joined_lists(values: Sequence[str]) -> bool:
+    """Most cells are short words joined by "|", and the words repeat: category lists, not text."""
+    joined = [v for v in values if "|" in v]
+    words = [w.strip() for v in values for w in v.split("|")]
+    return len(joined) * 3 >= len(values) and len(set(words)) * 2 <= len(words)
 
 
 def _roles_from_names(columns: Sequence[str]) -> dict[str, str]:
