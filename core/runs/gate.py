@@ -51,6 +51,13 @@ def popularity_side(popularity, data, split, cancel, test: bool = True, served=N
     return PopularitySide(figures, pop_valid.ranks, ranker)
 
 
+def report_popularity(side: PopularitySide, progress) -> None:
+    """Popularity's validation NDCG@10 as the run's curves start: the line they have to climb above."""
+    ndcg10 = side.figures["valid"]["ndcg@10"]
+    emit(progress, Progress("popularity", message=f"popularity on the validation users: NDCG@10 {ndcg10:.4f}",
+                            metrics={"popularity_valid_ndcg10": ndcg10}))
+
+
 def afterwards(popularity_ranker, split):
     """What a neural run does after its epochs (``core.training.plan.Afterwards``), from popularity's re-ranker
     fitted before them over the same users, with the same features and steps as the run's own will be:

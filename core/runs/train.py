@@ -25,7 +25,7 @@ from core.ranker import RankedScorer
 from core.ranker_features import ItemFacts
 from core.ranker_training import train_ranker
 from core.runs import BUNDLE, RunSummary, create_run, get_run, reopen_run, run_folder, update_run
-from core.runs.gate import afterwards, compare_with_popularity, popularity_side
+from core.runs.gate import afterwards, compare_with_popularity, popularity_side, report_popularity
 from core.runs.lag import LogPosition
 from core.runs.new_items import new_item_figures
 from core.runs.ranker_inputs import interest_vocabulary, target_times
@@ -125,6 +125,8 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     facts = ItemFacts.from_log(log) if neural and not updating else None
     against = popularity_side(popularity, data, split, cancel, test=not updating,
                               served=None if updating else (log, facts, config, progress)) if neural else None
+    if against is not None and fit_split is split:  # an update's epochs validate on its newest events only
+        report_popularity(against, progress)
     phases.end("popularity")
     scorer, device, training, dims, moments, trained_ranks = _fit_generator(
         folder, data, split, fit_split, log, config, progress, cancel, resume, text, update, team, started,

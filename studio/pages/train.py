@@ -173,7 +173,7 @@ class TrainPage(StudioPage):
         run = self.run_table.selected_run()
         if run is None or (self.job is not None and self.job.running):
             return
-        self.monitor.show_epochs_of(run, popularity_validation(self.run_table.runs, run.split))
+        self.monitor.show_epochs_of(run, popularity_validation(self.run_table.runs, run.split, of_run=run))
 
     def _update_buttons(self) -> None:
         has_engine = self.engine is not None and self.setup is not None
@@ -379,9 +379,14 @@ class TrainPage(StudioPage):
 
 
 
-def popularity_validation(runs, split) -> Optional[float]:
-    """Validation NDCG@10 of the latest finished popularity baseline on ``split``: the line a
-    model's validation curve has to climb above. None when no such baseline was trained."""
+def popularity_validation(runs, split, of_run=None) -> Optional[float]:
+    """Validation NDCG@10 of popularity on ``split``: the line a model's validation curve has to climb
+    above. ``of_run``'s own figure where it measured one on its epochs' users (a neural run trained
+    afresh measures popularity beside it), else the latest finished popularity baseline's; None
+    when neither exists."""
+    own = (of_run.metrics or {}).get("popularity", {}).get("valid", {}) if of_run is not None else {}
+    if "ndcg@10" in own and of_run.parent is None:  # an update's epochs validate on its newest events
+        return float(own["ndcg@10"])
     for run in sorted(runs, key=lambda run: -run.id):
         if run.model == "pop" and run.status == "done" and split is not None and run.split == split:
             value = (run.metrics or {}).get("valid", {}).get("ndcg@10")

@@ -18,14 +18,15 @@ REDRAW_MS = 250  # live reports are drawn together at most this often
 
 
 def _plot(title: str, x_label: str, tooltip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
-    """A plot with its legend in the corner the curves leave free (loss falls, quality rises)."""
+    """A plot with its legend in the corner the curves usually leave free (loss falls, quality rises),
+    on a white ground: a small log's noisy validation curves leave no corner free."""
     plot = pg.PlotWidget(background="w", axisItems=chart_axes(whole_numbers=True))  # steps and epochs
     grid_behind_data(plot)
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
-    plot.addLegend(offset=legend_offset)
+    plot.addLegend(offset=legend_offset, brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen("#cbd5e1"))
     plot.setToolTip(tooltip)
     plot.setMinimumHeight(160)
     return plot
@@ -87,10 +88,13 @@ class TrainingCharts(QWidget):
         self._redraw()
 
     def add_report(self, metrics: dict) -> None:
-        """One progress report's metrics: a step point, and an epoch point when validation ran; drawn
-        with the others that arrive within ``REDRAW_MS``. Redrawing on every report re-ranged and
-        repainted both plots several times a second, 20-40 ms of the window's time each, during which
-        training's threads took the CPUs (bench_gui.py --watchdog)."""
+        """One progress report's metrics: a step point, and an epoch point when validation ran (or
+        popularity's validation score, the dashed line); drawn with the others that arrive within
+        ``REDRAW_MS``. Redrawing on every report re-ranged and repainted both plots several times a
+        second, 20-40 ms of the window's time each, during which training's threads took the CPUs
+        (bench_gui.py --watchdog)."""
+        if "popularity_valid_ndcg10" in metrics:  # the run measured popularity on its own validation users
+            self.set_baseline(metrics["popularity_valid_ndcg10"])
         if "loss" not in metrics or "step" not in metrics:
             return
         if "valid_ndcg10" in metrics:

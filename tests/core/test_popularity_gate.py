@@ -40,9 +40,14 @@ def test_an_untrained_model_is_flagged_and_both_sides_are_recorded(engine):
     data = engine.sequence_data()
     config = TrainConfig.for_data(data, model="gru", hidden=8, layers=1, epochs=1, lr=1e-9, warmup_steps=1,
                                   max_len=20)
-    run = engine.train(config)
+    reports = []
+    run = engine.train(config, progress=reports.append)
     assert run.status == "done" and run.beats_popularity is False
     gate, popularity = run.metrics["gate"], run.metrics["popularity"]
+    said = [r.metrics["popularity_valid_ndcg10"] for r in reports if "popularity_valid_ndcg10" in r.metrics]
+    assert said == [popularity["valid"]["ndcg@10"]]  # before the epochs: the line their curve must climb above
+    first_epoch = next(i for i, r in enumerate(reports) if "valid_ndcg10" in r.metrics)
+    assert reports.index(next(r for r in reports if "popularity_valid_ndcg10" in r.metrics)) < first_epoch
     assert gate["compares"] == "served, cross-fitted"
     assert gate["mean_b"] == pytest.approx(popularity["served_valid_ndcg10"])
     assert set(popularity) == {"valid", "test", "served_valid_ndcg10"} and popularity["test"]["ndcg@10"] > 0

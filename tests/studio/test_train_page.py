@@ -203,6 +203,17 @@ def test_the_validation_chart_shows_the_popularity_baseline_of_the_same_split(qt
     assert page.monitor.charts.baseline_line.isVisible() and page.monitor.charts.baseline_line.value() == expected
 
 
+def test_a_neural_runs_curves_climb_against_the_popularity_it_measured_on_its_own_users(qtbot, page):
+    from studio.pages.train import popularity_validation
+
+    run = next(run for run in page.run_table.runs if run.model != "pop" and run.metrics.get("popularity"))
+    own = run.metrics["popularity"]["valid"]["ndcg@10"]
+    assert popularity_validation([run], run.split, of_run=run) == own  # with no popularity run beside it
+    page.run_table.select_run(run.id)
+    qtbot.waitUntil(lambda: page.monitor.charts.baseline_line.isVisible()
+                    and page.monitor.charts.baseline_line.value() == own)
+
+
 def test_a_presets_budget_decides_the_loss_the_train_button_trains_with(qtbot, page, monkeypatch):
     """The form sizes each preset as ``nextpick train --preset`` does (``TrainConfig.for_data``), not the
     defaults sized for the 10-minute budget with the preset's changes laid over them."""

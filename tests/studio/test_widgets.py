@@ -264,6 +264,11 @@ def test_training_charts_plot_steps_and_validated_epochs(qtbot):
     assert charts.step_curve.getData()[1].tolist() == [7.0]
     assert charts.ndcg_curve.getData()[1].tolist() == [0.05]
     assert charts.hr_curve.getData()[0].tolist() == [1]
+    assert not charts.baseline_line.isVisible()
+    charts.add_report({"popularity_valid_ndcg10": 0.04})  # the run's own popularity, before its epochs
+    assert charts.baseline_line.isVisible() and charts.baseline_line.value() == 0.04
+    for plot in (charts.loss_plot, charts.valid_plot):  # readable over noisy curves that leave no corner free
+        assert plot.getPlotItem().legend.brush().color().alpha() >= 200
 
 
 def test_training_reports_arriving_together_are_drawn_once(qtbot, monkeypatch):
