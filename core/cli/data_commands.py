@@ -11,7 +11,7 @@ from core.cli.common import CommandLineError, Output, at_least, require_workspac
 from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
 from core.importing import (
-    LOW_VALUE_ACTIONS, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
+    LOW_VALUE_ACTIONS, NO_TIME_NOTE, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
 )
 from core.store import Workspace
 from core.store.stats import workspace_stats
@@ -211,6 +211,8 @@ def _reading_notes(f: dict) -> list[str]:
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
     if f["time_unit"]:
         notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
+    elif f["kind"] == "events" and "time" not in f["roles"] and f["rows_accepted"]:
+        notes.append(f"         {NO_TIME_NOTE} (name one with --map time=COLUMN)")
     if f.get("low_values"):
         notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")
     if f["duplicates_skipped"]:

@@ -14,10 +14,10 @@ from core.importing.run import ImportOptions, import_files
 from core.importing.sniffing import SniffResult, sniff
 from core.importing.sources import preview_source
 from core.importing.sql import SqlQuery
-from core.importing.times import describe_time_unit
+from core.importing.times import NO_TIME_NOTE, describe_time_unit
 
 __all__ = [
-    "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "RejectedRow",
-    "SniffResult", "SqlQuery",
+    "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "NO_TIME_NOTE",
+    "RejectedRow", "SniffResult", "SqlQuery",
     "describe_time_unit", "export_rejected", "import_files", "import_history", "preview_source", "read_rejected_rows", "sniff",
 ]

@@ -71,25 +71,28 @@ def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_he
 
 
 def _unmistakable_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], named: dict[str, str]) -> dict[str, str]:
-    """Roles a header's names did not reveal (a shop's own language: "zeit", "rubrik") that the values
-    do beyond doubt: the one column of ISO dates is the time (numbers are left alone: ids are
-    numbers too), the one column of "A|B" lists the categories. Ids are never guessed from values
+    """Roles a header's names did not reveal (a shop's own language: "zeit", "rubrik"; a longer name:
+    "event_time_ms") that the values do beyond doubt: the one column of ISO dates, or of clock
+    numbers under a name that says time or date, is the time (other numbers are left alone: ids are
+    numbers too); the one column of "A|B" lists the categories. Ids are never guessed from values
     under a header: a swapped user and item would import without a word."""
     free = [(i, c) for i, c in enumerate(columns) if c not in named.values()]
     values = {c: [row[i].strip() for row in preview if i < len(row) and row[i].strip()] for i, c in free}
     found: dict[str, str] = {}
-    for role, test in (("time", _iso_dates), ("categories", _joined_lists)):
-        matches = [c for _, c in free if role not in named and values[c] and test(values[c])]
+    for role, test in (("time", _clock_times), ("categories", _joined_lists)):
+        matches = [c for _, c in free if role not in named and values[c] and test(c, values[c])]
         if len(matches) == 1:
             found[role] = matches[0]
     return found
 
 
-def _iso_dates(values: Sequence[str]) -> bool:
-    return all(_ISO_DATE.match(v) for v in values)
+def _clock_times(name: str, values: Sequence[str]) -> bool:
+    if all(_ISO_DATE.match(v) for v in values):
+        return True
+    return any(word in normalise(name) for word in ("time", "date")) and looks_like_time(values)
 
 
-def _joined_lists(values: Sequence[str]) -> bool:
+def _joined_lists(_name: str, values: Sequence[str]) -> bool:
     """Most cells are short words joined by "|", and the words repeat: category lists, not text."""
     joined = [v for v in values if "|" in v]
     words = [w.strip() for v in values for w in v.split("|")]

@@ -172,6 +172,11 @@ def _clock_readings(numbers: np.ndarray) -> list[int]:
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
 
 
+# What an events file without a time column means for its sequences: said after its import, so a time
+# column that went unrecognised is noticed before training on the file's order.
+NO_TIME_NOTE = "no time column: each user's events keep the order of the file"
+
+
 def describe_time_unit(unit: str) -> str:
     """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"."""
     return "ISO-8601 dates" if unit == ISO else f"unix {unit}"

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
-from core.importing import ImportOptions, ImportReport, SqlQuery, describe_time_unit, preview_source
+from core.importing import NO_TIME_NOTE, ImportOptions, ImportReport, SqlQuery, describe_time_unit, preview_source
 from core.jobs import import_and_prepare
 from core.progress import Progress
 from studio.context import StudioContext
@@ -417,6 +417,8 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
         lines.extend(f"  The header repeats “{old}”: that column is read as “{new}”." for new, old in file.renamed.items())
         if file.time_unit:
             lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
+        elif file.kind == "events" and "time" not in file.roles and file.rows_accepted:
+            lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to use it).")
         if file.duplicates:
             lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
         if file.low_values:

@@ -67,6 +67,17 @@ def test_demo_reruns_quietly_but_never_mixes_shops(demo_db, capsys):
     assert "already holds" in err and str(demo_db) in err
 
 
+def test_an_import_without_a_time_column_says_the_files_order_is_used(tmp_path, capsys):
+    events = tmp_path / "e.csv"
+    events.write_text("user_id,product_id,seen\nu1,a,yesterday\nu1,b,today\n")
+    code, out, err = run(capsys, "import", events, "--db", tmp_path / "w.sqlite")
+    assert code == 0, err
+    assert "no time column: each user's events keep the order of the file (name one with --map time=COLUMN)" in out
+    events.write_text("user_id,product_id,event_time_ms\nu1,a,1702339244763\nu1,b,1702339245763\n")
+    code, out, err = run(capsys, "import", events, "--db", tmp_path / "w2.sqlite")
+    assert code == 0 and "times read as unix milliseconds" in out and "no time column" not in out
+
+
 def test_import_of_generated_files_reports_every_row(tmp_path, capsys):
     files = write_demo_csv(tmp_path / "csv", DemoConfig(n_users=200, n_items=80, seed=9))
     db = tmp_path / "shop.sqlite"

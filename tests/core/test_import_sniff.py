@@ -24,13 +24,15 @@ def test_delimiter_header_and_roles(tmp_path, delimiter):
     assert result.preview == rows[1:]
 
 
-def test_names_in_another_language_still_find_the_dates_and_category_lists(tmp_path):
+def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values_show(tmp_path):
     events = _write(tmp_path, "e.csv", "zeit;kunde;artikel;aktion\n2025-05-05T16:38:02.67+01:00;k1;a1;view\n"
                                        "2025-05-05T16:41:58+01:00;k1;a2;cart\n")
     assert sniff(events).roles == {"time": "zeit"}  # the ids and the event type are for the user to name
     rows = [f"A{n},Artikel {n},{('Molkerei|Bio', 'Backwaren', 'Obst|Bio')[n % 3]},2024-01-0{n + 1}" for n in range(6)]
     items = _write(tmp_path, "i.csv", "sku,name,rubrik,seit\n" + "\n".join(rows) + "\n")
     assert sniff(items).roles == {"item": "sku", "title": "name", "categories": "rubrik", "time": "seit"}
+    millis = _write(tmp_path, "m.csv", "user_id,product_id,event_time_ms,store_nr\n7,5,1702339244763,123456789\n")
+    assert sniff(millis).roles == {"user": "user_id", "item": "product_id", "time": "event_time_ms"}
     two_dates = _write(tmp_path, "d.csv", "user,item,bestellt,geliefert\nu,i,2024-01-01,2024-01-03\n")
     assert "time" not in sniff(two_dates).roles  # which one is the event's time is the user's call
     titles = _write(tmp_path, "t.csv", "sku,bezeichnung\n" + "".join(f"A{n},Hofladen | Sorte {n}\n" for n in range(6)))

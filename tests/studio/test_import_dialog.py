@@ -172,6 +172,14 @@ def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skip
     assert "2 duplicate events already in the workspace or the file were skipped." in summary
 
 
+def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tmp_path):
+    dialog.set_path("events", write(tmp_path / "orderless.csv", "user,item\nu4,a\nu4,b\n"))
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert ("No time column: each user's events keep the order of the file (choose its Time column to use it)."
+            in dialog.summary_label.text())
+
+
 def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path):
     assert not dialog.low_values_box.action.isEnabled()  # no file, no value column yet
     assert dialog.options().low_values.action == "keep"
