@@ -228,7 +228,8 @@ def evaluate_scorer(
 
     Beyond-accuracy numbers describe each user's top-``LIST_K`` list: coverage = share of the
     catalogue appearing in any list; diversity = share of item pairs in a list whose primary
-    categories differ; novelty = mean self-information -log2 p(item), p = the item's share of
+    categories differ (left out where the catalogue has fewer than two categories: 0 there would
+    read as lists of one kind); novelty = mean self-information -log2 p(item), p = the item's share of
     the evaluated histories' events (+1 smoothing), higher = less obvious items.
     """
     histories, targets = eval_set.histories, np.asarray(eval_set.targets)
@@ -268,20 +269,25 @@ def _sample_text(eval_set) -> str:
 
 
 def _list_quality(top_lists: np.ndarray, item_category: np.ndarray, histories, n_items: int) -> dict[str, float]:
+    categorised = len(np.unique(item_category[1:])) >= 2
     if len(top_lists) == 0:
-        return {f"coverage@{LIST_K}": 0.0, f"diversity@{LIST_K}": 0.0, f"novelty@{LIST_K}": 0.0}
-    k = top_lists.shape[1]
-    cats = item_category[top_lists]  # (users, k)
-    same = (cats[:, :, None] == cats[:, None, :]).sum(axis=(1, 2)) - k
-    diversity = 1.0 - same / max(k * (k - 1), 1)
+        return {f"coverage@{LIST_K}": 0.0, **({f"diversity@{LIST_K}": 0.0} if categorised else {}),
+                f"novelty@{LIST_K}": 0.0}
     events = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [np.zeros(0, np.int64)])
     counts = np.bincount(events, minlength=n_items + 1).astype(np.float64)
     share = (counts + 1.0) / (counts[1:].sum() + n_items)
-    return {
-        f"coverage@{LIST_K}": float(len(np.unique(top_lists[top_lists > 0])) / max(n_items, 1)),
-        f"diversity@{LIST_K}": float(diversity.mean()),
-        f"novelty@{LIST_K}": float(-np.log2(share[top_lists]).mean()),
-    }
+    quality = {f"coverage@{LIST_K}": float(len(np.unique(top_lists[top_lists > 0])) / max(n_items, 1))}
+    if categorised:
+        quality[f"diversity@{LIST_K}"] = _category_diversity(top_lists, item_category)
+    quality[f"novelty@{LIST_K}"] = float(-np.log2(share[top_lists]).mean())
+    return quality
+
+
+def _category_diversity(top_lists: np.ndarray, item_category: np.ndarray) -> float:
+    k = top_lists.shape[1]
+    cats = item_category[top_lists]  # (users, k)
+    same = (cats[:, :, None] == cats[:, None, :]).sum(axis=(1, 2)) - k
+    return float((1.0 - same / max(k * (k - 1), 1)).mean())
 
 
 def _segment_metrics(ranks: np.ndarray, lengths: np.ndarray, ks) -> dict[str, dict[str, float]]:

@@ -274,11 +274,13 @@ class EvaluatePage(StudioPage):
 
     def _redraw(self) -> None:
         metric = self.metric_box.currentData()
-        runs = [run for run in self.table.runs if metric in run_metrics(run)]
+        rows = [row for row, run in enumerate(self.table.runs) if metric in run_metrics(run)]
+        runs = [self.table.runs[row] for row in rows]
+        best = set(self.table.best_rows(metric)) if metric else set()
         self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
         self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
                                       horizontal=True, value_format="{:.4f}",
-                                      highlight=self.table.best_rows(metric) if metric else (),
+                                      highlight=[bar for bar, row in enumerate(rows) if row in best],
                                       intervals=[(run.metrics or {}).get("intervals", {}).get(metric) for run in runs],
                                       names_on_bars=True)
         self._fill_segments(metric)

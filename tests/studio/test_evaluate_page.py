@@ -70,6 +70,33 @@ def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a
     qtbot.waitUntil(lambda: page.segments.item(0, 0).text() == "—", timeout=5000)
 
 
+def test_the_chart_highlights_the_best_of_the_runs_that_have_the_metric(qtbot, page):
+    """A run without the chosen figure (diversity of a catalogue without categories, an older report) has
+    no bar: the best run's colour goes to the bar of the best run, not to the bar in its table row."""
+    import pyqtgraph as pg
+
+    from core import runs as core_runs
+    from studio.widgets.charts import BEST
+
+    from tests.studio.trained_workspace import tiny_config
+
+    page.context.engine.train(tiny_config("markov"))  # three runs: two bars left to compare
+    page.refresh()
+    qtbot.waitUntil(lambda: page.table.rowCount() >= 3 and "—" not in page.table.item(0, 7).text(), timeout=30_000)
+    first = page.table.runs[0]
+    beyond = {name: value for name, value in first.metrics["beyond"].items() if name != "diversity@10"}
+    core_runs.update_run(page.context.engine.workspace, first.id, metrics={**first.metrics, "beyond": beyond})
+    page.refresh()
+    qtbot.waitUntil(lambda: page.table.item(0, 6 + page.table.metric_columns.index("diversity@10")).text() == "—",
+                    timeout=5000)
+    page.metric_box.setCurrentIndex(page.metric_box.findData("diversity@10"))
+    bars = next(item for item in page.chart.getPlotItem().items if isinstance(item, pg.BarGraphItem))
+    values = [run.metrics["beyond"]["diversity@10"] for run in page.table.runs[1:]]
+    colours = [pg.mkBrush(brush).color().name() for brush in bars.opts["brushes"]]
+    assert len(colours) == len(values) >= 2
+    assert [colour == pg.mkColor(BEST).name() for colour in colours] == [v == max(values) for v in values]
+
+
 def test_export_writes_the_table_as_csv(qtbot, page, tmp_path):
     qtbot.waitUntil(lambda: page.table.rowCount() >= 2, timeout=10_000)
     path = tmp_path / "evaluation.csv"
