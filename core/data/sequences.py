@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from core.store.array_files import save_array_folder
+from core.store.stats import NO_CATEGORY
 
-NO_CATEGORY = "(none)"
 UNKNOWN_SEGMENT = "(unknown)"
 # A profile segment must hold enough users for its popularity list to mean something.
 MAX_SEGMENTS = 64

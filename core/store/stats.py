@@ -17,6 +17,8 @@ import numpy as np
 
 from core.store.workspace import Workspace
 
+NO_CATEGORY = "(none)"  # the name items without a category go under, in the stats and the model's vocabulary
+
 _DAY = 86_400.0
 _ORDER_BUCKETS = 100  # buckets of the activity series when time is only an order
 _TYPE_SAMPLE_ROWS = 10_000  # rows whose event types are counted in the fast pass
@@ -278,11 +280,11 @@ def _top_share(popularity: np.ndarray, fraction: float) -> float:
 
 
 def _categories(item_categories: list[tuple], events_per_item: dict[int, int]) -> list[CategoryCount]:
-    """Counts per primary category (the first of ``A|B``); items without one fall under "(none)"."""
+    """Counts per primary category (the first of ``A|B``); items without one fall under NO_CATEGORY."""
     items: dict[str, int] = {}
     events: dict[str, int] = {}
     for item_id, text in item_categories:
-        name = (text or "").split("|")[0].strip() or "(none)"
+        name = (text or "").split("|")[0].strip() or NO_CATEGORY
         items[name] = items.get(name, 0) + 1
         events[name] = events.get(name, 0) + events_per_item.get(item_id, 0)
     rows = [CategoryCount(name, items[name], events[name]) for name in items]

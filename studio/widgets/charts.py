@@ -128,9 +128,10 @@ class ChartWidget(pg.PlotWidget):
         self.getPlotItem().setAxisItems({"bottom": chart_axes(dates)["bottom"]})
         self.setLabel("bottom", label)
 
-    def clear_chart(self) -> None:
-        """Drop everything drawn and show the "no data" note."""
+    def clear_chart(self, note: str = "No data yet") -> None:
+        """Drop everything drawn and show ``note``: why there is nothing to draw."""
         self.clear()
+        self._note.setText(note)
         self.addItem(self._note)
         self._note.setPos(0.5, 0.5)
         self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)

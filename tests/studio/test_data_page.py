@@ -80,6 +80,15 @@ def test_the_categories_chart_shows_as_many_categories_as_it_can_label(qtbot, wa
     assert len(bars.opts["width"]) == 6  # room for the demo's six categories, none folded
 
 
+def test_a_log_without_categories_says_so_instead_of_one_none_bar(qtbot, wait_idle, page, engine, demo_csv):
+    engine.import_files(demo_csv.events)  # events only: no items file, so no categories
+    show_engine(qtbot, wait_idle, page, engine)
+    plot = page.categories_chart.getPlotItem()
+    assert not [item for item in plot.items if isinstance(item, pg.BarGraphItem)]
+    notes = [item.toPlainText() for item in plot.items if isinstance(item, pg.TextItem)]
+    assert notes == ["No categories: import an items file\nwith a categories column"]
+
+
 def test_an_import_refreshes_the_page(qtbot, wait_idle, page, engine, demo_csv):
     show_engine(qtbot, wait_idle, page, engine)
     assert page.events_card.value.text() == "0"
