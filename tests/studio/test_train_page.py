@@ -402,3 +402,18 @@ def test_the_setup_is_read_only_once_the_page_shows(qtbot, context, imported_eng
     page.show()
     qtbot.waitUntil(lambda: page.setup is not None, timeout=10_000)
     assert len(reads) == 1  # the open and the import asked once between them
+
+
+def test_a_hidden_page_fills_its_history_and_curves_once_it_is_seen(qtbot, context, tmp_path):
+    """Behind the Explore page as a big workspace opened, the history and the selected run's curves cost
+    the window 55 ms: they are drawn when the page shows."""
+    from tests.studio.trained_workspace import open_trained_copy
+
+    context.set_engine(open_trained_copy(tmp_path))
+    page = TrainPage(context)
+    qtbot.addWidget(page)
+    qtbot.waitUntil(lambda: bool(page._runs_read[0]), timeout=10_000)  # the history read has answered
+    assert page.run_table.runs == []
+    page.show()
+    qtbot.waitUntil(lambda: len(page.run_table.runs) == len(context.engine.runs()), timeout=10_000)
+    assert page.run_table.selected_run() is not None
