@@ -59,6 +59,9 @@ def demo_workspace_path() -> Path:
     return default_workspace_path().with_name("demo.sqlite")
 
 
+_ENGINE_MODULES_FROZEN = False  # ``_engine_class`` loaded them and froze them out of the collector's way
+
+
 def _engine_class():
     """``core.engine.Engine``, loaded in the worker that opens a workspace, not before the window shows.
 
@@ -70,20 +73,25 @@ def _engine_class():
     The first time, the garbage collector is paused while the modules load and then they are frozen
     out of its way (``gc.freeze``): they are a quarter of a million objects, and every full
     collection, during the import and for good after it, walked them all while the window waited
-    (100-800 ms each; bench_gui.py's big phase, opening a million-user workspace).
+    (100-800 ms each; bench_gui.py's big phase, opening a million-user workspace). Whether that was
+    done is this module's own flag: ``gc.get_freeze_count()`` counts the frozen objects one by one,
+    48 ms under the interpreter lock at every workspace opened. SQLite's dialect is loaded with them
+    (SQLAlchemy loads it at the first connection: 32 ms of the first open otherwise).
     """
-    if gc.get_freeze_count():
-        from core.engine import Engine
+    global _ENGINE_MODULES_FROZEN
+    if not _ENGINE_MODULES_FROZEN:
+        gc.disable()
+        try:
+            import sqlalchemy.dialects.sqlite  # noqa: F401
+            import torch._dynamo  # noqa: F401
 
-        return Engine
-    gc.disable()
-    try:
-        import torch._dynamo  # noqa: F401
+            import core.engine  # noqa: F401
+        finally:
+            gc.enable()
+        gc.freeze()
+        _ENGINE_MODULES_FROZEN = True
+    from core.engine import Engine
 
-        from core.engine import Engine
-    finally:
-        gc.enable()
-    gc.freeze()
     return Engine
 
 
