@@ -93,7 +93,8 @@ def _clock_times(name: str, values: Sequence[str]) -> bool:
 
 
 def _joined_lists(_name: str, values: Sequence[str]) -> bool:
-    """Most cells are short words joined by "|", and the words repeat: category lists, not text."""
+    """A third of the cells or more join words with "|", and the words come back (twice each on
+    average): category lists, not text that happens to hold a "|"."""
     joined = [v for v in values if "|" in v]
     words = [w.strip() for v in values for w in v.split("|")]
     return len(joined) * 3 >= len(values) and len(set(words)) * 2 <= len(words)
