@@ -16,15 +16,12 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIc
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QStackedWidget,
-    QToolButton,
     QWidget,
 )
 
@@ -39,8 +36,9 @@ from studio.pages.data import DataPage
 from studio.pages.evaluate import EvaluatePage
 from studio.pages.explore import ExplorePage
 from studio.pages.train import TrainPage
-from studio.service_watch import ServiceWatcher, describe as describe_service
+from studio.service_watch import ServiceWatcher
 from studio.settings import StudioSettings
+from studio.widgets.status_bar import StudioStatusBar
 from studio.workers import Job
 
 if TYPE_CHECKING:  # core.demo loads the importer: the job process needs it, the window does not
@@ -133,7 +131,8 @@ class MainWindow(QMainWindow):
         self.pages: list[StudioPage] = [cls(context) for cls in page_classes]
         self._build_central()
         self._build_menus()
-        self._build_status_bar()
+        self.status = StudioStatusBar()
+        self.setStatusBar(self.status)
         context.workspace_changed.connect(self._on_workspace_changed)
         context.data_changed.connect(self._refresh_status)
         context.runs_changed.connect(self._refresh_status)
@@ -215,39 +214,6 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         return action
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.workspace_label = QLabel("No workspace open")
-        self.workspace_label.setToolTip("The workspace file in use")
-        self.size_label = QLabel("")
-        self.size_label.setToolTip("Users, items and events in the workspace")
-        self.device_label = QLabel("")
-        self.device_label.setToolTip("Where models train and score: the GPU's name, or CPU")
-        self.read_only_label = QLabel("Read-only")
-        self.read_only_label.setObjectName("readOnly")
-        self.read_only_label.setToolTip("This workspace's file or folder cannot be written here: you can browse, "
-                                        "recommend and evaluate, but not import, train or delete runs")
-        self.read_only_label.hide()
-        self.lag_label = QLabel("")
-        self.lag_label.setToolTip("The run recommendations come from (the active run, else the latest), and what "
-                                  "the log gained since it was trained")
-        self.service_label = QLabel("")
-        self.service_label.setToolTip("A `nextpick serve` process answering HTTP requests from this workspace")
-        self.job_label = QLabel("")
-        self.job_progress = QProgressBar()
-        self.job_progress.setMaximumWidth(180)
-        self.job_progress.setToolTip("Progress of the running job")
-        self.job_cancel = QToolButton()
-        self.job_cancel.setText("Cancel")
-        self.job_cancel.setToolTip("Stop the running job; nothing in the workspace changes")
-        for widget in (self.read_only_label, self.service_label, self.lag_label, self.workspace_label, self.size_label,
-                       self.device_label):
-            bar.addPermanentWidget(widget)
-        for widget in (self.job_label, self.job_progress, self.job_cancel):
-            bar.addWidget(widget)
-            widget.hide()
-        self._tracked: list[Job] = []
-
     # -- pages ----------------------------------------------------------------------------
 
     def _show_page(self, row: int) -> None:
@@ -270,7 +236,7 @@ class MainWindow(QMainWindow):
         job = self.context.run(_open_engine, path, progress=False, cancel=False)
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
-        self._track(job, f"Opening {path.name}…")
+        self.status.track(job, f"Opening {path.name}…")
         return job
 
     def open_demo(self, path: Optional[Path] = None, config: Optional[DemoConfig] = None) -> Optional[Job]:
@@ -282,7 +248,7 @@ class MainWindow(QMainWindow):
         job.name = DEMO_JOB
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
-        self._track(job, "Preparing the demo shop…")
+        self.status.track(job, "Preparing the demo shop…")
         return job
 
     def _long_job_running(self) -> bool:
@@ -398,10 +364,9 @@ class MainWindow(QMainWindow):
     def _on_workspace_changed(self) -> None:
         engine = self.context.engine
         self._set_workspace_actions_enabled(engine is not None)
-        self.workspace_label.setText(str(engine.workspace.path) if engine else "No workspace open")
+        self.status.show_workspace(str(engine.workspace.path) if engine else None, self.context.read_only)
         read_only = " (read-only)" if self.context.read_only else ""
         self.setWindowTitle(f"{engine.workspace.path.name}{read_only} — NextPick Studio" if engine else "NextPick Studio")
-        self.read_only_label.setVisible(self.context.read_only)
         self.service_watcher.watch(engine.workspace.path if engine else None)
         self._refresh_status()
 
@@ -412,52 +377,16 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         engine = self.context.engine
         if engine is None:
-            self.size_label.setText("")
-            self.device_label.setText("")
-            self.lag_label.setText("")
+            self.status.show_contents(None)
             return
         job = self.context.run(_read_status, engine, progress=False, cancel=False)
-        job.returned.connect(self._show_status)
-
-    def _show_status(self, status: tuple[dict[str, int], str, str]) -> None:
-        counts, device, lag = status
-        self.size_label.setText(
-            f"{counts['users']:,} users · {counts['items']:,} items · {counts['events']:,} events"
-        )
-        self.device_label.setText(device)
-        self.lag_label.setText(lag)
+        job.returned.connect(self.status.show_contents)
 
     def _show_service(self, status) -> None:
         """A service's events are new rows of this workspace: the counts and the run's lag follow them."""
-        self.service_label.setText(describe_service(status))
+        self.status.show_service(status)
         if status is not None and status.events_received:
             self._refresh_status()
-
-    def _track(self, job: Job, message: str) -> None:
-        """Show a window-level job (opening, demo, export) in the status bar until it ends."""
-        self.job_label.setText(message)
-        self.job_progress.setRange(0, 0)
-        self._tracked.append(job)
-        self.job_cancel.setEnabled(job.can_cancel)
-        self.job_cancel.clicked.connect(job.cancel)
-        job.progress.connect(self._show_job_progress)
-        job.finished.connect(lambda: self._untrack(job))
-        for widget in (self.job_label, self.job_progress, self.job_cancel):
-            widget.show()
-
-    def _show_job_progress(self, report) -> None:
-        if report.total:
-            self.job_progress.setRange(0, 1000)
-            self.job_progress.setValue(int(1000 * (report.fraction or 0.0)))
-        if report.message:
-            self.job_label.setText(report.message)
-
-    def _untrack(self, job: Job) -> None:
-        self.job_cancel.clicked.disconnect(job.cancel)
-        self._tracked.remove(job)
-        if not self._tracked:
-            for widget in (self.job_label, self.job_progress, self.job_cancel):
-                widget.hide()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.geometry = self.saveGeometry()

@@ -30,10 +30,10 @@ def test_window_opens_a_workspace_with_four_pages_and_a_status_bar(qtbot, wait_i
 
     assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == ["Data", "Train", "Explore", "Evaluate"]
     assert [type(page).__name__ for page in window.pages] == ["DataPage", "TrainPage", "ExplorePage", "EvaluatePage"]
-    assert window.workspace_label.text() == str(path)
+    assert window.status.workspace_label.text() == str(path)
     events = window.context.engine.workspace.counts()["events"]
-    assert events > 3000 and window.size_label.text() == f"200 users · 96 items · {events:,} events"
-    assert window.device_label.text() == window.context.engine.device_name()
+    assert events > 3000 and window.status.size_label.text() == f"200 users · 96 items · {events:,} events"
+    assert window.status.device_label.text() == window.context.engine.device_name()
     assert path.name in window.windowTitle()
     assert window.import_action.isEnabled() and window.export_action.isEnabled()
 
@@ -98,13 +98,13 @@ def test_first_launch_builds_the_demo_shop_in_the_background(qtbot, wait_idle, w
     demo = tmp_path / "demo.sqlite"
     with qtbot.waitSignal(window.context.workspace_changed, timeout=120_000):
         job = window.open_demo(demo)
-        assert window.job_progress.isVisible()  # the window is up and shows the job at once
+        assert window.status.job_progress.isVisible()  # the window is up and shows the job at once
     engine = window.context.engine
     assert engine.workspace.path == demo.resolve()
     counts = engine.workspace.counts()
     assert counts["users"] == 3000 and counts["events"] > 50_000
     wait_idle(window.context)
-    assert not job.running and not window.job_progress.isVisible()
+    assert not job.running and not window.status.job_progress.isVisible()
 
 
 def test_dropping_a_csv_opens_the_import_dialog_with_the_file(qtbot, window, imported_engine, demo_csv):

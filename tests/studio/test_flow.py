@@ -43,7 +43,7 @@ def test_import_train_explore_what_if_export(qtbot, wait_idle, window, engine, s
         pass
     dialog.close()
     wait_idle(context)
-    assert window.size_label.text().startswith("200 users · 96 items")
+    assert window.status.size_label.text().startswith("200 users · 96 items")
 
     # Train a tiny GRU by clicking Train on the Train page.
     window.show_page("Train")

@@ -40,13 +40,13 @@ def test_the_demo_is_generated_in_the_job_process_and_opened_with_its_progress_s
     reports = []
     job = window.open_demo(tmp_path / "demo.sqlite", DemoConfig(n_users=120, n_items=60, n_categories=4))
     job.progress.connect(reports.append)
-    assert job.can_cancel and window.job_cancel.isEnabled()  # the status bar can stop it
+    assert job.can_cancel and window.status.job_cancel.isEnabled()  # the status bar can stop it
     with qtbot.waitSignal(job.returned, timeout=60_000):
         pass
     wait_idle(window.context)
     assert window.context.engine.workspace.path == (tmp_path / "demo.sqlite").resolve()
     assert window.context.engine.workspace.counts()["users"] == 120
-    assert reports and window.job_label.isHidden()
+    assert reports and window.status.job_label.isHidden()
 
 
 def test_opening_another_workspace_during_the_demo_preparation_names_that_job(qtbot, window, tmp_path):

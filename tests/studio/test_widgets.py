@@ -455,3 +455,16 @@ def test_dislikes_show_in_the_sequence_but_are_no_steps_and_no_history():
     assert interactions(events) == ["a", "c"]  # what a what-if is scored from
     assert held_out_rows(events, "c", 1) == [2]  # the model saw one step (a), the dislike b is none
     assert held_out_rows(events, "c", None) == [2]  # the trailing interaction, past the trailing dislike
+
+
+def test_a_long_workspace_path_is_shortened_in_the_middle_keeping_the_file_name(qtbot):
+    from studio.widgets.status_bar import PathLabel
+
+    label = PathLabel("/home/analyst/projects/2026/shops/a-very-long-folder-name/spring-campaign/shop.sqlite")
+    qtbot.addWidget(label)
+    assert label.minimumSizeHint().width() <= PathLabel.SHORTEST  # it never widens the window much
+    label.resize(200, 20)
+    label.show()
+    shown = label.shown_text()
+    assert shown.endswith("/shop.sqlite") and "…" in shown
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()

@@ -17,7 +17,7 @@ def test_a_read_only_workspace_is_browsed_with_what_writes_disabled(qtbot, wait_
     before = path.read_bytes()
     window._use_engine(Engine(Workspace.open(path, read_only=True)))
     wait_idle(window.context)
-    assert not window.read_only_label.isHidden() and "(read-only)" in window.windowTitle()
+    assert not window.status.read_only_label.isHidden() and "(read-only)" in window.windowTitle()
     assert not window.import_action.isEnabled() and window.export_action.isEnabled()
     assert not window.page("Data").import_button.isEnabled()
     window.show_page("Train")  # the page reads its setup once seen
@@ -30,7 +30,7 @@ def test_a_read_only_workspace_is_browsed_with_what_writes_disabled(qtbot, wait_
     train.active_button.click()  # chosen for this session, not stored
     qtbot.waitUntil(lambda: window.context.engine.active_run() == done.id, timeout=5000)
     window.context.set_engine(None)
-    assert path.read_bytes() == before and window.read_only_label.isHidden()
+    assert path.read_bytes() == before and window.status.read_only_label.isHidden()
 
 
 def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_idle, context, tmp_path):
