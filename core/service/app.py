@@ -133,7 +133,9 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
                              "interests": [dataclasses.asdict(i) for i in found]})
 
-    @app.get("/items/{item}", summary="an item's details and the items most often taken after it")
+    # ``:path``: shops' SKUs often hold a slash ("AB/123"), which the server has unescaped from %2F
+    # before routing; a plain parameter would stop at it and answer 404 for an item that exists.
+    @app.get("/items/{item:path}", summary="an item's details and the items most often taken after it")
     def item(item: str = PathParam(..., min_length=1, max_length=MAX_ID_CHARS)):
         engine = service.current().engine
         found = engine.workspace.item(item)

@@ -112,6 +112,14 @@ def test_health_items_and_docs(engine, client):
     assert first == again and client.get("/health").json()["lists_from_cache"] == cached + 1
 
 
+def test_an_item_whose_id_holds_a_slash_is_found_either_way_it_is_written(client):
+    """Shops' SKUs often hold a slash ("AB/123"): a client that escapes it (%2F) and one that does not both reach it."""
+    assert client.post("/events", json={"user": "U02", "item": "AB/12 x", "time": START + 3 * 10**6}).json()["accepted"] == 1
+    for path in ("/items/AB%2F12%20x", "/items/AB/12 x"):
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.json()["item"] == "AB/12 x", answer.text
+
+
 @pytest.mark.parametrize("path, params, status, message", [
     ("/recommend", {"user": "U01", "k": 0}, 422, "k: "),
     ("/recommend", {"user": "U01", "k": 101}, 422, "k: "),
