@@ -77,10 +77,14 @@ class TimeColumn:
     a name from ``UNITS`` for numbers, ``ISO`` when only ISO-8601 text was seen, None for an order.
     """
 
-    def __init__(self, column: Optional[str]) -> None:
+    def __init__(self, column: Optional[str], unit_per_value: bool = False) -> None:
+        """unit_per_value: read each number of a clock in the unit that makes it a time in the clock's
+        range, instead of one unit for the whole column. For events posted to the service, whose
+        clients each send their own kind of clock and whose requests are written together."""
         self.column = column
         self.kind: Optional[str] = None if column else ORDER
         self.unit: Optional[str] = None
+        self.unit_per_value = unit_per_value
         self._position = 0
 
     def parse(self, strings: Optional[pa.Array], rows: int) -> Times:
@@ -96,8 +100,7 @@ class TimeColumn:
         if self.kind is None:
             self.kind = self._decide_kind(numbers, iso)
         if self.kind == UNIX:
-            self._decide_unit(numbers, iso)
-            numbers = numbers / self._per_second()
+            numbers = numbers / self._units_per_second(numbers, iso)
             read_as = np.where(np.isnan(numbers), clock, numbers)
             start = np.where(np.isnan(numbers), ISO_START, CLOCK_START)
             out = clock_out | ((read_as < start) | (read_as >= CLOCK_END))
@@ -141,7 +144,11 @@ class TimeColumn:
         elif np.any(iso):
             self.unit = ISO
 
-    def _per_second(self) -> float:
+    def _units_per_second(self, numbers: np.ndarray, iso: np.ndarray) -> float | np.ndarray:
+        """What to divide ``numbers`` by to get seconds: the column's unit, or each number's own."""
+        if self.unit_per_value:
+            return _unit_of_each(numbers)
+        self._decide_unit(numbers, iso)
         return dict(UNITS).get(self.unit, 1.0)
 
     @staticmethod
@@ -170,6 +177,15 @@ class TimeColumn:
 def _clock_readings(numbers: np.ndarray) -> list[int]:
     """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
+
+
+def _unit_of_each(numbers: np.ndarray) -> np.ndarray:
+    """Units per second of the first unit in ``UNITS`` that reads each number as a time in the
+    clock's range (the ranges of the units do not overlap); seconds for a number none reads."""
+    per_second = np.ones(len(numbers))
+    for _, per in reversed(UNITS):
+        per_second[(numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END)] = per
+    return per_second
 
 
 def describe_time_unit(unit: str) -> str:
