@@ -215,8 +215,8 @@ class EventsLoader:
         elif target.time_kind != self.time.kind:
             raise CsvImportError(
                 self.path, None, self.roles.get("time"),
-                f"this file's times are a {self.time.kind} but the workspace holds {target.time_kind} times",
-            )
+                f"this file's events {_TIME_KINDS[self.time.kind]}, but the workspace's {_TIME_KINDS[target.time_kind]}: "
+                "the two cannot be put on one timeline", _TIME_KIND_HINT)
 
     def _values(self, table: pa.Table, checks: _Checks) -> Optional[np.ndarray]:
         column = self.roles.get("value")
@@ -236,6 +236,10 @@ class EventsLoader:
 
 
 _DONE_TO = {"drop": "dropped", "negative": "marked negative"}
+# A workspace's time kind (meta "time_kind") in words, to say why a file's times cannot join it.
+_TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
+_TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
+                   "log with the same kind of times. Nothing was imported.")
 
 
 def _time_reason(cell: Optional[str]) -> str:

@@ -169,5 +169,7 @@ def test_invalid_utf8_after_utf8_text_rejects_its_line_or_refuses_in_strict_mode
 
 def test_time_kind_mismatch_is_refused(seeded, tmp_path):
     path = _write(tmp_path, "steps.csv", "user_id,item_id,step\nu1,a,0\nu1,b,1\n")
-    with pytest.raises(CsvImportError, match="order but the workspace holds unix"):
+    with pytest.raises(CsvImportError, match=r"events are only in an order \(positions or file order, no clock\), "
+                                             "but the workspace's have clock times") as error:
         import_files(seeded, events=path)
+    assert "workspace of its own" in error.value.hint
