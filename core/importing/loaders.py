@@ -166,6 +166,8 @@ class EventsLoader:
             column = self.roles["time"]
             checks.fail(times.out_of_range, column,
                         lambda r: self.time.out_of_range_reason(raw_time[r].as_py(), times.read_as[r]))
+            if times.dated is not None:
+                checks.fail(times.dated, column, lambda r: _dated_in_order_reason(raw_time[r].as_py()))
             checks.fail(np.isnan(times.seconds), column, lambda r: _time_reason(raw_time[r].as_py()))
         ts = times.seconds
         values = self._values(table, checks)
@@ -240,6 +242,11 @@ _DONE_TO = {"drop": "dropped", "negative": "marked negative"}
 _TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
 _TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
                    "log with the same kind of times. Nothing was imported.")
+
+
+def _dated_in_order_reason(cell: str) -> str:
+    """A date is not unparseable, it just has no place among positions: say that instead."""
+    return f"time {cell!r} is a date, but these events' times are positions in an order (no clock): give a position"
 
 
 def _time_reason(cell: Optional[str]) -> str:

@@ -68,6 +68,7 @@ class Times:
     seconds: np.ndarray
     out_of_range: np.ndarray
     read_as: np.ndarray
+    dated: Optional[np.ndarray] = None  # rows holding an ISO date where the times are an order (no clock)
 
 
 class TimeColumn:
@@ -107,6 +108,7 @@ class TimeColumn:
         else:  # an order, or undecided while no row has a time
             read_as = numbers
             out = np.abs(numbers) > ORDER_LIMIT
+            return Times(np.where(out, np.nan, read_as), out, read_as, dated=iso)
         return Times(np.where(out, np.nan, read_as), out, read_as)
 
     def out_of_range_reason(self, cell: str, read_as: float) -> str:

@@ -328,8 +328,11 @@ def test_a_missing_time_is_now_on_a_clock_and_refused_where_the_log_is_only_an_o
     (tmp_path / "steps.csv").write_text("user,item,step\nu1,a,1\nu1,b,2\n")
     import_files(ordered, events=tmp_path / "steps.csv")
     assert ordered.get_meta("time_kind") == "order"
-    report = EventFeed(ordered, "test").post([{"user": "u1", "item": "c"}, {"user": "u1", "item": "c", "time": 3}])
-    assert report.accepted == 1 and report.rejected[0].reason == "missing time"
+    report = EventFeed(ordered, "test").post([{"user": "u1", "item": "c"}, {"user": "u1", "item": "c", "time": 3},
+                                              {"user": "u1", "item": "d", "time": "2025-01-01T00:00:00Z"}])
+    assert report.accepted == 1 and [r.reason for r in report.rejected] == [
+        "missing time", "time '2025-01-01T00:00:00Z' is a date, but these events' times are positions in an order "
+                        "(no clock): give a position"]
     ordered.close()
     clock = Workspace.open(tmp_path / "clock.sqlite")
     before = __import__("time").time()
