@@ -78,7 +78,7 @@ class FileReport:
     kind:          "events" | "items" | "users".
     path:          the file or folder; for a query, the database's URL without its password (a str).
     import_id:     the row in ``imports`` (for a duplicate: the earlier import of the same file).
-    duplicate:     True when this exact file (same sha256, same kind) was imported before;
+    duplicate:     True when this exact file (same sha256, same kind, read the same way) was imported before;
                    nothing was added.
     rows_read:     data rows seen (header excluded, empty lines ignored).
     rejected:      the first ``REPORT_REJECTED_LIMIT`` rejected rows; ``export_rejected``

@@ -207,11 +207,9 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     started = time.perf_counter()
     source = plan.source
     report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), renamed=dict(source.renamed))
-    earlier = target.raw.execute(
-        "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
-    ).fetchone()
-    if earlier:
-        report.import_id, report.duplicate = earlier[0], True
+    earlier = _earlier_import_read_alike(target.raw, plan, report.sha256)
+    if earlier is not None:
+        report.import_id, report.duplicate = earlier, True
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
@@ -240,6 +238,26 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
                                         "events": report.low_values}), report.import_id),
     )
     return report
+
+
+def _reading(plan: _Plan) -> dict:
+    """How a source's rows are read (delimiter, encoding, header, column names, roles), as the
+    import history stores it."""
+    return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles}))
+
+
+def _earlier_import_read_alike(raw: sqlite3.Connection, plan: _Plan, sha256: str) -> Optional[int]:
+    """The first earlier import of the same content read the same way, if any. The same file read
+    another way (``--map`` naming the right time or title column after a first try rejected every
+    row or filed the title as an attribute) is imported again: its events that repeat stored ones
+    are skipped as repeats, and profiles are updated."""
+    reading = _reading(plan)
+    for import_id, options in raw.execute(
+            "SELECT id, options FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id", (plan.kind, sha256)):
+        stored = json.loads(options or "{}")
+        if all(stored.get(key) == value for key, value in reading.items()):
+            return import_id
+    return None
 
 
 def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
@@ -281,7 +299,7 @@ def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the
 
 
 def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
-    settings = {**plan.source.settings(), "roles": plan.roles, "strict": options.strict}
+    settings = {**_reading(plan), "strict": options.strict}
     cursor = target.raw.execute(
         "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
         "duration_s, created_at, options) VALUES (?, ?, ?, 0, 0, 0, 0, ?, ?)",

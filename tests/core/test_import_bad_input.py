@@ -121,6 +121,24 @@ def test_reimporting_the_same_file_adds_nothing(seeded, tmp_path):
     assert seeded.counts()["events"] == 3
 
 
+def test_the_same_file_read_another_way_is_imported_again(workspace, tmp_path):
+    """A first try that read a column wrongly (every row rejected, or a title left as an attribute)
+    is fixed by importing again with --map: that retry must not be 'already imported, nothing added'."""
+    events = _write(tmp_path, "till.csv", "date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n"
+                                          "2025-03-02,11:15:00,u1,p2\n2025-03-03,09:00:00,u2,p1\n")
+    first = import_files(workspace, events=events).file("events")
+    assert (first.rows_accepted, first.rows_rejected) == (0, 3)  # "10:15:00" is no time
+    retry = import_files(workspace, events=events, options=ImportOptions(roles={"time": "date"})).file("events")
+    assert (retry.duplicate, retry.rows_accepted, workspace.counts()["events"]) == (False, 3, 3)
+    again = import_files(workspace, events=events, options=ImportOptions(roles={"time": "date"})).file("events")
+    assert again.duplicate and workspace.counts()["events"] == 3
+
+    items = _write(tmp_path, "items.csv", "product,label\np1,Blue mug\n")
+    import_files(workspace, items=items)
+    import_files(workspace, items=items, options=ImportOptions(roles={"items.title": "label"}))
+    assert workspace.item("p1")["title"] == "Blue mug"
+
+
 @pytest.mark.parametrize(
     "content, line, reason",
     [
