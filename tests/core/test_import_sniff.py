@@ -50,6 +50,19 @@ def test_time_formats_unix_seconds_iso_dates(workspace, tmp_path):
     assert ts["v"] == 1600000003.0 and ts["w"] == 1600041600.0
 
 
+def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(workspace, tmp_path):
+    """A German header above ISO times was read as an event: user 'kunde', item 'artikel'."""
+    german = _write(tmp_path, "de.csv", "kunde,artikel,zeitpunkt\nu1,p2,2025-03-01T11:00:00Z\n"
+                                        "u1,p1,2025-03-01T10:00:00Z\nu2,p1,2025-03-01T12:00:00+01:00\n")
+    assert sniff(german).has_header
+    import_files(workspace, events=german,
+                 options=ImportOptions(roles={"user": "kunde", "item": "artikel", "time": "zeitpunkt"}))
+    assert workspace.counts()["users"] == 2 and workspace.get_meta("time_kind") == "unix"
+    assert workspace.user_sequence("u1")["item"].tolist() == ["p1", "p2"]
+    headerless = _write(tmp_path, "h.csv", "u1,p1,\nu1,p2,2025-03-01T11:00:00Z\n")  # an empty first time is no header
+    assert not sniff(headerless).has_header
+
+
 def test_no_time_column_means_file_order(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
     assert workspace.get_meta("time_kind") == "order"
