@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 KIND_ROLES = {
     "events": ("user", "item", "time", "event", "value"),
@@ -30,6 +30,8 @@ _ALIASES = {
     "title": ("title", "name", "itemname", "productname", "movietitle"),
     "categories": ("categories", "category", "genres", "genre", "tags"),
 }
+# Parts of a column's name that say it holds a clock (by values only: see _time_column_by_values).
+_TIME_WORDS = ("time", "date", "zeit", "datum")
 # Time columns whose numbers are a position in the user's history, not a clock.
 ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "rank")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -63,9 +65,29 @@ def looks_like_time(values: Sequence[str]) -> bool:
 
 def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_header: bool) -> dict[str, str]:
     """role -> column for every role we can recognise, whatever the kind of file."""
-    if has_header:
-        return _roles_from_names(columns)
-    return _roles_from_values(columns, preview)
+    if not has_header:
+        return _roles_from_values(columns, preview)
+    roles = _roles_from_names(columns)
+    if "time" not in roles:
+        time = _time_column_by_values(columns, preview, set(roles.values()))
+        if time is not None:
+            roles["time"] = time
+    return roles
+
+
+def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
+    """A time column whose name no alias knows ("visited_at", "event_timestamp", "zeitpunkt"): the
+    first free column of ISO-8601 dates, or of clock numbers under a name that says time or date.
+    Left unread, the log would be imported in file order with its times silently lost. Numbers
+    under another name are not taken: a ten-digit order id reads as a clock as well."""
+    for i, column in enumerate(columns):
+        cells = [row[i].strip() for row in preview if i < len(row) and row[i].strip()]
+        if column in taken or not cells:
+            continue
+        named_for_time = any(word in normalise(column) for word in _TIME_WORDS)
+        if all(_ISO_DATE.match(cell) for cell in cells) or (named_for_time and looks_like_time(cells)):
+            return column
+    return None
 
 
 def _roles_from_names(columns: Sequence[str]) -> dict[str, str]:

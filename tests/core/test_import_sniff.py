@@ -63,6 +63,16 @@ def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(wo
     assert not sniff(headerless).has_header
 
 
+def test_a_time_column_with_a_name_no_alias_knows_is_found_by_its_times(tmp_path):
+    """'visited_at' or 'event_timestamp' were left unread: the log was silently imported in file order."""
+    named = _write(tmp_path, "n.csv", "user_id,item_id,order_id,visited_at\nu1,a,1234567890,2025-03-01 10:00:00\n")
+    assert sniff(named).roles == {"user": "user_id", "item": "item_id", "time": "visited_at"}
+    ms = _write(tmp_path, "ms.csv", "user_id,item_id,order_id,event_timestamp\nu1,a,1234567890,1740823200000\n")
+    assert sniff(ms).roles == {"user": "user_id", "item": "item_id", "time": "event_timestamp"}  # not the order id
+    ids = _write(tmp_path, "ids.csv", "user_id,item_id,order_id\nu1,a,1234567890\n")
+    assert "time" not in sniff(ids).roles  # a big number under another name is no clock
+
+
 def test_no_time_column_means_file_order(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
     assert workspace.get_meta("time_kind") == "order"
