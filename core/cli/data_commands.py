@@ -211,12 +211,23 @@ def _reading_notes(f: dict) -> list[str]:
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
     if f["time_unit"]:
         notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
+    notes.extend(_order_note(f))
     if f.get("low_values"):
         notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")
     if f["duplicates_skipped"]:
         notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
                      "skipped (--keep-duplicates keeps them)")
     return notes
+
+
+def _order_note(f: dict) -> list[str]:
+    """Events without a clock, said: an unread time column otherwise goes unnoticed until a time
+    split is refused."""
+    if f["kind"] != "events" or f["time_kind"] != "order":
+        return []
+    if "time" not in f["roles"]:
+        return ["         no time column: events kept in the file's order (name one with --map time=COLUMN)"]
+    return ["         times read as positions in an order (no clock)"]
 
 
 def cmd_stats(args, out: Output) -> dict:

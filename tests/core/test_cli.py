@@ -320,6 +320,17 @@ def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsy
     assert code == 2 and "argument --columns: expects KIND=" in err
 
 
+def test_import_says_when_events_have_no_clock(tmp_path, capsys):
+    """Without a time column the log is kept in file order: a user whose time column went unread must be told."""
+    plain, steps = tmp_path / "plain.csv", tmp_path / "steps.csv"
+    plain.write_text("user,item,visited\nu1,a,yesterday\nu1,b,today\n")
+    steps.write_text("user,item,step\nu1,a,1\nu1,b,2\n")
+    code, out, _ = run(capsys, "import", plain, "--db", tmp_path / "a.sqlite")
+    assert code == 0 and "no time column: events kept in the file's order (name one with --map time=COLUMN)" in out
+    code, out, _ = run(capsys, "import", steps, "--db", tmp_path / "b.sqlite")
+    assert code == 0 and "times read as positions in an order (no clock)" in out
+
+
 def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):
     day1 = tmp_path / "day1.csv"
     day1.write_text("user,item,timestamp,event\nu1,a,1700000000000,view\nu2,b,1700000060000,view\n")
