@@ -145,9 +145,13 @@ def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa
 class EventsLoader:
     """user, item, time, event type, value -> events (creating unknown users and items)."""
 
-    def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues()) -> None:
+    def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues(),
+                 decimal_comma: bool = False) -> None:
+        """decimal_comma: read a value written "20,08" as 20.08. For semicolon-separated files: the
+        CSV of spreadsheets whose decimal mark is a comma, where "1,5" cannot mean anything else."""
         self.path = path
         self.roles = roles
+        self.decimal_comma = decimal_comma
         self.time = TimeColumn(roles.get("time"))
         if low_values.action != "keep" and "value" not in roles:
             raise CsvImportError(path, None, None, f"low values are to be {_DONE_TO[low_values.action]}, but the "
@@ -225,7 +229,7 @@ class EventsLoader:
         if column is None:
             return None
         cells = _text(table, column)
-        values = to_numbers(cells)
+        values = to_numbers(pc.replace_substring_regex(cells, _DECIMAL_COMMA, r"\1.\2") if self.decimal_comma else cells)
         given = pc.not_equal(cells, "").to_numpy(zero_copy_only=False)
         checks.fail(np.isnan(values) & given, column, lambda r: f"value {cells[r].as_py()!r} is not a number")
         return values
@@ -238,6 +242,7 @@ class EventsLoader:
 
 
 _DONE_TO = {"drop": "dropped", "negative": "marked negative"}
+_DECIMAL_COMMA = r"^([+-]?\d+),(\d+)$"  # "20,08", "-3,5"; never "1.234,5" (a thousands mark too: not read)
 # A workspace's time kind (meta "time_kind") in words, to say why a file's times cannot join it.
 _TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
 _TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "

@@ -181,7 +181,8 @@ def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
         if role not in roles:
             raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))
     if kind == "events":
-        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values))
+        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values,
+                                                       decimal_comma=source.settings().get("delimiter") == ";"))
     flags = _flags(kind, source, roles, options)
     attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags

@@ -245,6 +245,19 @@ DAY1 = "user,item,timestamp,event,rating\nu1,a,1600000000,view,\nu1,b,1600000000
 DAY2 = DAY1 + "u2,a,1600000100,buy,4\nu1,a,1600000000,cart,\nu3,c,1600000200,view,\nu3,c,1600000200,view,\n"
 
 
+def test_a_semicolon_file_reads_decimal_commas_in_its_values(workspace, tmp_path):
+    """A spreadsheet saved as CSV where the decimal mark is a comma separates with semicolons and writes
+    '20,08': every row of such a log was rejected ("value '20,08' is not a number")."""
+    path = _write(tmp_path, "eu.csv", "user;item;timestamp;price\nu1;a;1600000000;20,08\nu1;b;1600000001;-3,5\n"
+                                      "u2;a;1600000002;7\nu2;b;1600000003;1.234,5\n")
+    report = _events(workspace, path)
+    assert (report.rows_accepted, _rejected(report)) == (3, [(5, "price", "value '1.234,5' is not a number")])
+    with sqlite3.connect(workspace.path) as raw:
+        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [20.08, -3.5, 7.0]
+    comma = _write(tmp_path, "us.csv", 'user,item,timestamp,price\nu3,a,1600000004,"20,08"\n')
+    assert _rejected(_events(workspace, comma)) == [(2, "price", "value '20,08' is not a number")]  # "20,08" is ambiguous there
+
+
 def test_an_overlapping_export_adds_only_the_new_events_and_counts_the_repeats(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "day1.csv", DAY1))
     report = _events(workspace, _write(tmp_path, "day2.csv", DAY2))
