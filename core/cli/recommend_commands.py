@@ -116,5 +116,14 @@ def cmd_interests(args, out: Output) -> dict:
     result = {"run": run_id, "user": args.user, "interests": [dataclasses.asdict(i) for i in interests]}
     lines = [f"predicted next interests of user {args.user} (run #{run_id}):"]
     lines.extend(f"  {i.name:<24} {'#' * round(30 * i.probability):<30} {i.probability:.1%}" for i in interests[:10])
-    out.lines(lines if interests else [f"run #{run_id} predicts no interests"])
+    out.lines(lines if interests else [_no_interests_line(engine, run_id)])
     return result
+
+
+def _no_interests_line(engine, run_id: int) -> str:
+    """Interests are categories: a run trained on a catalogue without any has none to predict, and
+    saying so tells the user what to import."""
+    if len(engine.bundle(run_id).interest_names):
+        return f"run #{run_id} predicts no interests"
+    return (f"run #{run_id} predicts no interests: interests are item categories, and its items had none "
+            "(import an items file with a category column, then train again)")

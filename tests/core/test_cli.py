@@ -279,6 +279,15 @@ def test_interests_are_a_probability_distribution(trained_db, capsys):
     assert sum(i["probability"] for i in interests) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_interests_without_categories_say_why_there_are_none(tmp_path, capsys):
+    events, db = tmp_path / "log.csv", tmp_path / "bare.sqlite"
+    events.write_text("user,item,timestamp\n" + "".join(f"u{i % 5},i{i % 7},{1700000000 + i}\n" for i in range(60)))
+    assert run(capsys, "import", events, "--db", db)[0] == 0
+    assert run(capsys, "train", "--model", "markov", "--db", db)[0] == 0
+    code, out, _ = run(capsys, "interests", "--user", "u1", "--db", db)
+    assert code == 0 and "predicts no interests: interests are item categories, and its items had none" in out
+
+
 def test_evaluate_reproduces_the_test_metrics_of_training(trained_db, capsys):
     _, out, _ = run(capsys, "runs", "--db", trained_db, "--json")
     trained = next(r for r in json.loads(out)["runs"] if r["run"] == 1)["test"]
