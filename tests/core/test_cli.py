@@ -258,6 +258,9 @@ def test_recommend_json_lists_k_explained_unseen_items(trained_db, capsys):
     result = json.loads(out)
     recs = result["recommendations"]
     assert result["run"] == 2 and [r["rank"] for r in recs] == [1, 2, 3, 4, 5]
+    # An id pasted with spaces around it is the id the import stored (trimmed), not an unknown user.
+    code, padded, _ = run(capsys, "recommend", "--db", trained_db, "--user", " U000002 ", "-k", "5", "--run", "2", "--json")
+    assert code == 0 and json.loads(padded)["recommendations"] == recs
     assert all(r["item"].startswith("SKU") and r["title"] and r["reason"] for r in recs)
     scores = [r["score"] for r in recs]
     assert scores == sorted(scores, reverse=True)

@@ -120,6 +120,17 @@ def test_an_item_whose_id_holds_a_slash_is_found_either_way_it_is_written(client
         assert answer.status_code == 200 and answer.json()["item"] == "AB/12 x", answer.text
 
 
+def test_ids_are_looked_up_as_the_import_stores_them_trimmed(client):
+    """A posted ' TRIM-1 ' is stored as 'TRIM-1' (as a file's ids are): asking with the same text must find
+    its events, not answer the cold-start list."""
+    assert client.post("/events", json={"user": " TRIM-1 ", "item": "P00", "time": START + 4 * 10**6}).json()["accepted"] == 1
+    answer = client.get("/recommend", params={"user": " TRIM-1 ", "k": 1}).json()
+    assert (answer["user"], answer["cold_start"]) == ("TRIM-1", False)
+    assert client.get("/interests", params={"user": "TRIM-1\t"}).json()["cold_start"] is False
+    assert client.get("/items/%20P00%20").json()["item"] == "P00"
+    assert client.get("/recommend", params={"user": "   "}).status_code == 422
+
+
 @pytest.mark.parametrize("path, params, status, message", [
     ("/recommend", {"user": "U01", "k": 0}, 422, "k: "),
     ("/recommend", {"user": "U01", "k": 101}, 422, "k: "),
