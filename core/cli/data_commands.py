@@ -192,6 +192,7 @@ def _import_lines(result: dict) -> list[str]:
         lines.extend(_reading_notes(f))
         lines.extend(f"         {_row_place(r)}" + (f", column {r['column']!r}" if r["column"] else "")
                      + f": {r['reason']}" for r in f["first_rejected"])
+        lines.extend(_nothing_stored_note(f))
         if f.get("rejected_written_to"):
             lines.append(f"         all rejected rows written to {f['rejected_written_to']}")
     c = result["counts"]
@@ -218,6 +219,16 @@ def _reading_notes(f: dict) -> list[str]:
         notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
                      "skipped (--keep-duplicates keeps them)")
     return notes
+
+
+def _nothing_stored_note(f: dict) -> list[str]:
+    """A file whose every row was rejected, most often for a column read in the wrong role: what to
+    do, and the roles it was read with, so the --map to give is plain."""
+    if not f["rows_read"] or f["rows_rejected"] < f["rows_read"]:
+        return []
+    roles = ", ".join(f"{role}={column}" for role, column in f["roles"].items())
+    return ["         no row of this file was stored: fix what the lines above say (a column read in the wrong "
+            f"role: import it again with --map ROLE=COLUMN; read as {roles})"]
 
 
 def _order_note(f: dict) -> list[str]:

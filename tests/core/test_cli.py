@@ -343,6 +343,15 @@ def test_import_says_when_events_have_no_clock(tmp_path, capsys):
     assert code == 0 and "times read as positions in an order (no clock)" in out
 
 
+def test_import_of_a_file_whose_every_row_is_rejected_says_what_to_do(tmp_path, capsys):
+    log = tmp_path / "till.csv"
+    log.write_text("date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n2025-03-02,11:15:00,u1,p2\n")
+    code, out, _ = run(capsys, "import", log, "--db", tmp_path / "t.sqlite")
+    assert code == 0 and "2 rows read, 0 accepted, 2 rejected" in out
+    assert ("no row of this file was stored: fix what the lines above say (a column read in the wrong role: "
+            "import it again with --map ROLE=COLUMN; read as user=customer, item=product, time=time)") in out
+
+
 def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):
     day1 = tmp_path / "day1.csv"
     day1.write_text("user,item,timestamp,event\nu1,a,1700000000000,view\nu2,b,1700000060000,view\n")
