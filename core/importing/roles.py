@@ -171,7 +171,17 @@ def flag_names(items_path: Path, flags: list[str]) -> list[str]:
 
 
 def missing_role_reason(kind: str, role: str, columns: Sequence[str]) -> str:
-    return (
-        f"no {role} column in this {kind} file (columns: {', '.join(columns)}); "
-        f"name it with --map {role}=COLUMN"
-    )
+    """Why a file lacks a required role, naming the ``--map`` that fixes it: aimed at this kind of file
+    for an items or users file, since a plain ``--map item=...`` would rename the events' item column too."""
+    key = role if kind == "events" else f"{kind}.{role}"
+    return f"no {role} column in this {kind} file (columns: {', '.join(columns)}); name it with --map {key}=COLUMN"
+
+
+def unaimed_map_hint(kind: str, role: str, column: str) -> Optional[str]:
+    """For a ``--map ROLE=COLUMN`` (no kind) whose column one file of the import lacks: it applies to
+    every file that has the role, and the column is most likely another one's. None when no other
+    kind of file has the role (then the map can only have meant this file)."""
+    others = [f"--map {other}.{role}={column}" for other in KIND_ROLES if other != kind and role in KIND_ROLES[other]]
+    if not others:
+        return None
+    return f"A --map without a kind applies to every file; for one file only, write {' or '.join(others)}."

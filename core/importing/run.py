@@ -175,8 +175,10 @@ def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
     roles = roles_.roles_for_kind(kind, source.roles, source.named_columns, source.columns, options.roles)
     for role, column in roles.items():
         if column not in source.columns:
+            hint = roles_.unaimed_map_hint(kind, role, column) if options.roles.get(role) == column else None
             raise CsvImportError(source.label, None, column,
-                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})")
+                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})",
+                                 hint)
     for role in roles_.REQUIRED_ROLES[kind]:
         if role not in roles:
             raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))

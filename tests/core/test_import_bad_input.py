@@ -172,6 +172,20 @@ def test_unknown_encoding_and_missing_required_column(workspace, tmp_path):
         import_files(workspace, events=path, options=ImportOptions(roles={"item": "sku"}))
 
 
+def test_a_missing_column_of_one_file_is_named_by_a_map_aimed_at_that_file(workspace, tmp_path):
+    """'name it with --map item=COLUMN' for an items file, followed, broke the events file (whose item
+    column is another): the advice names the file's kind, and a map that misses a file says how to aim it."""
+    events = _write(tmp_path, "e.csv", "user,product,ts\nu1,p1,1600000000\n")
+    items = _write(tmp_path, "i.csv", "code,name\np1,Mug\n")
+    with pytest.raises(CsvImportError, match=r"name it with --map items\.item=COLUMN"):
+        import_files(workspace, events=events, items=items)
+    with pytest.raises(CsvImportError, match="'code' is not in the file") as error:
+        import_files(workspace, events=events, items=items, options=ImportOptions(roles={"item": "code"}))
+    assert "--map items.item=code" in error.value.hint
+    import_files(workspace, events=events, items=items, options=ImportOptions(roles={"items.item": "code"}))
+    assert workspace.item("p1")["title"] == "Mug"
+
+
 def test_invalid_utf8_after_utf8_text_rejects_its_line_or_refuses_in_strict_mode(workspace, tmp_path, monkeypatch):
     from core.importing import sniffing
 
