@@ -130,6 +130,12 @@ def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns
                    explicit: dict[str, str]) -> dict[str, str]:
     """The roles one file uses: explicit ones (``role`` or ``kind.role`` keys) over guesses."""
     roles = {r: c for r, c in guessed.items() if r in KIND_ROLES[kind]}
+    own_id = {"items": "item", "users": "user"}.get(kind)
+    if has_header and own_id and own_id not in roles:
+        # A catalogue or customer export's own id column is often plain "id" (an event's "id" is the event's).
+        plain = next((c for c in columns if normalise(c) == "id" and c not in roles.values()), None)
+        if plain is not None:
+            roles[own_id] = plain
     if not has_header and kind in ("items", "users"):
         # A headerless profile file starts with its own id; nothing else is an event column.
         roles = {"item" if kind == "items" else "user": columns[0]}

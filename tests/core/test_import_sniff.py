@@ -73,6 +73,16 @@ def test_a_time_column_with_a_name_no_alias_knows_is_found_by_its_times(tmp_path
     assert "time" not in sniff(ids).roles  # a big number under another name is no clock
 
 
+def test_an_items_or_users_file_whose_id_column_is_just_id_is_read_by_it(workspace, tmp_path):
+    """'id,name,category' is how most catalogue exports start: it was refused ('no item column')."""
+    items = _write(tmp_path, "i.csv", "id,name,category\np1,Mug,Kitchen\n")
+    users = _write(tmp_path, "u.csv", "id,segment\nu1,gold\n")
+    events = _write(tmp_path, "e.csv", "id,user_id,item_id,timestamp\n9,u1,p1,1600000000\n")
+    import_files(workspace, events=events, items=items, users=users)
+    assert workspace.item("p1")["title"] == "Mug" and workspace.user_attributes("u1") == {"segment": "gold"}
+    assert workspace.counts()["items"] == 1  # an events file's "id" is an event's, never the item
+
+
 def test_no_time_column_means_file_order(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
     assert workspace.get_meta("time_kind") == "order"
