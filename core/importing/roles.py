@@ -37,6 +37,8 @@ ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 # A unix time in seconds this small would be before 1973: such numbers are an order instead.
 UNIX_MIN = 1e8
+# A date written as digits, as warehouses export it: YYYYMMDD, or YYYYMMDDhhmmss (years 1900-2099).
+DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
 
 
 def normalise(name: str) -> str:
@@ -56,10 +58,10 @@ def is_number(text: str) -> bool:
 
 
 def looks_like_time(values: Sequence[str]) -> bool:
-    """Every value is an ISO date/time or a unix time (seconds or finer)."""
+    """Every value is an ISO date/time, a date written as digits (20250301) or a unix time (seconds or finer)."""
     present = [v.strip() for v in values if v.strip()]
     return bool(present) and all(
-        _ISO_DATE.match(v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
+        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
     )
 
 

@@ -122,6 +122,23 @@ def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_p
     assert _rejected(steps)[0][:2] == (3, "step") and "as a position it is beyond" in _rejected(steps)[0][2]
 
 
+def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
+    """A warehouse export's date column of 20250301 (or 20250301093000) numbers was read as positions:
+    the log lost its clock (no time split) without a rejected row."""
+    text = ("user,item,event_date\nu1,a,20250302\nu1,b,20250301\nu2,c,20250301093000\nu2,d,20250231\n"
+            "u2,e,2025-03-04\n")
+    report = _events(workspace, _write(tmp_path, "dates.csv", text))
+    assert (report.time_kind, report.time_unit, report.rows_accepted) == ("unix", "YYYYMMDD", 4)
+    assert _rejected(report) == [(5, "event_date", "unparseable time '20250231'")]
+    day = 1740787200.0  # 2025-03-01 UTC
+    assert _ts(workspace) == [day + 86400, day, day + 9.5 * 3600, day + 3 * 86400]
+    from core.store import Workspace
+
+    with Workspace.open(tmp_path / "steps.sqlite") as other:  # a column named as an order stays one
+        steps = _events(other, _write(tmp_path, "steps.csv", "user,item,step\nu1,a,20250301\nu1,b,20250302\n"))
+    assert steps.time_kind == "order"
+
+
 # -- encoding and NUL bytes ---------------------------------------------------------------------
 
 
