@@ -22,11 +22,12 @@ REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("use
 
 # Normalised column names (lower case, letters and digits only) that reveal a role.
 _ALIASES = {
-    "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid"),
-    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid"),
+    "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid", "memberid", "accountid",
+             "shopperid", "userpseudoid"),
+    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid", "productcode"),
     "time": ("timestamp", "time", "date", "step", "ts", "datetime", "eventtime", "created", "createdat"),
-    "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction"),
-    "value": ("rating", "value", "price", "amount", "score", "quantity"),
+    "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction", "eventname"),
+    "value": ("rating", "value", "price", "amount", "score", "quantity", "qty"),
     "title": ("title", "name", "itemname", "productname", "movietitle"),
     "categories": ("categories", "category", "genres", "genre", "tags"),
 }

@@ -83,6 +83,16 @@ def test_an_items_or_users_file_whose_id_column_is_just_id_is_read_by_it(workspa
     assert workspace.counts()["items"] == 1  # an events file's "id" is an event's, never the item
 
 
+def test_common_export_names_take_their_roles(tmp_path):
+    """An analytics export (GA4's user_pseudo_id, event_name) lost its users or its event types."""
+    ga = _write(tmp_path, "ga.csv", "event_timestamp,user_pseudo_id,item_id,event_name,qty\n"
+                                    "1740823200000000,u.1,a,view_item,2\n")
+    assert sniff(ga).roles == {"user": "user_pseudo_id", "item": "item_id", "time": "event_timestamp",
+                               "event": "event_name", "value": "qty"}
+    shop = _write(tmp_path, "shop.csv", "member_id,product_code,created_at\nm1,p1,2025-03-01T10:00:00Z\n")
+    assert sniff(shop).roles == {"user": "member_id", "item": "product_code", "time": "created_at"}
+
+
 def test_no_time_column_means_file_order(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
     assert workspace.get_meta("time_kind") == "order"
