@@ -79,18 +79,26 @@ def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_he
 
 
 def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
-    """A time column whose name no alias knows ("visited_at", "event_timestamp", "zeitpunkt"): the
-    first free column of ISO-8601 dates, or of clock numbers under a name that says time or date.
-    Left unread, the log would be imported in file order with its times silently lost. Numbers
-    under another name are not taken: a ten-digit order id reads as a clock as well."""
+    """A time column whose name no alias knows ("visited_at", "event_timestamp", "zeitpunkt"): a free
+    column of ISO-8601 dates, or of clock numbers under a name that says time or date; the first
+    that tells the time of day, else the first of days only (an export's event_date beside its
+    event_timestamp would put a day's events in file order). Left unread, the log would be
+    imported in file order with its times silently lost. Numbers under another name are not
+    taken: a ten-digit order id reads as a clock as well."""
+    found: list[tuple[bool, str]] = []
     for i, column in enumerate(columns):
         cells = [row[i].strip() for row in preview if i < len(row) and row[i].strip()]
         if column in taken or not cells:
             continue
         named_for_time = any(word in normalise(column) for word in _TIME_WORDS)
         if all(_ISO_DATE.match(cell) for cell in cells) or (named_for_time and looks_like_time(cells)):
-            return column
-    return None
+            found.append((all(_is_day(cell) for cell in cells), column))
+    return min(found, key=lambda days_column: days_column[0])[1] if found else None
+
+
+def _is_day(cell: str) -> bool:
+    """A date without a time of day: 2025-03-01 or 20250301."""
+    return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell)))
 
 
 def _roles_from_names(columns: Sequence[str]) -> dict[str, str]:

@@ -71,6 +71,8 @@ def test_a_time_column_with_a_name_no_alias_knows_is_found_by_its_times(tmp_path
     assert sniff(ms).roles == {"user": "user_id", "item": "item_id", "time": "event_timestamp"}  # not the order id
     ids = _write(tmp_path, "ids.csv", "user_id,item_id,order_id\nu1,a,1234567890\n")
     assert "time" not in sniff(ids).roles  # a big number under another name is no clock
+    both = _write(tmp_path, "both.csv", "user_id,item_id,event_date,event_timestamp\nu1,a,20250301,1740823200000000\n")
+    assert sniff(both).roles["time"] == "event_timestamp"  # the time of day, not the day alone
 
 
 def test_an_items_or_users_file_whose_id_column_is_just_id_is_read_by_it(workspace, tmp_path):
