@@ -19,7 +19,7 @@ from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.times import TimeColumn, to_numbers
+from core.importing.times import UNIX, TimeColumn, to_numbers
 from core.store.whole_log import WholeLog
 
 DEFAULT_EVENT = "interaction"
@@ -158,12 +158,16 @@ class EventsLoader:
                                                    "file has no value (rating) column: name one, or keep low values")
         self.low_values = low_values
         self.low_count = 0  # events dropped or marked negative for their low value, so far
+        self._blocks = 0  # blocks loaded so far
 
     def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
         table, checks = block.table, _Checks(block)
         users = _require_ids(checks, table, self.roles["user"], "user")
         items = _require_ids(checks, table, self.roles["item"], "item")
         raw_time = _text(table, self.roles.get("time"))
+        if raw_time is None and not self._blocks and table.num_rows and target.time_kind != UNIX:
+            self.time.start_at(_file_order_start(target, users[0].as_py(), items[0].as_py()))
+        self._blocks += 1
         times = self.time.parse(raw_time, table.num_rows)
         self._check_time_kind(target)
         if raw_time is not None:
@@ -247,6 +251,20 @@ _DECIMAL_COMMA = r"^([+-]?\d+),(\d+)$"  # "20,08", "-3,5"; never "1.234,5" (a th
 _TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
 _TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
                    "log with the same kind of times. Nothing was imported.")
+
+
+def _file_order_start(target: Target, first_user: str, first_item: str) -> int:
+    """The position of a time-less file's first row. After every stored event, so day 2's file
+    follows day 1's instead of being slotted among it; but 0 when the file starts as the stored log
+    does (an export holding every event so far, then new ones): its repeats then fall on their
+    stored positions and are skipped, and its new rows follow."""
+    first = target.raw.execute(
+        "SELECT u.external_id, i.external_id FROM events e JOIN users u ON u.id = e.user_id "
+        "JOIN items i ON i.id = e.item_id WHERE e.ts = 0 ORDER BY e.id LIMIT 1").fetchone()
+    if first is None or first == (first_user, first_item):
+        return 0
+    last = target.raw.execute("SELECT max(ts) FROM events").fetchone()[0]
+    return 0 if last is None else int(last) + 1
 
 
 def _dated_in_order_reason(cell: str) -> str:

@@ -89,6 +89,10 @@ class TimeColumn:
         self.unit_per_value = unit_per_value
         self._position = 0
 
+    def start_at(self, position: int) -> None:
+        """Where the positions of a file without a time column begin (before its first block)."""
+        self._position = position
+
     def parse(self, strings: Optional[pa.Array], rows: int) -> Times:
         """Times for ``rows`` rows; NaN where the text is missing, unparseable or out of range."""
         if strings is None:

@@ -101,6 +101,19 @@ def test_no_time_column_means_file_order(workspace, tmp_path):
     assert workspace.user_sequence("a")["item"].tolist() == ["x", "y"]
 
 
+def test_a_second_file_without_times_follows_the_first_unless_it_repeats_it(workspace, tmp_path):
+    """Day 2's file restarted at position 0: its events were slotted among day 1's ('a, c, b')."""
+    import_files(workspace, events=_write(tmp_path, "day1.csv", "user,item\nu1,a\nu1,b\nu2,a\n"))
+    import_files(workspace, events=_write(tmp_path, "day2.csv", "user,item\nu1,c\nu2,d\n"))
+    assert workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "c"]
+    assert workspace.user_sequence("u2")["item"].tolist() == ["a", "d"]
+    # An export that holds everything so far, then new rows: the repeats are skipped, the new rows follow.
+    both = "user,item\nu1,a\nu1,b\nu2,a\nu1,c\nu2,d\nu1,e\n"
+    report = import_files(workspace, events=_write(tmp_path, "all.csv", both)).file("events")
+    assert (report.duplicates, report.rows_accepted) == (5, 1)
+    assert workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "c", "e"]
+
+
 def test_explicit_roles_and_kind_scoped_roles(workspace, tmp_path):
     events = _write(tmp_path, "e.csv", "who,what,when,kind\nu1,i1,5,view\nu1,i2,7,buy\n")
     items = _write(tmp_path, "i.csv", "what,label,colour\ni1,Ball,red\n")
