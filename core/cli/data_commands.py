@@ -164,7 +164,8 @@ def _file_summary(report, low_values: LowValues) -> dict:
     return {
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
-        "roles": report.roles, "time_kind": report.time_kind, "time_unit": report.time_unit,
+        "roles": report.roles, "unused_columns": [c for c in report.columns if c not in report.roles.values()],
+        "time_kind": report.time_kind, "time_unit": report.time_unit,
         "duplicates_skipped": report.duplicates, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
@@ -210,6 +211,7 @@ def _row_place(rejected: dict) -> str:
 def _reading_notes(f: dict) -> list[str]:
     """How the file was read, where the user could not guess it: times, repeats, renamed columns."""
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
+    notes.extend(_columns_note(f))
     if f["time_unit"]:
         notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
     notes.extend(_order_note(f))
@@ -221,14 +223,23 @@ def _reading_notes(f: dict) -> list[str]:
     return notes
 
 
+def _columns_note(f: dict) -> list[str]:
+    """Which column was read in which role, and what became of the others: a guess gone wrong (a price
+    read as the rating, a category column left as an attribute) is seen at once, not in a model later."""
+    roles = ", ".join(f"{role}={column}" for role, column in f["roles"].items())
+    if not f["unused_columns"]:
+        return [f"         columns read as {roles}"]
+    rest = ", ".join(f["unused_columns"])
+    return [f"         columns read as {roles}; " + (f"not read: {rest}" if f["kind"] == "events" else f"kept as attributes: {rest}")]
+
+
 def _nothing_stored_note(f: dict) -> list[str]:
-    """A file whose every row was rejected, most often for a column read in the wrong role: what to
-    do, and the roles it was read with, so the --map to give is plain."""
+    """A file whose every row was rejected, most often for a column read in the wrong role (the
+    columns line above says which): what to do."""
     if not f["rows_read"] or f["rows_rejected"] < f["rows_read"]:
         return []
-    roles = ", ".join(f"{role}={column}" for role, column in f["roles"].items())
     return ["         no row of this file was stored: fix what the lines above say (a column read in the wrong "
-            f"role: import it again with --map ROLE=COLUMN; read as {roles})"]
+            "role: import it again with --map ROLE=COLUMN)"]
 
 
 def _order_note(f: dict) -> list[str]:

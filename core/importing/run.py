@@ -209,7 +209,8 @@ def _flags(kind: str, source: Source, roles: dict[str, str], options: ImportOpti
 def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
     source = plan.source
-    report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), renamed=dict(source.renamed))
+    report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), columns=list(source.columns),
+                        renamed=dict(source.renamed))
     earlier = _earlier_import_read_alike(target.raw, plan, report.sha256)
     if earlier is not None:
         report.import_id, report.duplicate = earlier, True
