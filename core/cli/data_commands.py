@@ -14,7 +14,7 @@ from core.importing import (
     LOW_VALUE_ACTIONS, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
 )
 from core.store import Workspace
-from core.store.stats import workspace_stats
+from core.store.stats import UNCATEGORISED, workspace_stats
 
 
 def add_commands(commands, common) -> None:
@@ -281,9 +281,18 @@ def _stats_lines(s: dict, top: int) -> list[str]:
     for low, high, n in bins[first:]:
         label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
         lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
-    lines.append(f"top categories (events, items) of {len(s['categories'])}:")
-    lines.extend(f"  {c['name']:<24} {c['events']:>12,}  {c['items']:>8,} items" for c in s["categories"][:top])
+    lines.extend(_category_lines(s["categories"], top))
     lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
+    return lines
+
+
+def _category_lines(categories: list[dict], top: int) -> list[str]:
+    """The top categories; a catalogue without any says so, instead of listing one category "(none)"."""
+    named = [c for c in categories if c["name"] != UNCATEGORISED]
+    if not named:
+        return ["categories: none (import an items file with a category column)"]
+    lines = [f"top categories (events, items) of {len(named)}:"]
+    lines.extend(f"  {c['name']:<24} {c['events']:>12,}  {c['items']:>8,} items" for c in categories[:top])
     return lines
 
 

@@ -277,12 +277,15 @@ def _top_share(popularity: np.ndarray, fraction: float) -> float:
     return float(popularity[:head].sum() / total)
 
 
+UNCATEGORISED = "(none)"  # the row of items without a category in ``WorkspaceStats.categories``
+
+
 def _categories(item_categories: list[tuple], events_per_item: dict[int, int]) -> list[CategoryCount]:
-    """Counts per primary category (the first of ``A|B``); items without one fall under "(none)"."""
+    """Counts per primary category (the first of ``A|B``); items without one fall under UNCATEGORISED."""
     items: dict[str, int] = {}
     events: dict[str, int] = {}
     for item_id, text in item_categories:
-        name = (text or "").split("|")[0].strip() or "(none)"
+        name = (text or "").split("|")[0].strip() or UNCATEGORISED
         items[name] = items.get(name, 0) + 1
         events[name] = events.get(name, 0) + events_per_item.get(item_id, 0)
     rows = [CategoryCount(name, items[name], events[name]) for name in items]

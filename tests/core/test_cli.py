@@ -286,6 +286,9 @@ def test_interests_without_categories_say_why_there_are_none(tmp_path, capsys):
     events, db = tmp_path / "log.csv", tmp_path / "bare.sqlite"
     events.write_text("user,item,timestamp\n" + "".join(f"u{i % 5},i{i % 7},{1700000000 + i}\n" for i in range(60)))
     assert run(capsys, "import", events, "--db", db)[0] == 0
+    code, out, _ = run(capsys, "stats", "--db", db)
+    assert code == 0 and "categories: none (import an items file with a category column)" in out
+    assert "(none)" not in out  # not one category called "(none)"
     assert run(capsys, "train", "--model", "markov", "--db", db)[0] == 0
     code, out, _ = run(capsys, "interests", "--user", "u1", "--db", db)
     assert code == 0 and "predicts no interests: interests are item categories, and its items had none" in out
