@@ -228,8 +228,7 @@ def evaluate_scorer(
 
     Beyond-accuracy numbers describe each user's top-``LIST_K`` list: coverage = share of the
     catalogue appearing in any list; diversity = share of item pairs in a list whose primary
-    categories differ (left out where the catalogue has fewer than two categories: 0 there would
-    read as lists of one kind); novelty = mean self-information -log2 p(item), p = the item's share of
+    categories differ; novelty = mean self-information -log2 p(item), p = the item's share of
     the evaluated histories' events (+1 smoothing), higher = less obvious items.
     """
     histories, targets = eval_set.histories, np.asarray(eval_set.targets)
@@ -269,25 +268,33 @@ def _sample_text(eval_set) -> str:
 
 
 def _list_quality(top_lists: np.ndarray, item_category: np.ndarray, histories, n_items: int) -> dict[str, float]:
-    categorised = len(np.unique(item_category[1:])) >= 2
     if len(top_lists) == 0:
-        return {f"coverage@{LIST_K}": 0.0, **({f"diversity@{LIST_K}": 0.0} if categorised else {}),
-                f"novelty@{LIST_K}": 0.0}
+        return {f"coverage@{LIST_K}": 0.0, f"diversity@{LIST_K}": 0.0, f"novelty@{LIST_K}": 0.0}
     events = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [np.zeros(0, np.int64)])
     counts = np.bincount(events, minlength=n_items + 1).astype(np.float64)
     share = (counts + 1.0) / (counts[1:].sum() + n_items)
-    quality = {f"coverage@{LIST_K}": float(len(np.unique(top_lists[top_lists > 0])) / max(n_items, 1))}
-    if categorised:
-        quality[f"diversity@{LIST_K}"] = _category_diversity(top_lists, item_category)
-    quality[f"novelty@{LIST_K}"] = float(-np.log2(share[top_lists]).mean())
-    return quality
+    diversity = _category_diversity(top_lists, item_category)
+    return {
+        f"coverage@{LIST_K}": float(len(np.unique(top_lists[top_lists > 0])) / max(n_items, 1)),
+        **({} if diversity is None else {f"diversity@{LIST_K}": diversity}),
+        f"novelty@{LIST_K}": float(-np.log2(share[top_lists]).mean()),
+    }
 
 
-def _category_diversity(top_lists: np.ndarray, item_category: np.ndarray) -> float:
-    k = top_lists.shape[1]
+def _category_diversity(top_lists: np.ndarray, item_category: np.ndarray) -> Optional[float]:
+    """Mean share of item pairs in a list whose primary categories differ, over the items that have
+    a category (index 0 = none): two items without one are not of one category. None when no list
+    holds two such items (a catalogue without categories), where 0.0 would read "every list is one
+    category"."""
     cats = item_category[top_lists]  # (users, k)
-    same = (cats[:, :, None] == cats[:, None, :]).sum(axis=(1, 2)) - k
-    return float((1.0 - same / max(k * (k - 1), 1)).mean())
+    known = cats > 0
+    n_known = known.sum(axis=1)
+    pairs = n_known * (n_known - 1)
+    same = ((cats[:, :, None] == cats[:, None, :]) & known[:, :, None] & known[:, None, :]).sum(axis=(1, 2)) - n_known
+    has_pairs = pairs > 0
+    if not has_pairs.any():
+        return None
+    return float((1.0 - same[has_pairs] / pairs[has_pairs]).mean())
 
 
 def _segment_metrics(ranks: np.ndarray, lengths: np.ndarray, ks) -> dict[str, dict[str, float]]:

@@ -174,8 +174,9 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, chose
     fallback = "popular with shoppers like them" if segment > 0 and not len(history) else "popular overall"
     served_interests = _served_interests(bundle, chosen_items, interests)
     partners = taken_with.tolist()
+    known = bool(len(history)) or segment > 0  # an anonymous visitor has no interest of their own to name
     return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], partners[rank], fallback,
-                       served_interests[rank], data, share)
+                       served_interests[rank], data, share, known)
             for rank, (item, score, share) in enumerate(zip(chosen_items.tolist(), relevance[chosen].tolist(),
                                                             (place / n_items).tolist()))]
 
@@ -200,17 +201,18 @@ def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[
 
 
 def _explained(rank, item, score, drivers, evidence, taken_with: int, fallback: str, interest: Optional[str], data,
-               top_share: float) -> Recommendation:
+               top_share: float, known: bool) -> Recommendation:
     """The reason in words: the history item it is often taken with when that is what lifted it, else
     the history items that drove it, else what the model really went by (``fallback``: whom the item
-    is popular with)."""
+    is popular with). ``known``: the user has a history or a profile; for an anonymous visitor the
+    interest an item serves is everyone's, and "fits their interest" would invent one of theirs."""
     if taken_with:
         parts = [taken_with_words(_title(data, taken_with))]
     elif drivers:
         parts = ["because they took " + and_list([_title(data, index) for index, _ in drivers[:REASON_TITLES]])]
     else:
         parts = ["fits their history as a whole" if evidence else fallback]
-    if interest is not None:
+    if interest is not None and known:
         parts.append(f"fits their interest in {interest}")
     ids = data.item_labels[0]
     return Recommendation(rank, ids[item], _title(data, item), _categories(data, item), score, " · ".join(parts),

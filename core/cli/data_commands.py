@@ -14,7 +14,7 @@ from core.importing import (
     LOW_VALUE_ACTIONS, NO_TIME_NOTE, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
 )
 from core.store import Workspace
-from core.store.stats import workspace_stats
+from core.store.stats import NO_CATEGORY, workspace_stats
 
 
 def add_commands(commands, common) -> None:
@@ -164,7 +164,8 @@ def _file_summary(report, low_values: LowValues) -> dict:
     return {
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
-        "roles": report.roles, "time_kind": report.time_kind, "time_unit": report.time_unit,
+        "roles": report.roles, "unused_columns": [c for c in report.columns if c not in report.roles.values()],
+        "time_kind": report.time_kind, "time_unit": report.time_unit,
         "duplicates_skipped": report.duplicates, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
@@ -192,6 +193,7 @@ def _import_lines(result: dict) -> list[str]:
         lines.extend(_reading_notes(f))
         lines.extend(f"         {_row_place(r)}" + (f", column {r['column']!r}" if r["column"] else "")
                      + f": {r['reason']}" for r in f["first_rejected"])
+        lines.extend(_nothing_stored_note(f))
         if f.get("rejected_written_to"):
             lines.append(f"         all rejected rows written to {f['rejected_written_to']}")
     c = result["counts"]
@@ -209,16 +211,45 @@ def _row_place(rejected: dict) -> str:
 def _reading_notes(f: dict) -> list[str]:
     """How the file was read, where the user could not guess it: times, repeats, renamed columns."""
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
+    notes.extend(_columns_note(f))
     if f["time_unit"]:
         notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
-    elif f["kind"] == "events" and "time" not in f["roles"] and f["rows_accepted"]:
-        notes.append(f"         {NO_TIME_NOTE} (name one with --map time=COLUMN)")
+    notes.extend(_order_note(f))
     if f.get("low_values"):
         notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")
     if f["duplicates_skipped"]:
         notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
                      "skipped (--keep-duplicates keeps them)")
     return notes
+
+
+def _columns_note(f: dict) -> list[str]:
+    """Which column was read in which role, and what became of the others: a guess gone wrong (a price
+    read as the rating, a category column left as an attribute) is seen at once, not in a model later."""
+    roles = ", ".join(f"{role}={column}" for role, column in f["roles"].items())
+    if not f["unused_columns"]:
+        return [f"         columns read as {roles}"]
+    rest = ", ".join(f["unused_columns"])
+    return [f"         columns read as {roles}; " + (f"not read: {rest}" if f["kind"] == "events" else f"kept as attributes: {rest}")]
+
+
+def _nothing_stored_note(f: dict) -> list[str]:
+    """A file whose every row was rejected, most often for a column read in the wrong role (the
+    columns line above says which): what to do."""
+    if not f["rows_read"] or f["rows_rejected"] < f["rows_read"]:
+        return []
+    return ["         no row of this file was stored: fix what the lines above say (a column read in the wrong "
+            "role: import it again with --map ROLE=COLUMN)"]
+
+
+def _order_note(f: dict) -> list[str]:
+    """Events without a clock, said: an unread time column otherwise goes unnoticed until a time
+    split is refused."""
+    if f["kind"] != "events" or f["time_kind"] != "order":
+        return []
+    if "time" not in f["roles"]:
+        return [f"         {NO_TIME_NOTE} (name one with --map time=COLUMN)"]
+    return ["         times read as positions in an order (no clock)"]
 
 
 def cmd_stats(args, out: Output) -> dict:
@@ -250,11 +281,20 @@ def _stats_lines(s: dict, top: int) -> list[str]:
     for low, high, n in bins[first:]:
         label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
         lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
-    lines.append(f"top categories (events, items) of {len(s['categories'])}:")
-    shown = s["categories"][:top]
+    lines.extend(_category_lines(s["categories"], top))
+    lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
+    return lines
+
+
+def _category_lines(categories: list[dict], top: int) -> list[str]:
+    """The top categories; a catalogue without any says so, instead of listing one category "(none)"."""
+    named = [c for c in categories if c["name"] != NO_CATEGORY]
+    if not named:
+        return ["categories: none (import an items file with a category column)"]
+    lines = [f"top categories (events, items) of {len(named)}:"]
+    shown = categories[:top]
     width = max([24] + [len(c["name"]) for c in shown])  # a long name must not push its row's counts out of line
     lines.extend(f"  {c['name']:<{width}} {c['events']:>12,}  {c['items']:>8,} items" for c in shown)
-    lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
     return lines
 
 

@@ -14,6 +14,7 @@ from core.cli.common import CliError, CommandLineError, Output, at_least, share
 from core.cli.run_commands import find_run
 from core.cli.text_commands import text_engine
 from core.errors import UsageError
+from core.importing.ids import stored_id
 
 
 def add_commands(commands, common) -> None:
@@ -32,7 +33,7 @@ def add_commands(commands, common) -> None:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--users", type=Path, metavar="FILE", help="only the users listed in FILE, one id per line "
                                                                 "(default: every user)")
-    who.add_argument("--user", action="append", metavar="U", help="only this user; repeatable")
+    who.add_argument("--user", action="append", type=stored_id, metavar="U", help="only this user; repeatable")
     p.add_argument("--run", type=int, metavar="RUN", help="run to ask (default: the active run, else the latest)")
     _add_list_options(p)
     p.add_argument("--include-seen", action="store_true", help="also recommend items a user already interacted with")
@@ -58,7 +59,7 @@ def _checked_list_length(engine, k: int) -> int:
 
 
 def _add_user_options(p) -> None:
-    p.add_argument("--user", required=True, help="the user's id as in the imported file")
+    p.add_argument("--user", required=True, type=stored_id, help="the user's id as in the imported file")
     p.add_argument("--run", type=int, metavar="RUN", help="run to ask (default: the active run, else the latest)")
 
 def serving_run(engine, args, out: Optional[Output] = None) -> int:
@@ -116,5 +117,14 @@ def cmd_interests(args, out: Output) -> dict:
     result = {"run": run_id, "user": args.user, "interests": [dataclasses.asdict(i) for i in interests]}
     lines = [f"predicted next interests of user {args.user} (run #{run_id}):"]
     lines.extend(f"  {i.name:<24} {'#' * round(30 * i.probability):<30} {i.probability:.1%}" for i in interests[:10])
-    out.lines(lines if interests else [f"run #{run_id} predicts no interests"])
+    out.lines(lines if interests else [_no_interests_line(engine, run_id)])
     return result
+
+
+def _no_interests_line(engine, run_id: int) -> str:
+    """Interests are categories: a run trained on a catalogue without any has none to predict, and
+    saying so tells the user what to import."""
+    if len(engine.bundle(run_id).interest_names):
+        return f"run #{run_id} predicts no interests"
+    return (f"run #{run_id} predicts no interests: interests are item categories, and its items had none "
+            "(import an items file with a category column, then train again)")

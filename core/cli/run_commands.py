@@ -190,5 +190,8 @@ def cmd_evaluate(args, out: Output) -> dict:
 
 
 def users_text(n_users: int, sampled_from) -> str:
-    """"20,000 of 1,000,000 (seeded sample)" or "1,234 (all)"."""
-    return f"{n_users:,} of {sampled_from:,} (seeded sample)" if sampled_from else f"{n_users:,} (all)"
+    """"20,000 of 1,000,000 (seeded sample)" or "1,234 (all with an event to hold out)": not "(all)", which
+    read as every user of a shop where most users have one event and cannot be tested."""
+    if sampled_from:
+        return f"{n_users:,} of {sampled_from:,} (seeded sample)"
+    return f"{n_users:,} (all with an event to hold out)"

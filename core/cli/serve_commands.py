@@ -31,7 +31,7 @@ def cmd_serve(args, out: Output) -> dict:
     from core.engine import Engine
     from core.store import Workspace
 
-    from core.service import WRITE_WAIT_S, make_server
+    from core.service import WRITE_WAIT_S, listening_socket, make_server
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port} is not a port number (0-65535)")
@@ -45,14 +45,17 @@ def cmd_serve(args, out: Output) -> dict:
     except ImportError as error:  # FastAPI or uvicorn, imported only here
         raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
                        "pip install 'nextpick-studio[serve]'") from None
+    sock = listening_socket(args.host, args.port)
     service = server.config.app.state.service
     follows = "; follows the active run" if service.follow else ""
     out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs){follows}; "
                      "Ctrl+C stops\n")
     try:
-        server.run()  # uvicorn reports an address it cannot bind and exits with status 1
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl+C is how a service is meant to stop: uvicorn has shut down cleanly
         pass
+    finally:
+        sock.close()
     received = service.feed.received
     out.lines([f"service stopped; {received:,} event{'' if received == 1 else 's'} received"])
     return {"run": run, "url": service.url, "events_received": service.feed.received}

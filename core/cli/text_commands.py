@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from core.cli.common import Output, require_workspace
+from core.cli.common import CliError, Output, require_workspace
+from core.importing.ids import stored_id
 
 
 def add_commands(commands, common) -> None:
@@ -15,7 +16,8 @@ def add_commands(commands, common) -> None:
                                         "it, by the words of their titles.")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--search", metavar="TEXT", help='what to look for, e.g. "wooden train"')
-    what.add_argument("--similar", metavar="ITEM", help="an item id: list the items whose text is nearest to it")
+    what.add_argument("--similar", metavar="ITEM", type=stored_id,
+                      help="an item id: list the items whose text is nearest to it")
     p.add_argument("-k", type=int, default=10, help="how many items (default: %(default)s)")
     add_text_model_option(p)
     p.set_defaults(handler=cmd_items)
@@ -40,6 +42,9 @@ def cmd_items(args, out: Output) -> dict:
     from core.text import INSTALL_HINT
 
     engine = text_engine(args)
+    if args.similar is not None and engine.workspace.item(args.similar) is None:
+        raise CliError(f"unknown item {args.similar!r} in {Path(args.db).name}: no item under that id",
+                       "Check the id as the shop's files spell it.")
     by_meaning = engine.text_available()
     if by_meaning:
         engine.embed_items(progress=out.progress())

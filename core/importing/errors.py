@@ -78,17 +78,20 @@ class FileReport:
     kind:          "events" | "items" | "users".
     path:          the file or folder; for a query, the database's URL without its password (a str).
     import_id:     the row in ``imports`` (for a duplicate: the earlier import of the same file).
-    duplicate:     True when this exact file (same sha256, same kind) was imported before;
+    duplicate:     True when this exact file (same sha256, same kind, read the same way) was imported before;
                    nothing was added.
     rows_read:     data rows seen (header excluded, empty lines ignored).
     rejected:      the first ``REPORT_REJECTED_LIMIT`` rejected rows; ``export_rejected``
                    writes all of them.
     roles:         role -> column actually used.
+    columns:       every column of the source, in its order (those without a role: an events file's
+                   are not read, a profile file's are kept as attributes).
     renamed:       name given -> name in the header, for each repeat of a header name.
     time_kind:     "unix" | "order" for an events file, else None.
     time_unit:     how an events file's clock times were read: "seconds", "milliseconds",
                    "microseconds" or "nanoseconds" (since 1970) for numbers, "ISO-8601" for
-                   dates written out; None for an order or without a time column.
+                   dates written out, "YYYYMMDD" for dates written as digits; None for an order
+                   or without a time column.
     duplicates:    events skipped because they repeat one already in the workspace or
                    earlier in the file exactly (not counted in rows_accepted).
     low_values:    events whose value was at or below ``ImportOptions.low_values``' threshold:
@@ -105,6 +108,7 @@ class FileReport:
     rows_rejected: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
     time_kind: Optional[str] = None
     time_unit: Optional[str] = None

@@ -29,6 +29,7 @@ from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, Target
 from core.importing.posted_rows import PostedBlock, raw_text, text_cells
 from core.importing.run import record_block
+from core.importing.times import TimeColumn
 from core.store import Workspace
 
 ROLES = {"user": "user", "item": "item", "time": "time", "event": "event_type", "value": "value"}
@@ -174,6 +175,7 @@ class EventFeed:
         target = self._target(raw, report.import_id)
         table, positions, shape_errors = text_cells(rows, target.time_kind)
         loader = EventsLoader(Path(self.source), ROLES)
+        loader.time = TimeColumn(ROLES["time"], unit_per_value=True)  # each client its own clock unit
         if target.time_kind is not None:
             loader.time.kind = target.time_kind  # a stream keeps the workspace's clock, not a file's guess
         users_before, items_before = target.users.next_id, target.items.next_id

@@ -19,7 +19,7 @@ from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.times import TimeColumn, to_numbers
+from core.importing.times import UNIX, TimeColumn, to_numbers
 from core.store.whole_log import WholeLog
 
 DEFAULT_EVENT = "interaction"
@@ -145,27 +145,37 @@ def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa
 class EventsLoader:
     """user, item, time, event type, value -> events (creating unknown users and items)."""
 
-    def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues()) -> None:
+    def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues(),
+                 decimal_comma: bool = False) -> None:
+        """decimal_comma: read a value written "20,08" as 20.08. For semicolon-separated files: the
+        CSV of spreadsheets whose decimal mark is a comma, where "1,5" cannot mean anything else."""
         self.path = path
         self.roles = roles
+        self.decimal_comma = decimal_comma
         self.time = TimeColumn(roles.get("time"))
         if low_values.action != "keep" and "value" not in roles:
             raise CsvImportError(path, None, None, f"low values are to be {_DONE_TO[low_values.action]}, but the "
                                                    "file has no value (rating) column: name one, or keep low values")
         self.low_values = low_values
         self.low_count = 0  # events dropped or marked negative for their low value, so far
+        self._blocks = 0  # blocks loaded so far
 
     def load(self, target: Target, block: Block, strict: bool) -> tuple[int, list[RejectedRow]]:
         table, checks = block.table, _Checks(block)
         users = _require_ids(checks, table, self.roles["user"], "user")
         items = _require_ids(checks, table, self.roles["item"], "item")
         raw_time = _text(table, self.roles.get("time"))
+        if raw_time is None and not self._blocks and table.num_rows and target.time_kind != UNIX:
+            self.time.start_at(_file_order_start(target, users[0].as_py(), items[0].as_py()))
+        self._blocks += 1
         times = self.time.parse(raw_time, table.num_rows)
         self._check_time_kind(target)
         if raw_time is not None:
             column = self.roles["time"]
             checks.fail(times.out_of_range, column,
                         lambda r: self.time.out_of_range_reason(raw_time[r].as_py(), times.read_as[r]))
+            if times.dated is not None:
+                checks.fail(times.dated, column, lambda r: _dated_in_order_reason(raw_time[r].as_py()))
             checks.fail(np.isnan(times.seconds), column, lambda r: _time_reason(raw_time[r].as_py()))
         ts = times.seconds
         values = self._values(table, checks)
@@ -215,15 +225,15 @@ class EventsLoader:
         elif target.time_kind != self.time.kind:
             raise CsvImportError(
                 self.path, None, self.roles.get("time"),
-                f"this file's times are a {self.time.kind} but the workspace holds {target.time_kind} times",
-            )
+                f"this file's events {_TIME_KINDS[self.time.kind]}, but the workspace's {_TIME_KINDS[target.time_kind]}: "
+                "the two cannot be put on one timeline", _TIME_KIND_HINT)
 
     def _values(self, table: pa.Table, checks: _Checks) -> Optional[np.ndarray]:
         column = self.roles.get("value")
         if column is None:
             return None
         cells = _text(table, column)
-        values = to_numbers(cells)
+        values = to_numbers(pc.replace_substring_regex(cells, _DECIMAL_COMMA, r"\1.\2") if self.decimal_comma else cells)
         given = pc.not_equal(cells, "").to_numpy(zero_copy_only=False)
         checks.fail(np.isnan(values) & given, column, lambda r: f"value {cells[r].as_py()!r} is not a number")
         return values
@@ -236,6 +246,30 @@ class EventsLoader:
 
 
 _DONE_TO = {"drop": "dropped", "negative": "marked negative"}
+_DECIMAL_COMMA = r"^([+-]?\d+),(\d+)$"  # "20,08", "-3,5"; never "1.234,5" (a thousands mark too: not read)
+# A workspace's time kind (meta "time_kind") in words, to say why a file's times cannot join it.
+_TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
+_TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
+                   "log with the same kind of times. Nothing was imported.")
+
+
+def _file_order_start(target: Target, first_user: str, first_item: str) -> int:
+    """The position of a time-less file's first row. After every stored event, so day 2's file
+    follows day 1's instead of being slotted among it; but 0 when the file starts as the stored log
+    does (an export holding every event so far, then new ones): its repeats then fall on their
+    stored positions and are skipped, and its new rows follow."""
+    first = target.raw.execute(
+        "SELECT u.external_id, i.external_id FROM events e JOIN users u ON u.id = e.user_id "
+        "JOIN items i ON i.id = e.item_id WHERE e.ts = 0 ORDER BY e.id LIMIT 1").fetchone()
+    if first is None or first == (first_user, first_item):
+        return 0
+    last = target.raw.execute("SELECT max(ts) FROM events").fetchone()[0]
+    return 0 if last is None else int(last) + 1
+
+
+def _dated_in_order_reason(cell: str) -> str:
+    """A date is not unparseable, it just has no place among positions: say that instead."""
+    return f"time {cell!r} is a date, but these events' times are positions in an order (no clock): give a position"
 
 
 def _time_reason(cell: Optional[str]) -> str:

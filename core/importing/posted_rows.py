@@ -73,7 +73,7 @@ def _field_cells(values: list, name: str, now: str, refused: dict[int, tuple[Opt
     if kinds == {str}:
         return values
     if kinds <= {int, float}:
-        return list(map(repr, values))
+        return list(map(_number_text, values))
     cells = []
     for index, value in enumerate(values):
         if value is None:
@@ -81,11 +81,20 @@ def _field_cells(values: list, name: str, now: str, refused: dict[int, tuple[Opt
         elif isinstance(value, str):
             cells.append(value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            cells.append(repr(value))
+            cells.append(_number_text(value))
         else:
             refused.setdefault(index, (name, f"expected text or a number, not {type(value).__name__}"))
             cells.append("")
     return cells
+
+
+def _number_text(value: int | float) -> str:
+    """A JSON number as a typed column's number is written (``core.importing.tables.text_cells``): a
+    whole float without its ".0", so an id posted as 7.0 (a pandas integer column with a gap) is the
+    user "7" a file gives, not a second one called "7.0"."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2.0 ** 53:
+        return str(int(value))
+    return repr(value)
 
 
 def raw_text(row) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 KIND_ROLES = {
     "events": ("user", "item", "time", "event", "value"),
@@ -23,19 +23,24 @@ REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("use
 
 # Normalised column names (lower case, letters and digits only) that reveal a role.
 _ALIASES = {
-    "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid"),
-    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid"),
+    "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid", "memberid", "accountid",
+             "shopperid", "userpseudoid"),
+    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid", "productcode"),
     "time": ("timestamp", "time", "date", "step", "ts", "datetime", "eventtime", "created", "createdat"),
-    "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction"),
-    "value": ("rating", "value", "price", "amount", "score", "quantity"),
+    "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction", "eventname"),
+    "value": ("rating", "value", "price", "amount", "score", "quantity", "qty"),
     "title": ("title", "name", "itemname", "productname", "movietitle"),
     "categories": ("categories", "category", "genres", "genre", "tags"),
 }
+# Parts of a column's name that say it holds a clock (by values only: see _time_column_by_values).
+_TIME_WORDS = ("time", "date", "zeit", "datum")
 # Time columns whose numbers are a position in the user's history, not a clock.
 ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "rank")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 # A unix time in seconds this small would be before 1973: such numbers are an order instead.
 UNIX_MIN = 1e8
+# A date written as digits, as warehouses export it: YYYYMMDD, or YYYYMMDDhhmmss (years 1900-2099).
+DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
 
 
 def normalise(name: str) -> str:
@@ -55,46 +60,65 @@ def is_number(text: str) -> bool:
 
 
 def looks_like_time(values: Sequence[str]) -> bool:
-    """Every value is an ISO date/time or a unix time (seconds or finer)."""
+    """Every value is an ISO date/time, a date written as digits (20250301) or a unix time (seconds or finer)."""
     present = [v.strip() for v in values if v.strip()]
     return bool(present) and all(
-        _ISO_DATE.match(v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
+        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
     )
 
 
 def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_header: bool) -> dict[str, str]:
     """role -> column for every role we can recognise, whatever the kind of file."""
-    if has_header:
-        named = _roles_from_names(columns)
-        return {**named, **_unmistakable_roles(columns, preview, named)}
-    return _roles_from_values(columns, preview)
+    if not has_header:
+        return _roles_from_values(columns, preview)
+    roles = _roles_from_names(columns)
+    if "time" not in roles:
+        time = _time_column_by_values(columns, preview, set(roles.values()))
+        if time is not None:
+            roles["time"] = time
+    if "categories" not in roles:
+        lists = _category_list_column(columns, preview, set(roles.values()))
+        if lists is not None:
+            roles["categories"] = lists
+    return roles
 
 
-def _unmistakable_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], named: dict[str, str]) -> dict[str, str]:
-    """Roles a header's names did not reveal (a shop's own language: "zeit", "rubrik"; a longer name:
-    "event_time_ms") that the values do beyond doubt: the one column of ISO dates, or of clock
-    numbers under a name that says time or date, is the time (other numbers are left alone: ids are
-    numbers too); the one column of "A|B" lists the categories. Ids are never guessed from values
-    under a header: a swapped user and item would import without a word."""
-    free = [(i, c) for i, c in enumerate(columns) if c not in named.values()]
-    values = {c: [row[i].strip() for row in preview if i < len(row) and row[i].strip()] for i, c in free}
-    found: dict[str, str] = {}
-    for role, test in (("time", _clock_times), ("categories", _joined_lists)):
-        matches = [c for _, c in free if role not in named and values[c] and test(c, values[c])]
-        if len(matches) == 1:
-            found[role] = matches[0]
-    return found
+def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
+    """A time column whose name no alias knows ("visited_at", "event_timestamp", "zeitpunkt"): a free
+    column of ISO-8601 dates, or of clock numbers under a name that says time or date; the first
+    that tells the time of day, else the first of days only (an export's event_date beside its
+    event_timestamp would put a day's events in file order). Left unread, the log would be
+    imported in file order with its times silently lost. Numbers under another name are not
+    taken: a ten-digit order id reads as a clock as well."""
+    found: list[tuple[bool, str]] = []
+    for i, column in enumerate(columns):
+        cells = [row[i].strip() for row in preview if i < len(row) and row[i].strip()]
+        if column in taken or not cells:
+            continue
+        named_for_time = any(word in normalise(column) for word in _TIME_WORDS)
+        if all(_ISO_DATE.match(cell) for cell in cells) or (named_for_time and looks_like_time(cells)):
+            found.append((all(_is_day(cell) for cell in cells), column))
+    return min(found, key=lambda days_column: days_column[0])[1] if found else None
 
 
-def _clock_times(name: str, values: Sequence[str]) -> bool:
-    if all(_ISO_DATE.match(v) for v in values):
-        return True
-    return any(word in normalise(name) for word in ("time", "date")) and looks_like_time(values)
+def _is_day(cell: str) -> bool:
+    """A date without a time of day: 2025-03-01 or 20250301."""
+    return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell)))
 
 
-def _joined_lists(_name: str, values: Sequence[str]) -> bool:
+def _category_list_column(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
+    """The one free column of "A|B" lists, whose name no alias knows ("rubrik", "aisle"): an items
+    file's categories. None where no column or more than one looks so."""
+    lists = [column for i, column in enumerate(columns) if column not in taken
+             and _joined_lists([row[i].strip() for row in preview if i < len(row) and row[i].strip()])]
+    return lists[0] if len(lists) == 1 else None
+
+
+def _joined_lists(values: Sequence[str]) -> bool:
     """A third of the cells or more join words with "|", and the words come back (twice each on
     average): category lists, not text that happens to hold a "|"."""
+    if not values:
+        return False
     joined = [v for v in values if "|" in v]
     words = [w.strip() for v in values for w in v.split("|")]
     return len(joined) * 3 >= len(values) and len(set(words)) * 2 <= len(words)
@@ -140,6 +164,12 @@ def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns
                    explicit: dict[str, str]) -> dict[str, str]:
     """The roles one file uses: explicit ones (``role`` or ``kind.role`` keys) over guesses."""
     roles = {r: c for r, c in guessed.items() if r in KIND_ROLES[kind]}
+    own_id = {"items": "item", "users": "user"}.get(kind)
+    if has_header and own_id and own_id not in roles:
+        # A catalogue or customer export's own id column is often plain "id" (an event's "id" is the event's).
+        plain = next((c for c in columns if normalise(c) == "id" and c not in roles.values()), None)
+        if plain is not None:
+            roles[own_id] = plain
     if not has_header and kind in ("items", "users"):
         # A headerless profile file starts with its own id; nothing else is an event column.
         roles = {"item" if kind == "items" else "user": columns[0]}
@@ -181,7 +211,17 @@ def flag_names(items_path: Path, flags: list[str]) -> list[str]:
 
 
 def missing_role_reason(kind: str, role: str, columns: Sequence[str]) -> str:
-    return (
-        f"no {role} column in this {kind} file (columns: {', '.join(columns)}); "
-        f"name it with --map {role}=COLUMN"
-    )
+    """Why a file lacks a required role, naming the ``--map`` that fixes it: aimed at this kind of file
+    for an items or users file, since a plain ``--map item=...`` would rename the events' item column too."""
+    key = role if kind == "events" else f"{kind}.{role}"
+    return f"no {role} column in this {kind} file (columns: {', '.join(columns)}); name it with --map {key}=COLUMN"
+
+
+def unaimed_map_hint(kind: str, role: str, column: str) -> Optional[str]:
+    """For a ``--map ROLE=COLUMN`` (no kind) whose column one file of the import lacks: it applies to
+    every file that has the role, and the column is most likely another one's. None when no other
+    kind of file has the role (then the map can only have meant this file)."""
+    others = [f"--map {other}.{role}={column}" for other in KIND_ROLES if other != kind and role in KIND_ROLES[other]]
+    if not others:
+        return None
+    return f"A --map without a kind applies to every file; for one file only, write {' or '.join(others)}."

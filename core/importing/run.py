@@ -175,13 +175,16 @@ def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
     roles = roles_.roles_for_kind(kind, source.roles, source.named_columns, source.columns, options.roles)
     for role, column in roles.items():
         if column not in source.columns:
+            hint = roles_.unaimed_map_hint(kind, role, column) if options.roles.get(role) == column else None
             raise CsvImportError(source.label, None, column,
-                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})")
+                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})",
+                                 hint)
     for role in roles_.REQUIRED_ROLES[kind]:
         if role not in roles:
             raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))
     if kind == "events":
-        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values))
+        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values,
+                                                       decimal_comma=source.settings().get("delimiter") == ";"))
     flags = _flags(kind, source, roles, options)
     attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
@@ -206,12 +209,11 @@ def _flags(kind: str, source: Source, roles: dict[str, str], options: ImportOpti
 def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
     source = plan.source
-    report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), renamed=dict(source.renamed))
-    earlier = target.raw.execute(
-        "SELECT id FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id LIMIT 1", (plan.kind, report.sha256)
-    ).fetchone()
-    if earlier:
-        report.import_id, report.duplicate = earlier[0], True
+    report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), columns=list(source.columns),
+                        renamed=dict(source.renamed))
+    earlier = _earlier_import_read_alike(target.raw, plan, report.sha256)
+    if earlier is not None:
+        report.import_id, report.duplicate = earlier, True
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
@@ -240,6 +242,26 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
                                         "events": report.low_values}), report.import_id),
     )
     return report
+
+
+def _reading(plan: _Plan) -> dict:
+    """How a source's rows are read (delimiter, encoding, header, column names, roles), as the
+    import history stores it."""
+    return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles}))
+
+
+def _earlier_import_read_alike(raw: sqlite3.Connection, plan: _Plan, sha256: str) -> Optional[int]:
+    """The first earlier import of the same content read the same way, if any. The same file read
+    another way (``--map`` naming the right time or title column after a first try rejected every
+    row or filed the title as an attribute) is imported again: its events that repeat stored ones
+    are skipped as repeats, and profiles are updated."""
+    reading = _reading(plan)
+    for import_id, options in raw.execute(
+            "SELECT id, options FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id", (plan.kind, sha256)):
+        stored = json.loads(options or "{}")
+        if all(stored.get(key) == value for key, value in reading.items()):
+            return import_id
+    return None
 
 
 def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
@@ -281,7 +303,7 @@ def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the
 
 
 def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
-    settings = {**plan.source.settings(), "roles": plan.roles, "strict": options.strict}
+    settings = {**_reading(plan), "strict": options.strict}
     cursor = target.raw.execute(
         "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
         "duration_s, created_at, options) VALUES (?, ?, ?, 0, 0, 0, 0, ?, ?)",

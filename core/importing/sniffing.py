@@ -196,15 +196,15 @@ def _records(lines: list[str], delimiter: str) -> list[tuple[int, int, list[str]
 
 
 def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
-    """A header names a known role, or is text above a column of numbers or of dates (a log whose
-    names are in the shop's own language and whose ids are words has no column of numbers)."""
-    if any(roles_.known_alias(cell) for cell in first):
+    """A header names a known role or an "id", or is text above a column of numbers or of times (a header
+    in another language, "kunde,artikel,zeitpunkt", above ISO dates: else it is read as an event)."""
+    if any(roles_.known_alias(cell) or roles_.normalise(cell) == "id" for cell in first):
         return True
     for i, cell in enumerate(first):
         below = [row[i] for row in rest if i < len(row) and row[i].strip()]
         if below and not roles_.is_number(cell) and all(roles_.is_number(v) for v in below):
             return True
-        if below and not roles_.looks_like_time([cell]) and roles_.looks_like_time(below):
+        if below and cell.strip() and not roles_.looks_like_time([cell]) and roles_.looks_like_time(below):
             return True
     return False
 

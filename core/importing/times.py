@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importing.roles import ORDER_NAMES, UNIX_MIN, normalise
+from core.importing.roles import DIGIT_DATE, ORDER_NAMES, UNIX_MIN, normalise
 
 UNIX, ORDER = "unix", "order"
 
@@ -55,6 +55,7 @@ ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more 
 # Units of a numeric clock column: (name, units per second).
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 ISO = "ISO-8601"
+DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 _ISO_YEAR = r"^\s*(?P<year>\d{4,})-\d\d"
 _YEAR_SECONDS = 365.2425 * 86_400
 
@@ -68,6 +69,7 @@ class Times:
     seconds: np.ndarray
     out_of_range: np.ndarray
     read_as: np.ndarray
+    dated: Optional[np.ndarray] = None  # rows holding an ISO date where the times are an order (no clock)
 
 
 class TimeColumn:
@@ -77,11 +79,19 @@ class TimeColumn:
     a name from ``UNITS`` for numbers, ``ISO`` when only ISO-8601 text was seen, None for an order.
     """
 
-    def __init__(self, column: Optional[str]) -> None:
+    def __init__(self, column: Optional[str], unit_per_value: bool = False) -> None:
+        """unit_per_value: read each number of a clock in the unit that makes it a time in the clock's
+        range, instead of one unit for the whole column. For events posted to the service, whose
+        clients each send their own kind of clock and whose requests are written together."""
         self.column = column
         self.kind: Optional[str] = None if column else ORDER
         self.unit: Optional[str] = None
+        self.unit_per_value = unit_per_value
         self._position = 0
+
+    def start_at(self, position: int) -> None:
+        """Where the positions of a file without a time column begin (before its first block)."""
+        self._position = position
 
     def parse(self, strings: Optional[pa.Array], rows: int) -> Times:
         """Times for ``rows`` rows; NaN where the text is missing, unparseable or out of range."""
@@ -94,16 +104,16 @@ class TimeColumn:
         clock, clock_out = self._parse_iso(strings, np.isnan(numbers))
         iso = ~np.isnan(clock) | clock_out
         if self.kind is None:
-            self.kind = self._decide_kind(numbers, iso)
+            self.kind = self._decide_kind(numbers, iso, strings)
         if self.kind == UNIX:
-            self._decide_unit(numbers, iso)
-            numbers = numbers / self._per_second()
+            numbers = self._clock_seconds(strings, numbers, iso)
             read_as = np.where(np.isnan(numbers), clock, numbers)
-            start = np.where(np.isnan(numbers), ISO_START, CLOCK_START)
+            start = np.where(np.isnan(numbers) | (self.unit == DIGIT_DATES), ISO_START, CLOCK_START)
             out = clock_out | ((read_as < start) | (read_as >= CLOCK_END))
         else:  # an order, or undecided while no row has a time
             read_as = numbers
             out = np.abs(numbers) > ORDER_LIMIT
+            return Times(np.where(out, np.nan, read_as), out, read_as, dated=iso)
         return Times(np.where(out, np.nan, read_as), out, read_as)
 
     def out_of_range_reason(self, cell: str, read_as: float) -> str:
@@ -112,14 +122,14 @@ class TimeColumn:
             return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
         if not _is_number(cell):
             return f"time {cell!r} is out of range: it falls {_when(read_as)}; {_ISO_RANGE_TEXT}"
-        how = "" if self.unit in (None, ISO) else f" read as {self.unit} since 1970,"
+        how = "" if self.unit in (None, ISO, DIGIT_DATES) else f" read as {self.unit} since 1970,"
         return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
 
-    def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray) -> Optional[str]:
-        """A clock when a block holds ISO dates or a number that reads as a clock time in some
-        unit; an order when it holds only other numbers or the column is named like one. A
-        block without either leaves it open. (Rather a clock by mistake, whose rows are then
-        rejected, than real times silently stored as positions.)"""
+    def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array) -> Optional[str]:
+        """A clock when a block holds ISO dates, a number that reads as a clock time in some unit,
+        or only dates written as digits; an order when it holds only other numbers or the column is
+        named like one. A block without either leaves it open. (Rather a clock by mistake, whose
+        rows are then rejected, than real times silently stored as positions.)"""
         if np.any(iso):
             return UNIX
         if normalise(self.column or "") in ORDER_NAMES:
@@ -127,22 +137,31 @@ class TimeColumn:
         present = numbers[~np.isnan(numbers)]
         if not len(present):
             return None
-        return UNIX if max(_clock_readings(present)) else ORDER
+        return UNIX if max(_clock_readings(present)) or _numbers_are_digit_dates(strings, numbers) else ORDER
 
-    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray) -> None:
+    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array) -> None:
         """The unit of a numeric clock, once per file, by magnitude: the one that reads most
         numbers of the first block that has any clock time as times in the clock's range (the
-        first on a tie). So one wild value cannot change how the whole column is read."""
+        first on a tie), else dates written as digits when every number is one. So one wild
+        value cannot change how the whole column is read."""
         if self.unit not in (None, ISO):
             return
         readings = _clock_readings(numbers[~np.isnan(numbers)])
         if max(readings):
             self.unit = UNITS[int(np.argmax(readings))][0]
+        elif _numbers_are_digit_dates(strings, numbers):
+            self.unit = DIGIT_DATES
         elif np.any(iso):
             self.unit = ISO
 
-    def _per_second(self) -> float:
-        return dict(UNITS).get(self.unit, 1.0)
+    def _clock_seconds(self, strings: pa.Array, numbers: np.ndarray, iso: np.ndarray) -> np.ndarray:
+        """Unix seconds of the numbers (NaN elsewhere): in the column's unit, or each in its own."""
+        if self.unit_per_value:
+            return numbers / _unit_of_each(numbers)
+        self._decide_unit(numbers, iso, strings)
+        if self.unit == DIGIT_DATES:
+            return np.where(np.isnan(numbers), np.nan, _digit_date_seconds(strings))
+        return numbers / dict(UNITS).get(self.unit, 1.0)
 
     @staticmethod
     def _parse_iso(strings: pa.Array, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,13 +191,45 @@ def _clock_readings(numbers: np.ndarray) -> list[int]:
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
 
 
+def _numbers_are_digit_dates(strings: pa.Array, numbers: np.ndarray) -> bool:
+    """The block has numbers and every one is a date written as digits (``roles.DIGIT_DATE``)."""
+    given = ~np.isnan(numbers)
+    if not given.any():
+        return False
+    cells = pc.utf8_trim_whitespace(strings.filter(pa.array(given)))
+    return pc.all(pc.match_substring_regex(cells, DIGIT_DATE)).as_py() is True
+
+
+def _digit_date_seconds(strings: pa.Array) -> np.ndarray:
+    """Unix seconds (UTC) of dates written YYYYMMDD or YYYYMMDDhhmmss; NaN for other cells and
+    impossible dates (20250231)."""
+    text = pd.Series(pc.utf8_trim_whitespace(strings).to_numpy(zero_copy_only=False), dtype=object)
+    valid = text.str.match(DIGIT_DATE, na=False)
+    days = pd.to_datetime(text.where(valid & (text.str.len() == 8)), format="%Y%m%d", utc=True, errors="coerce")
+    moments = pd.to_datetime(text.where(valid & (text.str.len() == 14)), format="%Y%m%d%H%M%S", utc=True,
+                             errors="coerce")
+    seconds = (days.where(days.notna(), moments) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _unit_of_each(numbers: np.ndarray) -> np.ndarray:
+    """Units per second of the first unit in ``UNITS`` that reads each number as a time in the
+    clock's range (the ranges of the units do not overlap); seconds for a number none reads."""
+    per_second = np.ones(len(numbers))
+    for _, per in reversed(UNITS):
+        per_second[(numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END)] = per
+    return per_second
+
+
 # What an events file without a time column means for its sequences: said after its import, so a time
 # column that went unrecognised is noticed before training on the file's order.
-NO_TIME_NOTE = "no time column: each user's events keep the order of the file"
+NO_TIME_NOTE = "no time column: events kept in the file's order"
 
 
 def describe_time_unit(unit: str) -> str:
     """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"."""
+    if unit == DIGIT_DATES:
+        return "dates written YYYYMMDD (UTC)"
     return "ISO-8601 dates" if unit == ISO else f"unix {unit}"
 
 

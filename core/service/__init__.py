@@ -8,12 +8,14 @@ and is only imported by ``make_server``.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Optional
 
 from core.errors import NextPickError
 from core.service.status import ServiceStatus, read_status
 
-__all__ = ["WRITE_WAIT_S", "ServiceRefused", "ServiceStatus", "make_server", "read_status", "refusal"]
+__all__ = ["WRITE_WAIT_S", "ServiceRefused", "ServiceStatus", "listening_socket", "make_server", "read_status",
+           "refusal"]
 
 WRITE_WAIT_S = 10.0  # how long a POST /events waits for another writer (an import) before answering 503
 
@@ -45,6 +47,23 @@ def refusal(host: str, token: Optional[str], workspace_path) -> Optional[str]:
     if running is not None:
         return f"a service is already running on this workspace: {running.url} (pid {running.pid})"
     return None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, for ``uvicorn.Server.run(sockets=[...])``: bound before the
+    service says where it listens, so an address in use is one ServiceRefused line instead of an
+    announcement followed by the server's own error (and exit status 3)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        reason = (error.strerror or str(error)).lower()
+        raise ServiceRefused(f"cannot listen on {host}:{port}: {reason}",
+                             "Give another --port, or stop the program that listens there.") from None
+    return sock
 
 
 def make_server(engine, run: int, host: str = "127.0.0.1", port: int = 8000, token: Optional[str] = None,

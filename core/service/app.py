@@ -28,11 +28,12 @@ import orjson
 from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from core.engine import LONGEST_LIST
 from core.errors import NextPickError
+from core.importing.ids import stored_id
 from core.importing.live import EventFeed
 from core.importing.posted_rows import MAX_ID_CHARS
 from core.store import ReadOnlyWorkspaceError, WorkspaceBusyError
@@ -62,7 +63,7 @@ class RecommendQuery(BaseModel):
     """GET /recommend's parameters: the route declares them (docs, and the answer to a bad one) and
     ``_Guard`` validates a request's with the same model before taking its short way."""
 
-    user: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    user: Annotated[str, BeforeValidator(stored_id)] = Field(min_length=1, max_length=MAX_ID_CHARS)
     k: int = Field(10, ge=1, le=LONGEST_LIST)
     diversity: float = Field(0.0, ge=0.0, le=1.0)
     explain: bool = Field(True, description="include the reason and the history items behind each")
@@ -127,15 +128,19 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/interests", summary="the user's predicted next interests")
     def interests(user: str = Query(..., min_length=1, max_length=MAX_ID_CHARS)):
+        user = stored_id(user)
         served = service.current()
         history = _history(served.engine, user)
         found = served.engine.interests(served.run, user, history=history)
         return JSONResponse({"user": user, "run": served.run, "cold_start": _is_cold(served.engine, history),
                              "interests": [dataclasses.asdict(i) for i in found]})
 
-    @app.get("/items/{item}", summary="an item's details and the items most often taken after it")
+    # ``:path``: shops' SKUs often hold a slash ("AB/123"), which the server has unescaped from %2F
+    # before routing; a plain parameter would stop at it and answer 404 for an item that exists.
+    @app.get("/items/{item:path}", summary="an item's details and the items most often taken after it")
     def item(item: str = PathParam(..., min_length=1, max_length=MAX_ID_CHARS)):
         engine = service.current().engine
+        item = stored_id(item)
         found = engine.workspace.item(item)
         if found is None:
             raise ServiceError(404, f"unknown item {item!r}")

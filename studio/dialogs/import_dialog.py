@@ -418,7 +418,7 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
         if file.time_unit:
             lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
         elif file.kind == "events" and "time" not in file.roles and file.rows_accepted:
-            lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to use it).")
+            lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to read one).")
         if file.duplicates:
             lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
         if file.low_values:

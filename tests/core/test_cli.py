@@ -72,7 +72,7 @@ def test_an_import_without_a_time_column_says_the_files_order_is_used(tmp_path, 
     events.write_text("user_id,product_id,seen\nu1,a,yesterday\nu1,b,today\n")
     code, out, err = run(capsys, "import", events, "--db", tmp_path / "w.sqlite")
     assert code == 0, err
-    assert "no time column: each user's events keep the order of the file (name one with --map time=COLUMN)" in out
+    assert "no time column: events kept in the file's order (name one with --map time=COLUMN)" in out
     events.write_text("user_id,product_id,event_time_ms\nu1,a,1702339244763\nu1,b,1702339245763\n")
     code, out, err = run(capsys, "import", events, "--db", tmp_path / "w2.sqlite")
     assert code == 0 and "times read as unix milliseconds" in out and "no time column" not in out
@@ -282,6 +282,9 @@ def test_recommend_json_lists_k_explained_unseen_items(trained_db, capsys):
     result = json.loads(out)
     recs = result["recommendations"]
     assert result["run"] == 2 and [r["rank"] for r in recs] == [1, 2, 3, 4, 5]
+    # An id pasted with spaces around it is the id the import stored (trimmed), not an unknown user.
+    code, padded, _ = run(capsys, "recommend", "--db", trained_db, "--user", " U000002 ", "-k", "5", "--run", "2", "--json")
+    assert code == 0 and json.loads(padded)["recommendations"] == recs
     assert all(r["item"].startswith("SKU") and r["title"] and r["reason"] for r in recs)
     scores = [r["score"] for r in recs]
     assert scores == sorted(scores, reverse=True)
@@ -301,6 +304,18 @@ def test_interests_are_a_probability_distribution(trained_db, capsys):
     interests = json.loads(out)["interests"]
     assert {i["name"] for i in interests} <= set(CATEGORY_NAMES) and len(interests) >= 2
     assert sum(i["probability"] for i in interests) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_interests_without_categories_say_why_there_are_none(tmp_path, capsys):
+    events, db = tmp_path / "log.csv", tmp_path / "bare.sqlite"
+    events.write_text("user,item,timestamp\n" + "".join(f"u{i % 5},i{i % 7},{1700000000 + i}\n" for i in range(60)))
+    assert run(capsys, "import", events, "--db", db)[0] == 0
+    code, out, _ = run(capsys, "stats", "--db", db)
+    assert code == 0 and "categories: none (import an items file with a category column)" in out
+    assert "(none)" not in out  # not one category called "(none)"
+    assert run(capsys, "train", "--model", "markov", "--db", db)[0] == 0
+    code, out, _ = run(capsys, "interests", "--user", "u1", "--db", db)
+    assert code == 0 and "predicts no interests: interests are item categories, and its items had none" in out
 
 
 def test_evaluate_reproduces_the_test_metrics_of_training(trained_db, capsys):
@@ -342,6 +357,39 @@ def test_headerless_files_get_column_names_from_the_command_line(tmp_path, capsy
     assert profile == {"age": 53, "gender": "F"}
     code, _, err = run(capsys, "import", events, "--columns", "people=a,b", "--db", tmp_path / "other.sqlite")
     assert code == 2 and "argument --columns: expects KIND=" in err
+
+
+def test_import_says_which_column_was_read_in_which_role(tmp_path, capsys):
+    """A guess gone wrong (the quantity left unread, a category column kept as a mere attribute) showed
+    only later, in the models; the report now says how each file's columns were read."""
+    events, items = tmp_path / "log.csv", tmp_path / "catalogue.csv"
+    events.write_text("ts,customer,sku,action,qty,value\n1700000000,c1,s1,view,2,9.5\n")
+    items.write_text("sku,name,category_path,brand\ns1,Mug,Home > Kitchen,Acme\n")
+    code, out, _ = run(capsys, "import", events, "--items", items, "--db", tmp_path / "a.sqlite")
+    assert code == 0
+    assert "columns read as user=customer, item=sku, time=ts, event=action, value=value; not read: qty" in out
+    assert "columns read as item=sku, title=name; kept as attributes: category_path, brand" in out
+
+
+def test_import_says_when_events_have_no_clock(tmp_path, capsys):
+    """Without a time column the log is kept in file order: a user whose time column went unread must be told."""
+    plain, steps = tmp_path / "plain.csv", tmp_path / "steps.csv"
+    plain.write_text("user,item,visited\nu1,a,yesterday\nu1,b,today\n")
+    steps.write_text("user,item,step\nu1,a,1\nu1,b,2\n")
+    code, out, _ = run(capsys, "import", plain, "--db", tmp_path / "a.sqlite")
+    assert code == 0 and "no time column: events kept in the file's order (name one with --map time=COLUMN)" in out
+    code, out, _ = run(capsys, "import", steps, "--db", tmp_path / "b.sqlite")
+    assert code == 0 and "times read as positions in an order (no clock)" in out
+
+
+def test_import_of_a_file_whose_every_row_is_rejected_says_what_to_do(tmp_path, capsys):
+    log = tmp_path / "till.csv"
+    log.write_text("date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n2025-03-02,11:15:00,u1,p2\n")
+    code, out, _ = run(capsys, "import", log, "--db", tmp_path / "t.sqlite")
+    assert code == 0 and "2 rows read, 0 accepted, 2 rejected" in out
+    assert ("no row of this file was stored: fix what the lines above say (a column read in the wrong role: "
+            "import it again with --map ROLE=COLUMN)") in out
+    assert "columns read as user=customer, item=product, time=time; not read: date" in out
 
 
 def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):

@@ -152,6 +152,6 @@ def test_eval_users_samples_the_test_and_every_metric_shows_its_interval(shop, c
     assert re.search(r"ndcg@10\s+\d\.\d{4}  \[\d\.\d{4}, \d\.\d{4}\] 95%", out)
     code, out, _ = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "all")
     assert code == 0 and "test 95% interval +-" in out
-    assert f"test users: {sampled['test_sampled_from']:,} (all)" in out
+    assert f"test users: {sampled['test_sampled_from']:,} (all with an event to hold out)" in out
     code, _, err = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "none")
     assert code == 2 and "give a number of users (e.g. 20000) or all" in err

@@ -57,13 +57,15 @@ def test_beyond_accuracy_numbers_describe_the_top_lists():
     assert report.beyond["novelty@10"] == pytest.approx(math.log2(6))  # no events: uniform smoothed shares
 
 
-def test_a_catalogue_without_categories_reports_no_diversity():
-    """0 would read as lists of one kind: without categories diversity says nothing, so it is left out."""
+def test_diversity_counts_only_items_with_a_category_and_is_left_out_without_any():
+    """A catalogue without categories reported diversity 0.000 ("every list is one category"), and
+    uncategorised items counted as one shared category."""
     scorer = _FixedScorer([float("-inf"), 6, 5, 4, 3, 2, 1])
     eval_set = EvalSet(np.array([0]), [np.array([], dtype=np.int64)], np.array([1]))
-    uncategorised = SimpleNamespace(item_category=np.zeros(7, np.int64), user_segment=DATA.user_segment)
-    report = evaluate_scorer(scorer, uncategorised, eval_set)
-    assert set(report.beyond) == {"coverage@10", "novelty@10"}
+    bare = SimpleNamespace(item_category=np.zeros(7, dtype=np.int64), user_segment=np.zeros(1, dtype=np.int64))
+    assert "diversity@10" not in evaluate_scorer(scorer, bare, eval_set).beyond
+    some = SimpleNamespace(item_category=np.array([0, 1, 1, 2, 0, 0, 0]), user_segment=np.zeros(1, dtype=np.int64))
+    assert evaluate_scorer(scorer, some, eval_set).beyond["diversity@10"] == pytest.approx(1 - 2 / 6)
 
 
 def test_evaluation_honours_cancel():

@@ -121,6 +121,24 @@ def test_reimporting_the_same_file_adds_nothing(seeded, tmp_path):
     assert seeded.counts()["events"] == 3
 
 
+def test_the_same_file_read_another_way_is_imported_again(workspace, tmp_path):
+    """A first try that read a column wrongly (every row rejected, or a title left as an attribute)
+    is fixed by importing again with --map: that retry must not be 'already imported, nothing added'."""
+    events = _write(tmp_path, "till.csv", "date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n"
+                                          "2025-03-02,11:15:00,u1,p2\n2025-03-03,09:00:00,u2,p1\n")
+    first = import_files(workspace, events=events).file("events")
+    assert (first.rows_accepted, first.rows_rejected) == (0, 3)  # "10:15:00" is no time
+    retry = import_files(workspace, events=events, options=ImportOptions(roles={"time": "date"})).file("events")
+    assert (retry.duplicate, retry.rows_accepted, workspace.counts()["events"]) == (False, 3, 3)
+    again = import_files(workspace, events=events, options=ImportOptions(roles={"time": "date"})).file("events")
+    assert again.duplicate and workspace.counts()["events"] == 3
+
+    items = _write(tmp_path, "items.csv", "product,label\np1,Blue mug\n")
+    import_files(workspace, items=items)
+    import_files(workspace, items=items, options=ImportOptions(roles={"items.title": "label"}))
+    assert workspace.item("p1")["title"] == "Blue mug"
+
+
 @pytest.mark.parametrize(
     "content, line, reason",
     [
@@ -154,6 +172,20 @@ def test_unknown_encoding_and_missing_required_column(workspace, tmp_path):
         import_files(workspace, events=path, options=ImportOptions(roles={"item": "sku"}))
 
 
+def test_a_missing_column_of_one_file_is_named_by_a_map_aimed_at_that_file(workspace, tmp_path):
+    """'name it with --map item=COLUMN' for an items file, followed, broke the events file (whose item
+    column is another): the advice names the file's kind, and a map that misses a file says how to aim it."""
+    events = _write(tmp_path, "e.csv", "user,product,ts\nu1,p1,1600000000\n")
+    items = _write(tmp_path, "i.csv", "code,name\np1,Mug\n")
+    with pytest.raises(CsvImportError, match=r"name it with --map items\.item=COLUMN"):
+        import_files(workspace, events=events, items=items)
+    with pytest.raises(CsvImportError, match="'code' is not in the file") as error:
+        import_files(workspace, events=events, items=items, options=ImportOptions(roles={"item": "code"}))
+    assert "--map items.item=code" in error.value.hint
+    import_files(workspace, events=events, items=items, options=ImportOptions(roles={"items.item": "code"}))
+    assert workspace.item("p1")["title"] == "Mug"
+
+
 def test_invalid_utf8_after_utf8_text_rejects_its_line_or_refuses_in_strict_mode(workspace, tmp_path, monkeypatch):
     from core.importing import sniffing
 
@@ -169,5 +201,7 @@ def test_invalid_utf8_after_utf8_text_rejects_its_line_or_refuses_in_strict_mode
 
 def test_time_kind_mismatch_is_refused(seeded, tmp_path):
     path = _write(tmp_path, "steps.csv", "user_id,item_id,step\nu1,a,0\nu1,b,1\n")
-    with pytest.raises(CsvImportError, match="order but the workspace holds unix"):
+    with pytest.raises(CsvImportError, match=r"events are only in an order \(positions or file order, no clock\), "
+                                             "but the workspace's have clock times") as error:
         import_files(seeded, events=path)
+    assert "workspace of its own" in error.value.hint

@@ -33,8 +33,6 @@ def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values
     assert sniff(items).roles == {"item": "sku", "title": "name", "categories": "rubrik", "time": "seit"}
     millis = _write(tmp_path, "m.csv", "user_id,product_id,event_time_ms,store_nr\n7,5,1702339244763,123456789\n")
     assert sniff(millis).roles == {"user": "user_id", "item": "product_id", "time": "event_time_ms"}
-    two_dates = _write(tmp_path, "d.csv", "user,item,bestellt,geliefert\nu,i,2024-01-01,2024-01-03\n")
-    assert "time" not in sniff(two_dates).roles  # which one is the event's time is the user's call
     titles = _write(tmp_path, "t.csv", "sku,bezeichnung\n" + "".join(f"A{n},Hofladen | Sorte {n}\n" for n in range(6)))
     assert "categories" not in sniff(titles).roles  # a brand before each name: text, not categories
 
@@ -65,10 +63,68 @@ def test_time_formats_unix_seconds_iso_dates(workspace, tmp_path):
     assert ts["v"] == 1600000003.0 and ts["w"] == 1600041600.0
 
 
+def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(workspace, tmp_path):
+    """A German header above ISO times was read as an event: user 'kunde', item 'artikel'."""
+    german = _write(tmp_path, "de.csv", "kunde,artikel,zeitpunkt\nu1,p2,2025-03-01T11:00:00Z\n"
+                                        "u1,p1,2025-03-01T10:00:00Z\nu2,p1,2025-03-01T12:00:00+01:00\n")
+    assert sniff(german).has_header
+    import_files(workspace, events=german,
+                 options=ImportOptions(roles={"user": "kunde", "item": "artikel", "time": "zeitpunkt"}))
+    assert workspace.counts()["users"] == 2 and workspace.get_meta("time_kind") == "unix"
+    assert workspace.user_sequence("u1")["item"].tolist() == ["p1", "p2"]
+    headerless = _write(tmp_path, "h.csv", "u1,p1,\nu1,p2,2025-03-01T11:00:00Z\n")  # an empty first time is no header
+    assert not sniff(headerless).has_header
+
+
+def test_a_time_column_with_a_name_no_alias_knows_is_found_by_its_times(tmp_path):
+    """'visited_at' or 'event_timestamp' were left unread: the log was silently imported in file order."""
+    named = _write(tmp_path, "n.csv", "user_id,item_id,order_id,visited_at\nu1,a,1234567890,2025-03-01 10:00:00\n")
+    assert sniff(named).roles == {"user": "user_id", "item": "item_id", "time": "visited_at"}
+    ms = _write(tmp_path, "ms.csv", "user_id,item_id,order_id,event_timestamp\nu1,a,1234567890,1740823200000\n")
+    assert sniff(ms).roles == {"user": "user_id", "item": "item_id", "time": "event_timestamp"}  # not the order id
+    ids = _write(tmp_path, "ids.csv", "user_id,item_id,order_id\nu1,a,1234567890\n")
+    assert "time" not in sniff(ids).roles  # a big number under another name is no clock
+    both = _write(tmp_path, "both.csv", "user_id,item_id,event_date,event_timestamp\nu1,a,20250301,1740823200000000\n")
+    assert sniff(both).roles["time"] == "event_timestamp"  # the time of day, not the day alone
+
+
+def test_an_items_or_users_file_whose_id_column_is_just_id_is_read_by_it(workspace, tmp_path):
+    """'id,name,category' is how most catalogue exports start: it was refused ('no item column')."""
+    items = _write(tmp_path, "i.csv", "id,name,category\np1,Mug,Kitchen\n")
+    users = _write(tmp_path, "u.csv", "id,segment\nu1,gold\n")
+    events = _write(tmp_path, "e.csv", "id,user_id,item_id,timestamp\n9,u1,p1,1600000000\n")
+    import_files(workspace, events=events, items=items, users=users)
+    assert workspace.item("p1")["title"] == "Mug" and workspace.user_attributes("u1") == {"segment": "gold"}
+    assert workspace.counts()["items"] == 1  # an events file's "id" is an event's, never the item
+
+
+def test_common_export_names_take_their_roles(tmp_path):
+    """An analytics export (GA4's user_pseudo_id, event_name) lost its users or its event types."""
+    ga = _write(tmp_path, "ga.csv", "event_timestamp,user_pseudo_id,item_id,event_name,qty\n"
+                                    "1740823200000000,u.1,a,view_item,2\n")
+    assert sniff(ga).roles == {"user": "user_pseudo_id", "item": "item_id", "time": "event_timestamp",
+                               "event": "event_name", "value": "qty"}
+    shop = _write(tmp_path, "shop.csv", "member_id,product_code,created_at\nm1,p1,2025-03-01T10:00:00Z\n")
+    assert sniff(shop).roles == {"user": "member_id", "item": "product_code", "time": "created_at"}
+
+
 def test_no_time_column_means_file_order(workspace, tmp_path):
     import_files(workspace, events=_write(tmp_path, "e.csv", "user,item\na,x\na,y\nb,x\n"))
     assert workspace.get_meta("time_kind") == "order"
     assert workspace.user_sequence("a")["item"].tolist() == ["x", "y"]
+
+
+def test_a_second_file_without_times_follows_the_first_unless_it_repeats_it(workspace, tmp_path):
+    """Day 2's file restarted at position 0: its events were slotted among day 1's ('a, c, b')."""
+    import_files(workspace, events=_write(tmp_path, "day1.csv", "user,item\nu1,a\nu1,b\nu2,a\n"))
+    import_files(workspace, events=_write(tmp_path, "day2.csv", "user,item\nu1,c\nu2,d\n"))
+    assert workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "c"]
+    assert workspace.user_sequence("u2")["item"].tolist() == ["a", "d"]
+    # An export that holds everything so far, then new rows: the repeats are skipped, the new rows follow.
+    both = "user,item\nu1,a\nu1,b\nu2,a\nu1,c\nu2,d\nu1,e\n"
+    report = import_files(workspace, events=_write(tmp_path, "all.csv", both)).file("events")
+    assert (report.duplicates, report.rows_accepted) == (5, 1)
+    assert workspace.user_sequence("u1")["item"].tolist() == ["a", "b", "c", "e"]
 
 
 def test_explicit_roles_and_kind_scoped_roles(workspace, tmp_path):

@@ -122,6 +122,23 @@ def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_p
     assert _rejected(steps)[0][:2] == (3, "step") and "as a position it is beyond" in _rejected(steps)[0][2]
 
 
+def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
+    """A warehouse export's date column of 20250301 (or 20250301093000) numbers was read as positions:
+    the log lost its clock (no time split) without a rejected row."""
+    text = ("user,item,event_date\nu1,a,20250302\nu1,b,20250301\nu2,c,20250301093000\nu2,d,20250231\n"
+            "u2,e,2025-03-04\n")
+    report = _events(workspace, _write(tmp_path, "dates.csv", text))
+    assert (report.time_kind, report.time_unit, report.rows_accepted) == ("unix", "YYYYMMDD", 4)
+    assert _rejected(report) == [(5, "event_date", "unparseable time '20250231'")]
+    day = 1740787200.0  # 2025-03-01 UTC
+    assert _ts(workspace) == [day + 86400, day, day + 9.5 * 3600, day + 3 * 86400]
+    from core.store import Workspace
+
+    with Workspace.open(tmp_path / "steps.sqlite") as other:  # a column named as an order stays one
+        steps = _events(other, _write(tmp_path, "steps.csv", "user,item,step\nu1,a,20250301\nu1,b,20250302\n"))
+    assert steps.time_kind == "order"
+
+
 # -- encoding and NUL bytes ---------------------------------------------------------------------
 
 
@@ -243,6 +260,19 @@ def test_a_repeated_header_name_keeps_both_columns_under_distinct_names(workspac
 
 DAY1 = "user,item,timestamp,event,rating\nu1,a,1600000000,view,\nu1,b,1600000000,view,4\nu2,a,1600000100,buy,5\n"
 DAY2 = DAY1 + "u2,a,1600000100,buy,4\nu1,a,1600000000,cart,\nu3,c,1600000200,view,\nu3,c,1600000200,view,\n"
+
+
+def test_a_semicolon_file_reads_decimal_commas_in_its_values(workspace, tmp_path):
+    """A spreadsheet saved as CSV where the decimal mark is a comma separates with semicolons and writes
+    '20,08': every row of such a log was rejected ("value '20,08' is not a number")."""
+    path = _write(tmp_path, "eu.csv", "user;item;timestamp;price\nu1;a;1600000000;20,08\nu1;b;1600000001;-3,5\n"
+                                      "u2;a;1600000002;7\nu2;b;1600000003;1.234,5\n")
+    report = _events(workspace, path)
+    assert (report.rows_accepted, _rejected(report)) == (3, [(5, "price", "value '1.234,5' is not a number")])
+    with sqlite3.connect(workspace.path) as raw:
+        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [20.08, -3.5, 7.0]
+    comma = _write(tmp_path, "us.csv", 'user,item,timestamp,price\nu3,a,1600000004,"20,08"\n')
+    assert _rejected(_events(workspace, comma)) == [(2, "price", "value '20,08' is not a number")]  # "20,08" is ambiguous there
 
 
 def test_an_overlapping_export_adds_only_the_new_events_and_counts_the_repeats(workspace, tmp_path):

@@ -106,3 +106,36 @@ def test_requests_written_together_are_one_loader_pass_each_answered_as_if_writt
     assert list(engine.workspace.user_sequence("NEW-B")["item"]) == ["P01", "NEW-Y"]
     feed.close()
     engine.workspace.close()
+
+
+def test_each_posted_number_is_read_in_its_own_clock_unit_whatever_else_arrives_with_it(tmp_path):
+    """Clients of one service send seconds or milliseconds (as documented) and their requests are
+    written together: a unit decided by the batch's majority would reject the others' rows."""
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    feed = EventFeed(engine.workspace, "test")
+    t = START + 10**6
+    report = feed.post([{"user": "MIX", "item": "P00", "time": t}, {"user": "MIX", "item": "P01", "time": t + 1},
+                        {"user": "MIX", "item": "P02", "time": (t + 2) * 1000},
+                        {"user": "MIX", "item": "P03", "time": (t + 3) * 10**6}])
+    assert (report.accepted, report.rejected) == (4, [])
+    sequence = engine.workspace.user_sequence("MIX")
+    assert list(sequence["item"]) == ["P00", "P01", "P02", "P03"]
+    assert [float(x) for x in sequence["ts"]] == [t, t + 1, t + 2, t + 3]
+    feed.close()
+    engine.workspace.close()
+
+
+def test_a_whole_number_posted_as_a_float_is_the_same_id_as_in_a_parquet_file(tmp_path):
+    """A client posting a pandas frame's rows sends ids 7.0 (an integer column with a gap becomes float):
+    they were stored as user '7.0', a second shopper beside the '7' a file (or another client) gave."""
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    feed = EventFeed(engine.workspace, "test")
+    before = engine.workspace.counts()
+    t = START + 10**6
+    report = feed.post([{"user": 7.0, "item": 42.0, "time": float(t)}, {"user": 7, "item": 42, "time": t + 1},
+                        {"user": 7.5, "item": "P00", "time": t + 2}])
+    assert (report.accepted, report.new_users, report.new_items) == (3, 2, 1)
+    assert list(engine.workspace.user_sequence("7")["item"]) == ["42", "42"]
+    assert engine.workspace.counts()["users"] == before["users"] + 2  # "7" and "7.5"
+    feed.close()
+    engine.workspace.close()

@@ -30,6 +30,17 @@ def test_an_open_address_without_a_token_and_an_unknown_run_are_refused(shop, ca
     assert code == 1 and "not a port number" in err
 
 
+def test_a_port_in_use_is_refused_in_one_line_before_anything_says_it_serves(shop, capsys):
+    """It printed 'serving run #1 ... on http://...', then uvicorn's own ERROR line, and exited 3."""
+    with free_port_socket() as taken:
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "serve", "--db", shop, "--port", port)
+    assert code == 1 and out == "" and "serving run" not in err
+    assert f"nextpick serve: cannot listen on 127.0.0.1:{port}: address already in use" in err
+    assert "hint: " in err and not status_path(shop).exists()
+
+
 def test_the_command_serves_until_interrupted_and_then_clears_its_status(shop):
     with free_port_socket() as sock:
         port = sock.getsockname()[1]

@@ -112,6 +112,25 @@ def test_health_items_and_docs(engine, client):
     assert first == again and client.get("/health").json()["lists_from_cache"] == cached + 1
 
 
+def test_an_item_whose_id_holds_a_slash_is_found_either_way_it_is_written(client):
+    """Shops' SKUs often hold a slash ("AB/123"): a client that escapes it (%2F) and one that does not both reach it."""
+    assert client.post("/events", json={"user": "U02", "item": "AB/12 x", "time": START + 3 * 10**6}).json()["accepted"] == 1
+    for path in ("/items/AB%2F12%20x", "/items/AB/12 x"):
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.json()["item"] == "AB/12 x", answer.text
+
+
+def test_ids_are_looked_up_as_the_import_stores_them_trimmed(client):
+    """A posted ' TRIM-1 ' is stored as 'TRIM-1' (as a file's ids are): asking with the same text must find
+    its events, not answer the cold-start list."""
+    assert client.post("/events", json={"user": " TRIM-1 ", "item": "P00", "time": START + 4 * 10**6}).json()["accepted"] == 1
+    answer = client.get("/recommend", params={"user": " TRIM-1 ", "k": 1}).json()
+    assert (answer["user"], answer["cold_start"]) == ("TRIM-1", False)
+    assert client.get("/interests", params={"user": "TRIM-1\t"}).json()["cold_start"] is False
+    assert client.get("/items/%20P00%20").json()["item"] == "P00"
+    assert client.get("/recommend", params={"user": "   "}).status_code == 422
+
+
 @pytest.mark.parametrize("path, params, status, message", [
     ("/recommend", {"user": "U01", "k": 0}, 422, "k: "),
     ("/recommend", {"user": "U01", "k": 101}, 422, "k: "),
@@ -320,8 +339,11 @@ def test_a_missing_time_is_now_on_a_clock_and_refused_where_the_log_is_only_an_o
     (tmp_path / "steps.csv").write_text("user,item,step\nu1,a,1\nu1,b,2\n")
     import_files(ordered, events=tmp_path / "steps.csv")
     assert ordered.get_meta("time_kind") == "order"
-    report = EventFeed(ordered, "test").post([{"user": "u1", "item": "c"}, {"user": "u1", "item": "c", "time": 3}])
-    assert report.accepted == 1 and report.rejected[0].reason == "missing time"
+    report = EventFeed(ordered, "test").post([{"user": "u1", "item": "c"}, {"user": "u1", "item": "c", "time": 3},
+                                              {"user": "u1", "item": "d", "time": "2025-01-01T00:00:00Z"}])
+    assert report.accepted == 1 and [r.reason for r in report.rejected] == [
+        "missing time", "time '2025-01-01T00:00:00Z' is a date, but these events' times are positions in an order "
+                        "(no clock): give a position"]
     ordered.close()
     clock = Workspace.open(tmp_path / "clock.sqlite")
     before = __import__("time").time()

@@ -55,8 +55,10 @@ def test_cli_items_search_and_similar(engine, capsys):
     result = json.loads(out)
     assert code == 0 and result["by_meaning"] and result["text_model"].startswith("all-MiniLM-L6-v2")
     assert {item["item"] for item in result["items"]} == {"t1", "t2"}
-    code, out, _ = run(capsys, "items", "--db", engine.workspace.path, "--similar", "t5", "-k", "1")
-    assert code == 0 and "t6" in out
+    code, out, _ = run(capsys, "items", "--db", engine.workspace.path, "--similar", " t5 ", "-k", "1")
+    assert code == 0 and "t6" in out  # the id as the import stores it, trimmed
+    code, out, err = run(capsys, "items", "--db", engine.workspace.path, "--similar", "nope")
+    assert code == 1 and "unknown item 'nope'" in err  # not "nothing found", as if it had no neighbours
 
 
 def test_cli_names_a_folder_that_is_no_model(engine, capsys, tmp_path):

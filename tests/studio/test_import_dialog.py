@@ -176,7 +176,7 @@ def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tm
     dialog.set_path("events", write(tmp_path / "orderless.csv", "user,item\nu4,a\nu4,b\n"))
     with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
         pass
-    assert ("No time column: each user's events keep the order of the file (choose its Time column to use it)."
+    assert ("No time column: events kept in the file's order (choose its Time column to read one)."
             in dialog.summary_label.text())
 
 
