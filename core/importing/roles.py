@@ -41,6 +41,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z
 UNIX_MIN = 1e8
 # A date written as digits, as warehouses export it: YYYYMMDD, or YYYYMMDDhhmmss (years 1900-2099).
 DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
+# A day-first dotted date, as spreadsheets write them in Germany, Russia...: 01.03.2025 10:15(:00).
+DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$"
 
 
 def normalise(name: str) -> str:
@@ -60,10 +62,12 @@ def is_number(text: str) -> bool:
 
 
 def looks_like_time(values: Sequence[str]) -> bool:
-    """Every value is an ISO date/time, a date written as digits (20250301) or a unix time (seconds or finer)."""
+    """Every value is an ISO date/time, a date written as digits (20250301) or day-first with dots
+    (01.03.2025), or a unix time (seconds or finer)."""
     present = [v.strip() for v in values if v.strip()]
     return bool(present) and all(
-        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present
+        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or re.match(DOTTED_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN)
+        for v in present
     )
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importing.roles import DIGIT_DATE, ORDER_NAMES, UNIX_MIN, normalise
+from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, UNIX_MIN, normalise
 
 UNIX, ORDER = "unix", "order"
 
@@ -56,6 +56,7 @@ ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more 
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 ISO = "ISO-8601"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
+DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
 _ISO_YEAR = r"^\s*(?P<year>\d{4,})-\d\d"
 _YEAR_SECONDS = 365.2425 * 86_400
 
@@ -101,12 +102,16 @@ class TimeColumn:
             return Times(times, np.zeros(rows, dtype=bool), times)
         numbers = to_numbers(strings)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
-        clock, clock_out = self._parse_iso(strings, np.isnan(numbers))
+        if np.isnan(numbers).any():  # only text can be a dotted date: a column of unix times skips the look
+            written, dotted = _dotted_dates_as_iso(strings)
+        else:
+            written, dotted = strings, np.zeros(len(numbers), dtype=bool)
+        clock, clock_out = self._parse_iso(written, np.isnan(numbers))
         iso = ~np.isnan(clock) | clock_out
         if self.kind is None:
             self.kind = self._decide_kind(numbers, iso, strings)
         if self.kind == UNIX:
-            numbers = self._clock_seconds(strings, numbers, iso)
+            numbers = self._clock_seconds(strings, numbers, iso, dotted)
             read_as = np.where(np.isnan(numbers), clock, numbers)
             start = np.where(np.isnan(numbers) | (self.unit == DIGIT_DATES), ISO_START, CLOCK_START)
             out = clock_out | ((read_as < start) | (read_as >= CLOCK_END))
@@ -122,7 +127,7 @@ class TimeColumn:
             return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
         if not _is_number(cell):
             return f"time {cell!r} is out of range: it falls {_when(read_as)}; {_ISO_RANGE_TEXT}"
-        how = "" if self.unit in (None, ISO, DIGIT_DATES) else f" read as {self.unit} since 1970,"
+        how = "" if self.unit in (None, ISO, DIGIT_DATES, DOTTED_DATES) else f" read as {self.unit} since 1970,"
         return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
 
     def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array) -> Optional[str]:
@@ -139,7 +144,7 @@ class TimeColumn:
             return None
         return UNIX if max(_clock_readings(present)) or _numbers_are_digit_dates(strings, numbers) else ORDER
 
-    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array) -> None:
+    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array, dotted: np.ndarray) -> None:
         """The unit of a numeric clock, once per file, by magnitude: the one that reads most
         numbers of the first block that has any clock time as times in the clock's range (the
         first on a tie), else dates written as digits when every number is one. So one wild
@@ -152,13 +157,14 @@ class TimeColumn:
         elif _numbers_are_digit_dates(strings, numbers):
             self.unit = DIGIT_DATES
         elif np.any(iso):
-            self.unit = ISO
+            self.unit = DOTTED_DATES if dotted[iso].all() else ISO
 
-    def _clock_seconds(self, strings: pa.Array, numbers: np.ndarray, iso: np.ndarray) -> np.ndarray:
+    def _clock_seconds(self, strings: pa.Array, numbers: np.ndarray, iso: np.ndarray,
+                       dotted: np.ndarray) -> np.ndarray:
         """Unix seconds of the numbers (NaN elsewhere): in the column's unit, or each in its own."""
         if self.unit_per_value:
             return numbers / _unit_of_each(numbers)
-        self._decide_unit(numbers, iso, strings)
+        self._decide_unit(numbers, iso, strings, dotted)
         if self.unit == DIGIT_DATES:
             return np.where(np.isnan(numbers), np.nan, _digit_date_seconds(strings))
         return numbers / dict(UNITS).get(self.unit, 1.0)
@@ -189,6 +195,22 @@ class TimeColumn:
 def _clock_readings(numbers: np.ndarray) -> list[int]:
     """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
+
+
+def _dotted_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The cells with day-first dotted dates ("1.3.2025 9:05") rewritten as ISO-8601 text
+    ("2025-03-01T09:05") for the ISO reader, the others as they are; and which cells were dotted.
+    Dots are only ever day-first (never month-first, unlike slashes), so reading them is no guess."""
+    dotted = pc.match_substring_regex(strings, DOTTED_DATE)
+    mask = dotted.to_numpy(zero_copy_only=False)
+    if not mask.any():
+        return strings, mask
+    text = pc.utf8_trim_whitespace(strings)
+    for pattern, replacement in ((r"^(\d)\.", r"0\1."), (r"^(\d\d)\.(\d)\.", r"\1.0\2."),
+                                 (r"^(\d\d)\.(\d\d)\.(\d{4})", r"\3-\2-\1"), (r"^(\S+)[ T](\d):", r"\1T0\2:"),
+                                 (r"^(\S+) (\d\d):", r"\1T\2:")):
+        text = pc.replace_substring_regex(text, pattern, replacement)
+    return pc.if_else(dotted, text, strings), mask
 
 
 def _numbers_are_digit_dates(strings: pa.Array, numbers: np.ndarray) -> bool:
@@ -228,8 +250,8 @@ NO_TIME_NOTE = "no time column: events kept in the file's order"
 
 def describe_time_unit(unit: str) -> str:
     """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"."""
-    if unit == DIGIT_DATES:
-        return "dates written YYYYMMDD (UTC)"
+    if unit in (DIGIT_DATES, DOTTED_DATES):
+        return f"dates written {unit} (UTC)"
     return "ISO-8601 dates" if unit == ISO else f"unix {unit}"
 
 

@@ -139,6 +139,20 @@ def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
     assert steps.time_kind == "order"
 
 
+def test_day_first_dotted_dates_of_a_german_spreadsheet_are_read(workspace, tmp_path):
+    """'01.03.2025 10:15', how a German spreadsheet's CSV writes times, rejected every row as unparseable."""
+    text = ("Kunde;Artikel;Zeitpunkt;Preis\nu1;a;01.03.2025 10:15;19,99\nu1;b;1.3.2025 9:05:07;5\n"
+            "u2;a;31.12.2024;7,5\nu2;b;31.02.2025 10:00;1\n")
+    report = _events(workspace, _write(tmp_path, "de.csv", text),
+                     roles={"user": "Kunde", "item": "Artikel", "value": "Preis"})
+    assert (report.roles["time"], report.time_unit, report.rows_accepted) == ("Zeitpunkt", "DD.MM.YYYY", 3)
+    assert _rejected(report) == [(5, "Zeitpunkt", "unparseable time '31.02.2025 10:00'")]
+    day = 1740787200.0  # 2025-03-01 UTC
+    assert _ts(workspace) == [day + 10.25 * 3600, day + 9 * 3600 + 5 * 60 + 7, day - 60 * 86400]
+    with sqlite3.connect(workspace.path) as raw:
+        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [19.99, 5.0, 7.5]
+
+
 # -- encoding and NUL bytes ---------------------------------------------------------------------
 
 
