@@ -12,6 +12,7 @@ from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
 from core.importing import (
     LOW_VALUE_ACTIONS, NO_TIME_NOTE, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
+    repeated_rows,
 )
 from core.store import Workspace
 from core.store.stats import NO_CATEGORY, workspace_stats
@@ -166,7 +167,7 @@ def _file_summary(report, low_values: LowValues) -> dict:
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
         "roles": report.roles, "unused_columns": [c for c in report.columns if c not in report.roles.values()],
         "time_kind": report.time_kind, "time_unit": report.time_unit,
-        "duplicates_skipped": report.duplicates, "low_values": report.low_values,
+        "duplicates_skipped": report.duplicates, "ids_repeated": report.ids_repeated, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
         "first_rejected": [{r.unit: r.line, "file": r.file, "column": r.column, "reason": r.reason}
@@ -217,6 +218,9 @@ def _reading_notes(f: dict) -> list[str]:
     notes.extend(_order_note(f))
     if f.get("low_values"):
         notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")
+    if f["ids_repeated"]:
+        notes.append(f"         {repeated_rows(f['ids_repeated'])} an id an earlier row gave: the last row of each id is "
+                     "what is kept")
     if f["duplicates_skipped"]:
         notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
                      "skipped (--keep-duplicates keeps them)")

@@ -71,6 +71,11 @@ class RejectedRow:
         return CsvImportError(where, self.line, self.column, self.reason, BAD_ROW_HINT.format(place=place), self.unit)
 
 
+def repeated_rows(count: int) -> str:
+    """"1 row repeats", "3 rows repeat": the start of the report's line on ``FileReport.ids_repeated``."""
+    return f"{count:,} row repeats" if count == 1 else f"{count:,} rows repeat"
+
+
 @dataclass
 class FileReport:
     """The outcome of one file.
@@ -96,6 +101,8 @@ class FileReport:
                    earlier in the file exactly (not counted in rows_accepted).
     low_values:    events whose value was at or below ``ImportOptions.low_values``' threshold:
                    dropped (not counted in rows_accepted) or stored marked negative.
+    ids_repeated:  rows of an items or users file whose id an earlier row of the same file gave: each
+                   replaced what that row stored (the last row of an id is what the workspace keeps).
     """
 
     kind: str
@@ -114,6 +121,7 @@ class FileReport:
     time_unit: Optional[str] = None
     duplicates: int = 0
     low_values: int = 0
+    ids_repeated: int = 0
     duration_s: float = 0.0
 
     @property

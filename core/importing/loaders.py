@@ -289,6 +289,8 @@ class ProfileLoader:
         self.path, self.kind, self.roles = path, kind, roles
         self.id_role = "item" if kind == "items" else "user"
         self.attributes, self.flags, self.flag_names = attributes, flags, flag_names
+        self._given = np.zeros(0, dtype=bool)  # by store id: given by a row of this file already
+        self.repeated = 0  # rows whose id an earlier row of this file gave (the last one's values are kept)
         extra = ("title", "categories") if kind == "items" else ()
         self.sql = _UPSERT.format(
             table=kind,
@@ -307,12 +309,24 @@ class ProfileLoader:
         table = table.filter(keep)
         ids = ids.filter(keep)
         store_ids, _new = (target.items if self.kind == "items" else target.users).resolve(ids)
+        self._count_repeats(np.asarray(store_ids, dtype=np.int64))
         columns = [store_ids.tolist(), ids.to_pylist()]
         if self.kind == "items":
             columns += [_optional_text(table, self.roles.get("title")), self._categories(table)]
         columns.append(self._attributes(table))
         target.raw.executemany(self.sql, zip(*columns))
         return len(store_ids), rejected
+
+    def _count_repeats(self, store_ids: np.ndarray) -> None:
+        """A catalogue export that lists an item twice keeps only its last row, silently: counted, so
+        the report can say so. One flag per store id, not a set of the ids' text (a million users)."""
+        if not len(store_ids):
+            return
+        if store_ids.max() >= len(self._given):
+            self._given = np.concatenate([self._given, np.zeros(int(store_ids.max()) + 1 - len(self._given), bool)])
+        unique = np.unique(store_ids)
+        self.repeated += len(store_ids) - len(unique) + int(self._given[unique].sum())
+        self._given[unique] = True
 
     def _categories(self, table: pa.Table) -> list[Optional[str]]:
         if self.roles.get("categories"):

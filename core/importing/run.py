@@ -221,6 +221,8 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         _load_blocks(target, plan, report, options, progress, cancel)
     if report.rows_read == 0:
         raise source.no_rows_error()
+    if plan.kind != "events":
+        report.ids_repeated = plan.loader.repeated
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
         report.low_values = plan.loader.low_count  # dropped ones were never accepted

@@ -33,7 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import NextPickError
-from core.importing import NO_TIME_NOTE, ImportOptions, ImportReport, SqlQuery, describe_time_unit, preview_source
+from core.importing import (
+    NO_TIME_NOTE, ImportOptions, ImportReport, SqlQuery, describe_time_unit, preview_source, repeated_rows,
+)
 from core.jobs import import_and_prepare
 from core.progress import Progress
 from studio.context import StudioContext
@@ -419,6 +421,9 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
             lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
         elif file.kind == "events" and "time" not in file.roles and file.rows_accepted:
             lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to read one).")
+        if file.ids_repeated:
+            lines.append(f"  {repeated_rows(file.ids_repeated)} an id an earlier row gave: the last row of each id "
+                         "is what is kept.")
         if file.duplicates:
             lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
         if file.low_values:

@@ -78,6 +78,14 @@ def test_an_import_without_a_time_column_says_the_files_order_is_used(tmp_path, 
     assert code == 0 and "times read as unix milliseconds" in out and "no time column" not in out
 
 
+def test_an_items_file_listing_an_id_twice_says_which_row_is_kept(tmp_path, capsys):
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\np1,First\np1,Second\n")
+    code, out, err = run(capsys, "import", "--items", items, "--db", tmp_path / "w.sqlite")
+    assert code == 0, err
+    assert "1 row repeats an id an earlier row gave: the last row of each id is what is kept" in out
+
+
 def test_import_of_generated_files_reports_every_row(tmp_path, capsys):
     files = write_demo_csv(tmp_path / "csv", DemoConfig(n_users=200, n_items=80, seed=9))
     db = tmp_path / "shop.sqlite"

@@ -313,3 +313,17 @@ def test_repeats_are_found_when_the_indexes_are_rebuilt_after_a_big_import(works
     with sqlite3.connect(workspace.path) as raw:
         names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"ix_events_user_ts", "ix_events_item"} <= names
+
+
+def test_an_id_repeated_in_a_profile_file_is_counted_and_its_last_row_kept(workspace, tmp_path):
+    """A catalogue export listing an item twice kept only its last row without a word."""
+    from core.importing import import_files
+
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\np1,First\np2,Other\np1,Second\n")
+    report = import_files(workspace, items=items).file("items")
+    assert report.rows_accepted == 3 and report.ids_repeated == 1
+    assert workspace.items_frame().set_index("external_id").loc["p1", "title"] == "Second"
+    again = tmp_path / "items2.csv"
+    again.write_text("item_id,title\np2,Renamed\np3,New\n")  # an id from an earlier file is an update, not a repeat
+    assert import_files(workspace, items=again).file("items").ids_repeated == 0

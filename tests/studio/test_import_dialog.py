@@ -180,6 +180,14 @@ def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tm
             in dialog.summary_label.text())
 
 
+def test_the_summary_says_when_an_items_file_repeats_an_id(qtbot, dialog, tmp_path):
+    dialog.set_path("events", write(tmp_path / "e.csv", "user,item,timestamp\nu1,p1,1700000000\n"))
+    dialog.set_path("items", write(tmp_path / "i.csv", "item_id,title\np1,First\np2,Other\np1,Second\n"))
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert "1 row repeats an id an earlier row gave: the last row of each id is what is kept." in dialog.summary_label.text()
+
+
 def test_low_ratings_can_be_marked_as_dislikes_at_import(qtbot, dialog, tmp_path):
     assert not dialog.low_values_box.action.isEnabled()  # no file, no value column yet
     assert dialog.options().low_values.action == "keep"
