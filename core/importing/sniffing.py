@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,9 @@ def _records(lines: list[str], delimiter: str) -> list[tuple[int, int, list[str]
 
 def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
     """A header names a known role or an "id", or is text above a column of numbers or of times (a header
-    in another language, "kunde,artikel,zeitpunkt", above ISO dates: else it is read as an event)."""
+    in another language, "kunde,artikel,zeitpunkt", above ISO dates: else it is read as an event), or
+    a word above a column of ids that all carry digits ("kunden_nr" above K1, K2...: a profile file
+    has no times, and its ids need not be numbers)."""
     if any(roles_.known_alias(cell) or roles_.normalise(cell) == "id" for cell in first):
         return True
     for i, cell in enumerate(first):
@@ -206,7 +209,18 @@ def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
             return True
         if below and cell.strip() and not roles_.looks_like_time([cell]) and roles_.looks_like_time(below):
             return True
+        if len(below) >= 2 and _word(cell) and all(_has_digit(v) for v in below):
+            return True
     return False
+
+
+def _word(cell: str) -> bool:
+    """Letters (and _ - . or spaces between them), no digit: how a column is named, not how an id is written."""
+    return bool(re.fullmatch(r"[^\W\d_]+(?:[ _.\-][^\W\d_]+)*\.?", cell.strip()))
+
+
+def _has_digit(cell: str) -> bool:
+    return any(character.isdigit() for character in cell)
 
 
 def unique_names(names: list[str]) -> tuple[list[str], dict[str, str]]:

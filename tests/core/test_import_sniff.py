@@ -37,6 +37,14 @@ def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values
     assert "categories" not in sniff(titles).roles  # a brand before each name: text, not categories
 
 
+def test_a_header_of_words_above_ids_with_digits_is_a_header(tmp_path):
+    """A users file with names no alias knows and no numbers nor times below: its first line was a user."""
+    users = _write(tmp_path, "kunden.csv", "kunden_nr,segment\nK1,gold\nK2,silber\nK3,gold\n")
+    assert sniff(users).has_header and sniff(users).columns == ["kunden_nr", "segment"]
+    headerless = _write(tmp_path, "pairs.csv", "alice,apple\nbob,pear\ncarol,fig\n")  # words all the way down
+    assert not sniff(headerless).has_header
+
+
 def test_headerless_file_gets_generated_names_and_value_based_roles(tmp_path):
     path = _write(tmp_path, "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
     result = sniff(path)
