@@ -42,20 +42,22 @@ def test_a_port_in_use_is_refused_in_one_line_before_anything_says_it_serves(sho
 
 
 def test_the_command_serves_until_interrupted_and_then_clears_its_status(shop):
-    with free_port_socket() as sock:
-        port = sock.getsockname()[1]
+    """On --port 0: the port the system chose is the one announced and recorded, not ":0"."""
     command = [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())",
-               "serve", "--db", str(shop), "--port", str(port)]
+               "serve", "--db", str(shop), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
+            status = read_status(shop)
             try:
-                health = httpx.get(f"{url}/health", timeout=5)
+                assert status is None or not status.url.endswith(":0")
+                health = httpx.get(f"{status.url}/health", timeout=5)
+                url = status.url
                 break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+            except (AttributeError, httpx.TransportError):  # no status file yet, or not answering yet
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "no answer within 120 s"
                 time.sleep(0.2)
         assert health.json()["model"] == "markov"
         assert httpx.post(f"{url}/events", json={"user": "CLI-1", "item": "P10"}).json()["accepted"] == 1
