@@ -96,7 +96,7 @@ def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[st
     taken: a ten-digit order id reads as a clock as well."""
     found: list[tuple[bool, str]] = []
     for i, column in enumerate(columns):
-        cells = [row[i].strip() for row in preview if i < len(row) and row[i].strip()]
+        cells = _cells(preview, i)
         if column in taken or not cells:
             continue
         named_for_time = any(word in normalise(column) for word in _TIME_WORDS)
@@ -113,9 +113,13 @@ def _is_day(cell: str) -> bool:
 def _category_list_column(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
     """The one free column of "A|B" lists, whose name no alias knows ("rubrik", "aisle"): an items
     file's categories. None where no column or more than one looks so."""
-    lists = [column for i, column in enumerate(columns) if column not in taken
-             and _joined_lists([row[i].strip() for row in preview if i < len(row) and row[i].strip()])]
+    lists = [column for i, column in enumerate(columns) if column not in taken and _joined_lists(_cells(preview, i))]
     return lists[0] if len(lists) == 1 else None
+
+
+def _cells(preview: Sequence[Sequence[str]], i: int) -> list[str]:
+    """The non-empty cells of column ``i`` in the preview's rows, trimmed."""
+    return [row[i].strip() for row in preview if i < len(row) and row[i].strip()]
 
 
 def _joined_lists(values: Sequence[str]) -> bool:

@@ -221,8 +221,6 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         _load_blocks(target, plan, report, options, progress, cancel)
     if report.rows_read == 0:
         raise source.no_rows_error()
-    if plan.kind != "events":
-        report.ids_repeated = plan.loader.repeated
     if plan.kind == "events":
         report.time_kind, report.time_unit = plan.loader.time.kind, plan.loader.time.unit
         report.low_values = plan.loader.low_count  # dropped ones were never accepted
@@ -234,6 +232,8 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
                 target.written.forget(deleted)
             report.duplicates = len(deleted)
             report.rows_accepted -= report.duplicates
+    else:
+        report.ids_repeated = plan.loader.repeated
     report.duration_s = time.perf_counter() - started
     target.raw.execute(
         "UPDATE imports SET rows_read = ?, rows_accepted = ?, rows_rejected = ?, duration_s = ?, "

@@ -256,7 +256,8 @@ class DataPage(StudioPage):
 
     def _show_categories(self, stats: WorkspaceStats) -> None:
         self._stats, self._categories_shown = stats, self._categories_that_fit()
-        if all(row.name == NO_CATEGORY for row in stats.categories):  # one "(none)" bar says nothing
+        uncategorised = stats.categories and all(row.name == NO_CATEGORY for row in stats.categories)
+        if uncategorised:  # one "(none)" bar says nothing
             self.categories_chart.clear_chart("No categories: import an items file\nwith a categories column")
             return
         names, events = _top_categories(stats, self._categories_shown)

@@ -46,8 +46,6 @@ class StudioStatusBar(QStatusBar):
         self.workspace_label.setText(path or "No workspace open")
         self.workspace_label.setToolTip(f"The workspace file in use: {path}" if path else "No workspace open")
         self.read_only_label.setVisible(read_only)
-        if path is None:
-            self.show_contents(None)
 
     def show_contents(self, status: Optional[tuple[dict[str, int], str, str]]) -> None:
         """(counts, device, lag) of the open workspace (``main_window._read_status``), or None: nothing open."""
@@ -97,7 +95,8 @@ class PathLabel(QLabel):
     SHORTEST = 120  # pixels: "…/shop.sqlite" and a little of the folder
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(min(self.SHORTEST, super().minimumSizeHint().width()), super().minimumSizeHint().height())
+        whole = super().minimumSizeHint()
+        return QSize(min(self.SHORTEST, whole.width()), whole.height())
 
     def shown_text(self) -> str:
         return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
