@@ -205,7 +205,7 @@ BIG_SHOP = dict(n_users=1_000_000, mean_events_per_user=5, n_items=20_000)
 
 def bench_big(app, window, path: Path, models: list[str], switches: int, meter: StallMeter) -> None:
     """A million users: opening the workspace, the user list, and switching users."""
-    from studio.main_window import _engine_class
+    from studio.workspace_opening import engine_class
 
     engine = _big_workspace(path, models)
     counts = engine.workspace.counts()
@@ -217,7 +217,7 @@ def bench_big(app, window, path: Path, models: list[str], switches: int, meter: 
     runs = {run.model: run.id for run in engine.runs() if run.status == "done"}
     engine.workspace.close()
     started = time.perf_counter()
-    _engine_class()  # what the studio's first workspace loads in a worker, once per session (torch)
+    engine_class()  # what the studio's first workspace loads in a worker, once per session (torch)
     print(f"  the engine's modules loaded in {time.perf_counter() - started:.1f} s (once per studio session, "
           f"not measured below)")
     window.show_page("Explore")

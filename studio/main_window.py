@@ -7,7 +7,6 @@ the context's signals, so the window never refreshes a page itself.
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -25,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.jobs import JobCall, JobServer, prepare_demo
 from core.store import default_workspace_path
 from studio import RESOURCES_DIR
 from studio.context import StudioContext
@@ -40,6 +38,7 @@ from studio.service_watch import ServiceWatcher
 from studio.settings import StudioSettings
 from studio.widgets.status_bar import StudioStatusBar
 from studio.workers import Job
+from studio.workspace_opening import DEMO_JOB, demo_workspace_path, open_engine, prepare_and_open_demo, read_status
 
 if TYPE_CHECKING:  # core.demo loads the importer: the job process needs it, the window does not
     from core.demo import DemoConfig
@@ -47,70 +46,6 @@ if TYPE_CHECKING:  # core.demo loads the importer: the job process needs it, the
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
 WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
-
-
-DEMO_JOB = "demo shop preparation"
-
-
-def demo_workspace_path() -> Path:
-    """The built-in demo shop lives beside the default workspace in the user's data folder."""
-    return default_workspace_path().with_name("demo.sqlite")
-
-
-_ENGINE_MODULES_FROZEN = False  # ``_engine_class`` loaded them and froze them out of the collector's way
-
-
-def _engine_class():
-    """``core.engine.Engine``, loaded in the worker that opens a workspace, not before the window shows.
-
-    torch imports ``torch._dynamo`` when a training run builds its first optimizer: about 1 s of
-    module loading, parts of which hold the GIL for 200-430 ms (bench_gui.py --watchdog caught
-    the window frozen in ``_compile_bytecode`` at the start of a run). Loading it here, while a
-    workspace opens, keeps that out of training, where the live curves must keep moving.
-
-    The first time, the garbage collector is paused while the modules load and then they are frozen
-    out of its way (``gc.freeze``): they are a quarter of a million objects, and every full
-    collection, during the import and for good after it, walked them all while the window waited
-    (100-800 ms each; bench_gui.py's big phase, opening a million-user workspace). Whether that was
-    done is this module's own flag: ``gc.get_freeze_count()`` counts the frozen objects one by one,
-    48 ms under the interpreter lock at every workspace opened. SQLite's dialect is loaded with them
-    (SQLAlchemy loads it at the first connection: 32 ms of the first open otherwise).
-    """
-    global _ENGINE_MODULES_FROZEN
-    if not _ENGINE_MODULES_FROZEN:
-        gc.disable()
-        try:
-            import sqlalchemy.dialects.sqlite  # noqa: F401
-            import torch._dynamo  # noqa: F401
-
-            import core.engine  # noqa: F401
-        finally:
-            gc.enable()
-        gc.freeze()
-        _ENGINE_MODULES_FROZEN = True
-    from core.engine import Engine
-
-    return Engine
-
-
-def _open_engine(path: Path):
-    return _engine_class().open(path)
-
-
-def _prepare_and_open_demo(server: JobServer, path: Path, config: Optional[DemoConfig] = None, progress=None,
-                           cancel=None):
-    """The demo shop written into ``path`` in the job process (``core.jobs.prepare_demo``; nothing to
-    do when it is there already), then opened here as any workspace is."""
-    server.run(JobCall(prepare_demo, path, kwargs={"config": config}, text=False, name=DEMO_JOB),
-               progress, cancel)
-    return _open_engine(path)
-
-
-def _read_status(engine) -> tuple[dict[str, int], str, str]:
-    """Counts, device, and how far the run that serves lists is behind the log ("" without one)."""
-    run = engine.serving_run()
-    lag = "" if run is None else f"Run #{run} {engine.run_lag(run).describe()}"
-    return engine.workspace.counts(), engine.device_name(), lag
 
 
 class MainWindow(QMainWindow):
@@ -233,7 +168,7 @@ class MainWindow(QMainWindow):
         if self._long_job_running():
             return None
         path = Path(path).expanduser().resolve()
-        job = self.context.run(_open_engine, path, progress=False, cancel=False)
+        job = self.context.run(open_engine, path, progress=False, cancel=False)
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the workspace"))
         self.status.track(job, f"Opening {path.name}…")
@@ -244,7 +179,7 @@ class MainWindow(QMainWindow):
         if self._long_job_running():
             return None
         path = Path(path) if path else demo_workspace_path()
-        job = self.context.run(_prepare_and_open_demo, self.context.jobs.server, path, config)
+        job = self.context.run(prepare_and_open_demo, self.context.jobs.server, path, config)
         job.name = DEMO_JOB
         job.returned.connect(self._use_engine)
         job.errored.connect(lambda exc: show_error(self, exc, "Opening the demo shop"))
@@ -379,7 +314,7 @@ class MainWindow(QMainWindow):
         if engine is None:
             self.status.show_contents(None)
             return
-        job = self.context.run(_read_status, engine, progress=False, cancel=False)
+        job = self.context.run(read_status, engine, progress=False, cancel=False)
         job.returned.connect(self.status.show_contents)
 
     def _show_service(self, status) -> None:

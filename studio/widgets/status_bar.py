@@ -48,7 +48,7 @@ class StudioStatusBar(QStatusBar):
         self.read_only_label.setVisible(read_only)
 
     def show_contents(self, status: Optional[tuple[dict[str, int], str, str]]) -> None:
-        """(counts, device, lag) of the open workspace (``main_window._read_status``), or None: nothing open."""
+        """(counts, device, lag) of the open workspace (``workspace_opening.read_status``), or None: nothing open."""
         counts, device, lag = status or (None, "", "")
         self.size_label.setText(f"{counts['users']:,} users · {counts['items']:,} items · {counts['events']:,} events"
                                 if counts else "")

@@ -61,12 +61,12 @@ def test_the_engine_s_modules_load_without_collections_and_are_then_frozen_once(
     48 ms under the interpreter lock at every workspace opened)."""
     import gc
 
-    import studio.main_window as main_window
+    import studio.workspace_opening as opening
 
     calls = []
-    monkeypatch.setattr(main_window, "_ENGINE_MODULES_FROZEN", False)
+    monkeypatch.setattr(opening, "_ENGINE_MODULES_FROZEN", False)
     monkeypatch.setattr(gc, "get_freeze_count", lambda: pytest.fail("counted the frozen objects"))
     for name in ("disable", "enable", "freeze"):
         monkeypatch.setattr(gc, name, lambda name=name: calls.append(name))
-    assert main_window._engine_class() is main_window._engine_class()
+    assert opening.engine_class() is opening.engine_class()
     assert calls == ["disable", "enable", "freeze"]
