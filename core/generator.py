@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.chunked_softmax import linear_cross_entropy
 from core.encoder import ItemEmbeddings
 from core.predictor import NO_INTEREST
 from core.scorer import Scorer, WrappedScorer
@@ -85,6 +86,21 @@ class CatalogueHead(nn.Module):
         # temporary is made: 200 MB per 256 users scored over 200,000 items.
         onehot = nn.functional.one_hot(catalogue.interest_column.long(), padded.shape[1])
         return logits.addmm_(padded, onehot.to(padded.dtype).T)
+
+    def loss(self, hidden: torch.Tensor, interest_logits: torch.Tensor, catalogue: Catalogue,
+             targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of ``targets`` (N,) (column indices of ``catalogue``) under ``forward``'s
+        logits, without holding them (``core.chunked_softmax``). The interest match is one more product
+        (each item's one-hot interest column against the scaled probabilities), so it joins the item
+        vectors as extra columns and its gradient reaches the interest head and scale as ``forward``'s does.
+        """
+        if not catalogue.has_interests:
+            return linear_cross_entropy(hidden, catalogue.vectors, catalogue.bias, targets)
+        probs = interest_logits.softmax(dim=-1) * self.interest_scale
+        padded = nn.functional.pad(probs, (0, 1)).to(hidden.dtype)
+        onehot = nn.functional.one_hot(catalogue.interest_column.long(), padded.shape[1]).to(hidden.dtype)
+        return linear_cross_entropy(torch.cat([hidden, padded], dim=1), torch.cat([catalogue.vectors, onehot], dim=1),
+                                    catalogue.bias, targets)
 
 
 @dataclass(frozen=True)

@@ -54,18 +54,25 @@ class SequenceModel(nn.Module):
 
     def forward(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,
                 candidates: Optional[torch.Tensor] = None,
-                catalogue: Optional[Catalogue] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                catalogue: Optional[Catalogue] = None,
+                targets: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Item logits and interest logits at the selected positions.
 
         items:      (B, L) left-padded item indices
         select:     (B, L) bool positions to score; default = the last position of each row
         candidates: (C,) item indices to score instead of the whole catalogue (sampled softmax)
         catalogue:  a prepared ``catalogue()`` of a frozen model (serving); wins over candidates
+        targets:    (N,) column indices of the scored items: the first result is then the mean
+                    cross-entropy of these targets instead of the logits (``CatalogueHead.loss``,
+                    which never holds all of them); a training step asks it through here so a
+                    DistributedDataParallel wrapper sees the forward pass
         returns:    logits (N, n_items + 1) or (N, C), interest logits (N, n_interests);
                     N = select.sum() or B
         """
         encoded = self.encode(items, select)
         catalogue = self.catalogue(candidates) if catalogue is None else catalogue
+        if targets is not None:
+            return self.generator.loss(encoded.rows, encoded.interest_logits, catalogue, targets), encoded.interest_logits
         return self.generator(encoded.rows, encoded.interest_logits, catalogue), encoded.interest_logits
 
     def encode(self, items: torch.Tensor, select: Optional[torch.Tensor] = None,

@@ -90,8 +90,11 @@ def batch_loss(model: SequenceModel, inputs: torch.Tensor, targets: torch.Tensor
         item_loss = sampled.loss(logits, positives, log_q)
     elif config.loss == "softmax":
         catalogue = torch.arange(1, model.encoder.config.n_items + 1, device=inputs.device)
-        logits, interest_logits = forward(inputs, select, catalogue)  # (N, n_items), (N, K)
-        item_loss = F.cross_entropy(logits.float(), next_items - 1)
+        if torch.is_autocast_enabled():  # a GPU's bfloat16 products: the logits in bfloat16, the loss in float32
+            logits, interest_logits = forward(inputs, select, catalogue)  # (N, n_items), (N, K)
+            item_loss = F.cross_entropy(logits.float(), next_items - 1)
+        else:  # float32: in row chunks, never holding the (N, n_items) logits (core.chunked_softmax)
+            item_loss, interest_logits = forward(inputs, select, catalogue, targets=next_items - 1)
     else:
         raise UsageError(f"unknown loss {config.loss!r}", "Choose the loss 'softmax' or 'sampled'.")
     interest_targets = model.predictor.targets(next_items)
