@@ -6,12 +6,16 @@ budget, the re-ranker, the test evaluation) next to the popularity and item-kNN 
 and prints the estimate made before training, the time taken, whether the budget cut the run
 short, the served test NDCG@10 / HR@10 and the popularity check. ``throughput`` times batch
 building and a fixed number of optimiser steps per encoder on amazon-toys (ms per step,
-sequences/s) on CPU and, when present, CUDA.
+sequences/s) on CPU and, when present, CUDA. ``head`` times full softmax's head alone on one CPU
+thread, forward and backward, with every logit held (``F.cross_entropy``) and in row chunks
+(``core.chunked_softmax``, what training uses): the multiply-adds per second it prints are
+``CPU_MACS_PER_S``, which decides the default loss.
 
     .venv/bin/python benchmarks/bench_training.py                                  # all four logs
     .venv/bin/python benchmarks/bench_training.py --data ml-latest-small --models sasrec gru
     .venv/bin/python benchmarks/bench_training.py --data ml-latest-small --time-budget 3   # shorter, like for like
     .venv/bin/python benchmarks/bench_training.py throughput --steps 20 --models sasrec
+    .venv/bin/python benchmarks/bench_training.py head
 
 Goals (issue 9): with defaults on 2 CPU cores ml-latest-small trains in at most 10 minutes and
 beats popularity and item-kNN on test NDCG@10 by a clear margin; amazon-toys keeps test
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench_quality import SHARED, amazon_toys, machine
 from core.data import leave_one_out
@@ -37,7 +42,8 @@ from core.demo import DemoConfig, create_demo_workspace
 from core.engine import Engine
 from core.importing import import_files
 from core.store import Workspace
-from core.training import TrainConfig, resolve_device
+from core.chunked_softmax import linear_cross_entropy
+from core.training import CPU_MACS_PER_S, TrainConfig, resolve_device
 from core.training.network import model_for_data
 from core.training.steps import batch_loss, make_optimizer, sampled_objective
 
@@ -161,19 +167,47 @@ def throughput(args) -> None:
     print(f"CPU threads: {torch.get_num_threads()}; load average at end {os.getloadavg()[0]:.2f}")
 
 
+def head(args) -> None:
+    """The head's CPU time per step at 1,024 positions, hidden 64, one thread: whole logits vs row chunks."""
+    torch.set_num_threads(1)
+    print(f"{machine()}; one thread; CPU_MACS_PER_S = {CPU_MACS_PER_S:.2g}")
+    generator = torch.Generator().manual_seed(0)
+    for n_items in (1_000, 10_000, 50_000):
+        hidden = torch.randn(1024, 64, generator=generator).requires_grad_()
+        weight = (0.1 * torch.randn(n_items, 64, generator=generator)).requires_grad_()
+        bias, targets = torch.zeros(n_items), torch.randint(0, n_items, (1024,), generator=generator)
+        for name, loss in (("whole logits", lambda: F.cross_entropy(torch.addmm(bias, hidden, weight.T), targets)),
+                           ("row chunks", lambda: linear_cross_entropy(hidden, weight, bias, targets))):
+            seconds = _best_cpu_seconds(lambda: loss().backward(), args.steps)
+            print(f"  {n_items:>6,} items, {name:<12} {1000 * seconds:7.1f} ms CPU per step  "
+                  f"{1024 * n_items * 64 * 3 / seconds:.2e} multiply-adds/s")
+
+
+def _best_cpu_seconds(work, repeats: int) -> float:
+    work()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=("defaults", "throughput"), default="defaults")
+    parser.add_argument("mode", nargs="?", choices=("defaults", "throughput", "head"), default="defaults")
     parser.add_argument("--data", nargs="+", default=[*LOGS, "demo"], choices=[*LOGS, "demo"],
                         help="logs for the defaults mode")
     parser.add_argument("--models", nargs="+", default=None, choices=["sasrec", "gru", "lstm"],
                         help="neural models (defaults mode: sasrec; throughput: all three)")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per model (throughput mode)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per model (throughput mode; head: the best of these)")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="minutes per neural run instead of the default (a shorter like-for-like comparison "
                              "on a busy machine)")
     args = parser.parse_args()
-    if args.mode == "throughput":
+    if args.mode == "head":
+        head(args)
+    elif args.mode == "throughput":
         args.models = args.models or ["sasrec", "gru", "lstm"]
         throughput(args)
     else:

@@ -32,9 +32,10 @@ TRAINING_SHARE = 0.9  # of the time budget for the epochs at most; the rest is l
 LONGEST_DEFAULT_LEN = 100
 STEPS_PER_EPOCH = 50  # at least this many optimiser steps per epoch on small data (sets the batch size)
 # What scoring the catalogue costs, which decides the default loss. Full softmax computes a logit for
-# every item at every training position: per batch, positions x items logits held at once (fp32 logits,
-# their log-softmax and both gradients: LOGIT_BYTES each), and per epoch examples x items x 3 x hidden
-# multiply-adds (the forward product and the two of the backward pass). Sampled softmax scores only a
+# every item at every training position: per batch, positions x items logits held at once under a GPU's
+# bfloat16 autocast (fp32 logits, their log-softmax and both gradients: LOGIT_BYTES each; a float32 step
+# takes them in row chunks, ``core.chunked_softmax``, so the allowance below is then a cautious bound), and
+# per epoch examples x items x 3 x hidden multiply-adds (the forward product and the two of the backward pass). Sampled softmax scores only a
 # batch's candidates (its targets and the n_negatives shared ones): at most positions x (positions +
 # n_negatives) logits per batch, whatever the catalogue's size.
 LOGIT_BYTES = 16
@@ -44,9 +45,11 @@ CPU_LOGITS_MEMORY = 2**30  # a quarter of the 4 GB every command stays under (is
 # 4.8 GB with the rest of the run; half of it keeps ~5,500 positions (a few thousand negatives) per step.
 CPU_SAMPLED_LOGITS_MEMORY = 2**29
 GPU_LOGITS_SHARE = 0.25  # the same share of a GPU's memory
-# One CPU thread in the head's products and softmax: 1.2e10 multiply-adds/s (CPU time of 1,024 positions
-# x 10k-50k items at hidden 64, torch 2.13, 2026-11-30); the work scales with the thread count.
-CPU_MACS_PER_S = 1.2e10
+# One CPU thread in the head's products and softmax, taken in row chunks (``core.chunked_softmax``):
+# 1.4e10 multiply-adds/s (CPU time of 1,024 positions x 10k-50k items at hidden 64, torch 2.13, the
+# 2-core AMD EPYC VM, 2026-12-01; the whole-logits head ran at 7.6e9-7.9e9 there, 1.2e10 on a faster VM
+# the day before); the work scales with the thread count.
+CPU_MACS_PER_S = 1.4e10
 # Full softmax stays the default while this many epochs of its head fit the CPU time budget: the default
 # runs of README's table took their best validation epoch past 10, and a run that cannot afford 10 full
 # epochs learns more from as many sampled ones.
