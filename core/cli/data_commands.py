@@ -121,15 +121,27 @@ def _sources(args) -> dict:
 
 @contextmanager
 def _new_file_removed_on_failure(path: Path):
-    """A failed first import leaves no empty workspace behind, as if the command never ran."""
+    """A failed first import leaves no empty workspace behind, nor the folders made for it, as if the
+    command never ran."""
     existed = path.exists()
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # nearest first
     try:
         yield
     except BaseException:
         if not existed and path.parent.is_dir():
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
+            _remove_empty(made)
         raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (nearest first) while they are empty: anything else written there stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 LOW_VALUES_WERE = {"keep": "kept", "drop": "dropped", "negative": "stored as negative (dislikes)"}

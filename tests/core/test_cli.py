@@ -136,6 +136,16 @@ def test_strict_import_of_a_bad_row_fails_naming_file_and_line(tmp_path, capsys)
     assert not db.exists()  # a failed first import leaves no empty workspace behind
 
 
+def test_a_failed_first_import_removes_the_folders_it_made_for_the_workspace(tmp_path, capsys):
+    source = tmp_path / "broken.csv"
+    source.write_text("user_id,item_id,timestamp\nu1,i1,1767225600\nu1,i2,soon\n")
+    (tmp_path / "shop").mkdir()
+    code, _, err = run(capsys, "import", source, "--db", tmp_path / "shop" / "2026" / "december" / "ws.sqlite", "--strict")
+    assert code == 1 and "broken.csv, line 3" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "shop"]
+    assert not any((tmp_path / "shop").iterdir())  # the folder that was there stays; the two made are gone
+
+
 def test_binary_garbage_fails_with_a_message(tmp_path, capsys):
     source = tmp_path / "garbage.csv"
     source.write_bytes(b"\x00\x01\x02\xff\xfe garbage")
