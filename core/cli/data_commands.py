@@ -15,7 +15,7 @@ from core.importing import (
     repeated_rows,
 )
 from core.store import Workspace
-from core.store.stats import NO_CATEGORY, workspace_stats
+from core.store.stats import workspace_stats
 
 
 def add_commands(commands, common) -> None:
@@ -178,7 +178,7 @@ def _file_summary(report, low_values: LowValues) -> dict:
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
         "roles": report.roles, "unused_columns": [c for c in report.columns if c not in report.roles.values()],
-        "time_kind": report.time_kind, "time_unit": report.time_unit,
+        "time_kind": report.time_kind, "time_unit": report.time_unit, "in_file_order": report.in_file_order,
         "duplicates_skipped": report.duplicates, "ids_repeated": report.ids_repeated, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
@@ -259,13 +259,12 @@ def _nothing_stored_note(f: dict) -> list[str]:
 
 
 def _order_note(f: dict) -> list[str]:
-    """Events without a clock, said: an unread time column otherwise goes unnoticed until a time
-    split is refused."""
-    if f["kind"] != "events" or f["time_kind"] != "order":
-        return []
-    if "time" not in f["roles"]:
+    """Events without a clock, said (``FileReport.in_file_order``), and times read as positions."""
+    if f["in_file_order"]:
         return [f"         {NO_TIME_NOTE} (name one with --map time=COLUMN)"]
-    return ["         times read as positions in an order (no clock)"]
+    if f["kind"] == "events" and f["time_kind"] == "order":
+        return ["         times read as positions in an order (no clock)"]
+    return []
 
 
 def cmd_stats(args, out: Output) -> dict:
@@ -297,17 +296,16 @@ def _stats_lines(s: dict, top: int) -> list[str]:
     for low, high, n in bins[first:]:
         label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
         lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
-    lines.extend(_category_lines(s["categories"], top))
+    lines.extend(_category_lines(s["categories"], s["named_categories"], top))
     lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
     return lines
 
 
-def _category_lines(categories: list[dict], top: int) -> list[str]:
-    """The top categories; a catalogue without any says so, instead of listing one category "(none)"."""
-    named = [c for c in categories if c["name"] != NO_CATEGORY]
+def _category_lines(categories: list[dict], named: int, top: int) -> list[str]:
+    """The top categories; a catalogue without any says so (``WorkspaceStats.named_categories``)."""
     if not named:
         return ["categories: none (import an items file with a category column)"]
-    lines = [f"top categories (events, items) of {len(named)}:"]
+    lines = [f"top categories (events, items) of {named}:"]
     shown = categories[:top]
     width = max([24] + [len(c["name"]) for c in shown])  # a long name must not push its row's counts out of line
     lines.extend(f"  {c['name']:<{width}} {c['events']:>12,}  {c['items']:>8,} items" for c in shown)

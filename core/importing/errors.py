@@ -129,6 +129,12 @@ class FileReport:
         """What to call the source in a sentence: the file's or folder's name, or "shop query"."""
         return self.path.name if isinstance(self.path, Path) else query_name(self.path)
 
+    @property
+    def in_file_order(self) -> bool:
+        """Events stored without a time column, in the file's order (``NO_TIME_NOTE``): said after the
+        import, since an unread time column otherwise goes unnoticed until a time split is refused."""
+        return self.kind == "events" and "time" not in self.roles and self.rows_accepted > 0
+
 
 @dataclass
 class ImportReport:

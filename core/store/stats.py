@@ -88,10 +88,17 @@ class WorkspaceStats:
     top_decile_share: float  # share of events on the 10% most popular items
     quality: DataQuality
 
+    @property
+    def named_categories(self) -> list[CategoryCount]:
+        """The categories items were given, ``NO_CATEGORY`` left out: none for a catalogue imported
+        without them, which the stats say instead of showing one "(none)" category."""
+        return [row for row in self.categories if row.name != NO_CATEGORY]
+
     def to_dict(self) -> dict:
-        """Plain JSON-ready values (lists instead of arrays)."""
+        """Plain JSON-ready values (lists instead of arrays), with how many categories are named."""
         data = asdict(self)
         data["item_popularity"] = self.item_popularity.tolist()
+        data["named_categories"] = len(self.named_categories)
         return data
 
 

@@ -419,7 +419,7 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
         lines.extend(f"  The header repeats “{old}”: that column is read as “{new}”." for new, old in file.renamed.items())
         if file.time_unit:
             lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
-        elif file.kind == "events" and "time" not in file.roles and file.rows_accepted:
+        elif file.in_file_order:
             lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to read one).")
         if file.ids_repeated:
             lines.append(f"  {repeated_rows(file.ids_repeated)} an id an earlier row gave: the last row of each id "

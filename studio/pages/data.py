@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.jobs import data_overview
-from core.store.stats import NO_CATEGORY, WorkspaceStats, quality_notes
+from core.store.stats import WorkspaceStats, quality_notes
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
@@ -256,7 +256,7 @@ class DataPage(StudioPage):
 
     def _show_categories(self, stats: WorkspaceStats) -> None:
         self._stats, self._categories_shown = stats, self._categories_that_fit()
-        uncategorised = stats.categories and all(row.name == NO_CATEGORY for row in stats.categories)
+        uncategorised = stats.categories and not stats.named_categories
         if uncategorised:  # one "(none)" bar says nothing
             self.categories_chart.clear_chart("No categories: import an items file\nwith a categories column")
             return

@@ -52,7 +52,7 @@ def test_stats_keeps_category_counts_in_one_column_whatever_the_names_length():
     names = ["Bio-Produkte aus der Region und vom Hof", "Tee"]
     stats = {"workspace": "w", "users": 1, "users_with_events": 1, "items": 2, "items_with_events": 2, "events": 10,
              "event_types": {}, "time_min": None, "categories": [{"name": n, "events": 5, "items": 1} for n in names],
-             "top_decile_share": 0.5}
+             "named_categories": 2, "top_decile_share": 0.5}
     stats["events_per_user"] = {"min": 10, "median": 10, "mean": 10, "p90": 10, "max": 10, "bin_edges": [10, 20],
                                 "counts": [1]}
     rows = [line for line in _stats_lines(stats, top=2) if line.endswith(" items")]
