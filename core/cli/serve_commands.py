@@ -40,27 +40,21 @@ def cmd_serve(args, out: Output) -> dict:
     engine = Engine(Workspace.open(args.db, write_wait_s=WRITE_WAIT_S))
     run = serving_run(engine, args)
     engine.prepare_to_serve(run)  # load the model before the first request, and fail here if it cannot be
-    sock = listening_socket(args.host, args.port)
-    port = sock.getsockname()[1]  # the port --port 0 let the system choose: the one to announce and record
-    try:
-        server = make_server(engine, run, args.host, port, args.token, log_level="info", follow=args.run is None)
-    except ImportError as error:  # FastAPI or uvicorn, imported only here
-        sock.close()
-        raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
-                       "pip install 'nextpick-studio[serve]'") from None
-    except BaseException:
-        sock.close()
-        raise
-    service = server.config.app.state.service
-    follows = "; follows the active run" if service.follow else ""
-    out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs){follows}; "
-                     "Ctrl+C stops\n")
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # Ctrl+C is how a service is meant to stop: uvicorn has shut down cleanly
-        pass
-    finally:
-        sock.close()
+    with listening_socket(args.host, args.port) as sock:  # closed however the service ends
+        port = sock.getsockname()[1]  # the port --port 0 let the system choose: the one to announce and record
+        try:
+            server = make_server(engine, run, args.host, port, args.token, log_level="info", follow=args.run is None)
+        except ImportError as error:  # FastAPI or uvicorn, imported only here
+            raise CliError(f"nextpick serve needs the serve extra ({error.name} is missing): "
+                           "pip install 'nextpick-studio[serve]'") from None
+        service = server.config.app.state.service
+        follows = "; follows the active run" if service.follow else ""
+        out.stderr.write(f"serving run #{run} of {args.db} on {service.url} (docs: {service.url}/docs){follows}; "
+                         "Ctrl+C stops\n")
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # Ctrl+C is how a service is meant to stop: uvicorn has shut down cleanly
+            pass
     received = service.feed.received
     out.lines([f"service stopped; {received:,} event{'' if received == 1 else 's'} received"])
     return {"run": run, "url": service.url, "events_received": service.feed.received}
