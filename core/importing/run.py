@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -217,8 +218,11 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         return report
     report.import_id = target.import_id = _insert_import(target, plan, report, options)
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
-    with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
-        _load_blocks(target, plan, report, options, progress, cancel)
+    with ThreadPoolExecutor(1, thread_name_prefix="nextpick-import") as beside:
+        with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
+            _load_blocks(target, plan, report, options, progress, cancel)
+            sharing = _sharing_user_and_time(beside, target, plan, options)
+        among = None if sharing is None else sharing.result()
     if report.rows_read == 0:
         raise source.no_rows_error()
     if plan.kind == "events":
@@ -226,7 +230,6 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
         report.low_values = plan.loader.low_count  # dropped ones were never accepted
         if not options.keep_duplicates:
             emit(progress, Progress("skip repeated events", message=f"{source.name}: events already stored"))
-            among = None if target.written is None else target.written.whole_log().sharing_user_and_time()
             deleted = _delete_repeated_events(target.raw, first_event, most_of_the_table, among)
             if target.written is not None:
                 target.written.forget(deleted)
@@ -244,6 +247,16 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
                                         "events": report.low_values}), report.import_id),
     )
     return report
+
+
+def _sharing_user_and_time(beside: ThreadPoolExecutor, target: Target, plan: _Plan,
+                           options: ImportOptions) -> Optional[Future]:
+    """The only events that can repeat another (``WholeLog.sharing_user_and_time``), when the import holds
+    every event, found in a thread while SQLite builds the indexes: the build lets go of the interpreter
+    lock, and the sort behind this answer (seconds at 25M events) no longer waits for it to end."""
+    if plan.kind != "events" or options.keep_duplicates or target.written is None:
+        return None
+    return beside.submit(lambda: target.written.whole_log().sharing_user_and_time())
 
 
 def _reading(plan: _Plan) -> dict:
