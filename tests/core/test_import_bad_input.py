@@ -150,10 +150,11 @@ def test_the_same_file_read_another_way_is_imported_again(workspace, tmp_path):
         ("\ufeffuser,item\n1,2\n".encode("utf-16"), None, "UTF-16 text is not supported"),
     ],
 )
-def test_whole_file_problems_are_clear_errors(workspace, tmp_path, content, line, reason):
+@pytest.mark.parametrize("whole_log", [False, True], ids=["plain", "whole log"])  # the CLI's and studio's import
+def test_whole_file_problems_are_clear_errors(workspace, tmp_path, content, line, reason, whole_log):
     path = _write(tmp_path, "bad.csv", content)
     with pytest.raises(CsvImportError) as error:
-        import_files(workspace, events=path)
+        import_files(workspace, events=path, on_whole_log=(lambda log: None) if whole_log else None)
     assert error.value.path == path and error.value.line == line
     assert reason in error.value.reason and str(path) in str(error.value)
     assert "skipped" not in (error.value.hint or "")  # skipping bad rows cannot help a whole-file problem
