@@ -153,7 +153,7 @@ def trained(tmp_path_factory):
     pop_json, gru_text = io.StringIO(), io.StringIO()
     assert main(["train", "--db", db, "--model", "pop", "--json"], stdout=pop_json) == 0
     assert main(["train", "--db", db, "--model", "gru", "--epochs", "1", "--hidden", "16", "--max-len", "20",
-                 "--batch-size", "64", "--device", "cpu"], stdout=gru_text) == 0
+                 "--batch-size", "64", "--device", "cpu", "--no-text"], stdout=gru_text) == 0
     return db, json.loads(pop_json.getvalue()), gru_text.getvalue()
 
 

@@ -240,7 +240,7 @@ def test_active_run_and_delete(engine, tmp_path):
 
 def test_cancelled_neural_run_is_marked_and_resumes(engine):
     data = engine.sequence_data()
-    config = TrainConfig.for_data(data, model="gru", hidden=16, layers=1, epochs=2, patience=5, max_len=20)
+    config = TrainConfig.for_data(data, model="gru", hidden=16, layers=1, epochs=2, patience=5, max_len=20, text=False)
     token = CancelToken()
 
     def stop_after_first_epoch(report):

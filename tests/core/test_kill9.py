@@ -87,7 +87,8 @@ import sys
 from core.engine import Engine
 from core.training import TrainConfig
 engine = Engine.open(sys.argv[1])
-config = TrainConfig(model="gru", hidden=16, layers=1, max_len=20, batch_size=64, epochs=200, patience=200, device="cpu")
+config = TrainConfig(model="gru", hidden=16, layers=1, max_len=20, batch_size=64, epochs=200, patience=200, device="cpu",
+                     text=False)
 engine.train(config, progress=lambda report: print(report.stage, flush=True) if "valid_ndcg10" in report.metrics else None)
 """
 

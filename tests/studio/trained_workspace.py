@@ -25,7 +25,7 @@ def tiny_config(model: str, **overrides):
     from core.training import TrainConfig
 
     values = dict(model=model, hidden=16, layers=1, heads=1, max_len=20, batch_size=128, epochs=1,
-                  patience=1, warmup_steps=5, device="cpu")
+                  patience=1, warmup_steps=5, device="cpu", text=False)
     return TrainConfig(**{**values, **overrides})
 
 
