@@ -3,16 +3,14 @@ importer's settings, and the thread that checkpoints what it commits (never whil
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from core.importing.run import IMPORT_CACHE_KIB
+from core.importing.run import BULK_SETTINGS
 from core.store import Workspace
-
-log = logging.getLogger("nextpick.serve")
+from core.store.workspace import passive_checkpoint
 
 CHECKPOINT_EVERY_S = 1.0  # how often the feed's thread copies committed events from the WAL into the database
 
@@ -24,8 +22,8 @@ class FeedWriter:
         self.workspace = workspace
         self._pooled = workspace.engine.raw_connection()
         self.raw = self._pooled.dbapi_connection
-        self._restore = {name: self.raw.execute(f"PRAGMA {name}").fetchone()[0] for name in _FEED_SETTINGS}
-        for name, value in _FEED_SETTINGS.items():
+        self._restore = {name: self.raw.execute(f"PRAGMA {name}").fetchone()[0] for name in BULK_SETTINGS}
+        for name, value in BULK_SETTINGS.items():
             self.raw.execute(f"PRAGMA {name} = {value}")
         self._committed = threading.Event()
         self._stop = threading.Event()
@@ -54,8 +52,8 @@ class FeedWriter:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 if self._committed.is_set():
                     self._committed.clear()
-                    _checkpoint(connection)
-            _checkpoint(connection)
+                    passive_checkpoint(connection)
+            passive_checkpoint(connection)
         finally:
             connection.close()
 
@@ -66,15 +64,3 @@ class FeedWriter:
             self.raw.execute(f"PRAGMA {name} = {int(value)}")
         self._pooled.close()
 
-
-_FEED_SETTINGS = {"foreign_keys": 0, "cache_size": -IMPORT_CACHE_KIB, "wal_autocheckpoint": 0}
-
-
-def _checkpoint(connection: sqlite3.Connection) -> None:
-    """A passive checkpoint; one that fails (a disk error) is logged, and the next one tries again:
-    the events stay safe in the WAL meanwhile."""
-    try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except sqlite3.Error as error:
-        log.warning("could not checkpoint the workspace's WAL (%s); trying again in %.0f s", error,
-                    CHECKPOINT_EVERY_S)

@@ -35,6 +35,10 @@ IMPORT_CACHE_KIB = 64 * 1024  # SQLite page cache while importing: a fixed bound
 # time with 2 MiB (SQLite's default) as with 64 MiB.
 _INDEX_BUILD_CACHE_KIB = 2 * 1024
 _REBUILD_MIN_ROWS = 100_000
+# The import's connection: foreign-key checks off (they cost more than the insert itself; the import
+# creates every user and item before events refer to them), a page cache of a fixed size whatever
+# the file's, index builds sorting on disk rather than in memory, and no checkpoint in the commit.
+BULK_SETTINGS = {"foreign_keys": 0, "cache_size": -IMPORT_CACHE_KIB, "temp_store": 1, "wal_autocheckpoint": 0}
 
 
 @dataclass
@@ -121,16 +125,14 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
 def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
                      cancel: Optional[CancelToken]) -> Iterator[sqlite3.Connection]:
     """One write transaction (commit on success, rollback on any exception) on a connection
-    tuned for bulk writes, with memory bounded by a fixed page cache. Foreign-key checks are off inside it (they cost more than the
-    insert itself) because the import creates every user and item before events refer to
-    them; the usual settings are restored before the connection goes back to the pool."""
+    tuned for bulk writes (``BULK_SETTINGS``); the usual settings are restored before the
+    connection goes back to the pool. The commit does not copy the WAL into the database file
+    itself: a thread does (``Workspace.checkpoint_in_background``) while the caches are built."""
     with workspace.engine.connect() as conn:
         raw = conn.connection.dbapi_connection
-        cache_size = raw.execute("PRAGMA cache_size").fetchone()[0]
-        temp_store = raw.execute("PRAGMA temp_store").fetchone()[0]
-        raw.execute("PRAGMA foreign_keys = OFF")
-        raw.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
-        raw.execute("PRAGMA temp_store = FILE")  # index builds sort on disk, not in memory
+        usual = {name: raw.execute(f"PRAGMA {name}").fetchone()[0] for name in BULK_SETTINGS}
+        for name, value in BULK_SETTINGS.items():
+            raw.execute(f"PRAGMA {name} = {value}")
         try:
             workspace.begin_write(raw, progress, cancel)  # waits (and says so) for another writer
             try:
@@ -139,10 +141,10 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
                 raw.rollback()
                 raise
             raw.commit()
+            workspace.checkpoint_in_background()
         finally:
-            raw.execute(f"PRAGMA cache_size = {int(cache_size)}")
-            raw.execute(f"PRAGMA temp_store = {int(temp_store)}")
-            raw.execute("PRAGMA foreign_keys = ON")
+            for name, value in usual.items():
+                raw.execute(f"PRAGMA {name} = {int(value)}")
 
 
 @contextmanager

@@ -116,3 +116,40 @@ def test_stored_categories_read_as_names_primary_first():
 
     assert split_categories("Dolls| Pretend play |") == ("Dolls", "Pretend play")
     assert split_categories("") == () and split_categories(None) == ()
+
+
+def _events_in_the_file_alone(path) -> int:
+    """Events the database file holds by itself, its WAL left unread (``immutable``)."""
+    con = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+
+
+EVENTS = 80_000  # a WAL of more pages than SQLite's automatic checkpoint waits for (1,000)
+
+
+def test_an_import_commits_without_copying_the_wal_and_a_thread_copies_it_before_close(tmp_path, monkeypatch):
+    from core.importing import import_files
+
+    source = tmp_path / "e.csv"
+    source.write_text("user,item,time\n" + "".join(f"u{n % 97},i{n % 13},{1_700_000_000 + n}\n" for n in range(EVENTS)))
+    path = tmp_path / "w.sqlite"
+    Workspace.open(path).close()  # created, and its schema in the file (the last close checkpoints)
+    window = sqlite3.connect(path)  # another reader keeps the WAL alive: closing the import's connections is not the last close
+    window.execute("SELECT count(*) FROM meta").fetchone()
+    started = []
+    monkeypatch.setattr(Workspace, "checkpoint_in_background", lambda self: started.append(self))
+    ws = Workspace.open(path)
+    import_files(ws, events=source)
+    ws.close()
+    assert len(started) == 1 and _events_in_the_file_alone(path) == 0  # the commit itself copied nothing
+    assert window.execute("SELECT count(*) FROM events").fetchone()[0] == EVENTS  # committed: readers see it
+
+    monkeypatch.undo()
+    ws = Workspace.open(path)
+    ws.checkpoint_in_background()
+    ws.close()  # waits for the copy
+    assert _events_in_the_file_alone(path) == EVENTS
+    window.close()
