@@ -59,7 +59,7 @@ def import_and_prepare(workspace, events=None, items=None, users=None, options=N
                           progress=progress, cancel=cancel, on_whole_log=logs.append)
     if report.rows_accepted:
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
-        interactions, activity = logs.pop().for_caches() if logs else (None, None)  # the log's own arrays go first
+        interactions, activity = logs.pop().for_caches if logs else (None, None)  # the log's own arrays go first
         data = build_sequences(workspace, interactions)
         content = workspace.content_hash()
         user_directory(workspace, content, activity, (data.user_store_id, data.user_external))

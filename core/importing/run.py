@@ -223,7 +223,7 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     with ThreadPoolExecutor(1, thread_name_prefix="nextpick-import") as beside:
         with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
             _load_blocks(target, plan, report, options, progress, cancel)
-            sharing = _sharing_user_and_time(beside, target, plan, report, options)
+            sharing = _sort_the_log_beside(beside, target, plan, report, options)
         among = None if sharing is None else sharing.result()
     if report.rows_read == 0:
         raise source.no_rows_error()
@@ -251,15 +251,24 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     return report
 
 
-def _sharing_user_and_time(beside: ThreadPoolExecutor, target: Target, plan: _Plan, report: FileReport,
-                           options: ImportOptions) -> Optional[Future]:
-    """The only events that can repeat another (``WholeLog.sharing_user_and_time``), when the import holds
-    every event, found in a thread while SQLite builds the indexes: the build lets go of the interpreter
-    lock, and the sort behind this answer (seconds at 25M events) no longer waits for it to end. Not for a
-    file without rows, which is refused as such (``no_rows_error``) and has no events to join."""
-    if plan.kind != "events" or options.keep_duplicates or target.written is None or not report.rows_read:
+def _sort_the_log_beside(beside: ThreadPoolExecutor, target: Target, plan: _Plan, report: FileReport,
+                         options: ImportOptions) -> Optional[Future]:
+    """When the import holds every event, a thread sorts them while SQLite builds the indexes (the build
+    lets go of the interpreter lock): the only events that can repeat another, its result
+    (``WholeLog.sharing_user_and_time``; None when repeats are kept), and the arrays the caches are
+    built from (``WholeLog.for_caches``, kept on the log), seconds at 25M events that then no longer
+    follow the build. Not for a file without rows, which is refused as such (``no_rows_error``) and has
+    no events to join."""
+    if plan.kind != "events" or target.written is None or not report.rows_read:
         return None
-    return beside.submit(lambda: target.written.whole_log().sharing_user_and_time())
+
+    def sort() -> Optional[np.ndarray]:
+        log = target.written.whole_log()
+        among = None if options.keep_duplicates else log.sharing_user_and_time()
+        log.for_caches  # noqa: B018 (made and kept on the log)
+        return among
+
+    return beside.submit(sort)
 
 
 def _reading(plan: _Plan) -> dict:

@@ -30,9 +30,11 @@ class WholeLog:
         """Positions sorted by (user, ts, id): the sort is stable and the events are in id order."""
         return np.lexsort((self.ts, self.user_id))
 
+    @cached_property
     def for_caches(self) -> tuple[EventArrays, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(interactions(), activity())``: what ``Engine.prepare`` takes, so that a caller can let the
-        log go before the sequences are built."""
+        log go before the sequences are built. Kept once made: an import makes them in a thread while
+        SQLite builds the indexes (seconds at 25M events that no longer follow the commit)."""
         return self.interactions(), self.activity()
 
     def interactions(self) -> EventArrays:
