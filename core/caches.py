@@ -60,8 +60,8 @@ def import_and_prepare(workspace, events=None, items=None, users=None, options=N
     if report.rows_accepted:
         emit(progress, Progress("prepare", message="Preparing the sequences for training and Explore…"))
         interactions, activity = logs.pop().for_caches if logs else (None, None)  # the log's own arrays go first
-        data = build_sequences(workspace, interactions)
         content = workspace.content_hash()
+        data = build_sequences(workspace, interactions, content)
         user_directory(workspace, content, activity, (data.user_store_id, data.user_external))
         item_successors(workspace, content, data)
     return report

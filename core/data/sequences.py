@@ -327,15 +327,17 @@ def sequence_cache(workspace, content: Optional[str] = None) -> Path:
     return cache_folder(workspace.path) / f"sequences-{content or workspace.content_hash()}-v{CACHE_FORMAT}"
 
 
-def build_sequences(workspace, events=None) -> SequenceData:
+def build_sequences(workspace, events=None, content: Optional[str] = None) -> SequenceData:
     """Sequences of a workspace, rebuilt only when its content hash changed (a read-only one: every time).
 
     events: every interaction as ``Workspace.event_arrays`` reads them, when the caller holds them
     already (an import that wrote the whole log): they are not read back from the store then.
+    content: the workspace's content hash, when the caller holds it (it counts every event: seconds
+    at 25M events while they are in the WAL).
     """
     if workspace.read_only:
         return _build_from_workspace(workspace, events)
-    folder = sequence_cache(workspace)
+    folder = sequence_cache(workspace, content)
     if not folder.is_dir():
         _write_cache(_build_from_workspace(workspace, events), folder)
     return _read_cache(folder)

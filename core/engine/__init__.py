@@ -132,7 +132,7 @@ class Engine(TrainMethods, RunMethods, ItemMethods):
         content = self.content_hash()
         with self._lock:
             if self._data_cache is None or self._data_cache[0] != content:
-                self._data_cache = (content, build_sequences(self.workspace, events))
+                self._data_cache = (content, build_sequences(self.workspace, events, content))
                 self._bundles.clear()
             return self._data_cache[1]
 
