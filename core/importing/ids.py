@@ -68,8 +68,8 @@ class IdMap:
             found[~numeric] = [self.texts.get(key, 0) for key in texts]
         return found
 
-    def resolve(self, keys: pa.Array) -> tuple[np.ndarray, list[tuple[int, str]]]:
-        """Store ids aligned with ``keys``, and the (id, external_id) pairs that are new (ids in
+    def resolve(self, keys: pa.Array) -> tuple[np.ndarray, tuple[list[int], list[str]]]:
+        """Store ids aligned with ``keys``, and the ids and external ids that are new (two lists, in
         the order the keys first appear). Every key is looked up as it comes; only the keys not
         found are hashed to tell them apart: hashing a whole block's 200,000 keys took more time
         than finding them all."""
@@ -80,7 +80,7 @@ class IdMap:
         new_ids = np.arange(self.next_id, self.next_id + len(new_keys))
         ids[missing] = new_ids[encoded.indices.to_numpy(zero_copy_only=False)]
         self._add(new_keys, new_ids)
-        return ids, list(zip(new_ids.tolist(), new_keys.to_pylist()))
+        return ids, (new_ids.tolist(), new_keys.to_pylist())
 
     def _find_numbers(self, wanted: np.ndarray) -> np.ndarray:
         """Store ids of integer keys (0: not stored): read from the dense table when the keys
