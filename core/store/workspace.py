@@ -28,6 +28,7 @@ from core.store.reads import WorkspaceReads
 
 log = logging.getLogger("nextpick.store")
 
+
 class WorkspaceError(NextPickError):
     """A workspace file that cannot be opened, is from an incompatible release, or cannot be written now."""
 
