@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import tempfile
 
 import numpy as np
@@ -18,6 +19,15 @@ import torch
 
 from core.data import leave_one_out, sequences_from_arrays
 from core.demo import DemoConfig, write_demo_csv
+
+
+def events_in_the_file(path) -> int:
+    """Events in the database file itself, without what is still only in its WAL (``immutable``)."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return connection.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        connection.close()
 
 
 def _demo_frames(n_users: int, n_items: int, seed: int):

@@ -8,16 +8,8 @@ import core.importing.feed_writer as feed_writer
 import core.importing.live as live
 from core.importing.live import EventFeed
 from core.importing.posted_rows import text_cells
+from engine_data import events_in_the_file
 from service_data import START, pair_shop_engine
-
-
-def _events_in_the_file(path) -> int:
-    """Events in the database file itself, without what is still only in its WAL."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-    try:
-        return connection.execute("SELECT count(*) FROM events").fetchone()[0]
-    finally:
-        connection.close()
 
 
 def _rows(first: int, n: int) -> list[dict]:
@@ -34,17 +26,17 @@ def test_a_post_is_committed_at_once_and_copied_into_the_file_by_the_feeds_threa
     feed = EventFeed(engine.workspace, "test")
     assert feed.post(_rows(0, 100)).accepted == 100
     assert engine.workspace.counts()["events"] == stored + 100  # committed: every reader sees it
-    assert _events_in_the_file(path) == stored  # the request did not wait for a checkpoint
+    assert events_in_the_file(path) == stored  # the request did not wait for a checkpoint
     feed.close()  # the last checkpoint
-    assert _events_in_the_file(path) == stored + 100
+    assert events_in_the_file(path) == stored + 100
 
     monkeypatch.setattr(feed_writer, "CHECKPOINT_EVERY_S", 0.01)
     feed = EventFeed(engine.workspace, "test")
     feed.post(_rows(100, 50))
     deadline = time.monotonic() + 30
-    while _events_in_the_file(path) < stored + 150 and time.monotonic() < deadline:
+    while events_in_the_file(path) < stored + 150 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _events_in_the_file(path) == stored + 150  # copied by the feed's thread while it stays open
+    assert events_in_the_file(path) == stored + 150  # copied by the feed's thread while it stays open
     feed.close()
     with engine.workspace.engine.connect() as conn:  # the pool's connections keep their usual settings
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -5,6 +5,7 @@ import pytest
 
 from core.store import Workspace, WorkspaceError
 from core.store import schema
+from engine_data import events_in_the_file
 
 
 def _seed(ws):
@@ -118,15 +119,6 @@ def test_stored_categories_read_as_names_primary_first():
     assert split_categories("") == () and split_categories(None) == ()
 
 
-def _events_in_the_file_alone(path) -> int:
-    """Events the database file holds by itself, its WAL left unread (``immutable``)."""
-    con = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        return con.execute("SELECT count(*) FROM events").fetchone()[0]
-    finally:
-        con.close()
-
-
 EVENTS = 80_000  # a WAL of more pages than SQLite's automatic checkpoint waits for (1,000)
 
 
@@ -144,12 +136,12 @@ def test_an_import_commits_without_copying_the_wal_and_a_thread_copies_it_before
     ws = Workspace.open(path)
     import_files(ws, events=source)
     ws.close()
-    assert len(started) == 1 and _events_in_the_file_alone(path) == 0  # the commit itself copied nothing
+    assert len(started) == 1 and events_in_the_file(path) == 0  # the commit itself copied nothing
     assert window.execute("SELECT count(*) FROM events").fetchone()[0] == EVENTS  # committed: readers see it
 
     monkeypatch.undo()
     ws = Workspace.open(path)
     ws.checkpoint_in_background()
     ws.close()  # waits for the copy
-    assert _events_in_the_file_alone(path) == EVENTS
+    assert events_in_the_file(path) == EVENTS
     window.close()
