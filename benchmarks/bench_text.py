@@ -238,7 +238,7 @@ def memory_check(n_items: int, folder: Path) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     vectors = embed_catalogue(workspace, RandomEncoder())
-    from core.data.sequences import build_sequences
+    from core.data.sequence_cache import build_sequences
 
     index = TextIndex.build(build_sequences(workspace), vectors)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.sequences import build_sequences, cache_folder
+from core.data.sequence_cache import build_sequences, cache_folder
 from core.data.successors import CACHE_FORMAT as SUCCESSORS_FORMAT, Successors
 from core.store.directory import CACHE_FORMAT as DIRECTORY_FORMAT, UserDirectory
 

@@ -23,7 +23,7 @@ from core import runs, serving
 from core.runs.lag import LogPosition
 from core.bundles import Bundle
 from core.data import EvalMode, SplitChoice, SplitKind, build_sequences
-from core.data.sequences import sequence_cache
+from core.data.sequence_cache import sequence_cache
 from core.data.successors import Successors
 from core.errors import NextPickError, UsageError
 from core.pipeline import SMALL_BATCH

@@ -6,7 +6,8 @@ import pandas as pd
 from sqlalchemy import insert
 
 from core.data import build_sequences, sequences_from_arrays
-from core.data.sequences import MAX_SEGMENTS, cache_folder
+from core.data.sequence_cache import cache_folder
+from core.data.sequences import MAX_SEGMENTS
 from core.store import schema
 
 
@@ -139,13 +140,13 @@ def test_histories_of_the_memory_mapped_cache_are_plain_views_of_it(workspace):
 def test_cached_texts_read_back_as_written(tmp_path, monkeypatch, per_call):
     """The cache's text fields are decoded a chunk of texts at a time (NUL-separated), or one by one
     when a text holds a NUL itself: either way every text comes back as it was, empty ones included."""
-    from core.data import sequences
+    from core.data import sequence_cache
 
-    monkeypatch.setattr(sequences, "TEXTS_PER_CALL", per_call)
+    monkeypatch.setattr(sequence_cache, "TEXTS_PER_CALL", per_call)
     for texts in (["u1", "", "Zoë's ☃ shop", "a|b", ""], ["with\0nul", "", "plain"], []):
         encoded = [text.encode("utf-8") for text in texts]
-        read = sequences._decode_texts(np.frombuffer(b"".join(encoded), dtype=np.uint8),
-                                       np.cumsum([len(b) for b in encoded], dtype=np.int64))
+        read = sequence_cache._decode_texts(np.frombuffer(b"".join(encoded), dtype=np.uint8),
+                                            np.cumsum([len(b) for b in encoded], dtype=np.int64))
         assert read.dtype == object and list(read) == texts
 
 

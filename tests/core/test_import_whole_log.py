@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from core.data.sequences import SequenceData, cache_folder
+from core.data.sequence_cache import cache_folder
+from core.data.sequences import SequenceData
 from core.engine import Engine
 from core.importing import ImportOptions, LowValues
 from core.jobs import import_and_prepare

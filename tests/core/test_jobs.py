@@ -127,7 +127,7 @@ def test_exit_codes_in_words():
 def test_an_import_in_the_job_process_leaves_the_sequences_cached_for_the_window(tmp_path):
     """``import_and_prepare`` builds the sequence cache where the import ran; the window's engine then
     maps it instead of reading every event (called here in this process: the same function)."""
-    from core.data.sequences import cache_folder
+    from core.data.sequence_cache import cache_folder
     from core.demo import DemoConfig, write_demo_csv
     from core.engine import Engine
     from core.jobs import import_and_prepare
