@@ -46,7 +46,7 @@ class StudioContext(QObject):
         self.jobs = jobs or JobRunner(parent=self)
         self._engine: Optional["Engine"] = None
         self.trash: list = []  # runs deleted this session (``core.runs.trash.TrashedRun``), newest last: Undo restores them
-        self._log_watch = None  # core.store.workspace.ChangeWatch of the open workspace
+        self._log_watch = None  # core.store.connections.ChangeWatch of the open workspace
         self._log_position = None
         self._log_timer = QTimer(self)
         self._log_timer.setInterval(LOG_POLL_MS)

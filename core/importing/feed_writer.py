@@ -10,7 +10,7 @@ from typing import Iterator
 
 from core.importing.run import BULK_SETTINGS
 from core.store import Workspace
-from core.store.workspace import passive_checkpoint
+from core.store.connections import connect_to, passive_checkpoint
 
 CHECKPOINT_EVERY_S = 1.0  # how often the feed's thread copies committed events from the WAL into the database
 
@@ -47,7 +47,7 @@ class FeedWriter:
     def _checkpoint_while_open(self) -> None:
         """A passive checkpoint (it waits for no reader or writer) after each ``CHECKPOINT_EVERY_S``
         in which something was committed, on a connection of its own."""
-        connection = sqlite3.connect(self.workspace.path, check_same_thread=False)
+        connection = connect_to(self.workspace.path, "mode=rw")
         try:
             while not self._stop.wait(CHECKPOINT_EVERY_S):
                 if self._committed.is_set():

@@ -8,7 +8,6 @@ any thread: each call takes its own pooled connection.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -16,17 +15,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
-from urllib.parse import quote
 
-from sqlalchemy import URL, Engine, create_engine, event, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DatabaseError
 
 from core.errors import NextPickError
 from core.progress import CancelToken, Progress, ProgressCallback, emit
 from core.store import schema
+from core.store.connections import (READ_BUSY_TIMEOUT_S, ChangeWatch, checkpoint_file, connect_engine, connect_to,
+                                    read_only_mode)
 from core.store.reads import WorkspaceReads
-
-log = logging.getLogger("nextpick.store")
 
 
 class WorkspaceError(NextPickError):
@@ -57,21 +55,10 @@ def default_workspace_path() -> Path:
     return Path(base) / "nextpick" / "workspace.sqlite"
 
 
-def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
-    """Per-connection settings only: nothing here writes to the file (WAL is set once, at creation)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.close()
-
-
 # A write waits this long for another window or command's write (an import can hold the lock
 # for minutes) before giving up with a WorkspaceError; it says it waits through ``progress``.
 WRITE_WAIT_S = 120.0
 _WRITE_POLL_MS = 250
-# Readers never wait on a writer in WAL mode; this only covers SQLite's brief internal locks.
-_READ_BUSY_TIMEOUT_S = 5.0
 
 # Steps that bring an older workspace up to SCHEMA_VERSION: {from_version: [sql, ...]}.
 _MIGRATIONS: dict[int, list[str]] = {
@@ -113,7 +100,7 @@ class Workspace(WorkspaceReads):
                 if path.exists() and not os.access(path, os.W_OK):
                     raise _cannot_open(path, "the file is not writable, so it cannot become a workspace")
             read_only = read_only or (version is not None and not _writable(path))
-            workspace = cls(path, _connect(path, read_only, create=version is None), read_only, write_wait_s)
+            workspace = cls(path, connect_engine(path, read_only, create=version is None), read_only, write_wait_s)
         except OSError as error:  # a path the person named: a folder, unreadable, in a read-only place
             raise _cannot_open(path, error.strerror or error) from error
         try:
@@ -140,7 +127,7 @@ class Workspace(WorkspaceReads):
         and calls this: the copy of 25M events (13 s) then runs beside whatever the writer does
         next (an import builds its caches) instead of inside its commit. Nothing is at risk
         meanwhile: the WAL holds the committed data, and readers read it from there."""
-        thread = threading.Thread(target=_checkpoint_file, args=(self.path,), name="nextpick-checkpoint", daemon=True)
+        thread = threading.Thread(target=checkpoint_file, args=(self.path,), name="nextpick-checkpoint", daemon=True)
         thread.start()
         self._checkpoints = [t for t in self._checkpoints if t.is_alive()] + [thread]
 
@@ -196,7 +183,7 @@ class Workspace(WorkspaceReads):
                                                                 f"window or command to finish with {self.path.name}…"))
                     said_so = True
         finally:
-            raw.execute(f"PRAGMA busy_timeout = {int(_READ_BUSY_TIMEOUT_S * 1000)}")
+            raw.execute(f"PRAGMA busy_timeout = {int(READ_BUSY_TIMEOUT_S * 1000)}")
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -252,23 +239,6 @@ class Workspace(WorkspaceReads):
         return ChangeWatch(self.path, self.read_only)
 
 
-def passive_checkpoint(connection: sqlite3.Connection) -> None:
-    """``PRAGMA wal_checkpoint(PASSIVE)``: it waits for no reader or writer. One that fails (a disk
-    error) is logged: the data stay safe in the WAL, and the next checkpoint tries again."""
-    try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except sqlite3.Error as error:
-        log.warning("could not checkpoint the workspace's WAL (%s); a later one will", error)
-
-
-def _checkpoint_file(path: Path) -> None:
-    connection = sqlite3.connect(_uri(path, "mode=rw"), uri=True, timeout=_READ_BUSY_TIMEOUT_S)
-    try:
-        passive_checkpoint(connection)
-    finally:
-        connection.close()
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
@@ -288,59 +258,10 @@ def _prepare_folder(folder: Path) -> None:
         raise WorkspaceError(f"cannot create a workspace in {folder}: the folder is not writable", _WRITABLE_FOLDER)
 
 
-class ChangeWatch:
-    """Whether another connection (another process, a service's writes, an import in another window)
-    committed to the workspace since the last look: SQLite's ``PRAGMA data_version`` read on a
-    connection of the watch's own, which costs microseconds (no table is read), so a service may
-    look between requests and a window on a timer. Its own connection is why it sees every commit
-    this process makes through the workspace too. Safe to call from any thread."""
-
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        mode = _read_only_mode(path) if read_only else "mode=ro"
-        self._connection = sqlite3.connect(_uri(path, mode), uri=True, check_same_thread=False,
-                                           timeout=_READ_BUSY_TIMEOUT_S)
-        self._lock = threading.Lock()
-        self._seen = self._version()
-
-    def _version(self) -> int:
-        return self._connection.execute("PRAGMA data_version").fetchone()[0]
-
-    def changed(self) -> bool:
-        """True once after each batch of commits by other connections."""
-        with self._lock:
-            version = self._version()
-            changed, self._seen = version != self._seen, version
-            return changed
-
-    def close(self) -> None:
-        self._connection.close()
-
-
 def _writable(path: Path) -> bool:
     """Whether this process can write the file and the folder WAL keeps its -wal and -shm files in."""
     sidecars = [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     return all(os.access(p, os.W_OK) for p in (path, path.parent, *sidecars))
-
-
-def _uri(path: Path, mode: str) -> str:
-    return f"file:{quote(str(path))}?{mode}"
-
-
-def _read_only_mode(path: Path) -> str:
-    """``mode=ro`` while a -wal file holds part of the content; else ``immutable=1``: the whole
-    content is in the file, and nothing (not even the -shm file WAL readers want) is created."""
-    return "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
-
-
-def _connect(path: Path, read_only: bool, create: bool) -> Engine:
-    """An engine on the file; ``mode=rw`` for an existing one, so a file removed meanwhile is not made anew."""
-    def connect() -> sqlite3.Connection:  # read-only: the mode is chosen again for each new connection
-        mode = _read_only_mode(path) if read_only else "mode=rwc" if create else "mode=rw"
-        return sqlite3.connect(_uri(path, mode), uri=True, check_same_thread=False, timeout=_READ_BUSY_TIMEOUT_S)
-
-    engine = create_engine(URL.create("sqlite", database=str(path)), creator=connect)  # URL: a file database's pool
-    event.listen(engine, "connect", _set_sqlite_pragmas)
-    return engine
 
 
 def _stored_version(path: Path) -> Optional[int]:
@@ -370,7 +291,7 @@ def _stored_version(path: Path) -> Optional[int]:
 
 def _peek(path: Path) -> tuple[set[str], Optional[str]]:
     """(table names, stored schema_version) read through a connection that cannot write."""
-    con = sqlite3.connect(_uri(path, _read_only_mode(path)), uri=True, timeout=_READ_BUSY_TIMEOUT_S)
+    con = connect_to(path, read_only_mode(path))
     try:
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         value = None
