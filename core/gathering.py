@@ -6,9 +6,12 @@ index pages) and a small part per request, so how many requests one batch holds 
 throughput. Taking only what had queued, a consuming thread grabbed the first request the event
 loop handed over while the other answered clients were still sending theirs, and 8 clients'
 batches fell apart into 1s and 7s (bench_serve.py: 4.3 recommendations a batch on average). So
-the thread expects the clients it answered last to ask again: having taken a request, it waits
-(at most ``linger_s``, and no longer than ``gap_s`` for each next arrival) until as many requests
-as its last batch held are queued. A lone client's batches hold one request: it waits for nothing.
+the thread expects everyone in flight to be back: the clients it answered last and the requests
+queued while it worked. Having taken a request, it waits (at most ``linger_s``, and no longer than
+``gap_s`` for each next arrival) until that many are queued. Expecting only as many as the last
+batch held, 8 clients settled into two halves of 4 taking turns (each batch answered while the
+other half queued), paying the fixed part twice as often. A lone client's batches hold one
+request: it waits for nothing.
 """
 
 from __future__ import annotations
@@ -38,14 +41,14 @@ class Gatherer(Generic[Request]):
         return self._queue.qsize()
 
     def batches(self) -> Iterator[list[Request]]:
-        expected = 1  # requests the last batch held: their clients are expected to ask again
+        expected = 1  # requests in flight when the last batch was answered: expected in the next one
         while (first := self._queue.get()) is not None:
             batch = self._gather(first, expected)
             stop = batch[-1] is None
             if stop:
                 batch.pop()
-            expected = max(len(batch), 1)
             yield batch
+            expected = min(self.max_batch, len(batch) + self._queue.qsize())
             if stop:
                 return
 
