@@ -12,6 +12,11 @@ import pandas as pd
 from core.data import SequenceData, sequences_from_arrays
 
 
+# A model small enough to train in seconds on ``rule_sequences``.
+TINY_TRAINING = dict(hidden=16, layers=1, heads=1, dropout=0.1, max_len=12, batch_size=64, lr=5e-3, warmup_steps=5,
+                     epochs=6, patience=3, device="cpu")
+
+
 def rule_sequences(n_users: int = 300, n_items: int = 30, min_len: int = 5, max_len: int = 15,
                    noise: float = 0.1, categories: int = 3, seed: int = 0) -> SequenceData:
     """Users following ``next = rule[previous]`` with probability 1 - noise (store ids = 100 + index)."""
