@@ -12,13 +12,15 @@ from dataclasses import replace
 from typing import Any, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGroupBox, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.context import StudioContext
 from studio.dialogs.errors import describe_error, show_error
 from studio.pages import StudioPage
-from studio.pages.explore_queries import ExploreAnswer, ExploreQuery, answer_query, item_view, prepare_workspace
+from studio.pages.explore_queries import (ExploreAnswer, ExploreQuery, answer_query, facts_known, held_out_note,
+                                         item_view, prepare_workspace)
 from studio.pages.explore_text import ItemTextReader
+from studio.pages.explore_what_if import WhatIfEdit
 from studio.widgets import palette
 from studio.widgets.interest_bars import InterestBars
 from studio.widgets.item_details import ItemDetails, ItemFacts
@@ -27,11 +29,11 @@ from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
 from studio.widgets.run_table import read_runs
 from studio.widgets.sequence_timeline import SequenceTimeline
-from studio.widgets.tables import hint_label
-from studio.widgets.timeline_events import TimelineEvent, UserSequence, interactions
+from studio.widgets.tables import group_box, hint_label
+from studio.widgets.timeline_events import UserSequence, interactions
 from studio.widgets.user_list import UserList
 from studio.widgets.reasons import reasons_in_words
-from studio.widgets.what_if import WhatIfBar, interest_moves
+from studio.widgets.what_if import WhatIfBar
 
 NO_MODEL_TEXT = "No trained model yet — go to Train and train one (a baseline takes seconds)."
 
@@ -44,8 +46,7 @@ class ExplorePage(StudioPage):
         super().__init__(context, parent)
         self.user: Optional[str] = None
         self.sequence = UserSequence()
-        self.added: list[TimelineEvent] = []
-        self.dropped = 0
+        self.edit = WhatIfEdit()
         self.latest: Optional[ExploreQuery] = None
         self.answer: Optional[ExploreAnswer] = None
         self._waiting: Optional[ExploreQuery] = None
@@ -106,16 +107,16 @@ class ExplorePage(StudioPage):
         self.item_search.setToolTip("Search the catalogue and pick an item to see its details. Titles holding the "
                                     "words come first; with the [text] extra, then the items that mean most nearly "
                                     "what you typed")
-        sequence_box = _group("Behaviour sequence", self.what_if, self.timeline)
-        interests_box = _group("Predicted next interests", self.interest_bars)
+        sequence_box = group_box("Behaviour sequence", self.what_if, self.timeline)
+        interests_box = group_box("Predicted next interests", self.interest_bars)
         self.lists = QSplitter(Qt.Orientation.Horizontal)
         self.lists.addWidget(self.ranked)
         self.lists.addWidget(self.compared)
         self.compare_note = hint_label()
         self.compare_note.hide()
         self.controls = RecommendControls()
-        ranked_box = _group("Recommendations", self.controls, self.compare_note, self.lists)
-        details_box = _group("Item details", self.item_search, self.details)
+        ranked_box = group_box("Recommendations", self.controls, self.compare_note, self.lists)
+        details_box = group_box("Item details", self.item_search, self.details)
         # Two columns on top (sequence, recommendations), the interests beside the item details
         # below: three columns side by side left each a third of a laptop screen, and the item
         # titles a few characters of it.
@@ -249,8 +250,7 @@ class ExplorePage(StudioPage):
     def current_query(self, load_sequence: bool = False) -> Optional[ExploreQuery]:
         if self.engine is None or self.user is None:
             return None
-        what_if = bool(self.added) or self.dropped > 0
-        history = tuple(interactions(self.effective_sequence())) if what_if else None
+        history = tuple(interactions(self.effective_sequence())) if self.edit.active else None
         controls = self.controls
         return ExploreQuery(self.user, controls.run, controls.compare_run, controls.k, controls.diversity_weight,
                             controls.exclude, history, load_sequence, before_held_out=controls.comparing)
@@ -335,20 +335,8 @@ class ExplorePage(StudioPage):
             show_error(self, answer.error, "Recommending")
 
     def _compare_note_text(self, answer: ExploreAnswer) -> str:
-        if answer.held_out is None:
-            return ("This model's split holds out no test item for this user (too few events for leave-one-out, "
-                    "or nothing after a time split's cut-off); the lists use the whole sequence.")
-        held = self.sequence.latest.get(answer.held_out)
-        title = held.title if held is not None else answer.held_out
-        from core.data import EvalMode, SplitKind  # loaded with the engine that answered
-
-        new = "new " if answer.held.eval_mode is EvalMode.NEW else ""
-        if answer.held.kind is SplitKind.TIME:
-            return (f"Both lists are made from what the user did before their first {new}item after the model's "
-                    f"cut-off ({answer.held.split}), “{title}” (shaded in the sequence, later events greyed); it is "
-                    "highlighted where a model ranks it.")
-        return (f"Both lists are made as if the user had not yet taken their last {new}item, “{title}” (held out "
-                "from training, shaded in the sequence); it is highlighted where a model ranks it.")
+        held = self.sequence.latest.get(answer.held_out) if answer.held_out is not None else None
+        return held_out_note(answer, held.title if held is not None else answer.held_out)
 
     def _paint_empty(self, text: str) -> None:
         self.sequence = UserSequence()
@@ -367,44 +355,20 @@ class ExplorePage(StudioPage):
     # -- what-if ----------------------------------------------------------------------------
 
     def effective_sequence(self) -> UserSequence:
-        """The stored sequence as the what-if edits it: unedited, the stored one itself, with what the
-        worker read from it."""
-        if not self.added and not self.dropped:
-            return self.sequence
-        return UserSequence((*self.sequence[: max(len(self.sequence) - self.dropped, 0)], *self.added))
+        return self.edit.applied_to(self.sequence)
 
     def _paint_sequence(self) -> None:
         self.timeline.time_kind = self.users.model.time_kind
         self.timeline.set_events(self.effective_sequence())
         self.profile_label.setText(self.profile if self.user is not None else "")
-        self.what_if.state.setText(self._what_if_text())
-
-    def _what_if_text(self) -> str:
-        """What the edit is and, once its answer is in, which interests it moved."""
-        if not self.added and not self.dropped:
-            return ""
-        if self.added:
-            names = [event.title for event in self.added]
-            change = "adding " + (names[-1] if len(names) == 1 else f"{names[-1]} and {len(names) - 1} more")
-        else:
-            dropped = min(self.dropped, len(self.sequence))
-            change = "dropping the latest event" if dropped == 1 else f"dropping the latest {dropped} events"
-        answer, stored = self.answer, self._stored_interests
-        if (answer is None or answer.query.history is None or stored is None or stored[0] != answer.query.run
-                or not answer.interests):
-            return f"What-if: {change}"
-        return "What-if: " + interest_moves(stored[1], answer.interests, change)
+        self.what_if.state.setText(self.edit.describe(len(self.sequence), self.answer, self._stored_interests))
 
     def _on_add_item(self, row: Any) -> None:
-        self.added.append(TimelineEvent(str(row.item), row.title or str(row.item), row.categories, "what-if",
-                                        None, what_if=True))
+        self.edit.add(row)
         self._what_if_changed()
 
     def _on_drop_last(self, count: int) -> None:
-        if self.added:
-            del self.added[-count:]
-        else:
-            self.dropped = min(self.dropped + count, len(self.sequence))
+        self.edit.drop_last(count, len(self.sequence))
         self._what_if_changed()
 
     def _on_reset_what_if(self) -> None:
@@ -412,7 +376,7 @@ class ExplorePage(StudioPage):
         self._what_if_changed()
 
     def _reset_what_if(self) -> None:
-        self.added, self.dropped = [], 0
+        self.edit = WhatIfEdit()
 
     def _what_if_changed(self) -> None:
         self._paint_sequence()
@@ -443,22 +407,7 @@ class ExplorePage(StudioPage):
 
     def _facts_of(self, item: str) -> ItemFacts:
         """What the panes already know about ``item``; the details pane needs no extra query."""
-        event = self.effective_sequence().latest.get(item)
-        if event is not None:
-            return ItemFacts(item, event.title, event.categories)
-        known = [*(self.answer.recommendations if self.answer else []),
-                 *(self.answer.compared if self.answer else []),
-                 *[ItemFacts(f.item, f.title, f.categories) for f, _ in [*self.details.followers,
-                                                                          *self.details.similar]]]
-        for entry in known:
-            if entry.item == item:
-                return ItemFacts(item, entry.title, entry.categories)
-        return ItemFacts(item, item, ())
-
-
-def _group(title: str, *widgets: QWidget) -> QGroupBox:
-    box = QGroupBox(title)
-    layout = QVBoxLayout(box)
-    for index, widget in enumerate(widgets):
-        layout.addWidget(widget, 1 if index == len(widgets) - 1 else 0)
-    return box
+        answer = self.answer
+        shown = [*(answer.recommendations if answer else []), *(answer.compared if answer else []),
+                 *(facts for facts, _ in [*self.details.followers, *self.details.similar])]
+        return facts_known(item, self.effective_sequence(), shown)

@@ -48,6 +48,36 @@ class ExploreAnswer:
     profile: Optional[str] = None  # the line about the user (``profile_line``), read with the sequence
 
 
+
+def held_out_note(answer: ExploreAnswer, title: Optional[str]) -> str:
+    """Compare mode's note on what the lists were made from: before the held-out item (``title``), or
+    the whole sequence when the run's split holds out none for this user."""
+    if answer.held_out is None:
+        return ("This model's split holds out no test item for this user (too few events for leave-one-out, "
+                "or nothing after a time split's cut-off); the lists use the whole sequence.")
+    from core.data import EvalMode, SplitKind  # loaded with the engine that answered
+
+    new = "new " if answer.held.eval_mode is EvalMode.NEW else ""
+    if answer.held.kind is SplitKind.TIME:
+        return (f"Both lists are made from what the user did before their first {new}item after the model's "
+                f"cut-off ({answer.held.split}), “{title}” (shaded in the sequence, later events greyed); it is "
+                "highlighted where a model ranks it.")
+    return (f"Both lists are made as if the user had not yet taken their last {new}item, “{title}” (held out "
+            "from training, shaded in the sequence); it is highlighted where a model ranks it.")
+
+
+def facts_known(item: str, sequence: UserSequence, shown: list) -> ItemFacts:
+    """``item``'s title and categories from what the panes hold (its latest event in ``sequence``, else any
+    ``shown`` entry with ``item``, ``title`` and ``categories``: a recommendation, a listed next or similar
+    item); only its id when none has it."""
+    event = sequence.latest.get(item)
+    if event is not None:
+        return ItemFacts(item, event.title, event.categories)
+    for entry in shown:
+        if entry.item == item:
+            return ItemFacts(item, entry.title, entry.categories)
+    return ItemFacts(item, item, ())
+
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     """Ask the engine for everything the panes show; runs in a worker.
 

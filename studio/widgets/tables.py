@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QTableWidget
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHeaderView, QLabel, QTableView, QTableWidget,
+                               QVBoxLayout, QWidget)
 
 ROW_HEIGHT = 22
 CELL_PADDING = 16  # a cell's margins and focus frame, both sides
@@ -52,3 +53,12 @@ def hint_label(text: str = "") -> QLabel:
     label.setProperty("role", "hint")
     label.setWordWrap(True)
     return label
+
+
+def group_box(title: str, *widgets: QWidget) -> QGroupBox:
+    """A titled box of ``widgets`` one above the other, the last taking the height left."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    for index, widget in enumerate(widgets):
+        layout.addWidget(widget, 1 if index == len(widgets) - 1 else 0)
+    return box
