@@ -268,8 +268,10 @@ def _sample_text(eval_set) -> str:
 
 
 def _list_quality(top_lists: np.ndarray, item_category: np.ndarray, histories, n_items: int) -> dict[str, float]:
+    """Coverage, diversity and novelty of the top lists; none of them without a list (no user evaluated),
+    where 0.0 would read "the lists cover nothing, each is one category"."""
     if len(top_lists) == 0:
-        return {f"coverage@{LIST_K}": 0.0, f"diversity@{LIST_K}": 0.0, f"novelty@{LIST_K}": 0.0}
+        return {}
     events = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories] + [np.zeros(0, np.int64)])
     counts = np.bincount(events, minlength=n_items + 1).astype(np.float64)
     share = (counts + 1.0) / (counts[1:].sum() + n_items)
