@@ -32,7 +32,7 @@ def add_commands(commands, common) -> None:
     p.add_argument("--items-query", help="with --from-sql: the SELECT that returns the items")
     p.add_argument("--users-query", help="with --from-sql: the SELECT that returns the users")
     p.add_argument("--map", action="append", type=_role_pair, metavar="ROLE=COLUMN",
-                   help="use COLUMN for ROLE (user, item, time, event, value, title, categories; "
+                   help="use COLUMN for ROLE (user, item, time, time_of_day, event, value, title, categories; "
                         "prefix items./users. for one file); repeatable")
     p.add_argument("--columns", action="append", type=_column_names, metavar="KIND=NAMES",
                    help="names for the columns of a headerless file, e.g. users=user,age,gender,occupation,zip "
@@ -226,7 +226,7 @@ def _reading_notes(f: dict) -> list[str]:
     notes = [f"         header repeats {old!r}: that column is read as {new!r}" for new, old in f["renamed_columns"].items()]
     notes.extend(_columns_note(f))
     if f["time_unit"]:
-        notes.append(f"         times read as {describe_time_unit(f['time_unit'])}")
+        notes.append(f"         times read as {describe_time_unit(f['time_unit'], f['roles'].get('time_of_day'))}")
     notes.extend(_order_note(f))
     if f.get("low_values"):
         notes.append(f"         {f['low_values']:,} events with a low value {f['low_values_were']}")

@@ -19,7 +19,7 @@ from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.times import UNIX, TimeColumn, to_numbers
+from core.importing.times import ORDER, UNIX, TimeColumn, seconds_of_day, to_numbers
 from core.store.whole_log import WholeLog
 
 DEFAULT_EVENT = "interaction"
@@ -197,7 +197,7 @@ class EventsLoader:
             if times.dated is not None:
                 checks.fail(times.dated, column, lambda r: _dated_in_order_reason(raw_time[r].as_py()))
             checks.fail(np.isnan(times.seconds), column, lambda r: _time_reason(raw_time[r].as_py()))
-        ts = times.seconds
+        ts = self._with_time_of_day(table, times.seconds, raw_time, checks)
         values = self._values(table, checks)
         rejected = checks.rejected()
         if strict and rejected:
@@ -235,6 +235,30 @@ class EventsLoader:
         names = ", ".join([*columns, *constants])
         marks = ", ".join(["?"] * len(columns) + list(constants.values()))
         return f"INSERT INTO events({names}) VALUES ", f"({marks})"
+
+    def _with_time_of_day(self, table: pa.Table, seconds: np.ndarray, raw_time: Optional[pa.Array],
+                          checks: _Checks) -> np.ndarray:
+        """``seconds`` (of the dates in the time column) plus each row's time of day from the
+        ``time_of_day`` column, where the file has one; a row whose time of day is missing or
+        unreadable, or whose time already tells one, is refused."""
+        column = self.roles.get("time_of_day")
+        clock = _text(table, column) if raw_time is not None else None
+        if clock is None:
+            return seconds
+        time_column = self.roles["time"]
+        if self.time.kind == ORDER:
+            checks.fail(np.ones(len(seconds), dtype=bool), time_column,
+                        lambda r: f"time {raw_time[r].as_py()!r} is a position, but a time of day ({column}) needs a date")
+            return seconds
+        of_day = seconds_of_day(clock)
+        missing = pc.fill_null(pc.equal(clock, ""), True).to_numpy(zero_copy_only=False)
+        checks.fail(missing, column, lambda _r: "missing time of day")
+        checks.fail(np.isnan(of_day), column,
+                    lambda r: f"unreadable time of day {clock[r].as_py()!r}: write it as 14:05, 14:05:30 or 2:05 PM")
+        checks.fail(np.nan_to_num(seconds) % 86_400 != 0, time_column,
+                    lambda r: f"time {raw_time[r].as_py()!r} tells its time of day already; beside a time-of-day "
+                              f"column ({column}) the time column holds dates")
+        return seconds + np.nan_to_num(of_day)
 
     def _check_time_kind(self, target: Target) -> None:
         if self.time.kind is None:

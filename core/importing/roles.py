@@ -2,7 +2,8 @@
 that leave no doubt) or, without a header, from values.
 
 Roles per kind of file:
-  events: user, item (required), time, event, value
+  events: user, item (required), time, event, value, time_of_day (the time of day, where the time
+          column holds dates alone: exports that write the two apart)
   items:  item (required), title, categories, plus one-hot category flag columns
   users:  user (required)
 Every column of an items or users file that has no role becomes a profile attribute.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 KIND_ROLES = {
-    "events": ("user", "item", "time", "event", "value"),
+    "events": ("user", "item", "time", "time_of_day", "event", "value"),
     "items": ("item", "title", "categories"),
     "users": ("user",),
 }
@@ -43,6 +44,10 @@ UNIX_MIN = 1e8
 DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
 # A day-first dotted date, as spreadsheets write them in Germany, Russia...: 01.03.2025 10:15(:00).
 DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$"
+# A time of day without its date, as exports that keep the two apart write it: 14:05, 9:15:30.25, 2:05 PM.
+TIME_OF_DAY = (r"^\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}(?:\.\d+)?))?"
+               r"\s*(?P<half>[AaPp]\.?[Mm]\.?)?\s*$")
+PAIRED_SHARE = 0.5  # more than this of a preview's cells written as dates and as times of day: two columns, one time
 
 
 def normalise(name: str) -> str:
@@ -80,6 +85,7 @@ def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_he
         time = _time_column_by_values(columns, preview, set(roles.values()))
         if time is not None:
             roles["time"] = time
+    _pair_date_with_time_of_day(columns, preview, roles)
     if "categories" not in roles:
         lists = _category_list_column(columns, preview, set(roles.values()))
         if lists is not None:
@@ -108,6 +114,35 @@ def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[st
 def _is_day(cell: str) -> bool:
     """A date without a time of day: 2025-03-01 or 20250301."""
     return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell)))
+
+
+def _pair_date_with_time_of_day(columns: Sequence[str], preview: Sequence[Sequence[str]], roles: dict[str, str]) -> None:
+    """An export that writes each event's date and time of day in two columns (order_date, order_time): the
+    time role takes the dates and ``time_of_day`` the times of day. Read alone, the dates put each day's
+    events in file order, and a "time" column of times of day (14:05) had every row refused."""
+    cells = {column: _cells(preview, i) for i, column in enumerate(columns)}
+    taken = set(roles.values())
+
+    def mostly(column: str, written) -> bool:  # a few bad rows are refused at import, naming them
+        return bool(cells[column]) and sum(map(written, cells[column])) > PAIRED_SHARE * len(cells[column])
+
+    def dates(column: str) -> bool:
+        return mostly(column, lambda c: _is_day(c) or re.match(r"^\d{1,2}\.\d{1,2}\.\d{4}$", c) is not None)
+
+    def times_of_day(column: str) -> bool:
+        return mostly(column, lambda c: re.match(TIME_OF_DAY, c) is not None)
+
+    time = roles.get("time")
+    if time is None:
+        return
+    if times_of_day(time):
+        date = next((c for c in columns if c not in taken and dates(c)), None)
+        if date is not None:
+            roles["time"], roles["time_of_day"] = date, time
+    elif dates(time):
+        clock = next((c for c in columns if c not in taken and times_of_day(c)), None)
+        if clock is not None:
+            roles["time_of_day"] = clock
 
 
 def _category_list_column(columns: Sequence[str], preview: Sequence[Sequence[str]], taken: set[str]) -> Optional[str]:
@@ -183,11 +218,15 @@ def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns
         roles = {"item" if kind == "items" else "user": columns[0]}
         if kind == "items" and "title" in guessed and guessed["title"] != columns[0]:
             roles["title"] = guessed["title"]
+    named = set()
     for key, column in explicit.items():
         scope, _, role = key.rpartition(".")
         if role in KIND_ROLES[kind] and scope in ("", kind):
             roles = {r: c for r, c in roles.items() if c != column}
             roles[role] = column
+            named.add(role)
+    if "time" in named and "time_of_day" not in named:
+        roles.pop("time_of_day", None)  # a time column named by hand says the time of day itself
     return roles
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, UNIX_MIN, normalise
+from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, TIME_OF_DAY, UNIX_MIN, normalise
 
 UNIX, ORDER = "unix", "order"
 
@@ -192,6 +192,19 @@ class TimeColumn:
         return out, outside
 
 
+
+def seconds_of_day(strings: pa.Array) -> np.ndarray:
+    """Seconds since midnight of times of day written 14:05, 14:05:30(.25) or 2:05 PM (``roles.TIME_OF_DAY``);
+    NaN for any other cell, an impossible time (25:00, 13:00 PM) included."""
+    parts = pc.extract_regex(strings, TIME_OF_DAY)  # null where a cell is no time of day
+    hour, minute, second = (to_numbers(pc.struct_field(parts, name)) for name in ("hour", "minute", "second"))
+    half = pc.utf8_lower(pc.fill_null(pc.struct_field(parts, "half"), "")).to_numpy(zero_copy_only=False).astype(str)
+    afternoon, twelve_hour = np.char.startswith(half, "p"), half != ""
+    valid = np.where(twelve_hour, (hour >= 1) & (hour <= 12), hour <= 23) & (minute <= 59) & ~(second >= 61)
+    hour = np.where(twelve_hour, hour % 12 + 12 * afternoon, hour)
+    seconds = hour * 3600 + minute * 60 + np.nan_to_num(second)
+    return np.where(valid, seconds, np.nan)
+
 def _clock_readings(numbers: np.ndarray) -> list[int]:
     """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
@@ -248,11 +261,14 @@ def _unit_of_each(numbers: np.ndarray) -> np.ndarray:
 NO_TIME_NOTE = "no time column: events kept in the file's order"
 
 
-def describe_time_unit(unit: str) -> str:
-    """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"."""
+def describe_time_unit(unit: str, time_of_day: Optional[str] = None) -> str:
+    """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"; with the column that
+    gave each date its time of day (the ``time_of_day`` role), where one did."""
     if unit in (DIGIT_DATES, DOTTED_DATES):
-        return f"dates written {unit} (UTC)"
-    return "ISO-8601 dates" if unit == ISO else f"unix {unit}"
+        words = f"dates written {unit} (UTC)"
+    else:
+        words = "ISO-8601 dates" if unit == ISO else f"unix {unit}"
+    return words if time_of_day is None else f"{words}, each with its time of day from {time_of_day!r}"
 
 
 def _is_number(cell: str) -> bool:

@@ -418,7 +418,7 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
                      f"(of {file.rows_read:,} read).")
         lines.extend(f"  The header repeats “{old}”: that column is read as “{new}”." for new, old in file.renamed.items())
         if file.time_unit:
-            lines.append(f"  Times read as {describe_time_unit(file.time_unit)}.")
+            lines.append(f"  Times read as {describe_time_unit(file.time_unit, file.roles.get('time_of_day'))}.")
         elif file.in_file_order:
             lines.append(f"  {NO_TIME_NOTE[0].upper()}{NO_TIME_NOTE[1:]} (choose its Time column to read one).")
         if file.ids_repeated:

@@ -35,6 +35,8 @@ ROLE_HELP = {
     "time": "When the event happened (unix time, a date, or a position in the user's history)",
     "event": "What the user did: view, cart, purchase, rating...",
     "value": "A number that came with the event: rating, price, quantity",
+    "time_of_day": "The time of day, where the Time column holds dates alone (an export's order_date beside "
+                   "its order_time): 14:05, 14:05:30 or 2:05 PM",
     "title": "The product's display name",
     "categories": "Categories of the product, several separated by |; the first is the main one",
 }
@@ -110,7 +112,7 @@ class FileTab(QWidget):
             combo.setToolTip(ROLE_HELP[role] + (" (required)" if required else ""))
             combo.currentIndexChanged.connect(lambda _index, r=role: self._on_role_changed(r))
             self.combos[role] = combo
-            form.addRow(f"{role.capitalize()}{' *' if required else ''}:", combo)
+            form.addRow(f"{role.replace('_', ' ').capitalize()}{' *' if required else ''}:", combo)
         roles_box = QWidget()
         roles_box.setLayout(form)
         roles_box.setMaximumWidth(260)
@@ -131,8 +133,9 @@ class FileTab(QWidget):
             combo.clear()
             if sniffed is not None:
                 # ImportOptions can only name a column for a role, not take a guessed one away,
-                # so "(none)" is offered only where nothing was guessed.
-                if role not in guessed:
+                # so "(none)" is offered only where nothing was guessed; but a time of day goes
+                # with the time column chosen beside it (core.importing.roles.roles_for_kind).
+                if role not in guessed or role == "time_of_day":
                     combo.addItem(NO_COLUMN)
                 combo.addItems(sniffed.columns)
                 combo.setCurrentText(guessed.get(role, NO_COLUMN))

@@ -1,6 +1,7 @@
 """`nextpick import`: what it says about the files it read, the rows it kept and the ones it could not."""
 
 import json
+import sqlite3
 
 import pandas as pd
 
@@ -135,12 +136,28 @@ def test_import_says_when_events_have_no_clock(tmp_path, capsys):
 
 def test_import_of_a_file_whose_every_row_is_rejected_says_what_to_do(tmp_path, capsys):
     log = tmp_path / "till.csv"
-    log.write_text("date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n2025-03-02,11:15:00,u1,p2\n")
-    code, out, _ = run(capsys, "import", log, "--db", tmp_path / "t.sqlite")
+    log.write_text("date,shop,customer,product\n2025-03-01,10:15,u1,p1\n2025-03-02,11:15,u1,p2\n")
+    code, out, _ = run(capsys, "import", log, "--db", tmp_path / "t.sqlite", "--map", "time=shop")
     assert code == 0 and "2 rows read, 0 accepted, 2 rejected" in out
     assert ("no row of this file was stored: fix what the lines above say (a column read in the wrong role: "
             "import it again with --map ROLE=COLUMN)") in out
-    assert "columns read as user=customer, item=product, time=time; not read: date" in out
+    assert "columns read as user=customer, item=product, time=shop; not read: date" in out
+
+
+def test_import_reads_a_date_and_a_time_of_day_kept_in_two_columns(tmp_path, capsys):
+    """A till export's date and time columns: every row was refused ("10:15:00" read as the time), and
+    an order_date beside its order_time put each day's events in file order."""
+    log = tmp_path / "till.csv"
+    log.write_text("date,time,customer,product\n2025-03-01,10:15:00,u1,p1\n2025-03-01,9:05 AM,u1,p2\n"
+                   "2025-03-02,half past,u1,p3\n")
+    code, out, _ = run(capsys, "import", log, "--db", tmp_path / "t.sqlite")
+    assert code == 0 and "3 rows read, 2 accepted, 1 rejected" in out
+    assert "columns read as user=customer, item=product, time=date, time_of_day=time" in out
+    assert "times read as ISO-8601 dates, each with its time of day from 'time'" in out
+    assert "line 4, column 'time': unreadable time of day 'half past': write it as 14:05, 14:05:30 or 2:05 PM" in out
+    with sqlite3.connect(tmp_path / "t.sqlite") as db:
+        stored = db.execute("SELECT i.external_id, e.ts FROM events e JOIN items i ON i.id = e.item_id ORDER BY e.ts").fetchall()
+    assert stored == [("p2", 1740819900.0), ("p1", 1740824100.0)]  # 2025-03-01 09:05 and 10:15 UTC
 
 
 def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.importing.times import to_numbers
+from core.importing.times import seconds_of_day, to_numbers
 
 CELLS = ["", " ", "1", "-1", "+1", "1.", ".5", "-.5", "1e5", "1E+05", "1e-3", "1e400", "inf", "-inf",
          "Infinity", "NaN", "-nan", "INF", "abc", "1,000", "1_000", "0x10", "1.2.3", "e5", ".", "+", "-",
@@ -27,3 +27,10 @@ def test_to_numbers_reads_a_column_with_empty_cells_as_numbers_and_nan():
 def test_to_numbers_reads_a_column_of_plain_integers_with_missing_cells():
     got = to_numbers(pa.array([" 1700000000", None, "0012"]))
     np.testing.assert_array_equal(got, [1_700_000_000.0, np.nan, 12.0])
+
+
+def test_times_of_day_are_seconds_since_midnight_and_impossible_ones_are_nan():
+    cells = ["14:05", "9:15:30.5", "2:05 PM", "12:00 AM", "12:30 p.m.", " 07:00:00.000000 ", "25:00", "13:00 PM",
+             "7:60", "noon", "", None]
+    expected = [50700, 33330.5, 50700, 0, 45000, 25200] + [np.nan] * 6
+    np.testing.assert_array_equal(seconds_of_day(pa.array(cells, pa.string())), np.array(expected, dtype=float))

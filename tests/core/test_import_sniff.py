@@ -37,6 +37,28 @@ def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values
     assert "categories" not in sniff(titles).roles  # a brand before each name: text, not categories
 
 
+
+def test_a_date_and_a_time_of_day_in_two_columns_are_read_as_one_time(tmp_path):
+    """Till and web-shop exports write the date and the time of day apart: "time" (an alias) held only
+    14:05s, so every row was refused, and an order_date beside its order_time kept each day in file order."""
+    till = _write(tmp_path, "till.csv", "user,item,date,time\nu1,a,2025-03-01,10:15:00\nu1,b,2025-03-01,9:05 AM\n")
+    assert sniff(till).roles == {"user": "user", "item": "item", "time": "date", "time_of_day": "time"}
+    shop = _write(tmp_path, "shop.csv", "order_date;order_time;customer;sku\n01.03.2025;09:15;c1;A\n"
+                                        "02.03.2025;bad;c1;B\n03.03.2025;18:40;c2;A\n")
+    assert sniff(shop).roles == {"user": "customer", "item": "sku", "time": "order_date", "time_of_day": "order_time"}
+    digits = _write(tmp_path, "d.csv", "user,item,date,at\nu1,a,20250301,14:05\n")
+    assert sniff(digits).roles["time_of_day"] == "at"
+    moments = _write(tmp_path, "m.csv", "user,item,timestamp,slot\nu1,a,2025-03-01T10:00:00,10:00\n")
+    assert "time_of_day" not in sniff(moments).roles  # the time tells its time of day already
+    days = _write(tmp_path, "days.csv", "user,item,date,store\nu1,a,2025-03-01,12\n")
+    assert sniff(days).roles == {"user": "user", "item": "item", "time": "date"}
+
+
+def test_a_time_named_by_hand_drops_the_guessed_time_of_day(workspace, tmp_path):
+    path = _write(tmp_path, "t.csv", "user,item,date,time,created\nu1,a,2025-03-01,10:15,2025-03-01T10:15:07\n")
+    report = import_files(workspace, events=path, options=ImportOptions(roles={"time": "created"})).file("events")
+    assert report.roles == {"user": "user", "item": "item", "time": "created"} and report.rows_accepted == 1
+
 def test_a_header_of_words_above_ids_with_digits_is_a_header(tmp_path):
     """A users file with names no alias knows and no numbers nor times below: its first line was a user."""
     users = _write(tmp_path, "kunden.csv", "kunden_nr,segment\nK1,gold\nK2,silber\nK3,gold\n")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from studio.dialogs.import_dialog import ImportDialog
 from studio.dialogs.import_reading import DELIMITERS
@@ -179,6 +180,20 @@ def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tm
     assert ("No time column: events kept in the file's order (choose its Time column to read one)."
             in dialog.summary_label.text())
 
+
+
+def test_a_date_and_a_time_of_day_in_two_columns_are_offered_as_one_time_and_can_be_parted(qtbot, dialog, tmp_path):
+    dialog.set_path("events", write(tmp_path / "till.csv", "date,time,customer,product\n"
+                                                           "2025-03-01,10:15:00,u1,p1\n2025-03-01,9:05 AM,u1,p2\n"))
+    tab = dialog.file_tabs["events"]
+    assert tab.roles() == {"user": "customer", "item": "product", "time": "date", "time_of_day": "time"}
+    assert "Time of day:" in [label.text() for label in tab.findChildren(QLabel)]
+    assert tab.combos["time_of_day"].findText(NO_COLUMN) >= 0  # a guessed time of day can be taken away
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert "Times read as ISO-8601 dates, each with its time of day from 'time'." in dialog.summary_label.text()
+    tab.combos["time_of_day"].setCurrentText(NO_COLUMN)
+    assert "time_of_day" not in tab.roles() and "time_of_day" not in str(dialog.options().roles)
 
 def test_the_summary_says_when_an_items_file_repeats_an_id(qtbot, dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "e.csv", "user,item,timestamp\nu1,p1,1700000000\n"))
