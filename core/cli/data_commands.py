@@ -37,6 +37,9 @@ def add_commands(commands, common) -> None:
     p.add_argument("--columns", action="append", type=_column_names, metavar="KIND=NAMES",
                    help="names for the columns of a headerless file, e.g. users=user,age,gender,occupation,zip "
                         "(KIND: events, items or users); repeatable")
+    p.add_argument("--date-order", choices=("mdy", "dmy"),
+                   help="how dates written with slashes read: mdy = 12/31/2025 (US), dmy = 31/12/2025 (default: as "
+                        "the file's dates show, else as the workspace's earlier files did)")
     p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
     p.add_argument("--delimiter", type=_delimiter, help="field separator (, ; | tab); default: detected")
     p.add_argument("--encoding", help="text encoding; default: UTF-8 unless the file as a whole is not, then latin-1")
@@ -74,7 +77,7 @@ def cmd_import(args, out: Output) -> dict:
     options = ImportOptions(delimiter=args.delimiter, encoding=args.encoding,
                             roles=dict(args.map or []), column_names=dict(args.columns or []), strict=args.strict,
                             keep_duplicates=args.keep_duplicates,
-                            low_values=LowValues(args.low_values, args.low_at_most))
+                            low_values=LowValues(args.low_values, args.low_at_most), date_order=args.date_order)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = _import_and_prepare(workspace, sources, options, out)
         files = [_file_summary(f, options.low_values) for f in report.files]

@@ -232,8 +232,8 @@ class EventFeed:
         users, items = self._maps
         users.catch_up(raw)
         items.catch_up(raw)
-        kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
-        return Target(raw, users, items, kind[0] if kind else None, import_id)
+        meta = dict(raw.execute("SELECT key, value FROM meta WHERE key IN ('time_kind', 'date_order')").fetchall())
+        return Target(raw, users, items, meta.get("time_kind"), import_id, date_order=meta.get("date_order"))
 
 
 @dataclass

@@ -121,6 +121,7 @@ class Target:
     time_kind: Optional[str]  # the workspace's, once known
     import_id: int = 0
     written: Optional[WrittenEvents] = None
+    date_order: Optional[str] = None  # how the workspace's slashed dates read, once a file showed it (meta "date_order")
 
 
 @dataclass
@@ -166,13 +167,15 @@ class EventsLoader:
     """user, item, time, event type, value -> events (creating unknown users and items)."""
 
     def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues(),
-                 decimal_comma: bool = False) -> None:
+                 decimal_comma: bool = False, date_order: Optional[str] = None) -> None:
         """decimal_comma: read a value written "20,08" as 20.08. For semicolon-separated files: the
-        CSV of spreadsheets whose decimal mark is a comma, where "1,5" cannot mean anything else."""
+        CSV of spreadsheets whose decimal mark is a comma, where "1,5" cannot mean anything else.
+        date_order: how slashed dates read ("mdy", "dmy"); None = as the file's dates show (``TimeColumn``)."""
         self.path = path
         self.roles = roles
         self.decimal_comma = decimal_comma
-        self.time = TimeColumn(roles.get("time"))
+        self.date_order = date_order
+        self.time = TimeColumn(roles.get("time"), date_order=date_order)
         if low_values.action != "keep" and "value" not in roles:
             raise CsvImportError(path, None, None, f"low values are to be {_DONE_TO[low_values.action]}, but the "
                                                    "file has no value (rating) column: name one, or keep low values")
@@ -188,15 +191,17 @@ class EventsLoader:
         if raw_time is None and not self._blocks and table.num_rows and target.time_kind != UNIX:
             self.time.start_at(_file_order_start(target, users[0].as_py(), items[0].as_py()))
         self._blocks += 1
+        self.time.usual_order = target.date_order
         times = self.time.parse(raw_time, table.num_rows)
         self._check_time_kind(target)
+        self._keep_date_order(target)
         if raw_time is not None:
             column = self.roles["time"]
             checks.fail(times.out_of_range, column,
                         lambda r: self.time.out_of_range_reason(raw_time[r].as_py(), times.read_as[r]))
             if times.dated is not None:
                 checks.fail(times.dated, column, lambda r: _dated_in_order_reason(raw_time[r].as_py()))
-            checks.fail(np.isnan(times.seconds), column, lambda r: _time_reason(raw_time[r].as_py()))
+            checks.fail(np.isnan(times.seconds), column, lambda r: self.time.unparseable_reason(raw_time[r].as_py()))
         ts = self._with_time_of_day(table, times.seconds, raw_time, checks)
         values = self._values(table, checks)
         rejected = checks.rejected()
@@ -260,6 +265,13 @@ class EventsLoader:
                               f"column ({column}) the time column holds dates")
         return seconds + np.nan_to_num(of_day)
 
+    def _keep_date_order(self, target: Target) -> None:
+        """The order this file's slashed dates were read in, for the workspace's later files whose own
+        dates cannot tell (a week's export: 03/05/2025 is March or May)."""
+        if self.time.date_order is not None and self.time.date_order != target.date_order:
+            target.date_order = self.time.date_order
+            target.raw.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('date_order', ?)", (target.date_order,))
+
     def _check_time_kind(self, target: Target) -> None:
         if self.time.kind is None:
             return  # no row of the file so far has a time: all are rejected
@@ -315,9 +327,6 @@ def _dated_in_order_reason(cell: str) -> str:
     """A date is not unparseable, it just has no place among positions: say that instead."""
     return f"time {cell!r} is a date, but these events' times are positions in an order (no clock): give a position"
 
-
-def _time_reason(cell: Optional[str]) -> str:
-    return "missing time" if not cell else f"unparseable time {cell!r}"
 
 
 def _nullable(values: np.ndarray, keep: np.ndarray) -> list[Optional[float]]:

@@ -44,6 +44,9 @@ UNIX_MIN = 1e8
 DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
 # A day-first dotted date, as spreadsheets write them in Germany, Russia...: 01.03.2025 10:15(:00).
 DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$"
+# A date written with slashes, month first (US: 12/31/2025) or day first (31/12/2025), with an optional time
+# of day (12/31/2025 2:05 PM). Which comes first is decided per file from its dates (``times.TimeColumn``).
+SLASHED_DATE = (r"^\s*\d{1,2}/\d{1,2}/\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?)?\s*$")
 # A time of day without its date, as exports that keep the two apart write it: 14:05, 9:15:30.25, 2:05 PM.
 TIME_OF_DAY = (r"^\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}(?:\.\d+)?))?"
                r"\s*(?P<half>[AaPp]\.?[Mm]\.?)?\s*$")
@@ -67,11 +70,12 @@ def is_number(text: str) -> bool:
 
 
 def looks_like_time(values: Sequence[str]) -> bool:
-    """Every value is an ISO date/time, a date written as digits (20250301) or day-first with dots
-    (01.03.2025), or a unix time (seconds or finer)."""
+    """Every value is an ISO date/time, a date written as digits (20250301), day-first with dots
+    (01.03.2025) or with slashes (12/31/2025, 31/12/2025), or a unix time (seconds or finer)."""
     present = [v.strip() for v in values if v.strip()]
     return bool(present) and all(
-        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or re.match(DOTTED_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN)
+        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or re.match(DOTTED_DATE, v) or re.match(SLASHED_DATE, v)
+        or (is_number(v) and float(v) >= UNIX_MIN)
         for v in present
     )
 
@@ -112,8 +116,9 @@ def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[st
 
 
 def _is_day(cell: str) -> bool:
-    """A date without a time of day: 2025-03-01 or 20250301."""
-    return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell)))
+    """A date without a time of day: 2025-03-01, 20250301, 01.03.2025 or 03/01/2025."""
+    return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell))
+                or re.match(r"^\d{1,2}([./])\d{1,2}\1\d{4}$", cell))
 
 
 def _pair_date_with_time_of_day(columns: Sequence[str], preview: Sequence[Sequence[str]], roles: dict[str, str]) -> None:
@@ -127,7 +132,7 @@ def _pair_date_with_time_of_day(columns: Sequence[str], preview: Sequence[Sequen
         return bool(cells[column]) and sum(map(written, cells[column])) > PAIRED_SHARE * len(cells[column])
 
     def dates(column: str) -> bool:
-        return mostly(column, lambda c: _is_day(c) or re.match(r"^\d{1,2}\.\d{1,2}\.\d{4}$", c) is not None)
+        return mostly(column, _is_day)
 
     def times_of_day(column: str) -> bool:
         return mostly(column, lambda c: re.match(TIME_OF_DAY, c) is not None)

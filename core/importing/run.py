@@ -70,6 +70,10 @@ class ImportOptions:
                     ``LowValues("drop", 2)`` leaves them out, ``LowValues("negative", 2)`` stores
                     them marked negative (dislikes that training and evaluation never count as
                     interactions); the default keeps them. Needs a value column.
+    date_order:     how dates written with slashes read: "mdy" (12/31/2025, as in the US) or
+                    "dmy" (31/12/2025); None = as the file's first date only one order reads
+                    shows, else as the workspace's earlier files showed (its rows are refused
+                    while neither tells).
     chunk_rows:     rows parsed and written per block; bounds memory.
     """
 
@@ -82,6 +86,7 @@ class ImportOptions:
     strict: bool = False
     keep_duplicates: bool = False
     low_values: LowValues = field(default_factory=LowValues)
+    date_order: Optional[str] = None
     chunk_rows: int = 200_000
 
 
@@ -109,8 +114,9 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
              for kind, spec in (("items", items), ("users", users), ("events", events)) if spec]
     report = ImportReport()
     with _bulk_connection(workspace, progress, cancel) as raw:
-        time_kind = raw.execute("SELECT value FROM meta WHERE key = 'time_kind'").fetchone()
-        target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), time_kind[0] if time_kind else None)
+        meta = dict(raw.execute("SELECT key, value FROM meta WHERE key IN ('time_kind', 'date_order')").fetchall())
+        target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), meta.get("time_kind"),
+                        date_order=meta.get("date_order"))
         if on_whole_log is not None and events and raw.execute("SELECT NOT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
             target.written = WrittenEvents(first_id=1)
         for plan in plans:
@@ -187,7 +193,8 @@ def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
             raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))
     if kind == "events":
         return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values,
-                                                       decimal_comma=source.settings().get("delimiter") == ";"))
+                                                       decimal_comma=source.settings().get("delimiter") == ";",
+                                                       date_order=options.date_order))
     flags = _flags(kind, source, roles, options)
     attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
@@ -272,9 +279,12 @@ def _sort_the_log_beside(beside: ThreadPoolExecutor, target: Target, plan: _Plan
 
 
 def _reading(plan: _Plan) -> dict:
-    """How a source's rows are read (delimiter, encoding, header, column names, roles), as the
-    import history stores it."""
-    return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles}))
+    """How a source's rows are read (delimiter, encoding, header, column names, roles, the order of
+    slashed dates when named), as the import history stores it."""
+    # The date order as asked for: the same file read in another order is a new import.
+    order = plan.loader.date_order if isinstance(plan.loader, EventsLoader) else None
+    return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles,
+                                  **({"date_order": order} if order else {})}))
 
 
 def _earlier_import_read_alike(raw: sqlite3.Connection, plan: _Plan, sha256: str) -> Optional[int]:

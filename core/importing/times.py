@@ -10,6 +10,7 @@ and rejects it: it would otherwise be stored, and break every chart and split co
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
@@ -19,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, TIME_OF_DAY, UNIX_MIN, normalise
+from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, SLASHED_DATE, TIME_OF_DAY, UNIX_MIN, normalise
 
 UNIX, ORDER = "unix", "order"
 
@@ -57,6 +58,9 @@ UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanos
 ISO = "ISO-8601"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
+# How slashed dates (roles.SLASHED_DATE) are read, by ``ImportOptions.date_order``, and the unit each makes.
+DATE_ORDERS = {"mdy": "MM/DD/YYYY", "dmy": "DD/MM/YYYY"}
+_SLASHED_PARTS = r"^\s*(?P<first>\d{1,2})/(?P<second>\d{1,2})/(?P<year>\d{4})(?:[ T](?P<clock>.*?))?\s*$"
 _ISO_YEAR = r"^\s*(?P<year>\d{4,})-\d\d"
 _YEAR_SECONDS = 365.2425 * 86_400
 
@@ -80,14 +84,20 @@ class TimeColumn:
     a name from ``UNITS`` for numbers, ``ISO`` when only ISO-8601 text was seen, None for an order.
     """
 
-    def __init__(self, column: Optional[str], unit_per_value: bool = False) -> None:
+    def __init__(self, column: Optional[str], unit_per_value: bool = False, date_order: Optional[str] = None) -> None:
         """unit_per_value: read each number of a clock in the unit that makes it a time in the clock's
         range, instead of one unit for the whole column. For events posted to the service, whose
-        clients each send their own kind of clock and whose requests are written together."""
+        clients each send their own kind of clock and whose requests are written together.
+        date_order: how slashed dates read ("mdy": 12/31/2025, "dmy": 31/12/2025); None = decided by the
+        file's first date that can only be read one way (a 13 or more before or after the first slash),
+        else by ``usual_order`` (the workspace's, from an earlier file): a daily export's 03/05/2025
+        says nothing itself."""
         self.column = column
         self.kind: Optional[str] = None if column else ORDER
         self.unit: Optional[str] = None
         self.unit_per_value = unit_per_value
+        self.date_order = date_order
+        self.usual_order: Optional[str] = None
         self._position = 0
 
     def start_at(self, position: int) -> None:
@@ -102,16 +112,22 @@ class TimeColumn:
             return Times(times, np.zeros(rows, dtype=bool), times)
         numbers = to_numbers(strings)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
-        if np.isnan(numbers).any():  # only text can be a dotted date: a column of unix times skips the look
+        text = np.isnan(numbers)
+        if text.any():  # only text can be a dotted or slashed date: a column of unix times skips the look
             written, dotted = _dotted_dates_as_iso(strings)
+            slashed, slashed_seconds, slashed_out = self._slashed_dates(strings)
         else:
             written, dotted = strings, np.zeros(len(numbers), dtype=bool)
-        clock, clock_out = self._parse_iso(written, np.isnan(numbers))
+            slashed, slashed_seconds, slashed_out = dotted, np.full(len(numbers), np.nan), dotted
+        clock, clock_out = self._parse_iso(written, text & ~slashed)
+        clock, clock_out = np.where(slashed, slashed_seconds, clock), clock_out | slashed_out
         iso = ~np.isnan(clock) | clock_out
         if self.kind is None:
             self.kind = self._decide_kind(numbers, iso, strings)
         if self.kind == UNIX:
-            numbers = self._clock_seconds(strings, numbers, iso, dotted)
+            written_as = (DOTTED_DATES if dotted[iso].all() else DATE_ORDERS[self.date_order] if slashed[iso].all()
+                          else ISO) if iso.any() else ISO
+            numbers = self._clock_seconds(strings, numbers, iso, written_as)
             read_as = np.where(np.isnan(numbers), clock, numbers)
             start = np.where(np.isnan(numbers) | (self.unit == DIGIT_DATES), ISO_START, CLOCK_START)
             out = clock_out | ((read_as < start) | (read_as >= CLOCK_END))
@@ -127,8 +143,44 @@ class TimeColumn:
             return f"time {cell!r} is out of range: as a position it is beyond ±{ORDER_LIMIT:,.0f}"
         if not _is_number(cell):
             return f"time {cell!r} is out of range: it falls {_when(read_as)}; {_ISO_RANGE_TEXT}"
-        how = "" if self.unit in (None, ISO, DIGIT_DATES, DOTTED_DATES) else f" read as {self.unit} since 1970,"
+        how = "" if self.unit in (None, ISO, DIGIT_DATES, DOTTED_DATES, *DATE_ORDERS.values()) else \
+            f" read as {self.unit} since 1970,"
         return f"time {cell!r} is out of range:{how} it falls {_when(read_as)}; {_RANGE_TEXT}"
+
+    def unparseable_reason(self, cell: Optional[str]) -> str:
+        """Why a row's time could not be read at all."""
+        if not cell:
+            return "missing time"
+        if self.date_order is None and re.match(SLASHED_DATE, cell):
+            return (f"time {cell!r} could be month first or day first, and no date of this file so far says which: "
+                    "name the order (--date-order mdy or dmy; Dates in the import dialog)")
+        return f"unparseable time {cell!r}"
+
+    def _slashed_dates(self, strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(which cells are slashed dates, their unix seconds: NaN where the date is impossible or the order
+        is not known yet, which of them fall in years outside the clock's range). The first call that
+        meets a date only one order reads decides the order (``date_order``)."""
+        slashed = pc.fill_null(pc.match_substring_regex(strings, SLASHED_DATE), False).to_numpy(zero_copy_only=False)
+        seconds, outside = np.full(len(slashed), np.nan), np.zeros(len(slashed), dtype=bool)
+        if not slashed.any():
+            return slashed, seconds, outside
+        parts = pc.extract_regex(strings, _SLASHED_PARTS)
+        first, second, year = (to_numbers(pc.struct_field(parts, name)) for name in ("first", "second", "year"))
+        if self.date_order is None:
+            self.date_order = _date_order_shown(first[slashed], second[slashed]) or self.usual_order
+        if self.date_order is None:
+            return slashed, seconds, outside
+        month, day = (first, second) if self.date_order == "mdy" else (second, first)
+        outside = slashed & ((year < _ISO_YEARS[0]) | (year >= _ISO_YEARS[1]))
+        seconds[outside] = (year[outside] - 1970 + 0.5) * _YEAR_SECONDS  # roughly: enough to say when
+        read = slashed & ~outside
+        dates = pd.to_datetime(pd.DataFrame({"year": year[read], "month": month[read], "day": day[read]}).astype(int),
+                               errors="coerce", utc=True)
+        clock = pc.fill_null(pc.struct_field(parts, "clock"), "").to_numpy(zero_copy_only=False).astype(str)[read]
+        of_day = np.where(clock == "", 0.0, seconds_of_day(pa.array(clock, pa.string())))
+        seconds[read] = ((dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
+            dtype=np.float64, na_value=np.nan) + of_day
+        return slashed, seconds, outside
 
     def _decide_kind(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array) -> Optional[str]:
         """A clock when a block holds ISO dates, a number that reads as a clock time in some unit,
@@ -144,7 +196,7 @@ class TimeColumn:
             return None
         return UNIX if max(_clock_readings(present)) or _numbers_are_digit_dates(strings, numbers) else ORDER
 
-    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array, dotted: np.ndarray) -> None:
+    def _decide_unit(self, numbers: np.ndarray, iso: np.ndarray, strings: pa.Array, written_as: str) -> None:
         """The unit of a numeric clock, once per file, by magnitude: the one that reads most
         numbers of the first block that has any clock time as times in the clock's range (the
         first on a tie), else dates written as digits when every number is one. So one wild
@@ -157,14 +209,15 @@ class TimeColumn:
         elif _numbers_are_digit_dates(strings, numbers):
             self.unit = DIGIT_DATES
         elif np.any(iso):
-            self.unit = DOTTED_DATES if dotted[iso].all() else ISO
+            self.unit = written_as
 
     def _clock_seconds(self, strings: pa.Array, numbers: np.ndarray, iso: np.ndarray,
-                       dotted: np.ndarray) -> np.ndarray:
-        """Unix seconds of the numbers (NaN elsewhere): in the column's unit, or each in its own."""
+                       written_as: str) -> np.ndarray:
+        """Unix seconds of the numbers (NaN elsewhere): in the column's unit, or each in its own.
+        ``written_as``: the unit text dates would give the column (``ISO``, ``DOTTED_DATES``...)."""
         if self.unit_per_value:
             return numbers / _unit_of_each(numbers)
-        self._decide_unit(numbers, iso, strings, dotted)
+        self._decide_unit(numbers, iso, strings, written_as)
         if self.unit == DIGIT_DATES:
             return np.where(np.isnan(numbers), np.nan, _digit_date_seconds(strings))
         return numbers / dict(UNITS).get(self.unit, 1.0)
@@ -209,6 +262,15 @@ def _clock_readings(numbers: np.ndarray) -> list[int]:
     """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
 
+
+
+def _date_order_shown(first: np.ndarray, second: np.ndarray) -> Optional[str]:
+    """The order more of the slashed dates (their numbers before and after the first slash) can only be
+    read in: a 13 or more first is a day (31/12), second a day (12/31); one wrong date among many
+    does not decide. None where none tells, or as many tell each way."""
+    day_first = int(np.count_nonzero((first > 12) & (second <= 12)))
+    month_first = int(np.count_nonzero((second > 12) & (first <= 12)))
+    return None if day_first == month_first else "dmy" if day_first > month_first else "mdy"
 
 def _dotted_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """The cells with day-first dotted dates ("1.3.2025 9:05") rewritten as ISO-8601 text
@@ -264,7 +326,7 @@ NO_TIME_NOTE = "no time column: events kept in the file's order"
 def describe_time_unit(unit: str, time_of_day: Optional[str] = None) -> str:
     """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"; with the column that
     gave each date its time of day (the ``time_of_day`` role), where one did."""
-    if unit in (DIGIT_DATES, DOTTED_DATES):
+    if unit in (DIGIT_DATES, DOTTED_DATES, *DATE_ORDERS.values()):
         words = f"dates written {unit} (UTC)"
     else:
         words = "ISO-8601 dates" if unit == ISO else f"unix {unit}"

@@ -1,4 +1,5 @@
-"""The import dialog's Reading row: how the files are read (encoding, delimiter, header) and what a
+"""The import dialog's Reading row: how the files are read (encoding, delimiter, header, the order of
+dates written with slashes) and what a
 bad or repeated row does (skip and report, or stop; keep duplicates or skip them)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ AUTO = "Auto-detect"
 ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
 DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "Semicolon ( ; )": ";"}
 HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
+DATE_ORDERS = {AUTO: None, "Month first (12/31/2025)": "mdy", "Day first (31/12/2025)": "dmy"}
 
 
 class ReadingBox(QGroupBox):
@@ -26,6 +28,9 @@ class ReadingBox(QGroupBox):
         self.encoding.setEditable(True)
         self.delimiter = _combo(DELIMITERS, "What separates the columns; auto-detect looks at the first lines")
         self.header = _combo(HEADERS, "Whether the first row names the columns")
+        self.date_order = _combo(DATE_ORDERS, "How dates written with slashes read; auto-detect goes by the file's "
+                                              "dates that read only one way (31/12 or 12/31), else by the workspace's "
+                                              "earlier files")
         # A finished choice, not every keystroke in the editable encoding box.
         self.encoding.lineEdit().editingFinished.connect(self.format_changed)
         for combo in (self.encoding, self.delimiter, self.header):
@@ -44,7 +49,8 @@ class ReadingBox(QGroupBox):
             self._policy.addButton(radio)
         # Two rows: on one the dialog could not be narrower than a 1,024-pixel screen.
         format_row, policy_row = QHBoxLayout(), QHBoxLayout()
-        for label, widget in (("Encoding:", self.encoding), ("Delimiter:", self.delimiter), ("Header:", self.header)):
+        for label, widget in (("Encoding:", self.encoding), ("Delimiter:", self.delimiter), ("Header:", self.header),
+                              ("Dates:", self.date_order)):
             format_row.addWidget(QLabel(label))
             format_row.addWidget(widget)
         format_row.addStretch(1)
@@ -62,7 +68,8 @@ class ReadingBox(QGroupBox):
         encoding = self.encoding.currentText().strip()
         return dict(encoding=None if encoding in ("", AUTO) else encoding,
                     delimiter=DELIMITERS[self.delimiter.currentText()], has_header=HEADERS[self.header.currentText()],
-                    strict=self.strict.isChecked(), keep_duplicates=self.keep_duplicates.isChecked())
+                    strict=self.strict.isChecked(), keep_duplicates=self.keep_duplicates.isChecked(),
+                    date_order=DATE_ORDERS[self.date_order.currentText()])
 
 
 def _combo(choices, tip: str) -> QComboBox:

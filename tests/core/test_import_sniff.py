@@ -1,10 +1,12 @@
 """Sniffing and column roles: delimiters, headers, encodings, time formats, category flags."""
 
+import datetime
 import json
 
 import pytest
 
 from core.importing import CsvImportError, ImportOptions, import_files, sniff
+from core.store import Workspace
 
 
 def _write(tmp_path, name, data):
@@ -92,6 +94,38 @@ def test_time_formats_unix_seconds_iso_dates(workspace, tmp_path):
     assert ts["x"] == 1600000000.0 and ts["y"] == 1600000001.0 and ts["z"] == 1600000002.0
     assert ts["v"] == 1600000003.0 and ts["w"] == 1600041600.0
 
+
+
+def _utc(*when) -> float:
+    return datetime.datetime(*when, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_slashed_dates_read_in_the_order_the_file_shows_else_the_workspace_s_else_the_one_named(workspace, tmp_path):
+    """A US shop's export (12/31/2024 2:05 PM) had every row refused as unparseable."""
+    us = _write(tmp_path, "us.csv", "customer,sku,order_date\nc1,a,03/01/2025 10:15\nc1,b,03/15/2025\n"
+                                     "c2,a,12/31/2024 2:05 PM\nc2,c,02/30/2025\nc3,d,13/13/2025\n")
+    report = import_files(workspace, events=us).file("events")
+    assert report.roles["time"] == "order_date" and report.time_unit == "MM/DD/YYYY"  # one wrong date does not decide
+    assert (report.rows_accepted, [r.line for r in report.rejected]) == (3, [5, 6])
+    ts = workspace.user_sequence("c1").set_index("item")["ts"]
+    assert ts["a"] == _utc(2025, 3, 1, 10, 15) and ts["b"] == _utc(2025, 3, 15)
+    assert workspace.user_sequence("c2")["ts"].tolist() == [_utc(2024, 12, 31, 14, 5)]
+    assert workspace.get_meta("date_order") == "mdy"
+    week = _write(tmp_path, "week.csv", "customer,sku,order_date\nc1,e,03/05/2025\nc4,a,04/06/2025\n")
+    assert import_files(workspace, events=week).file("events").rows_accepted == 2  # read as the workspace's
+    assert workspace.user_sequence("c4")["ts"].tolist() == [_utc(2025, 4, 6)]
+    with Workspace.open(tmp_path / "fresh.sqlite") as fresh:
+        unsure = import_files(fresh, events=week).file("events")
+        assert unsure.rows_accepted == 0 and unsure.rejected[0].reason == (
+            "time '03/05/2025' could be month first or day first, and no date of this file so far says which: "
+            "name the order (--date-order mdy or dmy; Dates in the import dialog)")
+        named = import_files(fresh, events=week, options=ImportOptions(date_order="dmy")).file("events")
+        assert not named.duplicate and named.rows_accepted == 2 and named.time_unit == "DD/MM/YYYY"
+        assert fresh.user_sequence("c4")["ts"].tolist() == [_utc(2025, 6, 4)]
+    european = _write(tmp_path, "eu.csv", "user,item,date\nu1,a,31/12/2024\nu1,b,05/01/2025 18:30\n")
+    with Workspace.open(tmp_path / "eu.sqlite") as other:
+        assert import_files(other, events=european).file("events").time_unit == "DD/MM/YYYY"
+        assert other.user_sequence("u1")["ts"].tolist() == [_utc(2024, 12, 31), _utc(2025, 1, 5, 18, 30)]
 
 def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(workspace, tmp_path):
     """A German header above ISO times was read as an event: user 'kunde', item 'artikel'."""

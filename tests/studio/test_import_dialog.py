@@ -195,6 +195,16 @@ def test_a_date_and_a_time_of_day_in_two_columns_are_offered_as_one_time_and_can
     tab.combos["time_of_day"].setCurrentText(NO_COLUMN)
     assert "time_of_day" not in tab.roles() and "time_of_day" not in str(dialog.options().roles)
 
+
+def test_the_order_of_slashed_dates_can_be_named(qtbot, dialog, tmp_path):
+    dialog.set_path("events", write(tmp_path / "week.csv", "user,item,date\nu1,a,03/05/2025\nu2,b,04/06/2025\n"))
+    assert dialog.options().date_order is None
+    dialog.reading.date_order.setCurrentText("Day first (31/12/2025)")
+    assert dialog.options().date_order == "dmy"
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert "Times read as dates written DD/MM/YYYY (UTC)." in dialog.summary_label.text()
+
 def test_the_summary_says_when_an_items_file_repeats_an_id(qtbot, dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "e.csv", "user,item,timestamp\nu1,p1,1700000000\n"))
     dialog.set_path("items", write(tmp_path / "i.csv", "item_id,title\np1,First\np2,Other\np1,Second\n"))
