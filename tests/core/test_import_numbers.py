@@ -1,10 +1,12 @@
 """Number cells of an import read exactly as pandas would read them, odd forms included."""
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.importing.times import seconds_of_day, to_numbers
+from core.importing.times import _days_since_1970, seconds_of_day, to_numbers
 
 CELLS = ["", " ", "1", "-1", "+1", "1.", ".5", "-.5", "1e5", "1E+05", "1e-3", "1e400", "inf", "-inf",
          "Infinity", "NaN", "-nan", "INF", "abc", "1,000", "1_000", "0x10", "1.2.3", "e5", ".", "+", "-",
@@ -34,3 +36,16 @@ def test_times_of_day_are_seconds_since_midnight_and_impossible_ones_are_nan():
              "7:60", "noon", "", None]
     expected = [50700, 33330.5, 50700, 0, 45000, 25200] + [np.nan] * 6
     np.testing.assert_array_equal(seconds_of_day(pa.array(cells, pa.string())), np.array(expected, dtype=float))
+
+
+def test_dates_given_as_numbers_count_their_days_as_the_calendar_does():
+    rng = np.random.default_rng(0)
+    year, month, day = rng.integers(1900, 2100, 2000), rng.integers(0, 14, 2000), rng.integers(0, 33, 2000)
+    expected = []
+    for y, m, d in zip(year.tolist(), month.tolist(), day.tolist()):
+        try:
+            expected.append((datetime.date(y, m, d) - datetime.date(1970, 1, 1)).days)
+        except ValueError:  # 02/30, month 13, day 0: no such date
+            expected.append(np.nan)
+    got = _days_since_1970(year.astype(float), month.astype(float), day.astype(float))
+    np.testing.assert_array_equal(got, np.array(expected, dtype=float))
