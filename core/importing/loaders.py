@@ -56,22 +56,30 @@ attributes = CASE WHEN excluded.attributes IS NULL THEN {table}.attributes
 """
 
 
-ROWS_PER_STATEMENT = 32
+UNINDEXED_ROWS = 32  # rows to a statement into a table without indexes (``insert_rows``)
 
 
-def insert_rows(raw: sqlite3.Connection, head: str, row: str, columns: list[list]) -> None:
+def insert_rows(raw: sqlite3.Connection, head: str, row: str, columns: list[list], per_statement: int = 1) -> None:
     """``head`` + ``row`` for each row of ``columns`` (equal-length lists of values), in their order,
-    ``ROWS_PER_STATEMENT`` rows to a statement. ``executemany`` binds each statement's values in C,
-    but its work per statement (stepping and resetting it from Python) cost as much as the values of
-    one event: a million events took 1.7-2.0 s one row to a statement, 0.8-1.2 s with 10 to 300."""
+    ``per_statement`` rows to a statement.
+
+    ``executemany`` binds each statement's values in C, but its work per statement (stepping and
+    resetting it from Python) costs as much as one event's values: into a table without indexes (an
+    import's events while their indexes wait to be rebuilt) a million events took 1.7-2.0 s one row to
+    a statement, 0.8-1.2 s with 10 to 300 (``UNINDEXED_ROWS``). Into indexed tables one row a statement
+    is faster (SQLite's own work per row grows with more: 2-core VM, random keys): events added to a
+    workspace 13 against 19-23 us each with 32, new users 8-10 against 8-13 us."""
+    if per_statement == 1:
+        raw.executemany(head + row, zip(*columns))
+        return
     rows = len(columns[0]) if columns else 0
     values = np.empty((rows, len(columns)), dtype=object)
     for k, column in enumerate(columns):
         values[:, k] = column
-    whole = rows - rows % ROWS_PER_STATEMENT
+    whole = rows - rows % per_statement
     if whole:
-        raw.executemany(head + ", ".join([row] * ROWS_PER_STATEMENT),
-                        values[:whole].reshape(-1, ROWS_PER_STATEMENT * len(columns)).tolist())
+        raw.executemany(head + ", ".join([row] * per_statement),
+                        values[:whole].reshape(-1, per_statement * len(columns)).tolist())
     if whole < rows:
         raw.executemany(head + row, values[whole:].tolist())
 
@@ -121,6 +129,7 @@ class Target:
     time_kind: Optional[str]  # the workspace's, once known
     import_id: int = 0
     written: Optional[WrittenEvents] = None
+    events_indexed: bool = True  # False while an import leaves the events' indexes to be rebuilt at its end
     date_order: Optional[str] = None  # how the workspace's slashed dates read, once a file showed it (meta "date_order")
 
 
@@ -224,7 +233,8 @@ class EventsLoader:
         negative = low[stored] if low is not None and self.low_values.action == "negative" else None
         if negative is not None:
             columns["negative"] = negative.astype(int).tolist()
-        insert_rows(target.raw, *self._insert_sql(columns, target.import_id), list(columns.values()))
+        insert_rows(target.raw, *self._insert_sql(columns, target.import_id), list(columns.values()),
+                    per_statement=1 if target.events_indexed else UNINDEXED_ROWS)
         if target.written is not None:
             target.written.add(user_ids, item_ids, ts[stored],
                                np.zeros(len(user_ids), dtype=bool) if negative is None else negative)

@@ -229,7 +229,11 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     first_event = target.raw.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
     with ThreadPoolExecutor(1, thread_name_prefix="nextpick-import") as beside:
         with _events_indexes_rebuilt(target.raw, plan, progress) as most_of_the_table:
-            _load_blocks(target, plan, report, options, progress, cancel)
+            target.events_indexed = not most_of_the_table
+            try:
+                _load_blocks(target, plan, report, options, progress, cancel)
+            finally:
+                target.events_indexed = True
             sharing = _sort_the_log_beside(beside, target, plan, report, options)
         among = None if sharing is None else sharing.result()
     if report.rows_read == 0:

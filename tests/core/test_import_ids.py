@@ -8,7 +8,7 @@ import pytest
 import pyarrow as pa
 
 from core.importing.ids import IdMap
-from core.importing.loaders import ROWS_PER_STATEMENT, insert_rows
+from core.importing.loaders import UNINDEXED_ROWS, insert_rows
 
 
 def _map(rows=()) -> IdMap:
@@ -76,11 +76,12 @@ def test_a_key_far_beyond_the_others_leaves_the_dense_table_for_the_search_with_
     assert ids.find(pa.array(["3", "99999999999", "4"])).tolist() == [4, 3, 0]
 
 
-@pytest.mark.parametrize("rows", [0, 1, ROWS_PER_STATEMENT, 2 * ROWS_PER_STATEMENT + 5])
-def test_rows_are_inserted_many_to_a_statement_in_their_order_with_every_value(rows):
+@pytest.mark.parametrize("per_statement", [1, UNINDEXED_ROWS])
+@pytest.mark.parametrize("rows", [0, 1, UNINDEXED_ROWS, 2 * UNINDEXED_ROWS + 5])
+def test_rows_are_inserted_many_to_a_statement_in_their_order_with_every_value(rows, per_statement):
     con = sqlite3.connect(":memory:")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, x REAL, s TEXT, k TEXT)")
     columns = [list(range(rows)), [n / 4 for n in range(rows)], [None if n % 3 else f"s{n}" for n in range(rows)]]
-    insert_rows(con, "INSERT INTO t(n, x, s, k) VALUES ", "(?, ?, ?, 'same')", columns)
+    insert_rows(con, "INSERT INTO t(n, x, s, k) VALUES ", "(?, ?, ?, 'same')", columns, per_statement)
     stored = con.execute("SELECT id, n, x, s, k FROM t ORDER BY id").fetchall()
     assert stored == [(n + 1, n, n / 4, None if n % 3 else f"s{n}", "same") for n in range(rows)]
