@@ -82,8 +82,13 @@ class PreviewModel(QAbstractTableModel):
             return str(section + 1)
         column = self.columns[section]
         role_name = next((r for r, c in self.roles.items() if c == column), None)
-        return f"{column}\n[{role_name}]" if role_name else column
+        return f"{column}\n[{role_words(role_name)}]" if role_name else column
 
+
+
+def role_words(role: str) -> str:
+    """"time_of_day" -> "time of day": a role as the dialog names it."""
+    return role.replace("_", " ")
 
 class FileTab(QWidget):
     """The preview and the column roles of one file (events, items or users)."""
@@ -108,14 +113,15 @@ class FileTab(QWidget):
         form = QFormLayout()
         for role in KIND_ROLES[kind]:
             combo = QComboBox()
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # filled once a file is chosen
             required = role in REQUIRED_ROLES[kind]
             combo.setToolTip(ROLE_HELP[role] + (" (required)" if required else ""))
             combo.currentIndexChanged.connect(lambda _index, r=role: self._on_role_changed(r))
             self.combos[role] = combo
-            form.addRow(f"{role.replace('_', ' ').capitalize()}{' *' if required else ''}:", combo)
+            form.addRow(f"{role_words(role).capitalize()}{' *' if required else ''}:", combo)
         roles_box = QWidget()
         roles_box.setLayout(form)
-        roles_box.setMaximumWidth(260)
+        roles_box.setMaximumWidth(300)  # "Time of day:" and a combo wide enough for "customer_id"
         body = QHBoxLayout()
         body.addWidget(self.table, 1)
         body.addWidget(roles_box)

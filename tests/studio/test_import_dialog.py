@@ -188,6 +188,7 @@ def test_a_date_and_a_time_of_day_in_two_columns_are_offered_as_one_time_and_can
     tab = dialog.file_tabs["events"]
     assert tab.roles() == {"user": "customer", "item": "product", "time": "date", "time_of_day": "time"}
     assert "Time of day:" in [label.text() for label in tab.findChildren(QLabel)]
+    assert tab.model.headerData(1, Qt.Orientation.Horizontal) == "time\n[time of day]"
     assert tab.combos["time_of_day"].findText(NO_COLUMN) >= 0  # a guessed time of day can be taken away
     with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
         pass
