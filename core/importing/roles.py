@@ -44,9 +44,10 @@ UNIX_MIN = 1e8
 DIGIT_DATE = r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{6})?$"
 # A day-first dotted date, as spreadsheets write them in Germany, Russia...: 01.03.2025 10:15(:00).
 DOTTED_DATE = r"^\s*\d{1,2}\.\d{1,2}\.\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$"
-# A date written with slashes, month first (US: 12/31/2025) or day first (31/12/2025), with an optional time
-# of day (12/31/2025 2:05 PM). Which comes first is decided per file from its dates (``times.TimeColumn``).
-SLASHED_DATE = (r"^\s*\d{1,2}/\d{1,2}/\d{4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?)?\s*$")
+# A date written with slashes, month first (US: 12/31/2025) or day first (31/12/2025), its year in four digits
+# or two (3/1/25), with an optional time of day (12/31/2025 2:05 PM). Which comes first is decided per file
+# from its dates (``times.TimeColumn``).
+SLASHED_DATE = (r"^\s*\d{1,2}/\d{1,2}/(\d{4}|\d{2})([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?)?\s*$")
 # A time of day without its date, as exports that keep the two apart write it: 14:05, 9:15:30.25, 2:05 PM.
 TIME_OF_DAY = (r"^\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}(?:\.\d+)?))?"
                r"\s*(?P<half>[AaPp]\.?[Mm]\.?)?\s*$")
@@ -116,9 +117,9 @@ def _time_column_by_values(columns: Sequence[str], preview: Sequence[Sequence[st
 
 
 def _is_day(cell: str) -> bool:
-    """A date without a time of day: 2025-03-01, 20250301, 01.03.2025 or 03/01/2025."""
+    """A date without a time of day: 2025-03-01, 20250301, 01.03.2025, 03/01/2025 or 3/1/25."""
     return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", cell) or (len(cell) == 8 and re.match(DIGIT_DATE, cell))
-                or re.match(r"^\d{1,2}([./])\d{1,2}\1\d{4}$", cell))
+                or re.match(r"^\d{1,2}\.\d{1,2}\.\d{4}$", cell) or re.match(r"^\d{1,2}/\d{1,2}/(\d{4}|\d{2})$", cell))
 
 
 def _pair_date_with_time_of_day(columns: Sequence[str], preview: Sequence[Sequence[str]], roles: dict[str, str]) -> None:

@@ -60,7 +60,8 @@ DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (rol
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
 # How slashed dates (roles.SLASHED_DATE) are read, by ``ImportOptions.date_order``, and the unit each makes.
 DATE_ORDERS = {"mdy": "MM/DD/YYYY", "dmy": "DD/MM/YYYY"}
-_SLASHED_PARTS = r"^\s*(?P<first>\d{1,2})/(?P<second>\d{1,2})/(?P<year>\d{4})(?:[ T](?P<clock>.*?))?\s*$"
+_SLASHED_PARTS = r"^\s*(?P<first>\d{1,2})/(?P<second>\d{1,2})/(?P<year>\d{4}|\d{2})(?:[ T](?P<clock>.*?))?\s*$"
+CENTURY_PIVOT = 69  # a two-digit year below this is 20xx, from it 19xx (as C's and Python's %y read it)
 _ISO_YEAR = r"^\s*(?P<year>\d{4,})-\d\d"
 _YEAR_SECONDS = 365.2425 * 86_400
 
@@ -173,6 +174,7 @@ class TimeColumn:
         if self.date_order is None:
             return slashed, seconds, outside
         month, day = (first, second) if self.date_order == "mdy" else (second, first)
+        year = np.where(year < 100, year + np.where(year < CENTURY_PIVOT, 2000, 1900), year)
         outside = slashed & ((year < _ISO_YEARS[0]) | (year >= _ISO_YEARS[1]))
         seconds[outside] = (year[outside] - 1970 + 0.5) * _YEAR_SECONDS  # roughly: enough to say when
         read = slashed & ~outside

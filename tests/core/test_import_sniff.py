@@ -103,10 +103,11 @@ def _utc(*when) -> float:
 def test_slashed_dates_read_in_the_order_the_file_shows_else_the_workspace_s_else_the_one_named(workspace, tmp_path):
     """A US shop's export (12/31/2024 2:05 PM) had every row refused as unparseable."""
     us = _write(tmp_path, "us.csv", "customer,sku,order_date\nc1,a,03/01/2025 10:15\nc1,b,03/15/2025\n"
-                                     "c2,a,12/31/2024 2:05 PM\nc2,c,02/30/2025\nc3,d,13/13/2025\n")
+                                     "c2,a,12/31/2024 2:05 PM\nc2,c,02/30/2025\nc3,d,13/13/2025\nc5,a,3/9/25 9:05 AM\n")
     report = import_files(workspace, events=us).file("events")
     assert report.roles["time"] == "order_date" and report.time_unit == "MM/DD/YYYY"  # one wrong date does not decide
-    assert (report.rows_accepted, [r.line for r in report.rejected]) == (3, [5, 6])
+    assert (report.rows_accepted, [r.line for r in report.rejected]) == (4, [5, 6])
+    assert workspace.user_sequence("c5")["ts"].tolist() == [_utc(2025, 3, 9, 9, 5)]  # a two-digit year is 20xx
     ts = workspace.user_sequence("c1").set_index("item")["ts"]
     assert ts["a"] == _utc(2025, 3, 1, 10, 15) and ts["b"] == _utc(2025, 3, 15)
     assert workspace.user_sequence("c2")["ts"].tolist() == [_utc(2024, 12, 31, 14, 5)]
