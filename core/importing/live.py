@@ -248,6 +248,7 @@ class _Request:
         else:
             self.answer.set_result(self.outcome)
 
+
 def _first(answers: list[PostedReport] | Exception) -> PostedReport | Exception:
     return answers if isinstance(answers, Exception) else answers[0]
 

@@ -48,6 +48,8 @@ class LowValues:
             return None
         with np.errstate(invalid="ignore"):
             return values <= self.at_most  # a missing value (NaN) is never low
+
+
 _UPSERT = """
 INSERT INTO {table}(id, external_id{columns}) VALUES (?, ?{marks})
 ON CONFLICT(external_id) DO UPDATE SET {updates}
@@ -336,7 +338,6 @@ def _file_order_start(target: Target, first_user: str, first_item: str) -> int:
 def _dated_in_order_reason(cell: str) -> str:
     """A date is not unparseable, it just has no place among positions: say that instead."""
     return f"time {cell!r} is a date, but these events' times are positions in an order (no clock): give a position"
-
 
 
 def _nullable(values: np.ndarray, keep: np.ndarray) -> list[Optional[float]]:

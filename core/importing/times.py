@@ -246,7 +246,6 @@ class TimeColumn:
         return out, outside
 
 
-
 def seconds_of_day(strings: pa.Array) -> np.ndarray:
     """Seconds since midnight of times of day written 14:05, 14:05:30(.25) or 2:05 PM (``roles.TIME_OF_DAY``);
     NaN for any other cell, an impossible time (25:00, 13:00 PM) included."""
@@ -259,11 +258,10 @@ def seconds_of_day(strings: pa.Array) -> np.ndarray:
     seconds = hour * 3600 + minute * 60 + np.nan_to_num(second)
     return np.where(valid, seconds, np.nan)
 
+
 def _clock_readings(numbers: np.ndarray) -> list[int]:
     """For each unit in ``UNITS``, how many of ``numbers`` it reads as times in the clock's range."""
     return [int(np.count_nonzero((numbers / per >= CLOCK_START) & (numbers / per < CLOCK_END))) for _, per in UNITS]
-
-
 
 
 def _days_since_1970(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -281,6 +279,7 @@ def _days_since_1970(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
     return np.where(valid, days, np.nan)
 
+
 def _date_order_shown(first: np.ndarray, second: np.ndarray) -> Optional[str]:
     """The order more of the slashed dates (their numbers before and after the first slash) can only be
     read in: a 13 or more first is a day (31/12), second a day (12/31); one wrong date among many
@@ -288,6 +287,7 @@ def _date_order_shown(first: np.ndarray, second: np.ndarray) -> Optional[str]:
     day_first = int(np.count_nonzero((first > 12) & (second <= 12)))
     month_first = int(np.count_nonzero((second > 12) & (first <= 12)))
     return None if day_first == month_first else "dmy" if day_first > month_first else "mdy"
+
 
 def _dotted_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """The cells with day-first dotted dates ("1.3.2025 9:05") rewritten as ISO-8601 text

@@ -174,7 +174,6 @@ class WorkspaceReads:
         return {"item": row[0], "title": row[1] or "", "categories": list(schema.split_categories(row[2])),
                 "attributes": json.loads(row[3]) if row[3] else {}}
 
-
     def items_frame(self, chunk_rows: int = READ_CHUNK_ROWS) -> pd.DataFrame:
         """Every item: id, external_id, title, categories (text), attributes (JSON text)."""
         return self._table_frame(schema.items, chunk_rows)

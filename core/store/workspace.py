@@ -233,7 +233,6 @@ class Workspace(WorkspaceReads):
         conn.execute(schema.meta.delete().where(schema.meta.c.key == key))
         conn.execute(schema.meta.insert().values(key=key, value=value))
 
-
     def change_watch(self) -> "ChangeWatch":
         """A ``ChangeWatch`` on this file: tells cheaply whether anything was committed since it last looked."""
         return ChangeWatch(self.path, self.read_only)

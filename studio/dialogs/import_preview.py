@@ -85,10 +85,10 @@ class PreviewModel(QAbstractTableModel):
         return f"{column}\n[{role_words(role_name)}]" if role_name else column
 
 
-
 def role_words(role: str) -> str:
     """"time_of_day" -> "time of day": a role as the dialog names it."""
     return role.replace("_", " ")
+
 
 class FileTab(QWidget):
     """The preview and the column roles of one file (events, items or users)."""

@@ -48,7 +48,6 @@ class ExploreAnswer:
     profile: Optional[str] = None  # the line about the user (``profile_line``), read with the sequence
 
 
-
 def held_out_note(answer: ExploreAnswer, title: Optional[str]) -> str:
     """Compare mode's note on what the lists were made from: before the held-out item (``title``), or
     the whole sequence when the run's split holds out none for this user."""
@@ -77,6 +76,7 @@ def facts_known(item: str, sequence: UserSequence, shown: list) -> ItemFacts:
         if entry.item == item:
             return ItemFacts(item, entry.title, entry.categories)
     return ItemFacts(item, item, ())
+
 
 def answer_query(engine, query: ExploreQuery) -> ExploreAnswer:
     """Ask the engine for everything the panes show; runs in a worker.

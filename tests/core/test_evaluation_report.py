@@ -68,12 +68,12 @@ def test_diversity_counts_only_items_with_a_category_and_is_left_out_without_any
     assert evaluate_scorer(scorer, some, eval_set).beyond["diversity@10"] == pytest.approx(1 - 2 / 6)
 
 
-
 def test_no_evaluated_user_reports_no_list_figures():
     """With no list to judge, coverage, diversity and novelty were reported as 0.000."""
     scorer = _FixedScorer([float("-inf"), 6, 5, 4, 3, 2, 1])
     nobody = EvalSet(np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64))
     assert evaluate_scorer(scorer, DATA, nobody).beyond == {}
+
 
 def test_evaluation_honours_cancel():
     token = CancelToken()

@@ -73,7 +73,6 @@ def test_a_parquet_file_imports_what_the_same_rows_as_csv_do(workspace, tmp_path
     assert _content(workspace)[0] == ("0", "P0", dt.datetime(2026, 3, 1, tzinfo=UTC).timestamp(), "purchase", 0.5)
 
 
-
 def test_typed_date_and_time_of_day_columns_are_read_as_one_time(workspace, tmp_path):
     table = pa.table({"customer": ["c1", "c1", "c2"], "sku": ["A", "B", "A"],
                       "order_date": pa.array([dt.date(2026, 3, 2), dt.date(2026, 3, 1), dt.date(2026, 3, 1)], pa.date32()),
@@ -85,6 +84,7 @@ def test_typed_date_and_time_of_day_columns_are_read_as_one_time(workspace, tmp_
     assert sorted(stamps) == [dt.datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp(),
                               dt.datetime(2026, 3, 1, 17, 30, 15, tzinfo=UTC).timestamp(),
                               dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()]
+
 
 def test_bad_values_are_rejected_with_row_column_and_reason_and_kept(workspace, tmp_path):
     path = tmp_path / "events.parquet"

@@ -39,7 +39,6 @@ def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values
     assert "categories" not in sniff(titles).roles  # a brand before each name: text, not categories
 
 
-
 def test_a_date_and_a_time_of_day_in_two_columns_are_read_as_one_time(tmp_path):
     """Till and web-shop exports write the date and the time of day apart: "time" (an alias) held only
     14:05s, so every row was refused, and an order_date beside its order_time kept each day in file order."""
@@ -60,6 +59,7 @@ def test_a_time_named_by_hand_drops_the_guessed_time_of_day(workspace, tmp_path)
     path = _write(tmp_path, "t.csv", "user,item,date,time,created\nu1,a,2025-03-01,10:15,2025-03-01T10:15:07\n")
     report = import_files(workspace, events=path, options=ImportOptions(roles={"time": "created"})).file("events")
     assert report.roles == {"user": "user", "item": "item", "time": "created"} and report.rows_accepted == 1
+
 
 def test_a_header_of_words_above_ids_with_digits_is_a_header(tmp_path):
     """A users file with names no alias knows and no numbers nor times below: its first line was a user."""
@@ -95,7 +95,6 @@ def test_time_formats_unix_seconds_iso_dates(workspace, tmp_path):
     assert ts["v"] == 1600000003.0 and ts["w"] == 1600041600.0
 
 
-
 def _utc(*when) -> float:
     return datetime.datetime(*when, tzinfo=datetime.timezone.utc).timestamp()
 
@@ -127,6 +126,7 @@ def test_slashed_dates_read_in_the_order_the_file_shows_else_the_workspace_s_els
     with Workspace.open(tmp_path / "eu.sqlite") as other:
         assert import_files(other, events=european).file("events").time_unit == "DD/MM/YYYY"
         assert other.user_sequence("u1")["ts"].tolist() == [_utc(2024, 12, 31), _utc(2025, 1, 5, 18, 30)]
+
 
 def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(workspace, tmp_path):
     """A German header above ISO times was read as an event: user 'kunde', item 'artikel'."""

@@ -181,7 +181,6 @@ def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tm
             in dialog.summary_label.text())
 
 
-
 def test_a_date_and_a_time_of_day_in_two_columns_are_offered_as_one_time_and_can_be_parted(qtbot, dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "till.csv", "date,time,customer,product\n"
                                                            "2025-03-01,10:15:00,u1,p1\n2025-03-01,9:05 AM,u1,p2\n"))
@@ -205,6 +204,7 @@ def test_the_order_of_slashed_dates_can_be_named(qtbot, dialog, tmp_path):
     with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
         pass
     assert "Times read as dates written DD/MM/YYYY (UTC)." in dialog.summary_label.text()
+
 
 def test_the_summary_says_when_an_items_file_repeats_an_id(qtbot, dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "e.csv", "user,item,timestamp\nu1,p1,1700000000\n"))
