@@ -232,8 +232,7 @@ class EventFeed:
         users, items = self._maps
         users.catch_up(raw)
         items.catch_up(raw)
-        meta = dict(raw.execute("SELECT key, value FROM meta WHERE key IN ('time_kind', 'date_order')").fetchall())
-        return Target(raw, users, items, meta.get("time_kind"), import_id, date_order=meta.get("date_order"))
+        return Target.over(raw, users, items, import_id)
 
 
 @dataclass

@@ -134,6 +134,13 @@ class Target:
     events_indexed: bool = True  # False while an import leaves the events' indexes to be rebuilt at its end
     date_order: Optional[str] = None  # how the workspace's slashed dates read, once a file showed it (meta "date_order")
 
+    @classmethod
+    def over(cls, raw: sqlite3.Connection, users: IdMap, items: IdMap, import_id: int = 0) -> "Target":
+        """A target writing through ``raw``, with the workspace's time kind and date order as its meta
+        table holds them (an import's connection and the live feed's read them alike)."""
+        meta = dict(raw.execute("SELECT key, value FROM meta WHERE key IN ('time_kind', 'date_order')").fetchall())
+        return cls(raw, users, items, meta.get("time_kind"), import_id, date_order=meta.get("date_order"))
+
 
 @dataclass
 class _Checks:

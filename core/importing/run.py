@@ -114,9 +114,7 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
              for kind, spec in (("items", items), ("users", users), ("events", events)) if spec]
     report = ImportReport()
     with _bulk_connection(workspace, progress, cancel) as raw:
-        meta = dict(raw.execute("SELECT key, value FROM meta WHERE key IN ('time_kind', 'date_order')").fetchall())
-        target = Target(raw, IdMap(raw, "users"), IdMap(raw, "items"), meta.get("time_kind"),
-                        date_order=meta.get("date_order"))
+        target = Target.over(raw, IdMap(raw, "users"), IdMap(raw, "items"))
         if on_whole_log is not None and events and raw.execute("SELECT NOT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
             target.written = WrittenEvents(first_id=1)
         for plan in plans:
