@@ -26,7 +26,8 @@ from core.gathering import Gatherer
 from core.importing.errors import FileReport, RejectedRow
 from core.importing.feed_writer import FeedWriter
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, Target
+from core.importing.loaders import EventsLoader
+from core.importing.target import Target
 from core.importing.posted_rows import PostedBlock, raw_text, text_cells
 from core.importing.run import record_block
 from core.importing.times import TimeColumn

@@ -23,7 +23,8 @@ from sqlalchemy.schema import CreateIndex
 from core.importing import roles as roles_
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, Target, WrittenEvents
+from core.importing.loaders import EventsLoader, LowValues, ProfileLoader
+from core.importing.target import Target, WrittenEvents
 from core.importing.sources import Source, open_source
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema

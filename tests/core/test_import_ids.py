@@ -8,7 +8,7 @@ import pytest
 import pyarrow as pa
 
 from core.importing.ids import IdMap
-from core.importing.loaders import UNINDEXED_ROWS, insert_rows
+from core.importing.target import UNINDEXED_ROWS, insert_rows
 
 
 def _map(rows=()) -> IdMap:
