@@ -180,7 +180,9 @@ def _file_summary(report, low_values: LowValues) -> dict:
     return {
         "kind": report.kind, "path": str(report.path), "import_id": report.import_id, "duplicate": report.duplicate,
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted, "rows_rejected": report.rows_rejected,
-        "roles": report.roles, "unused_columns": [c for c in report.columns if c not in report.roles.values()],
+        "roles": report.roles, "category_flags": report.category_flags,
+        "unused_columns": [c for c in report.columns
+                           if c not in report.roles.values() and c not in report.category_flags],
         "time_kind": report.time_kind, "time_unit": report.time_unit, "in_file_order": report.in_file_order,
         "duplicates_skipped": report.duplicates, "ids_repeated": report.ids_repeated, "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
@@ -245,11 +247,14 @@ def _reading_notes(f: dict) -> list[str]:
 def _columns_note(f: dict) -> list[str]:
     """Which column was read in which role, and what became of the others: a guess gone wrong (a price
     read as the rating, a category column left as an attribute) is seen at once, not in a model later."""
-    roles = ", ".join(f"{role}={column}" for role, column in f["roles"].items())
-    if not f["unused_columns"]:
-        return [f"         columns read as {roles}"]
-    rest = ", ".join(f["unused_columns"])
-    return [f"         columns read as {roles}; " + (f"not read: {rest}" if f["kind"] == "events" else f"kept as attributes: {rest}")]
+    parts = ["columns read as " + ", ".join(f"{role}={column}" for role, column in f["roles"].items())]
+    if f["category_flags"]:
+        flags = f["category_flags"]
+        parts.append(f"categories from {len(flags)} 0/1 columns, {flags[0]} to {flags[-1]}")
+    if f["unused_columns"]:
+        rest = ", ".join(f["unused_columns"])
+        parts.append(f"not read: {rest}" if f["kind"] == "events" else f"kept as attributes: {rest}")
+    return ["         " + "; ".join(parts)]
 
 
 def _nothing_stored_note(f: dict) -> list[str]:

@@ -90,7 +90,8 @@ class FileReport:
                    writes all of them.
     roles:         role -> column actually used.
     columns:       every column of the source, in its order (those without a role: an events file's
-                   are not read, a profile file's are kept as attributes).
+                   are not read, a profile file's are kept as attributes, but for its category flags).
+    category_flags: an items file's one-hot (0/1) columns read as its categories.
     renamed:       name given -> name in the header, for each repeat of a header name.
     time_kind:     "unix" | "order" for an events file, else None.
     time_unit:     how an events file's clock times were read: "seconds", "milliseconds",
@@ -116,6 +117,7 @@ class FileReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
+    category_flags: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
     time_kind: Optional[str] = None
     time_unit: Optional[str] = None

@@ -97,6 +97,7 @@ class _Plan:
     source: Source
     roles: dict[str, str]
     loader: EventsLoader | ProfileLoader
+    category_flags: list[str] = field(default_factory=list)  # an items file's one-hot category columns
 
 
 def import_files(workspace: Workspace, events=None, items=None, users=None, options: Optional[ImportOptions] = None,
@@ -197,7 +198,7 @@ def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
     flags = _flags(kind, source, roles, options)
     attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
-    return _Plan(kind, source, roles, ProfileLoader(source.label, kind, roles, attributes, flags, names))
+    return _Plan(kind, source, roles, ProfileLoader(source.label, kind, roles, attributes, flags, names), flags)
 
 
 def _what(source: Source) -> str:
@@ -219,7 +220,7 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     started = time.perf_counter()
     source = plan.source
     report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), columns=list(source.columns),
-                        renamed=dict(source.renamed))
+                        category_flags=list(plan.category_flags), renamed=dict(source.renamed))
     earlier = _earlier_import_read_alike(target.raw, plan, report.sha256)
     if earlier is not None:
         report.import_id, report.duplicate = earlier, True

@@ -123,6 +123,18 @@ def test_import_says_which_column_was_read_in_which_role(tmp_path, capsys):
     assert "columns read as item=sku, title=name; kept as attributes: category_path, brand" in out
 
 
+def test_import_says_which_columns_became_categories(tmp_path, capsys):
+    """An items file's trailing 0/1 genre columns become its categories; the report listed them as
+    attributes kept, the opposite of what the import did with them."""
+    events, items = tmp_path / "log.csv", tmp_path / "films.csv"
+    events.write_text("user,item,time\nu1,m1,1700000000\nu1,m2,1700000100\n")
+    items.write_text("item,title,year,action,comedy,drama\nm1,Heat,1995,1,0,1\nm2,Babe,1995,0,1,0\n")
+    code, out, _ = run(capsys, "import", events, "--items", items, "--db", tmp_path / "a.sqlite")
+    assert code == 0
+    assert ("columns read as item=item, title=title; categories from 3 0/1 columns, action to drama; "
+            "kept as attributes: year") in out
+
+
 def test_import_says_when_events_have_no_clock(tmp_path, capsys):
     """Without a time column the log is kept in file order: a user whose time column went unread must be told."""
     plain, steps = tmp_path / "plain.csv", tmp_path / "steps.csv"
