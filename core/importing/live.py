@@ -37,6 +37,8 @@ ROLES = {"user": "user", "item": "item", "time": "time", "event": "event_type", 
 GROUP_LINGER_S = 0.01  # the longest a write waits for the requests of the clients answered last (core.gathering)
 GROUP_GAP_S = 0.002  # ... and for each next one (a 100-event POST is read and parsed in about a millisecond)
 MAX_GROUP = 64  # requests written in one transaction at most
+# A client cannot name the order of slashed dates as an import can (``times.FILE_ORDER_HINT``).
+POSTED_ORDER_HINT = "send it written out (2025-03-05) or in unix seconds"
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class EventFeed:
         target = self._target(raw, report.import_id)
         table, positions, shape_errors = text_cells(rows, target.time_kind)
         loader = EventsLoader(Path(self.source), ROLES)
-        loader.time = TimeColumn(ROLES["time"], unit_per_value=True)  # each client its own clock unit
+        # each client its own clock unit
+        loader.time = TimeColumn(ROLES["time"], unit_per_value=True, order_hint=POSTED_ORDER_HINT)
         if target.time_kind is not None:
             loader.time.kind = target.time_kind  # a stream keeps the workspace's clock, not a file's guess
         users_before, items_before = target.users.next_id, target.items.next_id

@@ -58,6 +58,7 @@ UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanos
 ISO = "ISO-8601"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
+FILE_ORDER_HINT = "name the order (--date-order mdy or dmy; Dates in the import dialog)"
 # How slashed dates (roles.SLASHED_DATE) are read, by ``ImportOptions.date_order``, and the unit each makes.
 DATE_ORDERS = {"mdy": "MM/DD/YYYY", "dmy": "DD/MM/YYYY"}
 _SLASHED_PARTS = r"^\s*(?P<first>\d{1,2})/(?P<second>\d{1,2})/(?P<year>\d{4}|\d{2})(?:[ T](?P<clock>.*?))?\s*$"
@@ -85,19 +86,23 @@ class TimeColumn:
     a name from ``UNITS`` for numbers, ``ISO`` when only ISO-8601 text was seen, None for an order.
     """
 
-    def __init__(self, column: Optional[str], unit_per_value: bool = False, date_order: Optional[str] = None) -> None:
+    def __init__(self, column: Optional[str], unit_per_value: bool = False, date_order: Optional[str] = None,
+                 order_hint: str = FILE_ORDER_HINT) -> None:
         """unit_per_value: read each number of a clock in the unit that makes it a time in the clock's
         range, instead of one unit for the whole column. For events posted to the service, whose
         clients each send their own kind of clock and whose requests are written together.
         date_order: how slashed dates read ("mdy": 12/31/2025, "dmy": 31/12/2025); None = decided by the
         file's first date that can only be read one way (a 13 or more before or after the first slash),
         else by ``usual_order`` (the workspace's, from an earlier file): a daily export's 03/05/2025
-        says nothing itself."""
+        says nothing itself.
+        order_hint: what the reader of a row refused for an unknown order can do about it (a service
+        client cannot name the order as an import can)."""
         self.column = column
         self.kind: Optional[str] = None if column else ORDER
         self.unit: Optional[str] = None
         self.unit_per_value = unit_per_value
         self.date_order = date_order
+        self.order_hint = order_hint
         self.usual_order: Optional[str] = None
         self._position = 0
 
@@ -153,8 +158,8 @@ class TimeColumn:
         if not cell:
             return "missing time"
         if self.date_order is None and re.match(SLASHED_DATE, cell):
-            return (f"time {cell!r} could be month first or day first, and no date of this file so far says which: "
-                    "name the order (--date-order mdy or dmy; Dates in the import dialog)")
+            return (f"time {cell!r} could be month first or day first, and no date read so far says which: "
+                    + self.order_hint)
         return f"unparseable time {cell!r}"
 
     def _slashed_dates(self, strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -117,7 +117,7 @@ def test_slashed_dates_read_in_the_order_the_file_shows_else_the_workspace_s_els
     with Workspace.open(tmp_path / "fresh.sqlite") as fresh:
         unsure = import_files(fresh, events=week).file("events")
         assert unsure.rows_accepted == 0 and unsure.rejected[0].reason == (
-            "time '03/05/2025' could be month first or day first, and no date of this file so far says which: "
+            "time '03/05/2025' could be month first or day first, and no date read so far says which: "
             "name the order (--date-order mdy or dmy; Dates in the import dialog)")
         named = import_files(fresh, events=week, options=ImportOptions(date_order="dmy")).file("events")
         assert not named.duplicate and named.rows_accepted == 2 and named.time_unit == "DD/MM/YYYY"

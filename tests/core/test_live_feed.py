@@ -131,3 +131,17 @@ def test_a_whole_number_posted_as_a_float_is_the_same_id_as_in_a_parquet_file(tm
     assert engine.workspace.counts()["users"] == before["users"] + 2  # "7" and "7.5"
     feed.close()
     engine.workspace.close()
+
+
+def test_a_posted_date_of_unknown_order_is_refused_with_what_a_client_can_do(tmp_path):
+    """A service client cannot name the order of slashed dates as an import can: its refusal named
+    --date-order, a command-line option. A date that can be read one way only is stored."""
+    engine = pair_shop_engine(tmp_path / "shop.sqlite")
+    feed = EventFeed(engine.workspace, "test")
+    report = feed.post([{"user": "D", "item": "P00", "time": "03/05/2025"}])
+    assert report.accepted == 0
+    assert report.rejected[0].reason.endswith(live.POSTED_ORDER_HINT)
+    assert "--date-order" not in report.rejected[0].reason
+    assert feed.post([{"user": "D", "item": "P00", "time": "31/05/2025"}]).accepted == 1
+    feed.close()
+    engine.workspace.close()
