@@ -83,14 +83,15 @@ class _Checks:
         return self.block.rejected(rows, [self.column[r] for r in rows], [self.reason[r] for r in rows])
 
 
-def _text(table: pa.Table, column: Optional[str]) -> Optional[pa.Array]:
+def column_text(table: pa.Table, column: Optional[str]) -> Optional[pa.Array]:
+    """The column's cells as trimmed text (None without the column)."""
     if column is None:
         return None
     return pc.utf8_trim_whitespace(table.column(column).combine_chunks())
 
 
 def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa.Array:
-    ids = _text(table, column)
+    ids = column_text(table, column)
     checks.fail(pc.fill_null(pc.equal(ids, ""), True).to_numpy(zero_copy_only=False), column, lambda _r: f"missing {what} id")
     return ids
 
@@ -119,7 +120,7 @@ class EventsLoader:
         table, checks = block.table, _Checks(block)
         users = _require_ids(checks, table, self.roles["user"], "user")
         items = _require_ids(checks, table, self.roles["item"], "item")
-        raw_time = _text(table, self.roles.get("time"))
+        raw_time = column_text(table, self.roles.get("time"))
         if raw_time is None and not self._blocks and table.num_rows and target.time_kind != UNIX:
             self.time.start_at(_file_order_start(target, users[0].as_py(), items[0].as_py()))
         self._blocks += 1
@@ -180,7 +181,7 @@ class EventsLoader:
         ``time_of_day`` column, where the file has one; a row whose time of day is missing or
         unreadable, or whose time already tells one, is refused."""
         column = self.roles.get("time_of_day")
-        clock = _text(table, column) if raw_time is not None else None
+        clock = column_text(table, column) if raw_time is not None else None
         if clock is None:
             return seconds
         time_column = self.roles["time"]
@@ -221,14 +222,14 @@ class EventsLoader:
         column = self.roles.get("value")
         if column is None:
             return None
-        cells = _text(table, column)
+        cells = column_text(table, column)
         values = to_numbers(pc.replace_substring_regex(cells, _DECIMAL_COMMA, r"\1.\2") if self.decimal_comma else cells)
         given = pc.not_equal(cells, "").to_numpy(zero_copy_only=False)
         checks.fail(np.isnan(values) & given, column, lambda r: f"value {cells[r].as_py()!r} is not a number")
         return values
 
     def _event_types(self, table: pa.Table, keep: pa.Array) -> list[str]:
-        types = _text(table, self.roles["event"])
+        types = column_text(table, self.roles["event"])
         encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
         names = np.array(encoded.dictionary.to_pylist(), dtype=object)
         return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
@@ -315,17 +316,17 @@ class ProfileLoader:
 
     def _categories(self, table: pa.Table) -> list[Optional[str]]:
         if self.roles.get("categories"):
-            return [_category_list(c) for c in _text(table, self.roles["categories"]).to_pylist()]
+            return [_category_list(c) for c in column_text(table, self.roles["categories"]).to_pylist()]
         if not self.flags:
             return [None] * table.num_rows
-        on = np.column_stack([_flag_set(_text(table, f)) for f in self.flags])
+        on = np.column_stack([_flag_set(column_text(table, f)) for f in self.flags])
         names = self.flag_names
         return ["|".join(names[j] for j in np.flatnonzero(row)) or None for row in on]
 
     def _attributes(self, table: pa.Table) -> list[Optional[str]]:
         if not self.attributes:
             return [None] * table.num_rows
-        columns = [_typed_cells(_text(table, c)) for c in self.attributes]
+        columns = [_typed_cells(column_text(table, c)) for c in self.attributes]
         objects = ({k: v for k, v in zip(self.attributes, cells) if v not in ("", None)} for cells in zip(*columns))
         return [json.dumps(o, ensure_ascii=False) if o else None for o in objects]
 
@@ -333,7 +334,7 @@ class ProfileLoader:
 def _optional_text(table: pa.Table, column: Optional[str]) -> list[Optional[str]]:
     if column is None:
         return [None] * table.num_rows
-    return [c or None for c in _text(table, column).to_pylist()]
+    return [c or None for c in column_text(table, column).to_pylist()]
 
 
 def _category_list(cell: Optional[str]) -> Optional[str]:

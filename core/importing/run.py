@@ -23,8 +23,9 @@ from sqlalchemy.schema import CreateIndex
 from core.importing import roles as roles_
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, LowValues, ProfileLoader
+from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, column_text
 from core.importing.target import Target, WrittenEvents
+from core.importing.times import slashed_dates_shown
 from core.importing.sources import Source, open_source
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
@@ -307,12 +308,41 @@ def _earlier_import_read_alike(raw: sqlite3.Connection, plan: _Plan, sha256: str
 
 def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
     meter = RateMeter()
+    looked_ahead = plan.kind != "events" or "time" not in plan.roles
     for block in plan.source.blocks(options.chunk_rows, plan.roles, every_column=plan.kind != "events"):
+        if not looked_ahead and _dates_undecided(target, plan, block):
+            plan.loader.time.date_order = _date_order_further_on(plan, options, progress, cancel)
+            looked_ahead = True
         accepted, rejected = plan.loader.load(target, block, options.strict)
         record_block(target, report, block.records, accepted, rejected)
         _report_progress(progress, meter, report, plan.source.fraction(block), plan.source.name)
         if cancel is not None:
             cancel.raise_if_cancelled()
+
+
+def _dates_undecided(target: Target, plan: _Plan, block) -> bool:
+    """Whether ``block`` holds slashed dates that neither it, the file so far, the user nor the workspace
+    says the order of: its rows would be refused as ambiguous though a later block may tell."""
+    if plan.loader.time.date_order is not None or target.date_order is not None:
+        return False
+    slashed, order = slashed_dates_shown(column_text(block.table, plan.roles["time"]))
+    return slashed and order is None
+
+
+def _date_order_further_on(plan: _Plan, options: ImportOptions, progress, cancel) -> Optional[str]:
+    """The order the first block of the file that can tell shows (None: none can), read ahead through its
+    time column. A log whose first weeks fall on days 1 to 12 of their months said nothing in its first
+    block, whose rows were all refused, however clearly a later block told the order."""
+    column = plan.roles["time"]
+    emit(progress, Progress("read dates", message=f"{plan.source.name}: reading ahead for a date that tells "
+                                                  "month first from day first"))
+    for block in plan.source.blocks(options.chunk_rows, {"time": column}, every_column=False):
+        _slashed, order = slashed_dates_shown(column_text(block.table, column))
+        if order is not None:
+            return order
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+    return None
 
 
 def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool,

@@ -285,6 +285,16 @@ def _days_since_1970(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     return np.where(valid, days, np.nan)
 
 
+def slashed_dates_shown(strings: pa.Array) -> tuple[bool, Optional[str]]:
+    """(whether any cell is a slashed date, the order those dates show: None where none tells)."""
+    parts = pc.extract_regex(strings, _SLASHED_PARTS)
+    slashed = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    if not slashed.any():
+        return False, None
+    first, second = (to_numbers(pc.struct_field(parts, name))[slashed] for name in ("first", "second"))
+    return True, _date_order_shown(first, second)
+
+
 def _date_order_shown(first: np.ndarray, second: np.ndarray) -> Optional[str]:
     """The order more of the slashed dates (their numbers before and after the first slash) can only be
     read in: a 13 or more first is a day (31/12), second a day (12/31); one wrong date among many

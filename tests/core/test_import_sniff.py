@@ -128,6 +128,20 @@ def test_slashed_dates_read_in_the_order_the_file_shows_else_the_workspace_s_els
         assert other.user_sequence("u1")["ts"].tolist() == [_utc(2024, 12, 31), _utc(2025, 1, 5, 18, 30)]
 
 
+def test_a_later_block_s_dates_decide_the_order_of_a_first_block_that_tells_none(workspace, tmp_path):
+    """A log whose first weeks fall on days 1 to 12 of their months told no order in its first block
+    (64 KiB at least), whose every row was refused as ambiguous, though the file went on to 25/05."""
+    rows = [f"u{n % 50},i{n},{1 + n % 12:02d}/05/2025" for n in range(6000)] + ["u1,i1,25/05/2025"]
+    path = _write(tmp_path, "may.csv", "user,item,date\n" + "\n".join(rows) + "\n")
+    report = import_files(workspace, events=path, options=ImportOptions(chunk_rows=1000)).file("events")
+    assert (report.rows_accepted, report.rows_rejected, report.time_unit) == (6001, 0, "DD/MM/YYYY")
+    assert workspace.user_sequence("u0")["ts"].tolist()[0] == _utc(2025, 5, 1)
+    assert workspace.get_meta("date_order") == "dmy"
+    unsure = _write(tmp_path, "unsure.csv", "user,item,date\n" + "\n".join(rows[:6000]) + "\n")
+    with Workspace.open(tmp_path / "fresh.sqlite") as fresh:  # nothing further on tells: refused, as before
+        assert import_files(fresh, events=unsure).file("events").rows_accepted == 0
+
+
 def test_a_header_of_names_no_alias_knows_above_a_column_of_times_is_a_header(workspace, tmp_path):
     """A German header above ISO times was read as an event: user 'kunde', item 'artikel'."""
     german = _write(tmp_path, "de.csv", "kunde,artikel,zeitpunkt\nu1,p2,2025-03-01T11:00:00Z\n"
