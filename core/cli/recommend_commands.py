@@ -62,6 +62,7 @@ def _add_user_options(p) -> None:
     p.add_argument("--user", required=True, type=stored_id, help="the user's id as in the imported file")
     p.add_argument("--run", type=int, metavar="RUN", help="run to ask (default: the active run, else the latest)")
 
+
 def serving_run(engine, args, out: Optional[Output] = None) -> int:
     """The asked run, else ``Engine.serving_run`` (a run worse than popularity only when no other finished
     run is there, with a warning)."""

@@ -125,6 +125,7 @@ def _parse_cutoff(text: str) -> float:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
 
+
 def _add_train_options(p) -> None:
     from core.settings import settings_of
     from core.training import TrainConfig
@@ -179,6 +180,7 @@ def _setting_value(setting):
         return value
     parse.__name__ = setting.kind.__name__  # argparse names the type in "invalid int value"
     return parse
+
 
 def cmd_train(args, out: Output) -> dict:
     """Under torchrun every process runs this; they train one run together (``core.distributed``),

@@ -39,6 +39,7 @@ def split_categories(text: Optional[str]) -> tuple[str, ...]:
     Kept per text: a shop has few distinct ones, and every served item asks (3% of a served list's time)."""
     return tuple(name for name in (part.strip() for part in (text or "").split(CATEGORY_SEPARATOR)) if name)
 
+
 metadata = MetaData()
 
 meta = Table(

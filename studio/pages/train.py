@@ -385,8 +385,6 @@ class TrainPage(StudioPage):
         job.errored.connect(lambda exc: show_error(self, exc, "Exporting the model"))
 
 
-
-
 def popularity_validation(runs, split, of_run=None) -> Optional[float]:
     """Validation NDCG@10 of popularity on ``split``: the line a model's validation curve has to climb
     above. ``of_run``'s own figure where it measured one on its epochs' users (a neural run trained

@@ -122,7 +122,6 @@ def test_changed_catalogue_maps_known_items_and_scores_new_ones_by_their_untaken
     assert bundle.ranker.facts.popularity[1] == 0  # the new item starts without popularity
 
 
-
 def test_mapped_bundle_serves_interests_and_ranked_lists(saved):
     from core.ranker import RankedScorer
 

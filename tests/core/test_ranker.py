@@ -152,7 +152,6 @@ def test_ranker_is_not_kept_when_nothing_predicts_the_target():
     assert not ranker.report["kept"]
 
 
-
 def test_ranked_scorer_keeps_the_generators_interests():
     data, split = demo_sequences()
     scorer = fit_baseline("markov", data, split)

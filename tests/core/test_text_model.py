@@ -33,7 +33,6 @@ def test_an_item_without_training_events_is_represented_by_category_and_text_alo
     torch.testing.assert_close(embeddings(torch.tensor([[2, 1]]))[0], after[[2, 1]])
 
 
-
 def test_training_shows_a_share_of_learned_items_by_category_and_text_alone():
     """DropoutNet-style: a training step hides some learned items' ID embeddings, so the text projection
     learns to score an item on its own; serving (eval) always reads every learned item's ID."""

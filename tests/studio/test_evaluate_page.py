@@ -19,6 +19,7 @@ def page(qtbot, context, tmp_path):
     page.page_shown()
     return page
 
+
 def test_table_lists_every_run_with_metrics(qtbot, page):
     runs = [run for run in page.context.engine.runs() if run.status == "done"]
     qtbot.waitUntil(lambda: page.table.rowCount() == len(runs) and "—" not in page.table.item(0, 6).text(),

@@ -55,7 +55,6 @@ def test_a_run_whose_process_died_is_shown_interrupted_and_resumes(qtbot, wait_i
     assert engine.run(run_id).status == "done"
 
 
-
 def test_the_engine_s_modules_load_without_collections_and_are_then_frozen_once(monkeypatch):
     """Once: and never asking the collector how many objects it froze (it counts them one by one,
     48 ms under the interpreter lock at every workspace opened)."""
