@@ -20,6 +20,7 @@ KIND_ROLES = {
     "items": ("item", "title", "categories"),
     "users": ("user",),
 }
+ALL_ROLES = list(dict.fromkeys(role for roles in KIND_ROLES.values() for role in roles))
 REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("user",)}
 
 # Normalised column names (lower case, letters and digits only) that reveal a role.
@@ -268,6 +269,21 @@ def missing_role_reason(kind: str, role: str, columns: Sequence[str]) -> str:
     for an items or users file, since a plain ``--map item=...`` would rename the events' item column too."""
     key = role if kind == "events" else f"{kind}.{role}"
     return f"no {role} column in this {kind} file (columns: {', '.join(columns)}); name it with --map {key}=COLUMN"
+
+
+def unknown_role_reason(key: str) -> Optional[str]:
+    """Why ``key`` (``role`` or ``kind.role``, as ``ImportOptions.roles`` takes it) aims at no role of any
+    file, else None: a misspelt role was ignored without a word, its column imported as an attribute."""
+    scope, _, role = key.rpartition(".")
+    if scope and scope not in KIND_ROLES:
+        having = [f"{kind}.{role}" for kind in KIND_ROLES if role in KIND_ROLES[kind]] or [role]
+        return f"{scope!r} is no kind of file (events, items or users): write {' or '.join(having)}"
+    kinds = [scope] if scope else list(KIND_ROLES)
+    if any(role in KIND_ROLES[kind] for kind in kinds):
+        return None
+    known = sorted({r for kind in kinds for r in KIND_ROLES[kind]}, key=ALL_ROLES.index)
+    where = f"the {scope} file" if scope else "any file"
+    return f"{role!r} is no role of {where}; the roles are {', '.join(known)} (other columns are kept as they are)"
 
 
 def unaimed_map_hint(kind: str, role: str, column: str) -> Optional[str]:

@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
 
+from core.errors import UsageError
 from core.importing import roles as roles_
 from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
@@ -54,9 +55,9 @@ class ImportOptions:
                     a whole is not UTF-8, then latin-1. In UTF-8, a line with bytes that are
                     not UTF-8 is a bad row.
     has_header:     whether the first line names the columns; None = guess per file.
-    roles:          role -> column name, over the guesses. Roles: user, item, time, event,
-                    value (events); item, title, categories (items); user (users). Prefix a
-                    kind to aim at one file only: {"items.title": "name"}.
+    roles:          role -> column name, over the guesses. Roles: user, item, time, time_of_day,
+                    event, value (events); item, title, categories (items); user (users). Prefix
+                    a kind to aim at one file only: {"items.title": "name"}. Any other is refused.
     column_names:   kind -> names for the columns of a headerless file, e.g.
                     {"users": ["user", "age", "gender", "occupation", "zip"]}; names that are
                     not roles become attribute names.
@@ -90,6 +91,12 @@ class ImportOptions:
     low_values: LowValues = field(default_factory=LowValues)
     date_order: Optional[str] = None
     chunk_rows: int = 200_000
+
+    def __post_init__(self) -> None:
+        for key in self.roles:
+            reason = roles_.unknown_role_reason(key)
+            if reason is not None:
+                raise UsageError(f"cannot use the column {self.roles[key]!r} as {key!r}: {reason}")
 
 
 @dataclass

@@ -4,9 +4,12 @@ import json
 import sqlite3
 
 import pandas as pd
+import pytest
 
 from cli_run import run
 from core.demo import DemoConfig, write_demo_csv
+from core.errors import UsageError
+from core.importing import ImportOptions
 
 
 def test_an_import_without_a_time_column_says_the_files_order_is_used(tmp_path, capsys):
@@ -187,3 +190,23 @@ def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(t
     day3.write_text(day2.read_text() + "u4,d,1700000180000,view\n")
     code, out, _ = run(capsys, "import", day3, "--db", db, "--keep-duplicates", "--json")
     assert code == 0 and json.loads(out)["counts"]["events"] == 3 + 5
+
+
+def test_a_map_to_no_role_is_refused_naming_the_roles(tmp_path, capsys):
+    """``--map items.text=description`` (or a misspelt role) was ignored without a word: the column was
+    imported as a mere attribute and the user believed it mapped."""
+    events, items = tmp_path / "log.csv", tmp_path / "catalogue.csv"
+    events.write_text("customer,sku,ts\nc1,s1,1700000000\n")
+    items.write_text("sku,name,about\ns1,Mug,A mug\n")
+    db = tmp_path / "a.sqlite"
+    code, _, err = run(capsys, "import", events, "--items", items, "--map", "items.text=about", "--db", db)
+    assert code == 1 and not db.exists()
+    assert "cannot use the column 'about' as 'items.text': 'text' is no role of the items file; the roles are item, " \
+           "title, categories" in err
+    code, _, err = run(capsys, "import", events, "--map", "custmer=customer", "--db", db)
+    assert code == 1 and "'custmer' is no role of any file; the roles are user, item, time, time_of_day" in err
+    code, _, err = run(capsys, "import", events, "--map", "event.value=ts", "--db", db)
+    assert code == 1 and "'event' is no kind of file (events, items or users): write events.value" in err
+    with pytest.raises(UsageError):
+        ImportOptions(roles={"users.item": "sku"})
+    assert ImportOptions(roles={"items.title": "name", "time": "ts"}).roles == {"items.title": "name", "time": "ts"}
