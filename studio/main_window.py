@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # core.demo loads the importer: the job process needs it, the
     from core.demo import DemoConfig
 
 PAGE_CLASSES: Sequence[type[StudioPage]] = (DataPage, TrainPage, ExplorePage, EvaluatePage)
-IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq")
+IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".dat", ".data", ".parquet", ".pq", ".gz", ".zip")
 WORKSPACE_FILTER = "NextPick workspace (*.sqlite);;All files (*)"
 
 

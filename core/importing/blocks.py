@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from core.importing.errors import CsvImportError, RejectedRow
+from core.importing.packed import open_table_bytes
 from core.importing.scanning import ESCAPED
 from core.importing.sniffing import SniffResult, line_offset
 
@@ -119,7 +120,7 @@ def read_blocks(sniffed: SniffResult, block_bytes: int, single_line: Sequence[st
     """
     transcoder = _Transcoder(sniffed)
     line, offset, size = sniffed.first_data_line, sniffed.data_offset, block_bytes
-    with open(sniffed.path, "rb") as handle:
+    with open_table_bytes(sniffed.path) as handle:
         handle.seek(offset)
         feed = _RecordFeed(handle)
         while True:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.importing.errors import BINARY_HINT, CsvImportError
+from core.importing.packed import READ_ERRORS, open_table_bytes
 
 _READ_BYTES = 1 << 20
 ESCAPED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes that are not UTF-8
@@ -83,15 +84,18 @@ class FileScan:
 def scan_file(path: Path) -> FileScan:
     """Checksum and encoding of ``path``; a NUL byte anywhere refuses the file, naming its line."""
     digest, tally, offset = hashlib.sha256(), Utf8Tally(), 0
-    with open(path, "rb") as handle:
-        for piece in iter(lambda: handle.read(_READ_BYTES), b""):
-            nul = piece.find(b"\x00")
-            if nul >= 0:
-                raise CsvImportError(path, _line_at(path, offset + nul), None,
-                                     "binary data (a NUL byte): not a CSV text file", BINARY_HINT)
-            digest.update(piece)
-            tally.add(piece)
-            offset += len(piece)
+    try:
+        with open_table_bytes(path) as handle:
+            for piece in iter(lambda: handle.read(_READ_BYTES), b""):
+                nul = piece.find(b"\x00")
+                if nul >= 0:
+                    raise CsvImportError(path, _line_at(path, offset + nul), None,
+                                         "binary data (a NUL byte): not a CSV text file", BINARY_HINT)
+                digest.update(piece)
+                tally.add(piece)
+                offset += len(piece)
+    except READ_ERRORS as exc:
+        raise CsvImportError(path, None, None, f"cannot read the file: {exc}") from exc
     tally.finish()
     return FileScan(digest.hexdigest(), tally.encoding)
 
@@ -99,7 +103,7 @@ def scan_file(path: Path) -> FileScan:
 def _line_at(path: Path, offset: int) -> int:
     """1-based line holding byte ``offset``."""
     newlines = 0
-    with open(path, "rb") as handle:
+    with open_table_bytes(path) as handle:
         while offset > 0:
             piece = handle.read(min(_READ_BYTES, offset))
             newlines += piece.count(b"\n")

@@ -17,6 +17,7 @@ from typing import Optional
 
 from core.importing import roles as roles_
 from core.importing.errors import BINARY_HINT, CsvImportError
+from core.importing.packed import READ_ERRORS, open_table_bytes, table_size
 from core.importing.scanning import Utf8Tally
 
 SAMPLE_BYTES = 1 << 16
@@ -98,7 +99,7 @@ def sniff(path: Path | str, encoding: Optional[str] = None, delimiter: Optional[
         preview=preview,
         data_offset=bom + line_offset(raw[bom:], offset_lines),
         first_data_line=offset_lines + 1,
-        size_bytes=path.stat().st_size,
+        size_bytes=table_size(path),
         bytes_per_row=max(1.0, (line_offset(raw[bom:], preview_end) - line_offset(raw[bom:], offset_lines)) / max(len(preview), 1)),
     )
 
@@ -123,10 +124,10 @@ def line_offset(raw: bytes, lines: int) -> int:
 
 def _read_sample(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with open_table_bytes(path) as handle:
             raw = handle.read(SAMPLE_BYTES)
-    except OSError as exc:
-        raise CsvImportError(path, None, None, f"cannot read the file: {exc.strerror or exc}") from exc
+    except READ_ERRORS as exc:
+        raise CsvImportError(path, None, None, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}") from exc
     if not raw.strip():
         raise CsvImportError(path, None, None, "file is empty")
     return raw
@@ -148,7 +149,7 @@ def _detect_encoding(path: Path, raw: bytes, forced: Optional[str]) -> tuple[str
         raise CsvImportError(path, None, None, "binary data (control characters): not a CSV text file", BINARY_HINT)
     if raw.startswith(codecs.BOM_UTF8):
         return "utf-8", len(codecs.BOM_UTF8)
-    with open(path, "rb") as handle:
+    with open_table_bytes(path) as handle:
         probe = handle.read(ENCODING_PROBE_BYTES)
     tally = Utf8Tally()
     tally.add(probe)

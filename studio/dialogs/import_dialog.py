@@ -46,7 +46,7 @@ from studio.dialogs.rejected_dialog import RejectedRowsDialog, export_rejected_t
 from studio.workers import Job
 
 KINDS = ("events", "items", "users")
-TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt *.parquet *.pq);;All files (*)"
+TABLE_FILTER = "Tables (*.csv *.tsv *.dat *.data *.txt *.parquet *.pq *.gz *.zip);;All files (*)"
 URL_HINT = "postgresql://user:password@host:5432/shop  or  sqlite:////path/to/shop.db"
 
 
