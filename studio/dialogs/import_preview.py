@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.importing import SniffResult
 from core.importing.parquet import ParquetSource
+from core.importing.packed import packing
 from core.importing.sources import Preview
 from core.importing.roles import KIND_ROLES, REQUIRED_ROLES
 from studio.widgets.tables import hint_label
@@ -188,6 +189,7 @@ def _describe(sniffed: Preview) -> str:
     delimiter = DELIMITER_NAMES.get(sniffed.delimiter, repr(sniffed.delimiter))
     header = "first row is a header" if sniffed.has_header else "no header row"
     size = sniffed.size_bytes / 1e6
-    return (f"{sniffed.path.name}: {delimiter}-separated, {sniffed.encoding}, {header}, "
+    packed = {"gzip": "gzip-packed, ", "zip": "zipped, "}.get(packing(sniffed.path), "")
+    return (f"{sniffed.path.name}: {packed}{delimiter}-separated, {sniffed.encoding}, {header}, "
             f"{len(sniffed.columns)} columns, {size:,.1f} MB (about {sniffed.size_bytes / sniffed.bytes_per_row:,.0f} rows). "
             "Check the column roles on the right.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,19 @@ def test_preview_shows_the_first_rows_and_preselects_guessed_roles(dialog, tmp_p
     assert "customer_id\n[user]" == tab.model.headerData(0, Qt.Orientation.Horizontal)
     assert "semicolon-separated" in tab.detected.text()
     assert dialog.import_button.isEnabled()
+
+
+def test_a_gzip_packed_log_is_previewed_and_imported_as_the_text_it_holds(qtbot, dialog, tmp_path):
+    plain = semicolon_log(tmp_path)
+    packed = tmp_path / "shop-log.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    dialog.set_path("events", packed)
+    tab = dialog.file_tabs["events"]
+    assert tab.model.index(0, 1).data() == "P0" and tab.roles()["time"] == "ts"
+    assert tab.detected.text().startswith("shop-log.csv.gz: gzip-packed, semicolon-separated")
+    with qtbot.waitSignal(dialog.start_import().returned, timeout=30_000):
+        pass
+    assert dialog.context.engine.workspace.counts()["events"] == 150
 
 
 def test_changing_the_delimiter_reads_the_file_again(dialog, tmp_path):
