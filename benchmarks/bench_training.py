@@ -96,7 +96,9 @@ def train_line(engine: Engine, model: str, time_budget=None) -> str:
             f"{outside:.0f} s outside the epochs (reading, popularity check, re-ranker, evaluation)\n"
             f"  {'':<8} beats popularity on validation: {gate['beats_popularity']} "
             f"({gate['mean_a']:.4f} vs {gate['mean_b']:.4f}, p = {gate['p_value']:.2g}, {gate.get('compares')}); "
-            f"popularity test NDCG@10 {metrics['popularity']['test']['ndcg@10']:.4f} generator alone")
+            f"popularity test NDCG@10 {metrics['popularity']['test']['ndcg@10']:.4f} generator alone"
+            + (f", {metrics['popularity']['served_test']['ndcg@10']:.4f} served"
+               if "served_test" in metrics["popularity"] else ""))
 
 
 def defaults(args) -> None:

@@ -81,16 +81,20 @@ def run_lines(r: dict, took_s: float) -> list[str]:
         lines.append(f"item text read with {r['text_model']}")
     names = [name for name in (r["test"] or r["valid"]) if name != "new_items"]
     popularity = r["popularity"] or {}
+    served = popularity.get("served_test")  # what a popularity run serves, where its re-ranker is kept
     rows = {"valid (generator)": r["valid"], "test": r["test"], "test (generator only)": r["test_generator_only"],
-            "popularity valid": popularity.get("valid"), "popularity test": popularity.get("test")}
+            "popularity valid (generator)": popularity.get("valid"), "popularity test": served or popularity.get("test"),
+            "popularity test (generator only)": popularity.get("test") if served else None}
+    rows = {label: values for label, values in rows.items() if values}
     if names:
-        lines.append(f"{'':22}" + "".join(f"{name:>9}" for name in names))
-        lines.extend(f"{label:22}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
-                     for label, values in rows.items() if values)
+        width = max(len(label) for label in [*rows, "test 95% interval +-"]) + 2
+        lines.append(" " * width + "".join(f"{name:>9}" for name in names))
+        lines.extend(f"{label:{width}}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
+                     for label, values in rows.items())
         if r["test_intervals"]:
             half = {name: (high - low) / 2 for name, (low, high) in r["test_intervals"].items()}
-            lines.append(f"{'test 95% interval +-':22}" + "".join(f"{half.get(name, float('nan')):>9.4f}"
-                                                                  for name in names))
+            lines.append(f"{'test 95% interval +-':{width}}" + "".join(f"{half.get(name, float('nan')):>9.4f}"
+                                                                       for name in names))
     if r["test_users"] is not None:
         lines.append(f"test users: {users_text(r['test_users'], r['test_sampled_from'])}")
     if r["beyond"]:

@@ -10,7 +10,9 @@ from typing import Optional
 import numpy as np
 
 from core.evaluation import evaluate_scorer, paired_test, per_user_metric
+from core.generator import ColdStartScorer
 from core.progress import Progress, emit
+from core.ranker import RankedScorer
 from core.ranker_training import train_ranker
 from core.runs.ranker_inputs import interest_vocabulary, target_times
 
@@ -33,7 +35,9 @@ def popularity_side(popularity, data, split, cancel, test: bool = True, served=N
 
     ``served``: (the training log, its ``ItemFacts``, the run's ``TrainConfig``, progress): popularity's re-ranker is
     fitted as a popularity run would fit it, reading those facts (the run's own re-ranker reads the
-    same, so the log's co-occurrence is counted once).
+    same, so the log's co-occurrence is counted once), and where it is kept, what a popularity run
+    serves is tested too (``figures["served_test"]``): the gate weighs served lists, so the run's
+    report sets its served test beside popularity's served test, not beside plain popularity's.
     """
     pop_valid = evaluate_scorer(popularity, data, split.valid, cancel=cancel, split_name=split.description)
     figures = {"valid": pop_valid.metrics}
@@ -48,6 +52,10 @@ def popularity_side(popularity, data, split, cancel, test: bool = True, served=N
     ranker = train_ranker(popularity, log, split.valid, data.user_segment, item_interest, seed=config.seed,
                           target_times=target_times(data, split.valid), facts=facts, cancel=cancel,
                           neighbours=config.knn_candidates, new_items=config.new_item_candidates)
+    if test and ranker.report["kept"]:
+        figures["served_test"] = evaluate_scorer(
+            ColdStartScorer(RankedScorer(popularity, ranker, item_interest), popularity), data, split.test,
+            cancel=cancel, split_name=split.description).metrics
     return PopularitySide(figures, pop_valid.ranks, ranker)
 
 

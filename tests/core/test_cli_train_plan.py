@@ -57,7 +57,7 @@ def test_a_binding_budget_is_reported_and_the_popularity_check_flags_a_worse_run
     assert code == 0
     assert "stopped by time budget" in out and "the time budget (0.0006 s) cut training short" in out
     assert "WARNING: does not beat popularity on validation (served lists' cross-fitted validation NDCG@10" in out
-    assert re.search(r"^popularity valid(\s+0\.\d{4}){9}$", out, re.M)
+    assert re.search(r"^popularity valid \(generator\)(\s+0\.\d{4}){9}$", out, re.M)
     code, out, _ = run(capsys, "runs", "--db", shop, "--json")
     (flagged,) = json.loads(out)["runs"]
     assert flagged["beats_popularity"] is False and flagged["training"]["budget_cut"] is True
@@ -88,3 +88,25 @@ def test_the_budget_clock_starts_before_the_log_is_read(shop, capsys, monkeypatc
     rounding = 0.005 * (len(timing) + 1)  # each figure, the duration too, is rounded to hundredths
     assert timing["reading"] >= 1.0 and sum(timing.values()) <= recorded["duration_s"] + rounding
     assert set(recorded["timing"]["peak_rss_mb"]) == set(timing)
+
+
+def test_popularity_s_test_rows_set_served_beside_served_and_plain_beside_the_generator():
+    """The gate weighs what each side serves (popularity's co-occurrence re-ranker makes it item-kNN-like),
+    but the table set the model's served test beside plain popularity's: a German shop read "test 0.0585,
+    popularity test 0.0149" above a warning that the model did not beat popularity."""
+    from core.cli.run_commands import run_lines
+
+    figures = {name: 0.1 for name in ("hr@10", "ndcg@10")}
+    run = {"run": 1, "model": "sasrec", "status": "done", "device": "CPU", "training": {}, "timing": None,
+           "gate": None, "error": None, "protocol": None, "text_model": None, "valid": figures,
+           "test": {"hr@10": 0.3, "ndcg@10": 0.2}, "test_generator_only": figures, "test_intervals": {},
+           "test_users": None, "test_sampled_from": None, "beyond": {},
+           "popularity": {"valid": figures, "test": {"hr@10": 0.05, "ndcg@10": 0.04},
+                          "served_test": {"hr@10": 0.25, "ndcg@10": 0.19}}}
+    lines = run_lines(run, 1.0)
+    assert any(re.match(r"popularity test\s+0\.2500\s+0\.1900$", line) for line in lines)
+    assert any(re.match(r"popularity test \(generator only\)\s+0\.0500\s+0\.0400$", line) for line in lines)
+    run["popularity"].pop("served_test")  # its re-ranker was left out: it serves plain popularity
+    lines = run_lines(run, 1.0)
+    assert any(re.match(r"popularity test\s+0\.0500\s+0\.0400$", line) for line in lines)
+    assert not any(line.startswith("popularity test (") for line in lines)

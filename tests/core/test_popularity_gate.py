@@ -50,8 +50,25 @@ def test_an_untrained_model_is_flagged_and_both_sides_are_recorded(engine):
     assert reports.index(next(r for r in reports if "popularity_valid_ndcg10" in r.metrics)) < first_epoch
     assert gate["compares"] == "served, cross-fitted"
     assert gate["mean_b"] == pytest.approx(popularity["served_valid_ndcg10"])
-    assert set(popularity) == {"valid", "test", "served_valid_ndcg10"} and popularity["test"]["ndcg@10"] > 0
+    assert set(popularity) - {"served_test"} == {"valid", "test", "served_valid_ndcg10"}
+    assert popularity["test"]["ndcg@10"] > 0
     assert engine.active_run() is None  # training never makes a run active by itself
+
+
+def test_popularity_s_served_test_is_measured_where_its_re_ranker_is_kept():
+    """The report sets the run's served test beside what a popularity run serves: plain popularity's
+    test beside a served list flattered the model that the gate (served against served) then flagged."""
+    data, split = demo_sequences()
+    log = TrainLog.from_split(data, split)
+    popularity, config = fit_baseline_on_log("pop", log), TrainConfig()
+    side = popularity_side(popularity, data, split, None, served=(log, ItemFacts.from_log(log), config, None))
+    assert side.ranker.report["kept"]  # the demo's co-occurrence lifts popularity's lists
+    served, plain = side.figures["served_test"], side.figures["test"]
+    assert served["ndcg@10"] > plain["ndcg@10"]
+    assert set(served) == set(plain)
+    unserved = popularity_side(popularity, data, split, None, test=False,
+                               served=(log, ItemFacts.from_log(log), config, None))
+    assert set(unserved.figures) == {"valid"}  # an update measures no test of popularity
 
 
 def test_baselines_are_not_gated(engine):
@@ -116,9 +133,11 @@ def test_the_generator_is_not_validated_again_after_training(engine, monkeypatch
     run = engine.train(config)
     best = run.metrics["training"]["epochs"][run.metrics["training"]["best_epoch"] - 1]
     assert run.metrics["valid"]["ndcg@10"] == pytest.approx(best["valid_ndcg10"])  # the best epoch's own ranks
-    # Popularity on validation and test; the network only on the test (served, and alone when re-ranked).
+    # Popularity on validation and test (and served, where its re-ranker is kept, before training); the
+    # network only on the test (served, and alone when re-ranked).
     assert scored.count("PopularityScorer") == 2
-    assert len(scored) - 2 == (2 if run.metrics["ranker"]["kept"] else 1)
+    popularity_served = "served_test" in run.metrics["popularity"]
+    assert len(scored) - 2 == (2 if run.metrics["ranker"]["kept"] else 1) + popularity_served
     assert len(counted) == 1
     # Popularity's side is measured before training, and what follows the epochs is planned from it.
     assert list(run.metrics["timing"]["seconds"])[:3] == ["reading", "popularity", "training"]
