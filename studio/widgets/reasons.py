@@ -13,8 +13,20 @@ from typing import Optional, Sequence
 from core.serving import REASON_TITLES, and_list, taken_with_words
 from studio.widgets.timeline_events import TimelineEvent, as_user_sequence
 
-VERBS = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated",
-         "interaction": "took", "like": "liked", "watch": "watched", "play": "played"}
+# What the user did, by event type as shops name them (lower case, letters only: "add_to_cart" is "addtocart");
+# a type not here ("Warenkorb") is named beside the item: "because they took Holzzug (Warenkorb)".
+VERBS = {
+    **dict.fromkeys(("view", "pageview", "pv", "detail", "detailview", "productview", "visit"), "viewed"),
+    **dict.fromkeys(("click", "clicked"), "clicked"),
+    **dict.fromkeys(("cart", "addtocart", "addcart", "addedtocart", "basket", "addtobasket"), "added to cart"),
+    **dict.fromkeys(("removefromcart", "remove"), "removed from cart"),
+    **dict.fromkeys(("purchase", "buy", "order", "transaction", "checkout", "sale", "bought"), "bought"),
+    **dict.fromkeys(("rating", "rate", "rated"), "rated"),
+    **dict.fromkeys(("review", "reviewed"), "reviewed"),
+    **dict.fromkeys(("like", "fav", "favorite", "favourite", "wishlist", "save", "bookmark"), "liked"),
+    "interaction": "took", "watch": "watched", "play": "played", "listen": "listened to", "read": "read",
+    "download": "downloaded", "install": "installed", "search": "searched for", "share": "shared",
+}
 AGO_UNITS = ((365 * 86_400, "year"), (30 * 86_400, "month"), (7 * 86_400, "week"), (86_400, "day"),
              (3600, "hour"), (60, "minute"))
 
@@ -39,25 +51,29 @@ def _reason(rec, latest: dict[str, TimelineEvent], last_time: Optional[float], t
         named = [latest[item] for item, _ in rec.because[:REASON_TITLES] if item in latest]
     if not named:
         return rec.reason
-    verbs = [_verb(event) for event in named]
+    deeds = [_deed(event) for event in named]
+    verbs, whats = [verb for verb, _ in deeds], [what for _, what in deeds]
     who = "you" if all(event.what_if for event in named) else "they"
     ago = _ago(named, last_time) if time_kind == "unix" else None
     if rec.taken_with is not None:
-        said = taken_with_words(named[0].title, verbs[0], who)
+        said = taken_with_words(whats[0], verbs[0], who)
     elif len(set(verbs)) == 1:
-        said = f"because {who} {verbs[0]} {and_list([event.title for event in named])}"
+        said = f"because {who} {verbs[0]} {and_list(whats)}"
     else:
-        said = f"because {who} " + and_list([f"{verb} {event.title}" for verb, event in zip(verbs, named)])
+        said = f"because {who} " + and_list([f"{verb} {what}" for verb, what in deeds])
     parts = [said + (f", {ago}" if ago else "")]
     if rec.interest:
         parts.append(f"fits their interest in {rec.interest}")
     return " · ".join(parts)
 
 
-def _verb(event: TimelineEvent) -> str:
+def _deed(event: TimelineEvent) -> tuple[str, str]:
+    """(what the user did, the item as named after it): "bought", "Heat"; for an event type with no
+    English verb, "took" and the type beside the item: "took", "Heat (Warenkorb)"."""
     if event.what_if:
-        return "added"
-    return VERBS.get(event.event_type.lower(), f"{event.event_type}:")
+        return "added", event.title
+    verb = VERBS.get("".join(char for char in event.event_type.lower() if char.isalpha()))
+    return (verb, event.title) if verb else ("took", f"{event.title} ({event.event_type})")
 
 
 def _ago(named: list[TimelineEvent], last_time: Optional[float]) -> Optional[str]:

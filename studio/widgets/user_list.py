@@ -14,13 +14,25 @@ import datetime as dt
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.dialogs.errors import show_error
 from studio.widgets.tables import fit_column
 
 PAGE_SIZE = 200
 SEARCH_DELAY_MS = 150  # wait for a pause in typing before asking the engine
+ID_SEPARATORS = "@.-_:/|"  # where a shared ending of the ids may start ("@shop.de", "-DE")
+SHARED_ENDING_MIN = 3  # characters an ending must have to be worth leaving out
+CELL_PADDING = 8  # pixels a table cell keeps beside its text
 
 # (header, row attribute, engine order key, the order's direction, tooltip). The engine keeps
 # each order precomputed in one direction: ids ascending, activity and last-seen newest first.
@@ -70,6 +82,7 @@ class UserListModel(QAbstractTableModel):
         self.time_kind = "unix"
         self.total = 0
         self.most_events = 0  # of any user matching the search, loaded or not: sizes the Events column
+        self.shared_ending = ""  # what every id of the first page ends with ("@example.de"), if anything
 
     # -- what the view sees ----------------------------------------------------------------
 
@@ -174,9 +187,42 @@ class UserListModel(QAbstractTableModel):
         self._rows = list(page)
         self.total = total
         self.most_events = most_events
+        self.shared_ending = shared_ending([row.user for row in self._rows])
         self._exhausted = len(page) < self.page_size or len(page) >= total
         self.endResetModel()
         self.count_changed.emit(total)
+
+
+def shared_ending(ids: list[str]) -> str:
+    """The ending every one of ``ids`` (two or more) shares from a separator on ("@example.de" of
+    e-mail addresses), or "": what a narrow list can leave out of each id without losing the part that
+    tells them apart."""
+    if len(ids) < 2:
+        return ""
+    first = ids[0]
+    common = 0
+    while common < len(first) and all(len(i) > common and i[-1 - common] == first[-1 - common] for i in ids):
+        common += 1
+    ending = first[len(first) - common:] if common else ""
+    cut = next((at for at, char in enumerate(ending) if char in ID_SEPARATORS), None)
+    if cut is None or common == min(map(len, ids)):
+        return ""  # no separator in it, or some id is all ending
+    ending = ending[cut:]
+    return ending if len(ending) >= SHARED_ENDING_MIN else ""
+
+
+class IdDelegate(QStyledItemDelegate):
+    """Draws an id too wide for its cell without the ending every listed id shares ("kunde36…"), and
+    where even that is too wide, with the rest cut at its start ("…e136…"): the middle elision alone
+    showed every e-mail address of a shop as "ku…de"."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 - Qt's name
+        super().initStyleOption(option, index)
+        ending = index.model().shared_ending
+        room = option.rect.width() - CELL_PADDING
+        if ending and option.text.endswith(ending) and option.fontMetrics.horizontalAdvance(option.text) > room:
+            option.text = option.fontMetrics.elidedText(option.text[: -len(ending)] + "…", Qt.TextElideMode.ElideLeft,
+                                                        room)
 
 
 def first_page(engine: Any, search: str, order_by: str, page_size: int) -> tuple[int, list, int, str]:
@@ -210,6 +256,7 @@ class UserList(QWidget):
         # Shops' ids often share a prefix ("customer-0012", "customer-0013"): cut short at the end, every
         # row of the narrow list read the same, so the middle goes and the telling end stays.
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setItemDelegateForColumn(0, IdDelegate(self.table))
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

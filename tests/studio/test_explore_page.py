@@ -346,6 +346,22 @@ def test_reasons_say_what_the_user_did_and_how_long_ago():
     assert reason_in_words(taken_with, events[:2]) == taken_with.reason  # an event the timeline does not show
 
 
+def test_reasons_name_event_types_without_an_english_verb_beside_the_item():
+    """A German shop's "Warenkorb" read "often taken with Heat, which they Warenkorb:, just now"; the
+    shops' own spellings of English types ("add_to_cart", "pv", "transaction") had no verb either."""
+    from core.serving import Recommendation
+    from studio.widgets.timeline_events import TimelineEvent
+
+    events = [TimelineEvent("a", "Heat", (), "Warenkorb", 0.0), TimelineEvent("b", "Babe", (), "add_to_cart", 60.0),
+              TimelineEvent("c", "Alien", (), "transaction", 120.0), TimelineEvent("d", "Up", (), "pv", 180.0)]
+    taken_with = Recommendation(1, "z", "Z", (), 1.0, "often taken with Heat, which they took", [], None, taken_with="a")
+    assert reason_in_words(taken_with, events) == "often taken with Heat (Warenkorb), which they took, 3 minutes ago"
+    drivers = Recommendation(2, "y", "Y", (), 1.0, "because they took Babe, Alien", [("b", 0.4), ("c", 0.3)], None)
+    assert reason_in_words(drivers, events) == "because they added to cart Babe and bought Alien, 1 minute ago"
+    viewed = Recommendation(3, "x", "X", (), 1.0, "because they took Up", [("d", 0.4)], None)
+    assert reason_in_words(viewed, events) == "because they viewed Up, just now"
+
+
 @pytest.mark.parametrize("size", [(1280, 800), (1024, 700)])
 def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window, tmp_path, size):
     window.context.set_engine(open_trained_copy(tmp_path))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import Qt
+from types import SimpleNamespace
 
-from studio.widgets.user_list import UserList, UserListModel
+import pytest
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtWidgets import QStyleOptionViewItem
+
+from studio.widgets.user_list import UserList, UserListModel, shared_ending
 
 from tests.studio.trained_workspace import TINY_SHOP, open_trained_copy
 
@@ -84,6 +87,52 @@ def test_long_ids_keep_their_telling_end_and_show_whole_in_a_tooltip(qtbot, engi
     user = widget.model.user_at(0)
     assert widget.table.textElideMode() == Qt.TextElideMode.ElideMiddle
     assert widget.model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole) == user
+
+
+class EmailShop:
+    """An engine whose shoppers are known by their e-mail addresses."""
+
+    rows = [SimpleNamespace(user=f"kunde{n}@example.de", events=40 - n, last_seen=1.7e9) for n in range(40)]
+
+    def user_count(self, search=None):
+        return len(self.rows)
+
+    def users_page(self, offset, limit, search=None, order_by="activity"):
+        return self.rows[offset:offset + limit]
+
+    def time_kind(self):
+        return "unix"
+
+
+def test_ids_that_share_an_ending_show_what_tells_them_apart_when_the_list_is_narrow(qtbot):
+    """A shop's e-mail addresses all read "kun…de" in a laptop's user list: the middle that tells
+    them apart was what the elision cut. The shared ending goes first."""
+    widget = UserList()
+    qtbot.addWidget(widget)
+    widget.set_engine(EmailShop())
+    assert widget.model.shared_ending == "@example.de"
+    delegate, index = widget.table.itemDelegateForColumn(0), widget.model.index(36, 0)
+    shown = {}
+    metrics = widget.table.fontMetrics()
+    widths = {"narrow": metrics.horizontalAdvance("kunde36…") + 10, "narrower": metrics.horizontalAdvance("…e36…") + 10,
+              "wide": metrics.horizontalAdvance("kunde36@example.de") + 10}
+    for name, width in widths.items():
+        option = QStyleOptionViewItem()
+        option.initFrom(widget.table)
+        option.rect = QRect(0, 0, width, 22)
+        delegate.initStyleOption(option, index)
+        shown[name] = option.text
+    assert shown["narrow"] == "kunde36…" and shown["wide"] == "kunde36@example.de"
+    assert shown["narrower"].startswith("…") and shown["narrower"].endswith("36…")
+    assert index.data() == "kunde36@example.de"  # what is copied, searched and selected stays whole
+
+
+@pytest.mark.parametrize("ids, ending", [
+    (["kunde0@example.de", "kunde36@example.de"], "@example.de"), (["a-DE", "b-DE"], "-DE"),
+    (["customer-0012", "customer-0013"], ""), (["user_1", "user_11"], ""), (["@a.de", "b@a.de"], ""),
+    (["x@a.de"], "")])
+def test_the_shared_ending_starts_at_a_separator_and_leaves_every_id_something(ids, ending):
+    assert shared_ending(ids) == ending
 
 
 def test_background_first_pages_show_only_the_latest_search(qtbot, context, engine):
