@@ -335,9 +335,11 @@ class RunTable(QTableWidget):
         ]
         cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
         if run.beats_popularity is False:
-            cells[2].setText(f"{run.status} · {BELOW_POPULARITY}")
-            cells[2].setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
-            cells[2].setToolTip(BELOW_POPULARITY_TIP)
+            # Said in the Status column, or where a table leaves it out (Evaluate), beside the model's name.
+            flagged = cells[1] if "Status" in self.hidden else cells[2]
+            flagged.setText(f"{flagged.text()} · {BELOW_POPULARITY}")
+            flagged.setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
+            flagged.setToolTip(BELOW_POPULARITY_TIP)
         cells[3].setToolTip(settings_tooltip(run))
         for cell in cells[1:3]:  # elided when the table is narrow: whole on hover
             cell.setToolTip(cell.toolTip() or cell.text())

@@ -327,6 +327,12 @@ def test_run_table_flags_a_run_worse_than_popularity(qtbot):
     table.set_runs([run(1, True), run(2, False), run(3, None)])
     assert [table.item(row, 2).text() for row in range(3)] == ["done", "done · worse than popularity", "done"]
     assert "popularity" in table.item(1, 2).toolTip()
+    # The Evaluate page's table leaves the Status column out to fit a laptop: the flag went with it.
+    compared = RunTable(hidden=("Status", "Device"))
+    qtbot.addWidget(compared)
+    compared.set_runs([run(1, True), run(2, False)])
+    assert [compared.item(row, 1).text() for row in range(2)] == ["GRU", "GRU · worse than popularity"]
+    assert "popularity" in compared.item(1, 1).toolTip()
 
 
 def test_a_run_table_off_screen_measures_its_columns_when_it_shows(qtbot, monkeypatch):
