@@ -27,6 +27,7 @@ MODEL_NAMES = {
 STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "interrupted": "#b45309",
                   "failed": "#b91c1c"}
 BELOW_POPULARITY = "worse than popularity"
+BELOW_POPULARITY_MARK = "⚠"  # beside the run's number where the Status column is left out
 BELOW_POPULARITY_TIP = ("This model did not beat the popularity baseline on validation (paired test on the same "
                         "users), so it was not made the active model; popularity serves these users as well or "
                         "better.")
@@ -335,16 +336,20 @@ class RunTable(QTableWidget):
         ]
         cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
         if run.beats_popularity is False:
-            # Said in the Status column, or where a table leaves it out (Evaluate), beside the model's name.
-            flagged = cells[1] if "Status" in self.hidden else cells[2]
-            flagged.setText(f"{flagged.text()} · {BELOW_POPULARITY}")
-            flagged.setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
-            flagged.setToolTip(BELOW_POPULARITY_TIP)
+            # Said in the Status column; where a table leaves it out (Evaluate, to fit a laptop) the run's
+            # number is marked instead, and the details line says it in words.
+            cells[2].setText(f"{run.status} · {BELOW_POPULARITY}")
+            flagged = [cells[0], cells[1]] if "Status" in self.hidden else [cells[2]]
+            if "Status" in self.hidden:
+                cells[0].setText(f"{cells[0].text()}  {BELOW_POPULARITY_MARK}")
+            for cell in flagged:
+                cell.setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
+                cell.setToolTip(BELOW_POPULARITY_TIP)
         cells[3].setToolTip(settings_tooltip(run))
         for cell in cells[1:3]:  # elided when the table is narrow: whole on hover
             cell.setToolTip(cell.toolTip() or cell.text())
         for cell in cells[FIXED_COLUMNS:]:
             cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(users_text(run))
-        cells[0].setToolTip(ACTIVE_TIP if active else "Run number")
+        cells[0].setToolTip(cells[0].toolTip() or (ACTIVE_TIP if active else "Run number"))
         return cells

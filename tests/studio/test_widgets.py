@@ -331,8 +331,10 @@ def test_run_table_flags_a_run_worse_than_popularity(qtbot):
     compared = RunTable(hidden=("Status", "Device"))
     qtbot.addWidget(compared)
     compared.set_runs([run(1, True), run(2, False)])
-    assert [compared.item(row, 1).text() for row in range(2)] == ["GRU", "GRU · worse than popularity"]
-    assert "popularity" in compared.item(1, 1).toolTip()
+    assert [compared.item(row, 0).text() for row in range(2)] == ["#1", "#2  ⚠"]
+    assert "popularity" in compared.item(1, 0).toolTip() and "popularity" in compared.item(1, 1).toolTip()
+    compared.selectRow(1)
+    assert "worse than popularity" in compared.details.text()
 
 
 def test_a_run_table_off_screen_measures_its_columns_when_it_shows(qtbot, monkeypatch):
