@@ -25,12 +25,16 @@ REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("use
 
 # Normalised column names (lower case, letters and digits only) that reveal a role.
 _ALIASES = {
+    # Public logs' own names too: Amazon reviews' reviewerID, Olist's customer_unique_id, a session-based log's
+    # session_id (each session one shopper); Yelp's business_id, music's track_id, Steam's app_id.
     "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid", "memberid", "accountid",
-             "shopperid", "userpseudoid"),
-    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid", "productcode"),
+             "shopperid", "userpseudoid", "reviewerid", "customeruniqueid", "buyerid", "profileid", "sessionid"),
+    "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid", "productcode",
+             "businessid", "trackid", "songid", "bookid", "isbn", "gameid", "appid", "videoid", "recipeid",
+             "listingid", "venueid", "contentid", "offerid"),
     "time": ("timestamp", "time", "date", "step", "ts", "datetime", "eventtime", "created", "createdat"),
     "event": ("event", "eventtype", "action", "type", "behavior", "behaviour", "interaction", "eventname"),
-    "value": ("rating", "value", "price", "amount", "score", "quantity", "qty"),
+    "value": ("rating", "value", "price", "amount", "score", "quantity", "qty", "stars", "bookrating"),
     "title": ("title", "name", "itemname", "productname", "movietitle"),
     "categories": ("categories", "category", "genres", "genre", "tags"),
 }

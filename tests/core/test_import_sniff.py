@@ -26,6 +26,21 @@ def test_delimiter_header_and_roles(tmp_path, delimiter):
     assert result.preview == rows[1:]
 
 
+@pytest.mark.parametrize("header, row, roles", [
+    ("review_id,user_id,business_id,stars,date", "KU_O5,mh_-eM,XQfwV,3.0,2018-07-07 22:09:11",
+     {"user": "user_id", "item": "business_id", "value": "stars", "time": "date"}),  # Yelp
+    ("reviewerID,asin,overall,unixReviewTime", "A2SUAM1J3GNN3B,0000013714,5.0,1393545600",
+     {"user": "reviewerID", "item": "asin", "time": "unixReviewTime"}),  # Amazon reviews
+    ("session_id,timestamp,item_id", "1,2014-04-07T10:51:09.277Z,214536502",
+     {"user": "session_id", "item": "item_id", "time": "timestamp"}),  # a session-based log
+    ("User-ID;ISBN;Book-Rating", "276725;034545104X;0", {"user": "User-ID", "item": "ISBN", "value": "Book-Rating"}),
+    ("session_id,user_id,track_id,ts", "1,u1,t1,1700000000", {"user": "user_id", "item": "track_id", "time": "ts"}),
+])
+def test_public_logs_own_names_for_shopper_and_item_are_guessed(tmp_path, header, row, roles):
+    """Each of these had to be mapped by hand (--map), though their names leave no doubt."""
+    assert sniff(_write(tmp_path, "log.csv", f"{header}\n{row}\n")).roles == roles
+
+
 def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values_show(tmp_path):
     events = _write(tmp_path, "e.csv", "zeit;kunde;artikel;aktion\n2025-05-05T16:38:02.67+01:00;k1;a1;view\n"
                                        "2025-05-05T16:41:58+01:00;k1;a2;cart\n")
