@@ -50,20 +50,28 @@ def open_table_bytes(path: Path) -> BinaryIO:
 
 def table_size(path: Path) -> int:
     """Bytes of text the file holds, for progress and the expected row count: a gzip file's own
-    record of it (modulo 4 GiB, so at least the packed size), a zip member's size, a plain file's size."""
+    record of it (modulo 4 GiB: raised until it is at least what the packed size implies), a zip
+    member's size, a plain file's size."""
     packed = path.stat().st_size
     kind = packing(path)
     if kind == "gzip":
         with open(path, "rb") as handle:
             handle.seek(-4, 2)
             recorded = struct.unpack("<I", handle.read(4))[0]
-        while recorded < packed:
+        while recorded < _least_text(packed):
             recorded += 1 << 32
         return recorded
     if kind == "zip":
         with zipfile.ZipFile(path) as archive:
             return archive.getinfo(_table_member(path, archive)).file_size
     return packed
+
+
+def _least_text(packed: int) -> int:
+    """The fewest bytes of text a gzip file of ``packed`` bytes can hold: deflate stores text it cannot
+    shrink with 5 bytes more per 64 KiB block, and the header and trailer take a few dozen (a name
+    at most a few hundred). A small file's text may be shorter than the file itself."""
+    return packed - packed // 10_000 - 1024
 
 
 def _table_member(path: Path, archive: zipfile.ZipFile) -> str:

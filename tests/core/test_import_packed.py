@@ -35,6 +35,9 @@ def test_a_gzip_or_zip_log_imports_as_its_text_and_is_the_same_import_as_the_pla
             assert (report.rows_read, report.rows_accepted, report.time_unit) == (500, 500, "seconds")
             assert workspace.user_sequence("c3")["item"].tolist()[:2] == ["s3", "s10"]
             assert import_files(workspace, events=plain).file("events").duplicate  # one log, however packed
+    tiny = tmp_path / "tiny.csv.gz"  # smaller than its own packing: its size is still the text's
+    tiny.write_bytes(gzip.compress(b"user,item\nu1,i1\n"))
+    assert tiny.stat().st_size > 16 and sniff(tiny).size_bytes == 16
 
 
 def test_a_damaged_or_ambiguous_archive_is_refused_naming_the_file_and_nothing_is_stored(tmp_path):
