@@ -66,9 +66,6 @@ def test_popularity_s_served_test_is_measured_where_its_re_ranker_is_kept():
     served, plain = side.figures["served_test"], side.figures["test"]
     assert served["ndcg@10"] > plain["ndcg@10"]
     assert set(served) == set(plain)
-    unserved = popularity_side(popularity, data, split, None, test=False,
-                               served=(log, ItemFacts.from_log(log), config, None))
-    assert set(unserved.figures) == {"valid"}  # an update measures no test of popularity
 
 
 def test_baselines_are_not_gated(engine):
