@@ -26,7 +26,7 @@ from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileRep
 from core.importing.ids import IdMap
 from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, column_text
 from core.importing.target import Target, WrittenEvents
-from core.importing.times import slashed_dates_shown
+from core.importing.times import ORDER, slashed_dates_shown
 from core.importing.sources import Source, open_source
 from core.progress import CancelToken, Progress, ProgressCallback, RateMeter, emit
 from core.store import Workspace, schema
@@ -329,8 +329,11 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
 
 def _dates_undecided(target: Target, plan: _Plan, block) -> bool:
     """Whether ``block`` holds slashed dates that neither it, the file so far, the user nor the workspace
-    says the order of: its rows would be refused as ambiguous though a later block may tell."""
-    if plan.loader.time.date_order is not None or target.date_order is not None:
+    says the order of: its rows would be refused as ambiguous though a later block may tell. Asked only
+    while no block has told the column's clock: once one has (unix seconds, ISO dates, a date order) or
+    the times are an order, a block's text is not read again before the loader reads it."""
+    time = plan.loader.time
+    if time.date_order is not None or target.date_order is not None or time.unit is not None or time.kind == ORDER:
         return False
     slashed, order = slashed_dates_shown(column_text(block.table, plan.roles["time"]))
     return slashed and order is None

@@ -167,10 +167,7 @@ class TimeColumn:
         is not known yet, which of them fall in years outside the clock's range). The first call that
         meets a date only one order reads decides the order (``date_order``)."""
         seconds, outside = np.full(len(strings), np.nan), np.zeros(len(strings), dtype=bool)
-        if not pc.any(pc.match_substring(strings, "/")).as_py():  # a tenth of the regex's time on an ISO block
-            return outside.copy(), seconds, outside
-        parts = pc.extract_regex(strings, _SLASHED_PARTS)  # null where a cell is no slashed date
-        slashed = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+        parts, slashed = _slashed_parts(strings)
         if not slashed.any():
             return slashed, seconds, outside
         first, second, year = (to_numbers(pc.struct_field(parts, name)) for name in ("first", "second", "year"))
@@ -285,10 +282,17 @@ def _days_since_1970(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     return np.where(valid, days, np.nan)
 
 
+def _slashed_parts(strings: pa.Array) -> tuple[Optional[pa.StructArray], np.ndarray]:
+    """(the parts of each cell written as a slashed date: null where a cell is none, which cells are)."""
+    if not pc.any(pc.match_substring(strings, "/")).as_py():  # a tenth of the regex's time on an ISO block
+        return None, np.zeros(len(strings), dtype=bool)
+    parts = pc.extract_regex(strings, _SLASHED_PARTS)
+    return parts, pc.is_valid(parts).to_numpy(zero_copy_only=False)
+
+
 def slashed_dates_shown(strings: pa.Array) -> tuple[bool, Optional[str]]:
     """(whether any cell is a slashed date, the order those dates show: None where none tells)."""
-    parts = pc.extract_regex(strings, _SLASHED_PARTS)
-    slashed = pc.is_valid(parts).to_numpy(zero_copy_only=False)
+    parts, slashed = _slashed_parts(strings)
     if not slashed.any():
         return False, None
     first, second = (to_numbers(pc.struct_field(parts, name))[slashed] for name in ("first", "second"))
