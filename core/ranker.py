@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from core.candidate_sources import NewItemCandidates, candidate_sources, top_candidates
-from core.generator import CandidateSource, mask_seen
+from core.generator import CandidateSource, ColdStartScorer, mask_seen
 from core.ranker_features import (
     COOCCURRENCE_GROUP,
     FEATURES,
@@ -280,6 +280,15 @@ class RankedScorer(WrappedScorer):
         base.scatter_(1, index, torch.where(finite, lifted, base.gather(1, index)))
         base[:, 0] = float("-inf")
         return base
+
+
+def served_scorer(scorer: Scorer, ranker: Optional[Ranker], item_interest: np.ndarray, fallback: Scorer,
+                  exclude_seen: Optional[bool] = None) -> Scorer:
+    """What a run serves, as one ``Scorer``: its generator re-ordered by its ranker (None: the ranker was
+    left out, the generator's order is served) and, for a user without a history, ``fallback``
+    (popularity). A run's test, popularity's side of the gate and a later re-evaluation all score this."""
+    ranked = scorer if ranker is None else RankedScorer(scorer, ranker, item_interest, exclude_seen)
+    return ColdStartScorer(ranked, fallback)
 
 
 def mmr_order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, k: int, diversity: float) -> np.ndarray:

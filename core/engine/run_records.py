@@ -16,8 +16,7 @@ from core.bundles import Bundle, BundleError, load_bundle
 from core.data import EvalMode
 from core.evaluation import evaluate_scorer, paired_significance
 from core.errors import NextPickError, UsageError
-from core.generator import ColdStartScorer
-from core.ranker import RankedScorer
+from core.ranker import served_scorer
 from core.store.array_files import save_array_folder
 
 
@@ -117,9 +116,8 @@ class RunMethods:
         bundle, data, run = self.bundle(run_id), self.sequence_data(), runs.get_run(self.workspace, run_id)
         mode = EvalMode(eval_mode or run.split.eval_mode)
         split = replace(run.split, eval_mode=mode).split(data)
-        ranked = bundle.scorer if bundle.ranker is None else RankedScorer(
-            bundle.scorer, bundle.ranker, bundle.item_interest, exclude_seen=mode.masks_history)
-        served = ColdStartScorer(ranked, bundle.fallback)
+        served = served_scorer(bundle.scorer, bundle.ranker, bundle.item_interest, bundle.fallback,
+                               exclude_seen=mode.masks_history)
         report = evaluate_scorer(served, data, split.test, progress=progress, cancel=cancel,
                                  split_name=split.description)
         if mode is run.split.eval_mode:

@@ -10,9 +10,8 @@ from typing import Optional
 import numpy as np
 
 from core.evaluation import evaluate_scorer, paired_test, per_user_metric
-from core.generator import ColdStartScorer
 from core.progress import Progress, emit
-from core.ranker import RankedScorer
+from core.ranker import served_scorer
 from core.ranker_training import train_ranker
 from core.runs.ranker_inputs import interest_vocabulary, target_times
 
@@ -53,9 +52,8 @@ def popularity_side(popularity, data, split, cancel, test: bool = True, served=N
                           target_times=target_times(data, split.valid), facts=facts, cancel=cancel,
                           neighbours=config.knn_candidates, new_items=config.new_item_candidates)
     if test and ranker.report["kept"]:
-        figures["served_test"] = evaluate_scorer(
-            ColdStartScorer(RankedScorer(popularity, ranker, item_interest), popularity), data, split.test,
-            cancel=cancel, split_name=split.description).metrics
+        figures["served_test"] = evaluate_scorer(served_scorer(popularity, ranker, item_interest, popularity),
+                                                 data, split.test, cancel=cancel, split_name=split.description).metrics
     return PopularitySide(figures, pop_valid.ranks, ranker)
 
 

@@ -21,7 +21,7 @@ from core.evaluation import evaluate_scorer, metrics_from_ranks
 from core.generator import ColdStartScorer
 from core.memory import hand_back_freed_memory
 from core.progress import Cancelled, Progress, emit
-from core.ranker import RankedScorer
+from core.ranker import served_scorer
 from core.ranker_features import ItemFacts
 from core.ranker_training import train_ranker
 from core.runs import BUNDLE, RunSummary, create_run, get_run, reopen_run, run_folder, update_run
@@ -146,7 +146,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     phases.end("re-ranker")
     kept = ranker is not None and ranker_report["kept"]
     generator = ColdStartScorer(scorer, popularity)
-    served = ColdStartScorer(RankedScorer(scorer, ranker, item_interest), popularity) if kept else generator
+    served = served_scorer(scorer, ranker if kept else None, item_interest, popularity)
     valid_ranks = _generator_valid_ranks(trained_ranks, fit_split is split, generator, data, split, cancel)
     # An update evaluates what its decision (the popularity gate) and its report need: the re-ranker
     # it reuses and popularity's test figures were measured with its parent.
