@@ -51,16 +51,15 @@ def _reason(rec, latest: dict[str, TimelineEvent], last_time: Optional[float], t
         named = [latest[item] for item, _ in rec.because[:REASON_TITLES] if item in latest]
     if not named:
         return rec.reason
-    deeds = [_deed(event) for event in named]
-    verbs, whats = [verb for verb, _ in deeds], [what for _, what in deeds]
+    verbs, whats = zip(*[_deed(event) for event in named])
     who = "you" if all(event.what_if for event in named) else "they"
     ago = _ago(named, last_time) if time_kind == "unix" else None
     if rec.taken_with is not None:
         said = taken_with_words(whats[0], verbs[0], who)
     elif len(set(verbs)) == 1:
-        said = f"because {who} {verbs[0]} {and_list(whats)}"
+        said = f"because {who} {verbs[0]} {and_list(list(whats))}"
     else:
-        said = f"because {who} " + and_list([f"{verb} {what}" for verb, what in deeds])
+        said = f"because {who} " + and_list([f"{verb} {what}" for verb, what in zip(verbs, whats)])
     parts = [said + (f", {ago}" if ago else "")]
     if rec.interest:
         parts.append(f"fits their interest in {rec.interest}")

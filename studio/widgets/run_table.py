@@ -339,9 +339,10 @@ class RunTable(QTableWidget):
             # Said in the Status column; where a table leaves it out (Evaluate, to fit a laptop) the run's
             # number is marked instead, and the details line says it in words.
             cells[2].setText(f"{run.status} · {BELOW_POPULARITY}")
-            flagged = [cells[0], cells[1]] if "Status" in self.hidden else [cells[2]]
+            flagged = [cells[2]]
             if "Status" in self.hidden:
                 cells[0].setText(f"{cells[0].text()}  {BELOW_POPULARITY_MARK}")
+                flagged = cells[:2]
             for cell in flagged:
                 cell.setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
                 cell.setToolTip(BELOW_POPULARITY_TIP)
