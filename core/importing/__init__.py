@@ -10,7 +10,8 @@ from core.importing.errors import CsvImportError, FileReport, ImportReport, Reje
 from core.importing.history import import_history
 from core.importing.loaders import LOW_VALUE_ACTIONS, LowValues
 from core.importing.rejected import export_rejected, read_rejected_rows
-from core.importing.run import ImportOptions, import_files
+from core.importing.plan import ImportOptions
+from core.importing.run import import_files
 from core.importing.sniffing import SniffResult, sniff
 from core.importing.sources import preview_source
 from core.importing.sql import SqlQuery

@@ -12,7 +12,6 @@ import sqlite3
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -20,11 +19,10 @@ import numpy as np
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
 
-from core.errors import UsageError
-from core.importing import roles as roles_
-from core.importing.errors import REPORT_REJECTED_LIMIT, CsvImportError, FileReport, ImportReport, RejectedRow
+from core.importing.errors import REPORT_REJECTED_LIMIT, FileReport, ImportReport, RejectedRow
 from core.importing.ids import IdMap
-from core.importing.loaders import EventsLoader, LowValues, ProfileLoader, column_text
+from core.importing.loaders import column_text
+from core.importing.plan import ImportOptions, Plan, plan_source, reading
 from core.importing.target import Target, WrittenEvents
 from core.importing.times import ORDER, slashed_dates_shown
 from core.importing.sources import Source, open_source
@@ -44,70 +42,6 @@ _REBUILD_MIN_ROWS = 100_000
 BULK_SETTINGS = {"foreign_keys": 0, "cache_size": -IMPORT_CACHE_KIB, "temp_store": 1, "wal_autocheckpoint": 0}
 
 
-@dataclass
-class ImportOptions:
-    """How to read the sources of one import; None everywhere means "detect it". Delimiter,
-    encoding, header and column names are for CSV files only: Parquet files and queries name
-    and type their columns.
-
-    delimiter:      field separator for every file (",", "\\t", "|", ";"); None = sniff each file.
-    encoding:       text encoding for every file; None = UTF-8 (BOM or not) unless the file as
-                    a whole is not UTF-8, then latin-1. In UTF-8, a line with bytes that are
-                    not UTF-8 is a bad row.
-    has_header:     whether the first line names the columns; None = guess per file.
-    roles:          role -> column name, over the guesses. Roles: user, item, time, time_of_day,
-                    event, value (events); item, title, categories (items); user (users). Prefix
-                    a kind to aim at one file only: {"items.title": "name"}. Any other is refused.
-    column_names:   kind -> names for the columns of a headerless file, e.g.
-                    {"users": ["user", "age", "gender", "occupation", "zip"]}; names that are
-                    not roles become attribute names.
-    category_flags: one-hot (0/1) category columns of the items file; None = the trailing
-                    run of 0/1 columns, [] = none. Names come from a ``<stem>.genre`` file of
-                    ``name|index`` lines next to the items file, else from the columns.
-    strict:         abort the whole import on the first bad row (default: skip bad rows and
-                    keep a report of them in the workspace).
-    keep_duplicates: keep an event exactly like one already in the workspace or earlier in the
-                    file (same user, item, time, event type and value); by default such
-                    repeats, as in exports that overlap, are skipped and counted.
-    low_values:     what to do with events whose value (rating) is at or below a threshold:
-                    ``LowValues("drop", 2)`` leaves them out, ``LowValues("negative", 2)`` stores
-                    them marked negative (dislikes that training and evaluation never count as
-                    interactions); the default keeps them. Needs a value column.
-    date_order:     how dates written with slashes read: "mdy" (12/31/2025, as in the US) or
-                    "dmy" (31/12/2025); None = as the file's first date only one order reads
-                    shows, else as the workspace's earlier files showed (its rows are refused
-                    while neither tells).
-    chunk_rows:     rows parsed and written per block; bounds memory.
-    """
-
-    delimiter: Optional[str] = None
-    encoding: Optional[str] = None
-    has_header: Optional[bool] = None
-    roles: dict[str, str] = field(default_factory=dict)
-    column_names: dict[str, list[str]] = field(default_factory=dict)
-    category_flags: Optional[list[str]] = None
-    strict: bool = False
-    keep_duplicates: bool = False
-    low_values: LowValues = field(default_factory=LowValues)
-    date_order: Optional[str] = None
-    chunk_rows: int = 200_000
-
-    def __post_init__(self) -> None:
-        for key in self.roles:
-            reason = roles_.unknown_role_reason(key)
-            if reason is not None:
-                raise UsageError(f"cannot use the column {self.roles[key]!r} as {key!r}: {reason}")
-
-
-@dataclass
-class _Plan:
-    kind: str
-    source: Source
-    roles: dict[str, str]
-    loader: EventsLoader | ProfileLoader
-    category_flags: list[str] = field(default_factory=list)  # an items file's one-hot category columns
-
-
 def import_files(workspace: Workspace, events=None, items=None, users=None, options: Optional[ImportOptions] = None,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                  on_whole_log: Optional[Callable[[WholeLog], None]] = None) -> ImportReport:
@@ -120,7 +54,7 @@ def import_files(workspace: Workspace, events=None, items=None, users=None, opti
     """
     options = options or ImportOptions()
     started = time.perf_counter()
-    plans = [_plan(kind, open_source(kind, spec, options), options)
+    plans = [plan_source(kind, open_source(kind, spec, options), options)
              for kind, spec in (("items", items), ("users", users), ("events", events)) if spec]
     report = ImportReport()
     with _bulk_connection(workspace, progress, cancel) as raw:
@@ -162,7 +96,7 @@ def _bulk_connection(workspace: Workspace, progress: Optional[ProgressCallback],
 
 
 @contextmanager
-def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
+def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: Plan,
                             progress: Optional[ProgressCallback]) -> Iterator[bool]:
     """When an events file at least doubles the events table, building its indexes once at
     the end is much faster than updating them row by row (one sort instead of random writes).
@@ -187,44 +121,7 @@ def _events_indexes_rebuilt(raw: sqlite3.Connection, plan: _Plan,
     raw.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
 
 
-def _plan(kind: str, source: Source, options: ImportOptions) -> _Plan:
-    """Settle a source's roles before anything is written."""
-    roles = roles_.roles_for_kind(kind, source.roles, source.named_columns, source.columns, options.roles)
-    for role, column in roles.items():
-        if column not in source.columns:
-            hint = roles_.unaimed_map_hint(kind, role, column) if options.roles.get(role) == column else None
-            raise CsvImportError(source.label, None, column,
-                                 f"the {role} column {column!r} is not in the {_what(source)} ({', '.join(source.columns)})",
-                                 hint)
-    for role in roles_.REQUIRED_ROLES[kind]:
-        if role not in roles:
-            raise CsvImportError(source.label, None, None, roles_.missing_role_reason(kind, role, source.columns))
-    if kind == "events":
-        return _Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values,
-                                                       decimal_comma=source.settings().get("delimiter") == ";",
-                                                       date_order=options.date_order))
-    flags = _flags(kind, source, roles, options)
-    attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
-    names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
-    return _Plan(kind, source, roles, ProfileLoader(source.label, kind, roles, attributes, flags, names), flags)
-
-
-def _what(source: Source) -> str:
-    return "query's result" if source.path is None else "file"
-
-
-def _flags(kind: str, source: Source, roles: dict[str, str], options: ImportOptions) -> list[str]:
-    if kind != "items" or "categories" in roles:
-        return []
-    if options.category_flags is not None:
-        missing = [c for c in options.category_flags if c not in source.columns]
-        if missing:
-            raise CsvImportError(source.label, None, missing[0], f"category flag column is not in the {_what(source)}")
-        return list(options.category_flags)
-    return roles_.flag_columns(source.columns, source.preview, set(roles.values()))
-
-
-def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, cancel) -> FileReport:
+def _import_file(target: Target, plan: Plan, options: ImportOptions, progress, cancel) -> FileReport:
     started = time.perf_counter()
     source = plan.source
     report = FileReport(plan.kind, source.label, source.identity, roles=dict(plan.roles), columns=list(source.columns),
@@ -270,7 +167,7 @@ def _import_file(target: Target, plan: _Plan, options: ImportOptions, progress, 
     return report
 
 
-def _sort_the_log_beside(beside: ThreadPoolExecutor, target: Target, plan: _Plan, report: FileReport,
+def _sort_the_log_beside(beside: ThreadPoolExecutor, target: Target, plan: Plan, report: FileReport,
                          options: ImportOptions) -> Optional[Future]:
     """When the import holds every event, a thread sorts them while SQLite builds the indexes (the build
     lets go of the interpreter lock): the only events that can repeat another, its result
@@ -290,30 +187,21 @@ def _sort_the_log_beside(beside: ThreadPoolExecutor, target: Target, plan: _Plan
     return beside.submit(sort)
 
 
-def _reading(plan: _Plan) -> dict:
-    """How a source's rows are read (delimiter, encoding, header, column names, roles, the order of
-    slashed dates when named), as the import history stores it."""
-    # The date order as asked for: the same file read in another order is a new import.
-    order = plan.loader.date_order if isinstance(plan.loader, EventsLoader) else None
-    return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles,
-                                  **({"date_order": order} if order else {})}))
-
-
-def _earlier_import_read_alike(raw: sqlite3.Connection, plan: _Plan, sha256: str) -> Optional[int]:
+def _earlier_import_read_alike(raw: sqlite3.Connection, plan: Plan, sha256: str) -> Optional[int]:
     """The first earlier import of the same content read the same way, if any. The same file read
     another way (``--map`` naming the right time or title column after a first try rejected every
     row or filed the title as an attribute) is imported again: its events that repeat stored ones
     are skipped as repeats, and profiles are updated."""
-    reading = _reading(plan)
+    read_as = reading(plan)
     for import_id, options in raw.execute(
             "SELECT id, options FROM imports WHERE kind = ? AND source_sha256 = ? ORDER BY id", (plan.kind, sha256)):
         stored = json.loads(options or "{}")
-        if all(stored.get(key) == value for key, value in reading.items()):
+        if all(stored.get(key) == value for key, value in read_as.items()):
             return import_id
     return None
 
 
-def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
+def _load_blocks(target: Target, plan: Plan, report: FileReport, options: ImportOptions, progress, cancel) -> None:
     meter = RateMeter()
     looked_ahead = plan.kind != "events" or "time" not in plan.roles
     for block in plan.source.blocks(options.chunk_rows, plan.roles, every_column=plan.kind != "events"):
@@ -327,7 +215,7 @@ def _load_blocks(target: Target, plan: _Plan, report: FileReport, options: Impor
             cancel.raise_if_cancelled()
 
 
-def _dates_undecided(target: Target, plan: _Plan, block) -> bool:
+def _dates_undecided(target: Target, plan: Plan, block) -> bool:
     """Whether ``block`` holds slashed dates that neither it, the file so far, the user nor the workspace
     says the order of: its rows would be refused as ambiguous though a later block may tell. Asked only
     while no block has told the column's clock: once one has (unix seconds, ISO dates, a date order) or
@@ -339,7 +227,7 @@ def _dates_undecided(target: Target, plan: _Plan, block) -> bool:
     return slashed and order is None
 
 
-def _date_order_further_on(plan: _Plan, options: ImportOptions, progress, cancel) -> Optional[str]:
+def _date_order_further_on(plan: Plan, options: ImportOptions, progress, cancel) -> Optional[str]:
     """The order the first block of the file that can tell shows (None: none can), read ahead through its
     time column. A log whose first weeks fall on days 1 to 12 of their months said nothing in its first
     block, whose rows were all refused, however clearly a later block told the order."""
@@ -383,8 +271,8 @@ def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the
     return np.array([row[0] for row in repeats], dtype=np.int64)
 
 
-def _insert_import(target: Target, plan: _Plan, report: FileReport, options: ImportOptions) -> int:
-    settings = {**_reading(plan), "strict": options.strict}
+def _insert_import(target: Target, plan: Plan, report: FileReport, options: ImportOptions) -> int:
+    settings = {**reading(plan), "strict": options.strict}
     cursor = target.raw.execute(
         "INSERT INTO imports(kind, source_path, source_sha256, rows_read, rows_accepted, rows_rejected, "
         "duration_s, created_at, options) VALUES (?, ?, ?, 0, 0, 0, 0, ?, ?)",
