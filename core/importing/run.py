@@ -251,9 +251,9 @@ def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the
     ``among``: the only events that can (sharing user and time with another, when the import
     holds every event: ``WholeLog.sharing_user_and_time``): only those are looked up, instead of
     walking every event (18 of a 25M-event import's CPU seconds). Each new event looks for an earlier twin through the (user, time) index; only
-    a row whose (user, time) is shared is read from the table. The look-up names the index:
-    left to itself, SQLite may look twins up by item, which for a popular item means scanning
-    most of the table for every row. When the new events are most of the table they are
+    a row whose (user, time) is shared is read from the table. The look-up names the index, so
+    no later index (one by item would scan most of the table for a popular item) can take its
+    place. When the new events are most of the table they are
     walked in that index's order too, so each look-up lands next to the previous one instead
     of at random; a few new events are walked by id, without touching the older ones."""
     if among is not None and not len(among):

@@ -63,6 +63,7 @@ _WRITE_POLL_MS = 250
 # Steps that bring an older workspace up to SCHEMA_VERSION: {from_version: [sql, ...]}.
 _MIGRATIONS: dict[int, list[str]] = {
     1: ["ALTER TABLE events ADD COLUMN negative INTEGER NOT NULL DEFAULT 0"],  # low ratings marked negative
+    2: ["DROP INDEX IF EXISTS ix_events_item"],  # see schema: the events' second index
 }
 
 

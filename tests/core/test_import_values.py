@@ -312,7 +312,7 @@ def test_repeats_are_found_when_the_indexes_are_rebuilt_after_a_big_import(works
     assert (report.rows_accepted, report.duplicates) == (6, 1)
     with sqlite3.connect(workspace.path) as raw:
         names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"ix_events_user_ts", "ix_events_item"} <= names
+    assert "ix_events_user_ts" in names
 
 
 def test_an_id_repeated_in_a_profile_file_is_counted_and_its_last_row_kept(workspace, tmp_path):

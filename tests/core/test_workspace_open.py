@@ -165,3 +165,27 @@ def test_an_older_workspace_is_migrated_once_and_a_read_only_one_says_it_needs_u
         with ws.engine.connect() as conn:
             columns = [row[1] for row in conn.connection.dbapi_connection.execute("PRAGMA table_info(runs)")]
         assert columns.count("note") == 1
+
+
+def test_a_release_2_workspace_loses_its_index_by_item_and_counts_items_the_same(tmp_path):
+    """Release 2 kept an index of events by item; every posted event paid for it (issue 13's POST rate)."""
+    from core.store.stats import workspace_stats
+
+    path = tmp_path / "r2.sqlite"
+    events = tmp_path / "events.csv"
+    events.write_text("user,item,timestamp\nu1,a,1\nu1,b,2\nu2,a,3\nu3,a,4\nu3,c,5\n")
+    with Workspace.open(path) as ws:
+        import_files(ws, events=events)
+        before = workspace_stats(ws)
+    with sqlite3.connect(path) as raw:  # as release 2 left it
+        raw.execute("CREATE INDEX ix_events_item ON events (item_id)")
+        raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Workspace.open(path) as ws:
+        assert ws.schema_version == schema.SCHEMA_VERSION
+        with ws.engine.connect() as conn:
+            indexes = {row[0] for row in conn.connection.dbapi_connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
+        after = workspace_stats(ws)
+    assert indexes == {"ix_events_user_ts"}
+    assert (after.items_with_events, after.item_popularity.tolist()) == (3, [3, 1, 1])
+    assert after.item_popularity.tolist() == before.item_popularity.tolist()
