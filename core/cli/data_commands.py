@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ from core.importing import (
     repeated_rows,
 )
 from core.store import Workspace
-from core.store.stats import workspace_stats
+from core.store.stats import quality_notes, workspace_stats
 
 
 def add_commands(commands, common) -> None:
@@ -279,7 +280,8 @@ def cmd_stats(args, out: Output) -> dict:
     require_workspace(args.db)
     with Workspace.open(args.db) as workspace:
         stats = workspace_stats(workspace)
-    result = {"workspace": str(args.db), **stats.to_dict()}
+    # The notes the studio's Data page shows: what in the log may mislead a model, and what to do.
+    result = {"workspace": str(args.db), **stats.to_dict(), "notes": quality_notes(stats)}
     out.lines(_stats_lines(result, top=args.top))
     return result
 
@@ -306,6 +308,9 @@ def _stats_lines(s: dict, top: int) -> list[str]:
         lines.append(f"  {label:>9}  {'#' * round(30 * n / biggest):<30} {n:,}")
     lines.extend(_category_lines(s["categories"], s["named_categories"], top))
     lines.append(f"long tail: the top 10% of items get {s['top_decile_share']:.0%} of events")
+    for note in s.get("notes", []):
+        lines.extend(textwrap.wrap(note, width=100, initial_indent="note: ", subsequent_indent="      ",
+                                   break_on_hyphens=False, break_long_words=False))
     return lines
 
 

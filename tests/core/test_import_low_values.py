@@ -71,6 +71,17 @@ def test_the_data_note_on_low_ratings_points_to_the_import_option(workspace, rat
     assert "--low-values negative --low-at-most 2" in note and "Low ratings" in note
 
 
+def test_nextpick_stats_says_the_data_pages_notes(workspace, ratings, capsys):
+    """A person working from the command line was never told what the Data page warns of."""
+    _import(workspace, ratings, "keep")
+    code, out, _ = run(capsys, "stats", "--db", workspace.path)
+    assert code == 0 and "\nnote: 2 ratings of 2 or less count as interactions" in out
+    assert "(nextpick import --low-values negative --low-at-most 2)" in " ".join(out.split())  # wrapped whole
+    assert "\\n" not in out and max(map(len, out.splitlines())) <= 100
+    code, out, _ = run(capsys, "stats", "--db", workspace.path, "--json")
+    assert code == 0 and any("ratings of 2 or less" in note for note in json.loads(out)["notes"])
+
+
 def test_a_threshold_is_required_and_a_value_column_too(workspace, tmp_path):
     with pytest.raises(UsageError, match="at or below which value"):
         LowValues("drop")
