@@ -32,7 +32,8 @@ class TrainMethods:
         split it was started with. ``team``: the processes torchrun started to train the run together
         (``core.distributed``); the leader prepares the data and records the run, the others read and train.
         ``started``: the ``time.perf_counter()`` at which the run was asked for (the CLI's command start);
-        the time budget counts from it, reading the log included (default: now, before reading it).
+        the time budget counts from it, reading the log included (default: now, before reading it), and
+        embedding the items' text not (``_outside_the_budget``).
         """
         started = time.perf_counter() if started is None else started
         with team.leader_first():
@@ -48,11 +49,12 @@ class TrainMethods:
             if resumed.parent is not None:  # a stopped update resumes as an update
                 return self._update(self.run(resumed.parent), config, progress, cancel, resume_run, team)
             with team.leader_first():
-                text = self._recorded_text(resumed, "resumed", progress, cancel)
+                text, started = _outside_the_budget(started, lambda: self._recorded_text(resumed, "resumed", progress,
+                                                                                           cancel))
         else:
             choice = (split or SplitChoice()).resolve(data, self.time_kind())
             with team.leader_first():
-                text = self._training_text(config, progress, cancel)
+                text, started = _outside_the_budget(started, lambda: self._training_text(config, progress, cancel))
         return train_run(self.workspace, data, choice, config, progress, cancel, resume_run, text, team=team,
                          started=started)
 
@@ -172,3 +174,13 @@ class TrainMethods:
                 cancel.raise_if_cancelled()
             estimates[name] = estimate_training(data, split_data, config)
         return estimates
+
+
+def _outside_the_budget(started: float, read_text):
+    """``read_text()``'s vectors, and ``started`` moved on by the time it took. Embedding the items' text is a
+    one-time cost of the workspace (every later run and the service reuse the vectors), which the estimate
+    states apart from the budget ("before it, the language model reads N items' text once"). Counted in it,
+    a first Quick run (1 minute) on ml-latest-small spent 67 s embedding 9,742 titles and trained one step."""
+    began = time.perf_counter()
+    text = read_text()
+    return text, started + (time.perf_counter() - began)

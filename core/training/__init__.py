@@ -107,9 +107,10 @@ class TrainConfig:
         10, "how many passes in a row may fail to improve the validation score (by more than its noise) "
             "before training stops", low=1, label="Patience (passes)")
     time_budget: Optional[float] = setting(
-        None, "minutes the whole run may take: the passes and the learning-rate decay are planned to finish "
-              "within it, and the run records when it cut training short; automatic: 10 on a CPU, none on a "
-              "GPU; 0 = no limit", metavar="MIN", low=0, label="Time limit (minutes)")
+        None, "minutes the whole run may take, once the items' text is read (a first run reads it, later ones "
+              "reuse it): the passes and the learning-rate decay are planned to finish within it, and the run "
+              "records when it cut training short; automatic: 10 on a CPU, none on a GPU; 0 = no limit",
+        metavar="MIN", low=0, label="Time limit (minutes)")
     warmup_steps: int = setting(
         100, "steps at the start during which the learning rate grows from nothing to its full value, so "
              "the first steps cannot throw the model off", low=0, label="Warm-up steps")
