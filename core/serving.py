@@ -23,6 +23,7 @@ from core.store.schema import split_categories
 BECAUSE_ITEMS = 3  # history items listed in an explanation
 REASON_TITLES = 2  # of those, named in the one-line reason
 NEAR_UNIFORM = 1.5  # a history item explains a recommendation only with this many times an even share of the evidence
+LEANING = 1.5  # an item serves the user's interest only when the model gives it this many times an even share
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class Recommendation:
     because: up to three (history item id, weight) pairs, strongest first: the events that
     drove this item, each weighted by its share of all the history's evidence (so the listed
     weights sum to at most 1); items near an even share explain nothing and are left out.
-    interest: the predicted interest the item serves, or None (also when the model predicts
-    no interests). top_share: the item's place in
+    interest: the user's predicted interest the item serves, or None: when the model predicts no
+    interests, or when the item's interest is not one the user leans to (``LEANING``; "fits their
+    interest in Thriller" for a user predicted 1% Thriller misleads). top_share: the item's place in
     the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
     scale for every model, unlike ``score``, whose units differ from model to model.
     taken_with: the history item (id) the re-ranker lifted it for being often taken with, when
@@ -192,12 +194,15 @@ def _order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, 
 
 
 def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[Optional[str]]:
-    """The predicted interest each listed item serves (None for all when the model predicts none)."""
+    """The user's predicted interest each listed item serves: its own interest when the user's predicted
+    share of it is at least ``LEANING`` times an even one, else None (None for all when the model
+    predicts none)."""
     if not len(interests) or interests.sum() <= 0:
         return [None] * len(items)
     names = bundle.interest_names
+    leaning = interests >= LEANING * interests.sum() / len(interests)
     indices = [int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1 for item in items.tolist()]
-    return [names[i] if 0 <= i < len(names) else None for i in indices]
+    return [names[i] if 0 <= i < min(len(names), len(leaning)) and leaning[i] else None for i in indices]
 
 
 def _explained(rank, item, score, drivers, evidence, taken_with: int, fallback: str, interest: Optional[str], data,
