@@ -53,6 +53,12 @@ def _escape(match: re.Match) -> str:
     return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
+def cell(text: str, width: int) -> str:
+    """``text`` as a table cell ``width`` wide: padded, or cut with "…" so a reader sees that it goes on
+    (a cut at the width left "Adventure, Animation, Children, " and pulled the next column in)."""
+    return text.ljust(width) if len(text) <= width else text[:width - 1] + "…"
+
+
 def at_least(low: int):
     """An argparse type for a whole number of at least ``low``: a wrong value is a usage error (exit 2)."""
     def whole_number(text: str) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from core.cli.common import CliError, CommandLineError, Output, at_least, share
+from core.cli.common import CliError, CommandLineError, Output, at_least, cell, share
 from core.cli.run_commands import find_run
 from core.cli.text_commands import text_engine
 from core.errors import UsageError
@@ -84,7 +84,7 @@ def cmd_recommend(args, out: Output) -> dict:
     result = {"run": run_id, "user": args.user, "k": args.k, "recommendations": [dataclasses.asdict(r) for r in recs]}
     lines = [f"next items for user {args.user} (run #{run_id}):"]
     for r in recs:
-        lines.append(f"{r.rank:>3}. {r.item:<12} {r.title[:40]:<40} {', '.join(r.categories)[:32]:<32} {r.reason}")
+        lines.append(f"{r.rank:>3}. {r.item:<12} {cell(r.title, 40)} {cell(', '.join(r.categories), 32)} {r.reason}")
         if args.explain and r.because:
             lines.append("       because of " + ", ".join(f"{item} ({weight:.0%})" for item, weight in r.because[:3]))
     if len(recs) < args.k:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from core.cli.common import CliError, Output, require_workspace
+from core.cli.common import CliError, Output, cell, require_workspace
 from core.importing.ids import stored_id
 
 
@@ -59,8 +59,8 @@ def cmd_items(args, out: Output) -> dict:
         header = f"items {'matching' if by_meaning else 'whose id or title contains'} {args.search!r}:"
     if not by_meaning:
         out.stderr.write(f"nextpick items: no text model, so only words in titles are searched; {INSTALL_HINT}\n")
-    lines = [header] + [f"{rank:>3}. {f.item:<12} {f.title[:48]:<48} {', '.join(f.categories)[:32]}"
-                        + (f"  {f.similarity:.2f}" if hasattr(f, "similarity") else "")
+    lines = [header] + [(f"{rank:>3}. {f.item:<12} {cell(f.title, 48)} {cell(', '.join(f.categories), 32)}"
+                         + (f"  {f.similarity:.2f}" if hasattr(f, "similarity") else "")).rstrip()
                         for rank, f in enumerate(found, 1)]
     out.lines(lines if found else [header, "  nothing found"])
     return {"search": args.search, "similar": args.similar, "by_meaning": by_meaning,

@@ -13,7 +13,7 @@ import pytest
 
 from cli_run import run
 from core.cli import main
-from core.cli.common import Output, ProgressLog, terminal_safe
+from core.cli.common import Output, ProgressLog, cell, terminal_safe
 from core.progress import Progress
 from hostile_shop import FRESH_USER, LINK, hostile_workspace
 
@@ -25,6 +25,12 @@ def shop(tmp_path_factory):
 
 def _no_raw_controls(text: str) -> bool:
     return not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) < 0xa0 or c == "\u202e" for c in text)
+
+
+def test_a_table_cell_is_padded_or_cut_with_an_ellipsis_never_wider():
+    """Categories cut at the width ("Adventure, Animation, Children, ") pulled the next column in."""
+    assert cell("Comedy", 8) == "Comedy  " and cell("Adventure, Animation", 12) == "Adventure, …"
+    assert {len(cell(text, 10)) for text in ("", "x" * 10, "x" * 11, "x" * 50)} == {10}
 
 
 def test_terminal_safe_shows_every_control_character_as_an_escape():
