@@ -123,7 +123,8 @@ def embed_catalogue(workspace, encoder: TextEncoder, progress=None, cancel=None,
     hashes = [text_hash(text) for text in texts]
     todo = stale_items(workspace, encoder.key, store_ids, hashes)
     meter = RateMeter(len(todo))
-    emit(progress, meter.report("embed", 0, f"reading {len(todo):,} item texts with the language model"))
+    emit(progress, meter.report("embed", 0, f"reading {len(todo):,} item texts with the language model" if len(todo)
+                                else f"the {len(store_ids):,} items' text already read (cached in the workspace)"))
     unstored: list[np.ndarray] = []  # a read-only workspace keeps its fresh vectors here
     for start in range(0, len(todo), batch_items):
         if cancel is not None:

@@ -53,6 +53,10 @@ def test_a_cancelled_job_keeps_the_batches_it_finished(tmp_path):
     embed_catalogue(workspace, encoder)
     assert len(encoder.encoded) == len(TOY_ITEMS) - 2
     assert reports[0].stage == "embed" and reports[0].total == len(TOY_ITEMS)
+    assert reports[0].message == f"reading {len(TOY_ITEMS)} item texts with the language model"
+    reports.clear()
+    embed_catalogue(workspace, WordEncoder(), progress=reports.append)  # nothing left: not "reading 0 item texts"
+    assert [r.message for r in reports] == [f"the {len(TOY_ITEMS)} items' text already read (cached in the workspace)"]
 
 
 def test_text_hash_changes_with_the_text():
