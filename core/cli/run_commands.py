@@ -15,7 +15,11 @@ EVAL_HELP = ("new: each user's held-out item is their last item new to them and 
 
 
 def add_commands(commands, common) -> None:
-    p = commands.add_parser("runs", parents=[common], help="list the trained runs")
+    p = commands.add_parser("runs", parents=[common], help="list the trained runs, or choose the active one")
+    p.add_argument("--activate", type=int, metavar="RUN",
+                   help="make RUN the active model, the one recommend, export, interests and serve use when no "
+                        "--run is given (the studio's \"Use as active model\"); without an active run they use "
+                        "the latest finished run that beat popularity")
     p.set_defaults(handler=cmd_runs)
 
     p = commands.add_parser("evaluate", parents=[common], help="re-evaluate a run on the current data")
@@ -131,6 +135,8 @@ def _gate_line(gate: dict) -> str:
 
 def cmd_runs(args, out: Output) -> dict:
     engine = text_engine(args)
+    if args.activate is not None:
+        _activate(engine, args.activate, out)
     runs = [run_dict(run) for run in engine.runs()]
     active = engine.active_run()
     device_width = max([len("device"), *(len(r["device"] or "") for r in runs)]) + 2
@@ -154,6 +160,18 @@ def cmd_runs(args, out: Output) -> dict:
         lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")
     out.lines(lines if runs else ["no runs yet; train one with `nextpick train`"])
     return {"workspace": str(args.db), "active_run": active, "runs": runs, "behind": behind}
+
+
+def _activate(engine, run_id: int, out: Output) -> None:
+    """Store ``run_id`` as the active model: a CLI user had no way to keep serving a chosen run once a
+    later one (a baseline trained to compare) became the latest."""
+    run = find_run(engine, run_id)
+    if run.status != "done":
+        raise CliError(f"run #{run.id} is {run.status}: only a finished run can be the active model")
+    engine.set_active_run(run.id)
+    out.stderr.write(f"run #{run.id} ({run.model}) is now the active model\n")
+    if run.beats_popularity is False:
+        out.stderr.write(f"warning: run #{run.id} did not beat popularity on validation\n")
 
 
 def _lag_of_served_run(engine) -> dict | None:

@@ -199,6 +199,25 @@ def test_runs_lists_every_run_as_text(trained_db, capsys):
     assert re.search(r"^\s+2\s+gru.*\(\d+ threads?\)\s{2,}new\s{2,}leave-one-out$", out, re.M)
 
 
+def test_runs_activate_chooses_the_run_the_other_commands_use(trained_db, capsys):
+    """A CLI user had no way to keep serving a chosen run once a later one became the latest."""
+    from core.engine import Engine
+
+    try:
+        code, out, err = run(capsys, "runs", "--db", trained_db, "--activate", "1")
+        assert code == 0 and "run #1 (pop) is now the active model" in err
+        assert re.search(r"^\*\s+1\s+pop\s+done", out, re.M) and json.loads(
+            run(capsys, "runs", "--db", trained_db, "--json")[1])["active_run"] == 1
+        code, out, _ = run(capsys, "recommend", "--db", trained_db, "--user", "U000002", "-k", "1")
+        assert code == 0 and "(run #1)" in out
+        code, _, err = run(capsys, "runs", "--db", trained_db, "--activate", "99")
+        assert code == 1 and "no run #99" in err
+    finally:
+        engine = Engine.open(trained_db)
+        engine.set_active_run(None)  # the module's other tests expect the latest run
+        engine.workspace.close()
+
+
 def test_runs_on_a_workspace_without_runs_says_so(tmp_path, capsys):
     db = tmp_path / "empty.sqlite"
     assert main(["demo", "--db", str(db), *TINY_DEMO]) == 0
