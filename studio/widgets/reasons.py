@@ -8,6 +8,7 @@ back from the user's latest event: a log is read after the fact, so "now" is the
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 from core.serving import REASON_TITLES, and_list, taken_with_words
@@ -89,6 +90,10 @@ def _ago(named: list[TimelineEvent], last_time: Optional[float]) -> Optional[str
 
 
 def match_text(rec) -> str:
-    """The item's place in the model's ranking of the whole catalogue: "top 0.3%", "top 4%"."""
+    """The item's place in the model's ranking of the whole catalogue: "top 4%", "top 0.3%", and with as
+    many decimals as a first place in a large catalogue needs ("top 0.01%" of 9,742 items: it read "top 0.0%")."""
     percent = 100.0 * rec.top_share
-    return f"top {percent:.1f}%" if percent < 1 else f"top {percent:.0f}%"
+    if percent >= 1:
+        return f"top {percent:.0f}%"
+    decimals = max(1, -math.floor(math.log10(percent))) if percent > 0 else 1
+    return f"top {percent:.{decimals}f}%"

@@ -36,3 +36,13 @@ def test_reasons_name_event_types_without_an_english_verb_beside_the_item():
     assert reason_in_words(drivers, events) == "because they added to cart Babe and bought Alien, 1 minute ago"
     viewed = Recommendation(3, "x", "X", (), 1.0, "because they took Up", [("d", 0.4)], None)
     assert reason_in_words(viewed, events) == "because they viewed Up, just now"
+
+
+def test_the_match_keeps_a_first_place_in_a_large_catalogue_above_zero():
+    from types import SimpleNamespace
+
+    from studio.widgets.reasons import match_text
+
+    shares = (1.0, 0.04, 0.003, 1 / 9742, 1 / 1_000_000, 0.0)
+    assert [match_text(SimpleNamespace(top_share=s)) for s in shares] == [
+        "top 100%", "top 4%", "top 0.3%", "top 0.01%", "top 0.0001%", "top 0.0%"]
