@@ -34,8 +34,9 @@ class Recommendation:
     drove this item, each weighted by its share of all the history's evidence (so the listed
     weights sum to at most 1); items near an even share explain nothing and are left out.
     interest: the user's predicted interest the item serves, or None: when the model predicts no
-    interests, or when the item's interest is not one the user leans to (``LEANING``; "fits their
-    interest in Thriller" for a user predicted 1% Thriller misleads). top_share: the item's place in
+    interests, when the item's interest is not one the user leans to (``LEANING``; "fits their
+    interest in Thriller" for a user predicted 1% Thriller misleads), and for an anonymous visitor
+    (no history, no profile), whose predicted interests are everyone's. top_share: the item's place in
     the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
     scale for every model, unlike ``score``, whose units differ from model to model.
     taken_with: the history item (id) the re-ranker lifted it for being often taken with, when
@@ -174,11 +175,12 @@ def _one_list(bundle, data, history, segment, items, relevance, interests, chose
     n_items = max(int(data.n_items), 1)
     place = 1 + (relevance[None, :] > relevance[chosen][:, None]).sum(axis=1)  # among all candidates, by final relevance
     fallback = "popular with shoppers like them" if segment > 0 and not len(history) else "popular overall"
-    served_interests = _served_interests(bundle, chosen_items, interests)
+    # An anonymous visitor's predicted interests are everyone's: none of them is theirs to name.
+    known = bool(len(history)) or segment > 0
+    served_interests = _served_interests(bundle, chosen_items, interests) if known else [None] * len(chosen_items)
     partners = taken_with.tolist()
-    known = bool(len(history)) or segment > 0  # an anonymous visitor has no interest of their own to name
     return [_explained(rank + 1, item, score, drivers[rank], evidence[rank], partners[rank], fallback,
-                       served_interests[rank], data, share, known)
+                       served_interests[rank], data, share)
             for rank, (item, score, share) in enumerate(zip(chosen_items.tolist(), relevance[chosen].tolist(),
                                                             (place / n_items).tolist()))]
 
@@ -206,18 +208,17 @@ def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[
 
 
 def _explained(rank, item, score, drivers, evidence, taken_with: int, fallback: str, interest: Optional[str], data,
-               top_share: float, known: bool) -> Recommendation:
+               top_share: float) -> Recommendation:
     """The reason in words: the history item it is often taken with when that is what lifted it, else
     the history items that drove it, else what the model really went by (``fallback``: whom the item
-    is popular with). ``known``: the user has a history or a profile; for an anonymous visitor the
-    interest an item serves is everyone's, and "fits their interest" would invent one of theirs."""
+    is popular with); then the user's interest it serves, if any."""
     if taken_with:
         parts = [taken_with_words(_title(data, taken_with))]
     elif drivers:
         parts = ["because they took " + and_list([_title(data, index) for index, _ in drivers[:REASON_TITLES]])]
     else:
         parts = ["fits their history as a whole" if evidence else fallback]
-    if interest is not None and known:
+    if interest is not None:
         parts.append(f"fits their interest in {interest}")
     ids = data.item_labels[0]
     return Recommendation(rank, ids[item], _title(data, item), _categories(data, item), score, " · ".join(parts),

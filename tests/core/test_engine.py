@@ -104,6 +104,7 @@ def test_cold_start_is_asked_for_explicitly_and_an_unknown_user_is_refused(engin
     assert len(recs) == 3 and all(r.because == [] for r in recs)
     assert recs[0].reason.startswith("popular overall")  # no profile segment: not "shoppers like them"
     assert all("their interest" not in r.reason for r in recs)  # nothing is known of them to have one
+    assert all(r.interest is None for r in recs)  # the service's JSON named one beside that reason
     assert engine.recommend(2, None, k=3) == recs  # no user at all: an anonymous visitor
     for ask in (lambda: engine.recommend(2, "someone-new"), lambda: engine.interests(1, "someone-new"),
                 lambda: list(engine.recommend_many(2, [_busy_user(engine), "someone-new"]))):

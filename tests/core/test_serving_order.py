@@ -30,3 +30,24 @@ def test_an_item_serves_only_an_interest_the_user_leans_to():
     interests = np.array([0.40, 0.38, 0.01, 0.21])  # an even share is 0.25: 0.375 and up count
     assert _served_interests(bundle, np.array([1, 2, 3, 4, 0]), interests) == ["Action", "Comedy", None, None, None]
     assert _served_interests(bundle, np.array([1, 2]), np.zeros(4)) == [None, None]  # no interests predicted
+
+
+def test_an_anonymous_visitor_is_named_no_interest_of_their_own():
+    """The service's JSON said "interest": "Action figures" beside "popular overall" for an unknown user:
+    a visitor's predicted interests are everyone's."""
+    from types import SimpleNamespace
+
+    from core.serving import _one_list
+
+    bundle = SimpleNamespace(interest_names=["Action", "Comedy"], item_interest=np.array([-1, 0, 1]))
+    data = SimpleNamespace(item_labels=(["", "a", "b"], ["", "A", "B"], ["", "Action", "Comedy"]), n_items=2)
+
+    def listed(history, segment):
+        return _one_list(bundle, data, np.array(history, dtype=np.int64), segment, np.array([1, 2]), np.array([2.0, 1.0]),
+                         np.array([0.9, 0.1]), np.array([0, 1]), np.zeros(2, np.int64), np.zeros((2, len(history))),
+                         [[], []])
+
+    assert [r.interest for r in listed([], 0)] == [None, None]
+    assert "their interest" not in listed([], 0)[0].reason
+    assert [r.interest for r in listed([2], 0)] == ["Action", None]  # a history: their own leaning
+    assert listed([], 3)[0].interest == "Action"  # a profile: shoppers like them
