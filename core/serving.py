@@ -22,8 +22,9 @@ from core.store.schema import split_categories
 
 BECAUSE_ITEMS = 3  # history items listed in an explanation
 REASON_TITLES = 2  # of those, named in the one-line reason
-NEAR_UNIFORM = 1.5  # a history item explains a recommendation only with this many times an even share of the evidence
-LEANING = 1.5  # an item serves the user's interest only when the model gives it this many times an even share
+# A share says something only at this many times an even one: a history item's share of the evidence (it
+# then explains a recommendation), a predicted interest's share of the user's next interests (it is theirs).
+NEAR_UNIFORM = 1.5
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Recommendation:
     drove this item, each weighted by its share of all the history's evidence (so the listed
     weights sum to at most 1); items near an even share explain nothing and are left out.
     interest: the user's predicted interest the item serves, or None: when the model predicts no
-    interests, when the item's interest is not one the user leans to (``LEANING``; "fits their
+    interests, when the item's interest is not one the user leans to (``NEAR_UNIFORM``; "fits their
     interest in Thriller" for a user predicted 1% Thriller misleads), and for an anonymous visitor
     (no history, no profile), whose predicted interests are everyone's. top_share: the item's place in
     the model's ranking of the whole catalogue as a fraction (0.002 = in its top 0.2%), one
@@ -197,12 +198,12 @@ def _order(items: np.ndarray, relevance: np.ndarray, item_category: np.ndarray, 
 
 def _served_interests(bundle, items: np.ndarray, interests: np.ndarray) -> list[Optional[str]]:
     """The user's predicted interest each listed item serves: its own interest when the user's predicted
-    share of it is at least ``LEANING`` times an even one, else None (None for all when the model
+    share of it is at least ``NEAR_UNIFORM`` times an even one, else None (None for all when the model
     predicts none)."""
     if not len(interests) or interests.sum() <= 0:
         return [None] * len(items)
     names = bundle.interest_names
-    leaning = interests >= LEANING * interests.sum() / len(interests)
+    leaning = interests >= NEAR_UNIFORM * interests.sum() / len(interests)
     indices = [int(bundle.item_interest[item]) if item < len(bundle.item_interest) else -1 for item in items.tolist()]
     return [names[i] if 0 <= i < min(len(names), len(leaning)) and leaning[i] else None for i in indices]
 

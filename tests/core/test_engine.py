@@ -5,7 +5,7 @@ import pytest
 
 from core.data import EvalMode, SplitChoice
 from core.engine import Engine, Interest, Recommendation, UnknownUserError
-from core.serving import LEANING
+from core.serving import NEAR_UNIFORM
 from core.progress import CancelToken, Cancelled
 from core.runs import run_folder
 from core.training import TrainConfig
@@ -63,7 +63,7 @@ def test_recommendations_are_explained_by_real_history_items(engine):
     # of a user predicted 1% Thriller (ml-latest-small).
     predicted = {i.name: i.probability for i in engine.interests(1, user)}
     assert any(r.interest for r in recs)
-    assert all(predicted[r.interest] >= LEANING / len(predicted) for r in recs if r.interest)
+    assert all(predicted[r.interest] >= NEAR_UNIFORM / len(predicted) for r in recs if r.interest)
     assert all(0 < r.top_share <= 200 / engine.sequence_data().n_items for r in recs)
     assert [r.score for r in recs] == sorted([r.score for r in recs], reverse=True)
 
@@ -298,7 +298,7 @@ def test_history_items_near_an_even_share_explain_nothing():
 def test_drivers_of_a_long_history_read_the_events_that_weigh():
     import numpy as np
 
-    from core.serving import BECAUSE_ITEMS, NEAR_UNIFORM, _drivers
+    from core.serving import BECAUSE_ITEMS, _drivers
 
     rng = np.random.default_rng(4)
     history = rng.integers(1, 400, 3000)
