@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from core.errors import UsageError
 from core.importing.blocks import Block
 from core.importing.errors import CsvImportError, RejectedRow
+from core.importing.roles import MISSING_MARKERS
 from core.importing.target import UNINDEXED_ROWS, Target, insert_rows
 from core.importing.times import ORDER, UNIX, TimeColumn, seconds_of_day, to_numbers
 
@@ -91,8 +92,12 @@ def column_text(table: pa.Table, column: Optional[str]) -> Optional[pa.Array]:
 
 
 def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa.Array:
+    """Trimmed ids; an empty one or one written as a missing value ("NA", "null") is refused: stored,
+    every such row would be one made-up shopper or product holding all of them."""
     ids = column_text(table, column)
     checks.fail(pc.fill_null(pc.equal(ids, ""), True).to_numpy(zero_copy_only=False), column, lambda _r: f"missing {what} id")
+    written = pc.is_in(pc.utf8_lower(ids), value_set=pa.array(MISSING_MARKERS)).to_numpy(zero_copy_only=False)
+    checks.fail(written, column, lambda row: f"missing {what} id (written {ids[row].as_py()})")
     return ids
 
 

@@ -56,6 +56,8 @@ SLASHED_DATE = (r"^\s*\d{1,2}/\d{1,2}/(\d{4}|\d{2})([ T]\d{1,2}:\d{2}(:\d{2}(\.\
 # A time of day without its date, as exports that keep the two apart write it: 14:05, 9:15:30.25, 2:05 PM.
 TIME_OF_DAY = (r"^\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}(?:\.\d+)?))?"
                r"\s*(?P<half>[AaPp]\.?[Mm]\.?)?\s*$")
+# How exports write a missing value (pandas' defaults, in lower case): an id written so names nobody.
+MISSING_MARKERS = ("na", "n/a", "nan", "null", "none", "<na>", "#n/a", "-nan")
 PAIRED_SHARE = 0.5  # more than this of a preview's cells written as dates and as times of day: two columns, one time
 
 
@@ -90,7 +92,7 @@ def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_he
     """role -> column for every role we can recognise, whatever the kind of file."""
     if not has_header:
         return _roles_from_values(columns, preview)
-    roles = _roles_from_names(columns)
+    roles = _roles_from_names(columns, preview)
     if "time" not in roles:
         time = _time_column_by_values(columns, preview, set(roles.values()))
         if time is not None:
@@ -178,40 +180,60 @@ def _joined_lists(values: Sequence[str]) -> bool:
     return len(joined) * 3 >= len(values) and len(set(words)) * 2 <= len(words)
 
 
-def _roles_from_names(columns: Sequence[str]) -> dict[str, str]:
+def _roles_from_names(columns: Sequence[str], preview: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Earlier aliases are stronger ("user_id" beats "user" when a file has both), but a column mostly
+    empty or written NA gives way to a later one that is not: Diginetica's userId is NA for most rows,
+    and its sessionId names the shopper."""
     roles: dict[str, str] = {}
     for role, names in _ALIASES.items():
-        # Earlier aliases are stronger: "user_id" beats "user" when a file has both.
-        for alias in names:
-            match = next((c for c in columns if normalise(c) == alias and c not in roles.values()), None)
-            if match is not None:
-                roles[role] = match
-                break
+        named = [c for alias in names for c in columns if normalise(c) == alias and c not in roles.values()]
+        filled = [c for c in named if not _mostly_missing([row[columns.index(c)] for row in preview
+                                                           if columns.index(c) < len(row)])]
+        if named:
+            roles[role] = (filled or named)[0]
     return roles
 
 
+def is_missing(cell: str) -> bool:
+    return not cell.strip() or cell.strip().lower() in MISSING_MARKERS
+
+
+def _mostly_missing(cells: Sequence[str]) -> bool:
+    return sum(map(is_missing, cells)) > len(cells) / 2
+
+
 def _roles_from_values(columns: Sequence[str], preview: Sequence[Sequence[str]]) -> dict[str, str]:
-    """Without a header: the first column is the user (or item), the second the item; a column
-    of clock times is the time, the first other numeric column the value, and the first
-    mostly-text column the title (items) or event type (events)."""
-    roles = {"user": columns[0]}
-    if len(columns) > 1:
-        roles["item"] = columns[1]
+    """Without a header: a column of written dates is the time wherever it stands (YooChoose's clicks
+    put it second: session, time, item); the first two other columns are the user (or item) and the
+    item; otherwise a later column of clock numbers is the time (a number in the first two reads as an
+    id). Then the first other numeric column is the value, and the first mostly-text column the title
+    (items) or event type (events)."""
     values = {c: [row[i] for row in preview if i < len(row)] for i, c in enumerate(columns)}
-    rest = list(columns[2:])
-    time = next((c for c in rest if looks_like_time(values[c])), None)
+    written = next((c for c in columns if _written_dates(values[c])), None)
+    ids = [c for c in columns if c != written][:2]
+    roles = dict(zip(("user", "item"), ids))
+    rest = [c for c in columns if c not in ids]
+    time = written or next((c for c in rest if looks_like_time(values[c])), None)
     if time:
         roles["time"] = time
         rest.remove(time)
     numeric = [c for c in rest if values[c] and all(is_number(v) for v in values[c] if v.strip())]
     if numeric:
         roles["value"] = numeric[0]
-    text = [c for c in columns[1:] if values[c] and sum(not is_number(v) for v in values[c]) > len(values[c]) / 2]
+    text = [c for c in columns[1:] if c != time and values[c]
+            and sum(not is_number(v) for v in values[c]) > len(values[c]) / 2]
     if text:
         roles["title"] = text[0]
         if text[0] in rest:
             roles["event"] = text[0]
     return roles
+
+
+def _written_dates(values: Sequence[str]) -> bool:
+    """Every value a date written with separators (ISO, dotted, slashed): never an id, unlike a number."""
+    present = [v.strip() for v in values if v.strip()]
+    return bool(present) and all(_ISO_DATE.match(v) or re.match(DOTTED_DATE, v) or re.match(SLASHED_DATE, v)
+                                 for v in present)
 
 
 def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns: Sequence[str],

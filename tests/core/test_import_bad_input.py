@@ -60,6 +60,16 @@ def test_skip_mode_reports_each_bad_row_with_line_column_reason(workspace, tmp_p
     assert workspace.user_sequence("u6")["ts"].tolist() == [1600000000.0]
 
 
+def test_an_id_written_as_a_missing_value_is_refused_as_missing(workspace, tmp_path):
+    """Stored, every "NA" row would be one made-up shopper holding all of them."""
+    text = "user_id,item_id,timestamp\nu1,a,1600000000\nNA,b,1600000001\nu2,null,1600000002\nu3,N/A,1600000003\n"
+    events = import_files(workspace, events=_write(tmp_path, "na.csv", text)).file("events")
+    assert [(r.line, r.column, r.reason) for r in events.rejected] == [
+        (3, "user_id", "missing user id (written NA)"), (4, "item_id", "missing item id (written null)"),
+        (5, "item_id", "missing item id (written N/A)")]
+    assert workspace.counts()["events"] == 1
+
+
 def test_rejected_rows_are_kept_and_exported(workspace, tmp_path):
     report = import_files(workspace, events=_write(tmp_path, "bad.csv", BAD_ROWS))
     out = tmp_path / "rejected.csv"

@@ -41,6 +41,19 @@ def test_public_logs_own_names_for_shopper_and_item_are_guessed(tmp_path, header
     assert sniff(_write(tmp_path, "log.csv", f"{header}\n{row}\n")).roles == roles
 
 
+def test_a_user_column_mostly_written_na_gives_way_to_the_session(workspace, tmp_path):
+    """Diginetica's item views: userId is NA for most rows, so all of them became one shopper "NA"
+    (81,603 events of 159,366 in a like file) and their repeats on a day were skipped as duplicates."""
+    views = _write(tmp_path, "train-item-views.csv", "sessionId;userId;itemId;timeframe;eventdate\n"
+                   "1;NA;81766;526309;2016-05-09\n1;NA;31331;1031018;2016-05-09\n2;NA;32118;243569;2016-05-09\n"
+                   "3;78;12345;0;2016-05-10\n")
+    assert sniff(views).roles["user"] == "sessionId"
+    import_files(workspace, events=views)
+    assert workspace.user_sequence("1")["item"].tolist() == ["81766", "31331"] and workspace.counts()["users"] == 3
+    mostly_filled = _write(tmp_path, "log.csv", "session_id,user_id,item_id\ns1,u1,a\ns2,NA,b\ns3,u2,c\n")
+    assert sniff(mostly_filled).roles["user"] == "user_id"
+
+
 def test_names_we_do_not_know_still_find_the_times_and_category_lists_the_values_show(tmp_path):
     events = _write(tmp_path, "e.csv", "zeit;kunde;artikel;aktion\n2025-05-05T16:38:02.67+01:00;k1;a1;view\n"
                                        "2025-05-05T16:41:58+01:00;k1;a2;cart\n")
@@ -89,6 +102,21 @@ def test_headerless_file_gets_generated_names_and_value_based_roles(tmp_path):
     result = sniff(path)
     assert not result.has_header and result.columns == ["col1", "col2", "col3", "col4"]
     assert result.roles == {"user": "col1", "item": "col2", "time": "col4", "value": "col3"}
+
+
+def test_headerless_written_dates_are_the_time_wherever_they_stand(workspace, tmp_path):
+    """YooChoose's clicks (session, time, item, category) were read as user, item = the times and time =
+    the item ids (unix seconds in 1976): 159,362 items from 159,366 clicks."""
+    clicks = _write(tmp_path, "yoochoose-clicks.dat", "1,2014-04-07T10:51:09.277Z,214536502,0\n"
+                    "1,2014-04-07T10:54:09.868Z,214536500,S\n2,2014-04-07T13:56:37.614Z,214536502,0\n")
+    result = sniff(clicks)
+    assert not result.has_header and result.roles["user"] == "col1" and result.roles["item"] == "col3"
+    assert result.roles["time"] == "col2" and "value" not in result.roles
+    import_files(workspace, events=clicks)
+    assert workspace.user_sequence("1")["item"].tolist() == ["214536502", "214536500"]
+    first = _write(tmp_path, "time_first.csv", "03.01.2025 10:15,u1,p1\n03.01.2025 10:16,u1,p2\n")
+    assert {r: sniff(first).roles[r] for r in ("user", "item", "time")} == {"user": "col2", "item": "col3",
+                                                                           "time": "col1"}
 
 
 def test_utf8_bom_and_latin1_fallback(workspace, tmp_path):
