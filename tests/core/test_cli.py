@@ -59,6 +59,21 @@ def test_stats_keeps_category_counts_in_one_column_whatever_the_names_length():
     assert len(rows) == 2 and len({row.index(" 5 ") for row in rows}) == 1
 
 
+def test_stats_histogram_keeps_its_bars_in_line_and_folds_empty_lengths():
+    """One shopper with 81,603 events drew ten empty rows, their wide labels pushing the bars right."""
+    from core.cli.data_commands import _stats_lines
+
+    stats = {"workspace": "w", "users": 3, "users_with_events": 3, "items": 2, "items_with_events": 2,
+             "events": 81_700, "event_types": {}, "time_min": None, "categories": [], "named_categories": 0,
+             "top_decile_share": 0.5}
+    edges = [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000]
+    stats["events_per_user"] = {"min": 2, "median": 50, "mean": 1, "p90": 1, "max": 81603, "bin_edges": edges,
+                                "counts": [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]}
+    rows = [line for line in _stats_lines(stats, top=2) if re.match(r"^ +\d", line)]
+    assert [row.split()[0] for row in rows] == ["2", "3-49", "50-99", "100-49999", "50000-99999"]
+    assert len({row.index("#") for row in rows if "#" in row}) == 1
+
+
 def test_demo_reruns_quietly_but_never_mixes_shops(demo_db, capsys):
     code, out, _ = run(capsys, "demo", "--db", demo_db, *TINY_DEMO, "--json")
     assert code == 0 and json.loads(out)["users"] == 300
