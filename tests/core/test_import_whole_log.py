@@ -2,10 +2,12 @@
 from it are the ones a read of the store gives: same sequences, same user directory."""
 
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
 
+from core.caches import import_and_prepare as prepare_import
 from core.data.sequence_cache import cache_folder
 from core.data.sequences import SequenceData
 from core.engine import Engine
@@ -90,3 +92,26 @@ def test_a_failed_import_hands_nothing_on(tmp_path, strict):
     assert len(logs) == (0 if strict else 1)
     if logs:
         assert logs[0].user_id.tolist() == [1]
+
+
+def test_repeats_within_one_shopper_s_day_are_found_alike_by_a_first_and_a_later_import(tmp_path):
+    """Times in whole days: one shopper's views of a day share (user, time). A first import sorts its
+    shared groups; a later one looks each new event's twin up. Both skip exactly the repeats: same
+    item, type and value (a missing value equal to a missing one), never a view beside a cart."""
+    rows = [f"s7,i{n % 40},2014-05-0{1 + n // 40 % 2},view," for n in range(300)]  # 80 distinct of 300
+    rows += ["s7,i1,2014-05-01,cart,", "s7,i1,2014-05-01,cart,2", "s7,i1,2014-05-01,cart,2", "s8,i1,2014-05-01,view,"]
+    header = "user,item,date,event,value\n"
+    (tmp_path / "all.csv").write_text(header + "\n".join(rows) + "\n")
+    (tmp_path / "first.csv").write_text(header + "\n".join(rows[:150]) + "\n")
+    (tmp_path / "later.csv").write_text(header + "\n".join(rows[150:]) + "\n")
+    once = Workspace.open(tmp_path / "once.sqlite")
+    skipped_once = prepare_import(once, events=tmp_path / "all.csv").file("events").duplicates
+    twice = Workspace.open(tmp_path / "twice.sqlite")
+    skipped_twice = sum(prepare_import(twice, events=tmp_path / name).file("events").duplicates
+                        for name in ("first.csv", "later.csv"))
+    assert skipped_once == skipped_twice == 220 + 1
+    once.close(), twice.close()
+    kept = [sqlite3.connect(tmp_path / name).execute("SELECT i.external_id, e.event_type, e.value FROM events e "
+                                                     "JOIN items i ON i.id = e.item_id ORDER BY 1, 2, 3").fetchall()
+            for name in ("once.sqlite", "twice.sqlite")]
+    assert kept[0] == kept[1] and len(kept[0]) == 304 - 221
