@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 from scipy.stats import wilcoxon
 
-from core.data.splits import EvalMode
+from core.data.splits import MIN_EVAL_LENGTH, EvalMode
 from core.errors import UsageError
 from core.generator import mask_seen
 from core.memory import hand_back_freed_memory
@@ -151,15 +151,23 @@ LIST_K = 10
 LENGTH_SEGMENTS = (("cold (0-2 events)", 0, 2), ("short (3-10 events)", 3, 10), ("long (>10 events)", 11, None))
 
 
-def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skipped: int = 0) -> str:
-    """The one line every report carries: how items were ranked, cut, held out and masked."""
+def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skipped: int = 0, too_short: int = 0) -> str:
+    """The one line every report carries: how items were ranked, cut, held out and masked, and who
+    was left out (so "tested on 22,093 users" of a 40,000-session log says where the rest went)."""
     if eval_mode is EvalMode.NEW:
         held = "new items (each held-out item is new to its user; the whole history masked)"
     else:
         held = "repeats allowed (the held-out item may be one the user had; nothing masked)"
-    users = f"{skipped:,} user{'s' if skipped != 1 else ''}"
-    left_out = f"; {users} with no new item to hold out not evaluated" if skipped else ""
-    return f"full-catalogue ranking, {split_name}, {held}{left_out}"
+    left_out = [f"{_users(skipped)} with no new item to hold out"] if skipped else []
+    if too_short:
+        left_out.append(f"{_users(too_short)} with fewer than {MIN_EVAL_LENGTH} steps (they only train; "
+                        "an item's events in a row are one step)")
+    left_out_text = f"; {' and '.join(left_out)} not evaluated" if left_out else ""
+    return f"full-catalogue ranking, {split_name}, {held}{left_out_text}"
+
+
+def _users(n: int) -> str:
+    return f"{n:,} user{'s' if n != 1 else ''}"
 
 
 @dataclass
@@ -173,7 +181,8 @@ class EvaluationReport:
     protocol: str
     eval_mode: EvalMode
     n_users: int
-    not_evaluated: int
+    not_evaluated: int  # users with no new item to hold out (``EvalSet.skipped``)
+    too_short: int  # users with too few events to hold any out (``EvalSet.too_short``)
     metrics: dict[str, float]
     intervals: dict[str, list[float]]
     """95% confidence interval [low, high] of each accuracy metric over the evaluated users."""
@@ -187,12 +196,13 @@ class EvaluationReport:
     def to_dict(self) -> dict:
         """The keys are ``REPORT_KEYS``."""
         return {"protocol": self.protocol, "eval": self.eval_mode.value, "n_users": self.n_users,
-                "sampled_from": self.sampled_from, "not_evaluated": self.not_evaluated, "metrics": self.metrics,
+                "sampled_from": self.sampled_from, "not_evaluated": self.not_evaluated, "too_short": self.too_short,
+                "metrics": self.metrics,
                 "intervals": self.intervals, "beyond": self.beyond, "segments": self.segments}
 
 
-REPORT_KEYS = ("protocol", "eval", "n_users", "sampled_from", "not_evaluated", "metrics", "intervals", "beyond",
-               "segments")
+REPORT_KEYS = ("protocol", "eval", "n_users", "sampled_from", "not_evaluated", "too_short", "metrics", "intervals",
+               "beyond", "segments")
 
 
 def confidence_intervals(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS,
@@ -247,10 +257,12 @@ def evaluate_scorer(
         del scores  # before the next batch's are made
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     return EvaluationReport(
-        protocol=protocol_text(eval_set.eval_mode, split_name, eval_set.skipped) + _sample_text(eval_set),
+        protocol=(protocol_text(eval_set.eval_mode, split_name, eval_set.skipped, eval_set.too_short)
+                  + _sample_text(eval_set)),
         eval_mode=eval_set.eval_mode,
         n_users=len(targets),
         not_evaluated=eval_set.skipped,
+        too_short=eval_set.too_short,
         metrics=metrics_from_ranks(ranks, ks),
         intervals=confidence_intervals(ranks, ks),
         sampled_from=eval_set.sampled_from,

@@ -103,3 +103,19 @@ def test_users_without_a_new_item_are_counted_in_the_report():
     assert (report.n_users, report.not_evaluated) == (1, 1)
     assert report.protocol.endswith("; 1 user with no new item to hold out not evaluated")
     assert report.to_dict()["eval"] == "new" and report.to_dict()["not_evaluated"] == 1
+
+
+def test_users_too_short_to_hold_out_are_counted_in_the_report():
+    """A session log's one- and two-click sessions only train: its report said "tested on 20,000 of
+    22,093 users" of 40,000 without a word on where the other 17,907 went."""
+    users = np.array([0] * 5 + [1] * 4 + [2] * 2 + [3])
+    data = sequences_from_arrays(users, np.array([1, 2, 1, 2, 1, 3, 4, 5, 6, 7, 8, 9]),
+                                 np.arange(12, dtype=float))
+    report = evaluate_scorer(_FixedOrder(data.n_items), data, SplitChoice().split(data).test)
+    assert (report.n_users, report.not_evaluated, report.too_short) == (1, 1, 2)
+    assert report.protocol.endswith("; 1 user with no new item to hold out and 2 users with fewer than 3 steps "
+                                    "(they only train; an item's events in a row are one step) not evaluated")
+    assert report.to_dict()["too_short"] == 2
+    repeats = SplitChoice(eval_mode=EvalMode.REPEAT).split(data).test
+    assert evaluate_scorer(_FixedOrder(data.n_items), data, repeats).protocol.endswith(
+        "; 2 users with fewer than 3 steps (they only train; an item's events in a row are one step) not evaluated")
