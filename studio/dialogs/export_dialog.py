@@ -119,8 +119,9 @@ class ExportDialog(QDialog):
             ndcg = run.metric("ndcg@10")
             label = run_label(run) + (f" (NDCG@10 {ndcg:.3f})" if ndcg is not None else "")
             self.run_combo.addItem(label + ("  — active" if run.id == active else ""), run.id)
-        if active is not None and self.run_combo.findData(active) >= 0:
-            self.run_combo.setCurrentIndex(self.run_combo.findData(active))
+        serving = engine.serving_run() if engine else None  # what `nextpick export` writes without --run
+        if serving is not None and self.run_combo.findData(serving) >= 0:
+            self.run_combo.setCurrentIndex(self.run_combo.findData(serving))
         if not runs:
             self.status_label.setText("Train a model on the Train page first: there is nothing to export yet.")
             self.export_button.setEnabled(False)

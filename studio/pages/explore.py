@@ -27,7 +27,7 @@ from studio.widgets.item_details import ItemDetails, ItemFacts
 from studio.widgets.item_search import ItemSearchField
 from studio.widgets.ranked_list import RankedList
 from studio.widgets.recommend_controls import RecommendControls
-from studio.widgets.run_table import read_runs
+from studio.widgets.run_table import read_serving_runs
 from studio.widgets.sequence_timeline import SequenceTimeline
 from studio.widgets.tables import group_box, hint_label
 from studio.widgets.timeline_events import UserSequence, interactions
@@ -222,17 +222,18 @@ class ExplorePage(StudioPage):
         workspace); the latest read started fills the model boxes."""
         self._models_job = None
         if self.engine is None:
-            self._show_models(None, [], None, prefer_active)
+            self._show_models(None, [], None, None, prefer_active)
             return
-        job = self._models_job = self.context.run(read_runs, self.engine, progress=False, cancel=False)
+        job = self._models_job = self.context.run(read_serving_runs, self.engine, progress=False, cancel=False)
         job.returned.connect(lambda result: self._show_models(job, *result, prefer_active))
         job.errored.connect(lambda exc: self.answers_now(job, self._models_job) and show_error(self, exc, "Reading the runs"))
 
-    def _show_models(self, job, every_run: list, active: Optional[int], prefer_active: bool) -> None:
+    def _show_models(self, job, every_run: list, active: Optional[int], serving: Optional[int],
+                     prefer_active: bool) -> None:
         """The finished runs into the model boxes; a newly picked active model is shown at once."""
         if not self.answers_now(job, self._models_job):
             return
-        self.controls.set_runs([run for run in every_run if run.status == "done"], active, prefer_active)
+        self.controls.set_runs([run for run in every_run if run.status == "done"], active, prefer_active, serving)
         self.update_panes()
 
     # -- the selected user -------------------------------------------------------------------

@@ -92,9 +92,12 @@ class RecommendControls(QWidget):
 
     # -- runs -------------------------------------------------------------------------------
 
-    def set_runs(self, runs: Sequence, active: Optional[int], prefer_active: bool = False) -> None:
-        """Finished runs in both boxes, quietly: keep what was chosen, else (or if ``prefer_active``) the active run."""
-        wanted = [active, self.run] if prefer_active else [self.run, active]
+    def set_runs(self, runs: Sequence, active: Optional[int], prefer_active: bool = False,
+                 serving: Optional[int] = None) -> None:
+        """Finished runs in both boxes, quietly: keep what was chosen, else (or if ``prefer_active``) the active
+        run, else ``serving``: the run the CLI and the service answer from (``Engine.serving_run``), not the
+        first trained (a popularity baseline beside a Transformer that beat it)."""
+        wanted = [active, self.run, serving] if prefer_active else [self.run, active, serving]
         main = _fill_run_box(self.model_box, runs, active, wanted)
         others = [run.id for run in runs if run.id != main]
         _fill_run_box(self.compare_model_box, runs, active, [self.compare_model_box.currentData(), *others[:1]],

@@ -159,6 +159,11 @@ def read_runs(engine) -> tuple[list[Any], Optional[int]]:
     return engine.runs(), engine.active_run()
 
 
+def read_serving_runs(engine) -> tuple[list[Any], Optional[int], Optional[int]]:
+    """``read_runs`` and the run lists come from when none is chosen (``Engine.serving_run``)."""
+    return (*read_runs(engine), engine.serving_run())
+
+
 class RunTable(QTableWidget):
     """Runs as rows; ``metric_columns`` choose which metrics get a column."""
 

@@ -392,6 +392,16 @@ def test_events_another_process_stores_reach_the_open_user_without_a_reload(qtbo
     other.workspace.close()
 
 
+def test_without_an_active_run_the_lists_come_from_the_run_the_cli_would_answer_from(qtbot, page):
+    """A session log's Explore showed "#1 Popularity" beside a Transformer that beat it, while the status
+    bar, `nextpick recommend` and the service answered from the Transformer (``Engine.serving_run``)."""
+    engine = page.context.engine
+    assert engine.active_run() is None and engine.serving_run() != engine.runs()[0].id
+    qtbot.waitUntil(lambda: page.controls.model_box.count() >= 2, timeout=10_000)
+    assert page.controls.model_box.currentData() == engine.serving_run()
+    assert page.controls.compare_model_box.currentData() != engine.serving_run()
+
+
 def test_the_model_boxes_are_filled_from_runs_read_off_the_window_thread(qtbot, page, monkeypatch):
     import threading
 
