@@ -7,6 +7,7 @@ from typing import Optional
 
 from core.cli.common import CliError, Output
 from core.cli.text_commands import text_engine
+from core.report_text import p_text
 
 EVAL_MODES = ("new", "repeat")
 EVAL_HELP = ("new: each user's held-out item is their last item new to them and their whole history is masked, "
@@ -126,7 +127,7 @@ def _gate_line(gate: dict) -> str:
     cannot miss."""
     compared = GATE_COMPARES.get(gate.get("compares"), "")
     figures = (f"{compared}validation NDCG@10 {gate['mean_a']:.4f} vs popularity {gate['mean_b']:.4f}, "
-               f"p = {gate['p_value']:.3g} over {gate['n_users']:,} users")
+               f"{p_text(gate['p_value'])} over {gate['n_users']:,} users")
     if gate["beats_popularity"]:
         return f"beats popularity: {figures}"
     return (f"WARNING: does not beat popularity on validation ({figures}); it is not made the active model "

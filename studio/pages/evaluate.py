@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import NextPickError
 from core.jobs import evaluate_runs
+from core.report_text import p_text
 from core.safe_csv import write_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -56,7 +57,7 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
     metric = metric_title(result["metric"])
     a, b, p = result["mean_a"], result["mean_b"], result["p_value"]
     better, worse = (label_a, label_b) if a >= b else (label_b, label_a)
-    figures = f"{metric}: {label_a} {a:.4f} vs {label_b} {b:.4f} over {result['n_users']:,} users, p = {p:.3g}."
+    figures = f"{metric}: {label_a} {a:.4f} vs {label_b} {b:.4f} over {result['n_users']:,} users, {p_text(p)}."
     if p < SIGNIFICANCE_LEVEL:
         return f"{better} is better than {worse}, and the difference is statistically significant. {figures}"
     return (f"No significant difference: {better} scores higher here, but the gap could be chance "

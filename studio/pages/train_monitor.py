@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from core.progress import Progress
+from core.report_text import p_text
 from studio.widgets.run_table import format_duration, run_label
 from studio.widgets.training_charts import TrainingCharts
 
@@ -116,7 +117,7 @@ def popularity_warning(run: Any) -> str:
     """Why a finished neural run is not made the active model: popularity did as well or better on validation."""
     gate = run.metrics["gate"]
     return (f"Warning: {run_label(run)} did not beat popularity on validation (NDCG@10 {gate['mean_a']:.4f} vs "
-            f"{gate['mean_b']:.4f}, p = {gate['p_value']:.3g}), so it is not made the active model.")
+            f"{gate['mean_b']:.4f}, {p_text(gate['p_value'])}), so it is not made the active model.")
 
 
 def worth_logging(report: Progress, previous_stage: str) -> bool:

@@ -189,6 +189,9 @@ def test_significance_verdict_says_whether_the_difference_is_real():
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("#1 GRU is better than #2 Popularity")
     result.update(p_value=0.4, mean_a=0.11)
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("No significant difference: #2 Popularity")
+    # a p-value that underflowed read "p = 0." (item-kNN against popularity over 20,000 sessions)
+    result.update(p_value=0.0, mean_a=0.48)
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").endswith("over 500 users, p < 1e-300.")
 
 
 def test_log_keeps_epochs_and_stage_boundaries_only():
