@@ -243,36 +243,59 @@ def _date_order_further_on(plan: Plan, options: ImportOptions, progress, cancel)
     return None
 
 
+HEAVY_GROUP = 64  # new events sharing one (user, time) from which that group's repeats are found by sorting
+
+
 def _delete_repeated_events(raw: sqlite3.Connection, first_new: int, most_of_the_table: bool,
                             among: Optional[np.ndarray] = None) -> np.ndarray:
     """Delete the events from ``first_new`` on that repeat an earlier event exactly (same
     user, item, time, event type, value), stored before or earlier in this import; returns
     their ids. Only events that share their user and time can repeat one another.
 
-    ``among``: those events, when the import holds every event (``WholeLog.sharing_user_and_time``).
-    Their twins are then found by sorting them (a window numbering each exact repeat): looking, for
-    each, through the others of its (user, time) was quadratic in a group's size, and with times in
-    whole days one shopper's 1,360 events a day took 28 s of a 159k-row file's 29 (now under 1 s).
-
-    Without it (an import added to a stored log), each new event looks for an earlier twin through
-    the (user, time) index; only a row whose (user, time) is shared is read from the table. (Sorting
-    instead took 94 s against 54-69 s for day 2's export of 5M rows that repeats 2.5M of day 1's, so a
-    large group is still quadratic there.) The look-up names the index, so no later index can take
-    its place. When the new events are most of the table they are walked in that index's order too,
-    so each look-up lands next to the previous one; a few new events are walked by id."""
+    Looking for each event's twin through the others of its (user, time) is quadratic in a group's
+    size: with times in whole days, one shopper's 1,360 events a day took 28 s of a 159k-row file's
+    29. So a large group's twins are found by sorting it (a window numbering each exact repeat):
+    - ``among``, when the import holds every event (``WholeLog.sharing_user_and_time``): the events
+      that share a (user, time); all of them are sorted (the file above: 1 s);
+    - otherwise (an import added to a stored log) each new event looks its twin up through the
+      (user, time) index, except in the groups where more than ``HEAVY_GROUP`` new events share
+      one, which are sorted. Sorting every group instead took 94 s against 54-69 s for day 2's
+      export of 5M rows that repeats 2.5M of day 1's. The look-up names the index, so no later
+      index can take its place; when the new events are most of the table they are walked in that
+      index's order, so each look-up lands next to the previous one."""
     if among is not None:
-        repeats = raw.execute(
-            "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY user_id, ts, item_id, event_type, value "
-            "ORDER BY id) AS copy FROM events WHERE id IN (SELECT value FROM json_each(?))) WHERE copy > 1 AND id >= ?",
-            (json.dumps(among.tolist()), first_new)).fetchall()
-    else:
+        return _delete(raw, _sorted_repeats(raw, "SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?))",
+                                            (json.dumps(among.tolist()),), first_new))
+    raw.execute("CREATE TEMP TABLE heavy_groups(user_id, ts, PRIMARY KEY (user_id, ts)) WITHOUT ROWID")
+    try:
+        raw.execute("INSERT INTO heavy_groups SELECT user_id, ts FROM events WHERE id >= ? GROUP BY user_id, ts "
+                    "HAVING count(*) > ?", (first_new, HEAVY_GROUP))
+        heavy = raw.execute("SELECT EXISTS (SELECT 1 FROM heavy_groups)").fetchone()[0]
         walk = "INDEXED BY ix_events_user_ts" if most_of_the_table else ""
+        light = ("AND NOT EXISTS (SELECT 1 FROM heavy_groups AS h WHERE h.user_id = e.user_id AND h.ts = e.ts) "
+                 if heavy else "")
         repeats = raw.execute(
-            f"SELECT e.id FROM events AS e {walk} "
-            "WHERE e.id >= ? AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
+            f"SELECT e.id FROM events AS e {walk} WHERE e.id >= ? {light}"
+            "AND EXISTS (SELECT 1 FROM events AS o INDEXED BY ix_events_user_ts "
             "WHERE o.user_id = e.user_id AND o.ts = e.ts "
             "AND o.id < e.id AND o.item_id = e.item_id AND o.event_type = e.event_type AND o.value IS e.value)",
             (first_new,)).fetchall()
+        if heavy:
+            repeats += _sorted_repeats(raw, "SELECT e.* FROM heavy_groups AS h JOIN events AS e INDEXED BY "
+                                            "ix_events_user_ts ON e.user_id = h.user_id AND e.ts = h.ts", (), first_new)
+    finally:
+        raw.execute("DROP TABLE temp.heavy_groups")
+    return _delete(raw, repeats)
+
+
+def _sorted_repeats(raw: sqlite3.Connection, events: str, parameters: tuple, first_new: int) -> list:
+    """Ids from ``first_new`` on, among ``events`` (a query), that repeat an earlier one of them exactly."""
+    return raw.execute(
+        "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY user_id, ts, item_id, event_type, value "
+        f"ORDER BY id) AS copy FROM ({events})) WHERE copy > 1 AND id >= ?", (*parameters, first_new)).fetchall()
+
+
+def _delete(raw: sqlite3.Connection, repeats: list) -> np.ndarray:
     raw.executemany("DELETE FROM events WHERE id = ?", repeats)
     return np.array([row[0] for row in repeats], dtype=np.int64)
 
