@@ -151,9 +151,12 @@ LIST_K = 10
 LENGTH_SEGMENTS = (("cold (0-2 events)", 0, 2), ("short (3-10 events)", 3, 10), ("long (>10 events)", 11, None))
 
 
-def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skipped: int = 0, too_short: int = 0) -> str:
-    """The one line every report carries: how items were ranked, cut, held out and masked, and who
-    was left out (so "tested on 22,093 users" of a 40,000-session log says where the rest went)."""
+def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skipped: int = 0, too_short: int = 0,
+                  cold_start: int = 0) -> str:
+    """The one line every report carries: how items were ranked, cut, held out and masked, who was
+    left out (so "tested on 22,093 users" of a 40,000-session log says where the rest went), and how
+    many tested users had no events before their test one: they get the cold-start list whatever the
+    model (a time split of a session log tested only new sessions, and read as the model's 0.20)."""
     if eval_mode is EvalMode.NEW:
         held = "new items (each held-out item is new to its user; the whole history masked)"
     else:
@@ -163,7 +166,9 @@ def protocol_text(eval_mode: EvalMode, split_name: str = "leave-one-out", skippe
         left_out.append(f"{_users(too_short)} with fewer than {MIN_EVAL_LENGTH} steps (they only train; "
                         "an item's events in a row are one step)")
     left_out_text = f"; {' and '.join(left_out)} not evaluated" if left_out else ""
-    return f"full-catalogue ranking, {split_name}, {held}{left_out_text}"
+    cold = (f"; {_users(cold_start)} tested with no event before their test one (the cold-start list, the same "
+            "for every model)" if cold_start else "")
+    return f"full-catalogue ranking, {split_name}, {held}{left_out_text}{cold}"
 
 
 def _users(n: int) -> str:
@@ -183,6 +188,7 @@ class EvaluationReport:
     n_users: int
     not_evaluated: int  # users with no new item to hold out (``EvalSet.skipped``)
     too_short: int  # users with too few events to hold any out (``EvalSet.too_short``)
+    cold_start: int  # tested users with no event before their test one: served the cold-start list
     metrics: dict[str, float]
     intervals: dict[str, list[float]]
     """95% confidence interval [low, high] of each accuracy metric over the evaluated users."""
@@ -197,12 +203,12 @@ class EvaluationReport:
         """The keys are ``REPORT_KEYS``."""
         return {"protocol": self.protocol, "eval": self.eval_mode.value, "n_users": self.n_users,
                 "sampled_from": self.sampled_from, "not_evaluated": self.not_evaluated, "too_short": self.too_short,
-                "metrics": self.metrics,
+                "cold_start": self.cold_start, "metrics": self.metrics,
                 "intervals": self.intervals, "beyond": self.beyond, "segments": self.segments}
 
 
-REPORT_KEYS = ("protocol", "eval", "n_users", "sampled_from", "not_evaluated", "too_short", "metrics", "intervals",
-               "beyond", "segments")
+REPORT_KEYS = ("protocol", "eval", "n_users", "sampled_from", "not_evaluated", "too_short", "cold_start", "metrics",
+               "intervals", "beyond", "segments")
 
 
 def confidence_intervals(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS,
@@ -256,13 +262,15 @@ def evaluate_scorer(
         emit(progress, meter.report("evaluate", stop, f"evaluated {stop:,} of {len(targets):,} users"))
         del scores  # before the next batch's are made
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    cold_start = int(np.count_nonzero(lengths == 0))
     return EvaluationReport(
-        protocol=(protocol_text(eval_set.eval_mode, split_name, eval_set.skipped, eval_set.too_short)
+        protocol=(protocol_text(eval_set.eval_mode, split_name, eval_set.skipped, eval_set.too_short, cold_start)
                   + _sample_text(eval_set)),
         eval_mode=eval_set.eval_mode,
         n_users=len(targets),
         not_evaluated=eval_set.skipped,
         too_short=eval_set.too_short,
+        cold_start=cold_start,
         metrics=metrics_from_ranks(ranks, ks),
         intervals=confidence_intervals(ranks, ks),
         sampled_from=eval_set.sampled_from,

@@ -119,3 +119,17 @@ def test_users_too_short_to_hold_out_are_counted_in_the_report():
     repeats = SplitChoice(eval_mode=EvalMode.REPEAT).split(data).test
     assert evaluate_scorer(_FixedOrder(data.n_items), data, repeats).protocol.endswith(
         "; 2 users with fewer than 3 steps (they only train; an item's events in a row are one step) not evaluated")
+
+
+def test_tested_users_without_history_are_counted_as_served_the_cold_start_list():
+    """A time split of a session log tests only sessions begun after the cut: every one had no event
+    before its test event, so each model served them the cold-start list, and the report read as the
+    model's NDCG@10."""
+    users = np.array([0] * 5 + [1, 1, 2])
+    data = sequences_from_arrays(users, np.array([1, 2, 3, 4, 5, 6, 7, 8]), np.array([1, 2, 3, 4, 20, 21, 22, 23.0]))
+    report = evaluate_scorer(_FixedOrder(data.n_items), data, SplitChoice("time", cutoff_ts=10.0).split(data).test)
+    assert (report.n_users, report.cold_start) == (3, 2) and report.to_dict()["cold_start"] == 2
+    assert report.protocol.endswith("; 2 users tested with no event before their test one (the cold-start list, "
+                                    "the same for every model)")
+    loo = evaluate_scorer(_FixedOrder(data.n_items), data, SplitChoice().split(data).test)
+    assert loo.cold_start == 0 and "cold-start" not in loo.protocol
