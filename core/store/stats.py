@@ -66,6 +66,7 @@ class DataQuality:
     low_values: int  # events whose value reads as a low rating (at most ``low_value_max``)
     low_value_max: Optional[float]  # 2 on a 5-star scale, 4 on a 10-point one; None: the values are not ratings
     users_without_events: int  # listed in a users file but with no event
+    short_users: int = 0  # users with events, but fewer than 3: too few for leave-one-out to test
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def workspace_stats(workspace: Workspace) -> WorkspaceStats:
             low_values=scan.low_values,
             low_value_max=scan.low_value_max,
             users_without_events=max(0, counts["users"] - len(per_user)),
+            short_users=int(np.count_nonzero(per_user < 3)),
         ),
     )
 
@@ -147,6 +149,7 @@ def _same_time_share(events: int, user_times: int, users: int) -> float:
 
 LOW_RATING = {5.0: 2.0, 10.0: 4.0}  # top of a rating scale -> the highest rating that reads as dislike
 MANY_AT_ONE_TIME = 0.2  # a share of same-time consecutive events worth a note
+MANY_SHORT = 0.2  # a share of users too short to test worth a note
 
 
 def quality_notes(stats: "WorkspaceStats") -> list[str]:
@@ -166,6 +169,12 @@ def quality_notes(stats: "WorkspaceStats") -> list[str]:
         notes.append(
             f"{count:,} {'user is' if count == 1 else 'users are'} listed without any event: "
             "until they act, popular items are all a model can recommend to them.")
+    if stats.users_with_events and quality.short_users >= MANY_SHORT * stats.users_with_events:
+        share = quality.short_users / stats.users_with_events
+        notes.append(
+            f"{quality.short_users:,} users ({share:.0%}) have fewer than 3 events (a session log's one- and "
+            "two-click sessions): they train the models, but leave-one-out cannot test them, so the test "
+            "figures describe the others.")
     return notes
 
 

@@ -1,5 +1,6 @@
 """Workspace overview numbers, checked against logs small enough to count by hand."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -149,6 +150,19 @@ def test_quality_notes_name_same_time_events_low_ratings_and_users_without_event
     assert notes[0].startswith("50% of consecutive events share a timestamp")
     assert notes[1].startswith("2 ratings of 2 or less count as interactions")
     assert notes[2].startswith("1 user is listed without any event")
+
+
+def test_a_log_of_short_sessions_is_told_its_test_leaves_them_out(workspace):
+    """A session log: 17,907 of 40,000 sessions had one or two clicks, which leave-one-out cannot test."""
+    items = [("a", "A", "X"), ("b", "B", "X"), ("c", "C", "X")]
+    events = [("s1", "a", T0, "view"), ("s2", "a", T0, "view"), ("s2", "b", T0 + 1, "view"),
+              *[("s3", item, T0 + n, "view") for n, item in enumerate("abc")]]
+    _fill(workspace, items, ["s1", "s2", "s3"], events)
+    stats = workspace_stats(workspace)
+    assert stats.quality.short_users == 2
+    assert any(note.startswith("2 users (67%) have fewer than 3 events") for note in quality_notes(stats))
+    few = dataclasses.replace(stats, users_with_events=11)  # 2 of 11: under a fifth, not worth a note
+    assert not any("fewer than 3 events" in note for note in quality_notes(few))
 
 
 def test_values_that_are_not_ratings_raise_no_note(shop):
