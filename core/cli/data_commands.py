@@ -12,8 +12,8 @@ from core.cli.common import CommandLineError, Output, at_least, require_workspac
 from core.demo import DemoConfig, create_demo_workspace
 from core.errors import UsageError
 from core.importing import (
-    LOW_VALUE_ACTIONS, NO_TIME_NOTE, ImportOptions, LowValues, SqlQuery, describe_time_unit, export_rejected,
-    repeated_rows,
+    LOW_VALUE_ACTIONS, NO_TIME_NOTE, ImportOptions, LowValues, SqlQuery, describe_time_unit, duplicates_text,
+    export_rejected, repeated_rows,
 )
 from core.store import Workspace
 from core.store.stats import quality_notes, workspace_stats
@@ -185,7 +185,8 @@ def _file_summary(report, low_values: LowValues) -> dict:
         "unused_columns": [c for c in report.columns
                            if c not in report.roles.values() and c not in report.category_flags],
         "time_kind": report.time_kind, "time_unit": report.time_unit, "in_file_order": report.in_file_order,
-        "duplicates_skipped": report.duplicates, "ids_repeated": report.ids_repeated, "low_values": report.low_values,
+        "duplicates_skipped": report.duplicates, "whole_days": report.whole_days, "ids_repeated": report.ids_repeated,
+        "low_values": report.low_values,
         "low_values_were": LOW_VALUES_WERE[low_values.action], "renamed_columns": report.renamed,
         "duration_s": round(report.duration_s, 3),
         "first_rejected": [{r.unit: r.line, "file": r.file, "column": r.column, "reason": r.reason}
@@ -240,8 +241,8 @@ def _reading_notes(f: dict) -> list[str]:
         notes.append(f"         {repeated_rows(f['ids_repeated'])} an id an earlier row gave: the last row of each id is "
                      "what is kept")
     if f["duplicates_skipped"]:
-        notes.append(f"         {f['duplicates_skipped']:,} duplicate events already in the workspace or the file "
-                     "skipped (--keep-duplicates keeps them)")
+        keep = "--keep-duplicates keeps them"
+        notes.append("         " + duplicates_text(f["duplicates_skipped"], f["whole_days"], keep))
     return notes
 
 

@@ -6,7 +6,7 @@ Sources are CSV files, Parquet files or folders, and database queries (``SqlQuer
 show and write the rows an import skipped; ``import_history`` lists past imports.
 """
 
-from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow, repeated_rows
+from core.importing.errors import CsvImportError, FileReport, ImportReport, RejectedRow, duplicates_text, repeated_rows
 from core.importing.history import import_history
 from core.importing.loaders import LOW_VALUE_ACTIONS, LowValues
 from core.importing.rejected import export_rejected, read_rejected_rows
@@ -20,6 +20,6 @@ from core.importing.times import NO_TIME_NOTE, describe_time_unit
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "NO_TIME_NOTE",
     "RejectedRow", "SniffResult", "SqlQuery",
-    "describe_time_unit", "export_rejected", "import_files", "import_history", "preview_source", "read_rejected_rows",
+    "describe_time_unit", "duplicates_text", "export_rejected", "import_files", "import_history", "preview_source", "read_rejected_rows",
     "repeated_rows", "sniff",
 ]

@@ -76,6 +76,15 @@ def repeated_rows(count: int) -> str:
     return f"{count:,} row repeats" if count == 1 else f"{count:,} rows repeat"
 
 
+def duplicates_text(count: int, whole_days: bool, keep: str) -> str:
+    """The report's sentence on ``FileReport.duplicates``; ``keep`` names the way to keep them (the CLI's
+    flag, the import dialog's checkbox). Where the file's times are whole days, two real events of
+    one day read the same, so the sentence says so: a shop's date-only export bought twice a day."""
+    days = "; times are whole days, so two real events on one day read the same" if whole_days else ""
+    events = "duplicate event" if count == 1 else "duplicate events"
+    return f"{count:,} {events} already in the workspace or the file skipped ({keep}{days})"
+
+
 @dataclass
 class FileReport:
     """The outcome of one file.
@@ -100,6 +109,7 @@ class FileReport:
                    or without a time column.
     duplicates:    events skipped because they repeat one already in the workspace or
                    earlier in the file exactly (not counted in rows_accepted).
+    whole_days:    an events file's clock times are all midnights (dates without a time of day).
     low_values:    events whose value was at or below ``ImportOptions.low_values``' threshold:
                    dropped (not counted in rows_accepted) or stored marked negative.
     ids_repeated:  rows of an items or users file whose id an earlier row of the same file gave: each
@@ -122,6 +132,7 @@ class FileReport:
     time_kind: Optional[str] = None
     time_unit: Optional[str] = None
     duplicates: int = 0
+    whole_days: bool = False
     low_values: int = 0
     ids_repeated: int = 0
     duration_s: float = 0.0

@@ -153,6 +153,7 @@ def _import_file(target: Target, plan: Plan, options: ImportOptions, progress, c
                 target.written.forget(deleted)
             report.duplicates = len(deleted)
             report.rows_accepted -= report.duplicates
+            report.whole_days = report.time_kind == "unix" and _whole_days(target.raw, first_event)
     else:
         report.ids_repeated = plan.loader.repeated
     report.duration_s = time.perf_counter() - started
@@ -241,6 +242,13 @@ def _date_order_further_on(plan: Plan, options: ImportOptions, progress, cancel)
         if cancel is not None:
             cancel.raise_if_cancelled()
     return None
+
+
+def _whole_days(raw: sqlite3.Connection, first_new: int, sample: int = 10_000) -> bool:
+    """Whether the events from ``first_new`` on (their first ``sample``) are all timed at midnight UTC."""
+    ts = np.array([row[0] for row in raw.execute("SELECT ts FROM events WHERE id >= ? LIMIT ?", (first_new, sample))],
+                  dtype=np.float64)
+    return bool(len(ts)) and bool(np.all(ts % 86_400 == 0))
 
 
 HEAVY_GROUP = 64  # new events sharing one (user, time) from which that group's repeats are found by sorting

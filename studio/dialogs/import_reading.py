@@ -14,6 +14,7 @@ AUTO = "Auto-detect"
 ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
 DELIMITERS = {AUTO: None, "Comma ( , )": ",", "Tab": "\t", "Pipe ( | )": "|", "Semicolon ( ; )": ";"}
 HEADERS = {AUTO: None, "First row is a header": True, "No header row": False}
+KEEP_DUPLICATES = "Keep duplicate events"
 DATE_ORDERS = {AUTO: None, "Month first (12/31/2025)": "mdy", "Day first (31/12/2025)": "dmy"}
 
 
@@ -40,7 +41,7 @@ class ReadingBox(QGroupBox):
         self.strict = QRadioButton("Stop at the first bad row (strict)")
         self.strict.setToolTip("Import nothing if any row is bad; the error names its line and column")
         self.skip.setChecked(True)
-        self.keep_duplicates = QCheckBox("Keep duplicate events")
+        self.keep_duplicates = QCheckBox(KEEP_DUPLICATES)
         self.keep_duplicates.setToolTip(
             "Keep an event that repeats one already in the workspace or earlier in the file exactly (same user, "
             "item, time, type and value). Off: such repeats, as in exports that overlap, are skipped and counted")

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from core.importing import NO_TIME_NOTE, ImportReport, describe_time_unit, repeated_rows
+from core.importing import NO_TIME_NOTE, ImportReport, describe_time_unit, duplicates_text, repeated_rows
 from core.progress import Progress
+from studio.dialogs.import_reading import KEEP_DUPLICATES
 
 
 def progress_text(report: Progress) -> str:
@@ -38,7 +39,8 @@ def summary_text(report: ImportReport, action: str = "keep") -> str:
             lines.append(f"  {repeated_rows(file.ids_repeated)} an id an earlier row gave: the last row of each id "
                          "is what is kept.")
         if file.duplicates:
-            lines.append(f"  {file.duplicates:,} duplicate events already in the workspace or the file were skipped.")
+            keep = f"“{KEEP_DUPLICATES}” keeps them"
+            lines.append(f"  {duplicates_text(file.duplicates, file.whole_days, keep)}.")
         if file.low_values:
             lines.append(f"  {file.low_values:,} events with a low value were {LOW_VALUES_DONE[action]}.")
     return "\n".join(lines)

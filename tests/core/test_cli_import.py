@@ -186,6 +186,11 @@ def test_import_says_how_times_were_read_and_skips_repeated_events_unless_kept(t
     assert code == 0 and "times read as unix milliseconds" in out
     assert "4 rows read, 1 accepted, 0 rejected" in out
     assert "3 duplicate events already in the workspace or the file skipped (--keep-duplicates keeps them)" in out
+    dates = tmp_path / "orders.csv"  # a date-only export: a second order of one item on one day reads as a repeat
+    dates.write_text("user,item,date\nu1,a,2024-03-01\nu1,a,2024-03-01\nu2,b,2024-03-02\n")
+    code, out, _ = run(capsys, "import", dates, "--db", tmp_path / "dates.sqlite")
+    assert ("1 duplicate event already in the workspace or the file skipped (--keep-duplicates keeps them; times "
+            "are whole days, so two real events on one day read the same)") in out
     day3 = tmp_path / "day3.csv"
     day3.write_text(day2.read_text() + "u4,d,1700000180000,view\n")
     code, out, _ = run(capsys, "import", day3, "--db", db, "--keep-duplicates", "--json")

@@ -184,7 +184,8 @@ def test_keeping_duplicate_events_is_a_choice_and_the_summary_says_what_was_skip
     summary = dialog.summary_label.text()
     assert "1 rows imported, 0 rejected (of 3 read)." in summary
     assert "Times read as unix seconds." in summary
-    assert "2 duplicate events already in the workspace or the file were skipped." in summary
+    assert ("2 duplicate events already in the workspace or the file skipped (“Keep duplicate events” keeps "
+            "them).") in summary
 
 
 def test_the_summary_says_when_the_files_order_stands_for_time(qtbot, dialog, tmp_path):
