@@ -82,10 +82,7 @@ def looks_like_time(values: Sequence[str]) -> bool:
     (01.03.2025) or with slashes (12/31/2025, 31/12/2025), or a unix time (seconds or finer)."""
     present = [v.strip() for v in values if v.strip()]
     return bool(present) and all(
-        _ISO_DATE.match(v) or re.match(DIGIT_DATE, v) or re.match(DOTTED_DATE, v) or re.match(SLASHED_DATE, v)
-        or (is_number(v) and float(v) >= UNIX_MIN)
-        for v in present
-    )
+        _written_date(v) or re.match(DIGIT_DATE, v) or (is_number(v) and float(v) >= UNIX_MIN) for v in present)
 
 
 def guess_roles(columns: Sequence[str], preview: Sequence[Sequence[str]], has_header: bool) -> dict[str, str]:
@@ -194,12 +191,8 @@ def _roles_from_names(columns: Sequence[str], preview: Sequence[Sequence[str]]) 
     return roles
 
 
-def is_missing(cell: str) -> bool:
-    return not cell.strip() or cell.strip().lower() in MISSING_MARKERS
-
-
 def _mostly_missing(cells: Sequence[str]) -> bool:
-    return sum(map(is_missing, cells)) > len(cells) / 2
+    return sum(not cell.strip() or cell.strip().lower() in MISSING_MARKERS for cell in cells) > len(cells) / 2
 
 
 def _roles_from_values(columns: Sequence[str], preview: Sequence[Sequence[str]]) -> dict[str, str]:
@@ -230,10 +223,14 @@ def _roles_from_values(columns: Sequence[str], preview: Sequence[Sequence[str]])
 
 
 def _written_dates(values: Sequence[str]) -> bool:
-    """Every value a date written with separators (ISO, dotted, slashed): never an id, unlike a number."""
+    """Every value a date written with separators: never an id, unlike a number."""
     present = [v.strip() for v in values if v.strip()]
-    return bool(present) and all(_ISO_DATE.match(v) or re.match(DOTTED_DATE, v) or re.match(SLASHED_DATE, v)
-                                 for v in present)
+    return bool(present) and all(map(_written_date, present))
+
+
+def _written_date(cell: str) -> bool:
+    """ISO (2025-03-01T10:15), dotted (01.03.2025) or slashed (03/01/2025)."""
+    return bool(_ISO_DATE.match(cell) or re.match(DOTTED_DATE, cell) or re.match(SLASHED_DATE, cell))
 
 
 def roles_for_kind(kind: str, guessed: dict[str, str], has_header: bool, columns: Sequence[str],
