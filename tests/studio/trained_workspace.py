@@ -76,3 +76,22 @@ def wait_for_history(qtbot, page) -> None:
         return [(run.id, run.status) for run in runs]
 
     qtbot.waitUntil(lambda: stored(page.run_table.runs) == stored(page.context.engine.runs()), timeout=10_000)
+
+
+@pytest.fixture(name="page")
+def explore_page(qtbot, context, tmp_path):
+    """The Explore page on a private copy of the trained workspace, once its first user's lists have arrived."""
+    from studio.pages.explore import ExplorePage
+
+    context.set_engine(open_trained_copy(tmp_path))
+    page = ExplorePage(context)
+    qtbot.addWidget(page)
+    page.resize(1400, 800)
+    page.show()
+    qtbot.waitUntil(lambda: page.answer is not None and bool(page.ranked.recommendations), timeout=10_000)
+    return page
+
+
+def wait_for_fresh_answer(qtbot, page) -> None:
+    """Until the Explore page has answered the latest query."""
+    qtbot.waitUntil(lambda: page.answer is not None and page.answer.query == page.latest, timeout=10_000)
