@@ -280,13 +280,27 @@ def test_a_semicolon_file_reads_decimal_commas_in_its_values(workspace, tmp_path
     """A spreadsheet saved as CSV where the decimal mark is a comma separates with semicolons and writes
     '20,08': every row of such a log was rejected ("value '20,08' is not a number")."""
     path = _write(tmp_path, "eu.csv", "user;item;timestamp;price\nu1;a;1600000000;20,08\nu1;b;1600000001;-3,5\n"
-                                      "u2;a;1600000002;7\nu2;b;1600000003;1.234,5\n")
+                                      "u2;a;1600000002;7\nu2;b;1600000003;1.234,5 €\nu2;c;1600000004;0.125\n"
+                                      "u2;d;1600000005;12,5x\n")
     report = _events(workspace, path)
-    assert (report.rows_accepted, _rejected(report)) == (3, [(5, "price", "value '1.234,5' is not a number")])
+    assert (report.rows_accepted, _rejected(report)) == (5, [(7, "price", "value '12,5x' is not a number")])
     with sqlite3.connect(workspace.path) as raw:
-        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [20.08, -3.5, 7.0]
+        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [20.08, -3.5, 7.0, 1234.5,
+                                                                                           0.125]
     comma = _write(tmp_path, "us.csv", 'user,item,timestamp,price\nu3,a,1600000004,"20,08"\n')
     assert _rejected(_events(workspace, comma)) == [(2, "price", "value '20,08' is not a number")]  # "20,08" is ambiguous there
+
+
+def test_amounts_written_with_a_currency_mark_or_thousands_marks_are_numbers(workspace, tmp_path):
+    """A shop's order export: three of four orders were refused for "$12.50", "$1,200.00" and "€9.99"."""
+    text = ('Customer ID,Product,Order Date,Amount\r\nC001,A,2024-03-01 10:15:00,$12.50\r\n'
+            'C001,B,2024-03-02 11:00:00,"$1,200.00"\r\nC002,A,2024-03-02 12:30:00,€9.99\r\n'
+            'C003,C,2024-03-03 09:00:00,£ 3\r\nC003,D,2024-03-03 09:01:00,"-1,234"\r\nC004,E,2024-03-04 09:00:00,"0,125"\r\n')
+    report = _events(workspace, _write(tmp_path, "orders.csv", text))
+    assert _rejected(report) == [(7, "Amount", "value '0,125' is not a number")]  # a decimal comma is ambiguous there
+    with sqlite3.connect(workspace.path) as raw:
+        assert [row[0] for row in raw.execute("SELECT value FROM events ORDER BY id")] == [12.5, 1200.0, 9.99, 3.0,
+                                                                                           -1234.0]
 
 
 def test_an_overlapping_export_adds_only_the_new_events_and_counts_the_repeats(workspace, tmp_path):
