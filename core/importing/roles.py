@@ -42,7 +42,8 @@ _ALIASES = {
 _TIME_WORDS = ("time", "date", "zeit", "datum")
 # Time columns whose numbers are a position in the user's history, not a clock.
 ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "rank")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+# "... UTC": BigQuery's CSV export of a TIMESTAMP column.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2}| UTC| GMT)?$")
 # A unix time in seconds this small would be before 1973: such numbers are an order instead.
 UNIX_MIN = 1e8
 # A date written as digits, as warehouses export it: YYYYMMDD, or YYYYMMDDhhmmss (years 1900-2099).

@@ -56,6 +56,7 @@ ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more 
 # Units of a numeric clock column: (name, units per second).
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 ISO = "ISO-8601"
+_UTC_SUFFIX = r"(?<=\d)\s+(UTC|GMT)$"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
 FILE_ORDER_HINT = "name the order (--date-order mdy or dmy; Dates in the import dialog)"
@@ -242,6 +243,7 @@ class TimeColumn:
         if not parse.any():
             return out, outside
         text = pd.Series(strings.to_numpy(zero_copy_only=False)[parse], dtype=object).str.strip()
+        text = text.str.replace(_UTC_SUFFIX, "Z", regex=True)  # BigQuery writes "2024-03-01 10:15:00 UTC"
         parsed = pd.to_datetime(text.where(text != ""), format="ISO8601", utc=True, errors="coerce")
         seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         out[parse] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)

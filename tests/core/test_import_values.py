@@ -122,6 +122,15 @@ def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_p
     assert _rejected(steps)[0][:2] == (3, "step") and "as a position it is beyond" in _rejected(steps)[0][2]
 
 
+def test_bigquery_s_timestamps_ending_in_utc_are_read_and_found_by_their_values(workspace, tmp_path):
+    """BigQuery's CSV export writes a TIMESTAMP "2024-03-01 10:15:00 UTC": every row was refused as an
+    unparseable time, and under a name no alias knows the column was not found at all."""
+    text = "user_id,item_id,visited_at\nu1,a,2024-03-01 10:15:00 UTC\nu1,b,2024-03-01 10:15:30.5 GMT\n"
+    report = _events(workspace, _write(tmp_path, "bq.csv", text))
+    assert (report.roles["time"], report.time_unit, report.rows_accepted) == ("visited_at", "ISO-8601", 2)
+    assert _ts(workspace) == [1709288100.0, 1709288130.5]
+
+
 def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
     """A warehouse export's date column of 20250301 (or 20250301093000) numbers was read as positions:
     the log lost its clock (no time split) without a rejected row."""
