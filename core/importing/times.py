@@ -59,6 +59,9 @@ ISO = "ISO-8601"
 _UTC_SUFFIX = r"(?<=\d)\s+(UTC|GMT)$"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
+MONTH_NAMED = "with the month's name"  # the unit of a column of dates such as "Mar 1, 2024 10:15 AM"
+# A cell naming a month in English beside digits: "Mar 1, 2024", "1 March 2024 10:15", "01-Mar-24".
+_MONTH_NAME = r"(?i)(^|[^a-z])(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?([^a-z]|$)"
 FILE_ORDER_HINT = "name the order (--date-order mdy or dmy; Dates in the import dialog)"
 # How slashed dates (roles.SLASHED_DATE) are read, by ``ImportOptions.date_order``, and the unit each makes.
 DATE_ORDERS = {"mdy": "MM/DD/YYYY", "dmy": "DD/MM/YYYY"}
@@ -120,20 +123,22 @@ class TimeColumn:
         numbers = to_numbers(strings)
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
         text = np.isnan(numbers)
-        if text.any():  # only text can be a dotted or slashed date: a column of unix times skips the look
+        if text.any():  # only text can be a dotted, named or slashed date: a column of unix times skips the look
             written, dotted = _dotted_dates_as_iso(strings)
+            written, named = _month_named_dates_as_iso(written)
             slashed, slashed_seconds, slashed_out = self._slashed_dates(strings)
         else:
             written, dotted = strings, np.zeros(len(numbers), dtype=bool)
-            slashed, slashed_seconds, slashed_out = dotted, np.full(len(numbers), np.nan), dotted
+            named = slashed = dotted
+            slashed_seconds, slashed_out = np.full(len(numbers), np.nan), dotted
         clock, clock_out = self._parse_iso(written, text & ~slashed)
         clock, clock_out = np.where(slashed, slashed_seconds, clock), clock_out | slashed_out
         iso = ~np.isnan(clock) | clock_out
         if self.kind is None:
             self.kind = self._decide_kind(numbers, iso, strings)
         if self.kind == UNIX:
-            written_as = (DOTTED_DATES if dotted[iso].all() else DATE_ORDERS[self.date_order] if slashed[iso].all()
-                          else ISO) if iso.any() else ISO
+            written_as = (DOTTED_DATES if dotted[iso].all() else MONTH_NAMED if named[iso].all()
+                          else DATE_ORDERS[self.date_order] if slashed[iso].all() else ISO) if iso.any() else ISO
             numbers = self._clock_seconds(strings, numbers, iso, written_as)
             read_as = np.where(np.isnan(numbers), clock, numbers)
             start = np.where(np.isnan(numbers) | (self.unit == DIGIT_DATES), ISO_START, CLOCK_START)
@@ -326,6 +331,28 @@ def _dotted_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.if_else(dotted, text, strings), mask
 
 
+def _month_named_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The cells that name their month in English ("Mar 1, 2024 10:15 AM", "1 March 2024", "01-Mar-24",
+    as spreadsheets and analytics exports write dates) rewritten as ISO-8601 text for the ISO reader,
+    the others as they are; and which cells were so written. The month is named, so no day-month
+    order is guessed. Read with the format the first such cell shows (one format per column, fast),
+    then the cells it does not fit one by one; a cell neither reads stays as it was, to be refused."""
+    named = pc.fill_null(pc.match_substring_regex(strings, _MONTH_NAME), False)
+    mask = named.to_numpy(zero_copy_only=False)
+    if not mask.any():
+        return strings, mask
+    cells = pd.Series(strings.filter(named).to_pylist(), dtype=object).str.strip()
+    shown = pd.tseries.api.guess_datetime_format(cells.iloc[0])
+    parsed = pd.to_datetime(cells, format=shown, errors="coerce") if shown else pd.Series(pd.NaT, index=cells.index)
+    unread = parsed.isna()
+    if unread.any():
+        parsed[unread] = pd.to_datetime(cells[unread], format="mixed", errors="coerce")
+    iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").where(parsed.notna(), cells)
+    rewritten = np.asarray(strings.to_numpy(zero_copy_only=False), dtype=object)
+    rewritten[mask] = iso.to_numpy(dtype=object)
+    return pa.array(rewritten, type=pa.string()), mask
+
+
 def _numbers_are_digit_dates(strings: pa.Array, numbers: np.ndarray) -> bool:
     """The block has numbers and every one is a date written as digits (``roles.DIGIT_DATE``)."""
     given = ~np.isnan(numbers)
@@ -364,7 +391,7 @@ NO_TIME_NOTE = "no time column: events kept in the file's order"
 def describe_time_unit(unit: str, time_of_day: Optional[str] = None) -> str:
     """A ``FileReport.time_unit`` in words: "unix milliseconds", "ISO-8601 dates"; with the column that
     gave each date its time of day (the ``time_of_day`` role), where one did."""
-    if unit in (DIGIT_DATES, DOTTED_DATES, *DATE_ORDERS.values()):
+    if unit in (DIGIT_DATES, DOTTED_DATES, MONTH_NAMED, *DATE_ORDERS.values()):
         words = f"dates written {unit} (UTC)"
     else:
         words = "ISO-8601 dates" if unit == ISO else f"unix {unit}"

@@ -11,6 +11,7 @@ from core.importing import CsvImportError, ImportOptions, import_files, sniff
 from core.importing import run as import_run, sources as import_sources
 from core.importing import sniffing
 from core.importing.scanning import Utf8Tally
+from core.store import Workspace
 
 HEADER = "user,item,timestamp\n"
 
@@ -114,7 +115,6 @@ def test_iso_dates_are_reported_as_such_and_orders_have_no_unit(workspace, tmp_p
     iso = _events(workspace, _write(tmp_path, "iso.csv", HEADER + "u1,a,2024-05-01\nu1,b,2024-05-02T10:00:00Z\n"))
     assert iso.time_unit == "ISO-8601"
     import_run_path = _write(tmp_path, "steps.csv", "user,item,step\nu1,a,1\nu1,b,1e300\nu1,c,3\n")
-    from core.store import Workspace
 
     with Workspace.open(tmp_path / "order.sqlite") as other:
         steps = _events(other, import_run_path)
@@ -131,6 +131,21 @@ def test_bigquery_s_timestamps_ending_in_utc_are_read_and_found_by_their_values(
     assert _ts(workspace) == [1709288100.0, 1709288130.5]
 
 
+def test_dates_that_name_their_month_are_read(workspace, tmp_path):
+    """"Mar 1, 2024 10:15 AM", as spreadsheets and analytics exports write dates: every row was refused."""
+    text = ('user,item,date\nu1,a,"Mar 1, 2024 10:15 AM"\nu1,b,"Mar 2, 2024 9:00 PM"\nu2,a,"March 3, 2024"\n'
+            "u2,b,not a date\n")
+    report = _events(workspace, _write(tmp_path, "sheet.csv", text))
+    assert report.time_unit == "with the month's name" and report.rows_accepted == 3
+    assert _rejected(report) == [(5, "date", "unparseable time 'not a date'")]
+    day = 1709251200.0  # 2024-03-01 UTC
+    assert _ts(workspace) == [day + 10.25 * 3600, day + 86400 + 21 * 3600, day + 2 * 86400]
+    with Workspace.open(tmp_path / "other.sqlite") as other:
+        assert _events(other, _write(tmp_path, "short.csv", "user,item,date\nu1,a,01-Mar-24\nu1,b,2 Apr 2024 14:05\n")
+                       ).rows_accepted == 2
+        assert _ts(other) == [day, day + 32 * 86400 + 14 * 3600 + 5 * 60]
+
+
 def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
     """A warehouse export's date column of 20250301 (or 20250301093000) numbers was read as positions:
     the log lost its clock (no time split) without a rejected row."""
@@ -141,7 +156,6 @@ def test_dates_written_as_digits_are_a_clock_not_positions(workspace, tmp_path):
     assert _rejected(report) == [(5, "event_date", "unparseable time '20250231'")]
     day = 1740787200.0  # 2025-03-01 UTC
     assert _ts(workspace) == [day + 86400, day, day + 9.5 * 3600, day + 3 * 86400]
-    from core.store import Workspace
 
     with Workspace.open(tmp_path / "steps.sqlite") as other:  # a column named as an order stays one
         steps = _events(other, _write(tmp_path, "steps.csv", "user,item,step\nu1,a,20250301\nu1,b,20250302\n"))
