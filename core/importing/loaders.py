@@ -247,6 +247,10 @@ _CURRENCY = r"^[$€£¥₹]\s*|\s*[$€£¥₹]$"
 # (only beside a decimal comma: "1.234" alone there may be a point decimal, as "0.125" is).
 _THOUSANDS = {False: r"^[+-]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$", True: r"^[+-]?[1-9]\d{0,2}(\.\d{3})+,\d+$"}
 _DECIMAL_COMMA = r"^([+-]?\d+),(\d+)$"  # "20,08", "-3,5" (after the thousands marks are gone)
+# A workspace's time kind (meta "time_kind") in words, to say why a file's times cannot join it.
+_TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
+_TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
+                   "log with the same kind of times. Nothing was imported.")
 
 
 def number_text(cells: pa.Array, decimal_comma: bool) -> pa.Array:
@@ -258,10 +262,6 @@ def number_text(cells: pa.Array, decimal_comma: bool) -> pa.Array:
     plain = pc.if_else(pc.match_substring_regex(plain, _THOUSANDS[decimal_comma]),
                        pc.replace_substring(plain, mark, ""), plain)
     return pc.replace_substring_regex(plain, _DECIMAL_COMMA, r"\1.\2") if decimal_comma else plain
-# A workspace's time kind (meta "time_kind") in words, to say why a file's times cannot join it.
-_TIME_KINDS = {"unix": "have clock times", "order": "are only in an order (positions or file order, no clock)"}
-_TIME_KIND_HINT = ("Import this file into a workspace of its own, or import every file of the "
-                   "log with the same kind of times. Nothing was imported.")
 
 
 def _file_order_start(target: Target, first_user: str, first_item: str) -> int:
