@@ -26,9 +26,11 @@ REQUIRED_ROLES = {"events": ("user", "item"), "items": ("item",), "users": ("use
 # Normalised column names (lower case, letters and digits only) that reveal a role.
 _ALIASES = {
     # Public logs' own names too: Amazon reviews' reviewerID, Olist's customer_unique_id, a session-based log's
-    # session_id (each session one shopper); Yelp's business_id, music's track_id, Steam's app_id.
+    # session_id (each session one shopper), an order export's customer_email; Yelp's business_id, music's
+    # track_id, Steam's app_id.
     "user": ("userid", "user", "customerid", "customer", "visitorid", "clientid", "uid", "memberid", "accountid",
-             "shopperid", "userpseudoid", "reviewerid", "customeruniqueid", "buyerid", "profileid", "sessionid"),
+             "shopperid", "userpseudoid", "reviewerid", "customeruniqueid", "buyerid", "profileid", "sessionid",
+             "customeremail", "email", "useremail", "buyeremail"),
     "item": ("itemid", "item", "movieid", "productid", "sku", "product", "asin", "articleid", "iid", "productcode",
              "businessid", "trackid", "songid", "bookid", "isbn", "gameid", "appid", "videoid", "recipeid",
              "listingid", "venueid", "contentid", "offerid"),

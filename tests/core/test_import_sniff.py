@@ -35,6 +35,8 @@ def test_delimiter_header_and_roles(tmp_path, delimiter):
      {"user": "session_id", "item": "item_id", "time": "timestamp"}),  # a session-based log
     ("User-ID;ISBN;Book-Rating", "276725;034545104X;0", {"user": "User-ID", "item": "ISBN", "value": "Book-Rating"}),
     ("session_id,user_id,track_id,ts", "1,u1,t1,1700000000", {"user": "user_id", "item": "track_id", "time": "ts"}),
+    ("order_id,customer_email,sku,quantity,created_at", "1001,a@example.com,SKU-1,2,2024-03-01 10:15:00 -0500",
+     {"user": "customer_email", "item": "sku", "value": "quantity", "time": "created_at"}),  # an order export
 ])
 def test_public_logs_own_names_for_shopper_and_item_are_guessed(tmp_path, header, row, roles):
     """Each of these had to be mapped by hand (--map), though their names leave no doubt."""
