@@ -49,6 +49,8 @@ class ItemMethods:
                 or current[0] != (self.content_hash(), self.text_model.key()):
             return []
         index = current[1]
+        if not index.has_text.any():  # a catalogue of ids alone: nothing to mean anything, no model to load
+            return []
         data = self.sequence_data()
         return items_by_meaning(data, index, load_encoder(self.text_model), text, limit,
                                 data.item_index_of(list(exclude)))

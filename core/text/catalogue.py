@@ -112,6 +112,14 @@ def stale_items(workspace, model: str, store_ids: np.ndarray, hashes: list[str])
                      if cached.get(item) != digest], dtype=np.int64)
 
 
+def _embed_message(todo: int, with_text: int) -> str:
+    if todo:
+        return f"reading {todo:,} item texts with the language model"
+    if with_text:
+        return f"the {with_text:,} items' text already read (cached in the workspace)"
+    return "no item has a title or other text to read (import an items file with titles)"
+
+
 def embed_catalogue(workspace, encoder: TextEncoder, progress=None, cancel=None,
                     batch_items: int = EMBED_BATCH) -> ItemVectors:
     """Embed the items that are new or changed since the last run, then return every item's vector.
@@ -123,8 +131,7 @@ def embed_catalogue(workspace, encoder: TextEncoder, progress=None, cancel=None,
     hashes = [text_hash(text) for text in texts]
     todo = stale_items(workspace, encoder.key, store_ids, hashes)
     meter = RateMeter(len(todo))
-    emit(progress, meter.report("embed", 0, f"reading {len(todo):,} item texts with the language model" if len(todo)
-                                else f"the {len(store_ids):,} items' text already read (cached in the workspace)"))
+    emit(progress, meter.report("embed", 0, _embed_message(len(todo), len(store_ids))))
     unstored: list[np.ndarray] = []  # a read-only workspace keeps its fresh vectors here
     for start in range(0, len(todo), batch_items):
         if cancel is not None:
@@ -221,7 +228,7 @@ def cached_vectors(workspace, model: str) -> tuple[ItemVectors, int]:
 
 def nearest(vectors: np.ndarray, query: np.ndarray, k: int, exclude: Optional[np.ndarray] = None) -> np.ndarray:
     """Row positions of the ``k`` rows of ``vectors`` most similar to the unit vector ``query``, best first."""
-    if not len(vectors) or k <= 0:
+    if not vectors.size or k <= 0:  # no rows, or rows of no text (a catalogue of ids alone: width 0)
         return np.zeros(0, dtype=np.int64)
     similarity = vectors @ query
     if exclude is not None and len(exclude):

@@ -86,3 +86,20 @@ def test_the_catalogue_text_is_read_once_until_asked_to_look_again(tmp_path, mon
     assert window.similar_items("t3")[0].item == "t4"
     workspace.close()
 
+
+
+def test_a_catalogue_of_ids_alone_is_searched_by_words_and_never_crashes(tmp_path, monkeypatch, capsys):
+    """Items known only by their ids (an order export without a products file): `nextpick items --search`
+    ended in a traceback from the vector product (no item had text, so its vectors had no width)."""
+    from text_data import use_word_encoder
+
+    encoder = use_word_encoder(monkeypatch)
+    read = []
+    monkeypatch.setattr(encoder, "encode", lambda texts: read.append(texts))
+    workspace = toy_workspace(tmp_path / "ids.sqlite", items=[("SKU-1", None, None, {}), ("SKU-2", None, None, {})])
+    workspace.close()
+    code, out, _ = run(capsys, "items", "--db", tmp_path / "ids.sqlite", "--search", "SKU-2")
+    assert code == 0 and "SKU-2" in out and "SKU-1" not in out
+    code, out, err = run(capsys, "items", "--db", tmp_path / "ids.sqlite", "--search", "widget")
+    assert code == 0 and "nothing found" in out and "no item has a title or other text to read" in err
+    assert read == []  # nothing to mean anything: the query is not read by the model
