@@ -91,7 +91,7 @@ def run_lines(r: dict, took_s: float) -> list[str]:
             "popularity valid (generator)": popularity.get("valid"), "popularity test": served or popularity.get("test"),
             "popularity test (generator only)": popularity.get("test") if served else None}
     rows = {label: values for label, values in rows.items() if values}
-    if names:
+    if names and r["test_users"] != 0:  # no user tested: a table of 0.0000 would read as a model that failed
         width = max(len(label) for label in [*rows, "test 95% interval +-"]) + 2
         lines.append(" " * width + "".join(f"{name:>9}" for name in names))
         lines.extend(f"{label:{width}}" + "".join(f"{values.get(name, float('nan')):>9.4f}" for name in names)
@@ -105,7 +105,7 @@ def run_lines(r: dict, took_s: float) -> list[str]:
     if r["beyond"]:
         lines.append(", ".join(f"{name} {value:.3f}" for name, value in r["beyond"].items()))
     new = r["test"].get("new_items")
-    if new:
+    if new and r["test_users"] != 0:
         lines.append(f"new items (no events before the test): {new['events']:,} test events" + (
             f", HR@10 {new['hr@10']:.4f}, NDCG@10 {new['ndcg@10']:.4f}" if new["events"] else ""))
     return lines
@@ -145,7 +145,7 @@ def cmd_runs(args, out: Output) -> dict:
              f"{'device':<{device_width}}{'eval':<8}split"]
     for r in runs:
         marker = "*" if r["run"] == active else " "
-        ndcg, hr = r["test"].get("ndcg@10"), r["test"].get("hr@10")
+        ndcg, hr = (r["test"].get("ndcg@10"), r["test"].get("hr@10")) if r["test_users"] != 0 else (None, None)
         lineage = f"  {r['lineage']} in {r['duration_s']:.1f} s" if r["lineage"] and r["duration_s"] else ""
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
                      f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
@@ -202,10 +202,11 @@ def cmd_evaluate(args, out: Output) -> dict:
     result = {"run": args.run_id, "split": run.split.describe(), "stored": stored, **report}
     lines = [f"run #{args.run_id}: {report.get('protocol', '')}",
              f"users: {users_text(report.get('n_users', 0), report.get('sampled_from'))}"]
-    intervals = report.get("intervals", {})
+    intervals = report.get("intervals", {}) if report.get("n_users") else {}
     lines.extend(f"  {name:<14}{value:.4f}" + (f"  [{intervals[name][0]:.4f}, {intervals[name][1]:.4f}] 95%"
                                                 if name in intervals else "")
-                 for name, value in {**report.get("metrics", {}), **report.get("beyond", {})}.items())
+                 for name, value in {**report.get("metrics", {}), **report.get("beyond", {})}.items()
+                 if report.get("n_users"))  # no user tested: no figures, not a row of 0.0000
     if not stored:
         lines.append(f"(not stored: {engine.workspace.path.name} is read-only here)")
     out.lines(lines)
@@ -217,4 +218,6 @@ def users_text(n_users: int, sampled_from) -> str:
     read as every user of a shop where most users have one event and cannot be tested."""
     if sampled_from:
         return f"{n_users:,} of {sampled_from:,} (seeded sample)"
+    if not n_users:
+        return "none: no user has an event to hold out (the protocol line says why), so there are no test figures"
     return f"{n_users:,} (all with an event to hold out)"

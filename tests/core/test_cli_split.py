@@ -155,3 +155,19 @@ def test_eval_users_samples_the_test_and_every_metric_shows_its_interval(shop, c
     assert f"test users: {sampled['test_sampled_from']:,} (all with an event to hold out)" in out
     code, _, err = run(capsys, "train", "--db", shop, "--model", "pop", "--eval-users", "none")
     assert code == 2 and "give a number of users (e.g. 20000) or all" in err
+
+
+def test_a_log_too_short_to_test_shows_no_figures_rather_than_zeros(tmp_path, capsys):
+    """Three shoppers with one or two orders each: `train` printed a table of 0.0000 (intervals nan),
+    `runs` and `evaluate` 0.0000 too, as if the model had failed every test; no user was tested."""
+    log = tmp_path / "orders.csv"
+    log.write_text("user,item,date\nu1,a,2024-03-01\nu1,b,2024-03-02\nu2,a,2024-03-01\nu3,b,2024-03-03\n")
+    db = tmp_path / "shop.sqlite"
+    assert run(capsys, "import", log, "--db", db)[0] == 0
+    code, out, _ = run(capsys, "train", "--db", db, "--model", "pop")
+    assert code == 0 and "3 users with fewer than 3 steps" in out
+    assert "test users: none: no user has an event to hold out" in out and "0.0000" not in out and "nan" not in out
+    code, out, _ = run(capsys, "runs", "--db", db)
+    assert code == 0 and "0.0000" not in out
+    code, out, _ = run(capsys, "evaluate", "1", "--db", db)
+    assert code == 0 and "users: none" in out and "0.0000" not in out
