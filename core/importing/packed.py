@@ -79,6 +79,9 @@ def _table_member(path: Path, archive: zipfile.ZipFile) -> str:
     naming them: which of them is the events is the user's to say."""
     members = [info.filename for info in archive.infolist()
                if not info.is_dir() and not info.filename.startswith("__MACOSX/")]
+    if "[Content_Types].xml" in members and any(name.startswith("xl/") for name in members):
+        raise CsvImportError(path, None, None, "an Excel workbook, not a table of text: save the sheet as CSV "
+                             "(File > Save As > CSV) and import that file")
     tables = [name for name in members if name.lower().endswith(TABLE_SUFFIXES)] or members
     if len(tables) != 1:
         raise CsvImportError(path, None, None,

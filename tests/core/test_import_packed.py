@@ -54,3 +54,16 @@ def test_a_damaged_or_ambiguous_archive_is_refused_naming_the_file_and_nothing_i
         with pytest.raises(CsvImportError, match=r"the archive holds 2 files \(events.csv, items.csv\): unpack it"):
             import_files(workspace, events=two)
         assert str(cut_error.value).startswith(f"{cut}") and workspace.counts()["events"] == 0
+
+
+def test_an_excel_workbook_is_refused_saying_to_save_it_as_csv(tmp_path):
+    """An .xlsx is a zip of XML parts: it was refused as "the archive holds 2 files ...: unpack it"."""
+    workbook = tmp_path / "orders.xlsx"
+    with zipfile.ZipFile(workbook, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+    with Workspace.open(tmp_path / "w.sqlite") as workspace:
+        with pytest.raises(CsvImportError, match=r"an Excel workbook, not a table of text: save the sheet as CSV"):
+            import_files(workspace, events=workbook)
+        assert workspace.counts()["events"] == 0
