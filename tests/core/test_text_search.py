@@ -87,7 +87,6 @@ def test_the_catalogue_text_is_read_once_until_asked_to_look_again(tmp_path, mon
     workspace.close()
 
 
-
 def test_a_catalogue_of_ids_alone_is_searched_by_words_and_never_crashes(tmp_path, monkeypatch, capsys):
     """Items known only by their ids (an order export without a products file): `nextpick items --search`
     ended in a traceback from the vector product (no item had text, so its vectors had no width)."""
