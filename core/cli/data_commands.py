@@ -41,6 +41,9 @@ def add_commands(commands, common) -> None:
     p.add_argument("--date-order", choices=("mdy", "dmy"),
                    help="how dates written with slashes read: mdy = 12/31/2025 (US), dmy = 31/12/2025 (default: as "
                         "the file's dates show, else as the workspace's earlier files did)")
+    p.add_argument("--event-type", metavar="NAME",
+                   help="the type of the events file's events that name none, e.g. purchase for a log shipped as "
+                        "one file per type (clicks, buys); default: interaction")
     p.add_argument("--strict", action="store_true", help="abort on the first bad row instead of skipping it")
     p.add_argument("--delimiter", type=_delimiter, help="field separator (, ; | tab); default: detected")
     p.add_argument("--encoding", help="text encoding; default: UTF-8 unless the file as a whole is not, then latin-1")
@@ -78,7 +81,8 @@ def cmd_import(args, out: Output) -> dict:
     options = ImportOptions(delimiter=args.delimiter, encoding=args.encoding,
                             roles=dict(args.map or []), column_names=dict(args.columns or []), strict=args.strict,
                             keep_duplicates=args.keep_duplicates,
-                            low_values=LowValues(args.low_values, args.low_at_most), date_order=args.date_order)
+                            low_values=LowValues(args.low_values, args.low_at_most), date_order=args.date_order,
+                            event_type=args.event_type)
     with _new_file_removed_on_failure(args.db), Workspace.open(args.db) as workspace:
         report = _import_and_prepare(workspace, sources, options, out)
         files = [_file_summary(f, options.low_values) for f in report.files]

@@ -105,11 +105,14 @@ class EventsLoader:
     """user, item, time, event type, value -> events (creating unknown users and items)."""
 
     def __init__(self, path, roles: dict[str, str], low_values: LowValues = LowValues(),
-                 decimal_comma: bool = False, date_order: Optional[str] = None) -> None:
+                 decimal_comma: bool = False, date_order: Optional[str] = None,
+                 event_type: Optional[str] = None) -> None:
         """decimal_comma: read a value written "20,08" as 20.08. For semicolon-separated files: the
         CSV of spreadsheets whose decimal mark is a comma, where "1,5" cannot mean anything else.
-        date_order: how slashed dates read ("mdy", "dmy"); None = as the file's dates show (``TimeColumn``)."""
+        date_order: how slashed dates read ("mdy", "dmy"); None = as the file's dates show (``TimeColumn``).
+        event_type: the type of the events that name none (``ImportOptions.event_type``)."""
         self.path = path
+        self.event_type = (event_type or "").strip() or DEFAULT_EVENT
         self.roles = roles
         self.decimal_comma = decimal_comma
         self.date_order = date_order
@@ -162,20 +165,20 @@ class EventsLoader:
         negative = low[stored] if low is not None and self.low_values.action == "negative" else None
         if negative is not None:
             columns["negative"] = negative.astype(int).tolist()
-        insert_rows(target.raw, *self._insert_sql(columns, target.import_id), list(columns.values()),
-                    per_statement=1 if target.events_indexed else UNINDEXED_ROWS)
+        insert_rows(target.raw, *self._insert_sql(columns, target.import_id, self.event_type),
+                    list(columns.values()), per_statement=1 if target.events_indexed else UNINDEXED_ROWS)
         if target.written is not None:
             target.written.add(user_ids, item_ids, ts[stored],
                                np.zeros(len(user_ids), dtype=bool) if negative is None else negative)
         return len(user_ids), rejected
 
     @staticmethod
-    def _insert_sql(columns: dict[str, list], import_id: int) -> tuple[str, str]:
+    def _insert_sql(columns: dict[str, list], import_id: int, event_type: str) -> tuple[str, str]:
         """The statement's head and one row's values (``insert_rows``). Values the same for every
         row are literals in the statement: every parameter bound per row costs executemany time."""
         constants = {"import_id": str(int(import_id))}
         if "event_type" not in columns:
-            constants["event_type"] = f"'{DEFAULT_EVENT}'"
+            constants["event_type"] = "'" + event_type.replace("'", "''") + "'"
         names = ", ".join([*columns, *constants])
         marks = ", ".join(["?"] * len(columns) + list(constants.values()))
         return f"INSERT INTO events({names}) VALUES ", f"({marks})"
@@ -235,7 +238,8 @@ class EventsLoader:
 
     def _event_types(self, table: pa.Table, keep: pa.Array) -> list[str]:
         types = column_text(table, self.roles["event"])
-        encoded = pc.dictionary_encode(pc.replace_substring_regex(types.filter(keep), "^$", DEFAULT_EVENT))
+        kept = types.filter(keep)
+        encoded = pc.dictionary_encode(pc.if_else(pc.equal(kept, ""), pa.scalar(self.event_type), kept))
         names = np.array(encoded.dictionary.to_pylist(), dtype=object)
         return names[encoded.indices.to_numpy(zero_copy_only=False)].tolist()
 

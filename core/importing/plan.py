@@ -11,7 +11,7 @@ from typing import Optional
 from core.errors import UsageError
 from core.importing import roles as roles_
 from core.importing.errors import CsvImportError
-from core.importing.loaders import EventsLoader, LowValues, ProfileLoader
+from core.importing.loaders import DEFAULT_EVENT, EventsLoader, LowValues, ProfileLoader
 from core.importing.sources import Source
 
 
@@ -48,6 +48,9 @@ class ImportOptions:
                     "dmy" (31/12/2025); None = as the file's first date only one order reads
                     shows, else as the workspace's earlier files showed (its rows are refused
                     while neither tells).
+    event_type:     the type of an events file's events that name none: every event of a file
+                    without an event column (logs shipped as one file per type: clicks, buys), and
+                    the empty cells of one that has it. None = "interaction".
     chunk_rows:     rows parsed and written per block; bounds memory.
     """
 
@@ -61,6 +64,7 @@ class ImportOptions:
     keep_duplicates: bool = False
     low_values: LowValues = field(default_factory=LowValues)
     date_order: Optional[str] = None
+    event_type: Optional[str] = None
     chunk_rows: int = 200_000
 
     def __post_init__(self) -> None:
@@ -94,7 +98,7 @@ def plan_source(kind: str, source: Source, options: ImportOptions) -> Plan:
     if kind == "events":
         return Plan(kind, source, roles, EventsLoader(source.label, roles, options.low_values,
                                                       decimal_comma=source.settings().get("delimiter") == ";",
-                                                      date_order=options.date_order))
+                                                      date_order=options.date_order, event_type=options.event_type))
     flags = _flags(kind, source, roles, options)
     attributes = [c for c in source.columns if c not in roles.values() and c not in flags]
     names = roles_.flag_names(source.path, flags) if flags and source.path is not None else flags
@@ -120,6 +124,9 @@ def reading(plan: Plan) -> dict:
     """How a source's rows are read (delimiter, encoding, header, column names, roles, the order of
     slashed dates when named), as the import history stores it."""
     # The date order as asked for: the same file read in another order is a new import.
-    order = plan.loader.date_order if isinstance(plan.loader, EventsLoader) else None
+    events = isinstance(plan.loader, EventsLoader)
+    order = plan.loader.date_order if events else None
+    named = plan.loader.event_type if events and plan.loader.event_type != DEFAULT_EVENT else None
     return json.loads(json.dumps({**plan.source.settings(), "roles": plan.roles,
-                                  **({"date_order": order} if order else {})}))
+                                  **({"date_order": order} if order else {}),
+                                  **({"event_type": named} if named else {})}))

@@ -1,5 +1,5 @@
 """The import dialog's Reading row: how the files are read (encoding, delimiter, header, the order of
-dates written with slashes) and what a bad or repeated row does (skip and report, or stop; keep
+dates written with slashes, the type of events that name none) and what a bad or repeated row does (skip and report, or stop; keep
 duplicates or skip them)."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QRadioButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QRadioButton, QVBoxLayout, QWidget)
+
+from core.importing.loaders import DEFAULT_EVENT
 
 AUTO = "Auto-detect"
 ENCODINGS = (AUTO, "utf-8", "latin-1", "cp1252", "utf-8-sig")
@@ -45,6 +47,13 @@ class ReadingBox(QGroupBox):
         self.keep_duplicates.setToolTip(
             "Keep an event that repeats one already in the workspace or earlier in the file exactly (same user, "
             "item, time, type and value). Off: such repeats, as in exports that overlap, are skipped and counted")
+        self.event_type = QLineEdit()
+        self.event_type.setPlaceholderText(DEFAULT_EVENT)
+        self.event_type.setMinimumWidth(110)
+        self.event_type.setMaximumWidth(160)
+        self.event_type.setToolTip("The type of the events that name none: all of a file without an event "
+                                   "column (a log shipped as one file per type: type purchase for its buys), "
+                                   "and the empty cells of one that has it")
         self._policy = QButtonGroup(self)
         for radio in (self.skip, self.strict):
             self._policy.addButton(radio)
@@ -59,6 +68,9 @@ class ReadingBox(QGroupBox):
         policy_row.addWidget(self.strict)
         policy_row.addSpacing(16)
         policy_row.addWidget(self.keep_duplicates)
+        policy_row.addSpacing(16)
+        policy_row.addWidget(QLabel("Event type:"))
+        policy_row.addWidget(self.event_type)
         policy_row.addStretch(1)
         rows = QVBoxLayout(self)
         rows.addLayout(format_row)
@@ -70,7 +82,8 @@ class ReadingBox(QGroupBox):
         return dict(encoding=None if encoding in ("", AUTO) else encoding,
                     delimiter=DELIMITERS[self.delimiter.currentText()], has_header=HEADERS[self.header.currentText()],
                     strict=self.strict.isChecked(), keep_duplicates=self.keep_duplicates.isChecked(),
-                    date_order=DATE_ORDERS[self.date_order.currentText()])
+                    date_order=DATE_ORDERS[self.date_order.currentText()],
+                    event_type=self.event_type.text().strip() or None)
 
 
 def _combo(choices, tip: str) -> QComboBox:

@@ -131,11 +131,8 @@ def run_details(run: Any, active: bool = False) -> str:
 
 
 def run_metrics(run: Any) -> dict[str, float]:
-    """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict; none when no user
-    could be tested (a log of one- and two-event shoppers), whose zeros would read as a failed model."""
+    """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
     metrics = run.metrics or {}
-    if metrics.get("n_users") == 0:
-        return {}
     flat: dict[str, float] = {}
     for part in ("metrics", "beyond"):
         flat.update(metrics.get(part, {}))

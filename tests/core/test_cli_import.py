@@ -215,3 +215,23 @@ def test_a_map_to_no_role_is_refused_naming_the_roles(tmp_path, capsys):
     with pytest.raises(UsageError):
         ImportOptions(roles={"users.item": "sku"})
     assert ImportOptions(roles={"items.title": "name", "time": "ts"}).roles == {"items.title": "name", "time": "ts"}
+
+
+def test_a_log_shipped_as_one_file_per_event_type_names_each_file_s_type(tmp_path, capsys):
+    """YooChoose ships clicks and buys, Diginetica views, clicks and purchases, in files without a type
+    column: every file imported as "interaction", and a purchase could not be told from a view."""
+    clicks, buys = tmp_path / "clicks.dat", tmp_path / "buys.dat"
+    clicks.write_text("1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:54:09.868Z,214536500,0\n")
+    buys.write_text("1,2014-04-07T11:00:00.000Z,214536500,12462,1\n")
+    db = tmp_path / "shop.sqlite"
+    assert run(capsys, "import", clicks, "--db", db, "--event-type", "click")[0] == 0
+    assert run(capsys, "import", buys, "--db", db, "--event-type", "buy")[0] == 0
+    code, out, _ = run(capsys, "stats", "--db", db, "--json")
+    assert code == 0 and json.loads(out)["event_types"] == {"click": 2, "buy": 1}
+    code, out, _ = run(capsys, "import", buys, "--db", db, "--event-type", "purchase")  # read another way: a new import
+    assert code == 0 and "already imported" not in out
+    with_types = tmp_path / "typed.csv"
+    with_types.write_text("user,item,event\nu1,a,view\nu1,b,\n")
+    assert run(capsys, "import", with_types, "--db", tmp_path / "typed.sqlite", "--event-type", "view")[0] == 0
+    code, out, _ = run(capsys, "stats", "--db", tmp_path / "typed.sqlite", "--json")
+    assert json.loads(out)["event_types"] == {"view": 2}  # its empty cell took the file's type

@@ -221,6 +221,17 @@ def test_the_order_of_slashed_dates_can_be_named(qtbot, dialog, tmp_path):
     assert "Times read as dates written DD/MM/YYYY (UTC)." in dialog.summary_label.text()
 
 
+def test_a_file_without_an_event_column_can_be_given_its_type(qtbot, dialog, tmp_path):
+    """A log shipped as one file per type (YooChoose's buys): its events were all "interaction"."""
+    dialog.set_path("events", write(tmp_path / "buys.csv", "user,item,timestamp\nu1,a,1700000000\n"))
+    assert dialog.options().event_type is None and dialog.reading.event_type.placeholderText() == "interaction"
+    dialog.reading.event_type.setText(" purchase ")
+    assert dialog.options().event_type == "purchase"
+    with qtbot.waitSignal(dialog.start_import().finished, timeout=30_000):
+        pass
+    assert dialog.context.engine.workspace.user_sequence("u1")["event_type"].tolist() == ["purchase"]
+
+
 def test_the_summary_says_when_an_items_file_repeats_an_id(qtbot, dialog, tmp_path):
     dialog.set_path("events", write(tmp_path / "e.csv", "user,item,timestamp\nu1,p1,1700000000\n"))
     dialog.set_path("items", write(tmp_path / "i.csv", "item_id,title\np1,First\np2,Other\np1,Second\n"))

@@ -293,13 +293,3 @@ def test_a_long_workspace_path_is_shortened_in_the_middle_keeping_the_file_name(
     shown = label.shown_text()
     assert shown.endswith("/shop.sqlite") and "…" in shown
     assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
-
-
-def test_a_run_that_tested_no_user_shows_no_figures():
-    """A log of one- and two-event shoppers tests nobody: its zeros read as a model that failed."""
-    from core.runs import RunSummary
-    from studio.widgets.run_table import run_metrics
-
-    untested = RunSummary(1, "pop", "done", 0.0, {}, {"n_users": 0, "metrics": {"ndcg@10": 0.0}, "beyond": {}})
-    tested = RunSummary(2, "pop", "done", 0.0, {}, {"n_users": 5, "metrics": {"ndcg@10": 0.0}})
-    assert run_metrics(untested) == {} and run_metrics(tested) == {"ndcg@10": 0.0}
