@@ -44,8 +44,10 @@ _ALIASES = {
 _TIME_WORDS = ("time", "date", "zeit", "datum")
 # Time columns whose numbers are a position in the user's history, not a clock.
 ORDER_NAMES = ("step", "order", "position", "pos", "seq", "sequence", "index", "rank")
-# "... UTC": BigQuery's CSV export of a TIMESTAMP column.
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2}| UTC| GMT)?$")
+# Words after an ISO time that name UTC: "... UTC" is BigQuery's CSV export of a TIMESTAMP column.
+UTC_WORDS = "UTC|GMT"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+                       r"(Z|[+-]\d{2}:?\d{2}| (" + UTC_WORDS + "))?$")
 # A unix time in seconds this small would be before 1973: such numbers are an order instead.
 UNIX_MIN = 1e8
 # A date written as digits, as warehouses export it: YYYYMMDD, or YYYYMMDDhhmmss (years 1900-2099).
@@ -186,11 +188,11 @@ def _roles_from_names(columns: Sequence[str], preview: Sequence[Sequence[str]]) 
     and its sessionId names the shopper."""
     roles: dict[str, str] = {}
     for role, names in _ALIASES.items():
-        named = [c for alias in names for c in columns if normalise(c) == alias and c not in roles.values()]
-        filled = [c for c in named if not _mostly_missing([row[columns.index(c)] for row in preview
-                                                           if columns.index(c) < len(row)])]
+        named = [i for alias in names for i, c in enumerate(columns) if normalise(c) == alias
+                 and c not in roles.values()]
+        filled = [i for i in named if not _mostly_missing([row[i] for row in preview if i < len(row)])]
         if named:
-            roles[role] = (filled or named)[0]
+            roles[role] = columns[(filled or named)[0]]
     return roles
 
 

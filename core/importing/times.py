@@ -20,7 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.importing.roles import DIGIT_DATE, DOTTED_DATE, ORDER_NAMES, SLASHED_DATE, TIME_OF_DAY, UNIX_MIN, normalise
+from core.importing.date_forms import dotted_dates_as_iso, month_named_dates_as_iso
+from core.importing.roles import (DIGIT_DATE, ORDER_NAMES, SLASHED_DATE, TIME_OF_DAY, UNIX_MIN, UTC_WORDS,
+                                  normalise)
 
 UNIX, ORDER = "unix", "order"
 
@@ -56,12 +58,10 @@ ORDER_LIMIT = 2.0 ** 53  # positions beyond this are not whole numbers any more 
 # Units of a numeric clock column: (name, units per second).
 UNITS = (("seconds", 1.0), ("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 ISO = "ISO-8601"
-_UTC_SUFFIX = r"(?<=\d)\s+(UTC|GMT)$"
+_UTC_SUFFIX = r"(?<=\d)\s+(" + UTC_WORDS + ")$"
 DIGIT_DATES = "YYYYMMDD"  # the unit of a column of dates written as digits (roles.DIGIT_DATE)
 DOTTED_DATES = "DD.MM.YYYY"  # the unit of a column of day-first dotted dates (roles.DOTTED_DATE)
 MONTH_NAMED = "with the month's name"  # the unit of a column of dates such as "Mar 1, 2024 10:15 AM"
-# A cell naming a month in English beside digits: "Mar 1, 2024", "1 March 2024 10:15", "01-Mar-24".
-_MONTH_NAME = r"(?i)(^|[^a-z])(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?([^a-z]|$)"
 FILE_ORDER_HINT = "name the order (--date-order mdy or dmy; Dates in the import dialog)"
 # How slashed dates (roles.SLASHED_DATE) are read, by ``ImportOptions.date_order``, and the unit each makes.
 DATE_ORDERS = {"mdy": "MM/DD/YYYY", "dmy": "DD/MM/YYYY"}
@@ -124,8 +124,8 @@ class TimeColumn:
         numbers = np.where(np.isfinite(numbers), numbers, np.nan)  # "inf" is no time
         text = np.isnan(numbers)
         if text.any():  # only text can be a dotted, named or slashed date: a column of unix times skips the look
-            written, dotted = _dotted_dates_as_iso(strings)
-            written, named = _month_named_dates_as_iso(written)
+            written, dotted = dotted_dates_as_iso(strings)
+            written, named = month_named_dates_as_iso(written)
             slashed, slashed_seconds, slashed_out = self._slashed_dates(strings)
         else:
             written, dotted = strings, np.zeros(len(numbers), dtype=bool)
@@ -313,44 +313,6 @@ def _date_order_shown(first: np.ndarray, second: np.ndarray) -> Optional[str]:
     day_first = int(np.count_nonzero((first > 12) & (second <= 12)))
     month_first = int(np.count_nonzero((second > 12) & (first <= 12)))
     return None if day_first == month_first else "dmy" if day_first > month_first else "mdy"
-
-
-def _dotted_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """The cells with day-first dotted dates ("1.3.2025 9:05") rewritten as ISO-8601 text
-    ("2025-03-01T09:05") for the ISO reader, the others as they are; and which cells were dotted.
-    Dots are only ever day-first (never month-first, unlike slashes), so reading them is no guess."""
-    dotted = pc.match_substring_regex(strings, DOTTED_DATE)
-    mask = dotted.to_numpy(zero_copy_only=False)
-    if not mask.any():
-        return strings, mask
-    text = pc.utf8_trim_whitespace(strings)
-    for pattern, replacement in ((r"^(\d)\.", r"0\1."), (r"^(\d\d)\.(\d)\.", r"\1.0\2."),
-                                 (r"^(\d\d)\.(\d\d)\.(\d{4})", r"\3-\2-\1"), (r"^(\S+)[ T](\d):", r"\1T0\2:"),
-                                 (r"^(\S+) (\d\d):", r"\1T\2:")):
-        text = pc.replace_substring_regex(text, pattern, replacement)
-    return pc.if_else(dotted, text, strings), mask
-
-
-def _month_named_dates_as_iso(strings: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """The cells that name their month in English ("Mar 1, 2024 10:15 AM", "1 March 2024", "01-Mar-24",
-    as spreadsheets and analytics exports write dates) rewritten as ISO-8601 text for the ISO reader,
-    the others as they are; and which cells were so written. The month is named, so no day-month
-    order is guessed. Read with the format the first such cell shows (one format per column, fast),
-    then the cells it does not fit one by one; a cell neither reads stays as it was, to be refused."""
-    named = pc.fill_null(pc.match_substring_regex(strings, _MONTH_NAME), False)
-    mask = named.to_numpy(zero_copy_only=False)
-    if not mask.any():
-        return strings, mask
-    cells = pd.Series(strings.filter(named).to_pylist(), dtype=object).str.strip()
-    shown = pd.tseries.api.guess_datetime_format(cells.iloc[0])
-    parsed = pd.to_datetime(cells, format=shown, errors="coerce") if shown else pd.Series(pd.NaT, index=cells.index)
-    unread = parsed.isna()
-    if unread.any():
-        parsed[unread] = pd.to_datetime(cells[unread], format="mixed", errors="coerce")
-    iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").where(parsed.notna(), cells)
-    rewritten = np.asarray(strings.to_numpy(zero_copy_only=False), dtype=object)
-    rewritten[mask] = iso.to_numpy(dtype=object)
-    return pa.array(rewritten, type=pa.string()), mask
 
 
 def _numbers_are_digit_dates(strings: pa.Array, numbers: np.ndarray) -> bool:
