@@ -26,7 +26,7 @@ from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
-from studio.widgets.run_table import RunTable, metric_title, read_runs, run_label, run_metrics
+from studio.widgets.run_table import RunTable, measured, metric_title, read_runs, run_label, run_metrics
 from studio.widgets.tables import hint_label
 from studio.workers import Job
 
@@ -254,7 +254,7 @@ class EvaluatePage(StudioPage):
         """The run with its report under the chosen mode: stored, else computed on this page."""
         shown = run.evaluated_as(self.eval_mode)
         kept = self.session_reports.get((run.id, self.eval_mode))
-        return shown if run_metrics(shown) or kept is None else replace(shown, metrics={**shown.metrics, **kept})
+        return shown if measured(shown) or kept is None else replace(shown, metrics={**shown.metrics, **kept})
 
     def _fill_metric_box(self) -> None:
         chosen = self.metric_box.currentText()
@@ -311,7 +311,7 @@ class EvaluatePage(StudioPage):
     # -- jobs -----------------------------------------------------------------------------
 
     def _evaluate_missing(self) -> None:
-        missing = [run.id for run in self.table.runs if not run_metrics(run)]
+        missing = [run.id for run in self.table.runs if not measured(run)]
         if not missing or self.engine is None or (self.job is not None and self.job.running):
             return
         self.status.setText(f"Evaluating {len(missing)} run(s) on {self.eval_mode.label}…")
@@ -335,8 +335,8 @@ class EvaluatePage(StudioPage):
         """Test the two chosen runs, once every run shown has its report under the chosen mode (the
         evaluation that computes them ends by calling this again)."""
         a, b = self.run_a.currentData(), self.run_b.currentData()
-        measured = all(run_metrics(run) for run in self.table.runs)
-        if a is not None and b is not None and a != b and self.engine is not None and self.isVisible() and measured:
+        ready = all(map(measured, self.table.runs))
+        if a is not None and b is not None and a != b and self.engine is not None and self.isVisible() and ready:
             self.run_significance()
 
     def run_significance(self) -> Optional[Job]:

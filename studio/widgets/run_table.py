@@ -37,6 +37,7 @@ SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
 METRIC_UNITS = {"novelty": "bits"}  # the others are shares between 0 and 1
 BEST_BACKGROUND = "#dcfce7"
+NO_TEST_USER = "no test user: no user has an event to hold out (the protocol line says why), so no figures"
 
 
 def metric_title(metric: str) -> str:
@@ -100,6 +101,8 @@ def tested_users_text(run: Any) -> str:
     metrics = run.metrics or {}
     if metrics.get("n_users") is None:
         return ""
+    if tested_nobody(run):
+        return NO_TEST_USER
     sampled = metrics.get("sampled_from")
     of = f" of {sampled:,}" if sampled else ""
     return f"{metrics['n_users']:,}{of} test users" + (" (seeded sample)" if sampled else "")
@@ -108,7 +111,7 @@ def tested_users_text(run: Any) -> str:
 def users_text(run: Any) -> str:
     """The tested users and what "±" means: the tooltip of a metric cell."""
     tested = tested_users_text(run)
-    return f"{tested}; ± = 95% interval" if tested else ""
+    return f"{tested}; ± = 95% interval" if tested and not tested_nobody(run) else tested
 
 
 def status_text(run: Any) -> str:
@@ -130,9 +133,21 @@ def run_details(run: Any, active: bool = False) -> str:
     return " · ".join(filter(None, parts))
 
 
+def measured(run: Any) -> bool:
+    """Whether the run has an evaluation report (one that tested nobody included): a run without one is
+    evaluated by the Evaluate page."""
+    return "metrics" in (run.metrics or {})
+
+
+def tested_nobody(run: Any) -> bool:
+    """Evaluated, but no user had an event to hold out (a log of one- and two-event users)."""
+    return measured(run) and (run.metrics or {}).get("n_users") == 0
+
+
 def run_metrics(run: Any) -> dict[str, float]:
-    """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict."""
-    metrics = run.metrics or {}
+    """The run's test metrics (accuracy and beyond-accuracy) flattened into one dict; none where the
+    run tested nobody, whose report's zeros would read as a model that failed every test."""
+    metrics = {} if tested_nobody(run) else run.metrics or {}
     flat: dict[str, float] = {}
     for part in ("metrics", "beyond"):
         flat.update(metrics.get(part, {}))

@@ -280,3 +280,28 @@ def test_the_runs_are_read_off_the_window_thread_and_shown_when_they_arrive(qtbo
     page.context.announce_runs_changed()
     qtbot.waitUntil(lambda: all(run.model != "pop" for run in page.table.runs), timeout=5000)
     assert threads and threading.main_thread() not in threads
+
+
+def test_a_run_that_tested_nobody_shows_dashes_once_and_is_not_evaluated_again(qtbot, context, tmp_path):
+    """Three shoppers with one or two orders each: no user can be held out. The table showed 0.0000 (a
+    model that failed every test); hiding those made the page take the run for unevaluated and
+    evaluate it again, without end."""
+    from core.engine import Engine
+    from core.training import TrainConfig
+
+    log = tmp_path / "orders.csv"
+    log.write_text("user,item,date\nu1,a,2024-03-01\nu1,b,2024-03-02\nu2,a,2024-03-01\nu3,b,2024-03-03\n")
+    engine = Engine.open(tmp_path / "shop.sqlite")
+    engine.import_files(events=log)
+    run = engine.train(TrainConfig.for_data(engine.sequence_data(), model="pop"))
+    assert engine.run(run.id).metrics["n_users"] == 0
+    context.set_engine(engine)
+    page = EvaluatePage(context)
+    qtbot.addWidget(page)
+    page.show()
+    page.page_shown()
+    qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=10_000)
+    cells = [page.table.item(0, column) for column in range(6, page.table.columnCount())]
+    assert {cell.text() for cell in cells} == {"—"}
+    assert cells[0].toolTip().startswith("no test user: no user has an event to hold out")
+    assert page.job is None and "Evaluating" not in page.status.text()
