@@ -8,6 +8,7 @@ reads item text) and the bundle records them, so a saved ranker reads what it wa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Optional
@@ -102,6 +103,11 @@ class ItemFacts:
         else:
             arrays["known"] = np.ones(len(arrays["popularity"]), bool) if self.known is None else self.known.numpy()
         return arrays
+
+    def with_items_as_new(self, new: torch.Tensor) -> "ItemFacts":
+        """These facts with the items ``new`` marks (bool, (n_items + 1,)) read as a text-reading ranker reads
+        an item the log never saw (popularity 0): ``new_item``, their other log facts their list's average."""
+        return dataclasses.replace(self, popularity=self.popularity.masked_fill(new, 0.0))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         cooccurrence = {} if self.cooccurrence is None else self.cooccurrence.state_tensors()

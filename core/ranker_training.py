@@ -121,7 +121,7 @@ def _with_latest_items_as_new(scorer, facts: ItemFacts, log: TrainLog) -> tuple[
         return scorer, facts
     unknown = torch.zeros_like(facts.popularity, dtype=torch.bool)
     unknown[torch.as_tensor(latest)] = True
-    return scorer.scoring_as_new(latest), replace(facts, popularity=facts.popularity.masked_fill(unknown, 0.0))
+    return scorer.scoring_as_new(latest), facts.with_items_as_new(unknown)
 
 
 def _released_after(log: TrainLog, times: np.ndarray):

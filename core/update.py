@@ -70,12 +70,17 @@ class Update:
                 "full_training_s": self.full_training_s}
 
 
-def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
+def reused_ranker(parent: Bundle, data, log) -> tuple[Optional["Ranker"], dict]:
     """The parent's re-ranker for the child, and its report: the parent's network over the current
-    log's item facts (popularity, recency, co-occurrence: new items and events count at once),
-    or None when the parent served without one. Refitting it would cost an update a pass over
-    the validation users and a few seconds of fitting, and a fine-tuned network's scores stay
-    on the scale the ranker learned: its keep decision stands with the parent's."""
+    log's item facts (popularity, recency, co-occurrence: new events count at once), or None when
+    the parent served without one. Refitting it would cost an update a pass over the validation
+    users and a few seconds of fitting, and a fine-tuned network's scores stay on the scale the
+    ranker learned: its keep decision stands with the parent's.
+
+    A ranker that reads item text learned how new items fare from items made new (their log facts
+    hidden, ``core.ranker_training``), so the items the parent never saw are shown to it so: read by
+    their few events, they were ranked as items hardly anyone takes (the demo shop's daily replay,
+    ``benchmarks/bench_update.py``: the updates served 0 of 70 next-day picks of such items, retrains 11)."""
     from core.ranker import Ranker
     from core.ranker_features import ItemFacts
 
@@ -83,7 +88,12 @@ def reused_ranker(parent: Bundle, log) -> tuple[Optional["Ranker"], dict]:
     if parent.ranker is None:
         return None, {**report, "kept": False}
     ranker = parent.ranker
-    return Ranker(ItemFacts.from_log(log), ranker.net, report, ranker.exclude_seen, ranker.features,
+    facts = ItemFacts.from_log(log)
+    if ranker.reads_text:
+        new = torch.as_tensor(item_index_map(parent.manifest["vocabulary"]["items"], data) == 0)
+        new[0] = False
+        facts = facts.with_items_as_new(new)
+    return Ranker(facts, ranker.net, report, ranker.exclude_seen, ranker.features,
                   neighbours=ranker.neighbours, new_items=ranker.new_items), report
 
 

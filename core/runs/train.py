@@ -134,7 +134,7 @@ def _train_and_save(folder: Path, data, split, fit_split, config, recorded: dict
     phases.end("training")
     item_interest, interest_names = interest_vocabulary(scorer, data)
     if updating:
-        ranker, ranker_report = reused_ranker(update.bundle, log)
+        ranker, ranker_report = reused_ranker(update.bundle, data, log)
         ranker = None if ranker is None else ranker.with_text(scorer.text_vectors())
     else:
         emit(progress, Progress("ranker", message="training the re-ranker on held-out positions"))
