@@ -317,6 +317,8 @@ def main() -> None:
                         help="serve this workspace in place, GET requests only: start time, peak RSS, latency")
     parser.add_argument("--run", type=int, help="with --db: the run to serve (default: its serving run)")
     args = parser.parse_args()
+    if args.keep and args.keep.is_dir() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: the folder holds files already; name a new or empty one")
     print(machine())
     if args.db:
         return bench_in_place(args)
@@ -327,7 +329,7 @@ def main() -> None:
         else:
             path, users, items = build_workspace(Path(folder), args.items, args.users, args.model, args.epochs)
             if args.keep:
-                shutil.copytree(folder, args.keep)
+                shutil.copytree(folder, args.keep, dirs_exist_ok=True)  # found empty above
         PORT = free_port()
         process = start_service(path, PORT)
         draw = UserDraw(users)
