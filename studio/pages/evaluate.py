@@ -26,7 +26,8 @@ from studio.dialogs.errors import show_error
 from studio.pages import StudioPage
 from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
-from studio.widgets.run_table import RunTable, measured, metric_title, read_runs, run_label, run_metrics
+from studio.widgets.run_table import (RunTable, measured, metric_title, read_runs, run_label, run_metrics,
+                                      tested_nobody)
 from studio.widgets.tables import hint_label
 from studio.workers import Job
 
@@ -56,8 +57,13 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
     """One sentence a shop analyst can act on, from ``engine.compare``'s means and p-value."""
     metric = metric_title(result["metric"])
     a, b, p = result["mean_a"], result["mean_b"], result["p_value"]
+    if not result["n_users"]:
+        return (f"Nothing to compare: no test user (no user has an event to hold out; the protocol line says why), "
+                f"so neither {label_a} nor {label_b} was tested.")
     better, worse = (label_a, label_b) if a >= b else (label_b, label_a)
     figures = f"{metric}: {label_a} {a:.4f} vs {label_b} {b:.4f} over {result['n_users']:,} users, {p_text(p)}."
+    if a == b:
+        return f"No difference: the two score the same. {figures}"
     if p < SIGNIFICANCE_LEVEL:
         return f"{better} is better than {worse}, and the difference is statistically significant. {figures}"
     return (f"No significant difference: {better} scores higher here, but the gap could be chance "
@@ -279,6 +285,10 @@ class EvaluatePage(StudioPage):
         runs = [self.table.runs[row] for row in rows]
         best = set(self.table.best_rows(metric)) if metric else set()
         self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
+        if not runs and self.table.runs and all(map(tested_nobody, self.table.runs)):
+            self.chart.clear_chart("No test user:\nnothing measured")
+            self._fill_segments(metric)
+            return
         self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
                                       horizontal=True, value_format="{:.4f}",
                                       highlight=[bar for bar, row in enumerate(rows) if row in best],

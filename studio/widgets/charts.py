@@ -138,6 +138,10 @@ class ChartWidget(pg.PlotWidget):
         for axis in ("left", "bottom"):
             self.getPlotItem().hideAxis(axis)
 
+    def shown_note(self) -> str:
+        """The note shown instead of a chart ("" while something is drawn)."""
+        return self._note.toPlainText() if self._note in self.getPlotItem().items else ""
+
     def _start_drawing(self, bottom_ticks=None, left_ticks=None) -> None:
         self.clear()
         plot = self.getPlotItem()

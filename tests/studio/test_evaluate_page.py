@@ -305,3 +305,5 @@ def test_a_run_that_tested_nobody_shows_dashes_once_and_is_not_evaluated_again(q
     assert {cell.text() for cell in cells} == {"—"}
     assert cells[0].toolTip().startswith("no test user: no user has an event to hold out")
     assert page.job is None and "Evaluating" not in page.status.text()
+    page._redraw()
+    assert page.chart.shown_note().startswith("No test user")

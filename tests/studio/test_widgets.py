@@ -192,6 +192,12 @@ def test_significance_verdict_says_whether_the_difference_is_real():
     # a p-value that underflowed read "p = 0." (item-kNN against popularity over 20,000 sessions)
     result.update(p_value=0.0, mean_a=0.48)
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").endswith("over 500 users, p < 1e-300.")
+    # two runs that tested nobody (every shopper too short to hold out) read "#1 GRU scores higher here ... 0.0000
+    # vs 0.0000 over 0 users"; a tie read as one run scoring higher
+    result.update(mean_b=0.48, p_value=1.0)
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("No difference: the two score the same.")
+    result.update(n_users=0, mean_a=0.0, mean_b=0.0)
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("Nothing to compare: no test user")
 
 
 def test_log_keeps_epochs_and_stage_boundaries_only():
