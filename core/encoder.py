@@ -188,6 +188,11 @@ class SequenceEncoder(nn.Module):
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         return self.encode(items)[0]
 
+    @property
+    def attends(self) -> bool:
+        """Whether ``encode`` can give attention over the events (the Transformer; a recurrent encoder has none)."""
+        return self.config.kind == "sasrec"
+
     def encode(self, items: torch.Tensor, need_attention: bool = False, item_table: torch.Tensor | None = None,
                last_only: bool = False):
         """(H (B, L, d), last-layer attention of the last position (B, L) or None).
@@ -201,7 +206,7 @@ class SequenceEncoder(nn.Module):
         items = items[:, -self.config.max_len :]
         real = items > 0  # (B, L)
         x = self.embeddings(items) if item_table is None else F.embedding(items, item_table)
-        if self.config.kind == "sasrec":
+        if self.attends:
             hidden, attention = self._attend(x, real, need_attention, last_only)
         else:
             hidden, attention = self._recur(self.input_drop(x), real), None

@@ -236,7 +236,10 @@ class NeuralScorer:
     def _attention_of(self, recent: np.ndarray) -> Optional[np.ndarray]:
         """(max_len,) the last layer's attention over ``recent`` (at most max_len items), or None: the
         row of the batch it was just scored in (a served batch explains each of its users without a
-        second encoder pass), else from encoding it alone."""
+        second encoder pass), else from encoding it alone; None at once for a recurrent encoder, which has
+        none (a GRU run's served batch encoded each user a second time, alone, to learn that: half its CPU)."""
+        if not self.model.encoder.attends:
+            return None
         kept = None if self._last is None else self._last.attention.get(np.asarray(recent, dtype=np.int64).tobytes())
         if kept is not None:
             return kept

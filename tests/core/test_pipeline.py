@@ -151,3 +151,25 @@ def test_an_export_batch_is_encoded_once_for_scores_interests_and_every_explanat
     assert len(encodings) == 1
     alone = NeuralScorer(scorer.model, "sasrec")
     assert all(np.allclose(weights, alone.attributions(history, items)) for weights, history in zip(explained, histories))
+
+
+def test_a_recurrent_scorer_explains_a_batch_without_encoding_anyone_again():
+    """A GRU has no attention to weigh its explanations by, yet each user's explanation encoded their
+    history again, alone, to find that out: half a served batch's CPU (bench_serve.py, GRU run)."""
+    data = rule_sequences(n_users=40, n_items=12)
+    split = leave_one_out(data)
+    config = TrainConfig(model="gru", hidden=8, max_len=6, batch_size=32, epochs=1, device="cpu")
+    scorer = train_sequence_model(data, split, config).scorer
+    histories = split.test.histories[:8]
+    fresh, encodings = NeuralScorer(scorer.model, "gru"), []
+    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
+        fresh.model, *args, **kwargs)
+    items = np.array([1, 2, 3])
+    try:
+        fresh.score(histories)
+        explained = [fresh.attributions(history, items) for history in histories]
+        fresh.interests_batch(histories)
+    finally:
+        del fresh.model.encode
+    assert len(encodings) == 1
+    assert all(np.allclose(weights.sum(axis=1)[weights.sum(axis=1) > 0], 1.0) for weights in explained)
