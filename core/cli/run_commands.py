@@ -7,7 +7,7 @@ from typing import Optional
 
 from core.cli.common import CliError, Output
 from core.cli.text_commands import text_engine
-from core.report_text import p_text
+from core.report_text import NO_TEST_USER, p_text
 
 EVAL_MODES = ("new", "repeat")
 EVAL_HELP = ("new: each user's held-out item is their last item new to them and their whole history is masked, "
@@ -219,5 +219,5 @@ def users_text(n_users: int, sampled_from) -> str:
     if sampled_from:
         return f"{n_users:,} of {sampled_from:,} (seeded sample)"
     if not n_users:
-        return "none: no user has an event to hold out (the protocol line says why), so there are no test figures"
+        return f"none: {NO_TEST_USER}, so there are no test figures"
     return f"{n_users:,} (all with an event to hold out)"

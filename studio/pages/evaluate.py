@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import NextPickError
 from core.jobs import evaluate_runs
-from core.report_text import p_text
+from core.report_text import NO_TEST_USER, p_text
 from core.safe_csv import write_csv
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
@@ -58,8 +58,7 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
     metric = metric_title(result["metric"])
     a, b, p = result["mean_a"], result["mean_b"], result["p_value"]
     if not result["n_users"]:
-        return (f"Nothing to compare: no test user (no user has an event to hold out; the protocol line says why), "
-                f"so neither {label_a} nor {label_b} was tested.")
+        return f"Nothing to compare: {NO_TEST_USER}, so neither {label_a} nor {label_b} was tested."
     better, worse = (label_a, label_b) if a >= b else (label_b, label_a)
     figures = f"{metric}: {label_a} {a:.4f} vs {label_b} {b:.4f} over {result['n_users']:,} users, {p_text(p)}."
     if a == b:

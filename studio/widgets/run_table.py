@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
+from core.report_text import NO_TEST_USER
 from core.store.schema import RESUMABLE
 from studio.widgets.tables import hint_label
 
@@ -37,7 +38,6 @@ SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
 METRIC_UNITS = {"novelty": "bits"}  # the others are shares between 0 and 1
 BEST_BACKGROUND = "#dcfce7"
-NO_TEST_USER = "no test user: no user has an event to hold out (the protocol line says why), so no figures"
 
 
 def metric_title(metric: str) -> str:
@@ -102,7 +102,7 @@ def tested_users_text(run: Any) -> str:
     if metrics.get("n_users") is None:
         return ""
     if tested_nobody(run):
-        return NO_TEST_USER
+        return f"no test user: {NO_TEST_USER}, so no figures"
     sampled = metrics.get("sampled_from")
     of = f" of {sampled:,}" if sampled else ""
     return f"{metrics['n_users']:,}{of} test users" + (" (seeded sample)" if sampled else "")

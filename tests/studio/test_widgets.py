@@ -197,7 +197,7 @@ def test_significance_verdict_says_whether_the_difference_is_real():
     result.update(mean_b=0.48, p_value=1.0)
     assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("No difference: the two score the same.")
     result.update(n_users=0, mean_a=0.0, mean_b=0.0)
-    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("Nothing to compare: no test user")
+    assert significance_verdict(result, "#1 GRU", "#2 Popularity").startswith("Nothing to compare: no user has an event to hold out")
 
 
 def test_log_keeps_epochs_and_stage_boundaries_only():
