@@ -77,12 +77,15 @@ def reused_ranker(parent: Bundle, data, log) -> tuple[Optional["Ranker"], dict]:
     users and a few seconds of fitting, and a fine-tuned network's scores stay on the scale the
     ranker learned: its keep decision stands with the parent's.
 
-    A ranker that reads item text learned how new items fare from items made new (their log facts
-    hidden, ``core.ranker_training``), so the items the parent never saw are shown to it so: read by
-    their few events, they were ranked as items hardly anyone takes (the demo shop's daily replay,
-    ``benchmarks/bench_update.py``: the updates served 0 of 70 next-day picks of such items, retrains 11)."""
+    A ranker that reads item text learned how new items fare from the items first taken in its log's
+    latest tenth, their log facts hidden (``core.ranker_training.latest_items``), so the items its
+    parent never saw that are such items now are shown to it so: read by their few events, they were
+    ranked as items hardly anyone takes (the demo shop's daily replay, ``benchmarks/bench_update.py``:
+    the updates served 0 of 70 next-day picks of such items, retrains 11). An item first taken
+    before that (a long while since the parent) is read by its events, as a retrain reads it."""
     from core.ranker import Ranker
     from core.ranker_features import ItemFacts
+    from core.ranker_training import latest_items
 
     report = {**parent.metrics.get("ranker", {}), "reused_from_parent": True}
     if parent.ranker is None:
@@ -90,9 +93,10 @@ def reused_ranker(parent: Bundle, data, log) -> tuple[Optional["Ranker"], dict]:
     ranker = parent.ranker
     facts = ItemFacts.from_log(log)
     if ranker.reads_text:
-        new = torch.as_tensor(item_index_map(parent.manifest["vocabulary"]["items"], data) == 0)
-        new[0] = False
-        facts = facts.with_items_as_new(new)
+        new = np.zeros(len(facts.popularity), dtype=bool)
+        new[latest_items(log)] = True
+        new &= item_index_map(parent.manifest["vocabulary"]["items"], data) == 0
+        facts = facts.with_items_as_new(torch.as_tensor(new))
     return Ranker(facts, ranker.net, report, ranker.exclude_seen, ranker.features,
                   neighbours=ranker.neighbours, new_items=ranker.new_items), report
 

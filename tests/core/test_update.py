@@ -155,30 +155,38 @@ def test_a_reused_re_ranker_keeps_its_network_and_reads_the_current_logs_item_fa
 
 
 def test_a_reused_text_re_ranker_reads_the_items_its_parent_never_saw_as_new():
-    """A text-reading ranker learned how new items fare from items made new (popularity 0). Read by their
-    first few events, the items added since its parent were ranked as items hardly anyone takes: on the
-    demo shop's daily replay the updates served none of 70 next-day picks of such items."""
+    """A text-reading ranker learned how new items fare from the log's latest items made new (popularity
+    0). Read by their first few events, the items added since its parent were ranked as items hardly
+    anyone takes: on the demo shop's daily replay the updates served none of 70 next-day picks of such
+    items. One first taken long before the latest tenth of the log is read by its events, as a retrain
+    reads it."""
     from types import SimpleNamespace
 
     from core.baselines.train_log import TrainLog
+    from core.data import sequences_from_arrays
     from core.ranker import Ranker, RankerNet
     from core.ranker_features import CandidateView, ItemFacts, features_for
 
-    data = rule_sequences(n_users=60, n_items=20)
+    rng = np.random.default_rng(0)
+    users, items = np.repeat(np.arange(40), 10), rng.integers(1, 9, 400)  # items 1-8, at times 0-199
+    ts = np.tile(np.arange(10) * 20.0, 40) + rng.uniform(0, 10, 400)
+    items[ts < 15] = 1  # item 9: first taken early, never by the parent; item 10: first taken last
+    items[(ts > 60) & (ts < 80)], items[ts > 185] = 9, 10
+    data = sequences_from_arrays(users, items, ts)
     now = TrainLog.from_split(data, SimpleNamespace(train=[data.history(u) for u in range(len(data.user_external))]))
     features = features_for(True, text=True)
-    vocabulary = [str(item) for item in data.item_external[1:17]]  # the parent never saw the last four items
     parent = SimpleNamespace(ranker=Ranker(ItemFacts.from_log(now), RankerNet(features), {"kept": True},
                                            exclude_seen=True, features=features),
-                             metrics={"ranker": {"kept": True}}, manifest={"vocabulary": {"items": vocabulary}})
+                             metrics={"ranker": {"kept": True}},
+                             manifest={"vocabulary": {"items": [str(item) for item in data.item_external[1:9]]}})
     ranker, _ = reused_ranker(parent, data, now)
     facts = ranker.with_text(torch.ones(data.n_items + 1, 4)).facts
     logged = ItemFacts.from_log(now).popularity
-    assert bool((logged[17:] > 0).all())  # the new items have events in the log
-    assert torch.equal(facts.popularity[17:], torch.zeros(4)) and torch.equal(facts.popularity[:17], logged[:17])
-    view = CandidateView(facts, np.array([[1, 17, 20]]), np.zeros((1, 3), np.float32), [data.history(0)],
+    assert data.n_items == 10 and bool((logged[1:] > 0).all())  # every item has events in the log
+    assert float(facts.popularity[10]) == 0.0 and torch.equal(facts.popularity[:10], logged[:10])
+    view = CandidateView(facts, np.array([[1, 9, 10]]), np.zeros((1, 3), np.float32), [data.history(0)],
                          np.zeros(1, np.int64), np.zeros((1, 1)), np.zeros(data.n_items + 1, np.int64))
-    assert view.new_item().tolist() == [[False, True, True]]
+    assert view.new_item().tolist() == [[False, False, True]]
     plain = SimpleNamespace(**{**vars(parent), "ranker": Ranker(ItemFacts.from_log(now), RankerNet(features_for(True)),
                                                                {"kept": True}, exclude_seen=True)})
     assert torch.equal(reused_ranker(plain, data, now)[0].facts.popularity, logged)  # no text: the log as it is
