@@ -22,6 +22,18 @@ def trained():
     return data, split, config, train_sequence_model(data, split, config).scorer
 
 
+def encoder_passes(scorer: NeuralScorer, ask) -> tuple[int, object]:
+    """(how many times ``ask()`` ran ``scorer``'s encoder, what it returned)."""
+    passes = []
+    scorer.model.encode = lambda *args, **kwargs: passes.append(args) or type(scorer.model).encode(
+        scorer.model, *args, **kwargs)
+    try:
+        answer = ask()
+    finally:
+        del scorer.model.encode
+    return len(passes), answer
+
+
 def test_neural_scorer_is_a_scorer(trained):
     _, _, _, scorer = trained
     assert isinstance(scorer, Scorer) and scorer.name == "sasrec"
@@ -102,12 +114,8 @@ def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):
     assert np.allclose(batched, expected_interests.softmax(dim=-1).numpy(), atol=1e-5)
     assert np.allclose(fresh.interests(histories[3]), batched[3], atol=1e-6)
     items = np.array([1, 2, 3])
-    encodings = []
-    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
-        fresh.model, *args, **kwargs)
-    explained = fresh.attributions(histories[3], items)  # after a batch of 5 was kept, not user 3 alone
-    assert encodings == []  # its row of the batch's kept attention: no encoder pass for user 3 alone
-    del fresh.model.encode
+    passes, explained = encoder_passes(fresh, lambda: fresh.attributions(histories[3], items))  # after a batch of 5
+    assert passes == 0  # its row of the batch's kept attention: no encoder pass for user 3 alone
     assert np.allclose(explained, NeuralScorer(scorer.model, "sasrec").attributions(histories[3], items))
     assert np.allclose(fresh.score(one)[0, 1:], expected_logits[0, 1:], atol=1e-5)  # scored after other questions
 
@@ -115,15 +123,9 @@ def test_serving_caches_give_the_same_answers_as_a_fresh_forward(trained):
 def test_a_large_batch_asked_for_scores_then_interests_is_encoded_once(trained):
     _, split, _, scorer = trained
     histories = split.test.histories[:100]  # more than a served batch: as evaluating a re-ranked run asks
-    fresh, encodings = NeuralScorer(scorer.model, "sasrec"), []
-    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
-        fresh.model, *args, **kwargs)
-    try:
-        fresh.score(histories)
-        interests = fresh.interests_batch(histories)
-    finally:
-        del fresh.model.encode
-    assert len(encodings) == 1
+    fresh = NeuralScorer(scorer.model, "sasrec")
+    passes, interests = encoder_passes(fresh, lambda: (fresh.score(histories), fresh.interests_batch(histories))[1])
+    assert passes == 1
     assert np.allclose(interests, NeuralScorer(scorer.model, "sasrec").interests_batch(histories), atol=1e-6)
 
 
@@ -138,17 +140,15 @@ def test_an_export_batch_is_encoded_once_for_scores_interests_and_every_explanat
     batch = inspect.signature(Engine.recommend_many).parameters["batch_size"].default
     histories = split.test.histories[:batch]
     assert len(histories) == batch
-    fresh, encodings = NeuralScorer(scorer.model, "sasrec"), []
-    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
-        fresh.model, *args, **kwargs)
-    items = np.array([1, 2, 3])
-    try:
+    fresh, items = NeuralScorer(scorer.model, "sasrec"), np.array([1, 2, 3])
+
+    def export_batch():
         fresh.score(histories)
         fresh.interests_batch(histories)
-        explained = [fresh.attributions(history, items) for history in histories]
-    finally:
-        del fresh.model.encode
-    assert len(encodings) == 1
+        return [fresh.attributions(history, items) for history in histories]
+
+    passes, explained = encoder_passes(fresh, export_batch)
+    assert passes == 1
     alone = NeuralScorer(scorer.model, "sasrec")
     assert all(np.allclose(weights, alone.attributions(history, items)) for weights, history in zip(explained, histories))
 
@@ -161,15 +161,14 @@ def test_a_recurrent_scorer_explains_a_batch_without_encoding_anyone_again():
     config = TrainConfig(model="gru", hidden=8, max_len=6, batch_size=32, epochs=1, device="cpu")
     scorer = train_sequence_model(data, split, config).scorer
     histories = split.test.histories[:8]
-    fresh, encodings = NeuralScorer(scorer.model, "gru"), []
-    fresh.model.encode = lambda *args, **kwargs: encodings.append(args) or type(fresh.model).encode(
-        fresh.model, *args, **kwargs)
-    items = np.array([1, 2, 3])
-    try:
+    fresh, items = NeuralScorer(scorer.model, "gru"), np.array([1, 2, 3])
+
+    def served_batch():
         fresh.score(histories)
         explained = [fresh.attributions(history, items) for history in histories]
         fresh.interests_batch(histories)
-    finally:
-        del fresh.model.encode
-    assert len(encodings) == 1
+        return explained
+
+    passes, explained = encoder_passes(fresh, served_batch)
+    assert passes == 1
     assert all(np.allclose(weights.sum(axis=1)[weights.sum(axis=1) > 0], 1.0) for weights in explained)
