@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 from core.cli.common import CliError, Output
 from core.cli.text_commands import text_engine
-from core.report_text import NO_TEST_USER, p_text
+from core.report_text import NO_TEST_USER, p_text, popularity_standing
 
 EVAL_MODES = ("new", "repeat")
 EVAL_HELP = ("new: each user's held-out item is their last item new to them and their whole history is masked, "
@@ -148,14 +147,16 @@ def cmd_runs(args, out: Output) -> dict:
         ndcg, hr = (r["test"].get("ndcg@10"), r["test"].get("hr@10")) if r["test_users"] != 0 else (None, None)
         lineage = f"  {r['lineage']} in {r['duration_s']:.1f} s" if r["lineage"] and r["duration_s"] else ""
         lines.append(f"{marker}{r['run']:>4}  {r['model']:<10}{r['status']:<11}"
-                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {_versus_popularity(r['beats_popularity']):<8}"
+                     f"{_cell(ndcg, 9)}{_cell(hr, 8)}  {VERSUS_POPULARITY[popularity_standing(r['gate'])]:<8}"
                      f"{r['device'] or '':<{device_width}}{r['eval']:<8}{r['split']}"
                      f"{lineage}")
-    worse = [r for r in runs if r["beats_popularity"] is False]
-    if worse:
-        compared = sorted({GATE_COMPARES.get((r["gate"] or {}).get("compares"), "").strip() for r in worse} - {""})
+    for standing, meaning in FLAGGED.items():
+        flagged = [r for r in runs if popularity_standing(r["gate"]) == standing]
+        compared = sorted({GATE_COMPARES.get((r["gate"] or {}).get("compares"), "").strip() for r in flagged} - {""})
         figures = f" ({' / '.join(compared)} figures, as the run records)" if compared else ""
-        lines.append(f"WORSE: did not beat popularity on validation{figures}; never made the active model by itself")
+        if flagged:
+            lines.append(f"{VERSUS_POPULARITY[standing]}: did not beat popularity on validation{figures}, {meaning}; "
+                         "never made the active model by itself")
     behind = _lag_of_served_run(engine)
     if behind is not None:
         lines.append(f"{'active' if behind['run'] == active else 'latest'} run #{behind['run']}: {behind['text']}")
@@ -185,8 +186,9 @@ def _lag_of_served_run(engine) -> dict | None:
             "new_items": lag.new_items, "text": lag.describe()}
 
 
-def _versus_popularity(beats: Optional[bool]) -> str:
-    return {True: "beats", False: "WORSE", None: "-"}[beats]
+VERSUS_POPULARITY = {"beats": "beats", "tie": "tie", "worse": "WORSE", None: "-"}  # the `runs` column
+FLAGGED = {"worse": "scoring below it (paired test)",
+           "tie": "though not shown below it either (no significant difference)"}
 
 
 def _cell(value, width: int) -> str:

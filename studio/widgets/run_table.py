@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from core.report_text import NO_TEST_USER
+from core.report_text import NO_TEST_USER, popularity_standing
 from core.store.schema import RESUMABLE
 from studio.widgets.tables import hint_label
 
@@ -27,11 +27,16 @@ MODEL_NAMES = {
 }
 STATUS_COLOURS = {"done": "#15803d", "running": "#2563eb", "cancelled": "#b45309", "interrupted": "#b45309",
                   "failed": "#b91c1c"}
-BELOW_POPULARITY = "worse than popularity"
+# A run that did not beat popularity on validation (``core.report_text.popularity_standing``): its flag and tooltip.
+NOT_ABOVE_POPULARITY = {
+    "worse": ("worse than popularity",
+              "This model scored below the popularity baseline on validation (paired test on the same users), "
+              "so it was not made the active model; popularity serves these users better."),
+    "tie": ("not clearly better than popularity",
+            "This model did not beat the popularity baseline on validation: the paired test on the same users "
+            "found no significant difference, so it was not made the active model."),
+}
 BELOW_POPULARITY_MARK = "⚠"  # beside the run's number where the Status column is left out
-BELOW_POPULARITY_TIP = ("This model did not beat the popularity baseline on validation (paired test on the same "
-                        "users), so it was not made the active model; popularity serves these users as well or "
-                        "better.")
 # Settings worth seeing in one line, in this order; the rest stay in the tooltip.
 SUMMARY_FIELDS = ("hidden", "layers", "max_len", "lr", "dropout", "epochs")
 
@@ -127,10 +132,19 @@ def run_details(run: Any, active: bool = False) -> str:
     """The details line of a run: what the narrow table's hidden or cut columns say, in full."""
     trained = f"trained in {format_duration(run.duration_s)}" if run.duration_s is not None else "not trained yet"
     device = f" on {run.device}" if run.device else ""
-    status = status_text(run) + (f" · {BELOW_POPULARITY}" if run.beats_popularity is False else "")
+    flag = popularity_flag(run)
+    status = status_text(run) + (f" · {flag[0]}" if flag else "")
     parts = [f"{run_label(run)}: {status}", active and "★ the active model", f"{trained}{device}",
              settings_summary(run), tested_users_text(run)]
     return " · ".join(filter(None, parts))
+
+
+def popularity_flag(run: Any) -> Optional[tuple[str, str]]:
+    """(flag, tooltip) of a run that did not beat popularity on validation; None for one that did, or
+    was not checked."""
+    if run.beats_popularity is not False:
+        return None
+    return NOT_ABOVE_POPULARITY[popularity_standing((run.metrics or {}).get("gate")) or "worse"]
 
 
 def measured(run: Any) -> bool:
@@ -355,17 +369,18 @@ class RunTable(QTableWidget):
             *[QTableWidgetItem(metric_text(run, m)) for m in self.metric_columns],
         ]
         cells[2].setForeground(QBrush(QColor(STATUS_COLOURS.get(run.status, "#334155"))))
-        if run.beats_popularity is False:
+        flag = popularity_flag(run)
+        if flag:
             # Said in the Status column; where a table leaves it out (Evaluate, to fit a laptop) the run's
             # number is marked instead, and the details line says it in words.
-            cells[2].setText(f"{run.status} · {BELOW_POPULARITY}")
+            cells[2].setText(f"{run.status} · {flag[0]}")
             flagged = [cells[2]]
             if "Status" in self.hidden:
                 cells[0].setText(f"{cells[0].text()}  {BELOW_POPULARITY_MARK}")
                 flagged = cells[:2]
             for cell in flagged:
                 cell.setForeground(QBrush(QColor(STATUS_COLOURS["failed"])))
-                cell.setToolTip(BELOW_POPULARITY_TIP)
+                cell.setToolTip(flag[1])
         cells[3].setToolTip(settings_tooltip(run))
         for cell in cells[1:3]:  # elided when the table is narrow: whole on hover
             cell.setToolTip(cell.toolTip() or cell.text())

@@ -62,8 +62,10 @@ def test_a_binding_budget_is_reported_and_the_popularity_check_flags_a_worse_run
     (flagged,) = json.loads(out)["runs"]
     assert flagged["beats_popularity"] is False and flagged["training"]["budget_cut"] is True
     code, out, _ = run(capsys, "runs", "--db", shop)
-    assert re.search(r"^\s+1\s+gru\s+done.*WORSE", out, re.M)
-    assert "did not beat popularity on validation (served lists' cross-fitted figures, as the run records)" in out
+    # untrained, the network is popularity itself (its item bias starts there): no significant difference
+    assert re.search(r"^\s+1\s+gru\s+done.*tie", out, re.M)
+    assert ("tie: did not beat popularity on validation (served lists' cross-fitted figures, as the run records), "
+            "though not shown below it either") in out
     code, _, err = run(capsys, "recommend", "--db", shop, "--user", "U000002")
     assert code == 0 and "did not beat popularity" in err
 

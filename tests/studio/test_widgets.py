@@ -238,6 +238,27 @@ def test_run_table_flags_a_run_worse_than_popularity(qtbot):
     assert "popularity" in compared.item(1, 0).toolTip() and "popularity" in compared.item(1, 1).toolTip()
     compared.selectRow(1)
     assert "worse than popularity" in compared.details.text()
+    # Above popularity but not significantly (an update's 200 held-out users: 0.116 against 0.086, p 0.16)
+    # is not "worse": it is flagged as not clearly better.
+    tie = run(4, False)
+    tie.metrics["gate"].update(mean_a=0.116, mean_b=0.086, p_value=0.16, alpha=0.05)
+    table.set_runs([tie])
+    assert table.item(0, 2).text() == "done · not clearly better than popularity"
+    assert "no significant difference" in table.item(0, 2).toolTip()
+
+
+def test_a_run_is_told_beats_tie_or_worse_against_popularity_by_its_check():
+    from core.report_text import popularity_standing
+
+    def gate(beats, a, b, p):
+        return {"beats_popularity": beats, "mean_a": a, "mean_b": b, "p_value": p, "alpha": 0.05}
+
+    assert popularity_standing(gate(True, 0.2, 0.1, 0.001)) == "beats"
+    assert popularity_standing(gate(False, 0.116, 0.086, 0.16)) == "tie"
+    assert popularity_standing(gate(False, 0.08, 0.09, 0.4)) == "tie"
+    assert popularity_standing(gate(False, 0.05, 0.09, 0.01)) == "worse"
+    assert popularity_standing({"beats_popularity": False}) == "worse"  # a check that recorded no figures
+    assert popularity_standing(None) is None and popularity_standing({}) is None
 
 
 def test_a_run_table_off_screen_measures_its_columns_when_it_shows(qtbot, monkeypatch):
