@@ -69,16 +69,22 @@ def settings_summary(run: Any) -> str:
     if run.model in ("pop", "recentpop", "itemknn", "markov"):
         settings = "no hyper-parameters"
     else:
-        settings = " · ".join(f"{name} {config[name]}" for name in SUMMARY_FIELDS if name in config)
+        settings = " · ".join(f"{name} {setting_text(config[name])}" for name in SUMMARY_FIELDS if name in config)
     lineage = run.lineage()
     return f"{lineage + ' · ' if lineage else ''}{run.split.describe()} · {settings}"
+
+
+def setting_text(value: Any) -> str:
+    """A setting as a person writes it: an update's learning rate, a tenth of its parent's, read
+    "0.00030000000000000003"; floats now keep 4 significant digits ("0.0003")."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def settings_tooltip(run: Any) -> str:
     config = run.config if isinstance(run.config, dict) else vars(run.config)
     lines = [f"split = {run.split.describe()}", f"evaluated on = {run.split.eval_mode.label}",
              f"validation = {run.split.validation.value}"]
-    lines.extend(f"{name} = {value}" for name, value in config.items() if name != "split")
+    lines.extend(f"{name} = {setting_text(value)}" for name, value in config.items() if name != "split")
     return "\n".join(lines)
 
 

@@ -320,3 +320,13 @@ def test_a_long_workspace_path_is_shortened_in_the_middle_keeping_the_file_name(
     shown = label.shown_text()
     assert shown.endswith("/shop.sqlite") and "…" in shown
     assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+
+
+def test_settings_read_as_a_person_writes_them():
+    """An update's learning rate, a tenth of its parent's, read "lr 0.00030000000000000003" in the run table."""
+    from core.runs import RunSummary
+    from studio.widgets.run_table import settings_summary, settings_tooltip
+
+    run = RunSummary(2, "gru", "done", 0.0, {"lr": 0.003 * 0.1, "dropout": 0.3, "hidden": 64, "epochs": 30}, {})
+    assert "lr 0.0003 · dropout 0.3" in settings_summary(run) and "hidden 64" in settings_summary(run)
+    assert "lr = 0.0003" in settings_tooltip(run).splitlines()
