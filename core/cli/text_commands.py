@@ -38,6 +38,17 @@ def text_engine(args):
     return Engine.open(args.db, text_model=None if text_model is None else str(text_model))
 
 
+def _nothing_found(engine, similar) -> str:
+    """Why no item came back: an item without a title, category or attribute has no text to compare
+    (an id posted to the service or imported without an items file) ("nothing found" said neither)."""
+    from core.text.catalogue import item_text
+
+    item = None if similar is None else engine.workspace.item(similar)
+    if item is not None and not item_text(item["title"], "|".join(item["categories"]), item["attributes"]):
+        return f"{similar} has no title, category or attribute to read, so there is no text to compare it by"
+    return "nothing found"
+
+
 def cmd_items(args, out: Output) -> dict:
     from core.text import INSTALL_HINT
 
@@ -62,7 +73,7 @@ def cmd_items(args, out: Output) -> dict:
     lines = [header] + [(f"{rank:>3}. {f.item:<12} {cell(f.title, 48)} {cell(', '.join(f.categories), 32)}"
                          + (f"  {f.similarity:.2f}" if hasattr(f, "similarity") else "")).rstrip()
                         for rank, f in enumerate(found, 1)]
-    out.lines(lines if found else [header, "  nothing found"])
+    out.lines(lines if found else [header, f"  {_nothing_found(engine, args.similar) if by_meaning else 'nothing found'}"])
     return {"search": args.search, "similar": args.similar, "by_meaning": by_meaning,
             "text_model": engine.text_model.key() if by_meaning else None,
             "items": [dataclasses.asdict(f) for f in found]}

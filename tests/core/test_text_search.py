@@ -61,6 +61,20 @@ def test_cli_items_search_and_similar(engine, capsys):
     assert code == 1 and "unknown item 'nope'" in err  # not "nothing found", as if it had no neighbours
 
 
+def test_cli_says_an_item_without_text_has_nothing_to_compare(capsys, tmp_path):
+    """An id posted to the service or imported without an items file has no text: `items --similar`
+    said "nothing found", as if the language model had found no neighbour."""
+    from text_data import TOY_ITEMS
+
+    bare = Engine(toy_workspace(tmp_path / "ws.sqlite", [*TOY_ITEMS, ("bare", "", "", {})]))
+    bare.embed_items()
+    code, out, _ = run(capsys, "items", "--db", bare.workspace.path, "--similar", "bare")
+    assert code == 0 and "bare has no title, category or attribute to read" in out and "nothing found" not in out
+    code, out, _ = run(capsys, "items", "--db", bare.workspace.path, "--similar", "t3", "-k", "1")
+    assert code == 0 and "t4" in out
+    bare.workspace.close()
+
+
 def test_cli_names_a_folder_that_is_no_model(engine, capsys, tmp_path):
     code, _, err = run(capsys, "items", "--db", engine.workspace.path, "--search", "x", "--text-model", tmp_path)
     assert code == 1 and f"{tmp_path} is not a sentence-transformers model folder" in err
