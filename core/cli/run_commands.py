@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from core.cli.common import CliError, Output
 from core.cli.text_commands import text_engine
 from core.report_text import NO_TEST_USER, p_text, popularity_standing
