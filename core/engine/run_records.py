@@ -74,14 +74,9 @@ class RunMethods:
         return int(value) if value else None
 
     def serving_run(self) -> Optional[int]:
-        """The run lists come from when none is named: the active run, else the latest finished one that
-        did not fail the popularity check, else (when every finished run failed it) the latest finished."""
+        """The run lists come from when none is named (``core.runs.serving_run_of``)."""
         active = self.active_run()
-        if active is not None:
-            return active
-        done = [run for run in self.runs() if run.status == "done"]
-        passed = [run for run in done if run.beats_popularity is not False]
-        return (passed or done)[-1].id if done else None
+        return active if active is not None else runs.serving_run_of(self.runs(), None)
 
     def run_lag(self, run_id: int) -> RunLag:
         """How far the run is behind the log: when it was trained, the events and items added since."""

@@ -116,6 +116,16 @@ class RunSummary:
         return replace(self, metrics={**others, **self.report(eval_mode)})
 
 
+def serving_run_of(summaries: list[RunSummary], active: Optional[int]) -> Optional[int]:
+    """The run lists come from when none is named: the active run, else the latest finished one that
+    did not fail the popularity check, else (when every finished run failed it) the latest finished."""
+    if active is not None:
+        return active
+    done = [run for run in summaries if run.status == "done"]
+    passed = [run for run in done if run.beats_popularity is not False]
+    return (passed or done)[-1].id if done else None
+
+
 ACTIVE_RUN_KEY = "active_run"  # meta key: the run Explore and exports use
 BUNDLE = "bundle"  # the bundle's folder inside the run's folder
 OWNER_LOCK = "owner.lock"  # locked by the process training the run, for as long as it trains

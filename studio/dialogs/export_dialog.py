@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
 
 from core.engine import LONGEST_LIST
 from core.export import ExportReport, parse_user_list, write_recommendations_csv
+from core.runs import serving_run_of
 from studio.context import StudioContext
 from studio.dialogs.errors import show_error
-from studio.widgets.run_table import run_label
+from studio.widgets.run_table import read_runs, run_label
 from studio.workers import Job
 
 
@@ -113,13 +114,13 @@ class ExportDialog(QDialog):
 
     def _fill_runs(self) -> None:
         engine = self.context.engine
-        runs = [run for run in engine.runs() if run.status == "done"] if engine else []
-        active = engine.active_run() if engine else None
+        every_run, active = read_runs(engine) if engine else ([], None)
+        runs = [run for run in every_run if run.status == "done"]
         for run in reversed(runs):
             ndcg = run.metric("ndcg@10")
             label = run_label(run) + (f" (NDCG@10 {ndcg:.3f})" if ndcg is not None else "")
             self.run_combo.addItem(label + ("  — active" if run.id == active else ""), run.id)
-        serving = engine.serving_run() if engine else None  # what `nextpick export` writes without --run
+        serving = serving_run_of(every_run, active)  # what `nextpick export` writes without --run
         if serving is not None and self.run_combo.findData(serving) >= 0:
             self.run_combo.setCurrentIndex(self.run_combo.findData(serving))
         if not runs:

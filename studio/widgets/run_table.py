@@ -13,6 +13,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.report_text import NO_TEST_USER, popularity_standing
+from core.runs import serving_run_of
 from core.store.schema import RESUMABLE
 from studio.widgets.tables import hint_label
 
@@ -196,7 +197,8 @@ def read_runs(engine) -> tuple[list[Any], Optional[int]]:
 
 def read_serving_runs(engine) -> tuple[list[Any], Optional[int], Optional[int]]:
     """``read_runs`` and the run lists come from when none is chosen (``Engine.serving_run``)."""
-    return (*read_runs(engine), engine.serving_run())
+    every_run, active = read_runs(engine)
+    return every_run, active, serving_run_of(every_run, active)
 
 
 class RunTable(QTableWidget):
