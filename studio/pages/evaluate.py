@@ -69,6 +69,14 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
             f"(p ≥ {SIGNIFICANCE_LEVEL}). {figures}")
 
 
+def segment_users(runs: list, name: str) -> str:
+    """A history-length segment's test users, for its column header: "1,302 users", or "users vary"
+    where runs were tested on other users (an update tests its 200 held-out users: the header gave the
+    first run's count for every row); each cell's tooltip says its run's count."""
+    counts = {(run.metrics["segments"].get(name) or {}).get("users", 0) for run in runs}
+    return f"{counts.pop():,} users" if len(counts) == 1 else "users vary"
+
+
 class EvaluatePage(StudioPage):
     title = "Evaluate"
     tooltip = "Compare every run and baseline: accuracy, list quality, by history length, and significance"
@@ -301,9 +309,8 @@ class EvaluatePage(StudioPage):
         names = list(runs[0].metrics["segments"]) if runs else []
         self.segments.setRowCount(len(runs))
         self.segments.setColumnCount(len(names))
-        self.segments.setHorizontalHeaderLabels(
-            [f"{name.replace(' (', chr(10) + '(')}\n{runs[0].metrics['segments'][name].get('users', 0):,} users"
-             for name in names])
+        self.segments.setHorizontalHeaderLabels([f"{name.replace(' (', chr(10) + '(')}\n{segment_users(runs, name)}"
+                                                 for name in names])
         for row, run in enumerate(runs):  # "#2": the chart beside names the runs, the tooltip too
             label = QTableWidgetItem(f"#{run.id}")
             label.setToolTip(run_label(run))
@@ -312,8 +319,8 @@ class EvaluatePage(StudioPage):
                 segment = run.metrics["segments"].get(name, {})
                 value = segment.get(metric) if segment.get("users", 0) else None  # no users: nothing measured
                 cell = QTableWidgetItem("—" if value is None else f"{value:.4f}")
-                if value is None:
-                    cell.setToolTip("No test user falls in this segment")
+                cell.setToolTip("No test user falls in this segment" if value is None else
+                                f"Over the {segment.get('users', 0):,} test users of {run_label(run)} in this segment")
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.segments.setItem(row, column, cell)
 

@@ -69,6 +69,12 @@ def test_best_values_are_highlighted_bars_carry_values_and_empty_segments_show_a
     core_runs.update_run(page.context.engine.workspace, run.id, metrics={**run.metrics, "segments": segments})
     page.refresh()
     qtbot.waitUntil(lambda: page.segments.item(0, 0).text() == "—", timeout=5000)
+    # the first run's count was every run's header: it now says so only where the runs agree
+    assert page.segments.horizontalHeaderItem(0).text().endswith("users vary")
+    others = page.segments.horizontalHeaderItem(1).text().splitlines()[-1]
+    assert others == f"{run.metrics['segments'][list(run.metrics['segments'])[1]]['users']:,} users"
+    tip = page.segments.item(1, 0).toolTip()
+    assert tip.startswith("Over the ") and "test users of #" in tip
 
 
 def test_the_chart_highlights_the_best_of_the_runs_that_have_the_metric(qtbot, page):
