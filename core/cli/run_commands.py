@@ -62,8 +62,8 @@ def run_lines(r: dict, took_s: float) -> list[str]:
         epochs = training.get("epochs", [])
         stopped = f", stopped by {training['stopped_by']}" if training.get("stopped_by") else ""
         lines.append(f"best validation epoch {training['best_epoch']} of {len(epochs)} run{stopped}"
-                     if training["best_epoch"] else f"no epoch of {len(epochs)} run{stopped} beat the weights "
-                     "it started from on validation: it kept them")
+                     if training["best_epoch"] else "no epoch beat the weights it started from on validation "
+                     f"({len(epochs)} run{stopped}): it kept them")
         if training.get("budget_cut"):
             budget = (training.get("estimate") or {}).get("budget_s") or 0.0
             took = f"{budget / 60:.1f} min" if budget >= 6 else f"{budget:.2g} s"

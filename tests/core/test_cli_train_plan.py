@@ -112,3 +112,15 @@ def test_popularity_s_test_rows_set_served_beside_served_and_plain_beside_the_ge
     lines = run_lines(run, 1.0)
     assert any(re.match(r"popularity test\s+0\.0500\s+0\.0400$", line) for line in lines)
     assert not any(line.startswith("popularity test (") for line in lines)
+
+
+def test_an_update_that_kept_its_starting_weights_says_so_in_one_readable_line():
+    """It read "no epoch of 1 run, stopped by time budget beat the weights it started from on validation"."""
+    from core.cli.run_commands import run_lines
+
+    run = {"run": 4, "model": "lstm", "status": "done", "device": "CPU", "gate": None, "error": None,
+           "training": {"best_epoch": 0, "epochs": [{}], "stopped_by": "time budget"}, "timing": None,
+           "protocol": None, "text_model": None, "valid": {}, "test": {}, "test_generator_only": {},
+           "test_intervals": {}, "test_users": None, "test_sampled_from": None, "beyond": {}, "popularity": {}}
+    assert ("no epoch beat the weights it started from on validation (1 run, stopped by time budget): it kept them"
+            in run_lines(run, 1.0))
