@@ -13,8 +13,7 @@ from typing import Optional
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
 from core.errors import NextPickError
@@ -28,6 +27,7 @@ from studio.widgets.charts import ChartWidget
 from studio.widgets.config_form import eval_mode_box
 from studio.widgets.run_table import (RunTable, measured, metric_title, read_runs, run_label, run_metrics,
                                       tested_nobody)
+from studio.widgets.segments_table import SegmentsTable
 from studio.widgets.tables import hint_label
 from studio.workers import Job
 
@@ -67,14 +67,6 @@ def significance_verdict(result: dict, label_a: str, label_b: str) -> str:
         return f"{better} is better than {worse}, and the difference is statistically significant. {figures}"
     return (f"No significant difference: {better} scores higher here, but the gap could be chance "
             f"(p ≥ {SIGNIFICANCE_LEVEL}). {figures}")
-
-
-def segment_users(runs: list, name: str) -> str:
-    """A history-length segment's test users, for its column header: "1,302 users", or "users vary"
-    where runs were tested on other users (an update tests its 200 held-out users: the header gave the
-    first run's count for every row); each cell's tooltip says its run's count."""
-    counts = {(run.metrics["segments"].get(name) or {}).get("users", 0) for run in runs}
-    return f"{counts.pop():,} users" if len(counts) == 1 else "users vary"
 
 
 class EvaluatePage(StudioPage):
@@ -164,15 +156,7 @@ class EvaluatePage(StudioPage):
         return box
 
     def _build_segments(self) -> QWidget:
-        self.segments = QTableWidget()
-        self.segments.setToolTip("The chosen metric per run for users with short and long histories: "
-                                 "sequence models should shine on long ones, popularity on cold ones")
-        self.segments.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.segments.verticalHeader().setDefaultSectionSize(22)
-        # Rows named "#2" (full names in the chart beside): the segments then share the pane, each at
-        # least as wide as its three-line title; at 1024 px run names as row titles left room for two.
-        self.segments.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.segments.horizontalHeader().setMinimumSectionSize(40)
+        self.segments = SegmentsTable()
         box = QGroupBox("By history length")
         layout = QVBoxLayout(box)
         layout.addWidget(self.segments)
@@ -294,35 +278,14 @@ class EvaluatePage(StudioPage):
         self.chart.setTitle(f"{metric_title(metric) if metric else ''} by run", size="10pt")
         if not runs and self.table.runs and all(map(tested_nobody, self.table.runs)):
             self.chart.clear_chart("No test user:\nnothing measured")
-            self._fill_segments(metric)
+            self.segments.show_runs(self.table.runs, metric)
             return
         self.chart.show_labelled_bars([run_label(run) for run in runs], [run_metrics(run)[metric] for run in runs],
                                       horizontal=True, value_format="{:.4f}",
                                       highlight=[bar for bar, row in enumerate(rows) if row in best],
                                       intervals=[(run.metrics or {}).get("intervals", {}).get(metric) for run in runs],
                                       names_on_bars=True)
-        self._fill_segments(metric)
-
-    def _fill_segments(self, metric: Optional[str]) -> None:
-        """One row per run, one column per history-length segment, cells = the chosen metric."""
-        runs = [run for run in self.table.runs if (run.metrics or {}).get("segments")]
-        names = list(runs[0].metrics["segments"]) if runs else []
-        self.segments.setRowCount(len(runs))
-        self.segments.setColumnCount(len(names))
-        self.segments.setHorizontalHeaderLabels([f"{name.replace(' (', chr(10) + '(')}\n{segment_users(runs, name)}"
-                                                 for name in names])
-        for row, run in enumerate(runs):  # "#2": the chart beside names the runs, the tooltip too
-            label = QTableWidgetItem(f"#{run.id}")
-            label.setToolTip(run_label(run))
-            self.segments.setVerticalHeaderItem(row, label)
-            for column, name in enumerate(names):
-                segment = run.metrics["segments"].get(name, {})
-                value = segment.get(metric) if segment.get("users", 0) else None  # no users: nothing measured
-                cell = QTableWidgetItem("—" if value is None else f"{value:.4f}")
-                cell.setToolTip("No test user falls in this segment" if value is None else
-                                f"Over the {segment.get('users', 0):,} test users of {run_label(run)} in this segment")
-                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.segments.setItem(row, column, cell)
+        self.segments.show_runs(self.table.runs, metric)
 
     # -- jobs -----------------------------------------------------------------------------
 
