@@ -73,7 +73,8 @@ def cmd_items(args, out: Output) -> dict:
     lines = [header] + [(f"{rank:>3}. {f.item:<12} {cell(f.title, 48)} {cell(', '.join(f.categories), 32)}"
                          + (f"  {f.similarity:.2f}" if hasattr(f, "similarity") else "")).rstrip()
                         for rank, f in enumerate(found, 1)]
-    out.lines(lines if found else [header, f"  {_nothing_found(engine, args.similar) if by_meaning else 'nothing found'}"])
+    nothing = _nothing_found(engine, args.similar) if by_meaning else "nothing found"
+    out.lines(lines if found else [header, f"  {nothing}"])
     return {"search": args.search, "similar": args.similar, "by_meaning": by_meaning,
             "text_model": engine.text_model.key() if by_meaning else None,
             "items": [dataclasses.asdict(f) for f in found]}

@@ -20,6 +20,6 @@ from core.importing.times import NO_TIME_NOTE, describe_time_unit
 __all__ = [
     "CsvImportError", "FileReport", "ImportOptions", "ImportReport", "LOW_VALUE_ACTIONS", "LowValues", "NO_TIME_NOTE",
     "RejectedRow", "SniffResult", "SqlQuery",
-    "describe_time_unit", "duplicates_text", "export_rejected", "import_files", "import_history", "preview_source", "read_rejected_rows",
-    "repeated_rows", "sniff",
+    "describe_time_unit", "duplicates_text", "export_rejected", "import_files", "import_history", "preview_source",
+    "read_rejected_rows", "repeated_rows", "sniff",
 ]

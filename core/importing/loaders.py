@@ -95,7 +95,8 @@ def _require_ids(checks: _Checks, table: pa.Table, column: str, what: str) -> pa
     """Trimmed ids; an empty one or one written as a missing value ("NA", "null") is refused: stored,
     every such row would be one made-up shopper or product holding all of them."""
     ids = column_text(table, column)
-    checks.fail(pc.fill_null(pc.equal(ids, ""), True).to_numpy(zero_copy_only=False), column, lambda _r: f"missing {what} id")
+    empty = pc.fill_null(pc.equal(ids, ""), True).to_numpy(zero_copy_only=False)
+    checks.fail(empty, column, lambda _r: f"missing {what} id")
     written = pc.is_in(pc.utf8_lower(ids), value_set=pa.array(MISSING_MARKERS)).to_numpy(zero_copy_only=False)
     checks.fail(written, column, lambda row: f"missing {what} id (written {ids[row].as_py()})")
     return ids

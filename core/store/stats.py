@@ -66,7 +66,7 @@ class DataQuality:
     low_values: int  # events whose value reads as a low rating (at most ``low_value_max``)
     low_value_max: Optional[float]  # 2 on a 5-star scale, 4 on a 10-point one; None: the values are not ratings
     users_without_events: int  # listed in a users file but with no event
-    short_users: int = 0  # users with events, but fewer than 3: too few for leave-one-out to test
+    short_users: int = 0  # users with events, but fewer than ``SHORT_USER_EVENTS``: leave-one-out cannot test them
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def workspace_stats(workspace: Workspace) -> WorkspaceStats:
             low_values=scan.low_values,
             low_value_max=scan.low_value_max,
             users_without_events=max(0, counts["users"] - len(per_user)),
-            short_users=int(np.count_nonzero(per_user < 3)),
+            short_users=int(np.count_nonzero(per_user < SHORT_USER_EVENTS)),
         ),
     )
 
@@ -150,6 +150,9 @@ def _same_time_share(events: int, user_times: int, users: int) -> float:
 LOW_RATING = {5.0: 2.0, 10.0: 4.0}  # top of a rating scale -> the highest rating that reads as dislike
 MANY_AT_ONE_TIME = 0.2  # a share of same-time consecutive events worth a note
 MANY_SHORT = 0.2  # a share of users too short to test worth a note
+# Events a user needs for leave-one-out to test them (``core.data.splits.MIN_EVAL_LENGTH``, which counts an
+# item's events in a row as one step; the overview counts events).
+SHORT_USER_EVENTS = 3
 
 
 def quality_notes(stats: "WorkspaceStats") -> list[str]:
@@ -172,9 +175,9 @@ def quality_notes(stats: "WorkspaceStats") -> list[str]:
     if stats.users_with_events and quality.short_users >= MANY_SHORT * stats.users_with_events:
         share = quality.short_users / stats.users_with_events
         notes.append(
-            f"{quality.short_users:,} users ({share:.0%}) have fewer than 3 events (a session log's one- and "
-            "two-click sessions): they train the models, but leave-one-out cannot test them, so the test "
-            "figures describe the others.")
+            f"{quality.short_users:,} users ({share:.0%}) have fewer than {SHORT_USER_EVENTS} events (a session "
+            "log's one- and two-click sessions): they train the models, but leave-one-out cannot test them, so "
+            "the test figures describe the others.")
     return notes
 
 

@@ -1,6 +1,6 @@
 """The import dialog's Reading row: how the files are read (encoding, delimiter, header, the order of
-dates written with slashes, the type of events that name none) and what a bad or repeated row does (skip and report, or stop; keep
-duplicates or skip them)."""
+dates written with slashes, the type of events that name none) and what a bad or repeated row does
+(skip and report, or stop; keep duplicates or skip them)."""
 
 from __future__ import annotations
 
