@@ -169,7 +169,7 @@ class SequenceEncoder(nn.Module):
         self.embeddings = ItemEmbeddings(config.n_items, config.n_categories, config.hidden, config.text_dim,
                                          config.text_id_dropout)
         self.input_drop = nn.Dropout(config.dropout)
-        if config.kind == "sasrec":
+        if self.attends:
             # Position embeddings count from the most recent event, so left padding never shifts them.
             self.positions = nn.Embedding(config.max_len, config.hidden)
             nn.init.normal_(self.positions.weight, std=EMBEDDING_INIT_STD)
