@@ -93,9 +93,7 @@ class TrainingMonitor(QSplitter):
         self.charts.show_history(epochs)
         self.charts.set_baseline(baseline)
         if epochs:
-            best = (run.metrics or {}).get("training", {}).get("best_epoch")
-            self.progress_text.setText(f"{run_label(run)}: {len(epochs)} epochs, best validation NDCG@10 at "
-                                       f"epoch {best}.")
+            self.progress_text.setText(epochs_text(run, len(epochs)))
         else:
             self.progress_text.setText(f"{run_label(run)}: a baseline, fitted in one pass (no epochs to plot).")
 
@@ -111,6 +109,17 @@ def finish_note(run: Any) -> str:
         return ""
     budget = (training.get("estimate") or {}).get("budget_s")
     return f", cut short by the {format_duration(budget)} time budget" if budget else ", cut short by the time budget"
+
+
+def epochs_text(run: Any, run_epochs: int) -> str:
+    """A stored run's epochs in one line. Best epoch 0 is an update that kept the weights it started from
+    (it read "1 epochs, best validation NDCG@10 at epoch 0"), said as `nextpick update` says it."""
+    best = (run.metrics or {}).get("training", {}).get("best_epoch")
+    epochs = f"{run_epochs} epoch{'' if run_epochs == 1 else 's'}"
+    if best == 0:
+        return (f"{run_label(run)}: no epoch beat the weights it started from on validation ({epochs} run): "
+                "it kept them.")
+    return f"{run_label(run)}: {epochs}, best validation NDCG@10 at epoch {best}."
 
 
 def popularity_warning(run: Any) -> str:

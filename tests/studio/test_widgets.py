@@ -330,3 +330,16 @@ def test_settings_read_as_a_person_writes_them():
     run = RunSummary(2, "gru", "done", 0.0, {"lr": 0.003 * 0.1, "dropout": 0.3, "hidden": 64, "epochs": 30}, {})
     assert "lr 0.0003 · dropout 0.3" in settings_summary(run) and "hidden 64" in settings_summary(run)
     assert "lr = 0.0003" in settings_tooltip(run).splitlines()
+
+
+def test_a_stored_run_s_epochs_read_in_one_line():
+    """An update that kept its starting weights read "#4 LSTM: 1 epochs, best validation NDCG@10 at epoch 0"."""
+    from core.runs import RunSummary
+    from studio.pages.train_monitor import epochs_text
+
+    def run(best):
+        return RunSummary(4, "lstm", "done", 0.0, {}, {"training": {"best_epoch": best}})
+
+    assert epochs_text(run(0), 1) == ("#4 LSTM: no epoch beat the weights it started from on validation (1 epoch run): "
+                                      "it kept them.")
+    assert epochs_text(run(7), 12) == "#4 LSTM: 12 epochs, best validation NDCG@10 at epoch 7."
