@@ -11,11 +11,12 @@ import time
 from typing import Any, Optional
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from core.progress import Progress
 from core.report_text import p_text
 from studio.widgets.run_table import format_duration, run_label
+from studio.widgets.tables import hint_label
 from studio.widgets.training_charts import TrainingCharts
 
 
@@ -30,8 +31,8 @@ class TrainingMonitor(QSplitter):
         self.progress_bar = QProgressBar()
         self.progress_bar.setToolTip("Progress of the current run over its planned epochs (those that fit the time "
                                      "budget; early stopping may end it sooner)")
-        self.progress_text = QLabel("No run in progress.")
-        self.progress_text.setProperty("role", "hint")
+        # Wrapped: a long line (why an update kept its weights) set the window wider than a 1024-pixel screen.
+        self.progress_text = hint_label("No run in progress.")
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setToolTip("What the training reported, newest at the bottom")
         self.log.setMaximumBlockCount(2000)
